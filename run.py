@@ -1,0 +1,26 @@
+"""Entry point: `python run.py [group=option ...] [key=value ...]`, `python run.py -m ...` for sweeps.
+
+Kept thin and free of torch imports so that `--help` and `--cfg job` answer at once.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from lenet_exp.resume import expand_resume
+from lenet_exp.schema import register_configs
+
+register_configs()
+
+
+@hydra.main(config_path="configs", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    from lenet_exp.tasks import run_task  # imports torch: only once a job really runs
+
+    return run_task(cfg)
+
+
+if __name__ == "__main__":
+    sys.argv = expand_resume(sys.argv)
+    main()

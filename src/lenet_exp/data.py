@@ -1,0 +1,151 @@
+"""MNIST / FashionMNIST as tensors resident on the training device.
+
+torchvision reads the IDX files; everything after that is batched tensor work done once: resize (or
+pad) to the model's input size and normalise with the statistics of the training images. Training
+then slices batches out of these tensors, with no DataLoader and no per-sample PIL transforms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from lenet_exp.errors import ConfigError, DataError
+
+DATASET_CLASSES = {
+    "mnist": torchvision.datasets.MNIST,
+    "fashion_mnist": torchvision.datasets.FashionMNIST,
+}
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+NATIVE_SIZE = 28
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # float32 [N, 1, S, S], normalised
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Data:
+    train: Split
+    val: Split
+    test: Split
+    mean: float
+    std: float
+
+
+def raw_folder(root: str | Path, name: str) -> Path:
+    return Path(root).expanduser().resolve() / DATASET_CLASSES[name].__name__ / "raw"
+
+
+def read_split(root: str | Path, name: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
+    root = Path(root).expanduser().resolve()
+    folder = raw_folder(root, name)
+    try:
+        # torchvision prints download attempts; keep them for the error message instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            dataset = DATASET_CLASSES[name](str(root), train=train, download=download)
+    except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
+        missing = str(error).startswith(("Dataset not found", "Error downloading"))
+        if missing:
+            how = "the download failed (no network?)" if download else "dataset.download=false"
+            raise DataError(
+                f"{name} is not in {folder} and {how}. That folder must hold the four IDX files "
+                f"{', '.join(RAW_FILES)}. Point dataset.root at the folder that holds "
+                f"{DATASET_CLASSES[name].__name__}/raw/, e.g. `python run.py dataset.root=../shared/data`, "
+                f"or set the environment variable LENET_EXP_DATA."
+            ) from error
+        prefix = "train" if train else "t10k"
+        raise DataError(
+            f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated "
+            f"({type(error).__name__}: {str(error) or 'bad header'}). Replace them with intact copies."
+        ) from error
+    images, labels = dataset.data, dataset.targets.long()
+    if len(images) != len(labels):
+        raise DataError(
+            f"{name} in {folder}: {len(images)} images but {len(labels)} labels in the "
+            f"{'train' if train else 't10k'} files. Replace them with intact copies."
+        )
+    if images.shape[1:] != (NATIVE_SIZE, NATIVE_SIZE):
+        raise DataError(f"{name} in {folder}: images are {tuple(images.shape[1:])}, expected 28x28.")
+    return images, labels
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise DataError(
+            f"Labels of {where} range over [{int(labels.min())}, {int(labels.max())}], outside the "
+            f"{num_classes} classes of dataset.num_classes={num_classes}. The label file is corrupted, "
+            f"or dataset.num_classes is wrong."
+        )
+
+
+def prepare_images(images: torch.Tensor, size: int, mode: str, mean: float, std: float) -> torch.Tensor:
+    """uint8 [N, H, W] -> normalised float32 [N, 1, size, size], the model's input.
+
+    The same function serves training, evaluation and prediction so preprocessing cannot drift.
+    """
+    x = images.unsqueeze(1).float().div_(255.0)
+    if x.shape[-1] != size:
+        if mode == "pad":
+            border = size - x.shape[-1]
+            x = F.pad(x, (border // 2, border - border // 2, border // 2, border - border // 2))
+        else:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+    return x.sub_(mean).div_(std)
+
+
+def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation images, the same for a given seed on any machine."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
+
+
+def check_sizes(n_train: int, val_size: int, batch_size: int) -> None:
+    if val_size >= n_train:
+        raise ConfigError("dataset.val_size", val_size, f"fewer than the {n_train} images of the train split")
+    if batch_size > n_train - val_size:
+        raise ConfigError(
+            "trainer.batch_size", batch_size,
+            f"at most the {n_train - val_size} training images left after the validation split",
+        )
+
+
+def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
+    """Read, split, preprocess and move a data set to ``device`` once for the whole run."""
+    train_images, train_labels = read_split(dcfg.root, dcfg.name, True, dcfg.download)
+    test_images, test_labels = read_split(dcfg.root, dcfg.name, False, dcfg.download)
+    check_sizes(len(train_labels), dcfg.val_size, batch_size)
+    check_labels(train_labels, dcfg.num_classes, f"{dcfg.name} train")
+    check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")
+
+    train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed)
+    mean, std = dcfg.mean, dcfg.std
+    if mean is None or std is None:  # statistics of the images we train on, never of val or test
+        pixels = train_images[train_idx].float().div_(255.0)
+        mean = float(pixels.mean()) if mean is None else mean
+        std = float(pixels.std()) if std is None else std
+
+    def to_split(images: torch.Tensor, labels: torch.Tensor) -> Split:
+        images = images.to(device, non_blocking=True)  # uint8 travels; floats are made on the device
+        x = prepare_images(images, dcfg.image_size, dcfg.resize_mode, mean, std)
+        return Split(x, labels.to(device, non_blocking=True))
+
+    return Data(
+        train=to_split(train_images[train_idx], train_labels[train_idx]),
+        val=to_split(train_images[val_idx], train_labels[val_idx]),
+        test=to_split(test_images, test_labels),
+        mean=mean,
+        std=std,
+    )

@@ -1,0 +1,48 @@
+"""Which device a job trains on, and how many CPU threads it may use."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from lenet_exp.errors import DeviceError
+
+
+@dataclass
+class JobSlot:
+    """Where a job sits among the jobs that run at the same time on this machine."""
+
+    number: int = 0  # Hydra's job number (0 for a single run)
+    parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_device(dcfg, slot: JobSlot) -> torch.device:
+    """``auto`` takes a GPU when there is one; ``cuda`` without one is an error, never a fallback."""
+    if dcfg.type == "cpu" or (dcfg.type == "auto" and not torch.cuda.is_available()):
+        device = torch.device("cpu")
+    elif not torch.cuda.is_available():
+        built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise DeviceError(
+            f"device=cuda was asked for, but no CUDA GPU is visible to torch {torch.__version__} ({built}). "
+            f"Use device=cpu or device=auto, or check the driver and CUDA_VISIBLE_DEVICES."
+        )
+    else:
+        # Parallel jobs on one machine each take a GPU in turn instead of all crowding GPU 0.
+        device = torch.device("cuda", slot.number % torch.cuda.device_count() if slot.parallel > 1 else 0)
+        torch.cuda.set_device(device)
+    # Parallel jobs share the cores instead of each starting a thread per core.
+    torch.set_num_threads(dcfg.threads or max(1, available_cores() // max(1, slot.parallel)))
+    return device
+
+
+def describe(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"

@@ -1,0 +1,24 @@
+"""Errors caused by the user's input: reported as one short message, without a traceback."""
+
+
+class UserError(Exception):
+    """Something the user can fix; the message says what was wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    def __init__(self, key: str, value: object, allowed: str, why: str = ""):
+        why = f" ({why})" if why else ""
+        super().__init__(f"Invalid config value {key}={value!r}{why}: expected {allowed}. "
+                         f"Fix it on the command line, e.g. `python run.py {key}=...`, or in configs/.")
+
+
+class DataError(UserError):
+    """Missing, unreadable or inconsistent data files."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, corrupted or written for another model."""
+
+
+class DeviceError(UserError):
+    """The requested device is not available."""

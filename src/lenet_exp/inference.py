@@ -1,0 +1,93 @@
+"""``task=eval`` and ``task=predict``: a trained checkpoint on a test split or on one image file.
+
+The checkpoint carries the model config and the preprocessing it was trained with (input size,
+resize or pad, normalisation statistics); both tasks reuse them so inputs match what it learned.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp import checkpoint as ckpt
+from lenet_exp.data import DATASET_CLASSES, NATIVE_SIZE, Split, check_labels, prepare_images, read_split
+from lenet_exp.device import JobSlot, describe, resolve_device
+from lenet_exp.engine import evaluate
+from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.model import build_model
+
+log = logging.getLogger(__name__)
+
+
+def load_trained_model(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    state = ckpt.load_checkpoint(path)
+    saved = OmegaConf.create(state["config"])
+    model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
+    ckpt.load_model_weights(model, state, path)
+    if state.get("ema"):  # an EMA run was selected and tested with its averaged weights
+        averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+        model.load_state_dict(averaged)
+    return model.to(device).eval(), state
+
+
+def dataset_for_eval(cfg: DictConfig, saved: dict, chose_dataset: bool) -> DictConfig:
+    """The data set the user named, or else the one the checkpoint was trained on."""
+    dataset = OmegaConf.create(saved["dataset"]) if not chose_dataset else cfg.dataset.copy()
+    dataset.root, dataset.download = cfg.dataset.root, cfg.dataset.download  # paths are this machine's
+    if dataset.num_classes != saved["dataset"]["num_classes"]:
+        raise CheckpointError(
+            f"{cfg.ckpt} predicts {saved['dataset']['num_classes']} classes but dataset={dataset.name} has "
+            f"{dataset.num_classes}. Evaluate it on a data set with the same classes.")
+    return dataset
+
+
+def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chose_dataset: bool) -> dict:
+    device = resolve_device(cfg.device, slot)
+    model, state = load_trained_model(cfg.ckpt, device)
+    dataset = dataset_for_eval(cfg, state["config"], chose_dataset)
+    images, labels = read_split(dataset.root, dataset.name, train=False, download=dataset.download)
+    check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
+    pre = state["preprocessing"]
+    split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
+                  labels.to(device))
+    result = evaluate(model, split, cfg.trainer.eval_batch_size)
+    metrics = {"task": "eval", "status": "completed", "ckpt": str(Path(cfg.ckpt).resolve()), "dataset": dataset.name,
+               "device": describe(device), "test": {"loss": result.loss, "acc": result.acc, "samples": len(split)}}
+    ckpt.save_json(run_dir / "metrics.json", metrics)
+    log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, len(split))
+    return metrics
+
+
+def read_image(path: str) -> torch.Tensor:
+    """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.transforms.v2.functional import resize
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"Image {file} does not exist. Pass image=<a PNG or JPEG file>.")
+    try:
+        image = decode_image(str(file), mode=ImageReadMode.GRAY)
+    except Exception as error:
+        raise UserError(f"{file} is not a readable PNG or JPEG image ({str(error).splitlines()[0]}).") from error
+    return resize(image, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
+
+
+def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot) -> dict:
+    device = resolve_device(cfg.device, slot)
+    model, state = load_trained_model(cfg.ckpt, device)
+    pre = state["preprocessing"]
+    x = prepare_images(read_image(cfg.image).to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+    with torch.inference_mode():
+        probabilities = model(x).softmax(1)[0]
+    label = int(probabilities.argmax())
+    name = DATASET_CLASSES[state["config"]["dataset"]["name"]].classes[label]
+    prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
+                  "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
+                  "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
+    ckpt.save_json(run_dir / "prediction.json", prediction)
+    print(f"{label} ({name}) with probability {prediction['probability']:.4f}")
+    return prediction

@@ -1,0 +1,179 @@
+"""Typed schema of the whole configuration, registered in Hydra's ConfigStore.
+
+Hydra merges every YAML file on top of these dataclasses, so an unknown key or a value of the wrong
+type fails at composition with Hydra's own message. Ranges and choices that a type cannot express
+are checked by :func:`validate` before any data is loaded.
+
+This module must not import torch: ``python run.py --help`` and ``--cfg job`` only need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from lenet_exp.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet5"
+    activation: str = "relu"  # relu | tanh
+    pooling: str = "max"  # max | avg
+    batch_norm: bool = True
+    conv_channels: List[int] = field(default_factory=lambda: [6, 16])
+    hidden: List[int] = field(default_factory=lambda: [120, 84])
+    dropout: float = 0.0
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "mnist"  # mnist | fashion_mnist
+    root: str = "data"
+    download: bool = True
+    num_classes: int = 10
+    val_size: int = 5000
+    split_seed: int = 0  # the val split stays the same across training seeds
+    image_size: int = 32
+    resize_mode: str = "resize"  # resize (bilinear, the tutorial's) | pad (LeCun's zero border)
+    # Statistics of the train split in [0, 1]; null computes them from the training images.
+    mean: Optional[float] = None
+    std: Optional[float] = None
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "none"  # none | cosine | step | onecycle
+    step_epochs: int = 10  # step: decay every this many epochs
+    gamma: float = 0.1  # step: decay factor
+    min_lr_ratio: float = 0.0  # cosine: final lr as a fraction of optimizer.lr
+    pct_start: float = 0.25  # onecycle: fraction of steps spent warming up
+
+
+@dataclass
+class AugmentConfig:
+    name: str = "none"  # none | affine | elastic
+    degrees: float = 0.0  # affine: max rotation
+    translate: float = 0.0  # affine: max shift as a fraction of the image side
+    scale: List[float] = field(default_factory=lambda: [1.0, 1.0])  # affine: zoom range
+    shear: float = 0.0  # affine: max shear in degrees
+    elastic_alpha: float = 0.0  # elastic: displacement strength in pixels
+    elastic_sigma: float = 4.0  # elastic: smoothness of the displacement field in pixels
+
+
+@dataclass
+class DeviceConfig:
+    type: str = "auto"  # auto | cpu | cuda
+    threads: Optional[int] = None  # CPU threads; null: cores divided among parallel jobs
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    label_smoothing: float = 0.0
+    ema_decay: Optional[float] = None  # e.g. 0.999: evaluate an exponential moving average of weights
+    deterministic: bool = False
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA only)
+    progress: bool = True  # a progress bar per epoch on the console
+    log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
+    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs (and at the end)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    task: str = "train"  # train | eval | predict
+    ckpt: Optional[str] = None  # eval / predict: the checkpoint file to load
+    image: Optional[str] = None  # predict: a PNG or JPEG image
+
+
+def register_configs() -> None:
+    """Store the schema so that configs/config.yaml can list it first in its defaults."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="lenet_exp_schema", node=Config)
+
+
+CHOICES = {
+    "model.activation": ("relu", "tanh"),
+    "model.pooling": ("max", "avg"),
+    "dataset.name": ("mnist", "fashion_mnist"),
+    "dataset.resize_mode": ("resize", "pad"),
+    "optimizer.name": ("adam", "adamw", "sgd"),
+    "scheduler.name": ("none", "cosine", "step", "onecycle"),
+    "augment.name": ("none", "affine", "elastic"),
+    "device.type": ("auto", "cpu", "cuda"),
+    "trainer.precision": ("fp32", "bf16"),
+    "task": ("train", "eval", "predict"),
+}
+
+# key -> (predicate, what is allowed)
+RANGES = {
+    "optimizer.lr": (lambda v: v > 0, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "optimizer.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
+    "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
+    "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
+    "dataset.image_size": (lambda v: v >= 28, "an integer >= 28 (the images are 28x28)"),
+    "dataset.std": (lambda v: v is None or v > 0, "null or a number > 0"),
+    "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.conv_channels": (lambda v: len(v) == 2 and min(v) >= 1, "two positive integers"),
+    "model.hidden": (lambda v: len(v) >= 1 and min(v) >= 1, "one or more positive integers"),
+    "scheduler.step_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "scheduler.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "scheduler.min_lr_ratio": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "scheduler.pct_start": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "augment.scale": (lambda v: len(v) == 2 and 0 < v[0] <= v[1], "[min, max] with 0 < min <= max"),
+    "augment.degrees": (lambda v: v >= 0, "a number >= 0"),
+    "augment.translate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "augment.shear": (lambda v: v >= 0, "a number >= 0"),
+    "augment.elastic_alpha": (lambda v: v >= 0, "a number >= 0"),
+    "augment.elastic_sigma": (lambda v: v > 0, "a number > 0"),
+    "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+}
+
+
+def validate(cfg: Any) -> None:
+    """Check the ranges and choices that the schema's types cannot, before any data is loaded."""
+    from omegaconf import OmegaConf
+
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ConfigError(key, value, "one of " + ", ".join(allowed))
+    for key, (ok, allowed) in RANGES.items():
+        value = OmegaConf.select(cfg, key)
+        if not ok(value):
+            raise ConfigError(key, value, allowed)
+    if cfg.task in ("eval", "predict") and not cfg.ckpt:
+        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
+    if cfg.task == "predict" and not cfg.image:
+        raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
+

@@ -1,0 +1,96 @@
+"""The Hydra task function's body: validate, dispatch to train / eval / predict, report errors.
+
+A single run that fails prints one short message and exits non-zero (the full traceback with
+HYDRA_FULL_ERROR=1). In a multirun a failing job is recorded in its metrics.json and the sweep goes
+on; the sweep summary callback exits non-zero at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp.checkpoint import read_json, save_json
+from lenet_exp.errors import UserError
+from lenet_exp.schema import validate
+
+log = logging.getLogger("lenet_exp")
+EXIT_ERROR = 1
+EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
+
+
+def job_slot(hydra_cfg):
+    from lenet_exp.device import JobSlot
+
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return JobSlot()
+    parallel = 1
+    if "joblib" in hydra_cfg.launcher.get("_target_", ""):
+        n_jobs = hydra_cfg.launcher.get("n_jobs", 1)
+        parallel = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
+    return JobSlot(number=hydra_cfg.job.num, parallel=parallel)
+
+
+def chose_dataset(hydra_cfg) -> bool:
+    return any(o.split("=")[0].lstrip("+~") in ("dataset", "dataset.name") for o in hydra_cfg.overrides.task)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
+    """List a failed job in the sweep summary without overwriting what an earlier run wrote there."""
+    path = run_dir / "metrics.json"
+    metrics = read_json(path)
+    if metrics is None:
+        metrics = {"task": cfg.task, "config": OmegaConf.to_container(cfg, resolve=False)}
+    elif metrics.get("status") != "running":  # completed or interrupted earlier: keep it as it is
+        return
+    metrics.update(status="failed", message=message)
+    save_json(path, metrics)
+
+
+def run_task(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        validate(cfg)
+        slot = job_slot(hydra_cfg)
+        if cfg.task == "eval":
+            from lenet_exp.inference import run_eval
+            return run_eval(cfg, run_dir, slot, chose_dataset(hydra_cfg))["test"]["acc"]
+        if cfg.task == "predict":
+            from lenet_exp.inference import run_predict
+            return run_predict(cfg, run_dir, slot)["probability"]
+
+        from lenet_exp.train import Run
+        outcome = Run(cfg, run_dir, slot).train()
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        expected = isinstance(error, UserError)
+        message = str(error) if expected else one_line(error)
+        log.error("%s", message, exc_info=not expected)
+        record_failure(run_dir, cfg, message)
+        if multirun:
+            return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
+        sys.exit(EXIT_ERROR)
+
+    if outcome.status == "interrupted":
+        log.warning("%s", outcome.message)
+        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))  # a sweep stops too: the user asked for it
+    if outcome.status == "diverged":
+        log.error("%s", outcome.message)
+        if not multirun:
+            sys.exit(EXIT_ERROR)
+        return float("nan")
+    return outcome.val_acc
