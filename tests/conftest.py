@@ -32,12 +32,16 @@ def fast(tiny_root) -> list[str]:
             "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None, **kwargs):
-    """`python run.py ARGS` in ``cwd`` (so outputs/ lands there); returns the CompletedProcess."""
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None, script: Path | None = RUN_PY,
+            **kwargs):
+    """`python run.py ARGS` in ``cwd`` (so outputs/ lands there); returns the CompletedProcess.
+
+    ``script=None`` passes ARGS to the interpreter as they are (for interpreter flags)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     full_env.pop("LENET_EXP_DATA", None)
-    return subprocess.run([sys.executable, str(RUN_PY), *args], cwd=cwd, env=full_env, capture_output=True,
+    command = [sys.executable, *([str(script)] if script else []), *args]
+    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
 
 

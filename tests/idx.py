@@ -26,7 +26,7 @@ def learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     """28x28 images whose class is a bright 6x6 block at one of 10 places, plus noise."""
     images = rng.integers(0, 60, size=(len(labels), 28, 28))
     for i, label in enumerate(labels):
-        row, col = 3 + 8 * (label // 4), 3 + 8 * (label % 4)
+        row, col = 2 + 9 * (label // 4), 2 + 6 * (label % 4)
         images[i, row:row + 6, col:col + 6] = rng.integers(180, 256, size=(6, 6))
     return images
 

@@ -17,6 +17,7 @@ from lenet_exp.data import DATASET_CLASSES, NATIVE_SIZE, Split, check_labels, pr
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.files import save_json
 from lenet_exp.model import build_model
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chose_dataset: bool)
     result = evaluate(model, split, cfg.trainer.eval_batch_size)
     metrics = {"task": "eval", "status": "completed", "ckpt": str(Path(cfg.ckpt).resolve()), "dataset": dataset.name,
                "device": describe(device), "test": {"loss": result.loss, "acc": result.acc, "samples": len(split)}}
-    ckpt.save_json(run_dir / "metrics.json", metrics)
+    save_json(run_dir / "metrics.json", metrics)
     log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, len(split))
     return metrics
 
@@ -88,6 +89,6 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot) -> dict:
     prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
                   "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
-    ckpt.save_json(run_dir / "prediction.json", prediction)
+    save_json(run_dir / "prediction.json", prediction)
     print(f"{label} ({name}) with probability {prediction['probability']:.4f}")
     return prediction

@@ -160,10 +160,29 @@ RANGES = {
 }
 
 
+def unknown_keys(cfg: Any, schema: Any, prefix: str = "") -> list[str]:
+    """Keys of ``cfg`` that the schema lacks (Hydra lets ``+key=value`` add them)."""
+    from omegaconf import DictConfig
+
+    found = []
+    for key in cfg:
+        if key not in schema:
+            found.append(f"{prefix}{key}")
+        elif isinstance(cfg[key], DictConfig) and isinstance(schema[key], DictConfig):
+            found += unknown_keys(cfg[key], schema[key], f"{prefix}{key}.")
+    return found
+
+
 def validate(cfg: Any) -> None:
     """Check the ranges and choices that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf
 
+    extra = unknown_keys(cfg, OmegaConf.structured(Config))
+    if extra:
+        section = extra[0].rpartition(".")[0]
+        known = OmegaConf.select(OmegaConf.structured(Config), section) if section else OmegaConf.structured(Config)
+        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), "one of the schema's keys: " + ", ".join(known),
+                          why="unknown key")
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
         if value not in allowed:

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.checkpoint import read_json, save_json
+from lenet_exp.files import read_json, save_json
 from lenet_exp.errors import UserError
 from lenet_exp.schema import validate
 

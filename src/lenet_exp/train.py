@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet_exp import checkpoint as ckpt
+from lenet_exp.files import read_json, save_json
 from lenet_exp.augment import build_augment
 from lenet_exp.data import load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
@@ -94,7 +95,7 @@ class Run:
     # ----------------------------------------------------------------------------------------- setup
     def previous_outcome(self) -> Optional[Outcome]:
         """A completed run in this directory is not trained again."""
-        previous = ckpt.read_json(self.metrics_path)
+        previous = read_json(self.metrics_path)
         if previous and previous.get("status") == "completed" and previous.get("task") == "train":
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
@@ -250,7 +251,7 @@ class Run:
         best = next((row for row in history if row["epoch"] == state.best_epoch), {})
         epoch_seconds = [row["time/epoch_s"] for row in history]
         steady = epoch_seconds[1:] or epoch_seconds  # the first epoch pays for warm-up
-        ckpt.save_json(self.metrics_path, {
+        save_json(self.metrics_path, {
             "task": "train",
             "status": status,
             "message": message,

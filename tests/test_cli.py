@@ -1,0 +1,65 @@
+"""The real `python run.py` command line: one run = one directory with every artifact."""
+
+from __future__ import annotations
+
+import torch
+
+from conftest import RUN_PY, only_run_dir, run_cli
+from lenet_exp.files import read_json
+from tensorboard_events import declared_metrics, load_events, logged_hparams, scalar_values
+
+EPOCH_TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "time/epoch_s", "time/samples_per_s"}
+
+
+def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
+    result = run_cli(fast + ["trainer.epochs=2"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    assert {p.name for p in run_dir.iterdir()} >= {".hydra", "checkpoints", "metrics.json", "run.log"}
+
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["epochs_done"] == 2
+    assert 0.5 < metrics["test"]["acc"] <= 1.0 and metrics["test"]["loss"] > 0  # the tiny data is learnable
+    assert metrics["val"]["acc"] == max(row["val/acc"] for row in metrics["history"])
+    assert metrics["best_epoch"] in (1, 2) and metrics["seed"] == 0
+    assert metrics["samples_per_s"] > 0 and len(metrics["history"]) == 2
+    assert set(metrics["versions"]) == {"python", "torch", "torchvision", "hydra", "omegaconf"}
+    assert metrics["device"].startswith("CPU")
+
+    for name in ("last", "best"):
+        state = torch.load(run_dir / "checkpoints" / f"{name}.pt", weights_only=True)
+        assert {"model", "optimizer", "run_state", "config", "rng"} <= set(state)
+        assert state["config"]["optimizer"]["lr"] == 1e-3
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["run_state"]["epoch"] == 2
+    assert not list(run_dir.glob("checkpoints/*.tmp"))
+
+    events = load_events(run_dir)
+    assert EPOCH_TAGS | {"test/loss", "test/acc"} <= set(events.Tags()["scalars"])
+    assert sorted(scalar_values(events, "val/acc")) == [1, 2]
+    assert scalar_values(events, "test/acc")[metrics["best_epoch"]] == metrics["test"]["acc"]
+    images = set(events.Tags()["images"])
+    assert "test/confusion_matrix" in images
+    assert ("test/misclassified" in images) == (metrics["test"]["acc"] < 1)  # drawn whenever there are any
+    hparams = logged_hparams(events)
+    assert hparams["optimizer.lr"] == 1e-3 and hparams["model.name"] == "lenet5" and hparams["trainer.batch_size"] == 64
+    assert {"val/acc", "test/acc", "val/loss", "test/loss"} <= declared_metrics(events)
+    assert [p.name for p in run_dir.iterdir() if p.is_dir()].count(".hydra") == 1  # no timestamped hparams sub-run
+    assert "epoch 2/2" in (run_dir / "run.log").read_text()
+
+
+def test_overrides_work_as_they_read(fast, tmp_path):
+    result = run_cli(fast + ["optimizer.lr=0.01", "dataset=fashion_mnist", "model=lenet5_classic", "device=cpu",
+                             "trainer.epochs=1", f"dataset.root={fast[0].split('=', 1)[1]}", "dataset.val_size=100"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = read_json(only_run_dir(tmp_path) / "metrics.json")["config"]
+    assert (config["optimizer"]["lr"], config["dataset"]["name"], config["model"]["name"]) == (0.01, "fashion_mnist", "lenet5_classic")
+    assert config["model"]["activation"] == "tanh" and config["model"]["batch_norm"] is False
+
+
+def test_show_config_without_importing_torch(tmp_path):
+    result = run_cli(["-X", "importtime", str(RUN_PY), "--cfg", "job", "optimizer=sgd"], cwd=tmp_path, script=None)
+    assert result.returncode == 0 and "name: sgd" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "hydra" in imported and "torch" not in imported
+    assert not (tmp_path / "outputs").exists()  # showing the config writes nothing

@@ -1,0 +1,94 @@
+"""Every option of every config group composes against the schema; bad values are refused early."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from lenet_exp.errors import ConfigError
+from lenet_exp.model import build_model
+from lenet_exp.schema import register_configs, validate
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+GROUPS = ["model", "dataset", "optimizer", "scheduler", "augment", "device"]
+
+register_configs()
+
+
+def compose_with(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def test_default_recipe_is_the_tutorials():
+    cfg = compose_with()
+    assert (cfg.model.name, cfg.model.activation, cfg.model.pooling, cfg.model.batch_norm) == ("lenet5", "relu", "max", True)
+    assert (cfg.dataset.name, cfg.dataset.image_size, cfg.dataset.val_size) == ("mnist", 32, 5000)
+    assert (cfg.dataset.mean, cfg.dataset.std) == (0.1307, 0.3081)  # train statistics, for val and test too
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.trainer.batch_size, cfg.trainer.epochs) == ("adam", 1e-3, 64, 10)
+    assert (cfg.scheduler.name, cfg.augment.name, cfg.trainer.label_smoothing, cfg.trainer.ema_decay) == ("none", "none", 0.0, None)
+    assert cfg.seed == 0
+    validate(cfg)
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes_and_validates(group, option):
+    cfg = compose_with(f"{group}={option}")
+    validate(cfg)
+    assert cfg[group].name == option if "name" in cfg[group] else cfg[group].type == option
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_each_group_has_options():
+    assert {g: len(options(g)) for g in GROUPS} == {
+        "model": 2, "dataset": 2, "optimizer": 3, "scheduler": 4, "augment": 3, "device": 3}
+
+
+def test_data_root_reads_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LENET_EXP_DATA", str(tmp_path))
+    assert compose_with().dataset.root == str(tmp_path)
+    monkeypatch.delenv("LENET_EXP_DATA")
+    assert compose_with().dataset.root == "data"
+
+
+def test_unknown_key_fails_at_composition():
+    with pytest.raises(ConfigCompositionException):
+        compose_with("trainer.epochz=3")
+
+
+def test_added_key_fails_validation():
+    with pytest.raises(ConfigError, match="model.depth"):  # `+key=` slips past Hydra's struct check
+        validate(compose_with("+model.depth=3"))
+
+
+@pytest.mark.parametrize("override", ["trainer.epochs=three", "optimizer.lr=fast", "model.batch_norm=maybe"])
+def test_wrong_type_fails_at_composition(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_with(override)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("optimizer.lr=0", "optimizer.lr"),
+    ("optimizer.lr=-1e-3", "optimizer.lr"),
+    ("trainer.batch_size=0", "trainer.batch_size"),
+    ("trainer.epochs=0", "trainer.epochs"),
+    ("model.activation=gelu", "model.activation"),
+    ("dataset.val_size=0", "dataset.val_size"),
+    ("trainer.label_smoothing=1.5", "trainer.label_smoothing"),
+    ("task=eval", "ckpt"),
+])
+def test_out_of_range_values_name_the_key_value_and_allowed(override, key):
+    with pytest.raises(ConfigError) as caught:
+        validate(compose_with(override))
+    message = str(caught.value)
+    assert key in message and "expected" in message

@@ -1,0 +1,117 @@
+"""Loading through torchvision's real IDX reader, preprocessing once, and clear data errors."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from idx import write_dataset
+from lenet_exp.data import RAW_FILES, load_data, prepare_images, read_split, split_train_val
+from lenet_exp.errors import ConfigError, DataError
+
+
+def dataset_cfg(root, **changes):
+    cfg = dict(name="mnist", root=str(root), download=False, num_classes=10, val_size=100, split_seed=0,
+               image_size=32, resize_mode="resize", mean=0.1307, std=0.3081)
+    return OmegaConf.create({**cfg, **changes})
+
+
+def test_splits_are_resident_preprocessed_tensors(tiny_root):
+    data = load_data(dataset_cfg(tiny_root), batch_size=64, device=torch.device("cpu"))
+    assert (len(data.train), len(data.val), len(data.test)) == (500, 100, 200)
+    for split in (data.train, data.val, data.test):
+        assert split.images.shape[1:] == (1, 32, 32) and split.images.dtype == torch.float32
+        assert split.labels.dtype == torch.int64
+    # val and test are normalised with the configured train statistics, not their own
+    raw_test, _ = read_split(tiny_root, "mnist", train=False, download=False)
+    expected = prepare_images(raw_test, 32, "resize", 0.1307, 0.3081)
+    assert torch.equal(data.test.images, expected)
+    assert abs(float(data.test.images.mean())) > 0.05  # the tiny test set has its own, different statistics
+
+
+def test_validation_split_is_seeded_disjoint_and_independent_of_training_seed():
+    train_a, val_a = split_train_val(600, 100, seed=0)
+    train_b, val_b = split_train_val(600, 100, seed=0)
+    assert torch.equal(val_a, val_b) and torch.equal(train_a, train_b)
+    assert len(set(train_a.tolist()) & set(val_a.tolist())) == 0
+    assert len(train_a) + len(val_a) == 600
+    assert not torch.equal(split_train_val(600, 100, seed=1)[1], val_a)
+
+
+def test_statistics_are_computed_from_training_images_when_not_given(tiny_root):
+    data = load_data(dataset_cfg(tiny_root, mean=None, std=None), batch_size=64, device=torch.device("cpu"))
+    raw, _ = read_split(tiny_root, "mnist", train=True, download=False)
+    train_idx, _ = split_train_val(len(raw), 100, 0)
+    pixels = raw[train_idx].float() / 255
+    assert data.mean == pytest.approx(float(pixels.mean()))
+    assert data.std == pytest.approx(float(pixels.std()))
+
+
+def test_pad_mode_adds_a_black_border_and_resize_interpolates():
+    images = torch.full((1, 28, 28), 255, dtype=torch.uint8)
+    padded = prepare_images(images, 32, "pad", mean=0.0, std=1.0)
+    assert padded.shape == (1, 1, 32, 32)
+    assert float(padded[0, 0, :2].abs().max()) == 0.0 and float(padded[0, 0, 2:30, 2:30].min()) == 1.0
+    resized = prepare_images(images, 32, "resize", mean=0.5, std=0.5)
+    assert torch.allclose(resized, torch.ones_like(resized))
+
+
+def test_fashion_mnist_reads_its_own_folder(tiny_root):
+    data = load_data(dataset_cfg(tiny_root, name="fashion_mnist"), batch_size=64, device=torch.device("cpu"))
+    mnist = load_data(dataset_cfg(tiny_root), batch_size=64, device=torch.device("cpu"))
+    assert not torch.equal(data.test.images, mnist.test.images)
+
+
+def test_missing_data_names_the_folder_and_the_four_files(tmp_path):
+    with pytest.raises(DataError) as caught:
+        read_split(tmp_path, "mnist", train=True, download=False)
+    message = str(caught.value)
+    assert str(tmp_path / "MNIST" / "raw") in message
+    assert all(name in message for name in RAW_FILES)
+
+
+def corrupt_copy(tiny_root, tmp_path, damage):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root / "MNIST", root / "MNIST")
+    damage(root / "MNIST" / "raw")
+    return root
+
+
+def truncate(raw):
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def wrong_magic(raw):
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">I", 0x12345678) + path.read_bytes()[4:])
+
+
+def wrong_count(raw):
+    path = raw / "train-labels-idx1-ubyte"
+    data = path.read_bytes()
+    path.write_bytes(data[:4] + struct.pack(">I", 599) + data[8:-1])
+
+
+@pytest.mark.parametrize("damage", [truncate, wrong_magic, wrong_count])
+def test_corrupted_idx_files_are_reported_as_such(tiny_root, tmp_path, damage):
+    root = corrupt_copy(tiny_root, tmp_path, damage)
+    with pytest.raises(DataError, match="corrupted|truncated|images but"):
+        load_data(dataset_cfg(root), batch_size=64, device=torch.device("cpu"))
+
+
+def test_labels_outside_the_classes_are_refused(tmp_path):
+    write_dataset(tmp_path, "MNIST")
+    with pytest.raises(DataError, match=r"range over \[0, 9\].*num_classes=5"):
+        load_data(dataset_cfg(tmp_path, num_classes=5), batch_size=64, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("changes,batch,key", [({"val_size": 600}, 64, "dataset.val_size"),
+                                               ({}, 501, "trainer.batch_size")])
+def test_sizes_that_do_not_fit_the_data_are_refused(tiny_root, changes, batch, key):
+    with pytest.raises(ConfigError, match=key):
+        load_data(dataset_cfg(tiny_root, **changes), batch_size=batch, device=torch.device("cpu"))

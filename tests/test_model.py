@@ -1,0 +1,42 @@
+"""LeNet-5's two variants have the layers the tutorial and LeCun et al. describe."""
+
+import torch
+from torch import nn
+
+from lenet_exp.model import LeNet5
+
+
+def layer_types(module):
+    return [type(m) for m in module.modules() if not isinstance(m, (nn.Sequential, LeNet5))]
+
+
+def test_tutorial_variant_layers_and_shapes():
+    model = LeNet5()
+    assert layer_types(model) == [
+        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d,
+        nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 6, (5, 5)), (6, 16, (5, 5))]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linears] == [(400, 120), (120, 84), (84, 10)]
+    assert model(torch.randn(3, 1, 32, 32)).shape == (3, 10)
+
+
+def test_classic_variant_uses_tanh_and_average_pooling_without_batchnorm():
+    model = LeNet5(activation="tanh", pooling="avg", batch_norm=False)
+    types = layer_types(model)
+    assert nn.BatchNorm2d not in types and nn.ReLU not in types and nn.MaxPool2d not in types
+    assert types.count(nn.Tanh) == 4 and types.count(nn.AvgPool2d) == 2
+    assert all(c.bias is not None for c in model.modules() if isinstance(c, nn.Conv2d))
+
+
+def test_eval_mode_uses_running_statistics():
+    torch.manual_seed(0)
+    model = LeNet5()
+    x = torch.randn(8, 1, 32, 32)
+    model.train()
+    model(x * 3 + 1)  # moves BatchNorm's running statistics
+    model.eval()
+    single = model(x[:1])
+    batch = model(x)[:1]
+    assert torch.allclose(single, batch, atol=1e-5)  # no dependence on the batch in eval mode
