@@ -37,9 +37,8 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     """`python run.py ARGS` in ``cwd`` (so outputs/ lands there); returns the CompletedProcess.
 
     ``script=None`` passes ARGS to the interpreter as they are (for interpreter flags)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("HYDRA_FULL_ERROR", None)
-    full_env.pop("LENET_EXP_DATA", None)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LENET_EXP_DATA")}
+    full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, *([str(script)] if script else []), *args]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)

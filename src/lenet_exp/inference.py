@@ -23,20 +23,22 @@ from lenet_exp.model import build_model
 log = logging.getLogger(__name__)
 
 
-def load_trained_model(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    state = ckpt.load_checkpoint(path)
+def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The checkpoint's model, or the one the command line named (which must then fit the weights)."""
+    state = ckpt.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
-    model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
-    ckpt.load_model_weights(model, state, path)
+    model_cfg = cfg.model if "model" in chosen else saved.model
+    model = build_model(model_cfg, saved.dataset.num_classes, saved.dataset.image_size)
+    ckpt.load_model_weights(model, state, cfg.ckpt)
     if state.get("ema"):  # an EMA run was selected and tested with its averaged weights
         averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         model.load_state_dict(averaged)
     return model.to(device).eval(), state
 
 
-def dataset_for_eval(cfg: DictConfig, saved: dict, chose_dataset: bool) -> DictConfig:
-    """The data set the user named, or else the one the checkpoint was trained on."""
-    dataset = OmegaConf.create(saved["dataset"]) if not chose_dataset else cfg.dataset.copy()
+def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
+    """The data set the command line named, or else the one the checkpoint was trained on."""
+    dataset = cfg.dataset.copy() if "dataset" in chosen else OmegaConf.create(saved["dataset"])
     dataset.root, dataset.download = cfg.dataset.root, cfg.dataset.download  # paths are this machine's
     if dataset.num_classes != saved["dataset"]["num_classes"]:
         raise CheckpointError(
@@ -45,10 +47,10 @@ def dataset_for_eval(cfg: DictConfig, saved: dict, chose_dataset: bool) -> DictC
     return dataset
 
 
-def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chose_dataset: bool) -> dict:
+def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
-    model, state = load_trained_model(cfg.ckpt, device)
-    dataset = dataset_for_eval(cfg, state["config"], chose_dataset)
+    model, state = load_trained_model(cfg, chosen, device)
+    dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset.root, dataset.name, train=False, download=dataset.download)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
     pre = state["preprocessing"]
@@ -64,22 +66,23 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chose_dataset: bool)
 
 def read_image(path: str) -> torch.Tensor:
     """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import resize
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"Image {file} does not exist. Pass image=<a PNG or JPEG file>.")
     try:
-        image = decode_image(str(file), mode=ImageReadMode.GRAY)
-    except Exception as error:
-        raise UserError(f"{file} is not a readable PNG or JPEG image ({str(error).splitlines()[0]}).") from error
-    return resize(image, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
+        with Image.open(file) as image:
+            gray = pil_to_tensor(image.convert("L"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"{file} is not a readable PNG or JPEG image ({error}).") from error
+    return resize(gray, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
 
 
-def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot) -> dict:
+def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
-    model, state = load_trained_model(cfg.ckpt, device)
+    model, state = load_trained_model(cfg, chosen, device)
     pre = state["preprocessing"]
     x = prepare_images(read_image(cfg.image).to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     with torch.inference_mode():

@@ -10,7 +10,7 @@ This module must not import torch: ``python run.py --help`` and ``--cfg job`` on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List, Mapping, Optional
 
 from lenet_exp.errors import ConfigError
 
@@ -158,6 +158,35 @@ RANGES = {
     "augment.elastic_sigma": (lambda v: v > 0, "a number > 0"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
 }
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
+    """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes."""
+    flat: dict[str, int | float | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:  # None, lists
+            flat[name] = str(value)
+    return flat
+
+
+# Keys that may differ when a run is continued: where the data lives, which device, what is shown.
+RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
+                     "trainer.eval_batch_size", "trainer.checkpoint_every")
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each setting that differs and would change the run's results."""
+    saved_flat, current_flat = flatten(saved), flatten(current)
+    return [
+        f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
+        for key in sorted(set(saved_flat) | set(current_flat))
+        if saved_flat.get(key) != current_flat.get(key) and not key.startswith(RESUMABLE_CHANGES)
+    ]
 
 
 def unknown_keys(cfg: Any, schema: Any, prefix: str = "") -> list[str]:

@@ -37,8 +37,9 @@ def job_slot(hydra_cfg):
     return JobSlot(number=hydra_cfg.job.num, parallel=parallel)
 
 
-def chose_dataset(hydra_cfg) -> bool:
-    return any(o.split("=")[0].lstrip("+~") in ("dataset", "dataset.name") for o in hydra_cfg.overrides.task)
+def named_on_command_line(hydra_cfg) -> set[str]:
+    """Top-level config keys the command line set, e.g. {"dataset", "ckpt"} for `dataset=... ckpt=...`."""
+    return {o.split("=")[0].lstrip("+~").split(".")[0] for o in hydra_cfg.overrides.task}
 
 
 def one_line(error: BaseException) -> str:
@@ -67,10 +68,10 @@ def run_task(cfg: DictConfig) -> float:
         slot = job_slot(hydra_cfg)
         if cfg.task == "eval":
             from lenet_exp.inference import run_eval
-            return run_eval(cfg, run_dir, slot, chose_dataset(hydra_cfg))["test"]["acc"]
+            return run_eval(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["test"]["acc"]
         if cfg.task == "predict":
             from lenet_exp.inference import run_predict
-            return run_predict(cfg, run_dir, slot)["probability"]
+            return run_predict(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["probability"]
 
         from lenet_exp.train import Run
         outcome = Run(cfg, run_dir, slot).train()
@@ -79,7 +80,7 @@ def run_task(cfg: DictConfig) -> float:
             raise
         expected = isinstance(error, UserError)
         message = str(error) if expected else one_line(error)
-        log.error("%s", message, exc_info=not expected)
+        log.error("Error: %s", message, exc_info=not expected)
         record_failure(run_dir, cfg, message)
         if multirun:
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
@@ -89,7 +90,7 @@ def run_task(cfg: DictConfig) -> float:
         log.warning("%s", outcome.message)
         sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))  # a sweep stops too: the user asked for it
     if outcome.status == "diverged":
-        log.error("%s", outcome.message)
+        log.error("Error: %s", outcome.message)
         if not multirun:
             sys.exit(EXIT_ERROR)
         return float("nan")

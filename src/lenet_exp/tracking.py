@@ -16,20 +16,6 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 METRIC_TAGS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc", "train/loss")
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes."""
-    flat: dict[str, int | float | str | bool] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-        else:  # None, lists
-            flat[name] = str(value)
-    return flat
-
-
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
         # purge_step drops events an interrupted run logged after its last checkpoint.

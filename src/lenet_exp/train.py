@@ -31,13 +31,10 @@ from lenet_exp.errors import UserError
 from lenet_exp.model import build_model
 from lenet_exp.optim import build_optimizer, build_scheduler
 from lenet_exp.signals import StopSignals
-from lenet_exp.tracking import TensorBoardLog, flatten
+from lenet_exp.schema import config_differences, flatten
+from lenet_exp.tracking import TensorBoardLog
 
 log = logging.getLogger(__name__)
-
-# Keys that may differ when a run is resumed: where the data lives, how it is shown, which device.
-RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images")
-
 
 @dataclass
 class Outcome:
@@ -62,15 +59,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=False)
         torch.backends.cudnn.benchmark = False
-
-
-def config_differences(saved: dict, current: dict) -> list[str]:
-    saved_flat, current_flat = flatten(saved), flatten(current)
-    return [
-        f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
-        for key in sorted(set(saved_flat) | set(current_flat))
-        if saved_flat.get(key) != current_flat.get(key) and not key.startswith(RESUMABLE_CHANGES)
-    ]
 
 
 def versions() -> dict[str, str]:

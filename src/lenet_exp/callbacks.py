@@ -1,0 +1,53 @@
+"""Hydra callbacks that run before any job writes: guard the output directory.
+
+Hydra rewrites ``.hydra/`` of the output directory before the task starts, so a directory that holds
+another run must be refused here, or the record of how that run was made would be lost.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp.schema import config_differences
+
+
+def check_writable(directory: Path, override: str) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".write_test"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        sys.exit(f"Error: cannot write the output directory {directory} ({error.strerror or error}). "
+                 f"Choose a writable one with {override}=<dir>.")
+
+
+def task_config(config: DictConfig) -> dict:
+    return {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
+
+
+class OutputDirCheck(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        run_dir = Path(config.hydra.run.dir)
+        saved = run_dir / ".hydra" / "config.yaml"
+        if saved.is_file():  # continuing a run: only with the config it was started with
+            changed = config_differences(OmegaConf.to_container(OmegaConf.load(saved)), task_config(config))
+            if changed:
+                sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
+                         f"Continue it with `python run.py resume={run_dir}`, or choose a new hydra.run.dir.")
+        check_writable(run_dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        saved = sweep_dir / "multirun.yaml"
+        if saved.is_file():  # continuing a sweep: only the same sweep
+            before = list(OmegaConf.load(saved).hydra.overrides.task)
+            now = list(config.hydra.overrides.task)
+            if sorted(before) != sorted(now):
+                sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}). "
+                         f"Re-run it with the same arguments to continue it, or choose a new hydra.sweep.dir.")
+        check_writable(sweep_dir, "hydra.sweep.dir")

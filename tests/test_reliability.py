@@ -1,0 +1,276 @@
+"""Bad input gets one short message and a non-zero exit; faults lose at most the epoch in flight."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import RUN_PY, only_run_dir, run_cli
+from idx import write_dataset
+from lenet_exp.files import read_json, save_json, write_atomic
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_root, tmp_path_factory) -> Path:
+    """The run directory of a finished 1-epoch run on the tiny MNIST."""
+    cwd = tmp_path_factory.mktemp("trained")
+    result = run_cli([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100",
+                      "trainer.epochs=1", "device=cpu", "trainer.progress=false"], cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return only_run_dir(cwd)
+
+
+def damaged_root(tiny_root: Path, tmp_path: Path, damage) -> Path:
+    root = tmp_path / "damaged"
+    shutil.copytree(tiny_root / "MNIST", root / "MNIST")
+    damage(root / "MNIST" / "raw")
+    return root
+
+
+def truncate(raw):
+    (raw / "train-images-idx3-ubyte").write_bytes((raw / "train-images-idx3-ubyte").read_bytes()[:9000])
+
+
+def bad_magic(raw):
+    data = (raw / "t10k-images-idx3-ubyte").read_bytes()
+    (raw / "t10k-images-idx3-ubyte").write_bytes(struct.pack(">I", 0xDEADBEEF) + data[4:])
+
+
+def bad_count(raw):
+    data = (raw / "train-labels-idx1-ubyte").read_bytes()
+    (raw / "train-labels-idx1-ubyte").write_bytes(data[:4] + struct.pack(">I", 700) + data[8:])
+
+
+# case id -> (extra overrides, given (tiny_root, tmp_path, trained run dir); words the message must contain)
+CASES = {
+    "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model/lenet7", "Available options", "lenet5_classic"]),
+    "unknown key": (lambda r, t, d: ["trainer.epochz=3"], ["epochz", "not in", "TrainerConfig"]),
+    "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz", "unknown key", "epochs"]),
+    "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["three", "Integer", "trainer.epochs"]),
+    "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
+    "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),
+    "batch size zero": (lambda r, t, d: ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),
+    "batch larger than train split": (lambda r, t, d: ["trainer.batch_size=501"], ["trainer.batch_size=501", "500 training images"]),
+    "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
+    "val size not below train size": (lambda r, t, d: ["dataset.val_size=600"], ["dataset.val_size=600", "fewer than the 600"]),
+    "cuda without a GPU": (lambda r, t, d: ["device=cuda"], ["device=cuda", "no CUDA GPU", "device=cpu"]),
+    "data folder missing": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}"],
+                            ["nowhere/MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "dataset.root="]),
+    "download impossible": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}", "dataset.download=true"],
+                            ["download failed", "nowhere/MNIST/raw", "train-labels-idx1-ubyte"]),
+    "truncated idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, truncate)}"], ["train IDX files", "corrupted or truncated"]),
+    "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"], ["t10k IDX files", "corrupted or truncated"]),
+    "wrong count": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_count)}"], ["train IDX files", "corrupted or truncated"]),
+    "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
+    "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / 'none.pt'}"], ["none.pt does not exist"]),
+    "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
+    "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
+                                    ["written for another model", "model=lenet5", "num_classes=10"]),
+    "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
+                                          ["predicts 10 classes", "has 5"]),
+    "eval without ckpt": (lambda r, t, d: ["task=eval"], ["ckpt", "task=eval"]),
+    "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={d / 'metrics.json' / 'run'}"],
+                              ["cannot write the output directory", "hydra.run.dir="]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path, trained, fast):
+    extra, words = CASES[case]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    result = run_cli(fast + extra(tiny_root, tmp_path, trained), cwd=cwd)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, f"{word!r} not in:\n{result.stderr}"
+    # nothing written outside the (new) run dir, and the trained run is untouched
+    assert {p.name for p in cwd.iterdir()} <= {"outputs"}
+    assert read_json(trained / "metrics.json")["status"] == "completed"
+
+
+def test_full_traceback_on_request(fast, tmp_path):
+    result = run_cli(fast + ["optimizer.lr=0"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+
+
+def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, tmp_path):
+    # one sane epoch, then an absurd learning rate from a resumed run in the same directory
+    run_dir = tmp_path / "run"
+    first = run_cli(fast + ["trainer.epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    diverging = run_cli(fast + ["optimizer.lr=1e30", "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run2'}"], cwd=tmp_path)
+    assert diverging.returncode != 0
+    assert "diverged at epoch 1" in diverging.stderr and "Lower optimizer.lr" in diverging.stderr
+    metrics = read_json(tmp_path / "run2" / "metrics.json")
+    assert metrics["status"] == "diverged" and metrics["test"] is None
+    assert not (tmp_path / "run2" / "checkpoints" / "last.pt").exists()  # nothing good to keep yet
+
+
+def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
+    path = tmp_path / "metrics.json"
+    save_json(path, {"status": "completed"})
+
+    def crash_midway(file):
+        file.write("{\"status\": \"runn")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, crash_midway, binary=False)
+    assert read_json(path) == {"status": "completed"}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
+    from lenet_exp.checkpoint import load_checkpoint, save_checkpoint
+
+    class FullDisk:
+        def __reduce__(self):
+            raise OSError("disk full")
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"run_state": {"epoch": 1}})
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"run_state": {"epoch": 2}, "weights": FullDisk()})
+    assert load_checkpoint(path)["run_state"]["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast):
+    broken = tmp_path / "broken.pt"
+    data = (trained / "checkpoints" / "best.pt").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    result = run_cli(fast + ["task=eval", f"ckpt={broken}"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu", "trainer.progress=false",
+                 "trainer.epochs=4", "trainer.batch_size=8", "trainer.log_images=false"]  # small batches: long epochs
+
+
+def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd: Path) -> tuple[int, str]:
+    process = start(args + [f"hydra.run.dir={run_dir}"], cwd=cwd)
+    wait_for(run_dir / "checkpoints" / "last.pt", process)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def test_sigterm_stops_with_a_resumable_checkpoint(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
+    assert code == 143, stderr
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1
+    assert f"resume={run_dir}" in stderr and "Traceback" not in stderr
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["run_state"]["epoch"] == metrics["epochs_done"]
+
+
+def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp_path):
+    args = [f"dataset.root={tiny_root}", *INTERRUPTIBLE, "trainer.deterministic=true", "scheduler=cosine",
+            "augment=affine", "model.dropout=0.1"]  # every source of randomness and state in play
+    straight = run_cli(args + [f"hydra.run.dir={tmp_path / 'straight'}"], cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+
+    run_dir = tmp_path / "interrupted"
+    code, stderr = interrupt_after_first_epoch(args, run_dir, signal.SIGINT, tmp_path)
+    assert code == 130, stderr
+    interrupted = read_json(run_dir / "metrics.json")
+    assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs_done"] < 4, stderr
+
+    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming {run_dir} after epoch {interrupted['epochs_done']}" in resumed.stderr
+    expected, got = read_json(tmp_path / "straight" / "metrics.json"), read_json(run_dir / "metrics.json")
+    assert got["status"] == "completed"
+    for key in ("train", "val", "test", "best_epoch"):
+        assert got[key] == expected[key], key
+    strip = lambda rows: [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
+    assert strip(got["history"]) == strip(expected["history"])
+
+
+def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):
+    saved = {p: p.read_bytes() for p in (trained / ".hydra").iterdir()}
+    result = run_cli(fast + ["optimizer.lr=0.5", f"hydra.run.dir={trained}"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "holds a run with another config (optimizer.lr: 0.001 -> 0.5)" in result.stderr
+    assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
+
+
+def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):
+    before = (trained / "checkpoints" / "best.pt").stat().st_mtime_ns
+    result = run_cli([f"resume={trained}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Already completed" in result.stderr
+    assert (trained / "checkpoints" / "best.pt").stat().st_mtime_ns == before
+
+
+def test_resume_of_a_directory_that_is_no_run(tmp_path):
+    result = run_cli([f"resume={tmp_path}"], cwd=tmp_path)
+    assert result.returncode != 0 and "is not a run directory" in result.stderr
+
+
+def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
+    result = run_cli(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = read_json(only_run_dir(tmp_path) / "metrics.json")
+    trained_metrics = read_json(trained / "metrics.json")
+    assert metrics["task"] == "eval" and metrics["dataset"] == "mnist"
+    assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]  # same weights, same preprocessing, same split
+    assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
+
+
+def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
+    result = run_cli(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
+                             f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "fashion_mnist"
+
+
+def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path):
+    from PIL import Image
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    raw = tiny_root / "MNIST" / "raw"
+    image = read_image_file(str(raw / "t10k-images-idx3-ubyte"))[0]
+    label = int(read_label_file(str(raw / "t10k-labels-idx1-ubyte"))[0])
+    # RGB and twice the size: preprocessing must make it the 28x28 grayscale the model learned from
+    Image.fromarray(image.numpy()).resize((56, 56), Image.NEAREST).convert("RGB").save(tmp_path / "digit.png")
+    result = run_cli(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                             f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    prediction = read_json(only_run_dir(tmp_path) / "prediction.json")
+    assert prediction["class"] == label
+    assert prediction["probability"] == max(prediction["probabilities"])
+    assert result.stdout.startswith(f"{label} (") and "probability" in result.stdout
+    assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_with_an_unreadable_image(trained, fast, tmp_path):
+    (tmp_path / "fake.png").write_text("not an image")
+    result = run_cli(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                             f"image={tmp_path / 'fake.png'}"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "fake.png is not a readable PNG or JPEG image" in result.stderr
