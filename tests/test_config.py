@@ -92,3 +92,12 @@ def test_out_of_range_values_name_the_key_value_and_allowed(override, key):
         validate(compose_with(override))
     message = str(caught.value)
     assert key in message and "expected" in message
+
+
+@pytest.mark.parametrize("experiment,dataset", [("mnist_best", "mnist"), ("fashion_best", "fashion_mnist")])
+def test_experiment_presets_override_the_default_recipe(experiment, dataset):
+    cfg = compose_with(f"experiment={experiment}")
+    validate(cfg)
+    assert cfg.dataset.name == dataset and cfg.augment.name != "none" and cfg.trainer.epochs <= 30
+    assert (cfg.model.conv_channels, cfg.model.hidden) == ([6, 16], [120, 84])  # LeNet-5's layer sizes
+    assert compose_with(f"experiment={experiment}", "trainer.epochs=2").trainer.epochs == 2  # still overridable

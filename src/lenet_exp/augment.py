@@ -1,7 +1,8 @@
 """Data augmentation on whole batches, on the training device (never per sample on the CPU).
 
-``affine`` draws a random rotation, zoom, shear and shift per image; ``elastic`` adds Simard et al.'s
-(2003) smoothed random displacement field on top. Both resample with one ``grid_sample`` call. The
+``affine`` draws a random rotation, zoom, shear, shift (and, with ``hflip``, a mirror) per image;
+``elastic`` adds Simard et al.'s (2003) smoothed random displacement field on top. Both resample
+with one ``grid_sample`` call. The
 random numbers come from the run's generator, so a seeded run augments identically every time.
 """
 
@@ -30,6 +31,9 @@ def _affine_matrices(n: int, acfg, side: int, generator: torch.Generator) -> tor
         torch.stack([cos, cos * tan - sin], 1),
         torch.stack([sin, sin * tan + cos], 1),
     ], 1) / scale.view(n, 1, 1)
+    if acfg.hflip:  # negate the x input coordinate of a random half
+        mirror = torch.rand(n, generator=generator, device=generator.device) < 0.5
+        matrix[:, :, 0] *= torch.where(mirror, -1.0, 1.0).unsqueeze(1)
     return torch.cat([matrix, shift.unsqueeze(2)], 2)
 
 
@@ -38,9 +42,9 @@ def _smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, int(3 * sigma))
     x = torch.arange(-radius, radius + 1, device=field.device, dtype=field.dtype)
     kernel = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    kernel = (kernel / kernel.sum()).repeat(2, 1, 1)  # one filter per channel (dx, dy)
-    field = F.conv2d(field, kernel.unsqueeze(2), padding=(radius, 0), groups=2)
-    return F.conv2d(field, kernel.unsqueeze(3).transpose(2, 3), padding=(0, radius), groups=2)
+    kernel = (kernel / kernel.sum()).repeat(2, 1, 1)  # [2, 1, K]: one filter per channel (dx, dy)
+    field = F.conv2d(field, kernel.unsqueeze(3), padding=(radius, 0), groups=2)  # along the height
+    return F.conv2d(field, kernel.unsqueeze(2), padding=(0, radius), groups=2)  # along the width
 
 
 def build_augment(acfg, background: float, generator: torch.Generator) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:

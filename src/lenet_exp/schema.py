@@ -63,11 +63,12 @@ class SchedulerConfig:
 @dataclass
 class AugmentConfig:
     name: str = "none"  # none | affine | elastic
+    hflip: bool = False  # mirror half of the images left-right (clothing, not digits)
     degrees: float = 0.0  # affine: max rotation
     translate: float = 0.0  # affine: max shift as a fraction of the image side
     scale: List[float] = field(default_factory=lambda: [1.0, 1.0])  # affine: zoom range
     shear: float = 0.0  # affine: max shear in degrees
-    elastic_alpha: float = 0.0  # elastic: displacement strength in pixels
+    elastic_alpha: float = 0.0  # elastic: scale of the random field before smoothing, in pixels (Simard: 34)
     elastic_sigma: float = 4.0  # elastic: smoothness of the displacement field in pixels
 
 
