@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -16,6 +17,7 @@ class JobSlot:
 
     number: int = 0  # Hydra's job number (0 for a single run)
     parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
+    threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
 
 
 def available_cores() -> int:
@@ -40,7 +42,7 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
         device = torch.device("cuda", slot.number % torch.cuda.device_count() if slot.parallel > 1 else 0)
         torch.cuda.set_device(device)
     # Parallel jobs share the cores instead of each starting a thread per core.
-    torch.set_num_threads(dcfg.threads or max(1, available_cores() // max(1, slot.parallel)))
+    torch.set_num_threads(dcfg.threads or slot.threads or max(1, available_cores() // max(1, slot.parallel)))
     return device
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lenet_exp.errors import ConfigError
+
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
     params = model.parameters()
@@ -30,6 +32,9 @@ def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_p
     if scfg.name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=scfg.step_epochs * steps_per_epoch, gamma=scfg.gamma)
     if scfg.name == "onecycle":
+        if scfg.pct_start * total < 2:  # torch divides by the warm-up length minus one
+            raise ConfigError("scheduler.pct_start", scfg.pct_start,
+                              f"a value that gives the warm-up at least 2 of the run's {total} steps")
         base = optimizer.param_groups[0]["lr"]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total, pct_start=scfg.pct_start)
     raise ValueError(f"unknown scheduler {scfg.name}")  # validate() lets none through

@@ -377,7 +377,7 @@ def plot_png(summary: Summary) -> bytes:
         numeric = all(n is not None for n in numbers)
         if numeric:
             xs = numbers
-            if min(xs) > 0 and max(xs) / min(xs) >= 20:
+            if min(xs) > 0 and max(xs) / min(xs) >= 10:  # decades, as learning rates are swept
                 ax.set_xscale("log")
             ticks = dict(sorted(zip(xs, values)))
             if len(ticks) <= 8 and all(len(v) <= 8 for v in ticks.values()):  # a grid: label its values

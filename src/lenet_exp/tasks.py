@@ -26,15 +26,20 @@ EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 
 
 def job_slot(hydra_cfg):
+    """Where this job runs among those started together: a joblib job shares the machine's cores
+    (and GPUs) with n_jobs - 1 others; a submitit job gets the cores its launcher reserved."""
     from lenet_exp.device import JobSlot
 
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return JobSlot()
-    parallel = 1
-    if "joblib" in hydra_cfg.launcher.get("_target_", ""):
-        n_jobs = hydra_cfg.launcher.get("n_jobs", 1)
-        parallel = n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1)
-    return JobSlot(number=hydra_cfg.job.num, parallel=parallel)
+    launcher = hydra_cfg.launcher
+    target = launcher.get("_target_", "")
+    if "joblib" in target:
+        n_jobs = launcher.get("n_jobs", 1)
+        return JobSlot(number=hydra_cfg.job.num, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1))
+    if "submitit" in target and launcher.get("cpus_per_task"):
+        return JobSlot(number=hydra_cfg.job.num, threads=launcher.cpus_per_task)
+    return JobSlot(number=hydra_cfg.job.num)
 
 
 def named_on_command_line(hydra_cfg) -> set[str]:

@@ -43,9 +43,11 @@ class TensorBoardLog:
             figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu())
             self.writer.add_figure("test/misclassified", figure, step)
 
-    def close(self, status_ok: bool = True) -> None:
-        if status_ok:
-            self.writer.file_writer.add_summary(self._session_end)
+    def session_end(self) -> None:
+        """Mark the HParams session as finished successfully."""
+        self.writer.file_writer.add_summary(self._session_end)
+
+    def close(self) -> None:
         self.writer.close()
 
 

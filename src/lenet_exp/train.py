@@ -15,7 +15,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from lenet_exp import checkpoint as ckpt
 from lenet_exp.files import read_json, save_json
 from lenet_exp.augment import build_augment
-from lenet_exp.data import load_data
+from lenet_exp.data import Data, load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.engine import evaluate, train_epoch
 from lenet_exp.errors import UserError
@@ -70,6 +70,82 @@ def versions() -> dict[str, str]:
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
+@dataclass
+class Parts:
+    """Everything a run trains with, built from the config."""
+
+    device: torch.device
+    data: Data
+    model: torch.nn.Module
+    forward_model: torch.nn.Module  # the model, compiled when trainer.compile is on
+    eval_model: torch.nn.Module  # the EMA copy when trainer.ema_decay is set
+    optimizer: torch.optim.Optimizer
+    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler]
+    ema: Optional[torch.optim.swa_utils.AveragedModel]
+    generator: torch.Generator  # shuffling and augmentation, on the device
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    steps_per_epoch: int
+    preprocessing: dict[str, Any]
+
+    def checkpoint(self, state: RunState, config: dict) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(), "device_type": self.device.type}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "run_state": vars(state),
+            "rng": rng,
+            "config": config,
+            "preprocessing": self.preprocessing,
+        }
+
+    def restore(self, saved: dict) -> RunState:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        if saved["rng"]["device_type"] == self.device.type:  # another device's RNG state does not apply
+            self.generator.set_state(saved["rng"]["generator"])
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        return RunState(**saved["run_state"])
+
+
+def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
+    tcfg = cfg.trainer
+    device = resolve_device(cfg.device, slot)
+    data = load_data(cfg.dataset, tcfg.batch_size, device)
+    log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
+             cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
+    if tcfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
+    ema = None
+    if tcfg.ema_decay:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tcfg.ema_decay), use_buffers=True)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    forward_model = torch.compile(model) if tcfg.compile else model
+    return Parts(
+        device=device, data=data, model=model, forward_model=forward_model,
+        eval_model=ema.module if ema is not None else forward_model,
+        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator,
+        augment=build_augment(cfg.augment, background=-data.mean / data.std, generator=generator),
+        steps_per_epoch=steps_per_epoch,
+        preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": cfg.dataset.resize_mode,
+                       "mean": data.mean, "std": data.std},
+    )
+
+
 class Run:
     def __init__(self, cfg: DictConfig, run_dir: Path, slot: JobSlot):
         self.cfg = cfg
@@ -110,74 +186,34 @@ class Run:
         done = self.previous_outcome()
         if done:
             return done
-        cfg, tcfg = self.cfg, self.cfg.trainer
         resume = self.load_resume_state()
-        seed_everything(cfg.seed, tcfg.deterministic)
-        device = resolve_device(cfg.device, self.slot)
-        data = load_data(cfg.dataset, tcfg.batch_size, device)
-        log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
-                 cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
-
-        model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
-        if tcfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(cfg.optimizer, model)
-        steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
-        scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
-        ema = None
-        if tcfg.ema_decay:
-            ema = torch.optim.swa_utils.AveragedModel(
-                model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tcfg.ema_decay), use_buffers=True)
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        augment = build_augment(cfg.augment, background=-data.mean / data.std, generator=generator)
-        forward_model = torch.compile(model) if tcfg.compile else model
-        eval_model = ema.module if ema is not None else forward_model
-
+        seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
+        parts = build_parts(self.cfg, self.slot)
         state = RunState()
         if resume:
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(resume["scheduler"])
-            if ema is not None:
-                ema.load_state_dict(resume["ema"])
-            state = RunState(**resume["run_state"])
-            torch.set_rng_state(resume["rng"]["torch"])
-            if resume["rng"]["device_type"] == device.type:
-                generator.set_state(resume["rng"]["generator"])
-                if device.type == "cuda":
-                    torch.cuda.set_rng_state(resume["rng"]["cuda"], device)
+            state = parts.restore(resume)
             log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                      self.dir, state.epoch, state.best_val_acc, state.best_epoch)
-
-        def checkpoint_state() -> dict[str, Any]:
-            rng = {"torch": torch.get_rng_state(), "generator": generator.get_state(), "device_type": device.type}
-            if device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state(device)
-            return {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "ema": ema.state_dict() if ema is not None else None,
-                "run_state": vars(state),
-                "rng": rng,
-                "config": self.config,
-                "preprocessing": {"image_size": cfg.dataset.image_size, "resize_mode": cfg.dataset.resize_mode,
-                                  "mean": data.mean, "std": data.std},
-            }
-
         tb = TensorBoardLog(str(self.dir), flatten(self.config), first_step=state.epoch + 1)
+        try:
+            outcome = self.epochs(parts, state, tb)
+        finally:
+            tb.close()
+        return outcome
+
+    def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
+        cfg, tcfg = self.cfg, self.cfg.trainer
         status, message, caught = "completed", "", None
         started = time.perf_counter()
         with StopSignals() as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
-                bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
+                bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                            disable=None if tcfg.progress else True)
                 epoch_start = time.perf_counter()
                 result = train_epoch(
-                    forward_model, optimizer, data.train, tcfg.batch_size, generator, scheduler=scheduler,
-                    label_smoothing=tcfg.label_smoothing, augment=augment, ema=ema, precision=tcfg.precision,
-                    on_step=bar.update, stop_requested=stop.requested)
+                    parts.forward_model, parts.optimizer, parts.data.train, tcfg.batch_size, parts.generator,
+                    scheduler=parts.scheduler, label_smoothing=tcfg.label_smoothing, augment=parts.augment,
+                    ema=parts.ema, precision=tcfg.precision, on_step=bar.update, stop_requested=stop.requested)
                 seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
                 bar.close()
                 if result.interrupted:
@@ -190,9 +226,9 @@ class Run:
                     message = (f"Training diverged at epoch {epoch} (train loss {result.loss}). The last good checkpoint "
                                f"is after epoch {state.epoch}. Lower optimizer.lr (now {cfg.optimizer.lr}).")
                     break
-                val = evaluate(eval_model, data.val, tcfg.eval_batch_size, tcfg.precision)
+                val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision)
                 row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
-                       "val/acc": val.acc, "lr": optimizer.param_groups[0]["lr"], "time/epoch_s": seconds,
+                       "val/acc": val.acc, "lr": parts.optimizer.param_groups[0]["lr"], "time/epoch_s": seconds,
                        "time/samples_per_s": result.samples / seconds}
                 tb.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch)
                 state.history.append(row)
@@ -200,36 +236,35 @@ class Run:
                 improved = val.acc > state.best_val_acc
                 if improved:
                     state.best_val_acc, state.best_epoch = val.acc, epoch
-                    ckpt.save_checkpoint(self.best_path, checkpoint_state())
+                    ckpt.save_checkpoint(self.best_path, parts.checkpoint(state, self.config))
                 if epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
-                    ckpt.save_checkpoint(self.last_path, checkpoint_state())
+                    ckpt.save_checkpoint(self.last_path, parts.checkpoint(state, self.config))
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
                          epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                          seconds, row["time/samples_per_s"])
-                self.write_metrics("running", "", state, device, started)
+                self.write_metrics("running", "", state, parts.device, started)
 
-        test = None
+        test = self.test_best(parts, tb) if status == "completed" else None
+        self.write_metrics(status, message, state, parts.device, started, test)
         if status == "completed":
-            test = self.test_best(eval_model, model, ema, data, tb, device)
-        self.write_metrics(status, message, state, device, started, test)
-        tb.close(status_ok=status == "completed")
-        if status == "completed":
+            tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                      state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
         return Outcome(status, state.best_val_acc, message, caught)
 
-    def test_best(self, eval_model, model, ema, data, tb: TensorBoardLog, device) -> dict[str, float]:
+    def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
         best = ckpt.load_checkpoint(self.best_path)
-        model.load_state_dict(best["model"])
-        if ema is not None:
-            ema.load_state_dict(best["ema"])
-        test = evaluate(eval_model, data.test, self.cfg.trainer.eval_batch_size, self.cfg.trainer.precision)
+        parts.model.load_state_dict(best["model"])
+        if parts.ema is not None:
+            parts.ema.load_state_dict(best["ema"])
+        test_split = parts.data.test
+        test = evaluate(parts.eval_model, test_split, self.cfg.trainer.eval_batch_size, self.cfg.trainer.precision)
         step = best["run_state"]["epoch"]
         tb.scalars({"test/loss": test.loss, "test/acc": test.acc}, step)
         if self.cfg.trainer.log_images:
-            tb.confusion_matrix(data.test.labels, test.predictions, self.cfg.dataset.num_classes, step)
-            tb.misclassified(data.test.images, data.test.labels, test.predictions, step)
+            tb.confusion_matrix(test_split.labels, test.predictions, self.cfg.dataset.num_classes, step)
+            tb.misclassified(test_split.images, test_split.labels, test.predictions, step)
         return {"loss": test.loss, "acc": test.acc}
 
     def write_metrics(self, status: str, message: str, state: RunState, device: torch.device, started: float,

@@ -1,0 +1,62 @@
+"""Optimizers and per-batch learning-rate schedules from their config groups."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lenet_exp.errors import ConfigError
+from lenet_exp.model import LeNet5
+from lenet_exp.optim import build_optimizer, build_scheduler
+
+OPTIMIZER = dict(name="adam", lr=0.01, weight_decay=0.0, betas=[0.9, 0.999], momentum=0.9, nesterov=False)
+SCHEDULER = dict(name="none", step_epochs=2, gamma=0.1, min_lr_ratio=0.0, pct_start=0.25)
+
+
+def lrs(scheduler_changes: dict, epochs: int = 4, steps: int = 10) -> list[float]:
+    optimizer = build_optimizer(OmegaConf.create(OPTIMIZER), LeNet5())
+    scheduler = build_scheduler(OmegaConf.create({**SCHEDULER, **scheduler_changes}), optimizer, epochs, steps)
+    seen = []
+    for _ in range(epochs * steps):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+    return seen
+
+
+@pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
+def test_optimizer_choice_and_settings(name, cls):
+    optimizer = build_optimizer(OmegaConf.create({**OPTIMIZER, "name": name, "weight_decay": 1e-4, "nesterov": True}), LeNet5())
+    assert type(optimizer) is cls
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (0.01, 1e-4)
+    if name == "sgd":
+        assert group["momentum"] == 0.9 and group["nesterov"] is True
+
+
+def test_constant_learning_rate_without_a_schedule():
+    assert set(lrs({"name": "none"})) == {0.01}
+
+
+def test_cosine_decays_smoothly_to_the_floor():
+    seen = lrs({"name": "cosine", "min_lr_ratio": 0.1})
+    assert seen[0] == pytest.approx(0.01) and seen[-1] == pytest.approx(0.001, rel=0.05)
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
+
+
+def test_step_decays_at_epoch_boundaries():
+    seen = lrs({"name": "step", "step_epochs": 2, "gamma": 0.1})
+    assert seen[19] == pytest.approx(0.01) and seen[20] == pytest.approx(0.001)
+
+
+def test_onecycle_peaks_at_the_learning_rate_after_warm_up():
+    seen = lrs({"name": "onecycle", "pct_start": 0.25})
+    assert max(seen) == pytest.approx(0.01) and seen.index(max(seen)) == 9
+    assert seen[0] < 0.001 and seen[-1] < 1e-4
+
+
+def test_onecycle_too_short_to_warm_up_is_a_config_error():
+    with pytest.raises(ConfigError, match="scheduler.pct_start"):
+        lrs({"name": "onecycle", "pct_start": 0.25}, epochs=1, steps=4)

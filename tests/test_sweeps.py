@@ -1,0 +1,307 @@
+"""Sweeps through the real CLI (`python run.py -m ...`) on the tiny generated data sets.
+
+Each CLI call pays for a torch import (~5 s here); the expensive sweeps run once per module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
+
+
+def fast_overrides(root: Path) -> list[str]:
+    """The `fast` fixture's overrides, for the module-scoped sweeps below (a fixture of function scope)."""
+    return [f"dataset.root={root}", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1",
+            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
+
+
+def read_summary(sweep_dir: Path) -> tuple[list[dict], dict]:
+    with open(sweep_dir / "summary.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    return rows, json.loads((sweep_dir / "summary.json").read_text())
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=lambda p: int(p.name))
+
+
+def metrics(job_dir: Path) -> dict:
+    return json.loads((job_dir / "metrics.json").read_text())
+
+
+def event_pids(job_dir: Path) -> set[int]:
+    """Process ids in the names of a job's event files (events.out.tfevents.TIME.HOST.PID.N)."""
+    return {int(path.name.split(".")[-2]) for path in job_dir.glob("events.out.tfevents.*")}
+
+
+def is_png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------------- search space rules
+@pytest.mark.parametrize("args, expected", [
+    ([], {"optimizer.lr": "3e-4,1e-3,3e-3", "trainer.batch_size": "64,256"}),
+    (["sweep=lr_schedule"], {"scheduler": "none,cosine,onecycle", "optimizer.lr": "1e-3,3e-3,1e-2"}),
+    (["sweep=seeds"], {"seed": "0,1,2"}),
+    (["sweep=optimizers"], {"optimizer": "adam,adamw,sgd", "scheduler": "none,cosine"}),
+])
+def test_named_study_replaces_the_default_space(tmp_path, args, expected):
+    result = run_cli([*args, "--cfg", "hydra", "-p", "hydra.sweeper.params"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    shown = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line and not line.startswith("#"))
+    assert shown == expected
+
+
+def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
+    """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.
+
+    trainer.epochs=0 fails each job at validation, so the sweep costs one torch import.
+    """
+    result = run_cli(["-m", "optimizer.lr=1e-3,3e-3", "model=lenet5,lenet5_classic", "trainer.epochs=0",
+                      "hydra.sweep.dir=only_named"], cwd=tmp_path)
+    assert "Launching 4 jobs" in result.stdout and "default search space" in result.stdout
+    jobs = [set(o for o in (d / ".hydra" / "overrides.yaml").read_text().split() if "=" in o)
+            for d in job_dirs(tmp_path / "only_named")]
+    assert len(jobs) == 4 and not any("batch_size" in o for overrides in jobs for o in overrides)
+    assert result.returncode == 1  # every job failed validation: the summary says so through the exit status
+    rows, summary = read_summary(tmp_path / "only_named")
+    assert summary["swept"] == ["optimizer.lr", "model"] and {r["status"] for r in rows} == {"failed"}
+
+    # Naming the study combines it with the command line, Hydra's way: lr replaced, batch sizes multiply.
+    combined = run_cli(["-m", "sweep=default", "optimizer.lr=1e-3", "model=lenet5,lenet5_classic",
+                        "trainer.epochs=0", "hydra.sweep.dir=combined"], cwd=tmp_path)
+    assert "Launching 4 jobs" in combined.stdout and "default search space" not in combined.stdout
+    _, summary = read_summary(tmp_path / "combined")
+    assert {(j["params"]["trainer.batch_size"], j["params"]["model"]) for j in summary["jobs"]} == {
+        ("64", "lenet5"), ("64", "lenet5_classic"), ("256", "lenet5"), ("256", "lenet5_classic")}
+    assert {j["params"]["optimizer.lr"] for j in summary["jobs"]} == {"0.001"}
+
+
+def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
+    code = "import sys, lenet_exp.sweep_summary; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+# --------------------------------------------------------------------- failures, summary and re-runs
+def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", *fast, "optimizer.lr=1e-3,3e-3,1e30,-1", f"hydra.sweep.dir={sweep_dir}"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "2 of 4 jobs did not complete" in result.stderr
+
+    rows, summary = read_summary(sweep_dir)
+    assert len(rows) == 4 and summary["n_jobs"] == 4 and summary["swept"] == ["optimizer.lr"]
+    assert {row["optimizer.lr"]: row["status"] for row in rows} == STATUS_BY_LR
+    assert summary["counts"] == {"completed": 2, "diverged": 1, "failed": 1}
+    for row, job in zip(rows, summary["jobs"]):
+        m = metrics(Path(row["run_dir"]))
+        assert int(row["job"]) == job["job"] and m["status"] == row["status"]
+        if row["status"] == "completed":
+            assert float(row["val_acc"]) == pytest.approx(m["val"]["acc"]) == job["val_acc"]
+            assert float(row["test_acc"]) == pytest.approx(m["test"]["acc"]) == job["test_acc"]
+            assert float(row["test_loss"]) == pytest.approx(m["test"]["loss"]) and row["epochs_done"] == "1"
+            assert float(row["wall_time_s"]) > 0
+        else:
+            assert row["test_acc"] == "" and job["test_acc"] is None and job["message"]
+    failed = next(j for j in summary["jobs"] if j["status"] == "failed")
+    assert "optimizer.lr" in failed["message"]
+    diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
+    assert "diverged" in diverged["message"]
+    best = max((j for j in summary["jobs"] if j["val_acc"] is not None), key=lambda j: j["val_acc"])
+    assert summary["best"]["job"] == best["job"]
+
+    # The printed table is sorted by val accuracy, completed jobs first.
+    table = result.stdout[result.stdout.index("sorted by val accuracy"):]
+    printed = [line.split()[1] for line in table.splitlines()[3:7]]
+    assert printed[:2] == ["completed", "completed"] and sorted(printed[2:]) == ["diverged", "failed"]
+    assert is_png(sweep_dir / "summary.png")
+    assert len(list((sweep_dir / "summary").glob("events.out.tfevents.*"))) == 1
+
+    # The same sweep into the same directory: completed jobs are not trained again.
+    completed = [Path(r["run_dir"]) for r in rows if r["status"] == "completed"]
+    before = {d: ((d / "metrics.json").read_bytes(), (d / "metrics.json").stat().st_mtime_ns,
+                  sorted(p.name for p in d.glob("events.out.tfevents.*"))) for d in completed}
+    again = run_cli(args, cwd=tmp_path)
+    assert again.returncode == 1
+    for d in completed:
+        assert ((d / "metrics.json").read_bytes(), (d / "metrics.json").stat().st_mtime_ns,
+                sorted(p.name for p in d.glob("events.out.tfevents.*"))) == before[d]
+        assert "skipped" in (d / "run.log").read_text().splitlines()[-1]
+    assert again.stderr.count("Already completed in") == 2
+    rows_again, _ = read_summary(sweep_dir)
+    assert {row["optimizer.lr"]: row["status"] for row in rows_again} == STATUS_BY_LR
+    assert len(list((sweep_dir / "summary").glob("events.out.tfevents.*"))) == 1  # replaced, not added
+
+    # A job that was killed before it wrote metrics.json is listed as failed (standalone summary).
+    (completed[0] / "metrics.json").unlink()
+    standalone = subprocess.run([sys.executable, "-m", "lenet_exp.sweep_summary", str(sweep_dir), "--no-plot"],
+                                capture_output=True, text=True, timeout=120)
+    assert standalone.returncode == 1
+    _, summary = read_summary(sweep_dir)
+    killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
+    assert killed["status"] == "failed" and "no metrics.json" in killed["message"]
+
+
+# ------------------------------------------------------------------------------ parallel launchers
+@pytest.fixture(scope="module")
+def parallel_sweeps(tiny_root, tmp_path_factory):
+    """A joblib and a submitit_local sweep, each of 2 jobs, started at the same moment in one folder."""
+    cwd = tmp_path_factory.mktemp("parallel")
+    commands = {
+        "joblib": ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"],
+        "submitit_local": ["-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,3e-3"],
+    }
+    with ThreadPoolExecutor(len(commands)) as pool:
+        futures = {name: pool.submit(run_cli, args + fast_overrides(tiny_root), cwd) for name, args in commands.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    dirs = {}
+    for sweep_dir in (cwd / "outputs" / "sweeps").glob("*/*"):
+        launcher = (sweep_dir / "multirun.yaml").read_text()
+        dirs["joblib" if "joblib" in launcher else "submitit_local"] = sweep_dir
+    return cwd, results, dirs
+
+
+def test_two_sweeps_started_together_get_their_own_directories(parallel_sweeps):
+    cwd, results, dirs = parallel_sweeps
+    sweep_dirs = sorted((cwd / "outputs" / "sweeps").glob("*/*"))
+    assert len(sweep_dirs) == 2 and set(dirs) == {"joblib", "submitit_local"}, sweep_dirs
+    for sweep_dir in sweep_dirs:
+        assert [d.name for d in job_dirs(sweep_dir)] == ["0", "1"]
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
+    _, results, dirs = parallel_sweeps
+    result, sweep_dir = results[launcher], dirs[launcher]
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows, summary = read_summary(sweep_dir)
+    assert [row["status"] for row in rows] == ["completed", "completed"]
+    pids = [event_pids(d) for d in job_dirs(sweep_dir)]
+    for d, row in zip(job_dirs(sweep_dir), rows):
+        assert metrics(d)["status"] == "completed" and float(row["test_acc"]) == metrics(d)["test"]["acc"]
+    assert all(len(p) == 1 for p in pids)
+    if launcher == "submitit_local":  # one subprocess per job
+        assert pids[0] != pids[1]
+        assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2
+        assert summary["swept"] == ["optimizer.lr"]
+    else:  # loky workers share the cores: each job gets its part of the threads
+        threads = max(1, len(os.sched_getaffinity(0)) // 2)
+        for d in job_dirs(sweep_dir):
+            assert f"CPU ({threads} threads)" in (d / "run.log").read_text()
+        # seed is the only swept key: one group, mean ± std of test accuracy over the two seeds
+        assert summary["swept"] == ["seed"] and len(summary["groups"]) == 1
+        group, tests = summary["groups"][0], [float(row["test_acc"]) for row in rows]
+        assert group["n"] == 2 and group["seeds"] == ["0", "1"]
+        assert group["test_acc_mean"] == pytest.approx(statistics.fmean(tests))
+        assert group["test_acc_std"] == pytest.approx(statistics.stdev(tests))
+        assert "Test accuracy over seeds" in result.stdout and "±" in result.stdout
+
+
+# ------------------------------------------------------------------------------------- TensorBoard
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
+    sweep_dir = parallel_sweeps[2]["submitit_local"]
+    port = _free_port()
+    log = open(tmp_path / "tensorboard.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep_dir), "--host",
+                               "127.0.0.1", "--port", str(port), "--load_fast=false", "--reload_interval=1"],
+                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline, runs = time.monotonic() + 90, []
+        while time.monotonic() < deadline and set(runs) != {"0", "1", "summary"}:
+            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
+            try:
+                runs = _get(f"{base}/data/runs")
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.5)
+        assert set(runs) == {"0", "1", "summary"}
+
+        tags = _get(f"{base}/data/plugin/scalars/tags")
+        for run in ("0", "1"):
+            assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "lr"} <= set(tags[run])
+        scalars = _get(f"{base}/data/plugin/scalars/scalars?run=0&tag=val/acc")
+        assert [point[1] for point in scalars] == [1]  # [wall time, step, value]: one epoch
+        assert scalars[0][2] == pytest.approx(metrics(sweep_dir / "0")["history"][0]["val/acc"])
+        assert "sweep/val_acc_vs_params" in _get(f"{base}/data/plugin/images/tags")["summary"]
+        assert "sweep/summary" in _get(f"{base}/data/plugin/text/tags")["summary"]
+
+        experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        assert {"optimizer.lr", "trainer.batch_size", "seed"} <= {h["name"] for h in experiment["hparamInfos"]}
+        assert {"val/acc", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+        groups = _get(f"{base}/data/plugin/hparams/session_groups", {
+            "experimentName": "", "startIndex": 0, "sliceSize": 100,
+            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+        sessions = {group["name"]: group for group in groups["sessionGroups"]}
+        assert set(sessions) == {"0", "1"}
+        for job, lr in (("0", 0.001), ("1", 0.003)):
+            values = {m["name"]["tag"]: m["value"] for m in sessions[job]["metricValues"]}
+            expected = metrics(sweep_dir / job)
+            assert sessions[job]["hparams"]["optimizer.lr"] == pytest.approx(lr)
+            assert values["val/acc"] == pytest.approx(expected["val"]["acc"])
+            assert values["test/acc"] == pytest.approx(expected["test"]["acc"])
+            assert sessions[job]["sessions"][0]["status"] == "STATUS_SUCCESS"
+    finally:
+        server.send_signal(signal.SIGINT)  # TensorBoard's Ctrl+C
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            pytest.fail("TensorBoard did not stop on SIGINT")
+        log.close()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"{base}/data/runs", timeout=5)
+
+
+# -------------------------------------------------------------------------------------------- Optuna
+def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper",
+                        reason='hydra-optuna-sweeper is not installed (pip install -e ".[optuna]")')
+    sweep_dir = tmp_path / "optuna"
+    result = run_cli(["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "trainer.batch_size=64",
+                      *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    rows, summary = read_summary(sweep_dir)
+    assert len(rows) == 3 and len(job_dirs(sweep_dir)) == 3
+    assert result.returncode == (0 if all(r["status"] == "completed" for r in rows) else 1), result.stderr[-2000:]
+    # the command line fixed scheduler and batch size; Optuna drew the other keys of configs/sweep/optuna.yaml
+    assert set(summary["swept"]) == {"optimizer.lr", "model.dropout", "trainer.label_smoothing"}
+    assert {r.get("scheduler") for r in rows} == {None}  # fixed: no column
+    lrs = [float(r["optimizer.lr"]) for r in rows]
+    assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 1e-2 for lr in lrs)
+    results = (sweep_dir / "optimization_results.yaml").read_text()
+    best_value = float(re.search(r"best_value: (\S+)", results).group(1))
+    assert best_value == pytest.approx(max(float(r["val_acc"]) for r in rows if r["val_acc"]))
