@@ -25,11 +25,15 @@ def tiny_root(tmp_path_factory) -> Path:
     return root
 
 
+def fast_overrides(root: Path) -> list[str]:
+    """Overrides for a seconds-long CPU run on the tiny data in ``root``."""
+    return [f"dataset.root={root}", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1",
+            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
+
+
 @pytest.fixture
 def fast(tiny_root) -> list[str]:
-    """Overrides for a seconds-long CPU run on the tiny data."""
-    return [f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1",
-            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
+    return fast_overrides(tiny_root)
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None, script: Path | None = RUN_PY,

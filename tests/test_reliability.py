@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RUN_PY, only_run_dir, run_cli
-from idx import write_dataset
+from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli
 from lenet_exp.files import read_json, save_json, write_atomic
 
 
@@ -22,8 +21,7 @@ from lenet_exp.files import read_json, save_json, write_atomic
 def trained(tiny_root, tmp_path_factory) -> Path:
     """The run directory of a finished 1-epoch run on the tiny MNIST."""
     cwd = tmp_path_factory.mktemp("trained")
-    result = run_cli([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100",
-                      "trainer.epochs=1", "device=cpu", "trainer.progress=false"], cwd=cwd)
+    result = run_cli(fast_overrides(tiny_root), cwd=cwd)
     assert result.returncode == 0, result.stderr
     return only_run_dir(cwd)
 

@@ -22,15 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import fast_overrides, run_cli
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
-
-
-def fast_overrides(root: Path) -> list[str]:
-    """The `fast` fixture's overrides, for the module-scoped sweeps below (a fixture of function scope)."""
-    return [f"dataset.root={root}", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1",
-            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
 
 
 def read_summary(sweep_dir: Path) -> tuple[list[dict], dict]:

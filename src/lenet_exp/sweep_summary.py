@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import statistics
@@ -39,6 +38,9 @@ from typing import Any, Iterable, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lenet_exp.files import read_json, save_json
+from lenet_exp.resume import override_key
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +56,6 @@ CSV_COLUMNS = ("job", "status", "val_acc", "test_acc", "val_loss", "test_loss", 
 
 
 # ----------------------------------------------------------------------------------- search space
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def command_line_sweeps(task_overrides: Iterable[str]) -> list[str]:
     """Keys that the command line sweeps (comma lists, range(), choice(), glob(), interval())."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -107,14 +105,6 @@ class JobRecord:
     message: str = ""
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _number(value: Any) -> Optional[float]:
     """A finite number, or None (missing, null, NaN: JSON and CSV readers get no NaN from here)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -146,7 +136,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     params = {override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in overrides}
     record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
-    metrics = _read_json(job_dir / "metrics.json")
+    metrics = read_json(job_dir / "metrics.json")
     if metrics is None:
         record.message = "no metrics.json: the job was killed or crashed before writing it"
         return record
@@ -259,7 +249,7 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     records.sort(key=lambda record: record.job)
     searched = searched_keys(config if config is not None else load_sweep_config(sweep_dir))
     if config is None:  # summarised again later: keep the columns the sweep's own summary had
-        searched.update((_read_json(sweep_dir / "summary.json") or {}).get("swept") or [])
+        searched.update((read_json(sweep_dir / "summary.json") or {}).get("swept") or [])
     keys = swept_keys(records, searched)
     counts: dict[str, int] = {}
     for record in records:
@@ -351,7 +341,7 @@ def write_json(summary: Summary, path: Path) -> None:
         "best": asdict(min(summary.jobs, key=_by_val_acc)) if any(r.val_acc is not None for r in summary.jobs) else None,
         "groups": summary.groups,  # mean +- std of test accuracy over the seeds of each setting
     }
-    path.write_text(json.dumps(data, indent=2, allow_nan=False, default=str))
+    save_json(path, data)
 
 
 def _as_float(value: str) -> Optional[float]:
