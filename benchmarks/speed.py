@@ -319,41 +319,25 @@ def compose_config(args):
 
 def run_ours(cfg, device: torch.device) -> dict:
     """The setup and epoch loop of ``lenet_exp.train.Run.train``, minus checkpoints and TensorBoard."""
-    from lenet_exp.augment import build_augment
-    from lenet_exp.data import load_data
+    from lenet_exp.device import JobSlot
     from lenet_exp.engine import evaluate, train_epoch
-    from lenet_exp.model import build_model
-    from lenet_exp.optim import build_optimizer, build_scheduler
-    from lenet_exp.train import seed_everything
+    from lenet_exp.train import build_parts, seed_everything
 
     tcfg = cfg.trainer
     seed_everything(cfg.seed, tcfg.deterministic)
     with Phase(device) as phase:
         setup_start = time.perf_counter()
-        data = load_data(cfg.dataset, tcfg.batch_size, device)
-        model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
-        if tcfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(cfg.optimizer, model)
-        steps_per_epoch = -(-len(data.train) // tcfg.batch_size)
-        scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
-        ema = None
-        if tcfg.ema_decay:
-            ema = torch.optim.swa_utils.AveragedModel(
-                model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tcfg.ema_decay), use_buffers=True)
-        generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        augment = build_augment(cfg.augment, background=-data.mean / data.std, generator=generator)
-        forward_model = torch.compile(model) if tcfg.compile else model
-        eval_model = ema.module if ema is not None else forward_model
+        parts = build_parts(cfg, JobSlot())  # the same data, model, optimizer, ... as run.py
+        data, model, eval_model = parts.data, parts.model, parts.eval_model
         sync(device)
         setup_s = time.perf_counter() - setup_start
 
         val_acc: list[float] = []
 
         def run_epoch(epoch: int) -> int:
-            result = train_epoch(forward_model, optimizer, data.train, tcfg.batch_size, generator,
-                                 scheduler=scheduler, label_smoothing=tcfg.label_smoothing, augment=augment,
-                                 ema=ema, precision=tcfg.precision)
+            result = train_epoch(parts.forward_model, parts.optimizer, data.train, tcfg.batch_size, parts.generator,
+                                 scheduler=parts.scheduler, label_smoothing=tcfg.label_smoothing,
+                                 augment=parts.augment, ema=parts.ema, precision=tcfg.precision)
             return result.samples
 
         def validate_epoch(epoch: int) -> None:  # run.py validates after every epoch, outside its epoch time
