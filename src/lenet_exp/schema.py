@@ -88,7 +88,7 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: bool = False
     compile: bool = False  # torch.compile the model
-    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA only)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; on the CPU it is slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
     checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs (and at the end)
@@ -207,10 +207,11 @@ def validate(cfg: Any) -> None:
     """Check the ranges and choices that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf
 
-    extra = unknown_keys(cfg, OmegaConf.structured(Config))
+    schema = OmegaConf.structured(Config)
+    extra = unknown_keys(cfg, schema)
     if extra:
         section = extra[0].rpartition(".")[0]
-        known = OmegaConf.select(OmegaConf.structured(Config), section) if section else OmegaConf.structured(Config)
+        known = OmegaConf.select(schema, section) if section else schema
         raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), "one of the schema's keys: " + ", ".join(known),
                           why="unknown key")
     for key, allowed in CHOICES.items():
