@@ -63,3 +63,11 @@ def test_show_config_without_importing_torch(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "hydra" in imported and "torch" not in imported
     assert not (tmp_path / "outputs").exists()  # showing the config writes nothing
+
+
+def test_help_lists_every_group_and_option(tmp_path):
+    result = run_cli(["--help"], cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.startswith("lenet_exp:")
+    for line in ("model: lenet5, lenet5_classic", "dataset: fashion_mnist, mnist", "experiment: fashion_best, mnist_best",
+                 "optimizer: adam, adamw, sgd", "scheduler: cosine, none, onecycle, step"):
+        assert line in result.stdout
