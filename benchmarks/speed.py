@@ -234,20 +234,14 @@ def run_tutorial(args, device: torch.device, mean: float, std: float, num_classe
     torch.manual_seed(args.seed)
     with Phase(device) as phase:
         setup_start = time.perf_counter()
-        train_set = dataset_class(
-            root=args.data_root, train=True, download=False,
-            transform=transforms.Compose([
-                transforms.Resize((32, 32)),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=(mean,), std=(std,))]))
         # The tutorial normalised its test set with mean 0.1325 / std 0.3105, which are not the
         # training statistics -- a bug that costs accuracy. Both splits use the train statistics here.
-        test_set = dataset_class(
-            root=args.data_root, train=False, download=False,
-            transform=transforms.Compose([
-                transforms.Resize((32, 32)),
-                transforms.ToTensor(),
-                transforms.Normalize(mean=(mean,), std=(std,))]))
+        transform = transforms.Compose([
+            transforms.Resize((32, 32)),
+            transforms.ToTensor(),
+            transforms.Normalize(mean=(mean,), std=(std,))])
+        train_set = dataset_class(root=args.data_root, train=True, download=False, transform=transform)
+        test_set = dataset_class(root=args.data_root, train=False, download=False, transform=transform)
         train_loader = torch.utils.data.DataLoader(dataset=train_set, batch_size=args.batch_size, shuffle=True)
         test_loader = torch.utils.data.DataLoader(dataset=test_set, batch_size=args.batch_size, shuffle=False)
 

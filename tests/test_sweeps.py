@@ -299,3 +299,16 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     results = (sweep_dir / "optimization_results.yaml").read_text()
     best_value = float(re.search(r"best_value: (\S+)", results).group(1))
     assert best_value == pytest.approx(max(float(r["val_acc"]) for r in rows if r["val_acc"]))
+
+
+def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    first = run_cli(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (sweep_dir / "multirun.yaml").read_bytes()
+    listing = sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*"))
+    other = run_cli(["-m", *fast_overrides(tiny_root), "optimizer.lr=3e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert "holds another sweep" in other.stderr and "hydra.sweep.dir" in other.stderr
+    assert (sweep_dir / "multirun.yaml").read_bytes() == before
+    assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing  # nothing added or removed

@@ -1,0 +1,42 @@
+"""Device choice and the CPU threads and GPU a job gets among jobs launched together."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from lenet_exp.device import JobSlot, resolve_device
+from lenet_exp.tasks import job_slot
+
+
+def hydra_cfg(mode: RunMode, launcher: dict, num: int = 3):
+    return SimpleNamespace(mode=mode, launcher=OmegaConf.create(launcher), job=SimpleNamespace(num=num))
+
+
+def test_a_single_run_has_the_machine_to_itself():
+    assert job_slot(hydra_cfg(RunMode.RUN, {})) == JobSlot()
+
+
+def test_joblib_jobs_share_the_cores():
+    target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert job_slot(hydra_cfg(RunMode.MULTIRUN, {"_target_": target, "n_jobs": 2})) == JobSlot(number=3, parallel=2)
+
+
+def test_submitit_jobs_take_the_cores_reserved_for_them():
+    target = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    slot = job_slot(hydra_cfg(RunMode.MULTIRUN, {"_target_": target, "cpus_per_task": 3}))
+    assert slot == JobSlot(number=3, threads=3)
+
+
+def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
+    before = torch.get_num_threads()
+    try:
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=1))
+        assert torch.get_num_threads() == 1
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": 2}), JobSlot(threads=1))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
