@@ -111,10 +111,10 @@ def build(variant: Variant, cfg, device):
 def make_epoch(variant: Variant, model, optimizer, step) -> Callable:
     """A function (split, batch_size, generator) -> samples: the engine's loop or a one-knob copy of it."""
     if variant.engine:
-        from lenet_exp.engine import train_epoch
+        from lenet_exp.engine import TrainStep, train_epoch
 
         def engine_epoch(split, batch_size, generator):
-            return train_epoch(model, optimizer, split, batch_size, generator).samples
+            return train_epoch(TrainStep(model, split, batch_size), optimizer, generator).samples
         return engine_epoch
 
     def epoch(split, batch_size, generator):

@@ -286,7 +286,7 @@ def run_tutorial(args, device: torch.device, mean: float, std: float, num_classe
 
 
 # ---------------------------------------------------------------------------- 2. our runner
-def compose_config(args):
+def compose_config(args, variant_overrides: tuple[str, ...] = ()):
     """The config ``python run.py <overrides>`` would train with, composed by Hydra's compose API."""
     from hydra import compose, initialize_config_dir
     from lenet_exp.schema import register_configs, validate
@@ -304,7 +304,7 @@ def compose_config(args):
     ]
     if args.threads:
         overrides.append(f"device.threads={args.threads}")
-    overrides += args.override  # the user's speed knobs come last and win
+    overrides += [*args.override, *variant_overrides]  # the user's speed knobs come last and win
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     validate(cfg)
@@ -329,9 +329,7 @@ def run_ours(cfg, device: torch.device) -> dict:
         val_acc: list[float] = []
 
         def run_epoch(epoch: int) -> int:
-            result = train_epoch(parts.forward_model, parts.optimizer, data.train, tcfg.batch_size, parts.generator,
-                                 scheduler=parts.scheduler, label_smoothing=tcfg.label_smoothing,
-                                 augment=parts.augment, ema=parts.ema, precision=tcfg.precision)
+            result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler, ema=parts.ema)
             return result.samples
 
         def validate_epoch(epoch: int) -> None:  # run.py validates after every epoch, outside its epoch time
@@ -339,7 +337,8 @@ def run_ours(cfg, device: torch.device) -> dict:
 
         rows = timed_epochs(tcfg.epochs, device, run_epoch, between=validate_epoch)
         test_acc = evaluate(eval_model, data.test, tcfg.eval_batch_size, tcfg.precision).acc
-    return {"pipeline": "ours", "setup_s": setup_s, **summarise(rows), "test_acc": test_acc,
+    return {"pipeline": "ours", "cuda_graphs": parts.step.cuda_graph, "setup_s": setup_s, **summarise(rows),
+            "test_acc": test_acc,
             "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
 
@@ -350,44 +349,56 @@ def fmt(value, spec: str) -> str:
 
 
 def table(report: dict) -> str:
-    tut, ours = report["tutorial"], report["ours"]
+    """Tutorial and each of our variants side by side, with each variant's ratio to the tutorial."""
+    columns = [("tutorial", report["tutorial"])] if "tutorial" in report else []
+    columns += [(name, result) for name, result in report["ours"].items()]
     rows = [
-        ("samples per epoch", "d", tut["samples_per_epoch"], ours["samples_per_epoch"]),
-        ("setup s (data + model)", ".2f", tut["setup_s"], ours["setup_s"]),
-        ("first epoch s", ".2f", tut["first_epoch_s"], ours["first_epoch_s"]),
-        ("median epoch s (after 1st)", ".2f", tut["median_epoch_s"], ours["median_epoch_s"]),
-        ("samples/s (median)", ",.0f", tut["median_samples_per_s"], ours["median_samples_per_s"]),
-        ("best epoch s (after 1st)", ".2f", tut["best_epoch_s"], ours["best_epoch_s"]),
-        ("samples/s (best epoch)", ",.0f", tut["best_samples_per_s"], ours["best_samples_per_s"]),
-        ("test accuracy", ".4f", tut["test_acc"], ours["test_acc"]),
-        ("peak host RSS MiB (phase)", ",.0f", tut["memory"]["peak_rss_mib"], ours["memory"]["peak_rss_mib"]),
-        ("  RSS at phase start MiB", ",.0f", tut["memory"]["rss_at_start_mib"], ours["memory"]["rss_at_start_mib"]),
-        ("peak GPU allocated MiB", ",.1f", tut["memory"]["peak_gpu_allocated_mib"], ours["memory"]["peak_gpu_allocated_mib"]),
-        ("phase wall s (incl. eval)", ".1f", tut["wall_s"], ours["wall_s"]),
+        ("samples per epoch", "d", "samples_per_epoch"),
+        ("setup s (data + model)", ".2f", "setup_s"),
+        ("first epoch s", ".2f", "first_epoch_s"),
+        ("median epoch s (after 1st)", ".3f", "median_epoch_s"),
+        ("samples/s (median)", ",.0f", "median_samples_per_s"),
+        ("best epoch s (after 1st)", ".3f", "best_epoch_s"),
+        ("samples/s (best epoch)", ",.0f", "best_samples_per_s"),
+        ("test accuracy", ".4f", "test_acc"),
+        ("phase wall s (incl. eval)", ".1f", "wall_s"),
     ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'':{width}}  {'tutorial':>12}  {'ours':>12}", "-" * (width + 28)]
-    lines += [f"{name:{width}}  {fmt(a, spec):>12}  {fmt(b, spec):>12}" for name, spec, a, b in rows]
-    lines += [f"{'epoch s':{width}}  {' '.join(f'{x:.1f}' for x in tut['epoch_s']):>12}  "
-              f"{' '.join(f'{x:.1f}' for x in ours['epoch_s']):>12}"]
-    if None not in tut["epoch_cpu_pressure"] + ours["epoch_cpu_pressure"]:
-        lines += [f"{'CPU pressure per epoch':{width}}  {' '.join(f'{x:.2f}' for x in tut['epoch_cpu_pressure']):>12}  "
-                  f"{' '.join(f'{x:.2f}' for x in ours['epoch_cpu_pressure']):>12}"]
-    cmp = report["comparison"]
+    memory_rows = [
+        ("peak host RSS MiB (phase)", ",.0f", "peak_rss_mib"),
+        ("  RSS at phase start MiB", ",.0f", "rss_at_start_mib"),
+        ("peak GPU allocated MiB", ",.1f", "peak_gpu_allocated_mib"),
+    ]
+    width = max(len(r[0]) for r in rows + memory_rows)
+    cell = max(12, *(len(name) for name, _ in columns))
+    lines = [f"{'':{width}}" + "".join(f"  {name:>{cell}}" for name, _ in columns), "-" * (width + (cell + 2) * len(columns))]
+    lines += [f"{label:{width}}" + "".join(f"  {fmt(result[key], spec):>{cell}}" for _, result in columns)
+              for label, spec, key in rows]
+    lines += [f"{label:{width}}" + "".join(f"  {fmt(result['memory'][key], spec):>{cell}}" for _, result in columns)
+              for label, spec, key in memory_rows]
+    if "tutorial" in report:
+        tut = report["tutorial"]
+        lines += [f"{'ours / tutorial samples/s':{width}}" + f"  {'1.00x':>{cell}}" + "".join(
+            f"  {result['median_samples_per_s'] / tut['median_samples_per_s']:>{cell - 1}.2f}x"
+            for _, result in columns[1:])]
     lines += [
-        "-" * (width + 28),
-        f"throughput ours / tutorial (samples/s): {cmp['throughput_ratio_ours_over_tutorial']:.2f}x median, "
-        f"{cmp['throughput_ratio_best_epochs']:.2f}x best epochs",
-        f"epoch time tutorial / ours (60k vs 55k samples): {cmp['epoch_time_ratio_tutorial_over_ours']:.2f}x",
-        f"test accuracy ours - tutorial: {cmp['test_acc_delta_ours_minus_tutorial']:+.4f}",
+        "-" * (width + (cell + 2) * len(columns)),
         f"device: {report['device']}  threads: {report['threads']}  epochs: {report['epochs']}  "
         f"batch: {report['batch_size']}  dataset: {report['dataset']}",
-        f"overrides: {' '.join(report['ours_overrides']) or '(none)'}",
     ]
-    if not (tut["memory"]["peak_rss_is_own"] and ours["memory"]["peak_rss_is_own"]):
+    lines += [f"{name}: {' '.join(overrides) or '(no overrides)'}" for name, overrides in report["ours_overrides"].items()]
+    lines += [f"{name}: FAILED: {error}" for name, error in report.get("failed_variants", {}).items()]
+    if not all(result["memory"]["peak_rss_is_own"] for _, result in columns):
         lines.append("note: peak RSS could not be reset between phases; it is the process high-water mark "
-                     "(the tutorial ran first), so only an increase in 'ours' is meaningful")
+                     "(the tutorial ran first), so only an increase in a later phase is meaningful")
     return "\n".join(lines)
+
+
+def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
+    """``"NAME: key=value key=value"`` -> (NAME, overrides)."""
+    name, _, overrides = text.partition(":")
+    if not name.strip() or not overrides.strip():
+        raise argparse.ArgumentTypeError(f"expected 'NAME: key=value ...', got {text!r}")
+    return name.strip(), tuple(overrides.split())
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -405,6 +416,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="Hydra override for our pipeline, repeatable, e.g. --override trainer.compile=true")
+    parser.add_argument("--variant", action="append", default=[], type=parse_variant, metavar="'NAME: KEY=VALUE ...'",
+                        help="also measure our pipeline with these overrides (on top of --override), in the same "
+                             "process; repeatable, e.g. --variant 'bf16: trainer.precision=bf16'")
     parser.add_argument("--skip-tutorial", action="store_true", help="measure only our pipeline")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each epoch, wait up to this long until other processes leave the CPUs idle "
@@ -427,10 +441,12 @@ def main(argv=None) -> dict:
     from hydra.errors import HydraException
     from lenet_exp.errors import UserError
 
+    variants = [("ours", ())] + args.variant
     try:
-        cfg, overrides = compose_config(args)
+        configs = {name: compose_config(args, extra) for name, extra in variants}
     except (HydraException, UserError) as error:
-        sys.exit(f"speed.py: bad config or --override: {error}")
+        sys.exit(f"speed.py: bad config, --override or --variant: {error}")
+    cfg = configs["ours"][0]
     # An --override of trainer.epochs or trainer.batch_size applies to both pipelines.
     args.epochs, args.batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
     # Both pipelines get the same threads: what run.py would use (device.threads or all cores).
@@ -448,34 +464,48 @@ def main(argv=None) -> dict:
         "normalisation": {"mean": mean, "std": std},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "torchvision": torchvision.__version__},
-        "ours_overrides": list(args.override),
-        "ours_config_overrides": overrides,
+        "ours_overrides": {name: [*args.override, *extra] for name, extra in variants},
+        "ours_config_overrides": {name: overrides for name, (_, overrides) in configs.items()},
     }
     # The tutorial first: should the peak-RSS reset be unavailable, its figure is then still its own.
     if not args.skip_tutorial:
         report["tutorial"] = run_tutorial(args, device, mean, std, cfg.dataset.num_classes)
-    torch.set_num_threads(threads)
-    report["ours"] = run_ours(cfg, device)
+    report["ours"] = {}
+    failed = {}
+    for name, (variant_cfg, _) in configs.items():
+        torch.set_num_threads(threads)
+        try:
+            report["ours"][name] = run_ours(variant_cfg, device)
+        except Exception as error:  # a knob that fails on this device is reported; the others still run
+            if name == "ours":
+                raise
+            failed[name] = f"{type(error).__name__}: {error}"
+            print(f"{name}: FAILED: {failed[name]}", file=sys.stderr, flush=True)
+            continue
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # a variant's CUDA graphs and caches do not count against the next
+        print(f"{name}: median epoch {report['ours'][name]['median_epoch_s']:.3f} s", file=sys.stderr, flush=True)
+    if failed:
+        report["failed_variants"] = failed
     if not args.skip_tutorial:
-        tut, ours = report["tutorial"], report["ours"]
+        tut, ours = report["tutorial"], report["ours"]["ours"]
         report["comparison"] = {
             "throughput_ratio_ours_over_tutorial": ours["median_samples_per_s"] / tut["median_samples_per_s"],
             "throughput_ratio_tutorial_over_ours": tut["median_samples_per_s"] / ours["median_samples_per_s"],
             "throughput_ratio_best_epochs": ours["best_samples_per_s"] / tut["best_samples_per_s"],
             "epoch_time_ratio_tutorial_over_ours": tut["median_epoch_s"] / ours["median_epoch_s"],
             "test_acc_delta_ours_minus_tutorial": ours["test_acc"] - tut["test_acc"],
+            "variants_throughput_over_tutorial": {
+                name: result["median_samples_per_s"] / tut["median_samples_per_s"] for name, result in report["ours"].items()},
             "note": "samples/s compares fairly: a tutorial epoch is 60,000 samples, ours 55,000 "
                     "(5,000 held out for validation). Medians and bests are over the epochs after the first; "
                     "epoch_cpu_pressure > ~0.05 marks an epoch slowed by other processes",
         }
-        print(table(report))
-    else:
-        o = report["ours"]
-        print(f"ours: median epoch {o['median_epoch_s']:.2f} s, {o['median_samples_per_s']:,.0f} samples/s, "
-              f"first epoch {o['first_epoch_s']:.2f} s, test acc {o['test_acc']:.4f}")
-    for part in ("tutorial", "ours"):
-        if part in report:
-            report[part].pop("per_epoch", None)  # epoch_s keeps the per-epoch times
+    print(table(report))
+    report.get("tutorial", {}).pop("per_epoch", None)  # epoch_s keeps the per-epoch times
+    for result in report["ours"].values():
+        result.pop("per_epoch", None)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json_out:

@@ -13,7 +13,7 @@ BACKGROUND = -0.4242
 
 def augment_cfg(**changes):
     base = dict(name="affine", hflip=False, degrees=0.0, translate=0.0, scale=[1.0, 1.0], shear=0.0,
-                elastic_alpha=0.0, elastic_sigma=4.0)
+                elastic_alpha=0.0, elastic_sigma=4.0, erase_p=0.0, erase_area=[0.02, 0.4], erase_ratio=[0.3, 3.3])
     return OmegaConf.create({**base, **changes})
 
 
@@ -58,3 +58,18 @@ def test_hflip_mirrors_about_half_of_the_images():
     mirrored = [torch.allclose(o, i.flip(-1), atol=1e-5) for o, i in zip(out, x)]
     assert all(s or m for s, m in zip(same, mirrored))
     assert 60 < sum(mirrored) < 140
+
+
+def test_random_erasing_fills_one_rectangle_of_some_images_with_noise():
+    x = torch.full((400, 1, 32, 32), 2.0)
+    cfg = augment_cfg(erase_p=0.5, erase_area=[0.1, 0.2])
+    out = build_augment(cfg, BACKGROUND, torch.Generator().manual_seed(0), pixel_scale=3.0)(x)
+    changed = out != 2.0
+    erased = changed.flatten(1).any(1)
+    assert 150 < int(erased.sum()) < 250  # about half of the images
+    for image in changed[erased][:50, 0]:  # each erased area is one axis-aligned rectangle of 10-20 % of the image
+        rows, cols = image.any(1).nonzero().flatten(), image.any(0).nonzero().flatten()
+        box = image[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all() and 0.08 * 1024 <= int(image.sum()) <= 0.22 * 1024
+    noise = out[changed]
+    assert BACKGROUND <= noise.min() and noise.max() <= BACKGROUND + 3.0 and noise.std() > 0.5

@@ -13,18 +13,24 @@ def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_p
     out = tmp_path / "speed.json"
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--device", "cpu", "--epochs", "2",
-         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out)],
+         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out),
+         "--variant", "ema: trainer.ema_decay=0.9", "--variant", "graphs: trainer.cuda_graphs=true"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    tutorial, ours = report["tutorial"], report["ours"]
-    assert (tutorial["samples_per_epoch"], ours["samples_per_epoch"]) == (600, 500)
-    for side in (tutorial, ours):
+    tutorial, ours, ema = report["tutorial"], report["ours"]["ours"], report["ours"]["ema"]
+    assert (tutorial["samples_per_epoch"], ours["samples_per_epoch"], ema["samples_per_epoch"]) == (600, 500, 500)
+    for side in (tutorial, ours, ema):
         assert len(side["epoch_s"]) == 2 and side["median_samples_per_s"] > 0 and 0 <= side["test_acc"] <= 1
         assert side["memory"]["peak_rss_mib"] > 0
     ratio = report["comparison"]["throughput_ratio_ours_over_tutorial"]
     assert ratio == ours["median_samples_per_s"] / tutorial["median_samples_per_s"]
-    assert "throughput ours / tutorial" in result.stdout
+    assert report["comparison"]["variants_throughput_over_tutorial"]["ema"] == (
+        ema["median_samples_per_s"] / tutorial["median_samples_per_s"])
+    assert report["ours_overrides"]["ema"] == ["dataset.val_size=100", "trainer.ema_decay=0.9"]
+    # a knob this device cannot run is reported, and the other variants still run
+    assert "graphs" not in report["ours"] and "trainer.cuda_graphs" in report["failed_variants"]["graphs"]
+    assert "ours / tutorial samples/s" in result.stdout and "graphs: FAILED" in result.stdout
 
 
 def test_speed_benchmark_rejects_a_bad_override(tiny_root):

@@ -60,6 +60,8 @@ CASES = {
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
     "val size not below train size": (lambda r, t, d: ["dataset.val_size=600"], ["dataset.val_size=600", "fewer than the 600"]),
     "cuda without a GPU": (lambda r, t, d: ["device=cuda"], ["device=cuda", "no CUDA GPU", "device=cpu"]),
+    "cuda graphs on the CPU": (lambda r, t, d: ["trainer.cuda_graphs=true"],
+                               ["trainer.cuda_graphs=True", "CUDA graphs need a CUDA GPU", "null"]),
     "data folder missing": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}"],
                             ["nowhere/MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "dataset.root="]),
     "download impossible": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}", "dataset.download=true"],
@@ -82,6 +84,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path, trained, fast):
+    if case == "cuda without a GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     extra, words = CASES[case]
     cwd = tmp_path / "cwd"
     cwd.mkdir()

@@ -2,8 +2,9 @@
 
 ``affine`` draws a random rotation, zoom, shear, shift (and, with ``hflip``, a mirror) per image;
 ``elastic`` adds Simard et al.'s (2003) smoothed random displacement field on top. Both resample
-with one ``grid_sample`` call. The
-random numbers come from the run's generator, so a seeded run augments identically every time.
+with one ``grid_sample`` call, then, with ``erase_p``, random erasing (Zhong et al. 2017) fills a random
+rectangle of some images with noise. The random numbers come from the run's generator, so a seeded
+run augments identically every time; nothing is read back to the host, so a CUDA graph can hold it.
 """
 
 from __future__ import annotations
@@ -47,11 +48,31 @@ def _smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(field, kernel.unsqueeze(2), padding=(0, radius), groups=2)  # along the width
 
 
-def build_augment(acfg, background: float, generator: torch.Generator) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
+def _erase(x: torch.Tensor, acfg, background: float, pixel_scale: float, generator: torch.Generator) -> torch.Tensor:
+    """Random erasing: in each image with probability ``erase_p``, a rectangle of random area and
+    aspect ratio becomes uniform noise over the raw pixel range."""
+    n, _, h, w = x.shape
+    area = _uniform(n, acfg.erase_area[0], acfg.erase_area[1], generator) * (h * w)
+    ratio = _uniform(n, math.log(acfg.erase_ratio[0]), math.log(acfg.erase_ratio[1]), generator).exp()
+    height, width = (area * ratio).sqrt().clamp(max=h), (area / ratio).sqrt().clamp(max=w)
+    top, left = _uniform(n, 0, 1, generator) * (h - height), _uniform(n, 0, 1, generator) * (w - width)
+    erased = _uniform(n, 0, 1, generator) < acfg.erase_p
+    rows = torch.arange(h, device=x.device, dtype=x.dtype)
+    cols = torch.arange(w, device=x.device, dtype=x.dtype)
+    in_rows = (rows >= top[:, None]) & (rows < (top + height)[:, None])  # [n, h]
+    in_cols = (cols >= left[:, None]) & (cols < (left + width)[:, None])  # [n, w]
+    mask = (in_rows[:, :, None] & in_cols[:, None, :] & erased[:, None, None]).unsqueeze(1)
+    noise = background + torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype) * pixel_scale
+    return torch.where(mask, noise, x)
+
+
+def build_augment(acfg, background: float, generator: torch.Generator,
+                  pixel_scale: float = 1.0) -> Optional[Callable[[torch.Tensor], torch.Tensor]]:
     """A function batch -> augmented batch, or None when ``augment=none``.
 
     ``background`` is the normalised value of a black pixel: areas moved in from outside the image
-    are filled with it, as they would be in the raw data.
+    are filled with it, as they would be in the raw data. ``pixel_scale`` is the normalised size of
+    the raw pixel range (1 / std), for the noise of random erasing.
     """
     if acfg.name == "none":
         return None
@@ -65,6 +86,9 @@ def build_augment(acfg, background: float, generator: torch.Generator) -> Option
             displacement = _smooth(noise, acfg.elastic_sigma) * (acfg.elastic_alpha * 2 / w)
             grid = grid + displacement.permute(0, 2, 3, 1)
         moved = F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        return moved + background
+        moved = moved + background
+        if acfg.erase_p > 0:
+            moved = _erase(moved, acfg, background, pixel_scale, generator)
+        return moved
 
     return augment

@@ -2,11 +2,18 @@
 
 Neither reads a value back to the host inside its loop: loss and correct counts are summed on the
 device and read once at the end, so a GPU never waits for Python between steps.
+
+On a GPU an eager step of this small model is launch-bound: about 60 kernels of a few microseconds
+each, every one paid for in Python and driver time. :class:`TrainStep` can capture the gather,
+augmentation, forward, loss and backward of a full batch as one CUDA graph and replay it with a single
+launch. The optimizer, LR schedule and EMA stay eager (a fused optimizer is one or two kernels), so
+every optimizer, schedule and momentum cycle works unchanged in graph mode.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -15,6 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_exp.data import Split
+from lenet_exp.ema import ExponentialMovingAverage
+from lenet_exp.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+GRAPH_WARMUP_STEPS = 3  # eager steps before capture: cuDNN picks its kernels, autograd builds its state
 
 
 @dataclass
@@ -34,56 +47,126 @@ class EvalResult:
 
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        # no weight-cast cache: each weight is cast once per step anyway, and a graph must not hold one
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 
+class TrainStep:
+    """Gradients of one batch into ``.grad``, with its loss and correct count summed on the device.
+
+    With ``cuda_graph``, full batches are replayed from one CUDA graph, captured after
+    ``GRAPH_WARMUP_STEPS`` eager steps. Its input is the batch's indices, copied into a fixed buffer;
+    the graph's backward writes (not adds) the gradients into tensors of its own memory pool, so the
+    step must not set ``.grad`` to None afterwards. A last, smaller batch runs eagerly.
+    """
+
+    def __init__(self, model: nn.Module, split: Split, batch_size: int, *, label_smoothing: float = 0.0,
+                 augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, precision: str = "fp32",
+                 cuda_graph: bool = False, graph_fallback: bool = False, generator: Optional[torch.Generator] = None):
+        self.model, self.split, self.batch_size = model, split, batch_size
+        self.label_smoothing, self.augment, self.precision = label_smoothing, augment, precision
+        self.device = split.labels.device
+        if cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need the data on a CUDA device, not {self.device}")
+        self.cuda_graph = cuda_graph
+        self.graph_fallback = graph_fallback  # a failed capture continues eagerly instead of stopping the run
+        self.generator = generator  # the augmentation's generator: the graph advances it on each replay
+        self.graph: Optional[torch.cuda.CUDAGraph] = None
+        self.eager_full_steps = 0
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), dtype=torch.long, device=self.device)
+        self.index = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # the graph's input
+
+    def reset(self) -> None:
+        self.loss_sum.zero_()
+        self.correct.zero_()
+
+    def _forward_backward(self, batch: torch.Tensor) -> None:
+        x, y = self.split.images.index_select(0, batch), self.split.labels.index_select(0, batch)
+        if self.augment is not None:
+            x = self.augment(x)
+        with autocast(self.device, self.precision):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
+        loss.backward()
+        self.loss_sum += loss.detach() * len(batch)
+        self.correct += (logits.argmax(1) == y).sum()
+
+    def __call__(self, batch: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        full = len(batch) == self.batch_size
+        if self.graph is not None and full:
+            self.index.copy_(batch)
+            self.graph.replay()
+        elif self.cuda_graph and full and self.eager_full_steps >= GRAPH_WARMUP_STEPS:
+            self._capture(batch, optimizer)
+        elif self.cuda_graph and full:
+            # Warm-up on a side stream, as torch.cuda.graphs' documentation asks before a capture.
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                optimizer.zero_grad(set_to_none=True)
+                self._forward_backward(batch)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.eager_full_steps += 1
+        else:
+            # After a capture the gradients live in the graph's pool: zero them in place, keep them.
+            optimizer.zero_grad(set_to_none=self.graph is None)
+            self._forward_backward(batch)
+
+    def _capture(self, batch: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.zero_grad(set_to_none=True)  # the captured backward allocates .grad in the graph's pool
+        self.index.copy_(batch)
+        graph = torch.cuda.CUDAGraph()
+        if self.generator is not None:
+            graph.register_generator_state(self.generator)
+        torch.cuda.synchronize(self.device)
+        try:
+            with torch.cuda.graph(graph):
+                self._forward_backward(self.index)
+        except Exception as error:  # torch raises RuntimeError for an op that cannot be captured
+            if not self.graph_fallback:
+                raise DeviceError(f"CUDA graph capture failed ({type(error).__name__}: {error}). "
+                                  f"Train without graphs: trainer.cuda_graphs=false.") from error
+            log.warning("CUDA graph capture failed (%s: %s); training on without graphs.", type(error).__name__, error)
+            self.cuda_graph = False
+            self.__call__(batch, optimizer)
+            return
+        self.graph = graph
+        graph.replay()  # capturing records the kernels without running them: this is the step
+
+
 def train_epoch(
-    model: nn.Module,
+    step: TrainStep,
     optimizer: torch.optim.Optimizer,
-    split: Split,
-    batch_size: int,
     generator: torch.Generator,
     *,
     scheduler=None,
-    label_smoothing: float = 0.0,
-    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    ema: Optional[torch.optim.swa_utils.AveragedModel] = None,
-    precision: str = "fp32",
+    ema: Optional[ExponentialMovingAverage] = None,
     on_step: Callable[[], None] = lambda: None,
     stop_requested: Callable[[], bool] = lambda: False,
 ) -> EpochResult:
     """Train on every sample once, in a fresh random order drawn on the data's device."""
-    model.train()
-    device = split.labels.device
-    order = torch.randperm(len(split), device=device, generator=generator)
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
+    step.model.train()
+    n, batch_size = len(step.split), step.batch_size
+    order = torch.randperm(n, device=step.device, generator=generator)
+    step.reset()
     seen = 0
-    for start in range(0, len(split), batch_size):
+    for start in range(0, n, batch_size):
         if stop_requested():
             return EpochResult(float("nan"), float("nan"), seen, interrupted=True)
         # gather each batch by its slice of the order: as fast as one epoch-wide gather, without
         # a second copy of the training set in memory (benchmarks/cpu_knobs.py: -215 MiB)
         batch = order[start:start + batch_size]
-        x, y = split.images.index_select(0, batch), split.labels.index_select(0, batch)
-        if augment is not None:
-            x = augment(x)
-        with autocast(device, precision):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        step(batch, optimizer)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         if ema is not None:
-            ema.update_parameters(model)
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
+            ema.update(step.model)
+        seen += len(batch)
         on_step()
-    return EpochResult(loss_sum.item() / seen, correct.item() / seen, seen)
+    return EpochResult(step.loss_sum.item() / seen, step.correct.item() / seen, seen)
 
 
 @torch.inference_mode()

@@ -70,6 +70,9 @@ class AugmentConfig:
     shear: float = 0.0  # affine: max shear in degrees
     elastic_alpha: float = 0.0  # elastic: scale of the random field before smoothing, in pixels (Simard: 34)
     elastic_sigma: float = 4.0  # elastic: smoothness of the displacement field in pixels
+    erase_p: float = 0.0  # random erasing (Zhong et al. 2017): share of images with a rectangle of noise
+    erase_area: List[float] = field(default_factory=lambda: [0.02, 0.4])  # its area, as a share of the image
+    erase_ratio: List[float] = field(default_factory=lambda: [0.3, 3.3])  # its height / width
 
 
 @dataclass
@@ -88,6 +91,8 @@ class TrainerConfig:
     deterministic: bool = False
     channels_last: bool = False
     compile: bool = False  # torch.compile the model
+    cuda_graphs: Optional[bool] = None  # replay each training step from a CUDA graph; null: on for CUDA without compile
+    cudnn_benchmark: bool = True  # CUDA: time cuDNN's algorithms for each shape once and keep the fastest
     precision: str = "fp32"  # fp32 | bf16 (autocast; on the CPU it is slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
@@ -157,6 +162,9 @@ RANGES = {
     "augment.shear": (lambda v: v >= 0, "a number >= 0"),
     "augment.elastic_alpha": (lambda v: v >= 0, "a number >= 0"),
     "augment.elastic_sigma": (lambda v: v > 0, "a number > 0"),
+    "augment.erase_p": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "augment.erase_area": (lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "[min, max] with 0 < min <= max <= 1"),
+    "augment.erase_ratio": (lambda v: len(v) == 2 and 0 < v[0] <= v[1], "[min, max] with 0 < min <= max"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
 }
 

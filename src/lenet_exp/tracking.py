@@ -31,8 +31,9 @@ class TensorBoardLog:
         self.writer.flush()
 
     def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int, step: int) -> None:
-        counts = torch.bincount(labels * num_classes + predicted, minlength=num_classes ** 2)
-        matrix = counts.reshape(num_classes, num_classes).cpu()
+        # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
+        counts = torch.bincount((labels * num_classes + predicted).cpu(), minlength=num_classes ** 2)
+        matrix = counts.reshape(num_classes, num_classes)
         figure = _matrix_figure(matrix)
         self.writer.add_figure("test/confusion_matrix", figure, step)
 

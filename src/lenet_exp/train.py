@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import platform
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -26,8 +27,9 @@ from lenet_exp.files import read_json, save_json
 from lenet_exp.augment import build_augment
 from lenet_exp.data import Data, load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
-from lenet_exp.engine import evaluate, train_epoch
-from lenet_exp.errors import UserError
+from lenet_exp.ema import ExponentialMovingAverage
+from lenet_exp.engine import TrainStep, evaluate, train_epoch
+from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.model import build_model
 from lenet_exp.optim import build_optimizer, build_scheduler
 from lenet_exp.signals import StopSignals
@@ -57,8 +59,10 @@ class RunState:
 def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
     if deterministic:
+        # cuBLAS needs a fixed workspace for reproducible matrix products; read when CUDA starts
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
 
 
 def versions() -> dict[str, str]:
@@ -81,9 +85,9 @@ class Parts:
     eval_model: torch.nn.Module  # the EMA copy when trainer.ema_decay is set
     optimizer: torch.optim.Optimizer
     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler]
-    ema: Optional[torch.optim.swa_utils.AveragedModel]
+    ema: Optional[ExponentialMovingAverage]
     generator: torch.Generator  # shuffling and augmentation, on the device
-    augment: Optional[Callable[[torch.Tensor], torch.Tensor]]
+    step: TrainStep  # forward and backward of one batch, eager or a CUDA graph
     steps_per_epoch: int
     preprocessing: dict[str, Any]
 
@@ -117,9 +121,23 @@ class Parts:
         return RunState(**saved["run_state"])
 
 
+def use_cuda_graphs(tcfg, device: torch.device) -> bool:
+    """``trainer.cuda_graphs``: null means on for a CUDA device unless ``trainer.compile`` is on."""
+    if tcfg.cuda_graphs is None:
+        return device.type == "cuda" and not tcfg.compile
+    if tcfg.cuda_graphs and device.type != "cuda":
+        raise ConfigError("trainer.cuda_graphs", True, f"false or null on this {device.type} device: CUDA graphs need "
+                          "a CUDA GPU (null turns them on wherever there is one)")
+    return tcfg.cuda_graphs
+
+
 def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     tcfg = cfg.trainer
     device = resolve_device(cfg.device, slot)
+    cuda_graphs = use_cuda_graphs(tcfg, device)
+    if device.type == "cuda":
+        # fixed shapes: let cuDNN time its algorithms once and keep the fastest (never when deterministic)
+        torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
     data = load_data(cfg.dataset, tcfg.batch_size, device)
     log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
              cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
@@ -129,17 +147,20 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
     scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
-    ema = None
-    if tcfg.ema_decay:
-        ema = torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(tcfg.ema_decay), use_buffers=True)
+    ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     forward_model = torch.compile(model) if tcfg.compile else model
+    step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
+                     augment=build_augment(cfg.augment, background=-data.mean / data.std, generator=generator,
+                                           pixel_scale=1 / data.std),
+                     precision=tcfg.precision, cuda_graph=cuda_graphs, graph_fallback=tcfg.cuda_graphs is None,
+                     generator=generator)
+    if cuda_graphs:
+        log.info("CUDA graphs: each full training batch replays one captured graph")
     return Parts(
         device=device, data=data, model=model, forward_model=forward_model,
         eval_model=ema.module if ema is not None else forward_model,
-        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator,
-        augment=build_augment(cfg.augment, background=-data.mean / data.std, generator=generator),
+        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, step=step,
         steps_per_epoch=steps_per_epoch,
         preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": cfg.dataset.resize_mode,
                        "mean": data.mean, "std": data.std},
@@ -210,10 +231,8 @@ class Run:
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                            disable=None if tcfg.progress else True)
                 epoch_start = time.perf_counter()
-                result = train_epoch(
-                    parts.forward_model, parts.optimizer, parts.data.train, tcfg.batch_size, parts.generator,
-                    scheduler=parts.scheduler, label_smoothing=tcfg.label_smoothing, augment=parts.augment,
-                    ema=parts.ema, precision=tcfg.precision, on_step=bar.update, stop_requested=stop.requested)
+                result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
+                                     ema=parts.ema, on_step=bar.update, stop_requested=stop.requested)
                 seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
                 bar.close()
                 if result.interrupted:
@@ -242,10 +261,10 @@ class Run:
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
                          epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                          seconds, row["time/samples_per_s"])
-                self.write_metrics("running", "", state, parts.device, started)
+                self.write_metrics("running", "", state, parts, started)
 
         test = self.test_best(parts, tb) if status == "completed" else None
-        self.write_metrics(status, message, state, parts.device, started, test)
+        self.write_metrics(status, message, state, parts, started, test)
         if status == "completed":
             tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
@@ -267,7 +286,7 @@ class Run:
             tb.misclassified(test_split.images, test_split.labels, test.predictions, step)
         return {"loss": test.loss, "acc": test.acc}
 
-    def write_metrics(self, status: str, message: str, state: RunState, device: torch.device, started: float,
+    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts, started: float,
                       test: Optional[dict] = None) -> None:
         history = state.history
         last = history[-1] if history else {}
@@ -287,7 +306,8 @@ class Run:
             "median_epoch_s": statistics.median(steady) if steady else None,
             "samples_per_s": statistics.median(row["time/samples_per_s"] for row in history[1:] or history) if history else None,
             "wall_time_s": time.perf_counter() - started,
-            "device": describe(device),
+            "device": describe(parts.device),
+            "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "seed": self.cfg.seed,
             "versions": versions(),
             "config": self.config,
