@@ -2,12 +2,16 @@
 # Every GPU figure of the README in one go, in order of importance; each step has its own time limit,
 # and a failed step does not stop the ones after it.
 #
-#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 speed sweep recipes compile)
+#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 speed ours sweep recipes compile)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
-# printed), OUT_DIR/speed.json, OUT_DIR/compile.json and OUT_DIR/results.txt (one line per run: its
+# printed), OUT_DIR/speed.json, ours.json, compile.json and OUT_DIR/results.txt (one line per run: its
 # config, val and test accuracy, seconds per epoch), and the run and sweep folders under OUT_DIR/runs.
+# $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
 set -u
+EXTRA=${EXTRA:-}
+SPEED_EXTRA=()
+for override in $EXTRA; do SPEED_EXTRA+=(--override "$override"); done
 OUT=$(realpath -m "${1:?usage: gpu_report.sh OUT_DIR [STEP ...]}")
 shift
 STEPS=${*:-info tests run10 speed sweep recipes compile}
@@ -16,10 +20,15 @@ mkdir -p "$RUNS"
 export PYTHONUNBUFFERED=1
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
+# $DEADLINE_S: stop every step by then (seconds after the script starts), leaving time to write results.
+END=$(( $(date +%s) + ${DEADLINE_S:-100000} ))
+
 step() {  # step NAME LIMIT_S COMMAND...: run COMMAND unless NAME is deselected; print its status and wall time
     local name=$1 limit=$2 start rc
     shift 2
     [[ " $STEPS " == *" $name "* ]] || return 0
+    (( limit = limit < END - $(date +%s) - 10 ? limit : END - $(date +%s) - 10 ))
+    (( limit > 5 )) || { echo "=== $name: skipped, out of time"; return 0; }
     echo "=== $name: $* ($(date +%T))"
     start=$(date +%s.%N)
     timeout --signal=TERM --kill-after=10 "$limit" "$@"
@@ -40,27 +49,39 @@ for folder in sys.argv[1:]:
         label = " ".join(line[2:] for line in overrides.read_text().splitlines()) if overrides.exists() else ""
         test = (m.get("test") or {}).get("acc")
         print(f"{path.parent.relative_to(folder)} | {label} | status {m['status']} | val {m['val']['acc']} | "
-              f"test {test} | {m['median_epoch_s']:.3f} s/epoch | wall {m['wall_time_s']:.1f} s | {m['device']}")
+              f"test {test} | {m['median_epoch_s']:.3f} s/epoch | wall {m['wall_time_s']:.1f} s | "
+              f"{ {k: round(v, 2) for k, v in m.get('timings', {}).items()} } | graphs {m.get('cuda_graphs')} | {m['device']}")
 EOF
 }
 
-step info 60 bash -c 'nvidia-smi -L; nproc; python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name(0))"'
+step info 60 bash -c 'nvidia-smi -L; nproc; python3 -c "
+import time; t0 = time.perf_counter()
+import torch; t1 = time.perf_counter()
+name = torch.cuda.get_device_name(0); torch.zeros(1, device=\"cuda\"); t2 = time.perf_counter()
+import torch._dynamo; t3 = time.perf_counter()
+print(torch.__version__, name, f\"import torch {t1 - t0:.2f} s, CUDA init {t2 - t1:.2f} s, import torch._dynamo {t3 - t2:.2f} s\")"'
 step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 
 # The whole default run, start-up included (target: <= 15 s for 10 epochs).
-step run10 120 python3 run.py hydra.run.dir="$RUNS/run10" trainer.progress=false
-results "$RUNS/run10"
+for repeat in $(seq "${RUN10_REPEATS:-1}"); do
+    step run10 120 python3 run.py hydra.run.dir="$RUNS/run10-$repeat" trainer.progress=false $EXTRA
+    results "$RUNS/run10-$repeat"
+done
 
-step speed 240 python3 benchmarks/speed.py --epochs 4 --json-out "$OUT/speed.json" \
+step speed 240 python3 benchmarks/speed.py --epochs 3 --json-out "$OUT/speed.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"} \
     --variant "eager: trainer.cuda_graphs=false" \
     --variant "bf16: trainer.precision=bf16" \
     --variant "channels_last: trainer.channels_last=true" \
     --variant "bf16_channels_last: trainer.precision=bf16 trainer.channels_last=true" \
     --variant "no_cudnn_benchmark: trainer.cudnn_benchmark=false"
 
+# Our default alone (quicker than `speed` when the tutorial's figure is known).
+step ours 90 python3 benchmarks/speed.py --skip-tutorial --epochs 4 --json-out "$OUT/ours.json" \
+    ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
+
 # A 2-job sweep on the one GPU (joblib runs both at once).
 step sweep 150 python3 run.py -m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2 \
-    hydra.sweep.dir="$RUNS/sweep2" trainer.progress=false
+    hydra.sweep.dir="$RUNS/sweep2" trainer.progress=false $EXTRA
 results "$RUNS/sweep2"
 
 # The best recipes (and candidates, one line each in $RECIPES: "NAME OVERRIDES..."), 3 seeds each,
@@ -70,19 +91,19 @@ launch_recipes() {
     while read -r name overrides; do
         [[ -n "$name" ]] || continue
         python3 run.py -m $overrides seed=0,1,2 hydra/launcher=joblib hydra.launcher.n_jobs=3 \
-            hydra.sweep.dir="$RUNS/recipes/$name" trainer.progress=false trainer.log_images=false \
+            hydra.sweep.dir="$RUNS/recipes/$name" trainer.progress=false trainer.log_images=false $EXTRA \
             > "$RUNS/recipes-$name.log" 2>&1 &
     done <<< "$RECIPES"
     wait
 }
 if [[ " $STEPS " == *" recipes "* ]]; then
     export -f launch_recipes
-    export RECIPES RUNS
+    export RECIPES RUNS EXTRA
     step recipes "${RECIPES_LIMIT_S:-330}" bash -c launch_recipes
     tail -n 4 "$RUNS"/recipes-*.log
     results "$RUNS/recipes"
 fi
 
-step compile 200 python3 benchmarks/speed.py --skip-tutorial --epochs 4 --json-out "$OUT/compile.json" \
+step compile 200 python3 benchmarks/speed.py --skip-tutorial --epochs 3 --json-out "$OUT/compile.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"} \
     --override trainer.compile=true --variant "compile_graphs: trainer.cuda_graphs=true"
 echo "=== done ($(date +%T))"

@@ -30,6 +30,7 @@ The tutorial's plain-text progress lines go to stderr; the table and the JSON go
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -483,8 +484,9 @@ def main(argv=None) -> dict:
             print(f"{name}: FAILED: {failed[name]}", file=sys.stderr, flush=True)
             continue
         finally:
+            gc.collect()  # the variant's model, data and CUDA graph, so that the next phase's peaks are its own
             if device.type == "cuda":
-                torch.cuda.empty_cache()  # a variant's CUDA graphs and caches do not count against the next
+                torch.cuda.empty_cache()
         print(f"{name}: median epoch {report['ours'][name]['median_epoch_s']:.3f} s", file=sys.stderr, flush=True)
     if failed:
         report["failed_variants"] = failed

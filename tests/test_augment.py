@@ -73,3 +73,33 @@ def test_random_erasing_fills_one_rectangle_of_some_images_with_noise():
         assert box.all() and 0.08 * 1024 <= int(image.sum()) <= 0.22 * 1024
     noise = out[changed]
     assert BACKGROUND <= noise.min() and noise.max() <= BACKGROUND + 3.0 and noise.std() > 0.5
+
+
+def test_test_time_views_mirror_and_shift_with_background_fill():
+    from lenet_exp.augment import test_time_views
+
+    x = batch(n=2)
+    views = test_time_views(hflip=True, shift=2, background=BACKGROUND)
+    assert len(views) == 6 and torch.equal(views[0](x), x) and torch.equal(views[1](x), x.flip(-1))
+    down = views[2](x)  # moved down by 2 rows: the top rows show the background
+    assert torch.equal(down[..., 2:, :], x[..., :-2, :]) and (down[..., :2, :] == BACKGROUND).all()
+    left = views[5](x)  # moved left by 2 columns
+    assert torch.equal(left[..., :, :-2], x[..., :, 2:]) and (left[..., :, -2:] == BACKGROUND).all()
+    assert len(test_time_views(hflip=False, shift=0, background=BACKGROUND)) == 1
+
+
+def test_evaluation_averages_probabilities_over_the_views():
+    from lenet_exp.data import Split
+    from lenet_exp.engine import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 10))
+    split = Split(batch(n=50), torch.randint(0, 10, (50,)))
+    plain = evaluate(model, split, 20)
+    twice = evaluate(model, split, 20, views=[lambda x: x, lambda x: x])  # the same view twice: same answer
+    assert twice.acc == plain.acc and twice.loss == pytest.approx(plain.loss, rel=1e-5)
+    mirrored = evaluate(model, split, 20, views=[lambda x: x, lambda x: x.flip(-1)])
+    with torch.no_grad():
+        probs = (model(split.images).softmax(1) + model(split.images.flip(-1)).softmax(1)) / 2
+    assert torch.equal(mirrored.predictions, probs.argmax(1))
+    assert mirrored.loss == pytest.approx(torch.nn.functional.nll_loss(probs.log(), split.labels).item(), rel=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from conftest import RUN_PY, only_run_dir, run_cli
@@ -24,7 +25,10 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     assert metrics["best_epoch"] in (1, 2) and metrics["seed"] == 0
     assert metrics["samples_per_s"] > 0 and len(metrics["history"]) == 2
     assert set(metrics["versions"]) == {"python", "torch", "torchvision", "hydra", "omegaconf"}
-    assert metrics["device"].startswith("CPU")
+    assert metrics["device"].startswith("CPU") and metrics["cuda_graphs"] is False
+    timings = metrics["timings"]  # start-up, the epochs, the test: each measured, together within the wall time
+    assert set(timings) == {"startup_s", "epochs_s", "test_s"} and min(timings.values()) > 0
+    assert timings["epochs_s"] + timings["test_s"] == pytest.approx(metrics["wall_time_s"], abs=0.5)
 
     for name in ("last", "best"):
         state = torch.load(run_dir / "checkpoints" / f"{name}.pt", weights_only=True)

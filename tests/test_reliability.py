@@ -251,6 +251,18 @@ def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
     assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "fashion_mnist"
 
 
+def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):
+    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    result = run_cli(fast + ["dataset=fashion_mnist", f"hydra.run.dir={train_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    where = [o for o in fast if o.startswith(("dataset.root", "dataset.download", "device"))]
+    result = run_cli(where + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", "trainer.tta_hflip=true",
+                              f"hydra.run.dir={eval_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = read_json(eval_dir / "metrics.json")
+    assert metrics["dataset"] == "fashion_mnist" and metrics["tta"] == {"hflip": True, "shift": 0}
+
+
 def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path):
     from PIL import Image
     from torchvision.datasets.mnist import read_image_file, read_label_file

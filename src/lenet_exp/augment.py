@@ -92,3 +92,24 @@ def build_augment(acfg, background: float, generator: torch.Generator,
         return moved
 
     return augment
+
+
+def _shifted(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``x`` moved by (dy, dx) pixels; the uncovered border shows ``fill``."""
+    out = torch.full_like(x, fill)
+    h, w = x.shape[-2:]
+    out[..., max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = x[..., max(-dy, 0):h + min(-dy, 0),
+                                                                      max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def test_time_views(hflip: bool, shift: int, background: float) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Test-time augmentation: the image itself, its mirror image (``hflip``) and its four shifts by
+    ``shift`` pixels; evaluation averages the model's class probabilities over these views."""
+    views: list[Callable[[torch.Tensor], torch.Tensor]] = [lambda x: x]
+    if hflip:
+        views.append(lambda x: x.flip(-1))
+    if shift:
+        views += [lambda x, dy=dy, dx=dx: _shifted(x, dy, dx, background)
+                  for dy, dx in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
+    return views

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -170,8 +170,13 @@ def train_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "fp32") -> EvalResult:
-    """Mean cross-entropy and accuracy in eval mode (BatchNorm uses its running statistics)."""
+def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "fp32",
+             views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None) -> EvalResult:
+    """Mean cross-entropy and accuracy in eval mode (BatchNorm uses its running statistics).
+
+    With several ``views`` (test-time augmentation) the prediction is the mean of the class
+    probabilities over the views, and the loss is the cross-entropy of that mean.
+    """
     was_training = model.training
     model.eval()
     device = split.labels.device
@@ -180,9 +185,13 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "
     for start in range(0, len(split), batch_size):
         x, y = split.images[start:start + batch_size], split.labels[start:start + batch_size]
         with autocast(device, precision):
-            logits = model(x)
-        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
-        predictions.append(logits.argmax(1))
+            if views is None or len(views) == 1:
+                log_probs = model(views[0](x) if views else x).float().log_softmax(1)
+            else:
+                probs = torch.stack([model(view(x)).float().softmax(1) for view in views]).mean(0)
+                log_probs = probs.clamp_min(1e-12).log()
+        loss_sum += F.nll_loss(log_probs, y, reduction="sum")
+        predictions.append(log_probs.argmax(1))
     model.train(was_training)
     predicted = torch.cat(predictions)
     n = len(split)

@@ -13,7 +13,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp import checkpoint as ckpt
-from lenet_exp.data import DATASET_CLASSES, NATIVE_SIZE, Split, check_labels, prepare_images, read_split
+from lenet_exp.augment import test_time_views
+from lenet_exp.data import NATIVE_SIZE, Split, check_labels, dataset_class, prepare_images, read_split
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
@@ -56,9 +57,12 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     pre = state["preprocessing"]
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
                   labels.to(device))
-    result = evaluate(model, split, cfg.trainer.eval_batch_size)
+    tcfg = cfg.trainer  # test-time augmentation as this command line says, whatever the run used
+    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
+    result = evaluate(model, split, tcfg.eval_batch_size, views=views)
     metrics = {"task": "eval", "status": "completed", "ckpt": str(Path(cfg.ckpt).resolve()), "dataset": dataset.name,
-               "device": describe(device), "test": {"loss": result.loss, "acc": result.acc, "samples": len(split)}}
+               "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+               "test": {"loss": result.loss, "acc": result.acc, "samples": len(split)}}
     save_json(run_dir / "metrics.json", metrics)
     log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, len(split))
     return metrics
@@ -88,7 +92,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     with torch.inference_mode():
         probabilities = model(x).softmax(1)[0]
     label = int(probabilities.argmax())
-    name = DATASET_CLASSES[state["config"]["dataset"]["name"]].classes[label]
+    name = dataset_class(state["config"]["dataset"]["name"]).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
                   "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}

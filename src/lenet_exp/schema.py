@@ -87,12 +87,14 @@ class TrainerConfig:
     batch_size: int = 64
     eval_batch_size: int = 1000
     label_smoothing: float = 0.0
+    tta_hflip: bool = False  # val and test predictions average the image and its mirror image
+    tta_shift: int = 0  # ... and its four shifts by this many pixels (0: none)
     ema_decay: Optional[float] = None  # e.g. 0.999: evaluate an exponential moving average of weights
     deterministic: bool = False
-    channels_last: bool = False
+    channels_last: Optional[bool] = None  # NHWC weights; null: on for CUDA (~3 % faster there), off on the CPU
     compile: bool = False  # torch.compile the model
     cuda_graphs: Optional[bool] = None  # replay each training step from a CUDA graph; null: on for CUDA without compile
-    cudnn_benchmark: bool = True  # CUDA: time cuDNN's algorithms for each shape once and keep the fastest
+    cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)
     precision: str = "fp32"  # fp32 | bf16 (autocast; on the CPU it is slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
@@ -144,6 +146,7 @@ RANGES = {
     "trainer.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
     "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
@@ -183,9 +186,11 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
     return flat
 
 
-# Keys that may differ when a run is continued: where the data lives, which device, what is shown.
+# Keys that may differ when a run is continued: where the data lives, which device and how fast it
+# runs there (not precision, which changes the arithmetic), what is shown.
 RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
-                     "trainer.eval_batch_size", "trainer.checkpoint_every")
+                     "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
+                     "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile")
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -42,9 +42,15 @@ def job_slot(hydra_cfg):
     return JobSlot(number=hydra_cfg.job.num)
 
 
+# Keys that say where the data is, not which data: `dataset.root=...` keeps the checkpoint's data set.
+LOCATION_KEYS = ("dataset.root", "dataset.download")
+
+
 def named_on_command_line(hydra_cfg) -> set[str]:
-    """Top-level config keys the command line set, e.g. {"dataset", "ckpt"} for `dataset=... ckpt=...`."""
-    return {o.split("=")[0].lstrip("+~").split(".")[0] for o in hydra_cfg.overrides.task}
+    """Top-level config keys the command line set, e.g. {"dataset", "ckpt"} for `dataset=... ckpt=...`
+    (but not for `dataset.root=...`, which says where the checkpoint's own data set is)."""
+    keys = (o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task)
+    return {key.split(".")[0] for key in keys if key not in LOCATION_KEYS}
 
 
 def one_line(error: BaseException) -> str:

@@ -22,9 +22,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lenet_exp import checkpoint as ckpt
+from lenet_exp import STARTED, checkpoint as ckpt
 from lenet_exp.files import read_json, save_json
-from lenet_exp.augment import build_augment
+from lenet_exp.augment import build_augment, test_time_views
 from lenet_exp.data import Data, load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
@@ -66,11 +66,12 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import version  # not `import torchvision`, which a run need not load
+
     import hydra
     import omegaconf
-    import torchvision
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision"),
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
@@ -88,6 +89,7 @@ class Parts:
     ema: Optional[ExponentialMovingAverage]
     generator: torch.Generator  # shuffling and augmentation, on the device
     step: TrainStep  # forward and backward of one batch, eager or a CUDA graph
+    eval_views: list  # test-time augmentation: the views whose predictions val and test average
     steps_per_epoch: int
     preprocessing: dict[str, Any]
 
@@ -136,13 +138,13 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     device = resolve_device(cfg.device, slot)
     cuda_graphs = use_cuda_graphs(tcfg, device)
     if device.type == "cuda":
-        # fixed shapes: let cuDNN time its algorithms once and keep the fastest (never when deterministic)
+        # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
     data = load_data(cfg.dataset, tcfg.batch_size, device)
     log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
              cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
-    if tcfg.channels_last:
+    if tcfg.channels_last or (tcfg.channels_last is None and device.type == "cuda"):
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
@@ -161,6 +163,7 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
         device=device, data=data, model=model, forward_model=forward_model,
         eval_model=ema.module if ema is not None else forward_model,
         optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, step=step,
+        eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-data.mean / data.std),
         steps_per_epoch=steps_per_epoch,
         preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": cfg.dataset.resize_mode,
                        "mean": data.mean, "std": data.std},
@@ -226,6 +229,8 @@ class Run:
         cfg, tcfg = self.cfg, self.cfg.trainer
         status, message, caught = "completed", "", None
         started = time.perf_counter()
+        self.timings = {"startup_s": started - STARTED}  # imports, CUDA, data, model: everything before epoch 1
+        resumed_after = state.epoch
         with StopSignals() as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
@@ -245,7 +250,7 @@ class Run:
                     message = (f"Training diverged at epoch {epoch} (train loss {result.loss}). The last good checkpoint "
                                f"is after epoch {state.epoch}. Lower optimizer.lr (now {cfg.optimizer.lr}).")
                     break
-                val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision)
+                val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views)
                 row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
                        "val/acc": val.acc, "lr": parts.optimizer.param_groups[0]["lr"], "time/epoch_s": seconds,
                        "time/samples_per_s": result.samples / seconds}
@@ -263,12 +268,16 @@ class Run:
                          seconds, row["time/samples_per_s"])
                 self.write_metrics("running", "", state, parts, started)
 
+        self.timings["epochs_s"] = time.perf_counter() - started  # training, validation and checkpoints
         test = self.test_best(parts, tb) if status == "completed" else None
+        self.timings["test_s"] = time.perf_counter() - started - self.timings["epochs_s"]  # with its figures
         self.write_metrics(status, message, state, parts, started, test)
         if status == "completed":
             tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                      state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
+            log.info("Time: start-up %.1f s, %d epochs %.1f s, test %.1f s", self.timings["startup_s"],
+                     state.epoch - resumed_after, self.timings["epochs_s"], self.timings["test_s"])
         return Outcome(status, state.best_val_acc, message, caught)
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
@@ -278,7 +287,8 @@ class Run:
         if parts.ema is not None:
             parts.ema.load_state_dict(best["ema"])
         test_split = parts.data.test
-        test = evaluate(parts.eval_model, test_split, self.cfg.trainer.eval_batch_size, self.cfg.trainer.precision)
+        test = evaluate(parts.eval_model, test_split, self.cfg.trainer.eval_batch_size, self.cfg.trainer.precision,
+                        parts.eval_views)
         step = best["run_state"]["epoch"]
         tb.scalars({"test/loss": test.loss, "test/acc": test.acc}, step)
         if self.cfg.trainer.log_images:
@@ -306,6 +316,7 @@ class Run:
             "median_epoch_s": statistics.median(steady) if steady else None,
             "samples_per_s": statistics.median(row["time/samples_per_s"] for row in history[1:] or history) if history else None,
             "wall_time_s": time.perf_counter() - started,
+            "timings": self.timings,
             "device": describe(parts.device),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "seed": self.cfg.seed,
