@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -118,8 +119,13 @@ class TrainStep:
         optimizer.zero_grad(set_to_none=True)  # the captured backward allocates .grad in the graph's pool
         self.index.copy_(batch)
         graph = torch.cuda.CUDAGraph()
-        if self.generator is not None:
-            graph.register_generator_state(self.generator)
+        # The augmentation's generator must advance on every replay: torch 2.5+ registers it here;
+        # newer versions register generators by themselves and deprecate the call.
+        register = getattr(graph, "register_generator_state", None)
+        if self.generator is not None and register is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                register(self.generator)
         torch.cuda.synchronize(self.device)
         try:
             with torch.cuda.graph(graph):

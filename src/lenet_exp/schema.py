@@ -91,7 +91,7 @@ class TrainerConfig:
     tta_shift: int = 0  # ... and its four shifts by this many pixels (0: none)
     ema_decay: Optional[float] = None  # e.g. 0.999: evaluate an exponential moving average of weights
     deterministic: bool = False
-    channels_last: Optional[bool] = None  # NHWC weights; null: on for CUDA (~3 % faster there), off on the CPU
+    channels_last: Optional[bool] = None  # NHWC weights; null: on for CUDA (0-3 % faster there), off on the CPU
     compile: bool = False  # torch.compile the model
     cuda_graphs: Optional[bool] = None  # replay each training step from a CUDA graph; null: on for CUDA without compile
     cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)
