@@ -13,7 +13,7 @@ def layer_types(module):
 def test_tutorial_variant_layers_and_shapes():
     model = LeNet5()
     assert layer_types(model) == [
-        nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d,
+        nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU, nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU,
         nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 6, (5, 5)), (6, 16, (5, 5))]
@@ -40,3 +40,18 @@ def test_eval_mode_uses_running_statistics():
     single = model(x[:1])
     batch = model(x)[:1]
     assert torch.allclose(single, batch, atol=1e-5)  # no dependence on the batch in eval mode
+
+
+def test_relu_after_max_pool_is_the_tutorials_conv_bn_relu_pool_exactly():
+    torch.manual_seed(0)
+    model = LeNet5()
+    f = model.features  # conv, bn, pool, relu, conv, bn, pool, relu
+    reference = nn.Sequential(f[0], f[1], nn.ReLU(), nn.MaxPool2d(2), f[4], f[5], nn.ReLU(), nn.MaxPool2d(2))
+    x = torch.randn(16, 1, 32, 32)
+    ours, theirs = f(x), reference(x)
+    assert torch.equal(ours, theirs)
+    ours.square().sum().backward()
+    ours_grads = [p.grad.clone() for p in f.parameters()]
+    f.zero_grad()
+    theirs.square().sum().backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(ours_grads, f.parameters()))
