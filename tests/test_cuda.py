@@ -1,4 +1,4 @@
-"""The CUDA path: graph replay trains exactly like eager steps, and run.py trains on the GPU.
+"""The CUDA path: graph replay trains like eager steps, and run.py trains on the GPU.
 
 Skipped where torch sees no CUDA GPU (CI); run on a GPU machine with `python -m pytest tests/test_cuda.py`.
 """
