@@ -12,6 +12,9 @@ Both train in ONE process, on the same data, the same architecture, batch size a
    ``build_optimizer``, ``train_epoch`` and ``evaluate`` do the work, on 55,000 training images
    (5,000 are held out for validation).
 
+Each ``--variant 'NAME: overrides'`` trains (2) once more with those overrides, in the same process;
+the JSON's ``ours`` maps each name (the plain run is ``ours``) to its measurements.
+
 The two epochs hold different numbers of samples (60,000 vs 55,000), so compare **samples/s**, not
 seconds per epoch. Epoch times exclude evaluation for both (as ``run.py``'s ``time/epoch_s`` does);
 the first epoch pays for warm-up (and for ``torch.compile``), so the steady-state figure is the
@@ -338,9 +341,8 @@ def run_ours(cfg, device: torch.device) -> dict:
 
         rows = timed_epochs(tcfg.epochs, device, run_epoch, between=validate_epoch)
         test_acc = evaluate(eval_model, data.test, tcfg.eval_batch_size, tcfg.precision).acc
-    return {"pipeline": "ours", "cuda_graphs": parts.step.cuda_graph, "setup_s": setup_s, **summarise(rows),
-            "test_acc": test_acc,
-            "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
+    return {"pipeline": "ours", "cuda_graphs": parts.step.graph is not None, "setup_s": setup_s, **summarise(rows),
+            "test_acc": test_acc, "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
 
 
