@@ -101,3 +101,15 @@ def test_experiment_presets_override_the_default_recipe(experiment, dataset):
     assert cfg.dataset.name == dataset and cfg.augment.name != "none" and cfg.trainer.epochs <= 30
     assert (cfg.model.conv_channels, cfg.model.hidden) == ([6, 16], [120, 84])  # LeNet-5's layer sizes
     assert compose_with(f"experiment={experiment}", "trainer.epochs=2").trainer.epochs == 2  # still overridable
+
+
+def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_computes():
+    from lenet_exp.schema import config_differences
+
+    saved = {"dataset": {"root": "a"}, "trainer": {"cuda_graphs": None, "channels_last": None, "compile": False,
+                                                   "cudnn_benchmark": False, "precision": "fp32", "epochs": 10}}
+    faster = {"dataset": {"root": "b"}, "trainer": {"cuda_graphs": False, "channels_last": True, "compile": True,
+                                                    "cudnn_benchmark": True, "precision": "fp32", "epochs": 10}}
+    assert config_differences(saved, faster) == []
+    other = {**faster, "trainer": {**faster["trainer"], "precision": "bf16", "epochs": 20}}
+    assert config_differences(saved, other) == ["trainer.epochs: 10 -> 20", "trainer.precision: 'fp32' -> 'bf16'"]

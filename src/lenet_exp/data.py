@@ -1,31 +1,29 @@
 """MNIST / FashionMNIST as tensors resident on the training device.
 
-The files are torchvision's (its folder layout, and its dataset classes download them when they are
-missing); reading them is parsing four IDX headers, done here so that a run need not import
-torchvision (0.2 s, or 1.7 s before torch._dynamo is loaded) when the files are there. Everything
-after that is batched tensor work done once: resize (or pad) to the model's input size and normalise
-with the statistics of the training images. Training then slices batches out of these tensors, with
-no DataLoader and no per-sample PIL transforms.
+torchvision reads the IDX files; everything after that is batched tensor work done once: resize (or
+pad) to the model's input size and normalise with the statistics of the training images. Training
+then slices batches out of these tensors, with no DataLoader and no per-sample PIL transforms.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import math
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from lenet_exp.errors import ConfigError, DataError
 
-FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # torchvision's class names and folders
+DATASET_CLASSES = {
+    "mnist": torchvision.datasets.MNIST,
+    "fashion_mnist": torchvision.datasets.FashionMNIST,
+}
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NATIVE_SIZE = 28
-IDX_UBYTE = 0x08  # the IDX type code of unsigned bytes, the only one these data sets use
 
 
 @dataclass
@@ -46,71 +44,38 @@ class Data:
     std: float
 
 
-def dataset_class(name: str):
-    """torchvision's dataset class (imported only when needed: to download, or for class names)."""
-    import torchvision
-
-    return getattr(torchvision.datasets, FOLDERS[name])
-
-
 def raw_folder(root: str | Path, name: str) -> Path:
-    return Path(root).expanduser().resolve() / FOLDERS[name] / "raw"
-
-
-def read_idx(path: Path, ndim: int) -> torch.Tensor:
-    """An IDX file of unsigned bytes with ``ndim`` dimensions as a uint8 tensor; ValueError if damaged."""
-    data = path.read_bytes()
-    if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"{path.name}: {len(data)} bytes, shorter than its header")
-    zero, kind, dims = struct.unpack_from(">HBB", data)
-    if zero != 0 or kind != IDX_UBYTE or dims != ndim:
-        raise ValueError(f"{path.name}: bad magic number {data[:4].hex()}")
-    shape = struct.unpack_from(f">{ndim}I", data, 4)
-    body = memoryview(data)[4 + 4 * ndim:]
-    if len(body) != math.prod(shape):
-        raise ValueError(f"{path.name}: header says {'x'.join(map(str, shape))} values, the file holds {len(body)}")
-    return torch.frombuffer(bytearray(body), dtype=torch.uint8).view(*shape)
-
-
-def fetch_with_torchvision(root: Path, name: str, folder: Path) -> None:
-    """Let torchvision fetch and unpack the four files into ``folder``."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints each attempt
-            dataset_class(name)(str(root), train=True, download=True)
-    except Exception as error:  # torchvision signals failures with RuntimeErrors and URLErrors
-        raise DataError(
-            f"{name} is not in {folder} and the download failed (no network?). That folder must hold the "
-            f"four IDX files {', '.join(RAW_FILES)}. Point dataset.root at the folder that holds "
-            f"{FOLDERS[name]}/raw/, e.g. `python run.py dataset.root=../shared/data`, or set the environment "
-            f"variable LENET_EXP_DATA."
-        ) from error
+    return Path(root).expanduser().resolve() / DATASET_CLASSES[name].__name__ / "raw"
 
 
 def read_split(root: str | Path, name: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split of torchvision's raw files: uint8 images [N, 28, 28] and int64 labels [N]."""
+    """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     root = Path(root).expanduser().resolve()
     folder = raw_folder(root, name)
-    if not all((folder / file).is_file() for file in RAW_FILES):
-        if not download:
-            raise DataError(
-                f"{name} is not in {folder} and dataset.download=false. That folder must hold the four IDX "
-                f"files {', '.join(RAW_FILES)}. Point dataset.root at the folder that holds {FOLDERS[name]}/raw/, "
-                f"e.g. `python run.py dataset.root=../shared/data`, or set the environment variable LENET_EXP_DATA."
-            )
-        fetch_with_torchvision(root, name, folder)
-    prefix = "train" if train else "t10k"
     try:
-        images = read_idx(folder / f"{prefix}-images-idx3-ubyte", 3)
-        labels = read_idx(folder / f"{prefix}-labels-idx1-ubyte", 1).long()
-    except (OSError, ValueError) as error:
+        # torchvision prints download attempts; keep them for the error message instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            dataset = DATASET_CLASSES[name](str(root), train=train, download=download)
+    except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
+        missing = str(error).startswith(("Dataset not found", "Error downloading"))
+        if missing:
+            how = "the download failed (no network?)" if download else "dataset.download=false"
+            raise DataError(
+                f"{name} is not in {folder} and {how}. That folder must hold the four IDX files "
+                f"{', '.join(RAW_FILES)}. Point dataset.root at the folder that holds "
+                f"{DATASET_CLASSES[name].__name__}/raw/, e.g. `python run.py dataset.root=../shared/data`, "
+                f"or set the environment variable LENET_EXP_DATA."
+            ) from error
+        prefix = "train" if train else "t10k"
         raise DataError(
-            f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated ({error}). "
-            f"Replace them with intact copies."
+            f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated "
+            f"({type(error).__name__}: {str(error) or 'bad header'}). Replace them with intact copies."
         ) from error
+    images, labels = dataset.data, dataset.targets.long()
     if len(images) != len(labels):
         raise DataError(
             f"{name} in {folder}: {len(images)} images but {len(labels)} labels in the "
-            f"{prefix} files. Replace them with intact copies."
+            f"{'train' if train else 't10k'} files. Replace them with intact copies."
         )
     if images.shape[1:] != (NATIVE_SIZE, NATIVE_SIZE):
         raise DataError(f"{name} in {folder}: images are {tuple(images.shape[1:])}, expected 28x28.")

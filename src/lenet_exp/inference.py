@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp import checkpoint as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.data import NATIVE_SIZE, Split, check_labels, dataset_class, prepare_images, read_split
+from lenet_exp.data import DATASET_CLASSES, NATIVE_SIZE, Split, check_labels, prepare_images, read_split
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
@@ -92,7 +92,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     with torch.inference_mode():
         probabilities = model(x).softmax(1)[0]
     label = int(probabilities.argmax())
-    name = dataset_class(state["config"]["dataset"]["name"]).classes[label]
+    name = DATASET_CLASSES[state["config"]["dataset"]["name"]].classes[label]
     prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
                   "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}

@@ -71,20 +71,18 @@ def _image_grid_figure(images: torch.Tensor, labels: torch.Tensor, predicted: to
     """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
     captioned true→predicted."""
     from matplotlib.figure import Figure
+    from torchvision.utils import make_grid
 
-    n, _, side, _ = images.shape
-    rows = (n + columns - 1) // columns
-    cell = side + 2  # a 2-pixel gap between images
-    grid = torch.full((rows * cell, columns * cell), float(images.min()))
-    for i, image in enumerate(images):
-        top, left = (i // columns) * cell, (i % columns) * cell
-        grid[top:top + side, left:left + side] = image[0]
+    pad, side = 2, images.shape[-1]
+    cell = side + pad
+    grid = make_grid(images, nrow=columns, padding=pad, pad_value=float(images.min()))[0]
+    rows = (len(images) + columns - 1) // columns
     figure = Figure(figsize=(columns * 1.1, rows * 1.25 + 0.3), dpi=100)
     figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (rows * 1.25 + 0.3))
     ax = figure.add_subplot()
     ax.imshow(grid.numpy(), cmap="gray")
     for i, (true, pred) in enumerate(zip(labels, predicted)):
-        ax.text((i % columns) * cell + side / 2, (i // columns) * cell + 1, f"{int(true)}→{int(pred)}",
+        ax.text((i % columns) * cell + pad + side / 2, (i // columns) * cell + pad + 1, f"{int(true)}→{int(pred)}",
                 ha="center", va="top", fontsize=8, color="yellow")
     ax.set_title("misclassified test images (true→predicted)", fontsize=9)
     ax.axis("off")

@@ -66,12 +66,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import version  # not `import torchvision`, which a run need not load
-
     import hydra
     import omegaconf
+    import torchvision
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": version("torchvision"),
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
@@ -152,9 +151,9 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     forward_model = torch.compile(model) if tcfg.compile else model
+    background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
     step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
-                     augment=build_augment(cfg.augment, background=-data.mean / data.std, generator=generator,
-                                           pixel_scale=1 / data.std),
+                     augment=build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std),
                      precision=tcfg.precision, cuda_graph=cuda_graphs, graph_fallback=tcfg.cuda_graphs is None,
                      generator=generator)
     if cuda_graphs:
@@ -163,7 +162,7 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
         device=device, data=data, model=model, forward_model=forward_model,
         eval_model=ema.module if ema is not None else forward_model,
         optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, step=step,
-        eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-data.mean / data.std),
+        eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background),
         steps_per_epoch=steps_per_epoch,
         preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": cfg.dataset.resize_mode,
                        "mean": data.mean, "std": data.std},
