@@ -8,12 +8,14 @@ waits (``--wait-quiet``) until other processes leave the CPUs idle; chunks that 
 contention (Linux PSI above ``--max-pressure``) are left out of the medians. The report gives the
 median ms/step, samples/s and the median of per-round paired ratios to the baseline.
 
-The baseline is exactly ``lenet_exp.engine.train_epoch`` with ``build_optimizer``'s Adam. The other
-variants change one thing (or a named combination) in a copy of that loop, so each gain can be
-attributed to one code change. ``--accuracy`` also trains the chosen variants for whole epochs and
+The baseline is exactly ``lenet_exp.engine.train_epoch`` with ``build_optimizer``'s Adam and the plain
+modules; ``fused_cpu`` adds the fused BatchNorm/max-pool/ReLU kernel that ``python run.py`` uses on the
+CPU (``trainer.fused_cpu_kernels``). The other variants change one thing (or a named combination) in
+a copy of that loop, so each gain can be attributed to one code change. ``--accuracy`` also trains the chosen variants for whole epochs and
 reports test accuracy, to check that a knob does not change the result.
 
     python benchmarks/cpu_knobs.py                                  # all variants, 7 rounds
+    python benchmarks/cpu_knobs.py --variants baseline fused_cpu --rounds 15
     python benchmarks/cpu_knobs.py --variants baseline adam_fused compile_fused --rounds 9
     python benchmarks/cpu_knobs.py --variants baseline adam_fused --accuracy 3
 """
@@ -51,10 +53,13 @@ class Variant:
     mkldnn: bool = True
     threads: int | None = None
     engine: bool = False  # use lenet_exp.engine.train_epoch itself
+    fused: bool = False  # the fused BatchNorm + max-pool + ReLU kernel (lenet_exp.fused_cpu)
 
 
 VARIANTS = {v.name: v for v in [
     Variant("baseline", "lenet_exp.engine.train_epoch + build_optimizer (Adam, default impl)", engine=True),
+    Variant("fused_cpu", "baseline + the fused BatchNorm/max-pool/ReLU kernel (run.py's CPU default)", engine=True,
+            fused=True),
     Variant("copy", "the benchmark's copy of train_epoch (must match baseline)"),
     Variant("adam_foreach", "Adam(foreach=True)", adam={"foreach": True}),
     Variant("adam_fused", "Adam(fused=True)", adam={"fused": True}),
@@ -84,6 +89,8 @@ def build(variant: Variant, cfg, device):
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
+    if variant.fused:
+        model.fuse_cpu_blocks()
     if variant.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if variant.adam:

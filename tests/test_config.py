@@ -109,7 +109,8 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
     saved = {"dataset": {"root": "a"}, "trainer": {"cuda_graphs": None, "channels_last": None, "compile": False,
                                                    "cudnn_benchmark": False, "precision": "fp32", "epochs": 10}}
     faster = {"dataset": {"root": "b"}, "trainer": {"cuda_graphs": False, "channels_last": True, "compile": True,
-                                                    "cudnn_benchmark": True, "precision": "fp32", "epochs": 10}}
+                                                    "cudnn_benchmark": True, "fused_cpu_kernels": False,
+                                                    "precision": "fp32", "epochs": 10}}
     assert config_differences(saved, faster) == []
     other = {**faster, "trainer": {**faster["trainer"], "precision": "bf16", "epochs": 20}}
     assert config_differences(saved, other) == ["trainer.epochs: 10 -> 20", "trainer.precision: 'fp32' -> 'bf16'"]

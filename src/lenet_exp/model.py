@@ -3,6 +3,9 @@
 - ``lenet5``: the tutorial's variant. conv 1->6 5x5, BN, ReLU, max-pool 2; conv 6->16 5x5, BN, ReLU,
   max-pool 2; fc 400->120->84->classes with ReLU. (Each ReLU runs after its max-pool: the same function.)
 - ``lenet5_classic``: LeCun et al. (1998) in spirit: tanh, average pooling, no BatchNorm.
+
+With :meth:`LeNet5.fuse_cpu_blocks`, CPU training runs each conv block's BatchNorm, max-pool and ReLU
+as one C++ kernel (``fused_cpu.py``); the modules, parameters and checkpoints stay the same.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Sequence
 
 import torch
 from torch import nn
+
+from lenet_exp import fused_cpu
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -52,9 +57,31 @@ class LeNet5(nn.Module):
                 head.append(nn.Dropout(dropout))
         head.append(nn.Linear(widths[-1], num_classes))
         self.classifier = nn.Sequential(*head)
+        self.fused_cpu_blocks = False
+
+    def fusable(self) -> bool:
+        """Whether every conv block is conv -> BatchNorm -> max-pool -> ReLU, which the CPU kernel fuses."""
+        blocks = [self.features[i:i + 4] for i in range(0, len(self.features), 4)]
+        return all(len(b) == 4 and isinstance(b[1], nn.BatchNorm2d) and isinstance(b[2], nn.MaxPool2d)
+                   and b[2].kernel_size in (2, (2, 2)) and b[2].stride in (2, (2, 2)) and b[2].padding in (0, (0, 0))
+                   and b[2].dilation in (1, (1, 1)) and not b[2].ceil_mode and isinstance(b[3], nn.ReLU)
+                   for b in blocks)
+
+    def fuse_cpu_blocks(self, enabled: bool = True) -> None:
+        if enabled and not self.fusable():
+            raise ValueError("only conv -> BatchNorm -> max-pool -> ReLU blocks can be fused")
+        self.fused_cpu_blocks = enabled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        if not self.fused_cpu_blocks:
+            return self.classifier(self.features(x))
+        layers = self.features
+        for i in range(0, len(layers), 4):
+            conv, bn, pool, act = layers[i], layers[i + 1], layers[i + 2], layers[i + 3]
+            x = conv(x)
+            # eval mode, bf16 autocast and torch.compile take the modules
+            x = fused_cpu.bn_pool_relu(x, bn) if fused_cpu.applies(x, bn) else act(pool(bn(x)))
+        return self.classifier(x)
 
 
 def build_model(mcfg, num_classes: int, image_size: int) -> LeNet5:

@@ -95,6 +95,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model
     cuda_graphs: Optional[bool] = None  # replay each training step from a CUDA graph; null: on for CUDA without compile
     cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)
+    fused_cpu_kernels: Optional[bool] = None  # CPU: BatchNorm+max-pool+ReLU in one C++ kernel; null: on where it builds
     precision: str = "fp32"  # fp32 | bf16 (autocast; on the CPU it is slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
@@ -190,7 +191,8 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # runs there (not precision, which changes the arithmetic), what is shown.
 RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
                      "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
-                     "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile")
+                     "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
+                     "trainer.fused_cpu_kernels")
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -22,15 +22,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lenet_exp import STARTED, checkpoint as ckpt
+from lenet_exp import STARTED, checkpoint as ckpt, fused_cpu
 from lenet_exp.files import read_json, save_json
 from lenet_exp.augment import build_augment, test_time_views
 from lenet_exp.data import Data, load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep, evaluate, train_epoch
-from lenet_exp.errors import ConfigError, UserError
-from lenet_exp.model import build_model
+from lenet_exp.errors import ConfigError, DeviceError, UserError
+from lenet_exp.model import LeNet5, build_model
 from lenet_exp.optim import build_optimizer, build_scheduler
 from lenet_exp.signals import StopSignals
 from lenet_exp.schema import config_differences, flatten
@@ -132,6 +132,32 @@ def use_cuda_graphs(tcfg, device: torch.device) -> bool:
     return tcfg.cuda_graphs
 
 
+def use_fused_cpu_kernels(tcfg, model: LeNet5, device: torch.device) -> bool:
+    """``trainer.fused_cpu_kernels``: null means on for CPU training wherever the kernel compiles."""
+    wanted = tcfg.fused_cpu_kernels
+    if wanted is False:
+        return False
+    blocker = (f"this {device.type} device: the kernel is for CPU training" if device.type != "cpu"
+               else "this model: it fuses conv -> BatchNorm -> max-pool -> ReLU blocks" if not model.fusable()
+               else "trainer.compile=true, which compiles the blocks itself" if tcfg.compile
+               else "trainer.precision=bf16: the kernel is float32" if tcfg.precision != "fp32"
+               else None)
+    if blocker:
+        if wanted:
+            raise ConfigError("trainer.fused_cpu_kernels", True, f"false or null with {blocker}")
+        return False
+    try:
+        fused_cpu.load_kernel()
+    except fused_cpu.KernelUnavailable as error:
+        if wanted:
+            raise DeviceError(f"The fused CPU kernel could not be compiled here ({error}). Install g++ and ninja, "
+                              f"or train without it: trainer.fused_cpu_kernels=false.") from error
+        log.warning("The fused CPU kernel could not be compiled here (%s); training with the standard layers. "
+                    "trainer.fused_cpu_kernels=false skips the attempt.", error)
+        return False
+    return True
+
+
 def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     tcfg = cfg.trainer
     device = resolve_device(cfg.device, slot)
@@ -145,6 +171,9 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
     if tcfg.channels_last or (tcfg.channels_last is None and device.type == "cuda"):
         model = model.to(memory_format=torch.channels_last)
+    if use_fused_cpu_kernels(tcfg, model, device):
+        model.fuse_cpu_blocks()
+        log.info("Fused CPU kernels: each conv block's BatchNorm, max-pool and ReLU train in one pass")
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
     scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
@@ -318,6 +347,7 @@ class Run:
             "timings": self.timings,
             "device": describe(parts.device),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
+            "fused_cpu_kernels": parts.model.fused_cpu_blocks,
             "seed": self.cfg.seed,
             "versions": versions(),
             "config": self.config,

@@ -1,0 +1,101 @@
+"""BatchNorm -> max-pool -> ReLU of a LeNet block as one C++ kernel for CPU training.
+
+On the CPU, ATen runs a block's BatchNorm, 2x2 max-pool and ReLU as separate kernels, and its max-pool
+is scalar code: together about a third of a training step at batch 64. ``csrc/bn_pool_relu.cpp`` does
+each direction in one vectorised pass (1.2x per whole step, ``benchmarks/cpu_knobs.py``), with the same
+results to float rounding (``tests/test_fused_cpu.py``).
+
+The kernel is compiled by ``torch.utils.cpp_extension`` the first time it is needed on a machine (about
+30 s with g++ and ninja) and cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
+Eval mode, other devices, other dtypes and ``torch.compile`` use the ordinary modules.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "bn_pool_relu.cpp"
+# -fno-trapping-math lets GCC turn the float comparisons into vector selects; no result changes
+CFLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"]
+STALE_LOCK_S = 600  # a build that died keeps torch's lock file forever; no real build takes this long
+
+
+class KernelUnavailable(RuntimeError):
+    """The fused kernel could not be built or loaded here (no compiler, no ninja, ...)."""
+
+
+def build_directory() -> Path:
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+    # one build per Python and torch version: an extension only loads into the torch it was built against
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return root / f"lenet_exp_{python}_torch{torch.__version__.replace('+', '_')}"
+
+
+@functools.lru_cache(maxsize=None)
+def load_kernel():
+    """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
+    directory = build_directory()
+    lock = directory / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+        lock.unlink(missing_ok=True)
+    if not any(directory.glob("*.so")):
+        log.info("Compiling the fused CPU kernel for this machine, once (about 30 s), into %s", directory)
+    started = time.perf_counter()
+    # torch.utils.cpp_extension warns about a missing CUDA runtime at import: irrelevant to a CPU kernel
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_log.level
+    cpp_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils.cpp_extension import load
+
+        directory.mkdir(parents=True, exist_ok=True)
+        module = load("lenet_exp_bn_pool_relu", [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
+                      build_directory=str(directory), with_cuda=False, verbose=False)
+    except Exception as error:  # compiler, ninja or linker errors arrive as RuntimeError, OSError, ...
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise KernelUnavailable(f"{type(error).__name__}: {first_line[:300]}") from error
+    finally:
+        cpp_log.setLevel(level)
+    log.debug("fused CPU kernel ready in %.1f s (%s)", time.perf_counter() - started, directory)
+    return module
+
+
+class BatchNormMaxPoolReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum: float, eps: float):
+        kernel = load_kernel()
+        x = x.contiguous()
+        out, argmax, x_at_max, mean, invstd = kernel.forward(x, weight, bias, running_mean, running_var, momentum, eps)
+        ctx.save_for_backward(x, weight, out, argmax, x_at_max, mean, invstd)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        grad_x, grad_weight, grad_bias = load_kernel().backward(grad, *ctx.saved_tensors)
+        return grad_x, grad_weight, grad_bias, None, None, None, None
+
+
+def applies(x: torch.Tensor, bn: nn.BatchNorm2d) -> bool:
+    """Whether the kernel computes ``relu(max_pool2d(bn(x), 2))`` here: CPU, float32, training statistics."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.shape[-2] >= 2
+            and x.shape[-1] >= 2 and bn.training and bn.affine and bn.track_running_stats
+            and bn.weight.dtype == torch.float32 and not torch.compiler.is_compiling())
+
+
+def bn_pool_relu(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """``relu(max_pool2d(bn(x), 2))`` for a BatchNorm2d in training mode, updating its running statistics."""
+    bn.num_batches_tracked.add_(1)
+    # momentum None means a cumulative average, as in nn.BatchNorm2d
+    momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+    return BatchNormMaxPoolReLU.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, momentum, bn.eps)

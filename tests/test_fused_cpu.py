@@ -1,0 +1,149 @@
+"""The fused CPU kernel (BatchNorm -> max-pool -> ReLU) computes what the three modules compute.
+
+The first test to load it compiles it (~30 s, once per machine; cached under TORCH_EXTENSIONS_DIR).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import only_run_dir, run_cli
+from lenet_exp import fused_cpu
+from lenet_exp.files import read_json
+from lenet_exp.model import LeNet5
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return fused_cpu.load_kernel()
+
+
+def reference_and_fused(x: torch.Tensor, bn: nn.BatchNorm2d, grad: torch.Tensor):
+    """(output, input grad, weight grad, bias grad, bn) of the modules and of the kernel, from equal copies."""
+    results = []
+    for fused in (False, True):
+        layer = copy.deepcopy(bn).train()
+        inp = x.detach().clone().requires_grad_()
+        out = fused_cpu.bn_pool_relu(inp, layer) if fused else F.relu(F.max_pool2d(layer(inp), 2))
+        out.backward(grad)
+        results.append((out.detach(), inp.grad, layer.weight.grad, layer.bias.grad, layer))
+    return results
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor, what: str):
+    scale = max(a.abs().max().item(), 1e-6)
+    assert (a - b).abs().max().item() <= 2e-6 * scale + 1e-7, what
+
+
+@pytest.mark.parametrize("shape, ties", [
+    ((64, 6, 28, 28), False),  # LeNet's first block at batch 64
+    ((64, 16, 10, 10), False),  # and its second
+    ((8, 3, 12, 12), True),  # small integers: most windows hold equal values
+    ((4, 3, 7, 9), False),  # odd sizes: the last row and column are not pooled
+])
+def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties):
+    torch.manual_seed(0)
+    x = torch.randint(0, 3, shape).float() if ties else torch.randn(shape) * 3 + 1
+    bn = nn.BatchNorm2d(shape[1])
+    with torch.no_grad():  # some negative scales: then the pooled maximum is the smallest input
+        bn.weight.copy_(torch.linspace(-1.0, 1.5, shape[1]))
+        bn.bias.copy_(torch.linspace(0.5, -0.5, shape[1]))
+        bn.running_mean.uniform_(-1, 1)
+    grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
+    (out_r, gx_r, gw_r, gb_r, bn_r), (out_f, gx_f, gw_f, gb_f, bn_f) = reference_and_fused(x, bn, grad)
+    assert_close(out_r, out_f, "output")
+    assert torch.equal(out_r > 0, out_f > 0)  # the same windows pass the ReLU
+    assert_close(gx_r, gx_f, "input gradient")
+    assert_close(gw_r, gw_f, "weight gradient")
+    assert_close(gb_r, gb_f, "bias gradient")
+    assert_close(bn_r.running_mean, bn_f.running_mean, "running mean")
+    assert_close(bn_r.running_var, bn_f.running_var, "running variance")
+    assert bn_f.num_batches_tracked.item() == bn_r.num_batches_tracked.item() == 1
+
+
+def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d(kernel):
+    x = torch.ones(1, 1, 2, 4)  # two windows of equal values
+    x[0, 0, 1, 3] = 5.0  # the second window has one clear maximum, bottom right
+    bn = nn.BatchNorm2d(1)
+    nn.init.constant_(bn.bias, 10.0)  # every window passes the ReLU
+    (_, gx_r, *_), (_, gx_f, *_) = reference_and_fused(x, bn, torch.tensor([[[[1.0, 1.0]]]]))
+    assert_close(gx_r, gx_f, "input gradient")
+    pooled = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1.0]])  # where max_pool2d's indices point
+    assert torch.equal((gx_f[0, 0] - gx_f[0, 0].min()) > 1e-3, pooled.bool())
+
+
+def test_cumulative_momentum_matches_batchnorm(kernel):
+    torch.manual_seed(1)
+    bn = nn.BatchNorm2d(4, momentum=None)
+    fused_bn = copy.deepcopy(bn)
+    for _ in range(3):
+        x = torch.randn(8, 4, 6, 6)
+        bn(x)
+        fused_cpu.bn_pool_relu(x, fused_bn)
+    assert_close(bn.running_mean, fused_bn.running_mean, "running mean")
+    assert_close(bn.running_var, fused_bn.running_var, "running variance")
+
+
+def test_a_nan_input_gives_nan_outputs_so_divergence_is_seen(kernel):
+    x = torch.randn(2, 2, 4, 4)
+    x[1, 0, 3, 3] = float("nan")
+    out = fused_cpu.bn_pool_relu(x, nn.BatchNorm2d(2))
+    assert out[:, 0].isnan().all() and not out[:, 1].isnan().any()  # channel 0's statistics are NaN
+
+
+def test_fused_model_trains_like_the_modules(kernel):
+    torch.manual_seed(0)
+    plain = LeNet5()
+    fused = copy.deepcopy(plain)
+    fused.fuse_cpu_blocks()
+    x, y = torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,))
+    for model in (plain, fused):
+        F.cross_entropy(model(x), y).backward()
+    for (name, p), q in zip(plain.named_parameters(), fused.parameters()):
+        assert_close(p.grad, q.grad, f"gradient of {name}")
+    for (name, a), b in zip(plain.state_dict().items(), fused.state_dict().values()):
+        assert_close(a.float(), b.float(), name)  # same keys, same running statistics
+    fused.load_state_dict(plain.state_dict())
+    plain.eval(), fused.eval()
+    with torch.no_grad():  # eval mode takes the modules: identical
+        assert torch.equal(plain(x), fused(x))
+
+
+def test_only_conv_batchnorm_maxpool_relu_blocks_fuse():
+    assert LeNet5().fusable()
+    for kwargs in ({"batch_norm": False}, {"pooling": "avg"}, {"activation": "tanh"}):
+        assert not LeNet5(**kwargs).fusable()
+        with pytest.raises(ValueError, match="BatchNorm -> max-pool -> ReLU"):
+            LeNet5(**kwargs).fuse_cpu_blocks()
+
+
+def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_path):
+    for setting, expected in (("null", True), ("false", False)):
+        cwd = tmp_path / setting
+        cwd.mkdir()
+        result = run_cli([*fast, f"trainer.fused_cpu_kernels={setting}"], cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        assert read_json(only_run_dir(cwd) / "metrics.json")["fused_cpu_kernels"] is expected
+        assert ("Fused CPU kernels" in result.stderr) is expected
+
+
+def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(fast, tmp_path):
+    # a fresh extensions directory, so nothing is cached, and a compiler that always fails
+    env = {"TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions"), "CXX": "false"}
+    cwd = tmp_path / "default"
+    cwd.mkdir()
+    result = run_cli(fast, cwd=cwd, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "could not be compiled here" in result.stderr and "trainer.fused_cpu_kernels=false" in result.stderr
+    assert read_json(only_run_dir(cwd) / "metrics.json")["fused_cpu_kernels"] is False
+
+    cwd = tmp_path / "required"
+    cwd.mkdir()
+    result = run_cli([*fast, "trainer.fused_cpu_kernels=true"], cwd=cwd, env=env)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "could not be compiled here" in result.stderr and "Install g++ and ninja" in result.stderr
