@@ -341,7 +341,8 @@ def run_ours(cfg, device: torch.device) -> dict:
 
         rows = timed_epochs(tcfg.epochs, device, run_epoch, between=validate_epoch)
         test_acc = evaluate(eval_model, data.test, tcfg.eval_batch_size, tcfg.precision).acc
-    return {"pipeline": "ours", "cuda_graphs": parts.step.graph is not None, "setup_s": setup_s, **summarise(rows),
+    return {"pipeline": "ours", "cuda_graphs": parts.step.graph is not None,
+            "fused_cpu_kernels": parts.model.fused_cpu_blocks, "setup_s": setup_s, **summarise(rows),
             "test_acc": test_acc, "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
 

@@ -14,7 +14,8 @@ def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_p
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--device", "cpu", "--epochs", "2",
          "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out),
-         "--variant", "ema: trainer.ema_decay=0.9", "--variant", "graphs: trainer.cuda_graphs=true"],
+         "--variant", "ema: trainer.ema_decay=0.9", "--variant", "graphs: trainer.cuda_graphs=true",
+         "--variant", "unfused: trainer.fused_cpu_kernels=false"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -28,6 +29,7 @@ def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_p
     assert report["comparison"]["variants_throughput_over_tutorial"]["ema"] == (
         ema["median_samples_per_s"] / tutorial["median_samples_per_s"])
     assert report["ours_overrides"]["ema"] == ["dataset.val_size=100", "trainer.ema_decay=0.9"]
+    assert ours["fused_cpu_kernels"] is True and report["ours"]["unfused"]["fused_cpu_kernels"] is False
     # a knob this device cannot run is reported, and the other variants still run
     assert "graphs" not in report["ours"] and "trainer.cuda_graphs" in report["failed_variants"]["graphs"]
     assert "ours / tutorial samples/s" in result.stdout and "graphs: FAILED" in result.stdout
