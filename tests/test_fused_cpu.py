@@ -6,6 +6,9 @@ The first test to load it compiles it (~30 s, once per machine; cached under TOR
 from __future__ import annotations
 
 import copy
+import os
+import threading
+import time
 
 import pytest
 import torch
@@ -147,3 +150,18 @@ def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_
     result = run_cli([*fast, "trainer.fused_cpu_kernels=true"], cwd=cwd, env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "could not be compiled here" in result.stderr and "Install g++ and ninja" in result.stderr
+
+
+def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
+    lock = tmp_path / "lock"
+    lock.touch()
+    old = time.time() - fused_cpu.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))  # left behind by a build that was killed
+    fused_cpu.wait_for_other_build(lock)
+    assert not lock.exists()
+
+    lock.touch()  # another process is compiling: it removes its lock when done
+    threading.Timer(1.0, lock.unlink).start()
+    started = time.perf_counter()
+    fused_cpu.wait_for_other_build(lock)
+    assert 0.9 < time.perf_counter() - started < fused_cpu.STALE_LOCK_S

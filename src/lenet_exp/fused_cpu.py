@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "bn_pool_relu.cpp"
 # -fno-trapping-math lets GCC turn the float comparisons into vector selects; no result changes
 CFLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"]
-STALE_LOCK_S = 600  # a build that died keeps torch's lock file forever; no real build takes this long
+# torch waits without end for the lock file of a build that was killed (SIGKILL, out of memory); a
+# build takes ~30 s, so a lock this old is taken to be stale
+STALE_LOCK_S = 180
 
 
 class KernelUnavailable(RuntimeError):
@@ -41,13 +43,28 @@ def build_directory() -> Path:
     return root / f"lenet_exp_{python}_torch{torch.__version__.replace('+', '_')}"
 
 
+def wait_for_other_build(lock: Path) -> None:
+    """Let another process finish compiling; remove its lock at once if it is stale (that process died)."""
+    announced = False
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if age > STALE_LOCK_S:
+            lock.unlink(missing_ok=True)
+            return
+        if not announced:
+            log.info("Waiting for another process that compiles the fused CPU kernel (%s)", lock)
+            announced = True
+        time.sleep(0.5)
+
+
 @functools.lru_cache(maxsize=None)
 def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
     directory = build_directory()
-    lock = directory / "lock"
-    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
-        lock.unlink(missing_ok=True)
+    wait_for_other_build(directory / "lock")
     if not any(directory.glob("*.so")):
         log.info("Compiling the fused CPU kernel for this machine, once (about 30 s), into %s", directory)
     started = time.perf_counter()
