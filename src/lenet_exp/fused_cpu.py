@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("csrc") / "bn_pool_relu.cpp"
 # -fno-trapping-math lets GCC turn the float comparisons into vector selects; no result changes
 CFLAGS = ["-O3", "-fopenmp", "-fno-trapping-math"]
-# torch waits without end for the lock file of a build that was killed (SIGKILL, out of memory); a
-# build takes ~30 s, so a lock this old is taken to be stale
+# older torch waits without end for the lock file of a build that was killed (SIGKILL, out of memory);
+# a build takes ~30 s, so a lock this old is taken to be stale
 STALE_LOCK_S = 180
 
 
@@ -64,7 +64,6 @@ def wait_for_other_build(lock: Path) -> None:
 def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
     directory = build_directory()
-    wait_for_other_build(directory / "lock")
     if not any(directory.glob("*.so")):
         log.info("Compiling the fused CPU kernel for this machine, once (about 30 s), into %s", directory)
     started = time.perf_counter()
@@ -72,13 +71,22 @@ def load_kernel():
     cpp_log = logging.getLogger("torch.utils.cpp_extension")
     level = cpp_log.level
     cpp_log.setLevel(logging.ERROR)
+    lock = None
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils import cpp_extension
 
+        # Older torch blocks while a file named "lock" exists, and a build that dies leaves it; newer
+        # torch (2.14 here) holds an OS lock on that file, which ends with its holder.
+        lock = directory / "lock" if not hasattr(cpp_extension, "FileLock") else None
+        if lock:
+            wait_for_other_build(lock)
         directory.mkdir(parents=True, exist_ok=True)
-        module = load("lenet_exp_bn_pool_relu", [str(SOURCE)], extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"],
-                      build_directory=str(directory), with_cuda=False, verbose=False)
+        module = cpp_extension.load("lenet_exp_bn_pool_relu", [str(SOURCE)], extra_cflags=CFLAGS,
+                                    extra_ldflags=["-fopenmp"], build_directory=str(directory), with_cuda=False,
+                                    verbose=False)
     except Exception as error:  # compiler, ninja or linker errors arrive as RuntimeError, OSError, ...
+        if lock:
+            lock.unlink(missing_ok=True)  # a failed build must not leave the next run waiting on it
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise KernelUnavailable(f"{type(error).__name__}: {first_line[:300]}") from error
     finally:
