@@ -57,15 +57,12 @@ class LeNet5(nn.Module):
                 head.append(nn.Dropout(dropout))
         head.append(nn.Linear(widths[-1], num_classes))
         self.classifier = nn.Sequential(*head)
+        # every conv block is then conv -> BatchNorm -> 2x2 max-pool -> ReLU, which the CPU kernel fuses
+        self._fusable = batch_norm and pooling == "max" and activation == "relu"
         self.fused_cpu_blocks = False
 
     def fusable(self) -> bool:
-        """Whether every conv block is conv -> BatchNorm -> max-pool -> ReLU, which the CPU kernel fuses."""
-        blocks = [self.features[i:i + 4] for i in range(0, len(self.features), 4)]
-        return all(len(b) == 4 and isinstance(b[1], nn.BatchNorm2d) and isinstance(b[2], nn.MaxPool2d)
-                   and b[2].kernel_size in (2, (2, 2)) and b[2].stride in (2, (2, 2)) and b[2].padding in (0, (0, 0))
-                   and b[2].dilation in (1, (1, 1)) and not b[2].ceil_mode and isinstance(b[3], nn.ReLU)
-                   for b in blocks)
+        return self._fusable
 
     def fuse_cpu_blocks(self, enabled: bool = True) -> None:
         if enabled and not self.fusable():

@@ -15,12 +15,12 @@ from lenet_exp.errors import ConfigError
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
     # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a CPU
     # epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
-    params, fused = model.parameters(), True
+    params = model.parameters()
     if ocfg.name == "sgd":
         return torch.optim.SGD(params, lr=ocfg.lr, momentum=ocfg.momentum, nesterov=ocfg.nesterov,
-                               weight_decay=ocfg.weight_decay, fused=fused)
+                               weight_decay=ocfg.weight_decay, fused=True)
     cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[ocfg.name]
-    return cls(params, lr=ocfg.lr, betas=tuple(ocfg.betas), weight_decay=ocfg.weight_decay, fused=fused)
+    return cls(params, lr=ocfg.lr, betas=tuple(ocfg.betas), weight_decay=ocfg.weight_decay, fused=True)
 
 
 def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):

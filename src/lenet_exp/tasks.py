@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import read_json, save_json
 from lenet_exp.errors import UserError
+from lenet_exp.resume import override_key
 from lenet_exp.schema import validate
 
 log = logging.getLogger("lenet_exp")
@@ -49,7 +50,7 @@ LOCATION_KEYS = ("dataset.root", "dataset.download")
 def named_on_command_line(hydra_cfg) -> set[str]:
     """Top-level config keys the command line set, e.g. {"dataset", "ckpt"} for `dataset=... ckpt=...`
     (but not for `dataset.root=...`, which says where the checkpoint's own data set is)."""
-    keys = (o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task)
+    keys = (override_key(o) for o in hydra_cfg.overrides.task)
     return {key.split(".")[0] for key in keys if key not in LOCATION_KEYS}
 
 
