@@ -215,6 +215,9 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
         assert got[key] == expected[key], key
     strip = lambda rows: [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
     assert strip(got["history"]) == strip(expected["history"])
+    # the wall time counts both invocations; the timings are the resumed one's
+    resumed_wall_s = sum(got["timings"][part] for part in ("startup_s", "epochs_s", "test_s"))
+    assert got["wall_time_s"] == pytest.approx(interrupted["wall_time_s"] + resumed_wall_s, abs=0.5)
 
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from lenet_exp import STARTED
 from lenet_exp.files import read_json, save_json
 from lenet_exp.errors import UserError
 from lenet_exp.resume import override_key
@@ -24,6 +26,17 @@ from lenet_exp.schema import validate
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
+
+
+_jobs_started = 0
+
+
+def job_start_time() -> float:
+    """When this job began: the program's start for a process's first job (its imports are part of its
+    start-up), the task call for a later one (joblib reuses its worker processes across jobs)."""
+    global _jobs_started
+    _jobs_started += 1
+    return STARTED if _jobs_started == 1 else time.perf_counter()
 
 
 def job_slot(hydra_cfg):
@@ -72,6 +85,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
 
 
 def run_task(cfg: DictConfig) -> float:
+    started = job_start_time()
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -86,7 +100,7 @@ def run_task(cfg: DictConfig) -> float:
             return run_predict(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["probability"]
 
         from lenet_exp.train import Run
-        outcome = Run(cfg, run_dir, slot).train()
+        outcome = Run(cfg, run_dir, slot, started).train()
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

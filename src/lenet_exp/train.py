@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lenet_exp import STARTED, checkpoint as ckpt, fused_cpu
+from lenet_exp import checkpoint as ckpt, fused_cpu
 from lenet_exp.files import read_json, save_json
 from lenet_exp.augment import build_augment, test_time_views
 from lenet_exp.data import Data, load_data
@@ -158,7 +158,8 @@ def use_fused_cpu_kernels(tcfg, model: LeNet5, device: torch.device) -> bool:
     return True
 
 
-def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
+def build_parts(cfg: DictConfig, slot: JobSlot, clock: Optional[dict[str, float]] = None) -> Parts:
+    """Everything the run trains with; ``clock["data"]`` gets the time the data set was on its device."""
     tcfg = cfg.trainer
     device = resolve_device(cfg.device, slot)
     cuda_graphs = use_cuda_graphs(tcfg, device)
@@ -166,6 +167,8 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
         # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
     data = load_data(cfg.dataset, tcfg.batch_size, device)
+    if clock is not None:
+        clock["data"] = time.perf_counter()
     log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
              cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
@@ -199,14 +202,17 @@ def build_parts(cfg: DictConfig, slot: JobSlot) -> Parts:
 
 
 class Run:
-    def __init__(self, cfg: DictConfig, run_dir: Path, slot: JobSlot):
+    def __init__(self, cfg: DictConfig, run_dir: Path, slot: JobSlot, started: float):
         self.cfg = cfg
+        self.started = started  # when this job began (perf_counter): its wall time counts from here
         self.config = OmegaConf.to_container(cfg, resolve=True)
         self.dir = run_dir
         self.slot = slot
         self.metrics_path = run_dir / "metrics.json"
         self.last_path = run_dir / "checkpoints" / "last.pt"
         self.best_path = run_dir / "checkpoints" / "best.pt"
+        self.earlier_wall_s = 0.0  # wall time of the earlier invocations of a resumed run
+        self.timings: dict[str, float] = {}
 
     # ----------------------------------------------------------------------------------------- setup
     def previous_outcome(self) -> Optional[Outcome]:
@@ -235,14 +241,18 @@ class Run:
 
     # -------------------------------------------------------------------------------------- the loop
     def train(self) -> Outcome:
+        loaded = time.perf_counter()  # Python, Hydra, torch and these modules are imported by now
         done = self.previous_outcome()
         if done:
             return done
         resume = self.load_resume_state()
         seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
-        parts = build_parts(self.cfg, self.slot)
+        clock: dict[str, float] = {}
+        parts = build_parts(self.cfg, self.slot, clock)
+        self.timings = {"imports_s": loaded - self.started, "data_s": clock["data"] - loaded}
         state = RunState()
         if resume:
+            self.earlier_wall_s = (read_json(self.metrics_path) or {}).get("wall_time_s") or 0.0
             state = parts.restore(resume)
             log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                      self.dir, state.epoch, state.best_val_acc, state.best_epoch)
@@ -257,7 +267,9 @@ class Run:
         cfg, tcfg = self.cfg, self.cfg.trainer
         status, message, caught = "completed", "", None
         started = time.perf_counter()
-        self.timings = {"startup_s": started - STARTED}  # imports, CUDA, data, model: everything before epoch 1
+        startup_s = started - self.started  # everything before epoch 1; its parts:
+        self.timings = {"startup_s": startup_s, **self.timings,  # imports; device and data;
+                        "setup_s": startup_s - sum(self.timings.values())}  # model, kernels, optimizer, TensorBoard
         resumed_after = state.epoch
         with StopSignals() as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
@@ -294,18 +306,20 @@ class Run:
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
                          epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                          seconds, row["time/samples_per_s"])
-                self.write_metrics("running", "", state, parts, started)
+                self.write_metrics("running", "", state, parts)
 
         self.timings["epochs_s"] = time.perf_counter() - started  # training, validation and checkpoints
         test = self.test_best(parts, tb) if status == "completed" else None
         self.timings["test_s"] = time.perf_counter() - started - self.timings["epochs_s"]  # with its figures
-        self.write_metrics(status, message, state, parts, started, test)
+        self.write_metrics(status, message, state, parts, test)
         if status == "completed":
             tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                      state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
-            log.info("Time: start-up %.1f s, %d epochs %.1f s, test %.1f s", self.timings["startup_s"],
-                     state.epoch - resumed_after, self.timings["epochs_s"], self.timings["test_s"])
+            t = self.timings
+            log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
+                     "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+                     state.epoch - resumed_after, t["epochs_s"], t["test_s"])
         return Outcome(status, state.best_val_acc, message, caught)
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
@@ -324,7 +338,7 @@ class Run:
             tb.misclassified(test_split.images, test_split.labels, test.predictions, step)
         return {"loss": test.loss, "acc": test.acc}
 
-    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts, started: float,
+    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,
                       test: Optional[dict] = None) -> None:
         history = state.history
         last = history[-1] if history else {}
@@ -343,8 +357,8 @@ class Run:
             "test": test,
             "median_epoch_s": statistics.median(steady) if steady else None,
             "samples_per_s": statistics.median(row["time/samples_per_s"] for row in history[1:] or history) if history else None,
-            "wall_time_s": time.perf_counter() - started,
-            "timings": self.timings,
+            "wall_time_s": self.earlier_wall_s + time.perf_counter() - self.started,  # every invocation
+            "timings": self.timings,  # this invocation's
             "device": describe(parts.device),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "fused_cpu_kernels": parts.model.fused_cpu_blocks,
