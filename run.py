@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.resume import expand_resume
 from lenet_exp.schema import register_configs
+from lenet_exp.signals import mark_launcher
 
 register_configs()
 
@@ -23,4 +24,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     sys.argv = expand_resume(sys.argv)
+    mark_launcher()  # a sweep's worker processes stop when this process is gone
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import struct
@@ -192,6 +193,62 @@ def test_sigterm_stops_with_a_resumable_checkpoint(tiny_root, tmp_path):
     assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1
     assert f"resume={run_dir}" in stderr and "Traceback" not in stderr
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["run_state"]["epoch"] == metrics["epochs_done"]
+
+
+def child_processes(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, ...
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path):
+    """SIGTERM to the sweep's run.py alone (`kill PID`, a scheduler's time limit): its joblib workers stop
+    within a step, each with a resumable checkpoint, instead of training on for nobody."""
+    sweep_dir = tmp_path / "sweep"
+    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
+    launcher = start(args, cwd=tmp_path)
+    for job in ("0", "1"):
+        wait_for(sweep_dir / job / "checkpoints" / "last.pt", launcher)
+    workers = child_processes(launcher.pid)
+    assert len(workers) >= 2, workers
+    launcher.send_signal(signal.SIGTERM)
+    try:
+        launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if alive(pid)]
+    finally:  # a failure here must not leave workers training
+        for pid in filter(alive, workers):
+            os.kill(pid, signal.SIGKILL)
+    for job in ("0", "1"):
+        metrics = read_json(sweep_dir / job / "metrics.json")
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < 4, metrics
+        assert f"the exit of the sweep's run.py (pid {launcher.pid})" in metrics["message"]
+        checkpoint = torch.load(sweep_dir / job / "checkpoints" / "last.pt", weights_only=True)
+        assert checkpoint["run_state"]["epoch"] == metrics["epochs_done"]
+
+    again = run_cli(args, cwd=tmp_path)  # the same sweep again resumes both jobs and completes them
+    assert again.returncode == 0, again.stderr[-2000:]
+    for job in ("0", "1"):
+        assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
+        assert "Resuming" in (sweep_dir / job / "run.log").read_text()
 
 
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp_path):

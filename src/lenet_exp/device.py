@@ -18,6 +18,7 @@ class JobSlot:
     number: int = 0  # Hydra's job number (0 for a single run)
     parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
     threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
+    launcher: Optional[int] = None  # pid of the run.py that started this worker process: its exit stops the job
 
 
 def available_cores() -> int:

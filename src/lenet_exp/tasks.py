@@ -22,6 +22,7 @@ from lenet_exp.files import read_json, save_json
 from lenet_exp.errors import UserError
 from lenet_exp.resume import override_key
 from lenet_exp.schema import validate
+from lenet_exp.signals import launcher_gone, launcher_pid
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
@@ -48,12 +49,13 @@ def job_slot(hydra_cfg):
         return JobSlot()
     launcher = hydra_cfg.launcher
     target = launcher.get("_target_", "")
+    job = {"number": hydra_cfg.job.num, "launcher": launcher_pid()}
     if "joblib" in target:
         n_jobs = launcher.get("n_jobs", 1)
-        return JobSlot(number=hydra_cfg.job.num, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1))
+        return JobSlot(**job, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1))
     if "submitit" in target and launcher.get("cpus_per_task"):
-        return JobSlot(number=hydra_cfg.job.num, threads=launcher.cpus_per_task)
-    return JobSlot(number=hydra_cfg.job.num)
+        return JobSlot(**job, threads=launcher.cpus_per_task)
+    return JobSlot(**job)
 
 
 # Keys that say where the data is, not which data: `dataset.root=...` keeps the checkpoint's data set.
@@ -114,7 +116,11 @@ def run_task(cfg: DictConfig) -> float:
 
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))  # a sweep stops too: the user asked for it
+        code = EXIT_SIGNAL_BASE + (outcome.signal or 2)  # a sweep stops too: the user asked for it
+        if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait forever
+            logging.shutdown()
+            os._exit(code)
+        sys.exit(code)
     if outcome.status == "diverged":
         log.error("Error: %s", outcome.message)
         if not multirun:

@@ -271,7 +271,7 @@ class Run:
         self.timings = {"startup_s": startup_s, **self.timings,  # imports; device and data;
                         "setup_s": startup_s - sum(self.timings.values())}  # model, kernels, optimizer, TensorBoard
         resumed_after = state.epoch
-        with StopSignals() as stop:
+        with StopSignals(self.slot.launcher) as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                            disable=None if tcfg.progress else True)
@@ -282,7 +282,7 @@ class Run:
                 bar.close()
                 if result.interrupted:
                     status, caught = "interrupted", stop.signal
-                    message = (f"Interrupted by signal {stop.signal} during epoch {epoch}; the last checkpoint is "
+                    message = (f"Interrupted by {stop.reason()} during epoch {epoch}; the last checkpoint is "
                                f"after epoch {state.epoch}. Continue with `python run.py resume={self.dir}`.")
                     break
                 if not math.isfinite(result.loss):
