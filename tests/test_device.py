@@ -40,3 +40,16 @@ def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_determinism_is_set_per_job_not_left_over_from_the_last():
+    """A joblib worker runs several jobs in one process: trainer.deterministic must not leak between them."""
+    from lenet_exp.train import seed_everything
+
+    try:
+        seed_everything(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        seed_everything(1, deterministic=False)
+        assert not torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.deterministic
+    finally:
+        seed_everything(0, deterministic=False)

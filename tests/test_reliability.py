@@ -59,6 +59,9 @@ CASES = {
     "batch size zero": (lambda r, t, d: ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),
     "batch larger than train split": (lambda r, t, d: ["trainer.batch_size=501"], ["trainer.batch_size=501", "500 training images"]),
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
+    "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
+    "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
+                                  ["optimizer.nesterov=True", "momentum > 0"]),
     "val size not below train size": (lambda r, t, d: ["dataset.val_size=600"], ["dataset.val_size=600", "fewer than the 600"]),
     "cuda without a GPU": (lambda r, t, d: ["device=cuda"], ["device=cuda", "no CUDA GPU", "device=cpu"]),
     "cuda graphs on the CPU": (lambda r, t, d: ["trainer.cuda_graphs=true"],
@@ -87,6 +90,13 @@ CASES = {
 }
 
 
+NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path, trained, fast):
     if case == "cuda without a GPU" and torch.cuda.is_available():
@@ -94,14 +104,16 @@ def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path,
     extra, words = CASES[case]
     cwd = tmp_path / "cwd"
     cwd.mkdir()
-    result = run_cli(fast + extra(tiny_root, tmp_path, trained), cwd=cwd)
+    before = snapshot(trained)
+    # a proxy on a closed local port: a download fails at once, whether or not this machine has a network
+    result = run_cli(fast + extra(tiny_root, tmp_path, trained), cwd=cwd, env=NO_NETWORK)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     for word in words:
         assert word in result.stderr, f"{word!r} not in:\n{result.stderr}"
     # nothing written outside the (new) run dir, and the trained run is untouched
     assert {p.name for p in cwd.iterdir()} <= {"outputs"}
-    assert read_json(trained / "metrics.json")["status"] == "completed"
+    assert snapshot(trained) == before
 
 
 def test_full_traceback_on_request(fast, tmp_path):
@@ -109,17 +121,33 @@ def test_full_traceback_on_request(fast, tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 
-def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, tmp_path):
-    # one sane epoch, then an absurd learning rate from a resumed run in the same directory
-    run_dir = tmp_path / "run"
-    first = run_cli(fast + ["trainer.epochs=1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    diverging = run_cli(fast + ["optimizer.lr=1e30", "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run2'}"], cwd=tmp_path)
-    assert diverging.returncode != 0
-    assert "diverged at epoch 1" in diverging.stderr and "Lower optimizer.lr" in diverging.stderr
-    metrics = read_json(tmp_path / "run2" / "metrics.json")
+def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, tiny_root, tmp_path):
+    # An absurd learning rate from the first step: nothing good to keep.
+    diverging = run_cli(fast + ["optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run0'}"], cwd=tmp_path)
+    assert diverging.returncode == 1
+    assert "diverged at epoch 1" in diverging.stderr and "no checkpoint was written yet" in diverging.stderr
+    assert "Lower optimizer.lr" in diverging.stderr
+    metrics = read_json(tmp_path / "run0" / "metrics.json")
     assert metrics["status"] == "diverged" and metrics["test"] is None
-    assert not (tmp_path / "run2" / "checkpoints" / "last.pt").exists()  # nothing good to keep yet
+    assert not (tmp_path / "run0" / "checkpoints" / "last.pt").exists()
+
+    # Sane epochs, then the absurd rate (put into the checkpoint's optimizer): its checkpoints stay as they were.
+    run_dir = tmp_path / "run"
+    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
+    assert code == 143, stderr
+    last_path = run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last_path, weights_only=True)
+    for group in state["optimizer"]["param_groups"]:
+        group["lr"] = 1e30
+    torch.save(state, last_path)
+    saved = {path.name: path.read_bytes() for path in last_path.parent.iterdir()}
+    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    epoch = state["run_state"]["epoch"]
+    assert f"diverged at epoch {epoch + 1}" in resumed.stderr
+    assert f"the last checkpoint is after epoch {epoch}." in resumed.stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "diverged"
+    assert {path.name: path.read_bytes() for path in last_path.parent.iterdir()} == saved
 
 
 def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
@@ -173,8 +201,9 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.05)
 
 
+INTERRUPTIBLE_EPOCHS = 30  # ~0.15 s each: the signal comes long before the end, even to two sweep jobs
 INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu", "trainer.progress=false",
-                 "trainer.epochs=4", "trainer.batch_size=8", "trainer.log_images=false"]  # small batches: long epochs
+                 f"trainer.epochs={INTERRUPTIBLE_EPOCHS}", "trainer.batch_size=8", "trainer.log_images=false"]
 
 
 def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd: Path) -> tuple[int, str]:
@@ -239,7 +268,7 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
             os.kill(pid, signal.SIGKILL)
     for job in ("0", "1"):
         metrics = read_json(sweep_dir / job / "metrics.json")
-        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < 4, metrics
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
         assert f"the exit of the sweep's run.py (pid {launcher.pid})" in metrics["message"]
         checkpoint = torch.load(sweep_dir / job / "checkpoints" / "last.pt", weights_only=True)
         assert checkpoint["run_state"]["epoch"] == metrics["epochs_done"]
@@ -249,6 +278,28 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     for job in ("0", "1"):
         assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
         assert "Resuming" in (sweep_dir / job / "run.log").read_text()
+
+
+def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):
+    """With trainer.checkpoint_every=N, last.pt is also written with each new best.pt, so a resumed run
+    never starts before its best; the message names the checkpoint's epoch, not the last one trained."""
+    run_dir = tmp_path / "run"
+    args = [f"dataset.root={tiny_root}", *INTERRUPTIBLE, "trainer.checkpoint_every=1000"]
+    code, stderr = interrupt_after_first_epoch(args, run_dir, signal.SIGTERM, tmp_path)
+    assert code == 143, stderr
+    metrics = read_json(run_dir / "metrics.json")
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["run_state"]
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["run_state"]
+    assert last["epoch"] == last["best_epoch"] == best["epoch"] == metrics["best_epoch"] <= metrics["epochs_done"]
+    assert f"the last checkpoint is after epoch {last['epoch']}." in metrics["message"]
+
+    # A run stopped between writing last.pt and best.pt: the resume completes best.pt from last.pt.
+    (run_dir / "checkpoints" / "best.pt").unlink()
+    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = read_json(run_dir / "metrics.json")
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["run_state"]
+    assert metrics["status"] == "completed" and best["epoch"] == metrics["best_epoch"] >= last["epoch"]
 
 
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp_path):
@@ -261,7 +312,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
     code, stderr = interrupt_after_first_epoch(args, run_dir, signal.SIGINT, tmp_path)
     assert code == 130, stderr
     interrupted = read_json(run_dir / "metrics.json")
-    assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs_done"] < 4, stderr
+    assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs_done"] < INTERRUPTIBLE_EPOCHS, stderr
 
     resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

@@ -124,7 +124,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert "optimizer.lr" in failed["message"]
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
     assert "diverged" in diverged["message"]
-    best = max((j for j in summary["jobs"] if j["val_acc"] is not None), key=lambda j: j["val_acc"])
+    best = max((j for j in summary["jobs"] if j["status"] == "completed"), key=lambda j: j["val_acc"])
     assert summary["best"]["job"] == best["job"]
 
     # The printed table is sorted by val accuracy, completed jobs first.
@@ -157,6 +157,23 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     _, summary = read_summary(sweep_dir)
     killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
     assert killed["status"] == "failed" and "no metrics.json" in killed["message"]
+
+
+def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
+    from lenet_exp.sweep_summary import JobRecord, best_job, seed_groups
+
+    def job(number, status, seed, val_acc, test_acc=None):
+        return JobRecord(job=number, status=status, overrides=[f"seed={seed}"], params={"seed": str(seed)},
+                         run_dir=f"/sweep/{number}", val_acc=val_acc, test_acc=test_acc)
+
+    # the interrupted job's partial best val accuracy is the highest, but it has no test result
+    jobs = [job(0, "completed", 0, 0.90, 0.89), job(1, "interrupted", 1, 0.95), job(2, "completed", 2, 0.92, 0.91)]
+    assert best_job(jobs).job == 2 and best_job(jobs[1:2]) is None
+    groups = seed_groups(jobs, ["seed"])
+    assert [(g["n"], g["n_jobs"]) for g in groups] == [(2, 3)]
+    assert groups[0]["test_acc_mean"] == pytest.approx(0.90) and groups[0]["test_acc_std"] == pytest.approx(0.01414, abs=1e-5)
+    single = seed_groups(jobs[:2], ["seed"])[0]
+    assert single["n"] == 1 and single["test_acc_mean"] == 0.89 and single["test_acc_std"] is None
 
 
 # ------------------------------------------------------------------------------ parallel launchers

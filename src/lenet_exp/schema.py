@@ -99,7 +99,7 @@ class TrainerConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; on the CPU it is slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
-    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs (and at the end)
+    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best val acc and at the end
 
 
 @dataclass
@@ -142,6 +142,7 @@ RANGES = {
     "optimizer.lr": (lambda v: v > 0, "a number > 0"),
     "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
     "optimizer.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.betas": (lambda v: len(v) == 2 and all(0 <= beta < 1 for beta in v), "[beta1, beta2], each in [0, 1)"),
     "trainer.epochs": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
@@ -237,6 +238,8 @@ def validate(cfg: Any) -> None:
         value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise ConfigError(key, value, allowed)
+    if cfg.optimizer.name == "sgd" and cfg.optimizer.nesterov and cfg.optimizer.momentum == 0:
+        raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:
         raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
     if cfg.task == "predict" and not cfg.image:

@@ -187,13 +187,20 @@ def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[s
 
 
 def _by_val_acc(record: JobRecord) -> tuple:
-    return (record.val_acc is None, -(record.val_acc or 0.0), record.job)
+    """Completed jobs first (an unfinished job's val accuracy is a partial best), then by val accuracy."""
+    return (record.status != OK_STATUS, record.val_acc is None, -(record.val_acc or 0.0), record.job)
+
+
+def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
+    completed = [r for r in jobs if r.status == OK_STATUS and r.val_acc is not None]
+    return min(completed, key=_by_val_acc) if completed else None
 
 
 def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
+    """Mean and sample std; no std for a single value (zero would claim a spread that was never seen)."""
     if not values:
         return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
 def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any]]:
@@ -264,7 +271,7 @@ def _fmt(value: Optional[float], digits: int = 4) -> str:
 
 
 def _mean_pm_std(mean: Optional[float], std: Optional[float]) -> str:
-    return "-" if mean is None else f"{mean:.4f} ± {std:.4f}"
+    return "-" if mean is None else f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
 
 
 def _short(value: Optional[str]) -> str:
@@ -338,7 +345,7 @@ def write_json(summary: Summary, path: Path) -> None:
         "counts": summary.counts,
         "swept": summary.swept,
         "jobs": [asdict(r) for r in summary.jobs],
-        "best": asdict(min(summary.jobs, key=_by_val_acc)) if any(r.val_acc is not None for r in summary.jobs) else None,
+        "best": asdict(best) if (best := best_job(summary.jobs)) else None,  # among completed jobs
         "groups": summary.groups,  # mean +- std of test accuracy over the seeds of each setting
     }
     save_json(path, data)

@@ -29,7 +29,7 @@ from lenet_exp.data import Data, load_data
 from lenet_exp.device import JobSlot, describe, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep, evaluate, train_epoch
-from lenet_exp.errors import ConfigError, DeviceError, UserError
+from lenet_exp.errors import CheckpointError, ConfigError, DeviceError, UserError
 from lenet_exp.model import LeNet5, build_model
 from lenet_exp.optim import build_optimizer, build_scheduler
 from lenet_exp.signals import StopSignals
@@ -61,8 +61,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         # cuBLAS needs a fixed workspace for reproducible matrix products; read when CUDA starts
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
+        torch.backends.cudnn.benchmark = False
+    # set both ways: a joblib worker runs several jobs, and one job's setting must not outlive it
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    torch.backends.cudnn.deterministic = deterministic
 
 
 def versions() -> dict[str, str]:
@@ -120,6 +122,12 @@ class Parts:
             if self.device.type == "cuda":
                 torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
         return RunState(**saved["run_state"])
+
+
+def checkpoint_note(saved_epoch: int) -> str:
+    if saved_epoch:
+        return f"the last checkpoint is after epoch {saved_epoch}"
+    return "no checkpoint was written yet, so running again starts over"
 
 
 def use_cuda_graphs(tcfg, device: torch.device) -> bool:
@@ -239,6 +247,18 @@ class Run:
             )
         return state
 
+    def complete_best_checkpoint(self, last: dict) -> None:
+        """best.pt is written just after last.pt: a run stopped between the two still lacks its newest best."""
+        run_state = last["run_state"]
+        if run_state["best_epoch"] != run_state["epoch"]:
+            return
+        try:
+            best_epoch = ckpt.load_checkpoint(self.best_path)["run_state"]["epoch"]
+        except CheckpointError:  # missing or unreadable: written from last.pt below
+            best_epoch = None
+        if best_epoch != run_state["epoch"]:
+            ckpt.save_checkpoint(self.best_path, last)
+
     # -------------------------------------------------------------------------------------- the loop
     def train(self) -> Outcome:
         loaded = time.perf_counter()  # Python, Hydra, torch and these modules are imported by now
@@ -254,6 +274,7 @@ class Run:
         if resume:
             self.earlier_wall_s = (read_json(self.metrics_path) or {}).get("wall_time_s") or 0.0
             state = parts.restore(resume)
+            self.complete_best_checkpoint(resume)
             log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                      self.dir, state.epoch, state.best_val_acc, state.best_epoch)
         tb = TensorBoardLog(str(self.dir), flatten(self.config), first_step=state.epoch + 1)
@@ -270,11 +291,12 @@ class Run:
         startup_s = started - self.started  # everything before epoch 1; its parts:
         self.timings = {"startup_s": startup_s, **self.timings,  # imports; device and data;
                         "setup_s": startup_s - sum(self.timings.values())}  # model, kernels, optimizer, TensorBoard
-        resumed_after = state.epoch
+        resumed_after = saved = state.epoch  # saved: the epoch of checkpoints/last.pt (0: none yet)
         with StopSignals(self.slot.launcher) as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                            disable=None if tcfg.progress else True)
+                lr = parts.optimizer.param_groups[0]["lr"]  # the epoch's first step's (schedules step per batch)
                 epoch_start = time.perf_counter()
                 result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
                                      ema=parts.ema, on_step=bar.update, stop_requested=stop.requested)
@@ -282,17 +304,17 @@ class Run:
                 bar.close()
                 if result.interrupted:
                     status, caught = "interrupted", stop.signal
-                    message = (f"Interrupted by {stop.reason()} during epoch {epoch}; the last checkpoint is "
-                               f"after epoch {state.epoch}. Continue with `python run.py resume={self.dir}`.")
+                    message = (f"Interrupted by {stop.reason()} during epoch {epoch}; {checkpoint_note(saved)}. "
+                               f"Continue with `python run.py resume={self.dir}`.")
                     break
                 if not math.isfinite(result.loss):
                     status = "diverged"
-                    message = (f"Training diverged at epoch {epoch} (train loss {result.loss}). The last good checkpoint "
-                               f"is after epoch {state.epoch}. Lower optimizer.lr (now {cfg.optimizer.lr}).")
+                    message = (f"Training diverged at epoch {epoch} (train loss {result.loss}); {checkpoint_note(saved)}. "
+                               f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
                     break
                 val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views)
                 row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
-                       "val/acc": val.acc, "lr": parts.optimizer.param_groups[0]["lr"], "time/epoch_s": seconds,
+                       "val/acc": val.acc, "lr": lr, "time/epoch_s": seconds,
                        "time/samples_per_s": result.samples / seconds}
                 tb.scalars({k: v for k, v in row.items() if k != "epoch"}, epoch)
                 state.history.append(row)
@@ -300,9 +322,13 @@ class Run:
                 improved = val.acc > state.best_val_acc
                 if improved:
                     state.best_val_acc, state.best_epoch = val.acc, epoch
-                    ckpt.save_checkpoint(self.best_path, parts.checkpoint(state, self.config))
-                if epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
-                    ckpt.save_checkpoint(self.last_path, parts.checkpoint(state, self.config))
+                # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
+                if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
+                    checkpoint = parts.checkpoint(state, self.config)
+                    ckpt.save_checkpoint(self.last_path, checkpoint)
+                    saved = epoch
+                    if improved:
+                        ckpt.save_checkpoint(self.best_path, checkpoint)
                 log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
                          epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                          seconds, row["time/samples_per_s"])
