@@ -36,7 +36,7 @@ class DatasetConfig:
     split_seed: int = 0  # the val split stays the same across training seeds
     image_size: int = 32
     resize_mode: str = "resize"  # resize (bilinear, the tutorial's) | pad (LeCun's zero border)
-    # Statistics of the train split in [0, 1]; null computes them from the training images.
+    # Pixel statistics in [0, 1]; null computes them from the training images (val excluded).
     mean: Optional[float] = None
     std: Optional[float] = None
 
