@@ -23,12 +23,21 @@ def write_labels(path: Path, labels: np.ndarray) -> None:
 
 
 def learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """28x28 images whose class is a bright 6x6 block at one of 10 places, plus noise."""
-    images = rng.integers(0, 60, size=(len(labels), 28, 28))
+    """28x28 images whose class is a brighter 6x6 block at one of 10 places, in noise of nearly its
+    brightness: one epoch reaches ~70 % validation accuracy, the second ~100 %."""
+    images = rng.integers(0, 100, size=(len(labels), 28, 28))
     for i, label in enumerate(labels):
         row, col = 2 + 9 * (label // 4), 2 + 6 * (label % 4)
-        images[i, row:row + 6, col:col + 6] = rng.integers(180, 256, size=(6, 6))
+        images[i, row:row + 6, col:col + 6] = rng.integers(100, 200, size=(6, 6))
     return images
+
+
+def mislabel(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Another class for ``fraction`` of the labels: no model is right about every test image."""
+    noisy = labels.copy()
+    flip = rng.random(len(labels)) < fraction
+    noisy[flip] = (labels[flip] + rng.integers(1, 10, size=int(flip.sum()))) % 10
+    return noisy
 
 
 def write_dataset(root: Path, folder: str, n_train: int = 600, n_test: int = 200, seed: int = 0) -> Path:
@@ -41,5 +50,5 @@ def write_dataset(root: Path, folder: str, n_train: int = 600, n_test: int = 200
         rng.shuffle(labels)
         images_file, labels_file = FILES[split]
         write_images(raw / images_file, learnable_images(labels, rng))
-        write_labels(raw / labels_file, labels)
+        write_labels(raw / labels_file, mislabel(labels, 0.03, rng))
     return raw
