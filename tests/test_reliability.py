@@ -359,6 +359,27 @@ def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
     assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
 
 
+def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path):
+    """A run with EMA weights, a padded input and its own computed statistics: eval with the default
+    config still reproduces its test result, from the checkpoint alone."""
+    train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    special = ["trainer.epochs=2", "trainer.ema_decay=0.5", "dataset.resize_mode=pad", "dataset.mean=null",
+               "dataset.std=null"]
+    result = run_cli(fast + special + [f"hydra.run.dir={train_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    trained_metrics = read_json(train_dir / "metrics.json")
+    best = torch.load(train_dir / "checkpoints" / "best.pt", weights_only=True)
+    assert best["ema"] is not None and best["preprocessing"]["resize_mode"] == "pad"
+    assert best["preprocessing"]["mean"] not in (0.1307, None)  # computed from the training images
+
+    result = run_cli(fast + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={eval_dir}"],
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = read_json(eval_dir / "metrics.json")
+    assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]
+    assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
+
+
 def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
     result = run_cli(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
                              f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
