@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -232,10 +231,16 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
 
 
 # ------------------------------------------------------------------------------------- TensorBoard
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _served_at(server: subprocess.Popen, log: Path, timeout: float = 90) -> str:
+    """The address TensorBoard prints once it listens (--port 0: a port the OS picked, so no race for it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, log.read_text()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+        if found:
+            return found.group(0).rstrip("/")
+        time.sleep(0.2)
+    raise AssertionError(f"TensorBoard never said where it serves:\n{log.read_text()}")
 
 
 def _get(url: str, body: dict | None = None):
@@ -247,13 +252,12 @@ def _get(url: str, body: dict | None = None):
 
 def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
     sweep_dir = parallel_sweeps[2]["submitit_local"]
-    port = _free_port()
     log = open(tmp_path / "tensorboard.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep_dir), "--host",
-                               "127.0.0.1", "--port", str(port), "--load_fast=false", "--reload_interval=1"],
+                               "127.0.0.1", "--port", "0", "--load_fast=false", "--reload_interval=1"],
                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = _served_at(server, tmp_path / "tensorboard.log")
         deadline, runs = time.monotonic() + 90, []
         while time.monotonic() < deadline and set(runs) != {"0", "1", "summary"}:
             assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
