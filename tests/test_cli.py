@@ -30,7 +30,7 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     startup_parts = ("imports_s", "data_s", "setup_s")
     assert set(timings) == {"startup_s", *startup_parts, "epochs_s", "test_s"} and min(timings.values()) > 0
     assert sum(timings[part] for part in startup_parts) == pytest.approx(timings["startup_s"])
-    assert timings["imports_s"] > 0.5  # the job is its process's first: torch's import is part of it
+    assert timings["imports_s"] > 0.1  # its process's first job: importing torch is part of its start-up
     assert timings["startup_s"] + timings["epochs_s"] + timings["test_s"] == pytest.approx(metrics["wall_time_s"], abs=0.5)
 
     for name in ("last", "best"):

@@ -118,7 +118,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
             assert row["test_acc"] == "" and job["test_acc"] is None and job["message"]
     # The basic launcher runs the jobs in one process: the second job's start-up is its own, not the first's run.
     first, second = (metrics(sweep_dir / str(job))["timings"] for job in (0, 1))
-    assert second["imports_s"] < 0.5 < first["imports_s"] and second["startup_s"] < first["startup_s"]
+    assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
     failed = next(j for j in summary["jobs"] if j["status"] == "failed")
     assert "optimizer.lr" in failed["message"]
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
