@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -188,9 +189,26 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
 
 
+_started: list[subprocess.Popen] = []
+
+
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    """`python run.py ARGS` in the background, in a process group of its own (with any workers it starts)."""
+    process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """A failed test must not leave a run or its sweep workers training."""
+    yield
+    while _started:
+        process = _started.pop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -257,15 +275,11 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     workers = child_processes(launcher.pid)
     assert len(workers) >= 2, workers
     launcher.send_signal(signal.SIGTERM)
-    try:
-        launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
-        deadline = time.monotonic() + 30
-        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in workers if alive(pid)]
-    finally:  # a failure here must not leave workers training
-        for pid in filter(alive, workers):
-            os.kill(pid, signal.SIGKILL)
+    launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if alive(pid)]
     for job in ("0", "1"):
         metrics = read_json(sweep_dir / job / "metrics.json")
         assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
