@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
+
+from conftest import RUN_PY
+from lenet_exp.schema import register_configs
 
 from lenet_exp.device import JobSlot, resolve_device
 from lenet_exp.tasks import job_slot
 
 
-def hydra_cfg(mode: RunMode, launcher: dict, num: int = 3):
-    return SimpleNamespace(mode=mode, launcher=OmegaConf.create(launcher), job=SimpleNamespace(num=num))
+def hydra_cfg(mode: RunMode, *overrides: str, num: int = 3):
+    """The Hydra config that run.py composes with these overrides (real launcher configs), as job ``num``."""
+    register_configs()
+    with initialize_config_dir(config_dir=str(RUN_PY.parent / "configs"), version_base="1.3"):
+        hydra = compose("config", overrides=list(overrides), return_hydra_config=True).hydra
+    with open_dict(hydra):
+        hydra.mode, hydra.job.num = mode, num
+    return hydra
 
 
 def test_a_single_run_has_the_machine_to_itself():
-    assert job_slot(hydra_cfg(RunMode.RUN, {})) == JobSlot()
+    assert job_slot(hydra_cfg(RunMode.RUN)) == JobSlot()
 
 
 def test_joblib_jobs_share_the_cores():
-    target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
-    assert job_slot(hydra_cfg(RunMode.MULTIRUN, {"_target_": target, "n_jobs": 2})) == JobSlot(number=3, parallel=2)
+    hydra = hydra_cfg(RunMode.MULTIRUN, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert job_slot(hydra) == JobSlot(number=3, parallel=2)
 
 
 def test_submitit_jobs_take_the_cores_reserved_for_them():
-    target = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
-    slot = job_slot(hydra_cfg(RunMode.MULTIRUN, {"_target_": target, "cpus_per_task": 3}))
-    assert slot == JobSlot(number=3, threads=3)
+    hydra = hydra_cfg(RunMode.MULTIRUN, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3")
+    assert job_slot(hydra) == JobSlot(number=3, threads=3)
 
 
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
