@@ -38,9 +38,13 @@ def train_twice(cuda_graph: bool, epochs: int = 2):
 
 
 def test_graph_replay_trains_like_eager_steps():
+    saved = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = False, True
-    eager_model, _, eager, split = train_twice(cuda_graph=False)
-    graph_model, step, graphed, _ = train_twice(cuda_graph=True)
+    try:
+        eager_model, _, eager, split = train_twice(cuda_graph=False)
+        graph_model, step, graphed, _ = train_twice(cuda_graph=True)
+    finally:  # the other tests of this process get cuDNN as they found it
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved
     assert step.graph is not None  # captured after the warm-up steps, replayed for the other full batches
     for a, b in zip(eager, graphed):
         assert a.samples == b.samples == 660
