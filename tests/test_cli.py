@@ -54,6 +54,15 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     assert "epoch 2/2" in (run_dir / "run.log").read_text()
 
 
+def test_bf16_and_channels_last_train_on_the_cpu(fast, tmp_path):
+    result = run_cli(fast + ["trainer.epochs=2", "trainer.precision=bf16", "trainer.channels_last=true"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = read_json(only_run_dir(tmp_path) / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["config"]["trainer"]["precision"] == "bf16"
+    assert metrics["fused_cpu_kernels"] is False  # the kernel is float32: bf16 takes the standard layers
+    assert metrics["test"]["acc"] > 0.5 and metrics["val"]["acc"] > 0.5  # it learns (chance: 0.1)
+
+
 def test_overrides_work_as_they_read(fast, tmp_path):
     result = run_cli(fast + ["optimizer.lr=0.01", "dataset=fashion_mnist", "model=lenet5_classic", "device=cpu",
                              "trainer.epochs=1", f"dataset.root={fast[0].split('=', 1)[1]}", "dataset.val_size=100"],
