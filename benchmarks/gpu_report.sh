@@ -2,7 +2,7 @@
 # Every GPU figure of the README in one go, in order of importance; each step has its own time limit,
 # and a failed step does not stop the ones after it.
 #
-#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 speed ours sweep recipes compile)
+#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 profile speed ours sweep recipes compile)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
 # printed), OUT_DIR/speed.json, ours.json, compile.json and OUT_DIR/results.txt (one line per run: its
@@ -14,7 +14,7 @@ SPEED_EXTRA=()
 for override in $EXTRA; do SPEED_EXTRA+=(--override "$override"); done
 OUT=$(realpath -m "${1:?usage: gpu_report.sh OUT_DIR [STEP ...]}")
 shift
-STEPS=${*:-info tests run10 speed sweep recipes compile}
+STEPS=${*:-info tests run10 profile speed sweep recipes compile}
 RUNS=$OUT/runs
 mkdir -p "$RUNS"
 export PYTHONUNBUFFERED=1
@@ -67,6 +67,9 @@ for repeat in $(seq "${RUN10_REPEATS:-1}"); do
     step run10 120 python3 run.py hydra.run.dir="$RUNS/run10-$repeat" trainer.progress=false $EXTRA
     results "$RUNS/run10-$repeat"
 done
+
+# Which kernels a step runs and what each costs on the GPU: what to cut next.
+step profile 90 python3 benchmarks/profile_step.py --steps 100 ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
 step speed 240 python3 benchmarks/speed.py --epochs 3 --json-out "$OUT/speed.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"} \
     --variant "eager: trainer.cuda_graphs=false" \

@@ -40,3 +40,14 @@ def test_speed_benchmark_rejects_a_bad_override(tiny_root):
         [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--data-root", str(tiny_root),
          "--override", "trainer.epochz=1"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "epochz" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_step_profiler_prints_its_table(tiny_root):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "profile_step.py"), "--device", "cpu", "--steps", "3",
+         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--rows", "5"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "Self CPU" in result.stdout and "BatchNormMaxPoolReLU" in result.stdout  # the fused kernel's op
+    summary = next(line for line in result.stdout.splitlines() if line.startswith("=== default:"))
+    assert "graph False" in summary and "fused_cpu_kernels True" in summary and "ms_per_step_profiled" in summary
