@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -337,6 +338,9 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
         assert got[key] == expected[key], key
     strip = lambda rows: [{k: v for k, v in row.items() if not k.startswith("time/")} for row in rows]
     assert strip(got["history"]) == strip(expected["history"])
+    # the median epoch time leaves out each invocation's first epoch (warm-up)
+    steady = [row["time/epoch_s"] for row in got["history"] if row["epoch"] not in (1, interrupted["epochs_done"] + 1)]
+    assert got["median_epoch_s"] == statistics.median(steady)
     # the wall time counts both invocations; the timings are the resumed one's
     resumed_wall_s = sum(got["timings"][part] for part in ("startup_s", "epochs_s", "test_s"))
     assert got["wall_time_s"] == pytest.approx(interrupted["wall_time_s"] + resumed_wall_s, abs=0.5)

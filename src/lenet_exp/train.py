@@ -54,6 +54,7 @@ class RunState:
     best_epoch: int = 0
     best_val_acc: float = -1.0
     history: list[dict[str, float]] = field(default_factory=list)
+    warmup_epochs: list[int] = field(default_factory=list)  # each invocation's first: warm-up, capture, compilation
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -297,6 +298,8 @@ class Run:
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                            disable=None if tcfg.progress else True)
                 lr = parts.optimizer.param_groups[0]["lr"]  # the epoch's first step's (schedules step per batch)
+                if epoch == resumed_after + 1:
+                    state.warmup_epochs.append(epoch)
                 epoch_start = time.perf_counter()
                 result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
                                      ema=parts.ema, on_step=bar.update, stop_requested=stop.requested)
@@ -369,8 +372,8 @@ class Run:
         history = state.history
         last = history[-1] if history else {}
         best = next((row for row in history if row["epoch"] == state.best_epoch), {})
-        epoch_seconds = [row["time/epoch_s"] for row in history]
-        steady = epoch_seconds[1:] or epoch_seconds  # the first epoch pays for warm-up
+        # the first epoch of each invocation pays for warm-up: the medians leave those out (if any are left)
+        steady = [row for row in history if row["epoch"] not in state.warmup_epochs] or history
         save_json(self.metrics_path, {
             "task": "train",
             "status": status,
@@ -381,8 +384,8 @@ class Run:
             "train": {"loss": last.get("train/loss"), "acc": last.get("train/acc")},
             "val": {"loss": best.get("val/loss"), "acc": best.get("val/acc")},
             "test": test,
-            "median_epoch_s": statistics.median(steady) if steady else None,
-            "samples_per_s": statistics.median(row["time/samples_per_s"] for row in history[1:] or history) if history else None,
+            "median_epoch_s": statistics.median(row["time/epoch_s"] for row in steady) if steady else None,
+            "samples_per_s": statistics.median(row["time/samples_per_s"] for row in steady) if steady else None,
             "wall_time_s": self.earlier_wall_s + time.perf_counter() - self.started,  # every invocation
             "timings": self.timings,  # this invocation's
             "device": describe(parts.device),
