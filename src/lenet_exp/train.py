@@ -337,10 +337,11 @@ class Run:
                          seconds, row["time/samples_per_s"])
                 self.write_metrics("running", "", state, parts)
 
-        self.timings["epochs_s"] = time.perf_counter() - started  # training, validation and checkpoints
-        test = self.test_best(parts, tb) if status == "completed" else None
-        self.timings["test_s"] = time.perf_counter() - started - self.timings["epochs_s"]  # with its figures
-        self.write_metrics(status, message, state, parts, test)
+            self.timings["epochs_s"] = time.perf_counter() - started  # training, validation and checkpoints
+            # a first Ctrl-C from here on lets this last second of work finish: the run is complete
+            test = self.test_best(parts, tb) if status == "completed" else None
+            self.timings["test_s"] = time.perf_counter() - started - self.timings["epochs_s"]  # with its figures
+            self.write_metrics(status, message, state, parts, test)
         if status == "completed":
             tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
