@@ -42,7 +42,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Generator, Iterator, Optional
 
 import torch
 import torchvision
@@ -93,17 +93,19 @@ class Phase:
         self.device = device
 
     def __enter__(self) -> "Phase":
-        self.peak_rss_is_own = _reset_peak_rss()
+        # interleaved pipelines share the process: a reset would cut into the others' phases
+        self.peak_rss_is_own = False if INTERLEAVE else _reset_peak_rss()
         self.rss_start_mib = (_proc_status_kib("VmRSS") or 0) / 1024 or None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
+            if not INTERLEAVE:
+                torch.cuda.reset_peak_memory_stats(self.device)
         self.started = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         sync(self.device)
-        self.wall_s = time.perf_counter() - self.started
+        self.wall_s = None if INTERLEAVE else time.perf_counter() - self.started  # interleaved: others' epochs in it
         self.peak_rss_mib = _ru_maxrss_mib()
         self.peak_gpu_mib = (torch.cuda.max_memory_allocated(self.device) / 2**20
                              if self.device.type == "cuda" else None)
@@ -158,12 +160,15 @@ def sync(device: torch.device) -> None:
 
 
 WAIT_QUIET_S = 0.0  # --wait-quiet
+INTERLEAVE = False  # --interleave
+BENCHMARK_STARTED = time.perf_counter()
+Pipeline = Generator[dict, None, dict]  # a pipeline: yields each epoch's row, returns its result
 
 
 def timed_epochs(epochs: int, device: torch.device, run_epoch: Callable[[int], int],
-                 between: Callable[[int], None] = lambda epoch: None) -> list[dict]:
-    """Time ``run_epoch(epoch) -> samples`` with the device synchronised on both sides."""
-    rows = []
+                 between: Callable[[int], None] = lambda epoch: None) -> Iterator[dict]:
+    """Time ``run_epoch(epoch) -> samples`` with the device synchronised on both sides; yields each
+    epoch's row as it ends (so that with --interleave the pipelines take turns, epoch by epoch)."""
     for epoch in range(1, epochs + 1):
         if WAIT_QUIET_S:
             wait_quiet(WAIT_QUIET_S)  # outside the timed region
@@ -177,10 +182,10 @@ def timed_epochs(epochs: int, device: torch.device, run_epoch: Callable[[int], i
         # share of the epoch in which some task on the machine waited for a CPU: > ~0.05 means other
         # processes competed for the cores and the epoch time is inflated
         pressure = round((psi_end - psi) / 1e6 / seconds, 3) if psi is not None else None
-        rows.append({"epoch": epoch, "seconds": seconds, "samples": samples, "samples_per_s": samples / seconds,
-                     "cpu_pressure": pressure})
+        row = {"epoch": epoch, "seconds": seconds, "samples": samples, "samples_per_s": samples / seconds,
+               "cpu_pressure": pressure, "ended_at": time.perf_counter() - BENCHMARK_STARTED}
         between(epoch)
-    return rows
+        yield row
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -196,6 +201,7 @@ def summarise(rows: list[dict]) -> dict:
         "best_samples_per_s": max(r["samples_per_s"] for r in steady),
         "epoch_s": [round(r["seconds"], 3) for r in rows],
         "epoch_cpu_pressure": [r["cpu_pressure"] for r in rows],
+        "epoch_ended_at_s": [round(r["ended_at"], 3) for r in rows],  # seconds since the benchmark began
     }
 
 
@@ -233,7 +239,8 @@ class TutorialLeNet5(nn.Module):
         return out
 
 
-def run_tutorial(args, device: torch.device, mean: float, std: float, num_classes: int) -> dict:
+def run_tutorial(args, device: torch.device, mean: float, std: float, num_classes: int) -> Pipeline:
+    """The tutorial's pipeline, epoch by epoch (a generator: see :func:`run_all`); returns its result."""
     dataset_class = {"mnist": torchvision.datasets.MNIST, "fashion_mnist": torchvision.datasets.FashionMNIST}[args.dataset]
     torch.manual_seed(args.seed)
     with Phase(device) as phase:
@@ -272,7 +279,10 @@ def run_tutorial(args, device: torch.device, mean: float, std: float, num_classe
                           f"Loss: {loss.item():.4f}", file=sys.stderr, flush=True)
             return samples
 
-        rows = timed_epochs(args.epochs, device, run_epoch)
+        rows = []
+        for row in timed_epochs(args.epochs, device, run_epoch):
+            rows.append(row)
+            yield row
 
         # The tutorial evaluated without model.eval(), so BatchNorm used batch statistics; this is the
         # proper evaluation: running statistics, no gradients.
@@ -315,8 +325,9 @@ def compose_config(args, variant_overrides: tuple[str, ...] = ()):
     return cfg, overrides
 
 
-def run_ours(cfg, device: torch.device) -> dict:
-    """The setup and epoch loop of ``lenet_exp.train.Run.train``, minus checkpoints and TensorBoard."""
+def run_ours(cfg, device: torch.device) -> Pipeline:
+    """The setup and epoch loop of ``lenet_exp.train.Run.train``, minus checkpoints and TensorBoard
+    (a generator, epoch by epoch: see :func:`run_all`); returns its result."""
     from lenet_exp.device import JobSlot
     from lenet_exp.engine import evaluate, train_epoch
     from lenet_exp.train import build_parts, seed_everything
@@ -339,12 +350,54 @@ def run_ours(cfg, device: torch.device) -> dict:
         def validate_epoch(epoch: int) -> None:  # run.py validates after every epoch, outside its epoch time
             val_acc.append(evaluate(eval_model, data.val, tcfg.eval_batch_size, tcfg.precision).acc)
 
-        rows = timed_epochs(tcfg.epochs, device, run_epoch, between=validate_epoch)
+        rows = []
+        for row in timed_epochs(tcfg.epochs, device, run_epoch, between=validate_epoch):
+            rows.append(row)
+            yield row
         test_acc = evaluate(eval_model, data.test, tcfg.eval_batch_size, tcfg.precision).acc
     return {"pipeline": "ours", "cuda_graphs": parts.step.graph is not None,
             "fused_cpu_kernels": parts.model.fused_cpu_blocks, "setup_s": setup_s, **summarise(rows),
             "test_acc": test_acc, "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
+
+
+def paired_ratios(ours: dict, tutorial: dict) -> list[float]:
+    """samples/s of each of our epochs after the first over the tutorial's epoch of the same number."""
+    return [round(a["samples_per_s"] / b["samples_per_s"], 4) for a, b in zip(ours["per_epoch"][1:], tutorial["per_epoch"][1:])]
+
+
+def run_all(pipelines: dict[str, Callable[[], Pipeline]], interleave: bool,
+            cleanup: Callable[[], None] = lambda: None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Run each pipeline to its end, one after another, or with ``interleave`` all at once, taking turns
+    epoch by epoch (so that a slow spell of a noisy machine hits all of them alike). A pipeline other
+    than the first that raises is reported as failed and the others go on."""
+    results, failed, running = {}, {}, {}
+    first = next(iter(pipelines))
+
+    def step(name: str, generator: Pipeline) -> bool:  # one epoch; False once the pipeline is done
+        try:
+            next(generator)
+            return True
+        except StopIteration as done:
+            results[name] = done.value
+        except Exception as error:  # a knob that fails on this device is reported; the others still run
+            if name == first:
+                raise
+            failed[name] = f"{type(error).__name__}: {error}"
+            print(f"{name}: FAILED: {failed[name]}", file=sys.stderr, flush=True)
+        cleanup()  # the pipeline's model, data and CUDA graph, so that later peaks are their own
+        return False
+
+    for name, start in pipelines.items():
+        running[name] = start()
+        if not interleave:
+            while step(name, running[name]):
+                pass
+    while interleave and running:
+        for name in list(running):
+            if not step(name, running[name]):
+                del running[name]
+    return results, failed
 
 
 # ------------------------------------------------------------------------------------- reporting
@@ -384,6 +437,9 @@ def table(report: dict) -> str:
         lines += [f"{'ours / tutorial samples/s':{width}}" + f"  {'1.00x':>{cell}}" + "".join(
             f"  {result['median_samples_per_s'] / tut['median_samples_per_s']:>{cell - 1}.2f}x"
             for _, result in columns[1:])]
+        if report["epochs"] > 1:  # the median of the epoch-by-epoch ratios (paired: see --interleave)
+            lines += [f"{'  paired, median over epochs':{width}}" + f"  {'':>{cell}}" + "".join(
+                f"  {statistics.median(paired_ratios(result, tut)):>{cell - 1}.2f}x" for _, result in columns[1:])]
     lines += [
         "-" * (width + (cell + 2) * len(columns)),
         f"device: {report['device']}  threads: {report['threads']}  epochs: {report['epochs']}  "
@@ -391,7 +447,9 @@ def table(report: dict) -> str:
     ]
     lines += [f"{name}: {' '.join(overrides) or '(no overrides)'}" for name, overrides in report["ours_overrides"].items()]
     lines += [f"{name}: FAILED: {error}" for name, error in report.get("failed_variants", {}).items()]
-    if not all(result["memory"]["peak_rss_is_own"] for _, result in columns):
+    if report.get("interleaved"):
+        lines.append("note: the pipelines ran interleaved, epoch by epoch: peak memory is the process's, not each one's")
+    elif not all(result["memory"]["peak_rss_is_own"] for _, result in columns):
         lines.append("note: peak RSS could not be reset between phases; it is the process high-water mark "
                      "(the tutorial ran first), so only an increase in a later phase is meaningful")
     return "\n".join(lines)
@@ -427,6 +485,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before each epoch, wait up to this long until other processes leave the CPUs idle "
                              "(Linux /proc/stat); the wait is not timed. Default 0: never wait")
+    parser.add_argument("--interleave", action="store_true",
+                        help="run the pipelines at once, taking turns epoch by epoch, so that a slow spell of a "
+                             "noisy machine hits all of them; the JSON adds each epoch's paired ratio. Peak "
+                             "memory is then the process's, not each pipeline's")
     parser.add_argument("--json-out", default=None, metavar="PATH", help="also write the JSON report here")
     args = parser.parse_args(argv)
     if args.epochs < 1:
@@ -437,8 +499,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    global WAIT_QUIET_S
-    WAIT_QUIET_S = args.wait_quiet
+    global WAIT_QUIET_S, INTERLEAVE
+    WAIT_QUIET_S, INTERLEAVE = args.wait_quiet, args.interleave
     sys.path.insert(0, str(REPO / "src"))  # works from a checkout even without `pip install -e .`
     from lenet_exp.device import JobSlot, available_cores, describe, resolve_device
 
@@ -472,30 +534,33 @@ def main(argv=None) -> dict:
         "ours_config_overrides": {name: overrides for name, (_, overrides) in configs.items()},
     }
     # The tutorial first: should the peak-RSS reset be unavailable, its figure is then still its own.
+    pipelines: dict[str, Callable[[], Pipeline]] = {}
     if not args.skip_tutorial:
-        report["tutorial"] = run_tutorial(args, device, mean, std, cfg.dataset.num_classes)
-    report["ours"] = {}
-    failed = {}
+        pipelines["tutorial"] = lambda: run_tutorial(args, device, mean, std, cfg.dataset.num_classes)
     for name, (variant_cfg, _) in configs.items():
-        torch.set_num_threads(threads)
-        try:
-            report["ours"][name] = run_ours(variant_cfg, device)
-        except Exception as error:  # a knob that fails on this device is reported; the others still run
-            if name == "ours":
-                raise
-            failed[name] = f"{type(error).__name__}: {error}"
-            print(f"{name}: FAILED: {failed[name]}", file=sys.stderr, flush=True)
-            continue
-        finally:
-            gc.collect()  # the variant's model, data and CUDA graph, so that the next phase's peaks are its own
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        print(f"{name}: median epoch {report['ours'][name]['median_epoch_s']:.3f} s", file=sys.stderr, flush=True)
+        pipelines[name] = lambda variant_cfg=variant_cfg: run_ours(variant_cfg, device)
+
+    def cleanup() -> None:
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    results, failed = run_all(pipelines, args.interleave, cleanup)
+    report["interleaved"] = args.interleave
+    if "tutorial" in results:
+        report["tutorial"] = results.pop("tutorial")
+    report["ours"] = {name: results[name] for name in configs if name in results}
+    for name, result in report["ours"].items():
+        print(f"{name}: median epoch {result['median_epoch_s']:.3f} s", file=sys.stderr, flush=True)
     if failed:
         report["failed_variants"] = failed
     if not args.skip_tutorial:
         tut, ours = report["tutorial"], report["ours"]["ours"]
         report["comparison"] = {
+            # epoch e of ours against epoch e of the tutorial (after the first): with --interleave they
+            # ran back to back, so a slow spell of the machine slows both
+            "paired_throughput_ratios": paired_ratios(ours, tut),
+            "paired_throughput_ratio_median": statistics.median(paired_ratios(ours, tut)) if args.epochs > 1 else None,
             "throughput_ratio_ours_over_tutorial": ours["median_samples_per_s"] / tut["median_samples_per_s"],
             "throughput_ratio_tutorial_over_ours": tut["median_samples_per_s"] / ours["median_samples_per_s"],
             "throughput_ratio_best_epochs": ours["best_samples_per_s"] / tut["best_samples_per_s"],

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -33,6 +35,26 @@ def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_p
     # a knob this device cannot run is reported, and the other variants still run
     assert "graphs" not in report["ours"] and "trainer.cuda_graphs" in report["failed_variants"]["graphs"]
     assert "ours / tutorial samples/s" in result.stdout and "graphs: FAILED" in result.stdout
+
+
+def test_interleaved_pipelines_take_turns_epoch_by_epoch(tiny_root, tmp_path):
+    out = tmp_path / "speed.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--device", "cpu", "--epochs", "3", "--interleave",
+         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out),
+         "--variant", "unfused: trainer.fused_cpu_kernels=false"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    tutorial, ours, unfused = report["tutorial"], report["ours"]["ours"], report["ours"]["unfused"]
+    ends = sorted((t, name) for name, side in (("tutorial", tutorial), ("ours", ours), ("unfused", unfused))
+                  for t in side["epoch_ended_at_s"])
+    assert [name for _, name in ends] == ["tutorial", "ours", "unfused"] * 3  # one epoch each, in turn
+    # ours over the tutorial in samples/s, epoch 2 against epoch 2 and 3 against 3 (epoch_s is rounded)
+    paired = [(ours["samples_per_epoch"] / ours["epoch_s"][e]) / (tutorial["samples_per_epoch"] / tutorial["epoch_s"][e])
+              for e in (1, 2)]
+    assert report["comparison"]["paired_throughput_ratios"] == pytest.approx(paired, rel=0.02)
+    assert report["interleaved"] is True and not ours["memory"]["peak_rss_is_own"]
+    assert "paired, median over epochs" in result.stdout and "ran interleaved" in result.stdout
 
 
 def test_speed_benchmark_rejects_a_bad_override(tiny_root):
