@@ -1,9 +1,10 @@
 """Where a training step's time goes: torch.profiler's table of our default step, op by op.
 
 Builds exactly what ``python run.py`` trains with (Hydra's compose API on ``configs/``, the package's
-``build_parts``), runs a few warm-up steps, then profiles ``--steps`` steps (forward, backward and the
-optimizer update, as ``train_epoch`` runs them) and prints the ops and kernels that take the most time,
-with the count of device kernels per step. On a GPU it profiles twice: the default step (one CUDA
+``build_parts``), runs a few warm-up steps, then profiles ``--steps`` steps (``TrainStep``'s forward and
+backward, then the optimizer update, as ``train_epoch`` runs them; a scheduler and EMA, off by default,
+are left out) and prints the ops and kernels that take the most time, with the count of device events
+(kernels, copies, fills) per step. On a GPU it profiles twice: the default step (one CUDA
 graph replay per batch) and the same step eagerly (``trainer.cuda_graphs=false``). The profiler adds
 its own overhead: use the table to see what to cut, and ``speed.py`` to measure what cutting gained.
 
@@ -76,7 +77,7 @@ def profile_steps(cfg, steps: int, row_limit: int) -> dict:
     print(prof.key_averages().table(sort_by=sort_by, row_limit=row_limit), flush=True)
     kernels = sum(1 for event in prof.events() if event.device_type == DeviceType.CUDA)
     return {"graph": step.graph is not None, "fused_cpu_kernels": parts.model.fused_cpu_blocks,
-            "ms_per_step_profiled": 1e3 * seconds / steps, "device_kernels_per_step": kernels / steps if cuda else None}
+            "ms_per_step_profiled": 1e3 * seconds / steps, "device_events_per_step": kernels / steps if cuda else None}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -99,6 +100,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    sys.path.insert(0, str(REPO / "src"))  # works from a checkout even without `pip install -e .`
+    from hydra.errors import HydraException
     from lenet_exp.errors import UserError
 
     try:
@@ -111,8 +114,8 @@ def main(argv=None) -> int:
             summary = profile_steps(compose(args, extra), args.steps, args.rows)
             print(f"=== {name}: " + ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                                                for key, value in summary.items()), flush=True)
-    except UserError as error:
-        print(f"Error: {error}", file=sys.stderr)
+    except (HydraException, UserError) as error:
+        print(f"profile_step.py: bad config or --override: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import platform
 import resource
@@ -95,7 +96,7 @@ class Phase:
     def __enter__(self) -> "Phase":
         # interleaved pipelines share the process: a reset would cut into the others' phases
         self.peak_rss_is_own = False if INTERLEAVE else _reset_peak_rss()
-        self.rss_start_mib = (_proc_status_kib("VmRSS") or 0) / 1024 or None
+        self.rss_start_mib = None if INTERLEAVE else (_proc_status_kib("VmRSS") or 0) / 1024 or None
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             if not INTERLEAVE:
@@ -200,6 +201,7 @@ def summarise(rows: list[dict]) -> dict:
         "best_epoch_s": min(r["seconds"] for r in steady),
         "best_samples_per_s": max(r["samples_per_s"] for r in steady),
         "epoch_s": [round(r["seconds"], 3) for r in rows],
+        "epoch_samples_per_s": [r["samples_per_s"] for r in rows],
         "epoch_cpu_pressure": [r["cpu_pressure"] for r in rows],
         "epoch_ended_at_s": [round(r["ended_at"], 3) for r in rows],  # seconds since the benchmark began
     }
@@ -253,7 +255,9 @@ def run_tutorial(args, device: torch.device, mean: float, std: float, num_classe
             transforms.Normalize(mean=(mean,), std=(std,))])
         train_set = dataset_class(root=args.data_root, train=True, download=False, transform=transform)
         test_set = dataset_class(root=args.data_root, train=False, download=False, transform=transform)
-        train_loader = torch.utils.data.DataLoader(dataset=train_set, batch_size=args.batch_size, shuffle=True)
+        # its own shuffling generator: with --interleave our pipelines reseed the global one between its epochs
+        train_loader = torch.utils.data.DataLoader(dataset=train_set, batch_size=args.batch_size, shuffle=True,
+                                                   generator=torch.Generator().manual_seed(args.seed))
         test_loader = torch.utils.data.DataLoader(dataset=test_set, batch_size=args.batch_size, shuffle=False)
 
         model = TutorialLeNet5(num_classes).to(device)
@@ -295,6 +299,7 @@ def run_tutorial(args, device: torch.device, mean: float, std: float, num_classe
                 total += labels.size(0)
                 correct += (predicted == labels).sum().item()
     return {"pipeline": "tutorial", "setup_s": setup_s, **summarise(rows), "test_acc": correct / total,
+            "threads": torch.get_num_threads(),
             "wall_s": phase.wall_s, "memory": phase.memory(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
 
@@ -358,6 +363,7 @@ def run_ours(cfg, device: torch.device) -> Pipeline:
     return {"pipeline": "ours", "cuda_graphs": parts.step.graph is not None,
             "fused_cpu_kernels": parts.model.fused_cpu_blocks, "setup_s": setup_s, **summarise(rows),
             "test_acc": test_acc, "val_acc": val_acc, "wall_s": phase.wall_s, "memory": phase.memory(),
+            "threads": torch.get_num_threads(),
             "parameters": sum(p.numel() for p in model.parameters()), "per_epoch": rows}
 
 
@@ -366,22 +372,27 @@ def paired_ratios(ours: dict, tutorial: dict) -> list[float]:
     return [round(a["samples_per_s"] / b["samples_per_s"], 4) for a, b in zip(ours["per_epoch"][1:], tutorial["per_epoch"][1:])]
 
 
-def run_all(pipelines: dict[str, Callable[[], Pipeline]], interleave: bool,
+def run_all(pipelines: dict[str, Callable[[], Pipeline]], interleave: bool, required: set[str],
             cleanup: Callable[[], None] = lambda: None) -> tuple[dict[str, dict], dict[str, str]]:
     """Run each pipeline to its end, one after another, or with ``interleave`` all at once, taking turns
-    epoch by epoch (so that a slow spell of a noisy machine hits all of them alike). A pipeline other
-    than the first that raises is reported as failed and the others go on."""
+    epoch by epoch (so that a slow spell of a noisy machine hits all of them alike). A pipeline not in
+    ``required`` that raises is reported as failed and the others go on.
+
+    Each pipeline keeps the CPU threads it set up with (a variant may set ``device.threads``): they are
+    set again before each of its turns."""
     results, failed, running = {}, {}, {}
-    first = next(iter(pipelines))
+    threads = dict.fromkeys(pipelines, torch.get_num_threads())
 
     def step(name: str, generator: Pipeline) -> bool:  # one epoch; False once the pipeline is done
+        torch.set_num_threads(threads[name])
         try:
             next(generator)
+            threads[name] = torch.get_num_threads()
             return True
         except StopIteration as done:
             results[name] = done.value
         except Exception as error:  # a knob that fails on this device is reported; the others still run
-            if name == first:
+            if name in required:
                 raise
             failed[name] = f"{type(error).__name__}: {error}"
             print(f"{name}: FAILED: {failed[name]}", file=sys.stderr, flush=True)
@@ -437,9 +448,10 @@ def table(report: dict) -> str:
         lines += [f"{'ours / tutorial samples/s':{width}}" + f"  {'1.00x':>{cell}}" + "".join(
             f"  {result['median_samples_per_s'] / tut['median_samples_per_s']:>{cell - 1}.2f}x"
             for _, result in columns[1:])]
-        if report["epochs"] > 1:  # the median of the epoch-by-epoch ratios (paired: see --interleave)
+        if report.get("interleaved"):  # the median of the epoch-by-epoch ratios: they ran back to back
+            medians = [statistics.median(paired_ratios(result, tut) or [math.nan]) for _, result in columns[1:]]
             lines += [f"{'  paired, median over epochs':{width}}" + f"  {'':>{cell}}" + "".join(
-                f"  {statistics.median(paired_ratios(result, tut)):>{cell - 1}.2f}x" for _, result in columns[1:])]
+                f"  {median:>{cell - 1}.2f}x" for median in medians)]
     lines += [
         "-" * (width + (cell + 2) * len(columns)),
         f"device: {report['device']}  threads: {report['threads']}  epochs: {report['epochs']}  "
@@ -545,7 +557,7 @@ def main(argv=None) -> dict:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-    results, failed = run_all(pipelines, args.interleave, cleanup)
+    results, failed = run_all(pipelines, args.interleave, {"tutorial", "ours"}, cleanup)
     report["interleaved"] = args.interleave
     if "tutorial" in results:
         report["tutorial"] = results.pop("tutorial")
@@ -561,6 +573,7 @@ def main(argv=None) -> dict:
             # ran back to back, so a slow spell of the machine slows both
             "paired_throughput_ratios": paired_ratios(ours, tut),
             "paired_throughput_ratio_median": statistics.median(paired_ratios(ours, tut)) if args.epochs > 1 else None,
+            "paired_note": "meaningful with --interleave, where epoch e of each pipeline ran back to back",
             "throughput_ratio_ours_over_tutorial": ours["median_samples_per_s"] / tut["median_samples_per_s"],
             "throughput_ratio_tutorial_over_ours": tut["median_samples_per_s"] / ours["median_samples_per_s"],
             "throughput_ratio_best_epochs": ours["best_samples_per_s"] / tut["best_samples_per_s"],

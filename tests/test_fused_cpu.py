@@ -164,8 +164,8 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
     released = threading.Event()
 
     def finish_build():
-        lock.unlink()
         released.set()
+        lock.unlink()
 
     threading.Timer(1.0, finish_build).start()
     started = time.perf_counter()

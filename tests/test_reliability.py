@@ -268,13 +268,15 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     """SIGTERM to the sweep's run.py alone (`kill PID`, a scheduler's time limit): its joblib workers stop
     within a step, each with a resumable checkpoint, instead of training on for nobody."""
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
+    epochs = 3 * INTERRUPTIBLE_EPOCHS  # two jobs on two cores, started a few seconds apart: both still run
+    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, f"trainer.epochs={epochs}", "seed=0,1",
+            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
+    args.remove(f"trainer.epochs={INTERRUPTIBLE_EPOCHS}")
     launcher = start(args, cwd=tmp_path)
     for job in ("0", "1"):
         wait_for(sweep_dir / job / "checkpoints" / "last.pt", launcher)
-    workers = child_processes(launcher.pid)
-    assert len(workers) >= 2, workers
+    workers = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(workers) == 2, workers
     launcher.send_signal(signal.SIGTERM)
     launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
     deadline = time.monotonic() + 30
@@ -283,7 +285,7 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     assert not [pid for pid in workers if alive(pid)]
     for job in ("0", "1"):
         metrics = read_json(sweep_dir / job / "metrics.json")
-        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < epochs, metrics
         assert f"the exit of the sweep's run.py (pid {launcher.pid})" in metrics["message"]
         checkpoint = torch.load(sweep_dir / job / "checkpoints" / "last.pt", weights_only=True)
         assert checkpoint["run_state"]["epoch"] == metrics["epochs_done"]
@@ -312,6 +314,7 @@ def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):
     (run_dir / "checkpoints" / "best.pt").unlink()
     resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"Restored checkpoints/best.pt from last.pt (epoch {last['epoch']}" in resumed.stderr
     metrics = read_json(run_dir / "metrics.json")
     best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)["run_state"]
     assert metrics["status"] == "completed" and best["epoch"] == metrics["best_epoch"] >= last["epoch"]

@@ -22,19 +22,21 @@ def mark_launcher() -> None:
 
 
 def launcher_pid() -> Optional[int]:
-    """The run.py process that started this worker process, or None when this is no such worker."""
+    """The run.py process this one descends from, or None in that run.py itself (or without one).
+    Only a joblib worker's parent is that process: other launchers' jobs must not watch it."""
     value = os.environ.get(LAUNCHER_PID_VARIABLE, "")
-    return int(value) if value.isdigit() and int(value) == os.getppid() else None
+    return int(value) if value.isdigit() and int(value) != os.getpid() else None
 
 
 def launcher_gone(launcher: Optional[int]) -> bool:
-    return launcher is not None and os.getppid() != launcher  # an orphan is adopted by another process
+    """Whether this worker's run.py has exited (POSIX: an orphan is adopted by another process)."""
+    return launcher is not None and os.getppid() != launcher
 
 
 class StopSignals:
     """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
 
-    With ``launcher``, the exit of that parent process also counts as a stop request, as SIGHUP.
+    With ``launcher``, the exit of that parent process also counts as a stop request, as a SIGTERM.
     """
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -42,15 +44,16 @@ class StopSignals:
     def __init__(self, launcher: Optional[int] = None) -> None:
         self.signal: Optional[int] = None
         self.launcher = launcher
+        self.launcher_exited = False
         self._previous: dict[int, object] = {}
 
     def requested(self) -> bool:
         if self.signal is None and launcher_gone(self.launcher):
-            self.signal = signal.SIGHUP
+            self.signal, self.launcher_exited = signal.SIGTERM, True
         return self.signal is not None
 
     def reason(self) -> str:
-        if self.signal == signal.SIGHUP and launcher_gone(self.launcher):
+        if self.launcher_exited:
             return f"the exit of the sweep's run.py (pid {self.launcher})"
         return f"signal {self.signal}"
 

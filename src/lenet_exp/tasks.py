@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,10 +50,12 @@ def job_slot(hydra_cfg):
         return JobSlot()
     launcher = hydra_cfg.launcher
     target = launcher.get("_target_", "")
-    job = {"number": hydra_cfg.job.num, "launcher": launcher_pid()}
+    job = {"number": hydra_cfg.job.num}
     if "joblib" in target:
         n_jobs = launcher.get("n_jobs", 1)
-        return JobSlot(**job, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1))
+        # a joblib worker is a child of run.py and stops when it is gone (submitit's jobs are detached)
+        return JobSlot(**job, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1),
+                       launcher=launcher_pid())
     if "submitit" in target and launcher.get("cpus_per_task"):
         return JobSlot(**job, threads=launcher.cpus_per_task)
     return JobSlot(**job)
@@ -89,11 +92,21 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
 def run_task(cfg: DictConfig) -> float:
     started = job_start_time()
     hydra_cfg = HydraConfig.get()
+    slot = job_slot(hydra_cfg)
+    try:
+        return run_job(cfg, hydra_cfg, slot, started)
+    finally:
+        if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
+            logging.shutdown()
+            os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
+
+
+def run_job(cfg: DictConfig, hydra_cfg, slot, started: float) -> float:
+    """The job's result for the sweeper; exits (SystemExit) where a single run must end non-zero."""
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         validate(cfg)
-        slot = job_slot(hydra_cfg)
         if cfg.task == "eval":
             from lenet_exp.inference import run_eval
             return run_eval(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["test"]["acc"]
@@ -116,11 +129,10 @@ def run_task(cfg: DictConfig) -> float:
 
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        code = EXIT_SIGNAL_BASE + (outcome.signal or 2)  # a sweep stops too: the user asked for it
-        if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait forever
-            logging.shutdown()
-            os._exit(code)
-        sys.exit(code)
+        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))  # a sweep stops too: the user asked for it
+    if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
+        log.warning("Stopped by signal %d after the run completed.", outcome.signal)
+        sys.exit(EXIT_SIGNAL_BASE + outcome.signal)
     if outcome.status == "diverged":
         log.error("Error: %s", outcome.message)
         if not multirun:

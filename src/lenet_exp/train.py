@@ -122,7 +122,8 @@ class Parts:
             self.generator.set_state(saved["rng"]["generator"])
             if self.device.type == "cuda":
                 torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
-        return RunState(**saved["run_state"])
+        # a checkpoint of an older version lacks warmup_epochs: its run began with a warm-up epoch too
+        return RunState(**{"warmup_epochs": [1], **saved["run_state"]})
 
 
 def checkpoint_note(saved_epoch: int) -> str:
@@ -258,11 +259,12 @@ class Run:
         except CheckpointError:  # missing or unreadable: written from last.pt below
             best_epoch = None
         if best_epoch != run_state["epoch"]:
+            log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", run_state["epoch"])
             ckpt.save_checkpoint(self.best_path, last)
 
     # -------------------------------------------------------------------------------------- the loop
     def train(self) -> Outcome:
-        loaded = time.perf_counter()  # Python, Hydra, torch and these modules are imported by now
+        loaded = time.perf_counter()  # Hydra, torch and these modules imported, the config composed and checked
         done = self.previous_outcome()
         if done:
             return done
@@ -287,7 +289,7 @@ class Run:
 
     def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
         cfg, tcfg = self.cfg, self.cfg.trainer
-        status, message, caught = "completed", "", None
+        status, message = "completed", ""
         started = time.perf_counter()
         startup_s = started - self.started  # everything before epoch 1; its parts:
         self.timings = {"startup_s": startup_s, **self.timings,  # imports; device and data;
@@ -306,7 +308,7 @@ class Run:
                 seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
                 bar.close()
                 if result.interrupted:
-                    status, caught = "interrupted", stop.signal
+                    status = "interrupted"
                     message = (f"Interrupted by {stop.reason()} during epoch {epoch}; {checkpoint_note(saved)}. "
                                f"Continue with `python run.py resume={self.dir}`.")
                     break
@@ -350,7 +352,8 @@ class Run:
             log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
                      "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
                      state.epoch - resumed_after, t["epochs_s"], t["test_s"])
-        return Outcome(status, state.best_val_acc, message, caught)
+        # the signal that stopped the run, or came during its final test (the run completes, the caller stops)
+        return Outcome(status, state.best_val_acc, message, stop.signal)
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
