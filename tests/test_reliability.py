@@ -297,6 +297,22 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
         assert "Resuming" in (sweep_dir / job / "run.log").read_text()
 
 
+def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    process = start([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
+                     "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
+                     f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    for line in process.stderr:  # the last epoch's line comes just before the test (and its figures, ~1 s)
+        if line.startswith("epoch 2/2"):
+            process.send_signal(signal.SIGINT)
+            break
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Stopped by signal 2 after the run completed" in stderr and "Traceback" not in stderr
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["test"]["acc"] > 0
+
+
 def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):
     """With trainer.checkpoint_every=N, last.pt is also written with each new best.pt, so a resumed run
     never starts before its best; the message names the checkpoint's epoch, not the last one trained."""
