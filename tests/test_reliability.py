@@ -193,10 +193,11 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
 _started: list[subprocess.Popen] = []
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
+def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """`python run.py ARGS` in the background, in a process group of its own (with any workers it starts)."""
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, **(env or {})})
     _started.append(process)
     return process
 
@@ -295,6 +296,24 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     for job in ("0", "1"):
         assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
         assert "Resuming" in (sweep_dir / job / "run.log").read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the download lock needs fcntl")
+def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
+    """Parallel jobs of a first sweep must not download into the same folder at once: a job waits while
+    another holds the folder's download lock (here: this test), then goes on (and, offline, fails cleanly)."""
+    import fcntl
+
+    root = tmp_path / "data"
+    root.mkdir()
+    args = [o for o in fast if not o.startswith(("dataset.root", "dataset.download"))]
+    with open(root / ".MNIST.download.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        process = start([*args, f"dataset.root={root}", "dataset.download=true"], cwd=tmp_path, env=NO_NETWORK)
+        waited = next((line for line in process.stderr if "Waiting for another job's download" in line), None)
+        assert waited and process.poll() is None  # it waits for the lock, not for the network
+    _, stderr = process.communicate(timeout=120)  # lock released: its own attempt fails offline
+    assert process.returncode == 1 and "the download failed" in stderr and "Traceback" not in stderr
 
 
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path):

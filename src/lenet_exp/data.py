@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,7 @@ import torchvision
 
 from lenet_exp.errors import ConfigError, DataError
 
+log = logging.getLogger(__name__)
 DATASET_CLASSES = {
     "mnist": torchvision.datasets.MNIST,
     "fashion_mnist": torchvision.datasets.FashionMNIST,
@@ -48,13 +51,36 @@ def raw_folder(root: str | Path, name: str) -> Path:
     return Path(root).expanduser().resolve() / DATASET_CLASSES[name].__name__ / "raw"
 
 
+@contextlib.contextmanager
+def one_download_at_a_time(root: Path, name: str) -> Iterator[None]:
+    """The parallel jobs of a first sweep would all download the same files into the same folder at
+    once, and read each other's half-written files: the first to come downloads, the others wait for it
+    and then find the files. (No lock where there is no fcntl or the folder cannot be written.)"""
+    try:
+        import fcntl
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{DATASET_CLASSES[name].__name__}.download.lock", "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("Waiting for another job's download of %s into %s", name, root)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def read_split(root: str | Path, name: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     root = Path(root).expanduser().resolve()
     folder = raw_folder(root, name)
+    missing_files = not all((folder / file).is_file() for file in RAW_FILES)
     try:
         # torchvision prints download attempts; keep them for the error message instead.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), \
+                one_download_at_a_time(root, name) if download and missing_files else contextlib.nullcontext():
             dataset = DATASET_CLASSES[name](str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         missing = str(error).startswith(("Dataset not found", "Error downloading"))
