@@ -568,11 +568,12 @@ def main(argv=None) -> dict:
         report["failed_variants"] = failed
     if not args.skip_tutorial:
         tut, ours = report["tutorial"], report["ours"]["ours"]
+        # epoch e of ours against epoch e of the tutorial (after the first): with --interleave they ran
+        # back to back, so a slow spell of the machine slows both
+        paired = paired_ratios(ours, tut)
         report["comparison"] = {
-            # epoch e of ours against epoch e of the tutorial (after the first): with --interleave they
-            # ran back to back, so a slow spell of the machine slows both
-            "paired_throughput_ratios": paired_ratios(ours, tut),
-            "paired_throughput_ratio_median": statistics.median(paired_ratios(ours, tut)) if args.epochs > 1 else None,
+            "paired_throughput_ratios": paired,
+            "paired_throughput_ratio_median": statistics.median(paired) if paired else None,
             "paired_note": "meaningful with --interleave, where epoch e of each pipeline ran back to back",
             "throughput_ratio_ours_over_tutorial": ours["median_samples_per_s"] / tut["median_samples_per_s"],
             "throughput_ratio_tutorial_over_ours": tut["median_samples_per_s"] / ours["median_samples_per_s"],

@@ -63,6 +63,16 @@ def test_bf16_and_channels_last_train_on_the_cpu(fast, tmp_path):
     assert metrics["test"]["acc"] > 0.5 and metrics["val"]["acc"] > 0.5  # it learns (chance: 0.1)
 
 
+def test_the_logged_lr_is_the_one_each_epoch_starts_with(fast, tmp_path):
+    result = run_cli(fast + ["trainer.epochs=2", "scheduler=cosine"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = only_run_dir(tmp_path)
+    history = read_json(run_dir / "metrics.json")["history"]
+    # cosine from 1e-3 to 0 over both epochs (stepped per batch): epoch 2 starts half-way, at 5e-4
+    assert [row["lr"] for row in history] == pytest.approx([1e-3, 5e-4])
+    assert scalar_values(load_events(run_dir), "lr") == pytest.approx({1: 1e-3, 2: 5e-4})
+
+
 def test_overrides_work_as_they_read(fast, tmp_path):
     result = run_cli(fast + ["optimizer.lr=0.01", "dataset=fashion_mnist", "model=lenet5_classic", "device=cpu",
                              "trainer.epochs=1", f"dataset.root={fast[0].split('=', 1)[1]}", "dataset.val_size=100"],

@@ -384,6 +384,23 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
     assert got["wall_time_s"] == pytest.approx(interrupted["wall_time_s"] + resumed_wall_s, abs=0.5)
 
 
+def test_a_checkpoint_of_an_older_version_resumes_with_its_warm_up_epoch_left_out(tiny_root, tmp_path):
+    """Checkpoints written before warmup_epochs existed lack it: their run's epoch 1 still warmed up."""
+    run_dir = tmp_path / "run"
+    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
+    assert code == 143, stderr
+    last_path = run_dir / "checkpoints" / "last.pt"
+    state = torch.load(last_path, weights_only=True)
+    del state["run_state"]["warmup_epochs"]
+    torch.save(state, last_path)
+    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = read_json(run_dir / "metrics.json")
+    first_resumed = state["run_state"]["epoch"] + 1
+    steady = [row["time/epoch_s"] for row in metrics["history"] if row["epoch"] not in (1, first_resumed)]
+    assert metrics["median_epoch_s"] == statistics.median(steady)
+
+
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):
     saved = {p: p.read_bytes() for p in (trained / ".hydra").iterdir()}
     result = run_cli(fast + ["optimizer.lr=0.5", f"hydra.run.dir={trained}"], cwd=tmp_path)

@@ -83,8 +83,7 @@ def read_split(root: str | Path, name: str, train: bool, download: bool) -> tupl
                 one_download_at_a_time(root, name) if download and missing_files else contextlib.nullcontext():
             dataset = DATASET_CLASSES[name](str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
-        missing = str(error).startswith(("Dataset not found", "Error downloading"))
-        if missing:
+        if str(error).startswith(("Dataset not found", "Error downloading")):
             how = "the download failed (no network?)" if download else "dataset.download=false"
             raise DataError(
                 f"{name} is not in {folder} and {how}. That folder must hold the four IDX files "
