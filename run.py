@@ -5,20 +5,19 @@ Kept thin and free of torch imports so that `--help` and `--cfg job` answer at o
 
 import sys
 
-from lenet_exp.signals import mark_launcher  # first: importing lenet_exp marks the start for the start-up timings
-
 import hydra
 from omegaconf import DictConfig
 
+from lenet_exp.config import register_configs
+from lenet_exp.launch import mark_launcher
 from lenet_exp.resume import expand_resume
-from lenet_exp.schema import register_configs
 
 register_configs()
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from lenet_exp.tasks import run_task  # imports torch: only once a job really runs
+    from lenet_exp.app import run_task  # imports torch: only once a job really runs
 
     return run_task(cfg)
 

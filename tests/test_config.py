@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from lenet_exp.errors import ConfigError
-from lenet_exp.model import build_model
-from lenet_exp.schema import register_configs, validate
+from lenet_exp.models import build_model
+from lenet_exp.config import register_configs, validate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "augment", "device"]
@@ -34,7 +36,7 @@ def test_default_recipe_is_the_tutorials():
     assert (cfg.model.name, cfg.model.activation, cfg.model.pooling, cfg.model.batch_norm) == ("lenet5", "relu", "max", True)
     assert (cfg.dataset.name, cfg.dataset.image_size, cfg.dataset.val_size) == ("mnist", 32, 5000)
     assert (cfg.dataset.mean, cfg.dataset.std) == (0.1307, 0.3081)  # train statistics, for val and test too
-    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.trainer.batch_size, cfg.trainer.epochs) == ("adam", 1e-3, 64, 10)
+    assert (cfg.optimizer._target_, cfg.optimizer.lr, cfg.trainer.batch_size, cfg.trainer.epochs) == ("torch.optim.Adam", 1e-3, 64, 10)
     assert (cfg.scheduler.name, cfg.augment.name, cfg.trainer.label_smoothing, cfg.trainer.ema_decay) == ("none", "none", 0.0, None)
     assert cfg.seed == 0
     validate(cfg)
@@ -44,7 +46,8 @@ def test_default_recipe_is_the_tutorials():
 def test_every_group_option_composes_and_validates(group, option):
     cfg = compose_with(f"{group}={option}")
     validate(cfg)
-    assert cfg[group].name == option if "name" in cfg[group] else cfg[group].type == option
+    identity = cfg[group].get("name") or cfg[group].get("type") or cfg[group]._target_.rpartition(".")[2].lower()
+    assert identity == option
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
 
@@ -77,12 +80,27 @@ def test_wrong_type_fails_at_composition(override):
         compose_with(override)
 
 
+@pytest.mark.parametrize("override,options", [
+    ("model.activation=gelu", "relu, tanh"), ("model.pooling=min", "max, avg"), ("trainer.precision=fp16", "fp32, bf16"),
+    ("dataset.resize_mode=crop", "resize, pad"), ("device.type=tpu", "auto, cpu, cuda"), ("task=fit", "train, eval, predict"),
+])
+def test_a_choice_outside_its_enum_fails_at_composition_listing_the_options(override, options):
+    with pytest.raises(ConfigCompositionException) as caught:
+        compose_with(override)
+    assert f"expected one of [{options}]" in str(caught.value.__cause__ or caught.value)
+
+
+def test_the_schema_and_the_entry_point_import_no_torch():
+    code = "import sys, lenet_exp.config, lenet_exp.launch, lenet_exp.resume; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("override,key", [
     ("optimizer.lr=0", "optimizer.lr"),
     ("optimizer.lr=-1e-3", "optimizer.lr"),
     ("trainer.batch_size=0", "trainer.batch_size"),
     ("trainer.epochs=0", "trainer.epochs"),
-    ("model.activation=gelu", "model.activation"),
     ("dataset.val_size=0", "dataset.val_size"),
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing"),
     ("task=eval", "ckpt"),
@@ -104,7 +122,7 @@ def test_experiment_presets_override_the_default_recipe(experiment, dataset):
 
 
 def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_computes():
-    from lenet_exp.schema import config_differences
+    from lenet_exp.config import config_differences
 
     saved = {"dataset": {"root": "a"}, "trainer": {"cuda_graphs": None, "channels_last": None, "compile": False,
                                                    "cudnn_benchmark": False, "precision": "fp32", "epochs": 10}}

@@ -14,8 +14,8 @@ from lenet_exp.augment import build_augment
 from lenet_exp.data import Split
 from lenet_exp.engine import TrainStep, evaluate, train_epoch
 from lenet_exp.files import read_json
-from lenet_exp.model import build_model
-from lenet_exp.schema import AugmentConfig, ModelConfig
+from lenet_exp.models import build_model
+from lenet_exp.config import AffineConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -27,10 +27,11 @@ def train_twice(cuda_graph: bool, epochs: int = 2):
     data = torch.Generator(device=device).manual_seed(1)
     split = Split(torch.randn(660, 1, 32, 32, device=device, generator=data),  # 10 full batches and one of 20
                   torch.randint(0, 10, (660,), device=device, generator=data))
-    model = build_model(OmegaConf.structured(ModelConfig(dropout=0.2)), 10, 32).to(device)
+    model = build_model(OmegaConf.create({"_target_": "lenet_exp.models.lenet5.LeNet5", "dropout": 0.2}), 10, 32).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     generator = torch.Generator(device=device).manual_seed(2)
-    acfg = OmegaConf.structured(AugmentConfig(name="affine", hflip=True, degrees=10.0, translate=0.1))
+    acfg = OmegaConf.structured(AffineConfig(hflip=True, degrees=10.0, translate=0.1, scale=[1.0, 1.0], shear=0.0,
+                                                     erase_p=0.0))
     step = TrainStep(model, split, 64, label_smoothing=0.1, augment=build_augment(acfg, -0.4, generator),
                      cuda_graph=cuda_graph, generator=generator)
     results = [train_epoch(step, optimizer, generator) for _ in range(epochs)]

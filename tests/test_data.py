@@ -15,7 +15,7 @@ from lenet_exp.errors import ConfigError, DataError
 
 
 def dataset_cfg(root, **changes):
-    cfg = dict(name="mnist", root=str(root), download=False, num_classes=10, val_size=100, split_seed=0,
+    cfg = dict(name="mnist", torchvision_class="MNIST", root=str(root), download=False, num_classes=10, val_size=100, split_seed=0,
                image_size=32, resize_mode="resize", mean=0.1307, std=0.3081)
     return OmegaConf.create({**cfg, **changes})
 
@@ -27,7 +27,7 @@ def test_splits_are_resident_preprocessed_tensors(tiny_root):
         assert split.images.shape[1:] == (1, 32, 32) and split.images.dtype == torch.float32
         assert split.labels.dtype == torch.int64
     # val and test are normalised with the configured train statistics, not their own
-    raw_test, _ = read_split(tiny_root, "mnist", train=False, download=False)
+    raw_test, _ = read_split(dataset_cfg(tiny_root), train=False)
     expected = prepare_images(raw_test, 32, "resize", 0.1307, 0.3081)
     assert torch.equal(data.test.images, expected)
     assert abs(float(data.test.images.mean())) > 0.05  # the tiny test set has its own, different statistics
@@ -44,7 +44,7 @@ def test_validation_split_is_seeded_disjoint_and_independent_of_training_seed():
 
 def test_statistics_are_computed_from_training_images_when_not_given(tiny_root):
     data = load_data(dataset_cfg(tiny_root, mean=None, std=None), batch_size=64, device=torch.device("cpu"))
-    raw, _ = read_split(tiny_root, "mnist", train=True, download=False)
+    raw, _ = read_split(dataset_cfg(tiny_root), train=True)
     train_idx, _ = split_train_val(len(raw), 100, 0)
     pixels = raw[train_idx].float() / 255
     assert data.mean == pytest.approx(float(pixels.mean()))
@@ -61,14 +61,14 @@ def test_pad_mode_adds_a_black_border_and_resize_interpolates():
 
 
 def test_fashion_mnist_reads_its_own_folder(tiny_root):
-    data = load_data(dataset_cfg(tiny_root, name="fashion_mnist"), batch_size=64, device=torch.device("cpu"))
+    data = load_data(dataset_cfg(tiny_root, name="fashion_mnist", torchvision_class="FashionMNIST"), batch_size=64, device=torch.device("cpu"))
     mnist = load_data(dataset_cfg(tiny_root), batch_size=64, device=torch.device("cpu"))
     assert not torch.equal(data.test.images, mnist.test.images)
 
 
 def test_missing_data_names_the_folder_and_the_four_files(tmp_path):
     with pytest.raises(DataError) as caught:
-        read_split(tmp_path, "mnist", train=True, download=False)
+        read_split(dataset_cfg(tmp_path), train=True)
     message = str(caught.value)
     assert str(tmp_path / "MNIST" / "raw") in message
     assert all(name in message for name in RAW_FILES)

@@ -8,10 +8,11 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from conftest import RUN_PY
-from lenet_exp.schema import register_configs
+from lenet_exp.config import register_configs
 
-from lenet_exp.device import JobSlot, resolve_device
-from lenet_exp.tasks import job_slot
+from lenet_exp.device import resolve_device
+from lenet_exp.launch import JobSlot
+from lenet_exp.launch import job_slot
 
 
 def hydra_cfg(mode: RunMode, *overrides: str, num: int = 3):
@@ -51,7 +52,7 @@ def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
 
 def test_determinism_is_set_per_job_not_left_over_from_the_last():
     """A joblib worker runs several jobs in one process: trainer.deterministic must not leak between them."""
-    from lenet_exp.train import seed_everything
+    from lenet_exp.parts import seed_everything
 
     try:
         seed_everything(0, deterministic=True)

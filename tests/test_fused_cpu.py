@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import only_run_dir, run_cli
-from lenet_exp import fused_cpu
+from lenet_exp import fused_cpu, perf
 from lenet_exp.files import read_json
-from lenet_exp.model import LeNet5
+from lenet_exp.models.lenet5 import LeNet5
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_fused_model_trains_like_the_modules(kernel):
     torch.manual_seed(0)
     plain = LeNet5()
     fused = copy.deepcopy(plain)
-    fused.fuse_cpu_blocks()
+    assert perf.fuse_cpu_blocks(fused) == 2
     x, y = torch.randn(64, 1, 32, 32), torch.randint(0, 10, (64,))
     for model in (plain, fused):
         F.cross_entropy(model(x), y).backward()
@@ -118,11 +118,10 @@ def test_fused_model_trains_like_the_modules(kernel):
 
 
 def test_only_conv_batchnorm_maxpool_relu_blocks_fuse():
-    assert LeNet5().fusable()
+    assert len(perf.fusable_blocks(LeNet5())) == 2
     for kwargs in ({"batch_norm": False}, {"pooling": "avg"}, {"activation": "tanh"}):
-        assert not LeNet5(**kwargs).fusable()
-        with pytest.raises(ValueError, match="BatchNorm -> max-pool -> ReLU"):
-            LeNet5(**kwargs).fuse_cpu_blocks()
+        model = LeNet5(**kwargs)
+        assert perf.fuse_cpu_blocks(model) == 0 and not perf.fusable_blocks(model)
 
 
 def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_path):

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from lenet_exp.model import LeNet5
+from lenet_exp.models.lenet5 import LeNet5
 
 
 def layer_types(module):

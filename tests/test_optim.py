@@ -6,11 +6,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lenet_exp import compose
 from lenet_exp.errors import ConfigError
-from lenet_exp.model import LeNet5
+from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.optim import build_optimizer, build_scheduler
 
-OPTIMIZER = dict(name="adam", lr=0.01, weight_decay=0.0, betas=[0.9, 0.999], momentum=0.9, nesterov=False)
+OPTIMIZER = dict(_target_="torch.optim.Adam", lr=0.01, weight_decay=0.0, betas=[0.9, 0.999])
 SCHEDULER = dict(name="none", step_epochs=2, gamma=0.1, min_lr_ratio=0.0, pct_start=0.25)
 
 
@@ -28,7 +29,9 @@ def lrs(scheduler_changes: dict, epochs: int = 4, steps: int = 10) -> list[float
 
 @pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
 def test_optimizer_choice_and_settings(name, cls):
-    optimizer = build_optimizer(OmegaConf.create({**OPTIMIZER, "name": name, "weight_decay": 1e-4, "nesterov": True}), LeNet5())
+    sgd = ["optimizer.nesterov=true"] if name == "sgd" else []
+    cfg = compose(f"optimizer={name}", "optimizer.lr=0.01", "optimizer.weight_decay=1e-4", *sgd)
+    optimizer = build_optimizer(cfg.optimizer, LeNet5())
     assert type(optimizer) is cls
     group = optimizer.param_groups[0]
     assert (group["lr"], group["weight_decay"]) == (0.01, 1e-4)

@@ -167,7 +167,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
-    from lenet_exp.checkpoint import load_checkpoint, save_checkpoint
+    from lenet_exp.state import load_checkpoint, save_checkpoint
 
     class FullDisk:
         def __reduce__(self):
@@ -384,14 +384,20 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
     assert got["wall_time_s"] == pytest.approx(interrupted["wall_time_s"] + resumed_wall_s, abs=0.5)
 
 
-def test_a_checkpoint_of_an_older_version_resumes_with_its_warm_up_epoch_left_out(tiny_root, tmp_path):
-    """Checkpoints written before warmup_epochs existed lack it: their run's epoch 1 still warmed up."""
+def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(tiny_root, tmp_path):
+    """Timings are metrics.json's: a checkpoint holds none. Those of earlier versions held the warm-up
+    epochs and time/* history columns; they resume, and the medians still leave out each first epoch."""
     run_dir = tmp_path / "run"
     code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
     assert code == 143, stderr
     last_path = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last_path, weights_only=True)
-    del state["run_state"]["warmup_epochs"]
+    history = state["run_state"]["history"]
+    assert "warmup_epochs" not in state["run_state"] and history
+    assert not [key for row in history for key in row if key.startswith("time/")]
+    state["run_state"]["warmup_epochs"] = [1]  # as an earlier version wrote it
+    for row in history:
+        row["time/epoch_s"] = 1.0
     torch.save(state, last_path)
     resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -399,6 +405,7 @@ def test_a_checkpoint_of_an_older_version_resumes_with_its_warm_up_epoch_left_ou
     first_resumed = state["run_state"]["epoch"] + 1
     steady = [row["time/epoch_s"] for row in metrics["history"] if row["epoch"] not in (1, first_resumed)]
     assert metrics["median_epoch_s"] == statistics.median(steady)
+    assert "warmup_epochs" not in torch.load(last_path, weights_only=True)["run_state"]
 
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):

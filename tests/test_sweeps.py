@@ -6,6 +6,7 @@ Each CLI call pays for a torch import (~5 s here); the expensive sweeps run once
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import fast_overrides, run_cli
+from tensorboard_events import load_events
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
 
@@ -89,7 +91,8 @@ def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
 
 
 def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
-    code = "import sys, lenet_exp.sweep_summary; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+    code = ("import sys, lenet_exp.sweeps, lenet_exp.sweeps.__main__; "
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
@@ -150,7 +153,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
 
     # A job that was killed before it wrote metrics.json is listed as failed (standalone summary).
     (completed[0] / "metrics.json").unlink()
-    standalone = subprocess.run([sys.executable, "-m", "lenet_exp.sweep_summary", str(sweep_dir), "--no-plot"],
+    standalone = subprocess.run([sys.executable, "-m", "lenet_exp.sweeps", str(sweep_dir), "--no-plot"],
                                 capture_output=True, text=True, timeout=120)
     assert standalone.returncode == 1
     _, summary = read_summary(sweep_dir)
@@ -159,7 +162,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
 
 
 def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
-    from lenet_exp.sweep_summary import JobRecord, best_job, seed_groups
+    from lenet_exp.sweeps import JobRecord, best_job, seed_groups
 
     def job(number, status, seed, val_acc, test_acc=None):
         return JobRecord(job=number, status=status, overrides=[f"seed={seed}"], params={"seed": str(seed)},
@@ -173,6 +176,54 @@ def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
     assert groups[0]["test_acc_mean"] == pytest.approx(0.90) and groups[0]["test_acc_std"] == pytest.approx(0.01414, abs=1e-5)
     single = seed_groups(jobs[:2], ["seed"])[0]
     assert single["n"] == 1 and single["test_acc_mean"] == 0.89 and single["test_acc_std"] is None
+
+
+def fake_sweep(sweep_dir: Path, jobs: list[tuple[list[str], dict | None]]) -> None:
+    """Job directories as a sweep leaves them, without training: (overrides, metrics.json or None)."""
+    for number, (overrides, result) in enumerate(jobs):
+        (sweep_dir / str(number) / ".hydra").mkdir(parents=True)
+        (sweep_dir / str(number) / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+        if result is not None:
+            (sweep_dir / str(number) / "metrics.json").write_text(json.dumps(result))
+
+
+def test_tensorboard_summary_run_reads_back(tmp_path):
+    from lenet_exp.sweeps import write_summary
+    from lenet_exp.sweeps.table import report_text
+
+    def completed(val_acc, test_acc):
+        return {"status": "completed", "val": {"acc": val_acc, "loss": 0.3}, "test": {"acc": test_acc, "loss": 0.3},
+                "epochs_done": 1, "epochs": 1, "wall_time_s": 1.0}
+
+    sweep_dir = tmp_path / "sweep"
+    fake_sweep(sweep_dir, [(["optimizer.lr=0.001", "seed=0"], completed(0.91, 0.90)),
+                           (["optimizer.lr=0.001", "seed=1"], completed(0.93, 0.92)),
+                           (["optimizer.lr=0.003", "seed=0"], {"status": "diverged", "message": "loss is nan"}),
+                           (["optimizer.lr=0.003", "seed=1"], None)])
+    for _ in range(2):  # the second time as a re-launched sweep: its summary replaces the first
+        out = io.StringIO()
+        summary = write_summary(sweep_dir, out=out)
+    assert "Could not write" not in out.getvalue() and is_png(sweep_dir / "summary.png")
+    assert len(list((sweep_dir / "summary").glob("events.out.tfevents.*"))) == 1
+
+    events = load_events(sweep_dir / "summary")
+    assert events.Tags()["images"] == ["sweep/val_acc_vs_params"] and events.Tags()["tensors"] == ["sweep/summary"]
+    (image,) = events.Images("sweep/val_acc_vs_params")
+    png = (sweep_dir / "summary.png").read_bytes()
+    assert image.step == 0 and image.encoded_image_string[:8] == png[:8]  # a PNG of the plot's size
+    assert (image.width, image.height) == (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))
+    (text,) = events.Tensors("sweep/summary")
+    assert events.SummaryMetadata("sweep/summary").plugin_data.plugin_name == "text"
+    markdown = text.tensor_proto.string_val[0].decode()
+    assert text.step == 0 and markdown == report_text(summary, markdown=True)
+    assert "| job | status | optimizer.lr | seed | val_acc |" in markdown
+    assert "| 0.001 | 2/2 | 0.9100 ± 0.0141 | 0.9200 ± 0.0141 | 0,1 |" in markdown
+    assert "job 2 diverged: loss is nan" in markdown and "job 3 failed: no metrics.json" in markdown
+
+    write_summary(sweep_dir, plot=False, out=io.StringIO())  # no plot: the table alone
+    assert len(list((sweep_dir / "summary").glob("events.out.tfevents.*"))) == 1
+    events = load_events(sweep_dir / "summary")
+    assert events.Tags()["images"] == [] and events.Tags()["tensors"] == ["sweep/summary"]
 
 
 # ------------------------------------------------------------------------------ parallel launchers

@@ -1,6 +1,45 @@
-"""LeNet-5 experiments on MNIST and FashionMNIST, configured by Hydra and logged to TensorBoard."""
+"""LeNet-5 experiments on MNIST and FashionMNIST, configured by Hydra and logged to TensorBoard.
 
-import time
+From Python (a notebook, a script) rather than ``run.py``::
+
+    from lenet_exp import compose, train
+    cfg = compose("optimizer.lr=3e-3", "trainer.limit_batches=20", "trainer.epochs=1")
+    metrics = train(cfg, run_dir="outputs/notebook")   # the dict metrics.json holds
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 __version__ = "0.1.0"
-STARTED = time.perf_counter()  # when the program began (run.py imports this first): start-up time in metrics.json
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/ (an editable install)
+
+
+def compose(*overrides: str, config_dir: Optional[str | Path] = None):
+    """The config ``python run.py OVERRIDES`` would run, composed with Hydra's compose API."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from lenet_exp.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(Path(config_dir or CONFIGS).resolve()), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
+    """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
+    and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError`; a
+    diverged or interrupted run returns its metrics with that status."""
+    import time
+
+    from lenet_exp.config import validate
+    from lenet_exp.files import read_json
+    from lenet_exp.loop import Run
+    from lenet_exp.record import Stopwatch
+
+    stopwatch = Stopwatch.for_job()
+    validate(cfg)
+    run_dir = Path(run_dir or time.strftime("outputs/runs/%Y-%m-%d/%H-%M-%S"))
+    Run(cfg, run_dir, stopwatch=stopwatch).train()
+    return read_json(run_dir / "metrics.json") or {}

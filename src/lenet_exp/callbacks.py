@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.schema import config_differences
+from lenet_exp.config import config_differences
 
 
 def check_writable(directory: Path, override: str) -> None:

@@ -1,6 +1,7 @@
-"""MNIST / FashionMNIST as tensors resident on the training device.
+"""MNIST / FashionMNIST (any torchvision data set of the IDX family) as tensors on the training device.
 
-torchvision reads the IDX files; everything after that is batched tensor work done once: resize (or
+``dataset.torchvision_class`` names the torchvision class that reads the IDX files (``MNIST``,
+``FashionMNIST``, ``KMNIST``: a new data set of the family is one YAML in ``configs/dataset/``); everything after that is batched tensor work done once: resize (or
 pad) to the model's input size and normalise with the statistics of the training images. Training
 then slices batches out of these tensors, with no DataLoader and no per-sample PIL transforms.
 """
@@ -21,10 +22,6 @@ import torchvision
 from lenet_exp.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
-DATASET_CLASSES = {
-    "mnist": torchvision.datasets.MNIST,
-    "fashion_mnist": torchvision.datasets.FashionMNIST,
-}
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 NATIVE_SIZE = 28
 
@@ -47,19 +44,30 @@ class Data:
     std: float
 
 
-def raw_folder(root: str | Path, name: str) -> Path:
-    return Path(root).expanduser().resolve() / DATASET_CLASSES[name].__name__ / "raw"
+def dataset_class(dcfg) -> type[torchvision.datasets.MNIST]:
+    """The torchvision class that ``dataset.torchvision_class`` names: MNIST or one of its family."""
+    found = getattr(torchvision.datasets, str(dcfg.torchvision_class), None)
+    if not (isinstance(found, type) and issubclass(found, torchvision.datasets.MNIST)):
+        family = sorted(name for name, cls in vars(torchvision.datasets).items()
+                        if isinstance(cls, type) and issubclass(cls, torchvision.datasets.MNIST))
+        raise ConfigError("dataset.torchvision_class", dcfg.torchvision_class,
+                          "a torchvision data set of the IDX family: " + ", ".join(family))
+    return found
+
+
+def raw_folder(dcfg) -> Path:
+    return Path(dcfg.root).expanduser().resolve() / dataset_class(dcfg).__name__ / "raw"
 
 
 @contextlib.contextmanager
-def one_download_at_a_time(root: Path, name: str) -> Iterator[None]:
+def one_download_at_a_time(root: Path, folder_name: str) -> Iterator[None]:
     """The parallel jobs of a first sweep would all download the same files into the same folder at
     once, and read each other's half-written files: the first to come downloads, the others wait for it
     and then find the files. (No lock where there is no fcntl or the folder cannot be written.)"""
     try:
         import fcntl
         root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f".{DATASET_CLASSES[name].__name__}.download.lock", "a")
+        lock = open(root / f".{folder_name}.download.lock", "a")
     except (ImportError, OSError):
         yield
         return
@@ -67,28 +75,29 @@ def one_download_at_a_time(root: Path, name: str) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("Waiting for another job's download of %s into %s", name, root)
+            log.info("Waiting for another job's download of %s into %s", folder_name, root)
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
 
 
-def read_split(root: str | Path, name: str, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
-    root = Path(root).expanduser().resolve()
-    folder = raw_folder(root, name)
+    cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
+    root = Path(dcfg.root).expanduser().resolve()
+    folder = raw_folder(dcfg)
     missing_files = not all((folder / file).is_file() for file in RAW_FILES)
     try:
         # torchvision prints download attempts; keep them for the error message instead.
         with contextlib.redirect_stdout(io.StringIO()), \
-                one_download_at_a_time(root, name) if download and missing_files else contextlib.nullcontext():
-            dataset = DATASET_CLASSES[name](str(root), train=train, download=download)
+                one_download_at_a_time(root, cls.__name__) if download and missing_files else contextlib.nullcontext():
+            dataset = cls(str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         if str(error).startswith(("Dataset not found", "Error downloading")):
             how = "the download failed (no network?)" if download else "dataset.download=false"
             raise DataError(
                 f"{name} is not in {folder} and {how}. That folder must hold the four IDX files "
                 f"{', '.join(RAW_FILES)}. Point dataset.root at the folder that holds "
-                f"{DATASET_CLASSES[name].__name__}/raw/, e.g. `python run.py dataset.root=../shared/data`, "
+                f"{cls.__name__}/raw/, e.g. `python run.py dataset.root=../shared/data`, "
                 f"or set the environment variable LENET_EXP_DATA."
             ) from error
         prefix = "train" if train else "t10k"
@@ -149,8 +158,8 @@ def check_sizes(n_train: int, val_size: int, batch_size: int) -> None:
 
 def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
     """Read, split, preprocess and move a data set to ``device`` once for the whole run."""
-    train_images, train_labels = read_split(dcfg.root, dcfg.name, True, dcfg.download)
-    test_images, test_labels = read_split(dcfg.root, dcfg.name, False, dcfg.download)
+    train_images, train_labels = read_split(dcfg, train=True)
+    test_images, test_labels = read_split(dcfg, train=False)
     check_sizes(len(train_labels), dcfg.val_size, batch_size)
     check_labels(train_labels, dcfg.num_classes, f"{dcfg.name} train")
     check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")

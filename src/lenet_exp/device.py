@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from typing import Optional
-
 import torch
 
 from lenet_exp.errors import DeviceError
-
-
-@dataclass
-class JobSlot:
-    """Where a job sits among the jobs that run at the same time on this machine."""
-
-    number: int = 0  # Hydra's job number (0 for a single run)
-    parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
-    threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
-    launcher: Optional[int] = None  # pid of the run.py that started this worker process: its exit stops the job
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+from lenet_exp.launch import JobSlot
 
 
 def resolve_device(dcfg, slot: JobSlot) -> torch.device:
@@ -43,7 +23,7 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
         device = torch.device("cuda", slot.number % torch.cuda.device_count() if slot.parallel > 1 else 0)
         torch.cuda.set_device(device)
     # Parallel jobs share the cores instead of each starting a thread per core.
-    torch.set_num_threads(dcfg.threads or slot.threads or max(1, available_cores() // max(1, slot.parallel)))
+    torch.set_num_threads(slot.cpu_threads(dcfg.threads))
     return device
 
 

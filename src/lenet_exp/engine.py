@@ -151,14 +151,16 @@ def train_epoch(
     ema: Optional[ExponentialMovingAverage] = None,
     on_step: Callable[[], None] = lambda: None,
     stop_requested: Callable[[], bool] = lambda: False,
+    max_batches: Optional[int] = None,
 ) -> EpochResult:
-    """Train on every sample once, in a fresh random order drawn on the data's device."""
+    """Train on every sample once (or on the first ``max_batches`` batches), in a fresh random order
+    drawn on the data's device."""
     step.model.train()
     n, batch_size = len(step.split), step.batch_size
     order = torch.randperm(n, device=step.device, generator=generator)
     step.reset()
     seen = 0
-    for start in range(0, n, batch_size):
+    for start in range(0, min(n, batch_size * (max_batches or n)), batch_size):
         if stop_requested():
             return EpochResult(float("nan"), float("nan"), seen, interrupted=True)
         # gather each batch by its slice of the order: as fast as one epoch-wide gather, without
@@ -177,12 +179,16 @@ def train_epoch(
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "fp32",
-             views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None) -> EvalResult:
-    """Mean cross-entropy and accuracy in eval mode (BatchNorm uses its running statistics).
+             views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None,
+             max_batches: Optional[int] = None) -> EvalResult:
+    """Mean cross-entropy and accuracy in eval mode (BatchNorm uses its running statistics), over
+    the split or its first ``max_batches`` batches.
 
     With several ``views`` (test-time augmentation) the prediction is the mean of the class
     probabilities over the views, and the loss is the cross-entropy of that mean.
     """
+    if max_batches:
+        split = Split(split.images[:batch_size * max_batches], split.labels[:batch_size * max_batches])
     was_training = model.training
     model.eval()
     device = split.labels.device

@@ -124,3 +124,19 @@ def bn_pool_relu(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     # momentum None means a cumulative average, as in nn.BatchNorm2d
     momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
     return BatchNormMaxPoolReLU.apply(x, bn.weight, bn.bias, bn.running_mean, bn.running_var, momentum, bn.eps)
+
+
+class FusedBatchNormMaxPoolReLU(nn.BatchNorm2d):
+    """A BatchNorm2d that also does the 2x2 max-pool and the ReLU after it: the kernel where it applies,
+    the three standard ops elsewhere (eval mode, bf16 autocast, torch.compile). Its parameters, buffers
+    and state-dict keys are the BatchNorm's, so checkpoints do not change."""
+
+    @classmethod
+    def replacing(cls, bn: nn.BatchNorm2d) -> "FusedBatchNormMaxPoolReLU":
+        bn.__class__ = cls  # same tensors, same module: optimizers and EMA copies keep pointing at them
+        return bn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if applies(x, self):
+            return bn_pool_relu(x, self)
+        return torch.relu(nn.functional.max_pool2d(super().forward(x), 2))

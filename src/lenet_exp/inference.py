@@ -12,14 +12,15 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp import checkpoint as ckpt
+from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.data import DATASET_CLASSES, NATIVE_SIZE, Split, check_labels, prepare_images, read_split
-from lenet_exp.device import JobSlot, describe, resolve_device
+from lenet_exp.data import NATIVE_SIZE, Split, check_labels, dataset_class, prepare_images, read_split
+from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import save_json
-from lenet_exp.model import build_model
+from lenet_exp.launch import JobSlot
+from lenet_exp.models import build_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     device = resolve_device(cfg.device, slot)
     model, state = load_trained_model(cfg, chosen, device)
     dataset = dataset_for_eval(cfg, state["config"], chosen)
-    images, labels = read_split(dataset.root, dataset.name, train=False, download=dataset.download)
+    images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
     pre = state["preprocessing"]
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
@@ -92,7 +93,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     with torch.inference_mode():
         probabilities = model(x).softmax(1)[0]
     label = int(probabilities.argmax())
-    name = DATASET_CLASSES[state["config"]["dataset"]["name"]].classes[label]
+    name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
                   "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}

@@ -1,10 +1,15 @@
 """Optimizer and learning-rate schedule from the optimizer and scheduler config groups.
 
+The optimizer is whatever class ``optimizer._target_`` names (a new torch optimizer is one YAML in
+``configs/optimizer/``), built over the model's parameters.
+
 Every schedule is stepped once per batch, so cosine and one-cycle are smooth and ``step`` decays at
 epoch boundaries (``scheduler.step_epochs`` epochs of steps).
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -13,14 +18,25 @@ from lenet_exp.errors import ConfigError
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
-    # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a CPU
-    # epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
-    params = model.parameters()
-    if ocfg.name == "sgd":
-        return torch.optim.SGD(params, lr=ocfg.lr, momentum=ocfg.momentum, nesterov=ocfg.nesterov,
-                               weight_decay=ocfg.weight_decay, fused=True)
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[ocfg.name]
-    return cls(params, lr=ocfg.lr, betas=tuple(ocfg.betas), weight_decay=ocfg.weight_decay, fused=True)
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class, instantiate
+
+    try:
+        cls = get_class(ocfg._target_)
+        if "fused" in inspect.signature(cls).parameters:
+            # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
+            # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
+            try:
+                return instantiate(ocfg, model.parameters(), fused=True, _convert_="all")
+            except InstantiationException as error:
+                if not isinstance(error.__cause__, RuntimeError):  # not "fused is unsupported here"
+                    raise
+        return instantiate(ocfg, model.parameters(), _convert_="all")
+    except (InstantiationException, ImportError, TypeError, ValueError) as error:
+        cause = error.__cause__ or error
+        raise ConfigError("optimizer._target_", ocfg.get("_target_"),
+                          f"a torch.optim class whose arguments match the optimizer options "
+                          f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") from error
 
 
 def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):

@@ -1,42 +1,19 @@
-"""Turn SIGINT / SIGTERM into a polite stop request that the training loop checks between steps.
-
-A sweep's jobs may run in joblib's worker processes, which a signal to the launching ``run.py``
-alone does not reach: a worker also stops once that process has gone, instead of training on, and
-then waiting for ever, for a sweep that no longer exists. (submitit's jobs are grandchildren of
-``run.py`` and detached by design, as on Slurm: they finish on their own.)
-"""
+"""Turn SIGINT / SIGTERM into a polite stop request that the training loop checks between steps."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from typing import Optional
 
-LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
-
-
-def mark_launcher() -> None:
-    """Called by run.py: the worker processes it starts inherit its pid, so that they can watch it."""
-    os.environ[LAUNCHER_PID_VARIABLE] = str(os.getpid())
-
-
-def launcher_pid() -> Optional[int]:
-    """The run.py process this one descends from, or None in that run.py itself (or without one).
-    Only a joblib worker's parent is that process: other launchers' jobs must not watch it."""
-    value = os.environ.get(LAUNCHER_PID_VARIABLE, "")
-    return int(value) if value.isdigit() and int(value) != os.getpid() else None
-
-
-def launcher_gone(launcher: Optional[int]) -> bool:
-    """Whether this worker's run.py has exited (POSIX: an orphan is adopted by another process)."""
-    return launcher is not None and os.getppid() != launcher
+from lenet_exp.launch import launcher_gone
 
 
 class StopSignals:
     """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
 
-    With ``launcher``, the exit of that parent process also counts as a stop request, as a SIGTERM.
+    With ``launcher``, the exit of that parent process (the sweep's run.py) also counts as a stop
+    request, as a SIGTERM.
     """
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)

@@ -4,8 +4,8 @@
   max-pool 2; fc 400->120->84->classes with ReLU. (Each ReLU runs after its max-pool: the same function.)
 - ``lenet5_classic``: LeCun et al. (1998) in spirit: tanh, average pooling, no BatchNorm.
 
-With :meth:`LeNet5.fuse_cpu_blocks`, CPU training runs each conv block's BatchNorm, max-pool and ReLU
-as one C++ kernel (``fused_cpu.py``); the modules, parameters and checkpoints stay the same.
+A plain ``nn.Module``: the fast paths (the fused CPU kernel, channels_last, compile) are decided and
+swapped in by ``perf.py``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Sequence
 
 import torch
 from torch import nn
-
-from lenet_exp import fused_cpu
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLINGS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -57,38 +55,6 @@ class LeNet5(nn.Module):
                 head.append(nn.Dropout(dropout))
         head.append(nn.Linear(widths[-1], num_classes))
         self.classifier = nn.Sequential(*head)
-        # every conv block is then conv -> BatchNorm -> 2x2 max-pool -> ReLU, which the CPU kernel fuses
-        self._fusable = batch_norm and pooling == "max" and activation == "relu"
-        self.fused_cpu_blocks = False
-
-    def fusable(self) -> bool:
-        return self._fusable
-
-    def fuse_cpu_blocks(self, enabled: bool = True) -> None:
-        if enabled and not self.fusable():
-            raise ValueError("only conv -> BatchNorm -> max-pool -> ReLU blocks can be fused")
-        self.fused_cpu_blocks = enabled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fused_cpu_blocks:
-            return self.classifier(self.features(x))
-        layers = self.features
-        for i in range(0, len(layers), 4):
-            conv, bn, pool, act = layers[i], layers[i + 1], layers[i + 2], layers[i + 3]
-            x = conv(x)
-            # eval mode, bf16 autocast and torch.compile take the modules
-            x = fused_cpu.bn_pool_relu(x, bn) if fused_cpu.applies(x, bn) else act(pool(bn(x)))
-        return self.classifier(x)
-
-
-def build_model(mcfg, num_classes: int, image_size: int) -> LeNet5:
-    return LeNet5(
-        num_classes=num_classes,
-        image_size=image_size,
-        activation=mcfg.activation,
-        pooling=mcfg.pooling,
-        batch_norm=mcfg.batch_norm,
-        conv_channels=list(mcfg.conv_channels),
-        hidden=list(mcfg.hidden),
-        dropout=mcfg.dropout,
-    )
+        return self.classifier(self.features(x))

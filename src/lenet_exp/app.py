@@ -11,55 +11,21 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lenet_exp import STARTED
-from lenet_exp.files import read_json, save_json
+from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
+from lenet_exp.files import read_json, save_json
+from lenet_exp.launch import JobSlot, job_slot, launcher_gone
 from lenet_exp.resume import override_key
-from lenet_exp.schema import validate
-from lenet_exp.signals import launcher_gone, launcher_pid
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
-
-
-_jobs_started = 0
-
-
-def job_start_time() -> float:
-    """When this job began: the program's start for a process's first job (its imports are part of its
-    start-up), the task call for a later one (joblib reuses its worker processes across jobs)."""
-    global _jobs_started
-    _jobs_started += 1
-    return STARTED if _jobs_started == 1 else time.perf_counter()
-
-
-def job_slot(hydra_cfg):
-    """Where this job runs among those started together: a joblib job shares the machine's cores
-    (and GPUs) with n_jobs - 1 others; a submitit job gets the cores its launcher reserved."""
-    from lenet_exp.device import JobSlot
-
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return JobSlot()
-    launcher = hydra_cfg.launcher
-    target = launcher.get("_target_", "")
-    job = {"number": hydra_cfg.job.num}
-    if "joblib" in target:
-        n_jobs = launcher.get("n_jobs", 1)
-        # a joblib worker is a child of run.py and stops when it is gone (submitit's jobs are detached)
-        return JobSlot(**job, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1),
-                       launcher=launcher_pid())
-    if "submitit" in target and launcher.get("cpus_per_task"):
-        return JobSlot(**job, threads=launcher.cpus_per_task)
-    return JobSlot(**job)
-
 
 # Keys that say where the data is, not which data: `dataset.root=...` keeps the checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
@@ -82,7 +48,12 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
     path = run_dir / "metrics.json"
     metrics = read_json(path)
     if metrics is None:
-        metrics = {"task": cfg.task, "config": OmegaConf.to_container(cfg, resolve=False)}
+        try:
+            config = to_dict(cfg)
+        except Exception:  # an interpolation that cannot resolve: keep it as written
+            from omegaconf import OmegaConf
+            config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        metrics = {"task": str(cfg.task), "config": config}
     elif metrics.get("status") != "running":  # completed or interrupted earlier: keep it as it is
         return
     metrics.update(status="failed", message=message)
@@ -90,32 +61,34 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
 
 
 def run_task(cfg: DictConfig) -> float:
-    started = job_start_time()
+    """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
+    from lenet_exp.record import Stopwatch
+
+    stopwatch = Stopwatch.for_job()
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
     try:
-        return run_job(cfg, hydra_cfg, slot, started)
+        return run_job(cfg, Path(hydra_cfg.runtime.output_dir), slot, hydra_cfg.mode == RunMode.MULTIRUN,
+                       named_on_command_line(hydra_cfg), stopwatch)
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
 
 
-def run_job(cfg: DictConfig, hydra_cfg, slot, started: float) -> float:
+def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chosen: set[str], stopwatch) -> float:
     """The job's result for the sweeper; exits (SystemExit) where a single run must end non-zero."""
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         validate(cfg)
         if cfg.task == "eval":
             from lenet_exp.inference import run_eval
-            return run_eval(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["test"]["acc"]
+            return run_eval(cfg, run_dir, slot, chosen)["test"]["acc"]
         if cfg.task == "predict":
             from lenet_exp.inference import run_predict
-            return run_predict(cfg, run_dir, slot, named_on_command_line(hydra_cfg))["probability"]
+            return run_predict(cfg, run_dir, slot, chosen)["probability"]
 
-        from lenet_exp.train import Run
-        outcome = Run(cfg, run_dir, slot, started).train()
+        from lenet_exp.loop import Run
+        outcome = Run(cfg, run_dir, slot, stopwatch).train()
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

@@ -1,0 +1,365 @@
+"""The typed schema of the whole configuration: one home for each default and each choice.
+
+Hydra merges the YAML files of ``configs/`` on top of these dataclasses, so an unknown key, a value of
+the wrong type or a choice outside an Enum fails at composition with Hydra's own message, which lists
+the options. The rule for where a value lives:
+
+- a setting outside the config groups (``trainer.*``, ``seed``, ``task``): here, as the field default;
+- a config group option (``model/lenet5.yaml``, ``optimizer/sgd.yaml``, ...): in its YAML file, which
+  names its schema here in its defaults list (``/schema/optimizer/adam@_here_``); a default shared by
+  every option of a group (``dataset.val_size``) is the schema's field default instead.
+
+A YAML option without a schema (a new torch optimizer, a new model) composes untyped and is checked
+when it is instantiated. Ranges that a type cannot express are checked by :func:`validate` before any
+data is loaded. This module must not import torch: ``python run.py --help`` and ``--cfg job`` need it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Mapping, Optional
+
+from omegaconf import MISSING
+
+from lenet_exp.errors import ConfigError
+
+
+class Choice(str, Enum):
+    """An Enum whose members equal their names as strings (``Activation.relu == "relu"``)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Activation(Choice):
+    relu = "relu"
+    tanh = "tanh"
+
+
+class Pooling(Choice):
+    max = "max"
+    avg = "avg"
+
+
+class ResizeMode(Choice):
+    resize = "resize"  # bilinear 28 -> 32, the tutorial's
+    pad = "pad"  # LeCun's zero border
+
+
+class DeviceType(Choice):
+    auto = "auto"  # CUDA when a GPU is visible, otherwise the CPU
+    cpu = "cpu"
+    cuda = "cuda"  # a CUDA GPU, or a clear error (never a silent fallback to the CPU)
+
+
+class Precision(Choice):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Task(Choice):
+    train = "train"
+    eval = "eval"
+    predict = "predict"
+
+
+# ------------------------------------------------------------------------------- config groups
+@dataclass
+class LeNet5Config:  # configs/model/lenet5*.yaml
+    _target_: str = "lenet_exp.models.lenet5.LeNet5"
+    name: str = MISSING
+    activation: Activation = MISSING
+    pooling: Pooling = MISSING
+    batch_norm: bool = MISSING
+    conv_channels: List[int] = MISSING
+    hidden: List[int] = MISSING
+    dropout: float = 0.0
+
+
+@dataclass
+class IdxDatasetConfig:  # configs/dataset/*.yaml: a torchvision data set of the MNIST (IDX) family
+    name: str = MISSING
+    torchvision_class: str = MISSING  # e.g. MNIST: read from <root>/MNIST/raw/
+    num_classes: int = MISSING
+    # Pixel statistics in [0, 1]; null computes them from the training images (val excluded).
+    mean: Optional[float] = MISSING
+    std: Optional[float] = MISSING
+    root: str = "${oc.env:LENET_EXP_DATA,data}"  # the folder holding <torchvision_class>/raw/
+    download: bool = True
+    val_size: int = 5000
+    split_seed: int = 0  # the val split stays the same across training seeds
+    image_size: int = 32
+    resize_mode: ResizeMode = ResizeMode.resize
+
+
+@dataclass
+class AdamConfig:  # configs/optimizer/adam.yaml, adamw.yaml
+    _target_: str = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    betas: List[float] = MISSING
+
+
+@dataclass
+class SGDConfig:  # configs/optimizer/sgd.yaml
+    _target_: str = "torch.optim.SGD"
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class NoScheduleConfig:
+    name: str = "none"
+
+
+@dataclass
+class CosineConfig:  # from optimizer.lr to optimizer.lr * min_lr_ratio over all training steps
+    name: str = "cosine"
+    min_lr_ratio: float = MISSING
+
+
+@dataclass
+class StepConfig:  # lr * gamma every step_epochs epochs
+    name: str = "step"
+    step_epochs: int = MISSING
+    gamma: float = MISSING
+
+
+@dataclass
+class OneCycleConfig:  # warm-up to optimizer.lr over pct_start of the steps, then anneal
+    name: str = "onecycle"
+    pct_start: float = MISSING
+
+
+@dataclass
+class NoAugmentConfig:
+    name: str = "none"
+
+
+@dataclass
+class AffineConfig:  # configs/augment/affine.yaml
+    name: str = "affine"
+    hflip: bool = MISSING  # mirror half of the images left-right (clothing, not digits)
+    degrees: float = MISSING  # max rotation
+    translate: float = MISSING  # max shift as a fraction of the image side
+    scale: List[float] = MISSING  # zoom range
+    shear: float = MISSING  # max shear in degrees
+    erase_p: float = MISSING  # random erasing (Zhong et al. 2017): share of images with a rectangle of noise
+    erase_area: List[float] = field(default_factory=lambda: [0.02, 0.4])  # its area, as a share of the image
+    erase_ratio: List[float] = field(default_factory=lambda: [0.3, 3.3])  # its height / width
+
+
+@dataclass
+class ElasticConfig(AffineConfig):  # configs/augment/elastic.yaml: Simard et al. (2003) on top of affine
+    name: str = "elastic"
+    elastic_alpha: float = MISSING  # scale of the random field before smoothing, in pixels
+    elastic_sigma: float = MISSING  # smoothness of the displacement field in pixels
+
+
+@dataclass
+class DeviceConfig:  # configs/device/*.yaml
+    type: DeviceType = MISSING
+    threads: Optional[int] = None  # CPU threads; null: the cores divided among jobs running at once
+
+
+GROUP_SCHEMAS = {
+    "model": {"lenet5": LeNet5Config},
+    "dataset": {"idx": IdxDatasetConfig},
+    "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},
+    "scheduler": {"none": NoScheduleConfig, "cosine": CosineConfig, "step": StepConfig, "onecycle": OneCycleConfig},
+    "augment": {"none": NoAugmentConfig, "affine": AffineConfig, "elastic": ElasticConfig},
+    "device": {"device": DeviceConfig},
+}
+
+
+# ------------------------------------------------------------------------------ outside groups
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    limit_batches: Optional[int] = None  # at most this many batches per epoch, val and test: a smoke run
+    label_smoothing: float = 0.0
+    tta_hflip: bool = False  # val and test predictions also average the mirror image (clothing, not digits)
+    tta_shift: int = 0  # ... and the four shifts by this many pixels (0: none)
+    ema_decay: Optional[float] = None  # e.g. 0.999: evaluate an exponential moving average of the weights
+    deterministic: bool = False
+    channels_last: Optional[bool] = None  # NHWC weights; null: on for CUDA (0-3 % faster on an H200), off on the CPU
+    compile: bool = False  # torch.compile the model (pays ~30 s or more to compile)
+    cuda_graphs: Optional[bool] = None  # replay each training step from one CUDA graph; null: on for CUDA unless compile
+    cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)
+    # CPU training: BatchNorm+max-pool+ReLU of each block in one C++ kernel (1.2x per step);
+    # null: on where it compiles (g++, ninja; ~30 s once per machine)
+    fused_cpu_kernels: Optional[bool] = None
+    precision: Precision = Precision.fp32  # bf16: autocast (on the CPU slower for this model)
+    progress: bool = True  # a progress bar per epoch on the console
+    log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
+    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best val acc and at the end
+
+
+@dataclass
+class Config:
+    # the groups: typed by their option's schema, untyped for an option without one
+    model: Any = MISSING
+    dataset: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    augment: Any = MISSING
+    device: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = 0
+    task: Task = Task.train  # train | eval (needs ckpt=...) | predict (needs ckpt=... image=...)
+    ckpt: Optional[str] = None  # eval / predict: the checkpoint file to load
+    image: Optional[str] = None  # predict: a PNG or JPEG image
+
+
+def register_configs() -> None:
+    """Store the schemas: the root one that configs/config.yaml lists first, and one per group option
+    (``/schema/<group>/<name>``) for the YAML files of ``configs/<group>/`` to name."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="lenet_exp_schema", node=Config)
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=node)
+
+
+# ------------------------------------------------------------------------------------- ranges
+def _pair(low_ok, high_ok=None):
+    return lambda v: len(v) == 2 and low_ok(v[0]) and (high_ok or low_ok)(v[1]) and v[0] <= v[1]
+
+
+# key -> (predicate, what is allowed), for the options with a schema here
+RANGES = {
+    "optimizer.lr": (lambda v: v > 0, "a number > 0"),
+    "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
+    "optimizer.momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "optimizer.betas": (lambda v: len(v) == 2 and all(0 <= beta < 1 for beta in v), "[beta1, beta2], each in [0, 1)"),
+    "trainer.epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.limit_batches": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "trainer.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
+    "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
+    "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
+    "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
+    "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
+    "dataset.image_size": (lambda v: v >= 28, "an integer >= 28 (the images are 28x28)"),
+    "dataset.std": (lambda v: v is None or v > 0, "null or a number > 0"),
+    "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "model.conv_channels": (lambda v: len(v) == 2 and min(v) >= 1, "two positive integers"),
+    "model.hidden": (lambda v: len(v) >= 1 and min(v) >= 1, "one or more positive integers"),
+    "scheduler.step_epochs": (lambda v: v >= 1, "an integer >= 1"),
+    "scheduler.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "scheduler.min_lr_ratio": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "scheduler.pct_start": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "augment.scale": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
+    "augment.degrees": (lambda v: v >= 0, "a number >= 0"),
+    "augment.translate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "augment.shear": (lambda v: v >= 0, "a number >= 0"),
+    "augment.elastic_alpha": (lambda v: v >= 0, "a number >= 0"),
+    "augment.elastic_sigma": (lambda v: v > 0, "a number > 0"),
+    "augment.erase_p": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "augment.erase_area": (_pair(lambda v: 0 < v <= 1), "[min, max] with 0 < min <= max <= 1"),
+    "augment.erase_ratio": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
+    "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+}
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
+    """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes."""
+    flat: dict[str, int | float | str | bool] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, Enum):
+            flat[name] = str(value.value)
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:  # None, lists
+            flat[name] = str(value)
+    return flat
+
+
+# Keys that may differ when a run is continued: where the data lives, which device and how fast it
+# runs there (not precision, which changes the arithmetic), what is shown.
+RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
+                     "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
+                     "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
+                     "trainer.fused_cpu_kernels")
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for each setting that differs and would change the run's results."""
+    saved_flat, current_flat = flatten(saved), flatten(current)
+    return [
+        f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
+        for key in sorted(set(saved_flat) | set(current_flat))
+        if saved_flat.get(key) != current_flat.get(key) and not key.startswith(RESUMABLE_CHANGES)
+    ]
+
+
+def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Keys of ``cfg`` that its schema lacks (Hydra's ``+key=value`` adds them to a typed node)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    schema_type = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(schema_type):  # an untyped option: its constructor checks its keys
+        return []
+    known = {f.name for f in dataclasses.fields(schema_type)}
+    found = []
+    for key in cfg:
+        if key not in known:
+            found.append(f"{prefix}{key}")
+        elif isinstance(cfg[key], DictConfig):
+            found += unknown_keys(cfg[key], f"{prefix}{key}.")
+    return found
+
+
+def _check_range(key: str, value: Any, ok, allowed: str) -> None:
+    try:
+        fine = ok(value)
+    except (TypeError, ValueError):  # a list where a number belongs, a string in a list of numbers, ...
+        fine = False
+    if not fine or (isinstance(value, float) and not math.isfinite(value)):
+        raise ConfigError(key, value, allowed)
+
+
+def validate(cfg: Any) -> None:
+    """Check the ranges and rules that the schema's types cannot, before any data is loaded."""
+    from omegaconf import OmegaConf
+
+    extra = unknown_keys(cfg)
+    if extra:
+        section = extra[0].rpartition(".")[0]
+        node = OmegaConf.select(cfg, section) if section else cfg
+        known = [f.name for f in dataclasses.fields(OmegaConf.get_type(node))]
+        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), "one of the schema's keys: " + ", ".join(known),
+                          why="unknown key")
+    missing = object()
+    for key, (ok, allowed) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=missing)
+        # an option without a schema (a new model, a torch optimizer) is checked by its constructor
+        if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, key.rpartition(".")[0])):
+            _check_range(key, value, ok, allowed)
+    if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
+        raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
+    if cfg.task in ("eval", "predict") and not cfg.ckpt:
+        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
+    if cfg.task == "predict" and not cfg.image:
+        raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
+
+
+def to_dict(cfg: Any) -> dict:
+    """The resolved config as plain Python values (Enums as their names): what files record."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)

@@ -1,0 +1,72 @@
+"""Where a job runs among the jobs started with it: job slots, shared CPU threads, the launcher watch.
+
+A sweep's jobs may run in joblib's worker processes, which a signal to the launching ``run.py`` alone
+does not reach: a worker therefore watches that process and stops once it has gone, instead of
+training on, and then waiting for ever, for a sweep that no longer exists. (submitit's jobs are
+grandchildren of ``run.py`` and detached by design, as on Slurm: they finish on their own.)
+
+No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses the command line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
+
+
+@dataclass
+class JobSlot:
+    """Where a job sits among the jobs that run at the same time on this machine."""
+
+    number: int = 0  # Hydra's job number (0 for a single run)
+    parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
+    threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
+    launcher: Optional[int] = None  # pid of the run.py that started this worker process: its exit stops the job
+
+    def cpu_threads(self, asked: Optional[int]) -> int:
+        """``device.threads`` if set, else the launcher's reservation, else this job's share of the cores."""
+        return asked or self.threads or max(1, available_cores() // max(1, self.parallel))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def job_slot(hydra_cfg) -> JobSlot:
+    """This job's slot, from the launcher's own config: ``n_jobs`` parallel workers that are children
+    of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit); a single run has the machine."""
+    from hydra.types import RunMode
+
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return JobSlot()
+    launcher = hydra_cfg.launcher
+    number = hydra_cfg.job.num
+    if "n_jobs" in launcher:
+        n_jobs = launcher.n_jobs
+        return JobSlot(number, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1),
+                       launcher=launcher_pid())
+    if launcher.get("cpus_per_task"):
+        return JobSlot(number, threads=launcher.cpus_per_task)
+    return JobSlot(number)
+
+
+def mark_launcher() -> None:
+    """Called by run.py: the worker processes it starts inherit its pid, so that they can watch it."""
+    os.environ[LAUNCHER_PID_VARIABLE] = str(os.getpid())
+
+
+def launcher_pid() -> Optional[int]:
+    """The run.py process this one descends from, or None in that run.py itself (or without one)."""
+    value = os.environ.get(LAUNCHER_PID_VARIABLE, "")
+    return int(value) if value.isdigit() and int(value) != os.getpid() else None
+
+
+def launcher_gone(launcher: Optional[int]) -> bool:
+    """Whether this worker's run.py has exited (POSIX: an orphan is adopted by another process)."""
+    return launcher is not None and os.getppid() != launcher

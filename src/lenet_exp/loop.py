@@ -1,0 +1,229 @@
+"""One training run: the epochs, divergence, the checkpoint policy, signals, the final test.
+
+Everything the run writes lives in its run directory. Running again into the same directory resumes:
+a completed run is skipped, an unfinished one continues from ``checkpoints/last.pt`` with model,
+optimizer, scheduler, epoch, best-val and RNG state. The same mechanism serves a single run
+(``resume=<run dir>``) and a re-launched sweep (``hydra.sweep.dir=<sweep dir>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from lenet_exp import state as ckpt
+from lenet_exp.config import config_differences, flatten, to_dict
+from lenet_exp.device import describe
+from lenet_exp.engine import evaluate, train_epoch
+from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.files import read_json, save_json
+from lenet_exp.launch import JobSlot
+from lenet_exp.parts import Parts, build_parts, seed_everything
+from lenet_exp.record import Stopwatch, TensorBoardLog, versions
+from lenet_exp.signals import StopSignals
+from lenet_exp.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    status: str  # completed | diverged | interrupted | skipped
+    val_acc: float
+    message: str = ""
+    signal: Optional[int] = None
+
+
+def checkpoint_note(saved_epoch: int) -> str:
+    if saved_epoch:
+        return f"the last checkpoint is after epoch {saved_epoch}"
+    return "no checkpoint was written yet, so running again starts over"
+
+
+class Run:
+    def __init__(self, cfg: DictConfig, run_dir: Path, slot: Optional[JobSlot] = None,
+                 stopwatch: Optional[Stopwatch] = None, on_epoch_end: Optional[Callable[[dict], None]] = None):
+        self.cfg = cfg
+        self.on_epoch_end = on_epoch_end  # called with each epoch's row of metrics and timings (benchmarks)
+        self.config = to_dict(cfg)
+        self.dir = run_dir
+        self.slot = slot or JobSlot()
+        self.stopwatch = stopwatch or Stopwatch()
+        self.metrics_path = run_dir / "metrics.json"
+        self.last_path = run_dir / "checkpoints" / "last.pt"
+        self.best_path = run_dir / "checkpoints" / "best.pt"
+
+    # ----------------------------------------------------------------------------------------- setup
+    def previous_outcome(self) -> Optional[Outcome]:
+        """A completed run in this directory is not trained again."""
+        previous = read_json(self.metrics_path)
+        if previous and previous.get("status") == "completed" and previous.get("task") == "train":
+            changed = config_differences(previous.get("config", {}), self.config)
+            if changed:
+                raise UserError(f"{self.dir} already holds a completed run with another config ({'; '.join(changed[:3])}). "
+                                f"Choose a new output directory.")
+            log.info("Already completed in %s: skipped (val acc %.4f)", self.dir, previous["val"]["acc"])
+            return Outcome("skipped", previous["val"]["acc"])
+        return None
+
+    def load_resume_state(self) -> Optional[dict]:
+        if not self.last_path.exists():
+            return None
+        saved = ckpt.load_checkpoint(self.last_path)
+        changed = config_differences(saved["config"], self.config)
+        if changed:
+            raise UserError(
+                f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
+                f"Resume it with the same overrides (`python run.py resume={self.dir}`), or choose a new output directory."
+            )
+        return saved
+
+    def complete_best_checkpoint(self, last: dict) -> None:
+        """best.pt is written just after last.pt: a run stopped between the two still lacks its newest best."""
+        run_state = last["run_state"]
+        if run_state["best_epoch"] != run_state["epoch"]:
+            return
+        try:
+            best_epoch = ckpt.load_checkpoint(self.best_path)["run_state"]["epoch"]
+        except CheckpointError:  # missing or unreadable: written from last.pt below
+            best_epoch = None
+        if best_epoch != run_state["epoch"]:
+            log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", run_state["epoch"])
+            ckpt.save_checkpoint(self.best_path, last)
+
+    # -------------------------------------------------------------------------------------- the loop
+    def train(self) -> Outcome:
+        self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
+        done = self.previous_outcome()
+        if done:
+            return done
+        resume = self.load_resume_state()
+        seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
+        parts = build_parts(self.cfg, self.slot, self.stopwatch)
+        state = RunState()
+        if resume:
+            self.stopwatch.resume(read_json(self.metrics_path))
+            state = parts.restore(resume)
+            self.complete_best_checkpoint(resume)
+            log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
+                     self.dir, state.epoch, state.best_val_acc, state.best_epoch)
+        tb = TensorBoardLog(str(self.dir), flatten(self.config), first_step=state.epoch + 1)
+        try:
+            return self.epochs(parts, state, tb)
+        finally:
+            tb.close()
+
+    def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
+        cfg, tcfg, clock = self.cfg, self.cfg.trainer, self.stopwatch
+        status, message = "completed", ""
+        clock.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
+        resumed_after = saved = state.epoch  # saved: the epoch of checkpoints/last.pt (0: none yet)
+        with StopSignals(self.slot.launcher) as stop:
+            for epoch in range(state.epoch + 1, tcfg.epochs + 1):
+                bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
+                           disable=None if tcfg.progress else True)
+                lr = parts.optimizer.param_groups[0]["lr"]  # the epoch's first step's (schedules step per batch)
+                epoch_start = time.perf_counter()
+                result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
+                                     ema=parts.ema, on_step=bar.update, stop_requested=stop.requested,
+                                     max_batches=tcfg.limit_batches)
+                seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
+                bar.close()
+                if result.interrupted:
+                    status = "interrupted"
+                    message = (f"Interrupted by {stop.reason()} during epoch {epoch}; {checkpoint_note(saved)}. "
+                               f"Continue with `python run.py resume={self.dir}`.")
+                    break
+                if not math.isfinite(result.loss):
+                    status = "diverged"
+                    message = (f"Training diverged at epoch {epoch} (train loss {result.loss}); {checkpoint_note(saved)}. "
+                               f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
+                    break
+                val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
+                               max_batches=tcfg.limit_batches)
+                row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
+                       "val/acc": val.acc, "lr": lr}
+                times = clock.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)
+                tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **times}, epoch)
+                state.history.append(row)
+                state.epoch = epoch
+                improved = val.acc > state.best_val_acc
+                if improved:
+                    state.best_val_acc, state.best_epoch = val.acc, epoch
+                # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
+                if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
+                    checkpoint = parts.checkpoint(state, self.config)
+                    ckpt.save_checkpoint(self.last_path, checkpoint)
+                    saved = epoch
+                    if improved:
+                        ckpt.save_checkpoint(self.best_path, checkpoint)
+                log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
+                         epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
+                         seconds, times["time/samples_per_s"])
+                self.write_metrics("running", "", state, parts)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end({**row, **times})
+
+            clock.mark("epochs")
+            # a first Ctrl-C from here on lets this last second of work finish: the run is complete
+            test = self.test_best(parts, tb) if status == "completed" else None
+            clock.mark("test")
+            self.write_metrics(status, message, state, parts, test)
+        if status == "completed":
+            tb.session_end()
+            log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
+                     state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
+            t = clock.timings()
+            log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
+                     "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+                     state.epoch - resumed_after, t["epochs_s"], t["test_s"])
+        # the signal that stopped the run, or came during its final test (the run completes, the caller stops)
+        return Outcome(status, state.best_val_acc, message, stop.signal)
+
+    def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
+        """Evaluate the test split once, with the weights of the best validation epoch."""
+        tcfg = self.cfg.trainer
+        best = ckpt.load_checkpoint(self.best_path)
+        parts.load_weights(best)
+        test = evaluate(parts.eval_model, parts.data.test, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
+                        max_batches=tcfg.limit_batches)
+        step = best["run_state"]["epoch"]
+        tb.scalars({"test/loss": test.loss, "test/acc": test.acc}, step)
+        if tcfg.log_images:
+            n = len(test.predictions)  # all of the test split, or its first limit_batches batches
+            images, labels = parts.data.test.images[:n], parts.data.test.labels[:n]
+            tb.confusion_matrix(labels, test.predictions, self.cfg.dataset.num_classes, step)
+            tb.misclassified(images, labels, test.predictions, step)
+        return {"loss": test.loss, "acc": test.acc}
+
+    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,
+                      test: Optional[dict] = None) -> None:
+        last, best = (state.history[-1] if state.history else {}), state.row(state.best_epoch)
+        timing = self.stopwatch.summary(state.epoch)
+        save_json(self.metrics_path, {
+            "task": "train",
+            "status": status,
+            "message": message,
+            "epochs_done": state.epoch,
+            "epochs": self.cfg.trainer.epochs,
+            "best_epoch": state.best_epoch,
+            "train": {"loss": last.get("train/loss"), "acc": last.get("train/acc")},
+            "val": {"loss": best.get("val/loss"), "acc": best.get("val/acc")},
+            "test": test,
+            **timing,
+            "device": describe(parts.device),
+            "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
+            "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
+            "seed": self.cfg.seed,
+            "versions": versions(),
+            "config": self.config,
+            # each epoch's metrics with its timings
+            "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],
+        })

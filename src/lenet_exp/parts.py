@@ -1,0 +1,125 @@
+"""Everything a run trains with, built from the config: device, data, model, optimizer, schedule, EMA,
+the training step; and the checkpoint of their states."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from omegaconf import DictConfig
+
+from lenet_exp import perf
+from lenet_exp.augment import build_augment, test_time_views
+from lenet_exp.data import Data, load_data
+from lenet_exp.device import describe, resolve_device
+from lenet_exp.ema import ExponentialMovingAverage
+from lenet_exp.engine import TrainStep
+from lenet_exp.launch import JobSlot
+from lenet_exp.models import build_model
+from lenet_exp.optim import build_optimizer, build_scheduler
+from lenet_exp.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        # cuBLAS needs a fixed workspace for reproducible matrix products; read when CUDA starts
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    # set both ways: a joblib worker runs several jobs, and one job's setting must not outlive it
+    torch.use_deterministic_algorithms(deterministic, warn_only=False)
+    torch.backends.cudnn.deterministic = deterministic
+
+
+@dataclass
+class Parts:
+    """Everything a run trains with, built from the config."""
+
+    device: torch.device
+    data: Data
+    model: torch.nn.Module
+    eval_model: torch.nn.Module  # the EMA copy when trainer.ema_decay is set, else the (compiled) model
+    optimizer: torch.optim.Optimizer
+    scheduler: Optional[torch.optim.lr_scheduler.LRScheduler]
+    ema: Optional[ExponentialMovingAverage]
+    generator: torch.Generator  # shuffling and augmentation, on the device
+    step: TrainStep  # forward and backward of one batch, eager or a CUDA graph
+    eval_views: list  # test-time augmentation: the views whose predictions val and test average
+    steps_per_epoch: int
+    fast_paths: perf.FastPaths
+    preprocessing: dict[str, Any]
+
+    def checkpoint(self, state: RunState, config: dict) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(), "device_type": self.device.type}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "run_state": vars(state),
+            "rng": rng,
+            "config": config,
+            "preprocessing": self.preprocessing,
+        }
+
+    def restore(self, saved: dict) -> RunState:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+        torch.set_rng_state(saved["rng"]["torch"])
+        if saved["rng"]["device_type"] == self.device.type:  # another device's RNG state does not apply
+            self.generator.set_state(saved["rng"]["generator"])
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        return RunState(**saved["run_state"])
+
+    def load_weights(self, saved: dict) -> None:
+        """The weights (and EMA) of a checkpoint, e.g. the best epoch's for the final test."""
+        self.model.load_state_dict(saved["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+
+
+def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
+    """Everything the run trains with; ``stopwatch`` (optional) marks when the data was on its device."""
+    tcfg = cfg.trainer
+    device = resolve_device(cfg.device, slot)
+    data = load_data(cfg.dataset, tcfg.batch_size, device)
+    if stopwatch is not None:
+        stopwatch.mark("data")
+    log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
+             cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
+    fast_paths = perf.decide(tcfg, model, device)
+    model, forward_model = perf.apply(fast_paths, model)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
+    if tcfg.limit_batches:
+        steps_per_epoch = min(steps_per_epoch, tcfg.limit_batches)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
+    ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
+    step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
+                     augment=build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std),
+                     precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
+                     graph_fallback=fast_paths.graph_fallback, generator=generator)
+    return Parts(
+        device=device, data=data, model=model, eval_model=ema.module if ema is not None else forward_model,
+        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, step=step,
+        eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background),
+        steps_per_epoch=steps_per_epoch, fast_paths=fast_paths,
+        preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": str(cfg.dataset.resize_mode),
+                       "mean": data.mean, "std": data.std},
+    )

@@ -1,0 +1,114 @@
+"""The one place that decides the fast paths of a run and swaps modules for them.
+
+The model stays a plain ``nn.Module``; from the ``trainer.*`` knobs and the device this module decides
+channels_last weights, ``torch.compile``, CUDA graphs, cuDNN's autotuner and the fused CPU kernel
+(BatchNorm + max-pool + ReLU in one pass, ``fused_cpu.py``), and applies them to the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lenet_exp import fused_cpu
+from lenet_exp.errors import ConfigError, DeviceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FastPaths:
+    channels_last: bool
+    compile: bool
+    cuda_graphs: bool
+    graph_fallback: bool  # a failed graph capture trains on eagerly (null asked for "where it works")
+    fused_cpu_kernels: bool
+
+
+def fusable_blocks(model: nn.Module) -> list[tuple[nn.Sequential, int]]:
+    """(container, index) of each BatchNorm2d followed by a 2x2 max-pool and a ReLU in a Sequential."""
+    found = []
+    for container in model.modules():
+        if isinstance(container, nn.Sequential):
+            layers = list(container)
+            for i in range(len(layers) - 2):
+                bn, pool, act = layers[i:i + 3]
+                if (type(bn) is nn.BatchNorm2d and isinstance(pool, nn.MaxPool2d) and isinstance(act, nn.ReLU)
+                        and pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
+                        and pool.padding in (0, (0, 0)) and pool.dilation in (1, (1, 1)) and not pool.ceil_mode):
+                    found.append((container, i))
+    return found
+
+
+def fuse_cpu_blocks(model: nn.Module) -> int:
+    """Swap each BatchNorm -> max-pool -> ReLU run for the fused module; returns how many were swapped."""
+    blocks = fusable_blocks(model)
+    for container, i in blocks:
+        container[i] = fused_cpu.FusedBatchNormMaxPoolReLU.replacing(container[i])
+        container[i + 1] = container[i + 2] = nn.Identity()
+    return len(blocks)
+
+
+def _use_cuda_graphs(tcfg, device: torch.device) -> bool:
+    """``trainer.cuda_graphs``: null means on for a CUDA device unless ``trainer.compile`` is on."""
+    if tcfg.cuda_graphs is None:
+        return device.type == "cuda" and not tcfg.compile
+    if tcfg.cuda_graphs and device.type != "cuda":
+        raise ConfigError("trainer.cuda_graphs", True, f"false or null on this {device.type} device: CUDA graphs need "
+                          "a CUDA GPU (null turns them on wherever there is one)")
+    return tcfg.cuda_graphs
+
+
+def _use_fused_cpu_kernels(tcfg, model: nn.Module, device: torch.device) -> bool:
+    """``trainer.fused_cpu_kernels``: null means on for CPU training wherever the kernel compiles."""
+    wanted = tcfg.fused_cpu_kernels
+    if wanted is False:
+        return False
+    blocker = (f"this {device.type} device: the kernel is for CPU training" if device.type != "cpu"
+               else "this model: it fuses conv -> BatchNorm -> max-pool -> ReLU blocks" if not fusable_blocks(model)
+               else "trainer.compile=true, which compiles the blocks itself" if tcfg.compile
+               else "trainer.precision=bf16: the kernel is float32" if tcfg.precision != "fp32"
+               else None)
+    if blocker:
+        if wanted:
+            raise ConfigError("trainer.fused_cpu_kernels", True, f"false or null with {blocker}")
+        return False
+    try:
+        fused_cpu.load_kernel()
+    except fused_cpu.KernelUnavailable as error:
+        if wanted:
+            raise DeviceError(f"The fused CPU kernel could not be compiled here ({error}). Install g++ and ninja, "
+                              f"or train without it: trainer.fused_cpu_kernels=false.") from error
+        log.warning("The fused CPU kernel could not be compiled here (%s); training with the standard layers. "
+                    "trainer.fused_cpu_kernels=false skips the attempt.", error)
+        return False
+    return True
+
+
+def decide(tcfg, model: nn.Module, device: torch.device) -> FastPaths:
+    """What this run uses, from the knobs (null: where it helps) and what the device and model allow."""
+    if device.type == "cuda":
+        # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
+        torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
+    return FastPaths(
+        channels_last=bool(tcfg.channels_last or (tcfg.channels_last is None and device.type == "cuda")),
+        compile=tcfg.compile,
+        cuda_graphs=_use_cuda_graphs(tcfg, device),
+        graph_fallback=tcfg.cuda_graphs is None,
+        fused_cpu_kernels=_use_fused_cpu_kernels(tcfg, model, device),
+    )
+
+
+def apply(paths: FastPaths, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(the model with its modules swapped in place, the module to call forward on: compiled or itself)."""
+    if paths.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if paths.fused_cpu_kernels:
+        fuse_cpu_blocks(model)
+        log.info("Fused CPU kernels: each conv block's BatchNorm, max-pool and ReLU train in one pass")
+    if paths.cuda_graphs:
+        log.info("CUDA graphs: each full training batch replays one captured graph")
+    return model, torch.compile(model) if paths.compile else model

@@ -1,0 +1,189 @@
+"""What a run records: metrics.json, TensorBoard (through torch's SummaryWriter), the console, and an
+optional :class:`Stopwatch` for the start-up and epoch timings.
+
+Everything goes into the run directory itself, so ``tensorboard --logdir <sweep dir>`` shows one run
+per job with the same tags. Hyperparameters are written through torch's hparams summaries at the
+start (so a running or crashed job is listed too); their metric columns read the scalar tags below.
+Timings are recorded here only: checkpoints never hold them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+log = logging.getLogger("lenet_exp")
+METRIC_TAGS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc", "train/loss")
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started (Linux: from /proc, so the interpreter's own start counts)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
+_PROCESS_STARTED = time.perf_counter() - _process_age_s()
+
+
+@dataclass
+class Stopwatch:
+    """Start-up, epoch and test timings of one job, summed over the invocations of a resumed run.
+
+    A job's start-up is its process's from the start (its imports are part of it) when it is the
+    process's first job, and from the task call when a launcher reuses the process (joblib's workers).
+    """
+
+    jobs_in_process = 0  # a class attribute: how many jobs this process has started
+
+    started: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)
+    epoch_times: dict[int, dict[str, float]] = field(default_factory=dict)  # epoch -> time/epoch_s, ...
+    warmup_epochs: list[int] = field(default_factory=list)  # each invocation's first: warm-up, capture, compiling
+    earlier_wall_s: float = 0.0  # the earlier invocations of a resumed run
+
+    @classmethod
+    def for_job(cls) -> "Stopwatch":
+        cls.jobs_in_process += 1
+        return cls(started=_PROCESS_STARTED) if cls.jobs_in_process == 1 else cls()
+
+    def mark(self, name: str) -> None:
+        """``loaded`` (imports and config), ``data`` (on its device), ``setup`` (model and the rest)."""
+        self.marks[name] = time.perf_counter()
+
+    def resume(self, previous: Optional[dict]) -> None:
+        """Carry on from the metrics.json of the run's earlier invocations."""
+        previous = previous or {}
+        self.earlier_wall_s = previous.get("wall_time_s") or 0.0
+        self.warmup_epochs = list(previous.get("warmup_epochs") or [1])
+        for row in previous.get("history") or []:
+            times = {key: value for key, value in row.items() if key.startswith("time/")}
+            if times:
+                self.epoch_times[row["epoch"]] = times
+
+    def epoch(self, epoch: int, seconds: float, samples: int, first_of_invocation: bool) -> dict[str, float]:
+        if first_of_invocation:
+            self.warmup_epochs.append(epoch)
+        self.epoch_times[epoch] = {"time/epoch_s": seconds, "time/samples_per_s": samples / seconds}
+        return self.epoch_times[epoch]
+
+    def timings(self) -> dict[str, float]:
+        """This invocation's: start-up in its parts, the epochs, the test (as far as they went)."""
+        m = self.marks
+        out = {}
+        if "setup" in m:
+            out = {"startup_s": m["setup"] - self.started, "imports_s": m["loaded"] - self.started,
+                   "data_s": m["data"] - m["loaded"], "setup_s": m["setup"] - m["data"]}
+        if "epochs" in m:
+            out["epochs_s"] = m["epochs"] - m["setup"]  # training, validation and checkpoints
+        if "test" in m:
+            out["test_s"] = m["test"] - m["epochs"]  # with its figures
+        return out
+
+    def summary(self, epochs_done: int) -> dict[str, Any]:
+        """The timing fields of metrics.json; the medians leave out each invocation's first epoch."""
+        done = [self.epoch_times[e] for e in range(1, epochs_done + 1) if e in self.epoch_times]
+        steady = [self.epoch_times[e] for e in range(1, epochs_done + 1)
+                  if e in self.epoch_times and e not in self.warmup_epochs] or done
+        return {
+            "median_epoch_s": statistics.median(t["time/epoch_s"] for t in steady) if steady else None,
+            "samples_per_s": statistics.median(t["time/samples_per_s"] for t in steady) if steady else None,
+            "wall_time_s": self.earlier_wall_s + time.perf_counter() - self.started,  # every invocation
+            "timings": self.timings(),  # this invocation's
+            "warmup_epochs": self.warmup_epochs,
+        }
+
+
+def versions() -> dict[str, str]:
+    import hydra
+    import omegaconf
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
+
+
+class TensorBoardLog:
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
+        # purge_step drops events an interrupted run logged after its last checkpoint.
+        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
+        experiment, session_start, self._session_end = hparams_summaries(
+            dict(hparams), {tag: 0.0 for tag in METRIC_TAGS})
+        self.writer.file_writer.add_summary(experiment)
+        self.writer.file_writer.add_summary(session_start)
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+        self.writer.flush()
+
+    def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int, step: int) -> None:
+        # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
+        counts = torch.bincount((labels * num_classes + predicted).cpu(), minlength=num_classes ** 2)
+        matrix = counts.reshape(num_classes, num_classes)
+        figure = _matrix_figure(matrix)
+        self.writer.add_figure("test/confusion_matrix", figure, step)
+
+    def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, step: int,
+                      limit: int = 32) -> None:
+        wrong = (labels != predicted).nonzero().flatten()[:limit].cpu()
+        if len(wrong):
+            figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu())
+            self.writer.add_figure("test/misclassified", figure, step)
+
+    def session_end(self) -> None:
+        """Mark the HParams session as finished successfully."""
+        self.writer.file_writer.add_summary(self._session_end)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _matrix_figure(matrix: torch.Tensor):
+    from matplotlib.figure import Figure
+
+    n = matrix.shape[0]
+    figure = Figure(figsize=(5, 5), dpi=100)
+    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)  # not tight_layout: it draws twice
+    ax = figure.add_subplot()
+    ax.imshow(matrix.numpy(), cmap="Blues")
+    for true in range(n):
+        for pred in range(n):
+            ax.text(pred, true, int(matrix[true, pred]), ha="center", va="center", fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n), title="test confusion matrix")
+    return figure
+
+
+def _image_grid_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, columns: int = 8):
+    """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
+    captioned true→predicted."""
+    from matplotlib.figure import Figure
+    from torchvision.utils import make_grid
+
+    pad, side = 2, images.shape[-1]
+    cell = side + pad
+    grid = make_grid(images, nrow=columns, padding=pad, pad_value=float(images.min()))[0]
+    rows = (len(images) + columns - 1) // columns
+    figure = Figure(figsize=(columns * 1.1, rows * 1.25 + 0.3), dpi=100)
+    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (rows * 1.25 + 0.3))
+    ax = figure.add_subplot()
+    ax.imshow(grid.numpy(), cmap="gray")
+    for i, (true, pred) in enumerate(zip(labels, predicted)):
+        ax.text((i % columns) * cell + pad + side / 2, (i // columns) * cell + pad + 1, f"{int(true)}→{int(pred)}",
+                ha="center", va="top", fontsize=8, color="yellow")
+    ax.set_title("misclassified test images (true→predicted)", fontsize=9)
+    ax.axis("off")
+    return figure

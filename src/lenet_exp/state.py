@@ -1,0 +1,88 @@
+"""Run state and checkpoints: what a checkpoint holds, saving it atomically, reading it back safely.
+
+A checkpoint holds model, optimizer, scheduler, EMA, RNG, run state, config and preprocessing:
+everything a run needs to continue, and nothing about timing (that is ``record.Stopwatch``'s).
+Checkpoints of earlier versions are read through :func:`upgrade`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lenet_exp.errors import CheckpointError
+from lenet_exp.files import write_atomic
+
+FORMAT = "lenet_exp.checkpoint/1"
+TIME_KEYS = ("time/",)  # history columns of earlier versions that were timings
+LEGACY_DATASET_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+LEGACY_MODEL = "lenet_exp.models.lenet5.LeNet5"
+LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "sgd": "torch.optim.SGD"}
+
+
+@dataclass
+class RunState:
+    """Where a run stands: with the parts' states, all a resumed run needs to continue exactly."""
+
+    epoch: int = 0
+    best_epoch: int = 0
+    best_val_acc: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)  # one row of metrics per epoch
+
+    def row(self, epoch: int) -> dict[str, float]:
+        return next((row for row in self.history if row["epoch"] == epoch), {})
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    write_atomic(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+
+
+def upgrade(state: dict) -> dict:
+    """A checkpoint of an earlier version in today's form: no timings, the config's current keys."""
+    run_state = state.get("run_state")
+    if isinstance(run_state, dict):
+        run_state.pop("warmup_epochs", None)
+        run_state["history"] = [{k: v for k, v in row.items() if not k.startswith(TIME_KEYS)}
+                                for row in run_state.get("history", [])]
+    config = state.get("config")
+    if isinstance(config, dict):
+        dataset, optimizer, model = config.get("dataset", {}), config.get("optimizer", {}), config.get("model", {})
+        model.setdefault("_target_", LEGACY_MODEL)
+        if "torchvision_class" not in dataset and dataset.get("name") in LEGACY_DATASET_CLASSES:
+            dataset["torchvision_class"] = LEGACY_DATASET_CLASSES[dataset["name"]]
+        if "_target_" not in optimizer and optimizer.get("name") in LEGACY_OPTIMIZERS:
+            optimizer["_target_"] = LEGACY_OPTIMIZERS[optimizer.pop("name")]
+    return state
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` onto the CPU."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist. Pass a file such as <run dir>/checkpoints/best.pt.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (corrupted or not written by lenet_exp: "
+            f"{type(error).__name__}). Use <run dir>/checkpoints/last.pt or best.pt of a run."
+        ) from error
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a lenet_exp checkpoint (no '{FORMAT}' marker).")
+    return upgrade(state)
+
+
+def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
+    """Load weights, or say which model and class count the checkpoint was written for."""
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        saved = state.get("config", {})
+        raise CheckpointError(
+            f"{path} was written for another model (model={saved.get('model', {}).get('name')}, "
+            f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one: "
+            f"{str(error).splitlines()[0]} Use the model and dataset options it was trained with."
+        ) from error

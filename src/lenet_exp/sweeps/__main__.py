@@ -1,0 +1,34 @@
+"""``python -m lenet_exp.sweeps SWEEP_DIR``: the summary of a sweep directory, written at any time.
+
+E.g. while a Slurm sweep is still running or after one was killed: the same files as at the end of
+``python run.py -m``. Exit status 1 if a job failed, diverged or was interrupted, or there is none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional
+
+from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
+from lenet_exp.sweeps.records import BAD_STATUSES
+from lenet_exp.sweeps.report import write_summary
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lenet_exp.sweeps",
+                                     description="Summarise a sweep directory (as at the end of `python run.py -m`).")
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--no-tensorboard", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.error(f"{args.sweep_dir} is not a directory")
+    # Jobs may still be running here: a job whose metrics.json says running keeps that status.
+    summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard)
+    return EXIT_JOBS_FAILED if any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``SweepSummary``: the Hydra callback listed under ``hydra.callbacks`` in configs/config.yaml.
+
+* ``on_multirun_start`` applies the search space rule (lenet_exp/sweeps/space.py).
+* ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
+* ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
+  the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
+  with status 1 if any job failed or diverged.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp.sweeps.report import write_summary
+from lenet_exp.sweeps.space import apply_search_space_rule
+
+EXIT_JOBS_FAILED = 1
+
+
+class SweepSummary(Callback):
+    """Hydra callback: search space rule at the start of a sweep, summary and exit status at its end."""
+
+    def __init__(self, plot: bool = True, tensorboard: bool = True, fail_on_error: bool = True) -> None:
+        self.plot = plot
+        self.tensorboard = tensorboard
+        self.fail_on_error = fail_on_error
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        apply_search_space_rule(config)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.
+
+        The task returns NaN for a job that failed or diverged. hydra-optuna-sweeper 1.3.0 (optuna
+        2.10) then crashes: optuna rejects NaN and the sweeper's fallback ``study.tell(state=FAIL,
+        values=[nan])`` raises too (facebookresearch/hydra#2237, fixed only in the 1.4 pre-releases).
+        A return value that is no number takes the sweeper's working path: the trial is told FAIL
+        (values=None), logged as a warning, and the study goes on. The job's metrics.json keeps the
+        status. Other sweepers get the NaN unchanged.
+        """
+        from hydra.core.utils import JobStatus
+
+        target = str(OmegaConf.select(config, "hydra.sweeper._target_", default="") or "")
+        if "optuna" not in target or job_return.status != JobStatus.COMPLETED:
+            return
+        value = job_return.return_value
+        if isinstance(value, float) and math.isnan(value):
+            job_return.return_value = None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns an exception raised here into a warning; SystemExit is not an Exception and passes.
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            summary = write_summary(sweep_dir, final=True, plot=self.plot, tensorboard=self.tensorboard,
+                                    config=config)
+        except Exception as error:
+            print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}", file=sys.stderr)
+            if self.fail_on_error:
+                sys.exit(EXIT_JOBS_FAILED)
+            return
+        bad = summary.bad_jobs
+        if not summary.jobs:
+            print(f"No job directories found in {sweep_dir}.", file=sys.stderr)
+        if self.fail_on_error and (bad or not summary.jobs):
+            print(f"{len(bad)} of {len(summary.jobs)} jobs did not complete: exit status {EXIT_JOBS_FAILED}.",
+                  file=sys.stderr)
+            sys.stdout.flush()
+            sys.exit(EXIT_JOBS_FAILED)

@@ -1,0 +1,56 @@
+"""The sweep plot: validation accuracy against each swept parameter, one panel per parameter.
+
+matplotlib is imported when a plot is drawn, not with this module.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lenet_exp.sweeps.records import OK_STATUS, Summary, as_float
+
+
+def val_acc_figure(summary: Summary):
+    """A matplotlib Figure (no pyplot: no GUI backend, safe in any process)."""
+    from matplotlib.figure import Figure
+
+    keys = summary.swept or ["job"]
+    columns = min(3, len(keys))
+    rows = math.ceil(len(keys) / columns)
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
+    for i, key in enumerate(keys):
+        ax = figure.add_subplot(rows, columns, i + 1)
+        values = [str(r.job) if key == "job" else r.params.get(key, "") for r in summary.jobs]
+        numbers = [as_float(v) for v in values]
+        if all(n is not None for n in numbers):
+            xs = numbers
+            if min(xs) > 0 and max(xs) / min(xs) >= 10:  # decades, as learning rates are swept
+                ax.set_xscale("log")
+            ticks = dict(sorted(zip(xs, values)))
+            if len(ticks) <= 8 and all(len(v) <= 8 for v in ticks.values()):  # a grid: label its values
+                ax.set_xticks(list(ticks), list(ticks.values()), minor=False)
+                ax.minorticks_off()
+        else:  # categories in the order the sweep named them
+            categories = list(dict.fromkeys(values))
+            xs = [categories.index(v) for v in values]
+            ax.set_xticks(range(len(categories)), categories, rotation=20 if len(categories) > 3 else 0)
+        labelled = set()
+        for x, r in zip(xs, summary.jobs):
+            if r.status == OK_STATUS and r.val_acc is not None:
+                label = "completed" if "completed" not in labelled else None
+                ax.scatter([x], [r.val_acc], color="tab:blue", zorder=3, label=label)
+                labelled.add("completed")
+            else:  # no result to place on the y axis: mark where it sat on the x axis
+                label = f"{r.status}" if r.status not in labelled else None
+                ax.axvline(x, color="tab:red" if r.status == "failed" else "tab:orange", linestyle="--",
+                           alpha=0.7, label=label)
+                labelled.add(r.status)
+        ax.set_xlabel(key)
+        ax.set_ylabel("best val accuracy")
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=8, loc="best")
+    figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
+    figure.tight_layout()
+    return figure

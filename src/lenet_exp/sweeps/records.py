@@ -1,0 +1,194 @@
+"""What a sweep left behind: one record per job directory, the seed groups and the best job.
+
+Only the standard library, OmegaConf and Hydra's override parser: no torch, no matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp.files import read_json
+from lenet_exp.resume import override_key
+from lenet_exp.sweeps.space import searched_keys
+
+SEED_KEY = "seed"
+OK_STATUS = "completed"
+BAD_STATUSES = ("failed", "diverged", "interrupted")
+
+
+@dataclass
+class JobRecord:
+    job: int
+    status: str
+    overrides: list[str]
+    params: dict[str, str]  # key -> value as given in the job's overrides
+    run_dir: str
+    val_acc: Optional[float] = None
+    test_acc: Optional[float] = None
+    val_loss: Optional[float] = None
+    test_loss: Optional[float] = None
+    epochs_done: Optional[int] = None
+    epochs: Optional[int] = None
+    wall_time_s: Optional[float] = None
+    message: str = ""
+
+
+@dataclass
+class Summary:
+    sweep_dir: str
+    jobs: list[JobRecord]
+    swept: list[str]
+    groups: list[dict[str, Any]]
+    counts: dict[str, int] = field(default_factory=dict)
+    written_at: str = ""
+
+    @property
+    def bad_jobs(self) -> list[JobRecord]:
+        return [record for record in self.jobs if record.status != OK_STATUS]
+
+    @property
+    def counts_text(self) -> str:
+        """``2 completed, 1 failed``: the number of jobs of each status, statuses in alphabetical order."""
+        return ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
+
+
+def _number(value: Any) -> Optional[float]:
+    """A finite number, or None (missing, null, NaN: JSON and CSV readers get no NaN from here)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def as_float(value: str) -> Optional[float]:
+    """A swept value (as its override gave it) as a finite number, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _job_number(job_dir: Path, fallback: int) -> int:
+    if job_dir.name.isdigit():
+        return int(job_dir.name)
+    try:
+        num = OmegaConf.select(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml"), "hydra.job.num")
+        return int(num)
+    except Exception:  # an unreadable hydra.yaml: keep the order found on disk
+        return fallback
+
+
+def find_job_dirs(sweep_dir: Path) -> list[Path]:
+    """Job directories under a sweep directory: those holding ``.hydra/overrides.yaml``."""
+    found = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == ".hydra"}
+    return sorted(found)
+
+
+def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
+    try:
+        overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+    except Exception:
+        overrides = []
+    params = {override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in overrides}
+    record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
+                       params=params, run_dir=str(job_dir))
+    metrics = read_json(job_dir / "metrics.json")
+    if metrics is None:
+        record.message = "no metrics.json: the job was killed or crashed before writing it"
+        return record
+    status = str(metrics.get("status", "failed"))
+    record.message = str(metrics.get("message") or "")
+    if status in ("running", "interrupted") and final:
+        # The sweep is over, so nothing runs here any more: the job was killed (or stopped).
+        record.message = (f"stopped while {status} after epoch {metrics.get('epochs_done', 0)} (killed?); "
+                          f"re-launch the sweep with hydra.sweep.dir=<this sweep> to resume it")
+        status = "failed"
+    record.status = status
+    val, test = metrics.get("val") or {}, metrics.get("test") or {}
+    record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
+    record.test_acc, record.test_loss = _number(test.get("acc")), _number(test.get("loss"))
+    record.epochs_done = metrics.get("epochs_done")
+    record.epochs = metrics.get("epochs")
+    record.wall_time_s = _number(metrics.get("wall_time_s"))
+    return record
+
+
+def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[str]:
+    """Keys that differ between jobs or that the sweep searched, in the order the jobs name them."""
+    searched = set(searched)
+    keys: list[str] = []
+    for record in records:
+        keys.extend(key for key in record.params if key not in keys)
+    return [key for key in keys if key in searched or len({record.params.get(key) for record in records}) > 1]
+
+
+def by_val_acc(record: JobRecord) -> tuple:
+    """Completed jobs first (an unfinished job's val accuracy is a partial best), then by val accuracy."""
+    return (record.status != OK_STATUS, record.val_acc is None, -(record.val_acc or 0.0), record.job)
+
+
+def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
+    completed = [r for r in jobs if r.status == OK_STATUS and r.val_acc is not None]
+    return min(completed, key=by_val_acc) if completed else None
+
+
+def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
+    """Mean and sample std; no std for a single value (zero would claim a spread that was never seen)."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any]]:
+    """Mean +- std of test (and val) accuracy of completed jobs, grouped by every swept key but the seed."""
+    group_keys = [key for key in keys if key != SEED_KEY]
+    groups: dict[tuple, list[JobRecord]] = {}
+    for record in records:
+        groups.setdefault(tuple(record.params.get(key) for key in group_keys), []).append(record)
+    rows = []
+    for values, members in groups.items():
+        done = [r for r in members if r.status == OK_STATUS and r.test_acc is not None]
+        test_mean, test_std = _mean_std([r.test_acc for r in done])
+        val_mean, val_std = _mean_std([r.val_acc for r in done if r.val_acc is not None])
+        rows.append({
+            "params": dict(zip(group_keys, values)),
+            "n": len(done),
+            "n_jobs": len(members),
+            "seeds": [r.params.get(SEED_KEY) for r in done] if SEED_KEY in keys else [],
+            "jobs": [r.job for r in members],
+            "test_acc_mean": test_mean,
+            "test_acc_std": test_std,
+            "val_acc_mean": val_mean,
+            "val_acc_std": val_std,
+        })
+    rows.sort(key=lambda row: (row["test_acc_mean"] is None, -(row["test_acc_mean"] or 0.0)))
+    return rows
+
+
+def load_sweep_config(sweep_dir: Path) -> Optional[DictConfig]:
+    """The sweep's own config as the BasicSweeper saved it (multirun.yaml), if there is one."""
+    try:
+        return OmegaConf.load(sweep_dir / "multirun.yaml")
+    except Exception:
+        return None
+
+
+def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] = None) -> Summary:
+    """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed."""
+    records = [read_job(job_dir, i, final) for i, job_dir in enumerate(find_job_dirs(sweep_dir))]
+    records.sort(key=lambda record: record.job)
+    searched = searched_keys(config if config is not None else load_sweep_config(sweep_dir))
+    if config is None:  # summarised again later: keep the columns the sweep's own summary had
+        searched.update((read_json(sweep_dir / "summary.json") or {}).get("swept") or [])
+    keys = swept_keys(records, searched)
+    counts = dict(Counter(record.status for record in records))
+    return Summary(str(sweep_dir), records, keys, seed_groups(records, keys), counts,
+                   time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -1,0 +1,104 @@
+"""What a sweep leaves behind in its directory: summary.csv, summary.json, summary.png and the
+TensorBoard run ``summary`` (the plot and the table), and the table printed at its end.
+
+torch (for TensorBoard's writer) and matplotlib are imported when these are written, not with this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from omegaconf import DictConfig
+
+from lenet_exp.files import save_json
+from lenet_exp.sweeps.plot import val_acc_figure
+from lenet_exp.sweeps.records import Summary, best_job, summarize
+from lenet_exp.sweeps.table import report_text
+
+SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of the sweep plot and table
+PLOT_TAG = "sweep/val_acc_vs_params"
+TABLE_TAG = "sweep/summary"
+JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
+RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "wall_time_s",
+                  "overrides", "run_dir", "message")
+
+
+def write_csv(summary: Summary, path: Path) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow([*JOB_COLUMNS, *summary.swept, *RESULT_COLUMNS])
+        for r in summary.jobs:
+            row = {**asdict(r), "overrides": " ".join(r.overrides)}
+            writer.writerow([*(row[column] for column in JOB_COLUMNS),
+                             *(r.params.get(key, "") for key in summary.swept),
+                             *("" if row[column] is None else row[column] for column in RESULT_COLUMNS)])
+
+
+def write_json(summary: Summary, path: Path) -> None:
+    best = best_job(summary.jobs)
+    save_json(path, {
+        "sweep_dir": summary.sweep_dir,
+        "written_at": summary.written_at,
+        "n_jobs": len(summary.jobs),
+        "counts": summary.counts,
+        "swept": summary.swept,
+        "jobs": [asdict(r) for r in summary.jobs],
+        "best": asdict(best) if best else None,  # among completed jobs
+        "groups": summary.groups,  # mean +- std of test accuracy over the seeds of each setting
+    })
+
+
+def write_plot(summary: Summary, path: Path):
+    """summary.png; returns the figure, for TensorBoard."""
+    figure = val_acc_figure(summary)
+    figure.savefig(path, format="png")
+    return figure
+
+
+def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> None:
+    """The plot (if there is one) and the markdown table as the TensorBoard run in ``log_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.summary import text
+
+    for old in log_dir.glob("events.out.tfevents.*"):  # a re-launched sweep replaces its summary
+        old.unlink()
+    writer = SummaryWriter(str(log_dir))
+    try:
+        if figure is not None:
+            writer.add_figure(PLOT_TAG, figure, global_step=0)
+        table = text(TABLE_TAG, report_text(summary, markdown=True))
+        table.value[0].tag = TABLE_TAG  # add_text would file it as TABLE_TAG + "/text_summary"
+        writer.file_writer.add_summary(table, global_step=0)
+    finally:
+        writer.close()
+
+
+def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
+                  config: Optional[DictConfig] = None, out=sys.stdout) -> Summary:
+    """Everything the sweep leaves behind. Each output is attempted even if an earlier one failed."""
+    summary = summarize(sweep_dir, final, config)
+    problems = []
+
+    def attempt(name: str, write: Callable[[], Any]) -> Any:
+        try:
+            return write()
+        except Exception as error:
+            problems.append(f"{name}: {type(error).__name__}: {error}")
+            return None
+
+    attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
+    attempt("summary.json", lambda: write_json(summary, sweep_dir / "summary.json"))
+    figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plot else None
+    if tensorboard:
+        attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
+    print("\n" + report_text(summary), file=out)
+    print(f"\nSummary: {sweep_dir / 'summary.csv'}, summary.json, summary.png; "
+          f"tensorboard --logdir {sweep_dir}", file=out)
+    for problem in problems:
+        print(f"Could not write {problem}", file=out)
+    out.flush()
+    return summary

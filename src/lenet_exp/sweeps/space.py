@@ -1,0 +1,75 @@
+"""What a sweep searches: the search space rule at its start, the searched keys at its end.
+
+The default study (``sweep: default`` in the defaults list: learning rate x batch size) is swept by
+``python run.py -m`` alone. Hydra's BasicSweeper would otherwise take the cartesian product of
+``hydra.sweeper.params`` and the swept values of the command line, so ``-m optimizer.lr=1e-3,3e-3
+model=lenet5,lenet5_classic`` would run 2 x 2 x 2 (batch sizes) = 8 jobs instead of the 4 named. When
+the command line sweeps a value and names no study, the default study is therefore left out. A study
+named on the command line (``sweep=lr_schedule``, or ``sweep=default`` itself) is combined with it the
+way Hydra does: a key given on the command line replaces the study's values for that key, other keys
+multiply.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Optional
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lenet_exp.resume import override_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STUDY = "default"
+STUDY_GROUP = "sweep"
+
+
+def _parse(overrides: Iterable[str]) -> list:
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def command_line_sweeps(task_overrides: Iterable[str]) -> list[str]:
+    """Keys that the command line sweeps (comma lists, range(), choice(), glob(), interval())."""
+    return [override.get_key_element() for override in _parse(task_overrides) if override.is_sweep_override()]
+
+
+def apply_search_space_rule(config: DictConfig) -> Optional[str]:
+    """Leave the default study out when the command line sweeps values of its own.
+
+    Returns the message it logged, or None when the study's space stays as it is.
+    """
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    study = OmegaConf.select(config, f"hydra.runtime.choices.{STUDY_GROUP}", default=None)
+    named = any(override_key(o) == STUDY_GROUP for o in task)
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    if study != DEFAULT_STUDY or named or not params:
+        return None
+    swept = command_line_sweeps(task)
+    if not swept:
+        return None
+    left_out = ", ".join(str(key) for key in params)
+    with open_dict(config.hydra.sweeper):
+        config.hydra.sweeper.params = {}
+    message = (f"Sweeping only what the command line names ({', '.join(swept)}); the default search space "
+               f"({left_out}) is left out. Add sweep=default to combine them.")
+    log.info(message)
+    return message
+
+
+def searched_keys(config: Optional[DictConfig]) -> set[str]:
+    """Keys the sweep searched: its sweeper's params and the command line's swept values.
+
+    An Optuna study may draw one value of a searched key in every trial; it is still a column.
+    """
+    if config is None:
+        return set()
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
+    try:  # the sweepers' own rule: the command line comes after the params, the last word on a key wins
+        swept = {override.get_key_element(): override.is_sweep_override()
+                 for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task])}
+    except Exception:  # an override the parser rejects cannot have run either
+        return set()
+    return {key for key, is_sweep in swept.items() if is_sweep}

@@ -1,0 +1,67 @@
+"""The summary as text: the table printed at the end of a sweep, and its markdown for TensorBoard."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from lenet_exp.sweeps.records import SEED_KEY, Summary, as_float, by_val_acc
+
+
+def _fmt(value: Optional[float], digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _mean_pm_std(mean: Optional[float], std: Optional[float]) -> str:
+    return "-" if mean is None else f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def _short(value: Optional[str]) -> str:
+    """A swept value for the printed table: long floats (as Optuna draws them) to 4 significant digits."""
+    value = "" if value is None else str(value)
+    number = as_float(value)
+    return f"{number:.4g}" if number is not None and len(value) > 8 else value
+
+
+def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """One row a job, best validation accuracy first."""
+    header = ["job", "status", *summary.swept, "val_acc", "test_acc", "val_loss", "test_loss", "epochs", "wall_s"]
+    rows = []
+    for r in sorted(summary.jobs, key=by_val_acc):
+        epochs = "-" if r.epochs_done is None else f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}"
+        rows.append([str(r.job), r.status, *(_short(r.params.get(key)) for key in summary.swept), _fmt(r.val_acc),
+                     _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
+    return header, rows
+
+
+def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
+    """One row a setting: mean ± std over its seeds."""
+    keys = [key for key in summary.swept if key != SEED_KEY]
+    header = [*keys, "n", "test_acc (mean ± std)", "val_acc (mean ± std)", "jobs"]
+    rows = [[*(_short(group["params"].get(key)) for key in keys), f"{group['n']}/{group['n_jobs']}",
+             _mean_pm_std(group["test_acc_mean"], group["test_acc_std"]),
+             _mean_pm_std(group["val_acc_mean"], group["val_acc_std"]), ",".join(map(str, group["jobs"]))]
+            for group in summary.groups]
+    return header, rows
+
+
+def render_table(header: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    if markdown:
+        lines = [f"| {' | '.join(cells)} |" for cells in (header, *rows)]
+        return "\n".join([lines[0], "|" + "---|" * len(header), *lines[1:]])
+    widths = [max(map(len, column)) for column in zip(header, *rows)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+                     for cells in (header, ["-" * width for width in widths], *rows))
+
+
+def report_text(summary: Summary, markdown: bool = False) -> str:
+    parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} jobs ({summary.counts_text or 'none'}), "
+             f"sorted by val accuracy", render_table(*job_table(summary), markdown=markdown)]
+    if any(group["n_jobs"] > 1 for group in summary.groups):  # otherwise each group is one job of the table
+        over = " over seeds" if SEED_KEY in summary.swept else ""
+        by = ", ".join(key for key in summary.swept if key != SEED_KEY)
+        parts += [f"Test accuracy{over}" + (f", grouped by {by}:" if by else ":"),
+                  render_table(*group_table(summary), markdown=markdown)]
+    if summary.bad_jobs:
+        parts.append("Jobs that did not complete:")
+        parts += [f"  job {r.job} {r.status}: {r.message or '(no message)'} [{r.run_dir}]" for r in summary.bad_jobs]
+    return "\n\n".join(parts) if markdown else "\n".join(parts)

@@ -1,0 +1,102 @@
+"""Adding things is small: a torch optimizer is one YAML, an IDX data set one YAML, a model one module and
+one YAML. Each is added to a copy of configs/ and trained end to end through the Python entry point."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import fast_overrides
+from idx import write_dataset
+from lenet_exp import CONFIGS, compose, train
+
+
+@pytest.fixture
+def configs(tmp_path) -> Path:
+    copy = tmp_path / "configs"
+    shutil.copytree(CONFIGS, copy)
+    return copy
+
+
+def add_yaml(configs: Path, group: str, name: str, text: str) -> None:
+    (configs / group / f"{name}.yaml").write_text(textwrap.dedent(text))
+
+
+def test_a_new_torch_optimizer_is_one_yaml(configs, tiny_root, tmp_path):
+    add_yaml(configs, "optimizer", "rmsprop", """\
+        _target_: torch.optim.RMSprop
+        lr: 2e-3
+        weight_decay: 0.0
+        alpha: 0.9
+        """)
+    cfg = compose(*fast_overrides(tiny_root), "optimizer=rmsprop", config_dir=configs)
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    assert metrics["status"] == "completed" and metrics["config"]["optimizer"]["alpha"] == 0.9
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["alpha"] == 0.9  # an RMSprop trained it
+    assert "square_avg" in next(iter(saved["optimizer"]["state"].values()))
+
+
+def test_a_new_idx_data_set_is_one_yaml(configs, tiny_root, tmp_path, caplog):
+    write_dataset(tiny_root, "KMNIST", n_train=400, n_test=100, seed=2)  # other sizes than MNIST's: seen below
+    add_yaml(configs, "dataset", "kmnist", """\
+        # Kuzushiji-MNIST: torchvision's reader, LeCun's IDX files in <root>/KMNIST/raw/.
+        defaults:
+          - /schema/dataset/idx@_here_
+          - _self_
+        name: kmnist
+        torchvision_class: KMNIST
+        num_classes: 10
+        mean: null
+        std: null
+        """)
+    cfg = compose(*fast_overrides(tiny_root), "dataset=kmnist", config_dir=configs)
+    with caplog.at_level(logging.INFO):
+        metrics = train(cfg, run_dir=tmp_path / "run")
+    assert metrics["status"] == "completed" and metrics["config"]["dataset"]["torchvision_class"] == "KMNIST"
+    assert "kmnist: 300 train / 100 val / 100 test images" in caplog.text
+
+
+def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, monkeypatch):
+    (tmp_path / "tiny_models.py").write_text(textwrap.dedent("""\
+        from torch import nn
+
+        class Perceptron(nn.Module):
+            def __init__(self, num_classes, image_size, hidden):
+                super().__init__()
+                self.net = nn.Sequential(nn.Flatten(), nn.Linear(image_size ** 2, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, num_classes))
+
+            def forward(self, x):
+                return self.net(x)
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_yaml(configs, "model", "perceptron", """\
+        _target_: tiny_models.Perceptron
+        name: perceptron
+        hidden: 32
+        """)
+    cfg = compose(*fast_overrides(tiny_root), "model=perceptron", "trainer.epochs=2", config_dir=configs)
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    assert metrics["status"] == "completed" and metrics["fused_cpu_kernels"] is False  # nothing of LeNet's to fuse
+    assert metrics["test"]["acc"] > 0.5  # it learned the tiny data set
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert set(saved["model"]) == {"net.1.weight", "net.1.bias", "net.3.weight", "net.3.bias"}
+
+
+def test_a_model_option_that_does_not_fit_its_class_is_a_config_error(configs, tiny_root, tmp_path):
+    from lenet_exp.errors import ConfigError
+
+    add_yaml(configs, "model", "broken", """\
+        _target_: lenet_exp.models.lenet5.LeNet5
+        name: broken
+        depth: 3
+        """)
+    cfg = compose(*fast_overrides(tiny_root), "model=broken", config_dir=configs)
+    with pytest.raises(ConfigError, match="model._target_"):
+        train(cfg, run_dir=tmp_path / "run")
