@@ -6,15 +6,19 @@ each direction in one vectorised pass (1.2x per whole step, ``benchmarks/cpu_kno
 results to float rounding (``tests/test_fused_cpu.py``).
 
 The kernel is compiled by ``torch.utils.cpp_extension`` the first time it is needed on a machine (about
-30 s with g++ and ninja) and cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``).
+30 s with g++ and ninja) and cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
+in a folder named by a hash of what the build depends on (:func:`build_inputs`).
 Eval mode, other devices, other dtypes and ``torch.compile`` use the ordinary modules.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,11 +40,24 @@ class KernelUnavailable(RuntimeError):
     """The fused kernel could not be built or loaded here (no compiler, no ninja, ...)."""
 
 
+def build_inputs() -> dict[str, str]:
+    """Everything the compiled module depends on. The build command holds absolute paths, so it names
+    the source's copy inside the build folder and torch's own install, never this checkout's path."""
+    return {
+        "source": hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
+        "flags": " ".join(CFLAGS),
+        "python": f"{sys.implementation.cache_tag} {sys.executable}",
+        "torch": f"{torch.__version__} {Path(torch.__file__).parent}",
+        "compiler": os.environ.get("CXX", "c++"),
+    }
+
+
 def build_directory() -> Path:
+    """One folder per set of build inputs: two checkouts of the same source share a build, and two
+    virtualenvs (another torch, another Python) each keep their own instead of rebuilding in turn."""
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
-    # one build per Python and torch version: an extension only loads into the torch it was built against
-    python = f"py{sys.version_info.major}{sys.version_info.minor}"
-    return root / f"lenet_exp_{python}_torch{torch.__version__.replace('+', '_')}"
+    digest = hashlib.sha256(json.dumps(build_inputs(), sort_keys=True).encode()).hexdigest()[:16]
+    return root / f"lenet_exp_{sys.implementation.cache_tag}_torch{torch.__version__.replace('+', '_')}_{digest}"
 
 
 def wait_for_other_build(lock: Path) -> None:
@@ -65,7 +82,8 @@ def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
     directory = build_directory()
     if not any(directory.glob("*.so")):
-        log.info("Compiling the fused CPU kernel for this machine, once (about 30 s), into %s", directory)
+        log.info("Compiling the fused CPU kernel for this source, compiler, Python and torch, once (about 30 s), "
+                 "into %s", directory)
     started = time.perf_counter()
     # torch.utils.cpp_extension warns about a missing CUDA runtime at import: irrelevant to a CPU kernel
     cpp_log = logging.getLogger("torch.utils.cpp_extension")
@@ -81,7 +99,10 @@ def load_kernel():
         if lock:
             wait_for_other_build(lock)
         directory.mkdir(parents=True, exist_ok=True)
-        module = cpp_extension.load("lenet_exp_bn_pool_relu", [str(SOURCE)], extra_cflags=CFLAGS,
+        source = directory / SOURCE.name  # the build command names this copy, the same from any checkout
+        if not source.is_file() or source.read_bytes() != SOURCE.read_bytes():
+            shutil.copyfile(SOURCE, source)
+        module = cpp_extension.load("lenet_exp_bn_pool_relu", [str(source)], extra_cflags=CFLAGS,
                                     extra_ldflags=["-fopenmp"], build_directory=str(directory), with_cuda=False,
                                     verbose=False)
     except Exception as error:  # compiler, ninja or linker errors arrive as RuntimeError, OSError, ...

@@ -1,0 +1,54 @@
+"""The Python entry point (compose + train, as a notebook calls it) and trainer.limit_batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import fast_overrides
+from lenet_exp import compose, train
+from lenet_exp.errors import ConfigError
+from lenet_exp.files import read_json
+
+
+def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_path):
+    cfg = compose(*fast_overrides(tiny_root), "trainer.epochs=2", "optimizer.lr=3e-3")
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    assert metrics == read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["epochs_done"] == 2
+    assert metrics["config"]["optimizer"]["lr"] == 3e-3 and 0.5 < metrics["test"]["acc"] <= 1
+    assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
+    # the same config into the same directory is done already: skipped, the record untouched
+    before = (tmp_path / "run" / "metrics.json").read_bytes()
+    assert train(cfg, run_dir=tmp_path / "run") == metrics
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+
+
+def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
+    with pytest.raises(ConfigError, match="optimizer.lr"):
+        train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):
+    from lenet_exp.loop import Run
+
+    rows = []
+    cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=3", "trainer.batch_size=16",
+                  "trainer.eval_batch_size=10", "trainer.epochs=2")
+    Run(cfg, tmp_path / "run", on_epoch_end=rows.append).train()
+    samples_per_epoch = [row["time/samples_per_s"] * row["time/epoch_s"] for row in rows]
+    assert samples_per_epoch == pytest.approx([48, 48])  # 3 batches of 16, not 500 images
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    assert saved["optimizer"]["state"][0]["step"] == 6  # 3 optimizer steps per epoch
+
+
+def test_limit_batches_caps_evaluation():
+    from lenet_exp.data import Split
+    from lenet_exp.engine import evaluate
+    from lenet_exp.models.lenet5 import LeNet5
+
+    split = Split(torch.randn(95, 1, 32, 32), torch.randint(0, 10, (95,)))
+    assert len(evaluate(LeNet5(), split, 10, max_batches=3).predictions) == 30
+    assert len(evaluate(LeNet5(), split, 10).predictions) == 95
