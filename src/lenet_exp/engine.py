@@ -177,6 +177,13 @@ def train_epoch(
     return EpochResult(step.loss_sum.item() / seen, step.correct.item() / seen, seen)
 
 
+@torch.no_grad()
+def all_finite(module: nn.Module) -> bool:
+    """Whether every parameter and floating-point buffer (BatchNorm's statistics) is finite: one host sync."""
+    tensors = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+    return bool(torch.stack([t.isfinite().all() for t in tensors]).all()) if tensors else True
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "fp32",
              views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None,

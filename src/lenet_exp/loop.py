@@ -21,7 +21,7 @@ from tqdm import tqdm
 from lenet_exp import state as ckpt
 from lenet_exp.config import config_differences, flatten, to_dict
 from lenet_exp.device import describe
-from lenet_exp.engine import evaluate, train_epoch
+from lenet_exp.engine import all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot
@@ -31,6 +31,8 @@ from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
 log = logging.getLogger(__name__)
+# A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
+EXPLODED_LOSS_FACTOR = 1000
 
 
 @dataclass
@@ -39,6 +41,20 @@ class Outcome:
     val_acc: float
     message: str = ""
     signal: Optional[int] = None
+
+
+def divergence(train_loss: float, val_loss: float, model, num_classes: int) -> Optional[str]:
+    """What shows that training diverged, or None: a non-finite or exploded loss, non-finite weights or
+    BatchNorm statistics (which a NaN-free loss can hide, and which must never reach a checkpoint)."""
+    if not math.isfinite(train_loss):
+        return f"train loss {train_loss}"
+    if train_loss > EXPLODED_LOSS_FACTOR * math.log(num_classes):
+        return f"train loss {train_loss:.3g}, exploded"
+    if not all_finite(model):
+        return "non-finite weights or BatchNorm statistics"
+    if not math.isfinite(val_loss):
+        return f"val loss {val_loss}"
+    return None
 
 
 def checkpoint_note(saved_epoch: int) -> str:
@@ -76,7 +92,13 @@ class Run:
     def load_resume_state(self) -> Optional[dict]:
         if not self.last_path.exists():
             return None
-        saved = ckpt.load_checkpoint(self.last_path)
+        try:
+            saved = ckpt.load_checkpoint(self.last_path)
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} Delete the folder "
+                f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
+            ) from error
         changed = config_differences(saved["config"], self.config)
         if changed:
             raise UserError(
@@ -85,18 +107,34 @@ class Run:
             )
         return saved
 
-    def complete_best_checkpoint(self, last: dict) -> None:
-        """best.pt is written just after last.pt: a run stopped between the two still lacks its newest best."""
-        run_state = last["run_state"]
-        if run_state["best_epoch"] != run_state["epoch"]:
-            return
+    def check_best_checkpoint(self, last: dict) -> None:
+        """best.pt must hold the best epoch so far, which the final test needs. best.pt is written just
+        after last.pt: a run stopped between the two lacks its newest best, which last.pt then holds."""
+        epoch, best_epoch = last["run_state"]["epoch"], last["run_state"]["best_epoch"]
         try:
-            best_epoch = ckpt.load_checkpoint(self.best_path)["run_state"]["epoch"]
-        except CheckpointError:  # missing or unreadable: written from last.pt below
-            best_epoch = None
-        if best_epoch != run_state["epoch"]:
-            log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", run_state["epoch"])
+            found = ckpt.load_checkpoint(self.best_path)["run_state"]["epoch"]
+            problem = f"it holds epoch {found}"
+        except CheckpointError as error:  # missing or unreadable
+            found, problem = None, str(error)
+        if found == best_epoch or best_epoch == 0:
+            return
+        if best_epoch == epoch:
+            log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", epoch)
             ckpt.save_checkpoint(self.best_path, last)
+            return
+        raise CheckpointError(
+            f"{self.best_path} should hold epoch {best_epoch}, the best so far, which the final test needs, but "
+            f"{problem.rstrip('.')}. Delete the folder {self.best_path.parent} to train this run again from the "
+            f"start, or choose a new output directory.")
+
+    def check_same_data(self, saved: dict, parts: Parts) -> None:
+        """A resumed run trains on the data it started with (a checkpoint of an older version has no record)."""
+        before, now = saved.get("preprocessing", {}).get("data"), parts.data.fingerprint
+        if before is not None and before != now:
+            raise UserError(
+                f"{self.dir} was trained on other data than {self.cfg.dataset.name} in {self.cfg.dataset.root} holds now "
+                f"({before['train']} train / {before['test']} test images then, {now['train']} / {now['test']} now, "
+                f"or other contents). Point dataset.root at the data it started with, or choose a new output directory.")
 
     # -------------------------------------------------------------------------------------- the loop
     def train(self) -> Outcome:
@@ -109,9 +147,10 @@ class Run:
         parts = build_parts(self.cfg, self.slot, self.stopwatch)
         state = RunState()
         if resume:
+            self.check_same_data(resume, parts)
+            self.check_best_checkpoint(resume)
             self.stopwatch.resume(read_json(self.metrics_path))
             state = parts.restore(resume)
-            self.complete_best_checkpoint(resume)
             log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                      self.dir, state.epoch, state.best_val_acc, state.best_epoch)
         tb = TensorBoardLog(str(self.dir), flatten(self.config), first_step=state.epoch + 1)
@@ -141,13 +180,14 @@ class Run:
                     message = (f"Interrupted by {stop.reason()} during epoch {epoch}; {checkpoint_note(saved)}. "
                                f"Continue with `python run.py resume={self.dir}`.")
                     break
-                if not math.isfinite(result.loss):
-                    status = "diverged"
-                    message = (f"Training diverged at epoch {epoch} (train loss {result.loss}); {checkpoint_note(saved)}. "
-                               f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
-                    break
                 val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
                                max_batches=tcfg.limit_batches)
+                problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
+                if problem:
+                    status = "diverged"
+                    message = (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(saved)}. "
+                               f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
+                    break
                 row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
                        "val/acc": val.acc, "lr": lr}
                 times = clock.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)

@@ -121,5 +121,5 @@ def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
         eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background),
         steps_per_epoch=steps_per_epoch, fast_paths=fast_paths,
         preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": str(cfg.dataset.resize_mode),
-                       "mean": data.mean, "std": data.std},
+                       "mean": data.mean, "std": data.std, "data": data.fingerprint},
     )

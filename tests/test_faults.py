@@ -1,0 +1,117 @@
+"""Faults beyond the first round: divergence that is not NaN, resuming on other data or from damaged
+checkpoints, and the fused kernel's build folder. In-process, through the Python entry point."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import fast_overrides
+from idx import write_dataset
+from lenet_exp import compose, fused_cpu, train
+from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.files import read_json, save_json
+from lenet_exp.loop import divergence
+from lenet_exp.models.lenet5 import LeNet5
+
+
+def as_if_killed(run_dir: Path) -> None:
+    """What a run killed after its last checkpoint leaves: metrics.json still says running."""
+    metrics = read_json(run_dir / "metrics.json")
+    save_json(run_dir / "metrics.json", {**metrics, "status": "running", "test": None})
+
+
+def test_infinite_batchnorm_statistics_are_divergence_and_never_reach_a_checkpoint(tiny_root, tmp_path):
+    # normalising by a std of 1e-20 makes the inputs ~1e20: BatchNorm's running variance overflows,
+    # while the loss (of batch-normalised activations) stays finite
+    metrics = train(compose(*fast_overrides(tiny_root), "dataset.std=1e-20"), run_dir=tmp_path / "run")
+    assert metrics["status"] == "diverged" and "non-finite weights or BatchNorm statistics" in metrics["message"]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_an_exploded_or_non_finite_loss_is_divergence():
+    model = LeNet5()
+    assert divergence(0.5, 0.4, model, 10) is None
+    assert "exploded" in divergence(1e28, 2.0, model, 10)
+    assert "train loss nan" in divergence(float("nan"), 2.0, model, 10)
+    assert "val loss inf" in divergence(0.5, float("inf"), model, 10)
+    with torch.no_grad():
+        model.features[1].running_var[0] = float("inf")
+    assert "BatchNorm statistics" in divergence(0.5, 0.4, model, 10)
+
+
+def test_resuming_on_other_data_is_refused(tiny_root, tmp_path):
+    args = [*fast_overrides(tiny_root), "trainer.epochs=2", "scheduler=onecycle"]
+    train(compose(*args), run_dir=tmp_path / "run")
+    as_if_killed(tmp_path / "run")
+    other = tmp_path / "other"
+    write_dataset(other, "MNIST", n_train=400, n_test=100, seed=5)
+    with pytest.raises(UserError, match="trained on other data") as caught:
+        train(compose(*args, f"dataset.root={other}"), run_dir=tmp_path / "run")
+    assert "600 train / 200 test images then, 400 / 100 now" in str(caught.value)
+    same = tmp_path / "copy"  # the same data in another place resumes
+    shutil.copytree(tiny_root, same)
+    assert train(compose(*args, f"dataset.root={same}"), run_dir=tmp_path / "run")["status"] == "completed"
+
+
+@pytest.fixture
+def killed_run(tiny_root, tmp_path) -> Path:
+    """A 2-epoch run whose best epoch is 1 (last.pt after 2), killed before its final test."""
+    run_dir = tmp_path / "run"
+    train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=run_dir)
+    as_if_killed(run_dir)
+    last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    last["run_state"]["best_epoch"] = best["run_state"]["epoch"] = best["run_state"]["best_epoch"] = 1
+    torch.save(last, run_dir / "checkpoints" / "last.pt")
+    torch.save(best, run_dir / "checkpoints" / "best.pt")
+    return run_dir
+
+
+def test_a_corrupt_best_checkpoint_older_than_the_last_is_reported_at_resume(killed_run, tiny_root):
+    best = killed_run / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:1000])
+    with pytest.raises(CheckpointError) as caught:
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    message = str(caught.value)
+    assert "best.pt should hold epoch 1" in message and "not a readable checkpoint" in message
+    assert f"Delete the folder {killed_run / 'checkpoints'}" in message
+    assert read_json(killed_run / "metrics.json")["status"] == "running"  # nothing was trained or tested
+
+
+def test_a_corrupt_last_checkpoint_gets_advice_that_does_not_go_in_circles(killed_run, tiny_root):
+    last = killed_run / "checkpoints" / "last.pt"
+    last.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError) as caught:
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    message = str(caught.value)
+    assert "the checkpoint to resume from, cannot be used" in message and "Delete the folder" in message
+    shutil.rmtree(killed_run / "checkpoints")  # following the advice works
+    assert train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)["status"] == "completed"
+
+
+def test_the_kernel_build_folder_follows_what_the_build_depends_on_not_the_checkout(tmp_path, monkeypatch):
+    here = fused_cpu.build_directory()
+    copy = tmp_path / "other_checkout" / fused_cpu.SOURCE.name
+    copy.parent.mkdir()
+    shutil.copyfile(fused_cpu.SOURCE, copy)
+    monkeypatch.setattr(fused_cpu, "SOURCE", copy)
+    assert fused_cpu.build_directory() == here  # the same source in another checkout shares the build
+    copy.write_text(copy.read_text() + "\n// changed\n")
+    assert fused_cpu.build_directory() != here
+    monkeypatch.undo()
+    monkeypatch.setenv("CXX", "clang++")
+    assert fused_cpu.build_directory() != here
+
+
+def test_the_kernel_build_command_names_no_checkout(tmp_path):
+    try:
+        fused_cpu.load_kernel()
+    except fused_cpu.KernelUnavailable as error:
+        pytest.skip(f"no compiler here: {error}")
+    ninja = (fused_cpu.build_directory() / "build.ninja").read_text()
+    assert str(fused_cpu.build_directory() / fused_cpu.SOURCE.name) in ninja
+    assert str(fused_cpu.SOURCE.parent) not in ninja  # so another checkout's build is this one
