@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_overrides
+from conftest import fast_overrides, run_cli
 from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import read_json, save_json
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
+from lenet_exp.resume import quote
 
 
 def as_if_killed(run_dir: Path) -> None:
@@ -115,3 +116,47 @@ def test_the_kernel_build_command_names_no_checkout(tmp_path):
     ninja = (fused_cpu.build_directory() / "build.ninja").read_text()
     assert str(fused_cpu.build_directory() / fused_cpu.SOURCE.name) in ninja
     assert str(fused_cpu.SOURCE.parent) not in ninja  # so another checkout's build is this one
+
+
+@pytest.fixture(scope="module")
+def completed_run(tiny_root, tmp_path_factory) -> Path:
+    """A completed 1-epoch run through the real CLI, in a folder whose name holds quotes and a backslash."""
+    cwd = tmp_path_factory.mktemp("cli")
+    run_dir = cwd / "it's \\ a \"run\"'"
+    result = run_cli(fast_overrides(tiny_root) + [f"hydra.run.dir={quote(str(run_dir))}"], cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
+    result = run_cli([f"resume={completed_run}"], cwd=completed_run.parent)
+    assert result.returncode == 0, result.stderr
+    assert "Already completed" in result.stderr and str(completed_run) in result.stderr
+
+
+def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
+    run_dir = tmp_path / "run ${oc.env:HOME}"
+    shutil.copytree(completed_run, run_dir)
+    result = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Rename the folder without '${'" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run ${oc.env:HOME}"]  # nothing written elsewhere
+
+
+@pytest.mark.parametrize("saved,problem", [
+    ("- '+hydra.callbacks.evil={_target_: builtins.open, file: TARGET, mode: w}'\n", "sets Hydra itself"),
+    ("- hydra.job_logging.handlers.file.filename=TARGET\n", "sets Hydra itself"),
+    ("- optimizer.lr=0.1,0.2\n", "is a sweep"),
+    ("- [unclosed\n", "not readable YAML"),
+    ("optimizer.lr: 0.1\n", "not a list of overrides"),
+])
+def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_path, saved, problem):
+    run_dir = tmp_path / "run"
+    shutil.copytree(completed_run, run_dir)
+    target = tmp_path / "written_by_the_folder"
+    (run_dir / ".hydra" / "overrides.yaml").write_text(saved.replace("TARGET", str(target)))
+    result = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"cannot resume from {run_dir / '.hydra' / 'overrides.yaml'}" in result.stderr and problem in result.stderr
+    assert not target.exists()
+    assert read_json(run_dir / "metrics.json") == read_json(completed_run / "metrics.json")  # nothing written

@@ -3,11 +3,16 @@
 The run directory's ``.hydra/overrides.yaml`` holds the overrides the run was started with. Replaying
 them with ``hydra.run.dir=<run dir>`` composes the same config, and the runner then continues from
 ``checkpoints/last.pt``. Overrides given next to ``resume=`` replace saved ones of the same key.
+A run folder is data, never code: only the task's own config overrides are replayed (never
+``hydra.*``, whose callbacks could run anything), each checked by Hydra's own parser, and the folder's
+name is passed quoted, so that a quote in it is not read as syntax. (A ``${`` in it is refused: Hydra
+resolves its output directory more than once, so no escaping keeps it from being interpolated.)
 This happens before Hydra parses the command line, so it costs no torch import.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +23,43 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def quote(value: str) -> str:
+    """``value`` as one quoted string of Hydra's override grammar, read back exactly as it is (no ``${``)."""
+    value = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)  # a backslash before a quote is doubled
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def saved_overrides(saved_file: Path) -> list[str]:
+    """The task overrides a run was started with, or exit with a message saying what is wrong with them."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    def refuse(problem: str) -> None:
+        sys.exit(f"Error: cannot resume from {saved_file}: {problem}. It must list the run's own overrides as "
+                 f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
+
+    try:
+        overrides = yaml.safe_load(saved_file.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        refuse(f"it is not readable YAML ({type(error).__name__}: {str(error).splitlines()[0]})")
+    if overrides is None:
+        return []
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        refuse("it is not a list of overrides")
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed = parser.parse_override(override)
+        except Exception as error:  # Hydra's grammar errors
+            refuse(f"{override!r} is not an override ({str(error).splitlines()[0]})")
+        key = parsed.get_key_element().lstrip("+~")
+        if re.match(r"hydra([./]|$)", key):
+            refuse(f"{override!r} sets Hydra itself, which a resume never replays")
+        if parsed.is_sweep_override():
+            refuse(f"{override!r} is a sweep, not one run's value")
+    return overrides
+
+
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
     given = [arg for arg in argv if arg.startswith(PREFIX)]
@@ -25,12 +67,13 @@ def expand_resume(argv: list[str]) -> list[str]:
         return argv
     run_dir = Path(given[-1][len(PREFIX):]).expanduser()
     saved_file = run_dir / ".hydra" / "overrides.yaml"
+    if "${" in str(run_dir):
+        sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
+                 f"the run elsewhere. Rename the folder without '${{' and resume that name.")
     if not saved_file.is_file():
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
-    from omegaconf import OmegaConf
-
     rest = [arg for arg in argv if not arg.startswith(PREFIX)]
     explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
-    saved = [o for o in OmegaConf.load(saved_file) if override_key(o) not in explicit]
-    return rest + saved + [f"hydra.run.dir='{run_dir}'"]
+    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in explicit]
+    return rest + saved + [f"hydra.run.dir={quote(str(run_dir))}"]
