@@ -1,332 +1,175 @@
 """Which CPU speed knobs make our training step faster? Interleaved A/B timing in one process.
 
-Every variant trains the package's LeNet-5 (``lenet_exp.model.build_model`` with the default config)
-on the same device-resident MNIST tensors (``lenet_exp.data.load_data``), batch 64. Variants are
-timed in interleaved rounds (A B C ... A B C ...), each round a chunk of ``--steps`` optimizer steps,
-so that load from other processes on the machine hits every variant alike. Before each chunk the script
-waits (``--wait-quiet``) until other processes leave the CPUs idle; chunks that still saw CPU
-contention (Linux PSI above ``--max-pressure``) are left out of the medians. The report gives the
-median ms/step, samples/s and the median of per-round paired ratios to the baseline.
-
-The baseline is exactly ``lenet_exp.engine.train_epoch`` with ``build_optimizer``'s Adam and the plain
-modules; ``fused_cpu`` adds the fused BatchNorm/max-pool/ReLU kernel that ``python run.py`` uses on the
-CPU (``trainer.fused_cpu_kernels``). The other variants change one thing (or a named combination) in
-a copy of that loop, so each gain can be attributed to one code change. ``--accuracy`` also trains the chosen variants for whole epochs and
-reports test accuracy, to check that a knob does not change the result.
+Every variant is what ``python run.py`` builds (``lenet_exp.parts.build_parts`` on the default config on
+the CPU, batch 64) with one change: Hydra overrides (``trainer.fused_cpu_kernels``, ``channels_last``,
+``precision``, ``compile``, ``device.threads``, or any ``--variant 'NAME: overrides'``), or one of two
+changes no setting makes (Adam without ``fused=True``; mkldnn off). Each is trained by the engine's
+own ``train_epoch`` in chunks of ``--steps`` steps (``max_batches``), timed in interleaved rounds
+(A B C ... A B C ...), so that load from other processes on the machine hits every variant alike.
+Before each chunk the script waits (``--wait-quiet``) until other processes leave the CPUs idle; chunks
+that still saw CPU contention (Linux PSI above ``--max-pressure``) are left out of the medians. The
+report gives the median ms/step, samples/s and the median of per-round paired ratios to the baseline
+(the standard layers); ``fused_cpu`` is run.py's CPU default. ``--accuracy`` also trains the chosen
+variants for whole epochs and reports test accuracy, to check that a knob does not change the result.
 
     python benchmarks/cpu_knobs.py                                  # all variants, 7 rounds
-    python benchmarks/cpu_knobs.py --variants baseline fused_cpu --rounds 15
-    python benchmarks/cpu_knobs.py --variants baseline adam_fused compile_fused --rounds 9
-    python benchmarks/cpu_knobs.py --variants baseline adam_fused --accuracy 3
+    python benchmarks/cpu_knobs.py --variants baseline fused_cpu --rounds 15 --accuracy 3
+    python benchmarks/cpu_knobs.py --variants baseline adam_unfused threads1 --rounds 15
+    python benchmarks/cpu_knobs.py --variants baseline --variant 'ls: trainer.label_smoothing=0.1'
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import os
 import statistics
+import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+
+import common  # first: this checkout's src/ on the path
 
 import torch
-import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Variant:
-    name: str
-    what: str
-    adam: dict = field(default_factory=dict)  # extra Adam kwargs: fused / foreach
-    channels_last: bool = False
-    compile: str | None = None  # None | "model" | "model+opt" | "step"
-    compile_mode: str | None = None  # torch.compile(mode=...)
-    batches: str = "gather"  # gather (engine: one gather per epoch, slices) | index_select per batch | slice (no shuffle)
-    zero_grad_none: bool = True
-    bf16: bool = False
-    mkldnn: bool = True
-    threads: int | None = None
-    engine: bool = False  # use lenet_exp.engine.train_epoch itself
-    fused: bool = False  # the fused BatchNorm + max-pool + ReLU kernel (lenet_exp.fused_cpu)
+UNFUSED = "trainer.fused_cpu_kernels=false"
+VARIANTS = {  # name: (overrides, what); each differs from the baseline in one thing
+    "baseline": ((UNFUSED,), "the standard layers, Adam as build_optimizer makes it (fused)"),
+    "fused_cpu": (("trainer.fused_cpu_kernels=true",), "the fused BatchNorm/max-pool/ReLU kernel (run.py's CPU default)"),
+    "adam_unfused": ((UNFUSED,), "Adam without fused=True (torch's default implementation)"),
+    "channels_last": ((UNFUSED, "trainer.channels_last=true"), "channels_last weights (inputs stay NCHW)"),
+    "bf16": ((UNFUSED, "trainer.precision=bf16"), "bf16 autocast"),
+    "no_mkldnn": ((UNFUSED,), "torch.backends.mkldnn disabled"),
+    "threads1": ((UNFUSED, "device.threads=1"), "one CPU thread"),
+    "compile": ((UNFUSED, "trainer.compile=true"), "torch.compile(model); its warm-up chunk compiles"),
+}
 
 
-VARIANTS = {v.name: v for v in [
-    Variant("baseline", "lenet_exp.engine.train_epoch + build_optimizer (Adam, default impl)", engine=True),
-    Variant("fused_cpu", "baseline + the fused BatchNorm/max-pool/ReLU kernel (run.py's CPU default)", engine=True,
-            fused=True),
-    Variant("copy", "the benchmark's copy of train_epoch (must match baseline)"),
-    Variant("adam_foreach", "Adam(foreach=True)", adam={"foreach": True}),
-    Variant("adam_fused", "Adam(fused=True)", adam={"fused": True}),
-    Variant("channels_last", "model.to(channels_last) (inputs stay NCHW contiguous)", channels_last=True),
-    Variant("index_select", "per-batch index_select instead of one gather per epoch", batches="index_select"),
-    Variant("no_shuffle_cost", "slices, no permutation at all (lower bound of batching cost)", batches="slice"),
-    Variant("zero_grad_zeros", "optimizer.zero_grad(set_to_none=False)", zero_grad_none=False),
-    Variant("bf16", "bf16 autocast on CPU", bf16=True),
-    Variant("no_mkldnn", "torch.backends.mkldnn disabled", mkldnn=False),
-    Variant("threads1", "torch.set_num_threads(1)", threads=1),
-    Variant("compile", "torch.compile(model)", compile="model"),
-    Variant("compile_fused", "torch.compile(model) + Adam(fused=True)", compile="model", adam={"fused": True}),
-    Variant("compile_autotune_fused", "torch.compile(model, mode='max-autotune-no-cudagraphs') + Adam(fused=True)",
-            compile="model", compile_mode="max-autotune-no-cudagraphs", adam={"fused": True}),
-    Variant("compile_opt", "torch.compile(model) + torch.compile(optimizer.step)", compile="model+opt"),
-    Variant("compile_step", "torch.compile of the whole step: forward, backward, Adam(fused)", compile="step",
-            adam={"fused": True}),
-    Variant("fused_index_select", "Adam(fused=True) + per-batch index_select", adam={"fused": True},
-            batches="index_select"),
-    Variant("fused_threads1", "Adam(fused=True) + 1 thread", adam={"fused": True}, threads=1),
-]}
+def unfused_adam(parts) -> None:
+    optimizer = parts.optimizer
+    parts.optimizer = type(optimizer)(parts.model.parameters(), **{**optimizer.defaults, "fused": None})
 
 
-def build(variant: Variant, cfg, device):
-    from lenet_exp.model import build_model
-    from lenet_exp.optim import build_optimizer
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
-    if variant.fused:
-        model.fuse_cpu_blocks()
-    if variant.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if variant.adam:
-        o = cfg.optimizer
-        optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay,
-                                     **variant.adam)
-    else:
-        optimizer = build_optimizer(cfg.optimizer, model)
-    forward = torch.compile(model, mode=variant.compile_mode) if variant.compile in ("model", "model+opt") else model
-    opt_step = torch.compile(optimizer.step) if variant.compile == "model+opt" else optimizer.step
-
-    def step(x, y):
-        logits = forward(x)
-        loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=variant.zero_grad_none)
-        loss.backward()
-        opt_step()
-        return loss, logits
-
-    if variant.compile == "step":
-        step = torch.compile(step)
-    return model, optimizer, step
+SETUP = {"adam_unfused": unfused_adam}  # changes to the built parts that no setting makes
+CONTEXT = {"no_mkldnn": lambda: torch.backends.mkldnn.flags(enabled=False)}
 
 
-def make_epoch(variant: Variant, model, optimizer, step) -> Callable:
-    """A function (split, batch_size, generator) -> samples: the engine's loop or a one-knob copy of it."""
-    if variant.engine:
-        from lenet_exp.engine import TrainStep, train_epoch
+def build(name: str, cfg):
+    """The variant's parts, built as run.py builds them, and the CPU threads they chose."""
+    from lenet_exp.launch import JobSlot
+    from lenet_exp.parts import build_parts, seed_everything
 
-        def engine_epoch(split, batch_size, generator):
-            return train_epoch(TrainStep(model, split, batch_size), optimizer, generator).samples
-        return engine_epoch
-
-    def epoch(split, batch_size, generator):
-        model.train()
-        device = split.labels.device
-        n = len(split)
-        if variant.batches == "gather":
-            order = torch.randperm(n, device=device, generator=generator)
-            images, labels = split.images[order], split.labels[order]
-        elif variant.batches == "index_select":
-            order = torch.randperm(n, device=device, generator=generator)
-        else:
-            images, labels = split.images, split.labels
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        seen = 0
-        amp = torch.autocast("cpu", dtype=torch.bfloat16) if variant.bf16 else contextlib.nullcontext()
-        for start in range(0, n, batch_size):
-            if variant.batches == "index_select":
-                idx = order[start:start + batch_size]
-                x, y = split.images.index_select(0, idx), split.labels.index_select(0, idx)
-            else:
-                x, y = images[start:start + batch_size], labels[start:start + batch_size]
-            with amp:
-                loss, logits = step(x, y)
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-        loss_sum.item(), correct.item()
-        return seen
-    return epoch
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    parts = build_parts(cfg, JobSlot())
+    SETUP.get(name, lambda parts: None)(parts)
+    return parts, torch.get_num_threads()
 
 
-def cpu_pressure_us() -> int | None:
-    """Linux PSI: microseconds in which some runnable task waited for a CPU (any process on the machine)."""
-    try:
-        with open("/proc/pressure/cpu") as psi:
-            return int(psi.readline().rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
+def train(name: str, parts, threads: int, steps=None) -> None:
+    """``steps`` batches (or a whole epoch) of the engine's train_epoch, with the variant's threads."""
+    from lenet_exp.engine import train_epoch
+
+    torch.set_num_threads(threads)
+    with CONTEXT.get(name, contextlib.nullcontext)():
+        train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler, ema=parts.ema,
+                    max_batches=steps)
 
 
-def cpu_busy_jiffies() -> tuple[int, int] | None:
-    """(busy, total) CPU jiffies of the whole machine from /proc/stat."""
-    try:
-        with open("/proc/stat") as stat:
-            values = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, idle, iowait, irq, softirq, steal = values
-    busy = user + nice + system + irq + softirq + steal
-    return busy, busy + idle + iowait
-
-
-def wait_quiet(max_busy: float, timeout: float, probe: float = 0.5) -> float:
-    """Sleep until other processes use at most ``max_busy`` of the machine's CPUs during a ``probe``-second
-    window (this process sleeps meanwhile), for at most ``timeout`` seconds. Returns the time waited."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        before = cpu_busy_jiffies()
-        if before is None:
-            return 0.0
-        time.sleep(probe)
-        after = cpu_busy_jiffies()
-        if after[1] > before[1] and (after[0] - before[0]) / (after[1] - before[1]) <= max_busy:
-            break
-    return time.perf_counter() - started - probe
-
-
-def knob_context(variant: Variant, default_threads: int):
-    torch.set_num_threads(variant.threads or default_threads)
-    return torch.backends.mkldnn.flags(enabled=variant.mkldnn)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None) -> dict:
+    parser = common.parser(__doc__)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    common.add_variant_arg(parser, "also time this set of overrides (on top of --override); repeatable")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed chunk")
-    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None, help="default threads (default: run.py's choice)")
     parser.add_argument("--accuracy", type=int, default=0, metavar="EPOCHS",
                         help="also train each variant for this many full epochs and report test accuracy")
-    parser.add_argument("--data-root", default=os.environ.get("LENET_EXP_DATA") or str(REPO.parent / "shared" / "data"))
     parser.add_argument("--max-pressure", type=float, default=0.05,
                         help="a chunk with more CPU pressure (share of its time) than this counts as contended")
-    parser.add_argument("--wait-quiet", type=float, default=60.0, metavar="SECONDS",
-                        help="before each chunk, wait up to this long until other processes leave the CPUs "
-                             "idle (0: never wait)")
-    parser.add_argument("--max-busy", type=float, default=0.1,
-                        help="'quiet': other processes use at most this share of all CPUs")
     parser.add_argument("--competitors", type=int, default=0, metavar="N",
                         help="simulate other jobs: run N single-threaded busy loops meanwhile (implies --wait-quiet 0)")
-    parser.add_argument("--json-out", default=None)
+    common.add_config_args(parser, device=False)
+    common.add_quiet_args(parser, default=60.0)
     args = parser.parse_args(argv)
-
-    sys.path.insert(0, str(REPO / "src"))
-    from hydra import compose, initialize_config_dir
-    from lenet_exp.data import Split, load_data
-    from lenet_exp.device import JobSlot, resolve_device
+    args.device = "cpu"
     from lenet_exp.engine import evaluate
-    from lenet_exp.schema import register_configs
 
-    register_configs()
-    overrides = [f"dataset.root={Path(args.data_root).resolve()}", "dataset.download=false", "device.type=cpu",
-                 f"trainer.batch_size={args.batch_size}"] + ([f"device.threads={args.threads}"] if args.threads else [])
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    device = resolve_device(cfg.device, JobSlot())
-    default_threads = torch.get_num_threads()
-    data = load_data(cfg.dataset, args.batch_size, device)
-    chunk = args.steps * args.batch_size
+    base = [f"device.threads={args.threads}"] if args.threads else []
+    chosen = {name: VARIANTS[name] for name in args.variants}
+    chosen.update({name: (overrides, " ".join(overrides)) for name, overrides in args.variant})
+    configs = {name: common.compose_config(args, *overrides, base=base) for name, (overrides, _) in chosen.items()}
     competitors = []
     if args.competitors:
-        import atexit
-        import subprocess
-
         args.wait_quiet = 0
         competitors = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.competitors)]
-        atexit.register(lambda: [c.kill() for c in competitors])
-    sub = Split(data.train.images[:chunk].clone(), data.train.labels[:chunk].clone())
+    try:
+        states = {}
+        for name, cfg in configs.items():
+            states[name] = build(name, cfg)
+            with common.Timed() as warm:
+                train(name, *states[name], args.steps)  # the warm-up chunk (and compilation)
+            print(f"{name:20s} warm-up chunk {warm.seconds:7.2f} s", file=sys.stderr, flush=True)
 
-    states = {}
-    for name in args.variants:
-        v = VARIANTS[name]
-        model, optimizer, step = build(v, cfg, device)
-        epoch = make_epoch(v, model, optimizer, step)
-        generator = torch.Generator().manual_seed(0)
-        with knob_context(v, default_threads):
-            start = time.perf_counter()
-            epoch(sub, args.batch_size, generator)  # warm-up chunk (includes compilation)
-            warm = time.perf_counter() - start
-        states[name] = (v, epoch, generator)
-        print(f"{name:20s} warm-up chunk {warm:7.2f} s", file=sys.stderr, flush=True)
+        # Other processes on a small machine come and go: chunks above --max-pressure count as contended
+        # and are left out of the "clean" medians, but are reported.
+        times = {name: [] for name in configs}
+        pressure = {name: [] for name in configs}
+        waited = 0.0
+        for r in range(args.rounds):
+            for name in configs:
+                if args.wait_quiet:
+                    waited += common.wait_quiet(args.wait_quiet)
+                with common.Timed() as chunk:
+                    train(name, *states[name], args.steps)
+                times[name].append(chunk.seconds)
+                pressure[name].append(chunk.pressure or 0.0)
+            print(f"round {r + 1}/{args.rounds} (waited {waited:.0f} s so far): " + " ".join(
+                f"{n}={times[n][-1]:.2f}({pressure[n][-1]:.0%})" for n in configs), file=sys.stderr, flush=True)
+    finally:
+        for competitor in competitors:
+            competitor.kill()
 
-    # Other processes on a small machine come and go. Each chunk records the share of its wall time
-    # in which some task waited for a CPU (Linux PSI); chunks above --max-pressure count as contended
-    # and are left out of the "clean" medians, but are reported.
-    times = {name: [] for name in args.variants}
-    pressure = {name: [] for name in args.variants}
-    waited = 0.0
-    for r in range(args.rounds):
-        for name in args.variants:
-            v, epoch, generator = states[name]
-            if args.wait_quiet:
-                waited += wait_quiet(args.max_busy, args.wait_quiet)
-            with knob_context(v, default_threads):
-                psi = cpu_pressure_us()
-                start = time.perf_counter()
-                epoch(sub, args.batch_size, generator)
-                seconds = time.perf_counter() - start
-                psi_end = cpu_pressure_us()
-            times[name].append(seconds)
-            pressure[name].append((psi_end - psi) / 1e6 / seconds if psi is not None else 0.0)
-        print(f"round {r + 1}/{args.rounds} (waited {waited:.0f} s so far): " + " ".join(
-            f"{n}={times[n][-1]:.2f}({pressure[n][-1]:.0%})" for n in args.variants), file=sys.stderr, flush=True)
-
-    base = "baseline" if "baseline" in times else args.variants[0]
+    samples = args.steps * configs[next(iter(configs))].trainer.batch_size
+    base_name = "baseline" if "baseline" in times else next(iter(configs))
+    clean = {name: [p <= args.max_pressure for p in pressure[name]] for name in configs}
     results = {}
-    for name in args.variants:
-        clean = [t for t, p in zip(times[name], pressure[name]) if p <= args.max_pressure]
+    for name in configs:
+        kept = [t for t, ok in zip(times[name], clean[name]) if ok]
         # per round, paired against the baseline; only rounds where both chunks were clean
-        ratios = [b / t for b, t, pb, pt in zip(times[base], times[name], pressure[base], pressure[name])
-                  if pb <= args.max_pressure and pt <= args.max_pressure]
-        med = statistics.median(clean) if clean else float("nan")
-        results[name] = {"what": VARIANTS[name].what, "clean_chunks": len(clean), "chunks": len(times[name]),
-                         "median_chunk_s": med, "samples_per_s": chunk / med, "ms_per_step": 1000 * med / args.steps,
-                         "min_ms_per_step": 1000 * min(times[name]) / args.steps,
+        ratios = [b / t for b, t, ok_b, ok in zip(times[base_name], times[name], clean[base_name], clean[name])
+                  if ok_b and ok]
+        med = statistics.median(kept) if kept else float("nan")
+        results[name] = {"what": chosen[name][1], "overrides": list(chosen[name][0]), "clean_chunks": len(kept),
+                         "chunks": len(times[name]), "median_chunk_s": med, "samples_per_s": samples / med,
+                         "ms_per_step": 1000 * med / args.steps, "min_ms_per_step": 1000 * min(times[name]) / args.steps,
                          "median_all_ms_per_step": 1000 * statistics.median(times[name]) / args.steps,
-                         "speedup_vs_" + base: statistics.median(ratios) if ratios else float("nan"),
-                         "paired_rounds": len(ratios), "est_epoch_s_55k": med * 55000 / chunk}
+                         "speedup_vs_" + base_name: statistics.median(ratios) if ratios else float("nan"),
+                         "paired_rounds": len(ratios), "est_epoch_s_55k": med * 55000 / samples}
 
-    if args.accuracy:
-        for name in args.variants:
-            v = VARIANTS[name]
-            model, optimizer, step = build(v, cfg, device)
-            epoch = make_epoch(v, model, optimizer, step)
-            generator = torch.Generator().manual_seed(cfg.seed)
-            with knob_context(v, default_threads):
-                epoch_s = []
-                for _ in range(args.accuracy):
-                    start = time.perf_counter()
-                    epoch(data.train, args.batch_size, generator)
-                    epoch_s.append(time.perf_counter() - start)
-                acc = evaluate(model, data.test, 1000).acc
-            results[name].update(test_acc=acc, full_epoch_s=[round(s, 2) for s in epoch_s])
-            print(f"{name:20s} test acc {acc:.4f} after {args.accuracy} epochs, epoch s {epoch_s}", file=sys.stderr,
-                  flush=True)
+    threads = {name: state[1] for name, state in states.items()}
+    states.clear()  # each variant's data and model
+    for name, cfg in configs.items():
+        if not args.accuracy:
+            break
+        parts, _ = build(name, cfg)
+        epoch_s = []
+        for _ in range(args.accuracy):
+            with common.Timed() as epoch:
+                train(name, parts, threads[name])
+            epoch_s.append(round(epoch.seconds, 2))
+        acc = evaluate(parts.eval_model, parts.data.test, cfg.trainer.eval_batch_size, cfg.trainer.precision).acc
+        results[name].update(test_acc=acc, full_epoch_s=epoch_s)
+        print(f"{name:20s} test acc {acc:.4f} after {args.accuracy} epochs, epoch s {epoch_s}", file=sys.stderr, flush=True)
 
-    print(f"medians over clean chunks ({args.steps} steps of batch {args.batch_size}, CPU pressure <= "
-          f"{args.max_pressure:.0%}); speedup = median of per-round paired ratios to {base}")
-    print(f"{'variant':20s} {'clean':>5s} {'ms/step':>8s} {'min ms':>7s} {'samples/s':>10s} {'vs ' + base:>12s} "
-          f"{'~s/epoch':>9s} {'test acc':>9s}")
-    for name, r in results.items():
-        acc = f"{r['test_acc']:.4f}" if "test_acc" in r else "-"
-        print(f"{name:20s} {r['clean_chunks']:2d}/{r['chunks']:<2d} {r['ms_per_step']:8.2f} {r['min_ms_per_step']:7.2f} "
-              f"{r['samples_per_s']:10,.0f} {r['speedup_vs_' + base]:11.2f}x {r['est_epoch_s_55k']:9.2f} {acc:>9s}   "
-              f"{r['what']}")
-    for c in competitors:
-        c.kill()
-    report = {"threads": default_threads, "competitors": args.competitors,
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "batch_size": args.batch_size, "steps_per_chunk": args.steps,
-              "rounds": args.rounds, "max_pressure": args.max_pressure, "torch": torch.__version__, "results": results}
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"medians over clean chunks ({args.steps} steps, CPU pressure <= {args.max_pressure:.0%}); "
+          f"speedup = median of per-round paired ratios to {base_name}")
+    print(common.table([[name, f"{r['clean_chunks']}/{r['chunks']}", f"{r['ms_per_step']:.2f}", f"{r['min_ms_per_step']:.2f}",
+                         f"{r['samples_per_s']:,.0f}", f"{r['speedup_vs_' + base_name]:.2f}x", f"{r['est_epoch_s_55k']:.2f}",
+                         common.fmt(r.get("test_acc"), ".4f"), r["what"]] for name, r in results.items()],
+                       header=["variant", "clean", "ms/step", "min ms", "samples/s", "vs " + base_name, "~s/epoch",
+                               "test acc", "what"], left=(0, 8)))
+    report = {"threads": threads, "competitors": args.competitors,
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "steps_per_chunk": args.steps, "rounds": args.rounds,
+              "max_pressure": args.max_pressure, "torch": torch.__version__, "results": results}
+    common.write_report(report, args.json_out, echo=False)
     return report
 
 

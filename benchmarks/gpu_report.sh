@@ -2,10 +2,10 @@
 # Every GPU figure of the README in one go, in order of importance; each step has its own time limit,
 # and a failed step does not stop the ones after it.
 #
-#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 profile speed ours sweep recipes compile)
+#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 profile speed ours sweep recipes compile ab)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
-# printed), OUT_DIR/speed.json, ours.json, compile.json and OUT_DIR/results.txt (one line per run: its
+# printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json and OUT_DIR/results.txt (one line per run: its
 # config, val and test accuracy, seconds per epoch), and the run and sweep folders under OUT_DIR/runs.
 # $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
 set -u
@@ -109,4 +109,8 @@ fi
 
 step compile 200 python3 benchmarks/speed.py --skip-tutorial --epochs 3 --json-out "$OUT/compile.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"} \
     --override trainer.compile=true --variant "compile_graphs: trainer.cuda_graphs=true"
+
+# Only when named: this checkout against $AB_BASE (default the previous commit), whole runs taking turns (needs git).
+step ab 420 python3 benchmarks/ab.py --base "${AB_BASE:-HEAD~1}" --rounds 3 --epochs 3 --json-out "$OUT/ab.json" \
+    ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 echo "=== done ($(date +%T))"
