@@ -3,8 +3,11 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -160,3 +163,85 @@ def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_pa
     assert f"cannot resume from {run_dir / '.hydra' / 'overrides.yaml'}" in result.stderr and problem in result.stderr
     assert not target.exists()
     assert read_json(run_dir / "metrics.json") == read_json(completed_run / "metrics.json")  # nothing written
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating(tiny_root, tmp_path):
+    with pytest.raises(UserError, match=r"800 images of 5000x5000 pixels .* would need about .* GiB, but .* is free"):
+        train(compose(*fast_overrides(tiny_root), "dataset.image_size=5000"), run_dir=tmp_path / "a")
+    with pytest.raises(UserError, match=r"41,100,002,604 parameters.*Choose smaller layers"):
+        train(compose(*fast_overrides(tiny_root), "model.hidden=[100000000]"), run_dir=tmp_path / "b")
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
+    from omegaconf import OmegaConf
+
+    from lenet_exp.device import resolve_device
+    from lenet_exp.launch import JobSlot, available_cores
+
+    before = torch.get_num_threads()
+    try:
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": 1000}), JobSlot())
+        assert torch.get_num_threads() == available_cores()
+        assert "device.threads=1000 is more than the" in caplog.text
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("override,expected", [
+    ("seed=1180591620717411303424", "an integer that fits in 64 bits"),
+    ("model.hidden=[[120],[84]]", "one or more positive integers"),
+    ("dataset.mean=nan", "null or a number in [0, 1]"),
+    ("dataset.std=inf", "null or a number > 0"),
+    ("ckpt=best.pt", "null for task=train"),
+    ("image=digit.png", "null for task=train"),
+])
+def test_inputs_that_used_to_slip_through_or_crash_are_refused(override, expected):
+    from lenet_exp.config import validate
+    from lenet_exp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        validate(compose(override))
+
+
+def test_an_empty_run_directory_is_refused(fast, tmp_path):
+    result = run_cli(fast + ["hydra.run.dir=''"], cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "hydra.run.dir is empty" in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_images_are_read_as_they_look(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from lenet_exp.inference import read_image
+
+    ramp = (np.arange(28 * 28).reshape(28, 28) * (65535 / (28 * 28 - 1))).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit grayscale: scaled, not clipped to black and white
+    assert len(read_image(str(tmp_path / "deep.png")).unique()) > 100
+
+    ink = np.zeros((28, 28, 4), np.uint8)
+    ink[..., :3] = 255  # white everywhere, opaque only where the digit is
+    ink[6:22, 12:16, 3] = 255
+    Image.fromarray(ink, "RGBA").save(tmp_path / "transparent.png")
+    gray = read_image(str(tmp_path / "transparent.png"))[0]
+    assert gray[14, 14] == 255 and gray[2, 2] == 0  # the transparent background is the data sets' black
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's decompression-bomb limit, lowered
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "huge.png")
+    with pytest.raises(UserError, match="too large"):
+        read_image(str(tmp_path / "huge.png"))
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda state: state.pop("preprocessing"), "lacks preprocessing"),
+    (lambda state: state["config"]["model"].update(name="${oc.env:HOME}"), "interpolation"),
+])
+def test_an_altered_checkpoint_is_refused_when_loaded(tiny_root, tmp_path, change, expected):
+    from lenet_exp.state import load_checkpoint
+
+    train(compose(*fast_overrides(tiny_root)), run_dir=tmp_path / "run")
+    path = tmp_path / "run" / "checkpoints" / "best.pt"
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path)

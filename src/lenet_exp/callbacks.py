@@ -32,6 +32,9 @@ def task_config(config: DictConfig) -> dict:
 
 class OutputDirCheck(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        if not str(config.hydra.run.dir).strip():
+            sys.exit("Error: hydra.run.dir is empty, which would write the run into the current folder. "
+                     "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
         saved = run_dir / ".hydra" / "config.yaml"
         if saved.is_file():  # continuing a run: only with the config it was started with
@@ -42,6 +45,9 @@ class OutputDirCheck(Callback):
         check_writable(run_dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if not str(config.hydra.sweep.dir).strip():
+            sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
+                     "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         sweep_dir = Path(config.hydra.sweep.dir)
         saved = sweep_dir / "multirun.yaml"
         if saved.is_file():  # continuing a sweep: only the same sweep

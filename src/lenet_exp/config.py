@@ -252,6 +252,7 @@ RANGES = {
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
     "dataset.image_size": (lambda v: v >= 28, "an integer >= 28 (the images are 28x28)"),
+    "dataset.mean": (lambda v: v is None or 0 <= v <= 1, "null or a number in [0, 1] (pixels scaled to [0, 1])"),
     "dataset.std": (lambda v: v is None or v > 0, "null or a number > 0"),
     "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "model.conv_channels": (lambda v: len(v) == 2 and min(v) >= 1, "two positive integers"),
@@ -270,6 +271,7 @@ RANGES = {
     "augment.erase_area": (_pair(lambda v: 0 < v <= 1), "[min, max] with 0 < min <= max <= 1"),
     "augment.erase_ratio": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "seed": (lambda v: -2**63 <= v < 2**64, "an integer that fits in 64 bits"),
 }
 
 
@@ -348,7 +350,8 @@ def validate(cfg: Any) -> None:
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)
         # an option without a schema (a new model, a torch optimizer) is checked by its constructor
-        if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, key.rpartition(".")[0])):
+        parent = key.rpartition(".")[0]
+        if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, parent) if parent else Config):
             _check_range(key, value, ok, allowed)
     if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
@@ -356,6 +359,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
     if cfg.task == "predict" and not cfg.image:
         raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
+    for key in ("ckpt", "image"):
+        if cfg.task == "train" and cfg[key]:
+            raise ConfigError(key, cfg[key], f"null for task=train, which starts from scratch (task=eval or task=predict "
+                                             f"use a checkpoint; resume=<run dir> continues a run)")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from lenet_exp.errors import DeviceError
+from lenet_exp.errors import DeviceError, UserError
 from lenet_exp.launch import JobSlot
+
+MEMORY_HEADROOM = 0.8  # of what is free: the rest is for the step's activations, the interpreter, others
 
 
 def resolve_device(dcfg, slot: JobSlot) -> torch.device:
@@ -25,6 +29,25 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
     # Parallel jobs share the cores instead of each starting a thread per core.
     torch.set_num_threads(slot.cpu_threads(dcfg.threads))
     return device
+
+
+def free_bytes(device: torch.device) -> Optional[int]:
+    """Memory free for this job on ``device`` now, or None where that cannot be told."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> None:
+    """Refuse, before allocating, what cannot fit: a clear message instead of the out-of-memory killer."""
+    free = free_bytes(device)
+    if free is not None and need_bytes > MEMORY_HEADROOM * free:
+        raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free "
+                        f"on {describe(device)}. {fix}")
 
 
 def describe(device: torch.device) -> str:

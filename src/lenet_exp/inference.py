@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -69,18 +70,37 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     return metrics
 
 
+def grayscale(image) -> torch.Tensor:
+    """uint8 [1, H, W] of a PIL image in any mode: 16- and 32-bit grayscale scaled (not clipped) to 8 bits,
+    transparent pixels shown as the data sets' background (black), colours weighted as PIL's "L" does."""
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = torch.from_numpy(np.asarray(image, dtype=np.float64))
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        return (values / top * 255).round().clamp(0, 255).to(torch.uint8).unsqueeze(0)
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return pil_to_tensor(image.convert("L"))
+
+
 def read_image(path: str) -> torch.Tensor:
     """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2.functional import pil_to_tensor, resize
+    from torchvision.transforms.v2.functional import resize
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"Image {file} does not exist. Pass image=<a PNG or JPEG file>.")
     try:
         with Image.open(file) as image:
-            gray = pil_to_tensor(image.convert("L"))
-    except (UnidentifiedImageError, OSError) as error:
+            gray = grayscale(image)
+    except Image.DecompressionBombError as error:
+        raise UserError(f"{file} is too large to be a digit or a garment ({error}). Pass a smaller image, "
+                        f"e.g. 28x28 pixels.") from error
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UserError(f"{file} is not a readable PNG or JPEG image ({error}).") from error
     return resize(gray, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
 

@@ -10,10 +10,12 @@ No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Optional
 
+log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 
 
@@ -27,8 +29,14 @@ class JobSlot:
     launcher: Optional[int] = None  # pid of the run.py that started this worker process: its exit stops the job
 
     def cpu_threads(self, asked: Optional[int]) -> int:
-        """``device.threads`` if set, else the launcher's reservation, else this job's share of the cores."""
-        return asked or self.threads or max(1, available_cores() // max(1, self.parallel))
+        """``device.threads`` if set (at most the cores there are), else the launcher's reservation, else
+        this job's share of the cores."""
+        cores = available_cores()
+        if asked and asked > cores:
+            log.warning("device.threads=%d is more than the %d cores this process may use: %d threads instead "
+                        "(more only wait for each other).", asked, cores, cores)
+            asked = cores
+        return asked or self.threads or max(1, cores // max(1, self.parallel))
 
 
 def available_cores() -> int:

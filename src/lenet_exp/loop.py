@@ -93,7 +93,7 @@ class Run:
         if not self.last_path.exists():
             return None
         try:
-            saved = ckpt.load_checkpoint(self.last_path)
+            saved = ckpt.load_checkpoint(self.last_path, for_training=True)
         except CheckpointError as error:
             raise CheckpointError(
                 f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} Delete the folder "

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from lenet_exp import perf
 from lenet_exp.augment import build_augment, test_time_views
 from lenet_exp.data import Data, load_data
-from lenet_exp.device import describe, resolve_device
+from lenet_exp.device import check_fits, describe, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
@@ -91,6 +91,20 @@ class Parts:
             self.ema.load_state_dict(saved["ema"])
 
 
+def footprint(cfg: DictConfig, batch_size: int) -> tuple[int, int]:
+    """The model's parameter count and the elements its layers output for one training batch, found on
+    the meta device: shapes only, nothing allocated."""
+    sizes: list[int] = []
+    with torch.device("meta"):
+        model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+        for module in model.modules():
+            if not list(module.children()):
+                module.register_forward_hook(lambda module, inputs, output: sizes.append(output.numel()))
+        side = cfg.dataset.image_size
+        model(torch.empty(batch_size, 1, side, side))
+    return sum(p.numel() for p in model.parameters()), sum(sizes)
+
+
 def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
     """Everything the run trains with; ``stopwatch`` (optional) marks when the data was on its device."""
     tcfg = cfg.trainer
@@ -100,6 +114,12 @@ def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
         stopwatch.mark("data")
     log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
              cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
+    parameters, activations = footprint(cfg, tcfg.batch_size)
+    # float32 weights, gradients, two optimizer moments and an EMA copy; each layer's output kept for
+    # the backward pass and its gradient
+    check_fits(parameters * 4 * 5 + activations * 4 * 2, device,
+               f"Training the model ({parameters:,} parameters, {activations:,} activations per batch)",
+               "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size.")
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
     fast_paths = perf.decide(tcfg, model, device)
     model, forward_model = perf.apply(fast_paths, model)

@@ -17,6 +17,9 @@ from lenet_exp.errors import CheckpointError
 from lenet_exp.files import write_atomic
 
 FORMAT = "lenet_exp.checkpoint/1"
+# what every checkpoint holds (eval and predict need no more); a resume also needs TRAINING_KEYS
+REQUIRED_KEYS = ("model", "config", "preprocessing")
+TRAINING_KEYS = ("optimizer", "scheduler", "ema", "run_state", "rng")
 TIME_KEYS = ("time/",)  # history columns of earlier versions that were timings
 LEGACY_DATASET_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 LEGACY_MODEL = "lenet_exp.models.lenet5.LeNet5"
@@ -58,8 +61,8 @@ def upgrade(state: dict) -> dict:
     return state
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` onto the CPU."""
+def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` onto the CPU; ``for_training``: to resume from."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist. Pass a file such as <run dir>/checkpoints/best.pt.")
@@ -72,7 +75,22 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a lenet_exp checkpoint (no '{FORMAT}' marker).")
+    missing = [key for key in REQUIRED_KEYS + (TRAINING_KEYS if for_training else ()) if key not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is incomplete or was not written by lenet_exp.")
+    if _has_interpolation(state["config"]):
+        # configs are stored resolved: a ${...} here was put there by hand, e.g. to read the environment
+        raise CheckpointError(f"{path} holds a config with a ${{...}} interpolation, which lenet_exp never writes; "
+                              f"it was altered and is not used.")
     return upgrade(state)
+
+
+def _has_interpolation(value) -> bool:
+    if isinstance(value, dict):
+        return any(_has_interpolation(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_interpolation(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
 def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
