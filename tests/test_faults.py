@@ -3,8 +3,13 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fast_overrides, run_cli
+from conftest import RUN_PY, fast_overrides, run_cli
 from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
-from lenet_exp.files import read_json, save_json
+from lenet_exp.files import own_folder, read_json, release_folder, save_json
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.resume import quote
@@ -245,3 +250,30 @@ def test_an_altered_checkpoint_is_refused_when_loaded(tiny_root, tmp_path, chang
     torch.save(state, path)
     with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(path)
+
+
+def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
+    run_dir = tmp_path / "run"
+    first = subprocess.Popen(
+        [sys.executable, str(RUN_PY), *fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8",
+         "trainer.log_images=false", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.pt").exists():
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        saved = (run_dir / ".hydra" / "overrides.yaml").read_bytes()
+        for second in ([*fast_overrides(tiny_root), "optimizer.lr=0.5", f"hydra.run.dir={run_dir}"], [f"resume={run_dir}"]):
+            result = run_cli(second, cwd=tmp_path)
+            assert result.returncode != 0 and "Traceback" not in result.stderr
+            assert "holds a run with another config" in result.stderr or f"in use by another run (pid {first.pid})" in result.stderr
+        assert f"in use by another run (pid {first.pid})" in result.stderr  # the same config: refused all the same
+        assert (run_dir / ".hydra" / "overrides.yaml").read_bytes() == saved and first.poll() is None
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143  # interrupted as usual, and resumable
+    assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
+    assert own_folder(run_dir) is None  # free again once it has ended
+    release_folder(run_dir)

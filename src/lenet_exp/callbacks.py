@@ -1,7 +1,8 @@
 """Hydra callbacks that run before any job writes: guard the output directory.
 
 Hydra rewrites ``.hydra/`` of the output directory before the task starts, so a directory that holds
-another run must be refused here, or the record of how that run was made would be lost.
+another run, or that a running run owns, must be refused here, or the record of how that run was made
+would be lost. The folder stays this process's for its life (``files.own_folder``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import config_differences
+from lenet_exp.files import own_folder
 
 
 def check_writable(directory: Path, override: str) -> None:
@@ -24,6 +26,13 @@ def check_writable(directory: Path, override: str) -> None:
     except OSError as error:
         sys.exit(f"Error: cannot write the output directory {directory} ({error.strerror or error}). "
                  f"Choose a writable one with {override}=<dir>.")
+
+
+def refuse_if_owned(directory: Path, what: str, override: str) -> None:
+    holder = own_folder(directory)
+    if holder:
+        sys.exit(f"Error: {directory} is in use by another {what} ({holder}). Wait until it ends, "
+                 f"or choose another folder with {override}=<dir>.")
 
 
 def task_config(config: DictConfig) -> dict:
@@ -43,6 +52,7 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
                          f"Continue it with `python run.py resume={run_dir}`, or choose a new hydra.run.dir.")
         check_writable(run_dir, "hydra.run.dir")
+        refuse_if_owned(run_dir, "run", "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not str(config.hydra.sweep.dir).strip():
@@ -57,3 +67,4 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}). "
                          f"Re-run it with the same arguments to continue it, or choose a new hydra.sweep.dir.")
         check_writable(sweep_dir, "hydra.sweep.dir")
+        refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")

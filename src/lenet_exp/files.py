@@ -45,3 +45,42 @@ def read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
+
+
+# ----------------------------------------------------------------------------------- folder locks
+LOCK_FILE = ".lock"
+_held: dict[Path, Any] = {}  # folder -> its open lock file, for as long as this process owns the folder
+
+
+def own_folder(folder: Path) -> Optional[str]:
+    """Make ``folder`` this process's until :func:`release_folder` or the process's end (an OS lock, so a
+    killed run frees it): None when it is ours, else who holds it. Taking it again is a no-op."""
+    import fcntl
+
+    folder = Path(folder).resolve()
+    if folder in _held:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = open(folder / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        return holder
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    _held[folder] = lock
+    return None
+
+
+def held_folders() -> set[Path]:
+    return set(_held)
+
+
+def release_folder(folder: Path) -> None:
+    lock = _held.pop(Path(folder).resolve(), None)
+    if lock is not None:
+        lock.close()

@@ -23,6 +23,7 @@ from lenet_exp.config import config_differences, flatten, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.parts import Parts, build_parts, seed_everything
@@ -139,6 +140,18 @@ class Run:
     # -------------------------------------------------------------------------------------- the loop
     def train(self) -> Outcome:
         self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
+        already_ours = self.dir.resolve() in files.held_folders()
+        holder = files.own_folder(self.dir)
+        if holder:
+            raise UserError(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
+                            f"another output directory.")
+        try:
+            return self._train()
+        finally:
+            if not already_ours:  # taken here (the Python entry point, a sweep's job): free it again
+                files.release_folder(self.dir)
+
+    def _train(self) -> Outcome:
         done = self.previous_outcome()
         if done:
             return done
