@@ -3,6 +3,7 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -277,3 +278,26 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     assert own_folder(run_dir) is None  # free again once it has ended
     release_folder(run_dir)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(RUN_PY), *fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        while not (run_dir / ".hydra" / "overrides.yaml").exists():  # Hydra is done: the task starts
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        time.sleep(0.3)  # importing torch
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr
+    assert f"Interrupted by signal {signum} before the run could save its state" in stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
+    again = run_cli([f"resume={run_dir}"], cwd=tmp_path)  # and it starts over
+    assert again.returncode == 0 and read_json(run_dir / "metrics.json")["status"] == "completed", again.stderr

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import JobSlot, job_slot, launcher_gone
+from lenet_exp.launch import JobSlot, job_slot, launcher_gone, sigterm_stops
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -43,8 +43,8 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
-    """List a failed job in the sweep summary without overwriting what an earlier run wrote there."""
+def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
+    """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there."""
     path = run_dir / "metrics.json"
     metrics = read_json(path)
     if metrics is None:
@@ -56,20 +56,29 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
         metrics = {"task": str(cfg.task), "config": config}
     elif metrics.get("status") != "running":  # completed or interrupted earlier: keep it as it is
         return
-    metrics.update(status="failed", message=message)
+    metrics.update(status=status, message=message)
     save_json(path, metrics)
 
 
 def run_task(cfg: DictConfig) -> float:
     """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
-    from lenet_exp.record import Stopwatch
-
-    stopwatch = Stopwatch.for_job()
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return run_job(cfg, Path(hydra_cfg.runtime.output_dir), slot, hydra_cfg.mode == RunMode.MULTIRUN,
-                       named_on_command_line(hydra_cfg), stopwatch)
+        with sigterm_stops():
+            from lenet_exp.record import Stopwatch  # imports torch: seconds in which a signal must stop cleanly too
+
+            return run_job(cfg, run_dir, slot, hydra_cfg.mode == RunMode.MULTIRUN, named_on_command_line(hydra_cfg),
+                           Stopwatch.for_job())
+    except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
+        signum = getattr(interrupt, "signum", signal.SIGINT)
+        message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
+                   f"command again starts over, or resumes from its last checkpoint if it has one.")
+        log.warning("%s", message)
+        if cfg.task == "train":
+            record_failure(run_dir, cfg, message, status="interrupted")
+        sys.exit(EXIT_SIGNAL_BASE + signum)
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()

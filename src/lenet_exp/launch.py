@@ -10,10 +10,11 @@ No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterator, Optional
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -62,6 +63,34 @@ def job_slot(hydra_cfg) -> JobSlot:
     if launcher.get("cpus_per_task"):
         return JobSlot(number, threads=launcher.cpus_per_task)
     return JobSlot(number)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM before the training loop takes the signals over (imports, data): stop as Ctrl-C does."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Within this context (a job, until its training loop takes the signals over) a SIGTERM raises
+    :class:`Stopped`, which the task reports, instead of killing the process before it could say so."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    if threading.current_thread() is not threading.main_thread():  # handlers can only live there
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def mark_launcher() -> None:
