@@ -104,7 +104,10 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         expected = isinstance(error, UserError)
         message = str(error) if expected else one_line(error)
         log.error("Error: %s", message, exc_info=not expected)
-        record_failure(run_dir, cfg, message)
+        try:
+            record_failure(run_dir, cfg, message)
+        except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
+            log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
         if multirun:
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)

@@ -6,20 +6,32 @@ error path of a bad command line stays fast.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from lenet_exp.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+TEMPORARY_SUFFIX = ".tmp"
+FULL_BELOW_BYTES = 2**20  # a write that fails with less free space than this failed for want of space
+
+
+class DiskFull(UserError):
+    """No space left where a file had to be written; the previous version of the file is kept."""
+
+
 def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(fd, "wb" if binary else "w") as file:
@@ -27,9 +39,29 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) 
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        # torch.save reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
+        if isinstance(error, Exception) and (getattr(error, "errno", None) == errno.ENOSPC
+                                             or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES):
+            raise DiskFull(f"No space left on {mount_point(path.parent)} writing {path}; its previous version is "
+                           f"kept. Free some space, then run the same command again to continue.") from error
         raise
+
+
+def mount_point(folder: Path) -> Path:
+    """The mount point of the file system that holds ``folder``: what a user frees space on."""
+    folder = folder.resolve()
+    device = folder.stat().st_dev
+    while folder.parent != folder and folder.parent.stat().st_dev == device:
+        folder = folder.parent
+    return folder
+
+
+def remove_temporary_files(folder: Path) -> None:
+    """Temporary files of writes that a killed process left behind (only ever in a folder this process owns)."""
+    for leftover in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
 
 
 def save_json(path: Path, data: dict) -> None:

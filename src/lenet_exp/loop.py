@@ -152,6 +152,8 @@ class Run:
                 files.release_folder(self.dir)
 
     def _train(self) -> Outcome:
+        for folder in (self.dir, self.last_path.parent):  # this run owns them: a leftover is a killed write's
+            files.remove_temporary_files(folder)
         done = self.previous_outcome()
         if done:
             return done
