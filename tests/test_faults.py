@@ -196,6 +196,8 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
 
 @pytest.mark.parametrize("override,expected", [
     ("seed=1180591620717411303424", "an integer that fits in 64 bits"),
+    ("dataset.split_seed=1180591620717411303424", "an integer in [0, 2**64)"),
+    ("augment=elastic augment.elastic_sigma=1e300", "a number in (0, 100] (pixels)"),
     ("model.hidden=[[120],[84]]", "one or more positive integers"),
     ("dataset.mean=nan", "null or a number in [0, 1]"),
     ("dataset.std=inf", "null or a number > 0"),
@@ -207,7 +209,7 @@ def test_inputs_that_used_to_slip_through_or_crash_are_refused(override, expecte
     from lenet_exp.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(expected)):
-        validate(compose(override))
+        validate(compose(*override.split()))
 
 
 def test_an_empty_run_directory_is_refused(fast, tmp_path):

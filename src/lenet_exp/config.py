@@ -262,16 +262,17 @@ RANGES = {
     "scheduler.min_lr_ratio": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "scheduler.pct_start": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "augment.scale": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
-    "augment.degrees": (lambda v: v >= 0, "a number >= 0"),
+    "augment.degrees": (lambda v: 0 <= v <= 180, "a number in [0, 180]"),
     "augment.translate": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "augment.shear": (lambda v: v >= 0, "a number >= 0"),
+    "augment.shear": (lambda v: 0 <= v < 90, "a number in [0, 90) (degrees)"),
     "augment.elastic_alpha": (lambda v: v >= 0, "a number >= 0"),
-    "augment.elastic_sigma": (lambda v: v > 0, "a number > 0"),
+    "augment.elastic_sigma": (lambda v: 0 < v <= 100, "a number in (0, 100] (pixels)"),
     "augment.erase_p": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
     "augment.erase_area": (_pair(lambda v: 0 < v <= 1), "[min, max] with 0 < min <= max <= 1"),
     "augment.erase_ratio": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "seed": (lambda v: -2**63 <= v < 2**64, "an integer that fits in 64 bits"),
+    "dataset.split_seed": (lambda v: 0 <= v < 2**64, "an integer in [0, 2**64)"),
 }
 
 
