@@ -362,8 +362,8 @@ def validate(cfg: Any) -> None:
         raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
     for key in ("ckpt", "image"):
         if cfg.task == "train" and cfg[key]:
-            raise ConfigError(key, cfg[key], f"null for task=train, which starts from scratch (task=eval or task=predict "
-                                             f"use a checkpoint; resume=<run dir> continues a run)")
+            raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
+                                             "use a checkpoint; resume=<run dir> continues a run)")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -179,7 +179,7 @@ def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
     n_images, side = len(train_labels) + len(test_labels), dcfg.image_size
     check_fits(n_images * side * side * 4 * 2, device,  # float32, and the resize's temporary copy
                f"{n_images} images of {side}x{side} pixels (dataset.image_size={side})",
-               f"Choose a smaller dataset.image_size (32 is LeNet-5's).")
+               "Choose a smaller dataset.image_size (32 is LeNet-5's).")
     train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed)
     mean, std = dcfg.mean, dcfg.std
     if mean is None or std is None:  # statistics of the images we train on, never of val or test

@@ -9,7 +9,6 @@ Timings are recorded here only: checkpoints never hold them.
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 import statistics
@@ -22,7 +21,6 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-log = logging.getLogger("lenet_exp")
 METRIC_TAGS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc", "train/loss")
 
 
