@@ -27,7 +27,7 @@ from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import Stopwatch, TensorBoardLog, versions
+from lenet_exp.record import Stopwatch, TensorBoardLog, provenance, summary_markdown, versions
 from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
@@ -73,6 +73,7 @@ class Run:
         self.dir = run_dir
         self.slot = slot or JobSlot()
         self.stopwatch = stopwatch or Stopwatch()
+        self.git = provenance()
         self.metrics_path = run_dir / "metrics.json"
         self.last_path = run_dir / "checkpoints" / "last.pt"
         self.best_path = run_dir / "checkpoints" / "best.pt"
@@ -232,6 +233,7 @@ class Run:
             clock.mark("test")
             self.write_metrics(status, message, state, parts, test)
         if status == "completed":
+            tb.text("run/summary", summary_markdown(read_json(self.metrics_path)))
             tb.session_end()
             log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                      state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
@@ -278,6 +280,7 @@ class Run:
             "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
             "seed": self.cfg.seed,
             "versions": versions(),
+            "git": self.git,
             "config": self.config,
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],

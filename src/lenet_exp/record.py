@@ -114,6 +114,34 @@ def versions() -> dict[str, str]:
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
+def provenance() -> Optional[dict[str, Any]]:
+    """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout."""
+    import subprocess
+
+    checkout = Path(__file__).resolve().parents[2]
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
+                                  timeout=10).stdout.strip()
+
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed package)
+        return None
+
+
+def summary_markdown(metrics: Mapping[str, Any]) -> str:
+    """The final metrics as the text card of a run (a sweep has its own)."""
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    rows = [("status", metrics["status"]), ("best epoch", f"{metrics['best_epoch']} of {metrics['epochs']}"),
+            ("val acc (best epoch)", metrics["val"]["acc"]), ("test acc", (metrics["test"] or {}).get("acc")),
+            ("test loss", (metrics["test"] or {}).get("loss")), ("device", metrics["device"])]
+    if metrics.get("git"):
+        rows.append(("git commit", metrics["git"]["commit"][:12] + (" (with uncommitted changes)" if metrics["git"]["dirty"] else "")))
+    return "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
         # purge_step drops events an interrupted run logged after its last checkpoint.
@@ -141,6 +169,9 @@ class TensorBoardLog:
         if len(wrong):
             figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu())
             self.writer.add_figure("test/misclassified", figure, step)
+
+    def text(self, tag: str, markdown: str, step: int = 0) -> None:
+        self.writer.add_text(tag, markdown, step)
 
     def session_end(self) -> None:
         """Mark the HParams session as finished successfully."""
