@@ -18,3 +18,30 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     card = events.Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert f"| test acc | {metrics['test']['acc']:.4f} |" in card
     assert f"| best epoch | {metrics['best_epoch']} of 1 |" in card and head.stdout.strip()[:12] in card
+
+
+def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_captions_above_the_images():
+    import torch
+
+    from lenet_exp.record import _image_grid_figure, most_confident_mistakes
+
+    labels = torch.tensor([0, 1, 2, 3, 4])
+    predicted = torch.tensor([0, 2, 1, 4, 4])  # samples 1, 2 and 3 are wrong
+    confidences = torch.tensor([0.9, 0.3, 0.8, 0.5, 0.9])
+    order = most_confident_mistakes(labels, predicted, confidences, limit=32)
+    assert order.tolist() == [2, 3, 1]
+    figure = _image_grid_figure(torch.zeros(3, 1, 32, 32), labels[order], predicted[order], confidences[order])
+    captions = figure.axes[0].texts
+    assert [text.get_text() for text in captions] == ["2→1 80%", "3→4 50%", "1→2 30%"]
+    # each caption sits in the band above its image (rows of the grid: band 16 px, then the 32 px image)
+    assert all(text.get_position()[1] < 16 and text.get_verticalalignment() == "bottom" for text in captions)
+
+
+def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells():
+    import torch
+
+    from lenet_exp.record import _matrix_figure
+
+    figure = _matrix_figure(torch.tensor([[90, 0], [3, 7]]))
+    counts = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
+    assert counts == {"90": "white", "3": "black", "7": "black"}  # no "0"; white only on the dark diagonal cell

@@ -44,6 +44,7 @@ class EvalResult:
     loss: float
     acc: float
     predictions: torch.Tensor  # predicted class per sample, on the device
+    confidences: torch.Tensor  # the probability given to that class
 
 
 def autocast(device: torch.device, precision: str):
@@ -210,8 +211,9 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "
                 probs = torch.stack([model(view(x)).float().softmax(1) for view in views]).mean(0)
                 log_probs = probs.clamp_min(1e-12).log()
         loss_sum += F.nll_loss(log_probs, y, reduction="sum")
-        predictions.append(log_probs.argmax(1))
+        predictions.append(log_probs.max(1))
     model.train(was_training)
-    predicted = torch.cat(predictions)
+    predicted = torch.cat([best.indices for best in predictions])
+    confidences = torch.cat([best.values for best in predictions]).exp()
     n = len(split)
-    return EvalResult(loss_sum.item() / n, (predicted == split.labels).sum().item() / n, predicted)
+    return EvalResult(loss_sum.item() / n, (predicted == split.labels).sum().item() / n, predicted, confidences)

@@ -257,7 +257,7 @@ class Run:
             n = len(test.predictions)  # all of the test split, or its first limit_batches batches
             images, labels = parts.data.test.images[:n], parts.data.test.labels[:n]
             tb.confusion_matrix(labels, test.predictions, self.cfg.dataset.num_classes, step)
-            tb.misclassified(images, labels, test.predictions, step)
+            tb.misclassified(images, labels, test.predictions, test.confidences, step)
         return {"loss": test.loss, "acc": test.acc}
 
     def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,

@@ -163,11 +163,12 @@ class TensorBoardLog:
         figure = _matrix_figure(matrix)
         self.writer.add_figure("test/confusion_matrix", figure, step)
 
-    def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, step: int,
-                      limit: int = 32) -> None:
-        wrong = (labels != predicted).nonzero().flatten()[:limit].cpu()
+    def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
+                      confidences: torch.Tensor, step: int, limit: int = 32) -> None:
+        wrong = most_confident_mistakes(labels, predicted, confidences, limit).cpu()
         if len(wrong):
-            figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu())
+            figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu(),
+                                        confidences[wrong].cpu())
             self.writer.add_figure("test/misclassified", figure, step)
 
     def text(self, tag: str, markdown: str, step: int = 0) -> None:
@@ -181,6 +182,13 @@ class TensorBoardLog:
         self.writer.close()
 
 
+def most_confident_mistakes(labels: torch.Tensor, predicted: torch.Tensor, confidences: torch.Tensor,
+                            limit: int) -> torch.Tensor:
+    """Indices of the wrong predictions, the most confident first: what the model is surest of and wrong about."""
+    wrong = (labels != predicted).nonzero().flatten()
+    return wrong[confidences[wrong].argsort(descending=True, stable=True)][:limit]
+
+
 def _matrix_figure(matrix: torch.Tensor):
     from matplotlib.figure import Figure
 
@@ -189,30 +197,37 @@ def _matrix_figure(matrix: torch.Tensor):
     figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)  # not tight_layout: it draws twice
     ax = figure.add_subplot()
     ax.imshow(matrix.numpy(), cmap="Blues")
+    dark = 0.5 * float(matrix.max())  # above this the cell's blue is dark: white counts read there
     for true in range(n):
         for pred in range(n):
-            ax.text(pred, true, int(matrix[true, pred]), ha="center", va="center", fontsize=7)
+            count = int(matrix[true, pred])
+            if count:  # empty cells stay blank
+                ax.text(pred, true, count, ha="center", va="center", fontsize=7,
+                        color="white" if count > dark else "black")
     ax.set(xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n), title="test confusion matrix")
     return figure
 
 
-def _image_grid_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor, columns: int = 8):
+def _image_grid_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
+                       confidences: torch.Tensor, columns: int = 8):
     """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
-    captioned true→predicted."""
+    captioned true→predicted and the confidence, in a band above the image (never over the digit)."""
     from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
-    pad, side = 2, images.shape[-1]
-    cell = side + pad
-    grid = make_grid(images, nrow=columns, padding=pad, pad_value=float(images.min()))[0]
-    rows = (len(images) + columns - 1) // columns
-    figure = Figure(figsize=(columns * 1.1, rows * 1.25 + 0.3), dpi=100)
-    figure.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (rows * 1.25 + 0.3))
+    side = images.shape[-1]
+    band = side // 2  # the caption's band, above each image
+    cell = side + band
+    grid = make_grid(images, nrow=columns, padding=band, pad_value=float(images.min()))[0]
+    width, title = min(columns, len(images)) * 1.1 + 1.5, 0.3  # inches (room for the title with few images)
+    height = width * grid.shape[0] / grid.shape[1]  # the grid's own aspect: no empty margins
+    figure = Figure(figsize=(width, height + title), dpi=100)
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title))
     ax = figure.add_subplot()
     ax.imshow(grid.numpy(), cmap="gray")
-    for i, (true, pred) in enumerate(zip(labels, predicted)):
-        ax.text((i % columns) * cell + pad + side / 2, (i // columns) * cell + pad + 1, f"{int(true)}→{int(pred)}",
-                ha="center", va="top", fontsize=8, color="yellow")
-    ax.set_title("misclassified test images (true→predicted)", fontsize=9)
+    for i, (true, pred, confidence) in enumerate(zip(labels, predicted, confidences)):
+        ax.text((i % columns) * cell + band + side / 2, (i // columns) * cell + band - 1,
+                f"{int(true)}→{int(pred)} {float(confidence):.0%}", ha="center", va="bottom", fontsize=7, color="yellow")
+    ax.set_title("most confident mistakes first (true→predicted, confidence)", fontsize=8)
     ax.axis("off")
     return figure
