@@ -45,3 +45,13 @@ def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells()
     figure = _matrix_figure(torch.tensor([[90, 0], [3, 7]]))
     counts = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
     assert counts == {"90": "white", "3": "black", "7": "black"}  # no "0"; white only on the dark diagonal cell
+
+
+def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp_path):
+    from conftest import run_cli
+
+    run_dir = tmp_path / "run"
+    args = [*fast, "optimizer.lr=0.002"]
+    result = run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == f"Run in {run_dir} with {' '.join(args)}"  # Hydra's own settings aside

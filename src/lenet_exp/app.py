@@ -65,12 +65,15 @@ def run_task(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    # first, where it is written and what differs from the defaults: nothing to wait for until the end
+    log.info("%s %s with %s", f"Job {hydra_cfg.job.num} in" if multirun else "Run in", run_dir,
+             " ".join(hydra_cfg.overrides.task) or "the default config")
     try:
         with sigterm_stops():
             from lenet_exp.record import Stopwatch  # imports torch: seconds in which a signal must stop cleanly too
 
-            return run_job(cfg, run_dir, slot, hydra_cfg.mode == RunMode.MULTIRUN, named_on_command_line(hydra_cfg),
-                           Stopwatch.for_job())
+            return run_job(cfg, run_dir, slot, multirun, named_on_command_line(hydra_cfg), Stopwatch.for_job())
     except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
         signum = getattr(interrupt, "signum", signal.SIGINT)
         message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
