@@ -1,10 +1,27 @@
-"""Shared fixtures: tiny generated data sets and a helper that runs the real `python run.py` CLI."""
+"""Shared fixtures: tiny generated data sets, and two ways to run the real `python run.py` entry point.
+
+* :func:`run_main` runs run.py in this process (as lightning-hydra-template's tests call their task):
+  the same script, the same ``@hydra.main``, the same exit codes and messages, without the ~5 s of
+  imports a new interpreter pays. Most end-to-end tests use it.
+* :func:`run_cli` starts ``python run.py`` in a subprocess, for what only a process shows: signals,
+  killed launchers, joblib / submitit / Optuna workers, what an interpreter imports, state a process
+  keeps once it has it (the compiled kernel), and a few smoke tests of the command line itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import time
+import traceback
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,12 +53,16 @@ def fast(tiny_root) -> list[str]:
     return fast_overrides(tiny_root)
 
 
+# Settings of the test process itself that a run of run.py must neither see nor change.
+UNSET_FOR_RUNS = ("HYDRA_FULL_ERROR", "LENET_EXP_DATA")
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None = None, script: Path | None = RUN_PY,
             **kwargs):
     """`python run.py ARGS` in ``cwd`` (so outputs/ lands there); returns the CompletedProcess.
 
     ``script=None`` passes ARGS to the interpreter as they are (for interpreter flags)."""
-    inherited = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LENET_EXP_DATA")}
+    inherited = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
     full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, *([str(script)] if script else []), *args]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
@@ -53,3 +74,103 @@ def only_run_dir(cwd: Path) -> Path:
     runs = sorted((cwd / "outputs" / "runs").glob("*/*"))
     assert len(runs) == 1, runs
     return runs[0]
+
+
+@dataclass
+class MainResult:
+    """What :func:`run_main` returns: the fields of a CompletedProcess that the tests read."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _exit_status(code, stderr) -> int:
+    """The exit status an interpreter gives ``sys.exit(code)`` (a message is printed to stderr, status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=stderr)
+    return 1
+
+
+@contextlib.contextmanager
+def _fresh_process_state(cwd: Path, env: dict | None):
+    """As much of a new process as one run of run.py can tell: its own cwd, environment, argv, Hydra,
+    logging, signal handlers, torch settings and job count, all put back as they were afterwards, and
+    the folders it owned (run and sweep folder locks) freed as its end would free them."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    from lenet_exp import files, record
+
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                   torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
+                   torch.backends.cudnn.deterministic, torch.get_rng_state())
+    saved_jobs = (record.Stopwatch.jobs_in_process, record._PROCESS_STARTED)
+    owned_before = files.held_folders()
+    try:
+        for name in UNSET_FOR_RUNS:
+            os.environ.pop(name, None)
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        GlobalHydra.instance().clear()
+        urllib.request.install_opener(None)  # urlopen builds its opener anew: with this environment's proxies
+        # this run is the process's first job, and the process starts now (with its imports already done)
+        record.Stopwatch.jobs_in_process, record._PROCESS_STARTED = 0, time.perf_counter()
+        yield
+    finally:
+        for folder in files.held_folders() - owned_before:  # a process's folders are free once it has ended
+            files.release_folder(folder)
+        record.Stopwatch.jobs_in_process, record._PROCESS_STARTED = saved_jobs
+        GlobalHydra.instance().clear()
+        urllib.request.install_opener(None)
+        for handler in root.handlers[:]:  # Hydra's console and run.log handlers: run.log is closed
+            if handler not in saved_handlers:
+                root.removeHandler(handler)
+                handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        for signum, handler in saved_signals.items():
+            signal.signal(signum, handler)
+        threads, deterministic, warn_only, benchmark, cudnn_deterministic, rng = saved_torch
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
+        torch.set_rng_state(rng)
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        for name in set(os.environ) - set(saved_env):  # e.g. run.py's LENET_EXP_LAUNCHER_PID
+            del os.environ[name]
+        os.environ.update(saved_env)
+
+
+def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | None = None) -> MainResult:
+    """`python run.py ARGS` in ``cwd``, in this process: run.py is executed as ``__main__`` (its
+    ``resume=`` expansion, launcher mark and ``@hydra.main`` included), its output captured, and an
+    exit or an error that leaves it turned into the exit status an interpreter would give.
+
+    ``module`` runs ``python -m MODULE ARGS`` instead (e.g. ``lenet_exp.sweeps``)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with _fresh_process_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        sys.argv = [module or str(RUN_PY), *map(str, args)]
+        try:
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(str(RUN_PY), run_name="__main__")
+            returncode = 0
+        except SystemExit as stop:
+            returncode = _exit_status(stop.code, stderr)
+        except Exception:  # what the interpreter does with an uncaught exception
+            traceback.print_exc(file=stderr)
+            returncode = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return MainResult([str(a) for a in args], returncode, stdout.getvalue(), stderr.getvalue())

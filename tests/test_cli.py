@@ -1,11 +1,14 @@
-"""The real `python run.py` command line: one run = one directory with every artifact."""
+"""The real `python run.py` command line: one run = one directory with every artifact.
+
+A first run and the import checks start `python run.py` as a process; the others run run.py in this one.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from conftest import RUN_PY, only_run_dir, run_cli
+from conftest import RUN_PY, only_run_dir, run_cli, run_main
 from lenet_exp.files import read_json
 from tensorboard_events import declared_metrics, load_events, logged_hparams, scalar_values
 
@@ -13,7 +16,8 @@ EPOCH_TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "time/epoc
 
 
 def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
-    result = run_cli(fast + ["trainer.epochs=2"], cwd=tmp_path)
+    result = run_cli(  # a process of its own: its first job's start-up holds the imports
+        fast + ["trainer.epochs=2"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     assert {p.name for p in run_dir.iterdir()} >= {".hydra", "checkpoints", "metrics.json", "run.log"}
@@ -55,7 +59,7 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
 
 
 def test_bf16_and_channels_last_train_on_the_cpu(fast, tmp_path):
-    result = run_cli(fast + ["trainer.epochs=2", "trainer.precision=bf16", "trainer.channels_last=true"], cwd=tmp_path)
+    result = run_main(fast + ["trainer.epochs=2", "trainer.precision=bf16", "trainer.channels_last=true"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = read_json(only_run_dir(tmp_path) / "metrics.json")
     assert metrics["status"] == "completed" and metrics["config"]["trainer"]["precision"] == "bf16"
@@ -64,7 +68,7 @@ def test_bf16_and_channels_last_train_on_the_cpu(fast, tmp_path):
 
 
 def test_the_logged_lr_is_the_one_each_epoch_starts_with(fast, tmp_path):
-    result = run_cli(fast + ["trainer.epochs=2", "scheduler=cosine"], cwd=tmp_path)
+    result = run_main(fast + ["trainer.epochs=2", "scheduler=cosine"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     history = read_json(run_dir / "metrics.json")["history"]
@@ -74,9 +78,9 @@ def test_the_logged_lr_is_the_one_each_epoch_starts_with(fast, tmp_path):
 
 
 def test_overrides_work_as_they_read(fast, tmp_path):
-    result = run_cli(fast + ["optimizer.lr=0.01", "dataset=fashion_mnist", "model=lenet5_classic", "device=cpu",
-                             "trainer.epochs=1", f"dataset.root={fast[0].split('=', 1)[1]}", "dataset.val_size=100"],
-                     cwd=tmp_path)
+    result = run_main(fast + ["optimizer.lr=0.01", "dataset=fashion_mnist", "model=lenet5_classic", "device=cpu",
+                              "trainer.epochs=1", f"dataset.root={fast[0].split('=', 1)[1]}", "dataset.val_size=100"],
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = read_json(only_run_dir(tmp_path) / "metrics.json")["config"]
     assert (config["optimizer"]["lr"], config["dataset"]["name"], config["model"]["name"]) == (0.01, "fashion_mnist", "lenet5_classic")
@@ -92,7 +96,7 @@ def test_show_config_without_importing_torch(tmp_path):
 
 
 def test_help_lists_every_group_and_option(tmp_path):
-    result = run_cli(["--help"], cwd=tmp_path)
+    result = run_main(["--help"], cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("lenet_exp:")
     for line in ("model: lenet5, lenet5_classic", "dataset: fashion_mnist, mnist", "experiment: fashion_best, mnist_best",
                  "optimizer: adam, adamw, sgd", "scheduler: cosine, none, onecycle, step"):

@@ -48,10 +48,10 @@ def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells()
 
 
 def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp_path):
-    from conftest import run_cli
+    from conftest import run_main
 
     run_dir = tmp_path / "run"
     args = [*fast, "optimizer.lr=0.002"]
-    result = run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    result = run_main([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"Run in {run_dir} with {' '.join(args)}"  # Hydra's own settings aside

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, run_cli
+from conftest import RUN_PY, fast_overrides, run_cli, run_main
 from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
@@ -133,13 +133,13 @@ def completed_run(tiny_root, tmp_path_factory) -> Path:
     """A completed 1-epoch run through the real CLI, in a folder whose name holds quotes and a backslash."""
     cwd = tmp_path_factory.mktemp("cli")
     run_dir = cwd / "it's \\ a \"run\"'"
-    result = run_cli(fast_overrides(tiny_root) + [f"hydra.run.dir={quote(str(run_dir))}"], cwd=cwd)
+    result = run_main(fast_overrides(tiny_root) + [f"hydra.run.dir={quote(str(run_dir))}"], cwd=cwd)
     assert result.returncode == 0, result.stderr
     return run_dir
 
 
 def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
-    result = run_cli([f"resume={completed_run}"], cwd=completed_run.parent)
+    result = run_main([f"resume={completed_run}"], cwd=completed_run.parent)
     assert result.returncode == 0, result.stderr
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
 
@@ -147,7 +147,7 @@ def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
     run_dir = tmp_path / "run ${oc.env:HOME}"
     shutil.copytree(completed_run, run_dir)
-    result = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    result = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Rename the folder without '${'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run ${oc.env:HOME}"]  # nothing written elsewhere
@@ -165,7 +165,7 @@ def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_pa
     shutil.copytree(completed_run, run_dir)
     target = tmp_path / "written_by_the_folder"
     (run_dir / ".hydra" / "overrides.yaml").write_text(saved.replace("TARGET", str(target)))
-    result = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    result = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"cannot resume from {run_dir / '.hydra' / 'overrides.yaml'}" in result.stderr and problem in result.stderr
     assert not target.exists()
@@ -213,7 +213,7 @@ def test_inputs_that_used_to_slip_through_or_crash_are_refused(override, expecte
 
 
 def test_an_empty_run_directory_is_refused(fast, tmp_path):
-    result = run_cli(fast + ["hydra.run.dir=''"], cwd=tmp_path)
+    result = run_main(fast + ["hydra.run.dir=''"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "hydra.run.dir is empty" in result.stderr and list(tmp_path.iterdir()) == []
 
@@ -269,7 +269,7 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
             time.sleep(0.1)
         saved = (run_dir / ".hydra" / "overrides.yaml").read_bytes()
         for second in ([*fast_overrides(tiny_root), "optimizer.lr=0.5", f"hydra.run.dir={run_dir}"], [f"resume={run_dir}"]):
-            result = run_cli(second, cwd=tmp_path)
+            result = run_main(second, cwd=tmp_path)
             assert result.returncode != 0 and "Traceback" not in result.stderr
             assert "holds a run with another config" in result.stderr or f"in use by another run (pid {first.pid})" in result.stderr
         assert f"in use by another run (pid {first.pid})" in result.stderr  # the same config: refused all the same
@@ -302,7 +302,7 @@ def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_pat
     assert process.returncode == 128 + signum and "Traceback" not in stderr
     assert f"Interrupted by signal {signum} before the run could save its state" in stderr
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
-    again = run_cli([f"resume={run_dir}"], cwd=tmp_path)  # and it starts over
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)  # and it starts over
     assert again.returncode == 0 and read_json(run_dir / "metrics.json")["status"] == "completed", again.stderr
 
 
@@ -322,14 +322,14 @@ def small_disk(tmp_path) -> Iterator[Path]:
 def test_a_full_disk_keeps_the_checkpoints_and_the_run_resumes_once_there_is_space(small_disk, tiny_root, tmp_path):
     run_dir = small_disk / "run"
     args = [*fast_overrides(tiny_root), "trainer.epochs=3", "trainer.log_images=false", f"hydra.run.dir={run_dir}"]
-    result = run_cli(args, cwd=tmp_path)
+    result = run_main(args, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"No space left on {small_disk} writing {run_dir / 'checkpoints' / 'last.pt'}" in result.stderr
     checkpoints = run_dir / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
     assert torch.load(checkpoints / "last.pt", weights_only=True)["run_state"]["epoch"] == 1  # intact
     subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)  # space freed
-    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming" in resumed.stderr and read_json(run_dir / "metrics.json")["status"] == "completed"
 

@@ -9,13 +9,14 @@ import copy
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import only_run_dir, run_cli
+from conftest import only_run_dir, run_cli, run_main
 from lenet_exp import fused_cpu, perf
 from lenet_exp.files import read_json
 from lenet_exp.models.lenet5 import LeNet5
@@ -128,25 +129,30 @@ def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_pa
     for setting, expected in (("null", True), ("false", False)):
         cwd = tmp_path / setting
         cwd.mkdir()
-        result = run_cli([*fast, f"trainer.fused_cpu_kernels={setting}"], cwd=cwd)
+        result = run_main([*fast, f"trainer.fused_cpu_kernels={setting}"], cwd=cwd)
         assert result.returncode == 0, result.stderr
         assert read_json(only_run_dir(cwd) / "metrics.json")["fused_cpu_kernels"] is expected
         assert ("Fused CPU kernels" in result.stderr) is expected
 
 
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(fast, tmp_path):
-    # a fresh extensions directory, so nothing is cached, and a compiler that always fails
-    env = {"TORCH_EXTENSIONS_DIR": str(tmp_path / "extensions"), "CXX": "false"}
-    cwd = tmp_path / "default"
-    cwd.mkdir()
-    result = run_cli(fast, cwd=cwd, env=env)
+    # a fresh extensions directory, so nothing is cached, and a compiler that always fails; in new processes,
+    # as this one holds the kernel it loaded (and a build reads TORCH_EXTENSIONS_DIR and CXX where it starts)
+    runs = {"default": [], "required": ["trainer.fused_cpu_kernels=true"]}
+
+    def run(name: str):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        return cwd, run_cli([*fast, *runs[name]], cwd=cwd,
+                            env={"TORCH_EXTENSIONS_DIR": str(cwd / "extensions"), "CXX": "false"})
+
+    with ThreadPoolExecutor(len(runs)) as pool:  # the two processes at once: each mostly imports
+        (cwd, result), (_, required) = pool.map(run, runs)
     assert result.returncode == 0, result.stderr
     assert "could not be compiled here" in result.stderr and "trainer.fused_cpu_kernels=false" in result.stderr
     assert read_json(only_run_dir(cwd) / "metrics.json")["fused_cpu_kernels"] is False
 
-    cwd = tmp_path / "required"
-    cwd.mkdir()
-    result = run_cli([*fast, "trainer.fused_cpu_kernels=true"], cwd=cwd, env=env)
+    result = required
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "could not be compiled here" in result.stderr and "Install g++ and ninja" in result.stderr
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli
+from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli, run_main
 from lenet_exp.files import read_json, save_json, write_atomic
 
 
@@ -24,7 +24,7 @@ from lenet_exp.files import read_json, save_json, write_atomic
 def trained(tiny_root, tmp_path_factory) -> Path:
     """The run directory of a finished 1-epoch run on the tiny MNIST."""
     cwd = tmp_path_factory.mktemp("trained")
-    result = run_cli(fast_overrides(tiny_root), cwd=cwd)
+    result = run_main(fast_overrides(tiny_root), cwd=cwd)
     assert result.returncode == 0, result.stderr
     return only_run_dir(cwd)
 
@@ -108,7 +108,7 @@ def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path,
     cwd.mkdir()
     before = snapshot(trained)
     # a proxy on a closed local port: a download fails at once, whether or not this machine has a network
-    result = run_cli(fast + extra(tiny_root, tmp_path, trained), cwd=cwd, env=NO_NETWORK)
+    result = run_main(fast + extra(tiny_root, tmp_path, trained), cwd=cwd, env=NO_NETWORK)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr
     for word in words:
@@ -119,13 +119,13 @@ def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path,
 
 
 def test_full_traceback_on_request(fast, tmp_path):
-    result = run_cli(fast + ["optimizer.lr=0"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    result = run_main(fast + ["optimizer.lr=0"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
 
 
-def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, tiny_root, tmp_path):
+def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, interrupted, tmp_path):
     # An absurd learning rate from the first step: nothing good to keep.
-    diverging = run_cli(fast + ["optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run0'}"], cwd=tmp_path)
+    diverging = run_main(fast + ["optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run0'}"], cwd=tmp_path)
     assert diverging.returncode == 1
     assert "diverged at epoch 1" in diverging.stderr and "no checkpoint was written yet" in diverging.stderr
     assert "Lower optimizer.lr" in diverging.stderr
@@ -134,16 +134,14 @@ def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, t
     assert not (tmp_path / "run0" / "checkpoints" / "last.pt").exists()
 
     # Sane epochs, then the absurd rate (put into the checkpoint's optimizer): its checkpoints stay as they were.
-    run_dir = tmp_path / "run"
-    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
-    assert code == 143, stderr
+    run_dir = copy_run(interrupted, tmp_path)
     last_path = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last_path, weights_only=True)
     for group in state["optimizer"]["param_groups"]:
         group["lr"] = 1e30
     torch.save(state, last_path)
     saved = {path.name: path.read_bytes() for path in last_path.parent.iterdir()}
-    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 1, resumed.stderr
     epoch = state["run_state"]["epoch"]
     assert f"diverged at epoch {epoch + 1}" in resumed.stderr
@@ -174,9 +172,10 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
             raise OSError("disk full")
 
     path = tmp_path / "last.pt"
-    save_checkpoint(path, {"run_state": {"epoch": 1}})
+    complete = {"model": {}, "config": {}, "preprocessing": {}}  # what load_checkpoint requires of any checkpoint
+    save_checkpoint(path, {**complete, "run_state": {"epoch": 1}})
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(path, {"run_state": {"epoch": 2}, "weights": FullDisk()})
+        save_checkpoint(path, {**complete, "run_state": {"epoch": 2}, "weights": FullDisk()})
     assert load_checkpoint(path)["run_state"]["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
@@ -185,7 +184,7 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     broken = tmp_path / "broken.pt"
     data = (trained / "checkpoints" / "best.pt").read_bytes()
     broken.write_bytes(data[: len(data) // 2])
-    result = run_cli(fast + ["task=eval", f"ckpt={broken}"], cwd=tmp_path)
+    result = run_main(fast + ["task=eval", f"ckpt={broken}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
 
@@ -221,9 +220,12 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.05)
 
 
-INTERRUPTIBLE_EPOCHS = 30  # ~0.15 s each: the signal comes long before the end, even to two sweep jobs
+# ~0.1 s each (20 steps of 8 images, validation, checkpoint): a signal sent once the first checkpoint is there
+# comes long before the end, even to two sweep jobs; a resumed run has ~3 s of epochs left to train.
+INTERRUPTIBLE_EPOCHS = 30
 INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu", "trainer.progress=false",
-                 f"trainer.epochs={INTERRUPTIBLE_EPOCHS}", "trainer.batch_size=8", "trainer.log_images=false"]
+                 f"trainer.epochs={INTERRUPTIBLE_EPOCHS}", "trainer.batch_size=8", "trainer.limit_batches=20",
+                 "trainer.log_images=false"]
 
 
 def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd: Path) -> tuple[int, str]:
@@ -234,9 +236,26 @@ def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd
     return process.returncode, stderr
 
 
-def test_sigterm_stops_with_a_resumable_checkpoint(tiny_root, tmp_path):
-    run_dir = tmp_path / "run"
-    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
+@pytest.fixture(scope="module")
+def interrupted(tiny_root, tmp_path_factory) -> tuple[Path, int, str]:
+    """(run dir, exit status, stderr) of a run stopped by SIGTERM after its first epoch. Tests that change
+    or resume it do so on a copy of their own (:func:`copy_run`)."""
+    cwd = tmp_path_factory.mktemp("interrupted")
+    run_dir = cwd / "run"
+    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, cwd)
+    return run_dir, code, stderr
+
+
+def copy_run(interrupted: tuple[Path, int, str], tmp_path: Path) -> Path:
+    run_dir, code, stderr = interrupted
+    assert code == 143, stderr
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def test_sigterm_stops_with_a_resumable_checkpoint(interrupted):
+    run_dir, code, stderr = interrupted
     assert code == 143, stderr
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1
@@ -347,7 +366,7 @@ def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):
 
     # A run stopped between writing last.pt and best.pt: the resume completes best.pt from last.pt.
     (run_dir / "checkpoints" / "best.pt").unlink()
-    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Restored checkpoints/best.pt from last.pt (epoch {last['epoch']}" in resumed.stderr
     metrics = read_json(run_dir / "metrics.json")
@@ -358,7 +377,7 @@ def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):
 def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp_path):
     args = [f"dataset.root={tiny_root}", *INTERRUPTIBLE, "trainer.deterministic=true", "scheduler=cosine",
             "augment=affine", "model.dropout=0.1"]  # every source of randomness and state in play
-    straight = run_cli(args + [f"hydra.run.dir={tmp_path / 'straight'}"], cwd=tmp_path)
+    straight = run_main(args + [f"hydra.run.dir={tmp_path / 'straight'}"], cwd=tmp_path)
     assert straight.returncode == 0, straight.stderr
 
     run_dir = tmp_path / "interrupted"
@@ -367,7 +386,7 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
     interrupted = read_json(run_dir / "metrics.json")
     assert interrupted["status"] == "interrupted" and 1 <= interrupted["epochs_done"] < INTERRUPTIBLE_EPOCHS, stderr
 
-    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"Resuming {run_dir} after epoch {interrupted['epochs_done']}" in resumed.stderr
     expected, got = read_json(tmp_path / "straight" / "metrics.json"), read_json(run_dir / "metrics.json")
@@ -384,12 +403,10 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
     assert got["wall_time_s"] == pytest.approx(interrupted["wall_time_s"] + resumed_wall_s, abs=0.5)
 
 
-def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(tiny_root, tmp_path):
+def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(interrupted, tmp_path):
     """Timings are metrics.json's: a checkpoint holds none. Those of earlier versions held the warm-up
     epochs and time/* history columns; they resume, and the medians still leave out each first epoch."""
-    run_dir = tmp_path / "run"
-    code, stderr = interrupt_after_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE], run_dir, signal.SIGTERM, tmp_path)
-    assert code == 143, stderr
+    run_dir = copy_run(interrupted, tmp_path)
     last_path = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last_path, weights_only=True)
     history = state["run_state"]["history"]
@@ -399,7 +416,7 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(ti
     for row in history:
         row["time/epoch_s"] = 1.0
     torch.save(state, last_path)
-    resumed = run_cli([f"resume={run_dir}"], cwd=tmp_path)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     metrics = read_json(run_dir / "metrics.json")
     first_resumed = state["run_state"]["epoch"] + 1
@@ -410,7 +427,7 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(ti
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):
     saved = {p: p.read_bytes() for p in (trained / ".hydra").iterdir()}
-    result = run_cli(fast + ["optimizer.lr=0.5", f"hydra.run.dir={trained}"], cwd=tmp_path)
+    result = run_main(fast + ["optimizer.lr=0.5", f"hydra.run.dir={trained}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "holds a run with another config (optimizer.lr: 0.001 -> 0.5)" in result.stderr
     assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
@@ -418,19 +435,20 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
 
 def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):
     before = (trained / "checkpoints" / "best.pt").stat().st_mtime_ns
-    result = run_cli([f"resume={trained}"], cwd=tmp_path)
+    result = run_main([f"resume={trained}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Already completed" in result.stderr
     assert (trained / "checkpoints" / "best.pt").stat().st_mtime_ns == before
 
 
 def test_resume_of_a_directory_that_is_no_run(tmp_path):
+    # a process of its own: run.py exits before Hydra starts, with the interpreter's status for a message
     result = run_cli([f"resume={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0 and "is not a run directory" in result.stderr
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
-    result = run_cli(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}"], cwd=tmp_path)
+    result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = read_json(only_run_dir(tmp_path) / "metrics.json")
     trained_metrics = read_json(trained / "metrics.json")
@@ -445,15 +463,15 @@ def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path)
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
     special = ["trainer.epochs=2", "trainer.ema_decay=0.5", "dataset.resize_mode=pad", "dataset.mean=null",
                "dataset.std=null"]
-    result = run_cli(fast + special + [f"hydra.run.dir={train_dir}"], cwd=tmp_path)
+    result = run_main(fast + special + [f"hydra.run.dir={train_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     trained_metrics = read_json(train_dir / "metrics.json")
     best = torch.load(train_dir / "checkpoints" / "best.pt", weights_only=True)
     assert best["ema"] is not None and best["preprocessing"]["resize_mode"] == "pad"
     assert best["preprocessing"]["mean"] not in (0.1307, None)  # computed from the training images
 
-    result = run_cli(fast + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={eval_dir}"],
-                     cwd=tmp_path)
+    result = run_main(fast + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={eval_dir}"],
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = read_json(eval_dir / "metrics.json")
     assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]
@@ -461,19 +479,19 @@ def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path)
 
 
 def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
-    result = run_cli(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
-                             f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
+    result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
+                              f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "fashion_mnist"
 
 
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
-    result = run_cli(fast + ["dataset=fashion_mnist", f"hydra.run.dir={train_dir}"], cwd=tmp_path)
+    result = run_main(fast + ["dataset=fashion_mnist", f"hydra.run.dir={train_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     where = [o for o in fast if o.startswith(("dataset.root", "dataset.download", "device"))]
-    result = run_cli(where + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", "trainer.tta_hflip=true",
-                              f"hydra.run.dir={eval_dir}"], cwd=tmp_path)
+    result = run_main(where + ["task=eval", f"ckpt={train_dir / 'checkpoints' / 'best.pt'}", "trainer.tta_hflip=true",
+                               f"hydra.run.dir={eval_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = read_json(eval_dir / "metrics.json")
     assert metrics["dataset"] == "fashion_mnist" and metrics["tta"] == {"hflip": True, "shift": 0}
@@ -488,8 +506,8 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
     label = int(read_label_file(str(raw / "t10k-labels-idx1-ubyte"))[0])
     # RGB and twice the size: preprocessing must make it the 28x28 grayscale the model learned from
     Image.fromarray(image.numpy()).resize((56, 56), Image.NEAREST).convert("RGB").save(tmp_path / "digit.png")
-    result = run_cli(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
-                             f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)
+    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                              f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     prediction = read_json(only_run_dir(tmp_path) / "prediction.json")
     assert prediction["class"] == label
@@ -500,7 +518,7 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):
     (tmp_path / "fake.png").write_text("not an image")
-    result = run_cli(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
-                             f"image={tmp_path / 'fake.png'}"], cwd=tmp_path)
+    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                              f"image={tmp_path / 'fake.png'}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "fake.png is not a readable PNG or JPEG image" in result.stderr

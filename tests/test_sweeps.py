@@ -1,6 +1,8 @@
 """Sweeps through the real CLI (`python run.py -m ...`) on the tiny generated data sets.
 
-Each CLI call pays for a torch import (~5 s here); the expensive sweeps run once per module.
+Sweeps of the basic launcher run run.py in this process (conftest.run_main). A `python run.py` process
+(~5 s of imports each) is started where processes are what is tested: joblib's and submitit's workers,
+Optuna's study, a first sweep whose jobs' start-up times are compared, and the TensorBoard server.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fast_overrides, run_cli
+from conftest import fast_overrides, run_cli, run_main
 from tensorboard_events import load_events
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -59,7 +61,7 @@ def is_png(path: Path) -> bool:
     (["sweep=optimizers"], {"optimizer": "adam,adamw,sgd", "scheduler": "none,cosine"}),
 ])
 def test_named_study_replaces_the_default_space(tmp_path, args, expected):
-    result = run_cli([*args, "--cfg", "hydra", "-p", "hydra.sweeper.params"], cwd=tmp_path)
+    result = run_main([*args, "--cfg", "hydra", "-p", "hydra.sweeper.params"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     shown = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line and not line.startswith("#"))
     assert shown == expected
@@ -68,10 +70,10 @@ def test_named_study_replaces_the_default_space(tmp_path, args, expected):
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.
 
-    trainer.epochs=0 fails each job at validation, so the sweep costs one torch import.
+    trainer.epochs=0 fails each job at validation, so the sweep trains nothing.
     """
-    result = run_cli(["-m", "optimizer.lr=1e-3,3e-3", "model=lenet5,lenet5_classic", "trainer.epochs=0",
-                      "hydra.sweep.dir=only_named"], cwd=tmp_path)
+    result = run_main(["-m", "optimizer.lr=1e-3,3e-3", "model=lenet5,lenet5_classic", "trainer.epochs=0",
+                       "hydra.sweep.dir=only_named"], cwd=tmp_path)
     assert "Launching 4 jobs" in result.stdout and "default search space" in result.stdout
     jobs = [set(o for o in (d / ".hydra" / "overrides.yaml").read_text().split() if "=" in o)
             for d in job_dirs(tmp_path / "only_named")]
@@ -81,8 +83,8 @@ def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     assert summary["swept"] == ["optimizer.lr", "model"] and {r["status"] for r in rows} == {"failed"}
 
     # Naming the study combines it with the command line, Hydra's way: lr replaced, batch sizes multiply.
-    combined = run_cli(["-m", "sweep=default", "optimizer.lr=1e-3", "model=lenet5,lenet5_classic",
-                        "trainer.epochs=0", "hydra.sweep.dir=combined"], cwd=tmp_path)
+    combined = run_main(["-m", "sweep=default", "optimizer.lr=1e-3", "model=lenet5,lenet5_classic",
+                         "trainer.epochs=0", "hydra.sweep.dir=combined"], cwd=tmp_path)
     assert "Launching 4 jobs" in combined.stdout and "default search space" not in combined.stdout
     _, summary = read_summary(tmp_path / "combined")
     assert {(j["params"]["trainer.batch_size"], j["params"]["model"]) for j in summary["jobs"]} == {
@@ -101,7 +103,7 @@ def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", *fast, "optimizer.lr=1e-3,3e-3,1e30,-1", f"hydra.sweep.dir={sweep_dir}"]
-    result = run_cli(args, cwd=tmp_path)
+    result = run_cli(args, cwd=tmp_path)  # a process of its own: its first job's start-up holds the imports
     assert result.returncode == 1, result.stderr[-2000:]
     assert "2 of 4 jobs did not complete" in result.stderr
 
@@ -140,7 +142,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     completed = [Path(r["run_dir"]) for r in rows if r["status"] == "completed"]
     before = {d: ((d / "metrics.json").read_bytes(), (d / "metrics.json").stat().st_mtime_ns,
                   sorted(p.name for p in d.glob("events.out.tfevents.*"))) for d in completed}
-    again = run_cli(args, cwd=tmp_path)
+    again = run_main(args, cwd=tmp_path)
     assert again.returncode == 1
     for d in completed:
         assert ((d / "metrics.json").read_bytes(), (d / "metrics.json").stat().st_mtime_ns,
@@ -153,8 +155,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
 
     # A job that was killed before it wrote metrics.json is listed as failed (standalone summary).
     (completed[0] / "metrics.json").unlink()
-    standalone = subprocess.run([sys.executable, "-m", "lenet_exp.sweeps", str(sweep_dir), "--no-plot"],
-                                capture_output=True, text=True, timeout=120)
+    standalone = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     assert standalone.returncode == 1
     _, summary = read_summary(sweep_dir)
     killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
@@ -377,11 +378,11 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
 
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    first = run_cli(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    first = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     before = (sweep_dir / "multirun.yaml").read_bytes()
     listing = sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*"))
-    other = run_cli(["-m", *fast_overrides(tiny_root), "optimizer.lr=3e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    other = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=3e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert other.returncode != 0 and "Traceback" not in other.stderr
     assert "holds another sweep" in other.stderr and "hydra.sweep.dir" in other.stderr
     assert (sweep_dir / "multirun.yaml").read_bytes() == before
