@@ -1,8 +1,8 @@
 """Shared fixtures: tiny generated data sets, and two ways to run the real `python run.py` entry point.
 
 * :func:`run_main` runs run.py in this process (as lightning-hydra-template's tests call their task):
-  the same script, the same ``@hydra.main``, the same exit codes and messages, without the ~5 s of
-  imports a new interpreter pays. Most end-to-end tests use it.
+  the same script, the same ``@hydra.main``, the same exit codes and messages, without the 5-8 s of
+  imports (torch, torchvision, Hydra) a new interpreter pays. Most end-to-end tests use it.
 * :func:`run_cli` starts ``python run.py`` in a subprocess, for what only a process shows: signals,
   killed launchers, joblib / submitit / Optuna workers, what an interpreter imports, state a process
   keeps once it has it (the compiled kernel), and a few smoke tests of the command line itself.
@@ -31,6 +31,25 @@ from idx import write_dataset
 REPO = Path(__file__).resolve().parents[1]
 RUN_PY = REPO / "run.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+EVERY_CORE = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (-n auto), each worker has a core of its own, so the runs it trains in this
+    process size their threads to one core: two runs spinning threads on the same cores slow each other
+    down many times over. The processes it starts get the machine back (:func:`on_every_core`)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    if worker.startswith("gw") and EVERY_CORE:
+        os.sched_setaffinity(0, {EVERY_CORE[int(worker[2:]) % len(EVERY_CORE)]})
+
+
+def on_every_core() -> None:
+    """``preexec_fn`` of a started run.py: every core, as a process of its own would have (its launcher's
+    workers and their imports are what such tests are about)."""
+    if EVERY_CORE:
+        os.sched_setaffinity(0, EVERY_CORE)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +85,49 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, *([str(script)] if script else []), *args]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, **kwargs)
+                          text=True, timeout=timeout, preexec_fn=on_every_core, **kwargs)
+
+
+def run_on_terminal(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` with a terminal (a pseudo-terminal) as its stdout and stderr, as a user at a
+    shell has: progress bars are drawn there. Returns what the terminal showed as both stdout and stderr."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 x 40: tqdm draws in it
+    env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
+    process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                               stdout=terminal, stderr=terminal, preexec_fn=on_every_core)
+    os.close(terminal)  # the run (and its workers) hold the other ends: reading ends when the last one closes
+    shown, deadline = bytearray(), time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([controller], [], [], 1)[0]:
+                try:
+                    chunk = os.read(controller, 65536)
+                except OSError:  # EIO: every writer has closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(controller)
+    text = shown.decode(errors="replace").replace("\r\n", "\n")  # the terminal's line ends
+    return subprocess.CompletedProcess(process.args, process.returncode, text, text)
+
+
+def signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Send ``signum`` to the process group of ``process`` (started with ``start_new_session=True``), if the
+    process has not been reaped yet: once it has, its pid may already lead another process group (pids wrap
+    around quickly with many short processes), and that group must not get the signal."""
+    if process.poll() is None:  # alive or a zombie: its pid, and so its group id, is still its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
 
 
 def only_run_dir(cwd: Path) -> Path:
@@ -151,20 +212,38 @@ def _fresh_process_state(cwd: Path, env: dict | None):
         os.environ.update(saved_env)
 
 
-def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | None = None) -> MainResult:
+@contextlib.contextmanager
+def _script_folder_first(script: Path):
+    """What the interpreter does for `python SCRIPT`: the script's folder first on sys.path (so the
+    benchmarks find their ``common``), and, as a process would end, its modules from that folder forgotten."""
+    folder = str(script.parent)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+        for name, module in list(sys.modules.items()):
+            if os.path.dirname(getattr(module, "__file__", None) or "") == folder:
+                del sys.modules[name]
+
+
+def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | None = None,
+             script: Path = RUN_PY) -> MainResult:
     """`python run.py ARGS` in ``cwd``, in this process: run.py is executed as ``__main__`` (its
     ``resume=`` expansion, launcher mark and ``@hydra.main`` included), its output captured, and an
     exit or an error that leaves it turned into the exit status an interpreter would give.
 
-    ``module`` runs ``python -m MODULE ARGS`` instead (e.g. ``lenet_exp.sweeps``)."""
+    ``module`` runs ``python -m MODULE ARGS`` instead (e.g. ``lenet_exp.sweeps``), ``script`` another
+    script (e.g. a benchmark)."""
     stdout, stderr = io.StringIO(), io.StringIO()
     with _fresh_process_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        sys.argv = [module or str(RUN_PY), *map(str, args)]
+        sys.argv = [module or str(script), *map(str, args)]
         try:
             if module:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
             else:
-                runpy.run_path(str(RUN_PY), run_name="__main__")
+                with _script_folder_first(script):
+                    runpy.run_path(str(script), run_name="__main__")
             returncode = 0
         except SystemExit as stop:
             returncode = _exit_status(stop.code, stderr)

@@ -24,9 +24,3 @@ def logged_hparams(events: EventAccumulator) -> dict[str, object]:
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     return {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
             for name, value in info.hparams.items()}
-
-
-def declared_metrics(events: EventAccumulator) -> set[str]:
-    content = events.PluginTagToContent("hparams")["_hparams_/experiment"]
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
-    return {metric.name.tag for metric in experiment.metric_infos}

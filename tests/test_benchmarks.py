@@ -1,4 +1,7 @@
-"""The benchmarks run end to end (on tiny data: their numbers are not checked, only their reports)."""
+"""The benchmarks run end to end (on tiny data: their numbers are not checked, only their reports).
+
+speed.py and profile_step.py run in this process (conftest.run_main); ab.py, which starts run.py in two
+checkouts, in a process of its own."""
 
 from __future__ import annotations
 
@@ -8,17 +11,21 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, on_every_core, run_main
+
+
+def run_benchmark(script: str, args: list[str], cwd):
+    """`python benchmarks/SCRIPT ARGS`, in this process."""
+    return run_main(args, cwd=cwd, script=REPO / "benchmarks" / script)
 
 
 def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_path):
     out = tmp_path / "speed.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--device", "cpu", "--epochs", "2",
-         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out),
-         "--variant", "ema: trainer.ema_decay=0.9", "--variant", "graphs: trainer.cuda_graphs=true",
-         "--variant", "unfused: trainer.fused_cpu_kernels=false"],
-        capture_output=True, text=True, timeout=300)
+    result = run_benchmark("speed.py", [
+        "--device", "cpu", "--epochs", "2", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
+        "--json-out", str(out), "--variant", "ema: trainer.ema_decay=0.9",
+        "--variant", "graphs: trainer.cuda_graphs=true", "--variant", "unfused: trainer.fused_cpu_kernels=false"],
+        tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     tutorial, ours, ema = report["tutorial"], report["ours"]["ours"], report["ours"]["ema"]
@@ -39,11 +46,10 @@ def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_p
 
 def test_interleaved_pipelines_take_turns_epoch_by_epoch(tiny_root, tmp_path):
     out = tmp_path / "speed.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--device", "cpu", "--epochs", "3", "--interleave",
-         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out),
-         "--variant", "unfused: trainer.fused_cpu_kernels=false device.threads=1"],
-        capture_output=True, text=True, timeout=300)
+    result = run_benchmark("speed.py", [
+        "--device", "cpu", "--epochs", "3", "--interleave", "--data-root", str(tiny_root),
+        "--override", "dataset.val_size=100", "--json-out", str(out),
+        "--variant", "unfused: trainer.fused_cpu_kernels=false device.threads=1"], tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     tutorial, ours, unfused = report["tutorial"], report["ours"]["ours"], report["ours"]["unfused"]
@@ -59,18 +65,15 @@ def test_interleaved_pipelines_take_turns_epoch_by_epoch(tiny_root, tmp_path):
     assert "paired, median over epochs" in result.stdout and "ran interleaved" in result.stdout
 
 
-def test_speed_benchmark_rejects_a_bad_override(tiny_root):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "speed.py"), "--data-root", str(tiny_root),
-         "--override", "trainer.epochz=1"], capture_output=True, text=True, timeout=120)
+def test_speed_benchmark_rejects_a_bad_override(tiny_root, tmp_path):
+    result = run_benchmark("speed.py", ["--data-root", str(tiny_root), "--override", "trainer.epochz=1"], tmp_path)
     assert result.returncode != 0 and "epochz" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_step_profiler_prints_its_table(tiny_root):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "profile_step.py"), "--device", "cpu", "--steps", "3",
-         "--data-root", str(tiny_root), "--override", "dataset.val_size=100", "--rows", "15"],
-        capture_output=True, text=True, timeout=300)
+def test_step_profiler_prints_its_table(tiny_root, tmp_path):
+    result = run_benchmark("profile_step.py", [
+        "--device", "cpu", "--steps", "3", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
+        "--rows", "15"], tmp_path)
     assert result.returncode == 0, result.stderr
     # the fused kernel's op, among 15 rows: on a busy machine it can fall out of the top 5
     assert "Self CPU" in result.stdout and "BatchNormMaxPoolReLU" in result.stdout
@@ -78,10 +81,9 @@ def test_step_profiler_prints_its_table(tiny_root):
     assert "graph False" in summary and "fused_cpu_kernels True" in summary and "ms_per_step_profiled" in summary
 
 
-def test_step_profiler_rejects_a_bad_override(tiny_root):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "profile_step.py"), "--data-root", str(tiny_root),
-         "--override", "trainer.epochz=1"], capture_output=True, text=True, timeout=120)
+def test_step_profiler_rejects_a_bad_override(tiny_root, tmp_path):
+    result = run_benchmark("profile_step.py", ["--data-root", str(tiny_root), "--override", "trainer.epochz=1"],
+                           tmp_path)
     assert result.returncode != 0 and "epochz" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -92,7 +94,7 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
         [sys.executable, str(REPO / "benchmarks" / "ab.py"), "--base", "HEAD", "--rounds", "1", "--epochs", "1",
          "--warmup", "0", "--device", "cpu", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
          "--override", "trainer.fused_cpu_kernels=false", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, preexec_fn=on_every_core)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()

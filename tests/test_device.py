@@ -42,10 +42,11 @@ def test_submitit_jobs_take_the_cores_reserved_for_them():
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
     before = torch.get_num_threads()
     try:
-        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=1))
+        # the launcher's reservation (submitit's cpus_per_task), as it is
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=3))
+        assert torch.get_num_threads() == 3
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": 1}), JobSlot(threads=3))
         assert torch.get_num_threads() == 1
-        resolve_device(OmegaConf.create({"type": "cpu", "threads": 2}), JobSlot(threads=1))
-        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 

@@ -3,8 +3,6 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
 import signal
@@ -19,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, run_cli, run_main
+from conftest import RUN_PY, fast_overrides, on_every_core, run_main, signal_group
 from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
@@ -261,7 +259,8 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
     first = subprocess.Popen(
         [sys.executable, str(RUN_PY), *fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8",
          "trainer.log_images=false", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=on_every_core)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "checkpoints" / "last.pt").exists():
@@ -275,7 +274,7 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
         assert f"in use by another run (pid {first.pid})" in result.stderr  # the same config: refused all the same
         assert (run_dir / ".hydra" / "overrides.yaml").read_bytes() == saved and first.poll() is None
     finally:
-        os.killpg(first.pid, signal.SIGTERM)
+        signal_group(first, signal.SIGTERM)
         first.communicate(timeout=120)
     assert first.returncode == 143  # interrupted as usual, and resumable
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
@@ -288,7 +287,7 @@ def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_pat
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, str(RUN_PY), *fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"],
                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=on_every_core)
     try:
         while not (run_dir / ".hydra" / "overrides.yaml").exists():  # Hydra is done: the task starts
             assert process.poll() is None, process.communicate()
@@ -297,8 +296,7 @@ def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_pat
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        signal_group(process, signal.SIGKILL)
     assert process.returncode == 128 + signum and "Traceback" not in stderr
     assert f"Interrupted by signal {signum} before the run could save its state" in stderr
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"

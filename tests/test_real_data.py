@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SHARED_DATA, only_run_dir, run_cli
+from conftest import SHARED_DATA, only_run_dir, run_main
 from lenet_exp.files import read_json
 
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(),
@@ -14,8 +14,8 @@ needs_data = pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(),
 @needs_data
 @pytest.mark.slow
 def test_one_epoch_of_the_default_recipe_reaches_97_5_percent_on_mnist(tmp_path):
-    result = run_cli([f"dataset.root={SHARED_DATA}", "dataset.download=false", "trainer.epochs=1",
-                      "trainer.progress=false"], cwd=tmp_path, timeout=600)
+    result = run_main([f"dataset.root={SHARED_DATA}", "dataset.download=false", "trainer.epochs=1",
+                       "trainer.progress=false"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = read_json(only_run_dir(tmp_path) / "metrics.json")
     assert metrics["history"][0]["train/acc"] > 0.9

@@ -1,8 +1,9 @@
 """Sweeps through the real CLI (`python run.py -m ...`) on the tiny generated data sets.
 
 Sweeps of the basic launcher run run.py in this process (conftest.run_main). A `python run.py` process
-(~5 s of imports each) is started where processes are what is tested: joblib's and submitit's workers,
-Optuna's study, a first sweep whose jobs' start-up times are compared, and the TensorBoard server.
+(5-8 s of imports each) is started where processes are what is tested: joblib's and submitit's workers,
+an Optuna sweep (whose jobs' start-up times are compared: the first one's holds the imports), and the
+TensorBoard server.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from conftest import fast_overrides, run_cli, run_main
+from conftest import fast_overrides, run_cli, run_main, run_on_terminal
 from tensorboard_events import load_events
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -37,7 +39,9 @@ def read_summary(sweep_dir: Path) -> tuple[list[dict], dict]:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")), key=lambda p: int(p.name))
+    """A sweep's job folders in job order (named NUMBER_OVERRIDES)."""
+    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")),
+                  key=lambda p: int(p.name.split("_")[0]))
 
 
 def metrics(job_dir: Path) -> dict:
@@ -78,6 +82,10 @@ def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     jobs = [set(o for o in (d / ".hydra" / "overrides.yaml").read_text().split() if "=" in o)
             for d in job_dirs(tmp_path / "only_named")]
     assert len(jobs) == 4 and not any("batch_size" in o for overrides in jobs for o in overrides)
+    # each job's folder is named by its number and its swept values; trainer.epochs=0, the same in all, is not
+    assert [d.name for d in job_dirs(tmp_path / "only_named")] == [
+        "0_model=lenet5,optimizer.lr=0.001", "1_model=lenet5_classic,optimizer.lr=0.001",
+        "2_model=lenet5,optimizer.lr=0.003", "3_model=lenet5_classic,optimizer.lr=0.003"]
     assert result.returncode == 1  # every job failed validation: the summary says so through the exit status
     rows, summary = read_summary(tmp_path / "only_named")
     assert summary["swept"] == ["optimizer.lr", "model"] and {r["status"] for r in rows} == {"failed"}
@@ -103,7 +111,7 @@ def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", *fast, "optimizer.lr=1e-3,3e-3,1e30,-1", f"hydra.sweep.dir={sweep_dir}"]
-    result = run_cli(args, cwd=tmp_path)  # a process of its own: its first job's start-up holds the imports
+    result = run_main(args, cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     assert "2 of 4 jobs did not complete" in result.stderr
 
@@ -121,9 +129,6 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
             assert float(row["wall_time_s"]) > 0
         else:
             assert row["test_acc"] == "" and job["test_acc"] is None and job["message"]
-    # The basic launcher runs the jobs in one process: the second job's start-up is its own, not the first's run.
-    first, second = (metrics(sweep_dir / str(job))["timings"] for job in (0, 1))
-    assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
     failed = next(j for j in summary["jobs"] if j["status"] == "failed")
     assert "optimizer.lr" in failed["message"]
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
@@ -179,6 +184,14 @@ def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
     assert single["n"] == 1 and single["test_acc_mean"] == 0.89 and single["test_acc_std"] is None
 
 
+def test_values_too_long_for_a_folder_name_leave_the_jobs_named_by_number(tmp_path):
+    long = "x" * 300  # a file system takes names of up to 255 bytes
+    result = run_main(["-m", f"dataset.name={long},short", "trainer.epochs=0", "hydra.sweep.dir=long",
+                       "hydra.callbacks.sweep_summary.plot=false"], cwd=tmp_path)
+    assert "Traceback" not in result.stderr and "named by their number only" in result.stdout
+    assert [d.name for d in job_dirs(tmp_path / "long")] == ["0", "1"]
+
+
 def fake_sweep(sweep_dir: Path, jobs: list[tuple[list[str], dict | None]]) -> None:
     """Job directories as a sweep leaves them, without training: (overrides, metrics.json or None)."""
     for number, (overrides, result) in enumerate(jobs):
@@ -230,14 +243,17 @@ def test_tensorboard_summary_run_reads_back(tmp_path):
 # ------------------------------------------------------------------------------ parallel launchers
 @pytest.fixture(scope="module")
 def parallel_sweeps(tiny_root, tmp_path_factory):
-    """A joblib and a submitit_local sweep, each of 2 jobs, started at the same moment in one folder."""
+    """A joblib and a submitit_local sweep, each of 2 jobs, started at the same moment in one folder; the
+    joblib one on a terminal, with progress bars asked for."""
     cwd = tmp_path_factory.mktemp("parallel")
     commands = {
-        "joblib": ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1"],
-        "submitit_local": ["-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,3e-3"],
+        "joblib": (run_on_terminal, ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+                                     *fast_overrides(tiny_root), "trainer.progress=true"]),
+        "submitit_local": (run_cli, ["-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,3e-3",
+                                     *fast_overrides(tiny_root)]),
     }
     with ThreadPoolExecutor(len(commands)) as pool:
-        futures = {name: pool.submit(run_cli, args + fast_overrides(tiny_root), cwd) for name, args in commands.items()}
+        futures = {name: pool.submit(run, args, cwd) for name, (run, args) in commands.items()}
         results = {name: future.result() for name, future in futures.items()}
     dirs = {}
     for sweep_dir in (cwd / "outputs" / "sweeps").glob("*/*"):
@@ -250,8 +266,9 @@ def test_two_sweeps_started_together_get_their_own_directories(parallel_sweeps):
     cwd, results, dirs = parallel_sweeps
     sweep_dirs = sorted((cwd / "outputs" / "sweeps").glob("*/*"))
     assert len(sweep_dirs) == 2 and set(dirs) == {"joblib", "submitit_local"}, sweep_dirs
-    for sweep_dir in sweep_dirs:
-        assert [d.name for d in job_dirs(sweep_dir)] == ["0", "1"]
+    # each job's folder named by its number and the value it was given, the constant overrides left out
+    assert [d.name for d in job_dirs(dirs["joblib"])] == ["0_seed=0", "1_seed=1"]
+    assert [d.name for d in job_dirs(dirs["submitit_local"])] == ["0_optimizer.lr=0.001", "1_optimizer.lr=0.003"]
 
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
@@ -280,6 +297,11 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
         assert group["test_acc_mean"] == pytest.approx(statistics.fmean(tests))
         assert group["test_acc_std"] == pytest.approx(statistics.stdev(tests))
         assert "Test accuracy over seeds" in result.stdout and "±" in result.stdout
+        # one terminal for both workers: each job's lines start with its number, and no bar is drawn over them
+        shown = result.stdout[:result.stdout.index("\nSweep ")].splitlines()
+        assert shown and all(line.startswith(("[hydra] ", "[job 0] ", "[job 1] ")) for line in shown), shown
+        assert {line[:8] for line in shown if "epoch 1/1" in line} == {"[job 0] ", "[job 1] "}
+        assert "\r" not in result.stdout  # tqdm redraws its bar after a carriage return
 
 
 # ------------------------------------------------------------------------------------- TensorBoard
@@ -310,40 +332,51 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         base = _served_at(server, tmp_path / "tensorboard.log")
+        jobs = {"0_optimizer.lr=0.001": 0.001, "1_optimizer.lr=0.003": 0.003}  # run names: what each job ran
         deadline, runs = time.monotonic() + 90, []
-        while time.monotonic() < deadline and set(runs) != {"0", "1", "summary"}:
+        while time.monotonic() < deadline and set(runs) != {*jobs, "summary"}:
             assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
             try:
                 runs = _get(f"{base}/data/runs")
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.5)
-        assert set(runs) == {"0", "1", "summary"}
+        assert set(runs) == {*jobs, "summary"}
 
         tags = _get(f"{base}/data/plugin/scalars/tags")
-        for run in ("0", "1"):
-            assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc", "lr"} <= set(tags[run])
-        scalars = _get(f"{base}/data/plugin/scalars/scalars?run=0&tag=val/acc")
+        for run in jobs:  # every tag in a group: no card of ungrouped tags
+            assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best", "test/loss",
+                    "test/acc"} <= set(tags[run]) and all("/" in tag for tag in tags[run])
+        first = next(iter(jobs))
+        scalars = _get(f"{base}/data/plugin/scalars/scalars?" + urllib.parse.urlencode({"run": first, "tag": "val/acc"}))
         assert [point[1] for point in scalars] == [1]  # [wall time, step, value]: one epoch
-        assert scalars[0][2] == pytest.approx(metrics(sweep_dir / "0")["history"][0]["val/acc"])
+        assert scalars[0][2] == pytest.approx(metrics(sweep_dir / first)["history"][0]["val/acc"])
         assert "sweep/val_acc_vs_params" in _get(f"{base}/data/plugin/images/tags")["summary"]
         assert "sweep/summary" in _get(f"{base}/data/plugin/text/tags")["summary"]
 
+        # HParams: TensorBoard finds optimizer.lr differing and lists it first; only settings that change results
         experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
-        assert {"optimizer.lr", "trainer.batch_size", "seed"} <= {h["name"] for h in experiment["hparamInfos"]}
-        assert {"val/acc", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+        columns = experiment["hparamInfos"]
+        assert columns[0]["name"] == "optimizer.lr" and columns[0]["differs"] is True
+        assert not [c["name"] for c in columns[1:] if c.get("differs")]
+        names = {c["name"] for c in columns}
+        assert {"trainer.batch_size", "seed", "model.dropout"} <= names
+        assert not names & {"dataset.root", "device.threads", "trainer.progress", "ckpt", "image", "optimizer.momentum"}
+        assert {"val/acc_best", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
         groups = _get(f"{base}/data/plugin/hparams/session_groups", {
             "experimentName": "", "startIndex": 0, "sliceSize": 100,
             "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
-        sessions = {group["name"]: group for group in groups["sessionGroups"]}
-        assert set(sessions) == {"0", "1"}
-        for job, lr in (("0", 0.001), ("1", 0.003)):
-            values = {m["name"]["tag"]: m["value"] for m in sessions[job]["metricValues"]}
+        sessions = {session["name"]: (group, session) for group in groups["sessionGroups"]
+                    for session in group["sessions"]}
+        assert set(sessions) == set(jobs)
+        for job, lr in jobs.items():
+            group, session = sessions[job]
+            values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
             expected = metrics(sweep_dir / job)
-            assert sessions[job]["hparams"]["optimizer.lr"] == pytest.approx(lr)
-            assert values["val/acc"] == pytest.approx(expected["val"]["acc"])
+            assert group["hparams"]["optimizer.lr"] == pytest.approx(lr)
+            assert values["val/acc_best"] == pytest.approx(expected["val"]["acc"])  # the selected model's
             assert values["test/acc"] == pytest.approx(expected["test"]["acc"])
-            assert sessions[job]["sessions"][0]["status"] == "STATUS_SUCCESS"
+            assert session["status"] == "STATUS_SUCCESS"
     finally:
         server.send_signal(signal.SIGINT)  # TensorBoard's Ctrl+C
         try:
@@ -374,6 +407,9 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     results = (sweep_dir / "optimization_results.yaml").read_text()
     best_value = float(re.search(r"best_value: (\S+)", results).group(1))
     assert best_value == pytest.approx(max(float(r["val_acc"]) for r in rows if r["val_acc"]))
+    # Optuna's trials run one after another in this process: the second job's start-up is its own, not the first's
+    first, second = (metrics(job_dir)["timings"] for job_dir in job_dirs(sweep_dir)[:2])
+    assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
 
 
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):

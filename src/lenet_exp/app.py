@@ -60,15 +60,33 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
     save_json(path, metrics)
 
 
+class PrefixedFormatter(logging.Formatter):
+    def __init__(self, prefix: str, inner: logging.Formatter):
+        super().__init__()
+        self.prefix, self.inner = prefix, inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.prefix + self.inner.format(record)
+
+
+def prefix_console_lines(prefix: str) -> None:
+    """Start each console line of this job with ``prefix``: a parallel sweep's jobs share one terminal.
+    (Hydra configured the job's logging just before; run.log is the job's own and keeps its lines bare.)"""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:  # the console, not run.log's FileHandler
+            handler.setFormatter(PrefixedFormatter(prefix, handler.formatter or logging.Formatter()))
+
+
 def run_task(cfg: DictConfig) -> float:
     """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        prefix_console_lines(f"[job {slot.number}] ")
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
-    log.info("%s %s with %s", f"Job {hydra_cfg.job.num} in" if multirun else "Run in", run_dir,
-             " ".join(hydra_cfg.overrides.task) or "the default config")
+    log.info("Run in %s with %s", run_dir, " ".join(hydra_cfg.overrides.task) or "the default config")
     try:
         with sigterm_stops():
             from lenet_exp.record import Stopwatch  # imports torch: seconds in which a signal must stop cleanly too

@@ -292,21 +292,28 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
     return flat
 
 
-# Keys that may differ when a run is continued: where the data lives, which device and how fast it
-# runs there (not precision, which changes the arithmetic), what is shown.
-RESUMABLE_CHANGES = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
-                     "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
-                     "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
-                     "trainer.fused_cpu_kernels")
+# Settings (key prefixes) that do not change a run's results: where the data lives, which device and
+# how fast it runs there (not precision, which changes the arithmetic), what is shown, and what the
+# eval / predict tasks read. A run may be continued with other values of these, and TensorBoard's
+# HParams leave them out.
+NOT_RESULTS = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
+               "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
+               "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
+               "trainer.fused_cpu_kernels", "task", "ckpt", "image")
+
+
+def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool]:
+    """The flattened settings that can change a run's results (its HParams)."""
+    return {key: value for key, value in flatten(config).items() if not key.startswith(NOT_RESULTS)}
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``key: old -> new`` for each setting that differs and would change the run's results."""
-    saved_flat, current_flat = flatten(saved), flatten(current)
+    saved_flat, current_flat = result_settings(saved), result_settings(current)
     return [
         f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
         for key in sorted(set(saved_flat) | set(current_flat))
-        if saved_flat.get(key) != current_flat.get(key) and not key.startswith(RESUMABLE_CHANGES)
+        if saved_flat.get(key) != current_flat.get(key)
     ]
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lenet_exp import state as ckpt
-from lenet_exp.config import config_differences, flatten, to_dict
+from lenet_exp.config import config_differences, result_settings, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
@@ -169,7 +169,7 @@ class Run:
             state = parts.restore(resume)
             log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                      self.dir, state.epoch, state.best_val_acc, state.best_epoch)
-        tb = TensorBoardLog(str(self.dir), flatten(self.config), first_step=state.epoch + 1)
+        tb = TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
         try:
             return self.epochs(parts, state, tb)
         finally:
@@ -180,10 +180,12 @@ class Run:
         status, message = "completed", ""
         clock.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
         resumed_after = saved = state.epoch  # saved: the epoch of checkpoints/last.pt (0: none yet)
+        # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
+        show_bar = tcfg.progress and self.slot.parallel == 1
         with StopSignals(self.slot.launcher) as stop:
             for epoch in range(state.epoch + 1, tcfg.epochs + 1):
                 bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
-                           disable=None if tcfg.progress else True)
+                           disable=None if show_bar else True)
                 lr = parts.optimizer.param_groups[0]["lr"]  # the epoch's first step's (schedules step per batch)
                 epoch_start = time.perf_counter()
                 result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
@@ -204,15 +206,17 @@ class Run:
                     message = (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(saved)}. "
                                f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
                     break
-                row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "val/loss": val.loss,
-                       "val/acc": val.acc, "lr": lr}
+                row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
+                       "val/loss": val.loss, "val/acc": val.acc}
                 times = clock.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)
-                tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **times}, epoch)
                 state.history.append(row)
                 state.epoch = epoch
                 improved = val.acc > state.best_val_acc
                 if improved:
                     state.best_val_acc, state.best_epoch = val.acc, epoch
+                # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
+                tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
+                            **times}, epoch)
                 # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
                 if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
                     checkpoint = parts.checkpoint(state, self.config)

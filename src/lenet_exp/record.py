@@ -2,8 +2,10 @@
 optional :class:`Stopwatch` for the start-up and epoch timings.
 
 Everything goes into the run directory itself, so ``tensorboard --logdir <sweep dir>`` shows one run
-per job with the same tags. Hyperparameters are written through torch's hparams summaries at the
-start (so a running or crashed job is listed too); their metric columns read the scalar tags below.
+per job with the same tags. Each run starts an HParams session with its result settings (so a running
+or crashed job is listed too) and declares no experiment of its own: TensorBoard then works out, over
+all the runs it is shown, which settings differ (those columns first) and takes every scalar tag as a
+metric column (``val/acc_best`` and ``test/acc`` are the selected model's).
 Timings are recorded here only: checkpoints never hold them.
 """
 
@@ -20,9 +22,6 @@ from typing import Any, Mapping, Optional
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
-
-METRIC_TAGS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc", "train/loss")
-
 
 def _process_age_s() -> float:
     """Seconds since this process started (Linux: from /proc, so the interpreter's own start counts)."""
@@ -146,9 +145,8 @@ class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
         # purge_step drops events an interrupted run logged after its last checkpoint.
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
-        experiment, session_start, self._session_end = hparams_summaries(
-            dict(hparams), {tag: 0.0 for tag in METRIC_TAGS})
-        self.writer.file_writer.add_summary(experiment)
+        # the experiment summary is not written: one per run would declare every setting as not differing
+        _, session_start, self._session_end = hparams_summaries(dict(hparams), {})
         self.writer.file_writer.add_summary(session_start)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:

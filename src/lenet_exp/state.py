@@ -24,6 +24,7 @@ TIME_KEYS = ("time/",)  # history columns of earlier versions that were timings
 LEGACY_DATASET_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 LEGACY_MODEL = "lenet_exp.models.lenet5.LeNet5"
 LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "sgd": "torch.optim.SGD"}
+LEGACY_HISTORY_KEYS = {"lr": "train/lr"}
 
 
 @dataclass
@@ -44,12 +45,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def upgrade(state: dict) -> dict:
-    """A checkpoint of an earlier version in today's form: no timings, the config's current keys."""
+    """A checkpoint of an earlier version in today's form: no timings, today's history and config keys."""
     run_state = state.get("run_state")
     if isinstance(run_state, dict):
         run_state.pop("warmup_epochs", None)
-        run_state["history"] = [{k: v for k, v in row.items() if not k.startswith(TIME_KEYS)}
-                                for row in run_state.get("history", [])]
+        run_state["history"] = [{LEGACY_HISTORY_KEYS.get(k, k): v for k, v in row.items()
+                                 if not k.startswith(TIME_KEYS)} for row in run_state.get("history", [])]
     config = state.get("config")
     if isinstance(config, dict):
         dataset, optimizer, model = config.get("dataset", {}), config.get("optimizer", {}), config.get("model", {})

@@ -1,6 +1,7 @@
 """``SweepSummary``: the Hydra callback listed under ``hydra.callbacks`` in configs/config.yaml.
 
-* ``on_multirun_start`` applies the search space rule (lenet_exp/sweeps/space.py).
+* ``on_multirun_start`` applies the search space rule and names the job folders by what varies
+  (lenet_exp/sweeps/space.py).
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
   the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
@@ -18,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.sweeps.report import write_summary
-from lenet_exp.sweeps.space import apply_search_space_rule
+from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies
 
 EXIT_JOBS_FAILED = 1
 
@@ -33,6 +34,7 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         apply_search_space_rule(config)
+        name_jobs_by_what_varies(config)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.

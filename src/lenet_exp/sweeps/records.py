@@ -77,8 +77,11 @@ def as_float(value: str) -> Optional[float]:
 
 
 def _job_number(job_dir: Path, fallback: int) -> int:
-    if job_dir.name.isdigit():
-        return int(job_dir.name)
+    """From the folder's name (``3_optimizer.lr=0.003``, or ``3`` as earlier versions named it), else
+    from its hydra.yaml."""
+    number = job_dir.name.split("_", 1)[0]
+    if number.isdigit():
+        return int(number)
     try:
         num = OmegaConf.select(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml"), "hydra.job.num")
         return int(num)

@@ -78,8 +78,10 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
 
 
 def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
-                  config: Optional[DictConfig] = None, out=sys.stdout) -> Summary:
-    """Everything the sweep leaves behind. Each output is attempted even if an earlier one failed."""
+                  config: Optional[DictConfig] = None, out=None) -> Summary:
+    """Everything the sweep leaves behind, its table printed to ``out`` (standard output as it is at the
+    call). Each output is attempted even if an earlier one failed."""
+    out = out or sys.stdout
     summary = summarize(sweep_dir, final, config)
     problems = []
 

@@ -1,4 +1,5 @@
-"""What a sweep searches: the search space rule at its start, the searched keys at its end.
+"""What a sweep searches: the search space rule and the job folders' names at its start, the searched
+keys at its end.
 
 The default study (``sweep: default`` in the defaults list: learning rate x batch size) is swept by
 ``python run.py -m`` alone. Hydra's BasicSweeper would otherwise take the cartesian product of
@@ -16,9 +17,9 @@ import logging
 from typing import Iterable, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lenet_exp.resume import override_key
+from lenet_exp.resume import override_key, quote
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,50 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
                f"({left_out}) is left out. Add sweep=default to combine them.")
     log.info(message)
     return message
+
+
+MAX_FOLDER_NAME = 255  # bytes: the limit of most file systems
+AN_INTERVAL_VALUE = 24  # characters: a float that Optuna draws from an interval
+
+
+def name_jobs_by_what_varies(config: DictConfig) -> None:
+    """Leave the command line's constant overrides out of the job folders' names too, so that a job's
+    folder (and TensorBoard run) is named by its number and the values searched: ``3_optimizer.lr=0.003``.
+    Where those values could make a name longer than a file system allows, jobs are named by number.
+
+    Hydra composes each job anew from the sweep's Hydra overrides and the job's own, so the change is
+    passed on as one more Hydra override (multirun.yaml records it)."""
+    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    constant = sorted({override_key(o) for o in task} - searched_keys(config))
+    excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
+    if _longest_name(config, set(excluded)) > MAX_FOLDER_NAME:
+        log.info("Job folders are named by their number only: the swept values would make names longer than "
+                 "%d bytes.", MAX_FOLDER_NAME)
+        change = "hydra.sweep.subdir='${hydra.job.num}'"
+    elif constant:
+        change = f"hydra.job.config.override_dirname.exclude_keys=[{','.join(map(quote, excluded))}]"
+    else:
+        return
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(change)
+
+
+def _longest_name(config: DictConfig, excluded: set[str]) -> int:
+    """An upper bound on a job folder's name in bytes: its number, then key=value for each override."""
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
+    widths = {}
+    for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task]):
+        key = override.get_key_element()
+        try:
+            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
+                override.get_value_element_as_str()]
+            width = max((len(v.encode()) for v in values), default=0)
+        except Exception:  # an interval: no list of values, a number drawn from it
+            width = AN_INTERVAL_VALUE
+        widths[key] = len(key.encode()) + 1 + width
+    kept = [width for key, width in widths.items() if key not in excluded]
+    return len("999999_") + sum(kept) + max(0, len(kept) - 1)
 
 
 def searched_keys(config: Optional[DictConfig]) -> set[str]:
