@@ -421,7 +421,8 @@ def test_interrupted_and_resumed_run_matches_an_uninterrupted_one(tiny_root, tmp
 
 def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(interrupted, tmp_path):
     """Timings are metrics.json's: a checkpoint holds none. Those of earlier versions held the warm-up
-    epochs and time/* history columns; they resume, and the medians still leave out each first epoch."""
+    epochs and time/* history columns (and called train/lr lr); they resume, and the medians still leave
+    out each first epoch."""
     run_dir = copy_run(interrupted, tmp_path)
     last_path = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last_path, weights_only=True)
@@ -431,6 +432,7 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(in
     state["run_state"]["warmup_epochs"] = [1]  # as an earlier version wrote it
     for row in history:
         row["time/epoch_s"] = 1.0
+        row["lr"] = row.pop("train/lr")
     torch.save(state, last_path)
     resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -439,6 +441,7 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(in
     steady = [row["time/epoch_s"] for row in metrics["history"] if row["epoch"] not in (1, first_resumed)]
     assert metrics["median_epoch_s"] == statistics.median(steady)
     assert "warmup_epochs" not in torch.load(last_path, weights_only=True)["run_state"]
+    assert all("train/lr" in row and "lr" not in row for row in metrics["history"])  # today's name, resumed epochs too
 
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):

@@ -262,6 +262,11 @@ def parallel_sweeps(tiny_root, tmp_path_factory):
     return cwd, results, dirs
 
 
+# the tests of one worker (pytest-xdist), so that the two sweeps run once
+SAME_WORKER = pytest.mark.xdist_group("parallel_sweeps")
+
+
+@SAME_WORKER
 def test_two_sweeps_started_together_get_their_own_directories(parallel_sweeps):
     cwd, results, dirs = parallel_sweeps
     sweep_dirs = sorted((cwd / "outputs" / "sweeps").glob("*/*"))
@@ -271,6 +276,7 @@ def test_two_sweeps_started_together_get_their_own_directories(parallel_sweeps):
     assert [d.name for d in job_dirs(dirs["submitit_local"])] == ["0_optimizer.lr=0.001", "1_optimizer.lr=0.003"]
 
 
+@SAME_WORKER
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
     _, results, dirs = parallel_sweeps
@@ -324,6 +330,7 @@ def _get(url: str, body: dict | None = None):
         return json.loads(response.read())
 
 
+@SAME_WORKER
 def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
     sweep_dir = parallel_sweeps[2]["submitit_local"]
     log = open(tmp_path / "tensorboard.log", "w")
