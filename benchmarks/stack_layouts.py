@@ -99,12 +99,9 @@ def steps(n: int, batch: int, device: torch.device) -> dict:
         F.cross_entropy(logits.reshape(-1, 10), labels.reshape(-1), reduction="sum").div(batch).backward()
         grouped_optimizer.step()
 
-    from torch.func import functional_call, stack_module_state, vmap
+    from torch.func import functional_call, replace_all_batch_norm_modules_, stack_module_state, vmap
 
-    template = LeNet5().to(device)
-    for module in template.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.track_running_stats, module.running_mean, module.running_var = False, None, None
+    template = replace_all_batch_norm_modules_(LeNet5().to(device))  # no running statistics under vmap
     params, buffers = stack_module_state([copy.deepcopy(template) for _ in range(n)])
     vmap_optimizer = torch.optim.Adam(params.values(), lr=1e-3)
     forward = vmap(lambda p, b, x: functional_call(template, (p, b), (x,)))

@@ -121,6 +121,29 @@ def run_on_terminal(args: list[str], cwd: Path, timeout: float = 300) -> subproc
     return subprocess.CompletedProcess(process.args, process.returncode, text, text)
 
 
+_started: list[subprocess.Popen] = []
+
+
+def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """`python run.py ARGS` in the background, in a process group of its own (with any workers it starts);
+    killed, with its group, when the test ends (:func:`no_process_left_behind`)."""
+    process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, **(env or {})}, preexec_fn=on_every_core)
+    _started.append(process)
+    return process
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """A failed test must not leave a run or its sweep workers training."""
+    yield
+    while _started:
+        process = _started.pop()
+        signal_group(process, signal.SIGKILL)
+        process.communicate()
+
+
 def signal_group(process: subprocess.Popen, signum: int) -> None:
     """Send ``signum`` to the process group of ``process`` (started with ``start_new_session=True``), if the
     process has not been reaped yet: once it has, its pid may already lead another process group (pids wrap

@@ -7,7 +7,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, on_every_core, run_main, signal_group
+from conftest import fast_overrides, run_main, signal_group, start
 from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
@@ -256,11 +255,8 @@ def test_an_altered_checkpoint_is_refused_when_loaded(tiny_root, tmp_path, chang
 
 def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    first = subprocess.Popen(
-        [sys.executable, str(RUN_PY), *fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8",
-         "trainer.log_images=false", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=on_every_core)
+    first = start([*fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8", "trainer.log_images=false",
+                   f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "checkpoints" / "last.pt").exists():
@@ -285,18 +281,13 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, str(RUN_PY), *fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"],
-                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, preexec_fn=on_every_core)
-    try:
-        while not (run_dir / ".hydra" / "overrides.yaml").exists():  # Hydra is done: the task starts
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.02)
-        time.sleep(0.3)  # importing torch
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=120)
-    finally:
-        signal_group(process, signal.SIGKILL)
+    process = start([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    while not (run_dir / ".hydra" / "overrides.yaml").exists():  # Hydra is done: the task starts
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.3)  # importing torch
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum and "Traceback" not in stderr
     assert f"Interrupted by signal {signum} before the run could save its state" in stderr
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, on_every_core, only_run_dir, run_cli, run_main, signal_group
+from conftest import fast_overrides, only_run_dir, run_cli, run_main, start
 from lenet_exp.files import read_json, save_json, write_atomic
 
 
@@ -187,28 +187,6 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     result = run_main(fast + ["task=eval", f"ckpt={broken}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
-
-
-_started: list[subprocess.Popen] = []
-
-
-def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    """`python run.py ARGS` in the background, in a process group of its own (with any workers it starts)."""
-    process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, **(env or {})}, preexec_fn=on_every_core)
-    _started.append(process)
-    return process
-
-
-@pytest.fixture(autouse=True)
-def no_process_left_behind():
-    """A failed test must not leave a run or its sweep workers training."""
-    yield
-    while _started:
-        process = _started.pop()
-        signal_group(process, signal.SIGKILL)
-        process.communicate()
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:

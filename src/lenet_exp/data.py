@@ -1,9 +1,10 @@
 """MNIST / FashionMNIST (any torchvision data set of the IDX family) as tensors on the training device.
 
 ``dataset.torchvision_class`` names the torchvision class that reads the IDX files (``MNIST``,
-``FashionMNIST``, ``KMNIST``: a new data set of the family is one YAML in ``configs/dataset/``); everything after that is batched tensor work done once: resize (or
-pad) to the model's input size and normalise with the statistics of the training images. Training
-then slices batches out of these tensors, with no DataLoader and no per-sample PIL transforms.
+``FashionMNIST``, ``KMNIST``: a new data set of the family is one YAML in ``configs/dataset/``);
+everything after that is batched tensor work done once: resize (or pad) to the model's input size and
+normalise with the statistics of the training images. Training then slices batches out of these
+tensors, with no DataLoader and no per-sample PIL transforms.
 """
 
 from __future__ import annotations

@@ -137,7 +137,8 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
             ("val acc (best epoch)", metrics["val"]["acc"]), ("test acc", (metrics["test"] or {}).get("acc")),
             ("test loss", (metrics["test"] or {}).get("loss")), ("device", metrics["device"])]
     if metrics.get("git"):
-        rows.append(("git commit", metrics["git"]["commit"][:12] + (" (with uncommitted changes)" if metrics["git"]["dirty"] else "")))
+        changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
+        rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
     return "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
 
 
