@@ -33,7 +33,7 @@ def train_twice(cuda_graph: bool, epochs: int = 2):
     acfg = OmegaConf.structured(AffineConfig(hflip=True, degrees=10.0, translate=0.1, scale=[1.0, 1.0], shear=0.0,
                                                      erase_p=0.0))
     step = TrainStep(model, split, 64, label_smoothing=0.1, augment=build_augment(acfg, -0.4, generator),
-                     cuda_graph=cuda_graph, generator=generator)
+                     cuda_graph=cuda_graph, generators=[generator])
     results = [train_epoch(step, optimizer, generator) for _ in range(epochs)]
     return model, step, results, split
 

@@ -65,7 +65,7 @@ class TrainStep:
 
     def __init__(self, model: nn.Module, split: Split, batch_size: int, *, label_smoothing: float = 0.0,
                  augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, precision: str = "fp32",
-                 cuda_graph: bool = False, graph_fallback: bool = False, generator: Optional[torch.Generator] = None):
+                 cuda_graph: bool = False, graph_fallback: bool = False, generators: Sequence[torch.Generator] = ()):
         self.model, self.split, self.batch_size = model, split, batch_size
         self.label_smoothing, self.augment, self.precision = label_smoothing, augment, precision
         self.device = split.labels.device
@@ -73,12 +73,15 @@ class TrainStep:
             raise ValueError(f"CUDA graphs need the data on a CUDA device, not {self.device}")
         self.cuda_graph = cuda_graph
         self.graph_fallback = graph_fallback  # a failed capture continues eagerly instead of stopping the run
-        self.generator = generator  # the augmentation's generator: the graph advances it on each replay
+        self.generators = list(generators)  # the augmentation's: the graph advances them on each replay
         self.graph: Optional[torch.cuda.CUDAGraph] = None
         self.eager_full_steps = 0
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), dtype=torch.long, device=self.device)
-        self.index = torch.zeros(batch_size, dtype=torch.long, device=self.device)  # the graph's input
+        self.loss_sum, self.correct, self.index = self.accumulators()
+
+    def accumulators(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The summed loss, the correct count and the graph's input (a batch's indices), on the device."""
+        return (torch.zeros((), device=self.device), torch.zeros((), dtype=torch.long, device=self.device),
+                torch.zeros(self.batch_size, dtype=torch.long, device=self.device))
 
     def reset(self) -> None:
         self.loss_sum.zero_()
@@ -96,7 +99,7 @@ class TrainStep:
         self.correct += (logits.argmax(1) == y).sum()
 
     def __call__(self, batch: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        full = len(batch) == self.batch_size
+        full = batch.shape[-1] == self.batch_size
         if self.graph is not None and full:
             self.index.copy_(batch)
             self.graph.replay()
@@ -120,13 +123,13 @@ class TrainStep:
         optimizer.zero_grad(set_to_none=True)  # the captured backward allocates .grad in the graph's pool
         self.index.copy_(batch)
         graph = torch.cuda.CUDAGraph()
-        # The augmentation's generator must advance on every replay: torch 2.5+ registers it here;
+        # The augmentation's generators must advance on every replay: torch 2.5+ registers them here;
         # newer versions register generators by themselves and deprecate the call.
         register = getattr(graph, "register_generator_state", None)
-        if self.generator is not None and register is not None:
+        for generator in self.generators if register is not None else ():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                register(self.generator)
+                register(generator)
         torch.cuda.synchronize(self.device)
         try:
             with torch.cuda.graph(graph):

@@ -11,6 +11,7 @@ No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Iterator, Optional
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
+# the job whose work this thread does now, where one process trains several (a stacked group)
+_current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
 
 
 @dataclass
@@ -107,3 +110,17 @@ def launcher_pid() -> Optional[int]:
 def launcher_gone(launcher: Optional[int]) -> bool:
     """Whether this worker's run.py has exited (POSIX: an orphan is adopted by another process)."""
     return launcher is not None and os.getppid() != launcher
+
+
+@contextlib.contextmanager
+def job_context(number: int) -> Iterator[None]:
+    """Within this context, log lines belong to job ``number`` (its run.log, its ``[job N]`` prefix)."""
+    token = _current_job.set(number)
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
+
+
+def current_job() -> Optional[int]:
+    return _current_job.get()

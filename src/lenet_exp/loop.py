@@ -21,7 +21,7 @@ from tqdm import tqdm
 from lenet_exp import state as ckpt
 from lenet_exp.config import config_differences, result_settings, to_dict
 from lenet_exp.device import describe
-from lenet_exp.engine import all_finite, evaluate, train_epoch
+from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
@@ -77,6 +77,9 @@ class Run:
         self.metrics_path = run_dir / "metrics.json"
         self.last_path = run_dir / "checkpoints" / "last.pt"
         self.best_path = run_dir / "checkpoints" / "best.pt"
+        self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
+        self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
+        self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
 
     # ----------------------------------------------------------------------------------------- setup
     def previous_outcome(self) -> Optional[Outcome]:
@@ -153,33 +156,48 @@ class Run:
                 files.release_folder(self.dir)
 
     def _train(self) -> Outcome:
-        for folder in (self.dir, self.last_path.parent):  # this run owns them: a leftover is a killed write's
-            files.remove_temporary_files(folder)
-        done = self.previous_outcome()
+        done = self.prepare()
         if done:
             return done
-        resume = self.load_resume_state()
         seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
         parts = build_parts(self.cfg, self.slot, self.stopwatch)
-        state = RunState()
-        if resume:
-            self.check_same_data(resume, parts)
-            self.check_best_checkpoint(resume)
-            self.stopwatch.resume(read_json(self.metrics_path))
-            state = parts.restore(resume)
-            log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
-                     self.dir, state.epoch, state.best_val_acc, state.best_epoch)
-        tb = TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
+        state = self.start(parts)
+        tb = self.tensorboard(state)
         try:
             return self.epochs(parts, state, tb)
         finally:
             tb.close()
 
+    def prepare(self) -> Optional[Outcome]:
+        """Tidy the run directory and read what an earlier invocation left there: the outcome of a
+        completed run (not trained again), or the checkpoint to resume from (``self.resume``)."""
+        for folder in (self.dir, self.last_path.parent):  # this run owns them: a leftover is a killed write's
+            files.remove_temporary_files(folder)
+        done = self.previous_outcome()
+        if not done:
+            self.resume = self.load_resume_state()
+        return done
+
+    def start(self, parts: Parts) -> RunState:
+        """The run state to train from: new, or restored into ``parts`` from the checkpoint to resume."""
+        if not self.resume:
+            return RunState()
+        self.check_same_data(self.resume, parts)
+        self.check_best_checkpoint(self.resume)
+        self.stopwatch.resume(read_json(self.metrics_path))
+        state = parts.restore(self.resume)
+        log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
+                 self.dir, state.epoch, state.best_val_acc, state.best_epoch)
+        return state
+
+    def tensorboard(self, state: RunState) -> TensorBoardLog:
+        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
+
     def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
-        cfg, tcfg, clock = self.cfg, self.cfg.trainer, self.stopwatch
+        tcfg = self.cfg.trainer
         status, message = "completed", ""
-        clock.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
-        resumed_after = saved = state.epoch  # saved: the epoch of checkpoints/last.pt (0: none yet)
+        self.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
+        resumed_after = self.saved = state.epoch
         # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
         show_bar = tcfg.progress and self.slot.parallel == 1
         with StopSignals(self.slot.launcher) as stop:
@@ -194,59 +212,80 @@ class Run:
                 seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
                 bar.close()
                 if result.interrupted:
-                    status = "interrupted"
-                    message = (f"Interrupted by {stop.reason()} during epoch {epoch}; {checkpoint_note(saved)}. "
-                               f"Continue with `python run.py resume={self.dir}`.")
+                    status, message = "interrupted", self.interrupted_message(stop.reason(), epoch)
                     break
-                val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
-                               max_batches=tcfg.limit_batches)
-                problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
-                if problem:
-                    status = "diverged"
-                    message = (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(saved)}. "
-                               f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
+                status, message = self.end_epoch(parts, state, tb, epoch, result, lr, seconds, resumed_after)
+                if status != "running":
                     break
-                row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
-                       "val/loss": val.loss, "val/acc": val.acc}
-                times = clock.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)
-                state.history.append(row)
-                state.epoch = epoch
-                improved = val.acc > state.best_val_acc
-                if improved:
-                    state.best_val_acc, state.best_epoch = val.acc, epoch
-                # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
-                tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
-                            **times}, epoch)
-                # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
-                if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
-                    checkpoint = parts.checkpoint(state, self.config)
-                    ckpt.save_checkpoint(self.last_path, checkpoint)
-                    saved = epoch
-                    if improved:
-                        ckpt.save_checkpoint(self.best_path, checkpoint)
-                log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
-                         epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
-                         seconds, times["time/samples_per_s"])
-                self.write_metrics("running", "", state, parts)
-                if self.on_epoch_end is not None:
-                    self.on_epoch_end({**row, **times})
+            else:
+                status = "completed"
+            test = self.finish(parts, state, tb, status, message)
+        self.report(state, test, resumed_after)
+        # the signal that stopped the run, or came during its final test (the run completes, the caller stops)
+        return Outcome(status, state.best_val_acc, message, stop.signal)
 
-            clock.mark("epochs")
-            # a first Ctrl-C from here on lets this last second of work finish: the run is complete
-            test = self.test_best(parts, tb) if status == "completed" else None
-            clock.mark("test")
-            self.write_metrics(status, message, state, parts, test)
+    def interrupted_message(self, reason: str, epoch: int) -> str:
+        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. "
+                f"Continue with `python run.py resume={self.dir}`.")
+
+    def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
+                  lr: float, seconds: float, resumed_after: int) -> tuple[str, str]:
+        """Validate the epoch just trained, and record it: history, TensorBoard, checkpoints, metrics.json.
+        Returns the run's status after it: ``running``, or ``diverged`` with the message why."""
+        cfg, tcfg = self.cfg, self.cfg.trainer
+        val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
+                       max_batches=tcfg.limit_batches)
+        problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
+        if problem:
+            return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(self.saved)}. "
+                                f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
+        row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
+               "val/loss": val.loss, "val/acc": val.acc}
+        times = self.stopwatch.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)
+        state.history.append(row)
+        state.epoch = epoch
+        improved = val.acc > state.best_val_acc
+        if improved:
+            state.best_val_acc, state.best_epoch = val.acc, epoch
+        # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
+        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
+                    **times}, epoch)
+        # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
+        if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
+            checkpoint = parts.checkpoint(state, self.config)
+            ckpt.save_checkpoint(self.last_path, checkpoint)
+            self.saved = epoch
+            if improved:
+                ckpt.save_checkpoint(self.best_path, checkpoint)
+        log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
+                 epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
+                 seconds, times["time/samples_per_s"])
+        self.write_metrics("running", "", state, parts)
+        if self.on_epoch_end is not None:
+            self.on_epoch_end({**row, **times})
+        return "running", ""
+
+    def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str) -> Optional[dict]:
+        """The final test (of a completed run) and metrics.json with the run's status; returns the test metrics."""
+        self.stopwatch.mark("epochs")
+        # a first Ctrl-C from here on lets this last second of work finish: the run is complete
+        test = self.test_best(parts, tb) if status == "completed" else None
+        self.stopwatch.mark("test")
+        self.write_metrics(status, message, state, parts, test)
         if status == "completed":
             tb.text("run/summary", summary_markdown(read_json(self.metrics_path)))
             tb.session_end()
-            log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
-                     state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
-            t = clock.timings()
-            log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
-                     "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
-                     state.epoch - resumed_after, t["epochs_s"], t["test_s"])
-        # the signal that stopped the run, or came during its final test (the run completes, the caller stops)
-        return Outcome(status, state.best_val_acc, message, stop.signal)
+        return test
+
+    def report(self, state: RunState, test: Optional[dict], resumed_after: int) -> None:
+        if test is None:
+            return
+        log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
+                 state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
+        t = self.stopwatch.timings()
+        log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
+                 "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+                 state.epoch - resumed_after, t["epochs_s"], t["test_s"])
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
@@ -282,6 +321,7 @@ class Run:
             "device": describe(parts.device),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
+            **({"stacked_with": self.stacked_with} if self.stacked_with else {}),
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,

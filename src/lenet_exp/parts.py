@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -49,6 +49,7 @@ class Parts:
     scheduler: Optional[torch.optim.lr_scheduler.LRScheduler]
     ema: Optional[ExponentialMovingAverage]
     generator: torch.Generator  # shuffling and augmentation, on the device
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]]  # a training batch's augmentation (None: none)
     step: TrainStep  # forward and backward of one batch, eager or a CUDA graph
     eval_views: list  # test-time augmentation: the views whose predictions val and test average
     steps_per_epoch: int
@@ -105,10 +106,9 @@ def footprint(cfg: DictConfig, batch_size: int) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), sum(sizes)
 
 
-def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
-    """Everything the run trains with; ``stopwatch`` (optional) marks when the data was on its device."""
+def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None) -> Data:
+    """The data set on ``device``, once it is clear that the model's training fits there too."""
     tcfg = cfg.trainer
-    device = resolve_device(cfg.device, slot)
     data = load_data(cfg.dataset, tcfg.batch_size, device)
     if stopwatch is not None:
         stopwatch.mark("data")
@@ -120,9 +120,26 @@ def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
     check_fits(parameters * 4 * 5 + activations * 4 * 2, device,
                f"Training the model ({parameters:,} parameters, {activations:,} activations per batch)",
                "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size.")
+    return data
+
+
+def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
+    """Everything the run trains with; ``stopwatch`` (optional) marks when the data was on its device."""
+    device = resolve_device(cfg.device, slot)
+    data = load_run_data(cfg, device, stopwatch)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device)
-    fast_paths = perf.decide(tcfg, model, device)
+    fast_paths = perf.decide(cfg.trainer, model, device)
     model, forward_model = perf.apply(fast_paths, model)
+    return trial_parts(cfg, device, data, model, fast_paths, forward_model)
+
+
+def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.nn.Module,
+                fast_paths: perf.FastPaths, forward_model: Optional[torch.nn.Module] = None,
+                step: Optional[TrainStep] = None) -> Parts:
+    """The parts of one trial around its (built) model: optimizer, schedule, EMA, generator, and its
+    training step, or ``step``, the one it shares with the trials stacked with it."""
+    tcfg = cfg.trainer
+    forward_model = forward_model or model
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
     if tcfg.limit_batches:
@@ -131,13 +148,14 @@ def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
     ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
-    step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
-                     augment=build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std),
-                     precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
-                     graph_fallback=fast_paths.graph_fallback, generator=generator)
+    augment = build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std)
+    if step is None:
+        step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
+                         augment=augment, precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
+                         graph_fallback=fast_paths.graph_fallback, generators=[generator])
     return Parts(
         device=device, data=data, model=model, eval_model=ema.module if ema is not None else forward_model,
-        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, step=step,
+        optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, augment=augment, step=step,
         eval_views=test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background),
         steps_per_epoch=steps_per_epoch, fast_paths=fast_paths,
         preprocessing={"image_size": cfg.dataset.image_size, "resize_mode": str(cfg.dataset.resize_mode),

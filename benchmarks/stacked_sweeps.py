@@ -1,0 +1,100 @@
+"""Sweeps of N trials (learning rate x seed) with the stacked, basic and joblib launchers: wall time
+including start-up, trial-samples per second, and the trials' mean test accuracy.
+
+    python benchmarks/stacked_sweeps.py --device cpu --ns 1 4 8 --epochs 1
+    python benchmarks/stacked_sweeps.py --device cuda --ns 1 4 8 16 32 --epochs 10 --json-out sweeps.json
+
+Each sweep is one whole ``python run.py -m hydra/launcher=L optimizer.lr=... seed=...`` in a process of
+its own, into a temporary sweep folder; for each N the launchers take turns (a slow spell of the
+machine then slows all of them alike). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
+at once. The ratios compare each launcher's wall time with the stacked launcher's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import common
+
+LRS = ["1e-3", "3e-3", "5e-4", "2e-3", "7e-4", "1.5e-3", "4e-4", "2.5e-3"]
+LAUNCHERS = {"stacked": ["hydra/launcher=stacked"], "basic": [], "joblib": ["hydra/launcher=joblib"]}
+
+
+def grid(n: int) -> list[str]:
+    """N trials as learning rates x seeds: 1 = 1 x 1, 4 = 2 x 2, 8 = 4 x 2, 16 = 4 x 4, 32 = 8 x 4."""
+    seeds = 1 if n == 1 else 2 if n <= 8 else 4
+    lrs = n // seeds
+    if lrs * seeds != n or lrs > len(LRS):
+        sys.exit(f"stacked_sweeps.py: N={n} is not 1, 2, 4, 8, 16 or 32 (learning rates x seeds)")
+    return [f"optimizer.lr={','.join(LRS[:lrs])}", f"seed={','.join(map(str, range(seeds)))}"]
+
+
+def sweep(launcher: str, n: int, args, folder: Path) -> dict:
+    command = [sys.executable, "run.py", "-m", *LAUNCHERS[launcher], *grid(n), f"trainer.epochs={args.epochs}",
+               "trainer.progress=false", f"dataset.root={args.data_root}", "dataset.download=false",
+               f"device.type={args.device}", *args.override, f"hydra.sweep.dir={folder}"]
+    if launcher == "joblib":
+        command.append(f"hydra.launcher.n_jobs={args.joblib_jobs}")
+    if args.wait_quiet:
+        common.wait_quiet(args.wait_quiet)
+    with common.Timed() as timed:
+        done = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True)
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+    completed = [m for m in runs if m.get("status") == "completed"]
+    trained = sum(m["epochs_done"] * (m["samples_per_s"] or 0) * (m["median_epoch_s"] or 0) for m in completed)
+    accuracies = [m["test"]["acc"] for m in completed]
+    result = {"launcher": launcher, "n": n, "exit": done.returncode, "completed": len(completed),
+              "wall_s": timed.seconds, "cpu_pressure": timed.pressure,
+              "trial_samples_per_s": trained / timed.seconds,  # every trial's samples over the sweep's wall time
+              "test_acc_mean": statistics.mean(accuracies) if accuracies else None,
+              "test_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None}
+    if done.returncode or len(completed) != n:
+        result["error"] = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        print(f"{launcher} N={n} failed: {result['error']}", file=sys.stderr, flush=True)
+    print(f"N={n} {launcher}: {timed.seconds:.1f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def main(argv=None) -> int:
+    parser = common.parser(__doc__)
+    parser.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8], metavar="N", help="trials per sweep")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--launchers", nargs="+", choices=list(LAUNCHERS), default=list(LAUNCHERS))
+    parser.add_argument("--joblib-jobs", type=int, default=2, help="joblib's n_jobs")
+    common.add_config_args(parser)
+    common.add_quiet_args(parser, default=0.0)
+    args = parser.parse_args(argv)
+    for n in args.ns:
+        grid(n)  # a bad N fails before anything runs
+
+    tmp = Path(tempfile.mkdtemp(prefix="lenet_exp-sweeps-"))
+    try:
+        results = [sweep(launcher, n, args, tmp / f"{n}-{launcher}") for n in args.ns for launcher in args.launchers]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    stacked = {r["n"]: r["wall_s"] for r in results if r["launcher"] == "stacked"}
+    for r in results:
+        r["wall_over_stacked"] = r["wall_s"] / stacked[r["n"]] if r["n"] in stacked else None
+    rows = [[str(r["n"]), r["launcher"], f"{r['completed']}/{r['n']}", common.fmt(r["wall_s"], ".1f"),
+             common.fmt(r["wall_s"] / r["n"], ".1f"), common.fmt(r["trial_samples_per_s"], ",.0f"),
+             common.fmt(r["wall_over_stacked"], ".2f") + "x",
+             common.fmt(r["test_acc_mean"], ".4f") + (f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] else ""),
+             common.fmt(r["cpu_pressure"], ".2f")] for r in results]
+    print(f"{args.epochs} epoch(s) per trial on {args.device}; learning rate x seed; joblib n_jobs={args.joblib_jobs}\n")
+    print(common.table(rows, header=["N", "launcher", "done", "wall s", "s/trial", "trial-samples/s",
+                                     "wall/stacked", "test acc", "pressure"], left=(0, 1)))
+    ok = all(r["completed"] == r["n"] and r["exit"] == 0 for r in results)
+    common.write_report({"epochs": args.epochs, "device": args.device, "overrides": args.override,
+                         "joblib_jobs": args.joblib_jobs, "results": results, "completed": ok},
+                        args.json_out, echo=False)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The ``stacked`` Hydra launcher: a sweep's compatible jobs trained as one batched model, in one process.
+
+    python run.py -m hydra/launcher=stacked optimizer.lr=3e-4,1e-3,3e-3 seed=0,1,2,3
+
+Each job still gets what the basic launcher gives it: its own run directory (``.hydra/``, run.log,
+metrics.json, a TensorBoard run, checkpoints that ``task=eval`` and ``resume=`` take), callbacks
+(the sweep summary), and one ``JobReturn``, so Hydra's sweepers, Optuna included, work unchanged.
+Jobs are grouped by what must be equal to share a training step (``lenet_exp.stack.grouping``); the
+log says which setting split a group. A job that cannot be stacked, or a group of one, runs exactly as
+with the basic launcher. Groups train one after another; ``max_stack`` caps a group's size.
+"""
+
+
+import copy
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _save_config, configure_log, filter_overrides,
+                              run_job, setup_globals)
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackedLauncherConf:
+    _target_: str = "hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher.StackedLauncher"
+    max_stack: int = 32  # trials per group at most; a larger sweep trains as several groups in turn
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="lenet_exp")
+
+
+class JobLines(logging.Filter):
+    """A job's run.log takes its own lines and the group's shared ones (data, device), not the others'."""
+
+    def __init__(self, number: int):
+        super().__init__()
+        self.number = number
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from lenet_exp.launch import current_job
+
+        return current_job() in (None, self.number)
+
+
+class JobPrefix(logging.Formatter):
+    """Console lines start with the job they belong to, as in any sweep: ``[job 3] epoch 1/10 ...``."""
+
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        from lenet_exp.launch import current_job
+
+        number = current_job()
+        return ("[stack] " if number is None else f"[job {number}] ") + self.inner.format(record)
+
+
+class StackedLauncher(Launcher):
+    def __init__(self, max_stack: int = 32) -> None:
+        self.max_stack = max_stack
+        self.config: Optional[DictConfig] = None
+        self.task_function: Optional[TaskFunction] = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from lenet_exp.stack.grouping import Job, plan
+
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if not isinstance(self.max_stack, int) or self.max_stack < 1:
+            sys.exit(f"Error: hydra.launcher.max_stack={self.max_stack!r}: give an integer >= 1 (trials per group).")
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = {}
+        for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            with open_dict(sweep_config):
+                sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
+            configs[idx] = sweep_config
+        jobs = [Job(idx, self._task_config(cfg)) for idx, cfg in configs.items()]
+        groups, notes = plan(jobs, self.max_stack)
+        log.info("Launching %d jobs in %d group%s (stacked where they can share a step, at most %d per group)",
+                 len(jobs), len(groups), "s" if len(groups) != 1 else "", self.max_stack)
+        for note in notes:
+            log.info(note)
+        returns: dict[int, JobReturn] = {}
+        for group in groups:
+            for job in group:
+                log.info("\t#%d : %s", job.number, " ".join(filter_overrides(job_overrides[job.number - initial_job_idx])))
+            if len(group) == 1:  # exactly as the basic launcher runs it
+                returns[group[0].number] = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                                   config=configs[group[0].number], job_dir_key="hydra.sweep.dir",
+                                                   job_subdir_key="hydra.sweep.subdir")
+            else:
+                returns.update(self._run_group([configs[job.number] for job in group]))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        return [returns[idx] for idx in configs]
+
+    @staticmethod
+    def _task_config(config: DictConfig) -> DictConfig:
+        task_cfg = copy.deepcopy(config)
+        with read_write(task_cfg), open_dict(task_cfg):
+            del task_cfg["hydra"]
+        return task_cfg
+
+    def _start_job(self, config: DictConfig) -> JobReturn:
+        """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
+        HydraConfig.instance().set_config(config)
+        output_dir = os.path.join(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+            config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+        HydraConfig.instance().set_config(config)
+        ret = JobReturn(overrides=list(config.hydra.overrides.task), cfg=self._task_config(config),
+                        hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd(),
+                        task_name=JobRuntime.instance().get("name"))
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        if config.hydra.output_subdir is not None:
+            hydra_output = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
+            _save_config(ret.cfg, "config.yaml", hydra_output)
+            _save_config(ret.hydra_cfg, "hydra.yaml", hydra_output)
+            _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
+        self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
+        return ret
+
+    def _route_logs(self, configs: list[DictConfig]) -> None:
+        """One process, several jobs: each job's lines go to its own run.log and show its number."""
+        configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):  # the first job's run.log: one per job instead
+                root.removeHandler(handler)
+                handler.close()
+                for config in configs:
+                    path = Path(config.hydra.runtime.output_dir) / Path(handler.baseFilename).name
+                    job_handler = logging.FileHandler(path, mode=handler.mode, encoding=handler.encoding)
+                    job_handler.setFormatter(handler.formatter)
+                    job_handler.setLevel(handler.level)
+                    job_handler.addFilter(JobLines(config.hydra.job.num))
+                    root.addHandler(job_handler)
+            elif type(handler) is logging.StreamHandler:
+                handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
+
+    def _run_group(self, configs: list[DictConfig]) -> dict[int, JobReturn]:
+        from lenet_exp.app import EXIT_SIGNAL_BASE, record_failure
+        from lenet_exp.config import validate
+        from lenet_exp.launch import JobSlot, job_context, sigterm_stops
+        from lenet_exp.loop import Run
+        from lenet_exp.record import Stopwatch
+        from lenet_exp.stack.group import Trial, fail, train_group
+
+        configs_by_number = {config.hydra.job.num: config for config in configs}
+        returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
+        self._route_logs(configs)
+        trials = []
+        for config in configs:
+            number, ret = config.hydra.job.num, returns[config.hydra.job.num]
+            trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
+                                              JobSlot(number), Stopwatch.for_job()))
+            with job_context(number):
+                log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
+            try:
+                validate(ret.cfg)
+            except Exception as error:
+                fail(trial, error)
+            trials.append(trial)
+        try:
+            with sigterm_stops():
+                train_group(trials, JobSlot(configs[0].hydra.job.num))
+        except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data)
+            signum = getattr(interrupt, "signum", 2)
+            for trial in trials:
+                if trial.outcome is None:
+                    record_failure(trial.run.dir, trial.cfg, f"Interrupted by signal {signum} before training "
+                                   f"started; running the sweep again starts it.", status="interrupted")
+            sys.exit(EXIT_SIGNAL_BASE + signum)
+        signal = None
+        for trial in trials:
+            ret, outcome = returns[trial.number], trial.outcome
+            ret.status = JobStatus.COMPLETED
+            ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
+            self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
+            signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
+        if signal:
+            log.warning("The sweep was stopped by signal %d; re-run it into the same hydra.sweep.dir to continue.",
+                        signal)
+            sys.exit(EXIT_SIGNAL_BASE + signal)
+        return returns

@@ -1,0 +1,14 @@
+"""Stacked trials: N compatible trials of a sweep trained as one batched model, in one process.
+
+A LeNet-5 step at batch 64 is a few dozen tiny kernels; N trials stacked into the same kernels cost
+little more than one on a GPU. The layout (chosen by ``benchmarks/stack_layouts.py``) is *grouped
+layers*: convolutions with ``groups=N``, BatchNorm over the N trials' channels (per-channel statistics
+are per-trial statistics), linear layers as batched matrix products. The standard kernels run, CUDA
+graphs capture them, and the fused CPU kernel applies unchanged.
+
+* ``model``: the grouped network, and the copy of a trial's weights in and out of it;
+* ``optim``: Adam, AdamW and SGD, and an EMA, over the stacked parameters with per-trial hyperparameters;
+* ``group``: the training loop of a group; each trial keeps its own run directory, checkpoints,
+  selection on val, divergence and status (its bookkeeping is :class:`lenet_exp.loop.Run`'s);
+* ``grouping``: which jobs of a sweep can share a step (no torch import: the launcher decides early).
+"""

@@ -1,0 +1,269 @@
+"""The training loop of a stacked group: N trials, one grouped model, one step for all of them.
+
+Each trial is a :class:`lenet_exp.loop.Run` in its own run directory, which does what it does for a
+single run: skip a completed run, resume from ``checkpoints/last.pt``, validate each epoch, select on
+val, write checkpoints, TensorBoard and metrics.json, test the best epoch. Only the training epoch is
+shared: after it, the group's weights are copied into each trial's own model (and EMA, and optimizer
+state), which the run's bookkeeping then uses unchanged. A trial that diverges is frozen (its
+updates stop and its weights are zeroed, so no NaN lingers) while the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import torch
+from omegaconf import DictConfig, open_dict
+
+from lenet_exp import files, perf
+from lenet_exp.app import one_line, record_failure
+from lenet_exp.device import resolve_device
+from lenet_exp.engine import EpochResult, TrainStep, autocast
+from lenet_exp.errors import UserError
+from lenet_exp.launch import JobSlot, job_context
+from lenet_exp.loop import Outcome, Run
+from lenet_exp.models import build_model
+from lenet_exp.parts import Parts, load_run_data, seed_everything, trial_parts
+from lenet_exp.record import Stopwatch, TensorBoardLog
+from lenet_exp.signals import StopSignals
+from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
+from lenet_exp.stack.optim import StackedEMA, StackedOptimizer
+from lenet_exp.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Trial:
+    """One job of the group: its config, its run directory's bookkeeping, and how it ended."""
+
+    number: int  # Hydra's job number
+    cfg: DictConfig
+    run: Run
+    parts: Optional[Parts] = None
+    state: Optional[RunState] = None
+    tb: Optional[TensorBoardLog] = None
+    status: str = "running"
+    message: str = ""
+    outcome: Optional[Outcome] = None
+    owned: bool = field(default=False)
+
+
+class StackedStep(TrainStep):
+    """Gradients of N trials' batches ([N, B] indices, one row per trial's own data order) at once."""
+
+    def __init__(self, model, split, batch_size: int, *, smoothing: Sequence[float], augments: Sequence,
+                 precision: str, cuda_graph: bool, graph_fallback: bool, generators: Sequence[torch.Generator]):
+        self.n = len(generators)
+        super().__init__(model, split, batch_size, precision=precision, cuda_graph=cuda_graph,
+                         graph_fallback=graph_fallback, generators=generators)
+        self.augments = list(augments) if any(a is not None for a in augments) else None
+        self.smoothing = (torch.tensor(smoothing, device=self.device).view(-1, 1) if any(smoothing) else None)
+        self.active = torch.ones(self.n, device=self.device)  # a frozen trial's loss adds no gradient
+
+    def accumulators(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (torch.zeros(self.n, device=self.device), torch.zeros(self.n, dtype=torch.long, device=self.device),
+                torch.zeros(self.n, self.batch_size, dtype=torch.long, device=self.device))
+
+    def _forward_backward(self, batch: torch.Tensor) -> None:
+        x, y = self.split.images[batch], self.split.labels[batch]  # [N, B, 1, S, S], [N, B]
+        if self.augments is not None:  # each trial's draws from its own generator, as in its single run
+            x = torch.stack([augment(xi) if augment else xi for augment, xi in zip(self.augments, x)])
+        with autocast(self.device, self.precision):
+            logits = self.model(channel_stacked(x))
+            losses = stacked_loss(logits, y, self.smoothing)
+        (losses * self.active).sum().backward()  # each trial's gradients are those of its own mean loss
+        self.loss_sum += losses.detach() * batch.shape[-1]
+        self.correct += (logits.argmax(-1) == y).sum(1)
+
+
+def step_schedulers(schedulers: Sequence) -> None:
+    with warnings.catch_warnings():  # torch warns that their optimizers never stepped: the group's did
+        warnings.simplefilter("ignore", UserWarning)
+        for scheduler in schedulers:
+            scheduler.step()
+
+
+def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers: Sequence,
+                      ema: Optional[StackedEMA], generators: Sequence[torch.Generator],
+                      stop_requested: Callable[[], bool], max_batches: Optional[int]) -> Optional[list[EpochResult]]:
+    """One epoch of every trial, each in its own random order; None when a stop was asked for."""
+    step.model.train()
+    n, batch_size = len(step.split), step.batch_size
+    orders = torch.stack([torch.randperm(n, device=step.device, generator=g) for g in generators])
+    step.reset()
+    seen = 0
+    schedulers = [s for s in schedulers if s is not None]
+    for start in range(0, min(n, batch_size * (max_batches or n)), batch_size):
+        if stop_requested():
+            return None
+        batch = orders[:, start:start + batch_size]
+        step(batch, optimizer)
+        optimizer.step()
+        step_schedulers(schedulers)
+        if ema is not None:
+            ema.update(step.model)
+        seen += batch.shape[1]
+    losses, correct = (step.loss_sum / seen).tolist(), step.correct.tolist()
+    return [EpochResult(loss, hits / seen, seen) for loss, hits in zip(losses, correct)]
+
+
+def train_group(trials: list[Trial], slot: JobSlot) -> None:
+    """Train the trials (one group's jobs) and set each one's ``outcome``."""
+    for trial in trials:
+        with job_context(trial.number):
+            trial.run.stopwatch.mark("loaded")
+            try:
+                holder = files.own_folder(trial.run.dir)
+                if holder:
+                    raise UserError(f"{trial.run.dir} is in use by another run ({holder}). Wait until it ends, "
+                                    f"or choose another sweep directory.")
+                trial.owned = True
+                if trial.outcome is None:  # None: not refused already (a bad config)
+                    trial.outcome = trial.run.prepare()
+            except Exception as error:
+                fail(trial, error)
+    try:
+        waiting = [t for t in trials if t.outcome is None]
+        # a resumed trial continues from its own last epoch: trials that stopped at different epochs train apart
+        by_epoch: dict[int, list[Trial]] = {}
+        for trial in waiting:
+            epoch = trial.run.resume["run_state"]["epoch"] if trial.run.resume else 0
+            by_epoch.setdefault(epoch, []).append(trial)
+        for epoch, stack in sorted(by_epoch.items()):
+            if len(by_epoch) > 1:
+                log.info("Jobs %s continue after epoch %d: stacked apart from the others",
+                         ", ".join(str(t.number) for t in stack), epoch)
+            train_stack(stack, slot)
+            if any(t.outcome.status == "interrupted" for t in stack):
+                for trial in trials:  # the user asked for a stop: the rest of the group waits for a re-run
+                    if trial.outcome is None:
+                        trial.outcome = Outcome("interrupted", float("nan"), "not started", stack[0].outcome.signal)
+                break
+    finally:
+        for trial in trials:
+            if trial.owned:
+                files.release_folder(trial.run.dir)
+
+
+def fail(trial: Trial, error: Exception) -> None:
+    """Record a trial's failure in its metrics.json; the group's other trials go on."""
+    expected = isinstance(error, UserError)
+    message = str(error) if expected else one_line(error)
+    with job_context(trial.number):
+        log.error("Error: %s", message, exc_info=not expected)
+        try:
+            record_failure(trial.run.dir, trial.cfg, message)
+        except (OSError, UserError) as failure:
+            log.error("(%s could not record the failure either: %s)", trial.run.dir / "metrics.json", failure)
+    trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
+
+
+def build_stack(trials: list[Trial], slot: JobSlot) -> tuple[GroupedModel, StackedOptimizer, Optional[StackedEMA], StackedStep]:
+    """Each trial's parts, built as its single run builds them, and the group's model, optimizer, EMA and step."""
+    cfg, n = trials[0].cfg, len(trials)
+    tcfg = cfg.trainer
+    seed_everything(cfg.seed, tcfg.deterministic)
+    device = resolve_device(cfg.device, slot)
+    data = load_run_data(cfg, device, trials[0].run.stopwatch)
+    models = []
+    for trial in trials:
+        torch.manual_seed(trial.cfg.seed)  # each trial's initial weights are those of its single run
+        models.append(build_model(trial.cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device))
+    dropout = [float(t.cfg.model.get("dropout", 0.0) or 0.0) for t in trials]
+    template_cfg = cfg.model.copy()
+    with open_dict(template_cfg):
+        template_cfg.dropout = max(dropout)  # the layout with dropout layers wherever any trial has them
+    template = build_model(template_cfg, cfg.dataset.num_classes, cfg.dataset.image_size)
+    paths = perf.decide(tcfg, template, device)
+    paths.channels_last = False  # the optimizer views each stacked tensor as [N, -1]: contiguous
+    for trial, model in zip(trials, models):
+        trial.run.stopwatch.marks.setdefault("data", trials[0].run.stopwatch.marks["data"])
+        trial.parts = trial_parts(trial.cfg, device, data, model, paths)
+        trial.state = trial.run.start(trial.parts)
+
+    group_model = GroupedModel(template, n, dropout).to(device)
+    stack_into(group_model, models)
+    group_model, forward_model = perf.apply(paths, group_model)
+    optimizer = StackedOptimizer(group_model, models, [t.parts.optimizer for t in trials])
+    optimizer.load_trial_states()
+    ema = None
+    if tcfg.ema_decay:
+        ema = StackedEMA(group_model, [t.cfg.trainer.ema_decay for t in trials])
+        ema.load([t.parts.ema.module for t in trials])
+    step = StackedStep(forward_model, data.train, tcfg.batch_size,
+                       smoothing=[t.cfg.trainer.label_smoothing for t in trials],
+                       augments=[t.parts.augment for t in trials], precision=tcfg.precision,
+                       cuda_graph=paths.cuda_graphs, graph_fallback=paths.graph_fallback,
+                       generators=[t.parts.generator for t in trials])
+    for trial in trials:
+        trial.parts.step = step
+    return group_model, optimizer, ema, step
+
+
+def train_stack(trials: list[Trial], slot: JobSlot) -> None:
+    """Train trials that start from the same epoch as one grouped model; sets each one's outcome."""
+    try:
+        group_model, optimizer, ema, step = build_stack(trials, slot)
+    except Exception as error:  # bad data, a full disk, ...: every trial of the stack fails alike
+        for trial in trials:
+            if trial.outcome is None:
+                fail(trial, error)
+        return
+    tcfg = trials[0].cfg.trainer
+    log.info("Training jobs %s stacked: %d trials in one model on %s",
+             ", ".join(str(t.number) for t in trials), len(trials), trials[0].parts.device)
+    first = trials[0].state.epoch + 1
+    for trial in trials:
+        trial.run.stacked_with = [t.number for t in trials]
+        trial.tb = trial.run.tensorboard(trial.state)
+        trial.run.stopwatch.mark("setup")
+        trial.run.saved = trial.state.epoch
+    try:
+        with StopSignals(slot.launcher) as stop:
+            for epoch in range(first, tcfg.epochs + 1):
+                active = [t for t in trials if t.status == "running"]
+                if not active:
+                    break
+                lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]
+                started = time.perf_counter()
+                results = train_group_epoch(step, optimizer, [t.parts.scheduler for t in trials], ema,
+                                            [t.parts.generator for t in trials], stop.requested, tcfg.limit_batches)
+                seconds = time.perf_counter() - started
+                if results is None:
+                    for trial in active:
+                        trial.status = "interrupted"
+                        trial.message = trial.run.interrupted_message(stop.reason(), epoch)
+                    break
+                unstack_into(group_model, [t.parts.model for t in trials])
+                if ema is not None:
+                    ema.unstack_into([t.parts.ema.module for t in trials])
+                for i, trial in enumerate(trials):
+                    if trial.status != "running":
+                        continue
+                    optimizer.trial_state(i)
+                    with job_context(trial.number):
+                        trial.status, trial.message = trial.run.end_epoch(
+                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds, first - 1)
+                    if trial.status == "diverged":
+                        optimizer.freeze(i)
+                        step.active[i] = 0
+            for trial in trials:
+                if trial.status == "running":
+                    trial.status = "completed"
+                with job_context(trial.number):
+                    test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
+                    trial.run.report(trial.state, test, first - 1)
+                trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
+    except Exception as error:  # e.g. a full disk: the trials not yet done fail
+        for trial in trials:
+            if trial.outcome is None:
+                fail(trial, error)
+    finally:
+        for trial in trials:
+            if trial.tb is not None:
+                trial.tb.close()

@@ -1,0 +1,81 @@
+"""Which jobs of a sweep can train as one stacked group, and why the others cannot.
+
+Trials share one training step when everything but their own hyperparameters is equal: data set,
+model architecture, batch size, epochs, image size, augmentation, precision, device, ... Each trial
+keeps its own :data:`PER_TRIAL` settings. A job that no stacked step can train (another task, an
+optimizer or model without a stacked form, ``trainer.compile``) trains alone, as with the basic
+launcher. No torch import here: the launcher plans before anything trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from lenet_exp.config import flatten
+
+# Settings (key prefixes) that each trial of a group keeps for itself.
+PER_TRIAL = ("seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas", "optimizer.momentum",
+             "optimizer.eps", "trainer.label_smoothing", "model.dropout", "trainer.ema_decay", "scheduler.",
+             "trainer.progress")
+STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
+STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
+
+
+@dataclass
+class Job:
+    number: int  # Hydra's job number
+    config: DictConfig  # the task's config (no hydra node)
+
+
+def why_alone(config: DictConfig) -> Optional[str]:
+    """Why this job cannot be stacked, or None."""
+    if str(config.task) != "train":
+        return f"task={config.task}"
+    if config.optimizer.get("_target_") not in STACKED_OPTIMIZERS:
+        return f"optimizer._target_={config.optimizer.get('_target_')} has no stacked update"
+    if config.model.get("_target_") not in STACKED_MODELS:
+        return f"model._target_={config.model.get('_target_')} has no stacked form"
+    if config.trainer.compile:
+        return "trainer.compile=true"
+    return None
+
+
+def shared_settings(config: DictConfig) -> dict[str, Any]:
+    """What must be equal for jobs to share a step: every setting but the per-trial ones."""
+    flat = flatten(OmegaConf.to_container(config, resolve=True))
+    shared = {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
+    shared["trainer.ema_decay (set or not)"] = flat.get("trainer.ema_decay") not in (None, "None")
+    return shared
+
+
+def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str]]:
+    """The jobs in the order they train: stacked groups of at most ``max_stack`` and jobs alone (groups of
+    one), each listed where its first job is; and lines that say why groups split."""
+    notes: list[str] = []
+    groups: list[list[Job]] = []
+    keys: list[dict[str, Any]] = []
+    for job in jobs:
+        reason = why_alone(job.config)
+        if reason:
+            notes.append(f"Job {job.number} trains alone: {reason}.")
+            groups.append([job])
+            keys.append({})
+            continue
+        key = shared_settings(job.config)
+        for group, group_key in zip(groups, keys):
+            if group_key == key and len(group) < max_stack:
+                group.append(job)
+                break
+        else:
+            if keys and any(keys):
+                first = next(k for k in keys if k)
+                differs = sorted(k for k in set(first) | set(key) if first.get(k) != key.get(k))
+                notes.append(f"Job {job.number} starts a new group: "
+                             + (f"it differs in {', '.join(differs[:4])}." if differs
+                                else f"hydra.launcher.max_stack={max_stack} trials per group."))
+            groups.append([job])
+            keys.append(key)
+    return groups, notes

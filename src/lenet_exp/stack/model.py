@@ -1,0 +1,137 @@
+"""N models of one architecture as one grouped network: input [B, N, S, S], logits [N, B, classes].
+
+Built from a template (the trials' architecture): each ``Conv2d`` becomes one with ``groups=N`` and
+N times the channels, each ``BatchNorm2d`` one over N times the channels, each ``Linear`` a
+:class:`StackedLinear` (``baddbmm`` over [N, B, features]), each ``Dropout`` a :class:`StackedDropout`
+with a rate per trial; pooling and activations are shared as they are. Every stacked tensor is
+trial-major (``tensor.view(N, -1)[i]`` is trial i's), so a trial's weights go in and out by position.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STATEFUL = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+
+
+class StackedLinear(nn.Module):
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(n, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, B, in] -> [N, B, out]
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
+class StackedDropout(nn.Module):
+    """Dropout with a rate per trial (0 for a trial without dropout)."""
+
+    def __init__(self, rates: Sequence[float]):
+        super().__init__()
+        self.register_buffer("rates", torch.tensor(rates, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = 1 - self.rates
+        return x * (torch.rand_like(x) < keep) / keep
+
+
+class StackFeatures(nn.Module):
+    """[B, N*C, H, W] -> [N, B, C*H*W]: each trial's flattened features, as its own model flattens them."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], self.n, -1).transpose(0, 1)
+
+
+def _grouped(module: nn.Module, n: int, dropout: Sequence[float]) -> nn.Module:
+    if isinstance(module, nn.Conv2d):
+        return nn.Conv2d(n * module.in_channels, n * module.out_channels, module.kernel_size, module.stride,
+                         module.padding, module.dilation, groups=n * module.groups, bias=module.bias is not None)
+    if isinstance(module, nn.BatchNorm2d):
+        return nn.BatchNorm2d(n * module.num_features, module.eps, module.momentum)
+    if isinstance(module, nn.Linear):
+        return StackedLinear(n, module.in_features, module.out_features)
+    if isinstance(module, nn.Dropout):
+        return StackedDropout(dropout)
+    if isinstance(module, nn.Flatten):
+        return StackFeatures(n)
+    if isinstance(module, nn.Sequential):
+        return nn.Sequential(*(_grouped(child, n, dropout) for child in module))
+    if not list(module.parameters()) and not list(module.buffers()):  # pooling, activations
+        return copy.deepcopy(module)
+    raise TypeError(f"{type(module).__name__} has no stacked form")
+
+
+class GroupedModel(nn.Module):
+    """The trials' architecture (``template``: a LeNet5 with ``features`` and ``classifier``) N times over."""
+
+    def __init__(self, template: nn.Module, n: int, dropout: Sequence[float]):
+        super().__init__()
+        self.n = n
+        self.features = _grouped(template.features, n, dropout)
+        self.classifier = _grouped(template.classifier, n, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def stateful_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with weights or statistics, in order: a trial's and the group's pair up by position."""
+    return [m for m in model.modules() if isinstance(m, (*STATEFUL, StackedLinear))]
+
+
+def _tensors(layer: nn.Module) -> dict[str, torch.Tensor]:
+    return {**dict(layer.named_parameters(recurse=False)), **dict(layer.named_buffers(recurse=False))}
+
+
+@torch.no_grad()
+def stack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
+    """The group's weights and BatchNorm statistics := the models', trial i from ``models[i]``."""
+    for layer, trial_layers in zip(stateful_layers(group), zip(*map(stateful_layers, models)), strict=True):
+        for name, tensor in _tensors(layer).items():
+            parts = [_tensors(t)[name] for t in trial_layers]
+            if tensor.dim() == 0:  # num_batches_tracked: the same count in every trial
+                tensor.copy_(parts[0])
+            else:
+                tensor.view(group.n, -1).copy_(torch.stack([p.reshape(-1) for p in parts]))
+
+
+@torch.no_grad()
+def unstack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
+    """Each model := its trial's weights and statistics in the group."""
+    for layer, trial_layers in zip(stateful_layers(group), zip(*map(stateful_layers, models)), strict=True):
+        for name, tensor in _tensors(layer).items():
+            for i, trial_layer in enumerate(trial_layers):
+                target = _tensors(trial_layer)[name]
+                target.copy_(tensor if tensor.dim() == 0 else tensor.view(group.n, -1)[i].view_as(target))
+
+
+def trial_major(tensor: torch.Tensor, n: int) -> torch.Tensor:
+    """``tensor`` as [N, everything else]: row i is trial i's."""
+    return tensor.view(n, -1)
+
+
+def channel_stacked(images: torch.Tensor) -> torch.Tensor:
+    """[N, B, 1, S, S] (each trial's batch) -> [B, N, S, S]: trial i's images in channel i."""
+    return images.squeeze(2).transpose(0, 1)
+
+
+def stacked_loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: torch.Tensor | None) -> torch.Tensor:
+    """Each trial's mean cross-entropy [N] (with its own label smoothing), as ``F.cross_entropy`` computes it."""
+    log_probs = logits.float().log_softmax(-1)
+    nll = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)  # [N, B]
+    if smoothing is not None:
+        nll = (1 - smoothing) * nll + smoothing * -log_probs.mean(-1)
+    return nll.mean(1)
+

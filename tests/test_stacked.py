@@ -1,0 +1,197 @@
+"""Stacked trials (``hydra/launcher=stacked``): a sweep's compatible jobs trained as one grouped model,
+each still a complete run: the same metrics as alone, its own files, status and resume."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run_main
+from lenet_exp import compose
+from lenet_exp.files import read_json
+from lenet_exp.resume import quote
+from lenet_exp.stack.grouping import Job, plan
+from tensorboard_events import load_events, scalar_values
+
+STACKED = ["-m", "hydra/launcher=stacked"]
+EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
+PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name.split("_")[0]))
+
+
+def train_alone(job_dir: Path, base: list[str], cwd: Path) -> dict:
+    """The job's run, trained by itself (the basic path) with the same overrides."""
+    overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
+    own = [o for o in overrides if o.startswith(PER_TRIAL_KEYS)]
+    run_dir = cwd / "alone" / job_dir.name.split("_")[0]
+    result = run_main([*base, *own, f"hydra.run.dir={run_dir}"], cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return read_json(run_dir / "metrics.json")
+
+
+def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None:
+    """Epoch by epoch the same losses and accuracies (to float rounding), the same best epoch and test."""
+    assert len(stacked["history"]) == len(alone["history"]) == stacked["epochs"]
+    for ours, theirs in zip(stacked["history"], alone["history"]):
+        for key in ("train/loss", "train/acc", "train/lr", "val/loss", "val/acc"):
+            assert ours[key] == pytest.approx(theirs[key], rel=tolerance, abs=tolerance), key
+    assert stacked["best_epoch"] == alone["best_epoch"]
+    assert stacked["test"]["acc"] == pytest.approx(alone["test"]["acc"], abs=1e-9)
+    assert stacked["test"]["loss"] == pytest.approx(alone["test"]["loss"], rel=tolerance)
+
+
+@pytest.mark.parametrize("optimizer", [
+    ["optimizer=adam"],
+    ["optimizer=adamw", "scheduler=onecycle", "trainer.ema_decay=0.9", "trainer.label_smoothing=0.1"],
+    ["optimizer=sgd", "optimizer.nesterov=true", "scheduler=cosine", "augment=affine"],
+], ids=["adam", "adamw-onecycle-ema-smoothing", "sgd-nesterov-cosine-augment"])
+def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
+    base = [*fast, *EXACT, *optimizer]
+    swept = ["optimizer.lr=1e-3,3e-3", "seed=0,1", "optimizer.weight_decay=0,1e-4"]
+    result = run_main([*STACKED, *base, *swept, "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Training jobs 0, 1, 2, 3, 4, 5, 6, 7 stacked" in result.stderr
+    jobs = job_dirs(tmp_path / "sweep")
+    assert len(jobs) == 8
+    for job in jobs:
+        assert read_json(job / "metrics.json")["stacked_with"] == list(range(8))
+    # the first and last jobs differ in learning rate, seed and weight decay, and from the six others
+    for job in (jobs[0], jobs[-1]):
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+
+
+def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    command = [*STACKED, *fast, "trainer.epochs=2", "model=lenet5,lenet5_classic", "optimizer.lr=1e-3,3e-3",
+               f"hydra.sweep.dir={sweep_dir}"]
+    result = run_main(command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # the classic LeNet-5 (tanh, average pooling, no BatchNorm) cannot share the others' step: its own group
+    assert "[hydra] Job 2 starts a new group: it differs in model.activation, model.batch_norm, model.name, " \
+           "model.pooling." in result.stdout  # Hydra's lines, on stdout
+    assert "Training jobs 0, 1 stacked" in result.stderr and "Training jobs 2, 3 stacked" in result.stderr
+    jobs = job_dirs(sweep_dir)
+    assert [job.name for job in jobs] == ["0_model=lenet5,optimizer.lr=0.001", "1_model=lenet5,optimizer.lr=0.003",
+                                          "2_model=lenet5_classic,optimizer.lr=0.001",
+                                          "3_model=lenet5_classic,optimizer.lr=0.003"]
+    for number, job in enumerate(jobs):
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "completed" and metrics["epochs_done"] == 2
+        assert metrics["stacked_with"] == ([0, 1] if number < 2 else [2, 3])
+        assert {p.name for p in (job / ".hydra").iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+        # its own lines in its own run.log, as the console shows them with [job N]
+        log = (job / "run.log").read_text()
+        assert log.count("epoch 1/2") == 1 and log.count("epoch 2/2") == 1 and str(job) in log
+        assert f"[job {number}] epoch 2/2" in result.stderr
+        # its own TensorBoard run, which agrees with metrics.json
+        events = load_events(job)
+        assert scalar_values(events, "val/acc") == {row["epoch"]: pytest.approx(row["val/acc"])
+                                                   for row in metrics["history"]}
+        assert scalar_values(events, "test/acc") == {metrics["best_epoch"]: pytest.approx(metrics["test"]["acc"])}
+        # its checkpoint, which task=eval takes as it takes any run's
+        evaluated = run_main([*fast, "task=eval", f"ckpt={quote(str(job / 'checkpoints' / 'best.pt'))}",
+                              f"hydra.run.dir={tmp_path / 'eval' / str(number)}"], cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        assert read_json(tmp_path / "eval" / str(number) / "metrics.json")["test"]["acc"] == metrics["test"]["acc"]
+    summary = read_json(sweep_dir / "summary.json")
+    assert summary["counts"] == {"completed": 4} and [row["job"] for row in summary["jobs"]] == [0, 1, 2, 3]
+
+    again = run_main(command, cwd=tmp_path)  # re-running the sweep into its folder: nothing left to do
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("Already completed") == 4
+
+
+def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path):
+    base = [*fast, *EXACT]
+    result = run_main([*STACKED, *base, "optimizer.lr=1e-3,1e30,-1", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 1  # the summary's: a job did not complete
+    good, diverged, failed = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert diverged["status"] == "diverged" and "diverged at epoch 1" in diverged["message"]
+    assert failed["status"] == "failed" and "optimizer.lr" in failed["message"]
+    assert good["status"] == "completed" and good["stacked_with"] == [0, 1]
+    # the diverged trial was frozen: the one stacked with it trained exactly as it would alone
+    assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
+
+
+def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    command = [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",
+               "trainer.log_images=false", "optimizer.lr=1e-3,3e-3", f"hydra.sweep.dir={sweep_dir}"]
+    ended = threading.Event()
+
+    def stop_after_first_checkpoint():  # as `kill` would, once the group has saved an epoch
+        while not ended.is_set():
+            if list(sweep_dir.glob("*/checkpoints/last.pt")):
+                time.sleep(0.2)  # let the group finish writing its epoch
+                import os
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=stop_after_first_checkpoint, daemon=True)
+    watcher.start()
+    try:
+        stopped = run_main(command, cwd=tmp_path)
+    finally:
+        ended.set()
+        watcher.join()
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    for job in job_dirs(sweep_dir):
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
+        assert (job / "checkpoints" / "last.pt").exists()
+
+    resumed = run_main(command, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stderr.count("Resuming") == 2
+    for job in job_dirs(sweep_dir):
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "completed" and [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+
+
+def test_optuna_batches_train_stacked(fast, tmp_path):
+    sweep_dir = tmp_path / "optuna"
+    result = run_main([*STACKED, "sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                       "scheduler=none", "trainer.batch_size=64", *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Training jobs 0, 1 stacked" in result.stderr and "Training jobs 2, 3 stacked" in result.stderr
+    jobs = [read_json(job / "metrics.json") for job in job_dirs(sweep_dir)]
+    assert [m["status"] for m in jobs] == ["completed"] * 4
+    # Optuna drew dropout and label smoothing per trial: stacked, each trial kept its own
+    assert len({m["config"]["model"]["dropout"] for m in jobs}) == 4
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
+
+
+def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
+    def job(number: int, *overrides: str) -> Job:
+        cfg = compose(f"dataset.root={tiny_root}", *overrides)
+        return Job(number, cfg)
+
+    jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine"),
+            job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
+            job(4, "task=eval"), job(5, "seed=2")]
+    groups, notes = plan(jobs, max_stack=2)
+    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5]]
+    assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
+                     "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
+                     "Job 4 trains alone: task=eval.",
+                     "Job 5 starts a new group: hydra.launcher.max_stack=2 trials per group."]
+
+
+def test_the_launcher_is_listed_and_checks_max_stack(fast, tmp_path):
+    info = run_main(["--info", "plugins"], cwd=tmp_path)
+    assert "StackedLauncher" in info.stdout
+    bad = run_main([*STACKED, *fast, "hydra.launcher.max_stack=0", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert bad.returncode == 1 and "hydra.launcher.max_stack=0: give an integer >= 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not math.isnan(0.0)
