@@ -7,7 +7,8 @@ round, and compared per trial-step against the first:
 
 * ``separate``: N models stepped one after another (what N runs in one process cost);
 * ``grouped``: one model whose convolutions have ``groups=N`` (BatchNorm stays per channel) and whose
-  linear layers are batched matrix products (``baddbmm``), with one Adam over all of it;
+  linear layers are batched matrix products (``baddbmm``), with one Adam over all of it: the layout
+  ``hydra/launcher=stacked`` trains (``lenet_exp.stack.model.GroupedModel``);
 * ``vmap``: ``torch.func.stack_module_state`` + ``functional_call`` under ``vmap`` (BatchNorm without
   running statistics: vmap cannot update buffers in place).
 
@@ -25,53 +26,11 @@ import common  # first: this checkout's src/ on the path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lenet_exp.models.lenet5 import LeNet5
+from lenet_exp.stack.model import GroupedModel, stack_into
 
 LAYOUTS = ("separate", "grouped", "vmap")
-
-
-class GroupedLeNet5(nn.Module):
-    """N LeNet-5s as one module: input [B, N, 32, 32] (trial n's images in channel n), logits [N, B, 10]."""
-
-    def __init__(self, n: int):
-        super().__init__()
-        self.n = n
-        self.conv1, self.bn1 = nn.Conv2d(n, 6 * n, 5, groups=n, bias=False), nn.BatchNorm2d(6 * n)
-        self.conv2, self.bn2 = nn.Conv2d(6 * n, 16 * n, 5, groups=n, bias=False), nn.BatchNorm2d(16 * n)
-        self.fc = nn.ParameterList()
-        for inputs, outputs in ((400, 120), (120, 84), (84, 10)):
-            bound = inputs ** -0.5  # nn.Linear's initialisation range
-            self.fc.append(nn.Parameter(torch.empty(n, inputs, outputs).uniform_(-bound, bound)))
-            self.fc.append(nn.Parameter(torch.empty(n, 1, outputs).uniform_(-bound, bound)))
-
-    @classmethod
-    def of(cls, models: list[LeNet5]) -> "GroupedLeNet5":
-        """The stack of these models: the same weights, so the same logits trial by trial."""
-        grouped = cls(len(models))
-        states = [m.state_dict() for m in models]
-        with torch.no_grad():
-            for name, key in (("conv1", "features.0"), ("bn1", "features.1"), ("conv2", "features.4"),
-                              ("bn2", "features.5")):
-                for field, value in getattr(grouped, name).state_dict().items():
-                    if field != "num_batches_tracked":
-                        value.copy_(torch.cat([s[f"{key}.{field}"] for s in states]))
-            for layer, key in enumerate(("classifier.1", "classifier.3", "classifier.5")):
-                grouped.fc[2 * layer].copy_(torch.stack([s[f"{key}.weight"].T for s in states]))
-                grouped.fc[2 * layer + 1].copy_(torch.stack([s[f"{key}.bias"][None] for s in states]))
-        return grouped
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(F.max_pool2d(self.bn1(self.conv1(x)), 2))
-        x = F.relu(F.max_pool2d(self.bn2(self.conv2(x)), 2))  # [B, 16N, 5, 5]
-        x = x.reshape(x.shape[0], self.n, 400).transpose(0, 1)  # [N, B, 400]
-        weights = list(self.fc)
-        for layer in range(3):
-            x = torch.baddbmm(weights[2 * layer + 1], x, weights[2 * layer])
-            if layer < 2:
-                x = F.relu(x)
-        return x
 
 
 def steps(n: int, batch: int, device: torch.device) -> dict:
@@ -88,7 +47,8 @@ def steps(n: int, batch: int, device: torch.device) -> dict:
             F.cross_entropy(model(x), y).backward()
             optimizer.step()
 
-    grouped_model = GroupedLeNet5.of(models).to(device)
+    grouped_model = GroupedModel(LeNet5(), n, [0.0] * n).to(device)  # the stacked launcher's model
+    stack_into(grouped_model, models)
     grouped_optimizer = torch.optim.Adam(grouped_model.parameters(), lr=1e-3)
     channel_stacked = images.squeeze(2).transpose(0, 1).contiguous()  # [B, N, 32, 32]
 

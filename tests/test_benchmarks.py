@@ -110,33 +110,6 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
     assert "lenet_exp-ab-" not in worktrees  # the base checkout is removed again
 
 
-def test_grouped_layout_trains_each_trial_as_its_own_model(monkeypatch):
-    """stack_layouts.py times like against like: the grouped stack computes what the separate models do."""
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    import torch
-    import torch.nn.functional as F
-    from stack_layouts import GroupedLeNet5
-
-    from lenet_exp.models.lenet5 import LeNet5
-
-    torch.manual_seed(0)
-    models = [LeNet5() for _ in range(3)]
-    grouped = GroupedLeNet5.of(models)
-    images, labels = torch.randn(3, 16, 1, 32, 32), torch.randint(0, 10, (3, 16))
-    stacked = images.squeeze(2).transpose(0, 1).contiguous()  # trial n's images in channel n
-    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
-    grouped_optimizer = torch.optim.SGD(grouped.parameters(), lr=0.1)
-    for _ in range(2):  # a step, then the logits after it
-        logits = grouped(stacked)
-        separate = torch.stack([m(x) for m, x in zip(models, images)])
-        assert torch.allclose(logits, separate, atol=1e-5)
-        F.cross_entropy(logits.reshape(-1, 10), labels.reshape(-1), reduction="sum").div(16).backward()
-        grouped_optimizer.step()
-        for model, optimizer, x, y in zip(models, optimizers, images, labels):
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
-
-
 def test_stack_layouts_prints_each_layouts_cost_per_trial(tmp_path):
     out = tmp_path / "layouts.json"
     result = run_benchmark("stack_layouts.py", ["--ns", "1", "2", "--rounds", "1", "--reps", "1", "--warmup", "1",

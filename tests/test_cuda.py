@@ -77,3 +77,19 @@ def test_deterministic_run_on_the_gpu_repeats_exactly(tiny_root, tmp_path):
         history = read_json(tmp_path / attempt / "metrics.json")["history"]
         histories.append([{k: v for k, v in row.items() if not k.startswith("time/")} for row in history])
     assert histories[0] == histories[1]
+
+
+def test_a_stacked_group_replays_one_graph_and_trains_each_trial_as_alone(tiny_root, tmp_path):
+    from conftest import run_main
+    from test_stacked import STACKED, assert_same_run, job_dirs, train_alone
+
+    base = [o for o in fast_overrides(tiny_root) if o != "device=cpu"] + [
+        "device=cuda", "trainer.epochs=2", "trainer.deterministic=true", "augment=affine", "trainer.log_images=false"]
+    result = run_main([*STACKED, *base, "optimizer.lr=1e-3,3e-3", "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = job_dirs(tmp_path / "sweep")
+    for job in jobs:
+        metrics = read_json(job / "metrics.json")
+        assert metrics["cuda_graphs"] is True and metrics["stacked_with"] == [0, 1, 2, 3]
+    # cuDNN's grouped and single convolutions may sum in other orders: the same run to a looser tolerance
+    assert_same_run(read_json(jobs[-1] / "metrics.json"), train_alone(jobs[-1], base, tmp_path), tolerance=1e-3)

@@ -172,6 +172,36 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
 
 
+def test_the_grouped_model_computes_each_trials_own_model():
+    """Trial i of the group gives model i's logits, before and after a step, and hands back its weights."""
+    import torch
+    import torch.nn.functional as F
+
+    from lenet_exp.models.lenet5 import LeNet5
+    from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
+
+    torch.manual_seed(0)
+    models = [LeNet5() for _ in range(3)]
+    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3)
+    stack_into(grouped, models)
+    images, labels = torch.randn(3, 16, 1, 32, 32), torch.randint(0, 10, (3, 16))
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
+    grouped_optimizer = torch.optim.SGD(grouped.parameters(), lr=0.1)
+    for _ in range(2):  # a step, then the logits after it
+        logits, separate = grouped(channel_stacked(images)), [m(x) for m, x in zip(models, images)]
+        assert torch.allclose(logits, torch.stack(separate), atol=1e-5)
+        stacked_loss(logits, labels, None).sum().backward()
+        grouped_optimizer.step()
+        for optimizer, trial_logits, y in zip(optimizers, separate, labels):
+            F.cross_entropy(trial_logits, y).backward()
+            optimizer.step()
+    fresh = [LeNet5() for _ in range(3)]
+    unstack_into(grouped, fresh)
+    for model, back in zip(models, fresh):
+        for (name, ours), theirs in zip(model.state_dict().items(), back.state_dict().values()):
+            assert torch.allclose(ours, theirs, atol=1e-5), name
+
+
 def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
     def job(number: int, *overrides: str) -> Job:
         cfg = compose(f"dataset.root={tiny_root}", *overrides)
