@@ -32,7 +32,8 @@ def grid(n: int) -> list[str]:
     lrs = n // seeds
     if lrs * seeds != n or lrs > len(LRS):
         sys.exit(f"stacked_sweeps.py: N={n} is not 1, 2, 4, 8, 16 or 32 (learning rates x seeds)")
-    return [f"optimizer.lr={','.join(LRS[:lrs])}", f"seed={','.join(map(str, range(seeds)))}"]
+    # range() is a sweep even for one seed: the default study then stays out (lenet_exp.sweeps.space)
+    return [f"optimizer.lr={','.join(LRS[:lrs])}", f"seed=range(0,{seeds})"]
 
 
 def sweep(launcher: str, n: int, args, folder: Path) -> dict:
@@ -46,6 +47,8 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
     with common.Timed() as timed:
         done = subprocess.run(command, cwd=common.REPO, capture_output=True, text=True)
     runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+    if len(runs) != n:
+        sys.exit(f"stacked_sweeps.py: the {launcher} sweep ran {len(runs)} jobs, not {n}: {' '.join(command)}")
     completed = [m for m in runs if m.get("status") == "completed"]
     trained = sum(m["epochs_done"] * (m["samples_per_s"] or 0) * (m["median_epoch_s"] or 0) for m in completed)
     accuracies = [m["test"]["acc"] for m in completed]
