@@ -4,7 +4,8 @@ Built from a template (the trials' architecture): each ``Conv2d`` becomes one wi
 N times the channels, each ``BatchNorm2d`` one over N times the channels, each ``Linear`` a
 :class:`StackedLinear` (``baddbmm`` over [N, B, features]), each ``Dropout`` a :class:`StackedDropout`
 with a rate per trial; pooling and activations are shared as they are. Every stacked tensor is
-trial-major (``tensor.view(N, -1)[i]`` is trial i's), so a trial's weights go in and out by position.
+trial-major in its first dimension (:func:`trial_block` is trial i's part, :func:`trial_rows` all of
+them as rows), also in the channels_last layout, so a trial's weights go in and out by position.
 """
 
 from __future__ import annotations
@@ -95,16 +96,30 @@ def _tensors(layer: nn.Module) -> dict[str, torch.Tensor]:
     return {**dict(layer.named_parameters(recurse=False)), **dict(layer.named_buffers(recurse=False))}
 
 
+def trial_block(tensor: torch.Tensor, n: int, i: int, shape: torch.Size) -> torch.Tensor:
+    """Trial i's part of a stacked tensor, as a view of ``shape`` (the trial's own tensor's)."""
+    return tensor.unflatten(0, (n, -1))[i].view(shape)
+
+
+def trial_rows(tensor: torch.Tensor, n: int) -> torch.Tensor:
+    """A stacked tensor as [N, rest], a view in its memory order (tensors of one layout match element
+    by element): what the optimizer's per-trial arithmetic works on."""
+    if tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+        tensor = tensor.permute(0, 2, 3, 1)  # channels_last's memory order, still trial-major
+    return tensor.view(n, -1)
+
+
 @torch.no_grad()
 def stack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
     """The group's weights and BatchNorm statistics := the models', trial i from ``models[i]``."""
     for layer, trial_layers in zip(stateful_layers(group), zip(*map(stateful_layers, models)), strict=True):
         for name, tensor in _tensors(layer).items():
-            parts = [_tensors(t)[name] for t in trial_layers]
-            if tensor.dim() == 0:  # num_batches_tracked: the same count in every trial
-                tensor.copy_(parts[0])
-            else:
-                tensor.view(group.n, -1).copy_(torch.stack([p.reshape(-1) for p in parts]))
+            for i, trial_layer in enumerate(trial_layers):
+                source = _tensors(trial_layer)[name]
+                if tensor.dim() == 0:  # num_batches_tracked: the same count in every trial
+                    tensor.copy_(source)
+                else:
+                    trial_block(tensor, group.n, i, source.shape).copy_(source)
 
 
 @torch.no_grad()
@@ -114,12 +129,7 @@ def unstack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
         for name, tensor in _tensors(layer).items():
             for i, trial_layer in enumerate(trial_layers):
                 target = _tensors(trial_layer)[name]
-                target.copy_(tensor if tensor.dim() == 0 else tensor.view(group.n, -1)[i].view_as(target))
-
-
-def trial_major(tensor: torch.Tensor, n: int) -> torch.Tensor:
-    """``tensor`` as [N, everything else]: row i is trial i's."""
-    return tensor.view(n, -1)
+                target.copy_(tensor if tensor.dim() == 0 else trial_block(tensor, group.n, i, target.shape))
 
 
 def channel_stacked(images: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lenet_exp.stack.model import stateful_layers, _tensors
+from lenet_exp.stack.model import _tensors, stateful_layers, trial_block, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
 
@@ -79,7 +79,7 @@ class StackedOptimizer:
         with torch.no_grad():
             for tensors in (self.params, *self.state.values()):
                 for t in tensors:
-                    t.view(self.n, -1)[trial].zero_()
+                    trial_rows(t, self.n)[trial].zero_()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -98,7 +98,7 @@ class StackedOptimizer:
         for p, m, v in zip(self.params, self.state["exp_avg"], self.state["exp_avg_sq"]):
             if p.grad is None:
                 continue
-            p2, g, m2, v2 = (t.view(self.n, -1) for t in (p, p.grad, m, v))
+            p2, g, m2, v2 = (trial_rows(t, self.n) for t in (p, p.grad, m, v))
             if self.rule == ADAMW:
                 p2.mul_(1 - lr * decay)
             else:
@@ -113,8 +113,8 @@ class StackedOptimizer:
         for p, buf in zip(self.params, self.state["momentum_buffer"]):
             if p.grad is None:
                 continue
-            p2, b2 = p.view(self.n, -1), buf.view(self.n, -1)
-            g = p.grad.view(self.n, -1) + decay * p2
+            p2, b2 = trial_rows(p, self.n), trial_rows(buf, self.n)
+            g = trial_rows(p.grad, self.n) + decay * p2
             if first:
                 b2.copy_(g)
             else:
@@ -126,7 +126,7 @@ class StackedOptimizer:
         """Trial i's torch optimizer holds its state, as if it had taken every step itself."""
         optimizer = self.optimizers[i]
         for index, trial_param in enumerate(self.trial_params[i]):
-            state = {name: tensors[index].view(self.n, -1)[i].view_as(trial_param).clone()
+            state = {name: trial_block(tensors[index], self.n, i, trial_param.shape).clone()
                      for name, tensors in self.state.items()}
             if self.rule != SGD:
                 state["step"] = torch.tensor(float(self.step_count))
@@ -141,7 +141,7 @@ class StackedOptimizer:
                 if not state:
                     continue
                 for name, tensors in self.state.items():
-                    tensors[index].view(self.n, -1)[i].copy_(state[name].reshape(-1))
+                    trial_block(tensors[index], self.n, i, trial_param.shape).copy_(state[name])
                 if "step" in state:
                     steps.add(int(state["step"]))
                 elif self.rule == SGD:
@@ -169,23 +169,21 @@ class StackedEMA:
     def update(self, group_model: nn.Module) -> None:
         for average, current in zip(self.averages, self._current(group_model)):
             if average.is_floating_point():
-                average.view(self.n, -1).lerp_(current.view(self.n, -1), self.weight)
+                trial_rows(average, self.n).lerp_(trial_rows(current, self.n), self.weight)
             else:
                 average.copy_(current)
 
     @torch.no_grad()
     def load(self, emas: Sequence[nn.Module]) -> None:
         """The group's averages := each trial's EMA model's (restored from its checkpoint)."""
-        trial_tensors = [[t for layer in stateful_layers(m) for t in _tensors(layer).values()] for m in emas]
-        for index, average in enumerate(self.averages):
-            if average.dim() == 0:
-                average.copy_(trial_tensors[0][index])
-            else:
-                average.view(self.n, -1).copy_(torch.stack([t[index].reshape(-1) for t in trial_tensors]))
+        for i, module in enumerate(emas):
+            sources = [t for layer in stateful_layers(module) for t in _tensors(layer).values()]
+            for average, source in zip(self.averages, sources, strict=True):
+                (average if average.dim() == 0 else trial_block(average, self.n, i, source.shape)).copy_(source)
 
     @torch.no_grad()
     def unstack_into(self, emas: Sequence[nn.Module]) -> None:
         for i, module in enumerate(emas):
             targets = [t for layer in stateful_layers(module) for t in _tensors(layer).values()]
             for average, target in zip(self.averages, targets, strict=True):
-                target.copy_(average if average.dim() == 0 else average.view(self.n, -1)[i].view_as(target))
+                target.copy_(average if average.dim() == 0 else trial_block(average, self.n, i, target.shape))
