@@ -226,3 +226,20 @@ def test_the_launcher_is_listed_and_checks_max_stack(fast, tmp_path):
     assert bad.returncode == 1 and "hydra.launcher.max_stack=0: give an integer >= 1" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert not math.isnan(0.0)
+
+
+def test_each_group_can_be_one_submitit_job(fast, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_main([*STACKED, *fast, "model=lenet5,lenet5_classic", "optimizer.lr=1e-3,3e-3",
+                       "hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.cpus_per_task=1",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    assert "Submitted 2 submitit jobs (local)" in result.stdout
+    for number, job in enumerate(job_dirs(sweep_dir)):
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "completed" and metrics["stacked_with"] == ([0, 1] if number < 2 else [2, 3])
+        assert metrics["device"] == "CPU (1 threads)"  # the job's cpus_per_task
+    # each group ran in a submitit job of its own, which logged its jobs' lines
+    logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
+    assert len(logs) == 2 and "[job 3] epoch 1/1" in logs[1].read_text()
+    assert read_json(sweep_dir / "summary.json")["counts"] == {"completed": 4}

@@ -16,12 +16,13 @@ import logging
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
 from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _save_config, configure_log, filter_overrides,
                               run_job, setup_globals)
 from hydra.plugins.launcher import Launcher
@@ -32,9 +33,25 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class GroupJobConf:
+    """Where each group trains: in this process (``cluster: null``), or as one submitit job per group."""
+
+    cluster: Optional[str] = None  # null: here, one group after another; local: a subprocess each; slurm
+    timeout_min: int = 120  # per group
+    cpus_per_task: Optional[int] = None
+    gpus_per_node: Optional[int] = None  # slurm: 1, so that each group trains on a GPU of its own
+    tasks_per_node: int = 1
+    mem_gb: Optional[int] = None
+    slurm_partition: Optional[str] = None
+    slurm_account: Optional[str] = None
+    slurm_additional_parameters: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class StackedLauncherConf:
     _target_: str = "hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher.StackedLauncher"
     max_stack: int = 32  # trials per group at most; a larger sweep trains as several groups in turn
+    submitit: GroupJobConf = field(default_factory=GroupJobConf)
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="lenet_exp")
@@ -68,8 +85,11 @@ class JobPrefix(logging.Formatter):
 
 
 class StackedLauncher(Launcher):
-    def __init__(self, max_stack: int = 32) -> None:
+    def __init__(self, max_stack: int = 32, submitit: Optional[Dict[str, Any]] = None) -> None:
         self.max_stack = max_stack
+        settings = OmegaConf.to_container(submitit, resolve=True) if OmegaConf.is_config(submitit) else submitit
+        # submitit's AutoExecutor parameters that are set (slurm_* ones apply to Slurm only)
+        self.submitit = {key: value for key, value in (settings or {}).items() if value not in (None, {})}
         self.config: Optional[DictConfig] = None
         self.task_function: Optional[TaskFunction] = None
         self.hydra_context: Optional[HydraContext] = None
@@ -97,18 +117,57 @@ class StackedLauncher(Launcher):
                  len(jobs), len(groups), "s" if len(groups) != 1 else "", self.max_stack)
         for note in notes:
             log.info(note)
-        returns: dict[int, JobReturn] = {}
         for group in groups:
             for job in group:
                 log.info("\t#%d : %s", job.number, " ".join(filter_overrides(job_overrides[job.number - initial_job_idx])))
-            if len(group) == 1:  # exactly as the basic launcher runs it
-                returns[group[0].number] = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                                                   config=configs[group[0].number], job_dir_key="hydra.sweep.dir",
-                                                   job_subdir_key="hydra.sweep.subdir")
-            else:
-                returns.update(self._run_group([configs[job.number] for job in group]))
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        units = [[configs[job.number] for job in group] for group in groups]
+        returns: dict[int, JobReturn] = {}
+        if self.submitit.get("cluster"):
+            for result in self._submit(units):
+                returns.update(result)
+        else:
+            for unit in units:
+                returns.update(self._run_unit(unit))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         return [returns[idx] for idx in configs]
+
+    def _run_unit(self, configs: list, threads: Optional[int] = None) -> dict:
+        """A group, or a job alone exactly as the basic launcher runs it."""
+        if len(configs) > 1:
+            return self._run_group(configs, threads)
+        return {configs[0].hydra.job.num: run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                                  config=configs[0], job_dir_key="hydra.sweep.dir",
+                                                  job_subdir_key="hydra.sweep.subdir")}
+
+    def __call__(self, configs: list, singleton_state: Dict[type, Singleton]) -> dict:
+        """A unit in a submitit job (its own process, on a cluster node or here)."""
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        return self._run_unit(configs, threads=self.submitit.get("cpus_per_task"))
+
+    def _submit(self, units: list) -> list:
+        """Each unit as one submitit job; their results once all have ended (a failed job: its jobs failed)."""
+        import submitit
+
+        params = dict(self.submitit)
+        cluster = params.pop("cluster", None)
+        folder = Path(str(self.config.hydra.sweep.dir)) / ".submitit" / "%j"
+        executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        executor.update_parameters(**params)
+        jobs = [executor.submit(self, unit, Singleton.get_state()) for unit in units]
+        log.info("Submitted %d submitit job%s (%s): logs in %s", len(jobs), "s" if len(jobs) != 1 else "",
+                 executor.cluster, folder.parent)
+        results = []
+        for unit, job in zip(units, jobs):
+            try:
+                results.append(job.result())
+            except Exception as error:  # the job's process failed or was killed: its jobs have no result
+                log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
+                          ", ".join(str(c.hydra.job.num) for c in unit), str(error).strip().splitlines()[-1:])
+                results.append({c.hydra.job.num: JobReturn(overrides=list(c.hydra.overrides.task),
+                                                           cfg=self._task_config(c), return_value=math.nan,
+                                                           status=JobStatus.COMPLETED) for c in unit})
+        return results
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:
@@ -154,7 +213,7 @@ class StackedLauncher(Launcher):
             elif type(handler) is logging.StreamHandler:
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
-    def _run_group(self, configs: list[DictConfig]) -> dict[int, JobReturn]:
+    def _run_group(self, configs: list, threads: Optional[int] = None) -> dict:
         from lenet_exp.app import EXIT_SIGNAL_BASE, record_failure
         from lenet_exp.config import validate
         from lenet_exp.launch import JobSlot, job_context, sigterm_stops
@@ -179,7 +238,7 @@ class StackedLauncher(Launcher):
             trials.append(trial)
         try:
             with sigterm_stops():
-                train_group(trials, JobSlot(configs[0].hydra.job.num))
+                train_group(trials, JobSlot(configs[0].hydra.job.num, threads=threads))
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data)
             signum = getattr(interrupt, "signum", 2)
             for trial in trials:
