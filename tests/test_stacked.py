@@ -4,6 +4,7 @@ each still a complete run: the same metrics as alone, its own files, status and 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -126,14 +127,12 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
 def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     command = [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",
-               "trainer.log_images=false", "optimizer.lr=1e-3,3e-3", f"hydra.sweep.dir={sweep_dir}"]
+               "trainer.log_images=false", "optimizer.lr=1e-3,3e-3,2e-3", f"hydra.sweep.dir={sweep_dir}"]
     ended = threading.Event()
 
     def stop_after_first_checkpoint():  # as `kill` would, once the group has saved an epoch
         while not ended.is_set():
-            if list(sweep_dir.glob("*/checkpoints/last.pt")):
-                time.sleep(0.2)  # let the group finish writing its epoch
-                import os
+            if len(list(sweep_dir.glob("*/checkpoints/last.pt"))) == 3:
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             time.sleep(0.02)
@@ -146,17 +145,22 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
         ended.set()
         watcher.join()
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
-    for job in job_dirs(sweep_dir):
+    jobs = job_dirs(sweep_dir)
+    for job in jobs:
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
         assert (job / "checkpoints" / "last.pt").exists()
 
+    (jobs[2] / "checkpoints" / "last.pt").write_bytes(b"damaged")  # that job fails; the others resume
     resumed = run_main(command, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stderr.count("Resuming") == 2
-    for job in job_dirs(sweep_dir):
+    assert resumed.returncode == 1, resumed.stderr[-2000:]  # the summary's: a job did not complete
+    assert resumed.stderr.count("Resuming") == 2 and "Training jobs 0, 1 stacked" in resumed.stderr
+    for job in jobs[:2]:
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "completed" and [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+    # as with any launcher: the error is reported, and the job's record of its interruption is kept
+    assert "[job 2] Error:" in resumed.stderr and "the checkpoint to resume from, cannot be used" in resumed.stderr
+    assert read_json(jobs[2] / "metrics.json")["status"] == "interrupted"
 
 
 def test_optuna_batches_train_stacked(fast, tmp_path):

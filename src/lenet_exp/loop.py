@@ -195,7 +195,7 @@ class Run:
 
     def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
         tcfg = self.cfg.trainer
-        status, message = "completed", ""
+        message = ""
         self.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
         resumed_after = self.saved = state.epoch
         # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line

@@ -134,10 +134,9 @@ def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
 
 
 def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.nn.Module,
-                fast_paths: perf.FastPaths, forward_model: Optional[torch.nn.Module] = None,
-                step: Optional[TrainStep] = None) -> Parts:
-    """The parts of one trial around its (built) model: optimizer, schedule, EMA, generator, and its
-    training step, or ``step``, the one it shares with the trials stacked with it."""
+                fast_paths: perf.FastPaths, forward_model: Optional[torch.nn.Module] = None) -> Parts:
+    """The parts of one trial around its (built) model: optimizer, schedule, EMA, generator, training
+    step. A stacked group builds each of its trials' parts so, and gives them its own step instead."""
     tcfg = cfg.trainer
     forward_model = forward_model or model
     optimizer = build_optimizer(cfg.optimizer, model)
@@ -149,10 +148,9 @@ def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
     augment = build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std)
-    if step is None:
-        step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
-                         augment=augment, precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
-                         graph_fallback=fast_paths.graph_fallback, generators=[generator])
+    step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
+                     augment=augment, precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
+                     graph_fallback=fast_paths.graph_fallback, generators=[generator])
     return Parts(
         device=device, data=data, model=model, eval_model=ema.module if ema is not None else forward_model,
         optimizer=optimizer, scheduler=scheduler, ema=ema, generator=generator, augment=augment, step=step,

@@ -147,7 +147,11 @@ class StackedLauncher(Launcher):
 
     def _submit(self, units: list) -> list:
         """Each unit as one submitit job; their results once all have ended (a failed job: its jobs failed)."""
-        import submitit
+        try:
+            import submitit
+        except ImportError:
+            sys.exit("Error: hydra.launcher.submitit.cluster needs submitit: pip install submitit (it comes with "
+                     "the .[dev] extra), or leave the cluster null to train the groups in this process.")
 
         params = dict(self.submitit)
         cluster = params.pop("cluster", None)
@@ -163,7 +167,7 @@ class StackedLauncher(Launcher):
                 results.append(job.result())
             except Exception as error:  # the job's process failed or was killed: its jobs have no result
                 log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
-                          ", ".join(str(c.hydra.job.num) for c in unit), str(error).strip().splitlines()[-1:])
+                          ", ".join(str(c.hydra.job.num) for c in unit), (str(error).strip().splitlines() or [""])[-1])
                 results.append({c.hydra.job.num: JobReturn(overrides=list(c.hydra.overrides.task),
                                                            cfg=self._task_config(c), return_value=math.nan,
                                                            status=JobStatus.COMPLETED) for c in unit})

@@ -28,7 +28,7 @@ from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.loop import Outcome, Run
 from lenet_exp.models import build_model
 from lenet_exp.parts import Parts, load_run_data, seed_everything, trial_parts
-from lenet_exp.record import Stopwatch, TensorBoardLog
+from lenet_exp.record import TensorBoardLog
 from lenet_exp.signals import StopSignals
 from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
 from lenet_exp.stack.optim import StackedEMA, StackedOptimizer
@@ -163,8 +163,10 @@ def fail(trial: Trial, error: Exception) -> None:
     trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
 
 
-def build_stack(trials: list[Trial], slot: JobSlot) -> tuple[GroupedModel, StackedOptimizer, Optional[StackedEMA], StackedStep]:
-    """Each trial's parts, built as its single run builds them, and the group's model, optimizer, EMA and step."""
+def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[tuple[GroupedModel, StackedOptimizer,
+                                                                        Optional[StackedEMA], StackedStep]]:
+    """Each trial's parts, built as its single run builds them, and the group's model, optimizer, EMA and
+    step; a trial that cannot start (its checkpoint) fails and leaves ``trials``. None: none is left."""
     cfg, n = trials[0].cfg, len(trials)
     tcfg = cfg.trainer
     seed_everything(cfg.seed, tcfg.deterministic)
@@ -186,7 +188,16 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> tuple[GroupedModel, Stack
     for trial, model in zip(trials, models):
         trial.run.stopwatch.marks.setdefault("data", trials[0].run.stopwatch.marks["data"])
         trial.parts = trial_parts(trial.cfg, device, data, model, paths)
-        trial.state = trial.run.start(trial.parts)
+        try:
+            with job_context(trial.number):
+                trial.state = trial.run.start(trial.parts)  # restored from its checkpoint, or new
+        except Exception as error:  # e.g. a checkpoint of other data: this trial fails, the others train
+            fail(trial, error)
+    kept = [i for i, trial in enumerate(trials) if trial.outcome is None]
+    if not kept:
+        return None
+    trials[:] = [trials[i] for i in kept]
+    models, dropout, n = [models[i] for i in kept], [dropout[i] for i in kept], len(kept)
 
     group_model = GroupedModel(template, n, dropout).to(device)
     stack_into(group_model, models)
@@ -209,13 +220,17 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> tuple[GroupedModel, Stack
 
 def train_stack(trials: list[Trial], slot: JobSlot) -> None:
     """Train trials that start from the same epoch as one grouped model; sets each one's outcome."""
+    trials = list(trials)  # build_stack leaves out those that cannot start
     try:
-        group_model, optimizer, ema, step = build_stack(trials, slot)
-    except Exception as error:  # bad data, a full disk, ...: every trial of the stack fails alike
+        built = build_stack(trials, slot)
+    except Exception as error:  # bad data, too little memory, ...: every trial of the stack fails alike
         for trial in trials:
             if trial.outcome is None:
                 fail(trial, error)
         return
+    if built is None:
+        return
+    group_model, optimizer, ema, step = built
     tcfg = trials[0].cfg.trainer
     log.info("Training jobs %s stacked: %d trials in one model on %s",
              ", ".join(str(t.number) for t in trials), len(trials), trials[0].parts.device)

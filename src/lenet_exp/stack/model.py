@@ -14,7 +14,6 @@ import copy
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 STATEFUL = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
