@@ -120,3 +120,18 @@ def test_stack_layouts_prints_each_layouts_cost_per_trial(tmp_path):
     rows = report["ms_per_trial_step"].values()
     assert all(row[name] > 0 for row in rows for name in ("separate", "grouped", "vmap"))
     assert "ms per trial-step, batch 16" in result.stdout and "(1.00x)" in result.stdout
+
+
+def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_path):
+    out = tmp_path / "sweeps.json"
+    result = run_benchmark("stacked_sweeps.py", [
+        "--device", "cpu", "--ns", "2", "--epochs", "1", "--launchers", "stacked", "basic", "--data-root",
+        str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    stacked, basic = json.loads(out.read_text())["results"]
+    for row in (stacked, basic):  # two seeds of one learning rate, each a whole sweep of run.py
+        assert (row["n"], row["completed"], row["exit"]) == (2, 2, 0) and row["wall_s"] > 0
+        assert row["trial_samples_per_s"] > 0 and 0 <= row["test_acc_mean"] <= 1
+    assert stacked["test_acc_mean"] == pytest.approx(basic["test_acc_mean"], abs=0.02)  # the same trials
+    assert basic["wall_over_stacked"] == pytest.approx(basic["wall_s"] / stacked["wall_s"])
+    assert "wall/stacked" in result.stdout

@@ -214,13 +214,14 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
 
     jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine"),
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
-            job(4, "task=eval"), job(5, "seed=2")]
+            job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true")]
     groups, notes = plan(jobs, max_stack=2)
-    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5]]
+    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6]]
     assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
                      "Job 4 trains alone: task=eval.",
-                     "Job 5 starts a new group: hydra.launcher.max_stack=2 trials per group."]
+                     "Job 5 starts a new group: hydra.launcher.max_stack=2 trials per group.",
+                     "Job 6 trains alone: optimizer.amsgrad=True has no stacked update."]
 
 
 def test_the_launcher_is_listed_and_checks_max_stack(fast, tmp_path):

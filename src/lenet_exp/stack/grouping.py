@@ -22,6 +22,7 @@ PER_TRIAL = ("seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas"
              "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
+UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay")  # of those optimizers
 
 
 @dataclass
@@ -36,6 +37,9 @@ def why_alone(config: DictConfig) -> Optional[str]:
         return f"task={config.task}"
     if config.optimizer.get("_target_") not in STACKED_OPTIMIZERS:
         return f"optimizer._target_={config.optimizer.get('_target_')} has no stacked update"
+    unstacked = [key for key in UNSTACKED_OPTIONS if config.optimizer.get(key)]
+    if unstacked:
+        return f"optimizer.{unstacked[0]}={config.optimizer.get(unstacked[0])} has no stacked update"
     if config.model.get("_target_") not in STACKED_MODELS:
         return f"model._target_={config.model.get('_target_')} has no stacked form"
     if config.trainer.compile:

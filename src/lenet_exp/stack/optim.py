@@ -40,6 +40,10 @@ class StackedOptimizer:
     def __init__(self, group_model: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]):
         self.n = len(optimizers)
         self.rule = rule_of(optimizers[0])
+        if self.rule is None:  # the launcher plans such jobs alone; a caller that did not is told why
+            group = optimizers[0].param_groups[0]
+            raise ValueError(f"{type(optimizers[0]).__name__} with these options (amsgrad={group.get('amsgrad')}, "
+                             f"maximize={group.get('maximize')}) has no stacked update: train it alone")
         self.nesterov = bool(optimizers[0].param_groups[0].get("nesterov"))
         self.params = [p for layer in stateful_layers(group_model) for p in layer.parameters(recurse=False)]
         # the same parameter of each trial's model, in the group's order: where each trial's state lives
