@@ -7,12 +7,15 @@ including start-up, trial-samples per second, and the trials' mean test accuracy
 Each sweep is one whole ``python run.py -m hydra/launcher=L optimizer.lr=... seed=...`` in a process of
 its own, into a temporary sweep folder; for each N the launchers take turns (a slow spell of the
 machine then slows all of them alike). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
-at once. The ratios compare each launcher's wall time with the stacked launcher's.
+at once, and ``stacked_split`` (not run by default) splits the N trials into ``--joblib-jobs``
+stacked groups trained at once, each in a submitit subprocess with its share of the cores. The
+ratios compare each launcher's wall time with the stacked launcher's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -23,7 +26,9 @@ from pathlib import Path
 import common
 
 LRS = ["1e-3", "3e-3", "5e-4", "2e-3", "7e-4", "1.5e-3", "4e-4", "2.5e-3"]
-LAUNCHERS = {"stacked": ["hydra/launcher=stacked"], "basic": [], "joblib": ["hydra/launcher=joblib"]}
+LAUNCHERS = {"stacked": ["hydra/launcher=stacked"], "basic": [], "joblib": ["hydra/launcher=joblib"],
+             # --joblib-jobs stacked groups at once, each in a submitit subprocess with its share of the cores
+             "stacked_split": ["hydra/launcher=stacked", "hydra.launcher.submitit.cluster=local"]}
 
 
 def grid(n: int) -> list[str]:
@@ -42,6 +47,10 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
                f"device.type={args.device}", *args.override, f"hydra.sweep.dir={folder}"]
     if launcher == "joblib":
         command.append(f"hydra.launcher.n_jobs={args.joblib_jobs}")
+    if launcher == "stacked_split":
+        cores = max(1, (os.cpu_count() or 1) // args.joblib_jobs)
+        command += [f"hydra.launcher.max_stack={max(1, -(-n // args.joblib_jobs))}",
+                    f"hydra.launcher.submitit.cpus_per_task={cores}"]
     if args.wait_quiet:
         common.wait_quiet(args.wait_quiet)
     with common.Timed() as timed:
@@ -68,8 +77,9 @@ def main(argv=None) -> int:
     parser = common.parser(__doc__)
     parser.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8], metavar="N", help="trials per sweep")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--launchers", nargs="+", choices=list(LAUNCHERS), default=list(LAUNCHERS))
-    parser.add_argument("--joblib-jobs", type=int, default=2, help="joblib's n_jobs")
+    parser.add_argument("--launchers", nargs="+", choices=list(LAUNCHERS), default=["stacked", "basic", "joblib"])
+    parser.add_argument("--joblib-jobs", type=int, default=2,
+                        help="joblib's n_jobs, and stacked_split's groups at once (default 2)")
     common.add_config_args(parser)
     common.add_quiet_args(parser, default=0.0)
     args = parser.parse_args(argv)
