@@ -246,3 +246,11 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path):
     logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
     assert len(logs) == 2 and "[job 3] epoch 1/1" in logs[1].read_text()
     assert read_json(sweep_dir / "summary.json")["counts"] == {"completed": 4}
+
+
+def test_local_groups_take_one_gpu_each_in_waves():
+    from hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher import gpu_waves
+
+    assert gpu_waves(5, [0, 1]) == [[(0, 0), (1, 1)], [(2, 0), (3, 1)], [(4, 0)]]
+    assert gpu_waves(2, [3, 5, 7]) == [[(0, 3), (1, 5)]]
+    assert gpu_waves(3, []) == [[(0, None), (1, None), (2, None)]]  # no GPUs: all at once, as submitit does

@@ -57,6 +57,25 @@ class StackedLauncherConf:
 ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf, provider="lenet_exp")
 
 
+def local_gpus() -> list[int]:
+    """This machine's GPUs that jobs may use: CUDA_VISIBLE_DEVICES's numbers, else every one torch sees."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(d) for d in visible.split(",") if d.strip().isdigit()]
+    import torch
+
+    return list(range(torch.cuda.device_count()))
+
+
+def gpu_waves(units: int, gpus: list[int]) -> list[list[tuple[int, Optional[int]]]]:
+    """(unit, GPU) pairs in waves that run at once: one unit per GPU, a wave after the one before it;
+    without GPUs, every unit in one wave."""
+    if not gpus:
+        return [[(index, None) for index in range(units)]]
+    return [[(index, gpus[index - start]) for index in range(start, min(units, start + len(gpus)))]
+            for start in range(0, units, len(gpus))]
+
+
 class JobLines(logging.Filter):
     """A job's run.log takes its own lines and the group's shared ones (data, device), not the others'."""
 
@@ -158,20 +177,30 @@ class StackedLauncher(Launcher):
         folder = Path(str(self.config.hydra.sweep.dir)) / ".submitit" / "%j"
         executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
         executor.update_parameters(**params)
-        jobs = [executor.submit(self, unit, Singleton.get_state()) for unit in units]
-        log.info("Submitted %d submitit job%s (%s): logs in %s", len(jobs), "s" if len(jobs) != 1 else "",
-                 executor.cluster, folder.parent)
+        # local jobs with a GPU each: one per GPU at once (submitit would give each job the same GPUs)
+        gpus = local_gpus() if executor.cluster == "local" and params.get("gpus_per_node") else []
         results = []
-        for unit, job in zip(units, jobs):
-            try:
-                results.append(job.result())
-            except Exception as error:  # the job's process failed or was killed: its jobs have no result
-                log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
-                          ", ".join(str(c.hydra.job.num) for c in unit), (str(error).strip().splitlines() or [""])[-1])
-                results.append({c.hydra.job.num: JobReturn(overrides=list(c.hydra.overrides.task),
-                                                           cfg=self._task_config(c), return_value=math.nan,
-                                                           status=JobStatus.COMPLETED) for c in unit})
+        for wave in gpu_waves(len(units), gpus):
+            jobs = []
+            for index, gpu in wave:
+                if gpu is not None:
+                    executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+                jobs.append(executor.submit(self, units[index], Singleton.get_state()))
+            log.info("Submitted %d submitit job%s (%s)%s: logs in %s", len(jobs), "s" if len(jobs) != 1 else "",
+                     executor.cluster, f", one on each of GPUs {[gpu for _, gpu in wave]}" if gpus else "",
+                     folder.parent)
+            results += [self._result(units[index], job) for (index, _), job in zip(wave, jobs)]
         return results
+
+    def _result(self, unit: list, job) -> dict:
+        """A submitted unit's JobReturns; a failed or killed job's jobs have none, and count as failed."""
+        try:
+            return job.result()
+        except Exception as error:
+            log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
+                      ", ".join(str(c.hydra.job.num) for c in unit), (str(error).strip().splitlines() or [""])[-1])
+            return {c.hydra.job.num: JobReturn(overrides=list(c.hydra.overrides.task), cfg=self._task_config(c),
+                                               return_value=math.nan, status=JobStatus.COMPLETED) for c in unit}
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:
