@@ -29,6 +29,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from lenet_exp.launch import current_job  # no torch: Hydra imports this module in every run.py
+
 log = logging.getLogger(__name__)
 
 
@@ -84,8 +86,6 @@ class JobLines(logging.Filter):
         self.number = number
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from lenet_exp.launch import current_job
-
         return current_job() in (None, self.number)
 
 
@@ -97,8 +97,6 @@ class JobPrefix(logging.Formatter):
         self.inner = inner
 
     def format(self, record: logging.LogRecord) -> str:
-        from lenet_exp.launch import current_job
-
         number = current_job()
         return ("[stack] " if number is None else f"[job {number}] ") + self.inner.format(record)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -50,7 +50,7 @@ class Trial:
     status: str = "running"
     message: str = ""
     outcome: Optional[Outcome] = None
-    owned: bool = field(default=False)
+    owned: bool = False  # its run directory is taken by this process
 
 
 class StackedStep(TrainStep):
@@ -106,7 +106,7 @@ def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers
         optimizer.step()
         step_schedulers(schedulers)
         if ema is not None:
-            ema.update(step.model)
+            ema.update()
         seen += batch.shape[1]
     losses, correct = (step.loss_sum / seen).tolist(), step.correct.tolist()
     return [EpochResult(loss, hits / seen, seen) for loss, hits in zip(losses, correct)]

@@ -91,8 +91,11 @@ def stateful_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (*STATEFUL, StackedLinear))]
 
 
-def _tensors(layer: nn.Module) -> dict[str, torch.Tensor]:
-    return {**dict(layer.named_parameters(recurse=False)), **dict(layer.named_buffers(recurse=False))}
+def state_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """The weights and statistics of the stateful layers, in order: a trial's and the group's pair up
+    by position (parameters, then buffers, of each layer)."""
+    return [t for layer in stateful_layers(model) for t in (*layer.parameters(recurse=False),
+                                                             *layer.buffers(recurse=False))]
 
 
 def trial_block(tensor: torch.Tensor, n: int, i: int, shape: torch.Size) -> torch.Tensor:
@@ -109,26 +112,27 @@ def trial_rows(tensor: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def copy_trials(stacked: Sequence[torch.Tensor], n: int, trials: Sequence[Sequence[torch.Tensor]],
+                into_stack: bool) -> None:
+    """Copy each trial's tensors (``trials[i]``, paired by position) into its part of the ``stacked``
+    ones, or back out of it. A 0-d tensor (num_batches_tracked) is the same count in every trial."""
+    for i, own in enumerate(trials):
+        for whole, mine in zip(stacked, own, strict=True):
+            part = whole if whole.dim() == 0 else trial_block(whole, n, i, mine.shape)
+            if into_stack:
+                part.copy_(mine)
+            else:
+                mine.copy_(part)
+
+
 def stack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
     """The group's weights and BatchNorm statistics := the models', trial i from ``models[i]``."""
-    for layer, trial_layers in zip(stateful_layers(group), zip(*map(stateful_layers, models)), strict=True):
-        for name, tensor in _tensors(layer).items():
-            for i, trial_layer in enumerate(trial_layers):
-                source = _tensors(trial_layer)[name]
-                if tensor.dim() == 0:  # num_batches_tracked: the same count in every trial
-                    tensor.copy_(source)
-                else:
-                    trial_block(tensor, group.n, i, source.shape).copy_(source)
+    copy_trials(state_tensors(group), group.n, [state_tensors(m) for m in models], into_stack=True)
 
 
-@torch.no_grad()
 def unstack_into(group: GroupedModel, models: Sequence[nn.Module]) -> None:
     """Each model := its trial's weights and statistics in the group."""
-    for layer, trial_layers in zip(stateful_layers(group), zip(*map(stateful_layers, models)), strict=True):
-        for name, tensor in _tensors(layer).items():
-            for i, trial_layer in enumerate(trial_layers):
-                target = _tensors(trial_layer)[name]
-                target.copy_(tensor if tensor.dim() == 0 else trial_block(tensor, group.n, i, target.shape))
+    copy_trials(state_tensors(group), group.n, [state_tensors(m) for m in models], into_stack=False)
 
 
 def channel_stacked(images: torch.Tensor) -> torch.Tensor:

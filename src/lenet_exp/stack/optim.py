@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lenet_exp.stack.model import _tensors, stateful_layers, trial_block, trial_rows
+from lenet_exp.stack.model import copy_trials, state_tensors, stateful_layers, trial_block, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
 
@@ -50,6 +50,7 @@ class StackedOptimizer:
         self.trial_params = [[p for layer in stateful_layers(m) for p in layer.parameters(recurse=False)]
                              for m in models]
         self.optimizers = list(optimizers)
+        self.group_model = group_model
         self.device = self.params[0].device
         self.active = torch.ones(self.n, 1, dtype=torch.float64, device=self.device)  # 0: a frozen (diverged) trial
         self.step_count = 0
@@ -65,17 +66,15 @@ class StackedOptimizer:
         cached = self._hyper.get(f"{key}{index}")
         if cached is None or cached[0] != values:
             # float64, as torch's optimizers compute their scalars (1 - beta2 ** step loses digits in float32)
-            cached = values, torch.tensor(values, dtype=torch.float64).view(-1, 1).to(self.device)
+            host = torch.tensor(values, dtype=torch.float64).view(-1, 1)
+            if self.device.type == "cuda":  # a schedule changes them every step: copy without waiting for the GPU
+                host = host.pin_memory()
+            cached = values, host.to(self.device, non_blocking=True)
             self._hyper[f"{key}{index}"] = cached
         return cached[1]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            if p.grad is not None:
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.zero_()
+        self.group_model.zero_grad(set_to_none=set_to_none)
 
     def freeze(self, trial: int) -> None:
         """Stop updating a trial (it diverged): its weights and state are zeroed, so no NaN lingers."""
@@ -163,31 +162,21 @@ class StackedEMA:
 
     def __init__(self, group_model: nn.Module, decays: Sequence[float]):
         self.n = len(decays)
-        self.averages = [t.detach().clone() for t in self._current(group_model)]
+        self.current = state_tensors(group_model)
+        self.averages = [t.detach().clone() for t in self.current]
         self.weight = (1 - torch.tensor(decays, dtype=torch.float32)).view(-1, 1).to(self.averages[0].device)
 
-    def _current(self, group_model: nn.Module) -> list[torch.Tensor]:
-        return [t for layer in stateful_layers(group_model) for t in _tensors(layer).values()]
-
     @torch.no_grad()
-    def update(self, group_model: nn.Module) -> None:
-        for average, current in zip(self.averages, self._current(group_model)):
+    def update(self) -> None:
+        for average, current in zip(self.averages, self.current):
             if average.is_floating_point():
                 trial_rows(average, self.n).lerp_(trial_rows(current, self.n), self.weight)
             else:
                 average.copy_(current)
 
-    @torch.no_grad()
     def load(self, emas: Sequence[nn.Module]) -> None:
         """The group's averages := each trial's EMA model's (restored from its checkpoint)."""
-        for i, module in enumerate(emas):
-            sources = [t for layer in stateful_layers(module) for t in _tensors(layer).values()]
-            for average, source in zip(self.averages, sources, strict=True):
-                (average if average.dim() == 0 else trial_block(average, self.n, i, source.shape)).copy_(source)
+        copy_trials(self.averages, self.n, [state_tensors(m) for m in emas], into_stack=True)
 
-    @torch.no_grad()
     def unstack_into(self, emas: Sequence[nn.Module]) -> None:
-        for i, module in enumerate(emas):
-            targets = [t for layer in stateful_layers(module) for t in _tensors(layer).values()]
-            for average, target in zip(self.averages, targets, strict=True):
-                target.copy_(average if average.dim() == 0 else trial_block(average, self.n, i, target.shape))
+        copy_trials(self.averages, self.n, [state_tensors(m) for m in emas], into_stack=False)
