@@ -62,9 +62,10 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 def fast_overrides(root: Path) -> list[str]:
-    """Overrides for a seconds-long CPU run on the tiny data in ``root``."""
+    """Overrides for a seconds-long CPU run on the tiny data in ``root``; without the test's figures, which
+    cost as much as the rest of such a run (a test that looks at them asks for them)."""
     return [f"dataset.root={root}", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1",
-            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false"]
+            "trainer.eval_batch_size=200", "device=cpu", "trainer.progress=false", "trainer.log_images=false"]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val
 
 def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     result = run_cli(  # a process of its own: its first job's start-up holds the imports
-        fast + ["trainer.epochs=2"], cwd=tmp_path)
+        fast + ["trainer.epochs=2", "trainer.log_images=true"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     assert {p.name for p in run_dir.iterdir()} >= {".hydra", "checkpoints", "metrics.json", "run.log"}

@@ -263,6 +263,7 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.1)
         saved = (run_dir / ".hydra" / "overrides.yaml").read_bytes()
+        signal_group(first, signal.SIGSTOP)  # paused, it still owns the folder, and spends no CPU meanwhile
         for second in ([*fast_overrides(tiny_root), "optimizer.lr=0.5", f"hydra.run.dir={run_dir}"], [f"resume={run_dir}"]):
             result = run_main(second, cwd=tmp_path)
             assert result.returncode != 0 and "Traceback" not in result.stderr
@@ -271,6 +272,7 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
         assert (run_dir / ".hydra" / "overrides.yaml").read_bytes() == saved and first.poll() is None
     finally:
         signal_group(first, signal.SIGTERM)
+        signal_group(first, signal.SIGCONT)  # it takes the SIGTERM as it goes on
         first.communicate(timeout=120)
     assert first.returncode == 143  # interrupted as usual, and resumable
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, start
-from lenet_exp.files import read_json, save_json, write_atomic
+from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 
 
 @pytest.fixture(scope="module")
@@ -279,17 +280,25 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     """SIGTERM to the sweep's run.py alone (`kill PID`, a scheduler's time limit): its joblib workers stop
     within a step, each with a resumable checkpoint, instead of training on for nobody."""
     sweep_dir = tmp_path / "sweep"
-    epochs = 3 * INTERRUPTIBLE_EPOCHS  # two jobs on two cores, started a few seconds apart: both still run
-    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, f"trainer.epochs={epochs}", "seed=0,1",
-            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
-    args.remove(f"trainer.epochs={INTERRUPTIBLE_EPOCHS}")
+    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
     launcher = start(args, cwd=tmp_path)
     jobs = ("0_seed=0", "1_seed=1")  # the job folders: number and swept value
-    for job in jobs:
-        wait_for(sweep_dir / job / "checkpoints" / "last.pt", launcher)
-    workers = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert len(workers) == 2, workers
+    workers = {}  # job: the pid of the worker training it, paused once it has a checkpoint (both must still run)
+    deadline = time.monotonic() + 120
+    while len(workers) < len(jobs):
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        for job in set(jobs) - set(workers):
+            if (sweep_dir / job / "checkpoints" / "last.pt").exists():
+                workers[job] = int((sweep_dir / job / LOCK_FILE).read_text().split()[1])  # "pid N"
+                os.kill(workers[job], signal.SIGSTOP)
+        time.sleep(0.05)
+    loky = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert sorted(loky) == sorted(workers.values()), (loky, workers)
+    workers = list(workers.values())
     launcher.send_signal(signal.SIGTERM)
+    for pid in workers:
+        os.kill(pid, signal.SIGCONT)
     launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
@@ -297,7 +306,7 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     assert not [pid for pid in workers if alive(pid)]
     for job in jobs:
         metrics = read_json(sweep_dir / job / "metrics.json")
-        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < epochs, metrics
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
         assert f"the exit of the sweep's run.py (pid {launcher.pid})" in metrics["message"]
         checkpoint = torch.load(sweep_dir / job / "checkpoints" / "last.pt", weights_only=True)
         assert checkpoint["run_state"]["epoch"] == metrics["epochs_done"]
@@ -329,16 +338,24 @@ def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
 
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
-    process = start([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
-                     "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
-                     f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    for line in process.stderr:  # the last epoch's line comes just before the test (and its figures, ~1 s)
-        if line.startswith("epoch 2/2"):
-            process.send_signal(signal.SIGINT)
-            break
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "Stopped by signal 2 after the run completed" in stderr and "Traceback" not in stderr
+
+    class SignalAfterTheLastEpoch(logging.Handler):
+        """Ctrl+C as the last epoch's line is logged, just before the test (and its figures, ~1 s)."""
+
+        def emit(self, record):
+            if record.getMessage().startswith("epoch 2/2"):
+                os.kill(os.getpid(), signal.SIGINT)
+
+    handler, epochs_log = SignalAfterTheLastEpoch(), logging.getLogger("lenet_exp.loop")
+    epochs_log.addHandler(handler)
+    try:
+        result = run_main([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
+                           "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    finally:
+        epochs_log.removeHandler(handler)
+    assert result.returncode == 130, result.stderr
+    assert "Stopped by signal 2 after the run completed" in result.stderr and "Traceback" not in result.stderr
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["status"] == "completed" and metrics["test"]["acc"] > 0
 

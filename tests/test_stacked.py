@@ -72,8 +72,8 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
 
 def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    command = [*STACKED, *fast, "trainer.epochs=2", "model=lenet5,lenet5_classic", "optimizer.lr=1e-3,3e-3",
-               f"hydra.sweep.dir={sweep_dir}"]
+    command = [*STACKED, *fast, "trainer.epochs=2", "trainer.log_images=true", "model=lenet5,lenet5_classic",
+               "optimizer.lr=1e-3,3e-3", f"hydra.sweep.dir={sweep_dir}"]
     result = run_main(command, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     # the classic LeNet-5 (tanh, average pooling, no BatchNorm) cannot share the others' step: its own group
@@ -98,6 +98,7 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
         assert scalar_values(events, "val/acc") == {row["epoch"]: pytest.approx(row["val/acc"])
                                                    for row in metrics["history"]}
         assert scalar_values(events, "test/acc") == {metrics["best_epoch"]: pytest.approx(metrics["test"]["acc"])}
+        assert "test/confusion_matrix" in events.Tags()["images"]
         # its checkpoint, which task=eval takes as it takes any run's
         evaluated = run_main([*fast, "task=eval", f"ckpt={quote(str(job / 'checkpoints' / 'best.pt'))}",
                               f"hydra.run.dir={tmp_path / 'eval' / str(number)}"], cwd=tmp_path)
