@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from omegaconf import DictConfig
 from tqdm import tqdm
@@ -25,7 +25,7 @@ from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import JobSlot
+from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import Stopwatch, TensorBoardLog, provenance, summary_markdown, versions
 from lenet_exp.signals import StopSignals
@@ -161,12 +161,9 @@ class Run:
             return done
         seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
         parts = build_parts(self.cfg, self.slot, self.stopwatch)
-        state = self.start(parts)
-        tb = self.tensorboard(state)
-        try:
-            return self.epochs(parts, state, tb)
-        finally:
-            tb.close()
+        trial = Trial(self.slot.number, self.cfg, self, parts, self.start(parts))
+        train_trials([trial], OneModel(parts), self.slot)
+        return trial.outcome
 
     def prepare(self) -> Optional[Outcome]:
         """Tidy the run directory and read what an earlier invocation left there: the outcome of a
@@ -192,37 +189,6 @@ class Run:
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
         return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
-
-    def epochs(self, parts: Parts, state: RunState, tb: TensorBoardLog) -> Outcome:
-        tcfg = self.cfg.trainer
-        message = ""
-        self.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
-        resumed_after = self.saved = state.epoch
-        # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
-        show_bar = tcfg.progress and self.slot.parallel == 1
-        with StopSignals(self.slot.launcher) as stop:
-            for epoch in range(state.epoch + 1, tcfg.epochs + 1):
-                bar = tqdm(total=parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
-                           disable=None if show_bar else True)
-                lr = parts.optimizer.param_groups[0]["lr"]  # the epoch's first step's (schedules step per batch)
-                epoch_start = time.perf_counter()
-                result = train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler,
-                                     ema=parts.ema, on_step=bar.update, stop_requested=stop.requested,
-                                     max_batches=tcfg.limit_batches)
-                seconds = time.perf_counter() - epoch_start  # train_epoch ends with a device sync
-                bar.close()
-                if result.interrupted:
-                    status, message = "interrupted", self.interrupted_message(stop.reason(), epoch)
-                    break
-                status, message = self.end_epoch(parts, state, tb, epoch, result, lr, seconds, resumed_after)
-                if status != "running":
-                    break
-            else:
-                status = "completed"
-            test = self.finish(parts, state, tb, status, message)
-        self.report(state, test, resumed_after)
-        # the signal that stopped the run, or came during its final test (the run completes, the caller stops)
-        return Outcome(status, state.best_val_acc, message, stop.signal)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. "
@@ -329,3 +295,105 @@ class Run:
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],
         })
+
+
+@dataclass
+class Trial:
+    """A run that :func:`train_trials` trains: its config, its run directory's bookkeeping, how it ended."""
+
+    number: int  # Hydra's job number (0 for a single run)
+    cfg: DictConfig
+    run: Run
+    parts: Optional[Parts] = None
+    state: Optional[RunState] = None  # where it starts: new, or restored from its checkpoint
+    tb: Optional[TensorBoardLog] = None
+    status: str = "running"
+    message: str = ""
+    outcome: Optional[Outcome] = None
+    owned: bool = False  # its run directory is taken by this process (a stacked group's)
+
+
+class Engine(Protocol):
+    """How the trials' models train, an epoch at a time: one model (:class:`OneModel`), or N stacked
+    into one grouped model (:class:`lenet_exp.stack.group.StackedModels`)."""
+
+    def train_epoch(self, stop_requested: Callable[[], bool], on_step: Callable[[], None],
+                    max_batches: Optional[int]) -> Optional[list[EpochResult]]:
+        """One epoch of every trial, each in its own data order; None when a stop was asked for."""
+
+    def sync(self, running: list[int]) -> None:
+        """Give these trials' own models, EMAs and optimizers the weights and state the epoch left."""
+
+    def freeze(self, i: int) -> None:
+        """Trial ``i`` diverged: it trains no further, and the others go on."""
+
+
+class OneModel:
+    """The engine of one trial: its own model, optimizer, schedule and EMA, trained in place."""
+
+    def __init__(self, parts: Parts):
+        self.parts = parts
+
+    def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
+        p = self.parts
+        result = train_epoch(p.step, p.optimizer, p.generator, scheduler=p.scheduler, ema=p.ema, on_step=on_step,
+                             stop_requested=stop_requested, max_batches=max_batches)
+        return None if result.interrupted else [result]
+
+    def sync(self, running: list[int]) -> None:
+        pass  # the epoch trained the trial's own model and optimizer
+
+    def freeze(self, i: int) -> None:
+        pass  # the only trial: no epoch follows
+
+
+def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
+    """Train trials that start from the same epoch, each validated, selected on val, checkpointed,
+    recorded and tested in its own run directory; sets each one's ``outcome``. A single run is the
+    case of one trial; a stacked group (``hydra/launcher=stacked``) trains N through one engine."""
+    tcfg = trials[0].cfg.trainer
+    first = trials[0].state.epoch + 1
+    # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
+    show_bar = tcfg.progress and slot.parallel == 1
+    try:
+        for trial in trials:
+            trial.tb = trial.run.tensorboard(trial.state)
+            trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
+            trial.run.saved = trial.state.epoch
+        with StopSignals(slot.launcher) as stop:
+            for epoch in range(first, tcfg.epochs + 1):
+                running = [i for i, trial in enumerate(trials) if trial.status == "running"]
+                if not running:
+                    break
+                lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]  # the epoch's first step's
+                bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
+                           disable=None if show_bar else True)
+                started = time.perf_counter()
+                results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
+                seconds = time.perf_counter() - started  # an epoch ends with a device sync
+                bar.close()
+                if results is None:
+                    for i in running:
+                        trials[i].status = "interrupted"
+                        trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
+                    break
+                engine.sync(running)
+                for i in running:
+                    trial = trials[i]
+                    with job_context(trial.number):
+                        trial.status, trial.message = trial.run.end_epoch(
+                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds, first - 1)
+                    if trial.status == "diverged":
+                        engine.freeze(i)
+            for trial in trials:
+                if trial.status == "running":
+                    trial.status = "completed"
+                with job_context(trial.number):
+                    test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
+                    trial.run.report(trial.state, test, first - 1)
+                # the signal that stopped the run, or came during its final test (it completes, the caller stops)
+                trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
+    finally:
+        for trial in trials:
+            if trial.tb is not None:
+                trial.tb.close()

@@ -248,9 +248,9 @@ class StackedLauncher(Launcher):
         from lenet_exp.app import EXIT_SIGNAL_BASE, record_failure
         from lenet_exp.config import validate
         from lenet_exp.launch import JobSlot, job_context, sigterm_stops
-        from lenet_exp.loop import Run
+        from lenet_exp.loop import Run, Trial
         from lenet_exp.record import Stopwatch
-        from lenet_exp.stack.group import Trial, fail, train_group
+        from lenet_exp.stack.group import fail, train_group
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         returns = {number: self._start_job(config) for number, config in configs_by_number.items()}

@@ -1,23 +1,22 @@
-"""The training loop of a stacked group: N trials, one grouped model, one step for all of them.
+"""A stacked group: N trials, one grouped model, one step for all of them.
 
-Each trial is a :class:`lenet_exp.loop.Run` in its own run directory, which does what it does for a
-single run: skip a completed run, resume from ``checkpoints/last.pt``, validate each epoch, select on
-val, write checkpoints, TensorBoard and metrics.json, test the best epoch. Only the training epoch is
-shared: after it, the group's weights are copied into each trial's own model (and EMA, and optimizer
-state), which the run's bookkeeping then uses unchanged. A trial that diverges is frozen (its
+Each trial is a :class:`lenet_exp.loop.Run` in its own run directory, trained by the loop a single run
+trains in (:func:`lenet_exp.loop.train_trials`): skip a completed run, resume from
+``checkpoints/last.pt``, validate each epoch, select on val, write checkpoints, TensorBoard and
+metrics.json, test the best epoch. Only the engine differs (:class:`StackedModels`): the training
+epoch is shared, and after it the group's weights are copied into each trial's own model (and EMA, and
+optimizer state), which the run's bookkeeping then uses unchanged. A trial that diverges is frozen (its
 updates stop and its weights are zeroed, so no NaN lingers) while the others go on.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import warnings
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import open_dict
 
 from lenet_exp import files, perf
 from lenet_exp.app import one_line, record_failure
@@ -25,32 +24,13 @@ from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, TrainStep, autocast
 from lenet_exp.errors import UserError
 from lenet_exp.launch import JobSlot, job_context
-from lenet_exp.loop import Outcome, Run
+from lenet_exp.loop import Outcome, Trial, train_trials
 from lenet_exp.models import build_model
-from lenet_exp.parts import Parts, load_run_data, seed_everything, trial_parts
-from lenet_exp.record import TensorBoardLog
-from lenet_exp.signals import StopSignals
+from lenet_exp.parts import load_run_data, seed_everything, trial_parts
 from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
 from lenet_exp.stack.optim import StackedEMA, StackedOptimizer
-from lenet_exp.state import RunState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Trial:
-    """One job of the group: its config, its run directory's bookkeeping, and how it ended."""
-
-    number: int  # Hydra's job number
-    cfg: DictConfig
-    run: Run
-    parts: Optional[Parts] = None
-    state: Optional[RunState] = None
-    tb: Optional[TensorBoardLog] = None
-    status: str = "running"
-    message: str = ""
-    outcome: Optional[Outcome] = None
-    owned: bool = False  # its run directory is taken by this process
 
 
 class StackedStep(TrainStep):
@@ -90,7 +70,8 @@ def step_schedulers(schedulers: Sequence) -> None:
 
 def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers: Sequence,
                       ema: Optional[StackedEMA], generators: Sequence[torch.Generator],
-                      stop_requested: Callable[[], bool], max_batches: Optional[int]) -> Optional[list[EpochResult]]:
+                      stop_requested: Callable[[], bool], on_step: Callable[[], None],
+                      max_batches: Optional[int]) -> Optional[list[EpochResult]]:
     """One epoch of every trial, each in its own random order; None when a stop was asked for."""
     step.model.train()
     n, batch_size = len(step.split), step.batch_size
@@ -108,6 +89,7 @@ def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers
         if ema is not None:
             ema.update()
         seen += batch.shape[1]
+        on_step()
     losses, correct = (step.loss_sum / seen).tolist(), step.correct.tolist()
     return [EpochResult(loss, hits / seen, seen) for loss, hits in zip(losses, correct)]
 
@@ -163,8 +145,31 @@ def fail(trial: Trial, error: Exception) -> None:
     trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
 
 
-def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[tuple[GroupedModel, StackedOptimizer,
-                                                                        Optional[StackedEMA], StackedStep]]:
+class StackedModels:
+    """The engine of N trials stacked into one grouped model (:class:`lenet_exp.loop.Engine`)."""
+
+    def __init__(self, trials: list[Trial], model: GroupedModel, optimizer: StackedOptimizer,
+                 ema: Optional[StackedEMA], step: StackedStep):
+        self.trials, self.model, self.optimizer, self.ema, self.step = trials, model, optimizer, ema, step
+
+    def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
+        parts = [t.parts for t in self.trials]
+        return train_group_epoch(self.step, self.optimizer, [p.scheduler for p in parts], self.ema,
+                                 [p.generator for p in parts], stop_requested, on_step, max_batches)
+
+    def sync(self, running: list[int]) -> None:
+        unstack_into(self.model, [t.parts.model for t in self.trials])
+        if self.ema is not None:
+            self.ema.unstack_into([t.parts.ema.module for t in self.trials])
+        for i in running:
+            self.optimizer.trial_state(i)
+
+    def freeze(self, i: int) -> None:
+        self.optimizer.freeze(i)
+        self.step.active[i] = 0
+
+
+def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     """Each trial's parts, built as its single run builds them, and the group's model, optimizer, EMA and
     step; a trial that cannot start (its checkpoint) fails and leaves ``trials``. None: none is left."""
     cfg, n = trials[0].cfg, len(trials)
@@ -215,72 +220,22 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[tuple[GroupedMod
                        generators=[t.parts.generator for t in trials])
     for trial in trials:
         trial.parts.step = step
-    return group_model, optimizer, ema, step
+    return StackedModels(trials, group_model, optimizer, ema, step)
 
 
 def train_stack(trials: list[Trial], slot: JobSlot) -> None:
     """Train trials that start from the same epoch as one grouped model; sets each one's outcome."""
     trials = list(trials)  # build_stack leaves out those that cannot start
     try:
-        built = build_stack(trials, slot)
-    except Exception as error:  # bad data, too little memory, ...: every trial of the stack fails alike
+        engine = build_stack(trials, slot)
+        if engine is None:
+            return
+        log.info("Training jobs %s stacked: %d trials in one model on %s",
+                 ", ".join(str(t.number) for t in trials), len(trials), trials[0].parts.device)
+        for trial in trials:
+            trial.run.stacked_with = [t.number for t in trials]
+        train_trials(trials, engine, slot)
+    except Exception as error:  # bad data, too little memory, a full disk, ...: the trials not yet done fail
         for trial in trials:
             if trial.outcome is None:
                 fail(trial, error)
-        return
-    if built is None:
-        return
-    group_model, optimizer, ema, step = built
-    tcfg = trials[0].cfg.trainer
-    log.info("Training jobs %s stacked: %d trials in one model on %s",
-             ", ".join(str(t.number) for t in trials), len(trials), trials[0].parts.device)
-    first = trials[0].state.epoch + 1
-    for trial in trials:
-        trial.run.stacked_with = [t.number for t in trials]
-        trial.tb = trial.run.tensorboard(trial.state)
-        trial.run.stopwatch.mark("setup")
-        trial.run.saved = trial.state.epoch
-    try:
-        with StopSignals(slot.launcher) as stop:
-            for epoch in range(first, tcfg.epochs + 1):
-                active = [t for t in trials if t.status == "running"]
-                if not active:
-                    break
-                lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]
-                started = time.perf_counter()
-                results = train_group_epoch(step, optimizer, [t.parts.scheduler for t in trials], ema,
-                                            [t.parts.generator for t in trials], stop.requested, tcfg.limit_batches)
-                seconds = time.perf_counter() - started
-                if results is None:
-                    for trial in active:
-                        trial.status = "interrupted"
-                        trial.message = trial.run.interrupted_message(stop.reason(), epoch)
-                    break
-                unstack_into(group_model, [t.parts.model for t in trials])
-                if ema is not None:
-                    ema.unstack_into([t.parts.ema.module for t in trials])
-                for i, trial in enumerate(trials):
-                    if trial.status != "running":
-                        continue
-                    optimizer.trial_state(i)
-                    with job_context(trial.number):
-                        trial.status, trial.message = trial.run.end_epoch(
-                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds, first - 1)
-                    if trial.status == "diverged":
-                        optimizer.freeze(i)
-                        step.active[i] = 0
-            for trial in trials:
-                if trial.status == "running":
-                    trial.status = "completed"
-                with job_context(trial.number):
-                    test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
-                    trial.run.report(trial.state, test, first - 1)
-                trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
-    except Exception as error:  # e.g. a full disk: the trials not yet done fail
-        for trial in trials:
-            if trial.outcome is None:
-                fail(trial, error)
-    finally:
-        for trial in trials:
-            if trial.tb is not None:
-                trial.tb.close()
