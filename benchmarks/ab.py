@@ -1,8 +1,8 @@
 """No slowdown against another commit: two checkouts of the product, end to end, in one interleaved run.
 
 Makes a ``git worktree`` of ``--base`` (default ``HEAD~1``; ``--new`` likewise, default this working
-tree, uncommitted changes included) in a temporary folder, then alternates whole short runs, A B A B
-... (``--rounds``), of ``python run.py trainer.epochs=E trainer.progress=false OVERRIDES`` from each
+tree, uncommitted changes included) in a temporary folder, then alternates whole short runs, A B B A
+... (``--rounds``: neither side always goes first), of ``python run.py trainer.epochs=E trainer.progress=false OVERRIDES`` from each
 checkout, each into a temporary ``hydra.run.dir`` and with its own ``src/`` as ``PYTHONPATH`` (so
 that the editable install does not decide which code runs). Each run's metrics.json gives its median
 s/epoch (after the first), samples/s, wall time, start-up and test accuracy; the table puts the two
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     parser = common.parser(__doc__)
     parser.add_argument("--base", default="HEAD~1", help="the commit to compare against (any git revision)")
     parser.add_argument("--new", default=None, help="the commit to measure (default: this working tree as it is)")
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs, base then new")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs: base then new, then new then base, ...")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (>= 2 for a median after the first)")
     parser.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed 1-epoch runs per side first")
     common.add_config_args(parser)
@@ -93,14 +93,15 @@ def main(argv=None) -> int:
         rounds = []
         for r in range(1, args.rounds + 1):
             results = {}
-            for side in sides.values():
+            turns = list(sides.values())
+            for side in turns if r % 2 else turns[::-1]:  # A B, B A: a drift within rounds evens out
                 if args.wait_quiet:
                     common.wait_quiet(args.wait_quiet)
                 results[side["name"]] = run(side, tmp / f"{r}-{side['name']}", args.epochs, overrides)
             base, new = results["base"]["samples_per_s"], results["new"]["samples_per_s"]
             rounds.append({"round": r, **results, "ratio_samples_per_s": new / base if base and new else None})
             print(f"round {r}/{args.rounds}: " + ", ".join(
-                f"{name} {common.fmt(result['samples_per_s'], ',.0f')} samples/s" for name, result in results.items()),
+                f"{name} {common.fmt(results[name]['samples_per_s'], ',.0f')} samples/s" for name in sides),
                 file=sys.stderr, flush=True)
     finally:
         for checkout in worktrees:
