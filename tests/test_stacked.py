@@ -79,7 +79,9 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     # the classic LeNet-5 (tanh, average pooling, no BatchNorm) cannot share the others' step: its own group
     assert "[hydra] Job 2 starts a new group: it differs in model.activation, model.batch_norm, model.name, " \
            "model.pooling." in result.stdout  # Hydra's lines, on stdout
-    assert "Training jobs 0, 1 stacked" in result.stderr and "Training jobs 2, 3 stacked" in result.stderr
+    # what the group shares, on lines of its own
+    for group in ("0, 1", "2, 3"):
+        assert f"[stack] Training jobs {group} stacked" in result.stderr
     jobs = job_dirs(sweep_dir)
     assert [job.name for job in jobs] == ["0_model=lenet5,optimizer.lr=0.001", "1_model=lenet5,optimizer.lr=0.003",
                                           "2_model=lenet5_classic,optimizer.lr=0.001",
@@ -168,7 +170,9 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     result = run_main([*STACKED, "sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
                        "scheduler=none", "trainer.batch_size=64", *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training jobs 0, 1 stacked" in result.stderr and "Training jobs 2, 3 stacked" in result.stderr
+    # what the group shares, on lines of its own
+    for group in ("0, 1", "2, 3"):
+        assert f"[stack] Training jobs {group} stacked" in result.stderr
     jobs = [read_json(job / "metrics.json") for job in job_dirs(sweep_dir)]
     assert [m["status"] for m in jobs] == ["completed"] * 4
     # Optuna drew dropout and label smoothing per trial: stacked, each trial kept its own
@@ -247,6 +251,16 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path):
     logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
     assert len(logs) == 2 and "[job 3] epoch 1/1" in logs[1].read_text()
     assert read_json(sweep_dir / "summary.json")["counts"] == {"completed": 4}
+
+
+def test_local_gpus_are_the_visible_gpus_by_number(monkeypatch, caplog):
+    from hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher import local_gpus
+
+    for visible, expected in (("3,5", [3, 5]), (" 1 ", [1]), ("", [])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+        assert local_gpus() == expected
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5d3c0b1e,GPU-8f2a9c4d")  # submitit takes numbers only
+    assert local_gpus() == [] and "Set it to GPU numbers (e.g. 0,1) for one group per GPU" in caplog.text
 
 
 def test_local_groups_take_one_gpu_each_in_waves():

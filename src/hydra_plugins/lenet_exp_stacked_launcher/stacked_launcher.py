@@ -60,10 +60,16 @@ ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=Stacke
 
 
 def local_gpus() -> list[int]:
-    """This machine's GPUs that jobs may use: CUDA_VISIBLE_DEVICES's numbers, else every one torch sees."""
+    """This machine's GPUs that jobs may use: CUDA_VISIBLE_DEVICES's numbers, else every one torch sees.
+    Submitit gives a local job GPUs by number only: GPUs named otherwise (UUIDs, MIG) are shared."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return [int(d) for d in visible.split(",") if d.strip().isdigit()]
+        names = [name.strip() for name in visible.split(",") if name.strip()]
+        if all(name.isdigit() for name in names):
+            return [int(name) for name in names]
+        log.warning("CUDA_VISIBLE_DEVICES=%s names GPUs other than by number: the groups share them instead of "
+                    "taking one each. Set it to GPU numbers (e.g. 0,1) for one group per GPU.", visible)
+        return []
     import torch
 
     return list(range(torch.cuda.device_count()))
