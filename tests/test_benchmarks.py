@@ -93,7 +93,7 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "ab.py"), "--base", "HEAD", "--rounds", "1", "--epochs", "1",
          "--warmup", "0", "--device", "cpu", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
-         "--override", "trainer.fused_cpu_kernels=false", "--json-out", str(out)],
+         "--override", "trainer.fused_cpu_kernels=false", "--override", "trainer.log_images=false", "--json-out", str(out)],
         capture_output=True, text=True, timeout=300, preexec_fn=on_every_core)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -126,7 +126,8 @@ def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_pa
     out = tmp_path / "sweeps.json"
     result = run_benchmark("stacked_sweeps.py", [
         "--device", "cpu", "--ns", "2", "--epochs", "1", "--launchers", "stacked", "basic", "--data-root",
-        str(tiny_root), "--override", "dataset.val_size=100", "--json-out", str(out)], tmp_path)
+        str(tiny_root), "--override", "dataset.val_size=100", "--override", "trainer.log_images=false",
+        "--json-out", str(out)], tmp_path)
     assert result.returncode == 0, result.stderr
     stacked, basic = json.loads(out.read_text())["results"]
     for row in (stacked, basic):  # two seeds of one learning rate, each a whole sweep of run.py
