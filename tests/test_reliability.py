@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -19,6 +18,8 @@ import torch
 
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, start
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
+from lenet_exp.loop import Run
+from tensorboard_events import load_events
 
 
 @pytest.fixture(scope="module")
@@ -336,28 +337,23 @@ def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
     assert process.returncode == 1 and "the download failed" in stderr and "Traceback" not in stderr
 
 
-def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path):
+def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
+    test_best = Run.test_best
 
-    class SignalAfterTheLastEpoch(logging.Handler):
-        """Ctrl+C as the last epoch's line is logged, just before the test (and its figures, ~1 s)."""
+    def ctrl_c_as_the_test_starts(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, in the main thread, as the test begins
+        return test_best(self, *args)
 
-        def emit(self, record):
-            if record.getMessage().startswith("epoch 2/2"):
-                os.kill(os.getpid(), signal.SIGINT)
-
-    handler, epochs_log = SignalAfterTheLastEpoch(), logging.getLogger("lenet_exp.loop")
-    epochs_log.addHandler(handler)
-    try:
-        result = run_main([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
-                           "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
-                           f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    finally:
-        epochs_log.removeHandler(handler)
+    monkeypatch.setattr(Run, "test_best", ctrl_c_as_the_test_starts)
+    result = run_main([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
+                       "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
+                       f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 130, result.stderr
     assert "Stopped by signal 2 after the run completed" in result.stderr and "Traceback" not in result.stderr
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["status"] == "completed" and metrics["test"]["acc"] > 0
+    assert "test/confusion_matrix" in load_events(run_dir).Tags()["images"]  # the whole test, figures too
 
 
 def test_sparse_checkpoints_still_follow_the_best_epoch(tiny_root, tmp_path):

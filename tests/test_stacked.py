@@ -256,9 +256,10 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path):
 def test_local_gpus_are_the_visible_gpus_by_number(monkeypatch, caplog):
     from hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher import local_gpus
 
-    for visible, expected in (("3,5", [3, 5]), (" 1 ", [1]), ("", [])):
+    for visible, expected in (("3,5", [3, 5]), (" 1 ", [1]), ("", []), ("-1", []), ("0,-1,1", [0])):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
         assert local_gpus() == expected
+    assert not caplog.text
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5d3c0b1e,GPU-8f2a9c4d")  # submitit takes numbers only
     assert local_gpus() == [] and "Set it to GPU numbers (e.g. 0,1) for one group per GPU" in caplog.text
 

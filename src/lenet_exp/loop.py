@@ -1,4 +1,5 @@
-"""One training run: the epochs, divergence, the checkpoint policy, signals, the final test.
+"""One training run: the epochs, divergence, the checkpoint policy, signals, the final test. The same
+loop (:func:`train_trials`) trains the N trials of a stacked group, each a run of its own.
 
 Everything the run writes lives in its run directory. Running again into the same directory resumes:
 a completed run is skipped, an unfinished one continues from ``checkpoints/last.pt`` with model,
@@ -141,7 +142,7 @@ class Run:
                 f"({before['train']} train / {before['test']} test images then, {now['train']} / {now['test']} now, "
                 f"or other contents). Point dataset.root at the data it started with, or choose a new output directory.")
 
-    # -------------------------------------------------------------------------------------- the loop
+    # ------------------------------------------------------------------------------------ train it
     def train(self) -> Outcome:
         self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
         already_ours = self.dir.resolve() in files.held_folders()
@@ -354,7 +355,7 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     tcfg = trials[0].cfg.trainer
     first = trials[0].state.epoch + 1
     # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
-    show_bar = tcfg.progress and slot.parallel == 1
+    show_bar = any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
     try:
         for trial in trials:
             trial.tb = trial.run.tensorboard(trial.state)

@@ -65,8 +65,10 @@ def local_gpus() -> list[int]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         names = [name.strip() for name in visible.split(",") if name.strip()]
-        if all(name.isdigit() for name in names):
-            return [int(name) for name in names]
+        if all(name.lstrip("-").isdigit() for name in names):
+            numbers = [int(name) for name in names]
+            hidden = next((i for i, number in enumerate(numbers) if number < 0), len(numbers))
+            return numbers[:hidden]  # as CUDA reads it: up to the first invalid number ("-1": no GPU)
         log.warning("CUDA_VISIBLE_DEVICES=%s names GPUs other than by number: the groups share them instead of "
                     "taking one each. Set it to GPU numbers (e.g. 0,1) for one group per GPU.", visible)
         return []

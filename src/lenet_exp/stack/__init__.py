@@ -8,7 +8,7 @@ graphs capture them, and the fused CPU kernel applies unchanged.
 
 * ``model``: the grouped network, and the copy of a trial's weights in and out of it;
 * ``optim``: Adam, AdamW and SGD, and an EMA, over the stacked parameters with per-trial hyperparameters;
-* ``group``: the training loop of a group; each trial keeps its own run directory, checkpoints,
-  selection on val, divergence and status (its bookkeeping is :class:`lenet_exp.loop.Run`'s);
+* ``group``: a group's engine, trained by the loop of a single run (:func:`lenet_exp.loop.train_trials`);
+  each trial keeps its own run directory, checkpoints, selection on val, divergence and status;
 * ``grouping``: which jobs of a sweep can share a step (no torch import: the launcher decides early).
 """
