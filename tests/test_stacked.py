@@ -4,6 +4,7 @@ each still a complete run: the same metrics as alone, its own files, status and 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_main
+from conftest import run_main, run_on_terminal
 from lenet_exp import compose
 from lenet_exp.files import read_json
 from lenet_exp.resume import quote
@@ -112,6 +113,16 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     again = run_main(command, cwd=tmp_path)  # re-running the sweep into its folder: nothing left to do
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("Already completed") == 4
+
+
+def test_a_group_draws_one_progress_bar_on_a_terminal(fast, tmp_path):
+    result = run_on_terminal([*STACKED, *fast, "trainer.progress=true", "trainer.epochs=2", "seed=0,1",
+                              f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:]
+    # one tqdm bar an epoch, over the group's 8 steps (drawn after a carriage return), gone before the epoch's lines
+    for epoch in (1, 2):
+        assert len(re.findall(rf"\repoch {epoch}/2: +0%\|[^\r\n]*\| 0/8 ", result.stdout)) == 1, result.stdout
+        assert re.search(rf"\r +\r\[job 0\] epoch {epoch}/2 ", result.stdout), result.stdout
 
 
 def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path):
