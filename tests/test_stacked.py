@@ -239,11 +239,14 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "Job 6 trains alone: optimizer.amsgrad=True has no stacked update."]
 
 
-def test_the_launcher_is_listed_and_checks_max_stack(fast, tmp_path):
+def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     info = run_main(["--info", "plugins"], cwd=tmp_path)
     assert "StackedLauncher" in info.stdout
     bad = run_main([*STACKED, *fast, "hydra.launcher.max_stack=0", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert bad.returncode == 1 and "hydra.launcher.max_stack=0: give an integer >= 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = run_main([*STACKED, *fast, "hydra.launcher.submitit.cluster=slrum", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert bad.returncode == 1 and "Invalid value 'slrum', expected one of [local, slurm]" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

@@ -17,6 +17,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -34,11 +35,18 @@ from lenet_exp.launch import current_job  # no torch: Hydra imports this module 
 log = logging.getLogger(__name__)
 
 
+class Cluster(Enum):
+    """Where submitit runs each group (its AutoExecutor's cluster)."""
+
+    local = "local"  # a subprocess of this machine
+    slurm = "slurm"
+
+
 @dataclass
 class GroupJobConf:
     """Where each group trains: in this process (``cluster: null``), or as one submitit job per group."""
 
-    cluster: Optional[str] = None  # null: here, one group after another; local: a subprocess each; slurm
+    cluster: Optional[Cluster] = None  # null: here, one group after another; local: a subprocess each; slurm
     timeout_min: int = 120  # per group
     cpus_per_task: Optional[int] = None
     gpus_per_node: Optional[int] = None  # slurm: 1, so that each group trains on a GPU of its own
@@ -112,7 +120,8 @@ class JobPrefix(logging.Formatter):
 class StackedLauncher(Launcher):
     def __init__(self, max_stack: int = 32, submitit: Optional[Dict[str, Any]] = None) -> None:
         self.max_stack = max_stack
-        settings = OmegaConf.to_container(submitit, resolve=True) if OmegaConf.is_config(submitit) else submitit
+        settings = (OmegaConf.to_container(submitit, resolve=True, enum_to_str=True) if OmegaConf.is_config(submitit)
+                    else submitit)
         # submitit's AutoExecutor parameters that are set (slurm_* ones apply to Slurm only)
         self.submitit = {key: value for key, value in (settings or {}).items() if value not in (None, {})}
         self.config: Optional[DictConfig] = None
