@@ -142,7 +142,7 @@ class Run:
                 f"({before['train']} train / {before['test']} test images then, {now['train']} / {now['test']} now, "
                 f"or other contents). Point dataset.root at the data it started with, or choose a new output directory.")
 
-    # ------------------------------------------------------------------------------------ train it
+    # ------------------------------------------------------------------------------------ training
     def train(self) -> Outcome:
         self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
         already_ours = self.dir.resolve() in files.held_folders()
