@@ -43,6 +43,19 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
+def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
+    """Log a job's error (one line; a traceback only for what is no user error) and record it in its
+    metrics.json; returns the message."""
+    expected = isinstance(error, UserError)
+    message = str(error) if expected else one_line(error)
+    log.error("Error: %s", message, exc_info=not expected)
+    try:
+        record_failure(run_dir, cfg, message)
+    except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
+        log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
+    return message
+
+
 def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there."""
     path = run_dir / "metrics.json"
@@ -122,13 +135,7 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        expected = isinstance(error, UserError)
-        message = str(error) if expected else one_line(error)
-        log.error("Error: %s", message, exc_info=not expected)
-        try:
-            record_failure(run_dir, cfg, message)
-        except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
-            log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
+        report_failure(run_dir, cfg, error)
         if multirun:
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)

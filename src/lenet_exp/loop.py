@@ -80,6 +80,7 @@ class Run:
         self.best_path = run_dir / "checkpoints" / "best.pt"
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
+        self.resumed_after = 0  # the epoch this invocation trains on from (start)
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
 
     # ----------------------------------------------------------------------------------------- setup
@@ -184,6 +185,7 @@ class Run:
         self.check_best_checkpoint(self.resume)
         self.stopwatch.resume(read_json(self.metrics_path))
         state = parts.restore(self.resume)
+        self.saved = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                  self.dir, state.epoch, state.best_val_acc, state.best_epoch)
         return state
@@ -196,7 +198,7 @@ class Run:
                 f"Continue with `python run.py resume={self.dir}`.")
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
-                  lr: float, seconds: float, resumed_after: int) -> tuple[str, str]:
+                  lr: float, seconds: float) -> tuple[str, str]:
         """Validate the epoch just trained, and record it: history, TensorBoard, checkpoints, metrics.json.
         Returns the run's status after it: ``running``, or ``diverged`` with the message why."""
         cfg, tcfg = self.cfg, self.cfg.trainer
@@ -208,7 +210,8 @@ class Run:
                                 f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
-        times = self.stopwatch.epoch(epoch, seconds, result.samples, first_of_invocation=epoch == resumed_after + 1)
+        times = self.stopwatch.epoch(epoch, seconds, result.samples,
+                                     first_of_invocation=epoch == self.resumed_after + 1)
         state.history.append(row)
         state.epoch = epoch
         improved = val.acc > state.best_val_acc
@@ -244,7 +247,7 @@ class Run:
             tb.session_end()
         return test
 
-    def report(self, state: RunState, test: Optional[dict], resumed_after: int) -> None:
+    def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
             return
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
@@ -252,7 +255,7 @@ class Run:
         t = self.stopwatch.timings()
         log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
                  "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
-                 state.epoch - resumed_after, t["epochs_s"], t["test_s"])
+                 state.epoch - self.resumed_after, t["epochs_s"], t["test_s"])
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
@@ -360,7 +363,6 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
         for trial in trials:
             trial.tb = trial.run.tensorboard(trial.state)
             trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
-            trial.run.saved = trial.state.epoch
         with StopSignals(slot.launcher) as stop:
             for epoch in range(first, tcfg.epochs + 1):
                 running = [i for i, trial in enumerate(trials) if trial.status == "running"]
@@ -383,7 +385,7 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     trial = trials[i]
                     with job_context(trial.number):
                         trial.status, trial.message = trial.run.end_epoch(
-                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds, first - 1)
+                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds)
                     if trial.status == "diverged":
                         engine.freeze(i)
             for trial in trials:
@@ -391,7 +393,7 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     trial.status = "completed"
                 with job_context(trial.number):
                     test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
-                    trial.run.report(trial.state, test, first - 1)
+                    trial.run.report(trial.state, test)
                 # the signal that stopped the run, or came during its final test (it completes, the caller stops)
                 trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
     finally:

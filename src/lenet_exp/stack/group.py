@@ -19,7 +19,7 @@ import torch
 from omegaconf import open_dict
 
 from lenet_exp import files, perf
-from lenet_exp.app import one_line, record_failure
+from lenet_exp.app import report_failure
 from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, TrainStep, autocast
 from lenet_exp.errors import UserError
@@ -133,15 +133,9 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
 
 
 def fail(trial: Trial, error: Exception) -> None:
-    """Record a trial's failure in its metrics.json; the group's other trials go on."""
-    expected = isinstance(error, UserError)
-    message = str(error) if expected else one_line(error)
+    """Report a trial's failure and record it in its metrics.json; the group's other trials go on."""
     with job_context(trial.number):
-        log.error("Error: %s", message, exc_info=not expected)
-        try:
-            record_failure(trial.run.dir, trial.cfg, message)
-        except (OSError, UserError) as failure:
-            log.error("(%s could not record the failure either: %s)", trial.run.dir / "metrics.json", failure)
+        message = report_failure(trial.run.dir, trial.cfg, error)
     trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
 
 

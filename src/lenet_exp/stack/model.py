@@ -91,6 +91,11 @@ def stateful_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, (*STATEFUL, StackedLinear))]
 
 
+def stateful_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters of the stateful layers, in order: a trial's and the group's pair up by position."""
+    return [p for layer in stateful_layers(model) for p in layer.parameters(recurse=False)]
+
+
 def state_tensors(model: nn.Module) -> list[torch.Tensor]:
     """The weights and statistics of the stateful layers, in order: a trial's and the group's pair up
     by position (parameters, then buffers, of each layer)."""

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lenet_exp.stack.model import copy_trials, state_tensors, stateful_layers, trial_block, trial_rows
+from lenet_exp.stack.model import copy_trials, state_tensors, stateful_parameters, trial_block, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
 
@@ -45,10 +45,9 @@ class StackedOptimizer:
             raise ValueError(f"{type(optimizers[0]).__name__} with these options (amsgrad={group.get('amsgrad')}, "
                              f"maximize={group.get('maximize')}) has no stacked update: train it alone")
         self.nesterov = bool(optimizers[0].param_groups[0].get("nesterov"))
-        self.params = [p for layer in stateful_layers(group_model) for p in layer.parameters(recurse=False)]
+        self.params = stateful_parameters(group_model)
         # the same parameter of each trial's model, in the group's order: where each trial's state lives
-        self.trial_params = [[p for layer in stateful_layers(m) for p in layer.parameters(recurse=False)]
-                             for m in models]
+        self.trial_params = [stateful_parameters(m) for m in models]
         self.optimizers = list(optimizers)
         self.group_model = group_model
         self.device = self.params[0].device
