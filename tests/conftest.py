@@ -11,16 +11,22 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import logging
 import os
+import pty
 import runpy
+import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 import traceback
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,36 +95,43 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
                           text=True, timeout=timeout, preexec_fn=on_every_core, **kwargs)
 
 
+def _open_terminal() -> tuple[int, int]:
+    """A pseudo-terminal of 120 x 40 (tqdm draws in it): its controller's and its terminal's ends."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    return controller, terminal
+
+
+def _read_screen(controller: int, deadline: float) -> str:
+    """What the terminal showed, read until every writer has closed it (or the deadline), with its line
+    ends made ``\\n``."""
+    shown = bytearray()
+    while time.monotonic() < deadline:
+        if select.select([controller], [], [], 1)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    return shown.decode(errors="replace").replace("\r\n", "\n")
+
+
 def run_on_terminal(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """`python run.py ARGS` with a terminal (a pseudo-terminal) as its stdout and stderr, as a user at a
     shell has: progress bars are drawn there. Returns what the terminal showed as both stdout and stderr."""
-    import fcntl
-    import pty
-    import select
-    import struct
-    import termios
-
-    controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # 120 x 40: tqdm draws in it
+    controller, terminal = _open_terminal()
     env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                stdout=terminal, stderr=terminal, preexec_fn=on_every_core)
     os.close(terminal)  # the run (and its workers) hold the other ends: reading ends when the last one closes
-    shown, deadline = bytearray(), time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
     try:
-        while time.monotonic() < deadline:
-            if select.select([controller], [], [], 1)[0]:
-                try:
-                    chunk = os.read(controller, 65536)
-                except OSError:  # EIO: every writer has closed the terminal
-                    break
-                if not chunk:
-                    break
-                shown += chunk
+        text = _read_screen(controller, deadline)
         process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         os.close(controller)
-    text = shown.decode(errors="replace").replace("\r\n", "\n")  # the terminal's line ends
     return subprocess.CompletedProcess(process.args, process.returncode, text, text)
 
 
@@ -252,14 +265,29 @@ def _script_folder_first(script: Path):
 
 
 def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | None = None,
-             script: Path = RUN_PY) -> MainResult:
+             script: Path = RUN_PY, on_terminal: bool = False) -> MainResult:
     """`python run.py ARGS` in ``cwd``, in this process: run.py is executed as ``__main__`` (its
     ``resume=`` expansion, launcher mark and ``@hydra.main`` included), its output captured, and an
     exit or an error that leaves it turned into the exit status an interpreter would give.
 
     ``module`` runs ``python -m MODULE ARGS`` instead (e.g. ``lenet_exp.sweeps``), ``script`` another
-    script (e.g. a benchmark)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
+    script (e.g. a benchmark). ``on_terminal`` gives it a terminal as stdout and stderr, as
+    :func:`run_on_terminal` does, and returns what the terminal showed as both."""
+    if not on_terminal:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        returncode = _run_in_process(args, cwd, env, module, script, stdout, stderr)
+        return MainResult([str(a) for a in args], returncode, stdout.getvalue(), stderr.getvalue())
+    controller, terminal = _open_terminal()
+    with ThreadPoolExecutor(1) as reader:  # drained as it is written: a full terminal would block the run
+        shown = reader.submit(_read_screen, controller, time.monotonic() + 300)
+        with open(terminal, "w", buffering=1) as screen:
+            returncode = _run_in_process(args, cwd, env, module, script, screen, screen)
+        text = shown.result()
+    os.close(controller)
+    return MainResult([str(a) for a in args], returncode, text, text)
+
+
+def _run_in_process(args, cwd, env, module, script, stdout, stderr) -> int:
     with _fresh_process_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         sys.argv = [module or str(script), *map(str, args)]
         try:
@@ -276,4 +304,4 @@ def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | 
             returncode = 1
         sys.stdout.flush()
         sys.stderr.flush()
-    return MainResult([str(a) for a in args], returncode, stdout.getvalue(), stderr.getvalue())
+    return returncode

@@ -200,8 +200,8 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 
 
 # ~0.1 s each (20 steps of 8 images, validation, checkpoint): a signal sent once the first checkpoint is there
-# comes long before the end, even to two sweep jobs; a resumed run has ~3 s of epochs left to train.
-INTERRUPTIBLE_EPOCHS = 30
+# comes long before the end (a process is paused there when it has to be), and a resumed run has ~1 s left.
+INTERRUPTIBLE_EPOCHS = 12
 INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu", "trainer.progress=false",
                  f"trainer.epochs={INTERRUPTIBLE_EPOCHS}", "trainer.batch_size=8", "trainer.limit_batches=20",
                  "trainer.log_images=false"]

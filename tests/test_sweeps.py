@@ -400,8 +400,8 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
 # -------------------------------------------------------------------------------------------- Optuna
 def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"
-    result = run_cli(["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "trainer.batch_size=64",
-                      *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "trainer.batch_size=64",
+                       *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     rows, summary = read_summary(sweep_dir)
     assert len(rows) == 3 and len(job_dirs(sweep_dir)) == 3

@@ -104,7 +104,8 @@ def _longest_name(config: DictConfig, excluded: set[str]) -> int:
 
 
 def searched_keys(config: Optional[DictConfig]) -> set[str]:
-    """Keys the sweep searched: its sweeper's params and the command line's swept values.
+    """Keys the sweep searched: its sweeper's params and the command line's swept values (as
+    :func:`override_key` writes them: ``+trial=a,b`` searches ``trial``).
 
     An Optuna study may draw one value of a searched key in every trial; it is still a column.
     """
@@ -113,7 +114,7 @@ def searched_keys(config: Optional[DictConfig]) -> set[str]:
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
     try:  # the sweepers' own rule: the command line comes after the params, the last word on a key wins
-        swept = {override.get_key_element(): override.is_sweep_override()
+        swept = {override_key(override.input_line): override.is_sweep_override()
                  for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task])}
     except Exception:  # an override the parser rejects cannot have run either
         return set()
