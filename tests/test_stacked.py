@@ -113,11 +113,11 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
                                                    for row in metrics["history"]}
         assert scalar_values(events, "test/acc") == {metrics["best_epoch"]: pytest.approx(metrics["test"]["acc"])}
         assert "test/confusion_matrix" in events.Tags()["images"]
-        # its checkpoint, which task=eval takes as it takes any run's
-        evaluated = run_main([*fast, "task=eval", f"ckpt={quote(str(job / 'checkpoints' / 'best.pt'))}",
-                              f"hydra.run.dir={tmp_path / 'eval' / str(number)}"], cwd=tmp_path)
-        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        assert read_json(tmp_path / "eval" / str(number) / "metrics.json")["test"]["acc"] == metrics["test"]["acc"]
+        if number in (1, 2):  # a checkpoint of each group, which task=eval takes as it takes any run's
+            evaluated = run_main([*fast, "task=eval", f"ckpt={quote(str(job / 'checkpoints' / 'best.pt'))}",
+                                  f"hydra.run.dir={tmp_path / 'eval' / str(number)}"], cwd=tmp_path)
+            assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+            assert read_json(tmp_path / "eval" / str(number) / "metrics.json")["test"]["acc"] == metrics["test"]["acc"]
     summary = read_json(sweep_dir / "summary.json")
     assert summary["counts"] == {"completed": 4} and [row["job"] for row in summary["jobs"]] == [0, 1, 2, 3]
 
