@@ -322,19 +322,39 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
 @pytest.mark.skipif(sys.platform == "win32", reason="the download lock needs fcntl")
 def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
     """Parallel jobs of a first sweep must not download into the same folder at once: a job waits while
-    another holds the folder's download lock (here: this test), then goes on (and, offline, fails cleanly)."""
+    another holds the folder's download lock (here: this test), then goes on (and, offline, fails cleanly).
+    The lock is flock's, which is an open file's: the run in this process waits for this test's file."""
     import fcntl
 
-    root = tmp_path / "data"
+    root, run_dir = tmp_path / "data", tmp_path / "run"
     root.mkdir()
     args = [o for o in fast if not o.startswith(("dataset.root", "dataset.download"))]
+    waited_for_the_lock, ended = threading.Event(), threading.Event()
+
+    def release_once_the_run_waits(held):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not ended.is_set():
+            log = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() else ""
+            if "Waiting for another job's download" in log:
+                time.sleep(0.5)  # it waits for the lock, not for the network: no attempt meanwhile
+                log = (run_dir / "run.log").read_text()
+                if "download failed" not in log and not (run_dir / "metrics.json").exists():
+                    waited_for_the_lock.set()
+                break
+            time.sleep(0.05)
+        fcntl.flock(held, fcntl.LOCK_UN)
+
     with open(root / ".MNIST.download.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        process = start([*args, f"dataset.root={root}", "dataset.download=true"], cwd=tmp_path, env=NO_NETWORK)
-        waited = next((line for line in process.stderr if "Waiting for another job's download" in line), None)
-        assert waited and process.poll() is None  # it waits for the lock, not for the network
-    _, stderr = process.communicate(timeout=120)  # lock released: its own attempt fails offline
-    assert process.returncode == 1 and "the download failed" in stderr and "Traceback" not in stderr
+        releaser = threading.Thread(target=release_once_the_run_waits, args=(held,))
+        releaser.start()
+        result = run_main([*args, f"dataset.root={root}", "dataset.download=true", f"hydra.run.dir={run_dir}"],
+                          cwd=tmp_path, env=NO_NETWORK)
+        ended.set()
+        releaser.join()
+    assert waited_for_the_lock.is_set(), result.stderr[-2000:]
+    # the lock released: its own attempt fails offline
+    assert result.returncode == 1 and "the download failed" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path, monkeypatch):
