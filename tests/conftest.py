@@ -45,17 +45,19 @@ EVERY_CORE = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
 def pytest_configure(config):
     """Under pytest-xdist (-n auto), each worker has a core of its own, so the runs it trains in this
     process size their threads to one core: two runs spinning threads on the same cores slow each other
-    down many times over. The processes it starts get the machine back (:func:`on_every_core`)."""
+    down many times over. The processes it starts get the machine back (:func:`as_a_new_command`)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
     if worker.startswith("gw") and EVERY_CORE:
         os.sched_setaffinity(0, {EVERY_CORE[int(worker[2:]) % len(EVERY_CORE)]})
 
 
-def on_every_core() -> None:
-    """``preexec_fn`` of a started run.py: every core, as a process of its own would have (its launcher's
-    workers and their imports are what such tests are about)."""
+def as_a_new_command() -> None:
+    """``preexec_fn`` of a started process: what a command typed at a shell gets. Every core (its
+    launcher's workers and their imports are what such tests are about), and Ctrl+C: a suite started in
+    the background (`pytest &`) ignores SIGINT, and a process inherits that."""
     if EVERY_CORE:
         os.sched_setaffinity(0, EVERY_CORE)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +94,7 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, *([str(script)] if script else []), *args]
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=on_every_core, **kwargs)
+                          text=True, timeout=timeout, preexec_fn=as_a_new_command, **kwargs)
 
 
 def _open_terminal() -> tuple[int, int]:
@@ -124,7 +126,7 @@ def run_on_terminal(args: list[str], cwd: Path, timeout: float = 300) -> subproc
     controller, terminal = _open_terminal()
     env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                               stdout=terminal, stderr=terminal, preexec_fn=on_every_core)
+                               stdout=terminal, stderr=terminal, preexec_fn=as_a_new_command)
     os.close(terminal)  # the run (and its workers) hold the other ends: reading ends when the last one closes
     deadline = time.monotonic() + timeout
     try:
@@ -143,7 +145,7 @@ def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Pop
     killed, with its group, when the test ends (:func:`no_process_left_behind`)."""
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, **(env or {})}, preexec_fn=on_every_core)
+                               env={**os.environ, **(env or {})}, preexec_fn=as_a_new_command)
     _started.append(process)
     return process
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, on_every_core, run_main
+from conftest import REPO, as_a_new_command, run_main
 
 
 def run_benchmark(script: str, args: list[str], cwd):
@@ -94,7 +94,7 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
         [sys.executable, str(REPO / "benchmarks" / "ab.py"), "--base", "HEAD", "--rounds", "1", "--epochs", "1",
          "--warmup", "0", "--device", "cpu", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
          "--override", "trainer.fused_cpu_kernels=false", "--override", "trainer.log_images=false", "--json-out", str(out)],
-        capture_output=True, text=True, timeout=300, preexec_fn=on_every_core)
+        capture_output=True, text=True, timeout=300, preexec_fn=as_a_new_command)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()

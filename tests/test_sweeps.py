@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fast_overrides, run_cli, run_main, run_on_terminal
+from conftest import as_a_new_command, fast_overrides, run_cli, run_main, run_on_terminal
 from tensorboard_events import load_events
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -336,7 +336,7 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
     log = open(tmp_path / "tensorboard.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep_dir), "--host",
                                "127.0.0.1", "--port", "0", "--load_fast=false", "--reload_interval=1"],
-                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+                              stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=as_a_new_command)
     try:
         base = _served_at(server, tmp_path / "tensorboard.log")
         jobs = {"0_optimizer.lr=0.001": 0.001, "1_optimizer.lr=0.003": 0.003}  # run names: what each job ran
