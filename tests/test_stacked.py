@@ -15,7 +15,7 @@ import yaml
 
 from conftest import run_main
 from lenet_exp import compose
-from lenet_exp.files import read_json
+from lenet_exp.files import LOCK_FILE, read_json
 from lenet_exp.resume import quote
 from lenet_exp.stack.grouping import Job, plan
 from tensorboard_events import load_events, scalar_values
@@ -233,6 +233,27 @@ def test_the_grouped_model_computes_each_trials_own_model():
             assert torch.allclose(ours, theirs, atol=1e-5), name
 
 
+def test_each_job_is_composed_once(fast, tmp_path, monkeypatch):
+    """Hydra's sweeper composes every job to check it, and the basic launcher composes it again; the
+    stacked launcher takes the sweeper's compositions (~0.27 s each here)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed = []
+    load_configuration = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        composed.append(kwargs.get("overrides"))
+        return load_configuration(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    result = run_main([*STACKED, *fast, "trainer.limit_batches=2", "seed=0,1,2", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(composed) == 2 + 3  # the command's (its mode, then the sweep's), then each job's, once
+    for number, job in enumerate(job_dirs(tmp_path / "sweep")):  # each job's own config all the same
+        assert yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["seed"] == number
+        assert read_json(job / "metrics.json")["stacked_with"] == [0, 1, 2]
+
+
 def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
     def job(number: int, *overrides: str) -> Job:
         cfg = compose(f"dataset.root={tiny_root}", *overrides)
@@ -261,21 +282,48 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
-def test_each_group_can_be_one_submitit_job(fast, tmp_path):
+def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
+    """Two groups, each a submitit job of its own; the second is killed (as Slurm's OOM killer or scancel
+    would) once it has a checkpoint: its jobs fail, the first group's complete, the sweep says so."""
+    import submitit
+
+    # submitit gives a dead job's result file 15 s to appear (on a network file system); this one is local
+    monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
     sweep_dir = tmp_path / "sweep"
-    result = run_main([*STACKED, *fast, "model=lenet5,lenet5_classic", "optimizer.lr=1e-3,3e-3",
-                       "hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.cpus_per_task=1",
-                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
+    killed = []
+
+    def kill_the_second_group():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for job in sweep_dir.glob("2_*"):
+                if (job / "checkpoints" / "last.pt").exists():
+                    killed.append(int((job / LOCK_FILE).read_text().split()[1]))  # "pid N": its submitit job
+                    os.kill(killed[0], signal.SIGKILL)
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_second_group)
+    killer.start()
+    try:
+        result = run_main([*STACKED, *fast, "trainer.epochs=12", "model=lenet5,lenet5_classic",
+                           "optimizer.lr=1e-3,3e-3", "hydra.launcher.submitit.cluster=local",
+                           "hydra.launcher.submitit.cpus_per_task=1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    finally:
+        killed.append(None)  # stops the thread if it found nothing
+        killer.join()
+    assert killed[0] is not None, "the second group ended before it could be killed"
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
     assert "Submitted 2 submitit jobs (local)" in result.stdout
-    for number, job in enumerate(job_dirs(sweep_dir)):
+    assert re.search(r"Submitit job \S+ \(jobs 2, 3\) failed", result.stdout), result.stdout[-2000:]
+    for number, job in enumerate(job_dirs(sweep_dir)[:2]):
         metrics = read_json(job / "metrics.json")
-        assert metrics["status"] == "completed" and metrics["stacked_with"] == ([0, 1] if number < 2 else [2, 3])
+        assert metrics["status"] == "completed" and metrics["stacked_with"] == [0, 1]
         assert metrics["device"] == "CPU (1 threads)"  # the job's cpus_per_task
     # each group ran in a submitit job of its own, which logged its jobs' lines
     logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
-    assert len(logs) == 2 and "[job 3] epoch 1/1" in logs[1].read_text()
-    assert read_json(sweep_dir / "summary.json")["counts"] == {"completed": 4}
+    assert len(logs) == 2 and "[job 1] epoch 12/12" in logs[0].read_text()
+    summary = read_json(sweep_dir / "summary.json")
+    assert summary["counts"] == {"completed": 2, "failed": 2}
+    assert all("killed" in job["message"] for job in summary["jobs"] if job["job"] in (2, 3))
 
 
 def test_local_gpus_are_the_visible_gpus_by_number(monkeypatch, caplog):
