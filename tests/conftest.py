@@ -290,6 +290,7 @@ def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | 
 
 
 def _run_in_process(args, cwd, env, module, script, stdout, stderr) -> int:
+    """:func:`run_main`'s run, its output written to ``stdout`` and ``stderr``; returns its exit status."""
     with _fresh_process_state(cwd, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         sys.argv = [module or str(script), *map(str, args)]
         try:
