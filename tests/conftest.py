@@ -4,7 +4,7 @@
   the same script, the same ``@hydra.main``, the same exit codes and messages, without the 5-8 s of
   imports (torch, torchvision, Hydra) a new interpreter pays. Most end-to-end tests use it.
 * :func:`run_cli` starts ``python run.py`` in a subprocess, for what only a process shows: signals
-  during start-up, killed launchers, joblib and submitit workers, a folder another process holds, what
+  during start-up, killed launchers, joblib workers, a folder another process holds, what
   an interpreter imports, and a few smoke tests of the command line itself.
 """
 
@@ -39,24 +39,26 @@ RUN_PY = REPO / "run.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-EVERY_CORE = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
-
 def pytest_configure(config):
-    """Under pytest-xdist (-n auto), each worker has a core of its own, so the runs it trains in this
-    process size their threads to one core: two runs spinning threads on the same cores slow each other
-    down many times over. The processes it starts get the machine back (:func:`as_a_new_command`)."""
+    """Under pytest-xdist (-n auto), each worker has a core of its own, and so do the processes its tests
+    start: the runs size their threads to it. The suite is bound by CPU time, and threads that share a
+    core with another worker's tests spin (measured here: a run.py process given both cores, beside a busy
+    one, spent 16-17 CPU-seconds; the same run on one core, 12)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
-    if worker.startswith("gw") and EVERY_CORE:
-        os.sched_setaffinity(0, {EVERY_CORE[int(worker[2:]) % len(EVERY_CORE)]})
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if worker.startswith("gw") and cores:
+        os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
+
+
+def pytest_collection_modifyitems(items):
+    """The long tests first: pytest-xdist hands tests out in this order, so the workers then end together
+    instead of one of them waiting for the other's last long test."""
+    items.sort(key=lambda item: not (item.get_closest_marker("long") or item.get_closest_marker("slow")))
 
 
 def as_a_new_command() -> None:
-    """``preexec_fn`` of a started process: what a command typed at a shell gets. Every core (its
-    launcher's workers and their imports are what such tests are about), and Ctrl+C: a suite started in
-    the background (`pytest &`) ignores SIGINT, and a process inherits that."""
-    if EVERY_CORE:
-        os.sched_setaffinity(0, EVERY_CORE)
+    """``preexec_fn`` of a started process: Ctrl+C, as a command typed at a shell has it. A suite started
+    in the background (`pytest &`) ignores SIGINT, and a process inherits that."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
@@ -120,14 +122,21 @@ def _read_screen(controller: int, deadline: float) -> str:
     return shown.decode(errors="replace").replace("\r\n", "\n")
 
 
-def run_on_terminal(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def start_on_terminal(args: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
     """`python run.py ARGS` with a terminal (a pseudo-terminal) as its stdout and stderr, as a user at a
-    shell has: progress bars are drawn there. Returns what the terminal showed as both stdout and stderr."""
+    shell has: progress bars are drawn there. Returns the process and the terminal's controller end, to
+    read with :func:`finish_on_terminal` (meanwhile, this process can run something of its own)."""
     controller, terminal = _open_terminal()
     env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                stdout=terminal, stderr=terminal, preexec_fn=as_a_new_command)
     os.close(terminal)  # the run (and its workers) hold the other ends: reading ends when the last one closes
+    return process, controller
+
+
+def finish_on_terminal(process: subprocess.Popen, controller: int, timeout: float = 300) -> subprocess.CompletedProcess:
+    """What the terminal of a :func:`start_on_terminal` process showed, once it has ended, as both stdout
+    and stderr."""
     deadline = time.monotonic() + timeout
     try:
         text = _read_screen(controller, deadline)
@@ -274,7 +283,7 @@ def run_main(args: list[str], cwd: Path, env: dict | None = None, module: str | 
 
     ``module`` runs ``python -m MODULE ARGS`` instead (e.g. ``lenet_exp.sweeps``), ``script`` another
     script (e.g. a benchmark). ``on_terminal`` gives it a terminal as stdout and stderr, as
-    :func:`run_on_terminal` does, and returns what the terminal showed as both."""
+    :func:`start_on_terminal` does, and returns what the terminal showed as both."""
     if not on_terminal:
         stdout, stderr = io.StringIO(), io.StringIO()
         returncode = _run_in_process(args, cwd, env, module, script, stdout, stderr)

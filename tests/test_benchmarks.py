@@ -19,6 +19,7 @@ def run_benchmark(script: str, args: list[str], cwd):
     return run_main(args, cwd=cwd, script=REPO / "benchmarks" / script)
 
 
+@pytest.mark.long
 def test_speed_benchmark_reports_both_pipelines_and_their_ratio(tiny_root, tmp_path):
     out = tmp_path / "speed.json"
     result = run_benchmark("speed.py", [
@@ -87,6 +88,7 @@ def test_step_profiler_rejects_a_bad_override(tiny_root, tmp_path):
     assert result.returncode != 0 and "epochz" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="ab.py compares git commits: needs a git checkout")
 def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
     out = tmp_path / "ab.json"
@@ -122,6 +124,7 @@ def test_stack_layouts_prints_each_layouts_cost_per_trial(tmp_path):
     assert "ms per trial-step, batch 16" in result.stdout and "(1.00x)" in result.stdout
 
 
+@pytest.mark.long
 def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_path):
     out = tmp_path / "sweeps.json"
     result = run_benchmark("stacked_sweeps.py", [

@@ -16,6 +16,7 @@ EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val
               "time/samples_per_s"}
 
 
+@pytest.mark.long
 def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     result = run_cli(  # a process of its own: its first job's start-up holds the imports
         fast + ["trainer.epochs=2", "trainer.log_images=true"], cwd=tmp_path)

@@ -253,6 +253,7 @@ def test_an_altered_checkpoint_is_refused_when_loaded(tiny_root, tmp_path, chang
         load_checkpoint(path)
 
 
+@pytest.mark.long
 def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
     run_dir = tmp_path / "run"
     first = start([*fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8", "trainer.log_images=false",

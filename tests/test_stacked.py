@@ -82,6 +82,7 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 
 
+@pytest.mark.long
 def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     command = [*STACKED, *fast, "trainer.epochs=2", "trainer.log_images=true", "model=lenet5,lenet5_classic",
@@ -187,6 +188,7 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     assert read_json(jobs[2] / "metrics.json")["status"] == "interrupted"
 
 
+@pytest.mark.long
 def test_optuna_batches_train_stacked(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"
     result = run_main([*STACKED, "sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
@@ -282,6 +284,7 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.long
 def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
     """Two groups, each a submitit job of its own; the second is killed (as Slurm's OOM killer or scancel
     would) once it has a checkpoint: its jobs fail, the first group's complete, the sweep says so."""

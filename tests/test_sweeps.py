@@ -1,9 +1,9 @@
 """Sweeps through the real CLI (`python run.py -m ...`) on the tiny generated data sets.
 
-Sweeps of the basic launcher run run.py in this process (conftest.run_main). A `python run.py` process
-(5-8 s of imports each) is started where processes are what is tested: joblib's and submitit's workers,
-an Optuna sweep (whose jobs' start-up times are compared: the first one's holds the imports), and the
-TensorBoard server.
+Sweeps whose jobs run in the sweep's own process (the basic launcher, Optuna's) run run.py in this process
+(conftest.run_main), and so does a submitit sweep, whose jobs are submitit's processes. A `python run.py`
+process (5-8 s of imports) is started where that process is what is tested: a joblib sweep on a terminal,
+whose workers write to it. The TensorBoard server is a process of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import as_a_new_command, fast_overrides, run_cli, run_main, run_on_terminal
+from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_main, start_on_terminal
 from tensorboard_events import load_events
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -71,6 +71,7 @@ def test_named_study_replaces_the_default_space(tmp_path, args, expected):
     assert shown == expected
 
 
+@pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.
 
@@ -108,6 +109,7 @@ def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
 
 
 # --------------------------------------------------------------------- failures, summary and re-runs
+@pytest.mark.long
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     args = ["-m", *fast, "optimizer.lr=1e-3,3e-3,1e30,-1", f"hydra.sweep.dir={sweep_dir}"]
@@ -243,18 +245,17 @@ def test_tensorboard_summary_run_reads_back(tmp_path):
 # ------------------------------------------------------------------------------ parallel launchers
 @pytest.fixture(scope="module")
 def parallel_sweeps(tiny_root, tmp_path_factory):
-    """A joblib and a submitit_local sweep, each of 2 jobs, started at the same moment in one folder; the
-    joblib one on a terminal, with progress bars asked for."""
+    """A joblib and a submitit_local sweep, each of 2 jobs, started at the same moment in one folder: the
+    joblib one a process on a terminal, with progress bars asked for; the submitit one in this process
+    (:func:`conftest.run_main`), as its jobs are processes of submitit's own."""
     cwd = tmp_path_factory.mktemp("parallel")
-    commands = {
-        "joblib": (run_on_terminal, ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
-                                     *fast_overrides(tiny_root), "trainer.progress=true"]),
-        "submitit_local": (run_cli, ["-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,3e-3",
-                                     *fast_overrides(tiny_root)]),
-    }
-    with ThreadPoolExecutor(len(commands)) as pool:
-        futures = {name: pool.submit(run, args, cwd) for name, (run, args) in commands.items()}
-        results = {name: future.result() for name, future in futures.items()}
+    joblib, terminal = start_on_terminal(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+                                          *fast_overrides(tiny_root), "trainer.progress=true"], cwd)
+    with ThreadPoolExecutor(1) as reader:  # the terminal drained as it is written, while the other sweep runs
+        shown = reader.submit(finish_on_terminal, joblib, terminal)
+        submitit = run_main(["-m", "hydra/launcher=submitit_local", "optimizer.lr=1e-3,3e-3",
+                             *fast_overrides(tiny_root)], cwd)
+        results = {"joblib": shown.result(), "submitit_local": submitit}
     dirs = {}
     for sweep_dir in (cwd / "outputs" / "sweeps").glob("*/*"):
         launcher = (sweep_dir / "multirun.yaml").read_text()
@@ -266,6 +267,7 @@ def parallel_sweeps(tiny_root, tmp_path_factory):
 SAME_WORKER = pytest.mark.xdist_group("parallel_sweeps")
 
 
+@pytest.mark.long  # the sweeps run in the first of these tests
 @SAME_WORKER
 def test_two_sweeps_started_together_get_their_own_directories(parallel_sweeps):
     cwd, results, dirs = parallel_sweeps
@@ -288,8 +290,8 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
     for d, row in zip(job_dirs(sweep_dir), rows):
         assert metrics(d)["status"] == "completed" and float(row["test_acc"]) == metrics(d)["test"]["acc"]
     assert all(len(p) == 1 for p in pids)
-    if launcher == "submitit_local":  # one subprocess per job
-        assert pids[0] != pids[1]
+    if launcher == "submitit_local":  # one subprocess per job (the sweep itself ran in this process)
+        assert pids[0] != pids[1] and os.getpid() not in pids[0] | pids[1]
         assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2
         assert summary["swept"] == ["optimizer.lr"]
     else:  # loky workers share the cores: each job gets its part of the threads
