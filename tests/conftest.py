@@ -3,9 +3,10 @@
 * :func:`run_main` runs run.py in this process (as lightning-hydra-template's tests call their task):
   the same script, the same ``@hydra.main``, the same exit codes and messages, without the 5-8 s of
   imports (torch, torchvision, Hydra) a new interpreter pays. Most end-to-end tests use it.
-* :func:`run_cli` starts ``python run.py`` in a subprocess, for what only a process shows: signals
-  during start-up, killed launchers, joblib workers, a folder another process holds, what
-  an interpreter imports, and a few smoke tests of the command line itself.
+* :func:`run_cli` (and :func:`start`, :func:`start_on_terminal`, which do not wait) starts ``python
+  run.py`` as a process, for what only a process shows: signals during start-up, killed launchers,
+  joblib's workers, a folder another process holds, what an interpreter imports, and a few smoke tests
+  of the command line itself.
 """
 
 from __future__ import annotations

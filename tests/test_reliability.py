@@ -282,9 +282,8 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     """SIGTERM to the sweep's run.py alone (`kill PID`, a scheduler's time limit): its joblib workers stop
     within a step, each with a resumable checkpoint, instead of training on for nobody."""
     sweep_dir = tmp_path / "sweep"
-    args = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", "hydra/launcher=joblib",
-            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"]
-    launcher = start(args, cwd=tmp_path)
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    launcher = start([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
     jobs = ("0_seed=0", "1_seed=1")  # the job folders: number and swept value
     workers = {}  # job: the pid of the worker training it, paused once it has a checkpoint (both must still run)
     deadline = time.monotonic() + 120
@@ -315,8 +314,7 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
 
     # the same sweep again resumes both jobs and completes them; here in this process, with the basic
     # launcher: a job resumes from its own folder, whichever launcher runs it
-    again = run_main([arg for arg in args if not arg.startswith("hydra.launcher") and arg != "hydra/launcher=joblib"],
-                     cwd=tmp_path)
+    again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     for job in jobs:
         assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
