@@ -1,6 +1,7 @@
 """Per-trial cost of one training step for N trials trained together: the layout study for stacked trials.
 
     python benchmarks/stack_layouts.py --device cpu --ns 1 4 8 16
+    python benchmarks/stack_layouts.py --device cpu --ns 1 8 --eval --batch 1000   # evaluation passes instead
 
 Three ways to train N LeNet-5s (batch B each, Adam, cross-entropy) are timed in turns, round after
 round, and compared per trial-step against the first:
@@ -12,8 +13,10 @@ round, and compared per trial-step against the first:
 * ``vmap``: ``torch.func.stack_module_state`` + ``functional_call`` under ``vmap`` (BatchNorm without
   running statistics: vmap cannot update buffers in place).
 
-No fused CPU kernel and no CUDA graphs: the standard ops of each layout. Medians over ``--rounds``
-of ``--reps`` steps each, after ``--warmup`` steps.
+``--eval`` times a validation pass instead: one batch of images, the same for every trial, through
+each trial's model in eval mode without gradients (``grouped`` in the channels_last layout a stacked
+group trains in). No fused CPU kernel and no CUDA graphs: the standard ops of each layout. Medians
+over ``--rounds`` of ``--reps`` steps each, after ``--warmup`` steps.
 """
 
 from __future__ import annotations
@@ -75,12 +78,45 @@ def steps(n: int, batch: int, device: torch.device) -> dict:
     return {"separate": separate, "grouped": grouped, "vmap": vmapped}
 
 
+def eval_passes(n: int, batch: int, device: torch.device) -> dict:
+    """One evaluation batch of each layout: the same images for every trial (a shared val split)."""
+    images = torch.randn(batch, 1, 32, 32, device=device)
+    models = [LeNet5().to(device).eval() for _ in range(n)]
+
+    @torch.no_grad()
+    def separate():
+        for model in models:
+            model(images).log_softmax(1).max(1)
+
+    grouped_model = GroupedModel(LeNet5(), n, [0.0] * n).to(device).eval()
+    stack_into(grouped_model, models)
+    grouped_model = grouped_model.to(memory_format=torch.channels_last)
+
+    @torch.no_grad()
+    def grouped():
+        x = images.expand(-1, n, -1, -1).contiguous(memory_format=torch.channels_last)  # [B, N, 32, 32]
+        grouped_model(x).log_softmax(-1).max(-1)
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    template = LeNet5().to(device).eval()
+    params, buffers = stack_module_state(models)
+    forward = vmap(lambda p, b: functional_call(template, (p, b), (images,)))
+
+    @torch.no_grad()
+    def vmapped():
+        forward(params, buffers).log_softmax(-1).max(-1)
+
+    return {"separate": separate, "grouped": grouped, "vmap": vmapped}
+
+
 def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8, 16], metavar="N", help="trials per stack")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--eval", action="store_true", help="time evaluation passes instead of training steps")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--reps", type=int, default=20, help="steps timed per layout and round")
     p.add_argument("--warmup", type=int, default=5)
@@ -92,7 +128,7 @@ def main(argv=None) -> dict:
 
     results = {}
     for n in args.ns:
-        layouts = steps(n, args.batch, device)
+        layouts = (eval_passes if args.eval else steps)(n, args.batch, device)
         for step in layouts.values():
             for _ in range(args.warmup):
                 step()
@@ -107,7 +143,8 @@ def main(argv=None) -> dict:
                 times[name].append((time.perf_counter() - started) / args.reps / n)
         results[n] = {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
-    print(f"ms per trial-step, batch {args.batch}, {device.type}"
+    unit = "trial-batch (evaluation)" if args.eval else "trial-step"
+    print(f"ms per {unit}, batch {args.batch}, {device.type}"
           + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else "")
           + f"; median over {args.rounds} rounds; speed-up over separate in brackets")
     print(f"{'N':>3}  " + "  ".join(f"{name:>16}" for name in LAYOUTS))
@@ -115,6 +152,7 @@ def main(argv=None) -> dict:
         cells = [f"{row[name]:7.2f} ({row['separate'] / row[name]:4.2f}x)" for name in LAYOUTS]
         print(f"{n:>3}  " + "  ".join(f"{cell:>16}" for cell in cells))
     report = {"device": args.device, "threads": torch.get_num_threads(), "batch": args.batch,
+              "measured": "evaluation" if args.eval else "training",
               "ms_per_trial_step": {str(n): row for n, row in results.items()}}
     common.write_report(report, args.json_out, echo=False)
     return report

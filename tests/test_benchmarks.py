@@ -112,16 +112,19 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
     assert "lenet_exp-ab-" not in worktrees  # the base checkout is removed again
 
 
-def test_stack_layouts_prints_each_layouts_cost_per_trial(tmp_path):
+@pytest.mark.parametrize("measured", ["training", "evaluation"])
+def test_stack_layouts_prints_each_layouts_cost_per_trial(measured, tmp_path):
     out = tmp_path / "layouts.json"
     result = run_benchmark("stack_layouts.py", ["--ns", "1", "2", "--rounds", "1", "--reps", "1", "--warmup", "1",
-                                                "--batch", "16", "--json-out", str(out)], tmp_path)
+                                                "--batch", "16", "--json-out", str(out),
+                                                *(["--eval"] if measured == "evaluation" else [])], tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert set(report["ms_per_trial_step"]) == {"1", "2"}
+    assert report["measured"] == measured and set(report["ms_per_trial_step"]) == {"1", "2"}
     rows = report["ms_per_trial_step"].values()
     assert all(row[name] > 0 for row in rows for name in ("separate", "grouped", "vmap"))
-    assert "ms per trial-step, batch 16" in result.stdout and "(1.00x)" in result.stdout
+    unit = "trial-step" if measured == "training" else "trial-batch (evaluation)"
+    assert f"ms per {unit}, batch 16" in result.stdout and "(1.00x)" in result.stdout
 
 
 @pytest.mark.long

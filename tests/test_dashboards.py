@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 from conftest import REPO, fast_overrides
@@ -55,3 +56,4 @@ def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp
     result = run_main([*args, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"Run in {run_dir} with {' '.join(args)}"  # Hydra's own settings aside
+    assert re.search(r"^Time: start-up .*, 1 epoch [0-9.]+ s, test ", result.stderr, re.MULTILINE), result.stderr

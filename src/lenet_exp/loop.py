@@ -252,10 +252,10 @@ class Run:
             return
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
-        t = self.stopwatch.timings()
-        log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epochs %.1f s, "
+        t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
+        log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
                  "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
-                 state.epoch - self.resumed_after, t["epochs_s"], t["test_s"])
+                 epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
