@@ -266,13 +266,14 @@ def _script_folder_first(script: Path):
     """What the interpreter does for `python SCRIPT`: the script's folder first on sys.path (so the
     benchmarks find their ``common``), and, as a process would end, its modules from that folder forgotten."""
     folder = str(script.parent)
+    imported_before = set(sys.modules)
     sys.path.insert(0, folder)
     try:
         yield
     finally:
         sys.path.remove(folder)
-        for name, module in list(sys.modules.items()):
-            if os.path.dirname(getattr(module, "__file__", None) or "") == folder:
+        for name in set(sys.modules) - imported_before:
+            if os.path.dirname(getattr(sys.modules[name], "__file__", None) or "") == folder:
                 del sys.modules[name]
 
 
