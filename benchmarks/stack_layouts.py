@@ -152,8 +152,8 @@ def main(argv=None) -> dict:
         cells = [f"{row[name]:7.2f} ({row['separate'] / row[name]:4.2f}x)" for name in LAYOUTS]
         print(f"{n:>3}  " + "  ".join(f"{cell:>16}" for cell in cells))
     report = {"device": args.device, "threads": torch.get_num_threads(), "batch": args.batch,
-              "measured": "evaluation" if args.eval else "training",
-              "ms_per_trial_step": {str(n): row for n, row in results.items()}}
+              "measured": "evaluation" if args.eval else "training",  # what ms_per_trial times: a step or a batch
+              "ms_per_trial": {str(n): row for n, row in results.items()}}
     common.write_report(report, args.json_out, echo=False)
     return report
 

@@ -120,8 +120,8 @@ def test_stack_layouts_prints_each_layouts_cost_per_trial(measured, tmp_path):
                                                 *(["--eval"] if measured == "evaluation" else [])], tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report["measured"] == measured and set(report["ms_per_trial_step"]) == {"1", "2"}
-    rows = report["ms_per_trial_step"].values()
+    assert report["measured"] == measured and set(report["ms_per_trial"]) == {"1", "2"}
+    rows = report["ms_per_trial"].values()
     assert all(row[name] > 0 for row in rows for name in ("separate", "grouped", "vmap"))
     unit = "trial-step" if measured == "training" else "trial-batch (evaluation)"
     assert f"ms per {unit}, batch 16" in result.stdout and "(1.00x)" in result.stdout
