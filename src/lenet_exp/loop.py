@@ -237,7 +237,7 @@ class Run:
 
     def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str) -> Optional[dict]:
         """The final test (of a completed run) and metrics.json with the run's status; returns the test metrics."""
-        self.stopwatch.mark("epochs")
+        self.stopwatch.mark("test_started")
         # a first Ctrl-C from here on lets this last second of work finish: the run is complete
         test = self.test_best(parts, tb) if status == "completed" else None
         self.stopwatch.mark("test")
@@ -253,9 +253,10 @@ class Run:
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
+        waited = f" (after {t['waiting_s']:.1f} s for the group's earlier tests)" if "waiting_s" in t else ""
         log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
-                 "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
-                 epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
+                 "test %.1f s%s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+                 epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"], waited)
 
     def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
         """Evaluate the test split once, with the weights of the best validation epoch."""
@@ -388,6 +389,8 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                             trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds)
                     if trial.status == "diverged":
                         engine.freeze(i)
+            for trial in trials:  # the epochs are over for all of them at once; their tests follow in turn
+                trial.run.stopwatch.mark("epochs")
             for trial in trials:
                 if trial.status == "running":
                     trial.status = "completed"

@@ -34,6 +34,8 @@ def _process_age_s() -> float:
 
 
 _PROCESS_STARTED = time.perf_counter() - _process_age_s()
+# A trial of a stacked group waits for the tests of the trials before it; shorter is no wait at all.
+WAITED_AT_LEAST_S = 0.01
 
 
 @dataclass
@@ -58,7 +60,8 @@ class Stopwatch:
         return cls(started=_PROCESS_STARTED) if cls.jobs_in_process == 1 else cls()
 
     def mark(self, name: str) -> None:
-        """``loaded`` (imports and config), ``data`` (on its device), ``setup`` (model and the rest)."""
+        """``loaded`` (imports and config), ``data`` (on its device), ``setup`` (model and the rest),
+        ``epochs`` (training over), ``test_started``, ``test`` (over)."""
         self.marks[name] = time.perf_counter()
 
     def resume(self, previous: Optional[dict]) -> None:
@@ -87,7 +90,10 @@ class Stopwatch:
         if "epochs" in m:
             out["epochs_s"] = m["epochs"] - m["setup"]  # training, validation and checkpoints
         if "test" in m:
-            out["test_s"] = m["test"] - m["epochs"]  # with its figures
+            started = m.get("test_started", m["epochs"])
+            if started - m["epochs"] >= WAITED_AT_LEAST_S:  # a stacked group tests its trials one after another
+                out["waiting_s"] = started - m["epochs"]
+            out["test_s"] = m["test"] - started  # with its figures
         return out
 
     def summary(self, epochs_done: int) -> dict[str, Any]:
