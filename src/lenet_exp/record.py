@@ -90,7 +90,7 @@ class Stopwatch:
         if "epochs" in m:
             out["epochs_s"] = m["epochs"] - m["setup"]  # training, validation and checkpoints
         if "test" in m:
-            started = m.get("test_started", m["epochs"])
+            started = m["test_started"]
             if started - m["epochs"] >= WAITED_AT_LEAST_S:  # a stacked group tests its trials one after another
                 out["waiting_s"] = started - m["epochs"]
             out["test_s"] = m["test"] - started  # with its figures
