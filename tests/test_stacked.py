@@ -123,12 +123,13 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     assert summary["counts"] == {"completed": 4} and [row["job"] for row in summary["jobs"]] == [0, 1, 2, 3]
     # a group's epochs end together; its tests follow one after another, and the second trial's waiting
     # for the first one's is neither epochs nor test
-    for first, second in ((0, 1), (2, 3)):
-        (first_m, first_t), (second_m, second_t) = ((m, m["timings"]) for m in (
-            read_json(jobs[first] / "metrics.json"), read_json(jobs[second] / "metrics.json")))
+    for group in ((0, 1), (2, 3)):
+        first, second = (read_json(jobs[number] / "metrics.json") for number in group)
+        first_t, second_t = first["timings"], second["timings"]
         assert "waiting_s" not in first_t and second_t["waiting_s"] >= first_t["test_s"] > 0
         assert second_t["epochs_s"] == pytest.approx(first_t["epochs_s"], abs=0.1)
-        for m, t in ((first_m, first_t), (second_m, second_t)):
+        for m in (first, second):
+            t = m["timings"]
             parts = t["startup_s"] + t["epochs_s"] + t.get("waiting_s", 0) + t["test_s"]
             assert parts == pytest.approx(m["wall_time_s"], abs=0.5)
     assert "for the group's earlier tests" in (jobs[1] / "run.log").read_text()
