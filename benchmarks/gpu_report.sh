@@ -97,13 +97,13 @@ step stacked 150 python3 benchmarks/stacked_sweeps.py --device cuda --ns 1 --epo
 step stacked 300 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
     --launchers stacked --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
-# The best recipes (and candidates, one line each in $RECIPES: "NAME OVERRIDES..."), 3 seeds each,
+# The best recipes (and candidates, one line each in $RECIPES: "NAME OVERRIDES..."), 5 seeds each,
 # 30 epochs, all at once on the one GPU; a recipe is chosen afterwards by its mean val accuracy.
 RECIPES=${RECIPES:-$(printf 'mnist_best experiment=mnist_best\nfashion_best experiment=fashion_best')}
 launch_recipes() {
     while read -r name overrides; do
         [[ -n "$name" ]] || continue
-        python3 run.py -m $overrides seed=0,1,2 hydra/launcher=joblib hydra.launcher.n_jobs=3 \
+        python3 run.py -m $overrides seed=0,1,2,3,4 hydra/launcher=joblib hydra.launcher.n_jobs=5 \
             hydra.sweep.dir="$RUNS/recipes/$name" trainer.progress=false trainer.log_images=false $EXTRA \
             > "$RUNS/recipes-$name.log" 2>&1 &
     done <<< "$RECIPES"
