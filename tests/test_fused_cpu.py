@@ -27,12 +27,15 @@ def kernel():
     return fused_cpu.load_kernel()
 
 
-def reference_and_fused(x: torch.Tensor, bn: nn.BatchNorm2d, grad: torch.Tensor):
-    """(output, input grad, weight grad, bias grad, bn) of the modules and of the kernel, from equal copies."""
+def reference_and_fused(x: torch.Tensor, bn: nn.BatchNorm2d, grad: torch.Tensor,
+                        layout: torch.memory_format = torch.contiguous_format):
+    """(output, input grad, weight grad, bias grad, bn) of the modules and of the kernel, from equal copies;
+    the kernel's input and gradient in ``layout`` (the modules' in NCHW, their most accurate)."""
     results = []
     for fused in (False, True):
         layer = copy.deepcopy(bn).train()
-        inp = x.detach().clone().requires_grad_()
+        inp = x.detach().clone(memory_format=layout if fused else torch.contiguous_format).requires_grad_()
+        grad = grad.contiguous(memory_format=layout if fused else torch.contiguous_format)
         out = fused_cpu.bn_pool_relu(inp, layer) if fused else F.relu(F.max_pool2d(layer(inp), 2))
         out.backward(grad)
         results.append((out.detach(), inp.grad, layer.weight.grad, layer.bias.grad, layer))
@@ -44,13 +47,15 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, what: str):
     assert (a - b).abs().max().item() <= 2e-6 * scale + 1e-7, what
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("shape, ties", [
     ((64, 6, 28, 28), False),  # LeNet's first block at batch 64
     ((64, 16, 10, 10), False),  # and its second
+    ((64, 48, 28, 28), False),  # the first block of 8 stacked trials (channels_last there)
     ((8, 3, 12, 12), True),  # small integers: most windows hold equal values
     ((4, 3, 7, 9), False),  # odd sizes: the last row and column are not pooled
 ])
-def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties):
+def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties, layout):
     torch.manual_seed(0)
     x = torch.randint(0, 3, shape).float() if ties else torch.randn(shape) * 3 + 1
     bn = nn.BatchNorm2d(shape[1])
@@ -59,7 +64,9 @@ def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties):
         bn.bias.copy_(torch.linspace(0.5, -0.5, shape[1]))
         bn.running_mean.uniform_(-1, 1)
     grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
-    (out_r, gx_r, gw_r, gb_r, bn_r), (out_f, gx_f, gw_f, gb_f, bn_f) = reference_and_fused(x, bn, grad)
+    (out_r, gx_r, gw_r, gb_r, bn_r), (out_f, gx_f, gw_f, gb_f, bn_f) = reference_and_fused(x, bn, grad, layout)
+    for result in (out_f, gx_f):  # the layout goes through: a stacked group's next convolution reads it as it is
+        assert result.is_contiguous(memory_format=layout)
     assert_close(out_r, out_f, "output")
     assert torch.equal(out_r > 0, out_f > 0)  # the same windows pass the ReLU
     assert_close(gx_r, gx_f, "input gradient")
@@ -70,15 +77,17 @@ def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties):
     assert bn_f.num_batches_tracked.item() == bn_r.num_batches_tracked.item() == 1
 
 
-def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d(kernel):
-    x = torch.ones(1, 1, 2, 4)  # two windows of equal values
-    x[0, 0, 1, 3] = 5.0  # the second window has one clear maximum, bottom right
-    bn = nn.BatchNorm2d(1)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d(kernel, layout):
+    x = torch.ones(1, 2, 2, 4).expand(1, 2, 2, 4).clone()  # two windows of equal values, in 2 channels
+    x[0, :, 1, 3] = 5.0  # the second window has one clear maximum, bottom right
+    bn = nn.BatchNorm2d(2)
     nn.init.constant_(bn.bias, 10.0)  # every window passes the ReLU
-    (_, gx_r, *_), (_, gx_f, *_) = reference_and_fused(x, bn, torch.tensor([[[[1.0, 1.0]]]]))
+    (_, gx_r, *_), (_, gx_f, *_) = reference_and_fused(x, bn, torch.ones(1, 2, 1, 2), layout)
     assert_close(gx_r, gx_f, "input gradient")
     pooled = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 1.0]])  # where max_pool2d's indices point
-    assert torch.equal((gx_f[0, 0] - gx_f[0, 0].min()) > 1e-3, pooled.bool())
+    for channel in range(2):
+        assert torch.equal((gx_f[0, channel] - gx_f[0, channel].min()) > 1e-3, pooled.bool())
 
 
 def test_cumulative_momentum_matches_batchnorm(kernel):
@@ -93,8 +102,9 @@ def test_cumulative_momentum_matches_batchnorm(kernel):
     assert_close(bn.running_var, fused_bn.running_var, "running variance")
 
 
-def test_a_nan_input_gives_nan_outputs_so_divergence_is_seen(kernel):
-    x = torch.randn(2, 2, 4, 4)
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
+def test_a_nan_input_gives_nan_outputs_so_divergence_is_seen(kernel, layout):
+    x = torch.randn(2, 2, 4, 4).contiguous(memory_format=layout)
     x[1, 0, 3, 3] = float("nan")
     out = fused_cpu.bn_pool_relu(x, nn.BatchNorm2d(2))
     assert out[:, 0].isnan().all() and not out[:, 1].isnan().any()  # channel 0's statistics are NaN

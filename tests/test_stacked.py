@@ -217,8 +217,10 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
 
 
-def test_the_grouped_model_computes_each_trials_own_model():
-    """Trial i of the group gives model i's logits, before and after a step, and hands back its weights."""
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_the_grouped_model_computes_each_trials_own_model(channels_last):
+    """Trial i of the group gives model i's logits, before and after a step, and hands back its weights
+    (also in the channels_last layout a group trains in on the CPU)."""
     import torch
     import torch.nn.functional as F
 
@@ -229,6 +231,8 @@ def test_the_grouped_model_computes_each_trials_own_model():
     models = [LeNet5() for _ in range(3)]
     grouped = GroupedModel(LeNet5(), 3, [0.0] * 3)
     stack_into(grouped, models)
+    if channels_last:
+        grouped = grouped.to(memory_format=torch.channels_last)
     images, labels = torch.randn(3, 16, 1, 32, 32), torch.randint(0, 10, (3, 16))
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
     grouped_optimizer = torch.optim.SGD(grouped.parameters(), lr=0.1)
@@ -245,6 +249,33 @@ def test_the_grouped_model_computes_each_trials_own_model():
     for model, back in zip(models, fresh):
         for (name, ours), theirs in zip(model.state_dict().items(), back.state_dict().values()):
             assert torch.allclose(ours, theirs, atol=1e-5), name
+
+
+def test_a_first_layers_grouped_convolution_runs_depthwise_with_the_same_results():
+    """A stack's first convolution (groups of one input channel), channels_last on the CPU, runs depthwise
+    and computes F.conv2d's output and gradients; in NCHW it is the standard layer."""
+    import torch
+    import torch.nn.functional as F
+
+    from lenet_exp.stack.model import OneChannelGroupsConv2d
+
+    torch.manual_seed(0)
+    conv = OneChannelGroupsConv2d(3, 12, 5, stride=2, padding=1, groups=3)
+    images = torch.randn(3, 4, 13, 13).transpose(0, 1)  # trial-major, as a stack's batch arrives
+    assert "Depthwise" not in type(conv(images).grad_fn).__name__
+    conv = conv.to(memory_format=torch.channels_last)
+    grad = torch.randn(4, 12, 6, 6)
+    results = []
+    for forward in (conv, lambda x: F.conv2d(x, conv.weight, conv.bias, 2, 1, groups=3)):
+        x = images.clone().requires_grad_()
+        out = forward(x)
+        out.backward(grad)
+        results.append([out.detach(), x.grad, conv.weight.grad.clone(), conv.bias.grad.clone()])
+        conv.zero_grad()
+        if forward is conv:
+            assert type(out.grad_fn).__name__ == "DepthwiseForwardBackward"
+    for name, ours, reference in zip(("output", "input grad", "weight grad", "bias grad"), *results):
+        assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-5), name
 
 
 def test_each_job_is_composed_once(fast, tmp_path, monkeypatch):

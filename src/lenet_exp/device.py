@@ -1,7 +1,10 @@
-"""Which device a job trains on, and how many CPU threads it may use."""
+"""Which device a job trains on, how many CPU threads it may use, and how the CPU reuses freed memory."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import logging
 from typing import Optional
 
 import torch
@@ -9,13 +12,18 @@ import torch
 from lenet_exp.errors import DeviceError, UserError
 from lenet_exp.launch import JobSlot
 
+log = logging.getLogger(__name__)
+
 MEMORY_HEADROOM = 0.8  # of what is free: the rest is for the step's activations, the interpreter, others
+# glibc's mallopt parameters, and its largest mmap threshold on 64-bit systems
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX = -1, -3, 32 * 2**20
 
 
 def resolve_device(dcfg, slot: JobSlot) -> torch.device:
     """``auto`` takes a GPU when there is one; ``cuda`` without one is an error, never a fallback."""
     if dcfg.type == "cpu" or (dcfg.type == "auto" and not torch.cuda.is_available()):
         device = torch.device("cpu")
+        keep_freed_memory()
     elif not torch.cuda.is_available():
         built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
         raise DeviceError(
@@ -29,6 +37,24 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
     # Parallel jobs share the cores instead of each starting a thread per core.
     torch.set_num_threads(slot.cpu_threads(dcfg.threads))
     return device
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let freed blocks of up to 32 MiB stay in this process for the next step to reuse; False where
+    the C library is not glibc (nothing changes there).
+
+    glibc gives each large block (128 KiB and up, its threshold rising with what was freed) pages of its
+    own and returns them to the system when it is freed, so every CPU training step faults its activations'
+    pages in anew: a quarter of a step's time on the 2-core VM (``docs/speed.md``). Memory stays at its
+    peak instead, which a training process reaches on every step anyway."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):  # macOS, Windows
+        return False
+    kept = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
+    log.debug("freed memory kept for reuse: %s", kept)
+    return kept
 
 
 def free_bytes(device: torch.device) -> Optional[int]:

@@ -1,5 +1,6 @@
 // BatchNorm2d (training mode) -> 2x2 max-pool with stride 2 -> ReLU, forward and backward, in one pass
-// each, for contiguous NCHW float32 tensors on the CPU. Built by lenet_exp/fused_cpu.py.
+// each, for float32 tensors on the CPU: contiguous NCHW (`forward`, `backward`) or channels_last
+// (`forward_nhwc`, `backward_nhwc`, for a stacked group's grouped layers). Built by lenet_exp/fused_cpu.py.
 //
 // ATen runs these as three to five kernels that each walk the whole activation, and its CPU max-pool
 // is scalar code writing int64 indices: on LeNet's first block (64x6x28x28) the three layers cost
@@ -16,6 +17,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -56,6 +58,105 @@ void check_input(const torch::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 && x.is_contiguous(),
               "bn_pool_relu: expected a contiguous NCHW float32 CPU tensor");
   TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "bn_pool_relu: planes must be at least 2x2");
+}
+
+void check_input_nhwc(const torch::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 &&
+                  x.is_contiguous(at::MemoryFormat::ChannelsLast),
+              "bn_pool_relu: expected a channels_last float32 CPU tensor");
+  TORCH_CHECK(x.size(2) >= 2 && x.size(3) >= 2, "bn_pool_relu: planes must be at least 2x2");
+}
+
+// The channels_last loops run over a pixel's C contiguous channels. As functions of restrict pointers
+// (not lambdas reading captured ones, which GCC leaves scalar) they vectorise.
+
+// One 2x2 window of forward's: four input pixels p0..p3 (top left, top right, bottom left, bottom right).
+void pool_window(const float* __restrict p0, const float* __restrict p1, const float* __restrict p2,
+                 const float* __restrict p3, const float* __restrict scale, const float* __restrict shift,
+                 float* __restrict out, uint8_t* __restrict argmax, float* __restrict x_at_max, int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) {  // the same selection as forward's, channel by channel
+    const float x0 = p0[c], x1 = p1[c], x2 = p2[c], x3 = p3[c];
+    const float v0 = x0 * scale[c] + shift[c], v1 = x1 * scale[c] + shift[c];
+    const float v2 = x2 * scale[c] + shift[c], v3 = x3 * scale[c] + shift[c];
+    const bool top_right = v1 > v0, bottom_right = v3 > v2;
+    const float top = top_right ? v1 : v0, bottom = bottom_right ? v3 : v2;
+    const bool lower = bottom > top;
+    const float best = lower ? bottom : top;
+    out[c] = ((best > 0.0f) | (best != best)) ? best : 0.0f;
+    const float top_k = top_right ? 1.0f : 0.0f, bottom_k = bottom_right ? 3.0f : 2.0f;
+    argmax[c] = (uint8_t)(int)(lower ? bottom_k : top_k);
+    const float x_top = top_right ? x1 : x0, x_bottom = bottom_right ? x3 : x2;
+    x_at_max[c] = lower ? x_bottom : x_top;
+  }
+}
+
+// backward's masked adds for one window: the pooled gradient to the maximum of the four pixels g0..g3.
+void unpool_window(const float* __restrict grad, const float* __restrict out, const uint8_t* __restrict argmax,
+                   const float* __restrict scale, float* __restrict g0, float* __restrict g1, float* __restrict g2,
+                   float* __restrict g3, int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) {
+    const float scaled = scale[c] * grad[c];  // loaded unconditionally: vectorises
+    const float add = out[c] > 0.0f ? scaled : 0.0f;
+    const float k = (float)(int)argmax[c];
+    const float y0 = g0[c], y1 = g1[c], y2 = g2[c], y3 = g3[c];
+    g0[c] = y0 + (k == 0.0f ? add : 0.0f);
+    g1[c] = y1 + (k == 1.0f ? add : 0.0f);
+    g2[c] = y2 + (k == 2.0f ? add : 0.0f);
+    g3[c] = y3 + (k == 3.0f ? add : 0.0f);
+  }
+}
+
+// The per-pixel terms of the channel sums: forward's two statistics, and backward's two sums in one pass.
+void add_pixel(const float* __restrict x, float* __restrict acc, int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) acc[c] += x[c];
+}
+
+void add_squared_deviation(const float* __restrict x, const float* __restrict mean, float* __restrict acc,
+                           int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) {
+    const float d = x[c] - mean[c];
+    acc[c] += d * d;
+  }
+}
+
+void add_passed_gradient(const float* __restrict grad, const float* __restrict out, const float* __restrict x_at_max,
+                         const float* __restrict mean, const float* __restrict invstd, float* __restrict sum_g,
+                         float* __restrict sum_g_xhat, int64_t C) {
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) {
+    const float g = grad[c], xhat = (x_at_max[c] - mean[c]) * invstd[c];  // loaded unconditionally: vectorises
+    const float passed = out[c] > 0.0f ? g : 0.0f;
+    sum_g[c] += passed;
+    sum_g_xhat[c] += passed * xhat;
+  }
+}
+
+// K per-channel sums over the N images' `pixels` pixels each: `add(pixel, acc)` adds a pixel's terms
+// to acc [K][C]. Float over a few pixels, double over the image, then over the images in order: the
+// same sums whatever the thread count.
+template <int K, typename Add>
+std::vector<double> channel_sums_nhwc(int64_t N, int64_t pixels, int64_t C, Add add) {
+  std::vector<double> partial(N * K * C, 0.0);
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(K * C);
+    for (int64_t n = begin; n < end; ++n) {
+      double* image = partial.data() + n * K * C;
+      for (int64_t first = 0; first < pixels; first += kLanes) {
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        const int64_t last = std::min(pixels, first + kLanes);
+        for (int64_t q = first; q < last; ++q) add(n * pixels + q, acc.data());
+        for (int64_t k = 0; k < K * C; ++k) image[k] += acc[k];
+      }
+    }
+  });
+  std::vector<double> sums(K * C, 0.0);  // [K][C]
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K * C; ++k) sums[k] += partial[n * K * C + k];
+  return sums;
 }
 
 }  // namespace
@@ -217,7 +318,131 @@ std::vector<torch::Tensor> backward(torch::Tensor grad_out, torch::Tensor x, tor
   return {grad_x, grad_weight, grad_bias};
 }
 
+// forward's results for a channels_last x [N, H, W, C in memory]: the outputs are channels_last too.
+// Every inner loop runs over the channels, contiguous here.
+std::vector<torch::Tensor> forward_nhwc(torch::Tensor x, torch::Tensor weight, torch::Tensor bias,
+                                        torch::Tensor running_mean, torch::Tensor running_var, double momentum,
+                                        double eps) {
+  check_input_nhwc(x);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t OH = H / 2, OW = W / 2, HW = H * W, M = N * HW;
+  const auto nhwc = x.options().memory_format(at::MemoryFormat::ChannelsLast);
+  auto out = torch::empty({N, C, OH, OW}, nhwc);
+  auto argmax = torch::empty({N, C, OH, OW}, nhwc.dtype(at::kByte));
+  auto x_at_max = torch::empty({N, C, OH, OW}, nhwc);
+  auto mean = torch::empty({C}, x.options());
+  auto invstd = torch::empty({C}, x.options());
+  const float* xp = x.data_ptr<float>();
+  float* meanp = mean.data_ptr<float>();
+  float* invstdp = invstd.data_ptr<float>();
+  float* rmp = running_mean.data_ptr<float>();
+  float* rvp = running_var.data_ptr<float>();
+
+  const std::vector<double> sums =
+      channel_sums_nhwc<1>(N, HW, C, [=](int64_t pixel, float* acc) { add_pixel(xp + pixel * C, acc, C); });
+  std::vector<float> mu(C);
+  for (int64_t c = 0; c < C; ++c) mu[c] = (float)(sums[c] / M);
+  const float* mup = mu.data();
+  const std::vector<double> squares = channel_sums_nhwc<1>(
+      N, HW, C, [=](int64_t pixel, float* acc) { add_squared_deviation(xp + pixel * C, mup, acc, C); });
+  std::vector<float> scale(C), shift(C);
+  const float* wp = weight.data_ptr<float>();
+  const float* bp = bias.data_ptr<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = sums[c] / M, var = squares[c] / M;
+    meanp[c] = (float)m;
+    invstdp[c] = (float)(1.0 / std::sqrt(var + eps));
+    rmp[c] = (float)((1 - momentum) * rmp[c] + momentum * m);
+    rvp[c] = (float)((1 - momentum) * rvp[c] + momentum * var * M / (M > 1 ? M - 1 : 1));
+    scale[c] = wp[c] * invstdp[c];
+    shift[c] = bp[c] - meanp[c] * scale[c];
+  }
+
+  float* op = out.data_ptr<float>();
+  uint8_t* ap = argmax.data_ptr<uint8_t>();
+  float* xmp = x_at_max.data_ptr<float>();
+  const float* sc = scale.data();
+  const float* sh = shift.data();
+  at::parallel_for(0, N * OH, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {  // row = n * OH + i
+      const int64_t n = row / OH, i = row % OH;
+      for (int64_t j = 0; j < OW; ++j) {
+        const float* p0 = xp + ((n * H + 2 * i) * W + 2 * j) * C;  // the window's four pixels
+        const float* p1 = p0 + C;
+        const float* p2 = p0 + W * C;
+        const float* p3 = p2 + C;
+        const int64_t o = (row * OW + j) * C;
+        pool_window(p0, p1, p2, p3, sc, sh, op + o, ap + o, xmp + o, C);
+      }
+    }
+  });
+  return {out, argmax, x_at_max, mean, invstd};
+}
+
+// backward's results for forward_nhwc's tensors; grad x is channels_last.
+std::vector<torch::Tensor> backward_nhwc(torch::Tensor grad_out, torch::Tensor x, torch::Tensor weight,
+                                         torch::Tensor out, torch::Tensor argmax, torch::Tensor x_at_max,
+                                         torch::Tensor mean, torch::Tensor invstd) {
+  check_input_nhwc(x);
+  grad_out = grad_out.contiguous(at::MemoryFormat::ChannelsLast);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t OH = H / 2, OW = W / 2, HW = H * W, OHW = OH * OW, M = N * HW;
+  auto grad_x = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+  auto grad_weight = torch::empty({C}, x.options());
+  auto grad_bias = torch::empty({C}, x.options());
+  const float* gp = grad_out.data_ptr<float>();
+  const float* xp = x.data_ptr<float>();
+  const float* op = out.data_ptr<float>();
+  const uint8_t* ap = argmax.data_ptr<uint8_t>();
+  const float* xmp = x_at_max.data_ptr<float>();
+  const float* meanp = mean.data_ptr<float>();
+  const float* invstdp = invstd.data_ptr<float>();
+  const float* wp = weight.data_ptr<float>();
+  float* gwp = grad_weight.data_ptr<float>();
+  float* gbp = grad_bias.data_ptr<float>();
+
+  // the sums of backward, over each image's pooled pixels: gradients that pass the ReLU, and those times x-hat
+  const std::vector<double> sums = channel_sums_nhwc<2>(N, OHW, C, [=](int64_t pixel, float* acc) {
+    const int64_t at = pixel * C;
+    add_passed_gradient(gp + at, op + at, xmp + at, meanp, invstdp, acc, acc + C, C);
+  });
+  std::vector<float> scale(C), mean_g(C), mean_g_xhat(C);
+  for (int64_t c = 0; c < C; ++c) {
+    gbp[c] = (float)sums[c];
+    gwp[c] = (float)sums[C + c];
+    scale[c] = wp[c] * invstdp[c];
+    mean_g[c] = gbp[c] / M;
+    mean_g_xhat[c] = gwp[c] / M;
+  }
+
+  // grad x = weight/std * (g - mean(g) - x-hat * mean(g * x-hat)): each image's base term, then the pooled g
+  float* gxp = grad_x.data_ptr<float>();
+  const float* sc = scale.data();
+  const float* mg = mean_g.data();
+  const float* mgx = mean_g_xhat.data();
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      for (int64_t pixel = n * HW; pixel < (n + 1) * HW; ++pixel) {
+        const float* p = xp + pixel * C;
+        float* gx = gxp + pixel * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) gx[c] = -sc[c] * (mg[c] + (p[c] - meanp[c]) * invstdp[c] * mgx[c]);
+      }
+      for (int64_t i = 0; i < OH; ++i)
+        for (int64_t j = 0; j < OW; ++j) {
+          float* g0 = gxp + ((n * H + 2 * i) * W + 2 * j) * C;
+          float* g2 = g0 + W * C;
+          const int64_t o = ((n * OH + i) * OW + j) * C;
+          unpool_window(gp + o, op + o, ap + o, sc, g0, g0 + C, g2, g2 + C, C);
+        }
+    }
+  });
+  return {grad_x, grad_weight, grad_bias};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "BatchNorm2d (training) -> 2x2 max-pool -> ReLU");
   m.def("backward", &backward, "gradients of forward: input, weight, bias");
+  m.def("forward_nhwc", &forward_nhwc, "forward for channels_last tensors");
+  m.def("backward_nhwc", &backward_nhwc, "backward for channels_last tensors");
 }

@@ -4,7 +4,8 @@ A LeNet-5 step at batch 64 is a few dozen tiny kernels; N trials stacked into th
 little more than one on a GPU. The layout (chosen by ``benchmarks/stack_layouts.py``) is *grouped
 layers*: convolutions with ``groups=N``, BatchNorm over the N trials' channels (per-channel statistics
 are per-trial statistics), linear layers as batched matrix products. The standard kernels run, CUDA
-graphs capture them, and the fused CPU kernel applies unchanged.
+graphs capture them, and the fused CPU kernel applies (its channels_last variant: a group trains in
+that layout on the CPU, where its first layer also runs forward as a depthwise convolution).
 
 * ``model``: the grouped network, and the copy of a trial's weights in and out of it;
 * ``optim``: Adam, AdamW and SGD, and an EMA, over the stacked parameters with per-trial hyperparameters;
