@@ -3,8 +3,8 @@
 On the CPU, ATen runs a block's BatchNorm, 2x2 max-pool and ReLU as separate kernels, and its max-pool
 is scalar code: together about a third of a training step at batch 64. ``csrc/bn_pool_relu.cpp`` does
 each direction in one vectorised pass (1.2x per whole step, ``benchmarks/cpu_knobs.py``), with the same
-results to float rounding (``tests/test_fused_cpu.py``). A channels_last input (a stacked group's) takes
-the kernel's NHWC variant, which loops over each pixel's contiguous channels and returns channels_last.
+results to float rounding (``tests/test_fused_cpu.py``). It reads NCHW and channels_last (a stacked
+group's layout, whose loops run over each pixel's contiguous channels) and answers in the same layout.
 
 The kernel is compiled by ``torch.utils.cpp_extension`` the first time it is needed on a machine (about
 30 s with g++ and ninja) and cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
@@ -120,27 +120,19 @@ def load_kernel():
 class BatchNormMaxPoolReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum: float, eps: float):
-        kernel = load_kernel()
-        # a channels_last input (a stacked group's) stays so: converting it costs more than the kernel saves
-        ctx.nhwc = channels_last(x)
-        forward = kernel.forward_nhwc if ctx.nhwc else kernel.forward
-        x = x if ctx.nhwc else x.contiguous()
-        out, argmax, x_at_max, mean, invstd = forward(x, weight, bias, running_mean, running_var, momentum, eps)
+        # NCHW or channels_last (a stacked group's) as it is: converting costs more than the kernel saves
+        if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+            x = x.contiguous()
+        out, argmax, x_at_max, mean, invstd = load_kernel().forward(x, weight, bias, running_mean, running_var,
+                                                                    momentum, eps)
         ctx.save_for_backward(x, weight, out, argmax, x_at_max, mean, invstd)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        kernel = load_kernel()
-        backward = kernel.backward_nhwc if ctx.nhwc else kernel.backward
-        grad_x, grad_weight, grad_bias = backward(grad, *ctx.saved_tensors)
+        grad_x, grad_weight, grad_bias = load_kernel().backward(grad, *ctx.saved_tensors)
         return grad_x, grad_weight, grad_bias, None, None, None, None
-
-
-def channels_last(x: torch.Tensor) -> bool:
-    """Whether x is laid out channels_last and not also contiguous (where both hold, either kernel reads it)."""
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def applies(x: torch.Tensor, bn: nn.BatchNorm2d) -> bool:
