@@ -79,7 +79,7 @@ def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties, layout):
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
 def test_ties_send_the_gradient_to_the_first_maximum_as_max_pool2d(kernel, layout):
-    x = torch.ones(1, 2, 2, 4).expand(1, 2, 2, 4).clone()  # two windows of equal values, in 2 channels
+    x = torch.ones(1, 2, 2, 4)  # two windows of equal values, in 2 channels
     x[0, :, 1, 3] = 5.0  # the second window has one clear maximum, bottom right
     bn = nn.BatchNorm2d(2)
     nn.init.constant_(bn.bias, 10.0)  # every window passes the ReLU
