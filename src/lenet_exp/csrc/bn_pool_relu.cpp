@@ -185,17 +185,15 @@ void grad_input_nchw(const Sizes& s, const float* gp, const float* xp, const flo
   });
 }
 
-// ---- channels_last: each loop runs over one pixel's contiguous channels
-
-// The channels_last loops run over a pixel's C contiguous channels. As functions of restrict pointers
-// (not lambdas reading captured ones, which GCC leaves scalar) they vectorise.
+// ---- channels_last: each loop runs over one pixel's contiguous channels. As functions of restrict
+// pointers (not lambdas reading captured ones, which GCC leaves scalar) they vectorise.
 
 // One 2x2 window of forward's: four input pixels p0..p3 (top left, top right, bottom left, bottom right).
 void pool_window(const float* __restrict p0, const float* __restrict p1, const float* __restrict p2,
                  const float* __restrict p3, const float* __restrict scale, const float* __restrict shift,
                  float* __restrict out, uint8_t* __restrict argmax, float* __restrict x_at_max, int64_t C) {
 #pragma omp simd
-  for (int64_t c = 0; c < C; ++c) {  // the same selection as forward's, channel by channel
+  for (int64_t c = 0; c < C; ++c) {  // the same selection as pool_nchw's, channel by channel
     const float x0 = p0[c], x1 = p1[c], x2 = p2[c], x3 = p3[c];
     const float v0 = x0 * scale[c] + shift[c], v1 = x1 * scale[c] + shift[c];
     const float v2 = x2 * scale[c] + shift[c], v3 = x3 * scale[c] + shift[c];
