@@ -136,13 +136,30 @@ def test_only_conv_batchnorm_maxpool_relu_blocks_fuse():
 
 
 def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_path):
+    """On by default, in channels_last (its faster loops); off, the run trains NCHW standard layers."""
     for setting, expected in (("null", True), ("false", False)):
         cwd = tmp_path / setting
         cwd.mkdir()
         result = run_main([*fast, f"trainer.fused_cpu_kernels={setting}"], cwd=cwd)
         assert result.returncode == 0, result.stderr
-        assert read_json(only_run_dir(cwd) / "metrics.json")["fused_cpu_kernels"] is expected
+        metrics = read_json(only_run_dir(cwd) / "metrics.json")
+        assert metrics["fused_cpu_kernels"] is metrics["channels_last"] is expected
         assert ("Fused CPU kernels" in result.stderr) is expected
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([], True),
+    (["model=lenet5_classic"], False),  # nothing to fuse: oneDNN's NCHW convolutions are the faster
+    (["trainer.channels_last=false"], False),
+    (["model=lenet5_classic", "trainer.channels_last=true"], True),
+])
+def test_channels_last_is_on_for_the_cpu_where_the_kernel_trains(kernel, overrides, expected):
+    from lenet_exp import compose
+    from lenet_exp.models import build_model
+
+    cfg = compose("device=cpu", *overrides)
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    assert perf.decide(cfg.trainer, model, torch.device("cpu")).channels_last is expected
 
 
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(kernel, fast, tmp_path,

@@ -63,7 +63,7 @@ def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None
 
 
 @pytest.mark.parametrize("optimizer", [
-    # NCHW as the single run: Adam at lr 3e-3 amplifies channels_last's other rounding to ~4e-4 in 2 epochs
+    # the CPU's layouts: NCHW here, channels_last (the default with the fused kernel) in the others
     ["optimizer=adam", "trainer.channels_last=false"],
     ["optimizer=adamw", "scheduler=onecycle", "trainer.ema_decay=0.9", "trainer.label_smoothing=0.1"],
     ["optimizer=sgd", "optimizer.nesterov=true", "scheduler=cosine", "augment=affine"],
@@ -220,16 +220,19 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
 def test_the_grouped_model_computes_each_trials_own_model(channels_last):
     """Trial i of the group gives model i's logits, before and after a step, and hands back its weights
-    (also in the channels_last layout a group trains in on the CPU)."""
+    (also in the channels_last layout a group trains in on the CPU, where its first layer runs depthwise)."""
     import torch
     import torch.nn.functional as F
 
     from lenet_exp.models.lenet5 import LeNet5
-    from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
+    from lenet_exp.stack.model import (GroupedModel, OneChannelGroupsConv2d, channel_stacked, stack_into,
+                                       stacked_loss, unstack_into)
 
     torch.manual_seed(0)
     models = [LeNet5() for _ in range(3)]
     grouped = GroupedModel(LeNet5(), 3, [0.0] * 3)
+    convs = [m for m in grouped.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [type(c) is OneChannelGroupsConv2d for c in convs] == [True, False]  # only the first reads 1 channel each
     stack_into(grouped, models)
     if channels_last:
         grouped = grouped.to(memory_format=torch.channels_last)

@@ -292,6 +292,7 @@ class Run:
             "device": describe(parts.device),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
+            "channels_last": parts.fast_paths.channels_last,
             **({"stacked_with": self.stacked_with} if self.stacked_with else {}),
             "seed": self.cfg.seed,
             "versions": versions(),

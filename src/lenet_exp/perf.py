@@ -93,12 +93,16 @@ def decide(tcfg, model: nn.Module, device: torch.device) -> FastPaths:
     if device.type == "cuda":
         # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
+    fused_cpu_kernels = _use_fused_cpu_kernels(tcfg, model, device)
+    # null: on for CUDA, and on the CPU with the fused kernel, whose channels_last loops are the faster ones
+    # (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md)
+    channels_last = tcfg.channels_last if tcfg.channels_last is not None else device.type == "cuda" or fused_cpu_kernels
     return FastPaths(
-        channels_last=bool(tcfg.channels_last or (tcfg.channels_last is None and device.type == "cuda")),
+        channels_last=channels_last,
         compile=tcfg.compile,
         cuda_graphs=_use_cuda_graphs(tcfg, device),
         graph_fallback=tcfg.cuda_graphs is None,
-        fused_cpu_kernels=_use_fused_cpu_kernels(tcfg, model, device),
+        fused_cpu_kernels=fused_cpu_kernels,
     )
 
 
