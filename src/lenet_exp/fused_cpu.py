@@ -3,8 +3,9 @@
 On the CPU, ATen runs a block's BatchNorm, 2x2 max-pool and ReLU as separate kernels, and its max-pool
 is scalar code: together about a third of a training step at batch 64. ``csrc/bn_pool_relu.cpp`` does
 each direction in one vectorised pass (1.2x per whole step, ``benchmarks/cpu_knobs.py``), with the same
-results to float rounding (``tests/test_fused_cpu.py``). It reads NCHW and channels_last (a stacked
-group's layout, whose loops run over each pixel's contiguous channels) and answers in the same layout.
+results to float rounding (``tests/test_fused_cpu.py``). It reads NCHW and channels_last (the layout a
+CPU run trains in with it; those loops run over each pixel's contiguous channels) and answers in the
+same layout.
 
 The kernel is compiled by ``torch.utils.cpp_extension`` the first time it is needed on a machine (about
 30 s with g++ and ninja) and cached under ``$TORCH_EXTENSIONS_DIR`` (default ``~/.cache/torch_extensions``),
@@ -120,7 +121,7 @@ def load_kernel():
 class BatchNormMaxPoolReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, momentum: float, eps: float):
-        # NCHW or channels_last (a stacked group's) as it is: converting costs more than the kernel saves
+        # NCHW or channels_last as it is: converting costs more than the kernel saves
         if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
             x = x.contiguous()
         out, argmax, x_at_max, mean, invstd = load_kernel().forward(x, weight, bias, running_mean, running_var,
