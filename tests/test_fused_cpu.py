@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import only_run_dir, run_main
-from lenet_exp import fused_cpu, perf
+from lenet_exp import compose, fused_cpu, perf
 from lenet_exp.files import read_json
+from lenet_exp.models import build_model
 from lenet_exp.models.lenet5 import LeNet5
 
 
@@ -154,9 +155,6 @@ def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_pa
     (["model=lenet5_classic", "trainer.channels_last=true"], True),
 ])
 def test_channels_last_is_on_for_the_cpu_where_the_kernel_trains(kernel, overrides, expected):
-    from lenet_exp import compose
-    from lenet_exp.models import build_model
-
     cfg = compose("device=cpu", *overrides)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
     assert perf.decide(cfg.trainer, model, torch.device("cpu")).channels_last is expected
