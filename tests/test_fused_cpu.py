@@ -52,7 +52,7 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, what: str):
 @pytest.mark.parametrize("shape, ties", [
     ((64, 6, 28, 28), False),  # LeNet's first block at batch 64
     ((64, 16, 10, 10), False),  # and its second
-    ((64, 48, 28, 28), False),  # the first block of 8 stacked trials (channels_last there)
+    ((64, 48, 28, 28), False),  # the first block of 8 stacked trials
     ((8, 3, 12, 12), True),  # small integers: most windows hold equal values
     ((4, 3, 7, 9), False),  # odd sizes: the last row and column are not pooled
 ])
@@ -66,7 +66,7 @@ def test_kernel_matches_batchnorm_maxpool_relu(kernel, shape, ties, layout):
         bn.running_mean.uniform_(-1, 1)
     grad = torch.randn(shape[0], shape[1], shape[2] // 2, shape[3] // 2)
     (out_r, gx_r, gw_r, gb_r, bn_r), (out_f, gx_f, gw_f, gb_f, bn_f) = reference_and_fused(x, bn, grad, layout)
-    for result in (out_f, gx_f):  # the layout goes through: a stacked group's next convolution reads it as it is
+    for result in (out_f, gx_f):  # the layout goes through: the next convolution reads it as it is
         assert result.is_contiguous(memory_format=layout)
     assert_close(out_r, out_f, "output")
     assert torch.equal(out_r > 0, out_f > 0)  # the same windows pass the ReLU
