@@ -127,6 +127,17 @@ def test_stack_layouts_prints_each_layouts_cost_per_trial(measured, tmp_path):
     assert f"ms per {unit}, batch 16" in result.stdout and "(1.00x)" in result.stdout
 
 
+def test_stacked_step_times_the_launchers_own_step_per_trial(tiny_root, tmp_path):
+    out = tmp_path / "step.json"
+    result = run_benchmark("stacked_step.py", ["--ns", "2", "--rounds", "1", "--steps", "2", "--data-root",
+                                               str(tiny_root), "--override", "dataset.val_size=100",
+                                               "--json-out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(out.read_text())["ms_per_trial_step"]["2"]
+    assert all(row[name] > 0 for name in ("single", "stacked", "one_order"))
+    assert "ms per trial-step, batch 64" in result.stdout and "one_order" in result.stdout
+
+
 @pytest.mark.long
 def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_path):
     out = tmp_path / "sweeps.json"

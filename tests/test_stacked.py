@@ -41,14 +41,17 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: int(p.name.split("_")[0]))
 
 
+def alone_dir(job_dir: Path) -> Path:
+    return job_dir.parent.parent / "alone" / job_dir.name.split("_")[0]
+
+
 def train_alone(job_dir: Path, base: list[str], cwd: Path) -> dict:
-    """The job's run, trained by itself (the basic path) with the same overrides."""
+    """The job's run, trained by itself (the basic path, in :func:`alone_dir`) with the same overrides."""
     overrides = yaml.safe_load((job_dir / ".hydra" / "overrides.yaml").read_text())
     own = [o for o in overrides if o.startswith(PER_TRIAL_KEYS)]
-    run_dir = cwd / "alone" / job_dir.name.split("_")[0]
-    result = run_main([*base, *own, f"hydra.run.dir={run_dir}"], cwd=cwd)
+    result = run_main([*base, *own, f"hydra.run.dir={alone_dir(job_dir)}"], cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
-    return read_json(run_dir / "metrics.json")
+    return read_json(alone_dir(job_dir) / "metrics.json")
 
 
 def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None:
@@ -67,12 +70,17 @@ def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None
     ["optimizer=adam", "trainer.channels_last=false"],
     ["optimizer=adamw", "scheduler=onecycle", "trainer.ema_decay=0.9", "trainer.label_smoothing=0.1"],
     ["optimizer=sgd", "optimizer.nesterov=true", "scheduler=cosine", "augment=affine"],
-], ids=["adam-nchw", "adamw-onecycle-ema-smoothing", "sgd-nesterov-cosine-augment"])
+    # the trials' seeds differ, their data order and augmentation do not: they share each batch
+    ["optimizer=adam", "augment=affine", "data_seed=7"],
+], ids=["adam-nchw", "adamw-onecycle-ema-smoothing", "sgd-nesterov-cosine-augment", "adam-augment-one-data-order"])
 def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
+    import torch
+
     base = [*fast, *EXACT, *optimizer, *trial_options(tmp_path / "configs")]
     result = run_main([*STACKED, *base, "+trial=" + ",".join(TRIALS), "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training jobs 0, 1, 2 stacked" in result.stderr
+    one_order = "data_seed=7" in optimizer
+    assert f"Training jobs 0, 1, 2 stacked: 3 trials in one model on cpu{', one data order' * one_order}\n" in result.stderr
     jobs = job_dirs(tmp_path / "sweep")
     assert [job.name for job in jobs] == ["0_+trial=a", "1_+trial=b", "2_+trial=c"]  # named by what each ran
     assert [read_json(job / "metrics.json")["stacked_with"] for job in jobs] == [[0, 1, 2]] * 3
@@ -80,6 +88,10 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
     # rounding (~1e-7) to ~1e-4 within 2 epochs on these 500 images (it did for seed 2)
     for job in (jobs[0], jobs[-1]):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+        # its data order and augmentation go on from where they would alone: a resumed run draws as it would
+        stacked, alone = (torch.load(run / "checkpoints" / "last.pt", weights_only=True)["rng"]["generator"]
+                          for run in (job, alone_dir(job)))
+        assert torch.equal(stacked, alone)
 
 
 @pytest.mark.long
@@ -217,10 +229,12 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
 
 
-@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
-def test_the_grouped_model_computes_each_trials_own_model(channels_last):
+@pytest.mark.parametrize("channels_last, shared_input", [(False, False), (True, False), (True, True)],
+                         ids=["nchw", "channels_last", "channels_last-shared-input"])
+def test_the_grouped_model_computes_each_trials_own_model(channels_last, shared_input):
     """Trial i of the group gives model i's logits, before and after a step, and hands back its weights
-    (also in the channels_last layout a group trains in on the CPU, where its first layer runs depthwise)."""
+    (also in the channels_last layout a group trains in on the CPU, where its first layer runs depthwise,
+    and where all trials read one batch, whose first layer is one convolution with 3 x 6 outputs)."""
     import torch
     import torch.nn.functional as F
 
@@ -230,17 +244,23 @@ def test_the_grouped_model_computes_each_trials_own_model(channels_last):
 
     torch.manual_seed(0)
     models = [LeNet5() for _ in range(3)]
-    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3)
+    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3, shared_input)
     convs = [m for m in grouped.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [type(c) is OneChannelGroupsConv2d for c in convs] == [True, False]  # only the first reads 1 channel each
+    # only a first layer of separate inputs reads 1 channel each
+    assert [type(c) is OneChannelGroupsConv2d for c in convs] == [not shared_input, False]
+    assert [(c.in_channels, c.out_channels, c.groups) for c in convs] == [
+        (1, 18, 1) if shared_input else (3, 18, 3), (18, 48, 3)]
     stack_into(grouped, models)
     if channels_last:
         grouped = grouped.to(memory_format=torch.channels_last)
     images, labels = torch.randn(3, 16, 1, 32, 32), torch.randint(0, 10, (3, 16))
+    if shared_input:
+        images = images[:1].expand(3, -1, -1, -1, -1)
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
     grouped_optimizer = torch.optim.SGD(grouped.parameters(), lr=0.1)
     for _ in range(2):  # a step, then the logits after it
-        logits, separate = grouped(channel_stacked(images)), [m(x) for m, x in zip(models, images)]
+        logits = grouped(images[0] if shared_input else channel_stacked(images))
+        separate = [m(x) for m, x in zip(models, images)]
         assert torch.allclose(logits, torch.stack(separate), atol=1e-5)
         stacked_loss(logits, labels, None).sum().backward()
         grouped_optimizer.step()

@@ -213,6 +213,9 @@ class Config:
     device: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
+    # the data order's and augmentation's seed (null: seed's): trials of a stacked group with one data order
+    # share each batch and its first layer's input (docs/usage.md#stacked-sweeps)
+    data_seed: Optional[int] = None
     task: Task = Task.train  # train | eval (needs ckpt=...) | predict (needs ckpt=... image=...)
     ckpt: Optional[str] = None  # eval / predict: the checkpoint file to load
     image: Optional[str] = None  # predict: a PNG or JPEG image
@@ -272,6 +275,7 @@ RANGES = {
     "augment.erase_ratio": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "seed": (lambda v: -2**63 <= v < 2**64, "an integer that fits in 64 bits"),
+    "data_seed": (lambda v: v is None or -2**63 <= v < 2**64, "null or an integer that fits in 64 bits"),
     "dataset.split_seed": (lambda v: 0 <= v < 2**64, "an integer in [0, 2**64)"),
 }
 
@@ -308,12 +312,15 @@ def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | 
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``key: old -> new`` for each setting that differs and would change the run's results."""
+    """``key: old -> new`` for each setting that differs and would change the run's results. A setting
+    added since the run was saved, left null (as ``data_seed``: null does what the run did without it),
+    is no difference."""
     saved_flat, current_flat = result_settings(saved), result_settings(current)
+    added_null = {key for key, value in current_flat.items() if key not in saved_flat and value == "None"}
     return [
         f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
         for key in sorted(set(saved_flat) | set(current_flat))
-        if saved_flat.get(key) != current_flat.get(key)
+        if saved_flat.get(key) != current_flat.get(key) and key not in added_null
     ]
 
 

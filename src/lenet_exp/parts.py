@@ -145,7 +145,7 @@ def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.
         steps_per_epoch = min(steps_per_epoch, tcfg.limit_batches)
     scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
     ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed if cfg.data_seed is None else cfg.data_seed)
     background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
     augment = build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std)
     step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,

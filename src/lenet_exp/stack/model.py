@@ -1,7 +1,9 @@
-"""N models of one architecture as one grouped network: input [B, N, S, S], logits [N, B, classes].
+"""N models of one architecture as one grouped network: input [B, N, S, S] (trial i's images in channel i),
+or [B, 1, S, S] where all trials train on the same batches; logits [N, B, classes].
 
 Built from a template (the trials' architecture): each ``Conv2d`` becomes one with ``groups=N`` and
-N times the channels, each ``BatchNorm2d`` one over N times the channels, each ``Linear`` a
+N times the channels (the first one, where the trials share their input, a plain one with N times the
+outputs), each ``BatchNorm2d`` one over N times the channels, each ``Linear`` a
 :class:`StackedLinear` (``baddbmm`` over [N, B, features]), each ``Dropout`` a :class:`StackedDropout`
 with a rate per trial; pooling and activations are shared as they are. Every stacked tensor is
 trial-major in its first dimension (:func:`trial_block` is trial i's part, :func:`trial_rows` all of
@@ -100,7 +102,11 @@ class StackFeatures(nn.Module):
         return x.reshape(x.shape[0], self.n, -1).transpose(0, 1)
 
 
-def _grouped(module: nn.Module, n: int, dropout: Sequence[float]) -> nn.Module:
+def _grouped(module: nn.Module, n: int, dropout: Sequence[float], shared_input: bool = False) -> nn.Module:
+    if isinstance(module, nn.Conv2d) and shared_input:
+        # the same weights (trial-major in the outputs) as the grouped layer's, without its input per trial
+        return nn.Conv2d(module.in_channels, n * module.out_channels, module.kernel_size, module.stride,
+                         module.padding, module.dilation, bias=module.bias is not None)
     if isinstance(module, nn.Conv2d):
         # a first layer's groups read one channel each: a faster forward pass on the CPU
         kind = OneChannelGroupsConv2d if module.in_channels == module.groups else nn.Conv2d
@@ -115,19 +121,25 @@ def _grouped(module: nn.Module, n: int, dropout: Sequence[float]) -> nn.Module:
     if isinstance(module, nn.Flatten):
         return StackFeatures(n)
     if isinstance(module, nn.Sequential):
-        return nn.Sequential(*(_grouped(child, n, dropout) for child in module))
+        first, *rest = module  # a shared input reaches the first layer only
+        return nn.Sequential(_grouped(first, n, dropout, shared_input),
+                             *(_grouped(child, n, dropout) for child in rest))
     if not list(module.parameters()) and not list(module.buffers()):  # pooling, activations
         return copy.deepcopy(module)
     raise TypeError(f"{type(module).__name__} has no stacked form")
 
 
 class GroupedModel(nn.Module):
-    """The trials' architecture (``template``: a LeNet5 with ``features`` and ``classifier``) N times over."""
+    """The trials' architecture (``template``: a LeNet5 with ``features`` and ``classifier``) N times over;
+    with ``shared_input``, all trials read one batch of images."""
 
-    def __init__(self, template: nn.Module, n: int, dropout: Sequence[float]):
+    def __init__(self, template: nn.Module, n: int, dropout: Sequence[float], shared_input: bool = False):
         super().__init__()
         self.n = n
-        self.features = _grouped(template.features, n, dropout)
+        first = template.features[0]
+        if shared_input and not (isinstance(first, nn.Conv2d) and first.groups == 1):
+            raise TypeError(f"a shared input needs an ungrouped convolution first, not {first}")
+        self.features = _grouped(template.features, n, dropout, shared_input)
         self.classifier = _grouped(template.classifier, n, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
