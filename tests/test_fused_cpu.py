@@ -148,16 +148,19 @@ def test_run_uses_the_kernel_on_the_cpu_and_can_turn_it_off(kernel, fast, tmp_pa
         assert ("Fused CPU kernels" in result.stderr) is expected
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ([], True),
-    (["model=lenet5_classic"], False),  # nothing to fuse: oneDNN's NCHW convolutions are the faster
-    (["trainer.channels_last=false"], False),
-    (["model=lenet5_classic", "trainer.channels_last=true"], True),
+@pytest.mark.parametrize("overrides, stacked, expected", [
+    ([], False, True),
+    (["model=lenet5_classic"], False, False),  # nothing to fuse: oneDNN's NCHW convolutions are the faster
+    (["trainer.channels_last=false"], False, False),
+    (["model=lenet5_classic", "trainer.channels_last=true"], False, True),
+    # a stacked group's grouped convolutions are faster in channels_last, with or without the kernel
+    (["trainer.fused_cpu_kernels=false"], True, True),
+    (["trainer.channels_last=false"], True, False),
 ])
-def test_channels_last_is_on_for_the_cpu_where_the_kernel_trains(kernel, overrides, expected):
+def test_channels_last_is_on_for_the_cpu_where_the_kernel_or_a_group_trains(kernel, overrides, stacked, expected):
     cfg = compose("device=cpu", *overrides)
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
-    assert perf.decide(cfg.trainer, model, torch.device("cpu")).channels_last is expected
+    assert perf.decide(cfg.trainer, model, torch.device("cpu"), stacked).channels_last is expected
 
 
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(kernel, fast, tmp_path,

@@ -183,10 +183,7 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     with open_dict(template_cfg):
         template_cfg.dropout = max(dropout)  # the layout with dropout layers wherever any trial has them
     template = build_model(template_cfg, cfg.dataset.num_classes, cfg.dataset.image_size)
-    paths = perf.decide(tcfg, template, device)
-    # grouped convolutions run faster on NHWC tensors on the CPU even without the fused kernel (-20 to -35 %
-    # of a step at N = 8, where a single model's run slower): on unless trainer.channels_last=false
-    paths.channels_last = tcfg.channels_last is not False
+    paths = perf.decide(tcfg, template, device, stacked=True)
     for trial, model in zip(trials, models):
         trial.run.stopwatch.marks.setdefault("data", trials[0].run.stopwatch.marks["data"])
         trial.parts = trial_parts(trial.cfg, device, data, model, paths)
