@@ -2,12 +2,13 @@
 # Every GPU figure of the README in one go, in order of importance; each step has its own time limit,
 # and a failed step does not stop the ones after it.
 #
-#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]     (steps: info tests run10 profile speed ours sweep stacked recipes compile ab)
+#   benchmarks/gpu_report.sh OUT_DIR [STEP ...]
+#   (steps: info tests run10 profile speed ours sweep stacked stacked_one_order recipes compile ab)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
 # printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json and OUT_DIR/results.txt (one line per run: its
-# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json and stacked.json, and the run and sweep
-# folders under OUT_DIR/runs.
+# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json, stacked.json and
+# stacked_one_order.json, and the run and sweep folders under OUT_DIR/runs.
 # $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
 set -u
 EXTRA=${EXTRA:-}
@@ -96,6 +97,9 @@ step stacked 150 python3 benchmarks/stacked_sweeps.py --device cuda --ns 1 --epo
     --json-out "$OUT/stacked1.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 step stacked 300 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
     --launchers stacked --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
+# The same trials in one data order (data_seed=0): the group gathers each batch once for all of them.
+step stacked_one_order 200 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
+    --launchers stacked --override data_seed=0 --json-out "$OUT/stacked_one_order.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
 # The best recipes (and candidates, one line each in $RECIPES: "NAME OVERRIDES..."), 5 seeds each,
 # 30 epochs, all at once on the one GPU; a recipe is chosen afterwards by its mean val accuracy.
