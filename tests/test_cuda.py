@@ -93,3 +93,15 @@ def test_a_stacked_group_replays_one_graph_and_trains_each_trial_as_alone(tiny_r
         assert metrics["cuda_graphs"] is True and metrics["stacked_with"] == [0, 1, 2, 3]
     # cuDNN's grouped and single convolutions may sum in other orders: the same run to a looser tolerance
     assert_same_run(read_json(jobs[-1] / "metrics.json"), train_alone(jobs[-1], base, tmp_path), tolerance=1e-3)
+
+
+def test_a_stacked_trials_dropout_on_the_gpu_is_its_own_whatever_it_is_stacked_with(tiny_root, tmp_path):
+    """F.dropout's GPU kernel draws otherwise than a group's per-trial masks, so a trial's masks are not its
+    single run's there; they still come from its own seed alone (in one captured graph, one data order)."""
+    from test_stacked import assert_same_run, one_trial_in_two_groups
+
+    base = [o for o in fast_overrides(tiny_root) if o != "device=cpu"] + [
+        "device=cuda", "trainer.epochs=2", "trainer.deterministic=true", "model.dropout=0.3", "trainer.log_images=false"]
+    with_1, with_2 = one_trial_in_two_groups(base, tmp_path)
+    assert with_1["cuda_graphs"] is True
+    assert_same_run(with_1, with_2, tolerance=1e-3)  # cuDNN may sum a group's convolutions in other orders

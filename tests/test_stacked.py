@@ -68,11 +68,13 @@ def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None
 @pytest.mark.parametrize("optimizer", [
     # the CPU's layouts: NCHW here, channels_last (the default with the fused kernel) in the others
     ["optimizer=adam", "trainer.channels_last=false"],
-    ["optimizer=adamw", "scheduler=onecycle", "trainer.ema_decay=0.9", "trainer.label_smoothing=0.1"],
+    ["optimizer=adamw", "scheduler=onecycle", "trainer.ema_decay=0.9", "trainer.label_smoothing=0.1",
+     "model.dropout=0.2"],
     ["optimizer=sgd", "optimizer.nesterov=true", "scheduler=cosine", "augment=affine"],
     # the trials' seeds differ, their data order and augmentation do not: they share each batch
     ["optimizer=adam", "augment=affine", "data_seed=7"],
-], ids=["adam-nchw", "adamw-onecycle-ema-smoothing", "sgd-nesterov-cosine-augment", "adam-augment-one-data-order"])
+], ids=["adam-nchw", "adamw-onecycle-ema-smoothing-dropout", "sgd-nesterov-cosine-augment",
+        "adam-augment-one-data-order"])
 def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
     import torch
 
@@ -88,10 +90,29 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
     # rounding (~1e-7) to ~1e-4 within 2 epochs on these 500 images (it did for seed 2)
     for job in (jobs[0], jobs[-1]):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
-        # its data order and augmentation go on from where they would alone: a resumed run draws as it would
-        stacked, alone = (torch.load(run / "checkpoints" / "last.pt", weights_only=True)["rng"]["generator"]
+        # its data order, augmentation and dropout go on from where they would alone: a resumed run draws
+        # as it would
+        stacked, alone = (torch.load(run / "checkpoints" / "last.pt", weights_only=True)["rng"]
                           for run in (job, alone_dir(job)))
-        assert torch.equal(stacked, alone)
+        assert torch.equal(stacked["generator"], alone["generator"]) and torch.equal(stacked["torch"], alone["torch"])
+
+
+def one_trial_in_two_groups(base: list[str], cwd: Path) -> tuple[dict, dict]:
+    """The metrics of the trial of seed 0, stacked first with seed 1, then with seed 2 (one data order)."""
+    runs = []
+    for other in (1, 2):
+        result = run_main([*STACKED, *base, "data_seed=0", f"seed=0,{other}", f"hydra.sweep.dir=with_{other}"], cwd=cwd)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "2 trials in one model" in result.stderr and "one data order" in result.stderr
+        runs.append(read_json(job_dirs(cwd / f"with_{other}")[0] / "metrics.json"))
+    assert runs[0]["seed"] == runs[1]["seed"] == 0
+    return runs[0], runs[1]
+
+
+def test_a_trials_dropout_masks_are_its_own_whatever_it_is_stacked_with(fast, tmp_path):
+    """They come from the trial's own seed, not from the group's (whose RNG its other trials' set last)."""
+    with_1, with_2 = one_trial_in_two_groups([*fast, *EXACT, "model.dropout=0.3"], tmp_path)
+    assert_same_run(with_1, with_2)
 
 
 @pytest.mark.long

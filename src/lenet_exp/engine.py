@@ -73,7 +73,7 @@ class TrainStep:
             raise ValueError(f"CUDA graphs need the data on a CUDA device, not {self.device}")
         self.cuda_graph = cuda_graph
         self.graph_fallback = graph_fallback  # a failed capture continues eagerly instead of stopping the run
-        self.generators = list(generators)  # the augmentation's: the graph advances them on each replay
+        self.generators = list(generators)  # augmentation's, a group's dropout's: each replay advances them
         self.graph: Optional[torch.cuda.CUDAGraph] = None
         self.eager_full_steps = 0
         self.loss_sum, self.correct, self.index = self.accumulators()

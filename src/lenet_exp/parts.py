@@ -55,11 +55,16 @@ class Parts:
     steps_per_epoch: int
     fast_paths: perf.FastPaths
     preprocessing: dict[str, Any]
+    # a stacked trial's dropout masks, on the device (a single run's come from torch's own RNG there); its
+    # checkpoint keeps it in that RNG's place, so that the trial resumes, alone or stacked, as it trained
+    dropout_generator: Optional[torch.Generator] = None
 
     def checkpoint(self, state: RunState, config: dict) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(), "device_type": self.device.type}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dropout_generator is not None:
+            rng[self.dropout_rng_key] = self.dropout_generator.get_state()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -83,7 +88,14 @@ class Parts:
             self.generator.set_state(saved["rng"]["generator"])
             if self.device.type == "cuda":
                 torch.cuda.set_rng_state(saved["rng"]["cuda"], self.device)
+        if self.dropout_generator is not None and self.dropout_rng_key in saved["rng"]:
+            self.dropout_generator.set_state(saved["rng"][self.dropout_rng_key])
         return RunState(**saved["run_state"])
+
+    @property
+    def dropout_rng_key(self) -> str:
+        """Where a checkpoint keeps the RNG state that dropout draws from."""
+        return "cuda" if self.device.type == "cuda" else "torch"
 
     def load_weights(self, saved: dict) -> None:
         """The weights (and EMA) of a checkpoint, e.g. the best epoch's for the final test."""

@@ -38,10 +38,12 @@ class StackedStep(TrainStep):
     [1, B] where all trials have one data order (one ``generators`` and ``augments`` per order)."""
 
     def __init__(self, model, split, batch_size: int, *, smoothing: Sequence[float], augments: Sequence,
-                 precision: str, cuda_graph: bool, graph_fallback: bool, generators: Sequence[torch.Generator]):
+                 precision: str, cuda_graph: bool, graph_fallback: bool, generators: Sequence[torch.Generator],
+                 dropout_generators: Sequence[torch.Generator] = ()):
         self.n, self.orders = len(smoothing), len(generators)
+        self.order_generators = list(generators)
         super().__init__(model, split, batch_size, precision=precision, cuda_graph=cuda_graph,
-                         graph_fallback=graph_fallback, generators=generators)
+                         graph_fallback=graph_fallback, generators=[*generators, *dropout_generators])
         self.augments = list(augments) if any(a is not None for a in augments) else None
         self.smoothing = (torch.tensor(smoothing, device=self.device).view(-1, 1) if any(smoothing) else None)
         self.active = torch.ones(self.n, device=self.device)  # a frozen trial's loss adds no gradient
@@ -150,7 +152,7 @@ class StackedModels:
 
     def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
         return train_group_epoch(self.step, self.optimizer, [t.parts.scheduler for t in self.trials], self.ema,
-                                 self.step.generators, stop_requested, on_step, max_batches)
+                                 self.step.order_generators, stop_requested, on_step, max_batches)
 
     def sync(self, running: list[int]) -> None:
         unstack_into(self.model, [t.parts.model for t in self.trials])
@@ -159,11 +161,22 @@ class StackedModels:
         for i in running:
             self.optimizer.trial_state(i)
             if self.step.orders == 1:  # one data order: each trial's generator (its checkpoint's) where the order's is
-                self.trials[i].parts.generator.set_state(self.step.generators[0].get_state())
+                self.trials[i].parts.generator.set_state(self.step.order_generators[0].get_state())
 
     def freeze(self, i: int) -> None:
         self.optimizer.freeze(i)
         self.step.active[i] = 0
+
+
+def dropout_generator(device: torch.device, seed: int) -> torch.Generator:
+    """A trial's dropout generator, where its single run's dropout RNG stands at its first step: on the
+    CPU torch's RNG after the trial's initialisation (called just after it), on a GPU the CUDA one as
+    seeded (the models initialise on the CPU)."""
+    if device.type == "cuda":
+        return torch.Generator(device).manual_seed(seed)
+    generator = torch.Generator()
+    generator.set_state(torch.get_rng_state())
+    return generator
 
 
 def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
@@ -174,19 +187,21 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     seed_everything(cfg.seed, tcfg.deterministic)
     device = resolve_device(cfg.device, slot)
     data = load_run_data(cfg, device, trials[0].run.stopwatch)
-    models = []
+    models, dropout_generators = [], []
     for trial in trials:
         torch.manual_seed(trial.cfg.seed)  # each trial's initial weights are those of its single run
         models.append(build_model(trial.cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size).to(device))
+        dropout_generators.append(dropout_generator(device, trial.cfg.seed))
     dropout = [float(t.cfg.model.get("dropout", 0.0) or 0.0) for t in trials]
     template_cfg = cfg.model.copy()
     with open_dict(template_cfg):
         template_cfg.dropout = max(dropout)  # the layout with dropout layers wherever any trial has them
     template = build_model(template_cfg, cfg.dataset.num_classes, cfg.dataset.image_size)
     paths = perf.decide(tcfg, template, device, stacked=True)
-    for trial, model in zip(trials, models):
+    for trial, model, generator in zip(trials, models, dropout_generators):
         trial.run.stopwatch.marks.setdefault("data", trials[0].run.stopwatch.marks["data"])
         trial.parts = trial_parts(trial.cfg, device, data, model, paths)
+        trial.parts.dropout_generator = generator  # before start: a checkpoint restores it
         try:
             with job_context(trial.number):
                 trial.state = trial.run.start(trial.parts)  # restored from its checkpoint, or new
@@ -197,6 +212,7 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
         return None
     trials[:] = [trials[i] for i in kept]
     models, dropout, n = [models[i] for i in kept], [dropout[i] for i in kept], len(kept)
+    dropout_generators = [trial.parts.dropout_generator for trial in trials]
     # trials whose generators stand alike (one seed or data_seed) draw the same batches and augmentations:
     # they share each batch, gathered once into one plain first convolution (a CPU step 1.1-1.2x as fast
     # at N = 4 and 8: benchmarks/stacked_step.py)
@@ -204,7 +220,7 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     one_order = all(torch.equal(t.parts.generator.get_state(), first_state) for t in trials)
     orders = trials[:1] if one_order else trials
 
-    group_model = GroupedModel(template, n, dropout, shared_input=one_order).to(device)
+    group_model = GroupedModel(template, n, dropout, one_order, dropout_generators).to(device)
     stack_into(group_model, models)
     group_model, forward_model = perf.apply(paths, group_model)
     optimizer = StackedOptimizer(group_model, models, [t.parts.optimizer for t in trials])
@@ -217,7 +233,8 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
                        smoothing=[t.cfg.trainer.label_smoothing for t in trials],
                        augments=[t.parts.augment for t in orders], precision=tcfg.precision,
                        cuda_graph=paths.cuda_graphs, graph_fallback=paths.graph_fallback,
-                       generators=[t.parts.generator for t in orders])
+                       generators=[t.parts.generator for t in orders],
+                       dropout_generators=dropout_generators if any(dropout) else ())
     for trial in trials:
         trial.parts.step = step
     return StackedModels(trials, group_model, optimizer, ema, step)

@@ -13,7 +13,7 @@ them as rows), also in the channels_last layout, so a trial's weights go in and 
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,17 +33,21 @@ class StackedLinear(nn.Module):
 
 
 class StackedDropout(nn.Module):
-    """Dropout with a rate per trial (0 for a trial without dropout)."""
+    """Dropout with a rate per trial (0 for a trial without dropout) over [N, B, features], each trial's mask
+    drawn from its own generator (torch's RNG without one) as ``F.dropout`` draws it on the CPU
+    (``bernoulli_``, then divided by the keep rate): there, the masks of the trial's single run."""
 
-    def __init__(self, rates: Sequence[float]):
+    def __init__(self, rates: Sequence[float], generators: Optional[Sequence[torch.Generator]] = None):
         super().__init__()
-        self.register_buffer("rates", torch.tensor(rates, dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.rates = [float(rate) for rate in rates]
+        self.generators = list(generators) if generators is not None else [None] * len(self.rates)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
+        if not self.training or not any(self.rates):
             return x
-        keep = 1 - self.rates
-        return x * (torch.rand_like(x) < keep) / keep
+        masks = [torch.empty_like(xi).bernoulli_(1 - rate, generator=generator).div_(1 - rate) if rate
+                 else torch.ones_like(xi) for xi, rate, generator in zip(x, self.rates, self.generators)]
+        return x * torch.stack(masks)
 
 
 class DepthwiseForward(torch.autograd.Function):
@@ -102,7 +106,8 @@ class StackFeatures(nn.Module):
         return x.reshape(x.shape[0], self.n, -1).transpose(0, 1)
 
 
-def _grouped(module: nn.Module, n: int, dropout: Sequence[float], shared_input: bool = False) -> nn.Module:
+def _grouped(module: nn.Module, n: int, dropout: Sequence[float], generators: Optional[Sequence[torch.Generator]],
+             shared_input: bool = False) -> nn.Module:
     if isinstance(module, nn.Conv2d) and shared_input:
         # the same weights (trial-major in the outputs) as the grouped layer's, without its input per trial
         return nn.Conv2d(module.in_channels, n * module.out_channels, module.kernel_size, module.stride,
@@ -117,30 +122,31 @@ def _grouped(module: nn.Module, n: int, dropout: Sequence[float], shared_input: 
     if isinstance(module, nn.Linear):
         return StackedLinear(n, module.in_features, module.out_features)
     if isinstance(module, nn.Dropout):
-        return StackedDropout(dropout)
+        return StackedDropout(dropout, generators)
     if isinstance(module, nn.Flatten):
         return StackFeatures(n)
     if isinstance(module, nn.Sequential):
         first, *rest = module  # a shared input reaches the first layer only
-        return nn.Sequential(_grouped(first, n, dropout, shared_input),
-                             *(_grouped(child, n, dropout) for child in rest))
+        return nn.Sequential(_grouped(first, n, dropout, generators, shared_input),
+                             *(_grouped(child, n, dropout, generators) for child in rest))
     if not list(module.parameters()) and not list(module.buffers()):  # pooling, activations
         return copy.deepcopy(module)
     raise TypeError(f"{type(module).__name__} has no stacked form")
 
 
 class GroupedModel(nn.Module):
-    """The trials' architecture (``template``: a LeNet5 with ``features`` and ``classifier``) N times over;
-    with ``shared_input``, all trials read one batch of images."""
+    """The trials' architecture (``template``: a LeNet5 with ``features`` and ``classifier``) N times over,
+    with each trial's dropout rate (and generator); with ``shared_input``, all trials read one batch."""
 
-    def __init__(self, template: nn.Module, n: int, dropout: Sequence[float], shared_input: bool = False):
+    def __init__(self, template: nn.Module, n: int, dropout: Sequence[float], shared_input: bool = False,
+                 dropout_generators: Optional[Sequence[torch.Generator]] = None):
         super().__init__()
         self.n = n
         first = template.features[0]
         if shared_input and not (isinstance(first, nn.Conv2d) and first.groups == 1):
             raise TypeError(f"a shared input needs an ungrouped convolution first, not {first}")
-        self.features = _grouped(template.features, n, dropout, shared_input)
-        self.classifier = _grouped(template.classifier, n, dropout)
+        self.features = _grouped(template.features, n, dropout, dropout_generators, shared_input)
+        self.classifier = _grouped(template.classifier, n, dropout, dropout_generators)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
