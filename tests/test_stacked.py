@@ -110,7 +110,7 @@ def one_trial_in_two_groups(base: list[str], cwd: Path) -> tuple[dict, dict]:
 
 
 def test_a_trials_dropout_masks_are_its_own_whatever_it_is_stacked_with(fast, tmp_path):
-    """They come from the trial's own seed, not from the group's (whose RNG its other trials' set last)."""
+    """They come from the trial's own seed, not from torch's RNG, which the group's last-built trial seeds."""
     with_1, with_2 = one_trial_in_two_groups([*fast, *EXACT, "model.dropout=0.3"], tmp_path)
     assert_same_run(with_1, with_2)
 
