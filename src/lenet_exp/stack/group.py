@@ -40,13 +40,16 @@ class StackedStep(TrainStep):
     def __init__(self, model, split, batch_size: int, *, smoothing: Sequence[float], augments: Sequence,
                  precision: str, cuda_graph: bool, graph_fallback: bool, generators: Sequence[torch.Generator],
                  dropout_generators: Sequence[torch.Generator] = ()):
-        self.n, self.orders = len(smoothing), len(generators)
-        self.order_generators = list(generators)
+        self.n, self.order_generators = len(smoothing), list(generators)
         super().__init__(model, split, batch_size, precision=precision, cuda_graph=cuda_graph,
                          graph_fallback=graph_fallback, generators=[*generators, *dropout_generators])
         self.augments = list(augments) if any(a is not None for a in augments) else None
         self.smoothing = (torch.tensor(smoothing, device=self.device).view(-1, 1) if any(smoothing) else None)
         self.active = torch.ones(self.n, device=self.device)  # a frozen trial's loss adds no gradient
+
+    @property
+    def orders(self) -> int:
+        return len(self.order_generators)
 
     def accumulators(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (torch.zeros(self.n, device=self.device), torch.zeros(self.n, dtype=torch.long, device=self.device),
@@ -160,8 +163,6 @@ class StackedModels:
             self.ema.unstack_into([t.parts.ema.module for t in self.trials])
         for i in running:
             self.optimizer.trial_state(i)
-            if self.step.orders == 1:  # one data order: each trial's generator (its checkpoint's) where the order's is
-                self.trials[i].parts.generator.set_state(self.step.order_generators[0].get_state())
 
     def freeze(self, i: int) -> None:
         self.optimizer.freeze(i)
@@ -219,6 +220,9 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     first_state = trials[0].parts.generator.get_state()
     one_order = all(torch.equal(t.parts.generator.get_state(), first_state) for t in trials)
     orders = trials[:1] if one_order else trials
+    if one_order:  # one generator for all: each trial's checkpoint holds the order's state, as its lone run's would
+        for trial in trials:
+            trial.parts.generator = trials[0].parts.generator
 
     group_model = GroupedModel(template, n, dropout, one_order, dropout_generators).to(device)
     stack_into(group_model, models)
