@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -9,7 +11,7 @@ from omegaconf import OmegaConf
 from lenet_exp import compose
 from lenet_exp.errors import ConfigError
 from lenet_exp.models.lenet5 import LeNet5
-from lenet_exp.optim import build_optimizer, build_scheduler
+from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
 
 OPTIMIZER = dict(_target_="torch.optim.Adam", lr=0.01, weight_decay=0.0, betas=[0.9, 0.999])
 SCHEDULER = dict(name="none", step_epochs=2, gamma=0.1, min_lr_ratio=0.0, pct_start=0.25)
@@ -63,3 +65,33 @@ def test_onecycle_peaks_at_the_learning_rate_after_warm_up():
 def test_onecycle_too_short_to_warm_up_is_a_config_error():
     with pytest.raises(ConfigError, match="scheduler.pct_start"):
         lrs({"name": "onecycle", "pct_start": 0.25}, epochs=1, steps=4)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_an_optimizer_state_saved_in_channels_last_resumes_in_nchw_as_it_would_have_gone_on(name):
+    """A checkpoint of a channels_last run (a stacked group's trial, a CPU run with the fused kernel) resumed
+    in NCHW: torch's fused optimizers walk state and weights in memory order, so the state must be put in
+    the weights' layout, or the update pairs moments with the wrong weights."""
+    def one_step(model, optimizer, seed):
+        for i, p in enumerate(model.parameters()):  # the same gradients, in each weight's own layout
+            p.grad = torch.empty_like(p).copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(seed + i)))
+        optimizer.step()
+
+    ocfg = compose(f"optimizer={name}", "optimizer.lr=0.01").optimizer
+    torch.manual_seed(0)
+    trained = LeNet5().to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(ocfg, trained)
+    one_step(trained, optimizer, seed=1)
+    # copies, as from a checkpoint file: a state_dict holds the live tensors
+    saved_weights, saved_state = copy.deepcopy(trained.state_dict()), copy.deepcopy(optimizer.state_dict())
+    conv2 = [i for i, p in enumerate(trained.parameters()) if p.dim() == 4][1]
+    assert not any(v.is_contiguous() for k, v in saved_state["state"][conv2].items() if k != "step")
+
+    resumed = LeNet5()  # NCHW
+    resumed.load_state_dict(saved_weights)
+    resumed_optimizer = build_optimizer(ocfg, resumed)
+    load_optimizer_state(resumed_optimizer, saved_state)
+    one_step(trained, optimizer, seed=2)
+    one_step(resumed, resumed_optimizer, seed=2)
+    for (key, went_on), back in zip(trained.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(went_on, back, atol=1e-6), key

@@ -39,6 +39,20 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                           f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") from error
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """``optimizer.load_state_dict(saved)``, each state tensor then in its parameter's memory layout.
+
+    A checkpoint keeps the layout it was trained in (channels_last, a stacked group's) and torch loads
+    it as it is, while its fused CPU Adam walks state and parameter in memory order: a run resumed in
+    another layout would pair moments with the wrong weights.
+    """
+    optimizer.load_state_dict(saved)
+    for param, state in optimizer.state.items():
+        for name, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                state[name] = torch.empty_like(param.detach()).copy_(value)  # empty_like keeps the layout
+
+
 def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):
     """A per-batch LR scheduler, or None for a constant learning rate."""
     total = epochs * steps_per_epoch

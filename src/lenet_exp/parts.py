@@ -20,7 +20,7 @@ from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
-from lenet_exp.optim import build_optimizer, build_scheduler
+from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
 from lenet_exp.state import RunState
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Parts:
 
     def restore(self, saved: dict) -> RunState:
         self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(self.optimizer, saved["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
         if self.ema is not None:

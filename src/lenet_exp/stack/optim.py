@@ -128,7 +128,9 @@ class StackedOptimizer:
         """Trial i's torch optimizer holds its state, as if it had taken every step itself."""
         optimizer = self.optimizers[i]
         for index, trial_param in enumerate(self.trial_params[i]):
-            state = {name: trial_block(tensors[index], self.n, i, trial_param.shape).clone()
+            # in the trial's own layout (a group may train in another): its fused torch optimizer needs it
+            state = {name: torch.empty_like(trial_param.detach()).copy_(trial_block(tensors[index], self.n, i,
+                                                                                     trial_param.shape))
                      for name, tensors in self.state.items()}
             if self.rule != SGD:
                 state["step"] = torch.tensor(float(self.step_count))
