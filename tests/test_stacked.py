@@ -194,6 +194,16 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
 
 
+def test_a_trial_whose_schedule_cannot_be_built_fails_alone(fast, tmp_path):
+    """Its one-cycle warm-up is too short for the run (found only as the schedule is built)."""
+    result = run_main([*STACKED, *fast, "scheduler=onecycle", "scheduler.pct_start=0.01,0.5", "hydra.sweep.dir=sweep"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr  # the summary's: a job did not complete
+    failed, good = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert failed["status"] == "failed" and "scheduler.pct_start" in failed["message"]
+    assert good["status"] == "completed"
+
+
 def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
     command = [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",

@@ -201,12 +201,12 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     paths = perf.decide(tcfg, template, device, stacked=True)
     for trial, model, generator in zip(trials, models, dropout_generators):
         trial.run.stopwatch.marks.setdefault("data", trials[0].run.stopwatch.marks["data"])
-        trial.parts = trial_parts(trial.cfg, device, data, model, paths)
-        trial.parts.dropout_generator = generator  # before start: a checkpoint restores it
         try:
             with job_context(trial.number):
+                trial.parts = trial_parts(trial.cfg, device, data, model, paths)
+                trial.parts.dropout_generator = generator  # before start: a checkpoint restores it
                 trial.state = trial.run.start(trial.parts)  # restored from its checkpoint, or new
-        except Exception as error:  # e.g. a checkpoint of other data: this trial fails, the others train
+        except Exception as error:  # its schedule, a checkpoint of other data: this trial fails, the others train
             fail(trial, error)
     kept = [i for i, trial in enumerate(trials) if trial.outcome is None]
     if not kept:
