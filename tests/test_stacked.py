@@ -3,6 +3,7 @@ each still a complete run: the same metrics as alone, its own files, status and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -381,38 +382,49 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+@contextlib.contextmanager
+def group_killed_once_it_has_a_checkpoint(sweep_dir: Path, pattern: str):
+    """SIGKILL (as Slurm's OOM killer or scancel would send) to the submitit job that trains the jobs whose
+    folders match ``pattern``, once one of them has a checkpoint; yields a list that receives its pid."""
+    killed = []
+
+    def kill():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for job in sweep_dir.glob(pattern):
+                if (job / "checkpoints" / "last.pt").exists():
+                    killed.append(int((job / LOCK_FILE).read_text().split()[1]))  # "pid N": its submitit job
+                    os.kill(killed[0], signal.SIGKILL)
+                    break
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    try:
+        yield killed
+    finally:
+        killed.append(None)  # stops the thread if it found nothing
+        killer.join()
+    assert killed[0] is not None, "the group ended before it could be killed"
+
+
 @pytest.mark.long
 def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
-    """Two groups, each a submitit job of its own; the second is killed (as Slurm's OOM killer or scancel
-    would) once it has a checkpoint: its jobs fail, the first group's complete, the sweep says so."""
+    """Two groups, each a submitit job of its own; the second is killed once it has a checkpoint: its jobs
+    fail, the first group's complete, the sweep says so."""
     import submitit
 
     # submitit gives a dead job's result file 15 s to appear (on a network file system); this one is local
     monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # gpus_per_node=1: each group is given one (and trains on the CPU)
     sweep_dir = tmp_path / "sweep"
-    killed = []
-
-    def kill_the_second_group():
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not killed:
-            for job in sweep_dir.glob("2_*"):
-                if (job / "checkpoints" / "last.pt").exists():
-                    killed.append(int((job / LOCK_FILE).read_text().split()[1]))  # "pid N": its submitit job
-                    os.kill(killed[0], signal.SIGKILL)
-            time.sleep(0.02)
-
-    killer = threading.Thread(target=kill_the_second_group)
-    killer.start()
-    try:
+    with group_killed_once_it_has_a_checkpoint(sweep_dir, "2_*"):
         result = run_main([*STACKED, *fast, "trainer.epochs=12", "model=lenet5,lenet5_classic",
                            "optimizer.lr=1e-3,3e-3", "hydra.launcher.submitit.cluster=local",
-                           "hydra.launcher.submitit.cpus_per_task=1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
-    finally:
-        killed.append(None)  # stops the thread if it found nothing
-        killer.join()
-    assert killed[0] is not None, "the second group ended before it could be killed"
+                           "hydra.launcher.submitit.cpus_per_task=1", "hydra.launcher.submitit.gpus_per_node=1",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
-    assert "Submitted 2 submitit jobs (local)" in result.stdout
+    assert "Submitted 2 submitit jobs (local), one on each of GPUs [0, 1]" in result.stdout
     assert re.search(r"Submitit job \S+ \(jobs 2, 3\) failed", result.stdout), result.stdout[-2000:]
     for number, job in enumerate(job_dirs(sweep_dir)[:2]):
         metrics = read_json(job / "metrics.json")
@@ -424,6 +436,24 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
     summary = read_json(sweep_dir / "summary.json")
     assert summary["counts"] == {"completed": 2, "failed": 2}
     assert all("killed" in job["message"] for job in summary["jobs"] if job["job"] in (2, 3))
+
+
+@pytest.mark.long
+def test_an_optuna_study_goes_on_when_a_groups_submitit_job_dies(fast, tmp_path, monkeypatch):
+    """The dead group's trials are told to Optuna as failed (optuna 2.10 rejects NaN, which crashed the study)."""
+    import submitit
+
+    monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
+    sweep_dir = tmp_path / "optuna"
+    with group_killed_once_it_has_a_checkpoint(sweep_dir, "0_*"):
+        result = run_main([*STACKED, "sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+                           "scheduler=none", "trainer.batch_size=64", *fast, "trainer.epochs=12",
+                           "hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.cpus_per_task=1",
+                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
+    assert re.search(r"Submitit job \S+ \(jobs 0, 1\) failed", result.stdout), result.stdout[-2000:]
+    summary = read_json(sweep_dir / "summary.json")
+    assert summary["counts"] == {"completed": 2, "failed": 2}  # the study went on to its second batch
 
 
 def test_local_gpus_are_the_visible_gpus_by_number(monkeypatch, caplog):

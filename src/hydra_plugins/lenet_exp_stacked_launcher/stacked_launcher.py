@@ -233,7 +233,8 @@ class StackedLauncher(Launcher):
             jobs = []
             for index, gpu in wave:
                 if gpu is not None:
-                    executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+                    # the local executor's own setting: AutoExecutor refuses `visible_gpus` (no such generic one)
+                    executor._executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
                 jobs.append(executor.submit(self, units[index], Singleton.get_state()))
             log.info("Submitted %d submitit job%s (%s)%s: logs in %s", len(jobs), "s" if len(jobs) != 1 else "",
                      executor.cluster, f", one on each of GPUs {[gpu for _, gpu in wave]}" if gpus else "",
@@ -253,6 +254,8 @@ class StackedLauncher(Launcher):
                 returns[c.hydra.job.num] = ret = JobReturn(overrides=list(c.hydra.overrides.task),
                                                            cfg=self._task_config(c), status=JobStatus.COMPLETED)
                 ret.return_value = math.nan
+                # its job never got to end itself: the callbacks hear of it here (Optuna's is then told "failed")
+                self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
             return returns
 
     @staticmethod
