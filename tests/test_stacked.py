@@ -361,14 +361,18 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
 
     jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine"),
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
-            job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true")]
+            job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true"),
+            job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.differentiable=true")]
     groups, notes = plan(jobs, max_stack=2)
-    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6]]
+    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6], [7], [8]]
     assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
                      "Job 4 trains alone: task=eval.",
                      "Job 5 starts a new group: hydra.launcher.max_stack=2 trials per group.",
-                     "Job 6 trains alone: optimizer.amsgrad=True has no stacked update."]
+                     "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
+                     # said against the closest group, job 2's
+                     "Job 7 starts a new group: it differs in trainer.epochs.",
+                     "Job 8 trains alone: optimizer.differentiable=True has no stacked update."]
 
 
 def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
@@ -416,7 +420,7 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
 
     # submitit gives a dead job's result file 15 s to appear (on a network file system); this one is local
     monkeypatch.setattr(submitit.core.core.Job, "_results_timeout_s", 1)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # gpus_per_node=1: each group is given one (and trains on the CPU)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # gpus_per_node=1: a GPU for each group (which trains on the CPU)
     sweep_dir = tmp_path / "sweep"
     with group_killed_once_it_has_a_checkpoint(sweep_dir, "2_*"):
         result = run_main([*STACKED, *fast, "trainer.epochs=12", "model=lenet5,lenet5_classic",

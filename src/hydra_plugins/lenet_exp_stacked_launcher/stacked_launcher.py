@@ -328,12 +328,12 @@ class StackedLauncher(Launcher):
         try:
             with sigterm_stops():
                 train_group(trials, JobSlot(configs[0].hydra.job.num, threads=threads))
-        except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data)
+        except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
             for trial in trials:
-                if trial.outcome is None:
-                    record_failure(trial.run.dir, trial.cfg, f"Interrupted by signal {signum} before training "
-                                   f"started; running the sweep again starts it.", status="interrupted")
+                if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
+                    record_failure(trial.run.dir, trial.cfg, f"Interrupted by signal {signum}; running the sweep "
+                                   f"again continues it.", status="interrupted")
             sys.exit(EXIT_SIGNAL_BASE + signum)
         signal = None
         for trial in trials:

@@ -22,7 +22,7 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
              "scheduler.", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
-UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay")  # of those optimizers
+UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
 
 
 @dataclass
@@ -74,9 +74,9 @@ def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str
                 group.append(job)
                 break
         else:
-            if keys and any(keys):
-                first = next(k for k in keys if k)
-                differs = sorted(k for k in set(first) | set(key) if first.get(k) != key.get(k))
+            if any(keys):  # what sets it apart from the closest group (none: that group is full)
+                differs = min((sorted(k for k in set(other) | set(key) if other.get(k) != key.get(k))
+                               for other in keys if other), key=len)
                 notes.append(f"Job {job.number} starts a new group: "
                              + (f"it differs in {', '.join(differs[:4])}." if differs
                                 else f"hydra.launcher.max_stack={max_stack} trials per group."))
