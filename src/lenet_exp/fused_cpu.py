@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def build_inputs() -> dict[str, str]:
     return {
         "source": hashlib.sha256(SOURCE.read_bytes()).hexdigest(),
         "flags": " ".join(CFLAGS),
-        "python": f"{sys.implementation.cache_tag} {sys.executable}",
+        # the headers and ABI it compiles against, not sys.executable: `python` and `python3` share a build
+        "python": f"{sysconfig.get_config_var('EXT_SUFFIX')} {sysconfig.get_paths()['include']}",
         "torch": f"{torch.__version__} {Path(torch.__file__).parent}",
         "compiler": os.environ.get("CXX", "c++"),
     }

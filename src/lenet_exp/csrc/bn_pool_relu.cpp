@@ -1,6 +1,6 @@
 // BatchNorm2d (training mode) -> 2x2 max-pool with stride 2 -> ReLU, forward and backward, in one pass
-// each, for float32 tensors on the CPU, contiguous NCHW or channels_last (a stacked group's layout; its
-// results are channels_last too). Built by lenet_exp/fused_cpu.py.
+// each, for float32 tensors on the CPU, contiguous NCHW or channels_last (the layout CPU runs train in
+// with it; its results are channels_last too). Built by lenet_exp/fused_cpu.py.
 //
 // ATen runs these as three to five kernels that each walk the whole activation, and its CPU max-pool
 // is scalar code writing int64 indices: on LeNet's first block (64x6x28x28) the three layers cost
