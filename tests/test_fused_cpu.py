@@ -6,11 +6,8 @@ The first test to load it compiles it (~30 s, once per machine; cached under TOR
 from __future__ import annotations
 
 import copy
-import ctypes
 import functools
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -208,30 +205,3 @@ def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):
     fused_cpu.wait_for_other_build(lock)
     assert released.is_set()  # it waited for the build, and no longer than the stale limit
     assert time.perf_counter() - started < fused_cpu.STALE_LOCK_S
-
-
-MAPPED_AFTER_A_BIG_TENSOR = """
-import ctypes, torch
-from lenet_exp import compose, perf
-from lenet_exp.models.lenet5 import LeNet5
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = MallInfo2
-perf.decide(compose("device=cpu", "trainer.fused_cpu_kernels=false").trainer, LeNet5(), torch.device("cpu"))
-before = libc.mallinfo2().hblkhd
-block = torch.ones(64 * 2**20 // 4)  # 64 MiB, over glibc's largest mmap threshold (32 MiB)
-print(libc.mallinfo2().hblkhd - before)
-"""
-
-
-def test_cpu_training_takes_big_blocks_from_the_heap_which_keeps_them_for_the_next_step():
-    """Not from mmap, which glibc unmaps on free: a step would fault all their pages in again (perf.py)."""
-    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
-        pytest.skip("needs glibc 2.33 or later")
-    # a process of its own: this one's malloc may have been set by an earlier test's run
-    done = subprocess.run([sys.executable, "-c", MAPPED_AFTER_A_BIG_TENSOR], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) == 0  # bytes newly mapped for the tensor

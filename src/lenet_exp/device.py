@@ -15,8 +15,7 @@ from lenet_exp.launch import JobSlot
 log = logging.getLogger(__name__)
 
 MEMORY_HEADROOM = 0.8  # of what is free: the rest is for the step's activations, the interpreter, others
-# glibc's mallopt parameters, and its largest mmap threshold on 64-bit systems
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX = -1, -3, 32 * 2**20
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
 def resolve_device(dcfg, slot: JobSlot) -> torch.device:
@@ -41,18 +40,20 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Let freed blocks of up to 32 MiB stay in this process for the next step to reuse; False where
-    the C library is not glibc (nothing changes there).
+    """Let freed blocks stay in this process for the next step to reuse; False where the C library is
+    not glibc (nothing changes there).
 
-    glibc gives each large block (128 KiB and up, its threshold rising with what was freed) pages of its
-    own and returns them to the system when it is freed, so every CPU training step faults its activations'
-    pages in anew: a quarter of a step's time on the 2-core VM (``docs/speed.md``). Memory stays at its
-    peak instead, which a training process reaches on every step anyway."""
+    glibc gives each large block (128 KiB and up, its threshold rising with what was freed, to 32 MiB at
+    most) pages of its own and returns them to the system when it is freed, so every CPU training step
+    faults its activations' pages in anew: a quarter of a step's time on the 2-core VM (``docs/speed.md``).
+    With no block mmapped, all come from the heap, which keeps what is freed, whatever its size (a stacked
+    group of 32 trials' activations pass 32 MiB). Memory stays at its peak instead, which a training
+    process reaches on every step anyway."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError):  # macOS, Windows
         return False
-    kept = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
+    kept = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
     log.debug("freed memory kept for reuse: %s", kept)
     return kept
 

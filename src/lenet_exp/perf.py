@@ -7,7 +7,6 @@ channels_last weights, ``torch.compile``, CUDA graphs, cuDNN's autotuner and the
 
 from __future__ import annotations
 
-import ctypes
 import logging
 from dataclasses import dataclass
 
@@ -89,30 +88,12 @@ def _use_fused_cpu_kernels(tcfg, model: nn.Module, device: torch.device) -> bool
     return True
 
 
-def keep_freed_memory() -> None:
-    """On glibc, let freed memory stay in the process's heap for the next step to reuse.
-
-    glibc serves each block over 32 MiB by a fresh mmap and unmaps it when freed, so a step whose
-    activations pass that size (a stacked group of 32 at batch 64 on the CPU: 38 MB per layer output)
-    faults all of its pages in again, every step: 2.6 instead of 2.2 ms per trial-step at N = 32
-    (benchmarks/stacked_step.py); N <= 16 and single runs are unchanged. The heap then stays at its peak.
-    """
-    libc = ctypes.CDLL(None)  # the C library this process runs on
-    if not hasattr(libc, "gnu_get_libc_version"):  # not glibc (musl, macOS): its malloc is another story
-        return
-    m_trim_threshold, m_mmap_max = -1, -4  # malloc.h
-    libc.mallopt(m_mmap_max, 0)  # no block from mmap: all from the heap, which frees into itself
-    libc.mallopt(m_trim_threshold, 2**31 - 1)  # and never shrinks, to grow again at the next step
-
-
 def decide(tcfg, model: nn.Module, device: torch.device, stacked: bool = False) -> FastPaths:
     """What this run (or ``stacked`` group) uses, from the knobs (null: where it helps) and what the device
     and model allow."""
     if device.type == "cuda":
         # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
-    else:
-        keep_freed_memory()
     fused_cpu_kernels = _use_fused_cpu_kernels(tcfg, model, device)
     # null: on for CUDA, and on the CPU with the fused kernel, whose channels_last loops are the faster ones
     # (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md), or for a stacked
