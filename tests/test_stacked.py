@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ import yaml
 from conftest import run_main
 from lenet_exp import compose
 from lenet_exp.files import LOCK_FILE, read_json
+from lenet_exp.loop import Run
 from lenet_exp.resume import quote
 from lenet_exp.stack.grouping import Job, plan
 from tensorboard_events import load_events, scalar_values
@@ -205,13 +207,12 @@ def test_a_trial_whose_schedule_cannot_be_built_fails_alone(fast, tmp_path):
     assert good["status"] == "completed"
 
 
-def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    command = [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",
-               "trainer.log_images=false", "optimizer.lr=1e-3,3e-3,2e-3", f"hydra.sweep.dir={sweep_dir}"]
+def stopped_once_all_have_a_checkpoint(command: list[str], sweep_dir: Path, cwd: Path) -> list[Path]:
+    """Run the stacked sweep and stop it (SIGTERM, as `kill` would) once each of its 3 jobs has saved an
+    epoch; returns the job folders."""
     ended = threading.Event()
 
-    def stop_after_first_checkpoint():  # as `kill` would, once the group has saved an epoch
+    def stop_after_first_checkpoint():
         while not ended.is_set():
             if len(list(sweep_dir.glob("*/checkpoints/last.pt"))) == 3:
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -221,12 +222,23 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     watcher = threading.Thread(target=stop_after_first_checkpoint, daemon=True)
     watcher.start()
     try:
-        stopped = run_main(command, cwd=tmp_path)
+        stopped = run_main(command, cwd=cwd)
     finally:
         ended.set()
         watcher.join()
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
-    jobs = job_dirs(sweep_dir)
+    return job_dirs(sweep_dir)
+
+
+def three_epochs_of_three_jobs(fast: list[str], sweep_dir: Path) -> list[str]:
+    return [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",
+            "trainer.log_images=false", "optimizer.lr=1e-3,3e-3,2e-3", f"hydra.sweep.dir={sweep_dir}"]
+
+
+def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    command = three_epochs_of_three_jobs(fast, sweep_dir)
+    jobs = stopped_once_all_have_a_checkpoint(command, sweep_dir, tmp_path)
     for job in jobs:
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
@@ -242,6 +254,30 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     # as with any launcher: the error is reported, and the job's record of its interruption is kept
     assert "[job 2] Error:" in resumed.stderr and "the checkpoint to resume from, cannot be used" in resumed.stderr
     assert read_json(jobs[2] / "metrics.json")["status"] == "interrupted"
+
+
+def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_for_a_rerun(fast, tmp_path, monkeypatch):
+    """Jobs saved at different epochs train apart, one cohort after the other. A stop that comes while the
+    first cohort runs its final tests lets that cohort complete; the next one does not start."""
+    sweep_dir = tmp_path / "sweep"
+    command = three_epochs_of_three_jobs(fast, sweep_dir)
+    jobs = stopped_once_all_have_a_checkpoint(command, sweep_dir, tmp_path)
+    shutil.rmtree(jobs[2] / "checkpoints")  # job 2 starts again from epoch 0: a cohort before jobs 0 and 1
+    finish = Run.finish
+
+    def stopped_while_testing(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as Ctrl-C or `kill` would, during the final test
+        return finish(self, *args, **kwargs)
+
+    monkeypatch.setattr(Run, "finish", stopped_while_testing)
+    resumed = run_main(command, cwd=tmp_path)
+    assert resumed.returncode == 128 + signal.SIGTERM, resumed.stderr[-2000:]
+    first = read_json(jobs[2] / "metrics.json")
+    assert first["status"] == "completed" and [row["epoch"] for row in first["history"]] == [1, 2, 3]
+    for job in jobs[:2]:  # still as the first stop left them: after epoch 1, for a re-run to continue
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "interrupted" and [row["epoch"] for row in metrics["history"]] == [1]
+    assert "Training jobs 0, 1 stacked" not in resumed.stderr
 
 
 @pytest.mark.long

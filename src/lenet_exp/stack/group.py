@@ -128,10 +128,12 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 log.info("Jobs %s continue after epoch %d: stacked apart from the others",
                          ", ".join(str(t.number) for t in stack), epoch)
             train_stack(stack, slot)
-            if any(t.outcome.status == "interrupted" for t in stack):
+            # a stop during training, or during the final tests of trials that completed
+            signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
+            if signal is not None:
                 for trial in trials:  # the user asked for a stop: the rest of the group waits for a re-run
                     if trial.outcome is None:
-                        trial.outcome = Outcome("interrupted", float("nan"), "not started", stack[0].outcome.signal)
+                        trial.outcome = Outcome("interrupted", float("nan"), "not started", signal)
                 break
     finally:
         for trial in trials:
