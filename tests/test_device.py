@@ -43,6 +43,14 @@ def test_submitit_jobs_take_the_cores_reserved_for_them():
     assert job_slot(hydra) == JobSlot(number=3, threads=3)
 
 
+def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
+    """Also a job that trains alone in one of them; in this process (no cluster) the setting means nothing."""
+    reserved = ("hydra/launcher=stacked", "hydra.launcher.submitit.cpus_per_task=1")
+    assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved, "hydra.launcher.submitit.cluster=local")) == \
+        JobSlot(number=3, threads=1)
+    assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved)) == JobSlot(number=3)
+
+
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
     before = torch.get_num_threads()
     try:

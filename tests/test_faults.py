@@ -3,6 +3,7 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -21,6 +22,7 @@ from idx import write_dataset
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import own_folder, read_json, release_folder, save_json
+from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.resume import quote
@@ -285,10 +287,11 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
 def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
     run_dir = tmp_path / "run"
     process = start([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    while not (run_dir / ".hydra" / "overrides.yaml").exists():  # Hydra is done: the task starts
+    log = run_dir / "run.log"
+    while not (log.exists() and "Run in" in log.read_text()):  # the task's first line: its start-up begins
         assert process.poll() is None, process.communicate()
         time.sleep(0.02)
-    time.sleep(0.3)  # importing torch
+    time.sleep(0.3)  # importing torch (2-3 s)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
@@ -296,6 +299,30 @@ def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_pat
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     again = run_main([f"resume={run_dir}"], cwd=tmp_path)  # and it starts over
     assert again.returncode == 0 and read_json(run_dir / "metrics.json")["status"] == "completed", again.stderr
+
+
+def test_a_signal_during_the_imports_is_held_until_they_are_done():
+    """torch's C start-up would take a stop raised while it imports numpy for numpy's absence, and go on
+    half-imported; a run's imports hold the first signal instead, and stop once they are done."""
+    done = []
+    with pytest.raises(Stopped) as stopped:
+        with stops_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs in here
+            done.append("imports")
+    assert done == ["imports"] and stopped.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as before
+
+
+def test_a_second_signal_during_the_imports_stops_at_once():
+    done = []
+    with pytest.raises(Stopped) as stopped:
+        with stops_held():
+            for _ in range(2):  # SIGTERM: a suite started in the background ignores SIGINT
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+            done.append("imports")
+    assert done == [] and stopped.value.signum == signal.SIGTERM
 
 
 @pytest.fixture

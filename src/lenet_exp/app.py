@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import JobSlot, job_slot, launcher_gone, sigterm_stops
+from lenet_exp.launch import JobSlot, job_slot, launcher_gone, sigterm_stops, stops_held
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -102,8 +102,9 @@ def run_task(cfg: DictConfig) -> float:
     log.info("Run in %s with %s", run_dir, " ".join(hydra_cfg.overrides.task) or "the default config")
     try:
         with sigterm_stops():
-            from lenet_exp.record import Stopwatch  # imports torch: seconds in which a signal must stop cleanly too
-
+            with stops_held():  # seconds of imports (torch, torchvision), in which a signal must stop cleanly too
+                import lenet_exp.loop  # noqa: F401
+                from lenet_exp.record import Stopwatch
             return run_job(cfg, run_dir, slot, multirun, named_on_command_line(hydra_cfg), Stopwatch.for_job())
     except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
         signum = getattr(interrupt, "signum", signal.SIGINT)

@@ -52,7 +52,8 @@ def available_cores() -> int:
 
 def job_slot(hydra_cfg) -> JobSlot:
     """This job's slot, from the launcher's own config: ``n_jobs`` parallel workers that are children
-    of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit); a single run has the machine."""
+    of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit, or the stacked launcher's submitit
+    jobs, in which a job that trains alone runs too); a single run has the machine."""
     from hydra.types import RunMode
 
     if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -63,13 +64,14 @@ def job_slot(hydra_cfg) -> JobSlot:
         n_jobs = launcher.n_jobs
         return JobSlot(number, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1),
                        launcher=launcher_pid())
-    if launcher.get("cpus_per_task"):
-        return JobSlot(number, threads=launcher.cpus_per_task)
-    return JobSlot(number)
+    submitit = launcher.get("submitit") or {}
+    cpus = launcher.get("cpus_per_task") or (submitit.get("cpus_per_task") if submitit.get("cluster") else None)
+    return JobSlot(number, threads=cpus or None)
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM before the training loop takes the signals over (imports, data): stop as Ctrl-C does."""
+    """SIGTERM before the training loop takes the signals over (imports, data), or a signal held through
+    the imports: stop as Ctrl-C does."""
 
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
@@ -94,6 +96,36 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def stops_held() -> Iterator[None]:
+    """Within this context (imports) a first SIGINT or SIGTERM is held and raised as :class:`Stopped` when
+    it ends; a second one at once. torch's C start-up takes an exception raised while it imports numpy for
+    numpy's absence and goes on: the stop is lost, and numpy half-imported ("module 'numpy' has no
+    attribute 'multiply'" later)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # handlers can only live there
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum, frame):
+        if held:  # asked twice: the user means it
+            raise Stopped(held[0])
+        held.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(signum) is not signal.SIG_IGN}  # an ignored one stays ignored
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise Stopped(held[0])
 
 
 def mark_launcher() -> None:

@@ -199,10 +199,10 @@ class StackedLauncher(Launcher):
         self.hydra_context.config_loader.kept.clear()  # a batch's: none is asked for again
         return [returns[idx] for idx in configs]
 
-    def _run_unit(self, configs: list, threads: Optional[int] = None) -> dict:
+    def _run_unit(self, configs: list) -> dict:
         """A group, or a job alone exactly as the basic launcher runs it."""
         if len(configs) > 1:
-            return self._run_group(configs, threads)
+            return self._run_group(configs)
         return {configs[0].hydra.job.num: run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                                                   config=configs[0], job_dir_key="hydra.sweep.dir",
                                                   job_subdir_key="hydra.sweep.subdir")}
@@ -211,7 +211,7 @@ class StackedLauncher(Launcher):
         """A unit in a submitit job (its own process, on a cluster node or here)."""
         Singleton.set_state(singleton_state)
         setup_globals()
-        return self._run_unit(configs, threads=self.submitit.get("cpus_per_task"))
+        return self._run_unit(configs)
 
     def _submit(self, units: list) -> list:
         """Each unit as one submitit job; their results once all have ended (a failed job: its jobs failed)."""
@@ -302,13 +302,21 @@ class StackedLauncher(Launcher):
             elif type(handler) is logging.StreamHandler:
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
-    def _run_group(self, configs: list, threads: Optional[int] = None) -> dict:
+    def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import EXIT_SIGNAL_BASE, record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import JobSlot, job_context, sigterm_stops
-        from lenet_exp.loop import Run, Trial
-        from lenet_exp.record import Stopwatch
-        from lenet_exp.stack.group import fail, train_group
+        from lenet_exp.launch import JobSlot, job_context, job_slot, sigterm_stops, stops_held
+
+        try:
+            with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
+                from lenet_exp.loop import Run, Trial
+                from lenet_exp.record import Stopwatch
+                from lenet_exp.stack.group import fail, train_group
+        except KeyboardInterrupt as interrupt:
+            signum = getattr(interrupt, "signum", 2)
+            log.warning("Interrupted by signal %d before the group started; running the sweep again continues it.",
+                        signum)
+            sys.exit(EXIT_SIGNAL_BASE + signum)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
@@ -327,7 +335,7 @@ class StackedLauncher(Launcher):
             trials.append(trial)
         try:
             with sigterm_stops():
-                train_group(trials, JobSlot(configs[0].hydra.job.num, threads=threads))
+                train_group(trials, job_slot(configs[0].hydra))  # a submitit job's cpus_per_task, as a lone job's
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
             for trial in trials:
