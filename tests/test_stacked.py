@@ -4,6 +4,7 @@ each still a complete run: the same metrics as alone, its own files, status and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -16,7 +17,8 @@ import pytest
 import yaml
 
 from conftest import run_main
-from lenet_exp import compose
+from lenet_exp import compose, files
+from lenet_exp import state as ckpt
 from lenet_exp.files import LOCK_FILE, read_json
 from lenet_exp.loop import Run
 from lenet_exp.resume import quote
@@ -194,6 +196,30 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     assert failed["status"] == "failed" and "optimizer.lr" in failed["message"]
     assert good["status"] == "completed" and good["stacked_with"] == [0, 1]
     # the diverged trial was frozen: the one stacked with it trained exactly as it would alone
+    assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
+
+
+def test_a_trial_whose_files_fail_mid_run_fails_alone(fast, tmp_path, monkeypatch):
+    """Its checkpoint cannot be written after epoch 1 (its folder's disk, say): it fails, and the trial
+    stacked with it trains on exactly as it would alone."""
+    save_checkpoint = ckpt.save_checkpoint
+
+    def no_space_for_job_1(path: Path, state: dict) -> None:
+        if path.parent.parent.name.startswith("1_"):  # <sweep>/1_.../checkpoints/last.pt
+            def write_on_a_full_disk(file):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            return files.write_atomic(path, write_on_a_full_disk)
+        return save_checkpoint(path, state)
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", no_space_for_job_1)
+    base = [*fast, *EXACT]
+    result = run_main([*STACKED, *base, "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr  # the summary's: a job did not complete
+    good, failed = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert failed["status"] == "failed" and failed["message"].startswith("No space left on")
+    assert good["status"] == "completed" and [row["epoch"] for row in good["history"]] == [1, 2]
+    monkeypatch.undo()
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
 
 

@@ -9,17 +9,19 @@ optimizer, scheduler, epoch, best-val and RNG state. The same mechanism serves a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol
 
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lenet_exp import state as ckpt
+from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, result_settings, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
@@ -39,7 +41,7 @@ EXPLODED_LOSS_FACTOR = 1000
 
 @dataclass
 class Outcome:
-    status: str  # completed | diverged | interrupted | skipped
+    status: str  # completed | diverged | interrupted | skipped | failed
     val_acc: float
     message: str = ""
     signal: Optional[int] = None
@@ -353,11 +355,32 @@ class OneModel:
         pass  # the only trial: no epoch follows
 
 
+def fail(trial: Trial, error: Exception) -> None:
+    """Report a trial's failure and record it in its metrics.json; a group's other trials go on."""
+    with job_context(trial.number):
+        message = report_failure(trial.run.dir, trial.cfg, error)
+    trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
+
+
+@contextlib.contextmanager
+def trial_alone(trial: Trial, isolate: bool) -> Iterator[None]:
+    """Work on one trial's own files (its checkpoint, metrics, test): in a group (``isolate``) an error
+    there fails that trial alone; a single run's ends the run."""
+    try:
+        with job_context(trial.number):
+            yield
+    except Exception as error:
+        if not isolate:
+            raise
+        fail(trial, error)
+
+
 def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     """Train trials that start from the same epoch, each validated, selected on val, checkpointed,
     recorded and tested in its own run directory; sets each one's ``outcome``. A single run is the
     case of one trial; a stacked group (``hydra/launcher=stacked``) trains N through one engine."""
     tcfg = trials[0].cfg.trainer
+    isolate = len(trials) > 1
     first = trials[0].state.epoch + 1
     # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
     show_bar = any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
@@ -385,21 +408,23 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                 engine.sync(running)
                 for i in running:
                     trial = trials[i]
-                    with job_context(trial.number):
+                    with trial_alone(trial, isolate):
                         trial.status, trial.message = trial.run.end_epoch(
                             trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds)
-                    if trial.status == "diverged":
+                    if trial.status in ("diverged", "failed"):
                         engine.freeze(i)
             for trial in trials:  # the epochs are over for all of them at once; their tests follow in turn
                 trial.run.stopwatch.mark("epochs")
             for trial in trials:
+                if trial.status == "failed":
+                    continue  # its outcome says why
                 if trial.status == "running":
                     trial.status = "completed"
-                with job_context(trial.number):
+                with trial_alone(trial, isolate):
                     test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
                     trial.run.report(trial.state, test)
-                # the signal that stopped the run, or came during its final test (it completes, the caller stops)
-                trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
+                    # the signal that stopped the run, or came during its final test (it completes, the caller stops)
+                    trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
     finally:
         for trial in trials:
             if trial.tb is not None:

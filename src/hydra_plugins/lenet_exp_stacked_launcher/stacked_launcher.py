@@ -309,9 +309,9 @@ class StackedLauncher(Launcher):
 
         try:
             with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
-                from lenet_exp.loop import Run, Trial
+                from lenet_exp.loop import Run, Trial, fail
                 from lenet_exp.record import Stopwatch
-                from lenet_exp.stack.group import fail, train_group
+                from lenet_exp.stack.group import train_group
         except KeyboardInterrupt as interrupt:
             signum = getattr(interrupt, "signum", 2)
             log.warning("Interrupted by signal %d before the group started; running the sweep again continues it.",

@@ -19,12 +19,11 @@ import torch
 from omegaconf import open_dict
 
 from lenet_exp import files, perf
-from lenet_exp.app import report_failure
 from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, TrainStep, autocast
 from lenet_exp.errors import UserError
 from lenet_exp.launch import JobSlot, job_context
-from lenet_exp.loop import Outcome, Trial, train_trials
+from lenet_exp.loop import Outcome, Trial, fail, train_trials
 from lenet_exp.models import build_model
 from lenet_exp.parts import load_run_data, seed_everything, trial_parts
 from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
@@ -139,13 +138,6 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
         for trial in trials:
             if trial.owned:
                 files.release_folder(trial.run.dir)
-
-
-def fail(trial: Trial, error: Exception) -> None:
-    """Report a trial's failure and record it in its metrics.json; the group's other trials go on."""
-    with job_context(trial.number):
-        message = report_failure(trial.run.dir, trial.cfg, error)
-    trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
 
 
 class StackedModels:
