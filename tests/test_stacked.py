@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_main
+from conftest import run_main, start
 from lenet_exp import compose, files
 from lenet_exp import state as ckpt
 from lenet_exp.files import LOCK_FILE, read_json
@@ -297,6 +297,25 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     # as with any launcher: the error is reported, and the job's record of its interruption is kept
     assert "[job 2] Error:" in resumed.stderr and "the checkpoint to resume from, cannot be used" in resumed.stderr
     assert read_json(jobs[2] / "metrics.json")["status"] == "interrupted"
+
+
+def test_a_signal_while_the_group_imports_torch_stops_the_sweep_cleanly(fast, tmp_path):
+    """The group's process imports torch once it has planned the groups: seconds in which torch's C
+    start-up would swallow a stop (launch.stops_held). Re-running the sweep then trains it."""
+    command = [*STACKED, *fast, "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=sweep"]
+    process = start(command, cwd=tmp_path)
+    for line in process.stdout:  # the launcher's plan, printed just before the imports
+        if "Launching 2 jobs in 1 group" in line:
+            break
+    time.sleep(0.5)  # into the imports (2-3 s)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Interrupted by signal 15; running the sweep again continues it." in out + err
+    assert "Traceback" not in out + err
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "sweep")] == ["completed"] * 2
 
 
 def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_for_a_rerun(fast, tmp_path, monkeypatch):

@@ -307,41 +307,35 @@ class StackedLauncher(Launcher):
         from lenet_exp.config import validate
         from lenet_exp.launch import JobSlot, job_context, job_slot, sigterm_stops, stops_held
 
-        try:
-            with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
-                from lenet_exp.loop import Run, Trial, fail
-                from lenet_exp.record import Stopwatch
-                from lenet_exp.stack.group import train_group
-        except KeyboardInterrupt as interrupt:
-            signum = getattr(interrupt, "signum", 2)
-            log.warning("Interrupted by signal %d before the group started; running the sweep again continues it.",
-                        signum)
-            sys.exit(EXIT_SIGNAL_BASE + signum)
-
         configs_by_number = {config.hydra.job.num: config for config in configs}
-        returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
-        self._route_logs(configs)
         trials = []
-        for config in configs:
-            number, ret = config.hydra.job.num, returns[config.hydra.job.num]
-            trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
-                                              JobSlot(number), Stopwatch.for_job()))
-            with job_context(number):
-                log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
-            try:
-                validate(ret.cfg)
-            except Exception as error:
-                fail(trial, error)
-            trials.append(trial)
         try:
             with sigterm_stops():
+                with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
+                    from lenet_exp.loop import Run, Trial, fail
+                    from lenet_exp.record import Stopwatch
+                    from lenet_exp.stack.group import train_group
+                returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
+                self._route_logs(configs)
+                for config in configs:
+                    number, ret = config.hydra.job.num, returns[config.hydra.job.num]
+                    trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
+                                                      JobSlot(number), Stopwatch.for_job()))
+                    with job_context(number):
+                        log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
+                    try:
+                        validate(ret.cfg)
+                    except Exception as error:
+                        fail(trial, error)
+                    trials.append(trial)
                 train_group(trials, job_slot(configs[0].hydra))  # a submitit job's cpus_per_task, as a lone job's
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
+            message = f"Interrupted by signal {signum}; running the sweep again continues it."
+            log.warning("%s", message)
             for trial in trials:
                 if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
-                    record_failure(trial.run.dir, trial.cfg, f"Interrupted by signal {signum}; running the sweep "
-                                   f"again continues it.", status="interrupted")
+                    record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
             sys.exit(EXIT_SIGNAL_BASE + signum)
         signal = None
         for trial in trials:
