@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lenet_exp.config import register_configs
-from lenet_exp.launch import mark_launcher
+from lenet_exp.launch import interrupted_status, mark_launcher
 from lenet_exp.resume import expand_resume
 
 register_configs()
@@ -25,4 +25,7 @@ def main(cfg: DictConfig) -> float:
 if __name__ == "__main__":
     sys.argv = expand_resume(sys.argv)
     mark_launcher()  # a sweep's worker processes stop when this process is gone
-    main()
+    try:
+        main()
+    except KeyboardInterrupt as interrupt:  # one that no job took: each job reports its own stop
+        sys.exit(interrupted_status(interrupt))

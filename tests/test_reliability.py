@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_overrides, only_run_dir, run_cli, run_main, start
+from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from tensorboard_events import load_events
@@ -319,6 +319,28 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     for job in jobs:
         assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
         assert "Resuming" in (sweep_dir / job / "run.log").read_text()
+
+
+@pytest.mark.long
+def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_root, tmp_path):
+    """Ctrl-C at a terminal signals the whole process group: each worker's job stops with its checkpoint,
+    and run.py, which waits for them in joblib, says how to continue instead of printing a traceback."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
+             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    launcher = start(sweep, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    signal_group(launcher, signal.SIGINT)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
+    assert f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} continues the " \
+           f"sweep." in err
+    for job in ("0_seed=0", "1_seed=1"):
+        metrics = read_json(sweep_dir / job / "metrics.json")
+        assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1, metrics
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the download lock needs fcntl")

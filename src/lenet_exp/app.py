@@ -20,12 +20,11 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import JobSlot, job_slot, launcher_gone, sigterm_stops, stops_held
+from lenet_exp.launch import EXIT_SIGNAL_BASE, JobSlot, job_slot, launcher_gone, sigterm_stops, stops_held
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
-EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 
 # Keys that say where the data is, not which data: `dataset.root=...` keeps the checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")

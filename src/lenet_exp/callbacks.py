@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import config_differences
 from lenet_exp.files import own_folder
+from lenet_exp.launch import note_sweep_dir
 
 
 def check_writable(directory: Path, override: str) -> None:
@@ -53,6 +54,7 @@ class OutputDirCheck(Callback):
                          f"Continue it with `python run.py resume={run_dir}`, or choose a new hydra.run.dir.")
         check_writable(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
+        note_sweep_dir(None)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if not str(config.hydra.sweep.dir).strip():
@@ -68,3 +70,4 @@ class OutputDirCheck(Callback):
                          f"Re-run it with the same arguments to continue it, or choose a new hydra.sweep.dir.")
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
+        note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it

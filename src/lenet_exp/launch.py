@@ -14,11 +14,14 @@ import contextlib
 import contextvars
 import logging
 import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Optional
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
+EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
 
@@ -126,6 +129,26 @@ def stops_held() -> Iterator[None]:
             signal.signal(signum, handler)
     if held:
         raise Stopped(held[0])
+
+
+_sweep_dir: Optional[Path] = None  # this run.py's sweep folder, once Hydra has started the sweep
+
+
+def note_sweep_dir(folder: Optional[Path]) -> None:
+    """Called as run.py starts its run (None) or sweep: where a stopped sweep continues."""
+    global _sweep_dir
+    _sweep_dir = folder
+
+
+def interrupted_status(interrupt: KeyboardInterrupt) -> int:
+    """For a stop that reached run.py itself (Hydra composing, a sweep's launcher waiting for its jobs,
+    which stop on their own): say how to go on; returns the exit status."""
+    import signal
+
+    signum = getattr(interrupt, "signum", signal.SIGINT)
+    how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
+    print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
+    return EXIT_SIGNAL_BASE + signum
 
 
 def mark_launcher() -> None:

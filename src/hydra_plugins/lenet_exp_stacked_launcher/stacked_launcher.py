@@ -303,9 +303,9 @@ class StackedLauncher(Launcher):
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
     def _run_group(self, configs: list) -> dict:
-        from lenet_exp.app import EXIT_SIGNAL_BASE, record_failure
+        from lenet_exp.app import record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import JobSlot, job_context, job_slot, sigterm_stops, stops_held
+        from lenet_exp.launch import EXIT_SIGNAL_BASE, JobSlot, job_context, job_slot, sigterm_stops, stops_held
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
