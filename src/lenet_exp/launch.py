@@ -14,7 +14,9 @@ import contextlib
 import contextvars
 import logging
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -85,9 +87,6 @@ class Stopped(KeyboardInterrupt):
 def sigterm_stops() -> Iterator[None]:
     """Within this context (a job, until its training loop takes the signals over) a SIGTERM raises
     :class:`Stopped`, which the task reports, instead of killing the process before it could say so."""
-    import signal
-    import threading
-
     def stop(signum, frame):
         raise Stopped(signum)
 
@@ -107,9 +106,6 @@ def stops_held() -> Iterator[None]:
     it ends; a second one at once. torch's C start-up takes an exception raised while it imports numpy for
     numpy's absence and goes on: the stop is lost, and numpy half-imported ("module 'numpy' has no
     attribute 'multiply'" later)."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():  # handlers can only live there
         yield
         return
@@ -143,8 +139,6 @@ def note_sweep_dir(folder: Optional[Path]) -> None:
 def interrupted_status(interrupt: KeyboardInterrupt) -> int:
     """For a stop that reached run.py itself (Hydra composing, a sweep's launcher waiting for its jobs,
     which stop on their own): say how to go on; returns the exit status."""
-    import signal
-
     signum = getattr(interrupt, "signum", signal.SIGINT)
     how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
