@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import register_configs
 from lenet_exp.launch import interrupted_status, mark_launcher
-from lenet_exp.resume import expand_resume
+from lenet_exp.resume import expand_resume, quote_paths
 
 register_configs()
 
@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv = expand_resume(sys.argv)
+    sys.argv = quote_paths(expand_resume(sys.argv))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
         main()

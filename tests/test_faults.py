@@ -25,7 +25,7 @@ from lenet_exp.files import own_folder, read_json, release_folder, save_json
 from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
-from lenet_exp.resume import quote
+from lenet_exp.resume import quote, quote_paths
 
 
 def as_if_killed(run_dir: Path) -> None:
@@ -141,6 +141,25 @@ def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
     result = run_main([f"resume={completed_run}"], cwd=completed_run.parent)
     assert result.returncode == 0, result.stderr
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
+
+
+def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, tmp_path):
+    # quotes and a backslash in the folder's name: unquoted, Hydra's grammar would refuse or change it
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    evaluated, trained = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", completed_run))
+    assert (evaluated["acc"], evaluated["loss"]) == (trained["acc"], trained["loss"])
+
+
+def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
+    job, listed = tmp_path / "1_optimizer.lr=0.1,seed=0", tmp_path / "a.pt,b.pt"
+    job.mkdir()
+    listed.touch()
+    unchanged = ["ckpt=a.pt,b.pt", "image=null", f"image='{job}'", f"dataset.root={tmp_path}", "optimizer.lr=0.1",
+                 f"hydra.run.dir={job}"]
+    assert quote_paths(["run.py", f"dataset.root={job}", *unchanged, f"ckpt={listed}", "ckpt=x=y"]) == \
+        ["run.py", f"dataset.root='{job}'", *unchanged, f"ckpt='{listed}'", "ckpt='x=y'"]
 
 
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):

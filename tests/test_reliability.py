@@ -82,7 +82,9 @@ CASES = {
     "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"], ["t10k IDX files", "corrupted or truncated"]),
     "wrong count": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_count)}"], ["train IDX files", "corrupted or truncated"]),
     "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
-    "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / 'none.pt'}"], ["none.pt does not exist"]),
+    # a sweep job's folder name is a syntax error to Hydra unless quoted: run.py quotes it
+    "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
+                           ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
     "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
                                     ["written for another model", "model=lenet5", "num_classes=10"]),

@@ -21,7 +21,6 @@ from lenet_exp import compose, files
 from lenet_exp import state as ckpt
 from lenet_exp.files import LOCK_FILE, read_json
 from lenet_exp.loop import Run
-from lenet_exp.resume import quote
 from lenet_exp.stack.grouping import Job, plan
 from tensorboard_events import load_events, scalar_values
 
@@ -152,8 +151,9 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
                                                    for row in metrics["history"]}
         assert scalar_values(events, "test/acc") == {metrics["best_epoch"]: pytest.approx(metrics["test"]["acc"])}
         assert "test/confusion_matrix" in events.Tags()["images"]
-        if number in (1, 2):  # a checkpoint of each group, which task=eval takes as it takes any run's
-            evaluated = run_main([*fast, "task=eval", f"ckpt={quote(str(job / 'checkpoints' / 'best.pt'))}",
+        if number in (1, 2):  # a checkpoint of each group, which task=eval takes as it takes any run's,
+            # named as the log names it: a folder with '=' and ',' in its name, which run.py quotes for Hydra
+            evaluated = run_main([*fast, "task=eval", f"ckpt={job / 'checkpoints' / 'best.pt'}",
                                   f"hydra.run.dir={tmp_path / 'eval' / str(number)}"], cwd=tmp_path)
             assert evaluated.returncode == 0, evaluated.stderr[-2000:]
             assert read_json(tmp_path / "eval" / str(number) / "metrics.json")["test"]["acc"] == metrics["test"]["acc"]

@@ -21,10 +21,11 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from lenet_exp.config import register_configs
+    from lenet_exp.resume import quote_paths
 
     register_configs()
     with initialize_config_dir(config_dir=str(Path(config_dir or CONFIGS).resolve()), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=quote_paths(list(overrides)))
 
 
 def train(cfg, run_dir: Optional[str | Path] = None) -> dict:

@@ -8,6 +8,9 @@ A run folder is data, never code: only the task's own config overrides are repla
 name is passed quoted, so that a quote in it is not read as syntax. (A ``${`` in it is refused: Hydra
 resolves its output directory more than once, so no escaping keeps it from being interpolated.)
 This happens before Hydra parses the command line, so it costs no torch import.
+
+The paths the command line names (``ckpt=``, ``image=``, ``dataset.root=``) are quoted there too: a
+sweep job's folder, ``1_optimizer.lr=0.001,seed=0``, is otherwise a syntax error in Hydra's grammar.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 PREFIX = "resume="
+PATH_KEYS = ("ckpt", "image", "dataset.root")
 
 
 def override_key(override: str) -> str:
@@ -77,3 +81,27 @@ def expand_resume(argv: list[str]) -> list[str]:
     explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in explicit]
     return rest + saved + [f"hydra.run.dir={quote(str(run_dir))}"]
+
+
+def quote_paths(argv: list[str]) -> list[str]:
+    """argv with each path of PATH_KEYS quoted where Hydra would not read it as that path: where it does
+    not parse (its "does not exist" then says what is wrong), or names a file or folder that Hydra would
+    read as something else. ``ckpt=a.pt,b.pt`` stays a sweep, and a plain path stays as it was written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+
+    def needs_quotes(override: str, value: str) -> bool:
+        try:
+            parsed = parser.parse_override(override)
+        except Exception:  # Hydra's grammar errors
+            return True
+        return parsed.value() != value and Path(value).expanduser().exists()
+
+    quoted = []
+    for arg in argv:
+        key, equals, value = arg.partition("=")
+        if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
+            arg = f"{key}={quote(value)}"
+        quoted.append(arg)
+    return quoted

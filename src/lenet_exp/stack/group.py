@@ -245,8 +245,9 @@ def train_stack(trials: list[Trial], slot: JobSlot) -> None:
         engine = build_stack(trials, slot)
         if engine is None:
             return
-        log.info("Training jobs %s stacked: %d trials in one model on %s%s",
-                 ", ".join(str(t.number) for t in trials), len(trials), trials[0].parts.device,
+        n, s = len(trials), "s" if len(trials) > 1 else ""
+        log.info("Training job%s %s stacked: %d trial%s in one model on %s%s",
+                 s, ", ".join(str(t.number) for t in trials), n, s, trials[0].parts.device,
                  ", one data order" if engine.step.orders < engine.step.n else "")
         for trial in trials:
             trial.run.stacked_with = [t.number for t in trials]
