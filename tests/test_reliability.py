@@ -281,8 +281,8 @@ def alive(pid: int) -> bool:
 @pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path):
-    """SIGTERM to the sweep's run.py alone (`kill PID`, a scheduler's time limit): its joblib workers stop
-    within a step, each with a resumable checkpoint, instead of training on for nobody."""
+    """SIGKILL to the sweep's run.py alone (`kill -9`, the OOM killer): its joblib workers stop within a
+    step, each with a resumable checkpoint, instead of training on for nobody."""
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
     launcher = start([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
@@ -299,7 +299,7 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
     loky = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     assert sorted(loky) == sorted(workers.values()), (loky, workers)
     workers = list(workers.values())
-    launcher.send_signal(signal.SIGTERM)
+    launcher.send_signal(signal.SIGKILL)
     for pid in workers:
         os.kill(pid, signal.SIGCONT)
     launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone
@@ -323,26 +323,58 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path)
         assert "Resuming" in (sweep_dir / job / "run.log").read_text()
 
 
-@pytest.mark.long
-def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_root, tmp_path):
-    """Ctrl-C at a terminal signals the whole process group: each worker's job stops with its checkpoint,
-    and run.py, which waits for them in joblib, says how to continue instead of printing a traceback."""
-    sweep_dir = tmp_path / "sweep"
-    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
-             "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
-    launcher = start(sweep, cwd=tmp_path)
+def stop_a_joblib_sweep(sweep: list[str], sweep_dir: Path, tmp_path: Path, signum: int, group: bool) -> str:
+    """Start a 3-job sweep with 2 joblib workers, send ``signum`` (to its process group, as Ctrl-C at a
+    terminal does, or to run.py alone) once both workers have a checkpoint; check that run.py took its
+    time to collect the stopped jobs (their records are final when it returns) and return its stderr."""
+    launcher = start([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
     deadline = time.monotonic() + 120
     while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
         time.sleep(0.05)
-    signal_group(launcher, signal.SIGINT)
+    if group:
+        signal_group(launcher, signum)
+    else:
+        launcher.send_signal(signum)
     out, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
-    assert f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} continues the " \
-           f"sweep." in err
-    for job in ("0_seed=0", "1_seed=1"):
+    assert launcher.returncode == 128 + signum and "Traceback" not in out + err, err[-3000:]
+    assert f"Interrupted by signal {signum}; running the same command with hydra.sweep.dir={sweep_dir} continues " \
+           f"the sweep." in err
+    for job in ("0_seed=0", "1_seed=1"):  # stopped where they were, each with its checkpoint
         metrics = read_json(sweep_dir / job / "metrics.json")
-        assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1, metrics
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
+        checkpoint = torch.load(sweep_dir / job / "checkpoints" / "last.pt", weights_only=True)
+        assert checkpoint["run_state"]["epoch"] == metrics["epochs_done"]
+    # the third job had to wait for a worker: it starts after the stop, and stops at once
+    assert read_json(sweep_dir / "2_seed=2" / "metrics.json")["message"] == \
+        f"Not started: the sweep was stopped by signal {signum}; running it again continues it."
+    summary = read_json(sweep_dir / "summary.json")
+    assert [job["status"] for job in summary["jobs"]] == ["interrupted"] * 3, summary["jobs"]
+    return err
+
+
+@pytest.mark.long
+def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_root, tmp_path):
+    """Ctrl-C at a terminal signals the whole process group: each worker's job stops with its checkpoint,
+    and run.py waits for them, writes the summary and says how to continue instead of printing a traceback."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"]
+    stop_a_joblib_sweep(sweep, sweep_dir, tmp_path, signal.SIGINT, group=True)
+
+
+@pytest.mark.long
+def test_sigterm_to_a_joblib_sweeps_run_py_stops_its_jobs_and_the_sweep_continues(tiny_root, tmp_path):
+    """SIGTERM to run.py alone (`kill PID`, a scheduler's time limit): it asks its workers' jobs to stop,
+    as a signal of their own would, waits for them, and the same sweep run again completes every job."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"]
+    err = stop_a_joblib_sweep(sweep, sweep_dir, tmp_path, signal.SIGTERM, group=False)
+    assert "Stopping the sweep (signal 15): each job saves its checkpoint first" in err
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for job in ("0_seed=0", "1_seed=1", "2_seed=2"):
+        assert read_json(sweep_dir / job / "metrics.json")["status"] == "completed"
+    assert all("Resuming" in (sweep_dir / job / "run.log").read_text() for job in ("0_seed=0", "1_seed=1"))
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the download lock needs fcntl")

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import EXIT_SIGNAL_BASE, JobSlot, job_slot, launcher_gone, sigterm_stops, stops_held
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_slot, launcher_gone, sigterm_stops, stops_collected,
+                              stops_held, sweep_stop_signal)
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -99,6 +100,13 @@ def run_task(cfg: DictConfig) -> float:
         prefix_console_lines(f"[job {slot.number}] ")
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     log.info("Run in %s with %s", run_dir, " ".join(hydra_cfg.overrides.task) or "the default config")
+    stopped = sweep_stop_signal()
+    if stopped:  # the sweep was stopped before this job started
+        message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."
+        log.warning("%s", message)
+        if cfg.task == "train":
+            record_failure(run_dir, cfg, message, status="interrupted")
+        return float("nan")
     try:
         with sigterm_stops():
             with stops_held():  # seconds of imports (torch, torchvision), in which a signal must stop cleanly too
@@ -112,6 +120,8 @@ def run_task(cfg: DictConfig) -> float:
         log.warning("%s", message)
         if cfg.task == "train":
             record_failure(run_dir, cfg, message, status="interrupted")
+        if stops_collected():
+            return float("nan")
         sys.exit(EXIT_SIGNAL_BASE + signum)
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
@@ -140,11 +150,16 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)
 
+    # a sweep stops too, the user asked for it: at once, or once run.py has collected all of its stopped jobs
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))  # a sweep stops too: the user asked for it
+        if stops_collected():
+            return float("nan")
+        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
+        if stops_collected():
+            return outcome.val_acc
         sys.exit(EXIT_SIGNAL_BASE + outcome.signal)
     if outcome.status == "diverged":
         log.error("Error: %s", outcome.message)

@@ -2,20 +2,25 @@
 
 A sweep's jobs may run in joblib's worker processes, which a signal to the launching ``run.py`` alone
 does not reach: a worker therefore watches that process and stops once it has gone, instead of
-training on, and then waiting for ever, for a sweep that no longer exists. (submitit's jobs are
-grandchildren of ``run.py`` and detached by design, as on Slurm: they finish on their own.)
+training on, and then waiting for ever, for a sweep that no longer exists. A first signal to that
+``run.py`` asks its jobs to stop through a stop file and waits for them (:func:`collect_stopped_jobs`).
+(submitit's jobs are grandchildren of ``run.py`` and detached by design, as on Slurm: they finish on
+their own.)
 
 No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses the command line.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import logging
 import os
+import secrets
 import signal
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,7 @@ from typing import Iterator, Optional
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
+STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a joblib sweep's run.py; the file exists once it stops
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
@@ -143,6 +149,45 @@ def interrupted_status(interrupt: KeyboardInterrupt) -> int:
     how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
+
+
+def collect_stopped_jobs() -> None:
+    """In the run.py of a joblib sweep, before its workers start: a first SIGINT or SIGTERM asks every job
+    to stop as a first Ctrl-C stops a run (checkpoint, status ``interrupted``), and the launcher collects
+    them; jobs that had not started yet stop at once. A second signal stops at once. (Left alone, joblib
+    answers the KeyboardInterrupt by killing its workers, maybe before they saved anything.)"""
+    if threading.current_thread() is not threading.main_thread():  # handlers can only live there
+        return
+    stop_file = Path(tempfile.gettempdir()) / f"lenet_exp-{os.getpid()}-{secrets.token_hex(4)}.stop"
+    os.environ[STOP_FILE_VARIABLE] = str(stop_file)  # the workers, started later, inherit it
+
+    def stop_jobs(signum, frame):
+        if stop_file.exists():  # asked twice: the user means it
+            raise Stopped(signum)
+        written = stop_file.with_suffix(".tmp")
+        written.write_text(str(signum))
+        os.replace(written, stop_file)  # a job reads all of it or nothing
+        atexit.register(stop_file.unlink, missing_ok=True)
+        print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
+              f"at once.", file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_jobs)
+
+
+def sweep_stop_signal() -> Optional[int]:
+    """The signal with which this job's run.py asked its sweep to stop, or None (no stop, or no joblib sweep)."""
+    stop_file = os.environ.get(STOP_FILE_VARIABLE)
+    if not stop_file or not os.path.exists(stop_file):
+        return None
+    text = Path(stop_file).read_text().strip()
+    return int(text) if text.isdigit() else signal.SIGTERM
+
+
+def stops_collected() -> bool:
+    """Whether this job's run.py collects stopped jobs (a joblib sweep's): a stopped job then returns, and
+    run.py ends the sweep once every job has, instead of the job ending the process."""
+    return STOP_FILE_VARIABLE in os.environ
 
 
 def mark_launcher() -> None:

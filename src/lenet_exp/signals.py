@@ -6,14 +6,14 @@ import signal
 import threading
 from typing import Optional
 
-from lenet_exp.launch import launcher_gone
+from lenet_exp.launch import launcher_gone, sweep_stop_signal
 
 
 class StopSignals:
     """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
 
     With ``launcher``, the exit of that parent process (the sweep's run.py) also counts as a stop
-    request, as a SIGTERM.
+    request, as a SIGTERM; so does that run.py's request to stop (a signal it took: :mod:`lenet_exp.launch`).
     """
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -27,6 +27,8 @@ class StopSignals:
     def requested(self) -> bool:
         if self.signal is None and launcher_gone(self.launcher):
             self.signal, self.launcher_exited = signal.SIGTERM, True
+        if self.signal is None:
+            self.signal = sweep_stop_signal()
         return self.signal is not None
 
     def reason(self) -> str:

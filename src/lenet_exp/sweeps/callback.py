@@ -5,7 +5,8 @@
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
   the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
-  with status 1 if any job failed or diverged.
+  with status 1 if any job failed or diverged, or with 128 + N if a signal N stopped a joblib sweep
+  (whose run.py collects its stopped jobs: lenet_exp/launch.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lenet_exp.launch import Stopped, collect_stopped_jobs, interrupted_status, sweep_stop_signal
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies
 
@@ -35,6 +37,8 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         apply_search_space_rule(config)
         name_jobs_by_what_varies(config)
+        if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
+            collect_stopped_jobs()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.
@@ -63,6 +67,12 @@ class SweepSummary(Callback):
                                     config=config)
         except Exception as error:
             print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}", file=sys.stderr)
+            summary = None
+        stopped = sweep_stop_signal()
+        if stopped:  # its jobs have saved their state and stopped
+            sys.stdout.flush()
+            sys.exit(interrupted_status(Stopped(stopped)))
+        if summary is None:
             if self.fail_on_error:
                 sys.exit(EXIT_JOBS_FAILED)
             return

@@ -109,9 +109,9 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         return record
     status = str(metrics.get("status", "failed"))
     record.message = str(metrics.get("message") or "")
-    if status in ("running", "interrupted") and final:
-        # The sweep is over, so nothing runs here any more: the job was killed (or stopped).
-        record.message = (f"stopped while {status} after epoch {metrics.get('epochs_done', 0)} (killed?); "
+    if status == "running" and final:
+        # The sweep is over, so nothing runs here any more: the job was killed before it could say so.
+        record.message = (f"stopped while running after epoch {metrics.get('epochs_done', 0)} (killed?); "
                           f"re-launch the sweep with hydra.sweep.dir=<this sweep> to resume it")
         status = "failed"
     record.status = status
