@@ -363,6 +363,26 @@ def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_roo
 
 
 @pytest.mark.long
+def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root, tmp_path):
+    """An Optuna study launches batches of trials: once a stop has ended a batch, it proposes no more
+    (they would only stop before starting), and it ends as a stopped sweep ends."""
+    sweep_dir = tmp_path / "optuna"
+    launcher = start(["-m", "sweep=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2",
+                      "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGTERM and "Traceback" not in out + err, err[-3000:]
+    assert "The study was stopped: it proposes no more trials." in out  # Hydra's log
+    summary = read_json(sweep_dir / "summary.json")
+    assert [job["status"] for job in summary["jobs"]] == ["interrupted"] * 2, summary["jobs"]
+
+
+@pytest.mark.long
 def test_sigterm_to_a_joblib_sweeps_run_py_stops_its_jobs_and_the_sweep_continues(tiny_root, tmp_path):
     """SIGTERM to run.py alone (`kill PID`, a scheduler's time limit): it asks its workers' jobs to stop,
     as a signal of their own would, waits for them, and the same sweep run again completes every job."""

@@ -434,6 +434,17 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
 
 
+def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, tmp_path):
+    # optuna's study.best_trial raises when no trial completed: the sweep ends as any failed sweep does
+    sweep_dir = tmp_path / "optuna"
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", *fast, "trainer.label_smoothing=2",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "No trial of the study completed" in result.stdout  # Hydra's log
+    assert "2 of 2 jobs did not complete" in result.stderr
+    assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["failed"] * 2
+
+
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
