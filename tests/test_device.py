@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from conftest import RUN_PY
 from lenet_exp.config import register_configs
 
 from lenet_exp.device import keep_freed_memory, resolve_device
+from lenet_exp import launch
 from lenet_exp.launch import JobSlot
 from lenet_exp.launch import job_slot
 
@@ -49,6 +51,18 @@ def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
     assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved, "hydra.launcher.submitit.cluster=local")) == \
         JobSlot(number=3, threads=1)
     assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved)) == JobSlot(number=3)
+
+
+def test_only_a_joblib_sweeps_worker_processes_leave_a_stop_to_run_py(monkeypatch):
+    """A job in a worker returns when stopped, and run.py ends the sweep; one in run.py itself (joblib
+    with n_jobs=1) took the signal in run.py's stead, and ends the process as a basic sweep's job does."""
+    monkeypatch.delenv(launch.STOP_FILE_VARIABLE, raising=False)
+    monkeypatch.setenv(launch.LAUNCHER_PID_VARIABLE, "1")
+    assert not launch.stops_collected()  # no joblib sweep
+    monkeypatch.setenv(launch.STOP_FILE_VARIABLE, "/nonexistent/stop")
+    assert launch.stops_collected() and launch.sweep_stop_signal() is None
+    monkeypatch.setenv(launch.LAUNCHER_PID_VARIABLE, str(os.getpid()))
+    assert not launch.stops_collected()
 
 
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():

@@ -185,9 +185,10 @@ def sweep_stop_signal() -> Optional[int]:
 
 
 def stops_collected() -> bool:
-    """Whether this job's run.py collects stopped jobs (a joblib sweep's): a stopped job then returns, and
-    run.py ends the sweep once every job has, instead of the job ending the process."""
-    return STOP_FILE_VARIABLE in os.environ
+    """Whether this job runs in a worker process of a run.py that collects stopped jobs (a joblib sweep's):
+    a stopped job then returns, and run.py ends the sweep once every job has. A job in run.py itself
+    (joblib with one job at a time) took the signal in run.py's stead: it ends the process."""
+    return STOP_FILE_VARIABLE in os.environ and launcher_pid() is not None
 
 
 def mark_launcher() -> None:
