@@ -86,6 +86,8 @@ CASES = {
     "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
                            ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
+    "run folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d}"],
+                                    ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
     "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
                                     ["written for another model", "model=lenet5", "num_classes=10"]),
     "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
@@ -630,3 +632,10 @@ def test_predict_with_an_unreadable_image(trained, fast, tmp_path):
                               f"image={tmp_path / 'fake.png'}"], cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "fake.png is not a readable PNG or JPEG image" in result.stderr
+
+
+def test_predict_with_a_folder_for_an_image(trained, fast, tmp_path):
+    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"image={tmp_path}"],
+                      cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"Image {tmp_path} is a folder. Pass image=<a PNG or JPEG file>." in result.stderr

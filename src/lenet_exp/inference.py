@@ -93,7 +93,8 @@ def read_image(path: str) -> torch.Tensor:
 
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UserError(f"Image {file} does not exist. Pass image=<a PNG or JPEG file>.")
+        raise UserError(f"Image {file} {'is a folder' if file.is_dir() else 'does not exist'}. "
+                        f"Pass image=<a PNG or JPEG file>.")
     try:
         with Image.open(file) as image:
             gray = grayscale(image)
