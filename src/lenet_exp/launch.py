@@ -165,8 +165,11 @@ def collect_stopped_jobs() -> None:
         if stop_file.exists():  # asked twice: the user means it
             raise Stopped(signum)
         written = stop_file.with_suffix(".tmp")
-        written.write_text(str(signum))
-        os.replace(written, stop_file)  # a job reads all of it or nothing
+        try:
+            written.write_text(str(signum))
+            os.replace(written, stop_file)  # a job reads all of it or nothing
+        except OSError:  # no way to ask the jobs: stop at once
+            raise Stopped(signum) from None
         atexit.register(stop_file.unlink, missing_ok=True)
         print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
               f"at once.", file=sys.stderr, flush=True)
@@ -178,9 +181,12 @@ def collect_stopped_jobs() -> None:
 def sweep_stop_signal() -> Optional[int]:
     """The signal with which this job's run.py asked its sweep to stop, or None (no stop, or no joblib sweep)."""
     stop_file = os.environ.get(STOP_FILE_VARIABLE)
-    if not stop_file or not os.path.exists(stop_file):
+    if not stop_file or not os.path.exists(stop_file):  # the common case, checked at every step: one stat
         return None
-    text = Path(stop_file).read_text().strip()
+    try:
+        text = Path(stop_file).read_text().strip()
+    except OSError:  # taken away by run.py as it exited: the launcher watch stops this job
+        return None
     return int(text) if text.isdigit() else signal.SIGTERM
 
 
