@@ -181,7 +181,11 @@ def collect_stopped_jobs() -> None:
 def sweep_stop_signal() -> Optional[int]:
     """The signal with which this job's run.py asked its sweep to stop, or None (no stop, or no joblib sweep)."""
     stop_file = os.environ.get(STOP_FILE_VARIABLE)
-    if not stop_file or not os.path.exists(stop_file):  # the common case, checked at every step: one stat
+    return stop_file_signal(stop_file) if stop_file else None
+
+
+def stop_file_signal(stop_file: str) -> Optional[int]:
+    if not os.path.exists(stop_file):  # the common case, checked at every step: one stat
         return None
     try:
         text = Path(stop_file).read_text().strip()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Optional
 
-from lenet_exp.launch import launcher_gone, sweep_stop_signal
+from lenet_exp.launch import STOP_FILE_VARIABLE, launcher_gone, stop_file_signal
 
 
 class StopSignals:
     """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
 
     With ``launcher``, the exit of that parent process (the sweep's run.py) also counts as a stop
-    request, as a SIGTERM; so does that run.py's request to stop (a signal it took: :mod:`lenet_exp.launch`).
+    request, as a SIGTERM. In a joblib sweep, so does its run.py's request to stop (a signal it took:
+    :func:`lenet_exp.launch.collect_stopped_jobs`).
     """
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)
@@ -22,13 +24,14 @@ class StopSignals:
         self.signal: Optional[int] = None
         self.launcher = launcher
         self.launcher_exited = False
+        self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a joblib sweep's: read once, polled at every step
         self._previous: dict[int, object] = {}
 
     def requested(self) -> bool:
         if self.signal is None and launcher_gone(self.launcher):
             self.signal, self.launcher_exited = signal.SIGTERM, True
-        if self.signal is None:
-            self.signal = sweep_stop_signal()
+        if self.signal is None and self.stop_file:
+            self.signal = stop_file_signal(self.stop_file)
         return self.signal is not None
 
     def reason(self) -> str:
