@@ -106,3 +106,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     for line in ("model: lenet5, lenet5_classic", "dataset: fashion_mnist, mnist", "experiment: fashion_best, mnist_best",
                  "optimizer: adam, adamw, sgd", "scheduler: cosine, none, onecycle, step"):
         assert line in result.stdout
+    # and only those a user chooses from: the options' schemas are no group
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert [line.split(":")[0] for line in groups.splitlines()[2:] if line] == \
+        ["augment", "dataset", "device", "experiment", "model", "optimizer", "scheduler", "sweep"]

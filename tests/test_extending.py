@@ -47,7 +47,7 @@ def test_a_new_idx_data_set_is_one_yaml(configs, tiny_root, tmp_path, caplog):
     add_yaml(configs, "dataset", "kmnist", """\
         # Kuzushiji-MNIST: torchvision's reader, LeCun's IDX files in <root>/KMNIST/raw/.
         defaults:
-          - /schema/dataset/idx@_here_
+          - /schema_dataset_idx@_here_
           - _self_
         name: kmnist
         torchvision_class: KMNIST

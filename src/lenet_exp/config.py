@@ -6,7 +6,7 @@ the options. The rule for where a value lives:
 
 - a setting outside the config groups (``trainer.*``, ``seed``, ``task``): here, as the field default;
 - a config group option (``model/lenet5.yaml``, ``optimizer/sgd.yaml``, ...): in its YAML file, which
-  names its schema here in its defaults list (``/schema/optimizer/adam@_here_``); a default shared by
+  names its schema here in its defaults list (``/schema_optimizer_adam@_here_``); a default shared by
   every option of a group (``dataset.val_size``) is the schema's field default instead.
 
 A YAML option without a schema (a new torch optimizer, a new model) composes untyped and is checked
@@ -223,14 +223,15 @@ class Config:
 
 def register_configs() -> None:
     """Store the schemas: the root one that configs/config.yaml lists first, and one per group option
-    (``/schema/<group>/<name>``) for the YAML files of ``configs/<group>/`` to name."""
+    (``/schema_<group>_<name>``) for the YAML files of ``configs/<group>/`` to name. They are configs
+    of the root, not options of a group, so that ``--help`` lists only the groups a user chooses from."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     store.store(name="lenet_exp_schema", node=Config)
     for group, schemas in GROUP_SCHEMAS.items():
         for name, node in schemas.items():
-            store.store(group=f"schema/{group}", name=name, node=node)
+            store.store(name=f"schema_{group}_{name}", node=node)
 
 
 # ------------------------------------------------------------------------------------- ranges
