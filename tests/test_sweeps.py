@@ -205,15 +205,18 @@ def fake_sweep(sweep_dir: Path, jobs: list[tuple[list[str], dict | None]]) -> No
 
 def test_at_a_sweeps_end_a_running_job_was_killed_and_an_interrupted_one_keeps_its_message(tmp_path):
     from lenet_exp.sweeps import write_summary
+    from lenet_exp.sweeps.table import report_text
 
     stopped = "Interrupted by signal 2 during epoch 2; the last checkpoint is after epoch 1. Continue with ..."
     fake_sweep(tmp_path, [(["seed=0"], {"status": "running", "epochs_done": 1}),
                           (["seed=1"], {"status": "interrupted", "message": stopped, "epochs_done": 1})])
     for final in (False, True):
-        jobs = {job.job: job for job in write_summary(tmp_path, final=final, plot=False, tensorboard=False).jobs}
+        summary = write_summary(tmp_path, final=final, plot=False, tensorboard=False)
+        jobs = {job.job: job for job in summary.jobs}
         assert (jobs[1].status, jobs[1].message) == ("interrupted", stopped)
         assert jobs[0].status == ("failed" if final else "running")
     assert "stopped while running after epoch 1 (killed?)" in jobs[0].message
+    assert "Test accuracy" not in report_text(summary)  # over seeds: there is no test result to average
 
 
 def test_tensorboard_summary_run_reads_back(tmp_path):
