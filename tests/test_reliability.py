@@ -365,6 +365,31 @@ def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_roo
 
 
 @pytest.mark.long
+def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_path):
+    """The basic launcher runs its jobs in run.py, one after another: a Ctrl-C stops the job there and
+    the sweep with it, which then says how the whole sweep continues (the job's own message names only
+    its folder), and the same command does so."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
+    launcher = start(sweep, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not (sweep_dir / "0_seed=0" / "checkpoints" / "last.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    signal_group(launcher, signal.SIGINT)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
+    assert err.rstrip().endswith(f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} "
+                                 f"continues the sweep."), err[-3000:]
+    assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "interrupted"
+    assert not (sweep_dir / "1_seed=1").exists()
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2
+    assert "Resuming" in (sweep_dir / "0_seed=0" / "run.log").read_text()
+
+
+@pytest.mark.long
 def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root, tmp_path):
     """An Optuna study launches batches of trials: once a stop has ended a batch, it proposes no more
     (they would only stop before starting), and it ends as a stopped sweep ends."""

@@ -311,7 +311,7 @@ def test_a_signal_while_the_group_imports_torch_stops_the_sweep_cleanly(fast, tm
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
-    assert "Interrupted by signal 15; running the sweep again continues it." in out + err
+    assert "Interrupted by signal 15; running the same command with hydra.sweep.dir=sweep continues the sweep." in out + err
     assert "Traceback" not in out + err
     again = run_main(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -20,8 +21,8 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_slot, launcher_gone, sigterm_stops, stops_collected,
-                              stops_held, sweep_stop_signal)
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, Stopped, interrupted_status, job_slot, launcher_gone,
+                              sigterm_stops, stops_collected, stops_held, sweep_stop_signal)
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -122,11 +123,17 @@ def run_task(cfg: DictConfig) -> float:
             record_failure(run_dir, cfg, message, status="interrupted")
         if stops_collected():
             return float("nan")
-        sys.exit(EXIT_SIGNAL_BASE + signum)
+        end_stopped(signum, multirun)
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
+
+
+def end_stopped(signum: int, multirun: bool) -> NoReturn:
+    """End the process that a signal stopped; a sweep's says how to continue it (its jobs' messages name
+    only their own folders)."""
+    sys.exit(interrupted_status(Stopped(signum)) if multirun else EXIT_SIGNAL_BASE + signum)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chosen: set[str], stopwatch) -> float:
@@ -155,12 +162,12 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         log.warning("%s", outcome.message)
         if stops_collected():
             return float("nan")
-        sys.exit(EXIT_SIGNAL_BASE + (outcome.signal or 2))
+        end_stopped(outcome.signal or signal.SIGINT, multirun)
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
         if stops_collected():
             return outcome.val_acc
-        sys.exit(EXIT_SIGNAL_BASE + outcome.signal)
+        end_stopped(outcome.signal, multirun)
     if outcome.status == "diverged":
         log.error("Error: %s", outcome.message)
         if not multirun:

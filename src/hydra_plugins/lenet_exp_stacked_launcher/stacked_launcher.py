@@ -305,7 +305,8 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import EXIT_SIGNAL_BASE, JobSlot, job_context, job_slot, sigterm_stops, stops_held
+        from lenet_exp.launch import (JobSlot, Stopped, interrupted_status, job_context, job_slot, sigterm_stops,
+                                      stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
@@ -332,11 +333,10 @@ class StackedLauncher(Launcher):
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
             message = f"Interrupted by signal {signum}; running the sweep again continues it."
-            log.warning("%s", message)
             for trial in trials:
                 if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
                     record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
-            sys.exit(EXIT_SIGNAL_BASE + signum)
+            sys.exit(interrupted_status(Stopped(signum)))
         signal = None
         for trial in trials:
             ret, outcome = returns[trial.number], trial.outcome
@@ -345,7 +345,5 @@ class StackedLauncher(Launcher):
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
         if signal:
-            log.warning("The sweep was stopped by signal %d; re-run it into the same hydra.sweep.dir to continue.",
-                        signal)
-            sys.exit(EXIT_SIGNAL_BASE + signal)
+            sys.exit(interrupted_status(Stopped(signal)))
         return returns
