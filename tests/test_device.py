@@ -53,16 +53,15 @@ def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
     assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved)) == JobSlot(number=3)
 
 
-def test_only_a_joblib_sweeps_worker_processes_leave_a_stop_to_run_py(monkeypatch):
-    """A job in a worker returns when stopped, and run.py ends the sweep; one in run.py itself (joblib
-    with n_jobs=1) took the signal in run.py's stead, and ends the process as a basic sweep's job does."""
-    monkeypatch.delenv(launch.STOP_FILE_VARIABLE, raising=False)
-    monkeypatch.setenv(launch.LAUNCHER_PID_VARIABLE, "1")
-    assert not launch.stops_collected()  # no joblib sweep
-    monkeypatch.setenv(launch.STOP_FILE_VARIABLE, "/nonexistent/stop")
-    assert launch.stops_collected() and launch.sweep_stop_signal() is None
+def test_a_stopped_job_returns_to_its_launcher_only_from_a_process_of_its_own(monkeypatch):
+    """A joblib worker's or submitit job's stopped job returns its result; one in run.py itself (the basic
+    launcher, joblib with n_jobs=1) took the signal in run.py's stead and ends the process."""
+    monkeypatch.setenv(launch.LAUNCHER_PID_VARIABLE, "1")  # started by another process's run.py
+    assert launch.stopped_job_returns()
     monkeypatch.setenv(launch.LAUNCHER_PID_VARIABLE, str(os.getpid()))
-    assert not launch.stops_collected()
+    assert not launch.stopped_job_returns()
+    monkeypatch.delenv(launch.LAUNCHER_PID_VARIABLE)  # the Python API: no run.py
+    assert not launch.stopped_job_returns()
 
 
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():

@@ -390,6 +390,32 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
 
 
 @pytest.mark.long
+def test_a_submitit_job_stopped_by_a_signal_of_its_own_returns_its_result(tiny_root, tmp_path):
+    """SIGTERM to one submitit job (`scancel`, a preemption): the job stops with its checkpoint and hands
+    run.py its result, so that the sweep ends with its summary (it ended in submitit's traceback, as the
+    job had exited without one); the same command again continues it."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
+             "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"]
+    launcher = start(sweep, cwd=tmp_path)
+    job = sweep_dir / "0_seed=0"
+    deadline = time.monotonic() + 120
+    while not (job / "checkpoints" / "last.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    os.kill(int((job / LOCK_FILE).read_text().split()[1]), signal.SIGTERM)  # "pid N"
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]  # the summary's status
+    assert "1 of 2 jobs did not complete" in err
+    metrics = read_json(job / "metrics.json")
+    assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
+    assert read_json(sweep_dir / "1_seed=1" / "metrics.json")["status"] == "completed"
+    again = run_main(sweep[:-2], cwd=tmp_path)  # the basic launcher: a job resumes whichever launcher ran it
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert read_json(job / "metrics.json")["status"] == "completed" and "Resuming" in (job / "run.log").read_text()
+
+
+@pytest.mark.long
 def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root, tmp_path):
     """An Optuna study launches batches of trials: once a stop has ended a batch, it proposes no more
     (they would only stop before starting), and it ends as a stopped sweep ends."""

@@ -22,7 +22,7 @@ from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, Stopped, interrupted_status, job_slot, launcher_gone,
-                              sigterm_stops, stops_collected, stops_held, sweep_stop_signal)
+                              sigterm_stops, stopped_job_returns, stops_held, sweep_stop_signal)
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -121,7 +121,7 @@ def run_task(cfg: DictConfig) -> float:
         log.warning("%s", message)
         if cfg.task == "train":
             record_failure(run_dir, cfg, message, status="interrupted")
-        if stops_collected():
+        if stopped_job_returns():
             return float("nan")
         end_stopped(signum, multirun)
     finally:
@@ -157,15 +157,15 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)
 
-    # a sweep stops too, the user asked for it: at once, or once run.py has collected all of its stopped jobs
+    # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        if stops_collected():
+        if stopped_job_returns():
             return float("nan")
         end_stopped(outcome.signal or signal.SIGINT, multirun)
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
-        if stops_collected():
+        if stopped_job_returns():
             return outcome.val_acc
         end_stopped(outcome.signal, multirun)
     if outcome.status == "diverged":

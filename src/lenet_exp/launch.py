@@ -194,11 +194,12 @@ def stop_file_signal(stop_file: str) -> Optional[int]:
     return int(text) if text.isdigit() else signal.SIGTERM
 
 
-def stops_collected() -> bool:
-    """Whether this job runs in a worker process of a run.py that collects stopped jobs (a joblib sweep's):
-    a stopped job then returns, and run.py ends the sweep once every job has. A job in run.py itself
-    (joblib with one job at a time) took the signal in run.py's stead: it ends the process."""
-    return STOP_FILE_VARIABLE in os.environ and launcher_pid() is not None
+def stopped_job_returns() -> bool:
+    """Whether a stopped job returns its result to its launcher: it runs in a process of its own, a joblib
+    worker (whose run.py ends the sweep once every job has stopped) or a submitit job (whose result run.py
+    waits for; without one it failed with submitit's UncompletedJobError). A job in run.py itself (the
+    basic launcher, joblib with one job at a time) took the signal in run.py's stead: it ends the process."""
+    return launcher_pid() is not None
 
 
 def mark_launcher() -> None:
