@@ -115,3 +115,19 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
 def test_sizes_that_do_not_fit_the_data_are_refused(tiny_root, changes, batch, key):
     with pytest.raises(ConfigError, match=key):
         load_data(dataset_cfg(tiny_root, **changes), batch_size=batch, device=torch.device("cpu"))
+
+
+def test_the_next_job_of_the_same_data_reuses_it_until_a_file_changes(tmp_path):
+    """A process's jobs of one data set (a sweep in run.py, a joblib worker) read it once; other settings
+    or a rewritten file read it anew."""
+    write_dataset(tmp_path, "MNIST", seed=0)
+    cpu = torch.device("cpu")
+    first = load_data(dataset_cfg(tmp_path), batch_size=64, device=cpu)
+    assert load_data(dataset_cfg(tmp_path), batch_size=32, device=cpu) is first
+    other_split = load_data(dataset_cfg(tmp_path, split_seed=1), batch_size=64, device=cpu)
+    assert other_split is not first and not torch.equal(other_split.val.labels, first.val.labels)
+    again = load_data(dataset_cfg(tmp_path), batch_size=64, device=cpu)
+    assert again is not other_split and torch.equal(again.val.images, first.val.images)
+    write_dataset(tmp_path, "MNIST", seed=1)  # the same sizes, other images
+    rewritten = load_data(dataset_cfg(tmp_path), batch_size=64, device=cpu)
+    assert rewritten is not again and rewritten.fingerprint != first.fingerprint

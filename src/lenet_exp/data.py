@@ -4,21 +4,25 @@
 ``FashionMNIST``, ``KMNIST``: a new data set of the family is one YAML in ``configs/dataset/``);
 everything after that is batched tensor work done once: resize (or pad) to the model's input size and
 normalise with the statistics of the training images. Training then slices batches out of these
-tensors, with no DataLoader and no per-sample PIL transforms.
+tensors, with no DataLoader and no per-sample PIL transforms. A process keeps the last data set it
+loaded for its next job of the same data (a sweep's jobs in run.py, a joblib worker's, a stacked
+launcher's groups), until one of its files changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 import torchvision
+from omegaconf import OmegaConf
 
 from lenet_exp.device import check_fits
 from lenet_exp.errors import ConfigError, DataError
@@ -169,7 +173,28 @@ def check_sizes(n_train: int, val_size: int, batch_size: int) -> None:
         )
 
 
+_last_loaded: Optional[tuple[tuple, Data]] = None  # (what it was loaded from, the data)
+
+
 def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
+    """The data set on ``device``: the one this process loaded last, if it comes from the same files
+    (unchanged since) with the same settings, else read anew (:func:`read_data`)."""
+    global _last_loaded
+    folder = raw_folder(dcfg)
+    files = [(folder / name).stat() if (folder / name).is_file() else None for name in RAW_FILES]
+    source = (json.dumps(OmegaConf.to_container(dcfg, resolve=True), sort_keys=True), str(device),
+              [(f.st_size, f.st_mtime_ns, f.st_ino) if f else None for f in files])
+    if _last_loaded is not None and _last_loaded[0] == source:
+        data = _last_loaded[1]
+        check_sizes(len(data.train) + len(data.val), dcfg.val_size, batch_size)
+        return data
+    _last_loaded = None  # its memory is free for the next one
+    data = read_data(dcfg, batch_size, device)
+    _last_loaded = (source, data)
+    return data
+
+
+def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     """Read, split, preprocess and move a data set to ``device`` once for the whole run."""
     train_images, train_labels = read_split(dcfg, train=True)
     test_images, test_labels = read_split(dcfg, train=False)
