@@ -616,6 +616,15 @@ def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
     assert metrics["task"] == "eval" and metrics["dataset"] == "mnist"
     assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]  # same weights, same preprocessing, same split
     assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
+    assert metrics["test"]["samples"] == 200  # all of the tiny test split
+
+
+def test_eval_with_limit_batches_tests_the_first_batches_as_a_run_does(trained, fast, tmp_path):
+    result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "trainer.limit_batches=1",
+                              "trainer.eval_batch_size=50"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert read_json(only_run_dir(tmp_path) / "metrics.json")["test"]["samples"] == 50
+    assert "(50 images)" in result.stderr
 
 
 def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path):

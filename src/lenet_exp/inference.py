@@ -61,12 +61,14 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                   labels.to(device))
     tcfg = cfg.trainer  # test-time augmentation as this command line says, whatever the run used
     views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
-    result = evaluate(model, split, tcfg.eval_batch_size, views=views)
+    # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
+    result = evaluate(model, split, tcfg.eval_batch_size, views=views, max_batches=tcfg.limit_batches)
+    samples = len(result.predictions)
     metrics = {"task": "eval", "status": "completed", "ckpt": str(Path(cfg.ckpt).resolve()), "dataset": dataset.name,
                "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
-               "test": {"loss": result.loss, "acc": result.acc, "samples": len(split)}}
+               "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     save_json(run_dir / "metrics.json", metrics)
-    log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, len(split))
+    log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, samples)
     return metrics
 
 
