@@ -121,7 +121,7 @@ def run_task(cfg: DictConfig) -> float:
         log.warning("%s", message)
         if cfg.task == "train":
             record_failure(run_dir, cfg, message, status="interrupted")
-        if stopped_job_returns():
+        if multirun and stopped_job_returns():
             return float("nan")
         end_stopped(signum, multirun)
     finally:
@@ -160,12 +160,12 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
     # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        if stopped_job_returns():
+        if multirun and stopped_job_returns():
             return float("nan")
         end_stopped(outcome.signal or signal.SIGINT, multirun)
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
-        if stopped_job_returns():
+        if multirun and stopped_job_returns():
             return outcome.val_acc
         end_stopped(outcome.signal, multirun)
     if outcome.status == "diverged":
