@@ -1,11 +1,13 @@
-"""Where a job runs among the jobs started with it: job slots, shared CPU threads, the launcher watch.
+"""Where a job runs among the jobs started with it: job slots, shared CPU threads, and how a stop
+reaches a sweep's jobs.
 
 A sweep's jobs may run in joblib's worker processes, which a signal to the launching ``run.py`` alone
 does not reach: a worker therefore watches that process and stops once it has gone, instead of
 training on, and then waiting for ever, for a sweep that no longer exists. A first signal to that
 ``run.py`` asks its jobs to stop through a stop file and waits for them (:func:`collect_stopped_jobs`).
 (submitit's jobs are grandchildren of ``run.py`` and detached by design, as on Slurm: they finish on
-their own.)
+their own.) A job in a process of its own hands its launcher a result when stopped
+(:func:`stopped_job_returns`); one in ``run.py`` itself ends the process.
 
 No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses the command line.
 """
