@@ -182,8 +182,8 @@ def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
     global _last_loaded
     folder = raw_folder(dcfg)
     files = [(folder / name).stat() if (folder / name).is_file() else None for name in RAW_FILES]
-    source = (json.dumps(OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True), sort_keys=True), str(device),
-              [(f.st_size, f.st_mtime_ns, f.st_ino) if f else None for f in files])
+    settings = json.dumps(OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True), sort_keys=True)
+    source = (settings, str(device), [(f.st_size, f.st_mtime_ns, f.st_ino) if f else None for f in files])
     if _last_loaded is not None and _last_loaded[0] == source:
         data = _last_loaded[1]
         check_sizes(len(data.train) + len(data.val), dcfg.val_size, batch_size)
