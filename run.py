@@ -3,6 +3,7 @@
 Kept thin and free of torch imports so that `--help` and `--cfg job` answer at once.
 """
 
+import signal
 import sys
 
 import hydra
@@ -28,4 +29,4 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt as interrupt:  # one that no job took: each job reports its own stop
-        sys.exit(interrupted_status(interrupt))
+        sys.exit(interrupted_status(getattr(interrupt, "signum", signal.SIGINT)))

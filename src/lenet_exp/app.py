@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -21,8 +20,8 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, Stopped, interrupted_status, job_slot, launcher_gone,
-                              sigterm_stops, stopped_job_returns, stops_held, sweep_stop_signal)
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
+                              stopped_job_returns, stops_held, sweep_stop_signal)
 from lenet_exp.resume import override_key
 
 log = logging.getLogger("lenet_exp")
@@ -121,19 +120,19 @@ def run_task(cfg: DictConfig) -> float:
         log.warning("%s", message)
         if cfg.task == "train":
             record_failure(run_dir, cfg, message, status="interrupted")
-        if multirun and stopped_job_returns():
-            return float("nan")
-        end_stopped(signum, multirun)
+        return end_stopped(signum, multirun, float("nan"))
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
 
 
-def end_stopped(signum: int, multirun: bool) -> NoReturn:
-    """End the process that a signal stopped; a sweep's says how to continue it (its jobs' messages name
-    only their own folders)."""
-    sys.exit(interrupted_status(Stopped(signum)) if multirun else EXIT_SIGNAL_BASE + signum)
+def end_stopped(signum: int, multirun: bool, result: float) -> float:
+    """A stopped job's end: in a sweep's process of its own, ``result`` for its launcher; otherwise the
+    process ends, a sweep's saying how to continue it (its jobs' messages name only their own folders)."""
+    if multirun and stopped_job_returns():
+        return result
+    sys.exit(interrupted_status(signum) if multirun else EXIT_SIGNAL_BASE + signum)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chosen: set[str], stopwatch) -> float:
@@ -160,14 +159,10 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
     # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
     if outcome.status == "interrupted":
         log.warning("%s", outcome.message)
-        if multirun and stopped_job_returns():
-            return float("nan")
-        end_stopped(outcome.signal or signal.SIGINT, multirun)
+        return end_stopped(outcome.signal or signal.SIGINT, multirun, float("nan"))
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
-        if multirun and stopped_job_returns():
-            return outcome.val_acc
-        end_stopped(outcome.signal, multirun)
+        return end_stopped(outcome.signal, multirun, outcome.val_acc)
     if outcome.status == "diverged":
         log.error("Error: %s", outcome.message)
         if not multirun:

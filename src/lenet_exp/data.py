@@ -180,10 +180,16 @@ def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
     """The data set on ``device``: the one this process loaded last, if it comes from the same files
     (unchanged since) with the same settings, else read anew (:func:`read_data`)."""
     global _last_loaded
+    def stamp(file: Path) -> Optional[tuple[int, int, int]]:
+        try:
+            found = file.stat()
+        except OSError:  # missing: read_data says so
+            return None
+        return found.st_size, found.st_mtime_ns, found.st_ino
+
     folder = raw_folder(dcfg)
-    files = [(folder / name).stat() if (folder / name).is_file() else None for name in RAW_FILES]
     settings = json.dumps(OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True), sort_keys=True)
-    source = (settings, str(device), [(f.st_size, f.st_mtime_ns, f.st_ino) if f else None for f in files])
+    source = (settings, str(device), [stamp(folder / name) for name in RAW_FILES])
     if _last_loaded is not None and _last_loaded[0] == source:
         data = _last_loaded[1]
         check_sizes(len(data.train) + len(data.val), dcfg.val_size, batch_size)

@@ -144,10 +144,9 @@ def note_sweep_dir(folder: Optional[Path]) -> None:
     _sweep_dir = folder
 
 
-def interrupted_status(interrupt: KeyboardInterrupt) -> int:
-    """For a stop that reached run.py itself (Hydra composing, a sweep's launcher waiting for its jobs,
-    which stop on their own): say how to go on; returns the exit status."""
-    signum = getattr(interrupt, "signum", signal.SIGINT)
+def interrupted_status(signum: int) -> int:
+    """For a stop that ends run.py (Hydra composing, a sweep's launcher waiting for its jobs, a sweep whose
+    jobs stopped): say how to go on; returns the exit status."""
     how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum

@@ -305,8 +305,7 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import (JobSlot, Stopped, interrupted_status, job_context, job_slot, sigterm_stops,
-                                      stops_held)
+        from lenet_exp.launch import JobSlot, interrupted_status, job_context, job_slot, sigterm_stops, stops_held
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
@@ -336,7 +335,7 @@ class StackedLauncher(Launcher):
             for trial in trials:
                 if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
                     record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
-            sys.exit(interrupted_status(Stopped(signum)))
+            sys.exit(interrupted_status(signum))
         signal = None
         for trial in trials:
             ret, outcome = returns[trial.number], trial.outcome
@@ -345,5 +344,5 @@ class StackedLauncher(Launcher):
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
         if signal:
-            sys.exit(interrupted_status(Stopped(signal)))
+            sys.exit(interrupted_status(signal))
         return returns

@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.launch import Stopped, collect_stopped_jobs, interrupted_status, sweep_stop_signal
+from lenet_exp.launch import collect_stopped_jobs, interrupted_status, sweep_stop_signal
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies
 
@@ -71,7 +71,7 @@ class SweepSummary(Callback):
         stopped = sweep_stop_signal()
         if stopped:  # its jobs have saved their state and stopped
             sys.stdout.flush()
-            sys.exit(interrupted_status(Stopped(stopped)))
+            sys.exit(interrupted_status(stopped))
         if summary is None:
             if self.fail_on_error:
                 sys.exit(EXIT_JOBS_FAILED)
