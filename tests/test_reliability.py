@@ -211,6 +211,19 @@ INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu",
                  "trainer.log_images=false"]
 
 
+def ctrl_c_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path) -> str:
+    """Runs the sweep until its first job has a checkpoint, then stops it as Ctrl-C does; its stderr."""
+    launcher = start(args, cwd=cwd)
+    deadline = time.monotonic() + 120
+    while not list(sweep_dir.glob("0_*/checkpoints/last.pt")):
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    signal_group(launcher, signal.SIGINT)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
+    return err
+
+
 def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd: Path) -> tuple[int, str]:
     """Run run.py in this process and send this process ``signum`` once the first checkpoint is written, as
     `kill` or Ctrl+C would (the run's handler takes it in the main thread). Returns (exit status, stderr)."""
@@ -371,14 +384,7 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
     its folder), and the same command does so."""
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
-    launcher = start(sweep, cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while not (sweep_dir / "0_seed=0" / "checkpoints" / "last.pt").exists():
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
-        time.sleep(0.05)
-    signal_group(launcher, signal.SIGINT)
-    out, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
+    err = ctrl_c_at_the_first_checkpoint(sweep, sweep_dir, tmp_path)
     assert err.rstrip().endswith(f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} "
                                  f"continues the sweep."), err[-3000:]
     assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "interrupted"
@@ -419,10 +425,10 @@ def test_a_submitit_job_stopped_by_a_signal_of_its_own_returns_its_result(tiny_r
 def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root, tmp_path):
     """An Optuna study launches batches of trials: once a stop has ended a batch, it proposes no more
     (they would only stop before starting), and it ends as a stopped sweep ends."""
-    sweep_dir = tmp_path / "optuna"
+    sweep_dir, storage = tmp_path / "optuna", f"sqlite:///{tmp_path / 'study.db'}"
     launcher = start(["-m", "sweep=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2",
                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
-                      f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+                      f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.storage={storage}"], cwd=tmp_path)
     deadline = time.monotonic() + 120
     while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
@@ -433,6 +439,49 @@ def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root,
     assert "The study was stopped: it proposes no more trials." in out  # Hydra's log
     summary = read_json(sweep_dir / "summary.json")
     assert [job["status"] for job in summary["jobs"]] == ["interrupted"] * 2, summary["jobs"]
+    # the stored study: the two stopped trials, and the two that the study had asked for the next batch
+    # (which it did not launch) failed, none left running
+    assert stored_trial_states(storage) == ["FAIL"] * 4
+
+
+@pytest.mark.long
+def test_an_optuna_study_in_memory_replays_with_its_sweep_directory(tiny_root, tmp_path):
+    """A Ctrl-C in a study's trial (in run.py: the basic launcher); the same command into the same sweep
+    directory draws the same trials: the stopped one resumes, and no other trial is drawn in its stead."""
+    sweep_dir = tmp_path / "optuna"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
+             *INTERRUPTIBLE, f"hydra.sweep.dir={sweep_dir}"]
+    ctrl_c_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    again = run_main(study, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    first, second = sorted(sweep_dir.glob("[0-9]_*"))
+    assert "Resuming" in (first / "run.log").read_text() and second.name.startswith("1_")
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["completed"] * 2
+
+
+@pytest.mark.long
+def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_path):
+    """A study kept in a storage: a Ctrl-C in its trial fails that trial there, and the same command again
+    goes on from the stored trials with new ones (its sampler, seeded as before, would draw the first
+    run's trials once more)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
+             *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}"]
+    ctrl_c_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first", tmp_path)
+    assert stored_trial_states(storage) == ["FAIL"]
+
+    again = run_main([*study, f"hydra.sweep.dir={tmp_path / 'again'}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"Study lenet_exp holds 1 trial in {storage}: the sampler goes on with seed 0 + 1" in again.stdout
+    assert stored_trial_states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]
+    first, *_ = (tmp_path / "first").glob("0_*")
+    assert not (tmp_path / "again" / first.name).exists()  # not the first run's first trial again
+
+
+def stored_trial_states(storage: str) -> list[str]:
+    import optuna
+
+    return [trial.state.name for trial in optuna.load_study(study_name="lenet_exp", storage=storage).trials]
 
 
 @pytest.mark.long

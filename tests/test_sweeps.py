@@ -437,16 +437,29 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
 
 
-def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, tmp_path):
-    # optuna's study.best_trial raises when no trial completed: the sweep ends as any failed sweep does
+@pytest.mark.parametrize("storage", ["null", "sqlite:///study.db"])
+def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, tmp_path, storage):
+    # optuna's study.best_trial raises when no trial completed (in words that depend on the storage): the
+    # sweep ends as any failed sweep does
     sweep_dir = tmp_path / "optuna"
     result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", *fast, "trainer.label_smoothing=2",
-                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+                       f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "No trial of the study completed" in result.stdout  # Hydra's log
     assert "times out of" not in result.stdout  # no error line per batch of failed trials (max_failure_rate)
     assert "2 of 2 jobs did not complete" in result.stderr
     assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["failed"] * 2
+
+
+def test_an_optuna_storage_that_cannot_be_opened_is_refused(fast, tmp_path):
+    for storage, reason in [("optuna.db", "Could not parse SQLAlchemy URL"),
+                            (f"sqlite:///{tmp_path}/no/such/folder/optuna.db", "unable to open database file")]:
+        result = run_main(["-m", "sweep=optuna", *fast, f"hydra.sweeper.storage={storage}",
+                           f"hydra.sweep.dir={tmp_path / 'optuna'}"], cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert f"Error: hydra.sweeper.storage='{storage}' cannot be opened ({reason}" in result.stderr
+        assert "Give a database URL such as sqlite:///optuna.db" in result.stderr
+    assert not [path for path in (tmp_path / "optuna").glob("*") if path.is_dir()]  # no trial began
 
 
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):

@@ -1,9 +1,12 @@
-"""hydra-optuna-sweeper's sweeper as ``sweep=optuna`` uses it, with two ends that it lacks:
+"""hydra-optuna-sweeper's sweeper as ``sweep=optuna`` uses it, with the ends that it lacks:
 
 * a study stopped by a signal (a joblib sweep's run.py collects its stopped jobs: lenet_exp/launch.py)
   ends once the batch that was training has stopped, instead of proposing trials that cannot start;
 * a study in which no trial completed (each one failed or diverged) ends with the sweep summary and its
-  exit status, instead of optuna's "No trials are completed yet" traceback.
+  exit status, instead of optuna's "No trials are completed yet" traceback;
+* a study kept in a storage (``hydra.sweeper.storage``) and run again goes on from its trials: its
+  seeded sampler would otherwise propose the trials of the first run once more. A trial that this run
+  asked for and did not finish (stopped, or never started) is failed there, not left running for ever.
 
 hydra-optuna-sweeper is optional (``.[optuna]``): it is imported when a study starts, not with this
 module, which Hydra imports in every run.py.
@@ -12,10 +15,13 @@ module, which Hydra imports in every run.py.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import re
+import sys
+from typing import Any, Optional
 
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from lenet_exp.launch import sweep_stop_signal  # no torch: Hydra imports this module in every run.py
@@ -31,7 +37,10 @@ class StoppableOptunaSweeper(Sweeper):
     def __init__(self, **optuna_params: Any) -> None:
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
+        self.storage = optuna_params.get("storage")
         self.optuna = OptunaSweeper(**optuna_params)
+        self.study: Optional[Any] = None  # optuna.Study, once the sweep asks for its first trial
+        self.asked: list[int] = []  # the numbers of the trials that this run asked for
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -45,12 +54,64 @@ class StoppableOptunaSweeper(Sweeper):
 
         launcher.launch = launch_unless_stopped
 
+        if self.storage:
+            seed = _seed_past_stored_trials(config.hydra.sweeper)
+            if seed is not None:
+                self.optuna.sweeper.sampler = instantiate(config.hydra.sweeper.sampler, seed=seed)
+
+        # the sweeper keeps its study to itself; its sampler is handed the study at each trial it begins
+        sampler = self.optuna.sweeper.sampler
+        infer_search_space = sampler.infer_relative_search_space
+
+        def infer_search_space_noting_the_trial(study: Any, trial: Any):
+            self.study = study
+            self.asked.append(trial.number)
+            return infer_search_space(study, trial)
+
+        sampler.infer_relative_search_space = infer_search_space_noting_the_trial
+
     def sweep(self, arguments: list[str]) -> None:
         try:
             self.optuna.sweep(arguments)
         except _StudyStopped:
             log.warning("The study was stopped: it proposes no more trials.")
-        except ValueError as error:
-            if "No trials are completed yet" not in str(error):
+        except ValueError:  # optuna's study.best_trial, in words that depend on the storage
+            if self.study is None or self.completed_trials():
                 raise
             log.error("No trial of the study completed: the summary says how each one ended.")
+        finally:  # a stop in run.py's own job ends the process (SystemExit) through here
+            if self.storage and self.study is not None:
+                self.fail_unfinished_trials()
+
+    def completed_trials(self) -> list:
+        from optuna.trial import TrialState
+
+        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+    def fail_unfinished_trials(self) -> None:
+        from optuna.trial import TrialState
+
+        running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        for number in sorted(running.intersection(self.asked)):
+            self.study.tell(number, state=TrialState.FAIL)
+
+
+def _seed_past_stored_trials(sweeper: DictConfig) -> Optional[int]:
+    """The sampler's seed offset by the trials that the stored study already holds, so that each run of a
+    study draws new trials (and the same study, run again, the same ones); None: the seed stands."""
+    import optuna
+
+    try:
+        summaries = optuna.get_all_study_summaries(sweeper.storage)
+    except Exception as error:  # a URL that sqlalchemy cannot parse, a database it cannot reach or load
+        reason = re.sub(r"^\(\S+\) ", "", str(error).splitlines()[0])  # without "(sqlite3.OperationalError) "
+        sys.exit(f"Error: hydra.sweeper.storage={sweeper.storage!r} cannot be opened ({reason}). Give a database "
+                 "URL such as sqlite:///optuna.db (a file in the current folder), or null for a study in memory.")
+    stored = next((s.n_trials for s in summaries if s.study_name == sweeper.study_name), 0)
+    seed = sweeper.sampler.get("seed")
+    if seed is None or not stored:
+        return None
+    trials = "trial" if stored == 1 else "trials"
+    log.info(f"Study {sweeper.study_name} holds {stored} {trials} in {sweeper.storage}: "
+             f"the sampler goes on with seed {seed} + {stored}")
+    return seed + stored
