@@ -462,6 +462,18 @@ def test_an_optuna_storage_that_cannot_be_opened_is_refused(fast, tmp_path):
     assert not [path for path in (tmp_path / "optuna").glob("*") if path.is_dir()]  # no trial began
 
 
+def test_an_interval_in_a_grid_sweep_is_refused(fast, tmp_path):
+    # only Optuna draws values from an interval; Hydra's basic sweeper failed with a traceback
+    for launcher in ("basic", "stacked"):
+        result = run_main(["-m", f"hydra/launcher={launcher}", *fast, "optimizer.lr=tag(log,interval(1e-4,1e-2))",
+                           f"hydra.sweep.dir={tmp_path / launcher}"], cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert ("Error: optimizer.lr=tag(log,interval(1e-4,1e-2)) is a range to draw values from, which only an "
+                "Optuna study does: `python run.py -m sweep=optuna 'optimizer.lr=tag(log,interval(1e-4,1e-2))'`. "
+                "A grid sweep lists its values instead: optimizer.lr=a,b,c") in result.stderr
+        assert not (tmp_path / launcher).exists()
+
+
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)

@@ -1,6 +1,6 @@
 """``SweepSummary``: the Hydra callback listed under ``hydra.callbacks`` in configs/config.yaml.
 
-* ``on_multirun_start`` applies the search space rule and names the job folders by what varies
+* ``on_multirun_start`` refuses an interval to a grid sweep, applies the search space rule and names the job folders by what varies
   (lenet_exp/sweeps/space.py).
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.launch import collect_stopped_jobs, interrupted_status, sweep_stop_signal
 from lenet_exp.sweeps.report import write_summary
-from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies
+from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
 
 EXIT_JOBS_FAILED = 1
 
@@ -35,6 +35,7 @@ class SweepSummary(Callback):
         self.fail_on_error = fail_on_error
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_intervals_in_a_grid(config)
         apply_search_space_rule(config)
         name_jobs_by_what_varies(config)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop

@@ -14,6 +14,7 @@ multiply.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Iterable, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -57,6 +58,24 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
                f"({left_out}) is left out. Add sweep=default to combine them.")
     log.info(message)
     return message
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def refuse_intervals_in_a_grid(config: DictConfig) -> None:
+    """Exits with a message where the basic sweeper (a grid: lists of values) is given an interval to draw
+    values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""
+    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != BASIC_SWEEPER:
+        return
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
+    for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task]):
+        if override.is_interval_sweep():
+            key = override.get_key_element()
+            sys.exit(f"Error: {override.input_line} is a range to draw values from, which only an Optuna study "
+                     f"does: `python run.py -m sweep=optuna '{override.input_line}'`. A grid sweep lists its "
+                     f"values instead: {key}=a,b,c or {key}='range(start,stop,step)'.")
 
 
 MAX_FOLDER_NAME = 255  # bytes: the limit of most file systems
