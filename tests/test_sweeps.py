@@ -167,6 +167,11 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     _, summary = read_summary(sweep_dir)
     killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
     assert killed["status"] == "failed" and "no metrics.json" in killed["message"]
+    # a job's own folder is no sweep: its summary would be written among the job's files
+    job = run_main([str(completed[1]), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert job.returncode == 2 and f"is a run's directory, not a sweep's: give the sweep directory that holds it, " \
+                                   f"e.g. {sweep_dir}" in job.stderr
+    assert not (completed[1] / "summary.csv").exists()
 
 
 def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():

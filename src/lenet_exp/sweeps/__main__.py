@@ -7,6 +7,7 @@ E.g. while a Slurm sweep is still running or after one was killed: the same file
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -25,10 +26,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
+    if (args.sweep_dir / ".hydra").is_dir():  # its summary would be written among the run's own files
+        parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: give the sweep directory that holds "
+                     f"it, e.g. {args.sweep_dir.resolve().parent}")
     # Jobs may still be running here: a job whose metrics.json says running keeps that status.
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard)
     return EXIT_JOBS_FAILED if any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader went away (`| head`); the summary files are written
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        sys.exit(EXIT_JOBS_FAILED)

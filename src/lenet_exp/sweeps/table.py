@@ -54,7 +54,8 @@ def render_table(header: list[str], rows: list[list[str]], markdown: bool = Fals
 
 
 def report_text(summary: Summary, markdown: bool = False) -> str:
-    parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} jobs ({summary.counts_text or 'none'}), "
+    jobs = "job" if len(summary.jobs) == 1 else "jobs"
+    parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
              f"sorted by val accuracy", render_table(*job_table(summary), markdown=markdown)]
     # each group is one job of the table otherwise, or there is no test result to average
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
