@@ -655,6 +655,16 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     # a process of its own: run.py exits before Hydra starts, with the interpreter's status for a message
     result = run_cli([f"resume={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0 and "is not a run directory" in result.stderr
+    # a sweep's folder (as Hydra writes one): how to continue the sweep, or one of its jobs
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "1_seed=1" / ".hydra").mkdir(parents=True)
+    (sweep_dir / "1_seed=1" / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (sweep_dir / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - seed=0,1\n")
+    result = run_cli([f"resume={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"Error: resume={sweep_dir} is a sweep's directory, not a run's. The sweep's command run again with "
+            f"hydra.sweep.dir={sweep_dir} continues the whole sweep") in result.stderr
+    assert f"e.g. resume={sweep_dir / '1_seed=1'}." in result.stderr
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):

@@ -74,6 +74,13 @@ def expand_resume(argv: list[str]) -> list[str]:
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
+    if (run_dir / "multirun.yaml").is_file():
+        jobs = sorted(path.parent.parent for path in run_dir.glob("*/.hydra/overrides.yaml"))
+        one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
+        sys.exit(f"Error: resume={run_dir} is a sweep's directory, not a run's. The sweep's command run again with "
+                 f"hydra.sweep.dir={run_dir} continues the whole sweep (its overrides are in "
+                 f"{run_dir / 'multirun.yaml'}, under hydra.overrides); resume=<job folder> continues one job, "
+                 f"e.g. resume={one_job}.")
     if not saved_file.is_file():
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
