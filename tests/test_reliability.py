@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import signal
@@ -52,6 +53,12 @@ def bad_count(raw):
     (raw / "train-labels-idx1-ubyte").write_bytes(data[:4] + struct.pack(">I", 700) + data[8:])
 
 
+def compressed(raw):  # as one might fetch them by hand: torchvision extracts only archives it can verify
+    for path in list(raw.iterdir()):
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+
+
 # case id -> (extra overrides, given (tiny_root, tmp_path, trained run dir); words the message must contain)
 CASES = {
     "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model/lenet7", "Available options", "lenet5_classic"]),
@@ -78,6 +85,8 @@ CASES = {
                             ["nowhere/MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "dataset.root="]),
     "download impossible": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}", "dataset.download=true"],
                             ["download failed", "nowhere/MNIST/raw", "train-labels-idx1-ubyte"]),
+    "compressed idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, compressed)}"],
+                       ["holds them compressed", "gunzip -k", "damaged/MNIST/raw/*.gz"]),
     "truncated idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, truncate)}"], ["train IDX files", "corrupted or truncated"]),
     "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"], ["t10k IDX files", "corrupted or truncated"]),
     "wrong count": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_count)}"], ["train IDX files", "corrupted or truncated"]),

@@ -111,12 +111,13 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         if str(error).startswith(("Dataset not found", "Error downloading")):
             how = "the download failed (no network?)" if download else "dataset.download=false"
-            raise DataError(
-                f"{name} is not in {folder} and {how}. That folder must hold the four IDX files "
-                f"{', '.join(RAW_FILES)}. Point dataset.root at the folder that holds "
-                f"{cls.__name__}/raw/, e.g. `python run.py dataset.root=../shared/data`, "
-                f"or set the environment variable LENET_EXP_DATA."
-            ) from error
+            if any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
+                where = f"That folder holds them compressed: extract them there (`gunzip -k {folder}/*.gz`)."
+            else:
+                where = (f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. Point dataset.root "
+                         f"at the folder that holds {cls.__name__}/raw/, e.g. `python run.py "
+                         f"dataset.root=../shared/data`, or set the environment variable LENET_EXP_DATA.")
+            raise DataError(f"{name} is not in {folder} and {how}. {where}") from error
         prefix = "train" if train else "t10k"
         raise DataError(
             f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated "
