@@ -83,14 +83,15 @@ class DepthwiseForward(torch.autograd.Function):
 
 class OneChannelGroupsConv2d(nn.Conv2d):
     """``nn.Conv2d`` with ``groups`` equal to its input channels (the same weights and state-dict); on the
-    CPU in the channels_last layout (a stack's there), by :class:`DepthwiseForward`."""
+    CPU in the channels_last layout (a stack's there), in float32, by :class:`DepthwiseForward`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # is_contiguous() cannot tell the layouts of a weight with one input channel apart; its strides can
         # ((k*k, 1, k, 1) after .to(memory_format=torch.channels_last), (k*k, k*k, k, 1) before)
         channels_last = self.weight.stride(1) == 1 and self.weight.stride(2) == self.weight.shape[3]
         if (channels_last and x.device.type == "cpu" and self.padding_mode == "zeros"
-                and not isinstance(self.padding, str) and not torch.compiler.is_compiling()):
+                and not isinstance(self.padding, str) and not torch.compiler.is_compiling()
+                and not torch.is_autocast_enabled("cpu")):  # its backward would mix bf16 and float32
             return DepthwiseForward.apply(x, self.weight, self.bias, self)
         return super().forward(x)
 
