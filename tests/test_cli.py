@@ -72,6 +72,21 @@ def test_bf16_and_channels_last_train_on_the_cpu(fast, tmp_path):
     assert metrics["test"]["acc"] > 0.5 and metrics["val"]["acc"] > 0.5  # it learns (chance: 0.1)
 
 
+@pytest.mark.long
+def test_a_compiled_model_trains_as_the_eager_one(fast, tmp_path):
+    """trainer.compile=true: torch.compile (~20 s to compile here, in a process of its own) trains the
+    model that the eager run trains (it failed before training: a compiled module has no truth value)."""
+    metrics = {}
+    for compiled in (False, True):
+        run_dir = tmp_path / ("compiled" if compiled else "eager")
+        result = run_cli(fast + [f"trainer.compile={compiled}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics[compiled] = read_json(run_dir / "metrics.json")
+    assert metrics[True]["status"] == "completed" and metrics[True]["config"]["trainer"]["compile"] is True
+    for split in ("val", "test"):
+        assert metrics[True][split]["loss"] == pytest.approx(metrics[False][split]["loss"], rel=1e-3), split
+
+
 def test_the_logged_lr_is_the_one_each_epoch_starts_with(fast, tmp_path):
     result = run_main(fast + ["trainer.epochs=2", "scheduler=cosine"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

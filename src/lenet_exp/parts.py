@@ -150,7 +150,7 @@ def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.
     """The parts of one trial around its (built) model: optimizer, schedule, EMA, generator, training
     step. A stacked group builds each of its trials' parts so, and gives them its own step instead."""
     tcfg = cfg.trainer
-    forward_model = forward_model or model
+    forward_model = forward_model if forward_model is not None else model  # a compiled module has no truth value
     optimizer = build_optimizer(cfg.optimizer, model)
     steps_per_epoch = math.ceil(len(data.train) / tcfg.batch_size)
     if tcfg.limit_batches:
