@@ -240,6 +240,31 @@ def test_a_trial_whose_files_fail_fails_alone(failing, fast, tmp_path, monkeypat
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
 
 
+def test_a_group_that_cannot_fit_is_refused_before_allocating_and_says_how_many_would(fast, tmp_path):
+    """A group needs about N times one trial's memory (one trial's fitting said nothing of N): each of 4
+    trials here needs 40 % of the memory free now, so 2 would fit and 4 do not."""
+    import torch
+
+    from lenet_exp.device import free_bytes
+    from lenet_exp.parts import footprint
+
+    sized = [*fast, "dataset.image_size=512"]  # 800 images of 512x512: 0.8 GB; the layers' outputs grow 256x
+    parameters, per_image = footprint(compose(*sized, "trainer.batch_size=1"), 1)
+    batch = int((0.4 * free_bytes(torch.device("cpu")) - parameters * 20) / (per_image * 8))
+    if not 1 <= batch <= 500:  # the 500 images of the tiny train split
+        pytest.skip(f"free memory {free_bytes(torch.device('cpu')) / 2**30:.1f} GiB: no batch size of 1-500 fits")
+    sweep_dir = tmp_path / "sweep"
+    result = run_main([*STACKED, *sized, f"trainer.batch_size={batch}", "seed=0,1,2,3",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    jobs = read_json(sweep_dir / "summary.json")["jobs"]
+    assert [job["status"] for job in jobs] == ["failed"] * 4
+    assert re.match(r"Training 4 stacked trials of the model \(.* would need about .* GiB, but .* GiB is free on "
+                    r"CPU .*\. Stack at most [12] \(hydra.launcher.max_stack=[12]\), or choose smaller layers",
+                    jobs[0]["message"]), jobs[0]["message"]
+    assert not list(sweep_dir.glob("*/checkpoints/*.pt"))
+
+
 def test_a_trial_whose_schedule_cannot_be_built_fails_alone(fast, tmp_path):
     """Its one-cycle warm-up is too short for the run (found only as the schedule is built)."""
     result = run_main([*STACKED, *fast, "scheduler=onecycle", "scheduler.pct_start=0.01,0.5", "hydra.sweep.dir=sweep"],

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from lenet_exp import perf
 from lenet_exp.augment import build_augment, test_time_views
 from lenet_exp.data import Data, load_data
-from lenet_exp.device import check_fits, describe, resolve_device
+from lenet_exp.device import MEMORY_HEADROOM, check_fits, describe, free_bytes, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
@@ -118,8 +118,9 @@ def footprint(cfg: DictConfig, batch_size: int) -> tuple[int, int]:
     return sum(p.numel() for p in model.parameters()), sum(sizes)
 
 
-def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None) -> Data:
-    """The data set on ``device``, once it is clear that the model's training fits there too."""
+def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials: int = 1) -> Data:
+    """The data set on ``device``, once it is clear that the model's training fits there too (``trials``
+    copies of it: a stacked group)."""
     tcfg = cfg.trainer
     data = load_data(cfg.dataset, tcfg.batch_size, device)
     if stopwatch is not None:
@@ -129,9 +130,15 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None) -> Data
     parameters, activations = footprint(cfg, tcfg.batch_size)
     # float32 weights, gradients, two optimizer moments and an EMA copy; each layer's output kept for
     # the backward pass and its gradient
-    check_fits(parameters * 4 * 5 + activations * 4 * 2, device,
-               f"Training the model ({parameters:,} parameters, {activations:,} activations per batch)",
-               "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size.")
+    per_trial = parameters * 4 * 5 + activations * 4 * 2
+    what = f"the model ({parameters:,} parameters, {activations:,} activations per batch)"
+    fix = "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size."
+    if trials > 1:
+        fitting = int(MEMORY_HEADROOM * (free_bytes(device) or 0) // per_trial)
+        what = f"{trials} stacked trials of {what}"
+        fix = f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose smaller layers " \
+              f"(model.*), a smaller dataset.image_size or trainer.batch_size." if fitting else fix
+    check_fits(trials * per_trial, device, f"Training {what}", fix)
     return data
 
 

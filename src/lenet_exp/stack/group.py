@@ -181,7 +181,7 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     tcfg = cfg.trainer
     seed_everything(cfg.seed, tcfg.deterministic)
     device = resolve_device(cfg.device, slot)
-    data = load_run_data(cfg, device, trials[0].run.stopwatch)
+    data = load_run_data(cfg, device, trials[0].run.stopwatch, trials=n)
     models, dropout_generators = [], []
     for trial in trials:
         torch.manual_seed(trial.cfg.seed)  # each trial's initial weights are those of its single run
