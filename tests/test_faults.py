@@ -197,6 +197,29 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(tiny_root, tmp_path
         train(compose(*fast_overrides(tiny_root), "model.hidden=[100000000]"), run_dir=tmp_path / "b")
 
 
+def test_jobs_started_at_once_each_plan_with_their_share_of_the_free_memory():
+    """joblib's parallel jobs each see all the memory free as they start: each one alone would fit, and
+    together they would meet the out-of-memory killer. Each plans with its share."""
+    from omegaconf import OmegaConf
+
+    from lenet_exp.device import MEMORY_HEADROOM, check_fits, free_bytes, resolve_device
+    from lenet_exp.launch import JobSlot
+
+    cpu, threads = torch.device("cpu"), torch.get_num_threads()
+    try:
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot())
+        need = 0.6 * MEMORY_HEADROOM * free_bytes(cpu)  # 60 % of what one job may take
+        check_fits(need, cpu, "Training", "Fix it.")  # alone: it fits
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(number=1, parallel=2))
+        with pytest.raises(UserError, match=r"would need about .* GiB, but .* GiB is this job's share of the memory "
+                                            r"free on CPU .*, which 2 jobs share\. Fix it\. Or run fewer jobs at once "
+                                            r"\(hydra\.launcher\.n_jobs\)\."):
+            check_fits(need, cpu, "Training", "Fix it.")
+    finally:
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot())  # this worker's next tests
+        torch.set_num_threads(threads)
+
+
 def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
     from omegaconf import OmegaConf
 

@@ -15,6 +15,9 @@ from lenet_exp.launch import JobSlot
 log = logging.getLogger(__name__)
 
 MEMORY_HEADROOM = 0.8  # of what is free: the rest is for the step's activations, the interpreter, others
+# jobs that started at once on this process's device (joblib's n_jobs): each one sees all that is free,
+# and plans with its share of it
+_jobs_sharing_the_device = 1
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
@@ -35,6 +38,9 @@ def resolve_device(dcfg, slot: JobSlot) -> torch.device:
         torch.cuda.set_device(device)
     # Parallel jobs share the cores instead of each starting a thread per core.
     torch.set_num_threads(slot.cpu_threads(dcfg.threads))
+    global _jobs_sharing_the_device
+    devices = torch.cuda.device_count() if device.type == "cuda" else 1
+    _jobs_sharing_the_device = -(-slot.parallel // devices)
     return device
 
 
@@ -59,7 +65,13 @@ def keep_freed_memory() -> bool:
 
 
 def free_bytes(device: torch.device) -> Optional[int]:
-    """Memory free for this job on ``device`` now, or None where that cannot be told."""
+    """Memory free for this job on ``device`` now (its share, where jobs started at once share it), or None
+    where that cannot be told."""
+    free = _free_on(device)
+    return free // _jobs_sharing_the_device if free is not None else None
+
+
+def _free_on(device: torch.device) -> Optional[int]:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     try:
@@ -72,9 +84,14 @@ def free_bytes(device: torch.device) -> Optional[int]:
 def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> None:
     """Refuse, before allocating, what cannot fit: a clear message instead of the out-of-memory killer."""
     free = free_bytes(device)
-    if free is not None and need_bytes > MEMORY_HEADROOM * free:
-        raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB is free "
-                        f"on {describe(device)}. {fix}")
+    if free is None or need_bytes <= MEMORY_HEADROOM * free:
+        return
+    where = f"{free / 2**30:.1f} GiB is free on {describe(device)}"
+    if _jobs_sharing_the_device > 1:
+        where = (f"{free / 2**30:.1f} GiB is this job's share of the memory free on {describe(device)}, which "
+                 f"{_jobs_sharing_the_device} jobs share")
+        fix = f"{fix} Or run fewer jobs at once (hydra.launcher.n_jobs)."
+    raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {where}. {fix}")
 
 
 def describe(device: torch.device) -> str:
