@@ -456,6 +456,19 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["failed"] * 2
 
 
+@pytest.mark.parametrize("settings,expected", [
+    ("sweep=optuna hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: give how many trials the study runs"),
+    ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),
+    ("sweep=optuna hydra.sweeper.direction=up", "hydra.sweeper.direction='up': give maximize"),
+    ("hydra/launcher=joblib hydra.launcher.n_jobs=0 seed=0,1", "hydra.launcher.n_jobs=0: give how many jobs run at once"),
+])
+def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast, tmp_path, settings, expected):
+    result = run_main(["-m", *settings.split(), *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"Error: {expected}" in result.stderr
+    assert not [path for path in (tmp_path / "sweep").glob("*") if path.is_dir()]  # no job began
+
+
 def test_an_optuna_storage_that_cannot_be_opened_is_refused(fast, tmp_path):
     for storage, reason in [("optuna.db", "Could not parse SQLAlchemy URL"),
                             (f"sqlite:///{tmp_path}/no/such/folder/optuna.db", "unable to open database file")]:

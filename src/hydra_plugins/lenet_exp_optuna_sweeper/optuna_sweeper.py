@@ -22,7 +22,7 @@ from typing import Any, Optional
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from lenet_exp.launch import sweep_stop_signal  # no torch: Hydra imports this module in every run.py
 
@@ -37,6 +37,7 @@ class StoppableOptunaSweeper(Sweeper):
     def __init__(self, **optuna_params: Any) -> None:
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
+        _check_settings(optuna_params)
         self.storage = optuna_params.get("storage")
         self.optuna = OptunaSweeper(**optuna_params)
         self.study: Optional[Any] = None  # optuna.Study, once the sweep asks for its first trial
@@ -94,6 +95,19 @@ class StoppableOptunaSweeper(Sweeper):
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(running.intersection(self.asked)):
             self.study.tell(number, state=TrialState.FAIL)
+
+
+def _check_settings(params: dict) -> None:
+    """Exits with a message on a setting that optuna or the sweeper would meet with a traceback."""
+    for key, what in (("n_trials", "how many trials the study runs"), ("n_jobs", "how many trials it asks for at once")):
+        value = params.get(key)
+        if not isinstance(value, int) or value < 1:
+            sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")
+    directions = params.get("direction")
+    for direction in directions if isinstance(directions, (list, ListConfig)) else [directions]:
+        if str(direction) not in ("minimize", "maximize"):
+            sys.exit(f"Error: hydra.sweeper.direction={direction!r}: give maximize (the val accuracy this sweep "
+                     f"returns) or minimize.")
 
 
 def _seed_past_stored_trials(sweeper: DictConfig) -> Optional[int]:

@@ -39,6 +39,8 @@ class SweepSummary(Callback):
         apply_search_space_rule(config)
         name_jobs_by_what_varies(config)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
+            if config.hydra.launcher.n_jobs == 0:  # joblib's own error is a traceback
+                sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per core).")
             collect_stopped_jobs()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
