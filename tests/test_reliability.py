@@ -508,6 +508,46 @@ def test_sigterm_to_a_joblib_sweeps_run_py_stops_its_jobs_and_the_sweep_continue
     assert all("Resuming" in (sweep_dir / job / "run.log").read_text() for job in ("0_seed=0", "1_seed=1"))
 
 
+@pytest.mark.long
+def test_a_joblib_worker_killed_ends_the_sweep_with_its_summary_and_the_sweep_continues(tiny_root, tmp_path):
+    """A joblib worker killed (the out-of-memory killer's SIGKILL): joblib ends the sweep's other jobs and
+    raised TerminatedWorkerError through run.py, a traceback without a summary. The sweep now ends as one
+    with failed jobs does, and the same command continues it."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+             "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"]
+    launcher = start(sweep, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(sweep_dir.glob("*/checkpoints/last.pt")):
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    os.kill(joblib_workers(launcher.pid)[0], signal.SIGKILL)
+    out, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1 and "Traceback" not in out + err, err[-3000:]
+    assert "A job's process died without a result (its worker ended with SIGKILL(-9): out of memory, killed, or " \
+           f"crashed); joblib ended the sweep's other jobs. Running the same command with hydra.sweep.dir={sweep_dir} " \
+           "continues the sweep." in out  # Hydra's log
+    jobs = read_json(sweep_dir / "summary.json")["jobs"]
+    assert jobs and all(job["status"] == "failed" for job in jobs), jobs
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [read_json(sweep_dir / f"{i}_seed={i}" / "metrics.json")["status"] for i in range(3)] == ["completed"] * 3
+
+
+def joblib_workers(launcher_pid: int) -> list[int]:
+    """The pids of the loky worker processes that run.py ``launcher_pid`` started."""
+    workers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+            continue
+        if parent == launcher_pid and b"LokyProcess" in command:
+            workers.append(int(stat.parent.name))
+    return sorted(workers)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the download lock needs fcntl")
 def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
     """Parallel jobs of a first sweep must not download into the same folder at once: a job waits while

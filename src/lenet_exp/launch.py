@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -150,6 +151,23 @@ def interrupted_status(signum: int) -> int:
     how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
+
+
+@contextlib.contextmanager
+def ending_on_a_dead_job() -> Iterator[None]:
+    """Within a sweeper's sweep: a job whose process died without a result (joblib's TerminatedWorkerError:
+    the out-of-memory killer, a kill -9, a crash of the interpreter) ends the sweep as a failed job does,
+    with its summary (where the dead job is one that was killed); joblib has ended its other jobs."""
+    try:
+        yield
+    except Exception as error:
+        if type(error).__name__ != "TerminatedWorkerError":
+            raise
+        codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
+        how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
+        log.error("A job's process died without a result (%s: out of memory, killed, or crashed); joblib ended the "
+                  "sweep's other jobs. Running the same command with hydra.sweep.dir=%s continues the sweep.",
+                  how, _sweep_dir)
 
 
 def collect_stopped_jobs() -> None:

@@ -2,8 +2,8 @@
 
 * a study stopped by a signal (a joblib sweep's run.py collects its stopped jobs: lenet_exp/launch.py)
   ends once the batch that was training has stopped, instead of proposing trials that cannot start;
-* a study in which no trial completed (each one failed or diverged) ends with the sweep summary and its
-  exit status, instead of optuna's "No trials are completed yet" traceback;
+* a study in which no trial completed (each one failed or diverged), or whose joblib worker died, ends
+  with the sweep summary and its exit status, instead of a traceback;
 * a study kept in a storage (``hydra.sweeper.storage``) and run again goes on from its trials: its
   seeded sampler would otherwise propose the trials of the first run once more. A trial that this run
   asked for and did not finish (stopped, or never started) is failed there, not left running for ever.
@@ -24,7 +24,7 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from lenet_exp.launch import sweep_stop_signal  # no torch: Hydra imports this module in every run.py
+from lenet_exp.launch import ending_on_a_dead_job, sweep_stop_signal  # no torch: Hydra imports this module in every run.py
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class StoppableOptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         try:
-            self.optuna.sweep(arguments)
+            with ending_on_a_dead_job():
+                self.optuna.sweep(arguments)
         except _StudyStopped:
             log.warning("The study was stopped: it proposes no more trials.")
         except ValueError:  # optuna's study.best_trial, in words that depend on the storage

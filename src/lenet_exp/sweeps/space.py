@@ -60,13 +60,14 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     return message
 
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",  # Hydra's, and ours (config.yaml)
+                  "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingBasicSweeper")
 
 
 def refuse_intervals_in_a_grid(config: DictConfig) -> None:
     """Exits with a message where the basic sweeper (a grid: lists of values) is given an interval to draw
     values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""
-    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != BASIC_SWEEPER:
+    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
         return
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []

@@ -1,0 +1,18 @@
+"""Hydra's basic sweeper (the grid of ``python run.py -m``), with the end that it lacks: a job whose process
+died without a result (a joblib worker killed, by the out-of-memory killer or by hand) ends the sweep with
+its summary and exit status 1, instead of joblib's TerminatedWorkerError traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+from lenet_exp.launch import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
+
+
+class EndingBasicSweeper(BasicSweeper):
+    def sweep(self, arguments: list[str]) -> Any:
+        with ending_on_a_dead_job():
+            return super().sweep(arguments)
