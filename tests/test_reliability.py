@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -532,6 +533,32 @@ def test_a_joblib_worker_killed_ends_the_sweep_with_its_summary_and_the_sweep_co
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / f"{i}_seed={i}" / "metrics.json")["status"] for i in range(3)] == ["completed"] * 3
+
+
+@pytest.mark.long
+def test_a_submitit_job_killed_ends_the_sweep_with_its_summary_and_the_sweep_continues(tiny_root, tmp_path):
+    """SIGKILL to one submitit job (the out-of-memory killer, a lost node): it leaves no result, and
+    submitit's UncompletedJobError went through run.py as a traceback without a summary. The sweep now
+    ends with its summary (the dead job still marked running: on a cluster the others may run on)."""
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
+             "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"]
+    launcher = start(sweep, cwd=tmp_path)
+    job = sweep_dir / "0_seed=0"
+    deadline = time.monotonic() + 120
+    while not (job / "checkpoints" / "last.pt").exists():
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    os.kill(int((job / LOCK_FILE).read_text().split()[1]), signal.SIGKILL)  # "pid N"
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]
+    assert re.search(r"A job's process died without a result \(Job \d+ \(task: 0\) with path .*_result\.pkl: out of "
+                     r"memory, killed, or crashed\); the sweep's other jobs run on by themselves", out), out[-3000:]
+    statuses = {row["run_dir"]: row["status"] for row in read_json(sweep_dir / "summary.json")["jobs"]}
+    assert statuses[str(job)] == "running"
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert read_json(job / "metrics.json")["status"] == "completed" and "Resuming" in (job / "run.log").read_text()
 
 
 def joblib_workers(launcher_pid: int) -> list[int]:

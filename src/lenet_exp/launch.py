@@ -153,21 +153,38 @@ def interrupted_status(signum: int) -> int:
     return EXIT_SIGNAL_BASE + signum
 
 
+_left_running = False  # a submitit job died: the sweep ended while others may still run (on a cluster)
+
+
 @contextlib.contextmanager
 def ending_on_a_dead_job() -> Iterator[None]:
-    """Within a sweeper's sweep: a job whose process died without a result (joblib's TerminatedWorkerError:
-    the out-of-memory killer, a kill -9, a crash of the interpreter) ends the sweep as a failed job does,
-    with its summary (where the dead job is one that was killed); joblib has ended its other jobs."""
+    """Within a sweeper's sweep: a job whose process died without a result ends the sweep as a failed job
+    does, with its summary, instead of its launcher's traceback. joblib's TerminatedWorkerError (the
+    out-of-memory killer, a kill -9, a crash): joblib has ended the sweep's other jobs. submitit's
+    UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves."""
+    global _left_running
     try:
         yield
     except Exception as error:
-        if type(error).__name__ != "TerminatedWorkerError":
+        kind = type(error).__name__
+        if kind == "TerminatedWorkerError":
+            codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
+            how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
+            others = "joblib ended the sweep's other jobs"
+        elif kind == "UncompletedJobError":
+            how = str(error).splitlines()[0]  # "Job 123 (task: 0) with path .../123_0_result.pkl"
+            others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {_sweep_dir}` "
+                      f"summarises them again)")
+            _left_running = True
+        else:
             raise
-        codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
-        how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
-        log.error("A job's process died without a result (%s: out of memory, killed, or crashed); joblib ended the "
-                  "sweep's other jobs. Running the same command with hydra.sweep.dir=%s continues the sweep.",
-                  how, _sweep_dir)
+        log.error("A job's process died without a result (%s: out of memory, killed, or crashed); %s. Running the "
+                  "same command with hydra.sweep.dir=%s continues the sweep.", how, others, _sweep_dir)
+
+
+def jobs_left_running() -> bool:
+    """Whether the sweep ended at a dead submitit job, while its other jobs may still run."""
+    return _left_running
 
 
 def collect_stopped_jobs() -> None:

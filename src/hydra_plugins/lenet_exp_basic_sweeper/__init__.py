@@ -1,1 +1,1 @@
-"""The default sweeper (configs/config.yaml): Hydra's basic one, ending cleanly when a job's process dies."""
+"""The default sweeper (configs/config.yaml): Hydra's basic one, ending with its summary when a job's process dies."""

@@ -1,6 +1,7 @@
 """Hydra's basic sweeper (the grid of ``python run.py -m``), with the end that it lacks: a job whose process
-died without a result (a joblib worker killed, by the out-of-memory killer or by hand) ends the sweep with
-its summary and exit status 1, instead of joblib's TerminatedWorkerError traceback.
+died without a result (by the out-of-memory killer, by hand, a lost node) ends the sweep with its summary
+and exit status 1, instead of the launcher's traceback (joblib's TerminatedWorkerError, submitit's
+UncompletedJobError): lenet_exp/launch.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * a study stopped by a signal (a joblib sweep's run.py collects its stopped jobs: lenet_exp/launch.py)
   ends once the batch that was training has stopped, instead of proposing trials that cannot start;
-* a study in which no trial completed (each one failed or diverged), or whose joblib worker died, ends
+* a study in which no trial completed (each one failed or diverged), or whose trial's process died, ends
   with the sweep summary and its exit status, instead of a traceback;
 * a study kept in a storage (``hydra.sweeper.storage``) and run again goes on from its trials: its
   seeded sampler would otherwise propose the trials of the first run once more. A trial that this run

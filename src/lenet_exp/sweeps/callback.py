@@ -5,7 +5,7 @@
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
   the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
-  with status 1 if any job failed or diverged, or with 128 + N if a signal N stopped a joblib sweep
+  with status 1 if any job failed, diverged or died, or with 128 + N if a signal N stopped a joblib sweep
   (whose run.py collects its stopped jobs: lenet_exp/launch.py).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.launch import collect_stopped_jobs, interrupted_status, sweep_stop_signal
+from lenet_exp.launch import collect_stopped_jobs, interrupted_status, jobs_left_running, sweep_stop_signal
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
 
@@ -65,8 +65,9 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra turns an exception raised here into a warning; SystemExit is not an Exception and passes.
         sweep_dir = Path(config.hydra.sweep.dir)
+        left_running = jobs_left_running()  # a job still marked running is not known to be killed then
         try:
-            summary = write_summary(sweep_dir, final=True, plot=self.plot, tensorboard=self.tensorboard,
+            summary = write_summary(sweep_dir, final=not left_running, plot=self.plot, tensorboard=self.tensorboard,
                                     config=config)
         except Exception as error:
             print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}", file=sys.stderr)
@@ -82,6 +83,8 @@ class SweepSummary(Callback):
         bad = summary.bad_jobs
         if not summary.jobs:
             print(f"No job directories found in {sweep_dir}.", file=sys.stderr)
+        if self.fail_on_error and left_running and not bad:  # the dead job is among those still marked running
+            sys.exit(EXIT_JOBS_FAILED)
         if self.fail_on_error and (bad or not summary.jobs):
             print(f"{len(bad)} of {len(summary.jobs)} jobs did not complete: exit status {EXIT_JOBS_FAILED}.",
                   file=sys.stderr)
