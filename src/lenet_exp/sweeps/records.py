@@ -114,6 +114,9 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         record.message = (f"stopped while running after epoch {metrics.get('epochs_done', 0)} (killed?); "
                           f"re-launch the sweep with hydra.sweep.dir=<this sweep> to resume it")
         status = "failed"
+    elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
+        record.message = (f"running after epoch {metrics.get('epochs_done', 0)} when last recorded "
+                          f"(or its process died since)")
     record.status = status
     val, test = metrics.get("val") or {}, metrics.get("test") or {}
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
