@@ -163,6 +163,7 @@ def ending_on_a_dead_job() -> Iterator[None]:
     out-of-memory killer, a kill -9, a crash): joblib has ended the sweep's other jobs. submitit's
     UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves."""
     global _left_running
+    _left_running = False  # this sweep's
     try:
         yield
     except Exception as error:

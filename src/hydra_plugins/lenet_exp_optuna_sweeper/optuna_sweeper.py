@@ -24,7 +24,8 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
-from lenet_exp.launch import ending_on_a_dead_job, sweep_stop_signal  # no torch: Hydra imports this module in every run.py
+# no torch here: Hydra imports this module in every run.py
+from lenet_exp.launch import ending_on_a_dead_job, sweep_stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,8 @@ class StoppableOptunaSweeper(Sweeper):
 
 def _check_settings(params: dict) -> None:
     """Exits with a message on a setting that optuna or the sweeper would meet with a traceback."""
-    for key, what in (("n_trials", "how many trials the study runs"), ("n_jobs", "how many trials it asks for at once")):
+    for key, what in (("n_trials", "how many trials the study runs"),
+                      ("n_jobs", "how many trials it asks for at once")):
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
             sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")

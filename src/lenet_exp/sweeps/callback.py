@@ -1,7 +1,7 @@
 """``SweepSummary``: the Hydra callback listed under ``hydra.callbacks`` in configs/config.yaml.
 
-* ``on_multirun_start`` refuses an interval to a grid sweep, applies the search space rule and names the job folders by what varies
-  (lenet_exp/sweeps/space.py).
+* ``on_multirun_start`` refuses an interval to a grid sweep, applies the search space rule and names
+  the job folders by what varies (lenet_exp/sweeps/space.py).
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
   the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
@@ -40,7 +40,8 @@ class SweepSummary(Callback):
         name_jobs_by_what_varies(config)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
             if config.hydra.launcher.n_jobs == 0:  # joblib's own error is a traceback
-                sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per core).")
+                sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per "
+                         "core).")
             collect_stopped_jobs()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
