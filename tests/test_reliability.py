@@ -486,6 +486,11 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     assert stored_trial_states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]
     first, *_ = (tmp_path / "first").glob("0_*")
     assert not (tmp_path / "again" / first.name).exists()  # not the first run's first trial again
+    # a stored study cannot turn round (optuna's ValueError was a traceback)
+    other = run_main([*study, "hydra.sweeper.direction=minimize", f"hydra.sweep.dir={tmp_path / 'other'}"], cwd=tmp_path)
+    assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]
+    assert (f"Error: study lenet_exp in {storage} is one to maximize; hydra.sweeper.direction=minimize cannot change "
+            f"that. Name a new study (hydra.sweeper.study_name=...) or another storage.") in other.stderr
 
 
 def stored_trial_states(storage: str) -> list[str]:

@@ -56,8 +56,9 @@ class StoppableOptunaSweeper(Sweeper):
 
         launcher.launch = launch_unless_stopped
 
-        if self.storage:
-            seed = _seed_past_stored_trials(config.hydra.sweeper)
+        stored = _stored_study(config.hydra.sweeper) if self.storage else None
+        if stored is not None and stored.n_trials:
+            seed = _seed_past_stored_trials(config.hydra.sweeper, stored.n_trials)
             if seed is not None:
                 self.optuna.sweeper.sampler = instantiate(config.hydra.sweeper.sampler, seed=seed)
 
@@ -113,9 +114,9 @@ def _check_settings(params: dict) -> None:
                      f"returns) or minimize.")
 
 
-def _seed_past_stored_trials(sweeper: DictConfig) -> Optional[int]:
-    """The sampler's seed offset by the trials that the stored study already holds, so that each run of a
-    study draws new trials (and the same study, run again, the same ones); None: the seed stands."""
+def _stored_study(sweeper: DictConfig) -> Any:
+    """The summary of the study that the storage holds under the sweep's study name (None: none yet), once it
+    is clear that this sweep can go on with it."""
     import optuna
 
     try:
@@ -124,9 +125,21 @@ def _seed_past_stored_trials(sweeper: DictConfig) -> Optional[int]:
         reason = re.sub(r"^\(\S+\) ", "", str(error).splitlines()[0])  # without "(sqlite3.OperationalError) "
         sys.exit(f"Error: hydra.sweeper.storage={sweeper.storage!r} cannot be opened ({reason}). Give a database "
                  "URL such as sqlite:///optuna.db (a file in the current folder), or null for a study in memory.")
-    stored = next((s.n_trials for s in summaries if s.study_name == sweeper.study_name), 0)
+    stored = next((s for s in summaries if s.study_name == sweeper.study_name), None)
+    wanted = sweeper.direction if isinstance(sweeper.direction, (list, ListConfig)) else [sweeper.direction]
+    if stored is not None and [d.name.lower() for d in stored.directions] != [str(d) for d in wanted]:
+        had = ", ".join(d.name.lower() for d in stored.directions)
+        sys.exit(f"Error: study {sweeper.study_name} in {sweeper.storage} is one to {had}; "
+                 f"hydra.sweeper.direction={sweeper.direction} cannot change that. Name a new study "
+                 f"(hydra.sweeper.study_name=...) or another storage.")
+    return stored
+
+
+def _seed_past_stored_trials(sweeper: DictConfig, stored: int) -> Optional[int]:
+    """The sampler's seed offset by the trials that the stored study already holds, so that each run of a
+    study draws new trials (and the same study, run again, the same ones); None: the sampler has no seed."""
     seed = sweeper.sampler.get("seed")
-    if seed is None or not stored:
+    if seed is None:
         return None
     trials = "trial" if stored == 1 else "trials"
     log.info(f"Study {sweeper.study_name} holds {stored} {trials} in {sweeper.storage}: "
