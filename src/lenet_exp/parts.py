@@ -134,10 +134,11 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials:
     what = f"the model ({parameters:,} parameters, {activations:,} activations per batch)"
     fix = "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size."
     if trials > 1:
-        fitting = int(MEMORY_HEADROOM * (free_bytes(device) or 0) // per_trial)
         what = f"{trials} stacked trials of {what}"
-        fix = f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose smaller layers " \
-              f"(model.*), a smaller dataset.image_size or trainer.batch_size." if fitting else fix
+        fitting = int(MEMORY_HEADROOM * (free_bytes(device) or 0) // per_trial)
+        if fitting:
+            fix = (f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose smaller layers "
+                   f"(model.*), a smaller dataset.image_size or trainer.batch_size.")
     check_fits(trials * per_trial, device, f"Training {what}", fix)
     return data
 
