@@ -486,6 +486,14 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     assert stored_trial_states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]
     first, *_ = (tmp_path / "first").glob("0_*")
     assert not (tmp_path / "again" / first.name).exists()  # not the first run's first trial again
+    assert sorted(path.name[:2] for path in (tmp_path / "again").glob("[0-9]_*")) == ["1_", "2_"]  # trial numbers
+    # a parameter drawn otherwise than the study drew it (optuna's ValueError was a traceback at the first trial)
+    changed = run_main([*study, "optimizer.lr=choice(0.001,0.01)", f"hydra.sweep.dir={tmp_path / 'changed'}"],
+                       cwd=tmp_path)
+    assert changed.returncode == 1 and "Traceback" not in changed.stderr, changed.stderr[-3000:]
+    assert (f"Error: optimizer.lr is searched as choice(0.001, 0.01), but study lenet_exp in {storage} drew it from "
+            "tag(log, interval(0.0001, 0.01)); a stored study keeps how each parameter is drawn.") in changed.stderr
+    assert stored_trial_states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]  # no trial asked
     # a stored study cannot turn round (optuna's ValueError was a traceback)
     other = run_main([*study, "hydra.sweeper.direction=minimize", f"hydra.sweep.dir={tmp_path / 'other'}"], cwd=tmp_path)
     assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]

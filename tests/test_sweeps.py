@@ -172,6 +172,11 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert job.returncode == 2 and f"is a run's directory, not a sweep's: give the sweep directory that holds it, " \
                                    f"e.g. {sweep_dir}" in job.stderr
     assert not (completed[1] / "summary.csv").exists()
+    # a folder without jobs (a mistyped path, a sweep not begun) gets no empty summary
+    (tmp_path / "empty").mkdir()
+    empty = run_main([str(tmp_path / "empty")], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert empty.returncode == 1 and f"No job directories found in {tmp_path / 'empty'}: no summary written." \
+        in empty.stderr and not list((tmp_path / "empty").iterdir())
 
 
 def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():

@@ -5,8 +5,10 @@
 * a study in which no trial completed (each one failed or diverged), or whose trial's process died, ends
   with the sweep summary and its exit status, instead of a traceback;
 * a study kept in a storage (``hydra.sweeper.storage``) and run again goes on from its trials: its
-  seeded sampler would otherwise propose the trials of the first run once more. A trial that this run
-  asked for and did not finish (stopped, or never started) is failed there, not left running for ever.
+  seeded sampler would otherwise propose the trials of the first run once more, and its jobs are
+  numbered as the study numbers its trials. A trial that this run asked for and did not finish
+  (stopped, or never started) is failed there, not left running for ever. A search space that the
+  stored study cannot take is refused before any trial starts.
 
 hydra-optuna-sweeper is optional (``.[optuna]``): it is imported when a study starts, not with this
 module, which Hydra imports in every run.py.
@@ -40,6 +42,7 @@ class StoppableOptunaSweeper(Sweeper):
 
         _check_settings(optuna_params)
         self.storage = optuna_params.get("storage")
+        self.stored_trials = 0  # the trials that the storage holds for this study when the sweep starts
         self.optuna = OptunaSweeper(**optuna_params)
         self.study: Optional[Any] = None  # optuna.Study, once the sweep asks for its first trial
         self.asked: list[int] = []  # the numbers of the trials that this run asked for
@@ -57,10 +60,12 @@ class StoppableOptunaSweeper(Sweeper):
         launcher.launch = launch_unless_stopped
 
         stored = _stored_study(config.hydra.sweeper) if self.storage else None
-        if stored is not None and stored.n_trials:
-            seed = _seed_past_stored_trials(config.hydra.sweeper, stored.n_trials)
+        self.stored_trials = stored.n_trials if stored is not None else 0
+        if self.stored_trials:
+            seed = _seed_past_stored_trials(config.hydra.sweeper, self.stored_trials)
             if seed is not None:
                 self.optuna.sweeper.sampler = instantiate(config.hydra.sweeper.sampler, seed=seed)
+            self.optuna.sweeper.job_idx = self.stored_trials  # job N is the study's trial N
 
         # the sweeper keeps its study to itself; its sampler is handed the study at each trial it begins
         sampler = self.optuna.sweeper.sampler
@@ -74,6 +79,8 @@ class StoppableOptunaSweeper(Sweeper):
         sampler.infer_relative_search_space = infer_search_space_noting_the_trial
 
     def sweep(self, arguments: list[str]) -> None:
+        if self.stored_trials:
+            _refuse_a_search_space_the_stored_study_cannot_take(self.optuna.sweeper, arguments)
         try:
             with ending_on_a_dead_job():
                 self.optuna.sweep(arguments)
@@ -133,6 +140,43 @@ def _stored_study(sweeper: DictConfig) -> Any:
                  f"hydra.sweeper.direction={sweeper.direction} cannot change that. Name a new study "
                  f"(hydra.sweeper.study_name=...) or another storage.")
     return stored
+
+
+def _refuse_a_search_space_the_stored_study_cannot_take(sweeper: Any, arguments: list[str]) -> None:
+    """Exits with a message where a parameter is drawn otherwise than the stored study drew it: optuna's
+    ValueError would come as a traceback at the first trial, and names no parameter."""
+    import optuna
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    # as the sweeper reads its search space: its params, then the command line's; a fixed value is no search
+    searched, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()]
+                                                   + list(arguments))
+    study = optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
+    drawn: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        for name, distribution in trial.distributions.items():
+            drawn.setdefault(name, distribution)
+    for name, distribution in searched.items():
+        if name in fixed or name not in drawn:
+            continue
+        try:
+            optuna.distributions.check_distribution_compatibility(drawn[name], distribution)
+        except ValueError:
+            sys.exit(f"Error: {name} is searched as {_as_searched(distribution)}, but study {sweeper.study_name} "
+                     f"in {sweeper.storage} drew it from {_as_searched(drawn[name])}; a stored study keeps how "
+                     "each parameter is drawn. Search it as before, or name a new study "
+                     "(hydra.sweeper.study_name=...) or another storage.")
+
+
+def _as_searched(distribution: Any) -> str:
+    """An optuna distribution in the words of the sweep's grammar: choice(...) or [tag(log, )][int(]interval()."""
+    if hasattr(distribution, "choices"):
+        return f"choice({', '.join(map(str, distribution.choices))})"
+    kind = type(distribution).__name__
+    searched = f"interval({distribution.low}, {distribution.high})"
+    if "Int" in kind:
+        searched = f"int({searched})"
+    return f"tag(log, {searched})" if "Log" in kind else searched
 
 
 def _seed_past_stored_trials(sweeper: DictConfig, stored: int) -> Optional[int]:

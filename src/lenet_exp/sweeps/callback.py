@@ -82,11 +82,11 @@ class SweepSummary(Callback):
                 sys.exit(EXIT_JOBS_FAILED)
             return
         bad = summary.bad_jobs
-        if not summary.jobs:
-            print(f"No job directories found in {sweep_dir}.", file=sys.stderr)
+        if not summary.jobs and self.fail_on_error:
+            sys.exit(EXIT_JOBS_FAILED)
         if self.fail_on_error and left_running and not bad:  # the dead job is among those still marked running
             sys.exit(EXIT_JOBS_FAILED)
-        if self.fail_on_error and (bad or not summary.jobs):
+        if self.fail_on_error and bad:
             print(f"{len(bad)} of {len(summary.jobs)} jobs did not complete: exit status {EXIT_JOBS_FAILED}.",
                   file=sys.stderr)
             sys.stdout.flush()

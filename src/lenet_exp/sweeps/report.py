@@ -83,6 +83,9 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     call). Each output is attempted even if an earlier one failed."""
     out = out or sys.stdout
     summary = summarize(sweep_dir, final, config)
+    if not summary.jobs:
+        print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)
+        return summary
     problems = []
 
     def attempt(name: str, write: Callable[[], Any]) -> Any:
