@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -157,9 +158,20 @@ def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
     job.mkdir()
     listed.touch()
     unchanged = ["ckpt=a.pt,b.pt", "image=null", f"image='{job}'", f"dataset.root={tmp_path}", "optimizer.lr=0.1",
-                 f"hydra.run.dir={job}"]
-    assert quote_paths(["run.py", f"dataset.root={job}", *unchanged, f"ckpt={listed}", "ckpt=x=y"]) == \
-        ["run.py", f"dataset.root='{job}'", *unchanged, f"ckpt='{listed}'", "ckpt='x=y'"]
+                 "hydra.run.dir=outputs/runs/mine", "hydra.job.name=a=b"]
+    assert quote_paths(["run.py", f"dataset.root={job}", *unchanged, f"ckpt={listed}", "ckpt=x=y",
+                        f"hydra.run.dir={job}", "hydra.sweep.dir=my sweeps/x=1,y"]) == \
+        ["run.py", f"dataset.root='{job}'", *unchanged, f"ckpt='{listed}'", "ckpt='x=y'",
+         f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'"]
+
+
+def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(completed_run, tiny_root):
+    # the folder's name holds quotes, a backslash and spaces; hydra.run.dir is written as it is
+    result = run_main(fast_overrides(tiny_root) + [f"hydra.run.dir={completed_run}", "optimizer.lr=0.5"],
+                      cwd=completed_run.parent)
+    assert result.returncode == 1 and "holds a run with another config" in result.stderr, result.stderr[-2000:]
+    command = re.search(r"`(python run.py resume=.*)`, or choose", result.stderr).group(1)
+    assert shlex.split(command) == ["python", "run.py", f"resume={completed_run}"]
 
 
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):

@@ -7,6 +7,7 @@ would be lost. The folder stays this process's for its life (``files.own_folder`
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ class OutputDirCheck(Callback):
             changed = config_differences(OmegaConf.to_container(OmegaConf.load(saved)), task_config(config))
             if changed:
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
-                         f"Continue it with `python run.py resume={run_dir}`, or choose a new hydra.run.dir.")
+                         f"Continue it with `python run.py resume={shlex.quote(str(run_dir))}`, or choose a new "
+                         "hydra.run.dir.")
         check_writable(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
         note_sweep_dir(None)

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import signal
 import sys
 import tempfile
@@ -148,7 +149,9 @@ def note_sweep_dir(folder: Optional[Path]) -> None:
 def interrupted_status(signum: int) -> int:
     """For a stop that ends run.py (Hydra composing, a sweep's launcher waiting for its jobs, a sweep whose
     jobs stopped): say how to go on; returns the exit status."""
-    how = f"; running the same command with hydra.sweep.dir={_sweep_dir} continues the sweep" if _sweep_dir else ""
+    how = ""
+    if _sweep_dir:
+        how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
 
@@ -168,19 +171,20 @@ def ending_on_a_dead_job() -> Iterator[None]:
         yield
     except Exception as error:
         kind = type(error).__name__
+        sweep_dir = shlex.quote(str(_sweep_dir))
         if kind == "TerminatedWorkerError":
             codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
             how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
             others = "joblib ended the sweep's other jobs"
         elif kind == "UncompletedJobError":
             how = str(error).splitlines()[0]  # "Job 123 (task: 0) with path .../123_0_result.pkl"
-            others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {_sweep_dir}` "
+            others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
                       f"summarises them again)")
             _left_running = True
         else:
             raise
         log.error("A job's process died without a result (%s: out of memory, killed, or crashed); %s. Running the "
-                  "same command with hydra.sweep.dir=%s continues the sweep.", how, others, _sweep_dir)
+                  "same command with hydra.sweep.dir=%s continues the sweep.", how, others, sweep_dir)
 
 
 def jobs_left_running() -> bool:

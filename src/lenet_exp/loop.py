@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,8 @@ class Run:
         if changed:
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
-                f"Resume it with the same overrides (`python run.py resume={self.dir}`), or choose a new output directory."
+                f"Resume it with the same overrides (`python run.py resume={shlex.quote(str(self.dir))}`), or choose "
+                "a new output directory."
             )
         return saved
 
@@ -197,7 +199,7 @@ class Run:
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. "
-                f"Continue with `python run.py resume={self.dir}`.")
+                f"Continue with `python run.py resume={shlex.quote(str(self.dir))}`.")
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   lr: float, seconds: float) -> tuple[str, str]:

@@ -16,11 +16,12 @@ sweep job's folder, ``1_optimizer.lr=0.001,seed=0``, is otherwise a syntax error
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
 PREFIX = "resume="
-PATH_KEYS = ("ckpt", "image", "dataset.root")
+PATH_KEYS = ("ckpt", "image", "dataset.root", "hydra.run.dir", "hydra.sweep.dir")
 
 
 def override_key(override: str) -> str:
@@ -78,9 +79,9 @@ def expand_resume(argv: list[str]) -> list[str]:
         jobs = sorted(path.parent.parent for path in run_dir.glob("*/.hydra/overrides.yaml"))
         one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
         sys.exit(f"Error: resume={run_dir} is a sweep's directory, not a run's. The sweep's command run again with "
-                 f"hydra.sweep.dir={run_dir} continues the whole sweep (its overrides are in "
+                 f"hydra.sweep.dir={shlex.quote(str(run_dir))} continues the whole sweep (its overrides are in "
                  f"{run_dir / 'multirun.yaml'}, under hydra.overrides); resume=<job folder> continues one job, "
-                 f"e.g. resume={one_job}.")
+                 f"e.g. resume={shlex.quote(str(one_job))}.")
     if not saved_file.is_file():
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")

@@ -7,6 +7,7 @@ torch (for TensorBoard's writer) and matplotlib are imported when these are writ
 from __future__ import annotations
 
 import csv
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -102,7 +103,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
         attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
     print("\n" + report_text(summary), file=out)
     print(f"\nSummary: {sweep_dir / 'summary.csv'}, summary.json, summary.png; "
-          f"tensorboard --logdir {sweep_dir}", file=out)
+          f"tensorboard --logdir {shlex.quote(str(sweep_dir))}", file=out)
     for problem in problems:
         print(f"Could not write {problem}", file=out)
     out.flush()
