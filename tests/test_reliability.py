@@ -410,17 +410,7 @@ def test_a_submitit_job_stopped_by_a_signal_of_its_own_returns_its_result(tiny_r
     """SIGTERM to one submitit job (`scancel`, a preemption): the job stops with its checkpoint and hands
     run.py its result, so that the sweep ends with its summary (it ended in submitit's traceback, as the
     job had exited without one); the same command again continues it."""
-    sweep_dir = tmp_path / "sweep"
-    sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
-             "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"]
-    launcher = start(sweep, cwd=tmp_path)
-    job = sweep_dir / "0_seed=0"
-    deadline = time.monotonic() + 120
-    while not (job / "checkpoints" / "last.pt").exists():
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
-        time.sleep(0.05)
-    os.kill(int((job / LOCK_FILE).read_text().split()[1]), signal.SIGTERM)  # "pid N"
-    out, err = launcher.communicate(timeout=120)
+    sweep, sweep_dir, job, launcher, out, err = submitit_sweep_with_a_job_signalled(tiny_root, tmp_path, signal.SIGTERM)
     assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]  # the summary's status
     assert "1 of 2 jobs did not complete" in err
     metrics = read_json(job / "metrics.json")
@@ -553,6 +543,20 @@ def test_a_submitit_job_killed_ends_the_sweep_with_its_summary_and_the_sweep_con
     """SIGKILL to one submitit job (the out-of-memory killer, a lost node): it leaves no result, and
     submitit's UncompletedJobError went through run.py as a traceback without a summary. The sweep now
     ends with its summary (the dead job still marked running: on a cluster the others may run on)."""
+    sweep, sweep_dir, job, launcher, out, err = submitit_sweep_with_a_job_signalled(tiny_root, tmp_path, signal.SIGKILL)
+    assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]
+    assert re.search(r"A job's process died without a result \(Job \d+ \(task: 0\) with path .*_result\.pkl: out of "
+                     r"memory, killed, or crashed\); the sweep's other jobs run on by themselves", out), out[-3000:]
+    dead = next(row for row in read_json(sweep_dir / "summary.json")["jobs"] if row["run_dir"] == str(job))
+    assert dead["status"] == "running" and "when last recorded (or its process died since)" in dead["message"]
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert read_json(job / "metrics.json")["status"] == "completed" and "Resuming" in (job / "run.log").read_text()
+
+
+def submitit_sweep_with_a_job_signalled(tiny_root: Path, tmp_path: Path, signum: int):
+    """A submitit_local sweep of two jobs, whose job 0 gets ``signum`` in its own process once it has a
+    checkpoint: the sweep's arguments, its folder, job 0's folder, and run.py's process, stdout and stderr."""
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
              "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"]
@@ -562,16 +566,9 @@ def test_a_submitit_job_killed_ends_the_sweep_with_its_summary_and_the_sweep_con
     while not (job / "checkpoints" / "last.pt").exists():
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
         time.sleep(0.05)
-    os.kill(int((job / LOCK_FILE).read_text().split()[1]), signal.SIGKILL)  # "pid N"
+    os.kill(int((job / LOCK_FILE).read_text().split()[1]), signum)  # "pid N"
     out, err = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]
-    assert re.search(r"A job's process died without a result \(Job \d+ \(task: 0\) with path .*_result\.pkl: out of "
-                     r"memory, killed, or crashed\); the sweep's other jobs run on by themselves", out), out[-3000:]
-    dead = next(row for row in read_json(sweep_dir / "summary.json")["jobs"] if row["run_dir"] == str(job))
-    assert dead["status"] == "running" and "when last recorded (or its process died since)" in dead["message"]
-    again = run_main(sweep, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert read_json(job / "metrics.json")["status"] == "completed" and "Resuming" in (job / "run.log").read_text()
+    return sweep, sweep_dir, job, launcher, out, err
 
 
 def joblib_workers(launcher_pid: int) -> list[int]:
