@@ -174,6 +174,20 @@ def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(compl
     assert shlex.split(command) == ["python", "run.py", f"resume={completed_run}"]
 
 
+def test_relative_paths_are_read_from_where_run_py_ran_when_hydra_changes_into_the_job_folder(tiny_root, tmp_path):
+    # hydra.job.chdir=true (the default before Hydra 1.2) runs the job in its own folder
+    cwd = tiny_root.parent
+    ran = run_main(fast_overrides(Path(tiny_root.name)) + ["hydra.job.chdir=true", f"hydra.run.dir={tmp_path / 'run'}"],
+                   cwd=cwd)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    best = os.path.relpath(tmp_path / "run" / "checkpoints" / "best.pt", cwd)
+    evaluated = run_main(fast_overrides(Path(tiny_root.name)) + ["task=eval", f"ckpt={best}", "hydra.job.chdir=true",
+                                                                 f"hydra.run.dir={tmp_path / 'eval'}"], cwd=cwd)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    evaluated, trained = (read_json(tmp_path / run / "metrics.json")["test"] for run in ("eval", "run"))
+    assert (evaluated["acc"], evaluated["loss"]) == (trained["acc"], trained["loss"])
+
+
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
     run_dir = tmp_path / "run ${oc.env:HOME}"
     shutil.copytree(completed_run, run_dir)

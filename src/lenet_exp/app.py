@@ -22,7 +22,7 @@ from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
                               stopped_job_returns, stops_held, sweep_stop_signal)
-from lenet_exp.resume import override_key
+from lenet_exp.resume import TASK_PATH_KEYS, override_key
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
@@ -98,6 +98,8 @@ def run_task(cfg: DictConfig) -> float:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun:
         prefix_console_lines(f"[job {slot.number}] ")
+    if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
+        paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     log.info("Run in %s with %s", run_dir, " ".join(hydra_cfg.overrides.task) or "the default config")
     stopped = sweep_stop_signal()
@@ -125,6 +127,16 @@ def run_task(cfg: DictConfig) -> float:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
+
+
+def paths_from_the_original_folder(cfg: DictConfig) -> None:
+    from hydra.utils import to_absolute_path
+    from omegaconf import OmegaConf
+
+    for key in TASK_PATH_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str) and value:
+            OmegaConf.update(cfg, key, to_absolute_path(os.path.expanduser(value)))
 
 
 def end_stopped(signum: int, multirun: bool, result: float) -> float:

@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 PREFIX = "resume="
-PATH_KEYS = ("ckpt", "image", "dataset.root", "hydra.run.dir", "hydra.sweep.dir")
+TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
+PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
 
 
 def override_key(override: str) -> str:
