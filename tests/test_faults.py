@@ -159,10 +159,32 @@ def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
     listed.touch()
     unchanged = ["ckpt=a.pt,b.pt", "image=null", f"image='{job}'", f"dataset.root={tmp_path}", "optimizer.lr=0.1",
                  "hydra.run.dir=outputs/runs/mine", "hydra.job.name=a=b"]
+    other_job = tmp_path / "2_optimizer.lr=0.1,seed=1"
+    other_job.mkdir()
     assert quote_paths(["run.py", f"dataset.root={job}", *unchanged, f"ckpt={listed}", "ckpt=x=y",
-                        f"hydra.run.dir={job}", "hydra.sweep.dir=my sweeps/x=1,y"]) == \
+                        f"hydra.run.dir={job}", "hydra.sweep.dir=my sweeps/x=1,y", f"ckpt={job},{other_job}"]) == \
         ["run.py", f"dataset.root='{job}'", *unchanged, f"ckpt='{listed}'", "ckpt='x=y'",
-         f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'"]
+         f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'", f"ckpt='{job}','{other_job}'"]
+
+
+def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root, tmp_path):
+    """`-m task=eval ckpt=<job>/…,<job>/…`: the jobs' folder names hold `=` and `,`; the default study's
+    training settings are left out (they would repeat each evaluation), and the jobs are named by number."""
+    checkpoints = []
+    for job in ("0_optimizer.lr=0.001,seed=0", "1_optimizer.lr=0.003,seed=0"):
+        (tmp_path / job / "checkpoints").mkdir(parents=True)
+        checkpoints.append(shutil.copy(completed_run / "checkpoints" / "best.pt", tmp_path / job / "checkpoints"))
+    sweep_dir = tmp_path / "eval"
+    result = run_main(["-m", *fast_overrides(tiny_root), "task=eval", f"ckpt={','.join(map(str, checkpoints))}",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "task=eval trains nothing: the default search space (optimizer.lr, trainer.batch_size) is left out." \
+        in result.stdout
+    assert "2 jobs (2 completed), sorted by test accuracy" in result.stdout  # an evaluation has no val accuracy
+    summary = read_json(sweep_dir / "summary.json")
+    assert [(job["params"]["ckpt"], job["status"]) for job in summary["jobs"]] == [(str(c), "completed")
+                                                                                    for c in checkpoints]
+    assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
 
 
 def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(completed_run, tiny_root):

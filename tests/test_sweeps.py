@@ -196,6 +196,14 @@ def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
     assert single["n"] == 1 and single["test_acc_mean"] == 0.89 and single["test_acc_std"] is None
 
 
+def test_long_values_on_the_plot_keep_what_tells_them_apart():
+    from lenet_exp.sweeps.plot import short_labels
+
+    checkpoints = [f"/home/me/sweep/{job}/checkpoints/best.pt" for job in ("0_lr=0.001,seed=0", "1_lr=0.003,seed=0")]
+    assert short_labels(checkpoints) == ["…0_lr=0.001…", "…1_lr=0.003…"]
+    assert short_labels(["none", "cosine"]) == ["none", "cosine"]
+    assert all(len(label) <= 24 for label in short_labels(["a" * 30 + "x" * 40, "a" * 30 + "y" * 40]))
+
 def test_values_too_long_for_a_folder_name_leave_the_jobs_named_by_number(tmp_path):
     long = "x" * 300  # a file system takes names of up to 255 bytes
     result = run_main(["-m", f"dataset.name={long},short", "trainer.epochs=0", "hydra.sweep.dir=long",

@@ -19,6 +19,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Optional
 
 PREFIX = "resume="
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
@@ -33,6 +34,20 @@ def quote(value: str) -> str:
     """``value`` as one quoted string of Hydra's override grammar, read back exactly as it is (no ``${``)."""
     value = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)  # a backslash before a quote is doubled
     return "'" + value.replace("'", "\\'") + "'"
+
+
+def unquote(value: str) -> str:
+    """A value of Hydra's override grammar as the job read it, where it is one quoted string (a path that
+    :func:`quote_paths` quoted); any other value as it is written."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if len(value) < 2 or value[0] != value[-1] or value[0] not in "'\"":
+        return value
+    try:
+        read = OverridesParser.create().parse_override(f"key={value}").value()
+    except Exception:  # not one string after all, e.g. 'a','b'
+        return value
+    return read if isinstance(read, str) else value
 
 
 def saved_overrides(saved_file: Path) -> list[str]:
@@ -95,7 +110,8 @@ def expand_resume(argv: list[str]) -> list[str]:
 def quote_paths(argv: list[str]) -> list[str]:
     """argv with each path of PATH_KEYS quoted where Hydra would not read it as that path: where it does
     not parse (its "does not exist" then says what is wrong), or names a file or folder that Hydra would
-    read as something else. ``ckpt=a.pt,b.pt`` stays a sweep, and a plain path stays as it was written."""
+    read as something else. ``ckpt=a.pt,b.pt`` stays a sweep (each path quoted where it needs it: a sweep over
+    the jobs' ``…/1_seed=1/checkpoints/best.pt``), and a plain path stays as it was written."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -111,6 +127,19 @@ def quote_paths(argv: list[str]) -> list[str]:
     for arg in argv:
         key, equals, value = arg.partition("=")
         if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
-            arg = f"{key}={quote(value)}"
+            listed = _existing_paths(value.split(","))  # a sweep over paths, or one path
+            arg = f"{key}={','.join(map(quote, listed or [value]))}"
         quoted.append(arg)
     return quoted
+
+
+def _existing_paths(pieces: list[str]) -> Optional[list[str]]:
+    """The comma-separated ``pieces`` joined into paths that exist (a job folder's name has commas too),
+    the longest first; None where they cannot all be."""
+    for end in range(len(pieces), 0, -1):
+        head = ",".join(pieces[:end])
+        if Path(head).expanduser().exists():
+            rest = _existing_paths(pieces[end:]) if end < len(pieces) else []
+            if rest is not None:
+                return [head, *rest]
+    return None

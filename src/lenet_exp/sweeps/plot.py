@@ -1,4 +1,5 @@
-"""The sweep plot: validation accuracy against each swept parameter, one panel per parameter.
+"""The sweep plot: validation accuracy (test accuracy for an evaluation sweep) against each swept
+parameter, one panel per parameter.
 
 matplotlib is imported when a plot is drawn, not with this module.
 """
@@ -6,15 +7,17 @@ matplotlib is imported when a plot is drawn, not with this module.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
-from lenet_exp.sweeps.records import OK_STATUS, Summary, as_float
+from lenet_exp.sweeps.records import OK_STATUS, Summary, as_float, ranking_metric
 
 
 def val_acc_figure(summary: Summary):
     """A matplotlib Figure (no pyplot: no GUI backend, safe in any process)."""
     from matplotlib.figure import Figure
 
+    metric = ranking_metric(summary.jobs)
     keys = summary.swept or ["job"]
     columns = min(3, len(keys))
     rows = math.ceil(len(keys) / columns)
@@ -34,12 +37,13 @@ def val_acc_figure(summary: Summary):
         else:  # categories in the order the sweep named them
             categories = list(dict.fromkeys(values))
             xs = [categories.index(v) for v in values]
-            ax.set_xticks(range(len(categories)), categories, rotation=20 if len(categories) > 3 else 0)
+            ax.set_xticks(range(len(categories)), short_labels(categories),
+                          rotation=20 if len(categories) > 3 else 0)
         labelled = set()
         for x, r in zip(xs, summary.jobs):
-            if r.status == OK_STATUS and r.val_acc is not None:
+            if r.status == OK_STATUS and getattr(r, metric) is not None:
                 label = "completed" if "completed" not in labelled else None
-                ax.scatter([x], [r.val_acc], color="tab:blue", zorder=3, label=label)
+                ax.scatter([x], [getattr(r, metric)], color="tab:blue", zorder=3, label=label)
                 labelled.add("completed")
             else:  # no result to place on the y axis: mark where it sat on the x axis
                 label = f"{r.status}" if r.status not in labelled else None
@@ -47,10 +51,31 @@ def val_acc_figure(summary: Summary):
                            alpha=0.7, label=label)
                 labelled.add(r.status)
         ax.set_xlabel(key)
-        ax.set_ylabel("best val accuracy")
+        ax.set_ylabel("best val accuracy" if metric == "val_acc" else "test accuracy")
         ax.grid(True, alpha=0.3)
         if i == 0:
             ax.legend(fontsize=8, loc="best")
     figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+LABEL_CHARACTERS = 24
+
+
+def short_labels(values: list[str]) -> list[str]:
+    """Tick labels that fit under a panel: long values (paths, such as a sweep over checkpoints) lose
+    what they all share at the start and the end, then their middle."""
+    if all(len(v) <= LABEL_CHARACTERS for v in values) or len(values) < 2:
+        return [v if len(v) <= LABEL_CHARACTERS else "…" + v[-LABEL_CHARACTERS + 1:] for v in values]
+    start = len(os.path.commonprefix(values))
+    end = len(os.path.commonprefix([v[::-1] for v in values]))
+    end = min(end, min(len(v) for v in values) - start)  # where one value holds another
+    labels = []
+    for v in values:
+        label = ("…" if start else "") + v[start:len(v) - end] + ("…" if end else "")
+        if len(label) > LABEL_CHARACTERS:
+            half = LABEL_CHARACTERS // 2
+            label = label[:half] + "…" + label[-(LABEL_CHARACTERS - half - 1):]
+        labels.append(label)
+    return labels

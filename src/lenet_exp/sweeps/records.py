@@ -11,12 +11,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import read_json
-from lenet_exp.resume import override_key
+from lenet_exp.resume import override_key, unquote
 from lenet_exp.sweeps.space import searched_keys
 
 SEED_KEY = "seed"
@@ -100,7 +100,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
     except Exception:
         overrides = []
-    params = {override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in overrides}
+    params = {override_key(o): unquote(o.split("=", 1)[1]) if "=" in o else "" for o in overrides}
     record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
     metrics = read_json(job_dir / "metrics.json")
@@ -136,9 +136,21 @@ def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[s
     return [key for key in keys if key in searched or len({record.params.get(key) for record in records}) > 1]
 
 
-def by_val_acc(record: JobRecord) -> tuple:
-    """Completed jobs first (an unfinished job's val accuracy is a partial best), then by val accuracy."""
-    return (record.status != OK_STATUS, record.val_acc is None, -(record.val_acc or 0.0), record.job)
+def ranking_metric(jobs: list[JobRecord]) -> str:
+    """What ranks a sweep's jobs: val accuracy, on which a run selects its best epoch; test accuracy in an
+    evaluation sweep (task=eval), which has no val accuracy."""
+    return "val_acc" if not jobs or any(r.val_acc is not None for r in jobs) else "test_acc"
+
+
+def by_accuracy(metric: str) -> Callable[[JobRecord], tuple]:
+    """Completed jobs first (an unfinished job's val accuracy is a partial best), then by ``metric``."""
+    def key(record: JobRecord) -> tuple:
+        value = getattr(record, metric)
+        return (record.status != OK_STATUS, value is None, -(value or 0.0), record.job)
+    return key
+
+
+by_val_acc = by_accuracy("val_acc")
 
 
 def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:

@@ -5,7 +5,8 @@ The default study (``sweep: default`` in the defaults list: learning rate x batc
 ``python run.py -m`` alone. Hydra's BasicSweeper would otherwise take the cartesian product of
 ``hydra.sweeper.params`` and the swept values of the command line, so ``-m optimizer.lr=1e-3,3e-3
 model=lenet5,lenet5_classic`` would run 2 x 2 x 2 (batch sizes) = 8 jobs instead of the 4 named. When
-the command line sweeps a value and names no study, the default study is therefore left out. A study
+the command line sweeps a value and names no study, the default study is therefore left out, as it is
+from a sweep of ``task=eval`` or ``task=predict``, which train nothing. A study
 named on the command line (``sweep=lr_schedule``, or ``sweep=default`` itself) is combined with it the
 way Hydra does: a key given on the command line replaces the study's values for that key, other keys
 multiply.
@@ -49,13 +50,17 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     if study != DEFAULT_STUDY or named or not params:
         return None
     swept = command_line_sweeps(task)
-    if not swept:
+    trains = OmegaConf.select(config, "task", default="train") == "train"
+    if not swept and trains:
         return None
     left_out = ", ".join(str(key) for key in params)
     with open_dict(config.hydra.sweeper):
         config.hydra.sweeper.params = {}
-    message = (f"Sweeping only what the command line names ({', '.join(swept)}); the default search space "
-               f"({left_out}) is left out. Add sweep=default to combine them.")
+    if trains:
+        message = (f"Sweeping only what the command line names ({', '.join(swept)}); the default search space "
+                   f"({left_out}) is left out. Add sweep=default to combine them.")
+    else:  # the default study's training settings would only repeat the same evaluation
+        message = f"task={config.task} trains nothing: the default search space ({left_out}) is left out."
     log.info(message)
     return message
 
@@ -86,14 +91,17 @@ AN_INTERVAL_VALUE = 24  # characters: a float that Optuna draws from an interval
 def name_jobs_by_what_varies(config: DictConfig) -> None:
     """Leave the command line's constant overrides out of the job folders' names too, so that a job's
     folder (and TensorBoard run) is named by its number and the values searched: ``3_optimizer.lr=0.003``.
-    Where those values could make a name longer than a file system allows, jobs are named by number.
+    Where those values could make a name longer than a file system allows, or no searched key names a job
+    (a sweep over ``ckpt=``, whose paths are left out of names), jobs are named by number.
 
     Hydra composes each job anew from the sweep's Hydra overrides and the job's own, so the change is
     passed on as one more Hydra override (multirun.yaml records it)."""
     task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     constant = sorted({override_key(o) for o in task} - searched_keys(config))
     excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
-    if _longest_name(config, set(excluded)) > MAX_FOLDER_NAME:
+    if not searched_keys(config) - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
+        change = "hydra.sweep.subdir='${hydra.job.num}'"
+    elif _longest_name(config, set(excluded)) > MAX_FOLDER_NAME:
         log.info("Job folders are named by their number only: the swept values would make names longer than "
                  "%d bytes.", MAX_FOLDER_NAME)
         change = "hydra.sweep.subdir='${hydra.job.num}'"

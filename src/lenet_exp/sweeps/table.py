@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from lenet_exp.sweeps.records import SEED_KEY, Summary, as_float, by_val_acc
+from lenet_exp.sweeps.records import SEED_KEY, Summary, as_float, by_accuracy, ranking_metric
 
 
 def _fmt(value: Optional[float], digits: int = 4) -> str:
@@ -23,10 +23,10 @@ def _short(value: Optional[str]) -> str:
 
 
 def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """One row a job, best validation accuracy first."""
+    """One row a job, best validation accuracy (an evaluation sweep's: test accuracy) first."""
     header = ["job", "status", *summary.swept, "val_acc", "test_acc", "val_loss", "test_loss", "epochs", "wall_s"]
     rows = []
-    for r in sorted(summary.jobs, key=by_val_acc):
+    for r in sorted(summary.jobs, key=by_accuracy(ranking_metric(summary.jobs))):
         epochs = "-" if r.epochs_done is None else f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}"
         rows.append([str(r.job), r.status, *(_short(r.params.get(key)) for key in summary.swept), _fmt(r.val_acc),
                      _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
@@ -55,8 +55,9 @@ def render_table(header: list[str], rows: list[list[str]], markdown: bool = Fals
 
 def report_text(summary: Summary, markdown: bool = False) -> str:
     jobs = "job" if len(summary.jobs) == 1 else "jobs"
+    ranked_by = ranking_metric(summary.jobs).replace("_acc", "")  # val, or test in an evaluation sweep
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
-             f"sorted by val accuracy", render_table(*job_table(summary), markdown=markdown)]
+             f"sorted by {ranked_by} accuracy", render_table(*job_table(summary), markdown=markdown)]
     # each group is one job of the table otherwise, or there is no test result to average
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
