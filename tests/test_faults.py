@@ -187,6 +187,25 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
 
 
+def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path):
+    from PIL import Image
+
+    images = []
+    for value in (0, 255):
+        images.append(tmp_path / f"{value}.png")
+        Image.fromarray(np.full((28, 28), value, dtype=np.uint8)).save(images[-1])
+    sweep_dir = tmp_path / "predict"
+    best = completed_run / "checkpoints" / "best.pt"
+    result = run_main(["-m", *fast_overrides(tiny_root), "task=predict", f"ckpt={best}",
+                       f"image={','.join(map(str, images))}", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]  # its jobs were "failed": they write no metrics.json
+    predicted = [read_json(sweep_dir / str(job) / "prediction.json") for job in (0, 1)]
+    summary = read_json(sweep_dir / "summary.json")
+    assert [(job["status"], job["prediction"]) for job in summary["jobs"]] == [
+        ("completed", f"{p['class']} ({p['name']}), {p['probability']:.4f}") for p in predicted]
+    assert "2 jobs (2 completed), sorted by job" in result.stdout and not (sweep_dir / "summary.png").exists()
+
+
 def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(completed_run, tiny_root):
     # the folder's name holds quotes, a backslash and spaces; hydra.run.dir is written as it is
     result = run_main(fast_overrides(tiny_root) + [f"hydra.run.dir={completed_run}", "optimizer.lr=0.5"],

@@ -39,6 +39,7 @@ class JobRecord:
     epochs: Optional[int] = None
     wall_time_s: Optional[float] = None
     message: str = ""
+    prediction: Optional[str] = None  # a task=predict job's: "7 (7 - seven), 0.9991"
 
 
 @dataclass
@@ -104,6 +105,11 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
     metrics = read_json(job_dir / "metrics.json")
+    prediction = read_json(job_dir / "prediction.json") if metrics is None else None  # a predict job's result
+    if prediction is not None:
+        record.status = str(prediction.get("status", "failed"))
+        record.prediction = f"{prediction.get('class')} ({prediction.get('name')}), {prediction.get('probability'):.4f}"
+        return record
     if metrics is None:
         record.message = "no metrics.json: the job was killed or crashed before writing it"
         return record
@@ -136,16 +142,19 @@ def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[s
     return [key for key in keys if key in searched or len({record.params.get(key) for record in records}) > 1]
 
 
-def ranking_metric(jobs: list[JobRecord]) -> str:
+def ranking_metric(jobs: list[JobRecord]) -> Optional[str]:
     """What ranks a sweep's jobs: val accuracy, on which a run selects its best epoch; test accuracy in an
-    evaluation sweep (task=eval), which has no val accuracy."""
-    return "val_acc" if not jobs or any(r.val_acc is not None for r in jobs) else "test_acc"
+    evaluation sweep (task=eval), which has no val accuracy; None where no job has either (task=predict)."""
+    for metric in ("val_acc", "test_acc"):
+        if any(getattr(r, metric) is not None for r in jobs):
+            return metric
+    return None
 
 
-def by_accuracy(metric: str) -> Callable[[JobRecord], tuple]:
+def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
     """Completed jobs first (an unfinished job's val accuracy is a partial best), then by ``metric``."""
     def key(record: JobRecord) -> tuple:
-        value = getattr(record, metric)
+        value = getattr(record, metric) if metric else None
         return (record.status != OK_STATUS, value is None, -(value or 0.0), record.job)
     return key
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.files import save_json
 from lenet_exp.sweeps.plot import val_acc_figure
-from lenet_exp.sweeps.records import Summary, best_job, summarize
+from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
 
 SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of the sweep plot and table
@@ -25,7 +25,7 @@ PLOT_TAG = "sweep/val_acc_vs_params"
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
 RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "wall_time_s",
-                  "overrides", "run_dir", "message")
+                  "overrides", "run_dir", "message", "prediction")
 
 
 def write_csv(summary: Summary, path: Path) -> None:
@@ -98,11 +98,12 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
 
     attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
     attempt("summary.json", lambda: write_json(summary, sweep_dir / "summary.json"))
-    figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plot else None
+    plotted = plot and ranking_metric(summary.jobs) is not None  # not predictions, which have no accuracy
+    figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
     if tensorboard:
         attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
     print("\n" + report_text(summary), file=out)
-    print(f"\nSummary: {sweep_dir / 'summary.csv'}, summary.json, summary.png; "
+    print(f"\nSummary: {sweep_dir / 'summary.csv'}, summary.json{', summary.png' if figure else ''}; "
           f"tensorboard --logdir {shlex.quote(str(sweep_dir))}", file=out)
     for problem in problems:
         print(f"Could not write {problem}", file=out)

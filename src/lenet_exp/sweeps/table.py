@@ -24,13 +24,16 @@ def _short(value: Optional[str]) -> str:
 
 def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """One row a job, best validation accuracy (an evaluation sweep's: test accuracy) first."""
+    predicted = any(r.prediction for r in summary.jobs)  # a task=predict sweep
     header = ["job", "status", *summary.swept, "val_acc", "test_acc", "val_loss", "test_loss", "epochs", "wall_s"]
     rows = []
     for r in sorted(summary.jobs, key=by_accuracy(ranking_metric(summary.jobs))):
         epochs = "-" if r.epochs_done is None else f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}"
         rows.append([str(r.job), r.status, *(_short(r.params.get(key)) for key in summary.swept), _fmt(r.val_acc),
                      _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
-    return header, rows
+        if predicted:
+            rows[-1].append(r.prediction or "-")
+    return header + ["prediction"] * predicted, rows
 
 
 def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
@@ -55,9 +58,10 @@ def render_table(header: list[str], rows: list[list[str]], markdown: bool = Fals
 
 def report_text(summary: Summary, markdown: bool = False) -> str:
     jobs = "job" if len(summary.jobs) == 1 else "jobs"
-    ranked_by = ranking_metric(summary.jobs).replace("_acc", "")  # val, or test in an evaluation sweep
+    metric = ranking_metric(summary.jobs)  # val, test in an evaluation sweep, none in a prediction sweep
+    ranked_by = f"{metric.replace('_acc', '')} accuracy" if metric else "job"
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
-             f"sorted by {ranked_by} accuracy", render_table(*job_table(summary), markdown=markdown)]
+             f"sorted by {ranked_by}", render_table(*job_table(summary), markdown=markdown)]
     # each group is one job of the table otherwise, or there is no test result to average
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
