@@ -516,3 +516,23 @@ def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     assert "holds another sweep" in other.stderr and "hydra.sweep.dir" in other.stderr
     assert (sweep_dir / "multirun.yaml").read_bytes() == before
     assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing  # nothing added or removed
+
+
+def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast, tmp_path):
+    """Seeds added to a sweep join its summary (its jobs keep their numbers and folders, done ones are
+    skipped); the same values in another order would give its folders' numbers to other jobs."""
+    sweep = ["-m", *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0
+    more = run_main([*sweep, "seed=0,1,2"], cwd=tmp_path)
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert f"Sweep {tmp_path / 'sweep'} had 2 jobs; this one adds job 2." in more.stdout
+    assert more.stderr.count("Already completed") == 2
+    _, summary = read_summary(tmp_path / "sweep")
+    assert [(job["job"], job["status"]) for job in summary["jobs"]] == [(0, "completed"), (1, "completed"),
+                                                                      (2, "completed")]
+    before = sorted((tmp_path / "sweep").rglob("*"))
+    renumbered = run_main([*sweep, "seed=2,0,1"], cwd=tmp_path)
+    assert renumbered.returncode == 1 and "holds another sweep" in renumbered.stderr
+    assert "add values at the end of its first swept key" in renumbered.stderr
+    assert sorted((tmp_path / "sweep").rglob("*")) == before
+

@@ -7,6 +7,7 @@ would be lost. The folder stays this process's for its life (``files.own_folder`
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from lenet_exp.config import config_differences
 from lenet_exp.files import own_folder
 from lenet_exp.launch import note_sweep_dir
+from lenet_exp.sweeps.space import grid_jobs
+
+log = logging.getLogger(__name__)
 
 
 def check_writable(directory: Path, override: str) -> None:
@@ -39,6 +43,31 @@ def refuse_if_owned(directory: Path, what: str, override: str) -> None:
 
 def task_config(config: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
+
+
+def job_naming(config: DictConfig) -> list[str]:
+    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them)."""
+    return [o for o in config.hydra.overrides.hydra
+            if o.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir="))]
+
+
+def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
+    """Exits with a message unless this sweep is the one in ``sweep_dir``, or that one with jobs added after
+    its own (each job keeps its number, and so its folder); logs how many jobs it adds."""
+    before, now = list(saved.hydra.overrides.task), list(config.hydra.overrides.task)
+    jobs_before, jobs_now = grid_jobs(saved), grid_jobs(config)
+    if jobs_before is None or jobs_now is None:  # a study draws its jobs: only the same one goes on
+        if sorted(before) == sorted(now):
+            return
+    elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved) == job_naming(config):
+        added = range(len(jobs_before), len(jobs_now))
+        if added:
+            which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
+            log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
+        return
+    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}). Run the same command to "
+             f"continue it, or add values at the end of its first swept key (the jobs it has keep their numbers), "
+             f"or choose a new hydra.sweep.dir.")
 
 
 class OutputDirCheck(Callback):
@@ -64,12 +93,8 @@ class OutputDirCheck(Callback):
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         sweep_dir = Path(config.hydra.sweep.dir)
         saved = sweep_dir / "multirun.yaml"
-        if saved.is_file():  # continuing a sweep: only the same sweep
-            before = list(OmegaConf.load(saved).hydra.overrides.task)
-            now = list(config.hydra.overrides.task)
-            if sorted(before) != sorted(now):
-                sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}). "
-                         f"Re-run it with the same arguments to continue it, or choose a new hydra.sweep.dir.")
+        if saved.is_file():  # continuing a sweep: only the same sweep, or one with jobs added after its own
+            refuse_another_sweep(sweep_dir, OmegaConf.load(saved), config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
         note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it
