@@ -130,6 +130,7 @@ def run_task(cfg: DictConfig) -> float:
 
 
 def paths_from_the_original_folder(cfg: DictConfig) -> None:
+    """ckpt=, image= and dataset.root= made absolute from the folder run.py ran in (Hydra keeps it)."""
     from hydra.utils import to_absolute_path
     from omegaconf import OmegaConf
 

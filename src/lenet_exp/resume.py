@@ -9,8 +9,9 @@ name is passed quoted, so that a quote in it is not read as syntax. (A ``${`` in
 resolves its output directory more than once, so no escaping keeps it from being interpolated.)
 This happens before Hydra parses the command line, so it costs no torch import.
 
-The paths the command line names (``ckpt=``, ``image=``, ``dataset.root=``) are quoted there too: a
-sweep job's folder, ``1_optimizer.lr=0.001,seed=0``, is otherwise a syntax error in Hydra's grammar.
+The paths the command line names (``ckpt=``, ``image=``, ``dataset.root=``, ``hydra.run.dir=``,
+``hydra.sweep.dir=``) are quoted there too: a sweep job's folder, ``1_optimizer.lr=0.001,seed=0``, is
+otherwise a syntax error in Hydra's grammar.
 """
 
 from __future__ import annotations

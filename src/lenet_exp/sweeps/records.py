@@ -108,7 +108,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     prediction = read_json(job_dir / "prediction.json") if metrics is None else None  # a predict job's result
     if prediction is not None:
         record.status = str(prediction.get("status", "failed"))
-        record.prediction = f"{prediction.get('class')} ({prediction.get('name')}), {prediction.get('probability'):.4f}"
+        record.prediction = (f"{prediction.get('class')} ({prediction.get('name')}), "
+                             f"{_number(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
         record.message = "no metrics.json: the job was killed or crashed before writing it"

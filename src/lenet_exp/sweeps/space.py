@@ -82,6 +82,7 @@ def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
     overrides = _parse([*(f"{k}={v}" for k, v in params.items()), *task])
     return [tuple(sorted(job)) for job in BasicSweeper.split_arguments(overrides, None)[0]]
 
+
 def refuse_intervals_in_a_grid(config: DictConfig) -> None:
     """Exits with a message where the basic sweeper (a grid: lists of values) is given an interval to draw
     values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""

@@ -33,7 +33,7 @@ def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
                      _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
         if predicted:
             rows[-1].append(r.prediction or "-")
-    return header + ["prediction"] * predicted, rows
+    return header + (["prediction"] if predicted else []), rows
 
 
 def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
