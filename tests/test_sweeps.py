@@ -536,3 +536,18 @@ def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast
     assert "add values at the end of its first swept key" in renumbered.stderr
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
+
+def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():
+    from omegaconf import OmegaConf
+
+    from lenet_exp.sweeps.space import BASIC_SWEEPERS, grid_jobs
+
+    def config(*task: str):
+        return OmegaConf.create({"hydra": {"sweeper": {"_target_": BASIC_SWEEPERS[-1], "params": {"seed": "0,1"}},
+                                           "overrides": {"task": list(task)}}})
+
+    # the study's params first (seed), then the command line's keys; the last varies fastest
+    assert grid_jobs(config("optimizer.lr=1e-3,3e-3", "trainer.epochs=1")) == [
+        (f"optimizer.lr={lr}", f"seed={seed}", "trainer.epochs=1") for seed in (0, 1) for lr in ("0.001", "0.003")]
+    assert grid_jobs(config("optimizer=glob(adam*)")) is None  # listed only by the config loader, as the sweep runs
+

@@ -56,7 +56,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     its own (each job keeps its number, and so its folder); logs how many jobs it adds."""
     before, now = list(saved.hydra.overrides.task), list(config.hydra.overrides.task)
     jobs_before, jobs_now = grid_jobs(saved), grid_jobs(config)
-    if jobs_before is None or jobs_now is None:  # a study draws its jobs: only the same one goes on
+    if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
         if sorted(before) == sorted(now):
             return
     elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved) == job_naming(config):

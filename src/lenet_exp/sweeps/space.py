@@ -71,16 +71,20 @@ BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",  # 
 
 def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
     """The jobs of a grid sweep in the order they are numbered, each its sorted overrides (as its folder
-    names them); None for a sweeper that draws its jobs (Optuna). Hydra's basic sweeper's own expansion:
-    its params, then the command line, the last key varying fastest."""
+    names them); None for a sweeper that draws its jobs (Optuna), or a sweep whose values are listed only
+    when it runs. Hydra's basic sweeper's own expansion: its params, then the command line, the last key
+    varying fastest."""
     if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
         return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
 
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
-    overrides = _parse([*(f"{k}={v}" for k, v in params.items()), *task])
-    return [tuple(sorted(job)) for job in BasicSweeper.split_arguments(overrides, None)[0]]
+    try:
+        overrides = _parse([*(f"{k}={v}" for k, v in params.items()), *task])
+        return [tuple(sorted(job)) for job in BasicSweeper.split_arguments(overrides, None)[0]]
+    except Exception:  # e.g. a glob() over a group's options, which only the config loader lists
+        return None
 
 
 def refuse_intervals_in_a_grid(config: DictConfig) -> None:
