@@ -229,6 +229,24 @@ def test_relative_paths_are_read_from_where_run_py_ran_when_hydra_changes_into_t
     assert (evaluated["acc"], evaluated["loss"]) == (trained["acc"], trained["loss"])
 
 
+def test_a_damaged_record_of_an_output_folder_stops_before_anything_is_written(completed_run, tiny_root, tmp_path):
+    """Hydra only warns when a callback raises: the checks of the folder were skipped and .hydra/ rewritten."""
+    run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
+    shutil.copytree(completed_run, run_dir)
+    (run_dir / ".hydra" / "config.yaml").write_text("model: [")  # cut short
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("hydra: [")
+    fast = fast_overrides(tiny_root)
+    for folder, args in ((run_dir / ".hydra" / "config.yaml", [*fast, f"hydra.run.dir={run_dir}"]),
+                         (sweep_dir / "multirun.yaml", ["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"])):
+        before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+        result = run_main(args, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr and "warn" not in result.stderr
+        assert f"Error: {folder} cannot be read (" in result.stderr, result.stderr[-2000:]
+        assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before
+    assert (run_dir / ".hydra" / "config.yaml").read_text() == "model: ["
+
+
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
     run_dir = tmp_path / "run ${oc.env:HOME}"
     shutil.copytree(completed_run, run_dir)

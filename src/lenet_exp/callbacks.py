@@ -7,10 +7,12 @@ would be lost. The folder stays this process's for its life (``files.own_folder`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -70,15 +72,47 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
              f"or choose a new hydra.sweep.dir.")
 
 
+@contextlib.contextmanager
+def failing_closed(override: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        sys.exit(f"Error: could not check the output folder ({override}) before writing to it: "
+                 f"{type(error).__name__}: {error}")
+
+
+def load_record(path: Path, override: str) -> DictConfig:
+    """A config that Hydra saved in an output folder, or exit with a message where it cannot be read."""
+    try:
+        return OmegaConf.load(path)
+    except Exception as error:  # a file cut short (a full disk), or edited by hand
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        sys.exit(f"Error: {path} cannot be read ({reason}), so it is unclear what this folder holds. Move that file "
+                 f"away to use the folder anyway, or choose another {override}.")
+
+
 class OutputDirCheck(Callback):
+    """Checks the output folder before Hydra writes into it. Hydra turns a callback's exception into a
+    warning and goes on, so an unforeseen error here ends the run instead of skipping the checks."""
+
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        with failing_closed("hydra.run.dir"):
+            self.check_run_dir(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        with failing_closed("hydra.sweep.dir"):
+            self.check_sweep_dir(config)
+
+    @staticmethod
+    def check_run_dir(config: DictConfig) -> None:
         if not str(config.hydra.run.dir).strip():
             sys.exit("Error: hydra.run.dir is empty, which would write the run into the current folder. "
                      "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
         saved = run_dir / ".hydra" / "config.yaml"
         if saved.is_file():  # continuing a run: only with the config it was started with
-            changed = config_differences(OmegaConf.to_container(OmegaConf.load(saved)), task_config(config))
+            changed = config_differences(OmegaConf.to_container(load_record(saved, "hydra.run.dir")),
+                                         task_config(config))
             if changed:
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
                          f"Continue it with `python run.py resume={shlex.quote(str(run_dir))}`, or choose a new "
@@ -87,14 +121,15 @@ class OutputDirCheck(Callback):
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
         note_sweep_dir(None)
 
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+    @staticmethod
+    def check_sweep_dir(config: DictConfig) -> None:
         if not str(config.hydra.sweep.dir).strip():
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         sweep_dir = Path(config.hydra.sweep.dir)
         saved = sweep_dir / "multirun.yaml"
         if saved.is_file():  # continuing a sweep: only the same sweep, or one with jobs added after its own
-            refuse_another_sweep(sweep_dir, OmegaConf.load(saved), config)
+            refuse_another_sweep(sweep_dir, load_record(saved, "hydra.sweep.dir"), config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
         note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it
