@@ -20,6 +20,7 @@ import torch
 
 from conftest import fast_overrides, run_main, signal_group, start
 from idx import write_dataset
+from tensorboard_events import load_events, logged_hparams, scalar_values
 from lenet_exp import compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import own_folder, read_json, release_folder, save_json
@@ -185,6 +186,11 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     assert [(job["params"]["ckpt"], job["status"]) for job in summary["jobs"]] == [(str(c), "completed")
                                                                                     for c in checkpoints]
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
+    # each evaluation is a TensorBoard run: HParams shows each checkpoint's test accuracy
+    for job, checkpoint in zip(summary["jobs"], checkpoints):
+        events = load_events(Path(job["run_dir"]))
+        assert logged_hparams(events)["ckpt"] == str(checkpoint)
+        assert scalar_values(events, "test/acc") == {0: pytest.approx(job["test_acc"])}
 
 
 def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path):

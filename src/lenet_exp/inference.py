@@ -21,6 +21,7 @@ from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import save_json
 from lenet_exp.launch import JobSlot
+from lenet_exp.record import TensorBoardLog
 from lenet_exp.models import build_model
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,14 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     save_json(run_dir / "metrics.json", metrics)
+    # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
+    tb = TensorBoardLog(str(run_dir), {"ckpt": metrics["ckpt"], "dataset": dataset.name,
+                                       "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift})
+    try:
+        tb.test(result, split.images, split.labels, dataset.num_classes, step=0, figures=tcfg.log_images)
+        tb.session_end()
+    finally:
+        tb.close()
     log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, samples)
     return metrics
 

@@ -269,13 +269,8 @@ class Run:
         parts.load_weights(best)
         test = evaluate(parts.eval_model, parts.data.test, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
                         max_batches=tcfg.limit_batches)
-        step = best["run_state"]["epoch"]
-        tb.scalars({"test/loss": test.loss, "test/acc": test.acc}, step)
-        if tcfg.log_images:
-            n = len(test.predictions)  # all of the test split, or its first limit_batches batches
-            images, labels = parts.data.test.images[:n], parts.data.test.labels[:n]
-            tb.confusion_matrix(labels, test.predictions, self.cfg.dataset.num_classes, step)
-            tb.misclassified(images, labels, test.predictions, test.confidences, step)
+        tb.test(test, parts.data.test.images, parts.data.test.labels, self.cfg.dataset.num_classes,
+                step=best["run_state"]["epoch"], figures=tcfg.log_images)
         return {"loss": test.loss, "acc": test.acc}
 
     def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,

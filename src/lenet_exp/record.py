@@ -161,6 +161,16 @@ class TensorBoardLog:
             self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
+    def test(self, result, images: torch.Tensor, labels: torch.Tensor, num_classes: int, step: int,
+             figures: bool) -> None:
+        """``test/loss`` and ``test/acc`` of an EvalResult, and with ``figures`` its confusion matrix and most
+        confident mistakes."""
+        self.scalars({"test/loss": result.loss, "test/acc": result.acc}, step)
+        if figures:
+            n = len(result.predictions)  # all of the split, or its first limit_batches batches
+            self.confusion_matrix(labels[:n], result.predictions, num_classes, step)
+            self.misclassified(images[:n], labels[:n], result.predictions, result.confidences, step)
+
     def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int, step: int) -> None:
         # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
         counts = torch.bincount((labels * num_classes + predicted).cpu(), minlength=num_classes ** 2)
