@@ -14,6 +14,18 @@ from lenet_exp.launch import interrupted_status, mark_launcher
 from lenet_exp.resume import expand_resume, quote_paths
 
 register_configs()
+MULTIRUN_FLAGS = ("-m", "--multirun")
+OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")  # Hydra takes one mode
+
+
+def multirun_flag_first(argv: list[str]) -> list[str]:
+    """`python run.py seed=0,1 -m trainer.epochs=3`: Hydra's argument parser takes the flag only before or
+    after all overrides, and otherwise stops at "unrecognized arguments"."""
+    flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
+    if flags and any(arg.split("=")[0] in OTHER_MODES for arg in argv[1:]):  # Hydra's ValueError is a traceback
+        sys.exit("Error: -m cannot go with --run, --cfg, --info or --shell-completion. To see the config of one "
+                 "of the sweep's jobs, drop -m and give one value of each swept key.")
+    return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
@@ -24,7 +36,7 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    sys.argv = quote_paths(expand_resume(sys.argv))
+    sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
         main()

@@ -521,8 +521,10 @@ def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
 def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast, tmp_path):
     """Seeds added to a sweep join its summary (its jobs keep their numbers and folders, done ones are
     skipped); the same values in another order would give its folders' numbers to other jobs."""
-    sweep = ["-m", *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # -m among the overrides: run.py moves it
     assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0
+    mode = run_main([*sweep, "seed=0,1", "--cfg", "job"], cwd=tmp_path)  # Hydra's ValueError was a traceback
+    assert mode.returncode == 1 and mode.stderr.startswith("Error: -m cannot go with --run, --cfg, --info")
     more = run_main([*sweep, "seed=0,1,2"], cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-2000:]
     assert f"Sweep {tmp_path / 'sweep'} had 2 jobs; this one adds job 2." in more.stdout
