@@ -751,6 +751,10 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     assert (f"Error: resume={sweep_dir} is a sweep's directory, not a run's. The sweep's command run again with "
             f"hydra.sweep.dir={sweep_dir} continues the whole sweep") in result.stderr
     assert f"e.g. resume={sweep_dir / '1_seed=1'}." in result.stderr
+    # -m with resume= would start a new sweep: hydra.run.dir is no sweep's folder
+    result = run_cli(["-m", f"resume={sweep_dir / '1_seed=1'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Error: resume= continues one run, and -m starts a sweep." in result.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
