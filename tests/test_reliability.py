@@ -388,6 +388,29 @@ def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_roo
 
 
 @pytest.mark.long
+def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summary(tiny_root, tmp_path):
+    """Ctrl-C reaches submitit_local's job controllers too: they printed KeyboardInterrupt tracebacks and
+    killed their jobs a second later, and run.py ended without a summary. Now the controllers ignore it,
+    and the sweep stops as a joblib sweep does."""
+    sweep_dir = tmp_path / "sweep"
+    launcher = start(["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
+                      "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"], cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.05)
+    signal_group(launcher, signal.SIGINT)
+    out, err = launcher.communicate(timeout=60)  # the controllers' output too: they write to the same pipes
+    assert launcher.returncode == 130 and "Traceback" not in out + err, (out + err)[-3000:]
+    assert err.rstrip().endswith(f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} "
+                                 f"continues the sweep.")
+    for job in ("0_seed=0", "1_seed=1"):
+        metrics = read_json(sweep_dir / job / "metrics.json")
+        assert metrics["status"] == "interrupted" and 1 <= metrics["epochs_done"] < INTERRUPTIBLE_EPOCHS, metrics
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"] * 2
+
+
+@pytest.mark.long
 def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_path):
     """The basic launcher runs its jobs in run.py, one after another: a Ctrl-C stops the job there and
     the sweep with it, which then says how the whole sweep continues (the job's own message names only

@@ -21,7 +21,7 @@ from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
-                              stopped_job_returns, stops_held, sweep_stop_signal)
+                              stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, override_key
 
 log = logging.getLogger("lenet_exp")
@@ -92,6 +92,7 @@ def prefix_console_lines(prefix: str) -> None:
 
 def run_task(cfg: DictConfig) -> float:
     """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
+    take_ctrl_c_back()
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)

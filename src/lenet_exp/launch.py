@@ -5,9 +5,10 @@ A sweep's jobs may run in joblib's worker processes, which a signal to the launc
 does not reach: a worker therefore watches that process and stops once it has gone, instead of
 training on, and then waiting for ever, for a sweep that no longer exists. A first signal to that
 ``run.py`` asks its jobs to stop through a stop file and waits for them (:func:`collect_stopped_jobs`).
-(submitit's jobs are grandchildren of ``run.py`` and detached by design, as on Slurm: they finish on
-their own.) A job in a process of its own hands its launcher a result when stopped
-(:func:`stopped_job_returns`); one in ``run.py`` itself ends the process.
+submitit_local's jobs, grandchildren of ``run.py``, are asked the same way
+(:func:`local_controllers_ignore_ctrl_c`); a cluster's are detached by design and finish on their own.
+A job in a process of its own hands its launcher a result when stopped (:func:`stopped_job_returns`);
+one in ``run.py`` itself ends the process.
 
 No torch import here: ``run.py`` calls :func:`mark_launcher` before Hydra parses the command line.
 """
@@ -33,6 +34,7 @@ from typing import Iterator, Optional
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a joblib sweep's run.py; the file exists once it stops
+CTRL_C_IGNORED_VARIABLE = "LENET_EXP_CTRL_C_IGNORED"  # set by run.py: its submitit_local jobs inherit SIGINT ignored
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
@@ -193,7 +195,7 @@ def jobs_left_running() -> bool:
 
 
 def collect_stopped_jobs() -> None:
-    """In the run.py of a joblib sweep, before its workers start: a first SIGINT or SIGTERM asks every job
+    """In the run.py of a joblib or submitit_local sweep, before its workers start: a first SIGINT or SIGTERM asks every job
     to stop as a first Ctrl-C stops a run (checkpoint, status ``interrupted``), and the launcher collects
     them; jobs that had not started yet stop at once. A second signal stops at once. (Left alone, joblib
     answers the KeyboardInterrupt by killing its workers, maybe before they saved anything.)"""
@@ -219,8 +221,42 @@ def collect_stopped_jobs() -> None:
         signal.signal(signum, stop_jobs)
 
 
+def local_controllers_ignore_ctrl_c() -> None:
+    """In the run.py of a submitit_local sweep, with :func:`collect_stopped_jobs`: the job controllers it
+    starts ignore SIGINT. A terminal's Ctrl-C reaches every process of its group, and a controller met it
+    with a KeyboardInterrupt traceback and killed its job a second later, while run.py ended without a
+    summary. Its job takes SIGINT back (:func:`take_ctrl_c_back`), stops as a run does, on the signal or
+    on run.py's stop file, and hands run.py its result."""
+    import submitit.local.local as local
+
+    os.environ[CTRL_C_IGNORED_VARIABLE] = "1"
+    start = local.start_controller
+    if getattr(start, "ignores_ctrl_c", False):  # a sweep before this one, in this process
+        return
+
+    def start_ignoring_ctrl_c(*args, **kwargs):
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a child inherits across exec
+        try:
+            return start(*args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    start_ignoring_ctrl_c.ignores_ctrl_c = True
+    local.start_controller = start_ignoring_ctrl_c
+
+
+def take_ctrl_c_back() -> None:
+    """In a submitit_local job, first thing: SIGINT as Python has it by default, which the job's controller
+    ignores (:func:`local_controllers_ignore_ctrl_c`). A job that ignored it through its start-up would
+    train on after a Ctrl-C that came then, once run.py, stopped by a second one, had taken its stop file."""
+    if (os.environ.get(CTRL_C_IGNORED_VARIABLE) and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def sweep_stop_signal() -> Optional[int]:
-    """The signal with which this job's run.py asked its sweep to stop, or None (no stop, or no joblib sweep)."""
+    """The signal with which this job's run.py asked its sweep to stop, or None (no stop, or no sweep whose
+    run.py collects its stopped jobs)."""
     stop_file = os.environ.get(STOP_FILE_VARIABLE)
     return stop_file_signal(stop_file) if stop_file else None
 

@@ -1,12 +1,12 @@
 """``SweepSummary``: the Hydra callback listed under ``hydra.callbacks`` in configs/config.yaml.
 
 * ``on_multirun_start`` refuses an interval to a grid sweep, applies the search space rule and names
-  the job folders by what varies (lenet_exp/sweeps/space.py).
+  the job folders by what varies (lenet_exp/sweeps/space.py); a joblib or submitit_local sweep's run.py
+  then collects its jobs when stopped (lenet_exp/launch.py).
 * ``on_job_end`` hands a failed or diverged Optuna trial to the study as failed.
 * ``on_multirun_end`` writes the summary into the sweep directory (lenet_exp/sweeps/report.py), prints
   the table sorted by validation accuracy with mean +- std of test accuracy over seeds, and then exits
-  with status 1 if any job failed, diverged or died, or with 128 + N if a signal N stopped a joblib sweep
-  (whose run.py collects its stopped jobs: lenet_exp/launch.py).
+  with status 1 if any job failed, diverged or died, or with 128 + N if a signal N stopped the sweep.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.launch import collect_stopped_jobs, interrupted_status, jobs_left_running, sweep_stop_signal
+from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_left_running,
+                              local_controllers_ignore_ctrl_c, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
 
@@ -43,6 +44,9 @@ class SweepSummary(Callback):
                 sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per "
                          "core).")
             collect_stopped_jobs()
+        elif str(config.hydra.launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher"):
+            collect_stopped_jobs()
+            local_controllers_ignore_ctrl_c()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.
