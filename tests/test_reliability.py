@@ -388,13 +388,18 @@ def test_ctrl_c_in_a_joblib_sweep_stops_every_job_and_says_how_to_go_on(tiny_roo
 
 
 @pytest.mark.long
-def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summary(tiny_root, tmp_path):
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"],
+    # the two trials stacked in one submitit job, which exited without its result when stopped
+    ["hydra/launcher=stacked_slurm", "hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.cpus_per_task=2",
+     "hydra.launcher.submitit.gpus_per_node=0", "device=cpu"]], ids=["submitit_local", "stacked"])
+def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summary(tiny_root, tmp_path, launcher):
     """Ctrl-C reaches submitit_local's job controllers too: they printed KeyboardInterrupt tracebacks and
     killed their jobs a second later, and run.py ended without a summary. Now the controllers ignore it,
     and the sweep stops as a joblib sweep does."""
     sweep_dir = tmp_path / "sweep"
     launcher = start(["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
-                      "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"], cwd=tmp_path)
+                      *launcher], cwd=tmp_path)
     deadline = time.monotonic() + 120
     while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
@@ -402,6 +407,7 @@ def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summ
     signal_group(launcher, signal.SIGINT)
     out, err = launcher.communicate(timeout=60)  # the controllers' output too: they write to the same pipes
     assert launcher.returncode == 130 and "Traceback" not in out + err, (out + err)[-3000:]
+    assert " failed: " not in out + err  # each submitit job handed back its result ("Submitit job 1 failed: …")
     assert err.rstrip().endswith(f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} "
                                  f"continues the sweep.")
     for job in ("0_seed=0", "1_seed=1"):

@@ -305,7 +305,8 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import JobSlot, interrupted_status, job_context, job_slot, sigterm_stops, stops_held
+        from lenet_exp.launch import (JobSlot, interrupted_status, job_context, job_slot, sigterm_stops,
+                                      stopped_job_returns, stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
@@ -343,6 +344,6 @@ class StackedLauncher(Launcher):
             ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
-        if signal:
+        if signal and not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
             sys.exit(interrupted_status(signal))
         return returns

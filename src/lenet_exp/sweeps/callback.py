@@ -27,6 +27,12 @@ from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_va
 EXIT_JOBS_FAILED = 1
 
 
+def runs_submitit_locally(launcher: DictConfig) -> bool:
+    """hydra/launcher=submitit_local, or the stacked launcher's groups as submitit_local jobs."""
+    return (str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")
+            or getattr(OmegaConf.select(launcher, "submitit.cluster", default=None), "name", None) == "local")
+
+
 class SweepSummary(Callback):
     """Hydra callback: search space rule at the start of a sweep, summary and exit status at its end."""
 
@@ -44,7 +50,7 @@ class SweepSummary(Callback):
                 sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per "
                          "core).")
             collect_stopped_jobs()
-        elif str(config.hydra.launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher"):
+        elif runs_submitit_locally(config.hydra.launcher):
             collect_stopped_jobs()
             local_controllers_ignore_ctrl_c()
 
