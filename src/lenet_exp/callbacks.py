@@ -74,6 +74,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
 
 @contextlib.contextmanager
 def failing_closed(override: str) -> Iterator[None]:
+    """An unforeseen error in the checks of an output folder ends the run with a message."""
     try:
         yield
     except Exception as error:

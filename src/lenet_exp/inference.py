@@ -21,8 +21,8 @@ from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import save_json
 from lenet_exp.launch import JobSlot
-from lenet_exp.record import TensorBoardLog
 from lenet_exp.models import build_model
+from lenet_exp.record import TensorBoardLog
 
 log = logging.getLogger(__name__)
 

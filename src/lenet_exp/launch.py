@@ -197,8 +197,9 @@ def jobs_left_running() -> bool:
 def collect_stopped_jobs() -> None:
     """In the run.py of a joblib or submitit_local sweep, before its workers start: a first SIGINT or
     SIGTERM asks every job to stop as a first Ctrl-C stops a run (checkpoint, status ``interrupted``), and
-    the launcher collects them; jobs that had not started yet stop at once. A second signal stops at once. (Left alone, joblib
-    answers the KeyboardInterrupt by killing its workers, maybe before they saved anything.)"""
+    the launcher collects them; jobs that had not started yet stop at once. A second signal stops at once.
+    (Left alone, joblib answers the KeyboardInterrupt by killing its workers, maybe before they saved
+    anything.)"""
     if threading.current_thread() is not threading.main_thread():  # handlers can only live there
         return
     stop_file = Path(tempfile.gettempdir()) / f"lenet_exp-{os.getpid()}-{secrets.token_hex(4)}.stop"
