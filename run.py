@@ -11,10 +11,9 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import register_configs
 from lenet_exp.launch import interrupted_status, mark_launcher
-from lenet_exp.resume import expand_resume, quote_paths
+from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, quote_paths
 
 register_configs()
-MULTIRUN_FLAGS = ("-m", "--multirun")
 OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")  # Hydra takes one mode
 
 

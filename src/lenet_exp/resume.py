@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 PREFIX = "resume="
+MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
 
@@ -92,7 +93,7 @@ def expand_resume(argv: list[str]) -> list[str]:
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
-    if any(arg in ("-m", "--multirun") for arg in argv):  # hydra.run.dir means nothing to a sweep
+    if any(arg in MULTIRUN_FLAGS for arg in argv):  # hydra.run.dir means nothing to a sweep
         sys.exit(f"Error: resume= continues one run, and -m starts a sweep. Drop -m to continue {run_dir}; a sweep "
                  f"continues with its own command and hydra.sweep.dir=<sweep dir>.")
     if (run_dir / "multirun.yaml").is_file():

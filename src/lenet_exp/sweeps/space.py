@@ -33,6 +33,13 @@ def _parse(overrides: Iterable[str]) -> list:
     return OverridesParser.create().parse_overrides(list(overrides))
 
 
+def sweep_overrides(config: DictConfig) -> list[str]:
+    """What the sweepers read: the sweeper's params, then the command line (the last word on a key wins)."""
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
+    return [*(f"{key}={value}" for key, value in params.items()), *task]
+
+
 def command_line_sweeps(task_overrides: Iterable[str]) -> list[str]:
     """Keys that the command line sweeps (comma lists, range(), choice(), glob(), interval())."""
     return [override.get_key_element() for override in _parse(task_overrides) if override.is_sweep_override()]
@@ -78,10 +85,8 @@ def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
         return None
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
 
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
     try:
-        overrides = _parse([*(f"{k}={v}" for k, v in params.items()), *task])
+        overrides = _parse(sweep_overrides(config))
         return [tuple(sorted(job)) for job in BasicSweeper.split_arguments(overrides, None)[0]]
     except Exception:  # e.g. a glob() over a group's options, which only the config loader lists
         return None
@@ -92,9 +97,7 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
     values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""
     if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
         return
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
-    for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task]):
+    for override in _parse(sweep_overrides(config)):
         if override.is_interval_sweep():
             key = override.get_key_element()
             sys.exit(f"Error: {override.input_line} is a range to draw values from, which only an Optuna study "
@@ -133,10 +136,8 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
 def _longest_name(config: DictConfig, excluded: set[str]) -> int:
     """An upper bound on a job folder's name in bytes: its number, then key=value for each override."""
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
     widths = {}
-    for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task]):
+    for override in _parse(sweep_overrides(config)):
         key = override.get_key_element()
         try:
             values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [
@@ -157,11 +158,9 @@ def searched_keys(config: Optional[DictConfig]) -> set[str]:
     """
     if config is None:
         return set()
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
-    try:  # the sweepers' own rule: the command line comes after the params, the last word on a key wins
+    try:
         swept = {override_key(override.input_line): override.is_sweep_override()
-                 for override in _parse([*(f"{k}={v}" for k, v in params.items()), *task])}
+                 for override in _parse(sweep_overrides(config))}
     except Exception:  # an override the parser rejects cannot have run either
         return set()
     return {key for key, is_sweep in swept.items() if is_sweep}
