@@ -305,25 +305,37 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.long
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
-def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path):
-    """SIGKILL to the sweep's run.py alone (`kill -9`, the OOM killer): its joblib workers stop within a
-    step, each with a resumable checkpoint, instead of training on for nobody."""
+@pytest.mark.parametrize("launcher", [
+    ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    # run.py's grandchildren, through their controllers: they trained on to the end
+    ["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1"],
+    ["hydra/launcher=stacked_slurm", "hydra.launcher.submitit.cluster=local", "hydra.launcher.submitit.cpus_per_task=2",
+     "hydra.launcher.submitit.gpus_per_node=0", "device=cpu"]], ids=["joblib", "submitit_local", "stacked"])
+def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path, launcher):
+    """SIGKILL to the sweep's run.py alone (`kill -9`, the OOM killer, or a Ctrl-C that a submitit_local
+    job missed while it started, followed by a second one): its jobs stop within a second, each with a
+    resumable checkpoint, instead of training on for nobody."""
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
-    launcher = start([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
+    joblib, stacked = ("hydra/launcher=joblib" in launcher), ("hydra/launcher=stacked_slurm" in launcher)
+    launcher = start([*sweep, *launcher], cwd=tmp_path)
     jobs = ("0_seed=0", "1_seed=1")  # the job folders: number and swept value
-    workers = {}  # job: the pid of the worker training it, paused once it has a checkpoint (both must still run)
+    workers = {}  # job: the pid of the process training it, paused once it has a checkpoint (both must still run)
     deadline = time.monotonic() + 120
     while len(workers) < len(jobs):
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate(timeout=60)
         for job in set(jobs) - set(workers):
             if (sweep_dir / job / "checkpoints" / "last.pt").exists():
                 workers[job] = int((sweep_dir / job / LOCK_FILE).read_text().split()[1])  # "pid N"
-                os.kill(workers[job], signal.SIGSTOP)
+                if not stacked:  # a group writes its jobs' checkpoints one after another: paused once both have one
+                    os.kill(workers[job], signal.SIGSTOP)
         time.sleep(0.05)
-    loky = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert sorted(loky) == sorted(workers.values()), (loky, workers)
-    workers = list(workers.values())
+    if stacked:
+        os.kill(workers[jobs[0]], signal.SIGSTOP)
+    if joblib:
+        loky = [pid for pid in child_processes(launcher.pid) if b"LokyProcess" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert sorted(loky) == sorted(workers.values()), (loky, workers)
+    workers = set(workers.values())  # a stacked group's two jobs share one
     launcher.send_signal(signal.SIGKILL)
     for pid in workers:
         os.kill(pid, signal.SIGCONT)

@@ -5,7 +5,7 @@ A sweep's jobs may run in joblib's worker processes, which a signal to the launc
 does not reach: a worker therefore watches that process and stops once it has gone, instead of
 training on, and then waiting for ever, for a sweep that no longer exists. A first signal to that
 ``run.py`` asks its jobs to stop through a stop file and waits for them (:func:`collect_stopped_jobs`).
-submitit_local's jobs, grandchildren of ``run.py``, are asked the same way
+submitit_local's jobs, grandchildren of ``run.py``, watch it and are asked the same way
 (:func:`local_controllers_ignore_ctrl_c`); a cluster's are detached by design and finish on their own.
 A job in a process of its own hands its launcher a result when stopped (:func:`stopped_job_returns`);
 one in ``run.py`` itself ends the process.
@@ -33,8 +33,8 @@ from typing import Iterator, Optional
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
-STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a joblib sweep's run.py; the file exists once it stops
-CTRL_C_IGNORED_VARIABLE = "LENET_EXP_CTRL_C_IGNORED"  # set by run.py: its submitit_local jobs inherit SIGINT ignored
+STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a parallel sweep's run.py; the file exists once it stops
+LOCAL_SUBMITIT_VARIABLE = "LENET_EXP_SUBMITIT_LOCAL"  # set by the run.py of a submitit_local sweep, for its jobs
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
@@ -47,7 +47,7 @@ class JobSlot:
     number: int = 0  # Hydra's job number (0 for a single run)
     parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
     threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
-    launcher: Optional[int] = None  # pid of the run.py that started this worker process: its exit stops the job
+    launcher: Optional[int] = None  # pid of the run.py that started this job's process: its exit stops the job
 
     def cpu_threads(self, asked: Optional[int]) -> int:
         """``device.threads`` if set (at most the cores there are), else the launcher's reservation, else
@@ -83,7 +83,9 @@ def job_slot(hydra_cfg) -> JobSlot:
                        launcher=launcher_pid())
     submitit = launcher.get("submitit") or {}
     cpus = launcher.get("cpus_per_task") or (submitit.get("cpus_per_task") if submitit.get("cluster") else None)
-    return JobSlot(number, threads=cpus or None)
+    # a submitit_local job watches its run.py as a joblib worker does; a cluster's job is detached by design
+    return JobSlot(number, threads=cpus or None,
+                   launcher=launcher_pid() if os.environ.get(LOCAL_SUBMITIT_VARIABLE) else None)
 
 
 class Stopped(KeyboardInterrupt):
@@ -227,10 +229,12 @@ def local_controllers_ignore_ctrl_c() -> None:
     starts ignore SIGINT. A terminal's Ctrl-C reaches every process of its group, and a controller met it
     with a KeyboardInterrupt traceback and killed its job a second later, while run.py ended without a
     summary. Its job takes SIGINT back (:func:`take_ctrl_c_back`), stops as a run does, on the signal or
-    on run.py's stop file, and hands run.py its result."""
+    on run.py's stop file, and hands run.py its result. It also watches run.py (:func:`job_slot`): a
+    Ctrl-C that came while it started up, still ignoring it, or a ``kill -9`` to run.py, must not leave it
+    training for nobody."""
     import submitit.local.local as local
 
-    os.environ[CTRL_C_IGNORED_VARIABLE] = "1"
+    os.environ[LOCAL_SUBMITIT_VARIABLE] = "1"
     start = local.start_controller
     if getattr(start, "ignores_ctrl_c", False):  # a sweep before this one, in this process
         return
@@ -250,7 +254,7 @@ def take_ctrl_c_back() -> None:
     """In a submitit_local job, first thing: SIGINT as Python has it by default, which the job's controller
     ignores (:func:`local_controllers_ignore_ctrl_c`). A job that ignored it through its start-up would
     train on after a Ctrl-C that came then, once run.py, stopped by a second one, had taken its stop file."""
-    if (os.environ.get(CTRL_C_IGNORED_VARIABLE) and threading.current_thread() is threading.main_thread()
+    if (os.environ.get(LOCAL_SUBMITIT_VARIABLE) and threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -292,8 +296,23 @@ def launcher_pid() -> Optional[int]:
 
 
 def launcher_gone(launcher: Optional[int]) -> bool:
-    """Whether this worker's run.py has exited (POSIX: an orphan is adopted by another process)."""
-    return launcher is not None and os.getppid() != launcher
+    """Whether this job's run.py has exited: the parent of a joblib worker, the grandparent of a
+    submitit_local job (through its controller). POSIX: an orphan is adopted by another process."""
+    return launcher is not None and os.getppid() != launcher and not process_alive(launcher)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: one that has exited, and that its parent has not reaped yet, does not."""
+    if Path("/proc/self/stat").exists():  # Linux: a zombie is "Z"
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+    try:  # no /proc (macOS)
+        os.kill(pid, 0)
+    except OSError:  # none, or another user's: the pid was taken again
+        return False
+    return True
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from typing import Optional
 
 from lenet_exp.launch import STOP_FILE_VARIABLE, launcher_gone, stop_file_signal
@@ -13,23 +14,28 @@ from lenet_exp.launch import STOP_FILE_VARIABLE, launcher_gone, stop_file_signal
 class StopSignals:
     """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
 
-    With ``launcher``, the exit of that parent process (the sweep's run.py) also counts as a stop
-    request, as a SIGTERM. In a joblib sweep, so does its run.py's request to stop (a signal it took:
+    With ``launcher``, the exit of that process (the sweep's run.py) also counts as a stop request, as a
+    SIGTERM. In a joblib or submitit_local sweep, so does its run.py's request to stop (a signal it took:
     :func:`lenet_exp.launch.collect_stopped_jobs`).
     """
 
     HANDLED = (signal.SIGINT, signal.SIGTERM)
+    WATCH_INTERVAL_S = 0.5  # how often the launcher is looked for
 
     def __init__(self, launcher: Optional[int] = None) -> None:
         self.signal: Optional[int] = None
         self.launcher = launcher
         self.launcher_exited = False
-        self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a joblib sweep's: read once, polled at every step
+        self._next_watch = 0.0
+        self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a parallel sweep's: read once, polled at every step
         self._previous: dict[int, object] = {}
 
     def requested(self) -> bool:
-        if self.signal is None and launcher_gone(self.launcher):
-            self.signal, self.launcher_exited = signal.SIGTERM, True
+        if self.signal is None and self.launcher and time.monotonic() >= self._next_watch:
+            # ~9 µs to read a grandparent's /proc entry, where a GPU step may take 100 µs: twice a second will do
+            self._next_watch = time.monotonic() + self.WATCH_INTERVAL_S
+            if launcher_gone(self.launcher):
+                self.signal, self.launcher_exited = signal.SIGTERM, True
         if self.signal is None and self.stop_file:
             self.signal = stop_file_signal(self.stop_file)
         return self.signal is not None

@@ -30,7 +30,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lenet_exp.launch import current_job  # no torch: Hydra imports this module in every run.py
+from lenet_exp.launch import current_job, take_ctrl_c_back  # no torch: Hydra imports this module in every run.py
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,7 @@ class StackedLauncher(Launcher):
 
     def __call__(self, configs: list, singleton_state: Dict[type, Singleton]) -> dict:
         """A unit in a submitit job (its own process, on a cluster node or here)."""
+        take_ctrl_c_back()  # first thing, as a job alone does (lenet_exp.app.run_task)
         Singleton.set_state(singleton_state)
         setup_globals()
         return self._run_unit(configs)
@@ -249,14 +250,18 @@ class StackedLauncher(Launcher):
         except Exception as error:
             log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
                       ", ".join(str(c.hydra.job.num) for c in unit), (str(error).strip().splitlines() or [""])[-1])
-            returns = {}
-            for c in unit:  # as a failed trial's: no value for the sweeper; the summary reads the run folder
-                returns[c.hydra.job.num] = ret = JobReturn(overrides=list(c.hydra.overrides.task),
-                                                           cfg=self._task_config(c), status=JobStatus.COMPLETED)
-                ret.return_value = math.nan
-                # its job never got to end itself: the callbacks hear of it here (Optuna's is then told "failed")
-                self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
-            return returns
+            return self._returns_without_a_value(unit)
+
+    def _returns_without_a_value(self, configs: list) -> dict:
+        """JobReturns for jobs that did not get to end themselves, as a failed trial's: no value for the
+        sweeper (Optuna's callback then tells it "failed"); the summary reads each run folder."""
+        returns = {}
+        for c in configs:
+            returns[c.hydra.job.num] = ret = JobReturn(overrides=list(c.hydra.overrides.task),
+                                                       cfg=self._task_config(c), status=JobStatus.COMPLETED)
+            ret.return_value = math.nan
+            self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
+        return returns
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:
@@ -336,7 +341,9 @@ class StackedLauncher(Launcher):
             for trial in trials:
                 if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
                     record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
-            sys.exit(interrupted_status(signum))
+            if not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
+                sys.exit(interrupted_status(signum))
+            return self._returns_without_a_value(configs)
         signal = None
         for trial in trials:
             ret, outcome = returns[trial.number], trial.outcome
