@@ -55,6 +55,7 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     assert ("test/misclassified" in images) == (metrics["test"]["acc"] < 1)  # drawn whenever there are any
     hparams = logged_hparams(events)
     assert hparams["optimizer.lr"] == 1e-3 and hparams["model.name"] == "lenet5" and hparams["trainer.batch_size"] == 64
+    assert hparams["model.batch_norm"] == "true"  # as Hydra spells it, not torch's 1.0
     # the settings that change results only; no experiment of its own, so TensorBoard works out what differs
     assert not {"dataset.root", "device.threads", "trainer.progress", "ckpt", "image", "optimizer.momentum"} & set(hparams)
     assert "_hparams_/experiment" not in events.PluginTagToContent("hparams")

@@ -152,8 +152,10 @@ class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
         # purge_step drops events an interrupted run logged after its last checkpoint.
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
+        # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
+        shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()}
         # the experiment summary is not written: one per run would declare every setting as not differing
-        _, session_start, self._session_end = hparams_summaries(dict(hparams), {})
+        _, session_start, self._session_end = hparams_summaries(shown, {})
         self.writer.file_writer.add_summary(session_start)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
