@@ -474,6 +474,11 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),
     ("sweep=optuna hydra.sweeper.direction=up", "hydra.sweeper.direction='up': give maximize"),
     ("hydra/launcher=joblib hydra.launcher.n_jobs=0 seed=0,1", "hydra.launcher.n_jobs=0: give how many jobs run at once"),
+    # each job failed with "set_num_threads expects a positive integer"
+    ("hydra/launcher=submitit_local hydra.launcher.cpus_per_task=-1 seed=0,1",
+     "hydra.launcher.cpus_per_task=-1: give how many cores each job reserves"),
+    ("hydra/launcher=stacked_slurm hydra.launcher.submitit.cluster=local hydra.launcher.submitit.cpus_per_task=0 seed=0,1",
+     "hydra.launcher.submitit.cpus_per_task=0: give how many cores each job reserves"),
 ])
 def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast, tmp_path, settings, expected):
     result = run_main(["-m", *settings.split(), *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)

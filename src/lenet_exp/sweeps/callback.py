@@ -33,6 +33,17 @@ def runs_submitit_locally(launcher: DictConfig) -> bool:
             or getattr(OmegaConf.select(launcher, "submitit.cluster", default=None), "name", None) == "local")
 
 
+def refuse_launcher_settings(launcher: DictConfig) -> None:
+    """Exits with a message on a launcher setting that its jobs would meet with a traceback each."""
+    if launcher.get("n_jobs") == 0:  # joblib's own error is a traceback
+        sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per core).")
+    for key in ("cpus_per_task", "submitit.cpus_per_task"):  # submitit's, the stacked launcher's groups'
+        cpus = OmegaConf.select(launcher, key, default=None)
+        if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
+            sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
+                     f"or null for the launcher's default.")
+
+
 class SweepSummary(Callback):
     """Hydra callback: search space rule at the start of a sweep, summary and exit status at its end."""
 
@@ -45,10 +56,8 @@ class SweepSummary(Callback):
         refuse_intervals_in_a_grid(config)
         apply_search_space_rule(config)
         name_jobs_by_what_varies(config)
+        refuse_launcher_settings(config.hydra.launcher)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
-            if config.hydra.launcher.n_jobs == 0:  # joblib's own error is a traceback
-                sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per "
-                         "core).")
             collect_stopped_jobs()
         elif runs_submitit_locally(config.hydra.launcher):
             collect_stopped_jobs()
