@@ -772,6 +772,21 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
     assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
 
 
+def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):
+    """A typo in a named run folder, then the fixed command into it: it was refused as "another config"."""
+    run_dir = tmp_path / "mine"
+    typo = run_main(fast + ["optimizer.lr=0.5", "+optimizer.lrr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert typo.returncode == 1 and "optimizer.lrr=0.1 (unknown key)" in typo.stderr, typo.stderr[-2000:]
+    fixed = run_main(fast + ["optimizer.lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert "holds a run that ended before it trained, with another config (optimizer.lr: 0.5 -> 0.1" in fixed.stdout
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["config"]["optimizer"]["lr"] == 0.1
+    # once it has trained, the folder is that run's: another config is refused
+    other = run_main(fast + ["optimizer.lr=0.2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert other.returncode == 1 and "holds a run with another config (optimizer.lr: 0.1 -> 0.2)" in other.stderr
+
+
 def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):
     before = (trained / "checkpoints" / "best.pt").stat().st_mtime_ns
     result = run_main([f"resume={trained}"], cwd=tmp_path)

@@ -92,6 +92,12 @@ def load_record(path: Path, override: str) -> DictConfig:
                  f"away to use the folder anyway, or choose another {override}.")
 
 
+def trained_anything(run_dir: Path) -> bool:
+    """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
+    the first epoch's start)."""
+    return any((run_dir / "checkpoints").glob("*.pt")) or any(run_dir.glob("events.out.tfevents.*"))
+
+
 class OutputDirCheck(Callback):
     """Checks the output folder before Hydra writes into it. Hydra turns a callback's exception into a
     warning and goes on, so an unforeseen error here ends the run instead of skipping the checks."""
@@ -114,10 +120,13 @@ class OutputDirCheck(Callback):
         if saved.is_file():  # continuing a run: only with the config it was started with
             changed = config_differences(OmegaConf.to_container(load_record(saved, "hydra.run.dir")),
                                          task_config(config))
-            if changed:
+            if changed and trained_anything(run_dir):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
                          f"Continue it with `python run.py resume={shlex.quote(str(run_dir))}`, or choose a new "
                          "hydra.run.dir.")
+            if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
+                log.info("%s holds a run that ended before it trained, with another config (%s): this one starts "
+                         "over there.", run_dir, "; ".join(changed[:3]))
         check_writable(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
         note_sweep_dir(None)
