@@ -217,7 +217,7 @@ def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(compl
     result = run_main(fast_overrides(tiny_root) + [f"hydra.run.dir={completed_run}", "optimizer.lr=0.5"],
                       cwd=completed_run.parent)
     assert result.returncode == 1 and "holds a run with another config" in result.stderr, result.stderr[-2000:]
-    command = re.search(r"`(python run.py resume=.*)`, or choose", result.stderr).group(1)
+    command = re.search(r"`(python run.py resume=.*)` \(no override", result.stderr).group(1)
     assert shlex.split(command) == ["python", "run.py", f"resume={completed_run}"]
 
 

@@ -122,8 +122,8 @@ class OutputDirCheck(Callback):
                                          task_config(config))
             if changed and trained_anything(run_dir):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
-                         f"Continue it with `python run.py resume={shlex.quote(str(run_dir))}`, or choose a new "
-                         "hydra.run.dir.")
+                         f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
+                         f"override that changes its results), or run this config in a new hydra.run.dir.")
             if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
                 log.info("%s holds a run that ended before it trained, with another config (%s): this one starts "
                          "over there.", run_dir, "; ".join(changed[:3]))
