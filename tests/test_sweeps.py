@@ -523,6 +523,16 @@ def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing  # nothing added or removed
 
 
+def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_command(fast, tmp_path):
+    sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    typo = run_main([*sweep, "optimizer.lr=1e-3,abc"], cwd=tmp_path)  # each job's config is composed first
+    assert typo.returncode == 1 and "Value 'abc' of type 'str' could not be converted to Float" in typo.stderr
+    assert not list((tmp_path / "sweep").glob("*/.hydra")) and (tmp_path / "sweep" / "multirun.yaml").is_file()
+    fixed = run_main([*sweep, "optimizer.lr=1e-3,3e-3"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
+
+
 def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast, tmp_path):
     """Seeds added to a sweep join its summary (its jobs keep their numbers and folders, done ones are
     skipped); the same values in another order would give its folders' numbers to other jobs."""

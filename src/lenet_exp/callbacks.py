@@ -138,7 +138,9 @@ class OutputDirCheck(Callback):
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         sweep_dir = Path(config.hydra.sweep.dir)
         saved = sweep_dir / "multirun.yaml"
-        if saved.is_file():  # continuing a sweep: only the same sweep, or one with jobs added after its own
+        # continuing a sweep: only the same sweep, or one with jobs added after its own. One that ended before
+        # its first job (a value its jobs' config refused) holds nothing: the fixed command may start there.
+        if saved.is_file() and any(sweep_dir.glob("*/.hydra")):
             refuse_another_sweep(sweep_dir, load_record(saved, "hydra.sweep.dir"), config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
