@@ -140,8 +140,10 @@ class OutputDirCheck(Callback):
         saved = sweep_dir / "multirun.yaml"
         # continuing a sweep: only the same sweep, or one with jobs added after its own. One that ended before
         # its first job (a value its jobs' config refused) holds nothing: the fixed command may start there.
-        if saved.is_file() and any(sweep_dir.glob("*/.hydra")):
-            refuse_another_sweep(sweep_dir, load_record(saved, "hydra.sweep.dir"), config)
+        if saved.is_file():
+            record = load_record(saved, "hydra.sweep.dir")
+            if any(sweep_dir.glob("*/.hydra")):
+                refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
         note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it
