@@ -117,6 +117,7 @@ class OutputDirCheck(Callback):
                      "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
         saved = run_dir / ".hydra" / "config.yaml"
+        changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with
             changed = config_differences(OmegaConf.to_container(load_record(saved, "hydra.run.dir")),
                                          task_config(config))
@@ -124,11 +125,11 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
-            if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
-                log.info("%s holds a run that ended before it trained, with another config (%s): this one starts "
-                         "over there.", run_dir, "; ".join(changed[:3]))
         check_writable(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
+        if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
+            log.info("%s holds a run that ended before it trained, with another config (%s): this one starts over "
+                     "there.", run_dir, "; ".join(changed[:3]))
         note_sweep_dir(None)
 
     @staticmethod
