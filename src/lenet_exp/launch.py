@@ -298,21 +298,27 @@ def launcher_pid() -> Optional[int]:
 def launcher_gone(launcher: Optional[int]) -> bool:
     """Whether this job's run.py has exited: the parent of a joblib worker, the grandparent of a
     submitit_local job (through its controller). POSIX: an orphan is adopted by another process."""
-    return launcher is not None and os.getppid() != launcher and not process_alive(launcher)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs: one that has exited, and that its parent has not reaped yet, does not."""
-    if Path("/proc/self/stat").exists():  # Linux: a zombie is "Z"
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return False
-    try:  # no /proc (macOS)
-        os.kill(pid, 0)
-    except OSError:  # none, or another user's: the pid was taken again
+    if launcher is None:
         return False
-    return True
+    parent = os.getppid()
+    if parent == launcher:
+        return False
+    grandparent = parent_pid(parent)
+    if grandparent is not None:
+        return grandparent != launcher
+    try:  # no /proc (macOS): whether a process still has its pid
+        os.kill(launcher, 0)
+    except OSError:
+        return True
+    return False
+
+
+def parent_pid(pid: int) -> Optional[int]:
+    """The parent of process ``pid``, from Linux's /proc; None where it cannot be read."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # after "pid (name) state"
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

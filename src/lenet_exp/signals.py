@@ -32,7 +32,7 @@ class StopSignals:
 
     def requested(self) -> bool:
         if self.signal is None and self.launcher and time.monotonic() >= self._next_watch:
-            # ~9 µs to read a grandparent's /proc entry, where a GPU step may take 100 µs: twice a second will do
+            # ~9 µs to read a parent's /proc entry, where a GPU step may take 100 µs: twice a second will do
             self._next_watch = time.monotonic() + self.WATCH_INTERVAL_S
             if launcher_gone(self.launcher):
                 self.signal, self.launcher_exited = signal.SIGTERM, True
