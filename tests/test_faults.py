@@ -185,12 +185,33 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     summary = read_json(sweep_dir / "summary.json")
     assert [(job["params"]["ckpt"], job["status"]) for job in summary["jobs"]] == [(str(c), "completed")
                                                                                     for c in checkpoints]
+    assert summary["swept"] == ["ckpt"]  # both tested on their own MNIST: no data set column
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
     # each evaluation is a TensorBoard run: HParams shows each checkpoint's test accuracy
     for job, checkpoint in zip(summary["jobs"], checkpoints):
         events = load_events(Path(job["run_dir"]))
         assert logged_hparams(events)["ckpt"] == str(checkpoint)
         assert scalar_values(events, "test/acc") == {0: pytest.approx(job["test_acc"])}
+
+
+def test_an_evaluation_sweep_shows_the_data_set_where_its_checkpoints_differ_in_it(completed_run, tiny_root, tmp_path):
+    """Each checkpoint is tested on its own data set, whatever `dataset.<field>=` the command sets (with
+    `dataset.val_size=`, both were tested on the default MNIST); `dataset=<option>` chooses another."""
+    fashion = tmp_path / "fashion"
+    trained = run_main([*fast_overrides(tiny_root), "dataset=fashion_mnist", f"hydra.run.dir={fashion}"], cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    checkpoints = [completed_run / "checkpoints" / "best.pt", fashion / "checkpoints" / "best.pt"]
+    result = run_main(["-m", *fast_overrides(tiny_root), "task=eval", f"ckpt={','.join(map(str, checkpoints))}",
+                       f"hydra.sweep.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = read_json(tmp_path / "eval" / "summary.json")
+    assert summary["swept"] == ["ckpt", "dataset"]
+    assert [job["params"]["dataset"] for job in summary["jobs"]] == ["mnist", "fashion_mnist"]
+    header = next(line for line in result.stdout.splitlines() if line.startswith("job "))
+    assert header.split()[:4] == ["job", "status", "ckpt", "dataset"]
+    on_mnist = run_main([*fast_overrides(tiny_root), "task=eval", f"ckpt={checkpoints[1]}", "dataset=mnist",
+                         f"hydra.run.dir={tmp_path / 'on_mnist'}"], cwd=tmp_path)
+    assert on_mnist.returncode == 0 and read_json(tmp_path / "on_mnist" / "metrics.json")["dataset"] == "mnist"
 
 
 def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path):

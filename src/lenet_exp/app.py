@@ -32,10 +32,9 @@ LOCATION_KEYS = ("dataset.root", "dataset.download")
 
 
 def named_on_command_line(hydra_cfg) -> set[str]:
-    """Top-level config keys the command line set, e.g. {"dataset", "ckpt"} for `dataset=... ckpt=...`
-    (but not for `dataset.root=...`, which says where the checkpoint's own data set is)."""
-    keys = (override_key(o) for o in hydra_cfg.overrides.task)
-    return {key.split(".")[0] for key in keys if key not in LOCATION_KEYS}
+    """The config keys the command line set, e.g. {"dataset", "ckpt", "model.dropout"} (but not
+    `dataset.root` or `dataset.download`, which say where the checkpoint's own data set is)."""
+    return {override_key(o) for o in hydra_cfg.overrides.task} - set(LOCATION_KEYS)
 
 
 def one_line(error: BaseException) -> str:

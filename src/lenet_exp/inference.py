@@ -27,11 +27,21 @@ from lenet_exp.record import TensorBoardLog
 log = logging.getLogger(__name__)
 
 
+def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> DictConfig:
+    """The checkpoint's own ``group`` (model, dataset), or the option the command line chose (``model=…``);
+    either with the fields the command line set (``dataset.image_size=…``)."""
+    node = cfg[group].copy() if group in chosen else saved[group].copy()
+    for key in sorted(chosen):
+        if key.startswith(group + "."):
+            OmegaConf.update(node, key[len(group) + 1:], OmegaConf.select(cfg, key), merge=False)
+    return node
+
+
 def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The checkpoint's model, or the one the command line named (which must then fit the weights)."""
+    """The checkpoint's model, or as the command line named it (which must then fit the weights)."""
     state = ckpt.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
-    model_cfg = cfg.model if "model" in chosen else saved.model
+    model_cfg = as_chosen("model", cfg, saved, chosen)
     model = build_model(model_cfg, saved.dataset.num_classes, saved.dataset.image_size)
     ckpt.load_model_weights(model, state, cfg.ckpt)
     if state.get("ema"):  # an EMA run was selected and tested with its averaged weights
@@ -42,7 +52,7 @@ def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) 
 
 def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     """The data set the command line named, or else the one the checkpoint was trained on."""
-    dataset = cfg.dataset.copy() if "dataset" in chosen else OmegaConf.create(saved["dataset"])
+    dataset = as_chosen("dataset", cfg, OmegaConf.create(saved), chosen)
     dataset.root, dataset.download = cfg.dataset.root, cfg.dataset.download  # paths are this machine's
     if dataset.num_classes != saved["dataset"]["num_classes"]:
         raise CheckpointError(

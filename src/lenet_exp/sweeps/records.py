@@ -114,6 +114,9 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if metrics is None:
         record.message = "no metrics.json: the job was killed or crashed before writing it"
         return record
+    if metrics.get("task") == "eval" and "dataset" not in params:
+        # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
+        params["dataset"] = str(metrics.get("dataset", ""))
     status = str(metrics.get("status", "failed"))
     record.message = str(metrics.get("message") or "")
     if status == "running" and final:
