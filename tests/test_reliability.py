@@ -99,7 +99,8 @@ CASES = {
     "run folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d}"],
                                     ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
     "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
-                                    ["written for another model", "model=lenet5", "num_classes=10"]),
+                                    ["written for another model", "model=lenet5", "num_classes=10",
+                                     "does not fit this one (it has no features.0.bias)"]),  # classic: conv biases
     "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
                                           ["predicts 10 classes", "has 5"]),
     "eval without ckpt": (lambda r, t, d: ["task=eval"], ["ckpt", "task=eval"]),

@@ -105,6 +105,18 @@ def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
         saved = state.get("config", {})
         raise CheckpointError(
             f"{path} was written for another model (model={saved.get('model', {}).get('name')}, "
-            f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one: "
-            f"{str(error).splitlines()[0]} Use the model and dataset options it was trained with."
+            f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one "
+            f"({first_misfit(model.state_dict(), state['model'])}). Use the model and dataset options it was "
+            f"trained with."
         ) from error
+
+
+def first_misfit(expected: dict, saved: dict) -> str:
+    """The first weight in which a checkpoint does not fit a model, in words (torch lists them all)."""
+    for key, tensor in expected.items():
+        if key not in saved:
+            return f"it has no {key}"
+        if saved[key].shape != tensor.shape:
+            return f"its {key} is {tuple(saved[key].shape)}, this model's {tuple(tensor.shape)}"
+    extra = [key for key in saved if key not in expected]
+    return f"this model has no {extra[0]}" if extra else "its weights differ"
