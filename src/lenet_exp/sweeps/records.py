@@ -163,12 +163,9 @@ def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
     return key
 
 
-by_val_acc = by_accuracy("val_acc")
-
-
 def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
     completed = [r for r in jobs if r.status == OK_STATUS and r.val_acc is not None]
-    return min(completed, key=by_val_acc) if completed else None
+    return min(completed, key=by_accuracy("val_acc")) if completed else None
 
 
 def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
