@@ -497,7 +497,8 @@ def test_a_full_disk_keeps_the_checkpoints_and_the_run_resumes_once_there_is_spa
     args = [*fast_overrides(tiny_root), "trainer.epochs=3", "trainer.log_images=false", f"hydra.run.dir={run_dir}"]
     result = run_main(args, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"No space left on {small_disk} writing {run_dir / 'checkpoints' / 'last.pt'}" in result.stderr
+    assert f"No space left on {small_disk} writing {run_dir / 'checkpoints' / 'last.pt'}; its previous version is kept" \
+        in result.stderr
     checkpoints = run_dir / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
     assert torch.load(checkpoints / "last.pt", weights_only=True)["run_state"]["epoch"] == 1  # intact

@@ -235,6 +235,8 @@ def test_a_trial_whose_files_fail_fails_alone(failing, fast, tmp_path, monkeypat
     assert result.returncode == 1, result.stderr[-2000:]  # the summary's: a job did not complete
     good, failed = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
     assert failed["status"] == "failed" and "No space left on" in failed["message"]
+    if failing is no_space_for_job_1_checkpoints:  # its first checkpoint: there is no earlier one to keep
+        assert "previous version" not in failed["message"]
     assert good["status"] == "completed" and [row["epoch"] for row in good["history"]] == [1, 2]
     monkeypatch.undo()
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
@@ -364,6 +366,7 @@ def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_fo
     for job in jobs[:2]:  # still as the first stop left them: after epoch 1, for a re-run to continue
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and [row["epoch"] for row in metrics["history"]] == [1]
+    assert "Job 2 starts from the beginning: stacked apart from the others" in resumed.stderr
     assert "Training jobs 0, 1 stacked" not in resumed.stderr
 
 

@@ -25,7 +25,7 @@ FULL_BELOW_BYTES = 2**20  # a write that fails with less free space than this fa
 
 
 class DiskFull(UserError):
-    """No space left where a file had to be written; the previous version of the file is kept."""
+    """No space left where a file had to be written; the previous version of the file, if any, is kept."""
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
@@ -44,8 +44,9 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) 
         # torch.save reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
         if isinstance(error, Exception) and (getattr(error, "errno", None) == errno.ENOSPC
                                              or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES):
-            raise DiskFull(f"No space left on {mount_point(path.parent)} writing {path}; its previous version is "
-                           f"kept. Free some space, then run the same command again to continue.") from error
+            kept = "; its previous version is kept" if path.exists() else ""
+            raise DiskFull(f"No space left on {mount_point(path.parent)} writing {path}{kept}. Free some space, "
+                           f"then run the same command again to continue.") from error
         raise
 
 
