@@ -8,10 +8,8 @@ import re
 import shlex
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -477,35 +475,6 @@ def test_a_second_signal_during_the_imports_stops_at_once():
                 time.sleep(0.05)
             done.append("imports")
     assert done == [] and stopped.value.signum == signal.SIGTERM
-
-
-@pytest.fixture
-def small_disk(tmp_path) -> Iterator[Path]:
-    """A real file system of 1600 KiB (tmpfs): room for one epoch's two checkpoints, not for the next."""
-    mount = tmp_path / "small_disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("mounting a tmpfs needs root")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def test_a_full_disk_keeps_the_checkpoints_and_the_run_resumes_once_there_is_space(small_disk, tiny_root, tmp_path):
-    run_dir = small_disk / "run"
-    args = [*fast_overrides(tiny_root), "trainer.epochs=3", "trainer.log_images=false", f"hydra.run.dir={run_dir}"]
-    result = run_main(args, cwd=tmp_path)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"No space left on {small_disk} writing {run_dir / 'checkpoints' / 'last.pt'}; its previous version is kept" \
-        in result.stderr
-    checkpoints = run_dir / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
-    assert torch.load(checkpoints / "last.pt", weights_only=True)["run_state"]["epoch"] == 1  # intact
-    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)  # space freed
-    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "Resuming" in resumed.stderr and read_json(run_dir / "metrics.json")["status"] == "completed"
 
 
 def test_a_killed_writes_temporary_file_is_removed_when_the_run_continues(killed_run, tiny_root):

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError
-from lenet_exp.files import read_json, save_json
+from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, override_key
@@ -45,6 +45,9 @@ def one_line(error: BaseException) -> str:
 def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     """Log a job's error (one line; a traceback only for what is no user error) and record it in its
     metrics.json; returns the message."""
+    if isinstance(error, OSError) and is_disk_full(error):  # a write outside files.write_atomic (TensorBoard's)
+        error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
+                         f"({error.strerror}). Free some space, then run the same command again to continue.")
     expected = isinstance(error, UserError)
     message = str(error) if expected else one_line(error)
     log.error("Error: %s", message, exc_info=not expected)

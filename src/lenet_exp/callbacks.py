@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -18,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import config_differences
-from lenet_exp.files import own_folder
+from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.sweeps.space import grid_jobs
 
@@ -34,6 +35,10 @@ def check_writable(directory: Path, override: str) -> None:
     except OSError as error:
         sys.exit(f"Error: cannot write the output directory {directory} ({error.strerror or error}). "
                  f"Choose a writable one with {override}=<dir>.")
+    free = shutil.disk_usage(directory).free
+    if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
+        sys.exit(f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
+                 f"Free some space, then run the same command again, or choose another {override}=<dir>.")
 
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:

@@ -1,15 +1,18 @@
 """Files written atomically: to a temporary name in the same folder, then renamed over the old one.
 
-A crash (or a full disk) mid-write leaves the previous version intact. No torch import here, so the
-error path of a bad command line stays fast.
+A crash (or a full disk) mid-write leaves the previous version intact. Also what a full disk means for
+the run's other files (run.log), and the ownership of a run's folder. No torch import here, so the error
+path of a bad command line stays fast.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,6 +25,12 @@ os.umask(_UMASK)
 
 TEMPORARY_SUFFIX = ".tmp"
 FULL_BELOW_BYTES = 2**20  # a write that fails with less free space than this failed for want of space
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """No space left on the device, or the user's disk quota (a cluster's usual limit) used up: as the
+    operating system reports it, or as :class:`DiskFull`."""
+    return isinstance(error, DiskFull) or isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class DiskFull(UserError):
@@ -42,7 +51,7 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) 
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         # torch.save reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
-        if isinstance(error, Exception) and (getattr(error, "errno", None) == errno.ENOSPC
+        if isinstance(error, Exception) and (is_disk_full(error)
                                              or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES):
             kept = "; its previous version is kept" if path.exists() else ""
             raise DiskFull(f"No space left on {mount_point(path.parent)} writing {path}{kept}. Free some space, "
@@ -117,3 +126,28 @@ def release_folder(folder: Path) -> None:
     lock = _held.pop(Path(folder).resolve(), None)
     if lock is not None:
         lock.close()
+
+
+class RunLog(logging.FileHandler):
+    """run.log (hydra.job_logging's file handler), which a full disk cannot turn into a traceback per line:
+    it says so once, and the console still shows every line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            return super().handleError(record)
+        self._say_once(error)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as error:  # the lines still buffered when the disk filled up
+            self._say_once(error)
+
+    def _say_once(self, error: OSError) -> None:
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"({self.baseFilename} cannot be written: {error.strerror or error}; "
+                             f"its lines go to the console only)\n")

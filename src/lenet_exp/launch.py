@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from lenet_exp.files import is_disk_full
+
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a parallel sweep's run.py; the file exists once it stops
@@ -161,6 +163,7 @@ def interrupted_status(signum: int) -> int:
 
 
 _left_running = False  # a submitit job died: the sweep ended while others may still run (on a cluster)
+_cut_short = False  # the disk filled up: the sweep ended before each of its jobs had run
 
 
 @contextlib.contextmanager
@@ -168,14 +171,21 @@ def ending_on_a_dead_job() -> Iterator[None]:
     """Within a sweeper's sweep: a job whose process died without a result ends the sweep as a failed job
     does, with its summary, instead of its launcher's traceback. joblib's TerminatedWorkerError (the
     out-of-memory killer, a kill -9, a crash): joblib has ended the sweep's other jobs. submitit's
-    UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves."""
-    global _left_running
-    _left_running = False  # this sweep's
+    UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves.
+    Likewise a full disk, where Hydra writes a job's ``.hydra/`` before the job can catch anything."""
+    global _left_running, _cut_short
+    _left_running = _cut_short = False  # this sweep's
     try:
         yield
     except Exception as error:
         kind = type(error).__name__
         sweep_dir = shlex.quote(str(_sweep_dir))
+        if is_disk_full(error):
+            _cut_short = True
+            log.error("%s: Hydra could not write the config of the sweep's next job; the jobs before it keep what "
+                      "they wrote. Free some space, then run the same command with hydra.sweep.dir=%s to continue "
+                      "the sweep.", error.strerror, sweep_dir)
+            return
         if kind == "TerminatedWorkerError":
             codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
             how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
@@ -194,6 +204,11 @@ def ending_on_a_dead_job() -> Iterator[None]:
 def jobs_left_running() -> bool:
     """Whether the sweep ended at a dead submitit job, while its other jobs may still run."""
     return _left_running
+
+
+def sweep_cut_short() -> bool:
+    """Whether the sweep ended before each of its jobs had run (a full disk)."""
+    return _cut_short
 
 
 def collect_stopped_jobs() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +149,24 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     return "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
 
 
+def quiet_event_writer_threads() -> None:
+    """TensorBoard writes events in a thread of its own, whose error (a full disk) would print a traceback;
+    the writer raises that error again at the next write or close, which reports it as any other error."""
+    default = threading.excepthook
+    if getattr(default, "quiets_event_writers", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ != "_AsyncWriterThread":
+            default(args)
+
+    hook.quiets_event_writers = True
+    threading.excepthook = hook
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
+        quiet_event_writer_threads()
         # purge_step drops events an interrupted run logged after its last checkpoint.
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1

@@ -299,7 +299,7 @@ class StackedLauncher(Launcher):
                 handler.close()
                 for config in configs:
                     path = Path(config.hydra.runtime.output_dir) / Path(handler.baseFilename).name
-                    job_handler = logging.FileHandler(path, mode=handler.mode, encoding=handler.encoding)
+                    job_handler = type(handler)(path, mode=handler.mode, encoding=handler.encoding)
                     job_handler.setFormatter(handler.formatter)
                     job_handler.setLevel(handler.level)
                     job_handler.addFilter(JobLines(config.hydra.job.num))

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_left_running,
-                              local_controllers_ignore_ctrl_c, sweep_stop_signal)
+                              local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
 
@@ -103,7 +103,7 @@ class SweepSummary(Callback):
         bad = summary.bad_jobs
         if not summary.jobs and self.fail_on_error:
             sys.exit(EXIT_JOBS_FAILED)
-        if self.fail_on_error and left_running and not bad:  # the dead job is among those still marked running
+        if self.fail_on_error and (left_running or sweep_cut_short()) and not bad:  # a dead job is still "running"
             sys.exit(EXIT_JOBS_FAILED)
         if self.fail_on_error and bad:
             print(f"{len(bad)} of {len(summary.jobs)} jobs did not complete: exit status {EXIT_JOBS_FAILED}.",

@@ -6,6 +6,7 @@ torch (for TensorBoard's writer) and matplotlib are imported when these are writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shlex
 import sys
@@ -15,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig
 
-from lenet_exp.files import save_json
+from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic
 from lenet_exp.sweeps.plot import val_acc_figure
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
@@ -29,7 +30,7 @@ RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done",
 
 
 def write_csv(summary: Summary, path: Path) -> None:
-    with open(path, "w", newline="") as file:
+    def write(file) -> None:
         writer = csv.writer(file)
         writer.writerow([*JOB_COLUMNS, *summary.swept, *RESULT_COLUMNS])
         for r in summary.jobs:
@@ -37,6 +38,8 @@ def write_csv(summary: Summary, path: Path) -> None:
             writer.writerow([*(row[column] for column in JOB_COLUMNS),
                              *(r.params.get(key, "") for key in summary.swept),
                              *("" if row[column] is None else row[column] for column in RESULT_COLUMNS)])
+
+    write_atomic(path, write, binary=False)
 
 
 def write_json(summary: Summary, path: Path) -> None:
@@ -56,7 +59,7 @@ def write_json(summary: Summary, path: Path) -> None:
 def write_plot(summary: Summary, path: Path):
     """summary.png; returns the figure, for TensorBoard."""
     figure = val_acc_figure(summary)
-    figure.savefig(path, format="png")
+    write_atomic(path, lambda file: figure.savefig(file, format="png"))
     return figure
 
 
@@ -65,17 +68,28 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import text
 
-    for old in log_dir.glob("events.out.tfevents.*"):  # a re-launched sweep replaces its summary
-        old.unlink()
-    writer = SummaryWriter(str(log_dir))
+    from lenet_exp.record import quiet_event_writer_threads
+
+    quiet_event_writer_threads()
+    earlier = set(log_dir.glob("events.out.tfevents.*"))  # a re-launched sweep replaces its summary, once written
+    writer = None
     try:
+        writer = SummaryWriter(str(log_dir))  # which writes the file's first event
         if figure is not None:
             writer.add_figure(PLOT_TAG, figure, global_step=0)
         table = text(TABLE_TAG, report_text(summary, markdown=True))
         table.value[0].tag = TABLE_TAG  # add_text would file it as TABLE_TAG + "/text_summary"
         writer.file_writer.add_summary(table, global_step=0)
-    finally:
         writer.close()
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        for written in set(log_dir.glob("events.out.tfevents.*")) - earlier:  # cut short: the earlier one stays
+            written.unlink()
+        raise
+    for old in earlier:
+        old.unlink()
 
 
 def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
@@ -87,13 +101,18 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     if not summary.jobs:
         print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)
         return summary
-    problems = []
+    written, problems, full = [], [], []
 
     def attempt(name: str, write: Callable[[], Any]) -> Any:
         try:
-            return write()
+            result = write()
+            written.append(name)
+            return result
         except Exception as error:
-            problems.append(f"{name}: {type(error).__name__}: {error}")
+            if is_disk_full(error):
+                full.append(name)
+            else:
+                problems.append(f"{name}: {type(error).__name__}: {error}")
             return None
 
     attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
@@ -103,9 +122,14 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     if tensorboard:
         attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
     print("\n" + report_text(summary), file=out)
-    print(f"\nSummary: {sweep_dir / 'summary.csv'}, summary.json{', summary.png' if figure else ''}; "
-          f"tensorboard --logdir {shlex.quote(str(sweep_dir))}", file=out)
+    files = [name for name in written if name.startswith("summary.")]
+    if files:
+        print(f"\nSummary: {sweep_dir / files[0]}{''.join(', ' + name for name in files[1:])}; "
+              f"tensorboard --logdir {shlex.quote(str(sweep_dir))}", file=out)
     for problem in problems:
         print(f"Could not write {problem}", file=out)
+    if full:
+        print(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. Free some space, then "
+              f"`python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.", file=out)
     out.flush()
     return summary

@@ -1,0 +1,172 @@
+"""A full disk (or a used-up quota) at each place a run or a sweep writes: one short message, no traceback,
+what was written before kept, and the same command continues once there is space. Real file systems
+(tmpfs, mounted as root; skipped otherwise), filled up for real."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import torch
+
+from conftest import fast_overrides, run_main
+from lenet_exp.files import RunLog, is_disk_full, read_json
+from lenet_exp.loop import Run
+from lenet_exp.record import TensorBoardLog
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``mount`` (made if need be) for the duration."""
+    mount.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_up(disk: Path) -> None:
+    """Write to ``disk`` until not one byte more fits."""
+    with open(disk / "filler", "wb", buffering=0) as file:
+        for chunk in (2**16, 2**12, 1):
+            with contextlib.suppress(OSError):
+                while file.write(b"\0" * chunk):
+                    pass
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A real file system of 1600 KiB: room for one epoch's two checkpoints, not for the next."""
+    with tmpfs(tmp_path / "small_disk", "1600k") as mount:
+        yield mount
+
+
+def test_a_full_disk_keeps_the_checkpoints_and_the_run_resumes_once_there_is_space(small_disk, tiny_root, tmp_path):
+    run_dir = small_disk / "run"
+    args = [*fast_overrides(tiny_root), "trainer.epochs=3", "trainer.log_images=false", f"hydra.run.dir={run_dir}"]
+    result = run_main(args, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"No space left on {small_disk} writing {run_dir / 'checkpoints' / 'last.pt'}; its previous version is kept" \
+        in result.stderr
+    checkpoints = run_dir / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.pt", "last.pt"]  # no temporary file left
+    assert torch.load(checkpoints / "last.pt", weights_only=True)["run_state"]["epoch"] == 1  # intact
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)  # space freed
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Resuming" in resumed.stderr and read_json(run_dir / "metrics.json")["status"] == "completed"
+
+
+def test_a_disk_that_fills_up_after_an_epoch_ends_the_run_with_one_message(small_disk, tiny_root, tmp_path,
+                                                                           monkeypatch):
+    """Here the first write that needs space after the epoch is TensorBoard's (the final test's figures), which
+    its writer thread makes; then metrics.json's."""
+    end_epoch = Run.end_epoch
+
+    def then_the_disk_fills_up(self, *args, **kwargs):
+        ended = end_epoch(self, *args, **kwargs)
+        fill_up(small_disk)
+        return ended
+
+    monkeypatch.setattr(Run, "end_epoch", then_the_disk_fills_up)
+    run_dir = small_disk / "run"
+    command = [*fast_overrides(tiny_root), "trainer.log_images=true", f"hydra.run.dir={run_dir}"]  # 1 epoch
+    result = run_main(command, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "Logging error" not in result.stderr
+    assert (f"Error: No space left on {small_disk} writing the files of {run_dir} (No space left on device). Free "
+            f"some space, then run the same command again to continue.") in result.stderr
+    monkeypatch.undo()
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resuming" in again.stderr and read_json(run_dir / "metrics.json")["status"] == "completed"
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_full_disk_is_refused_before_hydra_writes_into_it(mode, small_disk, tiny_root, tmp_path):
+    """Hydra writes .hydra/ (and a sweep's multirun.yaml) before any job could catch its error."""
+    fill_up(small_disk)
+    folder = small_disk / mode
+    args = ([f"hydra.run.dir={folder}"] if mode == "run" else ["-m", "seed=0,1", f"hydra.sweep.dir={folder}"])
+    result = run_main([*fast_overrides(tiny_root), *args], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Error: No space left on {small_disk} (0 KiB free) for {folder}. Free some space" in result.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_space(tiny_root, tmp_path):
+    """Hydra writes each job's .hydra/ itself: a full disk there ends the sweep (non-zero) with a message
+    and the summary of the jobs before it. Here job 1's folder is a full file system of its own; once it is
+    gone, the same command runs job 1 and keeps job 0. A summary that finds no space keeps the one before."""
+    args = [*fast_overrides(tiny_root), "-m", "seed=0,1", "trainer.log_images=false"]
+    with tmpfs(tmp_path / "sweep_disk", "8m") as disk:
+        sweep_dir = disk / "sweep"
+        command = [*args, f"hydra.sweep.dir={sweep_dir}"]
+        with tmpfs(sweep_dir / "1_seed=1", "4k") as job_1:
+            fill_up(job_1)
+            result = run_main(command, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (f"No space left on device: Hydra could not write the config of the sweep's next job; the jobs before it "
+                f"keep what they wrote. Free some space, then run the same command with hydra.sweep.dir={sweep_dir} "
+                f"to continue the sweep.") in result.stderr
+        assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "completed"
+        assert "1 job (1 completed)" in result.stdout  # job 0's summary
+
+        again = run_main(command, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == \
+            ["completed"] * 2
+        assert "Training" not in again.stderr.split("[job 1]")[0]  # job 0 was not trained again
+        summary = {path: path.read_bytes() for path in [*sweep_dir.glob("summary.*"), *sweep_dir.glob("summary/*")]}
+        assert len(summary) == 4  # summary.csv, .json, .png and the TensorBoard run's events
+
+        fill_up(disk)
+        rewrite = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps")
+        assert "Traceback" not in rewrite.stderr + rewrite.stdout
+        assert (f"Could not write summary.csv, summary.json, summary.png, TensorBoard summary: no space left on "
+                f"{disk}. Free some space, then `python -m lenet_exp.sweeps {sweep_dir}` writes them again.") \
+            in rewrite.stdout
+        assert {path: path.read_bytes() for path in [*sweep_dir.glob("summary.*"), *sweep_dir.glob("summary/*")]} \
+            == summary
+
+
+def test_tensorboard_on_a_full_disk_fails_in_the_run_not_with_a_thread_traceback(small_disk, capfd, monkeypatch):
+    """TensorBoard's writer thread meets the full disk; the run's next write raises it, once, and the
+    thread's own error goes nowhere (Python's hook for it would print its traceback)."""
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)  # as pytest's own, where the default prints
+    log = TensorBoardLog(str(small_disk / "run"), {"optimizer.lr": 1e-3})
+    log.scalars({"train/loss": 1.0}, 1)
+    fill_up(small_disk)
+    with pytest.raises(OSError) as raised:
+        for step in range(2, 100):  # a page of the events file may still have room for a few
+            log.scalars({"train/loss": 1.0, "note": 2.0}, step)
+    assert is_disk_full(raised.value)
+    with contextlib.suppress(OSError):
+        log.close()  # which waits for the writer thread to end
+    assert thread_errors == [] and capfd.readouterr().err == ""
+
+
+def test_run_log_on_a_full_disk_says_so_once(small_disk, capfd):
+    """Each line that run.log cannot take would print a traceback ("--- Logging error ---")."""
+    path = small_disk / "run.log"
+    logger = logging.getLogger("test_run_log_on_a_full_disk")
+    handler = RunLog(path)
+    logger.addHandler(handler)
+    try:
+        fill_up(small_disk)
+        for line in range(200):  # the file's last page takes some
+            logger.warning("epoch %d of a run whose disk is full", line)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    err = capfd.readouterr().err
+    assert err == f"({path} cannot be written: No space left on device; its lines go to the console only)\n"
