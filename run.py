@@ -9,11 +9,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from lenet_exp.command_line_errors import report_typos_in_one_line
 from lenet_exp.config import register_configs
 from lenet_exp.launch import interrupted_status, mark_launcher
 from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, quote_paths
 
 register_configs()
+report_typos_in_one_line()
 OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")  # Hydra takes one mode
 
 

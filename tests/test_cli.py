@@ -126,3 +126,30 @@ def test_help_lists_every_group_and_option(tmp_path):
     groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     assert [line.split(":")[0] for line in groups.splitlines()[2:] if line] == \
         ["augment", "dataset", "device", "experiment", "model", "optimizer", "scheduler", "sweep"]
+
+
+@pytest.mark.parametrize("typo, message", [
+    (["trainer.epoch=3"], "trainer.epoch is not a setting (did you mean trainer.epochs?). `python run.py --cfg job`"),
+    (["seeed=3"], "seeed is not a setting (did you mean seed?)."),
+    (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting; optimizer has _target_, lr, weight_decay, betas."),
+    (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "
+                       "lenet5_classic."),
+    (["-m", "hydra/launcher=stackd", "seed=0,1"], "hydra/launcher=stackd is not an option of hydra/launcher (did you "
+                                                  "mean stacked?): choose one of basic, joblib, slurm, stacked,"),
+    (["trainer.epochs=1.5"], "Invalid config value trainer.epochs=1.5: expected an integer. Fix it on the command"),
+    (["model.batch_norm=maybe"], "Invalid config value model.batch_norm='maybe': expected true or false."),
+    (["model.activation=gelu"], "Invalid config value model.activation='gelu': expected one of [relu, tanh]."),
+    (["-m", "model=lenet5,lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?)"),
+], ids=["key", "top-level-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option"])
+def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
+    """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
+    setting that nothing reads."""
+    result = run_main(typo, cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("[hydra]")]  # a sweep's note
+    assert result.returncode == 1 and len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.stderr
+    assert not (tmp_path / "outputs" / "runs").exists()
+
+
+def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
+    result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr

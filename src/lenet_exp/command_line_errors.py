@@ -1,0 +1,105 @@
+"""Hydra's errors for a mistyped command line, as one line that says what to type instead.
+
+Hydra reports a key that does not exist, a value of the wrong type and an option that no config group
+has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
+for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These three are
+the typos users make most, so run.py reports them as every other bad input is reported; anything
+else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from typing import Any, Callable, Optional
+
+import hydra._internal.utils as hydra_utils
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from lenet_exp.errors import ConfigError
+
+EXPECTED = (  # what omegaconf's message says, and what the value must be instead
+    ("could not be converted to Integer", "an integer"),
+    ("could not be converted to Float", "a number"),
+    ("is not a valid bool", "true or false"),
+    ("is not a ListConfig, list or tuple", "a list, e.g. [120,84]"),
+    ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
+)
+
+
+def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
+    full_key, key = str(error.full_key), str(error.key)
+    parent = full_key[:-len(key)]  # "trainer." of "trainer.epoch"; "" at the top level
+    keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
+    hint = did_you_mean(key, keys, parent) or (f"; {parent.rstrip('.')} has {', '.join(keys)}" if parent else "")
+    return (f"{full_key} is not a setting{hint}. `python run.py --cfg job` shows every key; `python run.py --help` "
+            f"the config groups.")
+
+
+def wrong_value(error: ValidationError) -> str:
+    message = str(error.msg).splitlines()[0]
+    if message.startswith("Invalid value") and "expected one of" in message:  # an enum's
+        expected = message.split("expected ", 1)[1]
+    else:
+        expected = next((what for words, what in EXPECTED if words in message), message)
+    return str(ConfigError(str(error.full_key), error.value, expected))
+
+
+def named_on_the_command_line(group: str, option: str) -> bool:
+    """Whether ``group=option`` (or a sweep's ``group=a,option``) is on the command line, as against in a
+    config file (where a missing option is no typo of the user's, e.g. a sweeper plugin not installed)."""
+    for arg in sys.argv[1:]:
+        key, _, values = arg.lstrip("+~").partition("=")
+        if key == group and option in values.split(","):
+            return True
+    return False
+
+
+def unknown_option(error: MissingConfigException) -> Optional[str]:
+    group, _, option = str(error.missing_cfg_file or "").rpartition("/")
+    if not group or not error.options or not named_on_the_command_line(group, option):
+        return None
+    return (f"{group}={option} is not an option of {group}{did_you_mean(option, list(error.options))}: choose one of "
+            f"{', '.join(error.options)}.")
+
+
+def one_line(error: Exception) -> Optional[str]:
+    """The message for a typo on the command line, or None for any other error."""
+    cause = error.__cause__
+    if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return unknown_key(cause) if getattr(cause, "full_key", None) else None
+    if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
+        return wrong_value(cause) if getattr(cause, "full_key", None) else None
+    if isinstance(error, MissingConfigException):
+        return unknown_option(error)
+    return None
+
+
+def report_typos_in_one_line() -> None:
+    """Wrap Hydra's error reporter (where @hydra.main runs a command) so that typos get one line."""
+    hydra_report: Callable[[Any], Any] = hydra_utils.run_and_report
+    if getattr(hydra_report, "reports_typos", False):
+        return
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except Exception as error:
+            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else one_line(error)
+            if message is None:
+                return hydra_report(lambda: _raise(error))
+            sys.exit(f"Error: {message}")
+
+    run_and_report.reports_typos = True
+    hydra_utils.run_and_report = run_and_report
+
+
+def _raise(error: Exception) -> Any:
+    raise error
