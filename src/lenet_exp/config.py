@@ -1,8 +1,8 @@
 """The typed schema of the whole configuration: one home for each default and each choice.
 
 Hydra merges the YAML files of ``configs/`` on top of these dataclasses, so an unknown key, a value of
-the wrong type or a choice outside an Enum fails at composition with Hydra's own message, which lists
-the options. The rule for where a value lives:
+the wrong type or a choice outside an Enum fails at composition (run.py puts Hydra's error in one line:
+lenet_exp/command_line_errors.py). The rule for where a value lives:
 
 - a setting outside the config groups (``trainer.*``, ``seed``, ``task``): here, as the field default;
 - a config group option (``model/lenet5.yaml``, ``optimizer/sgd.yaml``, ...): in its YAML file, which
