@@ -62,10 +62,10 @@ def compressed(raw):  # as one might fetch them by hand: torchvision extracts on
 
 # case id -> (extra overrides, given (tiny_root, tmp_path, trained run dir); words the message must contain)
 CASES = {
-    "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model/lenet7", "Available options", "lenet5_classic"]),
-    "unknown key": (lambda r, t, d: ["trainer.epochz=3"], ["epochz", "not in", "TrainerConfig"]),
+    "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model=lenet7 is not an option of model", "lenet5_classic"]),
+    "unknown key": (lambda r, t, d: ["trainer.epochz=3"], ["trainer.epochz is not a setting", "did you mean trainer.epochs?"]),
     "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz", "unknown key", "epochs"]),
-    "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["three", "Integer", "trainer.epochs"]),
+    "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["trainer.epochs='three'", "expected an integer"]),
     "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
     "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),
     "batch size zero": (lambda r, t, d: ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),

@@ -1,7 +1,8 @@
 """``python -m lenet_exp.sweeps SWEEP_DIR``: the summary of a sweep directory, written at any time.
 
 E.g. while a Slurm sweep is still running or after one was killed: the same files as at the end of
-``python run.py -m``. Exit status 1 if a job failed, diverged or was interrupted, or there is none.
+``python run.py -m``. Exit status 1 if a job failed, diverged or was interrupted, if there is none, or if
+a summary file could not be written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"it, e.g. {args.sweep_dir.resolve().parent}")
     # Jobs may still be running here: a job whose metrics.json says running keeps that status.
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard)
-    return EXIT_JOBS_FAILED if any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs else 0
+    failed = any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs or summary.unwritten
+    return EXIT_JOBS_FAILED if failed else 0
 
 
 if __name__ == "__main__":

@@ -110,3 +110,5 @@ class SweepSummary(Callback):
                   file=sys.stderr)
             sys.stdout.flush()
             sys.exit(EXIT_JOBS_FAILED)
+        if self.fail_on_error and summary.unwritten:  # said above the exit, with why
+            sys.exit(EXIT_JOBS_FAILED)

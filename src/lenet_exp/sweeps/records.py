@@ -50,6 +50,7 @@ class Summary:
     groups: list[dict[str, Any]]
     counts: dict[str, int] = field(default_factory=dict)
     written_at: str = ""
+    unwritten: list[str] = field(default_factory=list)  # the summary files that could not be written
 
     @property
     def bad_jobs(self) -> list[JobRecord]:

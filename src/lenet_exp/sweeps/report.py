@@ -109,6 +109,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
             written.append(name)
             return result
         except Exception as error:
+            summary.unwritten.append(name)
             if is_disk_full(error):
                 full.append(name)
             else:
