@@ -102,6 +102,10 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
     root = Path(dcfg.root).expanduser().resolve()
     folder = raw_folder(dcfg)
+    for path in (root, folder.parent, folder):
+        if path.exists() and not path.is_dir():  # else torchvision's NotADirectoryError reads as damaged files
+            raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the folder "
+                            f"that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
     missing_files = not all((folder / file).is_file() for file in RAW_FILES)
     try:
         # torchvision prints download attempts; keep them for the error message instead.

@@ -104,6 +104,10 @@ def expand_resume(argv: list[str]) -> list[str]:
                  f"{run_dir / 'multirun.yaml'}, under hydra.overrides); resume=<job folder> continues one job, "
                  f"e.g. resume={shlex.quote(str(one_job))}.")
     if not saved_file.is_file():
+        run = next((folder for folder in run_dir.parents if (folder / ".hydra" / "overrides.yaml").is_file()), None)
+        if run is not None:  # e.g. a checkpoint of the run
+            sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
+                     f"resume={shlex.quote(str(run))} continues it.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     rest = [arg for arg in argv if not arg.startswith(PREFIX)]
