@@ -152,6 +152,16 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     assert (evaluated["acc"], evaluated["loss"]) == (trained["acc"], trained["loss"])
 
 
+def test_dropout_named_for_an_evaluation_leaves_the_model_as_it_was_trained(completed_run, tiny_root, tmp_path):
+    """Dropout is off in evaluation; its layers would shift the weights' names ("it has no classifier.4.weight")."""
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
+                                                   "model.dropout=0.3", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "model.dropout=0.3 is a training setting" in result.stderr
+    evaluated, trained = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", completed_run))
+    assert evaluated["acc"] == trained["acc"]
+
+
 def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
     job, listed = tmp_path / "1_optimizer.lr=0.1,seed=0", tmp_path / "a.pt,b.pt"
     job.mkdir()
