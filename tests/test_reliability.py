@@ -65,6 +65,8 @@ CASES = {
     "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model=lenet7 is not an option of model", "lenet5_classic"]),
     "unknown key": (lambda r, t, d: ["trainer.epochz=3"], ["trainer.epochz is not a setting", "did you mean trainer.epochs?"]),
     "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz", "unknown key", "epochs"]),
+    "interpolation of no key": (lambda r, t, d: ["trainer.epochs=${oops}"],
+                                ["trainer.epochs='${oops}' (Interpolation key 'oops' not found)", "names a key"]),
     "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["trainer.epochs='three'", "expected an integer"]),
     "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
     "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),

@@ -22,7 +22,7 @@ from lenet_exp.errors import UserError
 from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
-from lenet_exp.resume import TASK_PATH_KEYS, override_key
+from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
@@ -34,7 +34,7 @@ LOCATION_KEYS = ("dataset.root", "dataset.download")
 def named_on_command_line(hydra_cfg) -> set[str]:
     """The config keys the command line set, e.g. {"dataset", "ckpt", "model.dropout"} (but not
     `dataset.root` or `dataset.download`, which say where the checkpoint's own data set is)."""
-    return {override_key(o) for o in hydra_cfg.overrides.task} - set(LOCATION_KEYS)
+    return {override_key(o) for o in as_written(hydra_cfg.overrides.task)} - set(LOCATION_KEYS)
 
 
 def one_line(error: BaseException) -> str:
@@ -104,7 +104,7 @@ def run_task(cfg: DictConfig) -> float:
     if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
-    log.info("Run in %s with %s", run_dir, " ".join(hydra_cfg.overrides.task) or "the default config")
+    log.info("Run in %s with %s", run_dir, " ".join(as_written(hydra_cfg.overrides.task)) or "the default config")
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
         message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."

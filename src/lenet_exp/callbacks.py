@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet_exp.config import config_differences
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
+from lenet_exp.resume import as_written
 from lenet_exp.sweeps.space import grid_jobs
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def job_naming(config: DictConfig) -> list[str]:
 def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
     """Exits with a message unless this sweep is the one in ``sweep_dir``, or that one with jobs added after
     its own (each job keeps its number, and so its folder); logs how many jobs it adds."""
-    before, now = list(saved.hydra.overrides.task), list(config.hydra.overrides.task)
+    before, now = as_written(saved.hydra.overrides.task), as_written(config.hydra.overrides.task)
     jobs_before, jobs_now = grid_jobs(saved), grid_jobs(config)
     if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
         if sorted(before) == sorted(now):

@@ -354,7 +354,16 @@ def _check_range(key: str, value: Any, ok, allowed: str) -> None:
 def validate(cfg: Any) -> None:
     """Check the ranges and rules that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
 
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
+        written = OmegaConf.to_container(cfg, resolve=False)
+        for part in str(error.full_key).split("."):
+            written = written.get(part) if isinstance(written, dict) else None
+        raise ConfigError(str(error.full_key), written, "a value, or a ${…} that names a key of the config (e.g. "
+                          "${seed})", why=str(error.msg).splitlines()[0]) from error
     extra = unknown_keys(cfg)
     if extra:
         section = extra[0].rpartition(".")[0]

@@ -32,6 +32,14 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def as_written(overrides) -> list[str]:
+    """A config's ``hydra.overrides.task`` as the command line wrote it: reading the list's items one by
+    one would resolve a ``${…}`` in a value, and fail on one that names no key."""
+    from omegaconf import OmegaConf
+
+    return list(OmegaConf.to_container(overrides, resolve=False)) if OmegaConf.is_config(overrides) else list(overrides)
+
+
 def quote(value: str) -> str:
     """``value`` as one quoted string of Hydra's override grammar, read back exactly as it is (no ``${``)."""
     value = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)  # a backslash before a quote is doubled

@@ -31,6 +31,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.launch import current_job, take_ctrl_c_back  # no torch: Hydra imports this module in every run.py
+from lenet_exp.resume import as_written
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ class StackedLauncher(Launcher):
         sweeper (Optuna's callback then tells it "failed"); the summary reads each run folder."""
         returns = {}
         for c in configs:
-            returns[c.hydra.job.num] = ret = JobReturn(overrides=list(c.hydra.overrides.task),
+            returns[c.hydra.job.num] = ret = JobReturn(overrides=as_written(c.hydra.overrides.task),
                                                        cfg=self._task_config(c), status=JobStatus.COMPLETED)
             ret.return_value = math.nan
             self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
@@ -277,7 +278,7 @@ class StackedLauncher(Launcher):
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = os.path.abspath(output_dir)
         HydraConfig.instance().set_config(config)
-        ret = JobReturn(overrides=list(config.hydra.overrides.task), cfg=self._task_config(config),
+        ret = JobReturn(overrides=as_written(config.hydra.overrides.task), cfg=self._task_config(config),
                         hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd(),
                         task_name=JobRuntime.instance().get("name"))
         Path(output_dir).mkdir(parents=True, exist_ok=True)

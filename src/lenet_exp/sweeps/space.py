@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lenet_exp.resume import override_key, quote
+from lenet_exp.resume import as_written, override_key, quote
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _parse(overrides: Iterable[str]) -> list:
 def sweep_overrides(config: DictConfig) -> list[str]:
     """What the sweepers read: the sweeper's params, then the command line (the last word on a key wins)."""
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = OmegaConf.select(config, "hydra.overrides.task", default=[]) or []
+    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     return [*(f"{key}={value}" for key, value in params.items()), *task]
 
 
@@ -50,7 +50,7 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
 
     Returns the message it logged, or None when the study's space stays as it is.
     """
-    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     study = OmegaConf.select(config, f"hydra.runtime.choices.{STUDY_GROUP}", default=None)
     named = any(override_key(o) == STUDY_GROUP for o in task)
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
@@ -117,7 +117,7 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
     Hydra composes each job anew from the sweep's Hydra overrides and the job's own, so the change is
     passed on as one more Hydra override (multirun.yaml records it)."""
-    task = list(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
     constant = sorted({override_key(o) for o in task} - searched_keys(config))
     excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
     if not searched_keys(config) - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
