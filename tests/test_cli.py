@@ -140,7 +140,11 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["model.batch_norm=maybe"], "Invalid config value model.batch_norm='maybe': expected true or false."),
     (["model.activation=gelu"], "Invalid config value model.activation='gelu': expected one of [relu, tanh]."),
     (["-m", "model=lenet5,lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?)"),
-], ids=["key", "top-level-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option"])
+    (["model.hidden=[120,84"], "model.hidden=[120,84 cannot be read as an override (no viable alternative at input"),
+    (["optimizer.lr"], "optimizer.lr cannot be read as an override (no '=' and value). Write key=value"),
+    (["optimizer.lr=1e-3,3e-3"], "optimizer.lr=1e-3,3e-3 gives several values: add -m to sweep over them"),
+], ids=["key", "top-level-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option",
+        "grammar", "no-value", "several-values"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -2,9 +2,10 @@
 
 Hydra reports a key that does not exist, a value of the wrong type and an option that no config group
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
-for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These three are
-the typos users make most, so run.py reports them as every other bad input is reported; anything
-else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
+for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
+its grammar cannot read and a comma list without ``-m`` are the typos users make most, so run.py
+reports them as every other bad input is reported; anything else, and everything under
+``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import sys
 from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
-from hydra.errors import ConfigCompositionException, MissingConfigException
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from lenet_exp.errors import ConfigError
 
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
     ("could not be converted to Integer", "an integer"),
     ("could not be converted to Float", "a number"),
@@ -70,15 +72,36 @@ def unknown_option(error: MissingConfigException) -> Optional[str]:
             f"{', '.join(error.options)}.")
 
 
+def unreadable_override(error: OverrideParseException) -> str:
+    lines = [line for line in str(error).splitlines() if not line.startswith(("Error parsing override", "See http"))]
+    reason = "no '=' and value" if "missing EQUAL" in str(error) else (lines[0] if lines else "a syntax error")
+    return (f"{error.override} cannot be read as an override ({reason}). Write key=value, and quote a value with "
+            f"spaces, commas or brackets of its own ('key=\"a, b\"'); the grammar: {GRAMMAR}")
+
+
+def several_values(error: ConfigCompositionException) -> Optional[str]:
+    """Hydra's "Ambiguous value for argument 'optimizer.lr=1,2'" of a comma list without -m."""
+    if not str(error).startswith("Ambiguous value for argument '"):
+        return None
+    override = str(error).split("'")[1]
+    key = override.split("=", 1)[0]
+    return (f"{override} gives several values: add -m to sweep over them, write a list as {key}=[…], or quote "
+            f"a string with a comma: '{key}=\"…\"'.")
+
+
 def one_line(error: Exception) -> Optional[str]:
     """The message for a typo on the command line, or None for any other error."""
     cause = error.__cause__
+    if isinstance(error, OverrideParseException):
+        return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         return unknown_key(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error)
+    if isinstance(error, ConfigCompositionException) and cause is None:
+        return several_values(error)
     return None
 
 
