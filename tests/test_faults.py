@@ -239,6 +239,8 @@ def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path
     assert [(job["status"], job["prediction"]) for job in summary["jobs"]] == [
         ("completed", f"{p['class']} ({p['name']}), {p['probability']:.4f}") for p in predicted]
     assert "2 jobs (2 completed), sorted by job" in result.stdout and not (sweep_dir / "summary.png").exists()
+    header = next(line for line in result.stdout.splitlines() if line.startswith("job "))
+    assert header.split() == ["job", "status", "image", "prediction"]  # no column of accuracies it has none of
 
 
 def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(completed_run, tiny_root):

@@ -33,7 +33,11 @@ def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
                      _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
         if predicted:
             rows[-1].append(r.prediction or "-")
-    return header + (["prediction"] if predicted else []), rows
+    header += ["prediction"] if predicted else []
+    # a result no job has (a prediction sweep's accuracies, an evaluation's epochs): no column
+    first_result = 2 + len(summary.swept)
+    kept = [i for i in range(len(header)) if i < first_result or any(row[i] != "-" for row in rows)]
+    return [header[i] for i in kept], [[row[i] for i in kept] for row in rows]
 
 
 def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
