@@ -523,6 +523,20 @@ def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing  # nothing added or removed
 
 
+def test_a_run_and_a_sweep_never_share_a_folder(fast, tmp_path):
+    """A run written into a sweep's folder (or a sweep into a run's) would show in the other's TensorBoard and
+    summary as one of its own."""
+    run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
+    assert run_main([*fast, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
+    before = {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)}
+    run = run_main([*fast, f"hydra.run.dir={sweep_dir}"], cwd=tmp_path)
+    assert run.returncode == 1 and f"Error: {sweep_dir} holds a sweep (multirun.yaml). A run needs a folder" in run.stderr
+    sweep = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={run_dir}"], cwd=tmp_path)
+    assert sweep.returncode == 1 and f"Error: {run_dir} holds a run (.hydra/). A sweep needs a folder" in sweep.stderr
+    assert {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)} == before
+
+
 def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_command(fast, tmp_path):
     sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     typo = run_main([*sweep, "optimizer.lr=1e-3,abc"], cwd=tmp_path)  # each job's config is composed first

@@ -122,6 +122,9 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.run.dir is empty, which would write the run into the current folder. "
                      "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
+        if (run_dir / "multirun.yaml").is_file():  # its summary and TensorBoard would take the run for a sweep's
+            sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
+                     f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with
@@ -144,6 +147,9 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         sweep_dir = Path(config.hydra.sweep.dir)
+        if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
+            sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
+                     f"hydra.sweep.dir.")
         saved = sweep_dir / "multirun.yaml"
         # continuing a sweep: only the same sweep, or one with jobs added after its own. One that ended before
         # its first job (a value its jobs' config refused) holds nothing: the fixed command may start there.
