@@ -143,8 +143,13 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["model.hidden=[120,84"], "model.hidden=[120,84 cannot be read as an override (no viable alternative at input"),
     (["optimizer.lr"], "optimizer.lr cannot be read as an override (no '=' and value). Write key=value"),
     (["optimizer.lr=1e-3,3e-3"], "optimizer.lr=1e-3,3e-3 gives several values: add -m to sweep over them"),
+    (["+experiment=mnist_best"], "+experiment=mnist_best adds experiment, which the config has already: write "
+                                 "experiment=mnist_best, without the +."),
+    (["+trainer.epochs=3"], "+trainer.epochs=3 adds trainer.epochs, which the config has already: write "
+                            "trainer.epochs=3, without the +."),
+    (["experiment=mnist_bset"], "experiment=mnist_bset is not an option of experiment (did you mean mnist_best?)"),
 ], ids=["key", "top-level-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option",
-        "grammar", "no-value", "several-values"])
+        "grammar", "no-value", "several-values", "plus-group", "plus-key", "experiment"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -3,15 +3,16 @@
 Hydra reports a key that does not exist, a value of the wrong type and an option that no config group
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
-its grammar cannot read and a comma list without ``-m`` are the typos users make most, so run.py
-reports them as every other bad input is reported; anything else, and everything under
-``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
+its grammar cannot read, a comma list without ``-m`` and a ``+`` too many are the typos users make
+most, so run.py reports them as every other bad input is reported; anything else, and everything
+under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from typing import Any, Callable, Optional
 
@@ -79,14 +80,23 @@ def unreadable_override(error: OverrideParseException) -> str:
             f"spaces, commas or brackets of its own ('key=\"a, b\"'); the grammar: {GRAMMAR}")
 
 
-def several_values(error: ConfigCompositionException) -> Optional[str]:
-    """Hydra's "Ambiguous value for argument 'optimizer.lr=1,2'" of a comma list without -m."""
-    if not str(error).startswith("Ambiguous value for argument '"):
-        return None
-    override = str(error).split("'")[1]
-    key = override.split("=", 1)[0]
-    return (f"{override} gives several values: add -m to sweep over them, write a list as {key}=[…], or quote "
-            f"a string with a comma: '{key}=\"…\"'.")
+def misused_override(error: ConfigCompositionException) -> Optional[str]:
+    """A comma list without -m ("Ambiguous value for argument 'optimizer.lr=1,2'"), or a + before a key or
+    group that the config has already ("Multiple values for experiment", "Could not append to config")."""
+    text = str(error)
+    if text.startswith("Ambiguous value for argument '"):
+        override = text.split("'")[1]
+        key = override.split("=", 1)[0]
+        return (f"{override} gives several values: add -m to sweep over them, write a list as {key}=[…], or quote "
+                f"a string with a comma: '{key}=\"…\"'.")
+    if text.startswith("Multiple values for ") and "override " in text:  # 'override experiment: mnist_best'
+        group, option = text.rsplit("override ", 1)[1].rstrip("'").split(": ", 1)
+        return f"+{group}={option} adds {group}, which the config has already: write {group}={option}, without the +."
+    fixed = re.search(r"remove \+ prefix: '([^']*)'", text)
+    if text.startswith("Could not append to config") and fixed:
+        return (f"+{fixed.group(1)} adds {fixed.group(1).split('=')[0]}, which the config has already: write "
+                f"{fixed.group(1)}, without the +.")
+    return None
 
 
 def one_line(error: Exception) -> Optional[str]:
@@ -101,7 +111,7 @@ def one_line(error: Exception) -> Optional[str]:
     if isinstance(error, MissingConfigException):
         return unknown_option(error)
     if isinstance(error, ConfigCompositionException) and cause is None:
-        return several_values(error)
+        return misused_override(error)
     return None
 
 
