@@ -148,8 +148,11 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["+trainer.epochs=3"], "+trainer.epochs=3 adds trainer.epochs, which the config has already: write "
                             "trainer.epochs=3, without the +."),
     (["experiment=mnist_bset"], "experiment=mnist_bset is not an option of experiment (did you mean mnist_best?)"),
+    (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
+                                                    "has _target_): choose the launcher that has it first, e.g. "
+                                                    "hydra/launcher=joblib."),
 ], ids=["key", "top-level-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option",
-        "grammar", "no-value", "several-values", "plus-group", "plus-key", "experiment"])
+        "grammar", "no-value", "several-values", "plus-group", "plus-key", "experiment", "launcher-key"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -162,3 +165,17 @@ def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, m
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr
+
+
+def test_a_study_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
+    """... but a sweep job resumed alone is no such run: resume= leaves its sweep=… out."""
+    result = run_main([*fast, "sweep=seeds", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sweep=seeds is the search space of a sweep: this is one run. Add -m to sweep." in result.stderr
+    sweep = run_main([*fast, "-m", "sweep=seeds", "hydra.sweeper.params.seed=0", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                     cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    job = tmp_path / "sweep" / "0"  # one job: named by its number alone
+    assert "sweep=seeds" in (job / ".hydra" / "overrides.yaml").read_text()
+    resumed = run_main([f"resume={job}"], cwd=tmp_path)
+    assert resumed.returncode == 0 and "Already completed" in resumed.stderr and "search space" not in resumed.stderr

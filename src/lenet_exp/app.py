@@ -23,6 +23,7 @@ from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
+from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
@@ -105,6 +106,9 @@ def run_task(cfg: DictConfig) -> float:
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     log.info("Run in %s with %s", run_dir, " ".join(as_written(hydra_cfg.overrides.task)) or "the default config")
+    if not multirun and STUDY_GROUP in named_on_command_line(hydra_cfg):
+        log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP,
+                    hydra_cfg.runtime.choices.get(STUDY_GROUP))
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
         message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."

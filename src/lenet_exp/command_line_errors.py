@@ -37,11 +37,19 @@ def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
     return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
+PLUGIN_WITH = {"hydra.launcher.": "hydra/launcher=joblib", "hydra.sweeper.": "sweep=optuna"}  # e.g. n_jobs
+
+
 def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     full_key, key = str(error.full_key), str(error.key)
     parent = full_key[:-len(key)]  # "trainer." of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
-    hint = did_you_mean(key, keys, parent) or (f"; {parent.rstrip('.')} has {', '.join(keys)}" if parent else "")
+    hint = did_you_mean(key, keys, parent)
+    if not hint and parent in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
+        kind = parent.split(".")[1]
+        return (f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): choose the {kind} "
+                f"that has it first, e.g. {PLUGIN_WITH[parent]}.")
+    hint = hint or (f"; {parent.rstrip('.')} has {', '.join(keys)}" if parent else "")
     return (f"{full_key} is not a setting{hint}. `python run.py --cfg job` shows every key; `python run.py --help` "
             f"the config groups.")
 

@@ -364,6 +364,11 @@ def validate(cfg: Any) -> None:
             written = written.get(part) if isinstance(written, dict) else None
         raise ConfigError(str(error.full_key), written, "a value, or a ${…} that names a key of the config (e.g. "
                           "${seed})", why=str(error.msg).splitlines()[0]) from error
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:  # `~model` removed a group, or a YAML of one's own left a ??? unset
+        group = "." not in missing[0]  # the top level's settings that can be unset are the groups
+        raise ConfigError(missing[0], "???", "one of its options (`python run.py --help` lists them)" if group
+                          else "a value")
     extra = unknown_keys(cfg)
     if extra:
         section = extra[0].rpartition(".")[0]

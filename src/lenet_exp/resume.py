@@ -120,7 +120,9 @@ def expand_resume(argv: list[str]) -> list[str]:
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     rest = [arg for arg in argv if not arg.startswith(PREFIX)]
     explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
-    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in explicit]
+    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
+
+    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
     return rest + saved + [f"hydra.run.dir={quote(str(run_dir))}"]
 
 
