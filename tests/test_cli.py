@@ -179,3 +179,14 @@ def test_a_study_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
     assert "sweep=seeds" in (job / ".hydra" / "overrides.yaml").read_text()
     resumed = run_main([f"resume={job}"], cwd=tmp_path)
     assert resumed.returncode == 0 and "Already completed" in resumed.stderr and "search space" not in resumed.stderr
+
+
+def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast, tmp_path):
+    result = run_main([*fast, "trainer.limit_batches=1", "trainer.eval_batch_size=50", f"hydra.run.dir={tmp_path / 'run'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "on 50 of 200 test images (trainer.limit_batches). Artifacts in" in result.stderr
+    test = read_json(tmp_path / "run" / "metrics.json")["test"]
+    assert (test["samples"], test["split_samples"]) == (50, 200)
+    whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
+    assert "(trainer.limit_batches)" not in whole.stderr and read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200

@@ -254,8 +254,10 @@ class Run:
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
             return
-        log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f. Artifacts in %s",
-                 state.best_val_acc, state.best_epoch, test["acc"], test["loss"], self.dir)
+        part = (f" on {test['samples']} of {test['split_samples']} test images (trainer.limit_batches)"
+                if test["samples"] < test["split_samples"] else "")  # a smoke run's: no test accuracy to quote
+        log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
+                 state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
         waited = f" (after {t['waiting_s']:.1f} s for the group's earlier tests)" if "waiting_s" in t else ""
         log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
@@ -271,7 +273,8 @@ class Run:
                         max_batches=tcfg.limit_batches)
         tb.test(test, parts.data.test.images, parts.data.test.labels, self.cfg.dataset.num_classes,
                 step=best["run_state"]["epoch"], figures=tcfg.log_images)
-        return {"loss": test.loss, "acc": test.acc}
+        return {"loss": test.loss, "acc": test.acc,
+                "samples": len(test.predictions), "split_samples": len(parts.data.test)}
 
     def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,
                       test: Optional[dict] = None) -> None:

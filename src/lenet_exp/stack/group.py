@@ -126,7 +126,8 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
             if len(by_epoch) > 1:
                 jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
                 start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
-                log.info("%s %s %s: stacked apart from the others", jobs, ", ".join(str(t.number) for t in stack), start)
+                numbers = ", ".join(str(t.number) for t in stack)
+                log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
             train_stack(stack, slot)
             # a stop during training, or during the final tests of trials that completed
             signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
