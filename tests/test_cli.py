@@ -190,3 +190,13 @@ def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast,
     assert (test["samples"], test["split_samples"]) == (50, 200)
     whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
     assert "(trainer.limit_batches)" not in whole.stderr and read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200
+
+
+def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(tmp_path):
+    """A new option's YAML (README: "one YAML in configs/optimizer/"), here in a folder of one's own."""
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    (tmp_path / "mine" / "optimizer" / "rmsprop.yaml").write_text("_target_: torch.optim.RMSprop\nlr: [0.01\n")
+    result = run_main(["optimizer=rmsprop", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"Error: {tmp_path / 'mine' / 'optimizer' / 'rmsprop.yaml'}, line 3, column 1: expected ',' or ']', but got "
+        f"'<stream end>' (the file is not valid YAML; compare it with the other files of its folder).")

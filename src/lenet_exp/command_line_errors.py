@@ -3,9 +3,9 @@
 Hydra reports a key that does not exist, a value of the wrong type and an option that no config group
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
-its grammar cannot read, a comma list without ``-m`` and a ``+`` too many are the typos users make
-most, so run.py reports them as every other bad input is reported; anything else, and everything
-under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import here.
+its grammar cannot read, a comma list without ``-m``, a ``+`` too many and a config file of one's own
+that is not YAML are the typos users make most, so run.py reports them as every other bad input is
+reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
+import yaml
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
@@ -107,9 +108,22 @@ def misused_override(error: ConfigCompositionException) -> Optional[str]:
     return None
 
 
+def broken_yaml(error: BaseException) -> Optional[str]:
+    """A config file of one's own (a new option's YAML) that is no YAML: where, and what the parser says."""
+    while error is not None and not isinstance(error, yaml.MarkedYAMLError):
+        error = error.__cause__ or error.__context__
+    if error is None or error.problem_mark is None:
+        return None
+    mark = error.problem_mark
+    return (f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: {error.problem} (the file is not valid "
+            f"YAML; compare it with the other files of its folder).")
+
+
 def one_line(error: Exception) -> Optional[str]:
-    """The message for a typo on the command line, or None for any other error."""
+    """The message for a typo on the command line or in a config file, or None for any other error."""
     cause = error.__cause__
+    if broken_yaml(error):
+        return broken_yaml(error)
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
