@@ -200,3 +200,21 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
     assert result.returncode == 1 and result.stderr.strip() == (
         f"Error: {tmp_path / 'mine' / 'optimizer' / 'rmsprop.yaml'}, line 3, column 1: expected ',' or ']', but got "
         f"'<stream end>' (the file is not valid YAML; compare it with the other files of its folder).")
+
+
+@pytest.mark.parametrize("group, yaml_text, expected", [
+    ("optimizer", "_target_: torch.optim.NoSuch\nlr: 0.1\n", "optimizer._target_='torch.optim.NoSuch': expected a "
+     "torch.optim class whose arguments match the optimizer options (ModuleNotFoundError: No module named"),
+    ("optimizer", "lr: 0.1\n", "optimizer._target_=None: expected the torch.optim class that the option's YAML names"),
+    ("model", "_target_: lenet_exp.models.nope.Net\n", "model._target_='lenet_exp.models.nope.Net': expected a model "
+     "class whose arguments match configs/model/ (ModuleNotFoundError: No module named 'lenet_exp.models.nope')."),
+    ("model", "name: mine\n", "model._target_=None: expected the model class that the option's YAML names"),
+], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target"])
+def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, expected, fast, tmp_path):
+    (tmp_path / "mine" / group).mkdir(parents=True)
+    (tmp_path / "mine" / group / "mine.yaml").write_text(yaml_text)
+    result = run_main([*fast, f"{group}=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Error getting class" not in result.stderr and "Are you sure" not in result.stderr  # Hydra's, of 3 lines
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr

@@ -5,6 +5,15 @@ class UserError(Exception):
     """Something the user can fix; the message says what was wrong and how to fix it."""
 
 
+def root_cause(error: BaseException) -> str:
+    """``Type: first line`` of the error at the bottom of ``error``'s chain of causes (Hydra wraps an import
+    error in two more, of several lines each)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 class ConfigError(UserError):
     def __init__(self, key: str, value: object, allowed: str, why: str = ""):
         why = f" ({why})" if why else ""

@@ -14,15 +14,19 @@ import inspect
 import torch
 from torch import nn
 
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, root_cause
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
+    from hydra._internal.utils import _locate  # hydra.utils.get_class would log its error, of 3 lines
     from hydra.errors import InstantiationException
-    from hydra.utils import get_class, instantiate
+    from hydra.utils import instantiate
 
+    if not ocfg.get("_target_"):
+        raise ConfigError("optimizer._target_", None, "the torch.optim class that the option's YAML names, e.g. "
+                          "_target_: torch.optim.RMSprop")
     try:
-        cls = get_class(ocfg._target_)
+        cls = _locate(ocfg._target_)
         if "fused" in inspect.signature(cls).parameters:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
             # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
@@ -33,10 +37,9 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                     raise
         return instantiate(ocfg, model.parameters(), _convert_="all")
     except (InstantiationException, ImportError, TypeError, ValueError) as error:
-        cause = error.__cause__ or error
         raise ConfigError("optimizer._target_", ocfg.get("_target_"),
-                          f"a torch.optim class whose arguments match the optimizer options "
-                          f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") from error
+                          f"a torch.optim class whose arguments match the optimizer options ({root_cause(error)})"
+                          ) from error
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, root_cause
 
 
 def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
@@ -16,10 +16,12 @@ def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    if not model_cfg.get("_target_"):
+        raise ConfigError("model._target_", None, "the model class that the option's YAML names, e.g. "
+                          "_target_: lenet_exp.models.lenet5.LeNet5")
     options = {key: value for key, value in model_cfg.items() if key != "name"}  # name labels the option only
     try:
         return instantiate(options, num_classes=num_classes, image_size=image_size, _convert_="all")
     except InstantiationException as error:
-        cause = error.__cause__ or error
         raise ConfigError("model._target_", model_cfg.get("_target_"),
-                          f"a model class whose arguments match configs/model/ ({type(cause).__name__}: {cause})") from error
+                          f"a model class whose arguments match configs/model/ ({root_cause(error)})") from error
