@@ -189,7 +189,8 @@ def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast,
     test = read_json(tmp_path / "run" / "metrics.json")["test"]
     assert (test["samples"], test["split_samples"]) == (50, 200)
     whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
-    assert "(trainer.limit_batches)" not in whole.stderr and read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200
+    assert "(trainer.limit_batches)" not in whole.stderr
+    assert read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200
 
 
 def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(tmp_path):
@@ -218,3 +219,22 @@ def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, e
     assert "Error getting class" not in result.stderr and "Are you sure" not in result.stderr  # Hydra's, of 3 lines
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and expected in errors[0], result.stderr
+
+
+NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed
+
+
+@pytest.mark.parametrize("yaml_text, overrides, expected", [
+    (NO_SCHEMA, ["dataset.val_size=100"], "dataset.val_size is not a setting of this data set, which has no schema: "
+     "write a YAML that begins as configs/dataset/mnist.yaml does, with `defaults: [/schema_dataset_idx@_here_, _self_]`."),
+    (NO_SCHEMA, [], "Invalid config value dataset='kmnist' (it has no schema): expected a YAML that begins as"),
+    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n"
+     "val_sise: 100\n", [], "In dataset/kmnist.yaml: dataset.val_sise is not a setting (did you mean dataset.val_size?)."),
+], ids=["no-schema-overridden", "no-schema", "typo"])
+def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, overrides, expected, tmp_path):
+    (tmp_path / "mine" / "dataset").mkdir(parents=True)
+    (tmp_path / "mine" / "dataset" / "kmnist.yaml").write_text(yaml_text)
+    result = run_main([*overrides, "dataset=kmnist", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {expected}"), result.stderr

@@ -10,6 +10,7 @@ reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydr
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -21,6 +22,7 @@ import yaml
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
+from lenet_exp.config import DATASET_SCHEMA
 from lenet_exp.errors import ConfigError
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -45,6 +47,8 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     full_key, key = str(error.full_key), str(error.key)
     parent = full_key[:-len(key)]  # "trainer." of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
+    if parent == "dataset." and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
+        return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     hint = did_you_mean(key, keys, parent)
     if not hint and parent in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = parent.split(".")[1]
@@ -121,15 +125,17 @@ def broken_yaml(error: BaseException) -> Optional[str]:
 
 def one_line(error: Exception) -> Optional[str]:
     """The message for a typo on the command line or in a config file, or None for any other error."""
-    cause = error.__cause__
+    cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
+    in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
+    where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     if broken_yaml(error):
         return broken_yaml(error)
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        return unknown_key(cause) if getattr(cause, "full_key", None) else None
+        return where + unknown_key(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
-        return wrong_value(cause) if getattr(cause, "full_key", None) else None
+        return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error)
     if isinstance(error, ConfigCompositionException) and cause is None:

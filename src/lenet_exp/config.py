@@ -167,6 +167,9 @@ class DeviceConfig:  # configs/device/*.yaml
     threads: Optional[int] = None  # CPU threads; null: the cores divided among jobs running at once
 
 
+# what a data set's YAML needs (configs/dataset/): the schema gives it every field, and checks its keys
+DATASET_SCHEMA = ("a YAML that begins as configs/dataset/mnist.yaml does, with "
+                  "`defaults: [/schema_dataset_idx@_here_, _self_]`")
 GROUP_SCHEMAS = {
     "model": {"lenet5": LeNet5Config},
     "dataset": {"idx": IdxDatasetConfig},
@@ -369,6 +372,10 @@ def validate(cfg: Any) -> None:
         group = "." not in missing[0]  # the top level's settings that can be unset are the groups
         raise ConfigError(missing[0], "???", "one of its options (`python run.py --help` lists them)" if group
                           else "a value")
+    dataset = cfg.get("dataset")
+    if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
+        # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
+        raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
     extra = unknown_keys(cfg)
     if extra:
         section = extra[0].rpartition(".")[0]
