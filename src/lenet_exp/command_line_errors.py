@@ -36,8 +36,8 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
 
 
 def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or [c for c in choices if word in c][:1]
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""  # the second: alpha for elastic_alpha
 
 
 PLUGIN_WITH = {"hydra.launcher.": "hydra/launcher=joblib", "hydra.sweeper.": "sweep=optuna"}  # e.g. n_jobs
