@@ -132,7 +132,8 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["trainer.epoch=3"], "trainer.epoch is not a setting (did you mean trainer.epochs?). `python run.py --cfg job`"),
     (["seeed=3"], "seeed is not a setting (did you mean seed?)."),
     (["augment=elastic", "augment.alpha=30"], "augment.alpha is not a setting (did you mean augment.elastic_alpha?)."),
-    (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting; optimizer has _target_, lr, weight_decay, betas."),
+    (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
+    (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),
     (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "
                        "lenet5_classic."),
     (["-m", "hydra/launcher=stackd", "seed=0,1"], "hydra/launcher=stackd is not an option of hydra/launcher (did you "
@@ -152,7 +153,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "option", "launcher", "integer", "bool", "choice", "swept-option",
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher", "integer", "bool", "choice", "swept-option",
         "grammar", "no-value", "several-values", "plus-group", "plus-key", "experiment", "launcher-key"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

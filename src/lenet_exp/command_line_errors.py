@@ -22,7 +22,7 @@ import yaml
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS
 from lenet_exp.errors import ConfigError
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -50,6 +50,12 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     if parent == "dataset." and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     hint = did_you_mean(key, keys, parent)
+    group = parent.rstrip(".")
+    owners = [name for name, schema in GROUP_SCHEMAS.get(group, {}).items()
+              if key in {f.name for f in dataclasses.fields(schema)}]
+    if not hint and owners:  # momentum of Adam: SGD's
+        return (f"{full_key} is not a setting of this {group} ({' and '.join(f'{group}={o}' for o in owners)} "
+                f"{'has' if len(owners) == 1 else 'have'} it).")
     if not hint and parent in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = parent.split(".")[1]
         return (f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): choose the {kind} "
