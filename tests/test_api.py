@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from conftest import fast_overrides
 from lenet_exp import compose, train
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.files import read_json
 
 
@@ -29,6 +31,15 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     with pytest.raises(ConfigError, match="optimizer.lr"):
         train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer.epoch=3", "trainer.epoch is not a setting (did you mean trainer.epochs?)"),
+    ("model=lenet6", "model=lenet6 is not an option of model (did you mean lenet5?)"),
+])
+def test_compose_raises_run_pys_message_for_a_typo(override, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        compose(override)
 
 
 def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):

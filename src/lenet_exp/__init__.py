@@ -17,15 +17,25 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's conf
 
 
 def compose(*overrides: str, config_dir: Optional[str | Path] = None):
-    """The config ``python run.py OVERRIDES`` would run, composed with Hydra's compose API."""
+    """The config ``python run.py OVERRIDES`` would run, composed with Hydra's compose API. A typo raises
+    :class:`lenet_exp.errors.UserError` with run.py's message ("trainer.epoch is not a setting (did you
+    mean trainer.epochs?)")."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
+    from lenet_exp.command_line_errors import one_line
     from lenet_exp.config import register_configs
+    from lenet_exp.errors import UserError
     from lenet_exp.resume import quote_paths
 
     register_configs()
     with initialize_config_dir(config_dir=str(Path(config_dir or CONFIGS).resolve()), version_base="1.3"):
-        return hydra_compose("config", overrides=quote_paths(list(overrides)))
+        try:
+            return hydra_compose("config", overrides=quote_paths(list(overrides)))
+        except Exception as error:
+            message = one_line(error, list(overrides))
+            if message is None:
+                raise
+            raise UserError(message) from error
 
 
 def train(cfg, run_dir: Optional[str | Path] = None) -> dict:

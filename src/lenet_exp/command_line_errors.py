@@ -74,19 +74,19 @@ def wrong_value(error: ValidationError) -> str:
     return str(ConfigError(str(error.full_key), error.value, expected))
 
 
-def named_on_the_command_line(group: str, option: str) -> bool:
-    """Whether ``group=option`` (or a sweep's ``group=a,option``) is on the command line, as against in a
+def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> bool:
+    """Whether ``group=option`` (or a sweep's ``group=a,option``) is among the overrides, as against in a
     config file (where a missing option is no typo of the user's, e.g. a sweeper plugin not installed)."""
-    for arg in sys.argv[1:]:
+    for arg in arguments:
         key, _, values = arg.lstrip("+~").partition("=")
         if key == group and option in values.split(","):
             return True
     return False
 
 
-def unknown_option(error: MissingConfigException) -> Optional[str]:
+def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optional[str]:
     group, _, option = str(error.missing_cfg_file or "").rpartition("/")
-    if not group or not error.options or not named_on_the_command_line(group, option):
+    if not group or not error.options or not named_on_the_command_line(group, option, arguments):
         return None
     return (f"{group}={option} is not an option of {group}{did_you_mean(option, list(error.options))}: choose one of "
             f"{', '.join(error.options)}.")
@@ -129,8 +129,9 @@ def broken_yaml(error: BaseException) -> Optional[str]:
             f"YAML; compare it with the other files of its folder).")
 
 
-def one_line(error: Exception) -> Optional[str]:
-    """The message for a typo on the command line or in a config file, or None for any other error."""
+def one_line(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
+    """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
+    file, or None for any other error."""
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
@@ -143,7 +144,7 @@ def one_line(error: Exception) -> Optional[str]:
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
-        return unknown_option(error)
+        return unknown_option(error, sys.argv[1:] if arguments is None else arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
         return misused_override(error)
     return None
