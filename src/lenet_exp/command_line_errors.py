@@ -40,29 +40,30 @@ def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
     return f" (did you mean {prefix}{close[0]}?)" if close else ""  # the second: alpha for elastic_alpha
 
 
-PLUGIN_WITH = {"hydra.launcher.": "hydra/launcher=joblib", "hydra.sweeper.": "sweep=optuna"}  # e.g. n_jobs
+PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "sweep=optuna"}  # e.g. n_jobs
+SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` the config groups."
 
 
 def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     full_key, key = str(error.full_key), str(error.key)
-    parent = full_key[:-len(key)]  # "trainer." of "trainer.epoch"; "" at the top level
+    group = full_key[:-len(key)].rstrip(".")  # "trainer" of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
-    if parent == "dataset." and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
+    close = did_you_mean(key, keys, f"{group}." if group else "")
+    if close:
+        return f"{full_key} is not a setting{close}. {SHOW_KEYS}"
+    if group == "dataset" and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
-    hint = did_you_mean(key, keys, parent)
-    group = parent.rstrip(".")
-    owners = [name for name, schema in GROUP_SCHEMAS.get(group, {}).items()
+    owners = [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
               if key in {f.name for f in dataclasses.fields(schema)}]
-    if not hint and owners:  # momentum of Adam: SGD's
-        return (f"{full_key} is not a setting of this {group} ({' and '.join(f'{group}={o}' for o in owners)} "
-                f"{'has' if len(owners) == 1 else 'have'} it).")
-    if not hint and parent in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
-        kind = parent.split(".")[1]
+    if owners:  # momentum of Adam: SGD's
+        have = "has" if len(owners) == 1 else "have"
+        return f"{full_key} is not a setting of this {group} ({' and '.join(owners)} {have} it)."
+    if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
+        kind = group.split(".")[1]
         return (f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): choose the {kind} "
-                f"that has it first, e.g. {PLUGIN_WITH[parent]}.")
-    hint = hint or (f"; {parent.rstrip('.')} has {', '.join(keys)}" if parent else "")
-    return (f"{full_key} is not a setting{hint}. `python run.py --cfg job` shows every key; `python run.py --help` "
-            f"the config groups.")
+                f"that has it first, e.g. {PLUGIN_WITH[group]}.")
+    listing = f"; {group} has {', '.join(keys)}" if group else ""
+    return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
 
 
 def wrong_value(error: ValidationError) -> str:
