@@ -21,7 +21,7 @@ import torch
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
-from tensorboard_events import load_events
+from tensorboard_events import load_events, scalar_values
 
 
 @pytest.fixture(scope="module")
@@ -801,6 +801,39 @@ def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Already completed" in result.stderr
     assert (trained / "checkpoints" / "best.pt").stat().st_mtime_ns == before
+
+
+def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_start(fast, tmp_path):
+    """resume=<run> trainer.epochs=3 after 2 epochs: epoch 3 and the final test are those of a 3-epoch run.
+    Only where the schedule does not spread over trainer.epochs (cosine does: refused, the run untouched)."""
+    run_dir, three = tmp_path / "run", tmp_path / "three"
+    assert run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    longer = run_main([f"resume={run_dir}", "trainer.epochs=3"], cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert f"{run_dir} trained for 2 epochs: it goes on to 3." in longer.stdout and "Resuming" in longer.stderr
+    assert run_main([*fast, "trainer.epochs=3", f"hydra.run.dir={three}"], cwd=tmp_path).returncode == 0
+    extended, fresh = (read_json(folder / "metrics.json") for folder in (run_dir, three))
+    assert extended["status"] == "completed" and [row["epoch"] for row in extended["history"]] == [1, 2, 3]
+    for key in ("val/acc", "val/loss", "train/loss"):
+        assert [row[key] for row in extended["history"]] == pytest.approx([row[key] for row in fresh["history"]])
+    assert extended["test"]["acc"] == pytest.approx(fresh["test"]["acc"])
+    assert sorted(scalar_values(load_events(run_dir), "train/loss")) == [1, 2, 3]
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)  # the run is now one of 3 epochs
+    assert again.returncode == 0 and "Already completed" in again.stderr
+
+    cosine = tmp_path / "cosine"
+    assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", f"hydra.run.dir={cosine}"], cwd=tmp_path).returncode == 0
+    before = sorted(cosine.rglob("*"))
+    refused = run_main([f"resume={cosine}", "trainer.epochs=3"], cwd=tmp_path)
+    assert refused.returncode == 1 and "(scheduler=cosine spreads its learning rates over trainer.epochs: more " \
+        "epochs make another run)" in refused.stderr
+    assert sorted(cosine.rglob("*")) == before and read_json(cosine / "metrics.json")["epochs"] == 2
+    fewer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert fewer.returncode == 1 and "(fewer epochs than it was started with)" in fewer.stderr
+    sweep = tmp_path / "sweep"
+    assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
+    job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch
+    assert job.returncode == 1 and "(a sweep's job keeps its sweep's epochs)" in job.stderr
 
 
 def test_resume_of_a_directory_that_is_no_run(tmp_path):

@@ -18,7 +18,7 @@ from typing import Iterator
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import config_differences
+from lenet_exp.config import config_differences, longer_run
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written
@@ -104,6 +104,18 @@ def trained_anything(run_dir: Path) -> bool:
     return any((run_dir / "checkpoints").glob("*.pt")) or any(run_dir.glob("events.out.tfevents.*"))
 
 
+def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool) -> str:
+    """Why a run given another trainer.epochs, and nothing else, does not go on (empty where more changed)."""
+    if len(changed) != 1 or not changed[0].startswith("trainer.epochs:"):
+        return ""
+    if now["trainer"]["epochs"] < before["trainer"]["epochs"]:
+        return " (fewer epochs than it was started with)"
+    if in_a_sweep:
+        return " (a sweep's job keeps its sweep's epochs)"
+    schedule = (now.get("scheduler") or {}).get("name")
+    return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: more epochs make another run)"
+
+
 class OutputDirCheck(Callback):
     """Checks the output folder before Hydra writes into it. Hydra turns a callback's exception into a
     warning and goes on, so an unforeseen error here ends the run instead of skipping the checks."""
@@ -127,11 +139,18 @@ class OutputDirCheck(Callback):
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
-        if saved.is_file():  # continuing a run: only with the config it was started with
-            changed = config_differences(OmegaConf.to_container(load_record(saved, "hydra.run.dir")),
-                                         task_config(config))
-            if changed and trained_anything(run_dir):
-                sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}). "
+        if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
+            before, now = OmegaConf.to_container(load_record(saved, "hydra.run.dir")), task_config(config)
+            changed = config_differences(before, now)
+            in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
+            if changed and trained_anything(run_dir) and longer_run(before, now) and not in_a_sweep:
+                trained = before["trainer"]["epochs"]
+                log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, trained, "s" if trained != 1 else "",
+                         now["trainer"]["epochs"])
+                changed = []
+            elif changed and trained_anything(run_dir):
+                why = why_not_longer(before, now, changed, in_a_sweep)
+                sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
         check_writable(run_dir, "hydra.run.dir")

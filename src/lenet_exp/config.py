@@ -328,6 +328,21 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     ]
 
 
+# schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
+# of the same run given more epochs, which may therefore go on from them
+SCHEDULES_WITHOUT_AN_END = ("none", "step")
+
+
+def longer_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether ``current`` is the run ``saved`` given more epochs and nothing else, with a schedule that does
+    not spread over trainer.epochs: the epochs it trained are then those of the longer run, which goes on
+    from them (``python run.py resume=<run dir> trainer.epochs=20``)."""
+    changed = config_differences(saved, current)
+    return (len(changed) == 1 and changed[0].startswith("trainer.epochs:")
+            and current["trainer"]["epochs"] > saved["trainer"]["epochs"]
+            and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
+
+
 def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
     """Keys of ``cfg`` that its schema lacks (Hydra's ``+key=value`` adds them to a typed node)."""
     from omegaconf import DictConfig, OmegaConf

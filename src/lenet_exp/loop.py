@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lenet_exp import state as ckpt
 from lenet_exp.app import report_failure
-from lenet_exp.config import config_differences, result_settings, to_dict
+from lenet_exp.config import config_differences, longer_run, result_settings, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
@@ -91,6 +91,8 @@ class Run:
         """A completed run in this directory is not trained again."""
         previous = read_json(self.metrics_path)
         if previous and previous.get("status") == "completed" and previous.get("task") == "train":
+            if longer_run(previous.get("config", {}), self.config):
+                return None  # it goes on from its last epoch
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
                 raise UserError(f"{self.dir} already holds a completed run with another config ({'; '.join(changed[:3])}). "
@@ -110,7 +112,7 @@ class Run:
                 f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
             ) from error
         changed = config_differences(saved["config"], self.config)
-        if changed:
+        if changed and not longer_run(saved["config"], self.config):
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
                 f"Resume it with the same overrides (`python run.py resume={shlex.quote(str(self.dir))}`), or choose "
