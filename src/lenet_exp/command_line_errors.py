@@ -133,6 +133,10 @@ def broken_yaml(error: BaseException) -> Optional[str]:
 def one_line(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
     """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
     file, or None for any other error."""
+    arguments = sys.argv[1:] if arguments is None else arguments
+    keyless = [arg for arg in arguments if arg.startswith("=")]
+    if keyless and (str(error).startswith(("Config group override must be", "Could not override ''"))):
+        return f"{keyless[0]} has no key: write key=value, e.g. trainer.epochs=3."
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
@@ -145,7 +149,7 @@ def one_line(error: Exception, arguments: Optional[list[str]] = None) -> Optiona
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
-        return unknown_option(error, sys.argv[1:] if arguments is None else arguments)
+        return unknown_option(error, arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
         return misused_override(error)
     return None
