@@ -155,9 +155,9 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher", "integer", "bool", "choice", "swept-option",
-        "grammar", "no-value", "several-values", "plus-group", "plus-key", "no-key-number", "no-key-word", "experiment",
-        "launcher-key"])
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
+        "integer", "bool", "choice", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
+        "no-key-number", "no-key-word", "experiment", "launcher-key"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
