@@ -22,7 +22,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     mean trainer.epochs?)")."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from lenet_exp.command_line_errors import one_line
+    from lenet_exp.command_line_errors import typo_message
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
     from lenet_exp.resume import quote_paths
@@ -32,7 +32,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         try:
             return hydra_compose("config", overrides=quote_paths(list(overrides)))
         except Exception as error:
-            message = one_line(error, list(overrides))
+            message = typo_message(error, list(overrides))
             if message is None:
                 raise
             raise UserError(message) from error

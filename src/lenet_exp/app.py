@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import to_dict, validate
-from lenet_exp.errors import UserError
+from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
@@ -36,11 +36,6 @@ def named_on_command_line(hydra_cfg) -> set[str]:
     """The config keys the command line set, e.g. {"dataset", "ckpt", "model.dropout"} (but not
     `dataset.root` or `dataset.download`, which say where the checkpoint's own data set is)."""
     return {override_key(o) for o in as_written(hydra_cfg.overrides.task)} - set(LOCATION_KEYS)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:

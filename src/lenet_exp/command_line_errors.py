@@ -130,7 +130,7 @@ def broken_yaml(error: BaseException) -> Optional[str]:
             f"YAML; compare it with the other files of its folder).")
 
 
-def one_line(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
+def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
     """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
     file, or None for any other error."""
     arguments = sys.argv[1:] if arguments is None else arguments
@@ -140,8 +140,9 @@ def one_line(error: Exception, arguments: Optional[list[str]] = None) -> Optiona
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
-    if broken_yaml(error):
-        return broken_yaml(error)
+    broken = broken_yaml(error)
+    if broken:
+        return broken
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
@@ -165,7 +166,7 @@ def report_typos_in_one_line() -> None:
         try:
             return func()
         except Exception as error:
-            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else one_line(error)
+            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else typo_message(error)
             if message is None:
                 return hydra_report(lambda: _raise(error))
             sys.exit(f"Error: {message}")

@@ -5,13 +5,18 @@ class UserError(Exception):
     """Something the user can fix; the message says what was wrong and how to fix it."""
 
 
+def one_line(error: BaseException) -> str:
+    """``Type: first line`` of an error that is no UserError, for a message of one line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def root_cause(error: BaseException) -> str:
-    """``Type: first line`` of the error at the bottom of ``error``'s chain of causes (Hydra wraps an import
+    """:func:`one_line` of the error at the bottom of ``error``'s chain of causes (Hydra wraps an import
     error in two more, of several lines each)."""
     while error.__cause__ is not None:
         error = error.__cause__
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return one_line(error)
 
 
 class ConfigError(UserError):

@@ -33,16 +33,21 @@ def _parse(overrides: Iterable[str]) -> list:
     return OverridesParser.create().parse_overrides(list(overrides))
 
 
+def task_overrides(config: DictConfig) -> list[str]:
+    """The sweep's command-line overrides of the task's config, as written."""
+    return as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+
+
 def sweep_overrides(config: DictConfig) -> list[str]:
     """What the sweepers read: the sweeper's params, then the command line (the last word on a key wins)."""
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
-    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    task = task_overrides(config)
     return [*(f"{key}={value}" for key, value in params.items()), *task]
 
 
-def command_line_sweeps(task_overrides: Iterable[str]) -> list[str]:
+def command_line_sweeps(overrides: Iterable[str]) -> list[str]:
     """Keys that the command line sweeps (comma lists, range(), choice(), glob(), interval())."""
-    return [override.get_key_element() for override in _parse(task_overrides) if override.is_sweep_override()]
+    return [override.get_key_element() for override in _parse(overrides) if override.is_sweep_override()]
 
 
 def apply_search_space_rule(config: DictConfig) -> Optional[str]:
@@ -50,7 +55,7 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
 
     Returns the message it logged, or None when the study's space stays as it is.
     """
-    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    task = task_overrides(config)
     study = OmegaConf.select(config, f"hydra.runtime.choices.{STUDY_GROUP}", default=None)
     named = any(override_key(o) == STUDY_GROUP for o in task)
     params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
@@ -117,7 +122,7 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
     Hydra composes each job anew from the sweep's Hydra overrides and the job's own, so the change is
     passed on as one more Hydra override (multirun.yaml records it)."""
-    task = as_written(OmegaConf.select(config, "hydra.overrides.task", default=[]) or [])
+    task = task_overrides(config)
     constant = sorted({override_key(o) for o in task} - searched_keys(config))
     excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
     if not searched_keys(config) - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
