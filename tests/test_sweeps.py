@@ -582,3 +582,14 @@ def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():
         (f"optimizer.lr={lr}", f"seed={seed}", "trainer.epochs=1") for seed in (0, 1) for lr in ("0.001", "0.003")]
     assert grid_jobs(config("optimizer=glob(adam*)")) is None  # listed only by the config loader, as the sweep runs
 
+
+
+def test_a_sweep_whose_summary_cannot_be_written_exits_non_zero(fast, tmp_path):
+    """Its jobs completed, but a summary file is missing: the exit status says so (here a folder stands
+    where summary.png would go)."""
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "summary.png").mkdir(parents=True)
+    result = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "2 jobs (2 completed)" in result.stdout and "Could not write summary.png: IsADirectoryError" in result.stdout
+    assert (sweep_dir / "summary.csv").is_file()  # the others are written all the same
