@@ -565,7 +565,7 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
     for number, job in enumerate(job_dirs(sweep_dir)[:2]):
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "completed" and metrics["stacked_with"] == [0, 1]
-        assert metrics["device"] == "CPU (1 threads)"  # the job's cpus_per_task
+        assert metrics["device"] == "CPU (1 thread)"  # the job's cpus_per_task
     # each group ran in a submitit job of its own, which logged its jobs' lines
     logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
     assert len(logs) == 2 and "[job 1] epoch 12/12" in logs[0].read_text()
