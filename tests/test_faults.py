@@ -143,6 +143,13 @@ def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
 
 
+def test_resume_takes_a_folder_quoted_as_hydra_quotes_a_path(completed_run):
+    """`resume='a b'`, as `hydra.run.dir='a b'` started it: the quotes belong to the grammar, not the name."""
+    result = run_main([f"resume={quote(str(completed_run))}"], cwd=completed_run.parent)
+    assert result.returncode == 0, result.stderr
+    assert "Already completed" in result.stderr and str(completed_run) in result.stderr
+
+
 def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, tmp_path):
     # quotes and a backslash in the folder's name: unquoted, Hydra's grammar would refuse or change it
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",

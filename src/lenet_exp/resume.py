@@ -96,7 +96,9 @@ def expand_resume(argv: list[str]) -> list[str]:
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
-    run_dir = Path(given[-1][len(PREFIX):]).expanduser()
+    written = given[-1][len(PREFIX):]
+    # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
+    run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
     saved_file = run_dir / ".hydra" / "overrides.yaml"
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
