@@ -170,9 +170,17 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
+    (["-m", "sweep=optuna", "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2)"],
+     "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2): a search space goes on the command line key by key, as "
+     "an override of its own: 'optimizer.lr=interval(1e-4,1e-2)' (with -m it takes the place of the study's space"),
+    (["-m", "sweep=optuna", "hydra.sweeper.params={optimizer.lr:interval(1e-4,1e-2)}"],
+     "hydra.sweeper.params={optimizer.lr:interval(1e-4,1e-2)}: a search space goes on the command line key by key"),
+    (["-m", "sweep=optuna", "hydra.sweeper.n_trials=10,20"],
+     "hydra.sweeper.n_trials=10,20 gives several values to a setting of Hydra itself, which a sweep cannot vary"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
-        "no-key-number", "no-key-word", "experiment", "launcher-key"])
+        "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
+        "search-space", "hydra-setting-swept"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

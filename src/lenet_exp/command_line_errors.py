@@ -119,6 +119,40 @@ def misused_override(error: ConfigCompositionException) -> Optional[str]:
     return None
 
 
+SEARCH_SPACE = "hydra.sweeper.params"
+
+
+def hydra_setting_swept(error: ConfigCompositionException) -> Optional[str]:
+    """``hydra.sweeper.n_trials=10,20``: Hydra's own settings take one value ("Sweeping over Hydra's
+    configuration is not supported"); a search space written there is handled by :func:`search_space_written`."""
+    found = re.match(r"Sweeping over Hydra's configuration is not supported : '(.*)'$", str(error))
+    if not found:
+        return None
+    override = found.group(1)
+    return f"{override} gives several values to a setting of Hydra itself, which a sweep cannot vary: give it one."
+
+
+def search_space_written(error: Exception, arguments: list[str]) -> Optional[str]:
+    """``hydra.sweeper.params.optimizer.lr=interval(…)``, or ``hydra.sweeper.params={…}``: Hydra reads the
+    dots of a search space's key as nesting, refuses a sweep over its own settings and cannot merge a
+    whole new search space into Optuna's, so each fails with a message about something else. A key's
+    space is an override of its own on the command line, where the sweeper reads it too."""
+    cause = error.__cause__ or error.__context__
+    if SEARCH_SPACE not in f"{error} {getattr(cause, 'full_key', '')}":
+        return None
+    written = next((arg for arg in arguments if arg.lstrip("+~").startswith(SEARCH_SPACE)), None)
+    if written is None:
+        return None
+    key, _, value = written.lstrip("+~").partition("=")
+    key = key[len(SEARCH_SPACE) + 1:]
+    from lenet_exp.resume import unquote  # no torch import there either
+
+    instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
+               "'optimizer.lr=interval(1e-4,1e-2)' with sweep=optuna, seed=0,1,2 with the basic sweeper")
+    return (f"{written}: a search space goes on the command line key by key, as an override of its own: "
+            f"{instead}. A study of one's own is a file in configs/sweep/ (sweep=NAME).")
+
+
 def broken_yaml(error: BaseException) -> Optional[str]:
     """A config file of one's own (a new option's YAML) that is no YAML: where, and what the parser says."""
     while error is not None and not isinstance(error, yaml.MarkedYAMLError):
@@ -140,7 +174,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
-    broken = broken_yaml(error)
+    broken = broken_yaml(error) or search_space_written(error, arguments)
     if broken:
         return broken
     if isinstance(error, OverrideParseException):
@@ -152,7 +186,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
-        return misused_override(error)
+        return misused_override(error) or hydra_setting_swept(error)
     return None
 
 
