@@ -177,10 +177,15 @@ def test_help_lists_every_group_and_option(tmp_path):
      "hydra.sweeper.params={optimizer.lr:interval(1e-4,1e-2)}: a search space goes on the command line key by key"),
     (["-m", "sweep=optuna", "hydra.sweeper.n_trials=10,20"],
      "hydra.sweeper.n_trials=10,20 gives several values to a setting of Hydra itself, which a sweep cannot vary"),
+    (["--config-name", "mnist_best"], "--config-name mnist_best names no config that composes a run: python run.py "
+                                      "composes configs/config.yaml, and --config-name chooses another such file of "
+                                      "configs/ or of --config-dir; experiment=mnist_best chooses that option."),
+    (["--config-name=experiment/fashion_best"], "--config-name experiment/fashion_best names no config that composes a "
+                                                "run: python run.py composes configs/config.yaml"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
-        "search-space", "hydra-setting-swept"])
+        "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -3,8 +3,9 @@
 Hydra reports a key that does not exist, a value of the wrong type and an option that no config group
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
-its grammar cannot read, a comma list without ``-m``, a ``+`` too many and a config file of one's own
-that is not YAML are the typos users make most, so run.py reports them as every other bad input is
+its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
+that is not YAML, a search space under ``hydra.sweeper.params`` and a preset given to ``--config-name``
+are the mistakes users make most, so run.py reports them as every other bad input is
 reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
 """
 
@@ -93,6 +94,36 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
             f"{', '.join(error.options)}.")
 
 
+def config_name_given(arguments: list[str]) -> Optional[str]:
+    """The value of ``--config-name NAME`` (``-cn``, ``--config-name=NAME``) among the arguments."""
+    for flag, following in zip(arguments, [*arguments[1:], None]):
+        name, equals, value = flag.partition("=")
+        if name in ("--config-name", "-cn"):
+            return value if equals else following
+    return None
+
+
+def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str]:
+    """``--config-name mnist_best`` ("Cannot find primary config") or ``--config-name experiment/mnist_best``
+    (which composes the preset alone and fails at its first override): an option of a group, not a file
+    that composes a whole run."""
+    name = config_name_given(arguments)
+    if not name or not (str(error).startswith("Cannot find primary config") or
+                        str(error).startswith(f"In '{name}': ")):
+        return None
+    from hydra.core.global_hydra import GlobalHydra
+
+    group, _, option = name.rpartition("/")
+    chosen = []
+    if GlobalHydra.instance().is_initialized():
+        loader = GlobalHydra.instance().config_loader()
+        groups = [group] if group else [g for g in loader.list_groups("") if g != "hydra"]
+        chosen = [f"{g}={option}" for g in groups if option in loader.get_group_options(g)]
+    instead = f"; {chosen[0]} chooses that option" if chosen else ""
+    return (f"--config-name {name} names no config that composes a run: python run.py composes configs/config.yaml, "
+            f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")
+
+
 def unreadable_override(error: OverrideParseException) -> str:
     lines = [line for line in str(error).splitlines() if not line.startswith(("Error parsing override", "See http"))]
     reason = "no '=' and value" if "missing EQUAL" in str(error) else (lines[0] if lines else "a syntax error")
@@ -174,7 +205,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
-    broken = broken_yaml(error) or search_space_written(error, arguments)
+    broken = broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
     if broken:
         return broken
     if isinstance(error, OverrideParseException):
