@@ -27,6 +27,16 @@ def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_pa
     assert (tmp_path / "run" / "metrics.json").read_bytes() == before
 
 
+def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):
+    """A notebook's loop starts runs within a second of each other: each gets its own outputs/runs/… folder
+    (named to the second, the second run found the first's there and refused its other seed)."""
+    monkeypatch.chdir(tmp_path)
+    seeds = [train(compose(*fast_overrides(tiny_root), "trainer.epochs=1", f"seed={seed}"))["seed"] for seed in (0, 1)]
+    runs = sorted((tmp_path / "outputs" / "runs").glob("*/*"))
+    assert seeds == [0, 1] and [read_json(run / "metrics.json")["seed"] for run in runs] == [0, 1]
+    assert all(re.fullmatch(r"\d\d-\d\d-\d\d-\d{6}", run.name) for run in runs)  # as run.py names them
+
+
 def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     with pytest.raises(ConfigError, match="optimizer.lr"):
         train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")

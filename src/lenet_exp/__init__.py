@@ -42,7 +42,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
     and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError`; a
     diverged or interrupted run returns its metrics with that status."""
-    import time
+    from datetime import datetime
 
     from lenet_exp.config import validate
     from lenet_exp.files import read_json
@@ -51,6 +51,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
 
     stopwatch = Stopwatch.for_job()
     validate(cfg)
-    run_dir = Path(run_dir or time.strftime("outputs/runs/%Y-%m-%d/%H-%M-%S"))
+    # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
+    run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f"))
     Run(cfg, run_dir, stopwatch=stopwatch).train()
     return read_json(run_dir / "metrics.json") or {}
