@@ -52,6 +52,11 @@ def test_compose_raises_run_pys_message_for_a_typo(override, message):
         compose(override)
 
 
+def test_compose_without_the_configs_says_where_it_looked(tmp_path):
+    with pytest.raises(UserError, match=re.escape(f"compose() found no config.yaml in {tmp_path}: pass config_dir=")):
+        compose(config_dir=tmp_path)
+
+
 def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):
     from lenet_exp.loop import Run
 

@@ -27,8 +27,12 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     from lenet_exp.errors import UserError
     from lenet_exp.resume import quote_paths
 
+    configs = Path(config_dir or CONFIGS).resolve()
+    if not (configs / "config.yaml").is_file():  # e.g. `pip install .`, which leaves configs/ in the checkout
+        raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "
+                        f"install the checkout with `pip install -e .`.")
     register_configs()
-    with initialize_config_dir(config_dir=str(Path(config_dir or CONFIGS).resolve()), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         try:
             return hydra_compose("config", overrides=quote_paths(list(overrides)))
         except Exception as error:
