@@ -568,6 +568,26 @@ def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
 
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher, fast, tmp_path):
+    """A subdir of one's own that gives two jobs one folder would have the second write over the first (the
+    basic launcher's summary then read seed 0's results as seed 1's; the stacked one trained both in it)."""
+    sweep = ["-m", f"hydra/launcher={launcher}", *fast]
+    shared = run_main([*sweep, "optimizer.lr=1e-3,2e-3", "seed=0,1", "hydra.sweep.subdir=seed_${seed}",
+                       f"hydra.sweep.dir={tmp_path / 'shared'}"], cwd=tmp_path)
+    assert shared.returncode == 1 and not (tmp_path / "shared").exists(), shared.stderr[-2000:]
+    assert ("Error: hydra.sweep.subdir=seed_${seed} gives jobs 0 and 2 one folder (seed_0), where the second would "
+            "overwrite the first. Name each job's folder with its number") in shared.stderr
+    # a subdir of one's own that tells the jobs apart runs, and continues as the default one does
+    for seeds in ("0,1", "0,1,2"):
+        apart = run_main([*sweep, f"seed={seeds}", "optimizer.lr=1e-3,2e-3", "hydra.sweep.subdir=${hydra.job.num}",
+                          f"hydra.sweep.dir={tmp_path / 'apart'}"], cwd=tmp_path)
+        assert apart.returncode == 0, apart.stderr[-2000:]  # the second: "Missing mandatory value: hydra.job.num"
+    _, summary = read_summary(tmp_path / "apart")
+    assert [(job["job"], job["status"], Path(job["run_dir"]).name) for job in summary["jobs"]] == [
+        (number, "completed", str(number)) for number in range(6)]
+
+
 def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():
     from omegaconf import OmegaConf
 

@@ -55,7 +55,7 @@ def task_config(config: DictConfig) -> dict:
 
 def job_naming(config: DictConfig) -> list[str]:
     """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them)."""
-    return [o for o in config.hydra.overrides.hydra
+    return [o for o in as_written(config.hydra.overrides.hydra)  # subdir=${hydra.job.num} is no value yet
             if o.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir="))]
 
 

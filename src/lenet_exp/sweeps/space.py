@@ -139,6 +139,36 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
         config.hydra.overrides.hydra.append(change)
 
 
+NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
+
+
+def refuse_shared_job_folders(config: DictConfig) -> None:
+    """Exits with a message where ``hydra.sweep.subdir`` gives two of a grid's jobs one folder (e.g.
+    ``seed_${seed}`` in a sweep over lr and seed): Hydra would write the second job's .hydra/ over the
+    first's, and the summary read the first's results as the second's. Each job's folder is worked out as
+    the launchers do, by composing it: only for a subdir without the job's number, which the default has."""
+    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
+    jobs = grid_jobs(config)
+    if any(key in subdir for key in NUMBERED) or not jobs:
+        return
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not GlobalHydra.instance().is_initialized():
+        return
+    loader = GlobalHydra.instance().config_loader()
+    first_job_in = {}
+    for number, job in enumerate(jobs):
+        job_config = loader.load_sweep_config(config, list(job))
+        with open_dict(job_config):
+            job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
+        folder = str(job_config.hydra.sweep.subdir)
+        if folder in first_job_in:
+            sys.exit(f"Error: hydra.sweep.subdir={subdir} gives jobs {first_job_in[folder]} and {number} one folder "
+                     f"({folder}), where the second would overwrite the first. Name each job's folder with its number, "
+                     f"as the default does: hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
+        first_job_in[folder] = number
+
+
 def _longest_name(config: DictConfig, excluded: set[str]) -> int:
     """An upper bound on a job folder's name in bytes: its number, then key=value for each override."""
     widths = {}
