@@ -156,6 +156,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["trainer.epochs=1.5"], "Invalid config value trainer.epochs=1.5: expected an integer. Fix it on the command"),
     (["model.batch_norm=maybe"], "Invalid config value model.batch_norm='maybe': expected true or false."),
     (["model.activation=gelu"], "Invalid config value model.activation='gelu': expected one of [relu, tanh]."),
+    (["seed=null"], "Invalid config value seed=null: expected a value: this setting cannot be null."),
     (["-m", "model=lenet5,lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?)"),
     (["model.hidden=[120,84"], "model.hidden=[120,84 cannot be read as an override (no viable alternative at input"),
     (["optimizer.lr"], "optimizer.lr cannot be read as an override (no '=' and value). Write key=value"),
@@ -183,7 +184,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["--config-name=experiment/fashion_best"], "--config-name experiment/fashion_best names no config that composes a "
                                                 "run: python run.py composes configs/config.yaml"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
-        "integer", "bool", "choice", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
+        "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
@@ -239,10 +240,10 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
 @pytest.mark.parametrize("group, yaml_text, expected", [
     ("optimizer", "_target_: torch.optim.NoSuch\nlr: 0.1\n", "optimizer._target_='torch.optim.NoSuch': expected a "
      "torch.optim class whose arguments match the optimizer options (ModuleNotFoundError: No module named"),
-    ("optimizer", "lr: 0.1\n", "optimizer._target_=None: expected the torch.optim class that the option's YAML names"),
+    ("optimizer", "lr: 0.1\n", "optimizer._target_=null: expected the torch.optim class that the option's YAML names"),
     ("model", "_target_: lenet_exp.models.nope.Net\n", "model._target_='lenet_exp.models.nope.Net': expected a model "
      "class whose arguments match configs/model/ (ModuleNotFoundError: No module named 'lenet_exp.models.nope')."),
-    ("model", "name: mine\n", "model._target_=None: expected the model class that the option's YAML names"),
+    ("model", "name: mine\n", "model._target_=null: expected the model class that the option's YAML names"),
 ], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target"])
 def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, expected, fast, tmp_path):
     (tmp_path / "mine" / group).mkdir(parents=True)

@@ -33,6 +33,7 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
     ("is not a valid bool", "true or false"),
     ("is not a ListConfig, list or tuple", "a list, e.g. [120,84]"),
     ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
+    ("is not Optional", "a value: this setting cannot be null"),
 )
 
 

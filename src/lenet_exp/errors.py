@@ -22,7 +22,8 @@ def root_cause(error: BaseException) -> str:
 class ConfigError(UserError):
     def __init__(self, key: str, value: object, allowed: str, why: str = ""):
         why = f" ({why})" if why else ""
-        super().__init__(f"Invalid config value {key}={value!r}{why}: expected {allowed}. "
+        written = "null" if value is None else repr(value)  # as the command line and YAML spell it
+        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. "
                          f"Fix it on the command line, e.g. `python run.py {key}=...`, or in configs/.")
 
 
