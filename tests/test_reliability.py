@@ -91,6 +91,8 @@ CASES = {
                             ["download failed", "nowhere/MNIST/raw", "train-labels-idx1-ubyte"]),
     "compressed idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, compressed)}"],
                        ["holds them compressed", "gunzip -k", "damaged/MNIST/raw/*.gz"]),
+    "empty data root": (lambda r, t, d: ["dataset.root="], ["dataset.root is empty (is LENET_EXP_DATA set to nothing?)",
+                                                          "unset LENET_EXP_DATA to use ./data"]),
     "data root is a file": (lambda r, t, d: [f"dataset.root={d / 'metrics.json'}"],
                             ["metrics.json is a file where the folder of mnist should be", "MNIST/raw/"]),
     "resume of a checkpoint": (lambda r, t, d: [f"resume={d / 'checkpoints' / 'last.pt'}"],

@@ -100,6 +100,10 @@ def one_download_at_a_time(root: Path, folder_name: str) -> Iterator[None]:
 def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
+    if not str(dcfg.root).strip():  # `export LENET_EXP_DATA=` sets it to "": the current folder, not ./data
+        raise DataError(f"dataset.root is empty (is LENET_EXP_DATA set to nothing?), which would read {name} from the "
+                        f"current folder. Point it at the folder that holds {cls.__name__}/raw/, e.g. "
+                        f"dataset.root=../shared/data, or unset LENET_EXP_DATA to use ./data.")
     root = Path(dcfg.root).expanduser().resolve()
     folder = raw_folder(dcfg)
     for path in (root, folder.parent, folder):
