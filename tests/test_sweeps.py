@@ -568,6 +568,24 @@ def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
 
+def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with_other_values(tiny_root, tmp_path):
+    """As a run resumes elsewhere, a sweep whose jobs failed for a wrong dataset.root (or that moves to
+    another device, or shows its progress) continues with the corrected command; what its jobs compute
+    may not change."""
+    sweep = ["-m", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1", "trainer.log_images=false",
+             "optimizer.lr=1e-3,2e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    wrong = run_main([*sweep, f"dataset.root={tmp_path / 'no data'}"], cwd=tmp_path)
+    assert wrong.returncode == 1 and wrong.stdout.count("is not in") == 2, wrong.stdout[-2000:]
+    fixed = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.progress=false"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    _, summary = read_summary(tmp_path / "sweep")
+    assert [(job["job"], job["status"]) for job in summary["jobs"]] == [(0, "completed"), (1, "completed")]
+    before = sorted((tmp_path / "sweep").rglob("*"))
+    other = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.batch_size=32"], cwd=tmp_path)
+    assert other.returncode == 1 and "holds another sweep" in other.stderr and "trainer.batch_size=32" in other.stderr
+    assert sorted((tmp_path / "sweep").rglob("*")) == before
+
+
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher, fast, tmp_path):
     """A subdir of one's own that gives two jobs one folder would have the second write over the first (the

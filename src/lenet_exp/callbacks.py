@@ -13,16 +13,17 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import config_differences, longer_run
+from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.resume import as_written
-from lenet_exp.sweeps.space import grid_jobs
+from lenet_exp.resume import as_written, override_key
+from lenet_exp.sweeps.space import grid_jobs, searched_keys
 
 log = logging.getLogger(__name__)
 
@@ -53,21 +54,44 @@ def task_config(config: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
 
 
-def job_naming(config: DictConfig) -> list[str]:
-    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them)."""
-    return [o for o in as_written(config.hydra.overrides.hydra)  # subdir=${hydra.job.num} is no value yet
-            if o.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir="))]
+EXCLUDED_FROM_NAMES = "hydra.job.config.override_dirname.exclude_keys="
+
+
+def job_naming(config: DictConfig, kept) -> list:
+    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them), with the
+    keys left out of the names reduced to those ``kept`` (a constant is in no name either way)."""
+    naming = []
+    for override in as_written(config.hydra.overrides.hydra):  # subdir=${hydra.job.num} is no value yet
+        if override.startswith(EXCLUDED_FROM_NAMES):
+            excluded = OverridesParser.create().parse_override(override).value()
+            naming.append(sorted(key for key in excluded if kept(key)))
+        elif override.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir=")):
+            naming.append(override)
+    return naming
 
 
 def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
     """Exits with a message unless this sweep is the one in ``sweep_dir``, or that one with jobs added after
-    its own (each job keeps its number, and so its folder); logs how many jobs it adds."""
-    before, now = as_written(saved.hydra.overrides.task), as_written(config.hydra.overrides.task)
-    jobs_before, jobs_now = grid_jobs(saved), grid_jobs(config)
+    its own (each job keeps its number, and so its folder); logs how many jobs it adds. As with a run, the
+    data's folder, the device and how fast it runs there may change where they are not swept."""
+    searched = searched_keys(saved) | searched_keys(config)
+
+    def kept(key: str) -> bool:
+        return key in searched or not where_or_how_fast(key)
+
+    def what_it_runs(overrides) -> list[str]:
+        return sorted(o for o in overrides if kept(override_key(o)))
+
+    def listed_jobs(sweep: DictConfig) -> Optional[list[list[str]]]:
+        jobs = grid_jobs(sweep)
+        return None if jobs is None else [what_it_runs(job) for job in jobs]
+
+    before, now = (what_it_runs(as_written(sweep.hydra.overrides.task)) for sweep in (saved, config))
+    jobs_before, jobs_now = listed_jobs(saved), listed_jobs(config)
     if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
-        if sorted(before) == sorted(now):
+        if before == now:
             return
-    elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved) == job_naming(config):
+    elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved, kept) == job_naming(config, kept):
         added = range(len(jobs_before), len(jobs_now))
         if added:
             which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"

@@ -300,14 +300,21 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
     return flat
 
 
-# Settings (key prefixes) that do not change a run's results: where the data lives, which device and
-# how fast it runs there (not precision, which changes the arithmetic), what is shown, and what the
-# eval / predict tasks read. A run may be continued with other values of these, and TensorBoard's
-# HParams leave them out.
-NOT_RESULTS = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
-               "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
-               "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
-               "trainer.fused_cpu_kernels", "task", "ckpt", "image")
+# Settings (key prefixes) that do not change what a job computes: where the data lives, which device
+# and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
+# a sweep may be continued with other values of these.
+WHERE_AND_HOW_FAST = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
+                      "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
+                      "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
+                      "trainer.fused_cpu_kernels")
+# ... nor a run's results, which is also true of what the eval / predict tasks read: TensorBoard's HParams
+# leave these out.
+NOT_RESULTS = (*WHERE_AND_HOW_FAST, "task", "ckpt", "image")
+
+
+def where_or_how_fast(key: str) -> bool:
+    """Whether an override's key (``device``, ``device.threads``, ``dataset.root``) sets WHERE_AND_HOW_FAST."""
+    return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
 
 def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool]:
