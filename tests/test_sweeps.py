@@ -587,6 +587,25 @@ def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
+    """As `resume=<run> trainer.epochs=N` does for a run, where the schedule does not spread over the epochs."""
+    sweep = ["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0  # fast: 1 epoch
+    longer = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert f"Sweep {tmp_path / 'sweep'} trained for 1 epoch: its jobs go on to 2." in longer.stdout
+    assert longer.stderr.count("after epoch 1") == 2  # "Resuming … after epoch 1"
+    for job in job_dirs(tmp_path / "sweep"):
+        record = metrics(job)
+        assert record["status"] == "completed" and [row["epoch"] for row in record["history"]] == [1, 2]
+    cosine = [*fast, "-m", "seed=0,1", "scheduler=cosine", f"hydra.sweep.dir={tmp_path / 'cosine'}"]
+    assert run_main(cosine, cwd=tmp_path).returncode == 0
+    refused = run_main([*cosine, "trainer.epochs=2"], cwd=tmp_path)
+    assert refused.returncode == 1 and "'trainer.epochs=2']) (scheduler=cosine spreads its learning rates over " \
+                                       "trainer.epochs: more epochs make another run)" in refused.stderr
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher, fast, tmp_path):
     """A subdir of one's own that gives two jobs one folder would have the second write over the first (the
     basic launcher's summary then read seed 0's results as seed 1's; the stacked one trained both in it)."""

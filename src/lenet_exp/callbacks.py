@@ -73,11 +73,14 @@ def job_naming(config: DictConfig, kept) -> list:
 def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
     """Exits with a message unless this sweep is the one in ``sweep_dir``, or that one with jobs added after
     its own (each job keeps its number, and so its folder); logs how many jobs it adds. As with a run, the
-    data's folder, the device and how fast it runs there may change where they are not swept."""
+    data's folder, the device and how fast it runs there may change where they are not swept, and more
+    epochs continue each job where its schedule does not spread over trainer.epochs."""
     searched = searched_keys(saved) | searched_keys(config)
+    before_task, now_task = task_config(saved), task_config(config)
+    longer = not {"trainer.epochs", "scheduler"} & searched and longer_run(before_task, now_task)
 
     def kept(key: str) -> bool:
-        return key in searched or not where_or_how_fast(key)
+        return key in searched or not (where_or_how_fast(key) or (longer and key == "trainer.epochs"))
 
     def what_it_runs(overrides) -> list[str]:
         return sorted(o for o in overrides if kept(override_key(o)))
@@ -93,11 +96,17 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
             return
     elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved, kept) == job_naming(config, kept):
         added = range(len(jobs_before), len(jobs_now))
+        if longer:
+            trained = saved.trainer.epochs
+            log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
+                     "s" if trained != 1 else "", config.trainer.epochs)
         if added:
             which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
             log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
         return
-    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}). Run the same command to "
+    why = "" if "trainer.epochs" in searched else why_not_longer(
+        before_task, now_task, config_differences(before_task, now_task), schedule_swept="scheduler" in searched)
+    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run the same command to "
              f"continue it, or add values at the end of its first swept key (the jobs it has keep their numbers), "
              f"or choose a new hydra.sweep.dir.")
 
@@ -128,14 +137,18 @@ def trained_anything(run_dir: Path) -> bool:
     return any((run_dir / "checkpoints").glob("*.pt")) or any(run_dir.glob("events.out.tfevents.*"))
 
 
-def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool) -> str:
-    """Why a run given another trainer.epochs, and nothing else, does not go on (empty where more changed)."""
+def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool = False,
+                   schedule_swept: bool = False) -> str:
+    """Why a run (or a sweep) given another trainer.epochs, and nothing else, does not go on (empty where more
+    changed)."""
     if len(changed) != 1 or not changed[0].startswith("trainer.epochs:"):
         return ""
     if now["trainer"]["epochs"] < before["trainer"]["epochs"]:
         return " (fewer epochs than it was started with)"
     if in_a_sweep:
         return " (a sweep's job keeps its sweep's epochs)"
+    if schedule_swept:
+        return " (its jobs sweep scheduler, and cosine and onecycle spread their learning rates over trainer.epochs)"
     schedule = (now.get("scheduler") or {}).get("name")
     return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: more epochs make another run)"
 
@@ -173,7 +186,7 @@ class OutputDirCheck(Callback):
                          now["trainer"]["epochs"])
                 changed = []
             elif changed and trained_anything(run_dir):
-                why = why_not_longer(before, now, changed, in_a_sweep)
+                why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
