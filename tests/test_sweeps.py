@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_main, start_on_terminal
-from tensorboard_events import load_events
+from tensorboard_events import load_events, logged_hparams, scalar_values
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
 
@@ -598,6 +598,9 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
     for job in job_dirs(tmp_path / "sweep"):
         record = metrics(job)
         assert record["status"] == "completed" and [row["epoch"] for row in record["history"]] == [1, 2]
+        events = load_events(job)  # TensorBoard keeps a run's first HParams session: the 1-epoch one is gone
+        assert logged_hparams(events)["trainer.epochs"] == 2 and len(list(job.glob("events.out.tfevents.*"))) == 2
+        assert sorted(scalar_values(events, "val/acc")) == [1, 2]
     cosine = [*fast, "-m", "seed=0,1", "scheduler=cosine", f"hydra.sweep.dir={tmp_path / 'cosine'}"]
     assert run_main(cosine, cwd=tmp_path).returncode == 0
     refused = run_main([*cosine, "trainer.epochs=2"], cwd=tmp_path)

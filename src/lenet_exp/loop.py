@@ -84,6 +84,7 @@ class Run:
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
+        self.longer = False  # it trains a run on to more epochs than it was started with (prepare)
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
 
     # ----------------------------------------------------------------------------------------- setup
@@ -112,6 +113,7 @@ class Run:
                 f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
             ) from error
         changed = config_differences(saved["config"], self.config)
+        self.longer = bool(changed)  # allowed below only as more epochs, which TensorBoard's HParams must show
         if changed and not longer_run(saved["config"], self.config):
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
@@ -197,7 +199,8 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
+        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1,
+                              new_session=self.longer)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. "

@@ -164,9 +164,36 @@ def quiet_event_writer_threads() -> None:
     threading.excepthook = hook
 
 
+def forget_hparams_session(log_dir: Path) -> None:
+    """Rewrite the event files in ``log_dir`` without their HParams session. TensorBoard shows the first
+    session a run logged, and a run trained on to more epochs starts a new one (its trainer.epochs)."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from lenet_exp.files import write_atomic
+
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        events, dropped = [], False
+        for record in RawEventFileLoader(str(path)).Load():
+            event = Event.FromString(record)
+            values = [v for v in event.summary.value if v.metadata.plugin_data.plugin_name != "hparams"]
+            if len(values) < len(event.summary.value):
+                dropped = True
+                del event.summary.value[:]
+                event.summary.value.extend(values)
+                if not values:
+                    continue
+            events.append(event)
+        if dropped:
+            write_atomic(path, lambda file: [RecordWriter(file).write(e.SerializeToString()) for e in events])
+
+
 class TensorBoardLog:
-    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, new_session: bool = False):
         quiet_event_writer_threads()
+        if new_session:  # other hparams than the run's earlier event files hold
+            forget_hparams_session(Path(log_dir))
         # purge_step drops events an interrupted run logged after its last checkpoint.
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
