@@ -1,19 +1,29 @@
 """Hydra's basic sweeper (the grid of ``python run.py -m``), with the end that it lacks: a job whose process
 died without a result (by the out-of-memory killer, by hand, a lost node) ends the sweep with its summary
 and exit status 1, instead of the launcher's traceback (joblib's TerminatedWorkerError, submitit's
-UncompletedJobError): lenet_exp/launch.py.
+UncompletedJobError): lenet_exp/launch.py. Its check that each job composes also refuses two jobs given
+one folder (lenet_exp/sweeps/space.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from typing import Sequence
+
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from lenet_exp.launch import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
+from lenet_exp.sweeps.space import JobFolders
 
 
 class EndingBasicSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
+        self.job_folders = JobFolders(self.config)
         with ending_on_a_dead_job():
             return super().sweep(arguments)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Hydra's own check, composing each job's config (the stacked launcher keeps it), and its folder's."""
+        for overrides in batch:
+            self.job_folders.claim(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))

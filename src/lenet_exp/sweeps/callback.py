@@ -22,8 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_left_running,
                               local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
-from lenet_exp.sweeps.space import (apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid,
-                                    refuse_shared_job_folders)
+from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
 
 EXIT_JOBS_FAILED = 1
 
@@ -57,7 +56,6 @@ class SweepSummary(Callback):
         refuse_intervals_in_a_grid(config)
         apply_search_space_rule(config)
         name_jobs_by_what_varies(config)
-        refuse_shared_job_folders(config)
         refuse_launcher_settings(config.hydra.launcher)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
             collect_stopped_jobs()

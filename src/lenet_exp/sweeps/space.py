@@ -139,34 +139,32 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
         config.hydra.overrides.hydra.append(change)
 
 
-NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
+class JobFolders:
+    """The folders a grid's jobs write to, each worked out from the job's config as Hydra's basic sweeper
+    composes it to check the job: two jobs given one folder by a ``hydra.sweep.subdir`` of one's own (e.g.
+    ``seed_${seed}`` in a sweep over lr and seed) are refused before the first job starts. Hydra would write
+    the second job's .hydra/ over the first's, and the summary read the first's results as the second's."""
 
+    NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
 
-def refuse_shared_job_folders(config: DictConfig) -> None:
-    """Exits with a message where ``hydra.sweep.subdir`` gives two of a grid's jobs one folder (e.g.
-    ``seed_${seed}`` in a sweep over lr and seed): Hydra would write the second job's .hydra/ over the
-    first's, and the summary read the first's results as the second's. Each job's folder is worked out as
-    the launchers do, by composing it: only for a subdir without the job's number, which the default has."""
-    subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
-    jobs = grid_jobs(config)
-    if any(key in subdir for key in NUMBERED) or not jobs:
-        return
-    from hydra.core.global_hydra import GlobalHydra
+    def __init__(self, sweep_config: DictConfig) -> None:
+        self.subdir = str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir"))
+        self.first_job_in: dict[str, int] = {}
+        self.jobs = 0
 
-    if not GlobalHydra.instance().is_initialized():
-        return
-    loader = GlobalHydra.instance().config_loader()
-    first_job_in = {}
-    for number, job in enumerate(jobs):
-        job_config = loader.load_sweep_config(config, list(job))
+    def claim(self, job_config: DictConfig) -> None:
+        """Take the folder of the sweep's next job, or exit with a message where an earlier job has it."""
+        number, self.jobs = self.jobs, self.jobs + 1
+        if any(key in self.subdir for key in self.NUMBERED):
+            return
         with open_dict(job_config):
             job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
         folder = str(job_config.hydra.sweep.subdir)
-        if folder in first_job_in:
-            sys.exit(f"Error: hydra.sweep.subdir={subdir} gives jobs {first_job_in[folder]} and {number} one folder "
-                     f"({folder}), where the second would overwrite the first. Name each job's folder with its number, "
-                     f"as the default does: hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
-        first_job_in[folder] = number
+        if folder in self.first_job_in:
+            sys.exit(f"Error: hydra.sweep.subdir={self.subdir} gives jobs {self.first_job_in[folder]} and {number} one "
+                     f"folder ({folder}), where the second would overwrite the first. Name each job's folder with its "
+                     f"number, as the default does: hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
+        self.first_job_in[folder] = number
 
 
 def _longest_name(config: DictConfig, excluded: set[str]) -> int:
