@@ -123,14 +123,23 @@ def _read_screen(controller: int, deadline: float) -> str:
     return shown.decode(errors="replace").replace("\r\n", "\n")
 
 
-def start_on_terminal(args: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+def start_on_terminal(args: list[str], cwd: Path, its_own: bool = False) -> tuple[subprocess.Popen, int]:
     """`python run.py ARGS` with a terminal (a pseudo-terminal) as its stdout and stderr, as a user at a
     shell has: progress bars are drawn there. Returns the process and the terminal's controller end, to
-    read with :func:`finish_on_terminal` (meanwhile, this process can run something of its own)."""
+    read with :func:`finish_on_terminal` (meanwhile, this process can run something of its own).
+    ``its_own``: the terminal is the process's controlling one, in a session of its own, as a login's
+    shell has it: closing the controller end hangs it up (SIGHUP), as a closed window or a lost ssh does."""
     controller, terminal = _open_terminal()
     env = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
+
+    def own_terminal() -> None:
+        as_a_new_command()
+        if its_own:
+            os.setsid()
+            fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                               stdout=terminal, stderr=terminal, preexec_fn=as_a_new_command)
+                               stdout=terminal, stderr=terminal, preexec_fn=own_terminal)
     os.close(terminal)  # the run (and its workers) hold the other ends: reading ends when the last one closes
     return process, controller
 
@@ -219,7 +228,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     root = logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
-    saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
                    torch.backends.cudnn.deterministic, torch.get_rng_state())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
+from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from tensorboard_events import load_events, scalar_values
@@ -291,6 +292,45 @@ def test_sigterm_stops_with_a_resumable_checkpoint(interrupted):
     assert metrics["status"] == "interrupted" and metrics["epochs_done"] >= 1
     assert f"resume={run_dir}" in stderr and "Traceback" not in stderr
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["run_state"]["epoch"] == metrics["epochs_done"]
+
+
+def hang_up_after_the_first_epoch(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run run.py ARGS on a terminal of its own, and close that terminal (SIGHUP) once an epoch has been
+    shown; (exit status, what the terminal showed)."""
+    process, controller = start_on_terminal(args, cwd=cwd, its_own=True)
+    shown, deadline = b"", time.monotonic() + 120
+    while b"epoch 1/" not in shown and time.monotonic() < deadline:
+        if select.select([controller], [], [], 1)[0]:
+            shown += os.read(controller, 65536)
+    os.close(controller)  # the terminal hangs up
+    return process.wait(timeout=120), shown.decode(errors="replace")
+
+
+def test_a_closed_terminal_stops_the_run_as_sigterm_does(tiny_root, tmp_path):
+    """A terminal window closed, or an ssh connection lost, hangs up the terminal (SIGHUP), which killed the
+    run where it was: no checkpoint of the epoch, metrics.json left "running". Writes to that terminal fail."""
+    run_dir = tmp_path / "run"
+    code, shown = hang_up_after_the_first_epoch([f"dataset.root={tiny_root}", *INTERRUPTIBLE, f"hydra.run.dir={run_dir}"],
+                                                tmp_path)
+    assert code == 128 + signal.SIGHUP, shown[-2000:]
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "interrupted" and metrics["message"].startswith("Interrupted by signal 1 during epoch")
+    assert "Interrupted by signal 1" in (run_dir / "run.log").read_text()  # the terminal is gone; run.log has it
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0 and read_json(run_dir / "metrics.json")["status"] == "completed", resumed.stderr
+
+
+@pytest.mark.long
+def test_a_closed_terminal_stops_a_parallel_sweep_with_its_summary(tiny_root, tmp_path):
+    """The sweep's run.py died printing "Stopping the sweep" to the closed terminal: no summary, and the
+    job it was waiting for killed without a record."""
+    sweep_dir = tmp_path / "sweep"
+    code, shown = hang_up_after_the_first_epoch(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+                                                 f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+                                                 f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    assert code == 128 + signal.SIGHUP, shown[-2000:]
+    assert [read_json(job / "metrics.json")["status"] for job in sorted(sweep_dir.glob("*_seed=*"))] == ["interrupted"] * 2
+    assert (sweep_dir / "summary.csv").is_file()
 
 
 def child_processes(pid: int) -> list[int]:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save_json
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, sigterm_stops,
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.sweeps.space import STUDY_GROUP
@@ -112,7 +112,7 @@ def run_task(cfg: DictConfig) -> float:
             record_failure(run_dir, cfg, message, status="interrupted")
         return float("nan")
     try:
-        with sigterm_stops():
+        with kill_signals_stop():
             with stops_held():  # seconds of imports (torch, torchvision), in which a signal must stop cleanly too
                 import lenet_exp.loop  # noqa: F401
                 from lenet_exp.record import Stopwatch

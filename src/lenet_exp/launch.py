@@ -24,6 +24,7 @@ import re
 import secrets
 import shlex
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -38,6 +39,31 @@ LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a parallel sweep's run.py; the file exists once it stops
 LOCAL_SUBMITIT_VARIABLE = "LENET_EXP_SUBMITIT_LOCAL"  # set by the run.py of a submitit_local sweep, for its jobs
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
+# what asks a run to stop: Ctrl-C, `kill` or a scheduler's time limit, a terminal closed (an ssh connection lost)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def after_a_hang_up(signum: int) -> None:
+    """After SIGHUP the terminal is gone, and every write to it fails (EIO): a sweep's run.py then died
+    printing that it stops, and its summary was never written. Its lines go nowhere instead; run.log
+    keeps a run's. Output sent to a file or a pipe stays there."""
+    if signum != signal.SIGHUP:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                if stat.S_ISCHR(os.fstat(fd).st_mode):  # a terminal (a hung-up one no longer says it is a tty)
+                    os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def stop_signals() -> list[int]:
+    """STOP_SIGNALS to take over, all but an ignored SIGHUP: a run started with nohup goes on when its
+    terminal closes."""
+    return [signum for signum in STOP_SIGNALS
+            if not (signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN)]
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
 
@@ -91,8 +117,8 @@ def job_slot(hydra_cfg) -> JobSlot:
 
 
 class Stopped(KeyboardInterrupt):
-    """SIGTERM before the training loop takes the signals over (imports, data), or a signal held through
-    the imports: stop as Ctrl-C does."""
+    """SIGTERM or SIGHUP before the training loop takes the signals over (imports, data), or a signal held
+    through the imports: stop as Ctrl-C does."""
 
     def __init__(self, signum: int):
         super().__init__(f"signal {signum}")
@@ -100,25 +126,28 @@ class Stopped(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def sigterm_stops() -> Iterator[None]:
-    """Within this context (a job, until its training loop takes the signals over) a SIGTERM raises
-    :class:`Stopped`, which the task reports, instead of killing the process before it could say so."""
+def kill_signals_stop() -> Iterator[None]:
+    """Within this context (a job, until its training loop takes the signals over) a SIGTERM or SIGHUP
+    raises :class:`Stopped`, which the task reports, instead of killing the process before it could say so
+    (SIGINT raises KeyboardInterrupt already)."""
     def stop(signum, frame):
+        after_a_hang_up(signum)
         raise Stopped(signum)
 
     if threading.current_thread() is not threading.main_thread():  # handlers can only live there
         yield
         return
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {signum: signal.signal(signum, stop) for signum in stop_signals() if signum != signal.SIGINT}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
 def stops_held() -> Iterator[None]:
-    """Within this context (imports) a first SIGINT or SIGTERM is held and raised as :class:`Stopped` when
+    """Within this context (imports) a first stop signal is held and raised as :class:`Stopped` when
     it ends; a second one at once. torch's C start-up takes an exception raised while it imports numpy for
     numpy's absence and goes on: the stop is lost, and numpy half-imported ("module 'numpy' has no
     attribute 'multiply'" later)."""
@@ -128,12 +157,13 @@ def stops_held() -> Iterator[None]:
     held: list[int] = []
 
     def hold(signum, frame):
+        after_a_hang_up(signum)
         if held:  # asked twice: the user means it
             raise Stopped(held[0])
         held.append(signum)
 
-    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGINT, signal.SIGTERM)
-                if signal.getsignal(signum) is not signal.SIG_IGN}  # an ignored one stays ignored
+    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}  # an ignored one stays ignored (nohup)
     try:
         yield
     finally:
@@ -212,8 +242,8 @@ def sweep_cut_short() -> bool:
 
 
 def collect_stopped_jobs() -> None:
-    """In the run.py of a joblib or submitit_local sweep, before its workers start: a first SIGINT or
-    SIGTERM asks every job to stop as a first Ctrl-C stops a run (checkpoint, status ``interrupted``), and
+    """In the run.py of a joblib or submitit_local sweep, before its workers start: a first stop signal
+    asks every job to stop as a first Ctrl-C stops a run (checkpoint, status ``interrupted``), and
     the launcher collects them; jobs that had not started yet stop at once. A second signal stops at once.
     (Left alone, joblib answers the KeyboardInterrupt by killing its workers, maybe before they saved
     anything.)"""
@@ -223,6 +253,7 @@ def collect_stopped_jobs() -> None:
     os.environ[STOP_FILE_VARIABLE] = str(stop_file)  # the workers, started later, inherit it
 
     def stop_jobs(signum, frame):
+        after_a_hang_up(signum)
         if stop_file.exists():  # asked twice: the user means it
             raise Stopped(signum)
         written = stop_file.with_suffix(".tmp")
@@ -235,7 +266,7 @@ def collect_stopped_jobs() -> None:
         print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
               f"at once.", file=sys.stderr, flush=True)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in stop_signals():
         signal.signal(signum, stop_jobs)
 
 

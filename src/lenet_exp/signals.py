@@ -1,4 +1,4 @@
-"""Turn SIGINT / SIGTERM into a polite stop request that the training loop checks between steps."""
+"""Turn SIGINT / SIGTERM / SIGHUP into a polite stop request that the training loop checks between steps."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import threading
 import time
 from typing import Optional
 
-from lenet_exp.launch import STOP_FILE_VARIABLE, launcher_gone, stop_file_signal
+from lenet_exp.launch import STOP_FILE_VARIABLE, after_a_hang_up, launcher_gone, stop_file_signal, stop_signals
 
 
 class StopSignals:
-    """Within this context the first SIGINT or SIGTERM only sets a flag; a second one stops at once.
+    """Within this context the first stop signal (SIGINT, SIGTERM, SIGHUP) only sets a flag; a second one
+    stops at once.
 
     With ``launcher``, the exit of that process (the sweep's run.py) also counts as a stop request, as a
     SIGTERM. In a joblib or submitit_local sweep, so does its run.py's request to stop (a signal it took:
     :func:`lenet_exp.launch.collect_stopped_jobs`).
     """
 
-    HANDLED = (signal.SIGINT, signal.SIGTERM)
     WATCH_INTERVAL_S = 0.5  # how often the launcher is looked for
 
     def __init__(self, launcher: Optional[int] = None) -> None:
@@ -46,13 +46,14 @@ class StopSignals:
         return f"signal {self.signal}"
 
     def _handle(self, signum, frame) -> None:
+        after_a_hang_up(signum)
         if self.signal is not None:  # asked twice: the user means it
             raise KeyboardInterrupt
         self.signal = signum
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # handlers can only live there
-            for signum in self.HANDLED:
+            for signum in stop_signals():
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

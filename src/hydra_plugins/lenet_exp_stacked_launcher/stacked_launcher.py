@@ -311,13 +311,13 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_failure
         from lenet_exp.config import validate
-        from lenet_exp.launch import (JobSlot, interrupted_status, job_context, job_slot, sigterm_stops,
+        from lenet_exp.launch import (JobSlot, interrupted_status, job_context, job_slot, kill_signals_stop,
                                       stopped_job_returns, stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
         try:
-            with sigterm_stops():
+            with kill_signals_stop():
                 with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
                     from lenet_exp.loop import Run, Trial, fail
                     from lenet_exp.record import Stopwatch
