@@ -150,6 +150,21 @@ def test_resume_takes_a_folder_quoted_as_hydra_quotes_a_path(completed_run):
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
 
 
+@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath"])
+def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tmp_path):
+    """.hydra/overrides.yaml holds the task's overrides only: `optimizer=mine` from a folder of one's own was
+    "not an option" to the resumed run."""
+    extra = tmp_path / "extra"
+    (extra / "optimizer").mkdir(parents=True)
+    (extra / "optimizer" / "mine.yaml").write_text("defaults:\n  - adam\n  - _self_\nlr: 0.002\n")
+    source = ["--config-dir", str(extra)] if where == "--config-dir" else [f"hydra.searchpath=[file://{extra}]"]
+    run_dir = tmp_path / "run"
+    first = run_main([*source, *fast_overrides(tiny_root), "optimizer=mine", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+
+
 def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, tmp_path):
     # quotes and a backslash in the folder's name: unquoted, Hydra's grammar would refuse or change it
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",

@@ -837,6 +837,28 @@ def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(f
     assert other.returncode == 1 and "holds a run with another config (optimizer.lr: 0.1 -> 0.2)" in other.stderr
 
 
+def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(fast, tmp_path):
+    """`resume=<run>` after an edit of a YAML (or a new default) was told to resume "with the same
+    overrides", which it had; a sweep's jobs each refused, after Hydra had written their .hydra/ anew."""
+    mine = tmp_path / "extra" / "optimizer" / "mine.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("defaults:\n  - adam\n  - _self_\nlr: 0.002\n")
+    own = [*fast, "optimizer=mine", f"hydra.searchpath=[file://{tmp_path / 'extra'}]"]
+    run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
+    assert run_main([*own, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    assert run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
+    records = {p: p.read_bytes() for p in [*run_dir.rglob("*"), *sweep_dir.rglob("*")] if p.is_file()}
+    mine.write_text(mine.read_text().replace("0.002", "0.003"))
+    run = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert run.returncode == 1 and (f"Error: {run_dir} holds a run made with another config (optimizer.lr: 0.002 -> "
+                                    f"0.003), which no override of this command sets: a config file or a default "
+                                    f"changed since.") in run.stderr, run.stderr[-2000:]
+    sweep = run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert sweep.returncode == 1 and (f"Error: {sweep_dir} holds a sweep made with another config (optimizer.lr: "
+                                      f"0.002 -> 0.003), which no override") in sweep.stderr, sweep.stderr[-2000:]
+    assert {p: p.read_bytes() for p in records} == records
+
+
 def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):
     before = (trained / "checkpoints" / "best.pt").stat().st_mtime_ns
     result = run_main([f"resume={trained}"], cwd=tmp_path)

@@ -77,6 +77,13 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     epochs continue each job where its schedule does not spread over trainer.epochs."""
     searched = searched_keys(saved) | searched_keys(config)
     before_task, now_task = task_config(saved), task_config(config)
+    # Hydra writes each job's .hydra/ before the job can refuse a config that its files changed: refused here
+    from_files = not_made_by_overrides(config_differences(before_task, now_task), as_written(
+        saved.hydra.overrides.task), as_written(config.hydra.overrides.task), searched)
+    if from_files:
+        sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
+                 f"override of this command sets: a config file or a default changed since. Restore it to continue "
+                 f"the sweep (its config: {sweep_dir / 'multirun.yaml'}), or choose a new hydra.sweep.dir.")
     longer = not {"trainer.epochs", "scheduler"} & searched and longer_run(before_task, now_task)
 
     def kept(key: str) -> bool:
@@ -111,6 +118,14 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
              f"or choose a new hydra.sweep.dir.")
 
 
+def not_made_by_overrides(changed: list[str], before: list[str], now: list[str], searched=frozenset()) -> list[str]:
+    """The ``key: old -> new`` differences of a config that no override changed between the command lines
+    ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
+    keys = {override_key(override) for override in set(before) ^ set(now)} | set(searched)
+    return [change for change in changed
+            if not any(change.split(":")[0] == key or change.startswith(f"{key}.") for key in keys)]
+
+
 @contextlib.contextmanager
 def failing_closed(override: str) -> Iterator[None]:
     """An unforeseen error in the checks of an output folder ends the run with a message."""
@@ -129,6 +144,11 @@ def load_record(path: Path, override: str) -> DictConfig:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         sys.exit(f"Error: {path} cannot be read ({reason}), so it is unclear what this folder holds. Move that file "
                  f"away to use the folder anyway, or choose another {override}.")
+
+
+def saved_task_overrides(run_dir: Path) -> list[str]:
+    path = run_dir / ".hydra" / "overrides.yaml"
+    return as_written(load_record(path, "hydra.run.dir")) if path.is_file() else []
 
 
 def trained_anything(run_dir: Path) -> bool:
@@ -185,6 +205,11 @@ class OutputDirCheck(Callback):
                 log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, trained, "s" if trained != 1 else "",
                          now["trainer"]["epochs"])
                 changed = []
+            elif changed and trained_anything(run_dir) and not_made_by_overrides(
+                    changed, saved_task_overrides(run_dir), as_written(config.hydra.overrides.task)) == changed:
+                sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(changed[:3])}), which no "
+                         f"override of this command sets: a config file or a default changed since. Restore it to "
+                         f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "

@@ -125,7 +125,33 @@ def expand_resume(argv: list[str]) -> list[str]:
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
-    return rest + saved + [f"hydra.run.dir={quote(str(run_dir))}"]
+    flags, search_path = config_sources(run_dir, rest)
+    return rest[:1] + flags + rest[1:] + saved + search_path + [f"hydra.run.dir={quote(str(run_dir))}"]
+
+
+def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]]:
+    """Where the run's config came from besides configs/, unless ``argv`` says so itself: the flags
+    ``--config-dir`` and ``--config-name``, and a ``hydra.searchpath=`` override. .hydra/overrides.yaml
+    holds the task's overrides only; .hydra/hydra.yaml has these (without them an option of one's own was
+    "not an option" to the resumed run)."""
+    import yaml
+
+    try:
+        hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        sources, name = hydra["runtime"]["config_sources"], hydra["job"]["config_name"]
+        hydra_overrides = hydra["overrides"]["hydra"] or []
+    except Exception:  # an older or damaged record: the task's overrides alone, as before
+        return [], []
+    given = {arg.split("=", 1)[0] for arg in argv}
+    flags = []
+    if not given & {"--config-dir", "-cd"}:
+        for source in sources:
+            if source.get("provider") == "command-line" and source.get("schema") == "file":
+                flags += ["--config-dir", str(source["path"])]
+    if name != "config" and not given & {"--config-name", "-cn"}:
+        flags += ["--config-name", str(name)]
+    search_path = [o for o in hydra_overrides if override_key(o) == "hydra.searchpath" and "hydra.searchpath" not in given]
+    return flags, search_path
 
 
 def quote_paths(argv: list[str]) -> list[str]:
