@@ -77,13 +77,8 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     epochs continue each job where its schedule does not spread over trainer.epochs."""
     searched = searched_keys(saved) | searched_keys(config)
     before_task, now_task = task_config(saved), task_config(config)
-    # Hydra writes each job's .hydra/ before the job can refuse a config that its files changed: refused here
-    from_files = not_made_by_overrides(config_differences(before_task, now_task), as_written(
-        saved.hydra.overrides.task), as_written(config.hydra.overrides.task), searched)
-    if from_files:
-        sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
-                 f"override of this command sets: a config file or a default changed since. Restore it to continue "
-                 f"the sweep (its config: {sweep_dir / 'multirun.yaml'}), or choose a new hydra.sweep.dir.")
+    changed = config_differences(before_task, now_task)
+    refuse_edited_config_files(sweep_dir, changed, saved, config, searched)
     longer = not {"trainer.epochs", "scheduler"} & searched and longer_run(before_task, now_task)
 
     def kept(key: str) -> bool:
@@ -111,11 +106,23 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
             which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
             log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
         return
-    why = "" if "trainer.epochs" in searched else why_not_longer(
-        before_task, now_task, config_differences(before_task, now_task), schedule_swept="scheduler" in searched)
+    why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
+                                                                 schedule_swept="scheduler" in searched)
     sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run the same command to "
              f"continue it, or add values at the end of its first swept key (the jobs it has keep their numbers), "
              f"or choose a new hydra.sweep.dir.")
+
+
+def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictConfig, config: DictConfig,
+                               searched: set[str]) -> None:
+    """Exits with a message where the sweep's config differs in what no override changed: a config file or
+    a default did. Hydra writes each job's .hydra/ before the job could refuse such a config itself."""
+    from_files = not_made_by_overrides(changed, as_written(saved.hydra.overrides.task),
+                                       as_written(config.hydra.overrides.task), searched)
+    if from_files:
+        sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
+                 f"override of this command sets: a config file or a default changed since. Restore it to continue "
+                 f"the sweep (its config: {sweep_dir / 'multirun.yaml'}), or choose a new hydra.sweep.dir.")
 
 
 def not_made_by_overrides(changed: list[str], before: list[str], now: list[str], searched=frozenset()) -> list[str]:
