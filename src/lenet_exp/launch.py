@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a parallel sweep's run.py; the file exists once it stops
 LOCAL_SUBMITIT_VARIABLE = "LENET_EXP_SUBMITIT_LOCAL"  # set by the run.py of a submitit_local sweep, for its jobs
-EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM
+EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 # what asks a run to stop: Ctrl-C, `kill` or a scheduler's time limit, a terminal closed (an ssh connection lost)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -64,6 +64,8 @@ def stop_signals() -> list[int]:
     terminal closes."""
     return [signum for signum in STOP_SIGNALS
             if not (signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN)]
+
+
 # the job whose work this thread does now, where one process trains several (a stacked group)
 _current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
 

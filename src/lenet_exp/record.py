@@ -186,7 +186,12 @@ def forget_hparams_session(log_dir: Path) -> None:
                     continue
             events.append(event)
         if dropped:
-            write_atomic(path, lambda file: [RecordWriter(file).write(e.SerializeToString()) for e in events])
+            def write(file, kept=events) -> None:
+                writer = RecordWriter(file)
+                for event in kept:
+                    writer.write(event.SerializeToString())
+
+            write_atomic(path, write)
 
 
 class TensorBoardLog:
