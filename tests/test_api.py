@@ -41,6 +41,9 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     with pytest.raises(ConfigError, match="optimizer.lr"):
         train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+    with pytest.raises(UserError, match=re.escape("train() trains, and this config has task=eval")):
+        train(compose(*fast_overrides(tiny_root), "task=eval", "ckpt=best.pt"), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("override, message", [

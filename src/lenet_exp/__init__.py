@@ -49,10 +49,14 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     from datetime import datetime
 
     from lenet_exp.config import validate
+    from lenet_exp.errors import UserError
     from lenet_exp.files import read_json
     from lenet_exp.loop import Run
     from lenet_exp.record import Stopwatch
 
+    if cfg.task != "train":  # it would train all the same, and say nothing of the task that was asked for
+        raise UserError(f"train() trains, and this config has task={cfg.task}: evaluate or predict with "
+                        f"`python run.py task={cfg.task} ckpt=…`, or compose without task=.")
     stopwatch = Stopwatch.for_job()
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
