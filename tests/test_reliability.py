@@ -716,6 +716,20 @@ def test_first_downloads_into_one_folder_take_turns(fast, tmp_path):
     assert result.returncode == 1 and "the download failed" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_failed_download_leaves_no_folders_behind(fast, tmp_path):
+    """A mistyped dataset.root, offline: the folders made for the download (and its lock) went on existing."""
+    args = [o for o in fast if not o.startswith(("dataset.root", "dataset.download"))]
+    typo = tmp_path / "dta" / "sets"
+    result = run_main([*args, f"dataset.root={typo}", "dataset.download=true"], cwd=tmp_path, env=NO_NETWORK)
+    assert result.returncode == 1 and "the download failed" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "dta").exists()
+    # a folder that was there before, with something of the user's in it, stays
+    (typo / "MNIST").mkdir(parents=True)
+    (typo / "notes.txt").write_text("mine")
+    result = run_main([*args, f"dataset.root={typo}", "dataset.download=true"], cwd=tmp_path, env=NO_NETWORK)
+    assert result.returncode == 1 and (typo / "notes.txt").read_text() == "mine" and (typo / "MNIST").is_dir()
+
+
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     test_best = Run.test_best

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -97,6 +98,25 @@ def one_download_at_a_time(root: Path, folder_name: str) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
+def outermost_missing(path: Path) -> Optional[Path]:
+    """The outermost of ``path`` and its parents that does not exist: the folder a download would create."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def remove_a_failed_downloads_folders(made: Optional[Path]) -> None:
+    """A mistyped dataset.root and a download that failed (no network) left the folders made for it behind:
+    ``made`` goes, where it holds nothing but empty folders and the download's lock."""
+    if made is None or not made.is_dir():
+        return
+    if all(path.is_dir() or path.name.endswith(".download.lock") for path in made.rglob("*")):
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
@@ -111,6 +131,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the folder "
                             f"that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
     missing_files = not all((folder / file).is_file() for file in RAW_FILES)
+    made = outermost_missing(folder) if download else None
     try:
         # torchvision prints download attempts; keep them for the error message instead.
         with contextlib.redirect_stdout(io.StringIO()), \
@@ -118,6 +139,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             dataset = cls(str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         if str(error).startswith(("Dataset not found", "Error downloading")):
+            remove_a_failed_downloads_folders(made)
             how = "the download failed (no network?)" if download else "dataset.download=false"
             if any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
                 where = f"That folder holds them compressed: extract them there (`gunzip -k {folder}/*.gz`)."
