@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -172,6 +173,10 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert job.returncode == 2 and f"is a run's directory, not a sweep's: give the sweep directory that holds it, " \
                                    f"e.g. {sweep_dir}" in job.stderr
     assert not (completed[1] / "summary.csv").exists()
+    run = tmp_path / "run"  # and a single run's folder is in no sweep
+    shutil.copytree(completed[1], run)
+    alone = run_main([str(run)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert alone.returncode == 2 and "a single run has no sweep summary (its metrics.json is its record)" in alone.stderr
     # a folder without jobs (a mistyped path, a sweep not begun) gets no empty summary
     (tmp_path / "empty").mkdir()
     empty = run_main([str(tmp_path / "empty")], cwd=tmp_path, module="lenet_exp.sweeps")

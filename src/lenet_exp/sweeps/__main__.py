@@ -28,8 +28,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
     if (args.sweep_dir / ".hydra").is_dir():  # its summary would be written among the run's own files
-        parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: give the sweep directory that holds "
-                     f"it, e.g. {args.sweep_dir.resolve().parent}")
+        sweep = args.sweep_dir.resolve().parent
+        parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
+            f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
+            "a single run has no sweep summary (its metrics.json is its record)"))
     # Jobs may still be running here: a job whose metrics.json says running keeps that status.
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard)
     failed = any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs or summary.unwritten
