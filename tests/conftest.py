@@ -92,12 +92,13 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
             **kwargs):
     """`python run.py ARGS` in ``cwd`` (so outputs/ lands there); returns the CompletedProcess.
 
-    ``script=None`` passes ARGS to the interpreter as they are (for interpreter flags)."""
+    ``script=None`` passes ARGS to the interpreter as they are (for interpreter flags); ``stdout=`` another
+    standard output than the one captured."""
     inherited = {k: v for k, v in os.environ.items() if k not in UNSET_FOR_RUNS}
     full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     command = [sys.executable, *([str(script)] if script else []), *args]
-    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=as_a_new_command, **kwargs)
+    return subprocess.run(command, cwd=cwd, env=full_env, stdout=kwargs.pop("stdout", subprocess.PIPE),
+                          stderr=subprocess.PIPE, text=True, timeout=timeout, preexec_fn=as_a_new_command, **kwargs)
 
 
 def _open_terminal() -> tuple[int, int]:

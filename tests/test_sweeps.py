@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_main, start_on_terminal
+from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_cli, run_main, start_on_terminal
 from tensorboard_events import load_events, logged_hparams, scalar_values
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -182,6 +182,22 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     empty = run_main([str(tmp_path / "empty")], cwd=tmp_path, module="lenet_exp.sweeps")
     assert empty.returncode == 1 and f"No job directories found in {tmp_path / 'empty'}: no summary written." \
         in empty.stderr and not list((tmp_path / "empty").iterdir())
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweep_whose_reader_went_away_still_writes_its_summary_and_exits_as_its_jobs(launcher, fast, tmp_path):
+    """`python run.py -m … | head`: each of Hydra's lines printed "--- Logging error ---" and a traceback,
+    and the summary's table a BrokenPipeError, which made the completed sweep exit 1."""
+    reader, writer = os.pipe()
+    os.close(reader)  # as `head` does once it has its lines
+    try:
+        result = run_cli(["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                         cwd=tmp_path, stdout=writer)
+    finally:
+        os.close(writer)
+    assert result.returncode == 0 and "Error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    _, summary = read_summary(tmp_path / "sweep")
+    assert [job["status"] for job in summary["jobs"]] == ["completed"] * 2
 
 
 def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():

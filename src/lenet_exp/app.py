@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import DiskFull, is_disk_full, mount_point, read_json, save_json
+from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
@@ -84,7 +84,7 @@ def prefix_console_lines(prefix: str) -> None:
     """Start each console line of this job with ``prefix``: a parallel sweep's jobs share one terminal.
     (Hydra configured the job's logging just before; run.log is the job's own and keeps its lines bare.)"""
     for handler in logging.getLogger().handlers:
-        if type(handler) is logging.StreamHandler:  # the console, not run.log's FileHandler
+        if is_console(handler):
             handler.setFormatter(PrefixedFormatter(prefix, handler.formatter or logging.Formatter()))
 
 

@@ -128,6 +128,27 @@ def release_folder(folder: Path) -> None:
         lock.close()
 
 
+class Console(logging.StreamHandler):
+    """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): a reader
+    that went away (`run.py -m … | head`) takes no more of them, where Python's logging printed
+    "--- Logging error ---" and a traceback for each."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], BrokenPipeError):
+            return super().handleError(record)
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())  # also what is still buffered, at exit
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # a stream without a file (a test's StringIO)
+            pass
+
+
+def is_console(handler: logging.Handler) -> bool:
+    """Whether a root logger's handler writes to the console (as against run.log, also a stream)."""
+    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
 class RunLog(logging.FileHandler):
     """run.log (hydra.job_logging's file handler), which a full disk cannot turn into a traceback per line:
     it says so once, and the console still shows every line."""

@@ -30,6 +30,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from lenet_exp.files import is_console
 from lenet_exp.launch import current_job, take_ctrl_c_back  # no torch: Hydra imports this module in every run.py
 from lenet_exp.resume import as_written
 
@@ -305,7 +306,7 @@ class StackedLauncher(Launcher):
                     job_handler.setLevel(handler.level)
                     job_handler.addFilter(JobLines(config.hydra.job.num))
                     root.addHandler(job_handler)
-            elif type(handler) is logging.StreamHandler:
+            elif is_console(handler):
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
     def _run_group(self, configs: list) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import shlex
 import sys
 from dataclasses import asdict
@@ -122,15 +123,23 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
     if tensorboard:
         attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
-    print("\n" + report_text(summary), file=out)
+    lines = ["\n" + report_text(summary)]
     files = [name for name in written if name.startswith("summary.")]
     if files:
-        print(f"\nSummary: {sweep_dir / files[0]}{''.join(', ' + name for name in files[1:])}; "
-              f"tensorboard --logdir {shlex.quote(str(sweep_dir))}", file=out)
-    for problem in problems:
-        print(f"Could not write {problem}", file=out)
+        lines.append(f"\nSummary: {sweep_dir / files[0]}{''.join(', ' + name for name in files[1:])}; "
+                     f"tensorboard --logdir {shlex.quote(str(sweep_dir))}")
+    lines += [f"Could not write {problem}" for problem in problems]
     if full:
-        print(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. Free some space, then "
-              f"`python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.", file=out)
-    out.flush()
+        lines.append(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. Free some space, "
+                     f"then `python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.")
+    show(lines, out)
     return summary
+
+
+def show(lines: list[str], out) -> None:
+    """Print ``lines`` to ``out``. A reader that went away (`run.py -m … | head`) takes no more of them: the
+    summary's files are written all the same, and the sweep's exit status is its jobs'."""
+    try:
+        print("\n".join(lines), file=out, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # nothing more to flush at exit
