@@ -206,9 +206,10 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
-    broken = broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-    if broken:
-        return broken
+    # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
+    told = broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
+    if told:
+        return told
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
