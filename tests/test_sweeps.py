@@ -531,6 +531,14 @@ def test_an_interval_in_a_grid_sweep_is_refused(fast, tmp_path):
         assert not (tmp_path / launcher).exists()
 
 
+def test_a_sweep_without_jobs_is_refused_saying_which_key_has_no_value(fast, tmp_path):
+    result = run_main(["-m", *fast, "seed=range(0,0)", "optimizer.lr=1e-3,2e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and ("Error: the sweep has no jobs: seed=range(0,0) gives no value. Give each "
+                                       "swept key one value or more.") in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "sweep").exists()  # it said "No job directories found" after an empty multirun.yaml
+
+
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_left_running,
                               local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
-from lenet_exp.sweeps.space import apply_search_space_rule, name_jobs_by_what_varies, refuse_intervals_in_a_grid
+from lenet_exp.sweeps.space import (apply_search_space_rule, name_jobs_by_what_varies, refuse_an_empty_grid,
+                                    refuse_intervals_in_a_grid)
 
 EXIT_JOBS_FAILED = 1
 
@@ -55,6 +56,7 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_intervals_in_a_grid(config)
         apply_search_space_rule(config)
+        refuse_an_empty_grid(config)
         name_jobs_by_what_varies(config)
         refuse_launcher_settings(config.hydra.launcher)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop

@@ -110,6 +110,22 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
                      f"values instead: {key}=a,b,c or {key}='range(start,stop,step)'.")
 
 
+def refuse_an_empty_grid(config: DictConfig) -> None:
+    """Exits with a message where a swept key lists no value (``seed=range(0,0)``): the sweep has no jobs,
+    and it ended with "No job directories found"."""
+    if grid_jobs(config) != []:
+        return
+    empty = []
+    for override in _parse(sweep_overrides(config)):
+        try:
+            if override.is_sweep_override() and not list(override.sweep_string_iterator()):
+                empty.append(override.input_line)
+        except Exception:  # an interval: refused on its own
+            pass
+    which = f"{' and '.join(empty)} gives no value" if empty else "its swept keys give no value"
+    sys.exit(f"Error: the sweep has no jobs: {which}. Give each swept key one value or more.")
+
+
 MAX_FOLDER_NAME = 255  # bytes: the limit of most file systems
 AN_INTERVAL_VALUE = 24  # characters: a float that Optuna draws from an interval
 
