@@ -4,9 +4,10 @@ Hydra reports a key that does not exist, a value of the wrong type and an option
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
 its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
-that is not YAML, a search space under ``hydra.sweeper.params`` and a preset given to ``--config-name``
-are the mistakes users make most, so run.py reports them as every other bad input is
-reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
+that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``
+and a group set to null are the mistakes users make most, so run.py reports them as every other bad
+input is reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch
+import.
 """
 
 from __future__ import annotations
@@ -125,6 +126,23 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
             f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")
 
 
+def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
+    """``model=null`` (or ``experiment=null``): Hydra's ValueError "Config group override must be a string or a
+    list. Got NoneType" came with a traceback. A group takes one of its options; ``~group`` leaves it out."""
+    if not str(error).startswith("Config group override must be a string or a list. Got NoneType"):
+        return None
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    for arg in arguments:
+        group, _, value = arg.lstrip("+").partition("=")
+        if value == "null":
+            options = loader.get_group_options(group) if loader else []
+            choose = f"choose one of {', '.join(options)}, or " if options else ""
+            return f"{arg}: a config group takes one of its options, not null: {choose}write ~{group} to leave it out."
+    return None
+
+
 def unreadable_override(error: OverrideParseException) -> str:
     lines = [line for line in str(error).splitlines() if not line.startswith(("Error parsing override", "See http"))]
     reason = "no '=' and value" if "missing EQUAL" in str(error) else (lines[0] if lines else "a syntax error")
@@ -207,7 +225,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
-    told = broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
+    told = (broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
+            or group_set_to_null(error, arguments))
     if told:
         return told
     if isinstance(error, OverrideParseException):
