@@ -186,11 +186,12 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["model=null"], "model=null: a config group takes one of its options, not null: choose one of lenet5, "
                      "lenet5_classic, or write ~model to leave it out."),
     (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null"),
+    (["~trainer.epochs"], "~trainer.epochs deletes trainer.epochs, which every run has: set it instead"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
-        "group-null", "group-null-shown"])
+        "group-null", "group-null-shown", "deleted-setting"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -4,10 +4,10 @@ Hydra reports a key that does not exist, a value of the wrong type and an option
 has in several lines of its internals (``reference_type=TrainerConfig``, its config search path), and
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
 its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
-that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``
-and a group set to null are the mistakes users make most, so run.py reports them as every other bad
-input is reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch
-import.
+that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``,
+a group set to null and a setting deleted (``~key``) are the mistakes users make most, so run.py
+reports them as every other bad input is reported; anything else, and everything under
+``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
 """
 
 from __future__ import annotations
@@ -143,6 +143,16 @@ def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
     return None
 
 
+def deleting_a_setting(error: Exception) -> Optional[str]:
+    """``~trainer.epochs``: a typed config keeps every key of its schema ("does not support deletion")."""
+    found = re.match(r"Error merging override ~(\S+)$", str(error))
+    cause = error.__cause__ or error.__context__
+    if not found or "does not support deletion" not in str(cause):
+        return None
+    key = found.group(1).split("=")[0]
+    return f"~{found.group(1)} deletes {key}, which every run has: set it instead ({key}=…; `--cfg job` shows its value)."
+
+
 def unreadable_override(error: OverrideParseException) -> str:
     lines = [line for line in str(error).splitlines() if not line.startswith(("Error parsing override", "See http"))]
     reason = "no '=' and value" if "missing EQUAL" in str(error) else (lines[0] if lines else "a syntax error")
@@ -226,7 +236,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
     told = (broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-            or group_set_to_null(error, arguments))
+            or group_set_to_null(error, arguments) or deleting_a_setting(error))
     if told:
         return told
     if isinstance(error, OverrideParseException):
