@@ -137,7 +137,7 @@ def start_on_terminal(args: list[str], cwd: Path, its_own: bool = False) -> tupl
         as_a_new_command()
         if its_own:
             os.setsid()
-            fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+            fcntl.ioctl(1, termios.TIOCSCTTY, 0)  # standard output is the terminal by now
 
     process = subprocess.Popen([sys.executable, str(RUN_PY), *args], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                stdout=terminal, stderr=terminal, preexec_fn=own_terminal)
