@@ -187,11 +187,15 @@ def test_help_lists_every_group_and_option(tmp_path):
                      "lenet5_classic, or write ~model to leave it out."),
     (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null"),
     (["~trainer.epochs"], "~trainer.epochs deletes trainer.epochs, which every run has: set it instead"),
+    (["model=[lenet5,lenet5_classic]"], "model=[lenet5,lenet5_classic] merges those options into one model, which is "
+                                        "neither (the later one's values over the earlier's). Choose one, or sweep "
+                                        "over them: python run.py -m model=lenet5,lenet5_classic."),
+    (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
-        "group-null", "group-null-shown", "deleted-setting"])
+        "group-null", "group-null-shown", "deleted-setting", "merged-options", "merged-options-of-two-schemas"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

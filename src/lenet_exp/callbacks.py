@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lenet_exp.command_line_errors import merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
@@ -180,16 +181,26 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
     return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: more epochs make another run)"
 
 
+def refuse_merged_options(config: DictConfig) -> None:
+    """Exits with a message on ``model=[lenet5,lenet5_classic]``, which composes (command_line_errors)."""
+    merged = merged_options(as_written(config.hydra.overrides.task))
+    if merged:
+        sys.exit(f"Error: {merged}")
+
+
 class OutputDirCheck(Callback):
-    """Checks the output folder before Hydra writes into it. Hydra turns a callback's exception into a
-    warning and goes on, so an unforeseen error here ends the run instead of skipping the checks."""
+    """Checks the command line and the output folder before Hydra writes into it. Hydra turns a callback's
+    exception into a warning and goes on, so an unforeseen error here ends the run instead of skipping the
+    checks."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.run.dir"):
+            refuse_merged_options(config)
             self.check_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.sweep.dir"):
+            refuse_merged_options(config)
             self.check_sweep_dir(config)
 
     @staticmethod

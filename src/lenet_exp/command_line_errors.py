@@ -5,9 +5,9 @@ has in several lines of its internals (``reference_type=TrainerConfig``, its con
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
 its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
 that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``,
-a group set to null and a setting deleted (``~key``) are the mistakes users make most, so run.py
-reports them as every other bad input is reported; anything else, and everything under
-``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
+a group set to null or to a list of options and a setting deleted (``~key``) are the mistakes users
+make most, so run.py reports them as every other bad input is reported; anything else, and everything
+under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
@@ -153,6 +155,28 @@ def deleting_a_setting(error: Exception) -> Optional[str]:
     return f"~{found.group(1)} deletes {key}, which every run has: set it instead ({key}=…; `--cfg job` shows its value)."
 
 
+def merged_options(overrides: list[str]) -> Optional[str]:
+    """``model=[lenet5,lenet5_classic]``: Hydra merges a list of a group's options into one config, neither of
+    them (the later one's values over the earlier's), and trained it without a word; options of two schemas
+    (``optimizer=[adam,sgd]``) failed in several lines. What was meant is one of them, or a sweep over both."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        group, value = override.key_or_group, override.value()
+        if group in GROUP_SCHEMAS and override.value_type == ValueType.ELEMENT and isinstance(value, list):
+            return (f"{override.input_line} merges those options into one {group}, which is neither (the later "
+                    f"one's values over the earlier's). Choose one, or sweep over them: python run.py -m "
+                    f"{group}={','.join(map(str, value))}.")
+    return None
+
+
+def merged_options_in(arguments: list[str]) -> Optional[str]:
+    """:func:`merged_options` of the command line's overrides (its flags and unreadable ones left out)."""
+    overrides = [arg for arg in arguments if "=" in arg and not arg.startswith("-")]
+    try:
+        return merged_options(overrides)
+    except OverrideParseException:
+        return None
+
+
 def unreadable_override(error: OverrideParseException) -> str:
     lines = [line for line in str(error).splitlines() if not line.startswith(("Error parsing override", "See http"))]
     reason = "no '=' and value" if "missing EQUAL" in str(error) else (lines[0] if lines else "a syntax error")
@@ -236,7 +260,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
     told = (broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-            or group_set_to_null(error, arguments) or deleting_a_setting(error))
+            or group_set_to_null(error, arguments) or deleting_a_setting(error)
+            or (isinstance(error, ConfigCompositionException) and merged_options_in(arguments)))
     if told:
         return told
     if isinstance(error, OverrideParseException):
