@@ -24,7 +24,7 @@ from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
-from lenet_exp.sweeps.space import grid_jobs, searched_keys
+from lenet_exp.sweeps.space import grid_jobs, searched_keys, task_overrides
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
         jobs = grid_jobs(sweep)
         return None if jobs is None else [what_it_runs(job) for job in jobs]
 
-    before, now = (what_it_runs(as_written(sweep.hydra.overrides.task)) for sweep in (saved, config))
+    before, now = (what_it_runs(task_overrides(sweep)) for sweep in (saved, config))
     jobs_before, jobs_now = listed_jobs(saved), listed_jobs(config)
     if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
         if before == now:
@@ -118,8 +118,7 @@ def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictC
                                searched: set[str]) -> None:
     """Exits with a message where the sweep's config differs in what no override changed: a config file or
     a default did. Hydra writes each job's .hydra/ before the job could refuse such a config itself."""
-    from_files = not_made_by_overrides(changed, as_written(saved.hydra.overrides.task),
-                                       as_written(config.hydra.overrides.task), searched)
+    from_files = not_made_by_overrides(changed, task_overrides(saved), task_overrides(config), searched)
     if from_files:
         sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
                  f"override of this command sets: a config file or a default changed since. Restore it to continue "
@@ -183,7 +182,7 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
 
 def refuse_merged_options(config: DictConfig) -> None:
     """Exits with a message on ``model=[lenet5,lenet5_classic]``, which composes (command_line_errors)."""
-    merged = merged_options(as_written(config.hydra.overrides.task))
+    merged = merged_options(task_overrides(config))
     if merged:
         sys.exit(f"Error: {merged}")
 
@@ -224,7 +223,7 @@ class OutputDirCheck(Callback):
                          now["trainer"]["epochs"])
                 changed = []
             elif changed and trained_anything(run_dir) and not_made_by_overrides(
-                    changed, saved_task_overrides(run_dir), as_written(config.hydra.overrides.task)) == changed:
+                    changed, saved_task_overrides(run_dir), task_overrides(config)) == changed:
                 sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(changed[:3])}), which no "
                          f"override of this command sets: a config file or a default changed since. Restore it to "
                          f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")

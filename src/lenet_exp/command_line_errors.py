@@ -107,6 +107,13 @@ def config_name_given(arguments: list[str]) -> Optional[str]:
     return None
 
 
+def config_loader():
+    """Hydra's config loader of the command that failed, or None where Hydra had not started."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    return GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+
+
 def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str]:
     """``--config-name mnist_best`` ("Cannot find primary config") or ``--config-name experiment/mnist_best``
     (which composes the preset alone and fails at its first override): an option of a group, not a file
@@ -115,12 +122,10 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
     if not name or not (str(error).startswith("Cannot find primary config") or
                         str(error).startswith(f"In '{name}': ")):
         return None
-    from hydra.core.global_hydra import GlobalHydra
-
     group, _, option = name.rpartition("/")
     chosen = []
-    if GlobalHydra.instance().is_initialized():
-        loader = GlobalHydra.instance().config_loader()
+    loader = config_loader()
+    if loader:
         groups = [group] if group else [g for g in loader.list_groups("") if g != "hydra"]
         chosen = [f"{g}={option}" for g in groups if option in loader.get_group_options(g)]
     instead = f"; {chosen[0]} chooses that option" if chosen else ""
@@ -133,9 +138,7 @@ def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
     list. Got NoneType" came with a traceback. A group takes one of its options; ``~group`` leaves it out."""
     if not str(error).startswith("Config group override must be a string or a list. Got NoneType"):
         return None
-    from hydra.core.global_hydra import GlobalHydra
-
-    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    loader = config_loader()
     for arg in arguments:
         group, _, value = arg.lstrip("+").partition("=")
         if value == "null":

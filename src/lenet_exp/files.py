@@ -128,6 +128,19 @@ def release_folder(folder: Path) -> None:
         lock.close()
 
 
+def write_nowhere(stream) -> None:
+    """What is written to ``stream`` from now on, and what is still buffered for it at exit, goes to
+    /dev/null: its reader (a pipe's, a hung-up terminal) is gone, and each write would fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # a stream without a file (a test's StringIO)
+        pass
+
+
 class Console(logging.StreamHandler):
     """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): a reader
     that went away (`run.py -m … | head`) takes no more of them, where Python's logging printed
@@ -136,12 +149,7 @@ class Console(logging.StreamHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         if not isinstance(sys.exc_info()[1], BrokenPipeError):
             return super().handleError(record)
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.stream.fileno())  # also what is still buffered, at exit
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):  # a stream without a file (a test's StringIO)
-            pass
+        write_nowhere(self.stream)
 
 
 def is_console(handler: logging.Handler) -> bool:

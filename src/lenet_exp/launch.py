@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lenet_exp.files import is_disk_full
+from lenet_exp.files import is_disk_full, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -49,14 +49,10 @@ def after_a_hang_up(signum: int) -> None:
     keeps a run's. Output sent to a file or a pipe stays there."""
     if signum != signal.SIGHUP:
         return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in (1, 2):
-            with contextlib.suppress(OSError):
-                if stat.S_ISCHR(os.fstat(fd).st_mode):  # a terminal (a hung-up one no longer says it is a tty)
-                    os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if stat.S_ISCHR(os.fstat(stream.fileno()).st_mode):  # a terminal (a hung-up one is no tty any more)
+                write_nowhere(stream)
 
 
 def stop_signals() -> list[int]:

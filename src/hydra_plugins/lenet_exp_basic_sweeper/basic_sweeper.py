@@ -7,9 +7,7 @@ one folder (lenet_exp/sweeps/space.py).
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing import Sequence
+from typing import Any, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import shlex
 import sys
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig
 
-from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic
+from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic, write_nowhere
 from lenet_exp.sweeps.plot import val_acc_figure
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
@@ -142,4 +141,4 @@ def show(lines: list[str], out) -> None:
     try:
         print("\n".join(lines), file=out, flush=True)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())  # nothing more to flush at exit
+        write_nowhere(out)
