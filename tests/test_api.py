@@ -49,6 +49,8 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("trainer.epoch=3", "trainer.epoch is not a setting (did you mean trainer.epochs?)"),
     ("model=lenet6", "model=lenet6 is not an option of model (did you mean lenet5?)"),
+    ("~seed", "~seed deletes seed, which every run has"),  # these two compose: run.py refuses them in a callback
+    ("model=[lenet5,lenet5_classic]", "model=[lenet5,lenet5_classic] merges those options into one model"),
 ])
 def test_compose_raises_run_pys_message_for_a_typo(override, message):
     with pytest.raises(UserError, match=re.escape(message)):

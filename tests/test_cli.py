@@ -184,9 +184,18 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["--config-name=experiment/fashion_best"], "--config-name experiment/fashion_best names no config that composes a "
                                                 "run: python run.py composes configs/config.yaml"),
     (["model=null"], "model=null: a config group takes one of its options, not null: choose one of lenet5, "
-                     "lenet5_classic, or write ~model to leave it out."),
-    (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null"),
+                     "lenet5_classic."),
+    (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null: choose "
+                                          "one of fashion_best, mnist_best, or write ~experiment to leave it out."),
     (["~trainer.epochs"], "~trainer.epochs deletes trainer.epochs, which every run has: set it instead"),
+    (["~seed"], "~seed deletes seed, which every run has: set it instead (seed=…; `--cfg job` shows its value)."),
+    (["~data_seed"], "~data_seed deletes data_seed, which every run has: set it instead (data_seed=…;"),
+    (["~trainer", "trainer.epochs=1"], "~trainer deletes trainer, which every run has: set it instead (trainer.epochs=…;"),
+    (["-m", "~seed", "seed=0,1"], "~seed deletes seed, which every run has"),
+    (["~model"], "~model leaves the run without a model, which every run needs: choose one of its options (lenet5, "
+                 "lenet5_classic)."),
+    (["model=lenet5,lenet5_classic"], "model=lenet5,lenet5_classic gives several options of model: add -m to sweep "
+                                      "over them, or choose one."),
     (["model=[lenet5,lenet5_classic]"], "model=[lenet5,lenet5_classic] merges those options into one model, which is "
                                         "neither (the later one's values over the earlier's). Choose one, or sweep "
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
@@ -195,7 +204,8 @@ def test_help_lists_every_group_and_option(tmp_path):
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
-        "group-null", "group-null-shown", "deleted-setting", "merged-options", "merged-options-of-two-schemas"])
+        "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
+        "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "merged-options", "merged-options-of-two-schemas"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -222,6 +232,8 @@ def test_a_study_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
     assert "sweep=seeds" in (job / ".hydra" / "overrides.yaml").read_text()
     resumed = run_main([f"resume={job}"], cwd=tmp_path)
     assert resumed.returncode == 0 and "Already completed" in resumed.stderr and "search space" not in resumed.stderr
+    no_study = run_main([*fast, "~sweep", f"hydra.run.dir={tmp_path / 'no_study'}"], cwd=tmp_path)
+    assert no_study.returncode == 0 and "search space" not in no_study.stderr, no_study.stderr
 
 
 def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast, tmp_path):

@@ -68,7 +68,6 @@ CASES = {
     "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz", "unknown key", "epochs"]),
     "interpolation of no key": (lambda r, t, d: ["trainer.epochs=${oops}"],
                                 ["trainer.epochs='${oops}' (Interpolation key 'oops' not found)", "names a key"]),
-    "group removed": (lambda r, t, d: ["~model"], ["model='???': expected one of its options"]),
     "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["trainer.epochs='three'", "expected an integer"]),
     "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
     "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),

@@ -22,7 +22,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     mean trainer.epochs?)")."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from lenet_exp.command_line_errors import typo_message
+    from lenet_exp.command_line_errors import deleted_setting, merged_options_in, typo_message
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
     from lenet_exp.resume import quote_paths
@@ -33,6 +33,9 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
                         f"install the checkout with `pip install -e .`.")
     register_configs()
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        misused = merged_options_in(list(overrides)) or deleted_setting(list(overrides))  # they compose (run.py's check)
+        if misused:
+            raise UserError(misused)
         try:
             return hydra_compose("config", overrides=quote_paths(list(overrides)))
         except Exception as error:

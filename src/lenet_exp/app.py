@@ -101,9 +101,9 @@ def run_task(cfg: DictConfig) -> float:
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     log.info("Run in %s with %s", run_dir, " ".join(as_written(hydra_cfg.overrides.task)) or "the default config")
-    if not multirun and STUDY_GROUP in named_on_command_line(hydra_cfg):
-        log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP,
-                    hydra_cfg.runtime.choices.get(STUDY_GROUP))
+    study = hydra_cfg.runtime.choices.get(STUDY_GROUP)  # None after ~sweep
+    if not multirun and study and STUDY_GROUP in named_on_command_line(hydra_cfg):
+        log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP, study)
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
         message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."

@@ -19,7 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.command_line_errors import merged_options
+from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
@@ -180,11 +180,12 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
     return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: more epochs make another run)"
 
 
-def refuse_merged_options(config: DictConfig) -> None:
-    """Exits with a message on ``model=[lenet5,lenet5_classic]``, which composes (command_line_errors)."""
-    merged = merged_options(task_overrides(config))
-    if merged:
-        sys.exit(f"Error: {merged}")
+def refuse_misused_overrides(config: DictConfig) -> None:
+    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors)."""
+    overrides = task_overrides(config)
+    misused = merged_options(overrides) or deleted_setting(overrides)
+    if misused:
+        sys.exit(f"Error: {misused}")
 
 
 class OutputDirCheck(Callback):
@@ -194,12 +195,12 @@ class OutputDirCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.run.dir"):
-            refuse_merged_options(config)
+            refuse_misused_overrides(config)
             self.check_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.sweep.dir"):
-            refuse_merged_options(config)
+            refuse_misused_overrides(config)
             self.check_sweep_dir(config)
 
     @staticmethod

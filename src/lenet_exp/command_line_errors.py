@@ -26,7 +26,7 @@ from hydra.core.override_parser.types import ValueType
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config
 from lenet_exp.errors import ConfigError
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -135,7 +135,8 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
 
 def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
     """``model=null`` (or ``experiment=null``): Hydra's ValueError "Config group override must be a string or a
-    list. Got NoneType" came with a traceback. A group takes one of its options; ``~group`` leaves it out."""
+    list. Got NoneType" came with a traceback. A group takes one of its options; ``~group`` leaves out one
+    that a run can do without (a preset, a study), not one of the run's own (model, dataset, ...)."""
     if not str(error).startswith("Config group override must be a string or a list. Got NoneType"):
         return None
     loader = config_loader()
@@ -143,8 +144,33 @@ def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
         group, _, value = arg.lstrip("+").partition("=")
         if value == "null":
             options = loader.get_group_options(group) if loader else []
-            choose = f"choose one of {', '.join(options)}, or " if options else ""
-            return f"{arg}: a config group takes one of its options, not null: {choose}write ~{group} to leave it out."
+            choose = f"choose one of {', '.join(options)}" if options else "choose one"
+            leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
+            return f"{arg}: a config group takes one of its options, not null: {choose}{leave_out}."
+    return None
+
+
+RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
+
+
+def deleted_setting(overrides: list[str]) -> Optional[str]:
+    """``~seed``, ``~trainer`` or ``~model``: the run then fails where it reads what was deleted (a traceback,
+    after its folder was made), or Hydra reports a null setting as one that "does not exist". Every run has
+    these; ``~`` can leave out a preset or a study only. (``~trainer.epochs`` is refused by the schema:
+    :func:`deleting_a_setting`.)"""
+    for override in overrides:
+        if not override.startswith("~"):
+            continue
+        key = override[1:].split("=", 1)[0]
+        if key in GROUP_SCHEMAS:
+            loader = config_loader()
+            options = loader.get_group_options(key) if loader else []
+            choose = f" ({', '.join(options)})" if options else ""
+            return f"{override} leaves the run without a {key}, which every run needs: choose one of its options{choose}."
+        if key in RUN_SETTINGS:
+            setting = f"{key}.epochs=…" if key == "trainer" else f"{key}=…"  # a section: its keys
+            return (f"{override} deletes {key}, which every run has: set it instead ({setting}; `--cfg job` shows "
+                    f"its value).")
     return None
 
 
@@ -193,7 +219,10 @@ def misused_override(error: ConfigCompositionException) -> Optional[str]:
     text = str(error)
     if text.startswith("Ambiguous value for argument '"):
         override = text.split("'")[1]
-        key = override.split("=", 1)[0]
+        key = override.split("=", 1)[0].lstrip("+")
+        loader = config_loader()
+        if loader and loader.get_group_options(key):  # a list of a group's options merges them: merged_options
+            return f"{override} gives several options of {key}: add -m to sweep over them, or choose one."
         return (f"{override} gives several values: add -m to sweep over them, write a list as {key}=[…], or quote "
                 f"a string with a comma: '{key}=\"…\"'.")
     if text.startswith("Multiple values for ") and "override " in text:  # 'override experiment: mnist_best'
@@ -263,7 +292,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
     told = (broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-            or group_set_to_null(error, arguments) or deleting_a_setting(error)
+            or group_set_to_null(error, arguments) or deleted_setting(arguments) or deleting_a_setting(error)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(arguments)))
     if told:
         return told
