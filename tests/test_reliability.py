@@ -1009,6 +1009,12 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
     assert prediction["probability"] == max(prediction["probabilities"])
     assert result.stdout.startswith(f"{label} (") and "probability" in result.stdout
     assert sum(prediction["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert "light background" not in result.stderr
+    Image.fromarray(255 - image.numpy()).save(tmp_path / "drawn.png")  # black on white, as drawn in a paint program
+    drawn = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                             f"image={tmp_path / 'drawn.png'}"], cwd=tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    assert "drawn.png looks dark on a light background (its border averages " in drawn.stderr
 
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):

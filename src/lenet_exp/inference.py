@@ -132,11 +132,23 @@ def read_image(path: str) -> torch.Tensor:
     return resize(gray, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
 
 
+def border_brightness(gray: torch.Tensor) -> float:
+    """Mean of the outermost pixels of a uint8 [1, H, W] image, 0 to 255: MNIST's and FashionMNIST's are
+    black (0), a digit drawn in a paint program's white canvas is near 255."""
+    border = torch.cat([gray[0, 0], gray[0, -1], gray[0, 1:-1, 0], gray[0, 1:-1, -1]])
+    return float(border.float().mean())
+
+
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
     model, state = load_trained_model(cfg, chosen, device)
     pre = state["preprocessing"]
-    x = prepare_images(read_image(cfg.image).to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+    image = read_image(cfg.image)
+    if border_brightness(image) > 127:  # the model has only seen light shapes on black: its answer means little
+        log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
+                    "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
+                    "`convert IN -negate OUT`).", cfg.image, border_brightness(image))
+    x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     with torch.inference_mode():
         probabilities = model(x).softmax(1)[0]
     label = int(probabilities.argmax())
