@@ -57,6 +57,17 @@ def test_compose_raises_run_pys_message_for_a_typo(override, message):
         compose(override)
 
 
+def test_compose_takes_a_list_as_hydras_compose_does_and_refuses_a_shell_line():
+    assert compose(["optimizer.lr=3e-3", "seed=2"]) == compose("optimizer.lr=3e-3", "seed=2")
+    assert compose(["seed=2"]).seed == 2
+    with pytest.raises(UserError, match=re.escape("compose('optimizer.lr=3e-3 seed=2') holds 2 overrides: give each "
+                                                  "as a string of its own, compose('optimizer.lr=3e-3', 'seed=2').")):
+        compose("optimizer.lr=3e-3 seed=2")
+    with pytest.raises(TypeError, match=re.escape("compose() takes overrides as strings such as 'optimizer.lr=1e-3', "
+                                                  "not 0.003.")):
+        compose(3e-3)
+
+
 def test_compose_without_the_configs_says_where_it_looked(tmp_path):
     with pytest.raises(UserError, match=re.escape(f"compose() found no config.yaml in {tmp_path}: pass config_dir=")):
         compose(config_dir=tmp_path)

@@ -31,18 +31,35 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     if not (configs / "config.yaml").is_file():  # e.g. `pip install .`, which leaves configs/ in the checkout
         raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "
                         f"install the checkout with `pip install -e .`.")
+    overrides = one_by_one(overrides)
     register_configs()
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        misused = merged_options_in(list(overrides)) or deleted_setting(list(overrides))  # they compose (run.py's check)
+        misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
         if misused:
             raise UserError(misused)
         try:
-            return hydra_compose("config", overrides=quote_paths(list(overrides)))
+            return hydra_compose("config", overrides=quote_paths(overrides))
         except Exception as error:
-            message = typo_message(error, list(overrides))
+            message = typo_message(error, overrides)
             if message is None:
                 raise
             raise UserError(message) from error
+
+
+def one_by_one(overrides: tuple) -> list[str]:
+    """compose()'s overrides as a list of strings: a list given as Hydra's compose takes it is unpacked, and
+    a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
+    from lenet_exp.errors import UserError
+
+    listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]
+    for override in listed:
+        if not isinstance(override, str):
+            raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
+        words = override.split()
+        if len(words) > 1 and all("=" in word for word in words):
+            raise UserError(f"compose({override!r}) holds {len(words)} overrides: give each as a string of its own, "
+                            f"compose({', '.join(map(repr, words))}).")
+    return listed
 
 
 def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
