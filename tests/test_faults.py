@@ -150,18 +150,20 @@ def test_resume_takes_a_folder_quoted_as_hydra_quotes_a_path(completed_run):
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
 
 
-@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath"])
+@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath", "relative hydra.searchpath"])
 def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tmp_path):
     """.hydra/overrides.yaml holds the task's overrides only: `optimizer=mine` from a folder of one's own was
-    "not an option" to the resumed run."""
+    "not an option" to the resumed run, and is still when resumed from another folder than a relative
+    search path's."""
     extra = tmp_path / "extra"
     (extra / "optimizer").mkdir(parents=True)
     (extra / "optimizer" / "mine.yaml").write_text("defaults:\n  - adam\n  - _self_\nlr: 0.002\n")
-    source = ["--config-dir", str(extra)] if where == "--config-dir" else [f"hydra.searchpath=[file://{extra}]"]
+    source = {"--config-dir": ["--config-dir", str(extra)], "hydra.searchpath": [f"hydra.searchpath=[file://{extra}]"],
+              "relative hydra.searchpath": ["hydra.searchpath=[file://extra]"]}[where]
     run_dir = tmp_path / "run"
     first = run_main([*source, *fast_overrides(tiny_root), "optimizer=mine", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    again = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    again = run_main([f"resume={run_dir}"], cwd=run_dir)
     assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
 
 

@@ -150,8 +150,22 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
                 flags += ["--config-dir", str(source["path"])]
     if name != "config" and not given & {"--config-name", "-cn"}:
         flags += ["--config-name", str(name)]
-    search_path = [o for o in hydra_overrides if override_key(o) == "hydra.searchpath" and "hydra.searchpath" not in given]
+    search_path = [from_the_runs_folder(o, hydra["runtime"]["cwd"]) for o in hydra_overrides
+                   if override_key(o) == "hydra.searchpath" and "hydra.searchpath" not in given]
     return flags, search_path
+
+
+def from_the_runs_folder(search_path: str, cwd: str) -> str:
+    """A ``hydra.searchpath=[file://extra]`` override with each relative ``file://`` path made absolute from
+    the folder the run was started in: Hydra reads it from the current one, which resume= need not share."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    paths = OverridesParser.create().parse_override(search_path).value()
+    if not isinstance(paths, list):
+        return search_path
+    absolute = [f"file://{Path(cwd) / p[len('file://'):]}" if p.startswith("file://") else p for p in map(str, paths)]
+    written = [f"'{p}'" if set(p) & set(",[]{}()='") else p for p in absolute]  # as the grammar reads them
+    return f"hydra.searchpath=[{','.join(written)}]"
 
 
 def quote_paths(argv: list[str]) -> list[str]:
