@@ -336,6 +336,37 @@ def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_pa
     assert read_json(run_dir / "metrics.json") == read_json(completed_run / "metrics.json")  # nothing written
 
 
+@pytest.mark.parametrize("tamper, message", [
+    # Hydra's instantiate called a _target_ nested in the options (its blocklist has os.system, not this)
+    (lambda config, target: config["model"].update(hidden={"_target_": "pathlib.Path.touch", "self": {
+        "_target_": "pathlib.Path", "_args_": [str(target)]}}), "expected a model class whose arguments match"),
+    (lambda config, target: config["model"].update(_target_="pathlib.Path.touch", self=str(target)),
+     "model._target_='pathlib.Path.touch' (not a subclass of Module): expected a model class"),
+], ids=["nested-target", "function-target"])
+def test_a_checkpoint_names_only_a_model_class_and_its_settings(completed_run, tiny_root, tmp_path, tamper, message):
+    """A checkpoint is loaded with weights_only, and its config is data too: task=eval builds the model it
+    names, and only a model class is called, with plain values."""
+    state = torch.load(completed_run / "checkpoints" / "best.pt", weights_only=True)
+    target = tmp_path / "written_by_the_checkpoint"
+    tamper(state["config"], target)
+    torch.save(state, tmp_path / "tampered.pt")
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={tmp_path / 'tampered.pt'}",
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr, result.stderr[-2000:]
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer._target_=builtins.print", "optimizer._target_='builtins.print' (not a subclass of Optimizer): expected "
+                                          "a torch.optim class"),
+    ("model._target_=torch.nn.functional.relu", "model._target_='torch.nn.functional.relu' (not a subclass of Module)"),
+])
+def test_a_target_that_is_no_class_of_its_kind_is_not_called(tiny_root, tmp_path, override, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        train(compose(*fast_overrides(tiny_root), override), run_dir=tmp_path / "run")
+
+
 def test_sizes_that_cannot_fit_are_refused_before_allocating(tiny_root, tmp_path):
     with pytest.raises(UserError, match=r"800 images of 5000x5000 pixels .* would need about .* GiB, but .* is free"):
         train(compose(*fast_overrides(tiny_root), "dataset.image_size=5000"), run_dir=tmp_path / "a")

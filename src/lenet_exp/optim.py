@@ -15,31 +15,27 @@ import torch
 from torch import nn
 
 from lenet_exp.errors import ConfigError, root_cause
+from lenet_exp.targets import located_class, plain_options
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
-    from hydra._internal.utils import _locate  # hydra.utils.get_class would log its error, of 3 lines
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     if not ocfg.get("_target_"):
         raise ConfigError("optimizer._target_", None, "the torch.optim class that the option's YAML names, e.g. "
                           "_target_: torch.optim.RMSprop")
+    expected = "a torch.optim class whose arguments match the optimizer options"
+    optimizer_class = located_class("optimizer._target_", ocfg._target_, torch.optim.Optimizer, expected)
+    options = plain_options(ocfg)
     try:
-        cls = _locate(ocfg._target_)
-        if "fused" in inspect.signature(cls).parameters:
+        if "fused" in inspect.signature(optimizer_class).parameters:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
             # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
             try:
-                return instantiate(ocfg, model.parameters(), fused=True, _convert_="all")
-            except InstantiationException as error:
-                if not isinstance(error.__cause__, RuntimeError):  # not "fused is unsupported here"
-                    raise
-        return instantiate(ocfg, model.parameters(), _convert_="all")
-    except (InstantiationException, ImportError, TypeError, ValueError) as error:
-        raise ConfigError("optimizer._target_", ocfg.get("_target_"),
-                          f"a torch.optim class whose arguments match the optimizer options ({root_cause(error)})"
-                          ) from error
+                return optimizer_class(model.parameters(), **options, fused=True)
+            except RuntimeError:  # "fused is unsupported" on this device or dtype
+                pass
+        return optimizer_class(model.parameters(), **options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError("optimizer._target_", ocfg._target_, f"{expected} ({root_cause(error)})") from error
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:

@@ -9,19 +9,18 @@ from __future__ import annotations
 from torch import nn
 
 from lenet_exp.errors import ConfigError, root_cause
+from lenet_exp.targets import located_class, plain_options
 
 
 def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
     """The model ``model_cfg._target_`` names, for ``num_classes`` classes of ``image_size`` square inputs."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     if not model_cfg.get("_target_"):
         raise ConfigError("model._target_", None, "the model class that the option's YAML names, e.g. "
                           "_target_: lenet_exp.models.lenet5.LeNet5")
-    options = {key: value for key, value in model_cfg.items() if key != "name"}  # name labels the option only
+    expected = "a model class whose arguments match configs/model/"
+    model_class = located_class("model._target_", model_cfg._target_, nn.Module, expected)
+    options = plain_options(model_cfg, "name")  # name labels the option only
     try:
-        return instantiate(options, num_classes=num_classes, image_size=image_size, _convert_="all")
-    except InstantiationException as error:
-        raise ConfigError("model._target_", model_cfg.get("_target_"),
-                          f"a model class whose arguments match configs/model/ ({root_cause(error)})") from error
+        return model_class(**options, num_classes=num_classes, image_size=image_size)
+    except (TypeError, ValueError, KeyError) as error:  # an option it does not take, or a value it cannot
+        raise ConfigError("model._target_", model_cfg._target_, f"{expected} ({root_cause(error)})") from error

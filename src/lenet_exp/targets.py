@@ -1,0 +1,35 @@
+"""The class a config's ``_target_`` names (a model, an optimizer), found and checked before it is called.
+
+Not Hydra's ``instantiate``: that calls whatever a ``_target_`` names, a ``_target_`` nested in the
+options too, and a checkpoint's config (``task=eval ckpt=…``) or a run folder's overrides (``resume=``)
+is data, never code. Only a class of the expected kind is called, with the options as plain values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lenet_exp.errors import ConfigError, root_cause
+
+
+def located_class(key: str, target: Any, kind: type, expected: str) -> type:
+    """The class ``target`` names, which must be a subclass of ``kind``; else a ConfigError of ``key``
+    (``model._target_``) saying what was ``expected``."""
+    from hydra._internal.utils import _locate  # hydra.utils.get_class would log its error, of 3 lines
+
+    try:
+        found = _locate(str(target))
+    except ImportError as error:
+        raise ConfigError(key, target, f"{expected} ({root_cause(error)})") from error
+    if not (isinstance(found, type) and issubclass(found, kind)):
+        raise ConfigError(key, target, expected, why=f"not a subclass of {kind.__name__}")
+    return found
+
+
+def plain_options(cfg: Any, *left_out: str) -> dict:
+    """The option's settings as plain Python values (lists, strings for choices), without ``_target_``
+    and ``left_out``."""
+    from omegaconf import OmegaConf
+
+    options = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return {key: value for key, value in options.items() if key not in ("_target_", *left_out)}
