@@ -196,6 +196,10 @@ def test_help_lists_every_group_and_option(tmp_path):
                  "lenet5_classic)."),
     (["model=lenet5,lenet5_classic"], "model=lenet5,lenet5_classic gives several options of model: add -m to sweep "
                                       "over them, or choose one."),
+    (["hydra.output_subdir=null"], "hydra.output_subdir=null: each run keeps Hydra's record of its config in .hydra/, "
+                                   "which resume=, the sweep summary and the checks that keep a folder to one config "
+                                   "read. Leave hydra.output_subdir as it is."),
+    (["-m", "seed=0,1", "hydra.output_subdir=meta"], "hydra.output_subdir=meta: each run keeps Hydra's record"),
     (["model=[lenet5,lenet5_classic]"], "model=[lenet5,lenet5_classic] merges those options into one model, which is "
                                         "neither (the later one's values over the earlier's). Choose one, or sweep "
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
@@ -205,7 +209,8 @@ def test_help_lists_every_group_and_option(tmp_path):
         "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
-        "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "merged-options", "merged-options-of-two-schemas"])
+        "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",
+        "record-renamed", "merged-options", "merged-options-of-two-schemas"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

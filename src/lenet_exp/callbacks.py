@@ -181,11 +181,17 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
 
 
 def refuse_misused_overrides(config: DictConfig) -> None:
-    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors)."""
+    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors),
+    or on a record folder other than .hydra/."""
     overrides = task_overrides(config)
     misused = merged_options(overrides) or deleted_setting(overrides)
     if misused:
         sys.exit(f"Error: {misused}")
+    if config.hydra.output_subdir != ".hydra":  # Hydra's way to write no record, or to name it otherwise
+        written = "null" if config.hydra.output_subdir is None else config.hydra.output_subdir
+        sys.exit(f"Error: hydra.output_subdir={written}: each run keeps Hydra's record of its config in .hydra/, "
+                 f"which resume=, the sweep summary and the checks that keep a folder to one config read. Leave "
+                 f"hydra.output_subdir as it is.")
 
 
 class OutputDirCheck(Callback):
