@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from lenet_exp.command_line_errors import report_typos_in_one_line
 from lenet_exp.config import register_configs
 from lenet_exp.launch import interrupted_status, mark_launcher
-from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, quote_paths
+from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
 
 register_configs()
 report_typos_in_one_line()
@@ -23,9 +23,10 @@ def multirun_flag_first(argv: list[str]) -> list[str]:
     """`python run.py seed=0,1 -m trainer.epochs=3`: Hydra's argument parser takes the flag only before or
     after all overrides, and otherwise stops at "unrecognized arguments"."""
     flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
-    if flags and any(arg.split("=")[0] in OTHER_MODES for arg in argv[1:]):  # Hydra's ValueError is a traceback
-        sys.exit("Error: -m cannot go with --run, --cfg, --info or --shell-completion. To see the config of one "
-                 "of the sweep's jobs, drop -m and give one value of each swept key.")
+    sweep = multirun_flag(argv[1:])
+    if sweep and any(arg.split("=")[0] in OTHER_MODES for arg in argv[1:]):  # Hydra's ValueError is a traceback
+        sys.exit(f"Error: {sweep} cannot go with --run, --cfg, --info or --shell-completion. To see the config of "
+                 f"one of the sweep's jobs, drop {sweep} and give one value of each swept key.")
     return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
 
 

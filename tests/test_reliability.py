@@ -930,6 +930,10 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     # -m with resume= would start a new sweep: hydra.run.dir is no sweep's folder
     result = run_cli(["-m", f"resume={sweep_dir / '1_seed=1'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Error: resume= continues one run, and -m starts a sweep." in result.stderr
+    # ... as would Hydra's own setting for it, which swept the default search space into outputs/sweeps/
+    result = run_cli(["hydra.mode=MULTIRUN", f"resume={sweep_dir / '1_seed=1'}"], cwd=tmp_path)
+    assert result.returncode == 1 and ("Error: resume= continues one run, and hydra.mode=MULTIRUN starts a sweep. "
+                                       "Drop hydra.mode=MULTIRUN to continue") in result.stderr
     assert not (tmp_path / "outputs").exists()
 
 

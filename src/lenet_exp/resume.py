@@ -24,6 +24,7 @@ from typing import Optional
 
 PREFIX = "resume="
 MULTIRUN_FLAGS = ("-m", "--multirun")
+MULTIRUN_MODE = "hydra.mode=MULTIRUN"  # what -m sets, which a config or the command line may set too
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
 
@@ -91,6 +92,11 @@ def saved_overrides(saved_file: Path) -> list[str]:
     return overrides
 
 
+def multirun_flag(argv: list[str]) -> Optional[str]:
+    """How ``argv`` asks for a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``), or None."""
+    return next((arg for arg in argv if arg in MULTIRUN_FLAGS or arg == MULTIRUN_MODE), None)
+
+
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
     given = [arg for arg in argv if arg.startswith(PREFIX)]
@@ -103,9 +109,10 @@ def expand_resume(argv: list[str]) -> list[str]:
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
-    if any(arg in MULTIRUN_FLAGS for arg in argv):  # hydra.run.dir means nothing to a sweep
-        sys.exit(f"Error: resume= continues one run, and -m starts a sweep. Drop -m to continue {run_dir}; a sweep "
-                 f"continues with its own command and hydra.sweep.dir=<sweep dir>.")
+    sweep = multirun_flag(argv)
+    if sweep:  # hydra.run.dir means nothing to a sweep
+        sys.exit(f"Error: resume= continues one run, and {sweep} starts a sweep. Drop {sweep} to continue {run_dir}; "
+                 f"a sweep continues with its own command and hydra.sweep.dir=<sweep dir>.")
     if (run_dir / "multirun.yaml").is_file():
         jobs = sorted(path.parent.parent for path in run_dir.glob("*/.hydra/overrides.yaml"))
         one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
