@@ -171,6 +171,11 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
+    (["-m", "seed=0,1", "hydra.launcher.max_stack=2"], "hydra.launcher.max_stack is not a setting of the launcher chosen "
+                                                       "(it has _target_): choose the launcher that has it first, e.g. "
+                                                       "hydra/launcher=stacked or hydra/launcher=stacked_slurm."),
+    (["-m", "seed=0,1", "hydra.launcher.devices=2"], "hydra.launcher.devices is not a setting of the launcher chosen (it "
+                                                     "has _target_): no launcher of hydra/launcher has it."),
     (["-m", "sweep=optuna", "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2)"],
      "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2): a search space goes on the command line key by key, as "
      "an override of its own: 'optimizer.lr=interval(1e-4,1e-2)' (with -m it takes the place of the study's space"),
@@ -206,7 +211,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
-        "no-key-number", "no-key-word", "experiment", "launcher-key", "search-space-key",
+        "no-key-number", "no-key-word", "experiment", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",

@@ -65,10 +65,28 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
         return f"{full_key} is not a setting of this {group} ({' and '.join(owners)} {have} it)."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = group.split(".")[1]
-        return (f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): choose the {kind} "
-                f"that has it first, e.g. {PLUGIN_WITH[group]}.")
+        having = options_with(group.replace(".", "/"), key) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
+        instead = (f"choose the {kind} that has it first, e.g. {' or '.join(having)}" if having else
+                   f"no {kind} of {group.replace('.', '/')} has it")
+        return f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): {instead}."
     listing = f"; {group} has {', '.join(keys)}" if group else ""
     return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
+
+
+def options_with(group: str, key: str) -> list[str]:
+    """The options of ``group`` (hydra/launcher) whose own config has ``key``, as ``group=option``."""
+    loader = config_loader()
+    if loader is None:
+        return []
+    having = []
+    for option in loader.get_group_options(group):
+        try:
+            config = loader.repository.load_config(config_path=f"{group}/{option}").config
+        except Exception:  # a plugin's config that does not load is no answer to this typo
+            continue
+        if key in config:
+            having.append(f"{group}={option}")
+    return having
 
 
 def wrong_value(error: ValidationError) -> str:
