@@ -576,6 +576,18 @@ def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
 
 
+def test_a_shuffled_sweep_numbers_its_jobs_alike_each_time_so_that_it_continues(fast, tmp_path):
+    """Hydra's shuffle() ordered the jobs anew each time: the same command was "another sweep"."""
+    sweep = [*fast, "-m", "seed=shuffle(0,1,2,3,4)", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    first = run_main(sweep, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    folders = sorted(path.name for path in (tmp_path / "sweep").glob("*_seed=*"))
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0 and again.stderr.count("Already completed") == 5, again.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "sweep").glob("*_seed=*")) == folders
+    assert folders != [f"{n}_seed={n}" for n in range(5)]  # shuffled all the same
+
+
 def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast, tmp_path):
     """Seeds added to a sweep join its summary (its jobs keep their numbers and folders, done ones are
     skipped); the same values in another order would give its folders' numbers to other jobs."""

@@ -2,17 +2,17 @@
 died without a result (by the out-of-memory killer, by hand, a lost node) ends the sweep with its summary
 and exit status 1, instead of the launcher's traceback (joblib's TerminatedWorkerError, submitit's
 UncompletedJobError): lenet_exp/launch.py. Its check that each job composes also refuses two jobs given
-one folder (lenet_exp/sweeps/space.py).
+one folder, and ``shuffle(…)`` orders the jobs the same way each time (lenet_exp/sweeps/space.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from lenet_exp.launch import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
-from lenet_exp.sweeps.space import JobFolders
+from lenet_exp.sweeps.space import JobFolders, split_grid
 
 
 class EndingBasicSweeper(BasicSweeper):
@@ -20,6 +20,10 @@ class EndingBasicSweeper(BasicSweeper):
         self.job_folders = JobFolders(self.config)
         with ending_on_a_dead_job():
             return super().sweep(arguments)
+
+    @staticmethod
+    def split_arguments(overrides: list, max_batch_size: Optional[int]) -> list:
+        return split_grid(overrides, max_batch_size)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Hydra's own check, composing each job's config (the stacked launcher keeps it), and its folder's."""

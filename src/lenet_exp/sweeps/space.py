@@ -14,9 +14,11 @@ multiply.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import sys
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -81,6 +83,27 @@ BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",  # 
                   "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingBasicSweeper")
 
 
+@contextlib.contextmanager
+def shuffled_alike() -> Iterator[None]:
+    """Hydra's ``shuffle(…)`` orders a sweep's values with Python's global random generator: seeded here,
+    a shuffled sweep numbers its jobs the same way each time it runs, so that the same command continues
+    it (each job keeps its number, and so its folder) instead of being "another sweep"."""
+    state = random.getstate()
+    random.seed(0)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
+def split_grid(overrides: list, max_batch_size: Optional[int] = None) -> list:
+    """Hydra's basic sweeper's expansion of parsed overrides into batches of jobs, shuffled alike."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
+
+    with shuffled_alike():
+        return BasicSweeper.split_arguments(overrides, max_batch_size)
+
+
 def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
     """The jobs of a grid sweep in the order they are numbered, each its sorted overrides (as its folder
     names them); None for a sweeper that draws its jobs (Optuna), or a sweep whose values are listed only
@@ -88,11 +111,8 @@ def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
     varying fastest."""
     if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
         return None
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
-
     try:
-        overrides = _parse(sweep_overrides(config))
-        return [tuple(sorted(job)) for job in BasicSweeper.split_arguments(overrides, None)[0]]
+        return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)))[0]]
     except Exception:  # e.g. a glob() over a group's options, which only the config loader lists
         return None
 
