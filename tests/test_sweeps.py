@@ -669,6 +669,12 @@ def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher,
     _, summary = read_summary(tmp_path / "apart")
     assert [(job["job"], job["status"], Path(job["run_dir"]).name) for job in summary["jobs"]] == [
         (number, "completed", str(number)) for number in range(6)]
+    # the same sweep with its folders named otherwise would start its jobs over: refused, saying so
+    renamed = run_main([*sweep, "seed=0,1,2", "optimizer.lr=1e-3,2e-3", f"hydra.sweep.dir={tmp_path / 'apart'}"],
+                       cwd=tmp_path)
+    assert renamed.returncode == 1 and (f"Error: {tmp_path / 'apart'} holds this sweep with its job folders named "
+                                        "otherwise (hydra.sweep.subdir=${hydra.job.num} then, the config's own now)"
+                                        ) in renamed.stderr, renamed.stderr[-2000:]
 
 
 def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():

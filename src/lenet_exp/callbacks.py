@@ -107,6 +107,13 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
             which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
             log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
         return
+    naming_before, naming_now = job_naming(saved, kept), job_naming(config, kept)
+    if before == now and naming_before != naming_now:  # e.g. hydra.sweep.subdir=…: the same jobs, other folders
+        had, given = ("; ".join(str(n) for n in naming if n not in other) or "the config's own"
+                      for naming, other in ((naming_before, naming_now), (naming_now, naming_before)))
+        sys.exit(f"Error: {sweep_dir} holds this sweep with its job folders named otherwise ({had} then, {given} "
+                 f"now): its jobs would start over in new folders. Name them as before to continue it, or choose a "
+                 f"new hydra.sweep.dir.")
     why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
     sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run the same command to "
