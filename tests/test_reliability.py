@@ -833,6 +833,16 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "holds a run with another config (optimizer.lr: 0.001 -> 0.5)" in result.stderr
     assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
+    result = run_main(fast + ["trainer.limit_batches=3", f"hydra.run.dir={trained}"], cwd=tmp_path)
+    assert "holds a run with another config (trainer.limit_batches: null -> 3)" in result.stderr  # null, as written
+    # an evaluation of its checkpoint into its folder wrote its metrics.json over the run's
+    metrics = (trained / "metrics.json").read_bytes()
+    result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={trained}"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and f"Error: {trained} holds a task=train run, whose metrics.json and TensorBoard " \
+                                      f"run task=eval would write over." in result.stderr, result.stderr[-2000:]
+    assert (trained / "metrics.json").read_bytes() == metrics
+    assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
 
 
 def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):

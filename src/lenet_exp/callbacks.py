@@ -229,6 +229,11 @@ class OutputDirCheck(Callback):
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
             before, now = OmegaConf.to_container(load_record(saved, "hydra.run.dir")), task_config(config)
+            tasks = str(before.get("task", "train")), str(now.get("task", "train"))
+            if tasks[0] != tasks[1] and (trained_anything(run_dir) or (run_dir / "metrics.json").is_file()):
+                sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose metrics.json and TensorBoard run "
+                         f"task={tasks[1]} would write over. Give it a hydra.run.dir of its own, or none (a new "
+                         f"folder under outputs/runs/).")
             changed = config_differences(before, now)
             in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
             if changed and trained_anything(run_dir) and longer_run(before, now) and not in_a_sweep:

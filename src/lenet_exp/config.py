@@ -328,8 +328,11 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     is no difference."""
     saved_flat, current_flat = result_settings(saved), result_settings(current)
     added_null = {key for key, value in current_flat.items() if key not in saved_flat and value == "None"}
+    def shown(value: Any) -> str:  # as the command line writes it: flatten() made None "None"
+        return "null" if value in (None, "None") else repr(value)
+
     return [
-        f"{key}: {saved_flat.get(key)!r} -> {current_flat.get(key)!r}"
+        f"{key}: {shown(saved_flat.get(key))} -> {shown(current_flat.get(key))}"
         for key in sorted(set(saved_flat) | set(current_flat))
         if saved_flat.get(key) != current_flat.get(key) and key not in added_null
     ]
