@@ -134,4 +134,4 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
     assert config_differences(saved, other) == ["trainer.epochs: 10 -> 20", "trainer.precision: 'fp32' -> 'bf16'"]
     # a run saved before data_seed existed trained as data_seed=null does; not as another data_seed
     assert config_differences(saved, {**faster, "data_seed": None}) == []
-    assert config_differences(saved, {**faster, "data_seed": 3}) == ["data_seed: None -> 3"]
+    assert config_differences(saved, {**faster, "data_seed": 3}) == ["data_seed: null -> 3"]
