@@ -576,6 +576,18 @@ def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
 
 
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="a Slurm client is here: the sweep would be submitted")
+@pytest.mark.parametrize("launcher", ["slurm", "stacked_slurm"])
+def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, fast, tmp_path):
+    """submitit raised "Could not detect srun" with a traceback, after multirun.yaml was written."""
+    result = run_main([*fast, "-m", f"hydra/launcher={launcher}", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (f"Error: hydra/launcher={launcher} submits the sweep to Slurm, and this machine has no srun (no Slurm "
+            f"client here).") in result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_shuffled_sweep_numbers_its_jobs_alike_each_time_so_that_it_continues(fast, tmp_path):
     """Hydra's shuffle() ordered the jobs anew each time: the same command was "another sweep"."""
     sweep = [*fast, "-m", "seed=shuffle(0,1,2,3,4)", f"hydra.sweep.dir={tmp_path / 'sweep'}"]

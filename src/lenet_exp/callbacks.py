@@ -201,6 +201,19 @@ def refuse_misused_overrides(config: DictConfig) -> None:
                  f"hydra.output_subdir as it is.")
 
 
+def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
+    """Exits with a message where the launcher submits to Slurm and this machine has no ``srun``, which
+    submitit raises as a RuntimeError with a traceback."""
+    launcher = config.hydra.launcher
+    cluster = OmegaConf.select(launcher, "submitit.cluster", default=None)  # the stacked launcher's: an Enum
+    to_slurm = str(launcher.get("_target_", "")).endswith(".SlurmLauncher") or getattr(cluster, "name", cluster) == "slurm"
+    if to_slurm and shutil.which("srun") is None:
+        chosen = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher", "slurm")
+        sys.exit(f"Error: hydra/launcher={chosen} submits the sweep to Slurm, and this machine has no srun (no Slurm "
+                 f"client here). Start the sweep on the cluster's login node, or run it here: hydra/launcher=stacked, "
+                 f"joblib or submitit_local.")
+
+
 class OutputDirCheck(Callback):
     """Checks the command line and the output folder before Hydra writes into it. Hydra turns a callback's
     exception into a warning and goes on, so an unforeseen error here ends the run instead of skipping the
@@ -214,6 +227,7 @@ class OutputDirCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.sweep.dir"):
             refuse_misused_overrides(config)
+            refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
 
     @staticmethod
