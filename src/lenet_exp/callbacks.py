@@ -206,7 +206,8 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
     submitit raises as a RuntimeError with a traceback."""
     launcher = config.hydra.launcher
     cluster = OmegaConf.select(launcher, "submitit.cluster", default=None)  # the stacked launcher's: an Enum
-    to_slurm = str(launcher.get("_target_", "")).endswith(".SlurmLauncher") or getattr(cluster, "name", cluster) == "slurm"
+    to_slurm = (str(launcher.get("_target_", "")).endswith(".SlurmLauncher")
+                or getattr(cluster, "name", cluster) == "slurm")
     if to_slurm and shutil.which("srun") is None:
         chosen = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher", "slurm")
         sys.exit(f"Error: hydra/launcher={chosen} submits the sweep to Slurm, and this machine has no srun (no Slurm "

@@ -184,7 +184,8 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
             loader = config_loader()
             options = loader.get_group_options(key) if loader else []
             choose = f" ({', '.join(options)})" if options else ""
-            return f"{override} leaves the run without a {key}, which every run needs: choose one of its options{choose}."
+            return (f"{override} leaves the run without a {key}, which every run needs: choose one of its "
+                    f"options{choose}.")
         if key in RUN_SETTINGS:
             setting = f"{key}.epochs=…" if key == "trainer" else f"{key}=…"  # a section: its keys
             return (f"{override} deletes {key}, which every run has: set it instead ({setting}; `--cfg job` shows "

@@ -328,6 +328,7 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     is no difference."""
     saved_flat, current_flat = result_settings(saved), result_settings(current)
     added_null = {key for key, value in current_flat.items() if key not in saved_flat and value == "None"}
+
     def shown(value: Any) -> str:  # as the command line writes it: flatten() made None "None"
         return "null" if value in (None, "None") else repr(value)
 

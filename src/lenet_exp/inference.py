@@ -144,10 +144,11 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     model, state = load_trained_model(cfg, chosen, device)
     pre = state["preprocessing"]
     image = read_image(cfg.image)
-    if border_brightness(image) > 127:  # the model has only seen light shapes on black: its answer means little
+    border = border_brightness(image)
+    if border > 127:  # the model has only seen light shapes on black: its answer means little
         log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
-                    "`convert IN -negate OUT`).", cfg.image, border_brightness(image))
+                    "`convert IN -negate OUT`).", cfg.image, border)
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     with torch.inference_mode():
         probabilities = model(x).softmax(1)[0]
