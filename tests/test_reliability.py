@@ -992,6 +992,7 @@ def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
                               f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "fashion_mnist"
+    assert "images, a model trained on mnist)" in result.stderr
 
 
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):

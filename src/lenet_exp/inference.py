@@ -92,7 +92,10 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
         tb.session_end()
     finally:
         tb.close()
-    log.info("%s on %s test: acc %.4f, loss %.4f (%d images)", cfg.ckpt, dataset.name, result.acc, result.loss, samples)
+    trained_on = state["config"]["dataset"]["name"]
+    other = f", a model trained on {trained_on}" if trained_on != dataset.name else ""
+    log.info("%s on %s test: acc %.4f, loss %.4f (%d images%s)", cfg.ckpt, dataset.name, result.acc, result.loss,
+             samples, other)
     return metrics
 
 
