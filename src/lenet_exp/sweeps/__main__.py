@@ -20,9 +20,9 @@ from lenet_exp.sweeps.report import write_summary
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lenet_exp.sweeps",
                                      description="Summarise a sweep directory (as at the end of `python run.py -m`).")
-    parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--no-plot", action="store_true")
-    parser.add_argument("--no-tensorboard", action="store_true")
+    parser.add_argument("sweep_dir", type=Path, help="the sweep's folder (hydra.sweep.dir), which holds multirun.yaml")
+    parser.add_argument("--no-plot", action="store_true", help="leave out summary.png")
+    parser.add_argument("--no-tensorboard", action="store_true", help="leave out the TensorBoard run `summary`")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} is not a directory")
