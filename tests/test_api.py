@@ -63,6 +63,8 @@ def test_compose_takes_a_list_as_hydras_compose_does_and_refuses_a_shell_line():
     with pytest.raises(UserError, match=re.escape("compose('optimizer.lr=3e-3 seed=2') holds 2 overrides: give each "
                                                   "as a string of its own, compose('optimizer.lr=3e-3', 'seed=2').")):
         compose("optimizer.lr=3e-3 seed=2")
+    job = "/My Drive/sweeps/3_optimizer.lr=0.003,seed=1/checkpoints/best.pt"  # one path, with a space and '='
+    assert compose("task=eval", f"ckpt={job}").ckpt == job
     with pytest.raises(TypeError, match=re.escape("compose() takes overrides as strings such as 'optimizer.lr=1e-3', "
                                                   "not 0.003.")):
         compose(3e-3)

@@ -155,11 +155,12 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
     """.hydra/overrides.yaml holds the task's overrides only: `optimizer=mine` from a folder of one's own was
     "not an option" to the resumed run, and is still when resumed from another folder than a relative
     search path's."""
-    extra = tmp_path / "extra"
+    extra = tmp_path / "extra, its 'own'"  # a comma and quotes: the search path is quoted when made absolute
     (extra / "optimizer").mkdir(parents=True)
     (extra / "optimizer" / "mine.yaml").write_text("defaults:\n  - adam\n  - _self_\nlr: 0.002\n")
-    source = {"--config-dir": ["--config-dir", str(extra)], "hydra.searchpath": [f"hydra.searchpath=[file://{extra}]"],
-              "relative hydra.searchpath": ["hydra.searchpath=[file://extra]"]}[where]
+    source = {"--config-dir": ["--config-dir", str(extra)],
+              "hydra.searchpath": [f"hydra.searchpath=[{quote(f'file://{extra}')}]"],
+              "relative hydra.searchpath": [f"hydra.searchpath=[{quote(f'file://{extra.name}')}]"]}[where]
     run_dir = tmp_path / "run"
     first = run_main([*source, *fast_overrides(tiny_root), "optimizer=mine", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -339,7 +340,8 @@ def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_pa
 @pytest.mark.parametrize("tamper, message", [
     # Hydra's instantiate called a _target_ nested in the options (its blocklist has os.system, not this)
     (lambda config, target: config["model"].update(hidden={"_target_": "pathlib.Path.touch", "self": {
-        "_target_": "pathlib.Path", "_args_": [str(target)]}}), "expected a model class whose arguments match"),
+        "_target_": "pathlib.Path", "_args_": [str(target)]}}), "expected plain values (numbers, strings, lists): a "
+                                                                "_target_ inside an option is not built"),
     (lambda config, target: config["model"].update(_target_="pathlib.Path.touch", self=str(target)),
      "model._target_='pathlib.Path.touch' (not a subclass of Module): expected a model class"),
 ], ids=["nested-target", "function-target"])
@@ -361,6 +363,8 @@ def test_a_checkpoint_names_only_a_model_class_and_its_settings(completed_run, t
     ("optimizer._target_=builtins.print", "optimizer._target_='builtins.print' (not a subclass of Optimizer): expected "
                                           "a torch.optim class"),
     ("model._target_=torch.nn.functional.relu", "model._target_='torch.nn.functional.relu' (not a subclass of Module)"),
+    ("optimizer._target_=torch.optim.", "optimizer._target_='torch.optim.': expected a torch.optim class whose "
+                                        "arguments match the optimizer options (ValueError: Error loading"),
 ])
 def test_a_target_that_is_no_class_of_its_kind_is_not_called(tiny_root, tmp_path, override, message):
     with pytest.raises(UserError, match=re.escape(message)):

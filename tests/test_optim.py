@@ -41,6 +41,10 @@ def test_optimizer_choice_and_settings(name, cls):
         assert group["momentum"] == 0.9 and group["nesterov"] is True
 
 
+def test_an_option_that_sets_fused_itself_keeps_it():  # the fused update is otherwise asked for where there is one
+    assert build_optimizer(OmegaConf.create({**OPTIMIZER, "fused": False}), LeNet5()).defaults["fused"] is False
+
+
 def test_constant_learning_rate_without_a_schedule():
     assert set(lrs({"name": "none"})) == {0.01}
 

@@ -843,6 +843,16 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
                                       f"run task=eval would write over." in result.stderr, result.stderr[-2000:]
     assert (trained / "metrics.json").read_bytes() == metrics
     assert {p: p.read_bytes() for p in (trained / ".hydra").iterdir()} == saved
+    # an evaluation runs again into its own folder as it was, and not with other settings, whose results differ
+    evaluation = fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={tmp_path / 'eval'}"]
+    for again in range(2):
+        result = run_main(evaluation, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+    result = run_main([*evaluation, "trainer.tta_shift=1"], cwd=tmp_path)
+    assert result.returncode == 1 and (f"Error: {tmp_path / 'eval'} holds a task=eval run with other settings "
+                                       f"(trainer.tta_shift: 0 -> 1), whose results this one would write over."
+                                       ) in result.stderr, result.stderr[-2000:]
+    assert read_json(tmp_path / "eval" / "metrics.json")["tta"]["shift"] == 0
 
 
 def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):

@@ -577,7 +577,7 @@ def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_
 
 
 @pytest.mark.skipif(shutil.which("srun") is not None, reason="a Slurm client is here: the sweep would be submitted")
-@pytest.mark.parametrize("launcher", ["slurm", "stacked_slurm"])
+@pytest.mark.parametrize("launcher", ["slurm", "stacked_slurm", "submitit_slurm"])
 def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, fast, tmp_path):
     """submitit raised "Could not detect srun" with a traceback, after multirun.yaml was written."""
     result = run_main([*fast, "-m", f"hydra/launcher={launcher}", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
@@ -598,6 +598,8 @@ def test_a_shuffled_sweep_numbers_its_jobs_alike_each_time_so_that_it_continues(
     assert again.returncode == 0 and again.stderr.count("Already completed") == 5, again.stderr[-2000:]
     assert sorted(path.name for path in (tmp_path / "sweep").glob("*_seed=*")) == folders
     assert folders != [f"{n}_seed={n}" for n in range(5)]  # shuffled all the same
+    more = run_main([*sweep[:-2], "seed=shuffle(0,1,2,3,4,5)", sweep[-1]], cwd=tmp_path)  # every job renumbered
+    assert more.returncode == 1 and "(a shuffled list orders its values anew when one is added)" in more.stderr
 
 
 def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast, tmp_path):

@@ -50,13 +50,14 @@ def one_by_one(overrides: tuple) -> list[str]:
     """compose()'s overrides as a list of strings: a list given as Hydra's compose takes it is unpacked, and
     a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
     from lenet_exp.errors import UserError
+    from lenet_exp.resume import PATH_KEYS, override_key
 
     listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]
     for override in listed:
         if not isinstance(override, str):
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
-        words = override.split()
-        if len(words) > 1 and all("=" in word for word in words):
+        words = override.split()  # a path may hold spaces and '=' (a sweep job's folder): it is one value
+        if len(words) > 1 and all("=" in word for word in words) and override_key(words[0]) not in PATH_KEYS:
             raise UserError(f"compose({override!r}) holds {len(words)} overrides: give each as a string of its own, "
                             f"compose({', '.join(map(repr, words))}).")
     return listed

@@ -29,6 +29,9 @@ from lenet_exp.sweeps.space import grid_jobs, searched_keys, task_overrides
 log = logging.getLogger(__name__)
 
 
+A_FOLDER_OF_ITS_OWN = "Give it a hydra.run.dir of its own, or none (a new folder under outputs/runs/)."
+
+
 def check_writable(directory: Path, override: str) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -58,17 +61,17 @@ def task_config(config: DictConfig) -> dict:
 EXCLUDED_FROM_NAMES = "hydra.job.config.override_dirname.exclude_keys="
 
 
-def job_naming(config: DictConfig, kept) -> list:
-    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them), with the
-    keys left out of the names reduced to those ``kept`` (a constant is in no name either way)."""
+def job_naming(config: DictConfig, kept) -> list[str]:
+    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them), sorted, with
+    the keys left out of the names reduced to those ``kept`` (a constant is in no name either way)."""
     naming = []
     for override in as_written(config.hydra.overrides.hydra):  # subdir=${hydra.job.num} is no value yet
         if override.startswith(EXCLUDED_FROM_NAMES):
             excluded = OverridesParser.create().parse_override(override).value()
-            naming.append(sorted(key for key in excluded if kept(key)))
+            naming.append(f"{EXCLUDED_FROM_NAMES}[{','.join(sorted(key for key in excluded if kept(key)))}]")
         elif override.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir=")):
             naming.append(override)
-    return naming
+    return sorted(naming)
 
 
 def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
@@ -94,10 +97,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
 
     before, now = (what_it_runs(task_overrides(sweep)) for sweep in (saved, config))
     jobs_before, jobs_now = listed_jobs(saved), listed_jobs(config)
+    naming_before, naming_now = job_naming(saved, kept), job_naming(config, kept)
     if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
-        if before == now:
+        if before == now and naming_before == naming_now:
             return
-    elif jobs_now[:len(jobs_before)] == jobs_before and job_naming(saved, kept) == job_naming(config, kept):
+    elif jobs_now[:len(jobs_before)] == jobs_before and naming_before == naming_now:
         added = range(len(jobs_before), len(jobs_now))
         if longer:
             trained = saved.trainer.epochs
@@ -107,18 +111,19 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
             which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
             log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
         return
-    naming_before, naming_now = job_naming(saved, kept), job_naming(config, kept)
     if before == now and naming_before != naming_now:  # e.g. hydra.sweep.subdir=…: the same jobs, other folders
-        had, given = ("; ".join(str(n) for n in naming if n not in other) or "the config's own"
+        had, given = ("; ".join(n for n in naming if n not in other) or "the config's own"
                       for naming, other in ((naming_before, naming_now), (naming_now, naming_before)))
         sys.exit(f"Error: {sweep_dir} holds this sweep with its job folders named otherwise ({had} then, {given} "
                  f"now): its jobs would start over in new folders. Name them as before to continue it, or choose a "
                  f"new hydra.sweep.dir.")
     why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
+    instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a new "
+               "hydra.sweep.dir" if not any("shuffle(" in o for o in before) else
+               "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)")
     sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run the same command to "
-             f"continue it, or add values at the end of its first swept key (the jobs it has keep their numbers), "
-             f"or choose a new hydra.sweep.dir.")
+             f"continue it, {instead}.")
 
 
 def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictConfig, config: DictConfig,
@@ -245,11 +250,19 @@ class OutputDirCheck(Callback):
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
             before, now = OmegaConf.to_container(load_record(saved, "hydra.run.dir")), task_config(config)
             tasks = str(before.get("task", "train")), str(now.get("task", "train"))
-            if tasks[0] != tasks[1] and (trained_anything(run_dir) or (run_dir / "metrics.json").is_file()):
+            results = trained_anything(run_dir) or any((run_dir / name).is_file()
+                                                       for name in ("metrics.json", "prediction.json"))
+            if tasks[0] != tasks[1] and results:
                 sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose metrics.json and TensorBoard run "
-                         f"task={tasks[1]} would write over. Give it a hydra.run.dir of its own, or none (a new "
-                         f"folder under outputs/runs/).")
+                         f"task={tasks[1]} would write over. {A_FOLDER_OF_ITS_OWN}")
             changed = config_differences(before, now)
+            if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
+                changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")
+                            if before.get(key) != now.get(key)]
+                if changed and results:
+                    sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
+                             f"({'; '.join(changed[:3])}), whose results this one would write over. "
+                             f"{A_FOLDER_OF_ITS_OWN}")
             in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
             if changed and trained_anything(run_dir) and longer_run(before, now) and not in_a_sweep:
                 trained = before["trainer"]["epochs"]

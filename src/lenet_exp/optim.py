@@ -24,9 +24,9 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                           "_target_: torch.optim.RMSprop")
     expected = "a torch.optim class whose arguments match the optimizer options"
     optimizer_class = located_class("optimizer._target_", ocfg._target_, torch.optim.Optimizer, expected)
-    options = plain_options(ocfg)
+    options = plain_options(ocfg, "optimizer")
     try:
-        if "fused" in inspect.signature(optimizer_class).parameters:
+        if "fused" in inspect.signature(optimizer_class).parameters and "fused" not in options:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
             # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
             try:

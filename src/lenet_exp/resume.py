@@ -24,7 +24,6 @@ from typing import Optional
 
 PREFIX = "resume="
 MULTIRUN_FLAGS = ("-m", "--multirun")
-MULTIRUN_MODE = "hydra.mode=MULTIRUN"  # what -m sets, which a config or the command line may set too
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
 
@@ -93,8 +92,12 @@ def saved_overrides(saved_file: Path) -> list[str]:
 
 
 def multirun_flag(argv: list[str]) -> Optional[str]:
-    """How ``argv`` asks for a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``), or None."""
-    return next((arg for arg in argv if arg in MULTIRUN_FLAGS or arg == MULTIRUN_MODE), None)
+    """How ``argv`` asks for a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``, ``++`` or quoted), or None."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if arg in MULTIRUN_FLAGS or (key.lstrip("+") == "hydra.mode" and unquote(value) == "MULTIRUN"):
+            return arg
+    return None
 
 
 def expand_resume(argv: list[str]) -> list[str]:
@@ -164,14 +167,21 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
 
 def from_the_runs_folder(search_path: str, cwd: str) -> str:
     """A ``hydra.searchpath=[file://extra]`` override with each relative ``file://`` path made absolute from
-    the folder the run was started in: Hydra reads it from the current one, which resume= need not share."""
+    the folder the run was started in: Hydra reads it from the current one, which resume= need not share.
+    Other entries (absolute, ``pkg://``, ``${…}``) stay as they were, and so does an override without such a path."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     paths = OverridesParser.create().parse_override(search_path).value()
     if not isinstance(paths, list):
         return search_path
-    absolute = [f"file://{Path(cwd) / p[len('file://'):]}" if p.startswith("file://") else p for p in map(str, paths)]
-    written = [f"'{p}'" if set(p) & set(",[]{}()='") else p for p in absolute]  # as the grammar reads them
+
+    def relative(entry: str) -> bool:
+        return entry.startswith("file://") and "${" not in entry and not Path(entry[len("file://"):]).is_absolute()
+
+    if not any(relative(str(entry)) for entry in paths):
+        return search_path
+    written = [quote(f"file://{Path(cwd) / str(entry)[len('file://'):]}") if relative(str(entry)) else quote(str(entry))
+               for entry in paths]
     return f"hydra.searchpath=[{','.join(written)}]"
 
 

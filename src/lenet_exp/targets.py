@@ -2,7 +2,8 @@
 
 Not Hydra's ``instantiate``: that calls whatever a ``_target_`` names, a ``_target_`` nested in the
 options too, and a checkpoint's config (``task=eval ckpt=…``) or a run folder's overrides (``resume=``)
-is data, never code. Only a class of the expected kind is called, with the options as plain values.
+is data. Only a class of the expected kind is called, with the options as plain values (a choice as its
+string); finding it imports the module it names, as loading any model class by name does.
 """
 
 from __future__ import annotations
@@ -19,17 +20,28 @@ def located_class(key: str, target: Any, kind: type, expected: str) -> type:
 
     try:
         found = _locate(str(target))
-    except ImportError as error:
+    except (ImportError, ValueError) as error:  # no such module or attribute; a malformed path ("torch.optim.")
         raise ConfigError(key, target, f"{expected} ({root_cause(error)})") from error
     if not (isinstance(found, type) and issubclass(found, kind)):
         raise ConfigError(key, target, expected, why=f"not a subclass of {kind.__name__}")
     return found
 
 
-def plain_options(cfg: Any, *left_out: str) -> dict:
-    """The option's settings as plain Python values (lists, strings for choices), without ``_target_``
-    and ``left_out``."""
+def plain_options(cfg: Any, group: str, *left_out: str) -> dict:
+    """The settings of ``group``'s option as plain Python values (lists, strings for choices), without
+    ``_target_`` and ``left_out``; a ConfigError where one of them holds a ``_target_`` of its own."""
     from omegaconf import OmegaConf
 
     options = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return {key: value for key, value in options.items() if key not in ("_target_", *left_out)}
+    options = {key: value for key, value in options.items() if key not in ("_target_", *left_out)}
+    nested = next((key for key, value in options.items() if names_a_target(value)), None)
+    if nested:  # what instantiate would have built first: here values are passed as they are
+        raise ConfigError(f"{group}.{nested}", options[nested], "plain values (numbers, strings, lists): a "
+                          "_target_ inside an option is not built")
+    return options
+
+
+def names_a_target(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "_target_" in value or any(names_a_target(v) for v in value.values())
+    return isinstance(value, list) and any(names_a_target(v) for v in value)

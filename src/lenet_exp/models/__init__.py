@@ -19,7 +19,7 @@ def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
                           "_target_: lenet_exp.models.lenet5.LeNet5")
     expected = "a model class whose arguments match configs/model/"
     model_class = located_class("model._target_", model_cfg._target_, nn.Module, expected)
-    options = plain_options(model_cfg, "name")  # name labels the option only
+    options = plain_options(model_cfg, "model", "name")  # name labels the option only
     try:
         return model_class(**options, num_classes=num_classes, image_size=image_size)
     except (TypeError, ValueError, KeyError) as error:  # an option it does not take, or a value it cannot
