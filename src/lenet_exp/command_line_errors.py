@@ -5,8 +5,8 @@ has in several lines of its internals (``reference_type=TrainerConfig``, its con
 for a mistyped key it suggests ``+key=``, which adds a setting that nothing reads. These, an override
 its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
 that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``,
-a group set to null or to a list of options and a setting deleted (``~key``) are the mistakes users
-make most, so run.py reports them as every other bad input is reported; anything else, and everything
+a group set to null, a number or a list of options, a setting deleted (``~key``), an override without a
+key and ``hydra=`` as a whole are the mistakes users make most, so run.py reports them as every other bad input is reported; anything else, and everything
 under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
 """
 
@@ -41,7 +41,8 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
 
 
 def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6) or [c for c in choices if word in c][:1]
+    close = (difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+             or [c for c in choices if len(word) > 2 and word in c][:1])
     return f" (did you mean {prefix}{close[0]}?)" if close else ""  # the second: alpha for elastic_alpha
 
 
@@ -151,24 +152,60 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
             f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")
 
 
-def group_set_to_null(error: Exception, arguments: list[str]) -> Optional[str]:
-    """``model=null`` (or ``experiment=null``): Hydra's ValueError "Config group override must be a string or a
-    list. Got NoneType" came with a traceback. A group takes one of its options; ``~group`` leaves out one
-    that a run can do without (a preset, a study), not one of the run's own (model, dataset, ...)."""
-    if not str(error).startswith("Config group override must be a string or a list. Got NoneType"):
+RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
+
+
+def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]:
+    """``model=null``, ``model=1`` (or ``experiment=null``): Hydra's ValueError "Config group override must be a
+    string or a list. Got NoneType" (int, float, bool) came with a traceback. A group takes one of its options;
+    ``~group`` leaves out one that a run can do without (a preset, a study), not one of the run's own (model,
+    dataset, ...)."""
+    if not str(error).startswith("Config group override must be a string or a list. Got "):
         return None
     loader = config_loader()
     for arg in arguments:
-        group, _, value = arg.lstrip("+").partition("=")
-        if value == "null":
-            options = loader.get_group_options(group) if loader else []
+        try:
+            override = OverridesParser.create().parse_override(arg)
+        except OverrideParseException:
+            continue
+        group, value = override.key_or_group, override.value()
+        options = loader.get_group_options(group) if loader else []
+        if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list)):
+            written = "null" if value is None else arg.partition("=")[2]
             choose = f"choose one of {', '.join(options)}" if options else "choose one"
             leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
-            return f"{arg}: a config group takes one of its options, not null: {choose}{leave_out}."
+            return f"{arg}: a config group takes one of its options, not {written}: {choose}{leave_out}."
     return None
 
 
-RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
+def hydra_as_a_whole(arguments: list[str]) -> Optional[str]:
+    """``hydra=…`` (or ``~hydra``): Hydra took it for a config group and failed in its own words, or with a
+    traceback."""
+    given = next((arg for arg in arguments if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
+    if given is None:
+        return None
+    return (f"{given} names Hydra's own config as a whole: set one of its keys instead, e.g. "
+            f"hydra.run.dir=outputs/runs/mine (`python run.py --cfg hydra` shows them).")
+
+
+def keyless(arguments: list[str]) -> Optional[str]:
+    """``=3``, ``+=1`` or a bare ``~``: an override without a key, which Hydra reports as something else."""
+    given = next((arg for arg in arguments if not arg.startswith("-") and not arg.lstrip("+~").partition("=")[0]
+                  and (arg.startswith("~") or "=" in arg)), None)
+    if given is None:
+        return None
+    if given.startswith("~"):
+        return f"{given} has no key: write ~key to leave out an optional group, e.g. ~experiment."
+    return f"{given} has no key: write key=value, e.g. trainer.epochs=3."
+
+
+def unknown_deletion(error: Exception) -> Optional[str]:
+    """``~foo``: Hydra's "Could not delete from config. 'foo' does not exist." in two lines."""
+    found = re.match(r"Could not delete from config\. '(.+)' does not exist\.", str(error))
+    if not found:
+        return None
+    key = found.group(1)
+    return f"~{key} deletes {key}, which is not a setting{did_you_mean(key, [*RUN_SETTINGS, *GROUP_SCHEMAS])}. {SHOW_KEYS}"
 
 
 def deleted_setting(overrides: list[str]) -> Optional[str]:
@@ -303,15 +340,14 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
     file, or None for any other error."""
     arguments = sys.argv[1:] if arguments is None else arguments
-    keyless = [arg for arg in arguments if arg.startswith("=")]
-    if keyless and (str(error).startswith(("Config group override must be", "Could not override ''"))):
-        return f"{keyless[0]} has no key: write key=value, e.g. trainer.epochs=3."
     cause = error.__cause__ or error.__context__  # Hydra raises a config file's error without "from"
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
-    told = (broken_yaml(error) or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-            or group_set_to_null(error, arguments) or deleted_setting(arguments) or deleting_a_setting(error)
+    told = (keyless(arguments) or hydra_as_a_whole(arguments) or broken_yaml(error)
+            or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
+            or group_given_a_value(error, arguments) or deleted_setting(arguments) or deleting_a_setting(error)
+            or unknown_deletion(error)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(arguments)))
     if told:
         return told
