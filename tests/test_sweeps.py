@@ -539,6 +539,18 @@ def test_a_sweep_without_jobs_is_refused_saying_which_key_has_no_value(fast, tmp
     assert not (tmp_path / "sweep").exists()  # it said "No job directories found" after an empty multirun.yaml
 
 
+@pytest.mark.parametrize("studies, instead", [
+    ("sweep=seeds,models", "(`python run.py -m sweep=seeds` then `python run.py -m sweep=models`)"),
+    ("sweep=glob(s*)", "(`python run.py -m sweep=NAME` for each)"),
+])
+def test_a_sweep_over_studies_is_refused(studies, instead, fast, tmp_path):
+    """A study is the sweeper's search space, read once: each job ran the default study's again under another name."""
+    result = run_main(["-m", *fast, studies, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 1 and (f"Error: {studies} sweeps over studies, and a study is a sweep's whole search "
+                                       f"space: run one sweep per study {instead}.") in result.stderr, result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     sweep_dir = tmp_path / "sweep"
     first = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=1e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)

@@ -23,7 +23,7 @@ from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_lef
                               local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import (apply_search_space_rule, name_jobs_by_what_varies, refuse_an_empty_grid,
-                                    refuse_intervals_in_a_grid)
+                                    refuse_intervals_in_a_grid, refuse_studies_swept)
 
 EXIT_JOBS_FAILED = 1
 
@@ -54,6 +54,7 @@ class SweepSummary(Callback):
         self.fail_on_error = fail_on_error
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_studies_swept(config)
         refuse_intervals_in_a_grid(config)
         apply_search_space_rule(config)
         refuse_an_empty_grid(config)

@@ -130,6 +130,21 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
                      f"values instead: {key}=a,b,c or {key}='range(start,stop,step)'.")
 
 
+def refuse_studies_swept(config: DictConfig) -> None:
+    """Exits with a message where the command line sweeps the study group (``sweep=seeds,models``): a study is
+    the sweeper's search space, read once, so each job ran the default study's jobs again under another name."""
+    for override in _parse(task_overrides(config)):
+        if override.get_key_element() == STUDY_GROUP and override.is_sweep_override():
+            try:
+                studies = list(override.sweep_string_iterator())
+            except Exception:  # glob(), which only the config loader lists
+                studies = []
+            one_each = (" then ".join(f"`python run.py -m {STUDY_GROUP}={study}`" for study in studies[:2])
+                        or f"`python run.py -m {STUDY_GROUP}=NAME` for each")
+            sys.exit(f"Error: {override.input_line} sweeps over studies, and a study is a sweep's whole search space: "
+                     f"run one sweep per study ({one_each}).")
+
+
 def refuse_an_empty_grid(config: DictConfig) -> None:
     """Exits with a message where a swept key lists no value (``seed=range(0,0)``): the sweep has no jobs,
     and it ended with "No job directories found"."""
