@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -58,6 +59,16 @@ def test_cosine_decays_smoothly_to_the_floor():
 def test_step_decays_at_epoch_boundaries():
     seen = lrs({"name": "step", "step_epochs": 2, "gamma": 0.1})
     assert seen[19] == pytest.approx(0.01) and seen[20] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("steps, instead", [
+    (5, "(pct_start >= 0.40, or a run of at least 8 steps: more trainer.epochs or trainer.limit_batches)"),
+    (2, "(a run of at least 8 steps: more trainer.epochs or trainer.limit_batches)"),  # no pct_start < 1 would do
+])
+def test_a_onecycle_warm_up_under_two_steps_says_what_would_do(steps, instead):
+    optimizer = build_optimizer(OmegaConf.create(OPTIMIZER), LeNet5())
+    with pytest.raises(ConfigError, match=re.escape(f"at least 2 of the run's {steps} steps {instead}")):
+        build_scheduler(OmegaConf.create({**SCHEDULER, "name": "onecycle"}), optimizer, 1, steps)
 
 
 def test_onecycle_peaks_at_the_learning_rate_after_warm_up():

@@ -10,6 +10,7 @@ epoch boundaries (``scheduler.step_epochs`` epochs of steps).
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 from torch import nn
@@ -64,8 +65,11 @@ def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_p
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=scfg.step_epochs * steps_per_epoch, gamma=scfg.gamma)
     if scfg.name == "onecycle":
         if scfg.pct_start * total < 2:  # torch divides by the warm-up length minus one
-            raise ConfigError("scheduler.pct_start", scfg.pct_start,
-                              f"a value that gives the warm-up at least 2 of the run's {total} steps")
+            longer = (f"a run of at least {math.ceil(2 / scfg.pct_start)} steps: more trainer.epochs or "
+                      f"trainer.limit_batches")
+            shorter = f"pct_start >= {math.ceil(200 / total) / 100:.2f}, or " if total >= 3 else ""  # < 1 for 3 steps
+            raise ConfigError("scheduler.pct_start", scfg.pct_start, f"a value that gives the warm-up at least 2 of "
+                              f"the run's {total} steps ({shorter}{longer})")
         base = optimizer.param_groups[0]["lr"]
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total, pct_start=scfg.pct_start)
     raise ValueError(f"unknown scheduler {scfg.name}")  # validate() lets none through
