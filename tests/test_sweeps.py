@@ -476,6 +476,20 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
 
 
+def test_an_optuna_study_that_draws_a_folder_twice_stops_before_writing_over_it(fast, tmp_path):
+    """Two seeds, three trials: a job folder named by the seed alone is drawn twice. Hydra wrote the second
+    trial's .hydra/ over the first's before that job refused the folder."""
+    sweep_dir = tmp_path / "optuna"
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "seed=choice(0,1)",
+                       "hydra.sweep.subdir=seed_${seed}", *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert re.search(r"Error: hydra.sweep.subdir=seed_\$\{seed\} gives jobs (\d) and (\d) one folder \(seed_\d\), where "
+                     r"the second would overwrite the first", result.stderr), result.stderr[-2000:]
+    for folder in sweep_dir.glob("seed_*"):  # each folder as its own trial left it
+        overrides = (folder / ".hydra" / "overrides.yaml").read_text()
+        assert f"seed={metrics(folder)['seed']}" in overrides and metrics(folder)["status"] == "completed"
+
+
 @pytest.mark.parametrize("storage", ["null", "sqlite:///study.db"])
 def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, tmp_path, storage):
     # optuna's study.best_trial raises when no trial completed (in words that depend on the storage): the

@@ -8,7 +8,9 @@
   seeded sampler would otherwise propose the trials of the first run once more, and its jobs are
   numbered as the study numbers its trials. A trial that this run asked for and did not finish
   (stopped, or never started) is failed there, not left running for ever. A search space that the
-  stored study cannot take is refused before any trial starts.
+  stored study cannot take is refused before any trial starts;
+* a ``hydra.sweep.subdir`` without the job's number that gives two trials one folder (the study drew the
+  same values twice) is refused before the second one's .hydra/ is written over the first's.
 
 hydra-optuna-sweeper is optional (``.[optuna]``): it is imported when a study starts, not with this
 module, which Hydra imports in every run.py.
@@ -28,6 +30,7 @@ from omegaconf import DictConfig, ListConfig
 
 # no torch here: Hydra imports this module in every run.py
 from lenet_exp.launch import ending_on_a_dead_job, sweep_stop_signal
+from lenet_exp.sweeps.space import JobFolders
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +54,16 @@ class StoppableOptunaSweeper(Sweeper):
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         launcher = self.optuna.sweeper.launcher  # the study launches each batch of trials through it
         launch = launcher.launch
+        folders = JobFolders(config)
 
-        def launch_unless_stopped(*args: Any, **kwargs: Any):
+        def launch_unless_stopped(job_overrides: Any, initial_job_idx: int = 0):
             if sweep_stop_signal():  # the batch before was told to the study; this one would not start
                 raise _StudyStopped
-            return launch(*args, **kwargs)
+            if not folders.numbered:  # a study may draw one set of values twice: a folder named by them alone
+                folders.jobs = initial_job_idx
+                for overrides in job_overrides:
+                    folders.claim(hydra_context.config_loader.load_sweep_config(config, list(overrides)))
+            return launch(job_overrides, initial_job_idx=initial_job_idx)
 
         launcher.launch = launch_unless_stopped
 

@@ -191,8 +191,8 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
 
 class JobFolders:
-    """The folders a grid's jobs write to, each worked out from the job's config as Hydra's basic sweeper
-    composes it to check the job: two jobs given one folder by a ``hydra.sweep.subdir`` of one's own (e.g.
+    """The folders a sweep's jobs write to, each worked out from the job's config as Hydra's basic sweeper
+    composes it to check the job (an Optuna study's, as it draws them): two jobs given one folder by a ``hydra.sweep.subdir`` of one's own (e.g.
     ``seed_${seed}`` in a sweep over lr and seed) are refused before the first job starts. Hydra would write
     the second job's .hydra/ over the first's, and the summary read the first's results as the second's."""
 
@@ -203,10 +203,15 @@ class JobFolders:
         self.first_job_in: dict[str, int] = {}
         self.jobs = 0
 
+    @property
+    def numbered(self) -> bool:
+        """Whether each job's folder has the job's number in its name, and so is its own."""
+        return any(key in self.subdir for key in self.NUMBERED)
+
     def claim(self, job_config: DictConfig) -> None:
         """Take the folder of the sweep's next job, or exit with a message where an earlier job has it."""
         number, self.jobs = self.jobs, self.jobs + 1
-        if any(key in self.subdir for key in self.NUMBERED):
+        if self.numbered:
             return
         with open_dict(job_config):
             job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
