@@ -6,8 +6,9 @@ for a mistyped key it suggests ``+key=``, which adds a setting that nothing read
 its grammar cannot read, a comma list without ``-m``, a ``+`` too many, a config file of one's own
 that is not YAML, a search space under ``hydra.sweeper.params``, a preset given to ``--config-name``,
 a group set to null, a number or a list of options, a setting deleted (``~key``), an override without a
-key and ``hydra=`` as a whole are the mistakes users make most, so run.py reports them as every other bad input is reported; anything else, and everything
-under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No torch import.
+key and ``hydra=`` as a whole are the mistakes users make most, so run.py reports them as every other
+bad input is reported; anything else, and everything under ``HYDRA_FULL_ERROR=1``, stays Hydra's. No
+torch import.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def unknown_deletion(error: Exception) -> Optional[str]:
     if not found:
         return None
     key = found.group(1)
-    return f"~{key} deletes {key}, which is not a setting{did_you_mean(key, [*RUN_SETTINGS, *GROUP_SCHEMAS])}. {SHOW_KEYS}"
+    close = did_you_mean(key, [*RUN_SETTINGS, *GROUP_SCHEMAS])
+    return f"~{key} deletes {key}, which is not a setting{close}. {SHOW_KEYS}"
 
 
 def deleted_setting(overrides: list[str]) -> Optional[str]:

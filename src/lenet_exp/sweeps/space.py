@@ -192,9 +192,10 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
 class JobFolders:
     """The folders a sweep's jobs write to, each worked out from the job's config as Hydra's basic sweeper
-    composes it to check the job (an Optuna study's, as it draws them): two jobs given one folder by a ``hydra.sweep.subdir`` of one's own (e.g.
-    ``seed_${seed}`` in a sweep over lr and seed) are refused before the first job starts. Hydra would write
-    the second job's .hydra/ over the first's, and the summary read the first's results as the second's."""
+    composes it to check the job (an Optuna study's as it draws them): two jobs given one folder by a
+    ``hydra.sweep.subdir`` of one's own (e.g. ``seed_${seed}`` in a sweep over lr and seed) are refused
+    before the first job starts (a study's, before the second). Hydra would write the second job's .hydra/
+    over the first's, and the summary read the first's results as the second's."""
 
     NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
 
