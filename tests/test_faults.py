@@ -168,6 +168,22 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
     assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
 
 
+def test_resume_of_a_job_whose_preset_sets_multirun_mode_says_so(tiny_root, tmp_path):
+    """A preset with `hydra: mode: MULTIRUN` sweeps without -m; resume= replayed it, and a new sweep of the default
+    study started in outputs/sweeps/ instead of the run going on."""
+    (tmp_path / "extra" / "experiment").mkdir(parents=True)
+    (tmp_path / "extra" / "experiment" / "swept.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n")
+    sweep_dir = tmp_path / "sweep"
+    first = run_main([*fast_overrides(tiny_root), "experiment=swept", f"hydra.searchpath=[file://{tmp_path / 'extra'}]",
+                      "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    job = sweep_dir / "0_seed=0"
+    again = run_main([f"resume={job}"], cwd=tmp_path)
+    assert again.returncode == 1 and (f"Error: resume={job} continues one run, and its config sets "
+                                      f"hydra.mode=MULTIRUN") in again.stderr, again.stderr[-2000:]
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, tmp_path):
     # quotes and a backslash in the folder's name: unquoted, Hydra's grammar would refuse or change it
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",

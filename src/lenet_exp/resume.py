@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 PREFIX = "resume="
+resumed: Optional[Path] = None  # the run folder that this process's resume= continues (run.py's command line)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
@@ -102,6 +103,8 @@ def multirun_flag(argv: list[str]) -> Optional[str]:
 
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
+    global resumed
+    resumed = None  # the command line before may have resumed a run (tests call run.py in one process)
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
@@ -136,6 +139,7 @@ def expand_resume(argv: list[str]) -> list[str]:
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
     flags, search_path = config_sources(run_dir, rest)
+    resumed = run_dir
     return rest[:1] + flags + rest[1:] + saved + search_path + [f"hydra.run.dir={quote(str(run_dir))}"]
 
 
