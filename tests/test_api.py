@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -25,6 +27,18 @@ def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_pa
     before = (tmp_path / "run" / "metrics.json").read_bytes()
     assert train(cfg, run_dir=tmp_path / "run") == metrics
     assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+
+
+def test_a_script_that_sets_up_no_logging_sees_the_epochs_and_gets_run_log(tiny_root, tmp_path):
+    """In a fresh interpreter, as a notebook or script calls it: train() said nothing until it returned, and
+    its folder had no run.log."""
+    code = ("from lenet_exp import compose, train; "
+            f"train(compose(*{fast_overrides(tiny_root)!r}, 'trainer.epochs=2'), run_dir={str(tmp_path / 'run')!r})")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 2/2  train loss" in result.stderr and "Done: best val acc" in result.stderr
+    log_lines = (tmp_path / "run" / "run.log").read_text().splitlines()
+    assert any("[lenet_exp.loop][INFO] - epoch 2/2" in line for line in log_lines)
 
 
 def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):

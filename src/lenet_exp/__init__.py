@@ -71,7 +71,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
 
     from lenet_exp.config import validate
     from lenet_exp.errors import UserError
-    from lenet_exp.files import read_json
+    from lenet_exp.files import logging_as_run_py_does, read_json
     from lenet_exp.loop import Run
     from lenet_exp.record import Stopwatch
 
@@ -82,5 +82,6 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f"))
-    Run(cfg, run_dir, stopwatch=stopwatch).train()
+    with logging_as_run_py_does(run_dir):
+        Run(cfg, run_dir, stopwatch=stopwatch).train()
     return read_json(run_dir / "metrics.json") or {}

@@ -7,6 +7,7 @@ path of a bad command line stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -15,7 +16,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from lenet_exp.errors import UserError
 
@@ -180,3 +181,32 @@ class RunLog(logging.FileHandler):
             self.failed = True
             sys.stderr.write(f"({self.baseFilename} cannot be written: {error.strerror or error}; "
                              f"its lines go to the console only)\n")
+
+
+RUN_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # configs/hydra/job_logging/lenet_exp.yaml's
+
+
+@contextlib.contextmanager
+def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
+    """The Python entry point's run logged as run.py logs one: its lines in run_dir/run.log, and on the
+    console where the caller's own logging has no handler (a notebook that set none up saw nothing of the
+    epochs go by). Logging that the caller did set up keeps its levels."""
+    package = logging.getLogger("lenet_exp")
+    handlers: list[logging.Handler] = [RunLog(run_dir / "run.log", delay=True)]  # from the run's first line
+    handlers[0].setFormatter(logging.Formatter(RUN_LOG_FORMAT))
+    unset = not logging.getLogger().handlers and not package.handlers
+    if unset:
+        handlers.append(Console(sys.stderr))
+        handlers[-1].setFormatter(logging.Formatter("%(message)s"))
+    level = package.level
+    if unset and package.getEffectiveLevel() > logging.INFO:
+        package.setLevel(logging.INFO)
+    for handler in handlers:
+        package.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            package.removeHandler(handler)
+            handler.close()
+        package.setLevel(level)
