@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import fast_overrides
+from conftest import fast_overrides, run_main
 from lenet_exp import compose, train
 from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.files import read_json
@@ -39,6 +39,8 @@ def test_a_script_that_sets_up_no_logging_sees_the_epochs_and_gets_run_log(tiny_
     assert "epoch 2/2  train loss" in result.stderr and "Done: best val acc" in result.stderr
     log_lines = (tmp_path / "run" / "run.log").read_text().splitlines()
     assert any("[lenet_exp.loop][INFO] - epoch 2/2" in line for line in log_lines)
+    resumed = run_main([f"resume={tmp_path / 'run'}"], cwd=tmp_path)  # no command line to replay: where to go on
+    assert resumed.returncode == 1 and "is a run started from Python (train()" in resumed.stderr, resumed.stderr
 
 
 def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):

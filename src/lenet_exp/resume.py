@@ -131,6 +131,9 @@ def expand_resume(argv: list[str]) -> list[str]:
         if run is not None:  # e.g. a checkpoint of the run
             sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
                      f"resume={shlex.quote(str(run))} continues it.")
+        if (run_dir / "metrics.json").is_file():  # lenet_exp.train()'s: no command line to replay
+            sys.exit(f"Error: resume={run_dir} is a run started from Python (train(), which records no command "
+                     f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     rest = [arg for arg in argv if not arg.startswith(PREFIX)]
