@@ -203,6 +203,13 @@ def test_dropout_named_for_an_evaluation_leaves_the_model_as_it_was_trained(comp
     assert evaluated["acc"] == trained["acc"]
 
 
+def test_an_output_folder_written_from_home_is_in_home(tmp_path, monkeypatch):
+    """Hydra took hydra.run.dir=~/runs/x for a folder named "~" in the current one."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert quote_paths(["run.py", "hydra.run.dir=~/runs/x", "hydra.sweep.dir=~/my sweeps/y"]) == [
+        "run.py", f"hydra.run.dir={tmp_path}/home/runs/x", f"hydra.sweep.dir={tmp_path}/home/my sweeps/y"]
+
+
 def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
     job, listed = tmp_path / "1_optimizer.lr=0.1,seed=0", tmp_path / "a.pt,b.pt"
     job.mkdir()

@@ -81,7 +81,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     stopwatch = Stopwatch.for_job()
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
-    run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f"))
+    run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     with logging_as_run_py_does(run_dir):
         Run(cfg, run_dir, stopwatch=stopwatch).train()
     return read_json(run_dir / "metrics.json") or {}

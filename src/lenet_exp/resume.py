@@ -26,7 +26,8 @@ PREFIX = "resume="
 resumed: Optional[Path] = None  # the run folder that this process's resume= continues (run.py's command line)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
-PATH_KEYS = (*TASK_PATH_KEYS, "hydra.run.dir", "hydra.sweep.dir")
+OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
+PATH_KEYS = (*TASK_PATH_KEYS, *OUTPUT_KEYS)
 
 
 def override_key(override: str) -> str:
@@ -196,7 +197,8 @@ def quote_paths(argv: list[str]) -> list[str]:
     """argv with each path of PATH_KEYS quoted where Hydra would not read it as that path: where it does
     not parse (its "does not exist" then says what is wrong), or names a file or folder that Hydra would
     read as something else. ``ckpt=a.pt,b.pt`` stays a sweep (each path quoted where it needs it: a sweep over
-    the jobs' ``…/1_seed=1/checkpoints/best.pt``), and a plain path stays as it was written."""
+    the jobs' ``…/1_seed=1/checkpoints/best.pt``), and a plain path stays as it was written. An output folder
+    written from ``~`` is made the home folder's (the others are read with expanduser)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
@@ -211,6 +213,9 @@ def quote_paths(argv: list[str]) -> list[str]:
     quoted = []
     for arg in argv:
         key, equals, value = arg.partition("=")
+        if equals and key in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder named "~" here
+            value = str(Path(value).expanduser())
+            arg = f"{key}={value}"
         if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
             listed = _existing_paths(value.split(","))  # a sweep over paths, or one path
             arg = f"{key}={','.join(map(quote, listed or [value]))}"
