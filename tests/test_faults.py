@@ -19,7 +19,7 @@ import torch
 from conftest import fast_overrides, run_main, signal_group, start
 from idx import write_dataset
 from tensorboard_events import load_events, logged_hparams, scalar_values
-from lenet_exp import compose, fused_cpu, train
+from lenet_exp import CONFIGS, compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import own_folder, read_json, release_folder, save_json
 from lenet_exp.launch import Stopped, stops_held
@@ -150,17 +150,20 @@ def test_resume_takes_a_folder_quoted_as_hydra_quotes_a_path(completed_run):
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
 
 
-@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath", "relative hydra.searchpath"])
+@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath", "relative hydra.searchpath", "--config-path"])
 def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tmp_path):
     """.hydra/overrides.yaml holds the task's overrides only: `optimizer=mine` from a folder of one's own was
     "not an option" to the resumed run, and is still when resumed from another folder than a relative
-    search path's."""
+    search path's. A copy of configs/ given as --config-path was left for the checkout's."""
     extra = tmp_path / "extra, its 'own'"  # a comma and quotes: the search path is quoted when made absolute
-    (extra / "optimizer").mkdir(parents=True)
+    if where == "--config-path":
+        shutil.copytree(CONFIGS, extra)
+    (extra / "optimizer").mkdir(parents=True, exist_ok=True)
     (extra / "optimizer" / "mine.yaml").write_text("defaults:\n  - adam\n  - _self_\nlr: 0.002\n")
     source = {"--config-dir": ["--config-dir", str(extra)],
               "hydra.searchpath": [f"hydra.searchpath=[{quote(f'file://{extra}')}]"],
-              "relative hydra.searchpath": [f"hydra.searchpath=[{quote(f'file://{extra.name}')}]"]}[where]
+              "relative hydra.searchpath": [f"hydra.searchpath=[{quote(f'file://{extra.name}')}]"],
+              "--config-path": ["--config-path", str(extra)]}[where]
     run_dir = tmp_path / "run"
     first = run_main([*source, *fast_overrides(tiny_root), "optimizer=mine", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -149,7 +149,8 @@ def expand_resume(argv: list[str]) -> list[str]:
 
 def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]]:
     """Where the run's config came from besides configs/, unless ``argv`` says so itself: the flags
-    ``--config-dir`` and ``--config-name``, and a ``hydra.searchpath=`` override. .hydra/overrides.yaml
+    ``--config-path`` (a folder that still exists), ``--config-dir`` and ``--config-name``, and a
+    ``hydra.searchpath=`` override. .hydra/overrides.yaml
     holds the task's overrides only; .hydra/hydra.yaml has these (without them an option of one's own was
     "not an option" to the resumed run)."""
     import yaml
@@ -162,6 +163,13 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
         return [], []
     given = {arg.split("=", 1)[0] for arg in argv}
     flags = []
+    own = Path(argv[0]).resolve().parent / "configs" if argv else None  # run.py's config_path
+    if not given & {"--config-path", "-cp"}:  # where the primary config came from, if not run.py's own
+        for source in sources:
+            path = Path(str(source.get("path")))
+            if (source.get("provider") == "main" and source.get("schema") == "file" and path.is_dir()
+                    and path.resolve() != own):
+                flags += ["--config-path", str(path)]
     if not given & {"--config-dir", "-cd"}:
         for source in sources:
             if source.get("provider") == "command-line" and source.get("schema") == "file":
