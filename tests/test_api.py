@@ -32,15 +32,22 @@ def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_pa
 def test_a_script_that_sets_up_no_logging_sees_the_epochs_and_gets_run_log(tiny_root, tmp_path):
     """In a fresh interpreter, as a notebook or script calls it: train() said nothing until it returned, and
     its folder had no run.log."""
-    code = ("from lenet_exp import compose, train; "
-            f"train(compose(*{fast_overrides(tiny_root)!r}, 'trainer.epochs=2'), run_dir={str(tmp_path / 'run')!r})")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    def script(run_dir: str, logging_setup: str = "") -> list[str]:
+        return [sys.executable, "-c", f"{logging_setup}from lenet_exp import compose, train; train(compose("
+                f"*{fast_overrides(tiny_root)!r}, 'trainer.epochs=2'), run_dir={str(tmp_path / run_dir)!r})"]
+
+    result = subprocess.run(script("run"), capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 2/2  train loss" in result.stderr and "Done: best val acc" in result.stderr
     log_lines = (tmp_path / "run" / "run.log").read_text().splitlines()
     assert any("[lenet_exp.loop][INFO] - epoch 2/2" in line for line in log_lines)
     resumed = run_main([f"resume={tmp_path / 'run'}"], cwd=tmp_path)  # no command line to replay: where to go on
     assert resumed.returncode == 1 and "is a run started from Python (train()" in resumed.stderr, resumed.stderr
+    # logging of one's own at WARNING: no epoch lines on the console, and all of them in run.log all the same
+    quiet = subprocess.run(script("quiet", "import logging; logging.basicConfig(); "), capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert quiet.returncode == 0 and "epoch" not in quiet.stderr, quiet.stderr[-2000:]
+    assert "[INFO] - epoch 2/2" in (tmp_path / "quiet" / "run.log").read_text()
 
 
 def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):

@@ -171,7 +171,11 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["~"], "~ has no key: write ~key to leave out an optional group, e.g. ~experiment."),
     (["model=1"], "model=1: a config group takes one of its options, not 1: choose one of lenet5, lenet5_classic."),
     (["hydra="], "hydra= names Hydra's own config as a whole: set one of its keys instead, e.g. hydra.run.dir="),
-    (["~trainr"], "~trainr deletes trainr, which is not a setting (did you mean trainer?)."),
+    (["~experimnt"], "~experimnt deletes experimnt, which is not a setting (did you mean ~experiment?)."),
+    (["~trainer.limit_batches"], "~trainer.limit_batches deletes trainer.limit_batches, which every run has: set it"),
+    (["--config-name", "config", "-m", "model=null", "seed=0,1"], "model=null: a config group takes one of its "
+                                                                 "options, not null"),
+    (["~experiment", "dataset=1"], "dataset=1: a config group takes one of its options, not 1: choose one of "),
     (["experiment=mnist_bset"], "experiment=mnist_bset is not an option of experiment (did you mean mnist_best?)"),
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
@@ -217,7 +221,8 @@ def test_help_lists_every_group_and_option(tmp_path):
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
-        "deleted-typo", "experiment", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
+        "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
+        "experiment", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",

@@ -23,7 +23,6 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp import resume
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, task_overrides
 
@@ -233,12 +232,6 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.sweep.dir"):
-            if resume.resumed is not None:  # -m is refused before; hydra.mode=MULTIRUN in a config file is not
-                sweep = resume.resumed.parent
-                sys.exit(f"Error: resume={shlex.quote(str(resume.resumed))} continues one run, and its config sets "
-                         f"hydra.mode=MULTIRUN (a preset, or a config file of one's own), which starts a new sweep "
-                         f"instead. Run its sweep's command with hydra.sweep.dir={shlex.quote(str(sweep))} to "
-                         f"continue it, or take hydra.mode out of that file.")
             refuse_misused_overrides(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)

@@ -18,13 +18,15 @@ import difflib
 import os
 import re
 import sys
+import typing
 from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
+                          OverrideParseException)
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config
@@ -154,6 +156,19 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
 
 
 RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
+FLAGS_WITH_A_VALUE = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
+                      "--package", "-p", "--experimental-rerun")
+
+
+def overrides_in(arguments: list[str]) -> list[str]:
+    """The overrides among a command line's arguments: its flags and their values left out."""
+    overrides, value_next = [], False
+    for arg in arguments:
+        if value_next or arg.startswith("-"):
+            value_next = not value_next and arg in FLAGS_WITH_A_VALUE  # --config-dir=x holds its own value
+            continue
+        overrides.append(arg)
+    return overrides
 
 
 def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]:
@@ -164,14 +179,16 @@ def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]
     if not str(error).startswith("Config group override must be a string or a list. Got "):
         return None
     loader = config_loader()
-    for arg in arguments:
+    for arg in overrides_in(arguments):
         try:
             override = OverridesParser.create().parse_override(arg)
-        except OverrideParseException:
+        except HydraException:  # an unreadable one is no group's value
+            continue
+        if override.is_sweep_override() or override.is_delete():  # Hydra reports neither so
             continue
         group, value = override.key_or_group, override.value()
         options = loader.get_group_options(group) if loader else []
-        if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list)):
+        if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list, dict)):
             written = "null" if value is None else arg.partition("=")[2]
             choose = f"choose one of {', '.join(options)}" if options else "choose one"
             leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
@@ -182,7 +199,7 @@ def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]
 def hydra_as_a_whole(arguments: list[str]) -> Optional[str]:
     """``hydra=…`` (or ``~hydra``): Hydra took it for a config group and failed in its own words, or with a
     traceback."""
-    given = next((arg for arg in arguments if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
+    given = next((arg for arg in overrides_in(arguments) if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
     if given is None:
         return None
     return (f"{given} names Hydra's own config as a whole: set one of its keys instead, e.g. "
@@ -191,7 +208,7 @@ def hydra_as_a_whole(arguments: list[str]) -> Optional[str]:
 
 def keyless(arguments: list[str]) -> Optional[str]:
     """``=3``, ``+=1`` or a bare ``~``: an override without a key, which Hydra reports as something else."""
-    given = next((arg for arg in arguments if not arg.startswith("-") and not arg.lstrip("+~").partition("=")[0]
+    given = next((arg for arg in overrides_in(arguments) if not arg.lstrip("+~").partition("=")[0]
                   and (arg.startswith("~") or "=" in arg)), None)
     if given is None:
         return None
@@ -200,14 +217,31 @@ def keyless(arguments: list[str]) -> Optional[str]:
     return f"{given} has no key: write key=value, e.g. trainer.epochs=3."
 
 
-def unknown_deletion(error: Exception) -> Optional[str]:
-    """``~foo``: Hydra's "Could not delete from config. 'foo' does not exist." in two lines."""
+def unknown_deletion(error: Exception, arguments: list[str]) -> Optional[str]:
+    """``~foo`` or ``~trainer.epochz``: Hydra's "Could not delete from config. 'foo' does not exist." in two
+    lines, which it also says of a setting that is null (``~trainer.limit_batches``)."""
     found = re.match(r"Could not delete from config\. '(.+)' does not exist\.", str(error))
     if not found:
         return None
     key = found.group(1)
-    close = did_you_mean(key, [*RUN_SETTINGS, *GROUP_SCHEMAS])
+    section, _, name = key.rpartition(".")
+    known = setting_names(section)
+    if name in known:
+        return f"~{key} deletes {key}, which every run has: set it instead ({key}=…; `--cfg job` shows its value)."
+    loader = config_loader()
+    optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
+    close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
     return f"~{key} deletes {key}, which is not a setting{close}. {SHOW_KEYS}"
+
+
+def setting_names(section: str) -> list[str]:
+    """The keys of a section of the schema (``trainer``, or a group's, from every option of it); of the
+    top level for ""."""
+    if not section:
+        return [f.name for f in dataclasses.fields(Config)]
+    schemas = GROUP_SCHEMAS.get(section, {}).values() or [typing.get_type_hints(Config).get(section)]
+    return sorted({f.name for schema in schemas if dataclasses.is_dataclass(schema)
+                   for f in dataclasses.fields(schema)})
 
 
 def deleted_setting(overrides: list[str]) -> Optional[str]:
@@ -257,10 +291,9 @@ def merged_options(overrides: list[str]) -> Optional[str]:
 
 def merged_options_in(arguments: list[str]) -> Optional[str]:
     """:func:`merged_options` of the command line's overrides (its flags and unreadable ones left out)."""
-    overrides = [arg for arg in arguments if "=" in arg and not arg.startswith("-")]
     try:
-        return merged_options(overrides)
-    except OverrideParseException:
+        return merged_options([arg for arg in overrides_in(arguments) if "=" in arg])
+    except HydraException:  # an unreadable override: reported on its own
         return None
 
 
@@ -349,7 +382,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     told = (keyless(arguments) or hydra_as_a_whole(arguments) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
             or group_given_a_value(error, arguments) or deleted_setting(arguments) or deleting_a_setting(error)
-            or unknown_deletion(error)
+            or unknown_deletion(error, arguments)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(arguments)))
     if told:
         return told

@@ -188,19 +188,22 @@ RUN_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # confi
 
 @contextlib.contextmanager
 def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
-    """The Python entry point's run logged as run.py logs one: its lines in run_dir/run.log, and on the
-    console where the caller's own logging has no handler (a notebook that set none up saw nothing of the
-    epochs go by). Logging that the caller did set up keeps its levels."""
+    """The Python entry point's run logged as run.py logs one: every line in run_dir/run.log, and on the
+    console what the caller's logging shows of it, or, where the caller set none up (a notebook saw
+    nothing of the epochs go by), every line as run.py shows it."""
     package = logging.getLogger("lenet_exp")
-    handlers: list[logging.Handler] = [RunLog(run_dir / "run.log", delay=True)]  # from the run's first line
-    handlers[0].setFormatter(logging.Formatter(RUN_LOG_FORMAT))
-    unset = not logging.getLogger().handlers and not package.handlers
-    if unset:
-        handlers.append(Console(sys.stderr))
-        handlers[-1].setFormatter(logging.Formatter("%(message)s"))
-    level = package.level
-    if unset and package.getEffectiveLevel() > logging.INFO:
+    run_log = RunLog(run_dir / "run.log", delay=True)  # opened at the run's first line, in the folder it made
+    run_log.setFormatter(logging.Formatter(RUN_LOG_FORMAT))
+    level, propagate = package.level, package.propagate
+    handlers: list[logging.Handler] = [run_log]
+    if not package.handlers:  # (logging set up for the package itself is left as it is)
+        if logging.getLogger().handlers:  # the caller's: as much as it showed before
+            handlers.append(ToRootFrom(package.getEffectiveLevel()))
+        else:
+            handlers.append(Console(sys.stderr))
+            handlers[-1].setFormatter(logging.Formatter("%(message)s"))
         package.setLevel(logging.INFO)
+        package.propagate = False
     for handler in handlers:
         package.addHandler(handler)
     try:
@@ -210,3 +213,12 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
             package.removeHandler(handler)
             handler.close()
         package.setLevel(level)
+        package.propagate = propagate
+
+
+class ToRootFrom(logging.Handler):
+    """Hands the root logger's handlers the records of its level and up: what they got before
+    :func:`logging_as_run_py_does` lowered the package's level for run.log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger().handle(record)

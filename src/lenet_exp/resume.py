@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Optional
 
 PREFIX = "resume="
-resumed: Optional[Path] = None  # the run folder that this process's resume= continues (run.py's command line)
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -104,8 +103,6 @@ def multirun_flag(argv: list[str]) -> Optional[str]:
 
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
-    global resumed
-    resumed = None  # the command line before may have resumed a run (tests call run.py in one process)
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
@@ -143,8 +140,9 @@ def expand_resume(argv: list[str]) -> list[str]:
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
     flags, search_path = config_sources(run_dir, rest)
-    resumed = run_dir
-    return rest[:1] + flags + rest[1:] + saved + search_path + [f"hydra.run.dir={quote(str(run_dir))}"]
+    # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
+    one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
+    return rest[:1] + flags + rest[1:] + saved + search_path + one_run
 
 
 def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]]:
@@ -167,8 +165,9 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
     if not given & {"--config-path", "-cp"}:  # where the primary config came from, if not run.py's own
         for source in sources:
             path = Path(str(source.get("path")))
+            checkout = path.name == "configs" and (path.parent / "run.py").is_file()  # this one's, or another's
             if (source.get("provider") == "main" and source.get("schema") == "file" and path.is_dir()
-                    and path.resolve() != own):
+                    and path.resolve() != own and not checkout):
                 flags += ["--config-path", str(path)]
     if not given & {"--config-dir", "-cd"}:
         for source in sources:
@@ -221,7 +220,7 @@ def quote_paths(argv: list[str]) -> list[str]:
     quoted = []
     for arg in argv:
         key, equals, value = arg.partition("=")
-        if equals and key in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder named "~" here
+        if equals and key.lstrip("+") in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder "~"
             value = str(Path(value).expanduser())
             arg = f"{key}={value}"
         if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):

@@ -134,7 +134,7 @@ def refuse_studies_swept(config: DictConfig) -> None:
     """Exits with a message where the command line sweeps the study group (``sweep=seeds,models``): a study is
     the sweeper's search space, read once, so each job ran the default study's jobs again under another name."""
     for override in _parse(task_overrides(config)):
-        if override.get_key_element() == STUDY_GROUP and override.is_sweep_override():
+        if override.get_key_element().lstrip("+") == STUDY_GROUP and override.is_sweep_override():
             try:
                 studies = list(override.sweep_string_iterator())
             except Exception:  # glob(), which only the config loader lists
