@@ -227,7 +227,7 @@ def unknown_deletion(error: Exception, arguments: list[str]) -> Optional[str]:
     section, _, name = key.rpartition(".")
     known = setting_names(section)
     if name in known:
-        return f"~{key} deletes {key}, which every run has: set it instead ({key}=…; `--cfg job` shows its value)."
+        return every_run_has(f"~{key}", key)
     loader = config_loader()
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
@@ -260,10 +260,14 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
             return (f"{override} leaves the run without a {key}, which every run needs: choose one of its "
                     f"options{choose}.")
         if key in RUN_SETTINGS:
-            setting = f"{key}.epochs=…" if key == "trainer" else f"{key}=…"  # a section: its keys
-            return (f"{override} deletes {key}, which every run has: set it instead ({setting}; `--cfg job` shows "
-                    f"its value).")
+            return every_run_has(override, key)
     return None
+
+
+def every_run_has(deletion: str, key: str) -> str:
+    """The message for ``~key`` of a setting of the schema, which every run has."""
+    setting = f"{key}.epochs" if key == "trainer" else key  # a section: one of its keys
+    return f"{deletion} deletes {key}, which every run has: set it instead ({setting}=…; `--cfg job` shows its value)."
 
 
 def deleting_a_setting(error: Exception) -> Optional[str]:
@@ -272,8 +276,7 @@ def deleting_a_setting(error: Exception) -> Optional[str]:
     cause = error.__cause__ or error.__context__
     if not found or "does not support deletion" not in str(cause):
         return None
-    key = found.group(1).split("=")[0]
-    return f"~{found.group(1)} deletes {key}, which every run has: set it instead ({key}=…; `--cfg job` shows its value)."
+    return every_run_has(f"~{found.group(1)}", found.group(1).split("=")[0])
 
 
 def merged_options(overrides: list[str]) -> Optional[str]:
