@@ -137,6 +137,25 @@ def completed_run(tiny_root, tmp_path_factory) -> Path:
     return run_dir
 
 
+def test_a_run_whose_last_checkpoint_was_deleted_is_not_trained_again_over_its_best(completed_run, tmp_path):
+    """last.pt gone, best.pt kept (to save space, say): more epochs, or an unfinished run, trained from the start
+    without a word and replaced best.pt; the longer command's .hydra/ was written before the job found out."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(completed_run, run_dir)
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    best = (run_dir / "checkpoints" / "best.pt").read_bytes()
+    record = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    gone = f"Error: {run_dir / 'checkpoints' / 'last.pt'}, the checkpoint this run goes on from, is gone"
+    longer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 1 and gone in longer.stderr, longer.stderr[-2000:]
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record
+    assert "Already completed" in run_main([f"resume={run_dir}"], cwd=tmp_path).stderr  # as it was, it is done
+    as_if_killed(run_dir)
+    unfinished = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert unfinished.returncode == 1 and gone in unfinished.stderr, unfinished.stderr[-2000:]
+    assert (run_dir / "checkpoints" / "best.pt").read_bytes() == best
+
+
 def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
     result = run_main([f"resume={completed_run}"], cwd=completed_run.parent)
     assert result.returncode == 0, result.stderr

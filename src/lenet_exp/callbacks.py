@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
-from lenet_exp.files import FULL_BELOW_BYTES, mount_point, own_folder
+from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, task_overrides
@@ -265,6 +265,9 @@ class OutputDirCheck(Callback):
                              f"{A_FOLDER_OF_ITS_OWN}")
             in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
             if changed and trained_anything(run_dir) and longer_run(before, now) and not in_a_sweep:
+                gone = last_checkpoint_gone(run_dir)
+                if gone:  # refused here, before Hydra writes the longer run's .hydra/
+                    sys.exit(f"Error: {gone}")
                 trained = before["trainer"]["epochs"]
                 log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, trained, "s" if trained != 1 else "",
                          now["trainer"]["epochs"])

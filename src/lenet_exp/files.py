@@ -129,6 +129,17 @@ def release_folder(folder: Path) -> None:
         lock.close()
 
 
+def last_checkpoint_gone(run_dir: Path) -> Optional[str]:
+    """Why a run cannot go on where its checkpoints/last.pt was deleted and its best.pt was not (the two are
+    written together, last.pt first), or None."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists() or not (run_dir / "checkpoints" / "best.pt").exists():
+        return None
+    return (f"{last}, the checkpoint this run goes on from, is gone (its best.pt is there). Delete the folder "
+            f"{last.parent} to train this run again from the start (which replaces best.pt), or choose a new "
+            f"output directory.")
+
+
 def write_nowhere(stream) -> None:
     """What is written to ``stream`` from now on, and what is still buffered for it at exit, goes to
     /dev/null: its reader (a pipe's, a hung-up terminal) is gone, and each write would fail."""

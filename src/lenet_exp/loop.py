@@ -103,6 +103,9 @@ class Run:
         return None
 
     def load_resume_state(self) -> Optional[dict]:
+        gone = files.last_checkpoint_gone(self.dir)
+        if gone:  # training from the start would replace best.pt without a word
+            raise CheckpointError(gone)
         if not self.last_path.exists():
             return None
         try:
