@@ -214,6 +214,8 @@ def test_help_lists_every_group_and_option(tmp_path):
                                    "which resume=, the sweep summary and the checks that keep a folder to one config "
                                    "read. Leave hydra.output_subdir as it is."),
     (["-m", "seed=0,1", "hydra.output_subdir=meta"], "hydra.output_subdir=meta: each run keeps Hydra's record"),
+    (["-m", "seed=0,1", "hydra.sweep.subdir=../job_${hydra.job.num}"],
+     "hydra.sweep.subdir=../job_${hydra.job.num} puts the jobs outside hydra.sweep.dir, where the summary"),
     (["model=[lenet5,lenet5_classic]"], "model=[lenet5,lenet5_classic] merges those options into one model, which is "
                                         "neither (the later one's values over the earlier's). Choose one, or sweep "
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
@@ -226,7 +228,7 @@ def test_help_lists_every_group_and_option(tmp_path):
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",
-        "record-renamed", "merged-options", "merged-options-of-two-schemas"])
+        "record-renamed", "jobs-outside-the-sweep", "merged-options", "merged-options-of-two-schemas"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -294,6 +294,11 @@ class OutputDirCheck(Callback):
         if not str(config.hydra.sweep.dir).strip():
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
+        subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
+        if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
+            sys.exit(f"Error: hydra.sweep.subdir={subdir} puts the jobs outside hydra.sweep.dir, where the summary and "
+                     f"the sweep's command run again do not look for them. Name a folder inside it, e.g. "
+                     f"hydra.sweep.subdir='${{hydra.job.num}}_${{seed}}'.")
         sweep_dir = Path(config.hydra.sweep.dir)
         if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
             sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
