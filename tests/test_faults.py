@@ -34,12 +34,24 @@ def as_if_killed(run_dir: Path) -> None:
     save_json(run_dir / "metrics.json", {**metrics, "status": "running", "test": None})
 
 
-def test_infinite_batchnorm_statistics_are_divergence_and_never_reach_a_checkpoint(tiny_root, tmp_path):
+def test_infinite_batchnorm_statistics_are_divergence_and_never_reach_a_checkpoint(tiny_root, tmp_path, caplog):
     # normalising by a std of 1e-20 makes the inputs ~1e20: BatchNorm's running variance overflows,
     # while the loss (of batch-normalised activations) stays finite
     metrics = train(compose(*fast_overrides(tiny_root), "dataset.std=1e-20"), run_dir=tmp_path / "run")
     assert metrics["status"] == "diverged" and "non-finite weights or BatchNorm statistics" in metrics["message"]
     assert not (tmp_path / "run" / "checkpoints").exists()
+    assert metrics["message"] in caplog.text  # train() returns it, and says it as run.py does
+
+
+def test_an_interrupted_run_says_how_it_goes_on_from_where_it_was_started(tiny_root, tmp_path):
+    from lenet_exp.loop import Run
+
+    cfg = compose(*fast_overrides(tiny_root))
+    from_python = Run(cfg, tmp_path / "notebook").interrupted_message("signal 2", 3)
+    assert from_python.endswith(f"Continue with train(cfg, run_dir={str(tmp_path / 'notebook')!r}) and the same cfg.")
+    (tmp_path / "cli" / ".hydra").mkdir(parents=True)  # run.py's: its command line is there to replay
+    assert Run(cfg, tmp_path / "cli").interrupted_message("signal 2", 3).endswith(
+        f"Continue with `python run.py resume={tmp_path / 'cli'}`.")
 
 
 def test_an_exploded_or_non_finite_loss_is_divergence():

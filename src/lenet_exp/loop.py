@@ -206,8 +206,9 @@ class Run:
                               new_session=self.longer)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
-        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. "
-                f"Continue with `python run.py resume={shlex.quote(str(self.dir))}`.")
+        go_on = (f"`python run.py resume={shlex.quote(str(self.dir))}`" if (self.dir / ".hydra").is_dir() else
+                 f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg")  # lenet_exp.train()'s: no command line
+        return f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with {go_on}."
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   lr: float, seconds: float) -> tuple[str, str]:
