@@ -120,8 +120,7 @@ class Run:
         if changed and not longer_run(saved["config"], self.config):
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
-                f"Resume it with the same overrides (`python run.py resume={shlex.quote(str(self.dir))}`), or choose "
-                "a new output directory."
+                f"Continue it as it was ({self.go_on()}), or choose a new output directory."
             )
         return saved
 
@@ -206,9 +205,13 @@ class Run:
                               new_session=self.longer)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
-        go_on = (f"`python run.py resume={shlex.quote(str(self.dir))}`" if (self.dir / ".hydra").is_dir() else
-                 f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg")  # lenet_exp.train()'s: no command line
-        return f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with {go_on}."
+        return f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with {self.go_on()}."
+
+    def go_on(self) -> str:
+        """What continues this run: run.py's resume=, or for lenet_exp.train()'s (no command line) train() again."""
+        if (self.dir / ".hydra").is_dir():
+            return f"`python run.py resume={shlex.quote(str(self.dir))}`"
+        return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   lr: float, seconds: float) -> tuple[str, str]:
