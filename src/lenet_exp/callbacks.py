@@ -193,13 +193,16 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
 
 
 def refuse_misused_overrides(config: DictConfig) -> None:
-    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors),
-    or on a record folder other than .hydra/."""
+    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors)."""
     overrides = task_overrides(config)
     misused = merged_options(overrides) or deleted_setting(overrides)
     if misused:
         sys.exit(f"Error: {misused}")
-    if config.hydra.output_subdir != ".hydra":  # Hydra's way to write no record, or to name it otherwise
+
+
+def refuse_another_record_folder(config: DictConfig) -> None:
+    """Exits with a message where Hydra is told to keep no .hydra/ (``hydra.output_subdir=null``) or another."""
+    if config.hydra.output_subdir != ".hydra":
         written = "null" if config.hydra.output_subdir is None else config.hydra.output_subdir
         sys.exit(f"Error: hydra.output_subdir={written}: each run keeps Hydra's record of its config in .hydra/, "
                  f"which resume=, the sweep summary and the checks that keep a folder to one config read. Leave "
@@ -228,11 +231,13 @@ class OutputDirCheck(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
+            refuse_another_record_folder(config)
             self.check_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         with failing_closed("hydra.sweep.dir"):
             refuse_misused_overrides(config)
+            refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
 
