@@ -24,7 +24,7 @@ from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
-from lenet_exp.sweeps.space import grid_jobs, searched_keys, task_overrides
+from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ class OutputDirCheck(Callback):
         if not str(config.hydra.sweep.dir).strip():
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
-        subdir = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
+        subdir = subdir_template(config)
         if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
             sys.exit(f"Error: hydra.sweep.subdir={subdir} puts the jobs outside hydra.sweep.dir, where the summary and "
                      f"the sweep's command run again do not look for them. Name a folder inside it, e.g. "

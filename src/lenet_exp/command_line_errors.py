@@ -171,7 +171,7 @@ def overrides_in(arguments: list[str]) -> list[str]:
     return overrides
 
 
-def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]:
+def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]:
     """``model=null``, ``model=1`` (or ``experiment=null``): Hydra's ValueError "Config group override must be a
     string or a list. Got NoneType" (int, float, bool) came with a traceback. A group takes one of its options;
     ``~group`` leaves out one that a run can do without (a preset, a study), not one of the run's own (model,
@@ -179,7 +179,7 @@ def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]
     if not str(error).startswith("Config group override must be a string or a list. Got "):
         return None
     loader = config_loader()
-    for arg in overrides_in(arguments):
+    for arg in overrides:
         try:
             override = OverridesParser.create().parse_override(arg)
         except HydraException:  # an unreadable one is no group's value
@@ -196,19 +196,19 @@ def group_given_a_value(error: Exception, arguments: list[str]) -> Optional[str]
     return None
 
 
-def hydra_as_a_whole(arguments: list[str]) -> Optional[str]:
+def hydra_as_a_whole(overrides: list[str]) -> Optional[str]:
     """``hydra=…`` (or ``~hydra``): Hydra took it for a config group and failed in its own words, or with a
     traceback."""
-    given = next((arg for arg in overrides_in(arguments) if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
+    given = next((arg for arg in overrides if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
     if given is None:
         return None
     return (f"{given} names Hydra's own config as a whole: set one of its keys instead, e.g. "
             f"hydra.run.dir=outputs/runs/mine (`python run.py --cfg hydra` shows them).")
 
 
-def keyless(arguments: list[str]) -> Optional[str]:
+def keyless(overrides: list[str]) -> Optional[str]:
     """``=3``, ``+=1`` or a bare ``~``: an override without a key, which Hydra reports as something else."""
-    given = next((arg for arg in overrides_in(arguments) if not arg.lstrip("+~").partition("=")[0]
+    given = next((arg for arg in overrides if not arg.lstrip("+~").partition("=")[0]
                   and (arg.startswith("~") or "=" in arg)), None)
     if given is None:
         return None
@@ -217,7 +217,7 @@ def keyless(arguments: list[str]) -> Optional[str]:
     return f"{given} has no key: write key=value, e.g. trainer.epochs=3."
 
 
-def unknown_deletion(error: Exception, arguments: list[str]) -> Optional[str]:
+def unknown_deletion(error: Exception) -> Optional[str]:
     """``~foo`` or ``~trainer.epochz``: Hydra's "Could not delete from config. 'foo' does not exist." in two
     lines, which it also says of a setting that is null (``~trainer.limit_batches``)."""
     found = re.match(r"Could not delete from config\. '(.+)' does not exist\.", str(error))
@@ -267,7 +267,8 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
 def every_run_has(deletion: str, key: str) -> str:
     """The message for ``~key`` of a setting of the schema, which every run has."""
     setting = f"{key}.epochs" if key == "trainer" else key  # a section: one of its keys
-    return f"{deletion} deletes {key}, which every run has: set it instead ({setting}=…; `--cfg job` shows its value)."
+    return (f"{deletion} deletes {key}, which every run has: set it instead ({setting}=…; `--cfg job` shows its "
+            f"value).")
 
 
 def deleting_a_setting(error: Exception) -> Optional[str]:
@@ -292,11 +293,11 @@ def merged_options(overrides: list[str]) -> Optional[str]:
     return None
 
 
-def merged_options_in(arguments: list[str]) -> Optional[str]:
-    """:func:`merged_options` of the command line's overrides (its flags and unreadable ones left out)."""
+def merged_options_in(overrides: list[str]) -> Optional[str]:
+    """:func:`merged_options`, or None where an override is unreadable (which is reported on its own)."""
     try:
-        return merged_options([arg for arg in overrides_in(arguments) if "=" in arg])
-    except HydraException:  # an unreadable override: reported on its own
+        return merged_options([arg for arg in overrides if "=" in arg])
+    except HydraException:
         return None
 
 
@@ -382,11 +383,12 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
-    told = (keyless(arguments) or hydra_as_a_whole(arguments) or broken_yaml(error)
+    overrides = overrides_in(arguments)
+    told = (keyless(overrides) or hydra_as_a_whole(overrides) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
-            or group_given_a_value(error, arguments) or deleted_setting(arguments) or deleting_a_setting(error)
-            or unknown_deletion(error, arguments)
-            or (isinstance(error, ConfigCompositionException) and merged_options_in(arguments)))
+            or group_given_a_value(error, overrides) or deleted_setting(overrides) or deleting_a_setting(error)
+            or unknown_deletion(error)
+            or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
         return told
     if isinstance(error, OverrideParseException):

@@ -205,7 +205,8 @@ class Run:
                               new_session=self.longer)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
-        return f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with {self.go_on()}."
+        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "
+                f"{self.go_on()}.")
 
     def go_on(self) -> str:
         """What continues this run: run.py's resume=, or for lenet_exp.train()'s (no command line) train() again."""

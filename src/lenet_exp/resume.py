@@ -148,9 +148,8 @@ def expand_resume(argv: list[str]) -> list[str]:
 def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]]:
     """Where the run's config came from besides configs/, unless ``argv`` says so itself: the flags
     ``--config-path`` (a folder that still exists), ``--config-dir`` and ``--config-name``, and a
-    ``hydra.searchpath=`` override. .hydra/overrides.yaml
-    holds the task's overrides only; .hydra/hydra.yaml has these (without them an option of one's own was
-    "not an option" to the resumed run)."""
+    ``hydra.searchpath=`` override. .hydra/overrides.yaml holds the task's overrides only; .hydra/hydra.yaml
+    has these (without them an option of one's own was "not an option" to the resumed run)."""
     import yaml
 
     try:

@@ -190,6 +190,11 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
         config.hydra.overrides.hydra.append(change)
 
 
+def subdir_template(config: DictConfig) -> str:
+    """``hydra.sweep.subdir`` as written, its ``${…}`` unresolved (a job's number is no value yet)."""
+    return str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir"))
+
+
 class JobFolders:
     """The folders a sweep's jobs write to, each worked out from the job's config as Hydra's basic sweeper
     composes it to check the job (an Optuna study's as it draws them): two jobs given one folder by a
@@ -200,7 +205,7 @@ class JobFolders:
     NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
 
     def __init__(self, sweep_config: DictConfig) -> None:
-        self.subdir = str(OmegaConf.to_container(sweep_config.hydra.sweep, resolve=False).get("subdir"))
+        self.subdir = subdir_template(sweep_config)
         self.first_job_in: dict[str, int] = {}
         self.jobs = 0
 
@@ -220,7 +225,8 @@ class JobFolders:
         if folder in self.first_job_in:
             sys.exit(f"Error: hydra.sweep.subdir={self.subdir} gives jobs {self.first_job_in[folder]} and {number} one "
                      f"folder ({folder}), where the second would overwrite the first. Name each job's folder with its "
-                     f"number, as the default does: hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
+                     f"number, as the default does: "
+                     f"hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
         self.first_job_in[folder] = number
 
 
