@@ -692,6 +692,35 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp_path):
+    """A completed job given more epochs whose last.pt was unreadable kept its earlier metrics.json, which the
+    summary read as completed: exit status 0. One whose last.pt was deleted failed after Hydra had rewritten the
+    sweep's multirun.yaml and the job's .hydra/ for the longer sweep."""
+    sweep = ["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0  # fast: 1 epoch
+    first, second = job_dirs(tmp_path / "sweep")
+    last = first / "checkpoints" / "last.pt"
+    saved, record = last.read_bytes(), (tmp_path / "sweep" / "multirun.yaml").read_text()
+    last.unlink()
+    gone = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert gone.returncode == 1 and f"Error: {last}, the checkpoint this run goes on from, is gone" in gone.stderr
+    assert (tmp_path / "sweep" / "multirun.yaml").read_text() == record and metrics(second)["epochs_done"] == 1
+    last.write_bytes(b"cut short")
+    unreadable = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert unreadable.returncode == 1, unreadable.stderr[-2000:]
+    _, summary = read_summary(tmp_path / "sweep")
+    assert [(job["job"], job["status"]) for job in summary["jobs"]] == [(0, "failed"), (1, "completed")]
+    message = summary["jobs"][0]["message"]
+    assert message.startswith(f"{last}, the checkpoint to resume from, cannot be used") and "<run dir>" not in message
+    assert (metrics(first)["status"], metrics(first)["epochs_done"]) == ("completed", 1)  # its results stay
+    last.write_bytes(saved)
+    fixed = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
+    assert metrics(first)["epochs_done"] == 2 and "later_failure" not in metrics(first)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher, fast, tmp_path):
     """A subdir of one's own that gives two jobs one folder would have the second write over the first (the
     basic launcher's summary then read seed 0's results as seed 1's; the stacked one trained both in it)."""

@@ -23,6 +23,7 @@ from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, rea
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
+from lenet_exp.sweeps.records import LATER_FAILURE
 from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
@@ -65,7 +66,11 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
             from omegaconf import OmegaConf
             config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
         metrics = {"task": str(cfg.task), "config": config}
-    elif metrics.get("status") != "running":  # completed or interrupted earlier: keep it as it is
+    elif metrics.get("status") == "completed":  # its results stay, and the sweep summary lists the failure
+        if status == "failed":
+            save_json(path, {**metrics, LATER_FAILURE: message})
+        return
+    elif metrics.get("status") != "running":  # interrupted earlier: keep it as it is
         return
     metrics.update(status=status, message=message)
     save_json(path, metrics)

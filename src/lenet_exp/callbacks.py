@@ -104,6 +104,10 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     elif jobs_now[:len(jobs_before)] == jobs_before and naming_before == naming_now:
         added = range(len(jobs_before), len(jobs_now))
         if longer:
+            for job_dir in sorted(path.parent for path in sweep_dir.glob("*/.hydra")):
+                gone = last_checkpoint_gone(job_dir)
+                if gone:  # refused here, before Hydra writes the longer sweep's multirun.yaml and .hydra/
+                    sys.exit(f"Error: {gone}")
             trained = saved.trainer.epochs
             log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
                      "s" if trained != 1 else "", config.trainer.epochs)

@@ -73,10 +73,9 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (corrupted or not written by lenet_exp: "
-            f"{type(error).__name__}). Use <run dir>/checkpoints/last.pt or best.pt of a run."
-        ) from error
+        other = "" if for_training else " Use <run dir>/checkpoints/last.pt or best.pt of a run."  # resume says its own
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupted or not written by lenet_exp: "
+                              f"{type(error).__name__}).{other}") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a lenet_exp checkpoint (no '{FORMAT}' marker).")
     missing = [key for key in REQUIRED_KEYS + (TRAINING_KEYS if for_training else ()) if key not in state]

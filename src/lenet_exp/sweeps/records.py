@@ -22,6 +22,9 @@ from lenet_exp.sweeps.space import searched_keys
 SEED_KEY = "seed"
 OK_STATUS = "completed"
 BAD_STATUSES = ("failed", "diverged", "interrupted")
+# in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
+# results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
+LATER_FAILURE = "later_failure"
 
 
 @dataclass
@@ -128,6 +131,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
         record.message = (f"running after epoch {metrics.get('epochs_done', 0)} when last recorded "
                           f"(or its process died since)")
+    if status == OK_STATUS and metrics.get(LATER_FAILURE):
+        status, record.message = "failed", f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
     val, test = metrics.get("val") or {}, metrics.get("test") or {}
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
