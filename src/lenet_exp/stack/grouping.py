@@ -18,7 +18,7 @@ from lenet_exp.config import flatten
 
 # Settings (key prefixes) that each trial of a group keeps for itself.
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
-             "optimizer.momentum", "optimizer.eps", "trainer.label_smoothing", "model.dropout", "trainer.ema_decay",
+             "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout", "trainer.ema_decay",
              "scheduler.", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)

@@ -44,13 +44,15 @@ class StackedOptimizer:
             group = optimizers[0].param_groups[0]
             raise ValueError(f"{type(optimizers[0]).__name__} with these options (amsgrad={group.get('amsgrad')}, "
                              f"maximize={group.get('maximize')}) has no stacked update: train it alone")
-        self.nesterov = bool(optimizers[0].param_groups[0].get("nesterov"))
         self.params = stateful_parameters(group_model)
         # the same parameter of each trial's model, in the group's order: where each trial's state lives
         self.trial_params = [stateful_parameters(m) for m in models]
         self.optimizers = list(optimizers)
         self.group_model = group_model
         self.device = self.params[0].device
+        flags = [bool(o.param_groups[0].get("nesterov")) for o in optimizers]
+        # SGD's Nesterov momentum: on or off for all trials, or [N, 1] where they differ
+        self.nesterov = flags[0] if len(set(flags)) == 1 else torch.tensor(flags, device=self.device).view(-1, 1)
         self.active = torch.ones(self.n, 1, dtype=torch.float64, device=self.device)  # 0: a frozen (diverged) trial
         self.step_count = 0
         self._hyper: dict[str, tuple[list, torch.Tensor]] = {}  # key -> (values, tensor): rebuilt when they change
@@ -121,7 +123,11 @@ class StackedOptimizer:
                 b2.copy_(g)
             else:
                 b2.mul_(momentum).add_(g)
-            p2.sub_(lr * (g + momentum * b2 if self.nesterov else b2))
+            if isinstance(self.nesterov, torch.Tensor):
+                update = torch.where(self.nesterov, g + momentum * b2, b2)
+            else:
+                update = g + momentum * b2 if self.nesterov else b2
+            p2.sub_(lr * update)
 
     # ------------------------------------------------------------------ state in and out of trials
     def trial_state(self, i: int) -> None:
