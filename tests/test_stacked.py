@@ -26,7 +26,8 @@ from tensorboard_events import load_events, scalar_values
 
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
-PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "+trial=")
+PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "trainer.ema_decay=",
+                  "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -101,12 +102,13 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
         assert torch.equal(stacked["generator"], alone["generator"]) and torch.equal(stacked["torch"], alone["torch"])
 
 
-def test_trials_with_and_without_nesterov_momentum_share_a_group(fast, tmp_path):
-    """They split into a group each before; each trial's update is still its own."""
+def test_trials_with_and_without_nesterov_momentum_or_an_ema_share_a_group(fast, tmp_path):
+    """They split into groups before; each trial's update, and what it evaluates, is still its own."""
     base = [*fast, *EXACT, "optimizer=sgd", "scheduler=cosine"]
-    result = run_main([*STACKED, *base, "optimizer.nesterov=true,false", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    result = run_main([*STACKED, *base, "optimizer.nesterov=true,false", "trainer.ema_decay=0.9,null",
+                       "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training jobs 0, 1 stacked: 2 trials in one model on cpu" in result.stderr
+    assert "Training jobs 0, 1, 2, 3 stacked: 4 trials in one model on cpu" in result.stderr
     for job in job_dirs(tmp_path / "sweep"):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 

@@ -156,7 +156,7 @@ class StackedModels:
     def sync(self, running: list[int]) -> None:
         unstack_into(self.model, [t.parts.model for t in self.trials])
         if self.ema is not None:
-            self.ema.unstack_into([t.parts.ema.module for t in self.trials])
+            self.ema.unstack_into([t.parts.ema for t in self.trials])
         for i in running:
             self.optimizer.trial_state(i)
 
@@ -226,9 +226,9 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     optimizer = StackedOptimizer(group_model, models, [t.parts.optimizer for t in trials])
     optimizer.load_trial_states()
     ema = None
-    if tcfg.ema_decay:
+    if any(t.parts.ema is not None for t in trials):
         ema = StackedEMA(group_model, [t.cfg.trainer.ema_decay for t in trials])
-        ema.load([t.parts.ema.module for t in trials])
+        ema.load([t.parts.ema for t in trials])
     step = StackedStep(forward_model, data.train, tcfg.batch_size,
                        smoothing=[t.cfg.trainer.label_smoothing for t in trials],
                        augments=[t.parts.augment for t in orders], precision=tcfg.precision,

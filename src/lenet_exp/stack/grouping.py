@@ -50,9 +50,7 @@ def why_alone(config: DictConfig) -> Optional[str]:
 def shared_settings(config: DictConfig) -> dict[str, Any]:
     """What must be equal for jobs to share a step: every setting but the per-trial ones."""
     flat = flatten(OmegaConf.to_container(config, resolve=True))
-    shared = {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
-    shared["trainer.ema_decay (set or not)"] = flat.get("trainer.ema_decay") not in (None, "None")
-    return shared
+    return {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
 
 
 def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str]]:

@@ -184,11 +184,13 @@ def trial_rows(tensor: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def copy_trials(stacked: Sequence[torch.Tensor], n: int, trials: Sequence[Sequence[torch.Tensor]],
+def copy_trials(stacked: Sequence[torch.Tensor], n: int, trials: Sequence[Optional[Sequence[torch.Tensor]]],
                 into_stack: bool) -> None:
-    """Copy each trial's tensors (``trials[i]``, paired by position) into its part of the ``stacked``
-    ones, or back out of it. A 0-d tensor (num_batches_tracked) is the same count in every trial."""
+    """Copy each trial's tensors (``trials[i]``, paired by position; None: none) into its part of the
+    ``stacked`` ones, or back out of it. A 0-d tensor (num_batches_tracked) is the same count in every trial."""
     for i, own in enumerate(trials):
+        if own is None:
+            continue
         for whole, mine in zip(stacked, own, strict=True):
             part = whole if whole.dim() == 0 else trial_block(whole, n, i, mine.shape)
             if into_stack:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.stack.model import copy_trials, state_tensors, stateful_parameters, trial_block, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
@@ -165,12 +166,14 @@ class StackedOptimizer:
 
 
 class StackedEMA:
-    """Each trial's exponential moving average of its weights, with its own decay."""
+    """Each trial's exponential moving average of its weights, with its own decay; a trial without one (decay
+    None) has its average follow its weights, unread."""
 
-    def __init__(self, group_model: nn.Module, decays: Sequence[float]):
+    def __init__(self, group_model: nn.Module, decays: Sequence[Optional[float]]):
         self.n = len(decays)
         self.current = state_tensors(group_model)
         self.averages = [t.detach().clone() for t in self.current]
+        decays = [0.0 if decay is None else decay for decay in decays]
         self.weight = (1 - torch.tensor(decays, dtype=torch.float32)).view(-1, 1).to(self.averages[0].device)
 
     @torch.no_grad()
@@ -181,9 +184,13 @@ class StackedEMA:
             else:
                 average.copy_(current)
 
-    def load(self, emas: Sequence[nn.Module]) -> None:
+    def load(self, emas: Sequence[Optional[ExponentialMovingAverage]]) -> None:
         """The group's averages := each trial's EMA model's (restored from its checkpoint)."""
-        copy_trials(self.averages, self.n, [state_tensors(m) for m in emas], into_stack=True)
+        copy_trials(self.averages, self.n, self._trials(emas), into_stack=True)
 
-    def unstack_into(self, emas: Sequence[nn.Module]) -> None:
-        copy_trials(self.averages, self.n, [state_tensors(m) for m in emas], into_stack=False)
+    def unstack_into(self, emas: Sequence[Optional[ExponentialMovingAverage]]) -> None:
+        copy_trials(self.averages, self.n, self._trials(emas), into_stack=False)
+
+    @staticmethod
+    def _trials(emas: Sequence[Optional[ExponentialMovingAverage]]) -> list[Optional[list[torch.Tensor]]]:
+        return [None if ema is None else state_tensors(ema.module) for ema in emas]
