@@ -27,7 +27,7 @@ from tensorboard_events import load_events, scalar_values
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
 PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "trainer.ema_decay=",
-                  "+trial=")
+                  "trainer.tta_shift=", "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -102,13 +102,16 @@ def test_a_stacked_trial_ends_where_it_would_alone(optimizer, fast, tmp_path):
         assert torch.equal(stacked["generator"], alone["generator"]) and torch.equal(stacked["torch"], alone["torch"])
 
 
-def test_trials_with_and_without_nesterov_momentum_or_an_ema_share_a_group(fast, tmp_path):
+@pytest.mark.parametrize("trials", [["optimizer=sgd", "optimizer.nesterov=true,false", "trainer.ema_decay=0.9,null"],
+                                    ["trainer.tta_shift=0,1"]], ids=["nesterov-ema", "test-time-augmentation"])
+def test_trials_that_differ_in_how_they_step_or_are_evaluated_share_a_group(trials, fast, tmp_path):
     """They split into groups before; each trial's update, and what it evaluates, is still its own."""
-    base = [*fast, *EXACT, "optimizer=sgd", "scheduler=cosine"]
-    result = run_main([*STACKED, *base, "optimizer.nesterov=true,false", "trainer.ema_decay=0.9,null",
-                       "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    base = [*fast, *EXACT, "scheduler=cosine"]
+    result = run_main([*STACKED, *base, *trials, "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Training jobs 0, 1, 2, 3 stacked: 4 trials in one model on cpu" in result.stderr
+    n = 2 ** sum("," in override for override in trials)
+    assert f"Training jobs {', '.join(map(str, range(n)))} stacked: {n} trials in one model on cpu" in result.stderr
+    base += [override for override in trials if "," not in override]
     for job in job_dirs(tmp_path / "sweep"):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 
@@ -503,7 +506,9 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
         cfg = compose(f"dataset.root={tiny_root}", *overrides)
         return Job(number, cfg)
 
-    jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine"),
+    jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine",
+                    "+optimizer.eps=1e-6", "trainer.ema_decay=0.9", "trainer.tta_shift=1", "trainer.eval_batch_size=100",
+                    "trainer.checkpoint_every=2", "trainer.log_images=false"),
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
             job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true"),
             job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.differentiable=true")]

@@ -16,10 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import flatten
 
-# Settings (key prefixes) that each trial of a group keeps for itself.
+# Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
+# validated, tested and recorded (each trial's own model, after each epoch).
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
-             "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout", "trainer.ema_decay",
-             "scheduler.", "trainer.progress")
+             "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout",
+             "trainer.ema_decay", "scheduler.", "trainer.tta_", "trainer.eval_batch_size", "trainer.checkpoint_every",
+             "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
 UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
