@@ -511,6 +511,21 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
     Image.fromarray(ink, "RGBA").save(tmp_path / "transparent.png")
     gray = read_image(str(tmp_path / "transparent.png"))[0]
     assert gray[14, 14] == 255 and gray[2, 2] == 0  # the transparent background is the data sets' black
+    ink[..., :3] = 0  # black strokes on a transparent canvas, as a browser's canvas exports a drawing: the ink
+    Image.fromarray(ink, "RGBA").save(tmp_path / "canvas.png")
+    assert torch.equal(read_image(str(tmp_path / "canvas.png")), read_image(str(tmp_path / "transparent.png")))
+
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255  # an upright bar, in the middle
+    Image.fromarray(digit).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the pixels are stored turned; viewers turn them back (a phone's photo)
+    Image.fromarray(digit).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.jpg", exif=exif, quality=100)
+    upright, turned = read_image(str(tmp_path / "upright.png")), read_image(str(tmp_path / "turned.jpg"))
+    assert (upright.float() - turned.float()).abs().max() < 40  # JPEG's own error; the bar across would be 255
+
+    Image.fromarray(digit[:, 8:20]).save(tmp_path / "narrow.png")  # 28 x 12: padded to a square, not stretched
+    assert torch.equal(read_image(str(tmp_path / "narrow.png")), upright)
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's decompression-bomb limit, lowered
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "huge.png")

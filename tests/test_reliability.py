@@ -848,6 +848,7 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
     for again in range(2):
         result = run_main(evaluation, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
+    assert len(load_events(tmp_path / "eval").Scalars("test/acc")) == 1  # its TensorBoard run, as its metrics.json
     result = run_main([*evaluation, "trainer.tta_shift=1"], cwd=tmp_path)
     assert result.returncode == 1 and (f"Error: {tmp_path / 'eval'} holds a task=eval run with other settings "
                                        f"(trainer.tta_shift: 0 -> 1), whose results this one would write over."
@@ -1040,6 +1041,28 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
                              f"image={tmp_path / 'drawn.png'}"], cwd=tmp_path)
     assert drawn.returncode == 0, drawn.stderr
     assert "drawn.png looks dark on a light background (its border averages " in drawn.stderr
+
+
+def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trained, tiny_root, fast, tmp_path):
+    """trainer.tta_* were ignored by predict, which task=eval applies; `image='~/…'` (quoted, as the shell
+    leaves it) was recorded as <current folder>/~/…."""
+    from PIL import Image
+    from torchvision.datasets.mnist import read_image_file
+
+    image = read_image_file(str(tiny_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"))[0]
+    Image.fromarray(image.numpy()).save(tmp_path / "digit.png")
+    best = trained / "checkpoints" / "best.pt"
+    predictions = {}
+    for tta in ([], ["trainer.tta_hflip=true", "trainer.tta_shift=2"]):
+        run_dir = tmp_path / f"tta_{len(tta)}"
+        result = run_main([*fast, "task=predict", f"ckpt={best}", "image=~/digit.png", *tta, f"hydra.run.dir={run_dir}"],
+                          cwd=tmp_path, env={"HOME": str(tmp_path)})
+        assert result.returncode == 0, result.stderr[-2000:]
+        predictions[len(tta)] = read_json(run_dir / "prediction.json")
+    plain, averaged = predictions[0], predictions[2]
+    assert plain["tta"] == {"hflip": False, "shift": 0} and averaged["tta"] == {"hflip": True, "shift": 2}
+    assert plain["probabilities"] != pytest.approx(averaged["probabilities"], abs=1e-6)
+    assert plain["image"] == str(tmp_path / "digit.png") and plain["ckpt"] == str(best)
 
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):

@@ -80,13 +80,14 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(model, split, tcfg.eval_batch_size, views=views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
-    metrics = {"task": "eval", "status": "completed", "ckpt": str(Path(cfg.ckpt).resolve()), "dataset": dataset.name,
+    metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt), "dataset": dataset.name,
                "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     save_json(run_dir / "metrics.json", metrics)
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,  # ckpt as it was given
-                                       "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift})
+                                       "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift},
+                         first_step=0)
     try:
         tb.test(result, split.images, split.labels, dataset.num_classes, step=0, figures=tcfg.log_images)
         tb.session_end()
@@ -99,26 +100,38 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     return metrics
 
 
+def absolute(path: str) -> str:
+    """A path as the task read it (``~`` is the home folder), made absolute for its record."""
+    return str(Path(path).expanduser().resolve())
+
+
 def grayscale(image) -> torch.Tensor:
     """uint8 [1, H, W] of a PIL image in any mode: 16- and 32-bit grayscale scaled (not clipped) to 8 bits,
-    transparent pixels shown as the data sets' background (black), colours weighted as PIL's "L" does."""
-    from PIL import Image
+    colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
+    dark strokes on a transparent canvas (a browser canvas's drawing) are read as light ink instead."""
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = torch.from_numpy(np.asarray(image, dtype=np.float64))
         top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         return (values / top * 255).round().clamp(0, 255).to(torch.uint8).unsqueeze(0)
-    if "A" in image.getbands() or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
-    return pil_to_tensor(image.convert("L"))
+    if "A" not in image.getbands() and "transparency" not in image.info:
+        return pil_to_tensor(image.convert("L"))
+    rgba = image.convert("RGBA")
+    luminance = pil_to_tensor(rgba.convert("L")).float()
+    alpha = pil_to_tensor(rgba.getchannel("A")).float() / 255
+    visible = alpha > 0.5
+    if visible.any() and not visible.all() and luminance[visible].max() < 128:  # no light ink anywhere
+        log.info("The image's dark strokes on a transparent background are read as its ink: light on black, as "
+                 "the data sets' images are.")
+        luminance = 255 - luminance
+    return (alpha * luminance).round().to(torch.uint8)  # over black
 
 
 def read_image(path: str) -> torch.Tensor:
     """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2.functional import resize
+    from PIL import Image, ImageOps, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pad, resize
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -126,20 +139,29 @@ def read_image(path: str) -> torch.Tensor:
                         f"Pass image=<a PNG or JPEG file>.")
     try:
         with Image.open(file) as image:
-            gray = grayscale(image)
+            gray = grayscale(ImageOps.exif_transpose(image))  # as it is shown: a phone's photo stores it turned
     except Image.DecompressionBombError as error:
         raise UserError(f"{file} is too large to be a digit or a garment ({error}). Pass a smaller image, "
                         f"e.g. 28x28 pixels.") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UserError(f"{file} is not a readable PNG or JPEG image ({error}).") from error
+    height, width = gray.shape[-2:]
+    if height != width:  # made square with its own background, not stretched: the data sets' shapes keep theirs
+        side, background = max(height, width), int(border(gray).median())
+        left, top = (side - width) // 2, (side - height) // 2
+        gray = pad(gray, [left, top, side - width - left, side - height - top], fill=background)
     return resize(gray, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
+
+
+def border(gray: torch.Tensor) -> torch.Tensor:
+    """The outermost pixels of a [1, H, W] image."""
+    return torch.cat([gray[0, 0], gray[0, -1], gray[0, 1:-1, 0], gray[0, 1:-1, -1]])
 
 
 def border_brightness(gray: torch.Tensor) -> float:
     """Mean of the outermost pixels of a uint8 [1, H, W] image, 0 to 255: MNIST's and FashionMNIST's are
     black (0), a digit drawn in a paint program's white canvas is near 255."""
-    border = torch.cat([gray[0, 0], gray[0, -1], gray[0, 1:-1, 0], gray[0, 1:-1, -1]])
-    return float(border.float().mean())
+    return float(border(gray).float().mean())
 
 
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
@@ -153,12 +175,14 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
                     "`convert IN -negate OUT`).", cfg.image, border)
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+    tcfg = cfg.trainer  # test-time augmentation as in task=eval: the class probabilities averaged over the views
+    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
     with torch.inference_mode():
-        probabilities = model(x).softmax(1)[0]
+        probabilities = torch.stack([model(view(x)).float().softmax(1)[0] for view in views]).mean(0)
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
-    prediction = {"task": "predict", "status": "completed", "image": str(Path(cfg.image).resolve()),
-                  "ckpt": str(Path(cfg.ckpt).resolve()), "class": label, "name": name,
+    prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
+                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift}, "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
     print(f"{label} ({name}) with probability {prediction['probability']:.4f}")

@@ -199,8 +199,9 @@ class TensorBoardLog:
         quiet_event_writer_threads()
         if new_session:  # other hparams than the run's earlier event files hold
             forget_hparams_session(Path(log_dir))
-        # purge_step drops events an interrupted run logged after its last checkpoint.
-        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step > 1 else None)
+        # purge_step drops events an interrupted run logged after its last checkpoint, and an evaluation's
+        # earlier ones (step 0) where it runs again
+        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None)
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
         shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()}
         # the experiment summary is not written: one per run would declare every setting as not differing
