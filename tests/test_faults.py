@@ -217,6 +217,25 @@ def test_resume_of_a_job_whose_preset_sets_multirun_mode_continues_that_job(tiny
     assert not (tmp_path / "outputs").exists()
 
 
+def test_resume_reads_relative_paths_from_where_the_run_was_started_and_stays_in_its_folder(tiny_root, tmp_path):
+    """`dataset.root=data` was read from the folder resume= ran in ("mnist is not in …"); a hydra.run.dir= next
+    to resume= was overridden by the run's own, so the run trained on in place of the folder asked for."""
+    started, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    started.mkdir(), elsewhere.mkdir()
+    (started / "data").symlink_to(tiny_root)
+    overrides = [o for o in fast_overrides(tiny_root) if not o.startswith("dataset.root=")]
+    run_dir = tmp_path / "run"
+    assert run_main([*overrides, "dataset.root=data", f"hydra.run.dir={run_dir}"], cwd=started).returncode == 0
+    record = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    moved = run_main([f"resume={run_dir}", "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'copy'}"], cwd=elsewhere)
+    assert moved.returncode == 1 and (f"Error: resume= continues the run in its own folder, {run_dir}, and "
+                                      f"hydra.run.dir= names another.") in moved.stderr, moved.stderr[-2000:]
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record and not (tmp_path / "copy").exists()
+    longer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=elsewhere)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["epochs_done"] == 2
+
+
 def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, tmp_path):
     # quotes and a backslash in the folder's name: unquoted, Hydra's grammar would refuse or change it
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",

@@ -136,28 +136,35 @@ def expand_resume(argv: list[str]) -> list[str]:
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     rest = [arg for arg in argv if not arg.startswith(PREFIX)]
     explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
+    if "hydra.run.dir" in explicit:  # Hydra takes the last one, the run's own: the run would change there
+        sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
+                 f"Drop hydra.run.dir= to continue it; to train a copy elsewhere, copy the folder and resume the copy.")
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
-    flags, search_path = config_sources(run_dir, rest)
+    flags, search_path, started_in = config_sources(run_dir, rest)
+    if started_in:  # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
+        saved = [path_from(o, started_in) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
     return rest[:1] + flags + rest[1:] + saved + search_path + one_run
 
 
-def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]]:
+def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str], Optional[str]]:
     """Where the run's config came from besides configs/, unless ``argv`` says so itself: the flags
     ``--config-path`` (a folder that still exists), ``--config-dir`` and ``--config-name``, and a
-    ``hydra.searchpath=`` override. .hydra/overrides.yaml holds the task's overrides only; .hydra/hydra.yaml
-    has these (without them an option of one's own was "not an option" to the resumed run)."""
+    ``hydra.searchpath=`` override; and the folder the run was started in. .hydra/overrides.yaml holds the
+    task's overrides only; .hydra/hydra.yaml has these (without them an option of one's own was "not an
+    option" to the resumed run)."""
     import yaml
 
     try:
         hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
         sources, name = hydra["runtime"]["config_sources"], hydra["job"]["config_name"]
         hydra_overrides = hydra["overrides"]["hydra"] or []
+        started_in = str(hydra["runtime"]["cwd"])
     except Exception:  # an older or damaged record: the task's overrides alone, as before
-        return [], []
+        return [], [], None
     given = {arg.split("=", 1)[0] for arg in argv}
     flags = []
     own = Path(argv[0]).resolve().parent / "configs" if argv else None  # run.py's config_path
@@ -174,9 +181,20 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
                 flags += ["--config-dir", str(source["path"])]
     if name != "config" and not given & {"--config-name", "-cn"}:
         flags += ["--config-name", str(name)]
-    search_path = [from_the_runs_folder(o, hydra["runtime"]["cwd"]) for o in hydra_overrides
+    search_path = [from_the_runs_folder(o, started_in) for o in hydra_overrides
                    if override_key(o) == "hydra.searchpath" and "hydra.searchpath" not in given]
-    return flags, search_path
+    return flags, search_path, started_in
+
+
+def path_from(override: str, folder: str) -> str:
+    """A path override (``dataset.root=data``) made absolute from ``folder`` where it is relative (Hydra's
+    grammar quotes it); a ``~``, ``${…}`` or absolute path as it was."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    value = OverridesParser.create().parse_override(override).value()  # saved_overrides checked that it parses
+    if not isinstance(value, str) or not value or value.startswith("~") or "${" in value or Path(value).is_absolute():
+        return override
+    return f"{override.partition('=')[0]}={quote(str(Path(folder) / value))}"
 
 
 def from_the_runs_folder(search_path: str, cwd: str) -> str:
