@@ -67,6 +67,25 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     with pytest.raises(UserError, match=re.escape("train() trains, and this config has task=eval")):
         train(compose(*fast_overrides(tiny_root), "task=eval", "ckpt=best.pt"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+    with pytest.raises(UserError, match=re.escape("compose('resume=outputs/runs/a'): resume= is run.py's")):
+        compose("resume=outputs/runs/a")
+
+
+def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):
+    """run.py refuses these before Hydra writes; train() wrote its metrics.json over an evaluation's, and a run
+    into a sweep's folder (which TensorBoard then showed as one more run of the sweep)."""
+    cfg = compose(*fast_overrides(tiny_root))
+    trained = tmp_path / "trained"
+    train(cfg, run_dir=trained)
+    evaluation = run_main([*fast_overrides(tiny_root), "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                           f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    sweep = run_main(["-m", *fast_overrides(tiny_root), "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert evaluation.returncode == 0 and sweep.returncode == 0
+    for folder, what in ((tmp_path / "eval", "a task=eval run"), (tmp_path / "sweep", "a sweep (multirun.yaml)")):
+        before = {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+        with pytest.raises(UserError, match=re.escape(f"{folder} holds {what}")):
+            train(cfg, run_dir=folder)
+        assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
 
 
 @pytest.mark.parametrize("override, message", [

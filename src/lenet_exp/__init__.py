@@ -56,6 +56,9 @@ def one_by_one(overrides: tuple) -> list[str]:
     for override in listed:
         if not isinstance(override, str):
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
+        if override_key(override) == "resume":  # run.py's, not a setting
+            raise UserError(f"compose({override!r}): resume= is run.py's. From Python, a run goes on with "
+                            f"train(cfg, run_dir=<its folder>) and the cfg it was started with.")
         words = override.split()  # a path may hold spaces and '=' (a sweep job's folder): it is one value
         if len(words) > 1 and all("=" in word for word in words) and override_key(words[0]) not in PATH_KEYS:
             raise UserError(f"compose({override!r}) holds {len(words)} overrides: give each as a string of its own, "

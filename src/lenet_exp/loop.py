@@ -89,8 +89,16 @@ class Run:
 
     # ----------------------------------------------------------------------------------------- setup
     def previous_outcome(self) -> Optional[Outcome]:
-        """A completed run in this directory is not trained again."""
+        """A completed run in this directory is not trained again; a folder of something else is refused (run.py
+        refuses it before Hydra writes; train() from Python comes here)."""
         previous = read_json(self.metrics_path)
+        if (self.dir / "multirun.yaml").is_file():
+            raise UserError(f"{self.dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose a new "
+                            f"output directory.")
+        other = (previous or {}).get("task") or ("predict" if (self.dir / "prediction.json").is_file() else "train")
+        if other != "train":
+            raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
+                            f"new output directory.")
         if previous and previous.get("status") == "completed" and previous.get("task") == "train":
             if longer_run(previous.get("config", {}), self.config):
                 return None  # it goes on from its last epoch
