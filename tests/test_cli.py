@@ -149,6 +149,10 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["augment=elastic", "augment.alpha=30"], "augment.alpha is not a setting (did you mean augment.elastic_alpha?)."),
     (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
     (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),
+    (["optimizer.foreach=false"], "optimizer.foreach is not a setting; optimizer has _target_, lr, weight_decay, betas "
+                                  "(+optimizer.foreach=… passes its class another argument)."),
+    (["hydra.job.env_set.LENET_EXP_DATA=/data"], "hydra.job.env_set.LENET_EXP_DATA is not a setting: hydra.job.env_set "
+                                                 "has none yet, and +hydra.job.env_set.LENET_EXP_DATA=… adds it."),
     (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "
                        "lenet5_classic."),
     (["-m", "hydra/launcher=stackd", "seed=0,1"], "hydra/launcher=stackd is not an option of hydra/launcher (did you "
@@ -220,7 +224,8 @@ def test_help_lists_every_group_and_option(tmp_path):
                                         "neither (the later one's values over the earlier's). Choose one, or sweep "
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "option", "launcher",
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
+        "key-of-an-empty-node", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",

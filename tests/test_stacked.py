@@ -209,9 +209,28 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     good, diverged, failed = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
     assert diverged["status"] == "diverged" and "diverged at epoch 1" in diverged["message"]
     assert failed["status"] == "failed" and "optimizer.lr" in failed["message"]
+    # said in its run.log and on the console, as the basic launcher says it (only the summary did)
+    said = f"Error: {diverged['message']}"
+    assert said in (job_dirs(tmp_path / "sweep")[1] / "run.log").read_text() and f"[job 1] {said}" in result.stderr
     assert good["status"] == "completed" and good["stacked_with"] == [0, 1]
     # the diverged trial was frozen: the one stacked with it trained exactly as it would alone
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
+
+
+def test_a_job_whose_config_cannot_be_read_fails_alone_and_the_environment_is_hydras(fast, tmp_path):
+    """An interpolation that names no key ended the whole stacked sweep in a traceback while it planned the
+    groups; hydra.job.env_set, which Hydra sets around each job, was not set around a group."""
+    unreadable = run_main([*STACKED, *fast, "optimizer=sgd,adam", "optimizer.weight_decay=${optimizer.momentum}",
+                           "hydra.sweep.dir=unreadable"], cwd=tmp_path)
+    assert unreadable.returncode == 1 and "Traceback" not in unreadable.stderr, unreadable.stderr[-2000:]
+    assert "Job 1 trains alone: its config cannot be read (InterpolationKeyError)." in unreadable.stdout
+    sgd, adam = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "unreadable"))
+    assert sgd["status"] == "completed" and adam["status"] == "failed" and "optimizer.momentum" in adam["message"]
+    root = [o for o in fast if o.startswith("dataset.root=")][0].split("=", 1)[1]
+    from_env = run_main([*STACKED, *[o for o in fast if not o.startswith("dataset.root=")], "seed=0,1",
+                         f"+hydra.job.env_set.LENET_EXP_DATA={root}", "hydra.sweep.dir=env"], cwd=tmp_path,
+                        env={"LENET_EXP_DATA": str(tmp_path / "nowhere")})
+    assert from_env.returncode == 0 and "Training jobs 0, 1 stacked" in from_env.stderr, from_env.stderr[-2000:]
 
 
 def no_space_for_job_1_checkpoints(monkeypatch) -> None:
@@ -327,7 +346,7 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     for job in jobs:
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
-        assert (job / "checkpoints" / "last.pt").exists()
+        assert (job / "checkpoints" / "last.pt").exists() and metrics["message"] in (job / "run.log").read_text()
 
     (jobs[2] / "checkpoints" / "last.pt").write_bytes(b"damaged")  # that job fails; the others resume
     resumed = run_main(command, cwd=tmp_path)

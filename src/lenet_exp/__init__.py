@@ -70,9 +70,9 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
     and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError`; a
     diverged or interrupted run returns its metrics with that status."""
-    import logging
     from datetime import datetime
 
+    from lenet_exp.app import say_how_it_ended
     from lenet_exp.config import validate
     from lenet_exp.errors import UserError
     from lenet_exp.files import logging_as_run_py_does, read_json
@@ -88,6 +88,5 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     with logging_as_run_py_does(run_dir):
         outcome = Run(cfg, run_dir, stopwatch=stopwatch).train()
-        if outcome.status in ("interrupted", "diverged"):  # returned, not raised: said as run.py says it
-            logging.getLogger(__name__).warning("%s", outcome.message)
+        say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
     return read_json(run_dir / "metrics.json") or {}

@@ -176,16 +176,24 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)
 
+    say_how_it_ended(outcome)
     # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
     if outcome.status == "interrupted":
-        log.warning("%s", outcome.message)
         return end_stopped(outcome.signal or signal.SIGINT, multirun, float("nan"))
     if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
-        log.warning("Stopped by signal %d after the run completed.", outcome.signal)
         return end_stopped(outcome.signal, multirun, outcome.val_acc)
     if outcome.status == "diverged":
-        log.error("Error: %s", outcome.message)
         if not multirun:
             sys.exit(EXIT_ERROR)
         return float("nan")
     return outcome.val_acc
+
+
+def say_how_it_ended(outcome) -> None:
+    """A stopped or diverged run's message, in its log (a failure's is logged where it is caught)."""
+    if outcome.status == "interrupted":
+        log.warning("%s", outcome.message)
+    elif outcome.status == "completed" and outcome.signal:
+        log.warning("Stopped by signal %d after the run completed.", outcome.signal)
+    elif outcome.status == "diverged":
+        log.error("Error: %s", outcome.message)

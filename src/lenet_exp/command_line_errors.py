@@ -73,7 +73,11 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
         instead = (f"choose the {kind} that has it first, e.g. {' or '.join(having)}" if having else
                    f"no {kind} of {group.replace('.', '/')} has it")
         return f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): {instead}."
+    if group and not keys:  # a node of one's own keys, e.g. hydra.job.env_set
+        return f"{full_key} is not a setting: {group} has none yet, and +{full_key}=… adds it."
     listing = f"; {group} has {', '.join(keys)}" if group else ""
+    if group == "optimizer":  # docs/configuration.md: any other argument of the class
+        listing += f" (+{full_key}=… passes its class another argument)"
     return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
 
 

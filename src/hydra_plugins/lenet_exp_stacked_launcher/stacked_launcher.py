@@ -24,8 +24,8 @@ from typing import Any, Dict, Optional, Sequence
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _save_config, configure_log, filter_overrides,
-                              run_job, setup_globals)
+from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _save_config, configure_log, env_override,
+                              filter_overrides, run_job, setup_globals)
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -310,7 +310,7 @@ class StackedLauncher(Launcher):
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
     def _run_group(self, configs: list) -> dict:
-        from lenet_exp.app import record_failure
+        from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
         from lenet_exp.launch import (JobSlot, interrupted_status, job_context, job_slot, kill_signals_stop,
                                       stopped_job_returns, stops_held)
@@ -318,7 +318,8 @@ class StackedLauncher(Launcher):
         configs_by_number = {config.hydra.job.num: config for config in configs}
         trials = []
         try:
-            with kill_signals_stop():
+            # the environment Hydra's run_job gives each job (hydra.job.env_set), which the group's jobs share
+            with kill_signals_stop(), env_override(configs[0].hydra.job.env_set):
                 with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
                     from lenet_exp.loop import Run, Trial, fail
                     from lenet_exp.record import Stopwatch
@@ -349,6 +350,8 @@ class StackedLauncher(Launcher):
         signal = None
         for trial in trials:
             ret, outcome = returns[trial.number], trial.outcome
+            with job_context(trial.number):
+                say_how_it_ended(outcome)
             ret.status = JobStatus.COMPLETED
             ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import flatten
 
@@ -62,13 +63,16 @@ def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
     for job in jobs:
-        reason = why_alone(job.config)
+        try:
+            reason = why_alone(job.config)
+            key = shared_settings(job.config) if not reason else {}
+        except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
+            reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
             notes.append(f"Job {job.number} trains alone: {reason}.")
             groups.append([job])
             keys.append({})
             continue
-        key = shared_settings(job.config)
         for group, group_key in zip(groups, keys):
             if group_key == key and len(group) < max_stack:
                 group.append(job)
