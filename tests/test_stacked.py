@@ -404,6 +404,19 @@ def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_fo
     assert "Training jobs 0, 1 stacked" not in resumed.stderr
 
 
+def test_a_cohort_that_waits_for_another_does_not_count_the_wait_as_its_start_up(fast, tmp_path):
+    """Jobs 0 and 1 go on after epoch 1 once job 2, added to the sweep, has trained from the beginning: their
+    start-up (data_s) and wall time held job 2's whole training."""
+    sweep = [*STACKED, *fast, "hydra.sweep.dir=sweep"]
+    assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0  # fast: 1 epoch
+    longer = run_main([*sweep, "seed=0,1,2", "trainer.epochs=3"], cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert "Jobs 0, 1 continue after epoch 1: stacked apart from the others" in longer.stderr
+    first, *waited = (read_json(job / "metrics.json") for job in reversed(job_dirs(tmp_path / "sweep")))
+    for metrics in waited:
+        assert metrics["timings"]["data_s"] < first["timings"]["epochs_s"] / 2, (metrics["timings"], first["timings"])
+
+
 @pytest.mark.long
 def test_optuna_batches_train_stacked(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"

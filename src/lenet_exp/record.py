@@ -65,6 +65,13 @@ class Stopwatch:
         ``epochs`` (training over), ``test_started``, ``test`` (over)."""
         self.marks[name] = time.perf_counter()
 
+    def skip_wait(self) -> None:
+        """Leave out the time since ``loaded``: a stacked trial waited for other trials of its group (those that
+        train from another epoch), which is neither its start-up nor its wall time."""
+        waited = time.perf_counter() - self.marks["loaded"]
+        self.started += waited
+        self.marks["loaded"] += waited
+
     def resume(self, previous: Optional[dict]) -> None:
         """Carry on from the metrics.json of the run's earlier invocations."""
         previous = previous or {}

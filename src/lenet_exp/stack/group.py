@@ -122,12 +122,14 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
         for trial in waiting:
             epoch = trial.run.resume["run_state"]["epoch"] if trial.run.resume else 0
             by_epoch.setdefault(epoch, []).append(trial)
-        for epoch, stack in sorted(by_epoch.items()):
+        for cohort, (epoch, stack) in enumerate(sorted(by_epoch.items())):
             if len(by_epoch) > 1:
                 jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
                 start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
                 numbers = ", ".join(str(t.number) for t in stack)
                 log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
+            for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
+                trial.run.stopwatch.skip_wait()
             train_stack(stack, slot)
             # a stop during training, or during the final tests of trials that completed
             signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
