@@ -253,6 +253,12 @@ def test_dropout_named_for_an_evaluation_leaves_the_model_as_it_was_trained(comp
     assert "model.dropout=0.3 is a training setting" in result.stderr
     evaluated, trained = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", completed_run))
     assert evaluated["acc"] == trained["acc"]
+    # model=lenet5 brings its option's dropout, which nobody set: nothing to say about it
+    dropped = tmp_path / "dropped"
+    assert run_main([*fast_overrides(tiny_root), "model.dropout=0.3", f"hydra.run.dir={dropped}"], cwd=tmp_path).returncode == 0
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={dropped / 'checkpoints' / 'best.pt'}",
+                                                   "model=lenet5", f"hydra.run.dir={tmp_path / 'eval2'}"], cwd=tmp_path)
+    assert result.returncode == 0 and "training setting" not in result.stderr, result.stderr[-2000:]
 
 
 def test_an_output_folder_written_from_home_is_in_home(tmp_path, monkeypatch):

@@ -1063,6 +1063,10 @@ def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trai
     assert plain["tta"] == {"hflip": False, "shift": 0} and averaged["tta"] == {"hflip": True, "shift": 2}
     assert plain["probabilities"] != pytest.approx(averaged["probabilities"], abs=1e-6)
     assert plain["image"] == str(tmp_path / "digit.png") and plain["ckpt"] == str(best)
+    into_the_run = run_main([*fast, "task=predict", f"ckpt={best}", f"image={tmp_path / 'digit.png'}",
+                             f"hydra.run.dir={trained}"], cwd=tmp_path)  # what it would write over, and only that
+    assert into_the_run.returncode == 1 and (f"Error: {trained} holds a task=train run, whose .hydra/ record "
+                                             f"task=predict would write over.") in into_the_run.stderr
 
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):

@@ -262,8 +262,9 @@ class OutputDirCheck(Callback):
             results = trained_anything(run_dir) or any((run_dir / name).is_file()
                                                        for name in ("metrics.json", "prediction.json"))
             if tasks[0] != tasks[1] and results:
-                sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose metrics.json and TensorBoard run "
-                         f"task={tasks[1]} would write over. {A_FOLDER_OF_ITS_OWN}")
+                written = ".hydra/ record" if tasks[1] == "predict" else "metrics.json and TensorBoard run"
+                sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose {written} task={tasks[1]} would "
+                         f"write over. {A_FOLDER_OF_ITS_OWN}")
             changed = config_differences(before, now)
             if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
                 changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")

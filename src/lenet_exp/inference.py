@@ -44,8 +44,9 @@ def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) 
     model_cfg = as_chosen("model", cfg, saved, chosen)
     if "dropout" in model_cfg and "dropout" in saved.model and model_cfg.dropout != saved.model.dropout:
         # off in evaluation anyway; its layers shift the names of the weights after them, so as trained
-        log.info("model.dropout=%s is a training setting: %s is evaluated without dropout, as always.",
-                 model_cfg.dropout, cfg.ckpt)
+        if "model.dropout" in chosen:  # said only to whoever set it (model=lenet5 brings its option's own)
+            log.info("model.dropout=%s is a training setting: %s is evaluated without dropout, as always.",
+                     model_cfg.dropout, cfg.ckpt)
         model_cfg.dropout = saved.model.dropout
     model = build_model(model_cfg, saved.dataset.num_classes, saved.dataset.image_size)
     ckpt.load_model_weights(model, state, cfg.ckpt)
