@@ -150,7 +150,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
     (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),
     (["optimizer.foreach=false"], "optimizer.foreach is not a setting; optimizer has _target_, lr, weight_decay, betas "
-                                  "(+optimizer.foreach=… passes its class another argument)."),
+                                  "(+optimizer.foreach=… passes it to torch.optim.Adam)."),
     (["hydra.job.env_set.LENET_EXP_DATA=/data"], "hydra.job.env_set.LENET_EXP_DATA is not a setting: hydra.job.env_set "
                                                  "has none yet, and +hydra.job.env_set.LENET_EXP_DATA=… adds it."),
     (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "

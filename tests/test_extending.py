@@ -4,6 +4,7 @@ one YAML. Each is added to a copy of configs/ and trained end to end through the
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from conftest import fast_overrides
 from idx import write_dataset
 from lenet_exp import CONFIGS, compose, train
+from lenet_exp.errors import ConfigError
 
 
 @pytest.fixture
@@ -42,6 +44,18 @@ def test_a_new_torch_optimizer_is_one_yaml(configs, tiny_root, tmp_path):
     assert "square_avg" in next(iter(saved["optimizer"]["state"].values()))
 
 
+def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(configs, tiny_root, tmp_path):
+    """The divergence message read optimizer.lr, which a YAML of one's own need not set: ConfigAttributeError."""
+    add_yaml(configs, "optimizer", "rprop_up", """\
+        _target_: torch.optim.Rprop
+        maximize: true
+        """)
+    metrics = train(compose(*fast_overrides(tiny_root), "optimizer=rprop_up", "trainer.epochs=3", config_dir=configs),
+                    run_dir=tmp_path / "run")
+    assert metrics["status"] == "diverged", metrics.get("message")
+    assert metrics["message"].endswith("Lower optimizer.lr (now its class default).")
+
+
 def test_a_new_idx_data_set_is_one_yaml(configs, tiny_root, tmp_path, caplog):
     write_dataset(tiny_root, "KMNIST", n_train=400, n_test=100, seed=2)  # other sizes than MNIST's: seen below
     add_yaml(configs, "dataset", "kmnist", """\
@@ -60,6 +74,13 @@ def test_a_new_idx_data_set_is_one_yaml(configs, tiny_root, tmp_path, caplog):
         metrics = train(cfg, run_dir=tmp_path / "run")
     assert metrics["status"] == "completed" and metrics["config"]["dataset"]["torchvision_class"] == "KMNIST"
     assert "kmnist: 300 train / 100 val / 100 test images" in caplog.text
+    # torchvision's relatives that are not read as MNIST is: said at once, not blamed on their files
+    for other in ("QMNIST", "EMNIST"):
+        with pytest.raises(ConfigError, match=re.escape(f"dataset.torchvision_class='{other}': expected a "
+                                                        "torchvision data set read as MNIST is: MNIST, FashionMNIST, "
+                                                        "KMNIST")):
+            train(compose(*fast_overrides(tiny_root), "dataset=kmnist", f"dataset.torchvision_class={other}",
+                          config_dir=configs), run_dir=tmp_path / other)
 
 
 def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, monkeypatch):

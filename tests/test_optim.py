@@ -10,7 +10,8 @@ import torch
 from omegaconf import OmegaConf
 
 from lenet_exp import compose
-from lenet_exp.errors import ConfigError
+from lenet_exp.config import validate
+from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
 
@@ -44,6 +45,45 @@ def test_optimizer_choice_and_settings(name, cls):
 
 def test_an_option_that_sets_fused_itself_keeps_it():  # the fused update is otherwise asked for where there is one
     assert build_optimizer(OmegaConf.create({**OPTIMIZER, "fused": False}), LeNet5()).defaults["fused"] is False
+
+
+def test_other_arguments_of_the_optimizers_class_are_passed_with_a_plus(tiny_root):
+    """docs/configuration.md: `+optimizer.<name>=` adds an argument of the class; the schema refused it as an
+    unknown key. A key the class does not take is still refused, with the ones it does."""
+    cfg = compose("optimizer=sgd", "+optimizer.dampening=0.1", "optimizer.momentum=0.5")
+    validate(cfg)
+    assert build_optimizer(cfg.optimizer, LeNet5()).param_groups[0]["dampening"] == 0.1
+    with pytest.raises(ConfigError, match=re.escape("optimizer.lrr=0.1 (unknown key): expected one of the schema's "
+                                                    "keys: _target_, lr, weight_decay, betas, or an argument of "
+                                                    "torch.optim.Adam (eps, amsgrad,")):
+        validate(compose("+optimizer.lrr=0.1"))
+
+
+def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
+    """LBFGS was accepted and failed at its first step ("missing 1 required positional argument: 'closure'"); a
+    value the class refuses was blamed on its _target_."""
+    with pytest.raises(ConfigError, match=re.escape("optimizer._target_='torch.optim.LBFGS' (its step() needs a "
+                                                    "closure that evaluates the model again): expected an optimizer "
+                                                    "that steps once per batch.")):
+        build_optimizer(OmegaConf.create({"_target_": "torch.optim.LBFGS", "lr": 1.0}), LeNet5())
+    with pytest.raises(UserError, match=re.escape("torch.optim.RMSprop refuses the optimizer options {'lr': -1.0}: "
+                                                  "Invalid learning rate: -1.0. Fix the value")):
+        build_optimizer(OmegaConf.create({"_target_": "torch.optim.RMSprop", "lr": -1.0}), LeNet5())
+
+
+@pytest.mark.parametrize("optimizer, moves", [
+    (dict(_target_="torch.optim.Adagrad", lr=0.01), None),  # torch refused it: "optimizer must support momentum"
+    ({**OPTIMIZER, "_target_": "torch.optim.SGD", "momentum": 0.0, "betas": None}, None),  # it kept none: stays
+    ({**OPTIMIZER, "_target_": "torch.optim.SGD", "momentum": 0.9, "betas": None}, "momentum"),
+    (OPTIMIZER, "betas"),
+])
+def test_onecycle_moves_momentum_only_where_the_optimizer_has_some(optimizer, moves):
+    options = {key: value for key, value in optimizer.items() if value is not None}
+    built = build_optimizer(OmegaConf.create(options), LeNet5())
+    before = copy.deepcopy(built.param_groups[0])
+    build_scheduler(OmegaConf.create({**SCHEDULER, "name": "onecycle"}), built, 4, 10)
+    changed = {key for key in ("momentum", "betas") if key in before and built.param_groups[0][key] != before[key]}
+    assert changed == ({moves} if moves else set())
 
 
 def test_constant_learning_rate_without_a_schedule():

@@ -29,7 +29,7 @@ from hydra.errors import (ConfigCompositionException, HydraException, MissingCon
                           OverrideParseException)
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -76,8 +76,9 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     if group and not keys:  # a node of one's own keys, e.g. hydra.job.env_set
         return f"{full_key} is not a setting: {group} has none yet, and +{full_key}=… adds it."
     listing = f"; {group} has {', '.join(keys)}" if group else ""
-    if group == "optimizer":  # docs/configuration.md: any other argument of the class
-        listing += f" (+{full_key}=… passes its class another argument)"
+    target = error.parent_node.get("_target_") if group == "optimizer" and error.parent_node is not None else None
+    if target and key in optimizer_arguments(target):  # docs/configuration.md: any other argument of the class
+        listing += f" (+{full_key}=… passes it to {target})"
     return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
 
 

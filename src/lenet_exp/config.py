@@ -354,6 +354,19 @@ def longer_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
             and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
 
 
+def optimizer_arguments(target: Any) -> list[str]:
+    """The keyword arguments of the optimizer class ``target`` names, which ``+optimizer.<name>=`` passes it
+    besides its schema's keys; none where it names no class (building the optimizer says so)."""
+    import inspect
+
+    from hydra._internal.utils import _locate
+
+    try:
+        return [name for name in inspect.signature(_locate(str(target))).parameters if name != "params"]
+    except Exception:  # ImportError, ValueError, a value that is no class
+        return []
+
+
 def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
     """Keys of ``cfg`` that its schema lacks (Hydra's ``+key=value`` adds them to a typed node)."""
     from omegaconf import DictConfig, OmegaConf
@@ -402,13 +415,17 @@ def validate(cfg: Any) -> None:
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
-    extra = unknown_keys(cfg)
+    arguments = (optimizer_arguments(cfg.optimizer.get("_target_"))
+                 if any(key.startswith("optimizer.") for key in unknown_keys(cfg)) else [])
+    extra = [key for key in unknown_keys(cfg) if key.removeprefix("optimizer.") not in arguments]
     if extra:
         section = extra[0].rpartition(".")[0]
         node = OmegaConf.select(cfg, section) if section else cfg
         known = [f.name for f in dataclasses.fields(OmegaConf.get_type(node))]
-        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), "one of the schema's keys: " + ", ".join(known),
-                          why="unknown key")
+        others = [name for name in arguments if name not in known] if section == "optimizer" else []
+        expected = "one of the schema's keys: " + ", ".join(known) + (
+            f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
+        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), expected, why="unknown key")
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)

@@ -232,7 +232,7 @@ class Run:
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:
             return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(self.saved)}. "
-                                f"Lower optimizer.lr (now {cfg.optimizer.lr}).")
+                                f"Lower optimizer.lr (now {cfg.optimizer.get('lr', 'its class default')}).")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
         times = self.stopwatch.epoch(epoch, seconds, result.samples,

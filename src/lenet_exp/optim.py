@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from lenet_exp.errors import ConfigError, root_cause
+from lenet_exp.errors import ConfigError, UserError, root_cause
 from lenet_exp.targets import located_class, plain_options
 
 
@@ -25,6 +25,10 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                           "_target_: torch.optim.RMSprop")
     expected = "a torch.optim class whose arguments match the optimizer options"
     optimizer_class = located_class("optimizer._target_", ocfg._target_, torch.optim.Optimizer, expected)
+    closure = inspect.signature(optimizer_class.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:  # LBFGS: it evaluates the model itself
+        raise ConfigError("optimizer._target_", ocfg._target_, "an optimizer that steps once per batch",
+                          why="its step() needs a closure that evaluates the model again")
     options = plain_options(ocfg, "optimizer")
     try:
         if "fused" in inspect.signature(optimizer_class).parameters and "fused" not in options:
@@ -35,8 +39,11 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
             except RuntimeError:  # "fused is unsupported" on this device or dtype
                 pass
         return optimizer_class(model.parameters(), **options)
-    except (TypeError, ValueError) as error:
+    except TypeError as error:  # an argument it does not take
         raise ConfigError("optimizer._target_", ocfg._target_, f"{expected} ({root_cause(error)})") from error
+    except ValueError as error:  # a value it refuses: the option's, not the class's fault
+        raise UserError(f"{ocfg._target_} refuses the optimizer options {options}: {error}. Fix the value on the "
+                        f"command line (e.g. optimizer.lr=…) or in configs/optimizer/.") from error
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
@@ -71,5 +78,9 @@ def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_p
             raise ConfigError("scheduler.pct_start", scfg.pct_start, f"a value that gives the warm-up at least 2 of "
                               f"the run's {total} steps ({shorter}{longer})")
         base = optimizer.param_groups[0]["lr"]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total, pct_start=scfg.pct_start)
+        # momentum (Adam's beta1) moves against the learning rate where the optimizer has some; one without
+        # (Adagrad), or set to none (SGD's momentum 0), keeps its own
+        cycle = "betas" in optimizer.defaults or bool(optimizer.defaults.get("momentum"))
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total, pct_start=scfg.pct_start,
+                                                   cycle_momentum=cycle)
     raise ValueError(f"unknown scheduler {scfg.name}")  # validate() lets none through
