@@ -300,6 +300,7 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     assert [(job["params"]["ckpt"], job["status"]) for job in summary["jobs"]] == [(str(c), "completed")
                                                                                     for c in checkpoints]
     assert summary["swept"] == ["ckpt"]  # both tested on their own MNIST: no data set column
+    assert summary["best"]["job"] == 0  # first by test accuracy (the same checkpoint: by number); it was null
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
     # each evaluation is a TensorBoard run: HParams shows each checkpoint's test accuracy
     for job, checkpoint in zip(summary["jobs"], checkpoints):

@@ -22,7 +22,7 @@ import torch
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
-from tensorboard_events import load_events, scalar_values
+from tensorboard_events import load_events, logged_hparams, scalar_values
 
 
 @pytest.fixture(scope="module")
@@ -854,6 +854,9 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
                                        f"(trainer.tta_shift: 0 -> 1), whose results this one would write over."
                                        ) in result.stderr, result.stderr[-2000:]
     assert read_json(tmp_path / "eval" / "metrics.json")["tta"]["shift"] == 0
+    capped = run_main([*evaluation[:-1], "trainer.limit_batches=1", f"hydra.run.dir={tmp_path / 'capped'}"], cwd=tmp_path)
+    assert capped.returncode == 0, capped.stderr[-2000:]  # HParams says what its test/acc is of (one batch)
+    assert logged_hparams(load_events(tmp_path / "capped"))["trainer.limit_batches"] == 1
 
 
 def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):

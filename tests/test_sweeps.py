@@ -163,9 +163,10 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
 
     # A job that was killed before it wrote metrics.json is listed as failed (standalone summary).
     (completed[0] / "metrics.json").unlink()
-    standalone = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
+    standalone = run_main(["sweep", "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")  # named from its parent
     assert standalone.returncode == 1
     _, summary = read_summary(sweep_dir)
+    assert summary["sweep_dir"] == str(sweep_dir)  # and its jobs' folders, below: as the sweep's own summary names them
     killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
     assert killed["status"] == "failed" and "no metrics.json" in killed["message"]
     # a job's own folder is no sweep: its summary would be written among the job's files
@@ -684,6 +685,9 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
         events = load_events(job)  # TensorBoard keeps a run's first HParams session: the 1-epoch one is gone
         assert logged_hparams(events)["trainer.epochs"] == 2 and len(list(job.glob("events.out.tfevents.*"))) == 2
         assert sorted(scalar_values(events, "val/acc")) == [1, 2]
+        # and so are the 1-epoch run's test point and card: the run is tested once, as it ends
+        assert list(scalar_values(events, "test/acc")) == [record["best_epoch"]]
+        assert len(events.Tensors("run/summary/text_summary")) == 1
     cosine = [*fast, "-m", "seed=0,1", "scheduler=cosine", f"hydra.sweep.dir={tmp_path / 'cosine'}"]
     assert run_main(cosine, cwd=tmp_path).returncode == 0
     refused = run_main([*cosine, "trainer.epochs=2"], cwd=tmp_path)
@@ -744,6 +748,18 @@ def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher,
     assert renamed.returncode == 1 and (f"Error: {tmp_path / 'apart'} holds this sweep with its job folders named "
                                         "otherwise (hydra.sweep.subdir=${hydra.job.num} then, the config's own now)"
                                         ) in renamed.stderr, renamed.stderr[-2000:]
+
+
+def test_the_table_shortens_long_floats_and_keeps_integers_whole():
+    """Seeds 123456789 and 123456790 were both printed 1.235e+08 (in the console and TensorBoard's card)."""
+    from lenet_exp.sweeps.records import JobRecord, Summary
+    from lenet_exp.sweeps.table import job_table
+
+    jobs = [JobRecord(job=i, status="completed", overrides=[], run_dir=str(i), val_acc=0.9,
+                      params={"seed": seed, "optimizer.lr": lr})
+            for i, (seed, lr) in enumerate([("123456789", "0.0012520653814999472"), ("123456790", "0.001")])]
+    _, rows = job_table(Summary("sweep", jobs, ["seed", "optimizer.lr"], []))
+    assert [row[2:4] for row in rows] == [["123456789", "0.001252"], ["123456790", "0.001"]]
 
 
 def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():

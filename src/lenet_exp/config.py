@@ -284,18 +284,18 @@ RANGES = {
 }
 
 
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool]:
-    """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes."""
-    flat: dict[str, int | float | str | bool] = {}
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool | None]:
+    """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes, and None."""
+    flat: dict[str, int | float | str | bool | None] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
         elif isinstance(value, Enum):
             flat[name] = str(value.value)
-        elif isinstance(value, (bool, int, float, str)):
+        elif value is None or isinstance(value, (bool, int, float, str)):
             flat[name] = value
-        else:  # None, lists
+        else:  # lists
             flat[name] = str(value)
     return flat
 
@@ -317,7 +317,7 @@ def where_or_how_fast(key: str) -> bool:
     return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
 
-def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool]:
+def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool | None]:
     """The flattened settings that can change a run's results (its HParams)."""
     return {key: value for key, value in flatten(config).items() if not key.startswith(NOT_RESULTS)}
 
@@ -327,10 +327,10 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     added since the run was saved, left null (as ``data_seed``: null does what the run did without it),
     is no difference."""
     saved_flat, current_flat = result_settings(saved), result_settings(current)
-    added_null = {key for key, value in current_flat.items() if key not in saved_flat and value == "None"}
+    added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
 
-    def shown(value: Any) -> str:  # as the command line writes it: flatten() made None "None"
-        return "null" if value in (None, "None") else repr(value)
+    def shown(value: Any) -> str:  # as the command line writes it
+        return "null" if value is None else repr(value)
 
     return [
         f"{key}: {shown(saved_flat.get(key))} -> {shown(current_flat.get(key))}"

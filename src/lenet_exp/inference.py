@@ -87,7 +87,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     save_json(run_dir / "metrics.json", metrics)
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,  # ckpt as it was given
-                                       "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift},
+                                       "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
+                                       "trainer.limit_batches": tcfg.limit_batches},  # what test/acc is of
                          first_step=0)
     try:
         tb.test(result, split.images, split.labels, dataset.num_classes, step=0, figures=tcfg.log_images)

@@ -210,7 +210,7 @@ class Run:
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
         return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1,
-                              new_session=self.longer)
+                              trained_on=self.longer)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "
@@ -268,7 +268,7 @@ class Run:
         self.stopwatch.mark("test")
         self.write_metrics(status, message, state, parts, test)
         if status == "completed":
-            tb.text("run/summary", summary_markdown(read_json(self.metrics_path)))
+            tb.card(summary_markdown(read_json(self.metrics_path)))
             tb.session_end()
         return test
 

@@ -171,9 +171,18 @@ def quiet_event_writer_threads() -> None:
     threading.excepthook = hook
 
 
-def forget_hparams_session(log_dir: Path) -> None:
-    """Rewrite the event files in ``log_dir`` without their HParams session. TensorBoard shows the first
-    session a run logged, and a run trained on to more epochs starts a new one (its trainer.epochs)."""
+CARD_TAG = "run/summary"  # the final metrics as a text card (shown as run/summary/text_summary)
+
+
+def logged_at_the_end(value) -> bool:
+    """A summary value a run logs when it ends: its HParams session, test results and figures, its card."""
+    return value.metadata.plugin_data.plugin_name == "hparams" or value.tag.startswith(("test/", CARD_TAG))
+
+
+def forget_the_end(log_dir: Path) -> None:
+    """Rewrite the event files in ``log_dir`` without what the run logged when it ended. A run trained on to
+    more epochs ends again: TensorBoard showed the first HParams session it saw, and both ends' test points,
+    figures and cards."""
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -184,7 +193,7 @@ def forget_hparams_session(log_dir: Path) -> None:
         events, dropped = [], False
         for record in RawEventFileLoader(str(path)).Load():
             event = Event.FromString(record)
-            values = [v for v in event.summary.value if v.metadata.plugin_data.plugin_name != "hparams"]
+            values = [v for v in event.summary.value if not logged_at_the_end(v)]
             if len(values) < len(event.summary.value):
                 dropped = True
                 del event.summary.value[:]
@@ -202,15 +211,18 @@ def forget_hparams_session(log_dir: Path) -> None:
 
 
 class TensorBoardLog:
-    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, new_session: bool = False):
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, trained_on: bool = False):
         quiet_event_writer_threads()
-        if new_session:  # other hparams than the run's earlier event files hold
-            forget_hparams_session(Path(log_dir))
+        if trained_on:  # a run given more epochs: what it logged when it ended (or began, HParams) goes
+            forget_the_end(Path(log_dir))
         # purge_step drops events an interrupted run logged after its last checkpoint, and an evaluation's
         # earlier ones (step 0) where it runs again
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None)
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
-        shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()}
+        # a null setting is left out: TensorBoard types a column by its values, and 'None' among numbers made
+        # it text, which it cannot sort or filter
+        shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()
+                 if value is not None}
         # the experiment summary is not written: one per run would declare every setting as not differing
         _, session_start, self._session_end = hparams_summaries(shown, {})
         self.writer.file_writer.add_summary(session_start)
@@ -245,8 +257,8 @@ class TensorBoardLog:
                                         confidences[wrong].cpu())
             self.writer.add_figure("test/misclassified", figure, step)
 
-    def text(self, tag: str, markdown: str, step: int = 0) -> None:
-        self.writer.add_text(tag, markdown, step)
+    def card(self, markdown: str) -> None:
+        self.writer.add_text(CARD_TAG, markdown, 0)
 
     def session_end(self) -> None:
         """Mark the HParams session as finished successfully."""

@@ -170,8 +170,10 @@ def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
 
 
 def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
-    completed = [r for r in jobs if r.status == OK_STATUS and r.val_acc is not None]
-    return min(completed, key=by_accuracy("val_acc")) if completed else None
+    """The completed job first by :func:`ranking_metric` (an evaluation sweep's: test accuracy), if any."""
+    metric = ranking_metric(jobs)
+    completed = [r for r in jobs if r.status == OK_STATUS and metric and getattr(r, metric) is not None]
+    return min(completed, key=by_accuracy(metric)) if completed else None
 
 
 def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:

@@ -97,6 +97,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     """Everything the sweep leaves behind, its table printed to ``out`` (standard output as it is at the
     call). Each output is attempted even if an earlier one failed."""
     out = out or sys.stdout
+    sweep_dir = Path(sweep_dir).resolve()  # its paths and title as any command names it (`… sweeps .`: ".")
     summary = summarize(sweep_dir, final, config)
     if not summary.jobs:
         print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)

@@ -16,10 +16,12 @@ def _mean_pm_std(mean: Optional[float], std: Optional[float]) -> str:
 
 
 def _short(value: Optional[str]) -> str:
-    """A swept value for the printed table: long floats (as Optuna draws them) to 4 significant digits."""
+    """A swept value for the printed table: long floats (as Optuna draws them) to 4 significant digits; an
+    integer (a seed) as it is."""
     value = "" if value is None else str(value)
     number = as_float(value)
-    return f"{number:.4g}" if number is not None and len(value) > 8 else value
+    whole = value.lstrip("+-").isdigit()
+    return f"{number:.4g}" if number is not None and len(value) > 8 and not whole else value
 
 
 def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
