@@ -415,9 +415,10 @@ def validate(cfg: Any) -> None:
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
-    arguments = (optimizer_arguments(cfg.optimizer.get("_target_"))
-                 if any(key.startswith("optimizer.") for key in unknown_keys(cfg)) else [])
-    extra = [key for key in unknown_keys(cfg) if key.removeprefix("optimizer.") not in arguments]
+    unknown = unknown_keys(cfg)
+    of_optimizer = any(key.startswith("optimizer.") for key in unknown)
+    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if of_optimizer else []
+    extra = [key for key in unknown if key.removeprefix("optimizer.") not in arguments]
     if extra:
         section = extra[0].rpartition(".")[0]
         node = OmegaConf.select(cfg, section) if section else cfg

@@ -132,7 +132,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         record.message = (f"running after epoch {metrics.get('epochs_done', 0)} when last recorded "
                           f"(or its process died since)")
     if status == OK_STATUS and metrics.get(LATER_FAILURE):
-        status, record.message = "failed", f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
+        status = "failed"
+        record.message = f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
     val, test = metrics.get("val") or {}, metrics.get("test") or {}
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
