@@ -610,7 +610,8 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
                            f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout, result.stderr[-2000:]
     assert "Submitted 2 submitit jobs (local), one on each of GPUs [0, 1]" in result.stdout
-    assert re.search(r"Submitit job \S+ \(jobs 2, 3\) failed", result.stdout), result.stdout[-2000:]
+    assert re.search(r"Submitit job \S+ \(jobs 2, 3\) failed: its process died without a result: out of memory, "
+                     r"killed, or crashed\n", result.stdout), result.stdout[-2000:]  # not its log's last line
     for number, job in enumerate(job_dirs(sweep_dir)[:2]):
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "completed" and metrics["stacked_with"] == [0, 1]

@@ -250,8 +250,11 @@ class StackedLauncher(Launcher):
         try:
             return job.result()
         except Exception as error:
-            log.error("Submitit job %s (jobs %s) failed: %s", job.job_id,
-                      ", ".join(str(c.hydra.job.num) for c in unit), (str(error).strip().splitlines() or [""])[-1])
+            # a killed job's error ends with the tail of its log, which says nothing of why it ended
+            why = ("its process died without a result: out of memory, killed, or crashed"
+                   if type(error).__name__ == "UncompletedJobError" else (str(error).strip().splitlines() or [""])[-1])
+            log.error("Submitit job %s (jobs %s) failed: %s", job.job_id, ", ".join(str(c.hydra.job.num) for c in unit),
+                      why)
             return self._returns_without_a_value(unit)
 
     def _returns_without_a_value(self, configs: list) -> dict:
