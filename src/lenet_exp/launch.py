@@ -199,7 +199,8 @@ def ending_on_a_dead_job() -> Iterator[None]:
     """Within a sweeper's sweep: a job whose process died without a result ends the sweep as a failed job
     does, with its summary, instead of its launcher's traceback. joblib's TerminatedWorkerError (the
     out-of-memory killer, a kill -9, a crash): joblib has ended the sweep's other jobs. submitit's
-    UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves.
+    UncompletedJobError (killed, out of memory, a lost node): the other jobs run on by themselves on a
+    cluster, and stop with run.py here (submitit_local's watch it).
     Likewise a full disk, where Hydra writes a job's ``.hydra/`` before the job can catch anything."""
     global _left_running, _cut_short
     _left_running = _cut_short = False  # this sweep's
@@ -220,8 +221,11 @@ def ending_on_a_dead_job() -> Iterator[None]:
             others = "joblib ended the sweep's other jobs"
         elif kind == "UncompletedJobError":
             how = str(error).splitlines()[0]  # "Job 123 (task: 0) with path .../123_0_result.pkl"
-            others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
-                      f"summarises them again)")
+            if os.environ.get(LOCAL_SUBMITIT_VARIABLE):  # they watch run.py (job_slot)
+                others = "the sweep's other jobs stop with run.py, each at its last checkpoint"
+            else:
+                others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
+                          f"summarises them again)")
             _left_running = True
         else:
             raise
