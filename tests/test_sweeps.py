@@ -346,14 +346,16 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
     for d, row in zip(job_dirs(sweep_dir), rows):
         assert metrics(d)["status"] == "completed" and float(row["test_acc"]) == metrics(d)["test"]["acc"]
     assert all(len(p) == 1 for p in pids)
+    # the jobs run at once and share the cores: each its part of the threads (submitit_local's each took all)
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    for d in job_dirs(sweep_dir):
+        assert f"CPU ({threads} thread" in (d / "run.log").read_text()  # thread or threads
     if launcher == "submitit_local":  # one subprocess per job (the sweep itself ran in this process)
         assert pids[0] != pids[1] and os.getpid() not in pids[0] | pids[1]
         assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2
         assert summary["swept"] == ["optimizer.lr"]
-    else:  # loky workers share the cores: each job gets its part of the threads
-        threads = max(1, len(os.sched_getaffinity(0)) // 2)
-        for d in job_dirs(sweep_dir):
-            assert f"CPU ({threads} thread" in (d / "run.log").read_text()  # thread or threads
+        assert f"submitit_local runs 2 jobs at once: {threads} of the" in result.stdout
+    else:
         # seed is the only swept key: one group, mean ± std of test accuracy over the two seeds
         assert summary["swept"] == ["seed"] and len(summary["groups"]) == 1
         group, tests = summary["groups"][0], [float(row["test_acc"]) for row in rows]

@@ -11,21 +11,23 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (collect_stopped_jobs, interrupted_status, jobs_left_running,
+from lenet_exp.launch import (available_cores, collect_stopped_jobs, interrupted_status, jobs_left_running,
                               local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
-from lenet_exp.sweeps.space import (apply_search_space_rule, name_jobs_by_what_varies, refuse_an_empty_grid,
-                                    refuse_intervals_in_a_grid, refuse_studies_swept)
+from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
+                                    refuse_an_empty_grid, refuse_intervals_in_a_grid, refuse_studies_swept)
 
 EXIT_JOBS_FAILED = 1
+log = logging.getLogger(__name__)
 
 
 def runs_submitit_locally(launcher: DictConfig) -> bool:
@@ -43,6 +45,25 @@ def refuse_launcher_settings(launcher: DictConfig) -> None:
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
             sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
                      f"or null for the launcher's default.")
+
+
+def share_the_cores(config: DictConfig) -> None:
+    """hydra/launcher=submitit_local starts a batch's jobs at once, and each took every core (6-14x slower on 2
+    cores). Without a cpus_per_task of the user's, each job gets its share, as joblib's workers do: passed on
+    as a Hydra override, as the job folders' names are (space.py)."""
+    launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
+    if not str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher") or launcher.get("cpus_per_task"):
+        return
+    jobs = grid_jobs(config)
+    at_once = sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
+    if not isinstance(at_once, int) or at_once < 2:  # one job has the machine; a sweep listed only as it runs
+        return
+    cores = available_cores()
+    share = max(1, cores // at_once)
+    log.info("submitit_local runs %d jobs at once: %d of the %d cores each (hydra.launcher.cpus_per_task=%d).",
+             at_once, share, cores, share)
+    with read_write(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(f"hydra.launcher.cpus_per_task={share}")
 
 
 class SweepSummary(Callback):
@@ -65,6 +86,7 @@ class SweepSummary(Callback):
         elif runs_submitit_locally(config.hydra.launcher):
             collect_stopped_jobs()
             local_controllers_ignore_ctrl_c()
+            share_the_cores(config)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.
