@@ -624,6 +624,17 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
     assert all("killed" in job["message"] for job in summary["jobs"] if job["job"] in (2, 3))
 
 
+def test_local_groups_trained_at_once_share_the_cores(fast, tmp_path):
+    """Each group's submitit_local job took every core, while all of them trained at once."""
+    result = run_main([*STACKED, *fast, "model=lenet5,lenet5_classic", "hydra.launcher.submitit.cluster=local",
+                       "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"2 groups train at once here: {threads} of the" in result.stdout
+    assert {read_json(job / "metrics.json")["device"] for job in job_dirs(tmp_path / "sweep")} == {
+        f"CPU ({threads} thread{'s' if threads > 1 else ''})"}
+
+
 @pytest.mark.long
 def test_an_optuna_study_goes_on_when_a_groups_submitit_job_dies(fast, tmp_path, monkeypatch):
     """The dead group's trials are told to Optuna as failed (optuna 2.10 rejects NaN, which crashed the study)."""

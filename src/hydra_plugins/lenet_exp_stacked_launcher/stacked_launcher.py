@@ -31,7 +31,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.files import is_console
-from lenet_exp.launch import current_job, take_ctrl_c_back  # no torch: Hydra imports this module in every run.py
+from lenet_exp.launch import available_cores, current_job, take_ctrl_c_back  # no torch: imported in every run.py
 from lenet_exp.resume import as_written
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,8 @@ class StackedLauncher(Launcher):
         executor.update_parameters(**params)
         # local jobs with a GPU each: one per GPU at once (submitit would give each job the same GPUs)
         gpus = local_gpus() if executor.cluster == "local" and params.get("gpus_per_node") else []
+        if executor.cluster == "local" and not params.get("cpus_per_task"):
+            self._share_the_cores(units, at_once=min(len(units), len(gpus) or len(units)))
         results = []
         for wave in gpu_waves(len(units), gpus):
             jobs = []
@@ -244,6 +246,17 @@ class StackedLauncher(Launcher):
                      folder.parent)
             results += [self._result(units[index], job) for (index, _), job in zip(wave, jobs)]
         return results
+
+    @staticmethod
+    def _share_the_cores(units: list, at_once: int) -> None:
+        """Local groups that train at once share the cores (each took every one), as joblib's workers do."""
+        share = max(1, available_cores() // at_once)
+        if at_once > 1:
+            log.info("%d groups train at once here: %d of the %d cores each (hydra.launcher.submitit.cpus_per_task)",
+                     at_once, share, available_cores())
+        for config in (config for unit in units for config in unit):
+            with read_write(config.hydra.launcher), open_dict(config.hydra.launcher):
+                config.hydra.launcher.submitit.cpus_per_task = share  # what the group's job_slot reads
 
     def _result(self, unit: list, job) -> dict:
         """A submitted unit's JobReturns; a failed or killed job's jobs have none, and count as failed."""
