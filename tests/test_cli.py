@@ -156,6 +156,13 @@ def test_help_lists_every_group_and_option(tmp_path):
                                   "(+optimizer.foreach=… passes it to torch.optim.Adam)."),
     (["hydra.job.env_set.LENET_EXP_DATA=/data"], "hydra.job.env_set.LENET_EXP_DATA is not a setting: hydra.job.env_set "
                                                  "has none yet, and +hydra.job.env_set.LENET_EXP_DATA=… adds it."),
+    (["experiment=mnist_best", "scheduler=none"], "experiment=mnist_best sets scheduler.pct_start (scheduler=onecycle "
+                                                  "has it), and scheduler=none has no such key. Keep the preset's "
+                                                  "scheduler, or make a preset of your own: a copy of "
+                                                  "configs/experiment/mnist_best.yaml with the scheduler you want"),
+    (["-m", "sweep=lr_schedule", "experiment=mnist_best"], "experiment=mnist_best sets scheduler.pct_start "
+                                                           "(scheduler=onecycle has it), and another scheduler (a "
+                                                           "study may sweep it) has no such key."),
     (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "
                        "lenet5_classic."),
     (["-m", "hydra/launcher=stackd", "seed=0,1"], "hydra/launcher=stackd is not an option of hydra/launcher (did you "
@@ -228,7 +235,7 @@ def test_help_lists_every_group_and_option(tmp_path):
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
-        "key-of-an-empty-node", "option", "launcher",
+        "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option", "option", "launcher",
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",

@@ -499,8 +499,10 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
 
 
 @pytest.mark.parametrize("override,expected", [
-    ("seed=1180591620717411303424", "an integer that fits in 64 bits"),
-    ("dataset.split_seed=1180591620717411303424", "an integer in [0, 2**64)"),
+    ("seed=1180591620717411303424", "an integer in [0, 2**32)"),
+    ("seed=4294967296", "an integer in [0, 2**32) (torch's CPU generator keeps 32 bits)"),  # trained as seed=0
+    ("data_seed=-1", "null or an integer in [0, 2**32)"),  # as 2**32 - 1
+    ("dataset.split_seed=1180591620717411303424", "an integer in [0, 2**32)"),
     ("augment=elastic augment.elastic_sigma=1e300", "a number in (0, 100] (pixels)"),
     ("model.hidden=[[120],[84]]", "one or more positive integers"),
     ("dataset.mean=nan", "null or a number in [0, 1]"),

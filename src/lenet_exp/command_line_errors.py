@@ -31,6 +31,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
+from lenet_exp.resume import override_key
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
@@ -51,6 +52,24 @@ def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
 
 PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "sweep=optuna"}  # e.g. n_jobs
 SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` the config groups."
+
+
+def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError, source: str,
+                                    overrides: list[str]) -> Optional[str]:
+    """``experiment=mnist_best scheduler=none``: the preset sets ``scheduler.pct_start`` for the scheduler it
+    chooses, which the command line (or a study's sweep) replaced; None for any other unknown key."""
+    full_key, key = str(error.full_key), str(error.key)
+    group = full_key[:-len(key)].rstrip(".")
+    owners = [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
+              if key in {f.name for f in dataclasses.fields(schema)}]
+    if not source.startswith("experiment/") or not owners:
+        return None
+    preset = source.replace("/", "=", 1)
+    chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
+    instead = f"{chosen[-1]} has" if chosen else f"another {group} (a study may sweep it) has"
+    return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} no such key. "
+            f"Keep the preset's {group}, or make a preset of your own: a copy of configs/{source}.yaml with the "
+            f"{group} you want and without {full_key}.")
 
 
 def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
@@ -399,7 +418,10 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
-        return where + unknown_key(cause) if getattr(cause, "full_key", None) else None
+        if not getattr(cause, "full_key", None):
+            return None
+        return (in_file and preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)) or \
+            where + unknown_key(cause)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):

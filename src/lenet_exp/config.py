@@ -278,9 +278,10 @@ RANGES = {
     "augment.erase_area": (_pair(lambda v: 0 < v <= 1), "[min, max] with 0 < min <= max <= 1"),
     "augment.erase_ratio": (_pair(lambda v: v > 0), "[min, max] with 0 < min <= max"),
     "device.threads": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
-    "seed": (lambda v: -2**63 <= v < 2**64, "an integer that fits in 64 bits"),
-    "data_seed": (lambda v: v is None or -2**63 <= v < 2**64, "null or an integer that fits in 64 bits"),
-    "dataset.split_seed": (lambda v: 0 <= v < 2**64, "an integer in [0, 2**64)"),
+    # torch's CPU generator keeps 32 bits of a seed: 2**32 trained exactly as 0, and -1 as 2**32 - 1
+    "seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32) (torch's CPU generator keeps 32 bits)"),
+    "data_seed": (lambda v: v is None or 0 <= v < 2**32, "null or an integer in [0, 2**32)"),
+    "dataset.split_seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),
 }
 
 
