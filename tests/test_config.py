@@ -135,3 +135,8 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
     # a run saved before data_seed existed trained as data_seed=null does; not as another data_seed
     assert config_differences(saved, {**faster, "data_seed": None}) == []
     assert config_differences(saved, {**faster, "data_seed": 3}) == ["data_seed: null -> 3"]
+    # data_seed=null draws the data order from seed: naming that seed is the same run (it was refused)
+    seeded = {**saved, "seed": 3, "data_seed": None}
+    assert config_differences(seeded, {**faster, "seed": 3, "data_seed": 3}) == []
+    assert config_differences({**saved, "seed": 3}, {**faster, "seed": 3, "data_seed": 3}) == []
+    assert config_differences(seeded, {**faster, "seed": 3, "data_seed": 4}) == ["data_seed: 3 -> 4"]

@@ -323,11 +323,19 @@ def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | 
     return {key: value for key, value in flatten(config).items() if not key.startswith(NOT_RESULTS)}
 
 
+def drawn_as_it_is(flat: dict) -> dict:
+    """Flat settings with ``data_seed`` null (or absent, in a run saved before it existed) as ``seed``, which
+    the data order then draws from: the two are one run."""
+    if flat.get("data_seed") is None and "seed" in flat:
+        return {**flat, "data_seed": flat["seed"]}
+    return flat
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``key: old -> new`` for each setting that differs and would change the run's results. A setting
     added since the run was saved, left null (as ``data_seed``: null does what the run did without it),
     is no difference."""
-    saved_flat, current_flat = result_settings(saved), result_settings(current)
+    saved_flat, current_flat = (drawn_as_it_is(result_settings(config)) for config in (saved, current))
     added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
 
     def shown(value: Any) -> str:  # as the command line writes it
