@@ -52,7 +52,8 @@ def share_the_cores(config: DictConfig) -> None:
     cores). Without a cpus_per_task of the user's, each job gets its share, as joblib's workers do: passed on
     as a Hydra override, as the job folders' names are (space.py)."""
     launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
-    if not str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher") or launcher.get("cpus_per_task"):
+    local = str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")  # not the stacked one's
+    if not local or launcher.get("cpus_per_task"):
         return
     jobs = grid_jobs(config)
     at_once = sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
