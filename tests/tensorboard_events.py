@@ -24,3 +24,13 @@ def logged_hparams(events: EventAccumulator) -> dict[str, object]:
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     return {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
             for name, value in info.hparams.items()}
+
+
+def session_status(events: EventAccumulator) -> str:
+    """How the run's HParams session ended (STATUS_SUCCESS, STATUS_FAILURE), or "" where it did not."""
+    from tensorboard.plugins.hparams import api_pb2
+
+    content = events.PluginTagToContent("hparams").get("_hparams_/session_end_info")
+    if content is None:
+        return ""
+    return api_pb2.Status.Name(plugin_data_pb2.HParamsPluginData.FromString(content).session_end_info.status)

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_cli, run_main, start_on_terminal
-from tensorboard_events import load_events, logged_hparams, scalar_values
+from tensorboard_events import load_events, logged_hparams, scalar_values, session_status
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
 
@@ -136,6 +136,10 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert "optimizer.lr" in failed["message"]
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
     assert "diverged" in diverged["message"]
+    # HParams' Status column: a diverged run is a failure (it was "Unknown", as a run that never ended)
+    assert session_status(load_events(Path(diverged["run_dir"]))) == "STATUS_FAILURE"
+    assert {session_status(load_events(Path(j["run_dir"]))) for j in summary["jobs"]
+            if j["status"] == "completed"} == {"STATUS_SUCCESS"}
     best = max((j for j in summary["jobs"] if j["status"] == "completed"), key=lambda j: j["val_acc"])
     assert summary["best"]["job"] == best["job"]
 

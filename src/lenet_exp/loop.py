@@ -270,6 +270,8 @@ class Run:
         if status == "completed":
             tb.card(summary_markdown(read_json(self.metrics_path)))
             tb.session_end()
+        elif status == "diverged":
+            tb.session_end(failed=True)
         return test
 
     def report(self, state: RunState, test: Optional[dict]) -> None:

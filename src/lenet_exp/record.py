@@ -210,6 +210,20 @@ def forget_the_end(log_dir: Path) -> None:
             write_atomic(path, write)
 
 
+def session_end_summary(status: str):
+    """The HParams plugin's session end with ``status`` (torch's ``hparams`` writes only STATUS_SUCCESS)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams.api_pb2 import Status
+    from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME, SESSION_END_INFO_TAG
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+
+    content = HParamsPluginData(session_end_info=SessionEndInfo(status=Status.Value(status)),
+                                version=PLUGIN_DATA_VERSION)
+    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME,
+                                                                      content=content.SerializeToString()))
+    return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, trained_on: bool = False):
         quiet_event_writer_threads()
@@ -224,7 +238,7 @@ class TensorBoardLog:
         shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()
                  if value is not None}
         # the experiment summary is not written: one per run would declare every setting as not differing
-        _, session_start, self._session_end = hparams_summaries(shown, {})
+        _, session_start, _ = hparams_summaries(shown, {})
         self.writer.file_writer.add_summary(session_start)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:
@@ -260,9 +274,10 @@ class TensorBoardLog:
     def card(self, markdown: str) -> None:
         self.writer.add_text(CARD_TAG, markdown, 0)
 
-    def session_end(self) -> None:
-        """Mark the HParams session as finished successfully."""
-        self.writer.file_writer.add_summary(self._session_end)
+    def session_end(self, failed: bool = False) -> None:
+        """Mark the HParams session as finished: successfully, or as a failure (a diverged run), which HParams
+        shows in its Status column (a run without an end is "Unknown")."""
+        self.writer.file_writer.add_summary(session_end_summary("STATUS_FAILURE" if failed else "STATUS_SUCCESS"))
 
     def close(self) -> None:
         self.writer.close()
