@@ -557,8 +557,11 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}"]
-    ctrl_c_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first", tmp_path)
+    err = ctrl_c_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first",
+                                         tmp_path)
     assert stored_trial_states(storage) == ["FAIL"]
+    assert ("continues the sweep with new trials (the study fails the stopped ones in its storage; their folders "
+            "stay interrupted).") in err  # it said "continues the sweep", whose stopped trial then never completed
 
     again = run_main([*study, f"hydra.sweep.dir={tmp_path / 'again'}"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -174,10 +174,20 @@ def stops_held() -> Iterator[None]:
 _sweep_dir: Optional[Path] = None  # this run.py's sweep folder, once Hydra has started the sweep
 
 
+_stored_study = False  # the sweep is an Optuna study kept in a storage, which fails a stopped trial
+
+
 def note_sweep_dir(folder: Optional[Path]) -> None:
     """Called as run.py starts its run (None) or sweep: where a stopped sweep continues."""
-    global _sweep_dir
-    _sweep_dir = folder
+    global _sweep_dir, _stored_study
+    _sweep_dir, _stored_study = folder, False
+
+
+def note_stored_study() -> None:
+    """Called by the Optuna sweeper of a study kept in a storage: a stopped trial is failed there, and the
+    study goes on with new trials, so its folder stays interrupted."""
+    global _stored_study
+    _stored_study = True
 
 
 def interrupted_status(signum: int) -> int:
@@ -186,6 +196,9 @@ def interrupted_status(signum: int) -> int:
     how = ""
     if _sweep_dir:
         how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
+        if _stored_study:
+            how += (" with new trials (the study fails the stopped ones in its storage; their folders stay "
+                    "interrupted)")
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
 

@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 
 # no torch here: Hydra imports this module in every run.py
-from lenet_exp.launch import ending_on_a_dead_job, sweep_stop_signal
+from lenet_exp.launch import ending_on_a_dead_job, note_stored_study, sweep_stop_signal
 from lenet_exp.sweeps.space import JobFolders
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,8 @@ class StoppableOptunaSweeper(Sweeper):
 
         launcher.launch = launch_unless_stopped
 
+        if self.storage:
+            note_stored_study()
         stored = _stored_study(config.hydra.sweeper) if self.storage else None
         self.stored_trials = stored.n_trials if stored is not None else 0
         if self.stored_trials:
