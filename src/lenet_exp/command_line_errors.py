@@ -54,14 +54,19 @@ PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "swee
 SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` the config groups."
 
 
+def options_having(group: str, key: str) -> list[str]:
+    """The options of ``group`` whose schema has ``key``: ``["scheduler=onecycle"]`` for pct_start."""
+    return [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
+            if key in {f.name for f in dataclasses.fields(schema)}]
+
+
 def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError, source: str,
                                     overrides: list[str]) -> Optional[str]:
     """``experiment=mnist_best scheduler=none``: the preset sets ``scheduler.pct_start`` for the scheduler it
     chooses, which the command line (or a study's sweep) replaced; None for any other unknown key."""
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")
-    owners = [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
-              if key in {f.name for f in dataclasses.fields(schema)}]
+    owners = options_having(group, key)
     if not source.startswith("experiment/") or not owners:
         return None
     preset = source.replace("/", "=", 1)
@@ -81,8 +86,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
         return f"{full_key} is not a setting{close}. {SHOW_KEYS}"
     if group == "dataset" and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
-    owners = [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
-              if key in {f.name for f in dataclasses.fields(schema)}]
+    owners = options_having(group, key)
     if owners:  # momentum of Adam: SGD's
         have = "has" if len(owners) == 1 else "have"
         return f"{full_key} is not a setting of this {group} ({' and '.join(owners)} {have} it)."

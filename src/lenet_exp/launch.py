@@ -83,7 +83,7 @@ class JobSlot:
             log.warning("device.threads=%d is more than the %d cores this process may use: %d threads instead "
                         "(more only wait for each other).", asked, cores, cores)
             asked = cores
-        return asked or self.threads or max(1, cores // max(1, self.parallel))
+        return asked or self.threads or cores_each(self.parallel)
 
 
 def available_cores() -> int:
@@ -91,6 +91,11 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def cores_each(at_once: int) -> int:
+    """The threads of each of ``at_once`` jobs that train together on this machine."""
+    return max(1, available_cores() // max(1, at_once))
 
 
 def job_slot(hydra_cfg) -> JobSlot:

@@ -31,7 +31,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.files import is_console
-from lenet_exp.launch import available_cores, current_job, take_ctrl_c_back  # no torch: imported in every run.py
+from lenet_exp.launch import (available_cores, cores_each, current_job,  # no torch: imported in every run.py
+                              take_ctrl_c_back)
 from lenet_exp.resume import as_written
 
 log = logging.getLogger(__name__)
@@ -250,10 +251,11 @@ class StackedLauncher(Launcher):
     @staticmethod
     def _share_the_cores(units: list, at_once: int) -> None:
         """Local groups that train at once share the cores (each took every one), as joblib's workers do."""
-        share = max(1, available_cores() // at_once)
-        if at_once > 1:
-            log.info("%d groups train at once here: %d of the %d cores each (hydra.launcher.submitit.cpus_per_task)",
-                     at_once, share, available_cores())
+        if at_once < 2:  # one group has the machine
+            return
+        share = cores_each(at_once)
+        log.info("%d groups train at once here: %d of the %d cores each (hydra.launcher.submitit.cpus_per_task)",
+                 at_once, share, available_cores())
         for config in (config for unit in units for config in unit):
             with read_write(config.hydra.launcher), open_dict(config.hydra.launcher):
                 config.hydra.launcher.submitit.cpus_per_task = share  # what the group's job_slot reads

@@ -20,7 +20,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (available_cores, collect_stopped_jobs, interrupted_status, jobs_left_running,
+from lenet_exp.launch import (available_cores, collect_stopped_jobs, cores_each, interrupted_status, jobs_left_running,
                               local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
@@ -59,10 +59,9 @@ def share_the_cores(config: DictConfig) -> None:
     at_once = sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
     if not isinstance(at_once, int) or at_once < 2:  # one job has the machine; a sweep listed only as it runs
         return
-    cores = available_cores()
-    share = max(1, cores // at_once)
+    share = cores_each(at_once)
     log.info("submitit_local runs %d jobs at once: %d of the %d cores each (hydra.launcher.cpus_per_task=%d).",
-             at_once, share, cores, share)
+             at_once, share, available_cores(), share)
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.append(f"hydra.launcher.cpus_per_task={share}")
 
