@@ -3,12 +3,12 @@
 # and a failed step does not stop the ones after it.
 #
 #   benchmarks/gpu_report.sh OUT_DIR [STEP ...]
-#   (steps: info tests run10 profile speed ours sweep stacked stacked_one_order recipes compile ab)
+#   (steps: info tests run10 profile speed ours sweep stacked stacked_one_order stacked_profile recipes compile ab)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
 # printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json and OUT_DIR/results.txt (one line per run: its
-# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json, stacked.json and
-# stacked_one_order.json, and the run and sweep folders under OUT_DIR/runs.
+# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json, stacked.json,
+# stacked_one_order.json and stacked16.prof, and the run and sweep folders under OUT_DIR/runs.
 # $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
 set -u
 EXTRA=${EXTRA:-}
@@ -100,6 +100,12 @@ step stacked 300 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACK
 # The same trials in one data order (data_seed=0): the group gathers each batch once for all of them.
 step stacked_one_order 200 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
     --launchers stacked --override data_seed=0 --json-out "$OUT/stacked_one_order.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
+
+# Where a stacked sweep's time goes: 16 trials (4 learning rates x 4 seeds, 10 epochs) under cProfile, each
+# job's timings in results.txt (only when named).
+step stacked_profile 150 python3 -m cProfile -o "$OUT/stacked16.prof" run.py -m hydra/launcher=stacked \
+    optimizer.lr=1e-3,3e-3,5e-4,2e-3 'seed=range(0,4)' hydra.sweep.dir="$RUNS/stacked16" trainer.progress=false $EXTRA
+results "$RUNS/stacked16"
 
 # The best recipes (and candidates, one line each in $RECIPES: "NAME OVERRIDES..."), 5 seeds each,
 # 30 epochs, all at once on the one GPU; a recipe is chosen afterwards by its mean val accuracy.

@@ -83,16 +83,21 @@ def test_a_stacked_group_replays_one_graph_and_trains_each_trial_as_alone(tiny_r
     from conftest import run_main
     from test_stacked import STACKED, assert_same_run, job_dirs, train_alone
 
+    # SGD: cuDNN sums a group's convolutions in other orders than a single model's, and Adam, which scales
+    # near-zero gradients up to full steps, makes two runs of that rounding within 2 epochs (on an H200:
+    # val losses up to 1.5 % apart); with SGD the same 4 trials stayed within 7e-6. Adam's stacked update
+    # is compared with torch's on the CPU (test_stacked.py).
     base = [o for o in fast_overrides(tiny_root) if o != "device=cpu"] + [
-        "device=cuda", "trainer.epochs=2", "trainer.deterministic=true", "augment=affine", "trainer.log_images=false"]
+        "device=cuda", "trainer.epochs=2", "trainer.deterministic=true", "augment=affine", "trainer.log_images=false",
+        "optimizer=sgd", "optimizer.momentum=0.9"]
     result = run_main([*STACKED, *base, "optimizer.lr=1e-3,3e-3", "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     jobs = job_dirs(tmp_path / "sweep")
     for job in jobs:
         metrics = read_json(job / "metrics.json")
         assert metrics["cuda_graphs"] is True and metrics["stacked_with"] == [0, 1, 2, 3]
-    # cuDNN's grouped and single convolutions may sum in other orders: the same run to a looser tolerance
-    assert_same_run(read_json(jobs[-1] / "metrics.json"), train_alone(jobs[-1], base, tmp_path), tolerance=1e-3)
+    for job in jobs:
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 
 
 def test_a_stacked_trials_dropout_on_the_gpu_is_its_own_whatever_it_is_stacked_with(tiny_root, tmp_path):
