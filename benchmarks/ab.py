@@ -19,12 +19,9 @@ CPU kernel, where no build of its source is cached yet) and warms the caches.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import common
@@ -34,10 +31,6 @@ FIELDS = [  # label, format, key of a run's summary
     ("startup s", ".2f", "startup_s"), ("wall s", ".1f", "wall_time_s"), ("process s", ".1f", "process_s"),
     ("pressure", ".2f", "cpu_pressure"), ("test acc", ".4f", "test_acc"),
 ]
-
-
-def git(*args: str) -> str:
-    return subprocess.run(["git", "-C", str(common.REPO), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def run(side: dict, run_dir: Path, epochs: int, overrides: list[str]) -> dict:
@@ -73,20 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     overrides = [f"dataset.root={args.data_root}", "dataset.download=false", f"device.type={args.device}", *args.override]
 
-    tmp = Path(tempfile.mkdtemp(prefix="lenet_exp-ab-"))
-    sides, worktrees = {}, []
-    try:
-        for name, rev in (("base", args.base), ("new", args.new)):
-            env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
-            checkout = common.REPO
-            if rev is not None:
-                checkout = tmp / name
-                git("worktree", "add", "--detach", str(checkout), rev)
-                worktrees.append(checkout)
-            env["PYTHONPATH"] = str(checkout / "src")
-            sides[name] = {"name": name, "rev": rev or "working tree", "checkout": checkout, "env": env,
-                           "commit": git("rev-parse", f"{rev or 'HEAD'}^{{commit}}"),
-                           "uncommitted_changes": rev is None and bool(git("status", "--porcelain", "--untracked-files=no"))}
+    with common.checkouts({"base": args.base, "new": args.new}, prefix="lenet_exp-ab-") as (sides, tmp):
         for n in range(args.warmup):
             for side in sides.values():
                 run(side, tmp / f"warmup{n}-{side['name']}", 1, overrides)
@@ -103,11 +83,6 @@ def main(argv=None) -> int:
             print(f"round {r}/{args.rounds}: " + ", ".join(
                 f"{name} {common.fmt(results[name]['samples_per_s'], ',.0f')} samples/s" for name in sides),
                 file=sys.stderr, flush=True)
-    finally:
-        for checkout in worktrees:
-            subprocess.run(["git", "-C", str(common.REPO), "worktree", "remove", "--force", str(checkout)],
-                           capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     ratios = [r["ratio_samples_per_s"] for r in rounds if r["ratio_samples_per_s"] is not None]
     report = {
@@ -120,8 +95,7 @@ def main(argv=None) -> int:
     rows = [[str(r["round"]), name, *(common.fmt(r[name][key], spec) for _, spec, key in FIELDS),
              common.fmt(r["ratio_samples_per_s"], ".3f") + "x" if name == "new" else ""]
             for r in rounds for name in sides]
-    for name, side in sides.items():
-        print(f"{name}: {side['rev']} = {side['commit'][:10]}" + (" + uncommitted changes" if side["uncommitted_changes"] else ""))
+    print(common.describe_sides(sides))
     print(f"each run: {' '.join(report['command'])}\n")
     print(common.table(rows, header=["round", "side", *(label for label, _, _ in FIELDS), "new/base"], left=(0, 1)))
     print(f"\nmedian new/base samples/s: {common.fmt(report['median_ratio_samples_per_s'], '.3f')}x "

@@ -5,13 +5,17 @@ root, so this module is importable as ``common``; it puts the checkout's ``src/`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))  # this checkout's package, even without `pip install -e .`
@@ -109,6 +113,42 @@ def wait_quiet(timeout: float, max_busy: float = 0.1, probe: float = 0.5) -> flo
         if after[1] > before[1] and (after[0] - before[0]) / (after[1] - before[1]) <= max_busy:
             break
     return max(0.0, time.perf_counter() - started - probe)
+
+
+# ------------------------------------------------------------------------------------ checkouts
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@contextlib.contextmanager
+def checkouts(revs: dict[str, Optional[str]], prefix: str) -> Iterator[tuple[dict[str, dict], Path]]:
+    """Each named git revision as a worktree in a temporary folder (None: this working tree, uncommitted
+    changes included), with the environment that runs its own ``src/`` (so that the editable install does
+    not decide which code runs); yields ({name: side}, the temporary folder), and removes both after."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    sides, worktrees = {}, []
+    try:
+        for name, rev in revs.items():
+            env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+            checkout = REPO
+            if rev is not None:
+                checkout = tmp / name
+                git("worktree", "add", "--detach", str(checkout), rev)
+                worktrees.append(checkout)
+            env["PYTHONPATH"] = str(checkout / "src")
+            sides[name] = {"name": name, "rev": rev or "working tree", "checkout": checkout, "env": env,
+                           "commit": git("rev-parse", f"{rev or 'HEAD'}^{{commit}}"),
+                           "uncommitted_changes": rev is None and bool(git("status", "--porcelain", "--untracked-files=no"))}
+        yield sides, tmp
+    finally:
+        for checkout in worktrees:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(checkout)], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def describe_sides(sides: dict[str, dict]) -> str:
+    return "\n".join(f"{name}: {side['rev']} = {side['commit'][:10]}" + (" + uncommitted changes" if side["uncommitted_changes"] else "")
+                     for name, side in sides.items())
 
 
 def sync(device) -> None:

@@ -6,6 +6,7 @@ checkouts, in a process of its own."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -110,6 +111,26 @@ def test_ab_runs_both_checkouts_and_pairs_their_throughput(tiny_root, tmp_path):
     assert "median new/base samples/s" in result.stdout and "completed" in result.stdout
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     assert "lenet_exp-ab-" not in worktrees  # the base checkout is removed again
+
+
+@pytest.mark.long
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="stacked_optimizer.py compares git commits: needs a git checkout")
+def test_stacked_optimizer_times_each_checkouts_own_update(tmp_path):
+    out = tmp_path / "optimizer.json"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "stacked_optimizer.py"), "--base", "HEAD", "--ns", "1", "3",
+         "--rounds", "2", "--steps", "2", "--json-out", str(out)],
+        capture_output=True, text=True, timeout=300, preexec_fn=as_a_new_command)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert (report["base"]["rev"], report["new"]["rev"]) == ("HEAD", "working tree") and len(report["rounds"]) == 2
+    for n in ("1", "3"):  # each side's own package ran (the script checks it), and was timed and profiled
+        figures = report["by_n"][n]
+        assert all(ms > 0 for ms in figures["ms_per_step"].values()) and min(figures["operators_per_step"].values()) > 0
+        assert figures["base_over_new"] == pytest.approx(figures["ms_per_step"]["base"] / figures["ms_per_step"]["new"])
+    assert re.search(r"^3 +[\d.]+ +[\d.]+ +[\d.]+x +\d+ +\d+$", result.stdout, re.M), result.stdout
+    worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
+    assert "lenet_exp-optimizer-" not in worktrees
 
 
 @pytest.mark.parametrize("measured", ["training", "evaluation"])

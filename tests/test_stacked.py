@@ -479,6 +479,66 @@ def test_the_grouped_model_computes_each_trials_own_model(channels_last, shared_
             assert torch.allclose(ours, theirs, atol=1e-5), name
 
 
+@pytest.mark.parametrize("make", [
+    lambda params, i: __import__("torch").optim.Adam(params, lr=1e-3 * (i + 1), betas=(0.9, 0.99 + 0.004 * i),
+                                                     weight_decay=1e-3 * i),
+    lambda params, i: __import__("torch").optim.AdamW(params, lr=2e-3, weight_decay=0.05 * i, eps=1e-8 * 10 ** i),
+    lambda params, i: __import__("torch").optim.SGD(params, lr=0.05 / (i + 1), momentum=0.9, nesterov=i != 1,
+                                                    weight_decay=1e-4 * i),
+], ids=["adam", "adamw", "sgd-nesterov-or-not"])
+def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make):
+    """Three trials with their own hyperparameters, in the channels_last layout a group trains in: the
+    group's update (all parameters at once) leaves each trial's weights and optimizer state where its own
+    torch optimizer does, and that state loads back. A parameter without a gradient is refused: torch's
+    optimizers would skip it, and the trials would no longer be their own runs."""
+    import copy
+
+    import torch
+
+    from lenet_exp.models.lenet5 import LeNet5
+    from lenet_exp.stack.model import GroupedModel, stack_into, stateful_parameters, trial_block, unstack_into
+    from lenet_exp.stack.optim import StackedOptimizer
+
+    torch.manual_seed(0)
+    models = [LeNet5() for _ in range(3)]
+    alone = copy.deepcopy(models)
+    alone_optimizers = [make(m.parameters(), i) for i, m in enumerate(alone)]
+    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3, False)
+    stack_into(grouped, models)
+    grouped = grouped.to(memory_format=torch.channels_last)
+    optimizers = [make(m.parameters(), i) for i, m in enumerate(models)]  # hold each trial's settings and state
+    stacked = StackedOptimizer(grouped, models, optimizers)
+    group_params = stateful_parameters(grouped)
+    for _ in range(3):
+        for j, group_param in enumerate(group_params):
+            group_param.grad = torch.zeros_like(group_param)
+            for i, model in enumerate(alone):
+                param = stateful_parameters(model)[j]
+                param.grad = torch.randn_like(param)
+                trial_block(group_param.grad, 3, i, param.shape).copy_(param.grad)
+        stacked.step()
+        for optimizer in alone_optimizers:
+            optimizer.step()
+    trained = [LeNet5() for _ in range(3)]
+    unstack_into(grouped, trained)
+    for i, (ours, theirs) in enumerate(zip(trained, alone)):
+        stacked.trial_state(i)
+        for j, (mine, own) in enumerate(zip(stateful_parameters(ours), stateful_parameters(theirs))):
+            assert torch.allclose(mine, own, rtol=1e-5, atol=1e-7), (i, j)
+            state, own_state = optimizers[i].state[stateful_parameters(models[i])[j]], alone_optimizers[i].state[own]
+            assert state.keys() >= own_state.keys() - {"step"}
+            for name, value in state.items():
+                assert torch.allclose(value.float(), own_state[name].float(), rtol=1e-5, atol=1e-7), (i, j, name)
+    again = StackedOptimizer(grouped, models, optimizers)  # a resumed group: the trials' states into its own
+    again.load_trial_states()
+    assert again.step_count == stacked.step_count or stacked.rule == "sgd"
+    for name, state in stacked.state.items():
+        assert torch.equal(again.state[name], state), name
+    group_params[1].grad = None
+    with pytest.raises(ValueError, match=r"parameters \[1\] of the stacked model got no gradient"):
+        again.step()
+
+
 def test_a_first_layers_grouped_convolution_runs_depthwise_with_the_same_results():
     """A stack's first convolution (groups of one input channel), channels_last on the CPU, runs depthwise
     and computes F.conv2d's output and gradients; in NCHW it is the standard layer."""

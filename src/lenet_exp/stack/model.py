@@ -175,12 +175,25 @@ def trial_block(tensor: torch.Tensor, n: int, i: int, shape: torch.Size) -> torc
     return tensor.unflatten(0, (n, -1))[i].view(shape)
 
 
+def _channels_last_only(tensor: torch.Tensor) -> bool:
+    return tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last)
+
+
 def trial_rows(tensor: torch.Tensor, n: int) -> torch.Tensor:
     """A stacked tensor as [N, rest], a view in its memory order (tensors of one layout match element
     by element): what the optimizer's per-trial arithmetic works on."""
-    if tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+    if _channels_last_only(tensor):
         tensor = tensor.permute(0, 2, 3, 1)  # channels_last's memory order, still trial-major
     return tensor.view(n, -1)
+
+
+def row_as_trial(row: torch.Tensor, stacked: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """A trial's row of ``trial_rows(stacked, n)``, or a row laid out like one, as a view of the trial's
+    own ``shape``: the inverse of :func:`trial_rows` for one trial."""
+    if _channels_last_only(stacked):
+        out, inputs, height, width = shape
+        return row.view(out, height, width, inputs).permute(0, 3, 1, 2)
+    return row.view(shape)
 
 
 @torch.no_grad()

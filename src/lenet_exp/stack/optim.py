@@ -9,13 +9,14 @@ torch optimizer for its checkpoint, so a stacked trial's ``last.pt`` resumes as 
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
 from lenet_exp.ema import ExponentialMovingAverage
-from lenet_exp.stack.model import copy_trials, state_tensors, stateful_parameters, trial_block, trial_rows
+from lenet_exp.stack.model import copy_trials, row_as_trial, state_tensors, stateful_parameters, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
 
@@ -36,7 +37,14 @@ def rule_of(optimizer: torch.optim.Optimizer) -> Optional[str]:
 
 
 class StackedOptimizer:
-    """One update of every trial per step: ``optimizers[i]`` holds trial i's hyperparameters and state."""
+    """One update of every trial per step: ``optimizers[i]`` holds trial i's hyperparameters and state.
+
+    The state (Adam's moments, SGD's momentum buffer) is one [N, K] tensor of each kind: row i holds trial
+    i's K parameter elements, each parameter's in columns of its own. A step gathers the parameters and
+    gradients into that layout and updates all of them at once: about 30 operators for LeNet-5's 12
+    parameter tensors, where an update of one tensor after another ran 194 (on a GPU each is a kernel
+    launch, and the group's forward and backward one graph replay: benchmarks/README.md). Every parameter
+    gets a gradient at every step: the group's layers all take part in its forward pass."""
 
     def __init__(self, group_model: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]):
         self.n = len(optimizers)
@@ -54,81 +62,89 @@ class StackedOptimizer:
         flags = [bool(o.param_groups[0].get("nesterov")) for o in optimizers]
         # SGD's Nesterov momentum: on or off for all trials, or [N, 1] where they differ
         self.nesterov = flags[0] if len(set(flags)) == 1 else torch.tensor(flags, device=self.device).view(-1, 1)
-        self.active = torch.ones(self.n, 1, dtype=torch.float64, device=self.device)  # 0: a frozen (diverged) trial
+        self.active = [1.0] * self.n  # 0: a frozen (diverged) trial, whose learning rate is 0
         self.step_count = 0
-        self._hyper: dict[str, tuple[list, torch.Tensor]] = {}  # key -> (values, tensor): rebuilt when they change
-        zeros = [torch.zeros_like(p) for p in self.params]
-        self.state = {"exp_avg": zeros, "exp_avg_sq": [torch.zeros_like(p) for p in self.params]} \
-            if self.rule != SGD else {"momentum_buffer": zeros}
+        self.sizes = [p.numel() // self.n for p in self.params]  # each parameter's columns, in order
+        self.starts = [sum(self.sizes[:j]) for j in range(len(self.sizes))]
+        names = ("exp_avg", "exp_avg_sq") if self.rule != SGD else ("momentum_buffer",)
+        self.state = {name: torch.zeros(self.n, sum(self.sizes), dtype=self.params[0].dtype, device=self.device)
+                      for name in names}
 
     # ------------------------------------------------------------------ hyperparameters, per trial
-    def hyper(self, key: str, index: Optional[int] = None) -> torch.Tensor:
-        """Each trial's value of a hyperparameter now, [N, 1] (its schedule may have moved it)."""
-        values = [o.param_groups[0][key] if index is None else o.param_groups[0][key][index] for o in self.optimizers]
-        cached = self._hyper.get(f"{key}{index}")
-        if cached is None or cached[0] != values:
-            # float64, as torch's optimizers compute their scalars (1 - beta2 ** step loses digits in float32)
-            host = torch.tensor(values, dtype=torch.float64).view(-1, 1)
-            if self.device.type == "cuda":  # a schedule changes them every step: copy without waiting for the GPU
-                host = host.pin_memory()
-            cached = values, host.to(self.device, non_blocking=True)
-            self._hyper[f"{key}{index}"] = cached
-        return cached[1]
+    def values(self, key: str, index: Optional[int] = None) -> list[float]:
+        """Each trial's value of a hyperparameter now (its schedule may have moved it)."""
+        return [o.param_groups[0][key] if index is None else o.param_groups[0][key][index] for o in self.optimizers]
+
+    def per_trial(self, *columns: Sequence[float]) -> list[torch.Tensor]:
+        """Each column of per-trial scalars as an [N, 1] float32 tensor on the device, all in one copy.
+        Computed in float64 on the host, as torch's optimizers compute their scalars (1 - float32(0.999)
+        is 1.3e-5 off)."""
+        host = torch.tensor(columns, dtype=torch.float64).float().view(len(columns), self.n, 1)
+        if self.device.type == "cuda":  # a schedule changes them every step: copy without waiting for the GPU
+            host = host.pin_memory()
+        return list(host.to(self.device, non_blocking=True).unbind(0))
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.group_model.zero_grad(set_to_none=set_to_none)
 
     def freeze(self, trial: int) -> None:
         """Stop updating a trial (it diverged): its weights and state are zeroed, so no NaN lingers."""
-        self.active[trial] = 0
+        self.active[trial] = 0.0
         with torch.no_grad():
-            for tensors in (self.params, *self.state.values()):
-                for t in tensors:
-                    trial_rows(t, self.n)[trial].zero_()
+            for p in self.params:
+                trial_rows(p, self.n)[trial].zero_()
+            for state in self.state.values():
+                state[trial].zero_()
 
     @torch.no_grad()
     def step(self) -> None:
+        missing = [j for j, p in enumerate(self.params) if p.grad is None]
+        if missing:  # torch's optimizers would skip it, and Adam count its own steps: the trials would differ
+            raise ValueError(f"parameters {missing} of the stacked model got no gradient; a stacked group updates "
+                             f"every parameter at every step, so a model with layers no loss reaches cannot be "
+                             f"stacked: train it with the basic launcher")
         self.step_count += 1
-        lr = self.hyper("lr") * self.active
-        decay = self.hyper("weight_decay")
+        params = [trial_rows(p, self.n) for p in self.params]
+        weights = torch.cat(params, 1)
+        gradients = torch.cat([trial_rows(p.grad, self.n) for p in self.params], 1)
         if self.rule == SGD:
-            self._sgd(lr, decay, self.hyper("momentum"))
+            self._sgd(weights, gradients)
         else:
-            self._adam(lr, decay, self.hyper("betas", 0), self.hyper("betas", 1), self.hyper("eps"))
+            self._adam(weights, gradients)
+        torch._foreach_copy_(params, weights.split(self.sizes, 1))
 
-    def _adam(self, lr, decay, beta1, beta2, eps) -> None:
-        bias_correction2_sqrt = (1 - beta2 ** self.step_count).sqrt().float()
-        step_size = (lr / (1 - beta1 ** self.step_count)).float()
-        lr, decay, beta1, beta2, eps = (h.float() for h in (lr, decay, beta1, beta2, eps))
-        for p, m, v in zip(self.params, self.state["exp_avg"], self.state["exp_avg_sq"]):
-            if p.grad is None:
-                continue
-            p2, g, m2, v2 = (trial_rows(t, self.n) for t in (p, p.grad, m, v))
-            if self.rule == ADAMW:
-                p2.mul_(1 - lr * decay)
-            else:
-                g = g + decay * p2
-            m2.lerp_(g, 1 - beta1)
-            v2.mul_(beta2).add_((1 - beta2) * g * g)
-            p2.sub_(m2 / (v2.sqrt() / bias_correction2_sqrt + eps) * step_size)
+    def _adam(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        """Adam's or AdamW's update of the [N, K] weights ``p`` and moments, in place."""
+        t = self.step_count
+        lr = [lr * active for lr, active in zip(self.values("lr"), self.active)]
+        decay, beta1, beta2 = self.values("weight_decay"), self.values("betas", 0), self.values("betas", 1)
+        decay, beta2, eps, keep, new1, new2, bias_correction2_sqrt, step_size = self.per_trial(
+            decay, beta2, self.values("eps"), [1 - a * b for a, b in zip(lr, decay)], [1 - b for b in beta1],
+            [1 - b for b in beta2], [math.sqrt(1 - b ** t) for b in beta2], [a / (1 - b ** t) for a, b in zip(lr, beta1)])
+        m, v = self.state["exp_avg"], self.state["exp_avg_sq"]
+        if self.rule == ADAMW:
+            p.mul_(keep)
+        else:
+            g = g + decay * p
+        m.lerp_(g, new1)
+        v.mul_(beta2).add_(new2 * g * g)
+        p.sub_(m / (v.sqrt() / bias_correction2_sqrt + eps) * step_size)
 
-    def _sgd(self, lr, decay, momentum) -> None:
-        lr, decay, momentum = lr.float(), decay.float(), momentum.float()
-        first = self.step_count == 1
-        for p, buf in zip(self.params, self.state["momentum_buffer"]):
-            if p.grad is None:
-                continue
-            p2, b2 = trial_rows(p, self.n), trial_rows(buf, self.n)
-            g = trial_rows(p.grad, self.n) + decay * p2
-            if first:
-                b2.copy_(g)
-            else:
-                b2.mul_(momentum).add_(g)
-            if isinstance(self.nesterov, torch.Tensor):
-                update = torch.where(self.nesterov, g + momentum * b2, b2)
-            else:
-                update = g + momentum * b2 if self.nesterov else b2
-            p2.sub_(lr * update)
+    def _sgd(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        """SGD's update of the [N, K] weights ``p`` and momentum buffer, in place."""
+        lr = [lr * active for lr, active in zip(self.values("lr"), self.active)]
+        lr, decay, momentum = self.per_trial(lr, self.values("weight_decay"), self.values("momentum"))
+        buf = self.state["momentum_buffer"]
+        g = g + decay * p
+        if self.step_count == 1:
+            buf.copy_(g)
+        else:
+            buf.mul_(momentum).add_(g)
+        if isinstance(self.nesterov, torch.Tensor):
+            update = torch.where(self.nesterov, g + momentum * buf, buf)
+        else:
+            update = g + momentum * buf if self.nesterov else buf
+        p.sub_(lr * update)
 
     # ------------------------------------------------------------------ state in and out of trials
     def trial_state(self, i: int) -> None:
@@ -136,9 +152,8 @@ class StackedOptimizer:
         optimizer = self.optimizers[i]
         for index, trial_param in enumerate(self.trial_params[i]):
             # in the trial's own layout (a group may train in another): its fused torch optimizer needs it
-            state = {name: torch.empty_like(trial_param.detach()).copy_(trial_block(tensors[index], self.n, i,
-                                                                                     trial_param.shape))
-                     for name, tensors in self.state.items()}
+            state = {name: torch.empty_like(trial_param.detach()).copy_(self._trial_part(state, i, index))
+                     for name, state in self.state.items()}
             if self.rule != SGD:
                 state["step"] = torch.tensor(float(self.step_count))
             optimizer.state[trial_param] = state
@@ -151,8 +166,8 @@ class StackedOptimizer:
                 state = optimizer.state.get(trial_param)
                 if not state:
                     continue
-                for name, tensors in self.state.items():
-                    trial_block(tensors[index], self.n, i, trial_param.shape).copy_(state[name])
+                for name, stacked in self.state.items():
+                    self._trial_part(stacked, i, index).copy_(state[name])
                 if "step" in state:
                     steps.add(int(state["step"]))
                 elif self.rule == SGD:
@@ -163,6 +178,11 @@ class StackedOptimizer:
             self.step_count = steps.pop()
         elif steps:
             self.step_count = max(self.step_count, 1)
+
+    def _trial_part(self, state: torch.Tensor, i: int, index: int) -> torch.Tensor:
+        """Trial i's state of parameter ``index`` in ``state`` ([N, K]), shaped as the trial's own parameter."""
+        row = state[i, self.starts[index]:self.starts[index] + self.sizes[index]]
+        return row_as_trial(row, self.params[index], self.trial_params[i][index].shape)
 
 
 class StackedEMA:
