@@ -34,3 +34,13 @@ def session_status(events: EventAccumulator) -> str:
     if content is None:
         return ""
     return api_pb2.Status.Name(plugin_data_pb2.HParamsPluginData.FromString(content).session_end_info.status)
+
+
+def hparams_records(run_dir: Path) -> list[str]:
+    """The HParams session records in the run's event files, in the order written: "session_start_info",
+    "session_end_info" (TensorBoard shows the first session it reads, whatever follows it)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    return [value.tag.removeprefix("_hparams_/") for path in sorted(run_dir.glob("events.out.tfevents.*"))
+            for event in EventFileLoader(str(path)).Load() for value in event.summary.value
+            if value.metadata.plugin_data.plugin_name == "hparams"]

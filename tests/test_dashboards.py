@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 
-from conftest import REPO, fast_overrides
+from conftest import REPO, fast_overrides, run_main
 from lenet_exp import compose, train
-from tensorboard_events import load_events
+from tensorboard_events import hparams_records, load_events, session_status
 
 
 def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root, tmp_path):
@@ -57,3 +57,27 @@ def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines()[0] == f"Run in {run_dir} with {' '.join(args)}"  # Hydra's own settings aside
     assert re.search(r"^Time: start-up .*, 1 epoch [0-9.]+ s, test ", result.stderr, re.MULTILINE), result.stderr
+
+
+def test_a_run_that_fails_ends_its_hparams_session_as_a_failure_until_it_goes_on(fast, tmp_path, monkeypatch):
+    """HParams' Status column: Failure for a run that failed with an error (not Unknown, as a running run's);
+    run again, it goes on from its checkpoint, and its session begins and ends once more, as a success only."""
+    from lenet_exp.loop import Run
+
+    end_epoch = Run.end_epoch
+
+    def the_device_fails_in_epoch_2(self, parts, state, tb, epoch, *args):
+        if epoch == 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return end_epoch(self, parts, state, tb, epoch, *args)
+
+    monkeypatch.setattr(Run, "end_epoch", the_device_fails_in_epoch_2)
+    command = [*fast, "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    failed = run_main(command, cwd=tmp_path)
+    assert failed.returncode == 1 and "illegal memory access" in failed.stderr
+    assert session_status(load_events(tmp_path / "run")) == "STATUS_FAILURE"
+    monkeypatch.undo()
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0 and "Resuming" in again.stderr, again.stderr[-2000:]
+    assert hparams_records(tmp_path / "run") == ["session_start_info", "session_end_info"]
+    assert session_status(load_events(tmp_path / "run")) == "STATUS_SUCCESS"

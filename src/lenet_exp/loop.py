@@ -84,7 +84,6 @@ class Run:
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
-        self.longer = False  # it trains a run on to more epochs than it was started with (prepare)
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
 
     # ----------------------------------------------------------------------------------------- setup
@@ -124,8 +123,7 @@ class Run:
                 f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
             ) from error
         changed = config_differences(saved["config"], self.config)
-        self.longer = bool(changed)  # allowed below only as more epochs, which TensorBoard's HParams must show
-        if changed and not longer_run(saved["config"], self.config):
+        if changed and not longer_run(saved["config"], self.config):  # more epochs are allowed
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
                 f"Continue it as it was ({self.go_on()}), or choose a new output directory."
@@ -209,8 +207,7 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1,
-                              trained_on=self.longer)
+        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "
@@ -451,7 +448,14 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     trial.run.report(trial.state, test)
                     # the signal that stopped the run, or came during its final test (it completes, the caller stops)
                     trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
+    except Exception:  # a single run's error (a group's trials fail alone, in trial_alone)
+        for trial in trials:
+            if trial.outcome is None:
+                trial.status = "failed"
+        raise
     finally:
         for trial in trials:
             if trial.tb is not None:
+                if trial.status == "failed":  # HParams' Status column: Failure, not Unknown as a running run's
+                    trial.tb.session_end(failed=True)
                 trial.tb.close()

@@ -180,9 +180,9 @@ def logged_at_the_end(value) -> bool:
 
 
 def forget_the_end(log_dir: Path) -> None:
-    """Rewrite the event files in ``log_dir`` without what the run logged when it ended. A run trained on to
-    more epochs ends again: TensorBoard showed the first HParams session it saw, and both ends' test points,
-    figures and cards."""
+    """Rewrite the event files in ``log_dir`` without what the run logged when it ended (and its HParams
+    session's start). A run that goes on ends again: TensorBoard showed the first HParams session it saw,
+    and both ends' test points, figures and cards."""
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
@@ -225,10 +225,11 @@ def session_end_summary(status: str):
 
 
 class TensorBoardLog:
-    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, trained_on: bool = False):
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
         quiet_event_writer_threads()
-        if trained_on:  # a run given more epochs: what it logged when it ended (or began, HParams) goes
-            forget_the_end(Path(log_dir))
+        # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
+        # after a failure or a stop, or given more epochs, begins and ends again
+        forget_the_end(Path(log_dir))
         # purge_step drops events an interrupted run logged after its last checkpoint, and an evaluation's
         # earlier ones (step 0) where it runs again
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None)
@@ -275,8 +276,8 @@ class TensorBoardLog:
         self.writer.add_text(CARD_TAG, markdown, 0)
 
     def session_end(self, failed: bool = False) -> None:
-        """Mark the HParams session as finished: successfully, or as a failure (a diverged run), which HParams
-        shows in its Status column (a run without an end is "Unknown")."""
+        """Mark the HParams session as finished: successfully, or as a failure (a run that diverged or failed
+        with an error), which HParams shows in its Status column (a run without an end is "Unknown")."""
         self.writer.file_writer.add_summary(session_end_summary("STATUS_FAILURE" if failed else "STATUS_SUCCESS"))
 
     def close(self) -> None:
