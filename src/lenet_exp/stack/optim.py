@@ -116,7 +116,7 @@ class StackedOptimizer:
     def _adam(self, p: torch.Tensor, g: torch.Tensor) -> None:
         """Adam's or AdamW's update of the [N, K] weights ``p`` and moments, in place."""
         t = self.step_count
-        lr = [lr * active for lr, active in zip(self.values("lr"), self.active)]
+        lr = [rate * active for rate, active in zip(self.values("lr"), self.active)]
         decay, beta1, beta2 = self.values("weight_decay"), self.values("betas", 0), self.values("betas", 1)
         decay, beta2, eps, keep, new1, new2, bias_correction2_sqrt, step_size = self.per_trial(
             decay, beta2, self.values("eps"), [1 - a * b for a, b in zip(lr, decay)], [1 - b for b in beta1],
@@ -132,7 +132,7 @@ class StackedOptimizer:
 
     def _sgd(self, p: torch.Tensor, g: torch.Tensor) -> None:
         """SGD's update of the [N, K] weights ``p`` and momentum buffer, in place."""
-        lr = [lr * active for lr, active in zip(self.values("lr"), self.active)]
+        lr = [rate * active for rate, active in zip(self.values("lr"), self.active)]
         lr, decay, momentum = self.per_trial(lr, self.values("weight_decay"), self.values("momentum"))
         buf = self.state["momentum_buffer"]
         g = g + decay * p
@@ -152,8 +152,8 @@ class StackedOptimizer:
         optimizer = self.optimizers[i]
         for index, trial_param in enumerate(self.trial_params[i]):
             # in the trial's own layout (a group may train in another): its fused torch optimizer needs it
-            state = {name: torch.empty_like(trial_param.detach()).copy_(self._trial_part(state, i, index))
-                     for name, state in self.state.items()}
+            state = {name: torch.empty_like(trial_param.detach()).copy_(self._trial_part(stacked, i, index))
+                     for name, stacked in self.state.items()}
             if self.rule != SGD:
                 state["step"] = torch.tensor(float(self.step_count))
             optimizer.state[trial_param] = state
