@@ -191,6 +191,11 @@ def test_help_lists_every_group_and_option(tmp_path):
                                                                  "options, not null"),
     (["~experiment", "dataset=1"], "dataset=1: a config group takes one of its options, not 1: choose one of "),
     (["experiment=mnist_bset"], "experiment=mnist_bset is not an option of experiment (did you mean mnist_best?)"),
+    (["dataset=MNIST"], "dataset=MNIST is not an option of dataset (did you mean mnist?)"),
+    (["optimizer.betas=0.9"], "Invalid config value optimizer.betas=0.9: expected a list in brackets, e.g. [a,b]."),
+    (["hydra.run.dir=out/${y}"], "hydra.run.dir cannot be resolved: InterpolationKeyError: Interpolation key 'y' not "
+                                 "found. Correct or leave out the ${...} in it."),
+    (["-m", "seed=0,1", "hydra.sweep.dir=out/${y}"], "hydra.sweep.dir cannot be resolved: InterpolationKeyError"),
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
@@ -239,7 +244,7 @@ def test_help_lists_every_group_and_option(tmp_path):
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
-        "experiment", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
+        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",
@@ -259,7 +264,7 @@ def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr
 
 
-def test_a_study_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
+def test_a_study_or_launcher_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
     """... but a sweep job resumed alone is no such run: resume= leaves its sweep=… out."""
     result = run_main([*fast, "sweep=seeds", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -273,6 +278,10 @@ def test_a_study_named_for_one_run_says_that_it_does_not_sweep(fast, tmp_path):
     assert resumed.returncode == 0 and "Already completed" in resumed.stderr and "search space" not in resumed.stderr
     no_study = run_main([*fast, "~sweep", f"hydra.run.dir={tmp_path / 'no_study'}"], cwd=tmp_path)
     assert no_study.returncode == 0 and "search space" not in no_study.stderr, no_study.stderr
+    launcher = run_main([*fast, "hydra/launcher=stacked", f"hydra.run.dir={tmp_path / 'launcher'}"], cwd=tmp_path)
+    assert launcher.returncode == 0, launcher.stderr
+    assert "hydra/launcher=stacked says how a sweep runs: this is one run. Add -m to sweep." in launcher.stderr
+    assert "says how a sweep runs" not in sweep.stderr + result.stderr
 
 
 def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast, tmp_path):

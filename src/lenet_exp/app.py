@@ -109,6 +109,10 @@ def run_task(cfg: DictConfig) -> float:
     study = hydra_cfg.runtime.choices.get(STUDY_GROUP)  # None after ~sweep
     if not multirun and study and STUDY_GROUP in named_on_command_line(hydra_cfg):
         log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP, study)
+    for group in ("hydra/launcher", "hydra/sweeper") if not multirun else ():
+        if any(str(override).startswith(f"{group}=") for override in hydra_cfg.overrides.hydra):
+            log.warning("%s=%s says how a sweep runs: this is one run. Add -m to sweep.", group,
+                        hydra_cfg.runtime.choices.get(group))
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
         message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."

@@ -18,9 +18,11 @@ from typing import Iterator, Optional
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
+from lenet_exp.errors import one_line
 from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
@@ -154,9 +156,10 @@ def failing_closed(override: str) -> Iterator[None]:
     """An unforeseen error in the checks of an output folder ends the run with a message."""
     try:
         yield
+    except InterpolationResolutionError as error:  # a ${...} in the folder's name that names nothing
+        sys.exit(f"Error: {override} cannot be resolved: {one_line(error)}. Correct or leave out the ${{...}} in it.")
     except Exception as error:
-        sys.exit(f"Error: could not check the output folder ({override}) before writing to it: "
-                 f"{type(error).__name__}: {error}")
+        sys.exit(f"Error: could not check the output folder ({override}) before writing to it: {one_line(error)}")
 
 
 def load_record(path: Path, override: str) -> DictConfig:

@@ -38,14 +38,15 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
     ("could not be converted to Integer", "an integer"),
     ("could not be converted to Float", "a number"),
     ("is not a valid bool", "true or false"),
-    ("is not a ListConfig, list or tuple", "a list, e.g. [120,84]"),
+    ("is not a ListConfig, list or tuple", "a list in brackets, e.g. [a,b]"),
     ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
     ("is not Optional", "a value: this setting cannot be null"),
 )
 
 
 def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = (difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = ([c for c in choices if c.lower() == word.lower()][:1]  # MNIST for mnist
+             or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
              or [c for c in choices if len(word) > 2 and word in c][:1])
     return f" (did you mean {prefix}{close[0]}?)" if close else ""  # the second: alpha for elastic_alpha
 
