@@ -489,6 +489,8 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
                                  f"continues the sweep."), err[-3000:]
     assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "interrupted"
     assert not (sweep_dir / "1_seed=1").exists()
+    # its summary so far, as a joblib sweep's (it had none: Hydra's loop ended with the job)
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"]
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2

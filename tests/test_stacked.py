@@ -349,6 +349,8 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
         assert (job / "checkpoints" / "last.pt").exists() and metrics["message"] in (job / "run.log").read_text()
+    # the sweep's summary so far, as a joblib sweep's
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"] * 3
 
     (jobs[2] / "checkpoints" / "last.pt").write_bytes(b"damaged")  # that job fails; the others resume
     resumed = run_main(command, cwd=tmp_path)
@@ -375,7 +377,7 @@ def test_a_signal_while_the_group_imports_torch_stops_the_sweep_cleanly(fast, tm
     out, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "Interrupted by signal 15; running the same command with hydra.sweep.dir=sweep continues the sweep." in out + err
-    assert "Traceback" not in out + err
+    assert "Traceback" not in out + err and "No job directories" not in err  # no job had started: nothing to sum up
     again = run_main(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "sweep")] == ["completed"] * 2

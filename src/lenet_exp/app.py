@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, save_json
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, interrupted_status, job_slot, launcher_gone, kill_signals_stop,
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.sweeps.records import LATER_FAILURE
@@ -156,7 +156,7 @@ def end_stopped(signum: int, multirun: bool, result: float) -> float:
     process ends, a sweep's saying how to continue it (its jobs' messages name only their own folders)."""
     if multirun and stopped_job_returns():
         return result
-    sys.exit(interrupted_status(signum) if multirun else EXIT_SIGNAL_BASE + signum)
+    sys.exit(end_stopped_sweep(signum) if multirun else EXIT_SIGNAL_BASE + signum)
 
 
 def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chosen: set[str], stopwatch) -> float:

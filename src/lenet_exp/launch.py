@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
+from lenet_exp.errors import one_line
 from lenet_exp.files import is_disk_full, write_nowhere
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,22 @@ def interrupted_status(signum: int) -> int:
                     "interrupted)")
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
+
+
+def end_stopped_sweep(signum: int) -> int:
+    """A sweep whose stopped job ends run.py (the basic launcher's, a stacked group's): its summary of what it
+    has done, as a joblib sweep ends, then how to go on; returns the exit status."""
+    from lenet_exp.sweeps.records import find_job_dirs
+
+    if _sweep_dir and find_job_dirs(_sweep_dir):  # (none where the stop came before the first job began)
+        from lenet_exp.sweeps.report import write_summary
+
+        try:
+            write_summary(_sweep_dir)
+        except Exception as error:  # the stop is what the user asked for: it goes ahead
+            print(f"Could not summarise the sweep in {_sweep_dir}: {one_line(error)}", file=sys.stderr)
+        sys.stdout.flush()  # the table before the last line
+    return interrupted_status(signum)
 
 
 _left_running = False  # a submitit job died: the sweep ended while others may still run (on a cluster)

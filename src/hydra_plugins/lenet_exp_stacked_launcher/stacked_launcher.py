@@ -330,7 +330,7 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
-        from lenet_exp.launch import (JobSlot, interrupted_status, job_context, job_slot, kill_signals_stop,
+        from lenet_exp.launch import (JobSlot, end_stopped_sweep, job_context, job_slot, kill_signals_stop,
                                       stopped_job_returns, stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
@@ -363,7 +363,7 @@ class StackedLauncher(Launcher):
                 if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
                     record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
             if not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
-                sys.exit(interrupted_status(signum))
+                sys.exit(end_stopped_sweep(signum))
             return self._returns_without_a_value(configs)
         signal = None
         for trial in trials:
@@ -375,5 +375,5 @@ class StackedLauncher(Launcher):
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
         if signal and not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
-            sys.exit(interrupted_status(signal))
+            sys.exit(end_stopped_sweep(signal))
         return returns
