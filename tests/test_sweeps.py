@@ -134,6 +134,9 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
             assert row["test_acc"] == "" and job["test_acc"] is None and job["message"]
     failed = next(j for j in summary["jobs"] if j["status"] == "failed")
     assert "optimizer.lr" in failed["message"]
+    # HParams lists it too, with the value that failed (it had no TensorBoard run at all)
+    events = load_events(Path(failed["run_dir"]))
+    assert session_status(events) == "STATUS_FAILURE" and logged_hparams(events)["optimizer.lr"] == -1
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
     assert "diverged" in diverged["message"]
     # HParams' Status column: a diverged run is a failure (it was "Unknown", as a run that never ended)

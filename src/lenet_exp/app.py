@@ -52,7 +52,25 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
         record_failure(run_dir, cfg, message)
     except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
         log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
+    record_failed_session(run_dir, cfg)
     return message
+
+
+def record_failed_session(run_dir: Path, cfg: DictConfig) -> None:
+    """A training job that failed before its TensorBoard run began (a bad value, its data): an HParams
+    session of its settings that ended as a failure, so that the HParams tab lists it with the value it was
+    given (it had no row at all). One that had begun ended its own session (loop.train_trials)."""
+    if str(cfg.get("task")) != "train" or any(run_dir.glob("events.out.tfevents.*")):
+        return
+    try:
+        from lenet_exp.config import result_settings
+        from lenet_exp.record import TensorBoardLog
+
+        tb = TensorBoardLog(str(run_dir), result_settings(to_dict(cfg)))
+        tb.session_end(failed=True)
+        tb.close()
+    except Exception as error:  # a config that does not resolve, a full disk: metrics.json says it already
+        log.debug("no TensorBoard session for the failed run in %s: %s", run_dir, one_line(error))
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
