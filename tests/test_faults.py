@@ -309,6 +309,23 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
         assert scalar_values(events, "test/acc") == {0: pytest.approx(job["test_acc"])}
 
 
+def test_an_evaluation_sweep_over_job_checkpoints_keeps_a_missing_one_as_a_job_of_its_own(completed_run, tiny_root,
+                                                                                          tmp_path):
+    """The jobs' folder names hold `,`: the paths are joined where they exist, and a missing checkpoint beside
+    them made the whole list one path, which "does not exist". Each is a job, and the missing one fails alone."""
+    job = tmp_path / "0_optimizer.lr=0.001,seed=0" / "checkpoints"
+    job.mkdir(parents=True)
+    checkpoints = [shutil.copy(completed_run / "checkpoints" / "best.pt", job), str(tmp_path / "deleted.pt")]
+    sweep_dir = tmp_path / "eval"
+    result = run_main(["-m", *fast_overrides(tiny_root), "task=eval", f"ckpt={','.join(map(str, checkpoints))}",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "2 jobs (1 completed, 1 failed)" in result.stdout, result.stdout[-2000:]
+    jobs = read_json(sweep_dir / "summary.json")["jobs"]
+    assert [(j["params"]["ckpt"], j["status"]) for j in jobs] == [(str(checkpoints[0]), "completed"),
+                                                                  (checkpoints[1], "failed")]
+    assert "does not exist" in jobs[1]["message"] and "seed=0" not in jobs[1]["message"]
+
+
 def test_an_evaluation_sweep_shows_the_data_set_where_its_checkpoints_differ_in_it(completed_run, tiny_root, tmp_path):
     """Each checkpoint is tested on its own data set, whatever `dataset.<field>=` the command sets (with
     `dataset.val_size=`, both were tested on the default MNIST); `dataset=<option>` chooses another."""

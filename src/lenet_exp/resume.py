@@ -241,19 +241,30 @@ def quote_paths(argv: list[str]) -> list[str]:
             value = str(Path(value).expanduser())
             arg = f"{key}={value}"
         if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
-            listed = _existing_paths(value.split(","))  # a sweep over paths, or one path
-            arg = f"{key}={','.join(map(quote, listed or [value]))}"
+            arg = f"{key}={','.join(map(quote, _paths_listed(value)))}"
         quoted.append(arg)
     return quoted
 
 
-def _existing_paths(pieces: list[str]) -> Optional[list[str]]:
-    """The comma-separated ``pieces`` joined into paths that exist (a job folder's name has commas too),
-    the longest first; None where they cannot all be."""
+def _paths_listed(value: str) -> list[str]:
+    """The paths of a sweep over paths (``a.pt,b.pt``), or of one path, where a job folder's name has commas
+    too: they are joined into paths that exist; failing that, a piece that is no path is one of its own (a
+    checkpoint deleted or mistyped, which its job then reports) beside those that exist. A value of no
+    existing path at all stays as it is, whose job says that it does not exist."""
+    pieces = value.split(",")
+    listed = _existing_paths(pieces) or _existing_paths(pieces, missing_ones=True)
+    if listed is None or not any(Path(path).expanduser().exists() for path in listed):
+        return [value]
+    return listed
+
+
+def _existing_paths(pieces: list[str], missing_ones: bool = False) -> Optional[list[str]]:
+    """The ``pieces`` joined into paths that exist, the longest first (with ``missing_ones``, a piece that
+    joins into none is a path of its own); None where they cannot all be."""
     for end in range(len(pieces), 0, -1):
         head = ",".join(pieces[:end])
-        if Path(head).expanduser().exists():
-            rest = _existing_paths(pieces[end:]) if end < len(pieces) else []
+        if Path(head).expanduser().exists() or (missing_ones and end == 1):
+            rest = _existing_paths(pieces[end:], missing_ones) if end < len(pieces) else []
             if rest is not None:
                 return [head, *rest]
     return None
