@@ -302,6 +302,8 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     assert summary["swept"] == ["ckpt"]  # both tested on their own MNIST: no data set column
     assert summary["best"]["job"] == 0  # first by test accuracy (the same checkpoint: by number); it was null
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
+    # the sweep's plot is of test accuracy, and says so (its tag was sweep/val_acc_vs_params)
+    assert load_events(sweep_dir / "summary").Tags()["images"] == ["sweep/test_acc_vs_params"]
     # each evaluation is a TensorBoard run: HParams shows each checkpoint's test accuracy
     for job, checkpoint in zip(summary["jobs"], checkpoints):
         events = load_events(Path(job["run_dir"]))

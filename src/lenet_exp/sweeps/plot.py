@@ -37,8 +37,9 @@ def val_acc_figure(summary: Summary):
         else:  # categories in the order the sweep named them
             categories = list(dict.fromkeys(values))
             xs = [categories.index(v) for v in values]
-            ax.set_xticks(range(len(categories)), short_labels(categories),
-                          rotation=20 if len(categories) > 3 else 0)
+            labels = short_labels(categories)
+            crowded = len(categories) > 3 or sum(map(len, labels)) > 3 * LABEL_CHARACTERS // 2  # side by side: overlap
+            ax.set_xticks(range(len(categories)), labels, rotation=20 if crowded else 0, ha="right" if crowded else "center")
         labelled = set()
         for x, r in zip(xs, summary.jobs):
             if r.status == OK_STATUS and getattr(r, metric) is not None:

@@ -22,7 +22,7 @@ from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summariz
 from lenet_exp.sweeps.table import report_text
 
 SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of the sweep plot and table
-PLOT_TAG = "sweep/val_acc_vs_params"
+PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc for an evaluation sweep (records.ranking_metric)
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
 RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "wall_time_s",
@@ -76,7 +76,7 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
     try:
         writer = SummaryWriter(str(log_dir))  # which writes the file's first event
         if figure is not None:
-            writer.add_figure(PLOT_TAG, figure, global_step=0)
+            writer.add_figure(PLOT_TAG.format(metric=ranking_metric(summary.jobs)), figure, global_step=0)
         table = text(TABLE_TAG, report_text(summary, markdown=True))
         table.value[0].tag = TABLE_TAG  # add_text would file it as TABLE_TAG + "/text_summary"
         writer.file_writer.add_summary(table, global_step=0)
