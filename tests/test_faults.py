@@ -326,6 +326,8 @@ def test_an_evaluation_sweep_over_job_checkpoints_keeps_a_missing_one_as_a_job_o
     assert [(j["params"]["ckpt"], j["status"]) for j in jobs] == [(str(checkpoints[0]), "completed"),
                                                                   (checkpoints[1], "failed")]
     assert "does not exist" in jobs[1]["message"] and "seed=0" not in jobs[1]["message"]
+    # the one tested is on its own MNIST: no data set column (the failed one's is unknown, not another)
+    assert read_json(sweep_dir / "summary.json")["swept"] == ["ckpt"]
 
 
 def test_an_evaluation_sweep_shows_the_data_set_where_its_checkpoints_differ_in_it(completed_run, tiny_root, tmp_path):

@@ -118,9 +118,10 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if metrics is None:
         record.message = "no metrics.json: the job was killed or crashed before writing it"
         return record
-    if metrics.get("task") == "eval" and "dataset" not in params:
+    if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
-        params["dataset"] = str(metrics.get("dataset", ""))
+        # (a failed evaluation's is unknown: no column for it)
+        params["dataset"] = str(metrics["dataset"])
     status = str(metrics.get("status", "failed"))
     record.message = str(metrics.get("message") or "")
     if status == "running" and final:
@@ -145,12 +146,14 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
 
 
 def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[str]:
-    """Keys that differ between jobs or that the sweep searched, in the order the jobs name them."""
+    """Keys that differ between the jobs that have them, or that the sweep searched, in the order the jobs
+    name them."""
     searched = set(searched)
     keys: list[str] = []
     for record in records:
         keys.extend(key for key in record.params if key not in keys)
-    return [key for key in keys if key in searched or len({record.params.get(key) for record in records}) > 1]
+    return [key for key in keys
+            if key in searched or len({record.params[key] for record in records if key in record.params}) > 1]
 
 
 def ranking_metric(jobs: list[JobRecord]) -> Optional[str]:
