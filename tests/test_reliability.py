@@ -22,7 +22,7 @@ import torch
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
 from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
-from tensorboard_events import load_events, logged_hparams, scalar_values
+from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
 
 
 @pytest.fixture(scope="module")
@@ -870,9 +870,13 @@ def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(f
     run_dir = tmp_path / "mine"
     typo = run_main(fast + ["optimizer.lr=0.5", "+optimizer.lrr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert typo.returncode == 1 and "optimizer.lrr=0.1 (unknown key)" in typo.stderr, typo.stderr[-2000:]
+    assert session_status(load_events(run_dir)) == "STATUS_FAILURE"  # HParams lists it, as a failure
     fixed = run_main(fast + ["optimizer.lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert "holds a run that ended before it trained, with another config (optimizer.lr: 0.5 -> 0.1" in fixed.stdout
+    # the failed attempt's HParams session is replaced by the run's own
+    assert hparams_records(run_dir) == ["session_start_info", "session_end_info"]
+    assert logged_hparams(load_events(run_dir))["optimizer.lr"] == 0.1
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["status"] == "completed" and metrics["config"]["optimizer"]["lr"] == 0.1
     # once it has trained, the folder is that run's: another config is refused

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import to_dict, validate
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, save_json
+from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, run_events, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
@@ -60,13 +60,13 @@ def record_failed_session(run_dir: Path, cfg: DictConfig) -> None:
     """A training job that failed before its TensorBoard run began (a bad value, its data): an HParams
     session of its settings that ended as a failure, so that the HParams tab lists it with the value it was
     given (it had no row at all). One that had begun ended its own session (loop.train_trials)."""
-    if str(cfg.get("task")) != "train" or any(run_dir.glob("events.out.tfevents.*")):
+    if str(cfg.get("task")) != "train" or run_events(run_dir):
         return
     try:
         from lenet_exp.config import result_settings
         from lenet_exp.record import TensorBoardLog
 
-        tb = TensorBoardLog(str(run_dir), result_settings(to_dict(cfg)))
+        tb = TensorBoardLog(str(run_dir), result_settings(to_dict(cfg)), before_training=True)
         tb.session_end(failed=True)
         tb.close()
     except Exception as error:  # a config that does not resolve, a full disk: metrics.json says it already

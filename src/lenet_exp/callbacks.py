@@ -23,7 +23,7 @@ from omegaconf.errors import InterpolationResolutionError
 from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, longer_run, where_or_how_fast
 from lenet_exp.errors import one_line
-from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder
+from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, run_events
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
@@ -179,8 +179,8 @@ def saved_task_overrides(run_dir: Path) -> list[str]:
 
 def trained_anything(run_dir: Path) -> bool:
     """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
-    the first epoch's start)."""
-    return any((run_dir / "checkpoints").glob("*.pt")) or any(run_dir.glob("events.out.tfevents.*"))
+    the first epoch's start; a failure before it leaves only its HParams session)."""
+    return any((run_dir / "checkpoints").glob("*.pt")) or bool(run_events(run_dir))
 
 
 def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool = False,

@@ -90,6 +90,18 @@ def read_json(path: Path) -> Optional[dict]:
 
 
 
+# ----------------------------------------------------------------------------------- event files
+# The suffix of the event file of a run that failed before its TensorBoard run began (a bad value, its data):
+# only its HParams session, ended as a failure. The run that starts there next replaces it (record.py); it is
+# no sign of training.
+BEFORE_TRAINING = ".before_training"
+
+
+def run_events(log_dir: Path) -> list[Path]:
+    """The TensorBoard event files of what a run did in ``log_dir``: a failure's before training left out."""
+    return [path for path in Path(log_dir).glob("events.out.tfevents.*") if not path.name.endswith(BEFORE_TRAINING)]
+
+
 # ----------------------------------------------------------------------------------- folder locks
 LOCK_FILE = ".lock"
 _held: dict[Path, Any] = {}  # folder -> its open lock file, for as long as this process owns the folder

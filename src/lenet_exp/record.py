@@ -24,6 +24,9 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from lenet_exp.files import BEFORE_TRAINING
+
+
 def _process_age_s() -> float:
     """Seconds since this process started (Linux: from /proc, so the interpreter's own start counts)."""
     try:
@@ -225,14 +228,17 @@ def session_end_summary(status: str):
 
 
 class TensorBoardLog:
-    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1):
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, before_training: bool = False):
         quiet_event_writer_threads()
+        for failed in Path(log_dir).glob(f"events.out.tfevents.*{BEFORE_TRAINING}"):  # an earlier attempt's
+            failed.unlink()
         # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
         # after a failure or a stop, or given more epochs, begins and ends again
         forget_the_end(Path(log_dir))
         # purge_step drops events an interrupted run logged after its last checkpoint, and an evaluation's
         # earlier ones (step 0) where it runs again
-        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None)
+        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None,
+                                    filename_suffix=BEFORE_TRAINING if before_training else "")
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
         # a null setting is left out: TensorBoard types a column by its values, and 'None' among numbers made
         # it text, which it cannot sort or filter
