@@ -261,6 +261,22 @@ def test_dropout_named_for_an_evaluation_leaves_the_model_as_it_was_trained(comp
     assert result.returncode == 0 and "training setting" not in result.stderr, result.stderr[-2000:]
 
 
+def test_preprocessing_named_for_an_evaluation_is_said_to_be_unused(completed_run, tiny_root, tmp_path):
+    """An evaluation prepares its inputs as the checkpoint was trained: `dataset.mean=0.5` changed nothing, without
+    a word, and an evaluation sweep over it gave identical jobs."""
+    checkpoint = completed_run / "checkpoints" / "best.pt"
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={checkpoint}", "dataset.mean=0.5",
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"dataset.mean=0.5 not used: {checkpoint} takes its inputs prepared as it was trained (image_size 32, " \
+           "resize_mode resize, mean 0.1" in result.stderr
+    evaluated, trained = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", completed_run))
+    assert evaluated["acc"] == trained["acc"]
+    plain = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path / 'e2'}"],
+                     cwd=tmp_path)
+    assert plain.returncode == 0 and "not used" not in plain.stderr
+
+
 def test_an_output_folder_written_from_home_is_in_home(tmp_path, monkeypatch):
     """Hydra took hydra.run.dir=~/runs/x for a folder named "~" in the current one."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

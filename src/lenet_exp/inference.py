@@ -25,6 +25,7 @@ from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
 
 log = logging.getLogger(__name__)
+PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
 
 
 def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> DictConfig:
@@ -67,13 +68,26 @@ def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConf
     return dataset
 
 
+def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
+    """The checkpoint's preprocessing, which eval and predict use whatever the command line says of it: a
+    model takes inputs prepared as it was trained on them. A setting of it named there is said to be unused."""
+    pre = state["preprocessing"]
+    named = [f"dataset.{key}" for key in PREPROCESSING_KEYS if f"dataset.{key}" in chosen]
+    if named:
+        used = ", ".join(f"{key} {pre[key]:.4g}" if isinstance(pre[key], float) else f"{key} {pre[key]}"
+                         for key in PREPROCESSING_KEYS)
+        log.warning("%s not used: %s takes its inputs prepared as it was trained (%s).",
+                    " and ".join(f"{key}={OmegaConf.select(cfg, key)}" for key in named), cfg.ckpt, used)
+    return pre
+
+
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
     model, state = load_trained_model(cfg, chosen, device)
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
-    pre = state["preprocessing"]
+    pre = preprocessing_of(state, cfg, chosen)
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
                   labels.to(device))
     tcfg = cfg.trainer  # test-time augmentation as this command line says, whatever the run used
@@ -169,7 +183,7 @@ def border_brightness(gray: torch.Tensor) -> float:
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
     model, state = load_trained_model(cfg, chosen, device)
-    pre = state["preprocessing"]
+    pre = preprocessing_of(state, cfg, chosen)
     image = read_image(cfg.image)
     border = border_brightness(image)
     if border > 127:  # the model has only seen light shapes on black: its answer means little
