@@ -110,3 +110,11 @@ def test_a_stacked_trials_dropout_on_the_gpu_is_its_own_whatever_it_is_stacked_w
     with_1, with_2 = one_trial_in_two_groups(base, tmp_path)
     assert with_1["cuda_graphs"] is True
     assert_same_run(with_1, with_2, tolerance=1e-3)  # cuDNN may sum a group's convolutions in other orders
+
+
+def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer_on_the_gpu():
+    """Its per-trial scalars reach the GPU in one pinned, asynchronous copy a step: each step's, not a stale one."""
+    from test_stacked import check_the_stacked_optimizer, torch_optimizers
+
+    for _, make in torch_optimizers():
+        check_the_stacked_optimizer(make, "cuda")

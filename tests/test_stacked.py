@@ -483,14 +483,18 @@ def test_the_grouped_model_computes_each_trials_own_model(channels_last, shared_
             assert torch.allclose(ours, theirs, atol=1e-5), name
 
 
-@pytest.mark.parametrize("make", [
-    lambda params, i: __import__("torch").optim.Adam(params, lr=1e-3 * (i + 1), betas=(0.9, 0.99 + 0.004 * i),
-                                                     weight_decay=1e-3 * i),
-    lambda params, i: __import__("torch").optim.AdamW(params, lr=2e-3, weight_decay=0.05 * i, eps=1e-8 * 10 ** i),
-    lambda params, i: __import__("torch").optim.SGD(params, lr=0.05 / (i + 1), momentum=0.9, nesterov=i != 1,
-                                                    weight_decay=1e-4 * i),
-], ids=["adam", "adamw", "sgd-nesterov-or-not"])
-def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make):
+def torch_optimizers():
+    """(name, make(params, trial)): three trials' own torch optimizers, each with hyperparameters of its own."""
+    import torch
+
+    return [("adam", lambda params, i: torch.optim.Adam(params, lr=1e-3 * (i + 1), betas=(0.9, 0.99 + 0.004 * i),
+                                                      weight_decay=1e-3 * i)),
+            ("adamw", lambda params, i: torch.optim.AdamW(params, lr=2e-3, weight_decay=0.05 * i, eps=1e-8 * 10 ** i)),
+            ("sgd-nesterov-or-not", lambda params, i: torch.optim.SGD(params, lr=0.05 / (i + 1), momentum=0.9,
+                                                                      nesterov=i != 1, weight_decay=1e-4 * i))]
+
+
+def check_the_stacked_optimizer(make, device: str) -> None:
     """Three trials with their own hyperparameters, in the channels_last layout a group trains in: the
     group's update (all parameters at once) leaves each trial's weights and optimizer state where its own
     torch optimizer does, and that state loads back. A parameter without a gradient is refused: torch's
@@ -504,10 +508,10 @@ def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make)
     from lenet_exp.stack.optim import StackedOptimizer
 
     torch.manual_seed(0)
-    models = [LeNet5() for _ in range(3)]
+    models = [LeNet5().to(device) for _ in range(3)]
     alone = copy.deepcopy(models)
     alone_optimizers = [make(m.parameters(), i) for i, m in enumerate(alone)]
-    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3, False)
+    grouped = GroupedModel(LeNet5(), 3, [0.0] * 3, False).to(device)
     stack_into(grouped, models)
     grouped = grouped.to(memory_format=torch.channels_last)
     optimizers = [make(m.parameters(), i) for i, m in enumerate(models)]  # hold each trial's settings and state
@@ -523,7 +527,7 @@ def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make)
         stacked.step()
         for optimizer in alone_optimizers:
             optimizer.step()
-    trained = [LeNet5() for _ in range(3)]
+    trained = [LeNet5().to(device) for _ in range(3)]
     unstack_into(grouped, trained)
     for i, (ours, theirs) in enumerate(zip(trained, alone)):
         stacked.trial_state(i)
@@ -532,7 +536,8 @@ def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make)
             state, own_state = optimizers[i].state[stateful_parameters(models[i])[j]], alone_optimizers[i].state[own]
             assert state.keys() >= own_state.keys() - {"step"}
             for name, value in state.items():
-                assert torch.allclose(value.float(), own_state[name].float(), rtol=1e-5, atol=1e-7), (i, j, name)
+                assert torch.allclose(value.float().cpu(), own_state[name].float().cpu(), rtol=1e-5, atol=1e-7), \
+                    (i, j, name)
     again = StackedOptimizer(grouped, models, optimizers)  # a resumed group: the trials' states into its own
     again.load_trial_states()
     assert again.step_count == stacked.step_count or stacked.rule == "sgd"
@@ -541,6 +546,11 @@ def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(make)
     group_params[1].grad = None
     with pytest.raises(ValueError, match=r"parameters \[1\] of the stacked model got no gradient"):
         again.step()
+
+
+@pytest.mark.parametrize("name", [name for name, _ in torch_optimizers()])
+def test_the_stacked_optimizer_steps_each_trial_as_its_own_torch_optimizer(name):
+    check_the_stacked_optimizer(dict(torch_optimizers())[name], "cpu")
 
 
 def test_a_first_layers_grouped_convolution_runs_depthwise_with_the_same_results():
