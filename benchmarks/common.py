@@ -58,10 +58,14 @@ def parse_variant(text: str) -> tuple[str, tuple[str, ...]]:
     return name.strip(), tuple(overrides.split())
 
 
-def compose_config(args, *extra: str, base: Sequence[str] = ()):
+class BadConfig(Exception):
+    """A config or override that run.py would refuse, with its message."""
+
+
+def composed(args, *extra: str, base: Sequence[str] = ()):
     """The config ``python run.py OVERRIDES`` would train with: on ``--data-root`` and ``--device``, the
     script's ``base`` overrides, then ``--override``s, then ``extra`` (a variant's: the last wins). A bad
-    one exits with Hydra's message."""
+    one raises :class:`BadConfig` with Hydra's or the run's message."""
     from hydra.errors import HydraException
 
     import lenet_exp
@@ -74,8 +78,16 @@ def compose_config(args, *extra: str, base: Sequence[str] = ()):
         cfg = lenet_exp.compose(*overrides, config_dir=REPO / "configs")
         validate(cfg)
     except (HydraException, UserError) as error:
-        sys.exit(f"{SCRIPT}: bad config or override: {error}")
+        raise BadConfig(str(error)) from error
     return cfg
+
+
+def compose_config(args, *extra: str, base: Sequence[str] = ()):
+    """:func:`composed`, or exit with its message."""
+    try:
+        return composed(args, *extra, base=base)
+    except BadConfig as error:
+        sys.exit(f"{SCRIPT}: bad config or override: {error}")
 
 
 # ---------------------------------------------------------------------------- a shared machine

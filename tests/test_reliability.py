@@ -125,6 +125,13 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def test_cuda_graphs_asked_of_the_cpu_are_refused_before_the_data_loads(fast, tmp_path):
+    """`fast` names device=cpu: nothing there can change the answer, so it comes at once (it came after the data)."""
+    result = run_main([*fast, "trainer.cuda_graphs=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "CUDA graphs need a CUDA GPU" in result.stderr
+    assert " train / " not in result.stderr, result.stderr  # the data's line: "mnist: 500 train / 100 val / ..."
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path, trained, fast):
     if case == "cuda without a GPU" and torch.cuda.is_available():

@@ -443,6 +443,8 @@ def validate(cfg: Any) -> None:
         parent = key.rpartition(".")[0]
         if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, parent) if parent else Config):
             _check_range(key, value, ok, allowed)
+    if cfg.trainer.cuda_graphs and str(cfg.device.type) == "cpu":  # at once, not once the data is loaded (perf.py)
+        raise cuda_graphs_refused("cpu")
     if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:
@@ -453,6 +455,11 @@ def validate(cfg: Any) -> None:
         if cfg.task == "train" and cfg[key]:
             raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
                                              "use a checkpoint; resume=<run dir> continues a run)")
+
+
+def cuda_graphs_refused(device_type: str) -> ConfigError:
+    return ConfigError("trainer.cuda_graphs", True, f"false or null on this {device_type} device: CUDA graphs need a "
+                       "CUDA GPU (null turns them on wherever there is one)")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lenet_exp import fused_cpu
+from lenet_exp.config import cuda_graphs_refused
 from lenet_exp.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ def _use_cuda_graphs(tcfg, device: torch.device) -> bool:
     if tcfg.cuda_graphs is None:
         return device.type == "cuda" and not tcfg.compile
     if tcfg.cuda_graphs and device.type != "cuda":
-        raise ConfigError("trainer.cuda_graphs", True, f"false or null on this {device.type} device: CUDA graphs need "
-                          "a CUDA GPU (null turns them on wherever there is one)")
+        raise cuda_graphs_refused(device.type)
     return tcfg.cuda_graphs
 
 
