@@ -496,8 +496,11 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
                                  f"continues the sweep."), err[-3000:]
     assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "interrupted"
     assert not (sweep_dir / "1_seed=1").exists()
-    # its summary so far, as a joblib sweep's (it had none: Hydra's loop ended with the job)
-    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"]
+    # its summary so far, as a joblib sweep's (it had none: Hydra's loop ended with the job), with the job
+    # that had not started (it listed only the jobs with folders)
+    jobs = read_json(sweep_dir / "summary.json")["jobs"]
+    assert [(job["job"], job["status"]) for job in jobs] == [(0, "interrupted"), (1, "not started")]
+    assert jobs[1]["params"]["seed"] == "1" and jobs[1]["run_dir"] == ""
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2
@@ -633,8 +636,9 @@ def test_a_joblib_worker_killed_ends_the_sweep_with_its_summary_and_the_sweep_co
     assert "A job's process died without a result (its worker ended with SIGKILL(-9): out of memory, killed, or " \
            f"crashed); joblib ended the sweep's other jobs. Running the same command with hydra.sweep.dir={sweep_dir} " \
            "continues the sweep." in out  # Hydra's log
-    jobs = read_json(sweep_dir / "summary.json")["jobs"]
-    assert jobs and all(job["status"] == "failed" for job in jobs), jobs
+    jobs = read_json(sweep_dir / "summary.json")["jobs"]  # all 3: it listed only those with folders ("2 jobs")
+    assert [job["job"] for job in jobs] == [0, 1, 2], jobs
+    assert {job["status"] for job in jobs} <= {"failed", "not started"} and jobs[0]["status"] == "failed", jobs
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / f"{i}_seed={i}" / "metrics.json")["status"] for i in range(3)] == ["completed"] * 3

@@ -17,11 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import read_json
 from lenet_exp.resume import override_key, unquote
-from lenet_exp.sweeps.space import searched_keys
+from lenet_exp.sweeps.space import grid_jobs, searched_keys
 
 SEED_KEY = "seed"
 OK_STATUS = "completed"
-BAD_STATUSES = ("failed", "diverged", "interrupted")
+NOT_STARTED = "not started"  # a grid sweep's job without a folder
+BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
@@ -221,12 +222,25 @@ def load_sweep_config(sweep_dir: Path) -> Optional[DictConfig]:
         return None
 
 
+def not_started(records: list[JobRecord], config: Optional[DictConfig]) -> list[JobRecord]:
+    """The jobs of a grid sweep that have no folder: the sweep ended before them (a stop, a killed worker)."""
+    grid = grid_jobs(config) if config is not None else None
+    present = {record.job for record in records}
+    return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides),
+                      params={override_key(o): unquote(o.split("=", 1)[1]) for o in overrides if "=" in o},
+                      run_dir="", message="not started: the sweep ended before it; running it again runs it")
+            for number, overrides in enumerate(grid or ()) if number not in present]
+
+
 def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] = None) -> Summary:
     """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed."""
     records = [read_job(job_dir, i, final) for i, job_dir in enumerate(find_job_dirs(sweep_dir))]
+    again = config is None  # summarised again later, from what the sweep left
+    config = config if config is not None else load_sweep_config(sweep_dir)
+    records += not_started(records, config)
     records.sort(key=lambda record: record.job)
-    searched = searched_keys(config if config is not None else load_sweep_config(sweep_dir))
-    if config is None:  # summarised again later: keep the columns the sweep's own summary had
+    searched = searched_keys(config)
+    if again:  # keep the columns the sweep's own summary had
         searched.update((read_json(sweep_dir / "summary.json") or {}).get("swept") or [])
     keys = swept_keys(records, searched)
     counts = dict(Counter(record.status for record in records))
