@@ -118,7 +118,7 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
                 f"keep what they wrote. Free some space, then run the same command with hydra.sweep.dir={sweep_dir} "
                 f"to continue the sweep.") in result.stderr
         assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "completed"
-        assert "1 job (1 completed)" in result.stdout  # job 0's summary
+        assert "2 jobs (1 completed, 1 not started)" in result.stdout  # job 0's summary, and job 1 it ended before
 
         again = run_main(command, cwd=tmp_path)
         assert again.returncode == 0, again.stderr[-2000:]
