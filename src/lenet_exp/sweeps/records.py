@@ -101,12 +101,17 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found)
 
 
+def overridden(overrides: Iterable[str]) -> dict[str, str]:
+    """key -> value as a job's overrides give it."""
+    return {override_key(o): unquote(o.split("=", 1)[1]) if "=" in o else "" for o in overrides}
+
+
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     try:
         overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
     except Exception:
         overrides = []
-    params = {override_key(o): unquote(o.split("=", 1)[1]) if "=" in o else "" for o in overrides}
+    params = overridden(overrides)
     record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
     metrics = read_json(job_dir / "metrics.json")
@@ -226,8 +231,7 @@ def not_started(records: list[JobRecord], config: Optional[DictConfig]) -> list[
     """The jobs of a grid sweep that have no folder: the sweep ended before them (a stop, a killed worker)."""
     grid = grid_jobs(config) if config is not None else None
     present = {record.job for record in records}
-    return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides),
-                      params={override_key(o): unquote(o.split("=", 1)[1]) for o in overrides if "=" in o},
+    return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides), params=overridden(overrides),
                       run_dir="", message="not started: the sweep ended before it; running it again runs it")
             for number, overrides in enumerate(grid or ()) if number not in present]
 
