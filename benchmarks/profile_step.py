@@ -12,9 +12,18 @@ Run from the repository root::
 
     python benchmarks/profile_step.py                     # CPU or GPU, whatever is there
     python benchmarks/profile_step.py --steps 200 --override trainer.compile=true
+    python benchmarks/profile_step.py --stack 16          # a stacked group of 16 trials (seeds 0-15)
+
+With ``--stack N`` it profiles the step of a group of N trials (seeds 0 .. N-1, learning rates 1e-3 to
+2e-3), built as ``hydra/launcher=stacked`` builds one, and also times, unprofiled, the whole step, the
+gradients alone (the graph replay) and the optimizer update alone: which of them bounds the step.
 """
 
 from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
 
 import common  # first: this checkout's src/ on the path
 
@@ -25,29 +34,63 @@ from torch.profiler import ProfilerActivity, profile
 WARMUP_STEPS = 10  # more than the CUDA graph's warm-up and capture
 
 
-def profile_steps(cfg, steps: int, row_limit: int) -> dict:
-    from lenet_exp.engine import train_epoch
+def build_engine(args, extra: tuple, stack: int, folder: Path):
+    """(the engine, its TrainStep, its optimizer) of one run, or of a stacked group of ``stack`` trials."""
     from lenet_exp.launch import JobSlot
+    from lenet_exp.loop import OneModel, Run, Trial
     from lenet_exp.parts import build_parts, seed_everything
+    from lenet_exp.stack.group import build_stack
 
-    seed_everything(cfg.seed, cfg.trainer.deterministic)
-    parts = build_parts(cfg, JobSlot())
+    if not stack:
+        cfg = common.compose_config(args, *extra)
+        seed_everything(cfg.seed, cfg.trainer.deterministic)
+        parts = build_parts(cfg, JobSlot())
+        return OneModel(parts), parts.step, parts.optimizer
+    trials = []
+    for i in range(stack):
+        cfg = common.compose_config(args, *extra, f"seed={i}", f"optimizer.lr={1e-3 * (1 + i / stack)}")
+        trials.append(Trial(i, cfg, Run(cfg, folder / str(i))))  # no file is written
+    engine = build_stack(trials, JobSlot())
+    return engine, engine.step, engine.optimizer
+
+
+def time_parts(engine, step, optimizer, steps: int) -> dict:
+    """Unprofiled ms per step: the whole step, the gradients alone, the optimizer update alone."""
+    device = step.device
+    with common.Timed(device) as whole:
+        engine.train_epoch(lambda: False, lambda: None, steps)
+    batch = torch.arange(step.batch_size, device=device).expand(getattr(step, "orders", 1), -1).squeeze(0)
+    with common.Timed(device) as gradients:
+        for _ in range(steps):
+            step(batch, optimizer)
+    with common.Timed(device) as update:
+        for _ in range(steps):
+            optimizer.step()
+    return {f"ms_{name}": 1e3 * timed.seconds / steps
+            for name, timed in (("step", whole), ("gradients", gradients), ("update", update))}
+
+
+def profile_steps(args, extra: tuple, steps: int, row_limit: int, stack: int) -> dict:
+    folder = Path(tempfile.mkdtemp(prefix="profile_step_"))
+    engine, step, optimizer = build_engine(args, extra, stack, folder)
 
     def train(n: int) -> None:  # n steps, over as many epochs as that takes
-        for start in range(0, n, parts.steps_per_epoch):
-            train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler, ema=parts.ema,
-                        max_batches=min(parts.steps_per_epoch, n - start))
+        per_epoch = -(-len(step.split) // step.batch_size)
+        for start in range(0, n, per_epoch):
+            engine.train_epoch(lambda: False, lambda: None, min(per_epoch, n - start))
 
     train(WARMUP_STEPS)
-    cuda = parts.device.type == "cuda"
+    timings = time_parts(engine, step, optimizer, steps) if stack else {}
+    cuda = step.device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof, \
-            common.Timed(parts.device) as timed:
+            common.Timed(step.device) as timed:
         train(steps)
     print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
                                     row_limit=row_limit), flush=True)
     kernels = sum(1 for event in prof.events() if event.device_type == DeviceType.CUDA)
-    return {"graph": parts.step.graph is not None, "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
-            "ms_per_step_profiled": 1e3 * timed.seconds / steps, "device_events_per_step": kernels / steps if cuda else None}
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"graph": step.graph is not None, **timings, "ms_per_step_profiled": 1e3 * timed.seconds / steps,
+            "device_events_per_step": kernels / steps if cuda else None}
 
 
 def main(argv=None) -> int:
@@ -55,6 +98,7 @@ def main(argv=None) -> int:
     common.add_config_args(parser)
     parser.add_argument("--steps", type=int, default=50, help="profiled steps, after %d warm-up steps" % WARMUP_STEPS)
     parser.add_argument("--rows", type=int, default=25, help="rows of each table")
+    parser.add_argument("--stack", type=int, default=0, metavar="N", help="profile a stacked group of N trials")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be >= 1")
@@ -63,7 +107,7 @@ def main(argv=None) -> int:
         setups["eager"] = ("trainer.cuda_graphs=false",)
     for name, extra in setups.items():
         print(f"=== {name} step ({' '.join(extra) or 'the config as composed'})", flush=True)
-        summary = profile_steps(common.compose_config(args, *extra), args.steps, args.rows)
+        summary = profile_steps(args, extra, args.steps, args.rows, args.stack)
         print(f"=== {name}: " + ", ".join(f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
                                            for key, value in summary.items()), flush=True)
     return 0
