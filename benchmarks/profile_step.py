@@ -35,7 +35,8 @@ WARMUP_STEPS = 10  # more than the CUDA graph's warm-up and capture
 
 
 def build_engine(args, extra: tuple, stack: int, folder: Path):
-    """(the engine, its TrainStep, its optimizer) of one run, or of a stacked group of ``stack`` trials."""
+    """(the engine, its TrainStep, its optimizer, its fast paths) of one run, or of a stacked group of
+    ``stack`` trials."""
     from lenet_exp.launch import JobSlot
     from lenet_exp.loop import OneModel, Run, Trial
     from lenet_exp.parts import build_parts, seed_everything
@@ -45,13 +46,13 @@ def build_engine(args, extra: tuple, stack: int, folder: Path):
         cfg = common.compose_config(args, *extra)
         seed_everything(cfg.seed, cfg.trainer.deterministic)
         parts = build_parts(cfg, JobSlot())
-        return OneModel(parts), parts.step, parts.optimizer
+        return OneModel(parts), parts.step, parts.optimizer, parts.fast_paths
     trials = []
     for i in range(stack):
         cfg = common.compose_config(args, *extra, f"seed={i}", f"optimizer.lr={1e-3 * (1 + i / stack)}")
         trials.append(Trial(i, cfg, Run(cfg, folder / str(i))))  # no file is written
     engine = build_stack(trials, JobSlot())
-    return engine, engine.step, engine.optimizer
+    return engine, engine.step, engine.optimizer, trials[0].parts.fast_paths
 
 
 def time_parts(engine, step, optimizer, steps: int) -> dict:
@@ -72,7 +73,7 @@ def time_parts(engine, step, optimizer, steps: int) -> dict:
 
 def profile_steps(args, extra: tuple, steps: int, row_limit: int, stack: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="profile_step_"))
-    engine, step, optimizer = build_engine(args, extra, stack, folder)
+    engine, step, optimizer, fast_paths = build_engine(args, extra, stack, folder)
 
     def train(n: int) -> None:  # n steps, over as many epochs as that takes
         per_epoch = -(-len(step.split) // step.batch_size)
@@ -89,7 +90,7 @@ def profile_steps(args, extra: tuple, steps: int, row_limit: int, stack: int) ->
                                     row_limit=row_limit), flush=True)
     kernels = sum(1 for event in prof.events() if event.device_type == DeviceType.CUDA)
     shutil.rmtree(folder, ignore_errors=True)
-    return {"graph": step.graph is not None, **timings, "ms_per_step_profiled": 1e3 * timed.seconds / steps,
+    return {"graph": step.graph is not None, "fused_cpu_kernels": fast_paths.fused_cpu_kernels, **timings, "ms_per_step_profiled": 1e3 * timed.seconds / steps,
             "device_events_per_step": kernels / steps if cuda else None}
 
 

@@ -81,6 +81,13 @@ def test_step_profiler_prints_its_table(tiny_root, tmp_path):
     assert "Self CPU" in result.stdout and "BatchNormMaxPoolReLU" in result.stdout
     summary = next(line for line in result.stdout.splitlines() if line.startswith("=== default:"))
     assert "graph False" in summary and "fused_cpu_kernels True" in summary and "ms_per_step_profiled" in summary
+    stacked = run_benchmark("profile_step.py", [
+        "--device", "cpu", "--steps", "3", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
+        "--stack", "2"], tmp_path)
+    assert stacked.returncode == 0, stacked.stderr
+    summary = next(line for line in stacked.stdout.splitlines() if line.startswith("=== default:"))
+    times = {key: float(value) for key, value in re.findall(r"ms_(step|gradients|update) ([0-9.]+)", summary)}
+    assert set(times) == {"step", "gradients", "update"} and all(value > 0 for value in times.values()), summary
 
 
 def test_step_profiler_rejects_a_bad_override(tiny_root, tmp_path):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 
+import numpy as np
+import pytest
+
 from conftest import REPO, fast_overrides, run_main
 from lenet_exp import compose, train
 from tensorboard_events import hparams_records, load_events, session_status
@@ -24,14 +27,15 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
 def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_captions_above_the_images():
     import torch
 
-    from lenet_exp.record import _image_grid_figure, most_confident_mistakes
+    from lenet_exp.figures import image_grid_figure
+    from lenet_exp.record import most_confident_mistakes
 
     labels = torch.tensor([0, 1, 2, 3, 4])
     predicted = torch.tensor([0, 2, 1, 4, 4])  # samples 1, 2 and 3 are wrong
     confidences = torch.tensor([0.9, 0.3, 0.8, 0.5, 0.9])
     order = most_confident_mistakes(labels, predicted, confidences, limit=32)
     assert order.tolist() == [2, 3, 1]
-    figure = _image_grid_figure(torch.zeros(3, 1, 32, 32), labels[order], predicted[order], confidences[order])
+    figure = image_grid_figure(np.zeros((3, 1, 32, 32)), *(t[order].numpy() for t in (labels, predicted, confidences)))
     captions = figure.axes[0].texts
     assert [text.get_text() for text in captions] == ["2→1 80%", "3→4 50%", "1→2 30%"]
     # each caption sits in the band above its image (rows of the grid: band 16 px, then the 32 px image)
@@ -39,13 +43,58 @@ def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_cap
 
 
 def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells():
-    import torch
+    from lenet_exp.figures import matrix_figure
 
-    from lenet_exp.record import _matrix_figure
-
-    figure = _matrix_figure(torch.tensor([[90, 0], [3, 7]]))
+    figure = matrix_figure(np.array([[90, 0], [3, 7]]))
     counts = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
     assert counts == {"90": "white", "3": "black", "7": "black"}  # no "0"; white only on the dark diagonal cell
+
+
+@pytest.mark.parametrize("n, columns", [(2, 8), (5, 8), (8, 8), (19, 8), (3, 2)])
+def test_the_mistakes_are_tiled_as_torchvisions_make_grid_tiles_them(n, columns):
+    import torch
+    from torchvision.utils import make_grid
+
+    from lenet_exp.figures import tiled
+
+    images = torch.rand(n, 1, 32, 32) * 3 - 1
+    expected = make_grid(images, nrow=columns, padding=16, pad_value=float(images.min()))[0]
+    assert np.array_equal(tiled(images.numpy(), columns, padding=16), expected.numpy())
+
+
+def test_a_lone_mistake_has_its_caption_band_too():
+    """make_grid returns a lone image unpadded, so its caption covered the digit."""
+    from lenet_exp.figures import tiled
+
+    image = np.full((1, 1, 32, 32), 2.0, dtype=np.float32)
+    image[0, 0, 0, 0] = 0.0  # the padding's value
+    grid = tiled(image, 8, padding=16)
+    assert grid.shape == (64, 64) and not grid[:16].any() and np.array_equal(grid[16:48, 16:48], image[0, 0])
+
+
+def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_are_drawn_in_place():
+    import os
+    import signal
+
+    from lenet_exp.figures import FigureWorkers, draw
+
+    matrix = np.array([[50, 2], [0, 48]])
+    mistakes = (np.random.default_rng(0).random((4, 1, 32, 32)).astype(np.float32), np.array([1, 0, 1, 1]),
+                np.array([0, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32))
+    workers = FigureWorkers(2)
+    try:
+        pids = {workers.pool.submit(os.getpid).result() for _ in range(8)}
+        assert pids and os.getpid() not in pids  # drawn elsewhere
+        figures = [workers.submit("confusion_matrix", matrix), workers.submit("misclassified", *mistakes)]
+        assert [figure.png() for figure in figures] == [draw("confusion_matrix", matrix), draw("misclassified", *mistakes)]
+        png, height, width = figures[0].png()
+        assert png.startswith(b"\x89PNG") and (height, width) == (500, 500)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        late = workers.submit("confusion_matrix", matrix)
+        assert late.png() == draw("confusion_matrix", matrix)
+    finally:
+        workers.close()
 
 
 def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp_path):

@@ -26,6 +26,7 @@ from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, longer_run, result_settings, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
+from lenet_exp.figures import INLINE
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
@@ -85,6 +86,7 @@ class Run:
         self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
+        self.figure_workers = INLINE  # who draws its test figures: this process, or its stacked group's workers
 
     # ----------------------------------------------------------------------------------------- setup
     def previous_outcome(self) -> Optional[Outcome]:
@@ -207,7 +209,8 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1)
+        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1,
+                              figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "
@@ -257,11 +260,17 @@ class Run:
             self.on_epoch_end({**row, **times})
         return "running", ""
 
-    def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str) -> Optional[dict]:
-        """The final test (of a completed run) and metrics.json with the run's status; returns the test metrics."""
+    def start_test(self, parts: Parts, tb: TensorBoardLog, status: str) -> Optional[dict]:
+        """The final test of a completed run, its figures being drawn (:meth:`finish` waits for them); returns
+        the test metrics."""
         self.stopwatch.mark("test_started")
         # a first Ctrl-C from here on lets this last second of work finish: the run is complete
-        test = self.test_best(parts, tb) if status == "completed" else None
+        return self.test_best(parts, tb) if status == "completed" else None
+
+    def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str,
+               test: Optional[dict]) -> None:
+        """The test's figures, and metrics.json with the run's status."""
+        tb.write_figures()
         self.stopwatch.mark("test")
         self.write_metrics(status, message, state, parts, test)
         if status == "completed":
@@ -269,7 +278,6 @@ class Run:
             tb.session_end()
         elif status == "diverged":
             tb.session_end(failed=True)
-        return test
 
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
@@ -438,13 +446,19 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                         engine.freeze(i)
             for trial in trials:  # the epochs are over for all of them at once; their tests follow in turn
                 trial.run.stopwatch.mark("epochs")
-            for trial in trials:
-                if trial.status == "failed":
-                    continue  # its outcome says why
+            tests = {}
+            for trial in trials:  # a group's figures are drawn by its workers while the next trials test
                 if trial.status == "running":
                     trial.status = "completed"
+                if trial.status != "failed":  # a failed one's outcome says why
+                    with trial_alone(trial, isolate):
+                        tests[trial.number] = trial.run.start_test(trial.parts, trial.tb, trial.status)
+            for trial in trials:
+                if trial.status == "failed":
+                    continue
                 with trial_alone(trial, isolate):
-                    test = trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message)
+                    test = tests[trial.number]
+                    trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message, test)
                     trial.run.report(trial.state, test)
                     # the signal that stopped the run, or came during its final test (it completes, the caller stops)
                     trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)

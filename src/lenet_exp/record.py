@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING
 
 
@@ -215,7 +217,7 @@ def forget_the_end(log_dir: Path) -> None:
 
 def session_end_summary(status: str):
     """The HParams plugin's session end with ``status`` (torch's ``hparams`` writes only STATUS_SUCCESS)."""
-    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
     from tensorboard.plugins.hparams.api_pb2 import Status
     from tensorboard.plugins.hparams.metadata import PLUGIN_DATA_VERSION, PLUGIN_NAME, SESSION_END_INFO_TAG
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
@@ -228,8 +230,11 @@ def session_end_summary(status: str):
 
 
 class TensorBoardLog:
-    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, before_training: bool = False):
+    def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, before_training: bool = False,
+                 figure_workers: FigureWorkers = INLINE):
         quiet_event_writer_threads()
+        self.figure_workers = figure_workers  # who draws the test figures: this process, or a group's workers
+        self.pending: list[tuple[str, int, PendingFigure]] = []
         for failed in Path(log_dir).glob(f"events.out.tfevents.*{BEFORE_TRAINING}"):  # an earlier attempt's
             failed.unlink()
         # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
@@ -266,17 +271,25 @@ class TensorBoardLog:
     def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int, step: int) -> None:
         # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
         counts = torch.bincount((labels * num_classes + predicted).cpu(), minlength=num_classes ** 2)
-        matrix = counts.reshape(num_classes, num_classes)
-        figure = _matrix_figure(matrix)
-        self.writer.add_figure("test/confusion_matrix", figure, step)
+        self._figure("confusion_matrix", step, counts.reshape(num_classes, num_classes))
 
     def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
                       confidences: torch.Tensor, step: int, limit: int = 32) -> None:
         wrong = most_confident_mistakes(labels, predicted, confidences, limit).cpu()
         if len(wrong):
-            figure = _image_grid_figure(images[wrong].float().cpu(), labels[wrong].cpu(), predicted[wrong].cpu(),
-                                        confidences[wrong].cpu())
-            self.writer.add_figure("test/misclassified", figure, step)
+            self._figure("misclassified", step, images[wrong].float(), labels[wrong], predicted[wrong], confidences[wrong])
+
+    def _figure(self, kind: str, step: int, *tensors: torch.Tensor) -> None:
+        """Have ``test/<kind>`` drawn (now, or meanwhile by a group's workers): :meth:`write_figures` logs it."""
+        self.pending.append((f"test/{kind}", step, self.figure_workers.submit(kind, *(t.cpu().numpy() for t in tensors))))
+
+    def write_figures(self) -> None:
+        """The figures asked for, once drawn, into the event file."""
+        for tag, step, figure in self.pending:
+            png, height, width = figure.png()
+            image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+            self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        self.pending = []
 
     def card(self, markdown: str) -> None:
         self.writer.add_text(CARD_TAG, markdown, 0)
@@ -287,6 +300,7 @@ class TensorBoardLog:
         self.writer.file_writer.add_summary(session_end_summary("STATUS_FAILURE" if failed else "STATUS_SUCCESS"))
 
     def close(self) -> None:
+        self.write_figures()
         self.writer.close()
 
 
@@ -295,47 +309,3 @@ def most_confident_mistakes(labels: torch.Tensor, predicted: torch.Tensor, confi
     """Indices of the wrong predictions, the most confident first: what the model is surest of and wrong about."""
     wrong = (labels != predicted).nonzero().flatten()
     return wrong[confidences[wrong].argsort(descending=True, stable=True)][:limit]
-
-
-def _matrix_figure(matrix: torch.Tensor):
-    from matplotlib.figure import Figure
-
-    n = matrix.shape[0]
-    figure = Figure(figsize=(5, 5), dpi=100)
-    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93)  # not tight_layout: it draws twice
-    ax = figure.add_subplot()
-    ax.imshow(matrix.numpy(), cmap="Blues")
-    dark = 0.5 * float(matrix.max())  # above this the cell's blue is dark: white counts read there
-    for true in range(n):
-        for pred in range(n):
-            count = int(matrix[true, pred])
-            if count:  # empty cells stay blank
-                ax.text(pred, true, count, ha="center", va="center", fontsize=7,
-                        color="white" if count > dark else "black")
-    ax.set(xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n), title="test confusion matrix")
-    return figure
-
-
-def _image_grid_figure(images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
-                       confidences: torch.Tensor, columns: int = 8):
-    """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
-    captioned true→predicted and the confidence, in a band above the image (never over the digit)."""
-    from matplotlib.figure import Figure
-    from torchvision.utils import make_grid
-
-    side = images.shape[-1]
-    band = side // 2  # the caption's band, above each image
-    cell = side + band
-    grid = make_grid(images, nrow=columns, padding=band, pad_value=float(images.min()))[0]
-    width, title = min(columns, len(images)) * 1.1 + 1.5, 0.3  # inches (room for the title with few images)
-    height = width * grid.shape[0] / grid.shape[1]  # the grid's own aspect: no empty margins
-    figure = Figure(figsize=(width, height + title), dpi=100)
-    figure.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title))
-    ax = figure.add_subplot()
-    ax.imshow(grid.numpy(), cmap="gray")
-    for i, (true, pred, confidence) in enumerate(zip(labels, predicted, confidences)):
-        ax.text((i % columns) * cell + band + side / 2, (i // columns) * cell + band - 1,
-                f"{int(true)}→{int(pred)} {float(confidence):.0%}", ha="center", va="bottom", fontsize=7, color="yellow")
-    ax.set_title("most confident mistakes first (true→predicted, confidence)", fontsize=8)
-    ax.axis("off")
-    return figure
