@@ -3,10 +3,11 @@
 # and a failed step does not stop the ones after it.
 #
 #   benchmarks/gpu_report.sh OUT_DIR [STEP ...]
-#   (steps: info tests run10 profile speed ours sweep stacked stacked_one_order stacked_profile recipes compile ab)
+#   (steps: info tests run10 profile speed ours sweep stack_kernels stacked_step stacked stacked_one_order
+#    stacked_profile recipes compile ab)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
-# printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json and OUT_DIR/results.txt (one line per run: its
+# printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json, stack_kernels.json and OUT_DIR/results.txt (one line per run: its
 # config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json, stacked.json,
 # stacked_one_order.json and stacked16.prof, and the run and sweep folders under OUT_DIR/runs.
 # $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
@@ -88,6 +89,14 @@ step ours 90 python3 benchmarks/speed.py --skip-tutorial --epochs 4 --json-out "
 step sweep 150 python3 run.py -m seed=0,1 hydra/launcher=joblib hydra.launcher.n_jobs=2 \
     hydra.sweep.dir="$RUNS/sweep2" trainer.progress=false $EXTRA
 results "$RUNS/sweep2"
+
+# Which convolution a stacked group's captured step is fastest with: cuDNN's grouped ones (channels_last, NCHW)
+# or unfold + batched matrix products (the kernels bound a group's step on a GPU).
+step stack_kernels 150 python3 benchmarks/stack_kernels.py --device cuda --ns 8 16 32 --eager \
+    --json-out "$OUT/stack_kernels.json"
+# A 16-trial group's step: the whole step, its gradients (one graph replay) and its optimizer update timed
+# apart, then torch.profiler's kernel table.
+step stacked_step 120 python3 benchmarks/profile_step.py --stack 16 --steps 200 --rows 30 ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
 # Stacked trials: sweeps of N trials (lr x seed, 10 epochs), start-up included (targets: 16 trials in at
 # most 2x the wall time of one; stretch: 32). One trial with the stacked and the basic launcher (the

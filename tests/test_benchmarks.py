@@ -90,6 +90,15 @@ def test_step_profiler_prints_its_table(tiny_root, tmp_path):
     assert set(times) == {"step", "gradients", "update"} and all(value > 0 for value in times.values()), summary
 
 
+def test_the_stack_kernel_study_checks_each_variant_and_prints_its_table(tmp_path):
+    result = run_benchmark("stack_kernels.py", ["--device", "cpu", "--ns", "2", "--reps", "1", "--rounds", "1",
+                                                "--json-out", str(tmp_path / "kernels.json")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    times = json.loads((tmp_path / "kernels.json").read_text())["ms_per_step"]["2"]
+    assert set(times) == {"grouped_cl", "grouped_nchw", "unfold"} and all(t["ms_per_step"] > 0 for t in times.values())
+    assert re.search(r"^2 +unfold +[0-9.]+ ", result.stdout, re.MULTILINE), result.stdout
+
+
 def test_step_profiler_rejects_a_bad_override(tiny_root, tmp_path):
     result = run_benchmark("profile_step.py", ["--data-root", str(tiny_root), "--override", "trainer.epochz=1"],
                            tmp_path)
