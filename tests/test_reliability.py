@@ -125,9 +125,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def test_cuda_graphs_asked_of_the_cpu_are_refused_before_the_data_loads(fast, tmp_path):
-    """`fast` names device=cpu: nothing there can change the answer, so it comes at once (it came after the data)."""
-    result = run_main([*fast, "trainer.cuda_graphs=true", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_cuda_graphs_asked_of_the_cpu_are_refused_before_the_data_loads(device, fast, tmp_path):
+    """device=cpu, or device=auto without a GPU: nothing can change the answer, so it comes at once (it came
+    after the data)."""
+    if device == "auto" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_main([*fast, f"device={device}", "trainer.cuda_graphs=true", f"hydra.run.dir={tmp_path / 'run'}"],
+                      cwd=tmp_path)
     assert result.returncode == 1 and "CUDA graphs need a CUDA GPU" in result.stderr
     assert " train / " not in result.stderr, result.stderr  # the data's line: "mnist: 500 train / 100 val / ..."
 

@@ -443,8 +443,9 @@ def validate(cfg: Any) -> None:
         parent = key.rpartition(".")[0]
         if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, parent) if parent else Config):
             _check_range(key, value, ok, allowed)
-    if cfg.trainer.cuda_graphs and str(cfg.device.type) == "cpu":  # at once, not once the data is loaded (perf.py)
-        raise cuda_graphs_refused("cpu")
+    if cfg.trainer.cuda_graphs and str(cfg.device.type) in ("cpu", "auto"):  # at once, not once the data is loaded
+        if str(cfg.device.type) == "cpu" or not _cuda_visible():
+            raise cuda_graphs_refused("cpu")
     if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:
@@ -455,6 +456,12 @@ def validate(cfg: Any) -> None:
         if cfg.task == "train" and cfg[key]:
             raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
                                              "use a checkpoint; resume=<run dir> continues a run)")
+
+
+def _cuda_visible() -> bool:
+    import torch  # only where a setting needs a GPU: composing a config imports no torch
+
+    return torch.cuda.is_available()
 
 
 def cuda_graphs_refused(device_type: str) -> ConfigError:
