@@ -689,3 +689,24 @@ def test_a_killed_writes_temporary_file_is_removed_when_the_run_continues(killed
     leftover.write_bytes(b"half a checkpoint")
     assert train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)["status"] == "completed"
     assert not leftover.exists()
+
+
+def test_a_file_where_the_checkpoints_folder_should_be_is_named_and_the_rerun_shows_each_epoch_once(fast, tmp_path):
+    """The first checkpoint cannot be written: a short error that names the file in the way (it was a
+    traceback), and once it is moved away the same command trains from the start, its earlier attempt's
+    epoch points gone from TensorBoard (they showed twice)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoints").write_text("in the way")
+    command = [*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"]
+    failed = run_main(command, cwd=tmp_path)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr[-2000:]
+    assert f"{run_dir / 'checkpoints'} is a file where a folder should be: move it away" in failed.stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "failed"
+    assert scalar_values(load_events(run_dir), "val/acc").keys() == {1}  # the epoch it trained before failing
+    (run_dir / "checkpoints").unlink()
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    history = read_json(run_dir / "metrics.json")["history"]
+    steps = [event.step for event in load_events(run_dir).Scalars("val/acc")]
+    assert steps == [1, 2] and [row["epoch"] for row in history] == [1, 2]

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
-from lenet_exp.files import LOCK_FILE, read_json, save_json, write_atomic
+from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
 
@@ -196,7 +196,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
         file.write("{\"status\": \"runn")
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CannotWrite, match="disk full"):
         write_atomic(path, crash_midway, binary=False)
     assert read_json(path) == {"status": "completed"}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
@@ -212,7 +212,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     path = tmp_path / "last.pt"
     complete = {"model": {}, "config": {}, "preprocessing": {}}  # what load_checkpoint requires of any checkpoint
     save_checkpoint(path, {**complete, "run_state": {"epoch": 1}})
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CannotWrite, match="disk full"):
         save_checkpoint(path, {**complete, "run_state": {"epoch": 2}, "weights": FullDisk()})
     assert load_checkpoint(path)["run_state"]["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -39,9 +39,13 @@ class DiskFull(UserError):
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``. A write the
+    file system refuses raises :class:`DiskFull` or :class:`CannotWrite`; the previous file is kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    except OSError as error:
+        raise write_refused(path, error) from error
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
         with os.fdopen(fd, "wb" if binary else "w") as file:
@@ -52,12 +56,36 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) 
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         # torch.save reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
-        if isinstance(error, Exception) and (is_disk_full(error)
-                                             or shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES):
-            kept = "; its previous version is kept" if path.exists() else ""
-            raise DiskFull(f"No space left on {mount_point(path.parent)} writing {path}{kept}. Free some space, "
-                           f"then run the same command again to continue.") from error
+        if isinstance(error, OSError) or (isinstance(error, Exception)
+                                          and shutil.disk_usage(path.parent).free < FULL_BELOW_BYTES):
+            raise write_refused(path, error) from error
         raise
+
+
+class CannotWrite(UserError):
+    """The file system refused a write other than for space (a file where a folder should be, permissions)."""
+
+
+def write_refused(path: Path, error: Exception) -> UserError:
+    """What to tell of a write to ``path`` that failed: no space, or why else, and what to do."""
+    kept = "; its previous version is kept" if path.is_file() else ""
+    if is_disk_full(error) or shutil.disk_usage(_existing(path.parent)).free < FULL_BELOW_BYTES:
+        return DiskFull(f"No space left on {mount_point(_existing(path.parent))} writing {path}{kept}. Free some "
+                        f"space, then run the same command again to continue.")
+    blocker = next((folder for folder in reversed(path.parents) if folder.exists() and not folder.is_dir()), None)
+    if blocker is not None:
+        fix = f"{blocker} is a file where a folder should be: move it away, then "
+    elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"Make {path.parent} a folder you may write in, then "
+    else:
+        fix = "Check that disk, then "
+    return CannotWrite(f"Cannot write {path} ({getattr(error, 'strerror', None) or error}){kept}. {fix}run the same "
+                       f"command again, or choose another output directory.")
+
+
+def _existing(folder: Path) -> Path:
+    """The folder, or the nearest of its parents that exists (a failed mkdir leaves none)."""
+    return next(parent for parent in (folder, *folder.parents) if parent.is_dir())
 
 
 def mount_point(folder: Path) -> Path:

@@ -240,9 +240,9 @@ class TensorBoardLog:
         # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
         # after a failure or a stop, or given more epochs, begins and ends again
         forget_the_end(Path(log_dir))
-        # purge_step drops events an interrupted run logged after its last checkpoint, and an evaluation's
-        # earlier ones (step 0) where it runs again
-        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step if first_step != 1 else None,
+        # purge_step drops events an interrupted run logged after its last checkpoint (all of them where it
+        # failed before its first one: it starts over), and an evaluation's earlier ones (step 0) where it runs again
+        self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step,
                                     filename_suffix=BEFORE_TRAINING if before_training else "")
         # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
         # a null setting is left out: TensorBoard types a column by its values, and 'None' among numbers made
