@@ -794,5 +794,7 @@ def test_a_sweep_whose_summary_cannot_be_written_exits_non_zero(fast, tmp_path):
     (sweep_dir / "summary.png").mkdir(parents=True)
     result = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "2 jobs (2 completed)" in result.stdout and "Could not write summary.png: IsADirectoryError" in result.stdout
+    assert "2 jobs (2 completed)" in result.stdout
+    assert f"Could not write summary.png: Cannot write {sweep_dir / 'summary.png'} (Is a directory)" in result.stdout
+    assert f"{sweep_dir / 'summary.png'} is a folder where a file should be: move it away" in result.stdout
     assert (sweep_dir / "summary.csv").is_file()  # the others are written all the same

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig
 
+from lenet_exp.errors import UserError
 from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic, write_nowhere
 from lenet_exp.sweeps.plot import val_acc_figure
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
@@ -114,7 +115,9 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
             if is_disk_full(error):
                 full.append(name)
             else:
-                problems.append(f"{name}: {type(error).__name__}: {error}")
+                # a refused write says why and what to do; anything else is named by its type
+                problems.append(f"{name}: {error}" if isinstance(error, UserError)
+                                else f"{name}: {type(error).__name__}: {error}")
             return None
 
     attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
