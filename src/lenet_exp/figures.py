@@ -124,6 +124,12 @@ class FigureWorkers:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
 
+    def __enter__(self) -> "FigureWorkers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class PendingFigure:
     """A figure being drawn: :meth:`png` waits for it (or, without a worker, draws it now)."""

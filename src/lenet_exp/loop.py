@@ -26,8 +26,8 @@ from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, longer_run, result_settings, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
-from lenet_exp.figures import INLINE
 from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context

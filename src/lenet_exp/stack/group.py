@@ -111,50 +111,50 @@ def figure_workers(trials: list[Trial], slot: JobSlot) -> FigureWorkers:
 
 def train_group(trials: list[Trial], slot: JobSlot) -> None:
     """Train the trials (one group's jobs) and set each one's ``outcome``."""
-    workers = figure_workers(trials, slot)  # forked first: before the group has threads, a GPU or their folders
-    for trial in trials:
-        trial.run.figure_workers = workers
-    for trial in trials:
-        with job_context(trial.number):
-            trial.run.stopwatch.mark("loaded")
-            try:
-                holder = files.own_folder(trial.run.dir)
-                if holder:
-                    raise UserError(f"{trial.run.dir} is in use by another run ({holder}). Wait until it ends, "
-                                    f"or choose another sweep directory.")
-                trial.owned = True
-                if trial.outcome is None:  # None: not refused already (a bad config)
-                    trial.outcome = trial.run.prepare()
-            except Exception as error:
-                fail(trial, error)
-    try:
-        waiting = [t for t in trials if t.outcome is None]
-        # a resumed trial continues from its own last epoch: trials that stopped at different epochs train apart
-        by_epoch: dict[int, list[Trial]] = {}
-        for trial in waiting:
-            epoch = trial.run.resume["run_state"]["epoch"] if trial.run.resume else 0
-            by_epoch.setdefault(epoch, []).append(trial)
-        for cohort, (epoch, stack) in enumerate(sorted(by_epoch.items())):
-            if len(by_epoch) > 1:
-                jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
-                start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
-                numbers = ", ".join(str(t.number) for t in stack)
-                log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
-            for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
-                trial.run.stopwatch.skip_wait()
-            train_stack(stack, slot)
-            # a stop during training, or during the final tests of trials that completed
-            signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
-            if signal is not None:
-                for trial in trials:  # the user asked for a stop: the rest of the group waits for a re-run
-                    if trial.outcome is None:
-                        trial.outcome = Outcome("interrupted", float("nan"), "not started", signal)
-                break
-    finally:
-        workers.close()
+    # forked first: before the group has threads, a GPU or its folders
+    with figure_workers(trials, slot) as workers:
         for trial in trials:
-            if trial.owned:
-                files.release_folder(trial.run.dir)
+            trial.run.figure_workers = workers
+        for trial in trials:
+            with job_context(trial.number):
+                trial.run.stopwatch.mark("loaded")
+                try:
+                    holder = files.own_folder(trial.run.dir)
+                    if holder:
+                        raise UserError(f"{trial.run.dir} is in use by another run ({holder}). Wait until it ends, "
+                                        f"or choose another sweep directory.")
+                    trial.owned = True
+                    if trial.outcome is None:  # None: not refused already (a bad config)
+                        trial.outcome = trial.run.prepare()
+                except Exception as error:
+                    fail(trial, error)
+        try:
+            waiting = [t for t in trials if t.outcome is None]
+            # a resumed trial continues from its own last epoch: trials that stopped at different epochs train apart
+            by_epoch: dict[int, list[Trial]] = {}
+            for trial in waiting:
+                epoch = trial.run.resume["run_state"]["epoch"] if trial.run.resume else 0
+                by_epoch.setdefault(epoch, []).append(trial)
+            for cohort, (epoch, stack) in enumerate(sorted(by_epoch.items())):
+                if len(by_epoch) > 1:
+                    jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
+                    start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
+                    numbers = ", ".join(str(t.number) for t in stack)
+                    log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
+                for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
+                    trial.run.stopwatch.skip_wait()
+                train_stack(stack, slot)
+                # a stop during training, or during the final tests of trials that completed
+                signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
+                if signal is not None:
+                    for trial in trials:  # the user asked for a stop: the rest of the group waits for a re-run
+                        if trial.outcome is None:
+                            trial.outcome = Outcome("interrupted", float("nan"), "not started", signal)
+                    break
+        finally:
+            for trial in trials:
+                if trial.owned:
+                    files.release_folder(trial.run.dir)
 
 
 class StackedModels:
