@@ -443,9 +443,9 @@ def validate(cfg: Any) -> None:
         parent = key.rpartition(".")[0]
         if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, parent) if parent else Config):
             _check_range(key, value, ok, allowed)
-    if cfg.trainer.cuda_graphs and str(cfg.device.type) in ("cpu", "auto"):  # at once, not once the data is loaded
-        if str(cfg.device.type) == "cpu" or not _cuda_visible():
-            raise cuda_graphs_refused("cpu")
+    device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
+    if cfg.trainer.cuda_graphs and (device == "cpu" or device == "auto" and not _cuda_visible()):
+        raise cuda_graphs_refused("cpu")
     if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:

@@ -72,10 +72,9 @@ def write_refused(path: Path, error: Exception) -> UserError:
     if is_disk_full(error) or shutil.disk_usage(_existing(path.parent)).free < FULL_BELOW_BYTES:
         return DiskFull(f"No space left on {mount_point(_existing(path.parent))} writing {path}{kept}. Free some "
                         f"space, then run the same command again to continue.")
-    blocker = next((folder for folder in reversed(path.parents) if folder.exists() and not folder.is_dir()), None)
     if path.is_dir():
         fix = f"{path} is a folder where a file should be: move it away, then "
-    elif blocker is not None:
+    elif (blocker := next((f for f in reversed(path.parents) if f.exists() and not f.is_dir()), None)) is not None:
         fix = f"{blocker} is a file where a folder should be: move it away, then "
     elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = f"Make {path.parent} a folder you may write in, then "

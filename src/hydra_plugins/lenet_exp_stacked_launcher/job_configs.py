@@ -58,21 +58,21 @@ class JobConfigs:
         return self._compose(master_config, list(sweep_overrides))
 
     def _compose(self, master: DictConfig, overrides: list) -> DictConfig:
-        template = self.templates.get(self._form(overrides))
+        parsed = OverridesParser.create().parse_overrides(overrides) if ConfigLoaderImpl is not None else None
+        template = self.templates.get(self._form(parsed))
         if template is not None and template[0] is master:
-            return self._derive(master, template[1], overrides)
+            return self._derive(master, template[1], parsed)
         config = self.loader.load_sweep_config(master, overrides)
-        form = self._form(overrides)  # now with the search path that composing set up (hydra.searchpath)
+        form = self._form(parsed)  # now with the search path that composing set up (hydra.searchpath)
         if form is not None:
             self.templates[form] = (master, copy.deepcopy(config))  # the launcher writes into the one it gets
         return config
 
-    def _form(self, overrides: list) -> Optional[tuple]:
+    def _form(self, parsed: Optional[list]) -> Optional[tuple]:
         """What two jobs must share for one's config to derive from the other's: each override as written,
         except the keys of value overrides; None where that cannot tell (a key set twice, another Hydra)."""
-        if ConfigLoaderImpl is None:
+        if parsed is None:
             return None
-        parsed = OverridesParser.create().parse_overrides(overrides)
         keys = [override.key_or_group for override in parsed]
         if len(set(keys)) < len(keys):  # the later one wins: one order of setting them, kept simple
             return None
@@ -80,11 +80,10 @@ class JobConfigs:
         return tuple(("value", o.key_or_group) if _is_value(o, repository) else ("as written", o.input_line)
                      for o in parsed)
 
-    def _derive(self, master: DictConfig, template: DictConfig, overrides: list) -> DictConfig:
-        """The config Hydra would compose for ``overrides``, from a composed one of the same form: what
-        ``load_configuration`` sets per job, set again."""
+    def _derive(self, master: DictConfig, template: DictConfig, parsed: list) -> DictConfig:
+        """The config Hydra would compose for the ``parsed`` overrides, from a composed one of the same form:
+        what ``load_configuration`` sets per job, set again."""
         config = copy.deepcopy(template)
-        parsed = OverridesParser.create().parse_overrides(overrides)
         ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if _is_value(o, self.loader.repository)], config)
         task = [o for o in parsed if not o.is_hydra_override()]
         config.hydra.overrides.task = [o.input_line for o in task]
