@@ -62,7 +62,13 @@ import time; t0 = time.perf_counter()
 import torch; t1 = time.perf_counter()
 name = torch.cuda.get_device_name(0); torch.zeros(1, device=\"cuda\"); t2 = time.perf_counter()
 import torch._dynamo; t3 = time.perf_counter()
-print(torch.__version__, name, f\"import torch {t1 - t0:.2f} s, CUDA init {t2 - t1:.2f} s, import torch._dynamo {t3 - t2:.2f} s\")"'
+print(torch.__version__, name, f\"import torch {t1 - t0:.2f} s, CUDA init {t2 - t1:.2f} s, import torch._dynamo {t3 - t2:.2f} s\")
+import os, sys; t4 = time.perf_counter()
+for i in range(20):  # what a checkpoint write costs on this disk: 256 KiB, then fsync (files.write_atomic)
+    with open(os.path.join(sys.argv[1], \"fsync.probe\"), \"wb\") as f:
+        f.write(os.urandom(1 << 18)); f.flush(); os.fsync(f.fileno())
+os.remove(os.path.join(sys.argv[1], \"fsync.probe\"))
+print(f\"256 KiB written and fsynced: {(time.perf_counter() - t4) / 20 * 1e3:.1f} ms each\")" "$0"' "$RUNS"
 step tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py
 
 # The whole default run, start-up included (target: <= 15 s for 10 epochs).

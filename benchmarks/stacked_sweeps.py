@@ -9,8 +9,8 @@ its own, into a temporary sweep folder; for each N the launchers take turns (a s
 machine then slows all of them alike). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
 at once, and ``stacked_split`` (not run by default) splits the N trials into ``--joblib-jobs``
 stacked groups trained at once, each in a submitit subprocess with its share of the cores. The
-ratios compare each launcher's wall time with the stacked launcher's; the longest start-up of a job
-and the trials' final tests, summed, show what besides training a group's wall time holds.
+ratios compare each launcher's wall time with the stacked launcher's; the longest job's start-up,
+epochs and final test show where a group's wall time goes.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
     result = {"launcher": launcher, "n": n, "exit": done.returncode, "completed": len(completed),
               "wall_s": timed.seconds, "cpu_pressure": timed.pressure,
               "trial_samples_per_s": trained / timed.seconds,  # every trial's samples over the sweep's wall time
-              # where a stacked group's wall time goes besides training: its start-up (from the process's
-              # start: imports, every job's config, data, models; the longest job's) and the final tests
-              # with their figures, one after another
-              "startup_s": max((t.get("startup_s", 0.0) for t in timings), default=0.0),
-              "sum_test_s": sum(t.get("test_s", 0.0) for t in timings),
+              # where a stacked group's wall time goes, in the longest job's parts: its start-up (from the
+              # process's start: imports, every job's config, data, models), the epochs (validation and
+              # checkpoints included) and the final test with its figures, which the group's trials share
+              **{part: max((t.get(part, 0.0) for t in timings), default=0.0)
+                 for part in ("startup_s", "epochs_s", "test_s")},
               "test_acc_mean": statistics.mean(accuracies) if accuracies else None,
               "test_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None}
     if done.returncode or len(completed) != n:
@@ -104,12 +104,12 @@ def main(argv=None) -> int:
     rows = [[str(r["n"]), r["launcher"], f"{r['completed']}/{r['n']}", common.fmt(r["wall_s"], ".1f"),
              common.fmt(r["wall_s"] / r["n"], ".1f"), common.fmt(r["trial_samples_per_s"], ",.0f"),
              common.fmt(r["wall_over_stacked"], ".2f") + "x",
-             common.fmt(r["startup_s"], ".1f"), common.fmt(r["sum_test_s"], ".1f"),
+             *(common.fmt(r[part], ".1f") for part in ("startup_s", "epochs_s", "test_s")),
              common.fmt(r["test_acc_mean"], ".4f") + (f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] else ""),
              common.fmt(r["cpu_pressure"], ".2f")] for r in results]
     print(f"{args.epochs} epoch(s) per trial on {args.device}; learning rate x seed; joblib n_jobs={args.joblib_jobs}\n")
     print(common.table(rows, header=["N", "launcher", "done", "wall s", "s/trial", "trial-samples/s",
-                                     "wall/stacked", "start-up s", "Σ test s", "test acc", "pressure"],
+                                     "wall/stacked", "start-up s", "epochs s", "test s", "test acc", "pressure"],
                        left=(0, 1)))
     ok = all(r["completed"] == r["n"] and r["exit"] == 0 for r in results)
     common.write_report({"epochs": args.epochs, "device": args.device, "overrides": args.override,

@@ -753,13 +753,13 @@ def test_a_failed_download_leaves_no_folders_behind(fast, tmp_path):
 
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
-    test_best = Run.test_best
+    start_test = Run.start_test
 
     def ctrl_c_as_the_test_starts(self, *args):
         os.kill(os.getpid(), signal.SIGINT)  # its handler runs here, in the main thread, as the test begins
-        return test_best(self, *args)
+        return start_test(self, *args)
 
-    monkeypatch.setattr(Run, "test_best", ctrl_c_as_the_test_starts)
+    monkeypatch.setattr(Run, "start_test", ctrl_c_as_the_test_starts)
     result = run_main([f"dataset.root={tiny_root}", "dataset.download=false", "dataset.val_size=100", "device=cpu",
                        "trainer.progress=false", "trainer.epochs=2", "trainer.log_images=true",
                        f"hydra.run.dir={run_dir}"], cwd=tmp_path)

@@ -192,7 +192,7 @@ class TrainerConfig:
     tta_shift: int = 0  # ... and the four shifts by this many pixels (0: none)
     ema_decay: Optional[float] = None  # e.g. 0.999: evaluate an exponential moving average of the weights
     deterministic: bool = False
-    channels_last: Optional[bool] = None  # NHWC weights; null: on for CUDA, the fused CPU kernel, a stacked group
+    channels_last: Optional[bool] = None  # NHWC weights; null: a CUDA run's, the fused CPU kernel's, a CPU group's
     compile: bool = False  # torch.compile the model (pays ~30 s or more to compile)
     cuda_graphs: Optional[bool] = None  # replay each training step from one CUDA graph; null: on for CUDA unless compile
     cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)

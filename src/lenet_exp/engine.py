@@ -188,7 +188,6 @@ def all_finite(module: nn.Module) -> bool:
     return bool(torch.stack([t.isfinite().all() for t in tensors]).all()) if tensors else True
 
 
-@torch.inference_mode()
 def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "fp32",
              views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None,
              max_batches: Optional[int] = None) -> EvalResult:
@@ -198,25 +197,42 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, precision: str = "
     With several ``views`` (test-time augmentation) the prediction is the mean of the class
     probabilities over the views, and the loss is the cross-entropy of that mean.
     """
+    return evaluate_trials(model, 1, split, batch_size, precision, views, max_batches)[0]
+
+
+@torch.inference_mode()
+def evaluate_trials(model: nn.Module, trials: int, split: Split, batch_size: int, precision: str = "fp32",
+                    views: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None,
+                    max_batches: Optional[int] = None) -> list[EvalResult]:
+    """:func:`evaluate` for each of the ``trials`` whose logits ``model`` computes as [trials, B, classes]
+    (a stacked group's, every trial reading the same images), or as [B, classes] for one. Each of its
+    batches holds ``batch_size`` images for one trial, ``batch_size / trials`` for a group: as much memory."""
     if max_batches:
         split = Split(split.images[:batch_size * max_batches], split.labels[:batch_size * max_batches])
     was_training = model.training
     model.eval()
     device = split.labels.device
-    loss_sum = torch.zeros((), device=device)
+    loss_sum = torch.zeros(trials, device=device)
     predictions = []
-    for start in range(0, len(split), batch_size):
-        x, y = split.images[start:start + batch_size], split.labels[start:start + batch_size]
+
+    def log_probs_of(x: torch.Tensor) -> torch.Tensor:
+        logits = model(x).float()
+        return logits if logits.dim() == 3 else logits.unsqueeze(0)  # [trials, B, classes]
+
+    chunk = max(1, batch_size // trials)
+    for start in range(0, len(split), chunk):
+        x, y = split.images[start:start + chunk], split.labels[start:start + chunk]
         with autocast(device, precision):
             if views is None or len(views) == 1:
-                log_probs = model(views[0](x) if views else x).float().log_softmax(1)
+                log_probs = log_probs_of(views[0](x) if views else x).log_softmax(-1)
             else:
-                probs = torch.stack([model(view(x)).float().softmax(1) for view in views]).mean(0)
+                probs = torch.stack([log_probs_of(view(x)).softmax(-1) for view in views]).mean(0)
                 log_probs = probs.clamp_min(1e-12).log()
-        loss_sum += F.nll_loss(log_probs, y, reduction="sum")
-        predictions.append(log_probs.max(1))
+        loss_sum -= log_probs.gather(-1, y.expand(trials, -1).unsqueeze(-1)).sum((1, 2))
+        predictions.append(log_probs.max(-1))
     model.train(was_training)
-    predicted = torch.cat([best.indices for best in predictions])
-    confidences = torch.cat([best.values for best in predictions]).exp()
+    predicted = torch.cat([best.indices for best in predictions], dim=1)  # [trials, samples]
+    confidences = torch.cat([best.values for best in predictions], dim=1).exp()
     n = len(split)
-    return EvalResult(loss_sum.item() / n, (predicted == split.labels).sum().item() / n, predicted, confidences)
+    losses, correct = (loss_sum / n).tolist(), (predicted == split.labels).sum(1).tolist()
+    return [EvalResult(losses[i], correct[i] / n, predicted[i], confidences[i]) for i in range(trials)]

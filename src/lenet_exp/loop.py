@@ -25,7 +25,7 @@ from lenet_exp import state as ckpt
 from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, longer_run, result_settings, to_dict
 from lenet_exp.device import describe
-from lenet_exp.engine import EpochResult, all_finite, evaluate, train_epoch
+from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.figures import INLINE
 from lenet_exp import files
@@ -182,7 +182,7 @@ class Run:
         seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
         parts = build_parts(self.cfg, self.slot, self.stopwatch)
         trial = Trial(self.slot.number, self.cfg, self, parts, self.start(parts))
-        train_trials([trial], OneModel(parts), self.slot)
+        train_trials([trial], OneModel(parts, self.cfg.trainer), self.slot)
         return trial.outcome
 
     def prepare(self) -> Optional[Outcome]:
@@ -223,12 +223,10 @@ class Run:
         return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
-                  lr: float, seconds: float) -> tuple[str, str]:
-        """Validate the epoch just trained, and record it: history, TensorBoard, checkpoints, metrics.json.
+                  val: EvalResult, lr: float, seconds: float) -> tuple[str, str]:
+        """Record the epoch just trained and validated: history, TensorBoard, checkpoints, metrics.json.
         Returns the run's status after it: ``running``, or ``diverged`` with the message why."""
         cfg, tcfg = self.cfg, self.cfg.trainer
-        val = evaluate(parts.eval_model, parts.data.val, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
-                       max_batches=tcfg.limit_batches)
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:
             return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(self.saved)}. "
@@ -260,12 +258,23 @@ class Run:
             self.on_epoch_end({**row, **times})
         return "running", ""
 
-    def start_test(self, parts: Parts, tb: TensorBoardLog, status: str) -> Optional[dict]:
-        """The final test of a completed run, its figures being drawn (:meth:`finish` waits for them); returns
-        the test metrics."""
-        self.stopwatch.mark("test_started")
+    def start_test(self, parts: Parts, status: str) -> Optional[int]:
+        """For the final test of a completed run, the weights of its best validation epoch into ``parts``;
+        returns that epoch (None: no test)."""
         # a first Ctrl-C from here on lets this last second of work finish: the run is complete
-        return self.test_best(parts, tb) if status == "completed" else None
+        if status != "completed":
+            return None
+        best = ckpt.load_checkpoint(self.best_path)
+        parts.load_weights(best)
+        return best["run_state"]["epoch"]
+
+    def record_test(self, parts: Parts, tb: TensorBoardLog, test: EvalResult, best_epoch: int) -> dict:
+        """The final test's scalars, and its figures being drawn (:meth:`finish` waits for them); returns
+        the test metrics."""
+        tb.test(test, parts.data.test.images, parts.data.test.labels, self.cfg.dataset.num_classes,
+                step=best_epoch, figures=self.cfg.trainer.log_images)
+        return {"loss": test.loss, "acc": test.acc,
+                "samples": len(test.predictions), "split_samples": len(parts.data.test)}
 
     def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str,
                test: Optional[dict]) -> None:
@@ -287,22 +296,9 @@ class Run:
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
-        waited = f" (after {t['waiting_s']:.1f} s for the group's earlier tests)" if "waiting_s" in t else ""
         log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
-                 "test %.1f s%s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
-                 epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"], waited)
-
-    def test_best(self, parts: Parts, tb: TensorBoardLog) -> dict[str, float]:
-        """Evaluate the test split once, with the weights of the best validation epoch."""
-        tcfg = self.cfg.trainer
-        best = ckpt.load_checkpoint(self.best_path)
-        parts.load_weights(best)
-        test = evaluate(parts.eval_model, parts.data.test, tcfg.eval_batch_size, tcfg.precision, parts.eval_views,
-                        max_batches=tcfg.limit_batches)
-        tb.test(test, parts.data.test.images, parts.data.test.labels, self.cfg.dataset.num_classes,
-                step=best["run_state"]["epoch"], figures=tcfg.log_images)
-        return {"loss": test.loss, "acc": test.acc,
-                "samples": len(test.predictions), "split_samples": len(parts.data.test)}
+                 "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+                 epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
     def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,
                       test: Optional[dict] = None) -> None:
@@ -363,12 +359,15 @@ class Engine(Protocol):
     def freeze(self, i: int) -> None:
         """Trial ``i`` diverged: it trains no further, and the others go on."""
 
+    def evaluate(self, indices: list[int], split: str) -> list[EvalResult]:
+        """These trials' own eval models (weights, or EMA) on their data's ``split`` (val, test)."""
+
 
 class OneModel:
     """The engine of one trial: its own model, optimizer, schedule and EMA, trained in place."""
 
-    def __init__(self, parts: Parts):
-        self.parts = parts
+    def __init__(self, parts: Parts, tcfg: DictConfig):
+        self.parts, self.tcfg = parts, tcfg
 
     def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
         p = self.parts
@@ -381,6 +380,15 @@ class OneModel:
 
     def freeze(self, i: int) -> None:
         pass  # the only trial: no epoch follows
+
+    def evaluate(self, indices: list[int], split: str) -> list[EvalResult]:
+        return [evaluate_trial(self.parts, self.tcfg, split) for _ in indices]
+
+
+def evaluate_trial(parts: Parts, tcfg: DictConfig, split: str) -> EvalResult:
+    """A trial's own eval model (its weights, or their EMA) on its data's ``split`` (val, test)."""
+    return evaluate(parts.eval_model, getattr(parts.data, split), tcfg.eval_batch_size, tcfg.precision,
+                    parts.eval_views, max_batches=tcfg.limit_batches)
 
 
 def fail(trial: Trial, error: Exception) -> None:
@@ -437,27 +445,34 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                         trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
                     break
                 engine.sync(running)
-                for i in running:
+                vals = engine.evaluate(running, "val")
+                for i, val in zip(running, vals):
                     trial = trials[i]
                     with trial_alone(trial, isolate):
                         trial.status, trial.message = trial.run.end_epoch(
-                            trial.parts, trial.state, trial.tb, epoch, results[i], lrs[i], seconds)
+                            trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
                     if trial.status in ("diverged", "failed"):
                         engine.freeze(i)
-            for trial in trials:  # the epochs are over for all of them at once; their tests follow in turn
+            for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
-            tests = {}
-            for trial in trials:  # a group's figures are drawn by its workers while the next trials test
+            best_epochs = {}
+            for i, trial in enumerate(trials):
                 if trial.status == "running":
                     trial.status = "completed"
                 if trial.status != "failed":  # a failed one's outcome says why
                     with trial_alone(trial, isolate):
-                        tests[trial.number] = trial.run.start_test(trial.parts, trial.tb, trial.status)
-            for trial in trials:
+                        best_epochs[i] = trial.run.start_test(trial.parts, trial.status)
+            testing = [i for i, epoch in best_epochs.items() if epoch is not None]
+            tests = dict.fromkeys(range(len(trials)))
+            for i, result in zip(testing, engine.evaluate(testing, "test")):
+                trial = trials[i]  # its figures are drawn (by a group's workers) while the next ones are asked for
+                with trial_alone(trial, isolate):
+                    tests[i] = trial.run.record_test(trial.parts, trial.tb, result, best_epochs[i])
+            for i, trial in enumerate(trials):
                 if trial.status == "failed":
                     continue
                 with trial_alone(trial, isolate):
-                    test = tests[trial.number]
+                    test = tests[i]
                     trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message, test)
                     trial.run.report(trial.state, test)
                     # the signal that stopped the run, or came during its final test (it completes, the caller stops)

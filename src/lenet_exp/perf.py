@@ -95,11 +95,17 @@ def decide(tcfg, model: nn.Module, device: torch.device, stacked: bool = False) 
         # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
         torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
     fused_cpu_kernels = _use_fused_cpu_kernels(tcfg, model, device)
-    # null: on for CUDA, and on the CPU with the fused kernel, whose channels_last loops are the faster ones
-    # (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md), or for a stacked
-    # group, whose grouped convolutions are faster in it even without the kernel (-20 to -35 % of a step at N = 8)
-    channels_last = (tcfg.channels_last if tcfg.channels_last is not None
-                     else device.type == "cuda" or fused_cpu_kernels or stacked)
+    # null: on for a CUDA run, and on the CPU with the fused kernel, whose channels_last loops are the faster
+    # ones (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md). A stacked
+    # group's grouped convolutions are faster in it on the CPU even without the kernel (-20 to -35 % of a step
+    # at N = 8), and slower on CUDA: cuDNN runs its captured step 1.1-1.3x as fast in NCHW (H200, N = 8-32,
+    # benchmarks/stack_kernels.py)
+    if tcfg.channels_last is not None:
+        channels_last = tcfg.channels_last
+    elif stacked:
+        channels_last = device.type == "cpu"
+    else:
+        channels_last = device.type == "cuda" or fused_cpu_kernels
     return FastPaths(
         channels_last=channels_last,
         compile=tcfg.compile,

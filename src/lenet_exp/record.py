@@ -40,8 +40,6 @@ def _process_age_s() -> float:
 
 
 _PROCESS_STARTED = time.perf_counter() - _process_age_s()
-# A trial of a stacked group waits for the tests of the trials before it; shorter is no wait at all.
-WAITED_AT_LEAST_S = 0.01
 
 
 @dataclass
@@ -67,7 +65,7 @@ class Stopwatch:
 
     def mark(self, name: str) -> None:
         """``loaded`` (imports and config), ``data`` (on its device), ``setup`` (model and the rest),
-        ``epochs`` (training over), ``test_started``, ``test`` (over)."""
+        ``epochs`` (training over), ``test`` (over)."""
         self.marks[name] = time.perf_counter()
 
     def skip_wait(self) -> None:
@@ -103,10 +101,7 @@ class Stopwatch:
         if "epochs" in m:
             out["epochs_s"] = m["epochs"] - m["setup"]  # training, validation and checkpoints
         if "test" in m:
-            started = m["test_started"]
-            if started - m["epochs"] >= WAITED_AT_LEAST_S:  # a stacked group tests its trials one after another
-                out["waiting_s"] = started - m["epochs"]
-            out["test_s"] = m["test"] - started  # with its figures
+            out["test_s"] = m["test"] - m["epochs"]  # with its figures (a group's trials: tested together)
         return out
 
     def summary(self, epochs_done: int) -> dict[str, Any]:

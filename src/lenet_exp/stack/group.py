@@ -17,14 +17,15 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from omegaconf import open_dict
+from torch import nn
 
 from lenet_exp import files, perf
 from lenet_exp.device import resolve_device
-from lenet_exp.engine import EpochResult, TrainStep, autocast
+from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials
 from lenet_exp.errors import UserError
 from lenet_exp.figures import FigureWorkers
 from lenet_exp.launch import JobSlot, job_context
-from lenet_exp.loop import Outcome, Trial, fail, train_trials
+from lenet_exp.loop import Outcome, Trial, evaluate_trial, fail, train_trials
 from lenet_exp.models import build_model
 from lenet_exp.parts import load_run_data, seed_everything, trial_parts
 from lenet_exp.stack.model import GroupedModel, channel_stacked, stack_into, stacked_loss, unstack_into
@@ -161,8 +162,10 @@ class StackedModels:
     """The engine of N trials stacked into one grouped model (:class:`lenet_exp.loop.Engine`)."""
 
     def __init__(self, trials: list[Trial], model: GroupedModel, optimizer: StackedOptimizer,
-                 ema: Optional[StackedEMA], step: StackedStep):
+                 ema: Optional[StackedEMA], step: StackedStep, template: nn.Module):
         self.trials, self.model, self.optimizer, self.ema, self.step = trials, model, optimizer, ema, step
+        self.template = template
+        self.eval_models: dict[int, GroupedModel] = {}  # by trial count
 
     def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
         return train_group_epoch(self.step, self.optimizer, [t.parts.scheduler for t in self.trials], self.ema,
@@ -178,6 +181,36 @@ class StackedModels:
     def freeze(self, i: int) -> None:
         self.optimizer.freeze(i)
         self.step.active[i] = 0
+
+    def evaluate(self, indices: list[int], split: str) -> list[EvalResult]:
+        """The trials' own eval models (after :meth:`sync`, or with their best weights loaded) stacked into one
+        that reads each batch once, for each set of trials evaluated alike (test-time views, batch size)."""
+        alike: dict[tuple, list[int]] = {}
+        for i in indices:
+            tcfg = self.trials[i].cfg.trainer
+            alike.setdefault((tcfg.tta_hflip, tcfg.tta_shift, tcfg.eval_batch_size), []).append(i)
+        results = {}
+        for members in alike.values():
+            first = self.trials[members[0]]
+            if len(members) == 1:
+                results[members[0]] = evaluate_trial(first.parts, first.cfg.trainer, split)
+                continue
+            model = self.eval_model(len(members))
+            stack_into(model, [self.trials[i].parts.eval_model for i in members])
+            tcfg = first.cfg.trainer
+            evaluated = evaluate_trials(model, len(members), getattr(first.parts.data, split), tcfg.eval_batch_size,
+                                        tcfg.precision, first.parts.eval_views, max_batches=tcfg.limit_batches)
+            results.update(zip(members, evaluated))
+        return [results[i] for i in indices]
+
+    def eval_model(self, n: int) -> GroupedModel:
+        """A grouped model of n trials that all read the same images, in the group's layout."""
+        if n not in self.eval_models:
+            model = GroupedModel(self.template, n, [0.0] * n, shared_input=True).to(self.step.device)
+            if self.trials[0].parts.fast_paths.channels_last:
+                model = model.to(memory_format=torch.channels_last)
+            self.eval_models[n] = model
+        return self.eval_models[n]
 
 
 def dropout_generator(device: torch.device, seed: int) -> torch.Generator:
@@ -252,7 +285,7 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
                        dropout_generators=dropout_generators if any(dropout) else ())
     for trial in trials:
         trial.parts.step = step
-    return StackedModels(trials, group_model, optimizer, ema, step)
+    return StackedModels(trials, group_model, optimizer, ema, step, template)
 
 
 def train_stack(trials: list[Trial], slot: JobSlot) -> None:
