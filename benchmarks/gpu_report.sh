@@ -8,7 +8,7 @@
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
 # printed), OUT_DIR/speed.json, ours.json, compile.json, ab.json, stack_kernels.json and OUT_DIR/results.txt (one line per run: its
-# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked1.json, stacked.json,
+# config, val and test accuracy, seconds per epoch), OUT_DIR/stacked.json,
 # stacked_one_order.json and stacked16.prof, and the run and sweep folders under OUT_DIR/runs.
 # $EXTRA: overrides added to every run (e.g. EXTRA="trainer.epochs=1" for a dry run on the CPU).
 set -u
@@ -105,13 +105,12 @@ step stack_kernels 150 python3 benchmarks/stack_kernels.py --device cuda --ns 8 
 step stacked_step 120 python3 benchmarks/profile_step.py --stack 16 --steps 200 --rows 30 ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
 # Stacked trials: sweeps of N trials (lr x seed, 10 epochs), start-up included (targets: 16 trials in at
-# most 2x the wall time of one; stretch: 32). One trial with the stacked and the basic launcher (the
-# reference), then the stacked launcher alone for $STACKED_NS (N trials with the basic one take N times
-# one trial's training: minutes of device time that tell nothing new).
-step stacked 150 python3 benchmarks/stacked_sweeps.py --device cuda --ns 1 --epochs 10 --launchers stacked basic \
-    --json-out "$OUT/stacked1.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
-step stacked 300 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
-    --launchers stacked --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
+# most 2x the wall time of one; stretch: 32), against one trial with the basic launcher (the reference; N
+# trials with it take N times one trial's training: minutes of device time that tell nothing new), all
+# taking turns for $STACKED_ROUNDS rounds.
+step stacked 420 python3 benchmarks/stacked_sweeps.py --device cuda --sweeps basic:1 \
+    $(for n in ${STACKED_NS:-16 32}; do echo "stacked:$n"; done) --rounds "${STACKED_ROUNDS:-2}" --epochs 10 \
+    --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 # The same trials in one data order (data_seed=0): the group gathers each batch once for all of them.
 step stacked_one_order 200 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
     --launchers stacked --override data_seed=0 --json-out "$OUT/stacked_one_order.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}

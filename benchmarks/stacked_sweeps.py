@@ -6,15 +6,19 @@ including start-up, trial-samples per second, and the trials' mean test accuracy
 
 Each sweep is one whole ``python run.py -m hydra/launcher=L optimizer.lr=... seed=...`` in a process of
 its own, into a temporary sweep folder; for each N the launchers take turns (a slow spell of the
-machine then slows all of them alike). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
+machine then slows all of them alike), and ``--rounds`` repeats all of it, taking turns again (the table
+shows each sweep's median wall time). ``--sweeps`` names the sweeps instead (``basic:1 stacked:16
+stacked:32``: one trial alone, the reference, without N trials of the basic launcher). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
 at once, and ``stacked_split`` (not run by default) splits the N trials into ``--joblib-jobs``
 stacked groups trained at once, each in a submitit subprocess with its share of the cores. The
-ratios compare each launcher's wall time with the stacked launcher's; the longest job's start-up,
-epochs and final test show where a group's wall time goes.
+ratios compare each launcher's wall time with the stacked launcher's at the same N, and with one trial's
+basic sweep (the targets' reference); the longest job's start-up, epochs and final test show where a
+group's wall time goes.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -80,36 +84,63 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
     return result
 
 
+def launcher_and_n(text: str) -> tuple[str, int]:
+    launcher, _, n = text.partition(":")
+    if launcher not in LAUNCHERS or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"expected LAUNCHER:N with LAUNCHER one of {', '.join(LAUNCHERS)}, got {text!r}")
+    return launcher, int(n)
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """One sweep's result over its rounds: the round of the median wall time, with every round's wall time."""
+    ordered = sorted(rounds, key=lambda r: r["wall_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "walls_s": [r["wall_s"] for r in rounds]}
+
+
 def main(argv=None) -> int:
     parser = common.parser(__doc__)
     parser.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8], metavar="N", help="trials per sweep")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--launchers", nargs="+", choices=list(LAUNCHERS), default=["stacked", "basic", "joblib"])
+    parser.add_argument("--sweeps", nargs="+", type=launcher_and_n, metavar="LAUNCHER:N",
+                        help="these sweeps instead of every N with every launcher")
+    parser.add_argument("--rounds", type=int, default=1, help="times each sweep runs, the sweeps taking turns")
     parser.add_argument("--joblib-jobs", type=int, default=2,
                         help="joblib's n_jobs, and stacked_split's groups at once (default 2)")
     common.add_config_args(parser)
     common.add_quiet_args(parser, default=0.0)
     args = parser.parse_args(argv)
-    for n in args.ns:
+    sweeps = args.sweeps or [(launcher, n) for n in args.ns for launcher in args.launchers]
+    for _, n in sweeps:
         grid(n)  # a bad N fails before anything runs
 
     tmp = Path(tempfile.mkdtemp(prefix="lenet_exp-sweeps-"))
+    rounds: dict[tuple[str, int], list[dict]] = {}
     try:
-        results = [sweep(launcher, n, args, tmp / f"{n}-{launcher}") for n in args.ns for launcher in args.launchers]
+        for number in range(args.rounds):
+            for launcher, n in sweeps:
+                folder = tmp / f"{n}-{launcher}-{number}"
+                rounds.setdefault((launcher, n), []).append(sweep(launcher, n, args, folder))
+                shutil.rmtree(folder, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    results = [median_round(r) for r in rounds.values()]
     stacked = {r["n"]: r["wall_s"] for r in results if r["launcher"] == "stacked"}
+    alone = next((r["wall_s"] for r in results if r["launcher"] == "basic" and r["n"] == 1), None)
     for r in results:
         r["wall_over_stacked"] = r["wall_s"] / stacked[r["n"]] if r["n"] in stacked else None
+        r["wall_over_one_trial"] = r["wall_s"] / alone if alone else None
     rows = [[str(r["n"]), r["launcher"], f"{r['completed']}/{r['n']}", common.fmt(r["wall_s"], ".1f"),
              common.fmt(r["wall_s"] / r["n"], ".1f"), common.fmt(r["trial_samples_per_s"], ",.0f"),
-             common.fmt(r["wall_over_stacked"], ".2f") + "x",
+             *(common.fmt(r[ratio], ".2f") + "x" if r[ratio] else "-" for ratio in ("wall_over_stacked", "wall_over_one_trial")),
              *(common.fmt(r[part], ".1f") for part in ("startup_s", "epochs_s", "test_s")),
              common.fmt(r["test_acc_mean"], ".4f") + (f" ± {r['test_acc_std']:.4f}" if r["test_acc_std"] else ""),
              common.fmt(r["cpu_pressure"], ".2f")] for r in results]
-    print(f"{args.epochs} epoch(s) per trial on {args.device}; learning rate x seed; joblib n_jobs={args.joblib_jobs}\n")
+    print(f"{args.epochs} epoch(s) per trial on {args.device}; learning rate x seed; joblib n_jobs={args.joblib_jobs}; "
+          f"median of {args.rounds} round(s)\n")
     print(common.table(rows, header=["N", "launcher", "done", "wall s", "s/trial", "trial-samples/s",
-                                     "wall/stacked", "start-up s", "epochs s", "test s", "test acc", "pressure"],
+                                     "wall/stacked", "wall/1 trial", "start-up s", "epochs s", "test s", "test acc",
+                                     "pressure"],
                        left=(0, 1)))
     ok = all(r["completed"] == r["n"] and r["exit"] == 0 for r in results)
     common.write_report({"epochs": args.epochs, "device": args.device, "overrides": args.override,

@@ -191,3 +191,21 @@ def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_pa
     assert stacked["test_acc_mean"] == pytest.approx(basic["test_acc_mean"], abs=0.02)  # the same trials
     assert basic["wall_over_stacked"] == pytest.approx(basic["wall_s"] / stacked["wall_s"])
     assert "wall/stacked" in result.stdout
+
+
+def test_stacked_sweeps_compares_named_sweeps_with_one_trial_over_rounds(tiny_root, tmp_path):
+    out = tmp_path / "sweeps.json"
+    result = run_benchmark("stacked_sweeps.py", [
+        "--device", "cpu", "--sweeps", "basic:1", "stacked:2", "--rounds", "2", "--epochs", "1", "--data-root",
+        str(tiny_root), "--override", "dataset.val_size=100", "--override", "trainer.log_images=false",
+        "--override", "trainer.limit_batches=2", "--json-out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    alone, stacked = json.loads(out.read_text())["results"]
+    assert [(r["launcher"], r["n"], r["completed"]) for r in (alone, stacked)] == [("basic", 1, 1), ("stacked", 2, 2)]
+    for row in (alone, stacked):  # the median of two rounds: the faster one's
+        assert len(row["walls_s"]) == 2 and row["wall_s"] == min(row["walls_s"])
+    assert stacked["wall_over_one_trial"] == pytest.approx(stacked["wall_s"] / alone["wall_s"])
+    assert alone["wall_over_one_trial"] == pytest.approx(1) and alone["wall_over_stacked"] is None
+    assert "median of 2 round(s)" in result.stdout
+    bad = run_benchmark("stacked_sweeps.py", ["--sweeps", "stacked16"], tmp_path)
+    assert bad.returncode == 2 and "expected LAUNCHER:N" in bad.stderr
