@@ -14,8 +14,8 @@ round, and compared per trial-step against the first:
   running statistics: vmap cannot update buffers in place).
 
 ``--eval`` times a validation pass instead: one batch of images, the same for every trial, through
-each trial's model in eval mode without gradients (``grouped`` in the channels_last layout a stacked
-group trains in). No fused CPU kernel and no CUDA graphs: the standard ops of each layout. Medians
+each trial's model in eval mode without gradients (``grouped`` as a stacked group evaluates its trials
+on the CPU: one model whose first convolution reads the images once, in channels_last). No fused CPU kernel and no CUDA graphs: the standard ops of each layout. Medians
 over ``--rounds`` of ``--reps`` steps each, after ``--warmup`` steps.
 """
 
@@ -88,14 +88,14 @@ def eval_passes(n: int, batch: int, device: torch.device) -> dict:
         for model in models:
             model(images).log_softmax(1).max(1)
 
-    grouped_model = GroupedModel(LeNet5(), n, [0.0] * n).to(device).eval()
+    # as a stacked group evaluates its trials: every trial reads the same images (one plain first convolution)
+    grouped_model = GroupedModel(LeNet5(), n, [0.0] * n, shared_input=True).to(device).eval()
     stack_into(grouped_model, models)
     grouped_model = grouped_model.to(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def grouped():
-        x = images.expand(-1, n, -1, -1).contiguous(memory_format=torch.channels_last)  # [B, N, 32, 32]
-        grouped_model(x).log_softmax(-1).max(-1)
+        grouped_model(images).log_softmax(-1).max(-1)
 
     from torch.func import functional_call, stack_module_state, vmap
 
