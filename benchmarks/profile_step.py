@@ -46,7 +46,7 @@ def build_engine(args, extra: tuple, stack: int, folder: Path):
         cfg = common.compose_config(args, *extra)
         seed_everything(cfg.seed, cfg.trainer.deterministic)
         parts = build_parts(cfg, JobSlot())
-        return OneModel(parts), parts.step, parts.optimizer, parts.fast_paths
+        return OneModel(parts, cfg.trainer), parts.step, parts.optimizer, parts.fast_paths
     trials = []
     for i in range(stack):
         cfg = common.compose_config(args, *extra, f"seed={i}", f"optimizer.lr={1e-3 * (1 + i / stack)}")

@@ -37,7 +37,7 @@ def engines(args, n: int, folder: Path) -> dict:
 
     cfg = common.compose_config(args, "device.threads=1")
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    built = {"single": (OneModel(build_parts(cfg, JobSlot())), torch.get_num_threads())}
+    built = {"single": (OneModel(build_parts(cfg, JobSlot()), cfg.trainer), torch.get_num_threads())}
     for name, extra in (("stacked", ()), ("one_order", ("data_seed=0",))):
         trials = []
         for i in range(n):

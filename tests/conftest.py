@@ -136,6 +136,7 @@ def start_on_terminal(args: list[str], cwd: Path, its_own: bool = False) -> tupl
     def own_terminal() -> None:
         as_a_new_command()
         if its_own:
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a login's shell has it, also in a suite run by nohup
             os.setsid()
             fcntl.ioctl(1, termios.TIOCSCTTY, 0)  # standard output is the terminal by now
 

@@ -8,6 +8,7 @@ whose workers write to it. The TensorBoard server is a process of its own.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,7 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -397,26 +399,51 @@ def _get(url: str, body: dict | None = None):
         return json.loads(response.read())
 
 
-@SAME_WORKER
-def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
-    sweep_dir = parallel_sweeps[2]["submitit_local"]
+@contextlib.contextmanager
+def tensorboard_serving(logdir: Path, runs: set[str], tmp_path: Path) -> Iterator[str]:
+    """A real TensorBoard on ``logdir`` (its address), once it lists ``runs``; stopped by Ctrl+C after."""
     log = open(tmp_path / "tensorboard.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep_dir), "--host",
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
                                "127.0.0.1", "--port", "0", "--load_fast=false", "--reload_interval=1"],
                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=as_a_new_command)
     try:
         base = _served_at(server, tmp_path / "tensorboard.log")
-        jobs = {"0_optimizer.lr=0.001": 0.001, "1_optimizer.lr=0.003": 0.003}  # run names: what each job ran
-        deadline, runs = time.monotonic() + 90, []
-        while time.monotonic() < deadline and set(runs) != {*jobs, "summary"}:
+        deadline, listed = time.monotonic() + 90, []
+        while time.monotonic() < deadline and set(listed) != runs:
             assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
             try:
-                runs = _get(f"{base}/data/runs")
+                listed = _get(f"{base}/data/runs")
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.5)
-        assert set(runs) == {*jobs, "summary"}
+        assert set(listed) == runs
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)  # TensorBoard's Ctrl+C
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+            pytest.fail("TensorBoard did not stop on SIGINT")
+        log.close()
 
+
+def hparams_experiment(base: str) -> tuple[list[dict], dict[str, tuple[dict, dict]]]:
+    """HParams' columns (differing settings first), and each session's (group, session) by run name."""
+    experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    groups = _get(f"{base}/data/plugin/hparams/session_groups", {
+        "experimentName": "", "startIndex": 0, "sliceSize": 100,
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
+    sessions = {session["name"]: (group, session) for group in groups["sessionGroups"] for session in group["sessions"]}
+    return experiment, sessions
+
+
+@SAME_WORKER
+def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
+    sweep_dir = parallel_sweeps[2]["submitit_local"]
+    jobs = {"0_optimizer.lr=0.001": 0.001, "1_optimizer.lr=0.003": 0.003}  # run names: what each job ran
+    with tensorboard_serving(sweep_dir, {*jobs, "summary"}, tmp_path) as base:
         tags = _get(f"{base}/data/plugin/scalars/tags")
         for run in jobs:  # every tag in a group: no card of ungrouped tags
             assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best", "test/loss",
@@ -429,7 +456,7 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
         assert "sweep/summary" in _get(f"{base}/data/plugin/text/tags")["summary"]
 
         # HParams: TensorBoard finds optimizer.lr differing and lists it first; only settings that change results
-        experiment = _get(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        experiment, sessions = hparams_experiment(base)
         columns = experiment["hparamInfos"]
         assert columns[0]["name"] == "optimizer.lr" and columns[0]["differs"] is True
         assert not [c["name"] for c in columns[1:] if c.get("differs")]
@@ -437,11 +464,6 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
         assert {"trainer.batch_size", "seed", "model.dropout"} <= names
         assert not names & {"dataset.root", "device.threads", "trainer.progress", "ckpt", "image", "optimizer.momentum"}
         assert {"val/acc_best", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
-        groups = _get(f"{base}/data/plugin/hparams/session_groups", {
-            "experimentName": "", "startIndex": 0, "sliceSize": 100,
-            "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]})
-        sessions = {session["name"]: (group, session) for group in groups["sessionGroups"]
-                    for session in group["sessions"]}
         assert set(sessions) == set(jobs)
         for job, lr in jobs.items():
             group, session = sessions[job]
@@ -451,17 +473,26 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
             assert values["val/acc_best"] == pytest.approx(expected["val"]["acc"])  # the selected model's
             assert values["test/acc"] == pytest.approx(expected["test"]["acc"])
             assert session["status"] == "STATUS_SUCCESS"
-    finally:
-        server.send_signal(signal.SIGINT)  # TensorBoard's Ctrl+C
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-            pytest.fail("TensorBoard did not stop on SIGINT")
-        log.close()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{base}/data/runs", timeout=5)
+
+
+def test_hparams_shows_a_swept_null_as_a_differing_setting(fast, tmp_path):
+    """trainer.ema_decay=null,0.9: the null job's value was left out of its session (as a null default is),
+    so HParams saw one value, took the setting for one that does not differ, and hid it among the rest."""
+    sweep_dir = tmp_path / "sweep"
+    result = run_main(["-m", *fast, "trainer.limit_batches=2", "trainer.ema_decay=null,0.9",
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = {"0_trainer.ema_decay=null": "null", "1_trainer.ema_decay=0.9": 0.9}
+    with tensorboard_serving(sweep_dir, {*jobs, "summary"}, tmp_path) as base:
+        experiment, sessions = hparams_experiment(base)
+    columns = experiment["hparamInfos"]
+    assert columns[0]["name"] == "trainer.ema_decay" and columns[0]["differs"] is True
+    assert set(columns[0]["domainDiscrete"]) == {"null", "0.9"}
+    assert {job: sessions[job][0]["hparams"]["trainer.ema_decay"] for job in jobs} == jobs
+    # a null the command line did not set stays out, as before: a numeric column keeps its numbers
+    assert "data_seed" not in {c["name"] for c in columns}
 
 
 # -------------------------------------------------------------------------------------------- Optuna

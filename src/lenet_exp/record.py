@@ -27,6 +27,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING
+from lenet_exp.resume import override_key, recorded_overrides
 
 
 def _process_age_s() -> float:
@@ -224,6 +225,17 @@ def session_end_summary(status: str):
     return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
 
 
+def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    """A run's settings as its HParams session holds them. True / false as Hydra spells them (torch takes a
+    bool for a number, shown as 0 / 1). A null default is left out: TensorBoard types a column by its values,
+    and "null" among numbers makes it text, which it cannot sort or filter. A null that the run's own
+    overrides set is shown as "null": a sweep of null and numbers (``trainer.ema_decay=null,0.999``) would
+    otherwise show one value, and HParams takes a setting of one value for one that does not differ."""
+    set_here = {override_key(o) for o in recorded_overrides(run_dir)}
+    return {key: "null" if value is None else str(value).lower() if isinstance(value, bool) else value
+            for key, value in settings.items() if value is not None or key in set_here}
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, before_training: bool = False,
                  figure_workers: FigureWorkers = INLINE):
@@ -239,13 +251,8 @@ class TensorBoardLog:
         # failed before its first one: it starts over), and an evaluation's earlier ones (step 0) where it runs again
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step,
                                     filename_suffix=BEFORE_TRAINING if before_training else "")
-        # true / false as Hydra spells them: torch takes a bool for a number (bool is an int), shown as 0 / 1
-        # a null setting is left out: TensorBoard types a column by its values, and 'None' among numbers made
-        # it text, which it cannot sort or filter
-        shown = {key: str(value).lower() if isinstance(value, bool) else value for key, value in hparams.items()
-                 if value is not None}
         # the experiment summary is not written: one per run would declare every setting as not differing
-        _, session_start, _ = hparams_summaries(shown, {})
+        _, session_start, _ = hparams_summaries(shown_hparams(hparams, Path(log_dir)), {})
         self.writer.file_writer.add_summary(session_start)
 
     def scalars(self, values: Mapping[str, float], step: int) -> None:

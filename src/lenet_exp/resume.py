@@ -41,6 +41,17 @@ def as_written(overrides) -> list[str]:
     return list(OmegaConf.to_container(overrides, resolve=False)) if OmegaConf.is_config(overrides) else list(overrides)
 
 
+def recorded_overrides(run_dir: Path) -> list[str]:
+    """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), for display; none where it saved
+    none, or where the file cannot be read (:func:`saved_overrides` refuses such a file)."""
+    from omegaconf import OmegaConf
+
+    try:
+        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
+        return []
+
+
 def quote(value: str) -> str:
     """``value`` as one quoted string of Hydra's override grammar, read back exactly as it is (no ``${``)."""
     value = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)  # a backslash before a quote is doubled

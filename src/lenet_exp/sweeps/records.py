@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import read_json
-from lenet_exp.resume import override_key, unquote
+from lenet_exp.resume import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, searched_keys
 
 SEED_KEY = "seed"
@@ -107,10 +107,7 @@ def overridden(overrides: Iterable[str]) -> dict[str, str]:
 
 
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
-    try:
-        overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    except Exception:
-        overrides = []
+    overrides = recorded_overrides(job_dir)
     params = overridden(overrides)
     record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
