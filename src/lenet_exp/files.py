@@ -160,6 +160,18 @@ def own_folder(folder: Path) -> Optional[str]:
     return None
 
 
+def folder_holder_alive(folder: Path) -> bool:
+    """Whether the process that last took ``folder`` (the pid its lock file names) still runs on this
+    machine: a live one holds it, or is about to let it go. Read without touching the lock, which a job
+    starting meanwhile must be able to take."""
+    try:
+        pid = int((Path(folder) / LOCK_FILE).read_text().split()[1])  # "pid N"
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError, ValueError):  # no lock file, none written yet, or no such process
+        return False
+    return state not in ("Z", "X")  # a zombie has ended: its parent has yet to collect it
+
+
 def held_folders() -> set[Path]:
     return set(_held)
 

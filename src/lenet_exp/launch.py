@@ -28,12 +28,13 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
 from lenet_exp.errors import one_line
-from lenet_exp.files import is_disk_full, write_nowhere
+from lenet_exp.files import folder_holder_alive, is_disk_full, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -42,6 +43,9 @@ LOCAL_SUBMITIT_VARIABLE = "LENET_EXP_SUBMITIT_LOCAL"  # set by the run.py of a s
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 # what asks a run to stop: Ctrl-C, `kill` or a scheduler's time limit, a terminal closed (an ssh connection lost)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# how long a sweep whose local job died waits for its other jobs to stop (one in its start-up stops once
+# its training begins)
+JOBS_STOP_TIMEOUT_S = 120
 
 
 def after_a_hang_up(signum: int) -> None:
@@ -256,12 +260,19 @@ def ending_on_a_dead_job() -> Iterator[None]:
             others = "joblib ended the sweep's other jobs"
         elif kind == "UncompletedJobError":
             how = str(error).splitlines()[0]  # "Job 123 (task: 0) with path .../123_0_result.pkl"
-            if os.environ.get(LOCAL_SUBMITIT_VARIABLE):  # they watch run.py (job_slot)
-                others = "the sweep's other jobs stop with run.py, each at its last checkpoint"
+            # this machine's jobs (submitit_local) are asked to stop, and the summary waits for them: none is
+            # listed as running when run.py ends; a cluster's run on by themselves
+            local = os.environ.get(LOCAL_SUBMITIT_VARIABLE) and ask_jobs_to_stop(signal.SIGTERM)
+            if local:
+                local = wait_for_jobs_to_stop(_sweep_dir)
+                # asked by the sweep, not by the user: it ends as a sweep with a failed job, not a stopped one
+                Path(os.environ[STOP_FILE_VARIABLE]).unlink(missing_ok=True)
+            if local:
+                others = "the sweep's other jobs stopped, each at its last checkpoint"
             else:
                 others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
                           f"summarises them again)")
-            _left_running = True
+                _left_running = True
         else:
             raise
         log.error("A job's process died without a result (%s: out of memory, killed, or crashed); %s. Running the "
@@ -293,18 +304,42 @@ def collect_stopped_jobs() -> None:
         after_a_hang_up(signum)
         if stop_file.exists():  # asked twice: the user means it
             raise Stopped(signum)
-        written = stop_file.with_suffix(".tmp")
-        try:
-            written.write_text(str(signum))
-            os.replace(written, stop_file)  # a job reads all of it or nothing
-        except OSError:  # no way to ask the jobs: stop at once
+        if not ask_jobs_to_stop(signum):  # no way to ask the jobs: stop at once
             raise Stopped(signum) from None
-        atexit.register(stop_file.unlink, missing_ok=True)
         print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
               f"at once.", file=sys.stderr, flush=True)
 
     for signum in stop_signals():
         signal.signal(signum, stop_jobs)
+
+
+def ask_jobs_to_stop(signum: int) -> bool:
+    """Ask a parallel sweep's jobs to stop as ``signum`` stops a run (:func:`collect_stopped_jobs`'s stop
+    file); False where there is no stop file to write (not such a sweep, or the file cannot be written)."""
+    stop_file = os.environ.get(STOP_FILE_VARIABLE)
+    if not stop_file:
+        return False
+    written = Path(stop_file).with_suffix(".tmp")
+    try:
+        written.write_text(str(signum))
+        os.replace(written, stop_file)  # a job reads all of it or nothing
+    except OSError:
+        return False
+    atexit.register(Path(stop_file).unlink, missing_ok=True)
+    return True
+
+
+def wait_for_jobs_to_stop(sweep_dir: Path, timeout: float = JOBS_STOP_TIMEOUT_S) -> bool:
+    """Wait until no job folder of the sweep is held by a live process of this machine (a stopping job
+    writes its checkpoint and metrics first); False where one still is after ``timeout`` seconds."""
+    from lenet_exp.sweeps.records import find_job_dirs
+
+    deadline = time.monotonic() + timeout
+    while any(folder_holder_alive(job) for job in find_job_dirs(sweep_dir)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def local_controllers_ignore_ctrl_c() -> None:
