@@ -262,12 +262,12 @@ def ending_on_a_dead_job() -> Iterator[None]:
             how = str(error).splitlines()[0]  # "Job 123 (task: 0) with path .../123_0_result.pkl"
             # this machine's jobs (submitit_local) are asked to stop, and the summary waits for them: none is
             # listed as running when run.py ends; a cluster's run on by themselves
-            local = os.environ.get(LOCAL_SUBMITIT_VARIABLE) and ask_jobs_to_stop(signal.SIGTERM)
-            if local:
-                local = wait_for_jobs_to_stop(_sweep_dir)
+            stopped = False
+            if os.environ.get(LOCAL_SUBMITIT_VARIABLE) and ask_jobs_to_stop(signal.SIGTERM):
+                stopped = wait_for_jobs_to_stop(_sweep_dir)
                 # asked by the sweep, not by the user: it ends as a sweep with a failed job, not a stopped one
                 Path(os.environ[STOP_FILE_VARIABLE]).unlink(missing_ok=True)
-            if local:
+            if stopped:
                 others = "the sweep's other jobs stopped, each at its last checkpoint"
             else:
                 others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
