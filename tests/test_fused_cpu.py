@@ -163,6 +163,18 @@ def test_channels_last_is_on_for_the_cpu_where_the_kernel_or_a_group_trains(kern
     assert perf.decide(cfg.trainer, model, torch.device("cpu"), stacked).channels_last is expected
 
 
+@pytest.mark.parametrize("overrides, stacked, expected", [
+    ([], False, True),
+    ([], True, False),  # cuDNN's grouped convolutions: 1.1-1.3x as fast in NCHW (benchmarks/stack_kernels.py)
+    (["trainer.channels_last=true"], True, True),
+])
+def test_channels_last_on_cuda_is_a_single_runs_and_not_a_groups(overrides, stacked, expected):
+    """Decided from the config and the device alone: no GPU needed to check it."""
+    cfg = compose("device=cuda", "trainer.cuda_graphs=false", *overrides)
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    assert perf.decide(cfg.trainer, model, torch.device("cuda"), stacked).channels_last is expected
+
+
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(kernel, fast, tmp_path,
                                                                                           monkeypatch):
     def run(name: str, *overrides: str):

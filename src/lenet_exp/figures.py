@@ -2,7 +2,7 @@
 
 Drawing one takes 0.1-0.15 s (matplotlib's text, then the PNG), about a quarter of a second a run: a
 stacked group of 16 trials spent seconds on them one after another once training was over. A group
-therefore draws them in worker processes (:class:`FigureWorkers`) while it evaluates its other trials;
+therefore draws them in worker processes (:class:`FigureWorkers`) while it records its trials' tests;
 a single run draws its own in place. The inputs are numpy arrays: small and plain to send to a worker.
 """
 

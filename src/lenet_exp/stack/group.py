@@ -104,8 +104,8 @@ def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers
 
 
 def figure_workers(trials: list[Trial], slot: JobSlot) -> FigureWorkers:
-    """Processes that draw the trials' test figures while the group tests the next trial (0.25 s a trial on
-    one core): one per core of the group's, at most :data:`MAX_FIGURE_WORKERS`."""
+    """Processes that draw the trials' test figures while the group records the other trials' tests (0.25 s
+    a trial on one core): one per core of the group's, at most :data:`MAX_FIGURE_WORKERS`."""
     drawing = sum(1 for trial in trials if trial.cfg.trainer.log_images)
     return FigureWorkers(min(drawing, slot.cpu_threads(None), MAX_FIGURE_WORKERS) if drawing > 1 else 0)
 
