@@ -8,7 +8,8 @@ Each sweep is one whole ``python run.py -m hydra/launcher=L optimizer.lr=... see
 its own, into a temporary sweep folder; for each N the launchers take turns (a slow spell of the
 machine then slows all of them alike), and ``--rounds`` repeats all of it, taking turns again (the table
 shows each sweep's median wall time). ``--sweeps`` names the sweeps instead (``basic:1 stacked:16
-stacked:32``: one trial alone, the reference, without N trials of the basic launcher). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
+stacked:32``: one trial alone, the reference, without N trials of the basic launcher; ``stacked:16:KEY=VALUE``
+adds overrides of its own to a sweep, e.g. ``stacked:16:trainer.cudnn_benchmark=true``). ``--launchers`` picks them; joblib runs ``--joblib-jobs`` jobs
 at once, and ``stacked_split`` (not run by default) splits the N trials into ``--joblib-jobs``
 stacked groups trained at once, each in a submitit subprocess with its share of the cores. The
 ratios compare each launcher's wall time with the stacked launcher's at the same N, and with one trial's
@@ -46,10 +47,11 @@ def grid(n: int) -> list[str]:
     return [f"optimizer.lr={','.join(LRS[:lrs])}", f"seed=range(0,{seeds})"]
 
 
-def sweep(launcher: str, n: int, args, folder: Path) -> dict:
+def sweep(launcher: str, n: int, own: tuple[str, ...], args, folder: Path) -> dict:
+    """One sweep of ``launcher`` over N trials, with the sweep's ``own`` overrides after ``--override``'s."""
     command = [sys.executable, "run.py", "-m", *LAUNCHERS[launcher], *grid(n), f"trainer.epochs={args.epochs}",
                "trainer.progress=false", f"dataset.root={args.data_root}", "dataset.download=false",
-               f"device.type={args.device}", *args.override, f"hydra.sweep.dir={folder}"]
+               f"device.type={args.device}", *args.override, *own, f"hydra.sweep.dir={folder}"]
     if launcher == "joblib":
         command.append(f"hydra.launcher.n_jobs={args.joblib_jobs}")
     if launcher == "stacked_split":
@@ -67,7 +69,7 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
     trained = sum(m["epochs_done"] * (m["samples_per_s"] or 0) * (m["median_epoch_s"] or 0) for m in completed)
     accuracies = [m["test"]["acc"] for m in completed]
     timings = [m.get("timings") or {} for m in completed]
-    result = {"launcher": launcher, "n": n, "exit": done.returncode, "completed": len(completed),
+    result = {"launcher": launcher, "n": n, "overrides": list(own), "exit": done.returncode, "completed": len(completed),
               "wall_s": timed.seconds, "cpu_pressure": timed.pressure,
               "trial_samples_per_s": trained / timed.seconds,  # every trial's samples over the sweep's wall time
               # where a stacked group's wall time goes, in the longest job's parts: its start-up (from the
@@ -79,16 +81,25 @@ def sweep(launcher: str, n: int, args, folder: Path) -> dict:
               "test_acc_std": statistics.stdev(accuracies) if len(accuracies) > 1 else None}
     if done.returncode or len(completed) != n:
         result["error"] = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-        print(f"{launcher} N={n} failed: {result['error']}", file=sys.stderr, flush=True)
-    print(f"N={n} {launcher}: {timed.seconds:.1f} s", file=sys.stderr, flush=True)
+        print(f"{label(result)} N={n} failed: {result['error']}", file=sys.stderr, flush=True)
+    print(f"N={n} {label(result)}: {timed.seconds:.1f} s", file=sys.stderr, flush=True)
     return result
 
 
-def launcher_and_n(text: str) -> tuple[str, int]:
-    launcher, _, n = text.partition(":")
-    if launcher not in LAUNCHERS or not n.isdigit():
-        raise argparse.ArgumentTypeError(f"expected LAUNCHER:N with LAUNCHER one of {', '.join(LAUNCHERS)}, got {text!r}")
-    return launcher, int(n)
+def label(result: dict) -> str:
+    """The launcher, and the sweep's own overrides, if any."""
+    return " ".join([result["launcher"], *result["overrides"]])
+
+
+def launcher_and_n(text: str) -> tuple[str, int, tuple[str, ...]]:
+    """``LAUNCHER:N`` or ``LAUNCHER:N:KEY=VALUE ...`` -> (launcher, N, the sweep's own overrides)."""
+    launcher, _, rest = text.partition(":")
+    n, _, overrides = rest.partition(":")
+    own = tuple(overrides.split())
+    if launcher not in LAUNCHERS or not n.isdigit() or not all("=" in override for override in own):
+        raise argparse.ArgumentTypeError(f"expected LAUNCHER:N or LAUNCHER:N:KEY=VALUE with LAUNCHER one of "
+                                         f"{', '.join(LAUNCHERS)}, got {text!r}")
+    return launcher, int(n), own
 
 
 def median_round(rounds: list[dict]) -> dict:
@@ -102,35 +113,36 @@ def main(argv=None) -> int:
     parser.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8], metavar="N", help="trials per sweep")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--launchers", nargs="+", choices=list(LAUNCHERS), default=["stacked", "basic", "joblib"])
-    parser.add_argument("--sweeps", nargs="+", type=launcher_and_n, metavar="LAUNCHER:N",
-                        help="these sweeps instead of every N with every launcher")
+    parser.add_argument("--sweeps", nargs="+", type=launcher_and_n, metavar="LAUNCHER:N[:KEY=VALUE]",
+                        help="these sweeps instead of every N with every launcher, each with its own overrides if given")
     parser.add_argument("--rounds", type=int, default=1, help="times each sweep runs, the sweeps taking turns")
     parser.add_argument("--joblib-jobs", type=int, default=2,
                         help="joblib's n_jobs, and stacked_split's groups at once (default 2)")
     common.add_config_args(parser)
     common.add_quiet_args(parser, default=0.0)
     args = parser.parse_args(argv)
-    sweeps = args.sweeps or [(launcher, n) for n in args.ns for launcher in args.launchers]
-    for _, n in sweeps:
+    sweeps = args.sweeps or [(launcher, n, ()) for n in args.ns for launcher in args.launchers]
+    for _, n, _ in sweeps:
         grid(n)  # a bad N fails before anything runs
 
     tmp = Path(tempfile.mkdtemp(prefix="lenet_exp-sweeps-"))
-    rounds: dict[tuple[str, int], list[dict]] = {}
+    rounds: dict[tuple, list[dict]] = {}
     try:
         for number in range(args.rounds):
-            for launcher, n in sweeps:
-                folder = tmp / f"{n}-{launcher}-{number}"
-                rounds.setdefault((launcher, n), []).append(sweep(launcher, n, args, folder))
+            for index, (launcher, n, own) in enumerate(sweeps):
+                folder = tmp / f"{index}-{n}-{launcher}-{number}"
+                rounds.setdefault((launcher, n, own), []).append(sweep(launcher, n, own, args, folder))
                 shutil.rmtree(folder, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = [median_round(r) for r in rounds.values()]
-    stacked = {r["n"]: r["wall_s"] for r in results if r["launcher"] == "stacked"}
-    alone = next((r["wall_s"] for r in results if r["launcher"] == "basic" and r["n"] == 1), None)
+    # the references: the stacked sweep of each N and the basic sweep of one trial, without overrides of their own
+    stacked = {r["n"]: r["wall_s"] for r in results if r["launcher"] == "stacked" and not r["overrides"]}
+    alone = next((r["wall_s"] for r in results if r["launcher"] == "basic" and r["n"] == 1 and not r["overrides"]), None)
     for r in results:
         r["wall_over_stacked"] = r["wall_s"] / stacked[r["n"]] if r["n"] in stacked else None
         r["wall_over_one_trial"] = r["wall_s"] / alone if alone else None
-    rows = [[str(r["n"]), r["launcher"], f"{r['completed']}/{r['n']}", common.fmt(r["wall_s"], ".1f"),
+    rows = [[str(r["n"]), label(r), f"{r['completed']}/{r['n']}", common.fmt(r["wall_s"], ".1f"),
              common.fmt(r["wall_s"] / r["n"], ".1f"), common.fmt(r["trial_samples_per_s"], ",.0f"),
              *(common.fmt(r[ratio], ".2f") + "x" if r[ratio] else "-" for ratio in ("wall_over_stacked", "wall_over_one_trial")),
              *(common.fmt(r[part], ".1f") for part in ("startup_s", "epochs_s", "test_s")),

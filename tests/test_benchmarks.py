@@ -91,12 +91,31 @@ def test_step_profiler_prints_its_table(tiny_root, tmp_path):
 
 
 def test_the_stack_kernel_study_checks_each_variant_and_prints_its_table(tmp_path):
+    # each variant's logits and gradients are checked against the grouped model's before it is timed
+    variants = ["grouped_nchw", "grouped_cl", "bmm_wgrad", "dense_first+bmm_wgrad", "dense", "unfold+tuned"]
     result = run_benchmark("stack_kernels.py", ["--device", "cpu", "--ns", "2", "--reps", "1", "--rounds", "1",
-                                                "--json-out", str(tmp_path / "kernels.json")], tmp_path)
+                                                "--variants", *variants, "--json-out", str(tmp_path / "kernels.json")],
+                           tmp_path)
     assert result.returncode == 0, result.stderr
-    times = json.loads((tmp_path / "kernels.json").read_text())["ms_per_step"]["2"]
-    assert set(times) == {"grouped_cl", "grouped_nchw", "unfold"} and all(t["ms_per_step"] > 0 for t in times.values())
-    assert re.search(r"^2 +unfold +[0-9.]+ ", result.stdout, re.MULTILINE), result.stdout
+    report = json.loads((tmp_path / "kernels.json").read_text())
+    times = report["ms_per_step"]["2"]
+    assert list(times) == variants and all(t["ms_per_step"] > 0 for t in times.values())
+    assert report["reference"] == "grouped_nchw" and "speed vs grouped_nchw" in result.stdout
+    assert re.search(r"^2 +dense_first\+bmm_wgrad +[0-9.]+ ", result.stdout, re.MULTILINE), result.stdout
+    bad = run_benchmark("stack_kernels.py", ["--variants", "grouped_nchw+dense_last"], tmp_path)
+    assert bad.returncode == 2 and "unknown feature 'dense_last'" in bad.stderr
+
+
+def test_a_stack_kernel_that_computes_other_gradients_is_refused(tmp_path):
+    script = (REPO / "benchmarks" / "stack_kernels.py").read_text()
+    off_by_a_thousandth = script.replace('torch.einsum("bgol,bgkl->gok", grads, cols)',
+                                         '1.001 * torch.einsum("bgol,bgkl->gok", grads, cols)')
+    assert off_by_a_thousandth != script
+    (tmp_path / "stack_kernels.py").write_text(off_by_a_thousandth)
+    (tmp_path / "common.py").write_text((REPO / "benchmarks" / "common.py").read_text())  # what it imports
+    result = run_main(["--device", "cpu", "--ns", "2", "--reps", "1", "--rounds", "1", "--variants", "grouped_nchw",
+                       "bmm_wgrad"], cwd=tmp_path, script=tmp_path / "stack_kernels.py")
+    assert result.returncode == 1 and "bmm_wgrad computes other logits or gradients" in result.stderr
 
 
 def test_step_profiler_rejects_a_bad_override(tiny_root, tmp_path):
@@ -196,16 +215,21 @@ def test_stacked_sweeps_times_each_launcher_on_the_same_trials(tiny_root, tmp_pa
 def test_stacked_sweeps_compares_named_sweeps_with_one_trial_over_rounds(tiny_root, tmp_path):
     out = tmp_path / "sweeps.json"
     result = run_benchmark("stacked_sweeps.py", [
-        "--device", "cpu", "--sweeps", "basic:1", "stacked:2", "--rounds", "2", "--epochs", "1", "--data-root",
-        str(tiny_root), "--override", "dataset.val_size=100", "--override", "trainer.log_images=false",
-        "--override", "trainer.limit_batches=2", "--json-out", str(out)], tmp_path)
-    assert result.returncode == 0, result.stderr
-    alone, stacked = json.loads(out.read_text())["results"]
+        "--device", "cpu", "--sweeps", "basic:1", "stacked:2", "stacked:2:optimizer.lr=-1", "--rounds", "2",
+        "--epochs", "1", "--data-root", str(tiny_root), "--override", "dataset.val_size=100",
+        "--override", "trainer.log_images=false", "--override", "trainer.limit_batches=2", "--json-out", str(out)],
+        tmp_path)
+    assert result.returncode == 1, result.stderr  # the sweep with its own override (a refused lr) failed
+    alone, stacked, refused = json.loads(out.read_text())["results"]
     assert [(r["launcher"], r["n"], r["completed"]) for r in (alone, stacked)] == [("basic", 1, 1), ("stacked", 2, 2)]
+    assert (refused["overrides"], refused["completed"], stacked["overrides"]) == (["optimizer.lr=-1"], 0, [])
+    assert refused["wall_over_stacked"] == pytest.approx(refused["wall_s"] / stacked["wall_s"])
+    assert re.search(r"^2 +stacked optimizer.lr=-1 +0/2 ", result.stdout, re.MULTILINE), result.stdout
     for row in (alone, stacked):  # the median of two rounds: the faster one's
         assert len(row["walls_s"]) == 2 and row["wall_s"] == min(row["walls_s"])
     assert stacked["wall_over_one_trial"] == pytest.approx(stacked["wall_s"] / alone["wall_s"])
     assert alone["wall_over_one_trial"] == pytest.approx(1) and alone["wall_over_stacked"] is None
     assert "median of 2 round(s)" in result.stdout
-    bad = run_benchmark("stacked_sweeps.py", ["--sweeps", "stacked16"], tmp_path)
-    assert bad.returncode == 2 and "expected LAUNCHER:N" in bad.stderr
+    for typo in ("stacked16", "stacked:16:cudnn_benchmark"):
+        bad = run_benchmark("stacked_sweeps.py", ["--sweeps", typo], tmp_path)
+        assert bad.returncode == 2 and "expected LAUNCHER:N" in bad.stderr
