@@ -506,6 +506,8 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
     jobs = read_json(sweep_dir / "summary.json")["jobs"]
     assert [(job["job"], job["status"]) for job in jobs] == [(0, "interrupted"), (1, "not started")]
     assert jobs[1]["params"]["seed"] == "1" and jobs[1]["run_dir"] == ""
+    listed = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps").stdout
+    assert "  job 1 not started: the sweep ended before it; running the sweep again runs it\n" in listed, listed
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2

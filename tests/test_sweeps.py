@@ -555,6 +555,11 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
      "hydra.launcher.cpus_per_task=-1: give how many cores each job reserves"),
     ("hydra/launcher=stacked_slurm hydra.launcher.submitit.cluster=local hydra.launcher.submitit.cpus_per_task=0 seed=0,1",
      "hydra.launcher.submitit.cpus_per_task=0: give how many cores each job reserves"),
+    # submitit killed each job (or group) at once: "killed or crashed before writing" its metrics
+    ("hydra/launcher=submitit_local hydra.launcher.timeout_min=0 seed=0,1",
+     "hydra.launcher.timeout_min=0: give the minutes each job may run before it is stopped (1 or more)."),
+    ("hydra/launcher=stacked hydra.launcher.submitit.cluster=local hydra.launcher.submitit.timeout_min=-3 seed=0,1",
+     "hydra.launcher.submitit.timeout_min=-3: give the minutes each group may run before it is stopped"),
 ])
 def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast, tmp_path, settings, expected):
     result = run_main(["-m", *settings.split(), *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)

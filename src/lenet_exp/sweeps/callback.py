@@ -45,6 +45,12 @@ def refuse_launcher_settings(launcher: DictConfig) -> None:
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
             sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
                      f"or null for the launcher's default.")
+    for key in ("timeout_min", "submitit.timeout_min"):  # submitit kills a job at once that has none left
+        minutes = OmegaConf.select(launcher, key, default=None)
+        if minutes is not None and (not isinstance(minutes, int) or minutes < 1):
+            group = "group" if key.startswith("submitit.") else "job"
+            sys.exit(f"Error: hydra.launcher.{key}={minutes!r}: give the minutes each {group} may run before it is "
+                     f"stopped (1 or more).")
 
 
 def share_the_cores(config: DictConfig) -> None:

@@ -229,7 +229,7 @@ def not_started(records: list[JobRecord], config: Optional[DictConfig]) -> list[
     grid = grid_jobs(config) if config is not None else None
     present = {record.job for record in records}
     return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides), params=overridden(overrides),
-                      run_dir="", message="not started: the sweep ended before it; running it again runs it")
+                      run_dir="", message="the sweep ended before it; running the sweep again runs it")
             for number, overrides in enumerate(grid or ()) if number not in present]
 
 

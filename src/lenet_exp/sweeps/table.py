@@ -76,5 +76,6 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
                   render_table(*group_table(summary), markdown=markdown)]
     if summary.bad_jobs:
         parts.append("Jobs that did not complete:")
-        parts += [f"  job {r.job} {r.status}: {r.message or '(no message)'} [{r.run_dir}]" for r in summary.bad_jobs]
+        parts += [f"  job {r.job} {r.status}: {r.message or '(no message)'}" + (f" [{r.run_dir}]" if r.run_dir else "")
+                  for r in summary.bad_jobs]
     return "\n\n".join(parts) if markdown else "\n".join(parts)
