@@ -98,8 +98,8 @@ def decide(tcfg, model: nn.Module, device: torch.device, stacked: bool = False) 
     # null: on for a CUDA run, and on the CPU with the fused kernel, whose channels_last loops are the faster
     # ones (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md). A stacked
     # group's grouped convolutions are faster in it on the CPU even without the kernel (-20 to -35 % of a step
-    # at N = 8), and slower on CUDA: cuDNN runs its captured step 1.1-1.3x as fast in NCHW (H200, N = 8-32,
-    # benchmarks/stack_kernels.py)
+    # at N = 8), and slower on CUDA: cuDNN ran its captured step 1.1-1.3x as fast in NCHW (H200, N = 8-32,
+    # autotuned, benchmarks/stack_kernels.py)
     if tcfg.channels_last is not None:
         channels_last = tcfg.channels_last
     elif stacked:
