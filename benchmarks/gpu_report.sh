@@ -26,6 +26,18 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # $DEADLINE_S: stop every step by then (seconds after the script starts), leaving time to write results.
 END=$(( $(date +%s) + ${DEADLINE_S:-100000} ))
 
+# A lent machine's torch had no bytecode cache, and PYTHONDONTWRITEBYTECODE kept Python from writing one
+# (as on the VMs): each process compiled about 2,300 modules from source, some 4.7 s of every sweep's
+# start-up (the H200's stacked16.prof, 2026-12-04), which an installed torch (pip compiles it) does not
+# pay. A cache of our own, written by the first process that imports them (warmed here, untimed), gives
+# every timed process what a user's installation gives it.
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-/tmp/lenet_exp-pycache}
+python3 -c "
+import sys, time; t0 = time.perf_counter()
+import torch, torchvision, hydra, lenet_exp.app, lenet_exp.stack.group, torch._dynamo
+print(f'Bytecode cache in {sys.pycache_prefix}: the imports took {time.perf_counter() - t0:.1f} s (warming it)')"
+
 step() {  # step NAME LIMIT_S COMMAND...: run COMMAND unless NAME is deselected; print its status and wall time
     local name=$1 limit=$2 start rc
     shift 2
@@ -62,7 +74,8 @@ import time; t0 = time.perf_counter()
 import torch; t1 = time.perf_counter()
 name = torch.cuda.get_device_name(0); torch.zeros(1, device=\"cuda\"); t2 = time.perf_counter()
 import torch._dynamo; t3 = time.perf_counter()
-print(torch.__version__, name, f\"import torch {t1 - t0:.2f} s, CUDA init {t2 - t1:.2f} s, import torch._dynamo {t3 - t2:.2f} s\")
+print(torch.__version__, name, f\"with the bytecode cache: import torch {t1 - t0:.2f} s, CUDA init {t2 - t1:.2f} s, \"
+      f\"import torch._dynamo {t3 - t2:.2f} s\")
 import os, sys; t4 = time.perf_counter()
 for i in range(20):  # what a checkpoint write costs on this disk: 256 KiB, then fsync (files.write_atomic)
     with open(os.path.join(sys.argv[1], \"fsync.probe\"), \"wb\") as f:
