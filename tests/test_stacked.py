@@ -234,13 +234,13 @@ def no_space_for_job_1_checkpoints(monkeypatch) -> None:
     """Job 1's checkpoint cannot be written (a full disk, as ``files.write_atomic`` finds it)."""
     save_checkpoint = ckpt.save_checkpoint
 
-    def save_or_fail(path: Path, state: dict) -> None:
+    def save_or_fail(path: Path, state: dict, copies=()) -> None:
         if path.parent.parent.name.startswith("1_"):  # <sweep>/1_.../checkpoints/last.pt
             def write_on_a_full_disk(file):
                 raise OSError(errno.ENOSPC, "No space left on device")
 
             return files.write_atomic(path, write_on_a_full_disk)
-        return save_checkpoint(path, state)
+        return save_checkpoint(path, state, copies)
 
     monkeypatch.setattr(ckpt, "save_checkpoint", save_or_fail)
 

@@ -245,11 +245,9 @@ class Run:
                     **times}, epoch)
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
-            checkpoint = parts.checkpoint(state, self.config)
-            ckpt.save_checkpoint(self.last_path, checkpoint)
+            ckpt.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
+                                 copies=[self.best_path] if improved else [])
             self.saved = epoch
-            if improved:
-                ckpt.save_checkpoint(self.best_path, checkpoint)
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])

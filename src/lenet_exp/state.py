@@ -7,8 +7,10 @@ Checkpoints of earlier versions are read through :func:`upgrade`.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -40,8 +42,18 @@ class RunState:
         return next((row for row in self.history if row["epoch"] == epoch), {})
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    write_atomic(path, lambda f: torch.save({"format": FORMAT, **state}, f))
+def save_checkpoint(path: Path, state: dict, copies: Sequence[Path] = ()) -> None:
+    """``state`` written atomically to ``path``, and to each of ``copies`` (best.pt beside last.pt) from the
+    same bytes: serialised once (on a GPU, each tensor copied to the host once)."""
+    serialised = io.BytesIO()
+
+    def write(file) -> None:  # inside write_atomic: a failure to serialise is reported as a failed write
+        torch.save({"format": FORMAT, **state}, serialised)
+        file.write(serialised.getbuffer())
+
+    write_atomic(path, write)
+    for copy in copies:
+        write_atomic(copy, lambda file: file.write(serialised.getbuffer()))
 
 
 def upgrade(state: dict) -> dict:
