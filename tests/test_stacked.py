@@ -689,11 +689,29 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
     assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
                      "Job 4 trains alone: task=eval.",
-                     "Job 5 starts a new group: hydra.launcher.max_stack=2 trials per group.",
+                     "Job 5 starts a new group: at most 2 trials per group (hydra.launcher.max_stack).",
                      "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
                      # said against the closest group, job 2's
                      "Job 7 starts a new group: it differs in trainer.epochs.",
                      "Job 8 trains alone: optimizer.differentiable=True has no stacked update."]
+
+
+def test_a_group_holds_at_most_8_trials_on_the_cpu_and_32_on_a_gpu(tiny_root):
+    import torch
+
+    from hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher import StackedLauncher
+
+    def config(device: str):
+        return compose(f"dataset.root={tiny_root}", f"device={device}")
+
+    default, on_slurm_gpus = StackedLauncher(), StackedLauncher(submitit={"cluster": "slurm", "gpus_per_node": 1})
+    assert [default._cap(config(device)) for device in ("cpu", "cuda")] == [8, 32]
+    assert default._cap(config("auto")) == (32 if torch.cuda.is_available() else 8)  # as device=auto trains
+    assert on_slurm_gpus._cap(config("auto")) == 32 and on_slurm_gpus._cap(config("cpu")) == 8
+    assert StackedLauncher(max_stack=5)._cap(config("cuda")) == 5
+    groups, notes = plan([Job(number, config("cpu")) for number in range(10)], default._cap)
+    assert [len(group) for group in groups] == [8, 2]
+    assert notes == ["Job 8 starts a new group: at most 8 trials per group (hydra.launcher.max_stack)."]
 
 
 def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):

@@ -10,7 +10,7 @@ launcher. No torch import here: the launcher plans before anything trains.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -56,9 +56,11 @@ def shared_settings(config: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
 
 
-def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str]]:
-    """The jobs in the order they train: stacked groups of at most ``max_stack`` and jobs alone (groups of
-    one), each listed where its first job is; and lines that say why groups split."""
+def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]) -> tuple[list[list[Job]], list[str]]:
+    """The jobs in the order they train: stacked groups of at most ``max_stack`` (or ``max_stack(config)``, by
+    what the group's jobs share: their device) and jobs alone (groups of one), each listed where its first
+    job is; and lines that say why groups split."""
+    cap = max_stack if callable(max_stack) else lambda config: max_stack
     notes: list[str] = []
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
@@ -74,7 +76,7 @@ def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str
             keys.append({})
             continue
         for group, group_key in zip(groups, keys):
-            if group_key == key and len(group) < max_stack:
+            if group_key == key and len(group) < cap(job.config):
                 group.append(job)
                 break
         else:
@@ -83,7 +85,7 @@ def plan(jobs: Sequence[Job], max_stack: int) -> tuple[list[list[Job]], list[str
                                for other in keys if other), key=len)
                 notes.append(f"Job {job.number} starts a new group: "
                              + (f"it differs in {', '.join(differs[:4])}." if differs
-                                else f"hydra.launcher.max_stack={max_stack} trials per group."))
+                                else f"at most {cap(job.config)} trials per group (hydra.launcher.max_stack)."))
             groups.append([job])
             keys.append(key)
     return groups, notes
