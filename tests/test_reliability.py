@@ -594,8 +594,8 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     err = ctrl_c_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first",
                                          tmp_path)
     assert stored_trial_states(storage) == ["FAIL"]
-    assert ("continues the sweep with new trials (the study fails the stopped ones in its storage; their folders "
-            "stay interrupted).") in err  # it said "continues the sweep", whose stopped trial then never completed
+    assert ("continues the sweep: its stopped trials resume first (the study holds them as failed, and each one's "
+            "result as a new trial), then new ones.") in err
 
     again = run_main([*study, f"hydra.sweep.dir={tmp_path / 'again'}"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -616,6 +616,30 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]
     assert (f"Error: study lenet_exp in {storage} is one to maximize; hydra.sweeper.direction=minimize cannot change "
             f"that. Name a new study (hydra.sweeper.study_name=...) or another storage.") in other.stderr
+
+
+@pytest.mark.long
+def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(tiny_root, tmp_path):
+    """Its stopped trial stayed interrupted in the sweep folder, which the summary then counted against the
+    sweep (exit 1) however many trials completed after it."""
+    import optuna
+
+    storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
+             *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
+    ctrl_c_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    stopped, = sweep_dir.glob("0_*")
+    assert read_json(stopped / "metrics.json")["status"] == "interrupted" and stored_trial_states(storage) == ["FAIL"]
+
+    again = run_main(study, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"Trial 0 of study lenet_exp, stopped before, resumes in {stopped}" in again.stdout
+    assert "Resuming" in (stopped / "run.log").read_text() and read_json(stopped / "metrics.json")["status"] == "completed"
+    trials = optuna.load_study(study_name="lenet_exp", storage=storage).trials
+    assert [trial.state.name for trial in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert trials[1].params == trials[0].params and trials[1].value == read_json(stopped / "metrics.json")["val"]["acc"]
+    assert sorted(path.name[:2] for path in sweep_dir.glob("[0-9]_*")) == ["0_", "2_", "3_"]  # job N is trial N
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["completed"] * 3
 
 
 def stored_trial_states(storage: str) -> list[str]:

@@ -194,8 +194,8 @@ def note_sweep_dir(folder: Optional[Path]) -> None:
 
 
 def note_stored_study() -> None:
-    """Called by the Optuna sweeper of a study kept in a storage: a stopped trial is failed there, and the
-    study goes on with new trials, so its folder stays interrupted."""
+    """Called by the Optuna sweeper of a study kept in a storage: a stopped trial is failed there, and run
+    again into its sweep folder it resumes, its result added to the study as a new trial."""
     global _stored_study
     _stored_study = True
 
@@ -207,8 +207,8 @@ def interrupted_status(signum: int) -> int:
     if _sweep_dir:
         how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
         if _stored_study:
-            how += (" with new trials (the study fails the stopped ones in its storage; their folders stay "
-                    "interrupted)")
+            how += (": its stopped trials resume first (the study holds them as failed, and each one's result "
+                    "as a new trial), then new ones")
     print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
 

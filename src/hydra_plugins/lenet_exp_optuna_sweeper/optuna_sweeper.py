@@ -7,8 +7,10 @@
 * a study kept in a storage (``hydra.sweeper.storage``) and run again goes on from its trials: its
   seeded sampler would otherwise propose the trials of the first run once more, and its jobs are
   numbered as the study numbers its trials. A trial that this run asked for and did not finish
-  (stopped, or never started) is failed there, not left running for ever. A search space that the
-  stored study cannot take is refused before any trial starts;
+  (stopped, or never started) is failed there, not left running for ever; run again into the same
+  sweep folder, a stopped trial resumes there first, and its result joins the study as a new trial of
+  the same parameters. A search space that the stored study cannot take is refused before any trial
+  starts;
 * a ``hydra.sweep.subdir`` without the job's number that gives two trials one folder (the study drew the
   same values twice) is refused before the second one's .hydra/ is written over the first's.
 
@@ -19,10 +21,14 @@ module, which Hydra imports in every run.py.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Optional
 
+from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
@@ -52,6 +58,8 @@ class StoppableOptunaSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.study_name = str(config.hydra.sweeper.study_name)
         launcher = self.optuna.sweeper.launcher  # the study launches each batch of trials through it
         launch = launcher.launch
         folders = JobFolders(config)
@@ -93,6 +101,8 @@ class StoppableOptunaSweeper(Sweeper):
             _refuse_a_search_space_the_stored_study_cannot_take(self.optuna.sweeper, arguments)
         try:
             with ending_on_a_dead_job():
+                if self.stored_trials:
+                    self.resume_stopped_trials()
                 self.optuna.sweep(arguments)
         except _StudyStopped:
             log.warning("The study was stopped: it proposes no more trials.")
@@ -103,6 +113,36 @@ class StoppableOptunaSweeper(Sweeper):
         finally:  # a stop in run.py's own job ends the process (SystemExit) through here
             if self.storage and self.study is not None:
                 self.fail_unfinished_trials()
+
+    def resume_stopped_trials(self) -> None:
+        """The stored study's trials that a stop failed and that this sweep folder holds as interrupted: each
+        resumes in its folder (from its checkpoint, with its own overrides), and its result joins the study
+        as a new trial of the same parameters (optuna cannot tell a finished trial again). New trials are
+        numbered after those, as their jobs are."""
+        import optuna
+        from optuna.trial import TrialState, create_trial
+
+        from lenet_exp.sweeps.records import find_job_dirs, read_job
+
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+        failed = {trial.number: trial for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        stopped = sorted((record for record in (read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir))
+                          if record.status == "interrupted" and record.job in failed and record.overrides),
+                         key=lambda record: record.job)
+        for record in stopped:
+            log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}")
+            ret, = self.optuna.sweeper.launcher.launch([record.overrides], initial_job_idx=record.job)
+            value = ret.return_value if ret.status == JobStatus.COMPLETED else None  # a failed job's would raise
+            trial = failed[record.job]
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                with warnings.catch_warnings():  # "experimental" since optuna 2.0, and stable in 3
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    study.add_trial(create_trial(params=trial.params, distributions=trial.distributions,
+                                                 values=[float(value)]))
+                log.info(f"Trial {record.job} completed: the study holds its result as trial {len(study.trials) - 1}")
+            if sweep_stop_signal():  # stopped again: the study asks for nothing new
+                raise _StudyStopped
+        self.optuna.sweeper.job_idx = len(study.trials)  # job N is the study's trial N
 
     def completed_trials(self) -> list:
         from optuna.trial import TrialState
