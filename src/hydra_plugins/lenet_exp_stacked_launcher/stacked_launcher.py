@@ -63,8 +63,8 @@ class GroupJobConf:
 
 
 # Trials per group where a trial trains fastest, for max_stack=null. On the 2-vCPU VM a trial's step costs
-# least at N = 8 and 6-11 % more at 16-32, and 32 trials train 1.17x as fast as 4 groups of 8 as in one
-# group; on an H200 a group of 32 costs least per trial (benchmarks/README.md).
+# least at N = 8 and 6-11 % more at 16-32, and 32 trials train 1.17x as fast in 4 groups of 8 as in one;
+# on an H200 a group of 32 costs least per trial (benchmarks/README.md).
 CPU_STACK, GPU_STACK = 8, 32
 
 
