@@ -129,17 +129,26 @@ class StoppableOptunaSweeper(Sweeper):
         stopped = sorted((record for record in (read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir))
                           if record.status == "interrupted" and record.job in failed and record.overrides),
                          key=lambda record: record.job)
+        batches: list[list] = []  # consecutive job numbers (a batch's), n_jobs at a time, as the study launched them
         for record in stopped:
-            log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}")
-            ret, = self.optuna.sweeper.launcher.launch([record.overrides], initial_job_idx=record.job)
-            value = ret.return_value if ret.status == JobStatus.COMPLETED else None  # a failed job's would raise
-            trial = failed[record.job]
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                with warnings.catch_warnings():  # "experimental" since optuna 2.0, and stable in 3
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    study.add_trial(create_trial(params=trial.params, distributions=trial.distributions,
-                                                 values=[float(value)]))
-                log.info(f"Trial {record.job} completed: the study holds its result as trial {len(study.trials) - 1}")
+            batch = batches[-1] if batches else None
+            if batch and batch[-1].job + 1 == record.job and len(batch) < self.optuna.sweeper.n_jobs:
+                batch.append(record)
+            else:
+                batches.append([record])
+        for batch in batches:
+            for record in batch:
+                log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}")
+            returns = self.optuna.sweeper.launcher.launch([r.overrides for r in batch], initial_job_idx=batch[0].job)
+            for record, ret in zip(batch, returns):
+                value = ret.return_value if ret.status == JobStatus.COMPLETED else None  # a failed job's would raise
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    trial = failed[record.job]
+                    with warnings.catch_warnings():  # "experimental" since optuna 2.0, and stable in 3
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        study.add_trial(create_trial(params=trial.params, distributions=trial.distributions,
+                                                     values=[float(value)]))
+                    log.info(f"Trial {record.job} completed: the study holds its result as trial {len(study.trials) - 1}")
             if sweep_stop_signal():  # stopped again: the study asks for nothing new
                 raise _StudyStopped
         self.optuna.sweeper.job_idx = len(study.trials)  # job N is the study's trial N
