@@ -642,6 +642,31 @@ def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(tiny
     assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["completed"] * 3
 
 
+@pytest.mark.filterwarnings("ignore:.* is experimental")  # optuna 2's add_trial, stable in optuna 3
+def test_a_stored_study_takes_the_result_of_a_trial_that_completed_before_a_stop_ended_its_batch(fast, tmp_path):
+    """A stop ends a batch before the study is told of it: a trial of the batch that had completed is failed
+    in the storage with the others. Made here from a completed study's first trial, failed in a new storage."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    sweep_dir, done, stopped = tmp_path / "optuna", tmp_path / "done.db", tmp_path / "stopped.db"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast, f"hydra.sweep.dir={sweep_dir}"]
+    assert run_main([*study, f"hydra.sweeper.storage=sqlite:///{done}"], cwd=tmp_path).returncode == 0
+    first = optuna.load_study(study_name="lenet_exp", storage=f"sqlite:///{done}").trials[0]
+    failed = optuna.create_study(study_name="lenet_exp", storage=f"sqlite:///{stopped}", direction="maximize")
+    failed.add_trial(create_trial(state=TrialState.FAIL, params=first.params, distributions=first.distributions))
+
+    again = run_main([*study, f"hydra.sweeper.storage=sqlite:///{stopped}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    job, = sweep_dir.glob("0_*")
+    assert f"Trial 0 of study lenet_exp completed in {job} before a stop ended its batch" in again.stdout
+    assert "Already completed" in again.stderr  # not trained again
+    trials = optuna.load_study(study_name="lenet_exp", storage=f"sqlite:///{stopped}").trials
+    assert [trial.state.name for trial in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].params == first.params and trials[1].value == first.value
+    assert sorted(path.name[:2] for path in sweep_dir.glob("[0-9]_*")) == ["0_", "2_"]  # job N is trial N
+
+
 def stored_trial_states(storage: str) -> list[str]:
     import optuna
 

@@ -115,30 +115,22 @@ class StoppableOptunaSweeper(Sweeper):
                 self.fail_unfinished_trials()
 
     def resume_stopped_trials(self) -> None:
-        """The stored study's trials that a stop failed and that this sweep folder holds as interrupted: each
-        resumes in its folder (from its checkpoint, with its own overrides), and its result joins the study
-        as a new trial of the same parameters (optuna cannot tell a finished trial again). New trials are
-        numbered after those, as their jobs are."""
+        """The stored study's trials that a stop failed, where this sweep folder holds their jobs: an
+        interrupted one resumes in its folder (from its checkpoint, with its own overrides), and one that
+        completed before the stop ended its batch (the study was told nothing of the batch) is skipped as
+        done. Each result joins the study as a new trial of the same parameters (optuna cannot tell a
+        finished trial again), and new trials are numbered after those, as their jobs are."""
         import optuna
         from optuna.trial import TrialState, create_trial
 
-        from lenet_exp.sweeps.records import find_job_dirs, read_job
-
         study = optuna.load_study(study_name=self.study_name, storage=self.storage)
         failed = {trial.number: trial for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        stopped = sorted((record for record in (read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir))
-                          if record.status == "interrupted" and record.job in failed and record.overrides),
-                         key=lambda record: record.job)
-        batches: list[list] = []  # consecutive job numbers (a batch's), n_jobs at a time, as the study launched them
-        for record in stopped:
-            batch = batches[-1] if batches else None
-            if batch and batch[-1].job + 1 == record.job and len(batch) < self.optuna.sweeper.n_jobs:
-                batch.append(record)
-            else:
-                batches.append([record])
-        for batch in batches:
+        for batch in _consecutive(self._jobs_of(failed), self.optuna.sweeper.n_jobs):
             for record in batch:
-                log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}")
+                log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
+                         if record.status == "interrupted" else
+                         f"Trial {record.job} of study {self.study_name} completed in {record.run_dir} before a stop "
+                         f"ended its batch: the study takes its result")
             returns = self.optuna.sweeper.launcher.launch([r.overrides for r in batch], initial_job_idx=batch[0].job)
             for record, ret in zip(batch, returns):
                 value = ret.return_value if ret.status == JobStatus.COMPLETED else None  # a failed job's would raise
@@ -153,6 +145,14 @@ class StoppableOptunaSweeper(Sweeper):
                 raise _StudyStopped
         self.optuna.sweeper.job_idx = len(study.trials)  # job N is the study's trial N
 
+    def _jobs_of(self, trials: dict) -> list:
+        """This sweep folder's interrupted or completed jobs of these trials (by number), in order."""
+        from lenet_exp.sweeps.records import find_job_dirs, read_job
+
+        records = [read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir)]
+        return sorted((record for record in records if record.job in trials and record.overrides
+                       and record.status in ("interrupted", "completed")), key=lambda record: record.job)
+
     def completed_trials(self) -> list:
         from optuna.trial import TrialState
 
@@ -164,6 +164,17 @@ class StoppableOptunaSweeper(Sweeper):
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(running.intersection(self.asked)):
             self.study.tell(number, state=TrialState.FAIL)
+
+
+def _consecutive(records: list, at_most: int) -> list[list]:
+    """Records of consecutive job numbers in batches of at most ``at_most``: as the study launched them."""
+    batches: list[list] = []
+    for record in records:
+        if batches and batches[-1][-1].job + 1 == record.job and len(batches[-1]) < at_most:
+            batches[-1].append(record)
+        else:
+            batches.append([record])
+    return batches
 
 
 def _check_settings(params: dict) -> None:
