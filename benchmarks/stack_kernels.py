@@ -46,8 +46,8 @@ from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.stack.model import GroupedModel, stack_into
 
 FEATURES = ("grouped_nchw", "grouped_cl", "bmm_wgrad", "dense_first", "dense", "unfold", "tuned")
-DEFAULT_VARIANTS = ("grouped_nchw", "grouped_nchw+tuned", "bmm_wgrad", "dense_first", "dense_first+bmm_wgrad",
-                    "dense")
+DEFAULT_VARIANTS = ("grouped_nchw", "grouped_nchw+tuned", "bmm_wgrad", "dense_first", "dense_first+tuned",
+                    "dense_first+bmm_wgrad", "dense", "dense+tuned")
 
 
 class UnfoldConv2d(nn.Module):
