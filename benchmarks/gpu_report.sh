@@ -26,8 +26,8 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 # $DEADLINE_S: stop every step by then (seconds after the script starts), leaving time to write results.
 END=$(( $(date +%s) + ${DEADLINE_S:-100000} ))
 
-# A lent machine's torch had no bytecode cache, and PYTHONDONTWRITEBYTECODE kept Python from writing one
-# (as on the VMs): each process compiled about 2,300 modules from source, some 4.7 s of every sweep's
+# A lent machine's torch had no usable bytecode cache, and Python wrote none (PYTHONDONTWRITEBYTECODE is
+# set on the VMs, most likely there too): each process compiled about 2,300 modules from source, some 4.7 s of every sweep's
 # start-up (the H200's stacked16.prof, 2026-12-04), which an installed torch (pip compiles it) does not
 # pay. A cache of our own, written by the first process that imports them (warmed here, untimed), gives
 # every timed process what a user's installation gives it.
