@@ -21,9 +21,14 @@ _jobs_sharing_the_device = 1
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
+def wants_cuda(device_type: str) -> bool:
+    """Whether a job of this ``device.type`` trains on CUDA: ``cuda``, or ``auto`` where torch sees a GPU."""
+    return device_type == "cuda" or (device_type == "auto" and torch.cuda.is_available())
+
+
 def resolve_device(dcfg, slot: JobSlot) -> torch.device:
     """``auto`` takes a GPU when there is one; ``cuda`` without one is an error, never a fallback."""
-    if dcfg.type == "cpu" or (dcfg.type == "auto" and not torch.cuda.is_available()):
+    if not wants_cuda(dcfg.type):
         device = torch.device("cpu")
         keep_freed_memory()
     elif not torch.cuda.is_available():

@@ -190,13 +190,13 @@ class StackedLauncher(Launcher):
 
     def _trains_on_a_gpu(self, config: DictConfig) -> bool:
         kind = str(OmegaConf.select(config, "device.type", default="auto"))
+        if kind == "auto" and self.submitit.get("cluster") == "slurm":  # a node of the cluster's, not this machine
+            return bool(self.submitit.get("gpus_per_node"))
         if kind != "auto":
             return kind == "cuda"
-        if self.submitit.get("cluster") == "slurm":  # a node of the cluster's, not this machine
-            return bool(self.submitit.get("gpus_per_node"))
-        import torch  # as device=auto decides (lenet_exp.device)
+        from lenet_exp.device import wants_cuda  # imports torch: only where this machine's GPUs decide
 
-        return torch.cuda.is_available()
+        return wants_cuda(kind)
 
     def _run_unit(self, configs: list) -> dict:
         """A group, or a job alone exactly as the basic launcher runs it."""
