@@ -228,8 +228,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
     from lenet_exp import files, record
 
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_loggers = _loggers_state()
     saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
                    torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
@@ -252,12 +251,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
         record.Stopwatch.jobs_in_process, record._PROCESS_STARTED = saved_jobs
         GlobalHydra.instance().clear()
         urllib.request.install_opener(None)
-        for handler in root.handlers[:]:  # Hydra's console and run.log handlers: run.log is closed
-            if handler not in saved_handlers:
-                root.removeHandler(handler)
-                handler.close()
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
+        _restore_loggers(saved_loggers)
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
         threads, deterministic, warn_only, benchmark, cudnn_deterministic, rng = saved_torch
@@ -270,6 +264,28 @@ def _fresh_process_state(cwd: Path, env: dict | None):
         for name in set(os.environ) - set(saved_env):  # e.g. run.py's LENET_EXP_LAUNCHER_PID
             del os.environ[name]
         os.environ.update(saved_env)
+
+
+def _loggers_state() -> dict[str, tuple]:
+    loggers = {"": logging.getLogger()} | {name: logger for name, logger in logging.Logger.manager.loggerDict.items()
+                                          if isinstance(logger, logging.Logger)}
+    return {name: (logger, logger.level, logger.handlers[:], logger.propagate, logger.disabled)
+            for name, logger in loggers.items()}
+
+
+def _restore_loggers(saved: dict[str, tuple]) -> None:
+    """Every logger as it was: Hydra's dictConfig adds handlers (run.log among them, closed here), sets levels,
+    and, under hydra/job_logging=disabled, disables every logger that existed, this worker's later tests' too."""
+    now = _loggers_state()
+    for name, (logger, *_) in now.items():
+        level, handlers, propagate, disabled = saved.get(name, (logger, logging.NOTSET, [], True, False))[1:]
+        for handler in logger.handlers[:]:
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 @contextlib.contextmanager

@@ -5,6 +5,8 @@ A first run and the import checks start `python run.py` as a process; the others
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -111,19 +113,22 @@ def test_overrides_work_as_they_read(fast, tmp_path):
     assert config["model"]["activation"] == "tanh" and config["model"]["batch_norm"] is False
 
 
-@pytest.mark.parametrize("logging, console_line, has_run_log", [
+@pytest.mark.parametrize("logging_option, console_line, has_run_log", [
     ("hydra/job_logging=disabled", None, False),
     ("hydra/job_logging=default", "][lenet_exp.loop][INFO] - Done: best val acc", True),  # Hydra's timestamps
 ])
-def test_hydras_own_logging_options_replace_ours(logging, console_line, has_run_log, fast, tmp_path):
+def test_hydras_own_logging_options_replace_ours(logging_option, console_line, has_run_log, fast, tmp_path):
     """Ours is an option of hydra/job_logging, so Hydra's replace it whole (merged into it, they failed)."""
-    result = run_main(fast + [logging], cwd=tmp_path)
+    result = run_main(fast + [logging_option], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = only_run_dir(tmp_path)
     assert read_json(run_dir / "metrics.json")["status"] == "completed"
     assert (run_dir / "run.log").exists() == has_run_log
     shown = result.stdout + result.stderr
     assert (console_line in shown) if console_line else "Done:" not in shown
+    # and, the run being in this process, its logging is put back for this worker's next tests (caplog's)
+    assert not [name for name, logger in logging.Logger.manager.loggerDict.items()
+                if isinstance(logger, logging.Logger) and logger.disabled]
 
 
 def test_show_config_without_importing_torch(tmp_path):
