@@ -48,6 +48,15 @@ def test_a_script_that_sets_up_no_logging_sees_the_epochs_and_gets_run_log(tiny_
                            cwd=tmp_path, timeout=300)
     assert quiet.returncode == 0 and "epoch" not in quiet.stderr, quiet.stderr[-2000:]
     assert "[INFO] - epoch 2/2" in (tmp_path / "quiet" / "run.log").read_text()
+    # logging set up by logging.config after importing us, which disables the loggers that exist (its
+    # default): still every line in run.log (it had none), and none on the console, as the caller chose
+    set_up_after_import = ("import logging.config, lenet_exp.loop; logging.config.dictConfig({'version': 1, "
+                           "'handlers': {'console': {'class': 'logging.StreamHandler'}}, "
+                           "'root': {'level': 'INFO', 'handlers': ['console']}}); ")
+    configured = subprocess.run(script("configured", set_up_after_import), capture_output=True, text=True,
+                                cwd=tmp_path, timeout=300)
+    assert configured.returncode == 0 and "epoch" not in configured.stderr, configured.stderr[-2000:]
+    assert "[INFO] - epoch 2/2" in (tmp_path / "configured" / "run.log").read_text()
 
 
 def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):

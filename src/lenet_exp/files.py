@@ -259,9 +259,16 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
     run_log = RunLog(run_dir / "run.log", delay=True)  # opened at the run's first line, in the folder it made
     run_log.setFormatter(logging.Formatter(RUN_LOG_FORMAT))
     level, propagate = package.level, package.propagate
+    # logging.config's dictConfig and fileConfig disable the loggers that exist unless told not to: a
+    # notebook that set its logging up after importing us got an empty run.log. Its console shows none of them.
+    disabled = [logger for name, logger in logging.Logger.manager.loggerDict.items()
+                if (name == "lenet_exp" or name.startswith("lenet_exp.")) and isinstance(logger, logging.Logger)
+                and logger.disabled]
     handlers: list[logging.Handler] = [run_log]
     if not package.handlers:  # (logging set up for the package itself is left as it is)
-        if logging.getLogger().handlers:  # the caller's: as much as it showed before
+        if disabled:  # the caller's logging shows none of it: run.log alone
+            pass
+        elif logging.getLogger().handlers:  # the caller's: as much as it showed before
             handlers.append(ToRootFrom(package.getEffectiveLevel()))
         else:
             handlers.append(Console(sys.stderr))
@@ -270,9 +277,13 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
         package.propagate = False
     for handler in handlers:
         package.addHandler(handler)
+    for logger in disabled:
+        logger.disabled = False
     try:
         yield
     finally:
+        for logger in disabled:
+            logger.disabled = True
         for handler in handlers:
             package.removeHandler(handler)
             handler.close()
