@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import pty
+import random
 import runpy
 import select
 import signal
@@ -51,9 +52,17 @@ def pytest_configure(config):
         os.sched_setaffinity(0, {cores[int(worker[2:]) % len(cores)]})
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--shuffle", type=int, metavar="SEED",
+                     help="the tests in an order shuffled with SEED: finds a test that passes only after (or "
+                          "before) another on the same worker, as CI's order may have it")
+
+
+def pytest_collection_modifyitems(config, items):
     """The long tests first: pytest-xdist hands tests out in this order, so the workers then end together
     instead of one of them waiting for the other's last long test."""
+    if config.getoption("--shuffle") is not None:
+        random.Random(config.getoption("--shuffle")).shuffle(items)
     items.sort(key=lambda item: not (item.get_closest_marker("long") or item.get_closest_marker("slow")))
 
 
