@@ -60,7 +60,7 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     """The long tests first: pytest-xdist hands tests out in this order, so the workers then end together
-    instead of one of them waiting for the other's last long test."""
+    instead of one of them waiting for the other's last long test. Under --shuffle, each kind shuffled."""
     if config.getoption("--shuffle") is not None:
         random.Random(config.getoption("--shuffle")).shuffle(items)
     items.sort(key=lambda item: not (item.get_closest_marker("long") or item.get_closest_marker("slow")))
