@@ -235,6 +235,23 @@ def test_long_values_on_the_plot_keep_what_tells_them_apart():
     assert short_labels(["none", "cosine"]) == ["none", "cosine"]
     assert all(len(label) <= 24 for label in short_labels(["a" * 30 + "x" * 40, "a" * 30 + "y" * 40]))
 
+def test_a_plot_of_stopped_jobs_shows_each_one_within_its_axes(tmp_path):
+    # a Ctrl-C before any job completed: two had a best val accuracy, two had not started
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+
+    stopped = {"status": "interrupted", "epochs_done": 1, "val": {"acc": 0.97, "loss": 0.1}}
+    fake_sweep(tmp_path, [(["optimizer.lr=0.001"], stopped), (["optimizer.lr=0.003"], {**stopped, "val": None}),
+                          (["optimizer.lr=0.01"], None), (["optimizer.lr=0.03"], None)])
+    (ax,) = val_acc_figure(summarize(tmp_path)).axes
+    (points,) = ax.collections
+    assert points.get_offsets().tolist() == [[0.001, 0.97]]
+    low, high = ax.get_xlim()
+    assert low < 0.001 and high > 0.03  # no job on the frame or beyond it
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["interrupted (best so far)", "interrupted",
+                                                                         "failed"]
+
+
 def test_values_too_long_for_a_folder_name_leave_the_jobs_named_by_number(tmp_path):
     long = "x" * 300  # a file system takes names of up to 255 bytes
     result = run_main(["-m", f"dataset.name={long},short", "trainer.epochs=0", "hydra.sweep.dir=long",

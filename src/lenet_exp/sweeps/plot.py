@@ -42,15 +42,21 @@ def val_acc_figure(summary: Summary):
             ax.set_xticks(range(len(categories)), labels, rotation=20 if crowded else 0, ha="right" if crowded else "center")
         labelled = set()
         for x, r in zip(xs, summary.jobs):
-            if r.status == OK_STATUS and getattr(r, metric) is not None:
+            result, colour = getattr(r, metric), "tab:red" if r.status == "failed" else "tab:orange"
+            if r.status == OK_STATUS and result is not None:
                 label = "completed" if "completed" not in labelled else None
-                ax.scatter([x], [getattr(r, metric)], color="tab:blue", zorder=3, label=label)
+                ax.scatter([x], [result], color="tab:blue", zorder=3, label=label)
                 labelled.add("completed")
-            else:  # no result to place on the y axis: mark where it sat on the x axis
-                label = f"{r.status}" if r.status not in labelled else None
-                ax.axvline(x, color="tab:red" if r.status == "failed" else "tab:orange", linestyle="--",
-                           alpha=0.7, label=label)
+            elif result is not None:  # stopped (or diverged) after it had a best val accuracy: hollow
+                label = f"{r.status} (best so far)" if r.status not in labelled else None
+                ax.scatter([x], [result], facecolors="none", edgecolors=colour, zorder=3, label=label)
                 labelled.add(r.status)
+            else:  # no result to place on the y axis: mark where it sat on the x axis
+                label = f"{r.status}" if r.status + " line" not in labelled else None
+                ax.axvline(x, color=colour, linestyle="--", alpha=0.7, label=label)
+                labelled.add(r.status + " line")
+        ax.update_datalim([(x, 0.5) for x in xs], updatey=False)  # a vertical line alone widens no x axis
+        ax.autoscale_view()
         ax.set_xlabel(key)
         ax.set_ylabel("best val accuracy" if metric == "val_acc" else "test accuracy")
         ax.grid(True, alpha=0.3)
