@@ -513,7 +513,7 @@ def test_hparams_shows_a_swept_null_as_a_differing_setting(fast, tmp_path):
 
 
 # -------------------------------------------------------------------------------------------- Optuna
-def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
+def test_optuna_sweep_maximises_val_accuracy_and_keeps_its_folder_to_itself(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"
     result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "trainer.batch_size=64",
                        *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
@@ -532,6 +532,15 @@ def test_optuna_sweep_maximises_val_accuracy(fast, tmp_path):
     # Optuna's trials run one after another in this process: the second job's start-up is its own, not the first's
     first, second = (metrics(job_dir)["timings"] for job_dir in job_dirs(sweep_dir)[:2])
     assert second["imports_s"] < first["imports_s"] / 4 and second["startup_s"] < first["startup_s"]
+
+    # another study, or a grid, into the study's folder would mix two sweeps' jobs under one set of numbers
+    listing = sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*"))
+    for other in (["sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=choice(none,cosine)"],
+                  ["optimizer.lr=1e-3,3e-3"]):
+        refused = run_main(["-m", *other, *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert f"Error: {sweep_dir} holds another sweep" in refused.stderr, refused.stderr[-2000:]
+        assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing
 
 
 def test_an_optuna_study_that_draws_a_folder_twice_stops_before_writing_over_it(fast, tmp_path):

@@ -11,6 +11,8 @@
   sweep folder, a stopped trial resumes there first, and its result joins the study as a new trial of
   the same parameters. A search space that the stored study cannot take is refused before any trial
   starts;
+* the sweep's config is saved in its folder (multirun.yaml), as Hydra's basic sweeper saves a grid's: the
+  checks that keep a sweep folder to one sweep, ``resume=`` and the summary read it;
 * a ``hydra.sweep.subdir`` without the job's number that gives two trials one folder (the study drew the
   same values twice) is refused before the second one's .hydra/ is written over the first's.
 
@@ -32,7 +34,7 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # no torch here: Hydra imports this module in every run.py
 from lenet_exp.launch import ending_on_a_dead_job, note_stored_study, sweep_stop_signal
@@ -58,6 +60,7 @@ class StoppableOptunaSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.config = config
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.study_name = str(config.hydra.sweeper.study_name)
         launcher = self.optuna.sweeper.launcher  # the study launches each batch of trials through it
@@ -97,6 +100,8 @@ class StoppableOptunaSweeper(Sweeper):
         sampler.infer_relative_search_space = infer_search_space_noting_the_trial
 
     def sweep(self, arguments: list[str]) -> None:
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         if self.stored_trials:
             _refuse_a_search_space_the_stored_study_cannot_take(self.optuna.sweeper, arguments)
         try:
