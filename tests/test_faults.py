@@ -22,10 +22,11 @@ from tensorboard_events import load_events, logged_hparams, scalar_values
 from lenet_exp import CONFIGS, compose, fused_cpu, train
 from lenet_exp.errors import CheckpointError, UserError
 from lenet_exp.files import own_folder, read_json, release_folder, save_json
-from lenet_exp.launch import Stopped, stops_held
+from lenet_exp.launch import ECHO_S, STOP_FILE_VARIABLE, STOP_SIGNALS, Stopped, collect_stopped_jobs, stops_held
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.resume import quote, quote_paths
+from lenet_exp.signals import StopSignals
 
 
 def as_if_killed(run_dir: Path) -> None:
@@ -679,9 +680,48 @@ def test_a_second_signal_during_the_imports_stops_at_once():
         with stops_held():
             for _ in range(2):  # SIGTERM: a suite started in the background ignores SIGINT
                 os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(0.05)
+                time.sleep(ECHO_S + 0.05)
             done.append("imports")
     assert done == [] and stopped.value.signum == signal.SIGTERM
+
+
+def as_timeout_sends_it() -> None:
+    """One stop request as timeout(1) sends it: to its command, then to the command's process group (this
+    process in both). Each handler runs as its os.kill returns, so the second one sees the first's flag."""
+    for _ in range(2):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_one_request_that_arrives_twice_is_one_request_and_a_later_one_stops_at_once(monkeypatch):
+    """timeout -s INT stopped a joblib sweep's run.py at once, without its summary, when its signal's two
+    copies came far enough apart for two handlers to run (about 2 in 3 times)."""
+    done = []
+    with pytest.raises(Stopped):
+        with stops_held():
+            as_timeout_sends_it()
+            done.append("imports")
+    assert done == ["imports"]
+
+    with StopSignals() as stop:
+        as_timeout_sends_it()
+        assert stop.requested() and stop.signal == signal.SIGTERM  # no KeyboardInterrupt: one request
+        time.sleep(ECHO_S)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setenv(STOP_FILE_VARIABLE, "")  # collect_stopped_jobs sets its own, taken away after the test
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        collect_stopped_jobs()  # a parallel sweep's run.py: a first request asks its jobs to stop
+        as_timeout_sends_it()
+        assert Path(os.environ[STOP_FILE_VARIABLE]).read_text() == str(int(signal.SIGTERM))
+        time.sleep(ECHO_S)
+        with pytest.raises(Stopped):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        Path(os.environ[STOP_FILE_VARIABLE]).unlink(missing_ok=True)
 
 
 def test_a_killed_writes_temporary_file_is_removed_when_the_run_continues(killed_run, tiny_root):

@@ -46,6 +46,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # how long a sweep whose local job died waits for its other jobs to stop (one in its start-up stops once
 # its training begins)
 JOBS_STOP_TIMEOUT_S = 120
+# a stop signal this soon after the first is the same request: timeout(1) sends its signal to the command
+# and then to the command's process group, so one request can reach the command twice
+ECHO_S = 0.5
+
+
+def asked_again(first_asked_at: float) -> bool:
+    """Whether a stop signal taken now is a second request (stop at once), the first having come at
+    ``first_asked_at`` (time.monotonic()), and not that one's echo."""
+    return time.monotonic() - first_asked_at >= ECHO_S
 
 
 def after_a_hang_up(signum: int) -> None:
@@ -162,13 +171,14 @@ def stops_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():  # handlers can only live there
         yield
         return
-    held: list[int] = []
+    held: list[tuple[int, float]] = []  # the first stop signal, and when it came
 
     def hold(signum, frame):
         after_a_hang_up(signum)
-        if held:  # asked twice: the user means it
-            raise Stopped(held[0])
-        held.append(signum)
+        if not held:
+            held.append((signum, time.monotonic()))
+        elif asked_again(held[0][1]):  # the user means it
+            raise Stopped(held[0][0])
 
     previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS
                 if signal.getsignal(signum) is not signal.SIG_IGN}  # an ignored one stays ignored (nohup)
@@ -178,7 +188,7 @@ def stops_held() -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if held:
-        raise Stopped(held[0])
+        raise Stopped(held[0][0])
 
 
 _sweep_dir: Optional[Path] = None  # this run.py's sweep folder, once Hydra has started the sweep
@@ -300,12 +310,17 @@ def collect_stopped_jobs() -> None:
     stop_file = Path(tempfile.gettempdir()) / f"lenet_exp-{os.getpid()}-{secrets.token_hex(4)}.stop"
     os.environ[STOP_FILE_VARIABLE] = str(stop_file)  # the workers, started later, inherit it
 
+    asked_at: list[float] = []
+
     def stop_jobs(signum, frame):
         after_a_hang_up(signum)
-        if stop_file.exists():  # asked twice: the user means it
-            raise Stopped(signum)
+        if asked_at:
+            if asked_again(asked_at[0]):  # the user means it
+                raise Stopped(signum)
+            return
         if not ask_jobs_to_stop(signum):  # no way to ask the jobs: stop at once
             raise Stopped(signum) from None
+        asked_at.append(time.monotonic())
         print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
               f"at once.", file=sys.stderr, flush=True)
 

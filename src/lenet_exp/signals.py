@@ -8,12 +8,13 @@ import threading
 import time
 from typing import Optional
 
-from lenet_exp.launch import STOP_FILE_VARIABLE, after_a_hang_up, launcher_gone, stop_file_signal, stop_signals
+from lenet_exp.launch import (STOP_FILE_VARIABLE, after_a_hang_up, asked_again, launcher_gone, stop_file_signal,
+                              stop_signals)
 
 
 class StopSignals:
     """Within this context the first stop signal (SIGINT, SIGTERM, SIGHUP) only sets a flag; a second one
-    stops at once.
+    stops at once (one within :data:`lenet_exp.launch.ECHO_S` of the first request is its echo).
 
     With ``launcher``, the exit of that process (the sweep's run.py) also counts as a stop request, as a
     SIGTERM. In a joblib or submitit_local sweep, so does its run.py's request to stop (a signal it took:
@@ -24,6 +25,7 @@ class StopSignals:
 
     def __init__(self, launcher: Optional[int] = None) -> None:
         self.signal: Optional[int] = None
+        self.asked_at = 0.0  # when the stop was first requested (time.monotonic())
         self.launcher = launcher
         self.launcher_exited = False
         self._next_watch = 0.0
@@ -35,10 +37,16 @@ class StopSignals:
             # ~9 µs to read a parent's /proc entry, where a GPU step may take 100 µs: twice a second will do
             self._next_watch = time.monotonic() + self.WATCH_INTERVAL_S
             if launcher_gone(self.launcher):
-                self.signal, self.launcher_exited = signal.SIGTERM, True
+                self._ask(signal.SIGTERM)
+                self.launcher_exited = True
         if self.signal is None and self.stop_file:
-            self.signal = stop_file_signal(self.stop_file)
+            requested = stop_file_signal(self.stop_file)
+            if requested is not None:
+                self._ask(requested)
         return self.signal is not None
+
+    def _ask(self, signum: int) -> None:
+        self.signal, self.asked_at = signum, time.monotonic()
 
     def reason(self) -> str:
         if self.launcher_exited:
@@ -47,9 +55,10 @@ class StopSignals:
 
     def _handle(self, signum, frame) -> None:
         after_a_hang_up(signum)
-        if self.signal is not None:  # asked twice: the user means it
+        if self.signal is None:
+            self._ask(signum)
+        elif asked_again(self.asked_at):  # the user means it
             raise KeyboardInterrupt
-        self.signal = signum
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # handlers can only live there
