@@ -567,6 +567,10 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "No trial of the study completed" in result.stdout  # Hydra's log
     assert "times out of" not in result.stdout  # no error line per batch of failed trials (max_failure_rate)
+    assert "Trial 1 has no result (failed): the study counts it as a failed trial" in result.stdout
+    assert "float-castable" not in result.stdout  # the sweeper blamed the job's return value
+    # optuna's lines are Hydra's, without colour codes in a file or a pipe
+    assert "[hydra] A new study created in " in result.stdout and "\x1b[" not in result.stdout + result.stderr
     assert "2 of 2 jobs did not complete" in result.stderr
     assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["failed"] * 2
 

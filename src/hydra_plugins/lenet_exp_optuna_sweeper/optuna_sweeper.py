@@ -13,6 +13,9 @@
   starts;
 * the sweep's config is saved in its folder (multirun.yaml), as Hydra's basic sweeper saves a grid's: the
   checks that keep a sweep folder to one sweep, ``resume=`` and the summary read it;
+* a trial without a result (its job failed or diverged) is logged as such, not as a job that returned no
+  number, and optuna's own lines come through Hydra's logging (they came in colour, escape codes and all,
+  into a file or a pipe);
 * a ``hydra.sweep.subdir`` without the job's number that gives two trials one folder (the study drew the
   same values twice) is refused before the second one's .hydra/ is written over the first's.
 
@@ -47,11 +50,26 @@ class _StudyStopped(Exception):
     """The sweep was stopped: no further batch of trials is launched."""
 
 
+class _NoReturnValueComplaint(logging.Filter):
+    """Drops hydra-optuna-sweeper's warning on a job that returned None, the sweep callback's stand-in for a
+    failed or diverged job's NaN (lenet_exp/sweeps/callback.py): it blamed the job's return value. The
+    sweeper's launch logs the trial's end instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "must be float-castable. Got 'None'" not in record.getMessage()
+
+
 class StoppableOptunaSweeper(Sweeper):
     def __init__(self, **optuna_params: Any) -> None:
+        import optuna
         from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
         _check_settings(optuna_params)
+        optuna.logging.disable_default_handler()  # colour codes even into a file; Hydra's handlers take its lines
+        optuna.logging.enable_propagation()
+        sweeper_log = logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl")
+        if not any(isinstance(f, _NoReturnValueComplaint) for f in sweeper_log.filters):
+            sweeper_log.addFilter(_NoReturnValueComplaint())
         self.storage = optuna_params.get("storage")
         self.stored_trials = 0  # the trials that the storage holds for this study when the sweep starts
         self.optuna = OptunaSweeper(**optuna_params)
@@ -74,7 +92,12 @@ class StoppableOptunaSweeper(Sweeper):
                 folders.jobs = initial_job_idx
                 for overrides in job_overrides:
                     folders.claim(hydra_context.config_loader.load_sweep_config(config, list(overrides)))
-            return launch(job_overrides, initial_job_idx=initial_job_idx)
+            returns = launch(job_overrides, initial_job_idx=initial_job_idx)
+            for number, ret in enumerate(returns, start=initial_job_idx):
+                if ret.status == JobStatus.COMPLETED and ret.return_value is None:
+                    log.warning(f"Trial {number} has no result{_how_it_ended(ret)}: the study counts it as a "
+                                f"failed trial")
+            return returns
 
         launcher.launch = launch_unless_stopped
 
@@ -169,6 +192,15 @@ class StoppableOptunaSweeper(Sweeper):
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(running.intersection(self.asked)):
             self.study.tell(number, state=TrialState.FAIL)
+
+
+def _how_it_ended(ret: Any) -> str:
+    """`` (failed)``, `` (diverged)``…: the status in the job's metrics.json, where its JobReturn names its
+    folder (one that a stacked group refused or stopped before it started does not)."""
+    from lenet_exp.sweeps.records import read_job
+
+    folder = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg is not None else None
+    return f" ({read_job(Path(folder), 0, final=True).status})" if folder else ""
 
 
 def _consecutive(records: list, at_most: int) -> list[list]:

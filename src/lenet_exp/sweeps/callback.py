@@ -101,7 +101,8 @@ class SweepSummary(Callback):
         2.10) then crashes: optuna rejects NaN and the sweeper's fallback ``study.tell(state=FAIL,
         values=[nan])`` raises too (facebookresearch/hydra#2237, fixed only in the 1.4 pre-releases).
         A return value that is no number takes the sweeper's working path: the trial is told FAIL
-        (values=None), logged as a warning, and the study goes on. The job's metrics.json keeps the
+        (values=None), logged as a trial without a result (hydra_plugins/lenet_exp_optuna_sweeper), and the
+        study goes on. The job's metrics.json keeps the
         status. Other sweepers get the NaN unchanged.
         """
         from hydra.core.utils import JobStatus
