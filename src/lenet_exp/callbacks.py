@@ -128,8 +128,8 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a new "
                "hydra.sweep.dir" if not any("shuffle(" in o for o in before) else
                "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)")
-    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run the same command to "
-             f"continue it, {instead}.")
+    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run it with its own "
+             f"overrides to continue it, {instead}.")
 
 
 def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictConfig, config: DictConfig,
@@ -190,7 +190,7 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
     if len(changed) != 1 or not changed[0].startswith("trainer.epochs:"):
         return ""
     if now["trainer"]["epochs"] < before["trainer"]["epochs"]:
-        return " (fewer epochs than it was started with)"
+        return f" (fewer than the {before['trainer']['epochs']} epochs it was last given)"
     if in_a_sweep:
         return " (a sweep's job keeps its sweep's epochs)"
     if schedule_swept:
