@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -250,6 +251,18 @@ def test_a_plot_of_stopped_jobs_shows_each_one_within_its_axes(tmp_path):
     assert low < 0.001 and high > 0.03  # no job on the frame or beyond it
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["interrupted (best so far)", "interrupted",
                                                                          "failed"]
+
+
+def test_a_sweep_named_in_characters_the_font_lacks_is_summarised_without_warnings(tmp_path):
+    from lenet_exp.sweeps import write_summary
+
+    sweep_dir = tmp_path / "学習率"  # the plot's title; DejaVu Sans has no CJK
+    fake_sweep(sweep_dir, [(["optimizer.lr=0.001"], {"status": "interrupted", "val": {"acc": 0.97, "loss": 0.1}})])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_summary(sweep_dir, out=io.StringIO())
+    assert is_png(sweep_dir / "summary.png") and load_events(sweep_dir / "summary").Tags()["images"]
+    assert [str(w.message) for w in caught] == []
 
 
 def test_values_too_long_for_a_folder_name_leave_the_jobs_named_by_number(tmp_path):

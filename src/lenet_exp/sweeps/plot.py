@@ -6,8 +6,10 @@ matplotlib is imported when a plot is drawn, not with this module.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import warnings
 from pathlib import Path
 
 from lenet_exp.sweeps.records import OK_STATUS, Summary, as_float, ranking_metric
@@ -65,6 +67,15 @@ def val_acc_figure(summary: Summary):
     figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+@contextlib.contextmanager
+def without_glyph_warnings():
+    """While a figure is drawn: a character that the font lacks (a sweep folder named in Japanese) is drawn
+    as a box, and matplotlib's warning for each one, with its source line, tells a user nothing to do."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
+        yield
 
 
 LABEL_CHARACTERS = 24
