@@ -1029,11 +1029,42 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
         "epochs make another run)" in refused.stderr
     assert sorted(cosine.rglob("*")) == before and read_json(cosine / "metrics.json")["epochs"] == 2
     fewer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
-    assert fewer.returncode == 1 and "(fewer than the 3 epochs it was last given)" in fewer.stderr  # started with 2
+    assert fewer.returncode == 1 and "(fewer than the 3 epochs it has trained)" in fewer.stderr  # started with 2
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch
     assert job.returncode == 1 and "(a sweep's job keeps its sweep's epochs)" in job.stderr
+
+
+def test_a_train_on_stopped_before_its_first_new_epoch_goes_back_to_the_completed_run(fast, tmp_path, monkeypatch):
+    """A completed 2-epoch run trained on to 5 and stopped during epoch 3 had lost its test result, and
+    trainer.epochs=2 was refused: fewer epochs than it was last given. It has trained 2, so it may end there."""
+    from lenet_exp.loop import OneModel
+
+    run_dir = tmp_path / "run"
+    assert run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    completed = read_json(run_dir / "metrics.json")
+    train_epoch = OneModel.train_epoch
+
+    def ctrl_c_as_the_epoch_starts(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)  # its handler runs here: the epoch stops at its first step
+        return train_epoch(self, *args)
+
+    monkeypatch.setattr(OneModel, "train_epoch", ctrl_c_as_the_epoch_starts)
+    stopped = run_main([f"resume={run_dir}", "trainer.epochs=5"], cwd=tmp_path)
+    assert stopped.returncode == 130 and "during epoch 3" in stopped.stderr, stopped.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["test"] is None
+    monkeypatch.undo()
+
+    fewer = run_main([f"resume={run_dir}", "trainer.epochs=1"], cwd=tmp_path)  # it has trained 2
+    assert fewer.returncode == 1 and "(fewer than the 2 epochs it has trained)" in fewer.stderr
+    back = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert f"{run_dir} has trained 2 of the 5 epochs it was last given: it ends after 2." in back.stdout
+    again = read_json(run_dir / "metrics.json")
+    assert again["status"] == "completed" and again["epochs"] == 2 and again["history"] == completed["history"]
+    assert again["test"] == completed["test"] and again["best_epoch"] == completed["best_epoch"]
+    assert scalar_values(load_events(run_dir), "test/acc") == {completed["best_epoch"]: pytest.approx(completed["test"]["acc"])}
 
 
 def test_resume_of_a_directory_that_is_no_run(tmp_path):

@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options
-from lenet_exp.config import config_differences, longer_run, where_or_how_fast
+from lenet_exp.config import config_differences, run_of_other_length, where_or_how_fast
 from lenet_exp.errors import one_line
-from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, run_events
+from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json, run_events
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
@@ -85,7 +85,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     before_task, now_task = task_config(saved), task_config(config)
     changed = config_differences(before_task, now_task)
     refuse_edited_config_files(sweep_dir, changed, saved, config, searched)
-    longer = not {"trainer.epochs", "scheduler"} & searched and longer_run(before_task, now_task)
+    longer = not {"trainer.epochs", "scheduler"} & searched and run_of_other_length(before_task, now_task)
 
     def kept(key: str) -> bool:
         return key in searched or not (where_or_how_fast(key) or (longer and key == "trainer.epochs"))
@@ -184,19 +184,23 @@ def trained_anything(run_dir: Path) -> bool:
 
 
 def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool = False,
-                   schedule_swept: bool = False) -> str:
+                   schedule_swept: bool = False, trained: Optional[int] = None) -> str:
     """Why a run (or a sweep) given another trainer.epochs, and nothing else, does not go on (empty where more
-    changed)."""
+    changed); ``trained``: the epochs a run has trained."""
     if len(changed) != 1 or not changed[0].startswith("trainer.epochs:"):
         return ""
-    if now["trainer"]["epochs"] < before["trainer"]["epochs"]:
-        return f" (fewer than the {before['trainer']['epochs']} epochs it was last given)"
+    epochs, given = now["trainer"]["epochs"], before["trainer"]["epochs"]
+    if trained is not None and epochs < trained:
+        return f" (fewer than the {trained} epochs it has trained)"
     if in_a_sweep:
         return " (a sweep's job keeps its sweep's epochs)"
+    if trained is None and epochs < given:  # a sweep's jobs
+        return f" (fewer than the {given} epochs it was last given)"
     if schedule_swept:
         return " (its jobs sweep scheduler, and cosine and onecycle spread their learning rates over trainer.epochs)"
     schedule = (now.get("scheduler") or {}).get("name")
-    return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: more epochs make another run)"
+    how = "more" if epochs > given else "fewer"
+    return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: {how} epochs make another run)"
 
 
 def refuse_misused_overrides(config: DictConfig) -> None:
@@ -277,13 +281,18 @@ class OutputDirCheck(Callback):
                              f"({'; '.join(changed[:3])}), whose results this one would write over. "
                              f"{A_FOLDER_OF_ITS_OWN}")
             in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
-            if changed and trained_anything(run_dir) and longer_run(before, now) and not in_a_sweep:
+            trained = (read_json(run_dir / "metrics.json") or {}).get("epochs_done")  # None: not trained yet
+            if changed and trained_anything(run_dir) and run_of_other_length(before, now, trained) and not in_a_sweep:
                 gone = last_checkpoint_gone(run_dir)
-                if gone:  # refused here, before Hydra writes the longer run's .hydra/
+                if gone:  # refused here, before Hydra writes the other length's .hydra/
                     sys.exit(f"Error: {gone}")
-                trained = before["trainer"]["epochs"]
-                log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, trained, "s" if trained != 1 else "",
-                         now["trainer"]["epochs"])
+                given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
+                if epochs > given:
+                    log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "",
+                             epochs)
+                else:
+                    log.info("%s has trained %d of the %d epochs it was last given: it ends after %d.", run_dir,
+                             trained, given, epochs)
                 changed = []
             elif changed and trained_anything(run_dir) and not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config)) == changed:
@@ -291,7 +300,7 @@ class OutputDirCheck(Callback):
                          f"override of this command sets: a config file or a default changed since. Restore it to "
                          f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")
             elif changed and trained_anything(run_dir):
-                why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep)
+                why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")

@@ -353,13 +353,15 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
 SCHEDULES_WITHOUT_AN_END = ("none", "step")
 
 
-def longer_run(saved: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Whether ``current`` is the run ``saved`` given more epochs and nothing else, with a schedule that does
-    not spread over trainer.epochs: the epochs it trained are then those of the longer run, which goes on
-    from them (``python run.py resume=<run dir> trainer.epochs=20``)."""
+def run_of_other_length(saved: Mapping[str, Any], current: Mapping[str, Any], trained: Optional[int] = None) -> bool:
+    """Whether ``current`` is the run ``saved`` given another trainer.epochs and nothing else, with a schedule
+    that does not spread over trainer.epochs: the epochs it trained are then those of the other run, which
+    goes on from them (``python run.py resume=<run dir> trainer.epochs=20``). More epochs; or fewer, down to
+    the ``trained`` epochs the run has (a train-on stopped early goes back to the run it was)."""
     changed = config_differences(saved, current)
+    epochs = current["trainer"]["epochs"]
     return (len(changed) == 1 and changed[0].startswith("trainer.epochs:")
-            and current["trainer"]["epochs"] > saved["trainer"]["epochs"]
+            and (epochs > saved["trainer"]["epochs"] or (trained is not None and epochs >= trained))
             and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
 
 

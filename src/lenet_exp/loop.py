@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lenet_exp import state as ckpt
 from lenet_exp.app import report_failure
-from lenet_exp.config import config_differences, longer_run, result_settings, to_dict
+from lenet_exp.config import config_differences, result_settings, run_of_other_length, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, UserError
@@ -101,7 +101,7 @@ class Run:
             raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
                             f"new output directory.")
         if previous and previous.get("status") == "completed" and previous.get("task") == "train":
-            if longer_run(previous.get("config", {}), self.config):
+            if run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
                 return None  # it goes on from its last epoch
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
@@ -125,7 +125,8 @@ class Run:
                 f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
             ) from error
         changed = config_differences(saved["config"], self.config)
-        if changed and not longer_run(saved["config"], self.config):  # more epochs are allowed
+        trained = max(saved["run_state"]["epoch"], (read_json(self.metrics_path) or {}).get("epochs_done") or 0)
+        if changed and not run_of_other_length(saved["config"], self.config, trained):  # another length may be
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
                 f"Continue it as it was ({self.go_on()}), or choose a new output directory."
