@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import fast_overrides, run_main
 from lenet_exp import compose, train
@@ -78,6 +79,16 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(UserError, match=re.escape("compose('resume=outputs/runs/a'): resume= is run.py's")):
         compose("resume=outputs/runs/a")
+    # not compose()'s config: an AttributeError or omegaconf's "Missing key device", with a traceback
+    for cfg, what in (({"task": "train"}, "a dict"), (OmegaConf.create({"task": "train", "trainer": {"epochs": 1}}),
+                                                      "a config without model, dataset, optimizer, …")):
+        with pytest.raises(UserError, match=re.escape(f"train() takes the config that compose() returns, not {what}")):
+            train(cfg, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "a_file").write_text("mine")  # run.py's callback says so; train() raised FileExistsError
+    with pytest.raises(UserError, match=re.escape(f"{tmp_path / 'a_file'} is a file where a folder should be")):
+        train(compose(*fast_overrides(tiny_root)), run_dir=tmp_path / "a_file")
+    assert (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):

@@ -70,15 +70,24 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
     and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError`; a
     diverged or interrupted run returns its metrics with that status."""
+    import dataclasses
     from datetime import datetime
 
+    from omegaconf import DictConfig
+
     from lenet_exp.app import say_how_it_ended
-    from lenet_exp.config import validate
+    from lenet_exp.config import Config, validate
     from lenet_exp.errors import UserError
     from lenet_exp.files import logging_as_run_py_does, read_json
     from lenet_exp.loop import Run
     from lenet_exp.record import Stopwatch
 
+    lacking = [f.name for f in dataclasses.fields(Config) if f.name not in cfg] if isinstance(cfg, DictConfig) else []
+    if not isinstance(cfg, DictConfig) or lacking:  # a dict, a config of one's own: it failed on its first key
+        what = (f"a config without {', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}" if lacking
+                else f"a {type(cfg).__name__}")
+        raise UserError(f"train() takes the config that compose() returns, not {what}: "
+                        f"train(compose('optimizer.lr=3e-3', ...), run_dir=...).")
     if cfg.task != "train":  # it would train all the same, and say nothing of the task that was asked for
         raise UserError(f"train() trains, and this config has task={cfg.task}: evaluate or predict with "
                         f"`python run.py task={cfg.task} ckpt=…`, or compose without task=.")

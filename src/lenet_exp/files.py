@@ -144,8 +144,11 @@ def own_folder(folder: Path) -> Optional[str]:
     folder = Path(folder).resolve()
     if folder in _held:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = open(folder / LOCK_FILE, "a+")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_FILE, "a+")
+    except OSError as error:  # a file where the folder should be, a folder not ours: said as any refused write
+        raise write_refused(folder / LOCK_FILE, error) from error
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
