@@ -107,6 +107,8 @@ CASES = {
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
     "run folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d}"],
                                     ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
+    "checkpoints folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints'}"],
+                                            ["/checkpoints/best.pt if it is a run's checkpoints folder"]),
     "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
                                     ["written for another model", "model=lenet5", "num_classes=10",
                                      "does not fit this one (it has no features.0.bias)"]),  # classic: conv biases

@@ -7,6 +7,7 @@ resize or pad, normalisation statistics); both tasks reuse them so inputs match 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +155,11 @@ def read_image(path: str) -> torch.Tensor:
         raise UserError(f"Image {file} {'is a folder' if file.is_dir() else 'does not exist'}. "
                         f"Pass image=<a PNG or JPEG file>.")
     try:
-        with Image.open(file) as image:
-            gray = grayscale(ImageOps.exif_transpose(image))  # as it is shown: a phone's photo stores it turned
-    except Image.DecompressionBombError as error:
+        with warnings.catch_warnings():  # over PIL's limit, and within twice it: a warning, with its source line
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                gray = grayscale(ImageOps.exif_transpose(image))  # as it is shown: a phone's photo stores it turned
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UserError(f"{file} is too large to be a digit or a garment ({error}). Pass a smaller image, "
                         f"e.g. 28x28 pixels.") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -77,9 +77,10 @@ def upgrade(state: dict) -> dict:
 def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` onto the CPU; ``for_training``: to resume from."""
     path = Path(path).expanduser()
-    if path.is_dir():  # a run's folder, most likely
-        raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: "
-                              f"{path / 'checkpoints' / 'best.pt'} if it is a run's folder.")
+    if path.is_dir():  # a run's folder, most likely, or its checkpoints/
+        best = path / "best.pt" if path.name == "checkpoints" else path / "checkpoints" / "best.pt"
+        raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
+                              f"run's{' checkpoints' if path.name == 'checkpoints' else ''} folder.")
     if not path.is_file():
         raise CheckpointError(f"Checkpoint {path} does not exist. Pass a file such as <run dir>/checkpoints/best.pt.")
     try:
