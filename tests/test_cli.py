@@ -180,6 +180,8 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["model.hidden=[120,84"], "model.hidden=[120,84 cannot be read as an override (no viable alternative at input"),
     (["optimizer.lr"], "optimizer.lr cannot be read as an override (no '=' and value). Write key=value"),
     (["optimizer.lr=1e-3,3e-3"], "optimizer.lr=1e-3,3e-3 gives several values: add -m to sweep over them"),
+    (["task=predict", "ckpt=best.pt", "image=a.png,b.png"], "image=a.png,b.png gives several paths: add -m to run once "
+                                                            "for each"),  # not image=[…], which takes no list
     (["+experiment=mnist_best"], "+experiment=mnist_best adds experiment, which the config has already: write "
                                  "experiment=mnist_best, without the +."),
     (["+trainer.epochs=3"], "+trainer.epochs=3 adds trainer.epochs, which the config has already: write "
@@ -246,7 +248,7 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option", "option", "launcher",
-        "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "plus-group", "plus-key",
+        "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
         "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",

@@ -31,7 +31,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
-from lenet_exp.resume import override_key
+from lenet_exp.resume import TASK_PATH_KEYS, override_key
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
@@ -347,6 +347,9 @@ def misused_override(error: ConfigCompositionException) -> Optional[str]:
         loader = config_loader()
         if loader and loader.get_group_options(key):  # a list of a group's options merges them: merged_options
             return f"{override} gives several options of {key}: add -m to sweep over them, or choose one."
+        if key in TASK_PATH_KEYS:  # one path each: a list is no value of theirs
+            return (f"{override} gives several paths: add -m to run once for each (-m task=predict "
+                    f"image=a.png,b.png predicts each image), or quote a path with a comma: '{key}=\"…\"'.")
         return (f"{override} gives several values: add -m to sweep over them, write a list as {key}=[…], or quote "
                 f"a string with a comma: '{key}=\"…\"'.")
     if text.startswith("Multiple values for ") and "override " in text:  # 'override experiment: mnist_best'
