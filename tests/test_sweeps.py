@@ -298,6 +298,27 @@ def test_at_a_sweeps_end_a_running_job_was_killed_and_an_interrupted_one_keeps_i
     assert "Test accuracy" not in report_text(summary)  # over seeds: there is no test result to average
 
 
+def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path, monkeypatch):
+    """A Ctrl-C or SIGTERM in the second or so that the summary takes after the last job: run.py died of it,
+    without a word, summary.png half written (its temporary file left) and no TensorBoard summary run."""
+    import lenet_exp.sweeps.callback as callback
+
+    write_summary = callback.write_summary
+
+    def stopped_as_it_is_written(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, as the summary begins
+        return write_summary(*args, **kwargs)
+
+    monkeypatch.setattr(callback, "write_summary", stopped_as_it_is_written)
+    sweep_dir = tmp_path / "sweep"
+    result = run_main(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 128 + signal.SIGTERM and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "Stopped by signal 15 after the sweep's jobs ended." in result.stderr
+    assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["completed"] * 2
+    assert is_png(sweep_dir / "summary.png") and load_events(sweep_dir / "summary").Tags()["images"]
+    assert not list(sweep_dir.glob(".*.tmp"))
+
+
 def test_tensorboard_summary_run_reads_back(tmp_path):
     from lenet_exp.sweeps import write_summary
     from lenet_exp.sweeps.table import report_text

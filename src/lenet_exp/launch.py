@@ -226,9 +226,10 @@ def interrupted_status(signum: int) -> int:
 def end_stopped_sweep(signum: int) -> int:
     """A sweep whose stopped job ends run.py (the basic launcher's, a stacked group's): its summary of what it
     has done, as a joblib sweep ends, then how to go on; returns the exit status."""
-    from lenet_exp.sweeps.records import find_job_dirs
+    from lenet_exp.sweeps.records import find_job_dirs, load_sweep_config, not_started
 
-    if _sweep_dir and find_job_dirs(_sweep_dir):  # (none where the stop came before the first job began)
+    # none where the stop came before the first job began, and the sweep lists no jobs (a study draws them)
+    if _sweep_dir and (find_job_dirs(_sweep_dir) or not_started([], load_sweep_config(_sweep_dir))):
         from lenet_exp.sweeps.report import write_summary
 
         try:
