@@ -713,14 +713,18 @@ def test_a_sweep_that_ended_before_its_first_job_leaves_its_folder_to_the_fixed_
 
 
 @pytest.mark.skipif(shutil.which("srun") is not None, reason="a Slurm client is here: the sweep would be submitted")
-@pytest.mark.parametrize("launcher", ["slurm", "stacked_slurm", "submitit_slurm"])
-def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, fast, tmp_path):
+@pytest.mark.parametrize("launcher, chosen_by", [
+    ("slurm", "hydra/launcher=slurm"), ("stacked_slurm", "hydra/launcher=stacked_slurm"),
+    ("submitit_slurm", "hydra/launcher=submitit_slurm"),
+    # a setting of the stacked launcher: the message named the launcher and suggested it
+    ("stacked hydra.launcher.submitit.cluster=slurm", "hydra.launcher.submitit.cluster=slurm")])
+def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, chosen_by, fast, tmp_path):
     """submitit raised "Could not detect srun" with a traceback, after multirun.yaml was written."""
-    result = run_main([*fast, "-m", f"hydra/launcher={launcher}", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                      cwd=tmp_path)
+    result = run_main([*fast, "-m", *f"hydra/launcher={launcher}".split(), "seed=0,1",
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert (f"Error: hydra/launcher={launcher} submits the sweep to Slurm, and this machine has no srun (no Slurm "
-            f"client here).") in result.stderr
+    assert f"Error: {chosen_by} submits the sweep" in result.stderr
+    assert "and this machine has no srun (no Slurm client here)." in result.stderr
     assert not (tmp_path / "sweep").exists()
 
 

@@ -229,6 +229,10 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
                 or getattr(cluster, "name", cluster) == "slurm")
     if to_slurm and shutil.which("srun") is None:
         chosen = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher", "slurm")
+        if chosen == "stacked":  # its groups sent to Slurm by a setting: the launcher is not what to change
+            sys.exit("Error: hydra.launcher.submitit.cluster=slurm submits the sweep's groups to Slurm, and this "
+                     "machine has no srun (no Slurm client here). Start the sweep on the cluster's login node, or "
+                     "leave that setting out to train the groups here.")
         sys.exit(f"Error: hydra/launcher={chosen} submits the sweep to Slurm, and this machine has no srun (no Slurm "
                  f"client here). Start the sweep on the cluster's login node, or run it here: hydra/launcher=stacked, "
                  f"joblib or submitit_local.")
