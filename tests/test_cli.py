@@ -209,6 +209,9 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "seed=0,1", "hydra.launcher.max_stack=2"], "hydra.launcher.max_stack is not a setting of the launcher chosen "
                                                        "(it has _target_): choose the launcher that has it first, e.g. "
                                                        "hydra/launcher=stacked or hydra/launcher=stacked_slurm."),
+    (["-m", "hydra/launcher=stacked", "seed=0,1", "hydra.launcher.max_stack=abc"],  # its example named no launcher
+     "Invalid config value hydra.launcher.max_stack='abc': expected an integer. Fix it on the command line, e.g. "
+     "`python run.py -m hydra/launcher=stacked hydra.launcher.max_stack=...`"),
     (["-m", "seed=0,1", "hydra.launcher.devices=2"], "hydra.launcher.devices is not a setting of the launcher chosen (it "
                                                      "has _target_): no launcher of hydra/launcher has it."),
     (["-m", "sweep=optuna", "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2)"],
@@ -251,7 +254,7 @@ def test_help_lists_every_group_and_option(tmp_path):
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
-        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "no-launchers-key", "search-space-key",
+        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",

@@ -128,7 +128,11 @@ def wrong_value(error: ValidationError) -> str:
         expected = message.split("expected ", 1)[1]
     else:
         expected = next((what for words, what in EXPECTED if words in message), message)
-    return str(ConfigError(str(error.full_key), error.value, expected))
+    key, command = str(error.full_key), "python run.py"
+    for prefix, group in (("hydra.launcher.", "hydra/launcher"), ("hydra.sweeper.", "hydra/sweeper")):
+        if key.startswith(prefix):  # a sweep's setting, of the launcher or sweeper that has it
+            command = " ".join(["python run.py -m", *options_with(group, key[len(prefix):])[:1]])
+    return str(ConfigError(key, error.value, expected, command=command))
 
 
 def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> bool:
