@@ -824,6 +824,7 @@ def test_a_failed_download_leaves_no_folders_behind(fast, tmp_path):
     (typo / "notes.txt").write_text("mine")
     result = run_main([*args, f"dataset.root={typo}", "dataset.download=true"], cwd=tmp_path, env=NO_NETWORK)
     assert result.returncode == 1 and (typo / "notes.txt").read_text() == "mine" and (typo / "MNIST").is_dir()
+    assert sorted(path.name for path in typo.iterdir()) == ["MNIST", "notes.txt"]  # not .MNIST.download.lock
 
 
 def test_a_signal_during_the_final_test_completes_the_run_then_stops(tiny_root, tmp_path, monkeypatch):

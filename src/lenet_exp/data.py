@@ -79,6 +79,10 @@ def raw_folder(dcfg) -> Path:
     return Path(dcfg.root).expanduser().resolve() / dataset_class(dcfg).__name__ / "raw"
 
 
+def download_lock(root: Path, folder_name: str) -> Path:
+    return root / f".{folder_name}.download.lock"
+
+
 @contextlib.contextmanager
 def one_download_at_a_time(root: Path, folder_name: str) -> Iterator[None]:
     """The parallel jobs of a first sweep would all download the same files into the same folder at
@@ -87,7 +91,7 @@ def one_download_at_a_time(root: Path, folder_name: str) -> Iterator[None]:
     try:
         import fcntl
         root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / f".{folder_name}.download.lock", "a")
+        lock = open(download_lock(root, folder_name), "a")
     except (ImportError, OSError):
         yield
         return
@@ -142,6 +146,8 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         if str(error).startswith(("Dataset not found", "Error downloading")):
             remove_a_failed_downloads_folders(made)
+            if download and missing_files:  # the data set's root is the user's: no lock left there for nothing
+                download_lock(root, cls.__name__).unlink(missing_ok=True)
             how = "the download failed (no network?)" if download else "dataset.download=false"
             if any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
                 where = f"That folder holds them compressed: extract them there (`gunzip -k {folder}/*.gz`)."
