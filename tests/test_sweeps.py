@@ -319,6 +319,20 @@ def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path
     assert not list(sweep_dir.glob(".*.tmp"))
 
 
+def test_a_sweep_kept_inside_another_is_no_part_of_its_summary(tmp_path):
+    """An evaluation sweep of a sweep's checkpoints, kept in that sweep's folder: its jobs were summed up as
+    the outer sweep's own, under the same numbers, with a ckpt column."""
+    from lenet_exp.sweeps.records import summarize
+
+    completed = {"status": "completed", "val": {"acc": 0.9, "loss": 0.3}, "test": {"acc": 0.9, "loss": 0.3}}
+    fake_sweep(tmp_path, [(["optimizer.lr=0.001"], completed), (["optimizer.lr=0.003"], completed)])
+    fake_sweep(tmp_path / "evals", [([f"ckpt={tmp_path / '0' / 'checkpoints' / 'best.pt'}", "task=eval"], completed)])
+    (tmp_path / "evals" / "multirun.yaml").write_text("hydra: {}\n")
+    summary = summarize(tmp_path)
+    assert [job.run_dir for job in summary.jobs] == [str(tmp_path / "0"), str(tmp_path / "1")]
+    assert summary.swept == ["optimizer.lr"]
+
+
 def test_tensorboard_summary_run_reads_back(tmp_path):
     from lenet_exp.sweeps import write_summary
     from lenet_exp.sweeps.table import report_text
