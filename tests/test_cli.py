@@ -212,6 +212,11 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["-m", "hydra/launcher=stacked", "seed=0,1", "hydra.launcher.max_stack=abc"],  # its example named no launcher
      "Invalid config value hydra.launcher.max_stack='abc': expected an integer. Fix it on the command line, e.g. "
      "`python run.py -m hydra/launcher=stacked hydra.launcher.max_stack=...`"),
+    # --help, --info and --cfg … --resolve compose the config too (each was a traceback)
+    (["model=lenet7", "--help"], "model=lenet7 is not an option of model (did you mean lenet5?)"),
+    (["trainer.epochz=1", "--info"], "trainer.epochz is not a setting (did you mean trainer.epochs?)"),
+    (["trainer.epochs=${oops}", "--cfg", "job", "--resolve"], "trainer.epochs cannot be resolved (Interpolation key "
+                                                                "'oops' not found): give it a value, or a ${…} that"),
     (["-m", "seed=0,1", "hydra.launcher.devices=2"], "hydra.launcher.devices is not a setting of the launcher chosen (it "
                                                      "has _target_): no launcher of hydra/launcher has it."),
     (["-m", "sweep=optuna", "hydra.sweeper.params.optimizer.lr=interval(1e-4,1e-2)"],
@@ -254,7 +259,7 @@ def test_help_lists_every_group_and_option(tmp_path):
         "integer", "bool", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
-        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "no-launchers-key", "search-space-key",
+        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",

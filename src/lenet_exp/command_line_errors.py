@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
                           OverrideParseException)
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
@@ -440,6 +440,11 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
         return unknown_option(error, arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
         return misused_override(error) or hydra_setting_swept(error)
+    if isinstance(error, InterpolationResolutionError):  # --cfg job --resolve (a run's: config.validate)
+        written = [override.split("=", 1)[0] for override in overrides if "${" in override.split("=", 1)[-1]]
+        what = error.full_key or (written[0] if len(written) == 1 else "a ${…} of the config")
+        return (f"{what} cannot be resolved ({str(error).splitlines()[0]}): give it a value, or a ${{…}} that names "
+                f"a key of the config (e.g. ${{seed}}).")
     return None
 
 
@@ -460,6 +465,13 @@ def report_typos_in_one_line() -> None:
 
     run_and_report.reports_typos = True
     hydra_utils.run_and_report = run_and_report
+    # --help, --hydra-help and --info compose the config too, outside Hydra's reporter: a typo was a traceback
+    from hydra._internal.hydra import Hydra
+
+    for name in ("app_help", "show_info"):  # (--hydra-help composes Hydra's config alone: no typo of ours)
+        def reported(self, *args, _shown=getattr(Hydra, name), **kwargs):
+            return run_and_report(lambda: _shown(self, *args, **kwargs))
+        setattr(Hydra, name, reported)
 
 
 def _raise(error: Exception) -> Any:
