@@ -110,8 +110,8 @@ def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, mo
     assert set(saved["model"]) == {"net.1.weight", "net.1.bias", "net.3.weight", "net.3.bias"}
 
 
-def test_a_model_option_that_does_not_fit_its_class_is_a_config_error(configs, tiny_root, tmp_path):
-    from lenet_exp.errors import ConfigError
+def test_a_model_option_that_does_not_fit_its_class_is_named(configs, tiny_root, tmp_path):
+    from lenet_exp.errors import UserError
 
     add_yaml(configs, "model", "broken", """\
         _target_: lenet_exp.models.lenet5.LeNet5
@@ -119,5 +119,6 @@ def test_a_model_option_that_does_not_fit_its_class_is_a_config_error(configs, t
         depth: 3
         """)
     cfg = compose(*fast_overrides(tiny_root), "model=broken", config_dir=configs)
-    with pytest.raises(ConfigError, match="model._target_"):
+    with pytest.raises(UserError, match=re.escape("model.depth=3: lenet_exp.models.lenet5.LeNet5 takes no argument "
+                                                  "depth. Leave it out")):  # it blamed model._target_
         train(cfg, run_dir=tmp_path / "run")

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from lenet_exp import compose
 from lenet_exp.config import validate
 from lenet_exp.errors import ConfigError, UserError
+from lenet_exp.models import build_model
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
 
@@ -69,6 +70,14 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
     with pytest.raises(UserError, match=re.escape("torch.optim.RMSprop refuses the optimizer options {'lr': -1.0}: "
                                                   "Invalid learning rate: -1.0. Fix the value")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.RMSprop", "lr": -1.0}), LeNet5())
+    # a value of the wrong type, an argument it does not take: the options named, not the class (a TypeError)
+    with pytest.raises(UserError, match=re.escape("torch.optim.Adam refuses the optimizer options {'lr': 0.001, 'eps': "
+                                                  "'abc'}: '<=' not supported")):
+        build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "eps": "abc"}), LeNet5())
+    with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):
+        build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "bogus": 3}), LeNet5())
+    with pytest.raises(UserError, match=re.escape("model.bogus=1: lenet_exp.models.lenet5.LeNet5 takes no argument")):
+        build_model(OmegaConf.create({"_target_": "lenet_exp.models.lenet5.LeNet5", "bogus": 1}), 10, 32)
 
 
 @pytest.mark.parametrize("optimizer, moves", [

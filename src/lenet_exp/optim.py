@@ -15,8 +15,8 @@ import math
 import torch
 from torch import nn
 
-from lenet_exp.errors import ConfigError, UserError, root_cause
-from lenet_exp.targets import located_class, plain_options
+from lenet_exp.errors import ConfigError
+from lenet_exp.targets import located_class, options_refused, plain_options
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -39,11 +39,8 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
             except RuntimeError:  # "fused is unsupported" on this device or dtype
                 pass
         return optimizer_class(model.parameters(), **options)
-    except TypeError as error:  # an argument it does not take
-        raise ConfigError("optimizer._target_", ocfg._target_, f"{expected} ({root_cause(error)})") from error
-    except ValueError as error:  # a value it refuses: the option's, not the class's fault
-        raise UserError(f"{ocfg._target_} refuses the optimizer options {options}: {error}. Fix the value on the "
-                        f"command line (e.g. optimizer.lr=…) or in configs/optimizer/.") from error
+    except (TypeError, ValueError) as error:  # an argument it does not take, a value it refuses: the options'
+        raise options_refused("optimizer", ocfg._target_, options, error) from error
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:

@@ -8,9 +8,10 @@ string); finding it imports the module it names, as loading any model class by n
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from lenet_exp.errors import ConfigError, root_cause
+from lenet_exp.errors import ConfigError, UserError, root_cause
 
 
 def located_class(key: str, target: Any, kind: type, expected: str) -> type:
@@ -39,6 +40,21 @@ def plain_options(cfg: Any, group: str, *left_out: str) -> dict:
         raise ConfigError(f"{group}.{nested}", options[nested], "plain values (numbers, strings, lists): a "
                           "_target_ inside an option is not built")
     return options
+
+
+def options_refused(group: str, target: Any, options: dict, error: Exception) -> UserError:
+    """What to tell of ``target`` called with ``group``'s options and raising ``error``: an argument it does
+    not take (named, not the class blamed for it), or a value it cannot use."""
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+    if unexpected and unexpected.group(1) in options:
+        name = unexpected.group(1)
+        return UserError(f"{group}.{name}={options[name]!r}: {target} takes no argument {name}. Leave it out of the "
+                         f"command line (or of configs/{group}/).")
+    if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
+        return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
+                           f"({root_cause(error)})")
+    return UserError(f"{target} refuses the {group} options {options}: {str(error).splitlines()[0]}. Fix the value "
+                     f"on the command line (e.g. {group}.{next(iter(options), 'lr')}=…) or in configs/{group}/.")
 
 
 def names_a_target(value: Any) -> bool:

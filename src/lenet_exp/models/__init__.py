@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from lenet_exp.errors import ConfigError, root_cause
-from lenet_exp.targets import located_class, plain_options
+from lenet_exp.errors import ConfigError
+from lenet_exp.targets import located_class, options_refused, plain_options
 
 
 def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
@@ -23,4 +23,4 @@ def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
     try:
         return model_class(**options, num_classes=num_classes, image_size=image_size)
     except (TypeError, ValueError, KeyError) as error:  # an option it does not take, or a value it cannot
-        raise ConfigError("model._target_", model_cfg._target_, f"{expected} ({root_cause(error)})") from error
+        raise options_refused("model", model_cfg._target_, options, error) from error
