@@ -65,7 +65,8 @@ def compressed(raw):  # as one might fetch them by hand: torchvision extracts on
 CASES = {
     "unknown group option": (lambda r, t, d: ["model=lenet7"], ["model=lenet7 is not an option of model", "lenet5_classic"]),
     "unknown key": (lambda r, t, d: ["trainer.epochz=3"], ["trainer.epochz is not a setting", "did you mean trainer.epochs?"]),
-    "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz", "unknown key", "epochs"]),
+    "added key": (lambda r, t, d: ["+trainer.epochz=3"], ["trainer.epochz=3 (unknown key; did you mean trainer.epochs?)",
+                                                           "Leave out +trainer.epochz=…"]),  # not "python run.py trainer.epochz=..."
     "interpolation of no key": (lambda r, t, d: ["trainer.epochs=${oops}"],
                                 ["trainer.epochs='${oops}' (Interpolation key 'oops' not found)", "names a key"]),
     "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["trainer.epochs='three'", "expected an integer"]),

@@ -17,6 +17,7 @@ data is loaded. This module must not import torch: ``python run.py --help`` and 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -437,7 +438,10 @@ def validate(cfg: Any) -> None:
         others = [name for name in arguments if name not in known] if section == "optimizer" else []
         expected = "one of the schema's keys: " + ", ".join(known) + (
             f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
-        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), expected, why="unknown key")
+        close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
+        why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
+        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), expected, why=why,
+                          fix=f"Leave out +{extra[0]}=… (or correct the key in configs/).")
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)

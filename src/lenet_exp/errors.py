@@ -20,11 +20,12 @@ def root_cause(error: BaseException) -> str:
 
 
 class ConfigError(UserError):
-    def __init__(self, key: str, value: object, allowed: str, why: str = "", command: str = "python run.py"):
+    def __init__(self, key: str, value: object, allowed: str, why: str = "", command: str = "python run.py",
+                 fix: str = ""):
         why = f" ({why})" if why else ""
         written = "null" if value is None else repr(value)  # as the command line and YAML spell it
-        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. "
-                         f"Fix it on the command line, e.g. `{command} {key}=...`, or in configs/.")
+        fix = fix or f"Fix it on the command line, e.g. `{command} {key}=...`, or in configs/."
+        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. {fix}")
 
 
 class DataError(UserError):
