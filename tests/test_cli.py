@@ -157,8 +157,8 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["augment=elastic", "augment.alpha=30"], "augment.alpha is not a setting (did you mean augment.elastic_alpha?)."),
     (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
     (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),
-    (["optimizer.foreach=false"], "optimizer.foreach is not a setting; optimizer has _target_, lr, weight_decay, betas "
-                                  "(+optimizer.foreach=… passes it to torch.optim.Adam)."),
+    (["optimizer.foreach=false"], "optimizer.foreach is not a setting of this optimizer's YAML: +optimizer.foreach=… "
+                                  "passes it to torch.optim.Adam."),
     (["hydra.job.env_set.LENET_EXP_DATA=/data"], "hydra.job.env_set.LENET_EXP_DATA is not a setting: hydra.job.env_set "
                                                  "has none yet, and +hydra.job.env_set.LENET_EXP_DATA=… adds it."),
     (["experiment=mnist_best", "scheduler=none"], "experiment=mnist_best sets scheduler.pct_start (scheduler=onecycle "

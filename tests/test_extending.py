@@ -15,7 +15,7 @@ import torch
 from conftest import fast_overrides
 from idx import write_dataset
 from lenet_exp import CONFIGS, compose, train
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, UserError
 
 
 @pytest.fixture
@@ -42,6 +42,10 @@ def test_a_new_torch_optimizer_is_one_yaml(configs, tiny_root, tmp_path):
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert saved["optimizer"]["param_groups"][0]["alpha"] == 0.9  # an RMSprop trained it
     assert "square_avg" in next(iter(saved["optimizer"]["state"].values()))
+    # an argument of RMSprop that its YAML leaves out: added with + (optimizer=sgd has one, which it named)
+    with pytest.raises(UserError, match=re.escape("optimizer.momentum is not a setting of this optimizer's YAML: "
+                                                  "+optimizer.momentum=… passes it to torch.optim.RMSprop.")):
+        compose("optimizer=rmsprop", "optimizer.momentum=0.9", config_dir=configs)
 
 
 def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(configs, tiny_root, tmp_path):
@@ -111,8 +115,6 @@ def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, mo
 
 
 def test_a_model_option_that_does_not_fit_its_class_is_named(configs, tiny_root, tmp_path):
-    from lenet_exp.errors import UserError
-
     add_yaml(configs, "model", "broken", """\
         _target_: lenet_exp.models.lenet5.LeNet5
         name: broken

@@ -82,6 +82,9 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")  # "trainer" of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
+    target = error.parent_node.get("_target_") if group == "optimizer" and error.parent_node is not None else None
+    if target and key in optimizer_arguments(target) and key not in keys:  # an argument its YAML leaves out
+        return f"{full_key} is not a setting of this optimizer's YAML: +{full_key}=… passes it to {target}."
     close = did_you_mean(key, keys, f"{group}." if group else "")
     if close:
         return f"{full_key} is not a setting{close}. {SHOW_KEYS}"
@@ -100,9 +103,6 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     if group and not keys:  # a node of one's own keys, e.g. hydra.job.env_set
         return f"{full_key} is not a setting: {group} has none yet, and +{full_key}=… adds it."
     listing = f"; {group} has {', '.join(keys)}" if group else ""
-    target = error.parent_node.get("_target_") if group == "optimizer" and error.parent_node is not None else None
-    if target and key in optimizer_arguments(target):  # docs/configuration.md: any other argument of the class
-        listing += f" (+{full_key}=… passes it to {target})"
     return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
 
 
