@@ -132,6 +132,17 @@ def test_compose_takes_a_list_as_hydras_compose_does_and_refuses_a_shell_line():
         compose(3e-3)
 
 
+def test_compose_refuses_a_sweeps_values_and_hydras_settings():
+    """A range was Hydra's exception ("requires --multirun"); hydra.run.dir= was taken, and train() wrote
+    elsewhere."""
+    with pytest.raises(UserError, match=re.escape("compose('seed=range(0,3)') gives several values, and a config "
+                                                  "has one of each")):
+        compose("seed=range(0,3)")
+    for override in ("hydra.run.dir=/tmp/wanted", "hydra/launcher=stacked"):
+        with pytest.raises(UserError, match=re.escape(f"compose({override!r}): Hydra's own settings are run.py's")):
+            compose(override)
+
+
 def test_compose_without_the_configs_says_where_it_looked(tmp_path):
     with pytest.raises(UserError, match=re.escape(f"compose() found no config.yaml in {tmp_path}: pass config_dir=")):
         compose(config_dir=tmp_path)

@@ -9,6 +9,7 @@ From Python (a notebook, a script) rather than ``run.py``::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -40,8 +41,11 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         try:
             return hydra_compose("config", overrides=quote_paths(overrides))
         except Exception as error:
-            message = typo_message(error, overrides)
-            if message is None:
+            swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
+            message = typo_message(error, overrides) or (swept and (
+                f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one per "
+                f"value, or sweep with `python run.py -m {swept.group(1)}`."))
+            if not message:
                 raise
             raise UserError(message) from error
 
@@ -56,6 +60,10 @@ def one_by_one(overrides: tuple) -> list[str]:
     for override in listed:
         if not isinstance(override, str):
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
+        if override_key(override).lstrip("+~").split(".")[0].split("/")[0] == "hydra":  # it would change nothing
+            raise UserError(f"compose({override!r}): Hydra's own settings are run.py's, and train() reads none of "
+                            f"them: it trains in the folder that train(cfg, run_dir=…) names (a sweep is `python "
+                            f"run.py -m …`).")
         if override_key(override) == "resume":  # run.py's, not a setting
             raise UserError(f"compose({override!r}): resume= is run.py's. From Python, a run goes on with "
                             f"train(cfg, run_dir=<its folder>) and the cfg it was started with.")
