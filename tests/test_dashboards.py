@@ -24,6 +24,30 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     assert f"| best epoch | {metrics['best_epoch']} of 1 |" in card and head.stdout.strip()[:12] in card
 
 
+def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_not(tmp_path):
+    """A model of one's own (README, Extending) is an untracked file in src/: the commit was recorded as
+    clean, and could not give the run's code back."""
+    from lenet_exp.record import provenance
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, check=True)
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("A = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    assert provenance(tmp_path)["dirty"] is False
+    (tmp_path / "notes.txt").write_text("mine")
+    assert provenance(tmp_path)["dirty"] is False
+    (tmp_path / "configs" / "model").mkdir(parents=True)
+    (tmp_path / "configs" / "model" / "mine.yaml").write_text("_target_: mine.Mine\n")
+    assert provenance(tmp_path)["dirty"] is True
+    (tmp_path / "configs" / "model" / "mine.yaml").unlink()
+    (tmp_path / "src" / "model.py").write_text("A = 2\n")
+    assert provenance(tmp_path)["dirty"] is True
+
+
 def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_captions_above_the_images():
     import torch
 

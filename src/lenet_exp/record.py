@@ -128,17 +128,23 @@ def versions() -> dict[str, str]:
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
-def provenance() -> Optional[dict[str, Any]]:
-    """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout."""
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def provenance(checkout: Path = CHECKOUT) -> Optional[dict[str, Any]]:
+    """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout:
+    a tracked file changed, or a new file in src/ or configs/ (a model or an option of one's own, which the
+    commit cannot give back; a scratch file elsewhere is no change to what runs)."""
     import subprocess
 
-    checkout = Path(__file__).resolve().parents[2]
     try:
         def git(*args: str) -> str:
             return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
                                   timeout=10).stdout.strip()
 
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no")
+                     or git("status", "--porcelain", "--untracked-files=all", "--", "src", "configs"))
+        return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed package)
         return None
 
