@@ -54,9 +54,9 @@ def test_other_arguments_of_the_optimizers_class_are_passed_with_a_plus(tiny_roo
     cfg = compose("optimizer=sgd", "+optimizer.dampening=0.1", "optimizer.momentum=0.5")
     validate(cfg)
     assert build_optimizer(cfg.optimizer, LeNet5()).param_groups[0]["dampening"] == 0.1
-    with pytest.raises(ConfigError, match=re.escape("optimizer.lrr=0.1 (unknown key): expected one of the schema's "
-                                                    "keys: _target_, lr, weight_decay, betas, or an argument of "
-                                                    "torch.optim.Adam (eps, amsgrad,")):
+    with pytest.raises(ConfigError, match=re.escape("optimizer.lrr=0.1 (unknown key; did you mean optimizer.lr?): "
+                                                    "expected one of the schema's keys: _target_, lr, weight_decay, "
+                                                    "betas, or an argument of torch.optim.Adam (eps, amsgrad,")):
         validate(compose("+optimizer.lrr=0.1"))
 
 

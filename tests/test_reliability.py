@@ -962,7 +962,8 @@ def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(f
     """A typo in a named run folder, then the fixed command into it: it was refused as "another config"."""
     run_dir = tmp_path / "mine"
     typo = run_main(fast + ["optimizer.lr=0.5", "+optimizer.lrr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert typo.returncode == 1 and "optimizer.lrr=0.1 (unknown key)" in typo.stderr, typo.stderr[-2000:]
+    assert typo.returncode == 1 and "optimizer.lrr=0.1 (unknown key; did you mean optimizer.lr?)" in typo.stderr, \
+        typo.stderr[-2000:]
     assert session_status(load_events(run_dir)) == "STATUS_FAILURE"  # HParams lists it, as a failure
     fixed = run_main(fast + ["optimizer.lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
