@@ -465,7 +465,7 @@ def report_typos_in_one_line() -> None:
 
     run_and_report.reports_typos = True
     hydra_utils.run_and_report = run_and_report
-    # --help, --hydra-help and --info compose the config too, outside Hydra's reporter: a typo was a traceback
+    # --help and --info compose the config too, outside Hydra's reporter: a typo there was a traceback
     from hydra._internal.hydra import Hydra
 
     for name in ("app_help", "show_info"):  # (--hydra-help composes Hydra's config alone: no typo of ours)
