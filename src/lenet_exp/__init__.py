@@ -60,7 +60,7 @@ def one_by_one(overrides: tuple) -> list[str]:
     for override in listed:
         if not isinstance(override, str):
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
-        if override_key(override).lstrip("+~").split(".")[0].split("/")[0] == "hydra":  # it would change nothing
+        if re.split(r"[./]", override_key(override))[0] == "hydra":  # hydra.run.dir, hydra/launcher: it changes nothing
             raise UserError(f"compose({override!r}): Hydra's own settings are run.py's, and train() reads none of "
                             f"them: it trains in the folder that train(cfg, run_dir=…) names (a sweep is `python "
                             f"run.py -m …`).")
