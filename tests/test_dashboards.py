@@ -24,6 +24,15 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     assert f"| best epoch | {metrics['best_epoch']} of 1 |" in card and head.stdout.strip()[:12] in card
 
 
+def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
+    """HParams shows a diverged run as a failure; its card says what happened and what to change."""
+    metrics = train(compose(*fast_overrides(tiny_root), "optimizer.lr=1e30"), run_dir=tmp_path / "run")
+    assert metrics["status"] == "diverged"
+    card = load_events(tmp_path / "run").Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "| status | diverged |" in card and f"| why | {metrics['message']} |" in card
+    assert "| best epoch | none of 1 |" in card and "Lower optimizer.lr" in card
+
+
 def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_not(tmp_path):
     """A model of one's own (README, Extending) is an untracked file in src/: the commit was recorded as
     clean, and could not give the run's code back."""

@@ -281,11 +281,9 @@ class Run:
         tb.write_figures()
         self.stopwatch.mark("test")
         self.write_metrics(status, message, state, parts, test)
-        if status == "completed":
+        if status in ("completed", "diverged"):
             tb.card(summary_markdown(read_json(self.metrics_path)))
-            tb.session_end()
-        elif status == "diverged":
-            tb.session_end(failed=True)
+            tb.session_end(failed=status == "diverged")
 
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:

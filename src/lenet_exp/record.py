@@ -150,11 +150,13 @@ def provenance(checkout: Path = CHECKOUT) -> Optional[dict[str, Any]]:
 
 
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
-    """The final metrics as the text card of a run (a sweep has its own)."""
+    """The final metrics as the text card of a run (a sweep has its own); a diverged run's says why."""
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
-    rows = [("status", metrics["status"]), ("best epoch", f"{metrics['best_epoch']} of {metrics['epochs']}"),
+    best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
+    rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
+            ("best epoch", f"{best_epoch} of {metrics['epochs']}"),
             ("val acc (best epoch)", metrics["val"]["acc"]), ("test acc", (metrics["test"] or {}).get("acc")),
             ("test loss", (metrics["test"] or {}).get("loss")), ("device", metrics["device"])]
     if metrics.get("git"):
