@@ -339,6 +339,22 @@ def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, e
     assert len(errors) == 1 and expected in errors[0], result.stderr
 
 
+@pytest.mark.parametrize("option", ["experiment=mine", "+trial=mine"])
+def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option, tmp_path):
+    """Without `# @package _global_` Hydra nests a preset's keys under its group: "experiment is not a setting"."""
+    group = option.lstrip("+").split("=")[0]
+    (tmp_path / "mine" / group).mkdir(parents=True)
+    (tmp_path / "mine" / group / "mine.yaml").write_text("trainer:\n  epochs: 1\n")
+    result = run_main([option, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"Error: {group}/mine.yaml puts its keys under {group}: a preset that sets the run's own settings "
+        "(trainer.epochs, optimizer.lr, ...) begins with the line `# @package _global_`, as "
+        "configs/experiment/mnist_best.yaml does."), result.stderr
+    (tmp_path / "mine" / group / "mine.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 1\n")
+    result = run_main([option, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 0 and "epochs: 1\n" in result.stdout
+
+
 NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed
 
 

@@ -78,6 +78,16 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
             f"{group} you want and without {full_key}.")
 
 
+def preset_without_global_package(error: ConfigAttributeError | ConfigKeyError, source: str) -> Optional[str]:
+    """``experiment/mine.yaml`` without its header: Hydra puts its keys under ``experiment.``, an unknown key."""
+    group = source.split("/")[0]
+    if "/" not in source or str(error.full_key) != group:
+        return None
+    return (f"{source}.yaml puts its keys under {group}: a preset that sets the run's own settings "
+            f"(trainer.epochs, optimizer.lr, ...) begins with the line `# @package _global_`, as "
+            f"configs/experiment/mnist_best.yaml does.")
+
+
 def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")  # "trainer" of "trainer.epoch"; "" at the top level
@@ -432,8 +442,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if not getattr(cause, "full_key", None):
             return None
-        return (in_file and preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)) or \
-            where + unknown_key(cause)
+        return (in_file and (preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
+                             or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
