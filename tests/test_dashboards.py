@@ -130,6 +130,32 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
         workers.close()
 
 
+def test_figure_workers_end_with_their_process_killed_outright(tmp_path):
+    """Orphaned, they held the files they inherited: a stacked sweep's lock, which refused its re-run."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys\nfrom lenet_exp.figures import FigureWorkers\nw = FigureWorkers(2)\n"
+              "print(*{w.pool.submit(os.getpid).result() for _ in range(8)}, flush=True)\nsys.stdin.read()\n")
+    owner = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    def alive(pid: int) -> bool:  # an ended process not yet reaped is a zombie: state Z
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    pids = [int(pid) for pid in owner.stdout.readline().split()]
+    assert pids and all(alive(pid) for pid in pids)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)
+
+
 def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp_path):
     from conftest import run_main
 

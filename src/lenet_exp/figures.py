@@ -12,7 +12,10 @@ import concurrent.futures
 import io
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from typing import Optional
 
 import numpy as np
@@ -93,10 +96,19 @@ def draw(kind: str, *arrays: np.ndarray) -> tuple[bytes, int, int]:
     return png.getvalue(), rgb.shape[0], rgb.shape[1]
 
 
-def _in_a_worker() -> None:
+def _in_a_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the group's process decides what stops, not its workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _end_when_orphaned(parent: int) -> None:
+    """A worker outlives its process killed outright (kill -9, the OOM killer), waiting for work for ever with
+    the files it inherited open: the sweep folder's lock among them, which refused the sweep run again."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 class FigureWorkers:
@@ -112,7 +124,8 @@ class FigureWorkers:
             import matplotlib.figure  # noqa: F401
 
             self.pool = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker)
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
+                initargs=(os.getpid(),))
             self.pool.submit(int).result()  # all of them forked now (a fork pool starts every worker at once)
 
     def submit(self, kind: str, *arrays: np.ndarray) -> "PendingFigure":
