@@ -852,6 +852,30 @@ def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_job_whose_folder_another_process_holds_writes_nothing_into_it(launcher, fast, tmp_path):
+    """A `resume=` of one job while its sweep runs again: the refused job recorded its failure in the other's
+    metrics.json (a "later failure" that no re-run cleared, so the summary kept the job failed)."""
+    sweep = ["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0
+    first, _ = job_dirs(tmp_path / "sweep")
+    written = {path: path.read_bytes() for path in first.iterdir() if path.is_file() and path.name not in ("run.log", ".lock")}
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
+                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(first)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "None"  # it holds the folder, as a resume of the job would
+        refused = run_main(sweep, cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"is in use by another run (pid {holder.pid})" in refused.stderr, refused.stderr[-2000:]
+    assert {path: path.read_bytes() for path in written} == written
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher, fast, tmp_path):
     """A subdir of one's own that gives two jobs one folder would have the second write over the first (the
     basic launcher's summary then read seed 0's results as seed 1's; the stacked one trained both in it)."""

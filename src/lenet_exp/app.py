@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import to_dict, validate
-from lenet_exp.errors import UserError, one_line
+from lenet_exp.errors import FolderInUse, UserError, one_line
 from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, run_events, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
@@ -48,6 +48,8 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     expected = isinstance(error, UserError)
     message = str(error) if expected else one_line(error)
     log.error("Error: %s", message, exc_info=not expected)
+    if isinstance(error, FolderInUse):  # its metrics.json and events are the other process's
+        return message
     try:
         record_failure(run_dir, cfg, message)
     except (OSError, UserError) as failure:  # e.g. the full disk that ended the run

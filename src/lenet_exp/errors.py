@@ -28,6 +28,10 @@ class ConfigError(UserError):
         super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. {fix}")
 
 
+class FolderInUse(UserError):
+    """A run folder that another process holds: this job writes nothing into it."""
+
+
 class DataError(UserError):
     """Missing, unreadable or inconsistent data files."""
 

@@ -26,7 +26,7 @@ from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, result_settings, run_of_other_length, to_dict
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
-from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.errors import CheckpointError, FolderInUse, UserError
 from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
@@ -168,8 +168,8 @@ class Run:
         already_ours = self.dir.resolve() in files.held_folders()
         holder = files.own_folder(self.dir)
         if holder:
-            raise UserError(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
-                            f"another output directory.")
+            raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
+                              f"another output directory.")
         try:
             return self._train()
         finally:

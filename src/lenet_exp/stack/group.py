@@ -22,7 +22,7 @@ from torch import nn
 from lenet_exp import files, perf
 from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials
-from lenet_exp.errors import UserError
+from lenet_exp.errors import FolderInUse
 from lenet_exp.figures import FigureWorkers
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.loop import Outcome, Trial, evaluate_trial, fail, train_trials
@@ -122,8 +122,8 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 try:
                     holder = files.own_folder(trial.run.dir)
                     if holder:
-                        raise UserError(f"{trial.run.dir} is in use by another run ({holder}). Wait until it ends, "
-                                        f"or choose another sweep directory.")
+                        raise FolderInUse(f"{trial.run.dir} is in use by another run ({holder}). Wait until it "
+                                          f"ends, or choose another sweep directory.")
                     trial.owned = True
                     if trial.outcome is None:  # None: not refused already (a bad config)
                         trial.outcome = trial.run.prepare()
