@@ -246,20 +246,58 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     assert (evaluated["acc"], evaluated["loss"]) == (trained["acc"], trained["loss"])
 
 
-def test_dropout_named_for_an_evaluation_leaves_the_model_as_it_was_trained(completed_run, tiny_root, tmp_path):
-    """Dropout is off in evaluation; its layers would shift the weights' names ("it has no classifier.4.weight")."""
-    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
-                                                   "model.dropout=0.3", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+@pytest.mark.parametrize("named, listed", [
+    (["model.dropout=0.3"], "model.dropout=0.3"),
+    (["optimizer.lr=0.5", "model.activation=tanh"], "model.activation=tanh, optimizer.lr=0.5"),
+    (["seed=3", "model=lenet5_classic"], "model, seed=3"),
+])
+def test_model_and_training_settings_named_for_an_evaluation_are_said_to_be_unused(completed_run, tiny_root,
+                                                                                    tmp_path, named, listed):
+    """model.activation=tanh evaluated the weights in a model they were not trained in (acc 0.75 for 0.97),
+    without a word; model=lenet5_classic was refused, and optimizer.lr=0.5 ignored in silence."""
+    checkpoint = completed_run / "checkpoints" / "best.pt"
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={checkpoint}", *named,
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "model.dropout=0.3 is a training setting" in result.stderr
+    assert f"{listed} not used: task=eval takes {checkpoint} as it was trained, with its model (lenet5)." \
+        in result.stderr, result.stderr[-2000:]
     evaluated, trained = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", completed_run))
     assert evaluated["acc"] == trained["acc"]
-    # model=lenet5 brings its option's dropout, which nobody set: nothing to say about it
-    dropped = tmp_path / "dropped"
-    assert run_main([*fast_overrides(tiny_root), "model.dropout=0.3", f"hydra.run.dir={dropped}"], cwd=tmp_path).returncode == 0
-    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={dropped / 'checkpoints' / 'best.pt'}",
-                                                   "model=lenet5", f"hydra.run.dir={tmp_path / 'eval2'}"], cwd=tmp_path)
-    assert result.returncode == 0 and "training setting" not in result.stderr, result.stderr[-2000:]
+
+
+def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp_path):
+    """A run's test-time augmentation and its averaged weights: eval gave another accuracy than the run's own
+    test, without them (it took test-time augmentation from its own command line only)."""
+    run = tmp_path / "run"
+    assert run_main([*fast_overrides(tiny_root), "trainer.epochs=2", "trainer.tta_hflip=true", "trainer.tta_shift=1",
+                     "trainer.ema_decay=0.5", f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    evaluate = [*fast_overrides(tiny_root), "task=eval", f"ckpt={run / 'checkpoints' / 'best.pt'}"]
+    assert run_main([*evaluate, f"hydra.run.dir={tmp_path / 'as_run'}"], cwd=tmp_path).returncode == 0
+    as_run, trained = (read_json(folder / "metrics.json") for folder in (tmp_path / "as_run", run))
+    assert as_run["test"]["acc"] == trained["test"]["acc"] and as_run["tta"] == {"hflip": True, "shift": 1}
+    assert as_run["test"]["loss"] == pytest.approx(trained["test"]["loss"], rel=1e-5)
+    told = run_main([*evaluate, "trainer.tta_hflip=false", "trainer.tta_shift=0", "trainer.ema_decay=null",
+                     f"hydra.run.dir={tmp_path / 'told'}"], cwd=tmp_path)
+    assert told.returncode == 0 and "is evaluated with its weights, not their average" in told.stderr
+    other = read_json(tmp_path / "told" / "metrics.json")
+    assert other["tta"] == {"hflip": False, "shift": 0} and other["test"]["loss"] != as_run["test"]["loss"]
+
+
+def test_a_checkpoint_imports_no_module_that_is_not_a_model_of_this_project(completed_run, tiny_root, tmp_path,
+                                                                            monkeypatch):
+    """Its config named a _target_ whose module was imported, which runs that module's code, before any check."""
+    (tmp_path / "code" / "runs_code.py").parent.mkdir()
+    marker = tmp_path / "imported"
+    (tmp_path / "code" / "runs_code.py").write_text(f"open({str(marker)!r}, 'w')\nimport torch\nNet = torch.nn.Linear\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    state = torch.load(completed_run / "checkpoints" / "best.pt", weights_only=True)
+    state["config"]["model"]["_target_"] = "runs_code.Net"
+    torch.save(state, tmp_path / "altered.pt")
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={tmp_path / 'altered.pt'}",
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and not marker.exists()
+    assert f"{tmp_path / 'altered.pt'} names the model class runs_code.Net, which is not one of lenet_exp.models: " \
+           "name the model option it was trained with (model=<option>) to have its class imported." in result.stderr
 
 
 def test_preprocessing_named_for_an_evaluation_is_said_to_be_unused(completed_run, tiny_root, tmp_path):
@@ -463,7 +501,7 @@ def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_pa
         "_target_": "pathlib.Path", "_args_": [str(target)]}}), "expected plain values (numbers, strings, lists): a "
                                                                 "_target_ inside an option is not built"),
     (lambda config, target: config["model"].update(_target_="pathlib.Path.touch", self=str(target)),
-     "model._target_='pathlib.Path.touch' (not a subclass of Module): expected a model class"),
+     "names the model class pathlib.Path.touch, which is not one of lenet_exp.models"),
 ], ids=["nested-target", "function-target"])
 def test_a_checkpoint_names_only_a_model_class_and_its_settings(completed_run, tiny_root, tmp_path, tamper, message):
     """A checkpoint is loaded with weights_only, and its config is data too: task=eval builds the model it

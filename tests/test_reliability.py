@@ -110,9 +110,6 @@ CASES = {
                                     ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
     "checkpoints folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints'}"],
                                             ["/checkpoints/best.pt if it is a run's checkpoints folder"]),
-    "checkpoint of another model": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "model=lenet5_classic"],
-                                    ["written for another model", "model=lenet5", "num_classes=10",
-                                     "does not fit this one (it has no features.0.bias)"]),  # classic: conv biases
     "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
                                           ["predicts 10 classes", "has 5"]),
     "eval without ckpt": (lambda r, t, d: ["task=eval"], ["ckpt", "task=eval"]),
@@ -1181,6 +1178,10 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
                              f"image={tmp_path / 'drawn.png'}"], cwd=tmp_path)
     assert drawn.returncode == 0, drawn.stderr
     assert "drawn.png looks dark on a light background (its border averages " in drawn.stderr
+    garment = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
+                               f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)  # the checkpoint's classes: digits
+    assert garment.returncode == 0 and "dataset not used: task=predict takes" in garment.stderr, garment.stderr
+    assert garment.stdout == result.stdout
 
 
 def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trained, tiny_root, fast, tmp_path):

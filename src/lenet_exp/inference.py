@@ -27,10 +27,21 @@ from lenet_exp.record import TensorBoardLog
 
 log = logging.getLogger(__name__)
 PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
+# How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
+TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
+# What each task reads of the command line (a key or its group); the rest says how to train, and is said unused.
+# The model is the checkpoint's, and dataset.image_size & co. are said unused with the values used instead.
+READ_BY = {
+    "eval": ("task", "ckpt", "dataset", "device", "trainer.eval_batch_size", "trainer.limit_batches",
+             "trainer.log_images", "trainer.progress", "trainer.ema_decay",
+             *(f"trainer.{key}" for key in TEST_SETTINGS)),
+    "predict": ("task", "ckpt", "image", "device", "trainer.progress", "trainer.ema_decay", "trainer.tta_hflip",
+                "trainer.tta_shift", *(f"dataset.{key}" for key in PREPROCESSING_KEYS)),
+}
 
 
 def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> DictConfig:
-    """The checkpoint's own ``group`` (model, dataset), or the option the command line chose (``model=…``);
+    """The checkpoint's own ``group`` (dataset), or the option the command line chose (``dataset=…``);
     either with the fields the command line set (``dataset.image_size=…``)."""
     node = cfg[group].copy() if group in chosen else saved[group].copy()
     for key in sorted(chosen):
@@ -39,23 +50,56 @@ def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) 
     return node
 
 
+def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
+    """Name what the command line set that this task does not read: how to train, or a model other than the
+    checkpoint's (``model.activation=tanh`` evaluated a model it was not trained as)."""
+    def written(key: str) -> str:  # trainer.epochs=3; a group's option (optimizer=sgd) by its name alone
+        value = OmegaConf.select(cfg, key, default=None)
+        return key if isinstance(value, DictConfig) else f"{key}={value}"
+
+    read = READ_BY[str(cfg.task)]
+    unused = [key for key in sorted(chosen) if not any(key == r or key.startswith(r + ".") for r in read)
+              and OmegaConf.select(cfg, key, default=None) != OmegaConf.select(saved, key, default=None)]
+    if unused:
+        log.warning("%s not used: task=%s takes %s as it was trained, with its model (%s).",
+                    ", ".join(map(written, unused)), cfg.task, cfg.ckpt,
+                    saved.model.get("name") or saved.model.get("_target_"))
+
+
+def trusted_model_class(cfg: DictConfig, saved: DictConfig) -> None:
+    """A checkpoint is data: the class its config names is imported (which runs its module's code) only where
+    it is one of lenet_exp's models, or the one the command line's own model names."""
+    target = str(saved.model.get("_target_"))
+    if not target.startswith("lenet_exp.models.") and target != str(cfg.model.get("_target_")):
+        raise CheckpointError(
+            f"{cfg.ckpt} names the model class {target}, which is not one of lenet_exp.models: name the model "
+            f"option it was trained with (model=<option>) to have its class imported.")
+
+
 def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The checkpoint's model, or as the command line named it (which must then fit the weights)."""
+    """The checkpoint's model with its weights: their average where the run kept one (as its test did) and the
+    command line does not ask for the weights themselves (``trainer.ema_decay=null``)."""
     state = ckpt.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
-    model_cfg = as_chosen("model", cfg, saved, chosen)
-    if "dropout" in model_cfg and "dropout" in saved.model and model_cfg.dropout != saved.model.dropout:
-        # off in evaluation anyway; its layers shift the names of the weights after them, so as trained
-        if "model.dropout" in chosen:  # said only to whoever set it (model=lenet5 brings its option's own)
-            log.info("model.dropout=%s is a training setting: %s is evaluated without dropout, as always.",
-                     model_cfg.dropout, cfg.ckpt)
-        model_cfg.dropout = saved.model.dropout
-    model = build_model(model_cfg, saved.dataset.num_classes, saved.dataset.image_size)
+    say_unused(cfg, saved, chosen)
+    trusted_model_class(cfg, saved)
+    model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
     ckpt.load_model_weights(model, state, cfg.ckpt)
-    if state.get("ema"):  # an EMA run was selected and tested with its averaged weights
+    if state.get("ema") and "trainer.ema_decay" in chosen and cfg.trainer.ema_decay is None:
+        log.info("trainer.ema_decay=null: %s is evaluated with its weights, not their average.", cfg.ckpt)
+    elif state.get("ema"):
         averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         model.load_state_dict(averaged)
     return model.to(device).eval(), state
+
+
+def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
+    """``trainer`` with the run's own test-time augmentation and precision, but for those the command line set."""
+    tcfg = cfg.trainer.copy()
+    for key in TEST_SETTINGS:
+        if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
+            tcfg[key] = saved["trainer"][key]
+    return tcfg
 
 
 def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
@@ -91,10 +135,10 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     pre = preprocessing_of(state, cfg, chosen)
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
                   labels.to(device))
-    tcfg = cfg.trainer  # test-time augmentation as this command line says, whatever the run used
+    tcfg = test_settings(cfg, state["config"], chosen)
     views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
-    result = evaluate(model, split, tcfg.eval_batch_size, views=views, max_batches=tcfg.limit_batches)
+    result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
     metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt), "dataset": dataset.name,
                "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
@@ -194,7 +238,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
                     "`convert IN -negate OUT`).", cfg.image, border)
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
-    tcfg = cfg.trainer  # test-time augmentation as in task=eval: the class probabilities averaged over the views
+    tcfg = test_settings(cfg, state["config"], chosen)  # as in task=eval: the probabilities averaged over the views
     views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
     with torch.inference_mode():
         probabilities = torch.stack([model(view(x)).float().softmax(1)[0] for view in views]).mean(0)
