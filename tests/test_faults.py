@@ -35,6 +35,27 @@ def as_if_killed(run_dir: Path) -> None:
     save_json(run_dir / "metrics.json", {**metrics, "status": "running", "test": None})
 
 
+def test_a_run_killed_as_it_trains_on_is_no_completed_run_and_tests_again_when_run_as_it_was(tiny_root, tmp_path):
+    """Given more epochs, a run's events forget its test at once; killed before its next epoch ended, its
+    metrics.json still said completed: run as it was, it was skipped, its test gone from TensorBoard."""
+    run_dir = tmp_path / "run"
+    first = [*fast_overrides(tiny_root), "trainer.batch_size=1", f"hydra.run.dir={run_dir}"]  # epochs of seconds
+    assert run_main(first, cwd=tmp_path).returncode == 0
+    trained_on = start([*first, "trainer.epochs=100"], cwd=tmp_path)
+    while "Resuming" not in (run_dir / "run.log").read_text():
+        assert trained_on.poll() is None, trained_on.communicate()
+        time.sleep(0.01)
+    time.sleep(0.3)  # its events forgotten (its TensorBoard run begins), its next epoch not over
+    signal_group(trained_on, signal.SIGKILL)
+    trained_on.communicate()
+    assert read_json(run_dir / "metrics.json")["status"] == "running"
+    again = run_main(first, cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" not in again.stderr, again.stderr[-2000:]
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "completed" and metrics["epochs_done"] == 1
+    assert list(scalar_values(load_events(run_dir), "test/acc")) == [1]
+
+
 def test_infinite_batchnorm_statistics_are_divergence_and_never_reach_a_checkpoint(tiny_root, tmp_path, caplog):
     # normalising by a std of 1e-20 makes the inputs ~1e20: BatchNorm's running variance overflows,
     # while the loss (of batch-normalised activations) stays finite

@@ -202,11 +202,14 @@ class Run:
             return RunState()
         self.check_same_data(self.resume, parts)
         self.check_best_checkpoint(self.resume)
-        self.stopwatch.resume(read_json(self.metrics_path))
+        previous = read_json(self.metrics_path)
+        self.stopwatch.resume(previous)
         state = parts.restore(self.resume)
         self.saved = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                  self.dir, state.epoch, state.best_val_acc, state.best_epoch)
+        if (previous or {}).get("status") == "completed":  # trained on: its events forget their test from now on,
+            self.write_metrics("running", "", state, parts)  # so killed, it is no completed run
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
