@@ -475,10 +475,15 @@ def test_a_damaged_record_of_an_output_folder_stops_before_anything_is_written(c
     run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
     shutil.copytree(completed_run, run_dir)
     (run_dir / ".hydra" / "config.yaml").write_text("model: [")  # cut short
+    (tmp_path / "emptied").mkdir()
+    shutil.copytree(completed_run, tmp_path / "emptied" / "run")
+    (tmp_path / "emptied" / "run" / ".hydra" / "config.yaml").write_text("")  # killed as Hydra wrote it (in place)
     sweep_dir.mkdir()
     (sweep_dir / "multirun.yaml").write_text("hydra: [")
     fast = fast_overrides(tiny_root)
+    emptied = tmp_path / "emptied" / "run"  # compared with the config: "another config (augment.name: null -> …)"
     for folder, args in ((run_dir / ".hydra" / "config.yaml", [*fast, f"hydra.run.dir={run_dir}"]),
+                         (emptied / ".hydra" / "config.yaml", [*fast, f"hydra.run.dir={emptied}"]),
                          (sweep_dir / "multirun.yaml", ["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"])):
         before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
         result = run_main(args, cwd=tmp_path)
@@ -503,6 +508,7 @@ def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run
     ("- optimizer.lr=0.1,0.2\n", "is a sweep"),
     ("- [unclosed\n", "not readable YAML"),
     ("optimizer.lr: 0.1\n", "not a list of overrides"),
+    ("", "it is empty; the same list is in .hydra/hydra.yaml"),  # killed as Hydra wrote it: read as no overrides
 ])
 def test_resume_replays_only_the_runs_own_config_overrides(completed_run, tmp_path, saved, problem):
     run_dir = tmp_path / "run"

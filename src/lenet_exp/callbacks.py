@@ -165,6 +165,8 @@ def failing_closed(override: str) -> Iterator[None]:
 def load_record(path: Path, override: str) -> DictConfig:
     """A config that Hydra saved in an output folder, or exit with a message where it cannot be read."""
     try:
+        if not path.read_text().strip():  # Hydra writes it in place: a run killed meanwhile leaves it empty
+            raise ValueError("it is empty")
         return OmegaConf.load(path)
     except Exception as error:  # a file cut short (a full disk), or edited by hand
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

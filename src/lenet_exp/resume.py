@@ -85,8 +85,8 @@ def saved_overrides(saved_file: Path) -> list[str]:
         overrides = yaml.safe_load(saved_file.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         refuse(f"it is not readable YAML ({type(error).__name__}: {str(error).splitlines()[0]})")
-    if overrides is None:
-        return []
+    if overrides is None:  # Hydra writes "[]" for none, in place: a run killed meanwhile leaves the file empty
+        refuse("it is empty; the same list is in .hydra/hydra.yaml, under hydra.overrides.task")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         refuse("it is not a list of overrides")
     parser = OverridesParser.create()
