@@ -851,6 +851,15 @@ def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp
     assert metrics(first)["epochs_done"] == 2 and "later_failure" not in metrics(first)
 
 
+def test_a_sweep_run_again_removes_what_a_killed_summary_left(fast, tmp_path):
+    sweep = ["-m", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0
+    leftover = tmp_path / "sweep" / ".summary.png.k3j_x1.tmp"  # files.write_atomic's, killed before its rename
+    leftover.write_bytes(b"\x89PNG half")
+    assert run_main(sweep, cwd=tmp_path).returncode == 0 and not leftover.exists()
+    assert is_png(tmp_path / "sweep" / "summary.png")
+
+
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_a_job_whose_folder_another_process_holds_writes_nothing_into_it(launcher, fast, tmp_path):
     """A `resume=` of one job while its sweep runs again: the refused job recorded its failure in the other's

@@ -23,7 +23,8 @@ from omegaconf.errors import InterpolationResolutionError
 from lenet_exp.command_line_errors import deleted_setting, merged_options
 from lenet_exp.config import config_differences, run_of_other_length, where_or_how_fast
 from lenet_exp.errors import one_line
-from lenet_exp.files import FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json, run_events
+from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
+                             remove_temporary_files, run_events)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
@@ -340,4 +341,5 @@ class OutputDirCheck(Callback):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
+        remove_temporary_files(sweep_dir)  # a summary's, of a sweep killed as it wrote it: now this one's folder
         note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it
