@@ -387,6 +387,19 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
         assert scalar_values(events, "test/acc") == {0: pytest.approx(job["test_acc"])}
 
 
+def test_an_evaluation_sweep_lists_a_path_with_a_space_as_it_is(completed_run, tiny_root, tmp_path):
+    """Hydra gives the job `my\\ runs/best.pt`, its grammar's escape; the summary listed that, no path at all."""
+    (tmp_path / "my runs").mkdir()
+    shutil.copy(completed_run / "checkpoints" / "best.pt", tmp_path / "my runs")
+    shutil.copy(completed_run / "checkpoints" / "best.pt", tmp_path / "plain.pt")
+    result = run_main(["-m", *fast_overrides(tiny_root), "task=eval", "ckpt=my runs/best.pt,plain.pt",
+                       f"hydra.sweep.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = read_json(tmp_path / "eval" / "summary.json")["jobs"]
+    assert sorted(job["params"]["ckpt"] for job in jobs) == ["my runs/best.pt", "plain.pt"]
+    assert "my runs/best.pt " in result.stdout  # the table's column
+
+
 def test_an_evaluation_sweep_over_job_checkpoints_keeps_a_missing_one_as_a_job_of_its_own(completed_run, tiny_root,
                                                                                           tmp_path):
     """The jobs' folder names hold `,`: the paths are joined where they exist, and a missing checkpoint beside

@@ -59,11 +59,13 @@ def quote(value: str) -> str:
 
 
 def unquote(value: str) -> str:
-    """A value of Hydra's override grammar as the job read it, where it is one quoted string (a path that
-    :func:`quote_paths` quoted); any other value as it is written."""
+    """A value of Hydra's override grammar as the job read it, where it is one string quoted (a path that
+    :func:`quote_paths` quoted) or escaped (``my\\ runs/best.pt``: a sweep's job gets ``a b`` so); any other
+    value as it is written."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if len(value) < 2 or value[0] != value[-1] or value[0] not in "'\"":
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+    if not quoted and "\\" not in value:
         return value
     try:
         read = OverridesParser.create().parse_override(f"key={value}").value()
