@@ -792,8 +792,9 @@ def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with
     _, summary = read_summary(tmp_path / "sweep")
     assert [(job["job"], job["status"]) for job in summary["jobs"]] == [(0, "completed"), (1, "completed")]
     before = sorted((tmp_path / "sweep").rglob("*"))
-    other = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.batch_size=32"], cwd=tmp_path)
-    assert other.returncode == 1 and "holds another sweep" in other.stderr and "trainer.batch_size=32" in other.stderr
+    for change in ("trainer.batch_size=32", "seed=5"):  # seed's data_seed too: "no override of this command sets" it
+        other = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", change], cwd=tmp_path)
+        assert other.returncode == 1 and "holds another sweep" in other.stderr and change in other.stderr, other.stderr
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
 

@@ -148,6 +148,8 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
     """The ``key: old -> new`` differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
     keys = {override_key(override) for override in set(before) ^ set(now)} | set(searched)
+    if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
+        keys.add("data_seed")
     return [change for change in changed
             if not any(change.split(":")[0] == key or change.startswith(f"{key}.") for key in keys)]
 
