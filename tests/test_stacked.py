@@ -26,8 +26,8 @@ from tensorboard_events import load_events, scalar_values, session_status
 
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
-PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "trainer.ema_decay=",
-                  "trainer.tta_shift=", "+trial=")
+PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "optimizer.momentum=",
+                  "trainer.ema_decay=", "trainer.tta_shift=", "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -114,6 +114,31 @@ def test_trials_that_differ_in_how_they_step_or_are_evaluated_share_a_group(tria
     base += [override for override in trials if "," not in override]
     for job in job_dirs(tmp_path / "sweep"):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+
+
+def test_a_stacked_sgd_trial_without_momentum_keeps_no_momentum_buffer_and_resumes_as_alone(fast, tmp_path):
+    """torch's SGD keeps no state at momentum 0: such a trial's checkpoint has none either, as its lone run's
+    (it held the group's last gradients); resumed, it and the trial with momentum train on as they would alone."""
+    import torch
+
+    def optimizer_state(run: Path) -> dict:
+        return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["state"]
+
+    # lr 0.01: at sgd's 0.05 the trial with momentum amplifies the grouped convolution's rounding past the tolerance
+    base = [*fast, "trainer.deterministic=true", "optimizer=sgd", "optimizer.lr=0.01"]
+    sweep = [*STACKED, *base, "optimizer.momentum=0,0.9", "hydra.sweep.dir=sweep"]
+    first = run_main(sweep, cwd=tmp_path)  # fast: 1 epoch
+    assert first.returncode == 0 and "Training jobs 0, 1 stacked" in first.stderr, first.stderr[-2000:]
+    without, with_momentum = jobs = job_dirs(tmp_path / "sweep")
+    assert optimizer_state(without) == {}
+    assert {name for state in optimizer_state(with_momentum).values() for name in state} == {"momentum_buffer"}
+    resumed = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stderr.count("Resuming") == 2 and "Training jobs 0, 1 stacked" in resumed.stderr
+    for job in jobs:
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, [*base, "trainer.epochs=2"], tmp_path))
+        assert optimizer_state(job).keys() == optimizer_state(alone_dir(job)).keys()
+    assert optimizer_state(without) == {}
 
 
 def one_trial_in_two_groups(base: list[str], cwd: Path) -> tuple[dict, dict]:
@@ -212,6 +237,30 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     assert good["status"] == "completed" and good["stacked_with"] == [0, 1]
     # the diverged trial was frozen: the one stacked with it trained exactly as it would alone
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
+
+
+def test_a_job_that_fails_its_checks_in_a_group_leaves_what_it_would_alone(fast, tmp_path):
+    """Its run.log ends at its error, as the basic launcher's does: it took the group's later lines (data,
+    kernels, the stack it never joined). Its folder is not taken (no .lock), and its first line is logged
+    under the name the basic launcher's is."""
+    sweep = [*fast, "trainer.label_smoothing=0,1.5"]  # 1.5 is refused
+    stacked = run_main([*STACKED, *sweep, "hydra.sweep.dir=stacked"], cwd=tmp_path)
+    basic = run_main(["-m", *sweep, "hydra.sweep.dir=basic"], cwd=tmp_path)
+    assert stacked.returncode == basic.returncode == 1  # the summary's: a job did not complete
+    assert "Training job 0 stacked" in stacked.stderr, stacked.stderr[-2000:]
+
+    def left_by_failed_job(sweep_dir: str) -> tuple[list[str], list[str]]:
+        """Its run.log's lines without their times, and its files but TensorBoard's (named by time and pid)."""
+        job = job_dirs(tmp_path / sweep_dir)[1]
+        log = (job / "run.log").read_text().replace(str(tmp_path / sweep_dir), "<sweep>")
+        return ([re.sub(r"^\[[^]]*\]", "", line) for line in log.splitlines()],
+                sorted(path.name for path in job.iterdir() if not path.name.startswith("events.out.tfevents.")))
+
+    stacked_lines, stacked_files = left_by_failed_job("stacked")
+    basic_lines, basic_files = left_by_failed_job("basic")
+    assert stacked_lines[-1].startswith("[lenet_exp][ERROR] - Error: Invalid config value trainer.label_smoothing")
+    assert stacked_lines == basic_lines
+    assert stacked_files == basic_files == [".hydra", "metrics.json", "run.log"]
 
 
 def test_a_job_whose_config_cannot_be_read_fails_alone_and_the_environment_is_hydras(fast, tmp_path):
@@ -418,6 +467,11 @@ def test_a_cohort_that_waits_for_another_does_not_count_the_wait_as_its_start_up
     first, *waited = (read_json(job / "metrics.json") for job in reversed(job_dirs(tmp_path / "sweep")))
     for metrics in waited:
         assert metrics["timings"]["data_s"] < first["timings"]["epochs_s"] / 2, (metrics["timings"], first["timings"])
+    # each cohort's shared lines in its own jobs' run.logs only
+    *waiting, ahead = ((job / "run.log").read_text() for job in job_dirs(tmp_path / "sweep"))
+    assert "Training job 2 stacked" in ahead and "Jobs 0, 1 continue" not in ahead
+    for log in waiting:
+        assert "Jobs 0, 1 continue" in log and "Training job 2 stacked" not in log
 
 
 @pytest.mark.long
@@ -725,6 +779,14 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     bad = run_main([*STACKED, *fast, "hydra.launcher.submitit.cluster=slrum", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert bad.returncode == 1 and "hydra.launcher.submitit.cluster='slrum': expected one of [local, slurm]" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_stack_of_at_most_one_trains_each_job_alone_and_says_so(fast, tmp_path):
+    result = run_main([*STACKED, *fast, "trainer.limit_batches=1", "hydra.launcher.max_stack=1", "seed=0,1",
+                       "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Job 1 starts a new group: at most 1 trial per group (hydra.launcher.max_stack).\n" in result.stdout
+    assert [read_json(job / "metrics.json").get("stacked_with") for job in job_dirs(tmp_path / "sweep")] == [None] * 2
 
 
 @contextlib.contextmanager

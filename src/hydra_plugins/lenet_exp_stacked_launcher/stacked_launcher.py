@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -107,14 +107,16 @@ def gpu_waves(units: int, gpus: list[int]) -> list[list[tuple[int, Optional[int]
 
 
 class JobLines(logging.Filter):
-    """A job's run.log takes its own lines and the group's shared ones (data, device), not the others'."""
+    """A job's run.log takes its own lines, and the group's shared ones (data, device) while it trains in the
+    group (``shared(number)``): not the others' lines, nor a group's that it never joined or has left."""
 
-    def __init__(self, number: int):
+    def __init__(self, number: int, shared: Callable[[int], bool]):
         super().__init__()
-        self.number = number
+        self.number, self.shared = number, shared
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return current_job() in (None, self.number)
+        job = current_job()
+        return job == self.number if job is not None else self.shared(self.number)
 
 
 class JobPrefix(logging.Formatter):
@@ -307,6 +309,8 @@ class StackedLauncher(Launcher):
 
     def _route_logs(self, configs: list[DictConfig]) -> None:
         """One process, several jobs: each job's lines go to its own run.log and show its number."""
+        from lenet_exp.stack.group import takes_shared_lines
+
         configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
         root = logging.getLogger()
         for handler in list(root.handlers):
@@ -318,12 +322,13 @@ class StackedLauncher(Launcher):
                     job_handler = type(handler)(path, mode=handler.mode, encoding=handler.encoding)
                     job_handler.setFormatter(handler.formatter)
                     job_handler.setLevel(handler.level)
-                    job_handler.addFilter(JobLines(config.hydra.job.num))
+                    job_handler.addFilter(JobLines(config.hydra.job.num, takes_shared_lines))
                     root.addHandler(job_handler)
             elif is_console(handler):
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
 
     def _run_group(self, configs: list) -> dict:
+        from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
         from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
         from lenet_exp.launch import (JobSlot, end_stopped_sweep, job_context, job_slot, kill_signals_stop,
@@ -345,7 +350,7 @@ class StackedLauncher(Launcher):
                     trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
                                                       JobSlot(number), Stopwatch.for_job()))
                     with job_context(number):
-                        log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
+                        job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
                         validate(ret.cfg)
                     except Exception as error:

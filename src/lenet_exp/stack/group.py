@@ -11,9 +11,11 @@ updates stop and its weights are zeroed, so no NaN lingers) while the others go 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import warnings
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from omegaconf import open_dict
@@ -33,6 +35,24 @@ from lenet_exp.stack.optim import StackedEMA, StackedOptimizer
 
 log = logging.getLogger(__name__)
 MAX_FIGURE_WORKERS = 8  # 32 figures of 16 trials in four turns; more only cost memory
+# the trials of the stack being built and trained, whose run.logs take the group's shared lines (data, kernels)
+_training: contextvars.ContextVar[Sequence[Trial]] = contextvars.ContextVar("lenet_exp_stack", default=())
+
+
+@contextlib.contextmanager
+def training(stack: Sequence[Trial]) -> Iterator[None]:
+    """Within this context, the group's lines that belong to no single job concern the trials of ``stack``."""
+    token = _training.set(stack)
+    try:
+        yield
+    finally:
+        _training.reset(token)
+
+
+def takes_shared_lines(number: int) -> bool:
+    """Whether job ``number``'s run.log takes a line of no single job's: it trains in the stack now, and has not
+    failed or ended (a job that failed its checks, was skipped, or waits for another cohort takes none)."""
+    return any(trial.number == number and trial.outcome is None for trial in _training.get())
 
 
 class StackedStep(TrainStep):
@@ -119,14 +139,15 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
         for trial in trials:
             with job_context(trial.number):
                 trial.run.stopwatch.mark("loaded")
+                if trial.outcome is not None:  # refused already (a bad config): as alone, its folder is not taken
+                    continue
                 try:
                     holder = files.own_folder(trial.run.dir)
                     if holder:
                         raise FolderInUse(f"{trial.run.dir} is in use by another run ({holder}). Wait until it "
                                           f"ends, or choose another sweep directory.")
                     trial.owned = True
-                    if trial.outcome is None:  # None: not refused already (a bad config)
-                        trial.outcome = trial.run.prepare()
+                    trial.outcome = trial.run.prepare()
                 except Exception as error:
                     fail(trial, error)
         try:
@@ -137,14 +158,15 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 epoch = trial.run.resume["run_state"]["epoch"] if trial.run.resume else 0
                 by_epoch.setdefault(epoch, []).append(trial)
             for cohort, (epoch, stack) in enumerate(sorted(by_epoch.items())):
-                if len(by_epoch) > 1:
-                    jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
-                    start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
-                    numbers = ", ".join(str(t.number) for t in stack)
-                    log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
-                for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
-                    trial.run.stopwatch.skip_wait()
-                train_stack(stack, slot)
+                with training(stack):
+                    if len(by_epoch) > 1:
+                        jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
+                        start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
+                        numbers = ", ".join(str(t.number) for t in stack)
+                        log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
+                    for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
+                        trial.run.stopwatch.skip_wait()
+                    train_stack(stack, slot)
                 # a stop during training, or during the final tests of trials that completed
                 signal = next((t.outcome.signal for t in stack if t.outcome.signal is not None), None)
                 if signal is not None:

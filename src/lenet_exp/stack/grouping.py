@@ -83,9 +83,11 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
                 differs = min((sorted(k for k in set(other) | set(key) if other.get(k) != key.get(k))
                                for other in keys if other), key=len)
+                most = cap(job.config)
                 notes.append(f"Job {job.number} starts a new group: "
                              + (f"it differs in {', '.join(differs[:4])}." if differs
-                                else f"at most {cap(job.config)} trials per group (hydra.launcher.max_stack)."))
+                                else f"at most {most} trial{'s' if most != 1 else ''} per group "
+                                     f"(hydra.launcher.max_stack)."))
             groups.append([job])
             keys.append(key)
     return groups, notes

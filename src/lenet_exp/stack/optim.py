@@ -150,6 +150,8 @@ class StackedOptimizer:
     def trial_state(self, i: int) -> None:
         """Trial i's torch optimizer holds its state, as if it had taken every step itself."""
         optimizer = self.optimizers[i]
+        if self.rule == SGD and optimizer.param_groups[0]["momentum"] == 0:
+            return  # torch's SGD keeps no momentum buffer at momentum 0 (its row here is just the last gradient)
         for index, trial_param in enumerate(self.trial_params[i]):
             # in the trial's own layout (a group may train in another): its fused torch optimizer needs it
             state = {name: torch.empty_like(trial_param.detach()).copy_(self._trial_part(stacked, i, index))
