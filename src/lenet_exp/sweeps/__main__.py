@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.sweeps.records import BAD_STATUSES
+from lenet_exp.files import folder_holder
+from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED
 from lenet_exp.sweeps.report import write_summary
 
 
@@ -31,9 +32,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
             "a single run has no sweep summary (its metrics.json is its record)"))
-    # Jobs may still be running here: a job whose metrics.json says running keeps that status.
-    summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard)
-    failed = any(r.status in BAD_STATUSES for r in summary.jobs) or not summary.jobs or summary.unwritten
+    # Jobs may still be running here: a job whose metrics.json says running keeps that status (a Slurm job may
+    # run on when the sweep's own process has died), and while that process runs, a job without a folder waits.
+    runner = folder_holder(args.sweep_dir)  # the sweep's lock: None where its process has ended
+    summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
+                            runner=runner)
+    waiting = (NOT_STARTED,) if runner else ()
+    failed = (any(r.status in BAD_STATUSES and r.status not in waiting for r in summary.jobs) or not summary.jobs
+              or summary.unwritten)
     return EXIT_JOBS_FAILED if failed else 0
 
 

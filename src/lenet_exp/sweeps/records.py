@@ -227,21 +227,26 @@ def load_sweep_config(sweep_dir: Path) -> Optional[DictConfig]:
         return None
 
 
-def not_started(records: list[JobRecord], config: Optional[DictConfig]) -> list[JobRecord]:
-    """The jobs of a grid sweep that have no folder: the sweep ended before them (a stop, a killed worker)."""
+def not_started(records: list[JobRecord], config: Optional[DictConfig], runner: Optional[str] = None) -> list[JobRecord]:
+    """The jobs of a grid sweep that have no folder: the sweep ended before them (a stop, a killed worker),
+    or it still runs (``runner``: who runs it)."""
     grid = grid_jobs(config) if config is not None else None
     present = {record.job for record in records}
+    why = (f"not yet: the sweep still runs ({runner})" if runner else
+           "the sweep ended before it; running the sweep again runs it")
     return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides), params=overridden(overrides),
-                      run_dir="", message="the sweep ended before it; running the sweep again runs it")
+                      run_dir="", message=why)
             for number, overrides in enumerate(grid or ()) if number not in present]
 
 
-def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] = None) -> Summary:
-    """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed."""
+def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] = None,
+              runner: Optional[str] = None) -> Summary:
+    """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed;
+    ``runner``: who runs it still (a summary written meanwhile)."""
     records = [read_job(job_dir, i, final) for i, job_dir in enumerate(find_job_dirs(sweep_dir))]
     again = config is None  # summarised again later, from what the sweep left
     config = config if config is not None else load_sweep_config(sweep_dir)
-    records += not_started(records, config)
+    records += not_started(records, config, runner)
     records.sort(key=lambda record: record.job)
     searched = searched_keys(config)
     if again:  # keep the columns the sweep's own summary had

@@ -94,12 +94,12 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
 
 
 def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
-                  config: Optional[DictConfig] = None, out=None) -> Summary:
+                  config: Optional[DictConfig] = None, out=None, runner: Optional[str] = None) -> Summary:
     """Everything the sweep leaves behind, its table printed to ``out`` (standard output as it is at the
-    call). Each output is attempted even if an earlier one failed."""
+    call). Each output is attempted even if an earlier one failed. ``runner``: who runs the sweep still."""
     out = out or sys.stdout
     sweep_dir = Path(sweep_dir).resolve()  # its paths and title as any command names it (`… sweeps .`: ".")
-    summary = summarize(sweep_dir, final, config)
+    summary = summarize(sweep_dir, final, config, runner)
     if not summary.jobs:
         print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)
         return summary
