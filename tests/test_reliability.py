@@ -950,6 +950,12 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
                                        f"(trainer.tta_shift: 0 -> 1), whose results this one would write over."
                                        ) in result.stderr, result.stderr[-2000:]
     assert read_json(tmp_path / "eval" / "metrics.json")["tta"]["shift"] == 0
+    # resume= of an evaluation of a relative ckpt= gives it absolute: the same file, not "other settings"
+    relative = os.path.relpath(trained / "checkpoints" / "best.pt", tmp_path)
+    assert run_main([*evaluation[:-2], f"ckpt={relative}", f"hydra.run.dir={tmp_path / 'rel'}"], cwd=tmp_path).returncode == 0
+    (tmp_path / "elsewhere").mkdir()
+    again = run_main([f"resume={tmp_path / 'rel'}"], cwd=tmp_path / "elsewhere")
+    assert again.returncode == 0 and "other settings" not in again.stderr, again.stderr[-2000:]
     capped = run_main([*evaluation[:-1], "trainer.limit_batches=1", f"hydra.run.dir={tmp_path / 'capped'}"], cwd=tmp_path)
     assert capped.returncode == 0, capped.stderr[-2000:]  # HParams says what its test/acc is of (one batch)
     assert logged_hparams(load_events(tmp_path / "capped"))["trainer.limit_batches"] == 1

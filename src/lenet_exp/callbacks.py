@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -177,6 +178,21 @@ def load_record(path: Path, override: str) -> DictConfig:
                  f"away to use the folder anyway, or choose another {override}.")
 
 
+def started_in_folder(run_dir: Path) -> str:
+    """The folder a run was started in (its relative paths were read from there), or the current one."""
+    try:
+        return str(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.cwd)
+    except Exception:  # an older or damaged record
+        return os.getcwd()
+
+
+def as_read(path: Any, folder: str) -> Any:
+    """A ``ckpt=`` or ``image=`` path as a job started in ``folder`` read it (resume= gives it absolute)."""
+    if not isinstance(path, str) or not path:
+        return path
+    return os.path.normpath(Path(folder) / Path(path).expanduser())
+
+
 def saved_task_overrides(run_dir: Path) -> list[str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     return as_written(load_record(path, "hydra.run.dir")) if path.is_file() else []
@@ -283,8 +299,9 @@ class OutputDirCheck(Callback):
                          f"write over. {A_FOLDER_OF_ITS_OWN}")
             changed = config_differences(before, now)
             if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
+                started_in = started_in_folder(run_dir)
                 changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")
-                            if before.get(key) != now.get(key)]
+                            if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
                 if changed and results:
                     sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
                              f"({'; '.join(changed[:3])}), whose results this one would write over. "
