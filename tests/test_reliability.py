@@ -1229,3 +1229,18 @@ def test_predict_with_a_folder_for_an_image(trained, fast, tmp_path):
                       cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"Image {tmp_path} is a folder. Pass image=<a PNG or JPEG file>." in result.stderr
+    pattern = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "image=digits/*.png"],
+                       cwd=tmp_path)  # quoted for the shell, or matching no file: left as it is
+    assert pattern.returncode == 1 and "Image digits/*.png does not exist. Pass image=<a PNG or JPEG file>; a " \
+        "pattern is not expanded: -m task=predict image=\"$(ls digits/*.png | paste -sd,)\" predicts each file." \
+        in pattern.stderr, pattern.stderr
+
+
+def test_a_blank_image_is_predicted_with_a_warning_that_it_means_nothing(trained, fast, tmp_path):
+    from PIL import Image
+
+    Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(tmp_path / "blank.png")  # a canvas never drawn on
+    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                              f"image={tmp_path / 'blank.png'}"], cwd=tmp_path)
+    assert result.returncode == 0 and "blank.png is blank (every pixel 0 of 255): its prediction means nothing." \
+        in result.stderr, result.stderr

@@ -196,8 +196,10 @@ def read_image(path: str) -> torch.Tensor:
 
     file = Path(path).expanduser()
     if not file.is_file():
+        several = (f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | paste -sd,)\" predicts "
+                   f"each file" if any(c in str(path) for c in "*?[") and not file.exists() else "")
         raise UserError(f"Image {file} {'is a folder' if file.is_dir() else 'does not exist'}. "
-                        f"Pass image=<a PNG or JPEG file>.")
+                        f"Pass image=<a PNG or JPEG file>{several}.")
     try:
         with warnings.catch_warnings():  # over PIL's limit, and within twice it: a warning, with its source line
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -233,7 +235,9 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     pre = preprocessing_of(state, cfg, chosen)
     image = read_image(cfg.image)
     border = border_brightness(image)
-    if border > 127:  # the model has only seen light shapes on black: its answer means little
+    if image.min() == image.max():  # all transparent, or one colour: the model answers all the same
+        log.warning("%s is blank (every pixel %d of 255): its prediction means nothing.", cfg.image, int(image[0, 0, 0]))
+    elif border > 127:  # the model has only seen light shapes on black: its answer means little
         log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
                     "`convert IN -negate OUT`).", cfg.image, border)
