@@ -1237,10 +1237,13 @@ def test_predict_with_a_folder_for_an_image(trained, fast, tmp_path):
 
 
 def test_a_blank_image_is_predicted_with_a_warning_that_it_means_nothing(trained, fast, tmp_path):
+    """Its file named with a ${ too: Hydra read it as an interpolation of a key named so ("not found")."""
     from PIL import Image
 
-    Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(tmp_path / "blank.png")  # a canvas never drawn on
-    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
-                              f"image={tmp_path / 'blank.png'}"], cwd=tmp_path)
-    assert result.returncode == 0 and "blank.png is blank (every pixel 0 of 255): its prediction means nothing." \
+    image = tmp_path / "blank ${canvas}.png"
+    Image.new("RGBA", (28, 28), (0, 0, 0, 0)).save(image)  # a canvas never drawn on
+    result = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"image={image}"],
+                      cwd=tmp_path)
+    assert result.returncode == 0 and f"{image} is blank (every pixel 0 of 255): its prediction means nothing." \
         in result.stderr, result.stderr
+    assert read_json(only_run_dir(tmp_path) / "prediction.json")["image"] == str(image)

@@ -257,6 +257,8 @@ def quote_paths(argv: list[str]) -> list[str]:
             arg = f"{key}={value}"
         if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
             arg = f"{key}={','.join(map(quote, _paths_listed(value)))}"
+        elif equals and key in PATH_KEYS and "${" in value and Path(value).expanduser().exists():
+            arg = key + "=" + quote(value).replace("${", "\\${")  # a file named so, not an interpolation
         quoted.append(arg)
     return quoted
 
