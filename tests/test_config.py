@@ -74,6 +74,18 @@ def test_added_key_fails_validation():
         validate(compose_with("+model.depth=3"))
 
 
+@pytest.mark.parametrize("overrides, chosen", [
+    (["scheduler.name=cosine"], "none"), (["scheduler=cosine", "scheduler.name=none"], "cosine"),
+    (["augment=elastic", "augment.name=affine"], "elastic"),
+])
+def test_a_name_other_than_its_options_is_refused(overrides, chosen):
+    """scheduler.name=cosine crashed on the schema's missing keys; augment=elastic augment.name=affine trained
+    affine alone, recorded as elastic."""
+    key = overrides[-1].split("=")[0]
+    with pytest.raises(ConfigError, match=f"{key}='.*': expected '{chosen}', the option chosen. Choose the "):
+        validate(compose_with(*overrides))
+
+
 @pytest.mark.parametrize("override", ["trainer.epochs=three", "optimizer.lr=fast", "model.batch_norm=maybe"])
 def test_wrong_type_fails_at_composition(override):
     with pytest.raises((ConfigCompositionException, ValidationError)):

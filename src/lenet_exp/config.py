@@ -423,6 +423,14 @@ def validate(cfg: Any) -> None:
         group = "." not in missing[0]  # the top level's settings that can be unset are the groups
         raise ConfigError(missing[0], "???", "one of its options (`python run.py --help` lists them)" if group
                           else "a value")
+    for group in ("scheduler", "augment"):  # its name says which option's schema it holds, and what it does
+        node = cfg.get(group)
+        schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
+        option = next((f.default for f in dataclasses.fields(schema) if f.name == "name"),
+                      None) if dataclasses.is_dataclass(schema) else None
+        if isinstance(option, str) and node.get("name") != option:
+            raise ConfigError(f"{group}.name", node.get("name"), f"{option!r}, the option chosen",
+                              fix=f"Choose the {group} with {group}=<option> (`python run.py --help` lists them).")
     dataset = cfg.get("dataset")
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
