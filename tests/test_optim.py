@@ -70,10 +70,19 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
     with pytest.raises(UserError, match=re.escape("torch.optim.RMSprop refuses the optimizer options {'lr': -1.0}: "
                                                   "Invalid learning rate: -1.0. Fix the value")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.RMSprop", "lr": -1.0}), LeNet5())
-    # a value of the wrong type, an argument it does not take: the options named, not the class (a TypeError)
-    with pytest.raises(UserError, match=re.escape("torch.optim.Adam refuses the optimizer options {'lr': 0.001, 'eps': "
-                                                  "'abc'}: '<=' not supported")):
-        build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "eps": "abc"}), LeNet5())
+    # a value of the wrong type (checked against the argument's default: a fused update took amsgrad=1, then
+    # failed at its first step with a traceback), an argument it does not take: the options named, not the class
+    for argument, value, expected in [("eps", "abc", "a number"), ("amsgrad", 1, "true or false"),
+                                      ("maximize", "yes", "true or false"),
+                                      ("differentiable", True, "false (nothing here differentiates through a step)")]:
+        with pytest.raises(ConfigError, match=re.escape(f"optimizer.{argument}={value!r}: expected {expected}. Fix it "
+                                                        f"on the command line, e.g. `python run.py +optimizer.{argument}")):
+            build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, argument: value}), LeNet5())
+    with pytest.raises(UserError, match=re.escape("torch.optim.Adam refuses the optimizer options {'lr': 0.001, 'fused': "
+                                                  "True, 'foreach': True}: `fused` and `foreach` cannot be `True` "
+                                                  "together. Fix the value")):  # a RuntimeError: a traceback
+        build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True, "foreach": True}),
+                        LeNet5())
     with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "bogus": 3}), LeNet5())
     with pytest.raises(UserError, match=re.escape("model.bogus=1: lenet_exp.models.lenet5.LeNet5 takes no argument")):

@@ -30,6 +30,7 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
         raise ConfigError("optimizer._target_", ocfg._target_, "an optimizer that steps once per batch",
                           why="its step() needs a closure that evaluates the model again")
     options = plain_options(ocfg, "optimizer")
+    check_argument_types(optimizer_class, options)
     try:
         if "fused" in inspect.signature(optimizer_class).parameters and "fused" not in options:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
@@ -39,8 +40,24 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
             except RuntimeError:  # "fused is unsupported" on this device or dtype
                 pass
         return optimizer_class(model.parameters(), **options)
-    except (TypeError, ValueError) as error:  # an argument it does not take, a value it refuses: the options'
+    except (TypeError, ValueError, RuntimeError) as error:  # an argument it does not take, a value it refuses
         raise options_refused("optimizer", ocfg._target_, options, error) from error
+
+
+def check_argument_types(optimizer_class: type, options: dict) -> None:
+    """A ``+optimizer.<name>=`` of the type its default has: torch checks few at construction, and a fused
+    update fails only at its first step, with a traceback (``+optimizer.amsgrad=1``)."""
+    parameters = inspect.signature(optimizer_class).parameters
+    for name, value in options.items():
+        default = parameters[name].default if name in parameters else None
+        fix = f"Fix it on the command line, e.g. `python run.py +optimizer.{name}=...`, or in configs/optimizer/."
+        if name == "differentiable" and value:
+            raise ConfigError("optimizer.differentiable", value, "false (nothing here differentiates through a "
+                              "step)", fix=fix)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ConfigError(f"optimizer.{name}", value, "true or false", fix=fix)
+        if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"optimizer.{name}", value, "a number", fix=fix)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:

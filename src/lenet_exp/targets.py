@@ -53,7 +53,7 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
                            f"({root_cause(error)})")
-    return UserError(f"{target} refuses the {group} options {options}: {str(error).splitlines()[0]}. Fix the value "
+    return UserError(f"{target} refuses the {group} options {options}: {str(error).splitlines()[0].rstrip('.')}. Fix the value "
                      f"on the command line (e.g. {group}.{next(iter(options), 'lr')}=…) or in configs/{group}/.")
 
 
