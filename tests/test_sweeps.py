@@ -779,6 +779,18 @@ def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
 
+def test_a_sweep_given_its_keys_in_another_order_is_told_so(fast, tmp_path):
+    """Its jobs would be numbered otherwise: it was refused as "another sweep", with the same lists shown twice."""
+    sweep = ["-m", *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "optimizer.lr=1e-3,2e-3", "seed=0,1"], cwd=tmp_path).returncode == 0
+    before = sorted((tmp_path / "sweep").rglob("*"))
+    swapped = run_main([*sweep, "seed=0,1", "optimizer.lr=1e-3,2e-3"], cwd=tmp_path)
+    assert swapped.returncode == 1 and (f"Error: {tmp_path / 'sweep'} holds this sweep with its values in another "
+                                        "order, which numbers its jobs otherwise") in swapped.stderr, swapped.stderr
+    assert "Give them in its order (" in swapped.stderr and "optimizer.lr=1e-3,2e-3 seed=0,1" in swapped.stderr
+    assert sorted((tmp_path / "sweep").rglob("*")) == before
+
+
 def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with_other_values(tiny_root, tmp_path):
     """As a run resumes elsewhere, a sweep whose jobs failed for a wrong dataset.root (or that moves to
     another device, or shows its progress) continues with the corrected command; what its jobs compute

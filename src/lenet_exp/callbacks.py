@@ -125,6 +125,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
         sys.exit(f"Error: {sweep_dir} holds this sweep with its job folders named otherwise ({had} then, {given} "
                  f"now): its jobs would start over in new folders. Name them as before to continue it, or choose a "
                  f"new hydra.sweep.dir.")
+    if before == now:  # the same values, in another order: Hydra numbers the jobs (and names their folders) by it
+        its_order = [o for o in task_overrides(saved) if kept(override_key(o))]
+        sys.exit(f"Error: {sweep_dir} holds this sweep with its values in another order, which numbers its jobs "
+                 f"otherwise: its jobs would start over in new folders. Give them in its order ({' '.join(its_order)}) "
+                 f"to continue it, or choose a new hydra.sweep.dir.")
     why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
     instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a new "
