@@ -163,23 +163,6 @@ def own_folder(folder: Path) -> Optional[str]:
     return None
 
 
-def folder_holder(folder: Path) -> Optional[str]:
-    """Who holds ``folder`` now, or None: asked with a shared lock taken and let go at once, so that nothing
-    is written and a process starting meanwhile can still take it."""
-    import fcntl
-
-    try:
-        lock = open(Path(folder) / LOCK_FILE)
-    except OSError:  # no lock file: nobody has held it
-        return None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return lock.read().strip() or "another process"
-    return None
-
-
 def folder_holder_alive(folder: Path) -> bool:
     """Whether the process that last took ``folder`` (the pid its lock file names) still runs on this
     machine: a live one holds it, or is about to let it go. Read without touching the lock, which a job
