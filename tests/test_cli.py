@@ -240,8 +240,10 @@ def test_help_lists_every_group_and_option(tmp_path):
     (["~data_seed"], "~data_seed deletes data_seed, which every run has: set it instead (data_seed=…;"),
     (["~trainer", "trainer.epochs=1"], "~trainer deletes trainer, which every run has: set it instead (trainer.epochs=…;"),
     (["-m", "~seed", "seed=0,1"], "~seed deletes seed, which every run has"),
-    (["~model"], "~model leaves the run without a model, which every run needs: choose one of its options (lenet5, "
-                 "lenet5_classic)."),
+    (["~model"], "~model leaves the run with no model option, which every run needs: choose one of its options "
+                 "(lenet5, lenet5_classic)."),
+    (["~augment"], "~augment leaves the run with no augment option, which every run needs: choose one of its options "
+                   "(affine, elastic, none)."),
     (["model=lenet5,lenet5_classic"], "model=lenet5,lenet5_classic gives several options of model: add -m to sweep "
                                       "over them, or choose one."),
     (["hydra.output_subdir=null"], "hydra.output_subdir=null: each run keeps Hydra's record of its config in .hydra/, "
@@ -262,7 +264,7 @@ def test_help_lists_every_group_and_option(tmp_path):
         "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
-        "deleted-section", "deleted-in-a-sweep", "deleted-group", "several-options", "no-record",
+        "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "merged-options", "merged-options-of-two-schemas"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

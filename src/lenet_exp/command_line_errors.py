@@ -300,7 +300,7 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
             loader = config_loader()
             options = loader.get_group_options(key) if loader else []
             choose = f" ({', '.join(options)})" if options else ""
-            return (f"{override} leaves the run without a {key}, which every run needs: choose one of its "
+            return (f"{override} leaves the run with no {key} option, which every run needs: choose one of its "
                     f"options{choose}.")
         if key in RUN_SETTINGS:
             return every_run_has(override, key)
