@@ -113,6 +113,7 @@ def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):
     ("model=lenet6", "model=lenet6 is not an option of model (did you mean lenet5?)"),
     ("~seed", "~seed deletes seed, which every run has"),  # these two compose: run.py refuses them in a callback
     ("model=[lenet5,lenet5_classic]", "model=[lenet5,lenet5_classic] merges those options into one model"),
+    ("trainer.deterministic=2", "trainer.deterministic=2: expected true or false"),  # omegaconf: true
 ])
 def test_compose_raises_run_pys_message_for_a_typo(override, message):
     with pytest.raises(UserError, match=re.escape(message)):

@@ -23,7 +23,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     mean trainer.epochs?)")."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from lenet_exp.command_line_errors import deleted_setting, merged_options_in, typo_message
+    from lenet_exp.command_line_errors import deleted_setting, merged_options_in, number_as_bool, typo_message
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
     from lenet_exp.resume import quote_paths
@@ -39,7 +39,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         if misused:
             raise UserError(misused)
         try:
-            return hydra_compose("config", overrides=quote_paths(overrides))
+            config = hydra_compose("config", overrides=quote_paths(overrides))
         except Exception as error:
             swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
             message = typo_message(error, overrides) or (swept and (
@@ -48,6 +48,10 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
             if not message:
                 raise
             raise UserError(message) from error
+    misused = number_as_bool(quote_paths(overrides), config)
+    if misused:
+        raise UserError(misused)
+    return config
 
 
 def one_by_one(overrides: tuple) -> list[str]:

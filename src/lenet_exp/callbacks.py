@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lenet_exp.command_line_errors import deleted_setting, merged_options
+from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool
 from lenet_exp.config import config_differences, run_of_other_length, where_or_how_fast
 from lenet_exp.errors import one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
@@ -230,9 +230,10 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
 
 
 def refuse_misused_overrides(config: DictConfig) -> None:
-    """Exits with a message on ``model=[lenet5,lenet5_classic]`` or ``~seed``, which compose (command_line_errors)."""
+    """Exits with a message on ``model=[lenet5,lenet5_classic]``, ``~seed`` or ``trainer.deterministic=2``, which
+    compose (command_line_errors)."""
     overrides = task_overrides(config)
-    misused = merged_options(overrides) or deleted_setting(overrides)
+    misused = merged_options(overrides) or deleted_setting(overrides) or number_as_bool(overrides, config)
     if misused:
         sys.exit(f"Error: {misused}")
 

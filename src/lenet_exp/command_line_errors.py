@@ -27,6 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
                           OverrideParseException)
+from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
@@ -333,6 +334,23 @@ def merged_options(overrides: list[str]) -> Optional[str]:
             return (f"{override.input_line} merges those options into one {group}, which is neither (the later "
                     f"one's values over the earlier's). Choose one, or sweep over them: python run.py -m "
                     f"{group}={','.join(map(str, value))}.")
+    return None
+
+
+def number_as_bool(overrides: list[str], config: DictConfig) -> Optional[str]:
+    """``trainer.deterministic=2``: omegaconf turns any integer into a bool (2 is true) without a word, where
+    a 2 was meant for another setting, or a typo. 0 and 1 stay the bools they usually spell."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        parent_key, _, name = key.rpartition(".")
+        parent = OmegaConf.select(config, parent_key, default=None) if parent_key else config
+        if not (OmegaConf.is_dict(parent) and name in parent and isinstance(parent._get_node(name), BooleanNode)):
+            continue
+        values = list(override.sweep_iterator()) if override.is_discrete_sweep() else [override.value()]
+        number = next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v not in (0, 1)),
+                      None)
+        if number is not None:
+            return str(ConfigError(key, number, "true or false"))
     return None
 
 
