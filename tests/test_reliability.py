@@ -73,7 +73,15 @@ CASES = {
     "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
     "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),
     "batch size zero": (lambda r, t, d: ["trainer.batch_size=0"], ["trainer.batch_size=0", ">= 1"]),
-    "batch larger than train split": (lambda r, t, d: ["trainer.batch_size=501"], ["trainer.batch_size=501", "500 training images"]),
+    "batch larger than train split": (lambda r, t, d: ["trainer.batch_size=501"],
+                                      ["trainer.batch_size=501 is more than the 500 training images that "
+                                       "dataset.val_size=100 leaves of the 600", "lower trainer.batch_size to at most "
+                                       "500 or dataset.val_size to at most 99."]),
+    # the val split that leaves too few: not blamed on the batch size alone
+    "val split leaving less than a batch": (lambda r, t, d: ["dataset.val_size=590", "trainer.batch_size=64"],
+                                            ["dataset.val_size=590 leaves of the 600", "dataset.val_size to at most 536"]),
+    "batch larger than the whole train split": (lambda r, t, d: ["trainer.batch_size=600"],
+                                                ["lower trainer.batch_size to at most 500."]),
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
     "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
     "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],

@@ -26,7 +26,7 @@ import torchvision
 from omegaconf import OmegaConf
 
 from lenet_exp.device import check_fits
-from lenet_exp.errors import ConfigError, DataError
+from lenet_exp.errors import ConfigError, DataError, UserError
 
 log = logging.getLogger(__name__)
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -205,11 +205,13 @@ def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, tor
 def check_sizes(n_train: int, val_size: int, batch_size: int) -> None:
     if val_size >= n_train:
         raise ConfigError("dataset.val_size", val_size, f"fewer than the {n_train} images of the train split")
-    if batch_size > n_train - val_size:
-        raise ConfigError(
-            "trainer.batch_size", batch_size,
-            f"at most the {n_train - val_size} training images left after the validation split",
-        )
+    left = n_train - val_size
+    if batch_size > left:  # either may be the one meant: say both
+        lower = [f"trainer.batch_size to at most {left}"] + (
+            [f"dataset.val_size to at most {n_train - batch_size}"] if n_train - batch_size >= 1 else [])
+        raise UserError(f"trainer.batch_size={batch_size} is more than the {left} training images that "
+                        f"dataset.val_size={val_size} leaves of the {n_train} of the train split: lower "
+                        f"{' or '.join(lower)}.")
 
 
 _last_loaded: Optional[tuple[tuple, Data]] = None  # (what it was loaded from, the data)
