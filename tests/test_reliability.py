@@ -145,6 +145,17 @@ def test_cuda_graphs_asked_of_the_cpu_are_refused_before_the_data_loads(device, 
     assert " train / " not in result.stderr, result.stderr  # the data's line: "mnist: 500 train / 100 val / ..."
 
 
+@pytest.mark.parametrize("setting, blocker", [("trainer.precision=bf16", "the kernel is float32"),
+                                              ("model=lenet5_classic", "it fuses conv -> BatchNorm"),
+                                              ("trainer.compile=true", "compiles the blocks itself")])
+def test_a_fused_kernel_that_cannot_apply_is_refused_before_the_data_loads(setting, blocker, fast, tmp_path):
+    """The config alone says so: it was refused once the data had loaded."""
+    result = run_main([*fast, "trainer.fused_cpu_kernels=true", setting, f"hydra.run.dir={tmp_path / 'run'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and blocker in result.stderr, result.stderr
+    assert " train / " not in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path, trained, fast):
     if case == "cuda without a GPU" and torch.cuda.is_available():

@@ -460,6 +460,10 @@ def validate(cfg: Any) -> None:
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     if cfg.trainer.cuda_graphs and (device == "cpu" or device == "auto" and not _cuda_visible()):
         raise cuda_graphs_refused("cpu")
+    if cfg.task == "train" and cfg.trainer.fused_cpu_kernels:
+        from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
+
+        refuse_a_blocked_fused_kernel(cfg)
     if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
@@ -62,19 +63,40 @@ def _use_cuda_graphs(tcfg, device: torch.device) -> bool:
     return tcfg.cuda_graphs
 
 
+def fused_kernel_blocker(tcfg, model: nn.Module, device_type: str) -> Optional[str]:
+    """What keeps the fused CPU kernel from this run, or None."""
+    return (f"this {device_type} device: the kernel is for CPU training" if device_type != "cpu"
+            else "this model: it fuses conv -> BatchNorm -> max-pool -> ReLU blocks" if not fusable_blocks(model)
+            else "trainer.compile=true, which compiles the blocks itself" if tcfg.compile
+            else "trainer.precision=bf16: the kernel is float32" if tcfg.precision != "fp32"
+            else None)
+
+
+def fused_kernel_refused(blocker: str) -> ConfigError:
+    return ConfigError("trainer.fused_cpu_kernels", True, f"false or null with {blocker}")
+
+
+def refuse_a_blocked_fused_kernel(cfg) -> None:
+    """``trainer.fused_cpu_kernels=true`` where it cannot apply: refused from the config (validate), not once the
+    data has loaded."""
+    from lenet_exp.device import wants_cuda
+    from lenet_exp.models import build_model
+
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    blocker = fused_kernel_blocker(cfg.trainer, model, "cuda" if wants_cuda(str(cfg.device.type)) else "cpu")
+    if blocker:
+        raise fused_kernel_refused(blocker)
+
+
 def _use_fused_cpu_kernels(tcfg, model: nn.Module, device: torch.device) -> bool:
     """``trainer.fused_cpu_kernels``: null means on for CPU training wherever the kernel compiles."""
     wanted = tcfg.fused_cpu_kernels
     if wanted is False:
         return False
-    blocker = (f"this {device.type} device: the kernel is for CPU training" if device.type != "cpu"
-               else "this model: it fuses conv -> BatchNorm -> max-pool -> ReLU blocks" if not fusable_blocks(model)
-               else "trainer.compile=true, which compiles the blocks itself" if tcfg.compile
-               else "trainer.precision=bf16: the kernel is float32" if tcfg.precision != "fp32"
-               else None)
+    blocker = fused_kernel_blocker(tcfg, model, device.type)
     if blocker:
         if wanted:
-            raise ConfigError("trainer.fused_cpu_kernels", True, f"false or null with {blocker}")
+            raise fused_kernel_refused(blocker)
         return False
     try:
         fused_cpu.load_kernel()
