@@ -271,6 +271,9 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     (["model.dropout=0.3"], "model.dropout=0.3"),
     (["optimizer.lr=0.5", "model.activation=tanh"], "model.activation=tanh, optimizer.lr=0.5"),
     (["seed=3", "model=lenet5_classic"], "model, seed=3"),
+    # out of range for training, and unread: said unused, not refused
+    (["optimizer.lr=0", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
+     "optimizer, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=True"),
 ])
 def test_model_and_training_settings_named_for_an_evaluation_are_said_to_be_unused(completed_run, tiny_root,
                                                                                     tmp_path, named, listed):

@@ -244,6 +244,25 @@ def _pair(low_ok, high_ok=None):
 
 
 # key -> (predicate, what is allowed), for the options with a schema here
+PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
+# How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
+TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
+# What each task reads of the command line (a key or its group); the rest says how to train, and is said unused.
+# The model is the checkpoint's, and dataset.image_size & co. are said unused with the values used instead.
+READ_BY = {
+    "eval": ("task", "ckpt", "dataset", "device", "trainer.eval_batch_size", "trainer.limit_batches",
+             "trainer.log_images", "trainer.progress", "trainer.ema_decay",
+             *(f"trainer.{key}" for key in TEST_SETTINGS)),
+    "predict": ("task", "ckpt", "image", "device", "trainer.progress", "trainer.ema_decay", "trainer.tta_hflip",
+                "trainer.tta_shift", *(f"dataset.{key}" for key in PREPROCESSING_KEYS)),
+}
+
+
+def read_by(task: str, key: str) -> bool:
+    """Whether ``task`` reads ``key`` (train reads every setting)."""
+    return task not in READ_BY or any(key == read or key.startswith(read + ".") for read in READ_BY[task])
+
+
 RANGES = {
     "optimizer.lr": (lambda v: v > 0, "a number > 0"),
     "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),
@@ -455,7 +474,9 @@ def validate(cfg: Any) -> None:
         value = OmegaConf.select(cfg, key, default=missing)
         # an option without a schema (a new model, a torch optimizer) is checked by its constructor
         parent = key.rpartition(".")[0]
-        if value is not missing and dataclasses.is_dataclass(OmegaConf.get_type(cfg, parent) if parent else Config):
+        # eval and predict take how to train from the checkpoint: what they do not read is said unused, not checked
+        if value is not missing and read_by(str(cfg.task), key) and dataclasses.is_dataclass(
+                OmegaConf.get_type(cfg, parent) if parent else Config):
             _check_range(key, value, ok, allowed)
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     if cfg.trainer.cuda_graphs and (device == "cpu" or device == "auto" and not _cuda_visible()):
@@ -464,7 +485,7 @@ def validate(cfg: Any) -> None:
         from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
 
         refuse_a_blocked_fused_kernel(cfg)
-    if cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
+    if cfg.task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:
         raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")

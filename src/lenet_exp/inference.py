@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
+from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, read_by
 from lenet_exp.data import NATIVE_SIZE, Split, check_labels, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
@@ -26,20 +27,6 @@ from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
 
 log = logging.getLogger(__name__)
-PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
-# How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
-TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
-# What each task reads of the command line (a key or its group); the rest says how to train, and is said unused.
-# The model is the checkpoint's, and dataset.image_size & co. are said unused with the values used instead.
-READ_BY = {
-    "eval": ("task", "ckpt", "dataset", "device", "trainer.eval_batch_size", "trainer.limit_batches",
-             "trainer.log_images", "trainer.progress", "trainer.ema_decay",
-             *(f"trainer.{key}" for key in TEST_SETTINGS)),
-    "predict": ("task", "ckpt", "image", "device", "trainer.progress", "trainer.ema_decay", "trainer.tta_hflip",
-                "trainer.tta_shift", *(f"dataset.{key}" for key in PREPROCESSING_KEYS)),
-}
-
-
 def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> DictConfig:
     """The checkpoint's own ``group`` (dataset), or the option the command line chose (``dataset=…``);
     either with the fields the command line set (``dataset.image_size=…``)."""
@@ -57,8 +44,7 @@ def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         return key if isinstance(value, DictConfig) else f"{key}={value}"
 
-    read = READ_BY[str(cfg.task)]
-    unused = [key for key in sorted(chosen) if not any(key == r or key.startswith(r + ".") for r in read)
+    unused = [key for key in sorted(chosen) if not read_by(str(cfg.task), key)
               and OmegaConf.select(cfg, key, default=None) != OmegaConf.select(saved, key, default=None)]
     if unused:
         log.warning("%s not used: task=%s takes %s as it was trained, with its model (%s).",
