@@ -359,6 +359,24 @@ def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option,
     assert result.returncode == 0 and "epochs: 1\n" in result.stdout
 
 
+@pytest.mark.parametrize("preset, expected", [
+    ("defaults:\n  - override /optimizer: adamx\n",
+     "In experiment/mine.yaml: optimizer: adamx is not an option of optimizer (did you mean adam?): choose one of "
+     "adam, adamw, sgd."),
+    ("defaults:\n  - override /optimizer: sgd\noptimizer:\n  betas: [0.9, 0.99]\n",
+     "experiment=mine sets optimizer.betas, a key that optimizer=sgd, the preset's own choice, does not have "
+     "(optimizer=adam has it). In experiment/mine.yaml, leave out optimizer.betas or choose adam."),
+])
+def test_a_mistake_in_a_presets_own_defaults_is_told_in_one_line_that_names_the_file(preset, expected, tmp_path):
+    """Hydra's several lines of search path for the typo; for the key, "another optimizer (a study may sweep
+    it)", where it was the preset's own choice."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text("# @package _global_\n" + preset)
+    result = run_main(["experiment=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == f"Error: {expected}", result.stderr
+
+
 NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed
 
 

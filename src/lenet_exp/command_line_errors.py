@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import hydra._internal.utils as hydra_utils
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.default_element import GroupDefault
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
                           OverrideParseException)
@@ -72,11 +73,31 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
     if not source.startswith("experiment/") or not owners:
         return None
     preset = source.replace("/", "=", 1)
+    own = chosen_in_defaults(source, group, overrides)
+    if own and f"{group}={own}" not in owners:  # the preset's own choice lacks it: the preset is to fix
+        return (f"{preset} sets {full_key}, a key that {group}={own}, the preset's own choice, does not have "
+                f"({' or '.join(owners)} has it). In {source}.yaml, leave out {full_key} or choose "
+                f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
     instead = f"{chosen[-1]} has" if chosen else f"another {group} (a study may sweep it) has"
     return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} no such key. "
             f"Keep the preset's {group}, or make a preset of your own: a copy of configs/{source}.yaml with the "
             f"{group} you want and without {full_key}.")
+
+
+def chosen_in_defaults(source: str, group: str, overrides: list[str]) -> Optional[str]:
+    """The option of ``group`` that config file ``source`` (``experiment/mine``) chooses in its defaults list;
+    found where the command line's ``hydra.searchpath`` (a folder of one's own presets) may add."""
+    loader = config_loader()
+    try:  # (Hydra's own step: its repository knows no hydra.searchpath of the command line's)
+        _, repository = loader._parse_overrides_and_create_caching_repo(None, overrides) if loader else (None, None)
+        found = repository.load_config(source) if repository else None
+    except HydraException:  # a file or override that does not parse: said on its own
+        return None
+    for default in (found.defaults_list or []) if found else []:
+        if isinstance(default, GroupDefault) and default.group.lstrip("/") == group and isinstance(default.value, str):
+            return default.value
+    return None
 
 
 def preset_without_global_package(error: ConfigAttributeError | ConfigKeyError, source: str) -> Optional[str]:
@@ -158,8 +179,18 @@ def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> 
 
 def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optional[str]:
     group, _, option = str(error.missing_cfg_file or "").rpartition("/")
-    if not group or not error.options or not named_on_the_command_line(group, option, arguments):
+    if not group or not error.options:
         return None
+    if not named_on_the_command_line(group, option, arguments):
+        # a preset of one's own (`override /optimizer: adamx`); else no typo of the user's (a sweeper not installed)
+        overrides = overrides_in(arguments)
+        source = next((f"{chosen}/{value}" for chosen, value in (o.lstrip("+").partition("=")[::2] for o in overrides)
+                       if chosen not in GROUP_SCHEMAS
+                       and chosen_in_defaults(f"{chosen}/{value}", group, overrides) == option), None)
+        if not source:
+            return None
+        return (f"In {source}.yaml: {group}: {option} is not an option of {group}"
+                f"{did_you_mean(option, list(error.options))}: choose one of {', '.join(error.options)}.")
     return (f"{group}={option} is not an option of {group}{did_you_mean(option, list(error.options))}: choose one of "
             f"{', '.join(error.options)}.")
 
