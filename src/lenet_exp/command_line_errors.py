@@ -23,8 +23,8 @@ from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
 import yaml
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.default_element import GroupDefault
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
                           OverrideParseException)

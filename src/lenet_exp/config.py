@@ -243,7 +243,6 @@ def _pair(low_ok, high_ok=None):
     return lambda v: len(v) == 2 and low_ok(v[0]) and (high_ok or low_ok)(v[1]) and v[0] <= v[1]
 
 
-# key -> (predicate, what is allowed), for the options with a schema here
 PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
 # How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
 TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
@@ -263,6 +262,7 @@ def read_by(task: str, key: str) -> bool:
     return task not in READ_BY or any(key == read or key.startswith(read + ".") for read in READ_BY[task])
 
 
+# key -> (predicate, what is allowed), for the options with a schema here
 RANGES = {
     "optimizer.lr": (lambda v: v > 0, "a number > 0"),
     "optimizer.weight_decay": (lambda v: v >= 0, "a number >= 0"),

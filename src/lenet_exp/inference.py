@@ -27,6 +27,8 @@ from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
 
 log = logging.getLogger(__name__)
+
+
 def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> DictConfig:
     """The checkpoint's own ``group`` (dataset), or the option the command line chose (``dataset=…``);
     either with the fields the command line set (``dataset.image_size=…``)."""
