@@ -238,11 +238,7 @@ def register_configs() -> None:
             store.store(name=f"schema_{group}_{name}", node=node)
 
 
-# ------------------------------------------------------------------------------------- ranges
-def _pair(low_ok, high_ok=None):
-    return lambda v: len(v) == 2 and low_ok(v[0]) and (high_ok or low_ok)(v[1]) and v[0] <= v[1]
-
-
+# ------------------------------------------------------------------------ what each task reads
 PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
 # How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
 TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
@@ -260,6 +256,11 @@ READ_BY = {
 def read_by(task: str, key: str) -> bool:
     """Whether ``task`` reads ``key`` (train reads every setting)."""
     return task not in READ_BY or any(key == read or key.startswith(read + ".") for read in READ_BY[task])
+
+
+# ------------------------------------------------------------------------------------- ranges
+def _pair(low_ok, high_ok=None):
+    return lambda v: len(v) == 2 and low_ok(v[0]) and (high_ok or low_ok)(v[1]) and v[0] <= v[1]
 
 
 # key -> (predicate, what is allowed), for the options with a schema here
