@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from idx import write_dataset
 from lenet_exp.data import RAW_FILES, load_data, prepare_images, read_split, split_train_val
-from lenet_exp.errors import ConfigError, DataError
+from lenet_exp.errors import ConfigError, DataError, UserError
 
 
 def dataset_cfg(root, **changes):
@@ -113,7 +113,7 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
 @pytest.mark.parametrize("changes,batch,key", [({"val_size": 600}, 64, "dataset.val_size"),
                                                ({}, 501, "trainer.batch_size")])
 def test_sizes_that_do_not_fit_the_data_are_refused(tiny_root, changes, batch, key):
-    with pytest.raises(ConfigError, match=key):
+    with pytest.raises(UserError, match=key):
         load_data(dataset_cfg(tiny_root, **changes), batch_size=batch, device=torch.device("cpu"))
 
 
