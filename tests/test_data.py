@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from idx import write_dataset
 from lenet_exp.data import RAW_FILES, load_data, prepare_images, read_split, split_train_val
-from lenet_exp.errors import ConfigError, DataError, UserError
+from lenet_exp.errors import DataError, UserError
 
 
 def dataset_cfg(root, **changes):
