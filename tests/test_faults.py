@@ -305,6 +305,10 @@ def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp
     assert told.returncode == 0 and "is evaluated with its weights, not their average" in told.stderr
     other = read_json(tmp_path / "told" / "metrics.json")
     assert other["tta"] == {"hflip": False, "shift": 0} and other["test"]["loss"] != as_run["test"]["loss"]
+    # HParams tells the two apart (an evaluation sweep over trainer.ema_decay gave rows of equal settings)
+    sessions = [logged_hparams(load_events(tmp_path / folder)) for folder in ("as_run", "told")]
+    assert [(s["trainer.ema_decay"], s["trainer.tta_shift"], s["trainer.precision"]) for s in sessions] == [
+        (0.5, 1, "fp32"), ("null", 0, "fp32")]
 
 
 def test_a_checkpoint_imports_no_module_that_is_not_a_model_of_this_project(completed_run, tiny_root, tmp_path,

@@ -133,10 +133,13 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     save_json(run_dir / "metrics.json", metrics)
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
-    tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,  # ckpt as it was given
+    # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
+    # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
+    ema_decay = cfg.trainer.ema_decay if "trainer.ema_decay" in chosen else state["config"]["trainer"].get("ema_decay")
+    tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
-                                       "trainer.limit_batches": tcfg.limit_batches},  # what test/acc is of
-                         first_step=0)
+                                       "trainer.precision": tcfg.precision, "trainer.ema_decay": ema_decay,
+                                       "trainer.limit_batches": tcfg.limit_batches}, first_step=0)
     try:
         tb.test(result, split.images, split.labels, dataset.num_classes, step=0, figures=tcfg.log_images)
         tb.session_end()
