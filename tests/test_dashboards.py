@@ -22,6 +22,11 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     card = events.Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert f"| test acc | {metrics['test']['acc']:.4f} |" in card
     assert f"| best epoch | {metrics['best_epoch']} of 1 |" in card and head.stdout.strip()[:12] in card
+    # a smoke run's test of part of the split says so, as the console does
+    capped = train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=1", "trainer.eval_batch_size=50"),
+                   run_dir=tmp_path / "capped")
+    card = load_events(tmp_path / "capped").Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert f"| test acc | {capped['test']['acc']:.4f} (50 of 200 images) |" in card
 
 
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
@@ -31,6 +36,7 @@ def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
     card = load_events(tmp_path / "run").Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "| status | diverged |" in card and f"| why | {metrics['message']} |" in card
     assert "| best epoch | none of 1 |" in card and "Lower optimizer.lr" in card
+    assert "| test acc | - |" in card and "None" not in card  # Python's word for no value
 
 
 def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_not(tmp_path):

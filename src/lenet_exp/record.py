@@ -152,13 +152,16 @@ def provenance(checkout: Path = CHECKOUT) -> Optional[dict[str, Any]]:
 def summary_markdown(metrics: Mapping[str, Any]) -> str:
     """The final metrics as the text card of a run (a sweep has its own); a diverged run's says why."""
     def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
     best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
+    test = metrics["test"] or {}
+    # a test capped by trainer.limit_batches says so, as the console and metrics.json do
+    part = (f" ({test['samples']} of {test['split_samples']} images)"
+            if test.get("samples", 0) < test.get("split_samples", 0) else "")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
-            ("best epoch", f"{best_epoch} of {metrics['epochs']}"),
-            ("val acc (best epoch)", metrics["val"]["acc"]), ("test acc", (metrics["test"] or {}).get("acc")),
-            ("test loss", (metrics["test"] or {}).get("loss")), ("device", metrics["device"])]
+            ("best epoch", f"{best_epoch} of {metrics['epochs']}"), ("val acc (best epoch)", metrics["val"]["acc"]),
+            ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
