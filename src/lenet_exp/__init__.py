@@ -33,13 +33,14 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "
                         f"install the checkout with `pip install -e .`.")
     overrides = one_by_one(overrides)
+    quoted = quote_paths(overrides)  # as Hydra's grammar reads a path; the messages quote the overrides as given
     register_configs()
     with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
         if misused:
             raise UserError(misused)
         try:
-            config = hydra_compose("config", overrides=quote_paths(overrides))
+            config = hydra_compose("config", overrides=quoted)
         except Exception as error:
             swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
             message = typo_message(error, overrides) or (swept and (
@@ -48,7 +49,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
             if not message:
                 raise
             raise UserError(message) from error
-    misused = number_as_bool(quote_paths(overrides), config)
+    misused = number_as_bool(quoted, config)
     if misused:
         raise UserError(misused)
     return config

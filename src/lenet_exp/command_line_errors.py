@@ -92,7 +92,7 @@ def chosen_in_defaults(source: str, group: str, overrides: list[str]) -> Optiona
     try:  # (Hydra's own step: its repository knows no hydra.searchpath of the command line's)
         _, repository = loader._parse_overrides_and_create_caching_repo(None, overrides) if loader else (None, None)
         found = repository.load_config(source) if repository else None
-    except HydraException:  # a file or override that does not parse: said on its own
+    except (HydraException, AttributeError, TypeError):  # unparsable (said on its own), or another Hydra's internals
         return None
     for default in (found.defaults_list or []) if found else []:
         if isinstance(default, GroupDefault) and default.group.lstrip("/") == group and isinstance(default.value, str):
