@@ -170,3 +170,16 @@ def test_limit_batches_caps_evaluation():
     split = Split(torch.randn(95, 1, 32, 32), torch.randint(0, 10, (95,)))
     assert len(evaluate(LeNet5(), split, 10, max_batches=3).predictions) == 30
     assert len(evaluate(LeNet5(), split, 10).predictions) == 95
+
+
+def test_train_times_the_run_from_its_call_not_from_the_notebooks_start(tiny_root, tmp_path, monkeypatch):
+    """A notebook's first train() counted the hours its process had been open as the run's start-up and wall
+    time (run.py's first job counts its process's start, imports and all)."""
+    from lenet_exp import record
+
+    monkeypatch.setattr(record.Stopwatch, "jobs_in_process", 0)  # this process's first job
+    monkeypatch.setattr(record, "_PROCESS_STARTED", record.time.perf_counter() - 3600)  # opened an hour ago
+    metrics = train(compose(*fast_overrides(tiny_root)), run_dir=tmp_path / "run")
+    assert metrics["status"] == "completed"
+    assert metrics["wall_time_s"] < 600 and metrics["timings"]["startup_s"] < 600, metrics["timings"]
+    assert metrics["timings"]["startup_s"] > metrics["timings"]["data_s"] > 0

@@ -104,7 +104,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     if cfg.task != "train":  # it would train all the same, and say nothing of the task that was asked for
         raise UserError(f"train() trains, and this config has task={cfg.task}: evaluate or predict with "
                         f"`python run.py task={cfg.task} ckpt=…`, or compose without task=.")
-    stopwatch = Stopwatch.for_job()
+    stopwatch = Stopwatch()  # from this call: a notebook's process may have been open for hours
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()

@@ -48,7 +48,8 @@ class Stopwatch:
     """Start-up, epoch and test timings of one job, summed over the invocations of a resumed run.
 
     A job's start-up is its process's from the start (its imports are part of it) when it is the
-    process's first job, and from the task call when a launcher reuses the process (joblib's workers).
+    process's first job, and from the task call when a launcher reuses the process (joblib's workers);
+    ``lenet_exp.train()``'s from its call.
     """
 
     jobs_in_process = 0  # a class attribute: how many jobs this process has started
