@@ -183,3 +183,16 @@ def test_train_times_the_run_from_its_call_not_from_the_notebooks_start(tiny_roo
     assert metrics["status"] == "completed"
     assert metrics["wall_time_s"] < 600 and metrics["timings"]["startup_s"] < 600, metrics["timings"]
     assert metrics["timings"]["startup_s"] > metrics["timings"]["data_s"] > 0
+
+
+def test_compose_within_a_hydra_of_ones_own_leaves_it_as_it_was(tmp_path):
+    """In a @hydra.main app, or after a notebook's hydra.initialize(): compose() raised Hydra's "GlobalHydra is
+    already initialized"."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    (tmp_path / "mine.yaml").write_text("width: 7\n")
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        assert compose("seed=5").seed == 5
+        assert hydra_compose("mine").width == 7  # the caller's own configs, still there
+    assert not GlobalHydra.instance().is_initialized()

@@ -10,8 +10,9 @@ From Python (a notebook, a script) rather than ``run.py``::
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 __version__ = "0.1.0"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/ (an editable install)
@@ -35,24 +36,40 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     overrides = one_by_one(overrides)
     quoted = quote_paths(overrides)  # as Hydra's grammar reads a path; the messages quote the overrides as given
     register_configs()
-    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
-        if misused:
-            raise UserError(misused)
-        try:
-            config = hydra_compose("config", overrides=quoted)
-        except Exception as error:
-            swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
-            message = typo_message(error, overrides) or (swept and (
-                f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one per "
-                f"value, or sweep with `python run.py -m {swept.group(1)}`."))
-            if not message:
-                raise
-            raise UserError(message) from error
+    with hydra_of_our_own():
+        with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+            misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
+            if misused:
+                raise UserError(misused)
+            try:
+                config = hydra_compose("config", overrides=quoted)
+            except Exception as error:
+                swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
+                message = typo_message(error, overrides) or (swept and (
+                    f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one "
+                    f"per value, or sweep with `python run.py -m {swept.group(1)}`."))
+                if not message:
+                    raise
+                raise UserError(message) from error
     misused = number_as_bool(quoted, config)
     if misused:
         raise UserError(misused)
     return config
+
+
+@contextmanager
+def hydra_of_our_own() -> Iterator[None]:
+    """Hydra's compose API set up for our configs, and the caller's own Hydra (a ``@hydra.main`` app, a
+    notebook's ``hydra.initialize()``) put back afterwards: Hydra holds one at a time, and refused a second."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    callers = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        if callers is not None:
+            GlobalHydra.instance().initialize(callers)
 
 
 def one_by_one(overrides: tuple) -> list[str]:
