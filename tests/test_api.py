@@ -196,3 +196,32 @@ def test_compose_within_a_hydra_of_ones_own_leaves_it_as_it_was(tmp_path):
         assert compose("seed=5").seed == 5
         assert hydra_compose("mine").width == 7  # the caller's own configs, still there
     assert not GlobalHydra.instance().is_initialized()
+
+
+def test_a_train_that_raises_leaves_its_folder_saying_it_failed(tiny_root, tmp_path, monkeypatch):
+    """As run.py's: train() raised and left metrics.json at "running" (or none at all, with no HParams row), so
+    the folder looked like a run still going; and a folder it refused stays as it was."""
+    from lenet_exp.loop import Run
+    from tensorboard_events import load_events, session_status
+
+    missing = tmp_path / "nowhere"
+    with pytest.raises(UserError, match="mnist is not in"):
+        train(compose(*fast_overrides(tiny_root), f"dataset.root={missing}"), run_dir=tmp_path / "no_data")
+    metrics = read_json(tmp_path / "no_data" / "metrics.json")
+    assert metrics["status"] == "failed" and "mnist is not in" in metrics["message"]
+    assert "Error: mnist is not in" in (tmp_path / "no_data" / "run.log").read_text()
+    assert session_status(load_events(tmp_path / "no_data")) == "STATUS_FAILURE"  # HParams lists it, as a failure
+
+    end_epoch = Run.end_epoch
+    def failing_in_epoch_2(self, parts, state, tb, epoch, *rest):
+        if epoch == 2:
+            raise RuntimeError("a bug in epoch 2")
+        return end_epoch(self, parts, state, tb, epoch, *rest)
+    cfg = compose(*fast_overrides(tiny_root), "trainer.epochs=2")
+    with monkeypatch.context() as patched:
+        patched.setattr(Run, "end_epoch", failing_in_epoch_2)
+        with pytest.raises(RuntimeError, match="a bug in epoch 2"):
+            train(cfg, run_dir=tmp_path / "bug")
+    failed = read_json(tmp_path / "bug" / "metrics.json")
+    assert (failed["status"], failed["epochs_done"]) == ("failed", 1) and "a bug in epoch 2" in failed["message"]
+    assert train(cfg, run_dir=tmp_path / "bug")["status"] == "completed"  # fixed: it goes on after epoch 1

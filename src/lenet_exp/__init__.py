@@ -98,14 +98,14 @@ def one_by_one(overrides: tuple) -> list[str]:
 
 def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
-    and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError`; a
-    diverged or interrupted run returns its metrics with that status."""
+    and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
+    metrics.json says so, as run.py's); a diverged or interrupted run returns its metrics with that status."""
     import dataclasses
     from datetime import datetime
 
     from omegaconf import DictConfig
 
-    from lenet_exp.app import say_how_it_ended
+    from lenet_exp.app import report_failure, say_how_it_ended
     from lenet_exp.config import Config, validate
     from lenet_exp.errors import UserError
     from lenet_exp.files import logging_as_run_py_does, read_json
@@ -125,7 +125,13 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
+    run = Run(cfg, run_dir, stopwatch=stopwatch)
     with logging_as_run_py_does(run_dir):
-        outcome = Run(cfg, run_dir, stopwatch=stopwatch).train()
+        try:
+            outcome = run.train()
+        except Exception as error:
+            if run.folder_is_its_own:  # its metrics.json said "running" for ever: recorded as run.py records it
+                report_failure(run_dir, cfg, error)
+            raise
         say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
     return read_json(run_dir / "metrics.json") or {}

@@ -85,6 +85,7 @@ class Run:
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
+        self.folder_is_its_own = False  # prepare() found no other task's, sweep's or config's results there
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
         self.figure_workers = INLINE  # who draws its test figures: this process, or its stacked group's workers
 
@@ -194,6 +195,7 @@ class Run:
         done = self.previous_outcome()
         if not done:
             self.resume = self.load_resume_state()
+            self.folder_is_its_own = True
         return done
 
     def start(self, parts: Parts) -> RunState:
