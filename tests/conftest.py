@@ -235,15 +235,16 @@ def _fresh_process_state(cwd: Path, env: dict | None):
     from hydra.core.global_hydra import GlobalHydra
 
     from lenet_exp import files, record
+    from lenet_exp.parts import torch_settings_kept
 
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     saved_loggers = _loggers_state()
     saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    saved_torch = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                   torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark,
-                   torch.backends.cudnn.deterministic, torch.get_rng_state())
+    saved_rng = torch.get_rng_state()
     saved_jobs = (record.Stopwatch.jobs_in_process, record._PROCESS_STARTED)
     owned_before = files.held_folders()
+    torch_settings = contextlib.ExitStack()
+    torch_settings.enter_context(torch_settings_kept())
     try:
         for name in UNSET_FOR_RUNS:
             os.environ.pop(name, None)
@@ -263,11 +264,8 @@ def _fresh_process_state(cwd: Path, env: dict | None):
         _restore_loggers(saved_loggers)
         for signum, handler in saved_signals.items():
             signal.signal(signum, handler)
-        threads, deterministic, warn_only, benchmark, cudnn_deterministic, rng = saved_torch
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = benchmark, cudnn_deterministic
-        torch.set_rng_state(rng)
+        torch_settings.close()
+        torch.set_rng_state(saved_rng)
         os.chdir(saved_cwd)
         sys.argv = saved_argv
         for name in set(os.environ) - set(saved_env):  # e.g. run.py's LENET_EXP_LAUNCHER_PID

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -233,3 +234,19 @@ def test_a_train_that_raises_leaves_its_folder_saying_it_failed(tiny_root, tmp_p
     failed = read_json(tmp_path / "bug" / "metrics.json")
     assert (failed["status"], failed["epochs_done"]) == ("failed", 1) and "a bug in epoch 2" in failed["message"]
     assert train(cfg, run_dir=tmp_path / "bug")["status"] == "completed"  # fixed: it goes on after epoch 1
+
+
+def test_train_leaves_torchs_settings_as_it_found_them(tiny_root, tmp_path):
+    """A notebook's own code after train() ran with the run's threads, and failed on any operation without a
+    deterministic implementation (after trainer.deterministic=true)."""
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+              torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    torch.set_num_threads(len(os.sched_getaffinity(0)) + 2)  # more than the run takes: its cores, at most
+    try:
+        metrics = train(compose(*fast_overrides(tiny_root), "trainer.deterministic=true"), run_dir=tmp_path / "run")
+        assert metrics["status"] == "completed" and metrics["config"]["trainer"]["deterministic"] is True
+        assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+                torch.backends.cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG")) == (
+                   len(os.sched_getaffinity(0)) + 2, *before[1:])
+    finally:
+        torch.set_num_threads(before[0])

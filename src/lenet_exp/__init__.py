@@ -110,6 +110,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     from lenet_exp.errors import UserError
     from lenet_exp.files import logging_as_run_py_does, read_json
     from lenet_exp.loop import Run
+    from lenet_exp.parts import torch_settings_kept
     from lenet_exp.record import Stopwatch
 
     lacking = [f.name for f in dataclasses.fields(Config) if f.name not in cfg] if isinstance(cfg, DictConfig) else []
@@ -130,7 +131,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     run = Run(cfg, run_dir, stopwatch=stopwatch)
-    with logging_as_run_py_does(run_dir):
+    with torch_settings_kept(), logging_as_run_py_does(run_dir):
         try:
             outcome = run.train()
         except Exception as error:

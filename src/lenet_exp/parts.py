@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -24,6 +25,24 @@ from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_sta
 from lenet_exp.state import RunState
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def torch_settings_kept() -> Iterator[None]:
+    """The process-wide settings a run changes (its threads, determinism, cuDNN's), as they were before it:
+    a notebook's own code after ``lenet_exp.train()`` ran with the run's threads, or failed on an operation
+    without a deterministic implementation. (The random generators stay seeded, as after ``torch.manual_seed``.)"""
+    threads, workspace = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+        if workspace is None:  # seed_everything's, for the run
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
