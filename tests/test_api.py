@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from conftest import fast_overrides, run_main
 from lenet_exp import compose, train
 from lenet_exp.errors import ConfigError, UserError
-from lenet_exp.files import read_json
+from lenet_exp.files import CannotWrite, read_json
 
 
 def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_path):
@@ -250,3 +250,13 @@ def test_train_leaves_torchs_settings_as_it_found_them(tiny_root, tmp_path):
                    len(os.sched_getaffinity(0)) + 2, *before[1:])
     finally:
         torch.set_num_threads(before[0])
+
+
+def test_train_into_a_folder_no_one_may_write_says_so(tiny_root, tmp_path):
+    """/proc (a file system of no size) was said to be full: "No space left on /proc … Free some space"."""
+    cfg = compose(*fast_overrides(tiny_root))
+    with pytest.raises(CannotWrite, match=re.escape("Cannot write /proc/lenet_exp_run/.lock (No such file or "
+                                                    "directory). Make /proc/lenet_exp_run a folder you may write in")):
+        train(cfg, run_dir="/proc/lenet_exp_run")
+    with pytest.raises(TypeError, match=re.escape("train() takes run_dir as a path (a str or pathlib.Path), not 5.")):
+        train(cfg, run_dir=5)  # TypeError: expected str, bytes or os.PathLike object, not int

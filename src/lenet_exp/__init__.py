@@ -9,6 +9,7 @@ From Python (a notebook, a script) rather than ``run.py``::
 
 from __future__ import annotations
 
+import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,6 +127,8 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     if cfg.task != "train":  # it would train all the same, and say nothing of the task that was asked for
         raise UserError(f"train() trains, and this config has task={cfg.task}: evaluate or predict with "
                         f"`python run.py task={cfg.task} ckpt=…`, or compose without task=.")
+    if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
+        raise TypeError(f"train() takes run_dir as a path (a str or pathlib.Path), not {run_dir!r}.")
     stopwatch = Stopwatch()  # from this call: a notebook's process may have been open for hours
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart

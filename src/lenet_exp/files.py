@@ -69,14 +69,15 @@ class CannotWrite(UserError):
 def write_refused(path: Path, error: Exception) -> UserError:
     """What to tell of a write to ``path`` that failed: no space, or why else, and what to do."""
     kept = "; its previous version is kept" if path.is_file() else ""
-    if is_disk_full(error) or shutil.disk_usage(_existing(path.parent)).free < FULL_BELOW_BYTES:
+    usage = shutil.disk_usage(_existing(path.parent))  # /proc, /sys and the like: no space at all, and none used
+    if is_disk_full(error) or usage.total and usage.free < FULL_BELOW_BYTES:
         return DiskFull(f"No space left on {mount_point(_existing(path.parent))} writing {path}{kept}. Free some "
                         f"space, then run the same command again to continue.")
     if path.is_dir():
         fix = f"{path} is a folder where a file should be: move it away, then "
     elif (blocker := next((f for f in reversed(path.parents) if f.exists() and not f.is_dir()), None)) is not None:
         fix = f"{blocker} is a file where a folder should be: move it away, then "
-    elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):  # ENOENT: /proc
         fix = f"Make {path.parent} a folder you may write in, then "
     else:
         fix = "Check that disk, then "
