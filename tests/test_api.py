@@ -115,6 +115,18 @@ def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):
         with pytest.raises(UserError, match=re.escape(f"{folder} holds {what}")):
             train(cfg, run_dir=folder)
         assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    # another program's metrics.json: both wrote theirs over it
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text('{"acc": 0.9, "model": "resnet18"}')
+    message = (f"{mine / 'metrics.json'} is no lenet_exp run's record (it names no task), and a run in {mine} would "
+               f"write over it. Choose a new output directory, or move that file away.")
+    with pytest.raises(UserError, match=re.escape(message)):
+        train(cfg, run_dir=mine)
+    refused = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={mine}"], cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == f"Error: {message}", refused.stderr
+    assert (mine / "metrics.json").read_text() == '{"acc": 0.9, "model": "resnet18"}'
+    assert not (mine / ".hydra").exists()
 
 
 @pytest.mark.parametrize("override, message", [

@@ -25,7 +25,7 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import config_differences, run_of_other_length, where_or_how_fast
 from lenet_exp.errors import one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
-                             remove_temporary_files, run_events)
+                             remove_temporary_files, run_events, someone_elses_metrics)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
@@ -292,6 +292,9 @@ class OutputDirCheck(Callback):
         if (run_dir / "multirun.yaml").is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
+        foreign = someone_elses_metrics(run_dir)
+        if foreign:
+            sys.exit(f"Error: {foreign}")
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it

@@ -118,6 +118,14 @@ def read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
+def someone_elses_metrics(run_dir: Path) -> Optional[str]:
+    """What to tell of a metrics.json in ``run_dir`` that no run of ours wrote (each names its task), which a
+    run there would write over; None where there is none."""
+    path = Path(run_dir) / "metrics.json"
+    if path.is_file() and "task" not in (read_json(path) or {}):
+        return (f"{path} is no lenet_exp run's record (it names no task), and a run in {run_dir} would write over it. "
+                f"Choose a new output directory, or move that file away.")
+    return None
 
 
 # ----------------------------------------------------------------------------------- event files

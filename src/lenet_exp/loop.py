@@ -94,6 +94,9 @@ class Run:
         """A completed run in this directory is not trained again; a folder of something else is refused (run.py
         refuses it before Hydra writes; train() from Python comes here)."""
         previous = read_json(self.metrics_path)
+        foreign = files.someone_elses_metrics(self.dir)
+        if foreign:  # run.py refuses it before Hydra writes
+            raise UserError(foreign)
         if (self.dir / "multirun.yaml").is_file():
             raise UserError(f"{self.dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose a new "
                             f"output directory.")
