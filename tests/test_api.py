@@ -160,6 +160,9 @@ def test_compose_refuses_a_sweeps_values_and_hydras_settings():
     with pytest.raises(UserError, match=re.escape("compose('seed=range(0,3)') gives several values, and a config "
                                                   "has one of each")):
         compose("seed=range(0,3)")
+    with pytest.raises(UserError, match=re.escape("compose('sweep=seeds') names a sweep's search space, and compose() "
+                                                  "gives one config: sweep with `python run.py -m sweep=seeds`")):
+        compose("sweep=seeds")  # it composed, and left the sweep out without a word
     for override in ("hydra.run.dir=/tmp/wanted", "hydra/launcher=stacked"):
         with pytest.raises(UserError, match=re.escape(f"compose({override!r}): Hydra's own settings are run.py's")):
             compose(override)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+__all__ = ["compose", "train", "CONFIGS"]
 __version__ = "0.1.0"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/ (an editable install)
 
@@ -34,10 +35,10 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     if not (configs / "config.yaml").is_file():  # e.g. `pip install .`, which leaves configs/ in the checkout
         raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "
                         f"install the checkout with `pip install -e .`.")
-    overrides = one_by_one(overrides)
+    overrides = _one_by_one(overrides)
     quoted = quote_paths(overrides)  # as Hydra's grammar reads a path; the messages quote the overrides as given
     register_configs()
-    with hydra_of_our_own():
+    with _hydra_of_our_own():
         with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
             misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
             if misused:
@@ -59,7 +60,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
 
 
 @contextmanager
-def hydra_of_our_own() -> Iterator[None]:
+def _hydra_of_our_own() -> Iterator[None]:
     """Hydra's compose API set up for our configs, and the caller's own Hydra (a ``@hydra.main`` app, a
     notebook's ``hydra.initialize()``) put back afterwards: Hydra holds one at a time, and refused a second."""
     from hydra.core.global_hydra import GlobalHydra
@@ -73,11 +74,12 @@ def hydra_of_our_own() -> Iterator[None]:
             GlobalHydra.instance().initialize(callers)
 
 
-def one_by_one(overrides: tuple) -> list[str]:
+def _one_by_one(overrides: tuple) -> list[str]:
     """compose()'s overrides as a list of strings: a list given as Hydra's compose takes it is unpacked, and
     a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
     from lenet_exp.errors import UserError
     from lenet_exp.resume import PATH_KEYS, override_key
+    from lenet_exp.sweeps.space import STUDY_GROUP
 
     listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]
     for override in listed:
@@ -87,6 +89,9 @@ def one_by_one(overrides: tuple) -> list[str]:
             raise UserError(f"compose({override!r}): Hydra's own settings are run.py's, and train() reads none of "
                             f"them: it trains in the folder that train(cfg, run_dir=…) names (a sweep is `python "
                             f"run.py -m …`).")
+        if override_key(override) == STUDY_GROUP:  # a sweep's search space: it changes no setting of one config
+            raise UserError(f"compose({override!r}) names a sweep's search space, and compose() gives one config: "
+                            f"sweep with `python run.py -m {override}`, or compose the settings of one of its runs.")
         if override_key(override) == "resume":  # run.py's, not a setting
             raise UserError(f"compose({override!r}): resume= is run.py's. From Python, a run goes on with "
                             f"train(cfg, run_dir=<its folder>) and the cfg it was started with.")
