@@ -74,7 +74,9 @@ def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_cap
     confidences = torch.tensor([0.9, 0.3, 0.8, 0.5, 0.9])
     order = most_confident_mistakes(labels, predicted, confidences, limit=32)
     assert order.tolist() == [2, 3, 1]
-    figure = image_grid_figure(np.zeros((3, 1, 32, 32)), *(t[order].numpy() for t in (labels, predicted, confidences)))
+    digits = np.array([str(label) for label in range(10)])
+    figure = image_grid_figure(np.zeros((3, 1, 32, 32)), *(t[order].numpy() for t in (labels, predicted, confidences)),
+                               digits)
     captions = figure.axes[0].texts
     assert [text.get_text() for text in captions] == ["2→1 80%", "3→4 50%", "1→2 30%"]
     # each caption sits in the band above its image (rows of the grid: band 16 px, then the 32 px image)
@@ -84,9 +86,28 @@ def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_cap
 def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells():
     from lenet_exp.figures import matrix_figure
 
-    figure = matrix_figure(np.array([[90, 0], [3, 7]]))
+    figure = matrix_figure(np.array([[90, 0], [3, 7]]), np.array(["0", "1"]))
     counts = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
     assert counts == {"90": "white", "3": "black", "7": "black"}  # no "0"; white only on the dark diagonal cell
+
+
+def test_fashion_mnists_figures_name_its_garments_where_mnists_show_digits():
+    """A FashionMNIST run's confusion matrix and mistakes said 0-9: which garment is 6?"""
+    import torch
+
+    from lenet_exp import compose
+    from lenet_exp.data import class_names
+    from lenet_exp.figures import image_grid_figure, matrix_figure
+
+    garments = np.array(class_names(compose("dataset=fashion_mnist").dataset))
+    assert class_names(compose("dataset=mnist").dataset) == [str(label) for label in range(10)]  # not "0 - zero"
+    assert garments.tolist()[:3] == ["T-shirt/top", "Trouser", "Pullover"] and len(garments) == 10
+    axes = matrix_figure(np.eye(10, dtype=int) * 90, garments).axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == garments.tolist()
+    assert [label.get_text() for label in axes.get_yticklabels()] == garments.tolist()
+    grid = image_grid_figure(np.zeros((2, 1, 32, 32)), np.array([6, 9]), np.array([0, 7]),
+                             torch.tensor([0.9, 0.6]).numpy(), garments)
+    assert [text.get_text() for text in grid.axes[0].texts] == ["Shirt→T-shirt/top\n90%", "Ankle boot→Sneaker\n60%"]
 
 
 @pytest.mark.parametrize("n, columns", [(2, 8), (5, 8), (8, 8), (19, 8), (3, 2)])
@@ -117,21 +138,22 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
 
     from lenet_exp.figures import FigureWorkers, draw
 
-    matrix = np.array([[50, 2], [0, 48]])
+    names = np.array(["0", "1"])
+    matrix = (np.array([[50, 2], [0, 48]]), names)
     mistakes = (np.random.default_rng(0).random((4, 1, 32, 32)).astype(np.float32), np.array([1, 0, 1, 1]),
-                np.array([0, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32))
+                np.array([0, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32), names)
     workers = FigureWorkers(2)
     try:
         pids = {workers.pool.submit(os.getpid).result() for _ in range(8)}
         assert pids and os.getpid() not in pids  # drawn elsewhere
-        figures = [workers.submit("confusion_matrix", matrix), workers.submit("misclassified", *mistakes)]
-        assert [figure.png() for figure in figures] == [draw("confusion_matrix", matrix), draw("misclassified", *mistakes)]
+        figures = [workers.submit("confusion_matrix", *matrix), workers.submit("misclassified", *mistakes)]
+        assert [figure.png() for figure in figures] == [draw("confusion_matrix", *matrix), draw("misclassified", *mistakes)]
         png, height, width = figures[0].png()
         assert png.startswith(b"\x89PNG") and (height, width) == (500, 500)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        late = workers.submit("confusion_matrix", matrix)
-        assert late.png() == draw("confusion_matrix", matrix)
+        late = workers.submit("confusion_matrix", *matrix)
+        assert late.png() == draw("confusion_matrix", *matrix)
     finally:
         workers.close()
 

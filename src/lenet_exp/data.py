@@ -75,6 +75,13 @@ def dataset_class(dcfg) -> type[torchvision.datasets.MNIST]:
     return getattr(torchvision.datasets, str(dcfg.torchvision_class))
 
 
+def class_names(dcfg) -> list[str]:
+    """Each class's short name, as the figures label it: MNIST's digit ("3", not "3 - three"), FashionMNIST's
+    garment; its number where the torchvision class names fewer classes than ``dataset.num_classes``."""
+    names = [name.split(" - ")[0] for name in dataset_class(dcfg).classes]
+    return names if len(names) == dcfg.num_classes else [str(label) for label in range(dcfg.num_classes)]
+
+
 def raw_folder(dcfg) -> Path:
     return Path(dcfg.root).expanduser().resolve() / dataset_class(dcfg).__name__ / "raw"
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
 from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, read_by
-from lenet_exp.data import NATIVE_SIZE, Split, check_labels, dataset_class, prepare_images, read_split
+from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError
@@ -141,7 +141,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        "trainer.precision": tcfg.precision, "trainer.ema_decay": ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches}, first_step=0)
     try:
-        tb.test(result, split.images, split.labels, dataset.num_classes, step=0, figures=tcfg.log_images)
+        tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images)
         tb.session_end()
     finally:
         tb.close()

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from lenet_exp import state as ckpt
 from lenet_exp.app import report_failure
 from lenet_exp.config import config_differences, result_settings, run_of_other_length, to_dict
+from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
 from lenet_exp.errors import CheckpointError, FolderInUse, UserError
@@ -278,7 +279,7 @@ class Run:
     def record_test(self, parts: Parts, tb: TensorBoardLog, test: EvalResult, best_epoch: int) -> dict:
         """The final test's scalars, and its figures being drawn (:meth:`finish` waits for them); returns
         the test metrics."""
-        tb.test(test, parts.data.test.images, parts.data.test.labels, self.cfg.dataset.num_classes,
+        tb.test(test, parts.data.test.images, parts.data.test.labels, class_names(self.cfg.dataset),
                 step=best_epoch, figures=self.cfg.trainer.log_images)
         return {"loss": test.loss, "acc": test.acc,
                 "samples": len(test.predictions), "split_samples": len(parts.data.test)}

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
@@ -272,30 +273,34 @@ class TensorBoardLog:
             self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
-    def test(self, result, images: torch.Tensor, labels: torch.Tensor, num_classes: int, step: int,
+    def test(self, result, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int,
              figures: bool) -> None:
         """``test/loss`` and ``test/acc`` of an EvalResult, and with ``figures`` its confusion matrix and most
-        confident mistakes."""
+        confident mistakes, labelled with the ``classes``' names."""
         self.scalars({"test/loss": result.loss, "test/acc": result.acc}, step)
         if figures:
             n = len(result.predictions)  # all of the split, or its first limit_batches batches
-            self.confusion_matrix(labels[:n], result.predictions, num_classes, step)
-            self.misclassified(images[:n], labels[:n], result.predictions, result.confidences, step)
+            names = np.array(classes)
+            self.confusion_matrix(labels[:n], result.predictions, names, step)
+            self.misclassified(images[:n], labels[:n], result.predictions, result.confidences, names, step)
 
-    def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, num_classes: int, step: int) -> None:
+    def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, names: np.ndarray, step: int) -> None:
         # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
-        counts = torch.bincount((labels * num_classes + predicted).cpu(), minlength=num_classes ** 2)
-        self._figure("confusion_matrix", step, counts.reshape(num_classes, num_classes))
+        n = len(names)
+        counts = torch.bincount((labels * n + predicted).cpu(), minlength=n ** 2)
+        self._figure("confusion_matrix", step, counts.reshape(n, n), names)
 
     def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
-                      confidences: torch.Tensor, step: int, limit: int = 32) -> None:
+                      confidences: torch.Tensor, names: np.ndarray, step: int, limit: int = 32) -> None:
         wrong = most_confident_mistakes(labels, predicted, confidences, limit).cpu()
         if len(wrong):
-            self._figure("misclassified", step, images[wrong].float(), labels[wrong], predicted[wrong], confidences[wrong])
+            self._figure("misclassified", step, images[wrong].float(), labels[wrong], predicted[wrong],
+                         confidences[wrong], names)
 
-    def _figure(self, kind: str, step: int, *tensors: torch.Tensor) -> None:
+    def _figure(self, kind: str, step: int, *arrays: torch.Tensor | np.ndarray) -> None:
         """Have ``test/<kind>`` drawn (now, or meanwhile by a group's workers): :meth:`write_figures` logs it."""
-        self.pending.append((f"test/{kind}", step, self.figure_workers.submit(kind, *(t.cpu().numpy() for t in tensors))))
+        arrays = tuple(a.cpu().numpy() if isinstance(a, torch.Tensor) else a for a in arrays)
+        self.pending.append((f"test/{kind}", step, self.figure_workers.submit(kind, *arrays)))
 
     def write_figures(self) -> None:
         """The figures asked for, once drawn, into the event file."""
