@@ -274,8 +274,9 @@ def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, m
     result = run_main(typo, cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if not line.startswith("[hydra]")]  # a sweep's note
     assert result.returncode == 1 and len(errors) == 1 and errors[0].startswith(f"Error: {message}"), result.stderr
-    # no run; no sweep job (a sweep that a job's config refuses leaves its multirun.yaml for the fixed command)
+    # no run, no sweep: one that its first job's config refused left a folder of its multirun.yaml and lock
     assert not (tmp_path / "outputs" / "runs").exists() and not list(tmp_path.rglob(".hydra"))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):

@@ -362,7 +362,7 @@ class OutputDirCheck(Callback):
                      f"hydra.sweep.dir.")
         saved = sweep_dir / "multirun.yaml"
         # continuing a sweep: only the same sweep, or one with jobs added after its own. One that ended before
-        # its first job (a value its jobs' config refused) holds nothing: the fixed command may start there.
+        # its first job began (stopped as it started) holds nothing: the next command may start there.
         if saved.is_file():
             record = load_record(saved, "hydra.sweep.dir")
             if any(sweep_dir.glob("*/.hydra")):

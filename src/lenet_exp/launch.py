@@ -223,6 +223,20 @@ def interrupted_status(signum: int) -> int:
     return EXIT_SIGNAL_BASE + signum
 
 
+def forget_a_sweep_that_never_began() -> None:
+    """A sweep refused as Hydra composed its first job (a typo): the folder it made holds its multirun.yaml and
+    lock alone. Removed, as a refused run leaves no folder; a folder with anything else in it stays."""
+    from lenet_exp.files import LOCK_FILE, release_folder
+
+    if _sweep_dir is None or not _sweep_dir.is_dir():
+        return
+    if {path.name for path in _sweep_dir.iterdir()} <= {"multirun.yaml", LOCK_FILE}:
+        release_folder(_sweep_dir)
+        for name in ("multirun.yaml", LOCK_FILE):
+            (_sweep_dir / name).unlink(missing_ok=True)
+        _sweep_dir.rmdir()
+
+
 def end_stopped_sweep(signum: int) -> int:
     """A sweep whose stopped job ends run.py (the basic launcher's, a stacked group's): its summary of what it
     has done, as a joblib sweep ends, then how to go on; returns the exit status."""
