@@ -118,12 +118,14 @@ def killed_run(tiny_root, tmp_path) -> Path:
 def test_a_corrupt_best_checkpoint_older_than_the_last_is_reported_at_resume(killed_run, tiny_root):
     best = killed_run / "checkpoints" / "best.pt"
     best.write_bytes(best.read_bytes()[:1000])
+    before = read_json(killed_run / "metrics.json")
     with pytest.raises(CheckpointError) as caught:
         train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
     message = str(caught.value)
     assert "best.pt should hold epoch 1" in message and "not a readable checkpoint" in message
     assert f"Delete the folder {killed_run / 'checkpoints'}" in message
-    assert read_json(killed_run / "metrics.json")["status"] == "running"  # nothing was trained or tested
+    after = read_json(killed_run / "metrics.json")  # nothing was trained or tested: it says why, as run.py's does
+    assert after == {**before, "status": "failed", "message": message}
 
 
 def test_a_corrupt_last_checkpoint_gets_advice_that_does_not_go_in_circles(killed_run, tiny_root):
