@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.command_line_errors import report_typos_in_one_line
 from lenet_exp.config import register_configs
-from lenet_exp.launch import interrupted_status, mark_launcher
+from lenet_exp.launch import forget_a_sweep_that_never_began, interrupted_status, mark_launcher
 from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
 
 register_configs()
@@ -44,3 +44,7 @@ if __name__ == "__main__":
         main()
     except KeyboardInterrupt as interrupt:  # one that no job took: each job reports its own stop
         sys.exit(interrupted_status(getattr(interrupt, "signum", signal.SIGINT)))
+    except SystemExit as end:
+        if end.code not in (0, None):  # refused (a typo, a launcher's setting): a sweep leaves no folder
+            forget_a_sweep_that_never_began()
+        raise

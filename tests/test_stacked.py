@@ -775,7 +775,7 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     assert "StackedLauncher" in info.stdout
     bad = run_main([*STACKED, *fast, "hydra.launcher.max_stack=0", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert bad.returncode == 1 and "hydra.launcher.max_stack=0: give an integer >= 1" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert "Traceback" not in bad.stderr and not (tmp_path / "sweep").exists()  # it left its multirun.yaml and lock
     bad = run_main([*STACKED, *fast, "hydra.launcher.submitit.cluster=slrum", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert bad.returncode == 1 and "hydra.launcher.submitit.cluster='slrum': expected one of [local, slurm]" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -643,6 +643,7 @@ def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast,
     result = run_main(["-m", *settings.split(), *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert f"Error: {expected}" in result.stderr
+    assert not (tmp_path / "sweep").exists()  # it left a folder of its multirun.yaml and lock
     assert not [path for path in (tmp_path / "sweep").glob("*") if path.is_dir()]  # no job began
 
 

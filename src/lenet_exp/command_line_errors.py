@@ -33,7 +33,6 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
-from lenet_exp.launch import forget_a_sweep_that_never_began
 from lenet_exp.resume import TASK_PATH_KEYS, override_key
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -521,7 +520,6 @@ def report_typos_in_one_line() -> None:
             message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else typo_message(error)
             if message is None:
                 return hydra_report(lambda: _raise(error))
-            forget_a_sweep_that_never_began()
             sys.exit(f"Error: {message}")
 
     run_and_report.reports_typos = True

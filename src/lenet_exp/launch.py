@@ -224,8 +224,9 @@ def interrupted_status(signum: int) -> int:
 
 
 def forget_a_sweep_that_never_began() -> None:
-    """A sweep refused as Hydra composed its first job (a typo): the folder it made holds its multirun.yaml and
-    lock alone. Removed, as a refused run leaves no folder; a folder with anything else in it stays."""
+    """A sweep refused once its folder was made (a typo in its first job's config, a launcher's setting): the
+    folder holds its multirun.yaml and lock alone. Removed, as a refused run leaves no folder; a folder with
+    anything else in it stays."""
     from lenet_exp.files import LOCK_FILE, release_folder
 
     if _sweep_dir is None or not _sweep_dir.is_dir():
