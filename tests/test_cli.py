@@ -387,7 +387,15 @@ NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as i
     (NO_SCHEMA, [], "Invalid config value dataset='kmnist' (it has no schema): expected a YAML that begins as"),
     ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n"
      "val_sise: 100\n", [], "In dataset/kmnist.yaml: dataset.val_sise is not a setting (did you mean dataset.val_size?)."),
-], ids=["no-schema-overridden", "no-schema", "typo"])
+    ("defaults:\n  - /schema/dataset/idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n", [],
+     "In dataset/kmnist.yaml: its defaults name the schema schema/dataset/idx, which is /schema_dataset_idx now: "
+     "write `- /schema_dataset_idx@_here_` there."),  # Hydra's "Could not load" and its search path, 7 lines
+    ("defaults:\n  - /schema_dataset_idxx@_here_\n  - _self_\nname: kmnist\n", [],
+     "In dataset/kmnist.yaml: its defaults name schema_dataset_idxx, which is no file of configs/"),
+    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n",
+     ["model=???"], "model is left unset ('???'): choose one of its options, model=<option> on the command line or in "
+                    "your YAML (lenet5, lenet5_classic)."),  # Hydra's "You must specify 'model'", its options a line each
+], ids=["no-schema-overridden", "no-schema", "typo", "old-schema-path", "no-such-default", "group-unset"])
 def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, overrides, expected, tmp_path):
     (tmp_path / "mine" / "dataset").mkdir(parents=True)
     (tmp_path / "mine" / "dataset" / "kmnist.yaml").write_text(yaml_text)

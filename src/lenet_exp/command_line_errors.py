@@ -195,6 +195,33 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
             f"{', '.join(error.options)}.")
 
 
+def default_not_found(error: MissingConfigException) -> Optional[str]:
+    """A YAML of one's own whose defaults list names a config that is not there ("In 'dataset/kmnist': Could not
+    load 'schema/dataset/idx'", then Hydra's search path): a schema by its old path, or any other."""
+    found = re.match(r"In '([^']+)': Could not load '([^']+)'", str(error))
+    if not found:
+        return None
+    source, missing = found.groups()
+    old_schema = re.fullmatch(r"schema/(\w+)/(\w+)", missing)
+    if old_schema:
+        return (f"In {source}.yaml: its defaults name the schema {missing}, which is /schema_{old_schema[1]}_"
+                f"{old_schema[2]} now: write `- /schema_{old_schema[1]}_{old_schema[2]}@_here_` there.")
+    return (f"In {source}.yaml: its defaults name {missing}, which is no file of configs/ (nor of hydra.searchpath): "
+            f"fix the name, or compare the file with the others of its folder.")
+
+
+def group_left_unset(error: ConfigCompositionException) -> Optional[str]:
+    """``model=???`` on the command line, or a YAML of one's own that leaves a group unset ("You must specify
+    'model', e.g, model=<OPTION>", then the options one to a line)."""
+    found = re.match(r"You must specify '([^']+)'", str(error))
+    if not found:
+        return None
+    group = found[1]
+    options = [line.strip() for line in str(error).split("Available options:", 1)[-1].splitlines() if line.strip()]
+    return (f"{group} is left unset ('???'): choose one of its options, {group}=<option> on the command line or in "
+            f"your YAML ({', '.join(options) or 'configs/' + group + '/ has none'}).")
+
+
 def config_name_given(arguments: list[str]) -> Optional[str]:
     """The value of ``--config-name NAME`` (``-cn``, ``--config-name=NAME``) among the arguments."""
     for flag, following in zip(arguments, [*arguments[1:], None]):
@@ -496,9 +523,9 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
-        return unknown_option(error, arguments)
+        return unknown_option(error, arguments) or default_not_found(error)
     if isinstance(error, ConfigCompositionException) and cause is None:
-        return misused_override(error) or hydra_setting_swept(error)
+        return misused_override(error) or hydra_setting_swept(error) or group_left_unset(error)
     if isinstance(error, InterpolationResolutionError):  # --cfg job --resolve (a run's: config.validate)
         written = [override.split("=", 1)[0] for override in overrides if "${" in override.split("=", 1)[-1]]
         what = error.full_key or (written[0] if len(written) == 1 else "a ${…} of the config")
