@@ -892,3 +892,16 @@ def test_local_groups_take_one_gpu_each_in_waves():
     assert gpu_waves(5, [0, 1]) == [[(0, 0), (1, 1)], [(2, 0), (3, 1)], [(4, 0)]]
     assert gpu_waves(2, [3, 5, 7]) == [[(0, 3), (1, 5)]]
     assert gpu_waves(3, []) == [[(0, None), (1, None), (2, None)]]  # no GPUs: all at once, as submitit does
+
+
+def test_jobs_whose_config_names_hydras_own_values_stack_each_with_its_own(fast, tiny_root, tmp_path):
+    """${hydra:…} did not resolve as the launcher planned the groups: every such job trained alone ("its config
+    cannot be read"). Stacked, each trial must take its own job's value, not the last job's."""
+    (tmp_path / "data").symlink_to(tiny_root, target_is_directory=True)
+    result = run_main([*STACKED, *fast, "seed=0,1", "dataset.root=${hydra:runtime.cwd}/data",
+                       "data_seed=${hydra:job.num}", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0 and "cannot be read" not in result.stderr, result.stderr[-2000:]
+    metrics = [read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep")]
+    assert [m["stacked_with"] for m in metrics] == [[0, 1], [0, 1]]
+    assert [m["config"]["data_seed"] for m in metrics] == [0, 1]  # the group's last job's was 1 for both
+    assert {m["config"]["dataset"]["root"] for m in metrics} == {str(tmp_path / "data")}

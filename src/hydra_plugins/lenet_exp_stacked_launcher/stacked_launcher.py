@@ -29,6 +29,7 @@ from hydra.core.utils import (JobReturn, JobRuntime, JobStatus, _save_config, co
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.files import is_console
 from lenet_exp.launch import (available_cores, cores_each, current_job,  # no torch: imported in every run.py
@@ -38,6 +39,15 @@ from lenet_exp.resume import as_written
 from hydra_plugins.lenet_exp_stacked_launcher.job_configs import JobConfigs
 
 log = logging.getLogger(__name__)
+
+
+def resolved_as_its_own(task_config: DictConfig) -> None:
+    """Resolve a job's task config in place, under its own Hydra config (HydraConfig set to it): each
+    ${hydra:…} takes the job's value. One that cannot resolve stays as written: its run says why."""
+    try:
+        OmegaConf.resolve(task_config)
+    except OmegaConfBaseException:
+        pass
 
 
 class Cluster(Enum):
@@ -148,7 +158,7 @@ class StackedLauncher(Launcher):
             hydra_context.config_loader = JobConfigs(hydra_context.config_loader)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from lenet_exp.stack.grouping import Job, plan
+        from lenet_exp.stack.grouping import plan
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -162,7 +172,7 @@ class StackedLauncher(Launcher):
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
             configs[idx] = sweep_config
-        jobs = [Job(idx, self._task_config(cfg)) for idx, cfg in configs.items()]
+        jobs = [self._as_planned(idx, cfg) for idx, cfg in configs.items()]
         groups, notes = plan(jobs, self._cap)
         caps = sorted({self._cap(job.config) for job in jobs})
         log.info("Launching %d jobs in %d group%s (stacked where they can share a step, at most %s per group)",
@@ -281,6 +291,16 @@ class StackedLauncher(Launcher):
             self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
         return returns
 
+    def _as_planned(self, number: int, config: DictConfig):
+        """The job as the plan reads it: its task config, with each ${hydra:…} resolved as its run resolves it
+        (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone)."""
+        from lenet_exp.stack.grouping import Job
+
+        task = self._task_config(config)
+        HydraConfig.instance().set_config(config)
+        resolved_as_its_own(task)
+        return Job(number, task)
+
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:
         task_cfg = copy.deepcopy(config)
@@ -305,6 +325,8 @@ class StackedLauncher(Launcher):
             _save_config(ret.hydra_cfg, "hydra.yaml", hydra_output)
             _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
         self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
+        # its ${hydra:…} as its own (data_seed=${hydra:job.num}): the group trains under the last job's Hydra config
+        resolved_as_its_own(ret.cfg)
         return ret
 
     def _route_logs(self, configs: list[DictConfig]) -> None:
