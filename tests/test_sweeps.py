@@ -987,3 +987,18 @@ def test_a_sweep_whose_summary_cannot_be_written_exits_non_zero(fast, tmp_path):
     assert f"Could not write summary.png: Cannot write {sweep_dir / 'summary.png'} (Is a directory)" in result.stdout
     assert f"{sweep_dir / 'summary.png'} is a folder where a file should be: move it away" in result.stdout
     assert (sweep_dir / "summary.csv").is_file()  # the others are written all the same
+
+
+def test_a_sweep_whose_other_jobs_diverged_plots_without_matplotlibs_warnings(fast, tmp_path):
+    """One completed job alone on a log axis: matplotlib's "Attempting to set identical low and high xlims"
+    warning, with its source line, came between the sweep's lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as warned:  # as a process's first warning is shown (pytest keeps them)
+        warnings.simplefilter("always")
+        result = run_main(["-m", *fast, "optimizer=sgd", "optimizer.lr=1e6,0.05",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["diverged", "completed"]
+    assert result.returncode == 1 and "Warning" not in result.stderr + result.stdout, result.stderr[-2000:]
+    assert not [w for w in warned if "matplotlib" in w.filename or "sweeps" in w.filename], [str(w) for w in warned]
+    assert (tmp_path / "sweep" / "summary.png").stat().st_size > 0

@@ -70,11 +70,13 @@ def val_acc_figure(summary: Summary):
 
 
 @contextlib.contextmanager
-def without_glyph_warnings():
-    """While a figure is drawn: a character that the font lacks (a sweep folder named in Japanese) is drawn
-    as a box, and matplotlib's warning for each one, with its source line, tells a user nothing to do."""
+def without_matplotlibs_warnings():
+    """While a figure is drawn: matplotlib's warnings, each with its source line, tell a user nothing to do.
+    A character that the font lacks (a sweep folder named in Japanese) is drawn as a box; a panel's first
+    point alone on a log axis (the other jobs diverged) gets a wider axis than its one value."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from")
+        warnings.filterwarnings("ignore", message="Attempting to set identical low and high xlims")
         yield
 
 

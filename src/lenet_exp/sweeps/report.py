@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.errors import UserError
 from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic, write_nowhere
-from lenet_exp.sweeps.plot import val_acc_figure, without_glyph_warnings
+from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
 
@@ -123,7 +123,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
     attempt("summary.json", lambda: write_json(summary, sweep_dir / "summary.json"))
     plotted = plot and ranking_metric(summary.jobs) is not None  # not predictions, which have no accuracy
-    with without_glyph_warnings():  # the figure is drawn for each
+    with without_matplotlibs_warnings():  # the figure is drawn for each
         figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
         if tensorboard:
             attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
