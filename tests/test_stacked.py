@@ -744,7 +744,7 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
     assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6], [7], [8]]
     assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
-                     "Job 4 trains alone: task=eval.",
+                     "Job 4 runs alone: task=eval.",  # an evaluation "trained alone"
                      "Job 5 starts a new group: at most 2 trials per group (hydra.launcher.max_stack).",
                      "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
                      # said against the closest group, job 2's
