@@ -394,7 +394,7 @@ NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as i
      "In dataset/kmnist.yaml: its defaults name schema_dataset_idxx, which is no file of configs/"),
     ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n",
      ["model=???"], "model is left unset ('???'): choose one of its options, model=<option> on the command line or in "
-                    "your YAML (lenet5, lenet5_classic)."),  # Hydra's "You must specify 'model'", its options a line each
+                    "your YAML (lenet5, lenet5_classic)."),  # Hydra's "You must specify 'model'", then a line each
 ], ids=["no-schema-overridden", "no-schema", "typo", "old-schema-path", "no-such-default", "group-unset"])
 def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, overrides, expected, tmp_path):
     (tmp_path / "mine" / "dataset").mkdir(parents=True)

@@ -147,7 +147,8 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
         pids = {workers.pool.submit(os.getpid).result() for _ in range(8)}
         assert pids and os.getpid() not in pids  # drawn elsewhere
         figures = [workers.submit("confusion_matrix", *matrix), workers.submit("misclassified", *mistakes)]
-        assert [figure.png() for figure in figures] == [draw("confusion_matrix", *matrix), draw("misclassified", *mistakes)]
+        assert [figure.png() for figure in figures] == [draw("confusion_matrix", *matrix),
+                                                        draw("misclassified", *mistakes)]
         png, height, width = figures[0].png()
         assert png.startswith(b"\x89PNG") and (height, width) == (500, 500)
         for pid in pids:

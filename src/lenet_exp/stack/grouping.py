@@ -71,8 +71,8 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
-            alone = "trains" if str(job.config.get("task", "train")) == "train" else "runs"  # an evaluation trains nothing
-            notes.append(f"Job {job.number} {alone} alone: {reason}.")
+            verb = "trains" if str(job.config.get("task", "train")) == "train" else "runs"  # eval: nothing to train
+            notes.append(f"Job {job.number} {verb} alone: {reason}.")
             groups.append([job])
             keys.append({})
             continue
