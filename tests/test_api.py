@@ -224,7 +224,7 @@ def test_compose_within_a_hydra_of_ones_own_leaves_it_as_it_was(tmp_path):
 
 def test_a_train_that_raises_leaves_its_folder_saying_it_failed(tiny_root, tmp_path, monkeypatch):
     """As run.py's: train() raised and left metrics.json at "running" (or none at all, with no HParams row), so
-    the folder looked like a run still going; and a folder it refused stays as it was."""
+    the folder looked like a run still going. (A folder it refuses stays as it was: test_train_into_a_folder_of_…)"""
     from lenet_exp.loop import Run
     from tensorboard_events import load_events, session_status
 

@@ -93,8 +93,6 @@ def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells()
 
 def test_fashion_mnists_figures_name_its_garments_where_mnists_show_digits():
     """A FashionMNIST run's confusion matrix and mistakes said 0-9: which garment is 6?"""
-    import torch
-
     from lenet_exp import compose
     from lenet_exp.data import class_names
     from lenet_exp.figures import image_grid_figure, matrix_figure
@@ -105,8 +103,8 @@ def test_fashion_mnists_figures_name_its_garments_where_mnists_show_digits():
     axes = matrix_figure(np.eye(10, dtype=int) * 90, garments).axes[0]
     assert [label.get_text() for label in axes.get_xticklabels()] == garments.tolist()
     assert [label.get_text() for label in axes.get_yticklabels()] == garments.tolist()
-    grid = image_grid_figure(np.zeros((2, 1, 32, 32)), np.array([6, 9]), np.array([0, 7]),
-                             torch.tensor([0.9, 0.6]).numpy(), garments)
+    grid = image_grid_figure(np.zeros((2, 1, 32, 32)), np.array([6, 9]), np.array([0, 7]), np.array([0.9, 0.6]),
+                             garments)
     assert [text.get_text() for text in grid.axes[0].texts] == ["Shirt→T-shirt/top\n90%", "Ankle boot→Sneaker\n60%"]
 
 
