@@ -123,6 +123,7 @@ def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):
                f"write over it. Choose a new output directory, or move that file away.")
     with pytest.raises(UserError, match=re.escape(message)):
         train(cfg, run_dir=mine)
+    assert [path.name for path in mine.iterdir()] == ["metrics.json"]  # and no lock file of ours
     refused = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={mine}"], cwd=tmp_path)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == f"Error: {message}", refused.stderr
     assert (mine / "metrics.json").read_text() == '{"acc": 0.9, "model": "resnet18"}'
