@@ -1016,6 +1016,10 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     assert run.returncode == 1 and (f"Error: {run_dir} holds a run made with another config (optimizer.lr: 0.002 -> "
                                     f"0.003), which no override of this command sets: a config file or a default "
                                     f"changed since.") in run.stderr, run.stderr[-2000:]
+    # with an override that changes it too: told to go on with `resume=` as it was made, which is the above
+    longer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 1 and (f"Error: {run_dir} holds a run made with another config (optimizer.lr: 0.002 "
+                                       f"-> 0.003), which no override") in longer.stderr, longer.stderr[-2000:]
     sweep = run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert sweep.returncode == 1 and (f"Error: {sweep_dir} holds a sweep made with another config (optimizer.lr: "
                                       f"0.002 -> 0.003), which no override") in sweep.stderr, sweep.stderr[-2000:]

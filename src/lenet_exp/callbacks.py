@@ -329,10 +329,11 @@ class OutputDirCheck(Callback):
                     log.info("%s has trained %d of the %d epochs it was last given: it ends after %d.", run_dir,
                              trained, given, epochs)
                 changed = []
-            elif changed and trained_anything(run_dir) and not_made_by_overrides(
-                    changed, saved_task_overrides(run_dir), task_overrides(config)) == changed:
-                sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(changed[:3])}), which no "
-                         f"override of this command sets: a config file or a default changed since. Restore it to "
+            elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
+                    changed, saved_task_overrides(run_dir), task_overrides(config))):
+                # any of them: `resume=` as it was made is refused for the same reason (it was suggested)
+                sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which "
+                         f"no override of this command sets: a config file or a default changed since. Restore it to "
                          f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
