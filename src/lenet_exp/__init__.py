@@ -38,21 +38,20 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     overrides = _one_by_one(overrides)
     quoted = quote_paths(overrides)  # as Hydra's grammar reads a path; the messages quote the overrides as given
     register_configs()
-    with _hydra_of_our_own():
-        with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-            misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
-            if misused:
-                raise UserError(misused)
-            try:
-                config = hydra_compose("config", overrides=quoted)
-            except Exception as error:
-                swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
-                message = typo_message(error, overrides) or (swept and (
-                    f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one "
-                    f"per value, or sweep with `python run.py -m {swept.group(1)}`."))
-                if not message:
-                    raise
-                raise UserError(message) from error
+    with _hydra_of_our_own(), initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
+        if misused:
+            raise UserError(misused)
+        try:
+            config = hydra_compose("config", overrides=quoted)
+        except Exception as error:
+            swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
+            message = typo_message(error, overrides) or (swept and (
+                f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one per "
+                f"value, or sweep with `python run.py -m {swept.group(1)}`."))
+            if not message:
+                raise
+            raise UserError(message) from error
     misused = number_as_bool(quoted, config)
     if misused:
         raise UserError(misused)

@@ -331,7 +331,7 @@ class OutputDirCheck(Callback):
                 changed = []
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
-                # any of them: `resume=` as it was made is refused for the same reason (it was suggested)
+                # any one of them: resuming the run as it was made would be refused for it too
                 sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which "
                          f"no override of this command sets: a config file or a default changed since. Restore it to "
                          f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")

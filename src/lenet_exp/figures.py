@@ -23,13 +23,18 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def in_words(names: np.ndarray) -> bool:
+    """Whether the classes' names are words (FashionMNIST's garments), not digits: they need room of their own."""
+    return max(map(len, names)) > 2
+
+
 def matrix_figure(matrix: np.ndarray, names: np.ndarray):
     """A confusion matrix (rows: true class) with its counts, its axes labelled with the classes' ``names``;
     empty cells blank, white on dark ones."""
     from matplotlib.figure import Figure
 
     n = matrix.shape[0]
-    words = max(map(len, names)) > 2  # FashionMNIST's garments, not digits: slanted, and room for them
+    words = in_words(names)  # slanted, with room for them
     figure = Figure(figsize=(5, 5), dpi=100)
     margin = 0.21 if words else 0.1
     figure.subplots_adjust(left=margin + 0.02, right=0.97, bottom=margin, top=0.93)  # not tight_layout: it draws twice
@@ -78,7 +83,7 @@ def image_grid_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndar
     figure.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title))
     ax = figure.add_subplot()
     ax.imshow(grid, cmap="gray")
-    apart = "\n" if max(map(len, names)) > 2 else " "
+    apart = "\n" if in_words(names) else " "
     for i, (true, pred, confidence) in enumerate(zip(labels, predicted, confidences)):
         ax.text((i % columns) * cell + band + side / 2, (i // columns) * cell + band - 1,
                 f"{names[true]}→{names[pred]}{apart}{float(confidence):.0%}", ha="center", va="bottom", fontsize=7,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from lenet_exp.errors import one_line
-from lenet_exp.files import folder_holder_alive, is_disk_full, write_nowhere
+from lenet_exp.files import LOCK_FILE, folder_holder_alive, is_disk_full, release_folder, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -227,8 +227,6 @@ def forget_a_sweep_that_never_began() -> None:
     """A sweep refused once its folder was made (a typo in its first job's config, a launcher's setting): the
     folder holds its multirun.yaml and lock alone. Removed, as a refused run leaves no folder; a folder with
     anything else in it stays."""
-    from lenet_exp.files import LOCK_FILE, release_folder
-
     if _sweep_dir is None or not _sweep_dir.is_dir():
         return
     if {path.name for path in _sweep_dir.iterdir()} <= {"multirun.yaml", LOCK_FILE}:
