@@ -123,9 +123,31 @@ def test_a_corrupt_best_checkpoint_older_than_the_last_is_reported_at_resume(kil
         train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
     message = str(caught.value)
     assert "best.pt should hold epoch 1" in message and "not a readable checkpoint" in message
-    assert f"Delete the folder {killed_run / 'checkpoints'}" in message
+    assert f"Delete the folder {killed_run / 'checkpoints'}" in message and "Use <run dir>" not in message
     after = read_json(killed_run / "metrics.json")  # nothing was trained or tested: it says why, as run.py's does
     assert after == {**before, "status": "failed", "message": message}
+
+
+def test_another_runs_best_checkpoint_of_the_same_epoch_is_not_tested_as_this_runs(killed_run, tiny_root):
+    best = killed_run / "checkpoints" / "best.pt"
+    other = torch.load(best, weights_only=True)  # as another run's copied in: its config has another lr
+    other["config"]["optimizer"]["lr"] = 0.5
+    torch.save(other, best)
+    with pytest.raises(CheckpointError) as caught:
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    assert "best.pt should hold epoch 1" in str(caught.value) and "it is another run's (optimizer.lr: 0.5 -> " in str(
+        caught.value)
+
+
+def test_another_runs_last_checkpoint_is_named_as_such_not_met_with_advice_to_resume_it(killed_run, tiny_root):
+    last = killed_run / "checkpoints" / "last.pt"
+    other = torch.load(last, weights_only=True)  # another run's copied in: its config has another lr
+    other["config"]["optimizer"]["lr"] = 0.5
+    torch.save(other, last)
+    with pytest.raises(CheckpointError) as caught:  # the command that made the run: resuming it as it was cannot help
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    assert str(caught.value).startswith(f"{last} is another run's checkpoint (optimizer.lr: 0.5 -> ")
+    assert f"Delete the folder {last.parent}" in str(caught.value)
 
 
 def test_a_corrupt_last_checkpoint_gets_advice_that_does_not_go_in_circles(killed_run, tiny_root):
@@ -196,6 +218,14 @@ def test_resume_takes_a_folder_name_with_quotes_literally(completed_run):
     result = run_main([f"resume={completed_run}"], cwd=completed_run.parent)
     assert result.returncode == 0, result.stderr
     assert "Already completed" in result.stderr and str(completed_run) in result.stderr
+
+
+@pytest.mark.parametrize("mode", [["--info"], ["--info", "config"], ["--cfg", "job"]])
+def test_resume_shows_the_runs_config_with_hydras_printing_flags(completed_run, mode):
+    """A bare --info took the first of the run's replayed overrides as its value ("invalid choice")."""
+    result = run_main([f"resume={completed_run}", *mode], cwd=completed_run.parent)
+    assert result.returncode == 0, result.stderr
+    assert "eval_batch_size: 200" in result.stdout  # the run's own setting, replayed
 
 
 def test_resume_takes_a_folder_quoted_as_hydra_quotes_a_path(completed_run):

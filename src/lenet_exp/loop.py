@@ -130,8 +130,15 @@ class Run:
                 f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
             ) from error
         changed = config_differences(saved["config"], self.config)
-        trained = max(saved["run_state"]["epoch"], (read_json(self.metrics_path) or {}).get("epochs_done") or 0)
+        recorded = read_json(self.metrics_path) or {}
+        trained = max(saved["run_state"]["epoch"], recorded.get("epochs_done") or 0)
         if changed and not run_of_other_length(saved["config"], self.config, trained):  # another length may be
+            if "config" in recorded and not config_differences(recorded["config"], self.config):
+                # the run is this config, its checkpoint is not: continuing "as it was" would go in circles
+                raise CheckpointError(
+                    f"{self.last_path} is another run's checkpoint ({'; '.join(changed[:3])}), not this run's. "
+                    f"Delete the folder {self.last_path.parent} to train this run again from the start, or choose "
+                    f"a new output directory.")
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
                 f"Continue it as it was ({self.go_on()}), or choose a new output directory."
@@ -139,12 +146,18 @@ class Run:
         return saved
 
     def check_best_checkpoint(self, last: dict) -> None:
-        """best.pt must hold the best epoch so far, which the final test needs. best.pt is written just
+        """best.pt must hold this run's best epoch so far, which the final test needs. best.pt is written just
         after last.pt: a run stopped between the two lacks its newest best, which last.pt then holds."""
         epoch, best_epoch = last["run_state"]["epoch"], last["run_state"]["best_epoch"]
         try:
-            found = ckpt.load_checkpoint(self.best_path)["run_state"]["epoch"]
+            best = ckpt.load_checkpoint(self.best_path, for_training=True)  # a copy of a last.pt
+            found = best["run_state"]["epoch"]
             problem = f"it holds epoch {found}"
+            # another run's best.pt (copied in) would be tested as this run's; a run trained on has another length
+            changed = [change for change in config_differences(best["config"], last["config"])
+                       if not change.startswith("trainer.epochs:")]
+            if changed:
+                found, problem = None, f"it is another run's ({'; '.join(changed[:3])})"
         except CheckpointError as error:  # missing or unreadable
             found, problem = None, str(error)
         if found == best_epoch or best_epoch == 0:
@@ -242,9 +255,10 @@ class Run:
         Returns the run's status after it: ``running``, or ``diverged`` with the message why."""
         cfg, tcfg = self.cfg, self.cfg.trainer
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
-        if problem:
-            return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {checkpoint_note(self.saved)}. "
-                                f"Lower optimizer.lr (now {cfg.optimizer.get('lr', 'its class default')}).")
+        if problem:  # run again as it was, it diverges again: the advice is a new run
+            saved = f"the last checkpoint is after epoch {self.saved}" if self.saved else "no checkpoint was written"
+            return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
+                                f"(now {cfg.optimizer.get('lr', 'its class default')}) and start a new run.")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
         times = self.stopwatch.epoch(epoch, seconds, result.samples,
