@@ -17,6 +17,7 @@ from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote
 register_configs()
 report_typos_in_one_line()
 OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")  # Hydra takes one mode
+PRINTING_MODES = ("--help", "-h", "--hydra-help", *OTHER_MODES[2:])  # these print, and run nothing
 
 
 def multirun_flag_first(argv: list[str]) -> list[str]:
@@ -38,6 +39,9 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    if any(arg.split("=")[0] in PRINTING_MODES for arg in sys.argv[1:]):
+        # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:

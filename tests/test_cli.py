@@ -6,6 +6,8 @@ A first run and the import checks start `python run.py` as a process; the others
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 import pytest
 import torch
@@ -149,6 +151,17 @@ def test_help_lists_every_group_and_option(tmp_path):
     groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     assert [line.split(":")[0] for line in groups.splitlines()[2:] if line] == \
         ["augment", "dataset", "device", "experiment", "model", "optimizer", "scheduler", "sweep"]
+
+
+@pytest.mark.parametrize("mode", [["--help"], ["--hydra-help"], ["--cfg", "job"], ["--info"]])
+def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `python run.py --help | head -1`, once head has its line
+    try:
+        result = run_cli(mode, cwd=tmp_path, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert result.returncode == -signal.SIGPIPE and result.stderr == ""  # as cat or grep end, no traceback
 
 
 @pytest.mark.parametrize("typo, message", [
