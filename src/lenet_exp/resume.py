@@ -162,7 +162,8 @@ def expand_resume(argv: list[str]) -> list[str]:
         saved = [path_from(o, started_in) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
-    return rest[:1] + flags + rest[1:] + saved + search_path + one_run
+    # the command's own arguments last: a bare --info takes the next one as its value (none of these keys)
+    return rest[:1] + flags + saved + search_path + one_run + rest[1:]
 
 
 def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str], Optional[str]]:
