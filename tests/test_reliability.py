@@ -184,8 +184,8 @@ def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, i
     # An absurd learning rate from the first step: nothing good to keep.
     diverging = run_main(fast + ["optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run0'}"], cwd=tmp_path)
     assert diverging.returncode == 1
-    assert "diverged at epoch 1" in diverging.stderr and "no checkpoint was written yet" in diverging.stderr
-    assert "Lower optimizer.lr" in diverging.stderr
+    assert "diverged at epoch 1" in diverging.stderr and "; no checkpoint was written. " in diverging.stderr
+    assert "Lower optimizer.lr (now 1e+30) and start a new run." in diverging.stderr  # as it was, it diverges again
     metrics = read_json(tmp_path / "run0" / "metrics.json")
     assert metrics["status"] == "diverged" and metrics["test"] is None
     assert not (tmp_path / "run0" / "checkpoints" / "last.pt").exists()
@@ -1085,13 +1085,15 @@ def test_a_train_on_stopped_before_its_first_new_epoch_goes_back_to_the_complete
     stopped = run_main([f"resume={run_dir}", "trainer.epochs=5"], cwd=tmp_path)
     assert stopped.returncode == 130 and "during epoch 3" in stopped.stderr, stopped.stderr[-2000:]
     assert read_json(run_dir / "metrics.json")["test"] is None
+    more = run_main([f"resume={run_dir}", "trainer.epochs=6"], cwd=tmp_path)  # stopped once more, in epoch 3
+    assert f"{run_dir} has trained 2 of the 5 epochs it was last given: it goes on to 6." in more.stdout
     monkeypatch.undo()
 
     fewer = run_main([f"resume={run_dir}", "trainer.epochs=1"], cwd=tmp_path)  # it has trained 2
     assert fewer.returncode == 1 and "(fewer than the 2 epochs it has trained)" in fewer.stderr
     back = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
     assert back.returncode == 0, back.stderr[-2000:]
-    assert f"{run_dir} has trained 2 of the 5 epochs it was last given: it ends after 2." in back.stdout
+    assert f"{run_dir} has trained 2 of the 6 epochs it was last given: it ends after 2." in back.stdout
     again = read_json(run_dir / "metrics.json")
     assert again["status"] == "completed" and again["epochs"] == 2 and again["history"] == completed["history"]
     assert again["test"] == completed["test"] and again["best_epoch"] == completed["best_epoch"]

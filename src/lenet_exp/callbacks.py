@@ -322,12 +322,12 @@ class OutputDirCheck(Callback):
                 if gone:  # refused here, before Hydra writes the other length's .hydra/
                     sys.exit(f"Error: {gone}")
                 given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
-                if epochs > given:
+                if epochs > given and (trained is None or trained >= given):
                     log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "",
                              epochs)
-                else:
-                    log.info("%s has trained %d of the %d epochs it was last given: it ends after %d.", run_dir,
-                             trained, given, epochs)
+                else:  # stopped before the end: more epochs, or fewer (down to those it has)
+                    log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained,
+                             given, "goes on to" if epochs > given else "ends after", epochs)
                 changed = []
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
