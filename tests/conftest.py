@@ -239,7 +239,10 @@ def _fresh_process_state(cwd: Path, env: dict | None):
 
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     saved_loggers = _loggers_state()
-    saved_signals = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    # SIGPIPE too: run.py --info leaves it at its default, which killed this worker when it next wrote to a pipe
+    # whose reader had died (a figure worker killed on purpose)
+    saved_signals = {signum: signal.getsignal(signum)
+                     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE)}
     saved_rng = torch.get_rng_state()
     saved_jobs = (record.Stopwatch.jobs_in_process, record._PROCESS_STARTED)
     owned_before = files.held_folders()
