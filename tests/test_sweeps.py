@@ -1002,3 +1002,24 @@ def test_a_sweep_whose_other_jobs_diverged_plots_without_matplotlibs_warnings(fa
     assert result.returncode == 1 and "Warning" not in result.stderr + result.stdout, result.stderr[-2000:]
     assert not [w for w in warned if "matplotlib" in w.filename or "sweeps" in w.filename], [str(w) for w in warned]
     assert (tmp_path / "sweep" / "summary.png").stat().st_size > 0
+
+
+def test_a_stop_between_two_jobs_ends_the_sweep_with_its_summary(fast, tmp_path, monkeypatch):
+    """Ctrl-C while Hydra composes the next job reached run.py with no job to take it: the sweep ended
+    without the summary of the jobs it had done."""
+    from lenet_exp.sweeps.callback import SweepSummary
+
+    job_end = SweepSummary.on_job_end
+
+    def ctrl_c_after_the_first_job(self, config, job_return, **kwargs):
+        job_end(self, config, job_return, **kwargs)
+        if config.hydra.job.num == 0:
+            raise KeyboardInterrupt  # as a SIGINT between the jobs raises it
+
+    monkeypatch.setattr(SweepSummary, "on_job_end", ctrl_c_after_the_first_job)
+    sweep = tmp_path / "sweep"
+    stopped = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert "continues the sweep" in stopped.stderr
+    rows, _ = read_summary(sweep)
+    assert [row["status"] for row in rows] == ["completed", "not started"]
