@@ -256,7 +256,7 @@ class Run:
         cfg, tcfg = self.cfg, self.cfg.trainer
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
-            saved = f"the last checkpoint is after epoch {self.saved}" if self.saved else "no checkpoint was written"
+            saved = checkpoint_note(self.saved) if self.saved else "no checkpoint was written"
             return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
                                 f"(now {cfg.optimizer.get('lr', 'its class default')}) and start a new run.")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
