@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.command_line_errors import report_typos_in_one_line
 from lenet_exp.config import register_configs
-from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, mark_launcher
+from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
 from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
 
 register_configs()
@@ -45,7 +45,8 @@ if __name__ == "__main__":
     sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
-        main()
+        with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently
+            main()
     except KeyboardInterrupt as interrupt:  # one that no job took (Hydra composing, between a sweep's jobs)
         sys.exit(end_stopped_sweep(getattr(interrupt, "signum", signal.SIGINT)))  # a sweep's: with its summary
     except SystemExit as end:

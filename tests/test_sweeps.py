@@ -1004,22 +1004,32 @@ def test_a_sweep_whose_other_jobs_diverged_plots_without_matplotlibs_warnings(fa
     assert (tmp_path / "sweep" / "summary.png").stat().st_size > 0
 
 
-def test_a_stop_between_two_jobs_ends_the_sweep_with_its_summary(fast, tmp_path, monkeypatch):
-    """Ctrl-C while Hydra composes the next job reached run.py with no job to take it: the sweep ended
-    without the summary of the jobs it had done."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda signum: signum.name)
+def test_a_stop_between_two_jobs_ends_the_sweep_with_its_summary(fast, tmp_path, monkeypatch, signum):
+    """A stop while Hydra composes the next job reached run.py with no job to take it: Ctrl-C ended the
+    sweep without the summary of the jobs it had done, and SIGTERM or SIGHUP killed it without a word."""
     from lenet_exp.sweeps.callback import SweepSummary
 
     job_end = SweepSummary.on_job_end
 
-    def ctrl_c_after_the_first_job(self, config, job_return, **kwargs):
+    def stop_after_the_first_job(self, config, job_return, **kwargs):
         job_end(self, config, job_return, **kwargs)
         if config.hydra.job.num == 0:
-            raise KeyboardInterrupt  # as a SIGINT between the jobs raises it
+            signal.raise_signal(signum)
 
-    monkeypatch.setattr(SweepSummary, "on_job_end", ctrl_c_after_the_first_job)
+    def untaken(signum, frame):  # in place of the default, which would kill this test's process
+        raise RuntimeError(f"signal {signum} reached no handler of run.py")
+
+    monkeypatch.setattr(SweepSummary, "on_job_end", stop_after_the_first_job)
     sweep = tmp_path / "sweep"
-    stopped = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
-    assert stopped.returncode == 130, stopped.stderr[-2000:]
-    assert "continues the sweep" in stopped.stderr
+    # SIGINT: Python's own handler raises KeyboardInterrupt
+    previous = signal.signal(signum, untaken) if signum != signal.SIGINT else None
+    try:
+        stopped = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    finally:
+        if previous is not None:
+            signal.signal(signum, previous)
+    assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
+    assert f"Interrupted by signal {signum}" in stopped.stderr and "continues the sweep" in stopped.stderr
     rows, _ = read_summary(sweep)
     assert [row["status"] for row in rows] == ["completed", "not started"]
