@@ -341,6 +341,28 @@ def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp
     sessions = [logged_hparams(load_events(tmp_path / folder)) for folder in ("as_run", "told")]
     assert [(s["trainer.ema_decay"], s["trainer.tta_shift"], s["trainer.precision"]) for s in sessions] == [
         (0.5, 1, "fp32"), ("null", 0, "fp32")]
+    assert (as_run["ema_decay"], other["ema_decay"], other["precision"]) == (0.5, None, "fp32")
+
+
+@pytest.mark.parametrize("trained_with, asked, held", [
+    ("0.5", "0.9", "holds the average of its weights with decay 0.5"),
+    ("null", "0.9", "holds no average of its weights (its run had trainer.ema_decay=null), only the weights")])
+def test_an_evaluation_given_another_ema_decay_says_it_takes_the_one_kept(tiny_root, tmp_path, trained_with, asked,
+                                                                          held):
+    """trainer.ema_decay=0.9 for a checkpoint that kept an average of decay 0.5 (or none) was ignored in silence,
+    and its HParams said 0.9: the evaluation seemed to be of an average that was never made."""
+    run = tmp_path / "run"
+    assert run_main([*fast_overrides(tiny_root), f"trainer.ema_decay={trained_with}",
+                     f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    checkpoint = run / "checkpoints" / "best.pt"
+    result = run_main([*fast_overrides(tiny_root), "task=eval", f"ckpt={checkpoint}", f"trainer.ema_decay={asked}",
+                       f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"trainer.ema_decay={asked} not used: {checkpoint} {held}, which task=eval takes." in result.stderr
+    kept = None if trained_with == "null" else float(trained_with)
+    evaluated, trained = (read_json(folder / "metrics.json") for folder in (tmp_path / "eval", run))
+    assert evaluated["ema_decay"] == kept and evaluated["test"]["acc"] == trained["test"]["acc"]
+    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == (kept or "null")
 
 
 def test_a_checkpoint_imports_no_module_that_is_not_a_model_of_this_project(completed_run, tiny_root, tmp_path,

@@ -64,21 +64,38 @@ def trusted_model_class(cfg: DictConfig, saved: DictConfig) -> None:
             f"option it was trained with (model=<option>) to have its class imported.")
 
 
-def load_trained_model(cfg: DictConfig, chosen: set[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The checkpoint's model with its weights: their average where the run kept one (as its test did) and the
-    command line does not ask for the weights themselves (``trainer.ema_decay=null``)."""
+def load_trained_model(cfg: DictConfig, chosen: set[str],
+                       device: torch.device) -> tuple[torch.nn.Module, dict, float | None]:
+    """The checkpoint's model, its state, and the decay of the weight average it holds the model's weights
+    from (None: the weights themselves), as :func:`averaged_weights_decay` chooses."""
     state = ckpt.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
     say_unused(cfg, saved, chosen)
     trusted_model_class(cfg, saved)
     model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
     ckpt.load_model_weights(model, state, cfg.ckpt)
-    if state.get("ema") and "trainer.ema_decay" in chosen and cfg.trainer.ema_decay is None:
-        log.info("trainer.ema_decay=null: %s is evaluated with its weights, not their average.", cfg.ckpt)
-    elif state.get("ema"):
+    ema_decay = averaged_weights_decay(cfg, state, chosen)
+    if ema_decay is not None:
         averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         model.load_state_dict(averaged)
-    return model.to(device).eval(), state
+    return model.to(device).eval(), state, ema_decay
+
+
+def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
+    """The decay of the weight average a checkpoint is taken with, where the run kept one (as its own test took
+    it) and the command line does not ask for the weights themselves (``trainer.ema_decay=null``); None for
+    the weights. An average of another decay would have had to be kept during training."""
+    kept = state["config"]["trainer"].get("ema_decay") if state.get("ema") else None
+    asked = cfg.trainer.ema_decay if "trainer.ema_decay" in chosen else kept
+    if asked is None:
+        if kept is not None:
+            log.info("trainer.ema_decay=null: %s is evaluated with its weights, not their average.", cfg.ckpt)
+        return None
+    if asked != kept:
+        held = (f"the average of its weights with decay {kept}" if kept is not None
+                else "no average of its weights (its run had trainer.ema_decay=null), only the weights")
+        log.warning("trainer.ema_decay=%s not used: %s holds %s, which task=%s takes.", asked, cfg.ckpt, held, cfg.task)
+    return kept
 
 
 def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
@@ -116,7 +133,7 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
 
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
-    model, state = load_trained_model(cfg, chosen, device)
+    model, state, ema_decay = load_trained_model(cfg, chosen, device)
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
@@ -129,13 +146,13 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
     metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt), "dataset": dataset.name,
-               "device": describe(device), "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+               "device": describe(device), "ema_decay": ema_decay, "precision": tcfg.precision,
+               "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     save_json(run_dir / "metrics.json", metrics)
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
     # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
-    ema_decay = cfg.trainer.ema_decay if "trainer.ema_decay" in chosen else state["config"]["trainer"].get("ema_decay")
     tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
                                        "trainer.precision": tcfg.precision, "trainer.ema_decay": ema_decay,
@@ -222,7 +239,7 @@ def border_brightness(gray: torch.Tensor) -> float:
 
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
-    model, state = load_trained_model(cfg, chosen, device)
+    model, state, ema_decay = load_trained_model(cfg, chosen, device)
     pre = preprocessing_of(state, cfg, chosen)
     image = read_image(cfg.image)
     border = border_brightness(image)
@@ -240,7 +257,8 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
-                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift}, "class": label, "name": name,
+                  "ema_decay": ema_decay, "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+                  "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
     print(f"{label} ({name}) with probability {prediction['probability']:.4f}")
