@@ -519,6 +519,43 @@ def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path
     assert "2 jobs (2 completed), sorted by job" in result.stdout and not (sweep_dir / "summary.png").exists()
     header = next(line for line in result.stdout.splitlines() if line.startswith("job "))
     assert header.split() == ["job", "status", "image", "prediction"]  # no column of accuracies it has none of
+    for job, prediction in enumerate(predicted):  # each line names its job, as the job's log lines do
+        assert f"[job {job}] {prediction['class']} ({prediction['name']}) with probability" in result.stdout
+
+
+@pytest.mark.parametrize("task, reads", [("eval", "read_split"), ("predict", "read_image")])
+def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(completed_run, tiny_root, tmp_path,
+                                                                              monkeypatch, task, reads):
+    """Ctrl-C during the second job of an evaluation sweep listed it as "killed or crashed before writing"
+    its metrics.json (only a training job recorded its stop); run again, the sweep completes it."""
+    from PIL import Image
+
+    import lenet_exp.inference as inference
+
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "blank.png")
+    read, calls = getattr(inference, reads), []
+
+    def ctrl_c_in_the_second_job(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return read(*args, **kwargs)
+
+    sweep = tmp_path / "sweep"
+    command = ["-m", *fast_overrides(tiny_root), f"task={task}", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
+               f"image={tmp_path / 'blank.png'}", "trainer.tta_shift=0,1,2", f"hydra.sweep.dir={sweep}"]
+    if task == "eval":
+        command.remove(f"image={tmp_path / 'blank.png'}")
+    monkeypatch.setattr(inference, reads, ctrl_c_in_the_second_job)
+    stopped = run_main(command, cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert [job["status"] for job in read_json(sweep / "summary.json")["jobs"]] == [
+        "completed", "interrupted", "not started"]
+    assert f"Interrupted by signal 2 before task={task} ended; running the same command again runs it." in \
+        read_json(sweep / "1_trainer.tta_shift=1" / "metrics.json")["message"]
+    monkeypatch.setattr(inference, reads, read)
+    assert run_main(command, cwd=tmp_path).returncode == 0
+    assert [job["status"] for job in read_json(sweep / "summary.json")["jobs"]] == ["completed"] * 3
 
 
 def test_the_advice_to_resume_is_a_command_that_the_shell_takes_as_written(completed_run, tiny_root):

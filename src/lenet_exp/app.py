@@ -137,8 +137,7 @@ def run_task(cfg: DictConfig) -> float:
     if stopped:  # the sweep was stopped before this job started
         message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."
         log.warning("%s", message)
-        if cfg.task == "train":
-            record_failure(run_dir, cfg, message, status="interrupted")
+        record_failure(run_dir, cfg, message, status="interrupted")
         return float("nan")
     try:
         with kill_signals_stop():
@@ -148,11 +147,13 @@ def run_task(cfg: DictConfig) -> float:
             return run_job(cfg, run_dir, slot, multirun, named_on_command_line(hydra_cfg), Stopwatch.for_job())
     except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
         signum = getattr(interrupt, "signum", signal.SIGINT)
-        message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
-                   f"command again starts over, or resumes from its last checkpoint if it has one.")
-        log.warning("%s", message)
         if cfg.task == "train":
-            record_failure(run_dir, cfg, message, status="interrupted")
+            message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
+                       f"command again starts over, or resumes from its last checkpoint if it has one.")
+        else:
+            message = f"Interrupted by signal {signum} before task={cfg.task} ended; running the same command again runs it."
+        log.warning("%s", message)
+        record_failure(run_dir, cfg, message, status="interrupted")
         return end_stopped(signum, multirun, float("nan"))
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
@@ -187,8 +188,10 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             from lenet_exp.inference import run_eval
             return run_eval(cfg, run_dir, slot, chosen)["test"]["acc"]
         if cfg.task == "predict":
-            from lenet_exp.inference import run_predict
-            return run_predict(cfg, run_dir, slot, chosen)["probability"]
+            from lenet_exp.inference import prediction_line, run_predict
+            prediction = run_predict(cfg, run_dir, slot, chosen)
+            print(f"[job {slot.number}] " * multirun + prediction_line(prediction))  # as the job's log lines
+            return prediction["probability"]
 
         from lenet_exp.loop import Run
         outcome = Run(cfg, run_dir, slot, stopwatch).train()

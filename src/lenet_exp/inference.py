@@ -261,5 +261,10 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
-    print(f"{label} ({name}) with probability {prediction['probability']:.4f}")
+    (run_dir / "metrics.json").unlink(missing_ok=True)  # an earlier try's failure or stop, which the summary would list
     return prediction
+
+
+def prediction_line(prediction: dict) -> str:
+    """What predict prints: ``7 (7 - seven) with probability 0.9991``."""
+    return f"{prediction['class']} ({prediction['name']}) with probability {prediction['probability']:.4f}"
