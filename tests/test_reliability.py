@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
 import select
 import shutil
 import signal
@@ -1124,6 +1125,23 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     assert result.returncode == 1 and ("Error: resume= continues one run, and hydra.mode=MULTIRUN starts a sweep. "
                                        "Drop hydra.mode=MULTIRUN to continue") in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("task", ["eval", "predict"])
+def test_resume_with_an_evaluation_task_says_how_to_evaluate_the_run(trained, fast, tmp_path, task):
+    """`task=eval resume=<run>` was told that the run's folder was taken, and to give a hydra.run.dir of its
+    own, which resume= refuses."""
+    result = run_main([*fast, f"task={task}", f"resume={trained}"], cwd=tmp_path)
+    best = trained / "checkpoints" / "best.pt"
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"Error: resume= continues training a run, and task={task} trains nothing." in result.stderr
+    command = re.search(r"`python run.py (.*)`", result.stderr).group(1)
+    assert command == f"task={task} ckpt={best}" + (" image=<file>" if task == "predict" else "")
+    if task == "eval":  # the command it gives does what it says
+        evaluated = run_main([*fast, *shlex.split(command), f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        tested, trained_test = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", trained))
+        assert tested["acc"] == trained_test["acc"]
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):

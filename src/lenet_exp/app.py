@@ -151,7 +151,8 @@ def run_task(cfg: DictConfig) -> float:
             message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
                        f"command again starts over, or resumes from its last checkpoint if it has one.")
         else:
-            message = f"Interrupted by signal {signum} before task={cfg.task} ended; running the same command again runs it."
+            message = (f"Interrupted by signal {signum} before task={cfg.task} ended; running the same command "
+                       f"again runs it.")
         log.warning("%s", message)
         record_failure(run_dir, cfg, message, status="interrupted")
         return end_stopped(signum, multirun, float("nan"))

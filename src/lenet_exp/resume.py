@@ -154,6 +154,12 @@ def expand_resume(argv: list[str]) -> list[str]:
     if "hydra.run.dir" in explicit:  # Hydra takes the last one, the run's own: the run would change there
         sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
                  f"Drop hydra.run.dir= to continue it; to train a copy elsewhere, copy the folder and resume the copy.")
+    task = next((arg.split("=", 1)[1] for arg in reversed(rest) if override_key(arg) == "task" and "=" in arg), None)
+    if task in ("eval", "predict"):  # it would be refused for writing over the run it names
+        how, image = ("evaluate", "") if task == "eval" else ("predict with", " image=<file>")
+        best = shlex.quote(str(run_dir / "checkpoints" / "best.pt"))
+        sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
+                 f"`python run.py task={task} ckpt={best}{image}`.")
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
