@@ -7,6 +7,7 @@ resize or pad, normalisation statistics); both tasks reuse them so inputs match 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 
@@ -16,11 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, read_by
+from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, read_by
 from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
-from lenet_exp.errors import CheckpointError, UserError
+from lenet_exp.errors import CheckpointError, UserError, one_line
 from lenet_exp.files import save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
@@ -72,6 +73,13 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
     saved = OmegaConf.create(state["config"])
     say_unused(cfg, saved, chosen)
     trusted_model_class(cfg, saved)
+    try:  # first without memory: layers altered to sizes its weights do not have were allocated, maybe terabytes
+        with torch.device("meta"):
+            shapes = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
+    except Exception as error:
+        raise CheckpointError(f"{cfg.ckpt} holds a model config that lenet_exp cannot build ({one_line(error)}); "
+                              f"it was altered and is not used.") from error
+    ckpt.check_weights_fit(shapes, state, cfg.ckpt)
     model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
     ckpt.load_model_weights(model, state, cfg.ckpt)
     ema_decay = averaged_weights_decay(cfg, state, chosen)
@@ -122,6 +130,7 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
     """The checkpoint's preprocessing, which eval and predict use whatever the command line says of it: a
     model takes inputs prepared as it was trained on them. A setting of it named there is said to be unused."""
     pre = state["preprocessing"]
+    check_preprocessing(pre, state["config"]["dataset"]["image_size"], cfg.ckpt)
     named = [f"dataset.{key}" for key in PREPROCESSING_KEYS if f"dataset.{key}" in chosen]
     if named:
         used = ", ".join(f"{key} {pre[key]:.4g}" if isinstance(pre[key], float) else f"{key} {pre[key]}"
@@ -129,6 +138,22 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
         log.warning("%s not used: %s takes its inputs prepared as it was trained (%s).",
                     " and ".join(f"{key}={OmegaConf.select(cfg, key)}" for key in named), cfg.ckpt, used)
     return pre
+
+
+def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
+    """A checkpoint's preprocessing as training writes it: for its model's input size, a resize mode there is,
+    and finite statistics (a checkpoint is data, and may have been altered)."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    fits = {"image_size": lambda value: value == image_size,
+            "resize_mode": lambda value: value in {mode.value for mode in ResizeMode},
+            "mean": number, "std": lambda value: number(value) and value > 0}
+    wrong = next((key for key, fit in fits.items() if not fit(pre.get(key))), None)
+    if wrong:
+        held = f"{wrong} {pre[wrong]!r}" if wrong in pre else f"no {wrong}"
+        raise CheckpointError(f"{path} holds preprocessing that lenet_exp never writes ({held}, for a model of input "
+                              f"size {image_size}); it was altered and is not used.")
 
 
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:

@@ -114,13 +114,24 @@ def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as error:
-        saved = state.get("config", {})
-        raise CheckpointError(
-            f"{path} was written for another model (model={saved.get('model', {}).get('name')}, "
-            f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one "
-            f"({first_misfit(model.state_dict(), state['model'])}). Use the model and dataset options it was "
-            f"trained with."
-        ) from error
+        raise misfit_error(model, state, path) from error
+
+
+def check_weights_fit(model: nn.Module, state: dict, path: str | Path) -> None:
+    """:func:`load_model_weights`'s check alone, for a model without memory (on the meta device)."""
+    expected, saved = model.state_dict(), state["model"]
+    if expected.keys() != saved.keys() or any(getattr(saved[key], "shape", None) != tensor.shape
+                                              for key, tensor in expected.items()):
+        raise misfit_error(model, state, path)
+
+
+def misfit_error(model: nn.Module, state: dict, path: str | Path) -> CheckpointError:
+    saved = state.get("config", {})
+    return CheckpointError(
+        f"{path} was written for another model (model={saved.get('model', {}).get('name')}, "
+        f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one "
+        f"({first_misfit(model.state_dict(), state['model'])}). Use the model and dataset options it was "
+        f"trained with.")
 
 
 def first_misfit(expected: dict, saved: dict) -> str:
@@ -128,7 +139,7 @@ def first_misfit(expected: dict, saved: dict) -> str:
     for key, tensor in expected.items():
         if key not in saved:
             return f"it has no {key}"
-        if saved[key].shape != tensor.shape:
-            return f"its {key} is {tuple(saved[key].shape)}, this model's {tuple(tensor.shape)}"
+        if getattr(saved[key], "shape", None) != tensor.shape:
+            return f"its {key} is {tuple(getattr(saved[key], 'shape', ()))}, this model's {tuple(tensor.shape)}"
     extra = [key for key in saved if key not in expected]
     return f"this model has no {extra[0]}" if extra else "its weights differ"
