@@ -454,6 +454,31 @@ def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
          f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'", f"ckpt='{job}','{other_job}'"]
 
 
+@pytest.mark.parametrize("task", ["train", "eval"])
+@pytest.mark.parametrize("relabel, named, reads, choices", [
+    ("dataset.name=fashion_mnist", "fashion_mnist", "MNIST", "dataset=fashion_mnist or dataset=mnist"),
+    ("dataset.torchvision_class=FashionMNIST", "mnist", "FashionMNIST", "dataset=mnist or dataset=fashion_mnist")])
+def test_a_data_set_named_as_another_it_does_not_read_is_refused(completed_run, tiny_root, tmp_path, task, relabel,
+                                                                 named, reads, choices):
+    """dataset.name=fashion_mnist trained (or evaluated) on MNIST's files, and every record of it said
+    fashion_mnist; dataset.torchvision_class=FashionMNIST read FashionMNIST under MNIST's name."""
+    of_task = ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}"] if task == "eval" else []
+    result = run_main([*fast_overrides(tiny_root), *of_task, relabel, f"hydra.run.dir={tmp_path / 'run'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    option = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[named]
+    assert (f"Error: dataset.name={named} is the name of dataset={named}, which reads {option}, but "
+            f"dataset.torchvision_class={reads} reads {reads}: what is recorded would name a data set it did not "
+            f"read. Choose the data set with dataset=<option> ({choices}); a variant of one takes a dataset.name "
+            f"of its own.") in result.stderr
+    # a name of its own labels a variant of a data set
+    renamed = run_main([*fast_overrides(tiny_root), *of_task, "dataset.name=mnist_variant", "trainer.limit_batches=2",
+                        f"hydra.run.dir={tmp_path / 'renamed'}"], cwd=tmp_path)
+    assert renamed.returncode == 0, renamed.stderr[-2000:]
+    metrics = read_json(tmp_path / "renamed" / "metrics.json")
+    assert (metrics["dataset"] if task == "eval" else metrics["config"]["dataset"]["name"]) == "mnist_variant"
+
+
 def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root, tmp_path):
     """`-m task=eval ckpt=<job>/…,<job>/…`: the jobs' folder names hold `=` and `,`; the default study's
     training settings are left out (they would repeat each evaluation), and the jobs are named by number."""

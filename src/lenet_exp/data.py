@@ -75,6 +75,33 @@ def dataset_class(dcfg) -> type[torchvision.datasets.MNIST]:
     return getattr(torchvision.datasets, str(dcfg.torchvision_class))
 
 
+def check_named_as_read(dcfg) -> None:
+    """``dataset.name=fashion_mnist`` reading MNIST's files, or ``dataset.torchvision_class=FashionMNIST`` under
+    MNIST's name: every record of the run (metrics, TensorBoard, the sweep summary, an evaluation's line) would
+    name a data set it did not read. Checked against the dataset group's options as Hydra's running config
+    loader finds them (none outside a run)."""
+    from lenet_exp.command_line_errors import config_loader
+
+    loader = config_loader()
+    options = []  # (option, its dataset.name, what it reads)
+    for option in loader.get_group_options("dataset") if loader else ():
+        try:
+            config = loader.repository.load_config(config_path=f"dataset/{option}").config
+        except Exception:  # a config of one's own that does not load is no answer here
+            continue
+        options.append((option, config.get("name"), config.get("torchvision_class")))
+    name, read = str(dcfg.name), str(dcfg.torchvision_class)
+    named = next(((option, reads) for option, its_name, reads in options if its_name == name and reads), None)
+    if named and named[1] != read:
+        reading = next((option for option, _, reads in options if reads == read), None)
+        choices = f"dataset={named[0]}" + (f" or dataset={reading}" if reading else "")
+        raise UserError(
+            f"dataset.name={name} is the name of dataset={named[0]}, which reads {named[1]}, but "
+            f"dataset.torchvision_class={read} reads {read}: what is recorded would name a data set it did not "
+            f"read. Choose the data set with dataset=<option> ({choices}); a variant of one takes a "
+            f"dataset.name of its own.")
+
+
 def class_names(dcfg) -> list[str]:
     """Each class's short name, as the figures label it: MNIST's digit ("3", not "3 - three"), FashionMNIST's
     garment; its number where the torchvision class names fewer classes than ``dataset.num_classes``."""
@@ -133,6 +160,7 @@ def remove_a_failed_downloads_folders(made: Optional[Path]) -> None:
 def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
+    check_named_as_read(dcfg)
     if not str(dcfg.root).strip():  # `export LENET_EXP_DATA=` sets it to "": the current folder, not ./data
         raise DataError(f"dataset.root is empty (is LENET_EXP_DATA set to nothing?), which would read {name} from the "
                         f"current folder. Point it at the folder that holds {cls.__name__}/raw/, e.g. "
