@@ -631,10 +631,13 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     assert (f"Error: optimizer.lr is searched as choice(0.001, 0.01), but study lenet_exp in {storage} drew it from "
             "tag(log, interval(0.0001, 0.01)); a stored study keeps how each parameter is drawn.") in changed.stderr
     assert stored_trial_states(storage) == ["FAIL", "COMPLETE", "COMPLETE"]  # no trial asked
-    # a stored study cannot turn round (optuna's ValueError was a traceback)
-    other = run_main([*study, "hydra.sweeper.direction=minimize", f"hydra.sweep.dir={tmp_path / 'other'}"], cwd=tmp_path)
+    # a stored study of another direction (made elsewhere) is not turned round (optuna's ValueError was a traceback)
+    import optuna
+
+    optuna.create_study(study_name="minimal", storage=storage, direction="minimize")
+    other = run_main([*study, "hydra.sweeper.study_name=minimal", f"hydra.sweep.dir={tmp_path / 'other'}"], cwd=tmp_path)
     assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]
-    assert (f"Error: study lenet_exp in {storage} is one to maximize; hydra.sweeper.direction=minimize cannot change "
+    assert (f"Error: study minimal in {storage} is one to minimize; hydra.sweeper.direction=maximize cannot change "
             f"that. Name a new study (hydra.sweeper.study_name=...) or another storage.") in other.stderr
 
 

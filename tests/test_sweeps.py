@@ -627,6 +627,9 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: give how many trials the study runs"),
     ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),
     ("sweep=optuna hydra.sweeper.direction=up", "hydra.sweeper.direction='up': give maximize"),
+    # the study looked for the worst model, while the summary named the best one
+    ("sweep=optuna hydra.sweeper.direction=minimize", "hydra.sweeper.direction='minimize': give maximize. Each trial "
+                                                      "returns one number, its best val accuracy"),
     ("hydra/launcher=joblib hydra.launcher.n_jobs=0 seed=0,1", "hydra.launcher.n_jobs=0: give how many jobs run at once"),
     # each job failed with "set_num_threads expects a positive integer"
     ("hydra/launcher=submitit_local hydra.launcher.cpus_per_task=-1 seed=0,1",

@@ -221,11 +221,12 @@ def _check_settings(params: dict) -> None:
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
             sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")
-    directions = params.get("direction")
-    for direction in directions if isinstance(directions, (list, ListConfig)) else [directions]:
-        if str(direction) not in ("minimize", "maximize"):
-            sys.exit(f"Error: hydra.sweeper.direction={direction!r}: give maximize (the val accuracy this sweep "
-                     f"returns) or minimize.")
+    direction = params.get("direction")
+    written = OmegaConf.to_container(direction) if isinstance(direction, ListConfig) else direction
+    # minimize looked for the worst model; two objectives need two numbers
+    if written not in ("maximize", ["maximize"]):
+        sys.exit(f"Error: hydra.sweeper.direction={written!r}: give maximize. Each trial returns one number, its best "
+                 f"val accuracy, which the study maximises.")
 
 
 def _stored_study(sweeper: DictConfig) -> Any:
