@@ -961,6 +961,11 @@ def test_the_table_shortens_long_floats_and_keeps_integers_whole():
             for i, (seed, lr) in enumerate([("123456789", "0.0012520653814999472"), ("123456790", "0.001")])]
     _, rows = job_table(Summary("sweep", jobs, ["seed", "optimizer.lr"], []))
     assert [row[2:4] for row in rows] == [["123456789", "0.001252"], ["123456790", "0.001"]]
+    # Hydra writes 1e5 as 100000.0 and 1e6 as 1e+06: one column printed them in two styles
+    jobs = [JobRecord(job=i, status="completed", overrides=[], run_dir=str(i), val_acc=0.9 - i / 10,
+                      params={"optimizer.weight_decay": decay}) for i, decay in enumerate(["100000.0", "1e+06", "0.5"])]
+    _, rows = job_table(Summary("sweep", jobs, ["optimizer.weight_decay"], []))
+    assert [row[2] for row in rows] == ["1e+05", "1e+06", "0.5"]
 
 
 def test_a_grid_is_listed_in_the_order_its_jobs_are_numbered():

@@ -16,12 +16,15 @@ def _mean_pm_std(mean: Optional[float], std: Optional[float]) -> str:
 
 
 def _short(value: Optional[str]) -> str:
-    """A swept value for the printed table: long floats (as Optuna draws them) to 4 significant digits; an
-    integer (a seed) as it is."""
+    """A swept value for the printed table: long floats (as Optuna draws them) to 4 significant digits, and
+    large ones as 1e+05 (Hydra writes 1e5 as 100000.0, 1e6 as 1e+06: one column, two styles); an integer
+    (a seed) as it is."""
     value = "" if value is None else str(value)
     number = as_float(value)
     whole = value.lstrip("+-").isdigit()
-    return f"{number:.4g}" if number is not None and len(value) > 8 and not whole else value
+    if number is None or whole:
+        return value
+    return f"{number:.4g}" if len(value) > 8 or abs(number) >= 1e5 else value
 
 
 def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
