@@ -1041,3 +1041,23 @@ def test_a_stop_between_two_jobs_ends_the_sweep_with_its_summary(fast, tmp_path,
     assert f"Interrupted by signal {signum}" in stopped.stderr and "continues the sweep" in stopped.stderr
     rows, _ = read_summary(sweep)
     assert [row["status"] for row in rows] == ["completed", "not started"]
+
+
+def test_a_stop_after_the_last_job_does_not_offer_to_continue_a_completed_sweep(fast, tmp_path, monkeypatch):
+    """Ctrl-C after the last job had completed ended with "running the same command with hydra.sweep.dir=…
+    continues the sweep", which had nothing left to run."""
+    from lenet_exp.sweeps.callback import SweepSummary
+
+    job_end = SweepSummary.on_job_end
+
+    def ctrl_c_after_the_last_job(self, config, job_return, **kwargs):
+        job_end(self, config, job_return, **kwargs)
+        if config.hydra.job.num == 1:
+            raise KeyboardInterrupt  # as a SIGINT there raises it
+
+    monkeypatch.setattr(SweepSummary, "on_job_end", ctrl_c_after_the_last_job)
+    sweep = tmp_path / "sweep"
+    stopped = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert stopped.stderr.rstrip().endswith("Interrupted by signal 2; every job of the sweep had completed.")
+    assert [row["status"] for row in read_summary(sweep)[0]] == ["completed", "completed"]

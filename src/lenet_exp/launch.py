@@ -210,11 +210,14 @@ def note_stored_study() -> None:
     _stored_study = True
 
 
-def interrupted_status(signum: int) -> int:
+def interrupted_status(signum: int, completed: bool = False) -> int:
     """For a stop that ends run.py (Hydra composing, a sweep's launcher waiting for its jobs, a sweep whose
-    jobs stopped): say how to go on; returns the exit status."""
+    jobs stopped): say how to go on, where a sweep has not ``completed`` each of its jobs; returns the exit
+    status."""
     how = ""
-    if _sweep_dir:
+    if completed:
+        how = "; every job of the sweep had completed"
+    elif _sweep_dir:
         how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
         if _stored_study:
             how += (": its stopped trials resume first (the study holds them as failed, and each one's result "
@@ -239,18 +242,20 @@ def forget_a_sweep_that_never_began() -> None:
 def end_stopped_sweep(signum: int) -> int:
     """A sweep whose stopped job ends run.py (the basic launcher's, a stacked group's): its summary of what it
     has done, as a joblib sweep ends, then how to go on; returns the exit status."""
-    from lenet_exp.sweeps.records import find_job_dirs, load_sweep_config, not_started
+    from lenet_exp.sweeps.records import every_job_completed, find_job_dirs, load_sweep_config, not_started
 
+    summary = None
+    config = load_sweep_config(_sweep_dir) if _sweep_dir else None
     # none where the stop came before the first job began, and the sweep lists no jobs (a study draws them)
-    if _sweep_dir and (find_job_dirs(_sweep_dir) or not_started([], load_sweep_config(_sweep_dir))):
+    if _sweep_dir and (find_job_dirs(_sweep_dir) or not_started([], config)):
         from lenet_exp.sweeps.report import write_summary
 
         try:
-            write_summary(_sweep_dir)
+            summary = write_summary(_sweep_dir)
         except Exception as error:  # the stop is what the user asked for: it goes ahead
             print(f"Could not summarise the sweep in {_sweep_dir}: {one_line(error)}", file=sys.stderr)
         sys.stdout.flush()  # the table before the last line
-    return interrupted_status(signum)
+    return interrupted_status(signum, every_job_completed(summary, config))
 
 
 _left_running = False  # a submitit job died: the sweep ended while others may still run (on a cluster)

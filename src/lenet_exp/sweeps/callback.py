@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from lenet_exp.launch import (Stopped, available_cores, collect_stopped_jobs, cores_each, interrupted_status,
                               jobs_left_running, local_controllers_ignore_ctrl_c, stops_held, sweep_cut_short,
                               sweep_stop_signal)
+from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
                                     refuse_an_empty_grid, refuse_intervals_in_a_grid, refuse_studies_swept)
@@ -119,23 +120,23 @@ class SweepSummary(Callback):
         # Hydra turns an exception raised here into a warning; SystemExit is not an Exception and passes.
         sweep_dir = Path(config.hydra.sweep.dir)
         left_running = jobs_left_running()  # a job still marked running is not known to be killed then
-        held = None
+        held, summary = None, None
         try:
             with stops_held():  # a stop now killed run.py with half a summary (and no word of it)
                 summary = write_summary(sweep_dir, final=not left_running, plot=self.plot,
                                         tensorboard=self.tensorboard, config=config)
         except Stopped as stop:  # the first one once the summary is written; a second one at once
-            held, summary = stop.signum, None
+            held = stop.signum
         except Exception as error:
             print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}", file=sys.stderr)
             summary = None
         stopped = sweep_stop_signal()
         if held and not stopped:
             print(f"Stopped by signal {held} after the sweep's jobs ended.", file=sys.stderr, flush=True)
-            sys.exit(interrupted_status(held))
+            sys.exit(interrupted_status(held, every_job_completed(summary, config)))
         if stopped:  # its jobs have saved their state and stopped
             sys.stdout.flush()
-            sys.exit(interrupted_status(stopped))
+            sys.exit(interrupted_status(stopped, every_job_completed(summary, config)))
         if summary is None:
             if self.fail_on_error:
                 sys.exit(EXIT_JOBS_FAILED)

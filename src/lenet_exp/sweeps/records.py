@@ -239,6 +239,13 @@ def not_started(records: list[JobRecord], config: Optional[DictConfig], runner: 
             for number, overrides in enumerate(grid or ()) if number not in present]
 
 
+def every_job_completed(summary: Optional[Summary], config: Optional[DictConfig]) -> bool:
+    """Whether each job of a grid sweep has completed: nothing is left to continue (a study's trials to come
+    are not known here)."""
+    return (summary is not None and bool(summary.jobs) and not summary.bad_jobs and config is not None
+            and grid_jobs(config) is not None)
+
+
 def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] = None,
               runner: Optional[str] = None) -> Summary:
     """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed;
