@@ -23,7 +23,7 @@ from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, rea
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
-from lenet_exp.sweeps.records import LATER_FAILURE
+from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
@@ -135,9 +135,9 @@ def run_task(cfg: DictConfig) -> float:
                         hydra_cfg.runtime.choices.get(group))
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
-        message = f"Not started: the sweep was stopped by signal {stopped}; running it again continues it."
-        log.warning("%s", message)
-        record_failure(run_dir, cfg, message, status="interrupted")
+        message = f"the sweep was stopped by signal {stopped} before it; running the sweep again runs it"
+        log.warning("Not started: %s.", message)
+        record_failure(run_dir, cfg, message, status=NOT_STARTED)  # as a job of a sweep that ended before it
         return float("nan")
     try:
         with kill_signals_stop():
