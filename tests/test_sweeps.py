@@ -282,6 +282,35 @@ def fake_sweep(sweep_dir: Path, jobs: list[tuple[list[str], dict | None]]) -> No
             (sweep_dir / str(number) / "metrics.json").write_text(json.dumps(result))
 
 
+@pytest.mark.parametrize("values", [
+    ["0", "0.0001", "0.01"], ["0", "0.001", "0.1", "1.0"], ["0", "0.01"],  # a grid's values, each labelled
+    # a study's values: labelled by the axis
+    ["0.0021234567", "0.0034567891", "0.0061234567", "0.0123456789", "0.0241234567"],
+    ["0.0021234567", "0.0034567891", "0.0061234567", "0.0091234567"],
+    ["1.234567e-06", "3.4567891e-05", "0.00061234567", "0.0123456789", "0.0941234567"]])
+def test_tick_labels_of_a_swept_number_do_not_overlap(tmp_path, values):
+    """weight_decay=0,0.0001,0.01 on a linear axis wrote "0" and "0.0001" over each other; a study's learning
+    rates over about a decade were labelled 2×10⁻³, 3×10⁻³, 4×10⁻³ … into each other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+
+    fake_sweep(tmp_path, [([f"optimizer.weight_decay={value}"], {"status": "completed", "val": {"acc": 0.9}})
+                          for value in values])
+    figure = val_acc_figure(summarize(tmp_path))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    (ax,) = figure.axes
+    low, high = ax.get_xlim()
+    labels = [label for label in ax.get_xticklabels(which="both")
+              if label.get_text() and label.get_visible() and low <= label.get_position()[0] <= high]
+    if all(len(value) <= 8 for value in values):
+        assert [label.get_text() for label in labels] == values
+    assert len(labels) >= 2 and all("×" not in label.get_text() for label in labels)
+    boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda box: box.x0)
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [label.get_text() for label in labels]
+
+
 def test_at_a_sweeps_end_a_running_job_was_killed_and_an_interrupted_one_keeps_its_message(tmp_path):
     from lenet_exp.sweeps import write_summary
     from lenet_exp.sweeps.table import report_text

@@ -30,12 +30,18 @@ def val_acc_figure(summary: Summary):
         numbers = [as_float(v) for v in values]
         if all(n is not None for n in numbers):
             xs = numbers
-            if min(xs) > 0 and max(xs) / min(xs) >= 10:  # decades, as learning rates are swept
-                ax.set_xscale("log")
+            positive = [x for x in xs if x > 0]
+            if positive and max(xs) / min(positive) >= 10:  # decades, as learning rates are swept
+                if min(xs) > 0:
+                    ax.set_xscale("log")
+                elif min(xs) == 0:  # weight_decay=0,1e-4,1e-2: linear from 0 to the smallest, as 0 has no log
+                    ax.set_xscale("symlog", linthresh=min(positive), linscale=0.5)
             ticks = dict(sorted(zip(xs, values)))
             if len(ticks) <= 8 and all(len(v) <= 8 for v in ticks.values()):  # a grid: label its values
                 ax.set_xticks(list(ticks), list(ticks.values()), minor=False)
                 ax.minorticks_off()
+            else:  # a study's values
+                label_numbers(ax, max(xs) / min(xs) if ax.get_xscale() == "log" else None)
         else:  # categories in the order the sweep named them
             categories = list(dict.fromkeys(values))
             xs = [categories.index(v) for v in values]
@@ -67,6 +73,22 @@ def val_acc_figure(summary: Summary):
     figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def label_numbers(ax, log_ratio: float | None) -> None:
+    """x-axis labels that fit side by side, as numbers (0.002, not 2×10⁻³ or 0.0020): on a log axis of about
+    one decade matplotlib labelled its minor ticks too, and on a linear one seven labels of six characters;
+    either ran into each other. ``log_ratio``: the largest value over the smallest, on a log axis."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    if log_ratio is None:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    else:
+        decades = math.log10(log_ratio)
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 1.2 else (1.0, 3.0) if decades <= 2.5
+                                              else (1.0,)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
 
 
 @contextlib.contextmanager
