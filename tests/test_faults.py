@@ -583,6 +583,22 @@ def test_a_sweep_predicts_each_image_it_names(completed_run, tiny_root, tmp_path
         assert f"[job {job}] {prediction['class']} ({prediction['name']}) with probability" in result.stdout
 
 
+def test_an_evaluation_stopped_while_its_figures_are_drawn_is_not_recorded_as_completed(completed_run, tiny_root,
+                                                                                        tmp_path, monkeypatch):
+    """Its metrics.json was written first: a Ctrl-C while TensorBoard's figures were drawn left a run that said
+    "completed" without them."""
+    from lenet_exp.record import TensorBoardLog
+
+    def ctrl_c(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(TensorBoardLog, "test", ctrl_c)
+    stopped = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
+                                                    f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert read_json(tmp_path / "eval" / "metrics.json")["status"] == "interrupted"
+
+
 @pytest.mark.parametrize("task, reads", [("eval", "read_split"), ("predict", "read_image")])
 def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(completed_run, tiny_root, tmp_path,
                                                                               monkeypatch, task, reads):

@@ -174,7 +174,6 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                "device": describe(device), "ema_decay": ema_decay, "precision": tcfg.precision,
                "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
-    save_json(run_dir / "metrics.json", metrics)
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
     # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
@@ -187,6 +186,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
         tb.session_end()
     finally:
         tb.close()
+    save_json(run_dir / "metrics.json", metrics)  # last: a stop while its figures were drawn left it "completed"
     trained_on = state["config"]["dataset"]["name"]
     other = f", a model trained on {trained_on}" if trained_on != dataset.name else ""
     log.info("%s on %s test: acc %.4f, loss %.4f (%d images%s)", cfg.ckpt, dataset.name, result.acc, result.loss,
