@@ -1131,6 +1131,36 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_resume_of_a_run_in_use_says_to_wait_before_anything_else(fast, tmp_path):
+    """`resume=<run> trainer.epochs=N` of a run that was still training logged "it goes on to N", then was
+    told to "choose another folder with hydra.run.dir=", which resume= refuses."""
+    run = tmp_path / "run"
+    assert run_main([*fast, f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
+                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(run)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "None"  # it holds the folder, as the run training there would
+        resumed = run_main([f"resume={run}", "trainer.epochs=2"], cwd=tmp_path)
+        elsewhere = run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run}"], cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
+    assert (f"Error: {run} is in use by another run (pid {holder.pid}). Wait until it ends, then run the same "
+            f"command again.") in resumed.stderr
+    assert "goes on to" not in resumed.stdout + resumed.stderr
+    assert elsewhere.returncode == 1 and (f"Wait until it ends, or choose another folder with hydra.run.dir=<dir>."
+                                          in elsewhere.stderr), elsewhere.stderr[-2000:]
+    assert read_json(run / "metrics.json")["epochs_done"] == 1  # as it was
+    # a folder it cannot write (as root, a read-only one is written all the same: the probe file's name taken)
+    (run / ".write_test").mkdir()
+    unwritable = run_main([f"resume={run}", "trainer.epochs=2"], cwd=tmp_path)
+    assert unwritable.returncode == 1 and (f"Error: cannot write the output directory {run} (" in unwritable.stderr
+                                           ), unwritable.stderr[-2000:]
+    assert "Copy the folder to a writable place and resume the copy (resume=<copy>)." in unwritable.stderr
+
+
 @pytest.mark.parametrize("task", ["eval", "predict"])
 def test_resume_with_an_evaluation_task_says_how_to_evaluate_the_run(trained, fast, tmp_path, task):
     """`task=eval resume=<run>` was told that the run's folder was taken, and to give a hydra.run.dir of its

@@ -27,7 +27,7 @@ from lenet_exp.errors import one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics)
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.resume import as_written, override_key
+from lenet_exp.resume import as_written, override_key, resumed_run
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
 
 log = logging.getLogger(__name__)
@@ -43,19 +43,35 @@ def check_writable(directory: Path, override: str) -> None:
         probe.touch()
         probe.unlink()
     except OSError as error:
+        how = another_folder(directory, override, kind="writable ", place="a writable place")
         sys.exit(f"Error: cannot write the output directory {directory} ({error.strerror or error}). "
-                 f"Choose a writable one with {override}=<dir>.")
+                 f"{how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
         sys.exit(f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
-                 f"Free some space, then run the same command again, or choose another {override}=<dir>.")
+                 f"Free some space, then run the same command again, or "
+                 f"{another_folder(directory, override, place='another disk')}.")
+
+
+def another_folder(directory: Path, override: str, kind: str = "", place: str = "another place") -> str:
+    """How to go on elsewhere: ``choose another folder with hydra.run.dir=<dir>``; a run that resume= continues
+    (in its own folder, which the command cannot change) goes on in a copy of it at ``place``."""
+    if is_resumed(directory):
+        return f"copy the folder to {place} and resume the copy (resume=<copy>)"
+    return f"choose another {kind}folder with {override}=<dir>"
+
+
+def is_resumed(directory: Path) -> bool:
+    """Whether ``directory`` is the run that the command's resume= continues."""
+    resumed = resumed_run()
+    return resumed is not None and resumed.resolve() == directory.resolve()
 
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
     holder = own_folder(directory)
     if holder:
-        sys.exit(f"Error: {directory} is in use by another {what} ({holder}). Wait until it ends, "
-                 f"or choose another folder with {override}=<dir>.")
+        how = "then run the same command again" if is_resumed(directory) else f"or {another_folder(directory, override)}"
+        sys.exit(f"Error: {directory} is in use by another {what} ({holder}). Wait until it ends, {how}.")
 
 
 def task_config(config: DictConfig) -> dict:
@@ -298,6 +314,8 @@ class OutputDirCheck(Callback):
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
+            check_writable(run_dir, "hydra.run.dir")  # first: a folder that cannot be run in, or one in use,
+            refuse_if_owned(run_dir, "run", "hydra.run.dir")  # whose contents change while it trains
             before, now = OmegaConf.to_container(load_record(saved, "hydra.run.dir")), task_config(config)
             tasks = str(before.get("task", "train")), str(now.get("task", "train"))
             results = trained_anything(run_dir) or any((run_dir / name).is_file()

@@ -114,8 +114,18 @@ def multirun_flag(argv: list[str]) -> Optional[str]:
     return None
 
 
+_resumed: Optional[Path] = None  # the run that this command's resume= continues
+
+
+def resumed_run() -> Optional[Path]:
+    """The run folder that the command's ``resume=`` continues (None: no resume=), which it cannot move."""
+    return _resumed
+
+
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
+    global _resumed
+    _resumed = None
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
@@ -168,6 +178,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         saved = [path_from(o, started_in) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
+    _resumed = run_dir
     # the command's own arguments last: a bare --info takes the next one as its value (none of these keys)
     return rest[:1] + flags + saved + search_path + one_run + rest[1:]
 
