@@ -1131,6 +1131,21 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_resume_of_a_run_whose_overrides_were_edited_names_the_edit(fast, tmp_path):
+    """A hand-edited .hydra/overrides.yaml (lr 0.01 -> 0.02) was blamed on "a config file or a default changed
+    since", and its message pointed at config.yaml, which nobody had changed."""
+    run = tmp_path / "run"
+    assert run_main([*fast, "optimizer.lr=0.01", f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    overrides = run / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text().replace("optimizer.lr=0.01", "optimizer.lr=0.02"))
+    refused = run_main([f"resume={run}"], cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert (f"Error: {overrides} sets optimizer.lr=0.02 where the run's config.yaml has 0.01: it was edited after the "
+            f"run was made. Put it back as it was to continue the run") in refused.stderr
+    overrides.write_text(overrides.read_text().replace("optimizer.lr=0.02", "optimizer.lr=0.01"))  # put back
+    assert run_main([f"resume={run}"], cwd=tmp_path).returncode == 0  # a completed run: skipped
+
+
 def test_a_resume_of_a_run_in_use_says_to_wait_before_anything_else(fast, tmp_path):
     """`resume=<run> trainer.epochs=N` of a run that was still training logged "it goes on to N", then was
     told to "choose another folder with hydra.run.dir=", which resume= refuses."""

@@ -349,6 +349,15 @@ class OutputDirCheck(Callback):
                 changed = []
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
+                # a value that the run's own override sets, and yet its config does not have: the override was edited
+                named = {override_key(override) for override in saved_task_overrides(run_dir)}
+                edited = [change.partition(": ") for change in from_files if change.split(":")[0] in named]
+                if edited:
+                    sets = "; ".join(f"{key}={change.partition(' -> ')[2]} where the run's config.yaml has "
+                                     f"{change.partition(' -> ')[0]}" for key, _, change in edited[:3])
+                    sys.exit(f"Error: {run_dir / '.hydra' / 'overrides.yaml'} sets {sets}: it was edited after the run "
+                             f"was made. Put it back as it was to continue the run, or run this config in a new "
+                             f"hydra.run.dir.")
                 # any one of them: resuming the run as it was made would be refused for it too
                 sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which "
                          f"no override of this command sets: a config file or a default changed since. Restore it to "
