@@ -345,6 +345,17 @@ def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp
     assert (as_run["ema_decay"], other["ema_decay"], other["precision"]) == (0.5, None, "fp32")
 
 
+def test_an_evaluation_of_the_weights_themselves_says_so_in_its_hparams(completed_run, tiny_root, tmp_path):
+    """A checkpoint without EMA left trainer.ema_decay out of its evaluation's session: an evaluation sweep over
+    checkpoints with and without it showed one value, and TensorBoard took the column for one that does not
+    differ."""
+    assert read_json(completed_run / "metrics.json")["config"]["trainer"]["ema_decay"] is None
+    result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
+                                                   f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == "null"
+
+
 @pytest.mark.parametrize("trained_with, asked, held", [
     ("0.5", "0.9", "holds the average of its weights with decay 0.5"),
     ("null", "0.9", "holds no average of its weights (its run had trainer.ema_decay=null), only the weights")])
