@@ -311,6 +311,22 @@ def test_tick_labels_of_a_swept_number_do_not_overlap(tmp_path, values):
     assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [label.get_text() for label in labels]
 
 
+def test_a_summary_written_without_its_plot_or_tensorboard_run_leaves_no_earlier_one_behind(tmp_path):
+    """A sweep run again with hydra.callbacks.sweep_summary.plot=false and tensorboard=false kept the first
+    run's summary.png and TensorBoard table, of other results, beside its new summary.json."""
+    from lenet_exp.sweeps import write_summary
+    from lenet_exp.sweeps.report import SUMMARY_RUN
+
+    fake_sweep(tmp_path, [([f"optimizer.lr={lr}"], {"status": "completed", "val": {"acc": acc}})
+                          for lr, acc in (("0.001", 0.5), ("0.003", 0.6))])
+    write_summary(tmp_path)
+    assert is_png(tmp_path / "summary.png") and list((tmp_path / SUMMARY_RUN).glob("events.out.tfevents.*"))
+    (tmp_path / "1" / "metrics.json").write_text(json.dumps({"status": "completed", "val": {"acc": 0.9}}))
+    write_summary(tmp_path, plot=False, tensorboard=False)
+    assert not (tmp_path / "summary.png").exists() and not list((tmp_path / SUMMARY_RUN).glob("events.out.tfevents.*"))
+    assert [job["val_acc"] for job in json.loads((tmp_path / "summary.json").read_text())["jobs"]] == [0.5, 0.9]
+
+
 def test_at_a_sweeps_end_a_running_job_was_killed_and_an_interrupted_one_keeps_its_message(tmp_path):
     from lenet_exp.sweeps import write_summary
     from lenet_exp.sweeps.table import report_text

@@ -127,6 +127,11 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
         figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
         if tensorboard:
             attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
+    with contextlib.suppress(OSError):  # an earlier summary's, of other results: not left as if it were this one's
+        if not plotted:
+            (sweep_dir / "summary.png").unlink(missing_ok=True)
+        for old in (sweep_dir / SUMMARY_RUN).glob("events.out.tfevents.*") if not tensorboard else ():
+            old.unlink()
     lines = ["\n" + report_text(summary)]
     files = [name for name in written if name.startswith("summary.")]
     if files:
