@@ -1146,6 +1146,26 @@ def test_a_resume_of_a_run_whose_overrides_were_edited_names_the_edit(fast, tmp_
     assert run_main([f"resume={run}"], cwd=tmp_path).returncode == 0  # a completed run: skipped
 
 
+def test_a_refused_resume_leaves_the_runs_record_as_it_was(fast, tmp_path, monkeypatch):
+    """optimizer.lr=${oc.env:MYLR}: resumed with MYLR=0.5 and more epochs, the check before Hydra wrote .hydra/
+    saw the same text, let it rewrite the record (epochs 2), and the run itself refused; a plain resume= with
+    MYLR=0.02 then trained the completed 1-epoch run on to 2 epochs."""
+    run = tmp_path / "run"
+    monkeypatch.setenv("MYLR", "0.02")
+    assert run_main([*fast, "optimizer.lr=${oc.env:MYLR}", f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    recorded = {name: (run / ".hydra" / name).read_text() for name in ("config.yaml", "overrides.yaml")}
+    monkeypatch.setenv("MYLR", "0.5")
+    refused = run_main([f"resume={run}", "trainer.epochs=2"], cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert (f"Error: {run} holds a run made with another config: optimizer.lr=${{oc.env:MYLR}} gives 0.5 now, 0.02 "
+            f"when the run was made. Set what it reads as it was to continue the run") in refused.stderr
+    assert {name: (run / ".hydra" / name).read_text() for name in recorded} == recorded
+    monkeypatch.setenv("MYLR", "0.02")
+    again = run_main([f"resume={run}"], cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" in again.stdout + again.stderr
+    assert read_json(run / "metrics.json")["epochs_done"] == 1
+
+
 def test_a_resume_of_a_run_in_use_says_to_wait_before_anything_else(fast, tmp_path):
     """`resume=<run> trainer.epochs=N` of a run that was still training logged "it goes on to N", then was
     told to "choose another folder with hydra.run.dir=", which resume= refuses."""

@@ -78,6 +78,16 @@ def task_config(config: DictConfig) -> dict:
     return {key: value for key, value in OmegaConf.to_container(config, resolve=False).items() if key != "hydra"}
 
 
+def resolved_task_config(config: DictConfig) -> dict:
+    """:func:`task_config` as the run will read it (``${oc.env:MYLR}`` taken now), to compare with the config a
+    run recorded in its metrics.json; as written where a ``${...}`` cannot be resolved yet."""
+    try:
+        task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+        return OmegaConf.to_container(task, resolve=True)
+    except Exception:  # one that names Hydra's runtime, or that the job's own checks report
+        return task_config(config)
+
+
 EXCLUDED_FROM_NAMES = "hydra.job.config.override_dirname.exclude_keys="
 
 
@@ -174,6 +184,30 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
         keys.add("data_seed")
     return [change for change in changed
             if not any(change.split(":")[0] == key or change.startswith(f"{key}.") for key in keys)]
+
+
+def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str]) -> None:
+    """Exit: the run's config differs in ``from_files`` (``key: old -> new``), which no change of override
+    explains. Its own override of a key reads something else now (``${oc.env:MYLR}``), or was edited by hand;
+    otherwise a config file or a default changed."""
+    written = {override_key(o): o.split("=", 1)[1] for o in saved_task_overrides(run_dir) if "=" in o}
+    changes = [(key, *change.split(" -> ", 1)) for key, change in (c.split(": ", 1) for c in from_files)]
+    read_now = [(key, old, new) for key, old, new in changes if "${" in written.get(key, "")]
+    if read_now:
+        now = "; ".join(f"{key}={written[key]} gives {new} now, {old} when the run was made"
+                        for key, old, new in read_now[:3])
+        sys.exit(f"Error: {run_dir} holds a run made with another config: {now}. Set what it reads as it was to "
+                 f"continue the run, or run this config in a new hydra.run.dir.")
+    edited = [(key, old, new) for key, old, new in changes if key in written]
+    if edited:  # a value that the run's own override sets, and yet its config does not have
+        sets = "; ".join(f"{key}={new} where the run's config.yaml has {old}" for key, old, new in edited[:3])
+        sys.exit(f"Error: {run_dir / '.hydra' / 'overrides.yaml'} sets {sets}: it was edited after the run was made. "
+                 f"Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
+    # any one of them: resuming the run as it was made would be refused for it too
+    sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which no "
+             f"override of this command sets: a config file or a default changed since. Restore it to continue "
+             f"the run (its config: {run_dir / '.hydra' / 'config.yaml'}), or run this config in a new "
+             f"hydra.run.dir.")
 
 
 @contextlib.contextmanager
@@ -316,7 +350,10 @@ class OutputDirCheck(Callback):
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
             check_writable(run_dir, "hydra.run.dir")  # first: a folder that cannot be run in, or one in use,
             refuse_if_owned(run_dir, "run", "hydra.run.dir")  # whose contents change while it trains
-            before, now = OmegaConf.to_container(load_record(saved, "hydra.run.dir")), task_config(config)
+            on_disk = OmegaConf.to_container(load_record(saved, "hydra.run.dir"))  # one that cannot be read stops here
+            # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
+            recorded = (read_json(run_dir / "metrics.json") or {}).get("config")
+            before, now = recorded if isinstance(recorded, dict) else on_disk, resolved_task_config(config)
             tasks = str(before.get("task", "train")), str(now.get("task", "train"))
             results = trained_anything(run_dir) or any((run_dir / name).is_file()
                                                        for name in ("metrics.json", "prediction.json"))
@@ -349,19 +386,7 @@ class OutputDirCheck(Callback):
                 changed = []
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
-                # a value that the run's own override sets, and yet its config does not have: the override was edited
-                named = {override_key(override) for override in saved_task_overrides(run_dir)}
-                edited = [change.partition(": ") for change in from_files if change.split(":")[0] in named]
-                if edited:
-                    sets = "; ".join(f"{key}={change.partition(' -> ')[2]} where the run's config.yaml has "
-                                     f"{change.partition(' -> ')[0]}" for key, _, change in edited[:3])
-                    sys.exit(f"Error: {run_dir / '.hydra' / 'overrides.yaml'} sets {sets}: it was edited after the run "
-                             f"was made. Put it back as it was to continue the run, or run this config in a new "
-                             f"hydra.run.dir.")
-                # any one of them: resuming the run as it was made would be refused for it too
-                sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which "
-                         f"no override of this command sets: a config file or a default changed since. Restore it to "
-                         f"continue the run (its config: {saved}), or run this config in a new hydra.run.dir.")
+                refuse_a_config_not_made_by_overrides(run_dir, from_files)
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
