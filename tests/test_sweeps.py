@@ -650,6 +650,23 @@ def test_an_optuna_study_that_draws_a_folder_twice_stops_before_writing_over_it(
         assert f"seed={metrics(folder)['seed']}" in overrides and metrics(folder)["status"] == "completed"
 
 
+def test_an_optuna_trial_whose_values_make_no_config_fails_alone(fast, tmp_path):
+    """optimizer=choice(sgd,adam) with a momentum drawn for sgd: the first trial that drew adam ended the whole
+    study with "optimizer.momentum is not a setting of this optimizer", without its summary."""
+    sweep_dir = tmp_path / "optuna"
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=4", "scheduler=none", "trainer.batch_size=64",
+                       "optimizer=choice(sgd,adam)", "optimizer.momentum=interval(0.8,0.99)", *fast,
+                       f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    rows, _ = read_summary(sweep_dir)
+    assert len(rows) == 4 and {row["optimizer"] for row in rows} == {"sgd", "adam"}  # seed 0 draws both
+    assert all(row["status"] == ("completed" if row["optimizer"] == "sgd" else "failed") for row in rows), rows
+    failed = next(row for row in rows if row["optimizer"] == "adam")
+    assert f"Trial {failed['job']} cannot run: optimizer.momentum is not a setting of this optimizer" in result.stdout
+    assert "optimizer.momentum is not a setting" in metrics(sweep_dir / failed["job"])["message"]
+    assert (sweep_dir / "optimization_results.yaml").is_file()  # the study ended as a study does
+
+
 @pytest.mark.parametrize("storage", ["null", "sqlite:///study.db"])
 def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, tmp_path, storage):
     # optuna's study.best_trial raises when no trial completed (in words that depend on the storage): the

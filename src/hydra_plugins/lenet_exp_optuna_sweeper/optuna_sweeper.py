@@ -88,11 +88,23 @@ class StoppableOptunaSweeper(Sweeper):
         def launch_unless_stopped(job_overrides: Any, initial_job_idx: int = 0):
             if sweep_stop_signal():  # the batch before was told to the study; this one would not start
                 raise _StudyStopped
-            if not folders.numbered:  # a study may draw one set of values twice: a folder named by them alone
-                folders.jobs = initial_job_idx
-                for overrides in job_overrides:
-                    folders.claim(hydra_context.config_loader.load_sweep_config(config, list(overrides)))
-            returns = launch(job_overrides, initial_job_idx=initial_job_idx)
+            # a trial whose drawn values cannot make a config (optimizer=adam with a momentum drawn for sgd) fails
+            # alone, as a job with a bad value does: composed by the launcher, it ended the study
+            returns, runnable = {}, []
+            folders.jobs = initial_job_idx
+            for number, overrides in enumerate(job_overrides, start=initial_job_idx):
+                try:
+                    job_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+                except Exception as error:
+                    folders.jobs += 1
+                    returns[number] = _trial_without_a_config(config, number, list(overrides), error)
+                    continue
+                folders.claim(job_config)  # a study may draw one set of values twice: a folder named by them alone
+                runnable.append((number, overrides))
+            for batch in _consecutive_numbers(runnable):
+                launched = launch([overrides for _, overrides in batch], initial_job_idx=batch[0][0])
+                returns.update(zip((number for number, _ in batch), launched))
+            returns = [returns[number] for number in sorted(returns)]
             for number, ret in enumerate(returns, start=initial_job_idx):
                 if ret.status == JobStatus.COMPLETED and ret.return_value is None:
                     log.warning(f"Trial {number} has no result{_how_it_ended(ret)}: the study counts it as a "
@@ -192,6 +204,36 @@ class StoppableOptunaSweeper(Sweeper):
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(running.intersection(self.asked)):
             self.study.tell(number, state=TrialState.FAIL)
+
+
+def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str], error: Exception) -> Any:
+    """A failed job's record and result for a trial whose values do not compose: a folder holding its
+    overrides and a metrics.json that says why (the summary lists it), and no value for the study."""
+    from hydra.core.utils import JobReturn
+
+    from lenet_exp.command_line_errors import typo_message
+    from lenet_exp.errors import one_line
+    from lenet_exp.files import save_json
+
+    message = typo_message(error, overrides) or one_line(error)
+    folder = Path(str(config.hydra.sweep.dir)) / str(number)  # named by its number: its values name no folder
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
+    save_json(folder / "metrics.json", {"task": str(config.get("task", "train")), "status": "failed",
+                                        "message": message})
+    log.error(f"Trial {number} cannot run: {message.removeprefix('Error: ')} [{folder}]")
+    return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
+
+
+def _consecutive_numbers(jobs: list[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
+    """(number, overrides) pairs in runs of consecutive numbers: each run is launched as jobs numbered so."""
+    runs: list[list[tuple[int, Any]]] = []
+    for job in jobs:
+        if runs and runs[-1][-1][0] + 1 == job[0]:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    return runs
 
 
 def _how_it_ended(ret: Any) -> str:
