@@ -416,3 +416,20 @@ def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and errors[0].startswith(f"Error: {expected}"), result.stderr
+
+
+@pytest.mark.parametrize("group, yaml_text, kinds", [
+    ("scheduler", "name: exponential\ngamma: 0.9\n", "none, cosine, step, onecycle"),
+    ("augment", "name: cutout\nsize: 8\n", "none, affine, elastic")])
+def test_a_scheduler_or_augment_yaml_of_ones_own_without_a_schema_gets_one_line(group, yaml_text, kinds, fast,
+                                                                                 tmp_path):
+    """A kind no code here trains with ended in a traceback: "unknown scheduler exponential" as the run began,
+    "Key 'degrees' is not in struct" for the augmentation."""
+    (tmp_path / "mine" / group).mkdir(parents=True)
+    (tmp_path / "mine" / group / "mine.yaml").write_text(yaml_text)
+    result = run_main([*fast, f"{group}=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]",
+                       f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    name = yaml_text.split()[1]
+    assert (f"Error: Invalid config value {group}.name='{name}' (it has no schema): expected one of lenet_exp's kinds "
+            f"of {group} ({kinds}): a YAML of one's own begins as configs/{group}/none.yaml does") in result.stderr

@@ -446,6 +446,12 @@ def validate(cfg: Any) -> None:
     for group in ("scheduler", "augment"):  # its name says which option's schema it holds, and what it does
         node = cfg.get(group)
         schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
+        if OmegaConf.is_dict(node) and not dataclasses.is_dataclass(schema):  # a kind that no code here trains with
+            kinds = ", ".join(GROUP_SCHEMAS[group])
+            raise ConfigError(f"{group}.name", node.get("name"), f"one of lenet_exp's kinds of {group} ({kinds}): a YAML "
+                              f"of one's own begins as configs/{group}/{next(iter(GROUP_SCHEMAS[group]))}.yaml does, "
+                              f"with `defaults: [/schema_{group}_<kind>@_here_, _self_]`", why="it has no schema",
+                              fix=f"Choose one with {group}=<option>, or give the YAML its kind's schema.")
         option = next((f.default for f in dataclasses.fields(schema) if f.name == "name"),
                       None) if dataclasses.is_dataclass(schema) else None
         if isinstance(option, str) and node.get("name") != option:
