@@ -689,6 +689,15 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: give how many trials the study runs"),
     ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),
     ("sweep=optuna hydra.sweeper.direction=up", "hydra.sweeper.direction='up': give maximize"),
+    # search spaces that Hydra or Optuna met with a traceback, or that give other values than they say
+    ("seed=range(0,3,0)", "seed=range(0,3,0): a range() steps by a number other than 0, e.g. seed='range(0,3)'"),
+    ("seed=shuffle(range(0,3,0))", "seed=shuffle(range(0,3,0)): a range() steps by a number other than 0"),
+    ("model.dropout=range(0.1,0.4,0.1)", "model.dropout=range(0.1,0.4,0.1): Hydra's range() of floats gives 0.1, 0.2, "
+                                         "0.30000000000000004, 0.4. List the values instead: model.dropout=0.1,0.2,0.3."),
+    ("sweep=optuna optimizer.lr=interval(1e-2,1e-4)", "optimizer.lr=interval(1e-2,1e-4): an interval goes from low to "
+                                                      "high: optimizer.lr='interval(0.0001,0.01)'."),
+    ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
+                                                            "starts above 0"),
     # the study looked for the worst model, while the summary named the best one
     ("sweep=optuna hydra.sweeper.direction=minimize", "hydra.sweeper.direction='minimize': give maximize. Each trial "
                                                       "returns one number, its best val accuracy"),

@@ -26,7 +26,8 @@ from lenet_exp.launch import (Stopped, available_cores, collect_stopped_jobs, co
 from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
-                                    refuse_an_empty_grid, refuse_intervals_in_a_grid, refuse_studies_swept)
+                                    refuse_a_space_that_draws_wrong, refuse_an_empty_grid, refuse_intervals_in_a_grid,
+                                    refuse_studies_swept)
 
 EXIT_JOBS_FAILED = 1
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_studies_swept(config)
         refuse_intervals_in_a_grid(config)
+        refuse_a_space_that_draws_wrong(config)
         apply_search_space_rule(config)
         refuse_an_empty_grid(config)
         name_jobs_by_what_varies(config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import sys
 from typing import Iterable, Iterator, Optional
@@ -128,6 +129,38 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
             sys.exit(f"Error: {override.input_line} is a range to draw values from, which only an Optuna study "
                      f"does: `python run.py -m sweep=optuna '{override.input_line}'`. A grid sweep lists its "
                      f"values instead: {key}=a,b,c or {key}='range(start,stop,step)'.")
+
+
+def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
+    """Exits with a message where a swept key's range() or interval() cannot give what it says: a step of 0 and
+    an interval from high to low (tracebacks of Hydra and Optuna), a log interval from 0 or below, and a range of
+    floats, which Hydra steps by adding (0.30000000000000004), reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
+    from hydra.core.override_parser.types import IntervalSweep, RangeSweep
+
+    for override in _parse(sweep_overrides(config)):
+        value, key, written = override.value(), override.get_key_element(), override.input_line
+        if isinstance(value, RangeSweep) and value.step == 0:
+            sys.exit(f"Error: {written}: a range() steps by a number other than 0, e.g. {key}='range(0,3)' for 0, 1, 2.")
+        if isinstance(value, RangeSweep) and any(isinstance(n, float) for n in (value.start, value.stop, value.step)):
+            meant = _float_range(value.start, value.stop, value.step)
+            if [float(v) for v in override.sweep_iterator()] != meant:
+                sys.exit(f"Error: {written}: Hydra's range() of floats gives "
+                         f"{', '.join(override.sweep_string_iterator())}. List the values instead: "
+                         f"{key}={','.join(f'{v:g}' for v in meant)}.")
+        if isinstance(value, IntervalSweep) and value.start > value.end:
+            sys.exit(f"Error: {written}: an interval goes from low to high: {key}='interval({value.end:g},"
+                     f"{value.start:g})'.")
+        if isinstance(value, IntervalSweep) and "log" in value.tags and value.start <= 0:
+            sys.exit(f"Error: {written}: a log interval starts above 0 (a log scale has no 0), e.g. "
+                     f"{key}='tag(log,interval({value.end / 100:g},{value.end:g}))'.")
+
+
+def _float_range(start: float, stop: float, step: float) -> list[float]:
+    """range(start, stop, step) for floats as Python's range() means it for integers: the stop left out, each
+    value rounded to the decimals its numbers are written with."""
+    decimals = max(len(f"{abs(n):g}".partition(".")[2]) for n in (start, stop, step))
+    count = max(0, math.ceil(round((stop - start) / step, 9)))
+    return [round(start + i * step, decimals) for i in range(count)]
 
 
 def refuse_studies_swept(config: DictConfig) -> None:
