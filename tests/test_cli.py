@@ -418,6 +418,29 @@ def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, 
     assert len(errors) == 1 and errors[0].startswith(f"Error: {expected}"), result.stderr
 
 
+@pytest.mark.parametrize("primary, expected", [
+    ("defaults:\n  - config\n  - _self_\ntrainer:\n  epochz: 1\n",
+     "In mine.yaml: trainer.epochz is not a setting (did you mean trainer.epochs?)."),
+    ("defaults:\n  - config\n  - _self_\ntrainer:\n  epochs: one\n",
+     "In mine.yaml: Invalid config value trainer.epochs='one': expected an integer."),
+    ("defaults:\n  - config\n  - _self_\nfoo: 1\n", "In mine.yaml: foo is not a setting."),
+    ("trainer:\n  epochs: 1\n", "The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, "
+                                 "…): a primary config of one's own (--config-name) begins with `defaults: [config, "
+                                 "_self_]`, then sets what it changes."),
+], ids=["typo", "type", "unknown", "no-schema"])
+def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, expected, fast, tmp_path):
+    """A typo in one's own --config-name file was told "names no config that composes a run" (as for a preset
+    given to --config-name); one without the schema ended in a traceback (Key 'task' is not in struct)."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "mine.yaml").write_text(primary)
+    schema = primary.startswith("defaults")  # fast's device=cpu overrides a group that the config without it lacks
+    result = run_main(["--config-dir", str(tmp_path / "mine"), "--config-name", "mine", *(fast if schema else []),
+                       f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    said = result.stdout + result.stderr  # without configs/config.yaml's logging, Hydra's own logs to stdout
+    assert result.returncode == 1 and "Traceback" not in said, said[-2000:]
+    assert f"Error: {expected}" in said, said[-2000:]
+
+
 @pytest.mark.parametrize("group, yaml_text, kinds", [
     ("scheduler", "name: exponential\ngamma: 0.9\n", "none, cosine, step, onecycle"),
     ("augment", "name: cutout\nsize: 8\n", "none, affine, elastic")])

@@ -85,7 +85,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
         except Exception:  # an interpolation that cannot resolve: keep it as written
             from omegaconf import OmegaConf
             config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
-        metrics = {"task": str(cfg.task), "config": config}
+        metrics = {"task": str(cfg.get("task", "train")), "config": config}  # a config of one's own may lack it
     elif metrics.get("status") == "completed":  # its results stay, and the sweep summary lists the failure
         if status == "failed":
             save_json(path, {**metrics, LATER_FAILURE: message})

@@ -243,8 +243,8 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
     (which composes the preset alone and fails at its first override): an option of a group, not a file
     that composes a whole run."""
     name = config_name_given(arguments)
-    if not name or not (str(error).startswith("Cannot find primary config") or
-                        str(error).startswith(f"In '{name}': ")):
+    in_it = str(error).startswith(f"In '{name}': ")
+    if not name or not (str(error).startswith("Cannot find primary config") or in_it):
         return None
     group, _, option = name.rpartition("/")
     chosen = []
@@ -252,6 +252,8 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
     if loader:
         groups = [group] if group else [g for g in loader.list_groups("") if g != "hydra"]
         chosen = [f"{g}={option}" for g in groups if option in loader.get_group_options(g)]
+    if in_it and not chosen:  # a primary config of one's own, with a mistake in it: told as in any config file
+        return None
     instead = f"; {chosen[0]} chooses that option" if chosen else ""
     return (f"--config-name {name} names no config that composes a run: python run.py composes configs/config.yaml, "
             f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")

@@ -25,7 +25,7 @@ from typing import Any, List, Mapping, Optional
 
 from omegaconf import MISSING
 
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, UserError
 
 
 class Choice(str, Enum):
@@ -430,6 +430,10 @@ def validate(cfg: Any) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
+    if OmegaConf.get_type(cfg) is not Config:  # a primary config of one's own without configs/config.yaml's
+        raise UserError("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, …): a "
+                        "primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, then "
+                        "sets what it changes.")
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
