@@ -377,6 +377,9 @@ def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option,
     ("defaults:\n  - override /optimizer: adamx\n",
      "In experiment/mine.yaml: optimizer: adamx is not an option of optimizer (did you mean adam?): choose one of "
      "adam, adamw, sgd."),
+    # without `override`: Hydra's "Multiple values for optimizer" was told as a + on the command line
+    ("defaults:\n  - /optimizer: sgd\n", "A defaults list chooses optimizer: sgd, which the config has chosen already: "
+                                         "in a preset of your own, write `- override /optimizer: sgd` there."),
     ("defaults:\n  - override /optimizer: sgd\noptimizer:\n  betas: [0.9, 0.99]\n",
      "experiment=mine sets optimizer.betas, a key that optimizer=sgd, the preset's own choice, does not have "
      "(optimizer=adam has it). In experiment/mine.yaml, leave out optimizer.betas or choose adam."),

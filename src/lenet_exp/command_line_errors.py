@@ -429,9 +429,10 @@ def unreadable_override(error: OverrideParseException) -> str:
             f"spaces, commas or brackets of its own ('key=\"a, b\"'); the grammar: {GRAMMAR}")
 
 
-def misused_override(error: ConfigCompositionException) -> Optional[str]:
+def misused_override(error: ConfigCompositionException, overrides: list[str]) -> Optional[str]:
     """A comma list without -m ("Ambiguous value for argument 'optimizer.lr=1,2'"), or a + before a key or
-    group that the config has already ("Multiple values for experiment", "Could not append to config")."""
+    group that the config has already ("Multiple values for experiment", "Could not append to config"), on
+    the command line (``overrides``) or in a preset's defaults list."""
     text = str(error)
     if text.startswith("Ambiguous value for argument '"):
         override = text.split("'")[1]
@@ -446,6 +447,9 @@ def misused_override(error: ConfigCompositionException) -> Optional[str]:
                 f"a string with a comma: '{key}=\"…\"'.")
     if text.startswith("Multiple values for ") and "override " in text:  # 'override experiment: mnist_best'
         group, option = text.rsplit("override ", 1)[1].rstrip("'").split(": ", 1)
+        if not any(override.startswith(f"+{group}=") for override in overrides):  # a preset's defaults list
+            return (f"A defaults list chooses {group}: {option}, which the config has chosen already: in a preset of "
+                    f"your own, write `- override /{group}: {option}` there.")
         return f"+{group}={option} adds {group}, which the config has already: write {group}={option}, without the +."
     fixed = re.search(r"remove \+ prefix: '([^']*)'", text)
     if text.startswith("Could not append to config") and fixed:
@@ -527,7 +531,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error)
     if isinstance(error, ConfigCompositionException) and cause is None:
-        return misused_override(error) or hydra_setting_swept(error) or group_left_unset(error)
+        return misused_override(error, overrides) or hydra_setting_swept(error) or group_left_unset(error)
     if isinstance(error, InterpolationResolutionError):  # --cfg job --resolve (a run's: config.validate)
         written = [override.split("=", 1)[0] for override in overrides if "${" in override.split("=", 1)[-1]]
         what = error.full_key or (written[0] if len(written) == 1 else "a ${…} of the config")
