@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import RUN_PY, only_run_dir, run_cli, run_main
+from lenet_exp import CONFIGS
 from lenet_exp.files import read_json
 from tensorboard_events import load_events, logged_hparams, scalar_values
 
@@ -442,6 +443,25 @@ def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, exp
     said = result.stdout + result.stderr  # without configs/config.yaml's logging, Hydra's own logs to stdout
     assert result.returncode == 1 and "Traceback" not in said, said[-2000:]
     assert f"Error: {expected}" in said, said[-2000:]
+
+
+@pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath"])
+def test_a_config_of_ones_own_named_as_a_shipped_one_is_said_to_be_unread(where, fast, tmp_path):
+    """mine/optimizer/adam.yaml (lr 0.0123) was never read, configs/optimizer/adam.yaml coming first on Hydra's
+    search path, and the run trained with lr 0.001 without a word."""
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    own = tmp_path / "mine" / "optimizer" / "adam.yaml"
+    own.write_text((CONFIGS / "optimizer" / "adam.yaml").read_text().replace("lr: 1e-3", "lr: 0.0123"))
+    (tmp_path / "mine" / "optimizer" / "adam_mine.yaml").write_text(own.read_text())  # a name of its own: read
+    search = ["--config-dir", str(tmp_path / "mine")] if where == "--config-dir" else [
+        f"hydra.searchpath=[file://{tmp_path / 'mine'}]"]
+    result = run_main([*search, *fast, "trainer.limit_batches=2", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said[-2000:]
+    assert (f"{own} is not read: {CONFIGS / 'optimizer' / 'adam.yaml'}, first on Hydra's search path, has its name. "
+            f"Give yours another name, then choose it with optimizer=<that name>.") in said
+    assert said.count("is not read") == 1  # adam_mine.yaml is
+    assert read_json(tmp_path / "run" / "metrics.json")["config"]["optimizer"]["lr"] == 0.001
 
 
 @pytest.mark.parametrize("group, yaml_text, kinds", [

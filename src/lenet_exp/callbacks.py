@@ -315,18 +315,37 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
                  f"joblib or submitit_local.")
 
 
+def warn_of_shadowed_options(config: DictConfig) -> None:
+    """A config of one's own (``--config-dir``, ``hydra.searchpath``) named as one of configs/ is never read:
+    Hydra takes the first file of a name on its search path, and configs/ comes first. Said, not left silent."""
+    sources = [(str(s.provider), Path(str(s.path))) for s in OmegaConf.select(config, "hydra.runtime.config_sources",
+                                                                               default=None) or [] if s.schema == "file"]
+    main = next((path for provider, path in sources if provider == "main"), None)
+    for provider, folder in sources if main else ():
+        if provider == "main" or not folder.is_dir():
+            continue
+        for own in sorted([*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]):
+            shipped = main / own.relative_to(folder)
+            if shipped.is_file() and own.resolve() != shipped.resolve():
+                chosen = f"{own.parent.name}=<that name>" if own.parent != folder else "--config-name <that name>"
+                log.warning("%s is not read: %s, first on Hydra's search path, has its name. Give yours another "
+                            "name, then choose it with %s.", own, shipped, chosen)
+
+
 class OutputDirCheck(Callback):
     """Checks the command line and the output folder before Hydra writes into it. Hydra turns a callback's
     exception into a warning and goes on, so an unforeseen error here ends the run instead of skipping the
     checks."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        warn_of_shadowed_options(config)
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
             refuse_another_record_folder(config)
             self.check_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        warn_of_shadowed_options(config)
         with failing_closed("hydra.sweep.dir"):
             refuse_misused_overrides(config)
             refuse_another_record_folder(config)
