@@ -196,6 +196,12 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["model.hidden=[120,84"], "model.hidden=[120,84 cannot be read as an override (no viable alternative at input"),
     (["optimizer.lr"], "optimizer.lr cannot be read as an override (no '=' and value). Write key=value"),
     (["optimizer.lr=1e-3,3e-3"], "optimizer.lr=1e-3,3e-3 gives several values: add -m to sweep over them"),
+    # Hydra's own lines, each with its HYDRA_FULL_ERROR line
+    (["seed=range(0,3)"], "seed=range(0,3) gives several values: add -m to sweep over them."),
+    (["--config-dir", "/no_such_folder"], "--config-dir /no_such_folder: no such folder. Give the folder that holds "
+                                          "your config files"),
+    (["hydra.searchpath=file:///tmp"], "hydra.searchpath=file:///tmp is not a list: write "
+                                       "'hydra.searchpath=[file:///tmp]'."),
     (["task=predict", "ckpt=best.pt", "image=a.png,b.png"], "image=a.png,b.png gives several paths: add -m to run once "
                                                             "for each"),  # not image=[…], which takes no list
     (["+experiment=mnist_best"], "+experiment=mnist_best adds experiment, which the config has already: write "
@@ -274,7 +280,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option", "option", "launcher",
-        "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "several-paths", "plus-group", "plus-key",
+        "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "range-without-m",
+        "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
         "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key", "no-launchers-key", "search-space-key",

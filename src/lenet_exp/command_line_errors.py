@@ -503,6 +503,21 @@ def broken_yaml(error: BaseException) -> Optional[str]:
             f"YAML; compare it with the other files of its folder).")
 
 
+def hydra_said_plainly(text: str) -> Optional[str]:
+    """Hydra's own one-line errors about the command line, said with what to type instead."""
+    swept = re.match(r"Sweep parameters '(.*)' requires --multirun", text)
+    if swept:  # seed=range(0,3) without -m: a comma list gets the same answer (misused_override)
+        return f"{swept.group(1)} gives several values: add -m to sweep over them."
+    missing = re.match(r"Additional config directory '(.*)' not found", text)
+    if missing:
+        return (f"--config-dir {missing.group(1)}: no such folder. Give the folder that holds your config files (its "
+                f"optimizer/, dataset/, … subfolders).")
+    not_a_list = re.match(r"hydra.searchpath must be a list of strings. Got: (.*)", text)
+    if not_a_list:
+        return f"hydra.searchpath={not_a_list.group(1)} is not a list: write 'hydra.searchpath=[{not_a_list.group(1)}]'."
+    return None
+
+
 def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
     """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
     file, or None for any other error."""
@@ -519,6 +534,9 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
             or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
         return told
+    said = hydra_said_plainly(str(error))
+    if said:
+        return said
     if isinstance(error, OverrideParseException):
         return unreadable_override(error)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
