@@ -690,6 +690,8 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),
     ("sweep=optuna hydra.sweeper.direction=up", "hydra.sweeper.direction='up': give maximize"),
     # search spaces that Hydra or Optuna met with a traceback, or that give other values than they say
+    ("optimizer=glob(nomatch*)", "optimizer=glob(nomatch*) matches no option of optimizer: choose from adam, adamw, "
+                                 "sgd."),  # "Launching 0 jobs", then "No job directories found"
     ("seed=range(0,3,0)", "seed=range(0,3,0): a range() steps by a number other than 0, e.g. seed='range(0,3)'"),
     ("seed=shuffle(range(0,3,0))", "seed=shuffle(range(0,3,0)): a range() steps by a number other than 0"),
     ("model.dropout=range(0.1,0.4,0.1)", "model.dropout=range(0.1,0.4,0.1): Hydra's range() of floats gives 0.1, 0.2, "

@@ -132,13 +132,19 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
 
 
 def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
-    """Exits with a message where a swept key's range() or interval() cannot give what it says: a step of 0 and
-    an interval from high to low (tracebacks of Hydra and Optuna), a log interval from 0 or below, and a range of
-    floats, which Hydra steps by adding (0.30000000000000004), reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
-    from hydra.core.override_parser.types import IntervalSweep, RangeSweep
+    """Exits with a message where a swept key's glob(), range() or interval() cannot give what it says: a glob
+    that matches no option, a step of 0 and an interval from high to low (tracebacks of Hydra and Optuna), a log
+    interval from 0 or below, and a range of floats, which Hydra steps by adding (0.30000000000000004),
+    reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
+    from hydra.core.override_parser.types import Glob, IntervalSweep, RangeSweep
+
+    from lenet_exp.command_line_errors import config_loader
 
     for override in _parse(sweep_overrides(config)):
         value, key, written = override.value(), override.get_key_element(), override.input_line
+        options = config_loader().get_group_options(key) if isinstance(value, Glob) and config_loader() else []
+        if options and not value.filter(options):  # it launched no job, then found no job folder
+            sys.exit(f"Error: {written} matches no option of {key}: choose from {', '.join(options)}.")
         if isinstance(value, RangeSweep) and value.step == 0:
             sys.exit(f"Error: {written}: a range() steps by a number other than 0, e.g. {key}='range(0,3)' for 0, 1, 2.")
         if isinstance(value, RangeSweep) and any(isinstance(n, float) for n in (value.start, value.stop, value.step)):
