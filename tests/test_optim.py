@@ -83,6 +83,11 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
                                                   "together. Fix the value")):  # a RuntimeError: a traceback
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True, "foreach": True}),
                         LeNet5())
+    # the example names the option refused, not the first one ("Invalid epsilon value: -1 … e.g. optimizer.lr=…")
+    for options, named in [({"lr": 1e-3, "eps": -1.0}, "eps"), ({"lr": 1e-3, "weight_decay": -0.5}, "weight_decay"),
+                           ({"lr": 1e-3, "betas": [1.5, 0.9]}, "betas"), ({"weight_decay": 0.0, "lr": -1.0}, "lr")]:
+        with pytest.raises(UserError, match=re.escape(f"Fix the value on the command line (e.g. optimizer.{named}=…)")):
+            build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", **options}), LeNet5())
     with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "bogus": 3}), LeNet5())
     with pytest.raises(UserError, match=re.escape("model.bogus=1: lenet_exp.models.lenet5.LeNet5 takes no argument")):

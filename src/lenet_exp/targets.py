@@ -53,8 +53,13 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
                            f"({root_cause(error)})")
-    return UserError(f"{target} refuses the {group} options {options}: {str(error).splitlines()[0].rstrip('.')}. Fix the value "
-                     f"on the command line (e.g. {group}.{next(iter(options), 'lr')}=…) or in configs/{group}/.")
+    said = str(error).splitlines()[0].rstrip(".")
+    # the option it names ("Invalid epsilon value: -1" is eps's), or else the one whose value it quotes
+    named = next((key for key in options if key.rstrip("s") in said), None) or next(
+        (key for key, value in options.items() if re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.])", said)),
+        next(iter(options), "lr"))
+    return UserError(f"{target} refuses the {group} options {options}: {said}. Fix the value on the command line "
+                     f"(e.g. {group}.{named}=…) or in configs/{group}/.")
 
 
 def names_a_target(value: Any) -> bool:
