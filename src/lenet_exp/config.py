@@ -369,6 +369,11 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     ]
 
 
+def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """:func:`config_differences` but trainer.epochs: those of one run trained on to another length."""
+    return [change for change in config_differences(saved, current) if not change.startswith("trainer.epochs:")]
+
+
 # schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
 # of the same run given more epochs, which may therefore go on from them
 SCHEDULES_WITHOUT_AN_END = ("none", "step")

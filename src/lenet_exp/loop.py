@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from lenet_exp import state as ckpt
 from lenet_exp.app import report_failure
-from lenet_exp.config import config_differences, result_settings, run_of_other_length, to_dict
+from lenet_exp.config import (config_differences, differences_besides_length, result_settings, run_of_other_length,
+                              to_dict)
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
@@ -133,8 +134,9 @@ class Run:
         recorded = read_json(self.metrics_path) or {}
         trained = max(saved["run_state"]["epoch"], recorded.get("epochs_done") or 0)
         if changed and not run_of_other_length(saved["config"], self.config, trained):  # another length may be
-            if "config" in recorded and not config_differences(recorded["config"], self.config):
-                # the run is this config, its checkpoint is not: continuing "as it was" would go in circles
+            if "config" in recorded and not differences_besides_length(recorded["config"], self.config):
+                # the run is this config (or it trained on), its checkpoint is not: continuing "as it was" would go
+                # in circles
                 raise CheckpointError(
                     f"{self.last_path} is another run's checkpoint ({'; '.join(changed[:3])}), not this run's. "
                     f"Delete the folder {self.last_path.parent} to train this run again from the start, or choose "
@@ -154,8 +156,7 @@ class Run:
             found = best["run_state"]["epoch"]
             problem = f"it holds epoch {found}"
             # another run's best.pt (copied in) would be tested as this run's; a run trained on has another length
-            changed = [change for change in config_differences(best["config"], last["config"])
-                       if not change.startswith("trainer.epochs:")]
+            changed = differences_besides_length(best["config"], last["config"])
             if changed:
                 found, problem = None, f"it is another run's ({'; '.join(changed[:3])})"
         except CheckpointError as error:  # missing or unreadable
