@@ -46,9 +46,9 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
             config = hydra_compose("config", overrides=quoted)
         except Exception as error:
             swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
-            message = typo_message(error, overrides) or (swept and (
+            message = (swept and (  # before typo_message, which answers run.py's command line ("add -m")
                 f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one per "
-                f"value, or sweep with `python run.py -m {swept.group(1)}`."))
+                f"value, or sweep with `python run.py -m {swept.group(1)}`.")) or typo_message(error, overrides)
             if not message:
                 raise
             raise UserError(message) from error
