@@ -452,6 +452,20 @@ def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, exp
     assert f"Error: {expected}" in said, said[-2000:]
 
 
+def test_a_search_path_folder_that_does_not_exist_is_said_in_a_line(fast, tmp_path):
+    """Hydra warned with its source line ("config_loader_impl.py:216: UserWarning: provider=… is not available"),
+    and an option kept there was then "not an option" without a word of why."""
+    search = f"hydra.searchpath=[file://{tmp_path / 'mine'}]"
+    ran = run_main([search, *fast, "trainer.limit_batches=2", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    said = ran.stdout + ran.stderr
+    assert ran.returncode == 0 and "UserWarning" not in said, said[-2000:]
+    assert f"{tmp_path / 'mine'} (hydra.searchpath in command-line) is no folder: none of its configs is read." in said
+    refused = run_main([search, "optimizer=rmsprop", "--cfg", "job"], cwd=tmp_path)
+    assert refused.returncode == 1 and "UserWarning" not in refused.stderr, refused.stderr[-2000:]
+    assert refused.stderr.strip() == (f"Error: optimizer=rmsprop is not an option of optimizer: choose one of adam, "
+                                      f"adamw, sgd (hydra.searchpath names {tmp_path / 'mine'}, which is no folder).")
+
+
 @pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath"])
 def test_a_config_of_ones_own_named_as_a_shipped_one_is_said_to_be_unread(where, fast, tmp_path):
     """mine/optimizer/adam.yaml (lr 0.0123) was never read, configs/optimizer/adam.yaml coming first on Hydra's

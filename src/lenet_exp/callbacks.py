@@ -317,11 +317,14 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
 
 def warn_of_shadowed_options(config: DictConfig) -> None:
     """A config of one's own (``--config-dir``, ``hydra.searchpath``) named as one of configs/ is never read:
-    Hydra takes the first file of a name on its search path, and configs/ comes first. Said, not left silent."""
+    Hydra takes the first file of a name on its search path, and configs/ comes first; nor is any config of a
+    search path folder that does not exist. Said, not left silent."""
     sources = [(str(s.provider), Path(str(s.path))) for s in OmegaConf.select(config, "hydra.runtime.config_sources",
                                                                                default=None) or [] if s.schema == "file"]
     main = next((path for provider, path in sources if provider == "main"), None)
     for provider, folder in sources if main else ():
+        if provider != "main" and not folder.is_dir():  # Hydra's own warning is filtered: its source line, no fix
+            log.warning("%s (%s) is no folder: none of its configs is read.", folder, provider)
         if provider == "main" or not folder.is_dir():
             continue
         for own in sorted([*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]):

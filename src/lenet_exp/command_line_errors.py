@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import typing
+import warnings
 from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
@@ -192,7 +193,17 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
         return (f"In {source}.yaml: {group}: {option} is not an option of {group}"
                 f"{did_you_mean(option, list(error.options))}: choose one of {', '.join(error.options)}.")
     return (f"{group}={option} is not an option of {group}{did_you_mean(option, list(error.options))}: choose one of "
-            f"{', '.join(error.options)}.")
+            f"{', '.join(error.options)}{missing_search_folders(arguments)}.")
+
+
+def missing_search_folders(arguments: list[str]) -> str:
+    """`` (hydra.searchpath names /tmp/mine, which is no folder)``, where the command line's does: an option
+    kept there is then "not an option" (Hydra only warns of the folder, with its source line)."""
+    written = [o.split("=", 1)[1] for o in overrides_in(arguments) if o.split("=", 1)[0] == "hydra.searchpath"]
+    folders = [entry.strip().strip("'\"").removeprefix("file://") for value in written
+               for entry in value.strip("[]").split(",") if entry.strip().strip("'\"").startswith("file://")]
+    missing = [folder for folder in folders if not os.path.isdir(folder)]
+    return f" (hydra.searchpath names {', '.join(missing)}, which is no folder)" if missing else ""
 
 
 def default_not_found(error: MissingConfigException) -> Optional[str]:
@@ -560,6 +571,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
 
 def report_typos_in_one_line() -> None:
     """Wrap Hydra's error reporter (where @hydra.main runs a command) so that typos get one line."""
+    # a search path folder that does not exist: said in a line of ours (callbacks.warn_of_shadowed_options)
+    warnings.filterwarnings("ignore", message=r"provider=.*, path=.* is not available\.")
     hydra_report: Callable[[Any], Any] = hydra_utils.run_and_report
     if getattr(hydra_report, "reports_typos", False):
         return
