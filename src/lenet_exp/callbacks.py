@@ -70,7 +70,8 @@ def is_resumed(directory: Path) -> bool:
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
     holder = own_folder(directory)
     if holder:
-        how = "then run the same command again" if is_resumed(directory) else f"or {another_folder(directory, override)}"
+        how = ("then run the same command again" if is_resumed(directory)
+               else f"or {another_folder(directory, override)}")
         sys.exit(f"Error: {directory} is in use by another {what} ({holder}). Wait until it ends, {how}.")
 
 
@@ -315,12 +316,12 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
                  f"joblib or submitit_local.")
 
 
-def warn_of_shadowed_options(config: DictConfig) -> None:
+def warn_of_unread_configs(config: DictConfig) -> None:
     """A config of one's own (``--config-dir``, ``hydra.searchpath``) named as one of configs/ is never read:
     Hydra takes the first file of a name on its search path, and configs/ comes first; nor is any config of a
     search path folder that does not exist. Said, not left silent."""
-    sources = [(str(s.provider), Path(str(s.path))) for s in OmegaConf.select(config, "hydra.runtime.config_sources",
-                                                                               default=None) or [] if s.schema == "file"]
+    found = OmegaConf.select(config, "hydra.runtime.config_sources", default=None) or []
+    sources = [(str(source.provider), Path(str(source.path))) for source in found if source.schema == "file"]
     main = next((path for provider, path in sources if provider == "main"), None)
     for provider, folder in sources if main else ():
         if provider != "main" and not folder.is_dir():  # Hydra's own warning is filtered: its source line, no fix
@@ -341,14 +342,14 @@ class OutputDirCheck(Callback):
     checks."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        warn_of_shadowed_options(config)
+        warn_of_unread_configs(config)
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
             refuse_another_record_folder(config)
             self.check_run_dir(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        warn_of_shadowed_options(config)
+        warn_of_unread_configs(config)
         with failing_closed("hydra.sweep.dir"):
             refuse_misused_overrides(config)
             refuse_another_record_folder(config)

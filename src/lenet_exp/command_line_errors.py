@@ -525,7 +525,8 @@ def hydra_said_plainly(text: str) -> Optional[str]:
                 f"optimizer/, dataset/, … subfolders).")
     not_a_list = re.match(r"hydra.searchpath must be a list of strings. Got: (.*)", text)
     if not_a_list:
-        return f"hydra.searchpath={not_a_list.group(1)} is not a list: write 'hydra.searchpath=[{not_a_list.group(1)}]'."
+        written = not_a_list.group(1)
+        return f"hydra.searchpath={written} is not a list: write 'hydra.searchpath=[{written}]'."
     return None
 
 
@@ -571,7 +572,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
 
 def report_typos_in_one_line() -> None:
     """Wrap Hydra's error reporter (where @hydra.main runs a command) so that typos get one line."""
-    # a search path folder that does not exist: said in a line of ours (callbacks.warn_of_shadowed_options)
+    # a search path folder that does not exist: said in a line of ours (callbacks.warn_of_unread_configs)
     warnings.filterwarnings("ignore", message=r"provider=.*, path=.* is not available\.")
     hydra_report: Callable[[Any], Any] = hydra_utils.run_and_report
     if getattr(hydra_report, "reports_typos", False):

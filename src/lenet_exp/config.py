@@ -436,9 +436,9 @@ def validate(cfg: Any) -> None:
     from omegaconf.errors import InterpolationResolutionError
 
     if OmegaConf.get_type(cfg) is not Config:  # a primary config of one's own without configs/config.yaml's
-        raise UserError("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, …): a "
-                        "primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, then "
-                        "sets what it changes.")
+        raise UserError("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, "
+                        "…): a primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, "
+                        "then sets what it changes.")
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
@@ -456,9 +456,9 @@ def validate(cfg: Any) -> None:
         node = cfg.get(group)
         schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
         if OmegaConf.is_dict(node) and not dataclasses.is_dataclass(schema):  # a kind that no code here trains with
-            kinds = ", ".join(GROUP_SCHEMAS[group])
-            raise ConfigError(f"{group}.name", node.get("name"), f"one of lenet_exp's kinds of {group} ({kinds}): a YAML "
-                              f"of one's own begins as configs/{group}/{next(iter(GROUP_SCHEMAS[group]))}.yaml does, "
+            kinds, first = ", ".join(GROUP_SCHEMAS[group]), next(iter(GROUP_SCHEMAS[group]))
+            raise ConfigError(f"{group}.name", node.get("name"), f"one of lenet_exp's kinds of {group} ({kinds}): a "
+                              f"YAML of one's own begins as configs/{group}/{first}.yaml does, "
                               f"with `defaults: [/schema_{group}_<kind>@_here_, _self_]`", why="it has no schema",
                               fix=f"Choose one with {group}=<option>, or give the YAML its kind's schema.")
         option = next((f.default for f in dataclasses.fields(schema) if f.name == "name"),

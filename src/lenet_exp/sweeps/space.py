@@ -146,7 +146,8 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
         if options and not value.filter(options):  # it launched no job, then found no job folder
             sys.exit(f"Error: {written} matches no option of {key}: choose from {', '.join(options)}.")
         if isinstance(value, RangeSweep) and value.step == 0:
-            sys.exit(f"Error: {written}: a range() steps by a number other than 0, e.g. {key}='range(0,3)' for 0, 1, 2.")
+            sys.exit(f"Error: {written}: a range() steps by a number other than 0, e.g. {key}='range(0,3)' for 0, 1, "
+                     f"2.")
         if isinstance(value, RangeSweep) and any(isinstance(n, float) for n in (value.start, value.stop, value.step)):
             meant = _float_range(value.start, value.stop, value.step)
             if [float(v) for v in override.sweep_iterator()] != meant:
