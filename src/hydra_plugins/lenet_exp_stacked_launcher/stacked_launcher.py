@@ -206,7 +206,12 @@ class StackedLauncher(Launcher):
             return bool(self.submitit.get("gpus_per_node"))
         if kind != "auto":
             return kind == "cuda"
-        from lenet_exp.device import wants_cuda  # imports torch: only where this machine's GPUs decide
+        from lenet_exp.launch import stops_held
+
+        # imports torch: only where this machine's GPUs decide. A Ctrl-C in those seconds waits for the import:
+        # torch half-imported met the summary with "partially initialized module 'torch'" errors
+        with stops_held():
+            from lenet_exp.device import wants_cuda
 
         return wants_cuda(kind)
 
