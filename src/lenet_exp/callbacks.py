@@ -368,11 +368,12 @@ class OutputDirCheck(Callback):
         foreign = someone_elses_metrics(run_dir)
         if foreign:
             sys.exit(f"Error: {foreign}")
+        # first: a folder that cannot be run in, or one in use, whose contents change while it trains
+        check_writable(run_dir, "hydra.run.dir")
+        refuse_if_owned(run_dir, "run", "hydra.run.dir")
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
-            check_writable(run_dir, "hydra.run.dir")  # first: a folder that cannot be run in, or one in use,
-            refuse_if_owned(run_dir, "run", "hydra.run.dir")  # whose contents change while it trains
             on_disk = OmegaConf.to_container(load_record(saved, "hydra.run.dir"))  # one that cannot be read stops here
             # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
             recorded = (read_json(run_dir / "metrics.json") or {}).get("config")
@@ -415,8 +416,6 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
-        check_writable(run_dir, "hydra.run.dir")
-        refuse_if_owned(run_dir, "run", "hydra.run.dir")
         if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
             log.info("%s holds a run that ended before it trained, with another config (%s): this one starts over "
                      "there.", run_dir, "; ".join(changed[:3]))

@@ -140,9 +140,10 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
 
     from lenet_exp.command_line_errors import config_loader
 
+    loader = config_loader()
     for override in _parse(sweep_overrides(config)):
         value, key, written = override.value(), override.get_key_element(), override.input_line
-        options = config_loader().get_group_options(key) if isinstance(value, Glob) and config_loader() else []
+        options = loader.get_group_options(key) if isinstance(value, Glob) and loader else []
         if options and not value.filter(options):  # it launched no job, then found no job folder
             sys.exit(f"Error: {written} matches no option of {key}: choose from {', '.join(options)}.")
         if isinstance(value, RangeSweep) and value.step == 0:
