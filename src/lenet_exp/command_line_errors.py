@@ -155,7 +155,7 @@ def options_with(group: str, key: str) -> list[str]:
     return having
 
 
-def wrong_value(error: ValidationError) -> str:
+def wrong_value(error: ValidationError, overrides: list[str]) -> str:
     message = str(error.msg).splitlines()[0]
     if message.startswith("Invalid value") and "expected one of" in message:  # an enum's
         expected = message.split("expected ", 1)[1]
@@ -163,8 +163,10 @@ def wrong_value(error: ValidationError) -> str:
         expected = next((what for words, what in EXPECTED if words in message), message)
     key, command = str(error.full_key), "python run.py"
     for prefix, group in (("hydra.launcher.", "hydra/launcher"), ("hydra.sweeper.", "hydra/sweeper")):
-        if key.startswith(prefix):  # a sweep's setting, of the launcher or sweeper that has it
-            command = " ".join(["python run.py -m", *options_with(group, key[len(prefix):])[:1]])
+        if key.startswith(prefix):  # a sweep's setting: of the plugin chosen, else of one that has it
+            chosen = [override for override in overrides if override.lstrip("+").startswith(f"{group}=")]
+            setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
+            command = " ".join(["python run.py -m", *(chosen or options_with(group, setting))[:1]])
     return str(ConfigError(key, error.value, expected, command=command))
 
 
@@ -557,7 +559,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
         return (in_file and (preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
                              or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
-        return where + wrong_value(cause) if getattr(cause, "full_key", None) else None
+        return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error)
     if isinstance(error, ConfigCompositionException) and cause is None:
