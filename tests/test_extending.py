@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_overrides
+from conftest import fast_overrides, run_main
 from idx import write_dataset
 from lenet_exp import CONFIGS, compose, train
 from lenet_exp.errors import ConfigError, UserError
@@ -46,6 +46,28 @@ def test_a_new_torch_optimizer_is_one_yaml(configs, tiny_root, tmp_path):
     with pytest.raises(UserError, match=re.escape("optimizer.momentum is not a setting of this optimizer's YAML: "
                                                   "+optimizer.momentum=… passes it to torch.optim.RMSprop.")):
         compose("optimizer=rmsprop", "optimizer.momentum=0.9", config_dir=configs)
+
+
+def test_a_torch_optimizers_learning_rate_and_decay_are_checked_as_the_schemas_are(configs, fast, tmp_path):
+    """RMSprop took optimizer.lr=0 and trained nothing without a word (torch's check allows 0), and a value of the
+    wrong type was met once the data had loaded, with a fix that wrote `+optimizer.lr=`, which adds a key its YAML
+    already has; a key the command line added with a plus gets the plus in the fix."""
+    add_yaml(configs, "optimizer", "rmsprop", """\
+        _target_: torch.optim.RMSprop
+        lr: 2e-3
+        """)
+    for override, expected in [("optimizer.lr=0", "optimizer.lr=0: expected a number > 0"),
+                               ("optimizer.lr=abc", "optimizer.lr='abc': expected a number > 0"),
+                               ("+optimizer.weight_decay=-1", "optimizer.weight_decay=-1: expected a number >= 0"),
+                               ("+optimizer.momentum=1.5", "optimizer.momentum=1.5: expected a number in [0, 1)")]:
+        result = run_main(["--config-dir", str(configs), *fast, "optimizer=rmsprop", override], cwd=tmp_path)
+        key = override.split("=")[0]
+        assert result.returncode == 1 and f"Invalid config value {expected}. Fix it on the command line, e.g. `python " \
+                                          f"run.py {key}=...`" in result.stderr, (override, result.stderr)
+        assert "images on" not in result.stdout + result.stderr  # refused before the data was read
+    amsgrad = run_main(["--config-dir", str(configs), *fast, "optimizer=adam", "+optimizer.amsgrad=1"], cwd=tmp_path)
+    assert amsgrad.returncode == 1 and ("optimizer.amsgrad=1: expected true or false. Fix it on the command line, e.g. "
+                                        "`python run.py +optimizer.amsgrad=...`") in amsgrad.stderr, amsgrad.stderr
 
 
 def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(configs, tiny_root, tmp_path):

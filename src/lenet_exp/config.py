@@ -421,13 +421,22 @@ def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
     return found
 
 
+def as_overridden(key: str) -> str:
+    """``key`` as this job's command line wrote it: ``+optimizer.momentum`` where a plus added it to the
+    option's YAML (and the fix needs the plus again), else ``key``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    return next((written for written in (o.split("=", 1)[0] for o in overrides) if written.lstrip("+") == key), key)
+
+
 def _check_range(key: str, value: Any, ok, allowed: str) -> None:
     try:
         fine = ok(value)
     except (TypeError, ValueError):  # a list where a number belongs, a string in a list of numbers, ...
         fine = False
     if not fine or (isinstance(value, float) and not math.isfinite(value)):
-        raise ConfigError(key, value, allowed)
+        raise ConfigError(key, value, allowed, key_as_written=as_overridden(key))
 
 
 def validate(cfg: Any) -> None:
@@ -488,11 +497,12 @@ def validate(cfg: Any) -> None:
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)
-        # an option without a schema (a new model, a torch optimizer) is checked by its constructor
+        # an option without a schema (a new model) is checked by its constructor, except that an optimizer's lr,
+        # weight decay, momentum and betas mean the same in every torch optimizer, whose checks let lr=0 through
         parent = key.rpartition(".")[0]
         # eval and predict take how to train from the checkpoint: what they do not read is said unused, not checked
-        if value is not missing and read_by(str(cfg.task), key) and dataclasses.is_dataclass(
-                OmegaConf.get_type(cfg, parent) if parent else Config):
+        if value is not missing and read_by(str(cfg.task), key) and (parent == "optimizer" or dataclasses.is_dataclass(
+                OmegaConf.get_type(cfg, parent) if parent else Config)):
             _check_range(key, value, ok, allowed)
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     if cfg.trainer.cuda_graphs and (device == "cpu" or device == "auto" and not _cuda_visible()):

@@ -21,10 +21,10 @@ def root_cause(error: BaseException) -> str:
 
 class ConfigError(UserError):
     def __init__(self, key: str, value: object, allowed: str, why: str = "", command: str = "python run.py",
-                 fix: str = ""):
+                 fix: str = "", key_as_written: str = ""):
         why = f" ({why})" if why else ""
         written = "null" if value is None else repr(value)  # as the command line and YAML spell it
-        fix = fix or f"Fix it on the command line, e.g. `{command} {key}=...`, or in configs/."
+        fix = fix or f"Fix it on the command line, e.g. `{command} {key_as_written or key}=...`, or in configs/."
         super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. {fix}")
 
 

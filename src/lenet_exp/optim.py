@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from lenet_exp.config import as_overridden
 from lenet_exp.errors import ConfigError
 from lenet_exp.targets import located_class, options_refused, plain_options
 
@@ -50,7 +51,8 @@ def check_argument_types(optimizer_class: type, options: dict) -> None:
     parameters = inspect.signature(optimizer_class).parameters
     for name, value in options.items():
         default = parameters[name].default if name in parameters else None
-        fix = f"Fix it on the command line, e.g. `python run.py +optimizer.{name}=...`, or in configs/optimizer/."
+        fix = f"Fix it on the command line, e.g. `python run.py {as_overridden(f'optimizer.{name}')}=...`, or in " \
+              f"configs/optimizer/."
         if name == "differentiable" and value:
             raise ConfigError("optimizer.differentiable", value, "false (nothing here differentiates through a "
                               "step)", fix=fix)
