@@ -111,6 +111,9 @@ CASES = {
     "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"], ["t10k IDX files", "corrupted or truncated"]),
     "wrong count": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_count)}"], ["train IDX files", "corrupted or truncated"]),
     "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
+    "classes without labels": (lambda r, t, d: ["dataset.num_classes=12"], [
+        "dataset.num_classes=12, but the labels of mnist train range over [0, 9]: the model would have 2 output(s) "
+        "that no image is labelled with. Set dataset.num_classes=10."]),
     # a sweep job's folder name is a syntax error to Hydra unless quoted: run.py quotes it
     "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
                            ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),

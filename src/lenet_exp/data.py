@@ -216,6 +216,17 @@ def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
         )
 
 
+def check_every_class_labelled(labels: torch.Tensor, num_classes: int, where: str) -> None:
+    """``dataset.num_classes=12`` on MNIST's ten digits: trained without a word, with outputs that no image is
+    labelled with, and recorded as a data set of 12 classes."""
+    labelled = int(labels.max()) + 1 if len(labels) else 0
+    if labelled < num_classes:
+        raise DataError(
+            f"dataset.num_classes={num_classes}, but the labels of {where} range over [{int(labels.min())}, "
+            f"{labelled - 1}]: the model would have {num_classes - labelled} output(s) that no image is labelled "
+            f"with. Set dataset.num_classes={labelled}.")
+
+
 def prepare_images(images: torch.Tensor, size: int, mode: str, mean: float, std: float) -> torch.Tensor:
     """uint8 [N, H, W] -> normalised float32 [N, 1, size, size], the model's input.
 
@@ -283,6 +294,7 @@ def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     check_sizes(len(train_labels), dcfg.val_size, batch_size)
     check_labels(train_labels, dcfg.num_classes, f"{dcfg.name} train")
     check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")
+    check_every_class_labelled(train_labels, dcfg.num_classes, f"{dcfg.name} train")
 
     n_images, side = len(train_labels) + len(test_labels), dcfg.image_size
     check_fits(n_images * side * side * 4 * 2, device,  # float32, and the resize's temporary copy
