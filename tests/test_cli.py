@@ -182,6 +182,11 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "sweep=lr_schedule", "experiment=mnist_best"], "experiment=mnist_best sets scheduler.pct_start "
                                                            "(scheduler=onecycle has it), and another scheduler (a "
                                                            "study may sweep it) has no such key."),
+    (["-m", "experiment=mnist_best", "scheduler=onecycle,none"],  # it named onecycle,none as lacking the key
+     "experiment=mnist_best sets scheduler.pct_start (scheduler=onecycle has it), and scheduler=none has no such key."),
+    (["-m", "experiment=mnist_best", "scheduler=glob(*)"], "experiment=mnist_best sets scheduler.pct_start "
+                                                           "(scheduler=onecycle has it), and scheduler=glob(*) draws "
+                                                           "one that has no such key."),
     (["model=lenet6"], "model=lenet6 is not an option of model (did you mean lenet5?): choose one of lenet5, "
                        "lenet5_classic."),
     (["-m", "hydra/launcher=stackd", "seed=0,1"], "hydra/launcher=stackd is not an option of hydra/launcher (did you "
@@ -282,7 +287,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
-        "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option", "option", "launcher",
+        "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
+        "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
         "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "range-without-m",
         "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",

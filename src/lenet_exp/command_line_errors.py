@@ -80,8 +80,11 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
                 f"({' or '.join(owners)} has it). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
-    instead = f"{chosen[-1]} has" if chosen else f"another {group} (a study may sweep it) has"
-    return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} no such key. "
+    written = chosen[-1].split("=", 1)[1] if chosen else ""
+    lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]  # onecycle,none
+    instead = (f"{chosen[-1]} draws one that" if "(" in written else f"{group}={lacking[0]}" if lacking
+               else f"another {group} (a study may sweep it)")
+    return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} has no such key. "
             f"Keep the preset's {group}, or make a preset of your own: a copy of configs/{source}.yaml with the "
             f"{group} you want and without {full_key}.")
 
