@@ -96,7 +96,10 @@ def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> 
         where = (f"{free / 2**30:.1f} GiB is this job's share of the memory free on {describe(device)}, which "
                  f"{_jobs_sharing_the_device} jobs share")
         fix = f"{fix} Or run fewer jobs at once (hydra.launcher.n_jobs)."
-    raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {where}. {fix}")
+    # "needs 1.3 GiB, but 1.5 GiB is free" reads as a contradiction unless the share that may be taken is named
+    usable = f"{MEMORY_HEADROOM * free / 2**30:.1f} GiB ({MEMORY_HEADROOM:.0%}; the rest is kept for each step's work)"
+    raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {where}, of which it may take "
+                    f"{usable}. {fix}")
 
 
 def describe(device: torch.device) -> str:
