@@ -375,20 +375,34 @@ def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, e
     assert len(errors) == 1 and expected in errors[0], result.stderr
 
 
-@pytest.mark.parametrize("option", ["experiment=mine", "+trial=mine"])
-def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option, tmp_path):
+@pytest.mark.parametrize("option, preset", [("experiment=mine", "trainer:\n  epochs: 1\n"),
+                                            ("+trial=mine", "trainer:\n  epochs: 1\n"),
+                                            # Hydra's two lines: "Could not override 'optimizer@experiment.optimizer'"
+                                            ("experiment=mine", "defaults:\n  - override /optimizer: sgd\n")])
+def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option, preset, tmp_path):
     """Without `# @package _global_` Hydra nests a preset's keys under its group: "experiment is not a setting"."""
     group = option.lstrip("+").split("=")[0]
     (tmp_path / "mine" / group).mkdir(parents=True)
-    (tmp_path / "mine" / group / "mine.yaml").write_text("trainer:\n  epochs: 1\n")
+    (tmp_path / "mine" / group / "mine.yaml").write_text(preset)
     result = run_main([option, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"], cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip() == (
         f"Error: {group}/mine.yaml puts its keys under {group}: a preset that sets the run's own settings "
-        "(trainer.epochs, optimizer.lr, ...) begins with the line `# @package _global_`, as "
-        "configs/experiment/mnist_best.yaml does."), result.stderr
+        "(trainer.epochs, optimizer.lr, ...) or chooses its options (override /optimizer: sgd) begins with the line "
+        "`# @package _global_`, as configs/experiment/mnist_best.yaml does."), result.stderr
     (tmp_path / "mine" / group / "mine.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 1\n")
     result = run_main([option, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"], cwd=tmp_path)
     assert result.returncode == 0 and "epochs: 1\n" in result.stdout
+
+
+def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that_names_the_file(tmp_path):
+    """Hydra's several lines ("Could not find 'model/lenet9'", its search path) named no file."""
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "mine.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: lenet5,lenet9\n")
+    result = run_main(["-m", "sweep=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: In sweep/mine.yaml: model: lenet5,lenet9 sweeps lenet9, which is not an option of model (did you mean "
+        "lenet5?): choose among lenet5, lenet5_classic."), result.stderr
 
 
 @pytest.mark.parametrize("preset, expected", [

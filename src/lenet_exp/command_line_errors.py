@@ -35,6 +35,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
 from lenet_exp.resume import TASK_PATH_KEYS, override_key
+from lenet_exp.sweeps.space import STUDY_GROUP
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
@@ -89,15 +90,31 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
             f"{group} you want and without {full_key}.")
 
 
-def chosen_in_defaults(source: str, group: str, overrides: list[str]) -> Optional[str]:
-    """The option of ``group`` that config file ``source`` (``experiment/mine``) chooses in its defaults list;
-    found where the command line's ``hydra.searchpath`` (a folder of one's own presets) may add."""
+def config_file(source: str, overrides: list[str]):
+    """Config file ``source`` (``experiment/mine``) as Hydra loads it, or None; found where the command line's
+    ``hydra.searchpath`` (a folder of one's own presets) may add."""
     loader = config_loader()
     try:  # (Hydra's own step: its repository knows no hydra.searchpath of the command line's)
         _, repository = loader._parse_overrides_and_create_caching_repo(None, overrides) if loader else (None, None)
-        found = repository.load_config(source) if repository else None
+        return repository.load_config(source) if repository else None
     except (HydraException, AttributeError, TypeError):  # unparsable (said on its own), or another Hydra's internals
         return None
+
+
+def study_sweeping(group: str, option: str, overrides: list[str]) -> Optional[str]:
+    """``In sweep/mine.yaml: model: lenet5,lenet9``, where the study chosen sweeps ``option`` of ``group``."""
+    studies = [o.split("=", 1)[1] for o in overrides if override_key(o) == STUDY_GROUP] or ["default"]
+    for study in studies[-1].split(","):
+        found = config_file(f"{STUDY_GROUP}/{study}", overrides)
+        swept = OmegaConf.select(found.config, f"hydra.sweeper.params.{group}", default=None) if found else None
+        if isinstance(swept, str) and option in swept.replace(" ", "").split(","):
+            return f"In {STUDY_GROUP}/{study}.yaml: {group}: {swept}"
+    return None
+
+
+def chosen_in_defaults(source: str, group: str, overrides: list[str]) -> Optional[str]:
+    """The option of ``group`` that config file ``source`` (``experiment/mine``) chooses in its defaults list."""
+    found = config_file(source, overrides)
     for default in (found.defaults_list or []) if found else []:
         if isinstance(default, GroupDefault) and default.group.lstrip("/") == group and isinstance(default.value, str):
             return default.value
@@ -109,9 +126,13 @@ def preset_without_global_package(error: ConfigAttributeError | ConfigKeyError, 
     group = source.split("/")[0]
     if "/" not in source or str(error.full_key) != group:
         return None
-    return (f"{source}.yaml puts its keys under {group}: a preset that sets the run's own settings "
-            f"(trainer.epochs, optimizer.lr, ...) begins with the line `# @package _global_`, as "
-            f"configs/experiment/mnist_best.yaml does.")
+    return without_global_package(source)
+
+
+def without_global_package(source: str) -> str:
+    return (f"{source}.yaml puts its keys under {source.split('/')[0]}: a preset that sets the run's own settings "
+            f"(trainer.epochs, optimizer.lr, ...) or chooses its options (override /optimizer: sgd) begins with the "
+            f"line `# @package _global_`, as configs/experiment/mnist_best.yaml does.")
 
 
 def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
@@ -193,6 +214,10 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
         source = next((f"{chosen}/{value}" for chosen, value in (o.lstrip("+").partition("=")[::2] for o in overrides)
                        if chosen not in GROUP_SCHEMAS
                        and chosen_in_defaults(f"{chosen}/{value}", group, overrides) == option), None)
+        study = study_sweeping(group, option, overrides)
+        if study:
+            return (f"{study} sweeps {option}, which is not an option of {group}"
+                    f"{did_you_mean(option, list(error.options))}: choose among {', '.join(error.options)}.")
         if not source:
             return None
         return (f"In {source}.yaml: {group}: {option} is not an option of {group}"
@@ -528,6 +553,10 @@ def hydra_said_plainly(text: str) -> Optional[str]:
     if missing:
         return (f"--config-dir {missing.group(1)}: no such folder. Give the folder that holds your config files (its "
                 f"optimizer/, dataset/, … subfolders).")
+    # `override /optimizer: sgd` of a preset without its header: Hydra looks for optimizer under experiment.
+    overridden_inside = re.match(r"In '((\w+)/[^']+)': Could not override '\w+@\2\.", text)
+    if overridden_inside:
+        return without_global_package(overridden_inside.group(1))
     not_a_list = re.match(r"hydra.searchpath must be a list of strings. Got: (.*)", text)
     if not_a_list:
         written = not_a_list.group(1)
