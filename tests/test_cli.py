@@ -363,8 +363,14 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
     ("optimizer", "lr: 0.1\n", "optimizer._target_=null: expected the torch.optim class that the option's YAML names"),
     ("model", "_target_: lenet_exp.models.nope.Net\n", "model._target_='lenet_exp.models.nope.Net': expected a model "
      "class whose arguments match configs/model/ (ModuleNotFoundError: No module named 'lenet_exp.models.nope')."),
-    ("model", "name: mine\n", "model._target_=null: expected the model class that the option's YAML names"),
-], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target"])
+    ("model", "name: mine\n", "model._target_=null (the model's YAML names no class): expected the class of a model "
+     "of one's own (e.g. _target_: my_models.MyNet), or for a LeNet-5 variant its schema"),
+    # a copy of lenet5.yaml without its defaults: told once the data had loaded, with LeNet5's _target_ to add
+    ("model", "name: wide\nactivation: relu\npooling: max\nbatch_norm: true\nconv_channels: [12, 32]\n"
+              "hidden: [120, 84]\n", "a YAML that begins as configs/model/lenet5.yaml does, with `defaults: "
+                                   "[/schema_model_lenet5@_here_, _self_]`. Fix it in the model's YAML."),
+], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target",
+        "lenet-variant-without-schema"])
 def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, expected, fast, tmp_path):
     (tmp_path / "mine" / group).mkdir(parents=True)
     (tmp_path / "mine" / group / "mine.yaml").write_text(yaml_text)

@@ -475,6 +475,9 @@ def validate(cfg: Any) -> None:
         if isinstance(option, str) and node.get("name") != option:
             raise ConfigError(f"{group}.name", node.get("name"), f"{option!r}, the option chosen",
                               fix=f"Choose the {group} with {group}=<option> (`python run.py --help` lists them).")
+    model = cfg.get("model")
+    if read_by(str(cfg.task), "model") and OmegaConf.is_dict(model) and not model.get("_target_"):
+        raise model_without_class()  # found once the data had loaded, before
     dataset = cfg.get("dataset")
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
@@ -521,6 +524,14 @@ def validate(cfg: Any) -> None:
         if cfg.task == "train" and cfg[key]:
             raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
                                              "use a checkpoint; resume=<run dir> continues a run)")
+
+
+def model_without_class() -> ConfigError:
+    """A model YAML of one's own that names no class: most often a LeNet-5 variant without its schema line."""
+    return ConfigError("model._target_", None, "the class of a model of one's own (e.g. _target_: my_models.MyNet), "
+                       "or for a LeNet-5 variant its schema: a YAML that begins as configs/model/lenet5.yaml does, "
+                       "with `defaults: [/schema_model_lenet5@_here_, _self_]`", why="the model's YAML names no class",
+                       fix="Fix it in the model's YAML.")
 
 
 def _cuda_visible() -> bool:

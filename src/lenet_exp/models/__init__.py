@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from lenet_exp.errors import ConfigError
+from lenet_exp.config import model_without_class
 from lenet_exp.targets import located_class, options_refused, plain_options
 
 
 def build_model(model_cfg, num_classes: int, image_size: int) -> nn.Module:
     """The model ``model_cfg._target_`` names, for ``num_classes`` classes of ``image_size`` square inputs."""
     if not model_cfg.get("_target_"):
-        raise ConfigError("model._target_", None, "the model class that the option's YAML names, e.g. "
-                          "_target_: lenet_exp.models.lenet5.LeNet5")
+        raise model_without_class()
     expected = "a model class whose arguments match configs/model/"
     model_class = located_class("model._target_", model_cfg._target_, nn.Module, expected)
     options = plain_options(model_cfg, "model", "name")  # name labels the option only
