@@ -230,6 +230,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["hydra.run.dir=out/${y}"], "hydra.run.dir cannot be resolved: InterpolationKeyError: Interpolation key 'y' not "
                                  "found. Correct or leave out the ${...} in it."),
     (["-m", "seed=0,1", "hydra.sweep.dir=out/${y}"], "hydra.sweep.dir cannot be resolved: InterpolationKeyError"),
+    (["-m", "seed=0,1", "+trainer.foo=${y}"], "Invalid config value trainer.foo='${y}' (unknown key): expected one "
+                                              "of the schema's keys: epochs,"),  # refused before the sweep's jobs
     (["-m", "seed=0,1", "hydra.launcher.n_jobs=2"], "hydra.launcher.n_jobs is not a setting of the launcher chosen (it "
                                                     "has _target_): choose the launcher that has it first, e.g. "
                                                     "hydra/launcher=joblib."),
@@ -293,7 +295,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
-        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "launcher-key", "stacked-launcher-key", "launcher-value", "nested-launcher-value",
+        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "unknown-key-interpolation-in-a-sweep", "launcher-key", "stacked-launcher-key", "launcher-value", "nested-launcher-value",
         "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key", "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",

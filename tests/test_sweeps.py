@@ -113,6 +113,21 @@ def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
 
 
 # --------------------------------------------------------------------- failures, summary and re-runs
+def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
+    """It failed every job alike, each leaving a folder; a key that one swept option's class takes still fails
+    the jobs of the other option alone."""
+    typo = run_main(["-m", *fast, "+trainer.epochz=3", "seed=0,1", "hydra.sweep.dir=typo"], cwd=tmp_path)
+    assert typo.returncode == 1 and typo.stderr.strip().splitlines()[-1].startswith(
+        "Error: Invalid config value trainer.epochz=3 (unknown key; did you mean trainer.epochs?)"), typo.stderr
+    assert not (tmp_path / "typo").exists() and "Launching" not in typo.stdout
+    # SGD takes dampening, which the sgd option's YAML leaves out; Adam does not
+    swept = run_main(["-m", *fast, "optimizer=sgd,adam", "+optimizer.dampening=0.1", "hydra.sweep.dir=swept"],
+                     cwd=tmp_path)
+    rows, _ = read_summary(tmp_path / "swept")
+    assert swept.returncode == 1 and [(r["optimizer"], r["status"]) for r in rows] == [("sgd", "completed"),
+                                                                                      ("adam", "failed")]
+
+
 @pytest.mark.long
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"

@@ -8,6 +8,7 @@ would be lost. The folder stays this process's for its life (``files.own_folder`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shlex
@@ -22,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool
-from lenet_exp.config import config_differences, run_of_other_length, where_or_how_fast
-from lenet_exp.errors import one_line
+from lenet_exp.config import Config, config_differences, refuse_unknown_keys, run_of_other_length, where_or_how_fast
+from lenet_exp.errors import ConfigError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics)
 from lenet_exp.launch import note_sweep_dir
@@ -289,6 +290,20 @@ def refuse_misused_overrides(config: DictConfig) -> None:
         sys.exit(f"Error: {misused}")
 
 
+def refuse_a_key_no_job_has(config: DictConfig) -> None:
+    """``-m +trainer.epochz=3 seed=0,1``: a key that its section's schema lacks fails every job alike, each
+    leaving a folder of a failed job; refused once, before the first, where no swept option or preset could
+    give the job another schema (``optimizer=sgd,adam +optimizer.momentum=0.9`` fails adam's jobs alone)."""
+    searched = searched_keys(config)
+    settings = {field.name for field in dataclasses.fields(Config)}
+    if any("." not in key and key not in settings for key in searched):  # a preset swept: each job's keys its own
+        return
+    try:
+        refuse_unknown_keys(config, unchecked=lambda key: key.split(".")[0] in searched)
+    except ConfigError as error:
+        sys.exit(f"Error: {error}")
+
+
 def refuse_another_record_folder(config: DictConfig) -> None:
     """Exits with a message where Hydra is told to keep no .hydra/ (``hydra.output_subdir=null``) or another."""
     if config.hydra.output_subdir != ".hydra":
@@ -345,6 +360,7 @@ class OutputDirCheck(Callback):
         warn_of_unread_configs(config)
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
+            refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)
             self.check_run_dir(config)
 
@@ -352,6 +368,7 @@ class OutputDirCheck(Callback):
         warn_of_unread_configs(config)
         with failing_closed("hydra.sweep.dir"):
             refuse_misused_overrides(config)
+            refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)

@@ -21,7 +21,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from omegaconf import MISSING
 
@@ -413,11 +413,11 @@ def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
         return []
     known = {f.name for f in dataclasses.fields(schema_type)}
     found = []
-    for key in cfg:
+    for key, value in cfg.items_ex(resolve=False):  # a ${…} that resolves to nothing is another check's to tell
         if key not in known:
             found.append(f"{prefix}{key}")
-        elif isinstance(cfg[key], DictConfig):
-            found += unknown_keys(cfg[key], f"{prefix}{key}.")
+        elif isinstance(value, DictConfig):
+            found += unknown_keys(value, f"{prefix}{key}.")
     return found
 
 
@@ -437,6 +437,29 @@ def _check_range(key: str, value: Any, ok, allowed: str) -> None:
         fine = False
     if not fine or (isinstance(value, float) and not math.isfinite(value)):
         raise ConfigError(key, value, allowed, key_as_written=as_overridden(key))
+
+
+def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key: False) -> None:
+    """A ``+key=`` that the schema of its section lacks (``+trainer.epochz=3``), but for the keys ``unchecked``
+    leaves to each job; a sweep's config holds its ``hydra`` node besides."""
+    from omegaconf import OmegaConf
+
+    unknown = [key for key in unknown_keys(cfg) if key != "hydra" and not unchecked(key)]
+    of_optimizer = any(key.startswith("optimizer.") for key in unknown)
+    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if of_optimizer else []
+    extra = [key for key in unknown if key.removeprefix("optimizer.") not in arguments]
+    if extra:
+        section = extra[0].rpartition(".")[0]
+        node = OmegaConf.select(cfg, section) if section else cfg
+        known = [f.name for f in dataclasses.fields(OmegaConf.get_type(node))]
+        others = [name for name in arguments if name not in known] if section == "optimizer" else []
+        expected = "one of the schema's keys: " + ", ".join(known) + (
+            f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
+        close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
+        why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
+        written = OmegaConf.to_container(node, resolve=False)[extra[0].rpartition(".")[2]]  # a ${…} as written
+        raise ConfigError(extra[0], written, expected, why=why,
+                          fix=f"Leave out +{extra[0]}=… (or correct the key in configs/).")
 
 
 def validate(cfg: Any) -> None:
@@ -482,21 +505,7 @@ def validate(cfg: Any) -> None:
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
-    unknown = unknown_keys(cfg)
-    of_optimizer = any(key.startswith("optimizer.") for key in unknown)
-    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if of_optimizer else []
-    extra = [key for key in unknown if key.removeprefix("optimizer.") not in arguments]
-    if extra:
-        section = extra[0].rpartition(".")[0]
-        node = OmegaConf.select(cfg, section) if section else cfg
-        known = [f.name for f in dataclasses.fields(OmegaConf.get_type(node))]
-        others = [name for name in arguments if name not in known] if section == "optimizer" else []
-        expected = "one of the schema's keys: " + ", ".join(known) + (
-            f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
-        close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
-        why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
-        raise ConfigError(extra[0], OmegaConf.select(cfg, extra[0]), expected, why=why,
-                          fix=f"Leave out +{extra[0]}=… (or correct the key in configs/).")
+    refuse_unknown_keys(cfg)
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)
