@@ -74,7 +74,8 @@ def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(con
     """The divergence message read optimizer.lr, which a YAML of one's own need not set: ConfigAttributeError."""
     add_yaml(configs, "optimizer", "rprop_up", """\
         _target_: torch.optim.Rprop
-        maximize: true
+        etas: [0.5, 50.0]
+        step_sizes: [1.0e-06, 1.0e+09]
         """)
     metrics = train(compose(*fast_overrides(tiny_root), "optimizer=rprop_up", "trainer.epochs=3", config_dir=configs),
                     run_dir=tmp_path / "run")

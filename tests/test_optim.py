@@ -74,6 +74,8 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
     # failed at its first step with a traceback), an argument it does not take: the options named, not the class
     for argument, value, expected in [("eps", "abc", "a number"), ("amsgrad", 1, "true or false"),
                                       ("maximize", "yes", "true or false"),
+                                      ("maximize", True, "false (training lowers the loss, which maximize would "
+                                                         "raise)"),
                                       ("differentiable", True, "false (nothing here differentiates through a step)")]:
         # without a command line (the plus of one: test_extending), the key as the config holds it
         with pytest.raises(ConfigError, match=re.escape(f"optimizer.{argument}={value!r}: expected {expected}. Fix it "

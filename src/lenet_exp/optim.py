@@ -53,13 +53,16 @@ def check_argument_types(optimizer_class: type, options: dict) -> None:
         default = parameters[name].default if name in parameters else None
         fix = f"Fix it on the command line, e.g. `python run.py {as_overridden(f'optimizer.{name}')}=...`, or in " \
               f"configs/optimizer/."
-        if name == "differentiable" and value:
-            raise ConfigError("optimizer.differentiable", value, "false (nothing here differentiates through a "
-                              "step)", fix=fix)
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"optimizer.{name}", value, "true or false", fix=fix)
         if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ConfigError(f"optimizer.{name}", value, "a number", fix=fix)
+        if name == "differentiable" and value:
+            raise ConfigError("optimizer.differentiable", value, "false (nothing here differentiates through a "
+                              "step)", fix=fix)
+        if name == "maximize" and value:  # it climbs the loss, and the run ends "diverged", blamed on the lr
+            raise ConfigError("optimizer.maximize", value, "false (training lowers the loss, which maximize "
+                              "would raise)", fix=fix)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
