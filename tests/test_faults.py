@@ -492,6 +492,25 @@ def test_a_data_set_named_as_another_it_does_not_read_is_refused(completed_run, 
     assert (metrics["dataset"] if task == "eval" else metrics["config"]["dataset"]["name"]) == "mnist_variant"
 
 
+def test_a_data_set_option_of_ones_own_cannot_take_the_name_of_another(tiny_root, tmp_path):
+    """The check took the first option of that name, as the options sort: fmnist.yaml, named mnist and reading
+    FashionMNIST, vouched for itself and blocked dataset=mnist; lenet_exp.train() did not check at all."""
+    (tmp_path / "mine" / "dataset").mkdir(parents=True)
+    (tmp_path / "mine" / "dataset" / "fmnist.yaml").write_text(
+        "defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: mnist\ntorchvision_class: FashionMNIST\n"
+        "num_classes: 10\nmean: null\nstd: null\n")
+    fast = ["--config-dir", str(tmp_path / "mine"), *fast_overrides(tiny_root), "trainer.limit_batches=2"]
+    mislabelled = run_main([*fast, "dataset=fmnist", f"hydra.run.dir={tmp_path / 'fmnist'}"], cwd=tmp_path)
+    assert mislabelled.returncode == 1 and ("Error: dataset.name=mnist is the name of dataset=mnist, which reads "
+                                            "MNIST, but dataset.torchvision_class=FashionMNIST reads FashionMNIST"
+                                            ) in mislabelled.stderr, mislabelled.stderr[-2000:]
+    stock = run_main([*fast, f"hydra.run.dir={tmp_path / 'mnist'}"], cwd=tmp_path)
+    assert stock.returncode == 0, stock.stderr[-2000:]
+    with pytest.raises(UserError, match=re.escape("dataset.name=mnist is the name of dataset=mnist, which reads MNIST, "
+                                                  "but dataset.torchvision_class=FashionMNIST reads FashionMNIST")):
+        train(compose(*fast_overrides(tiny_root), "dataset.torchvision_class=FashionMNIST"), run_dir=tmp_path / "api")
+
+
 def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root, tmp_path):
     """`-m task=eval ckpt=<job>/…,<job>/…`: the jobs' folder names hold `=` and `,`; the default study's
     training settings are left out (they would repeat each evaluation), and the jobs are named by number."""

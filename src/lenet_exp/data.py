@@ -78,28 +78,41 @@ def dataset_class(dcfg) -> type[torchvision.datasets.MNIST]:
 def check_named_as_read(dcfg) -> None:
     """``dataset.name=fashion_mnist`` reading MNIST's files, or ``dataset.torchvision_class=FashionMNIST`` under
     MNIST's name: every record of the run (metrics, TensorBoard, the sweep summary, an evaluation's line) would
-    name a data set it did not read. Checked against the dataset group's options as Hydra's running config
-    loader finds them (none outside a run)."""
-    from lenet_exp.command_line_errors import config_loader
-
-    loader = config_loader()
-    options = []  # (option, its dataset.name, what it reads)
-    for option in loader.get_group_options("dataset") if loader else ():
-        try:
-            config = loader.repository.load_config(config_path=f"dataset/{option}").config
-        except Exception:  # a config of one's own that does not load is no answer here
-            continue
-        options.append((option, config.get("name"), config.get("torchvision_class")))
+    name a data set it did not read. A name belongs to the option of that name (``dataset/mnist.yaml``), else
+    to the options that take it; one of them must read these files."""
+    options = dataset_options()
     name, read = str(dcfg.name), str(dcfg.torchvision_class)
-    named = next(((option, reads) for option, its_name, reads in options if its_name == name and reads), None)
-    if named and named[1] != read:
-        reading = next((option for option, _, reads in options if reads == read), None)
-        choices = f"dataset={named[0]}" + (f" or dataset={reading}" if reading else "")
+    owners = ([(option, reads) for option, _, reads in options if option == name and reads]
+              or [(option, reads) for option, its_name, reads in options if its_name == name and reads])
+    if owners and all(reads != read for _, reads in owners):
+        (owner, its_files), reading = owners[0], next((option for option, _, reads in options if reads == read), None)
+        choices = f"dataset={owner}" + (f" or dataset={reading}" if reading else "")
         raise UserError(
-            f"dataset.name={name} is the name of dataset={named[0]}, which reads {named[1]}, but "
+            f"dataset.name={name} is the name of dataset={owner}, which reads {its_files}, but "
             f"dataset.torchvision_class={read} reads {read}: what is recorded would name a data set it did not "
             f"read. Choose the data set with dataset=<option> ({choices}); a variant of one takes a "
             f"dataset.name of its own.")
+
+
+def dataset_options() -> list[tuple[str, Optional[str], Optional[str]]]:
+    """(option, its dataset.name, the torchvision class it reads) of the dataset group: as Hydra's running config
+    loader finds them (a config folder of one's own included), or outside a run (lenet_exp.train()) this
+    checkout's configs/dataset/."""
+    from lenet_exp import CONFIGS
+    from lenet_exp.command_line_errors import config_loader
+
+    loader = config_loader()
+    names = (loader.get_group_options("dataset") if loader
+             else sorted(path.stem for path in (CONFIGS / "dataset").glob("*.yaml")))
+    options = []
+    for option in names:
+        try:
+            config = (loader.repository.load_config(config_path=f"dataset/{option}").config if loader
+                      else OmegaConf.load(CONFIGS / "dataset" / f"{option}.yaml"))
+        except Exception:  # a config of one's own that does not load is no answer here
+            continue
+        options.append((option, config.get("name"), config.get("torchvision_class")))
+    return options
 
 
 def class_names(dcfg) -> list[str]:
