@@ -1,5 +1,6 @@
 """LeNet-5's two variants have the layers the tutorial and LeCun et al. describe."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,3 +56,27 @@ def test_relu_after_max_pool_is_the_tutorials_conv_bn_relu_pool_exactly():
     f.zero_grad()
     theirs.square().sum().backward()
     assert all(torch.equal(a, p.grad) for a, p in zip(ours_grads, f.parameters()))
+
+
+def test_a_model_yaml_without_the_schema_is_checked_as_the_schema_checks_it(tmp_path):
+    """A string "false" built BatchNorm, recorded as false; a third conv block left nothing of a 32x32 image and
+    failed at the first step with a traceback. Told when the model is built, with the option to fix."""
+    from omegaconf import OmegaConf
+
+    from lenet_exp.errors import UserError
+    from lenet_exp.models import build_model
+
+    base = {"_target_": "lenet_exp.models.lenet5.LeNet5", "activation": "relu", "pooling": "max", "batch_norm": True,
+            "conv_channels": [6, 16], "hidden": [84]}
+    for changes, said, named in [
+            ({"batch_norm": "false"}, "batch_norm 'false': expected true or false", "batch_norm"),
+            ({"conv_channels": [6, 16, 32]}, "conv_channels [6, 16, 32]: 3 conv blocks leave nothing of a 32x32 "
+                                             "input (each takes 4 pixels off, then halves it); 2 fit", "conv_channels"),
+            ({"activation": "gelu"}, "activation 'gelu': expected one of relu, tanh", "activation"),
+            ({"hidden": [84, 0]}, "hidden [84, 0]: expected one or more positive integers", "hidden"),
+            ({"dropout": 1.5}, "dropout 1.5: expected a number in [0, 1)", "dropout")]:
+        with pytest.raises(UserError) as refused:
+            build_model(OmegaConf.create({**base, **changes}), 10, 32)
+        assert said in str(refused.value) and f"(e.g. model.{named}=…)" in str(refused.value), str(refused.value)
+    assert build_model(OmegaConf.create({**base, "conv_channels": [6, 16, 32]}), 10, 64)(torch.zeros(2, 1, 64, 64)).shape \
+        == (2, 10)  # three blocks fit a 64x64 input

@@ -88,7 +88,11 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
                         LeNet5())
     # the example names the option refused, not the first one ("Invalid epsilon value: -1 … e.g. optimizer.lr=…")
     for options, named in [({"lr": 1e-3, "eps": -1.0}, "eps"), ({"lr": 1e-3, "weight_decay": -0.5}, "weight_decay"),
-                           ({"lr": 1e-3, "betas": [1.5, 0.9]}, "betas"), ({"weight_decay": 0.0, "lr": -1.0}, "lr")]:
+                           ({"lr": 1e-3, "betas": [1.5, 0.9]}, "betas"), ({"weight_decay": 0.0, "lr": -1.0}, "lr"),
+                           # "Invalid lr_decay value" named lr, a part of its name
+                           ({"lr": 1e-2, "lr_decay": -1.0, "_target_": "torch.optim.Adagrad"}, "lr_decay"),
+                           # "Nesterov momentum requires a momentum": named lr, the first option
+                           ({"lr": 1e-2, "nesterov": True, "_target_": "torch.optim.SGD"}, "nesterov")]:
         with pytest.raises(UserError, match=re.escape(f"Fix the value on the command line (e.g. optimizer.{named}=…)")):
             build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", **options}), LeNet5())
     with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):

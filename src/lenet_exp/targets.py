@@ -54,8 +54,9 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
                            f"({root_cause(error)})")
     said = str(error).splitlines()[0].rstrip(".")
-    # the option it names ("Invalid epsilon value: -1" is eps's), or else the one whose value it quotes
-    named = next((key for key in options if key.rstrip("s") in said), None) or next(
+    # the option it names ("Invalid epsilon value: -1" is eps's; lr_decay's, not lr's, where it names lr_decay),
+    # or else the one whose value it quotes
+    named = max((key for key in options if key.rstrip("s").lower() in said.lower()), key=len, default=None) or next(
         (key for key, value in options.items() if re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.])", said)),
         next(iter(options), "lr"))
     return UserError(f"{target} refuses the {group} options {options}: {said}. Fix the value on the command line "

@@ -33,6 +33,7 @@ class LeNet5(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
+        check_arguments(image_size, activation, pooling, batch_norm, conv_channels, hidden, dropout)
         act, pool = ACTIVATIONS[activation], POOLINGS[pooling]
         layers: list[nn.Module] = []
         in_channels, side = 1, image_size
@@ -58,3 +59,29 @@ class LeNet5(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def check_arguments(image_size: int, activation: str, pooling: str, batch_norm: bool, conv_channels: Sequence[int],
+                    hidden: Sequence[int], dropout: float) -> None:
+    """The schema's checks, for a model YAML without it: a string "false" built BatchNorm and was recorded as
+    false, and a third conv block left nothing of the image, found at the first step with a traceback."""
+    def positive_integers(values: Sequence[int]) -> bool:
+        return all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values)
+
+    for name, value, choices in (("activation", activation, ACTIVATIONS), ("pooling", pooling, POOLINGS)):
+        if value not in choices:
+            raise ValueError(f"{name} {value!r}: expected one of {', '.join(choices)}")
+    if not isinstance(batch_norm, bool):
+        raise TypeError(f"batch_norm {batch_norm!r}: expected true or false")
+    for name, values in (("conv_channels", conv_channels), ("hidden", hidden)):
+        if not values or not positive_integers(values):
+            raise ValueError(f"{name} {list(values)}: expected one or more positive integers")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout {dropout}: expected a number in [0, 1)")
+    side = image_size
+    for blocks in range(1, len(conv_channels) + 1):
+        side = (side - KERNEL + 1) // 2
+        if side < 1:
+            raise ValueError(f"conv_channels {list(conv_channels)}: {len(conv_channels)} conv blocks leave nothing of "
+                             f"a {image_size}x{image_size} input (each takes {KERNEL - 1} pixels off, then halves it); "
+                             f"{blocks - 1} fit: fewer, or a larger dataset.image_size")
