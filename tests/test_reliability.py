@@ -1349,6 +1349,10 @@ def test_predict_with_a_folder_for_an_image(trained, fast, tmp_path):
     assert pattern.returncode == 1 and "Image digits/*.png does not exist. Pass image=<a PNG or JPEG file>; a " \
         "pattern is not expanded: -m task=predict image=\"$(ls digits/*.png | paste -sd,)\" predicts each file." \
         in pattern.stderr, pattern.stderr
+    device = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "image=/dev/null"],
+                      cwd=tmp_path)  # it exists: "does not exist" before
+    assert device.returncode == 1 and "Image /dev/null is no regular file. Pass image=<a PNG or JPEG file>." \
+        in device.stderr, device.stderr
 
 
 def test_a_blank_image_is_predicted_with_a_warning_that_it_means_nothing(trained, fast, tmp_path):

@@ -234,7 +234,8 @@ def read_image(path: str) -> torch.Tensor:
     if not file.is_file():
         several = (f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | paste -sd,)\" predicts "
                    f"each file" if any(c in str(path) for c in "*?[") and not file.exists() else "")
-        raise UserError(f"Image {file} {'is a folder' if file.is_dir() else 'does not exist'}. "
+        what = "is a folder" if file.is_dir() else "is no regular file" if file.exists() else "does not exist"
+        raise UserError(f"Image {file} {what}. "
                         f"Pass image=<a PNG or JPEG file>{several}.")
     try:
         with warnings.catch_warnings():  # over PIL's limit, and within twice it: a warning, with its source line
