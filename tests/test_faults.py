@@ -256,6 +256,14 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
     assert first.returncode == 0, first.stderr[-2000:]
     again = run_main([f"resume={run_dir}"], cwd=run_dir)
     assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+    if where == "--config-dir":  # the folder moved: "--config-dir …: no such folder" named a flag never typed
+        extra.rename(tmp_path / "moved")
+        moved = run_main([f"resume={run_dir}"], cwd=run_dir)
+        assert moved.returncode == 1 and moved.stderr.strip() == (
+            f"Error: {run_dir} was made with --config-dir {extra}, which is no folder now. Put its configs back "
+            f"there, or give --config-dir <the folder that holds them now>."), moved.stderr
+        given = run_main(["--config-dir", str(tmp_path / "moved"), f"resume={run_dir}"], cwd=run_dir)
+        assert given.returncode == 0 and "Already completed" in given.stderr, given.stderr[-2000:]
 
 
 def test_resume_of_a_job_whose_preset_sets_multirun_mode_continues_that_job(tiny_root, tmp_path):

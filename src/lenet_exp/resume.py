@@ -211,6 +211,9 @@ def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str]
     if not given & {"--config-dir", "-cd"}:
         for source in sources:
             if source.get("provider") == "command-line" and source.get("schema") == "file":
+                if not Path(str(source["path"])).is_dir():  # Hydra's "--config-dir …: not found" names no such flag
+                    sys.exit(f"Error: {run_dir} was made with --config-dir {source['path']}, which is no folder now. "
+                             f"Put its configs back there, or give --config-dir <the folder that holds them now>.")
                 flags += ["--config-dir", str(source["path"])]
     if name != "config" and not given & {"--config-name", "-cn"}:
         flags += ["--config-name", str(name)]
