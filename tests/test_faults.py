@@ -452,6 +452,14 @@ def test_preprocessing_named_for_an_evaluation_is_said_to_be_unused(completed_ru
     plain = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={checkpoint}", f"hydra.run.dir={tmp_path / 'e2'}"],
                      cwd=tmp_path)
     assert plain.returncode == 0 and "not used" not in plain.stderr
+    # a dataset option that prepares otherwise (another data set's statistics, an image size of one's own) was
+    # not used without a word; one that prepares alike says nothing
+    for option, unused in [("fashion_mnist", "dataset.mean=0.286 and dataset.std=0.353 not used"), ("mnist", None)]:
+        other = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={checkpoint}", f"dataset={option}",
+                                                      "trainer.limit_batches=1", f"hydra.run.dir={tmp_path / option}"],
+                         cwd=tmp_path)
+        assert other.returncode == 0 and (f"{unused}: {checkpoint} takes its inputs prepared as it was trained"
+                                          in other.stderr if unused else "not used" not in other.stderr), other.stderr
 
 
 def test_an_output_folder_written_from_home_is_in_home(tmp_path, monkeypatch):

@@ -131,7 +131,12 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
     model takes inputs prepared as it was trained on them. A setting of it named there is said to be unused."""
     pre = state["preprocessing"]
     check_preprocessing(pre, state["config"]["dataset"]["image_size"], cfg.ckpt)
-    named = [f"dataset.{key}" for key in PREPROCESSING_KEYS if f"dataset.{key}" in chosen]
+    def asked_otherwise(key: str) -> bool:  # by the command line, or by a dataset option that prepares otherwise
+        value = OmegaConf.select(cfg, f"dataset.{key}")
+        return f"dataset.{key}" in chosen or "dataset" in chosen and value is not None and not (
+            math.isclose(value, pre[key], rel_tol=1e-3) if isinstance(value, float) else value == pre[key])
+
+    named = [f"dataset.{key}" for key in PREPROCESSING_KEYS if asked_otherwise(key)]
     if named:
         used = ", ".join(f"{key} {pre[key]:.4g}" if isinstance(pre[key], float) else f"{key} {pre[key]}"
                          for key in PREPROCESSING_KEYS)
