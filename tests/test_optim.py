@@ -95,6 +95,12 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
                            ({"lr": 1e-2, "nesterov": True, "_target_": "torch.optim.SGD"}, "nesterov")]:
         with pytest.raises(UserError, match=re.escape(f"Fix the value on the command line (e.g. optimizer.{named}=…)")):
             build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", **options}), LeNet5())
+    # built, then failed at the first step with a traceback
+    for options, said in [({"_target_": "torch.optim.SparseAdam"}, "SparseAdam does not support dense gradients"),
+                          ({"capturable": True, "foreach": True}, "If capturable=True, params and state_steps must "
+                                                                  "be on supported devices")]:
+        with pytest.raises(UserError, match=re.escape(f"cannot take a step here (") + ".*" + re.escape(said)):
+            build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, **options}), LeNet5())
     with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "bogus": 3}), LeNet5())
     with pytest.raises(UserError, match=re.escape("model.bogus=1: lenet_exp.models.lenet5.LeNet5 takes no argument")):

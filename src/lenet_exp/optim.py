@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lenet_exp.config import as_overridden
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.targets import located_class, options_refused, plain_options
 
 
@@ -32,17 +32,35 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                           why="its step() needs a closure that evaluates the model again")
     options = plain_options(ocfg, "optimizer")
     check_argument_types(optimizer_class, options)
+    optimizer, arguments = None, dict(options)
     try:
         if "fused" in inspect.signature(optimizer_class).parameters and "fused" not in options:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
             # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
             try:
-                return optimizer_class(model.parameters(), **options, fused=True)
+                optimizer, arguments = optimizer_class(model.parameters(), **options, fused=True), {**options,
+                                                                                                   "fused": True}
             except RuntimeError:  # "fused is unsupported" on this device or dtype
                 pass
-        return optimizer_class(model.parameters(), **options)
+        optimizer = optimizer or optimizer_class(model.parameters(), **options)
     except (TypeError, ValueError, RuntimeError) as error:  # an argument it does not take, a value it refuses
         raise options_refused("optimizer", ocfg._target_, options, error) from error
+    refuse_an_optimizer_that_cannot_step(optimizer_class, arguments, next(model.parameters()), ocfg._target_)
+    return optimizer
+
+
+def refuse_an_optimizer_that_cannot_step(optimizer_class: type, arguments: dict, like: torch.Tensor,
+                                         target: str) -> None:
+    """SparseAdam (sparse gradients only) and capturable=true on the CPU were built, then failed at the first
+    step with a traceback: one step of the same optimizer on a one-number probe of the model's device and
+    dtype tells it first."""
+    probe = torch.zeros(1, device=like.device, dtype=like.dtype, requires_grad=True)
+    probe.grad = torch.zeros_like(probe)
+    try:
+        optimizer_class([probe], **arguments).step()
+    except Exception as error:  # whatever it raises: it cannot train this model here
+        raise UserError(f"{target} cannot take a step here ({one_line(error)}) with the optimizer options "
+                        f"{arguments}. Choose another optimizer (optimizer=<option>), or other options of it.") from error
 
 
 def check_argument_types(optimizer_class: type, options: dict) -> None:
