@@ -32,6 +32,7 @@ import pytest
 
 from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_cli, run_main, start_on_terminal
 from tensorboard_events import load_events, logged_hparams, scalar_values, session_status
+from lenet_exp import CONFIGS
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
 
@@ -113,6 +114,29 @@ def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):
 
 
 # --------------------------------------------------------------------- failures, summary and re-runs
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_job_refused_for_its_folders_run_keeps_that_runs_record(launcher, fast, tmp_path):
+    """Hydra rewrites a job's .hydra/ before the job can refuse a folder that holds a run of another config (its
+    option's YAML edited since): resume= of it then said its overrides.yaml "was edited after the run was made"."""
+    wide = tmp_path / "mine" / "model" / "wide.yaml"
+    wide.parent.mkdir(parents=True)
+    wide.write_text((CONFIGS / "model" / "lenet5.yaml").read_text().replace("name: lenet5", "name: wide"))
+    command = ["--config-dir", str(tmp_path / "mine"), "-m", *fast, "model=lenet5,wide", "trainer.limit_batches=2",
+               "hydra.sweep.dir=sweep", *(["hydra/launcher=stacked"] if launcher == "stacked" else [])]
+    assert run_main(command, cwd=tmp_path).returncode == 0
+    job = tmp_path / "sweep" / "1_model=wide"
+    record = {path.name: path.read_bytes() for path in (job / ".hydra").iterdir()}
+    wide.write_text(wide.read_text().replace("hidden: [120, 84]", "hidden: [100, 84]"))
+    longer = run_main([*command, "trainer.epochs=2"], cwd=tmp_path)  # lenet5's job trains on; wide's is refused
+    assert longer.returncode == 1 and "1_model=wide already holds a completed run with another config (model.hidden" \
+        in longer.stderr, longer.stderr[-2000:]
+    assert {path.name: path.read_bytes() for path in (job / ".hydra").iterdir()} == record
+    assert "trainer.epochs=2" in (tmp_path / "sweep" / "0_model=lenet5" / ".hydra" / "overrides.yaml").read_text()
+    wide.write_text(wide.read_text().replace("hidden: [100, 84]", "hidden: [120, 84]"))
+    again = run_main([f"resume={job}"], cwd=tmp_path)
+    assert again.returncode == 0 and f"Already completed in {job}" in again.stderr, again.stderr[-2000:]
+
+
 def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     """It failed every job alike, each leaving a folder; a key that one swept option's class takes still fails
     the jobs of the other option alone."""

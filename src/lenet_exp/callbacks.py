@@ -26,9 +26,10 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import Config, config_differences, refuse_unknown_keys, run_of_other_length, where_or_how_fast
 from lenet_exp.errors import ConfigError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
-                             remove_temporary_files, run_events, someone_elses_metrics)
+                             remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resumed_run
+from lenet_exp.sweeps.records import LATER_FAILURE
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
 
 log = logging.getLogger(__name__)
@@ -351,6 +352,38 @@ def warn_of_unread_configs(config: DictConfig) -> None:
                             "name, then choose it with %s.", own, shipped, chosen)
 
 
+RECORD_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
+
+
+def job_records(sweep_dir: Path) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
+    """Each job folder's .hydra/ files as the sweep finds them, and what its metrics.json says it trained."""
+    records = {}
+    for hydra_dir in sweep_dir.glob("*/.hydra"):
+        files = {name: (hydra_dir / name).read_bytes() for name in RECORD_FILES if (hydra_dir / name).is_file()}
+        records[hydra_dir.parent] = (files, what_it_trained(hydra_dir.parent))
+    return records
+
+
+def what_it_trained(job_dir: Path) -> Optional[dict]:
+    """The job's metrics.json without what a refused job records of itself (its status, why)."""
+    metrics = read_json(job_dir / "metrics.json")
+    return None if metrics is None else {key: value for key, value in metrics.items()
+                                         if key not in ("status", "message", LATER_FAILURE)}
+
+
+def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
+    """Hydra rewrites a job's .hydra/ before the job can refuse its folder (a run of another config there): a
+    job that trained nothing gets its run's own record back, which resume= and this sweep read."""
+    for job_dir, (files, trained) in records.items():
+        if what_it_trained(job_dir) != trained:
+            continue
+        for name, content in files.items():
+            path = job_dir / ".hydra" / name
+            with contextlib.suppress(OSError):  # a record that cannot be put back stays as Hydra wrote it
+                if path.read_bytes() != content:
+                    write_atomic(path, lambda file, content=content: file.write(content))
+
+
 class OutputDirCheck(Callback):
     """Checks the command line and the output folder before Hydra writes into it. Hydra turns a callback's
     exception into a warning and goes on, so an unforeseen error here ends the run instead of skipping the
@@ -372,6 +405,10 @@ class OutputDirCheck(Callback):
             refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
+            self.records = job_records(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:  # before the summary, which reads them
+        put_back_the_records_of_jobs_that_recorded_nothing(getattr(self, "records", {}))
 
     @staticmethod
     def check_run_dir(config: DictConfig) -> None:
