@@ -131,6 +131,7 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
     model takes inputs prepared as it was trained on them. A setting of it named there is said to be unused."""
     pre = state["preprocessing"]
     check_preprocessing(pre, state["config"]["dataset"]["image_size"], cfg.ckpt)
+
     def asked_otherwise(key: str) -> bool:  # by the command line, or by a dataset option that prepares otherwise
         value = OmegaConf.select(cfg, f"dataset.{key}")
         return f"dataset.{key}" in chosen or "dataset" in chosen and value is not None and not (

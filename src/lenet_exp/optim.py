@@ -32,19 +32,19 @@ def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
                           why="its step() needs a closure that evaluates the model again")
     options = plain_options(ocfg, "optimizer")
     check_argument_types(optimizer_class, options)
-    optimizer, arguments = None, dict(options)
+    optimizer = None
     try:
         if "fused" in inspect.signature(optimizer_class).parameters and "fused" not in options:
             # One fused kernel for the whole update instead of a few per parameter tensor: ~3 % of a
             # CPU epoch here (benchmarks/cpu_knobs.py), and fewer launches on a GPU.
             try:
-                optimizer, arguments = optimizer_class(model.parameters(), **options, fused=True), {**options,
-                                                                                                   "fused": True}
+                optimizer = optimizer_class(model.parameters(), **options, fused=True)
             except RuntimeError:  # "fused is unsupported" on this device or dtype
                 pass
         optimizer = optimizer or optimizer_class(model.parameters(), **options)
     except (TypeError, ValueError, RuntimeError) as error:  # an argument it does not take, a value it refuses
         raise options_refused("optimizer", ocfg._target_, options, error) from error
+    arguments = {**options, "fused": True} if optimizer.defaults.get("fused") and "fused" not in options else options
     refuse_an_optimizer_that_cannot_step(optimizer_class, arguments, next(model.parameters()), ocfg._target_)
     return optimizer
 
