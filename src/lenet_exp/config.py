@@ -500,7 +500,7 @@ def validate(cfg: Any) -> None:
                               fix=f"Choose the {group} with {group}=<option> (`python run.py --help` lists them).")
     model = cfg.get("model")
     if read_by(str(cfg.task), "model") and OmegaConf.is_dict(model) and not model.get("_target_"):
-        raise model_without_class()  # found once the data had loaded, before
+        raise model_without_class()  # before the data loads (building the model would find it after)
     dataset = cfg.get("dataset")
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)

@@ -232,7 +232,7 @@ def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
 def check_every_class_labelled(labels: torch.Tensor, num_classes: int, where: str) -> None:
     """``dataset.num_classes=12`` on MNIST's ten digits: trained without a word, with outputs that no image is
     labelled with, and recorded as a data set of 12 classes."""
-    labelled = int(labels.max()) + 1 if len(labels) else 0
+    labelled = int(labels.max()) + 1 if len(labels) else num_classes  # no labels: check_sizes' to tell
     if labelled < num_classes:
         raise DataError(
             f"dataset.num_classes={num_classes}, but the labels of {where} range over [{int(labels.min())}, "
