@@ -170,3 +170,23 @@ def test_run_log_on_a_full_disk_says_so_once(small_disk, capfd):
         handler.close()
     err = capfd.readouterr().err
     assert err == f"({path} cannot be written: No space left on device; its lines go to the console only)\n"
+
+
+NO_NETWORK = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+
+
+@pytest.mark.parametrize("held", [["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"], []])
+def test_a_read_only_data_root_that_lacks_the_files_says_so(held, tiny_root, tmp_path):
+    """The download's lock file, looked for in a read-only root, raised there (three chained tracebacks); an
+    empty one was called "corrupted or truncated" for the folder a download could not make."""
+    with tmpfs(tmp_path / "read_only", "4m") as root:
+        for name in held:  # none: an empty root, where the download would make MNIST/raw/ first
+            (root / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+            (root / "MNIST" / "raw" / name).write_bytes((tiny_root / "MNIST" / "raw" / name).read_bytes())
+        subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+        result = run_main([*fast_overrides(tiny_root), f"dataset.root={root}", "dataset.download=true",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=NO_NETWORK)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"Error: mnist is not in {root / 'MNIST' / 'raw'} and " in result.stderr, result.stderr[-3000:]
+    assert "That folder must hold the four IDX files" in result.stderr
+    assert ("no download can write there (OSError: [Errno 30] Read-only file system" in result.stderr) == (not held)

@@ -26,7 +26,7 @@ import torchvision
 from omegaconf import OmegaConf
 
 from lenet_exp.device import check_fits
-from lenet_exp.errors import ConfigError, DataError, UserError
+from lenet_exp.errors import ConfigError, DataError, UserError, one_line
 
 log = logging.getLogger(__name__)
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -192,12 +192,19 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                 one_download_at_a_time(root, cls.__name__) if download and missing_files else contextlib.nullcontext():
             dataset = cls(str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
-        if str(error).startswith(("Dataset not found", "Error downloading")):
+        # a download that cannot write into the root (a read-only one) raises an OSError of the folder it makes
+        unwritable = isinstance(error, OSError) and download and missing_files
+        if str(error).startswith(("Dataset not found", "Error downloading")) or unwritable:
             remove_a_failed_downloads_folders(made)
             if download and missing_files:  # the data set's root is the user's: no lock left there for nothing
-                download_lock(root, cls.__name__).unlink(missing_ok=True)
-            how = "the download failed (no network?)" if download else "dataset.download=false"
-            if any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
+                with contextlib.suppress(OSError):  # a read-only root has none, and refuses even to look
+                    download_lock(root, cls.__name__).unlink(missing_ok=True)
+            how = (f"no download can write there ({one_line(error)})" if unwritable
+                   else "the download failed (no network?)" if download else "dataset.download=false")
+            not_files = [file for file in RAW_FILES if (folder / file).exists() and not (folder / file).is_file()]
+            if not_files:
+                where = f"{folder / not_files[0]} is a folder where that file should be: replace it with the file."
+            elif any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
                 where = f"That folder holds them compressed: extract them there (`gunzip -k {folder}/*.gz`)."
             else:
                 where = (f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. Point dataset.root "
