@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from conftest import fast_overrides, run_main
+from tensorboard_events import load_events, scalar_values, session_status
 from lenet_exp.files import RunLog, is_disk_full, read_json
 from lenet_exp.loop import Run
 from lenet_exp.record import TensorBoardLog
@@ -88,6 +89,31 @@ def test_a_disk_that_fills_up_after_an_epoch_ends_the_run_with_one_message(small
     again = run_main(command, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Resuming" in again.stderr and read_json(run_dir / "metrics.json")["status"] == "completed"
+
+
+def test_a_disk_that_fills_up_as_the_run_ends_leaves_it_to_end_again(small_disk, tiny_root, tmp_path, monkeypatch):
+    """metrics.json said "completed" before the run's summary card and HParams session end were on disk: the same
+    command then skipped it as complete, its TensorBoard run without an end for good."""
+    card = TensorBoardLog.card
+
+    def the_disk_fills_up_then(self, markdown):
+        fill_up(small_disk)
+        card(self, markdown)
+
+    monkeypatch.setattr(TensorBoardLog, "card", the_disk_fills_up_then)
+    run_dir = small_disk / "run"
+    command = [*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"]
+    result = run_main(command, cwd=tmp_path)
+    assert result.returncode == 1 and f"Error: No space left on {small_disk} writing" in result.stderr, result.stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "running"
+    monkeypatch.undo()
+    (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" not in again.stderr, again.stderr[-2000:]
+    events = load_events(run_dir)
+    assert read_json(run_dir / "metrics.json")["status"] == "completed" and session_status(events) == "STATUS_SUCCESS"
+    assert list(scalar_values(events, "test/acc")) == [1]  # the end logged once, by the run that ended
 
 
 @pytest.mark.parametrize("mode", ["run", "sweep"])

@@ -308,10 +308,12 @@ class Run:
         """The test's figures, and metrics.json with the run's status."""
         tb.write_figures()
         self.stopwatch.mark("test")
-        self.write_metrics(status, message, state, parts, test)
-        if status in ("completed", "diverged"):
-            tb.card(summary_markdown(read_json(self.metrics_path)))
+        metrics = self.metrics(status, message, state, parts, test)
+        if status in ("completed", "diverged"):  # on disk before metrics.json says so: a run then found complete
+            tb.card(summary_markdown(metrics))    # (a full disk meanwhile) went without its test's events
             tb.session_end(failed=status == "diverged")
+            tb.flush()
+        save_json(self.metrics_path, metrics)
 
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
@@ -325,11 +327,14 @@ class Run:
                  "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
                  epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
-    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts,
-                      test: Optional[dict] = None) -> None:
+    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts) -> None:
+        save_json(self.metrics_path, self.metrics(status, message, state, parts))
+
+    def metrics(self, status: str, message: str, state: RunState, parts: Parts, test: Optional[dict] = None) -> dict:
+        """What metrics.json records of the run now."""
         last, best = (state.history[-1] if state.history else {}), state.row(state.best_epoch)
         timing = self.stopwatch.summary(state.epoch)
-        save_json(self.metrics_path, {
+        return {
             "task": "train",
             "status": status,
             "message": message,
@@ -351,7 +356,7 @@ class Run:
             "config": self.config,
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],
-        })
+        }
 
 
 @dataclass

@@ -318,6 +318,10 @@ class TensorBoardLog:
         with an error), which HParams shows in its Status column (a run without an end is "Unknown")."""
         self.writer.file_writer.add_summary(session_end_summary("STATUS_FAILURE" if failed else "STATUS_SUCCESS"))
 
+    def flush(self) -> None:
+        """Everything logged so far on disk; the writer's thread's error (a full disk) raised here."""
+        self.writer.flush()
+
     def close(self) -> None:
         self.write_figures()
         self.writer.close()
