@@ -265,6 +265,28 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
 
 
+@pytest.mark.parametrize("entry, make, said", [
+    ("run.log", "folder", "run.log is a folder where a file should be"),
+    (".hydra/config.yaml", "folder", ".hydra/config.yaml is a folder where a file should be"),
+    (".hydra", "file", ".hydra is a file where a folder should be"),
+    ("metrics.json", "pipe", "metrics.json is no regular file where a file should be")])
+def test_a_run_folder_with_something_else_where_a_file_should_be_is_refused(trained, tmp_path, fast, entry, make,
+                                                                           said):
+    """Hydra's and the logger's writes raised tracebacks there, and reading a pipe for metrics.json hung."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    (run_dir / ".lock").unlink(missing_ok=True)
+    shutil.rmtree(run_dir / entry) if (run_dir / entry).is_dir() else (run_dir / entry).unlink()
+    {"folder": (run_dir / entry).mkdir, "file": (run_dir / entry).touch, "pipe": lambda: os.mkfifo(run_dir / entry)}[make]()
+    again = run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip() == (
+        f"Error: {run_dir / entry} {said.split(' ', 1)[1]}. Move it away, then run the same command again, or choose "
+        f"another folder with hydra.run.dir=<dir>."), again.stderr[-2000:]
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)  # its record of how it was made, where it is damaged
+    assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
+    assert said in resumed.stderr or entry == ".hydra" and "cannot resume from" in resumed.stderr, resumed.stderr
+
+
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():

@@ -55,6 +55,25 @@ def check_writable(directory: Path, override: str) -> None:
                  f"{another_folder(directory, override, place='another disk')}.")
 
 
+RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
+
+
+def refuse_odd_entries(run_dir: Path, override: str) -> None:
+    """Exits with a message where a run's folder holds a file where .hydra/ should be, or something else than a
+    file (a folder, a pipe) where Hydra or the run writes one: Hydra's writes raised tracebacks, and reading a
+    pipe hung."""
+    odd = None
+    if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
+        odd = f"{run_dir / '.hydra'} is a file where a folder should be"
+    for path in (run_dir / name for name in RUN_FILES if not odd):
+        if path.exists() and not path.is_file():
+            odd = f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
+            break
+    if odd:
+        sys.exit(f"Error: {odd}. Move it away, then run the same command again, or "
+                 f"{another_folder(run_dir, override)}.")
+
+
 def another_folder(directory: Path, override: str, kind: str = "", place: str = "another place") -> str:
     """How to go on elsewhere: ``choose another folder with hydra.run.dir=<dir>``; a run that resume= continues
     (in its own folder, which the command cannot change) goes on in a copy of it at ``place``."""
@@ -424,6 +443,7 @@ class OutputDirCheck(Callback):
             sys.exit(f"Error: {foreign}")
         # first: a folder that cannot be run in, or one in use, whose contents change while it trains
         check_writable(run_dir, "hydra.run.dir")
+        refuse_odd_entries(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
         saved = run_dir / ".hydra" / "config.yaml"
         changed = []
@@ -497,6 +517,8 @@ class OutputDirCheck(Callback):
             if any(sweep_dir.glob("*/.hydra")):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
+        for job_dir in (path for path in sweep_dir.iterdir() if path.is_dir()):
+            refuse_odd_entries(job_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")
         remove_temporary_files(sweep_dir)  # a summary's, of a sweep killed as it wrote it: now this one's folder
         note_sweep_dir(sweep_dir)  # for run.py's message if a stop reaches it

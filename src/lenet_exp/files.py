@@ -110,7 +110,10 @@ def save_json(path: Path, data: dict) -> None:
 
 
 def read_json(path: Path) -> Optional[dict]:
-    """The JSON object in ``path``, or None if there is none (missing or unreadable)."""
+    """The JSON object in ``path``, or None if there is none (missing, unreadable, or no regular file: a pipe's
+    reader waits for a writer)."""
+    if not Path(path).is_file():
+        return None
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):

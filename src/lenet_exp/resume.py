@@ -154,6 +154,11 @@ def expand_resume(argv: list[str]) -> list[str]:
         if run is not None:  # e.g. a checkpoint of the run
             sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
                      f"resume={shlex.quote(str(run))} continues it.")
+        if (run_dir / ".hydra").exists():  # run.py's run, its record damaged: no train() writes .hydra/
+            gone = ".hydra is a file where Hydra's record folder should be" if not (run_dir / ".hydra").is_dir() \
+                else f"{saved_file.name} is missing; the same list is in .hydra/hydra.yaml, under hydra.overrides.task"
+            sys.exit(f"Error: cannot resume from {saved_file}: {gone}. It must list the run's own overrides as "
+                     f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
         if (run_dir / "metrics.json").is_file():  # lenet_exp.train()'s: no command line to replay
             sys.exit(f"Error: resume={run_dir} is a run started from Python (train(), which records no command "
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
