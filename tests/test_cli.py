@@ -242,8 +242,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
      "Invalid config value hydra.launcher.max_stack='abc': expected an integer. Fix it on the command line, e.g. "
      "`python run.py -m hydra/launcher=stacked hydra.launcher.max_stack=...`"),
     (["-m", "hydra/launcher=stacked", "seed=0,1", "hydra.launcher.submitit.cluster=foo"],  # a nested key's named none
-     "Invalid config value hydra.launcher.submitit.cluster='foo': expected one of [local, slurm]. Fix it on the command "
-     "line, e.g. `python run.py -m hydra/launcher=stacked hydra.launcher.submitit.cluster=...`"),
+     "Invalid config value hydra.launcher.submitit.cluster='foo': expected one of [local, slurm]. Fix it on the "
+     "command line, e.g. `python run.py -m hydra/launcher=stacked hydra.launcher.submitit.cluster=...`"),
     # --help, --info and --cfg … --resolve compose the config too (each was a traceback)
     (["model=lenet7", "--help"], "model=lenet7 is not an option of model (did you mean lenet5?)"),
     (["trainer.epochz=1", "--info"], "trainer.epochz is not a setting (did you mean trainer.epochs?)"),
@@ -295,8 +295,10 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
-        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation", "unknown-key-interpolation-in-a-sweep", "launcher-key", "stacked-launcher-key", "launcher-value", "nested-launcher-value",
-        "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key", "no-launchers-key", "search-space-key",
+        "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation",
+        "unknown-key-interpolation-in-a-sweep", "launcher-key", "stacked-launcher-key", "launcher-value",
+        "nested-launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key",
+        "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",

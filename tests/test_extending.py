@@ -62,8 +62,8 @@ def test_a_torch_optimizers_learning_rate_and_decay_are_checked_as_the_schemas_a
                                ("+optimizer.momentum=1.5", "optimizer.momentum=1.5: expected a number in [0, 1)")]:
         result = run_main(["--config-dir", str(configs), *fast, "optimizer=rmsprop", override], cwd=tmp_path)
         key = override.split("=")[0]
-        assert result.returncode == 1 and f"Invalid config value {expected}. Fix it on the command line, e.g. `python " \
-                                          f"run.py {key}=...`" in result.stderr, (override, result.stderr)
+        assert result.returncode == 1 and (f"Invalid config value {expected}. Fix it on the command line, e.g. "
+                                           f"`python run.py {key}=...`") in result.stderr, (override, result.stderr)
         assert "images on" not in result.stdout + result.stderr  # refused before the data was read
     amsgrad = run_main(["--config-dir", str(configs), *fast, "optimizer=adam", "+optimizer.amsgrad=1"], cwd=tmp_path)
     assert amsgrad.returncode == 1 and ("optimizer.amsgrad=1: expected true or false. Fix it on the command line, e.g. "

@@ -78,5 +78,5 @@ def test_a_model_yaml_without_the_schema_is_checked_as_the_schema_checks_it(tmp_
         with pytest.raises(UserError) as refused:
             build_model(OmegaConf.create({**base, **changes}), 10, 32)
         assert said in str(refused.value) and f"(e.g. model.{named}=…)" in str(refused.value), str(refused.value)
-    assert build_model(OmegaConf.create({**base, "conv_channels": [6, 16, 32]}), 10, 64)(torch.zeros(2, 1, 64, 64)).shape \
-        == (2, 10)  # three blocks fit a 64x64 input
+    deeper = build_model(OmegaConf.create({**base, "conv_channels": [6, 16, 32]}), 10, 64)
+    assert deeper(torch.zeros(2, 1, 64, 64)).shape == (2, 10)  # three blocks fit a 64x64 input

@@ -79,7 +79,8 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
                                       ("differentiable", True, "false (nothing here differentiates through a step)")]:
         # without a command line (the plus of one: test_extending), the key as the config holds it
         with pytest.raises(ConfigError, match=re.escape(f"optimizer.{argument}={value!r}: expected {expected}. Fix it "
-                                                        f"on the command line, e.g. `python run.py optimizer.{argument}")):
+                                                        f"on the command line, e.g. `python run.py "
+                                                        f"optimizer.{argument}")):
             build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, argument: value}), LeNet5())
     with pytest.raises(UserError, match=re.escape("torch.optim.Adam refuses the optimizer options {'lr': 0.001, 'fused': "
                                                   "True, 'foreach': True}: `fused` and `foreach` cannot be `True` "

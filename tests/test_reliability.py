@@ -277,7 +277,9 @@ def test_a_run_folder_with_something_else_where_a_file_should_be_is_refused(trai
     shutil.copytree(trained, run_dir)
     (run_dir / ".lock").unlink(missing_ok=True)
     shutil.rmtree(run_dir / entry) if (run_dir / entry).is_dir() else (run_dir / entry).unlink()
-    {"folder": (run_dir / entry).mkdir, "file": (run_dir / entry).touch, "pipe": lambda: os.mkfifo(run_dir / entry)}[make]()
+    made = {"folder": (run_dir / entry).mkdir, "file": (run_dir / entry).touch,
+            "pipe": lambda: os.mkfifo(run_dir / entry)}
+    made[make]()
     again = run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert again.returncode == 1 and again.stderr.strip() == (
         f"Error: {run_dir / entry} {said.split(' ', 1)[1]}. Move it away, then run the same command again, or choose "

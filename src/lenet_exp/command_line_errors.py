@@ -82,7 +82,8 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
     written = chosen[-1].split("=", 1)[1] if chosen else ""
-    lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]  # onecycle,none
+    # the swept options that lack it: none of scheduler=onecycle,none
+    lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
     instead = (f"{chosen[-1]} draws one that" if "(" in written else f"{group}={lacking[0]}" if lacking
                else f"another {group} (a study may sweep it)")
     return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} has no such key. "

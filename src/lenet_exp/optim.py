@@ -60,7 +60,8 @@ def refuse_an_optimizer_that_cannot_step(optimizer_class: type, arguments: dict,
         optimizer_class([probe], **arguments).step()
     except Exception as error:  # whatever it raises: it cannot train this model here
         raise UserError(f"{target} cannot take a step here ({one_line(error)}) with the optimizer options "
-                        f"{arguments}. Choose another optimizer (optimizer=<option>), or other options of it.") from error
+                        f"{arguments}. Choose another optimizer (optimizer=<option>), or other options of "
+                        f"it.") from error
 
 
 def check_argument_types(optimizer_class: type, options: dict) -> None:
