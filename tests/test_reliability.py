@@ -56,6 +56,11 @@ def bad_count(raw):
     (raw / "train-labels-idx1-ubyte").write_bytes(data[:4] + struct.pack(">I", 700) + data[8:])
 
 
+def a_folder_for_a_file(raw):
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte").mkdir()
+
+
 def compressed(raw):  # as one might fetch them by hand: torchvision extracts only archives it can verify
     for path in list(raw.iterdir()):
         path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
@@ -110,6 +115,8 @@ CASES = {
     "truncated idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, truncate)}"], ["train IDX files", "corrupted or truncated"]),
     "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"], ["t10k IDX files", "corrupted or truncated"]),
     "wrong count": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_count)}"], ["train IDX files", "corrupted or truncated"]),
+    "idx file a folder": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, a_folder_for_a_file)}"],
+                          ["MNIST/raw/t10k-labels-idx1-ubyte is a folder where that file should be: replace it"]),
     "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
     "classes without labels": (lambda r, t, d: ["dataset.num_classes=12"], [
         "dataset.num_classes=12, but the labels of mnist train range over [0, 9]: the model would have 2 output(s) "
@@ -287,6 +294,23 @@ def test_a_run_folder_with_something_else_where_a_file_should_be_is_refused(trai
     resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)  # its record of how it was made, where it is damaged
     assert resumed.returncode == 1 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
     assert said in resumed.stderr or entry == ".hydra" and "cannot resume from" in resumed.stderr, resumed.stderr
+
+
+def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is_moved_away(trained, tmp_path, fast):
+    """It was called "no lenet_exp run's record (it names no task)", as another program's file would be."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    (run_dir / ".lock").unlink(missing_ok=True)
+    (run_dir / "metrics.json").write_text('{"task": "train", "sta')
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+        f"Error: {run_dir / 'metrics.json'} cannot be read as a JSON object (empty, cut short or edited), and a run in "
+        f"{run_dir} would write over it. Move that file away to let the run there go on from its checkpoints, or "
+        f"choose a new output directory."), again.stderr[-2000:]
+    (run_dir / "metrics.json").rename(tmp_path / "moved.json")
+    moved = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert moved.returncode == 0 and "Resuming" in moved.stderr, moved.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:

@@ -125,7 +125,14 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     """What to tell of a metrics.json in ``run_dir`` that no run of ours wrote (each names its task), which a
     run there would write over; None where there is none."""
     path = Path(run_dir) / "metrics.json"
-    if path.is_file() and "task" not in (read_json(path) or {}):
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if record is None:  # lenet_exp writes it whole or not at all: an edit, or damage
+        return (f"{path} cannot be read as a JSON object (empty, cut short or edited), and a run in {run_dir} would "
+                f"write over it. Move that file away to let the run there go on from its checkpoints, or choose a "
+                f"new output directory.")
+    if "task" not in record:
         return (f"{path} is no lenet_exp run's record (it names no task), and a run in {run_dir} would write over it. "
                 f"Choose a new output directory, or move that file away.")
     return None
