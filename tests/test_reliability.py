@@ -125,6 +125,8 @@ CASES = {
     "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
                            ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
+    "checkpoint no regular file": (lambda r, t, d: ["task=eval", "ckpt=/dev/null"],
+                                   ["Checkpoint /dev/null is no regular file. Pass a file such as"]),
     "run folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d}"],
                                     ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
     "checkpoints folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints'}"],

@@ -82,7 +82,8 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
         raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
                               f"run's{' checkpoints' if path.name == 'checkpoints' else ''} folder.")
     if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} does not exist. Pass a file such as <run dir>/checkpoints/best.pt.")
+        what = "is no regular file" if path.exists() else "does not exist"  # a pipe: torch.load would wait on it
+        raise CheckpointError(f"Checkpoint {path} {what}. Pass a file such as <run dir>/checkpoints/best.pt.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
