@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shlex
@@ -299,7 +300,8 @@ def test_a_run_folder_with_something_else_where_a_file_should_be_is_refused(trai
 
 
 def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is_moved_away(trained, tmp_path, fast):
-    """It was called "no lenet_exp run's record (it names no task)", as another program's file would be."""
+    """It was called "no lenet_exp run's record (it names no task)", as another program's file would be; an edited
+    value raised in the checks that read it."""
     run_dir = tmp_path / "run"
     shutil.copytree(trained, run_dir)
     (run_dir / ".lock").unlink(missing_ok=True)
@@ -309,6 +311,14 @@ def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is
         f"Error: {run_dir / 'metrics.json'} cannot be read as a JSON object (empty, cut short or edited), and a run in "
         f"{run_dir} would write over it. Move that file away to let the run there go on from its checkpoints, or "
         f"choose a new output directory."), again.stderr[-2000:]
+    # values of the keys that decide what a run there does, edited: tracebacks in the checks that read them
+    for key, value in (("config", "oops"), ("epochs_done", "two")):
+        (run_dir / "metrics.json").write_text(json.dumps({**read_json(trained / "metrics.json"), key: value}))
+        edited = run_main([f"resume={run_dir}", "trainer.epochs=3"], cwd=tmp_path)
+        assert edited.returncode == 1 and edited.stderr.strip().splitlines()[-1] == (
+            f"Error: {run_dir / 'metrics.json'} holds {key}={value!r}, which no lenet_exp run writes (an edit?). Move "
+            f"that file away to let the run there go on from its checkpoints, or choose a new output directory."), \
+            edited.stderr[-2000:]
     (run_dir / "metrics.json").rename(tmp_path / "moved.json")
     moved = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert moved.returncode == 0 and "Resuming" in moved.stderr, moved.stderr[-2000:]
@@ -1039,10 +1049,11 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
 
 
 def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):
-    """A typo in a named run folder, then the fixed command into it: it was refused as "another config"."""
+    """A mistake in a named run folder, then the fixed command into it: it was refused as "another config". (An
+    unknown key is refused before the folder is made.)"""
     run_dir = tmp_path / "mine"
-    typo = run_main(fast + ["optimizer.lr=0.5", "+optimizer.lrr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert typo.returncode == 1 and "optimizer.lrr=0.1 (unknown key; did you mean optimizer.lr?)" in typo.stderr, \
+    typo = run_main(fast + ["optimizer.lr=0.5", "trainer.label_smoothing=1.5", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert typo.returncode == 1 and "Invalid config value trainer.label_smoothing=1.5" in typo.stderr, \
         typo.stderr[-2000:]
     assert session_status(load_events(run_dir)) == "STATUS_FAILURE"  # HParams lists it, as a failure
     fixed = run_main(fast + ["optimizer.lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)

@@ -21,7 +21,7 @@ from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, read
 from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
-from lenet_exp.errors import CheckpointError, UserError, one_line
+from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
@@ -77,7 +77,7 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
         with torch.device("meta"):
             shapes = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
     except Exception as error:
-        raise CheckpointError(f"{cfg.ckpt} holds a model config that lenet_exp cannot build ({one_line(error)}); "
+        raise CheckpointError(f"{cfg.ckpt} holds a model config that lenet_exp cannot build ({root_cause(error)}); "
                               f"it was altered and is not used.") from error
     ckpt.check_weights_fit(shapes, state, cfg.ckpt)
     model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
