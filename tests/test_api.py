@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -266,6 +268,48 @@ def test_train_leaves_torchs_settings_as_it_found_them(tiny_root, tmp_path):
                    len(os.sched_getaffinity(0)) + 2, *before[1:])
     finally:
         torch.set_num_threads(before[0])
+
+
+def test_train_under_a_callers_no_grad_or_inference_mode_trains_and_leaves_the_mode_as_it_was(tiny_root, tmp_path):
+    """A notebook cell's torch.no_grad(): "element 0 of tensors does not require grad" at the first step."""
+    cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=2")
+    with torch.no_grad():
+        assert train(cfg, run_dir=tmp_path / "no_grad")["status"] == "completed" and not torch.is_grad_enabled()
+    with torch.inference_mode():
+        assert train(cfg, run_dir=tmp_path / "inference")["status"] == "completed"
+        assert torch.is_inference_mode_enabled()
+
+
+SEEDS_IN_A_LOOP = """
+import sys
+from lenet_exp import compose, train
+try:
+    for seed in range(2):
+        train(compose(*sys.argv[2:], f"seed={seed}"), run_dir=f"{sys.argv[1]}/{seed}")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_in_train_saves_the_run_then_stops_the_callers_loop(signum, tiny_root, tmp_path):
+    """Ctrl-C (a notebook's interrupt) or SIGTERM (Slurm, timeout) stopped the run and train() returned, so a loop
+    over seeds trained on, and the script ended with status 0. The run is saved first; then the signal takes its
+    course: KeyboardInterrupt for Ctrl-C, the default end of the process for SIGTERM."""
+    longer = ["trainer.epochs=12", "trainer.batch_size=8", "trainer.limit_batches=20"]  # ~0.1 s an epoch
+    script = subprocess.Popen([sys.executable, "-c", SEEDS_IN_A_LOOP, str(tmp_path), *fast_overrides(tiny_root),
+                               *longer], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = tmp_path / "0" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists():
+        assert script.poll() is None and time.monotonic() < deadline, script.communicate()
+        time.sleep(0.05)
+    script.send_signal(signum)
+    out, err = script.communicate(timeout=120)
+    assert script.returncode == (130 if signum == signal.SIGINT else -signal.SIGTERM), err[-2000:]
+    assert ("KeyboardInterrupt" in out) == (signum == signal.SIGINT)
+    assert read_json(tmp_path / "0" / "metrics.json")["status"] == "interrupted" and not (tmp_path / "1").exists()
 
 
 def test_train_into_a_folder_no_one_may_write_says_so(tiny_root, tmp_path):

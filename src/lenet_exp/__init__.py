@@ -104,19 +104,27 @@ def _one_by_one(overrides: tuple) -> list[str]:
 def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
     and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
-    metrics.json says so, as run.py's); a diverged or interrupted run returns its metrics with that status."""
+    metrics.json says so, as run.py's); a diverged run returns its metrics with that status. A stop signal
+    (Ctrl-C, SIGTERM) is held until the run has saved its state and recorded "interrupted"; then the signal
+    takes its course as the caller's handler says (Ctrl-C: KeyboardInterrupt, so a loop of runs stops too)."""
     import dataclasses
     from datetime import datetime
 
     from omegaconf import DictConfig, OmegaConf
 
-    from lenet_exp.app import report_failure, say_how_it_ended
     from lenet_exp.config import Config, validate
     from lenet_exp.errors import UserError
-    from lenet_exp.files import logging_as_run_py_does, read_json
-    from lenet_exp.loop import Run
-    from lenet_exp.parts import torch_settings_kept
-    from lenet_exp.record import Stopwatch
+    from lenet_exp.launch import Stopped, stops_held
+
+    try:
+        with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
+            from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
+            from lenet_exp.files import logging_as_run_py_does, read_json
+            from lenet_exp.loop import Run
+            from lenet_exp.parts import torch_settings_kept
+            from lenet_exp.record import Stopwatch
+    except Stopped as stop:
+        _take_its_course(stop.signum)
 
     lacking = [f.name for f in dataclasses.fields(Config) if f.name not in cfg] if isinstance(cfg, DictConfig) else []
     if not isinstance(cfg, DictConfig) or lacking:  # a dict, a config of one's own: it failed on its first key
@@ -145,5 +153,22 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
             if run.folder_is_its_own:  # its metrics.json said "running" for ever: recorded as run.py records it
                 report_failure(run_dir, cfg, error)
             raise
+        except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
+            if run.folder_is_its_own:
+                record_interruption(run_dir, cfg, getattr(interrupt, "signum", 2), "train() of the same cfg")
+            raise
         say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
+    if outcome.signal:  # the run saved what it had; now the stop the caller asked for
+        _take_its_course(outcome.signal)
     return read_json(run_dir / "metrics.json") or {}
+
+
+def _take_its_course(signum: int) -> None:
+    """Deliver a stop signal that train() held, now that the caller's own handlers are back: Python's raises
+    KeyboardInterrupt for Ctrl-C, the default one of SIGTERM ends the process; a handler that returns lets the
+    caller go on."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.raise_signal(signum)

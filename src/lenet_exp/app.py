@@ -75,6 +75,18 @@ def record_failed_session(run_dir: Path, cfg: DictConfig) -> None:
         log.debug("no TensorBoard session for the failed run in %s: %s", run_dir, one_line(error))
 
 
+def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str) -> None:
+    """Log and record a stop that came before the run could save its state (imports, data, a second Ctrl-C);
+    ``again`` says what runs it again."""
+    if cfg.task == "train":
+        message = (f"Interrupted by signal {signum} before the run could save its state; {again} starts over, or "
+                   f"resumes from its last checkpoint if it has one.")
+    else:
+        message = f"Interrupted by signal {signum} before task={cfg.task} ended; {again} runs it."
+    log.warning("%s", message)
+    record_failure(run_dir, cfg, message, status="interrupted")
+
+
 def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there."""
     path = run_dir / "metrics.json"
@@ -147,14 +159,7 @@ def run_task(cfg: DictConfig) -> float:
             return run_job(cfg, run_dir, slot, multirun, named_on_command_line(hydra_cfg), Stopwatch.for_job())
     except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
         signum = getattr(interrupt, "signum", signal.SIGINT)
-        if cfg.task == "train":
-            message = (f"Interrupted by signal {signum} before the run could save its state; running the same "
-                       f"command again starts over, or resumes from its last checkpoint if it has one.")
-        else:
-            message = (f"Interrupted by signal {signum} before task={cfg.task} ended; running the same command "
-                       f"again runs it.")
-        log.warning("%s", message)
-        record_failure(run_dir, cfg, message, status="interrupted")
+        record_interruption(run_dir, cfg, signum, "running the same command again")
         return end_stopped(signum, multirun, float("nan"))
     finally:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever

@@ -29,14 +29,18 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def torch_settings_kept() -> Iterator[None]:
-    """The process-wide settings a run changes (its threads, determinism, cuDNN's), as they were before it:
-    a notebook's own code after ``lenet_exp.train()`` ran with the run's threads, or failed on an operation
-    without a deterministic implementation. (The random generators stay seeded, as after ``torch.manual_seed``.)"""
+    """Gradients on, and the process-wide settings a run changes (its threads, determinism, cuDNN's) as they
+    were before it: a notebook's own code after ``lenet_exp.train()`` ran with the run's threads, or failed on
+    an operation without a deterministic implementation. (The random generators stay seeded, as after
+    ``torch.manual_seed``.)"""
     threads, workspace = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
     try:
-        yield
+        # gradients on whatever the caller's mode (a notebook's torch.no_grad(): "element 0 of tensors does not
+        # require grad" at the first step), theirs again after
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
