@@ -730,6 +730,24 @@ def test_a_damaged_record_of_an_output_folder_stops_before_anything_is_written(c
     assert (run_dir / ".hydra" / "config.yaml").read_text() == "model: ["
 
 
+def test_a_data_root_whose_name_holds_a_dollar_brace_trains_resumes_and_evaluates(tiny_root, tmp_path):
+    """The checkpoint's config held the path as written, which its load took for an interpolation put there by
+    hand: the run failed at its final test ("it was altered and is not used"), and again when run again."""
+    root = tmp_path / "data ${x}"
+    root.mkdir()
+    (root / "MNIST").symlink_to(tiny_root / "MNIST")
+    fast = [*fast_overrides(tiny_root), f"dataset.root={root}"]
+    first = run_main([*fast, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    longer = run_main([f"resume={tmp_path / 'run'}", "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 0 and read_json(tmp_path / "run" / "metrics.json")["epochs_done"] == 2, \
+        longer.stderr[-2000:]
+    evaluated = run_main([*fast, "task=eval", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'best.pt'}",
+                          f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert evaluated.returncode == 0 and read_json(tmp_path / "eval" / "metrics.json")["test"]["acc"] == \
+        read_json(tmp_path / "run" / "metrics.json")["test"]["acc"], evaluated.stderr[-2000:]
+
+
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
     run_dir = tmp_path / "run ${oc.env:HOME}"
     shutil.copytree(completed_run, run_dir)

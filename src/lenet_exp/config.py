@@ -391,6 +391,16 @@ def run_of_other_length(saved: Mapping[str, Any], current: Mapping[str, Any], tr
             and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
 
 
+def as_literal(value: Any) -> Any:
+    """``value`` (a config's plain values) with each '${' of its strings escaped: OmegaConf takes a string put
+    into a config for an interpolation, and a folder's name may hold '${' (run.py quotes such a path)."""
+    if isinstance(value, dict):
+        return {key: as_literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_literal(item) for item in value]
+    return value.replace("${", "\\${") if isinstance(value, str) else value
+
+
 def optimizer_arguments(target: Any) -> list[str]:
     """The keyword arguments of the optimizer class ``target`` names, which ``+optimizer.<name>=`` passes it
     besides its schema's keys; none where it names no class (building the optimizer says so)."""

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, read_by
+from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal, read_by
 from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
@@ -118,7 +118,7 @@ def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
 def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     """The data set the command line named, or else the one the checkpoint was trained on."""
     dataset = as_chosen("dataset", cfg, OmegaConf.create(saved), chosen)
-    dataset.root, dataset.download = cfg.dataset.root, cfg.dataset.download  # paths are this machine's
+    dataset.root, dataset.download = as_literal(cfg.dataset.root), cfg.dataset.download  # paths are this machine's
     if dataset.num_classes != saved["dataset"]["num_classes"]:
         raise CheckpointError(
             f"{cfg.ckpt} predicts {saved['dataset']['num_classes']} classes but dataset={dataset.name} has "

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lenet_exp.config import as_literal
 from lenet_exp.errors import CheckpointError
 from lenet_exp.files import write_atomic
 
@@ -99,15 +100,20 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
         # configs are stored resolved: a ${...} here was put there by hand, e.g. to read the environment
         raise CheckpointError(f"{path} holds a config with a ${{...}} interpolation, which lenet_exp never writes; "
                               f"it was altered and is not used.")
+    state["config"] = as_literal(state["config"])  # a folder named with '${' is read as written by OmegaConf too
     return upgrade(state)
 
 
-def _has_interpolation(value) -> bool:
+PATHS_IN_A_CONFIG = {("dataset", "root")}  # a folder's name may hold '${' (run.py quotes such a path)
+
+
+def _has_interpolation(value, at: tuple = ()) -> bool:
     if isinstance(value, dict):
-        return any(_has_interpolation(v) for v in value.values())
+        return any(_has_interpolation(v, (*at, k)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_has_interpolation(v) for v in value)
-    return isinstance(value, str) and "${" in value
+        return any(_has_interpolation(v, at) for v in value)
+    return isinstance(value, str) and "${" in value and at not in PATHS_IN_A_CONFIG
+
 
 
 def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
