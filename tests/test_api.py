@@ -14,6 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import fast_overrides, run_main
+import lenet_exp
 from lenet_exp import compose, train
 from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.files import CannotWrite, read_json
@@ -171,9 +172,26 @@ def test_compose_refuses_a_sweeps_values_and_hydras_settings():
             compose(override)
 
 
-def test_compose_without_the_configs_says_where_it_looked(tmp_path):
-    with pytest.raises(UserError, match=re.escape(f"compose() found no config.yaml in {tmp_path}: pass config_dir=")):
-        compose(config_dir=tmp_path)
+def test_compose_without_the_configs_says_where_it_looked(tmp_path, monkeypatch):
+    """`pip install .` leaves configs/ in the checkout."""
+    monkeypatch.setattr(lenet_exp, "CONFIGS", tmp_path / "configs")
+    with pytest.raises(UserError, match=re.escape(f"compose() found no config.yaml in {tmp_path / 'configs'}: pass "
+                                                  f"config_dir=")):
+        compose()
+
+
+def test_compose_takes_a_folder_of_ones_own_options_as_run_pys_config_dir_does(tmp_path):
+    """It took only a whole copy of configs/ ("found no config.yaml … install the checkout with pip install -e"),
+    so a run of `python run.py --config-dir mine optimizer=rmsprop` could not be composed again."""
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    (tmp_path / "mine" / "optimizer" / "rmsprop.yaml").write_text("_target_: torch.optim.RMSprop\nlr: 0.002\n")
+    cfg = compose("optimizer=rmsprop", "trainer.epochs=2", config_dir=tmp_path / "mine")
+    assert cfg.optimizer._target_ == "torch.optim.RMSprop" and cfg.trainer.epochs == 2 and cfg.model.name == "lenet5"
+    with pytest.raises(UserError, match=re.escape("optimizer=rmsprp is not an option of optimizer (did you mean "
+                                                  "rmsprop?): choose one of adam, adamw, rmsprop, sgd.")):
+        compose("optimizer=rmsprp", config_dir=tmp_path / "mine")
+    with pytest.raises(UserError, match=re.escape(f"compose(config_dir='{tmp_path / 'nope'}'): no such folder.")):
+        compose(config_dir=tmp_path / "nope")
 
 
 def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):

@@ -23,20 +23,28 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's conf
 def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     """The config ``python run.py OVERRIDES`` would run, composed with Hydra's compose API. A typo raises
     :class:`lenet_exp.errors.UserError` with run.py's message ("trainer.epoch is not a setting (did you
-    mean trainer.epochs?)")."""
+    mean trainer.epochs?)"). ``config_dir``: a copy of configs/, or a folder of one's own options that
+    adds to it, as ``python run.py --config-dir <folder>`` does."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from lenet_exp.command_line_errors import deleted_setting, merged_options_in, number_as_bool, typo_message
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
-    from lenet_exp.resume import quote_paths
+    from lenet_exp.resume import quote, quote_paths
 
-    configs = Path(config_dir or CONFIGS).resolve()
+    if config_dir is not None and not isinstance(config_dir, (str, os.PathLike)):
+        raise TypeError(f"compose() takes config_dir as a path (a str or pathlib.Path), not {config_dir!r}.")
+    configs, search_path = Path(config_dir or CONFIGS).expanduser().resolve(), []
+    if config_dir is not None and not (configs / "config.yaml").is_file():  # options of one's own, as --config-dir
+        if not configs.is_dir():
+            raise UserError(f"compose(config_dir={str(config_dir)!r}): no such folder. Give the folder that holds "
+                            f"your config files (its optimizer/, dataset/, … subfolders).")
+        configs, search_path = CONFIGS, [f"hydra.searchpath=[{quote(f'file://{configs}')}]"]
     if not (configs / "config.yaml").is_file():  # e.g. `pip install .`, which leaves configs/ in the checkout
         raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "
                         f"install the checkout with `pip install -e .`.")
     overrides = _one_by_one(overrides)
-    quoted = quote_paths(overrides)  # as Hydra's grammar reads a path; the messages quote the overrides as given
+    quoted = quote_paths(overrides) + search_path  # as Hydra's grammar reads a path; messages quote them as given
     register_configs()
     with _hydra_of_our_own(), initialize_config_dir(config_dir=str(configs), version_base="1.3"):
         misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
