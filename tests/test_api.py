@@ -101,6 +101,11 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     with pytest.raises(UserError, match=re.escape(f"{tmp_path / 'a_file'} is a file where a folder should be")):
         train(compose(*fast_overrides(tiny_root)), run_dir=tmp_path / "a_file")
     assert (tmp_path / "a_file").read_text() == "mine"
+    # an empty folder name went to outputs/runs/…; an empty override was told as " cannot be read as an override"
+    with pytest.raises(UserError, match=re.escape("train(run_dir='') names no folder")):
+        train(compose(*fast_overrides(tiny_root)), run_dir="")
+    with pytest.raises(UserError, match=re.escape("compose('') is an empty override: leave it out")):
+        compose("")
 
 
 def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):

@@ -92,6 +92,8 @@ def _one_by_one(overrides: tuple) -> list[str]:
     for override in listed:
         if not isinstance(override, str):
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
+        if not override.strip():
+            raise UserError(f"compose({override!r}) is an empty override: leave it out, or write key=value.")
         if re.split(r"[./]", override_key(override))[0] == "hydra":  # hydra.run.dir, hydra/launcher: it changes nothing
             raise UserError(f"compose({override!r}): Hydra's own settings are run.py's, and train() reads none of "
                             f"them: it trains in the folder that train(cfg, run_dir=…) names (a sweep is `python "
@@ -149,6 +151,9 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
                         f"`python run.py task={cfg.task} ckpt=…`, or compose without task=.")
     if run_dir is not None and not isinstance(run_dir, (str, os.PathLike)):
         raise TypeError(f"train() takes run_dir as a path (a str or pathlib.Path), not {run_dir!r}.")
+    if run_dir is not None and not str(run_dir).strip():  # run.py refuses an empty hydra.run.dir alike
+        raise UserError("train(run_dir='') names no folder: name one, or leave run_dir out for a new "
+                        "outputs/runs/<date>/<time>.")
     stopwatch = Stopwatch()  # from this call: a notebook's process may have been open for hours
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
