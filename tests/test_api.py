@@ -303,6 +303,26 @@ def test_train_under_a_callers_no_grad_or_inference_mode_trains_and_leaves_the_m
         assert torch.is_inference_mode_enabled()
 
 
+def test_two_trains_of_one_process_into_one_folder_at_once_are_refused(tiny_root, tmp_path):
+    """The folder's lock is the process's: both trained it, each line of run.log twice, two event files."""
+    import threading
+
+    from lenet_exp.errors import FolderInUse
+
+    longer = compose(*fast_overrides(tiny_root), "trainer.epochs=30", "trainer.batch_size=8", "trainer.limit_batches=20")
+    first = threading.Thread(target=train, args=(longer,), kwargs={"run_dir": tmp_path / "run"})
+    first.start()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "checkpoints" / "last.pt").exists():
+        assert first.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    with pytest.raises(FolderInUse, match=re.escape(f"{tmp_path / 'run'} is in use by another train() of this "
+                                                    f"process")):
+        train(longer, run_dir=tmp_path / "run")
+    first.join()
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "completed"
+
+
 SEEDS_IN_A_LOOP = """
 import sys
 from lenet_exp import compose, train

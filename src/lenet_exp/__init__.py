@@ -123,13 +123,13 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     from omegaconf import DictConfig, OmegaConf
 
     from lenet_exp.config import Config, validate
-    from lenet_exp.errors import UserError
+    from lenet_exp.errors import FolderInUse, UserError
     from lenet_exp.launch import Stopped, stops_held
 
     try:
         with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
             from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
-            from lenet_exp.files import logging_as_run_py_does, read_json
+            from lenet_exp.files import held_folders, logging_as_run_py_does, read_json
             from lenet_exp.loop import Run
             from lenet_exp.parts import torch_settings_kept
             from lenet_exp.record import Stopwatch
@@ -158,6 +158,9 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
+    if run_dir.resolve() in held_folders():  # another thread's train(): the folder's lock is the process's
+        raise FolderInUse(f"{run_dir} is in use by another train() of this process. Wait until it ends, or choose "
+                          f"another run_dir.")
     run = Run(cfg, run_dir, stopwatch=stopwatch)
     with torch_settings_kept(), logging_as_run_py_does(run_dir):
         try:
