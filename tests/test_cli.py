@@ -213,6 +213,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                  "experiment=mnist_best, without the +."),
     (["+trainer.epochs=3"], "+trainer.epochs=3 adds trainer.epochs, which the config has already: write "
                             "trainer.epochs=3, without the +."),
+    (["-m", "optimizer=sgd,adam", "+optimizer.momentum=0.5"],  # without the +, adam's jobs had no such key
+     "+optimizer.momentum=0.5 adds optimizer.momentum, which an option of optimizer=sgd,adam has already: write "
+     "++optimizer.momentum=0.5, which sets it where the option has it and adds it where it does not."),
     (["=3"], "=3 has no key: write key=value, e.g. trainer.epochs=3."),
     (["=abc"], "=abc has no key: write key=value"),
     (["+=1"], "+=1 has no key: write key=value, e.g. trainer.epochs=3."),
@@ -292,7 +295,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
         "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "range-without-m",
-        "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key",
+        "no-config-dir", "searchpath-not-a-list", "several-paths", "plus-group", "plus-key", "plus-key-swept",
         "no-key-number", "no-key-word", "no-key-added", "no-key-deleted", "group-number", "hydra-whole",
         "deleted-typo", "deleted-null-setting-of-a-section", "group-null-after-flags", "group-number-after-a-deletion",
         "experiment", "option-case", "list", "run-dir-interpolation", "sweep-dir-interpolation",

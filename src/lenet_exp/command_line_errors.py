@@ -495,8 +495,12 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
         return f"+{group}={option} adds {group}, which the config has already: write {group}={option}, without the +."
     fixed = re.search(r"remove \+ prefix: '([^']*)'", text)
     if text.startswith("Could not append to config") and fixed:
-        return (f"+{fixed.group(1)} adds {fixed.group(1).split('=')[0]}, which the config has already: write "
-                f"{fixed.group(1)}, without the +.")
+        key = fixed.group(1).split("=")[0]
+        swept = next((o for o in overrides if override_key(o) == key.split(".")[0] and re.search(r"[,(]", o)), None)
+        if swept:  # optimizer=sgd,adam +optimizer.momentum=0.9: sgd's YAML has it, adam's not
+            return (f"+{fixed.group(1)} adds {key}, which an option of {swept} has already: write "
+                    f"++{fixed.group(1)}, which sets it where the option has it and adds it where it does not.")
+        return (f"+{fixed.group(1)} adds {key}, which the config has already: write {fixed.group(1)}, without the +.")
     return None
 
 
