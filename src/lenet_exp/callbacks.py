@@ -39,6 +39,7 @@ A_FOLDER_OF_ITS_OWN = "Give it a hydra.run.dir of its own, or none (a new folder
 
 
 def check_writable(directory: Path, override: str) -> None:
+    made = [folder for folder in (directory, *directory.parents) if not folder.exists()]  # made here, if refused gone
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / ".write_test"
@@ -50,6 +51,9 @@ def check_writable(directory: Path, override: str) -> None:
                  f"{how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
+        for folder in made:  # the folders made for it, empty: a refusal leaves nothing behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         sys.exit(f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
                  f"Free some space, then run the same command again, or "
                  f"{another_folder(directory, override, place='another disk')}.")
