@@ -51,12 +51,13 @@ def check_writable(directory: Path, override: str) -> None:
                  f"{how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
+        message = (f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
+                   f"Free some space, then run the same command again, or "
+                   f"{another_folder(directory, override, place='another disk')}.")
         for folder in made:  # the folders made for it, empty: a refusal leaves nothing behind
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        sys.exit(f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
-                 f"Free some space, then run the same command again, or "
-                 f"{another_folder(directory, override, place='another disk')}.")
+        sys.exit(message)
 
 
 RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
