@@ -214,8 +214,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["+trainer.epochs=3"], "+trainer.epochs=3 adds trainer.epochs, which the config has already: write "
                             "trainer.epochs=3, without the +."),
     (["-m", "optimizer=sgd,adam", "+optimizer.momentum=0.5"],  # without the +, adam's jobs had no such key
-     "+optimizer.momentum=0.5 adds optimizer.momentum, which an option of optimizer=sgd,adam has already: write "
-     "++optimizer.momentum=0.5, which sets it where the option has it and adds it where it does not."),
+     "+optimizer.momentum=0.5 adds optimizer.momentum, which an option of optimizer=sgd,adam has already: sweep the "
+     "options that take it apart from the others (e.g. -m optimizer=<those> optimizer.momentum=0.5), or write "
+     "++optimizer.momentum=0.5 to set it in every option (the jobs of one that takes no such key then fail)."),
     (["=3"], "=3 has no key: write key=value, e.g. trainer.epochs=3."),
     (["=abc"], "=abc has no key: write key=value"),
     (["+=1"], "+=1 has no key: write key=value, e.g. trainer.epochs=3."),

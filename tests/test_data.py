@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 
@@ -131,3 +132,16 @@ def test_the_next_job_of_the_same_data_reuses_it_until_a_file_changes(tmp_path):
     write_dataset(tmp_path, "MNIST", seed=1)  # the same sizes, other images
     rewritten = load_data(dataset_cfg(tmp_path), batch_size=64, device=cpu)
     assert rewritten is not again and rewritten.fingerprint != first.fingerprint
+
+
+def test_a_download_that_times_out_is_no_folder_that_cannot_be_written(tmp_path, monkeypatch):
+    """torchvision lets a read timeout (an OSError) through, which was told as files "corrupted or truncated"."""
+    import torchvision
+
+    def times_out(self):
+        raise TimeoutError("The read operation timed out")
+
+    monkeypatch.setattr(torchvision.datasets.MNIST, "download", times_out)  # no network here to time out for real
+    with pytest.raises(DataError, match=re.escape(f"mnist is not in {tmp_path / 'MNIST' / 'raw'} and the download "
+                                                  f"failed (TimeoutError: The read operation timed out).")):
+        read_split(dataset_cfg(tmp_path, download=True), train=True)

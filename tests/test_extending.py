@@ -70,6 +70,24 @@ def test_a_torch_optimizers_learning_rate_and_decay_are_checked_as_the_schemas_a
                                         "`python run.py +optimizer.amsgrad=...`") in amsgrad.stderr, amsgrad.stderr
 
 
+def test_an_optimizer_class_of_ones_own_is_not_held_to_torch_optims_ranges(configs, tiny_root, tmp_path, monkeypatch):
+    """lr=None (a class that finds its own learning rate) was refused as "expected a number > 0"."""
+    (tmp_path / "own_optimizers.py").write_text(textwrap.dedent("""\
+        import torch
+
+        class AutoLR(torch.optim.SGD):
+            def __init__(self, params, lr=None, weight_decay=0.0):
+                super().__init__(params, lr=0.01 if lr is None else lr, weight_decay=weight_decay)
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_yaml(configs, "optimizer", "auto", """\
+        _target_: own_optimizers.AutoLR
+        lr: null
+        """)
+    metrics = train(compose(*fast_overrides(tiny_root), "optimizer=auto", config_dir=configs), run_dir=tmp_path / "run")
+    assert metrics["status"] == "completed" and metrics["config"]["optimizer"]["lr"] is None
+
+
 def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(configs, tiny_root, tmp_path):
     """The divergence message read optimizer.lr, which a YAML of one's own need not set: ConfigAttributeError."""
     add_yaml(configs, "optimizer", "rprop_up", """\

@@ -461,6 +461,13 @@ def test_preprocessing_named_for_an_evaluation_is_said_to_be_unused(completed_ru
                          cwd=tmp_path)
         assert other.returncode == 0 and (f"{unused}: {checkpoint} takes its inputs prepared as it was trained"
                                           in other.stderr if unused else "not used" not in other.stderr), other.stderr
+    # what the option leaves to its schema's defaults is not the option's: a checkpoint of resize_mode=pad
+    padded = run_main(fast_overrides(tiny_root) + ["dataset.resize_mode=pad", "trainer.limit_batches=1",
+                                                   f"hydra.run.dir={tmp_path / 'padded'}"], cwd=tmp_path)
+    again = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={tmp_path / 'padded' / 'checkpoints' / 'best.pt'}",
+                                                  "dataset=mnist", "trainer.limit_batches=1",
+                                                  f"hydra.run.dir={tmp_path / 'padded_eval'}"], cwd=tmp_path)
+    assert padded.returncode == 0 and again.returncode == 0 and "not used" not in again.stderr, again.stderr
 
 
 def test_an_output_folder_written_from_home_is_in_home(tmp_path, monkeypatch):

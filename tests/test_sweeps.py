@@ -150,6 +150,11 @@ def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     rows, _ = read_summary(tmp_path / "swept")
     assert swept.returncode == 1 and [(r["optimizer"], r["status"]) for r in rows] == [("sgd", "completed"),
                                                                                       ("adam", "failed")]
+    # a class swept: NAdam takes momentum_decay, Adam does not (it was refused for all before the first job)
+    classes = run_main(["-m", *fast, "optimizer._target_=torch.optim.Adam,torch.optim.NAdam",
+                        "+optimizer.momentum_decay=0.004", "hydra.sweep.dir=classes"], cwd=tmp_path)
+    rows, _ = read_summary(tmp_path / "classes")
+    assert classes.returncode == 1 and [r["status"] for r in rows] == ["failed", "completed"], classes.stderr[-2000:]
 
 
 @pytest.mark.long

@@ -318,13 +318,18 @@ def refuse_misused_overrides(config: DictConfig) -> None:
 def refuse_a_key_no_job_has(config: DictConfig) -> None:
     """``-m +trainer.epochz=3 seed=0,1``: a key that its section's schema lacks fails every job alike, each
     leaving a folder of a failed job; refused once, before the first, where no swept option or preset could
-    give the job another schema (``optimizer=sgd,adam +optimizer.momentum=0.9`` fails adam's jobs alone)."""
+    give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1`` fails adam's jobs
+    alone)."""
     searched = searched_keys(config)
     settings = {field.name for field in dataclasses.fields(Config)}
     if any("." not in key and key not in settings for key in searched):  # a preset swept: each job's keys its own
         return
+    def swept_apart(key: str) -> bool:  # its option, or its class (optimizer._target_=…,…), differs by job
+        section = key.split(".")[0]
+        return section in searched or f"{section}._target_" in searched
+
     try:
-        refuse_unknown_keys(config, unchecked=lambda key: key.split(".")[0] in searched)
+        refuse_unknown_keys(config, unchecked=swept_apart)
     except ConfigError as error:
         sys.exit(f"Error: {error}")
 

@@ -498,8 +498,10 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
         key = fixed.group(1).split("=")[0]
         swept = next((o for o in overrides if override_key(o) == key.split(".")[0] and re.search(r"[,(]", o)), None)
         if swept:  # optimizer=sgd,adam +optimizer.momentum=0.9: sgd's YAML has it, adam's not
-            return (f"+{fixed.group(1)} adds {key}, which an option of {swept} has already: write "
-                    f"++{fixed.group(1)}, which sets it where the option has it and adds it where it does not.")
+            return (f"+{fixed.group(1)} adds {key}, which an option of {swept} has already: sweep the options "
+                    f"that take it apart from the others (e.g. -m {swept.split('=')[0]}=<those> "
+                    f"{fixed.group(1)}), or write ++{fixed.group(1)} to set it in every option (the jobs of "
+                    f"one that takes no such key then fail).")
         return (f"+{fixed.group(1)} adds {key}, which the config has already: write {fixed.group(1)}, without the +.")
     return None
 

@@ -468,8 +468,10 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
         why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
         written = OmegaConf.to_container(node, resolve=False)[extra[0].rpartition(".")[2]]  # a ${…} as written
+        given = as_overridden(extra[0])  # ++optimizer.momentum as written; +… where a YAML of one's own set it
         raise ConfigError(extra[0], written, expected, why=why,
-                          fix=f"Leave out +{extra[0]}=… (or correct the key in configs/).")
+                          fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "
+                              f"configs/).")
 
 
 def validate(cfg: Any) -> None:
@@ -520,10 +522,12 @@ def validate(cfg: Any) -> None:
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)
         # an option without a schema (a new model) is checked by its constructor, except that an optimizer's lr,
-        # weight decay, momentum and betas mean the same in every torch optimizer, whose checks let lr=0 through
+        # weight decay, momentum and betas mean the same in every torch.optim class, whose checks let lr=0 through
+        # (a class of one's own may take three betas, or lr=None)
         parent = key.rpartition(".")[0]
+        torch_optimizer = parent == "optimizer" and str(cfg.optimizer.get("_target_")).startswith("torch.optim.")
         # eval and predict take how to train from the checkpoint: what they do not read is said unused, not checked
-        if value is not missing and read_by(str(cfg.task), key) and (parent == "optimizer" or dataclasses.is_dataclass(
+        if value is not missing and read_by(str(cfg.task), key) and (torch_optimizer or dataclasses.is_dataclass(
                 OmegaConf.get_type(cfg, parent) if parent else Config)):
             _check_range(key, value, ok, allowed)
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded

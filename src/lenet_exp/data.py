@@ -12,6 +12,7 @@ launcher's groups), until one of its files changes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -192,14 +193,16 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                 one_download_at_a_time(root, cls.__name__) if download and missing_files else contextlib.nullcontext():
             dataset = cls(str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
-        # a download that cannot write into the root (a read-only one) raises an OSError of the folder it makes
-        unwritable = isinstance(error, OSError) and download and missing_files
-        if str(error).startswith(("Dataset not found", "Error downloading")) or unwritable:
+        # an OSError of a download that torchvision lets through: a root it cannot write (read-only), a timeout
+        failed_download = isinstance(error, OSError) and download and missing_files
+        unwritable = failed_download and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        if str(error).startswith(("Dataset not found", "Error downloading")) or failed_download:
             remove_a_failed_downloads_folders(made)
             if download and missing_files:  # the data set's root is the user's: no lock left there for nothing
                 with contextlib.suppress(OSError):  # a read-only root has none, and refuses even to look
                     download_lock(root, cls.__name__).unlink(missing_ok=True)
             how = (f"no download can write there ({one_line(error)})" if unwritable
+                   else f"the download failed ({one_line(error)})" if failed_download
                    else "the download failed (no network?)" if download else "dataset.download=false")
             not_files = [file for file in RAW_FILES if (folder / file).exists() and not (folder / file).is_file()]
             if not_files:

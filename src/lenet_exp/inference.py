@@ -132,9 +132,11 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
     pre = state["preprocessing"]
     check_preprocessing(pre, state["config"]["dataset"]["image_size"], cfg.ckpt)
 
+    own = set_by_the_option_chosen("dataset") if "dataset" in chosen else set()
+
     def asked_otherwise(key: str) -> bool:  # by the command line, or by a dataset option that prepares otherwise
         value = OmegaConf.select(cfg, f"dataset.{key}")
-        return f"dataset.{key}" in chosen or "dataset" in chosen and value is not None and not (
+        return f"dataset.{key}" in chosen or key in own and value is not None and not (
             math.isclose(value, pre[key], rel_tol=1e-3) if isinstance(value, float) else value == pre[key])
 
     named = [f"dataset.{key}" for key in PREPROCESSING_KEYS if asked_otherwise(key)]
@@ -144,6 +146,22 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
         log.warning("%s not used: %s takes its inputs prepared as it was trained (%s).",
                     " and ".join(f"{key}={OmegaConf.select(cfg, key)}" for key in named), cfg.ckpt, used)
     return pre
+
+
+def set_by_the_option_chosen(group: str) -> set[str]:
+    """The keys that the YAML of ``group``'s option this run chose sets itself (not its schema's defaults)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from lenet_exp.command_line_errors import config_loader
+
+    loader = config_loader()
+    if loader is None or not HydraConfig.initialized():
+        return set()
+    option = HydraConfig.get().runtime.choices.get(group)
+    try:
+        return set(loader.repository.load_config(config_path=f"{group}/{option}").config)
+    except Exception:  # an option that does not load here: nothing to say of it
+        return set()
 
 
 def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
