@@ -324,6 +324,7 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
     settings = {field.name for field in dataclasses.fields(Config)}
     if any("." not in key and key not in settings for key in searched):  # a preset swept: each job's keys its own
         return
+
     def swept_apart(key: str) -> bool:  # its option, or its class (optimizer._target_=…,…), differs by job
         section = key.split(".")[0]
         return section in searched or f"{section}._target_" in searched

@@ -115,7 +115,6 @@ def _has_interpolation(value, at: tuple = ()) -> bool:
     return isinstance(value, str) and "${" in value and at not in PATHS_IN_A_CONFIG
 
 
-
 def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
     """Load weights, or say which model and class count the checkpoint was written for."""
     try:
