@@ -67,16 +67,19 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
     """Exits with a message where a run's folder holds a file where .hydra/ should be, or something else than a
     file (a folder, a pipe) where Hydra or the run writes one: Hydra's writes raised tracebacks, and reading a
     pipe hung."""
-    odd = None
-    if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
-        odd = f"{run_dir / '.hydra'} is a file where a folder should be"
-    for path in (run_dir / name for name in RUN_FILES if not odd):
-        if path.exists() and not path.is_file():
-            odd = f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
-            break
+    odd = odd_entry(run_dir)
     if odd:
         sys.exit(f"Error: {odd}. Move it away, then run the same command again, or "
                  f"{another_folder(run_dir, override)}.")
+
+
+def odd_entry(run_dir: Path) -> Optional[str]:
+    if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
+        return f"{run_dir / '.hydra'} is a file where a folder should be"
+    for path in (run_dir / name for name in RUN_FILES):
+        if path.exists() and not path.is_file():
+            return f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
+    return None
 
 
 def another_folder(directory: Path, override: str, kind: str = "", place: str = "another place") -> str:

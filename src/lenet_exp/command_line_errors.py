@@ -167,17 +167,18 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
 def options_with(group: str, key: str) -> list[str]:
     """The options of ``group`` (hydra/launcher) whose own config has ``key``, as ``group=option``."""
     loader = config_loader()
-    if loader is None:
-        return []
-    having = []
-    for option in loader.get_group_options(group):
-        try:
-            config = loader.repository.load_config(config_path=f"{group}/{option}").config
-        except Exception:  # a plugin's config that does not load is no answer to this typo
-            continue
-        if key in config:
-            having.append(f"{group}={option}")
-    return having
+    return [f"{group}={option}" for option in (loader.get_group_options(group) if loader else [])
+            if key in (option_config(group, option) or {})]
+
+
+def option_config(group: str, option: str) -> Optional[DictConfig]:
+    """What the YAML of ``group``'s ``option`` sets itself (not its defaults list's), as the running Hydra finds
+    it; None where no Hydra runs, or where it does not load (a plugin's, one of one's own: no answer here)."""
+    loader = config_loader()
+    try:
+        return loader.repository.load_config(config_path=f"{group}/{option}").config if loader else None
+    except Exception:
+        return None
 
 
 def wrong_value(error: ValidationError, overrides: list[str]) -> str:
@@ -230,9 +231,14 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
 def missing_search_folders(arguments: list[str]) -> str:
     """`` (hydra.searchpath names /tmp/mine, which is no folder)``, where the command line's does: an option
     kept there is then "not an option" (Hydra only warns of the folder, with its source line)."""
-    written = [o.split("=", 1)[1] for o in overrides_in(arguments) if o.split("=", 1)[0] == "hydra.searchpath"]
-    folders = [entry.strip().strip("'\"").removeprefix("file://") for value in written
-               for entry in value.strip("[]").split(",") if entry.strip().strip("'\"").startswith("file://")]
+    folders = []
+    for override in (o for o in overrides_in(arguments) if override_key(o) == "hydra.searchpath"):
+        try:
+            entries = OverridesParser.create().parse_override(override).value()
+        except Exception:  # unparsable: said on its own
+            continue
+        folders += [entry.removeprefix("file://") for entry in (entries if isinstance(entries, list) else [])
+                    if isinstance(entry, str) and entry.startswith("file://")]
     missing = [folder for folder in folders if not os.path.isdir(folder)]
     return f" (hydra.searchpath names {', '.join(missing)}, which is no folder)" if missing else ""
 

@@ -100,20 +100,13 @@ def dataset_options() -> list[tuple[str, Optional[str], Optional[str]]]:
     loader finds them (a config folder of one's own included), or outside a run (lenet_exp.train()) this
     checkout's configs/dataset/."""
     from lenet_exp import CONFIGS
-    from lenet_exp.command_line_errors import config_loader
+    from lenet_exp.command_line_errors import config_loader, option_config
 
     loader = config_loader()
-    names = (loader.get_group_options("dataset") if loader
-             else sorted(path.stem for path in (CONFIGS / "dataset").glob("*.yaml")))
-    options = []
-    for option in names:
-        try:
-            config = (loader.repository.load_config(config_path=f"dataset/{option}").config if loader
-                      else OmegaConf.load(CONFIGS / "dataset" / f"{option}.yaml"))
-        except Exception:  # a config of one's own that does not load is no answer here
-            continue
-        options.append((option, config.get("name"), config.get("torchvision_class")))
-    return options
+    configs = ({option: option_config("dataset", option) for option in loader.get_group_options("dataset")} if loader
+               else {path.stem: OmegaConf.load(path) for path in sorted((CONFIGS / "dataset").glob("*.yaml"))})
+    return [(option, config.get("name"), config.get("torchvision_class"))
+            for option, config in configs.items() if config is not None]
 
 
 def class_names(dcfg) -> list[str]:

@@ -152,16 +152,11 @@ def set_by_the_option_chosen(group: str) -> set[str]:
     """The keys that the YAML of ``group``'s option this run chose sets itself (not its schema's defaults)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from lenet_exp.command_line_errors import config_loader
+    from lenet_exp.command_line_errors import option_config
 
-    loader = config_loader()
-    if loader is None or not HydraConfig.initialized():
+    if not HydraConfig.initialized():
         return set()
-    option = HydraConfig.get().runtime.choices.get(group)
-    try:
-        return set(loader.repository.load_config(config_path=f"{group}/{option}").config)
-    except Exception:  # an option that does not load here: nothing to say of it
-        return set()
+    return set(option_config(group, HydraConfig.get().runtime.choices.get(group)) or ())
 
 
 def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
