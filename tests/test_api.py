@@ -197,6 +197,9 @@ def test_compose_takes_a_folder_of_ones_own_options_as_run_pys_config_dir_does(t
         compose("optimizer=rmsprp", config_dir=tmp_path / "mine")
     with pytest.raises(UserError, match=re.escape(f"compose(config_dir='{tmp_path / 'nope'}'): no such folder.")):
         compose(config_dir=tmp_path / "nope")
+    with pytest.raises(TypeError, match=re.escape("compose() takes config_dir as a path (a str or pathlib.Path), "
+                                                  "not 123.")):  # Path()'s own TypeError before
+        compose(config_dir=123)
 
 
 def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):

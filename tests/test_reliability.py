@@ -299,6 +299,19 @@ def test_a_run_folder_with_something_else_where_a_file_should_be_is_refused(trai
     assert said in resumed.stderr or entry == ".hydra" and "cannot resume from" in resumed.stderr, resumed.stderr
 
 
+def test_a_sweep_whose_job_folder_has_a_folder_where_a_file_should_be_is_refused(fast, tmp_path):
+    """Hydra's write of the job's run.log raised a traceback once the sweep reached that job."""
+    command = ["-m", *fast, "seed=0,1", "trainer.limit_batches=2", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(command, cwd=tmp_path).returncode == 0
+    log_file = tmp_path / "sweep" / "1_seed=1" / "run.log"
+    log_file.unlink()
+    log_file.mkdir()
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+        f"Error: {log_file} is a folder where a file should be. Move it away, then run the same command again, or "
+        f"choose another folder with hydra.sweep.dir=<dir>."), again.stderr[-2000:]
+
+
 def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is_moved_away(trained, tmp_path, fast):
     """It was called "no lenet_exp run's record (it names no task)", as another program's file would be; an edited
     value raised in the checks that read it."""
