@@ -9,7 +9,7 @@
 # Then call the device tool's run with carry [".whl", ".data"] and this command (it prints it too):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
 #   export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data &&
-#   LENET_EXP_DATA=/tmp/data DEADLINE_S=520 STACKED_NS=16 STACKED_VARIANTS=stacked:16:trainer.cudnn_benchmark=true benchmarks/gpu_report.sh $OUT/gpu info tests stack_kernels stacked stacked_step
+#   LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${LENET_EXP_DATA:-../shared/data}
@@ -31,5 +31,5 @@ tar czf .data/mnist.tgz -C "$DATA" MNIST/raw
 du -sh .whl .data
 cat <<'EOF'
 Device command (carry [".whl", ".data"]):
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data && LENET_EXP_DATA=/tmp/data DEADLINE_S=520 STACKED_NS=16 STACKED_VARIANTS=stacked:16:trainer.cudnn_benchmark=true benchmarks/gpu_report.sh $OUT/gpu info tests stack_kernels stacked stacked_step
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data && LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
 EOF

@@ -3,7 +3,7 @@
 # and a failed step does not stop the ones after it.
 #
 #   benchmarks/gpu_report.sh OUT_DIR [STEP ...]
-#   (steps: info tests run10 profile speed ours sweep stack_kernels stacked_step stacked stacked_one_order
+#   (steps: info tests run10 profile speed ours sweep stacked stack_kernels stacked_step stacked_one_order
 #    stacked_profile recipes compile ab)
 #
 # Data: $LENET_EXP_DATA (folders MNIST/raw and FashionMNIST/raw). Writes OUT_DIR/log.txt (everything
@@ -109,22 +109,22 @@ step sweep 150 python3 run.py -m seed=0,1 hydra/launcher=joblib hydra.launcher.n
     hydra.sweep.dir="$RUNS/sweep2" trainer.progress=false $EXTRA
 results "$RUNS/sweep2"
 
+# Stacked trials: sweeps of N trials (lr x seed, 10 epochs), start-up included (targets: 16 trials in at
+# most 2x the wall time of one; stretch: 32), against one trial with the basic launcher (the reference; N
+# trials with it take N times one trial's training: minutes of device time that tell nothing new), all
+# taking turns for $STACKED_ROUNDS rounds; $STACKED_VARIANTS: more sweeps (e.g. "stacked:16:trainer.cudnn_benchmark=false").
+step stacked 420 python3 benchmarks/stacked_sweeps.py --device cuda --sweeps basic:1 \
+    $(for n in ${STACKED_NS:-16 32}; do echo "stacked:$n"; done) ${STACKED_VARIANTS:-} --rounds "${STACKED_ROUNDS:-2}" \
+    --epochs 10 --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 # Which convolutions a stacked group's captured step is fastest with (the kernels bound a group's step on a
-# GPU): cuDNN's grouped ones as a group trains, autotuned, with the weight gradients as batched matrix
+# GPU): cuDNN's grouped ones as a group trains (autotuned), not autotuned, with the weight gradients as batched matrix
 # products, with the first (or every) convolution dense over block-diagonal weights ($KERNEL_VARIANTS: others).
-step stack_kernels 150 python3 benchmarks/stack_kernels.py --device cuda --ns 8 16 32 ${KERNEL_VARIANTS:+--variants $KERNEL_VARIANTS} \
+step stack_kernels 150 python3 benchmarks/stack_kernels.py --device cuda --ns ${KERNEL_NS:-8 16 32} ${KERNEL_VARIANTS:+--variants $KERNEL_VARIANTS} \
     --json-out "$OUT/stack_kernels.json"
 # A 16-trial group's step: the whole step, its gradients (one graph replay) and its optimizer update timed
 # apart, then torch.profiler's kernel table.
 step stacked_step 120 python3 benchmarks/profile_step.py --stack 16 --steps 200 --rows 30 ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 
-# Stacked trials: sweeps of N trials (lr x seed, 10 epochs), start-up included (targets: 16 trials in at
-# most 2x the wall time of one; stretch: 32), against one trial with the basic launcher (the reference; N
-# trials with it take N times one trial's training: minutes of device time that tell nothing new), all
-# taking turns for $STACKED_ROUNDS rounds; $STACKED_VARIANTS: more sweeps (e.g. "stacked:16:trainer.cudnn_benchmark=true").
-step stacked 420 python3 benchmarks/stacked_sweeps.py --device cuda --sweeps basic:1 \
-    $(for n in ${STACKED_NS:-16 32}; do echo "stacked:$n"; done) ${STACKED_VARIANTS:-} --rounds "${STACKED_ROUNDS:-2}" \
-    --epochs 10 --json-out "$OUT/stacked.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}
 # The same trials in one data order (data_seed=0): the group gathers each batch once for all of them.
 step stacked_one_order 200 python3 benchmarks/stacked_sweeps.py --device cuda --ns ${STACKED_NS:-16 32} --epochs 10 \
     --launchers stacked --override data_seed=0 --json-out "$OUT/stacked_one_order.json" ${SPEED_EXTRA[@]+"${SPEED_EXTRA[@]}"}

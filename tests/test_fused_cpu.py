@@ -175,6 +175,21 @@ def test_channels_last_on_cuda_is_a_single_runs_and_not_a_groups(overrides, stac
     assert perf.decide(cfg.trainer, model, torch.device("cuda"), stacked).channels_last is expected
 
 
+@pytest.mark.parametrize("overrides, stacked, expected", [
+    ([], False, False),  # a single run's standard convolutions: no faster autotuned (docs/speed.md)
+    ([], True, True),  # a group's grouped ones: its 16-trial sweep 0.89x the wall time (benchmarks/README.md)
+    (["trainer.cudnn_benchmark=true"], False, True),
+    (["trainer.cudnn_benchmark=false"], True, False),
+    (["trainer.deterministic=true"], True, False),  # the algorithm cuDNN's timing picks may differ run to run
+])
+def test_cudnn_autotunes_a_groups_convolutions_and_not_a_single_runs(overrides, stacked, expected, monkeypatch):
+    cfg = compose("device=cuda", "trainer.cuda_graphs=false", *overrides)
+    model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", not expected)  # put back after the test
+    perf.decide(cfg.trainer, model, torch.device("cuda"), stacked)
+    assert torch.backends.cudnn.benchmark is expected
+
+
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(kernel, fast, tmp_path,
                                                                                           monkeypatch):
     def run(name: str, *overrides: str):

@@ -196,7 +196,9 @@ class TrainerConfig:
     channels_last: Optional[bool] = None  # NHWC weights; null: a CUDA run's, the fused CPU kernel's, a CPU group's
     compile: bool = False  # torch.compile the model (pays ~30 s or more to compile)
     cuda_graphs: Optional[bool] = None  # replay each training step from one CUDA graph; null: on for CUDA unless compile
-    cudnn_benchmark: bool = False  # CUDA: time cuDNN's algorithms per shape (no faster for LeNet on an H200)
+    # CUDA: time cuDNN's algorithms per shape; null: for a stacked group (its sweep 0.89x the wall time at
+    # N = 16 on an H200), not for a single run (no faster there, and it costs start-up time)
+    cudnn_benchmark: Optional[bool] = None
     # CPU training: BatchNorm+max-pool+ReLU of each block in one C++ kernel (1.2x per step);
     # null: on where it compiles (g++, ninja; ~30 s once per machine)
     fused_cpu_kernels: Optional[bool] = None

@@ -114,8 +114,10 @@ def decide(tcfg, model: nn.Module, device: torch.device, stacked: bool = False) 
     """What this run (or ``stacked`` group) uses, from the knobs (null: where it helps) and what the device
     and model allow."""
     if device.type == "cuda":
-        # fixed shapes, so cuDNN could time its algorithms once per shape (never when deterministic)
-        torch.backends.cudnn.benchmark = tcfg.cudnn_benchmark and not tcfg.deterministic
+        # fixed shapes, so cuDNN can time its algorithms once per shape (never when deterministic): a group's
+        # grouped convolutions gain from it, a single run's standard ones do not (docs/speed.md)
+        autotuned = stacked if tcfg.cudnn_benchmark is None else tcfg.cudnn_benchmark
+        torch.backends.cudnn.benchmark = autotuned and not tcfg.deterministic
     fused_cpu_kernels = _use_fused_cpu_kernels(tcfg, model, device)
     # null: on for a CUDA run, and on the CPU with the fused kernel, whose channels_last loops are the faster
     # ones (oneDNN's channels_last convolutions without it are slower than NCHW: docs/speed.md). A stacked
