@@ -26,6 +26,11 @@ def logged_hparams(events: EventAccumulator) -> dict[str, object]:
             for name, value in info.hparams.items()}
 
 
+def card(events: EventAccumulator) -> str:
+    """The run's text card (its final metrics, or why it failed), as Markdown."""
+    return events.Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
+
+
 def session_status(events: EventAccumulator) -> str:
     """How the run's HParams session ended (STATUS_SUCCESS, STATUS_FAILURE), or "" where it did not."""
     from tensorboard.plugins.hparams import api_pb2

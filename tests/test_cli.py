@@ -292,6 +292,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                         "neither (the later one's values over the earlier's). Choose one, or sweep "
                                         "over them: python run.py -m model=lenet5,lenet5_classic."),
     (["-m", "seed=0,1", "optimizer=[adam,sgd]"], "optimizer=[adam,sgd] merges those options into one optimizer"),
+    (["-m", "seed=0,1", "hydra.callbacks.sweep_summary.tensorboard=off"],
+     "hydra.callbacks.sweep_summary.tensorboard=off: expected true or false."),  # a string: truthy, so on
+    (["hydra.callbacks.sweep_summary.fail_on_error=0"], "hydra.callbacks.sweep_summary.fail_on_error=0: expected true"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
@@ -306,7 +309,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "merged-options", "merged-options-of-two-schemas"])
+        "record-renamed", "jobs-outside-the-sweep", "merged-options", "merged-options-of-two-schemas",
+        "summary-switch-word", "summary-switch-number"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, fast_overrides, run_main
 from lenet_exp import compose, train
-from tensorboard_events import hparams_records, load_events, session_status
+from tensorboard_events import card, hparams_records, load_events, session_status
 
 
 def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root, tmp_path):
@@ -18,25 +18,23 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
     assert metrics["git"]["commit"] == head.stdout.strip() and isinstance(metrics["git"]["dirty"], bool)
 
-    events = load_events(tmp_path / "run")
-    card = events.Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert f"| test acc | {metrics['test']['acc']:.4f} |" in card
-    assert f"| best epoch | {metrics['best_epoch']} of 1 |" in card and head.stdout.strip()[:12] in card
+    text = card(load_events(tmp_path / "run"))
+    assert f"| test acc | {metrics['test']['acc']:.4f} |" in text
+    assert f"| best epoch | {metrics['best_epoch']} of 1 |" in text and head.stdout.strip()[:12] in text
     # a smoke run's test of part of the split says so, as the console does
     capped = train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=1", "trainer.eval_batch_size=50"),
                    run_dir=tmp_path / "capped")
-    card = load_events(tmp_path / "capped").Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert f"| test acc | {capped['test']['acc']:.4f} (50 of 200 images) |" in card
+    assert f"| test acc | {capped['test']['acc']:.4f} (50 of 200 images) |" in card(load_events(tmp_path / "capped"))
 
 
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
     """HParams shows a diverged run as a failure; its card says what happened and what to change."""
     metrics = train(compose(*fast_overrides(tiny_root), "optimizer.lr=1e30"), run_dir=tmp_path / "run")
     assert metrics["status"] == "diverged"
-    card = load_events(tmp_path / "run").Tensors("run/summary/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert "| status | diverged |" in card and f"| why | {metrics['message']} |" in card
-    assert "| best epoch | none of 1 |" in card and "Lower optimizer.lr" in card
-    assert "| test acc | - |" in card and "None" not in card  # Python's word for no value
+    text = card(load_events(tmp_path / "run"))
+    assert "| status | diverged |" in text and f"| why | {metrics['message']} |" in text
+    assert "| best epoch | none of 1 |" in text and "Lower optimizer.lr" in text
+    assert "| test acc | - |" in text and "None" not in text  # Python's word for no value
 
 
 def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_not(tmp_path):
@@ -195,8 +193,8 @@ def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp
 
 
 def test_a_run_that_fails_ends_its_hparams_session_as_a_failure_until_it_goes_on(fast, tmp_path, monkeypatch):
-    """HParams' Status column: Failure for a run that failed with an error (not Unknown, as a running run's);
-    run again, it goes on from its checkpoint, and its session begins and ends once more, as a success only."""
+    """HParams' Status column: Failure for a run that failed with an error (not Unknown, as a running run's),
+    and its card says why; run again, it goes on from its checkpoint, and its session begins and ends once more, as a success only."""
     from lenet_exp.loop import Run
 
     end_epoch = Run.end_epoch
@@ -210,7 +208,9 @@ def test_a_run_that_fails_ends_its_hparams_session_as_a_failure_until_it_goes_on
     command = [*fast, "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'run'}"]
     failed = run_main(command, cwd=tmp_path)
     assert failed.returncode == 1 and "illegal memory access" in failed.stderr
-    assert session_status(load_events(tmp_path / "run")) == "STATUS_FAILURE"
+    events = load_events(tmp_path / "run")
+    assert session_status(events) == "STATUS_FAILURE"
+    assert "| status | failed |\n| why | RuntimeError: CUDA error: an illegal memory access" in card(events)  # why
     monkeypatch.undo()
     again = run_main(command, cwd=tmp_path)
     assert again.returncode == 0 and "Resuming" in again.stderr, again.stderr[-2000:]

@@ -22,7 +22,7 @@ from lenet_exp import state as ckpt
 from lenet_exp.files import LOCK_FILE, read_json
 from lenet_exp.loop import Run
 from lenet_exp.stack.grouping import Job, plan
-from tensorboard_events import load_events, scalar_values, session_status
+from tensorboard_events import card, load_events, scalar_values, session_status
 
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
@@ -317,8 +317,9 @@ def test_a_trial_whose_files_fail_fails_alone(failing, fast, tmp_path, monkeypat
     assert failed["status"] == "failed" and "No space left on" in failed["message"]
     if failing is no_space_for_job_1_checkpoints:  # its first checkpoint: there is no earlier one to keep
         assert "previous version" not in failed["message"]
-        statuses = [session_status(load_events(job)) for job in job_dirs(tmp_path / "sweep")]
-        assert statuses == ["STATUS_SUCCESS", "STATUS_FAILURE"]  # HParams' Status column
+        events = [load_events(job) for job in job_dirs(tmp_path / "sweep")]
+        assert [session_status(e) for e in events] == ["STATUS_SUCCESS", "STATUS_FAILURE"]  # HParams' Status column
+        assert f"| why | {failed['message']} |" in card(events[1])  # and why, on its card
     assert good["status"] == "completed" and [row["epoch"] for row in good["history"]] == [1, 2]
     monkeypatch.undo()
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))

@@ -31,7 +31,7 @@ from typing import Iterator
 import pytest
 
 from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_cli, run_main, start_on_terminal
-from tensorboard_events import load_events, logged_hparams, scalar_values, session_status
+from tensorboard_events import card, load_events, logged_hparams, scalar_values, session_status
 from lenet_exp import CONFIGS
 
 STATUS_BY_LR = {"0.001": "completed", "0.003": "completed", "1e+30": "diverged", "-1": "failed"}
@@ -184,6 +184,7 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     # HParams lists it too, with the value that failed (it had no TensorBoard run at all)
     events = load_events(Path(failed["run_dir"]))
     assert session_status(events) == "STATUS_FAILURE" and logged_hparams(events)["optimizer.lr"] == -1
+    assert f"| status | failed |\n| why | {failed['message']} |" in card(events)  # and why, on its card
     diverged = next(j for j in summary["jobs"] if j["status"] == "diverged")
     assert "diverged" in diverged["message"]
     # HParams' Status column: a diverged run is a failure (it was "Unknown", as a run that never ended)

@@ -45,30 +45,35 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     if isinstance(error, OSError) and is_disk_full(error):  # a write outside files.write_atomic (TensorBoard's)
         error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
                          f"({error.strerror}). Free some space, then run the same command again to continue.")
-    expected = isinstance(error, UserError)
-    message = str(error) if expected else one_line(error)
-    log.error("Error: %s", message, exc_info=not expected)
+    message = failure_message(error)
+    log.error("Error: %s", message, exc_info=not isinstance(error, UserError))
     if isinstance(error, FolderInUse):  # its metrics.json and events are the other process's
         return message
     try:
         record_failure(run_dir, cfg, message)
     except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
         log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
-    record_failed_session(run_dir, cfg)
+    record_failed_session(run_dir, cfg, message)
     return message
 
 
-def record_failed_session(run_dir: Path, cfg: DictConfig) -> None:
+def failure_message(error: Exception) -> str:
+    """What a job's failure is reported and recorded as: a user error's message, or the error in one line."""
+    return str(error) if isinstance(error, UserError) else one_line(error)
+
+
+def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
     """A training job that failed before its TensorBoard run began (a bad value, its data): an HParams
-    session of its settings that ended as a failure, so that the HParams tab lists it with the value it was
-    given (it had no row at all). One that had begun ended its own session (loop.train_trials)."""
+    session of its settings that ended as a failure, and a card that says why, so that the HParams tab lists
+    it with the value it was given (it had no row at all). One that had begun ended its own (loop.train_trials)."""
     if str(cfg.get("task")) != "train" or run_events(run_dir):
         return
     try:
         from lenet_exp.config import result_settings
-        from lenet_exp.record import TensorBoardLog
+        from lenet_exp.record import TensorBoardLog, failure_markdown
 
         tb = TensorBoardLog(str(run_dir), result_settings(to_dict(cfg)), before_training=True)
+        tb.card(failure_markdown(message))
         tb.session_end(failed=True)
         tb.close()
     except Exception as error:  # a config that does not resolve, a full disk: metrics.json says it already

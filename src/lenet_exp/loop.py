@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lenet_exp import state as ckpt
-from lenet_exp.app import report_failure
+from lenet_exp.app import failure_message, report_failure
 from lenet_exp.config import (config_differences, differences_besides_length, result_settings, run_of_other_length,
                               to_dict)
 from lenet_exp.data import class_names
@@ -34,7 +34,7 @@ from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import Stopwatch, TensorBoardLog, provenance, summary_markdown, versions
+from lenet_exp.record import Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown, versions
 from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
@@ -507,14 +507,15 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     trial.run.report(trial.state, test)
                     # the signal that stopped the run, or came during its final test (it completes, the caller stops)
                     trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
-    except Exception:  # a single run's error (a group's trials fail alone, in trial_alone)
+    except Exception as error:  # a single run's error (a group's trials fail alone, in trial_alone)
         for trial in trials:
             if trial.outcome is None:
-                trial.status = "failed"
+                trial.status, trial.message = "failed", failure_message(error)
         raise
     finally:
         for trial in trials:
             if trial.tb is not None:
                 if trial.status == "failed":  # HParams' Status column: Failure, not Unknown as a running run's
+                    trial.tb.card(failure_markdown(trial.outcome.message if trial.outcome else trial.message))
                     trial.tb.session_end(failed=True)
                 trial.tb.close()

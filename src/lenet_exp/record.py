@@ -167,7 +167,16 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
-    return "\n".join(["| | |", "|---|---|", *(f"| {name} | {cell(value)} |" for name, value in rows)])
+    return _table([(name, cell(value)) for name, value in rows])
+
+
+def failure_markdown(message: str) -> str:
+    """The text card of a run that failed: why, as its metrics.json and log say."""
+    return _table([("status", "failed"), ("why", message)])
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    return "\n".join(["| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)])
 
 
 def quiet_event_writer_threads() -> None:

@@ -79,6 +79,9 @@ class SweepSummary(Callback):
     """Hydra callback: search space rule at the start of a sweep, summary and exit status at its end."""
 
     def __init__(self, plot: bool = True, tensorboard: bool = True, fail_on_error: bool = True) -> None:
+        for name, value in {"plot": plot, "tensorboard": tensorboard, "fail_on_error": fail_on_error}.items():
+            if not isinstance(value, bool):  # Hydra passes what was written: `tensorboard=off` would be truthy
+                sys.exit(f"Error: hydra.callbacks.sweep_summary.{name}={value}: expected true or false.")
         self.plot = plot
         self.tensorboard = tensorboard
         self.fail_on_error = fail_on_error
