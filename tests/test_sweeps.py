@@ -989,25 +989,29 @@ def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp
 
 def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_failure(fast, tmp_path):
     """`python -m lenet_exp.sweeps` on a running sweep said of its jobs to come that the sweep had ended before
-    them, and exited 1."""
+    them, and exited 1; and of a job starting up (its folder taken, no epoch recorded) that it had failed."""
     sweep_dir = tmp_path / "sweep"
     assert run_main(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
-    shutil.rmtree(job_dirs(sweep_dir)[1])  # as if it had not started yet
+    starting, to_come = job_dirs(sweep_dir)
+    (starting / "metrics.json").unlink()  # as if it were starting up
+    shutil.rmtree(to_come)  # as if it had not started yet
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
-                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(sweep_dir)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               "print([own_folder(folder) for folder in sys.argv[1:]], flush=True); sys.stdin.read()",
+                               str(sweep_dir), str(starting)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "None"  # it holds the folder, as the sweep's process does
+        assert holder.stdout.readline().strip() == "[None, None]"  # it holds both, as the sweep's process does
         meanwhile = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     finally:
         holder.kill()
         holder.wait()
-    job = read_summary(sweep_dir)[1]["jobs"][1]
-    assert meanwhile.returncode == 0 and (job["status"], job["message"]) == (
-        "not started", f"not yet: the sweep still runs (pid {holder.pid})")
+    jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
+    assert meanwhile.returncode == 0 and jobs == [("running", "starting: no epoch recorded yet"),
+                                                  ("not started", f"not yet: the sweep still runs (pid {holder.pid})")]
     after = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
-    job = read_summary(sweep_dir)[1]["jobs"][1]
-    assert after.returncode == 1 and job["message"] == "the sweep ended before it; running the sweep again runs it"
+    jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
+    assert after.returncode == 1 and jobs == [
+        ("failed", "no metrics.json: the job was killed or crashed before writing it"),
+        ("not started", "the sweep ended before it; running the sweep again runs it")]
 
 
 def test_a_sweep_run_again_removes_what_a_killed_summary_left(fast, tmp_path):
