@@ -72,6 +72,13 @@ def as_a_new_command() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_as_at_a_shell() -> None:
+    """A suite started in the background ignores SIGINT, which a run in this process would then leave ignored
+    (lenet_exp.launch.stop_signals): its runs take Ctrl+C as a command typed at a shell does."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """A data root holding tiny MNIST and FashionMNIST (600 train / 200 test images each)."""

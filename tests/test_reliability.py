@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
+from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
@@ -365,6 +365,28 @@ def ctrl_c_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path) 
     out, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
     return err
+
+
+def test_a_run_that_ignores_ctrl_c_trains_on_through_one(tiny_root, tmp_path):
+    """A script's background command (`python run.py &`) ignores SIGINT, as the shell sets it, so that a
+    Ctrl-C stops the script and not it: the run stopped there, at its first epoch."""
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, str(RUN_PY), f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+                                f"hydra.run.dir={run_dir}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "checkpoints" / "last.pt").exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        signal_group(process, signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        signal_group(process, signal.SIGKILL)
+    metrics = read_json(run_dir / "metrics.json")
+    assert process.returncode == 0 and (metrics["status"], metrics["epochs_done"]) == (
+        "completed", INTERRUPTIBLE_EPOCHS), err[-2000:]
 
 
 def interrupt_after_first_epoch(args: list[str], run_dir: Path, signum: int, cwd: Path) -> tuple[int, str]:

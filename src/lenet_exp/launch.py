@@ -70,10 +70,11 @@ def after_a_hang_up(signum: int) -> None:
 
 
 def stop_signals() -> list[int]:
-    """STOP_SIGNALS to take over, all but an ignored SIGHUP: a run started with nohup goes on when its
-    terminal closes."""
+    """STOP_SIGNALS to take over, all but an ignored SIGHUP or SIGINT, as Python leaves an ignored SIGINT
+    ignored: a run started with nohup goes on when its terminal closes, and one that a script started in
+    the background (its shell ignores Ctrl-C for it) goes on after a Ctrl-C meant for the script."""
     return [signum for signum in STOP_SIGNALS
-            if not (signum == signal.SIGHUP and signal.getsignal(signum) is signal.SIG_IGN)]
+            if not (signum in (signal.SIGHUP, signal.SIGINT) and signal.getsignal(signum) is signal.SIG_IGN)]
 
 
 # the job whose work this thread does now, where one process trains several (a stacked group)
