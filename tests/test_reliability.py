@@ -93,6 +93,8 @@ CASES = {
     "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
     "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
                                   ["optimizer.nesterov=True", "momentum > 0"]),
+    "autotuned and deterministic": (lambda r, t, d: ["trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
+                                    ["trainer.cudnn_benchmark=True", "false or null with trainer.deterministic=true"]),
     "val size not below train size": (lambda r, t, d: ["dataset.val_size=600"], ["dataset.val_size=600", "fewer than the 600"]),
     "cuda without a GPU": (lambda r, t, d: ["device=cuda"], ["device=cuda", "no CUDA GPU", "device=cpu"]),
     "cuda graphs on the CPU": (lambda r, t, d: ["trainer.cuda_graphs=true"],

@@ -539,6 +539,9 @@ def validate(cfg: Any) -> None:
         from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
 
         refuse_a_blocked_fused_kernel(cfg)
+    if cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
+        raise ConfigError("trainer.cudnn_benchmark", True, "false or null with trainer.deterministic=true (the "
+                          "algorithms cuDNN's autotuner picks may differ from run to run)")
     if cfg.task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     if cfg.task in ("eval", "predict") and not cfg.ckpt:
