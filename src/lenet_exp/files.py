@@ -192,15 +192,19 @@ def own_folder(folder: Path) -> Optional[str]:
 
 
 def folder_holder_alive(folder: Path) -> bool:
-    """Whether the process that last took ``folder`` (the pid its lock file names) still runs on this
-    machine: a live one holds it, or is about to let it go. Read without touching the lock, which a job
-    starting meanwhile must be able to take."""
+    """Whether the process that last took ``folder`` (the pid its lock file names) holds it still, on this
+    machine: as Linux lists the locks held (/proc/locks), read without touching the lock, which a job
+    starting meanwhile must be able to take. (That process may live on without it: a notebook's, whose
+    run has ended, or another process given its pid since.)"""
     try:
-        pid = int((Path(folder) / LOCK_FILE).read_text().split()[1])  # "pid N"
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError, ValueError):  # no lock file, none written yet, or no such process
+        lock = Path(folder) / LOCK_FILE
+        pid, inode = lock.read_text().split()[1], lock.stat().st_ino  # "pid N"
+        held = Path("/proc/locks").read_text().splitlines()
+    except (OSError, IndexError):  # no lock file, none written yet, or no /proc
         return False
-    return state not in ("Z", "X")  # a zombie has ended: its parent has yet to collect it
+    # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF" (a waiter's line has "->" after the number)
+    return any(fields[1:2] == ["FLOCK"] and fields[4:5] == [pid] and fields[5].rsplit(":", 1)[-1] == str(inode)
+               for fields in (line.split() for line in held) if len(fields) > 5)
 
 
 def held_folders() -> set[Path]:
