@@ -835,6 +835,21 @@ def test_a_run_and_a_sweep_never_share_a_folder(fast, tmp_path):
     assert run.returncode == 1 and f"Error: {sweep_dir} holds a sweep (multirun.yaml). A run needs a folder" in run.stderr
     sweep = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={run_dir}"], cwd=tmp_path)
     assert sweep.returncode == 1 and f"Error: {run_dir} holds a run (.hydra/). A sweep needs a folder" in sweep.stderr
+    # nor a run inside a sweep's folder: in a job's to come (its sweep's job was then refused, or wrote over it)
+    inside = run_main([*fast, f"hydra.run.dir={sweep_dir / '2_seed=2'}"], cwd=tmp_path)
+    assert inside.returncode == 1 and f"Error: {sweep_dir / '2_seed=2'} is in the folder of the sweep {sweep_dir}, " \
+                                      "whose jobs' folders are there: a run needs a folder of its own." in inside.stderr
+    # or in a job's that has not trained yet (starting up, before it holds its folder): the single run took it over
+    job = next(sweep_dir.glob("0_seed=0"))
+    for trained in ("metrics.json", "checkpoints", *(path.name for path in job.glob("events.out.tfevents.*"))):
+        shutil.move(job / trained, tmp_path / trained)
+    starting = sorted(job.rglob("*"))
+    taken = run_main([*fast, "seed=5", f"hydra.run.dir={job}"], cwd=tmp_path)
+    assert taken.returncode == 1 and f"Error: {job} is a job of the sweep {sweep_dir}, with another config (data_seed: " \
+                                     "0 -> 5; seed: 0 -> 5): the sweep's own command runs it." in taken.stderr, taken.stderr[-2000:]
+    assert sorted(job.rglob("*")) == starting and "seed=0" in (job / ".hydra" / "overrides.yaml").read_text()
+    for trained in ("metrics.json", "checkpoints", *(path.name for path in tmp_path.glob("events.out.tfevents.*"))):
+        shutil.move(tmp_path / trained, job / trained)
     assert {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)} == before
 
 

@@ -452,6 +452,11 @@ class OutputDirCheck(Callback):
         if (run_dir / "multirun.yaml").is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
+        saved = run_dir / ".hydra" / "config.yaml"
+        in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo a change
+        if in_a_sweep and not saved.is_file():  # a job to come of a running sweep, or one its summary would list
+            sys.exit(f"Error: {run_dir} is in the folder of the sweep {run_dir.parent}, whose jobs' folders are "
+                     f"there: a run needs a folder of its own. Choose a hydra.run.dir outside it.")
         foreign = someone_elses_metrics(run_dir)
         if foreign:
             sys.exit(f"Error: {foreign}")
@@ -459,7 +464,6 @@ class OutputDirCheck(Callback):
         check_writable(run_dir, "hydra.run.dir")
         refuse_odd_entries(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
-        saved = run_dir / ".hydra" / "config.yaml"
         changed = []
         if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
             on_disk = OmegaConf.to_container(load_record(saved, "hydra.run.dir"))  # one that cannot be read stops here
@@ -482,7 +486,6 @@ class OutputDirCheck(Callback):
                     sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
                              f"({'; '.join(changed[:3])}), whose results this one would write over. "
                              f"{A_FOLDER_OF_ITS_OWN}")
-            in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo the change
             trained = (read_json(run_dir / "metrics.json") or {}).get("epochs_done")  # None: not trained yet
             if changed and trained_anything(run_dir) and run_of_other_length(before, now, trained) and not in_a_sweep:
                 gone = last_checkpoint_gone(run_dir)
@@ -504,6 +507,10 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
+        if changed and in_a_sweep:  # a job starting now (its lock not taken yet), or one refused before it trained
+            sys.exit(f"Error: {run_dir} is a job of the sweep {run_dir.parent}, with another config "
+                     f"({'; '.join(changed[:3])}): the sweep's own command runs it. Run this config in a "
+                     f"hydra.run.dir outside the sweep's folder.")
         if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
             log.info("%s holds a run that ended before it trained, with another config (%s): this one starts over "
                      "there.", run_dir, "; ".join(changed[:3]))
