@@ -167,8 +167,8 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     result = run_main(command, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     # the classic LeNet-5 (tanh, average pooling, no BatchNorm) cannot share the others' step: its own group
-    assert "[hydra] Job 2 starts a new group: it differs in model.activation, model.batch_norm, model.name, " \
-           "model.pooling." in result.stdout  # Hydra's lines, on stdout
+    assert "[hydra] Job 2 starts a new group: it differs in model.name, model.activation, model.batch_norm, " \
+           "model.pooling." in result.stdout  # Hydra's lines, on stdout; the option chosen first
     # what the group shares, on lines of its own
     for group in ("0, 1", "2, 3"):
         assert f"[stack] Training jobs {group} stacked" in result.stderr
@@ -740,9 +740,10 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                     "trainer.checkpoint_every=2", "trainer.log_images=false"),
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
             job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true"),
-            job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.differentiable=true")]
+            job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.differentiable=true"),
+            job(9, "augment=elastic")]
     groups, notes = plan(jobs, max_stack=2)
-    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6], [7], [8]]
+    assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6], [7], [8], [9]]
     assert notes == ["Job 2 starts a new group: it differs in trainer.batch_size.",
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
                      "Job 4 runs alone: task=eval.",  # an evaluation "trained alone"
@@ -750,7 +751,10 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
                      # said against the closest group, job 2's
                      "Job 7 starts a new group: it differs in trainer.epochs.",
-                     "Job 8 trains alone: optimizer.differentiable=True has no stacked update."]
+                     "Job 8 trains alone: optimizer.differentiable=True has no stacked update.",
+                     # the option chosen first, and how many more settings differ
+                     "Job 9 starts a new group: it differs in augment.name, augment.degrees, augment.elastic_alpha, "
+                     "augment.elastic_sigma and 7 more."]
 
 
 def test_a_group_holds_at_most_8_trials_on_the_cpu_and_32_on_a_gpu(tiny_root):

@@ -82,11 +82,14 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
                 break
         else:
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
-                differs = min((sorted(k for k in set(other) | set(key) if other.get(k) != key.get(k))
+                differs = min(([k for k in set(other) | set(key) if other.get(k) != key.get(k)]
                                for other in keys if other), key=len)
+                # the option chosen first (augment.name of augment=affine), then its settings
+                differs.sort(key=lambda k: (not k.endswith(".name"), k))
+                more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""
                 most = cap(job.config)
                 notes.append(f"Job {job.number} starts a new group: "
-                             + (f"it differs in {', '.join(differs[:4])}." if differs
+                             + (f"it differs in {', '.join(differs[:4])}{more}." if differs
                                 else f"at most {most} trial{'s' if most != 1 else ''} per group "
                                      f"(hydra.launcher.max_stack)."))
             groups.append([job])
