@@ -194,7 +194,8 @@ def test_the_console_says_first_where_the_run_goes_and_what_it_changes(fast, tmp
 
 def test_a_run_that_fails_ends_its_hparams_session_as_a_failure_until_it_goes_on(fast, tmp_path, monkeypatch):
     """HParams' Status column: Failure for a run that failed with an error (not Unknown, as a running run's),
-    and its card says why; run again, it goes on from its checkpoint, and its session begins and ends once more, as a success only."""
+    and its card says why; run again, it goes on from its checkpoint, and its session begins and ends once
+    more, as a success only."""
     from lenet_exp.loop import Run
 
     end_epoch = Run.end_epoch

@@ -845,8 +845,8 @@ def test_a_run_and_a_sweep_never_share_a_folder(fast, tmp_path):
         shutil.move(job / trained, tmp_path / trained)
     starting = sorted(job.rglob("*"))
     taken = run_main([*fast, "seed=5", f"hydra.run.dir={job}"], cwd=tmp_path)
-    assert taken.returncode == 1 and f"Error: {job} is a job of the sweep {sweep_dir}, with another config (data_seed: " \
-                                     "0 -> 5; seed: 0 -> 5): the sweep's own command runs it." in taken.stderr, taken.stderr[-2000:]
+    message = f"Error: {job} is a job of the sweep {sweep_dir}, with another config (data_seed: 0 -> 5; seed: 0 -> 5)"
+    assert taken.returncode == 1 and f"{message}: the sweep's own command runs it." in taken.stderr, taken.stderr
     assert sorted(job.rglob("*")) == starting and "seed=0" in (job / ".hydra" / "overrides.yaml").read_text()
     for trained in ("metrics.json", "checkpoints", *(path.name for path in tmp_path.glob("events.out.tfevents.*"))):
         shutil.move(tmp_path / trained, job / trained)
