@@ -383,7 +383,7 @@ def test_a_run_that_ignores_ctrl_c_trains_on_through_one(tiny_root, tmp_path):
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.05)
         signal_group(process, signal.SIGINT)
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
     finally:
         signal_group(process, signal.SIGKILL)
     metrics = read_json(run_dir / "metrics.json")
