@@ -1081,3 +1081,28 @@ def test_a_file_where_the_checkpoints_folder_should_be_is_named_and_the_rerun_sh
     history = read_json(run_dir / "metrics.json")["history"]
     steps = [event.step for event in load_events(run_dir).Scalars("val/acc")]
     assert steps == [1, 2] and [row["epoch"] for row in history] == [1, 2]
+
+
+def test_a_run_whose_folder_is_deleted_while_it_trains_says_so_and_trains_anew(fast, tmp_path, monkeypatch):
+    """TensorBoard's writer met its file gone: a traceback of its thread's, ending in FileNotFoundError."""
+    from lenet_exp.loop import Run
+
+    end_epoch = Run.end_epoch
+
+    def deleted_in_epoch_1(self, parts, state, tb, epoch, *args):
+        if epoch == 1:
+            shutil.rmtree(self.dir)
+        return end_epoch(self, parts, state, tb, epoch, *args)
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(Run, "end_epoch", deleted_in_epoch_1)
+    deleted = run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    errors = [line for line in deleted.stderr.splitlines() if line.startswith("Error:")]
+    assert deleted.returncode == 1 and "Traceback" not in deleted.stderr, deleted.stderr[-2000:]
+    assert len(errors) == 1 and re.fullmatch(rf"Error: {re.escape(str(run_dir))}/events\.out\.tfevents\.\S+ went "
+                                             rf"missing while the run wrote it: was {re.escape(str(run_dir))}, or a "
+                                             r"file in it, deleted or moved meanwhile\? Run the same command again\.",
+                                             errors[0]), errors
+    monkeypatch.undo()
+    again = run_main([*fast, "trainer.epochs=2", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 0 and read_json(run_dir / "metrics.json")["epochs_done"] == 2, again.stderr[-2000:]

@@ -45,6 +45,10 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     if isinstance(error, OSError) and is_disk_full(error):  # a write outside files.write_atomic (TensorBoard's)
         error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
                          f"({error.strerror}). Free some space, then run the same command again to continue.")
+    missing = os.fsdecode(error.filename) if isinstance(error, FileNotFoundError) and error.filename else ""
+    if missing.startswith(f"{run_dir.resolve()}{os.sep}"):  # e.g. TensorBoard's events, its folder deleted
+        error = UserError(f"{missing} went missing while the run wrote it: was {run_dir}, or a file in it, deleted "
+                          f"or moved meanwhile? Run the same command again.")
     message = failure_message(error)
     log.error("Error: %s", message, exc_info=not isinstance(error, UserError))
     if isinstance(error, FolderInUse):  # its metrics.json and events are the other process's
