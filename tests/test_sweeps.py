@@ -1006,25 +1006,29 @@ def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_fai
     """`python -m lenet_exp.sweeps` on a running sweep said of its jobs to come that the sweep had ended before
     them, and exited 1; and of a job starting up (its folder taken, no epoch recorded) that it had failed."""
     sweep_dir = tmp_path / "sweep"
-    assert run_main(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
-    starting, to_come = job_dirs(sweep_dir)
+    assert run_main(["-m", *fast, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
+    training, starting, to_come = job_dirs(sweep_dir)
+    (training / "metrics.json").write_text(json.dumps({**metrics(training), "status": "running"}))  # training
     (starting / "metrics.json").unlink()  # as if it were starting up
     shutil.rmtree(to_come)  # as if it had not started yet
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
                                "print([own_folder(folder) for folder in sys.argv[1:]], flush=True); sys.stdin.read()",
-                               str(sweep_dir), str(starting)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               str(sweep_dir), str(training), str(starting)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "[None, None]"  # it holds both, as the sweep's process does
+        assert holder.stdout.readline().strip() == "[None, None, None]"  # it holds them, as the sweep's process does
         meanwhile = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     finally:
         holder.kill()
         holder.wait()
     jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
-    assert meanwhile.returncode == 0 and jobs == [("running", "starting: no epoch recorded yet"),
+    assert meanwhile.returncode == 0 and jobs == [("running", f"running: 1 epoch done (pid {holder.pid})"),
+                                                  ("running", "starting: no epoch recorded yet"),
                                                   ("not started", f"not yet: the sweep still runs (pid {holder.pid})")]
     after = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
     assert after.returncode == 1 and jobs == [
+        ("running", "running after epoch 1 when last recorded (or its process died since)"),  # or runs elsewhere
         ("failed", "no metrics.json: the job was killed or crashed before writing it"),
         ("not started", "the sweep ended before it; running the sweep again runs it")]
 

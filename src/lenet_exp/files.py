@@ -191,20 +191,26 @@ def own_folder(folder: Path) -> Optional[str]:
     return None
 
 
-def folder_holder_alive(folder: Path) -> bool:
-    """Whether the process that last took ``folder`` (the pid its lock file names) holds it still, on this
-    machine: as Linux lists the locks held (/proc/locks), read without touching the lock, which a job
-    starting meanwhile must be able to take. (That process may live on without it: a notebook's, whose
-    run has ended, or another process given its pid since.)"""
+def folder_holder(folder: Path) -> Optional[str]:
+    """Who holds ``folder`` now, as its lock file names it (``pid N``), or None: the process that last took it,
+    if it holds it still, on this machine, as Linux lists the locks held (/proc/locks). Read without touching
+    the lock, which a job starting meanwhile must be able to take. (That process may live on without it: a
+    notebook's, whose run has ended, or another process given its pid since.)"""
     try:
         lock = Path(folder) / LOCK_FILE
-        pid, inode = lock.read_text().split()[1], lock.stat().st_ino  # "pid N"
+        holder, inode = lock.read_text().strip(), lock.stat().st_ino
+        pid = holder.split()[1]  # "pid N"
         held = Path("/proc/locks").read_text().splitlines()
     except (OSError, IndexError):  # no lock file, none written yet, or no /proc
-        return False
+        return None
     # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF" (a waiter's line has "->" after the number)
-    return any(fields[1:2] == ["FLOCK"] and fields[4:5] == [pid] and fields[5].rsplit(":", 1)[-1] == str(inode)
-               for fields in (line.split() for line in held) if len(fields) > 5)
+    locked = any(fields[1:2] == ["FLOCK"] and fields[4:5] == [pid] and fields[5].rsplit(":", 1)[-1] == str(inode)
+                 for fields in (line.split() for line in held) if len(fields) > 5)
+    return holder if locked else None
+
+
+def folder_holder_alive(folder: Path) -> bool:
+    return folder_holder(folder) is not None
 
 
 def held_folders() -> set[Path]:

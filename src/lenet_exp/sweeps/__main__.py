@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.files import LOCK_FILE, folder_holder_alive
+from lenet_exp.files import folder_holder
 from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED
 from lenet_exp.sweeps.report import write_summary
 
@@ -35,7 +35,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # Jobs may still be running here: a job whose metrics.json says running keeps that status (a Slurm job may
     # run on when the sweep's own process has died), and while that process runs, a job without a folder waits.
     # who holds the sweep's lock, read without touching it (a sweep starting meanwhile must be able to take it)
-    runner = (args.sweep_dir / LOCK_FILE).read_text().strip() if folder_holder_alive(args.sweep_dir) else None
+    runner = folder_holder(args.sweep_dir)
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
                             runner=runner)
     waiting = (NOT_STARTED,) if runner else ()

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.files import folder_holder_alive, read_json
+from lenet_exp.files import folder_holder, folder_holder_alive, read_json
 from lenet_exp.resume import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, searched_keys
 
@@ -139,8 +139,10 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                           f"re-launch the sweep with hydra.sweep.dir=<this sweep> to resume it")
         status = "failed"
     elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
-        record.message = (f"running after epoch {metrics.get('epochs_done', 0)} when last recorded "
-                          f"(or its process died since)")
+        done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
+        record.message = (f"running: {done} epoch{'s' if done != 1 else ''} done ({holder})" if holder else
+                          # killed, or a job that runs on another machine (Slurm)
+                          f"running after epoch {done} when last recorded (or its process died since)")
     if status == OK_STATUS and metrics.get(LATER_FAILURE):
         status = "failed"
         record.message = f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
