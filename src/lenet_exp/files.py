@@ -209,10 +209,6 @@ def folder_holder(folder: Path) -> Optional[str]:
     return holder if locked else None
 
 
-def folder_holder_alive(folder: Path) -> bool:
-    return folder_holder(folder) is not None
-
-
 def held_folders() -> set[Path]:
     return set(_held)
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from lenet_exp.errors import one_line
-from lenet_exp.files import LOCK_FILE, folder_holder_alive, is_disk_full, release_folder, write_nowhere
+from lenet_exp.files import LOCK_FILE, folder_holder, is_disk_full, release_folder, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -370,7 +370,7 @@ def wait_for_jobs_to_stop(sweep_dir: Path, timeout: float = JOBS_STOP_TIMEOUT_S)
     from lenet_exp.sweeps.records import find_job_dirs
 
     deadline = time.monotonic() + timeout
-    while any(folder_holder_alive(job) for job in find_job_dirs(sweep_dir)):
+    while any(folder_holder(job) for job in find_job_dirs(sweep_dir)):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.2)

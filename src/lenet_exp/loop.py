@@ -425,7 +425,7 @@ def fail(trial: Trial, error: Exception) -> None:
     """Report a trial's failure and record it in its metrics.json; a group's other trials go on."""
     with job_context(trial.number):
         message = report_failure(trial.run.dir, trial.cfg, error)
-    trial.status, trial.outcome = "failed", Outcome("failed", float("nan"), message)
+    trial.status, trial.message, trial.outcome = "failed", message, Outcome("failed", float("nan"), message)
 
 
 @contextlib.contextmanager
@@ -516,6 +516,6 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
         for trial in trials:
             if trial.tb is not None:
                 if trial.status == "failed":  # HParams' Status column: Failure, not Unknown as a running run's
-                    trial.tb.card(failure_markdown(trial.outcome.message if trial.outcome else trial.message))
+                    trial.tb.card(failure_markdown(trial.message))
                     trial.tb.session_end(failed=True)
                 trial.tb.close()

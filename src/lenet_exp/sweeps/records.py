@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.files import folder_holder, folder_holder_alive, read_json
+from lenet_exp.files import folder_holder, read_json
 from lenet_exp.resume import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, searched_keys
 
@@ -122,7 +122,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                              f"{_number(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
-        if not final and folder_holder_alive(job_dir):  # a live process has it: the job is starting up
+        if not final and folder_holder(job_dir):  # a live process has it: the job is starting up
             record.status, record.message = "running", "starting: no epoch recorded yet"
         else:
             record.message = "no metrics.json: the job was killed or crashed before writing it"
