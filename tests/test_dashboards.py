@@ -74,7 +74,7 @@ def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_cap
     assert order.tolist() == [2, 3, 1]
     digits = np.array([str(label) for label in range(10)])
     figure = image_grid_figure(np.zeros((3, 1, 32, 32)), *(t[order].numpy() for t in (labels, predicted, confidences)),
-                               digits)
+                               digits, digits)
     captions = figure.axes[0].texts
     assert [text.get_text() for text in captions] == ["2→1 80%", "3→4 50%", "1→2 30%"]
     # each caption sits in the band above its image (rows of the grid: band 16 px, then the 32 px image)
@@ -84,7 +84,7 @@ def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_cap
 def test_the_confusion_matrix_leaves_empty_cells_blank_and_reads_on_dark_cells():
     from lenet_exp.figures import matrix_figure
 
-    figure = matrix_figure(np.array([[90, 0], [3, 7]]), np.array(["0", "1"]))
+    figure = matrix_figure(np.array([[90, 0], [3, 7]]), *[np.array(["0", "1"])] * 2)
     counts = {text.get_text(): text.get_color() for text in figure.axes[0].texts}
     assert counts == {"90": "white", "3": "black", "7": "black"}  # no "0"; white only on the dark diagonal cell
 
@@ -98,12 +98,26 @@ def test_fashion_mnists_figures_name_its_garments_where_mnists_show_digits():
     garments = np.array(class_names(compose("dataset=fashion_mnist").dataset))
     assert class_names(compose("dataset=mnist").dataset) == [str(label) for label in range(10)]  # not "0 - zero"
     assert garments.tolist()[:3] == ["T-shirt/top", "Trouser", "Pullover"] and len(garments) == 10
-    axes = matrix_figure(np.eye(10, dtype=int) * 90, garments).axes[0]
+    axes = matrix_figure(np.eye(10, dtype=int) * 90, garments, garments).axes[0]
     assert [label.get_text() for label in axes.get_xticklabels()] == garments.tolist()
     assert [label.get_text() for label in axes.get_yticklabels()] == garments.tolist()
     grid = image_grid_figure(np.zeros((2, 1, 32, 32)), np.array([6, 9]), np.array([0, 7]), np.array([0.9, 0.6]),
-                             garments)
+                             garments, garments)
     assert [text.get_text() for text in grid.axes[0].texts] == ["Shirt→T-shirt/top\n90%", "Ankle boot→Sneaker\n60%"]
+
+
+def test_a_model_tested_on_other_classes_names_its_predictions_with_its_own():
+    """task=eval of a FashionMNIST model on MNIST: the predicted axis and captions said digits, not garments."""
+    from lenet_exp import compose
+    from lenet_exp.data import class_names
+    from lenet_exp.figures import image_grid_figure, matrix_figure
+
+    digits, garments = (np.array(class_names(compose(f"dataset={name}").dataset)) for name in ("mnist", "fashion_mnist"))
+    axes = matrix_figure(np.eye(10, dtype=int) * 90, digits, garments).axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == garments.tolist()  # predicted
+    assert [label.get_text() for label in axes.get_yticklabels()] == digits.tolist()  # true
+    grid = image_grid_figure(np.zeros((1, 1, 32, 32)), np.array([6]), np.array([0]), np.array([0.9]), digits, garments)
+    assert [text.get_text() for text in grid.axes[0].texts] == ["6→T-shirt/top\n90%"]
 
 
 @pytest.mark.parametrize("n, columns", [(2, 8), (5, 8), (8, 8), (19, 8), (3, 2)])

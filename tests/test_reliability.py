@@ -1355,8 +1355,9 @@ def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path)
 
 
 def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
+    # its figures too: their predicted axis is named with the model's own classes
     result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
-                              f"dataset.root={fast[0].split('=', 1)[1]}"], cwd=tmp_path)
+                              f"dataset.root={fast[0].split('=', 1)[1]}", "trainer.log_images=true"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "fashion_mnist"
     assert "images, a model trained on mnist)" in result.stderr

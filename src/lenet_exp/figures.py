@@ -23,18 +23,18 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def in_words(names: np.ndarray) -> bool:
+def in_words(*names: np.ndarray) -> bool:
     """Whether the classes' names are words (FashionMNIST's garments), not digits: they need room of their own."""
-    return max(map(len, names)) > 2
+    return max(len(name) for some in names for name in some) > 2
 
 
-def matrix_figure(matrix: np.ndarray, names: np.ndarray):
-    """A confusion matrix (rows: true class) with its counts, its axes labelled with the classes' ``names``;
-    empty cells blank, white on dark ones."""
+def matrix_figure(matrix: np.ndarray, names: np.ndarray, predicted_names: np.ndarray):
+    """A confusion matrix (rows: true class) with its counts, its axes labelled with the classes' ``names``
+    (the model's own, ``predicted_names``, along the predicted axis); empty cells blank, white on dark ones."""
     from matplotlib.figure import Figure
 
     n = matrix.shape[0]
-    words = in_words(names)  # slanted, with room for them
+    words = in_words(names, predicted_names)  # slanted, with room for them
     figure = Figure(figsize=(5, 5), dpi=100)
     margin = 0.21 if words else 0.1
     figure.subplots_adjust(left=margin + 0.02, right=0.97, bottom=margin, top=0.93)  # not tight_layout: it draws twice
@@ -48,7 +48,7 @@ def matrix_figure(matrix: np.ndarray, names: np.ndarray):
                 ax.text(pred, true, count, ha="center", va="center", fontsize=7,
                         color="white" if count > dark else "black")
     ax.set(xlabel="predicted", ylabel="true", xticks=range(n), yticks=range(n), title="test confusion matrix")
-    ax.set_xticklabels(names, rotation=45 if words else 0, ha="right" if words else "center", fontsize=8)
+    ax.set_xticklabels(predicted_names, rotation=45 if words else 0, ha="right" if words else "center", fontsize=8)
     ax.set_yticklabels(names, fontsize=8)
     return figure
 
@@ -67,9 +67,9 @@ def tiled(images: np.ndarray, columns: int, padding: int) -> np.ndarray:
 
 
 def image_grid_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, confidences: np.ndarray,
-                      names: np.ndarray, columns: int = 8):
+                      names: np.ndarray, predicted_names: np.ndarray, columns: int = 8):
     """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
-    captioned true→predicted (the classes' ``names``) and the confidence, in a band above the image (never
+    captioned true→predicted (the classes' ``names``, the model's ``predicted_names``) and the confidence, in a band above the image (never
     over the digit); names longer than a digit's get a line of their own."""
     from matplotlib.figure import Figure
 
@@ -83,10 +83,10 @@ def image_grid_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndar
     figure.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title))
     ax = figure.add_subplot()
     ax.imshow(grid, cmap="gray")
-    apart = "\n" if in_words(names) else " "
+    apart = "\n" if in_words(names, predicted_names) else " "
     for i, (true, pred, confidence) in enumerate(zip(labels, predicted, confidences)):
         ax.text((i % columns) * cell + band + side / 2, (i // columns) * cell + band - 1,
-                f"{names[true]}→{names[pred]}{apart}{float(confidence):.0%}", ha="center", va="bottom", fontsize=7,
+                f"{names[true]}→{predicted_names[pred]}{apart}{float(confidence):.0%}", ha="center", va="bottom", fontsize=7,
                 color="yellow", linespacing=1.0)
     ax.set_title("most confident mistakes first (true→predicted, confidence)", fontsize=8)
     ax.axis("off")

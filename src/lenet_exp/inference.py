@@ -204,7 +204,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        "trainer.ema_decay": "null" if ema_decay is None else ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches}, first_step=0)
     try:
-        tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images)
+        tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images,
+                predicted_classes=class_names(OmegaConf.create(state["config"]["dataset"])))
         tb.session_end()
     finally:
         tb.close()

@@ -283,28 +283,31 @@ class TensorBoardLog:
         self.writer.flush()
 
     def test(self, result, images: torch.Tensor, labels: torch.Tensor, classes: list[str], step: int,
-             figures: bool) -> None:
+             figures: bool, predicted_classes: Optional[list[str]] = None) -> None:
         """``test/loss`` and ``test/acc`` of an EvalResult, and with ``figures`` its confusion matrix and most
-        confident mistakes, labelled with the ``classes``' names."""
+        confident mistakes, labelled with the ``classes``' names; a prediction with the model's own
+        ``predicted_classes`` where it was trained on other classes (``task=eval`` on another data set)."""
         self.scalars({"test/loss": result.loss, "test/acc": result.acc}, step)
         if figures:
             n = len(result.predictions)  # all of the split, or its first limit_batches batches
-            names = np.array(classes)
+            names = (np.array(classes), np.array(predicted_classes or classes))
             self.confusion_matrix(labels[:n], result.predictions, names, step)
             self.misclassified(images[:n], labels[:n], result.predictions, result.confidences, names, step)
 
-    def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, names: np.ndarray, step: int) -> None:
+    def confusion_matrix(self, labels: torch.Tensor, predicted: torch.Tensor, names: tuple[np.ndarray, np.ndarray],
+                         step: int) -> None:
         # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
-        n = len(names)
+        n = len(names[0])
         counts = torch.bincount((labels * n + predicted).cpu(), minlength=n ** 2)
-        self._figure("confusion_matrix", step, counts.reshape(n, n), names)
+        self._figure("confusion_matrix", step, counts.reshape(n, n), *names)
 
     def misclassified(self, images: torch.Tensor, labels: torch.Tensor, predicted: torch.Tensor,
-                      confidences: torch.Tensor, names: np.ndarray, step: int, limit: int = 32) -> None:
+                      confidences: torch.Tensor, names: tuple[np.ndarray, np.ndarray], step: int,
+                      limit: int = 32) -> None:
         wrong = most_confident_mistakes(labels, predicted, confidences, limit).cpu()
         if len(wrong):
             self._figure("misclassified", step, images[wrong].float(), labels[wrong], predicted[wrong],
-                         confidences[wrong], names)
+                         confidences[wrong], *names)
 
     def _figure(self, kind: str, step: int, *arrays: torch.Tensor | np.ndarray) -> None:
         """Have ``test/<kind>`` drawn (now, or meanwhile by a group's workers): :meth:`write_figures` logs it."""
