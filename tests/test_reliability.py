@@ -1363,6 +1363,27 @@ def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
     assert "images, a model trained on mnist)" in result.stderr
 
 
+def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast, tmp_path):
+    """The best checkpoint so far was evaluated without a word that the run goes on."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    eval_args = [*fast, "task=eval", f"ckpt={run / 'checkpoints' / 'best.pt'}"]
+    finished = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'after'}"], cwd=tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
+                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(run)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "None"  # it holds the folder, as the run training there would
+        training = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'during'}"], cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert finished.returncode == 0 and "still training" not in finished.stderr, finished.stderr[-2000:]
+    assert training.returncode == 0, training.stderr[-2000:]
+    assert (f"{run / 'checkpoints' / 'best.pt'} is of a run still training (pid {holder.pid}): it holds its weights "
+            f"after epoch 1 of 1. Run this again when the run ends for its final ones.") in training.stderr
+
+
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
     result = run_main(fast + ["dataset=fashion_mnist", f"hydra.run.dir={train_dir}"], cwd=tmp_path)

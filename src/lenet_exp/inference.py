@@ -22,7 +22,7 @@ from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, datase
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
-from lenet_exp.files import save_json
+from lenet_exp.files import folder_holder, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
@@ -71,6 +71,7 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
     from (None: the weights themselves), as :func:`averaged_weights_decay` chooses."""
     state = ckpt.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
+    say_if_still_training(cfg.ckpt, state)
     say_unused(cfg, saved, chosen)
     trusted_model_class(cfg, saved)
     try:  # first without memory: layers altered to sizes its weights do not have were allocated, maybe terabytes
@@ -87,6 +88,17 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
         averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
         model.load_state_dict(averaged)
     return model.to(device).eval(), state, ema_decay
+
+
+def say_if_still_training(path: str, state: dict) -> None:
+    """A checkpoint of a run that trains on (its folder held) is of an epoch so far: its result will change."""
+    run_dir = Path(path).expanduser().resolve().parent.parent  # <run>/checkpoints/best.pt
+    holder = folder_holder(run_dir)
+    if holder:
+        epochs = state["config"].get("trainer", {}).get("epochs")  # a checkpoint is data: read, not trusted
+        log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
+                    "when the run ends for its final ones.", path, holder, state["run_state"].get("epoch", "?"),
+                    f" of {epochs}" if epochs else "")
 
 
 def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
