@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import shlex
 import signal
 import statistics
 import subprocess
@@ -845,11 +846,41 @@ def test_a_run_and_a_sweep_never_share_a_folder(fast, tmp_path):
         shutil.move(job / trained, tmp_path / trained)
     starting = sorted(job.rglob("*"))
     taken = run_main([*fast, "seed=5", f"hydra.run.dir={job}"], cwd=tmp_path)
+    assert taken.returncode == 1 and (f"Error: {job} is a job of the sweep {sweep_dir}: the sweep's own command runs "
+                                      f"it (hydra.sweep.dir=), or `python run.py resume={shlex.quote(str(job))}` "
+                                      f"continues it alone.") in taken.stderr, taken.stderr
+    resumed = run_main([f"resume={job}", "seed=5"], cwd=tmp_path)  # resume= with another config: the sweep's job
     message = f"Error: {job} is a job of the sweep {sweep_dir}, with another config (data_seed: 0 -> 5; seed: 0 -> 5)"
-    assert taken.returncode == 1 and f"{message}: the sweep's own command runs it." in taken.stderr, taken.stderr
+    assert resumed.returncode == 1 and f"{message}: the sweep's own command runs it." in resumed.stderr, resumed.stderr
     assert sorted(job.rglob("*")) == starting and "seed=0" in (job / ".hydra" / "overrides.yaml").read_text()
     for trained in ("metrics.json", "checkpoints", *(path.name for path in tmp_path.glob("events.out.tfevents.*"))):
         shutil.move(tmp_path / trained, job / trained)
+    assert {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)} == before
+
+
+def test_nothing_runs_inside_a_run_or_a_sweep_but_their_own(fast, tmp_path):
+    """A run with a job's own config into its folder ended "Already completed", but Hydra had written its command
+    over the job's .hydra/, and the summary lost the job's swept value; a run or sweep deeper inside a sweep's or
+    a run's folder was listed as a job of the sweep, or shown in the run's TensorBoard."""
+    run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
+    assert run_main([*fast, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
+    before = {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)}
+    job = sweep_dir / "1_seed=1"
+    record = (job / ".hydra" / "overrides.yaml").read_bytes()
+    again = run_main([*fast, "seed=1", f"hydra.run.dir={job}"], cwd=tmp_path)  # the job's own config
+    assert again.returncode == 1 and f"Error: {job} is a job of the sweep {sweep_dir}: the sweep's own" in again.stderr
+    assert (job / ".hydra" / "overrides.yaml").read_bytes() == record
+    for inside, enclosing in [(sweep_dir / "deep" / "er", f"sweep folder {sweep_dir}"),
+                              (job / "checkpoints", f"run folder {job}"), (run_dir / "sub", f"run folder {run_dir}")]:
+        run = run_main([*fast, f"hydra.run.dir={inside}"], cwd=tmp_path)
+        assert run.returncode == 1 and (f"Error: {inside} is inside the {enclosing}: a run needs a folder of its own. "
+                                        f"Choose a hydra.run.dir outside it.") in run.stderr, run.stderr
+        sweep = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={inside}"], cwd=tmp_path)
+        assert sweep.returncode == 1 and (f"Error: {inside} is inside the {enclosing}: a sweep needs a folder of its "
+                                          f"own.") in sweep.stderr, sweep.stderr
+    nested = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir / 'nested'}"], cwd=tmp_path)
+    assert nested.returncode == 1 and f"is inside the sweep folder {sweep_dir}: a sweep needs" in nested.stderr
     assert {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)} == before
 
 

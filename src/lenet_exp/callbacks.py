@@ -96,6 +96,17 @@ def is_resumed(directory: Path) -> bool:
     return resumed is not None and resumed.resolve() == directory.resolve()
 
 
+def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
+    """The nearest folder above ``folder`` that is a sweep's (multirun.yaml) or a run's (.hydra/config.yaml),
+    and which: its summary, its jobs and its TensorBoard would take in what is written below it."""
+    for above in Path(os.path.abspath(folder)).parents:
+        if (above / "multirun.yaml").is_file():
+            return above, "sweep"
+        if (above / ".hydra" / "config.yaml").is_file():
+            return above, "run"
+    return None
+
+
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
     holder = own_folder(directory)
     if holder:
@@ -453,10 +464,18 @@ class OutputDirCheck(Callback):
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
         saved = run_dir / ".hydra" / "config.yaml"
-        in_a_sweep = (run_dir.parent / "multirun.yaml").is_file()  # its sweep's command would undo a change
+        enclosing = enclosing_record(run_dir)
+        in_a_sweep = enclosing == (Path(os.path.abspath(run_dir)).parent, "sweep")  # a job's folder, or one to be
+        if enclosing and not in_a_sweep:  # a sweep's summary would list it, or a run's TensorBoard show it
+            sys.exit(f"Error: {run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of "
+                     f"its own. Choose a hydra.run.dir outside it.")
         if in_a_sweep and not saved.is_file():  # a job to come of a running sweep, or one its summary would list
             sys.exit(f"Error: {run_dir} is in the folder of the sweep {run_dir.parent}, whose jobs' folders are "
                      f"there: a run needs a folder of its own. Choose a hydra.run.dir outside it.")
+        if in_a_sweep and not is_resumed(run_dir):  # Hydra would write this command over the job's .hydra/ record
+            sys.exit(f"Error: {run_dir} is a job of the sweep {run_dir.parent}: the sweep's own command runs it "
+                     f"(hydra.sweep.dir=), or `python run.py resume={shlex.quote(str(run_dir))}` continues it "
+                     f"alone. Run anything else in a hydra.run.dir outside the sweep's folder.")
         foreign = someone_elses_metrics(run_dir)
         if foreign:
             sys.exit(f"Error: {foreign}")
@@ -507,7 +526,7 @@ class OutputDirCheck(Callback):
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
-        if changed and in_a_sweep:  # a job starting now (its lock not taken yet), or one refused before it trained
+        if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
             sys.exit(f"Error: {run_dir} is a job of the sweep {run_dir.parent}, with another config "
                      f"({'; '.join(changed[:3])}): the sweep's own command runs it. Run this config in a "
                      f"hydra.run.dir outside the sweep's folder.")
@@ -527,6 +546,10 @@ class OutputDirCheck(Callback):
                      f"the sweep's command run again do not look for them. Name a folder inside it, e.g. "
                      f"hydra.sweep.subdir='${{hydra.job.num}}_${{seed}}'.")
         sweep_dir = Path(config.hydra.sweep.dir)
+        enclosing = enclosing_record(sweep_dir)
+        if enclosing:  # its summary or TensorBoard would take in this sweep's runs
+            sys.exit(f"Error: {sweep_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a sweep needs a folder "
+                     f"of its own. Choose a hydra.sweep.dir outside it.")
         if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
             sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
                      f"hydra.sweep.dir.")
