@@ -277,6 +277,42 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
 
 
+# Root reads files whatever their mode: a user's view of them needs a process without root's capabilities.
+AS_A_USER = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if os.geteuid() == 0 else []
+
+
+@pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="needs setpriv to drop root's reading")
+def test_data_and_checkpoints_one_may_not_read_are_said_to_be_unreadable_not_damaged(trained, tiny_root, tmp_path,
+                                                                                   fast):
+    """An unreadable IDX file or checkpoint was "corrupted" (replace it), an unreadable data folder or a loop of
+    symbolic links ended in a traceback."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root / "MNIST", root / "MNIST")
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(trained / "checkpoints" / "best.pt", ckpt)
+    images, raw = root / "MNIST" / "raw" / "train-images-idx3-ubyte", root / "MNIST" / "raw"
+
+    def run_as_a_user(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*AS_A_USER, sys.executable, str(RUN_PY), *fast, f"dataset.root={root}", *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    unreadable = {images: f"Cannot read the train IDX files of mnist: {images} (Permission denied)",
+                  raw: f"Cannot read the data folder {raw / 'train-images-idx3-ubyte'} (Permission denied)",
+                  ckpt: f"Cannot read {ckpt} (Permission denied). Make it readable to you, or pass a copy"}
+    for path, said in unreadable.items():
+        path.chmod(0)
+        try:
+            result = run_as_a_user(*(["task=eval", f"ckpt={ckpt}"] if path == ckpt else []))
+        finally:
+            path.chmod(0o755)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert f"Error: {said}" in result.stderr and "corrupted" not in result.stderr, result.stderr[-2000:]
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    looped = run_main([*fast, f"dataset.root={tmp_path / 'loop'}"], cwd=tmp_path)
+    assert looped.returncode == 1 and "Traceback" not in looped.stderr, looped.stderr[-2000:]
+    assert f"Error: dataset.root={tmp_path / 'loop'} cannot be followed (RuntimeError: Symlink loop" in looped.stderr
+
+
 @pytest.mark.parametrize("entry, make, said", [
     ("run.log", "folder", "run.log is a folder where a file should be"),
     (".hydra/config.yaml", "folder", ".hydra/config.yaml is a folder where a file should be"),

@@ -117,7 +117,17 @@ def class_names(dcfg) -> list[str]:
 
 
 def raw_folder(dcfg) -> Path:
-    return Path(dcfg.root).expanduser().resolve() / dataset_class(dcfg).__name__ / "raw"
+    try:
+        root = Path(dcfg.root).expanduser().resolve()
+    except RuntimeError as error:  # a symbolic link's loop
+        raise DataError(f"dataset.root={dcfg.root} cannot be followed ({one_line(error)}). Point it at the folder "
+                        f"that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it).") from error
+    return root / dataset_class(dcfg).__name__ / "raw"
+
+
+def unreadable(what: str, path: Path, error: OSError) -> DataError:
+    return DataError(f"Cannot read {what} {path} ({error.strerror or one_line(error)}). Make it readable to you, or "
+                     f"point dataset.root at a copy you can read.")
 
 
 def download_lock(root: Path, folder_name: str) -> Path:
@@ -172,13 +182,16 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"dataset.root is empty (is LENET_EXP_DATA set to nothing?), which would read {name} from the "
                         f"current folder. Point it at the folder that holds {cls.__name__}/raw/, e.g. "
                         f"dataset.root=../shared/data, or unset LENET_EXP_DATA to use ./data.")
-    root = Path(dcfg.root).expanduser().resolve()
     folder = raw_folder(dcfg)
-    for path in (root, folder.parent, folder):
-        if path.exists() and not path.is_dir():  # else torchvision's NotADirectoryError reads as damaged files
-            raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the folder "
-                            f"that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
-    missing_files = not all((folder / file).is_file() for file in RAW_FILES)
+    root = folder.parent.parent
+    try:
+        for path in (root, folder.parent, folder):
+            if path.exists() and not path.is_dir():  # else torchvision's NotADirectoryError reads as damaged files
+                raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the "
+                                f"folder that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
+        missing_files = not all((folder / file).is_file() for file in RAW_FILES)
+    except OSError as error:  # a folder on the way that one may not enter
+        raise unreadable("the data folder", Path(error.filename or folder), error) from error
     made = outermost_missing(folder) if download else None
     try:
         # torchvision prints download attempts; keep them for the error message instead.
@@ -208,6 +221,8 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                          f"dataset.root=../shared/data`, or set the environment variable LENET_EXP_DATA.")
             raise DataError(f"{name} is not in {folder} and {how}. {where}") from error
         prefix = "train" if train else "t10k"
+        if isinstance(error, PermissionError):  # intact, most likely: only not to be read by this user
+            raise unreadable(f"the {prefix} IDX files of {name}:", Path(error.filename or folder), error) from error
         raise DataError(
             f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated "
             f"({type(error).__name__}: {str(error) or 'bad header'}). Replace them with intact copies."

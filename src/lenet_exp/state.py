@@ -8,6 +8,7 @@ Checkpoints of earlier versions are read through :func:`upgrade`.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from lenet_exp.config import as_literal
-from lenet_exp.errors import CheckpointError
+from lenet_exp.errors import CheckpointError, one_line
 from lenet_exp.files import write_atomic
 
 FORMAT = "lenet_exp.checkpoint/1"
@@ -86,7 +87,12 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
         what = "is no regular file" if path.exists() else "does not exist"  # a pipe: torch.load would wait on it
         raise CheckpointError(f"Checkpoint {path} {what}. Pass a file such as <run dir>/checkpoints/best.pt.")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a pickle's protocol, said before the error that it cannot be loaded
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as error:
+        raise CheckpointError(f"Cannot read {path} ({error.strerror or one_line(error)}). Make it readable to you, or pass a copy "
+                              f"you can read.") from error
     except Exception as error:
         other = "" if for_training else " Use <run dir>/checkpoints/last.pt or best.pt of a run."  # resume says its own
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupted or not written by lenet_exp: "
