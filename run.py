@@ -3,6 +3,7 @@
 Kept thin and free of torch imports so that `--help` and `--cfg job` answer at once.
 """
 
+import os
 import signal
 import sys
 
@@ -39,6 +40,11 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # Hydra's traceback otherwise, as it looks for the folders it searches
+        sys.exit("Error: the current folder no longer exists (deleted after this shell entered it). Change to an "
+                 "existing folder, then run the command again.")
     if any(arg.split("=")[0] in PRINTING_MODES for arg in sys.argv[1:]):
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)

@@ -313,6 +313,19 @@ def test_data_and_checkpoints_one_may_not_read_are_said_to_be_unreadable_not_dam
     assert f"Error: dataset.root={tmp_path / 'loop'} cannot be followed (RuntimeError: Symlink loop" in looped.stderr
 
 
+def test_a_command_run_in_a_deleted_folder_says_so(tmp_path):
+    """Hydra's traceback (FileNotFoundError) as it looked for its config folders, even with every path absolute."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    result = subprocess.run(["sh", "-c", 'cd "$1" && rmdir "$1" && exec "$2" "$3" hydra.run.dir="$4"', "sh", str(gone),
+                             sys.executable, str(RUN_PY), str(tmp_path / "run")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: the current folder no longer exists (deleted after this shell entered it). Change to an existing "
+        "folder, then run the command again."), result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("entry, make, said", [
     ("run.log", "folder", "run.log is a folder where a file should be"),
     (".hydra/config.yaml", "folder", ".hydra/config.yaml is a folder where a file should be"),
