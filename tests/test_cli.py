@@ -347,11 +347,11 @@ def test_a_study_or_launcher_named_for_one_run_says_that_it_does_not_sweep(fast,
     assert "says how a sweep runs" not in sweep.stderr + result.stderr
 
 
-def test_a_smoke_runs_test_accuracy_says_how_much_of_the_test_split_it_saw(fast, tmp_path):
+def test_a_smoke_runs_accuracy_says_how_much_of_the_test_and_val_splits_it_saw(fast, tmp_path):
     result = run_main([*fast, "trainer.limit_batches=1", "trainer.eval_batch_size=50", f"hydra.run.dir={tmp_path / 'run'}"],
                       cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "on 50 of 200 test images (trainer.limit_batches). Artifacts in" in result.stderr
+    assert "on 50 of 200 test images, val on its first batch (trainer.limit_batches). Artifacts in" in result.stderr
     test = read_json(tmp_path / "run" / "metrics.json")["test"]
     assert (test["samples"], test["split_samples"]) == (50, 200)
     whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)

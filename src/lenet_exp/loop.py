@@ -318,8 +318,10 @@ class Run:
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
             return
-        part = (f" on {test['samples']} of {test['split_samples']} test images (trainer.limit_batches)"
-                if test["samples"] < test["split_samples"] else "")  # a smoke run's: no test accuracy to quote
+        limit = self.cfg.trainer.limit_batches  # a smoke run's: no accuracy to quote
+        batches = "batch" if limit == 1 else f"{limit} batches"
+        part = (f" on {test['samples']} of {test['split_samples']} test images, val on its first {batches} "
+                f"(trainer.limit_batches)" if test["samples"] < test["split_samples"] else "")
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
