@@ -20,6 +20,7 @@ import pty
 import random
 import runpy
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -38,6 +39,9 @@ from idx import write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_PY = REPO / "run.py"
+# Root reads a file whatever its mode: what a user sees of one needs a process without root's capabilities.
+AS_A_USER = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if os.geteuid() == 0 else []
+as_a_user = pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="needs setpriv to drop root's")
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start, start_on_terminal
+from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
+                      start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
@@ -277,11 +278,7 @@ def test_corrupted_checkpoint_is_reported_not_unpickled(trained, tmp_path, fast)
     assert "broken.pt is not a readable checkpoint (corrupted" in result.stderr
 
 
-# Root reads files whatever their mode: a user's view of them needs a process without root's capabilities.
-AS_A_USER = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if os.geteuid() == 0 else []
-
-
-@pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="needs setpriv to drop root's reading")
+@as_a_user
 def test_data_and_checkpoints_one_may_not_read_are_said_to_be_unreadable_not_damaged(trained, tiny_root, tmp_path,
                                                                                    fast):
     """An unreadable IDX file or checkpoint was "corrupted" (replace it), an unreadable data folder or a loop of

@@ -31,7 +31,8 @@ from typing import Iterator
 
 import pytest
 
-from conftest import as_a_new_command, fast_overrides, finish_on_terminal, run_cli, run_main, start_on_terminal
+from conftest import (AS_A_USER, as_a_new_command, as_a_user, fast_overrides, finish_on_terminal, run_cli, run_main,
+                      start_on_terminal)
 from tensorboard_events import card, load_events, logged_hparams, scalar_values, session_status
 from lenet_exp import CONFIGS
 
@@ -1031,6 +1032,28 @@ def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
     assert metrics(first)["epochs_done"] == 2 and "later_failure" not in metrics(first)
+
+
+@as_a_user
+def test_a_summary_that_cannot_read_a_job_says_so_and_keeps_the_sweeps_summary(fast, tmp_path):
+    """Another user's job folder, kept private, was summarised as not started (its metrics.json: failed), and
+    the sweep's summary written over with that."""
+    sweep_dir = tmp_path / "sweep"
+    assert run_main(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
+    first, second = job_dirs(sweep_dir)
+    before = {name: (sweep_dir / name).read_bytes() for name in ("summary.csv", "summary.json")}
+    for private in (second, first / "metrics.json"):
+        private.chmod(0)
+        try:
+            result = subprocess.run([*AS_A_USER, sys.executable, "-m", "lenet_exp.sweeps", str(sweep_dir), "--no-plot"],
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        finally:
+            private.chmod(0o755)
+        assert result.returncode == 1 and result.stderr.strip() == (
+            f"Error: cannot read {private} (Permission denied): its job would be listed as not started or failed. "
+            f"Summarise the sweep as a user who can read all of its folder; its summary is left as it was."
+        ), result.stderr[-2000:]
+        assert {name: (sweep_dir / name).read_bytes() for name in before} == before
 
 
 def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_failure(fast, tmp_path):

@@ -69,8 +69,8 @@ def tiled(images: np.ndarray, columns: int, padding: int) -> np.ndarray:
 def image_grid_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, confidences: np.ndarray,
                       names: np.ndarray, predicted_names: np.ndarray, columns: int = 8):
     """The images tiled into one picture (one axes: far cheaper to draw than one per image), each
-    captioned true→predicted (the classes' ``names``, the model's ``predicted_names``) and the confidence, in a band above the image (never
-    over the digit); names longer than a digit's get a line of their own."""
+    captioned true→predicted (the classes' ``names``, the model's ``predicted_names``) and the confidence, in a
+    band above the image (never over the digit); names longer than a digit's get a line of their own."""
     from matplotlib.figure import Figure
 
     side = images.shape[-1]
@@ -86,8 +86,8 @@ def image_grid_figure(images: np.ndarray, labels: np.ndarray, predicted: np.ndar
     apart = "\n" if in_words(names, predicted_names) else " "
     for i, (true, pred, confidence) in enumerate(zip(labels, predicted, confidences)):
         ax.text((i % columns) * cell + band + side / 2, (i // columns) * cell + band - 1,
-                f"{names[true]}→{predicted_names[pred]}{apart}{float(confidence):.0%}", ha="center", va="bottom", fontsize=7,
-                color="yellow", linespacing=1.0)
+                f"{names[true]}→{predicted_names[pred]}{apart}{float(confidence):.0%}", ha="center", va="bottom",
+                fontsize=7, color="yellow", linespacing=1.0)
     ax.set_title("most confident mistakes first (true→predicted, confidence)", fontsize=8)
     ax.axis("off")
     return figure

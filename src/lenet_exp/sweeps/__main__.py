@@ -14,7 +14,7 @@ from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
 from lenet_exp.files import folder_holder
-from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED
+from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
 
@@ -36,6 +36,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     # run on when the sweep's own process has died), and while that process runs, a job without a folder waits.
     # who holds the sweep's lock, read without touching it (a sweep starting meanwhile must be able to take it)
     runner = folder_holder(args.sweep_dir)
+    unreadable = unreadable_record(args.sweep_dir)
+    if unreadable:
+        print(f"Error: cannot read {unreadable.filename} ({unreadable.strerror}): its job would be listed as not "
+              f"started or failed. Summarise the sweep as a user who can read all of its folder; its summary is "
+              f"left as it was.", file=sys.stderr)
+        return 1
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
                             runner=runner)
     waiting = (NOT_STARTED,) if runner else ()

@@ -6,6 +6,7 @@ Only the standard library, OmegaConf and Hydra's override parser: no torch, no m
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
+RECORD_FILES = frozenset({"metrics.json", "prediction.json", "overrides.yaml"})  # what a job's record is read from
 
 
 @dataclass
@@ -102,6 +104,20 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     jobs = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == ".hydra"}
     return sorted(job for job in jobs if not any((sweep_dir / folder / "multirun.yaml").is_file()
                                                  for folder in job.relative_to(sweep_dir).parents[:-1]))
+
+
+def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
+    """The first error of reading the sweep's folders and records (a job folder of another user's, kept private),
+    or None: a job that cannot be read would be summarised as not started, or failed."""
+    errors: list[OSError] = []
+    for folder, _, names in os.walk(sweep_dir, onerror=errors.append):
+        for name in RECORD_FILES.intersection(names):
+            try:
+                with open(os.path.join(folder, name), "rb"):
+                    pass
+            except PermissionError as error:
+                errors.append(error)
+    return next((error for error in errors if isinstance(error, PermissionError)), None)
 
 
 def overridden(overrides: Iterable[str]) -> dict[str, str]:
