@@ -1313,6 +1313,19 @@ def test_a_refused_resume_leaves_the_runs_record_as_it_was(fast, tmp_path, monke
     assert read_json(run / "metrics.json")["epochs_done"] == 1
 
 
+def test_a_run_given_more_epochs_that_fails_before_training_keeps_its_record(trained, tmp_path):
+    """Hydra wrote the failed command (trainer.epochs=3) into the run's .hydra/, and a plain resume= then
+    trained the run on to 3 epochs, which no command that had succeeded asked for."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    record = {path.name: path.read_bytes() for path in (run / ".hydra").iterdir()}
+    failed = run_main([f"resume={run}", "trainer.epochs=3", f"dataset.root={tmp_path / 'nowhere'}"], cwd=tmp_path)
+    assert failed.returncode == 1 and "Error: mnist is not in" in failed.stderr, failed.stderr[-2000:]
+    assert {path.name: path.read_bytes() for path in (run / ".hydra").iterdir()} == record
+    again = run_main([f"resume={run}"], cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+
+
 def test_a_resume_of_a_run_in_use_says_to_wait_before_anything_else(fast, tmp_path):
     """`resume=<run> trainer.epochs=N` of a run that was still training logged "it goes on to N", then was
     told to "choose another folder with hydra.run.dir=", which resume= refuses."""

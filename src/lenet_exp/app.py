@@ -216,6 +216,8 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         report_failure(run_dir, cfg, error)
         if multirun:
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
+        from lenet_exp.callbacks import put_back_a_failed_runs_record
+        put_back_a_failed_runs_record(run_dir)
         sys.exit(EXIT_ERROR)
 
     say_how_it_ended(outcome)

@@ -15,7 +15,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -399,12 +399,15 @@ def warn_of_unread_configs(config: DictConfig) -> None:
 RECORD_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
 
 
-def job_records(sweep_dir: Path) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
-    """Each job folder's .hydra/ files as the sweep finds them, and what its metrics.json says it trained."""
+def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
+    """Each run or job folder's .hydra/ files as the command finds them, and what its metrics.json says it
+    trained."""
     records = {}
-    for hydra_dir in sweep_dir.glob("*/.hydra"):
+    for job_dir in job_dirs:
+        hydra_dir = job_dir / ".hydra"
         files = {name: (hydra_dir / name).read_bytes() for name in RECORD_FILES if (hydra_dir / name).is_file()}
-        records[hydra_dir.parent] = (files, what_it_trained(hydra_dir.parent))
+        if files:
+            records[job_dir] = (files, what_it_trained(job_dir))
     return records
 
 
@@ -416,8 +419,9 @@ def what_it_trained(job_dir: Path) -> Optional[dict]:
 
 
 def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
-    """Hydra rewrites a job's .hydra/ before the job can refuse its folder (a run of another config there): a
-    job that trained nothing gets its run's own record back, which resume= and this sweep read."""
+    """Hydra rewrites a job's .hydra/ before the job can refuse its folder (a run of another config there) or
+    fail before it trains (a run given more epochs whose data is gone): a run or job that trained nothing gets
+    its own record back, which resume= and its sweep read."""
     for job_dir, (files, trained) in records.items():
         if what_it_trained(job_dir) != trained:
             continue
@@ -426,6 +430,17 @@ def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
             with contextlib.suppress(OSError):  # a record that cannot be put back stays as Hydra wrote it
                 if path.read_bytes() != content:
                     write_atomic(path, lambda file, content=content: file.write(content))
+
+
+_records_found: dict[Path, tuple[dict[str, bytes], Optional[dict]]] = {}  # a run's record as its command found it
+
+
+def put_back_a_failed_runs_record(run_dir: Path) -> None:
+    """A run that ended with an error before it trained (its data gone) gets its .hydra/ record back: Hydra had
+    written this command's over it (``resume=<run> trainer.epochs=3``), which a plain resume= then replayed."""
+    record = _records_found.pop(Path(run_dir).resolve(), None)
+    if record is not None:
+        put_back_the_records_of_jobs_that_recorded_nothing({Path(run_dir): record})
 
 
 class OutputDirCheck(Callback):
@@ -440,6 +455,8 @@ class OutputDirCheck(Callback):
             refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)
             self.check_run_dir(config)
+            run_dir = Path(config.hydra.run.dir)
+            _records_found.update({run_dir.resolve(): record for record in job_records([run_dir]).values()})
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         warn_of_unread_configs(config)
@@ -449,7 +466,7 @@ class OutputDirCheck(Callback):
             refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
-            self.records = job_records(Path(config.hydra.sweep.dir))
+            self.records = job_records(hydra_dir.parent for hydra_dir in Path(config.hydra.sweep.dir).glob("*/.hydra"))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:  # before the summary, which reads them
         put_back_the_records_of_jobs_that_recorded_nothing(getattr(self, "records", {}))
