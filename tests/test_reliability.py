@@ -138,8 +138,10 @@ CASES = {
     "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
                                           ["predicts 10 classes", "has 5"]),
     "eval without ckpt": (lambda r, t, d: ["task=eval"], ["ckpt", "task=eval"]),
-    "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={d / 'metrics.json' / 'run'}"],
-                              ["cannot write the output directory", "hydra.run.dir="]),
+    "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={(t / 'afile').touch() or t / 'afile' / 'run'}"],
+                              ["cannot write the output directory", "afile is a file)", "hydra.run.dir="]),
+    "folder for a checkpoint file": (lambda r, t, d: ["task=eval", f"ckpt={(t / 'x.pt').mkdir() or t / 'x.pt'}"],
+                                     ["x.pt is a folder where the checkpoint file should be: move it away"]),
 }
 
 

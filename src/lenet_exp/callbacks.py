@@ -47,8 +47,10 @@ def check_writable(directory: Path, override: str) -> None:
         probe.unlink()
     except OSError as error:
         how = another_folder(directory, override, kind="writable ", place="a writable place")
-        sys.exit(f"Error: cannot write the output directory {directory} ({error.strerror or error}). "
-                 f"{how[0].upper()}{how[1:]}.")
+        # a file or a broken symbolic link there: mkdir's "File exists" says neither
+        what = next((f"{path} is {'a broken link' if path.is_symlink() else 'a file'}" for path in (directory, *directory.parents)
+                     if path.is_symlink() and not path.exists() or path.is_file()), error.strerror or error)
+        sys.exit(f"Error: cannot write the output directory {directory} ({what}). {how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
         message = (f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "

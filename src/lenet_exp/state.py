@@ -79,6 +79,9 @@ def upgrade(state: dict) -> dict:
 def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` onto the CPU; ``for_training``: to resume from."""
     path = Path(path).expanduser()
+    if path.is_dir() and path.suffix == ".pt":  # a run's checkpoint replaced by a folder
+        raise CheckpointError(f"Checkpoint {path} is a folder where the checkpoint file should be: move it away, or "
+                              f"pass another checkpoint.")
     if path.is_dir():  # a run's folder, most likely, or its checkpoints/
         best = path / "best.pt" if path.name == "checkpoints" else path / "checkpoints" / "best.pt"
         raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
