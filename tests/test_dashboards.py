@@ -149,9 +149,9 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
     from lenet_exp.figures import FigureWorkers, draw
 
     names = np.array(["0", "1"])
-    matrix = (np.array([[50, 2], [0, 48]]), names)
+    matrix = (np.array([[50, 2], [0, 48]]), names, names)
     mistakes = (np.random.default_rng(0).random((4, 1, 32, 32)).astype(np.float32), np.array([1, 0, 1, 1]),
-                np.array([0, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32), names)
+                np.array([0, 1, 0, 0]), np.array([0.9, 0.8, 0.7, 0.6], dtype=np.float32), names, names)
     workers = FigureWorkers(2)
     try:
         pids = {workers.pool.submit(os.getpid).result() for _ in range(8)}
