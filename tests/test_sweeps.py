@@ -9,6 +9,7 @@ whose workers write to it. The TensorBoard server is a process of its own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import io
 import json
@@ -273,6 +274,28 @@ def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
     assert groups[0]["test_acc_mean"] == pytest.approx(0.90) and groups[0]["test_acc_std"] == pytest.approx(0.01414, abs=1e-5)
     single = seed_groups(jobs[:2], ["seed"])[0]
     assert single["n"] == 1 and single["test_acc_mean"] == 0.89 and single["test_acc_std"] is None
+
+
+def test_the_settings_over_seeds_are_ranked_by_val_accuracy_not_test():
+    """The table of means over seeds was sorted by test accuracy: a setting picked from its top, on the test set."""
+    from lenet_exp.sweeps import JobRecord, seed_groups
+    from lenet_exp.sweeps.records import Summary
+    from lenet_exp.sweeps.table import report_text
+
+    def job(number, lr, seed, val_acc, test_acc):
+        return JobRecord(job=number, status="completed", overrides=[f"optimizer.lr={lr}", f"seed={seed}"],
+                         params={"optimizer.lr": lr, "seed": str(seed)}, run_dir=f"/sweep/{number}", val_acc=val_acc,
+                         test_acc=test_acc)
+
+    jobs = [job(0, "0.1", 0, 0.90, 0.96), job(1, "0.1", 1, 0.91, 0.95), job(2, "0.2", 0, 0.95, 0.90),
+            job(3, "0.2", 1, 0.94, 0.91)]
+    groups = seed_groups(jobs, ["optimizer.lr", "seed"])
+    assert [group["params"]["optimizer.lr"] for group in groups] == ["0.2", "0.1"]  # val 0.945 over 0.905
+    text = report_text(Summary("/sweep", jobs, ["optimizer.lr", "seed"], groups, {"completed": 4}, "now"))
+    assert "Test accuracy over seeds, grouped by optimizer.lr, sorted by val accuracy:" in text
+    evaluations = [dataclasses.replace(job, val_acc=None) for job in jobs]  # an evaluation sweep's: test only
+    assert [group["params"]["optimizer.lr"] for group in seed_groups(evaluations, ["optimizer.lr", "seed"])] == \
+        ["0.1", "0.2"]
 
 
 def test_long_values_on_the_plot_keep_what_tells_them_apart():

@@ -236,7 +236,9 @@ def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any
             "val_acc_mean": val_mean,
             "val_acc_std": val_std,
         })
-    rows.sort(key=lambda row: (row["test_acc_mean"] is None, -(row["test_acc_mean"] or 0.0)))
+    # ranked as the jobs are, on validation (an evaluation sweep's on test): a setting is chosen by its val mean
+    key = "val_acc_mean" if any(row["val_acc_mean"] is not None for row in rows) else "test_acc_mean"
+    rows.sort(key=lambda row: (row[key] is None, -(row[key] or 0.0)))
     return rows
 
 
