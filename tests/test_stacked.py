@@ -458,21 +458,45 @@ def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_fo
 
 
 def test_a_cohort_that_waits_for_another_does_not_count_the_wait_as_its_start_up(fast, tmp_path):
-    """Jobs 0 and 1 go on after epoch 1 once job 2, added to the sweep, has trained from the beginning: their
-    start-up (data_s) and wall time held job 2's whole training."""
-    sweep = [*STACKED, *fast, "hydra.sweep.dir=sweep"]
-    assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0  # fast: 1 epoch
-    longer = run_main([*sweep, "seed=0,1,2", "trainer.epochs=3"], cwd=tmp_path)
-    assert longer.returncode == 0, longer.stderr[-2000:]
-    assert "Jobs 0, 1 continue after epoch 1: stacked apart from the others" in longer.stderr
-    first, *waited = (read_json(job / "metrics.json") for job in reversed(job_dirs(tmp_path / "sweep")))
+    """Jobs 0 and 1 go on after epoch 1 once job 2, whose checkpoint is gone (planned with them, as its
+    metrics.json says epoch 1), has trained from the beginning: their start-up (data_s) and wall time held job
+    2's whole training."""
+    sweep_dir = tmp_path / "sweep"
+    command = three_epochs_of_three_jobs(fast, sweep_dir)
+    jobs = stopped_once_all_have_a_checkpoint(command, sweep_dir, tmp_path)
+    shutil.rmtree(jobs[2] / "checkpoints")
+    resumed = run_main(command, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Launching 3 jobs in 1 group" in resumed.stdout
+    assert "Jobs 0, 1 continue after epoch 1: stacked apart from the others" in resumed.stderr
+    first, *waited = (read_json(job / "metrics.json") for job in reversed(jobs))
     for metrics in waited:
         assert metrics["timings"]["data_s"] < first["timings"]["epochs_s"] / 2, (metrics["timings"], first["timings"])
     # each cohort's shared lines in its own jobs' run.logs only
-    *waiting, ahead = ((job / "run.log").read_text() for job in job_dirs(tmp_path / "sweep"))
+    *waiting, ahead = ((job / "run.log").read_text() for job in jobs)
     assert "Training job 2 stacked" in ahead and "Jobs 0, 1 continue" not in ahead
     for log in waiting:
         assert "Jobs 0, 1 continue" in log and "Training job 2 stacked" not in log
+
+
+def test_a_sweep_run_again_groups_only_the_jobs_left_to_train_by_where_they_go_on(fast, tmp_path):
+    """Its completed jobs took places in the planned groups (seed=0,1 then 0,...,5 at 4 a group: jobs 2, 3
+    trained as one group, 4, 5 as another), and jobs that went on from different epochs were planned as one
+    group ("Launching 3 jobs in 1 group"), which then trained as two."""
+    sweep = [*STACKED, *fast, "hydra.launcher.max_stack=4", "trainer.limit_batches=2", "hydra.sweep.dir=sweep"]
+    assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0  # fast: 1 epoch
+    extended = run_main([*sweep, "seed=0,1,2,3,4,5"], cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert "Launching 6 jobs (2 completed already, skipped) in 1 group " in extended.stdout
+    assert "Training jobs 2, 3, 4, 5 stacked: 4 trials" in extended.stderr
+    longer = run_main([*sweep, "seed=0,1,2,3,4,5,6,7", "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert "Launching 8 jobs in 3 groups " in longer.stdout
+    assert "Job 6 starts a new group: it starts from the beginning, unlike the others." in longer.stdout
+    for group in ("0, 1, 2, 3", "4, 5", "6, 7"):
+        assert f"Training jobs {group} stacked" in longer.stderr
+    assert "stacked apart" not in longer.stderr
+    assert [read_json(job / "metrics.json")["epochs_done"] for job in job_dirs(tmp_path / "sweep")] == [2] * 8
 
 
 @pytest.mark.long

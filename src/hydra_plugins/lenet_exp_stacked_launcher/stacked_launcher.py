@@ -175,8 +175,11 @@ class StackedLauncher(Launcher):
         jobs = [self._as_planned(idx, cfg) for idx, cfg in configs.items()]
         groups, notes = plan(jobs, self._cap)
         caps = sorted({self._cap(job.config) for job in jobs})
-        log.info("Launching %d jobs in %d group%s (stacked where they can share a step, at most %s per group)",
-                 len(jobs), len(groups), "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
+        completed = sum(job.goes_on_after is None for job in jobs)
+        training = len(groups) - completed
+        log.info("Launching %d jobs%s in %d group%s (stacked where they can share a step, at most %s per group)",
+                 len(jobs), f" ({completed} completed already, skipped)" if completed else "", training,
+                 "s" if training != 1 else "", " or ".join(map(str, caps)))
         for note in notes:
             log.info(note)
         for group in groups:
@@ -299,12 +302,13 @@ class StackedLauncher(Launcher):
     def _as_planned(self, number: int, config: DictConfig):
         """The job as the plan reads it: its task config, with each ${hydra:…} resolved as its run resolves it
         (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone)."""
-        from lenet_exp.stack.grouping import Job
+        from lenet_exp.stack.grouping import Job, where_it_goes_on
 
         task = self._task_config(config)
         HydraConfig.instance().set_config(config)
         resolved_as_its_own(task)
-        return Job(number, task)
+        job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+        return Job(number, task, where_it_goes_on(job_dir, task))
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:

@@ -10,12 +10,15 @@ launcher. No torch import here: the launcher plans before anything trains.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import flatten
+from lenet_exp.files import read_json
+from lenet_exp.sweeps.records import LATER_FAILURE
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
 # validated, tested and recorded (each trial's own model, after each epoch).
@@ -25,6 +28,7 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
              "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
+GOES_ON_AFTER = "(epochs trained)"  # the plan's key of where a job goes on, beside its settings
 UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
 
 
@@ -32,6 +36,19 @@ UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay
 class Job:
     number: int  # Hydra's job number
     config: DictConfig  # the task's config (no hydra node)
+    goes_on_after: Optional[int] = 0  # the epoch its folder says it goes on after (0: none); None: completed
+
+
+def where_it_goes_on(job_dir: Path, config: DictConfig) -> Optional[int]:
+    """The epoch after which a sweep's job run again goes on, as its metrics.json tells (0: from the beginning),
+    or None where it completed (it is skipped). For the plan only: each trial starts from its own checkpoint,
+    and trials that turn out to start from different epochs train apart."""
+    metrics = read_json(job_dir / "metrics.json") or {}
+    done = metrics.get("epochs_done") if isinstance(metrics.get("epochs_done"), int) else 0
+    completed = metrics.get("status") == "completed" and not metrics.get(LATER_FAILURE)
+    if metrics.get("task", "train") == "train" and completed and done >= config.trainer.epochs:
+        return None
+    return done
 
 
 def why_alone(config: DictConfig) -> Optional[str]:
@@ -56,6 +73,19 @@ def shared_settings(config: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
 
 
+def why_apart(job: Job, differs: list[str], most: int) -> str:
+    """Why a job is not stacked with the closest group: the settings it differs in, where it goes on, or none
+    (that group is full)."""
+    if differs == [GOES_ON_AFTER]:
+        start = f"goes on after epoch {job.goes_on_after}" if job.goes_on_after else "starts from the beginning"
+        return f"it {start}, unlike the others."
+    if differs:
+        differs.sort(key=lambda k: (not k.endswith(".name"), k))  # the option chosen first (augment.name), then
+        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""  # its settings
+        return f"it differs in {', '.join(differs[:4])}{more}."
+    return f"at most {most} trial{'s' if most != 1 else ''} per group (hydra.launcher.max_stack)."
+
+
 def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]) -> tuple[list[list[Job]], list[str]]:
     """The jobs in the order they train: stacked groups of at most ``max_stack`` (or ``max_stack(config)``, by
     what the group's jobs share: their device) and jobs alone (groups of one), each listed where its first
@@ -65,9 +95,13 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
     for job in jobs:
+        if job.goes_on_after is None:  # completed: it runs alone, to be skipped, and no group waits for it
+            groups.append([job])
+            keys.append({})
+            continue
         try:
             reason = why_alone(job.config)
-            key = shared_settings(job.config) if not reason else {}
+            key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after} if not reason else {}
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
@@ -84,14 +118,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
                 differs = min(([k for k in set(other) | set(key) if other.get(k) != key.get(k)]
                                for other in keys if other), key=len)
-                # the option chosen first (augment.name of augment=affine), then its settings
-                differs.sort(key=lambda k: (not k.endswith(".name"), k))
-                more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""
-                most = cap(job.config)
-                notes.append(f"Job {job.number} starts a new group: "
-                             + (f"it differs in {', '.join(differs[:4])}{more}." if differs
-                                else f"at most {most} trial{'s' if most != 1 else ''} per group "
-                                     f"(hydra.launcher.max_stack)."))
+                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, cap(job.config))}")
             groups.append([job])
             keys.append(key)
     return groups, notes
