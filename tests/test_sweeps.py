@@ -298,6 +298,19 @@ def test_the_settings_over_seeds_are_ranked_by_val_accuracy_not_test():
         ["0.1", "0.2"]
 
 
+def test_jobs_that_failed_alike_are_listed_once():
+    """An Optuna smoke study listed the same 300-character error for each of 20 one-cycle trials."""
+    from lenet_exp.sweeps import JobRecord
+    from lenet_exp.sweeps.records import Summary
+    from lenet_exp.sweeps.table import report_text
+
+    jobs = [JobRecord(job=number, status="failed", overrides=[], params={}, run_dir=f"/sweep/{number}",
+                      message="scheduler.pct_start: too short" if number else "no data") for number in range(4)]
+    text = report_text(Summary("/sweep", jobs, [], [], {"failed": 4}, "now"))
+    assert text.endswith("Jobs that did not complete:\n  job 0 failed: no data [/sweep/0]\n"
+                         "  jobs 1, 2, 3 failed: scheduler.pct_start: too short"), text
+
+
 def test_long_values_on_the_plot_keep_what_tells_them_apart():
     from lenet_exp.sweeps.plot import short_labels
 

@@ -80,6 +80,13 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
                   render_table(*group_table(summary), markdown=markdown)]
     if summary.bad_jobs:
         parts.append("Jobs that did not complete:")
-        parts += [f"  job {r.job} {r.status}: {r.message or '(no message)'}" + (f" [{r.run_dir}]" if r.run_dir else "")
-                  for r in summary.bad_jobs]
+        alike: dict[tuple[str, str], list] = {}  # jobs that failed alike, once: an Optuna study's can be dozens
+        for record in summary.bad_jobs:
+            alike.setdefault((record.status, record.message or "(no message)"), []).append(record)
+        for (status, message), records in alike.items():
+            if len(records) == 1:
+                where = f" [{records[0].run_dir}]" if records[0].run_dir else ""
+                parts.append(f"  job {records[0].job} {status}: {message}{where}")
+            else:
+                parts.append(f"  jobs {', '.join(str(r.job) for r in records)} {status}: {message}")
     return "\n\n".join(parts) if markdown else "\n".join(parts)
