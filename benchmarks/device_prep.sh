@@ -9,7 +9,11 @@
 # Then call the device tool's run with carry [".whl", ".data"] and this command (it prints it too):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl &&
 #   export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data &&
-#   LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
+#   LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 STACKED_NS=16 \
+#     STACKED_VARIANTS=stacked:16:trainer.eval_batch_size=16000 \
+#     benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
+# (the variant validates 16 trials in batches of 1,000 images, as one trial does, not 62: the CPU's
+# small batches are faster there, and a GPU's launches may favour large ones)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${LENET_EXP_DATA:-../shared/data}
@@ -31,5 +35,5 @@ tar czf .data/mnist.tgz -C "$DATA" MNIST/raw
 du -sh .whl .data
 cat <<'EOF'
 Device command (carry [".whl", ".data"]):
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data && LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD/src && mkdir -p /tmp/data && tar xzf .data/mnist.tgz -C /tmp/data && LENET_EXP_DATA=/tmp/data DEADLINE_S=520 KERNEL_NS=16 STACKED_NS=16 STACKED_VARIANTS=stacked:16:trainer.eval_batch_size=16000 benchmarks/gpu_report.sh $OUT/gpu info tests stacked stack_kernels stacked_profile
 EOF
