@@ -908,17 +908,24 @@ def test_nothing_runs_inside_a_run_or_a_sweep_but_their_own(fast, tmp_path):
     again = run_main([*fast, "seed=1", f"hydra.run.dir={job}"], cwd=tmp_path)  # the job's own config
     assert again.returncode == 1 and f"Error: {job} is a job of the sweep {sweep_dir}: the sweep's own" in again.stderr
     assert (job / ".hydra" / "overrides.yaml").read_bytes() == record
+    (tmp_path / "link").symlink_to(job / "checkpoints")  # no record itself: found as it leads
     for inside, enclosing in [(sweep_dir / "deep" / "er", f"sweep folder {sweep_dir}"),
+                              (tmp_path / "link" / "deep", f"run folder {job}"),
                               (job / "checkpoints", f"run folder {job}"), (run_dir / "sub", f"run folder {run_dir}")]:
         run = run_main([*fast, f"hydra.run.dir={inside}"], cwd=tmp_path)
         assert run.returncode == 1 and (f"Error: {inside} is inside the {enclosing}: a run needs a folder of its own. "
                                         f"Choose a hydra.run.dir outside it.") in run.stderr, run.stderr
-        sweep = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={inside}"], cwd=tmp_path)
-        assert sweep.returncode == 1 and (f"Error: {inside} is inside the {enclosing}: a sweep needs a folder of its "
-                                          f"own.") in sweep.stderr, sweep.stderr
-    nested = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir / 'nested'}"], cwd=tmp_path)
-    assert nested.returncode == 1 and f"is inside the sweep folder {sweep_dir}: a sweep needs" in nested.stderr
+        if enclosing.startswith("run"):  # a sweep in a sweep's folder is no job of it (an evaluation sweep's)
+            sweep = run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={inside}"], cwd=tmp_path)
+            assert sweep.returncode == 1 and (f"Error: {inside} is inside the {enclosing}: a sweep needs a folder of "
+                                              f"its own.") in sweep.stderr, sweep.stderr
     assert {folder: sorted(folder.rglob("*")) for folder in (run_dir, sweep_dir)} == before
+    # a job of a sweep whose subdir nests its jobs continues alone as any job does
+    nested = tmp_path / "nested"
+    assert run_main([*fast, "-m", "seed=0,1", "hydra.sweep.subdir=s_${seed}/${hydra.job.num}",
+                     f"hydra.sweep.dir={nested}"], cwd=tmp_path).returncode == 0
+    resumed = run_main([f"resume={nested / 's_1' / '1'}"], cwd=tmp_path)
+    assert resumed.returncode == 0 and "Already completed" in resumed.stderr, resumed.stderr[-2000:]
 
 
 def test_a_sweep_refused_before_its_first_job_leaves_no_folder_and_the_fixed_command_runs(fast, tmp_path):
@@ -1004,7 +1011,7 @@ def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with
     sweep = ["-m", "dataset.download=false", "dataset.val_size=100", "trainer.epochs=1", "trainer.log_images=false",
              "optimizer.lr=1e-3,2e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     wrong = run_main([*sweep, f"dataset.root={tmp_path / 'no data'}"], cwd=tmp_path)
-    assert wrong.returncode == 1 and wrong.stdout.count("is not in") == 2, wrong.stdout[-2000:]
+    assert wrong.returncode == 1 and "jobs 0, 1 failed: mnist is not in" in wrong.stdout, wrong.stdout[-2000:]
     fixed = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.progress=false"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     _, summary = read_summary(tmp_path / "sweep")

@@ -211,13 +211,14 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         from lenet_exp.loop import Run
         outcome = Run(cfg, run_dir, slot, stopwatch).train()
     except Exception as error:
+        if not multirun:  # a sweep's jobs get theirs back as the sweep ends
+            from lenet_exp.callbacks import put_back_a_failed_runs_record
+            put_back_a_failed_runs_record(run_dir)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         report_failure(run_dir, cfg, error)
         if multirun:
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
-        from lenet_exp.callbacks import put_back_a_failed_runs_record
-        put_back_a_failed_runs_record(run_dir)
         sys.exit(EXIT_ERROR)
 
     say_how_it_ended(outcome)

@@ -100,12 +100,14 @@ def is_resumed(directory: Path) -> bool:
 
 def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
     """The nearest folder above ``folder`` that is a sweep's (multirun.yaml) or a run's (.hydra/config.yaml),
-    and which: its summary, its jobs and its TensorBoard would take in what is written below it."""
-    for above in Path(os.path.abspath(folder)).parents:
-        if (above / "multirun.yaml").is_file():
-            return above, "sweep"
-        if (above / ".hydra" / "config.yaml").is_file():
-            return above, "run"
+    and which: its summary, its jobs and its TensorBoard would take in what is written below it. Above the
+    folder as named, else as its symbolic links lead."""
+    for path in (os.path.abspath(folder), os.path.realpath(folder)):
+        for above in Path(path).parents:
+            if (above / "multirun.yaml").is_file():
+                return above, "sweep"
+            if (above / ".hydra" / "config.yaml").is_file():
+                return above, "run"
     return None
 
 
@@ -440,9 +442,10 @@ _records_found: dict[Path, tuple[dict[str, bytes], Optional[dict]]] = {}  # a ru
 def put_back_a_failed_runs_record(run_dir: Path) -> None:
     """A run that ended with an error before it trained (its data gone) gets its .hydra/ record back: Hydra had
     written this command's over it (``resume=<run> trainer.epochs=3``), which a plain resume= then replayed."""
-    record = _records_found.pop(Path(run_dir).resolve(), None)
-    if record is not None:
-        put_back_the_records_of_jobs_that_recorded_nothing({Path(run_dir): record})
+    found = {folder: record for folder, record in _records_found.items()
+             if folder.resolve() == Path(run_dir).resolve()}
+    _records_found.clear()
+    put_back_the_records_of_jobs_that_recorded_nothing(found)
 
 
 class OutputDirCheck(Callback):
@@ -457,8 +460,8 @@ class OutputDirCheck(Callback):
             refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)
             self.check_run_dir(config)
-            run_dir = Path(config.hydra.run.dir)
-            _records_found.update({run_dir.resolve(): record for record in job_records([run_dir]).values()})
+            _records_found.clear()  # of an earlier command in this process (a notebook's, the tests')
+            _records_found.update(job_records([Path(config.hydra.run.dir)]))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         warn_of_unread_configs(config)
@@ -484,15 +487,17 @@ class OutputDirCheck(Callback):
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
         saved = run_dir / ".hydra" / "config.yaml"
         enclosing = enclosing_record(run_dir)
-        in_a_sweep = enclosing == (Path(os.path.abspath(run_dir)).parent, "sweep")  # a job's folder, or one to be
+        sweep = enclosing[0] if enclosing and enclosing[1] == "sweep" else None
+        # a job's folder (hydra.sweep.subdir may nest it), or one to be: a new one just inside the sweep's
+        in_a_sweep = sweep is not None and (saved.is_file() or Path(os.path.abspath(run_dir)).parent == sweep)
         if enclosing and not in_a_sweep:  # a sweep's summary would list it, or a run's TensorBoard show it
             sys.exit(f"Error: {run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of "
                      f"its own. Choose a hydra.run.dir outside it.")
         if in_a_sweep and not saved.is_file():  # a job to come of a running sweep, or one its summary would list
-            sys.exit(f"Error: {run_dir} is in the folder of the sweep {run_dir.parent}, whose jobs' folders are "
-                     f"there: a run needs a folder of its own. Choose a hydra.run.dir outside it.")
+            sys.exit(f"Error: {run_dir} is in the folder of the sweep {sweep}, whose jobs' folders are there: a run "
+                     f"needs a folder of its own. Choose a hydra.run.dir outside it.")
         if in_a_sweep and not is_resumed(run_dir):  # Hydra would write this command over the job's .hydra/ record
-            sys.exit(f"Error: {run_dir} is a job of the sweep {run_dir.parent}: the sweep's own command runs it "
+            sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}: the sweep's own command runs it "
                      f"(hydra.sweep.dir=), or `python run.py resume={shlex.quote(str(run_dir))}` continues it "
                      f"alone. Run anything else in a hydra.run.dir outside the sweep's folder.")
         foreign = someone_elses_metrics(run_dir)
@@ -546,7 +551,7 @@ class OutputDirCheck(Callback):
                          f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
         if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
-            sys.exit(f"Error: {run_dir} is a job of the sweep {run_dir.parent}, with another config "
+            sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, with another config "
                      f"({'; '.join(changed[:3])}): the sweep's own command runs it. Run this config in a "
                      f"hydra.run.dir outside the sweep's folder.")
         if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
@@ -566,7 +571,7 @@ class OutputDirCheck(Callback):
                      f"hydra.sweep.subdir='${{hydra.job.num}}_${{seed}}'.")
         sweep_dir = Path(config.hydra.sweep.dir)
         enclosing = enclosing_record(sweep_dir)
-        if enclosing:  # its summary or TensorBoard would take in this sweep's runs
+        if enclosing and enclosing[1] == "run":  # its TensorBoard would show this sweep's runs as its own
             sys.exit(f"Error: {sweep_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a sweep needs a folder "
                      f"of its own. Choose a hydra.sweep.dir outside it.")
         if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
