@@ -173,20 +173,21 @@ class StackedLauncher(Launcher):
                 sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
             configs[idx] = sweep_config
         jobs = [self._as_planned(idx, cfg) for idx, cfg in configs.items()]
-        groups, notes = plan(jobs, self._cap)
+        completed = [job for job in jobs if job.completed]
+        groups, notes = plan([job for job in jobs if not job.completed], self._cap)
         caps = sorted({self._cap(job.config) for job in jobs})
-        completed = sum(job.goes_on_after is None for job in jobs)
-        training = len(groups) - completed
         log.info("Launching %d jobs%s in %d group%s (stacked where they can share a step, at most %s per group)",
-                 len(jobs), f" ({completed} completed already, skipped)" if completed else "", training,
-                 "s" if training != 1 else "", " or ".join(map(str, caps)))
+                 len(jobs), f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
+                 "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
         for note in notes:
             log.info(note)
         for group in groups:
             for job in group:
                 log.info("\t#%d : %s", job.number, " ".join(filter_overrides(job_overrides[job.number - initial_job_idx])))
-        units = [[configs[job.number] for job in group] for group in groups]
         returns: dict[int, JobReturn] = {}
+        for job in completed:  # each skipped here, as the basic launcher skips it: no group, cores or cluster job
+            returns.update(self._run_unit([configs[job.number]]))
+        units = [[configs[job.number] for job in group] for group in groups]
         if self.submitit.get("cluster"):
             for result in self._submit(units):
                 returns.update(result)
@@ -302,13 +303,13 @@ class StackedLauncher(Launcher):
     def _as_planned(self, number: int, config: DictConfig):
         """The job as the plan reads it: its task config, with each ${hydra:…} resolved as its run resolves it
         (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone)."""
-        from lenet_exp.stack.grouping import Job, where_it_goes_on
+        from lenet_exp.stack.grouping import Job, as_found
 
         task = self._task_config(config)
         HydraConfig.instance().set_config(config)
         resolved_as_its_own(task)
         job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
-        return Job(number, task, where_it_goes_on(job_dir, task))
+        return as_found(Job(number, task), job_dir)
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:

@@ -28,7 +28,7 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
              "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
-GOES_ON_AFTER = "(epochs trained)"  # the plan's key of where a job goes on, beside its settings
+GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
 UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
 
 
@@ -36,19 +36,23 @@ UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay
 class Job:
     number: int  # Hydra's job number
     config: DictConfig  # the task's config (no hydra node)
-    goes_on_after: Optional[int] = 0  # the epoch its folder says it goes on after (0: none); None: completed
+    goes_on_after: int = 0  # the epoch after which its folder says it goes on (0: from the beginning)
+    completed: bool = False  # its folder holds it completed: it is skipped
 
 
-def where_it_goes_on(job_dir: Path, config: DictConfig) -> Optional[int]:
-    """The epoch after which a sweep's job run again goes on, as its metrics.json tells (0: from the beginning),
-    or None where it completed (it is skipped). For the plan only: each trial starts from its own checkpoint,
-    and trials that turn out to start from different epochs train apart."""
+def as_found(job: Job, job_dir: Path) -> Job:
+    """The job with where its folder says it stands, from its metrics.json: for the plan only (each trial
+    starts from its own checkpoint, and trials that turn out to start from different epochs train apart)."""
     metrics = read_json(job_dir / "metrics.json") or {}
-    done = metrics.get("epochs_done") if isinstance(metrics.get("epochs_done"), int) else 0
-    completed = metrics.get("status") == "completed" and not metrics.get(LATER_FAILURE)
-    if metrics.get("task", "train") == "train" and completed and done >= config.trainer.epochs:
-        return None
-    return done
+    done = metrics.get("epochs_done")
+    job.goes_on_after = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else 0
+    try:
+        epochs = job.config.trainer.epochs
+    except OmegaConfBaseException:  # a ${…} that names no key: its own checks say so
+        return job
+    job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == "completed"
+                     and not metrics.get(LATER_FAILURE) and isinstance(epochs, int) and job.goes_on_after >= epochs)
+    return job
 
 
 def why_alone(config: DictConfig) -> Optional[str]:
@@ -80,8 +84,8 @@ def why_apart(job: Job, differs: list[str], most: int) -> str:
         start = f"goes on after epoch {job.goes_on_after}" if job.goes_on_after else "starts from the beginning"
         return f"it {start}, unlike the others."
     if differs:
-        differs.sort(key=lambda k: (not k.endswith(".name"), k))  # the option chosen first (augment.name), then
-        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""  # its settings
+        differs = sorted(differs, key=lambda k: (not k.endswith(".name"), k))  # the option chosen first
+        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""  # (augment.name), then its settings
         return f"it differs in {', '.join(differs[:4])}{more}."
     return f"at most {most} trial{'s' if most != 1 else ''} per group (hydra.launcher.max_stack)."
 
@@ -95,10 +99,6 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
     for job in jobs:
-        if job.goes_on_after is None:  # completed: it runs alone, to be skipped, and no group waits for it
-            groups.append([job])
-            keys.append({})
-            continue
         try:
             reason = why_alone(job.config)
             key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after} if not reason else {}
