@@ -117,11 +117,17 @@ def class_names(dcfg) -> list[str]:
 
 
 def raw_folder(dcfg) -> Path:
-    try:
-        root = Path(dcfg.root).expanduser().resolve()
-    except RuntimeError as error:  # a symbolic link's loop
-        raise DataError(f"dataset.root={dcfg.root} cannot be followed ({one_line(error)}). Point it at the folder "
-                        f"that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it).") from error
+    root = Path(dcfg.root).expanduser()
+    try:  # Python before 3.13 raises on a loop of symbolic links; 3.13 resolves what it can, and stat says ELOOP
+        root = root.resolve()
+        root.stat()
+    except FileNotFoundError:  # not there (yet): a download makes it, or read_split says what is missing
+        pass
+    except (RuntimeError, OSError) as error:
+        if isinstance(error, OSError) and error.errno != errno.ELOOP:
+            raise unreadable("the data folder", Path(error.filename or root).parent, error) from error
+        raise DataError(f"dataset.root={dcfg.root} cannot be followed: its symbolic links make a loop. Point it at the "
+                        f"folder that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it).") from error
     return root / dataset_class(dcfg).__name__ / "raw"
 
 
@@ -190,8 +196,8 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                 raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the "
                                 f"folder that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
         missing_files = not all((folder / file).is_file() for file in RAW_FILES)
-    except OSError as error:  # a folder on the way that one may not enter
-        raise unreadable("the data folder", Path(error.filename or folder), error) from error
+    except OSError as error:  # a folder on the way that one may not enter: the one that holds what stat tried
+        raise unreadable("the data folder", Path(error.filename or folder).parent, error) from error
     made = outermost_missing(folder) if download else None
     try:
         # torchvision prints download attempts; keep them for the error message instead.

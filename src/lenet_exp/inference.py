@@ -91,14 +91,18 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
 
 
 def say_if_still_training(path: str, state: dict) -> None:
-    """A checkpoint of a run that trains on (its folder held) is of an epoch so far: its result will change."""
-    run_dir = Path(path).expanduser().resolve().parent.parent  # <run>/checkpoints/best.pt
-    holder = folder_holder(run_dir)
+    """A checkpoint of a run that trains on (its folder held, an epoch still to come) is of an epoch so far:
+    its result will change."""
+    checkpoints = Path(path).expanduser().resolve().parent
+    trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
+    epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
+    epoch = state["run_state"].get("epoch")
+    if checkpoints.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
+        return  # not in a run's folder, or the run is in its final test
+    holder = folder_holder(checkpoints.parent)
     if holder:
-        epochs = state["config"].get("trainer", {}).get("epochs")  # a checkpoint is data: read, not trusted
         log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
-                    "when the run ends for its final ones.", path, holder, state["run_state"].get("epoch", "?"),
-                    f" of {epochs}" if epochs else "")
+                    "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
 
 
 def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
@@ -216,8 +220,9 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        "trainer.ema_decay": "null" if ema_decay is None else ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches}, first_step=0)
     try:
+        trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
         tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images,
-                predicted_classes=class_names(OmegaConf.create(state["config"]["dataset"])))
+                predicted_classes=trained_classes)
         tb.session_end()
     finally:
         tb.close()

@@ -319,9 +319,11 @@ class Run:
         if test is None:
             return
         limit = self.cfg.trainer.limit_batches  # a smoke run's: no accuracy to quote
-        batches = "batch" if limit == 1 else f"{limit} batches"
-        part = (f" on {test['samples']} of {test['split_samples']} test images, val on its first {batches} "
-                f"(trainer.limit_batches)" if test["samples"] < test["split_samples"] else "")
+        part = ""
+        if limit and test["samples"] < test["split_samples"]:
+            batches = "batch" if limit == 1 else f"{limit} batches"
+            part = (f" on {test['samples']} of {test['split_samples']} test images, val on its first {batches} "
+                    f"(trainer.limit_batches)")
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after

@@ -90,8 +90,8 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
         what = "is no regular file" if path.exists() else "does not exist"  # a pipe: torch.load would wait on it
         raise CheckpointError(f"Checkpoint {path} {what}. Pass a file such as <run dir>/checkpoints/best.pt.")
     try:
-        with warnings.catch_warnings():  # a pickle's protocol, said before the error that it cannot be loaded
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings():  # said of a plain pickle before the error that it cannot be loaded
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError as error:
         raise CheckpointError(f"Cannot read {path} ({error.strerror or one_line(error)}). Make it readable to you, or pass a copy "
