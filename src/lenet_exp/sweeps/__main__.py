@@ -2,7 +2,7 @@
 
 E.g. while a Slurm sweep is still running or after one was killed: the same files as at the end of
 ``python run.py -m``. Exit status 1 if a job failed, diverged or was interrupted, if there is none, or if
-a summary file could not be written.
+a summary file could not be written; 2 if the folder is no sweep's, or cannot all be read.
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     # who holds the sweep's lock, read without touching it (a sweep starting meanwhile must be able to take it)
     runner = folder_holder(args.sweep_dir)
     unreadable = unreadable_record(args.sweep_dir)
-    if unreadable:
-        print(f"Error: cannot read {unreadable.filename} ({unreadable.strerror}): its job would be listed as not "
-              f"started or failed. Summarise the sweep as a user who can read all of its folder; its summary is "
-              f"left as it was.", file=sys.stderr)
-        return 1
+    if unreadable:  # exit status 2, as for a folder that is none
+        parser.error(f"cannot read {unreadable.filename} ({unreadable.strerror}): its job would be listed as not "
+                     f"started or failed. Summarise the sweep as a user who can read all of its folder; its summary "
+                     f"is left as it was.")
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
                             runner=runner)
     waiting = (NOT_STARTED,) if runner else ()

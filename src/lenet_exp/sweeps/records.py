@@ -27,7 +27,8 @@ BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
-RECORD_FILES = frozenset({"metrics.json", "prediction.json", "overrides.yaml"})  # what a job's record is read from
+# what a job's record is read from, in its folder
+JOB_RECORD_FILES = ("metrics.json", "prediction.json", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
 @dataclass
@@ -107,17 +108,25 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
-    """The first error of reading the sweep's folders and records (a job folder of another user's, kept private),
-    or None: a job that cannot be read would be summarised as not started, or failed."""
+    """The first error of reading the folders that may hold the sweep's jobs, or the jobs' records (a job folder
+    of another user's, kept private), or None: a job that cannot be read would be summarised as not started,
+    or failed. Not below a job's folder (its checkpoints), in submitit's logs or in a sweep kept inside."""
     errors: list[OSError] = []
-    for folder, _, names in os.walk(sweep_dir, onerror=errors.append):
-        for name in RECORD_FILES.intersection(names):
-            try:
-                with open(os.path.join(folder, name), "rb"):
-                    pass
-            except PermissionError as error:
-                errors.append(error)
-    return next((error for error in errors if isinstance(error, PermissionError)), None)
+    for folder, subfolders, names in os.walk(sweep_dir, onerror=errors.append):
+        if ".hydra" in subfolders:  # a job's folder: the files its record is read from
+            for record in JOB_RECORD_FILES:
+                path = Path(folder) / record
+                try:
+                    if path.exists():
+                        path.open("rb").close()
+                except OSError as error:
+                    errors.append(error)
+            subfolders.clear()
+        elif "multirun.yaml" in names and Path(folder) != sweep_dir:
+            subfolders.clear()  # another sweep's, which the summary leaves out
+        else:
+            subfolders[:] = [name for name in subfolders if name != ".submitit"]
+    return errors[0] if errors else None
 
 
 def overridden(overrides: Iterable[str]) -> dict[str, str]:
@@ -236,8 +245,7 @@ def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any
             "val_acc_mean": val_mean,
             "val_acc_std": val_std,
         })
-    # ranked as the jobs are, on validation (an evaluation sweep's on test): a setting is chosen by its val mean
-    key = "val_acc_mean" if any(row["val_acc_mean"] is not None for row in rows) else "test_acc_mean"
+    key = f"{ranking_metric(records) or 'test_acc'}_mean"  # ranked as the jobs are: a setting is chosen on val
     rows.sort(key=lambda row: (row[key] is None, -(row[key] or 0.0)))
     return rows
 

@@ -75,8 +75,7 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
         by = ", ".join(key for key in summary.swept if key != SEED_KEY)
-        ranked = ", sorted by val accuracy" if any(group["val_acc_mean"] is not None for group in summary.groups) else ""
-        parts += [f"Test accuracy{over}" + (f", grouped by {by}" if by else "") + f"{ranked}:",
+        parts += [f"Test accuracy{over}" + (f", grouped by {by}" if by else "") + f", sorted by {ranked_by}:",
                   render_table(*group_table(summary), markdown=markdown)]
     if summary.bad_jobs:
         parts.append("Jobs that did not complete:")
