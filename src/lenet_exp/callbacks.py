@@ -29,7 +29,7 @@ from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resumed_run
-from lenet_exp.sweeps.records import LATER_FAILURE
+from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
 
 log = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ class OutputDirCheck(Callback):
             refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
-            self.records = job_records(hydra_dir.parent for hydra_dir in Path(config.hydra.sweep.dir).glob("*/.hydra"))
+            self.records = job_records(find_job_dirs(Path(config.hydra.sweep.dir)))  # nested ones too
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:  # before the summary, which reads them
         put_back_the_records_of_jobs_that_recorded_nothing(getattr(self, "records", {}))
