@@ -48,8 +48,10 @@ def check_writable(directory: Path, override: str) -> None:
     except OSError as error:
         how = another_folder(directory, override, kind="writable ", place="a writable place")
         # a file or a broken symbolic link there: mkdir's "File exists" says neither
-        what = next((f"{path} is {'a broken link' if path.is_symlink() else 'a file'}" for path in (directory, *directory.parents)
-                     if path.is_symlink() and not path.exists() or path.is_file()), error.strerror or error)
+        in_the_way = (f"{path} is {'a broken link' if path.is_symlink() else 'a file'}"
+                      for path in (directory, *directory.parents)
+                      if path.is_symlink() and not path.exists() or path.is_file())
+        what = next(in_the_way, error.strerror or error)
         sys.exit(f"Error: cannot write the output directory {directory} ({what}). {how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
