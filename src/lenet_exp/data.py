@@ -126,8 +126,9 @@ def raw_folder(dcfg) -> Path:
     except (RuntimeError, OSError) as error:
         if isinstance(error, OSError) and error.errno != errno.ELOOP:
             raise unreadable("the data folder", Path(error.filename or root).parent, error) from error
-        raise DataError(f"dataset.root={dcfg.root} cannot be followed: its symbolic links make a loop. Point it at the "
-                        f"folder that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it).") from error
+        raise DataError(f"dataset.root={dcfg.root} cannot be followed: its symbolic links make a loop. Point it at "
+                        f"the folder that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it)."
+                        ) from error
     return root / dataset_class(dcfg).__name__ / "raw"
 
 

@@ -96,7 +96,7 @@ def say_if_still_training(path: str, state: dict) -> None:
     checkpoints = Path(path).expanduser().resolve().parent
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
-    epoch = state["run_state"].get("epoch")
+    epoch = state["run_state"].get("epoch") if isinstance(state["run_state"], dict) else None
     if checkpoints.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
         return  # not in a run's folder, or the run is in its final test
     holder = folder_holder(checkpoints.parent)

@@ -94,8 +94,8 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError as error:
-        raise CheckpointError(f"Cannot read {path} ({error.strerror or one_line(error)}). Make it readable to you, or pass a copy "
-                              f"you can read.") from error
+        raise CheckpointError(f"Cannot read {path} ({error.strerror or one_line(error)}). Make it readable to you, "
+                              f"or pass a copy you can read.") from error
     except Exception as error:
         other = "" if for_training else " Use <run dir>/checkpoints/last.pt or best.pt of a run."  # resume says its own
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupted or not written by lenet_exp: "
