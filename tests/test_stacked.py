@@ -167,8 +167,7 @@ def test_a_stacked_sweep_gives_each_job_a_complete_run(fast, tmp_path):
     result = run_main(command, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     # the classic LeNet-5 (tanh, average pooling, no BatchNorm) cannot share the others' step: its own group
-    assert "[hydra] Job 2 starts a new group: it differs in model.name, model.activation, model.batch_norm, " \
-           "model.pooling." in result.stdout  # Hydra's lines, on stdout; the option chosen first
+    assert "[hydra] Job 2 starts a new group: it differs in model=lenet5_classic." in result.stdout  # Hydra's lines
     # what the group shares, on lines of its own
     for group in ("0, 1", "2, 3"):
         assert f"[stack] Training jobs {group} stacked" in result.stderr
@@ -779,6 +778,18 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      # the option chosen first, and how many more settings differ
                      "Job 9 starts a new group: it differs in augment.name, augment.degrees, augment.elastic_alpha, "
                      "augment.elastic_sigma and 7 more."]
+
+
+def test_a_group_split_by_a_config_groups_option_names_the_option(tiny_root):
+    """optimizer=adam,sgd split its jobs "in optimizer._target_": the option chosen says it as it was typed."""
+    def job(number: int, optimizer: str, augment: str = "none") -> Job:
+        cfg = compose(f"dataset.root={tiny_root}", f"optimizer={optimizer}", f"augment={augment}")
+        return Job(number, cfg, options={"optimizer": optimizer, "augment": augment, "model": "lenet5"})
+
+    groups, notes = plan([job(0, "adam"), job(1, "sgd"), job(2, "sgd", "affine")], max_stack=8)
+    assert [[j.number for j in group] for group in groups] == [[0], [1], [2]]
+    assert notes == ["Job 1 starts a new group: it differs in optimizer=sgd.",
+                     "Job 2 starts a new group: it differs in augment=affine."]
 
 
 def test_a_group_holds_at_most_8_trials_on_the_cpu_and_32_on_a_gpu(tiny_root):

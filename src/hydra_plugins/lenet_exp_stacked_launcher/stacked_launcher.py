@@ -309,7 +309,9 @@ class StackedLauncher(Launcher):
         HydraConfig.instance().set_config(config)
         resolved_as_its_own(task)
         job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
-        return as_found(Job(number, task), job_dir)
+        options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
+                   if option is not None and not group.startswith("hydra")}
+        return as_found(Job(number, task, options=options), job_dir)
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:

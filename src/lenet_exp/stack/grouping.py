@@ -9,7 +9,7 @@ launcher. No torch import here: the launcher plans before anything trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -38,6 +38,7 @@ class Job:
     config: DictConfig  # the task's config (no hydra node)
     goes_on_after: int = 0  # the epoch after which its folder says it goes on (0: from the beginning)
     completed: bool = False  # its folder holds it completed: it is skipped
+    options: dict[str, str] = field(default_factory=dict)  # each config group's option, as Hydra chose it
 
 
 def as_found(job: Job, job_dir: Path) -> Job:
@@ -77,15 +78,20 @@ def shared_settings(config: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in flat.items() if not key.startswith(PER_TRIAL)}
 
 
-def why_apart(job: Job, differs: list[str], most: int) -> str:
-    """Why a job is not stacked with the closest group: the settings it differs in, where it goes on, or none
-    (that group is full)."""
+def why_apart(job: Job, differs: list[str], most: int, closest: Job) -> str:
+    """Why a job is not stacked with the closest group (whose first job is ``closest``): the settings it differs
+    in, where it goes on, or none (that group is full)."""
     if differs == [GOES_ON_AFTER]:
         start = f"goes on after epoch {job.goes_on_after}" if job.goes_on_after else "starts from the beginning"
         return f"it {start}, unlike the others."
     if differs:
-        differs = sorted(differs, key=lambda k: (not k.endswith(".name"), k))  # the option chosen first
-        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""  # (augment.name), then its settings
+        # a config group whose option differs is named as chosen (optimizer=sgd), not by its settings
+        groups = [group for group, option in job.options.items() if closest.options.get(group, option) != option
+                  and any(key.startswith(f"{group}.") for key in differs)]
+        settings = [key for key in differs if not key.startswith(tuple(f"{group}." for group in groups))]
+        differs = [f"{group}={job.options[group]}" for group in groups] + sorted(
+            settings, key=lambda k: (not k.endswith(".name"), k))  # an option's name first (augment.name)
+        more = f" and {len(differs) - 4} more" if len(differs) > 4 else ""
         return f"it differs in {', '.join(differs[:4])}{more}."
     return f"at most {most} trial{'s' if most != 1 else ''} per group (hydra.launcher.max_stack)."
 
@@ -116,9 +122,9 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
                 break
         else:
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
-                differs = min(([k for k in set(other) | set(key) if other.get(k) != key.get(k)]
-                               for other in keys if other), key=len)
-                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, cap(job.config))}")
+                differs, closest = min((([k for k in set(other) | set(key) if other.get(k) != key.get(k)], group[0])
+                                        for group, other in zip(groups, keys) if other), key=lambda pair: len(pair[0]))
+                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, cap(job.config), closest)}")
             groups.append([job])
             keys.append(key)
     return groups, notes
