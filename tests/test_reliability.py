@@ -1426,24 +1426,28 @@ def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
 
 def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast, tmp_path):
     """The best checkpoint so far was evaluated without a word that the run goes on."""
-    run = tmp_path / "run"
+    run, testing = tmp_path / "run", tmp_path / "testing"  # after epoch 1 of 3; after its last, in its final test
     shutil.copytree(trained, run)
+    shutil.copytree(trained, testing)
     best = run / "checkpoints" / "best.pt"
     state = torch.load(best, weights_only=True)
-    state["config"]["trainer"]["epochs"] = 3  # as after epoch 1 of 3 (after the last, the run is in its final test)
+    state["config"]["trainer"]["epochs"] = 3
     torch.save(state, best)
     eval_args = [*fast, "task=eval", f"ckpt={best}"]
     finished = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'after'}"], cwd=tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
-                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(run)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                               "print([own_folder(folder) for folder in sys.argv[1:]], flush=True); sys.stdin.read()",
+                               str(run), str(testing)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "None"  # it holds the folder, as the run training there would
+        assert holder.stdout.readline().strip() == "[None, None]"  # it holds both, as the runs there would
         training = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'during'}"], cwd=tmp_path)
+        final_test = run_main([*fast, "task=eval", f"ckpt={testing / 'checkpoints' / 'best.pt'}",
+                               f"hydra.run.dir={tmp_path / 'final'}"], cwd=tmp_path)
     finally:
         holder.kill()
         holder.wait()
     assert finished.returncode == 0 and "still training" not in finished.stderr, finished.stderr[-2000:]
+    assert final_test.returncode == 0 and "still training" not in final_test.stderr, final_test.stderr[-2000:]
     assert training.returncode == 0, training.stderr[-2000:]
     assert (f"{best} is of a run still training (pid {holder.pid}): it holds its weights after epoch 1 of 3. Run "
             f"this again when the run ends for its final ones.") in training.stderr

@@ -1104,6 +1104,22 @@ def test_a_summary_that_cannot_read_a_job_says_so_and_keeps_the_sweeps_summary(f
     assert readable.returncode == 0, readable.stderr[-2000:]
 
 
+def test_a_nested_job_that_cannot_train_on_gets_its_record_back(fast, tmp_path):
+    """A sweep put back the .hydra/ of jobs that trained nothing only in folders just inside it: a job of
+    hydra.sweep.subdir=s_${seed}/${hydra.job.num} kept the longer sweep's, which its resume= then replayed."""
+    sweep = ["-m", *fast, "seed=0,1", "hydra.sweep.subdir=s_${seed}/${hydra.job.num}",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0  # fast: 1 epoch
+    first = tmp_path / "sweep" / "s_0" / "0"
+    (first / "checkpoints" / "last.pt").write_bytes(b"cut short")
+    record = (first / ".hydra" / "overrides.yaml").read_bytes()
+    longer = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 1 and "the checkpoint to resume from, cannot be used" in longer.stderr, \
+        longer.stderr[-2000:]
+    assert (first / ".hydra" / "overrides.yaml").read_bytes() == record
+    assert "trainer.epochs=2" in (tmp_path / "sweep" / "s_1" / "1" / ".hydra" / "overrides.yaml").read_text()
+
+
 def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_failure(fast, tmp_path):
     """`python -m lenet_exp.sweeps` on a running sweep said of its jobs to come that the sweep had ended before
     them, and exited 1; and of a job starting up (its folder taken, no epoch recorded) that it had failed."""
