@@ -394,6 +394,23 @@ def test_tick_labels_of_a_swept_number_do_not_overlap(tmp_path, values):
     assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [label.get_text() for label in labels]
 
 
+def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_path):
+    """Optuna's dropout drawn from interval(0.0, 0.5) spans more than a decade (0.012 to 0.45), which put it on
+    a log axis, as a learning rate drawn with tag(log, interval(...)) is."""
+    from omegaconf import OmegaConf
+
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+
+    OmegaConf.save({"hydra": {"sweeper": {"params": {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))",
+                                                     "model.dropout": "interval(0.0, 0.5)"}}}},
+                   tmp_path / "multirun.yaml")
+    fake_sweep(tmp_path, [([f"optimizer.lr={lr}", f"model.dropout={dropout}"], {"status": "completed", "val": {"acc": 0.9}})
+                          for lr, dropout in (("0.000123", "0.0123"), ("0.00456", "0.2345"), ("0.00789", "0.4567"))])
+    axes = val_acc_figure(summarize(tmp_path)).axes
+    assert {ax.get_xlabel(): ax.get_xscale() for ax in axes} == {"optimizer.lr": "log", "model.dropout": "linear"}
+
+
 def test_a_summary_written_without_its_plot_or_tensorboard_run_leaves_no_earlier_one_behind(tmp_path):
     """A sweep run again with hydra.callbacks.sweep_summary.plot=false and tensorboard=false kept the first
     run's summary.png and TensorBoard table, of other results, beside its new summary.json."""

@@ -31,7 +31,8 @@ def val_acc_figure(summary: Summary):
         if all(n is not None for n in numbers):
             xs = numbers
             positive = [x for x in xs if x > 0]
-            if positive and max(xs) / min(positive) >= 10:  # decades, as learning rates are swept
+            decades = key not in summary.linear and positive and max(xs) / min(positive) >= 10
+            if decades:  # as learning rates are swept (dropout drawn from 0.01 to 0.5 is not)
                 if min(xs) > 0:
                     ax.set_xscale("log")
                 elif min(xs) == 0:  # weight_decay=0,1e-4,1e-2: linear from 0 to the smallest, as 0 has no log

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import folder_holder, read_json
 from lenet_exp.resume import override_key, recorded_overrides, unquote
-from lenet_exp.sweeps.space import grid_jobs, searched_keys
+from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
 SEED_KEY = "seed"
 OK_STATUS = "completed"
@@ -58,6 +58,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     written_at: str = ""
     unwritten: list[str] = field(default_factory=list)  # the summary files that could not be written
+    linear: set[str] = field(default_factory=set)  # keys a study drew on a linear scale (plotted so)
 
     @property
     def bad_jobs(self) -> list[JobRecord]:
@@ -292,4 +293,4 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     keys = swept_keys(records, searched)
     counts = dict(Counter(record.status for record in records))
     return Summary(str(sweep_dir), records, keys, seed_groups(records, keys), counts,
-                   time.strftime("%Y-%m-%dT%H:%M:%S"))
+                   time.strftime("%Y-%m-%dT%H:%M:%S"), linear=linear_intervals(config))

@@ -22,6 +22,7 @@ import sys
 from typing import Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.resume import as_written, override_key, quote
@@ -301,3 +302,16 @@ def searched_keys(config: Optional[DictConfig]) -> set[str]:
     except Exception:  # an override the parser rejects cannot have run either
         return set()
     return {key for key, is_sweep in swept.items() if is_sweep}
+
+
+def linear_intervals(config: Optional[DictConfig]) -> set[str]:
+    """Keys that a study draws from an interval on a linear scale (``interval(0.0, 0.5)``, not
+    ``tag(log, interval(...))``): plotted on a linear axis even where the values drawn span decades."""
+    if config is None:
+        return set()
+    try:
+        overrides = _parse(sweep_overrides(config))
+    except Exception:  # as searched_keys
+        return set()
+    return {override_key(override.input_line) for override in overrides
+            if isinstance(override.value(), IntervalSweep) and "log" not in override.value().tags}
