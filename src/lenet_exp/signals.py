@@ -8,8 +8,8 @@ import threading
 import time
 from typing import Optional
 
-from lenet_exp.launch import (STOP_FILE_VARIABLE, after_a_hang_up, asked_again, launcher_gone, stop_file_signal,
-                              stop_signals)
+from lenet_exp.launch import (STOP_FILE_VARIABLE, Stopped, after_a_hang_up, asked_again, launcher_gone,
+                              stop_file_signal, stop_signals)
 
 
 class StopSignals:
@@ -57,8 +57,8 @@ class StopSignals:
         after_a_hang_up(signum)
         if self.signal is None:
             self._ask(signum)
-        elif asked_again(self.asked_at):  # the user means it
-            raise KeyboardInterrupt
+        elif asked_again(self.asked_at):  # the user means it: stop now, said as this signal (exit 128 + it)
+            raise Stopped(signum)
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # handlers can only live there
