@@ -375,9 +375,11 @@ def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is
         f"{run_dir} would write over it. Move that file away to let the run there go on from its checkpoints, or "
         f"choose a new output directory."), again.stderr[-2000:]
     # values of the keys that decide what a run there does, edited: tracebacks in the checks that read them
-    for key, value in (("config", "oops"), ("epochs_done", "two")):
+    # (a completed run's val accuracy is what its same command reports as it skips it)
+    for key, value, more in (("config", "oops", ["trainer.epochs=3"]), ("epochs_done", "two", ["trainer.epochs=3"]),
+                             ("val", None, []), ("val", {"loss": 0.1, "acc": None}, [])):
         (run_dir / "metrics.json").write_text(json.dumps({**read_json(trained / "metrics.json"), key: value}))
-        edited = run_main([f"resume={run_dir}", "trainer.epochs=3"], cwd=tmp_path)
+        edited = run_main([f"resume={run_dir}", *more], cwd=tmp_path)
         assert edited.returncode == 1 and edited.stderr.strip().splitlines()[-1] == (
             f"Error: {run_dir / 'metrics.json'} holds {key}={value!r}, which no lenet_exp run writes (an edit?). Move "
             f"that file away to let the run there go on from its checkpoints, or choose a new output directory."), \

@@ -135,16 +135,28 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     if "task" not in record:
         return (f"{path} is no lenet_exp run's record (it names no task), and a run in {run_dir} would write over it. "
                 f"Choose a new output directory, or move that file away.")
-    edited = next((key for key, kind in RECORD_TYPES.items() if key in record and not isinstance(record[key], kind)),
-                  None)  # what the checks of a run there read: a hand-edited value raised in them
+    edited = edited_entry(record)
     if edited:
-        return (f"{path} holds {edited}={record[edited]!r}, which no lenet_exp run writes (an edit?). Move that file "
+        return (f"{path} holds {edited}={record.get(edited)!r}, which no lenet_exp run writes (an edit?). Move that file "
                 f"away to let the run there go on from its checkpoints, or choose a new output directory.")
     return None
 
 
 # the types of the metrics.json entries that decide what a run in its folder does
 RECORD_TYPES = {"task": str, "status": str, "config": dict, "epochs_done": int, "epochs": int}
+
+
+def edited_entry(record: dict) -> Optional[str]:
+    """The entry of a run's record that the checks of a run in its folder read and no run writes so (an edit),
+    which raised in them; None where there is none. A completed training run's record holds its val accuracy."""
+    edited = next((key for key, kind in RECORD_TYPES.items() if key in record and not isinstance(record[key], kind)),
+                  None)
+    if edited is None and record.get("task") == "train" and record.get("status") == "completed":
+        val = record.get("val")
+        acc = val.get("acc") if isinstance(val, dict) else None
+        if not isinstance(acc, (int, float)) or isinstance(acc, bool):
+            return "val"
+    return edited
 
 
 # ----------------------------------------------------------------------------------- event files
