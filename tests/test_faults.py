@@ -317,6 +317,9 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     # out of range for training, and unread: said unused, not refused
     (["optimizer.lr=0", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
      "optimizer, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=True"),
+    # how fast it would train, unread too: CUDA graphs on a CPU, cuDNN's autotuner with determinism were refused
+    (["trainer.cuda_graphs=true", "device=cpu", "trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
+     "trainer.cuda_graphs=True, trainer.cudnn_benchmark=True, trainer.deterministic=True"),
 ])
 def test_model_and_training_settings_named_for_an_evaluation_are_said_to_be_unused(completed_run, tiny_root,
                                                                                     tmp_path, named, listed):

@@ -533,13 +533,15 @@ def validate(cfg: Any) -> None:
                 OmegaConf.get_type(cfg, parent) if parent else Config)):
             _check_range(key, value, ok, allowed)
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
-    if cfg.trainer.cuda_graphs and (device == "cpu" or device == "auto" and not _cuda_visible()):
+    task = str(cfg.task)
+    if read_by(task, "trainer.cuda_graphs") and cfg.trainer.cuda_graphs and (
+            device == "cpu" or device == "auto" and not _cuda_visible()):
         raise cuda_graphs_refused("cpu")
     if cfg.task == "train" and cfg.trainer.fused_cpu_kernels:
         from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
 
         refuse_a_blocked_fused_kernel(cfg)
-    if cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
+    if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
         raise ConfigError("trainer.cudnn_benchmark", True, "false or null with trainer.deterministic=true (the "
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
     if cfg.task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
