@@ -40,6 +40,14 @@ def test_joblib_jobs_share_the_cores():
     assert job_slot(hydra) == JobSlot(number=3, parallel=2)
 
 
+@pytest.mark.parametrize("n_jobs, workers", [("-1", lambda cores: cores), ("-2", lambda cores: max(1, cores - 1)),
+                                             ("-1000", lambda cores: 1)])
+def test_joblib_jobs_share_the_cores_among_the_workers_joblib_runs(n_jobs, workers):
+    """As joblib reads n_jobs: -2 is every core but one (it was taken as every core)."""
+    hydra = hydra_cfg(RunMode.MULTIRUN, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}")
+    assert job_slot(hydra).parallel == workers(launch.available_cores())
+
+
 def test_submitit_jobs_take_the_cores_reserved_for_them():
     hydra = hydra_cfg(RunMode.MULTIRUN, "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=3")
     assert job_slot(hydra) == JobSlot(number=3, threads=3)

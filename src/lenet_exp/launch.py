@@ -113,6 +113,12 @@ def cores_each(at_once: int) -> int:
     return max(1, available_cores() // max(1, at_once))
 
 
+def joblib_workers(n_jobs: int) -> int:
+    """How many jobs joblib runs at once for its ``n_jobs``: -1 one per core, -2 all but one, and so on (0 it
+    refuses)."""
+    return n_jobs if n_jobs > 0 else max(1, available_cores() + 1 + n_jobs)
+
+
 def job_slot(hydra_cfg) -> JobSlot:
     """This job's slot, from the launcher's own config: ``n_jobs`` parallel workers that are children
     of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit, or the stacked launcher's submitit
@@ -124,9 +130,7 @@ def job_slot(hydra_cfg) -> JobSlot:
     launcher = hydra_cfg.launcher
     number = hydra_cfg.job.num
     if "n_jobs" in launcher:
-        n_jobs = launcher.n_jobs
-        return JobSlot(number, parallel=n_jobs if n_jobs and n_jobs > 0 else (os.cpu_count() or 1),
-                       launcher=launcher_pid())
+        return JobSlot(number, parallel=joblib_workers(launcher.n_jobs), launcher=launcher_pid())
     submitit = launcher.get("submitit") or {}
     cpus = launcher.get("cpus_per_task") or (submitit.get("cpus_per_task") if submitit.get("cluster") else None)
     # a submitit_local job watches its run.py as a joblib worker does; a cluster's job is detached by design
