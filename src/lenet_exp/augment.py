@@ -20,7 +20,7 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
     return torch.rand(n, generator=generator, device=generator.device) * (high - low) + low
 
 
-def _affine_matrices(n: int, acfg, side: int, generator: torch.Generator) -> torch.Tensor:
+def _affine_matrices(n: int, acfg, generator: torch.Generator) -> torch.Tensor:
     """[n, 2, 3] matrices in affine_grid's normalised coordinates (output -> input sampling)."""
     angle = _uniform(n, -acfg.degrees, acfg.degrees, generator) * (math.pi / 180)
     shear = _uniform(n, -acfg.shear, acfg.shear, generator) * (math.pi / 180)
@@ -79,7 +79,7 @@ def build_augment(acfg, background: float, generator: torch.Generator,
 
     def augment(x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
-        theta = _affine_matrices(n, acfg, w, generator).to(x.dtype)
+        theta = _affine_matrices(n, acfg, generator).to(x.dtype)
         grid = F.affine_grid(theta, [n, 1, h, w], align_corners=False)
         if acfg.name == "elastic" and acfg.elastic_alpha > 0:
             noise = torch.rand(n, 2, h, w, generator=generator, device=generator.device, dtype=x.dtype) * 2 - 1
