@@ -1063,6 +1063,12 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
     refused = run_main([*cosine, "trainer.epochs=2"], cwd=tmp_path)
     assert refused.returncode == 1 and "'trainer.epochs=2']) (scheduler=cosine spreads its learning rates over " \
                                        "trainer.epochs: more epochs make another run)" in refused.stderr
+    if launcher == "basic":  # a sweep of schedules: which ones spread over the epochs
+        schedules = [*fast, "-m", "seed=0", "scheduler=none,cosine", f"hydra.sweep.dir={tmp_path / 'schedules'}"]
+        assert run_main(schedules, cwd=tmp_path).returncode == 0
+        refused = run_main([*schedules, "trainer.epochs=2"], cwd=tmp_path)
+        assert refused.returncode == 1 and "(its jobs sweep scheduler, and cosine and onecycle spread their " \
+                                           "learning rates over trainer.epochs)" in refused.stderr, refused.stderr[-2000:]
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lenet_exp.config import to_dict, validate
+from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, one_line
 from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, run_events, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
@@ -28,9 +28,6 @@ from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
-
-# Keys that say where the data is, not which data: `dataset.root=...` keeps the checkpoint's data set.
-LOCATION_KEYS = ("dataset.root", "dataset.download")
 
 
 def named_on_command_line(hydra_cfg) -> set[str]:

@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool
-from lenet_exp.config import Config, config_differences, refuse_unknown_keys, run_of_other_length, where_or_how_fast
+from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys, run_of_other_length,
+                              where_or_how_fast)
 from lenet_exp.errors import ConfigError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
@@ -320,7 +321,8 @@ def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool
     if trained is None and epochs < given:  # a sweep's jobs
         return f" (fewer than the {given} epochs it was last given)"
     if schedule_swept:
-        return " (its jobs sweep scheduler, and cosine and onecycle spread their learning rates over trainer.epochs)"
+        return (f" (its jobs sweep scheduler, and {' and '.join(SCHEDULES_WITH_AN_END)} spread their learning rates "
+                f"over trainer.epochs)")
     schedule = (now.get("scheduler") or {}).get("name")
     how = "more" if epochs > given else "fewer"
     return f" (scheduler={schedule} spreads its learning rates over trainer.epochs: {how} epochs make another run)"

@@ -327,7 +327,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # Settings (key prefixes) that do not change what a job computes: where the data lives, which device
 # and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
 # a sweep may be continued with other values of these.
-WHERE_AND_HOW_FAST = ("dataset.root", "dataset.download", "device.", "trainer.progress", "trainer.log_images",
+# Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
+LOCATION_KEYS = ("dataset.root", "dataset.download")
+WHERE_AND_HOW_FAST = (*LOCATION_KEYS, "device.", "trainer.progress", "trainer.log_images",
                       "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
                       "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
                       "trainer.fused_cpu_kernels")
@@ -379,6 +381,7 @@ def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, A
 # schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
 # of the same run given more epochs, which may therefore go on from them
 SCHEDULES_WITHOUT_AN_END = ("none", "step")
+SCHEDULES_WITH_AN_END = tuple(name for name in GROUP_SCHEMAS["scheduler"] if name not in SCHEDULES_WITHOUT_AN_END)
 
 
 def run_of_other_length(saved: Mapping[str, Any], current: Mapping[str, Any], trained: Optional[int] = None) -> bool:
