@@ -27,7 +27,8 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     adds to it, as ``python run.py --config-dir <folder>`` does."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from lenet_exp.command_line_errors import deleted_setting, merged_options_in, number_as_bool, typo_message
+    from lenet_exp.command_line_errors import (deleted_setting, merged_options_in, number_as_bool,
+                                              swept_without_multirun, typo_message)
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
     from lenet_exp.resume import quote, quote_paths
@@ -53,10 +54,10 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         try:
             config = hydra_compose("config", overrides=quoted)
         except Exception as error:
-            swept = re.match(r"Sweep parameters '(.*)' requires --multirun", str(error))
+            swept = swept_without_multirun(str(error))
             message = (swept and (  # before typo_message, which answers run.py's command line ("add -m")
-                f"compose({swept.group(1)!r}) gives several values, and a config has one of each: compose one per "
-                f"value, or sweep with `python run.py -m {swept.group(1)}`.")) or typo_message(error, overrides)
+                f"compose({swept!r}) gives several values, and a config has one of each: compose one per "
+                f"value, or sweep with `python run.py -m {swept}`.")) or typo_message(error, overrides)
             if not message:
                 raise
             raise UserError(message) from error

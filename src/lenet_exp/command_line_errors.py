@@ -557,11 +557,17 @@ def broken_yaml(error: BaseException) -> Optional[str]:
             f"YAML; compare it with the other files of its folder).")
 
 
+def swept_without_multirun(text: str) -> Optional[str]:
+    """The overrides that Hydra's error ``text`` says sweep values without --multirun, or None."""
+    swept = re.match(r"Sweep parameters '(.*)' requires --multirun", text)
+    return swept.group(1) if swept else None
+
+
 def hydra_said_plainly(text: str) -> Optional[str]:
     """Hydra's own one-line errors about the command line, said with what to type instead."""
-    swept = re.match(r"Sweep parameters '(.*)' requires --multirun", text)
+    swept = swept_without_multirun(text)
     if swept:  # seed=range(0,3) without -m: a comma list gets the same answer (misused_override)
-        return f"{swept.group(1)} gives several values: add -m to sweep over them."
+        return f"{swept} gives several values: add -m to sweep over them."
     missing = re.match(r"Additional config directory '(.*)' not found", text)
     if missing:
         return (f"--config-dir {missing.group(1)}: no such folder. Give the folder that holds your config files (its "

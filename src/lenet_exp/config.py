@@ -68,9 +68,12 @@ class Task(Choice):
 
 
 # ------------------------------------------------------------------------------- config groups
+LENET5_CLASS = "lenet_exp.models.lenet5.LeNet5"
+
+
 @dataclass
 class LeNet5Config:  # configs/model/lenet5*.yaml
-    _target_: str = "lenet_exp.models.lenet5.LeNet5"
+    _target_: str = LENET5_CLASS
     name: str = MISSING
     activation: Activation = MISSING
     pooling: Pooling = MISSING

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lenet_exp.config import as_literal
+from lenet_exp.config import LENET5_CLASS, as_literal
 from lenet_exp.errors import CheckpointError, one_line
 from lenet_exp.files import write_atomic
 
@@ -26,7 +26,6 @@ REQUIRED_KEYS = ("model", "config", "preprocessing")
 TRAINING_KEYS = ("optimizer", "scheduler", "ema", "run_state", "rng")
 TIME_KEYS = ("time/",)  # history columns of earlier versions that were timings
 LEGACY_DATASET_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-LEGACY_MODEL = "lenet_exp.models.lenet5.LeNet5"
 LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "sgd": "torch.optim.SGD"}
 LEGACY_HISTORY_KEYS = {"lr": "train/lr"}
 
@@ -68,7 +67,7 @@ def upgrade(state: dict) -> dict:
     config = state.get("config")
     if isinstance(config, dict):
         dataset, optimizer, model = config.get("dataset", {}), config.get("optimizer", {}), config.get("model", {})
-        model.setdefault("_target_", LEGACY_MODEL)
+        model.setdefault("_target_", LENET5_CLASS)
         if "torchvision_class" not in dataset and dataset.get("name") in LEGACY_DATASET_CLASSES:
             dataset["torchvision_class"] = LEGACY_DATASET_CLASSES[dataset["name"]]
         if "_target_" not in optimizer and optimizer.get("name") in LEGACY_OPTIMIZERS:

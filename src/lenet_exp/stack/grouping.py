@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lenet_exp.config import flatten
+from lenet_exp.config import LENET5_CLASS, flatten
 from lenet_exp.files import read_json
 from lenet_exp.sweeps.records import LATER_FAILURE
 
@@ -27,7 +27,7 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
              "trainer.ema_decay", "scheduler.", "trainer.tta_", "trainer.eval_batch_size", "trainer.checkpoint_every",
              "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
-STACKED_MODELS = ("lenet_exp.models.lenet5.LeNet5",)
+STACKED_MODELS = (LENET5_CLASS,)
 GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
 UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
 
