@@ -1,8 +1,10 @@
-"""Hydra callbacks that run before any job writes: guard the output directory.
+"""The Hydra callback that checks a run's or sweep's command line and guards its output directory.
 
 Hydra rewrites ``.hydra/`` of the output directory before the task starts, so a directory that holds
 another run, or that a running run owns, must be refused here, or the record of how that run was made
-would be lost. The folder stays this process's for its life (``files.own_folder``).
+would be lost. The folder stays this process's for its life (``files.own_folder``). A sweep's jobs that
+recorded nothing of their own get their records back at its end. Before any of it, what the command line
+cannot mean is refused (a key no job has, Slurm where there is none, a misused override).
 """
 
 from __future__ import annotations

@@ -308,13 +308,13 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     model, state, ema_decay = load_trained_model(cfg, chosen, device)
     pre = preprocessing_of(state, cfg, chosen)
     image = read_image(cfg.image)
-    border = border_brightness(image)
+    brightness = border_brightness(image)
     if image.min() == image.max():  # all transparent, or one colour: the model answers all the same
         log.warning("%s is blank (every pixel %d of 255): its prediction means nothing.", cfg.image, int(image[0, 0, 0]))
-    elif border > 127:  # the model has only seen light shapes on black: its answer means little
+    elif brightness > 127:  # the model has only seen light shapes on black: its answer means little
         log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
-                    "`convert IN -negate OUT`).", cfg.image, border)
+                    "`convert IN -negate OUT`).", cfg.image, brightness)
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     tcfg = test_settings(cfg, state["config"], chosen)  # as in task=eval: the probabilities averaged over the views
     views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])

@@ -7,7 +7,9 @@ metrics.json, a TensorBoard run, checkpoints that ``task=eval`` and ``resume=`` 
 (the sweep summary), and one ``JobReturn``, so Hydra's sweepers, Optuna included, work unchanged.
 Jobs are grouped by what must be equal to share a training step (``lenet_exp.stack.grouping``); the
 log says which setting split a group. A job that cannot be stacked, or a group of one, runs exactly as
-with the basic launcher. Groups train one after another; ``max_stack`` caps a group's size.
+with the basic launcher. Groups train one after another in this process, or each as a submitit job
+(``hydra.launcher.submitit.cluster``: local ones one per GPU, or a Slurm job each); ``max_stack`` caps a
+group's size.
 """
 
 
