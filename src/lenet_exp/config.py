@@ -104,7 +104,7 @@ class AdamConfig:  # configs/optimizer/adam.yaml, adamw.yaml
     _target_: str = MISSING
     lr: float = MISSING
     weight_decay: float = MISSING
-    betas: List[float] = MISSING
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
 
 
 @dataclass
@@ -148,12 +148,12 @@ class NoAugmentConfig:
 @dataclass
 class AffineConfig:  # configs/augment/affine.yaml
     name: str = "affine"
-    hflip: bool = MISSING  # mirror half of the images left-right (clothing, not digits)
+    hflip: bool = False  # mirror half of the images left-right: true for clothing (mirror-symmetric), not digits
     degrees: float = MISSING  # max rotation
     translate: float = MISSING  # max shift as a fraction of the image side
     scale: List[float] = MISSING  # zoom range
     shear: float = MISSING  # max shear in degrees
-    erase_p: float = MISSING  # random erasing (Zhong et al. 2017): share of images with a rectangle of noise
+    erase_p: float = 0.0  # random erasing (Zhong et al. 2017): share of images with a rectangle of noise, e.g. 0.5
     erase_area: List[float] = field(default_factory=lambda: [0.02, 0.4])  # its area, as a share of the image
     erase_ratio: List[float] = field(default_factory=lambda: [0.3, 3.3])  # its height / width
 
