@@ -763,7 +763,7 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                     "trainer.checkpoint_every=2", "trainer.log_images=false"),
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
             job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true"),
-            job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.differentiable=true"),
+            job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.decoupled_weight_decay=true"),
             job(9, "augment=elastic")]
     groups, notes = plan(jobs, max_stack=2)
     assert [[j.number for j in group] for group in groups] == [[0, 1], [2], [3], [4], [5], [6], [7], [8], [9]]
@@ -774,7 +774,7 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
                      # said against the closest group, job 2's
                      "Job 7 starts a new group: it differs in trainer.epochs.",
-                     "Job 8 trains alone: optimizer.differentiable=True has no stacked update.",
+                     "Job 8 trains alone: optimizer.decoupled_weight_decay=True has no stacked update.",
                      # the option chosen first, and how many more settings differ
                      "Job 9 starts a new group: it differs in augment.name, augment.degrees, augment.elastic_alpha, "
                      "augment.elastic_sigma and 7 more."]

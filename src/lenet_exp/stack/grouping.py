@@ -29,7 +29,7 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = (LENET5_CLASS,)
 GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
-UNSTACKED_OPTIONS = ("amsgrad", "maximize", "dampening", "decoupled_weight_decay", "differentiable")  # of those
+UNSTACKED_OPTIONS = ("amsgrad", "dampening", "decoupled_weight_decay")  # of those
 
 
 @dataclass
