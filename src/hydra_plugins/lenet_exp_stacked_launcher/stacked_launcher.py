@@ -317,7 +317,8 @@ class StackedLauncher(Launcher):
 
     @staticmethod
     def _task_config(config: DictConfig) -> DictConfig:
-        task_cfg = copy.deepcopy(config)
+        # the hydra node, most of a job's config, is not copied (an empty one stands in for it) but left out
+        task_cfg = copy.deepcopy(config, memo={id(config._get_node("hydra")): DictConfig({})})
         with read_write(task_cfg), open_dict(task_cfg):
             del task_cfg["hydra"]
         return task_cfg
