@@ -21,7 +21,8 @@ from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, one_line
 from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, run_events, save_json
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
-                              stopped_job_returns, stops_held, sweep_stop_signal, take_ctrl_c_back)
+                              ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held, sweep_stop_signal,
+                              take_ctrl_c_back)
 from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
@@ -134,6 +135,13 @@ def prefix_console_lines(prefix: str) -> None:
 def run_task(cfg: DictConfig) -> float:
     """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
     take_ctrl_c_back()
+    try:
+        return run_job_of_task(cfg)
+    finally:
+        ignore_ctrl_c_between_jobs()  # a joblib worker, until its next job
+
+
+def run_job_of_task(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)

@@ -260,6 +260,8 @@ def end_stopped_sweep(signum: int) -> int:
         except Exception as error:  # the stop is what the user asked for: it goes ahead
             print(f"Could not summarise the sweep in {_sweep_dir}: {one_line(error)}", file=sys.stderr)
         sys.stdout.flush()  # the table before the last line
+    if threading.current_thread() is threading.main_thread():  # the sweep has ended: a Ctrl-C more only printed
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a traceback of torch's exit handlers
     return interrupted_status(signum, every_job_completed(summary, config))
 
 
@@ -407,13 +409,32 @@ def local_controllers_ignore_ctrl_c() -> None:
     local.start_controller = start_ignoring_ctrl_c
 
 
+_ignoring_between_jobs = False  # this worker process ignores SIGINT until its next job starts
+
+
 def take_ctrl_c_back() -> None:
-    """In a submitit_local job, first thing: SIGINT as Python has it by default, which the job's controller
-    ignores (:func:`local_controllers_ignore_ctrl_c`). A job that ignored it through its start-up would
-    train on after a Ctrl-C that came then, once run.py, stopped by a second one, had taken its stop file."""
-    if (os.environ.get(LOCAL_SUBMITIT_VARIABLE) and threading.current_thread() is threading.main_thread()
+    """In a submitit_local job, or a joblib worker's next job, first thing: SIGINT as Python has it by default,
+    which the job's controller ignores (:func:`local_controllers_ignore_ctrl_c`), as the worker does between
+    jobs (:func:`ignore_ctrl_c_between_jobs`). A job that ignored it through its start-up would train on
+    after a Ctrl-C that came then, once run.py, stopped by a second one, had taken its stop file."""
+    global _ignoring_between_jobs
+    if ((os.environ.get(LOCAL_SUBMITIT_VARIABLE) or _ignoring_between_jobs)
+            and threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    _ignoring_between_jobs = False
+
+
+def ignore_ctrl_c_between_jobs() -> None:
+    """In a joblib worker, as its job ends: SIGINT ignored until its next job. A terminal's Ctrl-C reaches every
+    process of its group, and an idle worker met a second one with a KeyboardInterrupt traceback and died:
+    the sweep ended "out of memory, killed, or crashed". Its run.py stops the sweep, and tells the jobs to
+    come (its stop file)."""
+    global _ignoring_between_jobs
+    if (launcher_pid() is not None and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _ignoring_between_jobs = True
 
 
 def sweep_stop_signal() -> Optional[int]:
