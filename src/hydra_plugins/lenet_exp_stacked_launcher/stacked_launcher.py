@@ -382,10 +382,11 @@ class StackedLauncher(Launcher):
                     from lenet_exp.stack.group import train_group
                 returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
                 self._route_logs(configs)
+                group_started = Stopwatch.for_job().started  # each trial's wall time is its group's, imports too
                 for config in configs:
                     number, ret = config.hydra.job.num, returns[config.hydra.job.num]
                     trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
-                                                      JobSlot(number), Stopwatch.for_job()))
+                                                      JobSlot(number), Stopwatch(started=group_started)))
                     with job_context(number):
                         job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
