@@ -734,6 +734,8 @@ def test_optuna_sweep_maximises_val_accuracy_and_keeps_its_folder_to_itself(fast
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
         assert f"Error: {sweep_dir} holds another sweep" in refused.stderr, refused.stderr[-2000:]
         assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing
+        # a study has no list to add values to: it takes more trials (it said "add values at the end of …")
+        assert "or raise hydra.sweeper.n_trials for more trials, or choose a new hydra.sweep.dir." in refused.stderr
 
 
 def test_an_optuna_study_that_draws_a_folder_twice_stops_before_writing_over_it(fast, tmp_path):

@@ -33,7 +33,7 @@ from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
-from lenet_exp.sweeps.space import grid_jobs, searched_keys, subdir_template, task_overrides
+from lenet_exp.sweeps.space import grid_jobs, is_a_grid, searched_keys, subdir_template, task_overrides
 
 log = logging.getLogger(__name__)
 
@@ -208,9 +208,13 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                  f"to continue it, or choose a new hydra.sweep.dir.")
     why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
-    instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a new "
-               "hydra.sweep.dir" if not any("shuffle(" in o for o in before) else
-               "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)")
+    if not is_a_grid(saved):  # a study draws its jobs
+        instead = "or raise hydra.sweeper.n_trials for more trials, or choose a new hydra.sweep.dir"
+    elif any("shuffle(" in o for o in before):
+        instead = "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)"
+    else:
+        instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a "
+                   "new hydra.sweep.dir")
     sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run it with its own "
              f"overrides to continue it, {instead}.")
 

@@ -85,6 +85,11 @@ BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",  # 
                   "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingBasicSweeper")
 
 
+def is_a_grid(config: DictConfig) -> bool:
+    """Whether the sweep's sweeper is the basic one, which lists its jobs (a grid), not one that draws them."""
+    return OmegaConf.select(config, "hydra.sweeper._target_", default=None) in BASIC_SWEEPERS
+
+
 @contextlib.contextmanager
 def shuffled_alike() -> Iterator[None]:
     """Hydra's ``shuffle(…)`` orders a sweep's values with Python's global random generator: seeded here,
@@ -111,7 +116,7 @@ def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
     names them); None for a sweeper that draws its jobs (Optuna), or a sweep whose values are listed only
     when it runs. Hydra's basic sweeper's own expansion: its params, then the command line, the last key
     varying fastest."""
-    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
+    if not is_a_grid(config):
         return None
     try:
         return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)))[0]]
@@ -122,7 +127,7 @@ def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
 def refuse_intervals_in_a_grid(config: DictConfig) -> None:
     """Exits with a message where the basic sweeper (a grid: lists of values) is given an interval to draw
     values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""
-    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) not in BASIC_SWEEPERS:
+    if not is_a_grid(config):
         return
     for override in _parse(sweep_overrides(config)):
         if override.is_interval_sweep():
