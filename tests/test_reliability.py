@@ -631,7 +631,7 @@ def stop_a_joblib_sweep(sweep: list[str], sweep_dir: Path, tmp_path: Path, signu
     # the third job had to wait for a worker: it starts after the stop, and stops at once, listed as a job of a
     # basic or stacked sweep that ended before it is (it was "interrupted")
     assert read_json(sweep_dir / "2_seed=2" / "metrics.json")["message"] == \
-        f"the sweep was stopped by signal {signum} before it; running the sweep again runs it"
+        f"the sweep was stopped by signal {signum} first; running the sweep again runs the rest"
     summary = read_json(sweep_dir / "summary.json")
     assert [job["status"] for job in summary["jobs"]] == ["interrupted", "interrupted", "not started"], summary["jobs"]
     return err
@@ -693,7 +693,7 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
     assert [(job["job"], job["status"]) for job in jobs] == [(0, "interrupted"), (1, "not started")]
     assert jobs[1]["params"]["seed"] == "1" and jobs[1]["run_dir"] == ""
     listed = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps").stdout
-    assert "  job 1 not started: the sweep ended before it; running the sweep again runs it\n" in listed, listed
+    assert "  job 1 not started: the sweep ended first; running the sweep again runs the rest\n" in listed, listed
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2

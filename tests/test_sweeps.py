@@ -1173,7 +1173,7 @@ def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_fai
     assert after.returncode == 1 and jobs == [
         ("running", "running after epoch 1 when last recorded (or its process died since)"),  # or runs elsewhere
         ("failed", "no metrics.json: the job was killed or crashed before writing it"),
-        ("not started", "the sweep ended before it; running the sweep again runs it")]
+        ("not started", "the sweep ended first; running the sweep again runs the rest")]
 
 
 def test_a_sweep_run_again_removes_what_a_killed_summary_left(fast, tmp_path):

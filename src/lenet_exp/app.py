@@ -161,7 +161,7 @@ def run_job_of_task(cfg: DictConfig) -> float:
                         hydra_cfg.runtime.choices.get(group))
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
-        message = f"the sweep was stopped by signal {stopped} before it; running the sweep again runs it"
+        message = f"the sweep was stopped by signal {stopped} first; running the sweep again runs the rest"
         log.warning("Not started: %s.", message)
         record_failure(run_dir, cfg, message, status=NOT_STARTED)  # as a job of a sweep that ended before it
         return float("nan")

@@ -265,7 +265,7 @@ def not_started(records: list[JobRecord], config: Optional[DictConfig], runner: 
     grid = grid_jobs(config) if config is not None else None
     present = {record.job for record in records}
     why = (f"not yet: the sweep still runs ({runner})" if runner else
-           "the sweep ended before it; running the sweep again runs it")
+           "the sweep ended first; running the sweep again runs the rest")
     return [JobRecord(job=number, status=NOT_STARTED, overrides=list(overrides), params=overridden(overrides),
                       run_dir="", message=why)
             for number, overrides in enumerate(grid or ()) if number not in present]
