@@ -974,6 +974,25 @@ def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, 
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.parametrize("launcher, setting", [("slurm", "hydra.launcher.partition=gpux"),
+                                               ("stacked_slurm", "hydra.launcher.submitit.slurm_partition=gpux")])
+def test_a_slurm_submission_that_sbatch_refuses_is_one_line(launcher, setting, fast, tmp_path):
+    """submitit's FailedJobError, sbatch's reason at the end of a 50-line traceback."""
+    client = tmp_path / "slurm_client"
+    client.mkdir()
+    for command, script in (("srun", "exit 0"),
+                            ("sbatch", 'echo "sbatch: error: invalid partition specified: gpux" >&2; exit 1')):
+        (client / command).write_text(f"#!/bin/sh\n{script}\n")
+        (client / command).chmod(0o755)
+    result = run_main([*fast, "-m", f"hydra/launcher={launcher}", setting, "seed=0,1",
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path,
+                      env={"PATH": f"{client}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "Error: Slurm refused the sweep's jobs: sbatch: error: invalid partition specified: gpux. Fix the launcher's "
+        "Slurm settings"), result.stderr[-2000:]
+
+
 def test_a_shuffled_sweep_numbers_its_jobs_alike_each_time_so_that_it_continues(fast, tmp_path):
     """Hydra's shuffle() ordered the jobs anew each time: the same command was "another sweep"."""
     sweep = [*fast, "-m", "seed=shuffle(0,1,2,3,4)", f"hydra.sweep.dir={tmp_path / 'sweep'}"]

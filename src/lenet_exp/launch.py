@@ -290,6 +290,11 @@ def ending_on_a_dead_job() -> Iterator[None]:
                       "they wrote. Free some space, then run the same command with hydra.sweep.dir=%s to continue "
                       "the sweep.", error.strerror, sweep_dir)
             return
+        if kind == "FailedJobError" and "failed during processing" not in str(error):  # sbatch refused to submit
+            said = [line.strip() for line in str(error).splitlines() if line.strip()]
+            sys.exit(f"Error: Slurm refused the sweep's jobs: {said[-1] if said else kind}. Fix the launcher's Slurm "
+                     f"settings (hydra.launcher.partition, account, qos, ...; the stacked launcher's "
+                     f"hydra.launcher.submitit.slurm_*), then run the same command again.")
         if kind == "TerminatedWorkerError":
             codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(error))
             how = f"its worker ended with {codes.group(1)}" if codes else "its worker ended"
