@@ -75,10 +75,10 @@ def test_a_stopped_job_returns_to_its_launcher_only_from_a_process_of_its_own(mo
 def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
     before = torch.get_num_threads()
     try:
-        # the launcher's reservation (submitit's cpus_per_task), as it is
-        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=3))
-        assert torch.get_num_threads() == 3
-        resolve_device(OmegaConf.create({"type": "cpu", "threads": 1}), JobSlot(threads=3))
+        # the launcher's reservation (submitit's cpus_per_task), as it is where there are the cores
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=2))
+        assert torch.get_num_threads() == min(2, launch.available_cores())
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": 1}), JobSlot(threads=2))
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -864,6 +864,10 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
         resolve_device(OmegaConf.create({"type": "cpu", "threads": 1000}), JobSlot())
         assert torch.get_num_threads() == available_cores()
         assert "device.threads=1000 is more than the" in caplog.text
+        # a launcher's reservation too (hydra.launcher.cpus_per_task=1000 trained 100x slower, without a word)
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=1000))
+        assert torch.get_num_threads() == available_cores()
+        assert "hydra.launcher's cpus_per_task=1000 is more than the" in caplog.text
     finally:
         torch.set_num_threads(before)
 

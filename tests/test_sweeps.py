@@ -811,6 +811,12 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
      "hydra.launcher.cpus_per_task=-1: give how many cores each job reserves"),
     ("hydra/launcher=stacked_slurm hydra.launcher.submitit.cluster=local hydra.launcher.submitit.cpus_per_task=0 seed=0,1",
      "hydra.launcher.submitit.cpus_per_task=0: give how many cores each job reserves"),
+    # each task would train the same job at once, or fail on its folder in use
+    ("hydra/launcher=stacked hydra.launcher.submitit.cluster=local hydra.launcher.submitit.tasks_per_node=2 seed=0,1",
+     "hydra.launcher.submitit.tasks_per_node=2: a job trains in one process, so 1 (more would each train the same "
+     "job at once). Leave it out."),
+    ("hydra/launcher=submitit_local hydra.launcher.tasks_per_node=0 seed=0,1",
+     "hydra.launcher.tasks_per_node=0: a job trains in one process, so 1"),
     # submitit killed each job (or group) at once: "killed or crashed before writing" its metrics
     ("hydra/launcher=submitit_local hydra.launcher.timeout_min=0 seed=0,1",
      "hydra.launcher.timeout_min=0: give the minutes each job may run before it is stopped (1 or more)."),

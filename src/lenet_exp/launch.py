@@ -91,14 +91,16 @@ class JobSlot:
     launcher: Optional[int] = None  # pid of the run.py that started this job's process: its exit stops the job
 
     def cpu_threads(self, asked: Optional[int]) -> int:
-        """``device.threads`` if set (at most the cores there are), else the launcher's reservation, else
+        """``device.threads`` if set, else the launcher's reservation (each at most the cores there are), else
         this job's share of the cores."""
         cores = available_cores()
-        if asked and asked > cores:
-            log.warning("device.threads=%d is more than the %d cores this process may use: %d threads instead "
-                        "(more only wait for each other).", asked, cores, cores)
-            asked = cores
-        return asked or self.threads or cores_each(self.parallel)
+        for setting, threads in (("device.threads", asked), ("hydra.launcher's cpus_per_task", self.threads)):
+            if threads:
+                if threads > cores:  # 1000 threads on 2 cores: an epoch 100x slower
+                    log.warning("%s=%d is more than the %d cores this process may use: %d threads instead (more only "
+                                "wait for each other).", setting, threads, cores, cores)
+                return min(threads, cores)
+        return cores_each(self.parallel)
 
 
 def available_cores() -> int:

@@ -48,6 +48,11 @@ def refuse_launcher_settings(launcher: DictConfig) -> None:
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
             sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
                      f"or null for the launcher's default.")
+    for key in ("tasks_per_node", "submitit.tasks_per_node"):  # each would train the job (or group) at once
+        tasks = OmegaConf.select(launcher, key, default=None)
+        if tasks is not None and tasks != 1:
+            sys.exit(f"Error: hydra.launcher.{key}={tasks!r}: a job trains in one process, so 1 (more would each "
+                     f"train the same job at once). Leave it out.")
     for key in ("timeout_min", "submitit.timeout_min"):  # submitit kills a job at once that has none left
         minutes = OmegaConf.select(launcher, key, default=None)
         if minutes is not None and (not isinstance(minutes, int) or minutes < 1):
