@@ -800,6 +800,15 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
                                          "0.30000000000000004, 0.4. List the values instead: model.dropout=0.1,0.2,0.3."),
     ("sweep=optuna optimizer.lr=interval(1e-2,1e-4)", "optimizer.lr=interval(1e-2,1e-4): an interval goes from low to "
                                                       "high: optimizer.lr='interval(0.0001,0.01)'."),
+    # a study drew what its trials failed on, one lost trial each (a grid composes each job first)
+    ("sweep=optuna scheduler=choice(bogus,none)", "scheduler=choice(bogus,none): bogus is not an option of scheduler: "
+                                                  "choose from cosine, none, onecycle, step."),
+    ("sweep=optuna trainer.batch_size=interval(16,256)", "trainer.batch_size=interval(16,256): trainer.batch_size "
+     "takes integers, and this interval draws fractions: trainer.batch_size='int(interval(16,256))'."),
+    # Optuna's sweeper draws its stop too (seed=2 in 4 of 6 trials), and range(5,0,-1) was a traceback
+    ("sweep=optuna seed=range(0,2)", "seed=range(0,2): Optuna's sweeper draws a range() with its stop (2 too). Give "
+                                     "the values to draw from: seed='choice(0,1)'."),
+    ("sweep=optuna seed=range(0,0)", "seed=range(0,0) gives no value"),
     ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
                                                             "starts above 0"),
     # the study looked for the worst model, while the summary named the best one

@@ -167,6 +167,33 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
         if isinstance(value, IntervalSweep) and "log" in value.tags and value.start <= 0:
             sys.exit(f"Error: {written}: a log interval starts above 0 (a log scale has no 0), e.g. "
                      f"{key}='tag(log,interval({value.end / 100:g},{value.end:g}))'.")
+        if not is_a_grid(config):
+            refuse_a_draw_no_trial_can_take(config, override, loader)
+
+
+def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> None:
+    """Exits with a message where an Optuna study would draw values that its trials fail on, each one a lost
+    trial (a grid composes each job first): an option that its config group lacks, fractions for an integer
+    setting, or a range(), which Optuna's sweeper draws with its stop (range(0,2) drew 2) or not at all."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    value, key, written = override.value(), override.get_key_element(), override.input_line
+    options = loader.get_group_options(key) if loader else []
+    if isinstance(value, ChoiceSweep) and options:
+        unknown = [str(v) for v in value.list if str(v) not in options]
+        if unknown:
+            sys.exit(f"Error: {written}: {unknown[0]} is not an option of {key}: choose from {', '.join(options)}.")
+    current = OmegaConf.select(config, key, default=None)
+    if (isinstance(value, IntervalSweep) and isinstance(current, int) and not isinstance(current, bool)
+            and isinstance(value.start, float)):
+        sys.exit(f"Error: {written}: {key} takes integers, and this interval draws fractions: "
+                 f"{key}='int(interval({math.ceil(value.start)},{math.floor(value.end)}))'.")
+    if isinstance(value, RangeSweep) and not value.shuffle:
+        listed = list(override.sweep_string_iterator())
+        if not listed:
+            sys.exit(f"Error: {written} gives no value: give the values to draw from, e.g. {key}='choice(0,1,2)'.")
+        sys.exit(f"Error: {written}: Optuna's sweeper draws a range() with its stop ({value.stop} too). Give the "
+                 f"values to draw from: {key}='choice({','.join(listed)})'.")
 
 
 def _float_range(start: float, stop: float, step: float) -> list[float]:
