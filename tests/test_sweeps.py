@@ -809,6 +809,14 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna seed=range(0,2)", "seed=range(0,2): Optuna's sweeper draws a range() with its stop (2 too). Give "
                                      "the values to draw from: seed='choice(0,1)'."),
     ("sweep=optuna seed=range(0,0)", "seed=range(0,0) gives no value"),
+    # the sweeper's bare AssertionError, optuna's ValueError over several lines
+    ("sweep=optuna hydra.sweeper.max_failure_rate=2", "hydra.sweeper.max_failure_rate=2.0: give the share of a "
+                                                      "batch's trials that may fail before the study stops, from 0 to 1"),
+    ("sweep=optuna hydra.sweeper.sampler.seed=-1", "hydra.sweeper.sampler.seed=-1: give a seed from 0 to 2**32 - 1"),
+    # the fix named hydra/sweeper=optuna, which leaves out the study's space: Hydra's basic sweeper then
+    ("sweep=optuna hydra.sweeper.max_failure_rate=abc", "Invalid config value hydra.sweeper.max_failure_rate='abc': "
+     "expected a number. Fix it on the command line, e.g. `python run.py -m sweep=optuna "
+     "hydra.sweeper.max_failure_rate=...`"),
     ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
                                                             "starts above 0"),
     # the study looked for the worst model, while the summary named the best one

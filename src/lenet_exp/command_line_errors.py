@@ -188,11 +188,13 @@ def wrong_value(error: ValidationError, overrides: list[str]) -> str:
     else:
         expected = next((what for words, what in EXPECTED if words in message), message)
     key, command = str(error.full_key), "python run.py"
-    for prefix, group in (("hydra.launcher.", "hydra/launcher"), ("hydra.sweeper.", "hydra/sweeper")):
-        if key.startswith(prefix):  # a sweep's setting: of the plugin chosen, else of one that has it
-            chosen = [override for override in overrides if override.lstrip("+").startswith(f"{group}=")]
+    # a sweep's setting: of the plugin chosen, else of one that has it (Optuna's sweeper comes with sweep=optuna)
+    for prefix, choosers in (("hydra.launcher.", ("hydra/launcher",)), ("hydra.sweeper.", ("hydra/sweeper", "sweep"))):
+        if key.startswith(prefix):
+            chosen = [override for override in overrides if override.lstrip("+").split("=")[0] in choosers]
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
-            command = " ".join(["python run.py -m", *(chosen or options_with(group, setting))[:1]])
+            having = options_with(choosers[0], setting) if prefix == "hydra.launcher." else [PLUGIN_WITH["hydra.sweeper"]]
+            command = " ".join(["python run.py -m", *(chosen or having)[:1]])
     return str(ConfigError(key, error.value, expected, command=command))
 
 

@@ -263,6 +263,10 @@ def _check_settings(params: dict) -> None:
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
             sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")
+    rate = params.get("max_failure_rate")
+    if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
+        sys.exit(f"Error: hydra.sweeper.max_failure_rate={rate!r}: give the share of a batch's trials that may fail "
+                 f"before the study stops, from 0 to 1 (1: it never stops for failures).")
     direction = params.get("direction")
     written = OmegaConf.to_container(direction) if isinstance(direction, ListConfig) else direction
     # minimize looked for the worst model; two objectives need two numbers

@@ -39,8 +39,10 @@ def runs_submitit_locally(launcher: DictConfig) -> bool:
             or getattr(OmegaConf.select(launcher, "submitit.cluster", default=None), "name", None) == "local")
 
 
-def refuse_launcher_settings(launcher: DictConfig) -> None:
-    """Exits with a message on a launcher setting that its jobs would meet with a traceback each."""
+def refuse_plugin_settings(hydra: DictConfig) -> None:
+    """Exits with a message on a launcher's or sweeper's setting that it or its jobs would meet with a
+    traceback."""
+    launcher, sweeper = hydra.launcher, hydra.sweeper
     if launcher.get("n_jobs") == 0:  # joblib's own error is a traceback
         sys.exit("Error: hydra.launcher.n_jobs=0: give how many jobs run at once (1 or more; -1: one per core).")
     for key in ("cpus_per_task", "submitit.cpus_per_task"):  # submitit's, the stacked launcher's groups'
@@ -48,6 +50,10 @@ def refuse_launcher_settings(launcher: DictConfig) -> None:
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
             sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
                      f"or null for the launcher's default.")
+    seed = OmegaConf.select(sweeper, "sampler.seed", default=None)  # before Hydra makes the sampler from it
+    if seed is not None and not 0 <= seed < 2 ** 32:  # optuna's ValueError, over several lines
+        sys.exit(f"Error: hydra.sweeper.sampler.seed={seed!r}: give a seed from 0 to 2**32 - 1, or null for a new "
+                 f"one each study.")
     for key in ("tasks_per_node", "submitit.tasks_per_node"):  # each would train the job (or group) at once
         tasks = OmegaConf.select(launcher, key, default=None)
         if tasks is not None and tasks != 1:
@@ -98,7 +104,7 @@ class SweepSummary(Callback):
         apply_search_space_rule(config)
         refuse_an_empty_grid(config)
         name_jobs_by_what_varies(config)
-        refuse_launcher_settings(config.hydra.launcher)
+        refuse_plugin_settings(config.hydra)
         if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
             collect_stopped_jobs()
         elif runs_submitit_locally(config.hydra.launcher):
