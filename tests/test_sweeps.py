@@ -817,6 +817,10 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna hydra.sweeper.max_failure_rate=abc", "Invalid config value hydra.sweeper.max_failure_rate='abc': "
      "expected a number. Fix it on the command line, e.g. `python run.py -m sweep=optuna "
      "hydra.sweeper.max_failure_rate=...`"),
+    # "expected Cannot assign int to Dict[str, Any]"
+    ("hydra/launcher=stacked hydra.launcher.submitit.slurm_additional_parameters=5 seed=0,1",
+     "Invalid config value hydra.launcher.submitit.slurm_additional_parameters=5: expected keys of its own, each added "
+     "with a +, e.g. +<setting>.<key>=<value>."),
     ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
                                                             "starts above 0"),
     # the study looked for the worst model, while the summary named the best one

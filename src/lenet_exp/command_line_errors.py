@@ -45,6 +45,7 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
     ("is not a ListConfig, list or tuple", "a list in brackets, e.g. [a,b]"),
     ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
     ("is not Optional", "a value: this setting cannot be null"),
+    ("to Dict[", "keys of its own, each added with a +, e.g. +<setting>.<key>=<value>"),
 )
 
 
