@@ -236,6 +236,10 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     shutil.copytree(completed[1], run)
     alone = run_main([str(run)], cwd=tmp_path, module="lenet_exp.sweeps")
     assert alone.returncode == 2 and "a single run has no sweep summary (its metrics.json is its record)" in alone.stderr
+    # nor is a folder of single runs a sweep: its runs were numbered as jobs, and a summary written among them
+    runs = run_main([str(tmp_path)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert runs.returncode == 2 and f"{tmp_path} holds runs but no multirun.yaml, which every sweep writes first" \
+        in runs.stderr and not (tmp_path / "summary.csv").exists()
     # a folder without jobs (a mistyped path, a sweep not begun) gets no empty summary
     (tmp_path / "empty").mkdir()
     empty = run_main([str(tmp_path / "empty")], cwd=tmp_path, module="lenet_exp.sweeps")

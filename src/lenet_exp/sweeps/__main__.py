@@ -14,7 +14,7 @@ from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
 from lenet_exp.files import folder_holder
-from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, unreadable_record
+from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
 
@@ -32,6 +32,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
             "a single run has no sweep summary (its metrics.json is its record)"))
+    if not (args.sweep_dir / "multirun.yaml").is_file() and find_job_dirs(args.sweep_dir):
+        # e.g. outputs/runs/<date>: its runs would be numbered as one sweep's jobs, and a summary written among them
+        parser.error(f"{args.sweep_dir} holds runs but no multirun.yaml, which every sweep writes first: it is no "
+                     f"sweep's folder. Give the folder of a `python run.py -m` sweep (its hydra.sweep.dir).")
     # Jobs may still be running here: a job whose metrics.json says running keeps that status (a Slurm job may
     # run on when the sweep's own process has died), and while that process runs, a job without a folder waits.
     # who holds the sweep's lock, read without touching it (a sweep starting meanwhile must be able to take it)
