@@ -1260,8 +1260,9 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     # a process of its own: run.py exits before Hydra starts, with the interpreter's status for a message
     result = run_cli([f"resume={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0 and "is not a run directory" in result.stderr
-    result = run_cli(["resume="], cwd=tmp_path)  # it said "resume=. is not a run directory"
-    assert result.returncode == 1 and "Error: resume= names no run. Pass the directory of a run" in result.stderr
+    for empty in ("resume=", "resume=''"):  # it said "resume=. is not a run directory"
+        result = run_cli([empty], cwd=tmp_path)
+        assert result.returncode == 1 and "Error: resume= names no run. Pass the directory of a run" in result.stderr
     # a sweep's folder (as Hydra writes one): how to continue the sweep, or one of its jobs
     sweep_dir = tmp_path / "sweep"
     (sweep_dir / "1_seed=1" / ".hydra").mkdir(parents=True)

@@ -130,7 +130,7 @@ def expand_resume(argv: list[str]) -> list[str]:
     if not given:
         return argv
     written = given[-1][len(PREFIX):]
-    if not written.strip():  # Path("") is the current folder
+    if not unquote(written).strip():  # Path("") is the current folder, as is resume='' once unquoted
         sys.exit("Error: resume= names no run. Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
     run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
