@@ -825,6 +825,9 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("hydra/launcher=stacked hydra.launcher.submitit.slurm_additional_parameters=5 seed=0,1",
      "Invalid config value hydra.launcher.submitit.slurm_additional_parameters=5: expected keys of its own, each added "
      "with a +, e.g. +<setting>.<key>=<value>."),
+    # each command made a new study, named no-name-<uuid>: the stored one never went on
+    ("sweep=optuna hydra.sweeper.storage=sqlite:///optuna.db hydra.sweeper.study_name=null",
+     "hydra.sweeper.study_name=None with a storage: give the study a name"),
     ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
                                                             "starts above 0"),
     # the study looked for the worst model, while the summary named the best one

@@ -263,6 +263,9 @@ def _check_settings(params: dict) -> None:
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
             sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")
+    if params.get("storage") and not params.get("study_name"):  # optuna names it anew each time: no study goes on
+        sys.exit(f"Error: hydra.sweeper.study_name={params.get('study_name')!r} with a storage: give the study a name "
+                 f"(e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
     rate = params.get("max_failure_rate")
     if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
         sys.exit(f"Error: hydra.sweeper.max_failure_rate={rate!r}: give the share of a batch's trials that may fail "
