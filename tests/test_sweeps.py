@@ -409,7 +409,8 @@ def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_
     OmegaConf.save({"hydra": {"sweeper": {"params": {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))",
                                                      "model.dropout": "interval(0.0, 0.5)"}}}},
                    tmp_path / "multirun.yaml")
-    fake_sweep(tmp_path, [([f"optimizer.lr={lr}", f"model.dropout={dropout}"], {"status": "completed", "val": {"acc": 0.9}})
+    completed = {"status": "completed", "val": {"acc": 0.9}}
+    fake_sweep(tmp_path, [([f"optimizer.lr={lr}", f"model.dropout={dropout}"], completed)
                           for lr, dropout in (("0.000123", "0.0123"), ("0.00456", "0.2345"), ("0.00789", "0.4567"))])
     axes = val_acc_figure(summarize(tmp_path)).axes
     assert {ax.get_xlabel(): ax.get_xscale() for ax in axes} == {"optimizer.lr": "log", "model.dropout": "linear"}
@@ -814,8 +815,9 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
                                      "the values to draw from: seed='choice(0,1)'."),
     ("sweep=optuna seed=range(0,0)", "seed=range(0,0) gives no value"),
     # the sweeper's bare AssertionError, optuna's ValueError over several lines
-    ("sweep=optuna hydra.sweeper.max_failure_rate=2", "hydra.sweeper.max_failure_rate=2.0: give the share of a "
-                                                      "batch's trials that may fail before the study stops, from 0 to 1"),
+    ("sweep=optuna hydra.sweeper.max_failure_rate=2",
+     "hydra.sweeper.max_failure_rate=2.0: give the share of a batch's trials that may fail before the study stops, "
+     "from 0 to 1"),
     ("sweep=optuna hydra.sweeper.sampler.seed=-1", "hydra.sweeper.sampler.seed=-1: give a seed from 0 to 2**32 - 1"),
     # the fix named hydra/sweeper=optuna, which leaves out the study's space: Hydra's basic sweeper then
     ("sweep=optuna hydra.sweeper.max_failure_rate=abc", "Invalid config value hydra.sweeper.max_failure_rate='abc': "
@@ -1123,7 +1125,8 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
         assert run_main(schedules, cwd=tmp_path).returncode == 0
         refused = run_main([*schedules, "trainer.epochs=2"], cwd=tmp_path)
         assert refused.returncode == 1 and "(its jobs sweep scheduler, and cosine and onecycle spread their " \
-                                           "learning rates over trainer.epochs)" in refused.stderr, refused.stderr[-2000:]
+                                           "learning rates over trainer.epochs)" in refused.stderr, \
+            refused.stderr[-2000:]
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])

@@ -194,7 +194,7 @@ def wrong_value(error: ValidationError, overrides: list[str]) -> str:
         if key.startswith(prefix):
             chosen = [override for override in overrides if override.lstrip("+").split("=")[0] in choosers]
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
-            having = options_with(choosers[0], setting) if prefix == "hydra.launcher." else [PLUGIN_WITH["hydra.sweeper"]]
+            having = [PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else options_with(choosers[0], setting)
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
     return str(ConfigError(key, error.value, expected, command=command))
 

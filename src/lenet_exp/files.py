@@ -137,8 +137,8 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
                 f"Choose a new output directory, or move that file away.")
     edited = edited_entry(record)
     if edited:
-        return (f"{path} holds {edited}={record.get(edited)!r}, which no lenet_exp run writes (an edit?). Move that file "
-                f"away to let the run there go on from its checkpoints, or choose a new output directory.")
+        return (f"{path} holds {edited}={record.get(edited)!r}, which no lenet_exp run writes (an edit?). Move that "
+                f"file away to let the run there go on from its checkpoints, or choose a new output directory.")
     return None
 
 
@@ -151,12 +151,10 @@ def edited_entry(record: dict) -> Optional[str]:
     which raised in them; None where there is none. A completed training run's record holds its val accuracy."""
     edited = next((key for key, kind in RECORD_TYPES.items() if key in record and not isinstance(record[key], kind)),
                   None)
-    if edited is None and record.get("task") == "train" and record.get("status") == "completed":
-        val = record.get("val")
-        acc = val.get("acc") if isinstance(val, dict) else None
-        if not isinstance(acc, (int, float)) or isinstance(acc, bool):
-            return "val"
-    return edited
+    if edited or (record.get("task"), record.get("status")) != ("train", "completed"):
+        return edited
+    acc = (record.get("val") if isinstance(record.get("val"), dict) else {}).get("acc")
+    return None if isinstance(acc, (int, float)) and not isinstance(acc, bool) else "val"
 
 
 # ----------------------------------------------------------------------------------- event files

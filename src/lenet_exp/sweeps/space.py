@@ -22,7 +22,7 @@ import sys
 from typing import Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.resume import as_written, override_key, quote
@@ -142,8 +142,6 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
     that matches no option, a step of 0 and an interval from high to low (tracebacks of Hydra and Optuna), a log
     interval from 0 or below, and a range of floats, which Hydra steps by adding (0.30000000000000004),
     reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
-    from hydra.core.override_parser.types import Glob, IntervalSweep, RangeSweep
-
     from lenet_exp.command_line_errors import config_loader
 
     loader = config_loader()
@@ -175,8 +173,6 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
     """Exits with a message where an Optuna study would draw values that its trials fail on, each one a lost
     trial (a grid composes each job first): an option that its config group lacks, fractions for an integer
     setting, or a range(), which Optuna's sweeper draws with its stop (range(0,2) drew 2) or not at all."""
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-
     value, key, written = override.value(), override.get_key_element(), override.input_line
     options = loader.get_group_options(key) if loader else []
     if isinstance(value, ChoiceSweep) and options:
