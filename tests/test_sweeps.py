@@ -594,6 +594,17 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
         assert "\r" not in result.stdout  # tqdm redraws its bar after a carriage return
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: each job has it either way")
+def test_joblib_jobs_fewer_than_its_workers_share_the_cores_among_themselves(fast, tmp_path):
+    # one job at a time (max_batch_size=1) of n_jobs=-1's one worker per core: each job had 1 core, not all
+    result = run_cli(["-m", "hydra/launcher=joblib", "seed=0,1", "hydra.sweeper.max_batch_size=1", *fast], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cores = len(os.sched_getaffinity(0))
+    assert f"joblib runs 1 job at once: {cores} of the {cores} cores each" in result.stdout
+    sweep_dir, = (tmp_path / "outputs" / "sweeps").glob("*/*")
+    assert [metrics(d)["device"] for d in job_dirs(sweep_dir)] == [f"CPU ({cores} threads)"] * 2
+
+
 # ------------------------------------------------------------------------------------- TensorBoard
 def _served_at(server: subprocess.Popen, log: Path, timeout: float = 90) -> str:
     """The address TensorBoard prints once it listens (--port 0: a port the OS picked, so no race for it)."""

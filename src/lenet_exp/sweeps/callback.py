@@ -15,14 +15,14 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from lenet_exp.launch import (Stopped, available_cores, collect_stopped_jobs, cores_each, interrupted_status,
-                              jobs_left_running, local_controllers_ignore_ctrl_c, stops_held, sweep_cut_short,
-                              sweep_stop_signal)
+                              joblib_workers, jobs_left_running, local_controllers_ignore_ctrl_c, stops_held,
+                              sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
@@ -67,23 +67,34 @@ def refuse_plugin_settings(hydra: DictConfig) -> None:
                      f"stopped (1 or more).")
 
 
+def jobs_per_batch(config: DictConfig) -> Optional[int]:
+    """How many jobs the sweeper hands its launcher at once: a grid's jobs (at most ``max_batch_size``), an
+    Optuna study's ``n_jobs``; None where a sweep lists its jobs only as it runs."""
+    jobs, sweeper = grid_jobs(config), config.hydra.sweeper
+    return sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
+
+
 def share_the_cores(config: DictConfig) -> None:
-    """hydra/launcher=submitit_local starts a batch's jobs at once, and each took every core (6-14x slower on 2
-    cores). Without a cpus_per_task of the user's, each job gets its share, as joblib's workers do: passed on
-    as a Hydra override, as the job folders' names are (space.py)."""
-    launcher, sweeper = config.hydra.launcher, config.hydra.sweeper
-    local = str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")  # not the stacked one's
-    if not local or launcher.get("cpus_per_task"):
+    """The jobs that run at once share the cores. submitit_local starts a batch's jobs at once, and each took
+    every core (6-14x slower on 2 cores); without a cpus_per_task of the user's, each job gets its share. joblib's
+    jobs divide the cores among its workers, but 3 jobs with ``n_jobs=-1`` on 16 cores run 3 at once, not 16.
+    Passed on as a Hydra override, as the job folders' names are (space.py)."""
+    launcher, batch = config.hydra.launcher, jobs_per_batch(config)
+    if not isinstance(batch, int):  # a sweep listed only as it runs
         return
-    jobs = grid_jobs(config)
-    at_once = sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
-    if not isinstance(at_once, int) or at_once < 2:  # one job has the machine; a sweep listed only as it runs
-        return
-    share = cores_each(at_once)
-    log.info("submitit_local runs %d jobs at once: %d of the %d cores each (hydra.launcher.cpus_per_task=%d).",
-             at_once, share, available_cores(), share)
+    if "n_jobs" in launcher:
+        if not 1 <= batch < joblib_workers(launcher.n_jobs):
+            return
+        name, setting = "joblib", f"hydra.launcher.n_jobs={batch}"
+    else:
+        local = str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")  # not the stacked one's
+        if not local or launcher.get("cpus_per_task") or batch < 2:  # one job has the machine
+            return
+        name, setting = "submitit_local", f"hydra.launcher.cpus_per_task={cores_each(batch)}"
+    log.info("%s runs %d job%s at once: %d of the %d cores each (%s).", name, batch, "s" if batch > 1 else "",
+             cores_each(batch), available_cores(), setting)
     with read_write(config.hydra.overrides):
-        config.hydra.overrides.hydra.append(f"hydra.launcher.cpus_per_task={share}")
+        config.hydra.overrides.hydra.append(setting)
 
 
 class SweepSummary(Callback):
@@ -110,7 +121,7 @@ class SweepSummary(Callback):
         elif runs_submitit_locally(config.hydra.launcher):
             collect_stopped_jobs()
             local_controllers_ignore_ctrl_c()
-            share_the_cores(config)
+        share_the_cores(config)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hand a failed or diverged trial to Optuna as failed instead of crashing the whole study.
