@@ -852,6 +852,10 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
      "hydra.launcher.cpus_per_task=-1: give how many cores each job reserves"),
     ("hydra/launcher=stacked_slurm hydra.launcher.submitit.cluster=local hydra.launcher.submitit.cpus_per_task=0 seed=0,1",
      "hydra.launcher.submitit.cpus_per_task=0: give how many cores each job reserves"),
+    # taken without a word by submitit's local jobs
+    ("hydra/launcher=stacked hydra.launcher.submitit.cluster=local hydra.launcher.submitit.mem_gb=-1 seed=0,1",
+     "hydra.launcher.submitit.mem_gb=-1: give what each job reserves (0 or more), or null for the launcher's default."),
+    ("hydra/launcher=submitit_local hydra.launcher.gpus_per_node=-1 seed=0,1", "hydra.launcher.gpus_per_node=-1: give"),
     # each task would train the same job at once, or fail on its folder in use
     ("hydra/launcher=stacked hydra.launcher.submitit.cluster=local hydra.launcher.submitit.tasks_per_node=2 seed=0,1",
      "hydra.launcher.submitit.tasks_per_node=2: a job trains in one process, so 1 (more would each train the same "

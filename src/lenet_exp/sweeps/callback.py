@@ -50,6 +50,11 @@ def refuse_plugin_settings(hydra: DictConfig) -> None:
         if cpus is not None and (not isinstance(cpus, int) or cpus < 1):  # torch.set_num_threads fails in each job
             sys.exit(f"Error: hydra.launcher.{key}={cpus!r}: give how many cores each job reserves (1 or more), "
                      f"or null for the launcher's default.")
+    for key in ("mem_gb", "gpus_per_node", "gpus_per_task", "submitit.mem_gb", "submitit.gpus_per_node"):
+        amount = OmegaConf.select(launcher, key, default=None)
+        if amount is not None and amount < 0:  # taken without a word where submitit runs jobs here
+            sys.exit(f"Error: hydra.launcher.{key}={amount!r}: give what each job reserves (0 or more), or null for "
+                     f"the launcher's default.")
     seed = OmegaConf.select(sweeper, "sampler.seed", default=None)  # before Hydra makes the sampler from it
     if seed is not None and not 0 <= seed < 2 ** 32:  # optuna's ValueError, over several lines
         sys.exit(f"Error: hydra.sweeper.sampler.seed={seed!r}: give a seed from 0 to 2**32 - 1, or null for a new "
