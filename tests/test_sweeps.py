@@ -821,6 +821,12 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
                                                   "choose from cosine, none, onecycle, step."),
     ("sweep=optuna trainer.batch_size=interval(16,256)", "trainer.batch_size=interval(16,256): trainer.batch_size "
      "takes integers, and this interval draws fractions: trainer.batch_size='int(interval(16,256))'."),
+    # each trial that drew the value failed on it, while the others trained
+    ("sweep=optuna optimizer.lr=choice(abc,1e-3)", "optimizer.lr=choice(abc,1e-3): optimizer.lr takes a number, not "
+     "'abc': each trial that drew it would fail."),
+    ("sweep=optuna model.dropout=interval(0,1.5)", "model.dropout=interval(0,1.5): model.dropout takes a number in "
+     "[0, 1), not 1.5"),
+    ("sweep=optuna seed=choice(1,-3)", "seed=choice(1,-3): seed takes an integer in [0, 2**32)"),
     # Optuna's sweeper draws its stop too (seed=2 in 4 of 6 trials), and range(5,0,-1) was a traceback
     ("sweep=optuna seed=range(0,2)", "seed=range(0,2): Optuna's sweeper draws a range() with its stop (2 too). Give "
                                      "the values to draw from: seed='choice(0,1)'."),

@@ -448,13 +448,32 @@ def as_overridden(key: str) -> str:
     return next((written for written in (o.split("=", 1)[0] for o in overrides) if written.lstrip("+") == key), key)
 
 
-def _check_range(key: str, value: Any, ok, allowed: str) -> None:
+def fits(ok: Callable[[Any], bool], value: Any) -> bool:
+    """Whether ``value`` passes a predicate of ``RANGES`` (never an infinity or NaN)."""
     try:
         fine = ok(value)
     except (TypeError, ValueError):  # a list where a number belongs, a string in a list of numbers, ...
         fine = False
-    if not fine or (isinstance(value, float) and not math.isfinite(value)):
+    return bool(fine) and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def _check_range(key: str, value: Any, ok, allowed: str) -> None:
+    if not fits(ok, value):
         raise ConfigError(key, value, allowed, key_as_written=as_overridden(key))
+
+
+def range_checked(cfg: Any, key: str) -> bool:
+    """Whether ``validate`` checks the range of ``key`` (one of ``RANGES``) in ``cfg``."""
+    from omegaconf import OmegaConf
+
+    # an option without a schema (a new model) is checked by its constructor, except that an optimizer's lr,
+    # weight decay, momentum and betas mean the same in every torch.optim class, whose checks let lr=0 through
+    # (a class of one's own may take three betas, or lr=None)
+    parent = key.rpartition(".")[0]
+    torch_optimizer = parent == "optimizer" and str(cfg.optimizer.get("_target_")).startswith("torch.optim.")
+    # eval and predict take how to train from the checkpoint: what they do not read is said unused, not checked
+    return read_by(str(cfg.task), key) and (torch_optimizer or dataclasses.is_dataclass(
+        OmegaConf.get_type(cfg, parent) if parent else Config))
 
 
 def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key: False) -> None:
@@ -529,14 +548,7 @@ def validate(cfg: Any) -> None:
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)
-        # an option without a schema (a new model) is checked by its constructor, except that an optimizer's lr,
-        # weight decay, momentum and betas mean the same in every torch.optim class, whose checks let lr=0 through
-        # (a class of one's own may take three betas, or lr=None)
-        parent = key.rpartition(".")[0]
-        torch_optimizer = parent == "optimizer" and str(cfg.optimizer.get("_target_")).startswith("torch.optim.")
-        # eval and predict take how to train from the checkpoint: what they do not read is said unused, not checked
-        if value is not missing and read_by(str(cfg.task), key) and (torch_optimizer or dataclasses.is_dataclass(
-                OmegaConf.get_type(cfg, parent) if parent else Config)):
+        if value is not missing and range_checked(cfg, key):
             _check_range(key, value, ok, allowed)
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     task = str(cfg.task)

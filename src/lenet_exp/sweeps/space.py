@@ -15,6 +15,7 @@ multiply.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import random
@@ -184,12 +185,42 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
             and isinstance(value.start, float)):
         sys.exit(f"Error: {written}: {key} takes integers, and this interval draws fractions: "
                  f"{key}='int(interval({math.ceil(value.start)},{math.floor(value.end)}))'.")
+    refuse_a_value_no_trial_takes(config, override)
     if isinstance(value, RangeSweep) and not value.shuffle:
         listed = list(override.sweep_string_iterator())
         if not listed:
             sys.exit(f"Error: {written} gives no value: give the values to draw from, e.g. {key}='choice(0,1,2)'.")
         sys.exit(f"Error: {written}: Optuna's sweeper draws a range() with its stop ({value.stop} too). Give the "
                  f"values to draw from: {key}='choice({','.join(listed)})'.")
+
+
+def refuse_a_value_no_trial_takes(config: DictConfig, override) -> None:
+    """Exits with a message where a study's choice() holds a value, or its interval() an end, that the key's type
+    or range refuses (``optimizer.lr='choice(abc,1e-3)'``): each trial that drew it would fail."""
+    from omegaconf.errors import ValidationError
+
+    from lenet_exp.command_line_errors import EXPECTED
+    from lenet_exp.config import RANGES, fits, range_checked
+
+    value, key, written = override.value(), override.get_key_element(), override.input_line
+    drawn = value.list if isinstance(value, ChoiceSweep) else (
+        [value.start, value.end] if isinstance(value, IntervalSweep) else [])
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(config, parent, default=None) if parent else config
+    if not drawn or not OmegaConf.is_dict(node) or leaf not in node:  # a group's options, a key a trial adds
+        return
+    ok, allowed = RANGES.get(key, (None, None))
+    for candidate in drawn:
+        trial = copy.deepcopy(node)
+        try:
+            trial[leaf] = candidate  # converted by the schema's type, or refused
+        except ValidationError as error:
+            message = str(error.msg).splitlines()[0]
+            allowed = next((what for words, what in EXPECTED if words in message), message)
+        else:
+            if ok is None or not range_checked(config, key) or fits(ok, trial[leaf]):
+                continue
+        sys.exit(f"Error: {written}: {key} takes {allowed}, not {candidate!r}: each trial that drew it would fail.")
 
 
 def _float_range(start: float, stop: float, step: float) -> list[float]:
