@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lenet_exp.ema import ExponentialMovingAverage
+from lenet_exp.ema import ExponentialMovingAverage, step_decay
 from lenet_exp.stack.model import copy_trials, row_as_trial, state_tensors, stateful_parameters, trial_rows
 
 ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
@@ -188,30 +188,53 @@ class StackedOptimizer:
 
 
 class StackedEMA:
-    """Each trial's exponential moving average of its weights, with its own decay; a trial without one (decay
-    None) has its average follow its weights, unread."""
+    """Each trial's exponential moving average of its weights, with its own decay and count of updates
+    (lenet_exp.ema); a trial without one (decay None) has its average follow its weights, unread."""
+
+    TABLE_STEPS = 1024  # steps whose weights are made at once: one copy to the device each, not one a step
 
     def __init__(self, group_model: nn.Module, decays: Sequence[Optional[float]]):
         self.n = len(decays)
         self.current = state_tensors(group_model)
         self.averages = [t.detach().clone() for t in self.current]
-        decays = [0.0 if decay is None else decay for decay in decays]
-        self.weight = (1 - torch.tensor(decays, dtype=torch.float32)).view(-1, 1).to(self.averages[0].device)
+        self.decays = [0.0 if decay is None else decay for decay in decays]
+        self.updates = [0] * self.n  # each trial's before this group's first update
+        self.done = 0  # this group's updates
+        self.table: Optional[torch.Tensor] = None  # [TABLE_STEPS, N, 1]: the lerp weights of the steps from done
+        self.table_start = 0
+
+    def _weight(self) -> torch.Tensor:
+        """The trials' lerp weights of this update, [N, 1]."""
+        if self.table is None or self.done - self.table_start >= len(self.table):
+            steps = torch.arange(1, self.TABLE_STEPS + 1, dtype=torch.float64).unsqueeze(1)  # [steps, 1]
+            updates = torch.tensor(self.updates, dtype=torch.float64) + self.done + steps  # [steps, N]
+            decays = torch.tensor(self.decays, dtype=torch.float64)
+            weights = 1.0 - step_decay(decays, updates)
+            self.table = weights.float().unsqueeze(-1).to(self.averages[0].device)
+            self.table_start = self.done
+        return self.table[self.done - self.table_start]
 
     @torch.no_grad()
     def update(self) -> None:
+        weight = self._weight()
+        self.done += 1
         for average, current in zip(self.averages, self.current):
             if average.is_floating_point():
-                trial_rows(average, self.n).lerp_(trial_rows(current, self.n), self.weight)
+                trial_rows(average, self.n).lerp_(trial_rows(current, self.n), weight)
             else:
                 average.copy_(current)
 
     def load(self, emas: Sequence[Optional[ExponentialMovingAverage]]) -> None:
         """The group's averages := each trial's EMA model's (restored from its checkpoint)."""
         copy_trials(self.averages, self.n, self._trials(emas), into_stack=True)
+        self.updates = [0 if ema is None else ema.updates - self.done for ema in emas]
+        self.table = None
 
     def unstack_into(self, emas: Sequence[Optional[ExponentialMovingAverage]]) -> None:
         copy_trials(self.averages, self.n, self._trials(emas), into_stack=False)
+        for ema, updates in zip(emas, self.updates):
+            if ema is not None:
+                ema.updates = updates + self.done
 
     @staticmethod
     def _trials(emas: Sequence[Optional[ExponentialMovingAverage]]) -> list[Optional[list[torch.Tensor]]]:
