@@ -1220,7 +1220,14 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch
-    assert job.returncode == 1 and "(a sweep's job keeps its sweep's epochs)" in job.stderr
+    # it said "run this config in a new hydra.run.dir", which resume= refuses and a run without it starts over
+    assert job.returncode == 1 and f"Train the sweep on (its command with hydra.sweep.dir={sweep} trainer.epochs=2), " \
+        f"or this job alone in a copy of its folder: `cp -r {shlex.quote(str(sweep / '0_seed=0'))} <new folder> && python run.py " \
+        f"resume=<new folder> trainer.epochs=2`." in job.stderr
+    shutil.copytree(sweep / "0_seed=0", tmp_path / "alone")
+    alone = run_main([f"resume={tmp_path / 'alone'}", "trainer.epochs=2"], cwd=tmp_path)
+    assert alone.returncode == 0 and read_json(tmp_path / "alone" / "metrics.json")["epochs_done"] == 2, alone.stderr
+    assert read_json(sweep / "0_seed=0" / "metrics.json")["epochs_done"] == 1
 
 
 def test_a_train_on_stopped_before_its_first_new_epoch_goes_back_to_the_completed_run(fast, tmp_path, monkeypatch):

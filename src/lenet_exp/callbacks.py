@@ -555,6 +555,13 @@ class OutputDirCheck(Callback):
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
                 refuse_a_config_not_made_by_overrides(run_dir, from_files)
+            elif changed and trained_anything(run_dir) and in_a_sweep and why_not_longer(before, now, changed) and (
+                    now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
+                job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]
+                sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
+                         f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
+                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new folder>"
+                         f" && python run.py resume=<new folder> trainer.epochs={epochs}`.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
