@@ -827,6 +827,12 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     ("sweep=optuna model.dropout=interval(0,1.5)", "model.dropout=interval(0,1.5): model.dropout takes a number in "
      "[0, 1), not 1.5"),
     ("sweep=optuna seed=choice(1,-3)", "seed=choice(1,-3): seed takes an integer in [0, 2**32)"),
+    # a key the config lacks, without the + that adds it: refused before a grid's first job, each trial failed on it
+    ("sweep=optuna optimizer.eps=tag(log,interval(1e-8,1e-6))", "optimizer.eps=tag(log,interval(1e-8,1e-6)): "
+     "optimizer.eps is not a setting of this optimizer's YAML: +optimizer.eps=… passes it to torch.optim.Adam. Each "
+     "trial would fail on it."),
+    ("sweep=optuna trainer.epochz=choice(1,2)", "trainer.epochz=choice(1,2): trainer.epochz is not a setting (did you "
+     "mean trainer.epochs?)"),
     # Optuna's sweeper draws its stop too (seed=2 in 4 of 6 trials), and range(5,0,-1) was a traceback
     ("sweep=optuna seed=range(0,2)", "seed=range(0,2): Optuna's sweeper draws a range() with its stop (2 too). Give "
                                      "the values to draw from: seed='choice(0,1)'."),

@@ -185,7 +185,7 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
             and isinstance(value.start, float)):
         sys.exit(f"Error: {written}: {key} takes integers, and this interval draws fractions: "
                  f"{key}='int(interval({math.ceil(value.start)},{math.floor(value.end)}))'.")
-    refuse_a_value_no_trial_takes(config, override)
+    refuse_a_value_no_trial_takes(config, override, loader)
     if isinstance(value, RangeSweep) and not value.shuffle:
         listed = list(override.sweep_string_iterator())
         if not listed:
@@ -194,12 +194,13 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
                  f"values to draw from: {key}='choice({','.join(listed)})'.")
 
 
-def refuse_a_value_no_trial_takes(config: DictConfig, override) -> None:
+def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
     """Exits with a message where a study's choice() holds a value, or its interval() an end, that the key's type
-    or range refuses (``optimizer.lr='choice(abc,1e-3)'``): each trial that drew it would fail."""
-    from omegaconf.errors import ValidationError
+    or range refuses (``optimizer.lr='choice(abc,1e-3)'``), or sweeps a key that the config lacks without the +
+    that adds it (``optimizer.eps=…``): each trial that drew it would fail."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    from lenet_exp.command_line_errors import EXPECTED
+    from lenet_exp.command_line_errors import EXPECTED, unknown_key
     from lenet_exp.config import RANGES, fits, range_checked
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
@@ -207,13 +208,20 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override) -> None:
         [value.start, value.end] if isinstance(value, IntervalSweep) else [])
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(config, parent, default=None) if parent else config
-    if not drawn or not OmegaConf.is_dict(node) or leaf not in node:  # a group's options, a key a trial adds
+    # the options drawn of its section's group (optimizer=choice(adam,sgd): sgd has momentum), or of a preset's
+    groups = [o.get_key_element() for o in _parse(sweep_overrides(config)) if o.is_sweep_override()]
+    option_may_have_it = loader is not None and any(
+        loader.get_group_options(group) and (group == key.split(".")[0] or group not in config) for group in groups)
+    if not drawn or not OmegaConf.is_dict(node) or (leaf not in node and (
+            override.is_add() or override.is_force_add() or option_may_have_it)):  # a key that a trial adds
         return
     ok, allowed = RANGES.get(key, (None, None))
     for candidate in drawn:
         trial = copy.deepcopy(node)
         try:
             trial[leaf] = candidate  # converted by the schema's type, or refused
+        except (ConfigAttributeError, ConfigKeyError) as error:
+            sys.exit(f"Error: {written}: {unknown_key(error)} Each trial would fail on it.")
         except ValidationError as error:
             message = str(error.msg).splitlines()[0]
             allowed = next((what for words, what in EXPECTED if words in message), message)
