@@ -710,6 +710,8 @@ def test_a_submitit_job_stopped_by_a_signal_of_its_own_returns_its_result(tiny_r
     assert "1 of 2 jobs did not complete" in err
     metrics = read_json(job / "metrics.json")
     assert metrics["status"] == "interrupted" and "Interrupted by signal 15" in metrics["message"]
+    assert metrics["message"].endswith(f"Continue with the sweep's command and hydra.sweep.dir={sweep_dir}, or this "
+                                       f"job alone with `python run.py resume={shlex.quote(str(job))}`.")
     assert read_json(sweep_dir / "1_seed=1" / "metrics.json")["status"] == "completed"
     again = run_main(sweep[:-2], cwd=tmp_path)  # the basic launcher: a job resumes whichever launcher ran it
     assert again.returncode == 0, again.stderr[-2000:]
@@ -734,6 +736,10 @@ def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root,
     assert "The study was stopped: it proposes no more trials." in out  # Hydra's log
     summary = read_json(sweep_dir / "summary.json")
     assert [job["status"] for job in summary["jobs"]] == ["interrupted"] * 2, summary["jobs"]
+    # resumed alone (resume=<job>, as it said), a trial would end outside its study
+    message = summary["jobs"][0]["message"]
+    assert message.endswith(f"Continue with the sweep's command and hydra.sweep.dir={sweep_dir} (which goes on with "
+                            f"the study)."), message
     # the stored study: the two stopped trials, and the two that the study had asked for the next batch
     # (which it did not launch) failed, none left running
     assert stored_trial_states(storage) == ["FAIL"] * 4

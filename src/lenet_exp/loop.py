@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet_exp import state as ckpt
@@ -245,10 +245,22 @@ class Run:
                 f"{self.go_on()}.")
 
     def go_on(self) -> str:
-        """What continues this run: run.py's resume=, or for lenet_exp.train()'s (no command line) train() again."""
-        if (self.dir / ".hydra").is_dir():
-            return f"`python run.py resume={shlex.quote(str(self.dir))}`"
-        return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
+        """What continues this run: run.py's resume=, or its sweep's command (a study's trial goes on only in its
+        study); for lenet_exp.train()'s (no command line) train() again."""
+        if not (self.dir / ".hydra").is_dir():
+            return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
+        alone = f"`python run.py resume={shlex.quote(str(self.dir))}`"
+        sweep = next((folder for folder in self.dir.parents if (folder / "multirun.yaml").is_file()), None)
+        if sweep is None:
+            return alone
+        again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
+        try:
+            sweeper = str(OmegaConf.load(self.dir / ".hydra" / "hydra.yaml").hydra.sweeper._target_)
+        except Exception:  # a record damaged or of another Hydra: the sweep's command continues either way
+            return again
+        if "optuna" in sweeper:  # resumed alone, a trial would end outside its study
+            return f"{again} (which goes on with the study)"
+        return f"{again}, or this job alone with {alone}"
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   val: EvalResult, lr: float, seconds: float) -> tuple[str, str]:
