@@ -178,9 +178,12 @@ class StackedLauncher(Launcher):
         completed = [job for job in jobs if job.completed]
         groups, notes = plan([job for job in jobs if not job.completed], self._cap)
         caps = sorted({self._cap(job.config) for job in jobs})
-        log.info("Launching %d jobs%s in %d group%s (stacked where they can share a step, at most %s per group)",
-                 len(jobs), f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
-                 "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
+        if groups:
+            log.info("Launching %d jobs%s in %d group%s (stacked where they can share a step, at most %s per group)",
+                     len(jobs), f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
+                     "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
+        else:
+            log.info("Launching %d job%s, each completed already: skipped", len(jobs), "s" if len(jobs) != 1 else "")
         for note in notes:
             log.info(note)
         for group in groups:
