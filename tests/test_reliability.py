@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -796,6 +797,26 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     assert other.returncode == 1 and "Traceback" not in other.stderr, other.stderr[-3000:]
     assert (f"Error: study minimal in {storage} is one to minimize; hydra.sweeper.direction=maximize cannot change "
             f"that. Name a new study (hydra.sweeper.study_name=...) or another storage.") in other.stderr
+
+
+def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast, tmp_path):
+    """Hydra's "Best value" of a stored study was of a trial that the sweep's folder did not hold, without a word."""
+    import optuna
+    from optuna.trial import create_trial
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast, f"hydra.sweeper.storage={storage}"]
+    first = run_main([*study, "hydra.sweep.dir=first"], cwd=tmp_path)
+    assert first.returncode == 0 and "That best" not in first.stdout, first.stderr[-2000:]
+    stored = optuna.load_study(study_name="lenet_exp", storage=storage)
+    drawn = stored.trials[0]  # as a trial of an earlier sweep that beat every other
+    with warnings.catch_warnings():  # "experimental" in optuna 2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        stored.add_trial(create_trial(params=drawn.params, distributions=drawn.distributions, values=[1.0]))
+    later = run_main([*study, "hydra.sweep.dir=later"], cwd=tmp_path)
+    assert later.returncode == 0, later.stderr[-2000:]
+    assert "Best value: 1.0" in later.stdout and ("That best is the study's trial 1, which an earlier sweep of it ran "
+                                                  "(its job 1 there); this sweep's best tops its summary.") in later.stdout
 
 
 @pytest.mark.long

@@ -75,6 +75,7 @@ class StoppableOptunaSweeper(Sweeper):
         self.optuna = OptunaSweeper(**optuna_params)
         self.study: Optional[Any] = None  # optuna.Study, once the sweep asks for its first trial
         self.asked: list[int] = []  # the numbers of the trials that this run asked for
+        self.ran: list[int] = []  # and of those it added to the study from jobs of its folder that it resumed
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.optuna.setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -144,6 +145,7 @@ class StoppableOptunaSweeper(Sweeper):
                 if self.stored_trials:
                     self.resume_stopped_trials()
                 self.optuna.sweep(arguments)
+            self.say_whose_best()
         except _StudyStopped:
             log.warning("The study was stopped: it proposes no more trials.")
         except ValueError:  # optuna's study.best_trial, in words that depend on the storage
@@ -181,9 +183,17 @@ class StoppableOptunaSweeper(Sweeper):
                         study.add_trial(create_trial(params=trial.params, distributions=trial.distributions,
                                                      values=[float(value)]))
                     log.info(f"Trial {record.job} completed: the study holds its result as trial {len(study.trials) - 1}")
+                    self.ran.append(len(study.trials) - 1)
             if sweep_stop_signal():  # stopped again: the study asks for nothing new
                 raise _StudyStopped
         self.optuna.sweeper.job_idx = len(study.trials)  # job N is the study's trial N
+
+    def say_whose_best(self) -> None:
+        """Hydra's "Best value" is the stored study's: it may be of a trial in another sweep's folder."""
+        best = self.study.best_trial if self.stored_trials and self.study is not None else None
+        if best is not None and best.number not in self.asked + self.ran:
+            log.info(f"That best is the study's trial {best.number}, which an earlier sweep of it ran (its job "
+                     f"{best.number} there); this sweep's best tops its summary.")
 
     def _jobs_of(self, trials: dict) -> list:
         """This sweep folder's interrupted or completed jobs of these trials (by number), in order."""
