@@ -1421,6 +1421,8 @@ def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
     assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]  # same weights, same preprocessing, same split
     assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
     assert metrics["test"]["samples"] == 200  # all of the tiny test split
+    # which weights: best.pt's epoch (a run trained on replaces it; the record did not say which it tested)
+    assert metrics["ckpt_epoch"] == trained_metrics["best_epoch"]
 
 
 def test_eval_with_limit_batches_tests_the_first_batches_as_a_run_does(trained, fast, tmp_path):
@@ -1551,6 +1553,7 @@ def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trai
     assert plain["tta"] == {"hflip": False, "shift": 0} and averaged["tta"] == {"hflip": True, "shift": 2}
     assert plain["probabilities"] != pytest.approx(averaged["probabilities"], abs=1e-6)
     assert plain["image"] == str(tmp_path / "digit.png") and plain["ckpt"] == str(best)
+    assert plain["ckpt_epoch"] == read_json(trained / "metrics.json")["best_epoch"]
     into_the_run = run_main([*fast, "task=predict", f"ckpt={best}", f"image={tmp_path / 'digit.png'}",
                              f"hydra.run.dir={trained}"], cwd=tmp_path)  # what it would write over, and only that
     assert into_the_run.returncode == 1 and (f"Error: {trained} holds a task=train run, whose .hydra/ record "

@@ -96,7 +96,7 @@ def say_if_still_training(path: str, state: dict) -> None:
     checkpoints = Path(path).expanduser().resolve().parent
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
-    epoch = state["run_state"].get("epoch") if isinstance(state["run_state"], dict) else None
+    epoch = ckpt.checkpoint_epoch(state)
     if checkpoints.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
         return  # not in a run's folder, or the run is in its final test
     holder = folder_holder(checkpoints.parent)
@@ -205,7 +205,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
-    metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt), "dataset": dataset.name,
+    metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt),
+               "ckpt_epoch": ckpt.checkpoint_epoch(state), "dataset": dataset.name,
                "device": describe(device), "ema_decay": ema_decay, "precision": tcfg.precision,
                "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
@@ -323,7 +324,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
-                  "ema_decay": ema_decay, "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+                  "ckpt_epoch": ckpt.checkpoint_epoch(state), "ema_decay": ema_decay, "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)

@@ -11,7 +11,7 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -110,6 +110,14 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
                               f"it was altered and is not used.")
     state["config"] = as_literal(state["config"])  # a folder named with '${' is read as written by OmegaConf too
     return upgrade(state)
+
+
+def checkpoint_epoch(state: dict) -> Optional[int]:
+    """The epoch after which a checkpoint's weights were saved (best.pt: the best epoch's); None where its record
+    does not say (a checkpoint is data: read, not trusted)."""
+    run_state = state.get("run_state")
+    epoch = run_state.get("epoch") if isinstance(run_state, dict) else None
+    return epoch if isinstance(epoch, int) else None
 
 
 PATHS_IN_A_CONFIG = {("dataset", "root")}  # a folder's name may hold '${' (run.py quotes such a path)
