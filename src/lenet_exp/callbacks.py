@@ -33,7 +33,8 @@ from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
-from lenet_exp.sweeps.space import grid_jobs, is_a_grid, searched_keys, subdir_template, task_overrides
+from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
+                                    sweep_overrides, task_overrides)
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +214,14 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     elif any("shuffle(" in o for o in before):
         instead = "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)"
     else:
-        instead = ("or add values at the end of its first swept key (the jobs it has keep their numbers), or choose a "
-                   "new hydra.sweep.dir")
-    sys.exit(f"Error: {sweep_dir} holds another sweep (overrides {before}, now {now}){why}. Run it with its own "
-             f"overrides to continue it, {instead}.")
+        first = next(iter(command_line_sweeps(sweep_overrides(saved))), "")
+        instead = (f"or add values at the end of {f'{first}, ' if first else ''}its first swept key (the jobs it has "
+                   f"keep their numbers), or choose a new hydra.sweep.dir")
+    ran, gives = ([o for o in ours if o not in theirs] for ours, theirs in ((before, now), (now, before)))
+    differences = "; ".join(filter(None, (f"it ran {' '.join(ran)}" if ran else "",
+                                          f"this command gives {' '.join(gives)}" if gives else "")))
+    sys.exit(f"Error: {sweep_dir} holds another sweep ({differences}){why}. Run it with its own overrides to "
+             f"continue it, {instead}.")
 
 
 def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictConfig, config: DictConfig,
