@@ -1164,11 +1164,15 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
 
 def test_a_run_refused_before_it_trained_lets_the_fixed_command_use_its_folder(fast, tmp_path):
     """A mistake in a named run folder, then the fixed command into it: it was refused as "another config". (An
-    unknown key is refused before the folder is made.)"""
+    unknown key or a value out of range is refused before the folder is made.)"""
     run_dir = tmp_path / "mine"
-    typo = run_main(fast + ["optimizer.lr=0.5", "trainer.label_smoothing=1.5", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert typo.returncode == 1 and "Invalid config value trainer.label_smoothing=1.5" in typo.stderr, \
-        typo.stderr[-2000:]
+    refused = run_main(fast + ["trainer.label_smoothing=1.5", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert refused.returncode == 1 and "Invalid config value trainer.label_smoothing=1.5" in refused.stderr, \
+        refused.stderr[-2000:]
+    assert not run_dir.exists()  # it held only the refusal, and outputs/runs/ gathered such folders
+    elsewhere = [o for o in fast if not o.startswith("dataset.root=")] + [f"dataset.root={tmp_path / 'none'}"]
+    typo = run_main(elsewhere + ["optimizer.lr=0.5", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert typo.returncode == 1 and "mnist is not in" in typo.stderr, typo.stderr[-2000:]
     assert session_status(load_events(run_dir)) == "STATUS_FAILURE"  # HParams lists it, as a failure
     fixed = run_main(fast + ["optimizer.lr=0.1", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]

@@ -26,8 +26,8 @@ from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool
 from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
-                              run_of_other_length, where_or_how_fast)
-from lenet_exp.errors import ConfigError, one_line
+                              run_of_other_length, validate, where_or_how_fast, without_hydra)
+from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
@@ -368,6 +368,20 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
         sys.exit(f"Error: {error}")
 
 
+def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
+    """A value out of its range (``optimizer.lr=0``), a ``task=eval`` without its ``ckpt=``, ...: refused before
+    Hydra makes the run's folder, which held only the refusal (a sweep's jobs are checked each in its own)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(config)  # as the job has it: a ${hydra:runtime.cwd} in its config resolves
+    try:
+        validate(without_hydra(config))
+    except UserError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(f"Error: {error}")
+
+
 def refuse_another_record_folder(config: DictConfig) -> None:
     """Exits with a message where Hydra is told to keep no .hydra/ (``hydra.output_subdir=null``) or another."""
     if config.hydra.output_subdir != ".hydra":
@@ -473,6 +487,8 @@ class OutputDirCheck(Callback):
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
+        refuse_a_run_it_would_refuse(config)  # its own errors: HYDRA_FULL_ERROR=1 shows their traceback
+        with failing_closed("hydra.run.dir"):
             refuse_another_record_folder(config)
             self.check_run_dir(config)
             _records_found.clear()  # of an earlier command in this process (a notebook's, the tests')

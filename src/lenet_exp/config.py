@@ -501,6 +501,19 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
                               f"configs/).")
 
 
+def without_hydra(config: Any) -> Any:
+    """A copy of a composed config without its ``hydra`` node, the task's config as a job gets it (the node,
+    most of the config, is not copied: an empty one stands in for it, then goes)."""
+    import copy
+
+    from omegaconf import DictConfig, open_dict, read_write
+
+    task = copy.deepcopy(config, memo={id(config._get_node("hydra")): DictConfig({})})
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
+
+
 def validate(cfg: Any) -> None:
     """Check the ranges and rules that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf

@@ -33,6 +33,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from lenet_exp.config import without_hydra
 from lenet_exp.files import is_console
 from lenet_exp.launch import (available_cores, cores_each, current_job,  # no torch: imported in every run.py
                               take_ctrl_c_back)
@@ -300,7 +301,7 @@ class StackedLauncher(Launcher):
         returns = {}
         for c in configs:
             returns[c.hydra.job.num] = ret = JobReturn(overrides=as_written(c.hydra.overrides.task),
-                                                       cfg=self._task_config(c), status=JobStatus.COMPLETED)
+                                                       cfg=without_hydra(c), status=JobStatus.COMPLETED)
             ret.return_value = math.nan
             self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
         return returns
@@ -310,21 +311,13 @@ class StackedLauncher(Launcher):
         (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone)."""
         from lenet_exp.stack.grouping import Job, as_found
 
-        task = self._task_config(config)
+        task = without_hydra(config)
         HydraConfig.instance().set_config(config)
         resolved_as_its_own(task)
         job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
         options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
                    if option is not None and not group.startswith("hydra")}
         return as_found(Job(number, task, options=options), job_dir)
-
-    @staticmethod
-    def _task_config(config: DictConfig) -> DictConfig:
-        # the hydra node, most of a job's config, is not copied (an empty one stands in for it) but left out
-        task_cfg = copy.deepcopy(config, memo={id(config._get_node("hydra")): DictConfig({})})
-        with read_write(task_cfg), open_dict(task_cfg):
-            del task_cfg["hydra"]
-        return task_cfg
 
     def _start_job(self, config: DictConfig) -> JobReturn:
         """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
@@ -333,7 +326,7 @@ class StackedLauncher(Launcher):
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = os.path.abspath(output_dir)
         HydraConfig.instance().set_config(config)
-        ret = JobReturn(overrides=as_written(config.hydra.overrides.task), cfg=self._task_config(config),
+        ret = JobReturn(overrides=as_written(config.hydra.overrides.task), cfg=without_hydra(config),
                         hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd(),
                         task_name=JobRuntime.instance().get("name"))
         Path(output_dir).mkdir(parents=True, exist_ok=True)
