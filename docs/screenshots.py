@@ -81,13 +81,19 @@ class Chromium:
         port = free_port()
         binary = shutil.which("chromium") or shutil.which("chromium-browser") or sys.exit(
             "screenshots.py: no chromium on the PATH (apt-get install -y chromium)")
+        # --remote-allow-origins: Chromium 111 and later refuse the DevTools socket of a client without an Origin
         self.process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", f"--remote-debugging-port={port}",
-             f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        targets = wait_for("Chromium's start", lambda: self._targets(port))
-        page = next(t for t in targets if t["type"] == "page")
-        self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+             "--remote-allow-origins=*", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}",
+             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            targets = wait_for("Chromium's start", lambda: self._targets(port))
+            page = next(t for t in targets if t["type"] == "page")
+            self.socket = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        except BaseException:  # no browser left running
+            self.process.kill()
+            self.process.wait(timeout=30)
+            raise
         self.next_id = 0
         self.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
 
