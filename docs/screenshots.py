@@ -81,11 +81,11 @@ class Chromium:
         port = free_port()
         binary = shutil.which("chromium") or shutil.which("chromium-browser") or sys.exit(
             "screenshots.py: no chromium on the PATH (apt-get install -y chromium)")
-        # --remote-allow-origins: Chromium 111 and later refuse the DevTools socket of a client without an Origin
+        # Chromium 111 and later refuse a DevTools socket from an origin not allowed: this client's only
         self.process = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", f"--remote-debugging-port={port}",
-             "--remote-allow-origins=*", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}",
-             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             f"--remote-allow-origins=http://127.0.0.1:{port}", f"--user-data-dir={profile}",
+             f"--window-size={WIDTH},{HEIGHT}", "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             targets = wait_for("Chromium's start", lambda: self._targets(port))
             page = next(t for t in targets if t["type"] == "page")

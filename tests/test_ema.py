@@ -43,7 +43,12 @@ def test_a_checkpoint_keeps_the_count_of_updates_and_an_older_one_goes_on_at_its
     ema.update(model)
     resumed = ExponentialMovingAverage(model, decay=0.9)
     resumed.load_state_dict(ema.state_dict())
-    assert resumed.updates == 2 and step_decay(0.9, 3) < 0.9
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for average in (ema, resumed):  # the third update: decay 0.9 * 0.19 / 0.271, not 0.9
+        average.update(model)
+    assert resumed.updates == ema.updates == 3
+    assert torch.equal(resumed.module.weight, ema.module.weight)
     older = ExponentialMovingAverage(model, decay=0.9)  # a checkpoint of lenet_exp before the count
     older.load_state_dict({k: v for k, v in ema.state_dict().items() if k.startswith("module.")})
     assert step_decay(0.9, older.updates + 1) == 0.9
@@ -71,9 +76,10 @@ def test_each_stacked_trials_average_is_its_own_runs(monkeypatch):
         for m, e in zip(models, own):
             if e is not None:
                 e.update(m)
-        if step == 2:  # the group saved into its trials' checkpoints, and read back
-            stacked.unstack_into(own)
-            stacked.load(own)
+        if step == 2:  # the group saved into its trials' checkpoints, and read back (its own copies: the
+            saved = [ExponentialMovingAverage(m, d) if d else None for m, d in zip(models, decays)]  # reference stays
+            stacked.unstack_into(saved)
+            stacked.load(saved)
     shadows = [ExponentialMovingAverage(m, 0.9) for m in models]  # the trials' averages, out of the group
     stacked.unstack_into(shadows[:2] + [None])
     for e, shadow in zip(own[:2], shadows):

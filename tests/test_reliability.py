@@ -196,8 +196,14 @@ def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path,
 
 
 def test_full_traceback_on_request(fast, tmp_path):
-    result = run_main(fast + ["optimizer.lr=0"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
+    run_dir = tmp_path / "run"
+    assert run_main(fast + [f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    record = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    result = run_main(fast + ["optimizer.lr=0", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                      env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr and "ConfigError" in result.stderr
+    # raised in a callback, Hydra made the error a warning and went on: the job wrote over the run's record
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record
 
 
 def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, interrupted, tmp_path):
@@ -815,8 +821,9 @@ def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast
         stored.add_trial(create_trial(params=drawn.params, distributions=drawn.distributions, values=[1.0]))
     later = run_main([*study, "hydra.sweep.dir=later"], cwd=tmp_path)
     assert later.returncode == 0, later.stderr[-2000:]
-    assert "Best value: 1.0" in later.stdout and ("That best is the study's trial 1, which an earlier sweep of it ran "
-                                                  "(its job 1 there); this sweep's best tops its summary.") in later.stdout
+    assert "Best value: 1.0" in later.stdout and ("That best is the study's trial 1, which an earlier sweep of the "
+                                                  "study ran in its own folder; this sweep's best tops its summary."
+                                                  ) in later.stdout
 
 
 @pytest.mark.long

@@ -499,7 +499,7 @@ def test_a_sweep_run_again_groups_only_the_jobs_left_to_train_by_where_they_go_o
         assert f"Training jobs {group} stacked" in longer.stderr
     assert "stacked apart" not in longer.stderr
     again = run_main([*sweep, "seed=0,1,2,3,4,5,6,7", "trainer.epochs=2"], cwd=tmp_path)
-    assert again.returncode == 0 and "Launching 8 jobs, each completed already: skipped" in again.stdout  # "in 0 groups"
+    assert again.returncode == 0 and "Launching 8 jobs: completed already, skipped" in again.stdout  # "in 0 groups"
     assert [read_json(job / "metrics.json")["epochs_done"] for job in job_dirs(tmp_path / "sweep")] == [2] * 8
 
 

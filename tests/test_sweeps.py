@@ -888,6 +888,16 @@ def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast,
     assert not [path for path in (tmp_path / "sweep").glob("*") if path.is_dir()]  # no job began
 
 
+def test_an_optuna_interval_to_an_open_end_is_drawn(fast, tmp_path):
+    # model.dropout takes [0, 1): Optuna draws a float below its interval's end, so the end itself is no draw
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast,
+                       "model.dropout=interval(0,1)", "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 's'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows, _ = read_summary(tmp_path / "s")
+    assert [row["status"] for row in rows] == ["completed"] and 0 <= float(rows[0]["model.dropout"]) < 1
+
+
 def test_an_optuna_storage_that_cannot_be_opened_is_refused(fast, tmp_path):
     for storage, reason in [("optuna.db", "Could not parse SQLAlchemy URL"),
                             (f"sqlite:///{tmp_path}/no/such/folder/optuna.db", "unable to open database file")]:

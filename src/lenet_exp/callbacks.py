@@ -16,6 +16,7 @@ import os
 import shlex
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
@@ -378,8 +379,10 @@ def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
         validate(without_hydra(config))
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
+            traceback.print_exc()  # raised, Hydra would turn it into a warning and skip the folder checks
         sys.exit(f"Error: {error}")
+    except Exception:  # unforeseen: the job's own validate() reports it, in its folder, after the folder checks
+        pass
 
 
 def refuse_another_record_folder(config: DictConfig) -> None:
@@ -487,7 +490,7 @@ class OutputDirCheck(Callback):
         with failing_closed("hydra.run.dir"):
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
-        refuse_a_run_it_would_refuse(config)  # its own errors: HYDRA_FULL_ERROR=1 shows their traceback
+        refuse_a_run_it_would_refuse(config)  # not failing closed: an unforeseen error is the job's to report
         with failing_closed("hydra.run.dir"):
             refuse_another_record_folder(config)
             self.check_run_dir(config)
@@ -576,8 +579,8 @@ class OutputDirCheck(Callback):
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
                 refuse_a_config_not_made_by_overrides(run_dir, from_files)
-            elif changed and trained_anything(run_dir) and in_a_sweep and why_not_longer(before, now, changed) and (
-                    now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
+            elif (changed and trained_anything(run_dir) and in_a_sweep and run_of_other_length(before, now, trained)
+                  and now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
                 job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]
                 sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
                          f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "

@@ -5,7 +5,7 @@ device-to-host syncs per training step, which stall a GPU. This average counts i
 and updates with one fused lerp.
 
 An average started from the model's first weights (timm's ModelEmaV2) keeps ``decay ** t`` of them after t
-steps: at 0.999, 42 % after an epoch of 859 steps, and a short run evaluated its untrained model, at chance.
+steps: at 0.999, 42 % after an epoch of 860 steps, and a short run evaluated its untrained model, at chance.
 Adam's bias correction in each step's decay (:func:`step_decay`) gives the first weights no share: the
 average is of the weights the steps made, each weighted by ``decay`` to the power of its age.
 """
@@ -16,6 +16,8 @@ import copy
 
 import torch
 from torch import nn
+
+from lenet_exp.errors import CheckpointError
 
 # a checkpoint written before the updates were counted: an average long under way, which goes on at its decay
 UPDATES_NOT_RECORDED = 10**9
@@ -58,7 +60,11 @@ class ExponentialMovingAverage(nn.Module):
         return {"updates": self.updates}
 
     def set_extra_state(self, state: dict) -> None:
-        self.updates = int(state["updates"])
+        updates = state.get("updates") if isinstance(state, dict) else None
+        if not isinstance(updates, int) or updates < 0:  # a checkpoint is data: step_decay would divide by 0
+            raise CheckpointError(f"the checkpoint's average of the weights holds {updates!r} updates, a count that "
+                                  f"lenet_exp never writes; it was altered and is not used.")
+        self.updates = updates
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         state_dict.setdefault(f"{prefix}_extra_state", {"updates": UPDATES_NOT_RECORDED})

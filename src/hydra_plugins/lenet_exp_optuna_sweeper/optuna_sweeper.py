@@ -191,9 +191,12 @@ class StoppableOptunaSweeper(Sweeper):
     def say_whose_best(self) -> None:
         """Hydra's "Best value" is the stored study's: it may be of a trial in another sweep's folder."""
         best = self.study.best_trial if self.stored_trials and self.study is not None else None
-        if best is not None and best.number not in self.asked + self.ran:
-            log.info(f"That best is the study's trial {best.number}, which an earlier sweep of it ran (its job "
-                     f"{best.number} there); this sweep's best tops its summary.")
+        if best is None or best.number in self.asked + self.ran:
+            return
+        if any(folder.name.split("_", 1)[0] == str(best.number) for folder in self.sweep_dir.iterdir()):
+            return  # an earlier run of this sweep's
+        log.info(f"That best is the study's trial {best.number}, which an earlier sweep of the study ran in its "
+                 f"own folder; this sweep's best tops its summary.")
 
     def _jobs_of(self, trials: dict) -> list:
         """This sweep folder's interrupted or completed jobs of these trials (by number), in order."""

@@ -184,7 +184,7 @@ class StackedLauncher(Launcher):
                      len(jobs), f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
                      "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
         else:
-            log.info("Launching %d job%s, each completed already: skipped", len(jobs), "s" if len(jobs) != 1 else "")
+            log.info("Launching %d job%s: completed already, skipped", len(jobs), "s" if len(jobs) != 1 else "")
         for note in notes:
             log.info(note)
         for group in groups:

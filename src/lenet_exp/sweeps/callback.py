@@ -74,9 +74,12 @@ def refuse_plugin_settings(hydra: DictConfig) -> None:
 
 def jobs_per_batch(config: DictConfig) -> Optional[int]:
     """How many jobs the sweeper hands its launcher at once: a grid's jobs (at most ``max_batch_size``), an
-    Optuna study's ``n_jobs``; None where a sweep lists its jobs only as it runs."""
+    Optuna study's ``n_jobs`` (at most ``n_trials``); None where a sweep lists its jobs only as it runs."""
     jobs, sweeper = grid_jobs(config), config.hydra.sweeper
-    return sweeper.get("n_jobs") if jobs is None else min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
+    if jobs is None:
+        trials, at_once = sweeper.get("n_trials"), sweeper.get("n_jobs")
+        return min(trials, at_once) if isinstance(trials, int) and isinstance(at_once, int) else at_once
+    return min(len(jobs), sweeper.get("max_batch_size") or len(jobs))
 
 
 def share_the_cores(config: DictConfig) -> None:

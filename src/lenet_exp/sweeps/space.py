@@ -204,19 +204,22 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
     from lenet_exp.config import RANGES, fits, range_checked
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
-    drawn = value.list if isinstance(value, ChoiceSweep) else (
-        [value.start, value.end] if isinstance(value, IntervalSweep) else [])
+    drawn = [(v, v) for v in value.list] if isinstance(value, ChoiceSweep) else []  # (as written, as drawn)
+    if isinstance(value, IntervalSweep):  # Optuna draws a float below the end, an integer up to it
+        drawn = [(value.start, value.start), (value.end, value.end if isinstance(value.end, int)
+                                              else math.nextafter(value.end, value.start))]
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(config, parent, default=None) if parent else config
     # the options drawn of its section's group (optimizer=choice(adam,sgd): sgd has momentum), or of a preset's
     groups = [o.get_key_element() for o in _parse(sweep_overrides(config)) if o.is_sweep_override()]
     option_may_have_it = loader is not None and any(
-        loader.get_group_options(group) and (group == key.split(".")[0] or group not in config) for group in groups)
+        loader.get_group_options(group) and not group.startswith("hydra/")
+        and (group == key.split(".")[0] or group not in config) for group in groups)
     if not drawn or not OmegaConf.is_dict(node) or (leaf not in node and (
             override.is_add() or override.is_force_add() or option_may_have_it)):  # a key that a trial adds
         return
     ok, allowed = RANGES.get(key, (None, None))
-    for candidate in drawn:
+    for written_value, candidate in drawn:
         trial = copy.deepcopy(node)
         try:
             trial[leaf] = candidate  # converted by the schema's type, or refused
@@ -228,7 +231,8 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
         else:
             if ok is None or not range_checked(config, key) or fits(ok, trial[leaf]):
                 continue
-        sys.exit(f"Error: {written}: {key} takes {allowed}, not {candidate!r}: each trial that drew it would fail.")
+        sys.exit(f"Error: {written}: {key} takes {allowed}, not {written_value!r}: each trial that drew it would "
+                 f"fail.")
 
 
 def _float_range(start: float, stop: float, step: float) -> list[float]:
