@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from lenet_exp.ema import ExponentialMovingAverage, step_decay
+from lenet_exp.errors import CheckpointError
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.stack.model import GroupedModel, stack_into
 from lenet_exp.stack.optim import StackedEMA
@@ -52,6 +54,8 @@ def test_a_checkpoint_keeps_the_count_of_updates_and_an_older_one_goes_on_at_its
     older = ExponentialMovingAverage(model, decay=0.9)  # a checkpoint of lenet_exp before the count
     older.load_state_dict({k: v for k, v in ema.state_dict().items() if k.startswith("module.")})
     assert step_decay(0.9, older.updates + 1) == 0.9
+    with pytest.raises(CheckpointError, match="holds -1 updates, a count that lenet_exp never writes"):
+        older.load_state_dict({**ema.state_dict(), "_extra_state": {"updates": -1}})  # step_decay divided by 0
 
 
 def test_each_stacked_trials_average_is_its_own_runs(monkeypatch):

@@ -603,6 +603,11 @@ def test_joblib_jobs_fewer_than_its_workers_share_the_cores_among_themselves(fas
     assert f"joblib runs 1 job at once: {cores} of the {cores} cores each" in result.stdout
     sweep_dir, = (tmp_path / "outputs" / "sweeps").glob("*/*")
     assert [metrics(d)["device"] for d in job_dirs(sweep_dir)] == [f"CPU ({cores} threads)"] * 2
+    # a study of one trial asks for one at a time, whatever its n_jobs
+    study = run_cli(["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "hydra.sweeper.n_jobs=2", "scheduler=none",
+                     "hydra/launcher=joblib", *fast, "hydra.sweep.dir=study"], tmp_path)
+    assert study.returncode == 0 and f"joblib runs 1 job at once: {cores} of the {cores} cores" in study.stdout
+    assert [metrics(d)["device"] for d in job_dirs(tmp_path / "study")] == [f"CPU ({cores} threads)"]
 
 
 # ------------------------------------------------------------------------------------- TensorBoard
