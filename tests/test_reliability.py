@@ -811,7 +811,8 @@ def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast
     from optuna.trial import create_trial
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast, f"hydra.sweeper.storage={storage}"]
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast,
+             f"hydra.sweeper.storage={storage}"]
     first = run_main([*study, "hydra.sweep.dir=first"], cwd=tmp_path)
     assert first.returncode == 0 and "That best" not in first.stdout, first.stderr[-2000:]
     stored = optuna.load_study(study_name="lenet_exp", storage=storage)
@@ -1259,8 +1260,9 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch
     # it said "run this config in a new hydra.run.dir", which resume= refuses and a run without it starts over
+    job_dir = shlex.quote(str(sweep / "0_seed=0"))
     assert job.returncode == 1 and f"Train the sweep on (its command with hydra.sweep.dir={sweep} trainer.epochs=2), " \
-        f"or this job alone in a copy of its folder: `cp -r {shlex.quote(str(sweep / '0_seed=0'))} <new folder> && python run.py " \
+        f"or this job alone in a copy of its folder: `cp -r {job_dir} <new folder> && python run.py " \
         f"resume=<new folder> trainer.epochs=2`." in job.stderr
     shutil.copytree(sweep / "0_seed=0", tmp_path / "alone")
     alone = run_main([f"resume={tmp_path / 'alone'}", "trainer.epochs=2"], cwd=tmp_path)

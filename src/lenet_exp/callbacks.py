@@ -584,8 +584,8 @@ class OutputDirCheck(Callback):
                 job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]
                 sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
                          f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
-                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new folder>"
-                         f" && python run.py resume=<new folder> trainer.epochs={epochs}`.")
+                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: "
+                         f"`cp -r {job} <new folder> && python run.py resume=<new folder> trainer.epochs={epochs}`.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "

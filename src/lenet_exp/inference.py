@@ -324,7 +324,8 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
-                  "ckpt_epoch": ckpt.checkpoint_epoch(state), "ema_decay": ema_decay, "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+                  "ckpt_epoch": ckpt.checkpoint_epoch(state), "ema_decay": ema_decay,
+                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
