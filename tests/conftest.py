@@ -32,6 +32,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -43,6 +44,21 @@ RUN_PY = REPO / "run.py"
 AS_A_USER = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"] if os.geteuid() == 0 else []
 as_a_user = pytest.mark.skipif(bool(AS_A_USER) and not shutil.which("setpriv"), reason="needs setpriv to drop root's")
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+# the cores this machine lends the suite, before pytest_configure gives each xdist worker one of them
+MACHINE_CORES = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
+
+
+@contextlib.contextmanager
+def on_every_core() -> Iterator[None]:
+    """The processes this test starts on all of MACHINE_CORES (a test of how runs share the cores)."""
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, MACHINE_CORES)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, own)
 
 
 def pytest_configure(config):

@@ -954,21 +954,21 @@ def test_jobs_whose_config_names_hydras_own_values_stack_each_with_its_own(fast,
 
 def test_a_jobs_task_config_leaves_the_hydra_node_out_and_the_jobs_config_whole():
     """The launcher copies a job's config without its hydra node (most of the copy's time): the copy has every
-    other setting, and the job's own config keeps its hydra node, still its child (${hydra:…} resolves by it)."""
+    other setting, and the job's own config keeps its hydra node, still its child (${hydra:…} resolves by it).
+    (The run.py callback's check of a run's config before its folder is made uses the same copy.)"""
     import copy
 
     from hydra import compose as hydra_compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from conftest import RUN_PY
-    from hydra_plugins.lenet_exp_stacked_launcher.stacked_launcher import StackedLauncher
-    from lenet_exp.config import register_configs
+    from lenet_exp.config import register_configs, without_hydra
 
     register_configs()
     with initialize_config_dir(config_dir=str(RUN_PY.parent / "configs"), version_base="1.3"):
         config = hydra_compose("config", overrides=["hydra/launcher=stacked", "seed=3"], return_hydra_config=True)
     before = copy.deepcopy(config)
-    task = StackedLauncher._task_config(config)
+    task = without_hydra(config)
     assert "hydra" not in task and OmegaConf.to_yaml(task) == OmegaConf.to_yaml(
         OmegaConf.masked_copy(before, [key for key in before if key != "hydra"]))
     assert OmegaConf.get_type(task) is OmegaConf.get_type(config) and OmegaConf.is_struct(task)
