@@ -1268,6 +1268,12 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     alone = run_main([f"resume={tmp_path / 'alone'}", "trainer.epochs=2"], cwd=tmp_path)
     assert alone.returncode == 0 and read_json(tmp_path / "alone" / "metrics.json")["epochs_done"] == 2, alone.stderr
     assert read_json(sweep / "0_seed=0" / "metrics.json")["epochs_done"] == 1
+    # a cosine sweep's job trains on in neither way: it is not told to
+    cosine_sweep = tmp_path / "cosine_sweep"
+    assert run_main([*fast, "-m", "seed=0,1", "scheduler=cosine", f"hydra.sweep.dir={cosine_sweep}"],
+                    cwd=tmp_path).returncode == 0
+    cosine_job = run_main([f"resume={cosine_sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)
+    assert cosine_job.returncode == 1 and "Train the sweep on" not in cosine_job.stderr, cosine_job.stderr[-2000:]
 
 
 def test_a_train_on_stopped_before_its_first_new_epoch_goes_back_to_the_completed_run(fast, tmp_path, monkeypatch):
