@@ -212,9 +212,8 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
     node = OmegaConf.select(config, parent, default=None) if parent else config
     # the options drawn of its section's group (optimizer=choice(adam,sgd): sgd has momentum), or of a preset's
     groups = [o.get_key_element() for o in _parse(sweep_overrides(config)) if o.is_sweep_override()]
-    option_may_have_it = loader is not None and any(
-        loader.get_group_options(group) and not group.startswith("hydra/")
-        and (group == key.split(".")[0] or group not in config) for group in groups)
+    option_may_have_it = loader is not None and any(  # (Hydra's own groups are never swept: refused before)
+        loader.get_group_options(group) and (group == key.split(".")[0] or group not in config) for group in groups)
     if not drawn or not OmegaConf.is_dict(node) or (leaf not in node and (
             override.is_add() or override.is_force_add() or option_may_have_it)):  # a key that a trial adds
         return
