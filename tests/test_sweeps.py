@@ -1336,6 +1336,13 @@ def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher,
     assert renamed.returncode == 1 and (f"Error: {tmp_path / 'apart'} holds this sweep with its job folders named "
                                         "otherwise (hydra.sweep.subdir=${hydra.job.num} then, the config's own now)"
                                         ) in renamed.stderr, renamed.stderr[-2000:]
+    # folders whose names begin with another number than the job's: the summary took 5_… and 7_… for jobs 5
+    # and 7, listed jobs 0 and 1 as not started, and failed the sweep
+    seeded = run_main([*sweep, "seed=5,7", "hydra.sweep.subdir=${seed}_${optimizer.lr}",
+                       f"hydra.sweep.dir={tmp_path / 'seeded'}"], cwd=tmp_path)
+    assert seeded.returncode == 0, seeded.stderr[-2000:]
+    assert [(job["job"], job["status"], Path(job["run_dir"]).name) for job in read_summary(tmp_path / "seeded")[1][
+        "jobs"]] == [(0, "completed", "5_0.001"), (1, "completed", "7_0.001")]
 
 
 def test_the_table_shortens_long_floats_and_keeps_integers_whole():

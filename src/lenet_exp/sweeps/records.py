@@ -1,6 +1,6 @@
 """What a sweep left behind: one record per job directory, the seed groups and the best job.
 
-Only the standard library, OmegaConf and Hydra's override parser: no torch, no matplotlib.
+Only the standard library, OmegaConf, PyYAML and Hydra's override parser: no torch, no matplotlib.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import folder_holder, read_json
@@ -86,17 +87,22 @@ def as_float(value: str) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 20x OmegaConf.load, for sweeps of 1,000s
+
+
 def _job_number(job_dir: Path, fallback: int) -> int:
-    """From the folder's name (``3_optimizer.lr=0.003``, or ``3`` as earlier versions named it), else
-    from its hydra.yaml."""
-    number = job_dir.name.split("_", 1)[0]
-    if number.isdigit():
-        return int(number)
+    """From its hydra.yaml (a ``hydra.sweep.subdir`` of one's own may begin with another number:
+    ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
+    ``resume=`` in its folder recorded no number), else the order found on disk."""
     try:
-        num = OmegaConf.select(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml"), "hydra.job.num")
-        return int(num)
-    except Exception:  # an unreadable hydra.yaml: keep the order found on disk
-        return fallback
+        hydra = yaml.load((job_dir / ".hydra" / "hydra.yaml").read_bytes(), Loader=YAML_LOADER)["hydra"]
+        num = hydra["job"]["num"]
+        if isinstance(num, int) and not isinstance(num, bool):
+            return num
+    except Exception:  # missing, cut short, edited by hand: the folder's name says it
+        pass
+    number = job_dir.name.split("_", 1)[0]
+    return int(number) if number.isdigit() else fallback
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
