@@ -22,15 +22,14 @@ ADAM, ADAMW, SGD = "adam", "adamw", "sgd"
 
 
 def rule_of(optimizer: torch.optim.Optimizer) -> Optional[str]:
-    """The update rule a stacked group can apply for this optimizer, or None (then it trains alone)."""
+    """The update rule a stacked group can apply for this optimizer, or None. The launcher's plan sends a job
+    with such an optimizer alone (``grouping.why_alone``); this says it again to a caller that did not plan.
+    (``maximize`` and ``differentiable`` never get here: ``optim.build_optimizer`` refuses them.)"""
     group = optimizer.param_groups[0]
-    if group.get("maximize") or group.get("differentiable"):
-        return None
-    if isinstance(optimizer, torch.optim.AdamW) or (type(optimizer) is torch.optim.Adam
-                                                    and group.get("decoupled_weight_decay")):
+    if isinstance(optimizer, torch.optim.AdamW):  # torch's AdamW holds decoupled_weight_decay=True in newer torch
         return ADAMW if not group.get("amsgrad") else None
     if type(optimizer) is torch.optim.Adam:
-        return ADAM if not group.get("amsgrad") else None
+        return ADAM if not (group.get("amsgrad") or group.get("decoupled_weight_decay")) else None
     if type(optimizer) is torch.optim.SGD:
         return SGD if not group.get("dampening") else None
     return None
@@ -50,9 +49,8 @@ class StackedOptimizer:
         self.n = len(optimizers)
         self.rule = rule_of(optimizers[0])
         if self.rule is None:  # the launcher plans such jobs alone; a caller that did not is told why
-            group = optimizers[0].param_groups[0]
-            raise ValueError(f"{type(optimizers[0]).__name__} with these options (amsgrad={group.get('amsgrad')}, "
-                             f"maximize={group.get('maximize')}) has no stacked update: train it alone")
+            raise ValueError(f"{type(optimizers[0]).__name__} with these options ({optimizers[0].defaults}) has no "
+                             f"stacked update: train it alone")
         self.params = stateful_parameters(group_model)
         # the same parameter of each trial's model, in the group's order: where each trial's state lives
         self.trial_params = [stateful_parameters(m) for m in models]
@@ -147,7 +145,7 @@ class StackedOptimizer:
         p.sub_(lr * update)
 
     # ------------------------------------------------------------------ state in and out of trials
-    def trial_state(self, i: int) -> None:
+    def store_trial_state(self, i: int) -> None:
         """Trial i's torch optimizer holds its state, as if it had taken every step itself."""
         optimizer = self.optimizers[i]
         if self.rule == SGD and optimizer.param_groups[0]["momentum"] == 0:
