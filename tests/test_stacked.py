@@ -612,7 +612,7 @@ def check_the_stacked_optimizer(make, device: str) -> None:
     trained = [LeNet5().to(device) for _ in range(3)]
     unstack_into(grouped, trained)
     for i, (ours, theirs) in enumerate(zip(trained, alone)):
-        stacked.trial_state(i)
+        stacked.store_trial_state(i)
         for j, (mine, own) in enumerate(zip(stateful_parameters(ours), stateful_parameters(theirs))):
             assert torch.allclose(mine, own, rtol=1e-5, atol=1e-7), (i, j)
             state, own_state = optimizers[i].state[stateful_parameters(models[i])[j]], alone_optimizers[i].state[own]

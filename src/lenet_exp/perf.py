@@ -112,7 +112,7 @@ def _use_fused_cpu_kernels(tcfg, model: nn.Module, device: torch.device) -> bool
 
 def decide(tcfg, model: nn.Module, device: torch.device, stacked: bool = False) -> FastPaths:
     """What this run (or ``stacked`` group) uses, from the knobs (null: where it helps) and what the device
-    and model allow."""
+    and model allow. On CUDA it also turns cuDNN's autotuner on or off for the process, as decided."""
     if device.type == "cuda":
         # fixed shapes, so cuDNN can time its algorithms once per shape (never when deterministic): a group's
         # grouped convolutions gain from it, a single run's standard ones do not (docs/speed.md)

@@ -198,7 +198,7 @@ class StackedModels:
         if self.ema is not None:
             self.ema.unstack_into([t.parts.ema for t in self.trials])
         for i in running:
-            self.optimizer.trial_state(i)
+            self.optimizer.store_trial_state(i)
 
     def freeze(self, i: int) -> None:
         self.optimizer.freeze(i)
