@@ -190,10 +190,12 @@ class StoppableOptunaSweeper(Sweeper):
 
     def say_whose_best(self) -> None:
         """Hydra's "Best value" is the stored study's: it may be of a trial in another sweep's folder."""
+        from lenet_exp.sweeps.records import find_job_dirs, job_number
+
         best = self.study.best_trial if self.stored_trials and self.study is not None else None
         if best is None or best.number in self.asked + self.ran:
             return
-        if any(folder.name.split("_", 1)[0] == str(best.number) for folder in self.sweep_dir.iterdir()):
+        if any(job_number(folder, -1) == best.number for folder in find_job_dirs(self.sweep_dir)):
             return  # an earlier run of this sweep's
         log.info(f"That best is the study's trial {best.number}, which an earlier sweep of the study ran in its "
                  f"own folder; this sweep's best tops its summary.")

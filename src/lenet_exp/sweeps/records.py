@@ -90,7 +90,7 @@ def as_float(value: str) -> Optional[float]:
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 20x OmegaConf.load, for sweeps of 1,000s
 
 
-def _job_number(job_dir: Path, fallback: int) -> int:
+def job_number(job_dir: Path, fallback: int) -> int:
     """From its hydra.yaml (a ``hydra.sweep.subdir`` of one's own may begin with another number:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
@@ -144,7 +144,7 @@ def overridden(overrides: Iterable[str]) -> dict[str, str]:
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     overrides = recorded_overrides(job_dir)
     params = overridden(overrides)
-    record = JobRecord(job=_job_number(job_dir, fallback_number), status="failed", overrides=overrides,
+    record = JobRecord(job=job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
     metrics = read_json(job_dir / "metrics.json")
     prediction = read_json(job_dir / "prediction.json") if metrics is None else None  # a predict job's result
