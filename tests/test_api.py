@@ -202,17 +202,27 @@ def test_compose_takes_a_folder_of_ones_own_options_as_run_pys_config_dir_does(t
         compose(config_dir=123)
 
 
-def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path):
-    from lenet_exp.loop import Run
+def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path, monkeypatch):
+    from lenet_exp import loop
 
+    evaluated = []  # the images of each val and test pass, as the run's own evaluate returns them
+
+    def counting(*args, **kwargs):
+        result = evaluate(*args, **kwargs)
+        evaluated.append(len(result.predictions))
+        return result
+
+    evaluate = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", counting)
     rows = []
     cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=3", "trainer.batch_size=16",
                   "trainer.eval_batch_size=10", "trainer.epochs=2")
-    Run(cfg, tmp_path / "run", on_epoch_end=rows.append).train()
+    loop.Run(cfg, tmp_path / "run", on_epoch_end=rows.append).train()
     samples_per_epoch = [row["time/samples_per_s"] * row["time/epoch_s"] for row in rows]
     assert samples_per_epoch == pytest.approx([48, 48])  # 3 batches of 16, not 500 images
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
     assert saved["optimizer"]["state"][0]["step"] == 6  # 3 optimizer steps per epoch
+    assert evaluated == [30, 30, 30]  # val after each epoch, then test: 3 batches of 10, not 100 and 200 images
 
 
 def test_limit_batches_caps_evaluation():

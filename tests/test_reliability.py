@@ -138,7 +138,9 @@ CASES = {
                                             ["/checkpoints/best.pt if it is a run's checkpoints folder"]),
     "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
                                           ["predicts 10 classes", "has 5"]),
-    "eval without ckpt": (lambda r, t, d: ["task=eval"], ["ckpt", "task=eval"]),
+    "eval without ckpt": (lambda r, t, d: ["task=eval"], [
+        "Invalid config value ckpt=null: expected a checkpoint file for task=eval, e.g. "
+        "ckpt=<run dir>/checkpoints/best.pt."]),
     "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={(t / 'afile').touch() or t / 'afile' / 'run'}"],
                               ["cannot write the output directory", "afile is a file)", "hydra.run.dir="]),
     "folder for a checkpoint file": (lambda r, t, d: ["task=eval", f"ckpt={(t / 'x.pt').mkdir() or t / 'x.pt'}"],
@@ -186,10 +188,12 @@ def test_bad_input_exits_nonzero_with_a_short_message(case, tiny_root, tmp_path,
     before = snapshot(trained)
     # a proxy on a closed local port: a download fails at once, whether or not this machine has a network
     result = run_main(fast + extra(tiny_root, tmp_path, trained), cwd=cwd, env=NO_NETWORK)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    # one line says it, at the end (after the run's "Run in ..." where it got that far)
+    lines = result.stderr.splitlines()
+    assert len(lines) <= 2 and lines[-1].startswith("Error: ") and len(lines[-1]) < 600, result.stderr
     for word in words:
-        assert word in result.stderr, f"{word!r} not in:\n{result.stderr}"
+        assert word in lines[-1], f"{word!r} not in:\n{result.stderr}"
     # nothing written outside the (new) run dir, and the trained run is untouched
     assert {p.name for p in cwd.iterdir()} <= {"outputs"}
     assert snapshot(trained) == before
