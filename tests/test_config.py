@@ -152,3 +152,9 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
     assert config_differences(seeded, {**faster, "seed": 3, "data_seed": 3}) == []
     assert config_differences({**saved, "seed": 3}, {**faster, "seed": 3, "data_seed": 3}) == []
     assert config_differences(seeded, {**faster, "seed": 3, "data_seed": 4}) == ["data_seed: 3 -> 4"]
+    # the eval batch size is a speed setting, but under trainer.limit_batches it says which images are validated
+    # and tested (the first N batches'): a resumed run validated its epochs on two sets and selected among them
+    assert config_differences({"trainer": {"eval_batch_size": 1000}}, {"trainer": {"eval_batch_size": 500}}) == []
+    capped = {"trainer": {"limit_batches": 4, "eval_batch_size": 1000}}
+    assert config_differences(capped, {"trainer": {"limit_batches": 4, "eval_batch_size": 500}}) == [
+        "trainer.eval_batch_size: 1000 -> 500"]

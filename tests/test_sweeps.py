@@ -1134,7 +1134,8 @@ def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with
              "optimizer.lr=1e-3,2e-3", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     wrong = run_main([*sweep, f"dataset.root={tmp_path / 'no data'}"], cwd=tmp_path)
     assert wrong.returncode == 1 and "jobs 0, 1 failed: mnist is not in" in wrong.stdout, wrong.stdout[-2000:]
-    fixed = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.progress=false"], cwd=tmp_path)
+    fixed = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", "trainer.progress=false",
+                      "trainer.eval_batch_size=50"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     _, summary = read_summary(tmp_path / "sweep")
     assert [(job["job"], job["status"]) for job in summary["jobs"]] == [(0, "completed"), (1, "completed")]
@@ -1143,6 +1144,12 @@ def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with
         other = run_main([*sweep, f"dataset.root={tiny_root}", "device=cpu", change], cwd=tmp_path)
         assert other.returncode == 1 and "holds another sweep" in other.stderr and change in other.stderr, other.stderr
     assert sorted((tmp_path / "sweep").rglob("*")) == before
+    # under trainer.limit_batches the eval batch size says which images its jobs validate and test on
+    capped = [*sweep[:-1], f"dataset.root={tiny_root}", "trainer.limit_batches=1", f"hydra.sweep.dir={tmp_path / 'capped'}"]
+    assert run_main(capped, cwd=tmp_path).returncode == 0
+    resized = run_main([*capped, "trainer.eval_batch_size=50"], cwd=tmp_path)
+    assert resized.returncode == 1 and "holds another sweep" in resized.stderr, resized.stderr[-2000:]
+    assert "trainer.eval_batch_size=50" in resized.stderr
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])

@@ -168,7 +168,8 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     longer = not {"trainer.epochs", "scheduler"} & searched and run_of_other_length(before_task, now_task)
 
     def kept(key: str) -> bool:
-        return key in searched or not (where_or_how_fast(key) or (longer and key == "trainer.epochs"))
+        return key in searched or not (where_or_how_fast(key, now_task.get("trainer", {}).get("limit_batches"))
+                                       or (longer and key == "trainer.epochs"))
 
     def what_it_runs(overrides) -> list[str]:
         return sorted(o for o in overrides if kept(override_key(o)))

@@ -340,16 +340,25 @@ WHERE_AND_HOW_FAST = (*LOCATION_KEYS, "device.", "trainer.progress", "trainer.lo
 # ... nor a run's results, which is also true of what the eval / predict tasks read: TensorBoard's HParams
 # leave these out.
 NOT_RESULTS = (*WHERE_AND_HOW_FAST, "task", "ckpt", "image")
+# ... except where trainer.limit_batches caps validation and test at that many batches: the eval batch size
+# then says which images a run is selected and tested on
+SIZES_THE_CAP = "trainer.eval_batch_size"
 
 
-def where_or_how_fast(key: str) -> bool:
-    """Whether an override's key (``device``, ``device.threads``, ``dataset.root``) sets WHERE_AND_HOW_FAST."""
+def where_or_how_fast(key: str, limit_batches: Optional[int] = None) -> bool:
+    """Whether an override's key (``device``, ``device.threads``, ``dataset.root``) sets WHERE_AND_HOW_FAST,
+    in a config of this ``trainer.limit_batches``."""
+    if key == SIZES_THE_CAP and limit_batches is not None:
+        return False
     return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
 
 def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool | None]:
     """The flattened settings that can change a run's results (its HParams)."""
-    return {key: value for key, value in flatten(config).items() if not key.startswith(NOT_RESULTS)}
+    flat = flatten(config)
+    capped = flat.get("trainer.limit_batches") is not None
+    return {key: value for key, value in flat.items()
+            if not key.startswith(NOT_RESULTS) or (capped and key == SIZES_THE_CAP)}
 
 
 def drawn_as_it_is(flat: dict) -> dict:
