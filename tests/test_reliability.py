@@ -1566,15 +1566,19 @@ def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trai
     Image.fromarray(image.numpy()).save(tmp_path / "digit.png")
     best = trained / "checkpoints" / "best.pt"
     predictions = {}
-    for tta in ([], ["trainer.tta_hflip=true", "trainer.tta_shift=2"]):
-        run_dir = tmp_path / f"tta_{len(tta)}"
+    for tta in ([], ["trainer.tta_hflip=true", "trainer.tta_shift=2"], ["trainer.precision=bf16"]):
+        run_dir = tmp_path / f"tta_{len(predictions)}"
         result = run_main([*fast, "task=predict", f"ckpt={best}", "image=~/digit.png", *tta, f"hydra.run.dir={run_dir}"],
                           cwd=tmp_path, env={"HOME": str(tmp_path)})
-        assert result.returncode == 0, result.stderr[-2000:]
-        predictions[len(tta)] = read_json(run_dir / "prediction.json")
-    plain, averaged = predictions[0], predictions[2]
+        assert result.returncode == 0 and "not used" not in result.stderr, result.stderr[-2000:]
+        predictions[len(predictions)] = read_json(run_dir / "prediction.json")
+    plain, averaged, bf16 = predictions.values()
     assert plain["tta"] == {"hflip": False, "shift": 0} and averaged["tta"] == {"hflip": True, "shift": 2}
     assert plain["probabilities"] != pytest.approx(averaged["probabilities"], abs=1e-6)
+    # in the precision the run tested in (fp32 here), or the one named (bf16 was said to be unused, as predict
+    # computed in fp32 what eval computes in bf16)
+    assert (plain["precision"], bf16["precision"]) == ("fp32", "bf16")
+    assert plain["probabilities"] != pytest.approx(bf16["probabilities"], abs=1e-6)
     assert plain["image"] == str(tmp_path / "digit.png") and plain["ckpt"] == str(best)
     assert plain["ckpt_epoch"] == read_json(trained / "metrics.json")["best_epoch"]
     into_the_run = run_main([*fast, "task=predict", f"ckpt={best}", f"image={tmp_path / 'digit.png'}",

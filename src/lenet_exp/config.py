@@ -246,8 +246,7 @@ def register_configs() -> None:
 # ------------------------------------------------------------------------ what each task reads
 PREPROCESSING_KEYS = ("image_size", "resize_mode", "mean", "std")  # of a checkpoint's "preprocessing"
 # How a run's final test saw its model besides the weights: eval and predict do the same unless told otherwise
-TTA_SETTINGS = ("tta_hflip", "tta_shift")
-TEST_SETTINGS = (*TTA_SETTINGS, "precision")
+TEST_SETTINGS = ("tta_hflip", "tta_shift", "precision")
 # What each task reads of the command line (a key or its group); the rest says how to train, and is said unused.
 # The model is the checkpoint's, and dataset.image_size & co. are said unused with the values used instead.
 READ_BY = {
@@ -255,7 +254,7 @@ READ_BY = {
              "trainer.log_images", "trainer.progress", "trainer.ema_decay",
              *(f"trainer.{key}" for key in TEST_SETTINGS)),
     "predict": ("task", "ckpt", "image", "device", "trainer.progress", "trainer.ema_decay",
-                *(f"trainer.{key}" for key in TTA_SETTINGS), *(f"dataset.{key}" for key in PREPROCESSING_KEYS)),
+                *(f"trainer.{key}" for key in TEST_SETTINGS), *(f"dataset.{key}" for key in PREPROCESSING_KEYS)),
 }
 
 

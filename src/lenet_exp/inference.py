@@ -20,7 +20,7 @@ from lenet_exp.augment import test_time_views
 from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal, read_by
 from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
-from lenet_exp.engine import evaluate
+from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import folder_holder, save_json
 from lenet_exp.launch import JobSlot
@@ -319,13 +319,13 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     tcfg = test_settings(cfg, state["config"], chosen)  # as in task=eval: the probabilities averaged over the views
     views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(device, tcfg.precision):
         probabilities = torch.stack([model(view(x)).float().softmax(1)[0] for view in views]).mean(0)
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
                   "ckpt_epoch": ckpt.checkpoint_epoch(state), "ema_decay": ema_decay,
-                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift}, "precision": tcfg.precision,
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
