@@ -1126,6 +1126,18 @@ def test_a_sweep_given_its_keys_in_another_order_is_told_so(fast, tmp_path):
     assert sorted((tmp_path / "sweep").rglob("*")) == before
 
 
+def test_a_jobs_newest_failure_replaces_the_record_of_an_earlier_one(fast, tmp_path):
+    """Run again, a job that had failed and failed otherwise kept the first failure's message in its metrics.json
+    and the summary: only the console said what went wrong now."""
+    sweep = ["-m", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    for missing in ("first", "second"):
+        failed = run_main([*sweep, f"dataset.root={tmp_path / missing}"], cwd=tmp_path)
+        assert failed.returncode == 1, failed.stderr[-2000:]
+        assert [metrics(job)["message"].startswith(f"mnist is not in {tmp_path / missing}") for job in
+                job_dirs(tmp_path / "sweep")] == [True, True]
+        assert f"jobs 0, 1 failed: mnist is not in {tmp_path / missing}" in failed.stdout
+
+
 def test_a_sweep_continues_with_its_data_folder_or_device_corrected_but_not_with_other_values(tiny_root, tmp_path):
     """As a run resumes elsewhere, a sweep whose jobs failed for a wrong dataset.root (or that moves to
     another device, or shows its progress) continues with the corrected command; what its jobs compute

@@ -95,7 +95,9 @@ def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str)
 
 
 def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
-    """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there."""
+    """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there:
+    its completed results, or its own record of a stop where it was stopped again (or not started) before it
+    could save anything. An earlier failure's or stop's status and message give way to this one."""
     path = run_dir / "metrics.json"
     metrics = read_json(path)
     if metrics is None:
@@ -109,8 +111,8 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
         if status == "failed":
             save_json(path, {**metrics, LATER_FAILURE: message})
         return
-    elif metrics.get("status") != "running":  # interrupted earlier: keep it as it is
-        return
+    elif metrics.get("status") != "running" and (status == NOT_STARTED or status == metrics["status"] == "interrupted"):
+        return  # not started this time, or stopped again before it saved: its earlier record says more
     metrics.update(status=status, message=message)
     save_json(path, metrics)
 
