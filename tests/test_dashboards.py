@@ -165,6 +165,9 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
             os.kill(pid, signal.SIGKILL)
         late = workers.submit("confusion_matrix", *matrix)
         assert late.png() == draw("confusion_matrix", *matrix)
+        # the pool now known to be broken, submitting raised: every trial of a stacked group failed its test
+        later = workers.submit("misclassified", *mistakes)
+        assert later.png() == draw("misclassified", *mistakes)
     finally:
         workers.close()
 

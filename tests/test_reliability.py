@@ -417,16 +417,17 @@ INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu",
                  "trainer.log_images=false"]
 
 
-def ctrl_c_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path) -> str:
-    """Runs the sweep until its first job has a checkpoint, then stops it as Ctrl-C does; its stderr."""
+def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, signum: int = signal.SIGINT) -> str:
+    """Runs the sweep until its first job has a checkpoint, then stops it as Ctrl-C (or a closed terminal, with
+    ``signum``) does, sending the signal to its whole process group; its stderr."""
     launcher = start(args, cwd=cwd)
     deadline = time.monotonic() + 120
     while not list(sweep_dir.glob("0_*/checkpoints/last.pt")):
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
         time.sleep(0.05)
-    signal_group(launcher, signal.SIGINT)
+    signal_group(launcher, signum)
     out, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 128 + signal.SIGINT and "Traceback" not in out + err, err[-3000:]
+    assert launcher.returncode == 128 + signum and "Traceback" not in out + err, err[-3000:]
     return err
 
 
@@ -687,13 +688,24 @@ def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summ
 
 
 @pytest.mark.long
+def test_a_hang_up_of_a_stacked_groups_process_group_stops_it_without_tracebacks(tiny_root, tmp_path):
+    """A closed terminal hangs up the whole process group: the group's figure workers had taken its handler, and
+    each printed a traceback of the stop it raised there (seen where the output went to a file)."""
+    sweep_dir = tmp_path / "sweep"
+    with_figures = [o for o in INTERRUPTIBLE if not o.startswith("trainer.log_images=")]  # drawn by the workers
+    stop_at_the_first_checkpoint(["-m", "hydra/launcher=stacked", f"dataset.root={tiny_root}", *with_figures,
+                                  "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], sweep_dir, tmp_path, signal.SIGHUP)
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"] * 2
+
+
+@pytest.mark.long
 def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_path):
     """The basic launcher runs its jobs in run.py, one after another: a Ctrl-C stops the job there and
     the sweep with it, which then says how the whole sweep continues (the job's own message names only
     its folder), and the same command does so."""
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]
-    err = ctrl_c_at_the_first_checkpoint(sweep, sweep_dir, tmp_path)
+    err = stop_at_the_first_checkpoint(sweep, sweep_dir, tmp_path)
     assert err.rstrip().endswith(f"Interrupted by signal 2; running the same command with hydra.sweep.dir={sweep_dir} "
                                  f"continues the sweep."), err[-3000:]
     assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "interrupted"
@@ -763,7 +775,7 @@ def test_an_optuna_study_in_memory_replays_with_its_sweep_directory(tiny_root, t
     sweep_dir = tmp_path / "optuna"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweep.dir={sweep_dir}"]
-    ctrl_c_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path)
     again = run_main(study, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     first, second = sorted(sweep_dir.glob("[0-9]_*"))
@@ -779,7 +791,7 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}"]
-    err = ctrl_c_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first",
+    err = stop_at_the_first_checkpoint([*study, f"hydra.sweep.dir={tmp_path / 'first'}"], tmp_path / "first",
                                          tmp_path)
     assert stored_trial_states(storage) == ["FAIL"]
     assert ("continues the sweep: its stopped trials resume first (the study holds them as failed, and each one's "
@@ -840,7 +852,7 @@ def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(tiny
     storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
-    ctrl_c_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path)
     stopped, = sweep_dir.glob("0_*")
     assert read_json(stopped / "metrics.json")["status"] == "interrupted" and stored_trial_states(storage) == ["FAIL"]
 

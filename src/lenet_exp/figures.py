@@ -110,8 +110,10 @@ def draw(kind: str, *arrays: np.ndarray) -> tuple[bytes, int, int]:
 
 
 def _in_a_worker(parent: int) -> None:
-    # Ctrl-C reaches the whole process group: the group's process decides what stops, not its workers
+    # Ctrl-C and a closed terminal reach the whole process group: the group's process decides what stops, not
+    # its workers (which took its handlers, raising in them); SIGTERM ends them, as the pool's own clean-up needs
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
 
@@ -142,7 +144,13 @@ class FigureWorkers:
             self.pool.submit(int).result()  # all of them forked now (a fork pool starts every worker at once)
 
     def submit(self, kind: str, *arrays: np.ndarray) -> "PendingFigure":
-        future = self.pool.submit(draw, kind, *arrays) if self.pool is not None else None
+        future = None
+        if self.pool is not None:
+            try:
+                future = self.pool.submit(draw, kind, *arrays)
+            except concurrent.futures.process.BrokenProcessPool:  # a worker died (killed, out of memory)
+                log.warning("A figure worker died; the figures are drawn here instead.")
+                self.close()
         return PendingFigure(kind, arrays, future)
 
     def close(self) -> None:
