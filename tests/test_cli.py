@@ -271,6 +271,10 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                      "lenet5_classic."),
     (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null: choose "
                                           "one of fashion_best, mnist_best, or write ~experiment to leave it out."),
+    (["-m", "model=lenet5,1"], "model=lenet5,1: a config group takes one of its options, not 1: choose one of "
+                               "lenet5, lenet5_classic."),  # Hydra's ValueError, with a traceback
+    (["-m", "experiment=null,mnist_best"], "experiment=null,mnist_best: a config group takes one of its options, not "
+                                           "null: choose one of fashion_best, mnist_best"),
     (["~trainer.epochs"], "~trainer.epochs deletes trainer.epochs, which every run has: set it instead"),
     (["~seed"], "~seed deletes seed, which every run has: set it instead (seed=…; `--cfg job` shows its value)."),
     (["~data_seed"], "~data_seed deletes data_seed, which every run has: set it instead (data_seed=…;"),
@@ -307,7 +311,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "nested-launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key",
         "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
-        "group-null", "group-null-shown", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
+        "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number"])

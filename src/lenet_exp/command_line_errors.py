@@ -339,12 +339,17 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
             override = OverridesParser.create().parse_override(arg)
         except HydraException:  # an unreadable one is no group's value
             continue
-        if override.is_sweep_override() or override.is_delete():  # Hydra reports neither so
+        if override.is_delete():  # Hydra reports none so
             continue
-        group, value = override.key_or_group, override.value()
+        group = override.key_or_group
+        try:  # a sweep's values one by one (model=lenet5,1)
+            values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        except HydraException:  # an interval: no values to list
+            continue
         options = loader.get_group_options(group) if loader else []
+        value = next((v for v in values if not isinstance(v, (str, list, dict))), "")
         if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list, dict)):
-            written = "null" if value is None else arg.partition("=")[2]
+            written = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
             choose = f"choose one of {', '.join(options)}" if options else "choose one"
             leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
             return f"{arg}: a config group takes one of its options, not {written}: {choose}{leave_out}."
