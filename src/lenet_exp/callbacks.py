@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -606,6 +607,14 @@ class OutputDirCheck(Callback):
         if not str(config.hydra.sweep.dir).strip():
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
+        written = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("dir"))
+        varying = next((key for key in re.findall(r"\$\{([\w.]+)\}", written) if key.startswith("hydra.job.")
+                        or any(f"{key}.".startswith(f"{s}.") or s.startswith(f"{key}.") for s in searched_keys(config))),
+                       None)
+        if varying:  # each job's would be another folder: sweeps of one job each, without the others' summary
+            sys.exit(f"Error: hydra.sweep.dir={written} names {varying}, which differs from job to job: each job would "
+                     f"be a sweep of its own. Name it in each job's folder instead, e.g. "
+                     f"hydra.sweep.subdir='${{hydra.job.num}}_${{{varying}}}'.")
         subdir = subdir_template(config)
         if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
             sys.exit(f"Error: hydra.sweep.subdir={subdir} puts the jobs outside hydra.sweep.dir, where the summary and "
