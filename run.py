@@ -26,9 +26,14 @@ def multirun_flag_first(argv: list[str]) -> list[str]:
     after all overrides, and otherwise stops at "unrecognized arguments"."""
     flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
     sweep = multirun_flag(argv[1:])
-    if sweep and any(arg.split("=")[0] in OTHER_MODES for arg in argv[1:]):  # Hydra's ValueError is a traceback
-        sys.exit(f"Error: {sweep} cannot go with --run, --cfg, --info or --shell-completion. To see the config of "
-                 f"one of the sweep's jobs, drop {sweep} and give one value of each swept key.")
+    # Hydra's ValueError is a traceback; --help composes one run's config, and said a sweep's values need -m
+    if sweep and any(arg.split("=")[0] in (*OTHER_MODES, "--help", "-h") for arg in argv[1:]):
+        sys.exit(f"Error: {sweep} cannot go with --help, --run, --cfg, --info or --shell-completion. To see the config "
+                 f"of one of the sweep's jobs, drop {sweep} and give one value of each swept key.")
+    if any(arg.split("=")[0] in ("--package", "-p") for arg in argv[1:]) and not any(
+            arg.split("=")[0] in ("--cfg", "-c") for arg in argv[1:]):  # Hydra ignores it, and the run trains
+        sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
+                 "python run.py --cfg job -p optimizer.")
     return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
 
 

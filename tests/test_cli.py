@@ -292,6 +292,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "seed=0,1", "hydra.output_subdir=meta"], "hydra.output_subdir=meta: each run keeps Hydra's record"),
     (["-m", "seed=0,1", "hydra.sweep.subdir=../job_${hydra.job.num}"],
      "hydra.sweep.subdir=../job_${hydra.job.num} puts the jobs outside hydra.sweep.dir, where the summary"),
+    (["-p", "optimizer"], "--package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
+                          "python run.py --cfg job -p optimizer."),  # Hydra ignored it: the default recipe trained
     (["-m", "optimizer.lr=1e-3,2e-3", "hydra.sweep.dir=sweeps/lr_${optimizer.lr}"],  # the summary had 1 of 2 jobs
      "hydra.sweep.dir=sweeps/lr_${optimizer.lr} names optimizer.lr, which differs from job to job: each job would be "
      "a sweep of its own. Name it in each job's folder instead, e.g. hydra.sweep.subdir='${hydra.job.num}_"
@@ -317,7 +319,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
+        "record-renamed", "jobs-outside-the-sweep", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

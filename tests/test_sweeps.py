@@ -1097,9 +1097,11 @@ def test_a_sweep_takes_jobs_added_after_its_own_and_refuses_renumbered_ones(fast
     sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]  # -m among the overrides: run.py moves it
     assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0
     mode = run_main([*sweep, "seed=0,1", "--cfg", "job"], cwd=tmp_path)  # Hydra's ValueError was a traceback
-    assert mode.returncode == 1 and mode.stderr.startswith("Error: -m cannot go with --run, --cfg, --info")
-    mode = run_main([*fast, "hydra.mode=MULTIRUN", "seed=0,1", "--cfg", "job"], cwd=tmp_path)  # "add -m", said Hydra
-    assert mode.returncode == 1 and mode.stderr.startswith("Error: hydra.mode=MULTIRUN cannot go with --run, --cfg")
+    assert mode.returncode == 1 and mode.stderr.startswith("Error: -m cannot go with --help, --run, --cfg, --info")
+    for shown in (["--cfg", "job"], ["--help"]):  # "add -m", said Hydra, and our --help
+        mode = run_main([*fast, "hydra.mode=MULTIRUN", "seed=0,1", *shown], cwd=tmp_path)
+        assert mode.returncode == 1 and mode.stderr.startswith("Error: hydra.mode=MULTIRUN cannot go with --help, "
+                                                               "--run, --cfg")
     more = run_main([*sweep, "seed=0,1,2"], cwd=tmp_path)
     assert more.returncode == 0, more.stderr[-2000:]
     assert f"Sweep {tmp_path / 'sweep'} had 2 jobs; this one adds job 2." in more.stdout
