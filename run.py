@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lenet_exp.command_line_errors import report_typos_in_one_line
+from lenet_exp.command_line_errors import refuse_a_part_as_the_primary_config, report_typos_in_one_line
 from lenet_exp.config import register_configs
 from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
 from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
@@ -53,6 +53,7 @@ if __name__ == "__main__":
     if any(arg.split("=")[0] in PRINTING_MODES for arg in sys.argv[1:]):
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    refuse_a_part_as_the_primary_config(sys.argv[1:])
     sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:

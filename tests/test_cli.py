@@ -267,6 +267,10 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                       "configs/ or of --config-dir; experiment=mnist_best chooses that option."),
     (["--config-name=experiment/fashion_best"], "--config-name experiment/fashion_best names no config that composes a "
                                                 "run: python run.py composes configs/config.yaml"),
+    (["-cn", "model/lenet5"], "--config-name model/lenet5 names no config that composes a run: python run.py "
+                              "composes configs/config.yaml, and --config-name chooses another such file of configs/ "
+                              "or of --config-dir; model=lenet5 chooses that option."),  # it ran, in outputs/<date>/
+    (["--config-name=lenet_exp_schema"], "--config-name lenet_exp_schema names no config that composes a run"),
     (["model=null"], "model=null: a config group takes one of its options, not null: choose one of lenet5, "
                      "lenet5_classic."),
     (["experiment=null", "--cfg", "job"], "experiment=null: a config group takes one of its options, not null: choose "
@@ -316,7 +320,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "unknown-key-interpolation-in-a-sweep", "launcher-key", "stacked-launcher-key", "launcher-value",
         "nested-launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key",
         "no-launchers-key", "search-space-key",
-        "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file",
+        "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file", "config-name-of-an-option-that-composes",
+        "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",

@@ -20,6 +20,7 @@ import re
 import sys
 import typing
 import warnings
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import hydra._internal.utils as hydra_utils
@@ -305,9 +306,28 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
         chosen = [f"{g}={option}" for g in groups if option in loader.get_group_options(g)]
     if in_it and not chosen:  # a primary config of one's own, with a mistake in it: told as in any config file
         return None
-    instead = f"; {chosen[0]} chooses that option" if chosen else ""
+    return no_run_config(name, chosen[0] if chosen else None)
+
+
+def no_run_config(name: str, option: Optional[str]) -> str:
+    instead = f"; {option} chooses that option" if option else ""
     return (f"--config-name {name} names no config that composes a run: python run.py composes configs/config.yaml, "
             f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")
+
+
+def refuse_a_part_as_the_primary_config(arguments: list[str]) -> None:
+    """``--config-name model/lenet5`` (or the schema): Hydra composes it alone without a word, and the run got as far
+    as a folder of Hydra's own layout (outputs/<date>/<time>/) before it was refused."""
+    from lenet_exp import CONFIGS
+
+    name = config_name_given(arguments)
+    if not name:
+        return
+    group, _, option = name.removesuffix(".yaml").rpartition("/")
+    if group and (Path(CONFIGS) / group).is_dir():
+        sys.exit(f"Error: {no_run_config(name, f'{group}={option}')}")
+    if name.startswith(("lenet_exp_schema", "schema_")):  # the typed schema, stored under these names
+        sys.exit(f"Error: {no_run_config(name, None)}")
 
 
 RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
