@@ -10,7 +10,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lenet_exp.command_line_errors import refuse_a_part_as_the_primary_config, report_typos_in_one_line
+from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refuse_misused_flags,
+                                          report_typos_in_one_line)
 from lenet_exp.config import register_configs
 from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
 from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
@@ -30,10 +31,6 @@ def multirun_flag_first(argv: list[str]) -> list[str]:
     if sweep and any(arg.split("=")[0] in (*OTHER_MODES, "--help", "-h") for arg in argv[1:]):
         sys.exit(f"Error: {sweep} cannot go with --help, --run, --cfg, --info or --shell-completion. To see the config "
                  f"of one of the sweep's jobs, drop {sweep} and give one value of each swept key.")
-    if any(arg.split("=")[0] in ("--package", "-p") for arg in argv[1:]) and not any(
-            arg.split("=")[0] in ("--cfg", "-c") for arg in argv[1:]):  # Hydra ignores it, and the run trains
-        sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
-                 "python run.py --cfg job -p optimizer.")
     return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
 
 
@@ -53,12 +50,16 @@ if __name__ == "__main__":
     if any(arg.split("=")[0] in PRINTING_MODES for arg in sys.argv[1:]):
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    refuse_a_part_as_the_primary_config(sys.argv[1:])
+    refuse_misused_flags(sys.argv[1:])
     sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently
             main()
+    except ValueError as error:  # Hydra's checks of its own flags, outside its error reporter
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not raised_by_hydra(error):
+            raise
+        sys.exit(f"Error: {hydras_message(error)}")
     except KeyboardInterrupt as interrupt:  # one that no job took (Hydra composing, between a sweep's jobs)
         sys.exit(end_stopped_sweep(getattr(interrupt, "signum", signal.SIGINT)))  # a sweep's: with its summary
     except SystemExit as end:

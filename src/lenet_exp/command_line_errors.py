@@ -315,11 +315,31 @@ def no_run_config(name: str, option: Optional[str]) -> str:
             f"and --config-name chooses another such file of configs/ or of --config-dir{instead}.")
 
 
-def refuse_a_part_as_the_primary_config(arguments: list[str]) -> None:
-    """``--config-name model/lenet5`` (or the schema): Hydra composes it alone without a word, and the run got as far
-    as a folder of Hydra's own layout (outputs/<date>/<time>/) before it was refused."""
+def raised_by_hydra(error: BaseException) -> bool:
+    """Whether Hydra itself raised ``error``: its checks of its own flags (``--resolve`` without ``--cfg``, ``-sc``
+    without ``install=``, a missing ``--experimental-rerun`` file) raise a ValueError of one clear sentence, which
+    came with a traceback."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and frames[-1].filename.startswith(os.path.dirname(hydra_utils.__file__).rsplit(os.sep, 1)[0])
+
+
+def hydras_message(error: BaseException) -> str:
+    """Hydra's sentence in one line: "available : \\n\\tbash\\n\\tfish" -> "available : bash fish"."""
+    return " ".join(str(error).split())
+
+
+def refuse_misused_flags(arguments: list[str]) -> None:
+    """Flags that Hydra takes without a word, and then runs what was not meant: ``-p`` without ``--cfg`` (ignored:
+    the default recipe trained), ``--config-name model/lenet5`` or the schema (composed alone: the run got as far
+    as a folder of Hydra's own layout, outputs/<date>/<time>/, before it was refused)."""
     from lenet_exp import CONFIGS
 
+    flags = {arg.split("=")[0] for arg in arguments}
+    if flags & {"--package", "-p"} and not flags & {"--cfg", "-c"}:
+        sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
+                 "python run.py --cfg job -p optimizer.")
     name = config_name_given(arguments)
     if not name:
         return
@@ -663,7 +683,9 @@ def report_typos_in_one_line() -> None:
         try:
             return func()
         except Exception as error:
-            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else typo_message(error)
+            full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+            message = None if full else typo_message(error) or (
+                hydras_message(error) if isinstance(error, ValueError) and raised_by_hydra(error) else None)
             if message is None:
                 return hydra_report(lambda: _raise(error))
             sys.exit(f"Error: {message}")
