@@ -116,6 +116,14 @@ def test_overrides_work_as_they_read(fast, tmp_path):
     assert config["model"]["activation"] == "tanh" and config["model"]["batch_norm"] is False
 
 
+def test_a_job_name_of_ones_own_keeps_the_log_in_run_log(fast, tmp_path):
+    """hydra.job.name named the log file: `mine` wrote mine.log, not the documented run.log, and `a/b` failed with
+    a traceback."""
+    result = run_main(fast + ["hydra.job.name=a/b"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Done: best val acc" in (only_run_dir(tmp_path) / "run.log").read_text()
+
+
 @pytest.mark.parametrize("logging_option, console_line, has_run_log", [
     ("hydra/job_logging=disabled", None, False),
     ("hydra/job_logging=default", "][lenet_exp.loop][INFO] - Done: best val acc", True),  # Hydra's timestamps
