@@ -1367,6 +1367,20 @@ def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher,
         "jobs"]] == [(0, "completed", "5_0.001"), (1, "completed", "7_0.001")]
 
 
+def test_a_metrics_json_edited_into_other_types_is_summarised_without_them(tmp_path):
+    """`"val": "oops"` in one job's metrics.json: the summary of every job ended in an AttributeError."""
+    from lenet_exp.sweeps.records import summarize
+
+    job = tmp_path / "0_seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    (job / "metrics.json").write_text(json.dumps({"status": "completed", "val": "oops", "test": 5,
+                                                  "epochs_done": "2", "epochs": 2, "wall_time_s": "1"}))
+    [record] = summarize(tmp_path).jobs
+    assert (record.status, record.val_acc, record.test_acc, record.epochs_done, record.epochs, record.wall_time_s) == (
+        "completed", None, None, None, 2, None)
+
+
 def test_the_table_shortens_long_floats_and_keeps_integers_whole():
     """Seeds 123456789 and 123456790 were both printed 1.235e+08 (in the console and TensorBoard's card)."""
     from lenet_exp.sweeps.records import JobRecord, Summary

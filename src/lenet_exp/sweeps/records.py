@@ -78,6 +78,11 @@ def _number(value: Any) -> Optional[float]:
     return None
 
 
+def _count(value: Any) -> Optional[int]:
+    """A whole number of epochs, or None (missing, or a metrics.json edited into something else)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def as_float(value: str) -> Optional[float]:
     """A swept value (as its override gave it) as a finite number, or None."""
     try:
@@ -168,7 +173,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if status == "running" and final:
         # The sweep is over, so nothing runs here any more: the job was killed before it could say so.
         record.message = (f"stopped while running after epoch {metrics.get('epochs_done', 0)} (killed?); "
-                          f"re-launch the sweep with hydra.sweep.dir=<this sweep> to resume it")
+                          f"the sweep's command with its hydra.sweep.dir= resumes it")
         status = "failed"
     elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
         done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
@@ -179,11 +184,10 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         status = "failed"
         record.message = f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
-    val, test = metrics.get("val") or {}, metrics.get("test") or {}
+    val, test = (metrics.get(split) if isinstance(metrics.get(split), dict) else {} for split in ("val", "test"))
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
     record.test_acc, record.test_loss = _number(test.get("acc")), _number(test.get("loss"))
-    record.epochs_done = metrics.get("epochs_done")
-    record.epochs = metrics.get("epochs")
+    record.epochs_done, record.epochs = (_count(metrics.get(key)) for key in ("epochs_done", "epochs"))
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
 
