@@ -469,6 +469,24 @@ def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path
     assert not list(sweep_dir.glob(".*.tmp"))
 
 
+def test_a_summary_that_fails_says_how_to_write_it_again(fast, tmp_path, monkeypatch):
+    """It said only "Could not summarise the sweep in …", and the jobs had completed."""
+    import lenet_exp.sweeps.callback as callback
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("a bug in the summary")
+
+    monkeypatch.setattr(callback, "write_summary", failing)
+    sweep_dir = tmp_path / "sweep"
+    result = run_main(["-m", *fast, "seed=0", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and (f"Could not summarise the sweep in {sweep_dir}: RuntimeError: a bug in the "
+                                       f"summary. Its jobs' folders hold their results; `python -m lenet_exp.sweeps "
+                                       f"{sweep_dir}` summarises them again.") in result.stderr, result.stderr[-2000:]
+    monkeypatch.undo()
+    again = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert again.returncode == 0 and read_summary(sweep_dir)[0][0]["status"] == "completed", again.stderr[-2000:]
+
+
 def test_a_sweep_kept_inside_another_is_no_part_of_its_summary(tmp_path):
     """An evaluation sweep of a sweep's checkpoints, kept in that sweep's folder: its jobs were summed up as
     the outer sweep's own, under the same numbers, with a ckpt column."""

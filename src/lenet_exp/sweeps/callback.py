@@ -163,7 +163,9 @@ class SweepSummary(Callback):
         except Stopped as stop:  # the first one once the summary is written; a second one at once
             held = stop.signum
         except Exception as error:
-            print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}", file=sys.stderr)
+            print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}. Its jobs' folders "
+                  f"hold their results; `python -m lenet_exp.sweeps {sweep_dir}` summarises them again.",
+                  file=sys.stderr)
             summary = None
         stopped = sweep_stop_signal()
         if held and not stopped:
