@@ -295,7 +295,9 @@ def test_resume_reads_relative_paths_from_where_the_run_was_started_and_stays_in
     assert moved.returncode == 1 and (f"Error: resume= continues the run in its own folder, {run_dir}, and "
                                       f"hydra.run.dir= names another.") in moved.stderr, moved.stderr[-2000:]
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record and not (tmp_path / "copy").exists()
-    longer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=elsewhere)
+    # the run's own folder named again (it was refused as "another") is the same command
+    longer = run_main([f"resume={run_dir}", "trainer.epochs=2", f"hydra.run.dir={tmp_path / 'project' / '..' / 'run'}"],
+                      cwd=elsewhere)
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert read_json(run_dir / "metrics.json")["epochs_done"] == 2
 

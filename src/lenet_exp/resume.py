@@ -164,7 +164,11 @@ def expand_resume(argv: list[str]) -> list[str]:
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
-    rest = [arg for arg in argv if not arg.startswith(PREFIX)]
+    def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
+        return (override_key(arg) == "hydra.run.dir" and "=" in arg
+                and Path(unquote(arg.split("=", 1)[1])).expanduser().resolve() == run_dir.resolve())
+
+    rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]
     explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
     if "hydra.run.dir" in explicit:  # Hydra takes the last one, the run's own: the run would change there
         sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
