@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, fast_overrides, run_main
 from lenet_exp import compose, train
-from tensorboard_events import card, hparams_records, load_events, session_status
+from tensorboard_events import card, hparams_records, load_events, scalar_values, session_status
 
 
 def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root, tmp_path):
@@ -170,6 +170,24 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
         assert later.png() == draw("misclassified", *mistakes)
     finally:
         workers.close()
+
+
+def test_a_figure_that_failed_to_draw_is_not_drawn_again_at_close(tmp_path):
+    """The final close drew it again and raised its error there: a stacked group's remaining trials' TensorBoard
+    writers were then left open."""
+    from lenet_exp.record import TensorBoardLog
+
+    class Unwritable:
+        def png(self):
+            raise OSError("no space left for the figure")
+
+    tb = TensorBoardLog(str(tmp_path), {"seed": 0})
+    tb.pending.append(("test/confusion_matrix", 1, Unwritable()))
+    with pytest.raises(OSError, match="no space left for the figure"):
+        tb.write_figures()
+    tb.scalars({"test/acc": 0.5}, 1)
+    tb.close()  # raised the figure's error again
+    assert scalar_values(load_events(tmp_path), "test/acc") == {1: 0.5}
 
 
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):

@@ -315,12 +315,13 @@ class TensorBoardLog:
         self.pending.append((f"test/{kind}", step, self.figure_workers.submit(kind, *arrays)))
 
     def write_figures(self) -> None:
-        """The figures asked for, once drawn, into the event file."""
-        for tag, step, figure in self.pending:
+        """The figures asked for, once drawn, into the event file; each asked for once (one that failed to draw
+        is not drawn again at close, which raised its error again there)."""
+        pending, self.pending = self.pending, []
+        for tag, step, figure in pending:
             png, height, width = figure.png()
             image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
             self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
-        self.pending = []
 
     def card(self, markdown: str) -> None:
         self.writer.add_text(CARD_TAG, markdown, 0)
