@@ -717,6 +717,13 @@ def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_p
     assert jobs[1]["params"]["seed"] == "1" and jobs[1]["run_dir"] == ""
     listed = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps").stdout
     assert "  job 1 not started: the sweep ended first; running the sweep again runs the rest\n" in listed, listed
+    # run again without its data: the stopped job says why it did not go on, and stays stopped, its checkpoint
+    # there to resume from (a failed one is not resumed by an Optuna study)
+    missing = run_main([*sweep, f"dataset.root={tmp_path / 'nowhere'}"], cwd=tmp_path)
+    assert missing.returncode == 1, missing.stderr[-2000:]
+    record = read_json(sweep_dir / "0_seed=0" / "metrics.json")
+    assert record["status"] == "interrupted" and record["message"].startswith(f"mnist is not in {tmp_path / 'nowhere'}")
+    assert read_json(sweep_dir / "1_seed=1" / "metrics.json")["status"] == "failed"
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [read_json(sweep_dir / job / "metrics.json")["status"] for job in ("0_seed=0", "1_seed=1")] == ["completed"] * 2

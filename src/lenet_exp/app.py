@@ -97,7 +97,8 @@ def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str)
 def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there:
     its completed results, or its own record of a stop where it was stopped again (or not started) before it
-    could save anything. An earlier failure's or stop's status and message give way to this one."""
+    could save anything. An earlier failure's or stop's message gives way to this one, and its status too,
+    but for a stopped run's whose checkpoint is there to resume from (an Optuna study resumes only those)."""
     path = run_dir / "metrics.json"
     metrics = read_json(path)
     if metrics is None:
@@ -113,6 +114,8 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
         return
     elif metrics.get("status") != "running" and (status == NOT_STARTED or status == metrics["status"] == "interrupted"):
         return  # not started this time, or stopped again before it saved: its earlier record says more
+    elif metrics.get("status") == "interrupted" and (run_dir / "checkpoints" / "last.pt").is_file():
+        status = "interrupted"
     metrics.update(status=status, message=message)
     save_json(path, metrics)
 
