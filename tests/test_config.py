@@ -158,3 +158,5 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
     capped = {"trainer": {"limit_batches": 4, "eval_batch_size": 1000}}
     assert config_differences(capped, {"trainer": {"limit_batches": 4, "eval_batch_size": 500}}) == [
         "trainer.eval_batch_size: 1000 -> 500"]
+    assert config_differences(capped, {"trainer": {"limit_batches": None, "eval_batch_size": 1000}}) == [
+        "trainer.limit_batches: 4 -> null"]  # not the eval batch size, the same on both sides

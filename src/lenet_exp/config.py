@@ -332,22 +332,22 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # a sweep may be continued with other values of these.
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
+EVAL_BATCH_SIZE = "trainer.eval_batch_size"
 WHERE_AND_HOW_FAST = (*LOCATION_KEYS, "device.", "trainer.progress", "trainer.log_images",
-                      "trainer.eval_batch_size", "trainer.checkpoint_every", "trainer.cuda_graphs",
+                      EVAL_BATCH_SIZE, "trainer.checkpoint_every", "trainer.cuda_graphs",
                       "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
                       "trainer.fused_cpu_kernels")
 # ... nor a run's results, which is also true of what the eval / predict tasks read: TensorBoard's HParams
 # leave these out.
 NOT_RESULTS = (*WHERE_AND_HOW_FAST, "task", "ckpt", "image")
-# ... except where trainer.limit_batches caps validation and test at that many batches: the eval batch size
-# then says which images a run is selected and tested on
-SIZES_THE_CAP = "trainer.eval_batch_size"
+# ... but for the eval batch size where trainer.limit_batches caps validation and test at that many batches:
+# it then says which images a run is selected and tested on
 
 
 def where_or_how_fast(key: str, limit_batches: Optional[int] = None) -> bool:
     """Whether an override's key (``device``, ``device.threads``, ``dataset.root``) sets WHERE_AND_HOW_FAST,
     in a config of this ``trainer.limit_batches``."""
-    if key == SIZES_THE_CAP and limit_batches is not None:
+    if key == EVAL_BATCH_SIZE and limit_batches is not None:
         return False
     return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
@@ -357,7 +357,7 @@ def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | 
     flat = flatten(config)
     capped = flat.get("trainer.limit_batches") is not None
     return {key: value for key, value in flat.items()
-            if not key.startswith(NOT_RESULTS) or (capped and key == SIZES_THE_CAP)}
+            if not key.startswith(NOT_RESULTS) or (capped and key == EVAL_BATCH_SIZE)}
 
 
 def drawn_as_it_is(flat: dict) -> dict:
@@ -373,6 +373,9 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     added since the run was saved, left null (as ``data_seed``: null does what the run did without it),
     is no difference."""
     saved_flat, current_flat = (drawn_as_it_is(result_settings(config)) for config in (saved, current))
+    if EVAL_BATCH_SIZE not in saved_flat.keys() & current_flat.keys():  # capped on one side: limit_batches differs
+        saved_flat.pop(EVAL_BATCH_SIZE, None)
+        current_flat.pop(EVAL_BATCH_SIZE, None)
     added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
 
     def shown(value: Any) -> str:  # as the command line writes it

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lenet_exp.config import LENET5_CLASS, flatten
+from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten
 from lenet_exp.files import read_json
 from lenet_exp.sweeps.records import LATER_FAILURE
 
@@ -24,7 +24,7 @@ from lenet_exp.sweeps.records import LATER_FAILURE
 # validated, tested and recorded (each trial's own model, after each epoch).
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
              "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout",
-             "trainer.ema_decay", "scheduler.", "trainer.tta_", "trainer.eval_batch_size", "trainer.checkpoint_every",
+             "trainer.ema_decay", "scheduler.", "trainer.tta_", EVAL_BATCH_SIZE, "trainer.checkpoint_every",
              "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = (LENET5_CLASS,)
