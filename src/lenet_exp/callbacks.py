@@ -482,6 +482,9 @@ def put_back_a_failed_runs_record(run_dir: Path) -> None:
     put_back_the_records_of_jobs_that_recorded_nothing(found)
 
 
+EACH_JOBS_OWN = ("hydra.job.num", "hydra.job.id", "hydra.job.override_dirname")  # Hydra's keys that differ by job
+
+
 class OutputDirCheck(Callback):
     """Checks the command line and the output folder before Hydra writes into it. Hydra turns a callback's
     exception into a warning and goes on, so an unforeseen error here ends the run instead of skipping the
@@ -608,13 +611,14 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         written = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("dir"))
-        varying = next((key for key in re.findall(r"\$\{([\w.]+)\}", written) if key.startswith("hydra.job.")
+        varying = next((key for key in re.findall(r"\$\{([\w.]+)\}", written) if key in EACH_JOBS_OWN
                         or any(f"{key}.".startswith(f"{s}.") or s.startswith(f"{key}.") for s in searched_keys(config))),
                        None)
         if varying:  # each job's would be another folder: sweeps of one job each, without the others' summary
+            named = "${hydra.job.override_dirname}" if varying in EACH_JOBS_OWN else f"${{{varying}}}"
             sys.exit(f"Error: hydra.sweep.dir={written} names {varying}, which differs from job to job: each job would "
                      f"be a sweep of its own. Name it in each job's folder instead, e.g. "
-                     f"hydra.sweep.subdir='${{hydra.job.num}}_${{{varying}}}'.")
+                     f"hydra.sweep.subdir='${{hydra.job.num}}_{named}'.")
         subdir = subdir_template(config)
         if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
             sys.exit(f"Error: hydra.sweep.subdir={subdir} puts the jobs outside hydra.sweep.dir, where the summary and "
