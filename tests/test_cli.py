@@ -162,6 +162,14 @@ def test_help_lists_every_group_and_option(tmp_path):
         ["augment", "dataset", "device", "experiment", "model", "optimizer", "scheduler", "sweep"]
 
 
+@pytest.mark.parametrize("flags", [["--cfg", "job", "-p", "optimizer"], ["-cjob", "-poptimizer"],
+                                   ["--cfg=job", "--pack=optimizer"]])
+def test_a_package_of_the_config_is_printed_however_argparse_takes_the_flags(flags, tmp_path):
+    """-p without --cfg is refused (Hydra ignored it, and the default recipe trained): -cjob is --cfg job too."""
+    result = run_main(flags, cwd=tmp_path)
+    assert result.returncode == 0 and "_target_: torch.optim.Adam" in result.stdout, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("mode", [["--help"], ["--hydra-help"], ["--cfg", "job"], ["--info"]])
 def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     read_end, write_end = os.pipe()
@@ -306,6 +314,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
      "hydra.sweep.subdir=../job_${hydra.job.num} puts the jobs outside hydra.sweep.dir, where the summary"),
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
     (["-sc", "install=tcsh"], "No completion plugin for 'tcsh' found, available : bash fish zsh"),  # traceback
+    (["-pseed"], "--package (-p) chooses the part of the config that --cfg prints"),  # as argparse reads it
     (["-p", "optimizer"], "--package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                           "python run.py --cfg job -p optimizer."),  # Hydra ignored it: the default recipe trained
     (["-m", "optimizer.lr=1e-3,2e-3", "hydra.sweep.dir=sweeps/lr_${optimizer.lr}"],  # the summary had 1 of 2 jobs
@@ -334,7 +343,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
+        "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

@@ -175,19 +175,25 @@ def test_figures_drawn_by_workers_are_those_drawn_in_place_and_a_dead_workers_ar
 def test_a_figure_that_failed_to_draw_is_not_drawn_again_at_close(tmp_path):
     """The final close drew it again and raised its error there: a stacked group's remaining trials' TensorBoard
     writers were then left open."""
+    from lenet_exp.figures import draw
     from lenet_exp.record import TensorBoardLog
 
     class Unwritable:
         def png(self):
             raise OSError("no space left for the figure")
 
+    class Drawn:
+        def png(self):
+            return draw("confusion_matrix", np.array([[1, 0], [0, 1]]), np.array(["0", "1"]), np.array(["0", "1"]))
+
     tb = TensorBoardLog(str(tmp_path), {"seed": 0})
-    tb.pending.append(("test/confusion_matrix", 1, Unwritable()))
+    tb.pending += [("test/misclassified", 1, Unwritable()), ("test/confusion_matrix", 1, Drawn())]
     with pytest.raises(OSError, match="no space left for the figure"):
         tb.write_figures()
     tb.scalars({"test/acc": 0.5}, 1)
     tb.close()  # raised the figure's error again
-    assert scalar_values(load_events(tmp_path), "test/acc") == {1: 0.5}
+    events = load_events(tmp_path)  # the figure after the failed one is written all the same
+    assert scalar_values(events, "test/acc") == {1: 0.5} and events.Tags()["images"] == ["test/confusion_matrix"]
 
 
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):

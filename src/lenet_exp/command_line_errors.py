@@ -322,7 +322,7 @@ def raised_by_hydra(error: BaseException) -> bool:
     import traceback
 
     frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and frames[-1].filename.startswith(os.path.dirname(hydra_utils.__file__).rsplit(os.sep, 1)[0])
+    return bool(frames) and frames[-1].filename.startswith(os.path.dirname(os.path.dirname(hydra_utils.__file__)) + os.sep)
 
 
 def hydras_message(error: BaseException) -> str:
@@ -333,20 +333,30 @@ def hydras_message(error: BaseException) -> str:
 def refuse_misused_flags(arguments: list[str]) -> None:
     """Flags that Hydra takes without a word, and then runs what was not meant: ``-p`` without ``--cfg`` (ignored:
     the default recipe trained), ``--config-name model/lenet5`` or the schema (composed alone: the run got as far
-    as a folder of Hydra's own layout, outputs/<date>/<time>/, before it was refused)."""
+    as a folder of Hydra's own layout, outputs/<date>/<time>/, before it was refused). Read with Hydra's own
+    argument parser, which takes ``-cjob``, ``-pseed`` and ``--pack=seed`` too."""
+    import argparse
+
+    from hydra.core.config_store import ConfigStore
+
     from lenet_exp import CONFIGS
 
-    flags = {arg.split("=")[0] for arg in arguments}
-    if flags & {"--package", "-p"} and not flags & {"--cfg", "-c"}:
+    parser = hydra_utils.get_args_parser()
+    parser.exit_on_error = False
+    try:
+        flags, _ = parser.parse_known_args(arguments)
+    except argparse.ArgumentError:  # Hydra says what is wrong with them
+        return
+    if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
-    name = config_name_given(arguments)
+    name = flags.config_name
     if not name:
         return
     group, _, option = name.removesuffix(".yaml").rpartition("/")
     if group and (Path(CONFIGS) / group).is_dir():
         sys.exit(f"Error: {no_run_config(name, f'{group}={option}')}")
-    if name.startswith(("lenet_exp_schema", "schema_")):  # the typed schema, stored under these names
+    if not group and f"{option}.yaml" in ConfigStore.instance().repo and not option.startswith("_"):  # the schema's
         sys.exit(f"Error: {no_run_config(name, None)}")
 
 
@@ -389,7 +399,8 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
         options = loader.get_group_options(group) if loader else []
         value = next((v for v in values if not isinstance(v, (str, list, dict))), "")
         if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list, dict)):
-            written = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            written = ("null" if value is None else arg.partition("=")[2] if not override.is_sweep_override()
+                       else str(value).lower() if isinstance(value, bool) else str(value))  # model=1e-3: as typed
             choose = f"choose one of {', '.join(options)}" if options else "choose one"
             leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
             return f"{arg}: a config group takes one of its options, not {written}: {choose}{leave_out}."

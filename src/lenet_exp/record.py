@@ -316,12 +316,20 @@ class TensorBoardLog:
 
     def write_figures(self) -> None:
         """The figures asked for, once drawn, into the event file; each asked for once (one that failed to draw
-        is not drawn again at close, which raised its error again there)."""
+        is not drawn again at close, which raised its error again there). The first error is raised once the
+        others are written."""
         pending, self.pending = self.pending, []
+        failure = None
         for tag, step, figure in pending:
-            png, height, width = figure.png()
+            try:
+                png, height, width = figure.png()
+            except Exception as error:
+                failure = failure or error
+                continue
             image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
             self.writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+        if failure is not None:
+            raise failure
 
     def card(self, markdown: str) -> None:
         self.writer.add_text(CARD_TAG, markdown, 0)
