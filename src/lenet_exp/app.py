@@ -98,7 +98,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there:
     its completed results, or its own record of a stop where it was stopped again (or not started) before it
     could save anything. An earlier failure's or stop's message gives way to this one, and its status too,
-    but for a stopped run's whose checkpoint is there to resume from (an Optuna study resumes only those)."""
+    but where a stopped run's checkpoint is there to resume from (an Optuna study resumes only stopped trials)."""
     path = run_dir / "metrics.json"
     metrics = read_json(path)
     if metrics is None:

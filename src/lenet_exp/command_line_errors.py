@@ -322,7 +322,8 @@ def raised_by_hydra(error: BaseException) -> bool:
     import traceback
 
     frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and frames[-1].filename.startswith(os.path.dirname(os.path.dirname(hydra_utils.__file__)) + os.sep)
+    hydra_package = os.path.dirname(os.path.dirname(hydra_utils.__file__)) + os.sep  # not hydra_plugins' code
+    return bool(frames) and frames[-1].filename.startswith(hydra_package)
 
 
 def hydras_message(error: BaseException) -> str:

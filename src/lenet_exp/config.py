@@ -338,10 +338,9 @@ WHERE_AND_HOW_FAST = (*LOCATION_KEYS, "device.", "trainer.progress", "trainer.lo
                       "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
                       "trainer.fused_cpu_kernels")
 # ... nor a run's results, which is also true of what the eval / predict tasks read: TensorBoard's HParams
-# leave these out.
+# leave these out. (But for the eval batch size where trainer.limit_batches caps validation and test at that
+# many batches: it then says which images a run is selected and tested on.)
 NOT_RESULTS = (*WHERE_AND_HOW_FAST, "task", "ckpt", "image")
-# ... but for the eval batch size where trainer.limit_batches caps validation and test at that many batches:
-# it then says which images a run is selected and tested on
 
 
 def where_or_how_fast(key: str, limit_batches: Optional[int] = None) -> bool:
