@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, fast_overrides, run_main
 from lenet_exp import compose, train
-from tensorboard_events import card, hparams_records, load_events, scalar_values, session_status
+from tensorboard_events import card, hparams_records, load_events, logged_hparams, scalar_values, session_status
 
 
 def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root, tmp_path):
@@ -25,6 +25,9 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     capped = train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=1", "trainer.eval_batch_size=50"),
                    run_dir=tmp_path / "capped")
     assert f"| test acc | {capped['test']['acc']:.4f} (50 of 200 images) |" in card(load_events(tmp_path / "capped"))
+    # which images it was validated and tested on: HParams tells such runs apart (it leaves out a full run's)
+    shown = [logged_hparams(load_events(tmp_path / run)) for run in ("run", "capped")]
+    assert "trainer.eval_batch_size" not in shown[0] and shown[1]["trainer.eval_batch_size"] == 50
 
 
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
