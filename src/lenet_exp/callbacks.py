@@ -611,9 +611,9 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
         written = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("dir"))
+        searched = searched_keys(config)
         varying = next((key for key in re.findall(r"\$\{([\w.]+)\}", written) if key in EACH_JOBS_OWN
-                        or any(f"{key}.".startswith(f"{s}.") or s.startswith(f"{key}.") for s in searched_keys(config))),
-                       None)
+                        or any(f"{key}.".startswith(f"{s}.") or s.startswith(f"{key}.") for s in searched)), None)
         if varying:  # each job's would be another folder: sweeps of one job each, without the others' summary
             named = "${hydra.job.override_dirname}" if varying in EACH_JOBS_OWN else f"${{{varying}}}"
             sys.exit(f"Error: hydra.sweep.dir={written} names {varying}, which differs from job to job: each job would "

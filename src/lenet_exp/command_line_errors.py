@@ -13,6 +13,7 @@ torch import.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import os
@@ -274,13 +275,21 @@ def group_left_unset(error: ConfigCompositionException) -> Optional[str]:
             f"your YAML ({', '.join(options) or 'configs/' + group + '/ has none'}).")
 
 
+def hydra_flags(arguments: list[str]) -> Optional[argparse.Namespace]:
+    """The command line's flags as Hydra's own argument parser reads them (``-cjob``, ``--pack=seed`` too), or None
+    where it cannot (Hydra says what is wrong with them)."""
+    parser = hydra_utils.get_args_parser()
+    parser.exit_on_error = False
+    try:
+        return parser.parse_known_args(arguments)[0]
+    except argparse.ArgumentError:
+        return None
+
+
 def config_name_given(arguments: list[str]) -> Optional[str]:
     """The value of ``--config-name NAME`` (``-cn``, ``--config-name=NAME``) among the arguments."""
-    for flag, following in zip(arguments, [*arguments[1:], None]):
-        name, equals, value = flag.partition("=")
-        if name in ("--config-name", "-cn"):
-            return value if equals else following
-    return None
+    flags = hydra_flags(arguments)
+    return flags.config_name if flags else None
 
 
 def config_loader():
@@ -336,17 +345,12 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     the default recipe trained), ``--config-name model/lenet5`` or the schema (composed alone: the run got as far
     as a folder of Hydra's own layout, outputs/<date>/<time>/, before it was refused). Read with Hydra's own
     argument parser, which takes ``-cjob``, ``-pseed`` and ``--pack=seed`` too."""
-    import argparse
-
     from hydra.core.config_store import ConfigStore
 
     from lenet_exp import CONFIGS
 
-    parser = hydra_utils.get_args_parser()
-    parser.exit_on_error = False
-    try:
-        flags, _ = parser.parse_known_args(arguments)
-    except argparse.ArgumentError:  # Hydra says what is wrong with them
+    flags = hydra_flags(arguments)
+    if flags is None:
         return
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
