@@ -434,6 +434,37 @@ def test_a_signal_while_the_group_imports_torch_stops_the_sweep_cleanly(fast, tm
     assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "sweep")] == ["completed"] * 2
 
 
+def test_a_stop_while_the_group_writes_its_jobs_records_lists_the_started_ones_as_interrupted(fast, tmp_path,
+                                                                                               monkeypatch):
+    """The launcher writes each job's folder and .hydra/ before the group trains: a stop between two jobs'
+    records leaves the ones written as interrupted (they were listed as failed, without a metrics.json), the
+    rest not started; the sweep run again trains them all."""
+    import hydra.core.utils
+    from hydra_plugins.lenet_exp_stacked_launcher import stacked_launcher
+
+    command = [*STACKED, *fast, "optimizer.lr=1e-3,2e-3,3e-3", "hydra.sweep.dir=sweep"]
+    save_config, records = hydra.core.utils._save_config, []
+
+    def stopped_after_the_second_jobs_records(cfg, filename, output_dir):
+        save_config(cfg, filename, output_dir)
+        records.append(filename)
+        if records.count("overrides.yaml") == 2 and filename == "overrides.yaml":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # the launcher's, and Hydra's: the launcher's module runs again where Hydra loads its plugins anew
+    monkeypatch.setattr(stacked_launcher, "_save_config", stopped_after_the_second_jobs_records)
+    monkeypatch.setattr(hydra.core.utils, "_save_config", stopped_after_the_second_jobs_records)
+    stopped = run_main(command, cwd=tmp_path)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "Traceback" not in stopped.stdout + stopped.stderr
+    summary = read_json(tmp_path / "sweep" / "summary.json")["jobs"]
+    assert [job["status"] for job in summary] == ["interrupted", "interrupted", "not started"], summary
+    monkeypatch.undo()
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "sweep")] == ["completed"] * 3
+
+
 def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_for_a_rerun(fast, tmp_path, monkeypatch):
     """Jobs saved at different epochs train apart, one cohort after the other. A stop that comes while the
     first cohort runs its final tests lets that cohort complete; the next one does not start."""

@@ -53,6 +53,11 @@ def resolved_as_its_own(task_config: DictConfig) -> None:
         pass
 
 
+def job_dir_of(config: DictConfig) -> Path:
+    """A sweep job's folder: hydra.sweep.dir / hydra.sweep.subdir."""
+    return Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+
+
 class Cluster(Enum):
     """Where submitit runs each group (its AutoExecutor's cluster)."""
 
@@ -314,7 +319,7 @@ class StackedLauncher(Launcher):
         task = without_hydra(config)
         HydraConfig.instance().set_config(config)
         resolved_as_its_own(task)
-        job_dir = Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+        job_dir = job_dir_of(config)
         options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
                    if option is not None and not group.startswith("hydra")}
         return as_found(Job(number, task, options=options), job_dir)
@@ -322,14 +327,14 @@ class StackedLauncher(Launcher):
     def _start_job(self, config: DictConfig) -> JobReturn:
         """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
         HydraConfig.instance().set_config(config)
-        output_dir = os.path.join(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+        output_dir = job_dir_of(config)
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = os.path.abspath(output_dir)
         HydraConfig.instance().set_config(config)
         ret = JobReturn(overrides=as_written(config.hydra.overrides.task), cfg=without_hydra(config),
                         hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd(),
                         task_name=JobRuntime.instance().get("name"))
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
         if config.hydra.output_subdir is not None:
             hydra_output = Path(config.hydra.runtime.output_dir) / str(config.hydra.output_subdir)
             _save_config(ret.cfg, "config.yaml", hydra_output)
@@ -368,6 +373,7 @@ class StackedLauncher(Launcher):
                                       stopped_job_returns, stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
+        started, returns = [], {}  # the jobs whose folder the launcher began to write, and those it wrote
         trials = []
         try:
             # the environment Hydra's run_job gives each job (hydra.job.env_set), which the group's jobs share
@@ -376,7 +382,9 @@ class StackedLauncher(Launcher):
                     from lenet_exp.loop import Run, Trial, fail
                     from lenet_exp.record import Stopwatch
                     from lenet_exp.stack.group import train_group
-                returns = {number: self._start_job(config) for number, config in configs_by_number.items()}
+                for number, config in configs_by_number.items():
+                    started.append(number)
+                    returns[number] = self._start_job(config)
                 self._route_logs(configs)
                 group_started = Stopwatch.for_job().started  # each trial's wall time is its group's, imports too
                 for config in configs:
@@ -394,9 +402,12 @@ class StackedLauncher(Launcher):
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
             message = f"Interrupted by signal {signum}; running the sweep again continues it."
-            for trial in trials:
-                if trial.outcome is None:  # not started, or stopped at once: from its last checkpoint, if any
-                    record_failure(trial.run.dir, trial.cfg, message, status="interrupted")
+            trained = {trial.number: trial for trial in trials}
+            for number in started:  # each job with a folder, stopped before it could end
+                trial, job_dir = trained.get(number), job_dir_of(configs_by_number[number])
+                if (trial is None or trial.outcome is None) and job_dir.is_dir():  # from its last checkpoint, if any
+                    cfg = returns[number].cfg if number in returns else without_hydra(configs_by_number[number])
+                    record_failure(job_dir, cfg, message, status="interrupted")
             if not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
                 sys.exit(end_stopped_sweep(signum))
             return self._returns_without_a_value(configs)
