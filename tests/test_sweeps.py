@@ -448,6 +448,46 @@ def test_at_a_sweeps_end_a_running_job_was_killed_and_an_interrupted_one_keeps_i
     assert "Test accuracy" not in report_text(summary)  # over seeds: there is no test result to average
 
 
+EARLIER = {"completed": {"status": "completed", "val": {"acc": 0.9}},
+           "failed": {"status": "failed", "message": "earlier failure"},
+           "interrupted": {"status": "interrupted", "message": "earlier stop"},
+           "running": {"status": "running", "epochs_done": 1}}
+
+
+@pytest.mark.parametrize("earlier, checkpoint, now, expected", [
+    (None, False, "failed", ("failed", "now")),
+    ("completed", False, "failed", ("completed", None)),  # its results stay, the failure beside them
+    ("completed", False, "interrupted", ("completed", None)),
+    ("failed", False, "failed", ("failed", "now")),  # the newest failure's message
+    ("failed", False, "interrupted", ("interrupted", "now")),
+    ("failed", False, "not started", ("failed", "earlier failure")),  # not started this time: its record says more
+    ("interrupted", False, "not started", ("interrupted", "earlier stop")),
+    ("interrupted", True, "interrupted", ("interrupted", "earlier stop")),  # stopped again before it saved
+    ("interrupted", True, "failed", ("interrupted", "now")),  # resumable still: a study resumes only stopped trials
+    ("interrupted", False, "failed", ("failed", "now")),
+    ("running", False, "not started", ("not started", "now")),  # a killed run's "running" says nothing true
+])
+def test_a_jobs_record_of_a_failure_keeps_what_an_earlier_run_wrote_where_it_says_more(tmp_path, earlier, checkpoint,
+                                                                                      now, expected):
+    from omegaconf import OmegaConf
+
+    from lenet_exp.app import record_failure
+    from lenet_exp.sweeps.records import LATER_FAILURE
+
+    if earlier:
+        (tmp_path / "metrics.json").write_text(json.dumps({"task": "train", **EARLIER[earlier]}))
+    if checkpoint:
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
+    record_failure(tmp_path, OmegaConf.create({"task": "train", "seed": 0}), "now", status=now)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["status"], metrics.get("message")) == expected
+    if earlier == "completed":
+        assert metrics["val"] == {"acc": 0.9} and metrics.get(LATER_FAILURE) == ("now" if now == "failed" else None)
+    if earlier is None:
+        assert metrics["config"] == {"task": "train", "seed": 0}
+
+
 def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path, monkeypatch):
     """A Ctrl-C or SIGTERM in the second or so that the summary takes after the last job: run.py died of it,
     without a word, summary.png half written (its temporary file left) and no TensorBoard summary run."""
