@@ -79,6 +79,16 @@ def test_named_study_replaces_the_default_space(tmp_path, args, expected):
     assert shown == expected
 
 
+def test_a_sweep_folder_named_by_the_jobs_name_is_one_folder_for_every_job(tmp_path):
+    """The job's name, the same for every job of a sweep, may name its folder (the job's number may not).
+    trainer.epochs=0 fails each job at validation: nothing trains."""
+    result = run_main(["-m", "seed=0,1", "trainer.epochs=0", "hydra.sweep.dir=sweeps/${hydra.job.name}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]  # the jobs failed
+    rows, _ = read_summary(tmp_path / "sweeps" / "run")
+    assert [(row["job"], row["status"]) for row in rows] == [("0", "failed"), ("1", "failed")]
+    assert [p.name for p in (tmp_path / "sweeps").iterdir()] == ["run"]
+
+
 @pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.
