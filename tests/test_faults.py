@@ -1014,6 +1014,23 @@ def test_a_signal_during_the_imports_is_held_until_they_are_done():
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as before
 
 
+def test_the_imports_hold_the_signals_that_the_run_takes_over_and_leave_an_ignored_hang_up_ignored():
+    """nohup's ignored SIGHUP stays ignored, as the run leaves it; an ignored SIGTERM, which the run takes
+    over once it trains, is held through the imports too (it was left ignored there)."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        with pytest.raises(Stopped) as stopped:
+            with stops_held():
+                os.kill(os.getpid(), signal.SIGHUP)
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handlers run in here
+        assert stopped.value.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGHUP) is signal.SIG_IGN  # as before
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def test_a_second_signal_during_the_imports_stops_at_once():
     done = []
     with pytest.raises(Stopped) as stopped:

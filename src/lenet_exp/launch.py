@@ -187,8 +187,7 @@ def stops_held() -> Iterator[None]:
         elif asked_again(held[0][1]):  # the user means it
             raise Stopped(held[0][0])
 
-    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS
-                if signal.getsignal(signum) is not signal.SIG_IGN}  # an ignored one stays ignored (nohup)
+    previous = {signum: signal.signal(signum, hold) for signum in stop_signals()}  # those the run takes over
     try:
         yield
     finally:
