@@ -25,7 +25,7 @@ from lenet_exp.files import own_folder, read_json, release_folder, save_json
 from lenet_exp.launch import ECHO_S, STOP_FILE_VARIABLE, STOP_SIGNALS, Stopped, collect_stopped_jobs, stops_held
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
-from lenet_exp.resume import quote, quote_paths
+from lenet_exp.resume import quote, quote_paths, resume_command
 from lenet_exp.signals import StopSignals
 
 
@@ -254,8 +254,22 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
     run_dir = tmp_path / "run"
     first = run_main([*source, *fast_overrides(tiny_root), "optimizer=mine", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    again = run_main([f"resume={run_dir}"], cwd=run_dir)
-    assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+    # the folder does not choose them (a config can run code): the command names them, as the refusal says
+    refused = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=run_dir)
+    named = [*source[:1], str(extra)] if source[0].startswith("--") else [
+        f"hydra.searchpath=[{quote(f'file://{extra}')}]"]
+    command = " ".join(["python run.py", *map(shlex.quote, [*named, "trainer.epochs=2"]),
+                        f"resume={shlex.quote(str(run_dir))}"])
+    assert refused.returncode == 1 and refused.stderr.strip() == (
+        f"Error: {run_dir} was made with configs from outside configs/ ({' '.join(named)}), and a run folder does not "
+        f"choose the configs a command reads (a config can run code). If you trust them, name them yourself: "
+        f"{command}"), refused.stderr
+    assert "Already completed" not in refused.stderr and "epoch 2" not in refused.stderr
+    assert resume_command(run_dir) == " ".join(["python run.py", *map(shlex.quote, named),  # e.g. after a Ctrl-C
+                                                f"resume={shlex.quote(str(run_dir))}"])
+    again = run_main(shlex.split(command)[2:], cwd=run_dir)  # copied from the message, run from elsewhere
+    assert again.returncode == 0 and "Done: best val acc" in again.stderr, again.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["epochs_done"] == 2
     if where == "--config-dir":  # the folder moved: "--config-dir …: no such folder" named a flag never typed
         extra.rename(tmp_path / "moved")
         moved = run_main([f"resume={run_dir}"], cwd=run_dir)
@@ -264,6 +278,25 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
             f"there, or give --config-dir <the folder that holds them now>."), moved.stderr
         given = run_main(["--config-dir", str(tmp_path / "moved"), f"resume={run_dir}"], cwd=run_dir)
         assert given.returncode == 0 and "Already completed" in given.stderr, given.stderr[-2000:]
+
+
+def test_a_run_folder_does_not_choose_the_configs_that_resume_reads(tiny_root, tmp_path):
+    """A config can run code (Hydra builds its hydra.callbacks): a .hydra/hydra.yaml edited to name a config
+    folder elsewhere made resume= compose from there, and run what it named."""
+    run_dir, planted = tmp_path / "run", tmp_path / "planted"
+    shutil.copytree(CONFIGS, planted)
+    config = (planted / "config.yaml").read_text()
+    planted_callback = f"    planted:\n      _target_: os.makedirs\n      name: {tmp_path / 'ran'}\n"
+    (planted / "config.yaml").write_text(config.replace("    output_dir_check:\n", planted_callback + "    output_dir_check:\n"))
+    assert planted_callback in (planted / "config.yaml").read_text()
+    first = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    record = run_dir / ".hydra" / "hydra.yaml"
+    record.write_text(record.read_text().replace(f"path: {CONFIGS}\n", f"path: {planted}\n"))
+    assert str(planted) in record.read_text()
+    refused = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert refused.returncode == 1 and f"(--config-path {planted})" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "ran").exists()
 
 
 def test_resume_of_a_job_whose_preset_sets_multirun_mode_continues_that_job(tiny_root, tmp_path):
@@ -276,7 +309,7 @@ def test_resume_of_a_job_whose_preset_sets_multirun_mode_continues_that_job(tiny
                       "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     job = sweep_dir / "0_seed=0"
-    again = run_main([f"resume={job}"], cwd=tmp_path)
+    again = run_main([f"resume={job}", f"hydra.searchpath=[file://{tmp_path / 'extra'}]"], cwd=tmp_path)
     assert again.returncode == 0 and f"Already completed in {job}" in again.stderr, again.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()
 

@@ -1230,12 +1230,13 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     assert run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
     records = {p: p.read_bytes() for p in [*run_dir.rglob("*"), *sweep_dir.rglob("*")] if p.is_file()}
     mine.write_text(mine.read_text().replace("0.002", "0.003"))
-    run = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    search_path = own[-1]  # a run folder does not choose the configs: the command names them
+    run = run_main([search_path, f"resume={run_dir}"], cwd=tmp_path)
     assert run.returncode == 1 and (f"Error: {run_dir} holds a run made with another config (optimizer.lr: 0.002 -> "
                                     f"0.003), which no override of this command sets: a config file or a default "
                                     f"changed since.") in run.stderr, run.stderr[-2000:]
     # with an override that changes it too: told to go on with `resume=` as it was made, which is the above
-    longer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    longer = run_main([search_path, f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
     assert longer.returncode == 1 and (f"Error: {run_dir} holds a run made with another config (optimizer.lr: 0.002 "
                                        f"-> 0.003), which no override") in longer.stderr, longer.stderr[-2000:]
     sweep = run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)

@@ -146,7 +146,7 @@ def test_a_job_refused_for_its_folders_run_keeps_that_runs_record(launcher, fast
     assert {path.name: path.read_bytes() for path in (job / ".hydra").iterdir()} == record
     assert "trainer.epochs=2" in (tmp_path / "sweep" / "0_model=lenet5" / ".hydra" / "overrides.yaml").read_text()
     wide.write_text(wide.read_text().replace("hidden: [100, 84]", "hidden: [120, 84]"))
-    again = run_main([f"resume={job}"], cwd=tmp_path)
+    again = run_main([*command[:2], f"resume={job}"], cwd=tmp_path)  # --config-dir: a folder chooses no configs
     assert again.returncode == 0 and f"Already completed in {job}" in again.stderr, again.stderr[-2000:]
 
 

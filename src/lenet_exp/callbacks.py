@@ -33,7 +33,7 @@ from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.resume import as_written, override_key, resumed_run
+from lenet_exp.resume import as_written, override_key, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
                                     sweep_overrides, task_overrides)
@@ -537,7 +537,7 @@ class OutputDirCheck(Callback):
                      f"needs a folder of its own. Choose a hydra.run.dir outside it.")
         if in_a_sweep and not is_resumed(run_dir):  # Hydra would write this command over the job's .hydra/ record
             sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}: the sweep's own command runs it "
-                     f"(hydra.sweep.dir=), or `python run.py resume={shlex.quote(str(run_dir))}` continues it "
+                     f"(hydra.sweep.dir=), or `{resume_command(run_dir)}` continues it "
                      f"alone. Run anything else in a hydra.run.dir outside the sweep's folder.")
         foreign = someone_elses_metrics(run_dir)
         if foreign:
@@ -594,7 +594,7 @@ class OutputDirCheck(Callback):
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
-                         f"Continue it as it was made with `python run.py resume={shlex.quote(str(run_dir))}` (no "
+                         f"Continue it as it was made with `{resume_command(run_dir)}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
         if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
             sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, with another config "

@@ -286,6 +286,25 @@ def hydra_flags(arguments: list[str]) -> Optional[argparse.Namespace]:
         return None
 
 
+def flags_and_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """The command line's flags, each with its value, and its overrides, as Hydra's parser tells them apart:
+    a command built of them puts each kind together (argparse refuses overrides on both sides of a flag)."""
+    actions = hydra_utils.get_args_parser()._option_string_actions
+    flags, overrides, index = [], [], 0
+    while index < len(arguments):
+        argument, index = arguments[index], index + 1
+        if not argument.startswith("-"):
+            overrides.append(argument)
+            continue
+        flags.append(argument)
+        action = actions.get(argument)  # None where the value is attached (--cfg=job, -cjob)
+        takes_one = action is not None and (action.nargs is None or action.nargs == "?")
+        if takes_one and index < len(arguments) and (action.nargs is None or not arguments[index].startswith("-")):
+            flags.append(arguments[index])  # as argparse takes it: --info's only where it is no flag
+            index += 1
+    return flags, overrides
+
+
 def config_name_given(arguments: list[str]) -> Optional[str]:
     """The value of ``--config-name NAME`` (``-cn``, ``--config-name=NAME``) among the arguments."""
     flags = hydra_flags(arguments)

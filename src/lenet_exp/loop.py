@@ -35,6 +35,7 @@ from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown, versions
+from lenet_exp.resume import resume_command
 from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
@@ -249,7 +250,7 @@ class Run:
         study); for lenet_exp.train()'s (no command line) train() again."""
         if not (self.dir / ".hydra").is_dir():
             return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
-        alone = f"`python run.py resume={shlex.quote(str(self.dir))}`"
+        alone = f"`{resume_command(self.dir)}`"
         sweep = next((folder for folder in self.dir.parents if (folder / "multirun.yaml").is_file()), None)
         if sweep is None:
             return alone

@@ -4,7 +4,8 @@ The run directory's ``.hydra/overrides.yaml`` holds the overrides the run was st
 them with ``hydra.run.dir=<run dir>`` composes the same config, and the runner then continues from
 ``checkpoints/last.pt``. Overrides given next to ``resume=`` replace saved ones of the same key.
 A run folder is data, never code: only the task's own config overrides are replayed (never
-``hydra.*``, whose callbacks could run anything), each checked by Hydra's own parser, and the folder's
+``hydra.*``, whose callbacks could run anything, nor where the configs came from: a run made with
+configs of its own is refused until the command names them), each checked by Hydra's own parser, and the folder's
 name is passed quoted, so that a quote in it is not read as syntax. (A ``${`` in it is refused: Hydra
 resolves its output directory more than once, so no escaping keeps it from being interpolated.)
 This happens before Hydra parses the command line, so it costs no torch import.
@@ -179,56 +180,89 @@ def expand_resume(argv: list[str]) -> list[str]:
         best = shlex.quote(str(run_dir / "checkpoints" / "best.pt"))
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
+    from lenet_exp.command_line_errors import flags_and_overrides
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
-    flags, search_path, started_in = config_sources(run_dir, rest)
-    if started_in:  # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
-        saved = [path_from(o, started_in) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
+    hydra = hydras_record(run_dir)
+    if hydra:  # an older or damaged record: the task's overrides alone, as before
+        refuse_configs_it_does_not_name(run_dir, rest, hydra)
+        # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
+        saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
     _resumed = run_dir
-    # the command's own arguments last: a bare --info takes the next one as its value (none of these keys)
-    return rest[:1] + flags + saved + search_path + one_run + rest[1:]
+    flags, overrides = flags_and_overrides(rest[1:])
+    # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
+    # the next argument as its value
+    return rest[:1] + saved + one_run + overrides + flags
 
 
-def config_sources(run_dir: Path, argv: list[str]) -> tuple[list[str], list[str], Optional[str]]:
-    """Where the run's config came from besides configs/, unless ``argv`` says so itself: the flags
-    ``--config-path`` (a folder that still exists), ``--config-dir`` and ``--config-name``, and a
-    ``hydra.searchpath=`` override; and the folder the run was started in. .hydra/overrides.yaml holds the
-    task's overrides only; .hydra/hydra.yaml has these (without them an option of one's own was "not an
-    option" to the resumed run)."""
+def hydras_record(run_dir: Path) -> Optional[dict]:
+    """The run's .hydra/hydra.yaml (its ``hydra`` node); None for an older or damaged record."""
     import yaml
 
     try:
         hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
-        sources, name = hydra["runtime"]["config_sources"], hydra["job"]["config_name"]
-        hydra_overrides = hydra["overrides"]["hydra"] or []
-        started_in = str(hydra["runtime"]["cwd"])
-    except Exception:  # an older or damaged record: the task's overrides alone, as before
-        return [], [], None
-    given = {arg.split("=", 1)[0] for arg in argv}
+        sources, name, cwd = hydra["runtime"]["config_sources"], hydra["job"]["config_name"], hydra["runtime"]["cwd"]
+        overrides = hydra["overrides"]["hydra"] or []
+        as_recorded = (all(isinstance(source, dict) for source in sources) and isinstance(name, str)
+                       and isinstance(cwd, str) and isinstance(overrides, list)
+                       and all(isinstance(override, str) for override in overrides))
+    except Exception:
+        return None
+    return hydra if as_recorded else None
+
+
+def config_flags(hydra: dict, given: set[str], own: Path) -> list[str]:
+    """The flags and overrides that name where the run's configs came from besides ``own`` (a checkout's
+    configs/), less those in ``given``: ``--config-path``, ``--config-dir``, ``--config-name`` and
+    ``hydra.searchpath=`` (its relative folders made absolute, as resume= runs anywhere)."""
     flags = []
-    own = Path(argv[0]).resolve().parent / "configs" if argv else None  # run.py's config_path
+    sources = hydra["runtime"]["config_sources"]
     if not given & {"--config-path", "-cp"}:  # where the primary config came from, if not run.py's own
         for source in sources:
             path = Path(str(source.get("path")))
             checkout = path.name == "configs" and (path.parent / "run.py").is_file()  # this one's, or another's
             if (source.get("provider") == "main" and source.get("schema") == "file" and path.is_dir()
-                    and path.resolve() != own and not checkout):
+                    and path.resolve() != own.resolve() and not checkout):
                 flags += ["--config-path", str(path)]
     if not given & {"--config-dir", "-cd"}:
-        for source in sources:
-            if source.get("provider") == "command-line" and source.get("schema") == "file":
-                if not Path(str(source["path"])).is_dir():  # Hydra's "--config-dir …: not found" names no such flag
-                    sys.exit(f"Error: {run_dir} was made with --config-dir {source['path']}, which is no folder now. "
-                             f"Put its configs back there, or give --config-dir <the folder that holds them now>.")
-                flags += ["--config-dir", str(source["path"])]
-    if name != "config" and not given & {"--config-name", "-cn"}:
-        flags += ["--config-name", str(name)]
-    search_path = [from_the_runs_folder(o, started_in) for o in hydra_overrides
-                   if override_key(o) == "hydra.searchpath" and "hydra.searchpath" not in given]
-    return flags, search_path, started_in
+        flags += [flag for source in sources if source.get("provider") == "command-line"
+                  and source.get("schema") == "file" for flag in ("--config-dir", str(source["path"]))]
+    if hydra["job"]["config_name"] != "config" and not given & {"--config-name", "-cn"}:
+        flags += ["--config-name", hydra["job"]["config_name"]]
+    if "hydra.searchpath" not in given:
+        flags += [from_the_runs_folder(o, hydra["runtime"]["cwd"]) for o in hydra["overrides"]["hydra"] or []
+                  if override_key(o) == "hydra.searchpath"]
+    return flags
+
+
+def refuse_configs_it_does_not_name(run_dir: Path, argv: list[str], hydra: dict) -> None:
+    """Exits where the run took configs from elsewhere than configs/ and ``argv`` does not name them: a
+    config can run code (Hydra builds its callbacks), and a run folder is data, so the command names them
+    itself; the message gives the command that does."""
+    given = {arg.split("=", 1)[0] for arg in argv}
+    needed = config_flags(hydra, given, Path(argv[0]).resolve().parent / "configs")  # run.py's config_path
+    missing = next((folder for flag, folder in zip(needed, needed[1:]) if flag == "--config-dir"
+                    and not Path(folder).is_dir()), None)
+    if missing:  # Hydra's "--config-dir …: not found" names a flag never typed
+        sys.exit(f"Error: {run_dir} was made with --config-dir {missing}, which is no folder now. Put its configs "
+                 f"back there, or give --config-dir <the folder that holds them now>.")
+    if needed:
+        command = " ".join(["python run.py", *map(shlex.quote, needed + argv[1:]), f"{PREFIX}{shlex.quote(str(run_dir))}"])
+        sys.exit(f"Error: {run_dir} was made with configs from outside configs/ ({' '.join(needed)}), and a run folder "
+                 f"does not choose the configs a command reads (a config can run code). If you trust them, name them "
+                 f"yourself: {command}")
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in ``run_dir``, with the configs it was made with named."""
+    from lenet_exp import CONFIGS
+
+    hydra = hydras_record(run_dir)
+    flags = config_flags(hydra, set(), CONFIGS) if hydra else []
+    return " ".join(["python run.py", *map(shlex.quote, flags), f"{PREFIX}{shlex.quote(str(run_dir))}"])
 
 
 def path_from(override: str, folder: str) -> str:
@@ -248,7 +282,10 @@ def from_the_runs_folder(search_path: str, cwd: str) -> str:
     Other entries (absolute, ``pkg://``, ``${…}``) stay as they were, and so does an override without such a path."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    paths = OverridesParser.create().parse_override(search_path).value()
+    try:
+        paths = OverridesParser.create().parse_override(search_path).value()
+    except Exception:  # edited into something Hydra cannot read: as written, for Hydra to say so
+        return search_path
     if not isinstance(paths, list):
         return search_path
 
