@@ -197,6 +197,35 @@ def completed_run(tiny_root, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.parametrize("linked", ["run.log", ".hydra/hydra.yaml", "checkpoints"])
+def test_a_run_folder_whose_files_link_elsewhere_is_refused_before_anything_is_written_there(completed_run, tmp_path,
+                                                                                           linked):
+    """A folder may come from anyone: resume= appended its run.log, Hydra wrote its .hydra/ files and the run its
+    checkpoints through links to files outside it. Its lock file, ours alone, is replaced instead."""
+    run_dir, outside = tmp_path / "run", tmp_path / "outside"
+    shutil.copytree(completed_run, run_dir)
+    outside.mkdir()
+    (outside / "victim").write_text("theirs")
+    (run_dir / ".lock").unlink()
+    (run_dir / ".lock").symlink_to(outside / "victim")
+    (outside / "theirs").mkdir()
+    target = outside / ("theirs" if linked == "checkpoints" else "victim")
+    shutil.rmtree(run_dir / linked) if linked == "checkpoints" else (run_dir / linked).unlink()
+    (run_dir / linked).symlink_to(target)
+    refused = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+        f"Error: {run_dir / linked} is a symbolic link (to {target}), where lenet_exp writes a file of its own: it "
+        f"would write there, outside {run_dir}. Move it away, then run the same command again, or copy the folder "
+        f"to another place and resume the copy (resume=<copy>)."), refused.stderr[-2000:]
+    assert (outside / "victim").read_text() == "theirs" and not list((outside / "theirs").iterdir())
+    (run_dir / linked).unlink()
+    shutil.copytree(completed_run / linked, run_dir / linked) if linked == "checkpoints" else shutil.copy(
+        completed_run / linked, run_dir / linked)
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+    assert (outside / "victim").read_text() == "theirs" and not (run_dir / ".lock").is_symlink()
+
+
 def test_a_run_whose_last_checkpoint_was_deleted_is_not_trained_again_over_its_best(completed_run, tmp_path):
     """last.pt gone, best.pt kept (to save space, say): more epochs, or an unfinished run, trained from the start
     without a word and replaced best.pt; the longer command's .hydra/ was written before the job found out."""

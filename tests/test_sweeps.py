@@ -89,6 +89,24 @@ def test_a_sweep_folder_named_by_the_jobs_name_is_one_folder_for_every_job(tmp_p
     assert [p.name for p in (tmp_path / "sweeps").iterdir()] == ["run"]
 
 
+@pytest.mark.parametrize("linked", ["summary", "0_seed=0", "multirun.yaml"])
+def test_a_sweep_folder_whose_entries_link_elsewhere_is_refused_before_anything_is_written_there(tmp_path, linked):
+    """Run again into its folder, a sweep wrote its summary's TensorBoard run, a job's files or multirun.yaml
+    through links to places outside it. trainer.epochs=0 fails each job at validation: nothing trains."""
+    command = ["-m", "seed=0,1", "trainer.epochs=0", "hydra.sweep.dir=sweep"]
+    assert run_main(command, cwd=tmp_path).returncode == 1  # the jobs failed, as they should
+    sweep, outside = tmp_path / "sweep", tmp_path / "outside"
+    shutil.move(sweep / linked, outside)
+    (sweep / linked).symlink_to(outside)
+    before = {path: path.read_bytes() for path in [outside, *outside.rglob("*")] if path.is_file()}
+    refused = run_main(command, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+        f"Error: sweep/{linked} is a symbolic link (to {outside}), where lenet_exp writes a file of its own: it "
+        f"would write there, outside sweep. Move it away, then run the same command again, or choose another "
+        f"folder with hydra.sweep.dir=<dir>."), refused.stderr[-2000:]
+    assert {path: path.read_bytes() for path in [outside, *outside.rglob("*")] if path.is_file()} == before
+
+
 @pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.

@@ -35,6 +35,7 @@ from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
+from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
                                     sweep_overrides, task_overrides)
 
@@ -84,11 +85,24 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
 
 
 def odd_entry(run_dir: Path) -> Optional[str]:
+    linked = linked_entry(run_dir, (".hydra", *RUN_FILES, "checkpoints"))
+    if linked:
+        return linked
     if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
         return f"{run_dir / '.hydra'} is a file where a folder should be"
     for path in (run_dir / name for name in RUN_FILES):
         if path.exists() and not path.is_file():
             return f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
+    return None
+
+
+def linked_entry(folder: Path, names) -> Optional[str]:
+    """What to tell of a symbolic link among the entries ``names`` of ``folder``, which a run or sweep writes:
+    it would write through it, outside the folder (a folder may come from anyone: it is data)."""
+    for path in (folder / name for name in names):
+        if path.is_symlink():
+            return (f"{path} is a symbolic link (to {os.readlink(path)}), where lenet_exp writes a file of its own: "
+                    f"it would write there, outside {folder}")
     return None
 
 
@@ -640,6 +654,11 @@ class OutputDirCheck(Callback):
             if any(sweep_dir.glob("*/.hydra")):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
+        linked = linked_entry(sweep_dir, ["multirun.yaml", SUMMARY_RUN, *(path.name for path in sweep_dir.iterdir()
+                                                                          if path.is_dir())])  # a job's folder too
+        if linked:
+            sys.exit(f"Error: {linked}. Move it away, then run the same command again, or "
+                     f"{another_folder(sweep_dir, 'hydra.sweep.dir')}.")
         for job_dir in (path for path in sweep_dir.iterdir() if path.is_dir()):
             refuse_odd_entries(job_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")

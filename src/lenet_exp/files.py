@@ -184,7 +184,9 @@ def own_folder(folder: Path) -> Optional[str]:
         return None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / LOCK_FILE, "a+")
+        if (folder / LOCK_FILE).is_symlink():  # a lock of ours, not a file elsewhere to write over
+            (folder / LOCK_FILE).unlink()
+        lock = open(folder / LOCK_FILE, "a+", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW, 0o666))
     except OSError as error:  # a file where the folder should be, a folder not ours: said as any refused write
         raise write_refused(folder / LOCK_FILE, error) from error
     try:
