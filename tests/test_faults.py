@@ -128,6 +128,44 @@ def test_a_corrupt_best_checkpoint_older_than_the_last_is_reported_at_resume(kil
     assert after == {**before, "status": "failed", "message": message}
 
 
+ALTERED_STRUCTURES = {  # a checkpoint is data: each ended in a traceback (the epoch: a resume that spun for ever)
+    "epoch": (lambda state: state["run_state"].update(epoch=10 ** 30), "epoch 10000000000000000000000000000"),
+    "run state": (lambda state: state.update(run_state="x"), "a run state without its history"),
+    "optimizer": (lambda state: state.update(optimizer={}), "an optimizer state that is not PyTorch's"),
+    "rng": (lambda state: state["rng"].update(torch="x"), "random number generator states that are not PyTorch's"),
+    "model config": (lambda state: state["config"].update(model=5), "a config whose model is 5"),
+}
+
+
+@pytest.mark.parametrize("altered", ALTERED_STRUCTURES)
+def test_a_checkpoint_altered_in_its_structure_is_refused_for_what_it_holds(killed_run, tiny_root, altered):
+    edit, said = ALTERED_STRUCTURES[altered]
+    last = killed_run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    edit(state)
+    torch.save(state, last)
+    with pytest.raises(CheckpointError) as caught:
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    assert f"{last} holds {said}" in str(caught.value) and "which lenet_exp never writes: it was altered and is not " \
+        "used." in str(caught.value), caught.value
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda state: state.update(config="x"), "holds a config of type str, which lenet_exp never writes"),
+    (lambda state: state["config"]["trainer"].update(tta_shift="x"), "holds trainer.tta_shift='x', which lenet_exp "
+                                                                      "never writes: it was altered and is not used."),
+], ids=["config", "test-time shift"])
+def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_holds(killed_run, tiny_root, tmp_path,
+                                                                                 edit, said):
+    best = tmp_path / "best.pt"
+    state = torch.load(killed_run / "checkpoints" / "best.pt", weights_only=True)
+    edit(state)
+    torch.save(state, best)
+    refused = run_main(["task=eval", f"ckpt={best}", *fast_overrides(tiny_root)], cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert said in refused.stderr.strip().splitlines()[-1], refused.stderr[-2000:]
+
+
 def test_another_runs_best_checkpoint_of_the_same_epoch_is_not_tested_as_this_runs(killed_run, tiny_root):
     best = killed_run / "checkpoints" / "best.pt"
     other = torch.load(best, weights_only=True)  # as another run's copied in: its config has another lr

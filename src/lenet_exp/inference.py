@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
@@ -127,7 +127,11 @@ def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     tcfg = cfg.trainer.copy()
     for key in TEST_SETTINGS:
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
-            tcfg[key] = saved["trainer"][key]
+            try:
+                tcfg[key] = saved["trainer"][key]
+            except ValidationError as error:  # a checkpoint is data: read, not trusted
+                raise CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
+                                      f"never writes: it was altered and is not used.") from error
     return tcfg
 
 

@@ -104,12 +104,45 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
     missing = [key for key in REQUIRED_KEYS + (TRAINING_KEYS if for_training else ()) if key not in state]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: it is incomplete or was not written by lenet_exp.")
+    odd = unwritten_structure(state, for_training)
+    if odd:
+        raise CheckpointError(f"{path} holds {odd}, which lenet_exp never writes: it was altered and is not used.")
     if _has_interpolation(state["config"]):
         # configs are stored resolved: a ${...} here was put there by hand, e.g. to read the environment
         raise CheckpointError(f"{path} holds a config with a ${{...}} interpolation, which lenet_exp never writes; "
                               f"it was altered and is not used.")
     state["config"] = as_literal(state["config"])  # a folder named with '${' is read as written by OmegaConf too
     return upgrade(state)
+
+
+def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
+    """What of a checkpoint's structure no save wrote (a part of another type, an epoch its history does not
+    reach), or None: each is read where a checkpoint is used, and a resume trusts the epoch count."""
+    config = state["config"]
+    if not isinstance(config, dict):
+        return f"a config of type {type(config).__name__}"
+    node = next((key for key in ("model", "dataset", "optimizer", "trainer") if not isinstance(config.get(key, {}), dict)),
+                None)
+    if node:
+        return f"a config whose {node} is {config[node]!r}"
+    if not isinstance(state["preprocessing"], dict):
+        return f"preprocessing of type {type(state['preprocessing']).__name__}"
+    if not for_training:
+        return None
+    run_state, rng, optimizer = state["run_state"], state["rng"], state["optimizer"]
+    if not (isinstance(run_state, dict) and isinstance(run_state.get("history"), list)
+            and all(isinstance(row, dict) for row in run_state["history"])):
+        return "a run state without its history"
+    epoch, best_epoch = run_state.get("epoch"), run_state.get("best_epoch")
+    if not (isinstance(epoch, int) and 0 <= epoch <= len(run_state["history"])
+            and isinstance(best_epoch, int) and 0 <= best_epoch <= epoch):
+        return f"epoch {epoch!r} (best {best_epoch!r}) with {len(run_state['history'])} epochs of history"
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        return "an optimizer state that is not PyTorch's"
+    if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor) and isinstance(rng.get("device_type"), str)):
+        return "random number generator states that are not PyTorch's"
+    return None
 
 
 def checkpoint_epoch(state: dict) -> Optional[int]:
