@@ -397,6 +397,20 @@ def fake_sweep(sweep_dir: Path, jobs: list[tuple[list[str], dict | None]]) -> No
             (sweep_dir / str(number) / "metrics.json").write_text(json.dumps(result))
 
 
+def test_a_summary_of_jobs_whose_records_were_edited_beyond_reading_lists_them_without_a_traceback(tmp_path):
+    """A metrics.json nested deeper than Python reads, or with an integer no float holds, ended the summary in a
+    RecursionError or OverflowError."""
+    fake_sweep(tmp_path / "sweep", [(["seed=0"], {"status": "completed", "val": {"acc": 0.5}}), (["seed=1"], None),
+                                    (["seed=2"], None)])
+    (tmp_path / "sweep" / "1" / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "sweep" / "2" / "metrics.json").write_text(
+        '{"status": "completed", "val": {"acc": 0.6}, "wall_time_s": 1' + "0" * 4000 + "}")
+    from lenet_exp.sweeps import write_summary
+
+    jobs = {job.job: job for job in write_summary(tmp_path / "sweep", plot=False, tensorboard=False).jobs}
+    assert (jobs[1].status, jobs[2].status, jobs[2].val_acc, jobs[2].wall_time_s) == ("failed", "completed", 0.6, None)
+
+
 @pytest.mark.parametrize("values", [
     ["0", "0.0001", "0.01"], ["0", "0.001", "0.1", "1.0"], ["0", "0.01"],  # a grid's values, each labelled
     # a study's values: labelled by the axis

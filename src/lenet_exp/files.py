@@ -116,7 +116,7 @@ def read_json(path: Path) -> Optional[dict]:
         return None
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested deeper than Python reads
         return None
     return data if isinstance(data, dict) else None
 

@@ -73,8 +73,11 @@ class Summary:
 
 def _number(value: Any) -> Optional[float]:
     """A finite number, or None (missing, null, NaN: JSON and CSV readers get no NaN from here)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value) if math.isfinite(value) else None
+        except OverflowError:  # an integer of more digits than a float holds: an edit
+            return None
     return None
 
 
