@@ -1337,6 +1337,10 @@ def test_resume_of_a_directory_that_is_no_run(tmp_path):
     # a process of its own: run.py exits before Hydra starts, with the interpreter's status for a message
     result = run_cli([f"resume={tmp_path}"], cwd=tmp_path)
     assert result.returncode != 0 and "is not a run directory" in result.stderr
+    result = run_cli([f"resume={tmp_path / 'gone'}"], cwd=tmp_path)  # it said "is not a run directory (no …)"
+    assert result.returncode == 1 and result.stderr.strip() == (f"Error: resume={tmp_path / 'gone'}: no such folder. "
+                                                                 f"Pass the directory of a run, e.g. "
+                                                                 f"resume=outputs/runs/<date>/<time>.")
     for empty in ("resume=", "resume=''"):  # it said "resume=. is not a run directory"
         result = run_cli([empty], cwd=tmp_path)
         assert result.returncode == 1 and "Error: resume= names no run. Pass the directory of a run" in result.stderr

@@ -150,6 +150,9 @@ def expand_resume(argv: list[str]) -> list[str]:
                  f"hydra.sweep.dir={shlex.quote(str(run_dir))} continues the whole sweep (its overrides are in "
                  f"{run_dir / 'multirun.yaml'}, under hydra.overrides); resume=<job folder> continues one job, "
                  f"e.g. resume={shlex.quote(str(one_job))}.")
+    if not run_dir.exists():
+        sys.exit(f"Error: resume={run_dir}: no such folder. Pass the directory of a run, e.g. "
+                 f"resume=outputs/runs/<date>/<time>.")
     if not saved_file.is_file():
         run = next((folder for folder in run_dir.parents if (folder / ".hydra" / "overrides.yaml").is_file()), None)
         if run is not None:  # e.g. a checkpoint of the run
