@@ -411,6 +411,18 @@ def test_a_summary_of_jobs_whose_records_were_edited_beyond_reading_lists_them_w
     assert (jobs[1].status, jobs[2].status, jobs[2].val_acc, jobs[2].wall_time_s) == ("failed", "completed", 0.6, None)
 
 
+def test_a_summary_prints_the_control_characters_of_an_edited_record_as_escapes(tmp_path):
+    """A message or status edited to hold a newline and terminal escapes faked a line of the summary, coloured
+    it or cleared the screen."""
+    from lenet_exp.sweeps import write_summary
+    from lenet_exp.sweeps.table import report_text
+
+    fake_sweep(tmp_path, [(["seed=0"], {"status": "failed\x1b[2J", "message": "boom\n[job 1] ok \x1b[31mé"})])
+    text = report_text(write_summary(tmp_path, plot=False, tensorboard=False))
+    assert "\x1b" not in text and "\n[job 1]" not in text
+    assert "failed\\x1b[2J" in text and "boom\\n[job 1] ok \\x1b[31mé" in text, text
+
+
 @pytest.mark.parametrize("values", [
     ["0", "0.0001", "0.01"], ["0", "0.001", "0.1", "1.0"], ["0", "0.01"],  # a grid's values, each labelled
     # a study's values: labelled by the axis

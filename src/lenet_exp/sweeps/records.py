@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 import time
 from collections import Counter
@@ -79,6 +80,12 @@ def _number(value: Any) -> Optional[float]:
         except OverflowError:  # an integer of more digits than a float holds: an edit
             return None
     return None
+
+
+def _text(value: Any) -> str:
+    """A record's text as the summary prints it: control characters written as escapes, so that an edited
+    metrics.json cannot move the terminal's cursor, clear it or fake a line of its own."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda found: found.group().encode("unicode_escape").decode(), str(value))
 
 
 def _count(value: Any) -> Optional[int]:
@@ -157,8 +164,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     metrics = read_json(job_dir / "metrics.json")
     prediction = read_json(job_dir / "prediction.json") if metrics is None else None  # a predict job's result
     if prediction is not None:
-        record.status = str(prediction.get("status", "failed"))
-        record.prediction = (f"{prediction.get('class')} ({prediction.get('name')}), "
+        record.status = _text(prediction.get("status", "failed"))
+        record.prediction = _text(f"{prediction.get('class')} ({prediction.get('name')}), "
                              f"{_number(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
@@ -171,8 +178,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
         # (a failed evaluation's is unknown: no column for it)
         params["dataset"] = str(metrics["dataset"])
-    status = str(metrics.get("status", "failed"))
-    record.message = str(metrics.get("message") or "")
+    status = _text(metrics.get("status", "failed"))
+    record.message = _text(metrics.get("message") or "")
     if status == "running" and final:
         # The sweep is over, so nothing runs here any more: the job was killed before it could say so.
         record.message = (f"stopped while running after epoch {metrics.get('epochs_done', 0)} (killed?); "
@@ -185,7 +192,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                           f"running after epoch {done} when last recorded (or its process died since)")
     if status == OK_STATUS and metrics.get(LATER_FAILURE):
         status = "failed"
-        record.message = f"{metrics[LATER_FAILURE]} (metrics.json keeps the earlier, completed run's results)"
+        record.message = f"{_text(metrics[LATER_FAILURE])} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
     val, test = (metrics.get(split) if isinstance(metrics.get(split), dict) else {} for split in ("val", "test"))
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
