@@ -123,6 +123,19 @@ def test_train_into_a_folder_of_something_else_is_refused(tiny_root, tmp_path):
         with pytest.raises(UserError, match=re.escape(f"{folder} holds {what}")):
             train(cfg, run_dir=folder)
         assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    # inside another run's or sweep's folder (their TensorBoard and summary would take it in), or where a file of
+    # the run's links elsewhere (it wrote there): refused as run.py refuses them
+    for inside, what in ((tmp_path / "eval" / "sub", f"the run folder {tmp_path / 'eval'}"),
+                         (tmp_path / "sweep" / "new", f"the sweep folder {tmp_path / 'sweep'}")):
+        with pytest.raises(UserError, match=re.escape(f"{inside} is inside {what}: a run needs a folder of its own.")):
+            train(cfg, run_dir=inside)
+        assert not inside.exists()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "run.log").symlink_to(tmp_path / "elsewhere.log")
+    with pytest.raises(UserError, match=re.escape(f"{linked / 'run.log'} is a symbolic link (to ")):
+        train(cfg, run_dir=linked)
+    assert not (tmp_path / "elsewhere.log").exists()
     # another program's metrics.json: both wrote theirs over it
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -130,6 +130,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     try:
         with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
             from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
+            from lenet_exp.callbacks import enclosing_record
             from lenet_exp.files import held_folders, logging_as_run_py_does, read_json
             from lenet_exp.loop import Run
             from lenet_exp.parts import torch_settings_kept
@@ -159,6 +160,10 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     validate(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
+    enclosing = enclosing_record(run_dir)
+    if enclosing:  # its TensorBoard and summary would take this run for one of theirs (run.py refuses it too)
+        raise UserError(f"{run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of its "
+                        f"own. Choose a run_dir outside it.")
     if run_dir.resolve() in held_folders():  # another thread's train(): the folder's lock is the process's
         raise FolderInUse(f"{run_dir} is in use by another train() of this process. Wait until it ends, or choose "
                           f"another run_dir.")

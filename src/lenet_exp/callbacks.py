@@ -30,8 +30,9 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
                               run_of_other_length, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import ConfigError, UserError, one_line
-from lenet_exp.files import (FULL_BELOW_BYTES, last_checkpoint_gone, mount_point, own_folder, read_json,
-                             remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
+from lenet_exp.files import (FULL_BELOW_BYTES, RUN_FILES, WRITTEN_ENTRIES, last_checkpoint_gone, linked_entry,
+                             mount_point, own_folder, read_json, remove_temporary_files, run_events,
+                             someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.resume import as_written, override_key, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
@@ -71,9 +72,6 @@ def check_writable(directory: Path, override: str) -> None:
         sys.exit(message)
 
 
-RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
-
-
 def refuse_odd_entries(run_dir: Path, override: str) -> None:
     """Exits with a message where a run's folder holds a file where .hydra/ should be, or something else than a
     file (a folder, a pipe) where Hydra or the run writes one: Hydra's writes raised tracebacks, and reading a
@@ -85,7 +83,7 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
 
 
 def odd_entry(run_dir: Path) -> Optional[str]:
-    linked = linked_entry(run_dir, (".hydra", *RUN_FILES, "checkpoints"))
+    linked = linked_entry(run_dir, WRITTEN_ENTRIES)
     if linked:
         return linked
     if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
@@ -93,16 +91,6 @@ def odd_entry(run_dir: Path) -> Optional[str]:
     for path in (run_dir / name for name in RUN_FILES):
         if path.exists() and not path.is_file():
             return f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
-    return None
-
-
-def linked_entry(folder: Path, names) -> Optional[str]:
-    """What to tell of a symbolic link among the entries ``names`` of ``folder``, which a run or sweep writes:
-    it would write through it, outside the folder (a folder may come from anyone: it is data)."""
-    for path in (folder / name for name in names):
-        if path.is_symlink():
-            return (f"{path} is a symbolic link (to {os.readlink(path)}), where lenet_exp writes a file of its own: "
-                    f"it would write there, outside {folder}")
     return None
 
 

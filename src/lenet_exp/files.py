@@ -142,6 +142,20 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     return None
 
 
+RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
+WRITTEN_ENTRIES = (".hydra", *RUN_FILES, "checkpoints")  # what a run writes in its folder, besides its events
+
+
+def linked_entry(folder: Path, names) -> Optional[str]:
+    """What to tell of a symbolic link among the entries ``names`` of ``folder``, which a run or sweep writes:
+    it would write through it, outside the folder (a folder may come from anyone: it is data)."""
+    for path in (folder / name for name in names):
+        if path.is_symlink():
+            return (f"{path} is a symbolic link (to {os.readlink(path)}), where lenet_exp writes a file of its own: "
+                    f"it would write there, outside {folder}")
+    return None
+
+
 # the types of the metrics.json entries that decide what a run in its folder does
 RECORD_TYPES = {"task": str, "status": str, "config": dict, "epochs_done": int, "epochs": int}
 

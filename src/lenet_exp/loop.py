@@ -100,6 +100,9 @@ class Run:
         foreign = files.someone_elses_metrics(self.dir)
         if foreign:  # run.py refuses it before Hydra writes
             raise UserError(foreign)
+        linked = files.linked_entry(self.dir, files.WRITTEN_ENTRIES)
+        if linked:
+            raise UserError(f"{linked}. Move it away, or choose a new output directory.")
         if (self.dir / "multirun.yaml").is_file():
             raise UserError(f"{self.dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose a new "
                             f"output directory.")
