@@ -152,9 +152,11 @@ def test_a_checkpoint_altered_in_its_structure_is_refused_for_what_it_holds(kill
 
 @pytest.mark.parametrize("edit, said", [
     (lambda state: state.update(config="x"), "holds a config of type str, which lenet_exp never writes"),
+    (lambda state: next(iter(state["model"].values())).fill_(float("nan")),  # evaluated to "loss nan", exit 0
+     "holds weights that are not finite (a diverged run keeps its last finite ones), which lenet_exp never writes"),
     (lambda state: state["config"]["trainer"].update(tta_shift="x"), "holds trainer.tta_shift='x', which lenet_exp "
                                                                       "never writes: it was altered and is not used."),
-], ids=["config", "test-time shift"])
+], ids=["config", "weights", "test-time shift"])
 def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_holds(killed_run, tiny_root, tmp_path,
                                                                                  edit, said):
     best = tmp_path / "best.pt"

@@ -127,6 +127,11 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
         return f"a config whose {node} is {config[node]!r}"
     if not isinstance(state["preprocessing"], dict):
         return f"preprocessing of type {type(state['preprocessing']).__name__}"
+    weights = state["model"]
+    if not (isinstance(weights, dict) and all(isinstance(tensor, torch.Tensor) for tensor in weights.values())):
+        return "model weights that are not PyTorch's"
+    if not all(torch.isfinite(tensor).all() for tensor in weights.values() if tensor.is_floating_point()):
+        return "weights that are not finite (a diverged run keeps its last finite ones)"
     if not for_training:
         return None
     run_state, rng, optimizer = state["run_state"], state["rng"], state["optimizer"]
