@@ -356,7 +356,8 @@ def test_a_run_folder_does_not_choose_the_configs_that_resume_reads(tiny_root, t
     shutil.copytree(CONFIGS, planted)
     config = (planted / "config.yaml").read_text()
     planted_callback = f"    planted:\n      _target_: os.makedirs\n      name: {tmp_path / 'ran'}\n"
-    (planted / "config.yaml").write_text(config.replace("    output_dir_check:\n", planted_callback + "    output_dir_check:\n"))
+    callbacks = "    output_dir_check:\n"
+    (planted / "config.yaml").write_text(config.replace(callbacks, planted_callback + callbacks))
     assert planted_callback in (planted / "config.yaml").read_text()
     first = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

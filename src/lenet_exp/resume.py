@@ -253,10 +253,9 @@ def refuse_configs_it_does_not_name(run_dir: Path, argv: list[str], hydra: dict)
         sys.exit(f"Error: {run_dir} was made with --config-dir {missing}, which is no folder now. Put its configs "
                  f"back there, or give --config-dir <the folder that holds them now>.")
     if needed:
-        command = " ".join(["python run.py", *map(shlex.quote, needed + argv[1:]), f"{PREFIX}{shlex.quote(str(run_dir))}"])
         sys.exit(f"Error: {run_dir} was made with configs from outside configs/ ({' '.join(needed)}), and a run folder "
                  f"does not choose the configs a command reads (a config can run code). If you trust them, name them "
-                 f"yourself: {command}")
+                 f"yourself: {command_resuming(run_dir, needed + argv[1:])}")
 
 
 def resume_command(run_dir: Path) -> str:
@@ -264,8 +263,12 @@ def resume_command(run_dir: Path) -> str:
     from lenet_exp import CONFIGS
 
     hydra = hydras_record(run_dir)
-    flags = config_flags(hydra, set(), CONFIGS) if hydra else []
-    return " ".join(["python run.py", *map(shlex.quote, flags), f"{PREFIX}{shlex.quote(str(run_dir))}"])
+    return command_resuming(run_dir, config_flags(hydra, set(), CONFIGS) if hydra else [])
+
+
+def command_resuming(run_dir: Path, arguments: list[str]) -> str:
+    """``python run.py ARGUMENTS resume=RUN_DIR``, quoted for the shell."""
+    return " ".join(["python run.py", *map(shlex.quote, arguments), f"{PREFIX}{shlex.quote(str(run_dir))}"])
 
 
 def path_from(override: str, folder: str) -> str:

@@ -121,8 +121,8 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     config = state["config"]
     if not isinstance(config, dict):
         return f"a config of type {type(config).__name__}"
-    node = next((key for key in ("model", "dataset", "optimizer", "trainer") if not isinstance(config.get(key, {}), dict)),
-                None)
+    nodes = ("model", "dataset", "optimizer", "trainer")
+    node = next((key for key in nodes if not isinstance(config.get(key, {}), dict)), None)
     if node:
         return f"a config whose {node} is {config[node]!r}"
     if not isinstance(state["preprocessing"], dict):
@@ -135,17 +135,18 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     if not for_training:
         return None
     run_state, rng, optimizer = state["run_state"], state["rng"], state["optimizer"]
-    if not (isinstance(run_state, dict) and isinstance(run_state.get("history"), list)
-            and all(isinstance(row, dict) for row in run_state["history"])):
+    history = run_state.get("history", []) if isinstance(run_state, dict) else None  # RunState's defaults
+    if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
         return "a run state without its history"
-    epoch, best_epoch = run_state.get("epoch"), run_state.get("best_epoch")
-    if not (isinstance(epoch, int) and 0 <= epoch <= len(run_state["history"])
-            and isinstance(best_epoch, int) and 0 <= best_epoch <= epoch):
-        return f"epoch {epoch!r} (best {best_epoch!r}) with {len(run_state['history'])} epochs of history"
+    epoch, best_epoch = run_state.get("epoch", 0), run_state.get("best_epoch", 0)
+    if not (isinstance(epoch, int) and 0 <= epoch <= len(history) and isinstance(best_epoch, int)
+            and 0 <= best_epoch <= epoch):
+        return f"epoch {epoch!r} (best {best_epoch!r}) with {len(history)} epochs of history"
     if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
             and isinstance(optimizer.get("param_groups"), list)):
         return "an optimizer state that is not PyTorch's"
-    if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor) and isinstance(rng.get("device_type"), str)):
+    if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor)
+            and isinstance(rng.get("device_type"), str)):
         return "random number generator states that are not PyTorch's"
     return None
 
