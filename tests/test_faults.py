@@ -255,8 +255,8 @@ def test_a_run_folder_whose_files_link_elsewhere_is_refused_before_anything_is_w
     refused = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
         f"Error: {run_dir / linked} is a symbolic link (to {target}), where lenet_exp writes a file of its own: it "
-        f"would write there, outside {run_dir}. Move it away, then run the same command again, or copy the folder "
-        f"to another place and resume the copy (resume=<copy>)."), refused.stderr[-2000:]
+        f"would write there, outside {run_dir}. Put a copy of what it points to in its place (cp -rL), then run the "
+        f"same command again."), refused.stderr[-2000:]  # a copy of the folder (cp -r) would keep the link
     assert (outside / "victim").read_text() == "theirs" and not list((outside / "theirs").iterdir())
     (run_dir / linked).unlink()
     shutil.copytree(completed_run / linked, run_dir / linked) if linked == "checkpoints" else shutil.copy(
@@ -347,6 +347,22 @@ def test_resume_finds_the_options_of_ones_own_config_folder(where, tiny_root, tm
             f"there, or give --config-dir <the folder that holds them now>."), moved.stderr
         given = run_main(["--config-dir", str(tmp_path / "moved"), f"resume={run_dir}"], cwd=run_dir)
         assert given.returncode == 0 and "Already completed" in given.stderr, given.stderr[-2000:]
+
+
+def test_resume_replays_the_name_of_a_primary_config_of_the_checkouts_own(tiny_root, tmp_path):
+    """--config-name of a config in configs/ (a checkout of one's own: run.py and configs/ copied) names no
+    folder: resume= replays it, as the run was made."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(CONFIGS, checkout / "configs")
+    shutil.copy(CONFIGS.parent / "run.py", checkout / "run.py")
+    (checkout / "configs" / "short.yaml").write_text("defaults:\n  - config\n  - _self_\noptimizer:\n  lr: 0.002\n")
+    run_dir = tmp_path / "run"
+    first = run_main(["--config-name", "short", *fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                     script=checkout / "run.py")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path, script=checkout / "run.py")
+    assert again.returncode == 0 and "Resuming" in again.stderr, again.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["config"]["optimizer"]["lr"] == 0.002
 
 
 def test_a_run_folder_does_not_choose_the_configs_that_resume_reads(tiny_root, tmp_path):

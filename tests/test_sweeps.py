@@ -102,9 +102,17 @@ def test_a_sweep_folder_whose_entries_link_elsewhere_is_refused_before_anything_
     refused = run_main(command, cwd=tmp_path)
     assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
         f"Error: sweep/{linked} is a symbolic link (to {outside}), where lenet_exp writes a file of its own: it "
-        f"would write there, outside sweep. Move it away, then run the same command again, or choose another "
-        f"folder with hydra.sweep.dir=<dir>."), refused.stderr[-2000:]
+        f"would write there, outside sweep. Put a copy of what it points to in its place (cp -rL), then run the same "
+        f"command again, or choose another folder with hydra.sweep.dir=<dir>."), refused.stderr[-2000:]
     assert {path: path.read_bytes() for path in [outside, *outside.rglob("*")] if path.is_file()} == before
+    # one that nothing writes through (a folder of notes), or that leads inside the sweep's folder, is no harm
+    (sweep / linked).unlink()
+    shutil.move(outside, sweep / linked)
+    (tmp_path / "notes").mkdir()
+    (sweep / "notes").symlink_to(tmp_path / "notes")
+    (sweep / "latest").symlink_to(sweep / "1_seed=1" / "checkpoints")
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 1 and "symbolic link" not in again.stderr, again.stderr[-2000:]  # the jobs fail again
 
 
 @pytest.mark.long
@@ -417,10 +425,14 @@ def test_a_summary_prints_the_control_characters_of_an_edited_record_as_escapes(
     from lenet_exp.sweeps import write_summary
     from lenet_exp.sweeps.table import report_text
 
-    fake_sweep(tmp_path, [(["seed=0"], {"status": "failed\x1b[2J", "message": "boom\n[job 1] ok \x1b[31mé"})])
-    text = report_text(write_summary(tmp_path, plot=False, tensorboard=False))
+    fake_sweep(tmp_path, [(["seed=0", '"optimizer.lr=1\\e[31m"'], {"status": "failed\x1b[2J",  # YAML's escape
+                                                                 "message": "boom\n[job 1] ok \x1b[31mé"}),
+                          (["seed=1", "optimizer.lr=2"], {"status": "completed", "val": {"acc": 0.5}})])
+    summary = write_summary(tmp_path, plot=False, tensorboard=False)
+    text = report_text(summary)
     assert "\x1b" not in text and "\n[job 1]" not in text
     assert "failed\\x1b[2J" in text and "boom\\n[job 1] ok \\x1b[31mé" in text, text
+    assert {job.job: job.params["optimizer.lr"] for job in summary.jobs} == {0: "1\\x1b[31m", 1: "2"}  # a column
 
 
 @pytest.mark.parametrize("values", [

@@ -30,11 +30,11 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
                               run_of_other_length, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import ConfigError, UserError, one_line
-from lenet_exp.files import (FULL_BELOW_BYTES, RUN_FILES, WRITTEN_ENTRIES, last_checkpoint_gone, linked_entry,
-                             mount_point, own_folder, read_json, remove_temporary_files, run_events,
+from lenet_exp.files import (FULL_BELOW_BYTES, REPLACE_THE_LINK, RUN_FILES, WRITTEN_ENTRIES, last_checkpoint_gone,
+                             linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
                              someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.resume import as_written, override_key, resume_command, resumed_run
+from lenet_exp.resume import as_written, configs_to_name, override_key, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
@@ -75,7 +75,11 @@ def check_writable(directory: Path, override: str) -> None:
 def refuse_odd_entries(run_dir: Path, override: str) -> None:
     """Exits with a message where a run's folder holds a file where .hydra/ should be, or something else than a
     file (a folder, a pipe) where Hydra or the run writes one: Hydra's writes raised tracebacks, and reading a
-    pipe hung."""
+    pipe hung. Or a link there that leads out of the folder: a folder may come from anyone (it is data)."""
+    linked = linked_entry(run_dir, WRITTEN_ENTRIES)
+    if linked:  # a copy of the folder (cp -r) keeps the link: another folder is no way out for a resumed run
+        sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again"
+                 f"{'' if is_resumed(run_dir) else ', or ' + another_folder(run_dir, override)}.")
     odd = odd_entry(run_dir)
     if odd:
         sys.exit(f"Error: {odd}. Move it away, then run the same command again, or "
@@ -83,9 +87,6 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
 
 
 def odd_entry(run_dir: Path) -> Optional[str]:
-    linked = linked_entry(run_dir, WRITTEN_ENTRIES)
-    if linked:
-        return linked
     if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
         return f"{run_dir / '.hydra'} is a file where a folder should be"
     for path in (run_dir / name for name in RUN_FILES):
@@ -589,10 +590,11 @@ class OutputDirCheck(Callback):
             elif (changed and trained_anything(run_dir) and in_a_sweep and run_of_other_length(before, now, trained)
                   and now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
                 job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]
+                configs = "".join(f"{shlex.quote(flag)} " for flag in configs_to_name(run_dir))
                 sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
                          f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
-                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: "
-                         f"`cp -r {job} <new folder> && python run.py resume=<new folder> trainer.epochs={epochs}`.")
+                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
+                         f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
@@ -642,10 +644,10 @@ class OutputDirCheck(Callback):
             if any(sweep_dir.glob("*/.hydra")):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
-        linked = linked_entry(sweep_dir, ["multirun.yaml", SUMMARY_RUN, *(path.name for path in sweep_dir.iterdir()
-                                                                          if path.is_dir())])  # a job's folder too
+        jobs = (path.name for path in sweep_dir.iterdir() if (path / ".hydra").is_dir())
+        linked = linked_entry(sweep_dir, ["multirun.yaml", SUMMARY_RUN, *jobs])
         if linked:
-            sys.exit(f"Error: {linked}. Move it away, then run the same command again, or "
+            sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again, or "
                      f"{another_folder(sweep_dir, 'hydra.sweep.dir')}.")
         for job_dir in (path for path in sweep_dir.iterdir() if path.is_dir()):
             refuse_odd_entries(job_dir, "hydra.sweep.dir")

@@ -144,13 +144,15 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
 
 RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
 WRITTEN_ENTRIES = (".hydra", *RUN_FILES, "checkpoints")  # what a run writes in its folder, besides its events
+REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 
 
 def linked_entry(folder: Path, names) -> Optional[str]:
     """What to tell of a symbolic link among the entries ``names`` of ``folder``, which a run or sweep writes:
     it would write through it, outside the folder (a folder may come from anyone: it is data)."""
+    inside = Path(folder).resolve()
     for path in (folder / name for name in names):
-        if path.is_symlink():
+        if path.is_symlink() and inside not in path.resolve().parents:
             return (f"{path} is a symbolic link (to {os.readlink(path)}), where lenet_exp writes a file of its own: "
                     f"it would write there, outside {folder}")
     return None

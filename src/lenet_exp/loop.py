@@ -102,7 +102,7 @@ class Run:
             raise UserError(foreign)
         linked = files.linked_entry(self.dir, files.WRITTEN_ENTRIES)
         if linked:
-            raise UserError(f"{linked}. Move it away, or choose a new output directory.")
+            raise UserError(f"{linked}. {files.REPLACE_THE_LINK}, or choose a new output directory.")
         if (self.dir / "multirun.yaml").is_file():
             raise UserError(f"{self.dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose a new "
                             f"output directory.")

@@ -187,9 +187,9 @@ def expand_resume(argv: list[str]) -> list[str]:
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
-    hydra = hydras_record(run_dir)
+    hydra, replayed = hydras_record(run_dir), []
     if hydra:  # an older or damaged record: the task's overrides alone, as before
-        refuse_configs_it_does_not_name(run_dir, rest, hydra)
+        replayed = replayed_config_flags(run_dir, rest, hydra)
         # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
         saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
@@ -198,7 +198,7 @@ def expand_resume(argv: list[str]) -> list[str]:
     flags, overrides = flags_and_overrides(rest[1:])
     # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
     # the next argument as its value
-    return rest[:1] + saved + one_run + overrides + flags
+    return rest[:1] + replayed + saved + one_run + overrides + flags
 
 
 def hydras_record(run_dir: Path) -> Optional[dict]:
@@ -217,11 +217,12 @@ def hydras_record(run_dir: Path) -> Optional[dict]:
     return hydra if as_recorded else None
 
 
-def config_flags(hydra: dict, given: set[str], own: Path) -> list[str]:
-    """The flags and overrides that name where the run's configs came from besides ``own`` (a checkout's
-    configs/), less those in ``given``: ``--config-path``, ``--config-dir``, ``--config-name`` and
+def config_flags(hydra: dict, given: set[str], own: Path) -> tuple[list[str], list[str]]:
+    """Where the run's configs came from besides ``own`` (a checkout's configs/), less what ``given`` names:
+    the flags a resume replays itself (``--config-name`` of a primary config in ``own``), and those the
+    command must name: ``--config-path``, ``--config-dir``, ``--config-name`` of another folder's config and
     ``hydra.searchpath=`` (its relative folders made absolute, as resume= runs anywhere)."""
-    flags = []
+    replayed, needed = [], []
     sources = hydra["runtime"]["config_sources"]
     if not given & {"--config-path", "-cp"}:  # where the primary config came from, if not run.py's own
         for source in sources:
@@ -229,24 +230,27 @@ def config_flags(hydra: dict, given: set[str], own: Path) -> list[str]:
             checkout = path.name == "configs" and (path.parent / "run.py").is_file()  # this one's, or another's
             if (source.get("provider") == "main" and source.get("schema") == "file" and path.is_dir()
                     and path.resolve() != own.resolve() and not checkout):
-                flags += ["--config-path", str(path)]
+                needed += ["--config-path", str(path)]
     if not given & {"--config-dir", "-cd"}:
-        flags += [flag for source in sources if source.get("provider") == "command-line"
-                  and source.get("schema") == "file" for flag in ("--config-dir", str(source["path"]))]
-    if hydra["job"]["config_name"] != "config" and not given & {"--config-name", "-cn"}:
-        flags += ["--config-name", hydra["job"]["config_name"]]
+        needed += [flag for source in sources if source.get("provider") == "command-line"
+                   and source.get("schema") == "file" for flag in ("--config-dir", str(source["path"]))]
+    name = hydra["job"]["config_name"]
+    if name != "config" and not given & {"--config-name", "-cn"}:
+        primary = (own / f"{name}.yaml").resolve()
+        ours = own.resolve() in primary.parents and primary.is_file()
+        (replayed if ours else needed).extend(["--config-name", name])
     if "hydra.searchpath" not in given:
-        flags += [from_the_runs_folder(o, hydra["runtime"]["cwd"]) for o in hydra["overrides"]["hydra"] or []
-                  if override_key(o) == "hydra.searchpath"]
-    return flags
+        needed += [from_the_runs_folder(o, hydra["runtime"]["cwd"]) for o in hydra["overrides"]["hydra"] or []
+                   if override_key(o) == "hydra.searchpath"]
+    return replayed, needed
 
 
-def refuse_configs_it_does_not_name(run_dir: Path, argv: list[str], hydra: dict) -> None:
-    """Exits where the run took configs from elsewhere than configs/ and ``argv`` does not name them: a
-    config can run code (Hydra builds its callbacks), and a run folder is data, so the command names them
-    itself; the message gives the command that does."""
-    given = {arg.split("=", 1)[0] for arg in argv}
-    needed = config_flags(hydra, given, Path(argv[0]).resolve().parent / "configs")  # run.py's config_path
+def replayed_config_flags(run_dir: Path, argv: list[str], hydra: dict) -> list[str]:
+    """The flags that bring back the run's primary config where it is run.py's own; exits where the run took
+    configs from elsewhere than configs/ and ``argv`` does not name them: a config can run code (Hydra builds
+    its callbacks), and a run folder is data, so the command names them itself (the message says how)."""
+    given = {arg.split("=", 1)[0] for arg in argv}  # ++hydra.searchpath= is not Hydra's search path: not given
+    replayed, needed = config_flags(hydra, given, Path(argv[0]).resolve().parent / "configs")  # run.py's
     missing = next((folder for flag, folder in zip(needed, needed[1:]) if flag == "--config-dir"
                     and not Path(folder).is_dir()), None)
     if missing:  # Hydra's "--config-dir …: not found" names a flag never typed
@@ -256,14 +260,20 @@ def refuse_configs_it_does_not_name(run_dir: Path, argv: list[str], hydra: dict)
         sys.exit(f"Error: {run_dir} was made with configs from outside configs/ ({' '.join(needed)}), and a run folder "
                  f"does not choose the configs a command reads (a config can run code). If you trust them, name them "
                  f"yourself: {command_resuming(run_dir, needed + argv[1:])}")
+    return replayed
+
+
+def configs_to_name(run_dir: Path) -> list[str]:
+    """The flags and overrides that a command continuing the run in ``run_dir`` names (:func:`config_flags`)."""
+    from lenet_exp import CONFIGS
+
+    hydra = hydras_record(run_dir)
+    return config_flags(hydra, set(), CONFIGS)[1] if hydra else []
 
 
 def resume_command(run_dir: Path) -> str:
     """The command that continues the run in ``run_dir``, with the configs it was made with named."""
-    from lenet_exp import CONFIGS
-
-    hydra = hydras_record(run_dir)
-    return command_resuming(run_dir, config_flags(hydra, set(), CONFIGS) if hydra else [])
+    return command_resuming(run_dir, configs_to_name(run_dir))
 
 
 def command_resuming(run_dir: Path, arguments: list[str]) -> str:

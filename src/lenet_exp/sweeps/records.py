@@ -157,7 +157,7 @@ def overridden(overrides: Iterable[str]) -> dict[str, str]:
 
 
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
-    overrides = recorded_overrides(job_dir)
+    overrides = [_text(override) for override in recorded_overrides(job_dir)]
     params = overridden(overrides)
     record = JobRecord(job=job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
@@ -177,7 +177,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
         # (a failed evaluation's is unknown: no column for it)
-        params["dataset"] = str(metrics["dataset"])
+        params["dataset"] = _text(metrics["dataset"])
     status = _text(metrics.get("status", "failed"))
     record.message = _text(metrics.get("message") or "")
     if status == "running" and final:
