@@ -67,6 +67,24 @@ def test_fashion_mnist_reads_its_own_folder(tiny_root):
     assert not torch.equal(data.test.images, mnist.test.images)
 
 
+@pytest.mark.parametrize("left", ["another data set", "damaged"])
+def test_an_older_torchvisions_processed_copy_is_not_read_in_place_of_the_raw_files(tiny_root, tmp_path, left):
+    """torchvision reads MNIST/processed/training.pt and test.pt in place of raw/ where it finds them: FashionMNIST
+    there trained as mnist without a word, and a damaged copy was reported as damaged raw files."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root / "MNIST", root / "MNIST")
+    (root / "MNIST" / "processed").mkdir()
+    for train, file in ((True, "training.pt"), (False, "test.pt")):
+        if left == "damaged":
+            (root / "MNIST" / "processed" / file).write_bytes(b"garbage")
+        else:
+            torch.save(read_split(dataset_cfg(tiny_root, name="fashion_mnist", torchvision_class="FashionMNIST"),
+                                  train=train), root / "MNIST" / "processed" / file)
+    for train in (True, False):
+        assert all(torch.equal(read, raw) for read, raw in zip(read_split(dataset_cfg(root), train=train),
+                                                               read_split(dataset_cfg(tiny_root), train=train)))
+
+
 def test_missing_data_names_the_folder_and_the_four_files(tmp_path):
     with pytest.raises(DataError) as caught:
         read_split(dataset_cfg(tmp_path), train=True)

@@ -168,6 +168,24 @@ def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_hol
     assert said in refused.stderr.strip().splitlines()[-1], refused.stderr[-2000:]
 
 
+def test_an_evaluation_on_other_test_files_than_its_runs_says_its_accuracy_is_not_the_runs(killed_run, tiny_root,
+                                                                                          tmp_path):
+    """The checkpoint records its test split's size and checksum (a resume checks them); eval of test labels
+    changed since reported another accuracy as the run's without a word."""
+    best, changed = killed_run / "checkpoints" / "best.pt", tmp_path / "data"
+    shutil.copytree(tiny_root, changed)
+    labels = changed / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[8:58] = bytes((label + 1) % 10 for label in raw[8:58])
+    labels.write_bytes(raw)
+    for root, warned in ((tiny_root, False), (changed, True)):
+        evaluated = run_main(["task=eval", f"ckpt={best}", *fast_overrides(root)], cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+        said = (f"mnist's test files in {root} differ from those {best} was tested on (200 images then, 200 now, or "
+                f"other contents): this accuracy is not its run's.")
+        assert (said in evaluated.stderr) == warned, evaluated.stderr[-2000:]
+
+
 def test_another_runs_best_checkpoint_of_the_same_epoch_is_not_tested_as_this_runs(killed_run, tiny_root):
     best = killed_run / "checkpoints" / "best.pt"
     other = torch.load(best, weights_only=True)  # as another run's copied in: its config has another lr

@@ -54,13 +54,15 @@ class Data:
 
 
 def fingerprint(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]) -> dict[str, int]:
-    """Image counts and a checksum of every 7th row and column of every image and of all labels:
-    another data set, or another version of this one, differs here (cheap: one pass over 1/49 of it)."""
-    def checksum(images: torch.Tensor, labels: torch.Tensor) -> int:
-        return int(images[:, ::7, ::7].sum(dtype=torch.int64)) * 31 + int(labels.sum())
-
+    """Image counts and :func:`checksum` of each split: another data set, or another version of this one,
+    differs here."""
     return {"train": len(train[1]), "test": len(test[1]), "train_checksum": checksum(*train),
             "test_checksum": checksum(*test)}
+
+
+def checksum(images: torch.Tensor, labels: torch.Tensor) -> int:
+    """A checksum of every 7th row and column of every image and of all labels (cheap: one pass over 1/49)."""
+    return int(images[:, ::7, ::7].sum(dtype=torch.int64)) * 31 + int(labels.sum())
 
 
 # torchvision's data sets read exactly as MNIST is: its four IDX files, one label per image. (EMNIST needs a
@@ -181,6 +183,12 @@ def remove_a_failed_downloads_folders(made: Optional[Path]) -> None:
         shutil.rmtree(made, ignore_errors=True)
 
 
+def reading_raw_only(cls: type[torchvision.datasets.MNIST]) -> type[torchvision.datasets.MNIST]:
+    """``cls`` reading raw/ alone: torchvision reads an older version's ``processed/training.pt`` and ``test.pt``
+    in its place wherever it finds them, whatever they hold (another data set's images: trained on unseen)."""
+    return type(cls.__name__, (cls,), {"_check_legacy_exist": lambda self: False})  # the name names its folder
+
+
 def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one split with torchvision's reader: uint8 images [N, 28, 28] and int64 labels [N]."""
     cls, name, download = dataset_class(dcfg), dcfg.name, dcfg.download
@@ -204,7 +212,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         # torchvision prints download attempts; keep them for the error message instead.
         with contextlib.redirect_stdout(io.StringIO()), \
                 one_download_at_a_time(root, cls.__name__) if download and missing_files else contextlib.nullcontext():
-            dataset = cls(str(root), train=train, download=download)
+            dataset = reading_raw_only(cls)(str(root), train=train, download=download)
     except Exception as error:  # torchvision signals everything with bare asserts and RuntimeErrors
         # an OSError of a download that torchvision lets through: a root it cannot write (read-only), a timeout
         failed_download = isinstance(error, OSError) and download and missing_files

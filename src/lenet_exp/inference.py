@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
 from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal, read_by
-from lenet_exp.data import NATIVE_SIZE, Split, check_labels, class_names, dataset_class, prepare_images, read_split
+from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
+                            read_split)
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
@@ -195,12 +196,26 @@ def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
                               f"size {image_size}); it was altered and is not used.")
 
 
+def say_if_other_test_data(cfg: DictConfig, state: dict, dataset: DictConfig, images: torch.Tensor,
+                           labels: torch.Tensor) -> None:
+    """Where the checkpoint's own data set is tested, a warning if its test split is not the one the run tested
+    (its record of it): the accuracy is then not the run's own (a test set changed on purpose may be the point)."""
+    tested = state["preprocessing"].get("data")
+    if state["config"]["dataset"].get("name") != dataset.name or not isinstance(tested, dict):
+        return
+    if (tested.get("test"), tested.get("test_checksum")) != (len(labels), checksum(images, labels)):
+        log.warning("%s's test files in %s differ from those %s was tested on (%s images then, %d now, or other "
+                    "contents): this accuracy is not its run's.", dataset.name, dataset.root, cfg.ckpt,
+                    tested.get("test"), len(labels))
+
+
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     device = resolve_device(cfg.device, slot)
     model, state, ema_decay = load_trained_model(cfg, chosen, device)
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
+    say_if_other_test_data(cfg, state, dataset, images, labels)
     pre = preprocessing_of(state, cfg, chosen)
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
                   labels.to(device))
