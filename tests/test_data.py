@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from idx import write_dataset
+from idx import write_dataset, write_images
 from lenet_exp.data import RAW_FILES, load_data, prepare_images, read_split, split_train_val
 from lenet_exp.errors import DataError, UserError
 
@@ -121,6 +123,52 @@ def test_corrupted_idx_files_are_reported_as_such(tiny_root, tmp_path, damage):
     root = corrupt_copy(tiny_root, tmp_path, damage)
     with pytest.raises(DataError, match="corrupted|truncated|images but"):
         load_data(dataset_cfg(root), batch_size=64, device=torch.device("cpu"))
+
+
+def test_a_damaged_idx_file_is_named(tiny_root, tmp_path):
+    root = corrupt_copy(tiny_root, tmp_path, truncate)
+    with pytest.raises(DataError, match=re.escape(f"{root / 'MNIST' / 'raw' / 'train-images-idx3-ubyte'} is corrupted "
+                                                  f"or truncated (RuntimeError: ")):
+        read_split(dataset_cfg(root), train=True)
+
+
+def a_broken_link(raw):
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    (raw / "t10k-labels-idx1-ubyte").symlink_to(raw / "gone")
+
+
+def no_regular_file(raw):
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    os.mkfifo(raw / "t10k-labels-idx1-ubyte")  # a reader would wait on it for ever
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda raw: (raw / "t10k-labels-idx1-ubyte").unlink(),
+     "It lacks t10k-labels-idx1-ubyte: put that file there, from an intact copy."),
+    (a_broken_link, "t10k-labels-idx1-ubyte is a broken link: point it at the file, or put the file there."),
+    (no_regular_file, "t10k-labels-idx1-ubyte is no regular file where that file should be: replace it with the file."),
+], ids=["missing", "broken link", "pipe"])
+def test_one_idx_file_missing_or_no_file_is_named(tiny_root, tmp_path, damage, said):
+    """Three of the four files there: the one that is not was not named, and the advice was to move dataset.root."""
+    root = corrupt_copy(tiny_root, tmp_path, damage)
+    with pytest.raises(DataError) as caught:
+        read_split(dataset_cfg(root), train=False)
+    assert str(caught.value).endswith(said) and "Point dataset.root" not in str(caught.value), caught.value
+
+
+def test_images_of_another_size_name_their_file(tmp_path):
+    raw = write_dataset(tmp_path, "MNIST")
+    write_images(raw / "train-images-idx3-ubyte", np.zeros((600, 32, 32)))
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'MNIST' / 'raw' / 'train-images-idx3-ubyte'} holds "
+                                                  f"images of 32x32, where mnist's are 28x28: it is no mnist file.")):
+        read_split(dataset_cfg(tmp_path), train=True)
+
+
+def test_a_file_on_the_way_to_the_data_folder_is_named(tmp_path):
+    (tmp_path / "notes").write_text("a file")
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'notes'} is a file where a folder on the way to "
+                                                  f"dataset.root={tmp_path / 'notes' / 'data'} should be.")):
+        read_split(dataset_cfg(tmp_path / "notes" / "data"), train=True)
 
 
 def test_labels_outside_the_classes_are_refused(tmp_path):

@@ -125,6 +125,11 @@ def raw_folder(dcfg) -> Path:
         root.stat()
     except FileNotFoundError:  # not there (yet): a download makes it, or read_split says what is missing
         pass
+    except NotADirectoryError as error:  # a file on the way
+        file = next((path for path in reversed(root.parents) if path.exists() and not path.is_dir()), root)
+        raise DataError(f"{file} is a file where a folder on the way to dataset.root={dcfg.root} should be. Point "
+                        f"dataset.root at the folder that holds {dataset_class(dcfg).__name__}/raw/ (or set "
+                        f"LENET_EXP_DATA to it).") from error
     except (RuntimeError, OSError) as error:
         if isinstance(error, OSError) and error.errno != errno.ELOOP:
             raise unreadable("the data folder", Path(error.filename or root).parent, error) from error
@@ -183,6 +188,20 @@ def remove_a_failed_downloads_folders(made: Optional[Path]) -> None:
         shutil.rmtree(made, ignore_errors=True)
 
 
+def damaged_file(folder: Path, prefix: str) -> Optional[tuple[Path, str]]:
+    """The split's IDX file that torchvision's reader cannot read, and why; None where each reads alone (they
+    disagree with each other then)."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    for path, read in ((folder / f"{prefix}-images-idx3-ubyte", read_image_file),
+                       (folder / f"{prefix}-labels-idx1-ubyte", read_label_file)):
+        try:
+            read(str(path))
+        except Exception as error:  # torchvision's bare asserts among them
+            return path, f"{type(error).__name__}: {str(error) or 'bad header'}"
+    return None
+
+
 def reading_raw_only(cls: type[torchvision.datasets.MNIST]) -> type[torchvision.datasets.MNIST]:
     """``cls`` reading raw/ alone: torchvision reads an older version's ``processed/training.pt`` and ``test.pt``
     in its place wherever it finds them, whatever they hold (another data set's images: trained on unseen)."""
@@ -197,7 +216,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"dataset.root is empty (is LENET_EXP_DATA set to nothing?), which would read {name} from the "
                         f"current folder. Point it at the folder that holds {cls.__name__}/raw/, e.g. "
                         f"dataset.root=../shared/data, or unset LENET_EXP_DATA to use ./data.")
-    folder = raw_folder(dcfg)
+    folder, prefix = raw_folder(dcfg), "train" if train else "t10k"
     root = folder.parent.parent
     try:
         for path in (root, folder.parent, folder):
@@ -225,19 +244,30 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             how = (f"no download can write there ({one_line(error)})" if unwritable
                    else f"the download failed ({one_line(error)})" if failed_download
                    else "the download failed (no network?)" if download else "dataset.download=false")
-            not_files = [file for file in RAW_FILES if (folder / file).exists() and not (folder / file).is_file()]
+            not_files = [folder / file for file in RAW_FILES
+                         if (folder / file).exists() and not (folder / file).is_file()]
+            lacking = [file for file in RAW_FILES if not (folder / file).exists()]
             if not_files:
-                where = f"{folder / not_files[0]} is a folder where that file should be: replace it with the file."
+                what = "a folder" if not_files[0].is_dir() else "no regular file"
+                where = f"{not_files[0]} is {what} where that file should be: replace it with the file."
             elif any((folder / f"{file}.gz").is_file() for file in RAW_FILES):  # ones torchvision cannot verify
                 where = f"That folder holds them compressed: extract them there (`gunzip -k {folder}/*.gz`)."
+            elif len(lacking) < len(RAW_FILES):  # some there: not the wrong folder, a file gone
+                broken = [file for file in lacking if (folder / file).is_symlink()]
+                them = "that file" if len(lacking) == 1 else "them"
+                where = (f"{folder / broken[0]} is a broken link: point it at the file, or put the file there."
+                         if broken else f"It lacks {', '.join(lacking)}: put {them} there, from an intact copy.")
             else:
                 where = (f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. Point dataset.root "
                          f"at the folder that holds {cls.__name__}/raw/, e.g. `python run.py "
                          f"dataset.root=../shared/data`, or set the environment variable LENET_EXP_DATA.")
             raise DataError(f"{name} is not in {folder} and {how}. {where}") from error
-        prefix = "train" if train else "t10k"
         if isinstance(error, PermissionError):  # intact, most likely: only not to be read by this user
             raise unreadable(f"the {prefix} IDX files of {name}:", Path(error.filename or folder), error) from error
+        damaged = damaged_file(folder, prefix)
+        if damaged:
+            raise DataError(f"{damaged[0]} is corrupted or truncated ({damaged[1]}). Replace it with an intact copy "
+                            f"of {name}'s file.") from error
         raise DataError(
             f"The {prefix} IDX files of {name} in {folder} are corrupted or truncated "
             f"({type(error).__name__}: {str(error) or 'bad header'}). Replace them with intact copies."
@@ -246,10 +276,12 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if len(images) != len(labels):
         raise DataError(
             f"{name} in {folder}: {len(images)} images but {len(labels)} labels in the "
-            f"{'train' if train else 't10k'} files. Replace them with intact copies."
+            f"{prefix} files. Replace them with intact copies."
         )
     if images.shape[1:] != (NATIVE_SIZE, NATIVE_SIZE):
-        raise DataError(f"{name} in {folder}: images are {tuple(images.shape[1:])}, expected 28x28.")
+        images_file = folder / f"{prefix}-images-idx3-ubyte"
+        raise DataError(f"{images_file} holds images of {images.shape[1]}x{images.shape[2]}, where {name}'s are "
+                        f"{NATIVE_SIZE}x{NATIVE_SIZE}: it is no {name} file. Replace it with an intact copy.")
     return images, labels
 
 
