@@ -214,5 +214,6 @@ def test_a_read_only_data_root_that_lacks_the_files_says_so(held, tiny_root, tmp
                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=NO_NETWORK)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert f"Error: mnist is not in {root / 'MNIST' / 'raw'} and " in result.stderr, result.stderr[-3000:]
-    assert "That folder must hold the four IDX files" in result.stderr
+    assert ("It lacks train-labels-idx1-ubyte, t10k-labels-idx1-ubyte: put them there" if held
+            else "That folder must hold the four IDX files") in result.stderr, result.stderr[-3000:]
     assert ("no download can write there (OSError: [Errno 30] Read-only file system" in result.stderr) == (not held)
