@@ -166,7 +166,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if prediction is not None:
         record.status = _text(prediction.get("status", "failed"))
         record.prediction = _text(f"{prediction.get('class')} ({prediction.get('name')}), "
-                             f"{_number(prediction.get('probability')) or 0.0:.4f}")
+                                  f"{_number(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
         if not final and folder_holder(job_dir):  # a live process has it: the job is starting up
