@@ -156,7 +156,9 @@ def test_a_checkpoint_altered_in_its_structure_is_refused_for_what_it_holds(kill
      "holds weights that are not finite (a diverged run keeps its last finite ones), which lenet_exp never writes"),
     (lambda state: state["config"]["trainer"].update(tta_shift="x"), "holds trainer.tta_shift='x', which lenet_exp "
                                                                       "never writes: it was altered and is not used."),
-], ids=["config", "weights", "test-time shift"])
+    (lambda state: state["config"]["trainer"].update(tta_shift=40), "holds trainer.tta_shift=40, which lenet_exp "
+                                                                     "never writes"),  # was used: shifts of 40 pixels
+], ids=["config", "weights", "test-time shift", "test-time shift out of range"])
 def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_holds(killed_run, tiny_root, tmp_path,
                                                                                  edit, said):
     best = tmp_path / "best.pt"

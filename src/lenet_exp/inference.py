@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.config import PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal, read_by
+from lenet_exp.config import PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal, read_by
 from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
                             read_split)
 from lenet_exp.device import describe, resolve_device
@@ -128,11 +128,15 @@ def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     tcfg = cfg.trainer.copy()
     for key in TEST_SETTINGS:
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
-            try:
+            altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
+                                      f"never writes: it was altered and is not used.")
+            try:  # a checkpoint is data: read, not trusted
                 tcfg[key] = saved["trainer"][key]
-            except ValidationError as error:  # a checkpoint is data: read, not trusted
-                raise CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
-                                      f"never writes: it was altered and is not used.") from error
+            except ValidationError as error:
+                raise altered from error
+            in_range, _ = RANGES.get(f"trainer.{key}", (lambda value: True, ""))
+            if not in_range(tcfg[key]):
+                raise altered
     return tcfg
 
 
