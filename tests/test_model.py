@@ -1,5 +1,7 @@
 """LeNet-5's two variants have the layers the tutorial and LeCun et al. describe."""
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
@@ -80,3 +82,17 @@ def test_a_model_yaml_without_the_schema_is_checked_as_the_schema_checks_it(tmp_
         assert said in str(refused.value) and f"(e.g. model.{named}=…)" in str(refused.value), str(refused.value)
     deeper = build_model(OmegaConf.create({**base, "conv_channels": [6, 16, 32]}), 10, 64)
     assert deeper(torch.zeros(2, 1, 64, 64)).shape == (2, 10)  # three blocks fit a 64x64 input
+
+
+def test_the_python_defaults_build_the_default_configs_model():
+    """``LeNet5()`` (the Python API's) and ``python run.py`` (configs/model/lenet5.yaml) state the tutorial's
+    model each: they must not drift apart."""
+    from lenet_exp import compose
+
+    cfg = compose()
+    defaults = {name: p.default for name, p in inspect.signature(LeNet5).parameters.items()}
+    configured = {**{key: cfg.model[key] for key in defaults if key in cfg.model},
+                  "num_classes": cfg.dataset.num_classes, "image_size": cfg.dataset.image_size}
+    assert set(configured) == set(defaults)
+    assert {key: list(v) if isinstance(v, tuple) else v for key, v in defaults.items()} == {
+        key: list(v) if key in ("conv_channels", "hidden") else v for key, v in configured.items()}
