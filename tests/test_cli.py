@@ -186,6 +186,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["seeed=3"], "seeed is not a setting (did you mean seed?)."),
     (["augment=elastic", "augment.alpha=30"], "augment.alpha is not a setting (did you mean augment.elastic_alpha?)."),
     (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
+    (["+optimizer.maximize=true"], "Invalid config value optimizer.maximize=True: expected false (training lowers "
+                                   "the loss, which maximize would raise)."),  # refused once its folder was made
+    (["+optimizer.amsgrad=1"], "Invalid config value optimizer.amsgrad=1: expected true or false."),
     (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),
     (["optimizer.foreach=false"], "optimizer.foreach is not a setting of this optimizer's YAML: +optimizer.foreach=… "
                                   "passes it to torch.optim.Adam."),
@@ -328,7 +331,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "seed=0,1", "hydra.callbacks.sweep_summary.tensorboard=off"],
      "hydra.callbacks.sweep_summary.tensorboard=off: expected true or false."),  # a string: truthy, so on
     (["hydra.callbacks.sweep_summary.fail_on_error=0"], "hydra.callbacks.sweep_summary.fail_on_error=0: expected true"),
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "no-such-key", "optimizer-argument",
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused", "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
         "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "range-without-m",
@@ -415,8 +418,13 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
     ("model", "name: wide\nactivation: relu\npooling: max\nbatch_norm: true\nconv_channels: [12, 32]\n"
               "hidden: [120, 84]\n", "a YAML that begins as configs/model/lenet5.yaml does, with `defaults: "
                                    "[/schema_model_lenet5@_here_, _self_]`. Fix it in the model's YAML."),
+    # the YAML named as the option chosen: it said configs/optimizer/, where it is not
+    ("optimizer", "_target_: torch.optim.RMSprop\nlr: 0.01\nbogus: 3\n", "optimizer.bogus=3: torch.optim.RMSprop "
+     "takes no argument bogus. Leave it out of the command line (or of optimizer/mine.yaml)."),
+    ("optimizer", "_target_: torch.optim.RMSprop\nlr: 0.01\neps: -1.0\n", "Fix the value on the command line (e.g. "
+     "optimizer.eps=…) or in optimizer/mine.yaml."),
 ], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target",
-        "lenet-variant-without-schema"])
+        "lenet-variant-without-schema", "optimizer-argument-it-lacks", "optimizer-argument-it-refuses"])
 def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, expected, fast, tmp_path):
     (tmp_path / "mine" / group).mkdir(parents=True)
     (tmp_path / "mine" / group / "mine.yaml").write_text(yaml_text)

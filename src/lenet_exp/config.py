@@ -459,6 +459,15 @@ def as_overridden(key: str) -> str:
     return next((written for written in (o.split("=", 1)[0] for o in overrides) if written.lstrip("+") == key), key)
 
 
+def option_yaml(group: str) -> str:
+    """The YAML of ``group``'s option this job chose, e.g. ``optimizer/rms.yaml`` (in configs/, or in a
+    --config-dir of one's own); ``configs/<group>/`` where Hydra does not say (the Python API)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+    return f"{group}/{choice}.yaml" if choice else f"configs/{group}/"
+
+
 def fits(ok: Callable[[Any], bool], value: Any) -> bool:
     """Whether ``value`` passes a predicate of ``RANGES`` (never an infinity or NaN)."""
     try:
@@ -569,6 +578,14 @@ def validate(cfg: Any) -> None:
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
     refuse_unknown_keys(cfg)
+    added = {key.removeprefix("optimizer."): cfg.optimizer[key.removeprefix("optimizer.")]
+             for key in unknown_keys(cfg) if key.startswith("optimizer.")}
+    if added and read_by(str(cfg.task), "optimizer"):  # +optimizer.maximize=true: refused before the run's folder
+        from hydra._internal.utils import _locate
+
+        from lenet_exp.optim import check_argument_types  # imports torch: only for options passed to the class
+
+        check_argument_types(_locate(str(cfg.optimizer._target_)), added)
     missing = object()
     for key, (ok, allowed) in RANGES.items():
         value = OmegaConf.select(cfg, key, default=missing)

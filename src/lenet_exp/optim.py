@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from lenet_exp.config import as_overridden
+from lenet_exp.config import as_overridden, option_yaml
 from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.targets import located_class, options_refused, plain_options
 
@@ -71,7 +71,7 @@ def check_argument_types(optimizer_class: type, options: dict) -> None:
     for name, value in options.items():
         default = parameters[name].default if name in parameters else None
         fix = f"Fix it on the command line, e.g. `python run.py {as_overridden(f'optimizer.{name}')}=...`, or in " \
-              f"configs/optimizer/."
+              f"{option_yaml('optimizer')}."
         if isinstance(default, bool) and not isinstance(value, bool):
             raise ConfigError(f"optimizer.{name}", value, "true or false", fix=fix)
         if type(default) in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from lenet_exp.config import option_yaml
 from lenet_exp.errors import ConfigError, UserError, root_cause
 
 
@@ -49,7 +50,7 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     if unexpected and unexpected.group(1) in options:
         name = unexpected.group(1)
         return UserError(f"{group}.{name}={options[name]!r}: {target} takes no argument {name}. Leave it out of the "
-                         f"command line (or of configs/{group}/).")
+                         f"command line (or of {option_yaml(group)}).")
     if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
                            f"({root_cause(error)})")
@@ -60,7 +61,7 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
         (key for key, value in options.items() if re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.])", said)),
         next(iter(options), "lr"))
     return UserError(f"{target} refuses the {group} options {options}: {said}. Fix the value on the command line "
-                     f"(e.g. {group}.{named}=…) or in configs/{group}/.")
+                     f"(e.g. {group}.{named}=…) or in {option_yaml(group)}.")
 
 
 def names_a_target(value: Any) -> bool:
