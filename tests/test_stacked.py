@@ -465,6 +465,38 @@ def test_a_stop_while_the_group_writes_its_jobs_records_lists_the_started_ones_a
     assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "sweep")] == ["completed"] * 3
 
 
+def test_a_second_stop_while_the_group_writes_an_epochs_records_waits_until_they_are_whole(fast, tmp_path,
+                                                                                          monkeypatch):
+    """A second signal between a job's checkpoint and its metrics.json left the record an epoch behind the
+    checkpoint: the resume planned that job from the beginning and trained it apart from the others, which a
+    group of them would have trained alike to about 1e-5 only."""
+    from lenet_exp.launch import ECHO_S
+
+    command = [*STACKED, *fast, "trainer.epochs=2", "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=sweep"]
+    save_checkpoint, saved = ckpt.save_checkpoint, []
+
+    def stopped_twice_after_the_first_checkpoint(*args, **kwargs):
+        save_checkpoint(*args, **kwargs)
+        saved.append(args[0])
+        if len(saved) == 1:  # SIGTERM: a suite started in the background ignores SIGINT
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(ECHO_S + 0.05)  # the second is no echo of the first: the user means it
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", stopped_twice_after_the_first_checkpoint)
+    stopped = run_main(command, cwd=tmp_path)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    jobs = job_dirs(tmp_path / "sweep")
+    for job in jobs:  # each as its checkpoint stands
+        metrics = read_json(job / "metrics.json")
+        assert metrics["status"] == "interrupted" and metrics["epochs_done"] == 1, metrics
+        assert ckpt.checkpoint_epoch(ckpt.load_checkpoint(job / "checkpoints" / "last.pt")) == 1
+    monkeypatch.undo()
+    resumed = run_main(command, cwd=tmp_path)
+    assert resumed.returncode == 0 and "Training jobs 0, 1 stacked" in resumed.stderr, resumed.stderr[-2000:]
+    assert resumed.stderr.count("Resuming") == 2 and "new group" not in resumed.stderr
+
+
 def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_for_a_rerun(fast, tmp_path, monkeypatch):
     """Jobs saved at different epochs train apart, one cohort after the other. A stop that comes while the
     first cohort runs its final tests lets that cohort complete; the next one does not start."""

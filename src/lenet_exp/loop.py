@@ -496,13 +496,14 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     break
                 engine.sync(running)
                 vals = engine.evaluate(running, "val")
-                for i, val in zip(running, vals):
-                    trial = trials[i]
-                    with trial_alone(trial, isolate):
-                        trial.status, trial.message = trial.run.end_epoch(
-                            trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
-                    if trial.status in ("diverged", "failed"):
-                        engine.freeze(i)
+                with stop.records_kept_whole():
+                    for i, val in zip(running, vals):
+                        trial = trials[i]
+                        with trial_alone(trial, isolate):
+                            trial.status, trial.message = trial.run.end_epoch(
+                                trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
+                        if trial.status in ("diverged", "failed"):
+                            engine.freeze(i)
             for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
             best_epochs = {}

@@ -6,7 +6,8 @@ import os
 import signal
 import threading
 import time
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 from lenet_exp.launch import (STOP_FILE_VARIABLE, Stopped, after_a_hang_up, asked_again, launcher_gone,
                               stop_file_signal, stop_signals)
@@ -31,6 +32,7 @@ class StopSignals:
         self._next_watch = 0.0
         self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a parallel sweep's: read once, polled at every step
         self._previous: dict[int, object] = {}
+        self._records: Optional[list[int]] = None  # within records_kept_whole: the second stop, held till its end
 
     def requested(self) -> bool:
         if self.signal is None and self.launcher and time.monotonic() >= self._next_watch:
@@ -58,7 +60,24 @@ class StopSignals:
         if self.signal is None:
             self._ask(signum)
         elif asked_again(self.asked_at):  # the user means it: stop now, said as this signal (exit 128 + it)
+            if self._records == []:  # ... once the records being written are whole (a third: at once)
+                self._records.append(signum)
+                return
             raise Stopped(signum)
+
+    @contextmanager
+    def records_kept_whole(self) -> Iterator[None]:
+        """Within it a second stop waits for its end: an epoch's checkpoints and metrics.json records, which a
+        stop between them left saying different epochs (a stacked resume plans its groups by the records, then
+        each trial starts from its checkpoint: one trained alone)."""
+        self._records = []
+        try:
+            yield
+            held = self._records
+        finally:
+            self._records = None
+        if held:
+            raise Stopped(held[0])
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # handlers can only live there
