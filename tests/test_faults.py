@@ -1181,6 +1181,25 @@ def test_a_second_signal_during_the_imports_stops_at_once():
     assert done == [] and stopped.value.signum == signal.SIGTERM
 
 
+def test_while_records_are_written_a_second_stop_waits_for_their_end_and_a_third_does_not():
+    written = []
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: a request, as ever
+        time.sleep(ECHO_S + 0.05)
+        with pytest.raises(Stopped) as stopped:
+            with stop.records_kept_whole():
+                os.kill(os.getpid(), signal.SIGTERM)  # the second: held
+                written.append("records")
+        assert written == ["records"] and stopped.value.signum == signal.SIGTERM
+        with pytest.raises(Stopped):
+            with stop.records_kept_whole():
+                for _ in range(2):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(ECHO_S + 0.05)
+                written.append("never")  # the third stops at once
+    assert written == ["records"]
+
+
 def as_timeout_sends_it() -> None:
     """One stop request as timeout(1) sends it: to its command, then to the command's process group (this
     process in both). Each handler runs as its os.kill returns, so the second one sees the first's flag."""
