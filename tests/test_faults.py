@@ -499,6 +499,19 @@ def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp
     assert (as_run["ema_decay"], other["ema_decay"], other["precision"]) == (0.5, None, "fp32")
 
 
+def test_an_evaluation_under_limit_batches_tests_the_images_its_run_tested(tiny_root, tmp_path):
+    """A test under trainer.limit_batches is of the first N x eval_batch_size images: eval took its own batch
+    size (1000), and reported the accuracy of other images than the run's without a word."""
+    run, evaluated = tmp_path / "run", tmp_path / "eval"
+    capped = ["trainer.limit_batches=2", "trainer.eval_batch_size=50"]
+    assert run_main([*fast_overrides(tiny_root), *capped, f"hydra.run.dir={run}"], cwd=tmp_path).returncode == 0
+    without_a_batch_size = [o for o in fast_overrides(tiny_root) if not o.startswith("trainer.eval_batch_size=")]
+    assert run_main([*without_a_batch_size, "task=eval", f"ckpt={run / 'checkpoints' / 'best.pt'}",
+                     "trainer.limit_batches=2", f"hydra.run.dir={evaluated}"], cwd=tmp_path).returncode == 0
+    tested, trained = (read_json(folder / "metrics.json")["test"] for folder in (evaluated, run))
+    assert tested["samples"] == trained["samples"] == 100 and tested["acc"] == trained["acc"]
+
+
 def test_an_evaluation_of_the_weights_themselves_says_so_in_its_hparams(completed_run, tiny_root, tmp_path):
     """A checkpoint without EMA left trainer.ema_decay out of its evaluation's session: an evaluation sweep over
     checkpoints with and without it showed one value, and TensorBoard took the column for one that does not

@@ -124,9 +124,10 @@ def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> fl
 
 
 def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
-    """``trainer`` with the run's own test-time augmentation and precision, but for those the command line set."""
+    """``trainer`` with the run's own test-time augmentation, precision and eval batch size (under
+    ``limit_batches`` a test is of the first N x eval_batch_size images), but for those the command line set."""
     tcfg = cfg.trainer.copy()
-    for key in TEST_SETTINGS:
+    for key in (*TEST_SETTINGS, "eval_batch_size"):  # not in TEST_SETTINGS: predict reads no batch size
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
             altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
                                       f"never writes: it was altered and is not used.")
