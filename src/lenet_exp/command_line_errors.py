@@ -528,6 +528,19 @@ def merged_options(overrides: list[str]) -> Optional[str]:
     return None
 
 
+def swept_twice(overrides: list[str]) -> Optional[str]:
+    """``-m 'optimizer.lr=range(1,12)' optimizer.lr=1e-4,3e-4``: Hydra sweeps the last of a key's overrides
+    alone, without a word of the others."""
+    seen = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        if key in seen and (override.is_sweep_override() or seen[key].is_sweep_override()):
+            return (f"{key} is given twice ({seen[key].input_line} and {override.input_line}), and a sweep takes the "
+                    f"last alone: give it once, with every value, e.g. python run.py -m {key}=<v1>,<v2>,….")
+        seen[key] = override
+    return None
+
+
 def number_as_bool(overrides: list[str], config: DictConfig) -> Optional[str]:
     """``trainer.deterministic=2``: omegaconf turns any integer into a bool (2 is true) without a word, where
     a 2 was meant for another setting, or a typo. 0 and 1 stay the bools they usually spell."""
