@@ -30,6 +30,18 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     assert "trainer.eval_batch_size" not in shown[0] and shown[1]["trainer.eval_batch_size"] == 50
 
 
+def test_a_sweep_of_a_speed_setting_shows_it_in_hparams_and_a_run_that_does_not_name_one_leaves_it_out(fast,
+                                                                                                   tmp_path):
+    """Speed settings change no result, so HParams leaves them out; a sweep of one, which compares their speed
+    (time/*), showed no column of it at all."""
+    assert run_main(["-m", *fast, "trainer.channels_last=true,false", "hydra.sweep.dir=sweep"],
+                    cwd=tmp_path).returncode == 0
+    shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
+    assert [s["trainer.channels_last"] for s in shown] == ["true", "false"]
+    assert not {"trainer.fused_cpu_kernels", "trainer.compile"} & set(shown[0])  # named by no override
+    assert shown[0]["device.type"] == "cpu"  # device=cpu (in `fast`): a group names its keys
+
+
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
     """HParams shows a diverged run as a failure; its card says what happened and what to change."""
     metrics = train(compose(*fast_overrides(tiny_root), "optimizer.lr=1e30"), run_dir=tmp_path / "run")

@@ -21,7 +21,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, List, Mapping, Optional
+from typing import Any, Callable, Collection, List, Mapping, Optional
 
 from omegaconf import MISSING
 
@@ -333,10 +333,10 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
-WHERE_AND_HOW_FAST = (*LOCATION_KEYS, "device.", "trainer.progress", "trainer.log_images",
-                      EVAL_BATCH_SIZE, "trainer.checkpoint_every", "trainer.cuda_graphs",
-                      "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
-                      "trainer.fused_cpu_kernels")
+HOW_FAST = ("device.", "trainer.cuda_graphs", "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
+            "trainer.fused_cpu_kernels")
+WHERE_AND_HOW_FAST = (*LOCATION_KEYS, *HOW_FAST, "trainer.progress", "trainer.log_images", EVAL_BATCH_SIZE,
+                      "trainer.checkpoint_every")
 # ... nor a run's results, which is also true of what the eval / predict tasks read: TensorBoard's HParams
 # leave these out. (But for the eval batch size where trainer.limit_batches caps validation and test at that
 # many batches: it then says which images a run is selected and tested on.)
@@ -351,12 +351,17 @@ def where_or_how_fast(key: str, limit_batches: Optional[int] = None) -> bool:
     return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
 
-def result_settings(config: Mapping[str, Any]) -> dict[str, int | float | str | bool | None]:
-    """The flattened settings that can change a run's results (its HParams)."""
+def result_settings(config: Mapping[str, Any], named: Collection[str] = ()) -> dict[str, int | float | str | bool | None]:
+    """The flattened settings that can change a run's results (its HParams), and the speed settings among the
+    keys (or groups) ``named`` by the run's overrides: a sweep of them compares their speed."""
     flat = flatten(config)
     capped = flat.get("trainer.limit_batches") is not None
+
+    def named_speed_setting(key: str) -> bool:
+        return key.startswith(HOW_FAST) and any(key == name or key.startswith(f"{name}.") for name in named)
+
     return {key: value for key, value in flat.items()
-            if not key.startswith(NOT_RESULTS) or (capped and key == EVAL_BATCH_SIZE)}
+            if not key.startswith(NOT_RESULTS) or (capped and key == EVAL_BATCH_SIZE) or named_speed_setting(key)}
 
 
 def drawn_as_it_is(flat: dict) -> dict:

@@ -35,7 +35,7 @@ from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown, versions
-from lenet_exp.resume import resume_command
+from lenet_exp.resume import overridden_keys, resume_command
 from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
@@ -241,8 +241,8 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), result_settings(self.config), first_step=state.epoch + 1,
-                              figure_workers=self.figure_workers)
+        return TensorBoardLog(str(self.dir), result_settings(self.config, overridden_keys(self.dir)),
+                              first_step=state.epoch + 1, figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "

@@ -28,7 +28,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING
-from lenet_exp.resume import override_key, recorded_overrides
+from lenet_exp.resume import overridden_keys
 
 
 def _process_age_s() -> float:
@@ -253,7 +253,7 @@ def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     and "null" among numbers makes it text, which it cannot sort or filter. A null that the run's own
     overrides set is shown as "null": a sweep of null and numbers (``trainer.ema_decay=null,0.999``) would
     otherwise show one value, and HParams takes a setting of one value for one that does not differ."""
-    set_here = {override_key(o) for o in recorded_overrides(run_dir)}
+    set_here = overridden_keys(run_dir)
     return {key: "null" if value is None else str(value).lower() if isinstance(value, bool) else value
             for key, value in settings.items() if value is not None or key in set_here}
 

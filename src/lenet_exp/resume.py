@@ -42,6 +42,11 @@ def as_written(overrides) -> list[str]:
     return list(OmegaConf.to_container(overrides, resolve=False)) if OmegaConf.is_config(overrides) else list(overrides)
 
 
+def overridden_keys(run_dir: Path) -> set[str]:
+    """The keys (or groups) that the overrides saved in a run directory set."""
+    return {override_key(o) for o in recorded_overrides(run_dir)}
+
+
 def recorded_overrides(run_dir: Path) -> list[str]:
     """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), for display; none where it saved
     none, or where the file cannot be read (:func:`saved_overrides` refuses such a file)."""
