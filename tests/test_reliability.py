@@ -899,7 +899,12 @@ def test_a_stored_study_takes_the_result_of_a_trial_that_completed_before_a_stop
     trials = optuna.load_study(study_name="lenet_exp", storage=f"sqlite:///{stopped}").trials
     assert [trial.state.name for trial in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].params == first.params and trials[1].value == first.value
+    assert trials[1].user_attrs == {"resumes_job": 0}  # where the study's trial ran
     assert sorted(path.name[:2] for path in sweep_dir.glob("[0-9]_*")) == ["0_", "2_"]  # job N is trial N
+    # once: each later run into the folder added its result again
+    third = run_main([*study, f"hydra.sweeper.storage=sqlite:///{stopped}"], cwd=tmp_path)
+    assert third.returncode == 0 and "before a stop ended its batch" not in third.stdout, third.stderr[-2000:]
+    assert stored_trial_states(f"sqlite:///{stopped}") == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
 
 
 def stored_trial_states(storage: str) -> list[str]:

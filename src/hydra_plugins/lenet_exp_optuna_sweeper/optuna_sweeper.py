@@ -44,6 +44,8 @@ from lenet_exp.launch import ending_on_a_dead_job, note_stored_study, sweep_stop
 from lenet_exp.sweeps.space import JobFolders
 
 log = logging.getLogger(__name__)
+# A stored trial's user attribute: the job (and trial) whose stopped run's result it holds, resumed in its folder
+RESUMED_JOB = "resumes_job"
 
 
 class _StudyStopped(Exception):
@@ -161,12 +163,15 @@ class StoppableOptunaSweeper(Sweeper):
         interrupted one resumes in its folder (from its checkpoint, with its own overrides), and one that
         completed before the stop ended its batch (the study was told nothing of the batch) is skipped as
         done. Each result joins the study as a new trial of the same parameters (optuna cannot tell a
-        finished trial again), and new trials are numbered after those, as their jobs are."""
+        finished trial again), once: it names the job (``RESUMED_JOB``), and new trials are numbered after
+        those, as their jobs are."""
         import optuna
         from optuna.trial import TrialState, create_trial
 
         study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-        failed = {trial.number: trial for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        taken = {trial.user_attrs.get(RESUMED_JOB) for trial in study.get_trials(deepcopy=False)}
+        failed = {trial.number: trial for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                  if trial.number not in taken}  # each run into the folder added its results again
         for batch in _consecutive(self._jobs_of(failed), self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
@@ -181,7 +186,7 @@ class StoppableOptunaSweeper(Sweeper):
                     with warnings.catch_warnings():  # "experimental" since optuna 2.0, and stable in 3
                         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                         study.add_trial(create_trial(params=trial.params, distributions=trial.distributions,
-                                                     values=[float(value)]))
+                                                     values=[float(value)], user_attrs={RESUMED_JOB: record.job}))
                     log.info(f"Trial {record.job} completed: the study holds its result as trial {len(study.trials) - 1}")
                     self.ran.append(len(study.trials) - 1)
             if sweep_stop_signal():  # stopped again: the study asks for nothing new
