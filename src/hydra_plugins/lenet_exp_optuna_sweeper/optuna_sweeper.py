@@ -46,6 +46,8 @@ from lenet_exp.sweeps.space import JobFolders
 log = logging.getLogger(__name__)
 # A stored trial's user attribute: the job (and trial) whose stopped run's result it holds, resumed in its folder
 RESUMED_JOB = "resumes_job"
+# A stored study's user attribute: the settings its sweeps fix (key -> value as written), which its results are of
+FIXED_SETTINGS = "fixed_settings"
 
 
 class _StudyStopped(Exception):
@@ -131,6 +133,8 @@ class StoppableOptunaSweeper(Sweeper):
         infer_search_space = sampler.infer_relative_search_space
 
         def infer_search_space_noting_the_trial(study: Any, trial: Any):
+            if self.storage and FIXED_SETTINGS not in study.user_attrs:  # a new study, or one stored before they were
+                study.set_user_attr(FIXED_SETTINGS, self.fixed_settings)
             self.study = study
             self.asked.append(trial.number)
             return infer_search_space(study, trial)
@@ -138,6 +142,9 @@ class StoppableOptunaSweeper(Sweeper):
         sampler.infer_relative_search_space = infer_search_space_noting_the_trial
 
     def sweep(self, arguments: list[str]) -> None:
+        self.fixed_settings = _fixed_settings(self.optuna.sweeper, arguments)
+        if self.stored_trials:
+            _refuse_other_fixed_settings(self.optuna.sweeper, self.fixed_settings)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
         if self.stored_trials:
@@ -343,6 +350,36 @@ def _refuse_a_search_space_the_stored_study_cannot_take(sweeper: Any, arguments:
                      f"in {sweeper.storage} drew it from {_as_searched(drawn[name])}; a stored study keeps how "
                      "each parameter is drawn. Search it as before, or name a new study "
                      "(hydra.sweeper.study_name=...) or another storage.")
+
+
+def _fixed_settings(sweeper: Any, arguments: list[str]) -> dict[str, str]:
+    """The settings that the sweep fixes for every trial (its study's params and command line), but for where
+    and how fast it runs (``dataset.root``, ``device``, ...), which leave its results as they are."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    from lenet_exp.config import where_or_how_fast
+
+    _, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()] + list(arguments))
+    return {key: str(value) for key, value in sorted(fixed.items()) if not where_or_how_fast(key.lstrip("+~"))}
+
+
+def _refuse_other_fixed_settings(sweeper: Any, fixed: dict[str, str]) -> None:
+    """Exits with a message where the stored study's earlier sweeps fixed other settings (another data set, more
+    epochs): their results and this sweep's would not compare, and the sampler would learn from both."""
+    import optuna
+
+    study = optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
+    before = study.user_attrs.get(FIXED_SETTINGS)
+    if not isinstance(before, dict) or before == fixed:  # stored before the attribute was
+        return
+
+    def setting(settings: dict, key: str) -> str:
+        return f"{key}={settings[key]}" if key in settings else f"{key} as its config gives it"
+
+    key = next(key for key in sorted(before.keys() | fixed.keys()) if before.get(key) != fixed.get(key))
+    sys.exit(f"Error: study {sweeper.study_name} in {sweeper.storage} was run with {setting(before, key)}, and this "
+             f"sweep has {setting(fixed, key)}: their trials' results would not compare. Run it with the settings "
+             "its trials had, or name a new study (hydra.sweeper.study_name=...) or another storage.")
 
 
 def _as_searched(distribution: Any) -> str:
