@@ -950,6 +950,15 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
                                          "0.30000000000000004, 0.4. List the values instead: model.dropout=0.1,0.2,0.3."),
     ("sweep=optuna optimizer.lr=interval(1e-2,1e-4)", "optimizer.lr=interval(1e-2,1e-4): an interval goes from low to "
                                                       "high: optimizer.lr='interval(0.0001,0.01)'."),
+    # the advice left out the log scale, and the integers
+    ("sweep=optuna optimizer.lr=tag(log,interval(1e-2,1e-4))", "optimizer.lr=tag(log,interval(1e-2,1e-4)): an "
+     "interval goes from low to high: optimizer.lr='tag(log,interval(0.0001,0.01))'."),
+    ("sweep=optuna trainer.batch_size=int(interval(128,32))", "trainer.batch_size=int(interval(128,32)): an interval "
+     "goes from low to high: trainer.batch_size='int(interval(32,128))'."),
+    # drawn on a linear scale without a word
+    ("sweep=optuna optimizer.lr=tag(lg,interval(1e-4,1e-2))", "optimizer.lr=tag(lg,interval(1e-4,1e-2)): Optuna's "
+     "sweeper reads one tag, log (a log scale), and not lg: optimizer.lr='tag(log,interval(0.0001,0.01))', or the "
+     "interval alone for a linear scale."),
     # a study drew what its trials failed on, one lost trial each (a grid composes each job first)
     ("sweep=optuna scheduler=choice(bogus,none)", "scheduler=choice(bogus,none): bogus is not an option of scheduler: "
                                                   "choose from cosine, none, onecycle, step."),

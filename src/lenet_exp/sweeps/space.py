@@ -160,14 +160,25 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
                 sys.exit(f"Error: {written}: Hydra's range() of floats gives "
                          f"{', '.join(override.sweep_string_iterator())}. List the values instead: "
                          f"{key}={','.join(f'{v:g}' for v in meant)}.")
+        if isinstance(value, IntervalSweep) and value.tags - {"log"}:  # drawn on a linear scale without a word
+            sys.exit(f"Error: {written}: Optuna's sweeper reads one tag, log (a log scale), and not "
+                     f"{', '.join(sorted(value.tags - {'log'}))}: {key}='{_interval(value, log=True)}', or the "
+                     f"interval alone for a linear scale.")
         if isinstance(value, IntervalSweep) and value.start > value.end:
-            sys.exit(f"Error: {written}: an interval goes from low to high: {key}='interval({value.end:g},"
-                     f"{value.start:g})'.")
+            sys.exit(f"Error: {written}: an interval goes from low to high: {key}='{_interval(value)}'.")
         if isinstance(value, IntervalSweep) and "log" in value.tags and value.start <= 0:
             sys.exit(f"Error: {written}: a log interval starts above 0 (a log scale has no 0), e.g. "
                      f"{key}='tag(log,interval({value.end / 100:g},{value.end:g}))'.")
         if not is_a_grid(config):
             refuse_a_draw_no_trial_can_take(config, override, loader)
+
+
+def _interval(value: IntervalSweep, log: bool = False) -> str:
+    """``value`` written from low to high, of integers where it is, and on a log scale where it is or ``log``."""
+    written = f"interval({min(value.start, value.end):g},{max(value.start, value.end):g})"
+    if isinstance(value.start, int) and isinstance(value.end, int):
+        written = f"int({written})"
+    return f"tag(log,{written})" if log or "log" in value.tags else written
 
 
 def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> None:
