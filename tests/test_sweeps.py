@@ -937,6 +937,17 @@ def test_an_optuna_study_without_a_completed_trial_ends_with_its_summary(fast, t
     assert [row["status"] for row in read_summary(sweep_dir)[0]] == ["failed"] * 2
 
 
+def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is_told_in_words(fast, tmp_path):
+    """The sweeper's error ("Failed [ValueError(\"Return value must be float-castable. Got 'None'.\")] times
+    out of 2") was dropped with the warnings that blame a job's return value: max_failure_rate did nothing."""
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2",
+                       "hydra.sweeper.max_failure_rate=0.4", *fast, "trainer.label_smoothing=2", "hydra.sweep.dir=s"],
+                      cwd=tmp_path)
+    assert result.returncode == 1 and "float-castable" not in result.stdout, result.stdout[-3000:]
+    assert ("[hydra] 2 of the batch's 2 trials failed or diverged, more than hydra.sweeper.max_failure_rate=0.4 "
+            "allows; the study goes on (the summary lists them).") in result.stdout
+
+
 @pytest.mark.parametrize("settings,expected", [
     ("sweep=optuna hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: give how many trials the study runs"),
     ("sweep=optuna hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0: give how many trials it asks for at once"),

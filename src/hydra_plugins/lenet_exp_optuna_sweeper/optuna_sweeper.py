@@ -57,10 +57,20 @@ class _StudyStopped(Exception):
 class _NoReturnValueComplaint(logging.Filter):
     """Drops hydra-optuna-sweeper's warning on a job that returned None, the sweep callback's stand-in for a
     failed or diverged job's NaN (lenet_exp/sweeps/callback.py): it blamed the job's return value. The
-    sweeper's launch logs the trial's end instead."""
+    sweeper's launch logs the trial's end instead. Its error on a batch with more such trials than
+    ``max_failure_rate`` allows is told in words of the trials."""
+
+    COMPLAINT = "must be float-castable. Got 'None'"
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "must be float-castable. Got 'None'" not in record.getMessage()
+        said = record.getMessage()
+        too_many = re.search(r"times out of (\d+) with max_failure_rate=(\S+)\.$", said)
+        if too_many:
+            record.msg, record.args = (f"{said.count(self.COMPLAINT)} of the batch's {too_many.group(1)} trials failed "
+                                       f"or diverged, more than hydra.sweeper.max_failure_rate={too_many.group(2)} "
+                                       f"allows; the study goes on (the summary lists them)."), ()
+            return True
+        return self.COMPLAINT not in said
 
 
 class StoppableOptunaSweeper(Sweeper):
