@@ -936,7 +936,7 @@ def test_sigterm_to_a_joblib_sweeps_run_py_stops_its_jobs_and_the_sweep_continue
     sweep_dir = tmp_path / "sweep"
     sweep = ["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1,2", f"hydra.sweep.dir={sweep_dir}"]
     err = stop_a_joblib_sweep(sweep, sweep_dir, tmp_path, signal.SIGTERM, group=False)
-    assert "Stopping the sweep (signal 15): each job saves its checkpoint first" in err
+    assert "Stopping the sweep (signal 15): each job saves its checkpoint first; signal 15 again stops at once." in err
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     for job in ("0_seed=0", "1_seed=1", "2_seed=2"):

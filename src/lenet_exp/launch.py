@@ -353,8 +353,9 @@ def collect_stopped_jobs() -> None:
         if not ask_jobs_to_stop(signum):  # no way to ask the jobs: stop at once
             raise Stopped(signum) from None
         asked_at.append(time.monotonic())
-        print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; Ctrl-C again stops "
-              f"at once.", file=sys.stderr, flush=True)
+        again = "Ctrl-C again" if signum == signal.SIGINT else f"signal {signum} again"
+        print(f"Stopping the sweep (signal {signum}): each job saves its checkpoint first; {again} stops at once.",
+              file=sys.stderr, flush=True)
 
     for signum in stop_signals():
         signal.signal(signum, stop_jobs)
