@@ -909,18 +909,20 @@ def test_a_stored_study_takes_the_result_of_a_trial_that_completed_before_a_stop
 
 def test_a_stored_study_refuses_a_sweep_that_fixes_other_settings(fast, tmp_path):
     """Trials on FashionMNIST joined a study of MNIST trials without a word: results that do not compare, which
-    the sampler learnt from alike. Where and how fast a sweep runs (dataset.root, device) changes no result."""
+    the sampler learnt from alike. Settings, not overrides, are compared: `dataset=mnist` is the default's, and
+    where and how fast a sweep runs (trainer.progress, device) changes no result; a setting drawn is no matter."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", *fast, f"hydra.sweeper.storage={storage}"]
     assert run_main([*study, "hydra.sweep.dir=first"], cwd=tmp_path).returncode == 0
     other = run_main([*study, "dataset=fashion_mnist", "hydra.sweep.dir=other"], cwd=tmp_path)
     assert other.returncode == 1 and other.stderr.strip().splitlines()[-1] == (
-        f"Error: study lenet_exp in {storage} was run with dataset as its config gives it, and this sweep has "
-        "dataset=fashion_mnist: their trials' results would not compare. Run it with the settings its trials had, "
+        f"Error: study lenet_exp in {storage} was run with dataset.name=mnist, and this sweep has "
+        "dataset.name=fashion_mnist: their trials' results would not compare. Run it with the settings its trials had, "
         "or name a new study (hydra.sweeper.study_name=...) or another storage."), other.stderr[-2000:]
     assert not (tmp_path / "other").exists() and stored_trial_states(storage) == ["COMPLETE"]
-    elsewhere = run_main([*study, "trainer.progress=true", "hydra.sweep.dir=elsewhere"], cwd=tmp_path)
-    assert elsewhere.returncode == 0 and stored_trial_states(storage) == ["COMPLETE"] * 2, elsewhere.stderr[-2000:]
+    alike = run_main([*study, "dataset=mnist", "trainer.progress=true", "trainer.batch_size=64", "hydra.sweep.dir=alike"],
+                     cwd=tmp_path)
+    assert alike.returncode == 0 and stored_trial_states(storage) == ["COMPLETE"] * 2, alike.stderr[-2000:]
 
 
 def stored_trial_states(storage: str) -> list[str]:

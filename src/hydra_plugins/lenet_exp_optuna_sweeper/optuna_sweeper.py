@@ -46,7 +46,7 @@ from lenet_exp.sweeps.space import JobFolders
 log = logging.getLogger(__name__)
 # A stored trial's user attribute: the job (and trial) whose stopped run's result it holds, resumed in its folder
 RESUMED_JOB = "resumes_job"
-# A stored study's user attribute: the settings its sweeps fix (key -> value as written), which its results are of
+# A stored study's user attribute: the settings its sweeps give every trial, which its results are of
 FIXED_SETTINGS = "fixed_settings"
 
 
@@ -143,7 +143,7 @@ class StoppableOptunaSweeper(Sweeper):
         infer_search_space = sampler.infer_relative_search_space
 
         def infer_search_space_noting_the_trial(study: Any, trial: Any):
-            if self.storage and FIXED_SETTINGS not in study.user_attrs:  # a new study, or one stored before they were
+            if self.storage and self.fixed_settings and FIXED_SETTINGS not in study.user_attrs:  # new, or stored before
                 study.set_user_attr(FIXED_SETTINGS, self.fixed_settings)
             self.study = study
             self.asked.append(trial.number)
@@ -152,7 +152,7 @@ class StoppableOptunaSweeper(Sweeper):
         sampler.infer_relative_search_space = infer_search_space_noting_the_trial
 
     def sweep(self, arguments: list[str]) -> None:
-        self.fixed_settings = _fixed_settings(self.optuna.sweeper, arguments)
+        self.fixed_settings = _fixed_settings(self.config, self.optuna.sweeper, arguments)
         if self.stored_trials:
             _refuse_other_fixed_settings(self.optuna.sweeper, self.fixed_settings)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -362,34 +362,46 @@ def _refuse_a_search_space_the_stored_study_cannot_take(sweeper: Any, arguments:
                      "(hydra.sweeper.study_name=...) or another storage.")
 
 
-def _fixed_settings(sweeper: Any, arguments: list[str]) -> dict[str, str]:
-    """The settings that the sweep fixes for every trial (its study's params and command line), but for where
-    and how fast it runs (``dataset.root``, ``device``, ...), which leave its results as they are."""
+def _fixed_settings(config: DictConfig, sweeper: Any, arguments: list[str]) -> Optional[dict]:
+    """What the sweep gives every trial: the settings that change results (not where or how fast it runs) of its
+    config, and the keys its search space draws (a group drawn: its settings too), which those leave out; None
+    where the config does not resolve here (a ${hydra:job.…} of each job's)."""
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
-    from lenet_exp.config import where_or_how_fast
+    from lenet_exp.config import result_settings, without_hydra
 
-    _, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()] + list(arguments))
-    return {key: str(value) for key, value in sorted(fixed.items()) if not where_or_how_fast(key.lstrip("+~"))}
+    searched, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()]
+                                                   + list(arguments))
+    drawn = sorted(key.lstrip("+~") for key in searched if key not in fixed)  # a fixed value wins over a space
+    try:
+        settings = result_settings(OmegaConf.to_container(without_hydra(config), resolve=True, enum_to_str=True))
+    except Exception:
+        return None
+    return {"settings": {key: value for key, value in settings.items() if not _drawn(key, drawn)}, "searched": drawn}
 
 
-def _refuse_other_fixed_settings(sweeper: Any, fixed: dict[str, str]) -> None:
-    """Exits with a message where the stored study's earlier sweeps fixed other settings (another data set, more
-    epochs): their results and this sweep's would not compare, and the sampler would learn from both."""
+def _drawn(key: str, searched: list[str]) -> bool:
+    return any(key == drawn or key.startswith(f"{drawn}.") for drawn in searched)
+
+
+def _refuse_other_fixed_settings(sweeper: Any, fixed: Optional[dict]) -> None:
+    """Exits with a message where the stored study's earlier sweeps fixed a setting otherwise (another data set,
+    more epochs): their results and this sweep's would not compare, and the sampler would learn from both. A
+    setting that either draws is no matter: a space narrowed or widened still asks the same question."""
     import optuna
 
     study = optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
     before = study.user_attrs.get(FIXED_SETTINGS)
-    if not isinstance(before, dict) or before == fixed:  # stored before the attribute was
-        return
-
-    def setting(settings: dict, key: str) -> str:
-        return f"{key}={settings[key]}" if key in settings else f"{key} as its config gives it"
-
-    key = next(key for key in sorted(before.keys() | fixed.keys()) if before.get(key) != fixed.get(key))
-    sys.exit(f"Error: study {sweeper.study_name} in {sweeper.storage} was run with {setting(before, key)}, and this "
-             f"sweep has {setting(fixed, key)}: their trials' results would not compare. Run it with the settings "
-             "its trials had, or name a new study (hydra.sweeper.study_name=...) or another storage.")
+    if fixed is None or not isinstance(before, dict) or not isinstance(before.get("settings"), dict):
+        return  # stored before the attribute was, or of an earlier form
+    drawn = [*fixed["searched"], *before.get("searched", [])]
+    then, now = before["settings"], fixed["settings"]
+    differs = [key for key in now if key in then and then[key] != now[key] and not _drawn(key, drawn)]
+    if differs:
+        key = differs[0]
+        sys.exit(f"Error: study {sweeper.study_name} in {sweeper.storage} was run with {key}={then[key]}, and this "
+                 f"sweep has {key}={now[key]}: their trials' results would not compare. Run it with the settings "
+                 "its trials had, or name a new study (hydra.sweeper.study_name=...) or another storage.")
 
 
 def _as_searched(distribution: Any) -> str:
