@@ -510,6 +510,7 @@ def test_an_evaluation_under_limit_batches_tests_the_images_its_run_tested(tiny_
                      "trainer.limit_batches=2", f"hydra.run.dir={evaluated}"], cwd=tmp_path).returncode == 0
     tested, trained = (read_json(folder / "metrics.json")["test"] for folder in (evaluated, run))
     assert tested["samples"] == trained["samples"] == 100 and tested["acc"] == trained["acc"]
+    assert logged_hparams(load_events(evaluated))["trainer.eval_batch_size"] == 50  # which images, in HParams
 
 
 def test_an_evaluation_of_the_weights_themselves_says_so_in_its_hparams(completed_run, tiny_root, tmp_path):

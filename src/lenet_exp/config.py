@@ -351,7 +351,8 @@ def where_or_how_fast(key: str, limit_batches: Optional[int] = None) -> bool:
     return f"{key}.".startswith(WHERE_AND_HOW_FAST)  # the dot: the group `device` is its keys' prefix
 
 
-def result_settings(config: Mapping[str, Any], named: Collection[str] = ()) -> dict[str, int | float | str | bool | None]:
+def result_settings(config: Mapping[str, Any],
+                    named: Collection[str] = ()) -> dict[str, int | float | str | bool | None]:
     """The flattened settings that can change a run's results (its HParams), and the speed settings among the
     keys (or groups) ``named`` by the run's overrides: a sweep of them compares their speed."""
     flat = flatten(config)

@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import state as ckpt
 from lenet_exp.augment import test_time_views
-from lenet_exp.config import PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal, read_by
+from lenet_exp.config import (EVAL_BATCH_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal,
+                              read_by)
 from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
                             read_split)
 from lenet_exp.device import describe, resolve_device
@@ -124,10 +125,11 @@ def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> fl
 
 
 def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
-    """``trainer`` with the run's own test-time augmentation, precision and eval batch size (under
-    ``limit_batches`` a test is of the first N x eval_batch_size images), but for those the command line set."""
+    """``trainer`` with the run's own test-time augmentation and precision, and under ``limit_batches`` (a test of
+    the first N x eval_batch_size images) its eval batch size, but for those the command line set."""
     tcfg = cfg.trainer.copy()
-    for key in (*TEST_SETTINGS, "eval_batch_size"):  # not in TEST_SETTINGS: predict reads no batch size
+    # the batch size is a speed setting otherwise, of this machine's; predict reads none
+    for key in (*TEST_SETTINGS, *(("eval_batch_size",) if cfg.task == "eval" and tcfg.limit_batches else ())):
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
             altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
                                       f"never writes: it was altered and is not used.")
@@ -243,7 +245,10 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        # an evaluation sweep over checkpoints with and without EMA showed one value
                                        "trainer.precision": tcfg.precision,
                                        "trainer.ema_decay": "null" if ema_decay is None else ema_decay,
-                                       "trainer.limit_batches": tcfg.limit_batches}, first_step=0)
+                                       "trainer.limit_batches": tcfg.limit_batches,
+                                       # under the limit, which images were tested
+                                       EVAL_BATCH_SIZE: tcfg.eval_batch_size if tcfg.limit_batches else None},
+                  first_step=0)
     try:
         trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
         tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images,
