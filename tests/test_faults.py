@@ -1202,7 +1202,7 @@ def test_while_records_are_written_a_second_stop_waits_for_their_end_and_a_third
         time.sleep(ECHO_S + 0.05)
         with pytest.raises(Stopped) as stopped:
             with stop.records_kept_whole():
-                os.kill(os.getpid(), signal.SIGTERM)  # the second: held
+                as_timeout_sends_it()  # the second: held, and its echo is no third
                 written.append("records")
         assert written == ["records"] and stopped.value.signum == signal.SIGTERM
         with pytest.raises(Stopped):

@@ -32,7 +32,8 @@ class StopSignals:
         self._next_watch = 0.0
         self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a parallel sweep's: read once, polled at every step
         self._previous: dict[int, object] = {}
-        self._records: Optional[list[int]] = None  # within records_kept_whole: the second stop, held till its end
+        # within records_kept_whole: the second stop and when it came, held till its end
+        self._records: Optional[list[tuple[int, float]]] = None
 
     def requested(self) -> bool:
         if self.signal is None and self.launcher and time.monotonic() >= self._next_watch:
@@ -60,8 +61,11 @@ class StopSignals:
         if self.signal is None:
             self._ask(signum)
         elif asked_again(self.asked_at):  # the user means it: stop now, said as this signal (exit 128 + it)
-            if self._records == []:  # ... once the records being written are whole (a third: at once)
-                self._records.append(signum)
+            held = self._records
+            if held == []:  # ... once the records being written are whole (a third: at once)
+                held.append((signum, time.monotonic()))
+                return
+            if held and not asked_again(held[0][1]):  # the held one's echo (sent to the process and its group)
                 return
             raise Stopped(signum)
 
@@ -77,7 +81,7 @@ class StopSignals:
         finally:
             self._records = None
         if held:
-            raise Stopped(held[0])
+            raise Stopped(held[0][0])
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # handlers can only live there
