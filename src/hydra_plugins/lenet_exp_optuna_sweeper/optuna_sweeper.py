@@ -66,9 +66,9 @@ class _NoReturnValueComplaint(logging.Filter):
         said = record.getMessage()
         too_many = re.search(r"times out of (\d+) with max_failure_rate=(\S+)\.$", said)
         if too_many:
-            record.msg, record.args = (f"{said.count(self.COMPLAINT)} of the batch's {too_many.group(1)} trials failed "
-                                       f"or diverged, more than hydra.sweeper.max_failure_rate={too_many.group(2)} "
-                                       f"allows; the study goes on (the summary lists them)."), ()
+            record.msg, record.args = (f"More of the batch's {too_many.group(1)} trials failed or diverged than "
+                                       f"hydra.sweeper.max_failure_rate={too_many.group(2)} allows (the summary "
+                                       f"lists them)."), ()
             return True
         return self.COMPLAINT not in said
 
