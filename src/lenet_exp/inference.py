@@ -129,7 +129,8 @@ def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     the first N x eval_batch_size images) its eval batch size, but for those the command line set."""
     tcfg = cfg.trainer.copy()
     # the batch size is a speed setting otherwise, of this machine's; predict reads none
-    for key in (*TEST_SETTINGS, *(("eval_batch_size",) if cfg.task == "eval" and tcfg.limit_batches else ())):
+    taken = (*TEST_SETTINGS, "eval_batch_size") if cfg.task == "eval" and tcfg.limit_batches else TEST_SETTINGS
+    for key in taken:
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
             altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
                                       f"never writes: it was altered and is not used.")
