@@ -333,7 +333,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["hydra.callbacks.sweep_summary.fail_on_error=0"], "hydra.callbacks.sweep_summary.fail_on_error=0: expected true"),
     # Hydra swept the last list alone, without a word
     (["-m", "optimizer.lr=range(1,3)", "optimizer.lr=1e-4,2e-4"], "optimizer.lr is given twice (optimizer.lr=range(1,3) "
-                                                                  "and optimizer.lr=1e-4,2e-4), and a sweep takes the last"),
+                                                                  "and optimizer.lr=1e-4,2e-4), which a sweep does not "
+                                                                  "combine"),
+    (["-m", "seed=1,2", "++seed=3"], "seed is given twice (seed=1,2 and ++seed=3)"),  # each job ran twice
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused", "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
@@ -350,7 +352,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
-        "summary-switch-word", "summary-switch-number", "swept-twice"])
+        "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

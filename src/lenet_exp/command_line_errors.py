@@ -533,10 +533,10 @@ def swept_twice(overrides: list[str]) -> Optional[str]:
     alone, without a word of the others."""
     seen = {}
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.get_key_element()
+        key = override.get_key_element().lstrip("+")  # `++k=3` after `k=1,2`: both applied, the jobs twice each
         if key in seen and (override.is_sweep_override() or seen[key].is_sweep_override()):
-            return (f"{key} is given twice ({seen[key].input_line} and {override.input_line}), and a sweep takes the "
-                    f"last alone: give it once, with every value, e.g. python run.py -m {key}=<v1>,<v2>,….")
+            return (f"{key} is given twice ({seen[key].input_line} and {override.input_line}), which a sweep does not "
+                    f"combine: give it once, with every value, e.g. python run.py -m {key}=<v1>,<v2>,….")
         seen[key] = override
     return None
 
