@@ -970,6 +970,8 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
     ("sweep=optuna optimizer.lr=tag(lg,interval(1e-4,1e-2))", "optimizer.lr=tag(lg,interval(1e-4,1e-2)): Optuna's "
      "sweeper reads one tag, log (a log scale), and not lg: optimizer.lr='tag(log,interval(0.0001,0.01))', or the "
      "interval alone for a linear scale."),
+    ("sweep=optuna model.dropout=tag(lg,interval(0,0.5))", "model.dropout=tag(lg,interval(0,0.5)): Optuna's sweeper "
+     "reads one tag, log (a log scale), and not lg: model.dropout='interval(0,0.5)' (a log scale has no 0)."),
     # a study drew what its trials failed on, one lost trial each (a grid composes each job first)
     ("sweep=optuna scheduler=choice(bogus,none)", "scheduler=choice(bogus,none): bogus is not an option of scheduler: "
                                                   "choose from cosine, none, onecycle, step."),

@@ -161,9 +161,10 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
                          f"{', '.join(override.sweep_string_iterator())}. List the values instead: "
                          f"{key}={','.join(f'{v:g}' for v in meant)}.")
         if isinstance(value, IntervalSweep) and value.tags - {"log"}:  # drawn on a linear scale without a word
+            advice = (f"{key}='{_interval(value, log=True)}', or the interval alone for a linear scale"
+                      if min(value.start, value.end) > 0 else f"{key}='{_interval(value)}' (a log scale has no 0)")
             sys.exit(f"Error: {written}: Optuna's sweeper reads one tag, log (a log scale), and not "
-                     f"{', '.join(sorted(value.tags - {'log'}))}: {key}='{_interval(value, log=True)}', or the "
-                     f"interval alone for a linear scale.")
+                     f"{', '.join(sorted(value.tags - {'log'}))}: {advice}.")
         if isinstance(value, IntervalSweep) and value.start > value.end:
             sys.exit(f"Error: {written}: an interval goes from low to high: {key}='{_interval(value)}'.")
         if isinstance(value, IntervalSweep) and "log" in value.tags and value.start <= 0:
