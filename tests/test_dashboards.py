@@ -42,6 +42,16 @@ def test_a_sweep_of_a_speed_setting_shows_it_in_hparams_and_a_run_that_does_not_
     assert shown[0]["device.type"] == "cpu"  # device=cpu (in `fast`): a group names its keys
 
 
+def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tmp_path):
+    """Besides the settings the option changes: a sweep over experiment=… showed no column of what it swept (a
+    preset has no setting of its own), and optimizer=adam,sgd only torch's class names."""
+    assert run_main(["-m", *fast, "optimizer=adam,sgd", "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
+    assert [(s["optimizer"], s["optimizer._target_"]) for s in shown] == [("adam", "torch.optim.Adam"),
+                                                                           ("sgd", "torch.optim.SGD")]
+    assert "device" not in shown[0]  # where it runs, not what: its settings say it where the overrides name it
+
+
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
     """HParams shows a diverged run as a failure; its card says what happened and what to change."""
     metrics = train(compose(*fast_overrides(tiny_root), "optimizer.lr=1e30"), run_dir=tmp_path / "run")

@@ -23,7 +23,7 @@ from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, rea
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held, sweep_stop_signal,
                               take_ctrl_c_back)
-from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key, overridden_keys
+from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 
@@ -71,10 +71,9 @@ def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
     if str(cfg.get("task")) != "train" or run_events(run_dir):
         return
     try:
-        from lenet_exp.config import result_settings
-        from lenet_exp.record import TensorBoardLog, failure_markdown
+        from lenet_exp.record import TensorBoardLog, failure_markdown, training_hparams
 
-        tb = TensorBoardLog(str(run_dir), result_settings(to_dict(cfg), overridden_keys(run_dir)), before_training=True)
+        tb = TensorBoardLog(str(run_dir), training_hparams(to_dict(cfg), run_dir), before_training=True)
         tb.card(failure_markdown(message))
         tb.session_end(failed=True)
         tb.close()

@@ -182,6 +182,8 @@ GROUP_SCHEMAS = {
     "augment": {"none": NoAugmentConfig, "affine": AffineConfig, "elastic": ElasticConfig},
     "device": {"device": DeviceConfig},
 }
+# The groups whose option a training run's HParams show where its overrides choose one (experiment has no setting)
+CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")
 
 
 # ------------------------------------------------------------------------------ outside groups

@@ -23,8 +23,7 @@ from tqdm import tqdm
 
 from lenet_exp import state as ckpt
 from lenet_exp.app import failure_message, report_failure
-from lenet_exp.config import (config_differences, differences_besides_length, result_settings, run_of_other_length,
-                              to_dict)
+from lenet_exp.config import config_differences, differences_besides_length, run_of_other_length, to_dict
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
@@ -34,8 +33,9 @@ from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown, versions
-from lenet_exp.resume import overridden_keys, resume_command
+from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown,
+                               training_hparams, versions)
+from lenet_exp.resume import resume_command
 from lenet_exp.signals import StopSignals
 from lenet_exp.state import RunState
 
@@ -241,8 +241,8 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), result_settings(self.config, overridden_keys(self.dir)),
-                              first_step=state.epoch + 1, figure_workers=self.figure_workers)
+        return TensorBoardLog(str(self.dir), training_hparams(self.config, self.dir), first_step=state.epoch + 1,
+                              figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "

@@ -28,7 +28,8 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING
-from lenet_exp.resume import overridden_keys
+from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
+from lenet_exp.resume import override_key, overridden_keys, recorded_overrides
 
 
 def _process_age_s() -> float:
@@ -245,6 +246,15 @@ def session_end_summary(status: str):
     metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name=PLUGIN_NAME,
                                                                       content=content.SerializeToString()))
     return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
+
+
+def training_hparams(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    """A training run's HParams: the settings that change results, the speed settings that its overrides name,
+    and the option of each config group they choose (a sweep over experiment=… had no column of it)."""
+    overrides = recorded_overrides(run_dir)
+    chosen = {override_key(o): o.split("=", 1)[1] for o in overrides
+              if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS}
+    return {**chosen, **result_settings(config, {override_key(o) for o in overrides})}
 
 
 def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
