@@ -336,7 +336,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                                                   "and optimizer.lr=1e-4,2e-4), which a sweep does not "
                                                                   "combine"),
     (["-m", "seed=1,2", "++seed=3"], "seed is given twice (seed=1,2 and ++seed=3)"),  # each job ran twice
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused", "optimizer-argument-type", "no-such-key", "optimizer-argument",
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
+        "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
         "integer", "bool", "bool-number", "bool-number-swept", "choice", "null", "swept-option", "grammar", "no-value", "several-values", "range-without-m",
