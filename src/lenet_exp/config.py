@@ -504,9 +504,10 @@ def range_checked(cfg: Any, key: str) -> bool:
         OmegaConf.get_type(cfg, parent) if parent else Config))
 
 
-def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key: False) -> None:
+def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key: False) -> list[str]:
     """A ``+key=`` that the schema of its section lacks (``+trainer.epochz=3``), but for the keys ``unchecked``
-    leaves to each job; a sweep's config holds its ``hydra`` node besides."""
+    leaves to each job; a sweep's config holds its ``hydra`` node besides. Returns the names of the
+    ``+optimizer.<argument>=`` keys it let through, which are passed to the optimizer's class."""
     from omegaconf import OmegaConf
 
     unknown = [key for key in unknown_keys(cfg) if key != "hydra" and not unchecked(key)]
@@ -527,6 +528,7 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         raise ConfigError(extra[0], written, expected, why=why,
                           fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "
                               f"configs/).")
+    return [key.removeprefix("optimizer.") for key in unknown if key.startswith("optimizer.")]
 
 
 def without_hydra(config: Any) -> Any:
@@ -585,9 +587,7 @@ def validate(cfg: Any) -> None:
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
-    refuse_unknown_keys(cfg)
-    added = {key.removeprefix("optimizer."): cfg.optimizer[key.removeprefix("optimizer.")]
-             for key in unknown_keys(cfg) if key.startswith("optimizer.")}
+    added = {name: cfg.optimizer[name] for name in refuse_unknown_keys(cfg)}
     if added and read_by(str(cfg.task), "optimizer"):  # +optimizer.maximize=true: refused before the run's folder
         from hydra._internal.utils import _locate
 

@@ -186,9 +186,10 @@ class StoppableOptunaSweeper(Sweeper):
         from optuna.trial import TrialState, create_trial
 
         study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-        taken = {trial.user_attrs.get(RESUMED_JOB) for trial in study.get_trials(deepcopy=False)}
-        failed = {trial.number: trial for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                  if trial.number not in taken}  # each run into the folder added its results again
+        trials = study.get_trials(deepcopy=False)
+        taken = {trial.user_attrs.get(RESUMED_JOB) for trial in trials}  # each run into the folder added them again
+        failed = {trial.number: trial for trial in trials
+                  if trial.state == TrialState.FAIL and trial.number not in taken}
         for batch in _consecutive(self._jobs_of(failed), self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
@@ -336,15 +337,20 @@ def _stored_study(sweeper: DictConfig) -> Any:
     return stored
 
 
+def _search_space(sweeper: Any, arguments: list[str]) -> tuple[dict, dict]:
+    """The sweep's (searched, fixed) overrides, as the sweeper reads them: its params, then the command line's
+    (a fixed value is no search)."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    return create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()] + list(arguments))
+
+
 def _refuse_a_search_space_the_stored_study_cannot_take(sweeper: Any, arguments: list[str]) -> None:
     """Exits with a message where a parameter is drawn otherwise than the stored study drew it: optuna's
     ValueError would come as a traceback at the first trial, and names no parameter."""
     import optuna
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
-    # as the sweeper reads its search space: its params, then the command line's; a fixed value is no search
-    searched, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()]
-                                                   + list(arguments))
+    searched, fixed = _search_space(sweeper, arguments)
     study = optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
     drawn: dict[str, Any] = {}
     for trial in study.get_trials(deepcopy=False):
@@ -366,12 +372,9 @@ def _fixed_settings(config: DictConfig, sweeper: Any, arguments: list[str]) -> O
     """What the sweep gives every trial: the settings that change results (not where or how fast it runs) of its
     config, and the keys its search space draws (a group drawn: its settings too), which those leave out; None
     where the config does not resolve here (a ${hydra:job.…} of each job's)."""
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
-
     from lenet_exp.config import result_settings, without_hydra
 
-    searched, fixed = create_params_from_overrides([f"{k}={v}" for k, v in (sweeper.params or {}).items()]
-                                                   + list(arguments))
+    searched, fixed = _search_space(sweeper, arguments)
     drawn = sorted(key.lstrip("+~") for key in searched if key not in fixed)  # a fixed value wins over a space
     try:
         settings = result_settings(OmegaConf.to_container(without_hydra(config), resolve=True, enum_to_str=True))
