@@ -569,8 +569,9 @@ def test_a_sweep_run_again_groups_only_the_jobs_left_to_train_by_where_they_go_o
 @pytest.mark.long
 def test_optuna_batches_train_stacked(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"
-    result = run_main([*STACKED, "sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
-                       "scheduler=none", "trainer.batch_size=64", *fast, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    study = [*STACKED, "sweep=optuna", "hydra.sweeper.n_jobs=2", "scheduler=none", "trainer.batch_size=64", *fast,
+             f"hydra.sweep.dir={sweep_dir}"]
+    result = run_main([*study, "hydra.sweeper.n_trials=4"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     # what the group shares, on lines of its own
     for group in ("0, 1", "2, 3"):
@@ -581,6 +582,10 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     assert len({m["config"]["model"]["dropout"] for m in jobs}) == 4
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
+    # run again into its folder: every job skipped, and the study's own lines are the sweep's, not a job's
+    again = run_main([*study, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert "Launching 2 jobs: completed already, skipped" in again.stdout
+    assert re.search(r"^\[hydra\] Best value: ", again.stdout, re.MULTILINE), again.stdout
 
 
 @pytest.mark.parametrize("channels_last, shared_input", [(False, False), (True, False), (True, True)],

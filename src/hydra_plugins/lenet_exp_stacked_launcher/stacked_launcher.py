@@ -197,15 +197,14 @@ class StackedLauncher(Launcher):
                 log.info("\t#%d : %s", job.number, " ".join(filter_overrides(job_overrides[job.number - initial_job_idx])))
         returns: dict[int, JobReturn] = {}
         for job in completed:  # each skipped here, as the basic launcher skips it: no group, cores or cluster job
-            returns.update(self._run_unit([configs[job.number]]))
+            returns.update(self._run_here([configs[job.number]]))
         units = [[configs[job.number] for job in group] for group in groups]
         if self.submitit.get("cluster"):
             for result in self._submit(units):
                 returns.update(result)
         else:
             for unit in units:
-                returns.update(self._run_unit(unit))
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+                returns.update(self._run_here(unit))
         self.hydra_context.config_loader.kept.clear()  # a batch's: none is asked for again
         return [returns[idx] for idx in configs]
 
@@ -237,6 +236,14 @@ class StackedLauncher(Launcher):
         return {configs[0].hydra.job.num: run_job(hydra_context=self.hydra_context, task_function=self.task_function,
                                                   config=configs[0], job_dir_key="hydra.sweep.dir",
                                                   job_subdir_key="hydra.sweep.subdir")}
+
+    def _run_here(self, configs: list) -> dict:
+        """A unit in this process; then the sweeper's lines bare again, as the basic launcher leaves them after
+        each job (after a batch of skipped jobs, Optuna's "Best value" carried the last job's number)."""
+        try:
+            return self._run_unit(configs)
+        finally:
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
 
     def __call__(self, configs: list, singleton_state: Dict[type, Singleton]) -> dict:
         """A unit in a submitit job (its own process, on a cluster node or here)."""
