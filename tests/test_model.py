@@ -96,3 +96,17 @@ def test_the_python_defaults_build_the_default_configs_model():
     assert set(configured) == set(defaults)
     assert {key: list(v) if isinstance(v, tuple) else v for key, v in defaults.items()} == {
         key: list(v) if key in ("conv_channels", "hidden") else v for key, v in configured.items()}
+
+
+def test_the_lenet5_option_takes_as_many_conv_blocks_as_its_class(fast, tmp_path):
+    """The schema said two conv blocks where LeNet5 builds any number that fits: a third one on 64x64 inputs
+    trains (stacked too, as one group); on 32x32 it is refused, saying how many fit."""
+    from conftest import run_main
+
+    deeper = ["model.conv_channels=[6,16,32]", "dataset.image_size=64", *fast]
+    result = run_main(["-m", "hydra/launcher=stacked", "seed=0,1", *deeper, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                      cwd=tmp_path)
+    assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]
+    refused = run_main(["model.conv_channels=[6,16,32]", *fast], cwd=tmp_path)
+    assert refused.returncode == 1 and "3 conv blocks leave nothing of a 32x32 input" in refused.stderr
+    assert "2 fit: fewer, or a larger dataset.image_size" in refused.stderr

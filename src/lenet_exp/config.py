@@ -290,7 +290,7 @@ RANGES = {
     "dataset.mean": (lambda v: v is None or 0 <= v <= 1, "null or a number in [0, 1] (pixels scaled to [0, 1])"),
     "dataset.std": (lambda v: v is None or v > 0, "null or a number > 0"),
     "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "model.conv_channels": (lambda v: len(v) == 2 and min(v) >= 1, "two positive integers"),
+    "model.conv_channels": (lambda v: len(v) >= 1 and min(v) >= 1, "one or more positive integers"),
     "model.hidden": (lambda v: len(v) >= 1 and min(v) >= 1, "one or more positive integers"),
     "scheduler.step_epochs": (lambda v: v >= 1, "an integer >= 1"),
     "scheduler.gamma": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
