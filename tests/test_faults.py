@@ -1000,7 +1000,7 @@ def test_jobs_started_at_once_each_plan_with_their_share_of_the_free_memory():
         # what it may take named: it needs less than its share, and more than the 80 % of it it may take
         with pytest.raises(UserError, match=r"would need about .* GiB, but .* GiB is this job's share of the memory "
                                             r"free on CPU .*, which 2 jobs share, of which it may take .* GiB \(80%; "
-                                            r"the rest is kept for each step's work\)\. Fix it\. Or run fewer jobs at "
+                                            r"the rest is kept for workspaces and other processes\)\. Fix it\. Or run fewer jobs at "
                                             r"once \(hydra\.launcher\.n_jobs\)\."):
             check_fits(need, cpu, "Training", "Fix it.")
     finally:

@@ -266,8 +266,8 @@ def read_by(task: str, key: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------- ranges
-def _pair(low_ok, high_ok=None):
-    return lambda v: len(v) == 2 and low_ok(v[0]) and (high_ok or low_ok)(v[1]) and v[0] <= v[1]
+def _pair(ok):
+    return lambda v: len(v) == 2 and ok(v[0]) and ok(v[1]) and v[0] <= v[1]
 
 
 # key -> (predicate, what is allowed), for the options with a schema here
@@ -329,12 +329,12 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
     return flat
 
 
-# Settings (key prefixes) that do not change what a job computes: where the data lives, which device
-# and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
-# a sweep may be continued with other values of these.
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
+# Settings (key prefixes) that do not change what a job computes: where the data lives, which device
+# and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
+# a sweep may be continued with other values of these.
 HOW_FAST = ("device.", "trainer.cuda_graphs", "trainer.channels_last", "trainer.cudnn_benchmark", "trainer.compile",
             "trainer.fused_cpu_kernels")
 WHERE_AND_HOW_FAST = (*LOCATION_KEYS, *HOW_FAST, "trainer.progress", "trainer.log_images", EVAL_BATCH_SIZE,

@@ -14,7 +14,7 @@ from lenet_exp.launch import JobSlot
 
 log = logging.getLogger(__name__)
 
-MEMORY_HEADROOM = 0.8  # of what is free: the rest is for the step's activations, the interpreter, others
+MEMORY_HEADROOM = 0.8  # of what is free: the rest for what a plan does not count (allocator, workspaces, others)
 # jobs that started at once on this process's device (joblib's n_jobs): each one sees all that is free,
 # and plans with its share of it
 _jobs_sharing_the_device = 1
@@ -97,7 +97,8 @@ def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> 
                  f"{_jobs_sharing_the_device} jobs share")
         fix = f"{fix} Or run fewer jobs at once (hydra.launcher.n_jobs)."
     # "needs 1.3 GiB, but 1.5 GiB is free" reads as a contradiction unless the share that may be taken is named
-    usable = f"{MEMORY_HEADROOM * free / 2**30:.1f} GiB ({MEMORY_HEADROOM:.0%}; the rest is kept for each step's work)"
+    usable = (f"{MEMORY_HEADROOM * free / 2**30:.1f} GiB ({MEMORY_HEADROOM:.0%}; the rest is kept for workspaces and "
+              f"other processes)")
     raise UserError(f"{what} would need about {need_bytes / 2**30:.1f} GiB, but {where}, of which it may take "
                     f"{usable}. {fix}")
 

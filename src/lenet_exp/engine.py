@@ -215,7 +215,7 @@ def evaluate_trials(model: nn.Module, trials: int, split: Split, batch_size: int
     loss_sum = torch.zeros(trials, device=device)
     predictions = []
 
-    def log_probs_of(x: torch.Tensor) -> torch.Tensor:
+    def trials_logits(x: torch.Tensor) -> torch.Tensor:
         logits = model(x).float()
         return logits if logits.dim() == 3 else logits.unsqueeze(0)  # [trials, B, classes]
 
@@ -224,9 +224,9 @@ def evaluate_trials(model: nn.Module, trials: int, split: Split, batch_size: int
         x, y = split.images[start:start + chunk], split.labels[start:start + chunk]
         with autocast(device, precision):
             if views is None or len(views) == 1:
-                log_probs = log_probs_of(views[0](x) if views else x).log_softmax(-1)
+                log_probs = trials_logits(views[0](x) if views else x).log_softmax(-1)
             else:
-                probs = torch.stack([log_probs_of(view(x)).softmax(-1) for view in views]).mean(0)
+                probs = torch.stack([trials_logits(view(x)).softmax(-1) for view in views]).mean(0)
                 log_probs = probs.clamp_min(1e-12).log()
         loss_sum -= log_probs.gather(-1, y.expand(trials, -1).unsqueeze(-1)).sum((1, 2))
         predictions.append(log_probs.max(-1))

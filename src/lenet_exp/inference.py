@@ -242,9 +242,9 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
     tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
+                                       "trainer.precision": tcfg.precision,
                                        # the weights themselves as "null", not left out as a null default is:
                                        # an evaluation sweep over checkpoints with and without EMA showed one value
-                                       "trainer.precision": tcfg.precision,
                                        "trainer.ema_decay": "null" if ema_decay is None else ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches,
                                        # under the limit, which images were tested

@@ -1,5 +1,5 @@
-"""What a run records besides metrics.json (which loop.py writes): TensorBoard (through torch's
-SummaryWriter), the console, and an optional :class:`Stopwatch` for the start-up and epoch timings.
+"""What a run records besides metrics.json (which loop.py writes) and its log lines: TensorBoard (through
+torch's SummaryWriter), and an optional :class:`Stopwatch` for the start-up and epoch timings.
 
 Everything goes into the run directory itself, so ``tensorboard --logdir <sweep dir>`` shows one run
 per job with the same tags. Each run starts an HParams session with its result settings (so a running
