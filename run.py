@@ -14,7 +14,8 @@ from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refu
                                           report_typos_in_one_line)
 from lenet_exp.config import register_configs
 from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
-from lenet_exp.resume import MULTIRUN_FLAGS, expand_resume, multirun_flag, quote_paths
+from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
+from lenet_exp.resume import expand_resume
 
 register_configs()
 report_typos_in_one_line()

@@ -25,7 +25,8 @@ from lenet_exp.files import own_folder, read_json, release_folder, save_json
 from lenet_exp.launch import ECHO_S, STOP_FILE_VARIABLE, STOP_SIGNALS, Stopped, collect_stopped_jobs, stops_held
 from lenet_exp.loop import divergence
 from lenet_exp.models.lenet5 import LeNet5
-from lenet_exp.resume import quote, quote_paths, resume_command
+from lenet_exp.overrides import quote, quote_paths
+from lenet_exp.resume import resume_command
 from lenet_exp.signals import StopSignals
 
 

@@ -31,7 +31,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
                                               swept_without_multirun, typo_message)
     from lenet_exp.config import register_configs
     from lenet_exp.errors import UserError
-    from lenet_exp.resume import quote, quote_paths
+    from lenet_exp.overrides import quote, quote_paths
 
     if config_dir is not None and not isinstance(config_dir, (str, os.PathLike)):
         raise TypeError(f"compose() takes config_dir as a path (a str or pathlib.Path), not {config_dir!r}.")
@@ -86,7 +86,7 @@ def _one_by_one(overrides: tuple) -> list[str]:
     """compose()'s overrides as a list of strings: a list given as Hydra's compose takes it is unpacked, and
     a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
     from lenet_exp.errors import UserError
-    from lenet_exp.resume import PATH_KEYS, override_key
+    from lenet_exp.overrides import PATH_KEYS, override_key
     from lenet_exp.sweeps.space import STUDY_GROUP
 
     listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]

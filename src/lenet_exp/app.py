@@ -23,7 +23,7 @@ from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, rea
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held, sweep_stop_signal,
                               take_ctrl_c_back)
-from lenet_exp.resume import TASK_PATH_KEYS, as_written, override_key
+from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 

@@ -34,7 +34,8 @@ from lenet_exp.files import (FULL_BELOW_BYTES, REPLACE_THE_LINK, RUN_FILES, WRIT
                              linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
                              someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.resume import as_written, configs_to_name, override_key, resume_command, resumed_run
+from lenet_exp.overrides import as_written, override_key
+from lenet_exp.resume import configs_to_name, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,

@@ -36,7 +36,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
-from lenet_exp.resume import TASK_PATH_KEYS, override_key
+from lenet_exp.overrides import TASK_PATH_KEYS, override_key
 from lenet_exp.sweeps.space import STUDY_GROUP
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -634,7 +634,7 @@ def search_space_written(error: Exception, arguments: list[str]) -> Optional[str
         return None
     key, _, value = written.lstrip("+~").partition("=")
     key = key[len(SEARCH_SPACE) + 1:]
-    from lenet_exp.resume import unquote  # no torch import there either
+    from lenet_exp.overrides import unquote  # no torch import there either
 
     instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
                "'optimizer.lr=interval(1e-4,1e-2)' with sweep=optuna, seed=0,1,2 with the basic sweeper")

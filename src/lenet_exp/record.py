@@ -29,7 +29,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING
 from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
-from lenet_exp.resume import override_key, overridden_keys, recorded_overrides
+from lenet_exp.overrides import override_key, overridden_keys, recorded_overrides
 
 
 def _process_age_s() -> float:

@@ -9,10 +9,6 @@ configs of its own is refused until the command names them), each checked by Hyd
 name is passed quoted, so that a quote in it is not read as syntax. (A ``${`` in it is refused: Hydra
 resolves its output directory more than once, so no escaping keeps it from being interpolated.)
 This happens before Hydra parses the command line, so it costs no torch import.
-
-The paths the command line names (``ckpt=``, ``image=``, ``dataset.root=``, ``hydra.run.dir=``,
-``hydra.sweep.dir=``) are quoted there too: a sweep job's folder, ``1_optimizer.lr=0.001,seed=0``, is
-otherwise a syntax error in Hydra's grammar.
 """
 
 from __future__ import annotations
@@ -23,61 +19,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
+
 PREFIX = "resume="
-MULTIRUN_FLAGS = ("-m", "--multirun")
-TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
-OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
-PATH_KEYS = (*TASK_PATH_KEYS, *OUTPUT_KEYS)
-
-
-def override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def as_written(overrides) -> list[str]:
-    """A config's ``hydra.overrides.task`` as the command line wrote it: reading the list's items one by
-    one would resolve a ``${…}`` in a value, and fail on one that names no key."""
-    from omegaconf import OmegaConf
-
-    return list(OmegaConf.to_container(overrides, resolve=False)) if OmegaConf.is_config(overrides) else list(overrides)
-
-
-def overridden_keys(run_dir: Path) -> set[str]:
-    """The keys (or groups) that the overrides saved in a run directory set."""
-    return {override_key(o) for o in recorded_overrides(run_dir)}
-
-
-def recorded_overrides(run_dir: Path) -> list[str]:
-    """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), for display; none where it saved
-    none, or where the file cannot be read (:func:`saved_overrides` refuses such a file)."""
-    from omegaconf import OmegaConf
-
-    try:
-        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
-        return []
-
-
-def quote(value: str) -> str:
-    """``value`` as one quoted string of Hydra's override grammar, read back exactly as it is (no ``${``)."""
-    value = re.sub(r"(\\+)(?='|$)", lambda run: run.group(1) * 2, value)  # a backslash before a quote is doubled
-    return "'" + value.replace("'", "\\'") + "'"
-
-
-def unquote(value: str) -> str:
-    """A value of Hydra's override grammar as the job read it, where it is one string quoted (a path that
-    :func:`quote_paths` quoted) or escaped (``my\\ runs/best.pt``: a sweep's job gets ``a b`` so); any other
-    value as it is written."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
-    if not quoted and "\\" not in value:
-        return value
-    try:
-        read = OverridesParser.create().parse_override(f"key={value}").value()
-    except Exception:  # not one string after all, e.g. 'a','b'
-        return value
-    return read if isinstance(read, str) else value
 
 
 def saved_overrides(saved_file: Path) -> list[str]:
@@ -109,15 +53,6 @@ def saved_overrides(saved_file: Path) -> list[str]:
         if parsed.is_sweep_override():
             refuse(f"{override!r} is a sweep, not one run's value")
     return overrides
-
-
-def multirun_flag(argv: list[str]) -> Optional[str]:
-    """How ``argv`` asks for a sweep (``-m``, ``--multirun`` or ``hydra.mode=MULTIRUN``, ``++`` or quoted), or None."""
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if arg in MULTIRUN_FLAGS or (key.lstrip("+") == "hydra.mode" and unquote(value) == "MULTIRUN"):
-            return arg
-    return None
 
 
 _resumed: Optional[Path] = None  # the run that this command's resume= continues
@@ -320,56 +255,7 @@ def from_the_runs_folder(search_path: str, cwd: str) -> str:
     return f"hydra.searchpath=[{','.join(written)}]"
 
 
-def quote_paths(argv: list[str]) -> list[str]:
-    """argv with each path of PATH_KEYS quoted where Hydra would not read it as that path: where it does
-    not parse (its "does not exist" then says what is wrong), or names a file or folder that Hydra would
-    read as something else. ``ckpt=a.pt,b.pt`` stays a sweep (each path quoted where it needs it: a sweep over
-    the jobs' ``…/1_seed=1/checkpoints/best.pt``), and a plain path stays as it was written. An output folder
-    written from ``~`` is made the home folder's (the others are read with expanduser)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-
-    def needs_quotes(override: str, value: str) -> bool:
-        try:
-            parsed = parser.parse_override(override)
-        except Exception:  # Hydra's grammar errors
-            return True
-        return parsed.value() != value and Path(value).expanduser().exists()
-
-    quoted = []
-    for arg in argv:
-        key, equals, value = arg.partition("=")
-        if equals and key.lstrip("+") in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder "~"
-            value = str(Path(value).expanduser())
-            arg = f"{key}={value}"
-        if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
-            arg = f"{key}={','.join(map(quote, _paths_listed(value)))}"
-        elif equals and key in PATH_KEYS and "${" in value and Path(value).expanduser().exists():
-            arg = key + "=" + quote(value).replace("${", "\\${")  # a file named so, not an interpolation
-        quoted.append(arg)
-    return quoted
 
 
-def _paths_listed(value: str) -> list[str]:
-    """The paths of a sweep over paths (``a.pt,b.pt``), or of one path, where a job folder's name has commas
-    too: they are joined into paths that exist; failing that, a piece that is no path is one of its own (a
-    checkpoint deleted or mistyped, which its job then reports) beside those that exist. A value of no
-    existing path at all stays as it is, whose job says that it does not exist."""
-    pieces = value.split(",")
-    listed = _existing_paths(pieces) or _existing_paths(pieces, missing_ones=True)
-    if listed is None or not any(Path(path).expanduser().exists() for path in listed):
-        return [value]
-    return listed
 
 
-def _existing_paths(pieces: list[str], missing_ones: bool = False) -> Optional[list[str]]:
-    """The ``pieces`` joined into paths that exist, the longest first (with ``missing_ones``, a piece that
-    joins into none is a path of its own); None where they cannot all be."""
-    for end in range(len(pieces), 0, -1):
-        head = ",".join(pieces[:end])
-        if Path(head).expanduser().exists() or (missing_ones and end == 1):
-            rest = _existing_paths(pieces[end:], missing_ones) if end < len(pieces) else []
-            if rest is not None:
-                return [head, *rest]
-    return None

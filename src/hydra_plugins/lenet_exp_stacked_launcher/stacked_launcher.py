@@ -37,7 +37,7 @@ from lenet_exp.config import without_hydra
 from lenet_exp.files import is_console
 from lenet_exp.launch import (available_cores, cores_each, current_job,  # no torch: imported in every run.py
                               take_ctrl_c_back)
-from lenet_exp.resume import as_written
+from lenet_exp.overrides import as_written
 
 from hydra_plugins.lenet_exp_stacked_launcher.job_configs import JobConfigs
 

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import folder_holder, read_json
-from lenet_exp.resume import override_key, recorded_overrides, unquote
+from lenet_exp.overrides import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
 SEED_KEY = "seed"

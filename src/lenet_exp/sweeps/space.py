@@ -26,7 +26,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from lenet_exp.resume import as_written, override_key, quote
+from lenet_exp.overrides import as_written, override_key, quote
 
 log = logging.getLogger(__name__)
 
