@@ -1098,7 +1098,7 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
     (lambda state: state["config"]["model"].update(name="${oc.env:HOME}"), "interpolation"),
 ])
 def test_an_altered_checkpoint_is_refused_when_loaded(tiny_root, tmp_path, change, expected):
-    from lenet_exp.state import load_checkpoint
+    from lenet_exp.checkpoints import load_checkpoint
 
     train(compose(*fast_overrides(tiny_root)), run_dir=tmp_path / "run")
     path = tmp_path / "run" / "checkpoints" / "best.pt"

@@ -255,7 +255,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
-    from lenet_exp.state import load_checkpoint, save_checkpoint
+    from lenet_exp.checkpoints import load_checkpoint, save_checkpoint
 
     class FullDisk:
         def __reduce__(self):
@@ -273,7 +273,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
 def test_best_pt_is_the_same_checkpoint_as_last_pt_serialised_once(tmp_path, monkeypatch):
     import torch
 
-    from lenet_exp.state import load_checkpoint, save_checkpoint
+    from lenet_exp.checkpoints import load_checkpoint, save_checkpoint
 
     saved = []
     monkeypatch.setattr(torch, "save", lambda obj, file, save=torch.save: saved.append(save(obj, file)))

@@ -18,7 +18,7 @@ import yaml
 
 from conftest import run_main, start
 from lenet_exp import compose, files
-from lenet_exp import state as ckpt
+from lenet_exp import checkpoints
 from lenet_exp.files import LOCK_FILE, read_json
 from lenet_exp.loop import Run
 from lenet_exp.stack.grouping import Job, plan
@@ -283,7 +283,7 @@ def test_a_job_whose_config_cannot_be_read_fails_alone_and_the_environment_is_hy
 
 def no_space_for_job_1_checkpoints(monkeypatch) -> None:
     """Job 1's checkpoint cannot be written (a full disk, as ``files.write_atomic`` finds it)."""
-    save_checkpoint = ckpt.save_checkpoint
+    save_checkpoint = checkpoints.save_checkpoint
 
     def save_or_fail(path: Path, state: dict, copies=()) -> None:
         if path.parent.parent.name.startswith("1_"):  # <sweep>/1_.../checkpoints/last.pt
@@ -473,7 +473,7 @@ def test_a_second_stop_while_the_group_writes_an_epochs_records_waits_until_they
     from lenet_exp.launch import ECHO_S
 
     command = [*STACKED, *fast, "trainer.epochs=2", "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=sweep"]
-    save_checkpoint, saved = ckpt.save_checkpoint, []
+    save_checkpoint, saved = checkpoints.save_checkpoint, []
 
     def stopped_twice_after_the_first_checkpoint(*args, **kwargs):
         save_checkpoint(*args, **kwargs)
@@ -490,7 +490,7 @@ def test_a_second_stop_while_the_group_writes_an_epochs_records_waits_until_they
     for job in jobs:  # each as its checkpoint stands
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and metrics["epochs_done"] == 1, metrics
-        assert ckpt.checkpoint_epoch(ckpt.load_checkpoint(job / "checkpoints" / "last.pt")) == 1
+        assert checkpoints.checkpoint_epoch(checkpoints.load_checkpoint(job / "checkpoints" / "last.pt")) == 1
     monkeypatch.undo()
     resumed = run_main(command, cwd=tmp_path)
     assert resumed.returncode == 0 and "Training jobs 0, 1 stacked" in resumed.stderr, resumed.stderr[-2000:]

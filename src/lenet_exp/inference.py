@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
-from lenet_exp import state as ckpt
+from lenet_exp import checkpoints
 from lenet_exp.augment import test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal,
                               read_by)
@@ -71,7 +71,7 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
                        device: torch.device) -> tuple[torch.nn.Module, dict, float | None]:
     """The checkpoint's model, its state, and the decay of the weight average it holds the model's weights
     from (None: the weights themselves), as :func:`averaged_weights_decay` chooses."""
-    state = ckpt.load_checkpoint(cfg.ckpt)
+    state = checkpoints.load_checkpoint(cfg.ckpt)
     saved = OmegaConf.create(state["config"])
     say_if_still_training(cfg.ckpt, state)
     say_unused(cfg, saved, chosen)
@@ -82,9 +82,9 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
     except Exception as error:
         raise CheckpointError(f"{cfg.ckpt} holds a model config that lenet_exp cannot build ({root_cause(error)}); "
                               f"it was altered and is not used.") from error
-    ckpt.check_weights_fit(shapes, state, cfg.ckpt)
+    checkpoints.check_weights_fit(shapes, state, cfg.ckpt)
     model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
-    ckpt.load_model_weights(model, state, cfg.ckpt)
+    checkpoints.load_model_weights(model, state, cfg.ckpt)
     ema_decay = averaged_weights_decay(cfg, state, chosen)
     if ema_decay is not None:
         averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
@@ -95,13 +95,13 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
 def say_if_still_training(path: str, state: dict) -> None:
     """A checkpoint of a run that trains on (its folder held, an epoch still to come) is of an epoch so far:
     its result will change."""
-    checkpoints = Path(path).expanduser().resolve().parent
+    folder = Path(path).expanduser().resolve().parent
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
-    epoch = ckpt.checkpoint_epoch(state)
-    if checkpoints.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
+    epoch = checkpoints.checkpoint_epoch(state)
+    if folder.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
         return  # not in a run's folder, or the run is in its final test
-    holder = folder_holder(checkpoints.parent)
+    holder = folder_holder(folder.parent)
     if holder:
         log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
                     "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
@@ -233,7 +233,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
     metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt),
-               "ckpt_epoch": ckpt.checkpoint_epoch(state), "dataset": dataset.name,
+               "ckpt_epoch": checkpoints.checkpoint_epoch(state), "dataset": dataset.name,
                "device": describe(device), "ema_decay": ema_decay, "precision": tcfg.precision,
                "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
@@ -354,7 +354,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
-                  "ckpt_epoch": ckpt.checkpoint_epoch(state), "ema_decay": ema_decay,
+                  "ckpt_epoch": checkpoints.checkpoint_epoch(state), "ema_decay": ema_decay,
                   "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift}, "precision": tcfg.precision,
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}

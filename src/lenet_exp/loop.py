@@ -21,7 +21,7 @@ from typing import Callable, Iterator, Optional, Protocol
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from lenet_exp import state as ckpt
+from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.config import config_differences, differences_besides_length, run_of_other_length, to_dict
 from lenet_exp.data import class_names
@@ -37,7 +37,7 @@ from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, prove
                                training_hparams, versions)
 from lenet_exp.resume import resume_command
 from lenet_exp.signals import StopSignals
-from lenet_exp.state import RunState
+from lenet_exp.checkpoints import RunState
 
 log = logging.getLogger(__name__)
 # A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
@@ -128,7 +128,7 @@ class Run:
         if not self.last_path.exists():
             return None
         try:
-            saved = ckpt.load_checkpoint(self.last_path, for_training=True)
+            saved = checkpoints.load_checkpoint(self.last_path, for_training=True)
         except CheckpointError as error:
             raise CheckpointError(
                 f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} Delete the folder "
@@ -156,7 +156,7 @@ class Run:
         after last.pt: a run stopped between the two lacks its newest best, which last.pt then holds."""
         epoch, best_epoch = last["run_state"]["epoch"], last["run_state"]["best_epoch"]
         try:
-            best = ckpt.load_checkpoint(self.best_path, for_training=True)  # a copy of a last.pt
+            best = checkpoints.load_checkpoint(self.best_path, for_training=True)  # a copy of a last.pt
             found = best["run_state"]["epoch"]
             problem = f"it holds epoch {found}"
             # another run's best.pt (copied in) would be tested as this run's; a run trained on has another length
@@ -169,7 +169,7 @@ class Run:
             return
         if best_epoch == epoch:
             log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", epoch)
-            ckpt.save_checkpoint(self.best_path, last)
+            checkpoints.save_checkpoint(self.best_path, last)
             return
         raise CheckpointError(
             f"{self.best_path} should hold epoch {best_epoch}, the best so far, which the final test needs, but "
@@ -290,7 +290,7 @@ class Run:
                     **times}, epoch)
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
-            ckpt.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
+            checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                  copies=[self.best_path] if improved else [])
             self.saved = epoch
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
@@ -307,7 +307,7 @@ class Run:
         # a first Ctrl-C from here on lets this last second of work finish: the run is complete
         if status != "completed":
             return None
-        best = ckpt.load_checkpoint(self.best_path)
+        best = checkpoints.load_checkpoint(self.best_path)
         parts.load_weights(best)
         return best["run_state"]["epoch"]
 

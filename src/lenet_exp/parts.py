@@ -22,7 +22,7 @@ from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
-from lenet_exp.state import RunState
+from lenet_exp.checkpoints import RunState
 
 log = logging.getLogger(__name__)
 
