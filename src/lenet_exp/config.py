@@ -174,12 +174,19 @@ class DeviceConfig:  # configs/device/*.yaml
 # what a data set's YAML needs (configs/dataset/): the schema gives it every field, and checks its keys
 DATASET_SCHEMA = ("a YAML that begins as configs/dataset/mnist.yaml does, with "
                   "`defaults: [/schema_dataset_idx@_here_, _self_]`")
+
+
+def by_name(*kinds: type) -> dict[str, type]:
+    """Schemas of a group whose options each hold the name of their kind (scheduler, augment), by that name."""
+    return {kind.name: kind for kind in kinds}
+
+
 GROUP_SCHEMAS = {
     "model": {"lenet5": LeNet5Config},
     "dataset": {"idx": IdxDatasetConfig},
     "optimizer": {"adam": AdamConfig, "sgd": SGDConfig},
-    "scheduler": {"none": NoScheduleConfig, "cosine": CosineConfig, "step": StepConfig, "onecycle": OneCycleConfig},
-    "augment": {"none": NoAugmentConfig, "affine": AffineConfig, "elastic": ElasticConfig},
+    "scheduler": by_name(NoScheduleConfig, CosineConfig, StepConfig, OneCycleConfig),
+    "augment": by_name(NoAugmentConfig, AffineConfig, ElasticConfig),
     "device": {"device": DeviceConfig},
 }
 # The groups whose option a training run's HParams show where its overrides choose one (experiment has no setting)
