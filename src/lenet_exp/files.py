@@ -180,9 +180,12 @@ def edited_entry(record: dict) -> Optional[str]:
 BEFORE_TRAINING = ".before_training"
 
 
+EVENT_FILES = "events.out.tfevents.*"  # what TensorBoard's SummaryWriter writes, by its name
+
+
 def run_events(log_dir: Path) -> list[Path]:
     """The TensorBoard event files of what a run did in ``log_dir``: a failure's before training left out."""
-    return [path for path in Path(log_dir).glob("events.out.tfevents.*") if not path.name.endswith(BEFORE_TRAINING)]
+    return [path for path in Path(log_dir).glob(EVENT_FILES) if not path.name.endswith(BEFORE_TRAINING)]
 
 
 # ----------------------------------------------------------------------------------- folder locks

@@ -27,7 +27,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES
 from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.overrides import override_key, overridden_keys, recorded_overrides
 
@@ -213,7 +213,7 @@ def forget_the_end(log_dir: Path) -> None:
 
     from lenet_exp.files import write_atomic
 
-    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+    for path in sorted(log_dir.glob(EVENT_FILES)):
         events, dropped = [], False
         for record in RawEventFileLoader(str(path)).Load():
             event = Event.FromString(record)
@@ -274,7 +274,7 @@ class TensorBoardLog:
         quiet_event_writer_threads()
         self.figure_workers = figure_workers  # who draws the test figures: this process, or a group's workers
         self.pending: list[tuple[str, int, PendingFigure]] = []
-        for failed in Path(log_dir).glob(f"events.out.tfevents.*{BEFORE_TRAINING}"):  # an earlier attempt's
+        for failed in Path(log_dir).glob(f"{EVENT_FILES}{BEFORE_TRAINING}"):  # an earlier attempt's
             failed.unlink()
         # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
         # after a failure or a stop, or given more epochs, begins and ends again

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig
 
 from lenet_exp.errors import UserError
-from lenet_exp.files import is_disk_full, mount_point, save_json, write_atomic, write_nowhere
+from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic, write_nowhere
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
@@ -72,7 +72,7 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
     from lenet_exp.record import quiet_event_writer_threads
 
     quiet_event_writer_threads()
-    earlier = set(log_dir.glob("events.out.tfevents.*"))  # a re-launched sweep replaces its summary, once written
+    earlier = set(log_dir.glob(EVENT_FILES))  # a re-launched sweep replaces its summary, once written
     writer = None
     try:
         writer = SummaryWriter(str(log_dir))  # which writes the file's first event
@@ -86,7 +86,7 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
-        for written in set(log_dir.glob("events.out.tfevents.*")) - earlier:  # cut short: the earlier one stays
+        for written in set(log_dir.glob(EVENT_FILES)) - earlier:  # cut short: the earlier one stays
             written.unlink()
         raise
     for old in earlier:
@@ -130,7 +130,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     with contextlib.suppress(OSError):  # an earlier summary's, of other results: not left as if it were this one's
         if not plotted:
             (sweep_dir / "summary.png").unlink(missing_ok=True)
-        for old in (sweep_dir / SUMMARY_RUN).glob("events.out.tfevents.*") if not tensorboard else ():
+        for old in (sweep_dir / SUMMARY_RUN).glob(EVENT_FILES) if not tensorboard else ():
             old.unlink()
     lines = ["\n" + report_text(summary)]
     files = [name for name in written if name.startswith("summary.")]
