@@ -263,19 +263,33 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert summary["sweep_dir"] == str(sweep_dir)  # and its jobs' folders, below: as the sweep's own summary names them
     killed = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
     assert killed["status"] == "failed" and "no metrics.json" in killed["message"]
+    # one cut short is no missing one; a summary.json edited by hand keeps no columns it cannot name
+    (completed[0] / "metrics.json").write_text('{"status": "comp')
+    (sweep_dir / "summary.json").write_text('{"swept": 5}')
+    damaged = run_main(["sweep", "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr, damaged.stderr
+    _, summary = read_summary(sweep_dir)
+    cut_short = next(j for j in summary["jobs"] if j["run_dir"] == str(completed[0]))
+    assert cut_short["message"] == "metrics.json cannot be read as a JSON object (empty, cut short or edited)"
     # a job's own folder is no sweep: its summary would be written among the job's files
     job = run_main([str(completed[1]), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     assert job.returncode == 2 and f"is a run's directory, not a sweep's: give the sweep directory that holds it, " \
                                    f"e.g. {sweep_dir}" in job.stderr
     assert not (completed[1] / "summary.csv").exists()
-    run = tmp_path / "run"  # and a single run's folder is in no sweep
+    run = tmp_path / "runs" / "run"  # and a single run's folder is in no sweep
     shutil.copytree(completed[1], run)
     alone = run_main([str(run)], cwd=tmp_path, module="lenet_exp.sweeps")
     assert alone.returncode == 2 and "a single run has no sweep summary (its metrics.json is its record)" in alone.stderr
     # nor is a folder of single runs a sweep: its runs were numbered as jobs, and a summary written among them
-    runs = run_main([str(tmp_path)], cwd=tmp_path, module="lenet_exp.sweeps")
-    assert runs.returncode == 2 and f"{tmp_path} holds runs but no multirun.yaml, which every sweep writes first" \
-        in runs.stderr and not (tmp_path / "summary.csv").exists()
+    runs = run_main([str(run.parent)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert runs.returncode == 2 and f"{run.parent} holds runs but no multirun.yaml, which every sweep writes first" \
+        in runs.stderr and not (run.parent / "summary.csv").exists()
+    # and a folder of sweeps (outputs/sweeps) is none: "no job directories found" said nothing of them
+    sweeps = run_main([str(tmp_path)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert sweeps.returncode == 2 and f"{tmp_path} holds 1 sweep ({sweep_dir}): give the folder of one of them." \
+        in sweeps.stderr and not (tmp_path / "summary.csv").exists()
+    missing = run_main([str(tmp_path / "nope")], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert missing.returncode == 2 and f"{tmp_path / 'nope'} does not exist" in missing.stderr
     # a folder without jobs (a mistyped path, a sweep not begun) gets no empty summary
     (tmp_path / "empty").mkdir()
     empty = run_main([str(tmp_path / "empty")], cwd=tmp_path, module="lenet_exp.sweeps")

@@ -22,16 +22,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lenet_exp.sweeps",
                                      description="Summarise a sweep directory (as at the end of `python run.py -m`).")
     parser.add_argument("sweep_dir", type=Path, help="the sweep's folder (hydra.sweep.dir), which holds multirun.yaml")
-    parser.add_argument("--no-plot", action="store_true", help="leave out summary.png")
-    parser.add_argument("--no-tensorboard", action="store_true", help="leave out the TensorBoard run `summary`")
+    # an earlier summary's goes: it would stand beside this summary's files as if it were of the same results
+    parser.add_argument("--no-plot", action="store_true", help="leave out summary.png (and remove an earlier one)")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="leave out the TensorBoard run `summary` (and remove an earlier one's events)")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
-        parser.error(f"{args.sweep_dir} is not a directory")
+        parser.error(f"{args.sweep_dir} " + ("is not a directory" if args.sweep_dir.exists() else "does not exist"))
     if (args.sweep_dir / ".hydra").is_dir():  # its summary would be written among the run's own files
         sweep = args.sweep_dir.resolve().parent
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
             "a single run has no sweep summary (its metrics.json is its record)"))
+    sweeps = [] if (args.sweep_dir / "multirun.yaml").is_file() else sorted(
+        path.parent for path in args.sweep_dir.rglob("multirun.yaml"))
+    if sweeps:  # e.g. outputs/sweeps: "no job directories found" said nothing of the sweeps it holds
+        parser.error(f"{args.sweep_dir} holds {len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''} (" + ", ".join(
+            map(str, sweeps[:3])) + (", ..." if len(sweeps) > 3 else "") + "): give the folder of one of them.")
     if not (args.sweep_dir / "multirun.yaml").is_file() and find_job_dirs(args.sweep_dir):
         # e.g. outputs/runs/<date>: its runs would be numbered as one sweep's jobs, and a summary written among them
         parser.error(f"{args.sweep_dir} holds runs but no multirun.yaml, which every sweep writes first: it is no "

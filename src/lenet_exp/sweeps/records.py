@@ -172,7 +172,9 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         if not final and folder_holder(job_dir):  # a live process has it: the job is starting up
             record.status, record.message = "running", "starting: no epoch recorded yet"
         else:
-            record.message = "no metrics.json: the job was killed or crashed before writing it"
+            record.message = ("no metrics.json: the job was killed or crashed before writing it"
+                              if not (job_dir / "metrics.json").exists() else
+                              "metrics.json cannot be read as a JSON object (empty, cut short or edited)")
         return record
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
@@ -309,7 +311,9 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     records.sort(key=lambda record: record.job)
     searched = searched_keys(config)
     if again:  # keep the columns the sweep's own summary had
-        searched.update((read_json(sweep_dir / "summary.json") or {}).get("swept") or [])
+        earlier = (read_json(sweep_dir / "summary.json") or {}).get("swept")
+        if isinstance(earlier, list):  # a file edited by hand: only its keys' names
+            searched.update(key for key in earlier if isinstance(key, str))
     keys = swept_keys(records, searched)
     counts = dict(Counter(record.status for record in records))
     return Summary(str(sweep_dir), records, keys, seed_groups(records, keys), counts,
