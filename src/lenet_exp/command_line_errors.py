@@ -385,19 +385,11 @@ def refuse_misused_flags(arguments: list[str]) -> None:
 
 
 RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
-FLAGS_WITH_A_VALUE = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c",
-                      "--package", "-p", "--experimental-rerun")
 
 
 def overrides_in(arguments: list[str]) -> list[str]:
     """The overrides among a command line's arguments: its flags and their values left out."""
-    overrides, value_next = [], False
-    for arg in arguments:
-        if value_next or arg.startswith("-"):
-            value_next = not value_next and arg in FLAGS_WITH_A_VALUE  # --config-dir=x holds its own value
-            continue
-        overrides.append(arg)
-    return overrides
+    return flags_and_overrides(arguments)[1]
 
 
 def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]:
