@@ -1298,7 +1298,8 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert again.returncode == 0 and "Already completed" in again.stderr
 
     cosine = tmp_path / "cosine"
-    assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", f"hydra.run.dir={cosine}"], cwd=tmp_path).returncode == 0
+    assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", "scheduler.min_lr_ratio=0.05",
+                     f"hydra.run.dir={cosine}"], cwd=tmp_path).returncode == 0
     before = sorted(cosine.rglob("*"))
     refused = run_main([f"resume={cosine}", "trainer.epochs=3"], cwd=tmp_path)
     assert refused.returncode == 1 and "(scheduler=cosine spreads its learning rates over trainer.epochs: more " \
@@ -1306,6 +1307,15 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert sorted(cosine.rglob("*")) == before and read_json(cosine / "metrics.json")["epochs"] == 2
     fewer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
     assert fewer.returncode == 1 and "(fewer than the 3 epochs it has trained)" in fewer.stderr  # started with 2
+    # more epochs and another setting: the setting is refused, and the command offered keeps the epochs
+    mixed = run_main([f"resume={run_dir}", "trainer.epochs=4", "optimizer.lr=0.01"], cwd=tmp_path)
+    assert mixed.returncode == 1 and f"another config (optimizer.lr: 0.001 -> 0.01). Continue it as it was made with " \
+        f"`python run.py resume={run_dir} trainer.epochs=4`" in mixed.stderr, mixed.stderr
+    # another schedule: refused as another config, not with "min_lr_ratio is not a setting" of the new one
+    unscheduled = run_main([f"resume={cosine}", "scheduler=none"], cwd=tmp_path)
+    assert unscheduled.returncode == 1 and "another config (" in unscheduled.stderr \
+        and "scheduler.name: 'cosine' -> 'none'" in unscheduled.stderr, unscheduled.stderr
+    assert sorted(cosine.rglob("*")) == before
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch

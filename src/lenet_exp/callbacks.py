@@ -599,8 +599,14 @@ class OutputDirCheck(Callback):
                          f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
             elif changed and trained_anything(run_dir):
                 why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
+                command, epochs = resume_command(run_dir), now["trainer"]["epochs"]
+                longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}
+                if not in_a_sweep and len(changed) > 1 and run_of_other_length(before, longer, trained):
+                    # its more epochs alone would be trained on: the others are what is refused
+                    changed = [change for change in changed if not change.startswith("trainer.epochs:")]
+                    command += f" trainer.epochs={epochs}"
                 sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
-                         f"Continue it as it was made with `{resume_command(run_dir)}` (no "
+                         f"Continue it as it was made with `{command}` (no "
                          f"override that changes its results), or run this config in a new hydra.run.dir.")
         if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
             sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, with another config "

@@ -126,7 +126,14 @@ def expand_resume(argv: list[str]) -> list[str]:
     from lenet_exp.command_line_errors import flags_and_overrides
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
-    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
+    saved = saved_overrides(saved_file)
+    # another option of a group (scheduler=none for step): the saved settings of the option it had go with it,
+    # so that the config composes and the run's check names what changed (not "step_epochs is not a setting")
+    chosen = {override_key(arg): arg.split("=", 1)[1] for arg in rest if "=" in arg and not arg.startswith("-")}
+    other_options = {override_key(o) for o in saved if "=" in o and override_key(o) in chosen
+                     and chosen[override_key(o)] != o.split("=", 1)[1]}
+    saved = [o for o in saved if override_key(o) not in {*explicit, STUDY_GROUP}
+             and not override_key(o).startswith(tuple(f"{key}." for key in other_options))]
     hydra, replayed = hydras_record(run_dir), []
     if hydra:  # an older or damaged record: the task's overrides alone, as before
         replayed = replayed_config_flags(run_dir, rest, hydra)
