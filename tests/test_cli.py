@@ -397,6 +397,10 @@ def test_a_smoke_runs_accuracy_says_how_much_of_the_test_and_val_splits_it_saw(f
     assert "on 50 of 200 test images, val on its first batch (trainer.limit_batches). Artifacts in" in result.stderr
     test = read_json(tmp_path / "run" / "metrics.json")["test"]
     assert (test["samples"], test["split_samples"]) == (50, 200)
+    # two batches of 50 hold the 100 val images: only the test split was cut short
+    val = run_main([*fast, "trainer.limit_batches=2", "trainer.eval_batch_size=50", f"hydra.run.dir={tmp_path / 'val'}"],
+                   cwd=tmp_path)
+    assert "on 100 of 200 test images (trainer.limit_batches). Artifacts in" in val.stderr, val.stderr
     whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
     assert "(trainer.limit_batches)" not in whole.stderr
     assert read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200

@@ -236,6 +236,9 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     # said in its run.log and on the console, as the basic launcher says it (only the summary did)
     said = f"Error: {diverged['message']}"
     assert said in (job_dirs(tmp_path / "sweep")[1] / "run.log").read_text() and f"[job 1] {said}" in result.stderr
+    # and at the epoch it diverged in, not only once the group had ended
+    at_once = f"[job 1] epoch 1/2  {diverged['message']} Its group trains on without it."
+    assert at_once in result.stderr and result.stderr.index(at_once) < result.stderr.index("[job 0] Done:")
     assert good["status"] == "completed" and good["stacked_with"] == [0, 1]
     # the diverged trial was frozen: the one stacked with it trained exactly as it would alone
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))

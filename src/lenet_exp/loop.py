@@ -293,7 +293,7 @@ class Run:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                  copies=[self.best_path] if improved else [])
             self.saved = epoch
-        log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | %.2f s, %.0f samples/s",
+        log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
         self.write_metrics("running", "", state, parts)
@@ -334,12 +334,14 @@ class Run:
     def report(self, state: RunState, test: Optional[dict]) -> None:
         if test is None:
             return
-        limit = self.cfg.trainer.limit_batches  # a smoke run's: no accuracy to quote
+        tcfg = self.cfg.trainer
+        limit = tcfg.limit_batches  # a smoke run's: no accuracy to quote
         part = ""
         if limit and test["samples"] < test["split_samples"]:
             batches = "batch" if limit == 1 else f"{limit} batches"
-            part = (f" on {test['samples']} of {test['split_samples']} test images, val on its first {batches} "
-                    f"(trainer.limit_batches)")
+            val = (f", val on its first {batches}" if limit * tcfg.eval_batch_size < self.cfg.dataset.val_size
+                   else "")  # where they hold every val image, nothing to say of them
+            part = f" on {test['samples']} of {test['split_samples']} test images{val} (trainer.limit_batches)"
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
@@ -483,8 +485,9 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                 if not running:
                     break
                 lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]  # the epoch's first step's
+                # as wide as the terminal is at each update: one narrowed meanwhile left a line of each
                 bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
-                           disable=None if show_bar else True)
+                           disable=None if show_bar else True, dynamic_ncols=True)
                 started = time.perf_counter()
                 results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
                 seconds = time.perf_counter() - started  # an epoch ends with a device sync
@@ -504,6 +507,10 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                                 trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
                         if trial.status in ("diverged", "failed"):
                             engine.freeze(i)
+                        if isolate and trial.status == "diverged":  # told now, not once the group has ended
+                            with job_context(trial.number):
+                                log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
+                                            trial.message)
             for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
             best_epochs = {}
