@@ -82,6 +82,19 @@ def wait_for_other_build(lock: Path) -> None:
 
 
 @functools.lru_cache(maxsize=None)
+def quiet_cpp_extension():
+    """``torch.utils.cpp_extension``, whose import warns of a missing CUDA runtime on a machine without one:
+    nothing to C++ for the CPU (this kernel's, torch.compile's), and printed past the run's own logging."""
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_log.level
+    cpp_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        cpp_log.setLevel(level)
+    return cpp_extension
+
+
 def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
     directory = build_directory()
@@ -89,14 +102,9 @@ def load_kernel():
         log.info("Compiling the fused CPU kernel for this source, compiler, Python and torch, once (about 30 s), "
                  "into %s", directory)
     started = time.perf_counter()
-    # torch.utils.cpp_extension warns about a missing CUDA runtime at import: irrelevant to a CPU kernel
-    cpp_log = logging.getLogger("torch.utils.cpp_extension")
-    level = cpp_log.level
-    cpp_log.setLevel(logging.ERROR)
     lock = None
     try:
-        from torch.utils import cpp_extension
-
+        cpp_extension = quiet_cpp_extension()
         # Older torch blocks while a file named "lock" exists, and a build that dies leaves it; newer
         # torch (2.14 here) holds an OS lock on that file, which ends with its holder.
         lock = directory / "lock" if not hasattr(cpp_extension, "FileLock") else None
@@ -114,8 +122,6 @@ def load_kernel():
             lock.unlink(missing_ok=True)  # a failed build must not leave the next run waiting on it
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise KernelUnavailable(f"{type(error).__name__}: {first_line[:300]}") from error
-    finally:
-        cpp_log.setLevel(level)
     log.debug("fused CPU kernel ready in %.1f s (%s)", time.perf_counter() - started, directory)
     return module
 

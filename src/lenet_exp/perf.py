@@ -148,4 +148,6 @@ def apply(paths: FastPaths, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         log.info("Fused CPU kernels: each conv block's BatchNorm, max-pool and ReLU train in one pass")
     if paths.cuda_graphs:
         log.info("CUDA graphs: each full training batch replays one captured graph")
+    if paths.compile:
+        fused_cpu.quiet_cpp_extension()  # imported now, before compiling the first step would, with its warning
     return model, torch.compile(model) if paths.compile else model
