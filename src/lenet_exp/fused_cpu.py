@@ -81,7 +81,6 @@ def wait_for_other_build(lock: Path) -> None:
         time.sleep(0.5)
 
 
-@functools.lru_cache(maxsize=None)
 def quiet_cpp_extension():
     """``torch.utils.cpp_extension``, whose import warns of a missing CUDA runtime on a machine without one:
     nothing to C++ for the CPU (this kernel's, torch.compile's), and printed past the run's own logging."""
@@ -95,6 +94,7 @@ def quiet_cpp_extension():
     return cpp_extension
 
 
+@functools.lru_cache(maxsize=None)
 def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
     directory = build_directory()
