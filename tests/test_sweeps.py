@@ -589,6 +589,17 @@ def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path
     assert not list(sweep_dir.glob(".*.tmp"))
 
 
+def test_a_summary_printed_where_the_output_cannot_show_its_characters(fast, tmp_path):
+    """PYTHONIOENCODING=ascii: the ± of a seed group's mean ± std ended the summary with a traceback (in
+    `python -m lenet_exp.sweeps`) or "Could not summarise the sweep" (at the sweep's end)."""
+    sweep_dir, ascii_only = tmp_path / "sweep", {"PYTHONIOENCODING": "ascii"}
+    result = run_cli(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=ascii_only)
+    again = run_cli(["-m", "lenet_exp.sweeps", str(sweep_dir)], cwd=tmp_path, env=ascii_only, script=None)
+    for printed in (result, again):
+        assert printed.returncode == 0 and "Traceback" not in printed.stderr, printed.stderr[-2000:]
+        assert re.search(r"2/2 +0\.\d{4} \? 0\.\d{4}", printed.stdout), printed.stdout
+
+
 def test_a_summary_that_fails_says_how_to_write_it_again(fast, tmp_path, monkeypatch):
     """It said only "Could not summarise the sweep in …", and the jobs had completed."""
     import lenet_exp.sweeps.callback as callback

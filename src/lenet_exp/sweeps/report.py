@@ -147,8 +147,12 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
 
 def show(lines: list[str], out) -> None:
     """Print ``lines`` to ``out``. A reader that went away (`run.py -m … | head`) takes no more of them: the
-    summary's files are written all the same, and the sweep's exit status is its jobs'."""
+    summary's files are written all the same, and the sweep's exit status is its jobs'. An output that cannot
+    show a character (``PYTHONIOENCODING=ascii``: the ± of mean ± std) gets a ? in its place, not a traceback."""
+    text, encoding = "\n".join(lines), getattr(out, "encoding", None)
+    if encoding:
+        text = text.encode(encoding, errors="replace").decode(encoding)
     try:
-        print("\n".join(lines), file=out, flush=True)
+        print(text, file=out, flush=True)
     except BrokenPipeError:
         write_nowhere(out)
