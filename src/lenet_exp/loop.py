@@ -86,7 +86,7 @@ class Run:
         self.last_path = run_dir / "checkpoints" / "last.pt"
         self.best_path = run_dir / "checkpoints" / "best.pt"
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
-        self.saved = 0  # the epoch of checkpoints/last.pt (0: none yet)
+        self.saved_epoch = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
         self.folder_is_its_own = False  # prepare() found no other task's, sweep's or config's results there
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
@@ -233,7 +233,7 @@ class Run:
         previous = read_json(self.metrics_path)
         self.stopwatch.resume(previous)
         state = parts.restore(self.resume)
-        self.saved = self.resumed_after = state.epoch
+        self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                  self.dir, state.epoch, state.best_val_acc, state.best_epoch)
         if (previous or {}).get("status") == "completed":  # trained on: its events forget their test from now on,
@@ -245,7 +245,7 @@ class Run:
                               figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
-        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved)}. Continue with "
+        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. Continue with "
                 f"{self.go_on()}.")
 
     def go_on(self) -> str:
@@ -273,7 +273,7 @@ class Run:
         cfg, tcfg = self.cfg, self.cfg.trainer
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
-            saved = checkpoint_note(self.saved) if self.saved else "no checkpoint was written"
+            saved = checkpoint_note(self.saved_epoch) if self.saved_epoch else "no checkpoint was written"
             return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
                                 f"(now {cfg.optimizer.get('lr', 'its class default')}) and start a new run.")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
@@ -292,7 +292,7 @@ class Run:
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                  copies=[self.best_path] if improved else [])
-            self.saved = epoch
+            self.saved_epoch = epoch
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
