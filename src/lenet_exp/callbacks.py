@@ -30,9 +30,9 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
                               run_of_other_length, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import ConfigError, UserError, one_line
-from lenet_exp.files import (FULL_BELOW_BYTES, REPLACE_THE_LINK, RUN_FILES, WRITTEN_ENTRIES, last_checkpoint_gone,
-                             linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
-                             someone_elses_metrics, write_atomic)
+from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, REPLACE_THE_LINK, RUN_FILES, WRITTEN_ENTRIES,
+                             last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
+                             remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.overrides import as_written, override_key
 from lenet_exp.resume import configs_to_name, resume_command, resumed_run
@@ -439,16 +439,13 @@ def warn_of_unread_configs(config: DictConfig) -> None:
                             "name, then choose it with %s.", own, shipped, chosen)
 
 
-RECORD_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
-
-
 def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
     """Each run or job folder's .hydra/ files as the command finds them, and what its metrics.json says it
     trained."""
     records = {}
     for job_dir in job_dirs:
         hydra_dir = job_dir / ".hydra"
-        files = {name: (hydra_dir / name).read_bytes() for name in RECORD_FILES if (hydra_dir / name).is_file()}
+        files = {name: (hydra_dir / name).read_bytes() for name in HYDRA_RECORD if (hydra_dir / name).is_file()}
         if files:
             records[job_dir] = (files, what_it_trained(job_dir))
     return records

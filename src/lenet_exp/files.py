@@ -142,7 +142,8 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     return None
 
 
-RUN_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json")
+HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
+RUN_FILES = (*(f".hydra/{name}" for name in HYDRA_RECORD), "run.log", "metrics.json")
 WRITTEN_ENTRIES = (".hydra", *RUN_FILES, "checkpoints")  # what a run writes in its folder, besides its events
 REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 
