@@ -103,6 +103,11 @@ def _shifted(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     return out
 
 
+def black(mean: float, std: float) -> float:
+    """A black pixel as the data is normalised (with ``mean`` and ``std``): what a shift moves in at the border."""
+    return -mean / std
+
+
 def test_time_views(hflip: bool, shift: int, background: float) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """Test-time augmentation: the image itself, its mirror image (``hflip``) and its four shifts by
     ``shift`` pixels; evaluation averages the model's class probabilities over these views."""

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import checkpoints
-from lenet_exp.augment import test_time_views
+from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal,
                               read_by)
 from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
@@ -228,7 +228,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
                   labels.to(device))
     tcfg = test_settings(cfg, state["config"], chosen)
-    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
+    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=black(pre["mean"], pre["std"]))
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
@@ -348,7 +348,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
                     "`convert IN -negate OUT`).", cfg.image, brightness)
     x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
     tcfg = test_settings(cfg, state["config"], chosen)  # as in task=eval: the probabilities averaged over the views
-    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=-pre["mean"] / pre["std"])
+    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=black(pre["mean"], pre["std"]))
     with torch.inference_mode(), autocast(device, tcfg.precision):
         probabilities = torch.stack([model(view(x)).float().softmax(1)[0] for view in views]).mean(0)
     label = int(probabilities.argmax())

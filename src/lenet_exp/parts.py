@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from lenet_exp import perf
-from lenet_exp.augment import build_augment, test_time_views
+from lenet_exp.augment import black, build_augment, test_time_views
 from lenet_exp.data import Data, load_data
 from lenet_exp.device import MEMORY_HEADROOM, check_fits, describe, free_bytes, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
@@ -189,7 +189,7 @@ def trial_parts(cfg: DictConfig, device: torch.device, data: Data, model: torch.
     scheduler = build_scheduler(cfg.scheduler, optimizer, tcfg.epochs, steps_per_epoch)
     ema = ExponentialMovingAverage(model, tcfg.ema_decay) if tcfg.ema_decay else None
     generator = torch.Generator(device=device).manual_seed(cfg.seed if cfg.data_seed is None else cfg.data_seed)
-    background = -data.mean / data.std  # a black pixel, normalised: what shifted-in borders show
+    background = black(data.mean, data.std)
     augment = build_augment(cfg.augment, background, generator, pixel_scale=1 / data.std)
     step = TrainStep(forward_model, data.train, tcfg.batch_size, label_smoothing=tcfg.label_smoothing,
                      augment=augment, precision=tcfg.precision, cuda_graph=fast_paths.cuda_graphs,
