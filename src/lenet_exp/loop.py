@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
+from lenet_exp.checkpoints import RunState
 from lenet_exp.config import config_differences, differences_besides_length, run_of_other_length, to_dict
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
@@ -37,7 +38,6 @@ from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, prove
                                training_hparams, versions)
 from lenet_exp.resume import resume_command
 from lenet_exp.signals import StopSignals
-from lenet_exp.checkpoints import RunState
 
 log = logging.getLogger(__name__)
 # A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
@@ -291,7 +291,7 @@ class Run:
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
-                                 copies=[self.best_path] if improved else [])
+                                        copies=[self.best_path] if improved else [])
             self.saved_epoch = epoch
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from lenet_exp import perf
 from lenet_exp.augment import black, build_augment, test_time_views
+from lenet_exp.checkpoints import RunState
 from lenet_exp.data import Data, load_data
 from lenet_exp.device import MEMORY_HEADROOM, check_fits, describe, free_bytes, resolve_device
 from lenet_exp.ema import ExponentialMovingAverage
@@ -22,7 +23,6 @@ from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
-from lenet_exp.checkpoints import RunState
 
 log = logging.getLogger(__name__)
 
