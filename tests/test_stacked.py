@@ -296,7 +296,7 @@ def no_space_for_job_1_checkpoints(monkeypatch) -> None:
             return files.write_atomic(path, write_on_a_full_disk)
         return save_checkpoint(path, state, copies)
 
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_or_fail)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_or_fail)
 
 
 def no_space_for_job_1_tensorboard(monkeypatch) -> None:
@@ -486,7 +486,7 @@ def test_a_second_stop_while_the_group_writes_an_epochs_records_waits_until_they
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(ECHO_S + 0.05)  # the second is no echo of the first: the user means it
 
-    monkeypatch.setattr(ckpt, "save_checkpoint", stopped_twice_after_the_first_checkpoint)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", stopped_twice_after_the_first_checkpoint)
     stopped = run_main(command, cwd=tmp_path)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
     jobs = job_dirs(tmp_path / "sweep")
