@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 
 import pytest
@@ -403,6 +404,11 @@ def test_a_smoke_runs_accuracy_says_how_much_of_the_test_and_val_splits_it_saw(f
     val = run_main([*fast, "trainer.limit_batches=2", "trainer.eval_batch_size=50", f"hydra.run.dir={tmp_path / 'val'}"],
                    cwd=tmp_path)
     assert "on 100 of 200 test images (trainer.limit_batches). Artifacts in" in val.stderr, val.stderr
+    # and the other way round: all 200 test images, 200 of the 300 val images
+    test = run_main([*fast, "dataset.val_size=300", "trainer.limit_batches=2", "trainer.eval_batch_size=100",
+                     f"hydra.run.dir={tmp_path / 'test'}"], cwd=tmp_path)
+    assert re.search(r"test loss \d\.\d{4}, val on its first 2 batches \(trainer.limit_batches\)\. Artifacts in",
+                     test.stderr), test.stderr
     whole = run_main([*fast, f"hydra.run.dir={tmp_path / 'whole'}"], cwd=tmp_path)
     assert "(trainer.limit_batches)" not in whole.stderr
     assert read_json(tmp_path / "whole" / "metrics.json")["test"]["samples"] == 200

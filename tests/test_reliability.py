@@ -1298,7 +1298,7 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert again.returncode == 0 and "Already completed" in again.stderr
 
     cosine = tmp_path / "cosine"
-    assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", "scheduler.min_lr_ratio=0.05",
+    assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", "scheduler.min_lr_ratio=0.05", "device.threads=1",
                      f"hydra.run.dir={cosine}"], cwd=tmp_path).returncode == 0
     before = sorted(cosine.rglob("*"))
     refused = run_main([f"resume={cosine}", "trainer.epochs=3"], cwd=tmp_path)
@@ -1311,11 +1311,16 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     mixed = run_main([f"resume={run_dir}", "trainer.epochs=4", "optimizer.lr=0.01"], cwd=tmp_path)
     assert mixed.returncode == 1 and f"another config (optimizer.lr: 0.001 -> 0.01). Continue it as it was made with " \
         f"`python run.py resume={run_dir} trainer.epochs=4`" in mixed.stderr, mixed.stderr
-    # another schedule: refused as another config, not with "min_lr_ratio is not a setting" of the new one
+    # another schedule, without the run's own setting of its schedule: told so, not as a typo ("min_lr_ratio is not
+    # a setting of this scheduler"); a setting that the other option has too (device.threads) is kept
     unscheduled = run_main([f"resume={cosine}", "scheduler=none"], cwd=tmp_path)
-    assert unscheduled.returncode == 1 and "another config (" in unscheduled.stderr \
-        and "scheduler.name: 'cosine' -> 'none'" in unscheduled.stderr, unscheduled.stderr
+    assert unscheduled.returncode == 1 and f"Error: {cosine} was made with scheduler.min_lr_ratio=0.05, which the " \
+        f"scheduler chosen now does not have: resume= continues a run with the settings it was made with. Continue " \
+        f"it with `python run.py resume={cosine}`" in unscheduled.stderr, unscheduled.stderr
     assert sorted(cosine.rglob("*")) == before
+    moved = run_main([f"resume={cosine}", "device=auto"], cwd=tmp_path)
+    assert moved.returncode == 0 and "Already completed" in moved.stderr, moved.stderr
+    assert "device.threads=1" in (cosine / ".hydra" / "overrides.yaml").read_text()
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch

@@ -37,6 +37,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key
+from lenet_exp.resume import replayed_setting, resume_command, resumed_run
 from lenet_exp.sweeps.space import STUDY_GROUP
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -165,6 +166,18 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
         return f"{full_key} is not a setting: {group} has none yet, and +{full_key}=… adds it."
     listing = f"; {group} has {', '.join(keys)}" if group else ""
     return f"{full_key} is not a setting{listing}. {SHOW_KEYS}"
+
+
+def setting_of_the_resumed_run(error: ConfigAttributeError | ConfigKeyError) -> Optional[str]:
+    """``resume=<run> scheduler=none`` where the run set ``scheduler.step_epochs=1``: a setting of the run's own,
+    which the option chosen now lacks, told as such (it read as a typo of the command line's)."""
+    setting = replayed_setting(str(error.full_key))
+    if setting is None:
+        return None
+    run, group = resumed_run(), str(error.full_key).rsplit(".", 1)[0]
+    return (f"{run} was made with {setting}, which the {group} chosen now does not have: resume= continues a run "
+            f"with the settings it was made with. Continue it with `{resume_command(run)}`, or train the other "
+            f"{group} as a new run (without resume=).")
 
 
 def options_with(group: str, key: str) -> list[str]:
@@ -695,8 +708,9 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         if not getattr(cause, "full_key", None):
             return None
-        return (in_file and (preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
-                             or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause)
+        return setting_of_the_resumed_run(cause) or (in_file and (
+            preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
+            or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):

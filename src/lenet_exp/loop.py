@@ -335,13 +335,13 @@ class Run:
         if test is None:
             return
         tcfg = self.cfg.trainer
-        limit = tcfg.limit_batches  # a smoke run's: no accuracy to quote
+        limit = tcfg.limit_batches  # a smoke run's: no accuracy to quote. What it cut short of each split is said
         part = ""
         if limit and test["samples"] < test["split_samples"]:
-            batches = "batch" if limit == 1 else f"{limit} batches"
-            val = (f", val on its first {batches}" if limit * tcfg.eval_batch_size < self.cfg.dataset.val_size
-                   else "")  # where they hold every val image, nothing to say of them
-            part = f" on {test['samples']} of {test['split_samples']} test images{val} (trainer.limit_batches)"
+            part = f" on {test['samples']} of {test['split_samples']} test images"
+        if limit and limit * tcfg.eval_batch_size < self.cfg.dataset.val_size:
+            part += f", val on its first {'batch' if limit == 1 else f'{limit} batches'}"
+        part += " (trainer.limit_batches)" if part else ""
         log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
@@ -507,10 +507,12 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                                 trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
                         if trial.status in ("diverged", "failed"):
                             engine.freeze(i)
-                        if isolate and trial.status == "diverged":  # told now, not once the group has ended
-                            with job_context(trial.number):
-                                log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
-                                            trial.message)
+                # a trial that diverged while others train on: told now, not once the group has ended
+                if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
+                    for i in (i for i in running if trials[i].status == "diverged"):
+                        with job_context(trials[i].number):
+                            log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
+                                        trials[i].message)
             for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
             best_epochs = {}

@@ -56,6 +56,7 @@ def saved_overrides(saved_file: Path) -> list[str]:
 
 
 _resumed: Optional[Path] = None  # the run that this command's resume= continues
+_replayed: list[str] = []  # the overrides of that run's that it replays
 
 
 def resumed_run() -> Optional[Path]:
@@ -63,10 +64,15 @@ def resumed_run() -> Optional[Path]:
     return _resumed
 
 
+def replayed_setting(key: str) -> Optional[str]:
+    """The override of the resumed run's own that set ``key`` (``scheduler.step_epochs=1``), or None."""
+    return next((o for o in _replayed if override_key(o) == key), None) if _resumed else None
+
+
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
     global _resumed
-    _resumed = None
+    _resumed, _replayed[:] = None, []
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
@@ -108,32 +114,28 @@ def expand_resume(argv: list[str]) -> list[str]:
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
                  f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
+
     def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
         return (override_key(arg) == "hydra.run.dir" and "=" in arg
                 and Path(unquote(arg.split("=", 1)[1])).expanduser().resolve() == run_dir.resolve())
 
+    from lenet_exp.command_line_errors import flags_and_overrides
+    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
+
     rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]
-    explicit = {override_key(arg) for arg in rest if "=" in arg and not arg.startswith("-")}
+    flags, overrides = flags_and_overrides(rest[1:])  # as Hydra's parser tells them apart (--config-dir a=b)
+    explicit = {override_key(arg) for arg in overrides if "=" in arg}
     if "hydra.run.dir" in explicit:  # Hydra takes the last one, the run's own: the run would change there
         sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
                  f"Drop hydra.run.dir= to continue it; to train a copy elsewhere, copy the folder and resume the copy.")
-    task = next((arg.split("=", 1)[1] for arg in reversed(rest) if override_key(arg) == "task" and "=" in arg), None)
+    task = next((arg.split("=", 1)[1] for arg in reversed(overrides) if override_key(arg) == "task" and "=" in arg),
+                None)
     if task in ("eval", "predict"):  # it would be refused for writing over the run it names
         how, image = ("evaluate", "") if task == "eval" else ("predict with", " image=<file>")
         best = shlex.quote(str(run_dir / "checkpoints" / "best.pt"))
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
-    from lenet_exp.command_line_errors import flags_and_overrides
-    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
-
-    saved = saved_overrides(saved_file)
-    # another option of a group (scheduler=none for step): the saved settings of the option it had go with it,
-    # so that the config composes and the run's check names what changed (not "step_epochs is not a setting")
-    chosen = {override_key(arg): arg.split("=", 1)[1] for arg in rest if "=" in arg and not arg.startswith("-")}
-    other_options = {override_key(o) for o in saved if "=" in o and override_key(o) in chosen
-                     and chosen[override_key(o)] != o.split("=", 1)[1]}
-    saved = [o for o in saved if override_key(o) not in {*explicit, STUDY_GROUP}
-             and not override_key(o).startswith(tuple(f"{key}." for key in other_options))]
+    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
     hydra, replayed = hydras_record(run_dir), []
     if hydra:  # an older or damaged record: the task's overrides alone, as before
         replayed = replayed_config_flags(run_dir, rest, hydra)
@@ -141,8 +143,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
-    _resumed = run_dir
-    flags, overrides = flags_and_overrides(rest[1:])
+    _resumed, _replayed[:] = run_dir, saved
     # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
     # the next argument as its value
     return rest[:1] + replayed + saved + one_run + overrides + flags
@@ -260,9 +261,3 @@ def from_the_runs_folder(search_path: str, cwd: str) -> str:
     written = [quote(f"file://{Path(cwd) / str(entry)[len('file://'):]}") if relative(str(entry)) else quote(str(entry))
                for entry in paths]
     return f"hydra.searchpath=[{','.join(written)}]"
-
-
-
-
-
-
