@@ -1317,6 +1317,10 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert unscheduled.returncode == 1 and f"Error: {cosine} was made with scheduler.min_lr_ratio=0.05, which the " \
         f"scheduler chosen now does not have: resume= continues a run with the settings it was made with. Continue " \
         f"it with `python run.py resume={cosine}`" in unscheduled.stderr, unscheduled.stderr
+    # as is a preset whose own scheduler's setting meets the run's scheduler (it said "keep the preset's scheduler")
+    preset = run_main([f"resume={cosine}", "experiment=mnist_best"], cwd=tmp_path)
+    assert preset.returncode == 1 and f"Error: {cosine} was made with scheduler=cosine, and experiment=mnist_best sets " \
+        f"scheduler.pct_start (scheduler=onecycle has it): resume= continues a run" in preset.stderr, preset.stderr
     assert sorted(cosine.rglob("*")) == before
     moved = run_main([f"resume={cosine}", "device=auto"], cwd=tmp_path)
     assert moved.returncode == 0 and "Already completed" in moved.stderr, moved.stderr

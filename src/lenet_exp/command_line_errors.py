@@ -85,6 +85,11 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
                 f"({' or '.join(owners)} has it). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
+    if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
+        run = resumed_run()
+        return (f"{run} was made with {chosen[-1]}, and {preset} sets {full_key} ({' or '.join(owners)} has it): "
+                f"resume= continues a run with the settings it was made with. Continue it with "
+                f"`{resume_command(run)}`, or train {preset} as a new run (without resume=).")
     written = chosen[-1].split("=", 1)[1] if chosen else ""
     # the swept options that lack it: none of scheduler=onecycle,none
     lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
