@@ -1317,14 +1317,27 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert unscheduled.returncode == 1 and f"Error: {cosine} was made with scheduler.min_lr_ratio=0.05, which the " \
         f"scheduler chosen now does not have: resume= continues a run with the settings it was made with. Continue " \
         f"it with `python run.py resume={cosine}`" in unscheduled.stderr, unscheduled.stderr
+    # a preset of other settings, where the run had none: "another config", not "a config file changed since"
+    other = run_main([f"resume={run_dir}", "experiment=fashion_best"], cwd=tmp_path)
+    assert other.returncode == 1 and "holds a run with another config (" in other.stderr, other.stderr
+    assert "a config file or a default changed" not in other.stderr
     # as is a preset whose own scheduler's setting meets the run's scheduler (it said "keep the preset's scheduler")
     preset = run_main([f"resume={cosine}", "experiment=mnist_best"], cwd=tmp_path)
     assert preset.returncode == 1 and f"Error: {cosine} was made with scheduler=cosine, and experiment=mnist_best sets " \
         f"scheduler.pct_start (scheduler=onecycle has it): resume= continues a run" in preset.stderr, preset.stderr
     assert sorted(cosine.rglob("*")) == before
+    # and an argument the run passed to its optimizer, which the one chosen now does not take ("leave out +…")
+    amsgrad = tmp_path / "amsgrad"
+    assert run_main([*fast, "+optimizer.amsgrad=true", f"hydra.run.dir={amsgrad}"], cwd=tmp_path).returncode == 0
+    sgd = run_main([f"resume={amsgrad}", "optimizer=sgd"], cwd=tmp_path)
+    assert sgd.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which the optimizer " \
+        f"chosen now does not take: resume= continues a run" in sgd.stderr, sgd.stderr
+    # a completed run skipped keeps its own record: Hydra wrote the command's over it (device=cuda, on a machine
+    # without a GPU, was then replayed by every later resume=)
+    record = {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()}
     moved = run_main([f"resume={cosine}", "device=auto"], cwd=tmp_path)
     assert moved.returncode == 0 and "Already completed" in moved.stderr, moved.stderr
-    assert "device.threads=1" in (cosine / ".hydra" / "overrides.yaml").read_text()
+    assert {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()} == record
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch

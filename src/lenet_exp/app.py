@@ -221,8 +221,8 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         outcome = Run(cfg, run_dir, slot, stopwatch).train()
     except Exception as error:
         if not multirun:  # a sweep's jobs get theirs back as the sweep ends
-            from lenet_exp.callbacks import put_back_a_failed_runs_record
-            put_back_a_failed_runs_record(run_dir)
+            from lenet_exp.callbacks import put_back_the_runs_record
+            put_back_the_runs_record(run_dir)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         report_failure(run_dir, cfg, error)
@@ -230,6 +230,9 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)
 
+    if outcome.status == "skipped" and not multirun:  # completed already: the record stays the run's own
+        from lenet_exp.callbacks import put_back_the_runs_record
+        put_back_the_runs_record(run_dir)
     say_how_it_ended(outcome)
     # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
     if outcome.status == "interrupted":

@@ -27,9 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
-from lenet_exp.config import (SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
+from lenet_exp.config import (PRESETS, SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
                               run_of_other_length, validate, where_or_how_fast, without_hydra)
-from lenet_exp.errors import ConfigError, UserError, one_line
+from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, REPLACE_THE_LINK, RUN_FILES, WRITTEN_ENTRIES,
                              last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
@@ -246,6 +246,8 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
     """The ``key: old -> new`` differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
     keys = {override_key(override) for override in set(before) ^ set(now)} | set(searched)
+    if PRESETS in keys:  # another preset, or none: it may have set any of them
+        return []
     if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
         keys.add("data_seed")
     return [change for change in changed
@@ -372,7 +374,7 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
 
     try:
         refuse_unknown_keys(config, unchecked=swept_apart)
-    except ConfigError as error:
+    except UserError as error:  # a ConfigError, or the resumed run's own setting that it cannot keep
         sys.exit(f"Error: {error}")
 
 
@@ -475,9 +477,10 @@ def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
 _records_found: dict[Path, tuple[dict[str, bytes], Optional[dict]]] = {}  # a run's record as its command found it
 
 
-def put_back_a_failed_runs_record(run_dir: Path) -> None:
-    """A run that ended with an error before it trained (its data gone) gets its .hydra/ record back: Hydra had
-    written this command's over it (``resume=<run> trainer.epochs=3``), which a plain resume= then replayed."""
+def put_back_the_runs_record(run_dir: Path) -> None:
+    """A run that trained nothing, as it ended with an error (its data gone) or was completed already, gets its
+    .hydra/ record back: Hydra had written this command's over it (``resume=<run> trainer.epochs=3``, ``resume=<run>
+    device=cuda``), which a plain resume= then replayed."""
     found = {folder: record for folder, record in _records_found.items()
              if folder.resolve() == Path(run_dir).resolve()}
     _records_found.clear()

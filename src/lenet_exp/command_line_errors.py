@@ -37,7 +37,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key
-from lenet_exp.resume import replayed_setting, resume_command, resumed_run
+from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import STUDY_GROUP
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -86,10 +86,7 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
     if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
-        run = resumed_run()
-        return (f"{run} was made with {chosen[-1]}, and {preset} sets {full_key} ({' or '.join(owners)} has it): "
-                f"resume= continues a run with the settings it was made with. Continue it with "
-                f"`{resume_command(run)}`, or train {preset} as a new run (without resume=).")
+        return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({' or '.join(owners)} has it)", preset)
     written = chosen[-1].split("=", 1)[1] if chosen else ""
     # the swept options that lack it: none of scheduler=onecycle,none
     lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
@@ -177,12 +174,9 @@ def setting_of_the_resumed_run(error: ConfigAttributeError | ConfigKeyError) -> 
     """``resume=<run> scheduler=none`` where the run set ``scheduler.step_epochs=1``: a setting of the run's own,
     which the option chosen now lacks, told as such (it read as a typo of the command line's)."""
     setting = replayed_setting(str(error.full_key))
-    if setting is None:
-        return None
-    run, group = resumed_run(), str(error.full_key).rsplit(".", 1)[0]
-    return (f"{run} was made with {setting}, which the {group} chosen now does not have: resume= continues a run "
-            f"with the settings it was made with. Continue it with `{resume_command(run)}`, or train the other "
-            f"{group} as a new run (without resume=).")
+    group = str(error.full_key).rsplit(".", 1)[0]
+    return the_runs_own(setting, f"which the {group} chosen now does not have", f"the other {group}") if setting \
+        else None
 
 
 def options_with(group: str, key: str) -> list[str]:

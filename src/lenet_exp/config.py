@@ -189,8 +189,9 @@ GROUP_SCHEMAS = {
     "augment": by_name(NoAugmentConfig, AffineConfig, ElasticConfig),
     "device": {"device": DeviceConfig},
 }
-# The groups whose option a training run's HParams show where its overrides choose one (experiment has no setting)
-CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")
+PRESETS = "experiment"  # the group whose options set keys of every other (# @package _global_)
+# The groups whose option a training run's HParams show where its overrides choose one (a preset has no setting)
+CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PRESETS)
 
 
 # ------------------------------------------------------------------------------ outside groups
@@ -531,6 +532,12 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
         why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
         written = OmegaConf.to_container(node, resolve=False)[extra[0].rpartition(".")[2]]  # a ${…} as written
+        from lenet_exp.resume import replayed_setting, the_runs_own
+
+        setting = replayed_setting(extra[0])
+        if setting:  # resume=<run> optimizer=sgd, where the run passed +optimizer.amsgrad=true to Adam
+            raise UserError(the_runs_own(setting, f"which the {section} chosen now does not take",
+                                         f"the other {section}"))
         given = as_overridden(extra[0])  # ++optimizer.momentum as written; +… where a YAML of one's own set it
         raise ConfigError(extra[0], written, expected, why=why,
                           fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "

@@ -69,6 +69,14 @@ def replayed_setting(key: str) -> Optional[str]:
     return next((o for o in _replayed if override_key(o) == key), None) if _resumed else None
 
 
+def the_runs_own(setting: str, against: str, other: str) -> str:
+    """What to say where the resumed run's own ``setting`` meets what the command chose (``against`` it):
+    the run goes on only as it was made, and ``other`` is a new run's."""
+    return (f"{_resumed} was made with {setting}, {against}: resume= continues a run with the settings it was "
+            f"made with. Continue it with `{resume_command(_resumed)}`, or train {other} as a new run (without "
+            f"resume=).")
+
+
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
     global _resumed
