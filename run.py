@@ -15,7 +15,7 @@ from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refu
 from lenet_exp.config import register_configs
 from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
 from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
-from lenet_exp.resume import expand_resume
+from lenet_exp.resume import expand_resume, forget_the_resume
 
 register_configs()
 report_typos_in_one_line()
@@ -67,3 +67,5 @@ if __name__ == "__main__":
         if end.code not in (0, None):  # refused (a typo, a launcher's setting): a sweep leaves no folder
             forget_a_sweep_that_never_began()
         raise
+    finally:
+        forget_the_resume()

@@ -1254,7 +1254,14 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     run_dir, sweep_dir = tmp_path / "run", tmp_path / "sweep"
     assert run_main([*own, f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
     assert run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path).returncode == 0
-    records = {p: p.read_bytes() for p in [*run_dir.rglob("*"), *sweep_dir.rglob("*")] if p.is_file()}
+    # and a sweep over presets, which may set any key: an edited file is still told, before Hydra writes
+    for name, seed in (("p1", 1), ("p2", 2)):
+        (tmp_path / "extra" / "experiment").mkdir(exist_ok=True)
+        (tmp_path / "extra" / "experiment" / f"{name}.yaml").write_text(f"# @package _global_\nseed: {seed}\n")
+    presets, preset_dir = [*own, "-m", "experiment=p1,p2"], tmp_path / "presets"
+    assert run_main([*presets, f"hydra.sweep.dir={preset_dir}"], cwd=tmp_path).returncode == 0
+    records = {p: p.read_bytes() for p in [*run_dir.rglob("*"), *sweep_dir.rglob("*"), *preset_dir.rglob("*")]
+               if p.is_file()}
     mine.write_text(mine.read_text().replace("0.002", "0.003"))
     search_path = own[-1]  # a run folder does not choose the configs: the command names them
     run = run_main([search_path, f"resume={run_dir}"], cwd=tmp_path)
@@ -1268,6 +1275,9 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     sweep = run_main([*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert sweep.returncode == 1 and (f"Error: {sweep_dir} holds a sweep made with another config (optimizer.lr: "
                                       f"0.002 -> 0.003), which no override") in sweep.stderr, sweep.stderr[-2000:]
+    swept = run_main([*presets, f"hydra.sweep.dir={preset_dir}"], cwd=tmp_path)
+    assert swept.returncode == 1 and (f"Error: {preset_dir} holds a sweep made with another config (optimizer.lr: "
+                                      f"0.002 -> 0.003), which no override") in swept.stderr, swept.stderr[-2000:]
     assert {p: p.read_bytes() for p in records} == records
 
 
@@ -1317,6 +1327,12 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert unscheduled.returncode == 1 and f"Error: {cosine} was made with scheduler.min_lr_ratio=0.05, which the " \
         f"scheduler chosen now does not have: resume= continues a run with the settings it was made with. Continue " \
         f"it with `python run.py resume={cosine}`" in unscheduled.stderr, unscheduled.stderr
+    # what that command resumed is no later command's (compose() in the same process: a notebook's %run)
+    from lenet_exp import compose
+    from lenet_exp.errors import UserError
+
+    with pytest.raises(UserError, match=r"scheduler.min_lr_ratio is not a setting of this scheduler"):
+        compose("scheduler=none", "scheduler.min_lr_ratio=0.05")
     # a preset of other settings, where the run had none: "another config", not "a config file changed since"
     other = run_main([f"resume={run_dir}", "experiment=fashion_best"], cwd=tmp_path)
     assert other.returncode == 1 and "holds a run with another config (" in other.stderr, other.stderr

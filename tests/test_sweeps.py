@@ -288,6 +288,11 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     sweeps = run_main([str(tmp_path)], cwd=tmp_path, module="lenet_exp.sweeps")
     assert sweeps.returncode == 2 and f"{tmp_path} holds 1 sweep ({sweep_dir}): give the folder of one of them." \
         in sweeps.stderr and not (tmp_path / "summary.csv").exists()
+    deep = tmp_path / "checkout" / "outputs" / "sweeps" / "2026-12-06"  # a sweep four levels down (a checkout's)
+    deep.mkdir(parents=True)
+    (deep / "12-00-00").symlink_to(sweep_dir)
+    checkout = run_main([str(tmp_path / "checkout")], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert checkout.returncode == 2 and f"holds 1 sweep ({deep / '12-00-00'})" in checkout.stderr, checkout.stderr
     missing = run_main([str(tmp_path / "nope")], cwd=tmp_path, module="lenet_exp.sweeps")
     assert missing.returncode == 2 and f"{tmp_path / 'nope'} does not exist" in missing.stderr
     # a folder without jobs (a mistyped path, a sweep not begun) gets no empty summary

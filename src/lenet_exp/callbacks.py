@@ -245,9 +245,10 @@ def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictC
 def not_made_by_overrides(changed: list[str], before: list[str], now: list[str], searched=frozenset()) -> list[str]:
     """The ``key: old -> new`` differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
-    keys = {override_key(override) for override in set(before) ^ set(now)} | set(searched)
-    if PRESETS in keys:  # another preset, or none: it may have set any of them
+    changed_overrides = {override_key(override) for override in set(before) ^ set(now)}
+    if PRESETS in changed_overrides:  # another preset, or none: it may have set any of them (a swept one is the same)
         return []
+    keys = changed_overrides | set(searched)
     if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
         keys.add("data_seed")
     return [change for change in changed

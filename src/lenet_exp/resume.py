@@ -64,6 +64,12 @@ def resumed_run() -> Optional[Path]:
     return _resumed
 
 
+def forget_the_resume() -> None:
+    """The command is over: what it resumed is no later command's (a notebook's compose() after run.py)."""
+    global _resumed
+    _resumed, _replayed[:] = None, []
+
+
 def replayed_setting(key: str) -> Optional[str]:
     """The override of the resumed run's own that set ``key`` (``scheduler.step_epochs=1``), or None."""
     return next((o for o in _replayed if override_key(o) == key), None) if _resumed else None
@@ -79,8 +85,8 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
 
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
+    forget_the_resume()
     global _resumed
-    _resumed, _replayed[:] = None, []
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv

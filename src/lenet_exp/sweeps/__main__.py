@@ -34,9 +34,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
             "a single run has no sweep summary (its metrics.json is its record)"))
-    # sweeps up to three levels below, as outputs/ holds them (sweeps/<date>/<time>): not a walk of the whole tree
+    # sweeps up to four levels below, as a checkout holds them (outputs/sweeps/<date>/<time>): not a walk of the tree
     sweeps = [] if (args.sweep_dir / "multirun.yaml").is_file() else sorted(
-        path.parent for depth in (1, 2, 3) for path in args.sweep_dir.glob("/".join(["*"] * depth) + "/multirun.yaml"))
+        path.parent for depth in range(1, 5) for path in args.sweep_dir.glob("*/" * depth + "multirun.yaml"))
     if sweeps:  # e.g. outputs/sweeps: "no job directories found" said nothing of the sweeps it holds
         parser.error(f"{args.sweep_dir} holds {len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''} (" + ", ".join(
             map(str, sweeps[:3])) + (", ..." if len(sweeps) > 3 else "") + "): give the folder of one of them.")
