@@ -26,9 +26,9 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES
-from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.overrides import override_key, overridden_keys, recorded_overrides
 
 

@@ -85,8 +85,8 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
 
 def expand_resume(argv: list[str]) -> list[str]:
     """argv with ``resume=DIR`` replaced by DIR's saved overrides and ``hydra.run.dir=DIR``."""
-    forget_the_resume()
     global _resumed
+    forget_the_resume()
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
