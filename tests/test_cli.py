@@ -302,6 +302,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "experiment=null,mnist_best"], "experiment=null,mnist_best: a config group takes one of its options, not "
                                            "null: choose one of fashion_best, mnist_best"),
     (["~trainer.epochs"], "~trainer.epochs deletes trainer.epochs, which every run has: set it instead"),
+    (["+optimizer.amsgrad=true", "~optimizer.amsgrad"], "~optimizer.amsgrad deletes optimizer.amsgrad, which an "
+                                                        "override of this command adds: leave out both."),
     (["~seed"], "~seed deletes seed, which every run has: set it instead (seed=…; `--cfg job` shows its value)."),
     (["~data_seed"], "~data_seed deletes data_seed, which every run has: set it instead (data_seed=…;"),
     (["~trainer", "trainer.epochs=1"], "~trainer deletes trainer, which every run has: set it instead (trainer.epochs=…;"),
@@ -353,7 +355,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "no-launchers-key", "search-space-key",
         "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file", "config-name-of-an-option-that-composes",
         "config-name-of-the-schema",
-        "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-run-setting", "deleted-null-setting",
+        "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus"])

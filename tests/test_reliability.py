@@ -1348,6 +1348,17 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     sgd = run_main([f"resume={amsgrad}", "optimizer=sgd"], cwd=tmp_path)
     assert sgd.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which the optimizer " \
         f"chosen now does not take: resume= continues a run" in sgd.stderr, sgd.stderr
+    # that argument set again: the same value continues the run, another is a changed setting (it said "not a
+    # setting of this optimizer's YAML", whose `+optimizer.amsgrad=false` then met "another config"); deleted,
+    # it is the run's own (it said "which every run has: set it instead")
+    same = run_main([f"resume={amsgrad}", "optimizer.amsgrad=true"], cwd=tmp_path)
+    assert same.returncode == 0 and "Already completed" in same.stderr, same.stderr
+    changed = run_main([f"resume={amsgrad}", "optimizer.amsgrad=false"], cwd=tmp_path)
+    assert changed.returncode == 1 and "holds a run with another config (optimizer.amsgrad: True -> False)" \
+        in changed.stderr, changed.stderr
+    deleted = run_main([f"resume={amsgrad}", "~optimizer.amsgrad"], cwd=tmp_path)
+    assert deleted.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which " \
+        f"~optimizer.amsgrad deletes: resume= continues a run" in deleted.stderr, deleted.stderr
     # a completed run skipped keeps its own record: Hydra wrote the command's over it (device=cuda, on a machine
     # without a GPU, was then replayed by every later resume=)
     record = {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()}

@@ -511,12 +511,20 @@ def every_run_has(deletion: str, key: str) -> str:
 
 
 def deleting_a_setting(error: Exception) -> Optional[str]:
-    """``~trainer.epochs``: a typed config keeps every key of its schema ("does not support deletion")."""
+    """``~trainer.epochs``: a typed config keeps every key of its schema ("does not support deletion"), and
+    one that an override added to it (``+optimizer.amsgrad=true``, or the resumed run's own)."""
     found = re.match(r"Error merging override ~(\S+)$", str(error))
     cause = error.__cause__ or error.__context__
     if not found or "does not support deletion" not in str(cause):
         return None
-    return every_run_has(f"~{found.group(1)}", found.group(1).split("=")[0])
+    deletion, key = f"~{found.group(1)}", found.group(1).split("=")[0]
+    setting = replayed_setting(key)
+    if setting:
+        return the_runs_own(setting, f"which {deletion} deletes", "the config without it")
+    section, _, name = key.rpartition(".")
+    if name not in setting_names(section):
+        return f"{deletion} deletes {key}, which an override of this command adds: leave out both."
+    return every_run_has(deletion, key)
 
 
 def merged_options(overrides: list[str]) -> Optional[str]:

@@ -149,7 +149,12 @@ def expand_resume(argv: list[str]) -> list[str]:
         best = shlex.quote(str(run_dir / "checkpoints" / "best.pt"))
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
-    saved = [o for o in saved_overrides(saved_file) if override_key(o) not in {*explicit, STUDY_GROUP}]
+    own = saved_overrides(saved_file)
+    added = {override_key(o) for o in own if o.startswith("+")}  # +optimizer.amsgrad=true: no key of the YAML's
+    # set where it was added, as the run set it: the same value continues it, another is refused as any changed one
+    overrides = [f"++{arg}" if arg[0] not in "+~" and "=" in arg and override_key(arg) in added else arg
+                 for arg in overrides]
+    saved = [o for o in own if override_key(o) not in {*explicit, STUDY_GROUP}]
     hydra, replayed = hydras_record(run_dir), []
     if hydra:  # an older or damaged record: the task's overrides alone, as before
         replayed = replayed_config_flags(run_dir, rest, hydra)
