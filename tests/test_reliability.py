@@ -1323,10 +1323,11 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
         f"`python run.py resume={run_dir} trainer.epochs=4`" in mixed.stderr, mixed.stderr
     # another schedule, without the run's own setting of its schedule: told so, not as a typo ("min_lr_ratio is not
     # a setting of this scheduler"); a setting that the other option has too (device.threads) is kept
-    unscheduled = run_main([f"resume={cosine}", "scheduler=none"], cwd=tmp_path)
+    # (the command offered keeps where it runs, but not more epochs, which its cosine schedule would spread over)
+    unscheduled = run_main([f"resume={cosine}", "scheduler=none", "trainer.epochs=3", "device=cpu"], cwd=tmp_path)
     assert unscheduled.returncode == 1 and f"Error: {cosine} was made with scheduler.min_lr_ratio=0.05, which the " \
         f"scheduler chosen now does not have: resume= continues a run with the settings it was made with. Continue " \
-        f"it with `python run.py resume={cosine}`" in unscheduled.stderr, unscheduled.stderr
+        f"it with `python run.py resume={cosine} device=cpu`, or" in unscheduled.stderr, unscheduled.stderr
     # what that command resumed is no later command's (compose() in the same process: a notebook's %run)
     from lenet_exp import compose
     from lenet_exp.errors import UserError
@@ -1345,9 +1346,10 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     # and an argument the run passed to its optimizer, which the one chosen now does not take ("leave out +…")
     amsgrad = tmp_path / "amsgrad"
     assert run_main([*fast, "+optimizer.amsgrad=true", f"hydra.run.dir={amsgrad}"], cwd=tmp_path).returncode == 0
-    sgd = run_main([f"resume={amsgrad}", "optimizer=sgd"], cwd=tmp_path)
+    sgd = run_main([f"resume={amsgrad}", "optimizer=sgd", "trainer.epochs=3"], cwd=tmp_path)
     assert sgd.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which the optimizer " \
-        f"chosen now does not take: resume= continues a run" in sgd.stderr, sgd.stderr
+        f"chosen now does not take: resume= continues a run with the settings it was made with. Continue it with " \
+        f"`python run.py resume={amsgrad} trainer.epochs=3`, or" in sgd.stderr, sgd.stderr  # the epochs kept
     # that argument set again: the same value continues the run, another is a changed setting (it said "not a
     # setting of this optimizer's YAML", whose `+optimizer.amsgrad=false` then met "another config"); deleted,
     # it is the run's own (it said "which every run has: set it instead")

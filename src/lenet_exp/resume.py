@@ -57,6 +57,7 @@ def saved_overrides(saved_file: Path) -> list[str]:
 
 _resumed: Optional[Path] = None  # the run that this command's resume= continues
 _replayed: list[str] = []  # the overrides of that run's that it replays
+_typed: list[str] = []  # those the command gave beside resume=
 
 
 def resumed_run() -> Optional[Path]:
@@ -67,7 +68,7 @@ def resumed_run() -> Optional[Path]:
 def forget_the_resume() -> None:
     """The command is over: what it resumed is no later command's (a notebook's compose() after run.py)."""
     global _resumed
-    _resumed, _replayed[:] = None, []
+    _resumed, _replayed[:], _typed[:] = None, [], []
 
 
 def replayed_setting(key: str) -> Optional[str]:
@@ -77,10 +78,22 @@ def replayed_setting(key: str) -> Optional[str]:
 
 def the_runs_own(setting: str, against: str, other: str) -> str:
     """What to say where the resumed run's own ``setting`` meets what the command chose (``against`` it):
-    the run goes on only as it was made, and ``other`` is a new run's."""
+    the run goes on only as it was made, and ``other`` is a new run's. The command offered keeps what this
+    one gave that a resume takes: where and how fast it runs, and more epochs unless its schedule spreads
+    over them."""
+    import yaml
+
+    from lenet_exp.config import SCHEDULES_WITHOUT_AN_END, where_or_how_fast
+
+    try:
+        schedule = yaml.safe_load((_resumed / ".hydra" / "config.yaml").read_text())["scheduler"]["name"]
+    except Exception:  # damaged: its more epochs are for the runner to tell
+        schedule = None
+    kept = [o for o in _typed if "=" in o and o[0] not in "+~" and (where_or_how_fast(override_key(o)) or (
+        override_key(o) == "trainer.epochs" and schedule in SCHEDULES_WITHOUT_AN_END))]
+    continuing = " ".join([resume_command(_resumed), *map(shlex.quote, kept)])
     return (f"{_resumed} was made with {setting}, {against}: resume= continues a run with the settings it was "
-            f"made with. Continue it with `{resume_command(_resumed)}`, or train {other} as a new run (without "
-            f"resume=).")
+            f"made with. Continue it with `{continuing}`, or train {other} as a new run (without resume=).")
 
 
 def expand_resume(argv: list[str]) -> list[str]:
@@ -162,7 +175,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
     # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
     one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
-    _resumed, _replayed[:] = run_dir, saved
+    _resumed, _replayed[:], _typed[:] = run_dir, saved, overrides
     # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
     # the next argument as its value
     return rest[:1] + replayed + saved + one_run + overrides + flags
