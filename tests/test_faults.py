@@ -386,6 +386,22 @@ def test_resume_replays_the_name_of_a_primary_config_of_the_checkouts_own(tiny_r
     assert read_json(run_dir / "metrics.json")["config"]["optimizer"]["lr"] == 0.002
 
 
+def test_resume_with_a_primary_config_the_run_was_not_made_with_names_both(tiny_root, tmp_path):
+    """--config-dir other --config-name mine resume=<a run of configs/>: the other lr was blamed on "a config
+    file or a default changed since", which the user did not change."""
+    other, run_dir = tmp_path / "other", tmp_path / "run"
+    other.mkdir()
+    (other / "mine.yaml").write_text("defaults:\n  - config\n  - _self_\noptimizer:\n  lr: 0.005\n")
+    assert run_main([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path).returncode == 0
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != ".lock"}
+    refused = run_main(["--config-dir", str(other), "--config-name", "mine", f"resume={run_dir}"], cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip() == (
+        f"Error: {run_dir} holds a run made with other configs (optimizer.lr: 0.001 -> 0.005): this command reads "
+        f"--config-dir {other} --config-name mine, and the run was made with configs/ alone. Continue it with "
+        f"`python run.py resume={run_dir}`, or run this config in a new hydra.run.dir."), refused.stderr
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != ".lock"} == before
+
+
 def test_a_run_folder_does_not_choose_the_configs_that_resume_reads(tiny_root, tmp_path):
     """A config can run code (Hydra builds its hydra.callbacks): a .hydra/hydra.yaml edited to name a config
     folder elsewhere made resume= compose from there, and run what it named."""

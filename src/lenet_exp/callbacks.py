@@ -35,7 +35,7 @@ from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, REPLACE_THE_LINK, R
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.overrides import as_written, override_key
-from lenet_exp.resume import configs_to_name, resume_command, resumed_run
+from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
@@ -255,10 +255,10 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
             if not any(change.split(":")[0] == key or change.startswith(f"{key}.") for key in keys)]
 
 
-def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str]) -> None:
+def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str], config: DictConfig) -> None:
     """Exit: the run's config differs in ``from_files`` (``key: old -> new``), which no change of override
     explains. Its own override of a key reads something else now (``${oc.env:MYLR}``), or was edited by hand;
-    otherwise a config file or a default changed."""
+    the command reads other configs (``--config-name``); otherwise a config file or a default changed."""
     written = {override_key(o): o.split("=", 1)[1] for o in saved_task_overrides(run_dir) if "=" in o}
     changes = [(key, *change.split(" -> ", 1)) for key, change in (c.split(": ", 1) for c in from_files)]
     read_now = [(key, old, new) for key, old, new in changes if "${" in written.get(key, "")]
@@ -272,6 +272,13 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str]) 
         sets = "; ".join(f"{key}={new} where the run's config.yaml has {old}" for key, old, new in edited[:3])
         sys.exit(f"Error: {run_dir / '.hydra' / 'overrides.yaml'} sets {sets}: it was edited after the run was made. "
                  f"Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
+    read, made_with = configs_read(OmegaConf.to_container(config.hydra, resolve=False)), configs_read(
+        hydras_record(run_dir))
+    if read != made_with:
+        sys.exit(f"Error: {run_dir} holds a run made with other configs ({'; '.join(from_files[:3])}): this command "
+                 f"reads {' '.join(read) or 'configs/ alone'}, and the run was made with "
+                 f"{' '.join(made_with) or 'configs/ alone'}. Continue it with `{resume_command(run_dir)}`, or run "
+                 f"this config in a new hydra.run.dir.")
     # any one of them: resuming the run as it was made would be refused for it too
     sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which no "
              f"override of this command sets: a config file or a default changed since. Restore it to continue "
@@ -589,7 +596,7 @@ class OutputDirCheck(Callback):
                 changed = []
             elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
                     changed, saved_task_overrides(run_dir), task_overrides(config))):
-                refuse_a_config_not_made_by_overrides(run_dir, from_files)
+                refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
             elif (changed and trained_anything(run_dir) and in_a_sweep and run_of_other_length(before, now, trained)
                   and now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
                 job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]

@@ -251,6 +251,14 @@ def configs_to_name(run_dir: Path) -> list[str]:
     return config_flags(hydra, set(), CONFIGS)[1] if hydra else []
 
 
+def configs_read(hydra: Optional[dict]) -> list[str]:
+    """The flags that name where a run's configs came from, of its record's ``hydra`` node (none: configs/'s
+    config.yaml, as for a record too old or damaged to say)."""
+    from lenet_exp import CONFIGS
+
+    return [flag for flags in config_flags(hydra, set(), CONFIGS) for flag in flags] if hydra else []
+
+
 def resume_command(run_dir: Path) -> str:
     """The command that continues the run in ``run_dir``, with the configs it was made with named."""
     return command_resuming(run_dir, configs_to_name(run_dir))
