@@ -1205,6 +1205,14 @@ def test_nothing_runs_inside_a_run_or_a_sweep_but_their_own(fast, tmp_path):
                      f"hydra.sweep.dir={nested}"], cwd=tmp_path).returncode == 0
     resumed = run_main([f"resume={nested / 's_1' / '1'}"], cwd=tmp_path)
     assert resumed.returncode == 0 and "Already completed" in resumed.stderr, resumed.stderr[-2000:]
+    # and another sweep into its folder is refused as for any sweep's (its jobs' folders were not looked for
+    # below the first level: Hydra wrote the other sweep's multirun.yaml over it, and added its jobs)
+    record = (nested / "multirun.yaml").read_bytes()
+    other = run_main([*fast, "-m", "seed=5", "hydra.sweep.subdir=s_${seed}/${hydra.job.num}",
+                      f"hydra.sweep.dir={nested}"], cwd=tmp_path)
+    assert other.returncode == 1 and f"Error: {nested} holds another sweep (it ran seed=0,1; this command gives " \
+        f"seed=5)" in other.stderr, other.stderr[-2000:]
+    assert (nested / "multirun.yaml").read_bytes() == record and not (nested / "s_5").exists()
 
 
 def test_a_sweep_refused_before_its_first_job_leaves_no_folder_and_the_fixed_command_runs(fast, tmp_path):

@@ -192,7 +192,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     elif jobs_now[:len(jobs_before)] == jobs_before and naming_before == naming_now:
         added = range(len(jobs_before), len(jobs_now))
         if longer:
-            for job_dir in sorted(path.parent for path in sweep_dir.glob("*/.hydra")):
+            for job_dir in find_job_dirs(sweep_dir):  # nested too (hydra.sweep.subdir=s_${seed}/${hydra.job.num})
                 gone = last_checkpoint_gone(job_dir)
                 if gone:  # refused here, before Hydra writes the longer sweep's multirun.yaml and .hydra/
                     sys.exit(f"Error: {gone}")
@@ -657,7 +657,7 @@ class OutputDirCheck(Callback):
         # its first job began (stopped as it started) holds nothing: the next command may start there.
         if saved.is_file():
             record = load_record(saved, "hydra.sweep.dir")
-            if any(sweep_dir.glob("*/.hydra")):
+            if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         jobs = (path.name for path in sweep_dir.iterdir() if (path / ".hydra").is_dir())
