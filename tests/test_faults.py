@@ -8,6 +8,8 @@ import re
 import shlex
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -1151,6 +1153,34 @@ def test_a_run_owns_its_folder_while_it_runs(tiny_root, tmp_path):
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     assert own_folder(run_dir) is None  # free again once it has ended
     release_folder(run_dir)
+
+
+def test_a_lock_file_deleted_as_its_holder_lets_go_is_not_held(tmp_path, monkeypatch):
+    """A run that made its folder's .lock deletes it as it lets go: a process that had opened that file just
+    before then locked a file no longer in the folder, and a third process took the folder beside it."""
+    import fcntl
+
+    from lenet_exp import files
+
+    folder, taken, flock = tmp_path / "run", [], fcntl.flock
+
+    def let_go_meanwhile(lock, operation):  # the holder deletes the file it held, between our open and our lock
+        if not taken:
+            taken.append(True)
+            (folder / files.LOCK_FILE).unlink()
+        flock(lock, operation)
+
+    monkeypatch.setattr(fcntl, "flock", let_go_meanwhile)
+    folder.mkdir()
+    (folder / files.LOCK_FILE).write_text("pid 1")
+    try:
+        assert own_folder(folder) is None and taken
+        monkeypatch.undo()
+        third = subprocess.run([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
+                                "print(own_folder(sys.argv[1]))", str(folder)], capture_output=True, text=True)
+        assert third.returncode == 0 and third.stdout.strip() == f"pid {os.getpid()}", third.stdout + third.stderr
+    finally:
+        release_folder(folder)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -202,20 +202,25 @@ def own_folder(folder: Path) -> Optional[str]:
     folder = Path(folder).resolve()
     if folder in _held:
         return None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if (folder / LOCK_FILE).is_symlink():  # a lock of ours, not a file elsewhere to write over
-            (folder / LOCK_FILE).unlink()
-        lock = open(folder / LOCK_FILE, "a+", opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW, 0o666))
-    except OSError as error:  # a file where the folder should be, a folder not ours: said as any refused write
-        raise write_refused(folder / LOCK_FILE, error) from error
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
-        lock.close()
-        return holder
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if (folder / LOCK_FILE).is_symlink():  # a lock of ours, not a file elsewhere to write over
+                (folder / LOCK_FILE).unlink()
+            lock = open(folder / LOCK_FILE, "a+",
+                        opener=lambda path, flags: os.open(path, flags | os.O_NOFOLLOW, 0o666))
+        except OSError as error:  # a file where the folder should be, a folder not ours: said as any refused write
+            raise write_refused(folder / LOCK_FILE, error) from error
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            lock.close()
+            return holder
+        if the_same_file(lock, folder / LOCK_FILE):
+            break
+        lock.close()  # its holder deleted it as it let go: a lock of a file no later process opens, so again
     lock.truncate(0)
     lock.write(f"pid {os.getpid()}")
     lock.flush()
@@ -245,8 +250,21 @@ def held_folders() -> set[Path]:
     return set(_held)
 
 
-def release_folder(folder: Path) -> None:
+def the_same_file(opened, path: Path) -> bool:
+    """Whether the file ``opened`` is still the one at ``path`` (not deleted, nor replaced, since)."""
+    try:
+        now, then = os.stat(path, follow_symlinks=False), os.fstat(opened.fileno())
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
+
+
+def release_folder(folder: Path, delete_lock: bool = False) -> None:
+    """Let go of a folder :func:`own_folder` took, and where ``delete_lock``, delete its lock file first (while
+    held: one deleted after would be the one that a process waiting for the folder has just locked)."""
     lock = _held.pop(Path(folder).resolve(), None)
+    if delete_lock:
+        (Path(folder) / LOCK_FILE).unlink(missing_ok=True)
     if lock is not None:
         lock.close()
 

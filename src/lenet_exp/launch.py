@@ -239,9 +239,8 @@ def forget_a_sweep_that_never_began() -> None:
     if _sweep_dir is None or not _sweep_dir.is_dir():
         return
     if {path.name for path in _sweep_dir.iterdir()} <= {"multirun.yaml", LOCK_FILE}:
-        release_folder(_sweep_dir)
-        for name in ("multirun.yaml", LOCK_FILE):
-            (_sweep_dir / name).unlink(missing_ok=True)
+        (_sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+        release_folder(_sweep_dir, delete_lock=True)
         _sweep_dir.rmdir()
 
 

@@ -189,8 +189,7 @@ class Run:
     def train(self) -> Outcome:
         self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
         already_ours = self.dir.resolve() in files.held_folders()
-        lock = self.dir / files.LOCK_FILE
-        lock_was_there = lock.exists()
+        lock_was_there = (self.dir / files.LOCK_FILE).exists()
         holder = files.own_folder(self.dir)
         if holder:
             raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
@@ -199,9 +198,8 @@ class Run:
             return self._train()
         finally:
             if not already_ours:  # taken here (the Python entry point, a sweep's job): free it again
-                files.release_folder(self.dir)
-                if not lock_was_there and not self.folder_is_its_own:  # a folder it refused stays as it was
-                    lock.unlink(missing_ok=True)
+                # (a folder it refused stays as it was)
+                files.release_folder(self.dir, delete_lock=not lock_was_there and not self.folder_is_its_own)
 
     def _train(self) -> Outcome:
         done = self.prepare()
