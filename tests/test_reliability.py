@@ -146,6 +146,9 @@ CASES = {
         "ckpt=<run dir>/checkpoints/best.pt."]),
     "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={(t / 'afile').touch() or t / 'afile' / 'run'}"],
                               ["cannot write the output directory", "afile is a file)", "hydra.run.dir="]),
+    # the folders made for it were left, and the check of what is in the way said "could not check the folder"
+    "too long a folder name": (lambda r, t, d: [f"hydra.run.dir=new/{'x' * 256}"],
+                               ["(File name too long). Choose another writable folder with hydra.run.dir=<dir>."]),
     "folder for a checkpoint file": (lambda r, t, d: ["task=eval", f"ckpt={(t / 'x.pt').mkdir() or t / 'x.pt'}"],
                                      ["x.pt is a folder where the checkpoint file should be: move it away"]),
 }

@@ -48,7 +48,14 @@ A_FOLDER_OF_ITS_OWN = "Give it a hydra.run.dir of its own, or none (a new folder
 
 
 def check_writable(directory: Path, override: str) -> None:
-    made = [folder for folder in (directory, *directory.parents) if not folder.exists()]  # made here, if refused gone
+    made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
+
+    def refuse(message: str) -> None:
+        for folder in made:  # the folders made for it, empty: a refusal leaves nothing behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        sys.exit(message)
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / ".write_test"
@@ -56,21 +63,23 @@ def check_writable(directory: Path, override: str) -> None:
         probe.unlink()
     except OSError as error:
         how = another_folder(directory, override, kind="writable ", place="a writable place")
-        # a file or a broken symbolic link there: mkdir's "File exists" says neither
-        in_the_way = (f"{path} is {'a broken link' if path.is_symlink() else 'a file'}"
-                      for path in (directory, *directory.parents)
-                      if path.is_symlink() and not path.exists() or path.is_file())
-        what = next(in_the_way, error.strerror or error)
-        sys.exit(f"Error: cannot write the output directory {directory} ({what}). {how[0].upper()}{how[1:]}.")
+        what = in_the_way(directory) or error.strerror or error
+        refuse(f"Error: cannot write the output directory {directory} ({what}). {how[0].upper()}{how[1:]}.")
     free = shutil.disk_usage(directory).free
     if free < FULL_BELOW_BYTES:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
-        message = (f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
-                   f"Free some space, then run the same command again, or "
-                   f"{another_folder(directory, override, place='another disk')}.")
-        for folder in made:  # the folders made for it, empty: a refusal leaves nothing behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        sys.exit(message)
+        refuse(f"Error: No space left on {mount_point(directory)} ({free // 1024} KiB free) for {directory}. "
+               f"Free some space, then run the same command again, or "
+               f"{another_folder(directory, override, place='another disk')}.")
+
+
+def in_the_way(directory: Path) -> Optional[str]:
+    """A file or a broken symbolic link where ``directory`` or a folder above it should be, which mkdir's "File
+    exists" says neither of; None where there is none, or where the path cannot be looked at (too long a name)."""
+    with contextlib.suppress(OSError):
+        return next((f"{path} is {'a broken link' if path.is_symlink() else 'a file'}"
+                     for path in (directory, *directory.parents)
+                     if path.is_symlink() and not path.exists() or path.is_file()), None)
+    return None
 
 
 def refuse_odd_entries(run_dir: Path, override: str) -> None:
