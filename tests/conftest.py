@@ -260,6 +260,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
     the folders it owned (run and sweep folder locks) freed as its end would free them."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
 
     from lenet_exp import files, record
     from lenet_exp.parts import torch_settings_kept
@@ -281,6 +282,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
         os.environ.update(env or {})
         os.chdir(cwd)
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # the last command's, which a new process would not have
         urllib.request.install_opener(None)  # urlopen builds its opener anew: with this environment's proxies
         # this run is the process's first job, and the process starts now (with its imports already done)
         record.Stopwatch.jobs_in_process, record._PROCESS_STARTED = 0, time.perf_counter()
@@ -290,6 +292,7 @@ def _fresh_process_state(cwd: Path, env: dict | None):
             files.release_folder(folder)
         record.Stopwatch.jobs_in_process, record._PROCESS_STARTED = saved_jobs
         GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
         urllib.request.install_opener(None)
         _restore_loggers(saved_loggers)
         for signum, handler in saved_signals.items():

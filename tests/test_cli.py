@@ -341,6 +341,10 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
                                                                   "and optimizer.lr=1e-4,2e-4), which a sweep does not "
                                                                   "combine"),
     (["-m", "seed=1,2", "++seed=3"], "seed is given twice (seed=1,2 and ++seed=3)"),  # each job ran twice
+    # a + key's suggestion as a key's (trainer.EPOCHS=3 had it): but for case, and a part of a key
+    (["+trainer.EPOCHS=3"], "Invalid config value trainer.EPOCHS=3 (unknown key; did you mean trainer.epochs?)"),
+    (["augment=elastic", "+augment.alpha=3"], "Invalid config value augment.alpha=3 (unknown key; did you mean "
+                                              "augment.elastic_alpha?)"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
@@ -358,7 +362,8 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
-        "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus"])
+        "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
+        "plus-key-case", "plus-key-part"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

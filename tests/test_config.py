@@ -160,3 +160,23 @@ def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_com
         "trainer.eval_batch_size: 1000 -> 500"]
     assert config_differences(capped, {"trainer": {"limit_batches": None, "eval_batch_size": 1000}}) == [
         "trainer.limit_batches: 4 -> null"]  # not the eval batch size, the same on both sides
+
+
+def test_a_key_as_the_command_line_wrote_it_is_read_without_resolving_the_overrides():
+    """A ``${…}`` among the overrides of the command Hydra ran last in the process (``data_seed=${oops}``, refused)
+    was resolved as they were read: the next command's message for an unknown key became "hydra.run.dir cannot be
+    resolved"."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from lenet_exp import CONFIGS
+    from lenet_exp.config import as_overridden
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        cfg = compose("config", overrides=["data_seed=${oops}", "optimizer=sgd", "++optimizer.momentum=0.5"],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert as_overridden("optimizer.momentum") == "++optimizer.momentum"
+        assert as_overridden("trainer.epochs") == "trainer.epochs"
+    finally:
+        HydraConfig.instance().cfg = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import os
 import re
 import sys
@@ -35,7 +34,7 @@ from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
-from lenet_exp.errors import ConfigError
+from lenet_exp.errors import ConfigError, closest
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import STUDY_GROUP
@@ -53,10 +52,8 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
 
 
 def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:
-    close = ([c for c in choices if c.lower() == word.lower()][:1]  # MNIST for mnist
-             or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-             or [c for c in choices if len(word) > 2 and word in c][:1])
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""  # the second: alpha for elastic_alpha
+    close = closest(word, choices)
+    return f" (did you mean {prefix}{close}?)" if close else ""
 
 
 PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "sweep=optuna"}  # e.g. n_jobs

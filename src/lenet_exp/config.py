@@ -17,7 +17,6 @@ data is loaded. This module must not import torch: ``python run.py --help`` and 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,7 +24,8 @@ from typing import Any, Callable, Collection, List, Mapping, Optional
 
 from omegaconf import MISSING
 
-from lenet_exp.errors import ConfigError, UserError
+from lenet_exp.errors import ConfigError, UserError, closest
+from lenet_exp.overrides import as_written
 
 
 class Choice(str, Enum):
@@ -471,7 +471,7 @@ def as_overridden(key: str) -> str:
     option's YAML (and the fix needs the plus again), else ``key``."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    overrides = as_written(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return next((written for written in (o.split("=", 1)[0] for o in overrides) if written.lstrip("+") == key), key)
 
 
@@ -529,8 +529,8 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         others = [name for name in arguments if name not in known] if section == "optimizer" else []
         expected = "one of the schema's keys: " + ", ".join(known) + (
             f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
-        close = difflib.get_close_matches(extra[0].rpartition(".")[2], known + others, n=1, cutoff=0.6)
-        why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close[0]}?" if close else "")
+        close = closest(extra[0].rpartition(".")[2], known + others)
+        why = "unknown key" + (f"; did you mean {section + '.' if section else ''}{close}?" if close else "")
         written = OmegaConf.to_container(node, resolve=False)[extra[0].rpartition(".")[2]]  # a ${…} as written
         from lenet_exp.resume import replayed_setting, the_runs_own
 

@@ -1,5 +1,9 @@
 """Errors caused by the user's input: reported as one short message, without a traceback."""
 
+from __future__ import annotations
+
+from typing import Optional
+
 
 class UserError(Exception):
     """Something the user can fix; the message says what was wrong and how to fix it."""
@@ -17,6 +21,17 @@ def root_cause(error: BaseException) -> str:
     while error.__cause__ is not None:
         error = error.__cause__
     return one_line(error)
+
+
+def closest(word: str, choices: list[str]) -> Optional[str]:
+    """The choice that a typo ``word`` most likely meant: the same but for case (MNIST for mnist), a close
+    spelling, or one that holds it (alpha for elastic_alpha); None where none is near."""
+    import difflib
+
+    close = ([c for c in choices if c.lower() == word.lower()][:1]
+             or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+             or [c for c in choices if len(word) > 2 and word in c][:1])
+    return close[0] if close else None
 
 
 class ConfigError(UserError):
