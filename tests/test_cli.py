@@ -343,6 +343,11 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "seed=1,2", "++seed=3"], "seed is given twice (seed=1,2 and ++seed=3)"),  # each job ran twice
     # a + key's suggestion as a key's (trainer.EPOCHS=3 had it): but for case, and a part of a key
     (["+trainer.EPOCHS=3"], "Invalid config value trainer.EPOCHS=3 (unknown key; did you mean trainer.epochs?)"),
+    # an item that a list does not have: a traceback (OmegaConf's ValueError), or Hydra's lines
+    (["model.conv_channels.x=1"], "model.conv_channels.x=1 names an item that the list model.conv_channels does not "
+                                  "have: give the whole list instead, e.g. model.conv_channels=[…]"),
+    (["+model.conv_channels.x=1"], "+model.conv_channels.x=1 names an item that the list model.conv_channels does"),
+    (["-m", "optimizer.betas.5=0.1,0.2"], "optimizer.betas.5=0.1 names an item that the list optimizer.betas does"),
     (["augment=elastic", "+augment.alpha=3"], "Invalid config value augment.alpha=3 (unknown key; did you mean "
                                               "augment.elastic_alpha?)"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
@@ -363,7 +368,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
-        "plus-key-case", "plus-key-part"])
+        "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-case", "plus-key-part"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -688,6 +688,25 @@ def hydra_said_plainly(text: str) -> Optional[str]:
     return None
 
 
+def item_not_in_a_list(error: Exception, overrides: list[str]) -> Optional[str]:
+    """``model.conv_channels.x=1`` or ``optimizer.betas.5=0.1``: an item that the list does not have, which
+    was a traceback (OmegaConf's ValueError) or Hydra's message of several lines."""
+    cause = error.__cause__ or error.__context__
+    merging = re.match(r"Error merging override (\S+)$", str(error))
+    not_an_int = re.match(r"invalid literal for int\(\) with base 10: '(.*)'", str(error))
+    if merging and re.match(r"Index '.*' \(str\) is not an int|list index out of range", str(cause)):
+        override = merging.group(1)
+    elif isinstance(error, ValueError) and not_an_int:
+        override = next((o for o in overrides if override_key(o).endswith(f".{not_an_int.group(1)}")), None)
+    else:
+        return None
+    if override is None:
+        return None
+    listed = override_key(override).rpartition(".")[0]
+    return (f"{override} names an item that the list {listed} does not have: give the whole list instead, e.g. "
+            f"{listed}=[…] (`python run.py --cfg job` shows its value).")
+
+
 def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Optional[str]:
     """The message for a typo in the overrides (``arguments``, or else the command line's) or in a config
     file, or None for any other error."""
@@ -700,7 +719,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     told = (keyless(overrides) or hydra_as_a_whole(overrides) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
             or group_given_a_value(error, overrides) or deleted_setting(overrides) or deleting_a_setting(error)
-            or unknown_deletion(error)
+            or unknown_deletion(error) or item_not_in_a_list(error, overrides)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
         return told
