@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -217,25 +219,52 @@ def say_if_other_test_data(cfg: DictConfig, state: dict, dataset: DictConfig, im
                     tested.get("test"), len(labels))
 
 
-def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
+@dataclass
+class Trained:
+    """A checkpoint made ready for eval or predict: its model on the device, and how it takes its inputs."""
+    model: torch.nn.Module
+    state: dict
+    ema_decay: Optional[float]  # of the weight average it holds the weights from; None: the weights themselves
+    device: torch.device
+    pre: dict  # the checkpoint's preprocessing
+    tcfg: DictConfig  # trainer, with the run's own test-time settings
+    views: list  # the test-time views, whose probabilities are averaged
+
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images as the model was trained on them: resized, or padded, and normalised, on its device."""
+        pre = self.pre
+        return prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+
+    def record(self, cfg: DictConfig) -> dict:
+        """What a task's record says of the checkpoint and of how it was used."""
+        return {"ckpt": absolute(cfg.ckpt), "ckpt_epoch": checkpoints.checkpoint_epoch(self.state),
+                "ema_decay": self.ema_decay, "precision": self.tcfg.precision,
+                "tta": {"hflip": self.tcfg.tta_hflip, "shift": self.tcfg.tta_shift}}
+
+
+def load_trained(cfg: DictConfig, slot: JobSlot, chosen: set[str]) -> Trained:
     device = resolve_device(cfg.device, slot)
     model, state, ema_decay = load_trained_model(cfg, chosen, device)
+    pre = preprocessing_of(state, cfg, chosen)
+    tcfg = test_settings(cfg, state["config"], chosen)
+    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=black(pre["mean"], pre["std"]))
+    return Trained(model, state, ema_decay, device, pre, tcfg, views)
+
+
+def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
+    trained = load_trained(cfg, slot, chosen)
+    state, tcfg = trained.state, trained.tcfg
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
     say_if_other_test_data(cfg, state, dataset, images, labels)
-    pre = preprocessing_of(state, cfg, chosen)
-    split = Split(prepare_images(images.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"]),
-                  labels.to(device))
-    tcfg = test_settings(cfg, state["config"], chosen)
-    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=black(pre["mean"], pre["std"]))
+    split = Split(trained.prepare(images), labels.to(trained.device))
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
-    result = evaluate(model, split, tcfg.eval_batch_size, tcfg.precision, views, max_batches=tcfg.limit_batches)
+    result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
+                      max_batches=tcfg.limit_batches)
     samples = len(result.predictions)
-    metrics = {"task": "eval", "status": "completed", "ckpt": absolute(cfg.ckpt),
-               "ckpt_epoch": checkpoints.checkpoint_epoch(state), "dataset": dataset.name,
-               "device": describe(device), "ema_decay": ema_decay, "precision": tcfg.precision,
-               "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift},
+    metrics = {"task": "eval", "status": "completed", **trained.record(cfg), "dataset": dataset.name,
+               "device": describe(trained.device),
                "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
@@ -245,7 +274,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        "trainer.precision": tcfg.precision,
                                        # the weights themselves as "null", not left out as a null default is:
                                        # an evaluation sweep over checkpoints with and without EMA showed one value
-                                       "trainer.ema_decay": "null" if ema_decay is None else ema_decay,
+                                       "trainer.ema_decay": "null" if trained.ema_decay is None else trained.ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches,
                                        # under the limit, which images were tested
                                        EVAL_BATCH_SIZE: tcfg.eval_batch_size if tcfg.limit_batches else None},
@@ -335,9 +364,7 @@ def border_brightness(gray: torch.Tensor) -> float:
 
 
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
-    device = resolve_device(cfg.device, slot)
-    model, state, ema_decay = load_trained_model(cfg, chosen, device)
-    pre = preprocessing_of(state, cfg, chosen)
+    trained = load_trained(cfg, slot, chosen)
     image = read_image(cfg.image)
     brightness = border_brightness(image)
     if image.min() == image.max():  # all transparent, or one colour: the model answers all the same
@@ -346,16 +373,12 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
         log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
                     "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
                     "`convert IN -negate OUT`).", cfg.image, brightness)
-    x = prepare_images(image.to(device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
-    tcfg = test_settings(cfg, state["config"], chosen)  # as in task=eval: the probabilities averaged over the views
-    views = test_time_views(tcfg.tta_hflip, tcfg.tta_shift, background=black(pre["mean"], pre["std"]))
-    with torch.inference_mode(), autocast(device, tcfg.precision):
-        probabilities = torch.stack([model(view(x)).float().softmax(1)[0] for view in views]).mean(0)
+    x = trained.prepare(image)
+    with torch.inference_mode(), autocast(trained.device, trained.tcfg.precision):  # averaged over the views
+        probabilities = torch.stack([trained.model(view(x)).float().softmax(1)[0] for view in trained.views]).mean(0)
     label = int(probabilities.argmax())
-    name = dataset_class(OmegaConf.create(state["config"]["dataset"])).classes[label]
-    prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), "ckpt": absolute(cfg.ckpt),
-                  "ckpt_epoch": checkpoints.checkpoint_epoch(state), "ema_decay": ema_decay,
-                  "tta": {"hflip": tcfg.tta_hflip, "shift": tcfg.tta_shift}, "precision": tcfg.precision,
+    name = dataset_class(OmegaConf.create(trained.state["config"]["dataset"])).classes[label]
+    prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), **trained.record(cfg),
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / "prediction.json", prediction)
