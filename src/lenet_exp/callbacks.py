@@ -295,6 +295,69 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str], 
              f"hydra.run.dir.")
 
 
+def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -> list[str]:
+    """The ``key: old -> new`` changes that this command makes to the run in ``run_dir`` (a job of ``sweep``),
+    where no result of it is lost to them (it never trained); or exits with a message where they are refused.
+    More epochs of a run whose schedule allows them are no change: it goes on."""
+    on_disk = OmegaConf.to_container(load_record(run_dir / ".hydra" / "config.yaml", "hydra.run.dir"))
+    metrics = read_json(run_dir / "metrics.json") or {}
+    # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
+    recorded = metrics.get("config")
+    before, now = recorded if isinstance(recorded, dict) else on_disk, resolved_task_config(config)
+    tasks = str(before.get("task", "train")), str(now.get("task", "train"))
+    has_trained = trained_anything(run_dir)
+    results = has_trained or any((run_dir / name).is_file() for name in ("metrics.json", "prediction.json"))
+    if tasks[0] != tasks[1] and results:
+        written = ".hydra/ record" if tasks[1] == "predict" else "metrics.json and TensorBoard run"
+        sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose {written} task={tasks[1]} would "
+                 f"write over. {A_FOLDER_OF_ITS_OWN}")
+    changed = config_differences(before, now)
+    if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
+        started_in = started_in_folder(run_dir)
+        changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")
+                    if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
+        if changed and results:
+            sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
+                     f"({'; '.join(changed[:3])}), whose results this one would write over. "
+                     f"{A_FOLDER_OF_ITS_OWN}")
+    if not (changed and has_trained):
+        return changed
+    trained = metrics.get("epochs_done")  # None: not trained yet
+    if run_of_other_length(before, now, trained) and sweep is None:
+        gone = last_checkpoint_gone(run_dir)
+        if gone:  # refused here, before Hydra writes the other length's .hydra/
+            sys.exit(f"Error: {gone}")
+        given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
+        if epochs > given and (trained is None or trained >= given):
+            log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "", epochs)
+        else:  # stopped before the end: more epochs, or fewer (down to those it has)
+            log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
+                     "goes on to" if epochs > given else "ends after", epochs)
+        return []
+    from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
+    if from_files:
+        refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
+    epochs = now["trainer"]["epochs"]
+    if sweep is not None and run_of_other_length(before, now, trained) and epochs > max(before["trainer"]["epochs"],
+                                                                                         trained or 0):
+        job = shlex.quote(str(run_dir))
+        configs = "".join(f"{shlex.quote(flag)} " for flag in configs_to_name(run_dir))
+        sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
+                 f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
+                 f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
+                 f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
+    why = why_not_longer(before, now, changed, in_a_sweep=sweep is not None, trained=trained)
+    command = resume_command(run_dir)
+    longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}
+    if sweep is None and len(changed) > 1 and run_of_other_length(before, longer, trained):
+        # its more epochs alone would be trained on: the others are what is refused
+        changed = [change for change in changed if not change.startswith("trainer.epochs:")]
+        command += f" trainer.epochs={epochs}"
+    sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. Continue it as "
+             f"it was made with `{command}` (no override that changes its results), or run this config in a new "
+             f"hydra.run.dir.")
+
+
 @contextlib.contextmanager
 def failing_closed(override: str) -> Iterator[None]:
     """An unforeseen error in the checks of an output folder ends the run with a message."""
@@ -568,63 +631,8 @@ class OutputDirCheck(Callback):
         check_writable(run_dir, "hydra.run.dir")
         refuse_odd_entries(run_dir, "hydra.run.dir")
         refuse_if_owned(run_dir, "run", "hydra.run.dir")
-        changed = []
-        if saved.is_file():  # continuing a run: only with the config it was started with, or more epochs of it
-            on_disk = OmegaConf.to_container(load_record(saved, "hydra.run.dir"))  # one that cannot be read stops here
-            # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
-            recorded = (read_json(run_dir / "metrics.json") or {}).get("config")
-            before, now = recorded if isinstance(recorded, dict) else on_disk, resolved_task_config(config)
-            tasks = str(before.get("task", "train")), str(now.get("task", "train"))
-            results = trained_anything(run_dir) or any((run_dir / name).is_file()
-                                                       for name in ("metrics.json", "prediction.json"))
-            if tasks[0] != tasks[1] and results:
-                written = ".hydra/ record" if tasks[1] == "predict" else "metrics.json and TensorBoard run"
-                sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose {written} task={tasks[1]} would "
-                         f"write over. {A_FOLDER_OF_ITS_OWN}")
-            changed = config_differences(before, now)
-            if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
-                started_in = started_in_folder(run_dir)
-                changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")
-                            if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
-                if changed and results:
-                    sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
-                             f"({'; '.join(changed[:3])}), whose results this one would write over. "
-                             f"{A_FOLDER_OF_ITS_OWN}")
-            trained = (read_json(run_dir / "metrics.json") or {}).get("epochs_done")  # None: not trained yet
-            if changed and trained_anything(run_dir) and run_of_other_length(before, now, trained) and not in_a_sweep:
-                gone = last_checkpoint_gone(run_dir)
-                if gone:  # refused here, before Hydra writes the other length's .hydra/
-                    sys.exit(f"Error: {gone}")
-                given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
-                if epochs > given and (trained is None or trained >= given):
-                    log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "",
-                             epochs)
-                else:  # stopped before the end: more epochs, or fewer (down to those it has)
-                    log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained,
-                             given, "goes on to" if epochs > given else "ends after", epochs)
-                changed = []
-            elif changed and trained_anything(run_dir) and (from_files := not_made_by_overrides(
-                    changed, saved_task_overrides(run_dir), task_overrides(config))):
-                refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
-            elif (changed and trained_anything(run_dir) and in_a_sweep and run_of_other_length(before, now, trained)
-                  and now["trainer"]["epochs"] > max(before["trainer"]["epochs"], trained or 0)):
-                job, epochs = shlex.quote(str(run_dir)), now["trainer"]["epochs"]
-                configs = "".join(f"{shlex.quote(flag)} " for flag in configs_to_name(run_dir))
-                sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
-                         f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
-                         f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
-                         f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
-            elif changed and trained_anything(run_dir):
-                why = why_not_longer(before, now, changed, in_a_sweep=in_a_sweep, trained=trained)
-                command, epochs = resume_command(run_dir), now["trainer"]["epochs"]
-                longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}
-                if not in_a_sweep and len(changed) > 1 and run_of_other_length(before, longer, trained):
-                    # its more epochs alone would be trained on: the others are what is refused
-                    changed = [change for change in changed if not change.startswith("trainer.epochs:")]
-                    command += f" trainer.epochs={epochs}"
-                sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. "
-                         f"Continue it as it was made with `{command}` (no "
-                         f"override that changes its results), or run this config in a new hydra.run.dir.")
+        # continuing a run: only with the config it was started with, or more epochs of it
+        changed = changes_to_a_run(run_dir, config, sweep if in_a_sweep else None) if saved.is_file() else []
         if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
             sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, with another config "
                      f"({'; '.join(changed[:3])}): the sweep's own command runs it. Run this config in a "
