@@ -465,9 +465,7 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     """Train trials that start from the same epoch, each validated, selected on val, checkpointed,
     recorded and tested in its own run directory; sets each one's ``outcome``. A single run is the
     case of one trial; a stacked group (``hydra/launcher=stacked``) trains N through one engine."""
-    tcfg = trials[0].cfg.trainer
     isolate = len(trials) > 1
-    first = trials[0].state.epoch + 1
     # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
     show_bar = any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
     try:
@@ -478,63 +476,10 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                 engine.freeze(i)
             trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
         with StopSignals(slot.launcher) as stop:
-            for epoch in range(first, tcfg.epochs + 1):
-                running = [i for i, trial in enumerate(trials) if trial.status == "running"]
-                if not running:
-                    break
-                lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]  # the epoch's first step's
-                # as wide as the terminal is at each update: one narrowed meanwhile left a line of each
-                bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
-                           disable=None if show_bar else True, dynamic_ncols=True)
-                started = time.perf_counter()
-                results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
-                seconds = time.perf_counter() - started  # an epoch ends with a device sync
-                bar.close()
-                if results is None:
-                    for i in running:
-                        trials[i].status = "interrupted"
-                        trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
-                    break
-                engine.sync(running)
-                vals = engine.evaluate(running, "val")
-                with stop.records_kept_whole():
-                    for i, val in zip(running, vals):
-                        trial = trials[i]
-                        with trial_alone(trial, isolate):
-                            trial.status, trial.message = trial.run.end_epoch(
-                                trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
-                        if trial.status in ("diverged", "failed"):
-                            engine.freeze(i)
-                # a trial that diverged while others train on: told now, not once the group has ended
-                if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
-                    for i in (i for i in running if trials[i].status == "diverged"):
-                        with job_context(trials[i].number):
-                            log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
-                                        trials[i].message)
+            train_epochs(trials, engine, stop, isolate, show_bar)
             for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
-            best_epochs = {}
-            for i, trial in enumerate(trials):
-                if trial.status == "running":
-                    trial.status = "completed"
-                if trial.status != "failed":  # a failed one's outcome says why
-                    with trial_alone(trial, isolate):
-                        best_epochs[i] = trial.run.start_test(trial.parts, trial.status)
-            testing = [i for i, epoch in best_epochs.items() if epoch is not None]
-            tests = dict.fromkeys(range(len(trials)))
-            for i, result in zip(testing, engine.evaluate(testing, "test")):
-                trial = trials[i]  # its figures are drawn (by a group's workers) while the next ones are asked for
-                with trial_alone(trial, isolate):
-                    tests[i] = trial.run.record_test(trial.parts, trial.tb, result, best_epochs[i])
-            for i, trial in enumerate(trials):
-                if trial.status == "failed":
-                    continue
-                with trial_alone(trial, isolate):
-                    test = tests[i]
-                    trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message, test)
-                    trial.run.report(trial.state, test)
-                    # the signal that stopped the run, or came during its final test (it completes, the caller stops)
-                    trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
+            end_with_the_tests(trials, engine, stop, isolate)
     except Exception as error:  # a single run's error (a group's trials fail alone, in trial_alone)
         for trial in trials:
             if trial.outcome is None:
@@ -547,3 +492,69 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                     trial.tb.card(failure_markdown(trial.message))
                     trial.tb.session_end(failed=True)
                 trial.tb.close()
+
+
+def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate: bool, show_bar: bool) -> None:
+    """The trials' epochs, each validated and recorded: a trial that diverges or fails is frozen while the
+    others go on, and a stop ends the epochs of all as interrupted."""
+    tcfg = trials[0].cfg.trainer
+    for epoch in range(trials[0].state.epoch + 1, tcfg.epochs + 1):
+        running = [i for i, trial in enumerate(trials) if trial.status == "running"]
+        if not running:
+            return
+        lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]  # the epoch's first step's
+        # as wide as the terminal is at each update: one narrowed meanwhile left a line of each
+        bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
+                   disable=None if show_bar else True, dynamic_ncols=True)
+        started = time.perf_counter()
+        results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
+        seconds = time.perf_counter() - started  # an epoch ends with a device sync
+        bar.close()
+        if results is None:
+            for i in running:
+                trials[i].status = "interrupted"
+                trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
+            return
+        engine.sync(running)
+        vals = engine.evaluate(running, "val")
+        with stop.records_kept_whole():
+            for i, val in zip(running, vals):
+                trial = trials[i]
+                with trial_alone(trial, isolate):
+                    trial.status, trial.message = trial.run.end_epoch(
+                        trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
+                if trial.status in ("diverged", "failed"):
+                    engine.freeze(i)
+        # a trial that diverged while others train on: told now, not once the group has ended
+        if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
+            for i in (i for i in running if trials[i].status == "diverged"):
+                with job_context(trials[i].number):
+                    log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
+                                trials[i].message)
+
+
+def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, isolate: bool) -> None:
+    """Each trial that did not fail tested at its best epoch (all together), recorded, reported, and given its
+    outcome."""
+    best_epochs = {}
+    for i, trial in enumerate(trials):
+        if trial.status == "running":
+            trial.status = "completed"
+        if trial.status != "failed":  # a failed one's outcome says why
+            with trial_alone(trial, isolate):
+                best_epochs[i] = trial.run.start_test(trial.parts, trial.status)
+    testing = [i for i, epoch in best_epochs.items() if epoch is not None]
+    tests = dict.fromkeys(range(len(trials)))
+    for i, result in zip(testing, engine.evaluate(testing, "test")):
+        trial = trials[i]  # its figures are drawn (by a group's workers) while the next ones are asked for
+        with trial_alone(trial, isolate):
+            tests[i] = trial.run.record_test(trial.parts, trial.tb, result, best_epochs[i])
+    for i, trial in enumerate(trials):
+        if trial.status == "failed":
+            continue
+        with trial_alone(trial, isolate):
+            test = tests[i]
+            trial.run.finish(trial.parts, trial.state, trial.tb, trial.status, trial.message, test)
+            trial.run.report(trial.state, test)
+            # the signal that stopped the run, or came during its final test (it completes, the caller stops)
+            trial.outcome = Outcome(trial.status, trial.state.best_val_acc, trial.message, stop.signal)
