@@ -161,7 +161,16 @@ def test_a_checkpoint_altered_in_its_structure_is_refused_for_what_it_holds(kill
                                                                       "never writes: it was altered and is not used."),
     (lambda state: state["config"]["trainer"].update(tta_shift=40), "holds trainer.tta_shift=40, which lenet_exp "
                                                                      "never writes"),  # was used: shifts of 40 pixels
-], ids=["config", "weights", "test-time shift", "test-time shift out of range"])
+    # an average of weights (trainer.ema_decay): a traceback where part of it, or its decay, was gone; none at all
+    # was evaluated as the weights themselves, without a word
+    (lambda state: state.update(ema={"module." + key: tensor for key, tensor in list(state["model"].items())[:3]})
+     or state["config"]["trainer"].update(ema_decay=0.9), "holds an average of weights that does not match its weights"),
+    (lambda state: state.update(ema={}) or state["config"]["trainer"].update(ema_decay=0.9),
+     "holds an average of weights that does not match its weights, which lenet_exp never writes"),
+    (lambda state: state.update(ema={"module." + key: tensor for key, tensor in state["model"].items()})
+     or state["config"].pop("trainer"), "holds an average of weights without its decay (trainer.ema_decay None)"),
+], ids=["config", "weights", "test-time shift", "test-time shift out of range", "average-in-part", "average-empty",
+        "average-without-decay"])
 def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_holds(killed_run, tiny_root, tmp_path,
                                                                                  edit, said):
     best = tmp_path / "best.pt"

@@ -132,6 +132,15 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
         return "model weights that are not PyTorch's"
     if not all(torch.isfinite(tensor).all() for tensor in weights.values() if tensor.is_floating_point()):
         return "weights that are not finite (a diverged run keeps its last finite ones)"
+    average, decay = state.get("ema"), config.get("trainer", {}).get("ema_decay")
+    # the averaged model's weights (beside its count of updates): one of each of the model's, of its shape
+    averaged = {str(key).removeprefix("module."): tensor for key, tensor in average.items()
+                if str(key).startswith("module.")} if isinstance(average, dict) else {}
+    if average is not None and not (averaged.keys() == weights.keys() and all(
+            isinstance(tensor, torch.Tensor) and tensor.shape == weights[key].shape for key, tensor in averaged.items())):
+        return "an average of weights that does not match its weights"
+    if average is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float))):
+        return f"an average of weights without its decay (trainer.ema_decay {decay!r})"
     if not for_training:
         return None
     run_state, rng, optimizer = state["run_state"], state["rng"], state["optimizer"]
