@@ -1111,6 +1111,12 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
 
     Image.fromarray(digit[:, 8:20]).save(tmp_path / "narrow.png")  # 28 x 12: padded to a square, not stretched
     assert torch.equal(read_image(str(tmp_path / "narrow.png")), upright)
+    # a long strip of few pixels (within PIL's limit) was padded to a square of 40 GB first: shrunk first now
+    strip = np.zeros((1, 200_000), np.uint8)
+    strip[0, 100_000 - 20_000:100_000 + 20_000] = 255
+    Image.fromarray(strip).save(tmp_path / "strip.png")
+    read = read_image(str(tmp_path / "strip.png"))
+    assert read.shape == (1, 28, 28) and read[0, 14, 14] > 0 and read[0, 0].max() == 0
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL's decompression-bomb limit, lowered
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "huge.png")

@@ -322,6 +322,9 @@ def grayscale(image) -> torch.Tensor:
     return (alpha * luminance).round().to(torch.uint8)  # over black
 
 
+LARGEST_SIDE = 4096  # an image's longest side, in pixels, as it is made square (a larger one is shrunk first)
+
+
 def read_image(path: str) -> torch.Tensor:
     """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -345,6 +348,10 @@ def read_image(path: str) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UserError(f"{file} is not a readable PNG or JPEG image ({error}).") from error
     height, width = gray.shape[-2:]
+    if max(height, width) > LARGEST_SIDE:  # a long strip (200000x1) was padded to a square of 40 GB
+        scale = LARGEST_SIDE / max(height, width)
+        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+        gray = resize(gray, [height, width], antialias=True)
     if height != width:  # made square with its own background, not stretched: the data sets' shapes keep theirs
         side, background = max(height, width), int(border(gray).median())
         left, top = (side - width) // 2, (side - height) // 2
