@@ -482,10 +482,10 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
 @pytest.mark.parametrize("named, listed", [
     (["model.dropout=0.3"], "model.dropout=0.3"),
     (["optimizer.lr=0.5", "model.activation=tanh"], "model.activation=tanh, optimizer.lr=0.5"),
-    (["seed=3", "model=lenet5_classic"], "model, seed=3"),
+    (["seed=3", "model=lenet5_classic"], "model=lenet5_classic, seed=3"),  # the option named (it said "model")
     # out of range for training, and unread: said unused, not refused
     (["optimizer.lr=0", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
-     "optimizer, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=True"),
+     "optimizer=sgd, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=True"),
     # how fast it would train, unread too: CUDA graphs on a CPU, cuDNN's autotuner with determinism were refused
     (["trainer.cuda_graphs=true", "device=cpu", "trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
      "trainer.cuda_graphs=True, trainer.cudnn_benchmark=True, trainer.deterministic=True"),

@@ -139,8 +139,10 @@ CASES = {
                                     ["is a folder. Pass a checkpoint file:", "/checkpoints/best.pt if it is a run's folder"]),
     "checkpoints folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints'}"],
                                             ["/checkpoints/best.pt if it is a run's checkpoints folder"]),
-    "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}", "dataset.num_classes=5"],
-                                          ["predicts 10 classes", "has 5"]),
+    "checkpoint of another class count": (lambda r, t, d: ["task=eval", f"ckpt={d / 'checkpoints/best.pt'}",
+                                                           "dataset.num_classes=5"],
+                                          ["predicts 10 classes", "has 5. Leave out dataset.num_classes=, which the "
+                                           "checkpoint's model sets."]),  # it said to choose another data set
     "eval without ckpt": (lambda r, t, d: ["task=eval"], [
         "Invalid config value ckpt=null: expected a checkpoint file for task=eval, e.g. "
         "ckpt=<run dir>/checkpoints/best.pt."]),
@@ -1666,7 +1668,8 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
     assert "drawn.png looks dark on a light background (its border averages " in drawn.stderr
     garment = run_main(fast + ["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset=fashion_mnist",
                                f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)  # the checkpoint's classes: digits
-    assert garment.returncode == 0 and "dataset not used: task=predict takes" in garment.stderr, garment.stderr
+    assert garment.returncode == 0 and "dataset=fashion_mnist not used: task=predict takes" in garment.stderr, \
+        garment.stderr
     assert garment.stdout == result.stdout
 
 

@@ -47,9 +47,14 @@ def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) 
 def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
     """Name what the command line set that this task does not read: how to train, or a model other than the
     checkpoint's (``model.activation=tanh`` evaluated a model it was not trained as)."""
-    def written(key: str) -> str:  # trainer.epochs=3; a group's option (optimizer=sgd) by its name alone
+    def written(key: str) -> str:  # trainer.epochs=3; a group's option as chosen (optimizer=sgd)
+        from hydra.core.hydra_config import HydraConfig
+
         value = OmegaConf.select(cfg, key, default=None)
-        return key if isinstance(value, DictConfig) else f"{key}={value}"
+        if not isinstance(value, DictConfig):
+            return f"{key}={value}"
+        option = HydraConfig.get().runtime.choices.get(key) if HydraConfig.initialized() else None
+        return f"{key}={option}" if option else key
 
     unused = [key for key in sorted(chosen) if not read_by(str(cfg.task), key)
               and OmegaConf.select(cfg, key, default=None) != OmegaConf.select(saved, key, default=None)]
@@ -151,9 +156,11 @@ def dataset_for_eval(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConf
     dataset = as_chosen("dataset", cfg, OmegaConf.create(saved), chosen)
     dataset.root, dataset.download = as_literal(cfg.dataset.root), cfg.dataset.download  # paths are this machine's
     if dataset.num_classes != saved["dataset"]["num_classes"]:
+        how = ("Leave out dataset.num_classes=, which the checkpoint's model sets" if "dataset.num_classes" in chosen
+               else "Evaluate it on a data set with the same classes")
         raise CheckpointError(
             f"{cfg.ckpt} predicts {saved['dataset']['num_classes']} classes but dataset={dataset.name} has "
-            f"{dataset.num_classes}. Evaluate it on a data set with the same classes.")
+            f"{dataset.num_classes}. {how}.")
     return dataset
 
 
