@@ -26,10 +26,11 @@ from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_na
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
-from lenet_exp.files import folder_holder, save_json
+from lenet_exp.files import folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
+from lenet_exp.resume import resume_command
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
 
 
 def say_if_still_training(path: str, state: dict) -> None:
-    """A checkpoint of a run that trains on (its folder held, an epoch still to come) is of an epoch so far:
-    its result will change."""
+    """A checkpoint of a run that trains on (its folder held, an epoch still to come), or that was interrupted,
+    is of an epoch so far: its result will change."""
     folder = Path(path).expanduser().resolve().parent
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
@@ -112,6 +113,9 @@ def say_if_still_training(path: str, state: dict) -> None:
     if holder:
         log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
                     "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
+    elif (read_json(folder.parent / "metrics.json") or {}).get("status") == "interrupted":
+        log.warning("%s is of a run interrupted after epoch %s%s: `%s` trains it on.", path, epoch,
+                    f" of {epochs}" if epochs else "", resume_command(folder.parent))
 
 
 def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
