@@ -81,7 +81,7 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
         return (f"{preset} sets {full_key}, a key that {group}={own}, the preset's own choice, does not have "
                 f"({' or '.join(owners)} has it). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
-    chosen = [o for o in overrides if override_key(o).lstrip("+") == group]
+    chosen = [o for o in overrides if override_key(o) == group]
     if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
         return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({' or '.join(owners)} has it)", preset)
     written = chosen[-1].split("=", 1)[1] if chosen else ""
@@ -435,7 +435,7 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
 def hydra_as_a_whole(overrides: list[str]) -> Optional[str]:
     """``hydra=…`` (or ``~hydra``): Hydra took it for a config group and failed in its own words, or with a
     traceback."""
-    given = next((arg for arg in overrides if arg.lstrip("+~").partition("=")[0] == "hydra"), None)
+    given = next((arg for arg in overrides if override_key(arg) == "hydra"), None)
     if given is None:
         return None
     return (f"{given} names Hydra's own config as a whole: set one of its keys instead, e.g. "
@@ -444,7 +444,7 @@ def hydra_as_a_whole(overrides: list[str]) -> Optional[str]:
 
 def keyless(overrides: list[str]) -> Optional[str]:
     """``=3``, ``+=1`` or a bare ``~``: an override without a key, which Hydra reports as something else."""
-    given = next((arg for arg in overrides if not arg.lstrip("+~").partition("=")[0]
+    given = next((arg for arg in overrides if not override_key(arg)
                   and (arg.startswith("~") or "=" in arg)), None)
     if given is None:
         return None
@@ -488,7 +488,7 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
     for override in overrides:
         if not override.startswith("~"):
             continue
-        key = override[1:].split("=", 1)[0]
+        key = override_key(override)
         if key in GROUP_SCHEMAS:
             loader = config_loader()
             options = loader.get_group_options(key) if loader else []
@@ -589,7 +589,7 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
     text = str(error)
     if text.startswith("Ambiguous value for argument '"):
         override = text.split("'")[1]
-        key = override.split("=", 1)[0].lstrip("+")
+        key = override_key(override)
         loader = config_loader()
         if loader and loader.get_group_options(key):  # a list of a group's options merges them: merged_options
             return f"{override} gives several options of {key}: add -m to sweep over them, or choose one."
