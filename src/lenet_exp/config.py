@@ -561,12 +561,34 @@ def without_hydra(config: Any) -> Any:
 def validate(cfg: Any) -> None:
     """Check the ranges and rules that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf
-    from omegaconf.errors import InterpolationResolutionError
 
     if OmegaConf.get_type(cfg) is not Config:  # a primary config of one's own without configs/config.yaml's
         raise UserError("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, "
                         "…): a primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, "
                         "then sets what it changes.")
+    check_every_value_set(cfg)
+    check_the_options_kinds(cfg)
+    added = {name: cfg.optimizer[name] for name in refuse_unknown_keys(cfg)}
+    if added and read_by(str(cfg.task), "optimizer"):  # +optimizer.maximize=true: refused before the run's folder
+        from hydra._internal.utils import _locate
+
+        from lenet_exp.optim import check_argument_types  # imports torch: only for options passed to the class
+
+        check_argument_types(_locate(str(cfg.optimizer._target_)), added)
+    unset = object()
+    for key, (ok, allowed) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=unset)
+        if value is not unset and range_checked(cfg, key):
+            _check_range(key, value, ok, allowed)
+    check_the_rules_between_settings(cfg)
+
+
+def check_every_value_set(cfg: Any) -> None:
+    """Every ``${…}`` resolves (``trainer.epochs=${oops}``), and no ``???`` is left (``~model``, a YAML of one's
+    own)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import InterpolationResolutionError
+
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
@@ -580,6 +602,13 @@ def validate(cfg: Any) -> None:
         group = "." not in missing[0]  # the top level's settings that can be unset are the groups
         raise ConfigError(missing[0], "???", "one of its options (`python run.py --help` lists them)" if group
                           else "a value")
+
+
+def check_the_options_kinds(cfg: Any) -> None:
+    """Each option chosen is of a kind that lenet_exp trains with: a scheduler or augmentation of a schema
+    (its name the option's), a model with its class, a data set with the data sets' fields."""
+    from omegaconf import OmegaConf
+
     for group in ("scheduler", "augment"):  # its name says which option's schema it holds, and what it does
         node = cfg.get(group)
         schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
@@ -601,38 +630,31 @@ def validate(cfg: Any) -> None:
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
         raise ConfigError("dataset", dataset.get("name"), DATASET_SCHEMA, why="it has no schema")
-    added = {name: cfg.optimizer[name] for name in refuse_unknown_keys(cfg)}
-    if added and read_by(str(cfg.task), "optimizer"):  # +optimizer.maximize=true: refused before the run's folder
-        from hydra._internal.utils import _locate
 
-        from lenet_exp.optim import check_argument_types  # imports torch: only for options passed to the class
 
-        check_argument_types(_locate(str(cfg.optimizer._target_)), added)
-    missing = object()
-    for key, (ok, allowed) in RANGES.items():
-        value = OmegaConf.select(cfg, key, default=missing)
-        if value is not missing and range_checked(cfg, key):
-            _check_range(key, value, ok, allowed)
+def check_the_rules_between_settings(cfg: Any) -> None:
+    """What one setting allows of another: CUDA graphs need a GPU, the fused kernel its layers, determinism no
+    autotuner, Nesterov momentum, eval and predict a checkpoint (and predict an image), training neither."""
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     task = str(cfg.task)
     if read_by(task, "trainer.cuda_graphs") and cfg.trainer.cuda_graphs and (
             device == "cpu" or device == "auto" and not _cuda_visible()):
         raise cuda_graphs_refused("cpu")
-    if cfg.task == "train" and cfg.trainer.fused_cpu_kernels:
+    if task == "train" and cfg.trainer.fused_cpu_kernels:
         from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
 
         refuse_a_blocked_fused_kernel(cfg)
     if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
         raise ConfigError("trainer.cudnn_benchmark", True, "false or null with trainer.deterministic=true (the "
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
-    if cfg.task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
+    if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
-    if cfg.task in ("eval", "predict") and not cfg.ckpt:
-        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={cfg.task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
-    if cfg.task == "predict" and not cfg.image:
+    if task in ("eval", "predict") and not cfg.ckpt:
+        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
+    if task == "predict" and not cfg.image:
         raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
     for key in ("ckpt", "image"):
-        if cfg.task == "train" and cfg[key]:
+        if task == "train" and cfg[key]:
             raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
                                              "use a checkpoint; resume=<run dir> continues a run)")
 
