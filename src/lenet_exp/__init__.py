@@ -131,7 +131,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
         with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
             from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
             from lenet_exp.callbacks import enclosing_record
-            from lenet_exp.files import held_folders, logging_as_run_py_does, read_json
+            from lenet_exp.files import METRICS, held_folders, logging_as_run_py_does, read_json
             from lenet_exp.loop import Run
             from lenet_exp.parts import torch_settings_kept
             from lenet_exp.record import Stopwatch
@@ -182,7 +182,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
         say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
     if outcome.signal:  # the run saved what it had; now the stop the caller asked for
         _take_its_course(outcome.signal)
-    return read_json(run_dir / "metrics.json") or {}
+    return read_json(run_dir / METRICS) or {}
 
 
 def _take_its_course(signum: int) -> None:

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, one_line
-from lenet_exp.files import DiskFull, is_console, is_disk_full, mount_point, read_json, run_events, save_json
+from lenet_exp.files import (METRICS, DiskFull, is_console, is_disk_full, mount_point, read_json, run_events,
+                             save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held, sweep_stop_signal,
                               take_ctrl_c_back)
@@ -54,7 +55,7 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     try:
         record_failure(run_dir, cfg, message)
     except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
-        log.error("(%s could not record the failure either: %s)", run_dir / "metrics.json", failure)
+        log.error("(%s could not record the failure either: %s)", run_dir / METRICS, failure)
     record_failed_session(run_dir, cfg, message)
     return message
 
@@ -98,7 +99,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
     its completed results, or its own record of a stop where it was stopped again (or not started) before it
     could save anything. An earlier failure's or stop's message gives way to this one, and its status too,
     but where a stopped run's checkpoint is there to resume from (an Optuna study resumes only stopped trials)."""
-    path = run_dir / "metrics.json"
+    path = run_dir / METRICS
     metrics = read_json(path)
     if metrics is None:
         try:

@@ -30,7 +30,8 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import (PRESETS, SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
                               run_of_other_length, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, REPLACE_THE_LINK, RUN_FILES, WRITTEN_ENTRIES,
+from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, METRICS, PREDICTION, REPLACE_THE_LINK, RUN_FILES,
+                             SWEEP_RECORD, WRITTEN_ENTRIES,
                              last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
@@ -125,7 +126,7 @@ def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
     folder as named, else as its symbolic links lead."""
     for path in (os.path.abspath(folder), os.path.realpath(folder)):
         for above in Path(path).parents:
-            if (above / "multirun.yaml").is_file():
+            if (above / SWEEP_RECORD).is_file():
                 return above, "sweep"
             if (above / ".hydra" / "config.yaml").is_file():
                 return above, "run"
@@ -248,7 +249,7 @@ def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictC
     if from_files:
         sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
                  f"override of this command sets: a config file or a default changed since. Restore it to continue "
-                 f"the sweep (its config: {sweep_dir / 'multirun.yaml'}), or choose a new hydra.sweep.dir.")
+                 f"the sweep (its config: {sweep_dir / SWEEP_RECORD}), or choose a new hydra.sweep.dir.")
 
 
 def not_made_by_overrides(changed: list[str], before: list[str], now: list[str], searched=frozenset()) -> list[str]:
@@ -300,13 +301,13 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     where no result of it is lost to them (it never trained); or exits with a message where they are refused.
     More epochs of a run whose schedule allows them are no change: it goes on."""
     on_disk = OmegaConf.to_container(load_record(run_dir / ".hydra" / "config.yaml", "hydra.run.dir"))
-    metrics = read_json(run_dir / "metrics.json") or {}
+    metrics = read_json(run_dir / METRICS) or {}
     # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
     recorded = metrics.get("config")
     before, now = recorded if isinstance(recorded, dict) else on_disk, resolved_task_config(config)
     tasks = str(before.get("task", "train")), str(now.get("task", "train"))
     has_trained = trained_anything(run_dir)
-    results = has_trained or any((run_dir / name).is_file() for name in ("metrics.json", "prediction.json"))
+    results = has_trained or any((run_dir / name).is_file() for name in (METRICS, PREDICTION))
     if tasks[0] != tasks[1] and results:
         written = ".hydra/ record" if tasks[1] == "predict" else "metrics.json and TensorBoard run"
         sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose {written} task={tasks[1]} would "
@@ -535,7 +536,7 @@ def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], 
 
 def what_it_trained(job_dir: Path) -> Optional[dict]:
     """The job's metrics.json without what a refused job records of itself (its status, why)."""
-    metrics = read_json(job_dir / "metrics.json")
+    metrics = read_json(job_dir / METRICS)
     return None if metrics is None else {key: value for key, value in metrics.items()
                                          if key not in ("status", "message", LATER_FAILURE)}
 
@@ -606,7 +607,7 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.run.dir is empty, which would write the run into the current folder. "
                      "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
-        if (run_dir / "multirun.yaml").is_file():  # its summary and TensorBoard would take the run for a sweep's
+        if (run_dir / SWEEP_RECORD).is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
         saved = run_dir / ".hydra" / "config.yaml"
@@ -669,7 +670,7 @@ class OutputDirCheck(Callback):
         if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
             sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
                      f"hydra.sweep.dir.")
-        saved = sweep_dir / "multirun.yaml"
+        saved = sweep_dir / SWEEP_RECORD
         # continuing a sweep: only the same sweep, or one with jobs added after its own. One that ended before
         # its first job began (stopped as it started) holds nothing: the next command may start there.
         if saved.is_file():
@@ -678,7 +679,7 @@ class OutputDirCheck(Callback):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         jobs = (path.name for path in sweep_dir.iterdir() if (path / ".hydra").is_dir())
-        linked = linked_entry(sweep_dir, ["multirun.yaml", SUMMARY_RUN, *jobs])
+        linked = linked_entry(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs])
         if linked:
             sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again, or "
                      f"{another_folder(sweep_dir, 'hydra.sweep.dir')}.")

@@ -124,7 +124,7 @@ def read_json(path: Path) -> Optional[dict]:
 def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     """What to tell of a metrics.json in ``run_dir`` that no run of ours wrote (each names its task), which a
     run there would write over; None where there is none."""
-    path = Path(run_dir) / "metrics.json"
+    path = Path(run_dir) / METRICS
     if not path.is_file():
         return None
     record = read_json(path)
@@ -142,8 +142,11 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     return None
 
 
+METRICS = "metrics.json"  # a run's record: its task, status, config, history and test
+PREDICTION = "prediction.json"  # a task=predict run's result
+SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's folder: its config, overrides included
 HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
-RUN_FILES = (*(f".hydra/{name}" for name in HYDRA_RECORD), "run.log", "metrics.json")
+RUN_FILES = (*(f".hydra/{name}" for name in HYDRA_RECORD), "run.log", METRICS)
 WRITTEN_ENTRIES = (".hydra", *RUN_FILES, "checkpoints")  # what a run writes in its folder, besides its events
 REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 

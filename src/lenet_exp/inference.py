@@ -26,7 +26,7 @@ from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_na
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
-from lenet_exp.files import folder_holder, read_json, save_json
+from lenet_exp.files import METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
@@ -113,7 +113,7 @@ def say_if_still_training(path: str, state: dict) -> None:
     if holder:
         log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
                     "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
-    elif (read_json(folder.parent / "metrics.json") or {}).get("status") == "interrupted":
+    elif (read_json(folder.parent / METRICS) or {}).get("status") == "interrupted":
         log.warning("%s is of a run interrupted after epoch %s%s: `%s` trains it on.", path, epoch,
                     f" of {epochs}" if epochs else "", resume_command(folder.parent))
 
@@ -297,7 +297,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
         tb.session_end()
     finally:
         tb.close()
-    save_json(run_dir / "metrics.json", metrics)  # last: a stop while its figures were drawn left it "completed"
+    save_json(run_dir / METRICS, metrics)  # last: a stop while its figures were drawn left it "completed"
     trained_on = state["config"]["dataset"]["name"]
     other = f", a model trained on {trained_on}" if trained_on != dataset.name else ""
     log.info("%s on %s test: acc %.4f, loss %.4f (%d images%s)", cfg.ckpt, dataset.name, result.acc, result.loss,
@@ -399,8 +399,8 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), **trained.record(cfg),
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
-    save_json(run_dir / "prediction.json", prediction)
-    (run_dir / "metrics.json").unlink(missing_ok=True)  # an earlier try's failure or stop, which the summary would list
+    save_json(run_dir / PREDICTION, prediction)
+    (run_dir / METRICS).unlink(missing_ok=True)  # an earlier try's failure or stop, which the summary would list
     return prediction
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from lenet_exp.errors import one_line
-from lenet_exp.files import LOCK_FILE, folder_holder, is_disk_full, release_folder, write_nowhere
+from lenet_exp.files import LOCK_FILE, SWEEP_RECORD, folder_holder, is_disk_full, release_folder, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -238,8 +238,8 @@ def forget_a_sweep_that_never_began() -> None:
     anything else in it stays."""
     if _sweep_dir is None or not _sweep_dir.is_dir():
         return
-    if {path.name for path in _sweep_dir.iterdir()} <= {"multirun.yaml", LOCK_FILE}:
-        (_sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+    if {path.name for path in _sweep_dir.iterdir()} <= {SWEEP_RECORD, LOCK_FILE}:
+        (_sweep_dir / SWEEP_RECORD).unlink(missing_ok=True)
         release_folder(_sweep_dir, delete_lock=True)
         _sweep_dir.rmdir()
 

@@ -82,7 +82,7 @@ class Run:
         self.slot = slot or JobSlot()
         self.stopwatch = stopwatch or Stopwatch()
         self.git = provenance()
-        self.metrics_path = run_dir / "metrics.json"
+        self.metrics_path = run_dir / files.METRICS
         self.last_path = run_dir / "checkpoints" / "last.pt"
         self.best_path = run_dir / "checkpoints" / "best.pt"
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
@@ -103,10 +103,10 @@ class Run:
         linked = files.linked_entry(self.dir, files.WRITTEN_ENTRIES)
         if linked:
             raise UserError(f"{linked}. {files.REPLACE_THE_LINK}, or choose a new output directory.")
-        if (self.dir / "multirun.yaml").is_file():
+        if (self.dir / files.SWEEP_RECORD).is_file():
             raise UserError(f"{self.dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose a new "
                             f"output directory.")
-        other = (previous or {}).get("task") or ("predict" if (self.dir / "prediction.json").is_file() else "train")
+        other = (previous or {}).get("task") or ("predict" if (self.dir / files.PREDICTION).is_file() else "train")
         if other != "train":
             raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
                             f"new output directory.")
@@ -252,7 +252,7 @@ class Run:
         if not (self.dir / ".hydra").is_dir():
             return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
         alone = f"`{resume_command(self.dir)}`"
-        sweep = next((folder for folder in self.dir.parents if (folder / "multirun.yaml").is_file()), None)
+        sweep = next((folder for folder in self.dir.parents if (folder / files.SWEEP_RECORD).is_file()), None)
         if sweep is None:
             return alone
         again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from lenet_exp.files import METRICS, SWEEP_RECORD
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
 
 PREFIX = "resume="
@@ -116,12 +117,12 @@ def expand_resume(argv: list[str]) -> list[str]:
     if sweep:  # hydra.run.dir means nothing to a sweep
         sys.exit(f"Error: resume= continues one run, and {sweep} starts a sweep. Drop {sweep} to continue {run_dir}; "
                  f"a sweep continues with its own command and hydra.sweep.dir=<sweep dir>.")
-    if (run_dir / "multirun.yaml").is_file():
+    if (run_dir / SWEEP_RECORD).is_file():
         jobs = sorted(path.parent.parent for path in run_dir.glob("*/.hydra/overrides.yaml"))
         one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
         sys.exit(f"Error: resume={run_dir} is a sweep's directory, not a run's. The sweep's command run again with "
                  f"hydra.sweep.dir={shlex.quote(str(run_dir))} continues the whole sweep (its overrides are in "
-                 f"{run_dir / 'multirun.yaml'}, under hydra.overrides); resume=<job folder> continues one job, "
+                 f"{run_dir / SWEEP_RECORD}, under hydra.overrides); resume=<job folder> continues one job, "
                  f"e.g. resume={shlex.quote(str(one_job))}.")
     if not run_dir.exists():
         sys.exit(f"Error: resume={run_dir}: no such folder. Pass the directory of a run, e.g. "
@@ -136,7 +137,7 @@ def expand_resume(argv: list[str]) -> list[str]:
                 else f"{saved_file.name} is missing; the same list is in .hydra/hydra.yaml, under hydra.overrides.task"
             sys.exit(f"Error: cannot resume from {saved_file}: {gone}. It must list the run's own overrides as "
                      f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
-        if (run_dir / "metrics.json").is_file():  # lenet_exp.train()'s: no command line to replay
+        if (run_dir / METRICS).is_file():  # lenet_exp.train()'s: no command line to replay
             sys.exit(f"Error: resume={run_dir} is a run started from Python (train(), which records no command "
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "

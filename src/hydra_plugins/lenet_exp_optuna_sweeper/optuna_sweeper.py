@@ -40,6 +40,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # no torch here: Hydra imports this module in every run.py
+from lenet_exp.files import SWEEP_RECORD
 from lenet_exp.launch import ending_on_a_dead_job, note_stored_study, sweep_stop_signal
 from lenet_exp.sweeps.space import JobFolders
 
@@ -156,7 +157,7 @@ class StoppableOptunaSweeper(Sweeper):
         if self.stored_trials:
             _refuse_other_fixed_settings(self.optuna.sweeper, self.fixed_settings)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, self.sweep_dir / SWEEP_RECORD)
         if self.stored_trials:
             _refuse_a_search_space_the_stored_study_cannot_take(self.optuna.sweeper, arguments)
         try:
@@ -251,13 +252,13 @@ def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str
 
     from lenet_exp.command_line_errors import typo_message
     from lenet_exp.errors import one_line
-    from lenet_exp.files import save_json
+    from lenet_exp.files import METRICS, save_json
 
     message = typo_message(error, overrides) or one_line(error)
     folder = Path(str(config.hydra.sweep.dir)) / str(number)  # named by its number: its values name no folder
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
-    save_json(folder / "metrics.json", {"task": str(config.get("task", "train")), "status": "failed",
+    save_json(folder / METRICS, {"task": str(config.get("task", "train")), "status": "failed",
                                         "message": message})
     log.error(f"Trial {number} cannot run: {message.removeprefix('Error: ')} [{folder}]")
     return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten
-from lenet_exp.files import read_json
+from lenet_exp.files import METRICS, read_json
 from lenet_exp.sweeps.records import LATER_FAILURE
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
@@ -44,7 +44,7 @@ class Job:
 def as_found(job: Job, job_dir: Path) -> Job:
     """The job with where its folder says it stands, from its metrics.json: for the plan only (each trial
     starts from its own checkpoint, and trials that turn out to start from different epochs train apart)."""
-    metrics = read_json(job_dir / "metrics.json") or {}
+    metrics = read_json(job_dir / METRICS) or {}
     done = metrics.get("epochs_done")
     job.goes_on_after = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else 0
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.files import folder_holder
+from lenet_exp.files import SWEEP_RECORD, folder_holder
 from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
@@ -32,15 +32,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     if (args.sweep_dir / ".hydra").is_dir():  # its summary would be written among the run's own files
         sweep = args.sweep_dir.resolve().parent
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
-            f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / "multirun.yaml").is_file() else
+            f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / SWEEP_RECORD).is_file() else
             "a single run has no sweep summary (its metrics.json is its record)"))
     # sweeps up to four levels below, as a checkout holds them (outputs/sweeps/<date>/<time>): not a walk of the tree
-    sweeps = [] if (args.sweep_dir / "multirun.yaml").is_file() else sorted(
-        path.parent for depth in range(1, 5) for path in args.sweep_dir.glob("*/" * depth + "multirun.yaml"))
+    sweeps = [] if (args.sweep_dir / SWEEP_RECORD).is_file() else sorted(
+        path.parent for depth in range(1, 5) for path in args.sweep_dir.glob("*/" * depth + SWEEP_RECORD))
     if sweeps:  # e.g. outputs/sweeps: "no job directories found" said nothing of the sweeps it holds
         parser.error(f"{args.sweep_dir} holds {len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''} (" + ", ".join(
             map(str, sweeps[:3])) + (", ..." if len(sweeps) > 3 else "") + "): give the folder of one of them.")
-    if not (args.sweep_dir / "multirun.yaml").is_file() and find_job_dirs(args.sweep_dir):
+    if not (args.sweep_dir / SWEEP_RECORD).is_file() and find_job_dirs(args.sweep_dir):
         # e.g. outputs/runs/<date>: its runs would be numbered as one sweep's jobs, and a summary written among them
         parser.error(f"{args.sweep_dir} holds runs but no multirun.yaml, which every sweep writes first: it is no "
                      f"sweep's folder. Give the folder of a `python run.py -m` sweep (its hydra.sweep.dir).")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.files import folder_holder, read_json
+from lenet_exp.files import METRICS, PREDICTION, SWEEP_RECORD, folder_holder, read_json
 from lenet_exp.overrides import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
@@ -30,7 +30,7 @@ BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
 # what a job's record is read from, in its folder
-JOB_RECORD_FILES = ("metrics.json", "prediction.json", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
+JOB_RECORD_FILES = (METRICS, PREDICTION, ".hydra/overrides.yaml", ".hydra/hydra.yaml")
 
 
 @dataclass
@@ -125,7 +125,7 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     own may be nested, ``hydra.sweep.subdir=lr_${optimizer.lr}/${seed}``), but not the jobs of another sweep
     kept in it (its own folder with a multirun.yaml, e.g. an evaluation sweep of its checkpoints)."""
     jobs = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == ".hydra"}
-    return sorted(job for job in jobs if not any((sweep_dir / folder / "multirun.yaml").is_file()
+    return sorted(job for job in jobs if not any((sweep_dir / folder / SWEEP_RECORD).is_file()
                                                  for folder in job.relative_to(sweep_dir).parents[:-1]))
 
 
@@ -144,7 +144,7 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
                 except OSError as error:
                     errors.append(error)
             subfolders.clear()
-        elif "multirun.yaml" in names and Path(folder) != sweep_dir:
+        elif SWEEP_RECORD in names and Path(folder) != sweep_dir:
             subfolders.clear()  # another sweep's, which the summary leaves out
         else:
             subfolders[:] = [name for name in subfolders if name != ".submitit"]
@@ -161,8 +161,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     params = overridden(overrides)
     record = JobRecord(job=job_number(job_dir, fallback_number), status="failed", overrides=overrides,
                        params=params, run_dir=str(job_dir))
-    metrics = read_json(job_dir / "metrics.json")
-    prediction = read_json(job_dir / "prediction.json") if metrics is None else None  # a predict job's result
+    metrics = read_json(job_dir / METRICS)
+    prediction = read_json(job_dir / PREDICTION) if metrics is None else None  # a predict job's result
     if prediction is not None:
         record.status = _text(prediction.get("status", "failed"))
         record.prediction = _text(f"{prediction.get('class')} ({prediction.get('name')}), "
@@ -173,7 +173,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
             record.status, record.message = "running", "starting: no epoch recorded yet"
         else:
             record.message = ("no metrics.json: the job was killed or crashed before writing it"
-                              if not (job_dir / "metrics.json").exists() else
+                              if not (job_dir / METRICS).exists() else
                               "metrics.json cannot be read as a JSON object (empty, cut short or edited)")
         return record
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
@@ -276,7 +276,7 @@ def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any
 def load_sweep_config(sweep_dir: Path) -> Optional[DictConfig]:
     """The sweep's own config as the BasicSweeper saved it (multirun.yaml), if there is one."""
     try:
-        return OmegaConf.load(sweep_dir / "multirun.yaml")
+        return OmegaConf.load(sweep_dir / SWEEP_RECORD)
     except Exception:
         return None
 
