@@ -319,6 +319,22 @@ def test_train_leaves_torchs_settings_as_it_found_them(tiny_root, tmp_path):
         torch.set_num_threads(before[0])
 
 
+def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tmp_path):
+    """set_default_dtype(torch.float64) failed the first step with a traceback; set_float32_matmul_precision
+    ("medium") changed the results, without a record. Both are the caller's again afterwards."""
+    cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=2", "trainer.deterministic=true")
+    plain = train(cfg, run_dir=tmp_path / "plain")
+    torch.set_default_dtype(torch.float64)
+    torch.set_float32_matmul_precision("medium")
+    try:
+        other = train(cfg, run_dir=tmp_path / "other")
+        assert (torch.get_default_dtype(), torch.get_float32_matmul_precision()) == (torch.float64, "medium")
+    finally:
+        torch.set_default_dtype(torch.float32)
+        torch.set_float32_matmul_precision("highest")
+    assert other["status"] == "completed" and other["test"] == plain["test"], other.get("message")
+
+
 def test_train_under_a_callers_no_grad_or_inference_mode_trains_and_leaves_the_mode_as_it_was(tiny_root, tmp_path):
     """A notebook cell's torch.no_grad(): "element 0 of tensors does not require grad" at the first step."""
     cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=2")

@@ -32,16 +32,23 @@ def torch_settings_kept() -> Iterator[None]:
     """Gradients on, and the process-wide settings a run changes (its threads, determinism, cuDNN's) as they
     were before it: a notebook's own code after ``lenet_exp.train()`` ran with the run's threads, or failed on
     an operation without a deterministic implementation. (The random generators stay seeded, as after
-    ``torch.manual_seed``.)"""
+    ``torch.manual_seed``.) A run computes in torch's defaults whatever a notebook set before it: float32
+    tensors (``set_default_dtype(torch.float64)`` failed its first step) and float32 matrix products in full
+    precision (``set_float32_matmul_precision("medium")`` changed its results, without a record of it)."""
     threads, workspace = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    dtype, matmul = torch.get_default_dtype(), torch.get_float32_matmul_precision()
     try:
+        torch.set_default_dtype(torch.float32)
+        torch.set_float32_matmul_precision("highest")
         # gradients on whatever the caller's mode (a notebook's torch.no_grad(): "element 0 of tensors does not
         # require grad" at the first step), theirs again after
         with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
+        torch.set_default_dtype(dtype)
+        torch.set_float32_matmul_precision(matmul)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
