@@ -319,6 +319,21 @@ def test_train_leaves_torchs_settings_as_it_found_them(tiny_root, tmp_path):
         torch.set_num_threads(before[0])
 
 
+def test_nothing_runs_inside_a_run_that_train_made(tiny_root, tmp_path):
+    """train()'s run has no .hydra/ record: a run in its checkpoints/ was taken (its metrics.json, events and
+    lock beside best.pt), and a run.py run below it shown in its TensorBoard as a run of its own."""
+    cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=2")
+    run_dir = tmp_path / "run"
+    assert train(cfg, run_dir=run_dir)["status"] == "completed"
+    before = sorted(run_dir.rglob("*"))
+    with pytest.raises(UserError, match=re.escape(f"{run_dir / 'checkpoints'} is inside the run folder {run_dir}: a "
+                                                  f"run needs a folder of its own.")):
+        train(cfg, run_dir=run_dir / "checkpoints")
+    below = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir / 'sub'}"], cwd=tmp_path)
+    assert below.returncode == 1 and f"is inside the run folder {run_dir}" in below.stderr, below.stderr[-2000:]
+    assert sorted(run_dir.rglob("*")) == before
+
+
 def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tmp_path):
     """set_default_dtype(torch.float64) failed the first step with a traceback; set_float32_matmul_precision
     ("medium") changed the results, without a record. Both are the caller's again afterwards."""

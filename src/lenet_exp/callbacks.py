@@ -121,14 +121,15 @@ def is_resumed(directory: Path) -> bool:
 
 
 def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
-    """The nearest folder above ``folder`` that is a sweep's (multirun.yaml) or a run's (.hydra/config.yaml),
-    and which: its summary, its jobs and its TensorBoard would take in what is written below it. Above the
-    folder as named, else as its symbolic links lead."""
+    """The nearest folder above ``folder`` that is a sweep's (multirun.yaml) or a run's (.hydra/config.yaml, or
+    the metrics.json of a run that lenet_exp.train() made), and which: its summary, its jobs and its
+    TensorBoard would take in what is written below it. Above the folder as named, else as its symbolic links
+    lead."""
     for path in (os.path.abspath(folder), os.path.realpath(folder)):
         for above in Path(path).parents:
             if (above / SWEEP_RECORD).is_file():
                 return above, "sweep"
-            if (above / ".hydra" / "config.yaml").is_file():
+            if (above / ".hydra" / "config.yaml").is_file() or "task" in (read_json(above / METRICS) or {}):
                 return above, "run"
     return None
 
