@@ -110,7 +110,7 @@ class Run:
         if other != "train":
             raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
                             f"new output directory.")
-        if previous and previous.get("status") == "completed":  # a train run's (any other was refused above)
+        if previous and previous.get("status") == "completed" and previous.get("task") == "train":
             if run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
                 return None  # it goes on from its last epoch
             changed = config_differences(previous.get("config", {}), self.config)
