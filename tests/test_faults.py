@@ -413,6 +413,25 @@ def test_resume_with_a_primary_config_the_run_was_not_made_with_names_both(tiny_
     assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file() and path.name != ".lock"} == before
 
 
+def test_resume_with_the_option_of_a_group_the_run_added_continues_it_or_says_what_changed(tiny_root, tmp_path):
+    """A run made with +extra=foo (a group of one's own), resumed with extra=foo: Hydra's "No match in the
+    defaults list" (or "force-add of config groups is not supported"), of an override replayed; another option
+    of it was blamed on "a config file or a default changed since"."""
+    mine, run_dir = tmp_path / "mine", tmp_path / "run"
+    (mine / "extra").mkdir(parents=True)
+    for name, smoothing in (("foo", 0.1), ("bar", 0.2)):
+        (mine / "extra" / f"{name}.yaml").write_text(f"# @package _global_\ntrainer:\n  label_smoothing: {smoothing}\n")
+    made = run_main(["--config-dir", str(mine), "+extra=foo", *fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"],
+                    cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    same = run_main(["--config-dir", str(mine), "extra=foo", f"resume={run_dir}"], cwd=tmp_path)
+    assert same.returncode == 0 and "Already completed" in same.stderr, same.stderr[-2000:]
+    other = run_main(["--config-dir", str(mine), "extra=bar", f"resume={run_dir}"], cwd=tmp_path)
+    assert other.returncode == 1 and f"Error: {run_dir} holds a run with another config (trainer.label_smoothing: " \
+        f"0.1 -> 0.2). Continue it as it was made with `python run.py --config-dir {mine} resume={run_dir}`" \
+        in other.stderr, other.stderr[-2000:]
+
+
 def test_a_run_folder_does_not_choose_the_configs_that_resume_reads(tiny_root, tmp_path):
     """A config can run code (Hydra builds its hydra.callbacks): a .hydra/hydra.yaml edited to name a config
     folder elsewhere made resume= compose from there, and run what it named."""

@@ -1350,7 +1350,8 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert sorted(cosine.rglob("*")) == before
     # and an argument the run passed to its optimizer, which the one chosen now does not take ("leave out +…")
     amsgrad = tmp_path / "amsgrad"
-    assert run_main([*fast, "+optimizer.amsgrad=true", f"hydra.run.dir={amsgrad}"], cwd=tmp_path).returncode == 0
+    assert run_main([*fast, "+optimizer.amsgrad=true", "trainer.limit_batches=2", f"hydra.run.dir={amsgrad}"],
+                    cwd=tmp_path).returncode == 0
     sgd = run_main([f"resume={amsgrad}", "optimizer=sgd", "trainer.epochs=3"], cwd=tmp_path)
     assert sgd.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which the optimizer " \
         f"chosen now does not take: resume= continues a run with the settings it was made with. Continue it with " \
@@ -1366,6 +1367,14 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     deleted = run_main([f"resume={amsgrad}", "~optimizer.amsgrad"], cwd=tmp_path)
     assert deleted.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which " \
         f"~optimizer.amsgrad deletes: resume= continues a run" in deleted.stderr, deleted.stderr
+    # the command offered keeps no epochs that the run would not train on to, nor the eval batch size where
+    # limit_batches makes it choose the images tested: each was refused in turn
+    for refused in (["trainer.epochs=1"], ["trainer.eval_batch_size=500"]):
+        offered = run_main([f"resume={amsgrad}", "optimizer=sgd", *refused], cwd=tmp_path)
+        assert offered.returncode == 1 and f"Continue it with `python run.py resume={amsgrad}`, or" in offered.stderr, \
+            offered.stderr
+    empty = run_main([f"resume={amsgrad}", ""], cwd=tmp_path)  # an IndexError's traceback
+    assert empty.returncode == 1 and "cannot be read as an override" in empty.stderr, empty.stderr[-2000:]
     # a completed run skipped keeps its own record: Hydra wrote the command's over it (device=cuda, on a machine
     # without a GPU, was then replayed by every later resume=)
     record = {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()}

@@ -257,8 +257,9 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
     """The ``key: old -> new`` differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
     changed_overrides = {override_key(override) for override in set(before) ^ set(now)}
-    if PRESETS in changed_overrides:  # another preset, or none: it may have set any of them (a swept one is the same)
-        return []
+    top_level = {f.name for f in dataclasses.fields(Config)}  # a group of one's own (+extra=foo) is a preset too
+    if any(key == PRESETS or "." not in key and key not in top_level for key in changed_overrides):
+        return []  # another preset, or none: it may have set any of them (a swept one is the same)
     keys = changed_overrides | set(searched)
     if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
         keys.add("data_seed")

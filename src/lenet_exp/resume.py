@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import METRICS, SWEEP_RECORD
+from lenet_exp.files import METRICS, SWEEP_RECORD, read_json
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
 
 PREFIX = "resume="
@@ -80,21 +80,31 @@ def replayed_setting(key: str) -> Optional[str]:
 def the_runs_own(setting: str, against: str, other: str) -> str:
     """What to say where the resumed run's own ``setting`` meets what the command chose (``against`` it):
     the run goes on only as it was made, and ``other`` is a new run's. The command offered keeps what this
-    one gave that a resume takes: where and how fast it runs, and more epochs unless its schedule spreads
-    over them."""
-    import yaml
-
-    from lenet_exp.config import SCHEDULES_WITHOUT_AN_END, where_or_how_fast
-
-    try:
-        schedule = yaml.safe_load((_resumed / ".hydra" / "config.yaml").read_text())["scheduler"]["name"]
-    except Exception:  # damaged: its more epochs are for the runner to tell
-        schedule = None
-    kept = [o for o in _typed if "=" in o and o[0] not in "+~" and (where_or_how_fast(override_key(o)) or (
-        override_key(o) == "trainer.epochs" and schedule in SCHEDULES_WITHOUT_AN_END))]
+    one gave that a resume of the run takes: where and how fast it runs, and the epochs it would train on to."""
+    kept = [o for o in _typed if "=" in o and not o.startswith(("+", "~")) and taken_by_a_resume(o)]
     continuing = " ".join([resume_command(_resumed), *map(shlex.quote, kept)])
     return (f"{_resumed} was made with {setting}, {against}: resume= continues a run with the settings it was "
             f"made with. Continue it with `{continuing}`, or train {other} as a new run (without resume=).")
+
+
+def taken_by_a_resume(override: str) -> bool:
+    """Whether the resumed run goes on with ``override`` as it was made (where and how fast it runs), or
+    trained on to its ``trainer.epochs=N``; False where its record cannot say."""
+    import yaml
+
+    from lenet_exp.config import run_of_other_length, where_or_how_fast
+
+    record = read_json(_resumed / METRICS) or {}
+    made = record.get("config")
+    try:
+        made = made if isinstance(made, dict) else yaml.safe_load((_resumed / ".hydra" / "config.yaml").read_text())
+        key, value = override_key(override), override.split("=", 1)[1]
+        if key != "trainer.epochs":
+            return where_or_how_fast(key, made["trainer"].get("limit_batches"))
+        longer = {**made, "trainer": {**made["trainer"], "epochs": int(value)}}
+        return run_of_other_length(made, longer, record.get("epochs_done"))
+    except Exception:  # a damaged record, a value that is no number: the runner tells
+        return False
 
 
 def expand_resume(argv: list[str]) -> list[str]:
@@ -164,10 +174,11 @@ def expand_resume(argv: list[str]) -> list[str]:
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
     own = saved_overrides(saved_file)
-    added = {override_key(o) for o in own if o.startswith("+")}  # +optimizer.amsgrad=true: no key of the YAML's
-    # set where it was added, as the run set it: the same value continues it, another is refused as any changed one
-    overrides = [f"++{arg}" if arg[0] not in "+~" and "=" in arg and override_key(arg) in added else arg
-                 for arg in overrides]
+    # what the run added (+optimizer.amsgrad=true, or a group's option: +extra=foo), set where it was added, as the
+    # run set it: the same value continues it, another is refused as any changed one (Hydra: "not in config")
+    added = {override_key(o): "++" if "." in override_key(o) else "+" for o in own if o.startswith("+")}
+    overrides = [added[override_key(arg)] + arg if not arg.startswith(("+", "~")) and "=" in arg
+                 and override_key(arg) in added else arg for arg in overrides]
     saved = [o for o in own if override_key(o) not in {*explicit, STUDY_GROUP}]
     hydra, replayed = hydras_record(run_dir), []
     if hydra:  # an older or damaged record: the task's overrides alone, as before
