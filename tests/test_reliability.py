@@ -1638,11 +1638,12 @@ def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast,
     assert training.returncode == 0, training.stderr[-2000:]
     assert (f"{best} is of a run still training (pid {holder.pid}): it holds its weights after epoch 1 of 3. Run "
             f"this again when the run ends for its final ones.") in training.stderr
-    # the run stopped there: said as well (nothing was), with the command that trains it on
+    # a run stopped after its second epoch, whose best is its first: said as well (nothing was), with the
+    # command that trains it on
     metrics = read_json(run / "metrics.json")
-    save_json(run / "metrics.json", {**metrics, "status": "interrupted"})
+    save_json(run / "metrics.json", {**metrics, "status": "interrupted", "epochs_done": 2})
     interrupted = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'interrupted'}"], cwd=tmp_path)
-    assert interrupted.returncode == 0 and f"{best} is of a run interrupted after epoch 1 of 3: `python run.py " \
+    assert interrupted.returncode == 0 and f"{best} is of a run interrupted after epoch 2 of 3: `python run.py " \
         f"resume={run}` trains it on." in interrupted.stderr, interrupted.stderr[-2000:]
 
 

@@ -30,7 +30,7 @@ from lenet_exp.files import METRICS, PREDICTION, folder_holder, read_json, save_
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
-from lenet_exp.resume import resume_command
+from lenet_exp.resume import how_to_go_on
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,12 @@ def say_if_still_training(path: str, state: dict) -> None:
     if holder:
         log.warning("%s is of a run still training (%s): it holds its weights after epoch %s%s. Run this again "
                     "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
-    elif (read_json(folder.parent / METRICS) or {}).get("status") == "interrupted":
-        log.warning("%s is of a run interrupted after epoch %s%s: `%s` trains it on.", path, epoch,
-                    f" of {epochs}" if epochs else "", resume_command(folder.parent))
+        return
+    record = read_json(folder.parent / METRICS) or {}
+    if record.get("status") == "interrupted":  # of its best epoch so far (best.pt), or of its last (last.pt)
+        done = record.get("epochs_done") if isinstance(record.get("epochs_done"), int) else epoch
+        log.warning("%s is of a run interrupted after epoch %s%s: %s trains it on.", path, done,
+                    f" of {epochs}" if epochs else "", how_to_go_on(folder.parent))
 
 
 def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
@@ -337,7 +340,8 @@ LARGEST_SIDE = 4096  # an image's longest side, in pixels, as it is made square 
 
 
 def read_image(path: str) -> torch.Tensor:
-    """A PNG or JPEG as uint8 grayscale [1, 28, 28], the data sets' native form."""
+    """An image file (PNG, JPEG, or another that Pillow reads) as uint8 grayscale [1, 28, 28], the data sets' native
+    form."""
     from PIL import Image, ImageOps, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pad, resize
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm import tqdm
 
 from lenet_exp import checkpoints
@@ -36,7 +35,7 @@ from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown,
                                training_hparams, versions)
-from lenet_exp.resume import resume_command
+from lenet_exp.resume import how_to_go_on
 from lenet_exp.signals import StopSignals
 
 log = logging.getLogger(__name__)
@@ -147,7 +146,7 @@ class Run:
                     f"a new output directory.")
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
-                f"Continue it as it was ({self.go_on()}), or choose a new output directory."
+                f"Continue it as it was ({how_to_go_on(self.dir)}), or choose a new output directory."
             )
         return saved
 
@@ -244,25 +243,7 @@ class Run:
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. Continue with "
-                f"{self.go_on()}.")
-
-    def go_on(self) -> str:
-        """What continues this run: run.py's resume=, or its sweep's command (a study's trial goes on only in its
-        study); for lenet_exp.train()'s (no command line) train() again."""
-        if not (self.dir / ".hydra").is_dir():
-            return f"train(cfg, run_dir={str(self.dir)!r}) and the same cfg"
-        alone = f"`{resume_command(self.dir)}`"
-        sweep = next((folder for folder in self.dir.parents if (folder / files.SWEEP_RECORD).is_file()), None)
-        if sweep is None:
-            return alone
-        again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
-        try:
-            sweeper = str(OmegaConf.load(self.dir / ".hydra" / "hydra.yaml").hydra.sweeper._target_)
-        except Exception:  # a record damaged or of another Hydra: the sweep's command continues either way
-            return again
-        if "optuna" in sweeper:  # resumed alone, a trial would end outside its study
-            return f"{again} (which goes on with the study)"
-        return f"{again}, or this job alone with {alone}"
+                f"{how_to_go_on(self.dir)}.")
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   val: EvalResult, lr: float, seconds: float) -> tuple[str, str]:

@@ -271,6 +271,27 @@ def configs_read(hydra: Optional[dict]) -> list[str]:
     return [flag for flags in config_flags(hydra, set(), CONFIGS) for flag in flags] if hydra else []
 
 
+def how_to_go_on(run_dir: Path) -> str:
+    """What continues the run in ``run_dir``: run.py's resume=, or its sweep's command (a study's trial goes
+    on only in its study); for lenet_exp.train()'s (no command line) train() again."""
+    from omegaconf import OmegaConf
+
+    if not (run_dir / ".hydra").is_dir():
+        return f"train(cfg, run_dir={str(run_dir)!r}) and the same cfg"
+    alone = f"`{resume_command(run_dir)}`"
+    sweep = next((folder for folder in run_dir.parents if (folder / SWEEP_RECORD).is_file()), None)
+    if sweep is None:
+        return alone
+    again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
+    try:
+        sweeper = str(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.sweeper._target_)
+    except Exception:  # a record damaged or of another Hydra: the sweep's command continues either way
+        return again
+    if "optuna" in sweeper:  # resumed alone, a trial would end outside its study
+        return f"{again} (which goes on with the study)"
+    return f"{again}, or this job alone with {alone}"
+
+
 def resume_command(run_dir: Path) -> str:
     """The command that continues the run in ``run_dir``, with the configs it was made with named."""
     return command_resuming(run_dir, configs_to_name(run_dir))
