@@ -334,6 +334,23 @@ def test_nothing_runs_inside_a_run_that_train_made(tiny_root, tmp_path):
     assert sorted(run_dir.rglob("*")) == before
 
 
+def test_a_run_py_run_trained_on_by_train_is_resumed_with_its_epochs(tiny_root, tmp_path):
+    """train() trains a run.py run on without Hydra's record: its next resume= said that overrides.yaml "was
+    edited after the run was made", which nobody had done."""
+    run_dir = tmp_path / "run"
+    assert run_main([*fast_overrides(tiny_root), "trainer.limit_batches=2", f"hydra.run.dir={run_dir}"],
+                    cwd=tmp_path).returncode == 0
+    on = train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=2", "trainer.epochs=2"), run_dir=run_dir)
+    assert on["status"] == "completed" and on["epochs_done"] == 2
+    again = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
+        f"Error: {run_dir} was trained on to 2 epochs from Python (lenet_exp.train()), which its .hydra/ does not "
+        f"record: continue it with `python run.py resume={run_dir} trainer.epochs=2`, or with train() again."), \
+        again.stderr[-2000:]
+    told = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert told.returncode == 0 and "Already completed" in told.stderr, told.stderr[-2000:]
+
+
 def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tmp_path):
     """set_default_dtype(torch.float64) failed the first step with a traceback; set_float32_matmul_precision
     ("medium") changed the results, without a record. Both are the caller's again afterwards."""

@@ -337,6 +337,12 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
             log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
                      "goes on to" if epochs > given else "ends after", epochs)
         return []
+    given = before["trainer"]["epochs"]
+    if (isinstance(recorded, dict) and all(change.startswith("trainer.epochs:") for change in changed)
+            and on_disk.get("trainer", {}).get("epochs") == now["trainer"]["epochs"]):  # .hydra/ as the command
+        sys.exit(f"Error: {run_dir} was trained on to {given} epochs from Python (lenet_exp.train()), which its "
+                 f".hydra/ does not record: continue it with `{resume_command(run_dir)} trainer.epochs={given}`, or "
+                 f"with train() again.")
     from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
     if from_files:
         refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
