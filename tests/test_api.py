@@ -215,6 +215,19 @@ def test_compose_takes_a_folder_of_ones_own_options_as_run_pys_config_dir_does(t
         compose(config_dir=123)
 
 
+
+def test_compose_says_which_options_of_ones_own_are_not_read(tmp_path, caplog):
+    """mine/optimizer/adam.yaml is configs/'s adam to Hydra: run.py --config-dir says so, compose() said nothing."""
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    own = tmp_path / "mine" / "optimizer" / "adam.yaml"
+    own.write_text("defaults:\n  - /schema_optimizer_adam@_here_\n  - _self_\n_target_: torch.optim.Adam\nlr: 0.5\n")
+    with caplog.at_level("WARNING", logger="lenet_exp"):
+        cfg = compose("optimizer=adam", config_dir=tmp_path / "mine")
+    assert cfg.optimizer.lr == 0.001 and f"{own} is not read: {lenet_exp.CONFIGS / 'optimizer' / 'adam.yaml'}, first " \
+        f"on Hydra's search path, has its name. Give yours another name, then choose it with optimizer=<that name>." \
+        in caplog.text, caplog.text
+
+
 def test_limit_batches_caps_train_val_and_test(tiny_root, tmp_path, monkeypatch):
     from lenet_exp import loop
 

@@ -9,6 +9,7 @@ From Python (a notebook, a script) rather than ``run.py``::
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from contextlib import contextmanager
@@ -40,6 +41,10 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         if not configs.is_dir():
             raise UserError(f"compose(config_dir={str(config_dir)!r}): no such folder. Give the folder that holds "
                             f"your config files (its optimizer/, dataset/, … subfolders).")
+        from lenet_exp.callbacks import unread_configs
+
+        for message in unread_configs(CONFIGS, configs):  # as run.py --config-dir says of them
+            logging.getLogger("lenet_exp").warning(message)
         configs, search_path = CONFIGS, [f"hydra.searchpath=[{quote(f'file://{configs}')}]"]
     if not (configs / "config.yaml").is_file():  # e.g. `pip install .`, which leaves configs/ in the checkout
         raise UserError(f"compose() found no config.yaml in {configs}: pass config_dir=<the checkout's configs/>, or "

@@ -522,12 +522,19 @@ def warn_of_unread_configs(config: DictConfig) -> None:
             log.warning("%s (%s) is no folder: none of its configs is read.", folder, provider)
         if provider == "main" or not folder.is_dir():
             continue
-        for own in sorted([*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]):
-            shipped = main / own.relative_to(folder)
-            if shipped.is_file() and own.resolve() != shipped.resolve():
-                chosen = f"{own.parent.name}=<that name>" if own.parent != folder else "--config-name <that name>"
-                log.warning("%s is not read: %s, first on Hydra's search path, has its name. Give yours another "
-                            "name, then choose it with %s.", own, shipped, chosen)
+        for message in unread_configs(main, folder):
+            log.warning("%s", message)
+
+
+def unread_configs(main: Path, folder: Path) -> Iterator[str]:
+    """What to say of each config in ``folder`` (one's own) that one of ``main`` (configs/) keeps from being read,
+    having its name."""
+    for own in sorted([*folder.glob("*.yaml"), *folder.glob("*/*.yaml")]):
+        shipped = main / own.relative_to(folder)
+        if shipped.is_file() and own.resolve() != shipped.resolve():
+            chosen = f"{own.parent.name}=<that name>" if own.parent != folder else "--config-name <that name>"
+            yield (f"{own} is not read: {shipped}, first on Hydra's search path, has its name. Give yours another "
+                   f"name, then choose it with {chosen}.")
 
 
 def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
