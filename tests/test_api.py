@@ -13,7 +13,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import fast_overrides, run_main
+from conftest import RUN_PY, fast_overrides, run_main
 import lenet_exp
 from lenet_exp import compose, train
 from lenet_exp.errors import ConfigError, UserError
@@ -62,6 +62,21 @@ def test_a_script_that_sets_up_no_logging_sees_the_epochs_and_gets_run_log(tiny_
                                 cwd=tmp_path, timeout=300)
     assert configured.returncode == 0 and "epoch" not in configured.stderr, configured.stderr[-2000:]
     assert "[INFO] - epoch 2/2" in (tmp_path / "configured" / "run.log").read_text()
+
+
+def test_a_train_after_run_py_in_the_same_process_writes_no_line_into_that_runs_log(tiny_root, tmp_path):
+    """run.py's logging stays on the root logger after its run (Hydra set it up): a train() after it in the same
+    process (a notebook's %run run.py) wrote its lines into the earlier run's run.log too."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    code = (f"import runpy, sys\nsys.argv = ['run.py', *{fast_overrides(tiny_root)!r}, 'hydra.run.dir={first}']\n"
+            f"try:\n    runpy.run_path({str(RUN_PY)!r}, run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            f"from lenet_exp import compose, train\n"
+            f"train(compose(*{fast_overrides(tiny_root)!r}, 'seed=1'), run_dir={str(second)!r})\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Artifacts in {second}" in result.stderr  # the console's handler still shows it
+    assert f"Artifacts in {second}" in (second / "run.log").read_text()
+    assert str(second) not in (first / "run.log").read_text()
 
 
 def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypatch):

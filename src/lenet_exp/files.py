@@ -383,7 +383,13 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
 
 class ToRootFrom(logging.Handler):
     """Hands the root logger's handlers the records of its level and up: what they got before
-    :func:`logging_as_run_py_does` lowered the package's level for run.log."""
+    :func:`logging_as_run_py_does` lowered the package's level for run.log. But for another run's run.log, which
+    a run.py run in this process left on the root logger: a run writes into its own folder alone."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger().handle(record)
+        root = logging.getLogger()
+        if not root.filter(record):
+            return
+        for handler in root.handlers:
+            if not isinstance(handler, RunLog) and record.levelno >= handler.level:
+                handler.handle(record)
