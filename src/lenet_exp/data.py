@@ -204,8 +204,18 @@ def damaged_file(folder: Path, prefix: str) -> Optional[tuple[Path, str]]:
 
 def reading_raw_only(cls: type[torchvision.datasets.MNIST]) -> type[torchvision.datasets.MNIST]:
     """``cls`` reading raw/ alone: torchvision reads an older version's ``processed/training.pt`` and ``test.pt``
-    in its place wherever it finds them, whatever they hold (another data set's images: trained on unseen)."""
-    return type(cls.__name__, (cls,), {"_check_legacy_exist": lambda self: False})  # the name names its folder
+    in its place wherever it finds them, whatever they hold (another data set's images: trained on unseen). And
+    the split it reads needs its own two files alone (torchvision asks for all four: task=eval for the test's)."""
+    def split_there(self) -> bool:
+        return all((Path(self.raw_folder) / name).is_file() for name in split_files("train" if self.train else "t10k"))
+
+    # the name names its folder
+    return type(cls.__name__, (cls,), {"_check_legacy_exist": lambda self: False, "_check_exists": split_there})
+
+
+def split_files(prefix: str) -> list[str]:
+    """The IDX files of the split ``train`` or ``t10k``: its images and its labels."""
+    return [name for name in RAW_FILES if name.startswith(prefix)]
 
 
 def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -223,7 +233,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             if path.exists() and not path.is_dir():  # else torchvision's NotADirectoryError reads as damaged files
                 raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the "
                                 f"folder that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
-        missing_files = not all((folder / file).is_file() for file in RAW_FILES)
+        missing_files = not all((folder / file).is_file() for file in split_files(prefix))
     except OSError as error:  # a folder on the way that one may not enter: the one that holds what stat tried
         raise unreadable("the data folder", Path(error.filename or folder).parent, error) from error
     made = outermost_missing(folder) if download else None
@@ -246,7 +256,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                    else "the download failed (no network?)" if download else "dataset.download=false")
             not_files = [folder / file for file in RAW_FILES
                          if (folder / file).exists() and not (folder / file).is_file()]
-            lacking = [file for file in RAW_FILES if not (folder / file).exists()]
+            lacking = [file for file in RAW_FILES if not (folder / file).exists()]  # all at once: a run reads both
             if not_files:
                 what = "a folder" if not_files[0].is_dir() else "no regular file"
                 where = f"{not_files[0]} is {what} where that file should be: replace it with the file."
