@@ -223,7 +223,6 @@ def test_a_figure_that_failed_to_draw_is_not_drawn_again_at_close(tmp_path):
 
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):
     """Orphaned, they held the files they inherited: a stacked sweep's lock, which refused its re-run."""
-    import os
     import subprocess
     import sys
     import time

@@ -100,7 +100,7 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
     for options, said in [({"_target_": "torch.optim.SparseAdam"}, "SparseAdam does not support dense gradients"),
                           ({"capturable": True, "foreach": True}, "If capturable=True, params and state_steps must "
                                                                   "be on supported devices")]:
-        with pytest.raises(UserError, match=re.escape(f"cannot take a step here (") + ".*" + re.escape(said)):
+        with pytest.raises(UserError, match=re.escape("cannot take a step here (") + ".*" + re.escape(said)):
             build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, **options}), LeNet5())
     with pytest.raises(UserError, match=re.escape("optimizer.bogus=3: torch.optim.Adam takes no argument bogus.")):
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, "bogus": 3}), LeNet5())

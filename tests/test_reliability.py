@@ -1532,7 +1532,7 @@ def test_a_resume_of_a_run_in_use_says_to_wait_before_anything_else(fast, tmp_pa
     assert (f"Error: {run} is in use by another run (pid {holder.pid}). Wait until it ends, then run the same "
             f"command again.") in resumed.stderr
     assert "goes on to" not in resumed.stdout + resumed.stderr
-    assert elsewhere.returncode == 1 and (f"Wait until it ends, or choose another folder with hydra.run.dir=<dir>."
+    assert elsewhere.returncode == 1 and ("Wait until it ends, or choose another folder with hydra.run.dir=<dir>."
                                           in elsewhere.stderr), elsewhere.stderr[-2000:]
     assert read_json(run / "metrics.json")["epochs_done"] == 1  # as it was
     # a folder it cannot write (as root, a read-only one is written all the same: the probe file's name taken)

@@ -1135,8 +1135,8 @@ def test_a_sweep_directory_refuses_another_sweep(tiny_root, tmp_path):
     other = run_main(["-m", *fast_overrides(tiny_root), "optimizer.lr=3e-3", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert other.returncode != 0 and "Traceback" not in other.stderr
     # what differs, where it showed both lists of overrides in full
-    assert (f"holds another sweep (it ran optimizer.lr=1e-3; this command gives optimizer.lr=3e-3). Run it with its "
-            f"own overrides") in other.stderr and "hydra.sweep.dir" in other.stderr, other.stderr
+    assert ("holds another sweep (it ran optimizer.lr=1e-3; this command gives optimizer.lr=3e-3). Run it with its "
+            "own overrides") in other.stderr and "hydra.sweep.dir" in other.stderr, other.stderr
     assert (sweep_dir / "multirun.yaml").read_bytes() == before
     assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing  # nothing added or removed
 
