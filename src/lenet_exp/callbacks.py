@@ -326,18 +326,17 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     if not (changed and has_trained):
         return changed
     trained = metrics.get("epochs_done")  # None: not trained yet
+    given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
     if run_of_other_length(before, now, trained) and sweep is None:
         gone = last_checkpoint_gone(run_dir)
         if gone:  # refused here, before Hydra writes the other length's .hydra/
             sys.exit(f"Error: {gone}")
-        given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
         if epochs > given and (trained is None or trained >= given):
             log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "", epochs)
         else:  # stopped before the end: more epochs, or fewer (down to those it has)
             log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
                      "goes on to" if epochs > given else "ends after", epochs)
         return []
-    given = before["trainer"]["epochs"]
     if (isinstance(recorded, dict) and all(change.startswith("trainer.epochs:") for change in changed)
             and on_disk.get("trainer", {}).get("epochs") == now["trainer"]["epochs"]):  # .hydra/ as the command
         sys.exit(f"Error: {run_dir} was trained on to {given} epochs from Python (lenet_exp.train()), which its "
@@ -346,9 +345,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
     if from_files:
         refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
-    epochs = now["trainer"]["epochs"]
-    if sweep is not None and run_of_other_length(before, now, trained) and epochs > max(before["trainer"]["epochs"],
-                                                                                         trained or 0):
+    if sweep is not None and run_of_other_length(before, now, trained) and epochs > max(given, trained or 0):
         job = shlex.quote(str(run_dir))
         configs = "".join(f"{shlex.quote(flag)} " for flag in configs_to_name(run_dir))
         sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "

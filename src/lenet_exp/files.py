@@ -256,10 +256,9 @@ def held_folders() -> set[Path]:
 def the_same_file(opened, path: Path) -> bool:
     """Whether the file ``opened`` is still the one at ``path`` (not deleted, nor replaced, since)."""
     try:
-        now, then = os.stat(path, follow_symlinks=False), os.fstat(opened.fileno())
+        return os.path.samestat(os.stat(path, follow_symlinks=False), os.fstat(opened.fileno()))
     except OSError:
         return False
-    return (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
 
 
 def release_folder(folder: Path, delete_lock: bool = False) -> None:

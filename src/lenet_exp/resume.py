@@ -81,28 +81,32 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
     """What to say where the resumed run's own ``setting`` meets what the command chose (``against`` it):
     the run goes on only as it was made, and ``other`` is a new run's. The command offered keeps what this
     one gave that a resume of the run takes: where and how fast it runs, and the epochs it would train on to."""
-    kept = [o for o in _typed if "=" in o and not o.startswith(("+", "~")) and taken_by_a_resume(o)]
+    import yaml
+
+    record = read_json(_resumed / METRICS) or {}
+    try:  # what the run was, as it resolved it (its record), or as .hydra/ says
+        made = record["config"] if isinstance(record.get("config"), dict) else yaml.safe_load(
+            (_resumed / ".hydra" / "config.yaml").read_text())
+    except Exception:  # a damaged record: what goes on with it is for the runner to tell
+        made = None
+    kept = [o for o in _typed if "=" in o and not o.startswith(("+", "~"))
+            and made is not None and taken_by_a_resume(o, made, record.get("epochs_done"))]
     continuing = " ".join([resume_command(_resumed), *map(shlex.quote, kept)])
     return (f"{_resumed} was made with {setting}, {against}: resume= continues a run with the settings it was "
             f"made with. Continue it with `{continuing}`, or train {other} as a new run (without resume=).")
 
 
-def taken_by_a_resume(override: str) -> bool:
-    """Whether the resumed run goes on with ``override`` as it was made (where and how fast it runs), or
-    trained on to its ``trainer.epochs=N``; False where its record cannot say."""
-    import yaml
-
+def taken_by_a_resume(override: str, made: dict, trained: Optional[int]) -> bool:
+    """Whether a run ``made`` so, which ``trained`` that many epochs, goes on with ``override`` as it was made
+    (where and how fast it runs), or trained on to its ``trainer.epochs=N``; False where its record cannot say."""
     from lenet_exp.config import run_of_other_length, where_or_how_fast
 
-    record = read_json(_resumed / METRICS) or {}
-    made = record.get("config")
     try:
-        made = made if isinstance(made, dict) else yaml.safe_load((_resumed / ".hydra" / "config.yaml").read_text())
         key, value = override_key(override), override.split("=", 1)[1]
         if key != "trainer.epochs":
             return where_or_how_fast(key, made["trainer"].get("limit_batches"))
         longer = {**made, "trainer": {**made["trainer"], "epochs": int(value)}}
-        return run_of_other_length(made, longer, record.get("epochs_done"))
+        return run_of_other_length(made, longer, trained)
     except Exception:  # a damaged record, a value that is no number: the runner tells
         return False
 
