@@ -1023,6 +1023,25 @@ def test_jobs_whose_config_names_hydras_own_values_stack_each_with_its_own(fast,
     assert {m["config"]["dataset"]["root"] for m in metrics} == {str(tmp_path / "data")}
 
 
+def test_each_job_reads_its_own_environment_and_jobs_of_another_train_apart(fast, tmp_path):
+    """hydra.job.env_set was set around a group as its first job's, resolved as its last job's: a job whose config
+    reads the environment trained with another's value. Planned without it, ${oc.env:…} of a variable that it
+    sets could not be read, and every job trained alone."""
+    root = [o for o in fast if o.startswith("dataset.root=")][0].split("=", 1)[1]
+    without_root = [o for o in fast if not o.startswith("dataset.root=")]
+    result = run_main([*STACKED, *without_root, "seed=0,1", "+hydra.job.env_set.ORDER=${hydra:job.num}",
+                       "data_seed=${oc.env:ORDER}", f"+hydra.job.env_set.ROOT={root}", "dataset.root=${oc.env:ROOT}",
+                       "hydra.sweep.dir=sweep"], cwd=tmp_path, env={"ORDER": "7"})
+    assert result.returncode == 0 and "cannot be read" not in result.stdout + result.stderr, result.stderr[-2000:]
+    assert "Job 1 starts a new group: it differs in hydra.job.env_set.ORDER." in result.stdout, result.stdout
+    metrics = [read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep")]
+    assert [m["config"]["data_seed"] for m in metrics] == [0, 1]  # job 0's was job 1's
+    assert [m.get("stacked_with") for m in metrics] == [None, None]
+    shared = run_main([*STACKED, *without_root, "seed=0,1", f"+hydra.job.env_set.ROOT={root}",
+                       "dataset.root=${oc.env:ROOT}", "hydra.sweep.dir=shared"], cwd=tmp_path)
+    assert shared.returncode == 0 and "Training jobs 0, 1 stacked" in shared.stderr, shared.stderr[-2000:]
+
+
 def test_a_jobs_task_config_leaves_the_hydra_node_out_and_the_jobs_config_whole():
     """The launcher copies a job's config without its hydra node (most of the copy's time): the copy has every
     other setting, and the job's own config keeps its hydra node, still its child (${hydra:…} resolves by it).

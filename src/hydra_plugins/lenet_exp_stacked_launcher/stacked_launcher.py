@@ -53,6 +53,17 @@ def resolved_as_its_own(task_config: DictConfig) -> None:
         pass
 
 
+def environment_of(config: DictConfig) -> dict[str, str]:
+    """The variables that Hydra's run_job sets for this job (hydra.job.env_set), each ${hydra:…} as the job's
+    own (HydraConfig is set to it); one that cannot resolve stays as written."""
+    HydraConfig.instance().set_config(config)
+    try:
+        env = OmegaConf.to_container(config.hydra.job.env_set, resolve=True)
+    except OmegaConfBaseException:
+        env = OmegaConf.to_container(config.hydra.job.env_set, resolve=False)
+    return {str(key): str(value) for key, value in env.items()}
+
+
 def job_dir_of(config: DictConfig) -> Path:
     """A sweep job's folder: hydra.sweep.dir / hydra.sweep.subdir."""
     return Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
@@ -319,17 +330,18 @@ class StackedLauncher(Launcher):
         return returns
 
     def _as_planned(self, number: int, config: DictConfig):
-        """The job as the plan reads it: its task config, with each ${hydra:…} resolved as its run resolves it
-        (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone)."""
+        """The job as the plan reads it: its task config, with each ${hydra:…} and ${oc.env:…} resolved as its run
+        resolves it (`dataset.root=${hydra:runtime.cwd}/data`: unresolved, every job trained alone), and its
+        environment (jobs of one group train in one)."""
         from lenet_exp.stack.grouping import Job, as_found
 
         task = without_hydra(config)
-        HydraConfig.instance().set_config(config)
-        resolved_as_its_own(task)
-        job_dir = job_dir_of(config)
+        environment = environment_of(config)
+        with env_override(environment):
+            resolved_as_its_own(task)
         options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
                    if option is not None and not group.startswith("hydra")}
-        return as_found(Job(number, task, options=options), job_dir)
+        return as_found(Job(number, task, options=options, environment=environment), job_dir_of(config))
 
     def _start_job(self, config: DictConfig) -> JobReturn:
         """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
@@ -349,7 +361,8 @@ class StackedLauncher(Launcher):
             _save_config(config.hydra.overrides.task, "overrides.yaml", hydra_output)
         self.hydra_context.callbacks.on_job_start(config=config, task_function=self.task_function)
         # its ${hydra:…} as its own (data_seed=${hydra:job.num}): the group trains under the last job's Hydra config
-        resolved_as_its_own(ret.cfg)
+        with env_override(environment_of(config)):
+            resolved_as_its_own(ret.cfg)
         return ret
 
     def _route_logs(self, configs: list[DictConfig]) -> None:
@@ -384,7 +397,7 @@ class StackedLauncher(Launcher):
         trials = []
         try:
             # the environment Hydra's run_job gives each job (hydra.job.env_set), which the group's jobs share
-            with kill_signals_stop(), env_override(configs[0].hydra.job.env_set):
+            with kill_signals_stop(), env_override(environment_of(configs[0])):
                 with stops_held():  # seconds of imports (torch), in which a signal must stop cleanly too
                     from lenet_exp.loop import Run, Trial, fail
                     from lenet_exp.record import Stopwatch

@@ -39,6 +39,7 @@ class Job:
     goes_on_after: int = 0  # the epoch after which its folder says it goes on (0: from the beginning)
     completed: bool = False  # its folder holds it completed: it is skipped
     options: dict[str, str] = field(default_factory=dict)  # each config group's option, as Hydra chose it
+    environment: dict[str, str] = field(default_factory=dict)  # hydra.job.env_set, resolved: a group shares one
 
 
 def as_found(job: Job, job_dir: Path) -> Job:
@@ -107,7 +108,8 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     for job in jobs:
         try:
             reason = why_alone(job.config)
-            key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after} if not reason else {}
+            key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after,
+                   **{f"hydra.job.env_set.{name}": value for name, value in job.environment.items()}} if not reason else {}
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
