@@ -350,6 +350,19 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     (["-m", "optimizer.betas.5=0.1,0.2"], "optimizer.betas.5=0.1 names an item that the list optimizer.betas does"),
     (["augment=elastic", "+augment.alpha=3"], "Invalid config value augment.alpha=3 (unknown key; did you mean "
                                               "augment.elastic_alpha?)"),
+    # a key of another option: "which every run has: set it instead", where setting it is refused
+    (["~optimizer.momentum"], "~optimizer.momentum: optimizer.momentum is not a setting of this optimizer "
+                              "(optimizer=sgd has it), nothing to delete."),
+    # an option named after another's schema: "(optimizer=adam has it)", as if adamw had no betas
+    (["optimizer=sgd", "optimizer.betas=[0.9,0.99]"], "optimizer.betas is not a setting of this optimizer "
+                                                      "(optimizer=adam and optimizer=adamw have it)."),
+    (["--config-name", "mnist_best.yaml"], "--config-name mnist_best.yaml names no config that composes a run: "
+                                           "python run.py composes configs/config.yaml, and --config-name chooses "
+                                           "another such file of configs/ or of --config-dir; experiment=mnist_best "
+                                           "chooses that option."),  # as without .yaml
+    (["+foo=${oops}", "--cfg", "job", "--resolve"], "foo cannot be resolved (Interpolation key"),  # "+foo cannot"
+    # let through as an optimizer's argument would be, where one was added: trained, the key ignored
+    (["+optimizer.amsgrad=true", "+weight_decay=0.5"], "Invalid config value weight_decay=0.5 (unknown key)"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
@@ -368,7 +381,9 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
-        "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-case", "plus-key-part"])
+        "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-case", "plus-key-part",
+        "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",
+        "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -495,6 +510,18 @@ def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that
         "lenet5?): choose among lenet5, lenet5_classic."), result.stderr
 
 
+def test_a_presets_key_of_its_own_option_is_blamed_on_the_option_that_replaced_it(tmp_path):
+    """adamw's YAML names adam's schema: "a key that optimizer=adamw, the preset's own choice, does not have"."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /optimizer: adamw\noptimizer:\n  betas: [0.9, 0.99]\n")
+    result = run_main(["experiment=mine", "optimizer=sgd", f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg",
+                       "job"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(
+        "Error: experiment=mine sets optimizer.betas (optimizer=adam or optimizer=adamw has it), and optimizer=sgd has "
+        "no such key. Keep the preset's optimizer"), result.stderr
+
+
 @pytest.mark.parametrize("preset, expected", [
     ("defaults:\n  - override /optimizer: adamx\n",
      "In experiment/mine.yaml: optimizer: adamx is not an option of optimizer (did you mean adam?): choose one of "
@@ -504,7 +531,7 @@ def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that
                                          "in a preset of your own, write `- override /optimizer: sgd` there."),
     ("defaults:\n  - override /optimizer: sgd\noptimizer:\n  betas: [0.9, 0.99]\n",
      "experiment=mine sets optimizer.betas, a key that optimizer=sgd, the preset's own choice, does not have "
-     "(optimizer=adam has it). In experiment/mine.yaml, leave out optimizer.betas or choose adam."),
+     "(optimizer=adam or optimizer=adamw has it). In experiment/mine.yaml, leave out optimizer.betas or choose adam."),
 ])
 def test_a_mistake_in_a_presets_own_defaults_is_told_in_one_line_that_names_the_file(preset, expected, tmp_path):
     """Hydra's several lines of search path for the typo; for the key, "another optimizer (a study may sweep

@@ -134,7 +134,10 @@ def test_experiment_presets_override_the_default_recipe(experiment, dataset):
 
 
 def test_a_resumed_run_may_change_where_and_how_fast_it_runs_but_not_what_it_computes():
-    from lenet_exp.config import config_differences
+    from lenet_exp.config import config_differences as changes
+
+    def config_differences(saved, current):  # as messages show them
+        return list(map(str, changes(saved, current)))
 
     saved = {"dataset": {"root": "a"}, "trainer": {"cuda_graphs": None, "channels_last": None, "compile": False,
                                                    "cudnn_benchmark": False, "precision": "fp32", "epochs": 10}}

@@ -84,6 +84,9 @@ def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_n
     (tmp_path / "configs" / "model" / "mine.yaml").unlink()
     (tmp_path / "src" / "model.py").write_text("A = 2\n")
     assert provenance(tmp_path)["dirty"] is True
+    # an install inside another project's repository (its .venv/) is no checkout: that project's commit was given
+    (tmp_path / ".venv" / "lib").mkdir(parents=True)
+    assert provenance(tmp_path / ".venv" / "lib") is None
 
 
 def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_captions_above_the_images():

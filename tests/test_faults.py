@@ -137,6 +137,9 @@ ALTERED_STRUCTURES = {  # a checkpoint is data: each ended in a traceback (the e
     "optimizer": (lambda state: state.update(optimizer={}), "an optimizer state that is not PyTorch's"),
     "rng": (lambda state: state["rng"].update(torch="x"), "random number generator states that are not PyTorch's"),
     "model config": (lambda state: state["config"].update(model=5), "a config whose model is 5"),
+    # read into the run's state: a TypeError of its comparison, or of an unknown keyword
+    "best val accuracy": (lambda state: state["run_state"].update(best_val_acc="high"), "a best val accuracy of 'high'"),
+    "run state key": (lambda state: state["run_state"].update(extra=1), "a run state with 'extra'"),
 }
 
 
@@ -180,6 +183,18 @@ def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_hol
     refused = run_main(["task=eval", f"ckpt={best}", *fast_overrides(tiny_root)], cwd=tmp_path)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
     assert said in refused.stderr.strip().splitlines()[-1], refused.stderr[-2000:]
+
+
+def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(killed_run, tiny_root, tmp_path):
+    """The history of a run's state (which eval does not use) was rewritten row by row as it was loaded: a row
+    that is no mapping was an AttributeError traceback."""
+    best = tmp_path / "best.pt"
+    state = torch.load(killed_run / "checkpoints" / "best.pt", weights_only=True)
+    state["run_state"]["history"] = [1]
+    torch.save(state, best)
+    evaluated = run_main(["task=eval", f"ckpt={best}", *fast_overrides(tiny_root)], cwd=tmp_path)
+    assert evaluated.returncode == 0 and "on mnist test: acc" in evaluated.stdout + evaluated.stderr, \
+        evaluated.stderr[-2000:]
 
 
 def test_an_evaluation_on_other_test_files_than_its_runs_says_its_accuracy_is_not_the_runs(killed_run, tiny_root,
@@ -691,9 +706,11 @@ def test_only_paths_that_hydra_would_misread_are_quoted(tmp_path):
     other_job = tmp_path / "2_optimizer.lr=0.1,seed=1"
     other_job.mkdir()
     assert quote_paths(["run.py", f"dataset.root={job}", *unchanged, f"ckpt={listed}", "ckpt=x=y",
-                        f"hydra.run.dir={job}", "hydra.sweep.dir=my sweeps/x=1,y", f"ckpt={job},{other_job}"]) == \
+                        f"hydra.run.dir={job}", "hydra.sweep.dir=my sweeps/x=1,y", f"ckpt={job},{other_job}",
+                        f"++hydra.run.dir={job}", f"+ckpt={listed}"]) == \
         ["run.py", f"dataset.root='{job}'", *unchanged, f"ckpt='{listed}'", "ckpt='x=y'",
-         f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'", f"ckpt='{job}','{other_job}'"]
+         f"hydra.run.dir='{job}'", "hydra.sweep.dir='my sweeps/x=1,y'", f"ckpt='{job}','{other_job}'",
+         f"++hydra.run.dir='{job}'", f"+ckpt='{listed}'"]  # a key with + is the same path (++ was left unquoted)
 
 
 @pytest.mark.parametrize("task", ["train", "eval"])

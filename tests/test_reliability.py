@@ -78,6 +78,10 @@ CASES = {
                                                            "Leave out +trainer.epochz=…"]),  # not "python run.py trainer.epochz=..."
     "interpolation of no key": (lambda r, t, d: ["trainer.epochs=${oops}"],
                                 ["trainer.epochs='${oops}' (Interpolation key 'oops' not found)", "names a key"]),
+    # of a list's item: "augment.scale[0]=null", and a fix (augment.scale[0]=…) that Hydra cannot read
+    "interpolation of no key in a list": (lambda r, t, d: ["augment=affine", "augment.scale=[${oops},1.1]"],
+                                          ["augment.scale=['${oops}', 1.1] (Interpolation key 'oops' not found)",
+                                           "python run.py augment.scale=..."]),
     "wrong type": (lambda r, t, d: ["trainer.epochs=three"], ["trainer.epochs='three'", "expected an integer"]),
     "lr zero": (lambda r, t, d: ["optimizer.lr=0"], ["optimizer.lr=0.0", "> 0"]),
     "lr negative": (lambda r, t, d: ["optimizer.lr=-0.1"], ["optimizer.lr=-0.1", "> 0"]),
@@ -407,6 +411,20 @@ def test_a_metrics_json_cut_short_is_told_as_such_and_the_run_goes_on_once_it_is
     moved = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert moved.returncode == 0 and "Resuming" in moved.stderr, moved.stderr[-2000:]
     assert read_json(run_dir / "metrics.json")["status"] == "completed"
+
+
+def test_a_failure_in_a_folder_whose_record_has_no_status_is_recorded_without_a_traceback(tmp_path):
+    """A record of a task and no status (edited, or of another tool) passes the checks; the failure's record
+    then read its status with [] (a KeyError traceback after the run's one-line error)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"task": "train", "note": "mine"}')
+    result = run_main([f"hydra.run.dir={run_dir}", f"dataset.root={tmp_path / 'no_data'}", "dataset.download=false",
+                       "device=cpu"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: mnist is not in"), result.stderr[-2000:]
+    record = read_json(run_dir / "metrics.json")
+    assert record["note"] == "mine" and record["status"] == "failed" and "mnist is not in" in record["message"]
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:

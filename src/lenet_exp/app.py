@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, one_line
-from lenet_exp.files import (METRICS, DiskFull, is_console, is_disk_full, mount_point, read_json, run_events,
+from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_console, is_disk_full, mount_point, read_json, run_events,
                              save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held, sweep_stop_signal,
@@ -101,6 +101,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
     but where a stopped run's checkpoint is there to resume from (an Optuna study resumes only stopped trials)."""
     path = run_dir / METRICS
     metrics = read_json(path)
+    previous = metrics.get("status") if metrics is not None else None  # (a hand-made record may have none)
     if metrics is None:
         try:
             config = to_dict(cfg)
@@ -108,13 +109,13 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
             from omegaconf import OmegaConf
             config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
         metrics = {"task": str(cfg.get("task", "train")), "config": config}  # a config of one's own may lack it
-    elif metrics.get("status") == "completed":  # its results stay, and the sweep summary lists the failure
+    elif previous == "completed":  # its results stay, and the sweep summary lists the failure
         if status == "failed":
             save_json(path, {**metrics, LATER_FAILURE: message})
         return
-    elif metrics.get("status") != "running" and (status == NOT_STARTED or status == metrics["status"] == "interrupted"):
+    elif previous != "running" and (status == NOT_STARTED or status == previous == "interrupted"):
         return  # not started this time, or stopped again before it saved: its earlier record says more
-    elif metrics.get("status") == "interrupted" and (run_dir / "checkpoints" / "last.pt").is_file():
+    elif previous == "interrupted" and (run_dir / LAST_CHECKPOINT).is_file():
         status = "interrupted"
     metrics.update(status=status, message=message)
     save_json(path, metrics)

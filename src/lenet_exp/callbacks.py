@@ -27,10 +27,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
-from lenet_exp.config import (PRESETS, SCHEDULES_WITH_AN_END, Config, config_differences, refuse_unknown_keys,
-                              run_of_other_length, validate, where_or_how_fast, without_hydra)
+from lenet_exp.config import (EPOCHS, PRESETS, SCHEDULES_WITH_AN_END, Change, Config, config_differences, listed,
+                              refuse_unknown_keys, run_of_other_length, shown, validate, where_or_how_fast,
+                              without_hydra)
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_RECORD, METRICS, PREDICTION, REPLACE_THE_LINK, RUN_FILES,
+from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION, REPLACE_THE_LINK, RUN_FILES,
                              SWEEP_RECORD, WRITTEN_ENTRIES,
                              last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
@@ -98,8 +99,8 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
 
 
 def odd_entry(run_dir: Path) -> Optional[str]:
-    if (run_dir / ".hydra").exists() and not (run_dir / ".hydra").is_dir():
-        return f"{run_dir / '.hydra'} is a file where a folder should be"
+    if (run_dir / HYDRA_FOLDER).exists() and not (run_dir / HYDRA_FOLDER).is_dir():
+        return f"{run_dir / HYDRA_FOLDER} is a file where a folder should be"
     for path in (run_dir / name for name in RUN_FILES):
         if path.exists() and not path.is_file():
             return f"{path} is {'a folder' if path.is_dir() else 'no regular file'} where a file should be"
@@ -129,7 +130,7 @@ def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
         for above in Path(path).parents:
             if (above / SWEEP_RECORD).is_file():
                 return above, "sweep"
-            if (above / ".hydra" / "config.yaml").is_file() or "task" in (read_json(above / METRICS) or {}):
+            if (above / HYDRA_FOLDER / "config.yaml").is_file() or "task" in (read_json(above / METRICS) or {}):
                 return above, "run"
     return None
 
@@ -181,11 +182,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     before_task, now_task = task_config(saved), task_config(config)
     changed = config_differences(before_task, now_task)
     refuse_edited_config_files(sweep_dir, changed, saved, config, searched)
-    longer = not {"trainer.epochs", "scheduler"} & searched and run_of_other_length(before_task, now_task)
+    longer = not {EPOCHS, "scheduler"} & searched and run_of_other_length(before_task, now_task)
 
     def kept(key: str) -> bool:
         return key in searched or not (where_or_how_fast(key, now_task.get("trainer", {}).get("limit_batches"))
-                                       or (longer and key == "trainer.epochs"))
+                                       or (longer and key == EPOCHS))
 
     def what_it_runs(overrides) -> list[str]:
         return sorted(o for o in overrides if kept(override_key(o)))
@@ -225,7 +226,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
         sys.exit(f"Error: {sweep_dir} holds this sweep with its values in another order, which numbers its jobs "
                  f"otherwise: its jobs would start over in new folders. Give them in its order ({' '.join(its_order)}) "
                  f"to continue it, or choose a new hydra.sweep.dir.")
-    why = "" if "trainer.epochs" in searched else why_not_longer(before_task, now_task, changed,
+    why = "" if EPOCHS in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
     if not is_a_grid(saved):  # a study draws its jobs
         instead = "or raise hydra.sweeper.n_trials for more trials, or choose a new hydra.sweep.dir"
@@ -242,19 +243,20 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
              f"continue it, {instead}.")
 
 
-def refuse_edited_config_files(sweep_dir: Path, changed: list[str], saved: DictConfig, config: DictConfig,
+def refuse_edited_config_files(sweep_dir: Path, changed: list[Change], saved: DictConfig, config: DictConfig,
                                searched: set[str]) -> None:
     """Exits with a message where the sweep's config differs in what no override changed: a config file or
     a default did. Hydra writes each job's .hydra/ before the job could refuse such a config itself."""
     from_files = not_made_by_overrides(changed, task_overrides(saved), task_overrides(config), searched)
     if from_files:
-        sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({'; '.join(from_files[:3])}), which no "
+        sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({listed(from_files)}), which no "
                  f"override of this command sets: a config file or a default changed since. Restore it to continue "
                  f"the sweep (its config: {sweep_dir / SWEEP_RECORD}), or choose a new hydra.sweep.dir.")
 
 
-def not_made_by_overrides(changed: list[str], before: list[str], now: list[str], searched=frozenset()) -> list[str]:
-    """The ``key: old -> new`` differences of a config that no override changed between the command lines
+def not_made_by_overrides(changed: list[Change], before: list[str], now: list[str],
+                          searched=frozenset()) -> list[Change]:
+    """The differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
     changed_overrides = {override_key(override) for override in set(before) ^ set(now)}
     top_level = {f.name for f in dataclasses.fields(Config)}  # a group of one's own (+extra=foo) is a preset too
@@ -263,46 +265,46 @@ def not_made_by_overrides(changed: list[str], before: list[str], now: list[str],
     keys = changed_overrides | set(searched)
     if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
         keys.add("data_seed")
-    return [change for change in changed
-            if not any(change.split(":")[0] == key or change.startswith(f"{key}.") for key in keys)]
+    return [change for change in changed if not any(change.key == key or change.key.startswith(f"{key}.")
+                                                    for key in keys)]
 
 
-def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[str], config: DictConfig) -> None:
-    """Exit: the run's config differs in ``from_files`` (``key: old -> new``), which no change of override
+def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change], config: DictConfig) -> None:
+    """Exit: the run's config differs in ``from_files``, which no change of override
     explains. Its own override of a key reads something else now (``${oc.env:MYLR}``), or was edited by hand;
     the command reads other configs (``--config-name``); otherwise a config file or a default changed."""
     written = {override_key(o): o.split("=", 1)[1] for o in saved_task_overrides(run_dir) if "=" in o}
-    changes = [(key, *change.split(" -> ", 1)) for key, change in (c.split(": ", 1) for c in from_files)]
-    read_now = [(key, old, new) for key, old, new in changes if "${" in written.get(key, "")]
+    read_now = [change for change in from_files if "${" in written.get(change.key, "")]
     if read_now:
-        now = "; ".join(f"{key}={written[key]} gives {new} now, {old} when the run was made"
+        now = "; ".join(f"{key}={written[key]} gives {shown(new)} now, {shown(old)} when the run was made"
                         for key, old, new in read_now[:3])
         sys.exit(f"Error: {run_dir} holds a run made with another config: {now}. Set what it reads as it was to "
                  f"continue the run, or run this config in a new hydra.run.dir.")
-    edited = [(key, old, new) for key, old, new in changes if key in written]
+    edited = [change for change in from_files if change.key in written]
     if edited:  # a value that the run's own override sets, and yet its config does not have
-        sets = "; ".join(f"{key}={new} where the run's config.yaml has {old}" for key, old, new in edited[:3])
-        sys.exit(f"Error: {run_dir / '.hydra' / 'overrides.yaml'} sets {sets}: it was edited after the run was made. "
+        sets = "; ".join(f"{key}={shown(new)} where the run's config.yaml has {shown(old)}"
+                         for key, old, new in edited[:3])
+        sys.exit(f"Error: {run_dir / HYDRA_FOLDER / 'overrides.yaml'} sets {sets}: it was edited after the run was made. "
                  f"Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
     read, made_with = configs_read(OmegaConf.to_container(config.hydra, resolve=False)), configs_read(
         hydras_record(run_dir))
     if read != made_with:
-        sys.exit(f"Error: {run_dir} holds a run made with other configs ({'; '.join(from_files[:3])}): this command "
+        sys.exit(f"Error: {run_dir} holds a run made with other configs ({listed(from_files)}): this command "
                  f"reads {' '.join(read) or 'configs/ alone'}, and the run was made with "
                  f"{' '.join(made_with) or 'configs/ alone'}. Continue it with `{resume_command(run_dir)}`, or run "
                  f"this config in a new hydra.run.dir.")
     # any one of them: resuming the run as it was made would be refused for it too
-    sys.exit(f"Error: {run_dir} holds a run made with another config ({'; '.join(from_files[:3])}), which no "
+    sys.exit(f"Error: {run_dir} holds a run made with another config ({listed(from_files)}), which no "
              f"override of this command sets: a config file or a default changed since. Restore it to continue "
-             f"the run (its config: {run_dir / '.hydra' / 'config.yaml'}), or run this config in a new "
+             f"the run (its config: {run_dir / HYDRA_FOLDER / 'config.yaml'}), or run this config in a new "
              f"hydra.run.dir.")
 
 
-def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -> list[str]:
-    """The ``key: old -> new`` changes that this command makes to the run in ``run_dir`` (a job of ``sweep``),
+def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -> list[Change]:
+    """The changes that this command makes to the run in ``run_dir`` (a job of ``sweep``),
     where no result of it is lost to them (it never trained); or exits with a message where they are refused.
     More epochs of a run whose schedule allows them are no change: it goes on."""
-    on_disk = OmegaConf.to_container(load_record(run_dir / ".hydra" / "config.yaml", "hydra.run.dir"))
+    on_disk = OmegaConf.to_container(load_record(run_dir / HYDRA_FOLDER / "config.yaml", "hydra.run.dir"))
     metrics = read_json(run_dir / METRICS) or {}
     # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
     recorded = metrics.get("config")
@@ -317,11 +319,11 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     changed = config_differences(before, now)
     if tasks[1] != "train":  # an evaluation or a prediction is run again as it was, or elsewhere
         started_in = started_in_folder(run_dir)
-        changed += [f"{key}: {before.get(key)} -> {now.get(key)}" for key in ("ckpt", "image")
+        changed += [Change(key, before.get(key), now.get(key)) for key in ("ckpt", "image")
                     if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
         if changed and results:
             sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
-                     f"({'; '.join(changed[:3])}), whose results this one would write over. "
+                     f"({listed(changed)}), whose results this one would write over. "
                      f"{A_FOLDER_OF_ITS_OWN}")
     if not (changed and has_trained):
         return changed
@@ -337,7 +339,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
             log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
                      "goes on to" if epochs > given else "ends after", epochs)
         return []
-    if (isinstance(recorded, dict) and all(change.startswith("trainer.epochs:") for change in changed)
+    if (isinstance(recorded, dict) and all(change.key == EPOCHS for change in changed)
             and on_disk.get("trainer", {}).get("epochs") == now["trainer"]["epochs"]):  # .hydra/ as the command
         sys.exit(f"Error: {run_dir} was trained on to {given} epochs from Python (lenet_exp.train()), which its "
                  f".hydra/ does not record: continue it with `{resume_command(run_dir)} trainer.epochs={given}`, or "
@@ -357,9 +359,9 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}
     if sweep is None and len(changed) > 1 and run_of_other_length(before, longer, trained):
         # its more epochs alone would be trained on: the others are what is refused
-        changed = [change for change in changed if not change.startswith("trainer.epochs:")]
+        changed = [change for change in changed if change.key != EPOCHS]
         command += f" trainer.epochs={epochs}"
-    sys.exit(f"Error: {run_dir} holds a run with another config ({'; '.join(changed[:3])}){why}. Continue it as "
+    sys.exit(f"Error: {run_dir} holds a run with another config ({listed(changed)}){why}. Continue it as "
              f"it was made with `{command}` (no override that changes its results), or run this config in a new "
              f"hydra.run.dir.")
 
@@ -390,7 +392,7 @@ def load_record(path: Path, override: str) -> DictConfig:
 def started_in_folder(run_dir: Path) -> str:
     """The folder a run was started in (its relative paths were read from there), or the current one."""
     try:
-        return str(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.cwd)
+        return str(OmegaConf.load(run_dir / HYDRA_FOLDER / "hydra.yaml").hydra.runtime.cwd)
     except Exception:  # an older or damaged record
         return os.getcwd()
 
@@ -403,21 +405,21 @@ def as_read(path: Any, folder: str) -> Any:
 
 
 def saved_task_overrides(run_dir: Path) -> list[str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
+    path = run_dir / HYDRA_FOLDER / "overrides.yaml"
     return as_written(load_record(path, "hydra.run.dir")) if path.is_file() else []
 
 
 def trained_anything(run_dir: Path) -> bool:
     """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
     the first epoch's start; a failure before it leaves only its HParams session)."""
-    return any((run_dir / "checkpoints").glob("*.pt")) or bool(run_events(run_dir))
+    return any((run_dir / CHECKPOINTS).glob("*.pt")) or bool(run_events(run_dir))
 
 
-def why_not_longer(before: dict, now: dict, changed: list[str], in_a_sweep: bool = False,
+def why_not_longer(before: dict, now: dict, changed: list[Change], in_a_sweep: bool = False,
                    schedule_swept: bool = False, trained: Optional[int] = None) -> str:
     """Why a run (or a sweep) given another trainer.epochs, and nothing else, does not go on (empty where more
     changed); ``trained``: the epochs a run has trained."""
-    if len(changed) != 1 or not changed[0].startswith("trainer.epochs:"):
+    if len(changed) != 1 or changed[0].key != EPOCHS:
         return ""
     epochs, given = now["trainer"]["epochs"], before["trainer"]["epochs"]
     if trained is not None and epochs < trained:
@@ -482,7 +484,7 @@ def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
 
 def refuse_another_record_folder(config: DictConfig) -> None:
     """Exits with a message where Hydra is told to keep no .hydra/ (``hydra.output_subdir=null``) or another."""
-    if config.hydra.output_subdir != ".hydra":
+    if config.hydra.output_subdir != HYDRA_FOLDER:
         written = "null" if config.hydra.output_subdir is None else config.hydra.output_subdir
         sys.exit(f"Error: hydra.output_subdir={written}: each run keeps Hydra's record of its config in .hydra/, "
                  f"which resume=, the sweep summary and the checks that keep a folder to one config read. Leave "
@@ -539,7 +541,7 @@ def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], 
     trained."""
     records = {}
     for job_dir in job_dirs:
-        hydra_dir = job_dir / ".hydra"
+        hydra_dir = job_dir / HYDRA_FOLDER
         files = {name: (hydra_dir / name).read_bytes() for name in HYDRA_RECORD if (hydra_dir / name).is_file()}
         if files:
             records[job_dir] = (files, what_it_trained(job_dir))
@@ -561,7 +563,7 @@ def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
         if what_it_trained(job_dir) != trained:
             continue
         for name, content in files.items():
-            path = job_dir / ".hydra" / name
+            path = job_dir / HYDRA_FOLDER / name
             with contextlib.suppress(OSError):  # a record that cannot be put back stays as Hydra wrote it
                 if path.read_bytes() != content:
                     write_atomic(path, lambda file, content=content: file.write(content))
@@ -622,7 +624,7 @@ class OutputDirCheck(Callback):
         if (run_dir / SWEEP_RECORD).is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
-        saved = run_dir / ".hydra" / "config.yaml"
+        saved = run_dir / HYDRA_FOLDER / "config.yaml"
         enclosing = enclosing_record(run_dir)
         sweep = enclosing[0] if enclosing and enclosing[1] == "sweep" else None
         # a job's folder (hydra.sweep.subdir may nest it), or one to be: a new one just inside the sweep's
@@ -648,11 +650,11 @@ class OutputDirCheck(Callback):
         changed = changes_to_a_run(run_dir, config, sweep if in_a_sweep else None) if saved.is_file() else []
         if changed and in_a_sweep:  # resumed with another config: refused before it trained, it is the sweep's
             sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, with another config "
-                     f"({'; '.join(changed[:3])}): the sweep's own command runs it. Run this config in a "
+                     f"({listed(changed)}): the sweep's own command runs it. Run this config in a "
                      f"hydra.run.dir outside the sweep's folder.")
         if changed:  # a run refused before it trained (a typo, no data): the fixed command may start over
             log.info("%s holds a run that ended before it trained, with another config (%s): this one starts over "
-                     "there.", run_dir, "; ".join(changed[:3]))
+                     "there.", run_dir, listed(changed))
         note_sweep_dir(None)
 
     @staticmethod
@@ -679,7 +681,7 @@ class OutputDirCheck(Callback):
         if enclosing and enclosing[1] == "run":  # its TensorBoard would show this sweep's runs as its own
             sys.exit(f"Error: {sweep_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a sweep needs a folder "
                      f"of its own. Choose a hydra.sweep.dir outside it.")
-        if (sweep_dir / ".hydra").is_dir():  # a run's folder, or one of a sweep's jobs
+        if (sweep_dir / HYDRA_FOLDER).is_dir():  # a run's folder, or one of a sweep's jobs
             sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
                      f"hydra.sweep.dir.")
         saved = sweep_dir / SWEEP_RECORD
@@ -690,7 +692,7 @@ class OutputDirCheck(Callback):
             if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
-        jobs = (path.name for path in sweep_dir.iterdir() if (path / ".hydra").is_dir())
+        jobs = (path.name for path in sweep_dir.iterdir() if (path / HYDRA_FOLDER).is_dir())
         linked = linked_entry(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs])
         if linked:
             sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again, or "

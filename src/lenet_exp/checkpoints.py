@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from lenet_exp.config import LENET5_CLASS, as_literal
 from lenet_exp.errors import CheckpointError, one_line
-from lenet_exp.files import write_atomic
+from lenet_exp.files import BEST_CHECKPOINT, CHECKPOINTS, write_atomic
 
 FORMAT = "lenet_exp.checkpoint/1"
 # what every checkpoint holds (eval and predict need no more); a resume also needs TRAINING_KEYS
@@ -28,6 +28,7 @@ TIME_KEYS = ("time/",)  # history columns of earlier versions that were timings
 LEGACY_DATASET_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 LEGACY_OPTIMIZERS = {"adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW", "sgd": "torch.optim.SGD"}
 LEGACY_HISTORY_KEYS = {"lr": "train/lr"}
+LEGACY_RUN_STATE_KEYS = ("warmup_epochs",)  # timings that earlier versions kept in a run's state
 
 
 @dataclass
@@ -60,10 +61,13 @@ def save_checkpoint(path: Path, state: dict, copies: Sequence[Path] = ()) -> Non
 def upgrade(state: dict) -> dict:
     """A checkpoint of an earlier version in today's form: no timings, today's history and config keys."""
     run_state = state.get("run_state")
-    if isinstance(run_state, dict):
-        run_state.pop("warmup_epochs", None)
-        run_state["history"] = [{LEGACY_HISTORY_KEYS.get(k, k): v for k, v in row.items()
-                                 if not k.startswith(TIME_KEYS)} for row in run_state.get("history", [])]
+    if isinstance(run_state, dict):  # (checked where a run goes on from it; eval and predict only read its epoch)
+        for key in LEGACY_RUN_STATE_KEYS:
+            run_state.pop(key, None)
+        history = run_state.get("history", [])
+        run_state["history"] = [{LEGACY_HISTORY_KEYS.get(k, k): v for k, v in row.items() if not k.startswith(TIME_KEYS)}
+                                if isinstance(row, dict) else row for row in history] if isinstance(history, list) \
+            else history
     config = state.get("config")
     if isinstance(config, dict):
         dataset, optimizer, model = config.get("dataset", {}), config.get("optimizer", {}), config.get("model", {})
@@ -82,9 +86,9 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
         raise CheckpointError(f"Checkpoint {path} is a folder where the checkpoint file should be: move it away, or "
                               f"pass another checkpoint.")
     if path.is_dir():  # a run's folder, most likely, or its checkpoints/
-        best = path / "best.pt" if path.name == "checkpoints" else path / "checkpoints" / "best.pt"
+        best = path.parent / BEST_CHECKPOINT if path.name == CHECKPOINTS else path / BEST_CHECKPOINT
         raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
-                              f"run's{' checkpoints' if path.name == 'checkpoints' else ''} folder.")
+                              f"run's{' checkpoints' if path.name == CHECKPOINTS else ''} folder.")
     if not path.is_file():
         what = "is no regular file" if path.exists() else "does not exist"  # a pipe: torch.load would wait on it
         raise CheckpointError(f"Checkpoint {path} {what}. Pass a file such as <run dir>/checkpoints/best.pt.")
@@ -147,6 +151,12 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     history = run_state.get("history", []) if isinstance(run_state, dict) else None  # RunState's defaults
     if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
         return "a run state without its history"
+    unknown = sorted(set(run_state) - {f.name for f in fields(RunState)} - set(LEGACY_RUN_STATE_KEYS))
+    if unknown:
+        return f"a run state with {unknown[0]!r}"
+    best = run_state.get("best_val_acc", -1.0)
+    if isinstance(best, bool) or not isinstance(best, (int, float)):
+        return f"a best val accuracy of {best!r}"
     epoch, best_epoch = run_state.get("epoch", 0), run_state.get("best_epoch", 0)
     if not (isinstance(epoch, int) and 0 <= epoch <= len(history) and isinstance(best_epoch, int)
             and 0 <= best_epoch <= epoch):

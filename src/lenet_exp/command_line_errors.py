@@ -35,7 +35,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
 from lenet_exp.errors import ConfigError, closest
-from lenet_exp.overrides import TASK_PATH_KEYS, override_key
+from lenet_exp.overrides import TASK_PATH_KEYS, override_key, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import STUDY_GROUP
 
@@ -61,9 +61,32 @@ SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` t
 
 
 def options_having(group: str, key: str) -> list[str]:
-    """The options of ``group`` whose schema has ``key``: ``["scheduler=onecycle"]`` for pct_start."""
-    return [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
-            if key in {f.name for f in dataclasses.fields(schema)}]
+    """The options of ``group`` whose YAML or schema has ``key``: ``["scheduler=onecycle"]`` for pct_start,
+    ``["optimizer=adam", "optimizer=adamw"]`` for betas (adamw's YAML names adam's schema)."""
+    loader = config_loader()
+    if group not in GROUP_SCHEMAS:
+        return []
+    if not loader:  # no Hydra ran: the schemas, named as the options that they are named after
+        return [f"{group}={name}" for name, schema in GROUP_SCHEMAS[group].items() if key in schema_keys(schema)]
+    return [f"{group}={option}" for option in loader.get_group_options(group)
+            if key in option_keys(loader, group, option)]
+
+
+def option_keys(loader, group: str, option: str) -> set[str]:
+    """The keys of ``group``'s ``option``: its YAML's, and those of the schema that its defaults list names."""
+    try:
+        found = loader.repository.load_config(config_path=f"{group}/{option}")
+    except Exception:  # one that does not load is said on its own
+        found = None
+    if found is None:
+        return set()
+    named = {default.path.lstrip("/") for default in found.defaults_list or [] if hasattr(default, "path")}
+    schemas = [schema for name, schema in GROUP_SCHEMAS.get(group, {}).items() if f"schema_{group}_{name}" in named]
+    return {*(found.config.keys() if found.config else ()), *(key for schema in schemas for key in schema_keys(schema))}
+
+
+def schema_keys(schema: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(schema)}
 
 
 def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError, source: str,
@@ -203,7 +226,7 @@ def wrong_value(error: ValidationError, overrides: list[str]) -> str:
     # a sweep's setting: of the plugin chosen, else of one that has it (Optuna's sweeper comes with sweep=optuna)
     for prefix, choosers in (("hydra.launcher.", ("hydra/launcher",)), ("hydra.sweeper.", ("hydra/sweeper", "sweep"))):
         if key.startswith(prefix):
-            chosen = [override for override in overrides if override.lstrip("+").split("=")[0] in choosers]
+            chosen = [override for override in overrides if override_key(override) in choosers]
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
             having = [PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else options_with(choosers[0], setting)
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
@@ -214,8 +237,8 @@ def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> 
     """Whether ``group=option`` (or a sweep's ``group=a,option``) is among the overrides, as against in a
     config file (where a missing option is no typo of the user's, e.g. a sweeper plugin not installed)."""
     for arg in arguments:
-        key, _, values = arg.lstrip("+~").partition("=")
-        if key == group and option in values.split(","):
+        values = arg.partition("=")[2]
+        if override_key(arg) == group and option in values.split(","):
             return True
     return False
 
@@ -227,8 +250,8 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
     if not named_on_the_command_line(group, option, arguments):
         # a preset of one's own (`override /optimizer: adamx`); else no typo of the user's (a sweeper not installed)
         overrides = overrides_in(arguments)
-        source = next((f"{chosen}/{value}" for chosen, value in (o.lstrip("+").partition("=")[::2] for o in overrides)
-                       if chosen not in GROUP_SCHEMAS
+        choices = [(override_key(o), o.partition("=")[2]) for o in overrides]
+        source = next((f"{chosen}/{value}" for chosen, value in choices if chosen not in GROUP_SCHEMAS
                        and chosen_in_defaults(f"{chosen}/{value}", group, overrides) == option), None)
         study = study_sweeping(group, option, overrides)
         if study:
@@ -335,7 +358,7 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
     in_it = str(error).startswith(f"In '{name}': ")
     if not name or not (str(error).startswith("Cannot find primary config") or in_it):
         return None
-    group, _, option = name.rpartition("/")
+    group, _, option = name.removesuffix(".yaml").rpartition("/")
     chosen = []
     loader = config_loader()
     if loader:
@@ -462,8 +485,13 @@ def unknown_deletion(error: Exception) -> Optional[str]:
     key = found.group(1)
     section, _, name = key.rpartition(".")
     known = setting_names(section)
-    if name in known:
-        return every_run_has(f"~{key}", key)
+    of_every_option = all(name in schema_keys(schema) for schema in GROUP_SCHEMAS.get(section, {}).values())
+    if name in known and of_every_option:
+        return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
+    owners = options_having(section, name) if section in GROUP_SCHEMAS else []
+    if owners:  # momentum of Adam: SGD's, and nothing to leave out
+        have = "has" if len(owners) == 1 else "have"
+        return f"~{key}: {key} is not a setting of this {section} ({' and '.join(owners)} {have} it), nothing to delete."
     loader = config_loader()
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
@@ -476,8 +504,7 @@ def setting_names(section: str) -> list[str]:
     if not section:
         return [f.name for f in dataclasses.fields(Config)]
     schemas = GROUP_SCHEMAS.get(section, {}).values() or [typing.get_type_hints(Config).get(section)]
-    return sorted({f.name for schema in schemas if dataclasses.is_dataclass(schema)
-                   for f in dataclasses.fields(schema)})
+    return sorted({key for schema in schemas if dataclasses.is_dataclass(schema) for key in schema_keys(schema)})
 
 
 def deleted_setting(overrides: list[str]) -> Optional[str]:
@@ -638,12 +665,10 @@ def search_space_written(error: Exception, arguments: list[str]) -> Optional[str
     cause = error.__cause__ or error.__context__
     if SEARCH_SPACE not in f"{error} {getattr(cause, 'full_key', '')}":
         return None
-    written = next((arg for arg in arguments if arg.lstrip("+~").startswith(SEARCH_SPACE)), None)
+    written = next((arg for arg in arguments if override_key(arg).startswith(SEARCH_SPACE)), None)
     if written is None:
         return None
-    key, _, value = written.lstrip("+~").partition("=")
-    key = key[len(SEARCH_SPACE) + 1:]
-    from lenet_exp.overrides import unquote  # no torch import there either
+    key, value = override_key(written)[len(SEARCH_SPACE) + 1:], written.partition("=")[2]
 
     instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
                "'optimizer.lr=interval(1e-4,1e-2)' with sweep=optuna, seed=0,1,2 with the basic sweeper")
@@ -741,7 +766,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, ConfigCompositionException) and cause is None:
         return misused_override(error, overrides) or hydra_setting_swept(error) or group_left_unset(error)
     if isinstance(error, InterpolationResolutionError):  # --cfg job --resolve (a run's: config.validate)
-        written = [override.split("=", 1)[0] for override in overrides if "${" in override.split("=", 1)[-1]]
+        written = [override_key(override) for override in overrides if "${" in override.split("=", 1)[-1]]
         what = error.full_key or (written[0] if len(written) == 1 else "a ${…} of the config")
         return (f"{what} cannot be resolved ({str(error).splitlines()[0]}): give it a value, or a ${{…}} that names "
                 f"a key of the config (e.g. ${{seed}}).")

@@ -20,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Collection, List, Mapping, Optional
+from typing import Any, Callable, Collection, List, Mapping, NamedTuple, Optional, Sequence
 
 from omegaconf import MISSING
 
@@ -340,6 +340,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
+EPOCHS = "trainer.epochs"  # the one setting a run may change and go on (run_of_other_length)
 # Settings (key prefixes) that do not change what a job computes: where the data lives, which device
 # and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
 # a sweep may be continued with other values of these.
@@ -383,29 +384,44 @@ def drawn_as_it_is(flat: dict) -> dict:
     return flat
 
 
-def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``key: old -> new`` for each setting that differs and would change the run's results. A setting
-    added since the run was saved, left null (as ``data_seed``: null does what the run did without it),
-    is no difference."""
+def shown(value: Any) -> str:
+    """A setting's value as the command line writes it."""
+    return "null" if value is None else repr(value)
+
+
+class Change(NamedTuple):
+    """A setting that differs between a run's config and another: ``key: old -> new`` in messages."""
+    key: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {shown(self.old)} -> {shown(self.new)}"
+
+
+def listed(changes: Sequence[Change], most: int = 3) -> str:
+    """The first ``most`` changes, as a message lists them."""
+    return "; ".join(map(str, changes[:most]))
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[Change]:
+    """Each setting that differs and would change the run's results. A setting added since the run was
+    saved, left null (as ``data_seed``: null does what the run did without it), is no difference."""
     saved_flat, current_flat = (drawn_as_it_is(result_settings(config)) for config in (saved, current))
     if EVAL_BATCH_SIZE not in saved_flat.keys() & current_flat.keys():  # capped on one side: limit_batches differs
         saved_flat.pop(EVAL_BATCH_SIZE, None)
         current_flat.pop(EVAL_BATCH_SIZE, None)
     added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
-
-    def shown(value: Any) -> str:  # as the command line writes it
-        return "null" if value is None else repr(value)
-
     return [
-        f"{key}: {shown(saved_flat.get(key))} -> {shown(current_flat.get(key))}"
+        Change(key, saved_flat.get(key), current_flat.get(key))
         for key in sorted(set(saved_flat) | set(current_flat))
         if saved_flat.get(key) != current_flat.get(key) and key not in added_null
     ]
 
 
-def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[Change]:
     """:func:`config_differences` but trainer.epochs: those of one run trained on to another length."""
-    return [change for change in config_differences(saved, current) if not change.startswith("trainer.epochs:")]
+    return [change for change in config_differences(saved, current) if change.key != EPOCHS]
 
 
 # schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
@@ -421,7 +437,7 @@ def run_of_other_length(saved: Mapping[str, Any], current: Mapping[str, Any], tr
     the ``trained`` epochs the run has (a train-on stopped early goes back to the run it was)."""
     changed = config_differences(saved, current)
     epochs = current["trainer"]["epochs"]
-    return (len(changed) == 1 and changed[0].startswith("trainer.epochs:")
+    return (len(changed) == 1 and changed[0].key == EPOCHS
             and (epochs > saved["trainer"]["epochs"] or (trained is not None and epochs >= trained))
             and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
 
@@ -519,9 +535,9 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
     from omegaconf import OmegaConf
 
     unknown = [key for key in unknown_keys(cfg) if key != "hydra" and not unchecked(key)]
-    of_optimizer = any(key.startswith("optimizer.") for key in unknown)
-    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if of_optimizer else []
-    extra = [key for key in unknown if key.removeprefix("optimizer.") not in arguments]
+    passed = [key for key in unknown if key.startswith("optimizer.")]
+    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if passed else []
+    extra = [key for key in unknown if key not in passed or key.removeprefix("optimizer.") not in arguments]
     if extra:
         section = extra[0].rpartition(".")[0]
         node = OmegaConf.select(cfg, section) if section else cfg
@@ -542,7 +558,7 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         raise ConfigError(extra[0], written, expected, why=why,
                           fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "
                               f"configs/).")
-    return [key.removeprefix("optimizer.") for key in unknown if key.startswith("optimizer.")]
+    return [key.removeprefix("optimizer.") for key in passed]
 
 
 def without_hydra(config: Any) -> Any:
@@ -592,10 +608,11 @@ def check_every_value_set(cfg: Any) -> None:
     try:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
+        key = str(error.full_key).split("[", 1)[0]  # of a list's item (augment.scale[0]): the list, as one sets it
         written = OmegaConf.to_container(cfg, resolve=False)
-        for part in str(error.full_key).split("."):
+        for part in key.split("."):
             written = written.get(part) if isinstance(written, dict) else None
-        raise ConfigError(str(error.full_key), written, "a value, or a ${…} that names a key of the config (e.g. "
+        raise ConfigError(key, written, "a value, or a ${…} that names a key of the config (e.g. "
                           "${seed})", why=str(error.msg).splitlines()[0]) from error
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:  # `~model` removed a group, or a YAML of one's own left a ??? unset

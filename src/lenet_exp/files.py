@@ -145,9 +145,12 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
 METRICS = "metrics.json"  # a run's record: its task, status, config, history and test
 PREDICTION = "prediction.json"  # a task=predict run's result
 SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's folder: its config, overrides included
-HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into a job's .hydra/
-RUN_FILES = (*(f".hydra/{name}" for name in HYDRA_RECORD), "run.log", METRICS)
-WRITTEN_ENTRIES = (".hydra", *RUN_FILES, "checkpoints")  # what a run writes in its folder, besides its events
+HYDRA_FOLDER = ".hydra"  # where Hydra writes a job's record (hydra.output_subdir, which a run keeps as it is)
+HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into it
+CHECKPOINTS = "checkpoints"  # a run's last.pt (what it goes on from) and best.pt (its best epoch on val)
+LAST_CHECKPOINT, BEST_CHECKPOINT = f"{CHECKPOINTS}/last.pt", f"{CHECKPOINTS}/best.pt"
+RUN_FILES = (*(f"{HYDRA_FOLDER}/{name}" for name in HYDRA_RECORD), "run.log", METRICS)
+WRITTEN_ENTRIES = (HYDRA_FOLDER, *RUN_FILES, CHECKPOINTS)  # what a run writes in its folder, besides its events
 REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 
 
@@ -274,8 +277,8 @@ def release_folder(folder: Path, delete_lock: bool = False) -> None:
 def last_checkpoint_gone(run_dir: Path) -> Optional[str]:
     """Why a run cannot go on where its checkpoints/last.pt was deleted and its best.pt was not (the two are
     written together, last.pt first), or None."""
-    last = run_dir / "checkpoints" / "last.pt"
-    if last.exists() or not (run_dir / "checkpoints" / "best.pt").exists():
+    last = run_dir / LAST_CHECKPOINT
+    if last.exists() or not (run_dir / BEST_CHECKPOINT).exists():
         return None
     return (f"{last}, the checkpoint this run goes on from, is gone (its best.pt is there). Delete the folder "
             f"{last.parent} to train this run again from the start (which replaces best.pt), or choose a new "

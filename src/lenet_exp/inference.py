@@ -26,7 +26,7 @@ from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_na
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
-from lenet_exp.files import METRICS, PREDICTION, folder_holder, read_json, save_json
+from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.record import TensorBoardLog
@@ -107,7 +107,7 @@ def say_if_still_training(path: str, state: dict) -> None:
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
     epoch = checkpoints.checkpoint_epoch(state)
-    if folder.name != "checkpoints" or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
+    if folder.name != CHECKPOINTS or (isinstance(epochs, int) and isinstance(epoch, int) and epoch >= epochs):
         return  # not in a run's folder, or the run is in its final test
     holder = folder_holder(folder.parent)
     if holder:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
-from lenet_exp.config import config_differences, differences_besides_length, run_of_other_length, to_dict
+from lenet_exp.config import config_differences, differences_besides_length, listed, run_of_other_length, to_dict
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
@@ -82,8 +82,8 @@ class Run:
         self.stopwatch = stopwatch or Stopwatch()
         self.git = provenance()
         self.metrics_path = run_dir / files.METRICS
-        self.last_path = run_dir / "checkpoints" / "last.pt"
-        self.best_path = run_dir / "checkpoints" / "best.pt"
+        self.last_path = run_dir / files.LAST_CHECKPOINT
+        self.best_path = run_dir / files.BEST_CHECKPOINT
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.saved_epoch = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
@@ -114,7 +114,7 @@ class Run:
                 return None  # it goes on from its last epoch
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
-                raise UserError(f"{self.dir} already holds a completed run with another config ({'; '.join(changed[:3])}). "
+                raise UserError(f"{self.dir} already holds a completed run with another config ({listed(changed)}). "
                                 f"Choose a new output directory.")
             log.info("Already completed in %s: skipped (val acc %.4f)", self.dir, previous["val"]["acc"])
             return Outcome("skipped", previous["val"]["acc"])
@@ -141,11 +141,11 @@ class Run:
                 # the run is this config (or it trained on), its checkpoint is not: continuing "as it was" would go
                 # in circles
                 raise CheckpointError(
-                    f"{self.last_path} is another run's checkpoint ({'; '.join(changed[:3])}), not this run's. "
+                    f"{self.last_path} is another run's checkpoint ({listed(changed)}), not this run's. "
                     f"Delete the folder {self.last_path.parent} to train this run again from the start, or choose "
                     f"a new output directory.")
             raise UserError(
-                f"{self.dir} holds an unfinished run with another config ({'; '.join(changed[:3])}). "
+                f"{self.dir} holds an unfinished run with another config ({listed(changed)}). "
                 f"Continue it as it was ({how_to_go_on(self.dir)}), or choose a new output directory."
             )
         return saved
@@ -161,7 +161,7 @@ class Run:
             # another run's best.pt (copied in) would be tested as this run's; a run trained on has another length
             changed = differences_besides_length(best["config"], last["config"])
             if changed:
-                found, problem = None, f"it is another run's ({'; '.join(changed[:3])})"
+                found, problem = None, f"it is another run's ({listed(changed)})"
         except CheckpointError as error:  # missing or unreadable
             found, problem = None, str(error)
         if found == best_epoch or best_epoch == 0:

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from lenet_exp.files import HYDRA_FOLDER
+
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
 OUTPUT_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -40,7 +42,7 @@ def recorded_overrides(run_dir: Path) -> list[str]:
     from omegaconf import OmegaConf
 
     try:
-        return [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+        return [str(o) for o in OmegaConf.load(run_dir / HYDRA_FOLDER / "overrides.yaml")]
     except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
         return []
 
@@ -96,12 +98,15 @@ def quote_paths(argv: list[str]) -> list[str]:
     quoted = []
     for arg in argv:
         key, equals, value = arg.partition("=")
-        if equals and key.lstrip("+") in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder "~"
+        if not equals or override_key(arg) not in PATH_KEYS:
+            quoted.append(arg)
+            continue
+        if override_key(arg) in OUTPUT_KEYS and value.startswith("~"):  # Hydra would make a folder "~"
             value = str(Path(value).expanduser())
             arg = f"{key}={value}"
-        if equals and key in PATH_KEYS and value and "${" not in value and needs_quotes(arg, value):
+        if value and "${" not in value and needs_quotes(arg, value):
             arg = f"{key}={','.join(map(quote, _paths_listed(value)))}"
-        elif equals and key in PATH_KEYS and "${" in value and Path(value).expanduser().exists():
+        elif "${" in value and Path(value).expanduser().exists():
             arg = key + "=" + quote(value).replace("${", "\\${")  # a file named so, not an interpolation
         quoted.append(arg)
     return quoted
@@ -114,7 +119,7 @@ def _paths_listed(value: str) -> list[str]:
     existing path at all stays as it is, whose job says that it does not exist."""
     pieces = value.split(",")
     listed = _existing_paths(pieces) or _existing_paths(pieces, missing_ones=True)
-    if listed is None or not any(Path(path).expanduser().exists() for path in listed):
+    if not any(Path(path).expanduser().exists() for path in listed):
         return [value]
     return listed
 

@@ -26,6 +26,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES
@@ -131,10 +132,9 @@ def versions() -> dict[str, str]:
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
-CHECKOUT = Path(__file__).resolve().parents[2]
 
 
-def provenance(checkout: Path = CHECKOUT) -> Optional[dict[str, Any]]:
+def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
     """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout:
     a tracked file changed, or a new file in src/ or configs/ (a model or an option of one's own, which the
     commit cannot give back; a scratch file elsewhere is no change to what runs)."""
@@ -145,6 +145,8 @@ def provenance(checkout: Path = CHECKOUT) -> Optional[dict[str, Any]]:
             return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
                                   timeout=10).stdout.strip()
 
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout.resolve():
+            return None  # an installed package in a repository of another project (its .venv/): not its code
         dirty = bool(git("status", "--porcelain", "--untracked-files=no")
                      or git("status", "--porcelain", "--untracked-files=all", "--", "src", "configs"))
         return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import METRICS, SWEEP_RECORD, read_json
+from lenet_exp.files import BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SWEEP_RECORD, read_json
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
 
 PREFIX = "resume="
@@ -86,7 +86,7 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
     record = read_json(_resumed / METRICS) or {}
     try:  # what the run was, as it resolved it (its record), or as .hydra/ says
         made = record["config"] if isinstance(record.get("config"), dict) else yaml.safe_load(
-            (_resumed / ".hydra" / "config.yaml").read_text())
+            (_resumed / HYDRA_FOLDER / "config.yaml").read_text())
     except Exception:  # a damaged record: what goes on with it is for the runner to tell
         made = None
     kept = [o for o in _typed if "=" in o and not o.startswith(("+", "~"))
@@ -123,7 +123,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         sys.exit("Error: resume= names no run. Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
     run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
-    saved_file = run_dir / ".hydra" / "overrides.yaml"
+    saved_file = run_dir / HYDRA_FOLDER / "overrides.yaml"
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
@@ -142,12 +142,12 @@ def expand_resume(argv: list[str]) -> list[str]:
         sys.exit(f"Error: resume={run_dir}: no such folder. Pass the directory of a run, e.g. "
                  f"resume=outputs/runs/<date>/<time>.")
     if not saved_file.is_file():
-        run = next((folder for folder in run_dir.parents if (folder / ".hydra" / "overrides.yaml").is_file()), None)
+        run = next((folder for folder in run_dir.parents if (folder / HYDRA_FOLDER / "overrides.yaml").is_file()), None)
         if run is not None:  # e.g. a checkpoint of the run
             sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
                      f"resume={shlex.quote(str(run))} continues it.")
-        if (run_dir / ".hydra").exists():  # run.py's run, its record damaged: no train() writes .hydra/
-            gone = ".hydra is a file where Hydra's record folder should be" if not (run_dir / ".hydra").is_dir() \
+        if (run_dir / HYDRA_FOLDER).exists():  # run.py's run, its record damaged: no train() writes .hydra/
+            gone = ".hydra is a file where Hydra's record folder should be" if not (run_dir / HYDRA_FOLDER).is_dir() \
                 else f"{saved_file.name} is missing; the same list is in .hydra/hydra.yaml, under hydra.overrides.task"
             sys.exit(f"Error: cannot resume from {saved_file}: {gone}. It must list the run's own overrides as "
                      f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
@@ -174,7 +174,7 @@ def expand_resume(argv: list[str]) -> list[str]:
                 None)
     if task in ("eval", "predict"):  # it would be refused for writing over the run it names
         how, image = ("evaluate", "") if task == "eval" else ("predict with", " image=<file>")
-        best = shlex.quote(str(run_dir / "checkpoints" / "best.pt"))
+        best = shlex.quote(str(run_dir / BEST_CHECKPOINT))
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
     own = saved_overrides(saved_file)
@@ -202,7 +202,7 @@ def hydras_record(run_dir: Path) -> Optional[dict]:
     import yaml
 
     try:
-        hydra = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]
+        hydra = yaml.safe_load((run_dir / HYDRA_FOLDER / "hydra.yaml").read_text())["hydra"]
         sources, name, cwd = hydra["runtime"]["config_sources"], hydra["job"]["config_name"], hydra["runtime"]["cwd"]
         overrides = hydra["overrides"]["hydra"] or []
         as_recorded = (all(isinstance(source, dict) for source in sources) and isinstance(name, str)
@@ -280,7 +280,7 @@ def how_to_go_on(run_dir: Path) -> str:
     on only in its study); for lenet_exp.train()'s (no command line) train() again."""
     from omegaconf import OmegaConf
 
-    if not (run_dir / ".hydra").is_dir():
+    if not (run_dir / HYDRA_FOLDER).is_dir():
         return f"train(cfg, run_dir={str(run_dir)!r}) and the same cfg"
     alone = f"`{resume_command(run_dir)}`"
     sweep = next((folder for folder in run_dir.parents if (folder / SWEEP_RECORD).is_file()), None)
@@ -288,7 +288,7 @@ def how_to_go_on(run_dir: Path) -> str:
         return alone
     again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
     try:
-        sweeper = str(OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.sweeper._target_)
+        sweeper = str(OmegaConf.load(run_dir / HYDRA_FOLDER / "hydra.yaml").hydra.sweeper._target_)
     except Exception:  # a record damaged or of another Hydra: the sweep's command continues either way
         return again
     if "optuna" in sweeper:  # resumed alone, a trial would end outside its study

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.files import SWEEP_RECORD, folder_holder
+from lenet_exp.files import HYDRA_FOLDER, SWEEP_RECORD, folder_holder
 from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
@@ -29,7 +29,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} " + ("is not a directory" if args.sweep_dir.exists() else "does not exist"))
-    if (args.sweep_dir / ".hydra").is_dir():  # its summary would be written among the run's own files
+    if (args.sweep_dir / HYDRA_FOLDER).is_dir():  # its summary would be written among the run's own files
         sweep = args.sweep_dir.resolve().parent
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / SWEEP_RECORD).is_file() else

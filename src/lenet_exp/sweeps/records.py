@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.files import METRICS, PREDICTION, SWEEP_RECORD, folder_holder, read_json
+from lenet_exp.files import HYDRA_FOLDER, METRICS, PREDICTION, SWEEP_RECORD, folder_holder, read_json
 from lenet_exp.overrides import override_key, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
@@ -30,7 +30,7 @@ BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
 # what a job's record is read from, in its folder
-JOB_RECORD_FILES = (METRICS, PREDICTION, ".hydra/overrides.yaml", ".hydra/hydra.yaml")
+JOB_RECORD_FILES = (METRICS, PREDICTION, f"{HYDRA_FOLDER}/overrides.yaml", f"{HYDRA_FOLDER}/hydra.yaml")
 
 
 @dataclass
@@ -110,7 +110,7 @@ def job_number(job_dir: Path, fallback: int) -> int:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
     try:
-        hydra = yaml.load((job_dir / ".hydra" / "hydra.yaml").read_bytes(), Loader=YAML_LOADER)["hydra"]
+        hydra = yaml.load((job_dir / HYDRA_FOLDER / "hydra.yaml").read_bytes(), Loader=YAML_LOADER)["hydra"]
         num = hydra["job"]["num"]
         if isinstance(num, int) and not isinstance(num, bool):
             return num
@@ -124,7 +124,7 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     """Job directories under a sweep directory: those holding ``.hydra/overrides.yaml`` (a job folder of one's
     own may be nested, ``hydra.sweep.subdir=lr_${optimizer.lr}/${seed}``), but not the jobs of another sweep
     kept in it (its own folder with a multirun.yaml, e.g. an evaluation sweep of its checkpoints)."""
-    jobs = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == ".hydra"}
+    jobs = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == HYDRA_FOLDER}
     return sorted(job for job in jobs if not any((sweep_dir / folder / SWEEP_RECORD).is_file()
                                                  for folder in job.relative_to(sweep_dir).parents[:-1]))
 
@@ -135,7 +135,7 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
     or failed. Not below a job's folder (its checkpoints), in submitit's logs or in a sweep kept inside."""
     errors: list[OSError] = []
     for folder, subfolders, names in os.walk(sweep_dir, onerror=errors.append):
-        if ".hydra" in subfolders:  # a job's folder: the files its record is read from
+        if HYDRA_FOLDER in subfolders:  # a job's folder: the files its record is read from
             for record in JOB_RECORD_FILES:
                 path = Path(folder) / record
                 try:
