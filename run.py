@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refuse_misused_flags,
                                           report_typos_in_one_line)
 from lenet_exp.config import register_configs
+from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
 from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
 from lenet_exp.resume import expand_resume, forget_the_resume
@@ -58,7 +59,7 @@ if __name__ == "__main__":
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently
             main()
     except ValueError as error:  # Hydra's checks of its own flags, outside its error reporter
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not raised_by_hydra(error):
+        if full_errors_wanted() or not raised_by_hydra(error):
             raise
         sys.exit(f"Error: {hydras_message(error)}")
     except KeyboardInterrupt as interrupt:  # one that no job took (Hydra composing, between a sweep's jobs)

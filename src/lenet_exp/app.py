@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, to_dict, validate
-from lenet_exp.errors import FolderInUse, UserError, one_line
+from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_console, is_disk_full, mount_point, read_json, run_events,
                              save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_slot, launcher_gone, kill_signals_stop,
@@ -30,6 +30,11 @@ from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
+
+
+def job_prefix(number: int) -> str:
+    """What starts a sweep's job's console lines: its jobs share one terminal."""
+    return f"[job {number}] "
 
 
 def named_on_command_line(hydra_cfg) -> set[str]:
@@ -152,19 +157,15 @@ def run_job_of_task(cfg: DictConfig) -> float:
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    chosen = named_on_command_line(hydra_cfg)
     if multirun:
-        prefix_console_lines(f"[job {slot.number}] ")
+        prefix_console_lines(job_prefix(slot.number))
     if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     log.info("Run in %s with %s", run_dir, " ".join(as_written(hydra_cfg.overrides.task)) or "the default config")
-    study = hydra_cfg.runtime.choices.get(STUDY_GROUP)  # None after ~sweep
-    if not multirun and study and STUDY_GROUP in named_on_command_line(hydra_cfg):
-        log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP, study)
-    for group in ("hydra/launcher", "hydra/sweeper") if not multirun else ():
-        if any(str(override).startswith(f"{group}=") for override in hydra_cfg.overrides.hydra):
-            log.warning("%s=%s says how a sweep runs: this is one run. Add -m to sweep.", group,
-                        hydra_cfg.runtime.choices.get(group))
+    if not multirun:
+        warn_of_sweep_settings(hydra_cfg, chosen)
     stopped = sweep_stop_signal()
     if stopped:  # the sweep was stopped before this job started
         message = f"the sweep was stopped by signal {stopped} first; running the sweep again runs the rest"
@@ -176,7 +177,7 @@ def run_job_of_task(cfg: DictConfig) -> float:
             with stops_held():  # seconds of imports (torch, torchvision), in which a signal must stop cleanly too
                 import lenet_exp.loop  # noqa: F401
                 from lenet_exp.record import Stopwatch
-            return run_job(cfg, run_dir, slot, multirun, named_on_command_line(hydra_cfg), Stopwatch.for_job())
+            return run_job(cfg, run_dir, slot, multirun, chosen, Stopwatch.for_job())
     except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
         signum = getattr(interrupt, "signum", signal.SIGINT)
         record_interruption(run_dir, cfg, signum, "running the same command again")
@@ -185,6 +186,17 @@ def run_job_of_task(cfg: DictConfig) -> float:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
+
+
+def warn_of_sweep_settings(hydra_cfg, chosen: set[str]) -> None:
+    """A single run whose command line names a study, a launcher or a sweeper: each says how a sweep runs."""
+    study = hydra_cfg.runtime.choices.get(STUDY_GROUP)  # None after ~sweep
+    if study and STUDY_GROUP in chosen:
+        log.warning("%s=%s is the search space of a sweep: this is one run. Add -m to sweep.", STUDY_GROUP, study)
+    for group in ("hydra/launcher", "hydra/sweeper"):
+        if any(override_key(str(override)) == group for override in hydra_cfg.overrides.hydra):
+            log.warning("%s=%s says how a sweep runs: this is one run. Add -m to sweep.", group,
+                        hydra_cfg.runtime.choices.get(group))
 
 
 def paths_from_the_original_folder(cfg: DictConfig) -> None:
@@ -216,7 +228,7 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         if cfg.task == "predict":
             from lenet_exp.inference import prediction_line, run_predict
             prediction = run_predict(cfg, run_dir, slot, chosen)
-            print(f"[job {slot.number}] " * multirun + prediction_line(prediction))  # as the job's log lines
+            print(job_prefix(slot.number) * multirun + prediction_line(prediction))  # as the job's log lines
             return prediction["probability"]
 
         from lenet_exp.loop import Run
@@ -225,7 +237,7 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         if not multirun:  # a sweep's jobs get theirs back as the sweep ends
             from lenet_exp.callbacks import put_back_the_runs_record
             put_back_the_runs_record(run_dir)
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_errors_wanted():
             raise
         report_failure(run_dir, cfg, error)
         if multirun:

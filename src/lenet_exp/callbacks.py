@@ -30,7 +30,7 @@ from lenet_exp.command_line_errors import deleted_setting, merged_options, numbe
 from lenet_exp.config import (EPOCHS, PRESETS, SCHEDULES_WITH_AN_END, Change, Config, config_differences, listed,
                               refuse_unknown_keys, run_of_other_length, shown, validate, where_or_how_fast,
                               without_hydra)
-from lenet_exp.errors import UserError, one_line
+from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION, REPLACE_THE_LINK, RUN_FILES,
                              SWEEP_RECORD, WRITTEN_ENTRIES,
                              last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
@@ -475,7 +475,7 @@ def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
     try:
         validate(without_hydra(config))
     except UserError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_errors_wanted():
             traceback.print_exc()  # raised, Hydra would turn it into a warning and skip the folder checks
         sys.exit(f"Error: {error}")
     except Exception:  # unforeseen: the job's own validate() reports it, in its folder, after the folder checks

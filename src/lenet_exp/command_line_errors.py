@@ -34,7 +34,7 @@ from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
-from lenet_exp.errors import ConfigError, closest
+from lenet_exp.errors import ConfigError, closest, full_errors_wanted
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import STUDY_GROUP
@@ -785,7 +785,7 @@ def report_typos_in_one_line() -> None:
         try:
             return func()
         except Exception as error:
-            full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+            full = full_errors_wanted()
             message = None if full else typo_message(error) or (
                 hydras_message(error) if isinstance(error, ValueError) and raised_by_hydra(error) else None)
             if message is None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 
 class UserError(Exception):
     """Something the user can fix; the message says what was wrong and how to fix it."""
+
+
+def full_errors_wanted() -> bool:
+    """``HYDRA_FULL_ERROR=1``: every error as Hydra shows it, with its traceback, where it is no user's mistake."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 
 def one_line(error: BaseException) -> str:

@@ -17,12 +17,19 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 from lenet_exp.files import BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SWEEP_RECORD, read_json
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
 
 PREFIX = "resume="
+PASS_A_RUN = "Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>."
+ALSO_IN_HYDRA_YAML = f"the same list is in {HYDRA_FOLDER}/hydra.yaml, under hydra.overrides.task"
+
+
+def refuse_the_record(saved_file: Path, problem: str) -> NoReturn:
+    sys.exit(f"Error: cannot resume from {saved_file}: {problem}. It must list the run's own overrides as Hydra "
+             f"saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
 
 
 def saved_overrides(saved_file: Path) -> list[str]:
@@ -30,16 +37,15 @@ def saved_overrides(saved_file: Path) -> list[str]:
     import yaml
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    def refuse(problem: str) -> None:
-        sys.exit(f"Error: cannot resume from {saved_file}: {problem}. It must list the run's own overrides as "
-                 f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
+    def refuse(problem: str) -> NoReturn:
+        refuse_the_record(saved_file, problem)
 
     try:
         overrides = yaml.safe_load(saved_file.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         refuse(f"it is not readable YAML ({type(error).__name__}: {str(error).splitlines()[0]})")
     if overrides is None:  # Hydra writes "[]" for none, in place: a run killed meanwhile leaves the file empty
-        refuse("it is empty; the same list is in .hydra/hydra.yaml, under hydra.overrides.task")
+        refuse(f"it is empty; {ALSO_IN_HYDRA_YAML}")
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         refuse("it is not a list of overrides")
     parser = OverridesParser.create()
@@ -120,7 +126,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         return argv
     written = given[-1][len(PREFIX):]
     if not unquote(written).strip():  # Path("") is the current folder, as is resume='' once unquoted
-        sys.exit("Error: resume= names no run. Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
+        sys.exit(f"Error: resume= names no run. {PASS_A_RUN}")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
     run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
     saved_file = run_dir / HYDRA_FOLDER / "overrides.yaml"
@@ -139,23 +145,20 @@ def expand_resume(argv: list[str]) -> list[str]:
                  f"{run_dir / SWEEP_RECORD}, under hydra.overrides); resume=<job folder> continues one job, "
                  f"e.g. resume={shlex.quote(str(one_job))}.")
     if not run_dir.exists():
-        sys.exit(f"Error: resume={run_dir}: no such folder. Pass the directory of a run, e.g. "
-                 f"resume=outputs/runs/<date>/<time>.")
+        sys.exit(f"Error: resume={run_dir}: no such folder. {PASS_A_RUN}")
     if not saved_file.is_file():
         run = next((folder for folder in run_dir.parents if (folder / HYDRA_FOLDER / "overrides.yaml").is_file()), None)
         if run is not None:  # e.g. a checkpoint of the run
             sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
                      f"resume={shlex.quote(str(run))} continues it.")
         if (run_dir / HYDRA_FOLDER).exists():  # run.py's run, its record damaged: no train() writes .hydra/
-            gone = ".hydra is a file where Hydra's record folder should be" if not (run_dir / HYDRA_FOLDER).is_dir() \
-                else f"{saved_file.name} is missing; the same list is in .hydra/hydra.yaml, under hydra.overrides.task"
-            sys.exit(f"Error: cannot resume from {saved_file}: {gone}. It must list the run's own overrides as "
-                     f"Hydra saved them (e.g. - optimizer.lr=0.01); restore it, or start a new run.")
+            refuse_the_record(saved_file, f"{HYDRA_FOLDER} is a file where Hydra's record folder should be"
+                              if not (run_dir / HYDRA_FOLDER).is_dir() else
+                              f"{saved_file.name} is missing; {ALSO_IN_HYDRA_YAML}")
         if (run_dir / METRICS).is_file():  # lenet_exp.train()'s: no command line to replay
             sys.exit(f"Error: resume={run_dir} is a run started from Python (train(), which records no command "
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
-        sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). "
-                 f"Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>.")
+        sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). {PASS_A_RUN}")
 
     def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
         return (override_key(arg) == "hydra.run.dir" and "=" in arg

@@ -181,7 +181,7 @@ class StackedLauncher(Launcher):
 
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        if self.max_stack is not None and (not isinstance(self.max_stack, int) or self.max_stack < 1):
+        if self.max_stack is not None and self.max_stack < 1:  # (the schema takes integers only)
             sys.exit(f"Error: hydra.launcher.max_stack={self.max_stack!r}: give an integer >= 1 (trials per group), "
                      f"or null for {CPU_STACK} on the CPU and {GPU_STACK} on a GPU.")
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
