@@ -640,4 +640,4 @@ def test_a_scheduler_or_augment_yaml_of_ones_own_without_a_schema_gets_one_line(
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     name = yaml_text.split()[1]
     assert (f"Error: Invalid config value {group}.name='{name}' (it has no schema): expected one of lenet_exp's kinds "
-            f"of {group} ({kinds}): a YAML of one's own begins as configs/{group}/none.yaml does") in result.stderr
+            f"of {group} ({kinds}): a YAML that begins as configs/{group}/none.yaml does") in result.stderr

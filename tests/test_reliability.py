@@ -809,6 +809,10 @@ def test_an_optuna_study_in_memory_replays_with_its_sweep_directory(tiny_root, t
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweep.dir={sweep_dir}"]
     stop_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    from lenet_exp.resume import how_to_go_on
+
+    stopped = next(sweep_dir.glob("0_*"))  # a trial resumed alone would end outside its study
+    assert how_to_go_on(stopped) == f"the sweep's command and hydra.sweep.dir={sweep_dir} (which goes on with the study)"
     again = run_main(study, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     first, second = sorted(sweep_dir.glob("[0-9]_*"))

@@ -199,9 +199,7 @@ def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
 
 def check_weights_fit(model: nn.Module, state: dict, path: str | Path) -> None:
     """:func:`load_model_weights`'s check alone, for a model without memory (on the meta device)."""
-    expected, saved = model.state_dict(), state["model"]
-    if expected.keys() != saved.keys() or any(getattr(saved[key], "shape", None) != tensor.shape
-                                              for key, tensor in expected.items()):
+    if first_misfit(model.state_dict(), state["model"]):
         raise misfit_error(model, state, path)
 
 
@@ -210,16 +208,17 @@ def misfit_error(model: nn.Module, state: dict, path: str | Path) -> CheckpointE
     return CheckpointError(
         f"{path} was written for another model (model={saved.get('model', {}).get('name')}, "
         f"num_classes={saved.get('dataset', {}).get('num_classes')}) and does not fit this one "
-        f"({first_misfit(model.state_dict(), state['model'])}). Use the model and dataset options it was "
-        f"trained with.")
+        f"({first_misfit(model.state_dict(), state['model']) or 'its weights differ'}). Use the model and dataset "
+        f"options it was trained with.")
 
 
-def first_misfit(expected: dict, saved: dict) -> str:
-    """The first weight in which a checkpoint does not fit a model, in words (torch lists them all)."""
+def first_misfit(expected: dict, saved: dict) -> Optional[str]:
+    """The first weight in which a checkpoint does not fit a model, in words (torch lists them all); None where
+    each has its shape."""
     for key, tensor in expected.items():
         if key not in saved:
             return f"it has no {key}"
         if getattr(saved[key], "shape", None) != tensor.shape:
             return f"its {key} is {tuple(getattr(saved[key], 'shape', ()))}, this model's {tuple(tensor.shape)}"
     extra = [key for key in saved if key not in expected]
-    return f"this model has no {extra[0]}" if extra else "its weights differ"
+    return f"this model has no {extra[0]}" if extra else None

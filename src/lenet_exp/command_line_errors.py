@@ -33,7 +33,7 @@ from hydra.errors import (ConfigCompositionException, HydraException, MissingCon
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments, schema_name
 from lenet_exp.errors import ConfigError, closest, full_errors_wanted
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
@@ -81,7 +81,7 @@ def option_keys(loader, group: str, option: str) -> set[str]:
     if found is None:
         return set()
     named = {default.path.lstrip("/") for default in found.defaults_list or [] if hasattr(default, "path")}
-    schemas = [schema for name, schema in GROUP_SCHEMAS.get(group, {}).items() if f"schema_{group}_{name}" in named]
+    schemas = [schema for name, schema in GROUP_SCHEMAS.get(group, {}).items() if schema_name(group, name) in named]
     return {*(found.config.keys() if found.config else ()), *(key for schema in schemas for key in schema_keys(schema))}
 
 
@@ -289,8 +289,8 @@ def default_not_found(error: MissingConfigException) -> Optional[str]:
     source, missing = found.groups()
     old_schema = re.fullmatch(r"schema/(\w+)/(\w+)", missing)
     if old_schema:
-        return (f"In {source}.yaml: its defaults name the schema {missing}, which is /schema_{old_schema[1]}_"
-                f"{old_schema[2]} now: write `- /schema_{old_schema[1]}_{old_schema[2]}@_here_` there.")
+        now = schema_name(*old_schema.groups())
+        return f"In {source}.yaml: its defaults name the schema {missing}, which is /{now} now: write `- /{now}@_here_` there."
     return (f"In {source}.yaml: its defaults name {missing}, which is no file of configs/ (nor of hydra.searchpath): "
             f"fix the name, or compare the file with the others of its folder.")
 

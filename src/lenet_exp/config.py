@@ -109,7 +109,7 @@ class AdamConfig:  # configs/optimizer/adam.yaml, adamw.yaml
 
 @dataclass
 class SGDConfig:  # configs/optimizer/sgd.yaml
-    _target_: str = "torch.optim.SGD"
+    _target_: str = MISSING
     lr: float = MISSING
     weight_decay: float = MISSING
     momentum: float = MISSING
@@ -172,8 +172,18 @@ class DeviceConfig:  # configs/device/*.yaml
 
 
 # what a data set's YAML needs (configs/dataset/): the schema gives it every field, and checks its keys
-DATASET_SCHEMA = ("a YAML that begins as configs/dataset/mnist.yaml does, with "
-                  "`defaults: [/schema_dataset_idx@_here_, _self_]`")
+def schema_name(group: str, kind: str) -> str:
+    """The name that a YAML of ``group`` gives its schema in its defaults list: ``schema_optimizer_adam``."""
+    return f"schema_{group}_{kind}"
+
+
+def begins_with_its_schema(group: str, option: str, kind: str) -> str:
+    """How a YAML of one's own names its schema: as ``configs/<group>/<option>.yaml`` does."""
+    return (f"a YAML that begins as configs/{group}/{option}.yaml does, with "
+            f"`defaults: [/{schema_name(group, kind)}@_here_, _self_]`")
+
+
+DATASET_SCHEMA = begins_with_its_schema("dataset", "mnist", "idx")
 
 
 def by_name(*kinds: type) -> dict[str, type]:
@@ -250,7 +260,7 @@ def register_configs() -> None:
     store.store(name="lenet_exp_schema", node=Config)
     for group, schemas in GROUP_SCHEMAS.items():
         for name, node in schemas.items():
-            store.store(name=f"schema_{group}_{name}", node=node)
+            store.store(name=schema_name(group, name), node=node)
 
 
 # ------------------------------------------------------------------------ what each task reads
@@ -631,9 +641,8 @@ def check_the_options_kinds(cfg: Any) -> None:
         schema = OmegaConf.get_type(node) if OmegaConf.is_dict(node) else None
         if OmegaConf.is_dict(node) and not dataclasses.is_dataclass(schema):  # a kind that no code here trains with
             kinds, first = ", ".join(GROUP_SCHEMAS[group]), next(iter(GROUP_SCHEMAS[group]))
-            raise ConfigError(f"{group}.name", node.get("name"), f"one of lenet_exp's kinds of {group} ({kinds}): a "
-                              f"YAML of one's own begins as configs/{group}/{first}.yaml does, "
-                              f"with `defaults: [/schema_{group}_<kind>@_here_, _self_]`", why="it has no schema",
+            raise ConfigError(f"{group}.name", node.get("name"), f"one of lenet_exp's kinds of {group} ({kinds}): "
+                              f"{begins_with_its_schema(group, first, '<kind>')}", why="it has no schema",
                               fix=f"Choose one with {group}=<option>, or give the YAML its kind's schema.")
         option = next((f.default for f in dataclasses.fields(schema) if f.name == "name"),
                       None) if dataclasses.is_dataclass(schema) else None
@@ -679,8 +688,8 @@ def check_the_rules_between_settings(cfg: Any) -> None:
 def model_without_class() -> ConfigError:
     """A model YAML of one's own that names no class: most often a LeNet-5 variant without its schema line."""
     return ConfigError("model._target_", None, "the class of a model of one's own (e.g. _target_: my_models.MyNet), "
-                       "or for a LeNet-5 variant its schema: a YAML that begins as configs/model/lenet5.yaml does, "
-                       "with `defaults: [/schema_model_lenet5@_here_, _self_]`", why="the model's YAML names no class",
+                       f"or for a LeNet-5 variant its schema: {begins_with_its_schema('model', 'lenet5', 'lenet5')}",
+                       why="the model's YAML names no class",
                        fix="Fix it in the model's YAML.")
 
 

@@ -281,8 +281,6 @@ def configs_read(hydra: Optional[dict]) -> list[str]:
 def how_to_go_on(run_dir: Path) -> str:
     """What continues the run in ``run_dir``: run.py's resume=, or its sweep's command (a study's trial goes
     on only in its study); for lenet_exp.train()'s (no command line) train() again."""
-    from omegaconf import OmegaConf
-
     if not (run_dir / HYDRA_FOLDER).is_dir():
         return f"train(cfg, run_dir={str(run_dir)!r}) and the same cfg"
     alone = f"`{resume_command(run_dir)}`"
@@ -290,11 +288,10 @@ def how_to_go_on(run_dir: Path) -> str:
     if sweep is None:
         return alone
     again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
-    try:
-        sweeper = str(OmegaConf.load(run_dir / HYDRA_FOLDER / "hydra.yaml").hydra.sweeper._target_)
-    except Exception:  # a record damaged or of another Hydra: the sweep's command continues either way
+    hydra = hydras_record(run_dir)
+    if hydra is None:  # a record damaged or of another Hydra: the sweep's command continues either way
         return again
-    if "optuna" in sweeper:  # resumed alone, a trial would end outside its study
+    if "optuna" in str((hydra.get("sweeper") or {}).get("_target_")):  # resumed alone, a trial would end outside its study
         return f"{again} (which goes on with the study)"
     return f"{again}, or this job alone with {alone}"
 
