@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -62,25 +63,32 @@ def saved_overrides(saved_file: Path) -> list[str]:
     return overrides
 
 
-_resumed: Optional[Path] = None  # the run that this command's resume= continues
-_replayed: list[str] = []  # the overrides of that run's that it replays
-_typed: list[str] = []  # those the command gave beside resume=
+@dataclass
+class Resumed:
+    """What this command's resume= continues: the run, the overrides of its own that it replays, and those that
+    the command gave beside resume=."""
+    run_dir: Path
+    replayed: list[str]
+    typed: list[str]
+
+
+_resumed: Optional[Resumed] = None
 
 
 def resumed_run() -> Optional[Path]:
     """The run folder that the command's ``resume=`` continues (None: no resume=), which it cannot move."""
-    return _resumed
+    return _resumed.run_dir if _resumed else None
 
 
 def forget_the_resume() -> None:
     """The command is over: what it resumed is no later command's (a notebook's compose() after run.py)."""
     global _resumed
-    _resumed, _replayed[:], _typed[:] = None, [], []
+    _resumed = None
 
 
 def replayed_setting(key: str) -> Optional[str]:
     """The override of the resumed run's own that set ``key`` (``scheduler.step_epochs=1``), or None."""
-    return next((o for o in _replayed if override_key(o) == key), None) if _resumed else None
+    return next((o for o in _resumed.replayed if override_key(o) == key), None) if _resumed else None
 
 
 def the_runs_own(setting: str, against: str, other: str) -> str:
@@ -89,16 +97,17 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
     one gave that a resume of the run takes: where and how fast it runs, and the epochs it would train on to."""
     import yaml
 
-    record = read_json(_resumed / METRICS) or {}
+    run_dir = _resumed.run_dir
+    record = read_json(run_dir / METRICS) or {}
     try:  # what the run was, as it resolved it (its record), or as .hydra/ says
         made = record["config"] if isinstance(record.get("config"), dict) else yaml.safe_load(
-            (_resumed / HYDRA_FOLDER / "config.yaml").read_text())
+            (run_dir / HYDRA_FOLDER / "config.yaml").read_text())
     except Exception:  # a damaged record: what goes on with it is for the runner to tell
         made = None
-    kept = [o for o in _typed if "=" in o and not o.startswith(("+", "~"))
+    kept = [o for o in _resumed.typed if "=" in o and not o.startswith(("+", "~"))
             and made is not None and taken_by_a_resume(o, made, record.get("epochs_done"))]
-    continuing = " ".join([resume_command(_resumed), *map(shlex.quote, kept)])
-    return (f"{_resumed} was made with {setting}, {against}: resume= continues a run with the settings it was "
+    continuing = " ".join([resume_command(run_dir), *map(shlex.quote, kept)])
+    return (f"{run_dir} was made with {setting}, {against}: resume= continues a run with the settings it was "
             f"made with. Continue it with `{continuing}`, or train {other} as a new run (without resume=).")
 
 
@@ -124,7 +133,42 @@ def expand_resume(argv: list[str]) -> list[str]:
     given = [arg for arg in argv if arg.startswith(PREFIX)]
     if not given:
         return argv
-    written = given[-1][len(PREFIX):]
+    run_dir = run_folder_to_resume(given[-1][len(PREFIX):], multirun_flag(argv))
+
+    def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
+        return (override_key(arg) == "hydra.run.dir" and "=" in arg
+                and Path(unquote(arg.split("=", 1)[1])).expanduser().resolve() == run_dir.resolve())
+
+    from lenet_exp.command_line_errors import flags_and_overrides
+    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
+
+    rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]
+    flags, overrides = flags_and_overrides(rest[1:])  # as Hydra's parser tells them apart (--config-dir a=b)
+    explicit = {override_key(arg) for arg in overrides if "=" in arg}
+    refuse_what_continues_no_run(run_dir, overrides)
+    own = saved_overrides(run_dir / HYDRA_FOLDER / "overrides.yaml")
+    # what the run added (+optimizer.amsgrad=true, or a group's option: +extra=foo), set where it was added, as the
+    # run set it: the same value continues it, another is refused as any changed one (Hydra: "not in config")
+    added = {override_key(o): "++" if "." in override_key(o) else "+" for o in own if o.startswith("+")}
+    overrides = [added[override_key(arg)] + arg if not arg.startswith(("+", "~")) and "=" in arg
+                 and override_key(arg) in added else arg for arg in overrides]
+    saved = [o for o in own if override_key(o) not in {*explicit, STUDY_GROUP}]
+    hydra, replayed = hydras_record(run_dir), []
+    if hydra:  # an older or damaged record: the task's overrides alone, as before
+        replayed = replayed_config_flags(run_dir, rest, hydra)
+        # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
+        saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
+    # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
+    one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
+    _resumed = Resumed(run_dir, saved, overrides)
+    # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
+    # the next argument as its value
+    return rest[:1] + replayed + saved + one_run + overrides + flags
+
+
+def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
+    """The run folder that ``resume=<written>`` names, or exit with a message where it names none (or a sweep's,
+    or a folder inside a run's), or where the command is a sweep (``sweep``: its -m)."""
     if not unquote(written).strip():  # Path("") is the current folder, as is resume='' once unquoted
         sys.exit(f"Error: resume= names no run. {PASS_A_RUN}")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
@@ -133,12 +177,11 @@ def expand_resume(argv: list[str]) -> list[str]:
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
-    sweep = multirun_flag(argv)
     if sweep:  # hydra.run.dir means nothing to a sweep
         sys.exit(f"Error: resume= continues one run, and {sweep} starts a sweep. Drop {sweep} to continue {run_dir}; "
                  f"a sweep continues with its own command and hydra.sweep.dir=<sweep dir>.")
     if (run_dir / SWEEP_RECORD).is_file():
-        jobs = sorted(path.parent.parent for path in run_dir.glob("*/.hydra/overrides.yaml"))
+        jobs = sorted(path.parent.parent for path in run_dir.glob(f"*/{HYDRA_FOLDER}/overrides.yaml"))
         one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
         sys.exit(f"Error: resume={run_dir} is a sweep's directory, not a run's. The sweep's command run again with "
                  f"hydra.sweep.dir={shlex.quote(str(run_dir))} continues the whole sweep (its overrides are in "
@@ -159,18 +202,13 @@ def expand_resume(argv: list[str]) -> list[str]:
             sys.exit(f"Error: resume={run_dir} is a run started from Python (train(), which records no command "
                      f"line in .hydra/): continue it there, with train(cfg, run_dir=…) and the same cfg.")
         sys.exit(f"Error: resume={run_dir} is not a run directory (no {saved_file}). {PASS_A_RUN}")
+    return run_dir
 
-    def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
-        return (override_key(arg) == "hydra.run.dir" and "=" in arg
-                and Path(unquote(arg.split("=", 1)[1])).expanduser().resolve() == run_dir.resolve())
 
-    from lenet_exp.command_line_errors import flags_and_overrides
-    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
-
-    rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]
-    flags, overrides = flags_and_overrides(rest[1:])  # as Hydra's parser tells them apart (--config-dir a=b)
-    explicit = {override_key(arg) for arg in overrides if "=" in arg}
-    if "hydra.run.dir" in explicit:  # Hydra takes the last one, the run's own: the run would change there
+def refuse_what_continues_no_run(run_dir: Path, overrides: list[str]) -> None:
+    """Exit where the command's ``overrides`` would not continue the run: another ``hydra.run.dir``, or a task that
+    trains nothing."""
+    if "hydra.run.dir" in {override_key(arg) for arg in overrides if "=" in arg}:  # Hydra takes the last one
         sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
                  f"Drop hydra.run.dir= to continue it; to train a copy elsewhere, copy the folder and resume the copy.")
     task = next((arg.split("=", 1)[1] for arg in reversed(overrides) if override_key(arg) == "task" and "=" in arg),
@@ -180,24 +218,6 @@ def expand_resume(argv: list[str]) -> list[str]:
         best = shlex.quote(str(run_dir / BEST_CHECKPOINT))
         sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
                  f"`python run.py task={task} ckpt={best}{image}`.")
-    own = saved_overrides(saved_file)
-    # what the run added (+optimizer.amsgrad=true, or a group's option: +extra=foo), set where it was added, as the
-    # run set it: the same value continues it, another is refused as any changed one (Hydra: "not in config")
-    added = {override_key(o): "++" if "." in override_key(o) else "+" for o in own if o.startswith("+")}
-    overrides = [added[override_key(arg)] + arg if not arg.startswith(("+", "~")) and "=" in arg
-                 and override_key(arg) in added else arg for arg in overrides]
-    saved = [o for o in own if override_key(o) not in {*explicit, STUDY_GROUP}]
-    hydra, replayed = hydras_record(run_dir), []
-    if hydra:  # an older or damaged record: the task's overrides alone, as before
-        replayed = replayed_config_flags(run_dir, rest, hydra)
-        # a relative ckpt=, image= or dataset.root= meant the folder the run was started in
-        saved = [path_from(o, str(hydra["runtime"]["cwd"])) if override_key(o) in TASK_PATH_KEYS else o for o in saved]
-    # one run, though a preset may set hydra.mode=MULTIRUN (and sweep the default study elsewhere)
-    one_run = ["hydra.mode=RUN", f"hydra.run.dir={quote(str(run_dir))}"]
-    _resumed, _replayed[:], _typed[:] = run_dir, saved, overrides
-    # overrides together (argparse refuses them on both sides of a flag); the flags last: a bare --info takes
-    # the next argument as its value
-    return rest[:1] + replayed + saved + one_run + overrides + flags
 
 
 def hydras_record(run_dir: Path) -> Optional[dict]:
