@@ -97,6 +97,9 @@ CASES = {
                                                 ["lower trainer.batch_size to at most 500."]),
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
     "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
+    # replaced by the schedule's momentum: a sweep over momentum trained the same run several times
+    "momentum under one-cycle": (lambda r, t, d: ["optimizer=sgd", "optimizer.momentum=0.5", "scheduler=onecycle"],
+                                 ["optimizer.momentum=0.5 (the schedule sets it)", "Leave out optimizer.momentum=…"]),
     "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
                                   ["optimizer.nesterov=True", "momentum > 0"]),
     "autotuned and deterministic": (lambda r, t, d: ["trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
@@ -1722,6 +1725,7 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
                                f"image={tmp_path / 'digit.png'}"], cwd=tmp_path)  # the checkpoint's classes: digits
     assert garment.returncode == 0 and "dataset=fashion_mnist not used: task=predict takes" in garment.stderr, \
         garment.stderr
+    assert "dataset.mean" not in garment.stderr, garment.stderr  # said again of the option's statistics
     assert garment.stdout == result.stdout
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Collection, List, Mapping, NamedTuple, Optiona
 from omegaconf import MISSING
 
 from lenet_exp.errors import ConfigError, UserError, closest
-from lenet_exp.overrides import as_written
+from lenet_exp.overrides import as_written, override_key
 
 
 class Choice(str, Enum):
@@ -492,6 +492,13 @@ def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
     return found
 
 
+def named_in_overrides() -> set[str]:
+    """The keys that this job's command line sets (none where no Hydra runs: the Python API's cfg)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return {override_key(o) for o in as_written(HydraConfig.get().overrides.task)} if HydraConfig.initialized() else set()
+
+
 def as_overridden(key: str) -> str:
     """``key`` as this job's command line wrote it: ``+optimizer.momentum`` where a plus added it to the
     option's YAML (and the fix needs the plus again), else ``key``."""
@@ -675,6 +682,11 @@ def check_the_rules_between_settings(cfg: Any) -> None:
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
     if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
+    if (task == "train" and str(cfg.scheduler.get("name")) == "onecycle" and cfg.optimizer.get("momentum")
+            and "optimizer.momentum" in named_in_overrides()):  # torch's OneCycleLR replaces it: runs alike
+        raise ConfigError("optimizer.momentum", cfg.optimizer.momentum, "none with scheduler=onecycle, which moves "
+                          "the momentum between 0.95 and 0.85 against the learning rate", why="the schedule sets it",
+                          fix=f"Leave out {as_overridden('optimizer.momentum')}=…, or choose another scheduler.")
     if task in ("eval", "predict") and not cfg.ckpt:
         raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
     if task == "predict" and not cfg.image:

@@ -177,7 +177,8 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
     pre = state["preprocessing"]
     check_preprocessing(pre, state["config"]["dataset"]["image_size"], cfg.ckpt)
 
-    own = set_by_the_option_chosen("dataset") if "dataset" in chosen else set()
+    # (predict reads no data set: its option chosen is said to be unused as a whole)
+    own = set_by_the_option_chosen("dataset") if "dataset" in chosen and read_by(str(cfg.task), "dataset") else set()
 
     def asked_otherwise(key: str) -> bool:  # by the command line, or by a dataset option that prepares otherwise
         value = OmegaConf.select(cfg, f"dataset.{key}")
@@ -314,15 +315,17 @@ def absolute(path: str) -> str:
 
 
 def grayscale(image) -> torch.Tensor:
-    """uint8 [1, H, W] of a PIL image in any mode: 16- and 32-bit grayscale scaled (not clipped) to 8 bits,
-    colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
+    """uint8 [1, H, W] of a PIL image in any mode: 16-bit, 32-bit and float grayscale from its darkest value
+    (black; a pixel that is no number too) to its lightest (white), colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
     dark strokes on a transparent canvas (a browser canvas's drawing) are read as light ink instead."""
     from torchvision.transforms.v2.functional import pil_to_tensor
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = torch.from_numpy(np.asarray(image, dtype=np.float64))
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
-        return (values / top * 255).round().clamp(0, 255).to(torch.uint8).unsqueeze(0)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # one rule for each: a dim 16-bit scan and the same
+        values = torch.from_numpy(np.asarray(image, dtype=np.float64))  # pixels in 32 bits look alike
+        finite = values[values.isfinite()]
+        low, high = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 0.0)
+        scaled = ((values - low) / (high - low) * 255).nan_to_num(0.0) if high > low else torch.zeros_like(values)
+        return scaled.round().clamp(0, 255).to(torch.uint8).unsqueeze(0)
     if "A" not in image.getbands() and "transparency" not in image.info:
         return pil_to_tensor(image.convert("L"))
     rgba = image.convert("RGBA")
