@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lenet_exp.config import LENET5_CLASS, as_literal
+from lenet_exp.ema import averaged_weights
 from lenet_exp.errors import CheckpointError, one_line
 from lenet_exp.files import BEST_CHECKPOINT, CHECKPOINTS, write_atomic
 
@@ -138,8 +139,7 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
         return "weights that are not finite (a diverged run keeps its last finite ones)"
     average, decay = state.get("ema"), config.get("trainer", {}).get("ema_decay")
     # the averaged model's weights (beside its count of updates): one of each of the model's, of its shape
-    averaged = {str(key).removeprefix("module."): tensor for key, tensor in average.items()
-                if str(key).startswith("module.")} if isinstance(average, dict) else {}
+    averaged = averaged_weights(average) if isinstance(average, dict) else {}
     if average is not None and not (averaged.keys() == weights.keys() and all(
             isinstance(tensor, torch.Tensor) and tensor.shape == weights[key].shape for key, tensor in averaged.items())):
         return "an average of weights that does not match its weights"

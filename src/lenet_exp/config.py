@@ -284,6 +284,7 @@ def read_by(task: str, key: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------- ranges
+NATIVE_SIZE = 28  # the side of every image of the MNIST (IDX) family, in pixels
 def _pair(ok):
     return lambda v: len(v) == 2 and ok(v[0]) and ok(v[1]) and v[0] <= v[1]
 
@@ -304,7 +305,8 @@ RANGES = {
     "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
-    "dataset.image_size": (lambda v: v >= 28, "an integer >= 28 (the images are 28x28)"),
+    "dataset.image_size": (lambda v: v >= NATIVE_SIZE, f"an integer >= {NATIVE_SIZE} (the images are "
+                                                       f"{NATIVE_SIZE}x{NATIVE_SIZE})"),
     "dataset.mean": (lambda v: v is None or 0 <= v <= 1, "null or a number in [0, 1] (pixels scaled to [0, 1])"),
     "dataset.std": (lambda v: v is None or v > 0, "null or a number > 0"),
     "model.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),

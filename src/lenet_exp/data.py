@@ -26,12 +26,12 @@ import torch.nn.functional as F
 import torchvision
 from omegaconf import OmegaConf
 
+from lenet_exp.config import NATIVE_SIZE
 from lenet_exp.device import check_fits
 from lenet_exp.errors import ConfigError, DataError, UserError, one_line
 
 log = logging.getLogger(__name__)
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-NATIVE_SIZE = 28
 
 
 @dataclass

@@ -23,6 +23,13 @@ from lenet_exp.errors import CheckpointError
 UPDATES_NOT_RECORDED = 10**9
 
 
+def averaged_weights(ema_state: dict) -> dict:
+    """The averaged model's weights in an average's state_dict, named as the model's (less the ``module.`` of
+    :class:`ExponentialMovingAverage`'s copy; its count of updates left out)."""
+    return {str(key).removeprefix("module."): value for key, value in ema_state.items()
+            if str(key).startswith("module.")}
+
+
 def step_decay(decay: float, updates: int) -> float:
     """The decay of update number ``updates`` (1, 2, ...) that averages only the steps' weights: 0 at the
     first, which takes the weights as they are, then rising to ``decay`` (numbers, or tensors of them)."""

@@ -24,6 +24,7 @@ from lenet_exp.config import (EVAL_BATCH_SIZE, PREPROCESSING_KEYS, RANGES, TEST_
 from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
                             read_split)
 from lenet_exp.device import describe, resolve_device
+from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import autocast, evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
@@ -95,8 +96,7 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
     checkpoints.load_model_weights(model, state, cfg.ckpt)
     ema_decay = averaged_weights_decay(cfg, state, chosen)
     if ema_decay is not None:
-        averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
-        model.load_state_dict(averaged)
+        model.load_state_dict(averaged_weights(state["ema"]))
     return model.to(device).eval(), state, ema_decay
 
 
