@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_main, start
+from conftest import run_cli, run_main, start
 from lenet_exp import compose, files
 from lenet_exp import checkpoints
 from lenet_exp.files import LOCK_FILE, read_json
@@ -1040,6 +1040,36 @@ def test_each_job_reads_its_own_environment_and_jobs_of_another_train_apart(fast
     shared = run_main([*STACKED, *without_root, "seed=0,1", f"+hydra.job.env_set.ROOT={root}",
                        "dataset.root=${oc.env:ROOT}", "hydra.sweep.dir=shared"], cwd=tmp_path)
     assert shared.returncode == 0 and "Training jobs 0, 1 stacked" in shared.stderr, shared.stderr[-2000:]
+
+
+def test_each_job_reads_its_own_folder_and_hydra_config_as_a_lone_job_does(fast, tiny_root, tmp_path):
+    """As Hydra's basic launcher runs each job: ${hydra:runtime.output_dir} was unset as the groups were planned
+    (two jobs of one data folder by it, and job 1 trained on job 0's data); hydra.job.chdir=true left a relative
+    dataset.root as written; a callback's HydraConfig at on_job_end was the group's last job's; a log file named
+    by ${hydra.job.num} was job 0's name in every job's folder."""
+    without_root = [o for o in fast if not o.startswith("dataset.root=")]
+    first = tmp_path / "own" / "0_optimizer.lr=0.001"
+    first.mkdir(parents=True)
+    (first / "data").symlink_to(tiny_root, target_is_directory=True)  # job 0's folder alone holds the data
+    own = run_main([*STACKED, *without_root, "optimizer.lr=1e-3,3e-3", "dataset.root=${hydra:runtime.output_dir}/data",
+                    "hydra.sweep.dir=own"], cwd=tmp_path)
+    assert own.returncode == 1, own.stderr[-2000:]
+    assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "own")] == ["completed", "failed"]
+
+    (tmp_path / "data").symlink_to(tiny_root, target_is_directory=True)
+    (tmp_path / "callbacks.py").write_text(
+        "from pathlib import Path\nfrom hydra.core.hydra_config import HydraConfig\nfrom hydra.experimental.callback "
+        "import Callback\n\nclass Seen(Callback):\n    def on_job_end(self, config, job_return, **kwargs):\n"
+        "        Path(config.hydra.runtime.output_dir, 'seen').write_text(str(HydraConfig.get().job.num))\n")
+    moved = run_cli([*STACKED, *without_root, "optimizer.lr=1e-3,3e-3", "dataset.root=data", "hydra.job.chdir=true",
+                     "+hydra.callbacks.seen._target_=callbacks.Seen", "hydra.sweep.dir=moved",
+                     "hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/log_${hydra.job.num}.txt"],
+                    cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert moved.returncode == 0 and "Training jobs 0, 1 stacked" in moved.stderr, moved.stderr[-2000:]
+    for number, job in enumerate(job_dirs(tmp_path / "moved")):
+        assert read_json(job / "metrics.json")["config"]["dataset"]["root"] == str(tmp_path / "data")
+        assert (job / "seen").read_text() == str(number)
+        assert "Training" in (job / f"log_{number}.txt").read_text()
 
 
 def test_a_jobs_task_config_leaves_the_hydra_node_out_and_the_jobs_config_whole():

@@ -883,6 +883,22 @@ def test_hparams_shows_a_swept_null_as_a_differing_setting(fast, tmp_path):
     assert "data_seed" not in {c["name"] for c in columns}
 
 
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_summary_keeps_each_jobs_values_beside_an_override_that_names_hydras_own(launcher, fast, tmp_path):
+    """An override of ``'${hydra:job.num}'`` was resolved as the summary read .hydra/overrides.yaml: without a
+    job's Hydra config every value was lost (the two learning rates pooled as one setting's seeds), and under
+    the stacked launcher's leftover one each job had the last job's number."""
+    sweep_dir = tmp_path / "sweep"
+    chosen = [] if launcher == "basic" else ["hydra/launcher=stacked"]
+    result = run_main(["-m", *chosen, *fast, "trainer.limit_batches=2", "optimizer.lr=1e-3,3e-3",
+                       "dataset.split_seed='${hydra:job.num}'", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert summary["swept"] == ["optimizer.lr"], summary["swept"]
+    assert sorted((job["params"]["optimizer.lr"], job["params"]["dataset.split_seed"]) for job in summary["jobs"]) == [
+        ("0.001", "${hydra:job.num}"), ("0.003", "${hydra:job.num}")]
+
+
 # -------------------------------------------------------------------------------------------- Optuna
 def test_optuna_sweep_maximises_val_accuracy_and_keeps_its_folder_to_itself(fast, tmp_path):
     sweep_dir = tmp_path / "optuna"

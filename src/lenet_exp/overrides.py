@@ -37,12 +37,13 @@ def overridden_keys(run_dir: Path) -> set[str]:
 
 
 def recorded_overrides(run_dir: Path) -> list[str]:
-    """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), for display; none where it saved
-    none, or where the file cannot be read (:func:`saved_overrides` refuses such a file)."""
+    """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), as written (a ``${hydra:job.num}``
+    resolved there was the last job's, or failed), for display; none where it saved none, or where the file
+    cannot be read (:func:`saved_overrides` refuses such a file)."""
     from omegaconf import OmegaConf
 
     try:
-        return [str(o) for o in OmegaConf.load(run_dir / HYDRA_FOLDER / "overrides.yaml")]
+        return [str(o) for o in as_written(OmegaConf.load(run_dir / HYDRA_FOLDER / "overrides.yaml"))]
     except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
         return []
 

@@ -64,6 +64,17 @@ def environment_of(config: DictConfig) -> dict[str, str]:
     return {str(key): str(value) for key, value in env.items()}
 
 
+def job_log_file(config: DictConfig, handler: logging.FileHandler) -> Path:
+    """Where this job's own logging config puts ``handler``'s file (``${hydra.job.num}`` in its name the job's), or
+    the file's name in the job's folder where its config does not say."""
+    HydraConfig.instance().set_config(config)
+    try:
+        filename = OmegaConf.select(config, f"hydra.job_logging.handlers.{handler.get_name()}.filename")
+    except OmegaConfBaseException:
+        filename = None
+    return Path(str(filename)) if filename else Path(config.hydra.runtime.output_dir) / Path(handler.baseFilename).name
+
+
 def job_dir_of(config: DictConfig) -> Path:
     """A sweep job's folder: hydra.sweep.dir / hydra.sweep.subdir."""
     return Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
@@ -190,6 +201,8 @@ class StackedLauncher(Launcher):
             sweep_config = self.hydra_context.config_loader.job_config(self.config, list(overrides))
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = sweep_config.hydra.job.num = idx
+            with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):  # as run_job sets it
+                sweep_config.hydra.runtime.output_dir = os.path.abspath(job_dir_of(sweep_config))  # (planned by it)
             configs[idx] = sweep_config
         jobs = [self._as_planned(idx, cfg) for idx, cfg in configs.items()]
         completed = [job for job in jobs if job.completed]
@@ -345,10 +358,7 @@ class StackedLauncher(Launcher):
 
     def _start_job(self, config: DictConfig) -> JobReturn:
         """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
-        HydraConfig.instance().set_config(config)
-        output_dir = job_dir_of(config)
-        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-            config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+        output_dir = Path(config.hydra.runtime.output_dir)
         HydraConfig.instance().set_config(config)
         ret = JobReturn(overrides=as_written(config.hydra.overrides.task), cfg=without_hydra(config),
                         hydra_cfg=copy.deepcopy(HydraConfig.instance().cfg), working_dir=os.getcwd(),
@@ -363,6 +373,10 @@ class StackedLauncher(Launcher):
         # its ${hydra:…} as its own (data_seed=${hydra:job.num}): the group trains under the last job's Hydra config
         with env_override(environment_of(config)):
             resolved_as_its_own(ret.cfg)
+        if config.hydra.job.chdir:  # its group runs where run.py ran: its relative paths meant from there, as alone
+            from lenet_exp.app import paths_from_the_original_folder
+
+            paths_from_the_original_folder(ret.cfg)
         return ret
 
     def _route_logs(self, configs: list[DictConfig]) -> None:
@@ -376,7 +390,7 @@ class StackedLauncher(Launcher):
                 root.removeHandler(handler)
                 handler.close()
                 for config in configs:
-                    path = Path(config.hydra.runtime.output_dir) / Path(handler.baseFilename).name
+                    path = job_log_file(config, handler)
                     job_handler = type(handler)(path, mode=handler.mode, encoding=handler.encoding)
                     job_handler.setFormatter(handler.formatter)
                     job_handler.setLevel(handler.level)
@@ -414,6 +428,7 @@ class StackedLauncher(Launcher):
                     with job_context(number):
                         job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
+                        HydraConfig.instance().set_config(config)  # its messages name its own options and overrides
                         validate(ret.cfg)
                     except Exception as error:
                         fail(trial, error)
@@ -438,6 +453,7 @@ class StackedLauncher(Launcher):
                 say_how_it_ended(outcome)
             ret.status = JobStatus.COMPLETED
             ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
+            HydraConfig.instance().set_config(configs_by_number[trial.number])  # a callback reads the job's own
             self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
         if signal and not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
