@@ -1125,12 +1125,12 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
     ramp = (np.arange(28 * 28).reshape(28, 28) * (65535 / (28 * 28 - 1))).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")  # 16-bit grayscale: scaled, not clipped to black and white
     assert len(read_image(str(tmp_path / "deep.png")).unique()) > 100
-    # a 16-bit, a 32-bit and a float image of the same pixels look alike: a 16-bit one was scaled by 65535 and the
-    # others by their lightest pixel (a stroke of 1 or of 255); a negative or NaN float image was blank
+    # a 32-bit or float image (of no fixed range) from its darkest pixel to its lightest: a negative or NaN float
+    # image was blank
     stroke = np.zeros((28, 28), np.float32)
     stroke[4:24, 12:16] = 300
-    for name, pixels in (("dim16.png", stroke.astype(np.uint16)), ("dim32.tif", stroke.astype(np.int32)),
-                         ("negative.tif", stroke / 300 - 5), ("nan.tif", np.where(np.arange(28) < 3, np.nan, stroke))):
+    for name, pixels in (("dim32.tif", stroke.astype(np.int32)), ("negative.tif", stroke / 300 - 5),
+                         ("nan.tif", np.where(np.arange(28) < 3, np.nan, stroke))):
         Image.fromarray(pixels).save(tmp_path / name)
         gray = read_image(str(tmp_path / name))[0]
         assert gray[14, 14] == 255 and gray[2, 2] == 0, name
@@ -1156,6 +1156,8 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
 
     Image.fromarray(digit[:, 8:20]).save(tmp_path / "narrow.png")  # 28 x 12: padded to a square, not stretched
     assert torch.equal(read_image(str(tmp_path / "narrow.png")), upright)
+    Image.fromarray(digit.astype(np.uint16) * 257).save(tmp_path / "deep_digit.png")  # 16 bits: its 8-bit picture
+    assert torch.equal(read_image(str(tmp_path / "deep_digit.png")), upright)
     # a long strip of few pixels (within PIL's limit) was padded to a square of 40 GB first: shrunk first now
     strip = np.zeros((1, 200_000), np.uint8)
     strip[0, 100_000 - 20_000:100_000 + 20_000] = 255

@@ -97,9 +97,6 @@ CASES = {
                                                 ["lower trainer.batch_size to at most 500."]),
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
     "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
-    # replaced by the schedule's momentum: a sweep over momentum trained the same run several times
-    "momentum under one-cycle": (lambda r, t, d: ["optimizer=sgd", "optimizer.momentum=0.5", "scheduler=onecycle"],
-                                 ["optimizer.momentum=0.5 (the schedule sets it)", "Leave out optimizer.momentum=…"]),
     "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
                                   ["optimizer.nesterov=True", "momentum > 0"]),
     "autotuned and deterministic": (lambda r, t, d: ["trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
@@ -1696,6 +1693,20 @@ def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fas
     assert result.returncode == 0, result.stderr
     metrics = read_json(eval_dir / "metrics.json")
     assert metrics["dataset"] == "fashion_mnist" and metrics["tta"] == {"hflip": True, "shift": 0}
+
+
+def test_a_momentum_that_one_cycle_replaces_is_said_not_to_be_used(fast, tmp_path):
+    """OneCycleLR sets the momentum (Adam's beta1) itself: a sweep over optimizer.momentum trained one run N
+    times without a word. Said, not refused: a run made so goes on (resume= replays the override)."""
+    onecycle = [*fast, "trainer.limit_batches=8", "scheduler=onecycle"]
+    sgd = run_main([*onecycle, "optimizer=sgd", "optimizer.momentum=0.5", "hydra.run.dir=sgd"], cwd=tmp_path)
+    assert sgd.returncode == 0 and ("optimizer.momentum=0.5 is not used: scheduler=onecycle moves the momentum between "
+                                    "0.95 and 0.85") in sgd.stderr, sgd.stderr[-2000:]
+    adam = run_main([*onecycle, "optimizer.betas=[0.5,0.99]", "hydra.run.dir=adam"], cwd=tmp_path)
+    assert adam.returncode == 0 and "beta1 of optimizer.betas=[0.5, 0.99] is not used" in adam.stderr, \
+        adam.stderr[-2000:]
+    plain = run_main([*onecycle, "optimizer=sgd", "hydra.run.dir=plain"], cwd=tmp_path)  # nothing given: nothing said
+    assert plain.returncode == 0 and "is not used" not in plain.stderr, plain.stderr[-2000:]
 
 
 def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path):

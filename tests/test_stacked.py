@@ -1040,6 +1040,11 @@ def test_each_job_reads_its_own_environment_and_jobs_of_another_train_apart(fast
     shared = run_main([*STACKED, *without_root, "seed=0,1", f"+hydra.job.env_set.ROOT={root}",
                        "dataset.root=${oc.env:ROOT}", "hydra.sweep.dir=shared"], cwd=tmp_path)
     assert shared.returncode == 0 and "Training jobs 0, 1 stacked" in shared.stderr, shared.stderr[-2000:]
+    # a variable that cannot be set fails its jobs, as Hydra's run_job fails a lone job (they trained with it unset)
+    unset = run_main([*STACKED, *fast, "seed=0,1", "+hydra.job.env_set.B=${oc.env:LENET_EXP_TEST_UNSET}",
+                      "hydra.sweep.dir=unset"], cwd=tmp_path)
+    assert unset.returncode == 1 and "hydra.job.env_set.B cannot be resolved" in unset.stdout, unset.stdout[-2000:]
+    assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "unset")] == ["failed"] * 2
 
 
 def test_each_job_reads_its_own_folder_and_hydra_config_as_a_lone_job_does(fast, tiny_root, tmp_path):
@@ -1070,6 +1075,12 @@ def test_each_job_reads_its_own_folder_and_hydra_config_as_a_lone_job_does(fast,
         assert read_json(job / "metrics.json")["config"]["dataset"]["root"] == str(tmp_path / "data")
         assert (job / "seen").read_text() == str(number)
         assert "Training" in (job / f"log_{number}.txt").read_text()
+    # one log file that every job's config names: each job's lines, and the group's once (they were there twice)
+    pooled = run_main([*STACKED, *fast, "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=pooled",
+                       f"hydra.job_logging.handlers.file.filename={tmp_path / 'all.log'}"], cwd=tmp_path)
+    assert pooled.returncode == 0, pooled.stderr[-2000:]
+    lines = (tmp_path / "all.log").read_text()
+    assert lines.count("Training jobs 0, 1 stacked") == 1 and lines.count("] - Run in ") == 2, lines
 
 
 def test_a_jobs_task_config_leaves_the_hydra_node_out_and_the_jobs_config_whole():

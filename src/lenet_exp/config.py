@@ -109,7 +109,7 @@ class AdamConfig:  # configs/optimizer/adam.yaml, adamw.yaml
 
 @dataclass
 class SGDConfig:  # configs/optimizer/sgd.yaml
-    _target_: str = MISSING
+    _target_: str = "torch.optim.SGD"  # (a YAML of one's own that names this schema may leave it out)
     lr: float = MISSING
     weight_decay: float = MISSING
     momentum: float = MISSING
@@ -285,6 +285,8 @@ def read_by(task: str, key: str) -> bool:
 
 # ------------------------------------------------------------------------------------- ranges
 NATIVE_SIZE = 28  # the side of every image of the MNIST (IDX) family, in pixels
+
+
 def _pair(ok):
     return lambda v: len(v) == 2 and ok(v[0]) and ok(v[1]) and v[0] <= v[1]
 
@@ -684,11 +686,6 @@ def check_the_rules_between_settings(cfg: Any) -> None:
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
     if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
-    if (task == "train" and str(cfg.scheduler.get("name")) == "onecycle" and cfg.optimizer.get("momentum")
-            and "optimizer.momentum" in named_in_overrides()):  # torch's OneCycleLR replaces it: runs alike
-        raise ConfigError("optimizer.momentum", cfg.optimizer.momentum, "none with scheduler=onecycle, which moves "
-                          "the momentum between 0.95 and 0.85 against the learning rate", why="the schedule sets it",
-                          fix=f"Leave out {as_overridden('optimizer.momentum')}=…, or choose another scheduler.")
     if task in ("eval", "predict") and not cfg.ckpt:
         raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
     if task == "predict" and not cfg.image:

@@ -19,10 +19,9 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
-from lenet_exp.config import (EVAL_BATCH_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode, as_literal,
-                              read_by)
-from lenet_exp.data import (NATIVE_SIZE, Split, check_labels, checksum, class_names, dataset_class, prepare_images,
-                            read_split)
+from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode,
+                              as_literal, read_by)
+from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import autocast, evaluate
@@ -315,14 +314,17 @@ def absolute(path: str) -> str:
 
 
 def grayscale(image) -> torch.Tensor:
-    """uint8 [1, H, W] of a PIL image in any mode: 16-bit, 32-bit and float grayscale from its darkest value
-    (black; a pixel that is no number too) to its lightest (white), colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
+    """uint8 [1, H, W] of a PIL image in any mode: 16-bit grayscale scaled (not clipped) to 8 bits, 32-bit and
+    float grayscale (of no fixed range) from its darkest value (black; a pixel that is no number too) to its
+    lightest (white), colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
     dark strokes on a transparent canvas (a browser canvas's drawing) are read as light ink instead."""
     from torchvision.transforms.v2.functional import pil_to_tensor
 
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # one rule for each: a dim 16-bit scan and the same
-        values = torch.from_numpy(np.asarray(image, dtype=np.float64))  # pixels in 32 bits look alike
-        finite = values[values.isfinite()]
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = torch.from_numpy(np.asarray(image, dtype=np.float64))
+        if image.mode.startswith("I;16"):  # as an 8-bit image of the same picture reads
+            return (values / 65535 * 255).round().to(torch.uint8).unsqueeze(0)
+        finite = values[values.isfinite()]  # a negative or NaN float image was blank
         low, high = (float(finite.min()), float(finite.max())) if finite.numel() else (0.0, 0.0)
         scaled = ((values - low) / (high - low) * 255).nan_to_num(0.0) if high > low else torch.zeros_like(values)
         return scaled.round().clamp(0, 255).to(torch.uint8).unsqueeze(0)

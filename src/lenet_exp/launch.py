@@ -517,3 +517,8 @@ def job_context(number: int) -> Iterator[None]:
 
 def current_job() -> Optional[int]:
     return _current_job.get()
+
+
+def job_prefix(number: int) -> str:
+    """What starts a sweep's job's console lines: its jobs share one terminal."""
+    return f"[job {number}] "

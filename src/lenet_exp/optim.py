@@ -10,14 +10,17 @@ epoch boundaries (``scheduler.step_epochs`` epochs of steps).
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 
 import torch
 from torch import nn
 
-from lenet_exp.config import as_overridden, option_yaml
+from lenet_exp.config import as_overridden, named_in_overrides, option_yaml
 from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.targets import located_class, options_refused, plain_options
+
+log = logging.getLogger(__name__)
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
@@ -98,6 +101,20 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
                 state[name] = torch.empty_like(param.detach()).copy_(value)  # empty_like keeps the layout
 
 
+def say_the_momentum_is_the_schedules(optimizer: torch.optim.Optimizer) -> None:
+    """One-cycle moves the momentum (Adam's beta1) itself: a value the command line gives is not used, and a
+    sweep over it trains one run several times."""
+    named = named_in_overrides()
+    if "optimizer.momentum" in named:
+        given = f"optimizer.momentum={optimizer.defaults['momentum']} is"
+    elif "optimizer.betas" in named:
+        given = f"beta1 of optimizer.betas={list(optimizer.defaults['betas'])} is"  # its beta2 is used
+    else:
+        return
+    log.warning("%s not used: scheduler=onecycle moves the momentum between 0.95 and 0.85 against the learning "
+                "rate (another scheduler keeps it).", given)
+
+
 def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int):
     """A per-batch LR scheduler, or None for a constant learning rate."""
     total = epochs * steps_per_epoch
@@ -119,6 +136,8 @@ def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_p
         # momentum (Adam's beta1) moves against the learning rate where the optimizer has some; one without
         # (Adagrad), or set to none (SGD's momentum 0), keeps its own
         cycle = "betas" in optimizer.defaults or bool(optimizer.defaults.get("momentum"))
+        if cycle:
+            say_the_momentum_is_the_schedules(optimizer)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=base, total_steps=total, pct_start=scfg.pct_start,
                                                    cycle_momentum=cycle)
     raise ValueError(f"unknown scheduler {scfg.name}")  # validate() lets none through

@@ -132,21 +132,19 @@ def versions() -> dict[str, str]:
             "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
 
 
-
-
 def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
     """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout:
     a tracked file changed, or a new file in src/ or configs/ (a model or an option of one's own, which the
     commit cannot give back; a scratch file elsewhere is no change to what runs)."""
     import subprocess
 
+    if not (checkout / "src").is_dir():  # an installed package (in another project's .venv/): no checkout of it
+        return None
     try:
         def git(*args: str) -> str:
             return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
                                   timeout=10).stdout.strip()
 
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout.resolve():
-            return None  # an installed package in a repository of another project (its .venv/): not its code
         dirty = bool(git("status", "--porcelain", "--untracked-files=no")
                      or git("status", "--porcelain", "--untracked-files=all", "--", "src", "configs"))
         return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Collection, Dict, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
@@ -35,7 +35,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import without_hydra
 from lenet_exp.files import is_console
-from lenet_exp.launch import (available_cores, cores_each, current_job,  # no torch: imported in every run.py
+from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
 from lenet_exp.overrides import as_written
 
@@ -55,13 +55,28 @@ def resolved_as_its_own(task_config: DictConfig) -> None:
 
 def environment_of(config: DictConfig) -> dict[str, str]:
     """The variables that Hydra's run_job sets for this job (hydra.job.env_set), each ${hydra:…} as the job's
-    own (HydraConfig is set to it); one that cannot resolve stays as written."""
+    own (HydraConfig is set to it); one that cannot resolve stays as written (:func:`unresolved_environment`)."""
     HydraConfig.instance().set_config(config)
-    try:
-        env = OmegaConf.to_container(config.hydra.job.env_set, resolve=True)
-    except OmegaConfBaseException:
-        env = OmegaConf.to_container(config.hydra.job.env_set, resolve=False)
-    return {str(key): str(value) for key, value in env.items()}
+    env_set, written = config.hydra.job.env_set, OmegaConf.to_container(config.hydra.job.env_set, resolve=False)
+    env = {}
+    for key in written:
+        try:
+            env[str(key)] = str(env_set[key])
+        except OmegaConfBaseException:
+            env[str(key)] = str(written[key])
+    return env
+
+
+def unresolved_environment(config: DictConfig) -> Optional[str]:
+    """Why a variable of the job's hydra.job.env_set cannot be set (Hydra's run_job fails the job for it), or None."""
+    HydraConfig.instance().set_config(config)
+    for key in config.hydra.job.env_set:
+        try:
+            str(config.hydra.job.env_set[key])
+        except OmegaConfBaseException as error:
+            return (f"hydra.job.env_set.{key} cannot be resolved ({str(error).splitlines()[0]}): give it a value, or "
+                    f"a ${{…}} that names a key of the config or a variable that is set.")
+    return None
 
 
 def job_log_file(config: DictConfig, handler: logging.FileHandler) -> Path:
@@ -148,15 +163,16 @@ def gpu_waves(units: int, gpus: list[int]) -> list[list[tuple[int, Optional[int]
 
 class JobLines(logging.Filter):
     """A job's run.log takes its own lines, and the group's shared ones (data, device) while it trains in the
-    group (``shared(number)``): not the others' lines, nor a group's that it never joined or has left."""
+    group (``shared(number)``): not the others' lines, nor a group's that it never joined or has left. A log file
+    that several jobs' configs name takes each of their lines, and a shared one once."""
 
-    def __init__(self, number: int, shared: Callable[[int], bool]):
+    def __init__(self, numbers: Collection[int], shared: Callable[[int], bool]):
         super().__init__()
-        self.number, self.shared = number, shared
+        self.numbers, self.shared = set(numbers), shared
 
     def filter(self, record: logging.LogRecord) -> bool:
         job = current_job()
-        return job == self.number if job is not None else self.shared(self.number)
+        return job in self.numbers if job is not None else any(map(self.shared, self.numbers))
 
 
 class JobPrefix(logging.Formatter):
@@ -168,7 +184,7 @@ class JobPrefix(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         number = current_job()
-        return ("[stack] " if number is None else f"[job {number}] ") + self.inner.format(record)
+        return ("[stack] " if number is None else job_prefix(number)) + self.inner.format(record)
 
 
 class StackedLauncher(Launcher):
@@ -339,6 +355,7 @@ class StackedLauncher(Launcher):
             returns[c.hydra.job.num] = ret = JobReturn(overrides=as_written(c.hydra.overrides.task),
                                                        cfg=without_hydra(c), status=JobStatus.COMPLETED)
             ret.return_value = math.nan
+            HydraConfig.instance().set_config(c)  # a callback reads the job's own
             self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
         return returns
 
@@ -389,12 +406,14 @@ class StackedLauncher(Launcher):
             if isinstance(handler, logging.FileHandler):  # the first job's run.log: one per job instead
                 root.removeHandler(handler)
                 handler.close()
+                jobs_of: dict[Path, list[int]] = {}
                 for config in configs:
-                    path = job_log_file(config, handler)
+                    jobs_of.setdefault(job_log_file(config, handler), []).append(config.hydra.job.num)
+                for path, numbers in jobs_of.items():
                     job_handler = type(handler)(path, mode=handler.mode, encoding=handler.encoding)
                     job_handler.setFormatter(handler.formatter)
                     job_handler.setLevel(handler.level)
-                    job_handler.addFilter(JobLines(config.hydra.job.num, takes_shared_lines))
+                    job_handler.addFilter(JobLines(numbers, takes_shared_lines))
                     root.addHandler(job_handler)
             elif is_console(handler):
                 handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
@@ -403,6 +422,7 @@ class StackedLauncher(Launcher):
         from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
         from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
+        from lenet_exp.errors import UserError
         from lenet_exp.launch import (JobSlot, end_stopped_sweep, job_context, job_slot, kill_signals_stop,
                                       stopped_job_returns, stops_held)
 
@@ -428,7 +448,9 @@ class StackedLauncher(Launcher):
                     with job_context(number):
                         job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
-                        HydraConfig.instance().set_config(config)  # its messages name its own options and overrides
+                        unresolved = unresolved_environment(config)  # (HydraConfig set to it: its messages are its own)
+                        if unresolved:
+                            raise UserError(unresolved)
                         validate(ret.cfg)
                     except Exception as error:
                         fail(trial, error)
