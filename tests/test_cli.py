@@ -510,6 +510,21 @@ def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that
         "lenet5?): choose among lenet5, lenet5_classic."), result.stderr
 
 
+def test_an_option_of_ones_own_on_the_search_path_is_named_as_one_that_has_the_key(tmp_path):
+    """The options listed as having a key were configs/'s only (the command line's hydra.searchpath unread)."""
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    (tmp_path / "mine" / "optimizer" / "mysgd.yaml").write_text(
+        "defaults:\n  - /schema_optimizer_sgd@_here_\n  - _self_\n\nlr: 0.1\nweight_decay: 0.0\nmomentum: 0.5\n"
+        "nesterov: false\n")
+    searched = f"hydra.searchpath=[file://{tmp_path / 'mine'}]"
+    for override, said in (("optimizer.momentum=0.5", "optimizer.momentum is not a setting of this optimizer"),
+                           ("~optimizer.momentum", "~optimizer.momentum: optimizer.momentum is not a setting of this "
+                                                   "optimizer")):
+        result = run_main([searched, override, "--cfg", "job"], cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.strip().startswith(
+            f"Error: {said} (optimizer=mysgd and optimizer=sgd have it)"), result.stderr
+
+
 def test_a_presets_key_of_its_own_option_is_blamed_on_the_option_that_replaced_it(tmp_path):
     """adamw's YAML names adam's schema: "a key that optimizer=adamw, the preset's own choice, does not have"."""
     (tmp_path / "mine" / "experiment").mkdir(parents=True)

@@ -21,7 +21,7 @@ import sys
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import hydra._internal.utils as hydra_utils
 import yaml
@@ -60,22 +60,23 @@ PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "swee
 SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` the config groups."
 
 
-def options_having(group: str, key: str) -> list[str]:
+def options_having(group: str, key: str, overrides: Sequence[str] = ()) -> list[str]:
     """The options of ``group`` whose YAML or schema has ``key``: ``["scheduler=onecycle"]`` for pct_start,
-    ``["optimizer=adam", "optimizer=adamw"]`` for betas (adamw's YAML names adam's schema)."""
-    loader = config_loader()
+    ``["optimizer=adam", "optimizer=adamw"]`` for betas (adamw's YAML names adam's schema); those of the command
+    line's ``hydra.searchpath`` among them."""
     if group not in GROUP_SCHEMAS:
         return []
-    if not loader:  # no Hydra ran: the schemas, named as the options that they are named after
+    repository = config_repository(overrides)
+    if not repository:  # no Hydra ran: the schemas, named as the options that they are named after
         return [f"{group}={name}" for name, schema in GROUP_SCHEMAS[group].items() if key in schema_keys(schema)]
-    return [f"{group}={option}" for option in loader.get_group_options(group)
-            if key in option_keys(loader, group, option)]
+    return [f"{group}={option}" for option in repository.get_group_options(group)
+            if key in option_keys(repository, group, option)]
 
 
-def option_keys(loader, group: str, option: str) -> set[str]:
+def option_keys(repository, group: str, option: str) -> set[str]:
     """The keys of ``group``'s ``option``: its YAML's, and those of the schema that its defaults list names."""
     try:
-        found = loader.repository.load_config(config_path=f"{group}/{option}")
+        found = repository.load_config(config_path=f"{group}/{option}")
     except Exception:  # one that does not load is said on its own
         found = None
     if found is None:
@@ -95,7 +96,7 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
     chooses, which the command line (or a study's sweep) replaced; None for any other unknown key."""
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")
-    owners = options_having(group, key)
+    owners = options_having(group, key, overrides)
     if not source.startswith("experiment/") or not owners:
         return None
     preset = source.replace("/", "=", 1)
@@ -117,14 +118,22 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
             f"{group} you want and without {full_key}.")
 
 
-def config_file(source: str, overrides: list[str]):
-    """Config file ``source`` (``experiment/mine``) as Hydra loads it, or None; found where the command line's
-    ``hydra.searchpath`` (a folder of one's own presets) may add."""
+def config_repository(overrides: Sequence[str]):
+    """The configs that the failed command reads, with those of its ``hydra.searchpath`` (a folder of one's own
+    presets); None where Hydra had not started."""
     loader = config_loader()
     try:  # (Hydra's own step: its repository knows no hydra.searchpath of the command line's)
-        _, repository = loader._parse_overrides_and_create_caching_repo(None, overrides) if loader else (None, None)
-        return repository.load_config(source) if repository else None
+        return loader._parse_overrides_and_create_caching_repo(None, list(overrides))[1] if loader else None
     except (HydraException, AttributeError, TypeError):  # unparsable (said on its own), or another Hydra's internals
+        return loader.repository
+
+
+def config_file(source: str, overrides: list[str]):
+    """Config file ``source`` (``experiment/mine``) as Hydra loads it, or None."""
+    repository = config_repository(overrides)
+    try:
+        return repository.load_config(source) if repository else None
+    except (HydraException, AttributeError, TypeError):
         return None
 
 
@@ -162,7 +171,7 @@ def without_global_package(source: str) -> str:
             f"line `# @package _global_`, as configs/experiment/mnist_best.yaml does.")
 
 
-def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
+def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str] = ()) -> str:
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")  # "trainer" of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
@@ -174,7 +183,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError) -> str:
         return f"{full_key} is not a setting{close}. {SHOW_KEYS}"
     if group == "dataset" and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
-    owners = options_having(group, key)
+    owners = options_having(group, key, overrides)
     if owners:  # momentum of Adam: SGD's
         have = "has" if len(owners) == 1 else "have"
         return f"{full_key} is not a setting of this {group} ({' and '.join(owners)} {have} it)."
@@ -476,7 +485,7 @@ def keyless(overrides: list[str]) -> Optional[str]:
     return f"{given} has no key: write key=value, e.g. trainer.epochs=3."
 
 
-def unknown_deletion(error: Exception) -> Optional[str]:
+def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optional[str]:
     """``~foo`` or ``~trainer.epochz``: Hydra's "Could not delete from config. 'foo' does not exist." in two
     lines, which it also says of a setting that is null (``~trainer.limit_batches``)."""
     found = re.match(r"Could not delete from config\. '(.+)' does not exist\.", str(error))
@@ -488,7 +497,7 @@ def unknown_deletion(error: Exception) -> Optional[str]:
     of_every_option = all(name in schema_keys(schema) for schema in GROUP_SCHEMAS.get(section, {}).values())
     if name in known and of_every_option:
         return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
-    owners = options_having(section, name) if section in GROUP_SCHEMAS else []
+    owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
         have = "has" if len(owners) == 1 else "have"
         return f"~{key}: {key} is not a setting of this {section} ({' and '.join(owners)} {have} it), nothing to delete."
@@ -744,7 +753,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     told = (keyless(overrides) or hydra_as_a_whole(overrides) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
             or group_given_a_value(error, overrides) or deleted_setting(overrides) or deleting_a_setting(error)
-            or unknown_deletion(error) or item_not_in_a_list(error, overrides)
+            or unknown_deletion(error, overrides) or item_not_in_a_list(error, overrides)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
         return told
@@ -758,7 +767,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
             return None
         return setting_of_the_resumed_run(cause) or (in_file and (
             preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
-            or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause)
+            or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
