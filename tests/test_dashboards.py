@@ -87,8 +87,9 @@ def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_n
     # an install inside another project's repository (its .venv/) is no checkout: that project's commit was given
     (tmp_path / ".venv" / "lib").mkdir(parents=True)
     assert provenance(tmp_path / ".venv" / "lib") is None
-    (tmp_path / "lenet" / "src").mkdir(parents=True)  # a checkout kept in a larger repository: that one's commit
-    assert provenance(tmp_path / "lenet")["commit"] == provenance(tmp_path)["commit"]
+    (tmp_path / "lenet" / "src").mkdir(parents=True)  # a checkout kept in a larger repository: that one's commit,
+    assert provenance(tmp_path / "lenet")["commit"] == provenance(tmp_path)["commit"]  # dirty by its own files only
+    assert provenance(tmp_path / "lenet")["dirty"] is False and provenance(tmp_path)["dirty"] is True
 
 
 def test_the_misclassified_grid_shows_the_most_confident_mistakes_first_with_captions_above_the_images():

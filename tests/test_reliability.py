@@ -1705,6 +1705,9 @@ def test_a_momentum_that_one_cycle_replaces_is_said_not_to_be_used(fast, tmp_pat
     adam = run_main([*onecycle, "optimizer.betas=[0.5,0.99]", "hydra.run.dir=adam"], cwd=tmp_path)
     assert adam.returncode == 0 and "beta1 of optimizer.betas=[0.5, 0.99] is not used" in adam.stderr, \
         adam.stderr[-2000:]
+    item = run_main([*onecycle, "optimizer.betas.0=0.5", "hydra.run.dir=item"], cwd=tmp_path)  # one item of it
+    assert item.returncode == 0 and "beta1 of optimizer.betas=[0.5, 0.999] is not used" in item.stderr, \
+        item.stderr[-2000:]
     plain = run_main([*onecycle, "optimizer=sgd", "hydra.run.dir=plain"], cwd=tmp_path)  # nothing given: nothing said
     assert plain.returncode == 0 and "is not used" not in plain.stderr, plain.stderr[-2000:]
 

@@ -1040,11 +1040,18 @@ def test_each_job_reads_its_own_environment_and_jobs_of_another_train_apart(fast
     shared = run_main([*STACKED, *without_root, "seed=0,1", f"+hydra.job.env_set.ROOT={root}",
                        "dataset.root=${oc.env:ROOT}", "hydra.sweep.dir=shared"], cwd=tmp_path)
     assert shared.returncode == 0 and "Training jobs 0, 1 stacked" in shared.stderr, shared.stderr[-2000:]
-    # a variable that cannot be set fails its jobs, as Hydra's run_job fails a lone job (they trained with it unset)
+    # one of a variable set before it, as Hydra's run_job sets them in order (its ${…} was set as written)
+    chained = run_main([*STACKED, *fast, "seed=0,1", "+hydra.job.env_set.A=5", "+hydra.job.env_set.B=${oc.env:A}",
+                        "data_seed=${oc.env:B}", "hydra.sweep.dir=chained"], cwd=tmp_path)
+    assert chained.returncode == 0 and "Training jobs 0, 1 stacked" in chained.stderr, chained.stderr[-2000:]
+    assert [read_json(job / "metrics.json")["config"]["data_seed"] for job in job_dirs(tmp_path / "chained")] == [5, 5]
+    # a variable that cannot be set ends the sweep at its job, as under Hydra's basic launcher (it trained with it
+    # unset, or its jobs failed in a group while a lone one ended the sweep)
     unset = run_main([*STACKED, *fast, "seed=0,1", "+hydra.job.env_set.B=${oc.env:LENET_EXP_TEST_UNSET}",
                       "hydra.sweep.dir=unset"], cwd=tmp_path)
-    assert unset.returncode == 1 and "hydra.job.env_set.B cannot be resolved" in unset.stdout, unset.stdout[-2000:]
-    assert [read_json(job / "metrics.json")["status"] for job in job_dirs(tmp_path / "unset")] == ["failed"] * 2
+    assert unset.returncode == 1 and "Error: hydra.job.env_set.B cannot be resolved" in unset.stderr, \
+        unset.stderr[-2000:]
+    assert "Job 0 trains alone: its hydra.job.env_set cannot be resolved." in unset.stdout, unset.stdout[-2000:]
 
 
 def test_each_job_reads_its_own_folder_and_hydra_config_as_a_lone_job_does(fast, tiny_root, tmp_path):
@@ -1081,6 +1088,11 @@ def test_each_job_reads_its_own_folder_and_hydra_config_as_a_lone_job_does(fast,
     assert pooled.returncode == 0, pooled.stderr[-2000:]
     lines = (tmp_path / "all.log").read_text()
     assert lines.count("Training jobs 0, 1 stacked") == 1 and lines.count("] - Run in ") == 2, lines
+    # a relative name under hydra.job.chdir: in each job's folder, where a lone job runs (one file where run.py ran)
+    relative = run_main([*STACKED, *fast, "optimizer.lr=1e-3,3e-3", "hydra.sweep.dir=relative", "hydra.job.chdir=true",
+                         "hydra.job_logging.handlers.file.filename=job.log"], cwd=tmp_path)
+    assert relative.returncode == 0 and not (tmp_path / "job.log").exists(), relative.stderr[-2000:]
+    assert all("Training jobs 0, 1 stacked" in (job / "job.log").read_text() for job in job_dirs(tmp_path / "relative"))
 
 
 def test_a_jobs_task_config_leaves_the_hydra_node_out_and_the_jobs_config_whole():

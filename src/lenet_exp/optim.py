@@ -104,10 +104,10 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
 def say_the_momentum_is_the_schedules(optimizer: torch.optim.Optimizer) -> None:
     """One-cycle moves the momentum (Adam's beta1) itself: a value the command line gives is not used, and a
     sweep over it trains one run several times."""
-    named = named_in_overrides()
-    if "optimizer.momentum" in named:
+    named = {key.split(".")[1] for key in named_in_overrides() if key.startswith("optimizer.")}  # betas of betas.0
+    if "momentum" in named:
         given = f"optimizer.momentum={optimizer.defaults['momentum']} is"
-    elif "optimizer.betas" in named:
+    elif "betas" in named:
         given = f"beta1 of optimizer.betas={list(optimizer.defaults['betas'])} is"  # its beta2 is used
     else:
         return

@@ -145,7 +145,7 @@ def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
             return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
                                   timeout=10).stdout.strip()
 
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".")  # the checkout's, in a larger one
                      or git("status", "--porcelain", "--untracked-files=all", "--", "src", "configs"))
         return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed package)

@@ -54,40 +54,30 @@ def resolved_as_its_own(task_config: DictConfig) -> None:
 
 
 def environment_of(config: DictConfig) -> dict[str, str]:
-    """The variables that Hydra's run_job sets for this job (hydra.job.env_set), each ${hydra:…} as the job's
-    own (HydraConfig is set to it); one that cannot resolve stays as written (:func:`unresolved_environment`)."""
+    """The variables that Hydra's run_job sets for this job (hydra.job.env_set), resolved as it resolves them: each
+    ${hydra:…} as the job's own (HydraConfig is set to it), and in order, an ${oc.env:…} of one set before it taking
+    its value. Raises where one cannot be resolved (Hydra's run_job then fails, and the sweep ends)."""
     HydraConfig.instance().set_config(config)
-    env_set, written = config.hydra.job.env_set, OmegaConf.to_container(config.hydra.job.env_set, resolve=False)
-    env = {}
-    for key in written:
-        try:
-            env[str(key)] = str(env_set[key])
-        except OmegaConfBaseException:
-            env[str(key)] = str(written[key])
+    env: dict[str, str] = {}
+    for key in config.hydra.job.env_set:
+        with env_override(env):
+            env[str(key)] = str(config.hydra.job.env_set[key])
     return env
 
 
-def unresolved_environment(config: DictConfig) -> Optional[str]:
-    """Why a variable of the job's hydra.job.env_set cannot be set (Hydra's run_job fails the job for it), or None."""
-    HydraConfig.instance().set_config(config)
-    for key in config.hydra.job.env_set:
-        try:
-            str(config.hydra.job.env_set[key])
-        except OmegaConfBaseException as error:
-            return (f"hydra.job.env_set.{key} cannot be resolved ({str(error).splitlines()[0]}): give it a value, or "
-                    f"a ${{…}} that names a key of the config or a variable that is set.")
-    return None
-
-
 def job_log_file(config: DictConfig, handler: logging.FileHandler) -> Path:
-    """Where this job's own logging config puts ``handler``'s file (``${hydra.job.num}`` in its name the job's), or
-    the file's name in the job's folder where its config does not say."""
+    """Where this job's own logging config puts ``handler``'s file (``${hydra.job.num}`` in its name the job's; a
+    relative name in the job's folder under hydra.job.chdir, where a lone job runs), or the file's name in the
+    job's folder where its config does not say."""
     HydraConfig.instance().set_config(config)
     try:
         filename = OmegaConf.select(config, f"hydra.job_logging.handlers.{handler.get_name()}.filename")
     except OmegaConfBaseException:
         filename = None
-    return Path(str(filename)) if filename else Path(config.hydra.runtime.output_dir) / Path(handler.baseFilename).name
+    folder = Path(config.hydra.runtime.output_dir)
+    if not filename:
+        return folder / Path(handler.baseFilename).name
+    return folder / str(filename) if config.hydra.job.chdir else Path(str(filename))
 
 
 def job_dir_of(config: DictConfig) -> Path:
@@ -366,8 +356,11 @@ class StackedLauncher(Launcher):
         from lenet_exp.stack.grouping import Job, as_found
 
         task = without_hydra(config)
-        environment = environment_of(config)
-        with env_override(environment):
+        try:
+            environment = environment_of(config)
+        except OmegaConfBaseException:  # it trains alone, where Hydra's run_job says why and ends the sweep
+            environment = None
+        with env_override(environment or {}):
             resolved_as_its_own(task)
         options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
                    if option is not None and not group.startswith("hydra")}
@@ -400,7 +393,13 @@ class StackedLauncher(Launcher):
         """One process, several jobs: each job's lines go to its own run.log and show its number."""
         from lenet_exp.stack.group import takes_shared_lines
 
-        configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        here = os.getcwd()
+        if configs[0].hydra.job.chdir:  # a relative file name opens where a lone job would, not where run.py ran
+            os.chdir(configs[0].hydra.runtime.output_dir)
+        try:
+            configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        finally:
+            os.chdir(here)
         root = logging.getLogger()
         for handler in list(root.handlers):
             if isinstance(handler, logging.FileHandler):  # the first job's run.log: one per job instead
@@ -422,7 +421,6 @@ class StackedLauncher(Launcher):
         from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
         from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
-        from lenet_exp.errors import UserError
         from lenet_exp.launch import (JobSlot, end_stopped_sweep, job_context, job_slot, kill_signals_stop,
                                       stopped_job_returns, stops_held)
 
@@ -448,9 +446,7 @@ class StackedLauncher(Launcher):
                     with job_context(number):
                         job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
-                        unresolved = unresolved_environment(config)  # (HydraConfig set to it: its messages are its own)
-                        if unresolved:
-                            raise UserError(unresolved)
+                        HydraConfig.instance().set_config(config)  # its messages name its own options and overrides
                         validate(ret.cfg)
                     except Exception as error:
                         fail(trial, error)

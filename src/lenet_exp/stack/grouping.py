@@ -39,7 +39,8 @@ class Job:
     goes_on_after: int = 0  # the epoch after which its folder says it goes on (0: from the beginning)
     completed: bool = False  # its folder holds it completed: it is skipped
     options: dict[str, str] = field(default_factory=dict)  # each config group's option, as Hydra chose it
-    environment: dict[str, str] = field(default_factory=dict)  # hydra.job.env_set, resolved: a group shares one
+    # hydra.job.env_set, resolved: a group shares one (None: one that cannot be resolved, the job alone)
+    environment: Optional[dict[str, str]] = field(default_factory=dict)
 
 
 def as_found(job: Job, job_dir: Path) -> Job:
@@ -57,8 +58,11 @@ def as_found(job: Job, job_dir: Path) -> Job:
     return job
 
 
-def why_alone(config: DictConfig) -> Optional[str]:
+def why_alone(job: Job) -> Optional[str]:
     """Why this job cannot be stacked, or None."""
+    config = job.config
+    if job.environment is None:
+        return "its hydra.job.env_set cannot be resolved"
     if str(config.task) != "train":
         return f"task={config.task}"
     if config.optimizer.get("_target_") not in STACKED_OPTIMIZERS:
@@ -107,7 +111,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     keys: list[dict[str, Any]] = []
     for job in jobs:
         try:
-            reason = why_alone(job.config)
+            reason = why_alone(job)
             key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after,
                    **{f"hydra.job.env_set.{name}": value for name, value in job.environment.items()}} if not reason else {}
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
