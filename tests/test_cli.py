@@ -523,6 +523,12 @@ def test_an_option_of_ones_own_on_the_search_path_is_named_as_one_that_has_the_k
         result = run_main([searched, override, "--cfg", "job"], cwd=tmp_path)
         assert result.returncode == 1 and result.stderr.strip().startswith(
             f"Error: {said} (optimizer=mysgd and optimizer=sgd have it)"), result.stderr
+    # an option that extends another of the group has that one's keys (its own defaults list names it)
+    (tmp_path / "mine" / "optimizer" / "myadam.yaml").write_text("defaults:\n  - adam\n  - _self_\n\nlr: 2e-3\n")
+    result = run_main([searched, "optimizer=sgd", "optimizer.betas=[0.9,0.99]", "--cfg", "job"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "Error: optimizer.betas is not a setting of this optimizer (optimizer=adam, optimizer=adamw and "
+        "optimizer=myadam have it)."), result.stderr
 
 
 def test_a_presets_key_of_its_own_option_is_blamed_on_the_option_that_replaced_it(tmp_path):

@@ -73,17 +73,30 @@ def options_having(group: str, key: str, overrides: Sequence[str] = ()) -> list[
             if key in option_keys(repository, group, option)]
 
 
-def option_keys(repository, group: str, option: str) -> set[str]:
-    """The keys of ``group``'s ``option``: its YAML's, and those of the schema that its defaults list names."""
+def option_keys(repository, group: str, option: str, seen: frozenset = frozenset()) -> set[str]:
+    """The keys of ``group``'s ``option``: its YAML's, those of the schema that its defaults list names, and those
+    of another option of the group that it extends (``defaults: [adam, _self_]``)."""
     try:
         found = repository.load_config(config_path=f"{group}/{option}")
     except Exception:  # one that does not load is said on its own
         found = None
-    if found is None:
+    if found is None or option in seen:
         return set()
-    named = {default.path.lstrip("/") for default in found.defaults_list or [] if hasattr(default, "path")}
-    schemas = [schema for name, schema in GROUP_SCHEMAS.get(group, {}).items() if schema_name(group, name) in named]
-    return {*(found.config.keys() if found.config else ()), *(key for schema in schemas for key in schema_keys(schema))}
+    keys = set(found.config.keys() if found.config else ())
+    for path in (default.path for default in found.defaults_list or [] if getattr(default, "path", None)):
+        name = path.lstrip("/")
+        schema = next((kind for kind_name, kind in GROUP_SCHEMAS.get(group, {}).items()
+                       if schema_name(group, kind_name) == name), None)
+        if schema is not None:
+            keys |= schema_keys(schema)
+        elif path != "_self_" and (not path.startswith("/") or name.startswith(f"{group}/")):  # one of the group's
+            keys |= option_keys(repository, group, name.removeprefix(f"{group}/"), seen | {option})
+    return keys
+
+
+def listed_words(words: Sequence[str], last: str) -> str:
+    """``a, b and c`` (``last``: "and" or "or")."""
+    return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
 
 
 def schema_keys(schema: type) -> set[str]:
@@ -103,17 +116,17 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
     own = chosen_in_defaults(source, group, overrides)
     if own and f"{group}={own}" not in owners:  # the preset's own choice lacks it: the preset is to fix
         return (f"{preset} sets {full_key}, a key that {group}={own}, the preset's own choice, does not have "
-                f"({' or '.join(owners)} has it). In {source}.yaml, leave out {full_key} or choose "
+                f"({listed_words(owners, 'or')} has it). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o) == group]
     if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
-        return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({' or '.join(owners)} has it)", preset)
+        return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({listed_words(owners, 'or')} has it)", preset)
     written = chosen[-1].split("=", 1)[1] if chosen else ""
     # the swept options that lack it: none of scheduler=onecycle,none
     lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
     instead = (f"{chosen[-1]} draws one that" if "(" in written else f"{group}={lacking[0]}" if lacking
                else f"another {group} (a study may sweep it)")
-    return (f"{preset} sets {full_key} ({' or '.join(owners)} has it), and {instead} has no such key. "
+    return (f"{preset} sets {full_key} ({listed_words(owners, 'or')} has it), and {instead} has no such key. "
             f"Keep the preset's {group}, or make a preset of your own: a copy of configs/{source}.yaml with the "
             f"{group} you want and without {full_key}.")
 
@@ -186,7 +199,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
     owners = options_having(group, key, overrides)
     if owners:  # momentum of Adam: SGD's
         have = "has" if len(owners) == 1 else "have"
-        return f"{full_key} is not a setting of this {group} ({' and '.join(owners)} {have} it)."
+        return f"{full_key} is not a setting of this {group} ({listed_words(owners, 'and')} {have} it)."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = group.split(".")[1]
         having = options_with(group.replace(".", "/"), key) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
@@ -500,7 +513,7 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
         have = "has" if len(owners) == 1 else "have"
-        return f"~{key}: {key} is not a setting of this {section} ({' and '.join(owners)} {have} it), nothing to delete."
+        return f"~{key}: {key} is not a setting of this {section} ({listed_words(owners, 'and')} {have} it), nothing to delete."
     loader = config_loader()
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
