@@ -31,10 +31,10 @@ from lenet_exp.config import (EPOCHS, PRESETS, SCHEDULES_WITH_AN_END, Change, Co
                               refuse_unknown_keys, run_of_other_length, shown, validate, where_or_how_fast,
                               without_hydra)
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
-from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION, REPLACE_THE_LINK, RUN_FILES,
-                             SWEEP_RECORD, WRITTEN_ENTRIES,
-                             last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
-                             remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
+from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION,
+                             REPLACE_THE_LINK, RUN_FILES, SWEEP_RECORD, WRITTEN_ENTRIES, last_checkpoint_gone,
+                             linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
+                             someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.overrides import as_written, override_key
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
@@ -284,8 +284,8 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
     if edited:  # a value that the run's own override sets, and yet its config does not have
         sets = "; ".join(f"{key}={shown(new)} where the run's config.yaml has {shown(old)}"
                          for key, old, new in edited[:3])
-        sys.exit(f"Error: {run_dir / HYDRA_FOLDER / 'overrides.yaml'} sets {sets}: it was edited after the run was made. "
-                 f"Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
+        sys.exit(f"Error: {run_dir / HYDRA_FOLDER / 'overrides.yaml'} sets {sets}: it was edited after the run was "
+                 f"made. Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
     read, made_with = configs_read(OmegaConf.to_container(config.hydra, resolve=False)), configs_read(
         hydras_record(run_dir))
     if read != made_with:

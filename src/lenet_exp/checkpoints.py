@@ -66,9 +66,10 @@ def upgrade(state: dict) -> dict:
         for key in LEGACY_RUN_STATE_KEYS:
             run_state.pop(key, None)
         history = run_state.get("history", [])
-        run_state["history"] = [{LEGACY_HISTORY_KEYS.get(k, k): v for k, v in row.items() if not k.startswith(TIME_KEYS)}
-                                if isinstance(row, dict) else row for row in history] if isinstance(history, list) \
-            else history
+        if isinstance(history, list):
+            run_state["history"] = [{LEGACY_HISTORY_KEYS.get(k, k): v for k, v in row.items()
+                                     if not k.startswith(TIME_KEYS)} if isinstance(row, dict) else row
+                                    for row in history]
     config = state.get("config")
     if isinstance(config, dict):
         dataset, optimizer, model = config.get("dataset", {}), config.get("optimizer", {}), config.get("model", {})

@@ -312,7 +312,8 @@ def default_not_found(error: MissingConfigException) -> Optional[str]:
     old_schema = re.fullmatch(r"schema/(\w+)/(\w+)", missing)
     if old_schema:
         now = schema_name(*old_schema.groups())
-        return f"In {source}.yaml: its defaults name the schema {missing}, which is /{now} now: write `- /{now}@_here_` there."
+        return (f"In {source}.yaml: its defaults name the schema {missing}, which is /{now} now: write "
+                f"`- /{now}@_here_` there.")
     return (f"In {source}.yaml: its defaults name {missing}, which is no file of configs/ (nor of hydra.searchpath): "
             f"fix the name, or compare the file with the others of its folder.")
 
@@ -513,7 +514,8 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
         have = "has" if len(owners) == 1 else "have"
-        return f"~{key}: {key} is not a setting of this {section} ({listed_words(owners, 'and')} {have} it), nothing to delete."
+        return (f"~{key}: {key} is not a setting of this {section} ({listed_words(owners, 'and')} {have} it), "
+                f"nothing to delete.")
     loader = config_loader()
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")

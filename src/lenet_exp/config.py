@@ -496,20 +496,23 @@ def unknown_keys(cfg: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def named_in_overrides() -> set[str]:
-    """The keys that this job's command line sets (none where no Hydra runs: the Python API's cfg)."""
+def job_overrides() -> list[str]:
+    """This job's command-line overrides as written (none where no Hydra runs: the Python API's cfg)."""
     from hydra.core.hydra_config import HydraConfig
 
-    return {override_key(o) for o in as_written(HydraConfig.get().overrides.task)} if HydraConfig.initialized() else set()
+    return as_written(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def named_in_overrides() -> set[str]:
+    """The keys that this job's command line sets."""
+    return {override_key(o) for o in job_overrides()}
 
 
 def as_overridden(key: str) -> str:
     """``key`` as this job's command line wrote it: ``+optimizer.momentum`` where a plus added it to the
     option's YAML (and the fix needs the plus again), else ``key``."""
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = as_written(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    return next((written for written in (o.split("=", 1)[0] for o in overrides) if written.lstrip("+") == key), key)
+    return next((written for written in (o.split("=", 1)[0] for o in job_overrides()) if written.lstrip("+") == key),
+                key)
 
 
 def option_yaml(group: str) -> str:

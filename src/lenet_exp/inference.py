@@ -316,8 +316,8 @@ def absolute(path: str) -> str:
 def grayscale(image) -> torch.Tensor:
     """uint8 [1, H, W] of a PIL image in any mode: 16-bit grayscale scaled (not clipped) to 8 bits, 32-bit and
     float grayscale (of no fixed range) from its darkest value (black; a pixel that is no number too) to its
-    lightest (white), colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background (black). Only
-    dark strokes on a transparent canvas (a browser canvas's drawing) are read as light ink instead."""
+    lightest (white), colours weighted as PIL's "L" does, transparent pixels shown as the data sets' background
+    (black). Only dark strokes on a transparent canvas (a browser canvas's drawing) are read as light ink instead."""
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):

@@ -311,7 +311,7 @@ def how_to_go_on(run_dir: Path) -> str:
     hydra = hydras_record(run_dir)
     if hydra is None:  # a record damaged or of another Hydra: the sweep's command continues either way
         return again
-    if "optuna" in str((hydra.get("sweeper") or {}).get("_target_")):  # resumed alone, a trial would end outside its study
+    if "optuna" in str((hydra.get("sweeper") or {}).get("_target_")):  # resumed alone, a trial ends outside its study
         return f"{again} (which goes on with the study)"
     return f"{again}, or this job alone with {alone}"
 

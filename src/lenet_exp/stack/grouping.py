@@ -112,8 +112,8 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     for job in jobs:
         try:
             reason = why_alone(job)
-            key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after,
-                   **{f"hydra.job.env_set.{name}": value for name, value in job.environment.items()}} if not reason else {}
+            environment = {f"hydra.job.env_set.{name}": value for name, value in (job.environment or {}).items()}
+            key = {**shared_settings(job.config), GOES_ON_AFTER: job.goes_on_after, **environment} if not reason else {}
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
