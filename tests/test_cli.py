@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -499,12 +500,19 @@ def test_a_preset_of_ones_own_without_its_package_line_is_told_to_add_it(option,
     assert result.returncode == 0 and "epochs: 1\n" in result.stdout
 
 
+def search_path_of(tmp_path: Path, files: dict[str, str]) -> str:
+    """``hydra.searchpath=[…]`` of a folder of one's own configs: ``files``, each path in it and its text."""
+    for name, text in files.items():
+        (tmp_path / "mine" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mine" / name).write_text(text)
+    return f"hydra.searchpath=[file://{tmp_path / 'mine'}]"
+
+
 def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that_names_the_file(tmp_path):
     """Hydra's several lines ("Could not find 'model/lenet9'", its search path) named no file."""
-    (tmp_path / "mine" / "sweep").mkdir(parents=True)
-    (tmp_path / "mine" / "sweep" / "mine.yaml").write_text(
-        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: lenet5,lenet9\n")
-    result = run_main(["-m", "sweep=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    searched = search_path_of(tmp_path, {
+        "sweep/mine.yaml": "# @package _global_\nhydra:\n  sweeper:\n    params:\n      model: lenet5,lenet9\n"})
+    result = run_main(["-m", "sweep=mine", searched], cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip() == (
         "Error: In sweep/mine.yaml: model: lenet5,lenet9 sweeps lenet9, which is not an option of model (did you mean "
         "lenet5?): choose among lenet5, lenet5_classic."), result.stderr
@@ -512,11 +520,8 @@ def test_a_study_of_ones_own_that_sweeps_no_such_option_is_told_in_one_line_that
 
 def test_an_option_of_ones_own_on_the_search_path_is_named_as_one_that_has_the_key(tmp_path):
     """The options listed as having a key were configs/'s only (the command line's hydra.searchpath unread)."""
-    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
-    (tmp_path / "mine" / "optimizer" / "mysgd.yaml").write_text(
-        "defaults:\n  - /schema_optimizer_sgd@_here_\n  - _self_\n\nlr: 0.1\nweight_decay: 0.0\nmomentum: 0.5\n"
-        "nesterov: false\n")
-    searched = f"hydra.searchpath=[file://{tmp_path / 'mine'}]"
+    searched = search_path_of(tmp_path, {"optimizer/mysgd.yaml": "defaults:\n  - /schema_optimizer_sgd@_here_\n  - "
+                                         "_self_\n\nlr: 0.1\nweight_decay: 0.0\nmomentum: 0.5\nnesterov: false\n"})
     for override, said in (("optimizer.momentum=0.5", "optimizer.momentum is not a setting of this optimizer"),
                            ("~optimizer.momentum", "~optimizer.momentum: optimizer.momentum is not a setting of this "
                                                    "optimizer")):
@@ -524,7 +529,7 @@ def test_an_option_of_ones_own_on_the_search_path_is_named_as_one_that_has_the_k
         assert result.returncode == 1 and result.stderr.strip().startswith(
             f"Error: {said} (optimizer=mysgd and optimizer=sgd have it)"), result.stderr
     # an option that extends another of the group has that one's keys (its own defaults list names it)
-    (tmp_path / "mine" / "optimizer" / "myadam.yaml").write_text("defaults:\n  - adam\n  - _self_\n\nlr: 2e-3\n")
+    search_path_of(tmp_path, {"optimizer/myadam.yaml": "defaults:\n  - adam\n  - _self_\n\nlr: 2e-3\n"})
     result = run_main([searched, "optimizer=sgd", "optimizer.betas=[0.9,0.99]", "--cfg", "job"], cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip() == (
         "Error: optimizer.betas is not a setting of this optimizer (optimizer=adam, optimizer=adamw and "
@@ -533,11 +538,9 @@ def test_an_option_of_ones_own_on_the_search_path_is_named_as_one_that_has_the_k
 
 def test_a_presets_key_of_its_own_option_is_blamed_on_the_option_that_replaced_it(tmp_path):
     """adamw's YAML names adam's schema: "a key that optimizer=adamw, the preset's own choice, does not have"."""
-    (tmp_path / "mine" / "experiment").mkdir(parents=True)
-    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /optimizer: adamw\noptimizer:\n  betas: [0.9, 0.99]\n")
-    result = run_main(["experiment=mine", "optimizer=sgd", f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg",
-                       "job"], cwd=tmp_path)
+    searched = search_path_of(tmp_path, {"experiment/mine.yaml": "# @package _global_\ndefaults:\n  - override "
+                                         "/optimizer: adamw\noptimizer:\n  betas: [0.9, 0.99]\n"})
+    result = run_main(["experiment=mine", "optimizer=sgd", searched, "--cfg", "job"], cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith(
         "Error: experiment=mine sets optimizer.betas (optimizer=adam or optimizer=adamw has it), and optimizer=sgd has "
         "no such key. Keep the preset's optimizer"), result.stderr
