@@ -515,12 +515,17 @@ def as_overridden(key: str) -> str:
                 key)
 
 
+def chosen_option(group: str) -> Optional[str]:
+    """The option of ``group`` that this job chose (``sgd``); None where Hydra does not say (the Python API)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
 def option_yaml(group: str) -> str:
     """The YAML of ``group``'s option this job chose, e.g. ``optimizer/rms.yaml`` (in configs/, or in a
     --config-dir of one's own); ``configs/<group>/`` where Hydra does not say (the Python API)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    choice = HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+    choice = chosen_option(group)
     return f"{group}/{choice}.yaml" if choice else f"configs/{group}/"
 
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode,
-                              as_literal, read_by)
+                              as_literal, chosen_option, read_by)
 from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
@@ -49,12 +49,10 @@ def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
     """Name what the command line set that this task does not read: how to train, or a model other than the
     checkpoint's (``model.activation=tanh`` evaluated a model it was not trained as)."""
     def written(key: str) -> str:  # trainer.epochs=3; a group's option as chosen (optimizer=sgd)
-        from hydra.core.hydra_config import HydraConfig
-
         value = OmegaConf.select(cfg, key, default=None)
         if not isinstance(value, DictConfig):
             return f"{key}={value}"
-        option = HydraConfig.get().runtime.choices.get(key) if HydraConfig.initialized() else None
+        option = chosen_option(key)
         return f"{key}={option}" if option else key
 
     unused = [key for key in sorted(chosen) if not read_by(str(cfg.task), key)
@@ -195,13 +193,10 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
 
 def set_by_the_option_chosen(group: str) -> set[str]:
     """The keys that the YAML of ``group``'s option this run chose sets itself (not its schema's defaults)."""
-    from hydra.core.hydra_config import HydraConfig
-
     from lenet_exp.command_line_errors import option_config
 
-    if not HydraConfig.initialized():
-        return set()
-    return set(option_config(group, HydraConfig.get().runtime.choices.get(group)) or ())
+    option = chosen_option(group)
+    return set(option_config(group, option) or ()) if option else set()
 
 
 def check_preprocessing(pre: dict, image_size: int, path: str) -> None:

@@ -114,11 +114,11 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
 def taken_by_a_resume(override: str, made: dict, trained: Optional[int]) -> bool:
     """Whether a run ``made`` so, which ``trained`` that many epochs, goes on with ``override`` as it was made
     (where and how fast it runs), or trained on to its ``trainer.epochs=N``; False where its record cannot say."""
-    from lenet_exp.config import run_of_other_length, where_or_how_fast
+    from lenet_exp.config import EPOCHS, run_of_other_length, where_or_how_fast
 
     try:
         key, value = override_key(override), override.split("=", 1)[1]
-        if key != "trainer.epochs":
+        if key != EPOCHS:
             return where_or_how_fast(key, made["trainer"].get("limit_batches"))
         longer = {**made, "trainer": {**made["trainer"], "epochs": int(value)}}
         return run_of_other_length(made, longer, trained)
