@@ -65,11 +65,11 @@ def build(name: str, cfg):
 
 def train(name: str, parts, threads: int, steps=None) -> None:
     """``steps`` batches (or a whole epoch) of the engine's train_epoch, with the variant's threads."""
-    from lenet_exp.engine import train_epoch
+    from lenet_exp.engine import random_order, train_epoch
 
     torch.set_num_threads(threads)
     with CONTEXT.get(name, contextlib.nullcontext)():
-        train_epoch(parts.step, parts.optimizer, parts.generator, scheduler=parts.scheduler, ema=parts.ema,
+        train_epoch(parts.step, parts.optimizer, random_order(parts.step, parts.generator), after_step=parts.after_step,
                     max_batches=steps)
 
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from conftest import fast_overrides, only_run_dir, run_cli
 from lenet_exp.augment import build_augment
 from lenet_exp.data import Split
-from lenet_exp.engine import TrainStep, evaluate, train_epoch
+from lenet_exp.engine import TrainStep, evaluate, random_order, train_epoch
 from lenet_exp.files import read_json
 from lenet_exp.models import build_model
 from lenet_exp.config import AffineConfig
@@ -34,7 +34,7 @@ def train_twice(cuda_graph: bool, epochs: int = 2):
                                                      erase_p=0.0))
     step = TrainStep(model, split, 64, label_smoothing=0.1, augment=build_augment(acfg, -0.4, generator),
                      cuda_graph=cuda_graph, generators=[generator])
-    results = [train_epoch(step, optimizer, generator) for _ in range(epochs)]
+    results = [train_epoch(step, optimizer, random_order(step, generator))[0] for _ in range(epochs)]
     return model, step, results, split
 
 

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lenet_exp.data import Split
-from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,6 @@ class EpochResult:
     loss: float
     acc: float
     samples: int
-    interrupted: bool = False
 
 
 @dataclass
@@ -146,39 +144,41 @@ class TrainStep:
         graph.replay()  # capturing records the kernels without running them: this is the step
 
 
+def random_order(step: TrainStep, generator: torch.Generator) -> torch.Tensor:
+    """A fresh random order of the step's training samples, drawn on the data's device."""
+    return torch.randperm(len(step.split), device=step.device, generator=generator)
+
+
 def train_epoch(
     step: TrainStep,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
+    optimizer,
+    orders: torch.Tensor,
     *,
-    scheduler=None,
-    ema: Optional[ExponentialMovingAverage] = None,
+    after_step: Callable[[], None] = lambda: None,
     on_step: Callable[[], None] = lambda: None,
     stop_requested: Callable[[], bool] = lambda: False,
     max_batches: Optional[int] = None,
-) -> EpochResult:
-    """Train on every sample once (or on the first ``max_batches`` batches), in a fresh random order
-    drawn on the data's device."""
+) -> Optional[list[EpochResult]]:
+    """Train on every sample once (or on the first ``max_batches`` batches) in ``orders``: one order [n] for one
+    model, one per order of a stacked group [orders, n]. ``after_step`` follows each optimizer step (schedules,
+    EMA). One result per trial; None when a stop was asked for."""
     step.model.train()
-    n, batch_size = len(step.split), step.batch_size
-    order = torch.randperm(n, device=step.device, generator=generator)
+    n, batch_size = orders.shape[-1], step.batch_size
     step.reset()
     seen = 0
     for start in range(0, min(n, batch_size * (max_batches or n)), batch_size):
         if stop_requested():
-            return EpochResult(float("nan"), float("nan"), seen, interrupted=True)
+            return None
         # gather each batch by its slice of the order: as fast as one epoch-wide gather, without
         # a second copy of the training set in memory (-215 MiB, measured: docs/speed.md)
-        batch = order[start:start + batch_size]
+        batch = orders[..., start:start + batch_size]
         step(batch, optimizer)
         optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        if ema is not None:
-            ema.update(step.model)
-        seen += len(batch)
+        after_step()
+        seen += batch.shape[-1]
         on_step()
-    return EpochResult(step.loss_sum.item() / seen, step.correct.item() / seen, seen)
+    losses, correct = step.loss_sum.reshape(-1).tolist(), step.correct.reshape(-1).tolist()
+    return [EpochResult(loss / seen, hits / seen, seen) for loss, hits in zip(losses, correct)]
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from lenet_exp.checkpoints import RunState
 from lenet_exp.config import config_differences, differences_besides_length, listed, run_of_other_length, to_dict
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
-from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, train_epoch
+from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
 from lenet_exp.errors import CheckpointError, FolderInUse, UserError
 from lenet_exp.figures import INLINE
 from lenet_exp import files
@@ -402,9 +402,8 @@ class OneModel:
 
     def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
         p = self.parts
-        result = train_epoch(p.step, p.optimizer, p.generator, scheduler=p.scheduler, ema=p.ema, on_step=on_step,
-                             stop_requested=stop_requested, max_batches=max_batches)
-        return None if result.interrupted else [result]
+        return train_epoch(p.step, p.optimizer, random_order(p.step, p.generator), after_step=p.after_step,
+                           on_step=on_step, stop_requested=stop_requested, max_batches=max_batches)
 
     def sync(self, running: list[int]) -> None:
         pass  # the epoch trained the trial's own model and optimizer

@@ -89,6 +89,13 @@ class Parts:
     # checkpoint keeps it in that RNG's place, so that the trial resumes, alone or stacked, as it trained
     dropout_generator: Optional[torch.Generator] = None
 
+    def after_step(self) -> None:
+        """What follows each optimizer step: the schedule's step and the EMA's update."""
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.step.model)
+
     def checkpoint(self, state: RunState, config: dict) -> dict[str, Any]:
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state(), "device_type": self.device.type}
         if self.device.type == "cuda":

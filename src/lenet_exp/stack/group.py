@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import logging
 import warnings
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import torch
 from omegaconf import open_dict
@@ -23,7 +23,7 @@ from torch import nn
 
 from lenet_exp import files, perf
 from lenet_exp.device import resolve_device
-from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials
+from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials, random_order, train_epoch
 from lenet_exp.errors import FolderInUse
 from lenet_exp.figures import FigureWorkers
 from lenet_exp.launch import JobSlot, job_context
@@ -90,39 +90,6 @@ class StackedStep(TrainStep):
         self.correct += (logits.argmax(-1) == y).sum(1)
 
 
-def step_schedulers(schedulers: Sequence) -> None:
-    with warnings.catch_warnings():  # torch warns that their optimizers never stepped: the group's did
-        warnings.simplefilter("ignore", UserWarning)
-        for scheduler in schedulers:
-            scheduler.step()
-
-
-def train_group_epoch(step: StackedStep, optimizer: StackedOptimizer, schedulers: Sequence,
-                      ema: Optional[StackedEMA], generators: Sequence[torch.Generator],
-                      stop_requested: Callable[[], bool], on_step: Callable[[], None],
-                      max_batches: Optional[int]) -> Optional[list[EpochResult]]:
-    """One epoch of every trial, in each order's (``generators``) random order; None when a stop was asked for."""
-    step.model.train()
-    n, batch_size = len(step.split), step.batch_size
-    orders = torch.stack([torch.randperm(n, device=step.device, generator=g) for g in generators])
-    step.reset()
-    seen = 0
-    schedulers = [s for s in schedulers if s is not None]
-    for start in range(0, min(n, batch_size * (max_batches or n)), batch_size):
-        if stop_requested():
-            return None
-        batch = orders[:, start:start + batch_size]
-        step(batch, optimizer)
-        optimizer.step()
-        step_schedulers(schedulers)
-        if ema is not None:
-            ema.update()
-        seen += batch.shape[1]
-        on_step()
-    losses, correct = (step.loss_sum / seen).tolist(), step.correct.tolist()
-    return [EpochResult(loss, hits / seen, seen) for loss, hits in zip(losses, correct)]
-
-
 def figure_workers(trials: list[Trial], slot: JobSlot) -> FigureWorkers:
     """Processes that draw the trials' test figures while the group records the other trials' tests (0.25 s
     a trial on one core): one per core of the group's, at most :data:`MAX_FIGURE_WORKERS`."""
@@ -187,11 +154,22 @@ class StackedModels:
                  ema: Optional[StackedEMA], step: StackedStep, template: nn.Module):
         self.trials, self.model, self.optimizer, self.ema, self.step = trials, model, optimizer, ema, step
         self.template = template
+        self.schedulers = [trial.parts.scheduler for trial in trials if trial.parts.scheduler is not None]
         self.eval_models: dict[int, GroupedModel] = {}  # by trial count
 
     def train_epoch(self, stop_requested, on_step, max_batches) -> Optional[list[EpochResult]]:
-        return train_group_epoch(self.step, self.optimizer, [t.parts.scheduler for t in self.trials], self.ema,
-                                 self.step.order_generators, stop_requested, on_step, max_batches)
+        orders = torch.stack([random_order(self.step, generator) for generator in self.step.order_generators])
+        return train_epoch(self.step, self.optimizer, orders, after_step=self.after_step, on_step=on_step,
+                           stop_requested=stop_requested, max_batches=max_batches)
+
+    def after_step(self) -> None:
+        if self.schedulers:
+            with warnings.catch_warnings():  # torch warns that their optimizers never stepped: the group's did
+                warnings.simplefilter("ignore", UserWarning)
+                for scheduler in self.schedulers:
+                    scheduler.step()
+        if self.ema is not None:
+            self.ema.update()
 
     def sync(self, running: list[int]) -> None:
         unstack_into(self.model, [t.parts.model for t in self.trials])
