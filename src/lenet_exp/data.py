@@ -127,16 +127,20 @@ def raw_folder(dcfg) -> Path:
         pass
     except NotADirectoryError as error:  # a file on the way
         file = next((path for path in reversed(root.parents) if path.exists() and not path.is_dir()), root)
-        raise DataError(f"{file} is a file where a folder on the way to dataset.root={dcfg.root} should be. Point "
-                        f"dataset.root at the folder that holds {dataset_class(dcfg).__name__}/raw/ (or set "
-                        f"LENET_EXP_DATA to it).") from error
+        raise DataError(f"{file} is a file where a folder on the way to dataset.root={dcfg.root} should be. "
+                        f"{point_the_root(dcfg)}") from error
     except (RuntimeError, OSError) as error:
         if isinstance(error, OSError) and error.errno != errno.ELOOP:
             raise unreadable("the data folder", Path(error.filename or root).parent, error) from error
-        raise DataError(f"dataset.root={dcfg.root} cannot be followed: its symbolic links make a loop. Point it at "
-                        f"the folder that holds {dataset_class(dcfg).__name__}/raw/ (or set LENET_EXP_DATA to it)."
-                        ) from error
+        raise DataError(f"dataset.root={dcfg.root} cannot be followed: its symbolic links make a loop. "
+                        f"{point_the_root(dcfg)}") from error
     return root / dataset_class(dcfg).__name__ / "raw"
+
+
+def point_the_root(dcfg) -> str:
+    """The advice of every error that finds no data set where dataset.root points."""
+    return (f"Point dataset.root at the folder that holds {dataset_class(dcfg).__name__}/raw/ "
+            f"(e.g. `python run.py dataset.root=../shared/data`), or set LENET_EXP_DATA to it.")
 
 
 def unreadable(what: str, path: Path, error: OSError) -> DataError:
@@ -231,8 +235,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         for path in (root, folder.parent, folder):
             if path.exists() and not path.is_dir():  # else torchvision's NotADirectoryError reads as damaged files
-                raise DataError(f"{path} is a file where the folder of {name} should be. Point dataset.root at the "
-                                f"folder that holds {cls.__name__}/raw/ (or set LENET_EXP_DATA to it).")
+                raise DataError(f"{path} is a file where the folder of {name} should be. {point_the_root(dcfg)}")
         missing_files = not all((folder / file).is_file() for file in split_files(prefix))
     except OSError as error:  # a folder on the way that one may not enter: the one that holds what stat tried
         raise unreadable("the data folder", Path(error.filename or folder).parent, error) from error
@@ -268,9 +271,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
                 where = (f"{folder / broken[0]} is a broken link: point it at the file, or put the file there."
                          if broken else f"It lacks {', '.join(lacking)}: put {them} there, from an intact copy.")
             else:
-                where = (f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. Point dataset.root "
-                         f"at the folder that holds {cls.__name__}/raw/, e.g. `python run.py "
-                         f"dataset.root=../shared/data`, or set the environment variable LENET_EXP_DATA.")
+                where = f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. {point_the_root(dcfg)}"
             raise DataError(f"{name} is not in {folder} and {how}. {where}") from error
         if isinstance(error, PermissionError):  # intact, most likely: only not to be read by this user
             raise unreadable(f"the {prefix} IDX files of {name}:", Path(error.filename or folder), error) from error
