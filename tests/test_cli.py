@@ -559,12 +559,12 @@ def test_a_presets_key_of_its_own_option_is_blamed_on_the_option_that_replaced_i
 ])
 def test_a_mistake_in_a_presets_own_defaults_is_told_in_one_line_that_names_the_file(preset, expected, tmp_path):
     """Hydra's several lines of search path for the typo; for the key, "another optimizer (a study may sweep
-    it)", where it was the preset's own choice."""
-    (tmp_path / "mine" / "experiment").mkdir(parents=True)
-    (tmp_path / "mine" / "experiment" / "mine.yaml").write_text("# @package _global_\n" + preset)
-    result = run_main(["experiment=mine", f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "--cfg", "job"],
-                      cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.strip() == f"Error: {expected}", result.stderr
+    it)", where it was the preset's own choice. Without a study (`~sweep`: the typo's hunt for a study that
+    sweeps it read a value the deletion has not, and crashed)."""
+    searched = search_path_of(tmp_path, {"experiment/mine.yaml": "# @package _global_\n" + preset})
+    for no_study in ([], ["~sweep"]):
+        result = run_main(["experiment=mine", searched, *no_study, "--cfg", "job"], cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.strip() == f"Error: {expected}", (no_study, result.stderr)
 
 
 NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed

@@ -1026,6 +1026,9 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
     # each trial that drew the value failed on it, while the others trained
     ("sweep=optuna optimizer.lr=choice(abc,1e-3)", "optimizer.lr=choice(abc,1e-3): optimizer.lr takes a number, not "
      "'abc': each trial that drew it would fail."),
+    # an Enum's refusal was quoted whole: "takes Invalid value 'gelu', expected one of [relu, tanh]"
+    ("sweep=optuna model.activation=choice(gelu,relu)", "model.activation=choice(gelu,relu): model.activation takes "
+     "one of [relu, tanh], not 'gelu': each trial that drew it would fail."),
     ("sweep=optuna model.dropout=interval(0,1.5)", "model.dropout=interval(0,1.5): model.dropout takes a number in "
      "[0, 1), not 1.5"),
     ("sweep=optuna seed=choice(1,-3)", "seed=choice(1,-3): seed takes an integer in [0, 2**32)"),

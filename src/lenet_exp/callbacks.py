@@ -36,7 +36,7 @@ from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_
                              linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
                              someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
-from lenet_exp.overrides import as_written, override_key
+from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
@@ -273,7 +273,7 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
     """Exit: the run's config differs in ``from_files``, which no change of override
     explains. Its own override of a key reads something else now (``${oc.env:MYLR}``), or was edited by hand;
     the command reads other configs (``--config-name``); otherwise a config file or a default changed."""
-    written = {override_key(o): o.split("=", 1)[1] for o in saved_task_overrides(run_dir) if "=" in o}
+    written = {override_key(o): override_value(o) for o in saved_task_overrides(run_dir) if "=" in o}
     read_now = [change for change in from_files if "${" in written.get(change.key, "")]
     if read_now:
         now = "; ".join(f"{key}={written[key]} gives {shown(new)} now, {shown(old)} when the run was made"

@@ -35,7 +35,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments, schema_name
 from lenet_exp.errors import ConfigError, closest, full_errors_wanted
-from lenet_exp.overrides import TASK_PATH_KEYS, override_key, unquote
+from lenet_exp.overrides import TASK_PATH_KEYS, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import STUDY_GROUP
 
@@ -118,10 +118,10 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
         return (f"{preset} sets {full_key}, a key that {group}={own}, the preset's own choice, does not have "
                 f"({listed_words(owners, 'or')} has it). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
-    chosen = [o for o in overrides if override_key(o) == group]
+    chosen = [o for o in overrides if override_key(o) == group and not o.startswith("~")]
     if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
         return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({listed_words(owners, 'or')} has it)", preset)
-    written = chosen[-1].split("=", 1)[1] if chosen else ""
+    written = override_value(chosen[-1]) if chosen else ""
     # the swept options that lack it: none of scheduler=onecycle,none
     lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
     instead = (f"{chosen[-1]} draws one that" if "(" in written else f"{group}={lacking[0]}" if lacking
@@ -152,8 +152,10 @@ def config_file(source: str, overrides: list[str]):
 
 def study_sweeping(group: str, option: str, overrides: list[str]) -> Optional[str]:
     """``In sweep/mine.yaml: model: lenet5,lenet9``, where the study chosen sweeps ``option`` of ``group``."""
-    studies = [o.split("=", 1)[1] for o in overrides if override_key(o) == STUDY_GROUP] or ["default"]
-    for study in studies[-1].split(","):
+    chosen = [o for o in overrides if override_key(o) == STUDY_GROUP]
+    if chosen and chosen[-1].startswith("~"):  # `~sweep`: no study
+        return None
+    for study in (override_value(chosen[-1]) if chosen else "default").split(","):
         found = config_file(f"{STUDY_GROUP}/{study}", overrides)
         swept = OmegaConf.select(found.config, f"hydra.sweeper.params.{group}", default=None) if found else None
         if isinstance(swept, str) and option in swept.replace(" ", "").split(","):
@@ -238,12 +240,16 @@ def option_config(group: str, option: str) -> Optional[DictConfig]:
         return None
 
 
-def wrong_value(error: ValidationError, overrides: list[str]) -> str:
+def expected_value(error: ValidationError) -> str:
+    """What the key takes, in words (``an integer``, ``one of [relu, tanh]``), from OmegaConf's refusal."""
     message = str(error.msg).splitlines()[0]
     if message.startswith("Invalid value") and "expected one of" in message:  # an enum's
-        expected = message.split("expected ", 1)[1]
-    else:
-        expected = next((what for words, what in EXPECTED if words in message), message)
+        return message.split("expected ", 1)[1]
+    return next((what for words, what in EXPECTED if words in message), message)
+
+
+def wrong_value(error: ValidationError, overrides: list[str]) -> str:
+    expected = expected_value(error)
     key, command = str(error.full_key), "python run.py"
     # a sweep's setting: of the plugin chosen, else of one that has it (Optuna's sweeper comes with sweep=optuna)
     for prefix, choosers in (("hydra.launcher.", ("hydra/launcher",)), ("hydra.sweeper.", ("hydra/sweeper", "sweep"))):
@@ -259,8 +265,7 @@ def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> 
     """Whether ``group=option`` (or a sweep's ``group=a,option``) is among the overrides, as against in a
     config file (where a missing option is no typo of the user's, e.g. a sweeper plugin not installed)."""
     for arg in arguments:
-        values = arg.partition("=")[2]
-        if override_key(arg) == group and option in values.split(","):
+        if override_key(arg) == group and option in override_value(arg).split(","):
             return True
     return False
 
@@ -272,7 +277,7 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
     if not named_on_the_command_line(group, option, arguments):
         # a preset of one's own (`override /optimizer: adamx`); else no typo of the user's (a sweeper not installed)
         overrides = overrides_in(arguments)
-        choices = [(override_key(o), o.partition("=")[2]) for o in overrides]
+        choices = [(override_key(o), override_value(o)) for o in overrides if not o.startswith("~")]
         source = next((f"{chosen}/{value}" for chosen, value in choices if chosen not in GROUP_SCHEMAS
                        and chosen_in_defaults(f"{chosen}/{value}", group, overrides) == option), None)
         study = study_sweeping(group, option, overrides)
@@ -470,7 +475,7 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
         options = loader.get_group_options(group) if loader else []
         value = next((v for v in values if not isinstance(v, (str, list, dict))), "")
         if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list, dict)):
-            written = ("null" if value is None else arg.partition("=")[2] if not override.is_sweep_override()
+            written = ("null" if value is None else override_value(arg) if not override.is_sweep_override()
                        else str(value).lower() if isinstance(value, bool) else str(value))  # model=1e-3: as typed
             choose = f"choose one of {', '.join(options)}" if options else "choose one"
             leave_out = f", or write ~{group} to leave it out" if group not in GROUP_SCHEMAS else ""
@@ -692,7 +697,7 @@ def search_space_written(error: Exception, arguments: list[str]) -> Optional[str
     written = next((arg for arg in arguments if override_key(arg).startswith(SEARCH_SPACE)), None)
     if written is None:
         return None
-    key, value = override_key(written)[len(SEARCH_SPACE) + 1:], written.partition("=")[2]
+    key, value = override_key(written)[len(SEARCH_SPACE) + 1:], override_value(written)
 
     instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
                "'optimizer.lr=interval(1e-4,1e-2)' with sweep=optuna, seed=0,1,2 with the basic sweeper")

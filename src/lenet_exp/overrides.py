@@ -23,6 +23,11 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def override_value(override: str) -> str:
+    """The value an override sets, as written ("" for a deletion that names none: ``~sweep``)."""
+    return override.partition("=")[2]
+
+
 def as_written(overrides) -> list[str]:
     """A config's ``hydra.overrides.task`` as the command line wrote it: reading the list's items one by
     one would resolve a ``${…}`` in a value, and fail on one that names no key."""

@@ -30,7 +30,7 @@ from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES
-from lenet_exp.overrides import override_key, overridden_keys, recorded_overrides
+from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
 
 
 def _process_age_s() -> float:
@@ -252,7 +252,7 @@ def training_hparams(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any]
     """A training run's HParams: the settings that change results, the speed settings that its overrides name,
     and the option of each config group they choose (a sweep over experiment=… had no column of it)."""
     overrides = recorded_overrides(run_dir)
-    chosen = {override_key(o): o.split("=", 1)[1] for o in overrides
+    chosen = {override_key(o): override_value(o) for o in overrides
               if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS}
     return {**chosen, **result_settings(config, {override_key(o) for o in overrides})}
 

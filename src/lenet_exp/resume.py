@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from lenet_exp.files import BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SWEEP_RECORD, read_json
-from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, quote, unquote
+from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, unquote
 
 PREFIX = "resume="
 PASS_A_RUN = "Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>."
@@ -117,7 +117,7 @@ def taken_by_a_resume(override: str, made: dict, trained: Optional[int]) -> bool
     from lenet_exp.config import EPOCHS, run_of_other_length, where_or_how_fast
 
     try:
-        key, value = override_key(override), override.split("=", 1)[1]
+        key, value = override_key(override), override_value(override)
         if key != EPOCHS:
             return where_or_how_fast(key, made["trainer"].get("limit_batches"))
         longer = {**made, "trainer": {**made["trainer"], "epochs": int(value)}}
@@ -137,7 +137,7 @@ def expand_resume(argv: list[str]) -> list[str]:
 
     def names_the_run(arg: str) -> bool:  # hydra.run.dir=<the same folder>: said twice, no harm
         return (override_key(arg) == "hydra.run.dir" and "=" in arg
-                and Path(unquote(arg.split("=", 1)[1])).expanduser().resolve() == run_dir.resolve())
+                and Path(unquote(override_value(arg))).expanduser().resolve() == run_dir.resolve())
 
     from lenet_exp.command_line_errors import flags_and_overrides
     from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
@@ -211,7 +211,7 @@ def refuse_what_continues_no_run(run_dir: Path, overrides: list[str]) -> None:
     if "hydra.run.dir" in {override_key(arg) for arg in overrides if "=" in arg}:  # Hydra takes the last one
         sys.exit(f"Error: resume= continues the run in its own folder, {run_dir}, and hydra.run.dir= names another. "
                  f"Drop hydra.run.dir= to continue it; to train a copy elsewhere, copy the folder and resume the copy.")
-    task = next((arg.split("=", 1)[1] for arg in reversed(overrides) if override_key(arg) == "task" and "=" in arg),
+    task = next((override_value(arg) for arg in reversed(overrides) if override_key(arg) == "task" and "=" in arg),
                 None)
     if task in ("eval", "predict"):  # it would be refused for writing over the run it names
         how, image = ("evaluate", "") if task == "eval" else ("predict with", " image=<file>")

@@ -19,7 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.files import HYDRA_FOLDER, METRICS, PREDICTION, SWEEP_RECORD, folder_holder, read_json
-from lenet_exp.overrides import override_key, recorded_overrides, unquote
+from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
 SEED_KEY = "seed"
@@ -153,7 +153,7 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
 
 def overridden(overrides: Iterable[str]) -> dict[str, str]:
     """key -> value as a job's overrides give it."""
-    return {override_key(o): unquote(o.split("=", 1)[1]) if "=" in o else "" for o in overrides}
+    return {override_key(o): unquote(override_value(o)) for o in overrides}
 
 
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:

@@ -212,7 +212,7 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
     that adds it (``optimizer.eps=…``): each trial that drew it would fail."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    from lenet_exp.command_line_errors import EXPECTED, unknown_key
+    from lenet_exp.command_line_errors import expected_value, unknown_key
     from lenet_exp.config import RANGES, fits, range_checked
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
@@ -237,8 +237,7 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
         except (ConfigAttributeError, ConfigKeyError) as error:
             sys.exit(f"Error: {written}: {unknown_key(error)} Each trial would fail on it.")
         except ValidationError as error:
-            message = str(error.msg).splitlines()[0]
-            allowed = next((what for words, what in EXPECTED if words in message), message)
+            allowed = expected_value(error)
         else:
             if ok is None or not range_checked(config, key) or fits(ok, trial[leaf]):
                 continue
