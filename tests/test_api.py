@@ -386,12 +386,17 @@ def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tm
     plain = train(cfg, run_dir=tmp_path / "plain")
     torch.set_default_dtype(torch.float64)
     torch.set_float32_matmul_precision("medium")
+    seen = set()  # what each forward pass computed in (a CPU's results need not show "medium")
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen.add((torch.get_default_dtype(), torch.get_float32_matmul_precision())))
     try:
         other = train(cfg, run_dir=tmp_path / "other")
         assert (torch.get_default_dtype(), torch.get_float32_matmul_precision()) == (torch.float64, "medium")
     finally:
+        hook.remove()
         torch.set_default_dtype(torch.float32)
         torch.set_float32_matmul_precision("highest")
+    assert seen == {(torch.float32, "highest")}
     assert other["status"] == "completed" and other["test"] == plain["test"], other.get("message")
 
 

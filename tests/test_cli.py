@@ -382,7 +382,7 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
         "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
-        "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-case", "plus-key-part",
+        "plus-key-case", "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-part",
         "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",
         "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):

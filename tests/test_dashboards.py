@@ -42,13 +42,18 @@ def test_a_sweep_of_a_speed_setting_shows_it_in_hparams_and_a_run_that_does_not_
     assert shown[0]["device.type"] == "cpu"  # device=cpu (in `fast`): a group names its keys
 
 
-def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tmp_path):
+@pytest.mark.parametrize("swept, group, options", [("optimizer=adam,sgd", "optimizer", ["adam", "sgd"]),
+                                                    ("experiment=mnist_best,fashion_best", "experiment",
+                                                     ["mnist_best", "fashion_best"])])
+def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tmp_path, swept, group, options):
     """Besides the settings the option changes: a sweep over experiment=… showed no column of what it swept (a
     preset has no setting of its own), and optimizer=adam,sgd only torch's class names."""
-    assert run_main(["-m", *fast, "optimizer=adam,sgd", "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    assert run_main(["-m", *fast, swept, "trainer.batch_size=32", "hydra.sweep.dir=sweep"],  # a one-cycle of 16 steps
+                    cwd=tmp_path).returncode == 0
     shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
-    assert [(s["optimizer"], s["optimizer._target_"]) for s in shown] == [("adam", "torch.optim.Adam"),
-                                                                           ("sgd", "torch.optim.SGD")]
+    assert [s[group] for s in shown] == options
+    if group == "optimizer":
+        assert [s["optimizer._target_"] for s in shown] == ["torch.optim.Adam", "torch.optim.SGD"]
     assert "device" not in shown[0]  # where it runs, not what: its settings say it where the overrides name it
 
 

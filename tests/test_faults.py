@@ -192,9 +192,11 @@ def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(k
     state = torch.load(killed_run / "checkpoints" / "best.pt", weights_only=True)
     state["run_state"]["history"] = [1]
     torch.save(state, best)
-    evaluated = run_main(["task=eval", f"ckpt={best}", *fast_overrides(tiny_root)], cwd=tmp_path)
-    assert evaluated.returncode == 0 and "on mnist test: acc" in evaluated.stdout + evaluated.stderr, \
-        evaluated.stderr[-2000:]
+    evaluated, intact = (run_main(["task=eval", f"ckpt={ckpt}", *fast_overrides(tiny_root)], cwd=tmp_path)
+                         for ckpt in (best, killed_run / "checkpoints" / "best.pt"))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    told = [re.search(r"on mnist test: acc \S+", result.stdout + result.stderr) for result in (evaluated, intact)]
+    assert told[0] and told[0].group() == told[1].group(), (evaluated.stderr[-2000:], intact.stderr[-2000:])
 
 
 def test_an_evaluation_on_other_test_files_than_its_runs_says_its_accuracy_is_not_the_runs(killed_run, tiny_root,

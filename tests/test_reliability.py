@@ -1333,7 +1333,21 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert sorted(scalar_values(load_events(run_dir), "train/loss")) == [1, 2, 3]
     again = run_main([f"resume={run_dir}"], cwd=tmp_path)  # the run is now one of 3 epochs
     assert again.returncode == 0 and "Already completed" in again.stderr
+    fewer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
+    assert fewer.returncode == 1 and "(fewer than the 3 epochs it has trained)" in fewer.stderr  # started with 2
+    # more epochs and another setting: the setting is refused, and the command offered keeps the epochs
+    mixed = run_main([f"resume={run_dir}", "trainer.epochs=4", "optimizer.lr=0.01"], cwd=tmp_path)
+    assert mixed.returncode == 1 and f"another config (optimizer.lr: 0.001 -> 0.01). Continue it as it was made with " \
+        f"`python run.py resume={run_dir} trainer.epochs=4`" in mixed.stderr, mixed.stderr
+    # a preset of other settings, where the run had none: "another config", not "a config file changed since"
+    other = run_main([f"resume={run_dir}", "experiment=fashion_best"], cwd=tmp_path)
+    assert other.returncode == 1 and "holds a run with another config (" in other.stderr, other.stderr
+    assert "a config file or a default changed" not in other.stderr
 
+
+def test_a_cosine_run_given_more_epochs_or_another_schedule_is_refused_untouched(fast, tmp_path):
+    """Cosine spreads its learning rates over trainer.epochs: more epochs make another run; so does another
+    schedule, told as such (not as a typo), and a preset that sets another scheduler's key."""
     cosine = tmp_path / "cosine"
     assert run_main([*fast, "trainer.epochs=2", "scheduler=cosine", "scheduler.min_lr_ratio=0.05", "device.threads=1",
                      f"hydra.run.dir={cosine}"], cwd=tmp_path).returncode == 0
@@ -1342,12 +1356,6 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
     assert refused.returncode == 1 and "(scheduler=cosine spreads its learning rates over trainer.epochs: more " \
         "epochs make another run)" in refused.stderr
     assert sorted(cosine.rglob("*")) == before and read_json(cosine / "metrics.json")["epochs"] == 2
-    fewer = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
-    assert fewer.returncode == 1 and "(fewer than the 3 epochs it has trained)" in fewer.stderr  # started with 2
-    # more epochs and another setting: the setting is refused, and the command offered keeps the epochs
-    mixed = run_main([f"resume={run_dir}", "trainer.epochs=4", "optimizer.lr=0.01"], cwd=tmp_path)
-    assert mixed.returncode == 1 and f"another config (optimizer.lr: 0.001 -> 0.01). Continue it as it was made with " \
-        f"`python run.py resume={run_dir} trainer.epochs=4`" in mixed.stderr, mixed.stderr
     # another schedule, without the run's own setting of its schedule: told so, not as a typo ("min_lr_ratio is not
     # a setting of this scheduler"); a setting that the other option has too (device.threads) is kept
     # (the command offered keeps where it runs, but not more epochs, which its cosine schedule would spread over)
@@ -1361,16 +1369,22 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
 
     with pytest.raises(UserError, match=r"scheduler.min_lr_ratio is not a setting of this scheduler"):
         compose("scheduler=none", "scheduler.min_lr_ratio=0.05")
-    # a preset of other settings, where the run had none: "another config", not "a config file changed since"
-    other = run_main([f"resume={run_dir}", "experiment=fashion_best"], cwd=tmp_path)
-    assert other.returncode == 1 and "holds a run with another config (" in other.stderr, other.stderr
-    assert "a config file or a default changed" not in other.stderr
     # as is a preset whose own scheduler's setting meets the run's scheduler (it said "keep the preset's scheduler")
     preset = run_main([f"resume={cosine}", "experiment=mnist_best"], cwd=tmp_path)
     assert preset.returncode == 1 and f"Error: {cosine} was made with scheduler=cosine, and experiment=mnist_best sets " \
         f"scheduler.pct_start (scheduler=onecycle has it): resume= continues a run" in preset.stderr, preset.stderr
     assert sorted(cosine.rglob("*")) == before
-    # and an argument the run passed to its optimizer, which the one chosen now does not take ("leave out +…")
+    # a completed run skipped keeps its own record: Hydra wrote the command's over it (device=cuda, on a machine
+    # without a GPU, was then replayed by every later resume=)
+    record = {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()}
+    moved = run_main([f"resume={cosine}", "device=auto"], cwd=tmp_path)
+    assert moved.returncode == 0 and "Already completed" in moved.stderr, moved.stderr
+    assert {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()} == record
+
+
+def test_a_resume_with_another_optimizer_than_the_argument_it_was_made_with_is_refused(fast, tmp_path):
+    """An argument the run passed to its optimizer (+optimizer.amsgrad=true), which the one chosen now does not
+    take: "leave out +…" where the command offered keeps the run's epochs."""
     amsgrad = tmp_path / "amsgrad"
     assert run_main([*fast, "+optimizer.amsgrad=true", "trainer.limit_batches=2", f"hydra.run.dir={amsgrad}"],
                     cwd=tmp_path).returncode == 0
@@ -1397,12 +1411,10 @@ def test_a_run_given_more_epochs_goes_on_as_if_it_had_been_given_them_from_the_s
             offered.stderr
     empty = run_main([f"resume={amsgrad}", ""], cwd=tmp_path)  # an IndexError's traceback
     assert empty.returncode == 1 and "cannot be read as an override" in empty.stderr, empty.stderr[-2000:]
-    # a completed run skipped keeps its own record: Hydra wrote the command's over it (device=cuda, on a machine
-    # without a GPU, was then replayed by every later resume=)
-    record = {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()}
-    moved = run_main([f"resume={cosine}", "device=auto"], cwd=tmp_path)
-    assert moved.returncode == 0 and "Already completed" in moved.stderr, moved.stderr
-    assert {path: path.read_bytes() for path in (cosine / ".hydra").iterdir()} == record
+
+
+def test_a_sweeps_job_given_more_epochs_is_told_how_to_go_on(fast, tmp_path):
+    """The sweep goes on with its command, or the job alone in a copy of its folder; a cosine sweep's in neither."""
     sweep = tmp_path / "sweep"
     assert run_main([*fast, "-m", "seed=0,1", f"hydra.sweep.dir={sweep}"], cwd=tmp_path).returncode == 0
     job = run_main([f"resume={sweep / '0_seed=0'}", "trainer.epochs=2"], cwd=tmp_path)  # its sweep's command: 1 epoch
@@ -1695,21 +1707,20 @@ def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fas
     assert metrics["dataset"] == "fashion_mnist" and metrics["tta"] == {"hflip": True, "shift": 0}
 
 
-def test_a_momentum_that_one_cycle_replaces_is_said_not_to_be_used(fast, tmp_path):
+@pytest.mark.parametrize("given, said", [
+    (["optimizer=sgd", "optimizer.momentum=0.5"],
+     "optimizer.momentum=0.5 is not used: scheduler=onecycle moves the momentum between 0.95 and 0.85"),
+    (["optimizer.betas=[0.5,0.99]"], "beta1 of optimizer.betas=[0.5, 0.99] is not used"),
+    (["optimizer.betas.0=0.5"], "beta1 of optimizer.betas=[0.5, 0.999] is not used"),  # one item of it
+    (["optimizer=sgd"], None),  # nothing given: nothing said
+], ids=["sgd-momentum", "adam-betas", "adam-beta1", "none-given"])
+def test_a_momentum_that_one_cycle_replaces_is_said_not_to_be_used(fast, tmp_path, given, said):
     """OneCycleLR sets the momentum (Adam's beta1) itself: a sweep over optimizer.momentum trained one run N
     times without a word. Said, not refused: a run made so goes on (resume= replays the override)."""
-    onecycle = [*fast, "trainer.limit_batches=8", "scheduler=onecycle"]
-    sgd = run_main([*onecycle, "optimizer=sgd", "optimizer.momentum=0.5", "hydra.run.dir=sgd"], cwd=tmp_path)
-    assert sgd.returncode == 0 and ("optimizer.momentum=0.5 is not used: scheduler=onecycle moves the momentum between "
-                                    "0.95 and 0.85") in sgd.stderr, sgd.stderr[-2000:]
-    adam = run_main([*onecycle, "optimizer.betas=[0.5,0.99]", "hydra.run.dir=adam"], cwd=tmp_path)
-    assert adam.returncode == 0 and "beta1 of optimizer.betas=[0.5, 0.99] is not used" in adam.stderr, \
-        adam.stderr[-2000:]
-    item = run_main([*onecycle, "optimizer.betas.0=0.5", "hydra.run.dir=item"], cwd=tmp_path)  # one item of it
-    assert item.returncode == 0 and "beta1 of optimizer.betas=[0.5, 0.999] is not used" in item.stderr, \
-        item.stderr[-2000:]
-    plain = run_main([*onecycle, "optimizer=sgd", "hydra.run.dir=plain"], cwd=tmp_path)  # nothing given: nothing said
-    assert plain.returncode == 0 and "is not used" not in plain.stderr, plain.stderr[-2000:]
+    result = run_main([*fast, "trainer.limit_batches=8", "scheduler=onecycle", *given, "hydra.run.dir=run"],
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (said in result.stderr) if said else ("is not used" not in result.stderr), result.stderr[-2000:]
 
 
 def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path):

@@ -587,6 +587,7 @@ def test_optuna_batches_train_stacked(fast, tmp_path):
     assert results["best_value"] == pytest.approx(max(m["val"]["acc"] for m in jobs))
     # run again into its folder: every job skipped, and the study's own lines are the sweep's, not a job's
     again = run_main([*study, "hydra.sweeper.n_trials=2"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
     assert "Launching 2 jobs: completed already, skipped" in again.stdout
     assert re.search(r"^\[hydra\] Best value: ", again.stdout, re.MULTILINE), again.stdout
 
