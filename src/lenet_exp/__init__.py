@@ -31,7 +31,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     from lenet_exp.command_line_errors import (deleted_setting, merged_options_in, number_as_bool,
                                               swept_without_multirun, typo_message)
     from lenet_exp.config import register_configs
-    from lenet_exp.errors import UserError
+    from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, UserError
     from lenet_exp.overrides import quote, quote_paths
 
     if config_dir is not None and not isinstance(config_dir, (str, os.PathLike)):
@@ -39,8 +39,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     configs, search_path = Path(config_dir or CONFIGS).expanduser().resolve(), []
     if config_dir is not None and not (configs / "config.yaml").is_file():  # options of one's own, as --config-dir
         if not configs.is_dir():
-            raise UserError(f"compose(config_dir={str(config_dir)!r}): no such folder. Give the folder that holds "
-                            f"your config files (its optimizer/, dataset/, … subfolders).")
+            raise UserError(f"compose(config_dir={str(config_dir)!r}): no such folder. {GIVE_A_CONFIG_FOLDER}")
         from lenet_exp.callbacks import unread_configs
 
         for message in unread_configs(CONFIGS, configs):  # as run.py --config-dir says of them
@@ -123,12 +122,11 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     metrics.json says so, as run.py's); a diverged run returns its metrics with that status. A stop signal
     (Ctrl-C, SIGTERM) is held until the run has saved its state and recorded "interrupted"; then the signal
     takes its course as the caller's handler says (Ctrl-C: KeyboardInterrupt, so a loop of runs stops too)."""
-    import dataclasses
     from datetime import datetime
 
     from omegaconf import DictConfig, OmegaConf
 
-    from lenet_exp.config import Config, validate
+    from lenet_exp.config import TOP_LEVEL, Config, validate
     from lenet_exp.errors import FolderInUse, UserError
     from lenet_exp.launch import Stopped, stops_held
 
@@ -143,7 +141,7 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     except Stopped as stop:
         _take_its_course(stop.signum)
 
-    lacking = [f.name for f in dataclasses.fields(Config) if f.name not in cfg] if isinstance(cfg, DictConfig) else []
+    lacking = [name for name in TOP_LEVEL if name not in cfg] if isinstance(cfg, DictConfig) else []
     if not isinstance(cfg, DictConfig) or lacking:  # a dict, a config of one's own: it failed on its first key
         what = (f"a config without {', '.join(lacking[:3])}{', …' if len(lacking) > 3 else ''}" if lacking
                 else f"a {type(cfg).__name__}")

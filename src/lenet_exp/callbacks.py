@@ -10,7 +10,6 @@ cannot mean is refused (a key no job has, Slurm where there is none, a misused o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import re
@@ -21,15 +20,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
-from lenet_exp.config import (EPOCHS, PRESETS, SCHEDULES_WITH_AN_END, Change, Config, config_differences, listed,
-                              refuse_unknown_keys, run_of_other_length, shown, validate, where_or_how_fast,
-                              without_hydra)
+from lenet_exp.config import (EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed, refuse_unknown_keys,
+                              run_of_other_length, sets_a_preset, shown, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION,
                              REPLACE_THE_LINK, RUN_FILES, SWEEP_RECORD, WRITTEN_ENTRIES, last_checkpoint_gone,
@@ -40,8 +37,8 @@ from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
-from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, searched_keys, subdir_template,
-                                    sweep_overrides, task_overrides)
+from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, job_naming, searched_keys,
+                                    subdir_template, sweep_overrides, task_overrides)
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +85,20 @@ def refuse_odd_entries(run_dir: Path, override: str) -> None:
     """Exits with a message where a run's folder holds a file where .hydra/ should be, or something else than a
     file (a folder, a pipe) where Hydra or the run writes one: Hydra's writes raised tracebacks, and reading a
     pipe hung. Or a link there that leads out of the folder: a folder may come from anyone (it is data)."""
-    linked = linked_entry(run_dir, WRITTEN_ENTRIES)
-    if linked:  # a copy of the folder (cp -r) keeps the link: another folder is no way out for a resumed run
-        sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again"
-                 f"{'' if is_resumed(run_dir) else ', or ' + another_folder(run_dir, override)}.")
+    refuse_links_out(run_dir, WRITTEN_ENTRIES, override)
     odd = odd_entry(run_dir)
     if odd:
         sys.exit(f"Error: {odd}. Move it away, then run the same command again, or "
                  f"{another_folder(run_dir, override)}.")
+
+
+def refuse_links_out(folder: Path, entries: Iterable[str], override: str) -> None:
+    """Exits with a message where one of the ``entries`` that the command writes in ``folder`` is a link that leads
+    out of it."""
+    linked = linked_entry(folder, entries)
+    if linked:  # a copy of the folder (cp -r) keeps the link: another folder is no way out for a resumed run
+        sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again"
+                 f"{'' if is_resumed(folder) else ', or ' + another_folder(folder, override)}.")
 
 
 def odd_entry(run_dir: Path) -> Optional[str]:
@@ -155,22 +158,6 @@ def resolved_task_config(config: DictConfig) -> dict:
         return OmegaConf.to_container(task, resolve=True)
     except Exception:  # one that names Hydra's runtime, or that the job's own checks report
         return task_config(config)
-
-
-EXCLUDED_FROM_NAMES = "hydra.job.config.override_dirname.exclude_keys="
-
-
-def job_naming(config: DictConfig, kept) -> list[str]:
-    """The Hydra overrides that name a sweep's job folders (lenet_exp/sweeps/space.py sets them), sorted, with
-    the keys left out of the names reduced to those ``kept`` (a constant is in no name either way)."""
-    naming = []
-    for override in as_written(config.hydra.overrides.hydra):  # subdir=${hydra.job.num} is no value yet
-        if override.startswith(EXCLUDED_FROM_NAMES):
-            excluded = OverridesParser.create().parse_override(override).value()
-            naming.append(f"{EXCLUDED_FROM_NAMES}[{','.join(sorted(key for key in excluded if kept(key)))}]")
-        elif override.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir=")):
-            naming.append(override)
-    return sorted(naming)
 
 
 def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
@@ -259,8 +246,7 @@ def not_made_by_overrides(changed: list[Change], before: list[str], now: list[st
     """The differences of a config that no override changed between the command lines
     ``before`` and ``now`` (nor a searched key sets): a config file or a default changed them."""
     changed_overrides = {override_key(override) for override in set(before) ^ set(now)}
-    top_level = {f.name for f in dataclasses.fields(Config)}  # a group of one's own (+extra=foo) is a preset too
-    if any(key == PRESETS or "." not in key and key not in top_level for key in changed_overrides):
+    if any(sets_a_preset(key) for key in changed_overrides):
         return []  # another preset, or none: it may have set any of them (a swept one is the same)
     keys = changed_overrides | set(searched)
     if "seed" in keys:  # a null data_seed draws from seed (config.drawn_as_it_is): seed=5 changes it too
@@ -452,8 +438,7 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
     give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1`` fails adam's jobs
     alone)."""
     searched = searched_keys(config)
-    settings = {field.name for field in dataclasses.fields(Config)}
-    if any("." not in key and key not in settings for key in searched):  # a preset swept: each job's keys its own
+    if any(sets_a_preset(key) for key in searched):  # a preset swept: each job's keys its own
         return
 
     def swept_apart(key: str) -> bool:  # its option, or its class (optimizer._target_=…,…), differs by job
@@ -693,10 +678,7 @@ class OutputDirCheck(Callback):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")
         jobs = (path.name for path in sweep_dir.iterdir() if (path / HYDRA_FOLDER).is_dir())
-        linked = linked_entry(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs])
-        if linked:
-            sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, then run the same command again, or "
-                     f"{another_folder(sweep_dir, 'hydra.sweep.dir')}.")
+        refuse_links_out(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs], "hydra.sweep.dir")
         for job_dir in (path for path in sweep_dir.iterdir() if path.is_dir()):
             refuse_odd_entries(job_dir, "hydra.sweep.dir")
         refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")

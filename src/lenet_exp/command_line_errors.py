@@ -33,11 +33,11 @@ from hydra.errors import (ConfigCompositionException, HydraException, MissingCon
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, Config, optimizer_arguments, schema_name
-from lenet_exp.errors import ConfigError, closest, full_errors_wanted
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, TOP_LEVEL, Config, optimizer_arguments, schema_name
+from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.overrides import TASK_PATH_KEYS, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
-from lenet_exp.sweeps.space import STUDY_GROUP
+from lenet_exp.sweeps.space import SEARCH_SPACE, STUDY_GROUP
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
@@ -99,6 +99,11 @@ def listed_words(words: Sequence[str], last: str) -> str:
     return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
 
 
+def having_it(owners: Sequence[str], last: str = "and") -> str:
+    """``optimizer=adam and optimizer=adamw have it``; with ``last="or"``, ``… or … has it``."""
+    return f"{listed_words(owners, last)} {'have' if last == 'and' and len(owners) > 1 else 'has'} it"
+
+
 def schema_keys(schema: type) -> set[str]:
     return {f.name for f in dataclasses.fields(schema)}
 
@@ -116,17 +121,17 @@ def preset_key_of_a_replaced_option(error: ConfigAttributeError | ConfigKeyError
     own = chosen_in_defaults(source, group, overrides)
     if own and f"{group}={own}" not in owners:  # the preset's own choice lacks it: the preset is to fix
         return (f"{preset} sets {full_key}, a key that {group}={own}, the preset's own choice, does not have "
-                f"({listed_words(owners, 'or')} has it). In {source}.yaml, leave out {full_key} or choose "
+                f"({having_it(owners, 'or')}). In {source}.yaml, leave out {full_key} or choose "
                 f"{owners[0].split('=')[1]}.")
     chosen = [o for o in overrides if override_key(o) == group and not o.startswith("~")]
     if chosen and replayed_setting(group) == chosen[-1]:  # resume=<run> experiment=…: the run's own choice
-        return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({listed_words(owners, 'or')} has it)", preset)
+        return the_runs_own(chosen[-1], f"and {preset} sets {full_key} ({having_it(owners, 'or')})", preset)
     written = override_value(chosen[-1]) if chosen else ""
     # the swept options that lack it: none of scheduler=onecycle,none
     lacking = [option for option in written.split(",") if written and f"{group}={option}" not in owners]
     instead = (f"{chosen[-1]} draws one that" if "(" in written else f"{group}={lacking[0]}" if lacking
                else f"another {group} (a study may sweep it)")
-    return (f"{preset} sets {full_key} ({listed_words(owners, 'or')} has it), and {instead} has no such key. "
+    return (f"{preset} sets {full_key} ({having_it(owners, 'or')}), and {instead} has no such key. "
             f"Keep the preset's {group}, or make a preset of your own: a copy of configs/{source}.yaml with the "
             f"{group} you want and without {full_key}.")
 
@@ -157,7 +162,7 @@ def study_sweeping(group: str, option: str, overrides: list[str]) -> Optional[st
         return None
     for study in (override_value(chosen[-1]) if chosen else "default").split(","):
         found = config_file(f"{STUDY_GROUP}/{study}", overrides)
-        swept = OmegaConf.select(found.config, f"hydra.sweeper.params.{group}", default=None) if found else None
+        swept = OmegaConf.select(found.config, f"{SEARCH_SPACE}.{group}", default=None) if found else None
         if isinstance(swept, str) and option in swept.replace(" ", "").split(","):
             return f"In {STUDY_GROUP}/{study}.yaml: {group}: {swept}"
     return None
@@ -200,8 +205,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     owners = options_having(group, key, overrides)
     if owners:  # momentum of Adam: SGD's
-        have = "has" if len(owners) == 1 else "have"
-        return f"{full_key} is not a setting of this {group} ({listed_words(owners, 'and')} {have} it)."
+        return f"{full_key} is not a setting of this {group} ({having_it(owners)})."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = group.split(".")[1]
         having = options_with(group.replace(".", "/"), key) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
@@ -225,9 +229,7 @@ def setting_of_the_resumed_run(error: ConfigAttributeError | ConfigKeyError) -> 
 
 def options_with(group: str, key: str) -> list[str]:
     """The options of ``group`` (hydra/launcher) whose own config has ``key``, as ``group=option``."""
-    loader = config_loader()
-    return [f"{group}={option}" for option in (loader.get_group_options(group) if loader else [])
-            if key in (option_config(group, option) or {})]
+    return [f"{group}={option}" for option in group_options(group) if key in (option_config(group, option) or {})]
 
 
 def option_config(group: str, option: str) -> Optional[DictConfig]:
@@ -378,6 +380,13 @@ def config_loader():
     return GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
 
 
+def group_options(group: str) -> list[str]:
+    """The options of config group ``group`` that the running Hydra finds (a folder of one's own included); none
+    where Hydra had not started."""
+    loader = config_loader()
+    return loader.get_group_options(group) if loader else []
+
+
 def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str]:
     """``--config-name mnist_best`` ("Cannot find primary config") or ``--config-name experiment/mnist_best``
     (which composes the preset alone and fails at its first override): an option of a group, not a file
@@ -444,7 +453,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit(f"Error: {no_run_config(name, None)}")
 
 
-RUN_SETTINGS = [f.name for f in dataclasses.fields(Config) if f.name not in GROUP_SCHEMAS]  # trainer, seed, ...
+RUN_SETTINGS = [name for name in TOP_LEVEL if name not in GROUP_SCHEMAS]  # trainer, seed, ...
 
 
 def overrides_in(arguments: list[str]) -> list[str]:
@@ -459,7 +468,6 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
     dataset, ...)."""
     if not str(error).startswith("Config group override must be a string or a list. Got "):
         return None
-    loader = config_loader()
     for arg in overrides:
         try:
             override = OverridesParser.create().parse_override(arg)
@@ -472,7 +480,7 @@ def group_given_a_value(error: Exception, overrides: list[str]) -> Optional[str]
             values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         except HydraException:  # an interval: no values to list
             continue
-        options = loader.get_group_options(group) if loader else []
+        options = group_options(group)
         value = next((v for v in values if not isinstance(v, (str, list, dict))), "")
         if (options or group in GROUP_SCHEMAS) and not isinstance(value, (str, list, dict)):
             written = ("null" if value is None else override_value(arg) if not override.is_sweep_override()
@@ -518,9 +526,7 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
         return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
-        have = "has" if len(owners) == 1 else "have"
-        return (f"~{key}: {key} is not a setting of this {section} ({listed_words(owners, 'and')} {have} it), "
-                f"nothing to delete.")
+        return f"~{key}: {key} is not a setting of this {section} ({having_it(owners)}), nothing to delete."
     loader = config_loader()
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
@@ -531,7 +537,7 @@ def setting_names(section: str) -> list[str]:
     """The keys of a section of the schema (``trainer``, or a group's, from every option of it); of the
     top level for ""."""
     if not section:
-        return [f.name for f in dataclasses.fields(Config)]
+        return list(TOP_LEVEL)
     schemas = GROUP_SCHEMAS.get(section, {}).values() or [typing.get_type_hints(Config).get(section)]
     return sorted({key for schema in schemas if dataclasses.is_dataclass(schema) for key in schema_keys(schema)})
 
@@ -546,8 +552,7 @@ def deleted_setting(overrides: list[str]) -> Optional[str]:
             continue
         key = override_key(override)
         if key in GROUP_SCHEMAS:
-            loader = config_loader()
-            options = loader.get_group_options(key) if loader else []
+            options = group_options(key)
             choose = f" ({', '.join(options)})" if options else ""
             return (f"{override} leaves the run with no {key} option, which every run needs: choose one of its "
                     f"options{choose}.")
@@ -646,8 +651,7 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
     if text.startswith("Ambiguous value for argument '"):
         override = text.split("'")[1]
         key = override_key(override)
-        loader = config_loader()
-        if loader and loader.get_group_options(key):  # a list of a group's options merges them: merged_options
+        if group_options(key):  # a list of a group's options merges them: merged_options
             return f"{override} gives several options of {key}: add -m to sweep over them, or choose one."
         if key in TASK_PATH_KEYS:  # one path each: a list is no value of theirs
             return (f"{override} gives several paths: add -m to run once for each (-m task=predict "
@@ -671,9 +675,6 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
                     f"one that takes no such key then fail).")
         return (f"+{fixed.group(1)} adds {key}, which the config has already: write {fixed.group(1)}, without the +.")
     return None
-
-
-SEARCH_SPACE = "hydra.sweeper.params"
 
 
 def hydra_setting_swept(error: ConfigCompositionException) -> Optional[str]:
@@ -729,8 +730,7 @@ def hydra_said_plainly(text: str) -> Optional[str]:
         return f"{swept} gives several values: add -m to sweep over them."
     missing = re.match(r"Additional config directory '(.*)' not found", text)
     if missing:
-        return (f"--config-dir {missing.group(1)}: no such folder. Give the folder that holds your config files (its "
-                f"optimizer/, dataset/, … subfolders).")
+        return f"--config-dir {missing.group(1)}: no such folder. {GIVE_A_CONFIG_FOLDER}"
     # `override /optimizer: sgd` of a preset without its header: Hydra looks for optimizer under experiment.
     overridden_inside = re.match(r"In '((\w+)/[^']+)': Could not override '\w+@\2\.", text)
     if overridden_inside:

@@ -250,6 +250,15 @@ class Config:
     image: Optional[str] = None  # predict: a PNG or JPEG image
 
 
+TOP_LEVEL = tuple(f.name for f in dataclasses.fields(Config))  # every run's sections and run settings
+
+
+def sets_a_preset(key: str) -> bool:
+    """Whether an override's top-level ``key`` chooses a preset (experiment=…) or a group of one's own (+extra=foo):
+    no setting of the run's, but one that may set any of them."""
+    return "." not in key and key not in TOP_LEVEL
+
+
 def register_configs() -> None:
     """Store the schemas: the root one that configs/config.yaml lists first, and one per group option
     (``/schema_<group>_<name>``) for the YAML files of ``configs/<group>/`` to name. They are configs

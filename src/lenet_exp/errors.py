@@ -6,6 +6,10 @@ import os
 from typing import Optional
 
 
+# what --config-dir (and compose's config_dir) takes, said where it names no folder
+GIVE_A_CONFIG_FOLDER = "Give the folder that holds your config files (its optimizer/, dataset/, … subfolders)."
+
+
 class UserError(Exception):
     """Something the user can fix; the message says what was wrong and how to fix it."""
 

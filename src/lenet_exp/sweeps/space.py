@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STUDY = "default"
 STUDY_GROUP = "sweep"
+SEARCH_SPACE = "hydra.sweeper.params"  # a study's space: what Optuna draws from, or Hydra's sweeper's grid
 
 
 def _parse(overrides: Iterable[str]) -> list:
@@ -45,7 +46,7 @@ def task_overrides(config: DictConfig) -> list[str]:
 
 def sweep_overrides(config: DictConfig) -> list[str]:
     """What the sweepers read: the sweeper's params, then the command line (the last word on a key wins)."""
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    params = OmegaConf.select(config, SEARCH_SPACE, default=None) or {}
     task = task_overrides(config)
     return [*(f"{key}={value}" for key, value in params.items()), *task]
 
@@ -63,7 +64,7 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     task = task_overrides(config)
     study = OmegaConf.select(config, f"hydra.runtime.choices.{STUDY_GROUP}", default=None)
     named = any(override_key(o) == STUDY_GROUP for o in task)
-    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    params = OmegaConf.select(config, SEARCH_SPACE, default=None)
     if study != DEFAULT_STUDY or named or not params:
         return None
     swept = command_line_sweeps(task)
@@ -143,12 +144,15 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
     that matches no option, a step of 0 and an interval from high to low (tracebacks of Hydra and Optuna), a log
     interval from 0 or below, and a range of floats, which Hydra steps by adding (0.30000000000000004),
     reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
-    from lenet_exp.command_line_errors import config_loader
+    from lenet_exp.command_line_errors import group_options
 
-    loader = config_loader()
-    for override in _parse(sweep_overrides(config)):
+    overrides = _parse(sweep_overrides(config))
+    # the config groups swept: a key that a trial's option may have (optimizer=choice(adam,sgd): sgd's momentum)
+    swept_groups = [key for key in (o.get_key_element() for o in overrides if o.is_sweep_override())
+                    if group_options(key)]
+    for override in overrides:
         value, key, written = override.value(), override.get_key_element(), override.input_line
-        options = loader.get_group_options(key) if isinstance(value, Glob) and loader else []
+        options = group_options(key) if isinstance(value, Glob) else []
         if options and not value.filter(options):  # it launched no job, then found no job folder
             sys.exit(f"Error: {written} matches no option of {key}: choose from {', '.join(options)}.")
         if isinstance(value, RangeSweep) and value.step == 0:
@@ -171,7 +175,7 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
             sys.exit(f"Error: {written}: a log interval starts above 0 (a log scale has no 0), e.g. "
                      f"{key}='tag(log,interval({value.end / 100:g},{value.end:g}))'.")
         if not is_a_grid(config):
-            refuse_a_draw_no_trial_can_take(config, override, loader)
+            refuse_a_draw_no_trial_can_take(config, override, swept_groups)
 
 
 def _interval(value: IntervalSweep, log: bool = False) -> str:
@@ -182,12 +186,14 @@ def _interval(value: IntervalSweep, log: bool = False) -> str:
     return f"tag(log,{written})" if log or "log" in value.tags else written
 
 
-def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> None:
+def refuse_a_draw_no_trial_can_take(config: DictConfig, override, swept_groups: list[str]) -> None:
     """Exits with a message where an Optuna study would draw values that its trials fail on, each one a lost
     trial (a grid composes each job first): an option that its config group lacks, fractions for an integer
     setting, or a range(), which Optuna's sweeper draws with its stop (range(0,2) drew 2) or not at all."""
+    from lenet_exp.command_line_errors import group_options
+
     value, key, written = override.value(), override.get_key_element(), override.input_line
-    options = loader.get_group_options(key) if loader else []
+    options = group_options(key)
     if isinstance(value, ChoiceSweep) and options:
         unknown = [str(v) for v in value.list if str(v) not in options]
         if unknown:
@@ -197,7 +203,7 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
             and isinstance(value.start, float)):
         sys.exit(f"Error: {written}: {key} takes integers, and this interval draws fractions: "
                  f"{key}='int(interval({math.ceil(value.start)},{math.floor(value.end)}))'.")
-    refuse_a_value_no_trial_takes(config, override, loader)
+    refuse_a_value_no_trial_takes(config, override, swept_groups)
     if isinstance(value, RangeSweep) and not value.shuffle:
         listed = list(override.sweep_string_iterator())
         if not listed:
@@ -206,7 +212,7 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, loader) -> Non
                  f"values to draw from: {key}='choice({','.join(listed)})'.")
 
 
-def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
+def refuse_a_value_no_trial_takes(config: DictConfig, override, swept_groups: list[str]) -> None:
     """Exits with a message where a study's choice() holds a value, or its interval() an end, that the key's type
     or range refuses (``optimizer.lr='choice(abc,1e-3)'``), or sweeps a key that the config lacks without the +
     that adds it (``optimizer.eps=…``): each trial that drew it would fail."""
@@ -223,9 +229,8 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, loader) -> None:
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(config, parent, default=None) if parent else config
     # the options drawn of its section's group (optimizer=choice(adam,sgd): sgd has momentum), or of a preset's
-    groups = [o.get_key_element() for o in _parse(sweep_overrides(config)) if o.is_sweep_override()]
-    option_may_have_it = loader is not None and any(  # (Hydra's own groups are never swept: refused before)
-        loader.get_group_options(group) and (group == key.split(".")[0] or group not in config) for group in groups)
+    option_may_have_it = any(  # (Hydra's own groups are never swept: refused before)
+        group == key.split(".")[0] or group not in config for group in swept_groups)
     if not drawn or not OmegaConf.is_dict(node) or (leaf not in node and (
             override.is_add() or override.is_force_add() or option_may_have_it)):  # a key that a trial adds
         return
@@ -286,6 +291,8 @@ def refuse_an_empty_grid(config: DictConfig) -> None:
 
 MAX_FOLDER_NAME = 255  # bytes: the limit of most file systems
 AN_INTERVAL_VALUE = 24  # characters: a float that Optuna draws from an interval
+EXCLUDED_FROM_NAMES = "hydra.job.config.override_dirname.exclude_keys="
+BY_NUMBER = "hydra.sweep.subdir='${hydra.job.num}'"
 
 
 def name_jobs_by_what_varies(config: DictConfig) -> None:
@@ -296,21 +303,34 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 
     Hydra composes each job anew from the sweep's Hydra overrides and the job's own, so the change is
     passed on as one more Hydra override (multirun.yaml records it)."""
-    task = task_overrides(config)
-    constant = sorted({override_key(o) for o in task} - searched_keys(config))
+    searched = searched_keys(config)
+    constant = sorted({override_key(o) for o in task_overrides(config)} - searched)
     excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
-    if not searched_keys(config) - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
-        change = "hydra.sweep.subdir='${hydra.job.num}'"
+    if not searched - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
+        change = BY_NUMBER
     elif _longest_name(config, set(excluded)) > MAX_FOLDER_NAME:
         log.info("Job folders are named by their number only: the swept values would make names longer than "
                  "%d bytes.", MAX_FOLDER_NAME)
-        change = "hydra.sweep.subdir='${hydra.job.num}'"
+        change = BY_NUMBER
     elif constant:
-        change = f"hydra.job.config.override_dirname.exclude_keys=[{','.join(map(quote, excluded))}]"
+        change = f"{EXCLUDED_FROM_NAMES}[{','.join(map(quote, excluded))}]"
     else:
         return
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.append(change)
+
+
+def job_naming(config: DictConfig, kept) -> list[str]:
+    """The Hydra overrides that name a sweep's job folders (:func:`name_jobs_by_what_varies` sets them), sorted,
+    with the keys left out of the names reduced to those ``kept`` (a constant is in no name either way)."""
+    naming = []
+    for override in as_written(config.hydra.overrides.hydra):  # subdir=${hydra.job.num} is no value yet
+        if override.startswith(EXCLUDED_FROM_NAMES):
+            excluded = OverridesParser.create().parse_override(override).value()
+            naming.append(f"{EXCLUDED_FROM_NAMES}[{','.join(sorted(key for key in excluded if kept(key)))}]")
+        elif override.startswith(("hydra.job.config.override_dirname.", "hydra.sweep.subdir=")):
+            naming.append(override)
+    return sorted(naming)
 
 
 def subdir_template(config: DictConfig) -> str:
