@@ -576,15 +576,15 @@ def test_a_jobs_record_of_a_failure_keeps_what_an_earlier_run_wrote_where_it_say
 def test_a_stop_while_the_summary_is_written_lets_it_finish_first(fast, tmp_path, monkeypatch):
     """A Ctrl-C or SIGTERM in the second or so that the summary takes after the last job: run.py died of it,
     without a word, summary.png half written (its temporary file left) and no TensorBoard summary run."""
-    import lenet_exp.sweeps.callback as callback
+    import lenet_exp.sweeps.report as report
 
-    write_summary = callback.write_summary
+    write_summary = report.write_summary
 
     def stopped_as_it_is_written(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, as the summary begins
         return write_summary(*args, **kwargs)
 
-    monkeypatch.setattr(callback, "write_summary", stopped_as_it_is_written)
+    monkeypatch.setattr(report, "write_summary", stopped_as_it_is_written)
     sweep_dir = tmp_path / "sweep"
     result = run_main(["-m", *fast, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 128 + signal.SIGTERM and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -607,12 +607,12 @@ def test_a_summary_printed_where_the_output_cannot_show_its_characters(fast, tmp
 
 def test_a_summary_that_fails_says_how_to_write_it_again(fast, tmp_path, monkeypatch):
     """It said only "Could not summarise the sweep in …", and the jobs had completed."""
-    import lenet_exp.sweeps.callback as callback
+    import lenet_exp.sweeps.report as report
 
     def failing(*args, **kwargs):
         raise RuntimeError("a bug in the summary")
 
-    monkeypatch.setattr(callback, "write_summary", failing)
+    monkeypatch.setattr(report, "write_summary", failing)
     sweep_dir = tmp_path / "sweep"
     result = run_main(["-m", *fast, "seed=0", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
     assert result.returncode == 1 and (f"Could not summarise the sweep in {sweep_dir}: RuntimeError: a bug in the "
@@ -1674,6 +1674,47 @@ def test_a_stop_between_two_jobs_ends_the_sweep_with_its_summary(fast, tmp_path,
     assert f"Interrupted by signal {signum}" in stopped.stderr and "continues the sweep" in stopped.stderr
     rows, _ = read_summary(sweep)
     assert [row["status"] for row in rows] == ["completed", "not started"]
+
+
+@pytest.mark.parametrize("shown", [True, False], ids=["plot-and-tensorboard", "table-alone"])
+def test_a_stopped_sweeps_summary_is_written_whole_as_the_sweep_asks(fast, tmp_path, monkeypatch, shown):
+    """The summary of a sweep that a stop ended (its basic launcher's job stopped) was written with the default
+    settings, whatever hydra.callbacks.sweep_summary said (summary.png and its TensorBoard run of a sweep that
+    asked for neither), and a second stop as it began left it half written ("module 'matplotlib' has no
+    attribute 'get_data_path'", summary.png missing)."""
+    import lenet_exp.sweeps.report as report
+    from lenet_exp.sweeps.callback import SweepSummary
+
+    job_end, write_summary = SweepSummary.on_job_end, report.write_summary
+
+    def stop_after_the_first_job(self, config, job_return, **kwargs):
+        job_end(self, config, job_return, **kwargs)
+        if config.hydra.job.num == 0:
+            signal.raise_signal(signal.SIGTERM)
+
+    def stopped_again_as_it_is_written(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, as the summary begins
+        return write_summary(*args, **kwargs)
+
+    monkeypatch.setattr(SweepSummary, "on_job_end", stop_after_the_first_job)
+    monkeypatch.setattr(report, "write_summary", stopped_again_as_it_is_written)
+    sweep = tmp_path / "sweep"
+    settings = [f"hydra.callbacks.sweep_summary.{name}={str(shown).lower()}" for name in ("plot", "tensorboard")]
+    def untaken(signum, frame):  # in place of the default, which would kill this test's process
+        raise RuntimeError(f"signal {signum} reached no handler of run.py")
+
+    previous = signal.signal(signal.SIGTERM, untaken)
+    try:
+        stopped = run_main([*fast, "-m", "seed=0,1", *settings, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.returncode == 128 + signal.SIGTERM and "Traceback" not in stopped.stderr, stopped.stderr[-2000:]
+    assert "Could not" not in stopped.stderr and "continues the sweep" in stopped.stderr, stopped.stderr[-2000:]
+    assert [row["status"] for row in read_summary(sweep)[0]] == ["completed", "not started"]
+    assert (sweep / "summary.png").exists() == (sweep / "summary").exists() == shown
+    if shown:
+        assert is_png(sweep / "summary.png") and load_events(sweep / "summary").Tags()["images"]
+    assert not list(sweep.glob(".*.tmp"))
 
 
 def test_a_stop_after_the_last_job_does_not_offer_to_continue_a_completed_sweep(fast, tmp_path, monkeypatch):

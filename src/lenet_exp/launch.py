@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lenet_exp.errors import one_line
 from lenet_exp.files import LOCK_FILE, SWEEP_RECORD, folder_holder, is_disk_full, release_folder, write_nowhere
 
 log = logging.getLogger(__name__)
@@ -253,12 +252,10 @@ def end_stopped_sweep(signum: int) -> int:
     config = load_sweep_config(_sweep_dir) if _sweep_dir else None
     # none where the stop came before the first job began, and the sweep lists no jobs (a study draws them)
     if _sweep_dir and (find_job_dirs(_sweep_dir) or not_started([], config)):
-        from lenet_exp.sweeps.report import write_summary
+        from lenet_exp.sweeps.report import summary_settings, write_summary_whole
 
-        try:
-            summary = write_summary(_sweep_dir)
-        except Exception as error:  # the stop is what the user asked for: it goes ahead
-            print(f"Could not summarise the sweep in {_sweep_dir}: {one_line(error)}", file=sys.stderr)
+        # a stop meanwhile is this one said again: the sweep ends as it asked
+        summary, _ = write_summary_whole(_sweep_dir, config, **summary_settings(config))
         sys.stdout.flush()  # the table before the last line
     if threading.current_thread() is threading.main_thread():  # the sweep has ended: a Ctrl-C more only printed
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a traceback of torch's exit handlers

@@ -20,11 +20,10 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (Stopped, available_cores, collect_stopped_jobs, cores_each, interrupted_status,
-                              joblib_workers, jobs_left_running, local_controllers_ignore_ctrl_c, stops_held,
-                              sweep_cut_short, sweep_stop_signal)
+from lenet_exp.launch import (available_cores, collect_stopped_jobs, cores_each, interrupted_status, joblib_workers,
+                              jobs_left_running, local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
 from lenet_exp.sweeps.records import every_job_completed
-from lenet_exp.sweeps.report import write_summary
+from lenet_exp.sweeps.report import write_summary_whole
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
                                     refuse_a_space_that_draws_wrong, refuse_an_empty_grid, refuse_intervals_in_a_grid,
                                     refuse_studies_swept)
@@ -155,18 +154,8 @@ class SweepSummary(Callback):
         # Hydra turns an exception raised here into a warning; SystemExit is not an Exception and passes.
         sweep_dir = Path(config.hydra.sweep.dir)
         left_running = jobs_left_running()  # a job still marked running is not known to be killed then
-        held, summary = None, None
-        try:
-            with stops_held():  # a stop now killed run.py with half a summary (and no word of it)
-                summary = write_summary(sweep_dir, final=not left_running, plot=self.plot,
-                                        tensorboard=self.tensorboard, config=config)
-        except Stopped as stop:  # the first one once the summary is written; a second one at once
-            held = stop.signum
-        except Exception as error:
-            print(f"Could not summarise the sweep in {sweep_dir}: {type(error).__name__}: {error}. Its jobs' folders "
-                  f"hold their results; `python -m lenet_exp.sweeps {sweep_dir}` summarises them again.",
-                  file=sys.stderr)
-            summary = None
+        summary, held = write_summary_whole(sweep_dir, config, final=not left_running, plot=self.plot,
+                                            tensorboard=self.tensorboard)
         stopped = sweep_stop_signal()
         if held and not stopped:
             print(f"Stopped by signal {held} after the sweep's jobs ended.", file=sys.stderr, flush=True)

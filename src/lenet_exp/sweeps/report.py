@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig
 
-from lenet_exp.errors import UserError
+from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic, write_nowhere
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
@@ -91,6 +91,33 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
         raise
     for old in earlier:
         old.unlink()
+
+
+def summary_settings(config: Optional[DictConfig]) -> dict[str, bool]:
+    """What the sweep's ``hydra.callbacks.sweep_summary`` asks of its summary besides the table (plot, tensorboard)."""
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) if config is not None else None
+    return {name: bool(settings.get(name, True)) if settings else True for name in ("plot", "tensorboard")}
+
+
+def write_summary_whole(sweep_dir: Path, config: Optional[DictConfig], *, final: bool = True, plot: bool = True,
+                        tensorboard: bool = True) -> tuple[Optional[Summary], Optional[int]]:
+    """:func:`write_summary` as run.py ends a sweep: a stop signal meanwhile waits until it is whole (a second one
+    at once), and comes back as its number; no summary (None) where it could not be written, said why. A stop
+    killed run.py with half a summary (and no word of it), summary.png's temporary file left."""
+    from lenet_exp.launch import Stopped, stops_held
+
+    summary, held = None, None
+    try:
+        with stops_held():
+            summary = write_summary(sweep_dir, final=final, plot=plot, tensorboard=tensorboard, config=config)
+    except Stopped as stop:  # the first one once the summary is written; a second one at once
+        held = stop.signum
+    except Exception as error:
+        print(f"Could not summarise the sweep in {sweep_dir}: {one_line(error)}. Its jobs' folders hold their "
+              f"results; `python -m lenet_exp.sweeps {sweep_dir}` summarises them again.", file=sys.stderr)
+    return summary, held
 
 
 def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
