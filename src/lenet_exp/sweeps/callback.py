@@ -156,26 +156,19 @@ class SweepSummary(Callback):
         left_running = jobs_left_running()  # a job still marked running is not known to be killed then
         summary, held = write_summary_whole(sweep_dir, config, final=not left_running, plot=self.plot,
                                             tensorboard=self.tensorboard)
-        stopped = sweep_stop_signal()
-        if held and not stopped:
-            print(f"Stopped by signal {held} after the sweep's jobs ended.", file=sys.stderr, flush=True)
-            sys.exit(interrupted_status(held, every_job_completed(summary, config)))
-        if stopped:  # its jobs have saved their state and stopped
-            sys.stdout.flush()
-            sys.exit(interrupted_status(stopped, every_job_completed(summary, config)))
-        if summary is None:
-            if self.fail_on_error:
-                sys.exit(EXIT_JOBS_FAILED)
+        stopped = sweep_stop_signal()  # its jobs have saved their state and stopped
+        if stopped or held:
+            if not stopped:
+                print(f"Stopped by signal {held} after the sweep's jobs ended.", file=sys.stderr)
+            sys.stdout.flush()  # the table before the last line
+            sys.exit(interrupted_status(stopped or held, every_job_completed(summary, config)))
+        if not self.fail_on_error:
             return
-        bad = summary.bad_jobs
-        if not summary.jobs and self.fail_on_error:
-            sys.exit(EXIT_JOBS_FAILED)
-        if self.fail_on_error and (left_running or sweep_cut_short()) and not bad:  # a dead job is still "running"
-            sys.exit(EXIT_JOBS_FAILED)
-        if self.fail_on_error and bad:
-            print(f"{len(bad)} of {len(summary.jobs)} jobs did not complete: exit status {EXIT_JOBS_FAILED}.",
-                  file=sys.stderr)
+        if summary is not None and summary.bad_jobs:
+            print(f"{len(summary.bad_jobs)} of {len(summary.jobs)} jobs did not complete: exit status "
+                  f"{EXIT_JOBS_FAILED}.", file=sys.stderr)
             sys.stdout.flush()
-            sys.exit(EXIT_JOBS_FAILED)
-        if self.fail_on_error and summary.unwritten:  # said above the exit, with why
+        # a job that died is still "running"; an unwritten summary was said above, with why
+        if (summary is None or not summary.jobs or summary.bad_jobs or summary.unwritten or left_running
+                or sweep_cut_short()):
             sys.exit(EXIT_JOBS_FAILED)
