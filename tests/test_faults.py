@@ -979,6 +979,25 @@ def test_a_data_root_whose_name_holds_a_dollar_brace_trains_resumes_and_evaluate
         read_json(tmp_path / "run" / "metrics.json")["test"]["acc"], evaluated.stderr[-2000:]
 
 
+def test_a_best_checkpoint_restored_from_last_is_a_copy_of_it(tiny_root, tmp_path):
+    """A run stopped between writing last.pt and best.pt gets best.pt back from last.pt: it was saved again as
+    loaded, the '${' of its config (a data folder named so) escaped once more at each restore."""
+    from lenet_exp import compose
+    from lenet_exp.checkpoints import load_checkpoint
+    from lenet_exp.loop import Run
+
+    root, run_dir = tmp_path / "data ${x}", tmp_path / "run"
+    root.mkdir()
+    (root / "MNIST").symlink_to(tiny_root / "MNIST")
+    assert run_main([*fast_overrides(tiny_root), f"dataset.root={root}", f"hydra.run.dir={run_dir}"],
+                    cwd=tmp_path).returncode == 0
+    last, best = run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt"
+    best.unlink()
+    Run(compose(*fast_overrides(tiny_root)), run_dir).check_best_checkpoint(load_checkpoint(last, for_training=True))
+    assert best.read_bytes() == last.read_bytes()
+    assert load_checkpoint(best)["config"]["dataset"]["root"] == load_checkpoint(last)["config"]["dataset"]["root"]
+
+
 def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run, tmp_path):
     run_dir = tmp_path / "run ${oc.env:HOME}"
     shutil.copytree(completed_run, run_dir)

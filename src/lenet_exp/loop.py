@@ -168,7 +168,8 @@ class Run:
             return
         if best_epoch == epoch:
             log.info("Restored checkpoints/best.pt from last.pt (epoch %d, the best so far)", epoch)
-            checkpoints.save_checkpoint(self.best_path, last)
+            saved = self.last_path.read_bytes()  # as written: ``last`` is as loaded (its config's '${' escaped)
+            files.write_atomic(self.best_path, lambda file: file.write(saved))
             return
         raise CheckpointError(
             f"{self.best_path} should hold epoch {best_epoch}, the best so far, which the final test needs, but "
