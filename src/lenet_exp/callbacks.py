@@ -29,9 +29,9 @@ from lenet_exp.config import (EPOCHS, SCHEDULES_WITH_AN_END, Change, config_diff
                               run_of_other_length, sets_a_preset, shown, validate, where_or_how_fast, without_hydra)
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION,
-                             REPLACE_THE_LINK, RUN_FILES, SWEEP_RECORD, WRITTEN_ENTRIES, last_checkpoint_gone,
-                             linked_entry, mount_point, own_folder, read_json, remove_temporary_files, run_events,
-                             someone_elses_metrics, write_atomic)
+                             REPLACE_THE_LINK, RUN_FILES, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
+                             WRITTEN_ENTRIES, last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
+                             remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import note_sweep_dir
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
@@ -133,7 +133,7 @@ def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
         for above in Path(path).parents:
             if (above / SWEEP_RECORD).is_file():
                 return above, "sweep"
-            if (above / HYDRA_FOLDER / "config.yaml").is_file() or "task" in (read_json(above / METRICS) or {}):
+            if (above / SAVED_CONFIG).is_file() or "task" in (read_json(above / METRICS) or {}):
                 return above, "run"
     return None
 
@@ -270,7 +270,7 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
     if edited:  # a value that the run's own override sets, and yet its config does not have
         sets = "; ".join(f"{key}={shown(new)} where the run's config.yaml has {shown(old)}"
                          for key, old, new in edited[:3])
-        sys.exit(f"Error: {run_dir / HYDRA_FOLDER / 'overrides.yaml'} sets {sets}: it was edited after the run was "
+        sys.exit(f"Error: {run_dir / SAVED_OVERRIDES} sets {sets}: it was edited after the run was "
                  f"made. Put it back as it was to continue the run, or run this config in a new hydra.run.dir.")
     read, made_with = configs_read(OmegaConf.to_container(config.hydra, resolve=False)), configs_read(
         hydras_record(run_dir))
@@ -282,7 +282,7 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
     # any one of them: resuming the run as it was made would be refused for it too
     sys.exit(f"Error: {run_dir} holds a run made with another config ({listed(from_files)}), which no "
              f"override of this command sets: a config file or a default changed since. Restore it to continue "
-             f"the run (its config: {run_dir / HYDRA_FOLDER / 'config.yaml'}), or run this config in a new "
+             f"the run (its config: {run_dir / SAVED_CONFIG}), or run this config in a new "
              f"hydra.run.dir.")
 
 
@@ -290,7 +290,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     """The changes that this command makes to the run in ``run_dir`` (a job of ``sweep``),
     where no result of it is lost to them (it never trained); or exits with a message where they are refused.
     More epochs of a run whose schedule allows them are no change: it goes on."""
-    on_disk = OmegaConf.to_container(load_record(run_dir / HYDRA_FOLDER / "config.yaml", "hydra.run.dir"))
+    on_disk = OmegaConf.to_container(load_record(run_dir / SAVED_CONFIG, "hydra.run.dir"))
     metrics = read_json(run_dir / METRICS) or {}
     # what the run was, as it resolved it: its .hydra/ would not tell ${oc.env:MYLR} of 0.02 from one of 0.5
     recorded = metrics.get("config")
@@ -378,7 +378,7 @@ def load_record(path: Path, override: str) -> DictConfig:
 def started_in_folder(run_dir: Path) -> str:
     """The folder a run was started in (its relative paths were read from there), or the current one."""
     try:
-        return str(OmegaConf.load(run_dir / HYDRA_FOLDER / "hydra.yaml").hydra.runtime.cwd)
+        return str(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.runtime.cwd)
     except Exception:  # an older or damaged record
         return os.getcwd()
 
@@ -391,7 +391,7 @@ def as_read(path: Any, folder: str) -> Any:
 
 
 def saved_task_overrides(run_dir: Path) -> list[str]:
-    path = run_dir / HYDRA_FOLDER / "overrides.yaml"
+    path = run_dir / SAVED_OVERRIDES
     return as_written(load_record(path, "hydra.run.dir")) if path.is_file() else []
 
 
@@ -526,8 +526,7 @@ def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], 
     trained."""
     records = {}
     for job_dir in job_dirs:
-        hydra_dir = job_dir / HYDRA_FOLDER
-        files = {name: (hydra_dir / name).read_bytes() for name in HYDRA_RECORD if (hydra_dir / name).is_file()}
+        files = {name: (job_dir / name).read_bytes() for name in HYDRA_RECORD if (job_dir / name).is_file()}
         if files:
             records[job_dir] = (files, what_it_trained(job_dir))
     return records
@@ -548,7 +547,7 @@ def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
         if what_it_trained(job_dir) != trained:
             continue
         for name, content in files.items():
-            path = job_dir / HYDRA_FOLDER / name
+            path = job_dir / name
             with contextlib.suppress(OSError):  # a record that cannot be put back stays as Hydra wrote it
                 if path.read_bytes() != content:
                     write_atomic(path, lambda file, content=content: file.write(content))
@@ -609,7 +608,7 @@ class OutputDirCheck(Callback):
         if (run_dir / SWEEP_RECORD).is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
-        saved = run_dir / HYDRA_FOLDER / "config.yaml"
+        saved = run_dir / SAVED_CONFIG
         enclosing = enclosing_record(run_dir)
         sweep = enclosing[0] if enclosing and enclosing[1] == "sweep" else None
         # a job's folder (hydra.sweep.subdir may nest it), or one to be: a new one just inside the sweep's

@@ -146,10 +146,14 @@ METRICS = "metrics.json"  # a run's record: its task, status, config, history an
 PREDICTION = "prediction.json"  # a task=predict run's result
 SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's folder: its config, overrides included
 HYDRA_FOLDER = ".hydra"  # where Hydra writes a job's record (hydra.output_subdir, which a run keeps as it is)
-HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")  # what Hydra writes into it
+SAVED_CONFIG = f"{HYDRA_FOLDER}/config.yaml"  # the job's config as Hydra composed it
+SAVED_HYDRA = f"{HYDRA_FOLDER}/hydra.yaml"  # Hydra's own config of the job: its runtime, the options chosen
+SAVED_OVERRIDES = f"{HYDRA_FOLDER}/overrides.yaml"  # the job's overrides, as the command line wrote them
+HYDRA_RECORD = (SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES)  # what Hydra writes into it
+RUN_LOG = "run.log"  # the run's log lines (Hydra's job log, as run.py sets it up)
 CHECKPOINTS = "checkpoints"  # a run's last.pt (what it goes on from) and best.pt (its best epoch on val)
 LAST_CHECKPOINT, BEST_CHECKPOINT = f"{CHECKPOINTS}/last.pt", f"{CHECKPOINTS}/best.pt"
-RUN_FILES = (*(f"{HYDRA_FOLDER}/{name}" for name in HYDRA_RECORD), "run.log", METRICS)
+RUN_FILES = (*HYDRA_RECORD, RUN_LOG, METRICS)
 WRITTEN_ENTRIES = (HYDRA_FOLDER, *RUN_FILES, CHECKPOINTS)  # what a run writes in its folder, besides its events
 REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 
@@ -280,8 +284,12 @@ def last_checkpoint_gone(run_dir: Path) -> Optional[str]:
     last = run_dir / LAST_CHECKPOINT
     if last.exists() or not (run_dir / BEST_CHECKPOINT).exists():
         return None
-    return (f"{last}, the checkpoint this run goes on from, is gone (its best.pt is there). Delete the folder "
-            f"{last.parent} to train this run again from the start (which replaces best.pt), or choose a new "
+    return f"{last}, the checkpoint this run goes on from, is gone (its best.pt is there). {start_over(run_dir)}"
+
+
+def start_over(run_dir: Path) -> str:
+    """The way out where a run's checkpoints cannot take it on."""
+    return (f"Delete the folder {run_dir / CHECKPOINTS} to train this run again from the start, or choose a new "
             f"output directory.")
 
 
@@ -348,7 +356,7 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
     console what the caller's logging shows of it, or, where the caller set none up (a notebook saw
     nothing of the epochs go by), every line as run.py shows it."""
     package = logging.getLogger("lenet_exp")
-    run_log = RunLog(run_dir / "run.log", delay=True)  # opened at the run's first line, in the folder it made
+    run_log = RunLog(run_dir / RUN_LOG, delay=True)  # opened at the run's first line, in the folder it made
     run_log.setFormatter(logging.Formatter(RUN_LOG_FORMAT))
     level, propagate = package.level, package.propagate
     # logging.config's dictConfig and fileConfig disable the loggers that exist unless told not to: a

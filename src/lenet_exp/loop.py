@@ -130,8 +130,7 @@ class Run:
             saved = checkpoints.load_checkpoint(self.last_path, for_training=True)
         except CheckpointError as error:
             raise CheckpointError(
-                f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} Delete the folder "
-                f"{self.last_path.parent} to train this run again from the start, or choose a new output directory."
+                f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} {files.start_over(self.dir)}"
             ) from error
         changed = config_differences(saved["config"], self.config)
         recorded = read_json(self.metrics_path) or {}
@@ -142,8 +141,7 @@ class Run:
                 # in circles
                 raise CheckpointError(
                     f"{self.last_path} is another run's checkpoint ({listed(changed)}), not this run's. "
-                    f"Delete the folder {self.last_path.parent} to train this run again from the start, or choose "
-                    f"a new output directory.")
+                    f"{files.start_over(self.dir)}")
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({listed(changed)}). "
                 f"Continue it as it was ({how_to_go_on(self.dir)}), or choose a new output directory."
@@ -173,8 +171,7 @@ class Run:
             return
         raise CheckpointError(
             f"{self.best_path} should hold epoch {best_epoch}, the best so far, which the final test needs, but "
-            f"{problem.rstrip('.')}. Delete the folder {self.best_path.parent} to train this run again from the "
-            f"start, or choose a new output directory.")
+            f"{problem.rstrip('.')}. {files.start_over(self.dir)}")
 
     def check_same_data(self, saved: dict, parts: Parts) -> None:
         """A resumed run trains on the data it started with (a checkpoint of an older version has no record)."""

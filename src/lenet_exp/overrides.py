@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import HYDRA_FOLDER
+from lenet_exp.files import SAVED_OVERRIDES
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
@@ -48,7 +48,7 @@ def recorded_overrides(run_dir: Path) -> list[str]:
     from omegaconf import OmegaConf
 
     try:
-        return [str(o) for o in as_written(OmegaConf.load(run_dir / HYDRA_FOLDER / "overrides.yaml"))]
+        return [str(o) for o in as_written(OmegaConf.load(run_dir / SAVED_OVERRIDES))]
     except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
         return []
 

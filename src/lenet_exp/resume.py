@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn, Optional
 
-from lenet_exp.files import BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SWEEP_RECORD, read_json
+from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
+                             SWEEP_RECORD, read_json)
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, unquote
 
 PREFIX = "resume="
 PASS_A_RUN = "Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>."
-ALSO_IN_HYDRA_YAML = f"the same list is in {HYDRA_FOLDER}/hydra.yaml, under hydra.overrides.task"
+ALSO_IN_HYDRA_YAML = f"the same list is in {SAVED_HYDRA}, under hydra.overrides.task"
 
 
 def refuse_the_record(saved_file: Path, problem: str) -> NoReturn:
@@ -101,7 +102,7 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
     record = read_json(run_dir / METRICS) or {}
     try:  # what the run was, as it resolved it (its record), or as .hydra/ says
         made = record["config"] if isinstance(record.get("config"), dict) else yaml.safe_load(
-            (run_dir / HYDRA_FOLDER / "config.yaml").read_text())
+            (run_dir / SAVED_CONFIG).read_text())
     except Exception:  # a damaged record: what goes on with it is for the runner to tell
         made = None
     kept = [o for o in _resumed.typed if "=" in o and not o.startswith(("+", "~"))
@@ -146,7 +147,7 @@ def expand_resume(argv: list[str]) -> list[str]:
     flags, overrides = flags_and_overrides(rest[1:])  # as Hydra's parser tells them apart (--config-dir a=b)
     explicit = {override_key(arg) for arg in overrides if "=" in arg}
     refuse_what_continues_no_run(run_dir, overrides)
-    own = saved_overrides(run_dir / HYDRA_FOLDER / "overrides.yaml")
+    own = saved_overrides(run_dir / SAVED_OVERRIDES)
     # what the run added (+optimizer.amsgrad=true, or a group's option: +extra=foo), set where it was added, as the
     # run set it: the same value continues it, another is refused as any changed one (Hydra: "not in config")
     added = {override_key(o): "++" if "." in override_key(o) else "+" for o in own if o.startswith("+")}
@@ -173,7 +174,7 @@ def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
         sys.exit(f"Error: resume= names no run. {PASS_A_RUN}")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
     run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
-    saved_file = run_dir / HYDRA_FOLDER / "overrides.yaml"
+    saved_file = run_dir / SAVED_OVERRIDES
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
                  f"the run elsewhere. Rename the folder without '${{' and resume that name.")
@@ -181,7 +182,7 @@ def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
         sys.exit(f"Error: resume= continues one run, and {sweep} starts a sweep. Drop {sweep} to continue {run_dir}; "
                  f"a sweep continues with its own command and hydra.sweep.dir=<sweep dir>.")
     if (run_dir / SWEEP_RECORD).is_file():
-        jobs = sorted(path.parent.parent for path in run_dir.glob(f"*/{HYDRA_FOLDER}/overrides.yaml"))
+        jobs = sorted(path.parent.parent for path in run_dir.glob(f"*/{SAVED_OVERRIDES}"))
         one_job = jobs[0] if jobs else f"{run_dir}/<job folder>"
         sys.exit(f"Error: resume={run_dir} is a sweep's directory, not a run's. The sweep's command run again with "
                  f"hydra.sweep.dir={shlex.quote(str(run_dir))} continues the whole sweep (its overrides are in "
@@ -190,7 +191,7 @@ def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
     if not run_dir.exists():
         sys.exit(f"Error: resume={run_dir}: no such folder. {PASS_A_RUN}")
     if not saved_file.is_file():
-        run = next((folder for folder in run_dir.parents if (folder / HYDRA_FOLDER / "overrides.yaml").is_file()), None)
+        run = next((folder for folder in run_dir.parents if (folder / SAVED_OVERRIDES).is_file()), None)
         if run is not None:  # e.g. a checkpoint of the run
             sys.exit(f"Error: resume={run_dir} is inside the run directory {run}, which resume= takes: "
                      f"resume={shlex.quote(str(run))} continues it.")
@@ -225,7 +226,7 @@ def hydras_record(run_dir: Path) -> Optional[dict]:
     import yaml
 
     try:
-        hydra = yaml.safe_load((run_dir / HYDRA_FOLDER / "hydra.yaml").read_text())["hydra"]
+        hydra = yaml.safe_load((run_dir / SAVED_HYDRA).read_text())["hydra"]
         sources, name, cwd = hydra["runtime"]["config_sources"], hydra["job"]["config_name"], hydra["runtime"]["cwd"]
         overrides = hydra["overrides"]["hydra"] or []
         as_recorded = (all(isinstance(source, dict) for source in sources) and isinstance(name, str)

@@ -252,12 +252,12 @@ def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str
 
     from lenet_exp.command_line_errors import typo_message
     from lenet_exp.errors import one_line
-    from lenet_exp.files import HYDRA_FOLDER, METRICS, save_json
+    from lenet_exp.files import HYDRA_FOLDER, METRICS, SAVED_OVERRIDES, save_json
 
     message = typo_message(error, overrides) or one_line(error)
     folder = Path(str(config.hydra.sweep.dir)) / str(number)  # named by its number: its values name no folder
     (folder / HYDRA_FOLDER).mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(overrides), folder / HYDRA_FOLDER / "overrides.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), folder / SAVED_OVERRIDES)
     save_json(folder / METRICS, {"task": str(config.get("task", "train")), "status": "failed",
                                         "message": message})
     log.error(f"Trial {number} cannot run: {message.removeprefix('Error: ')} [{folder}]")

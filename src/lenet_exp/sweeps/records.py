@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Optional
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.files import HYDRA_FOLDER, METRICS, PREDICTION, SWEEP_RECORD, folder_holder, read_json
+from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
+                             folder_holder, read_json)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
@@ -30,7 +31,7 @@ BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
 # what a job's record is read from, in its folder
-JOB_RECORD_FILES = (METRICS, PREDICTION, f"{HYDRA_FOLDER}/overrides.yaml", f"{HYDRA_FOLDER}/hydra.yaml")
+JOB_RECORD_FILES = (METRICS, PREDICTION, SAVED_OVERRIDES, SAVED_HYDRA)
 
 
 @dataclass
@@ -110,7 +111,7 @@ def job_number(job_dir: Path, fallback: int) -> int:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
     try:
-        hydra = yaml.load((job_dir / HYDRA_FOLDER / "hydra.yaml").read_bytes(), Loader=YAML_LOADER)["hydra"]
+        hydra = yaml.load((job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
         num = hydra["job"]["num"]
         if isinstance(num, int) and not isinstance(num, bool):
             return num
