@@ -16,7 +16,8 @@ import torch
 
 from conftest import fast_overrides, run_main
 from tensorboard_events import load_events, scalar_values, session_status
-from lenet_exp.files import RunLog, is_disk_full, read_json
+from lenet_exp.files import is_disk_full, read_json
+from lenet_exp.runlog import RunLog
 from lenet_exp.loop import Run
 from lenet_exp.record import TensorBoardLog
 

@@ -134,7 +134,8 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
         with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
             from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
             from lenet_exp.callbacks import enclosing_record
-            from lenet_exp.files import METRICS, held_folders, logging_as_run_py_does, read_json
+            from lenet_exp.files import METRICS, held_folders, read_json
+            from lenet_exp.runlog import logging_as_run_py_does
             from lenet_exp.loop import Run
             from lenet_exp.parts import torch_settings_kept
             from lenet_exp.record import Stopwatch

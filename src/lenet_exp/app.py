@@ -19,12 +19,13 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
-from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_console, is_disk_full, mount_point, read_json,
-                             run_events, save_json)
+from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_disk_full, mount_point, read_json, run_events,
+                             save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_prefix, job_slot, launcher_gone,
                               kill_signals_stop, ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held,
                               sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
+from lenet_exp.runlog import is_console
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 

@@ -1,22 +1,19 @@
 """Files written atomically: to a temporary name in the same folder, then renamed over the old one.
 
-A crash (or a full disk) mid-write leaves the previous version intact. Also what a full disk means for
-the run's other files (run.log), and the ownership of a run's folder. No torch import here, so the error
-path of a bad command line stays fast.
+A crash (or a full disk) mid-write leaves the previous version intact. Also the names of a run's files and
+what is refused of them, and the ownership of a run's folder. No torch import here, so the error path of a
+bad command line stays fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
-import logging
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from lenet_exp.errors import UserError
 
@@ -304,102 +301,3 @@ def write_nowhere(stream) -> None:
             os.close(devnull)
     except (OSError, ValueError, AttributeError):  # a stream without a file (a test's StringIO)
         pass
-
-
-class Console(logging.StreamHandler):
-    """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): a reader
-    that went away (`run.py -m … | head`) takes no more of them, where Python's logging printed
-    "--- Logging error ---" and a traceback for each."""
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        if not isinstance(sys.exc_info()[1], BrokenPipeError):
-            return super().handleError(record)
-        write_nowhere(self.stream)
-
-
-def is_console(handler: logging.Handler) -> bool:
-    """Whether a root logger's handler writes to the console (as against run.log, also a stream)."""
-    return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
-
-
-class RunLog(logging.FileHandler):
-    """run.log (hydra.job_logging's file handler), which a full disk cannot turn into a traceback per line:
-    it says so once, and the console still shows every line."""
-
-    failed = False
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        error = sys.exc_info()[1]
-        if not isinstance(error, OSError):
-            return super().handleError(record)
-        self._say_once(error)
-
-    def close(self) -> None:
-        try:
-            super().close()
-        except OSError as error:  # the lines still buffered when the disk filled up
-            self._say_once(error)
-
-    def _say_once(self, error: OSError) -> None:
-        if not self.failed:
-            self.failed = True
-            sys.stderr.write(f"({self.baseFilename} cannot be written: {error.strerror or error}; "
-                             f"its lines go to the console only)\n")
-
-
-RUN_LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # configs/hydra/job_logging/lenet_exp.yaml's
-
-
-@contextlib.contextmanager
-def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
-    """The Python entry point's run logged as run.py logs one: every line in run_dir/run.log, and on the
-    console what the caller's logging shows of it, or, where the caller set none up (a notebook saw
-    nothing of the epochs go by), every line as run.py shows it."""
-    package = logging.getLogger("lenet_exp")
-    run_log = RunLog(run_dir / RUN_LOG, delay=True)  # opened at the run's first line, in the folder it made
-    run_log.setFormatter(logging.Formatter(RUN_LOG_FORMAT))
-    level, propagate = package.level, package.propagate
-    # logging.config's dictConfig and fileConfig disable the loggers that exist unless told not to: a
-    # notebook that set its logging up after importing us got an empty run.log. Its console shows none of them.
-    disabled = [logger for name, logger in logging.Logger.manager.loggerDict.items()
-                if (name == "lenet_exp" or name.startswith("lenet_exp.")) and isinstance(logger, logging.Logger)
-                and logger.disabled]
-    handlers: list[logging.Handler] = [run_log]
-    if not package.handlers:  # (logging set up for the package itself is left as it is)
-        if disabled:  # the caller's logging shows none of it: run.log alone
-            pass
-        elif logging.getLogger().handlers:  # the caller's: as much as it showed before
-            handlers.append(ToRootFrom(package.getEffectiveLevel()))
-        else:
-            handlers.append(Console(sys.stderr))
-            handlers[-1].setFormatter(logging.Formatter("%(message)s"))
-        package.setLevel(logging.INFO)
-        package.propagate = False
-    for handler in handlers:
-        package.addHandler(handler)
-    for logger in disabled:
-        logger.disabled = False
-    try:
-        yield
-    finally:
-        for logger in disabled:
-            logger.disabled = True
-        for handler in handlers:
-            package.removeHandler(handler)
-            handler.close()
-        package.setLevel(level)
-        package.propagate = propagate
-
-
-class ToRootFrom(logging.Handler):
-    """Hands the root logger's handlers the records of its level and up: what they got before
-    :func:`logging_as_run_py_does` lowered the package's level for run.log. But for another run's run.log, which
-    a run.py run in this process left on the root logger: a run writes into its own folder alone."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        root = logging.getLogger()
-        if not root.filter(record):
-            return
-        for handler in root.handlers:
-            if not isinstance(handler, RunLog) and record.levelno >= handler.level:
-                handler.handle(record)

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import without_hydra
-from lenet_exp.files import is_console
+from lenet_exp.runlog import is_console
 from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
 from lenet_exp.overrides import as_written
