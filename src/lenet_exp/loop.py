@@ -85,6 +85,7 @@ class Run:
         self.last_path = run_dir / files.LAST_CHECKPOINT
         self.best_path = run_dir / files.BEST_CHECKPOINT
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
+        self.previous: Optional[dict] = None  # the metrics.json an earlier invocation left (prepare)
         self.saved_epoch = 0  # the epoch of checkpoints/last.pt (0: none yet)
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
         self.folder_is_its_own = False  # prepare() found no other task's, sweep's or config's results there
@@ -95,7 +96,7 @@ class Run:
     def previous_outcome(self) -> Optional[Outcome]:
         """A completed run in this directory is not trained again; a folder of something else is refused (run.py
         refuses it before Hydra writes; train() from Python comes here)."""
-        previous = read_json(self.metrics_path)
+        previous = self.previous
         foreign = files.someone_elses_metrics(self.dir)
         if foreign:  # run.py refuses it before Hydra writes
             raise UserError(foreign)
@@ -133,7 +134,7 @@ class Run:
                 f"{self.last_path}, the checkpoint to resume from, cannot be used: {error} {files.start_over(self.dir)}"
             ) from error
         changed = config_differences(saved["config"], self.config)
-        recorded = read_json(self.metrics_path) or {}
+        recorded = self.previous or {}
         trained = max(saved["run_state"]["epoch"], recorded.get("epochs_done") or 0)
         if changed and not run_of_other_length(saved["config"], self.config, trained):  # another length may be
             if "config" in recorded and not differences_besides_length(recorded["config"], self.config):
@@ -213,6 +214,7 @@ class Run:
         completed run (not trained again), or the checkpoint to resume from (``self.resume``)."""
         for folder in (self.dir, self.last_path.parent):  # this run owns them: a leftover is a killed write's
             files.remove_temporary_files(folder)
+        self.previous = read_json(self.metrics_path)
         done = self.previous_outcome()
         if not done:
             self.resume = self.load_resume_state()
@@ -225,13 +227,12 @@ class Run:
             return RunState()
         self.check_same_data(self.resume, parts)
         self.check_best_checkpoint(self.resume)
-        previous = read_json(self.metrics_path)
-        self.stopwatch.resume(previous)
+        self.stopwatch.resume(self.previous)
         state = parts.restore(self.resume)
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
                  self.dir, state.epoch, state.best_val_acc, state.best_epoch)
-        if (previous or {}).get("status") == "completed":  # trained on: its events forget their test from now on,
+        if (self.previous or {}).get("status") == "completed":  # trained on: its events forget their test now,
             self.write_metrics("running", "", state, parts)  # so killed, it is no completed run
         return state
 

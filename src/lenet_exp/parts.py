@@ -114,12 +114,10 @@ class Parts:
         }
 
     def restore(self, saved: dict) -> RunState:
-        self.model.load_state_dict(saved["model"])
+        self.load_weights(saved)
         load_optimizer_state(self.optimizer, saved["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
-        if self.ema is not None:
-            self.ema.load_state_dict(saved["ema"])
         torch.set_rng_state(saved["rng"]["torch"])
         if saved["rng"]["device_type"] == self.device.type:  # another device's RNG state does not apply
             self.generator.set_state(saved["rng"]["generator"])
@@ -169,13 +167,13 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials:
     # the backward pass and its gradient
     per_trial = parameters * 4 * 5 + activations * 4 * 2
     what = f"the model ({parameters:,} parameters, {activations:,} activations per batch)"
-    fix = "Choose smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size."
+    smaller = "smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size"
+    fix = f"Choose {smaller}."
     if trials > 1:
         what = f"{trials} stacked trials of {what}"
         fitting = int(MEMORY_HEADROOM * (free_bytes(device) or 0) // per_trial)
         if fitting:
-            fix = (f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose smaller layers "
-                   f"(model.*), a smaller dataset.image_size or trainer.batch_size.")
+            fix = f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose {smaller}."
     check_fits(trials * per_trial, device, f"Training {what}", fix)
     return data
 

@@ -29,7 +29,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
 
 
@@ -210,8 +210,6 @@ def forget_the_end(log_dir: Path) -> None:
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
-
-    from lenet_exp.files import write_atomic
 
     for path in sorted(log_dir.glob(EVENT_FILES)):
         events, dropped = [], False
