@@ -21,11 +21,11 @@ from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_disk_full, mount_point, read_json, run_events,
                              save_json)
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_stopped_sweep, job_prefix, job_slot, launcher_gone,
-                              kill_signals_stop, ignore_ctrl_c_between_jobs, stopped_job_returns, stops_held,
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_the_sweep_if_stopped_in_run_py, job_prefix, job_slot,
+                              launcher_gone, kill_signals_stop, ignore_ctrl_c_between_jobs, stops_held,
                               sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
-from lenet_exp.runlog import is_console
+from lenet_exp.runlog import prefix_console_lines
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 
@@ -122,23 +122,6 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
     save_json(path, metrics)
 
 
-class PrefixedFormatter(logging.Formatter):
-    def __init__(self, prefix: str, inner: logging.Formatter):
-        super().__init__()
-        self.prefix, self.inner = prefix, inner
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.prefix + self.inner.format(record)
-
-
-def prefix_console_lines(prefix: str) -> None:
-    """Start each console line of this job with ``prefix``: a parallel sweep's jobs share one terminal.
-    (Hydra configured the job's logging just before; run.log is the job's own and keeps its lines bare.)"""
-    for handler in logging.getLogger().handlers:
-        if is_console(handler):
-            handler.setFormatter(PrefixedFormatter(prefix, handler.formatter or logging.Formatter()))
-
-
 def run_task(cfg: DictConfig) -> float:
     """``@hydra.main``'s function (run.py): one job of a run or a sweep."""
     take_ctrl_c_back()
@@ -155,7 +138,7 @@ def run_job_of_task(cfg: DictConfig) -> float:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     chosen = named_on_command_line(hydra_cfg)
     if multirun:
-        prefix_console_lines(job_prefix(slot.number))
+        prefix_console_lines(lambda: job_prefix(slot.number))  # a parallel sweep's jobs share one terminal
     if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
@@ -209,9 +192,10 @@ def paths_from_the_original_folder(cfg: DictConfig) -> None:
 def end_stopped(signum: int, multirun: bool, result: float) -> float:
     """A stopped job's end: in a sweep's process of its own, ``result`` for its launcher; otherwise the
     process ends, a sweep's saying how to continue it (its jobs' messages name only their own folders)."""
-    if multirun and stopped_job_returns():
-        return result
-    sys.exit(end_stopped_sweep(signum) if multirun else EXIT_SIGNAL_BASE + signum)
+    if not multirun:
+        sys.exit(EXIT_SIGNAL_BASE + signum)
+    end_the_sweep_if_stopped_in_run_py(signum)
+    return result
 
 
 def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chosen: set[str], stopwatch) -> float:

@@ -465,6 +465,13 @@ def stopped_job_returns() -> bool:
     return launcher_pid() is not None
 
 
+def end_the_sweep_if_stopped_in_run_py(signum: int) -> None:
+    """A job stopped in run.py itself (the basic launcher's, a stacked group's) ends the sweep there: its summary,
+    how to go on, the exit; one in a process of its own returns, for its launcher's run.py to end the sweep."""
+    if not stopped_job_returns():
+        sys.exit(end_stopped_sweep(signum))
+
+
 def mark_launcher() -> None:
     """Called by run.py: the worker processes it starts inherit its pid, so that they can watch it."""
     os.environ[LAUNCHER_PID_VARIABLE] = str(os.getpid())

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from lenet_exp.files import RUN_LOG, write_nowhere
 
@@ -26,6 +26,25 @@ class Console(logging.StreamHandler):
 def is_console(handler: logging.Handler) -> bool:
     """Whether a root logger's handler writes to the console (as against run.log, also a stream)."""
     return isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+
+
+class Prefixed(logging.Formatter):
+    """Each line after a prefix worked out as it is written (``[job 3] ``: the job it belongs to)."""
+
+    def __init__(self, prefix: Callable[[], str], inner: logging.Formatter):
+        super().__init__()
+        self.prefix, self.inner = prefix, inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.prefix() + self.inner.format(record)
+
+
+def prefix_console_lines(prefix: Callable[[], str]) -> None:
+    """Start each console line with ``prefix()``. (Hydra configured the job's logging just before; run.log is the
+    job's own and keeps its lines bare.)"""
+    for handler in logging.getLogger().handlers:
+        if is_console(handler):
+            handler.setFormatter(Prefixed(prefix, handler.formatter or logging.Formatter()))
 
 
 class RunLog(logging.FileHandler):

@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import without_hydra
-from lenet_exp.runlog import is_console
+from lenet_exp.runlog import prefix_console_lines
 from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
 from lenet_exp.overrides import as_written
@@ -165,16 +165,11 @@ class JobLines(logging.Filter):
         return job in self.numbers if job is not None else any(map(self.shared, self.numbers))
 
 
-class JobPrefix(logging.Formatter):
-    """Console lines start with the job they belong to, as in any sweep: ``[job 3] epoch 1/10 ...``."""
-
-    def __init__(self, inner: logging.Formatter):
-        super().__init__()
-        self.inner = inner
-
-    def format(self, record: logging.LogRecord) -> str:
-        number = current_job()
-        return ("[stack] " if number is None else job_prefix(number)) + self.inner.format(record)
+def line_prefix() -> str:
+    """Console lines start with the job they belong to, as in any sweep (``[job 3] epoch 1/10 ...``), or with
+    ``[stack] `` where they are the group's."""
+    number = current_job()
+    return "[stack] " if number is None else job_prefix(number)
 
 
 class StackedLauncher(Launcher):
@@ -345,9 +340,13 @@ class StackedLauncher(Launcher):
             returns[c.hydra.job.num] = ret = JobReturn(overrides=as_written(c.hydra.overrides.task),
                                                        cfg=without_hydra(c), status=JobStatus.COMPLETED)
             ret.return_value = math.nan
-            HydraConfig.instance().set_config(c)  # a callback reads the job's own
-            self.hydra_context.callbacks.on_job_end(config=c, job_return=ret)
+            self._hand_back(c, ret)
         return returns
+
+    def _hand_back(self, config: DictConfig, ret: JobReturn) -> None:
+        """A job's return to the sweeper, through the callbacks' on_job_end under the job's own Hydra config."""
+        HydraConfig.instance().set_config(config)
+        self.hydra_context.callbacks.on_job_end(config=config, job_return=ret)
 
     def _as_planned(self, number: int, config: DictConfig):
         """The job as the plan reads it: its task config, with each ${hydra:…} and ${oc.env:…} resolved as its run
@@ -414,15 +413,14 @@ class StackedLauncher(Launcher):
                     job_handler.setLevel(handler.level)
                     job_handler.addFilter(JobLines(numbers, takes_shared_lines))
                     root.addHandler(job_handler)
-            elif is_console(handler):
-                handler.setFormatter(JobPrefix(handler.formatter or logging.Formatter()))
+        prefix_console_lines(line_prefix)
 
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
         from lenet_exp.app import record_failure, say_how_it_ended
         from lenet_exp.config import validate
-        from lenet_exp.launch import (JobSlot, end_stopped_sweep, job_context, job_slot, kill_signals_stop,
-                                      stopped_job_returns, stops_held)
+        from lenet_exp.launch import (JobSlot, end_the_sweep_if_stopped_in_run_py, job_context, job_slot,
+                                      kill_signals_stop, stops_held)
 
         configs_by_number = {config.hydra.job.num: config for config in configs}
         started, returns = [], {}  # the jobs whose folder the launcher began to write, and those it wrote
@@ -461,8 +459,7 @@ class StackedLauncher(Launcher):
                 if (trial is None or trial.outcome is None) and job_dir.is_dir():  # from its last checkpoint, if any
                     cfg = returns[number].cfg if number in returns else without_hydra(configs_by_number[number])
                     record_failure(job_dir, cfg, message, status="interrupted")
-            if not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
-                sys.exit(end_stopped_sweep(signum))
+            end_the_sweep_if_stopped_in_run_py(signum)  # a submitit job hands back its results
             return self._returns_without_a_value(configs)
         signal = None
         for trial in trials:
@@ -471,9 +468,8 @@ class StackedLauncher(Launcher):
                 say_how_it_ended(outcome)
             ret.status = JobStatus.COMPLETED
             ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
-            HydraConfig.instance().set_config(configs_by_number[trial.number])  # a callback reads the job's own
-            self.hydra_context.callbacks.on_job_end(config=configs_by_number[trial.number], job_return=ret)
+            self._hand_back(configs_by_number[trial.number], ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
-        if signal and not stopped_job_returns():  # a group in run.py ends it; a submitit job hands back its results
-            sys.exit(end_stopped_sweep(signal))
+        if signal:  # a submitit job hands back its results
+            end_the_sweep_if_stopped_in_run_py(signal)
         return returns

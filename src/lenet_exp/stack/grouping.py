@@ -109,6 +109,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     notes: list[str] = []
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
+    caps: list[int] = []  # each group's max_stack, by the device its key holds: worked out once per group
     for job in jobs:
         try:
             reason = why_alone(job)
@@ -121,16 +122,19 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             notes.append(f"Job {job.number} {verb} alone: {reason}.")
             groups.append([job])
             keys.append({})
+            caps.append(1)
             continue
-        for group, group_key in zip(groups, keys):
-            if group_key == key and len(group) < cap(job.config):
+        for group, group_key, most in zip(groups, keys, caps):
+            if group_key == key and len(group) < most:
                 group.append(job)
                 break
         else:
+            most = cap(job.config)
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
                 differs, closest = min((([k for k in set(other) | set(key) if other.get(k) != key.get(k)], group[0])
                                         for group, other in zip(groups, keys) if other), key=lambda pair: len(pair[0]))
-                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, cap(job.config), closest)}")
+                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, most, closest)}")
             groups.append([job])
             keys.append(key)
+            caps.append(most)
     return groups, notes
