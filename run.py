@@ -14,9 +14,10 @@ from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refu
                                           report_typos_in_one_line)
 from lenet_exp.config import register_configs
 from lenet_exp.errors import full_errors_wanted
-from lenet_exp.launch import end_stopped_sweep, forget_a_sweep_that_never_began, kill_signals_stop, mark_launcher
+from lenet_exp.launch import kill_signals_stop, mark_launcher
 from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
 from lenet_exp.resume import expand_resume, forget_the_resume
+from lenet_exp.sweeps.ending import end_stopped_sweep, forget_a_sweep_that_never_began
 
 register_configs()
 report_typos_in_one_line()

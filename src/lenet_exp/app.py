@@ -21,11 +21,11 @@ from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_disk_full, mount_point, read_json, run_events,
                              save_json)
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, end_the_sweep_if_stopped_in_run_py, job_prefix, job_slot,
-                              launcher_gone, kill_signals_stop, ignore_ctrl_c_between_jobs, stops_held,
-                              sweep_stop_signal, take_ctrl_c_back)
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_prefix, job_slot, launcher_gone, kill_signals_stop,
+                              ignore_ctrl_c_between_jobs, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.runlog import prefix_console_lines
+from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
 

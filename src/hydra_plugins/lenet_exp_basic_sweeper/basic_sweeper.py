@@ -1,7 +1,7 @@
 """Hydra's basic sweeper (the grid of ``python run.py -m``), with the end that it lacks: a job whose process
 died without a result (by the out-of-memory killer, by hand, a lost node) ends the sweep with its summary
 and exit status 1, instead of the launcher's traceback (joblib's TerminatedWorkerError, submitit's
-UncompletedJobError): lenet_exp/launch.py. Its check that each job composes also refuses two jobs given
+UncompletedJobError): lenet_exp/sweeps/ending.py. Its check that each job composes also refuses two jobs given
 one folder, and ``shuffle(…)`` orders the jobs the same way each time (lenet_exp/sweeps/space.py).
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from lenet_exp.launch import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
+from lenet_exp.sweeps.ending import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
 from lenet_exp.sweeps.space import JobFolders, split_grid
 
 

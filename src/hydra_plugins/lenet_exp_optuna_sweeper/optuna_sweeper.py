@@ -41,7 +41,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # no torch here: Hydra imports this module in every run.py
 from lenet_exp.files import SWEEP_RECORD
-from lenet_exp.launch import ending_on_a_dead_job, note_stored_study, sweep_stop_signal
+from lenet_exp.launch import sweep_stop_signal
+from lenet_exp.sweeps.ending import ending_on_a_dead_job, note_stored_study
 from lenet_exp.sweeps.space import JobFolders
 
 log = logging.getLogger(__name__)

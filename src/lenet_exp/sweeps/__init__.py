@@ -7,6 +7,7 @@
 * plot.py     validation accuracy against each swept parameter (a matplotlib Figure)
 * report.py   summary.csv, summary.json, summary.png and the TensorBoard run ``summary``
 * callback.py ``SweepSummary``, the Hydra callback that applies the rule and writes the summary
+* ending.py   how run.py ends a sweep that stopped or whose job died: its summary, how to go on, the status
 * __main__.py ``python -m lenet_exp.sweeps SWEEP_DIR``: the same summary, written later
 
 Hydra instantiates the callback for single runs too, so importing this package imports neither torch

@@ -20,8 +20,9 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (available_cores, collect_stopped_jobs, cores_each, interrupted_status, joblib_workers,
-                              jobs_left_running, local_controllers_ignore_ctrl_c, sweep_cut_short, sweep_stop_signal)
+from lenet_exp.launch import (available_cores, collect_stopped_jobs, cores_each, joblib_workers,
+                              local_controllers_ignore_ctrl_c, sweep_stop_signal)
+from lenet_exp.sweeps.ending import interrupted_status, jobs_left_running, sweep_cut_short
 from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary_whole
 from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_jobs_by_what_varies,
