@@ -32,9 +32,9 @@ from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_
                              REPLACE_THE_LINK, RUN_FILES, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
                              WRITTEN_ENTRIES, last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
-from lenet_exp.sweeps.ending import note_sweep_dir
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
+from lenet_exp.sweeps.ending import note_sweep_dir
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, job_naming, searched_keys,

@@ -163,6 +163,7 @@ class StackedModels:
                            stop_requested=stop_requested, max_batches=max_batches)
 
     def after_step(self) -> None:
+        """What follows each step of the group's optimizer: each trial's schedule, and the stacked EMA."""
         if self.schedulers:
             with warnings.catch_warnings():  # torch warns that their optimizers never stepped: the group's did
                 warnings.simplefilter("ignore", UserWarning)
