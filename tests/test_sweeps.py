@@ -1700,6 +1700,7 @@ def test_a_stopped_sweeps_summary_is_written_whole_as_the_sweep_asks(fast, tmp_p
     monkeypatch.setattr(report, "write_summary", stopped_again_as_it_is_written)
     sweep = tmp_path / "sweep"
     settings = [f"hydra.callbacks.sweep_summary.{name}={str(shown).lower()}" for name in ("plot", "tensorboard")]
+
     def untaken(signum, frame):  # in place of the default, which would kill this test's process
         raise RuntimeError(f"signal {signum} reached no handler of run.py")
 
@@ -1715,6 +1716,20 @@ def test_a_stopped_sweeps_summary_is_written_whole_as_the_sweep_asks(fast, tmp_p
     if shown:
         assert is_png(sweep / "summary.png") and load_events(sweep / "summary").Tags()["images"]
     assert not list(sweep.glob(".*.tmp"))
+
+
+def test_summary_settings_that_cannot_be_read_leave_a_stopped_sweep_its_whole_summary():
+    """A stopped sweep reads them from its multirun.yaml, outside the summary's own guard: an edited record ended
+    the stop with a traceback and exit status 1, where it says how to go on."""
+    from omegaconf import OmegaConf
+
+    from lenet_exp.sweeps.report import summary_settings
+
+    unresolvable = OmegaConf.create({"hydra": {"callbacks": {"sweep_summary": {"plot": "${oc.env:NO_SUCH_VARIABLE}"}}}})
+    assert summary_settings(unresolvable) == summary_settings(OmegaConf.create(["a", "list"])) == \
+        {"plot": True, "tensorboard": True}
+    chosen = OmegaConf.create({"hydra": {"callbacks": {"sweep_summary": {"plot": False}}}})
+    assert summary_settings(chosen) == {"plot": False, "tensorboard": True}
 
 
 def test_a_stop_after_the_last_job_does_not_offer_to_continue_a_completed_sweep(fast, tmp_path, monkeypatch):

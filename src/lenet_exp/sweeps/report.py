@@ -97,8 +97,11 @@ def summary_settings(config: Optional[DictConfig]) -> dict[str, bool]:
     """What the sweep's ``hydra.callbacks.sweep_summary`` asks of its summary besides the table (plot, tensorboard)."""
     from omegaconf import OmegaConf
 
-    settings = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) if config is not None else None
-    return {name: bool(settings.get(name, True)) if settings else True for name in ("plot", "tensorboard")}
+    try:
+        settings = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) if config else None
+        return {name: bool(settings.get(name, True)) if settings else True for name in ("plot", "tensorboard")}
+    except Exception:  # a record edited by hand, a value that no longer resolves: the stop goes ahead all the same
+        return {"plot": True, "tensorboard": True}
 
 
 def write_summary_whole(sweep_dir: Path, config: Optional[DictConfig], *, final: bool = True, plot: bool = True,
