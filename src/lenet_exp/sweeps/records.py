@@ -125,7 +125,7 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
     """Job directories under a sweep directory: those holding ``.hydra/overrides.yaml`` (a job folder of one's
     own may be nested, ``hydra.sweep.subdir=lr_${optimizer.lr}/${seed}``), but not the jobs of another sweep
     kept in it (its own folder with a multirun.yaml, e.g. an evaluation sweep of its checkpoints)."""
-    jobs = {path.parent.parent for path in sweep_dir.rglob("overrides.yaml") if path.parent.name == HYDRA_FOLDER}
+    jobs = {path.parent.parent for path in sweep_dir.rglob(SAVED_OVERRIDES)}
     return sorted(job for job in jobs if not any((sweep_dir / folder / SWEEP_RECORD).is_file()
                                                  for folder in job.relative_to(sweep_dir).parents[:-1]))
 

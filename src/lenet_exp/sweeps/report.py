@@ -14,10 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic, write_nowhere
+from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
@@ -95,8 +96,6 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
 
 def summary_settings(config: Optional[DictConfig]) -> dict[str, bool]:
     """What the sweep's ``hydra.callbacks.sweep_summary`` asks of its summary besides the table (plot, tensorboard)."""
-    from omegaconf import OmegaConf
-
     try:
         settings = OmegaConf.select(config, "hydra.callbacks.sweep_summary", default=None) if config else None
         return {name: bool(settings.get(name, True)) if settings else True for name in ("plot", "tensorboard")}
@@ -109,8 +108,6 @@ def write_summary_whole(sweep_dir: Path, config: Optional[DictConfig], *, final:
     """:func:`write_summary` as run.py ends a sweep: a stop signal meanwhile waits until it is whole (a second one
     at once), and comes back as its number; no summary (None) where it could not be written, said why. A stop
     killed run.py with half a summary (and no word of it), summary.png's temporary file left."""
-    from lenet_exp.launch import Stopped, stops_held
-
     summary, held = None, None
     try:
         with stops_held():
