@@ -232,6 +232,28 @@ def test_a_figure_that_failed_to_draw_is_not_drawn_again_at_close(tmp_path):
     assert scalar_values(events, "test/acc") == {1: 0.5} and events.Tags()["images"] == ["test/confusion_matrix"]
 
 
+def test_a_run_started_over_in_the_second_its_earlier_attempt_began_shows_its_own_points(tmp_path):
+    """TensorBoard reads a folder's event files in name order, and two files made in one second sort by pid and
+    count as text: the earlier attempt's file, read last, purged the new one's points (a CI failure, the count
+    going from 9 to 10 in one test process)."""
+    import time
+
+    from lenet_exp.record import TensorBoardLog
+
+    earlier = TensorBoardLog(str(tmp_path), {"seed": 0})
+    earlier.scalars({"val/acc": 0.25}, 1)
+    earlier.close()
+    [written] = tmp_path.glob("events.out.tfevents.*")
+    named_last = f"events.out.tfevents.{int(time.time()):010d}.~host.99999.9"  # "~" sorts after any host name
+    written.rename(tmp_path / named_last)
+    again = TensorBoardLog(str(tmp_path), {"seed": 0})  # starts over: purges step 1 and on
+    again.scalars({"val/acc": 0.5}, 1)
+    again.scalars({"val/acc": 0.75}, 2)
+    again.close()
+    assert max(path.name for path in tmp_path.glob("events.out.tfevents.*")) != named_last
+    assert scalar_values(load_events(tmp_path), "val/acc") == {1: 0.5, 2: 0.75}
+
+
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):
     """Orphaned, they held the files they inherited: a stacked sweep's lock, which refused its re-run."""
     import subprocess

@@ -266,6 +266,17 @@ def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
             for key, value in settings.items() if value is not None or key in set_here}
 
 
+def wait_to_be_read_last(log_dir: Path) -> None:
+    """Wait (a second at most) until an event file made now is named after those already in ``log_dir``.
+    TensorBoard reads a folder's files in name order, ``events.out.tfevents.<second>.<host>.<pid>.<count>``:
+    two made in one second sort by their pid and count as text (10 before 9), and the earlier file, read
+    last, would purge the new one's points (its purge_step) and show the attempt the new one replaced."""
+    seconds = [int(part) for part in (path.name.split(".")[3] for path in log_dir.glob(EVENT_FILES)) if part.isdigit()]
+    wait = max(seconds, default=0) + 1 - time.time()
+    if 0 < wait <= 1:  # a file from further ahead came from another clock: waiting would not help
+        time.sleep(wait)
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: str, hparams: Mapping[str, Any], first_step: int = 1, before_training: bool = False,
                  figure_workers: FigureWorkers = INLINE):
@@ -277,6 +288,7 @@ class TensorBoardLog:
         # what an earlier invocation logged when it ended (or began: HParams' session) goes: a run resumed
         # after a failure or a stop, or given more epochs, begins and ends again
         forget_the_end(Path(log_dir))
+        wait_to_be_read_last(Path(log_dir))
         # purge_step drops events an interrupted run logged after its last checkpoint (all of them where it
         # failed before its first one: it starts over), and an evaluation's earlier ones (step 0) where it runs again
         self.writer = SummaryWriter(log_dir=log_dir, purge_step=first_step,
