@@ -147,6 +147,21 @@ class Stopped(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
+def handled_by(handler, signums: list[int]) -> Iterator[None]:
+    """Within this context ``handler`` takes the signals ``signums``, and the handlers before it after. Only the
+    main thread can set one: elsewhere the signals stay as they were."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+@contextlib.contextmanager
 def kill_signals_stop() -> Iterator[None]:
     """Within this context (a job, until its training loop takes the signals over) a SIGTERM or SIGHUP
     raises :class:`Stopped`, which the task reports, instead of killing the process before it could say so
@@ -155,15 +170,8 @@ def kill_signals_stop() -> Iterator[None]:
         after_a_hang_up(signum)
         raise Stopped(signum)
 
-    if threading.current_thread() is not threading.main_thread():  # handlers can only live there
+    with handled_by(stop, [signum for signum in stop_signals() if signum != signal.SIGINT]):
         yield
-        return
-    previous = {signum: signal.signal(signum, stop) for signum in stop_signals() if signum != signal.SIGINT}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -172,9 +180,6 @@ def stops_held() -> Iterator[None]:
     it ends; a second one at once. torch's C start-up takes an exception raised while it imports numpy for
     numpy's absence and goes on: the stop is lost, and numpy half-imported ("module 'numpy' has no
     attribute 'multiply'" later)."""
-    if threading.current_thread() is not threading.main_thread():  # handlers can only live there
-        yield
-        return
     held: list[tuple[int, float]] = []  # the first stop signal, and when it came
 
     def hold(signum, frame):
@@ -184,12 +189,8 @@ def stops_held() -> Iterator[None]:
         elif asked_again(held[0][1]):  # the user means it
             raise Stopped(held[0][0])
 
-    previous = {signum: signal.signal(signum, hold) for signum in stop_signals()}  # those the run takes over
-    try:
+    with handled_by(hold, stop_signals()):  # those the run takes over
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     if held:
         raise Stopped(held[0][0])
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator, Optional
 
-from lenet_exp.launch import (STOP_FILE_VARIABLE, Stopped, after_a_hang_up, asked_again, launcher_gone,
+from lenet_exp.launch import (STOP_FILE_VARIABLE, Stopped, after_a_hang_up, asked_again, handled_by, launcher_gone,
                               stop_file_signal, stop_signals)
 
 
@@ -31,7 +30,7 @@ class StopSignals:
         self.launcher_exited = False
         self._next_watch = 0.0
         self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a parallel sweep's: read once, polled at every step
-        self._previous: dict[int, object] = {}
+        self._handling = ExitStack()
         # within records_kept_whole: the second stop and when it came, held till its end
         self._records: Optional[list[tuple[int, float]]] = None
 
@@ -84,11 +83,8 @@ class StopSignals:
             raise Stopped(held[0][0])
 
     def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():  # handlers can only live there
-            for signum in stop_signals():
-                self._previous[signum] = signal.signal(signum, self._handle)
+        self._handling.enter_context(handled_by(self._handle, stop_signals()))
         return self
 
     def __exit__(self, *exc) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        self._handling.close()
