@@ -61,6 +61,21 @@ def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
     assert job_slot(hydra_cfg(RunMode.MULTIRUN, *reserved)) == JobSlot(number=3)
 
 
+@pytest.mark.parametrize("overrides, launching", [
+    ((), launch.Launching()),
+    (("hydra/launcher=joblib",), launch.Launching(joblib=True)),
+    (("hydra/launcher=submitit_local",), launch.Launching(submitit="local")),
+    (("hydra/launcher=submitit_slurm",), launch.Launching(submitit="slurm")),
+    (("hydra/launcher=slurm",), launch.Launching(submitit="slurm")),
+    (("hydra/launcher=stacked",), launch.Launching(stacked=True)),
+    (("hydra/launcher=stacked", "hydra.launcher.submitit.cluster=local"), launch.Launching(stacked=True, submitit="local")),
+    (("hydra/launcher=stacked_slurm",), launch.Launching(stacked=True, submitit="slurm")),
+], ids=["basic", "joblib", "submitit_local", "submitit_slurm", "slurm", "stacked", "stacked_local", "stacked_slurm"])
+def test_what_runs_a_sweeps_jobs_is_read_from_each_launchers_own_config(overrides, launching):
+    """One reading of hydra.launcher for what decides by the launcher (a stop's reach, the cores, Slurm)."""
+    assert launch.Launching.of(hydra_cfg(RunMode.MULTIRUN, *overrides).launcher) == launching
+
+
 def test_a_stopped_job_returns_to_its_launcher_only_from_a_process_of_its_own(monkeypatch):
     """A joblib worker's or submitit job's stopped job returns its result; one in run.py itself (the basic
     launcher, joblib with n_jobs=1) took the signal in run.py's stead and ends the process."""

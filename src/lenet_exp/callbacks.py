@@ -32,6 +32,7 @@ from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_
                              REPLACE_THE_LINK, RUN_FILES, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
                              WRITTEN_ENTRIES, last_checkpoint_gone, linked_entry, mount_point, own_folder, read_json,
                              remove_temporary_files, run_events, someone_elses_metrics, write_atomic)
+from lenet_exp.launch import Launching
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
@@ -479,11 +480,7 @@ def refuse_another_record_folder(config: DictConfig) -> None:
 def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
     """Exits with a message where the launcher submits to Slurm and this machine has no ``srun``, which
     submitit raises as a RuntimeError with a traceback."""
-    launcher = config.hydra.launcher
-    cluster = OmegaConf.select(launcher, "submitit.cluster", default=None)  # the stacked launcher's: an Enum
-    to_slurm = (str(launcher.get("_target_", "")).endswith(".SlurmLauncher")
-                or getattr(cluster, "name", cluster) == "slurm")
-    if to_slurm and shutil.which("srun") is None:
+    if Launching.of(config.hydra.launcher).submitit == "slurm" and shutil.which("srun") is None:
         chosen = OmegaConf.select(config, "hydra.runtime.choices", default={}).get("hydra/launcher", "slurm")
         if chosen == "stacked":  # its groups sent to Slurm by a setting: the launcher is not what to change
             sys.exit("Error: hydra.launcher.submitit.cluster=slurm submits the sweep's groups to Slurm, and this "

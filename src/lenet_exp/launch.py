@@ -118,6 +118,28 @@ def joblib_workers(n_jobs: int) -> int:
     return n_jobs if n_jobs > 0 else max(1, available_cores() + 1 + n_jobs)
 
 
+@dataclass(frozen=True)
+class Launching:
+    """What runs a sweep's jobs, as its ``hydra.launcher`` config says (:meth:`of`)."""
+
+    joblib: bool = False  # joblib's workers, children of run.py (n_jobs of them)
+    stacked: bool = False  # the stacked launcher: compatible jobs as one group each
+    submitit: Optional[str] = None  # where submitit runs the jobs (or the stacked groups): "local", "slurm" or None
+
+    @classmethod
+    def of(cls, launcher) -> "Launching":
+        target = str(launcher.get("_target_", ""))
+        if "n_jobs" in launcher:
+            return cls(joblib=True)
+        for name, cluster in (("LocalLauncher", "local"), ("SlurmLauncher", "slurm")):
+            if target.endswith(f"submitit_launcher.{name}"):
+                return cls(submitit=cluster)
+        if target.endswith(".StackedLauncher"):
+            cluster = (launcher.get("submitit") or {}).get("cluster")  # an Enum, or null: the groups train in run.py
+            return cls(stacked=True, submitit=getattr(cluster, "name", cluster))
+        return cls()  # Hydra's basic launcher (or one of the user's): the jobs in run.py, one after another
+
+
 def job_slot(hydra_cfg) -> JobSlot:
     """This job's slot, from the launcher's own config: ``n_jobs`` parallel workers that are children
     of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit, or the stacked launcher's submitit
@@ -126,12 +148,12 @@ def job_slot(hydra_cfg) -> JobSlot:
 
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return JobSlot()
-    launcher = hydra_cfg.launcher
+    launcher, launching = hydra_cfg.launcher, Launching.of(hydra_cfg.launcher)
     number = hydra_cfg.job.num
-    if "n_jobs" in launcher:
+    if launching.joblib:
         return JobSlot(number, parallel=joblib_workers(launcher.n_jobs), launcher=launcher_pid())
-    submitit = launcher.get("submitit") or {}
-    cpus = launcher.get("cpus_per_task") or (submitit.get("cpus_per_task") if submitit.get("cluster") else None)
+    cpus = (launcher.get("cpus_per_task") if not launching.stacked else
+            launcher.submitit.get("cpus_per_task") if launching.submitit else None)
     # a submitit_local job watches its run.py as a joblib worker does; a cluster's job is detached by design
     return JobSlot(number, threads=cpus or None,
                    launcher=launcher_pid() if os.environ.get(LOCAL_SUBMITIT_VARIABLE) else None)

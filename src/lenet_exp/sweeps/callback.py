@@ -20,7 +20,7 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (available_cores, collect_stopped_jobs, cores_each, joblib_workers,
+from lenet_exp.launch import (Launching, available_cores, collect_stopped_jobs, cores_each, joblib_workers,
                               local_controllers_ignore_ctrl_c, sweep_stop_signal)
 from lenet_exp.sweeps.ending import interrupted_status, jobs_left_running, sweep_cut_short
 from lenet_exp.sweeps.records import every_job_completed
@@ -31,12 +31,6 @@ from lenet_exp.sweeps.space import (apply_search_space_rule, grid_jobs, name_job
 
 EXIT_JOBS_FAILED = 1
 log = logging.getLogger(__name__)
-
-
-def runs_submitit_locally(launcher: DictConfig) -> bool:
-    """hydra/launcher=submitit_local, or the stacked launcher's groups as submitit_local jobs."""
-    return (str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")
-            or getattr(OmegaConf.select(launcher, "submitit.cluster", default=None), "name", None) == "local")
 
 
 def refuse_plugin_settings(hydra: DictConfig) -> None:
@@ -87,15 +81,15 @@ def share_the_cores(config: DictConfig) -> None:
     every core (6-14x slower on 2 cores); without a cpus_per_task of the user's, each job gets its share. joblib's
     jobs divide the cores among its workers, but 3 jobs with ``n_jobs=-1`` on 16 cores run 3 at once, not 16.
     Passed on as a Hydra override, as the job folders' names are (space.py)."""
-    launcher, batch = config.hydra.launcher, jobs_per_batch(config)
+    launcher, launching, batch = config.hydra.launcher, Launching.of(config.hydra.launcher), jobs_per_batch(config)
     if not isinstance(batch, int):  # a sweep listed only as it runs
         return
-    if "n_jobs" in launcher:
+    if launching.joblib:
         if not 1 <= batch < joblib_workers(launcher.n_jobs):
             return
         name, setting = "joblib", f"hydra.launcher.n_jobs={batch}"
     else:
-        local = str(launcher.get("_target_", "")).endswith("submitit_launcher.LocalLauncher")  # not the stacked one's
+        local = launching.submitit == "local" and not launching.stacked  # whose groups share the cores themselves
         if not local or launcher.get("cpus_per_task") or batch < 2:  # one job has the machine
             return
         name, setting = "submitit_local", f"hydra.launcher.cpus_per_task={cores_each(batch)}"
@@ -124,10 +118,10 @@ class SweepSummary(Callback):
         refuse_an_empty_grid(config)
         name_jobs_by_what_varies(config)
         refuse_plugin_settings(config.hydra)
-        if "n_jobs" in config.hydra.launcher:  # joblib's: its workers get to save their state on a stop
+        launching = Launching.of(config.hydra.launcher)
+        if launching.joblib or launching.submitit == "local":  # local workers: they save their state on a stop
             collect_stopped_jobs()
-        elif runs_submitit_locally(config.hydra.launcher):
-            collect_stopped_jobs()
+        if launching.submitit == "local":
             local_controllers_ignore_ctrl_c()
         share_the_cores(config)
 
