@@ -956,8 +956,8 @@ def test_each_group_can_be_one_submitit_job(fast, tmp_path, monkeypatch):
         assert metrics["status"] == "completed" and metrics["stacked_with"] == [0, 1]
         assert metrics["device"] == "CPU (1 thread)"  # the job's cpus_per_task
     # each group ran in a submitit job of its own, which logged its jobs' lines
-    logs = sorted((sweep_dir / ".submitit").glob("*/*_log.err"))
-    assert len(logs) == 2 and "[job 1] epoch 12/12" in logs[0].read_text()
+    logs = [log.read_text() for log in (sweep_dir / ".submitit").glob("*/*_log.err")]  # in folders named by pid
+    assert len(logs) == 2 and any("[job 0]" in log and "[job 1] epoch 12/12" in log for log in logs), logs
     summary = read_json(sweep_dir / "summary.json")
     assert summary["counts"] == {"completed": 2, "failed": 2}
     assert all("killed" in job["message"] for job in summary["jobs"] if job["job"] in (2, 3))

@@ -789,22 +789,25 @@ def _get(url: str, body: dict | None = None):
 
 @contextlib.contextmanager
 def tensorboard_serving(logdir: Path, runs: set[str], tmp_path: Path) -> Iterator[str]:
-    """A real TensorBoard on ``logdir`` (its address), once it lists ``runs``; stopped by Ctrl+C after."""
+    """A real TensorBoard on ``logdir`` (its address), once it has read ``runs``; stopped by Ctrl+C after."""
     log = open(tmp_path / "tensorboard.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host",
                                "127.0.0.1", "--port", "0", "--load_fast=false", "--reload_interval=1"],
                               stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, preexec_fn=as_a_new_command)
     try:
         base = _served_at(server, tmp_path / "tensorboard.log")
-        deadline, listed = time.monotonic() + 90, []
-        while time.monotonic() < deadline and set(listed) != runs:
+        deadline, listed, read = time.monotonic() + 90, [], set()
+        while time.monotonic() < deadline and not (set(listed) == runs == read):
             assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
             try:
                 listed = _get(f"{base}/data/runs")
+                # a run is listed before TensorBoard has read it: until then it has no tags
+                read = {run for plugin in ("scalars", "images", "text")
+                        for run, tags in _get(f"{base}/data/plugin/{plugin}/tags").items() if tags}
             except (urllib.error.URLError, ConnectionError):
                 pass
             time.sleep(0.5)
-        assert set(listed) == runs
+        assert set(listed) == runs == read, (listed, read)
         yield base
     finally:
         server.send_signal(signal.SIGINT)  # TensorBoard's Ctrl+C

@@ -266,14 +266,18 @@ def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
             for key, value in settings.items() if value is not None or key in set_here}
 
 
+MAX_CLOCK_AHEAD_S = 10
+
+
 def wait_to_be_read_last(log_dir: Path) -> None:
-    """Wait (a second at most) until an event file made now is named after those already in ``log_dir``.
+    """Wait (a second, or a few) until an event file made now is named after those already in ``log_dir``.
     TensorBoard reads a folder's files in name order, ``events.out.tfevents.<second>.<host>.<pid>.<count>``:
     two made in one second sort by their pid and count as text (10 before 9), and the earlier file, read
-    last, would purge the new one's points (its purge_step) and show the attempt the new one replaced."""
+    last, would purge the new one's points (its purge_step) and show the attempt the new one replaced. One
+    named ahead of this clock came from another node's (a restart on a cluster)."""
     seconds = [int(part) for part in (path.name.split(".")[3] for path in log_dir.glob(EVENT_FILES)) if part.isdigit()]
     wait = max(seconds, default=0) + 1 - time.time()
-    if 0 < wait <= 1:  # a file from further ahead came from another clock: waiting would not help
+    if 0 < wait <= MAX_CLOCK_AHEAD_S:  # a clock further off is not waited for
         time.sleep(wait)
 
 
