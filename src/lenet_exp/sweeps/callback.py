@@ -153,10 +153,9 @@ class SweepSummary(Callback):
                                             tensorboard=self.tensorboard)
         stopped = sweep_stop_signal()  # its jobs have saved their state and stopped
         if stopped or held:
-            if not stopped:
-                print(f"Stopped by signal {held} after the sweep's jobs ended.", file=sys.stderr)
             sys.stdout.flush()  # the table before the last line
-            sys.exit(interrupted_status(stopped or held, every_job_completed(summary, config)))
+            sys.exit(interrupted_status(stopped or held, every_job_completed(summary, config),
+                                        after_the_jobs=not stopped))
         if not self.fail_on_error:
             return
         if summary is not None and summary.bad_jobs:

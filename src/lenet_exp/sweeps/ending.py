@@ -40,10 +40,10 @@ def note_stored_study() -> None:
     _stored_study = True
 
 
-def interrupted_status(signum: int, completed: bool = False) -> int:
+def interrupted_status(signum: int, completed: bool = False, after_the_jobs: bool = False) -> int:
     """For a stop that ends run.py (Hydra composing, a sweep's launcher waiting for its jobs, a sweep whose
-    jobs stopped): say how to go on, where a sweep has not ``completed`` each of its jobs; returns the exit
-    status."""
+    jobs stopped, or one that came ``after_the_jobs`` had ended, as the summary was written): say how to go on,
+    where a sweep has not ``completed`` each of its jobs; returns the exit status."""
     how = ""
     if completed:
         how = "; every job of the sweep had completed"
@@ -52,7 +52,9 @@ def interrupted_status(signum: int, completed: bool = False) -> int:
         if _stored_study:
             how += (": its stopped trials resume first (the study holds them as failed, and each one's result "
                     "as a new trial), then new ones")
-    print(f"Interrupted by signal {signum}{how}.", file=sys.stderr)
+    stop = (f"Stopped by signal {signum} after the sweep's jobs ended" if after_the_jobs else
+            f"Interrupted by signal {signum}")
+    print(f"{stop}{how}.", file=sys.stderr)
     return EXIT_SIGNAL_BASE + signum
 
 
