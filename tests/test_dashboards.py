@@ -232,26 +232,50 @@ def test_a_figure_that_failed_to_draw_is_not_drawn_again_at_close(tmp_path):
     assert scalar_values(events, "test/acc") == {1: 0.5} and events.Tags()["images"] == ["test/confusion_matrix"]
 
 
-def test_a_run_started_over_in_the_second_its_earlier_attempt_began_shows_its_own_points(tmp_path):
-    """TensorBoard reads a folder's event files in name order, and two files made in one second sort by pid and
-    count as text: the earlier attempt's file, read last, purged the new one's points (a CI failure, the count
-    going from 9 to 10 in one test process)."""
+def an_earlier_attempt_named(log_dir: Path, seconds_ahead: int) -> str:
+    """An earlier attempt's event file (val/acc 0.25 at epoch 1) in ``log_dir``, named from a clock
+    ``seconds_ahead`` of this one's and from a host whose name sorts after any other ("~")."""
     import time
 
     from lenet_exp.record import TensorBoardLog
 
-    earlier = TensorBoardLog(str(tmp_path), {"seed": 0})
+    earlier = TensorBoardLog(str(log_dir), {"seed": 0})
     earlier.scalars({"val/acc": 0.25}, 1)
     earlier.close()
-    [written] = tmp_path.glob("events.out.tfevents.*")
-    named_last = f"events.out.tfevents.{int(time.time()):010d}.~host.99999.9"  # "~" sorts after any host name
-    written.rename(tmp_path / named_last)
-    again = TensorBoardLog(str(tmp_path), {"seed": 0})  # starts over: purges step 1 and on
+    [written] = log_dir.glob("events.out.tfevents.*")
+    name = f"events.out.tfevents.{int(time.time()) + seconds_ahead:010d}.~host.99999.9"
+    written.rename(log_dir / name)
+    return name
+
+
+def started_over(log_dir: Path) -> None:
+    from lenet_exp.record import TensorBoardLog
+
+    again = TensorBoardLog(str(log_dir), {"seed": 0})  # starts over: purges step 1 and on
     again.scalars({"val/acc": 0.5}, 1)
     again.scalars({"val/acc": 0.75}, 2)
     again.close()
-    assert max(path.name for path in tmp_path.glob("events.out.tfevents.*")) != named_last
+
+
+@pytest.mark.parametrize("seconds_ahead", [0, 2], ids=["the same second", "another machine's clock ahead"])
+def test_a_run_started_over_shows_its_own_points_not_its_earlier_attempts(tmp_path, seconds_ahead):
+    """TensorBoard reads a folder's event files in name order, and two files made in one second sort by pid and
+    count as text: the earlier attempt's file, read last, purged the new one's points (a CI failure, the count
+    going from 9 to 10 in one test process). A file named by a clock a few seconds ahead is waited for too."""
+    earlier = an_earlier_attempt_named(tmp_path, seconds_ahead)
+    started_over(tmp_path)
+    assert max(path.name for path in tmp_path.glob("events.out.tfevents.*")) != earlier
     assert scalar_values(load_events(tmp_path), "val/acc") == {1: 0.5, 2: 0.75}
+
+
+def test_an_event_file_named_by_a_clock_far_ahead_is_said_not_waited_for(tmp_path, caplog):
+    import time
+
+    an_earlier_attempt_named(tmp_path, 3600)
+    began = time.monotonic()
+    started_over(tmp_path)
+    assert time.monotonic() - began < 5
+    assert f"{tmp_path} holds an event file named 3600 s ahead of this machine's clock" in caplog.text
 
 
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):

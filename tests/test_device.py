@@ -76,6 +76,37 @@ def test_what_runs_a_sweeps_jobs_is_read_from_each_launchers_own_config(override
     assert launch.Launching.of(hydra_cfg(RunMode.MULTIRUN, *overrides).launcher) == launching
 
 
+def test_signal_handlers_taken_over_are_handed_back_even_where_taking_them_failed():
+    """handled_by: the handlers before it come back after its context, after an error inside it, and where
+    setting one of them failed half-way; off the main thread, where none can be set, it sets none."""
+    import signal
+    import threading
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(ZeroDivisionError):
+        with launch.handled_by(mine, [signal.SIGTERM]):
+            assert signal.getsignal(signal.SIGTERM) is mine
+            1 / 0
+    assert signal.getsignal(signal.SIGTERM) is before
+    with pytest.raises(OSError):  # SIGKILL has no handler: SIGTERM's was set already
+        with launch.handled_by(mine, [signal.SIGTERM, signal.SIGKILL]):
+            pass
+    assert signal.getsignal(signal.SIGTERM) is before
+    inside = []
+
+    def in_a_thread():
+        with launch.handled_by(mine, [signal.SIGTERM]):
+            inside.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert inside == [before]
+
+
 def test_a_stopped_job_returns_to_its_launcher_only_from_a_process_of_its_own(monkeypatch):
     """A joblib worker's or submitit job's stopped job returns its result; one in run.py itself (the basic
     launcher, joblib with n_jobs=1) took the signal in run.py's stead and ends the process."""

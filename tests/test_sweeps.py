@@ -1737,6 +1737,20 @@ def test_summary_settings_that_cannot_be_read_leave_a_stopped_sweep_its_whole_su
     assert summary_settings(chosen) == {"plot": False, "tensorboard": True}
 
 
+def test_a_stop_after_a_studys_trials_ended_does_not_say_stopped_trials_resume(tmp_path, monkeypatch, capsys):
+    """A stored study stopped as its trials ran resumes them first; one stopped as its summary was written
+    had stopped none."""
+    from lenet_exp.sweeps import ending
+
+    monkeypatch.setattr(ending, "_sweep_dir", tmp_path / "study")
+    monkeypatch.setattr(ending, "_stored_study", True)
+    continues = f"running the same command with hydra.sweep.dir={tmp_path / 'study'} continues the sweep"
+    assert ending.interrupted_status(2) == ending.interrupted_status(2, after_the_jobs=True) == 130
+    during, after = capsys.readouterr().err.splitlines()
+    assert during.startswith(f"Interrupted by signal 2; {continues}: its stopped trials resume first")
+    assert after == f"Stopped by signal 2 after the sweep's jobs ended; {continues}."
+
+
 def test_a_stop_after_the_last_job_does_not_offer_to_continue_a_completed_sweep(fast, tmp_path, monkeypatch):
     """Ctrl-C after the last job had completed ended with "running the same command with hydra.sweep.dir=…
     continues the sweep", which had nothing left to run."""

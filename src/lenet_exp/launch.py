@@ -128,6 +128,7 @@ class Launching:
 
     @classmethod
     def of(cls, launcher) -> "Launching":
+        """Read from ``hydra.launcher``: joblib by its ``n_jobs``, the others by their ``_target_``."""
         target = str(launcher.get("_target_", ""))
         if "n_jobs" in launcher:
             return cls(joblib=True)
@@ -137,7 +138,7 @@ class Launching:
         if target.endswith(".StackedLauncher"):
             cluster = (launcher.get("submitit") or {}).get("cluster")  # an Enum, or null: the groups train in run.py
             return cls(stacked=True, submitit=getattr(cluster, "name", cluster))
-        return cls()  # Hydra's basic launcher (or one of the user's): the jobs in run.py, one after another
+        return cls()  # Hydra's basic launcher, or one this project does not know: nothing is decided by it
 
 
 def job_slot(hydra_cfg) -> JobSlot:
@@ -175,8 +176,10 @@ def handled_by(handler, signums: list[int]) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
-    try:
+    previous = {}
+    try:  # a signal taken while they are set (a handler that raises) leaves none of them set
+        for signum in signums:
+            previous[signum] = signal.signal(signum, handler)
         yield
     finally:
         for signum, before in previous.items():
@@ -292,11 +295,8 @@ def local_controllers_ignore_ctrl_c() -> None:
         return
 
     def start_ignoring_ctrl_c(*args, **kwargs):
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a child inherits across exec
-        try:
+        with handled_by(signal.SIG_IGN, [signal.SIGINT]):  # what a child inherits across exec
             return start(*args, **kwargs)
-        finally:
-            signal.signal(signal.SIGINT, previous)
 
     start_ignoring_ctrl_c.ignores_ctrl_c = True
     local.start_controller = start_ignoring_ctrl_c

@@ -11,6 +11,7 @@ Timings are recorded here only: checkpoints never hold them.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import statistics
@@ -31,6 +32,8 @@ from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
+
+log = logging.getLogger(__name__)
 
 
 def _process_age_s() -> float:
@@ -276,9 +279,14 @@ def wait_to_be_read_last(log_dir: Path) -> None:
     last, would purge the new one's points (its purge_step) and show the attempt the new one replaced. One
     named ahead of this clock came from another node's (a restart on a cluster)."""
     seconds = [int(part) for part in (path.name.split(".")[3] for path in log_dir.glob(EVENT_FILES)) if part.isdigit()]
-    wait = max(seconds, default=0) + 1 - time.time()
-    if 0 < wait <= MAX_CLOCK_AHEAD_S:  # a clock further off is not waited for
-        time.sleep(wait)
+    later = max(seconds, default=0) + 1
+    if later - time.time() > MAX_CLOCK_AHEAD_S:  # not waited for
+        log.warning("%s holds an event file named %.0f s ahead of this machine's clock (another machine's?): "
+                    "TensorBoard reads it last, and may show what it recorded instead of this run's points. Set the "
+                    "clocks right (NTP).", log_dir, later - 1 - time.time())
+        return
+    while time.time() < later:  # the wall clock names the file
+        time.sleep(0.05)
 
 
 class TensorBoardLog:

@@ -49,7 +49,7 @@ def interrupted_status(signum: int, completed: bool = False, after_the_jobs: boo
         how = "; every job of the sweep had completed"
     elif _sweep_dir:
         how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
-        if _stored_study:
+        if _stored_study and not after_the_jobs:
             how += (": its stopped trials resume first (the study holds them as failed, and each one's result "
                     "as a new trial), then new ones")
     stop = (f"Stopped by signal {signum} after the sweep's jobs ended" if after_the_jobs else
