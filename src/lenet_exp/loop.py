@@ -205,7 +205,7 @@ class Run:
             return done
         seed_everything(self.cfg.seed, self.cfg.trainer.deterministic)
         parts = build_parts(self.cfg, self.slot, self.stopwatch)
-        trial = Trial(self.slot.number, self.cfg, self, parts, self.start(parts))
+        trial = Trial(self.slot.number, self, parts, self.start(parts))
         train_trials([trial], OneModel(parts, self.cfg.trainer), self.slot)
         return trial.outcome
 
@@ -364,7 +364,6 @@ class Trial:
     """A run that :func:`train_trials` trains: its config, its run directory's bookkeeping, how it ended."""
 
     number: int  # Hydra's job number (0 for a single run)
-    cfg: DictConfig
     run: Run
     parts: Optional[Parts] = None
     state: Optional[RunState] = None  # where it starts: new, or restored from its checkpoint
@@ -373,6 +372,10 @@ class Trial:
     message: str = ""
     outcome: Optional[Outcome] = None
     owned: bool = False  # its run directory is taken by this process (a stacked group's)
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.run.cfg
 
 
 class Engine(Protocol):

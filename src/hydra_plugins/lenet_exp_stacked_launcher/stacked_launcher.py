@@ -439,8 +439,8 @@ class StackedLauncher(Launcher):
                 group_started = Stopwatch.for_job().started  # each trial's wall time is its group's, imports too
                 for config in configs:
                     number, ret = config.hydra.job.num, returns[config.hydra.job.num]
-                    trial = Trial(number, ret.cfg, Run(ret.cfg, Path(config.hydra.runtime.output_dir),
-                                                      JobSlot(number), Stopwatch(started=group_started)))
+                    trial = Trial(number, Run(ret.cfg, Path(config.hydra.runtime.output_dir), JobSlot(number),
+                                              Stopwatch(started=group_started)))
                     with job_context(number):
                         job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
                     try:
