@@ -188,16 +188,20 @@ class Run:
         self.stopwatch.mark("loaded")  # Hydra, torch and these modules imported, the config composed and checked
         already_ours = self.dir.resolve() in files.held_folders()
         lock_was_there = (self.dir / files.LOCK_FILE).exists()
-        holder = files.own_folder(self.dir)
-        if holder:
-            raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
-                              f"another output directory.")
+        self.take_the_folder()
         try:
             return self._train()
         finally:
             if not already_ours:  # taken here (the Python entry point, a sweep's job): free it again
                 # (a folder it refused stays as it was)
                 files.release_folder(self.dir, delete_lock=not lock_was_there and not self.folder_is_its_own)
+
+    def take_the_folder(self, instead: str = "another output directory") -> None:
+        """Make the run directory this process's (:func:`lenet_exp.files.own_folder`), unless another one's."""
+        holder = files.own_folder(self.dir)
+        if holder:
+            raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
+                              f"{instead}.")
 
     def _train(self) -> Outcome:
         done = self.prepare()

@@ -24,7 +24,6 @@ from torch import nn
 from lenet_exp import files, perf
 from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials, random_order, train_epoch
-from lenet_exp.errors import FolderInUse
 from lenet_exp.figures import FigureWorkers
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.loop import Outcome, Trial, evaluate_trial, fail, train_trials
@@ -109,10 +108,7 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 if trial.outcome is not None:  # refused already (a bad config): as alone, its folder is not taken
                     continue
                 try:
-                    holder = files.own_folder(trial.run.dir)
-                    if holder:
-                        raise FolderInUse(f"{trial.run.dir} is in use by another run ({holder}). Wait until it "
-                                          f"ends, or choose another sweep directory.")
+                    trial.run.take_the_folder(instead="another sweep directory")
                     trial.owned = True
                     trial.outcome = trial.run.prepare()
                 except Exception as error:
