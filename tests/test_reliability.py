@@ -1820,3 +1820,43 @@ def test_a_blank_image_is_predicted_with_a_warning_that_it_means_nothing(trained
     assert result.returncode == 0 and f"{image} is blank (every pixel 0 of 255): its prediction means nothing." \
         in result.stderr, result.stderr
     assert read_json(only_run_dir(tmp_path) / "prediction.json")["image"] == str(image)
+
+
+PID_REUSED = r"""
+import os, sys
+from pathlib import Path
+import submitit
+from submitit.core.utils import UncompletedJobError
+from lenet_exp.launch import prepare_local_controllers
+
+def killed():
+    os.kill(os.getpid(), 9)
+
+prepare_local_controllers()
+executor = submitit.AutoExecutor(folder=Path(sys.argv[1]) / "%j", cluster="local")
+executor.update_parameters(timeout_min=1)
+first = executor.submit(str, "the first job's result")
+assert first.result() == "the first job's result"
+with open("/proc/sys/kernel/ns_last_pid", "w") as last_pid:  # the next process gets the first controller's pid
+    last_pid.write(str(int(first.job_id) - 1))
+second = executor.submit(killed)
+assert second.job_id == first.job_id, (second.job_id, first.job_id)
+try:
+    print("result:", second.result())
+except UncompletedJobError:
+    print("no result")
+"""
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
+def test_a_local_job_given_an_earlier_jobs_pid_is_not_handed_that_jobs_result(tmp_path):
+    """submitit names a local job's folder and result by its controller's pid: a job killed without a result whose
+    pid an earlier job had (a sweep run again, pids wrapped round) came back with that job's result (an Optuna
+    trial killed, marked COMPLETE with another trial's value). Pids chosen in a pid namespace of the test's own."""
+    script = tmp_path / "reused.py"
+    script.write_text(PID_REUSED)
+    result = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, str(script), str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode and "Operation not permitted" in result.stderr:
+        pytest.skip("no permission for a pid namespace here")
+    assert result.returncode == 0 and result.stdout.strip() == "no result", result.stdout + result.stderr[-3000:]

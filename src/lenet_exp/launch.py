@@ -6,7 +6,7 @@ does not reach: a worker therefore watches that process and stops once it has go
 training on, and then waiting for ever, for a sweep that no longer exists. A first signal to that
 ``run.py`` asks its jobs to stop through a stop file and waits for them (:func:`collect_stopped_jobs`).
 submitit_local's jobs, grandchildren of ``run.py``, watch it and are asked the same way
-(:func:`local_controllers_ignore_ctrl_c`); a cluster's are detached by design and finish on their own.
+(:func:`prepare_local_controllers`); a cluster's are detached by design and finish on their own.
 A job in a process of its own hands its launcher a result when stopped (:func:`stopped_job_returns`);
 one in ``run.py`` itself ends the process.
 
@@ -279,27 +279,32 @@ def wait_for_jobs_to_stop(sweep_dir: Path, timeout: float = JOBS_STOP_TIMEOUT_S)
     return True
 
 
-def local_controllers_ignore_ctrl_c() -> None:
+def prepare_local_controllers() -> None:
     """In the run.py of a submitit_local sweep, with :func:`collect_stopped_jobs`: the job controllers it
     starts ignore SIGINT. A terminal's Ctrl-C reaches every process of its group, and a controller met it
     with a KeyboardInterrupt traceback and killed its job a second later, while run.py ended without a
     summary. Its job takes SIGINT back (:func:`take_ctrl_c_back`), stops as a run does, on the signal or
     on run.py's stop file, and hands run.py its result. It also watches run.py (:func:`job_slot`): a
     Ctrl-C that came while it started up, still ignoring it, or a ``kill -9`` to run.py, must not leave it
-    training for nobody."""
+    training for nobody. A controller's job folder, named by its pid, loses an earlier job's result first."""
     import submitit.local.local as local
+    from submitit.core.utils import JobPaths
 
     os.environ[LOCAL_SUBMITIT_VARIABLE] = "1"
     start = local.start_controller
-    if getattr(start, "ignores_ctrl_c", False):  # a sweep before this one, in this process
+    if getattr(start, "prepared", False):  # a sweep before this one, in this process
         return
 
-    def start_ignoring_ctrl_c(*args, **kwargs):
+    def start_a_controller(folder, *args, **kwargs):
         with handled_by(signal.SIG_IGN, [signal.SIGINT]):  # what a child inherits across exec
-            return start(*args, **kwargs)
+            process = start(folder, *args, **kwargs)
+        # submitit names a local job's files by its controller's pid: one that an earlier job had (the sweep run
+        # again, pids wrapped round) left its result, which submitit took for this job's if it died without one
+        JobPaths(folder, job_id=str(process.pid), task_id=0).result_pickle.unlink(missing_ok=True)
+        return process
 
-    start_ignoring_ctrl_c.ignores_ctrl_c = True
-    local.start_controller = start_ignoring_ctrl_c
+    start_a_controller.prepared = True
+    local.start_controller = start_a_controller
 
 
 _ignoring_between_jobs = False  # this worker process ignores SIGINT until its next job starts
@@ -307,7 +312,7 @@ _ignoring_between_jobs = False  # this worker process ignores SIGINT until its n
 
 def take_ctrl_c_back() -> None:
     """In a submitit_local job, or a joblib worker's next job, first thing: SIGINT as Python has it by default,
-    which the job's controller ignores (:func:`local_controllers_ignore_ctrl_c`), as the worker does between
+    which the job's controller ignores (:func:`prepare_local_controllers`), as the worker does between
     jobs (:func:`ignore_ctrl_c_between_jobs`). A job that ignored it through its start-up would train on
     after a Ctrl-C that came then, once run.py, stopped by a second one, had taken its stop file."""
     global _ignoring_between_jobs

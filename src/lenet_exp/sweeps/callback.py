@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from lenet_exp.launch import (Launching, available_cores, collect_stopped_jobs, cores_each, joblib_workers,
-                              local_controllers_ignore_ctrl_c, sweep_stop_signal)
+                              prepare_local_controllers, sweep_stop_signal)
 from lenet_exp.sweeps.ending import interrupted_status, jobs_left_running, sweep_cut_short
 from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary_whole
@@ -122,7 +122,7 @@ class SweepSummary(Callback):
         if launching.joblib or launching.submitit == "local":  # local workers: they save their state on a stop
             collect_stopped_jobs()
         if launching.submitit == "local":
-            local_controllers_ignore_ctrl_c()
+            prepare_local_controllers()
         share_the_cores(config)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
