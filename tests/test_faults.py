@@ -1268,6 +1268,36 @@ def test_a_lock_file_deleted_as_its_holder_lets_go_is_not_held(tmp_path, monkeyp
         release_folder(folder)
 
 
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
+def test_a_folder_held_from_another_pid_namespace_is_seen_held_and_its_holder_named_by_its_pid_here(tmp_path):
+    """A container's run in a folder shared with this machine: its lock file names its pid there (pid 1, say),
+    which this machine's lock table does not list, so the sweep's summary took its running jobs for jobs not
+    started, and a refusal named this machine's pid 1."""
+    from lenet_exp.files import folder_holder
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", sys.executable, "-c",
+                               "import sys; from lenet_exp.files import own_folder; "
+                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(folder)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        taken = holder.stdout.readline().strip()
+        if taken != "None" and "Operation not permitted" in holder.stderr.read():
+            pytest.skip("no permission for a pid namespace here")
+        assert taken == "None" and (folder / ".lock").read_text() == "pid 1"  # the namespace's first process
+        python = next(int(child) for child in Path(f"/proc/{holder.pid}/task/{holder.pid}/children").read_text()
+                      .split())  # unshare's forked child runs python: its pid here
+        assert folder_holder(folder) == own_folder(folder) == f"pid {python}"
+    finally:
+        holder.kill()  # and with it its child (--kill-child)
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while folder_holder(folder) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert folder_holder(folder) is None and own_folder(folder) is None
+    release_folder(folder)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
     run_dir = tmp_path / "run"

@@ -222,7 +222,7 @@ def own_folder(folder: Path) -> Optional[str]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip() or "another process"
+            holder = folder_holder(folder) or lock.read().strip() or "another process"
             lock.close()
             return holder
         if the_same_file(lock, folder / LOCK_FILE):
@@ -237,20 +237,26 @@ def own_folder(folder: Path) -> Optional[str]:
 
 def folder_holder(folder: Path) -> Optional[str]:
     """Who holds ``folder`` now, as its lock file names it (``pid N``), or None: the process that last took it,
-    if it holds it still, on this machine, as Linux lists the locks held (/proc/locks). Read without touching
-    the lock, which a job starting meanwhile must be able to take. (That process may live on without it: a
-    notebook's, whose run has ended, or another process given its pid since.)"""
+    if it holds it still, on this machine, as Linux lists the locks held (/proc/locks); one of another pid
+    namespace by the pid it has here. Read without touching the lock, which a job starting meanwhile must be
+    able to take. (That process may live on without it: a notebook's, whose run has ended, or another process
+    given its pid since.)"""
     try:
         lock = Path(folder) / LOCK_FILE
-        holder, inode = lock.read_text().strip(), lock.stat().st_ino
+        holder, file = lock.read_text().strip(), lock.stat()
         pid = holder.split()[1]  # "pid N"
         held = Path("/proc/locks").read_text().splitlines()
     except (OSError, IndexError):  # no lock file, none written yet, or no /proc
         return None
     # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF" (a waiter's line has "->" after the number)
-    locked = any(fields[1:2] == ["FLOCK"] and fields[4:5] == [pid] and fields[5].rsplit(":", 1)[-1] == str(inode)
-                 for fields in (line.split() for line in held) if len(fields) > 5)
-    return holder if locked else None
+    locks = [fields for fields in (line.split() for line in held)
+             if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(file.st_ino)]
+    if any(fields[4] == pid for fields in locks):
+        return holder
+    # a pid of another pid namespace (a container's run, in a folder shared with this machine): the lock of this
+    # very file (its device too), by the pid that this machine gives its holder
+    device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
+    return next((f"pid {fields[4]}" for fields in locks if fields[5] == device), None)
 
 
 def held_folders() -> set[Path]:
