@@ -68,7 +68,8 @@ def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
     (("hydra/launcher=submitit_slurm",), launch.Launching(submitit="slurm")),
     (("hydra/launcher=slurm",), launch.Launching(submitit="slurm")),
     (("hydra/launcher=stacked",), launch.Launching(stacked=True)),
-    (("hydra/launcher=stacked", "hydra.launcher.submitit.cluster=local"), launch.Launching(stacked=True, submitit="local")),
+    (("hydra/launcher=stacked", "hydra.launcher.submitit.cluster=local"),
+     launch.Launching(stacked=True, submitit="local")),
     (("hydra/launcher=stacked_slurm",), launch.Launching(stacked=True, submitit="slurm")),
 ], ids=["basic", "joblib", "submitit_local", "submitit_slurm", "slurm", "stacked", "stacked_local", "stacked_slurm"])
 def test_what_runs_a_sweeps_jobs_is_read_from_each_launchers_own_config(overrides, launching):

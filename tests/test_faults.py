@@ -1268,6 +1268,23 @@ def test_a_lock_file_deleted_as_its_holder_lets_go_is_not_held(tmp_path, monkeyp
         release_folder(folder)
 
 
+def test_a_file_system_without_locks_is_named_as_such(fast, tmp_path, monkeypatch):
+    """NFS without its lock service: flock fails with ENOLCK, which ended the run with "could not check the
+    output folder … OSError: [Errno 37] No locks available" and nothing on what to do."""
+    import errno
+    import fcntl
+
+    def no_locks(lock, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    result = run_main([*fast, f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (f"Error: {tmp_path / 'run'} is on a file system that gives no file locks (No locks available), and a "
+            f"lock keeps a folder to one run at a time. Write the outputs to a local disk") in result.stderr, \
+        result.stderr[-2000:]
+
+
 @pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
 def test_a_folder_held_from_another_pid_namespace_is_seen_held_and_its_holder_named_by_its_pid_here(tmp_path):
     """A container's run in a folder shared with this machine: its lock file names its pid there (pid 1, say),

@@ -360,6 +360,8 @@ def failing_closed(override: str) -> Iterator[None]:
         yield
     except InterpolationResolutionError as error:  # a ${...} in the folder's name that names nothing
         sys.exit(f"Error: {override} cannot be resolved: {one_line(error)}. Correct or leave out the ${{...}} in it.")
+    except UserError as error:  # it says what is wrong and what to do
+        sys.exit(f"Error: {error}")
     except Exception as error:
         sys.exit(f"Error: could not check the output folder ({override}) before writing to it: {one_line(error)}")
 

@@ -225,6 +225,13 @@ def own_folder(folder: Path) -> Optional[str]:
             holder = folder_holder(folder) or lock.read().strip() or "another process"
             lock.close()
             return holder
+        except OSError as error:
+            lock.close()
+            if error.errno != errno.ENOLCK:
+                raise
+            raise UserError(f"{folder} is on a file system that gives no file locks ({error.strerror}), and a lock "
+                            f"keeps a folder to one run at a time. Write the outputs to a local disk (hydra.run.dir=, "
+                            f"hydra.sweep.dir=), or mount this one with locks (NFS: its lock service).") from error
         if the_same_file(lock, folder / LOCK_FILE):
             break
         lock.close()  # its holder deleted it as it let go: a lock of a file no later process opens, so again
