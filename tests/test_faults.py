@@ -1268,6 +1268,21 @@ def test_a_lock_file_deleted_as_its_holder_lets_go_is_not_held(tmp_path, monkeyp
         release_folder(folder)
 
 
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare(1)")
+def test_a_job_in_a_pid_namespace_that_sees_the_machines_proc_does_not_take_its_run_py_for_gone():
+    """A sandbox with a pid namespace of its own and the machine's /proc (`unshare --pid --fork`): a
+    submitit_local job looked its controller's pid up there, found another process's parent, and every job
+    stopped at once for "the exit of the sweep's run.py (pid 1)"."""
+    job = "from lenet_exp.launch import launcher_gone; print(launcher_gone(1))"  # run.py is pid 1 there
+    controller = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {job!r}])"
+    run_py = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {controller!r}])"
+    result = subprocess.run(["unshare", "--pid", "--fork", sys.executable, "-c", run_py], capture_output=True,
+                            text=True, timeout=60)
+    if result.returncode and "Operation not permitted" in result.stderr:
+        pytest.skip("no permission for a pid namespace here")
+    assert result.stdout.strip() == "False", result.stdout + result.stderr[-2000:]
+
+
 def test_a_file_system_without_locks_is_named_as_such(fast, tmp_path, monkeypatch):
     """NFS without its lock service: flock fails with ENOLCK, which ended the run with "could not check the
     output folder … OSError: [Errno 37] No locks available" and nothing on what to do."""

@@ -26,6 +26,7 @@ from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir
                       start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
+from lenet_exp.signals import StopSignals
 from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
 
 
@@ -621,6 +622,9 @@ def test_a_sweep_whose_launcher_is_killed_stops_its_workers(tiny_root, tmp_path,
         assert sorted(loky) == sorted(workers.values()), (loky, workers)
     workers = set(workers.values())  # a stacked group's two jobs share one
     launcher.send_signal(signal.SIGKILL)
+    # a job looks for run.py every WATCH_INTERVAL_S: paused that long, it looks at its next step (its epochs
+    # to come, a fraction of a second on an idle machine, would otherwise end first)
+    time.sleep(StopSignals.WATCH_INTERVAL_S)
     for pid in workers:
         os.kill(pid, signal.SIGCONT)
     launcher.communicate(timeout=60)  # returns once every holder of its output pipes (the workers too) is gone

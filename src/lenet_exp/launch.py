@@ -390,8 +390,12 @@ def launcher_gone(launcher: Optional[int]) -> bool:
 
 
 def parent_pid(pid: int) -> Optional[int]:
-    """The parent of process ``pid``, from Linux's /proc; None where it cannot be read."""
+    """The parent of process ``pid``, from Linux's /proc; None where it cannot be read, or where /proc lists
+    the processes of another pid namespace (a sandbox that keeps the machine's): its pid ``pid`` is another
+    process there."""
     try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # after "pid (name) state"
     except (OSError, IndexError, ValueError):
         return None
