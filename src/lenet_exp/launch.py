@@ -153,8 +153,10 @@ def job_slot(hydra_cfg) -> JobSlot:
     number = hydra_cfg.job.num
     if launching.joblib:
         return JobSlot(number, parallel=joblib_workers(launcher.n_jobs), launcher=launcher_pid())
-    cpus = (launcher.get("cpus_per_task") if not launching.stacked else
-            launcher.submitit.get("cpus_per_task") if launching.submitit else None)
+    if launching.stacked:  # cores reserved for its groups' submitit jobs; none where they train in run.py
+        cpus = launcher.submitit.get("cpus_per_task") if launching.submitit else None
+    else:
+        cpus = launcher.get("cpus_per_task")
     # a submitit_local job watches its run.py as a joblib worker does; a cluster's job is detached by design
     return JobSlot(number, threads=cpus or None,
                    launcher=launcher_pid() if os.environ.get(LOCAL_SUBMITIT_VARIABLE) else None)

@@ -269,7 +269,7 @@ def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
             for key, value in settings.items() if value is not None or key in set_here}
 
 
-MAX_CLOCK_AHEAD_S = 10
+MAX_CLOCK_AHEAD_S = 10  # an earlier event file named this far ahead of this clock is waited for
 
 
 def wait_to_be_read_last(log_dir: Path) -> None:
