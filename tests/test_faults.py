@@ -45,10 +45,10 @@ def test_a_run_killed_as_it_trains_on_is_no_completed_run_and_tests_again_when_r
     first = [*fast_overrides(tiny_root), "trainer.batch_size=1", f"hydra.run.dir={run_dir}"]  # epochs of seconds
     assert run_main(first, cwd=tmp_path).returncode == 0
     trained_on = start([*first, "trainer.epochs=100"], cwd=tmp_path)
-    while "Resuming" not in (run_dir / "run.log").read_text():
+    # its events forgotten: its new TensorBoard writer's file is there (made once the old files are rewritten)
+    while len(list(run_dir.glob("events.out.tfevents.*"))) < 2:
         assert trained_on.poll() is None, trained_on.communicate()
         time.sleep(0.01)
-    time.sleep(0.3)  # its events forgotten (its TensorBoard run begins), its next epoch not over
     signal_group(trained_on, signal.SIGKILL)
     trained_on.communicate()
     assert read_json(run_dir / "metrics.json")["status"] == "running"

@@ -458,6 +458,28 @@ def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, si
     return err
 
 
+def paused_once_each_has_a_checkpoint(launcher: subprocess.Popen, sweep_dir: Path, jobs: int) -> set[int]:
+    """Wait until ``jobs`` job folders of the sweep have a checkpoint, pausing (SIGSTOP) each job's process as its
+    first one appears; the paused pids, for SIGCONT once the test has signalled. A job that started a few tenths
+    of a second after another (submitit starts its jobs one after the other) let that one's remaining epochs, a
+    fraction of a second on an idle machine, end first."""
+    paused, deadline = {}, time.monotonic() + 120
+    while len(paused) < jobs:
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate(timeout=60)
+        for checkpoint in sweep_dir.glob("*/checkpoints/last.pt"):
+            job = checkpoint.parent.parent
+            if job not in paused:
+                paused[job] = int((job / LOCK_FILE).read_text().split()[1])  # "pid N"
+                os.kill(paused[job], signal.SIGSTOP)
+        time.sleep(0.05)
+    return set(paused.values())
+
+
+def go_on(pids: set[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+
+
 def test_a_run_that_ignores_ctrl_c_trains_on_through_one(tiny_root, tmp_path):
     """A script's background command (`python run.py &`) ignores SIGINT, as the shell sets it, so that a
     Ctrl-C stops the script and not it: the run stopped there, at its first epoch."""
@@ -653,14 +675,12 @@ def stop_a_joblib_sweep(sweep: list[str], sweep_dir: Path, tmp_path: Path, signu
     terminal does, or to run.py alone) once both workers have a checkpoint; check that run.py took its
     time to collect the stopped jobs (their records are final when it returns) and return its stderr."""
     launcher = start([*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
-        time.sleep(0.05)
+    workers = paused_once_each_has_a_checkpoint(launcher, sweep_dir, 2)
     if group:
         signal_group(launcher, signum)
     else:
         launcher.send_signal(signum)
+    go_on(workers)  # each takes the signal, or run.py's stop file, at its next step
     out, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signum and "Traceback" not in out + err, err[-3000:]
     assert f"Interrupted by signal {signum}; running the same command with hydra.sweep.dir={sweep_dir} continues " \
@@ -699,13 +719,19 @@ def test_ctrl_c_in_a_submitit_local_sweep_stops_every_job_and_ends_with_the_summ
     killed their jobs a second later, and run.py ended without a summary. Now the controllers ignore it,
     and the sweep stops as a joblib sweep does."""
     sweep_dir = tmp_path / "sweep"
+    stacked = "hydra/launcher=stacked_slurm" in launcher  # one process writes both checkpoints: not paused
     launcher = start(["-m", f"dataset.root={tiny_root}", *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}",
                       *launcher], cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
-        time.sleep(0.05)
+    jobs = set()
+    if stacked:
+        deadline = time.monotonic() + 120
+        while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
+            assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+            time.sleep(0.05)
+    else:
+        jobs = paused_once_each_has_a_checkpoint(launcher, sweep_dir, 2)
     signal_group(launcher, signal.SIGINT)
+    go_on(jobs)
     out, err = launcher.communicate(timeout=60)  # the controllers' output too: they write to the same pipes
     assert launcher.returncode == 130 and "Traceback" not in out + err, (out + err)[-3000:]
     assert " failed: " not in out + err  # each submitit job handed back its result ("Submitit job 1 failed: …")
@@ -786,11 +812,9 @@ def test_a_stopped_optuna_study_ends_after_its_batch_with_the_summary(tiny_root,
     launcher = start(["-m", "sweep=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2",
                       "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
                       f"hydra.sweep.dir={sweep_dir}", f"hydra.sweeper.storage={storage}"], cwd=tmp_path)
-    deadline = time.monotonic() + 120
-    while len(list(sweep_dir.glob("*/checkpoints/last.pt"))) < 2:
-        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
-        time.sleep(0.05)
+    workers = paused_once_each_has_a_checkpoint(launcher, sweep_dir, 2)
     launcher.send_signal(signal.SIGTERM)
+    go_on(workers)
     out, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signal.SIGTERM and "Traceback" not in out + err, err[-3000:]
     assert "The study was stopped: it proposes no more trials." in out  # Hydra's log
@@ -990,7 +1014,10 @@ def test_a_joblib_worker_killed_ends_the_sweep_with_its_summary_and_the_sweep_co
     while not list(sweep_dir.glob("*/checkpoints/last.pt")):
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
         time.sleep(0.05)
-    os.kill(joblib_workers(launcher.pid)[0], signal.SIGKILL)
+    workers = joblib_workers(launcher.pid)
+    for pid in workers[1:]:  # paused: joblib kills them (SIGKILL) before their jobs, seconds long, can end
+        os.kill(pid, signal.SIGSTOP)
+    os.kill(workers[0], signal.SIGKILL)
     out, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 1 and "Traceback" not in out + err, err[-3000:]
     assert "A job's process died without a result (its worker ended with SIGKILL(-9): out of memory, killed, or " \
@@ -1010,9 +1037,10 @@ def test_a_submitit_job_killed_ends_the_sweep_with_its_summary_once_the_others_h
     submitit's UncompletedJobError went through run.py as a traceback without a summary. The sweep now
     ends with its summary once its other local jobs have stopped at their checkpoints: they were listed as
     running (and the dead one as maybe running) while they went on until run.py had ended."""
-    # the other job has epochs left when the sweep learns of this one's death (submitit waits 15 s for a result)
+    # the other job has epochs left when the sweep learns of this one's death (submitit waits 15 s for a result):
+    # 600 epochs (~23 s here) ended first on a machine 1.5x as fast; the sweep stops it, however many it is given
     sweep, sweep_dir, job, launcher, out, err = submitit_sweep_with_a_job_signalled(
-        tiny_root, tmp_path, signal.SIGKILL, swept="trainer.epochs=12,600")
+        tiny_root, tmp_path, signal.SIGKILL, swept="trainer.epochs=12,100000")
     assert launcher.returncode == 1 and "Traceback" not in out + err, (out + err)[-3000:]
     assert re.search(r"A job's process died without a result \(Job \d+ \(task: 0\) with path .*_result\.pkl: out of "
                      r"memory, killed, or crashed\); the sweep's other jobs stopped, each at its last checkpoint",

@@ -367,23 +367,21 @@ def test_a_trial_whose_schedule_cannot_be_built_fails_alone(fast, tmp_path):
 
 def stopped_once_all_have_a_checkpoint(command: list[str], sweep_dir: Path, cwd: Path) -> list[Path]:
     """Run the stacked sweep and stop it (SIGTERM, as `kill` would) once each of its 3 jobs has saved an
-    epoch; returns the job folders."""
-    ended = threading.Event()
+    epoch; returns the job folders. The signal is sent as the third checkpoint is written, in the main thread:
+    the next step sees it (a thread that looked for the files every 20 ms came after epoch 2 on a fast machine)."""
+    save_checkpoint, sent = checkpoints.save_checkpoint, []
 
-    def stop_after_first_checkpoint():
-        while not ended.is_set():
-            if len(list(sweep_dir.glob("*/checkpoints/last.pt"))) == 3:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.02)
+    def stop_after_the_third_checkpoint(*args, **kwargs):
+        save_checkpoint(*args, **kwargs)
+        if not sent and len(list(sweep_dir.glob("*/checkpoints/last.pt"))) == 3:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
 
-    watcher = threading.Thread(target=stop_after_first_checkpoint, daemon=True)
-    watcher.start()
+    checkpoints.save_checkpoint = stop_after_the_third_checkpoint
     try:
         stopped = run_main(command, cwd=cwd)
     finally:
-        ended.set()
-        watcher.join()
+        checkpoints.save_checkpoint = save_checkpoint
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
     return job_dirs(sweep_dir)
 
@@ -551,7 +549,7 @@ def test_a_sweep_run_again_groups_only_the_jobs_left_to_train_by_where_they_go_o
     """Its completed jobs took places in the planned groups (seed=0,1 then 0,...,5 at 4 a group: jobs 2, 3
     trained as one group, 4, 5 as another), and jobs that went on from different epochs were planned as one
     group ("Launching 3 jobs in 1 group"), which then trained as two."""
-    sweep = [*STACKED, *fast, "hydra.launcher.max_stack=4", "trainer.limit_batches=2", "hydra.sweep.dir=sweep"]
+    sweep = [*STACKED, *fast, "hydra.launcher.max_stack=4", "trainer.limit_batches=20", "hydra.sweep.dir=sweep"]
     assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0  # fast: 1 epoch
     extended = run_main([*sweep, "seed=0,1,2,3,4,5"], cwd=tmp_path)
     assert extended.returncode == 0, extended.stderr[-2000:]
@@ -783,7 +781,7 @@ def test_each_job_is_composed_once_and_most_are_derived(fast, tmp_path, monkeypa
         return load_configuration(self, *args, **kwargs)
 
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
-    result = run_main([*STACKED, *fast, "trainer.limit_batches=2", "seed=0,1,2", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    result = run_main([*STACKED, *fast, "trainer.limit_batches=20", "seed=0,1,2", "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(composed) == 2 + 1  # the command's (its mode, then the sweep's), then the first job's
     for number, job in enumerate(job_dirs(tmp_path / "sweep")):  # each job's own config all the same
@@ -899,7 +897,7 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
 
 
 def test_a_stack_of_at_most_one_trains_each_job_alone_and_says_so(fast, tmp_path):
-    result = run_main([*STACKED, *fast, "trainer.limit_batches=1", "hydra.launcher.max_stack=1", "seed=0,1",
+    result = run_main([*STACKED, *fast, "trainer.limit_batches=20", "hydra.launcher.max_stack=1", "seed=0,1",
                        "hydra.sweep.dir=sweep"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Job 1 starts a new group: at most 1 trial per group (hydra.launcher.max_stack).\n" in result.stdout
