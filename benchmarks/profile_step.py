@@ -50,7 +50,7 @@ def build_engine(args, extra: tuple, stack: int, folder: Path):
     trials = []
     for i in range(stack):
         cfg = common.compose_config(args, *extra, f"seed={i}", f"optimizer.lr={1e-3 * (1 + i / stack)}")
-        trials.append(Trial(i, cfg, Run(cfg, folder / str(i))))  # no file is written
+        trials.append(Trial(i, Run(cfg, folder / str(i))))  # no file is written
     engine = build_stack(trials, JobSlot())
     return engine, engine.step, engine.optimizer, trials[0].parts.fast_paths
 

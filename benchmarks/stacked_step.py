@@ -42,7 +42,7 @@ def engines(args, n: int, folder: Path) -> dict:
         trials = []
         for i in range(n):
             trial_cfg = common.compose_config(args, f"seed={i}", f"optimizer.lr={1e-3 * (1 + i / n)}", *extra)
-            trials.append(Trial(i, trial_cfg, Run(trial_cfg, folder / f"{name}_{i}")))  # no file is written
+            trials.append(Trial(i, Run(trial_cfg, folder / f"{name}_{i}")))  # no file is written
         built[name] = (build_stack(trials, JobSlot()), torch.get_num_threads())
         if built[name][0].step.orders != (1 if extra else n):
             sys.exit(f"stacked_step.py: {name} trained {built[name][0].step.orders} data orders")
