@@ -275,7 +275,9 @@ def test_an_event_file_named_by_a_clock_far_ahead_is_said_not_waited_for(tmp_pat
     began = time.monotonic()
     started_over(tmp_path)
     assert time.monotonic() - began < 5
-    assert f"{tmp_path} holds an event file named 3600 s ahead of this machine's clock" in caplog.text
+    # 3599 where this clock's second ticked over since the file was named
+    assert re.search(f"{re.escape(str(tmp_path))} holds an event file named 3(600|599) s ahead of this machine's clock",
+                     caplog.text), caplog.text
 
 
 def test_figure_workers_end_with_their_process_killed_outright(tmp_path):

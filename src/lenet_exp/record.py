@@ -281,9 +281,9 @@ def wait_to_be_read_last(log_dir: Path) -> None:
     seconds = [int(part) for part in (path.name.split(".")[3] for path in log_dir.glob(EVENT_FILES)) if part.isdigit()]
     later = max(seconds, default=0) + 1
     if later - time.time() > MAX_CLOCK_AHEAD_S:  # not waited for
-        log.warning("%s holds an event file named %.0f s ahead of this machine's clock (another machine's?): "
+        log.warning("%s holds an event file named %d s ahead of this machine's clock (another machine's?): "
                     "TensorBoard reads it last, and may show what it recorded instead of this run's points. Set the "
-                    "clocks right (NTP).", log_dir, later - 1 - time.time())
+                    "clocks right (NTP).", log_dir, later - 1 - int(time.time()))
         return
     while time.time() < later:  # the wall clock names the file
         time.sleep(0.05)
