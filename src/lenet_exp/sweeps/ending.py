@@ -33,6 +33,11 @@ def note_sweep_dir(folder: Optional[Path]) -> None:
     _sweep_dir, _stored_study = folder, False
 
 
+def the_same_command() -> str:
+    """What continues this sweep: its command run again into its folder."""
+    return f"the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))}"
+
+
 def note_stored_study() -> None:
     """Called by the Optuna sweeper of a study kept in a storage: a stopped trial is failed there, and run
     again into its sweep folder it resumes, its result added to the study as a new trial."""
@@ -48,7 +53,7 @@ def interrupted_status(signum: int, completed: bool = False, after_the_jobs: boo
     if completed:
         how = "; every job of the sweep had completed"
     elif _sweep_dir:
-        how = f"; running the same command with hydra.sweep.dir={shlex.quote(str(_sweep_dir))} continues the sweep"
+        how = f"; running {the_same_command()} continues the sweep"
         if _stored_study and not after_the_jobs:
             how += (": its stopped trials resume first (the study holds them as failed, and each one's result "
                     "as a new trial), then new ones")
@@ -107,12 +112,11 @@ def ending_on_a_dead_job() -> Iterator[None]:
         yield
     except Exception as error:
         kind = type(error).__name__
-        sweep_dir = shlex.quote(str(_sweep_dir))
         if is_disk_full(error):
             _cut_short = True
             log.error("%s: Hydra could not write the config of the sweep's next job; the jobs before it keep what "
-                      "they wrote. Free some space, then run the same command with hydra.sweep.dir=%s to continue "
-                      "the sweep.", error.strerror, sweep_dir)
+                      "they wrote. Free some space, then run %s to continue the sweep.", error.strerror,
+                      the_same_command())
             return
         if kind == "FailedJobError" and "failed during processing" not in str(error):  # sbatch refused to submit
             said = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -135,13 +139,13 @@ def ending_on_a_dead_job() -> Iterator[None]:
             if stopped:
                 others = "the sweep's other jobs stopped, each at its last checkpoint"
             else:
-                others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps {sweep_dir}` "
-                          f"summarises them again)")
+                others = (f"the sweep's other jobs run on by themselves (`python -m lenet_exp.sweeps "
+                          f"{shlex.quote(str(_sweep_dir))}` summarises them again)")
                 _left_running = True
         else:
             raise
-        log.error("A job's process died without a result (%s: out of memory, killed, or crashed); %s. Running the "
-                  "same command with hydra.sweep.dir=%s continues the sweep.", how, others, sweep_dir)
+        log.error("A job's process died without a result (%s: out of memory, killed, or crashed); %s. Running %s "
+                  "continues the sweep.", how, others, the_same_command())
 
 
 def jobs_left_running() -> bool:
