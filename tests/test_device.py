@@ -131,6 +131,25 @@ def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
         torch.set_num_threads(before)
 
 
+def test_omp_num_threads_caps_a_jobs_share_of_the_cores_but_not_what_the_config_asks(monkeypatch):
+    """The environment's usual cap (a shared machine, a container's CPU quota) holds where no setting says
+    otherwise; device.threads and the launcher's reservation are the user's own word."""
+    before = torch.get_num_threads()
+    try:
+        cores = launch.available_cores()
+        for value, allowed, threads in (("1", 1, 1), ("1,1", 1, 1), ("64", 64, cores), ("", None, cores),
+                                        ("x", None, cores)):
+            monkeypatch.setenv("OMP_NUM_THREADS", value)
+            assert launch.omp_num_threads() == allowed
+            resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot())
+            assert torch.get_num_threads() == threads
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        resolve_device(OmegaConf.create({"type": "cpu", "threads": 2}), JobSlot())
+        assert torch.get_num_threads() == min(2, launch.available_cores())
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_determinism_is_set_per_job_not_left_over_from_the_last():
     """A joblib worker runs several jobs in one process: trainer.deterministic must not leak between them."""
     from lenet_exp.parts import seed_everything

@@ -89,7 +89,7 @@ class JobSlot:
 
     def cpu_threads(self, asked: Optional[int]) -> int:
         """``device.threads`` if set, else the launcher's reservation (each at most the cores there are), else
-        this job's share of the cores."""
+        this job's share of the cores, at most the environment's OMP_NUM_THREADS."""
         cores = available_cores()
         for setting, threads in (("device.threads", asked), ("hydra.launcher's cpus_per_task", self.threads)):
             if threads:
@@ -97,7 +97,16 @@ class JobSlot:
                     log.warning("%s=%d is more than the %d cores this process may use: %d threads instead (more only "
                                 "wait for each other).", setting, threads, cores, cores)
                 return min(threads, cores)
-        return cores_each(self.parallel)
+        share, limit = cores_each(self.parallel), omp_num_threads()
+        return min(share, limit) if limit else share
+
+
+def omp_num_threads() -> Optional[int]:
+    """The threads that OMP_NUM_THREADS allows (its first level's, in a list such as ``4,2``), or None where
+    it is unset or names no number. torch takes it as its default, which a job's share of the cores would
+    otherwise replace: the usual cap of a shared machine, or of a container's CPU quota, is kept."""
+    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(first) if first.isdigit() and int(first) > 0 else None
 
 
 def available_cores() -> int:
