@@ -1786,6 +1786,27 @@ def test_predict_prints_class_and_probability(trained, tiny_root, fast, tmp_path
     assert garment.stdout == result.stdout
 
 
+def test_a_prediction_whose_output_takes_no_more_is_kept_as_completed(trained, tmp_path):
+    """The printed prediction sent to a full disk (`> file`) or a reader gone (`| true`) failed the run that had
+    made it: its prediction.json said completed and its metrics.json failed, with a traceback on the console."""
+    from PIL import Image
+
+    Image.new("L", (28, 28), 255).save(tmp_path / "digit.png")
+    reader, closed_pipe = os.pipe()
+    os.close(reader)
+    for output, writer in (("full", os.open("/dev/full", os.O_WRONLY)), ("pipe", closed_pipe)):
+        try:
+            result = run_cli(["task=predict", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+                              f"image={tmp_path / 'digit.png'}", f"hydra.run.dir={tmp_path / output}"],
+                             cwd=tmp_path, stdout=writer)
+        finally:
+            os.close(writer)
+        assert result.returncode == 0 and "Error" not in result.stderr and "Traceback" not in result.stderr, \
+            result.stderr
+        assert read_json(tmp_path / output / "prediction.json")["status"] == "completed"
+        assert not (tmp_path / output / "metrics.json").exists()
+
+
 def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trained, tiny_root, fast, tmp_path):
     """trainer.tta_* were ignored by predict, which task=eval applies; `image='~/…'` (quoted, as the shell
     leaves it) was recorded as <current folder>/~/…."""

@@ -302,18 +302,26 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
         in empty.stderr and not list((tmp_path / "empty").iterdir())
 
 
-@pytest.mark.parametrize("launcher", ["basic", "stacked"])
-def test_a_sweep_whose_reader_went_away_still_writes_its_summary_and_exits_as_its_jobs(launcher, fast, tmp_path):
+@pytest.mark.parametrize("launcher, output", [("basic", "closed pipe"), ("stacked", "closed pipe"),
+                                              ("basic", "full disk")])
+def test_a_sweep_whose_output_takes_no_more_still_writes_its_summary_and_exits_as_its_jobs(launcher, output, fast,
+                                                                                           tmp_path):
     """`python run.py -m … | head`: each of Hydra's lines printed "--- Logging error ---" and a traceback,
-    and the summary's table a BrokenPipeError, which made the completed sweep exit 1."""
-    reader, writer = os.pipe()
-    os.close(reader)  # as `head` does once it has its lines
+    and the summary's table a BrokenPipeError, which made the completed sweep exit 1. Output sent to a full
+    disk (`> file`) did the same, and said the summary could not be written, which it was."""
+    if output == "closed pipe":
+        reader, writer = os.pipe()
+        os.close(reader)  # as `head` does once it has its lines
+    else:
+        writer = os.open("/dev/full", os.O_WRONLY)
     try:
         result = run_cli(["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
                          cwd=tmp_path, stdout=writer)
     finally:
         os.close(writer)
     assert result.returncode == 0 and "Error" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    warned = result.stderr.count("Warning: could not write to the standard output (No space left on device)")
+    assert warned == (output == "full disk"), result.stderr
     _, summary = read_summary(tmp_path / "sweep")
     assert [job["status"] for job in summary["jobs"]] == ["completed"] * 2
 

@@ -24,7 +24,7 @@ from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_disk_full, m
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_prefix, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
-from lenet_exp.runlog import prefix_console_lines
+from lenet_exp.runlog import prefix_console_lines, show
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.sweeps.space import STUDY_GROUP
@@ -208,7 +208,7 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         if cfg.task == "predict":
             from lenet_exp.inference import prediction_line, run_predict
             prediction = run_predict(cfg, run_dir, slot, chosen)
-            print(job_prefix(slot.number) * multirun + prediction_line(prediction))  # as the job's log lines
+            show(job_prefix(slot.number) * multirun + prediction_line(prediction))  # as the job's log lines
             return prediction["probability"]
 
         from lenet_exp.loop import Run

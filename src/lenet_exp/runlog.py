@@ -13,14 +13,41 @@ from lenet_exp.files import RUN_LOG, write_nowhere
 
 
 class Console(logging.StreamHandler):
-    """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): a reader
-    that went away (`run.py -m … | head`) takes no more of them, where Python's logging printed
+    """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): an output that
+    takes no more (a reader gone, `run.py -m … | head`) takes no more of them, where Python's logging printed
     "--- Logging error ---" and a traceback for each."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if not isinstance(sys.exc_info()[1], BrokenPipeError):
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
             return super().handleError(record)
-        write_nowhere(self.stream)
+        takes_no_more(self.stream, error)
+
+
+def takes_no_more(stream, error: OSError) -> None:
+    """What is written to ``stream`` from now on goes nowhere: writing to it failed with ``error``. A reader
+    that went away (`| head`) is what a pipe's writer expects; any other failure (a full disk behind `> file`)
+    is said once, on stderr, where the output was stdout."""
+    write_nowhere(stream)
+    if not isinstance(error, BrokenPipeError) and stream in (sys.stdout, sys.__stdout__):
+        with contextlib.suppress(OSError):
+            print(f"Warning: could not write to the standard output ({error.strerror or error}): what it would "
+                  f"show goes nowhere; the run's folder keeps its results and run.log.", file=sys.stderr)
+
+
+def show(text: str, out=None) -> None:
+    """Print ``text`` to ``out`` (stdout). An output that takes no more (a reader gone, `run.py -m … | head`; a
+    full disk behind `> file`) gets nothing more: what was printed is the run's files' too, which are written all
+    the same, and its exit status stays its own. One that cannot show a character (``PYTHONIOENCODING=ascii``:
+    the ± of mean ± std) gets a ? in its place, not a traceback."""
+    out = out or sys.stdout
+    encoding = getattr(out, "encoding", None)
+    if encoding:
+        text = text.encode(encoding, errors="replace").decode(encoding)
+    try:
+        print(text, file=out, flush=True)
+    except OSError as error:
+        takes_no_more(out, error)
 
 
 def is_console(handler: logging.Handler) -> bool:

@@ -17,8 +17,9 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic, write_nowhere
+from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic
 from lenet_exp.launch import Stopped, stops_held
+from lenet_exp.runlog import show
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
 from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summarize
 from lenet_exp.sweeps.table import report_text
@@ -168,18 +169,5 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     if full:
         lines.append(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. Free some space, "
                      f"then `python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.")
-    show(lines, out)
+    show("\n".join(lines), out)
     return summary
-
-
-def show(lines: list[str], out) -> None:
-    """Print ``lines`` to ``out``. A reader that went away (`run.py -m … | head`) takes no more of them: the
-    summary's files are written all the same, and the sweep's exit status is its jobs'. An output that cannot
-    show a character (``PYTHONIOENCODING=ascii``: the ± of mean ± std) gets a ? in its place, not a traceback."""
-    text, encoding = "\n".join(lines), getattr(out, "encoding", None)
-    if encoding:
-        text = text.encode(encoding, errors="replace").decode(encoding)
-    try:
-        print(text, file=out, flush=True)
-    except BrokenPipeError:
-        write_nowhere(out)
