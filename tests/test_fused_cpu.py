@@ -192,7 +192,7 @@ def test_cudnn_autotunes_a_groups_convolutions_and_not_a_single_runs(overrides, 
 
 def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_asked_for(kernel, fast, tmp_path,
                                                                                           monkeypatch):
-    def run(name: str, *overrides: str):
+    def run(name: str, *overrides: str, env=None):
         """A run with a fresh extensions directory, so nothing is cached, and a compiler that always fails.
         It tries a build of its own: this process's loaded kernel is set aside for it (and back after the
         test, so that torch, which renames a kernel built in another directory, never builds it again)."""
@@ -200,7 +200,7 @@ def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_
         cwd = tmp_path / name
         cwd.mkdir()
         return cwd, run_main([*fast, *overrides], cwd=cwd,
-                             env={"TORCH_EXTENSIONS_DIR": str(cwd / "extensions"), "CXX": "false"})
+                             env=env or {"TORCH_EXTENSIONS_DIR": str(cwd / "extensions"), "CXX": "false"})
 
     cwd, result = run("default")
     assert result.returncode == 0, result.stderr
@@ -210,6 +210,14 @@ def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_
     _, result = run("required", "trainer.fused_cpu_kernels=true")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "could not be compiled here" in result.stderr and "Install g++ and ninja" in result.stderr
+
+    # torch's own default folder (XDG_CACHE_HOME's) that cannot be made: no compiler would help
+    (tmp_path / "a file").write_text("")
+    _, result = run("unwritable", "trainer.fused_cpu_kernels=true",
+                    env={"TORCH_EXTENSIONS_DIR": "", "XDG_CACHE_HOME": str(tmp_path / "a file")})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"its build folder {tmp_path / 'a file' / 'torch_extensions'}/lenet_exp_" in result.stderr, result.stderr
+    assert "Set TORCH_EXTENSIONS_DIR to a folder you can write" in result.stderr and "g++" not in result.stderr
 
 
 def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):

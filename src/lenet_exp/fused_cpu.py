@@ -40,7 +40,12 @@ STALE_LOCK_S = 180
 
 
 class KernelUnavailable(RuntimeError):
-    """The fused kernel could not be built or loaded here (no compiler, no ninja, ...)."""
+    """The fused kernel could not be built or loaded here (no compiler, no ninja, ...); ``fix`` says what
+    would make it available."""
+
+    def __init__(self, reason: str, fix: str = "Install g++ and ninja"):
+        super().__init__(reason)
+        self.fix = fix
 
 
 def build_inputs() -> dict[str, str]:
@@ -59,9 +64,14 @@ def build_inputs() -> dict[str, str]:
 def build_directory() -> Path:
     """One folder per set of build inputs: two checkouts of the same source share a build, and two
     virtualenvs (another torch, another Python) each keep their own instead of rebuilding in turn."""
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or extensions_cache())
     digest = hashlib.sha256(json.dumps(build_inputs(), sort_keys=True).encode()).hexdigest()[:16]
     return root / f"lenet_exp_{sys.implementation.cache_tag}_torch{torch.__version__.replace('+', '_')}_{digest}"
+
+
+def extensions_cache() -> Path:
+    """The user's cache folder for torch's extensions, as torch's own default: under XDG_CACHE_HOME where set."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch_extensions"
 
 
 def wait_for_other_build(lock: Path) -> None:
@@ -102,6 +112,15 @@ def load_kernel():
         log.info("Compiling the fused CPU kernel for this source, compiler, Python and torch, once (about 30 s), "
                  "into %s", directory)
     started = time.perf_counter()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        source = directory / SOURCE.name  # the build command names this copy, the same from any checkout
+        if not source.is_file() or source.read_bytes() != SOURCE.read_bytes():
+            shutil.copyfile(SOURCE, source)
+    except OSError as error:  # a read-only home, a HOME that is no folder: no compiler would help
+        raise KernelUnavailable(f"its build folder {directory} cannot be written: {type(error).__name__}: "
+                                f"{error.strerror or error}",
+                                fix="Set TORCH_EXTENSIONS_DIR to a folder you can write") from error
     lock = None
     try:
         cpp_extension = quiet_cpp_extension()
@@ -110,10 +129,6 @@ def load_kernel():
         lock = directory / "lock" if not hasattr(cpp_extension, "FileLock") else None
         if lock:
             wait_for_other_build(lock)
-        directory.mkdir(parents=True, exist_ok=True)
-        source = directory / SOURCE.name  # the build command names this copy, the same from any checkout
-        if not source.is_file() or source.read_bytes() != SOURCE.read_bytes():
-            shutil.copyfile(SOURCE, source)
         module = cpp_extension.load("lenet_exp_bn_pool_relu", [str(source)], extra_cflags=CFLAGS,
                                     extra_ldflags=["-fopenmp"], build_directory=str(directory), with_cuda=False,
                                     verbose=False)

@@ -102,7 +102,7 @@ def _use_fused_cpu_kernels(tcfg, model: nn.Module, device: torch.device) -> bool
         fused_cpu.load_kernel()
     except fused_cpu.KernelUnavailable as error:
         if wanted:
-            raise DeviceError(f"The fused CPU kernel could not be compiled here ({error}). Install g++ and ninja, "
+            raise DeviceError(f"The fused CPU kernel could not be compiled here ({error}). {error.fix}, "
                               f"or train without it: trainer.fused_cpu_kernels=false.") from error
         log.warning("The fused CPU kernel could not be compiled here (%s); training with the standard layers. "
                     "trainer.fused_cpu_kernels=false skips the attempt.", error)
