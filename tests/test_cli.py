@@ -26,8 +26,10 @@ EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val
 @pytest.mark.long
 def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     result = run_cli(  # a process of its own: its first job's start-up holds the imports
-        fast + ["trainer.epochs=2", "trainer.log_images=true"], cwd=tmp_path)
+        fast + ["trainer.epochs=2", "trainer.log_images=true"], cwd=tmp_path,
+        env={"MPLCONFIGDIR": str(tmp_path / "matplotlib")})  # as a new machine's: no font cache yet
     assert result.returncode == 0, result.stderr
+    assert "fontManager" not in result.stderr  # matplotlib's INFO line of its new font cache is no run's
     run_dir = only_run_dir(tmp_path)
     assert {p.name for p in run_dir.iterdir()} >= {".hydra", "checkpoints", "metrics.json", "run.log"}
 
