@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -208,6 +209,8 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     assert len(rows) == 4 and summary["n_jobs"] == 4 and summary["swept"] == ["optimizer.lr"]
     assert {row["optimizer.lr"]: row["status"] for row in rows} == STATUS_BY_LR
     assert summary["counts"] == {"completed": 2, "diverged": 1, "failed": 1}
+    written = datetime.fromisoformat(summary["written_at"])  # with its UTC offset: a time of another zone is clear
+    assert written.tzinfo is not None and abs(written.timestamp() - time.time()) < 600
     for row, job in zip(rows, summary["jobs"]):
         m = metrics(Path(row["run_dir"]))
         assert int(row["job"]) == job["job"] and m["status"] == row["status"]

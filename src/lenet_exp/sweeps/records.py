@@ -9,9 +9,9 @@ import math
 import os
 import re
 import statistics
-import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -318,4 +318,4 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     keys = swept_keys(records, searched)
     counts = dict(Counter(record.status for record in records))
     return Summary(str(sweep_dir), records, keys, seed_groups(records, keys), counts,
-                   time.strftime("%Y-%m-%dT%H:%M:%S"), linear=linear_intervals(config))
+                   datetime.now().astimezone().isoformat(timespec="seconds"), linear=linear_intervals(config))
