@@ -187,6 +187,20 @@ def test_printing_to_a_reader_that_went_away_ends_quietly(tmp_path, mode):
     assert result.returncode == -signal.SIGPIPE and result.stderr == ""  # as cat or grep end, no traceback
 
 
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_anything_is_written(kind, tmp_path):
+    """Python in an ASCII locale (PYTHONUTF8=0 LC_ALL=C) reads the bytes of `ünï` as surrogates: run.log's
+    handler printed a logging error, then TensorBoard's UTF-8 file names failed the run with a traceback."""
+    folder = tmp_path / "ünï" / "run 1"
+    mode = ["-m", "seed=0,1"] if kind == "sweep" else []
+    result = run_cli([*mode, "trainer.epochs=1", f"hydra.{kind}.dir={folder}"], cwd=tmp_path,
+                     env={"PYTHONUTF8": "0", "LC_ALL": "C", "LANG": "C"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert (f"Error: hydra.{kind}.dir={folder} holds characters that this locale's encoding (ascii) cannot read"
+            in result.stderr.encode("ascii", "backslashreplace").decode("unicode_escape")), result.stderr
+    assert "PYTHONUTF8=1" in result.stderr and not (tmp_path / "ünï").exists()
+
+
 @pytest.mark.parametrize("typo, message", [
     (["trainer.epoch=3"], "trainer.epoch is not a setting (did you mean trainer.epochs?). `python run.py --cfg job`"),
     (["seeed=3"], "seeed is not a setting (did you mean seed?)."),

@@ -48,6 +48,13 @@ A_FOLDER_OF_ITS_OWN = "Give it a hydra.run.dir of its own, or none (a new folder
 
 
 def check_writable(directory: Path, override: str) -> None:
+    try:
+        str(directory).encode("utf-8")
+    except UnicodeEncodeError:  # bytes this locale could not decode: TensorBoard names its files in UTF-8
+        shown = os.fsencode(directory).decode("utf-8", errors="replace")
+        sys.exit(f"Error: {override}={shown} holds characters that this locale's encoding "
+                 f"({sys.getfilesystemencoding()}) cannot read, and TensorBoard's files are named in UTF-8. Run "
+                 f"with PYTHONUTF8=1 (or in a UTF-8 locale, LC_ALL=C.UTF-8), or choose a folder named in ASCII.")
     made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
 
     def refuse(message: str) -> None:
