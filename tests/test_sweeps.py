@@ -494,6 +494,38 @@ def test_tick_labels_of_a_swept_number_do_not_overlap(tmp_path, values):
     assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [label.get_text() for label in labels]
 
 
+def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_their_own(tmp_path):
+    """lr x seed drew a panel of val accuracy against the seed, and the lr panel showed each job alone: the
+    mean ± std over seeds that the table ranks settings by was nowhere on the plot."""
+    from matplotlib.collections import PathCollection
+
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+
+    accuracy = {("0.001", "0"): 0.90, ("0.001", "1"): 0.92, ("0.001", "2"): 0.94, ("0.01", "0"): 0.80,
+                ("0.01", "1"): 0.84, ("0.01", "2"): None}  # the last one failed: its setting's mean is of two
+    fake_sweep(tmp_path, [([f"optimizer.lr={lr}", f"seed={seed}"],
+                           {"status": "completed", "val": {"acc": acc}, "test": {"acc": acc}} if acc else
+                           {"status": "failed"}) for (lr, seed), acc in accuracy.items()])
+    (ax,) = val_acc_figure(summarize(tmp_path)).axes
+    assert ax.get_xlabel() == "optimizer.lr"
+    points = [point for collection in ax.collections if isinstance(collection, PathCollection)
+              for point in collection.get_offsets().tolist()]
+    assert len(points) == 5  # each completed job's own point
+    means = {}
+    for container in ax.containers:  # an errorbar's: its mean's marker, its caps, its bar
+        mean_marker, _, (bar,) = container.lines
+        (x,), (y,) = mean_marker.get_data()
+        (_, (_, top)), = bar.get_segments()
+        means[x] = (y, top - y)
+    assert means == {0.001: (pytest.approx(0.92), pytest.approx(0.02)),
+                     0.01: (pytest.approx(0.82), pytest.approx(0.028284, abs=1e-5))}
+    assert "mean ± std over seeds" in [text.get_text() for text in ax.get_legend().get_texts()]
+    fake_sweep(tmp_path / "seeds", [([f"seed={seed}"], {"status": "completed", "val": {"acc": 0.9}}) for seed in "01"])
+    (ax,) = val_acc_figure(summarize(tmp_path / "seeds")).axes  # seeds alone: how far they spread is the point
+    assert ax.get_xlabel() == "seed" and not ax.containers
+
+
 def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_path):
     """Optuna's dropout drawn from interval(0.0, 0.5) spans more than a decade (0.012 to 0.45), which put it on
     a log axis, as a learning rate drawn with tag(log, interval(...)) is."""

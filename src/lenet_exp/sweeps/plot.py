@@ -1,5 +1,6 @@
 """The sweep plot: validation accuracy (test accuracy for an evaluation sweep) against each swept
-parameter, one panel per parameter.
+parameter, one panel per parameter. Seeds swept with other keys are repeats, not a parameter: they get
+no panel, and each setting's mean ± std over its seeds is drawn over its jobs.
 
 matplotlib is imported when a plot is drawn, not with this module.
 """
@@ -12,7 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
-from lenet_exp.sweeps.records import OK_STATUS, Summary, as_float, ranking_metric
+from lenet_exp.sweeps.records import OK_STATUS, SEED_KEY, Summary, as_float, ranking_metric
 
 
 def val_acc_figure(summary: Summary):
@@ -21,6 +22,9 @@ def val_acc_figure(summary: Summary):
 
     metric = ranking_metric(summary.jobs)
     keys = summary.swept or ["job"]
+    over_seeds = SEED_KEY in keys and len(keys) > 1
+    if over_seeds:
+        keys = [key for key in keys if key != SEED_KEY]
     columns = min(3, len(keys))
     rows = math.ceil(len(keys) / columns)
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
@@ -30,6 +34,7 @@ def val_acc_figure(summary: Summary):
         numbers = [as_float(v) for v in values]
         if all(n is not None for n in numbers):
             xs = numbers
+            place = as_float
             positive = [x for x in xs if x > 0]
             decades = key not in summary.linear and positive and max(xs) / min(positive) >= 10
             if decades:  # as learning rates are swept (dropout drawn from 0.01 to 0.5 is not)
@@ -46,6 +51,7 @@ def val_acc_figure(summary: Summary):
         else:  # categories in the order the sweep named them
             categories = list(dict.fromkeys(values))
             xs = [categories.index(v) for v in values]
+            place = categories.index
             labels = short_labels(categories)
             crowded = len(categories) > 3 or sum(map(len, labels)) > 3 * LABEL_CHARACTERS // 2  # side by side: overlap
             ax.set_xticks(range(len(categories)), labels, rotation=20 if crowded else 0, ha="right" if crowded else "center")
@@ -64,6 +70,8 @@ def val_acc_figure(summary: Summary):
                 label = f"{r.status}" if r.status + " line" not in labelled else None
                 ax.axvline(x, color=colour, linestyle="--", alpha=0.7, label=label)
                 labelled.add(r.status + " line")
+        if over_seeds and metric:
+            draw_means_over_seeds(ax, summary.groups, key, place, metric)
         ax.update_datalim([(x, 0.5) for x in xs], updatey=False)  # a vertical line alone widens no x axis
         ax.autoscale_view()
         ax.set_xlabel(key)
@@ -74,6 +82,19 @@ def val_acc_figure(summary: Summary):
     figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def draw_means_over_seeds(ax, groups: list[dict], key: str, place, metric: str) -> None:
+    """Each setting's mean ± std (the sample std; none for one seed) of ``metric`` over its seeds' completed
+    jobs, at its value of ``key`` (placed by ``place``), beside the jobs' own points."""
+    labelled = False
+    for group in groups:
+        mean, std = group[f"{metric}_mean"], group[f"{metric}_std"]
+        if mean is None:
+            continue
+        ax.errorbar([place(group["params"].get(key, ""))], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
+                    color="black", capsize=4, zorder=4, label=None if labelled else "mean ± std over seeds")
+        labelled = True
 
 
 def label_numbers(ax, log_ratio: float | None) -> None:
