@@ -24,7 +24,9 @@ EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val
 
 
 @pytest.mark.long
-def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
+def test_one_epoch_run_writes_every_artifact(fast, tiny_root, tmp_path):
+    from torchvision.datasets.mnist import read_label_file
+
     result = run_cli(  # a process of its own: its first job's start-up holds the imports
         fast + ["trainer.epochs=2", "trainer.log_images=true"], cwd=tmp_path,
         env={"MPLCONFIGDIR": str(tmp_path / "matplotlib")})  # as a new machine's: no font cache yet
@@ -37,6 +39,14 @@ def test_one_epoch_run_writes_every_artifact(fast, tmp_path):
     assert metrics["status"] == "completed" and metrics["epochs_done"] == 2
     assert 0.5 < metrics["test"]["acc"] <= 1.0 and metrics["test"]["loss"] > 0  # the tiny data is learnable
     assert metrics["val"]["acc"] == max(row["val/acc"] for row in metrics["history"])
+    # the test's accuracy on each digit: together, weighted by how many of each were tested, the test's own
+    labels = read_label_file(str(tiny_root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"))[:metrics["test"]["samples"]]
+    tested = torch.bincount(labels, minlength=10).tolist()
+    by_class = metrics["test"]["acc_by_class"]
+    assert list(by_class) == [str(digit) for digit in range(10)]
+    assert sum(acc * n for acc, n in zip(by_class.values(), tested) if n) / sum(tested) == \
+        pytest.approx(metrics["test"]["acc"])
+    assert all((acc is None) == (n == 0) for acc, n in zip(by_class.values(), tested))
     assert metrics["best_epoch"] in (1, 2) and metrics["seed"] == 0
     assert metrics["samples_per_s"] > 0 and len(metrics["history"]) == 2
     assert set(metrics["versions"]) == {"python", "torch", "torchvision", "hydra", "omegaconf"}

@@ -1633,6 +1633,7 @@ def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
     trained_metrics = read_json(trained / "metrics.json")
     assert metrics["task"] == "eval" and metrics["dataset"] == "mnist"
     assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]  # same weights, same preprocessing, same split
+    assert metrics["test"]["acc_by_class"] == trained_metrics["test"]["acc_by_class"]
     assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
     assert metrics["test"]["samples"] == 200  # all of the tiny test split
     # which weights: best.pt's epoch (a run trained on replaces it; the record did not say which it tested)

@@ -44,6 +44,16 @@ class EvalResult:
     predictions: torch.Tensor  # predicted class per sample, on the device
     confidences: torch.Tensor  # the probability given to that class
 
+    def acc_by_class(self, labels: torch.Tensor, names: Sequence[str]) -> dict[str, Optional[float]]:
+        """The accuracy on each true class (its name: ``labels``' first samples, as many as were tested);
+        None for a class of which none was tested (a test cut short by trainer.limit_batches)."""
+        # counted on the CPU: CUDA's bincount has no deterministic kernel (trainer.deterministic=true)
+        labels = labels[:len(self.predictions)].cpu()
+        correct = labels == self.predictions.cpu()
+        totals = torch.bincount(labels, minlength=len(names)).tolist()
+        hits = torch.bincount(labels[correct], minlength=len(names)).tolist()
+        return {name: hit / total if total else None for name, hit, total in zip(names, hits, totals)}
+
 
 def autocast(device: torch.device, precision: str):
     if precision == "bf16":

@@ -274,7 +274,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     samples = len(result.predictions)
     metrics = {"task": "eval", "status": "completed", **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
-               "test": {"loss": result.loss, "acc": result.acc, "samples": samples}}
+               "test": {"loss": result.loss, "acc": result.acc,
+                        "acc_by_class": result.acc_by_class(split.labels, class_names(dataset)), "samples": samples}}
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
     # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)

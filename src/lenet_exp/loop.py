@@ -296,9 +296,10 @@ class Run:
     def record_test(self, parts: Parts, tb: TensorBoardLog, test: EvalResult, best_epoch: int) -> dict:
         """The final test's scalars, and its figures being drawn (:meth:`finish` waits for them); returns
         the test metrics."""
-        tb.test(test, parts.data.test.images, parts.data.test.labels, class_names(self.cfg.dataset),
-                step=best_epoch, figures=self.cfg.trainer.log_images)
-        return {"loss": test.loss, "acc": test.acc,
+        classes = class_names(self.cfg.dataset)
+        tb.test(test, parts.data.test.images, parts.data.test.labels, classes, step=best_epoch,
+                figures=self.cfg.trainer.log_images)
+        return {"loss": test.loss, "acc": test.acc, "acc_by_class": test.acc_by_class(parts.data.test.labels, classes),
                 "samples": len(test.predictions), "split_samples": len(parts.data.test)}
 
     def finish(self, parts: Parts, state: RunState, tb: TensorBoardLog, status: str, message: str,

@@ -168,6 +168,11 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
             ("best epoch", f"{best_epoch} of {metrics['epochs']}"), ("val acc (best epoch)", metrics["val"]["acc"]),
             ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
+    by_class = test.get("acc_by_class")
+    if by_class:  # the weakest first: what a data set's hard classes (a shirt, a pullover) cost
+        ranked = sorted(by_class.items(), key=lambda item: (item[1] is None, item[1]))
+        rows.insert(rows.index(("test loss", test.get("loss"))),
+                    ("test acc by class", " · ".join(f"{name} {cell(acc)}" for name, acc in ranked)))
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
