@@ -1626,6 +1626,34 @@ def test_resume_with_an_evaluation_task_says_how_to_evaluate_the_run(trained, fa
         assert tested["acc"] == trained_test["acc"]
 
 
+def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patience(fast, tmp_path):
+    """trainer.early_stop_patience: one val image, whose accuracy is 0 or 1, stops improving within two epochs
+    of the first. The run is complete: its test is of its best epoch, and the same command skips it."""
+    import torch
+
+    command = [*fast, "dataset.val_size=1", "trainer.epochs=5", "trainer.early_stop_patience=1", "hydra.run.dir=run"]
+    result = run_main(command, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    done, best = metrics["epochs_done"], metrics["best_epoch"]
+    accuracies = [row["val/acc"] for row in metrics["history"]]
+    # each epoch before the last improved on the best (a patience of 1), and the last did not
+    assert metrics["status"] == "completed" and done < 5 and len(accuracies) == done and best == done - 1
+    assert all(later > earlier for earlier, later in zip(accuracies[:-1], accuracies[1:-1]))
+    assert accuracies[-1] <= accuracies[best - 1]
+    assert metrics["message"] == (f"Stopped early after epoch {done} of 5: no better val acc in 1 epoch "
+                                  f"(trainer.early_stop_patience=1).") and metrics["message"] in result.stderr
+    assert metrics["test"]["acc"] is not None
+    saved = (torch.load(tmp_path / "run" / "checkpoints" / f"{name}.pt", weights_only=True)["run_state"]["epoch"]
+             for name in ("last", "best"))
+    assert tuple(saved) == (done, best)  # a train-on (more epochs) goes on after the epoch it stopped at
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+    refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
+    assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
+        "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]
+
+
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):
     result = run_main(fast + ["task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr

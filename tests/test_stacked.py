@@ -27,7 +27,7 @@ from tensorboard_events import card, load_events, scalar_values, session_status
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
 PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "optimizer.momentum=",
-                  "trainer.ema_decay=", "trainer.tta_shift=", "+trial=")
+                  "trainer.ema_decay=", "trainer.tta_shift=", "trainer.early_stop_patience=", "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -61,7 +61,7 @@ def train_alone(job_dir: Path, base: list[str], cwd: Path) -> dict:
 
 def assert_same_run(stacked: dict, alone: dict, tolerance: float = 1e-4) -> None:
     """Epoch by epoch the same losses and accuracies (to float rounding), the same best epoch and test."""
-    assert len(stacked["history"]) == len(alone["history"]) == stacked["epochs"]
+    assert len(stacked["history"]) == len(alone["history"]) == stacked["epochs_done"]
     for ours, theirs in zip(stacked["history"], alone["history"]):
         for key in ("train/loss", "train/acc", "train/lr", "val/loss", "val/acc"):
             assert ours[key] == pytest.approx(theirs[key], rel=tolerance, abs=tolerance), key
@@ -389,6 +389,27 @@ def stopped_once_all_have_a_checkpoint(command: list[str], sweep_dir: Path, cwd:
 def three_epochs_of_three_jobs(fast: list[str], sweep_dir: Path) -> list[str]:
     return [*STACKED, *fast, "trainer.epochs=3", "trainer.batch_size=8", "trainer.limit_batches=20",
             "trainer.log_images=false", "optimizer.lr=1e-3,3e-3,2e-3", f"hydra.sweep.dir={sweep_dir}"]
+
+
+def test_a_trial_that_stops_early_is_frozen_and_its_group_trains_on_as_each_would_alone(fast, tmp_path):
+    """trainer.early_stop_patience is each trial's own. One val image: its accuracy is 0 or 1, so the trial
+    with patience 1 stops within two epochs of its first, and the other trains all four."""
+    # lr 3e-4: at 1e-3, 4 epochs grew the grouped convolution's rounding past the tolerance (a val loss 1.2e-4 apart)
+    base = [*fast, *EXACT, "trainer.epochs=4", "dataset.val_size=1", "optimizer.lr=3e-4"]
+    sweep = [*STACKED, *base, "trainer.early_stop_patience=1,null", "hydra.sweep.dir=sweep"]
+    result = run_main(sweep, cwd=tmp_path)
+    assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]
+    early, whole = jobs = job_dirs(tmp_path / "sweep")
+    stopped, trained = (read_json(job / "metrics.json") for job in jobs)
+    assert stopped["status"] == trained["status"] == "completed" and trained["epochs_done"] == 4
+    assert stopped["epochs_done"] < 4 and stopped["epochs_done"] - stopped["best_epoch"] == 1
+    assert stopped["message"].startswith(f"Stopped early after epoch {stopped['epochs_done']} of 4")
+    assert f"[job 0] {stopped['message']}" in result.stderr
+    for job in jobs:
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+    again = run_main(sweep, cwd=tmp_path)  # both are complete: neither trains again
+    assert again.returncode == 0 and "Launching 2 jobs: completed already, skipped" in again.stdout, \
+        again.stdout[-2000:]
 
 
 def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):

@@ -41,6 +41,7 @@ from lenet_exp.signals import StopSignals
 log = logging.getLogger(__name__)
 # A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
 EXPLODED_LOSS_FACTOR = 1000
+STOPPED_EARLY = "stopped early"  # a trial's status between its last epoch and its test (trainer.early_stop_patience)
 
 
 @dataclass
@@ -251,7 +252,7 @@ class Run:
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
                   val: EvalResult, lr: float, seconds: float) -> tuple[str, str]:
         """Record the epoch just trained and validated: history, TensorBoard, checkpoints, metrics.json.
-        Returns the run's status after it: ``running``, or ``diverged`` with the message why."""
+        Returns the run's status after it: ``running``, ``diverged`` or ``stopped early``, with the message why."""
         cfg, tcfg = self.cfg, self.cfg.trainer
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
@@ -270,8 +271,10 @@ class Run:
         # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
         tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
                     **times}, epoch)
+        patience = tcfg.early_stop_patience
+        stops_early = bool(patience) and epoch < tcfg.epochs and epoch - state.best_epoch >= patience
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
-        if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs:
+        if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stops_early:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                         copies=[self.best_path] if improved else [])
             self.saved_epoch = epoch
@@ -281,6 +284,11 @@ class Run:
         self.write_metrics("running", "", state, parts)
         if self.on_epoch_end is not None:
             self.on_epoch_end({**row, **times})
+        if stops_early:
+            message = (f"Stopped early after epoch {epoch} of {tcfg.epochs}: no better val acc in {patience} "
+                       f"epoch{'s' if patience != 1 else ''} (trainer.early_stop_patience={patience}).")
+            log.info(message)
+            return STOPPED_EARLY, message
         return "running", ""
 
     def start_test(self, parts: Parts, status: str) -> Optional[int]:
@@ -510,7 +518,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
                 with trial_alone(trial, isolate):
                     trial.status, trial.message = trial.run.end_epoch(
                         trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
-                if trial.status in ("diverged", "failed"):
+                if trial.status in ("diverged", "failed", STOPPED_EARLY):
                     engine.freeze(i)
         # a trial that diverged while others train on: told now, not once the group has ended
         if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
@@ -525,7 +533,7 @@ def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, i
     outcome."""
     best_epochs = {}
     for i, trial in enumerate(trials):
-        if trial.status == "running":
+        if trial.status in ("running", STOPPED_EARLY):
             trial.status = "completed"
         if trial.status != "failed":  # a failed one's outcome says why
             with trial_alone(trial, isolate):

@@ -25,7 +25,7 @@ from lenet_exp.sweeps.records import LATER_FAILURE
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
              "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout",
              "trainer.ema_decay", "scheduler.", "trainer.tta_", EVAL_BATCH_SIZE, "trainer.checkpoint_every",
-             "trainer.log_images", "trainer.progress")
+             "trainer.early_stop_patience", "trainer.log_images", "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = (LENET5_CLASS,)
 GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
@@ -53,8 +53,10 @@ def as_found(job: Job, job_dir: Path) -> Job:
         epochs = job.config.trainer.epochs
     except OmegaConfBaseException:  # a ${…} that names no key: its own checks say so
         return job
+    # completed for these epochs: all of them, or as many as it trained before it stopped early
     job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == "completed"
-                     and not metrics.get(LATER_FAILURE) and isinstance(epochs, int) and job.goes_on_after >= epochs)
+                     and not metrics.get(LATER_FAILURE) and isinstance(epochs, int)
+                     and (job.goes_on_after >= epochs or metrics.get("epochs") == epochs))
     return job
 
 
