@@ -454,7 +454,8 @@ def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, si
         time.sleep(0.05)
     signal_group(launcher, signum)
     out, err = launcher.communicate(timeout=60)
-    assert launcher.returncode == 128 + signum and "Traceback" not in out + err, err[-3000:]
+    ended = -signum if signum == signal.SIGKILL else 128 + signum  # SIGKILL: no handler, the kernel ends it
+    assert launcher.returncode == ended and "Traceback" not in out + err, err[-3000:]
     return err
 
 
@@ -909,17 +910,20 @@ def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast
 
 
 @pytest.mark.long
-def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(tiny_root, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(signum, tiny_root, tmp_path):
     """Its stopped trial stayed interrupted in the sweep folder, which the summary then counted against the
-    sweep (exit 1) however many trials completed after it."""
+    sweep (exit 1) however many trials completed after it. A killed run.py (SIGKILL, a lost node) left its
+    trial running in the study, which no later run resumed, though the summary said running again would."""
     import optuna
 
     storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
-    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path)
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, signum)
     stopped, = sweep_dir.glob("0_*")
-    assert read_json(stopped / "metrics.json")["status"] == "interrupted" and stored_trial_states(storage) == ["FAIL"]
+    status, stored = ("running", "RUNNING") if signum == signal.SIGKILL else ("interrupted", "FAIL")
+    assert read_json(stopped / "metrics.json")["status"] == status and stored_trial_states(storage) == [stored]
 
     again = run_main(study, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -8,8 +8,8 @@
   seeded sampler would otherwise propose the trials of the first run once more, and its jobs are
   numbered as the study numbers its trials. A trial that this run asked for and did not finish
   (stopped, or never started) is failed there, not left running for ever; run again into the same
-  sweep folder, a stopped trial resumes there first, and its result joins the study as a new trial of
-  the same parameters. A search space that the stored study cannot take is refused before any trial
+  sweep folder, a stopped trial (or one a killed run.py left running) resumes there first, and its result
+  joins the study as a new trial of the same parameters. A search space that the stored study cannot take is refused before any trial
   starts;
 * the sweep's config is saved in its folder (multirun.yaml), as Hydra's basic sweeper saves a grid's: the
   checks that keep a sweep folder to one sweep, ``resume=`` and the summary read it;
@@ -178,12 +178,13 @@ class StoppableOptunaSweeper(Sweeper):
                 self.fail_unfinished_trials()
 
     def resume_stopped_trials(self) -> None:
-        """The stored study's trials that a stop failed, where this sweep folder holds their jobs: an
-        interrupted one resumes in its folder (from its checkpoint, with its own overrides), and one that
+        """The stored study's trials that a stop failed, or that a killed run.py left running (SIGKILL, a
+        lost node), where this sweep folder holds their jobs and no process holds those: an interrupted or
+        killed one resumes in its folder (from its checkpoint, with its own overrides), and one that
         completed before the stop ended its batch (the study was told nothing of the batch) is skipped as
         done. Each result joins the study as a new trial of the same parameters (optuna cannot tell a
         finished trial again), once: it names the job (``RESUMED_JOB``), and new trials are numbered after
-        those, as their jobs are."""
+        those, as their jobs are. A trial left running is failed first, as a stop would have failed it."""
         import optuna
         from optuna.trial import TrialState, create_trial
 
@@ -191,11 +192,15 @@ class StoppableOptunaSweeper(Sweeper):
         trials = study.get_trials(deepcopy=False)
         taken = {trial.user_attrs.get(RESUMED_JOB) for trial in trials}  # each run into the folder added them again
         failed = {trial.number: trial for trial in trials
-                  if trial.state == TrialState.FAIL and trial.number not in taken}
-        for batch in _consecutive(self._jobs_of(failed), self.optuna.sweeper.n_jobs):
+                  if trial.state in (TrialState.FAIL, TrialState.RUNNING) and trial.number not in taken}
+        jobs = self._jobs_of(failed)
+        for record in jobs:
+            if failed[record.job].state == TrialState.RUNNING:
+                study.tell(record.job, state=TrialState.FAIL)
+        for batch in _consecutive(jobs, self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
-                         if record.status == "interrupted" else
+                         if record.status != "completed" else
                          f"Trial {record.job} of study {self.study_name} completed in {record.run_dir} before a stop "
                          f"ended its batch: the study takes its result")
             returns = self.optuna.sweeper.launcher.launch([r.overrides for r in batch], initial_job_idx=batch[0].job)
@@ -226,12 +231,18 @@ class StoppableOptunaSweeper(Sweeper):
                  f"own folder; this sweep's best tops its summary.")
 
     def _jobs_of(self, trials: dict) -> list:
-        """This sweep folder's interrupted or completed jobs of these trials (by number), in order."""
+        """This sweep folder's interrupted or completed jobs of these trials (by number), and those killed as
+        they trained, in order."""
+        from lenet_exp.files import METRICS, folder_holder, read_json
         from lenet_exp.sweeps.records import find_job_dirs, read_job
+
+        def killed(folder: Path) -> bool:  # its record says it runs, and no process holds its folder
+            return (read_json(folder / METRICS) or {}).get("status") == "running" and folder_holder(folder) is None
 
         records = [read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir)]
         return sorted((record for record in records if record.job in trials and record.overrides
-                       and record.status in ("interrupted", "completed")), key=lambda record: record.job)
+                       and (record.status in ("interrupted", "completed") or killed(Path(record.run_dir)))),
+                      key=lambda record: record.job)
 
     def completed_trials(self) -> list:
         from optuna.trial import TrialState
