@@ -22,8 +22,15 @@ from lenet_exp.files import CannotWrite, read_json
 
 def test_train_returns_the_metrics_of_a_complete_run_directory(tiny_root, tmp_path):
     cfg = compose(*fast_overrides(tiny_root), "trainer.epochs=2", "optimizer.lr=3e-3")
-    metrics = train(cfg, run_dir=tmp_path / "run")
+    rows = []
+
+    def on_epoch_end(row: dict) -> None:  # a notebook's live plot: each epoch's row, its checkpoint written
+        last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+        rows.append({**row, "saved": last["run_state"]["epoch"]})
+
+    metrics = train(cfg, run_dir=tmp_path / "run", on_epoch_end=on_epoch_end)
     assert metrics == read_json(tmp_path / "run" / "metrics.json")
+    assert rows == [{**row, "saved": row["epoch"]} for row in metrics["history"]]
     assert metrics["status"] == "completed" and metrics["epochs_done"] == 2
     assert metrics["config"]["optimizer"]["lr"] == 3e-3 and 0.5 < metrics["test"]["acc"] <= 1
     assert {p.name for p in (tmp_path / "run" / "checkpoints").iterdir()} == {"last.pt", "best.pt"}

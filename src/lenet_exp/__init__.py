@@ -14,7 +14,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 __all__ = ["compose", "train", "CONFIGS"]
 __version__ = "0.1.0"
@@ -116,9 +116,11 @@ def _one_by_one(overrides: tuple) -> list[str]:
     return listed
 
 
-def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
+def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Callable[[dict], None]] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
-    and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
+    and return the run's metrics.json. ``on_epoch_end`` is called after each epoch (checkpointed and
+    recorded) with its row of metrics.json's history: ``epoch``, ``train/loss``, ``val/acc``, ... and its
+    timings (a notebook's live plot); an error it raises fails the run, as any other. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
     metrics.json says so, as run.py's); a diverged run returns its metrics with that status. A stop signal
     (Ctrl-C, SIGTERM) is held until the run has saved its state and recorded "interrupted"; then the signal
     takes its course as the caller's handler says (Ctrl-C: KeyboardInterrupt, so a loop of runs stops too)."""
@@ -171,7 +173,9 @@ def train(cfg, run_dir: Optional[str | Path] = None) -> dict:
     if run_dir.resolve() in held_folders():  # another thread's train(): the folder's lock is the process's
         raise FolderInUse(f"{run_dir} is in use by another train() of this process. Wait until it ends, or choose "
                           f"another run_dir.")
-    run = Run(cfg, run_dir, stopwatch=stopwatch)
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise TypeError(f"train() takes on_epoch_end as a function of each epoch's row, not {on_epoch_end!r}.")
+    run = Run(cfg, run_dir, stopwatch=stopwatch, on_epoch_end=on_epoch_end)
     with torch_settings_kept(), logging_as_run_py_does(run_dir):
         try:
             outcome = run.train()

@@ -76,7 +76,7 @@ class Run:
     def __init__(self, cfg: DictConfig, run_dir: Path, slot: Optional[JobSlot] = None,
                  stopwatch: Optional[Stopwatch] = None, on_epoch_end: Optional[Callable[[dict], None]] = None):
         self.cfg = cfg
-        self.on_epoch_end = on_epoch_end  # called with each epoch's row of metrics and timings (benchmarks)
+        self.on_epoch_end = on_epoch_end  # called with each epoch's row of metrics and timings (train(), benchmarks)
         self.config = to_dict(cfg)
         self.dir = run_dir
         self.slot = slot or JobSlot()
