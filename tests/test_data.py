@@ -177,11 +177,28 @@ def test_labels_outside_the_classes_are_refused(tmp_path):
         load_data(dataset_cfg(tmp_path, num_classes=5), batch_size=64, device=torch.device("cpu"))
 
 
-@pytest.mark.parametrize("changes,batch,key", [({"val_size": 600}, 64, "dataset.val_size"),
-                                               ({}, 501, "trainer.batch_size")])
-def test_sizes_that_do_not_fit_the_data_are_refused(tiny_root, changes, batch, key):
-    with pytest.raises(UserError, match=key):
+@pytest.mark.parametrize("changes,batch,message", [
+    ({"val_size": 600}, 64, "dataset.val_size"), ({}, 501, "trainer.batch_size"),
+    ({"train_size": 501}, 64, "dataset.train_size=501 is more than the 500 training images"),
+    ({"train_size": 32}, 64, "trainer.batch_size=64 is more than the 32 training images of dataset.train_size=32")])
+def test_sizes_that_do_not_fit_the_data_are_refused(tiny_root, changes, batch, message):
+    with pytest.raises(UserError, match=message):
         load_data(dataset_cfg(tiny_root, **changes), batch_size=batch, device=torch.device("cpu"))
+
+
+def test_a_training_subset_is_the_first_of_the_split_and_a_smaller_one_lies_within_a_larger(tiny_root):
+    """dataset.train_size: a learning curve's training sets, from one seeded order; val stays the same."""
+    cpu = torch.device("cpu")
+    whole = load_data(dataset_cfg(tiny_root), batch_size=64, device=cpu)
+    subsets = [load_data(dataset_cfg(tiny_root, train_size=size), batch_size=64, device=cpu) for size in (100, 300)]
+    for subset, size in zip(subsets, (100, 300)):
+        assert len(subset.train) == size and torch.equal(subset.val.images, whole.val.images)
+        assert torch.equal(subset.train.images, whole.train.images[:size])
+        assert torch.equal(subset.train.labels, whole.train.labels[:size])
+    computed = load_data(dataset_cfg(tiny_root, train_size=100, mean=None, std=None), batch_size=64, device=cpu)
+    raw, _ = read_split(dataset_cfg(tiny_root), train=True)
+    pixels = raw[split_train_val(len(raw), 100, 0)[0][:100]].float() / 255  # the images it trains on, as always
+    assert computed.mean == pytest.approx(float(pixels.mean())) and computed.std == pytest.approx(float(pixels.std()))
 
 
 def test_the_next_job_of_the_same_data_reuses_it_until_a_file_changes(tmp_path):

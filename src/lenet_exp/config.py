@@ -94,6 +94,9 @@ class IdxDatasetConfig:  # configs/dataset/*.yaml: a torchvision data set of the
     root: str = "${oc.env:LENET_EXP_DATA,data}"  # the folder holding <torchvision_class>/raw/
     download: bool = True
     val_size: int = 5000
+    # train on the first N of the images left after val, in the split's seeded order (null: all of them): a
+    # learning curve's smaller sets, each within the larger
+    train_size: Optional[int] = None
     split_seed: int = 0  # the val split stays the same across training seeds
     image_size: int = 32
     resize_mode: ResizeMode = ResizeMode.resize
@@ -317,6 +320,7 @@ RANGES = {
     "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
     "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
+    "dataset.train_size": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
     "dataset.image_size": (lambda v: v >= NATIVE_SIZE, f"an integer >= {NATIVE_SIZE} (the images are "
                                                        f"{NATIVE_SIZE}x{NATIVE_SIZE})"),

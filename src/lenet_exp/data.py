@@ -330,16 +330,25 @@ def prepare_images(images: torch.Tensor, size: int, mode: str, mean: float, std:
     return x.sub_(mean).div_(std)
 
 
-def split_train_val(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the training and validation images, the same for a given seed on any machine."""
+def split_train_val(n: int, val_size: int, seed: int,
+                    train_size: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and validation images, the same for a given seed on any machine: the first
+    ``train_size`` of those left after val (all of them for None), so that a smaller set is within a larger."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return order[val_size:], order[:val_size]
+    return order[val_size:][:train_size], order[:val_size]
 
 
-def check_sizes(n_train: int, val_size: int, batch_size: int) -> None:
+def check_sizes(n_train: int, val_size: int, batch_size: int, train_size: Optional[int] = None) -> None:
     if val_size >= n_train:
         raise ConfigError("dataset.val_size", val_size, f"fewer than the {n_train} images of the train split")
     left = n_train - val_size
+    if train_size is not None and train_size > left:
+        raise UserError(f"dataset.train_size={train_size} is more than the {left} training images that "
+                        f"dataset.val_size={val_size} leaves of the {n_train} of the train split: lower it, or "
+                        f"null for all of them.")
+    if train_size is not None and batch_size > train_size:
+        raise UserError(f"trainer.batch_size={batch_size} is more than the {train_size} training images of "
+                        f"dataset.train_size={train_size}: lower trainer.batch_size, or raise dataset.train_size.")
     if batch_size > left:  # either may be the one meant: say both
         lower = [f"trainer.batch_size to at most {left}"] + (
             [f"dataset.val_size to at most {n_train - batch_size}"] if n_train - batch_size >= 1 else [])
@@ -367,7 +376,7 @@ def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
     source = (settings, str(device), [stamp(folder / name) for name in RAW_FILES])
     if _last_loaded is not None and _last_loaded[0] == source:
         data = _last_loaded[1]
-        check_sizes(len(data.train) + len(data.val), dcfg.val_size, batch_size)
+        check_sizes(data.fingerprint["train"], dcfg.val_size, batch_size, dcfg.get("train_size"))
         return data
     _last_loaded = None  # its memory is free for the next one
     data = read_data(dcfg, batch_size, device)
@@ -379,7 +388,7 @@ def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     """Read, split, preprocess and move a data set to ``device`` once for the whole run."""
     train_images, train_labels = read_split(dcfg, train=True)
     test_images, test_labels = read_split(dcfg, train=False)
-    check_sizes(len(train_labels), dcfg.val_size, batch_size)
+    check_sizes(len(train_labels), dcfg.val_size, batch_size, dcfg.get("train_size"))
     check_labels(train_labels, dcfg.num_classes, f"{dcfg.name} train")
     check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")
     check_every_class_labelled(train_labels, dcfg.num_classes, f"{dcfg.name} train")
@@ -388,7 +397,7 @@ def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     check_fits(n_images * side * side * 4 * 2, device,  # float32, and the resize's temporary copy
                f"{n_images} images of {side}x{side} pixels (dataset.image_size={side})",
                "Choose a smaller dataset.image_size (32 is LeNet-5's).")
-    train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed)
+    train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed, dcfg.get("train_size"))
     mean, std = dcfg.mean, dcfg.std
     if mean is None or std is None:  # statistics of the images we train on, never of val or test
         pixels = train_images[train_idx].float().div_(255.0)
