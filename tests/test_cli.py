@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import signal
 from pathlib import Path
 
@@ -184,6 +185,25 @@ def test_a_package_of_the_config_is_printed_however_argparse_takes_the_flags(fla
     """-p without --cfg is refused (Hydra ignored it, and the default recipe trained): -cjob is --cfg job too."""
     result = run_main(flags, cwd=tmp_path)
     assert result.returncode == 0 and "_target_: torch.optim.Adam" in result.stdout, result.stderr[-2000:]
+
+
+def test_a_runs_record_given_as_its_configs_is_refused_with_the_command_that_runs_it_again(fast, tmp_path):
+    """`--config-path <run>/.hydra --config-name config`, Hydra's way to repeat a run, composed its record of
+    the config, without the schema: the run failed in a folder of Hydra's own logging."""
+    made = run_main([*fast, "optimizer.lr=3e-3", "hydra.run.dir=made"], cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    for flags in (["--config-path", str(tmp_path / "made" / ".hydra"), "--config-name", "config"],
+                  ["--config-dir", "made/.hydra"]):
+        refused = run_main([*flags, "seed=1", "hydra.run.dir=again"], cwd=tmp_path)
+        assert refused.returncode == 1 and not (tmp_path / "again").exists(), refused.stderr[-2000:]
+        command = refused.stderr.split("`")[1]
+        assert refused.stderr.startswith(f"Error: {flags[0]} {flags[1]} is a run's record") and \
+            command.endswith("optimizer.lr=3e-3 seed=1 hydra.run.dir=again"), refused.stderr
+        assert f"or continue the run: `python run.py resume={flags[1].removesuffix('/.hydra')}`." in refused.stderr
+    again = run_main(shlex.split(command)[2:], cwd=tmp_path)  # what it says runs the run's settings again
+    assert again.returncode == 0, again.stderr[-2000:]
+    before, after = (read_json(tmp_path / run / "metrics.json")["config"] for run in ("made", "again"))
+    assert after == {**before, "seed": 1}
 
 
 @pytest.mark.parametrize("mode", [["--help"], ["--hydra-help"], ["--cfg", "job"], ["--info"]])

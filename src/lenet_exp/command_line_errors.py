@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import os
 import re
+import shlex
 import sys
 import typing
 import warnings
@@ -443,6 +444,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
+    refuse_a_runs_record_as_configs(flags, arguments)
     name = flags.config_name
     if not name:
         return
@@ -451,6 +453,29 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit(f"Error: {no_run_config(name, f'{group}={option}')}")
     if not group and f"{option}.yaml" in ConfigStore.instance().repo and not option.startswith("_"):  # the schema's
         sys.exit(f"Error: {no_run_config(name, None)}")
+
+
+def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[str]) -> None:
+    """``--config-path <run>/.hydra --config-name config``, Hydra's way to repeat a run: the config.yaml there is
+    Hydra's record of the config it composed, without the schema that checks its values (the run failed on
+    it, in a folder of Hydra's own logging). The run's overrides, given again, compose the same run."""
+    from lenet_exp import CONFIGS
+    from lenet_exp.files import HYDRA_FOLDER, SAVED_HYDRA, SAVED_OVERRIDES
+    from lenet_exp.overrides import recorded_overrides
+    from lenet_exp.resume import configs_to_name, resume_command
+
+    for flag, folder in (("--config-path", flags.config_path), ("--config-dir", flags.config_dir)):
+        # --config-path may be relative to run.py's folder, as Hydra takes it, --config-dir to the current one
+        found = [Path(folder).expanduser(), CONFIGS.parent / Path(folder).expanduser()] if folder else []
+        record = next((path for path in found if path.name == HYDRA_FOLDER
+                       and (path.parent / SAVED_OVERRIDES).is_file() and (path.parent / SAVED_HYDRA).is_file()), None)
+        if record is None:
+            continue
+        run_dir = record.parent
+        again = [*configs_to_name(run_dir), *recorded_overrides(run_dir), *overrides_in(arguments)]
+        sys.exit(f"Error: {flag} {folder} is a run's record, which Hydra wrote of the config it composed: no config to "
+                 f"run. Run the run's settings again, with this command's after them: `python run.py "
+                 f"{' '.join(map(shlex.quote, again))}`; or continue the run: `{resume_command(run_dir)}`.")
 
 
 RUN_SETTINGS = [name for name in TOP_LEVEL if name not in GROUP_SCHEMAS]  # trainer, seed, ...
