@@ -115,6 +115,9 @@ def test_the_schema_and_the_entry_point_import_no_torch():
     ("trainer.epochs=0", "trainer.epochs"),
     ("dataset.val_size=0", "dataset.val_size"),
     ("trainer.label_smoothing=1.5", "trainer.label_smoothing"),
+    ("trainer.grad_clip_norm=0", "trainer.grad_clip_norm"),
+    ("trainer.early_stop_patience=0", "trainer.early_stop_patience"),
+    ("dataset.train_size=0", "dataset.train_size"),
     ("task=eval", "ckpt"),
 ])
 def test_out_of_range_values_name_the_key_value_and_allowed(override, key):

@@ -27,7 +27,8 @@ from tensorboard_events import card, load_events, scalar_values, session_status
 STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
 PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "optimizer.momentum=",
-                  "trainer.ema_decay=", "trainer.tta_shift=", "trainer.early_stop_patience=", "+trial=")
+                  "trainer.ema_decay=", "trainer.tta_shift=", "trainer.early_stop_patience=", "trainer.grad_clip_norm=",
+                  "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -112,6 +113,19 @@ def test_trials_that_differ_in_how_they_step_or_are_evaluated_share_a_group(tria
     n = 2 ** sum("," in override for override in trials)
     assert f"Training jobs {', '.join(map(str, range(n)))} stacked: {n} trials in one model on cpu" in result.stderr
     base += [override for override in trials if "," not in override]
+    for job in job_dirs(tmp_path / "sweep"):
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+
+
+@pytest.mark.parametrize("optimizer", ["optimizer=adam", "optimizer=sgd"])
+def test_a_trials_gradients_are_clipped_to_its_own_norm_as_they_would_be_alone(optimizer, fast, tmp_path):
+    """trainer.grad_clip_norm is each trial's own: its gradients' norm over the trial's own parameters, as
+    torch's clip_grad_norm_ takes a single model's. One seed: the clipping alone sets the trials apart."""
+    base = [*fast, *EXACT, optimizer]
+    result = run_main([*STACKED, *base, "trainer.grad_clip_norm=0.05,null", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]
+    clipped, free = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert clipped["history"][0]["train/loss"] != pytest.approx(free["history"][0]["train/loss"], rel=1e-3)
     for job in job_dirs(tmp_path / "sweep"):
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 

@@ -164,14 +164,16 @@ def train_epoch(
     optimizer,
     orders: torch.Tensor,
     *,
+    before_step: Callable[[], None] = lambda: None,
     after_step: Callable[[], None] = lambda: None,
     on_step: Callable[[], None] = lambda: None,
     stop_requested: Callable[[], bool] = lambda: False,
     max_batches: Optional[int] = None,
 ) -> Optional[list[EpochResult]]:
     """Train on every sample once (or on the first ``max_batches`` batches) in ``orders``: one order [n] for one
-    model, one per order of a stacked group [orders, n]. ``after_step`` follows each optimizer step (schedules,
-    EMA). One result per trial; None when a stop was asked for."""
+    model, one per order of a stacked group [orders, n]. ``before_step`` comes between the gradients and each
+    optimizer step (clipping), ``after_step`` follows it (schedules, EMA). One result per trial; None when a
+    stop was asked for."""
     step.model.train()
     n, batch_size = orders.shape[-1], step.batch_size
     step.reset()
@@ -183,6 +185,7 @@ def train_epoch(
         # a second copy of the training set in memory (-215 MiB, measured: docs/speed.md)
         batch = orders[..., start:start + batch_size]
         step(batch, optimizer)
+        before_step()
         optimizer.step()
         after_step()
         seen += batch.shape[-1]

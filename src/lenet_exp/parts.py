@@ -89,6 +89,12 @@ class Parts:
     # checkpoint keeps it in that RNG's place, so that the trial resumes, alone or stacked, as it trained
     dropout_generator: Optional[torch.Generator] = None
 
+    def before_step(self, max_norm: Optional[float]) -> None:
+        """What comes before each optimizer step: the gradients scaled to at most ``max_norm`` (their L2 norm
+        all together, torch's clip_grad_norm_), where it is set."""
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm, foreach=True)
+
     def after_step(self) -> None:
         """What follows each optimizer step: the schedule's step and the EMA's update."""
         if self.scheduler is not None:

@@ -268,7 +268,8 @@ def build_stack(trials: list[Trial], slot: JobSlot) -> Optional[StackedModels]:
     group_model = GroupedModel(template, n, dropout, one_order, dropout_generators).to(device)
     stack_into(group_model, models)
     group_model, forward_model = perf.apply(paths, group_model)
-    optimizer = StackedOptimizer(group_model, models, [t.parts.optimizer for t in trials])
+    optimizer = StackedOptimizer(group_model, models, [t.parts.optimizer for t in trials],
+                                 [t.cfg.trainer.grad_clip_norm for t in trials])
     optimizer.load_trial_states()
     ema = None
     if any(t.parts.ema is not None for t in trials):

@@ -45,7 +45,8 @@ class StackedOptimizer:
     launch, and the group's forward and backward one graph replay: benchmarks/README.md). Every parameter
     gets a gradient at every step: the group's layers all take part in its forward pass."""
 
-    def __init__(self, group_model: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]):
+    def __init__(self, group_model: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer],
+                 max_norms: Sequence[Optional[float]] = ()):
         self.n = len(optimizers)
         self.rule = rule_of(optimizers[0])
         if self.rule is None:  # the launcher plans such jobs alone; a caller that did not is told why
@@ -61,6 +62,10 @@ class StackedOptimizer:
         # SGD's Nesterov momentum: on or off for all trials, or [N, 1] where they differ
         self.nesterov = flags[0] if len(set(flags)) == 1 else torch.tensor(flags, device=self.device).view(-1, 1)
         self.active = [1.0] * self.n  # 0: a frozen (diverged) trial, whose learning rate is 0
+        # each trial's trainer.grad_clip_norm (inf: none), [N, 1]; None where no trial clips
+        clipped = [norm for norm in max_norms if norm is not None]
+        self.max_norms = self.per_trial([math.inf if norm is None else norm for norm in max_norms])[0] \
+            if clipped else None
         self.step_count = 0
         self.sizes = [p.numel() // self.n for p in self.params]  # each parameter's columns, in order
         self.starts = [sum(self.sizes[:j]) for j in range(len(self.sizes))]
@@ -105,6 +110,9 @@ class StackedOptimizer:
         params = [trial_rows(p, self.n) for p in self.params]
         weights = torch.cat(params, 1)
         gradients = torch.cat([trial_rows(p.grad, self.n) for p in self.params], 1)
+        if self.max_norms is not None:  # each trial's gradients scaled as torch's clip_grad_norm_ scales a model's
+            norms = torch.linalg.vector_norm(gradients, dim=1, keepdim=True)
+            gradients = gradients * (self.max_norms / (norms + 1e-6)).clamp(max=1.0)
         if self.rule == SGD:
             self._sgd(weights, gradients)
         else:
