@@ -1635,8 +1635,11 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
     of the first. The run is complete: its test is of its best epoch, and the same command skips it."""
     import torch
 
-    command = [*fast, "dataset.val_size=1", "trainer.epochs=5", "trainer.early_stop_patience=1", "hydra.run.dir=run"]
-    result = run_main(command, cwd=tmp_path)
+    def command(epochs: int = 5) -> list[str]:
+        return [*fast, "dataset.val_size=1", f"trainer.epochs={epochs}", "trainer.early_stop_patience=1",
+                "hydra.run.dir=run"]
+
+    result = run_main(command(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = read_json(tmp_path / "run" / "metrics.json")
     done, best = metrics["epochs_done"], metrics["best_epoch"]
@@ -1651,8 +1654,17 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
     saved = (torch.load(tmp_path / "run" / "checkpoints" / f"{name}.pt", weights_only=True)["run_state"]["epoch"]
              for name in ("last", "best"))
     assert tuple(saved) == (done, best)  # a train-on (more epochs) goes on after the epoch it stopped at
-    again = run_main(command, cwd=tmp_path)
+    again = run_main(command(), cwd=tmp_path)
     assert again.returncode == 0 and "Already completed" in again.stderr, again.stderr[-2000:]
+    # killed between its stop and its test (its record still says running), or trained on to more epochs: it
+    # resumes where it stopped, and trains no epoch that its patience has ended
+    save_json(tmp_path / "run" / "metrics.json", {**metrics, "status": "running"})
+    for resumed in (run_main(command(), cwd=tmp_path), run_main(command(epochs=8), cwd=tmp_path)):
+        assert resumed.returncode == 0 and f"Resuming {tmp_path / 'run'} after epoch {done}" in resumed.stderr, \
+            resumed.stderr[-2000:]
+        assert f"epoch {done + 1}/" not in resumed.stderr and "Stopped early after epoch" in resumed.stderr
+        after = read_json(tmp_path / "run" / "metrics.json")
+        assert (after["status"], after["epochs_done"], after["test"]) == ("completed", done, metrics["test"])
     refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
     assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
         "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]

@@ -409,7 +409,7 @@ def test_a_trial_that_stops_early_is_frozen_and_its_group_trains_on_as_each_woul
     """trainer.early_stop_patience is each trial's own. One val image: its accuracy is 0 or 1, so the trial
     with patience 1 stops within two epochs of its first, and the other trains all four."""
     # lr 3e-4: at 1e-3, 4 epochs grew the grouped convolution's rounding past the tolerance (a val loss 1.2e-4 apart)
-    base = [*fast, *EXACT, "trainer.epochs=4", "dataset.val_size=1", "optimizer.lr=3e-4"]
+    base = [*fast, *EXACT, "trainer.epochs=4", "dataset.val_size=1", "optimizer.lr=3e-4", "trainer.ema_decay=0.9"]
     sweep = [*STACKED, *base, "trainer.early_stop_patience=1,null", "hydra.sweep.dir=sweep"]
     result = run_main(sweep, cwd=tmp_path)
     assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]

@@ -271,8 +271,7 @@ class Run:
         # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
         tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
                     **times}, epoch)
-        patience = tcfg.early_stop_patience
-        stops_early = bool(patience) and epoch < tcfg.epochs and epoch - state.best_epoch >= patience
+        stops_early = self.stopped_early(state) is not None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stops_early:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
@@ -285,11 +284,20 @@ class Run:
         if self.on_epoch_end is not None:
             self.on_epoch_end({**row, **times})
         if stops_early:
-            message = (f"Stopped early after epoch {epoch} of {tcfg.epochs}: no better val acc in {patience} "
-                       f"epoch{'s' if patience != 1 else ''} (trainer.early_stop_patience={patience}).")
+            message = self.stopped_early(state)
             log.info(message)
             return STOPPED_EARLY, message
         return "running", ""
+
+    def stopped_early(self, state: RunState) -> Optional[str]:
+        """Why the run trains no further epoch, where trainer.early_stop_patience says so of ``state``: after the
+        epoch just recorded, or as restored (a run resumed after its stop, or trained on to more epochs)."""
+        tcfg = self.cfg.trainer
+        patience = tcfg.early_stop_patience
+        if not patience or state.epoch >= tcfg.epochs or state.epoch - state.best_epoch < patience:
+            return None
+        return (f"Stopped early after epoch {state.epoch} of {tcfg.epochs}: no better val acc in {patience} "
+                f"epoch{'s' if patience != 1 else ''} (trainer.early_stop_patience={patience}).")
 
     def start_test(self, parts: Parts, status: str) -> Optional[int]:
         """For the final test of a completed run, the weights of its best validation epoch into ``parts``;
@@ -468,7 +476,11 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
         for i, trial in enumerate(trials):
             with trial_alone(trial, isolate):
                 trial.tb = trial.run.tensorboard(trial.state)
-            if trial.status == "failed":
+                stopped = trial.run.stopped_early(trial.state) if trial.status == "running" else None
+                if stopped:  # restored after its stop (killed before its test, or trained on): tested at once
+                    trial.status, trial.message = STOPPED_EARLY, stopped
+                    log.info(stopped)
+            if trial.status in ("failed", STOPPED_EARLY):
                 engine.freeze(i)
             trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
         with StopSignals(slot.launcher) as stop:
