@@ -444,12 +444,14 @@ INTERRUPTIBLE = ["dataset.download=false", "dataset.val_size=100", "device=cpu",
                  "trainer.log_images=false"]
 
 
-def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, signum: int = signal.SIGINT) -> str:
-    """Runs the sweep until its first job has a checkpoint, then stops it as Ctrl-C (or a closed terminal, with
-    ``signum``) does, sending the signal to its whole process group; its stderr."""
+def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, signum: int = signal.SIGINT,
+                                 sign: str = "0_*/metrics.json") -> str:
+    """Runs the sweep until its first job has a checkpoint and its record (or another ``sign``), then stops it as
+    Ctrl-C (or a closed terminal, a kill, with ``signum``) does, sending the signal to its whole process group;
+    its stderr."""
     launcher = start(args, cwd=cwd)
     deadline = time.monotonic() + 120
-    while not list(sweep_dir.glob("0_*/checkpoints/last.pt")):
+    while not list(sweep_dir.glob(sign)):
         assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
         time.sleep(0.05)
     signal_group(launcher, signum)
@@ -910,25 +912,34 @@ def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
-def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(signum, tiny_root, tmp_path):
+@pytest.mark.parametrize("signum, sign", [(signal.SIGINT, "0_*/metrics.json"), (signal.SIGKILL, "0_*/metrics.json"),
+                                          (signal.SIGKILL, "0_*/.hydra/overrides.yaml")],
+                         ids=["ctrl-c", "killed", "killed-starting"])
+def test_a_stored_study_run_again_into_its_folder_resumes_its_stopped_trial(signum, sign, tiny_root, tmp_path):
     """Its stopped trial stayed interrupted in the sweep folder, which the summary then counted against the
     sweep (exit 1) however many trials completed after it. A killed run.py (SIGKILL, a lost node) left its
-    trial running in the study, which no later run resumed, though the summary said running again would."""
+    trial running in the study, which no later run resumed (or started over, killed before its first record),
+    though the summary said running again would."""
     import optuna
 
     storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
     study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=2", "scheduler=none", f"dataset.root={tiny_root}",
              *INTERRUPTIBLE, f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
-    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, signum)
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, signum, sign)
     stopped, = sweep_dir.glob("0_*")
-    status, stored = ("running", "RUNNING") if signum == signal.SIGKILL else ("interrupted", "FAIL")
-    assert read_json(stopped / "metrics.json")["status"] == status and stored_trial_states(storage) == [stored]
+    recorded = (read_json(stopped / "metrics.json") or {}).get("status")
+    if signum == signal.SIGINT:
+        assert recorded == "interrupted" and stored_trial_states(storage) == ["FAIL"]
+    else:  # killed as it started: nothing recorded yet (or, where its first epoch came first, running)
+        assert recorded in ((None, "running") if sign.endswith("overrides.yaml") else ("running",))
+        assert stored_trial_states(storage) == ["RUNNING"]
+    checkpointed = (stopped / "checkpoints" / "last.pt").is_file()
 
     again = run_main(study, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"Trial 0 of study lenet_exp, stopped before, resumes in {stopped}" in again.stdout
-    assert "Resuming" in (stopped / "run.log").read_text() and read_json(stopped / "metrics.json")["status"] == "completed"
+    assert ("Resuming" in (stopped / "run.log").read_text()) == checkpointed  # or starts over
+    assert read_json(stopped / "metrics.json")["status"] == "completed"
     trials = optuna.load_study(study_name="lenet_exp", storage=storage).trials
     assert [trial.state.name for trial in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
     assert trials[1].params == trials[0].params and trials[1].value == read_json(stopped / "metrics.json")["val"]["acc"]

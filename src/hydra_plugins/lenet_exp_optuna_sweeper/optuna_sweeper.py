@@ -193,10 +193,11 @@ class StoppableOptunaSweeper(Sweeper):
         taken = {trial.user_attrs.get(RESUMED_JOB) for trial in trials}  # each run into the folder added them again
         failed = {trial.number: trial for trial in trials
                   if trial.state in (TrialState.FAIL, TrialState.RUNNING) and trial.number not in taken}
-        jobs = self._jobs_of(failed)
-        for record in jobs:
-            if failed[record.job].state == TrialState.RUNNING:
+        found = self._jobs_of(failed)
+        for record, _ in found:
+            if failed[record.job].state == TrialState.RUNNING:  # as a stop would have left it
                 study.tell(record.job, state=TrialState.FAIL)
+        jobs = [record for record, unfinished in found if record.status in ("interrupted", "completed") or unfinished]
         for batch in _consecutive(jobs, self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
@@ -231,18 +232,18 @@ class StoppableOptunaSweeper(Sweeper):
                  f"own folder; this sweep's best tops its summary.")
 
     def _jobs_of(self, trials: dict) -> list:
-        """This sweep folder's interrupted or completed jobs of these trials (by number), and those killed as
-        they trained, in order."""
+        """This sweep folder's jobs of these trials (by number) that no process holds, in order, each with
+        whether it was killed before it could record its end (its metrics.json says running, or is not yet
+        written), which a rerun resumes or starts over."""
         from lenet_exp.files import METRICS, folder_holder, read_json
         from lenet_exp.sweeps.records import find_job_dirs, read_job
 
-        def killed(folder: Path) -> bool:  # its record says it runs, and no process holds its folder
-            return (read_json(folder / METRICS) or {}).get("status") == "running" and folder_holder(folder) is None
-
-        records = [read_job(folder, 0, final=True) for folder in find_job_dirs(self.sweep_dir)]
-        return sorted((record for record in records if record.job in trials and record.overrides
-                       and (record.status in ("interrupted", "completed") or killed(Path(record.run_dir)))),
-                      key=lambda record: record.job)
+        jobs = []
+        for folder in find_job_dirs(self.sweep_dir):
+            record = read_job(folder, 0, final=True)
+            if record.job in trials and record.overrides and folder_holder(folder) is None:
+                jobs.append((record, (read_json(folder / METRICS) or {"status": "running"}).get("status") == "running"))
+        return sorted(jobs, key=lambda found: found[0].job)
 
     def completed_trials(self) -> list:
         from optuna.trial import TrialState
