@@ -521,6 +521,12 @@ def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_t
     assert means == {0.001: (pytest.approx(0.92), pytest.approx(0.02)),
                      0.01: (pytest.approx(0.82), pytest.approx(0.028284, abs=1e-5))}
     assert "mean ± std over seeds" in [text.get_text() for text in ax.get_legend().get_texts()]
+    # a job without the key (its default): its setting's mean stands with its points
+    fake_sweep(tmp_path / "default", [(overrides, {"status": "completed", "val": {"acc": 0.9}, "test": {"acc": 0.9}})
+                                      for overrides in (["optimizer=sgd", "seed=0"], ["optimizer=adam", "seed=1"],
+                                                        ["seed=2"])])
+    (ax,) = val_acc_figure(summarize(tmp_path / "default")).axes
+    assert sorted(container.lines[0].get_data()[0][0] for container in ax.containers) == [0, 1, 2]
     fake_sweep(tmp_path / "seeds", [([f"seed={seed}"], {"status": "completed", "val": {"acc": 0.9}}) for seed in "01"])
     (ax,) = val_acc_figure(summarize(tmp_path / "seeds")).axes  # seeds alone: how far they spread is the point
     assert ax.get_xlabel() == "seed" and not ax.containers

@@ -92,7 +92,8 @@ def draw_means_over_seeds(ax, groups: list[dict], key: str, place, metric: str) 
         mean, std = group[f"{metric}_mean"], group[f"{metric}_std"]
         if mean is None:
             continue
-        ax.errorbar([place(group["params"].get(key, ""))], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
+        value = group["params"].get(key)  # None for the jobs without the key, whose points stand at ""
+        ax.errorbar([place("" if value is None else value)], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
                     color="black", capsize=4, zorder=4, label=None if labelled else "mean ± std over seeds")
         labelled = True
 
