@@ -229,6 +229,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     assert (f"Error: hydra.{kind}.dir={folder} holds characters that this locale's encoding (ascii) cannot read"
             in result.stderr.encode("ascii", "backslashreplace").decode("unicode_escape")), result.stderr
     assert "PYTHONUTF8=1" in result.stderr and not (tmp_path / "ünï").exists()
+    # in a UTF-8 locale, a name of bytes no UTF-8 reads (made in Latin-1): no locale would help
+    latin = tmp_path / f"caf{os.fsdecode(bytes([0xe9]))}"
+    result = run_cli([*mode, "trainer.epochs=1", f"hydra.{kind}.dir={latin}"], cwd=tmp_path)
+    assert result.returncode == 1 and f"Error: hydra.{kind}.dir={tmp_path}/caf\ufffd is no UTF-8 name" in result.stderr \
+        and "PYTHONUTF8" not in result.stderr and not latin.exists(), result.stderr
 
 
 @pytest.mark.parametrize("typo, message", [

@@ -52,9 +52,13 @@ def check_writable(directory: Path, override: str) -> None:
         str(directory).encode("utf-8")
     except UnicodeEncodeError:  # bytes this locale could not decode: TensorBoard names its files in UTF-8
         shown = os.fsencode(directory).decode("utf-8", errors="replace")
-        sys.exit(f"Error: {override}={shown} holds characters that this locale's encoding "
-                 f"({sys.getfilesystemencoding()}) cannot read, and TensorBoard's files are named in UTF-8. Run "
-                 f"with PYTHONUTF8=1 (or in a UTF-8 locale, LC_ALL=C.UTF-8), or choose a folder named in ASCII.")
+        encoding = sys.getfilesystemencoding()
+        if encoding.lower().replace("-", "") == "utf8":  # bytes no UTF-8 reads (a name made in Latin-1)
+            sys.exit(f"Error: {override}={shown} is no UTF-8 name, and TensorBoard's files are named in UTF-8. "
+                     f"Choose a folder named in UTF-8 (or ASCII).")
+        sys.exit(f"Error: {override}={shown} holds characters that this locale's encoding ({encoding}) cannot "
+                 f"read, and TensorBoard's files are named in UTF-8. Run with PYTHONUTF8=1 (or in a UTF-8 locale, "
+                 f"LC_ALL=C.UTF-8), or choose a folder named in ASCII.")
     made = [folder for folder in (directory, *directory.parents) if not folder.exists()]
 
     def refuse(message: str) -> None:

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from lenet_exp.files import RUN_LOG, write_nowhere
 
@@ -19,12 +20,22 @@ class Console(logging.StreamHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
-        if not isinstance(error, OSError):
+        if not output_gone(error):
             return super().handleError(record)
-        takes_no_more(self.stream, error)
+        stop_writing_to(self.stream, error)
 
 
-def takes_no_more(stream, error: OSError) -> None:
+# what a stream that takes nothing more fails with: its reader gone, a full disk or quota, a file too large, a
+# terminal hung up (a non-blocking one's EAGAIN is no end)
+NOTHING_MORE = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def output_gone(error: Optional[BaseException]) -> bool:
+    """Whether writing to an output failed for good (:data:`NOTHING_MORE`)."""
+    return isinstance(error, OSError) and error.errno in NOTHING_MORE
+
+
+def stop_writing_to(stream, error: OSError) -> None:
     """What is written to ``stream`` from now on goes nowhere: writing to it failed with ``error``. A reader
     that went away (`| head`) is what a pipe's writer expects; any other failure (a full disk behind `> file`)
     is said once, on stderr, where the output was stdout."""
@@ -47,7 +58,9 @@ def show(text: str, out=None) -> None:
     try:
         print(text, file=out, flush=True)
     except OSError as error:
-        takes_no_more(out, error)
+        if not output_gone(error):
+            raise
+        stop_writing_to(out, error)
 
 
 def is_console(handler: logging.Handler) -> bool:
