@@ -146,6 +146,9 @@ def test_omp_num_threads_caps_a_jobs_share_of_the_cores_but_not_what_the_config_
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         resolve_device(OmegaConf.create({"type": "cpu", "threads": 2}), JobSlot())
         assert torch.get_num_threads() == min(2, launch.available_cores())
+        # a job of run.py's keeps run.py's own (none here), not the one joblib gives its workers
+        monkeypatch.setenv(launch.USERS_OMP_VARIABLE, "")
+        assert launch.omp_num_threads() is None
     finally:
         torch.set_num_threads(before)
 

@@ -816,6 +816,12 @@ def test_joblib_jobs_fewer_than_its_workers_share_the_cores_among_themselves(fas
                          "hydra/launcher=joblib", *fast, "hydra.sweep.dir=study"], tmp_path)
     assert study.returncode == 0 and f"joblib runs 1 job at once: {cores} of the {cores} cores" in study.stdout
     assert [metrics(d)["device"] for d in job_dirs(tmp_path / "study")] == [f"CPU ({cores} threads)"]
+    # the user's own OMP_NUM_THREADS (a shared machine's cap) holds in joblib's workers, which joblib gives its own
+    with on_every_core():
+        capped = run_cli(["-m", "hydra/launcher=joblib", "seed=0,1", "hydra.sweeper.max_batch_size=1", *fast,
+                          "hydra.sweep.dir=capped"], tmp_path, env={"OMP_NUM_THREADS": "1"})
+    assert capped.returncode == 0 and f"joblib runs 1 job at once: 1 of the {cores} cores each" in capped.stdout
+    assert [metrics(d)["device"] for d in job_dirs(tmp_path / "capped")] == ["CPU (1 thread)"] * 2
 
 
 # ------------------------------------------------------------------------------------- TensorBoard

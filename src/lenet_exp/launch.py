@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
 STOP_FILE_VARIABLE = "LENET_EXP_STOP_FILE"  # set by a parallel sweep's run.py; the file exists once it stops
 LOCAL_SUBMITIT_VARIABLE = "LENET_EXP_SUBMITIT_LOCAL"  # set by the run.py of a submitit_local sweep, for its jobs
+# run.py's own OMP_NUM_THREADS (empty: unset), for its jobs: joblib's workers get one of joblib's making
+USERS_OMP_VARIABLE = "LENET_EXP_OMP_NUM_THREADS"
 EXIT_SIGNAL_BASE = 128  # shell convention: 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP
 # what asks a run to stop: Ctrl-C, `kill` or a scheduler's time limit, a terminal closed (an ssh connection lost)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -89,7 +91,7 @@ class JobSlot:
 
     def cpu_threads(self, asked: Optional[int]) -> int:
         """``device.threads`` if set, else the launcher's reservation (each at most the cores there are), else
-        this job's share of the cores, at most the environment's OMP_NUM_THREADS."""
+        this job's share of the cores (:func:`cores_each`)."""
         cores = available_cores()
         for setting, threads in (("device.threads", asked), ("hydra.launcher's cpus_per_task", self.threads)):
             if threads:
@@ -97,15 +99,17 @@ class JobSlot:
                     log.warning("%s=%d is more than the %d cores this process may use: %d threads instead (more only "
                                 "wait for each other).", setting, threads, cores, cores)
                 return min(threads, cores)
-        share, limit = cores_each(self.parallel), omp_num_threads()
-        return min(share, limit) if limit else share
+        return cores_each(self.parallel)
 
 
 def omp_num_threads() -> Optional[int]:
-    """The threads that OMP_NUM_THREADS allows (its first level's, in a list such as ``4,2``), or None where
-    it is unset or names no number. torch takes it as its default, which a job's share of the cores would
-    otherwise replace: the usual cap of a shared machine, or of a container's CPU quota, is kept."""
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    """The threads that the user's OMP_NUM_THREADS allows (its first level's, in a list such as ``4,2``), or
+    None where it is unset or names no number. torch takes it as its default, which a job's share of the cores
+    would otherwise replace: the usual cap of a shared machine, or of a container's CPU quota, is kept. In a
+    job that run.py started, run.py's own (joblib sets its workers' to its share of the cores, which a job
+    that trains alone there does not keep)."""
+    value = os.environ.get(USERS_OMP_VARIABLE, os.environ.get("OMP_NUM_THREADS", ""))
+    first = value.split(",")[0].strip()
     return int(first) if first.isdigit() and int(first) > 0 else None
 
 
@@ -117,8 +121,10 @@ def available_cores() -> int:
 
 
 def cores_each(at_once: int) -> int:
-    """The threads of each of ``at_once`` jobs that train together on this machine."""
-    return max(1, available_cores() // max(1, at_once))
+    """The threads of each of ``at_once`` jobs that train together on this machine: its share of the cores,
+    at most the user's OMP_NUM_THREADS."""
+    share = max(1, available_cores() // max(1, at_once))
+    return min(share, omp_num_threads() or share)
 
 
 def joblib_workers(n_jobs: int) -> int:
@@ -372,8 +378,10 @@ def stopped_job_returns() -> bool:
 
 
 def mark_launcher() -> None:
-    """Called by run.py: the worker processes it starts inherit its pid, so that they can watch it."""
+    """Called by run.py: the worker processes it starts inherit its pid, so that they can watch it, and the
+    user's OMP_NUM_THREADS."""
     os.environ[LAUNCHER_PID_VARIABLE] = str(os.getpid())
+    os.environ[USERS_OMP_VARIABLE] = os.environ.get("OMP_NUM_THREADS", "")
 
 
 def launcher_pid() -> Optional[int]:
