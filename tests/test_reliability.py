@@ -1676,6 +1676,12 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
         assert f"epoch {done + 1}/" not in resumed.stderr and "Stopped early after epoch" in resumed.stderr
         after = read_json(tmp_path / "run" / "metrics.json")
         assert (after["status"], after["epochs_done"], after["test"]) == ("completed", done, metrics["test"])
+    assert (f"[hydra] run stopped early after epoch {done} of 5 (trainer.early_stop_patience=1): it stops there "
+            f"again with 8.") in resumed.stdout  # not "goes on to 8"
+    # its patience decided what it trained: another patience is another run
+    patient = run_main([*command(epochs=8), "trainer.early_stop_patience=3"], cwd=tmp_path)
+    assert patient.returncode == 1 and (f"holds a run of trainer.early_stop_patience=1, which decides when it "
+                                        f"stops") in patient.stderr, patient.stderr[-2000:]
     refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
     assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
         "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]

@@ -25,8 +25,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
-from lenet_exp.config import (EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed, refuse_unknown_keys,
-                              run_of_other_length, sets_a_preset, shown, validate, where_or_how_fast, without_hydra)
+from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
+                              refuse_unknown_keys, run_of_other_length, sets_a_preset, shown, validate,
+                              where_or_how_fast, without_hydra)
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION,
                              REPLACE_THE_LINK, RUN_FILES, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
@@ -331,7 +332,12 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         gone = last_checkpoint_gone(run_dir)
         if gone:  # refused here, before Hydra writes the other length's .hydra/
             sys.exit(f"Error: {gone}")
-        if epochs > given and (trained is None or trained >= given):
+        patience = before["trainer"].get("early_stop_patience")
+        if metrics.get("status") == "completed" and trained is not None and trained < given and patience:
+            log.info("%s stopped early after epoch %d of %d (trainer.early_stop_patience=%d): it stops there again "
+                     "with %d. More patience is a new run, in a hydra.run.dir of its own.", run_dir, trained, given,
+                     patience, epochs)
+        elif epochs > given and (trained is None or trained >= given):
             log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "", epochs)
         else:  # stopped before the end: more epochs, or fewer (down to those it has)
             log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
@@ -352,6 +358,11 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
                  f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
                  f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
                  f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
+    if {change.key for change in changed} <= {EARLY_STOP_PATIENCE, EPOCHS} and has_trained:
+        patience = shown(before["trainer"].get("early_stop_patience"))
+        sys.exit(f"Error: {run_dir} holds a run of {EARLY_STOP_PATIENCE}={patience}, which decides when it stops, "
+                 f"and so what it trains: a run of another patience is another run. Run this config in a new "
+                 f"hydra.run.dir.")
     why = why_not_longer(before, now, changed, in_a_sweep=sweep is not None, trained=trained)
     command = resume_command(run_dir)
     longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}

@@ -372,6 +372,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 LOCATION_KEYS = ("dataset.root", "dataset.download")
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
 EPOCHS = "trainer.epochs"  # the one setting a run may change and go on (run_of_other_length)
+EARLY_STOP_PATIENCE = "trainer.early_stop_patience"  # when a run stops: part of what it trains
 # Settings (key prefixes) that do not change what a job computes: where the data lives, which device
 # and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
 # a sweep may be continued with other values of these.
