@@ -23,7 +23,7 @@ def test_a_run_records_its_git_commit_and_a_card_of_its_final_metrics(tiny_root,
     assert f"| best epoch | {metrics['best_epoch']} of 1 |" in text and head.stdout.strip()[:12] in text
     by_class = metrics["test"]["acc_by_class"]  # the weakest class first
     weakest = sorted(by_class, key=lambda name: (by_class[name] is None, by_class[name]))[0]
-    assert f"| test acc by class | {weakest} {by_class[weakest]:.4f} · " in text, text
+    assert f"| test acc by class | {weakest}: {by_class[weakest]:.4f} · " in text, text
     # a smoke run's test of part of the split says so, as the console does
     capped = train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=1", "trainer.eval_batch_size=50"),
                    run_dir=tmp_path / "capped")

@@ -27,7 +27,7 @@ from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from lenet_exp.signals import StopSignals
-from tensorboard_events import hparams_records, load_events, logged_hparams, scalar_values, session_status
+from tensorboard_events import card, hparams_records, load_events, logged_hparams, scalar_values, session_status
 
 
 @pytest.fixture(scope="module")
@@ -1662,6 +1662,7 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
     assert metrics["message"] == (f"Stopped early after epoch {done} of 5: no better val acc in 1 epoch "
                                   f"(trainer.early_stop_patience=1).") and metrics["message"] in result.stderr
     assert metrics["test"]["acc"] is not None
+    assert f"| best epoch | {best} of 5 ({done} trained: stopped early) |" in card(load_events(tmp_path / "run"))
     saved = (torch.load(tmp_path / "run" / "checkpoints" / f"{name}.pt", weights_only=True)["run_state"]["epoch"]
              for name in ("last", "best"))
     assert tuple(saved) == (done, best)  # a train-on (more epochs) goes on after the epoch it stopped at

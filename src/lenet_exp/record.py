@@ -161,18 +161,22 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
     best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
+    done = metrics["epochs_done"]
+    stopped_early = (f" ({done} trained: stopped early)" if metrics["status"] == "completed" and done < metrics["epochs"]
+                     else "")
     test = metrics["test"] or {}
     # a test capped by trainer.limit_batches says so, as the console and metrics.json do
     part = (f" ({test['samples']} of {test['split_samples']} images)"
             if test.get("samples", 0) < test.get("split_samples", 0) else "")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
-            ("best epoch", f"{best_epoch} of {metrics['epochs']}"), ("val acc (best epoch)", metrics["val"]["acc"]),
+            ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}"),
+            ("val acc (best epoch)", metrics["val"]["acc"]),
             ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
     by_class = test.get("acc_by_class")
     if by_class:  # the weakest first: what a data set's hard classes (a shirt, a pullover) cost
         ranked = sorted(by_class.items(), key=lambda item: (item[1] is None, item[1]))
         rows.insert(rows.index(("test loss", test.get("loss"))),
-                    ("test acc by class", " · ".join(f"{name} {cell(acc)}" for name, acc in ranked)))
+                    ("test acc by class", " · ".join(f"{name}: {cell(acc)}" for name, acc in ranked)))
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
