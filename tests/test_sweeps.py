@@ -522,11 +522,15 @@ def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_t
                      0.01: (pytest.approx(0.82), pytest.approx(0.028284, abs=1e-5))}
     assert "mean ± std over seeds" in [text.get_text() for text in ax.get_legend().get_texts()]
     # a job without the key (its default): its setting's mean stands with its points
-    fake_sweep(tmp_path / "default", [(overrides, {"status": "completed", "val": {"acc": 0.9}, "test": {"acc": 0.9}})
-                                      for overrides in (["optimizer=sgd", "seed=0"], ["optimizer=adam", "seed=1"],
-                                                        ["seed=2"])])
+    completed = {"status": "completed", "val": {"acc": 0.9}, "test": {"acc": 0.9}}
+    fake_sweep(tmp_path / "default", [(overrides, completed) for overrides in (
+        ["optimizer=sgd", "seed=0"], ["optimizer=adam", "seed=1"], ["seed=2"])])
     (ax,) = val_acc_figure(summarize(tmp_path / "default")).axes
     assert sorted(container.lines[0].get_data()[0][0] for container in ax.containers) == [0, 1, 2]
+    # two keys besides the seed: the settings of one lr would stand at one place, not to be told apart
+    fake_sweep(tmp_path / "two", [([f"optimizer.lr={lr}", f"model.dropout={dropout}", f"seed={seed}"], completed)
+                                  for lr in ("0.001", "0.01") for dropout in ("0.1", "0.2") for seed in "01"])
+    assert [ax.containers for ax in val_acc_figure(summarize(tmp_path / "two")).axes] == [[], []]
     fake_sweep(tmp_path / "seeds", [([f"seed={seed}"], {"status": "completed", "val": {"acc": 0.9}}) for seed in "01"])
     (ax,) = val_acc_figure(summarize(tmp_path / "seeds")).axes  # seeds alone: how far they spread is the point
     assert ax.get_xlabel() == "seed" and not ax.containers

@@ -1,6 +1,6 @@
 """The sweep plot: validation accuracy (test accuracy for an evaluation sweep) against each swept
 parameter, one panel per parameter. Seeds swept with other keys are repeats, not a parameter: they get
-no panel, and each setting's mean ± std over its seeds is drawn over its jobs.
+no panel, and with one other key, each setting's mean ± std over its seeds is drawn over its jobs.
 
 matplotlib is imported when a plot is drawn, not with this module.
 """
@@ -25,6 +25,9 @@ def val_acc_figure(summary: Summary):
     over_seeds = SEED_KEY in keys and len(keys) > 1
     if over_seeds:
         keys = [key for key in keys if key != SEED_KEY]
+    # a setting's mean at its value of the panel's key: where other keys are swept too, settings of one value
+    # would stand at one place, not to be told apart (the table ranks them)
+    means_drawn = over_seeds and len(keys) == 1 and metric
     columns = min(3, len(keys))
     rows = math.ceil(len(keys) / columns)
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
@@ -70,7 +73,7 @@ def val_acc_figure(summary: Summary):
                 label = f"{r.status}" if r.status + " line" not in labelled else None
                 ax.axvline(x, color=colour, linestyle="--", alpha=0.7, label=label)
                 labelled.add(r.status + " line")
-        if over_seeds and metric:
+        if means_drawn:
             draw_means_over_seeds(ax, summary.groups, key, place, metric)
         ax.update_datalim([(x, 0.5) for x in xs], updatey=False)  # a vertical line alone widens no x axis
         ax.autoscale_view()
