@@ -525,6 +525,9 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     # how fast it would train, unread too: CUDA graphs on a CPU, cuDNN's autotuner with determinism were refused
     (["trainer.cuda_graphs=true", "device=cpu", "trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
      "trainer.cuda_graphs=True, trainer.cudnn_benchmark=True, trainer.deterministic=True"),
+    # which training images it learned from: the test split reads none of them
+    (["dataset.train_size=300", "dataset.val_size=50", "dataset.split_seed=2"],
+     "dataset.split_seed=2, dataset.train_size=300, dataset.val_size=50"),
 ])
 def test_model_and_training_settings_named_for_an_evaluation_are_said_to_be_unused(completed_run, tiny_root,
                                                                                     tmp_path, named, listed):

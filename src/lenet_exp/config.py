@@ -292,9 +292,15 @@ READ_BY = {
 }
 
 
+# which of the train split's images a run trains and validates on: no test reads them
+TRAINING_SPLIT_KEYS = ("dataset.val_size", "dataset.train_size", "dataset.split_seed")
+
+
 def read_by(task: str, key: str) -> bool:
     """Whether ``task`` reads ``key`` (train reads every setting)."""
-    return task not in READ_BY or any(key == read or key.startswith(read + ".") for read in READ_BY[task])
+    if task not in READ_BY:
+        return True
+    return key not in TRAINING_SPLIT_KEYS and any(key == read or key.startswith(read + ".") for read in READ_BY[task])
 
 
 # ------------------------------------------------------------------------------------- ranges
