@@ -200,6 +200,11 @@ def test_a_runs_record_given_as_its_configs_is_refused_with_the_command_that_run
         assert refused.stderr.startswith(f"Error: {flags[0]} {flags[1]} is a run's record") and \
             command.endswith("optimizer.lr=3e-3 seed=1 hydra.run.dir=again"), refused.stderr
         assert f"or continue the run: `python run.py resume={flags[1].removesuffix('/.hydra')}`." in refused.stderr
+    # a sweep of it keeps its -m, and a setting given again replaces the run's own
+    swept = run_main(["-m", "--config-dir", "made/.hydra", "seed=0,1", "optimizer.lr=1e-3"], cwd=tmp_path)
+    suggested = swept.stderr.split("`")[1]
+    assert swept.returncode == 1 and suggested.startswith("python run.py -m ") and "3e-3" not in suggested and \
+        suggested.endswith(" seed=0,1 optimizer.lr=1e-3"), swept.stderr
     again = run_main(shlex.split(command)[2:], cwd=tmp_path)  # what it says runs the run's settings again
     assert again.returncode == 0, again.stderr[-2000:]
     before, after = (read_json(tmp_path / run / "metrics.json")["config"] for run in ("made", "again"))

@@ -118,13 +118,14 @@ def _one_by_one(overrides: tuple) -> list[str]:
 
 def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Callable[[dict], None]] = None) -> dict:
     """Train as ``python run.py`` does, into ``run_dir`` (default: a new outputs/runs/<date>/<time>),
-    and return the run's metrics.json. ``on_epoch_end`` is called after each epoch (recorded, and
-    checkpointed where one is due) with its row of metrics.json's history: ``epoch``, ``train/loss``,
-    ``val/acc``, ... and its timings (a notebook's live plot). A stop signal waits until it returns: keep it
-    quick. An error it raises fails the run, as any other. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
+    and return the run's metrics.json. Bad input raises :class:`lenet_exp.errors.UserError` (a failed run's
     metrics.json says so, as run.py's); a diverged run returns its metrics with that status. A stop signal
     (Ctrl-C, SIGTERM) is held until the run has saved its state and recorded "interrupted"; then the signal
-    takes its course as the caller's handler says (Ctrl-C: KeyboardInterrupt, so a loop of runs stops too)."""
+    takes its course as the caller's handler says (Ctrl-C: KeyboardInterrupt, so a loop of runs stops too).
+
+    ``on_epoch_end`` is called after each epoch (recorded, and checkpointed where one is due) with its row of
+    metrics.json's history: ``epoch``, ``train/loss``, ``val/acc``, ... and its timings (a notebook's live
+    plot). A stop signal waits until it returns: keep it quick. An error it raises fails the run, as any other."""
     from datetime import datetime
 
     from omegaconf import DictConfig, OmegaConf

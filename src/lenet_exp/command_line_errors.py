@@ -36,7 +36,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, TOP_LEVEL, Config, optimizer_arguments, schema_name
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
-from lenet_exp.overrides import TASK_PATH_KEYS, override_key, override_value, unquote
+from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import SEARCH_SPACE, STUDY_GROUP
 
@@ -471,10 +471,13 @@ def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[s
                        and (path.parent / SAVED_OVERRIDES).is_file() and (path.parent / SAVED_HYDRA).is_file()), None)
         if record is None:
             continue
-        run_dir = record.parent
-        again = [*configs_to_name(run_dir), *recorded_overrides(run_dir), *overrides_in(arguments)]
+        run_dir, given = record.parent, overrides_in(arguments)
+        keys_given = {override_key(override) for override in given}  # the run's own, unless this command sets them
+        sweep = multirun_flag(arguments)  # -m (hydra.mode=MULTIRUN is among the overrides given)
+        again = [*([sweep] if sweep in MULTIRUN_FLAGS else []), *configs_to_name(run_dir),
+                 *(o for o in recorded_overrides(run_dir) if override_key(o) not in keys_given), *given]
         sys.exit(f"Error: {flag} {folder} is a run's record, which Hydra wrote of the config it composed: no config to "
-                 f"run. Run the run's settings again, with this command's after them: `python run.py "
+                 f"run. Run the run's settings again, with this command's instead where it sets them: `python run.py "
                  f"{' '.join(map(shlex.quote, again))}`; or continue the run: `{resume_command(run_dir)}`.")
 
 

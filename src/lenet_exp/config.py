@@ -233,7 +233,7 @@ class TrainerConfig:
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
     checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best val acc and at the end
     early_stop_patience: Optional[int] = None  # end training after N epochs without a better val acc (null: never)
-    grad_clip_norm: Optional[float] = None  # scale each step's gradients to at most this L2 norm, all together (null: no)
+    grad_clip_norm: Optional[float] = None  # scale each step's gradients to at most this L2 norm (null: never)
 
 
 @dataclass
@@ -323,7 +323,7 @@ RANGES = {
     "trainer.limit_batches": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "trainer.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.early_stop_patience": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
-    "trainer.grad_clip_norm": (lambda v: v is None or v > 0, "null or a number > 0"),
+    "trainer.grad_clip_norm": (lambda v: v is None or 0 < v < math.inf, "null or a finite number > 0"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
     "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),

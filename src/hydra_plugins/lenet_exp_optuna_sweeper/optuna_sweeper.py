@@ -9,8 +9,8 @@
   numbered as the study numbers its trials. A trial that this run asked for and did not finish
   (stopped, or never started) is failed there, not left running for ever; run again into the same
   sweep folder, a stopped trial (or one a killed run.py left running) resumes there first, and its result
-  joins the study as a new trial of the same parameters. A search space that the stored study cannot take is refused before any trial
-  starts;
+  joins the study as a new trial of the same parameters. A search space that the stored study cannot take
+  is refused before any trial starts;
 * the sweep's config is saved in its folder (multirun.yaml), as Hydra's basic sweeper saves a grid's: the
   checks that keep a sweep folder to one sweep, ``resume=`` and the summary read it;
 * a trial without a result (its job failed or diverged) is logged as such, not as a job that returned no
