@@ -411,7 +411,7 @@ class Engine(Protocol):
         """Give these trials' own models, EMAs and optimizers the weights and state the epoch left."""
 
     def freeze(self, i: int) -> None:
-        """Trial ``i`` diverged: it trains no further, and the others go on."""
+        """Trial ``i`` diverged, failed or stopped early: it trains no further, and the others go on."""
 
     def evaluate(self, indices: list[int], split: str) -> list[EvalResult]:
         """These trials' own eval models (weights, or EMA) on their data's ``split`` (val, test)."""

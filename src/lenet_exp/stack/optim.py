@@ -61,7 +61,7 @@ class StackedOptimizer:
         flags = [bool(o.param_groups[0].get("nesterov")) for o in optimizers]
         # SGD's Nesterov momentum: on or off for all trials, or [N, 1] where they differ
         self.nesterov = flags[0] if len(set(flags)) == 1 else torch.tensor(flags, device=self.device).view(-1, 1)
-        self.active = [1.0] * self.n  # 0: a frozen (diverged) trial, whose learning rate is 0
+        self.active = [1.0] * self.n  # 0: a frozen trial (diverged, or stopped early), whose learning rate is 0
         # each trial's trainer.grad_clip_norm (inf: none), [N, 1]; None where no trial clips
         clipped = [norm for norm in max_norms if norm is not None]
         self.max_norms = self.per_trial([math.inf if norm is None else norm for norm in max_norms])[0] \
@@ -91,7 +91,8 @@ class StackedOptimizer:
         self.group_model.zero_grad(set_to_none=set_to_none)
 
     def freeze(self, trial: int) -> None:
-        """Stop updating a trial (it diverged): its weights and state are zeroed, so no NaN lingers."""
+        """Stop updating a trial (it diverged, or stopped early): its weights and state here are zeroed, so no NaN
+        lingers (its checkpoints hold what it trained)."""
         self.active[trial] = 0.0
         with torch.no_grad():
             for p in self.params:
