@@ -358,7 +358,8 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
                  f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
                  f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
                  f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
-    if {change.key for change in changed} <= {EARLY_STOP_PATIENCE, EPOCHS} and has_trained:
+    keys = {change.key for change in changed}
+    if EARLY_STOP_PATIENCE in keys and keys <= {EARLY_STOP_PATIENCE, EPOCHS} and has_trained:
         patience = shown(before["trainer"].get("early_stop_patience"))
         sys.exit(f"Error: {run_dir} holds a run of {EARLY_STOP_PATIENCE}={patience}, which decides when it stops, "
                  f"and so what it trains: a run of another patience is another run. Run this config in a new "
