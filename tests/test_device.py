@@ -135,6 +135,7 @@ def test_omp_num_threads_caps_a_jobs_share_of_the_cores_but_not_what_the_config_
     """The environment's usual cap (a shared machine, a container's CPU quota) holds where no setting says
     otherwise; device.threads and the launcher's reservation are the user's own word."""
     before = torch.get_num_threads()
+    monkeypatch.delenv(launch.USERS_OMP_VARIABLE, raising=False)  # no run.py started this process
     try:
         cores = launch.available_cores()
         for value, allowed, threads in (("1", 1, 1), ("1,1", 1, 1), ("64", 64, cores), ("", None, cores),
