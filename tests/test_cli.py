@@ -205,6 +205,15 @@ def test_a_runs_record_given_as_its_configs_is_refused_with_the_command_that_run
     suggested = swept.stderr.split("`")[1]
     assert swept.returncode == 1 and suggested.startswith("python run.py -m ") and "3e-3" not in suggested and \
         suggested.endswith(" seed=0,1 optimizer.lr=1e-3"), swept.stderr
+    # a sweep's record: its multirun.yaml is no config either
+    made_sweep = run_main(["-m", *fast, "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert made_sweep.returncode == 0, made_sweep.stderr[-2000:]
+    jobs = sorted(path.name for path in (tmp_path / "sweep").iterdir())
+    refused = run_main(["-m", "--config-path", str(tmp_path / "sweep"), "--config-name", "multirun"], cwd=tmp_path)
+    assert refused.returncode == 1 and (f"Error: --config-path {tmp_path / 'sweep'} is a sweep's folder, whose "
+                                        f"multirun.yaml is Hydra's record of the sweep") in refused.stderr, \
+        refused.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == jobs
     again = run_main(shlex.split(command)[2:], cwd=tmp_path)  # what it says runs the run's settings again
     assert again.returncode == 0, again.stderr[-2000:]
     before, after = (read_json(tmp_path / run / "metrics.json")["config"] for run in ("made", "again"))

@@ -460,13 +460,21 @@ def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[s
     Hydra's record of the config it composed, without the schema that checks its values (the run failed on
     it, in a folder of Hydra's own logging). The run's overrides, given again, compose the same run."""
     from lenet_exp import CONFIGS
-    from lenet_exp.files import HYDRA_FOLDER, SAVED_HYDRA, SAVED_OVERRIDES
+    from lenet_exp.files import HYDRA_FOLDER, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD
     from lenet_exp.overrides import recorded_overrides
     from lenet_exp.resume import configs_to_name, resume_command
+    from lenet_exp.sweeps.records import load_sweep_config
 
     for flag, folder in (("--config-path", flags.config_path), ("--config-dir", flags.config_dir)):
         # --config-path may be relative to run.py's folder, as Hydra takes it, --config-dir to the current one
         found = [Path(folder).expanduser(), CONFIGS.parent / Path(folder).expanduser()] if folder else []
+        sweep_dir = next((path for path in found if OmegaConf.select(load_sweep_config(path) or OmegaConf.create(),
+                                                                     "hydra.sweep.dir", default=None)), None)
+        if sweep_dir is not None:  # --config-name multirun: the sweep's record, of every job's config at once
+            sys.exit(f"Error: {flag} {folder} is a sweep's folder, whose {SWEEP_RECORD} is Hydra's record of the "
+                     f"sweep: no config to run. Continue the sweep with the command that made it and "
+                     f"hydra.sweep.dir={shlex.quote(str(sweep_dir))}; `python -m lenet_exp.sweeps "
+                     f"{shlex.quote(str(sweep_dir))}` summarises it.")
         record = next((path for path in found if path.name == HYDRA_FOLDER
                        and (path.parent / SAVED_OVERRIDES).is_file() and (path.parent / SAVED_HYDRA).is_file()), None)
         if record is None:
