@@ -459,6 +459,8 @@ def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[s
     """``--config-path <run>/.hydra --config-name config``, Hydra's way to repeat a run: the config.yaml there is
     Hydra's record of the config it composed, without the schema that checks its values (the run failed on
     it, in a folder of Hydra's own logging). The run's overrides, given again, compose the same run."""
+    if not (flags.config_path or flags.config_dir):  # the usual command: nothing to import or read
+        return
     from lenet_exp import CONFIGS
     from lenet_exp.files import HYDRA_FOLDER, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD
     from lenet_exp.overrides import recorded_overrides

@@ -271,11 +271,11 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
                       max_batches=tcfg.limit_batches)
-    samples = len(result.predictions)
+    samples, classes = len(result.predictions), class_names(dataset)
     metrics = {"task": "eval", "status": "completed", **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
                "test": {"loss": result.loss, "acc": result.acc,
-                        "acc_by_class": result.acc_by_class(split.labels, class_names(dataset)), "samples": samples}}
+                        "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples}}
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
     # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
@@ -291,7 +291,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                   first_step=0)
     try:
         trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
-        tb.test(result, split.images, split.labels, class_names(dataset), step=0, figures=tcfg.log_images,
+        tb.test(result, split.images, split.labels, classes, step=0, figures=tcfg.log_images,
                 predicted_classes=trained_classes)
         tb.session_end()
     finally:
