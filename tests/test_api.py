@@ -477,3 +477,52 @@ def test_train_into_a_folder_no_one_may_write_says_so(tiny_root, tmp_path):
         train(cfg, run_dir="/proc/lenet_exp_run")
     with pytest.raises(TypeError, match=re.escape("train() takes run_dir as a path (a str or pathlib.Path), not 5.")):
         train(cfg, run_dir=5)  # TypeError: expected str, bytes or os.PathLike object, not int
+
+
+def test_load_model_classifies_as_the_runs_own_test(tiny_root, tmp_path):
+    """Its preprocessing, its weights' average and its test-time views, as task=eval uses them: the same
+    accuracy as the run's test, from images as the data set holds them, as ToTensor gives them, or a file."""
+    import torchvision
+    from PIL import Image
+
+    cfg = compose(*fast_overrides(tiny_root), "dataset=fashion_mnist", "trainer.epochs=2", "trainer.ema_decay=0.9",
+                  "trainer.tta_hflip=true")
+    metrics = train(cfg, run_dir=tmp_path / "run")
+    threads = torch.get_num_threads()
+    model = lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert torch.get_num_threads() == threads and not model.training and not model.net.training
+    assert model.classes[:2] == ["T-shirt/top", "Trouser"] and len(model.views) == 2  # itself and its mirror image
+    test = torchvision.datasets.FashionMNIST(tiny_root, train=False)
+    probabilities = model(test.data)
+    assert probabilities.shape == (200, 10) and torch.allclose(probabilities.sum(1), torch.ones(200))
+    assert (probabilities.argmax(1) == test.targets).sum().item() / 200 == metrics["test"]["acc"]
+    assert torch.allclose(model(test.data.unsqueeze(1).float() / 255), probabilities, atol=1e-6)
+    Image.fromarray(test.data[7].numpy()).save(tmp_path / "image.png")
+    assert torch.allclose(model(tmp_path / "image.png"), probabilities[7:8], atol=1e-6)
+    assert torch.allclose(model(test.data[7]), probabilities[7:8])
+    # the network alone takes the prepared images, and gives logits of each view (its test's mean of two)
+    with torch.no_grad():
+        x = model.prepare(test.data[:5])
+        views = [model.net(x).softmax(1), model.net(x.flip(-1)).softmax(1)]
+    assert torch.allclose((views[0] + views[1]) / 2, probabilities[:5], atol=1e-6)
+    assert not torch.allclose(views[0], probabilities[:5], atol=1e-3)
+
+
+def test_load_model_says_what_it_takes(tiny_root, tmp_path):
+    from lenet_exp.errors import CheckpointError, DeviceError
+
+    train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=2"), run_dir=tmp_path / "run")
+    with pytest.raises(CheckpointError, match=r"is a folder. Pass a checkpoint file: .*run/checkpoints/best.pt"):
+        lenet_exp.load_model(tmp_path / "run")
+    model = lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt")
+    with pytest.raises(ValueError, match=r"grayscale 28x28 images.*not shape \[2, 3, 28, 28\]"):
+        model(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="range from -0.4242 to 2.821: pass them unnormalised"):
+        model((torch.tensor([0.0, 1.0]).repeat(392).reshape(28, 28) - 0.1307) / 0.3081)
+    with pytest.raises(TypeError, match="uint8 .0-255. or floats .0-1., not torch.int64"):
+        model(torch.zeros(28, 28, dtype=torch.int64))
+    with pytest.raises(TypeError, match="not a list"):
+        model([[0] * 28] * 28)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="asks for a CUDA GPU"):
+            lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="cuda")

@@ -5,6 +5,8 @@ From Python (a notebook, a script) rather than ``run.py``::
     from lenet_exp import compose, train
     cfg = compose("optimizer.lr=3e-3", "trainer.limit_batches=20", "trainer.epochs=1")
     metrics = train(cfg, run_dir="outputs/notebook")   # the dict metrics.json holds
+    model = load_model("outputs/notebook/checkpoints/best.pt")
+    probabilities = model(images)                       # uint8 [N, 28, 28] -> [N, 10]
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-__all__ = ["compose", "train", "CONFIGS"]
+__all__ = ["compose", "train", "load_model", "CONFIGS"]
 __version__ = "0.1.0"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the checkout's configs/ (an editable install)
 
@@ -193,6 +195,17 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
     if outcome.signal:  # the run saved what it had; now the stop the caller asked for
         _take_its_course(outcome.signal)
     return read_json(run_dir / METRICS) or {}
+
+
+def load_model(ckpt: str | Path, device: str = "cpu"):
+    """A checkpoint (``<run>/checkpoints/best.pt``) as a :class:`lenet_exp.classifier.Classifier`, an
+    ``nn.Module`` in eval mode on ``device``: ``model(images)`` gives each class's probability as the run's test
+    computed them (its preprocessing, its weights' average where it kept one, its test-time views and precision);
+    ``model.classes`` names them, ``model.net`` is the network itself, ``model.prepare(images)`` its input. A
+    checkpoint it cannot use raises :class:`lenet_exp.errors.CheckpointError`, as ``task=eval`` says it."""
+    from lenet_exp.classifier import load_classifier
+
+    return load_classifier(ckpt, device)
 
 
 def _take_its_course(signum: int) -> None:

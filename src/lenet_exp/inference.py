@@ -251,8 +251,7 @@ class Trained:
                 "tta": {"hflip": self.tcfg.tta_hflip, "shift": self.tcfg.tta_shift}}
 
 
-def load_trained(cfg: DictConfig, slot: JobSlot, chosen: set[str]) -> Trained:
-    device = resolve_device(cfg.device, slot)
+def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Trained:
     model, state, ema_decay = load_trained_model(cfg, chosen, device)
     pre = preprocessing_of(state, cfg, chosen)
     tcfg = test_settings(cfg, state["config"], chosen)
@@ -261,7 +260,7 @@ def load_trained(cfg: DictConfig, slot: JobSlot, chosen: set[str]) -> Trained:
 
 
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
-    trained = load_trained(cfg, slot, chosen)
+    trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
     state, tcfg = trained.state, trained.tcfg
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
@@ -387,7 +386,7 @@ def border_brightness(gray: torch.Tensor) -> float:
 
 
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
-    trained = load_trained(cfg, slot, chosen)
+    trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
     image = read_image(cfg.image)
     brightness = border_brightness(image)
     if image.min() == image.max():  # all transparent, or one colour: the model answers all the same

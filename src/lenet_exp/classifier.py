@@ -1,0 +1,88 @@
+"""``load_model()``: a trained checkpoint as a classifier for Python (a notebook, a script), used as
+``task=eval`` and ``task=predict`` use it: its own preprocessing, weights (the average, where its run kept one),
+test-time views and precision."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from lenet_exp.config import NATIVE_SIZE, PREPROCESSING_KEYS
+from lenet_exp.data import class_names, prepare_images
+from lenet_exp.engine import autocast
+from lenet_exp.errors import DeviceError
+from lenet_exp.inference import Trained, load_trained, read_image
+
+
+class Classifier(torch.nn.Module):
+    """A trained model, ``net``, with what its run knows of its inputs and outputs: images in as the data sets
+    hold them, each class's probability out (of ``classes``, in their order), averaged over its run's test-time
+    views in its test precision. ``net`` alone takes images as :meth:`prepare` makes them, and gives logits."""
+
+    def __init__(self, trained: Trained, classes: list[str]) -> None:
+        super().__init__()
+        self.net = trained.model
+        self.classes = classes
+        self.preprocessing = {key: trained.pre[key] for key in PREPROCESSING_KEYS}
+        self.precision = trained.tcfg.precision
+        self.batch_size = trained.tcfg.eval_batch_size  # images at a time: a whole test split at once is GBs
+        self.views = trained.views
+        self.eval()  # its own mode: the network's alone is not the module's
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def prepare(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
+        """Grayscale 28x28 images, [N, 28, 28] or [N, 1, 28, 28] ([28, 28] for one), as uint8 0-255 (the data sets'
+        own) or floats 0-1 (torchvision's ``ToTensor``), or an image file's path (read as task=predict reads it), as
+        ``net`` takes them: resized or padded to its input size and normalised, on its device."""
+        if isinstance(images, (str, os.PathLike)):
+            images = read_image(str(images))
+        if not isinstance(images, torch.Tensor):
+            raise TypeError(f"A Classifier takes images as a torch.Tensor or an image file's path, not a "
+                            f"{type(images).__name__}: torch.as_tensor(images) makes one of an array.")
+        shape = list(images.shape)
+        if images.dim() == 4 and shape[1] == 1:  # a channel of one
+            images = images[:, 0]
+        elif images.dim() == 2:  # one image
+            images = images[None]
+        if images.dim() != 3 or images.shape[-2:] != (NATIVE_SIZE, NATIVE_SIZE):
+            raise ValueError(f"A Classifier takes grayscale {NATIVE_SIZE}x{NATIVE_SIZE} images, [N, {NATIVE_SIZE}, "
+                             f"{NATIVE_SIZE}] or [N, 1, {NATIVE_SIZE}, {NATIVE_SIZE}], not shape {shape}: an image "
+                             f"of another size is read to this one from its file (pass its path).")
+        if images.is_floating_point():
+            low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
+            if low < 0 or high > 1:  # normalised already, or 0-255 as floats: prepared twice, answered wrongly
+                raise ValueError(f"A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and these "
+                                 f"range from {low:.4g} to {high:.4g}: pass them unnormalised, or as uint8 0-255.")
+            images = images * 255  # as uint8 would be: prepare_images divides by 255
+        elif images.dtype != torch.uint8:
+            raise TypeError(f"A Classifier takes images as uint8 (0-255) or floats (0-1), not {images.dtype}.")
+        pre = self.preprocessing
+        return prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+
+    @torch.inference_mode()
+    def forward(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
+        """Each class's probability for each image, float32 [N, classes], as the run's test computed them."""
+        x, chunks = self.prepare(images), []
+        for start in range(0, len(x), self.batch_size):
+            batch = x[start:start + self.batch_size]
+            with autocast(self.device, self.precision):
+                chunks.append(torch.stack([self.net(view(batch)).float().softmax(1) for view in self.views]).mean(0))
+        return torch.cat(chunks) if chunks else x.new_zeros(0, len(self.classes))
+
+
+def load_classifier(ckpt: str | os.PathLike, device: str | torch.device) -> Classifier:
+    from lenet_exp import compose
+
+    device = torch.device(device)  # a misspelt one raises torch's RuntimeError, which names what it takes
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"load_model(device={str(device)!r}) asks for a CUDA GPU, and torch {torch.__version__} sees "
+                          f"none: load it with device='cpu'.")
+    cfg = compose("task=predict", f"ckpt={Path(ckpt).expanduser()}")
+    trained = load_trained(cfg, set(), device)
+    return Classifier(trained, class_names(OmegaConf.create(trained.state["config"]["dataset"])))
