@@ -419,6 +419,9 @@ def test_a_trial_that_stops_early_is_frozen_and_its_group_trains_on_as_each_woul
     assert stopped["epochs_done"] < 4 and stopped["epochs_done"] - stopped["best_epoch"] == 1
     assert stopped["message"].startswith(f"Stopped early after epoch {stopped['epochs_done']} of 4")
     assert f"[job 0] {stopped['message']}" in result.stderr
+    # the summary's table: the stopped one complete, not cut short
+    assert re.search(rf"\n0 +completed .* {stopped['epochs_done']}/4 \(early stop\) ", result.stdout), result.stdout
+    assert re.search(r"\n1 +completed .* 4/4 +[0-9.]+\n", result.stdout), result.stdout
     for job in jobs:
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
     again = run_main(sweep, cwd=tmp_path)  # both are complete: neither trains again
