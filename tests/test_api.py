@@ -417,8 +417,11 @@ def test_train_under_a_callers_no_grad_or_inference_mode_trains_and_leaves_the_m
         assert torch.is_inference_mode_enabled()
 
 
-def test_two_trains_of_one_process_into_one_folder_at_once_are_refused(tiny_root, tmp_path):
-    """The folder's lock is the process's: both trained it, each line of run.log twice, two event files."""
+def test_two_trains_of_one_process_at_once_are_refused(tiny_root, tmp_path):
+    """A run sets process-wide settings and the package's logging: two at once wrote each other's lines into
+    their run.log, one's end silenced the other's, and the last left the caller's logging and dtype altered.
+    Into one folder, both trained it, each line of run.log twice, two event files (the folder's lock is the
+    process's)."""
     import threading
 
     from lenet_exp.errors import FolderInUse
@@ -430,11 +433,50 @@ def test_two_trains_of_one_process_into_one_folder_at_once_are_refused(tiny_root
     while not (tmp_path / "run" / "checkpoints" / "last.pt").exists():
         assert first.is_alive() and time.monotonic() < deadline
         time.sleep(0.05)
-    with pytest.raises(FolderInUse, match=re.escape(f"{tmp_path / 'run'} is in use by another train() of this "
-                                                    f"process")):
+    with pytest.raises(FolderInUse, match=re.escape(f"{tmp_path / 'run'} is in use by this process")):
         train(longer, run_dir=tmp_path / "run")
+    with pytest.raises(UserError, match=r"Another train\(\) runs in this process: .* take turns"):
+        train(longer, run_dir=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
     first.join()
     assert read_json(tmp_path / "run" / "metrics.json")["status"] == "completed"
+    assert train(longer, run_dir=tmp_path / "other")["status"] == "completed"  # its turn now
+    assert "[lenet_exp.loop][INFO] - epoch 30/30" in (tmp_path / "other" / "run.log").read_text()
+
+
+def test_train_gives_the_memory_it_frees_back_to_the_caller(tiny_root, tmp_path):
+    """A CPU run keeps the memory it frees for its next step (device.keep_freed_memory): a notebook's array
+    freed after train() returned stayed in the process, 400 MB of it, for good."""
+    script = f"""
+import numpy as np
+from lenet_exp import compose, train
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+train(compose(*{fast_overrides(tiny_root)!r}), run_dir={str(tmp_path / "run")!r})
+before = rss_mb()
+array = np.ones(50_000_000)  # 400 MB, then freed
+del array
+print(round(rss_mb() - before))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) < 100, result.stdout
+
+
+def test_a_failed_train_shows_its_traceback_once(tiny_root, tmp_path):
+    """train() raises the error, whose traceback the caller (a notebook) shows; the log line said it all over
+    again on the console. run.log keeps it."""
+    script = f"""
+from lenet_exp import compose, train
+def fails(row):
+    raise ValueError("the live plot broke")
+train(compose(*{fast_overrides(tiny_root)!r}), run_dir={str(tmp_path / "run")!r}, on_epoch_end=fails)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 1 and result.stderr.count("Traceback") == 1, result.stderr[-3000:]
+    assert "Error: ValueError: the live plot broke" in result.stderr
+    assert result.stderr.rstrip().endswith("ValueError: the live plot broke")
+    assert "Traceback" in (tmp_path / "run" / "run.log").read_text()
 
 
 SEEDS_IN_A_LOOP = """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -174,27 +175,27 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
     if enclosing:  # its TensorBoard and summary would take this run for one of theirs (run.py refuses it too)
         raise UserError(f"{run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of its "
                         f"own. Choose a run_dir outside it.")
-    if run_dir.resolve() in held_folders():  # another thread's train(): the folder's lock is the process's
-        raise FolderInUse(f"{run_dir} is in use by another train() of this process. Wait until it ends, or choose "
-                          f"another run_dir.")
+    if run_dir.resolve() in held_folders():  # by this process otherwise: a folder's lock is the process's
+        raise FolderInUse(f"{run_dir} is in use by this process. Wait until its run ends, or choose another run_dir.")
     if on_epoch_end is not None and not callable(on_epoch_end):
         raise TypeError(f"train() takes on_epoch_end as a function of each epoch's row, not {on_epoch_end!r}.")
-    run = Run(cfg, run_dir, stopwatch=stopwatch, on_epoch_end=on_epoch_end)
-    with torch_settings_kept(), logging_as_run_py_does(run_dir):
-        try:
-            outcome = run.train()
-        except Exception as error:
-            if run.folder_is_its_own:  # its metrics.json said "running" for ever: recorded as run.py records it
-                report_failure(run_dir, cfg, error)
-            raise
-        except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
-            if run.folder_is_its_own:
-                record_interruption(run_dir, cfg, getattr(interrupt, "signum", 2), "train() of the same cfg")
-            raise
-        say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
-    if outcome.signal:  # the run saved what it had; now the stop the caller asked for
-        _take_its_course(outcome.signal)
-    return read_json(run_dir / METRICS) or {}
+    with _one_run_at_a_time():  # another thread's train(), or one that an on_epoch_end calls, is refused
+        run = Run(cfg, run_dir, stopwatch=stopwatch, on_epoch_end=on_epoch_end)
+        with torch_settings_kept(), logging_as_run_py_does(run_dir):
+            try:
+                outcome = run.train()
+            except Exception as error:
+                if run.folder_is_its_own:  # its metrics.json said "running" for ever: recorded as run.py does
+                    report_failure(run_dir, cfg, error)
+                raise
+            except KeyboardInterrupt as interrupt:  # before the loop took the signals over, or a second Ctrl-C
+                if run.folder_is_its_own:
+                    record_interruption(run_dir, cfg, getattr(interrupt, "signum", 2), "train() of the same cfg")
+                raise
+            say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
+        if outcome.signal:  # the run saved what it had; now the stop the caller asked for
+            _take_its_course(outcome.signal)
+        return read_json(run_dir / METRICS) or {}
 
 
 def load_model(ckpt: str | Path, device: str = "cpu"):
@@ -208,12 +209,28 @@ def load_model(ckpt: str | Path, device: str = "cpu"):
     return load_classifier(ckpt, device)
 
 
+_running = threading.Lock()
+
+
+@contextmanager
+def _one_run_at_a_time() -> Iterator[None]:
+    from lenet_exp.errors import UserError
+
+    if not _running.acquire(blocking=False):
+        raise UserError("Another train() runs in this process: a run sets torch's threads and determinism and the "
+                        "package's logging for the whole process, so the runs of one process take turns. Wait "
+                        "for it to return, or train in a process of its own (a sweep: `python run.py -m …`).")
+    try:
+        yield
+    finally:
+        _running.release()
+
+
 def _take_its_course(signum: int) -> None:
     """Deliver a stop signal that train() held, now that the caller's own handlers are back: Python's raises
     KeyboardInterrupt for Ctrl-C, the default one of SIGTERM ends the process; a handler that returns lets the
     caller go on."""
     import signal
-    import threading
 
     if threading.current_thread() is threading.main_thread():
         signal.raise_signal(signum)

@@ -19,6 +19,7 @@ MEMORY_HEADROOM = 0.8  # of what is free: the rest for what a plan does not coun
 # and plans with its share of it
 _jobs_sharing_the_device = 1
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536  # their defaults (mallopt(3))
 
 
 def wants_cuda(device_type: str) -> bool:
@@ -67,6 +68,18 @@ def keep_freed_memory() -> bool:
     kept = bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
     log.debug("freed memory kept for reuse: %s", kept)
     return kept
+
+
+def give_freed_memory_back() -> None:
+    """Undo :func:`keep_freed_memory` for a process that goes on after its run (a notebook's, after ``train()``):
+    glibc's defaults again, and the heap's free memory handed back. A notebook kept every array it freed."""
+    if not (keep_freed_memory.cache_info().currsize and keep_freed_memory()):
+        return
+    keep_freed_memory.cache_clear()  # the next run keeps it again
+    libc = ctypes.CDLL(None)
+    libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+    libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+    libc.malloc_trim(0)
 
 
 def free_bytes(device: torch.device) -> Optional[int]:

@@ -17,7 +17,8 @@ from lenet_exp import perf
 from lenet_exp.augment import black, build_augment, test_time_views
 from lenet_exp.checkpoints import RunState
 from lenet_exp.data import Data, load_data
-from lenet_exp.device import MEMORY_HEADROOM, check_fits, describe, free_bytes, resolve_device
+from lenet_exp.device import (MEMORY_HEADROOM, check_fits, describe, free_bytes, give_freed_memory_back,
+                              resolve_device)
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
@@ -29,12 +30,13 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def torch_settings_kept() -> Iterator[None]:
-    """Gradients on, and the process-wide settings a run changes (its threads, determinism, cuDNN's) as they
-    were before it: a notebook's own code after ``lenet_exp.train()`` ran with the run's threads, or failed on
-    an operation without a deterministic implementation. (The random generators stay seeded, as after
-    ``torch.manual_seed``.) A run computes in torch's defaults whatever a notebook set before it: float32
-    tensors (``set_default_dtype(torch.float64)`` failed its first step) and float32 matrix products in full
-    precision (``set_float32_matmul_precision("medium")`` changed its results, without a record of it)."""
+    """Gradients on, and the process-wide settings a run changes (its threads, determinism, cuDNN's, how the C
+    library keeps freed memory) as they were before it: a notebook's own code after ``lenet_exp.train()`` ran
+    with the run's threads, failed on an operation without a deterministic implementation, or kept every array
+    it freed. (The random generators stay seeded, as after ``torch.manual_seed``.) A run computes in torch's
+    defaults whatever a notebook set before it: float32 tensors (``set_default_dtype(torch.float64)`` failed its
+    first step) and float32 matrix products in full precision (``set_float32_matmul_precision("medium")``
+    changed its results, without a record of it)."""
     threads, workspace = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
@@ -52,6 +54,7 @@ def torch_settings_kept() -> Iterator[None]:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
+        give_freed_memory_back()
         if workspace is None:  # seed_everything's, for the run
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 

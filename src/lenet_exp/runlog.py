@@ -137,7 +137,7 @@ def logging_as_run_py_does(run_dir: Path) -> Iterator[None]:
             handlers.append(ToRootFrom(package.getEffectiveLevel()))
         else:
             handlers.append(Console(sys.stderr))
-            handlers[-1].setFormatter(logging.Formatter("%(message)s"))
+            handlers[-1].setFormatter(WithoutTraceback("%(message)s"))
         package.setLevel(logging.INFO)
         package.propagate = False
     for handler in handlers:
@@ -165,6 +165,18 @@ class ToRootFrom(logging.Handler):
         root = logging.getLogger()
         if not root.filter(record):
             return
+        record = without_traceback(record)
         for handler in root.handlers:
             if not isinstance(handler, RunLog) and record.levelno >= handler.level:
                 handler.handle(record)
+
+
+def without_traceback(record: logging.LogRecord) -> logging.LogRecord:
+    """A record as the console shows it where train() runs: train() raises the error whose traceback run.log
+    keeps, and the caller sees that traceback (a notebook showed it twice)."""
+    return logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None}) if record.exc_info else record
+
+
+class WithoutTraceback(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(without_traceback(record))
