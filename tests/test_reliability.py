@@ -1681,11 +1681,55 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
             f"again with 8.") in resumed.stdout  # not "goes on to 8"
     # its patience decided what it trained: another patience is another run
     patient = run_main([*command(epochs=8), "trainer.early_stop_patience=3"], cwd=tmp_path)
-    assert patient.returncode == 1 and (f"holds a run of trainer.early_stop_patience=1, which decides when it "
-                                        f"stops") in patient.stderr, patient.stderr[-2000:]
+    assert patient.returncode == 1 and ("holds a run of trainer.early_stop_patience=1, which decides when it "
+                                        "stops") in patient.stderr, patient.stderr[-2000:]
     refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
     assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
         "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]
+
+
+def test_trainer_monitor_val_loss_selects_the_epoch_of_the_lowest_val_loss(fast, tmp_path):
+    """The best epoch (best.pt, its test, metrics.json's val) is the one of the lowest val loss, where the highest
+    accuracy came at another; early stopping waits on the loss too. A run of before the setting selected on
+    accuracy: it is that run."""
+    import torch
+
+    base = [*fast, "trainer.epochs=5", "trainer.deterministic=true"]
+    result = run_main([*base, "optimizer.lr=1e-3", "trainer.monitor=val_loss", "hydra.run.dir=loss"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = read_json(tmp_path / "loss" / "metrics.json")
+    losses, accuracies = ([row[key] for row in metrics["history"]] for key in ("val/loss", "val/acc"))
+    best = metrics["best_epoch"]
+    assert best == 1 + losses.index(min(losses)) != 1 + accuracies.index(max(accuracies))  # they disagree here
+    assert metrics["val"] == {"loss": losses[best - 1], "acc": accuracies[best - 1]}
+    assert torch.load(tmp_path / "loss" / "checkpoints" / "best.pt", weights_only=True)["run_state"]["epoch"] == best
+    assert (f"Done: best val loss {losses[best - 1]:.4f} (epoch {best}; val acc {accuracies[best - 1]:.4f}), test acc "
+            in result.stderr)
+    patient = run_main([*base, "optimizer.lr=3e-3", "trainer.monitor=val_loss", "trainer.early_stop_patience=1",
+                        "hydra.run.dir=stopped"], cwd=tmp_path)
+    stopped = read_json(tmp_path / "stopped" / "metrics.json")
+    losses = [row["val/loss"] for row in stopped["history"]]
+    assert patient.returncode == 0 and stopped["epochs_done"] < 5, patient.stderr[-2000:]
+    assert losses[-1] >= min(losses[:-1]) and stopped["best_epoch"] == stopped["epochs_done"] - 1
+    assert "no better val loss in 1 epoch" in stopped["message"]
+    # a run recorded before trainer.monitor existed: the same command (of val_acc, the default) goes on with it
+    result = run_main([*base, "trainer.epochs=2", "hydra.run.dir=old"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in (".hydra/config.yaml", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt"):
+        path = tmp_path / "old" / name
+        if name.endswith(".pt"):
+            state = torch.load(path, weights_only=True)
+            del state["config"]["trainer"]["monitor"]
+            torch.save(state, path)
+        elif name.endswith(".json"):
+            record = read_json(path)
+            del record["config"]["trainer"]["monitor"]
+            save_json(path, record)
+        else:
+            path.write_text(path.read_text().replace("  monitor: val_acc\n", ""))
+    longer = run_main([*base, "hydra.run.dir=old"], cwd=tmp_path)
+    assert longer.returncode == 0 and f"Resuming {tmp_path / 'old'} after epoch 2" in longer.stderr, \
+        longer.stderr[-2000:]
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):

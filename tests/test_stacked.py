@@ -28,7 +28,7 @@ STACKED = ["-m", "hydra/launcher=stacked"]
 EXACT = ["trainer.epochs=2", "trainer.deterministic=true", "trainer.log_images=false"]
 PER_TRIAL_KEYS = ("optimizer.lr=", "seed=", "optimizer.weight_decay=", "optimizer.nesterov=", "optimizer.momentum=",
                   "trainer.ema_decay=", "trainer.tta_shift=", "trainer.early_stop_patience=", "trainer.grad_clip_norm=",
-                  "+trial=")
+                  "trainer.monitor=", "+trial=")
 # Three trials that differ in learning rate, seed and weight decay at once (a command-line sweep would take
 # the product of the values): options of a `trial` group in a config folder of the test's own
 TRIALS = {"a": (1e-3, 0, 0.0), "b": (3e-3, 1, 1e-4), "c": (5e-4, 2, 5e-4)}
@@ -427,6 +427,18 @@ def test_a_trial_that_stops_early_is_frozen_and_its_group_trains_on_as_each_woul
     again = run_main(sweep, cwd=tmp_path)  # both are complete: neither trains again
     assert again.returncode == 0 and "Launching 2 jobs: completed already, skipped" in again.stdout, \
         again.stdout[-2000:]
+
+
+def test_each_trial_is_selected_by_its_own_monitor(fast, tmp_path):
+    """trainer.monitor is each trial's own: one group, and each trial's best epoch (and test) as alone, where the
+    highest val accuracy and the lowest val loss came at different epochs."""
+    base = [*fast, *EXACT, "trainer.epochs=5", "optimizer.lr=1e-3"]
+    result = run_main([*STACKED, *base, "trainer.monitor=val_acc,val_loss", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]
+    by_acc, by_loss = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert by_acc["best_epoch"] != by_loss["best_epoch"]
+    for job in job_dirs(tmp_path / "sweep"):
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 
 
 def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):

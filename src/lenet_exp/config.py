@@ -61,6 +61,11 @@ class Precision(Choice):
     bf16 = "bf16"
 
 
+class Monitor(Choice):
+    val_acc = "val_acc"  # the highest
+    val_loss = "val_loss"  # the lowest
+
+
 class Task(Choice):
     train = "train"
     eval = "eval"
@@ -231,8 +236,9 @@ class TrainerConfig:
     precision: Precision = Precision.fp32  # bf16: autocast (on the CPU slower for this model)
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
-    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best val acc and at the end
-    early_stop_patience: Optional[int] = None  # end training after N epochs without a better val acc (null: never)
+    checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best epoch and at the end
+    monitor: Monitor = Monitor.val_acc  # selects the best epoch (best.pt, tested); early stopping waits on it
+    early_stop_patience: Optional[int] = None  # end training after N epochs without a better monitor (null: never)
     grad_clip_norm: Optional[float] = None  # scale each step's gradients to at most this L2 norm (null: never)
 
 
@@ -442,18 +448,24 @@ def listed(changes: Sequence[Change], most: int = 3) -> str:
     return "; ".join(map(str, changes[:most]))
 
 
+# settings added since some runs were saved, at the value that does what those runs did (besides null's)
+AS_BEFORE_IT_EXISTED = {"trainer.monitor": Monitor.val_acc.value}
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[Change]:
     """Each setting that differs and would change the run's results. A setting added since the run was
-    saved, left null (as ``data_seed``: null does what the run did without it), is no difference."""
+    saved, left at what the run did without it (null, as ``data_seed``'s; :data:`AS_BEFORE_IT_EXISTED`), is
+    no difference."""
     saved_flat, current_flat = (drawn_as_it_is(result_settings(config)) for config in (saved, current))
     if EVAL_BATCH_SIZE not in saved_flat.keys() & current_flat.keys():  # capped on one side: limit_batches differs
         saved_flat.pop(EVAL_BATCH_SIZE, None)
         current_flat.pop(EVAL_BATCH_SIZE, None)
-    added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
+    added_as_before = {key for key, value in current_flat.items()
+                       if key not in saved_flat and (value is None or AS_BEFORE_IT_EXISTED.get(key) == value)}
     return [
         Change(key, saved_flat.get(key), current_flat.get(key))
         for key in sorted(set(saved_flat) | set(current_flat))
-        if saved_flat.get(key) != current_flat.get(key) and key not in added_null
+        if saved_flat.get(key) != current_flat.get(key) and key not in added_as_before
     ]
 
 

@@ -23,7 +23,8 @@ from tqdm import tqdm
 from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
-from lenet_exp.config import config_differences, differences_besides_length, listed, run_of_other_length, to_dict
+from lenet_exp.config import (Monitor, config_differences, differences_besides_length, listed, run_of_other_length,
+                              to_dict)
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
@@ -235,8 +236,7 @@ class Run:
         self.stopwatch.resume(self.previous)
         state = parts.restore(self.resume)
         self.saved_epoch = self.resumed_after = state.epoch
-        log.info("Resuming %s after epoch %d (best val acc %.4f at epoch %d)",
-                 self.dir, state.epoch, state.best_val_acc, state.best_epoch)
+        log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
         if (self.previous or {}).get("status") == "completed":  # trained on: its events forget their test now,
             self.write_metrics("running", "", state, parts)  # so killed, it is no completed run
         return state
@@ -265,7 +265,7 @@ class Run:
                                      first_of_invocation=epoch == self.resumed_after + 1)
         state.history.append(row)
         state.epoch = epoch
-        improved = val.acc > state.best_val_acc
+        improved = self.improves(val, state)
         if improved:
             state.best_val_acc, state.best_epoch = val.acc, epoch
         # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
@@ -289,6 +289,19 @@ class Run:
             return STOPPED_EARLY, message
         return "running", ""
 
+    def improves(self, val: EvalResult, state: RunState) -> bool:
+        """Whether this epoch's val is better than the best epoch's so far, by ``trainer.monitor``."""
+        if self.cfg.trainer.monitor == Monitor.val_loss:
+            return state.best_epoch == 0 or val.loss < state.row(state.best_epoch).get("val/loss", math.inf)
+        return val.acc > state.best_val_acc
+
+    def best_so_far(self, state: RunState) -> str:
+        """The best epoch as the log says it: by its val accuracy, or by its loss where that selected it."""
+        if self.cfg.trainer.monitor == Monitor.val_loss:
+            return (f"best val loss {state.row(state.best_epoch).get('val/loss', math.nan):.4f} (epoch "
+                    f"{state.best_epoch}; val acc {state.best_val_acc:.4f})")
+        return f"best val acc {state.best_val_acc:.4f} (epoch {state.best_epoch})"
+
     def stopped_early(self, state: RunState) -> Optional[str]:
         """Why the run trains no further epoch, where trainer.early_stop_patience says so of ``state``: after the
         epoch just recorded, or as restored (a run resumed after its stop, or trained on to more epochs)."""
@@ -296,7 +309,8 @@ class Run:
         patience = tcfg.early_stop_patience
         if not patience or state.epoch >= tcfg.epochs or state.epoch - state.best_epoch < patience:
             return None
-        return (f"Stopped early after epoch {state.epoch} of {tcfg.epochs}: no better val acc in {patience} "
+        watched = "val loss" if tcfg.monitor == Monitor.val_loss else "val acc"
+        return (f"Stopped early after epoch {state.epoch} of {tcfg.epochs}: no better {watched} in {patience} "
                 f"epoch{'s' if patience != 1 else ''} (trainer.early_stop_patience={patience}).")
 
     def start_test(self, parts: Parts, status: str) -> Optional[int]:
@@ -341,8 +355,8 @@ class Run:
         if limit and limit * tcfg.eval_batch_size < self.cfg.dataset.val_size:
             part += f", val on its first {'batch' if limit == 1 else f'{limit} batches'}"
         part += " (trainer.limit_batches)" if part else ""
-        log.info("Done: best val acc %.4f (epoch %d), test acc %.4f, test loss %.4f%s. Artifacts in %s",
-                 state.best_val_acc, state.best_epoch, test["acc"], test["loss"], part, self.dir)
+        log.info("Done: %s, test acc %.4f, test loss %.4f%s. Artifacts in %s",
+                 self.best_so_far(state), test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
         log.info("Time: start-up %.1f s (imports %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
                  "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],

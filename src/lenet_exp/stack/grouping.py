@@ -25,7 +25,8 @@ from lenet_exp.sweeps.records import LATER_FAILURE
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
              "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout",
              "trainer.ema_decay", "scheduler.", "trainer.tta_", EVAL_BATCH_SIZE, "trainer.checkpoint_every",
-             "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.log_images", "trainer.progress")
+             "trainer.monitor", "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.log_images",
+             "trainer.progress")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = (LENET5_CLASS,)
 GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
