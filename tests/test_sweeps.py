@@ -536,6 +536,35 @@ def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_t
     assert ax.get_xlabel() == "seed" and not ax.containers
 
 
+def test_a_sweep_continued_on_another_device_or_data_path_keeps_each_settings_seeds_together(tmp_path):
+    """Seeds 0-1 on the CPU with 1 thread, seed 2 later with 2 threads from another path to the data (as the
+    docs allow a continued sweep): the table grouped by lr and the thread count (rows of 2/2 and 1/1), and the
+    plot drew panels of both, where each lr is one setting over three seeds."""
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+    from lenet_exp.sweeps.table import report_text
+
+    def job(lr: str, seed: int) -> tuple[list[str], dict]:
+        where = ["device.threads=1", "dataset.root=/data"] if seed < 2 else ["device.threads=2", "dataset.root=/d"]
+        acc = 0.9 + seed / 100 + (lr == "0.003") / 10
+        return [f"seed={seed}", f"optimizer.lr={lr}", *where], {"status": "completed", "val": {"acc": acc},
+                                                                "test": {"acc": acc}}
+
+    fake_sweep(tmp_path / "sweep", [job(lr, seed) for seed in range(3) for lr in ("0.001", "0.003")])
+    summary = summarize(tmp_path / "sweep")
+    assert summary.swept == ["seed", "optimizer.lr", "device.threads", "dataset.root"]  # the jobs' table shows them
+    assert [(group["params"], group["n"], group["seeds"]) for group in summary.groups] == [
+        ({"optimizer.lr": "0.003"}, 3, ["0", "1", "2"]), ({"optimizer.lr": "0.001"}, 3, ["0", "1", "2"])]
+    assert "Test accuracy over seeds, grouped by optimizer.lr, sorted by val accuracy:" in report_text(summary)
+    (ax,) = val_acc_figure(summary).axes
+    assert ax.get_xlabel() == "optimizer.lr" and len(ax.containers) == 2  # each lr's mean ± std over its seeds
+    # a speed study, which sweeps nothing else: its panel, and no means of one setting run twice
+    fake_sweep(tmp_path / "speed", [([f"device.threads={threads}"], job("0.001", 0)[1]) for threads in (1, 2)])
+    summary = summarize(tmp_path / "speed")
+    assert [ax.get_xlabel() for ax in val_acc_figure(summary).axes] == ["device.threads"]
+    assert "Test accuracy" not in report_text(summary)
+
+
 def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_path):
     """Optuna's dropout drawn from interval(0.0, 0.5) spans more than a decade (0.012 to 0.45), which put it on
     a log axis, as a learning rate drawn with tag(log, interval(...)) is."""

@@ -13,7 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
-from lenet_exp.sweeps.records import OK_STATUS, SEED_KEY, Summary, as_float, ranking_metric
+from lenet_exp.sweeps.records import OK_STATUS, SEED_KEY, Summary, as_float, ranking_metric, setting_keys
 
 
 def val_acc_figure(summary: Summary):
@@ -21,13 +21,13 @@ def val_acc_figure(summary: Summary):
     from matplotlib.figure import Figure
 
     metric = ranking_metric(summary.jobs)
-    keys = summary.swept or ["job"]
-    over_seeds = SEED_KEY in keys and len(keys) > 1
-    if over_seeds:
-        keys = [key for key in keys if key != SEED_KEY]
+    # a panel for each key that makes settings (not where or how fast a job ran, unless a speed study swept only
+    # that), none for the seed where other keys are swept
+    settings = setting_keys(summary.swept)
+    keys = settings or [key for key in summary.swept if key != SEED_KEY] or summary.swept or ["job"]
     # a setting's mean at its value of the panel's key: where other keys are swept too, settings of one value
     # would stand at one place, not to be told apart (the table ranks them)
-    means_drawn = over_seeds and len(keys) == 1 and metric
+    means_drawn = SEED_KEY in summary.swept and len(settings) == 1 and metric
     columns = min(3, len(keys))
     rows = math.ceil(len(keys) / columns)
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from lenet_exp.config import where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
                              folder_holder, read_json)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
@@ -247,9 +248,17 @@ def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def setting_keys(keys: Iterable[str]) -> list[str]:
+    """The swept keys that make jobs different settings: not the seed (its jobs are repeats), nor where or how
+    fast a job ran (a sweep continued on another device, from another data path, with other threads: its
+    jobs are the same settings' all the same)."""
+    return [key for key in keys if key != SEED_KEY and not where_or_how_fast(key)]
+
+
 def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any]]:
-    """Mean +- std of test (and val) accuracy of completed jobs, grouped by every swept key but the seed."""
-    group_keys = [key for key in keys if key != SEED_KEY]
+    """Mean +- std of test (and val) accuracy of completed jobs, grouped by the :func:`setting_keys` of the
+    swept ``keys``."""
+    group_keys = setting_keys(keys)
     groups: dict[tuple, list[JobRecord]] = {}
     for record in records:
         groups.setdefault(tuple(record.params.get(key) for key in group_keys), []).append(record)

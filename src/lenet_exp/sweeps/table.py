@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from lenet_exp.sweeps.records import OK_STATUS, SEED_KEY, Summary, as_float, by_accuracy, ranking_metric
+from lenet_exp.sweeps.records import (OK_STATUS, SEED_KEY, Summary, as_float, by_accuracy, ranking_metric,
+                                      setting_keys)
 
 
 def _fmt(value: Optional[float], digits: int = 4) -> str:
@@ -49,7 +50,7 @@ def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
 
 def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
     """One row a setting: mean ± std over its seeds."""
-    keys = [key for key in summary.swept if key != SEED_KEY]
+    keys = setting_keys(summary.swept)
     header = [*keys, "n", "test_acc (mean ± std)", "val_acc (mean ± std)", "jobs"]
     rows = [[*(_short(group["params"].get(key)) for key in keys), f"{group['n']}/{group['n_jobs']}",
              _mean_pm_std(group["test_acc_mean"], group["test_acc_std"]),
@@ -73,10 +74,13 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     ranked_by = f"{metric.replace('_acc', '')} accuracy" if metric else "job"
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
              f"sorted by {ranked_by}", render_table(*job_table(summary), markdown=markdown)]
-    # each group is one job of the table otherwise, or there is no test result to average
-    if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
+    # each group is one job of the table otherwise, or there is no test result to average, or nothing but
+    # where or how fast its jobs ran was swept (a speed study's groups of one setting)
+    settings = setting_keys(summary.swept)
+    if (any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups)
+            and (settings or SEED_KEY in summary.swept)):
         over = " over seeds" if SEED_KEY in summary.swept else ""
-        by = ", ".join(key for key in summary.swept if key != SEED_KEY)
+        by = ", ".join(settings)
         parts += [f"Test accuracy{over}" + (f", grouped by {by}" if by else "") + f", sorted by {ranked_by}:",
                   render_table(*group_table(summary), markdown=markdown)]
     if summary.bad_jobs:
