@@ -807,6 +807,7 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
     pids = [event_pids(d) for d in job_dirs(sweep_dir)]
     for d, row in zip(job_dirs(sweep_dir), rows):
         assert metrics(d)["status"] == "completed" and float(row["test_acc"]) == metrics(d)["test"]["acc"]
+        assert int(row["best_epoch"]) == metrics(d)["best_epoch"]  # the epoch its test is of
     assert all(len(p) == 1 for p in pids)
     # the jobs run at once and share the cores: each its part of the threads (submitit_local's each took all)
     threads = max(1, len(os.sched_getaffinity(0)) // 2)
@@ -825,6 +826,10 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
         assert group["test_acc_mean"] == pytest.approx(statistics.fmean(tests))
         assert group["test_acc_std"] == pytest.approx(statistics.stdev(tests))
         assert "Test accuracy over seeds" in result.stdout and "±" in result.stdout
+        # the printed tables in markdown, for a report: each setting's mean ± std over its seeds
+        mean_std = f"{group['test_acc_mean']:.4f} ± {group['test_acc_std']:.4f}"
+        assert f"| n | test_acc (mean ± std) | val_acc (mean ± std) | jobs |\n|---|---|---|---|\n| 2/2 | {mean_std} |" \
+            in (sweep_dir / "summary.md").read_text(encoding="utf-8")
         # one terminal for both workers: each job's lines start with its number, and no bar is drawn over them
         shown = result.stdout[:result.stdout.index("\nSweep ")].splitlines()
         assert shown and all(line.startswith(("[hydra] ", "[job 0] ", "[job 1] ")) for line in shown), shown

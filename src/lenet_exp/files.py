@@ -45,7 +45,7 @@ def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) 
         raise write_refused(path, error) from error
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
-        with os.fdopen(fd, "wb" if binary else "w") as file:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as file:  # whatever the locale
             write(file)
             file.flush()
             os.fsync(file.fileno())

@@ -5,7 +5,7 @@
 * records.py  one record per job directory, seed groups (mean +- std over seeds), the best job
 * table.py    the summary as a text table (console) and as markdown (TensorBoard)
 * plot.py     validation accuracy against each swept parameter (a matplotlib Figure)
-* report.py   summary.csv, summary.json, summary.png and the TensorBoard run ``summary``
+* report.py   summary.csv, .json, .md, .png and the TensorBoard run ``summary``
 * callback.py ``SweepSummary``, the Hydra callback that applies the rule and writes the summary
 * ending.py   how run.py ends a sweep that stopped or whose job died: its summary, how to go on, the status
 * __main__.py ``python -m lenet_exp.sweeps SWEEP_DIR``: the same summary, written later

@@ -48,6 +48,7 @@ class JobRecord:
     test_loss: Optional[float] = None
     epochs_done: Optional[int] = None
     epochs: Optional[int] = None
+    best_epoch: Optional[int] = None  # the one selected on val, whose test it is
     wall_time_s: Optional[float] = None
     message: str = ""
     prediction: Optional[str] = None  # a task=predict job's: "7 (7 - seven), 0.9991"
@@ -201,7 +202,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     val, test = (metrics.get(split) if isinstance(metrics.get(split), dict) else {} for split in ("val", "test"))
     record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
     record.test_acc, record.test_loss = _number(test.get("acc")), _number(test.get("loss"))
-    record.epochs_done, record.epochs = (_count(metrics.get(key)) for key in ("epochs_done", "epochs"))
+    record.epochs_done, record.epochs, record.best_epoch = (_count(metrics.get(key))
+                                                            for key in ("epochs_done", "epochs", "best_epoch"))
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
 

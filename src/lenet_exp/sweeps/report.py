@@ -1,4 +1,4 @@
-"""What a sweep leaves behind in its directory: summary.csv, summary.json, summary.png and the
+"""What a sweep leaves behind in its directory: summary.csv, summary.json, summary.md, summary.png and the
 TensorBoard run ``summary`` (the plot and the table), and the table printed at its end.
 
 torch (for TensorBoard's writer) and matplotlib are imported when these are written, not with this module.
@@ -28,7 +28,7 @@ SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of
 PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc for an evaluation sweep (records.ranking_metric)
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
-RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "wall_time_s",
+RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "best_epoch", "wall_time_s",
                   "overrides", "run_dir", "message", "prediction")
 
 
@@ -57,6 +57,11 @@ def write_json(summary: Summary, path: Path) -> None:
         "best": asdict(best) if best else None,  # among completed jobs
         "groups": summary.groups,  # mean +- std of test accuracy over the seeds of each setting
     })
+
+
+def write_markdown(summary: Summary, path: Path) -> None:
+    """summary.md: the printed tables (each setting's mean ± std over seeds among them), for a report or a paper."""
+    write_atomic(path, lambda file: file.write(report_text(summary, markdown=True) + "\n"), binary=False)
 
 
 def write_plot(summary: Summary, path: Path):
@@ -150,6 +155,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
 
     attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
     attempt("summary.json", lambda: write_json(summary, sweep_dir / "summary.json"))
+    attempt("summary.md", lambda: write_markdown(summary, sweep_dir / "summary.md"))
     plotted = plot and ranking_metric(summary.jobs) is not None  # not predictions, which have no accuracy
     with without_matplotlibs_warnings():  # the figure is drawn for each
         figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
