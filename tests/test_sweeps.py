@@ -565,6 +565,19 @@ def test_a_sweep_continued_on_another_device_or_data_path_keeps_each_settings_se
     assert "Test accuracy" not in report_text(summary)
 
 
+def test_summary_md_is_written_in_utf8_whatever_the_locale(tmp_path):
+    """Its "mean ± std" in the C locale's ASCII: a UnicodeEncodeError, and no summary.md."""
+    completed = {"status": "completed", "val": {"acc": 0.9}, "test": {"acc": 0.9}}
+    fake_sweep(tmp_path / "sweep", [([f"seed={seed}"], completed) for seed in (0, 1)])
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "PYTHONIOENCODING": "utf-8"}
+    summarise = ("import sys; from lenet_exp.sweeps import write_summary; "
+                 "write_summary(sys.argv[1], plot=False, tensorboard=False)")
+    result = subprocess.run([sys.executable, "-c", summarise, str(tmp_path / "sweep")], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0 and "Could not write" not in result.stdout, result.stdout + result.stderr
+    assert "| 2/2 | 0.9000 ± 0.0000 |" in (tmp_path / "sweep" / "summary.md").read_text(encoding="utf-8")
+
+
 def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_path):
     """Optuna's dropout drawn from interval(0.0, 0.5) spans more than a decade (0.012 to 0.45), which put it on
     a log axis, as a learning rate drawn with tag(log, interval(...)) is."""
