@@ -97,9 +97,15 @@ def test_trains_in_a_loop_get_a_run_directory_each(tiny_root, tmp_path, monkeypa
 
 
 def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
-    with pytest.raises(ConfigError, match="optimizer.lr"):
+    # said as from Python: not "Fix it on the command line, e.g. `python run.py optimizer.lr=...`"
+    with pytest.raises(ConfigError, match=r"^Invalid config value optimizer.lr=0.0: .*\. Compose it with another "
+                                          r"value, e.g. compose\('optimizer.lr=\.\.\.'\)\.$"):
         train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+    # one that only the run can check (the data's size), recorded in its metrics.json as raised
+    with pytest.raises(ConfigError, match=re.escape("compose('dataset.val_size=...')")) as raised:
+        train(compose(*fast_overrides(tiny_root), "dataset.val_size=600"), run_dir=tmp_path / "big")
+    assert read_json(tmp_path / "big" / "metrics.json")["message"] == str(raised.value)
     with pytest.raises(UserError, match=re.escape("train() trains, and this config has task=eval")):
         train(compose(*fast_overrides(tiny_root), "task=eval", "ckpt=best.pt"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()

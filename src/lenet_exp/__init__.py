@@ -134,7 +134,7 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
     from omegaconf import DictConfig, OmegaConf
 
     from lenet_exp.config import TOP_LEVEL, Config, validate
-    from lenet_exp.errors import FolderInUse, UserError
+    from lenet_exp.errors import ConfigError, FolderInUse, UserError
     from lenet_exp.launch import Stopped, stops_held
 
     try:
@@ -168,7 +168,10 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
         raise UserError("train(run_dir='') names no folder: name one, or leave run_dir out for a new "
                         "outputs/runs/<date>/<time>.")
     stopwatch = Stopwatch()  # from this call: a notebook's process may have been open for hours
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as error:
+        raise error.for_python()
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     enclosing = enclosing_record(run_dir)
@@ -185,6 +188,8 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
             try:
                 outcome = run.train()
             except Exception as error:
+                if isinstance(error, ConfigError):  # a setting that only the run could check (its data's size)
+                    error.for_python()
                 if run.folder_is_its_own:  # its metrics.json said "running" for ever: recorded as run.py does
                     report_failure(run_dir, cfg, error)
                 raise

@@ -49,8 +49,20 @@ class ConfigError(UserError):
                  fix: str = "", key_as_written: str = ""):
         why = f" ({why})" if why else ""
         written = "null" if value is None else repr(value)  # as the command line and YAML spell it
-        fix = fix or f"Fix it on the command line, e.g. `{command} {key_as_written or key}=...`, or in configs/."
-        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. {fix}")
+        self.key = key_as_written or key
+        # the fix said for a command line (none where the caller gave its own), which from Python is compose()'s
+        self.command_line_fix = "" if fix else (f"Fix it on the command line, e.g. `{command} {self.key}=...`, "
+                                                f"or in configs/.")
+        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. "
+                         f"{fix or self.command_line_fix}")
+
+    def for_python(self) -> "ConfigError":
+        """The same error as train() says it: its fix is another compose(), not another command line."""
+        if self.command_line_fix and self.args:
+            self.args = (str(self).replace(self.command_line_fix, f"Compose it with another value, e.g. "
+                                                                  f"compose('{self.key}=...')."),)
+            self.command_line_fix = ""
+        return self
 
 
 class FolderInUse(UserError):
