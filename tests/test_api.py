@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
+import pickle
 import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -441,7 +444,8 @@ def test_two_trains_of_one_process_at_once_are_refused(tiny_root, tmp_path):
         time.sleep(0.05)
     with pytest.raises(FolderInUse, match=re.escape(f"{tmp_path / 'run'} is in use by this process")):
         train(longer, run_dir=tmp_path / "run")
-    with pytest.raises(UserError, match=r"Another train\(\) runs in this process: .* take turns"):
+    with pytest.raises(UserError, match=r"Another train\(\) runs in this process \(or calls this one from its "
+                                        r"on_epoch_end\): .* take turns"):
         train(longer, run_dir=tmp_path / "other")
     assert not (tmp_path / "other").exists()
     first.join()
@@ -554,6 +558,26 @@ def test_load_model_classifies_as_the_runs_own_test(tiny_root, tmp_path):
         views = [model.net(x).softmax(1), model.net(x.flip(-1)).softmax(1)]
     assert torch.allclose((views[0] + views[1]) / 2, probabilities[:5], atol=1e-6)
     assert not torch.allclose(views[0], probabilities[:5], atol=1e-3)
+    exported = torch.export.export(model.net, (model.prepare(test.data[:5]),))  # the network is what exports
+    assert torch.allclose(exported.module()(model.prepare(test.data[5:10])), model.net(model.prepare(test.data[5:10])),
+                          atol=1e-5)
+    # the weights themselves, not their average: other answers
+    assert not torch.allclose(lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt",
+                                                   "trainer.ema_decay=null")(test.data), probabilities, atol=1e-3)
+    # in train mode too, the test's answers: BatchNorm's running statistics, used and kept (they changed with it)
+    running_mean = model.net.features[1].running_mean.clone()
+    model.train()
+    assert torch.allclose(model(test.data), probabilities) and torch.equal(model.net.features[1].running_mean,
+                                                                           running_mean)
+    model.eval()
+    # it pickles (its test-time views too), and loads as the caller's float64 has it: in float32, its own
+    assert torch.equal(pickle.loads(pickle.dumps(model))(test.data), probabilities)
+    torch.set_default_dtype(torch.float64)
+    try:
+        reloaded = lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt")
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert torch.allclose(reloaded(test.data), probabilities)
 
 
 def test_load_model_says_what_it_takes(tiny_root, tmp_path):
@@ -571,6 +595,18 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         model(torch.zeros(28, 28, dtype=torch.int64))
     with pytest.raises(TypeError, match="not a list"):
         model([[0] * 28] * 28)
+    with pytest.raises(ValueError, match="range from nan to nan"):
+        model(torch.full((28, 28), math.nan))
+    with pytest.raises(TypeError, match=re.escape("torch.export.export(model.net, (model.prepare(images),))")), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit's: "deprecated"
+        torch.jit.trace(model, torch.zeros(2, 28, 28, dtype=torch.uint8))  # it batched 1000: 2500 gave 1000 answers
+    with pytest.raises(UserError, match="names no checkpoint"):
+        lenet_exp.load_model("")
+    with pytest.raises(UserError, match="the checkpoint is its first argument"):
+        lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "ckpt=other.pt")
+    with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
+        lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="asks for a CUDA GPU"):
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="cuda")

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 
 from conftest import fast_overrides, run_main
 from idx import write_dataset
-from lenet_exp import CONFIGS, compose, train
-from lenet_exp.errors import ConfigError, UserError
+from lenet_exp import CONFIGS, compose, load_model, train
+from lenet_exp.errors import CheckpointError, ConfigError, UserError
 
 
 @pytest.fixture
@@ -153,6 +154,13 @@ def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, mo
     assert metrics["test"]["acc"] > 0.5  # it learned the tiny data set
     saved = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)
     assert set(saved["model"]) == {"net.1.weight", "net.1.bias", "net.3.weight", "net.3.bias"}
+    # from Python as task=eval takes it: its class imported where its option is named
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    with pytest.raises(CheckpointError, match="names the model class tiny_models.Perceptron"):
+        load_model(best)
+    model = load_model(best, "model=perceptron", config_dir=configs)
+    test = torchvision.datasets.MNIST(tiny_root, train=False)
+    assert (model(test.data).argmax(1) == test.targets).sum().item() / len(test.targets) == metrics["test"]["acc"]
 
 
 def test_a_model_option_that_does_not_fit_its_class_is_named(configs, tiny_root, tmp_path):

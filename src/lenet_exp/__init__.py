@@ -203,15 +203,17 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
         return read_json(run_dir / METRICS) or {}
 
 
-def load_model(ckpt: str | Path, device: str = "cpu"):
+def load_model(ckpt: str | Path, *overrides: str, device: str = "cpu", config_dir: Optional[str | Path] = None):
     """A checkpoint (``<run>/checkpoints/best.pt``) as a :class:`lenet_exp.classifier.Classifier`, an
-    ``nn.Module`` in eval mode on ``device``: ``model(images)`` gives each class's probability as the run's test
-    computed them (its preprocessing, its weights' average where it kept one, its test-time views and precision);
-    ``model.classes`` names them, ``model.net`` is the network itself, ``model.prepare(images)`` its input. A
+    ``nn.Module`` on ``device``: ``model(images)`` gives each class's probability as the run's test computed them
+    (its preprocessing, its weights' average where it kept one, its test-time views and precision);
+    ``model.classes`` names them, ``model.net`` is the network itself, ``model.prepare(images)`` its input.
+    ``overrides`` say otherwise as ``task=predict``'s command line does ('trainer.ema_decay=null': the weights
+    themselves; 'model=<option>' of a model of one's own, with ``config_dir`` as in :func:`compose`). A
     checkpoint it cannot use raises :class:`lenet_exp.errors.CheckpointError`, as ``task=eval`` says it."""
     from lenet_exp.classifier import load_classifier
 
-    return load_classifier(ckpt, device)
+    return load_classifier(ckpt, overrides, device, config_dir)
 
 
 _running = threading.Lock()
@@ -222,9 +224,10 @@ def _one_run_at_a_time() -> Iterator[None]:
     from lenet_exp.errors import UserError
 
     if not _running.acquire(blocking=False):
-        raise UserError("Another train() runs in this process: a run sets torch's threads and determinism and the "
-                        "package's logging for the whole process, so the runs of one process take turns. Wait "
-                        "for it to return, or train in a process of its own (a sweep: `python run.py -m …`).")
+        raise UserError("Another train() runs in this process (or calls this one from its on_epoch_end): a run sets "
+                        "torch's threads and determinism and the package's logging for the whole process, so the "
+                        "runs of one process take turns. Train after it returns, or in a process of its own (a "
+                        "sweep: `python run.py -m …`).")
     try:
         yield
     finally:

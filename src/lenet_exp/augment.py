@@ -9,6 +9,7 @@ run augments identically every time; nothing is read back to the host, so a CUDA
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Optional
 
@@ -111,10 +112,18 @@ def black(mean: float, std: float) -> float:
 def test_time_views(hflip: bool, shift: int, background: float) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """Test-time augmentation: the image itself, its mirror image (``hflip``) and its four shifts by
     ``shift`` pixels; evaluation averages the model's class probabilities over these views."""
-    views: list[Callable[[torch.Tensor], torch.Tensor]] = [lambda x: x]
+    views: list[Callable[[torch.Tensor], torch.Tensor]] = [_itself]  # functions of the module: they pickle
     if hflip:
-        views.append(lambda x: x.flip(-1))
+        views.append(_mirrored)
     if shift:
-        views += [lambda x, dy=dy, dx=dx: _shifted(x, dy, dx, background)
+        views += [functools.partial(_shifted, dy=dy, dx=dx, fill=background)
                   for dy, dx in ((shift, 0), (-shift, 0), (0, shift), (0, -shift))]
     return views
+
+
+def _itself(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _mirrored(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)

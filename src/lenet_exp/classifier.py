@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import torch
 from omegaconf import OmegaConf
 
-from lenet_exp.config import NATIVE_SIZE, PREPROCESSING_KEYS
+from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS
 from lenet_exp.data import class_names, prepare_images
 from lenet_exp.engine import autocast
-from lenet_exp.errors import DeviceError
-from lenet_exp.inference import Trained, load_trained, read_image
+from lenet_exp.errors import DeviceError, UserError
+from lenet_exp.inference import Trained, load_trained, read_image, say_if_odd
+from lenet_exp.overrides import override_key
+
+# what load_model() sets itself: the checkpoint, the task that reads it, and the device (its own argument)
+ITS_OWN = ("task", "ckpt", "image", "device")
 
 
 class Classifier(torch.nn.Module):
     """A trained model, ``net``, with what its run knows of its inputs and outputs: images in as the data sets
     hold them, each class's probability out (of ``classes``, in their order), averaged over its run's test-time
-    views in its test precision. ``net`` alone takes images as :meth:`prepare` makes them, and gives logits."""
+    views in its test precision, with BatchNorm's running statistics (whatever the mode). ``net`` alone takes
+    images as :meth:`prepare` makes them, and gives logits: the one to fine-tune, trace or export."""
 
     def __init__(self, trained: Trained, classes: list[str]) -> None:
         super().__init__()
@@ -30,7 +36,7 @@ class Classifier(torch.nn.Module):
         self.precision = trained.tcfg.precision
         self.batch_size = trained.tcfg.eval_batch_size  # images at a time: a whole test split at once is GBs
         self.views = trained.views
-        self.eval()  # its own mode: the network's alone is not the module's
+        self.eval()
 
     @property
     def device(self) -> torch.device:
@@ -41,7 +47,8 @@ class Classifier(torch.nn.Module):
         own) or floats 0-1 (torchvision's ``ToTensor``), or an image file's path (read as task=predict reads it), as
         ``net`` takes them: resized or padded to its input size and normalised, on its device."""
         if isinstance(images, (str, os.PathLike)):
-            images = read_image(str(images))
+            path, images = str(images), read_image(str(images))
+            say_if_odd(images, path)
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"A Classifier takes images as a torch.Tensor or an image file's path, not a "
                             f"{type(images).__name__}: torch.as_tensor(images) makes one of an array.")
@@ -56,7 +63,7 @@ class Classifier(torch.nn.Module):
                              f"of another size is read to this one from its file (pass its path).")
         if images.is_floating_point():
             low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
-            if low < 0 or high > 1:  # normalised already, or 0-255 as floats: prepared twice, answered wrongly
+            if not 0 <= low <= high <= 1:  # normalised already, 0-255 as floats, or NaN: answered wrongly
                 raise ValueError(f"A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and these "
                                  f"range from {low:.4g} to {high:.4g}: pass them unnormalised, or as uint8 0-255.")
             images = images * 255  # as uint8 would be: prepare_images divides by 255
@@ -65,24 +72,47 @@ class Classifier(torch.nn.Module):
         pre = self.preprocessing
         return prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode(), which torch.compile cannot trace
     def forward(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
         """Each class's probability for each image, float32 [N, classes], as the run's test computed them."""
+        if torch.jit.is_tracing():  # its batches of batch_size would be traced as one: a larger N cut short
+            raise TypeError("Trace or export the network itself, with the images as it takes them: "
+                            "torch.export.export(model.net, (model.prepare(images),)).")
         x, chunks = self.prepare(images), []
-        for start in range(0, len(x), self.batch_size):
-            batch = x[start:start + self.batch_size]
-            with autocast(self.device, self.precision):
-                chunks.append(torch.stack([self.net(view(batch)).float().softmax(1) for view in self.views]).mean(0))
+        training = self.net.training
+        self.net.eval()  # the test's statistics, which batches of train mode would have updated
+        try:
+            for start in range(0, len(x), self.batch_size):
+                batch = x[start:start + self.batch_size]
+                with autocast(self.device, self.precision):
+                    chunks.append(torch.stack([self.net(view(batch)).float().softmax(1) for view in self.views]).mean(0))
+        finally:
+            self.net.train(training)
         return torch.cat(chunks) if chunks else x.new_zeros(0, len(self.classes))
 
 
-def load_classifier(ckpt: str | os.PathLike, device: str | torch.device) -> Classifier:
+def load_classifier(ckpt: str | os.PathLike, overrides: tuple[str, ...], device: str | torch.device,
+                    config_dir: Optional[str | os.PathLike]) -> Classifier:
     from lenet_exp import compose
 
+    if not str(ckpt).strip():
+        raise UserError("load_model('') names no checkpoint: pass a file such as <run dir>/checkpoints/best.pt.")
+    own = [o for o in overrides if isinstance(o, str) and override_key(o) in ITS_OWN]
+    if own:
+        raise UserError(f"load_model({own[0]!r}): the checkpoint is its first argument and the device its device=; "
+                        f"its overrides are of how it is used, e.g. 'trainer.ema_decay=null' or 'model=<option>'.")
     device = torch.device(device)  # a misspelt one raises torch's RuntimeError, which names what it takes
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"load_model(device={str(device)!r}): a model is loaded onto 'cpu' or 'cuda'.")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"load_model(device={str(device)!r}) asks for a CUDA GPU, and torch {torch.__version__} sees "
                           f"none: load it with device='cpu'.")
-    cfg = compose("task=predict", f"ckpt={Path(ckpt).expanduser()}")
-    trained = load_trained(cfg, set(), device)
+    cfg = compose("task=predict", f"ckpt={Path(ckpt).expanduser()}", *overrides, config_dir=config_dir)
+    chosen = {override_key(o) for o in overrides} - set(LOCATION_KEYS)
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)  # its weights' own, whatever the caller set (float64 failed its input)
+    try:
+        trained = load_trained(cfg, chosen, device)
+    finally:
+        torch.set_default_dtype(dtype)
     return Classifier(trained, class_names(OmegaConf.create(trained.state["config"]["dataset"])))

@@ -374,6 +374,17 @@ def read_image(path: str) -> torch.Tensor:
     return resize(gray, [NATIVE_SIZE, NATIVE_SIZE], antialias=True)
 
 
+def say_if_odd(image: torch.Tensor, path: str) -> None:
+    """A warning where an image file's prediction means little: one colour, or dark on a light background."""
+    brightness = border_brightness(image)
+    if image.min() == image.max():  # all transparent, or one colour: the model answers all the same
+        log.warning("%s is blank (every pixel %d of 255): its prediction means nothing.", path, int(image[0, 0, 0]))
+    elif brightness > 127:  # the model has only seen light shapes on black: its answer means little
+        log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
+                    "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
+                    "`convert IN -negate OUT`).", path, brightness)
+
+
 def border(gray: torch.Tensor) -> torch.Tensor:
     """The outermost pixels of a [1, H, W] image."""
     return torch.cat([gray[0, 0], gray[0, -1], gray[0, 1:-1, 0], gray[0, 1:-1, -1]])
@@ -388,13 +399,7 @@ def border_brightness(gray: torch.Tensor) -> float:
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
     image = read_image(cfg.image)
-    brightness = border_brightness(image)
-    if image.min() == image.max():  # all transparent, or one colour: the model answers all the same
-        log.warning("%s is blank (every pixel %d of 255): its prediction means nothing.", cfg.image, int(image[0, 0, 0]))
-    elif brightness > 127:  # the model has only seen light shapes on black: its answer means little
-        log.warning("%s looks dark on a light background (its border averages %.0f of 255), and the data sets' "
-                    "images are light on black: invert it for a meaningful prediction (e.g. ImageMagick's "
-                    "`convert IN -negate OUT`).", cfg.image, brightness)
+    say_if_odd(image, cfg.image)
     x = trained.prepare(image)
     with torch.inference_mode(), autocast(trained.device, trained.tcfg.precision):  # averaged over the views
         probabilities = torch.stack([trained.model(view(x)).float().softmax(1)[0] for view in trained.views]).mean(0)
