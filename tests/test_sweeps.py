@@ -558,6 +558,17 @@ def test_a_sweep_continued_on_another_device_or_data_path_keeps_each_settings_se
     assert "Test accuracy over seeds, grouped by optimizer.lr, sorted by val accuracy:" in report_text(summary)
     (ax,) = val_acc_figure(summary).axes
     assert ax.get_xlabel() == "optimizer.lr" and len(ax.containers) == 2  # each lr's mean ± std over its seeds
+    # seeds swept with the thread count: each seed's two jobs are one run, counted once (it averaged 4 "seeds")
+    fake_sweep(tmp_path / "grid", [([f"seed={seed}", f"device.threads={threads}"], job("0.001", seed)[1])
+                                   for seed in (0, 1) for threads in (1, 2)])
+    (group,) = summarize(tmp_path / "grid").groups
+    assert (group["n"], group["n_jobs"], group["seeds"], group["jobs"]) == (2, 2, ["0", "1"], [0, 1, 2, 3])
+    assert group["test_acc_mean"] == pytest.approx(0.905) and group["test_acc_std"] == pytest.approx(0.00707, abs=1e-5)
+    # the eval batch size is a setting: under trainer.limit_batches it decides which images a job is tested on
+    fake_sweep(tmp_path / "capped", [([f"seed={seed}", f"trainer.eval_batch_size={size}"], job("0.001", seed)[1])
+                                     for seed in (0, 1) for size in (100, 1000)])
+    assert [group["params"] for group in summarize(tmp_path / "capped").groups] == [
+        {"trainer.eval_batch_size": "100"}, {"trainer.eval_batch_size": "1000"}]
     # a speed study, which sweeps nothing else: its panel, and no means of one setting run twice
     fake_sweep(tmp_path / "speed", [([f"device.threads={threads}"], job("0.001", 0)[1]) for threads in (1, 2)])
     summary = summarize(tmp_path / "speed")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import where_or_how_fast
+from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
                              folder_holder, read_json)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
@@ -253,8 +253,18 @@ def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
 def setting_keys(keys: Iterable[str]) -> list[str]:
     """The swept keys that make jobs different settings: not the seed (its jobs are repeats), nor where or how
     fast a job ran (a sweep continued on another device, from another data path, with other threads: its
-    jobs are the same settings' all the same)."""
-    return [key for key in keys if key != SEED_KEY and not where_or_how_fast(key)]
+    jobs are the same settings' all the same). But the eval batch size, which decides the images validated
+    and tested on where trainer.limit_batches caps them (a job's record does not say whether it did)."""
+    return [key for key in keys if key != SEED_KEY and (key == EVAL_BATCH_SIZE or not where_or_how_fast(key))]
+
+
+def once_a_seed(records: list[JobRecord]) -> list[JobRecord]:
+    """A setting's jobs, the first of each seed: one seed run again on another device or with other threads
+    (a sweep over them) is the same run again, not another sample of the setting."""
+    first: dict[Optional[str], JobRecord] = {}
+    for record in records:
+        first.setdefault(record.params.get(SEED_KEY), record)
+    return list(first.values())
 
 
 def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any]]:
@@ -266,13 +276,13 @@ def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any
         groups.setdefault(tuple(record.params.get(key) for key in group_keys), []).append(record)
     rows = []
     for values, members in groups.items():
-        done = [r for r in members if r.status == OK_STATUS and r.test_acc is not None]
+        done = once_a_seed([r for r in members if r.status == OK_STATUS and r.test_acc is not None])
         test_mean, test_std = _mean_std([r.test_acc for r in done])
         val_mean, val_std = _mean_std([r.val_acc for r in done if r.val_acc is not None])
         rows.append({
             "params": dict(zip(group_keys, values)),
             "n": len(done),
-            "n_jobs": len(members),
+            "n_jobs": len(once_a_seed(members)),
             "seeds": [r.params.get(SEED_KEY) for r in done] if SEED_KEY in keys else [],
             "jobs": [r.job for r in members],
             "test_acc_mean": test_mean,
