@@ -1705,6 +1705,9 @@ def test_trainer_monitor_val_loss_selects_the_epoch_of_the_lowest_val_loss(fast,
     assert torch.load(tmp_path / "loss" / "checkpoints" / "best.pt", weights_only=True)["run_state"]["epoch"] == best
     assert (f"Done: best val loss {losses[best - 1]:.4f} (epoch {best}; val acc {accuracies[best - 1]:.4f}), test acc "
             in result.stderr)
+    text = card(load_events(tmp_path / "loss"))  # what chose it, beside a val acc that another epoch bettered
+    assert f"| best epoch | {best} of 5, the lowest val loss |" in text
+    assert f"| val loss (best epoch) | {losses[best - 1]:.4f} |" in text
     patient = run_main([*base, "optimizer.lr=3e-3", "trainer.monitor=val_loss", "trainer.early_stop_patience=1",
                         "hydra.run.dir=stopped"], cwd=tmp_path)
     stopped = read_json(tmp_path / "stopped" / "metrics.json")
@@ -1730,6 +1733,8 @@ def test_trainer_monitor_val_loss_selects_the_epoch_of_the_lowest_val_loss(fast,
     longer = run_main([*base, "hydra.run.dir=old"], cwd=tmp_path)
     assert longer.returncode == 0 and f"Resuming {tmp_path / 'old'} after epoch 2" in longer.stderr, \
         longer.stderr[-2000:]
+    other = run_main([*base, "trainer.monitor=val_loss", "hydra.run.dir=old"], cwd=tmp_path)  # another run
+    assert other.returncode == 1 and "trainer.monitor: 'val_acc' -> 'val_loss'" in other.stderr, other.stderr[-2000:]
 
 
 def test_eval_writes_its_own_metrics(trained, fast, tmp_path):

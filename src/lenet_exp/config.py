@@ -460,12 +460,12 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     if EVAL_BATCH_SIZE not in saved_flat.keys() & current_flat.keys():  # capped on one side: limit_batches differs
         saved_flat.pop(EVAL_BATCH_SIZE, None)
         current_flat.pop(EVAL_BATCH_SIZE, None)
-    added_as_before = {key for key, value in current_flat.items()
-                       if key not in saved_flat and (value is None or AS_BEFORE_IT_EXISTED.get(key) == value)}
+    saved_flat = {**{key: value for key, value in AS_BEFORE_IT_EXISTED.items() if key in current_flat}, **saved_flat}
+    added_null = {key for key, value in current_flat.items() if key not in saved_flat and value is None}
     return [
         Change(key, saved_flat.get(key), current_flat.get(key))
         for key in sorted(set(saved_flat) | set(current_flat))
-        if saved_flat.get(key) != current_flat.get(key) and key not in added_as_before
+        if saved_flat.get(key) != current_flat.get(key) and key not in added_null
     ]
 
 

@@ -169,8 +169,8 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     part = (f" ({test['samples']} of {test['split_samples']} images)"
             if test.get("samples", 0) < test.get("split_samples", 0) else "")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
-            ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}"),
-            ("val acc (best epoch)", metrics["val"]["acc"]),
+            ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}{selected_by(metrics)}"),
+            ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
             ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
     by_class = test.get("acc_by_class")
     if by_class:  # the weakest first: what a data set's hard classes (a shirt, a pullover) cost
@@ -181,6 +181,12 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
     return _table([(name, cell(value)) for name, value in rows])
+
+
+def selected_by(metrics: Mapping[str, Any]) -> str:
+    """How the best epoch was chosen, where it is not by val accuracy (trainer.monitor)."""
+    monitor = ((metrics.get("config") or {}).get("trainer") or {}).get("monitor")
+    return ", the lowest val loss" if monitor == "val_loss" else ""
 
 
 def failure_markdown(message: str) -> str:

@@ -220,8 +220,9 @@ def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[s
 
 
 def ranking_metric(jobs: list[JobRecord]) -> Optional[str]:
-    """What ranks a sweep's jobs: val accuracy, on which a run selects its best epoch; test accuracy in an
-    evaluation sweep (task=eval), which has no val accuracy; None where no job has either (task=predict)."""
+    """What ranks a sweep's jobs: the val accuracy of each one's best epoch (by its trainer.monitor); test
+    accuracy in an evaluation sweep (task=eval), which has no val accuracy; None where no job has either
+    (task=predict)."""
     for metric in ("val_acc", "test_acc"):
         if any(getattr(r, metric) is not None for r in jobs):
             return metric
