@@ -607,6 +607,12 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "ckpt=other.pt")
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
+    # its settings checked as task=eval's (a batch size of -1 answered no image at all), and given as compose's
+    with pytest.raises(ConfigError, match=re.escape("compose('trainer.eval_batch_size=...')")):
+        lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "trainer.eval_batch_size=-1")
+    small = lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", ["trainer.eval_batch_size=3"])
+    images = torch.randint(0, 256, (7, 28, 28), dtype=torch.uint8)
+    assert small.batch_size == 3 and torch.allclose(small(images), model(images), atol=1e-6)
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="asks for a CUDA GPU"):
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="cuda")

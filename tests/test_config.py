@@ -186,3 +186,12 @@ def test_a_key_as_the_command_line_wrote_it_is_read_without_resolving_the_overri
         assert as_overridden("trainer.epochs") == "trainer.epochs"
     finally:
         HydraConfig.instance().cfg = None
+
+
+def test_a_config_error_pickles_as_it_was_said():
+    """A joblib worker's error comes back pickled: ConfigError's own arguments could not be made again."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ConfigError("optimizer.lr", -1.0, "a number > 0")))
+    assert isinstance(error, ConfigError) and str(error).startswith("Invalid config value optimizer.lr=-1.0: expected")
+    assert str(error.for_python()).endswith("Compose it with another value, e.g. compose('optimizer.lr=...').")

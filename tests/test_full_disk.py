@@ -158,8 +158,8 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
         fill_up(disk)
         rewrite = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps")
         assert rewrite.returncode == 1 and "Traceback" not in rewrite.stderr + rewrite.stdout
-        assert (f"Could not write summary.csv, summary.json, summary.md, summary.png, TensorBoard summary: no space left on "
-                f"{disk}. Free some space, then `python -m lenet_exp.sweeps {sweep_dir}` writes them again.") \
+        assert (f"Could not write summary.csv, summary.json, summary.md, summary.png, TensorBoard summary: no space "
+                f"left on {disk}. Free some space, then `python -m lenet_exp.sweeps {sweep_dir}` writes them again.") \
             in rewrite.stdout
         assert {path: path.read_bytes() for path in [*sweep_dir.glob("summary.*"), *sweep_dir.glob("summary/*")]} \
             == summary

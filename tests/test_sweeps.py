@@ -852,8 +852,8 @@ def test_parallel_launcher_runs_every_job(parallel_sweeps, launcher):
         assert "Test accuracy over seeds" in result.stdout and "±" in result.stdout
         # the printed tables in markdown, for a report: each setting's mean ± std over its seeds
         mean_std = f"{group['test_acc_mean']:.4f} ± {group['test_acc_std']:.4f}"
-        assert f"| n | test_acc (mean ± std) | val_acc (mean ± std) | jobs |\n|---|---|---|---|\n| 2/2 | {mean_std} |" \
-            in (sweep_dir / "summary.md").read_text(encoding="utf-8")
+        table = "| n | test_acc (mean ± std) | val_acc (mean ± std) | jobs |\n|---|---|---|---|\n"
+        assert f"{table}| 2/2 | {mean_std} |" in (sweep_dir / "summary.md").read_text(encoding="utf-8")
         # one terminal for both workers: each job's lines start with its number, and no bar is drawn over them
         shown = result.stdout[:result.stdout.index("\nSweep ")].splitlines()
         assert shown and all(line.startswith(("[hydra] ", "[job 0] ", "[job 1] ")) for line in shown), shown

@@ -2,7 +2,7 @@
 
 From Python (a notebook, a script) rather than ``run.py``::
 
-    from lenet_exp import compose, train
+    from lenet_exp import compose, train, load_model
     cfg = compose("optimizer.lr=3e-3", "trainer.limit_batches=20", "trainer.epochs=1")
     metrics = train(cfg, run_dir="outputs/notebook")   # the dict metrics.json holds
     model = load_model("outputs/notebook/checkpoints/best.pt")

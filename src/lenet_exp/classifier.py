@@ -11,10 +11,10 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
-from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS
+from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS, validate
 from lenet_exp.data import class_names, prepare_images
 from lenet_exp.engine import autocast
-from lenet_exp.errors import DeviceError, UserError
+from lenet_exp.errors import ConfigError, DeviceError, UserError
 from lenet_exp.inference import Trained, load_trained, read_image, say_if_odd
 from lenet_exp.overrides import override_key
 
@@ -63,10 +63,11 @@ class Classifier(torch.nn.Module):
                              f"of another size is read to this one from its file (pass its path).")
         if images.is_floating_point():
             low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
-            if not 0 <= low <= high <= 1:  # normalised already, 0-255 as floats, or NaN: answered wrongly
+            # normalised already, 0-255 as floats, NaN: answered wrongly (but a resize's 1 + 1e-7 is 1)
+            if not -1e-4 <= low <= high <= 1 + 1e-4:
                 raise ValueError(f"A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and these "
                                  f"range from {low:.4g} to {high:.4g}: pass them unnormalised, or as uint8 0-255.")
-            images = images * 255  # as uint8 would be: prepare_images divides by 255
+            images = images.clamp(0, 1) * 255  # as uint8 would be: prepare_images divides by 255
         elif images.dtype != torch.uint8:
             raise TypeError(f"A Classifier takes images as uint8 (0-255) or floats (0-1), not {images.dtype}.")
         pre = self.preprocessing
@@ -85,19 +86,21 @@ class Classifier(torch.nn.Module):
             for start in range(0, len(x), self.batch_size):
                 batch = x[start:start + self.batch_size]
                 with autocast(self.device, self.precision):
-                    chunks.append(torch.stack([self.net(view(batch)).float().softmax(1) for view in self.views]).mean(0))
+                    probabilities = [self.net(view(batch)).float().softmax(1) for view in self.views]
+                    chunks.append(torch.stack(probabilities).mean(0))
         finally:
             self.net.train(training)
         return torch.cat(chunks) if chunks else x.new_zeros(0, len(self.classes))
 
 
-def load_classifier(ckpt: str | os.PathLike, overrides: tuple[str, ...], device: str | torch.device,
+def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | torch.device,
                     config_dir: Optional[str | os.PathLike]) -> Classifier:
-    from lenet_exp import compose
+    from lenet_exp import _one_by_one, compose
 
     if not str(ckpt).strip():
         raise UserError("load_model('') names no checkpoint: pass a file such as <run dir>/checkpoints/best.pt.")
-    own = [o for o in overrides if isinstance(o, str) and override_key(o) in ITS_OWN]
+    overrides = _one_by_one(overrides)  # as compose() takes them: strings, or a list of them
+    own = [o for o in overrides if override_key(o) in ITS_OWN]
     if own:
         raise UserError(f"load_model({own[0]!r}): the checkpoint is its first argument and the device its device=; "
                         f"its overrides are of how it is used, e.g. 'trainer.ema_decay=null' or 'model=<option>'.")
@@ -105,14 +108,13 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple[str, ...], device:
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"load_model(device={str(device)!r}): a model is loaded onto 'cpu' or 'cuda'.")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(f"load_model(device={str(device)!r}) asks for a CUDA GPU, and torch {torch.__version__} sees "
-                          f"none: load it with device='cpu'.")
-    cfg = compose("task=predict", f"ckpt={Path(ckpt).expanduser()}", *overrides, config_dir=config_dir)
-    chosen = {override_key(o) for o in overrides} - set(LOCATION_KEYS)
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)  # its weights' own, whatever the caller set (float64 failed its input)
+        raise DeviceError(f"load_model(device={str(device)!r}) asks for a CUDA GPU, and torch {torch.__version__} "
+                          f"sees none: load it with device='cpu'.")
+    cfg = compose("task=eval", f"ckpt={Path(ckpt).expanduser()}", *overrides, config_dir=config_dir)
     try:
-        trained = load_trained(cfg, chosen, device)
-    finally:
-        torch.set_default_dtype(dtype)
+        validate(cfg)  # trainer.eval_batch_size=0, a shift larger than the image: as task=eval refuses them
+    except ConfigError as error:
+        raise error.for_python()
+    trained = load_trained(cfg, {override_key(o) for o in overrides} - set(LOCATION_KEYS), device)
+    trained.model.float()  # its weights' own float32, where the caller's default dtype (float64) built it
     return Classifier(trained, class_names(OmegaConf.create(trained.state["config"]["dataset"])))

@@ -18,8 +18,7 @@ MEMORY_HEADROOM = 0.8  # of what is free: the rest for what a plan does not coun
 # jobs that started at once on this process's device (joblib's n_jobs): each one sees all that is free,
 # and plans with its share of it
 _jobs_sharing_the_device = 1
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
-GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536  # their defaults (mallopt(3))
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters (malloc.h)
 
 
 def wants_cuda(device_type: str) -> bool:
@@ -72,13 +71,16 @@ def keep_freed_memory() -> bool:
 
 def give_freed_memory_back() -> None:
     """Undo :func:`keep_freed_memory` for a process that goes on after its run (a notebook's, after ``train()``):
-    glibc's defaults again, and the heap's free memory handed back. A notebook kept every array it freed."""
+    the heap's free memory handed back, and large blocks given pages of their own again, returned when freed
+    (a notebook kept every array it freed). Any mallopt() ends glibc's own adaptive threshold for good: these
+    are where it rises to at most on 64-bit, blocks of 32 MiB and up mmapped, the heap trimmed above 64 MiB."""
     if not (keep_freed_memory.cache_info().currsize and keep_freed_memory()):
         return
     keep_freed_memory.cache_clear()  # the next run keeps it again
     libc = ctypes.CDLL(None)
-    libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
-    libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+    libc.mallopt(M_MMAP_MAX, 65536)  # glibc's default
+    libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)
+    libc.mallopt(M_TRIM_THRESHOLD, 64 * 2**20)
     libc.malloc_trim(0)
 
 

@@ -56,6 +56,9 @@ class ConfigError(UserError):
         super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. "
                          f"{fix or self.command_line_fix}")
 
+    def __reduce__(self):  # its message as it is (a joblib worker's error is pickled), not made again
+        return _config_error, (str(self), self.key, self.command_line_fix)
+
     def for_python(self) -> "ConfigError":
         """The same error as train() says it: its fix is another compose(), not another command line."""
         if self.command_line_fix and self.args:
@@ -63,6 +66,12 @@ class ConfigError(UserError):
                                                                   f"compose('{self.key}=...')."),)
             self.command_line_fix = ""
         return self
+
+
+def _config_error(message: str, key: str, command_line_fix: str) -> ConfigError:
+    error = ConfigError.__new__(ConfigError)
+    error.args, error.key, error.command_line_fix = (message,), key, command_line_fix
+    return error
 
 
 class FolderInUse(UserError):

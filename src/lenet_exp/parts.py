@@ -54,9 +54,9 @@ def torch_settings_kept() -> Iterator[None]:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = cudnn
-        give_freed_memory_back()
         if workspace is None:  # seed_everything's, for the run
             os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        give_freed_memory_back()
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
