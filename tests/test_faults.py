@@ -889,10 +889,12 @@ def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(
     its metrics.json (only a training job recorded its stop); run again, the sweep completes it."""
     from PIL import Image
 
+    import lenet_exp.classifier as classifier
     import lenet_exp.inference as inference
 
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "blank.png")
-    read, calls = getattr(inference, reads), []
+    reader = inference if task == "eval" else classifier  # predict reads its image as load_model() does
+    read, calls = getattr(reader, reads), []
 
     def ctrl_c_in_the_second_job(*args, **kwargs):
         calls.append(1)
@@ -905,14 +907,14 @@ def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(
                f"image={tmp_path / 'blank.png'}", "trainer.tta_shift=0,1,2", f"hydra.sweep.dir={sweep}"]
     if task == "eval":
         command.remove(f"image={tmp_path / 'blank.png'}")
-    monkeypatch.setattr(inference, reads, ctrl_c_in_the_second_job)
+    monkeypatch.setattr(reader, reads, ctrl_c_in_the_second_job)
     stopped = run_main(command, cwd=tmp_path)
     assert stopped.returncode == 130, stopped.stderr[-2000:]
     assert [job["status"] for job in read_json(sweep / "summary.json")["jobs"]] == [
         "completed", "interrupted", "not started"]
     assert f"Interrupted by signal 2 before task={task} ended; running the same command again runs it." in \
         read_json(sweep / "1_trainer.tta_shift=1" / "metrics.json")["message"]
-    monkeypatch.setattr(inference, reads, read)
+    monkeypatch.setattr(reader, reads, read)
     assert run_main(command, cwd=tmp_path).returncode == 0
     assert [job["status"] for job in read_json(sweep / "summary.json")["jobs"]] == ["completed"] * 3
 

@@ -28,10 +28,10 @@ class Classifier(torch.nn.Module):
     views in its test precision, with BatchNorm's running statistics (whatever the mode). ``net`` alone takes
     images as :meth:`prepare` makes them, and gives logits: the one to fine-tune, trace or export."""
 
-    def __init__(self, trained: Trained, classes: list[str]) -> None:
+    def __init__(self, trained: Trained) -> None:
         super().__init__()
         self.net = trained.model
-        self.classes = classes
+        self.classes = class_names(OmegaConf.create(trained.state["config"]["dataset"]))
         self.preprocessing = {key: trained.pre[key] for key in PREPROCESSING_KEYS}
         self.precision = trained.tcfg.precision
         self.batch_size = trained.tcfg.eval_batch_size  # images at a time: a whole test split at once is GBs
@@ -117,4 +117,4 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
         raise error.for_python()
     trained = load_trained(cfg, {override_key(o) for o in overrides} - set(LOCATION_KEYS), device)
     trained.model.float()  # its weights' own float32, where the caller's default dtype (float64) built it
-    return Classifier(trained, class_names(OmegaConf.create(trained.state["config"]["dataset"])))
+    return Classifier(trained)

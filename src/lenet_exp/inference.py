@@ -24,7 +24,7 @@ from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, 
 from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
-from lenet_exp.engine import autocast, evaluate
+from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
@@ -397,12 +397,10 @@ def border_brightness(gray: torch.Tensor) -> float:
 
 
 def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
+    from lenet_exp.classifier import Classifier  # (which builds on this module)
+
     trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
-    image = read_image(cfg.image)
-    say_if_odd(image, cfg.image)
-    x = trained.prepare(image)
-    with torch.inference_mode(), autocast(trained.device, trained.tcfg.precision):  # averaged over the views
-        probabilities = torch.stack([trained.model(view(x)).float().softmax(1)[0] for view in trained.views]).mean(0)
+    probabilities = Classifier(trained)(cfg.image)[0]  # as load_model() answers: the run's test-time views averaged
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(trained.state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), **trained.record(cfg),
