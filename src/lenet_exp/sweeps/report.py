@@ -28,8 +28,8 @@ SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of
 PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc for an evaluation sweep (records.ranking_metric)
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
-RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "best_epoch", "wall_time_s",
-                  "overrides", "run_dir", "message", "prediction")
+RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "best_epoch",
+                  "wall_time_s", "overrides", "run_dir", "message", "prediction")
 
 
 def write_csv(summary: Summary, path: Path) -> None:

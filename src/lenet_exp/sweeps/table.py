@@ -74,13 +74,10 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     ranked_by = f"{metric.replace('_acc', '')} accuracy" if metric else "job"
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
              f"sorted by {ranked_by}", render_table(*job_table(summary), markdown=markdown)]
-    # each group is one job of the table otherwise, or there is no test result to average, or nothing but
-    # where or how fast its jobs ran was swept (a speed study's groups of one setting)
-    settings = setting_keys(summary.swept)
-    if (any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups)
-            and (settings or SEED_KEY in summary.swept)):
+    # each group is one job (or one seed) of the table otherwise, or there is no test result to average
+    if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
-        by = ", ".join(settings)
+        by = ", ".join(setting_keys(summary.swept))
         parts += [f"Test accuracy{over}" + (f", grouped by {by}" if by else "") + f", sorted by {ranked_by}:",
                   render_table(*group_table(summary), markdown=markdown)]
     if summary.bad_jobs:
