@@ -527,10 +527,19 @@ def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_t
         ["optimizer=sgd", "seed=0"], ["optimizer=adam", "seed=1"], ["seed=2"])])
     (ax,) = val_acc_figure(summarize(tmp_path / "default")).axes
     assert sorted(container.lines[0].get_data()[0][0] for container in ax.containers) == [0, 1, 2]
-    # two keys besides the seed: the settings of one lr would stand at one place, not to be told apart
-    fake_sweep(tmp_path / "two", [([f"optimizer.lr={lr}", f"model.dropout={dropout}", f"seed={seed}"], completed)
-                                  for lr in ("0.001", "0.01") for dropout in ("0.1", "0.2") for seed in "01"])
-    assert [ax.containers for ax in val_acc_figure(summarize(tmp_path / "two")).axes] == [[], []]
+    # two keys besides the seed: the settings of one lr would stand at one place on its panel, not to be told
+    # apart; a panel of their own shows each setting's mean ± std, best first, as the table ranks them
+    fake_sweep(tmp_path / "two", [([f"optimizer.lr={lr}", f"model.dropout={dropout}", f"seed={seed}"],
+                                   {"status": "completed", "val": {"acc": acc + seed / 100}, "test": {"acc": acc}})
+                                  for (lr, dropout), acc in {("0.001", "0.1"): 0.90, ("0.001", "0.2"): 0.92,
+                                                             ("0.01", "0.1"): 0.80, ("0.01", "0.2"): 0.85}.items()
+                                  for seed in (0, 1)])
+    *panels, settings = val_acc_figure(summarize(tmp_path / "two")).axes
+    assert [ax.containers for ax in panels] == [[], []] and settings.get_xlabel() == "optimizer.lr, model.dropout"
+    assert [label.get_text() for label in settings.get_xticklabels()] == ["0.001, 0.2", "0.001, 0.1", "0.01, 0.2",
+                                                                          "0.01, 0.1"]
+    means = [container.lines[0].get_data()[1][0] for container in settings.containers]
+    assert means == pytest.approx([0.925, 0.905, 0.855, 0.805])
     fake_sweep(tmp_path / "seeds", [([f"seed={seed}"], {"status": "completed", "val": {"acc": 0.9}}) for seed in "01"])
     (ax,) = val_acc_figure(summarize(tmp_path / "seeds")).axes  # seeds alone: how far they spread is the point
     assert ax.get_xlabel() == "seed" and not ax.containers

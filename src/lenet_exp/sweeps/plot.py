@@ -28,8 +28,11 @@ def val_acc_figure(summary: Summary):
     # a setting's mean at its value of the panel's key: where other keys are swept too, settings of one value
     # would stand at one place, not to be told apart (the table ranks them)
     means_drawn = SEED_KEY in summary.swept and len(settings) == 1 and metric
-    columns = min(3, len(keys))
-    rows = math.ceil(len(keys) / columns)
+    # ... which a panel of their own shows then: each setting's mean ± std, as the table ranks them
+    settings_panel = SEED_KEY in summary.swept and len(settings) > 1 and metric
+    panels = len(keys) + bool(settings_panel)
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
     for i, key in enumerate(keys):
         ax = figure.add_subplot(rows, columns, i + 1)
@@ -82,6 +85,8 @@ def val_acc_figure(summary: Summary):
         ax.grid(True, alpha=0.3)
         if i == 0:
             ax.legend(fontsize=8, loc="best")
+    if settings_panel:
+        draw_settings(figure.add_subplot(rows, columns, panels), summary.groups, settings, metric)
     figure.suptitle(f"{Path(summary.sweep_dir).name}: {len(summary.jobs)} jobs ({summary.counts_text})", fontsize=10)
     figure.tight_layout()
     return figure
@@ -99,6 +104,22 @@ def draw_means_over_seeds(ax, groups: list[dict], key: str, place, metric: str) 
         ax.errorbar([place("" if value is None else value)], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
                     color="black", capsize=4, zorder=4, label=None if labelled else "mean ± std over seeds")
         labelled = True
+
+
+def draw_settings(ax, groups: list[dict], keys: list[str], metric: str) -> None:
+    """Each setting's mean ± std of ``metric`` over its seeds, one place a setting (its values of ``keys``, the
+    best first): two swept keys or more, whose settings the keys' own panels cannot tell apart."""
+    ranked = [group for group in groups if group[f"{metric}_mean"] is not None]  # as the table ranks them
+    labels = short_labels([", ".join(str(group["params"].get(key)) for key in keys) for group in ranked])
+    for x, group in enumerate(ranked):
+        ax.errorbar([x], [group[f"{metric}_mean"]], yerr=[group[f"{metric}_std"] or 0.0], fmt="o", color="black",
+                    capsize=4)
+    crowded = len(ranked) > 3
+    ax.set_xticks(range(len(ranked)), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center",
+                  fontsize=8)
+    ax.set_xlabel(", ".join(keys))
+    ax.set_ylabel(f"{'val' if metric == 'val_acc' else 'test'} accuracy, mean ± std over seeds")
+    ax.grid(True, alpha=0.3)
 
 
 def label_numbers(ax, log_ratio: float | None) -> None:
