@@ -208,7 +208,7 @@ def load_model(ckpt: str | Path, *overrides: str, device: str = "cpu", config_di
     ``nn.Module`` on ``device``: ``model(images)`` gives each class's probability as the run's test computed them
     (its preprocessing, its weights' average where it kept one, its test-time views and precision);
     ``model.classes`` names them, ``model.net`` is the network itself, ``model.prepare(images)`` its input.
-    ``overrides`` say otherwise as ``task=predict``'s command line does ('trainer.ema_decay=null': the weights
+    ``overrides`` say otherwise as ``task=eval``'s command line does ('trainer.ema_decay=null': the weights
     themselves; 'model=<option>' of a model of one's own, with ``config_dir`` as in :func:`compose`). A
     checkpoint it cannot use raises :class:`lenet_exp.errors.CheckpointError`, as ``task=eval`` says it."""
     from lenet_exp.classifier import load_classifier
