@@ -37,10 +37,10 @@ from lenet_exp.launch import Launching
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
-from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
+from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, jobs_found
 from lenet_exp.sweeps.report import SUMMARY_RUN
-from lenet_exp.sweeps.space import (command_line_sweeps, grid_jobs, is_a_grid, job_naming, searched_keys,
-                                    subdir_template, sweep_overrides, task_overrides)
+from lenet_exp.sweeps.space import (grid_jobs, is_a_grid, job_naming, searched_keys, subdir_template,
+                                    task_overrides)
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +191,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     def what_it_runs(overrides) -> list[str]:
         return sorted(o for o in overrides if kept(override_key(o)))
 
-    def listed_jobs(sweep: DictConfig) -> Optional[list[list[str]]]:
-        jobs = grid_jobs(sweep)
-        return None if jobs is None else [what_it_runs(job) for job in jobs]
+    found = jobs_found(sweep_dir)
+
+    def listed_jobs(sweep: DictConfig) -> Optional[list[tuple[str, ...]]]:  # numbered as the folders found are
+        jobs = grid_jobs(sweep, found)
+        return None if jobs is None else [tuple(what_it_runs(job)) for job in jobs]
 
     before, now = (what_it_runs(task_overrides(sweep)) for sweep in (saved, config))
     jobs_before, jobs_now = listed_jobs(saved), listed_jobs(config)
@@ -201,8 +203,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     if jobs_before is None or jobs_now is None:  # jobs not listed here (a study draws them): only the same sweep
         if before == now and naming_before == naming_now:
             return
-    elif jobs_now[:len(jobs_before)] == jobs_before and naming_before == naming_now:
-        added = range(len(jobs_before), len(jobs_now))
+    elif (set(jobs_before) <= set(jobs_now) and naming_before == naming_now
+          and all(jobs_now[number] == jobs_before[number] for number, _ in found
+                  if number < min(len(jobs_before), len(jobs_now)))):
+        # each job it ran keeps its number (its folder); values added to any key add the others
+        added = [number for number, job in enumerate(jobs_now) if job not in set(jobs_before)]
         if longer:
             for job_dir in find_job_dirs(sweep_dir):  # nested too (hydra.sweep.subdir=s_${seed}/${hydra.job.num})
                 gone = last_checkpoint_gone(job_dir)
@@ -212,7 +217,8 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
             log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
                      "s" if trained != 1 else "", config.trainer.epochs)
         if added:
-            which = f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
+            which = (f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
+                     if added == list(range(added[0], added[-1] + 1)) else f"jobs {', '.join(map(str, added))}")
             log.info("Sweep %s had %d jobs; this one adds %s.", sweep_dir, len(jobs_before), which)
         return
     if before == now and naming_before != naming_now:  # e.g. hydra.sweep.subdir=…: the same jobs, other folders
@@ -230,12 +236,9 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                                                                  schedule_swept="scheduler" in searched)
     if not is_a_grid(saved):  # a study draws its jobs
         instead = "or raise hydra.sweeper.n_trials for more trials, or choose a new hydra.sweep.dir"
-    elif any("shuffle(" in o for o in before):
-        instead = "or choose a new hydra.sweep.dir (a shuffled list orders its values anew when one is added)"
     else:
-        first = next(iter(command_line_sweeps(sweep_overrides(saved))), "")
-        instead = (f"or add values at the end of {f'{first}, ' if first else ''}its first swept key (the jobs it has "
-                   f"keep their numbers), or choose a new hydra.sweep.dir")
+        instead = ("or add values to its swept keys (the jobs it has keep their numbers), or choose a new "
+                   "hydra.sweep.dir")
     ran, gives = ([o for o in ours if o not in theirs] for ours, theirs in ((before, now), (now, before)))
     differences = "; ".join(filter(None, (f"it ran {' '.join(ran)}" if ran else "",
                                           f"this command gives {' '.join(gives)}" if gives else "")))

@@ -7,11 +7,13 @@ one folder, and ``shuffle(…)`` orders the jobs the same way each time (lenet_e
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from lenet_exp.sweeps.ending import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
+from lenet_exp.sweeps.records import jobs_found
 from lenet_exp.sweeps.space import JobFolders, split_grid
 
 
@@ -21,9 +23,10 @@ class EndingBasicSweeper(BasicSweeper):
         with ending_on_a_dead_job():
             return super().sweep(arguments)
 
-    @staticmethod
-    def split_arguments(overrides: list, max_batch_size: Optional[int]) -> list:
-        return split_grid(overrides, max_batch_size)
+    def split_arguments(self, overrides: list, max_batch_size: Optional[int]) -> list:
+        """The grid numbered as the jobs its folder holds already: values added to any swept key add jobs after
+        those, which keep their numbers and folders (space.numbered_as_found)."""
+        return split_grid(overrides, max_batch_size, found=jobs_found(Path(str(self.config.hydra.sweep.dir))))
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Hydra's own check, composing each job's config (the stacked launcher keeps it), and its folder's."""

@@ -132,6 +132,15 @@ def find_job_dirs(sweep_dir: Path) -> list[Path]:
                                                  for folder in job.relative_to(sweep_dir).parents[:-1]))
 
 
+def jobs_found(sweep_dir: Path) -> list[tuple[int, list[str]]]:
+    """Each job folder's number and overrides, by which a grid sweep run into its folder again numbers its jobs
+    (space.numbered_as_found)."""
+    if not Path(sweep_dir).is_dir():
+        return []
+    found = [(job_number(job_dir, -1), recorded_overrides(job_dir)) for job_dir in find_job_dirs(Path(sweep_dir))]
+    return [(number, overrides) for number, overrides in found if number >= 0]
+
+
 def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
     """The first error of reading the folders that may hold the sweep's jobs, or the jobs' records (a job folder
     of another user's, kept private), or None: a job that cannot be read would be summarised as not started,
@@ -307,7 +316,7 @@ def load_sweep_config(sweep_dir: Path) -> Optional[DictConfig]:
 def not_started(records: list[JobRecord], config: Optional[DictConfig], runner: Optional[str] = None) -> list[JobRecord]:
     """The jobs of a grid sweep that have no folder: the sweep ended before them (a stop, a killed worker),
     or it still runs (``runner``: who runs it)."""
-    grid = grid_jobs(config) if config is not None else None
+    grid = grid_jobs(config, [(record.job, record.overrides) for record in records]) if config is not None else None
     present = {record.job for record in records}
     why = (f"not yet: the sweep still runs ({runner})" if runner else
            "the sweep ended first; running the sweep again runs the rest")

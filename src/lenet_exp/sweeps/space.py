@@ -105,23 +105,54 @@ def shuffled_alike() -> Iterator[None]:
         random.setstate(state)
 
 
-def split_grid(overrides: list, max_batch_size: Optional[int] = None) -> list:
-    """Hydra's basic sweeper's expansion of parsed overrides into batches of jobs, shuffled alike."""
+def split_grid(overrides: list, max_batch_size: Optional[int] = None,
+               found: Iterable[tuple[int, list[str]]] = ()) -> list:
+    """Hydra's basic sweeper's expansion of parsed overrides into batches of jobs, shuffled alike, and numbered
+    as the sweep folder's jobs ``found`` (each one's number and overrides) are: :func:`numbered_as_found`."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
 
     with shuffled_alike():
-        return BasicSweeper.split_arguments(overrides, max_batch_size)
+        (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    jobs = numbered_as_found(jobs, found)
+    return [jobs] if max_batch_size is None else list(BasicSweeper.split_overrides_to_chunks(jobs, max_batch_size))
 
 
-def grid_jobs(config: DictConfig) -> Optional[list[tuple[str, ...]]]:
+def numbered_as_found(jobs: list[list[str]], found: Iterable[tuple[int, list[str]]]) -> list[list[str]]:
+    """A grid's jobs, in Hydra's order (the last key varying fastest), numbered as the sweep's folder has them:
+    a job whose values of the swept keys a folder ``found`` holds (its number and overrides) keeps that number,
+    and the others take the numbers left, in Hydra's order. So values added to any swept key (seeds, where
+    ``seed=`` is not the first) add jobs after the sweep's own, each of which keeps its folder. Hydra's order
+    where the folders do not fit the grid (more of them than jobs): the sweep's check refuses it then."""
+    keys = list(dict.fromkeys(override_key(o) for job in jobs for o in job))
+    swept = [key for key in keys if len({o for job in jobs for o in job if override_key(o) == key}) > 1]
+
+    def values(overrides: Iterable[str]) -> tuple:
+        given = {override_key(o): o for o in overrides}
+        return tuple(given.get(key) for key in swept)
+
+    index = {}
+    for i, job in enumerate(jobs):
+        index.setdefault(values(job), i)
+    kept: dict[int, int] = {}  # number -> the job's index in Hydra's order
+    for number, overrides in sorted(found):
+        i = index.get(values(overrides))
+        if i is not None and i not in kept.values() and number not in kept:
+            kept[number] = i
+    if not kept or max(kept) >= len(jobs):
+        return jobs
+    rest = iter(i for i in range(len(jobs)) if i not in kept.values())
+    return [jobs[kept[number]] if number in kept else jobs[next(rest)] for number in range(len(jobs))]
+
+
+def grid_jobs(config: DictConfig, found: Iterable[tuple[int, list[str]]] = ()) -> Optional[list[tuple[str, ...]]]:
     """The jobs of a grid sweep in the order they are numbered, each its sorted overrides (as its folder
     names them); None for a sweeper that draws its jobs (Optuna), or a sweep whose values are listed only
     when it runs. Hydra's basic sweeper's own expansion: its params, then the command line, the last key
-    varying fastest."""
+    varying fastest, numbered as the jobs ``found`` in its folder are (:func:`numbered_as_found`)."""
     if not is_a_grid(config):
         return None
     try:
-        return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)))[0]]
+        return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)), found=found)[0]]
     except Exception:  # e.g. a glob() over a group's options, which only the config loader lists
         return None
 
