@@ -134,13 +134,15 @@ def numbered_as_found(jobs: list[list[str]], found: Iterable[tuple[int, list[str
     for i, job in enumerate(jobs):
         index.setdefault(values(job), i)
     kept: dict[int, int] = {}  # number -> the job's index in Hydra's order
+    taken: set[int] = set()  # those indices (a thousand-job sweep's lookups)
     for number, overrides in sorted(found):
         i = index.get(values(overrides))
-        if i is not None and i not in kept.values() and number not in kept:
+        if i is not None and i not in taken and number not in kept:
             kept[number] = i
+            taken.add(i)
     if not kept or max(kept) >= len(jobs):
         return jobs
-    rest = iter(i for i in range(len(jobs)) if i not in kept.values())
+    rest = iter(i for i in range(len(jobs)) if i not in taken)
     return [jobs[kept[number]] if number in kept else jobs[next(rest)] for number in range(len(jobs))]
 
 
