@@ -1678,11 +1678,27 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
         after = read_json(tmp_path / "run" / "metrics.json")
         assert (after["status"], after["epochs_done"], after["test"]) == ("completed", done, metrics["test"])
     assert (f"[hydra] run stopped early after epoch {done} of 5 (trainer.early_stop_patience=1): it stops there "
-            f"again with 8.") in resumed.stdout  # not "goes on to 8"
-    # its patience decided what it trained: another patience is another run
-    patient = run_main([*command(epochs=8), "trainer.early_stop_patience=3"], cwd=tmp_path)
-    assert patient.returncode == 1 and ("holds a run of trainer.early_stop_patience=1, which decides when it "
-                                        "stops") in patient.stderr, patient.stderr[-2000:]
+            f"again with 8. More patience trains it on (trainer.early_stop_patience=N, N > 1).") in resumed.stdout
+    # more patience stops it no sooner: its epochs are those of the more patient run, which goes on from them
+    patient = run_main([*command(epochs=8), "trainer.early_stop_patience=null"], cwd=tmp_path)
+    assert patient.returncode == 0, patient.stderr[-2000:]
+    assert (f"[hydra] run stopped early after epoch {done} of 8 (trainer.early_stop_patience=1): it goes on with "
+            f"trainer.early_stop_patience=null, up to epoch 8.") in patient.stdout
+    assert f"Resuming {tmp_path / 'run'} after epoch {done}" in patient.stderr and f"epoch {done + 1}/8" in patient.stderr
+    longer = read_json(tmp_path / "run" / "metrics.json")
+    assert (longer["status"], longer["epochs_done"], longer["history"][:done]) == ("completed", 8, metrics["history"])
+    events = load_events(tmp_path / "run")  # its stop's test and card are forgotten: one test, as it ends
+    assert sorted(scalar_values(events, "val/acc")) == list(range(1, 9))
+    assert list(scalar_values(events, "test/acc")) == [longer["best_epoch"]]
+    assert len(events.Tensors("run/summary/text_summary")) == 1
+    # less patience might have stopped it sooner: another run, refused before anything is written
+    written = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    for impatient in ("trainer.early_stop_patience=1", "trainer.early_stop_patience=2"):
+        refused = run_main([*command(epochs=8), impatient], cwd=tmp_path)
+        assert refused.returncode == 1 and (f"holds a run trained with trainer.early_stop_patience=null: "
+                                            f"{impatient[-1]} might have stopped it sooner") in refused.stderr, \
+            refused.stderr[-2000:]
+    assert {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()} == written
     refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
     assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
         "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]

@@ -1552,6 +1552,36 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweep_given_more_patience_trains_its_jobs_stopped_early_on(launcher, fast, tmp_path):
+    """As a run does: a job that trainer.early_stop_patience stopped trained the first epochs of the more patient
+    job, which goes on from them. One val image, whose accuracy is 0 or 1: a patience of 1 stops each job by its
+    third epoch."""
+    sweep = ["-m", f"hydra/launcher={launcher}", *fast, "dataset.val_size=1", "trainer.epochs=4", "seed=0,1",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "trainer.early_stop_patience=1"], cwd=tmp_path).returncode == 0
+    stopped = {job: metrics(job) for job in job_dirs(tmp_path / "sweep")}
+    assert [record["epochs_done"] < 4 for record in stopped.values()] == [True, True]
+    patient = run_main([*sweep, "trainer.early_stop_patience=null"], cwd=tmp_path)
+    assert patient.returncode == 0, patient.stderr[-2000:]
+    assert (f"Sweep {tmp_path / 'sweep'}: its jobs that trainer.early_stop_patience=1 stopped early go on with "
+            f"null.") in patient.stdout
+    for job, record in stopped.items():
+        after = metrics(job)
+        assert (after["status"], after["epochs_done"]) == ("completed", 4)
+        assert after["history"][:record["epochs_done"]] == record["history"]
+        events = load_events(job)  # the stop's test is forgotten: the job is tested once, as it ends
+        assert sorted(scalar_values(events, "val/acc")) == [1, 2, 3, 4]
+        assert list(scalar_values(events, "test/acc")) == [after["best_epoch"]]
+    _, summary = read_summary(tmp_path / "sweep")
+    assert [(job["status"], job["epochs_done"]) for job in summary["jobs"]] == [("completed", 4)] * 2
+    impatient = run_main([*sweep, "trainer.early_stop_patience=1"], cwd=tmp_path)
+    assert impatient.returncode == 1 and ("holds another sweep (it ran trainer.early_stop_patience=null; this command "
+                                          "gives trainer.early_stop_patience=1) (trainer.early_stop_patience: null -> "
+                                          "1: less patience might have stopped sooner)") in impatient.stderr, \
+        impatient.stderr
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_a_job_that_cannot_train_on_is_failed_in_the_summary(launcher, fast, tmp_path):
     """A completed job given more epochs whose last.pt was unreadable kept its earlier metrics.json, which the
     summary read as completed: exit status 0. One whose last.pt was deleted failed after Hydra had rewritten the

@@ -26,7 +26,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
-                              refuse_unknown_keys, run_of_other_length, sets_a_preset, shown, validate,
+                              more_patient, refuse_unknown_keys, run_of_other_length, sets_a_preset, shown, validate,
                               where_or_how_fast, without_hydra)
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (CHECKPOINTS, FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRICS, PREDICTION,
@@ -177,16 +177,18 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     """Exits with a message unless this sweep is the one in ``sweep_dir``, or that one with jobs added after
     its own (each job keeps its number, and so its folder); logs how many jobs it adds. As with a run, the
     data's folder, the device and how fast it runs there may change where they are not swept, and more
-    epochs continue each job where its schedule does not spread over trainer.epochs."""
+    epochs (where its schedule does not spread over trainer.epochs) or more patience continue each job."""
     searched = searched_keys(saved) | searched_keys(config)
     before_task, now_task = task_config(saved), task_config(config)
     changed = config_differences(before_task, now_task)
     refuse_edited_config_files(sweep_dir, changed, saved, config, searched)
-    longer = not {EPOCHS, "scheduler"} & searched and run_of_other_length(before_task, now_task)
+    lengthened = {change.key for change in changed}
+    longer = (run_of_other_length(before_task, now_task) and not lengthened & searched
+              and not (EPOCHS in lengthened and "scheduler" in searched))  # a swept schedule may spread over them
 
     def kept(key: str) -> bool:
         return key in searched or not (where_or_how_fast(key, now_task.get("trainer", {}).get("limit_batches"))
-                                       or (longer and key == EPOCHS))
+                                       or (longer and key in lengthened))
 
     def what_it_runs(overrides) -> list[str]:
         return sorted(o for o in overrides if kept(override_key(o)))
@@ -213,9 +215,13 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                 gone = last_checkpoint_gone(job_dir)
                 if gone:  # refused here, before Hydra writes the longer sweep's multirun.yaml and .hydra/
                     sys.exit(f"Error: {gone}")
-            trained = saved.trainer.epochs
-            log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
-                     "s" if trained != 1 else "", config.trainer.epochs)
+            if EPOCHS in lengthened:
+                trained = saved.trainer.epochs
+                log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
+                         "s" if trained != 1 else "", config.trainer.epochs)
+            if EARLY_STOP_PATIENCE in lengthened:
+                log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s.", sweep_dir, EARLY_STOP_PATIENCE,
+                         shown(saved.trainer.early_stop_patience), shown(config.trainer.early_stop_patience))
         if added:
             which = (f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
                      if added == list(range(added[0], added[-1] + 1)) else f"jobs {', '.join(map(str, added))}")
@@ -335,16 +341,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         gone = last_checkpoint_gone(run_dir)
         if gone:  # refused here, before Hydra writes the other length's .hydra/
             sys.exit(f"Error: {gone}")
-        patience = before["trainer"].get("early_stop_patience")
-        if metrics.get("status") == "completed" and trained is not None and trained < given and patience:
-            log.info("%s stopped early after epoch %d of %d (trainer.early_stop_patience=%d): it stops there again "
-                     "with %d. More patience is a new run, in a hydra.run.dir of its own.", run_dir, trained, given,
-                     patience, epochs)
-        elif epochs > given and (trained is None or trained >= given):
-            log.info("%s trained for %d epoch%s: it goes on to %d.", run_dir, given, "s" if given != 1 else "", epochs)
-        else:  # stopped before the end: more epochs, or fewer (down to those it has)
-            log.info("%s has trained %d of the %d epochs it was last given: it %s %d.", run_dir, trained, given,
-                     "goes on to" if epochs > given else "ends after", epochs)
+        log.info(how_it_goes_on(run_dir, before, now, metrics))
         return []
     if (isinstance(recorded, dict) and all(change.key == EPOCHS for change in changed)
             and on_disk.get("trainer", {}).get("epochs") == now["trainer"]["epochs"]):  # .hydra/ as the command
@@ -354,26 +351,29 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
     if from_files:
         refuse_a_config_not_made_by_overrides(run_dir, from_files, config)
-    if sweep is not None and run_of_other_length(before, now, trained) and epochs > max(given, trained or 0):
+    lengths = [change for change in changed if change.key in (EPOCHS, EARLY_STOP_PATIENCE)]
+    if (sweep is not None and run_of_other_length(before, now, trained)
+            and (epochs > max(given, trained or 0) or any(change.key == EARLY_STOP_PATIENCE for change in lengths))):
         job = shlex.quote(str(run_dir))
         configs = "".join(f"{shlex.quote(flag)} " for flag in configs_to_name(run_dir))
-        sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs. Train "
-                 f"the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} "
-                 f"trainer.epochs={epochs}), or this job alone in a copy of its folder: `cp -r {job} <new "
-                 f"folder> && python run.py {configs}resume=<new folder> trainer.epochs={epochs}`.")
-    keys = {change.key for change in changed}
-    if EARLY_STOP_PATIENCE in keys and keys <= {EARLY_STOP_PATIENCE, EPOCHS} and has_trained:
-        patience = shown(before["trainer"].get("early_stop_patience"))
-        sys.exit(f"Error: {run_dir} holds a run of {EARLY_STOP_PATIENCE}={patience}, which decides when it stops, "
-                 f"and so what it trains: a run of another patience is another run. Run this config in a new "
-                 f"hydra.run.dir.")
+        length = " ".join(f"{change.key}={shown(change.new)}" for change in lengths)
+        sys.exit(f"Error: {run_dir} is a job of the sweep {sweep}, whose jobs all train for its epochs and patience. "
+                 f"Train the sweep on (its command with hydra.sweep.dir={shlex.quote(str(sweep))} {length}), or this "
+                 f"job alone in a copy of its folder: `cp -r {job} <new folder> && python run.py {configs}resume=<new "
+                 f"folder> {length}`.")
+    patience = next((change for change in lengths if change.key == EARLY_STOP_PATIENCE), None)
+    if patience and not more_patient(patience.old, patience.new) and len(lengths) == len(changed):
+        sys.exit(f"Error: {run_dir} holds a run trained with {EARLY_STOP_PATIENCE}={shown(patience.old)}: "
+                 f"{shown(patience.new)} might have stopped it sooner, so it is another run. Train it on with as much "
+                 f"patience or more, or run this config in a new hydra.run.dir.")
     why = why_not_longer(before, now, changed, in_a_sweep=sweep is not None, trained=trained)
     command = resume_command(run_dir)
-    longer = {**before, "trainer": {**before["trainer"], "epochs": epochs}}
-    if sweep is None and len(changed) > 1 and run_of_other_length(before, longer, trained):
-        # its more epochs alone would be trained on: the others are what is refused
-        changed = [change for change in changed if change.key != EPOCHS]
-        command += f" trainer.epochs={epochs}"
+    longer = {**before, "trainer": {**before["trainer"], "epochs": epochs,
+                                    "early_stop_patience": now["trainer"].get("early_stop_patience")}}
+    if sweep is None and len(lengths) < len(changed) and run_of_other_length(before, longer, trained):
+        # its length alone would be trained on: the others are what is refused
+        changed = [change for change in changed if change not in lengths]
+        command += "".join(f" {change.key}={shown(change.new)}" for change in lengths)
     sys.exit(f"Error: {run_dir} holds a run with another config ({listed(changed)}){why}. Continue it as "
              f"it was made with `{command}` (no override that changes its results), or run this config in a new "
              f"hydra.run.dir.")
@@ -430,10 +430,33 @@ def trained_anything(run_dir: Path) -> bool:
     return any((run_dir / CHECKPOINTS).glob("*.pt")) or bool(run_events(run_dir))
 
 
+def how_it_goes_on(run_dir: Path, before: dict, now: dict, metrics: dict) -> str:
+    """What a run given another length (:func:`run_of_other_length`) trains: the log line that says so."""
+    trained, given, epochs = metrics.get("epochs_done"), before["trainer"]["epochs"], now["trainer"]["epochs"]
+    patience, more = before["trainer"].get("early_stop_patience"), now["trainer"].get("early_stop_patience")
+    if metrics.get("status") == "completed" and trained is not None and trained < given and patience:
+        stopped = f"{run_dir} stopped early after epoch {trained} of {given} ({EARLY_STOP_PATIENCE}={patience})"
+        if more == patience:
+            return (f"{stopped}: it stops there again with {epochs}. More patience trains it on "
+                    f"({EARLY_STOP_PATIENCE}=N, N > {patience}).")
+        return f"{stopped}: it goes on with {EARLY_STOP_PATIENCE}={shown(more)}, up to epoch {epochs}."
+    if epochs > given and (trained is None or trained >= given):
+        return f"{run_dir} trained for {given} epoch{'s' if given != 1 else ''}: it goes on to {epochs}."
+    if epochs == given and (trained is None or trained >= given):  # more patience alone
+        return f"{run_dir} trained all its {given} epochs, as {EARLY_STOP_PATIENCE}={shown(more)} does."
+    # stopped before the end: more epochs, or fewer (down to those it has), or more patience
+    return (f"{run_dir} has trained {trained} of the {given} epochs it was last given: it "
+            f"{'ends after' if epochs < given else 'goes on to'} {epochs}.")
+
+
 def why_not_longer(before: dict, now: dict, changed: list[Change], in_a_sweep: bool = False,
                    schedule_swept: bool = False, trained: Optional[int] = None) -> str:
-    """Why a run (or a sweep) given another trainer.epochs, and nothing else, does not go on (empty where more
-    changed); ``trained``: the epochs a run has trained."""
+    """Why a run (or a sweep) given another trainer.epochs, and nothing else (more patience besides), does not
+    go on (empty where more changed); ``trained``: the epochs a run has trained."""
+    changed = [change for change in changed
+               if not (change.key == EARLY_STOP_PATIENCE and more_patient(change.old, change.new))]
+    if len(changed) == 1 and changed[0].key == EARLY_STOP_PATIENCE:
+        return f" ({changed[0]}: less patience might have stopped sooner)"
     if len(changed) != 1 or changed[0].key != EPOCHS:
         return ""
     epochs, given = now["trainer"]["epochs"], before["trainer"]["epochs"]

@@ -383,8 +383,9 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
-EPOCHS = "trainer.epochs"  # the one setting a run may change and go on (run_of_other_length)
-EARLY_STOP_PATIENCE = "trainer.early_stop_patience"  # when a run stops: part of what it trains
+# how long a run trains, the settings it may change and go on from the epochs it has (run_of_other_length)
+EPOCHS = "trainer.epochs"
+EARLY_STOP_PATIENCE = "trainer.early_stop_patience"
 # Settings (key prefixes) that do not change what a job computes: where the data lives, which device
 # and how fast it runs there (not precision, which changes the arithmetic), and what is shown. A run or
 # a sweep may be continued with other values of these.
@@ -470,8 +471,9 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
 
 
 def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[Change]:
-    """:func:`config_differences` but trainer.epochs: those of one run trained on to another length."""
-    return [change for change in config_differences(saved, current) if change.key != EPOCHS]
+    """:func:`config_differences` but trainer.epochs and the patience: those of one run trained on to another
+    length."""
+    return [change for change in config_differences(saved, current) if change.key not in (EPOCHS, EARLY_STOP_PATIENCE)]
 
 
 # schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
@@ -480,16 +482,28 @@ SCHEDULES_WITHOUT_AN_END = ("none", "step")
 SCHEDULES_WITH_AN_END = tuple(name for name in GROUP_SCHEMAS["scheduler"] if name not in SCHEDULES_WITHOUT_AN_END)
 
 
+def more_patient(saved: Optional[int], patience: Optional[int]) -> bool:
+    """Whether trainer.early_stop_patience ``patience`` stops a run no sooner than ``saved`` did, whatever its
+    val: null (never), or as many epochs or more."""
+    return patience is None or (saved is not None and patience >= saved)
+
+
 def run_of_other_length(saved: Mapping[str, Any], current: Mapping[str, Any], trained: Optional[int] = None) -> bool:
-    """Whether ``current`` is the run ``saved`` given another trainer.epochs and nothing else, with a schedule
-    that does not spread over trainer.epochs: the epochs it trained are then those of the other run, which
-    goes on from them (``python run.py resume=<run dir> trainer.epochs=20``). More epochs; or fewer, down to
-    the ``trained`` epochs the run has (a train-on stopped early goes back to the run it was)."""
-    changed = config_differences(saved, current)
+    """Whether ``current`` is the run ``saved`` given another length and nothing else, so that the epochs it
+    trained are those of the other run, which goes on from them (``python run.py resume=<run dir>
+    trainer.epochs=20``): another trainer.epochs with a schedule that does not spread over them, more epochs
+    or fewer down to the ``trained`` epochs the run has (a train-on stopped early goes back to the run it was);
+    and more trainer.early_stop_patience (a run stopped early goes on), which stops it no sooner."""
+    changed = {change.key: change for change in config_differences(saved, current)}
+    if not changed or not changed.keys() <= {EPOCHS, EARLY_STOP_PATIENCE}:
+        return False
+    patience = changed.get(EARLY_STOP_PATIENCE)
+    if patience and not more_patient(patience.old, patience.new):
+        return False
     epochs = current["trainer"]["epochs"]
-    return (len(changed) == 1 and changed[0].key == EPOCHS
-            and (epochs > saved["trainer"]["epochs"] or (trained is not None and epochs >= trained))
-            and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
+    return EPOCHS not in changed or (
+        (epochs > saved["trainer"]["epochs"] or (trained is not None and epochs >= trained))
+        and (current.get("scheduler") or {}).get("name") in SCHEDULES_WITHOUT_AN_END)
 
 
 def as_literal(value: Any) -> Any:

@@ -114,14 +114,16 @@ def the_runs_own(setting: str, against: str, other: str) -> str:
 
 def taken_by_a_resume(override: str, made: dict, trained: Optional[int]) -> bool:
     """Whether a run ``made`` so, which ``trained`` that many epochs, goes on with ``override`` as it was made
-    (where and how fast it runs), or trained on to its ``trainer.epochs=N``; False where its record cannot say."""
-    from lenet_exp.config import EPOCHS, run_of_other_length, where_or_how_fast
+    (where and how fast it runs), or trained on to its ``trainer.epochs=N`` or with more patience
+    (``trainer.early_stop_patience=N``); False where its record cannot say."""
+    from lenet_exp.config import EARLY_STOP_PATIENCE, EPOCHS, run_of_other_length, where_or_how_fast
 
     try:
         key, value = override_key(override), override_value(override)
-        if key != EPOCHS:
+        if key not in (EPOCHS, EARLY_STOP_PATIENCE):
             return where_or_how_fast(key, made["trainer"].get("limit_batches"))
-        longer = {**made, "trainer": {**made["trainer"], "epochs": int(value)}}
+        length = None if value == "null" else int(value)
+        longer = {**made, "trainer": {**made["trainer"], key.removeprefix("trainer."): length}}
         return run_of_other_length(made, longer, trained)
     except Exception:  # a damaged record, a value that is no number: the runner tells
         return False
