@@ -1470,6 +1470,45 @@ def test_a_sweep_takes_jobs_added_after_its_own_whatever_the_order_of_its_values
         (4, "completed", "2"), (5, "not started", "2")]
 
 
+def test_seeds_added_to_a_sweep_of_one_seed_or_to_a_job_whose_overrides_record_is_cut_short(fast, tmp_path):
+    """A constant made a swept key (``seed=0`` then ``seed=0,1``) was refused: the constant was left out of the job
+    folders' names, which would have changed, and the jobs trained again in new folders. The new jobs are named
+    as the old ones were, told apart by their numbers. A job killed as Hydra wrote its overrides.yaml matched no
+    job of the grid, so no value could be added to the sweep, which said to add values; its hydra.yaml holds them
+    too."""
+    grid = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'grid'}", "optimizer.lr=1e-3,2e-3"]
+    assert run_main([*grid, "seed=0"], cwd=tmp_path).returncode == 0
+    (job_dirs(tmp_path / "grid")[1] / ".hydra" / "overrides.yaml").write_text("")
+    seeds = run_main([*grid, "seed=0,1"], cwd=tmp_path)
+    assert seeds.returncode == 0 and seeds.stderr.count("Already completed") == 2, seeds.stderr[-2000:]
+    assert (f"Job folders are named as those of the sweep in {tmp_path / 'grid'}: without seed, a constant there"
+            in seeds.stdout and f"Sweep {tmp_path / 'grid'} had 2 jobs; this one adds jobs 2 to 3." in seeds.stdout)
+    assert [path.name for path in job_dirs(tmp_path / "grid")] == [
+        "0_optimizer.lr=0.001", "1_optimizer.lr=0.002", "2_optimizer.lr=0.001", "3_optimizer.lr=0.002"]
+    _, summary = read_summary(tmp_path / "grid")
+    assert [(job["job"], job["status"], {key: job["params"][key] for key in ("optimizer.lr", "seed")})
+            for job in summary["jobs"]] == [
+        (number, "completed", {"optimizer.lr": lr, "seed": seed})
+        for number, lr, seed in ((0, "0.001", "0"), (1, "0.002", "0"), (2, "0.001", "1"), (3, "0.002", "1"))]
+    more = run_main([*grid, "seed=0,1,2"], cwd=tmp_path)  # and on: the naming holds
+    assert more.returncode == 0 and more.stderr.count("Already completed") == 4, more.stderr[-2000:]
+    assert [path.name for path in job_dirs(tmp_path / "grid")][4:] == ["4_optimizer.lr=0.001", "5_optimizer.lr=0.002"]
+
+
+def test_hydras_own_basic_sweeper_numbers_a_grid_in_its_order_whatever_the_sweep_folder_holds(fast, tmp_path):
+    """Numbered by the folders found, seeds added after lr were let through for Hydra's own sweeper, which
+    numbers in its order: it trained the sweep's jobs again in new folders, and the summary counted them twice."""
+    grid = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'grid'}", "optimizer.lr=1e-3,2e-3",
+            "hydra.sweeper._target_=hydra._internal.core_plugins.basic_sweeper.BasicSweeper"]
+    assert run_main([*grid, "seed=0,1"], cwd=tmp_path).returncode == 0
+    folders = sorted(path.name for path in job_dirs(tmp_path / "grid"))
+    seeds = run_main([*grid, "seed=0,1,2"], cwd=tmp_path)
+    assert seeds.returncode == 1 and "holds another sweep" in seeds.stderr, seeds.stderr[-2000:]
+    assert sorted(path.name for path in job_dirs(tmp_path / "grid")) == folders
+    rates = run_main([*grid[:-2], "optimizer.lr=1e-3,2e-3,3e-3", grid[-1], "seed=0,1"], cwd=tmp_path)
+    assert rates.returncode == 0 and rates.stderr.count("Already completed") == 4, rates.stderr[-2000:]
+
+
 def test_a_sweep_given_its_keys_in_another_order_is_the_same_sweep(fast, tmp_path):
     """Hydra numbers the jobs by the keys' order: the same sweep was refused as another one, or its jobs would
     have trained again in new folders. Numbered by the folders it holds, each job is found in its own."""

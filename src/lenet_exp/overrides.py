@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import SAVED_OVERRIDES
+from lenet_exp.files import SAVED_HYDRA, SAVED_OVERRIDES
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
@@ -43,13 +43,19 @@ def overridden_keys(run_dir: Path) -> set[str]:
 
 def recorded_overrides(run_dir: Path) -> list[str]:
     """The overrides Hydra saved in a run directory (.hydra/overrides.yaml), as written (a ``${hydra:job.num}``
-    resolved there was the last job's, or failed), for display; none where it saved none, or where the file
-    cannot be read (:func:`saved_overrides` refuses such a file)."""
-    from omegaconf import OmegaConf
+    resolved there was the last job's, or failed), for display and to number a sweep's jobs; those of its
+    hydra.yaml where that file cannot be read (:func:`saved_overrides` refuses it); none where it saved none."""
+    from omegaconf import ListConfig, OmegaConf
 
     try:
-        return [str(o) for o in as_written(OmegaConf.load(run_dir / SAVED_OVERRIDES))]
-    except Exception:  # missing (a run started from Python), cut short, edited by hand: nothing to show
+        saved = OmegaConf.load(run_dir / SAVED_OVERRIDES)
+        if isinstance(saved, ListConfig):  # an empty file reads as {}
+            return [str(o) for o in as_written(saved)]
+    except Exception:  # missing (a run started from Python), cut short (killed as Hydra wrote it), edited by hand
+        pass
+    try:  # Hydra writes hydra.yaml, which holds them too, just before
+        return [str(o) for o in as_written(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.overrides.task)]
+    except Exception:
         return []
 
 

@@ -20,6 +20,7 @@ import logging
 import math
 import random
 import sys
+from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -83,8 +84,8 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     return message
 
 
-BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper",  # Hydra's, and ours (config.yaml)
-                  "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingBasicSweeper")
+OUR_BASIC_SWEEPER = "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingBasicSweeper"  # config.yaml's
+BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper", OUR_BASIC_SWEEPER)  # Hydra's, and ours
 
 
 def is_a_grid(config: DictConfig) -> bool:
@@ -150,9 +151,12 @@ def grid_jobs(config: DictConfig, found: Iterable[tuple[int, list[str]]] = ()) -
     """The jobs of a grid sweep in the order they are numbered, each its sorted overrides (as its folder
     names them); None for a sweeper that draws its jobs (Optuna), or a sweep whose values are listed only
     when it runs. Hydra's basic sweeper's own expansion: its params, then the command line, the last key
-    varying fastest, numbered as the jobs ``found`` in its folder are (:func:`numbered_as_found`)."""
+    varying fastest, numbered as the jobs ``found`` in its folder are (:func:`numbered_as_found`) by ours;
+    Hydra's own (``hydra.sweeper._target_=…BasicSweeper``) numbers them in its order whatever is found."""
     if not is_a_grid(config):
         return None
+    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != OUR_BASIC_SWEEPER:
+        found = ()
     try:
         return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)), found=found)[0]]
     except Exception:  # e.g. a glob() over a group's options, which only the config loader lists
@@ -338,7 +342,12 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
     passed on as one more Hydra override (multirun.yaml records it)."""
     searched = searched_keys(config)
     constant = sorted({override_key(o) for o in task_overrides(config)} - searched)
-    excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant]))
+    constant_before = constants_of_the_sweep_before(config, searched)
+    if constant_before:
+        log.info("Job folders are named as those of the sweep in %s: without %s, a constant there (each job's value "
+                 "is in its .hydra/ and TensorBoard's HParams).", config.hydra.sweep.dir, ", ".join(constant_before))
+    excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant,
+                                   *constant_before]))
     if not searched - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
         change = BY_NUMBER
     elif _longest_name(config, set(excluded)) > MAX_FOLDER_NAME:
@@ -351,6 +360,21 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
         return
     with read_write(config.hydra.overrides):
         config.hydra.overrides.hydra.append(change)
+
+
+def constants_of_the_sweep_before(config: DictConfig, searched: set[str]) -> list[str]:
+    """The keys this sweep searches that the sweep already in its hydra.sweep.dir had as constants, and so
+    left out of its job folders' names: seeds added to ``seed=0``. Its jobs keep their folders only where
+    the new ones are named so too (their numbers tell them apart)."""
+    from lenet_exp.files import SWEEP_RECORD
+
+    try:
+        saved = OmegaConf.load(Path(str(config.hydra.sweep.dir)) / SWEEP_RECORD)
+        naming = [o for o in as_written(saved.hydra.overrides.hydra) if o.startswith(EXCLUDED_FROM_NAMES)]
+        excluded = OverridesParser.create().parse_override(naming[0]).value() if naming else []
+    except Exception:  # no sweep there, or one whose record the sweep's check refuses
+        return []
+    return sorted(set(excluded) & searched)
 
 
 def job_naming(config: DictConfig, kept) -> list[str]:
