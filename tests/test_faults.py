@@ -140,7 +140,33 @@ ALTERED_STRUCTURES = {  # a checkpoint is data: each ended in a traceback (the e
     # read into the run's state: a TypeError of its comparison, or of an unknown keyword
     "best val accuracy": (lambda state: state["run_state"].update(best_val_acc="high"), "a best val accuracy of 'high'"),
     "run state key": (lambda state: state["run_state"].update(extra=1), "a run state with 'extra'"),
+    # a best that no epoch betters, and a history row without its epoch: a KeyError traceback as it resumed
+    "nan best": (lambda state: state["run_state"].update(best_val_acc=float("nan")), "a best val accuracy of nan"),
+    "history row": (lambda state: state["run_state"]["history"][0].pop("epoch"), "a run state without its history"),
 }
+
+
+FIRST_PARAMETER = 0  # optimizer state is keyed by the parameter's index
+
+
+@pytest.mark.parametrize("edit, said", [
+    # fused Adam read and wrote past the end of a shorter moment: the resume died of a segmentation fault
+    (lambda state: state["optimizer"]["state"][FIRST_PARAMETER].update(exp_avg=torch.zeros(7)),
+     "an optimizer exp_avg of shape [7] for a parameter of shape [6, 1, 5, 5]"),
+    (lambda state: state["optimizer"]["state"][FIRST_PARAMETER].update(step=torch.zeros(7)),
+     "an optimizer step of shape [7]"),
+    (lambda state: state["optimizer"].update(param_groups=[]), "parameter groups"),  # torch's own ValueError
+    (lambda state: state["rng"].update(torch=torch.zeros(3)), "RNG state must be a torch.ByteTensor"),
+], ids=["moment", "step", "groups", "rng"])
+def test_a_checkpoint_whose_parts_torch_cannot_take_is_refused_without_a_crash(killed_run, tiny_root, edit, said):
+    last = killed_run / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=True)
+    edit(state)
+    torch.save(state, last)
+    with pytest.raises(CheckpointError) as caught:
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
+    assert str(caught.value).startswith(f"{last} cannot be resumed from (") and said in str(caught.value), caught.value
+    assert "lenet_exp never writes such a checkpoint, it was altered. Delete the folder" in str(caught.value)
 
 
 @pytest.mark.parametrize("altered", ALTERED_STRUCTURES)

@@ -150,13 +150,14 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
         return None
     run_state, rng, optimizer = state["run_state"], state["rng"], state["optimizer"]
     history = run_state.get("history", []) if isinstance(run_state, dict) else None  # RunState's defaults
-    if not (isinstance(history, list) and all(isinstance(row, dict) for row in history)):
+    if not (isinstance(history, list) and all(isinstance(row, dict) and isinstance(row.get("epoch"), int)
+                                              for row in history)):
         return "a run state without its history"
     unknown = sorted(set(run_state) - {f.name for f in fields(RunState)} - set(LEGACY_RUN_STATE_KEYS))
     if unknown:
         return f"a run state with {unknown[0]!r}"
     best = run_state.get("best_val_acc", -1.0)
-    if isinstance(best, bool) or not isinstance(best, (int, float)):
+    if isinstance(best, bool) or not isinstance(best, (int, float)) or not -1 <= best <= 1:  # NaN too
         return f"a best val accuracy of {best!r}"
     epoch, best_epoch = run_state.get("epoch", 0), run_state.get("best_epoch", 0)
     if not (isinstance(epoch, int) and 0 <= epoch <= len(history) and isinstance(best_epoch, int)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
+import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -28,7 +29,7 @@ from lenet_exp.config import (Monitor, config_differences, differences_besides_l
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
-from lenet_exp.errors import CheckpointError, FolderInUse, UserError
+from lenet_exp.errors import CheckpointError, FolderInUse, UserError, one_line
 from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
@@ -234,7 +235,13 @@ class Run:
         self.check_same_data(self.resume, parts)
         self.check_best_checkpoint(self.resume)
         self.stopwatch.resume(self.previous)
-        state = parts.restore(self.resume)
+        try:
+            state = parts.restore(self.resume)
+        except torch.cuda.OutOfMemoryError:  # a RuntimeError of the device's, not the file's
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as error:  # its parts, not these
+            raise CheckpointError(f"{self.last_path} cannot be resumed from ({one_line(error)}): lenet_exp never "
+                                  f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
         if (self.previous or {}).get("status") == "completed":  # trained on: its events forget their test now,

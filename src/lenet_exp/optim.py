@@ -87,16 +87,25 @@ def check_argument_types(optimizer_class: type, options: dict) -> None:
                               "would raise)", fix=fix)
 
 
+# the per-parameter states of torch's optimizers (Adam, AdamW, SGD) that have their parameter's shape
+PARAMETER_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     """``optimizer.load_state_dict(saved)``, each state tensor then in its parameter's memory layout.
 
     A checkpoint keeps the layout it was trained in (channels_last, a stacked group's) and torch loads
     it as it is, while its fused CPU Adam walks state and parameter in memory order: a run resumed in
-    another layout would pair moments with the wrong weights.
+    another layout would pair moments with the wrong weights. A moment of another shape (an altered
+    checkpoint) is refused (ValueError): fused Adam would read and write past its end.
     """
     optimizer.load_state_dict(saved)
     for param, state in optimizer.state.items():
         for name, value in state.items():
+            if torch.is_tensor(value) and (value.numel() != 1 if name == "step" else
+                                           name in PARAMETER_SHAPED and value.shape != param.shape):
+                raise ValueError(f"an optimizer {name} of shape {list(value.shape)} for a parameter of shape "
+                                 f"{list(param.shape)}")
             if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
                 state[name] = torch.empty_like(param.detach()).copy_(value)  # empty_like keeps the layout
 
