@@ -116,6 +116,40 @@ def test_a_sweep_folder_whose_entries_link_elsewhere_is_refused_before_anything_
     assert again.returncode == 1 and "symbolic link" not in again.stderr, again.stderr[-2000:]  # the jobs fail again
 
 
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_job_folder_replaced_by_a_link_out_of_the_sweep_is_refused_before_its_job_runs(launcher, fast, tmp_path):
+    """A job's folder that a link leads out of the sweep's, to an empty folder (no .hydra/ of a job there), took
+    the job: Hydra wrote its record, metrics.json and events outside, and the summary listed it as not started."""
+    command = ["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", "hydra.sweep.dir=sweep"]
+    assert run_main(command, cwd=tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "sweep" / "1_seed=1")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "sweep" / "1_seed=1").symlink_to(tmp_path / "outside")
+    refused = run_main(command, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+        f"Error: sweep/1_seed=1 is a symbolic link (to {tmp_path / 'outside'}), where lenet_exp writes a file of its "
+        f"own: it would write there, outside sweep. Put a copy of what it points to in its place (cp -rL), or remove "
+        f"the link, then run the same command again."), refused.stderr[-2000:]
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_a_sweeps_summary_writes_no_event_file_through_a_link_out_of_its_folder(fast, tmp_path):
+    """`python -m lenet_exp.sweeps` wrote the summary's TensorBoard run through a link named summary, and deleted
+    the event files it found there (another run's, say)."""
+    assert run_main(["-m", *fast, "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    shutil.rmtree(tmp_path / "sweep" / "summary")
+    (tmp_path / "other run").mkdir()
+    (tmp_path / "other run" / "events.out.tfevents.1.host").write_bytes(b"its events")
+    (tmp_path / "sweep" / "summary").symlink_to(tmp_path / "other run")
+    for flags in ([], ["--no-tensorboard"]):
+        result = run_main([str(tmp_path / "sweep"), *flags], cwd=tmp_path, module="lenet_exp.sweeps")
+        said = result.stdout + result.stderr  # what it could not write, with exit status 1
+        assert (result.returncode, "sweep/summary is a symbolic link" in said) == ((1, True) if flags == [] else
+                                                                                  (0, False)), said[-2000:]
+        assert "Traceback" not in said and (tmp_path / "sweep" / "summary.csv").is_file()
+        assert [path.name for path in (tmp_path / "other run").iterdir()] == ["events.out.tfevents.1.host"]
+
+
 @pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.
@@ -1481,7 +1515,7 @@ def test_seeds_added_to_a_sweep_of_one_seed_or_to_a_job_whose_overrides_record_i
     (job_dirs(tmp_path / "grid")[1] / ".hydra" / "overrides.yaml").write_text("")
     seeds = run_main([*grid, "seed=0,1"], cwd=tmp_path)
     assert seeds.returncode == 0 and seeds.stderr.count("Already completed") == 2, seeds.stderr[-2000:]
-    assert (f"Job folders are named as those of the sweep in {tmp_path / 'grid'}: without seed, a constant there"
+    assert (f"Job folders are named as the sweep in {tmp_path / 'grid'} names them: without seed, a constant of"
             in seeds.stdout and f"Sweep {tmp_path / 'grid'} had 2 jobs; this one adds jobs 2 to 3." in seeds.stdout)
     assert [path.name for path in job_dirs(tmp_path / "grid")] == [
         "0_optimizer.lr=0.001", "1_optimizer.lr=0.002", "2_optimizer.lr=0.001", "3_optimizer.lr=0.002"]

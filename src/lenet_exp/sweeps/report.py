@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import EVENT_FILES, is_disk_full, mount_point, save_json, write_atomic
+from lenet_exp.files import (EVENT_FILES, REPLACE_THE_LINK, is_disk_full, linked_entry, mount_point, save_json,
+                             write_atomic)
 from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.runlog import show
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
@@ -71,6 +72,14 @@ def write_plot(summary: Summary, path: Path):
     return figure
 
 
+def refuse_a_link_out(log_dir: Path) -> None:
+    """A UserError where the summary's TensorBoard folder is a link out of the sweep's, whose event files the
+    summary would write and delete there (a sweep folder is data: it may come from anyone)."""
+    linked = linked_entry(log_dir.parent, [log_dir.name])
+    if linked:
+        raise UserError(f"{linked}. {REPLACE_THE_LINK}, or remove the link.")
+
+
 def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> None:
     """The plot (if there is one) and the markdown table as the TensorBoard run in ``log_dir``."""
     from torch.utils.tensorboard import SummaryWriter
@@ -78,6 +87,7 @@ def log_tensorboard(summary: Summary, figure: Optional[Any], log_dir: Path) -> N
 
     from lenet_exp.record import quiet_event_writer_threads
 
+    refuse_a_link_out(log_dir)
     quiet_event_writer_threads()
     earlier = set(log_dir.glob(EVENT_FILES))  # a re-launched sweep replaces its summary, once written
     writer = None
@@ -164,7 +174,8 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     with contextlib.suppress(OSError):  # an earlier summary's, of other results: not left as if it were this one's
         if not plotted:
             (sweep_dir / "summary.png").unlink(missing_ok=True)
-        for old in (sweep_dir / SUMMARY_RUN).glob(EVENT_FILES) if not tensorboard else ():
+        for old in (sweep_dir / SUMMARY_RUN).glob(EVENT_FILES) if not (tensorboard or linked_entry(
+                sweep_dir, [SUMMARY_RUN])) else ():
             old.unlink()
     lines = ["\n" + report_text(summary)]
     files = [name for name in written if name.startswith("summary.")]

@@ -344,8 +344,9 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
     constant = sorted({override_key(o) for o in task_overrides(config)} - searched)
     constant_before = constants_of_the_sweep_before(config, searched)
     if constant_before:
-        log.info("Job folders are named as those of the sweep in %s: without %s, a constant there (each job's value "
-                 "is in its .hydra/ and TensorBoard's HParams).", config.hydra.sweep.dir, ", ".join(constant_before))
+        log.info("Job folders are named as the sweep in %s names them: without %s, a constant of its first jobs "
+                 "(each job's value is in its .hydra/ and TensorBoard's HParams).", config.hydra.sweep.dir,
+                 ", ".join(constant_before))
     excluded = list(dict.fromkeys([*config.hydra.job.config.override_dirname.exclude_keys, *constant,
                                    *constant_before]))
     if not searched - set(excluded):  # e.g. a sweep over checkpoints: `0_` would say nothing more
@@ -415,13 +416,19 @@ class JobFolders:
         return any(key in self.subdir for key in self.NUMBERED)
 
     def claim(self, job_config: DictConfig) -> None:
-        """Take the folder of the sweep's next job, or exit with a message where an earlier job has it."""
+        """Take the folder of the sweep's next job, or exit with a message where an earlier job has it, or where
+        it is a link out of the sweep's folder (Hydra would write the job there: a folder is data)."""
+        from lenet_exp.files import REPLACE_THE_LINK, linked_entry
+
         number, self.jobs = self.jobs, self.jobs + 1
-        if self.numbered:
-            return
         with open_dict(job_config):
             job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
         folder = str(job_config.hydra.sweep.subdir)
+        linked = linked_entry(Path(str(job_config.hydra.sweep.dir)), [Path(folder).parts[0]])
+        if linked:
+            sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, or remove the link, then run the same command again.")
+        if self.numbered:
+            return
         if folder in self.first_job_in:
             sys.exit(f"Error: hydra.sweep.subdir={self.subdir} gives jobs {self.first_job_in[folder]} and {number} one "
                      f"folder ({folder}), where the second would overwrite the first. Name each job's folder with its "
