@@ -211,6 +211,18 @@ def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_hol
     assert said in refused.stderr.strip().splitlines()[-1], refused.stderr[-2000:]
 
 
+def test_a_checkpoints_text_reaches_the_terminal_without_its_control_characters(killed_run, tiny_root, tmp_path):
+    """A log line that quotes a checkpoint (its model's name) wrote the escape codes in it to the terminal, which
+    acted on them: cleared the screen, moved the cursor, faked a line."""
+    best = tmp_path / "best.pt"
+    state = torch.load(killed_run / "checkpoints" / "best.pt", weights_only=True)
+    state["config"]["model"]["name"] = "\x1b[2J\rDone: test acc 0.9999"
+    torch.save(state, best)
+    result = run_main(["task=eval", f"ckpt={best}", "model.activation=tanh", *fast_overrides(tiny_root)], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "with its model (\\x1b[2J\\rDone: test acc 0.9999)" in result.stderr and "\x1b" not in result.stderr
+
+
 def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(killed_run, tiny_root, tmp_path):
     """The history of a run's state (which eval does not use) was rewritten row by row as it was loaded: a row
     that is no mapping was an AttributeError traceback."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -13,10 +14,19 @@ from typing import Callable, Iterator, Optional
 from lenet_exp.files import RUN_LOG, write_nowhere
 
 
+# what a terminal acts on instead of showing (cursor moves, clearing, a fake line), but a line's end and tab
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 class Console(logging.StreamHandler):
     """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): an output that
     takes no more (a reader gone, `run.py -m … | head`) takes no more of them, where Python's logging printed
-    "--- Logging error ---" and a traceback for each."""
+    "--- Logging error ---" and a traceback for each. Control characters are shown as escapes: a line may
+    quote a folder's files (a checkpoint's model name), which come from anyone."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(),
+                                      super().format(record))
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
