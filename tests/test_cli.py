@@ -461,6 +461,21 @@ def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, m
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
+@pytest.mark.parametrize("sweep, said", [
+    ("seed=0,1,1", "seed=0,1,1 gives 1 twice"),
+    ("optimizer.lr=1e-3,0.001", "optimizer.lr=1e-3,0.001 gives 0.001 twice"),  # one value, spelled two ways
+    ("model.dropout=0,0.0", "model.dropout=0,0.0 gives 0.0 twice"),
+    ("optimizer='adam',adam", "optimizer='adam',adam gives 'adam' twice"),
+])
+def test_a_sweep_that_gives_a_value_twice_is_refused_before_it_trains_a_job_twice(sweep, said, tmp_path):
+    """Hydra trained the job twice, in two folders; the summary counted its seed twice."""
+    result = run_main(["-m", sweep], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"Error: {said}, a job the sweep would train twice (in two folders, counted twice by its summary): give "
+        f"each value once."), result.stderr
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
+
+
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr

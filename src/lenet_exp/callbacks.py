@@ -24,7 +24,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lenet_exp.command_line_errors import deleted_setting, merged_options, number_as_bool, swept_twice
+from lenet_exp.command_line_errors import a_value_twice, deleted_setting, merged_options, number_as_bool, swept_twice
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
                               more_patient, refuse_unknown_keys, run_of_other_length, sets_a_preset, shown, validate,
                               where_or_how_fast, without_hydra)
@@ -478,8 +478,8 @@ def refuse_misused_overrides(config: DictConfig) -> None:
     """Exits with a message on ``model=[lenet5,lenet5_classic]``, ``~seed`` or ``trainer.deterministic=2``, which
     compose (command_line_errors)."""
     overrides = task_overrides(config)
-    misused = (merged_options(overrides) or swept_twice(overrides) or deleted_setting(overrides)
-               or number_as_bool(overrides, config))
+    misused = (merged_options(overrides) or swept_twice(overrides) or a_value_twice(overrides)
+               or deleted_setting(overrides) or number_as_bool(overrides, config))
     if misused:
         sys.exit(f"Error: {misused}")
 

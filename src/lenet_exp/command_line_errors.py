@@ -649,6 +649,23 @@ def swept_twice(overrides: list[str]) -> Optional[str]:
     return None
 
 
+def a_value_twice(overrides: list[str]) -> Optional[str]:
+    """``seed=0,1,1`` or ``optimizer.lr=1e-3,0.001``: Hydra trains the same job twice, in two folders, whose
+    seeds the summary counts twice."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        try:
+            values = list(override.sweep_iterator()) if override.is_discrete_sweep() else []
+        except Exception:  # glob(), which only the config loader lists
+            continue
+        seen = []
+        for value in (getattr(value, "text", value) for value in values):  # 'a' and a: one string
+            if value in seen:
+                return (f"{override.input_line} gives {value!r} twice, a job the sweep would train twice (in two "
+                        f"folders, counted twice by its summary): give each value once.")
+            seen.append(value)
+    return None
+
+
 def number_as_bool(overrides: list[str], config: DictConfig) -> Optional[str]:
     """``trainer.deterministic=2``: omegaconf turns any integer into a bool (2 is true) without a word, where
     a 2 was meant for another setting, or a typo. 0 and 1 stay the bools they usually spell."""
