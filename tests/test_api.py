@@ -616,3 +616,17 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="asks for a CUDA GPU"):
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="cuda")
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/usage.md"])
+def test_the_python_api_example_runs_as_written(document, fast, tmp_path, monkeypatch):
+    """Pasted, the example raised NameError: it used `images` without a line that made them. Run here with the
+    tiny data's overrides first (the example trains on the full data set)."""
+    text = (RUN_PY.parent / document).read_text()
+    code = re.search(r"## Python API\n\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"fast": fast}
+    exec(code.replace("compose(", "compose(*fast, ", 1), namespace)
+    probabilities = namespace["probabilities"]
+    assert probabilities.shape == (8, 10) and torch.allclose(probabilities.sum(1), torch.ones(8))
+    assert namespace["metrics"]["status"] == "completed"

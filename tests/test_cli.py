@@ -695,6 +695,10 @@ def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, exp
     said = result.stdout + result.stderr  # without configs/config.yaml's logging, Hydra's own logs to stdout
     assert result.returncode == 1 and "Traceback" not in said, said[-2000:]
     assert f"Error: {expected}" in said, said[-2000:]
+    if not schema:  # refused before Hydra starts: it made a run's folder, logged a run "with the default config"
+        assert result.stderr.strip() == (f"Error: {expected} {tmp_path / 'mine' / 'mine.yaml'}'s defaults do not "
+                                         f"name config.") and not result.stdout, said[-2000:]
+        assert not (tmp_path / "run").exists()
 
 
 def test_a_search_path_folder_that_does_not_exist_is_said_in_a_line(fast, tmp_path):

@@ -139,8 +139,10 @@ def test_step_decays_at_epoch_boundaries():
 
 
 @pytest.mark.parametrize("steps, instead", [
-    (5, "(pct_start >= 0.40, or a run of at least 8 steps: more trainer.epochs or trainer.limit_batches)"),
-    (2, "(a run of at least 8 steps: more trainer.epochs or trainer.limit_batches)"),  # no pct_start < 1 would do
+    (5, "(pct_start >= 0.40, or a run of at least 8 steps: more trainer.epochs, more batches an epoch "
+        "(dataset.train_size, trainer.limit_batches) or a smaller trainer.batch_size)"),
+    (2, "(a run of at least 8 steps: more trainer.epochs, more batches an epoch (dataset.train_size, "
+        "trainer.limit_batches) or a smaller trainer.batch_size)"),  # no pct_start < 1 would do
 ])
 def test_a_onecycle_warm_up_under_two_steps_says_what_would_do(steps, instead):
     optimizer = build_optimizer(OmegaConf.create(OPTIMIZER), LeNet5())

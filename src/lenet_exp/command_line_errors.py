@@ -34,7 +34,8 @@ from hydra.errors import (ConfigCompositionException, HydraException, MissingCon
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, TOP_LEVEL, Config, optimizer_arguments, schema_name
+from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NOT_A_RUNS_CONFIG, ROOT_SCHEMA, TOP_LEVEL, Config,
+                              optimizer_arguments, schema_name)
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
@@ -453,6 +454,21 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit(f"Error: {no_run_config(name, f'{group}={option}')}")
     if not group and f"{option}.yaml" in ConfigStore.instance().repo and not option.startswith("_"):  # the schema's
         sys.exit(f"Error: {no_run_config(name, None)}")
+    own = next((path for path in (Path(folder) / f"{name.removesuffix('.yaml')}.yaml"
+                                  for folder in (flags.config_dir, CONFIGS) if folder) if path.is_file()), None)
+    if own and not composes_a_run(own):  # refused once composed, in a folder of Hydra's own layout
+        sys.exit(f"Error: {NOT_A_RUNS_CONFIG} {own}'s defaults do not name config.")
+
+
+def composes_a_run(path: Path) -> bool:
+    """Whether a primary config file's defaults bring in the run's schema: ``config`` (configs/config.yaml), or
+    the schema itself (a copy of config.yaml); True where the file cannot be read (Hydra says what is wrong)."""
+    try:
+        defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults", [])
+        named = {str(entry).lstrip("/").split("@")[0] for entry in defaults if isinstance(entry, str)}
+    except Exception:
+        return True
+    return bool(named & {"config", ROOT_SCHEMA})
 
 
 def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[str]) -> None:

@@ -270,6 +270,9 @@ def sets_a_preset(key: str) -> bool:
     return "." not in key and key not in TOP_LEVEL
 
 
+ROOT_SCHEMA = "lenet_exp_schema"  # configs/config.yaml's first default
+
+
 def register_configs() -> None:
     """Store the schemas: the root one that configs/config.yaml lists first, and one per group option
     (``/schema_<group>_<name>``) for the YAML files of ``configs/<group>/`` to name. They are configs
@@ -277,7 +280,7 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    store.store(name="lenet_exp_schema", node=Config)
+    store.store(name=ROOT_SCHEMA, node=Config)
     for group, schemas in GROUP_SCHEMAS.items():
         for name, node in schemas.items():
             store.store(name=schema_name(group, name), node=node)
@@ -653,14 +656,17 @@ def without_hydra(config: Any) -> Any:
     return task
 
 
+NOT_A_RUNS_CONFIG = ("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, …): a "
+                     "primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, then sets "
+                     "what it changes.")
+
+
 def validate(cfg: Any) -> None:
     """Check the ranges and rules that the schema's types cannot, before any data is loaded."""
     from omegaconf import OmegaConf
 
     if OmegaConf.get_type(cfg) is not Config:  # a primary config of one's own without configs/config.yaml's
-        raise UserError("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, "
-                        "…): a primary config of one's own (--config-name) begins with `defaults: [config, _self_]`, "
-                        "then sets what it changes.")
+        raise UserError(NOT_A_RUNS_CONFIG)
     check_every_value_set(cfg)
     check_the_options_kinds(cfg)
     added = {name: cfg.optimizer[name] for name in refuse_unknown_keys(cfg)}
