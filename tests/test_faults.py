@@ -157,7 +157,18 @@ FIRST_PARAMETER = 0  # optimizer state is keyed by the parameter's index
      "an optimizer step of shape [7]"),
     (lambda state: state["optimizer"].update(param_groups=[]), "parameter groups"),  # torch's own ValueError
     (lambda state: state["rng"].update(torch=torch.zeros(3)), "RNG state must be a torch.ByteTensor"),
-], ids=["moment", "step", "groups", "rng"])
+    # tracebacks at the state's load, or at the first step
+    (lambda state: state["optimizer"]["state"].update({999: state["optimizer"]["state"][FIRST_PARAMETER]}),
+     "an optimizer state of 999, which is no parameter"),
+    (lambda state: state["optimizer"]["state"][FIRST_PARAMETER].update(exp_avg=[1, 2]),
+     "an optimizer exp_avg of shape list"),
+    (lambda state: state["optimizer"]["param_groups"][0].update(lr="abc"), "an optimizer parameter group of lr='abc'"),
+    (lambda state: state["optimizer"]["param_groups"][0].update(betas=(0.9,)), "an optimizer parameter group of betas=(0.9,)"),
+    # "Training diverged ... Lower optimizer.lr (now 0.001)": the checkpoint's NaN, not the command's lr
+    (lambda state: state["optimizer"]["param_groups"][0].update(lr=float("nan")),
+     "an optimizer parameter group of lr=nan"),
+], ids=["moment", "step", "groups", "rng", "state-of-no-parameter", "moment-not-a-tensor", "lr-text", "betas-one",
+        "lr-nan"])
 def test_a_checkpoint_whose_parts_torch_cannot_take_is_refused_without_a_crash(killed_run, tiny_root, edit, said):
     last = killed_run / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)

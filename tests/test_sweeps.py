@@ -1634,10 +1634,12 @@ def test_a_sweep_given_more_patience_trains_its_jobs_stopped_early_on(launcher, 
     assert run_main([*sweep, "trainer.early_stop_patience=1"], cwd=tmp_path).returncode == 0
     stopped = {job: metrics(job) for job in job_dirs(tmp_path / "sweep")}
     assert [record["epochs_done"] < 4 for record in stopped.values()] == [True, True]
-    patient = run_main([*sweep, "trainer.early_stop_patience=null"], cwd=tmp_path)
+    patient = run_main([*sweep, "trainer.early_stop_patience=3"], cwd=tmp_path)
     assert patient.returncode == 0, patient.stderr[-2000:]
     assert (f"Sweep {tmp_path / 'sweep'}: its jobs that trainer.early_stop_patience=1 stopped early go on with "
-            f"null.") in patient.stdout
+            f"3.") in patient.stdout
+    if launcher == "stacked":  # stacked as they go on (they were planned as completed, and trained one by one)
+        assert "Launching 2 jobs in 1 group" in patient.stdout, patient.stdout[-2000:]
     for job, record in stopped.items():
         after = metrics(job)
         assert (after["status"], after["epochs_done"]) == ("completed", 4)
@@ -1647,6 +1649,15 @@ def test_a_sweep_given_more_patience_trains_its_jobs_stopped_early_on(launcher, 
         assert list(scalar_values(events, "test/acc")) == [after["best_epoch"]]
     _, summary = read_summary(tmp_path / "sweep")
     assert [(job["status"], job["epochs_done"]) for job in summary["jobs"]] == [("completed", 4)] * 2
+    # all their epochs trained: more patience has nothing to train, and each is complete as it is (it was
+    # marked running and tested again)
+    written = {path: path.stat().st_mtime_ns for job in job_dirs(tmp_path / "sweep")
+               for path in [job / "metrics.json", *job.glob("checkpoints/*.pt"), *job.glob("events.out.tfevents.*")]}
+    endless = run_main([*sweep, "trainer.early_stop_patience=null"], cwd=tmp_path)
+    assert endless.returncode == 0 and endless.stderr.count("it trained all its 4 epochs, as "
+                                                            "trainer.early_stop_patience=null does: skipped") == 2, \
+        endless.stderr[-2000:]
+    assert {path: path.stat().st_mtime_ns for path in written} == written
     impatient = run_main([*sweep, "trainer.early_stop_patience=1"], cwd=tmp_path)
     assert impatient.returncode == 1 and ("holds another sweep (it ran trainer.early_stop_patience=null; this command "
                                           "gives trainer.early_stop_patience=1) (trainer.early_stop_patience: null -> "

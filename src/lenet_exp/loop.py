@@ -25,7 +25,7 @@ from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
 from lenet_exp.config import (Monitor, config_differences, differences_besides_length, listed, run_of_other_length,
-                              to_dict)
+                              shown, to_dict)
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
@@ -115,7 +115,12 @@ class Run:
                             f"new output directory.")
         if previous and previous.get("status") == "completed" and previous.get("task") == "train":
             if run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
-                return None  # it goes on from its last epoch
+                if not self.trained_all_its_epochs(previous):
+                    return None  # it goes on from its last epoch
+                log.info("Already completed in %s: it trained all its %d epochs, as trainer.early_stop_patience=%s "
+                         "does: skipped (val acc %.4f)", self.dir, previous["epochs_done"],
+                         shown(self.cfg.trainer.early_stop_patience), previous["val"]["acc"])
+                return Outcome("skipped", previous["val"]["acc"])
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
                 raise UserError(f"{self.dir} already holds a completed run with another config ({listed(changed)}). "
@@ -123,6 +128,12 @@ class Run:
             log.info("Already completed in %s: skipped (val acc %.4f)", self.dir, previous["val"]["acc"])
             return Outcome("skipped", previous["val"]["acc"])
         return None
+
+    def trained_all_its_epochs(self, previous: dict) -> bool:
+        """Whether a run recorded completed trained all the epochs this config gives it, which it was given
+        then too: more patience, the only other change it may go on with, has nothing to train."""
+        epochs = self.cfg.trainer.epochs
+        return previous.get("epochs_done") == epochs == previous["config"]["trainer"]["epochs"]
 
     def load_resume_state(self) -> Optional[dict]:
         gone = files.last_checkpoint_gone(self.dir)
@@ -239,7 +250,7 @@ class Run:
             state = parts.restore(self.resume)
         except torch.cuda.OutOfMemoryError:  # a RuntimeError of the device's, not the file's
             raise
-        except (TypeError, ValueError, KeyError, IndexError, RuntimeError) as error:  # its parts, not these
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, RuntimeError) as error:  # its parts
             raise CheckpointError(f"{self.last_path} cannot be resumed from ({one_line(error)}): lenet_exp never "
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch

@@ -87,8 +87,17 @@ def check_argument_types(optimizer_class: type, options: dict) -> None:
                               "would raise)", fix=fix)
 
 
-# the per-parameter states of torch's optimizers (Adam, AdamW, SGD) that have their parameter's shape
+# the per-parameter states of torch's optimizers (Adam, AdamW, SGD) that have their parameter's shape, and
+# the numbers of a parameter group
 PARAMETER_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+GROUP_NUMBERS = ("lr", "eps", "weight_decay", "momentum", "dampening")
+
+
+def finite(value) -> bool:
+    """Whether ``value`` is a finite number, or a tensor of finite numbers (a learning rate may be one)."""
+    if torch.is_tensor(value):
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
@@ -100,12 +109,22 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     checkpoint) is refused (ValueError): fused Adam would read and write past its end.
     """
     optimizer.load_state_dict(saved)
+    for group in optimizer.param_groups:
+        odd = next((f"{key}={group[key]!r}" for key in GROUP_NUMBERS
+                    if group.get(key) is not None and not finite(group[key])), None)
+        betas = group.get("betas", (0.0, 0.0))
+        if odd or not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(map(finite, betas))):
+            raise ValueError(f"an optimizer parameter group of {odd or f'betas={betas!r}'}")
     for param, state in optimizer.state.items():
+        if not isinstance(param, torch.Tensor):
+            raise ValueError(f"an optimizer state of {param!r}, which is no parameter")
         for name, value in state.items():
-            if torch.is_tensor(value) and (value.numel() != 1 if name == "step" else
-                                           name in PARAMETER_SHAPED and value.shape != param.shape):
-                raise ValueError(f"an optimizer {name} of shape {list(value.shape)} for a parameter of shape "
-                                 f"{list(param.shape)}")
+            if name in PARAMETER_SHAPED and value is not None and not (  # SGD without momentum: None
+                    torch.is_tensor(value) and value.shape == param.shape):
+                shape = list(value.shape) if torch.is_tensor(value) else type(value).__name__
+                raise ValueError(f"an optimizer {name} of shape {shape} for a parameter of shape {list(param.shape)}")
+            if name == "step" and not (finite(value) and (not torch.is_tensor(value) or value.numel() == 1)):
+                raise ValueError(f"an optimizer step of shape {list(value.shape) if torch.is_tensor(value) else value}")
             if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
                 state[name] = torch.empty_like(param.detach()).copy_(value)  # empty_like keeps the layout
 

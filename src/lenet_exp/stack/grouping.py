@@ -54,10 +54,14 @@ def as_found(job: Job, job_dir: Path) -> Job:
         epochs = job.config.trainer.epochs
     except OmegaConfBaseException:  # a ${…} that names no key: its own checks say so
         return job
-    # completed for these epochs: all of them, or as many as it trained before it stopped early
+    # completed for these epochs: all of them, or as many as it trained before it stopped early (which more
+    # patience trains on)
+    trainer = (metrics.get("config") or {}).get("trainer") if isinstance(metrics.get("config"), dict) else None
+    stopped_as_before = (metrics.get("epochs") == epochs and isinstance(trainer, dict)
+                         and trainer.get("early_stop_patience") == job.config.trainer.get("early_stop_patience"))
     job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == "completed"
                      and not metrics.get(LATER_FAILURE) and isinstance(epochs, int)
-                     and (job.goes_on_after >= epochs or metrics.get("epochs") == epochs))
+                     and (job.goes_on_after >= epochs or stopped_as_before))
     return job
 
 
