@@ -366,9 +366,12 @@ def name_jobs_by_what_varies(config: DictConfig) -> None:
 def constants_of_the_sweep_before(config: DictConfig, searched: set[str]) -> list[str]:
     """The keys this sweep searches that the sweep already in its hydra.sweep.dir had as constants, and so
     left out of its job folders' names: seeds added to ``seed=0``. Its jobs keep their folders only where
-    the new ones are named so too (their numbers tell them apart)."""
+    the new ones are named so too (their numbers tell them apart), and only with our basic sweeper, which
+    numbers them by the folders found (Hydra's, or a study, would renumber or redraw them: refused)."""
     from lenet_exp.files import SWEEP_RECORD
 
+    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != OUR_BASIC_SWEEPER:
+        return []
     try:
         saved = OmegaConf.load(Path(str(config.hydra.sweep.dir)) / SWEEP_RECORD)
         naming = [o for o in as_written(saved.hydra.overrides.hydra) if o.startswith(EXCLUDED_FROM_NAMES)]
