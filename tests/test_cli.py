@@ -74,13 +74,21 @@ def test_one_epoch_run_writes_every_artifact(fast, tiny_root, tmp_path):
     assert "test/confusion_matrix" in images
     assert ("test/misclassified" in images) == (metrics["test"]["acc"] < 1)  # drawn whenever there are any
     hparams = logged_hparams(events)
-    assert hparams["optimizer.lr"] == 1e-3 and hparams["model.name"] == "lenet5" and hparams["trainer.batch_size"] == 64
+    assert hparams["optimizer.lr"] == 1e-3 and hparams["model"] == "lenet5" and hparams["trainer.batch_size"] == 64
     assert hparams["model.batch_norm"] == "true"  # as Hydra spells it, not torch's 1.0
     # the settings that change results only; no experiment of its own, so TensorBoard works out what differs
     assert not {"dataset.root", "device.threads", "trainer.progress", "ckpt", "image", "optimizer.momentum"} & set(hparams)
-    # a null setting is left out: the string 'None' among other runs' numbers made TensorBoard's column text,
-    # which it could not sort ("'<' not supported between 'float' and 'str'") or filter
-    assert not {"data_seed", "trainer.ema_decay", "trainer.limit_batches"} & set(hparams) and "None" not in hparams.values()
+    # a null setting as the number it stands for: the string 'None' among other runs' numbers made TensorBoard's
+    # column text, which it could not sort ("'<' not supported between 'float' and 'str'"); left out, a run
+    # beside one of patience 2 showed one value, a setting that did not differ
+    assert (hparams["data_seed"], hparams["dataset.train_size"]) == (0, 500)  # the seed; the images trained on
+    off = ("trainer.ema_decay", "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.limit_batches")
+    assert {key: hparams[key] for key in off} == dict.fromkeys(off, 0)
+    assert "None" not in hparams.values()
+    # each config group's option, named or not: a run without a column ticked is left out of parallel coordinates
+    assert {key: hparams[key] for key in ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")} == {
+        "model": "lenet5", "dataset": "mnist", "optimizer": "adam", "scheduler": "none", "augment": "none",
+        "experiment": "null"}
     assert "_hparams_/experiment" not in events.PluginTagToContent("hparams")
     assert scalar_values(events, "val/acc_best")[2] == pytest.approx(metrics["val"]["acc"])  # the selected model's, HParams' column
     assert [p.name for p in run_dir.iterdir() if p.is_dir()].count(".hydra") == 1  # no timestamped hparams sub-run

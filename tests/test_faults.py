@@ -611,7 +611,7 @@ def test_an_evaluation_tests_as_the_run_did_unless_told_otherwise(tiny_root, tmp
     # HParams tells the two apart (an evaluation sweep over trainer.ema_decay gave rows of equal settings)
     sessions = [logged_hparams(load_events(tmp_path / folder)) for folder in ("as_run", "told")]
     assert [(s["trainer.ema_decay"], s["trainer.tta_shift"], s["trainer.precision"]) for s in sessions] == [
-        (0.5, 1, "fp32"), ("null", 0, "fp32")]
+        (0.5, 1, "fp32"), (0, 0, "fp32")]  # no average: 0, as a decay that keeps the weights (a number)
     assert (as_run["ema_decay"], other["ema_decay"], other["precision"]) == (0.5, None, "fp32")
 
 
@@ -632,12 +632,12 @@ def test_an_evaluation_under_limit_batches_tests_the_images_its_run_tested(tiny_
 def test_an_evaluation_of_the_weights_themselves_says_so_in_its_hparams(completed_run, tiny_root, tmp_path):
     """A checkpoint without EMA left trainer.ema_decay out of its evaluation's session: an evaluation sweep over
     checkpoints with and without it showed one value, and TensorBoard took the column for one that does not
-    differ."""
+    differ. It is 0, a decay that keeps the weights themselves (a number, as the column's others)."""
     assert read_json(completed_run / "metrics.json")["config"]["trainer"]["ema_decay"] is None
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
                                                    f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == "null"
+    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == 0
 
 
 @pytest.mark.parametrize("trained_with, asked, held", [
@@ -658,7 +658,7 @@ def test_an_evaluation_given_another_ema_decay_says_it_takes_the_one_kept(tiny_r
     kept = None if trained_with == "null" else float(trained_with)
     evaluated, trained = (read_json(folder / "metrics.json") for folder in (tmp_path / "eval", run))
     assert evaluated["ema_decay"] == kept and evaluated["test"]["acc"] == trained["test"]["acc"]
-    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == (kept or "null")
+    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == (kept or 0)
 
 
 @pytest.mark.parametrize("part, key, value, said", [

@@ -317,10 +317,10 @@ def no_space_for_job_1_tensorboard(monkeypatch) -> None:
     """Job 1's TensorBoard writer cannot be opened, before its first epoch."""
     tensorboard = Run.tensorboard
 
-    def open_or_fail(self, state):
+    def open_or_fail(self, state, parts):
         if self.dir.name.startswith("1_"):
             raise OSError(errno.ENOSPC, "No space left on device")
-        return tensorboard(self, state)
+        return tensorboard(self, state, parts)
 
     monkeypatch.setattr(Run, "tensorboard", open_or_fail)
 

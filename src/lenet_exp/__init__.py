@@ -33,7 +33,9 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
 
     from lenet_exp.command_line_errors import (deleted_setting, merged_options_in, number_as_bool,
                                               swept_without_multirun, typo_message)
-    from lenet_exp.config import register_configs
+    from omegaconf import OmegaConf, open_dict
+
+    from lenet_exp.config import register_configs, remember_choices
     from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, UserError
     from lenet_exp.overrides import quote, quote_paths
 
@@ -58,8 +60,11 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
         misused = merged_options_in(overrides) or deleted_setting(overrides)  # they compose (run.py's check)
         if misused:
             raise UserError(misused)
-        try:
-            config = hydra_compose("config", overrides=quoted)
+        try:  # with Hydra's node, which says the option it chose of each group (HParams' columns), then without
+            config = hydra_compose("config", overrides=quoted, return_hydra_config=True)
+            remember_choices(config, OmegaConf.to_container(config.hydra.runtime.choices))
+            with open_dict(config):
+                del config["hydra"]
         except Exception as error:
             swept = swept_without_multirun(str(error))
             message = (swept and (  # before typo_message, which answers run.py's command line ("add -m")

@@ -210,6 +210,21 @@ GROUP_SCHEMAS = {
 PRESETS = "experiment"  # the group whose options set keys of every other (# @package _global_)
 # The groups whose option a training run's HParams show where its overrides choose one (a preset has no setting)
 CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PRESETS)
+_COMPOSED_CHOICES: dict[int, dict[str, Optional[str]]] = {}  # id of a config that compose() made -> its choices
+
+
+def remember_choices(config: Any, choices: dict[str, Optional[str]]) -> None:
+    """The option of each config group that Hydra chose for ``config`` (compose()'s), for as long as it lives:
+    a run of train() has no .hydra/ record of them, which HParams shows."""
+    import weakref
+
+    _COMPOSED_CHOICES[id(config)] = choices
+    weakref.finalize(config, _COMPOSED_CHOICES.pop, id(config), None)
+
+
+def composed_choices(config: Any) -> dict[str, Optional[str]]:
+    """:func:`remember_choices`' record of ``config``; empty for another config (run.py's)."""
+    return _COMPOSED_CHOICES.get(id(config), {})
 
 
 # ------------------------------------------------------------------------------ outside groups

@@ -281,9 +281,9 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
                                        "trainer.precision": tcfg.precision,
-                                       # the weights themselves as "null", not left out as a null default is:
-                                       # an evaluation sweep over checkpoints with and without EMA showed one value
-                                       "trainer.ema_decay": "null" if trained.ema_decay is None else trained.ema_decay,
+                                       # the weights themselves as 0 (record.OFF_AS_ZERO), not left out: an
+                                       # evaluation sweep over checkpoints with and without EMA showed one value
+                                       "trainer.ema_decay": trained.ema_decay,
                                        "trainer.limit_batches": tcfg.limit_batches,
                                        # under the limit, which images were tested
                                        EVAL_BATCH_SIZE: tcfg.eval_batch_size if tcfg.limit_batches else None},

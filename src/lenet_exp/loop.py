@@ -24,8 +24,8 @@ from tqdm import tqdm
 from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
-from lenet_exp.config import (Monitor, config_differences, differences_besides_length, listed, run_of_other_length,
-                              shown, to_dict)
+from lenet_exp.config import (Monitor, composed_choices, config_differences, differences_besides_length, listed,
+                              run_of_other_length, shown, to_dict)
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
@@ -259,9 +259,10 @@ class Run:
             self.write_metrics("running", "", state, parts)  # so killed, it is no completed run
         return state
 
-    def tensorboard(self, state: RunState) -> TensorBoardLog:
-        return TensorBoardLog(str(self.dir), training_hparams(self.config, self.dir), first_step=state.epoch + 1,
-                              figure_workers=self.figure_workers)
+    def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
+        hparams = training_hparams(self.config, self.dir, trained_on=len(parts.data.train),
+                                   choices=composed_choices(self.cfg))
+        return TensorBoardLog(str(self.dir), hparams, first_step=state.epoch + 1, figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. Continue with "
@@ -507,7 +508,7 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     try:
         for i, trial in enumerate(trials):
             with trial_alone(trial, isolate):
-                trial.tb = trial.run.tensorboard(trial.state)
+                trial.tb = trial.run.tensorboard(trial.state, trial.parts)
                 stopped = trial.run.stopped_early(trial.state) if trial.status == "running" else None
                 if stopped:  # restored after its stop (killed before its test, or trained on): tested at once
                     trial.status, trial.message = STOPPED_EARLY, stopped

@@ -28,9 +28,9 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp import CONFIGS
-from lenet_exp.config import CHOSEN_IN_HPARAMS, result_settings
+from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, write_atomic
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
 
 log = logging.getLogger(__name__)
@@ -264,22 +264,59 @@ def session_end_summary(status: str):
     return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
 
 
-def training_hparams(config: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
-    """A training run's HParams: the settings that change results, the speed settings that its overrides name,
-    and the option of each config group they choose (a sweep over experiment=… had no column of it)."""
+def training_hparams(config: Mapping[str, Any], run_dir: Path, trained_on: Optional[int] = None,
+                     choices: Optional[Mapping[str, Optional[str]]] = None) -> dict[str, Any]:
+    """A training run's HParams: the settings that change results (``dataset.train_size`` null: the ``trained_on``
+    images), the speed settings that its overrides name, and the option of each config group, as Hydra chose it
+    (its record, or the ``choices`` compose() made for train()): a column in every run, as TensorBoard's parallel
+    coordinates leave out a run that lacks a column ticked."""
     overrides = recorded_overrides(run_dir)
-    chosen = {override_key(o): override_value(o) for o in overrides
-              if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS}
-    return {**chosen, **result_settings(config, {override_key(o) for o in overrides})}
+    choices = choices or {}
+    options = chosen_options(run_dir) or {group: choices[group] for group in CHOSEN_IN_HPARAMS if group in choices}
+    chosen = {group: "null" if option is None else option for group, option in options.items()}
+    chosen.update({override_key(o): override_value(o) for o in overrides  # a record without hydra.yaml's
+                   if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS and override_key(o) not in chosen})
+    named = {override_key(o) for o in overrides}
+    settings = result_settings(config, named)
+    if settings.get(TRAIN_SIZE, 0) is None and trained_on is not None:
+        settings[TRAIN_SIZE] = trained_on
+    # what only repeats a group's option (model.name=lenet5 beside model=lenet5): a sweep over two groups gave
+    # their repeats columns of their own, which TensorBoard ticked (the first five that differ, by name)
+    # before optimizer.lr
+    repeats = {f"{group}.name" for group, option in chosen.items() if settings.get(f"{group}.name") == option}
+    repeats |= {f"{group}._target_" for group in chosen if f"{group}._target_" not in named}
+    return {**chosen, **{key: value for key, value in settings.items() if key not in repeats}}
+
+
+def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
+    """The option of each config group that HParams shows, as Hydra's record of the run says it chose them
+    (``hydra.runtime.choices``); none for a run without one (started from Python)."""
+    from omegaconf import OmegaConf
+
+    try:
+        choices = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.runtime.choices)
+        return {group: choices[group] for group in CHOSEN_IN_HPARAMS if group in choices}
+    except Exception:  # no record, or one cut short: the overrides say what they chose
+        return {}
+
+
+TRAIN_SIZE = "dataset.train_size"
+# Null (off) settings as the number that says so in HParams: a column of numbers sorts and filters, and one
+# run's text among them broke TensorBoard's sort ("'<' not supported between 'float' and 'str'"). Left out
+# instead, a setting looked the same in every run that had it: a run with patience 2 beside one without showed
+# one value, and HParams took the setting for one that does not differ.
+OFF_AS_ZERO = ("trainer.ema_decay",  # no average: the weights themselves, as a decay of 0 keeps them
+               "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.limit_batches")  # never, none, all
 
 
 def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     """A run's settings as its HParams session holds them. True / false as Hydra spells them (torch takes a
-    bool for a number, shown as 0 / 1). A null default is left out: TensorBoard types a column by its values,
-    and "null" among numbers makes it text, which it cannot sort or filter. A null that the run's own
-    overrides set is shown as "null": a sweep of null and numbers (``trainer.ema_decay=null,0.999``) would
-    otherwise show one value, and HParams takes a setting of one value for one that does not differ."""
+    bool for a number, shown as 0 / 1). A null ``data_seed`` is the seed it draws from, a null of
+    :data:`OFF_AS_ZERO` is 0, and another null default is left out (an empty cell); a null that the run's
+    own overrides set is shown as "null" (a sweep of null and other values would otherwise show one)."""
     set_here = overridden_keys(run_dir)
+    settings = drawn_as_it_is(dict(settings)) if "seed" in settings and "data_seed" in settings else dict(settings)
+    settings.update({key: 0 for key in OFF_AS_ZERO if key in settings and settings[key] is None})
     return {key: "null" if value is None else str(value).lower() if isinstance(value, bool) else value
             for key, value in settings.items() if value is not None or key in set_here}
 
