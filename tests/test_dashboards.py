@@ -53,12 +53,17 @@ def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tm
     preset has no setting of its own), and optimizer=adam,sgd only torch's class names."""
     assert run_main(["-m", *fast, swept, "trainer.batch_size=32", "hydra.sweep.dir=sweep"],  # a one-cycle of 16 steps
                     cwd=tmp_path).returncode == 0
-    shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
+    job_dirs = sorted((tmp_path / "sweep").glob("[0-9]*"))
+    shown = [logged_hparams(load_events(job)) for job in job_dirs]
     assert [s[group] for s in shown] == options
     # not what repeats an option (its class, its name): a sweep over optimizer and model gave them columns of their
     # own, which TensorBoard ticked (the first five that differ, by name) before the optimizer's
     assert not {"optimizer._target_", "model._target_", "model.name", "scheduler.name"} & set(shown[0])
     assert "device" not in shown[0]  # where it runs, not what: its settings say it where the overrides name it
+    # the card says what each job ran (a Text tab of runs named by date or number told none), not where or how fast
+    overrides = re.search(r"\| overrides \| (.*) \|", card(load_events(job_dirs[0]))).group(1).split()
+    assert f"{group}={options[0]}" in overrides and "trainer.batch_size=32" in overrides
+    assert not [o for o in overrides if o.startswith(("dataset.root", "device", "trainer.progress"))], overrides
 
 
 def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as_run_py_runs_do(tiny_root, tmp_path):

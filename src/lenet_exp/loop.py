@@ -34,6 +34,7 @@ from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
+from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown,
                                training_hparams, versions)
@@ -358,7 +359,8 @@ class Run:
         self.stopwatch.mark("test")
         metrics = self.metrics(status, message, state, parts, test)
         if status in ("completed", "diverged"):  # on disk before metrics.json says so: a run then found complete
-            tb.card(summary_markdown(metrics))    # (a full disk meanwhile) went without its test's events
+            # (a full disk meanwhile) went without its test's events
+            tb.card(summary_markdown(metrics, recorded_overrides(self.dir)))
             tb.session_end(failed=status == "diverged")
             tb.flush()
         save_json(self.metrics_path, metrics)

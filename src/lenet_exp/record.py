@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp import CONFIGS
-from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings
+from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
@@ -155,8 +155,9 @@ def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
         return None
 
 
-def summary_markdown(metrics: Mapping[str, Any]) -> str:
-    """The final metrics as the text card of a run (a sweep has its own); a diverged run's says why."""
+def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) -> str:
+    """The final metrics as the text card of a run (a sweep has its own); a diverged run's says why. Its
+    ``overrides`` that change what it computes say what it ran: a Text tab of runs named by date told none."""
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -168,7 +169,10 @@ def summary_markdown(metrics: Mapping[str, Any]) -> str:
     # a test capped by trainer.limit_batches says so, as the console and metrics.json do
     part = (f" ({test['samples']} of {test['split_samples']} images)"
             if test.get("samples", 0) < test.get("split_samples", 0) else "")
+    limit = ((metrics.get("config") or {}).get("trainer") or {}).get("limit_batches")
+    ran = " ".join(o for o in overrides if not where_or_how_fast(override_key(o), limit)).replace("|", "\\|")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
+            *([("overrides", ran)] if ran else []),
             ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}{selected_by(metrics)}"),
             ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
             ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
