@@ -208,7 +208,7 @@ GROUP_SCHEMAS = {
     "device": {"device": DeviceConfig},
 }
 PRESETS = "experiment"  # the group whose options set keys of every other (# @package _global_)
-# The groups whose option a training run's HParams show where its overrides choose one (a preset has no setting)
+# The groups whose option each training run's HParams show, as Hydra chose it (a preset has no setting of its own)
 CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PRESETS)
 _COMPOSED_CHOICES: dict[int, dict[str, Optional[str]]] = {}  # id of a config that compose() made -> its choices
 

@@ -88,6 +88,11 @@ OUR_BASIC_SWEEPER = "hydra_plugins.lenet_exp_basic_sweeper.basic_sweeper.EndingB
 BASIC_SWEEPERS = ("hydra._internal.core_plugins.basic_sweeper.BasicSweeper", OUR_BASIC_SWEEPER)  # Hydra's, and ours
 
 
+def numbers_jobs_by_folders(config: DictConfig) -> bool:
+    """Whether the sweep's sweeper is ours, which numbers a grid's jobs by the folders found (numbered_as_found)."""
+    return OmegaConf.select(config, "hydra.sweeper._target_", default=None) == OUR_BASIC_SWEEPER
+
+
 def is_a_grid(config: DictConfig) -> bool:
     """Whether the sweep's sweeper is the basic one, which lists its jobs (a grid), not one that draws them."""
     return OmegaConf.select(config, "hydra.sweeper._target_", default=None) in BASIC_SWEEPERS
@@ -155,7 +160,7 @@ def grid_jobs(config: DictConfig, found: Iterable[tuple[int, list[str]]] = ()) -
     Hydra's own (``hydra.sweeper._target_=…BasicSweeper``) numbers them in its order whatever is found."""
     if not is_a_grid(config):
         return None
-    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != OUR_BASIC_SWEEPER:
+    if not numbers_jobs_by_folders(config):
         found = ()
     try:
         return [tuple(sorted(job)) for job in split_grid(_parse(sweep_overrides(config)), found=found)[0]]
@@ -370,7 +375,7 @@ def constants_of_the_sweep_before(config: DictConfig, searched: set[str]) -> lis
     numbers them by the folders found (Hydra's, or a study, would renumber or redraw them: refused)."""
     from lenet_exp.files import SWEEP_RECORD
 
-    if OmegaConf.select(config, "hydra.sweeper._target_", default=None) != OUR_BASIC_SWEEPER:
+    if not numbers_jobs_by_folders(config):
         return []
     try:
         saved = OmegaConf.load(Path(str(config.hydra.sweep.dir)) / SWEEP_RECORD)
@@ -427,7 +432,7 @@ class JobFolders:
         with open_dict(job_config):
             job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
         folder = str(job_config.hydra.sweep.subdir)
-        linked = linked_entry(Path(str(job_config.hydra.sweep.dir)), [Path(folder).parts[0]])
+        linked = linked_entry(Path(str(job_config.hydra.sweep.dir)), Path(folder).parts[:1])
         if linked:
             sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, or remove the link, then run the same command again.")
         if self.numbered:
