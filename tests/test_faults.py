@@ -637,7 +637,14 @@ def test_an_evaluation_of_the_weights_themselves_says_so_in_its_hparams(complete
     result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={completed_run / 'checkpoints' / 'best.pt'}",
                                                    f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert logged_hparams(load_events(tmp_path / "eval"))["trainer.ema_decay"] == 0
+    shown = logged_hparams(load_events(tmp_path / "eval"))
+    assert shown["trainer.ema_decay"] == 0
+    # in a training run's columns, its checkpoint's run's: parallel coordinates leave out a run that lacks a
+    # column ticked, and one TensorBoard of evaluations and training runs showed no line
+    trained = logged_hparams(load_events(completed_run))
+    assert set(trained) <= set(shown) and shown["ckpt"] == str(completed_run / "checkpoints" / "best.pt")
+    same = ("optimizer", "optimizer.lr", "seed", "dataset.train_size")
+    assert {key: shown[key] for key in same} == {key: trained[key] for key in same}
 
 
 @pytest.mark.parametrize("trained_with, asked, held", [

@@ -29,7 +29,7 @@ from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
-from lenet_exp.record import TensorBoardLog
+from lenet_exp.record import TensorBoardLog, training_hparams
 from lenet_exp.resume import how_to_go_on
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,14 @@ def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Tra
     return Trained(model, state, ema_decay, device, pre, tcfg, views)
 
 
+def images_trained_on(state: dict) -> Optional[int]:
+    """How many images the checkpoint's run trained on (a null dataset.train_size: all that its val split left),
+    as its record of the data it read says; None where it does not."""
+    read, val_size = (state.get("preprocessing") or {}).get("data") or {}, state["config"]["dataset"].get("val_size")
+    total = read.get("train") if isinstance(read, dict) else None
+    return total - val_size if isinstance(total, int) and isinstance(val_size, int) else None
+
+
 def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) -> dict:
     trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
     state, tcfg = trained.state, trained.tcfg
@@ -276,9 +284,13 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                "test": {"loss": result.loss, "acc": result.acc,
                         "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples}}
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
-    # what test/acc is of: the checkpoint (as it was given), the data, and how it was tested (an evaluation
-    # sweep of trainer.ema_decay=null,0.999 or of precision gave rows of the same settings)
-    tb = TensorBoardLog(str(run_dir), {"ckpt": str(cfg.ckpt), "dataset": dataset.name,
+    # what test/acc is of: the checkpoint (as it was given) and the run that trained it, in a training run's
+    # columns (parallel coordinates leave out a run that lacks a column ticked: one TensorBoard of both showed
+    # none), the data, and how it was tested (an evaluation sweep of trainer.ema_decay=null,0.999 or of
+    # precision gave rows of the same settings)
+    trained_in = Path(str(cfg.ckpt)).expanduser().parent.parent  # <run>/checkpoints/best.pt: its record, if any
+    tb = TensorBoardLog(str(run_dir), {**training_hparams(state["config"], trained_in, images_trained_on(state)),
+                                       "ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
                                        "trainer.precision": tcfg.precision,
                                        # the weights themselves as 0 (record.OFF_AS_ZERO), not left out: an

@@ -289,7 +289,8 @@ def training_hparams(config: Mapping[str, Any], run_dir: Path, trained_on: Optio
     # before optimizer.lr
     repeats = {f"{group}.name" for group, option in chosen.items() if settings.get(f"{group}.name") == option}
     repeats |= {f"{group}._target_" for group in chosen if f"{group}._target_" not in named}
-    return {**chosen, **{key: value for key, value in settings.items() if key not in repeats}}
+    # a column of the evaluations' checkpoints: one TensorBoard of both shows every run in parallel coordinates
+    return {**chosen, "ckpt": "null", **{key: value for key, value in settings.items() if key not in repeats}}
 
 
 def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
