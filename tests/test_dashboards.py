@@ -68,13 +68,17 @@ def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tm
 
 def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as_run_py_runs_do(tiny_root, tmp_path):
     """A run of train() has no .hydra/ record of the options Hydra chose: it had no column of them, and TensorBoard's
-    parallel coordinates left it out beside run.py's runs, which have them (a run that lacks a column ticked)."""
+    parallel coordinates left it out beside run.py's runs, which have them (a run that lacks a column ticked); nor
+    of its overrides, which its card shows."""
     train(compose(*fast_overrides(tiny_root), "optimizer=sgd", "trainer.grad_clip_norm=1.0"), run_dir=tmp_path / "run")
     shown = logged_hparams(load_events(tmp_path / "run"))
     assert {group: shown[group] for group in ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")} == {
         "model": "lenet5", "dataset": "mnist", "optimizer": "sgd", "scheduler": "none", "augment": "none",
         "experiment": "null"}
     assert (shown["trainer.grad_clip_norm"], shown["trainer.early_stop_patience"], shown["data_seed"]) == (1.0, 0, 0)
+    # and its card says what it ran, as compose() was given it (not where or how fast)
+    assert "| overrides | dataset.val_size=100 trainer.epochs=1 optimizer=sgd trainer.grad_clip_norm=1.0 |" in card(
+        load_events(tmp_path / "run"))
 
 
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):

@@ -35,7 +35,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
                                               swept_without_multirun, typo_message)
     from omegaconf import OmegaConf, open_dict
 
-    from lenet_exp.config import register_configs, remember_choices
+    from lenet_exp.config import Composed, register_configs, remember_composition
     from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, UserError
     from lenet_exp.overrides import quote, quote_paths
 
@@ -62,7 +62,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
             raise UserError(misused)
         try:  # with Hydra's node, which says the option it chose of each group (HParams' columns), then without
             config = hydra_compose("config", overrides=quoted, return_hydra_config=True)
-            remember_choices(config, OmegaConf.to_container(config.hydra.runtime.choices))
+            remember_composition(config, Composed(OmegaConf.to_container(config.hydra.runtime.choices), overrides))
             with open_dict(config):
                 del config["hydra"]
         except Exception as error:

@@ -210,21 +210,28 @@ GROUP_SCHEMAS = {
 PRESETS = "experiment"  # the group whose options set keys of every other (# @package _global_)
 # The groups whose option each training run's HParams show, as Hydra chose it (a preset has no setting of its own)
 CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PRESETS)
-_COMPOSED_CHOICES: dict[int, dict[str, Optional[str]]] = {}  # id of a config that compose() made -> its choices
 
 
-def remember_choices(config: Any, choices: dict[str, Optional[str]]) -> None:
-    """The option of each config group that Hydra chose for ``config`` (compose()'s), for as long as it lives:
-    a run of train() has no .hydra/ record of them, which HParams shows."""
+class Composed(NamedTuple):
+    """What compose() made a config of, which a run of train() has no .hydra/ record of (its HParams and card
+    show them): the option of each config group that Hydra chose, and the overrides as given."""
+    choices: dict[str, Optional[str]]
+    overrides: list[str]
+
+
+_COMPOSED: dict[int, Composed] = {}  # id of a config that compose() made -> how, for as long as it lives
+
+
+def remember_composition(config: Any, composed: Composed) -> None:
     import weakref
 
-    _COMPOSED_CHOICES[id(config)] = choices
-    weakref.finalize(config, _COMPOSED_CHOICES.pop, id(config), None)
+    _COMPOSED[id(config)] = composed
+    weakref.finalize(config, _COMPOSED.pop, id(config), None)
 
 
-def composed_choices(config: Any) -> dict[str, Optional[str]]:
-    """:func:`remember_choices`' record of ``config``; empty for another config (run.py's)."""
-    return _COMPOSED_CHOICES.get(id(config), {})
+def composition(config: Any) -> Composed:
+    """:func:`remember_composition`'s record of ``config``; an empty one for another config (run.py's)."""
+    return _COMPOSED.get(id(config), Composed({}, []))
 
 
 # ------------------------------------------------------------------------------ outside groups

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
-from lenet_exp.config import (Monitor, composed_choices, config_differences, differences_besides_length, listed,
+from lenet_exp.config import (Monitor, composition, config_differences, differences_besides_length, listed,
                               run_of_other_length, shown, to_dict)
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
@@ -262,7 +262,7 @@ class Run:
 
     def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
         hparams = training_hparams(self.config, self.dir, trained_on=len(parts.data.train),
-                                   choices=composed_choices(self.cfg))
+                                   composed=composition(self.cfg))
         return TensorBoardLog(str(self.dir), hparams, first_step=state.epoch + 1, figure_workers=self.figure_workers)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
@@ -360,7 +360,7 @@ class Run:
         metrics = self.metrics(status, message, state, parts, test)
         if status in ("completed", "diverged"):  # on disk before metrics.json says so: a run then found complete
             # (a full disk meanwhile) went without its test's events
-            tb.card(summary_markdown(metrics, recorded_overrides(self.dir)))
+            tb.card(summary_markdown(metrics, recorded_overrides(self.dir) or composition(self.cfg).overrides))
             tb.session_end(failed=status == "diverged")
             tb.flush()
         save_json(self.metrics_path, metrics)

@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp import CONFIGS
-from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, where_or_how_fast
+from lenet_exp.config import CHOSEN_IN_HPARAMS, Composed, drawn_as_it_is, result_settings, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
@@ -269,14 +269,14 @@ def session_end_summary(status: str):
 
 
 def training_hparams(config: Mapping[str, Any], run_dir: Path, trained_on: Optional[int] = None,
-                     choices: Optional[Mapping[str, Optional[str]]] = None) -> dict[str, Any]:
+                     composed: Composed = Composed({}, [])) -> dict[str, Any]:
     """A training run's HParams: the settings that change results (``dataset.train_size`` null: the ``trained_on``
     images), the speed settings that its overrides name, and the option of each config group, as Hydra chose it
-    (its record, or the ``choices`` compose() made for train()): a column in every run, as TensorBoard's parallel
-    coordinates leave out a run that lacks a column ticked."""
-    overrides = recorded_overrides(run_dir)
-    choices = choices or {}
-    options = chosen_options(run_dir) or {group: choices[group] for group in CHOSEN_IN_HPARAMS if group in choices}
+    (a column in every run, as TensorBoard's parallel coordinates leave out a run that lacks a column ticked):
+    as the run's record says, or compose() made its config (``composed``, for train())."""
+    overrides = recorded_overrides(run_dir) or composed.overrides
+    options = chosen_options(run_dir) or {group: option for group, option in composed.choices.items()
+                                          if group in CHOSEN_IN_HPARAMS}
     chosen = {group: "null" if option is None else option for group, option in options.items()}
     chosen.update({override_key(o): override_value(o) for o in overrides  # a record without hydra.yaml's
                    if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS and override_key(o) not in chosen})
