@@ -72,9 +72,9 @@ def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as
     of its overrides, which its card shows."""
     train(compose(*fast_overrides(tiny_root), "optimizer=sgd", "trainer.grad_clip_norm=1.0"), run_dir=tmp_path / "run")
     shown = logged_hparams(load_events(tmp_path / "run"))
-    assert {group: shown[group] for group in ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")} == {
-        "model": "lenet5", "dataset": "mnist", "optimizer": "sgd", "scheduler": "none", "augment": "none",
-        "experiment": "null"}
+    groups = ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")
+    assert {group: shown[group] for group in groups} == {"model": "lenet5", "dataset": "mnist", "optimizer": "sgd",
+                                                         "scheduler": "none", "augment": "none", "experiment": "null"}
     assert (shown["trainer.grad_clip_norm"], shown["trainer.early_stop_patience"], shown["data_seed"]) == (1.0, 0, 0)
     # and its card says what it ran, as compose() was given it (not where or how fast)
     assert "| overrides | dataset.val_size=100 trainer.epochs=1 optimizer=sgd trainer.grad_clip_norm=1.0 |" in card(

@@ -162,35 +162,38 @@ FIRST_PARAMETER = 0  # optimizer state is keyed by the parameter's index
      "an optimizer state of 999, which is no parameter"),
     (lambda state: state["optimizer"]["state"][FIRST_PARAMETER].update(exp_avg=[1, 2]),
      "an optimizer exp_avg of shape list"),
-    (lambda state: state["optimizer"]["param_groups"][0].update(lr="abc"), "an optimizer parameter group of lr='abc'"),
-    (lambda state: state["optimizer"]["param_groups"][0].update(betas=(0.9,)), "an optimizer parameter group of betas=(0.9,)"),
+    (lambda state: state["optimizer"]["param_groups"][0].update(lr="abc"),
+     "an optimizer parameter group of lr='abc'"),
+    (lambda state: state["optimizer"]["param_groups"][0].update(betas=(0.9,)),
+     "an optimizer parameter group of betas=(0.9,)"),
     # "Training diverged ... Lower optimizer.lr (now 0.001)": the checkpoint's NaN, not the command's lr
     (lambda state: state["optimizer"]["param_groups"][0].update(lr=float("nan")),
      "an optimizer parameter group of lr=nan"),
 ], ids=["moment", "step", "groups", "rng", "state-of-no-parameter", "moment-not-a-tensor", "lr-text", "betas-one",
         "lr-nan"])
 def test_a_checkpoint_whose_parts_torch_cannot_take_is_refused_without_a_crash(killed_run, tiny_root, edit, said):
-    last = killed_run / "checkpoints" / "last.pt"
-    state = torch.load(last, weights_only=True)
-    edit(state)
-    torch.save(state, last)
-    with pytest.raises(CheckpointError) as caught:
-        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
-    assert str(caught.value).startswith(f"{last} cannot be resumed from (") and said in str(caught.value), caught.value
-    assert "lenet_exp never writes such a checkpoint, it was altered. Delete the folder" in str(caught.value)
+    last, refusal = resumed_from_an_altered_checkpoint(killed_run, tiny_root, edit)
+    assert refusal.startswith(f"{last} cannot be resumed from (") and said in refusal, refusal
+    assert "lenet_exp never writes such a checkpoint, it was altered. Delete the folder" in refusal
 
 
 @pytest.mark.parametrize("altered", ALTERED_STRUCTURES)
 def test_a_checkpoint_altered_in_its_structure_is_refused_for_what_it_holds(killed_run, tiny_root, altered):
     edit, said = ALTERED_STRUCTURES[altered]
-    last = killed_run / "checkpoints" / "last.pt"
+    last, refusal = resumed_from_an_altered_checkpoint(killed_run, tiny_root, edit)
+    assert f"{last} holds {said}" in refusal and "which lenet_exp never writes: it was altered and is not used." in \
+        refusal, refusal
+
+
+def resumed_from_an_altered_checkpoint(run_dir: Path, tiny_root: Path, edit) -> tuple[Path, str]:
+    """The run's last.pt, after ``edit`` changed it, and the CheckpointError's message of resuming from it."""
+    last = run_dir / "checkpoints" / "last.pt"
     state = torch.load(last, weights_only=True)
     edit(state)
     torch.save(state, last)
     with pytest.raises(CheckpointError) as caught:
-        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=killed_run)
-    assert f"{last} holds {said}" in str(caught.value) and "which lenet_exp never writes: it was altered and is not " \
-        "used." in str(caught.value), caught.value
+        train(compose(*fast_overrides(tiny_root), "trainer.epochs=2"), run_dir=run_dir)
+    return last, str(caught.value)
 
 
 @pytest.mark.parametrize("edit, said", [

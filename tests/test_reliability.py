@@ -1684,7 +1684,8 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
     assert patient.returncode == 0, patient.stderr[-2000:]
     assert (f"[hydra] run stopped early after epoch {done} of 8 (trainer.early_stop_patience=1): it goes on with "
             f"trainer.early_stop_patience=null, up to epoch 8.") in patient.stdout
-    assert f"Resuming {tmp_path / 'run'} after epoch {done}" in patient.stderr and f"epoch {done + 1}/8" in patient.stderr
+    assert f"Resuming {tmp_path / 'run'} after epoch {done}" in patient.stderr
+    assert f"epoch {done + 1}/8" in patient.stderr
     longer = read_json(tmp_path / "run" / "metrics.json")
     assert (longer["status"], longer["epochs_done"], longer["history"][:done]) == ("completed", 8, metrics["history"])
     events = load_events(tmp_path / "run")  # its stop's test and card are forgotten: one test, as it ends

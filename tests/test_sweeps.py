@@ -1044,7 +1044,8 @@ def test_hparams_shows_a_swept_null_as_a_differing_setting(fast, tmp_path):
     assert columns[0]["name"] == "trainer.ema_decay" and columns[0]["differs"] is True
     # a column of numbers, which TensorBoard sorts and filters by range: "null" among them made it text, whose
     # sort failed ("'<' not supported between 'float' and 'str'")
-    assert columns[0]["type"] == "DATA_TYPE_FLOAT64" and columns[0]["domainInterval"] == {"minValue": 0.0, "maxValue": 0.9}
+    assert columns[0]["type"] == "DATA_TYPE_FLOAT64"
+    assert columns[0]["domainInterval"] == {"minValue": 0.0, "maxValue": 0.9}
     assert {job: sessions[job][0]["hparams"]["trainer.ema_decay"] for job in jobs} == jobs
     # every null setting is in every run, as the number it stands for: data_seed is the seed it draws from
     assert {c["name"]: c["type"] for c in columns if c["name"] in ("data_seed", "trainer.grad_clip_norm")} == {
