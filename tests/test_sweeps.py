@@ -150,6 +150,29 @@ def test_a_sweeps_summary_writes_no_event_file_through_a_link_out_of_its_folder(
         assert [path.name for path in (tmp_path / "other run").iterdir()] == ["events.out.tfevents.1.host"]
 
 
+def test_a_named_pipe_in_a_sweeps_folder_holds_no_command(fast, tmp_path):
+    """A folder is data: a named pipe for a job's hydra.yaml held the summary, and one for the lock of a run still
+    training (a checkpoint of an epoch before its last) held task=eval of its checkpoint, until a writer came (for
+    ever)."""
+    import torch
+
+    assert run_main(["-m", *fast, "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    first, second = job_dirs(tmp_path / "sweep")
+    state = torch.load(first / "checkpoints" / "best.pt", weights_only=True)
+    state["config"]["trainer"]["epochs"] = 5  # of epoch 1 of 5: eval asks the folder's lock who trains it
+    torch.save(state, first / "checkpoints" / "best.pt")
+    (first / ".lock").unlink(missing_ok=True)
+    os.mkfifo(first / ".lock")
+    evaluated = run_cli(["task=eval", f"ckpt={first / 'checkpoints' / 'best.pt'}", *fast, "hydra.run.dir=eval"],
+                        cwd=tmp_path, timeout=60)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    (second / ".hydra" / "hydra.yaml").unlink()
+    os.mkfifo(second / ".hydra" / "hydra.yaml")
+    summary = run_cli(["-m", "lenet_exp.sweeps", str(tmp_path / "sweep")], cwd=tmp_path, script=None, timeout=60)
+    assert summary.returncode == 2 and (f"cannot read {second / '.hydra' / 'hydra.yaml'} (no regular file)"
+                                        in summary.stderr), summary.stderr[-2000:]
+
+
 @pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.

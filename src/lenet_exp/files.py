@@ -106,6 +106,15 @@ def save_json(path: Path, data: dict) -> None:
     write_atomic(path, lambda f: json.dump(data, f, indent=2, sort_keys=False, default=str), binary=False)
 
 
+def regular_file(path: Path) -> Path:
+    """``path``, or an OSError where it is no regular file: a folder's named pipe (a folder is data, from anyone)
+    would hold whoever reads it until a writer came, for ever."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "no regular file", str(path))
+    return path
+
+
 def read_json(path: Path) -> Optional[dict]:
     """The JSON object in ``path``, or None if there is none (missing, unreadable, or no regular file: a pipe's
     reader waits for a writer)."""
@@ -249,7 +258,7 @@ def folder_holder(folder: Path) -> Optional[str]:
     able to take. (That process may live on without it: a notebook's, whose run has ended, or another process
     given its pid since.)"""
     try:
-        lock = Path(folder) / LOCK_FILE
+        lock = regular_file(Path(folder) / LOCK_FILE)
         holder, file = lock.read_text().strip(), lock.stat()
         pid = holder.split()[1]  # "pid N"
         held = Path("/proc/locks").read_text().splitlines()

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import SAVED_HYDRA, SAVED_OVERRIDES
+from lenet_exp.files import SAVED_HYDRA, SAVED_OVERRIDES, regular_file
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
@@ -48,13 +48,13 @@ def recorded_overrides(run_dir: Path) -> list[str]:
     from omegaconf import ListConfig, OmegaConf
 
     try:
-        saved = OmegaConf.load(run_dir / SAVED_OVERRIDES)
+        saved = OmegaConf.load(regular_file(run_dir / SAVED_OVERRIDES))
         if isinstance(saved, ListConfig):  # an empty file reads as {}
             return [str(o) for o in as_written(saved)]
     except Exception:  # missing (a run started from Python), cut short (killed as Hydra wrote it), edited by hand
         pass
     try:  # Hydra writes hydra.yaml, which holds them too, just before
-        return [str(o) for o in as_written(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.overrides.task)]
+        return [str(o) for o in as_written(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.overrides.task)]
     except Exception:
         return []
 

@@ -30,7 +30,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, Composed, drawn_as_it_is, result_settings, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, write_atomic
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, regular_file, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
     from omegaconf import OmegaConf
 
     try:
-        choices = OmegaConf.to_container(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.runtime.choices)
+        choices = OmegaConf.to_container(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.runtime.choices)
         return {group: choices[group] for group in CHOSEN_IN_HPARAMS if group in choices}
     except Exception:  # no record, or one cut short: the overrides say what they chose
         return {}

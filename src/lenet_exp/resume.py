@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
-                             SWEEP_RECORD, read_json)
+                             SWEEP_RECORD, read_json, regular_file)
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, unquote
 
 PREFIX = "resume="
@@ -228,7 +228,7 @@ def hydras_record(run_dir: Path) -> Optional[dict]:
     import yaml
 
     try:
-        hydra = yaml.safe_load((run_dir / SAVED_HYDRA).read_text())["hydra"]
+        hydra = yaml.safe_load(regular_file(run_dir / SAVED_HYDRA).read_text())["hydra"]
         sources, name, cwd = hydra["runtime"]["config_sources"], hydra["job"]["config_name"], hydra["runtime"]["cwd"]
         overrides = hydra["overrides"]["hydra"] or []
         as_recorded = (all(isinstance(source, dict) for source in sources) and isinstance(name, str)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
-                             folder_holder, read_json)
+                             folder_holder, read_json, regular_file)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
@@ -113,7 +113,7 @@ def job_number(job_dir: Path, fallback: int) -> int:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
     try:
-        hydra = yaml.load((job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
+        hydra = yaml.load(regular_file(job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
         num = hydra["job"]["num"]
         if isinstance(num, int) and not isinstance(num, bool):
             return num
@@ -152,7 +152,7 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
                 path = Path(folder) / record
                 try:
                     if path.exists():
-                        path.open("rb").close()
+                        regular_file(path).open("rb").close()
                 except OSError as error:
                     errors.append(error)
             subfolders.clear()
