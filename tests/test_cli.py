@@ -77,12 +77,15 @@ def test_one_epoch_run_writes_every_artifact(fast, tiny_root, tmp_path):
     assert hparams["optimizer.lr"] == 1e-3 and hparams["model"] == "lenet5" and hparams["trainer.batch_size"] == 64
     assert hparams["model.batch_norm"] == "true"  # as Hydra spells it, not torch's 1.0
     # the settings that change results only; no experiment of its own, so TensorBoard works out what differs
-    assert not {"dataset.root", "device.threads", "trainer.progress", "image", "optimizer.momentum"} & set(hparams)
+    assert not {"dataset.root", "trainer.progress", "image", "optimizer.momentum"} & set(hparams)
     assert hparams["ckpt"] == "null"  # the column of evaluations' checkpoints, in every run
     # a null setting as the number it stands for: the string 'None' among other runs' numbers made TensorBoard's
     # column text, which it could not sort ("'<' not supported between 'float' and 'str'"); left out, a run
     # beside one of patience 2 showed one value, a setting that did not differ
-    assert (hparams["data_seed"], hparams["dataset.train_size"]) == (0, 500)  # the seed; the images trained on
+    # what the run's nulls came to: the images trained on, the threads (device=cpu names the device's settings)
+    threads = int(re.search(r"\((\d+) threads?\)", metrics["device"]).group(1))  # "CPU (1 thread)"
+    assert (hparams["dataset.train_size"], hparams["device.threads"]) == (500, threads)
+    assert "data_seed" not in hparams  # the seed's, repeated: a column TensorBoard ticked before seed
     off = ("trainer.ema_decay", "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.limit_batches")
     assert {key: hparams[key] for key in off} == dict.fromkeys(off, 0)
     assert "None" not in hparams.values()

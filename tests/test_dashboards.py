@@ -41,6 +41,11 @@ def test_a_sweep_of_a_speed_setting_shows_it_in_hparams_and_a_run_that_does_not_
                     cwd=tmp_path).returncode == 0
     shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
     assert [s["trainer.channels_last"] for s in shown] == ["true", "false"]
+    # a null setting as what it came to: "null" among the other run's numbers failed TensorBoard's sort of the column
+    assert run_main(["-m", *fast, "device.threads=null,1", "hydra.sweep.dir=threads"], cwd=tmp_path).returncode == 0
+    jobs = sorted((tmp_path / "threads").glob("[0-9]*"))
+    threads = [logged_hparams(load_events(job))["device.threads"] for job in jobs]
+    assert all(isinstance(count, float) and count >= 1 for count in threads), threads
     assert not {"trainer.fused_cpu_kernels", "trainer.compile"} & set(shown[0])  # named by no override
     assert shown[0]["device.type"] == "cpu"  # device=cpu (in `fast`): a group names its keys
 
@@ -70,15 +75,17 @@ def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as
     """A run of train() has no .hydra/ record of the options Hydra chose: it had no column of them, and TensorBoard's
     parallel coordinates left it out beside run.py's runs, which have them (a run that lacks a column ticked); nor
     of its overrides, which its card shows."""
-    train(compose(*fast_overrides(tiny_root), "optimizer=sgd", "trainer.grad_clip_norm=1.0"), run_dir=tmp_path / "run")
+    cfg = compose(*fast_overrides(tiny_root), "optimizer=sgd", "trainer.grad_clip_norm=1.0")
+    cfg.optimizer.lr = 0.01  # changed after compose(): the card said the lr compose() was given
+    train(cfg, run_dir=tmp_path / "run")
     shown = logged_hparams(load_events(tmp_path / "run"))
     groups = ("model", "dataset", "optimizer", "scheduler", "augment", "experiment")
     assert {group: shown[group] for group in groups} == {"model": "lenet5", "dataset": "mnist", "optimizer": "sgd",
                                                          "scheduler": "none", "augment": "none", "experiment": "null"}
-    assert (shown["trainer.grad_clip_norm"], shown["trainer.early_stop_patience"], shown["data_seed"]) == (1.0, 0, 0)
+    assert (shown["trainer.grad_clip_norm"], shown["trainer.early_stop_patience"]) == (1.0, 0)
     # and its card says what it ran, as compose() was given it (not where or how fast)
-    assert "| overrides | dataset.val_size=100 trainer.epochs=1 optimizer=sgd trainer.grad_clip_norm=1.0 |" in card(
-        load_events(tmp_path / "run"))
+    assert ("| overrides | dataset.val_size=100 trainer.epochs=1 optimizer=sgd trainer.grad_clip_norm=1.0 "
+            "optimizer.lr=0.01 |") in card(load_events(tmp_path / "run"))
 
 
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):

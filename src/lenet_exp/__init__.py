@@ -62,9 +62,10 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
             raise UserError(misused)
         try:  # with Hydra's node, which says the option it chose of each group (HParams' columns), then without
             config = hydra_compose("config", overrides=quoted, return_hydra_config=True)
-            remember_composition(config, Composed(OmegaConf.to_container(config.hydra.runtime.choices), overrides))
+            choices = OmegaConf.to_container(config.hydra.runtime.choices)
             with open_dict(config):
                 del config["hydra"]
+            remember_composition(config, Composed(choices, overrides, _as_made(config)))
         except Exception as error:
             swept = swept_without_multirun(str(error))
             message = (swept and (  # before typo_message, which answers run.py's command line ("add -m")
@@ -77,6 +78,16 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     if misused:
         raise UserError(misused)
     return config
+
+
+def _as_made(config) -> dict:
+    """The config's values as compose() made it; none where one cannot be resolved yet (validate says so)."""
+    from lenet_exp.config import to_dict
+
+    try:
+        return to_dict(config)
+    except Exception:
+        return {}
 
 
 @contextmanager

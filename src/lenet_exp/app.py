@@ -73,9 +73,13 @@ def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
     if str(cfg.get("task")) != "train" or run_events(run_dir):
         return
     try:
-        from lenet_exp.record import TensorBoardLog, failure_markdown, training_hparams
+        from lenet_exp.config import composition
+        from lenet_exp.overrides import recorded_overrides
+        from lenet_exp.record import TensorBoardLog, chosen_options, failure_markdown, training_hparams
 
-        tb = TensorBoardLog(str(run_dir), training_hparams(to_dict(cfg), run_dir), before_training=True)
+        overrides = recorded_overrides(run_dir) or composition(cfg).overrides_of(cfg)
+        choices = chosen_options(run_dir) or composition(cfg).choices
+        tb = TensorBoardLog(str(run_dir), training_hparams(to_dict(cfg), overrides, choices, {}), before_training=True)
         tb.card(failure_markdown(message))
         tb.session_end(failed=True)
         tb.close()

@@ -214,9 +214,16 @@ CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PR
 
 class Composed(NamedTuple):
     """What compose() made a config of, which a run of train() has no .hydra/ record of (its HParams and card
-    show them): the option of each config group that Hydra chose, and the overrides as given."""
+    show them): the option of each config group that Hydra chose, the overrides as given, and the config as
+    it made it (a caller may change it before train())."""
     choices: dict[str, Optional[str]]
     overrides: list[str]
+    made: dict
+
+    def overrides_of(self, config: Any) -> list[str]:
+        """The overrides that make ``config``: those compose() was given, then each setting changed since."""
+        changed = config_differences(self.made, to_dict(config)) if self.made else []
+        return [*self.overrides, *(f"{change.key}={shown(change.new)}" for change in changed)]
 
 
 _COMPOSED: dict[int, Composed] = {}  # id of a config that compose() made -> how, for as long as it lives
@@ -231,7 +238,7 @@ def remember_composition(config: Any, composed: Composed) -> None:
 
 def composition(config: Any) -> Composed:
     """:func:`remember_composition`'s record of ``config``; an empty one for another config (run.py's)."""
-    return _COMPOSED.get(id(config), Composed({}, []))
+    return _COMPOSED.get(id(config), Composed({}, [], {}))
 
 
 # ------------------------------------------------------------------------------ outside groups
@@ -351,13 +358,13 @@ RANGES = {
     "trainer.epochs": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "trainer.eval_batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "trainer.limit_batches": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
+    "trainer.limit_batches": (lambda v: v is None or v >= 1, "null (HParams' 0) or an integer >= 1"),
     "trainer.checkpoint_every": (lambda v: v >= 1, "an integer >= 1"),
-    "trainer.early_stop_patience": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
-    "trainer.grad_clip_norm": (lambda v: v is None or 0 < v < math.inf, "null or a finite number > 0"),
+    "trainer.early_stop_patience": (lambda v: v is None or v >= 1, "null (HParams' 0) or an integer >= 1"),
+    "trainer.grad_clip_norm": (lambda v: v is None or 0 < v < math.inf, "null (HParams' 0) or a finite number > 0"),
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
-    "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null or a number in (0, 1)"),
+    "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null (HParams' 0) or a number in (0, 1)"),
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
     "dataset.train_size": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),

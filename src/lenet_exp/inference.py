@@ -29,7 +29,8 @@ from lenet_exp.errors import CheckpointError, UserError, root_cause
 from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
-from lenet_exp.record import TensorBoardLog, training_hparams
+from lenet_exp.overrides import recorded_overrides
+from lenet_exp.record import TensorBoardLog, chosen_options, training_hparams
 from lenet_exp.resume import how_to_go_on
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,10 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # none), the data, and how it was tested (an evaluation sweep of trainer.ema_decay=null,0.999 or of
     # precision gave rows of the same settings)
     trained_in = Path(str(cfg.ckpt)).expanduser().parent.parent  # <run>/checkpoints/best.pt: its record, if any
-    tb = TensorBoardLog(str(run_dir), {**training_hparams(state["config"], trained_in, images_trained_on(state)),
+    its_run = training_hparams(state["config"], recorded_overrides(trained_in), chosen_options(trained_in),
+                               {"dataset.train_size": images_trained_on(state), "dataset.mean": trained.pre["mean"],
+                                "dataset.std": trained.pre["std"]})
+    tb = TensorBoardLog(str(run_dir), {**its_run,
                                        "ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
                                        "trainer.precision": tcfg.precision,

@@ -36,8 +36,8 @@ from lenet_exp.files import read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import (Stopwatch, TensorBoardLog, failure_markdown, provenance, summary_markdown,
-                               training_hparams, versions)
+from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, provenance,
+                               summary_markdown, training_hparams, versions)
 from lenet_exp.resume import how_to_go_on
 from lenet_exp.signals import StopSignals
 
@@ -261,9 +261,15 @@ class Run:
         return state
 
     def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
-        hparams = training_hparams(self.config, self.dir, trained_on=len(parts.data.train),
-                                   composed=composition(self.cfg))
+        as_run = {"dataset.train_size": len(parts.data.train), "dataset.mean": parts.data.mean,
+                  "dataset.std": parts.data.std, "device.threads": torch.get_num_threads()}
+        choices = chosen_options(self.dir) or composition(self.cfg).choices
+        hparams = training_hparams(self.config, self.overrides(), choices, as_run)
         return TensorBoardLog(str(self.dir), hparams, first_step=state.epoch + 1, figure_workers=self.figure_workers)
+
+    def overrides(self) -> list[str]:
+        """The overrides that made the run's config: run.py's record, or those compose() was given for train()."""
+        return recorded_overrides(self.dir) or composition(self.cfg).overrides_of(self.cfg)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
         return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. Continue with "
@@ -360,7 +366,7 @@ class Run:
         metrics = self.metrics(status, message, state, parts, test)
         if status in ("completed", "diverged"):  # on disk before metrics.json says so: a run then found complete
             # (a full disk meanwhile) went without its test's events
-            tb.card(summary_markdown(metrics, recorded_overrides(self.dir) or composition(self.cfg).overrides))
+            tb.card(summary_markdown(metrics, self.overrides()))
             tb.session_end(failed=status == "diverged")
             tb.flush()
         save_json(self.metrics_path, metrics)

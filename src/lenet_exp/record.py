@@ -28,10 +28,10 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp import CONFIGS
-from lenet_exp.config import CHOSEN_IN_HPARAMS, Composed, drawn_as_it_is, result_settings, where_or_how_fast
+from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, regular_file, write_atomic
-from lenet_exp.overrides import override_key, override_value, overridden_keys, recorded_overrides
+from lenet_exp.overrides import override_key, override_value, overridden_keys
 
 log = logging.getLogger(__name__)
 
@@ -268,22 +268,20 @@ def session_end_summary(status: str):
     return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
 
 
-def training_hparams(config: Mapping[str, Any], run_dir: Path, trained_on: Optional[int] = None,
-                     composed: Composed = Composed({}, [])) -> dict[str, Any]:
-    """A training run's HParams: the settings that change results (``dataset.train_size`` null: the ``trained_on``
-    images), the speed settings that its overrides name, and the option of each config group, as Hydra chose it
-    (a column in every run, as TensorBoard's parallel coordinates leave out a run that lacks a column ticked):
-    as the run's record says, or compose() made its config (``composed``, for train())."""
-    overrides = recorded_overrides(run_dir) or composed.overrides
-    options = chosen_options(run_dir) or {group: option for group, option in composed.choices.items()
-                                          if group in CHOSEN_IN_HPARAMS}
-    chosen = {group: "null" if option is None else option for group, option in options.items()}
+def training_hparams(config: Mapping[str, Any], overrides: Sequence[str], choices: Mapping[str, Optional[str]],
+                     as_run: Mapping[str, Any]) -> dict[str, Any]:
+    """A training run's HParams: the settings that change results (a null one as what it came to in the run,
+    ``as_run``: the images trained on, the data's statistics, the threads), the speed settings that its
+    ``overrides`` name, and the option of each config group as Hydra chose it (``choices``): a column in every
+    run, as TensorBoard's parallel coordinates leave out a run that lacks a column ticked."""
+    chosen = {group: "null" if option is None else option for group, option in choices.items()
+              if group in CHOSEN_IN_HPARAMS}
     chosen.update({override_key(o): override_value(o) for o in overrides  # a record without hydra.yaml's
                    if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS and override_key(o) not in chosen})
     named = {override_key(o) for o in overrides}
     settings = result_settings(config, named)
-    if settings.get(TRAIN_SIZE, 0) is None and trained_on is not None:
-        settings[TRAIN_SIZE] = trained_on
+    settings.update({key: value for key, value in as_run.items()
+                     if key in settings and settings[key] is None and value is not None})
     # what only repeats a group's option (model.name=lenet5 beside model=lenet5): a sweep over two groups gave
     # their repeats columns of their own, which TensorBoard ticked (the first five that differ, by name)
     # before optimizer.lr
@@ -305,7 +303,6 @@ def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
         return {}
 
 
-TRAIN_SIZE = "dataset.train_size"
 # Null (off) settings as the number that says so in HParams: a column of numbers sorts and filters, and one
 # run's text among them broke TensorBoard's sort ("'<' not supported between 'float' and 'str'"). Left out
 # instead, a setting looked the same in every run that had it: a run with patience 2 beside one without showed
@@ -316,11 +313,14 @@ OFF_AS_ZERO = ("trainer.ema_decay",  # no average: the weights themselves, as a 
 
 def shown_hparams(settings: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     """A run's settings as its HParams session holds them. True / false as Hydra spells them (torch takes a
-    bool for a number, shown as 0 / 1). A null ``data_seed`` is the seed it draws from, a null of
-    :data:`OFF_AS_ZERO` is 0, and another null default is left out (an empty cell); a null that the run's
-    own overrides set is shown as "null" (a sweep of null and other values would otherwise show one)."""
+    bool for a number, shown as 0 / 1). A null of :data:`OFF_AS_ZERO` is 0, and another null default is left
+    out (an empty cell: a null data_seed repeated the seed, a column that TensorBoard ticked before it); a null
+    that the run's own overrides set is its seed's value for data_seed, else "null" (a sweep of null and other
+    values would otherwise show one)."""
     set_here = overridden_keys(run_dir)
-    settings = drawn_as_it_is(dict(settings)) if "seed" in settings and "data_seed" in settings else dict(settings)
+    settings = dict(settings)
+    if "data_seed" in set_here and "seed" in settings:
+        settings = drawn_as_it_is(settings)
     settings.update({key: 0 for key in OFF_AS_ZERO if key in settings and settings[key] is None})
     return {key: "null" if value is None else str(value).lower() if isinstance(value, bool) else value
             for key, value in settings.items() if value is not None or key in set_here}
