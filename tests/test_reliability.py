@@ -1702,7 +1702,7 @@ def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patien
     assert {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()} == written
     refused = run_main([*fast, "trainer.early_stop_patience=0"], cwd=tmp_path)
     assert refused.returncode == 1 and "trainer.early_stop_patience=0" in refused.stderr and \
-        "null or an integer >= 1" in refused.stderr, refused.stderr[-2000:]
+        "null (HParams' 0) or an integer >= 1" in refused.stderr, refused.stderr[-2000:]
 
 
 def test_trainer_monitor_val_loss_selects_the_epoch_of_the_lowest_val_loss(fast, tmp_path):
