@@ -88,6 +88,18 @@ def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as
             "optimizer.lr=0.01 |") in card(load_events(tmp_path / "run"))
 
 
+def test_a_null_setting_shows_in_hparams_as_what_it_came_to_in_the_run(tiny_root, tmp_path):
+    """dataset.mean=null (statistics computed from the images trained on) and a null train_size: their numbers, as
+    the checkpoint keeps them, where "null" among other runs' numbers broke TensorBoard's sort of the column."""
+    import torch
+
+    train(compose(*fast_overrides(tiny_root), "dataset.mean=null", "dataset.std=null"), run_dir=tmp_path / "run")
+    shown = logged_hparams(load_events(tmp_path / "run"))
+    computed = torch.load(tmp_path / "run" / "checkpoints" / "best.pt", weights_only=True)["preprocessing"]
+    assert (shown["dataset.mean"], shown["dataset.std"]) == pytest.approx((computed["mean"], computed["std"]))
+    assert shown["dataset.train_size"] == 500  # 600 tiny images, 100 of them val
+
+
 def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
     """HParams shows a diverged run as a failure; its card says what happened and what to change."""
     metrics = train(compose(*fast_overrides(tiny_root), "optimizer.lr=1e30"), run_dir=tmp_path / "run")

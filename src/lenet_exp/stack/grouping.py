@@ -56,7 +56,7 @@ def as_found(job: Job, job_dir: Path) -> Job:
         return job
     # completed for these epochs: all of them, or as many as it trained before it stopped early (which more
     # patience trains on)
-    trainer = (metrics.get("config") or {}).get("trainer") if isinstance(metrics.get("config"), dict) else None
+    trainer = metrics["config"].get("trainer") if isinstance(metrics.get("config"), dict) else None
     stopped_as_before = (metrics.get("epochs") == epochs and isinstance(trainer, dict)
                          and trainer.get("early_stop_patience") == job.config.trainer.get("early_stop_patience"))
     job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == "completed"
