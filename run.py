@@ -17,6 +17,7 @@ from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import kill_signals_stop, mark_launcher
 from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
 from lenet_exp.resume import expand_resume, forget_the_resume
+from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.ending import end_stopped_sweep, forget_a_sweep_that_never_began
 
 register_configs()
@@ -44,7 +45,7 @@ def main(cfg: DictConfig) -> float:
     return run_task(cfg)
 
 
-if __name__ == "__main__":
+def run_command() -> None:
     try:
         os.getcwd()
     except FileNotFoundError:  # Hydra's traceback otherwise, as it looks for the folders it searches
@@ -71,3 +72,12 @@ if __name__ == "__main__":
         raise
     finally:
         forget_the_resume()
+
+
+if __name__ == "__main__":
+    try:
+        run_command()
+    except SystemExit as end:  # its message may name a folder's files: escaped as a log line's are
+        if isinstance(end.code, str):
+            end.code = escaped_controls(end.code)
+        raise

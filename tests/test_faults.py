@@ -1073,6 +1073,18 @@ def test_resume_refuses_a_folder_name_that_hydra_would_interpolate(completed_run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run ${oc.env:HOME}"]  # nothing written elsewhere
 
 
+def test_an_error_that_names_a_folder_reaches_the_terminal_without_its_control_characters(completed_run, tmp_path):
+    """A refusal printed by sys.exit wrote the escape codes in a folder's name to the terminal (log lines escape
+    them): a folder handed over named "\x1b[2J" cleared the screen."""
+    run_dir = tmp_path / "run\x1b[2J\rb"
+    shutil.copytree(completed_run, run_dir)
+    (run_dir / ".hydra" / "overrides.yaml").unlink()
+    result = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot resume from {tmp_path}/run\\x1b[2J\\rb/.hydra/overrides.yaml" in result.stderr, result.stderr
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr
+
+
 @pytest.mark.parametrize("saved,problem", [
     ("- '+hydra.callbacks.evil={_target_: builtins.open, file: TARGET, mode: w}'\n", "sets Hydra itself"),
     ("- hydra.job_logging.handlers.file.filename=TARGET\n", "sets Hydra itself"),

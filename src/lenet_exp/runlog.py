@@ -18,6 +18,12 @@ from lenet_exp.files import RUN_LOG, write_nowhere
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
+def escaped_controls(text: str) -> str:
+    """``text`` with its control characters shown as escapes (``\\x1b``): it may quote a folder's files or names,
+    which come from anyone."""
+    return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
 class Console(logging.StreamHandler):
     """The console's log lines (hydra.job_logging's and hydra.hydra_logging's console handler): an output that
     takes no more (a reader gone, `run.py -m … | head`) takes no more of them, where Python's logging printed
@@ -25,8 +31,7 @@ class Console(logging.StreamHandler):
     quote a folder's files (a checkpoint's model name), which come from anyone."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(),
-                                      super().format(record))
+        return escaped_controls(super().format(record))
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
