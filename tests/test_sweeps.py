@@ -506,6 +506,26 @@ def test_a_summary_of_jobs_whose_records_were_edited_beyond_reading_lists_them_w
     assert (jobs[1].status, jobs[2].status, jobs[2].val_acc, jobs[2].wall_time_s) == ("failed", "completed", 0.6, None)
 
 
+def test_a_summary_reads_values_no_run_records_as_missing(tmp_path):
+    """A metrics.json edited to an accuracy of 1e308 ranked its job the sweep's best, printed a column of 300
+    digits and drew summary.png's axis to it; an epoch count of 400 digits printed as such."""
+    fake_sweep(tmp_path / "sweep", [
+        (["seed=0"], {"status": "completed", "val": {"acc": 1e308, "loss": -1.0}, "test": {"acc": 1.5},
+                      "epochs_done": 10 ** 400, "epochs": 10, "best_epoch": -3, "wall_time_s": -5.0}),
+        (["seed=1"], {"status": "completed", "val": {"acc": 0.9, "loss": 0.3}, "test": {"acc": 0.8},
+                      "epochs_done": 10, "epochs": 10, "best_epoch": 4, "wall_time_s": 5.0})])
+    from lenet_exp.sweeps import write_summary
+    from lenet_exp.sweeps.records import best_job
+
+    summary = write_summary(tmp_path / "sweep", tensorboard=False)
+    edited, kept = sorted(summary.jobs, key=lambda job: job.job)
+    assert (edited.val_acc, edited.val_loss, edited.test_acc, edited.epochs_done, edited.best_epoch,
+            edited.wall_time_s) == (None, None, None, None, None, None)
+    assert (kept.val_acc, kept.val_loss, kept.test_acc, kept.epochs_done, kept.best_epoch, kept.wall_time_s) == (
+        0.9, 0.3, 0.8, 10, 4, 5.0)
+    assert best_job(summary.jobs) is kept and not summary.unwritten and (tmp_path / "sweep" / "summary.png").is_file()
+
+
 def test_a_summary_prints_the_control_characters_of_an_edited_record_as_escapes(tmp_path):
     """A message or status edited to hold a newline and terminal escapes faked a line of the summary, coloured
     it or cleared the screen."""

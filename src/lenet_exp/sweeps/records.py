@@ -75,14 +75,20 @@ class Summary:
         return ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
 
 
-def _number(value: Any) -> Optional[float]:
-    """A finite number, or None (missing, null, NaN: JSON and CSV readers get no NaN from here)."""
+def _number(value: Any, high: float = math.inf) -> Optional[float]:
+    """A finite number in [0, ``high``], or None (missing, null, NaN: JSON and CSV readers get no NaN from here;
+    out of range: a metrics.json edited, whose accuracy of 1e308 ranked its job best and drew no axis)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return float(value) if math.isfinite(value) else None
+            return float(value) if math.isfinite(value) and 0 <= value <= high else None
         except OverflowError:  # an integer of more digits than a float holds: an edit
             return None
     return None
+
+
+def _fraction(value: Any) -> Optional[float]:
+    """An accuracy or a probability (in [0, 1]), or None."""
+    return _number(value, high=1)
 
 
 def _text(value: Any) -> str:
@@ -91,9 +97,13 @@ def _text(value: Any) -> str:
     return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda found: found.group().encode("unicode_escape").decode(), str(value))
 
 
+MOST_EPOCHS = 10 ** 9  # more than any run trains: a count beyond it is an edit (of 400 digits, a column as wide)
+
+
 def _count(value: Any) -> Optional[int]:
     """A whole number of epochs, or None (missing, or a metrics.json edited into something else)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    plausible = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MOST_EPOCHS
+    return value if plausible else None
 
 
 def as_float(value: str) -> Optional[float]:
@@ -178,7 +188,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if prediction is not None:
         record.status = _text(prediction.get("status", "failed"))
         record.prediction = _text(f"{prediction.get('class')} ({prediction.get('name')}), "
-                                  f"{_number(prediction.get('probability')) or 0.0:.4f}")
+                                  f"{_fraction(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
         if not final and folder_holder(job_dir):  # a live process has it: the job is starting up
@@ -209,8 +219,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         record.message = f"{_text(metrics[LATER_FAILURE])} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
     val, test = (metrics.get(split) if isinstance(metrics.get(split), dict) else {} for split in ("val", "test"))
-    record.val_acc, record.val_loss = _number(val.get("acc")), _number(val.get("loss"))
-    record.test_acc, record.test_loss = _number(test.get("acc")), _number(test.get("loss"))
+    record.val_acc, record.val_loss = _fraction(val.get("acc")), _number(val.get("loss"))
+    record.test_acc, record.test_loss = _fraction(test.get("acc")), _number(test.get("loss"))
     record.epochs_done, record.epochs, record.best_epoch = (_count(metrics.get(key))
                                                             for key in ("epochs_done", "epochs", "best_epoch"))
     record.wall_time_s = _number(metrics.get("wall_time_s"))
