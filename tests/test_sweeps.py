@@ -1550,6 +1550,22 @@ def test_a_sweep_takes_jobs_added_after_its_own_whatever_the_order_of_its_values
 
     assert [(job.job, job.status, job.params.get("seed")) for job in summarize(tmp_path / "grid").jobs][4:] == [
         (4, "completed", "2"), (5, "not started", "2")]
+    # a job folder renamed (or copied) within the sweep's: its job was trained again in the folder it recorded, and
+    # listed twice in the summary
+    job = job_dirs(tmp_path / "grid")[1]
+    job.rename(job.with_name("1_old"))
+    renamed = run_main(grid + ["seed=0,1,2"], cwd=tmp_path)
+    assert renamed.returncode == 1 and "Traceback" not in renamed.stderr
+    assert renamed.stderr.strip().splitlines()[-1] == (
+        f"Error: {job.with_name('1_old')} holds the sweep's job 1, which ran in {job.name}: a job folder renamed or "
+        f"copied, whose job this sweep would train again there. Rename it back to {job.name}, or move it out of "
+        f"{tmp_path / 'grid'}.")
+    assert not job.exists()
+    summary = summarize(tmp_path / "grid")
+    listed = {record.job: record for record in summary.jobs}
+    assert sorted(group["jobs"] for group in summary.groups) == [[0, 4], [2, 3, 5]]  # its seed left out
+    assert (listed[1].status, listed[1].run_dir) == ("moved", str(job.with_name("1_old")))
+    assert f"its folder was {job.name} when it ran" in listed[1].message
 
 
 def test_seeds_added_to_a_sweep_of_one_seed_or_to_a_job_whose_overrides_record_is_cut_short(fast, tmp_path):

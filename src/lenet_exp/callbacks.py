@@ -34,7 +34,7 @@ from lenet_exp.files import (FULL_BELOW_BYTES, HYDRA_FOLDER, HYDRA_RECORD, METRI
 from lenet_exp.launch import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
-from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs
+from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, job_number, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
 
@@ -142,6 +142,17 @@ def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
             if (above / SAVED_CONFIG).is_file() or "task" in (read_json(above / METRICS) or {}):
                 return above, "run"
     return None
+
+
+def refuse_moved_jobs(sweep_dir: Path) -> None:
+    """Exits with a message where a job's folder was renamed or copied within the sweep's: the sweep would train its
+    job again in the folder it recorded, and the summary list it twice."""
+    for job_dir in find_job_dirs(sweep_dir):
+        recorded = moved_job(job_dir, sweep_dir)
+        if recorded:
+            sys.exit(f"Error: {job_dir} holds the sweep's job {job_number(job_dir, -1)}, which ran in {recorded}: a "
+                     f"job folder renamed or copied, whose job this sweep would train again there. Rename it back to "
+                     f"{recorded}, or move it out of {sweep_dir}.")
 
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
@@ -412,6 +423,7 @@ class OutputDirCheck(Callback):
         # its first job began (stopped as it started) holds nothing: the next command may start there.
         if saved.is_file():
             record = load_record(saved, "hydra.sweep.dir")
+            refuse_moved_jobs(sweep_dir)
             if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
         check_writable(sweep_dir, "hydra.sweep.dir")

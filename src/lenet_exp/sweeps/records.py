@@ -27,7 +27,8 @@ from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 SEED_KEY = "seed"
 OK_STATUS = "completed"
 NOT_STARTED = "not started"  # a grid sweep's job without a folder
-BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED)
+MOVED = "moved"  # a job's folder renamed or copied within the sweep's (moved_job)
+BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED, MOVED)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
@@ -118,19 +119,39 @@ def as_float(value: str) -> Optional[float]:
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 20x OmegaConf.load, for sweeps of 1,000s
 
 
+def hydras_job_record(job_dir: Path, *keys: str) -> Any:
+    """The value under ``keys`` of the job's .hydra/hydra.yaml (its ``hydra`` node), or None where it has none:
+    missing, cut short, edited by hand."""
+    try:
+        value = yaml.load(regular_file(job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
+        for key in keys:
+            value = value[key]
+        return value
+    except Exception:
+        return None
+
+
 def job_number(job_dir: Path, fallback: int) -> int:
     """From its hydra.yaml (a ``hydra.sweep.subdir`` of one's own may begin with another number:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
-    try:
-        hydra = yaml.load(regular_file(job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
-        num = hydra["job"]["num"]
-        if isinstance(num, int) and not isinstance(num, bool):
-            return num
-    except Exception:  # missing, cut short, edited by hand: the folder's name says it
-        pass
+    num = hydras_job_record(job_dir, "job", "num")
+    if isinstance(num, int) and not isinstance(num, bool):
+        return num
     number = job_dir.name.split("_", 1)[0]
     return int(number) if number.isdigit() else fallback
+
+
+def moved_job(job_dir: Path, sweep_dir: Path) -> Optional[str]:
+    """The folder (in the sweep's) that a job recorded as its own where it is in another now: renamed or copied,
+    its job would be trained again in its own folder and counted twice. None where it is in its place (the
+    sweep's folder moved as a whole or not), or its record does not say."""
+    recorded = hydras_job_record(job_dir, "runtime", "output_dir")
+    place = job_dir.relative_to(sweep_dir).parts
+    if not isinstance(recorded, str) or len(Path(recorded).parts) <= len(place):
+        return None
+    name = Path(recorded).parts[-len(place):]
+    return None if name == place else str(Path(*name))
 
 
 def find_job_dirs(sweep_dir: Path) -> list[Path]:
@@ -347,6 +368,12 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     """Every job of the sweep. ``final``: the sweep is over, so a job still marked running was killed;
     ``runner``: who runs it still (a summary written meanwhile)."""
     records = [read_job(job_dir, i, final) for i, job_dir in enumerate(find_job_dirs(sweep_dir))]
+    for record in records:
+        moved = moved_job(Path(record.run_dir), sweep_dir)
+        if moved:
+            record.status, record.message = MOVED, (
+                f"its folder was {moved} when it ran (renamed or copied since): its results are left out. Move it "
+                f"back, or out of the sweep's folder")
     again = config is None  # summarised again later, from what the sweep left
     config = config if config is not None else load_sweep_config(sweep_dir)
     records += not_started(records, config, runner)
@@ -358,5 +385,6 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
             searched.update(key for key in earlier if isinstance(key, str))
     keys = swept_keys(records, searched)
     counts = dict(Counter(record.status for record in records))
-    return Summary(str(sweep_dir), records, keys, seed_groups(records, keys), counts,
+    groups = seed_groups([record for record in records if record.status != MOVED], keys)
+    return Summary(str(sweep_dir), records, keys, groups, counts,
                    datetime.now().astimezone().isoformat(timespec="seconds"), linear=linear_intervals(config))
