@@ -20,8 +20,8 @@ from lenet_exp import CONFIGS
 from lenet_exp.files import read_json
 from tensorboard_events import load_events, logged_hparams, scalar_values
 
-EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best", "time/epoch_s",
-              "time/samples_per_s"}
+EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "best/val_acc", "best/val_loss",
+              "time/epoch_s", "time/samples_per_s"}
 
 
 @pytest.mark.long
@@ -94,7 +94,9 @@ def test_one_epoch_run_writes_every_artifact(fast, tiny_root, tmp_path):
         "model": "lenet5", "dataset": "mnist", "optimizer": "adam", "scheduler": "none", "augment": "none",
         "experiment": "null"}
     assert "_hparams_/experiment" not in events.PluginTagToContent("hparams")
-    assert scalar_values(events, "val/acc_best")[2] == pytest.approx(metrics["val"]["acc"])  # the selected model's, HParams' column
+    # the selected model's, HParams' columns
+    assert scalar_values(events, "best/val_acc")[2] == pytest.approx(metrics["val"]["acc"])
+    assert scalar_values(events, "best/val_loss")[2] == pytest.approx(metrics["val"]["loss"])
     assert [p.name for p in run_dir.iterdir() if p.is_dir()].count(".hydra") == 1  # no timestamped hparams sub-run
     assert "epoch 2/2" in (run_dir / "run.log").read_text()
 

@@ -1042,8 +1042,8 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
     with tensorboard_serving(sweep_dir, {*jobs, "summary"}, tmp_path) as base:
         tags = _get(f"{base}/data/plugin/scalars/tags")
         for run in jobs:  # every tag in a group: no card of ungrouped tags
-            assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "val/acc_best", "test/loss",
-                    "test/acc"} <= set(tags[run]) and all("/" in tag for tag in tags[run])
+            assert {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "best/val_acc", "best/val_loss",
+                    "test/loss", "test/acc"} <= set(tags[run]) and all("/" in tag for tag in tags[run])
         first = next(iter(jobs))
         scalars = _get(f"{base}/data/plugin/scalars/scalars?" + urllib.parse.urlencode({"run": first, "tag": "val/acc"}))
         assert [point[1] for point in scalars] == [1]  # [wall time, step, value]: one epoch
@@ -1060,14 +1060,15 @@ def test_tensorboard_serves_the_sweep(parallel_sweeps, tmp_path):
         assert {"trainer.batch_size", "seed", "model.dropout"} <= names
         assert not names & {"dataset.root", "trainer.progress", "image", "optimizer.momentum"}
         assert "ckpt" in names  # "null": the column of evaluations' checkpoints, which does not differ here
-        assert {"val/acc_best", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"best/val_acc", "best/val_loss", "test/acc"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
         assert set(sessions) == set(jobs)
         for job, lr in jobs.items():
             group, session = sessions[job]
             values = {m["name"]["tag"]: m["value"] for m in session["metricValues"]}
             expected = metrics(sweep_dir / job)
             assert group["hparams"]["optimizer.lr"] == pytest.approx(lr)
-            assert values["val/acc_best"] == pytest.approx(expected["val"]["acc"])  # the selected model's
+            assert values["best/val_acc"] == pytest.approx(expected["val"]["acc"])  # the selected model's
+            assert values["best/val_loss"] == pytest.approx(expected["val"]["loss"])
             assert values["test/acc"] == pytest.approx(expected["test"]["acc"])
             assert session["status"] == "STATUS_SUCCESS"
     with pytest.raises(urllib.error.URLError):

@@ -294,9 +294,10 @@ class Run:
         improved = self.improves(val, state)
         if improved:
             state.best_val_acc, state.best_epoch = val.acc, epoch
-        # val/acc_best: the selected model's so far (its last value is HParams' column for the run)
-        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, "val/acc_best": state.best_val_acc,
-                    **times}, epoch)
+        # the selected model's so far (their last values are HParams' columns for the run), named to sort first:
+        # TensorBoard's parallel coordinates tick the first five metrics by name
+        best = {"best/val_acc": state.best_val_acc, "best/val_loss": state.row(state.best_epoch).get("val/loss", math.nan)}
+        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         stops_early = self.stopped_early(state) is not None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stops_early:

@@ -5,7 +5,7 @@ Everything goes into the run directory itself, so ``tensorboard --logdir <sweep 
 per job with the same tags. Each run starts an HParams session with its result settings (so a running
 or crashed job is listed too) and declares no experiment of its own: TensorBoard then works out, over
 all the runs it is shown, which settings differ (those columns first) and takes every scalar tag as a
-metric column (``val/acc_best`` and ``test/acc`` are the selected model's).
+metric column (``best/val_acc``, ``best/val_loss`` and ``test/acc`` are the selected model's).
 Timings are recorded here only: checkpoints never hold them.
 """
 
