@@ -23,10 +23,12 @@ from lenet_exp.record import TensorBoardLog
 
 
 @contextlib.contextmanager
-def tmpfs(mount: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` mounted on ``mount`` (made if need be) for the duration."""
+def tmpfs(mount: Path, size: str, files: int | None = None) -> Iterator[Path]:
+    """A tmpfs of ``size`` (and room for as many ``files``: inodes, itself one) mounted on ``mount`` (made if need
+    be) for the duration."""
     mount.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True).returncode:
+    options = f"size={size}" + (f",nr_inodes={files}" if files else "")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("mounting a tmpfs needs root")
     try:
         yield mount
@@ -83,7 +85,7 @@ def test_a_disk_that_fills_up_after_an_epoch_ends_the_run_with_one_message(small
     result = run_main(command, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "Logging error" not in result.stderr
     assert (f"Error: No space left on {small_disk} writing the files of {run_dir} (No space left on device). Free "
-            f"some space, then run the same command again to continue.") in result.stderr
+            f"some space (or files, where `df -i` shows none left), then run the same command again to continue.") in result.stderr
     monkeypatch.undo()
     (small_disk / "filler").unlink()
     subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
@@ -129,21 +131,35 @@ def test_a_full_disk_is_refused_before_hydra_writes_into_it(mode, small_disk, ti
     assert not folder.exists()  # made for it, and left behind empty
 
 
-def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_space(tiny_root, tmp_path):
-    """Hydra writes each job's .hydra/ itself: a full disk there ends the sweep (non-zero) with a message
-    and the summary of the jobs before it. Here job 1's folder is a full file system of its own; once it is
+def test_a_disk_without_room_for_a_runs_files_is_refused_before_hydra_writes_into_it(tiny_root, tmp_path):
+    """A disk out of files (inodes) with space to spare: Hydra's write of .hydra/config.yaml was a traceback. (Of
+    the 40, the disk's root and the run's folder, made for the check, take two.)"""
+    with tmpfs(tmp_path / "few_files", "8m", files=40) as disk:
+        result = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={disk / 'run'}"], cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (f"Error: No space left on {disk} (room for 38 more files) for {disk / 'run'}. Free some space (or "
+                f"files, where `df -i` shows none left)") in result.stderr
+        assert not (disk / "run").exists()
+
+
+@pytest.mark.parametrize("files", [None, 2, 5], ids=["no space", "no file", "no log file"])
+def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_space(tiny_root, tmp_path, files):
+    """Hydra writes each job's .hydra/ and opens its run.log itself: a full disk there ends the sweep (non-zero)
+    with a message and the summary of the jobs before it. Here job 1's folder is a file system of its own, full,
+    or with room for no more files (.hydra/'s or its run.log: logging's error of it was a traceback); once it is
     gone, the same command runs job 1 and keeps job 0. A summary that finds no space keeps the one before."""
     args = [*fast_overrides(tiny_root), "-m", "seed=0,1", "trainer.log_images=false"]
     with tmpfs(tmp_path / "sweep_disk", "8m") as disk:
         sweep_dir = disk / "sweep"
         command = [*args, f"hydra.sweep.dir={sweep_dir}"]
-        with tmpfs(sweep_dir / "1_seed=1", "4k") as job_1:
-            fill_up(job_1)
+        with tmpfs(sweep_dir / "1_seed=1", "4k" if files is None else "1m", files) as job_1:
+            if files is None:
+                fill_up(job_1)
             result = run_main(command, cwd=tmp_path)
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert (f"No space left on device: Hydra could not write the config of the sweep's next job; the jobs before it "
-                f"keep what they wrote. Free some space, then run the same command with hydra.sweep.dir={sweep_dir} "
-                f"to continue the sweep.") in result.stderr
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert (f"No space left on device: Hydra could not write the config or log of the sweep's next job; the jobs "
+                f"before it keep what they wrote. Free some space (or files, where `df -i` shows none left), then run "
+                f"the same command with hydra.sweep.dir={sweep_dir} to continue the sweep.") in result.stderr
         assert read_json(sweep_dir / "0_seed=0" / "metrics.json")["status"] == "completed"
         assert "2 jobs (1 completed, 1 not started)" in result.stdout  # job 0's summary, and job 1 it ended before
 
@@ -159,8 +175,8 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
         rewrite = run_main([str(sweep_dir)], cwd=tmp_path, module="lenet_exp.sweeps")
         assert rewrite.returncode == 1 and "Traceback" not in rewrite.stderr + rewrite.stdout
         assert (f"Could not write summary.csv, summary.json, summary.md, summary.png, TensorBoard summary: no space "
-                f"left on {disk}. Free some space, then `python -m lenet_exp.sweeps {sweep_dir}` writes them again.") \
-            in rewrite.stdout
+                f"left on {disk}. Free some space (or files, where `df -i` shows none left), then `python -m "
+                f"lenet_exp.sweeps {sweep_dir}` writes them again.") in rewrite.stdout
         assert {path: path.read_bytes() for path in [*sweep_dir.glob("summary.*"), *sweep_dir.glob("summary/*")]} \
             == summary
 

@@ -19,8 +19,8 @@ from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
-from lenet_exp.files import (LAST_CHECKPOINT, METRICS, DiskFull, is_disk_full, mount_point, read_json, run_events,
-                             save_json)
+from lenet_exp.files import (FREE_SOME_SPACE, LAST_CHECKPOINT, METRICS, DiskFull, disk_full_error, mount_point,
+                             read_json, run_events, save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_prefix, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
@@ -42,9 +42,10 @@ def named_on_command_line(hydra_cfg) -> set[str]:
 def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     """Log a job's error (one line; a traceback only for what is no user error) and record it in its
     metrics.json; returns the message."""
-    if isinstance(error, OSError) and is_disk_full(error):  # a write outside files.write_atomic (TensorBoard's)
+    full = disk_full_error(error) if not isinstance(error, DiskFull) else None
+    if full:  # a write outside files.write_atomic (TensorBoard's)
         error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
-                         f"({error.strerror}). Free some space, then run the same command again to continue.")
+                         f"({full.strerror}). {FREE_SOME_SPACE}, then run the same command again to continue.")
     missing = os.fsdecode(error.filename) if isinstance(error, FileNotFoundError) and error.filename else ""
     if missing.startswith(f"{run_dir.resolve()}{os.sep}"):  # e.g. TensorBoard's events, its folder deleted
         error = UserError(f"{missing} went missing while the run wrote it: was {run_dir}, or a file in it, deleted "

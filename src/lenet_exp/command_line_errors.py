@@ -37,6 +37,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NOT_A_RUNS_CONFIG, ROOT_SCHEMA, TOP_LEVEL, Config,
                               optimizer_arguments, schema_name)
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
+from lenet_exp.files import disk_full_error, write_refused
 from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import SEARCH_SPACE, STUDY_GROUP
@@ -886,7 +887,7 @@ def report_typos_in_one_line() -> None:
             return func()
         except Exception as error:
             full = full_errors_wanted()
-            message = None if full else typo_message(error) or (
+            message = None if full else no_space_message(error) or typo_message(error) or (
                 hydras_message(error) if isinstance(error, ValueError) and raised_by_hydra(error) else None)
             if message is None:
                 return hydra_report(lambda: _raise(error))
@@ -901,6 +902,15 @@ def report_typos_in_one_line() -> None:
         def reported(self, *args, _shown=getattr(Hydra, name), **kwargs):
             return run_and_report(lambda: _shown(self, *args, **kwargs))
         setattr(Hydra, name, reported)
+
+
+def no_space_message(error: Exception) -> Optional[str]:
+    """What to do where Hydra could not write a run's record or open its log (no space, no files left), which its
+    reporter shows as a traceback; None for any other error."""
+    full = disk_full_error(error)
+    if full is None:
+        return None
+    return str(write_refused(Path(os.fsdecode(full.filename)) if full.filename else Path.cwd(), full))
 
 
 def _raise(error: Exception) -> Any:

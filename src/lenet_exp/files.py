@@ -23,12 +23,26 @@ os.umask(_UMASK)
 
 TEMPORARY_SUFFIX = ".tmp"
 FULL_BELOW_BYTES = 2**20  # a write that fails with less free space than this failed for want of space
+FULL_BELOW_FILES = 100  # a run makes about 20 files (with the temporary ones): fewer free inodes than this is full
+# a disk runs out of files (inodes) too, where df -h shows space left: ENOSPC all the same
+FREE_SOME_SPACE = "Free some space (or files, where `df -i` shows none left)"
+
+
+def disk_full_error(error: Optional[BaseException]) -> Optional[OSError]:
+    """The error for want of space (files, or the user's disk quota: a cluster's usual limit) that ``error`` is or
+    was raised from (logging's "Unable to configure handler 'file'" carries it as its cause), or None."""
+    for _ in range(8):  # a chain no longer than this: a cycle of causes ends too
+        if error is None:
+            return None
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """No space left on the device, or the user's disk quota (a cluster's usual limit) used up: as the
-    operating system reports it, or as :class:`DiskFull`."""
-    return isinstance(error, DiskFull) or isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    """No space left on the device (:func:`disk_full_error`), or a :class:`DiskFull` said so."""
+    return isinstance(error, DiskFull) or disk_full_error(error) is not None
 
 
 class DiskFull(UserError):
@@ -68,8 +82,8 @@ def write_refused(path: Path, error: Exception) -> UserError:
     kept = "; its previous version is kept" if path.is_file() else ""
     usage = shutil.disk_usage(_existing(path.parent))  # /proc, /sys and the like: no space at all, and none used
     if is_disk_full(error) or usage.total and usage.free < FULL_BELOW_BYTES:
-        return DiskFull(f"No space left on {mount_point(_existing(path.parent))} writing {path}{kept}. Free some "
-                        f"space, then run the same command again to continue.")
+        return DiskFull(f"No space left on {mount_point(_existing(path.parent))} writing {path}{kept}. "
+                        f"{FREE_SOME_SPACE}, then run the same command again to continue.")
     if path.is_dir():
         fix = f"{path} is a folder where a file should be: move it away, then "
     elif (blocker := next((f for f in reversed(path.parents) if f.exists() and not f.is_dir()), None)) is not None:

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lenet_exp.files import LOCK_FILE, SWEEP_RECORD, is_disk_full, release_folder
+from lenet_exp.files import FREE_SOME_SPACE, LOCK_FILE, SWEEP_RECORD, disk_full_error, release_folder
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, LOCAL_SUBMITIT_VARIABLE, STOP_FILE_VARIABLE, ask_jobs_to_stop,
                               stopped_job_returns, wait_for_jobs_to_stop)
 
@@ -112,10 +112,11 @@ def ending_on_a_dead_job() -> Iterator[None]:
         yield
     except Exception as error:
         kind = type(error).__name__
-        if is_disk_full(error):
+        full = disk_full_error(error)
+        if full:
             _cut_short = True
-            log.error("%s: Hydra could not write the config of the sweep's next job; the jobs before it keep what "
-                      "they wrote. Free some space, then run %s to continue the sweep.", error.strerror,
+            log.error("%s: Hydra could not write the config or log of the sweep's next job; the jobs before it keep "
+                      "what they wrote. %s, then run %s to continue the sweep.", full.strerror, FREE_SOME_SPACE,
                       the_same_command())
             return
         if kind == "FailedJobError" and "failed during processing" not in str(error):  # sbatch refused to submit

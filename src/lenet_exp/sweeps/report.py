@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import (EVENT_FILES, REPLACE_THE_LINK, is_disk_full, linked_entry, mount_point, save_json,
-                             write_atomic)
+from lenet_exp.files import (EVENT_FILES, FREE_SOME_SPACE, REPLACE_THE_LINK, is_disk_full, linked_entry, mount_point,
+                             save_json, write_atomic)
 from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.runlog import show
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
@@ -184,7 +184,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
                      f"tensorboard --logdir {shlex.quote(str(sweep_dir))}")
     lines += [f"Could not write {problem}" for problem in problems]
     if full:
-        lines.append(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. Free some space, "
+        lines.append(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. {FREE_SOME_SPACE}, "
                      f"then `python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.")
     show("\n".join(lines), out)
     return summary
