@@ -400,6 +400,12 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["-m", "seed=0,1", "hydra.output_subdir=meta"], "hydra.output_subdir=meta: each run keeps Hydra's record"),
     (["-m", "seed=0,1", "hydra.sweep.subdir=../job_${hydra.job.num}"],
      "hydra.sweep.subdir=../job_${hydra.job.num} puts the jobs outside hydra.sweep.dir, where the summary"),
+    # run again into its hydra.sweep.dir, each job trained again in a new folder, and the summary listed it twice
+    (["-m", "seed=0,1", "hydra.sweep.subdir=${hydra.job.num}_${now:%H%M%S}"],
+     "hydra.sweep.subdir=${hydra.job.num}_${now:%H%M%S} names ${now:…} (the time), which differs each time the sweep "
+     "runs: the same command run again into its hydra.sweep.dir would train every job again in new folders"),
+    (["-m", "seed=0,1", "hydra/launcher=submitit_local", "hydra.sweep.subdir=${hydra.job.id}"],
+     "hydra.sweep.subdir=${hydra.job.id} names ${hydra.job.id} (submitit's job id), which differs each time"),
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
     (["-sc", "install=tcsh"], "No completion plugin for 'tcsh' found, available : bash fish zsh"),  # traceback
     (["-pseed"], "--package (-p) chooses the part of the config that --cfg prints"),  # as argparse reads it
@@ -459,7 +465,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg", "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
+        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id",
+        "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg",
+        "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
         "plus-key-case", "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-part",
         "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",

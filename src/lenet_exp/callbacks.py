@@ -409,6 +409,14 @@ class OutputDirCheck(Callback):
                      f"be a sweep of its own. Name it in each job's folder instead, e.g. "
                      f"hydra.sweep.subdir='${{hydra.job.num}}_{named}'.")
         subdir = subdir_template(config)
+        launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+        anew = "${now:…} (the time)" if "${now:" in subdir else "${hydra.job.id} (submitit's job id)" if (
+            "${hydra.job.id}" in subdir and "submitit" in launcher) else None
+        if anew:  # run again into its hydra.sweep.dir, each job would train again in a new folder
+            sys.exit(f"Error: hydra.sweep.subdir={subdir} names {anew}, which differs each time the sweep runs: the "
+                     f"same command run again into its hydra.sweep.dir would train every job again in new folders, "
+                     f"its summary list each twice. Name the jobs' folders by what they run, e.g. "
+                     f"hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
         if Path(subdir).is_absolute() or ".." in Path(subdir).parts:
             sys.exit(f"Error: hydra.sweep.subdir={subdir} puts the jobs outside hydra.sweep.dir, where the summary and "
                      f"the sweep's command run again do not look for them. Name a folder inside it, e.g. "
