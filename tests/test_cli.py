@@ -362,6 +362,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "an override of its own: 'optimizer.lr=interval(1e-4,1e-2)' (with -m it takes the place of the study's space"),
     (["-m", "sweep=optuna", "hydra.sweeper.params={optimizer.lr:interval(1e-4,1e-2)}"],
      "hydra.sweeper.params={optimizer.lr:interval(1e-4,1e-2)}: a search space goes on the command line key by key"),
+    # added, Hydra merged it into the default study's space: seeds x learning rates x batch sizes
+    (["-m", "+hydra.sweeper.params.seed='0,1'"], "+hydra.sweeper.params.seed='0,1': a search space goes on the "
+                                                 "command line key by key, as an override of its own: 'seed=0,1'"),
     (["-m", "sweep=optuna", "hydra.sweeper.n_trials=10,20"],
      "hydra.sweeper.n_trials=10,20 gives several values to a setting of Hydra itself, which a sweep cannot vary"),
     (["--config-name", "mnist_best"], "--config-name mnist_best names no config that composes a run: python run.py "
@@ -461,7 +464,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "unknown-key-interpolation-in-a-sweep", "launcher-key", "stacked-launcher-key", "launcher-value",
         "nested-launcher-value", "help-of-an-unknown-option", "info-with-a-typo", "resolve-of-an-unknown-key",
         "no-launchers-key", "search-space-key",
-        "search-space", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file", "config-name-of-an-option-that-composes",
+        "search-space", "search-space-added", "hydra-setting-swept", "config-name-of-an-option", "config-name-of-a-group-file", "config-name-of-an-option-that-composes",
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",

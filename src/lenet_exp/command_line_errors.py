@@ -447,6 +447,10 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
     refuse_a_runs_record_as_configs(flags, arguments)
+    added = next((arg for arg in flags_and_overrides(arguments)[1]
+                  if arg.startswith("+") and override_key(arg).startswith(SEARCH_SPACE)), None)
+    if added:  # Hydra merges it into the study's space (+hydra.sweeper.params.seed=… swept seeds x lr x batch size)
+        sys.exit(f"Error: {search_space_key_by_key(added)}")
     name = flags.config_name
     if not name:
         return
@@ -768,8 +772,11 @@ def search_space_written(error: Exception, arguments: list[str]) -> Optional[str
     if SEARCH_SPACE not in f"{error} {getattr(cause, 'full_key', '')}":
         return None
     written = next((arg for arg in arguments if override_key(arg).startswith(SEARCH_SPACE)), None)
-    if written is None:
-        return None
+    return None if written is None else search_space_key_by_key(written)
+
+
+def search_space_key_by_key(written: str) -> str:
+    """What to write instead of ``written``, an override of the search space (``hydra.sweeper.params…``)."""
     key, value = override_key(written)[len(SEARCH_SPACE) + 1:], override_value(written)
 
     instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
