@@ -10,12 +10,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lenet_exp.command_line_errors import (hydras_message, raised_by_hydra, refuse_misused_flags,
-                                          report_typos_in_one_line)
+from lenet_exp.command_line_errors import (flags_and_overrides, hydras_message, raised_by_hydra,
+                                          refuse_misused_flags, report_typos_in_one_line)
 from lenet_exp.config import register_configs
 from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import kill_signals_stop, mark_launcher
-from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, quote_paths
+from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, override_key, quote_paths
 from lenet_exp.resume import expand_resume, forget_the_resume
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.ending import end_stopped_sweep, forget_a_sweep_that_never_began
@@ -38,6 +38,16 @@ def multirun_flag_first(argv: list[str]) -> list[str]:
     return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
 
 
+def run_flag_runs_one(argv: list[str]) -> list[str]:
+    """`--run` where a config sets ``hydra.mode: MULTIRUN`` (an experiment that sweeps): Hydra ran the sweep, its
+    --run choosing only running over printing. ``hydra.mode=RUN`` makes it one run, where none is given."""
+    if not any(arg in ("--run", "-r") for arg in argv[1:]) or any(
+            override_key(arg) == "hydra.mode" for arg in argv[1:] if "=" in arg):
+        return argv
+    flags, overrides = flags_and_overrides(argv[1:])  # overrides after the flags, as argparse takes them
+    return argv[:1] + flags + overrides + ["hydra.mode=RUN"]
+
+
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     from lenet_exp.app import run_task  # imports torch: only once a job really runs
@@ -55,7 +65,7 @@ def run_command() -> None:
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     refuse_misused_flags(sys.argv[1:])
-    sys.argv = quote_paths(expand_resume(multirun_flag_first(sys.argv)))
+    sys.argv = quote_paths(expand_resume(run_flag_runs_one(multirun_flag_first(sys.argv))))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently

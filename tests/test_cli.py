@@ -201,6 +201,18 @@ def test_a_package_of_the_config_is_printed_however_argparse_takes_the_flags(fla
     assert result.returncode == 0 and "_target_: torch.optim.Adam" in result.stdout, result.stderr[-2000:]
 
 
+def test_run_flag_runs_one_run_of_an_experiment_that_sweeps(fast, tmp_path):
+    """--run where a config sets hydra.mode: MULTIRUN ran the sweep (Hydra's --run only chose running over printing
+    the config)."""
+    (tmp_path / "mine" / "experiment").mkdir(parents=True)
+    (tmp_path / "mine" / "experiment" / "seeds.yaml").write_text(
+        "# @package _global_\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n      seed: 0,1\n")
+    one = run_main(["--config-dir", "mine", "experiment=seeds", *fast, "hydra.run.dir=one", "hydra.sweep.dir=sweep",
+                    "--run"], cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert (tmp_path / "one" / "metrics.json").is_file() and not (tmp_path / "sweep").exists()
+
+
 def test_a_runs_record_given_as_its_configs_is_refused_with_the_command_that_runs_it_again(fast, tmp_path):
     """`--config-path <run>/.hydra --config-name config`, Hydra's way to repeat a run, composed its record of
     the config, without the schema: the run failed in a folder of Hydra's own logging."""
