@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from conftest import RUN_PY
+from conftest import RUN_PY, run_main
 from lenet_exp.config import register_configs
 
 from lenet_exp.device import keep_freed_memory, resolve_device
@@ -152,6 +152,16 @@ def test_omp_num_threads_caps_a_jobs_share_of_the_cores_but_not_what_the_config_
         assert launch.omp_num_threads() is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_jobs_env_set_omp_num_threads_caps_its_threads(fast, tmp_path):
+    """Hydra's way to set a job's environment (hydra.job.env_set) was overruled by run.py's own OMP_NUM_THREADS,
+    kept for its jobs before Hydra set the job's."""
+    from lenet_exp.files import read_json
+
+    result = run_main([*fast, "+hydra.job.env_set.OMP_NUM_THREADS=1", "hydra.run.dir=run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_json(tmp_path / "run" / "metrics.json")["device"] == "CPU (1 thread)"
 
 
 def test_determinism_is_set_per_job_not_left_over_from_the_last():

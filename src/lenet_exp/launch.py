@@ -107,8 +107,12 @@ def omp_num_threads() -> Optional[int]:
     None where it is unset or names no number. torch takes it as its default, which a job's share of the cores
     would otherwise replace: the usual cap of a shared machine, or of a container's CPU quota, is kept. In a
     job that run.py started, run.py's own (joblib sets its workers' to its share of the cores, which a job
-    that trains alone there does not keep)."""
+    that trains alone there does not keep); a job's ``hydra.job.env_set.OMP_NUM_THREADS`` before either."""
+    from hydra.core.hydra_config import HydraConfig
+
     value = os.environ.get(USERS_OMP_VARIABLE, os.environ.get("OMP_NUM_THREADS", ""))
+    if HydraConfig.initialized() and "OMP_NUM_THREADS" in HydraConfig.get().job.env_set:
+        value = str(HydraConfig.get().job.env_set.OMP_NUM_THREADS)  # set in the job's environment by Hydra
     first = value.split(",")[0].strip()
     return int(first) if first.isdigit() and int(first) > 0 else None
 
