@@ -738,6 +738,17 @@ def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, exp
         assert not (tmp_path / "run").exists()
 
 
+def test_a_primary_config_of_ones_own_given_by_config_path_is_told_to_take_config_dir(fast, tmp_path):
+    """--config-path takes the place of configs/, so the config it names found no `config` to begin with: "no file
+    of configs/", said the message, of a file that is there."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "mine.yaml").write_text("defaults:\n  - config\n  - _self_\ntrainer:\n  epochs: 1\n")
+    result = run_main(["--config-path", str(tmp_path / "mine"), "--config-name", "mine", *fast], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        f"Error: In mine.yaml: its defaults name config, a file of configs/, which --config-path {tmp_path / 'mine'} "
+        f"takes the place of: give --config-dir {tmp_path / 'mine'} instead, which adds its folder to configs/.")
+
+
 def test_a_search_path_folder_that_does_not_exist_is_said_in_a_line(fast, tmp_path):
     """Hydra warned with its source line ("config_loader_impl.py:216: UserWarning: provider=… is not available"),
     and an option kept there was then "not an option" without a word of why."""

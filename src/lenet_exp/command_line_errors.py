@@ -312,9 +312,10 @@ def missing_search_folders(arguments: list[str]) -> str:
     return f" (hydra.searchpath names {', '.join(missing)}, which is no folder)" if missing else ""
 
 
-def default_not_found(error: MissingConfigException) -> Optional[str]:
+def default_not_found(error: MissingConfigException, arguments: list[str]) -> Optional[str]:
     """A YAML of one's own whose defaults list names a config that is not there ("In 'dataset/kmnist': Could not
-    load 'schema/dataset/idx'", then Hydra's search path): a schema by its old path, or any other."""
+    load 'schema/dataset/idx'", then Hydra's search path): a schema by its old path, or any other; configs/ left
+    out by --config-path (``defaults: [config]`` in a primary config of one's own)."""
     found = re.match(r"In '([^']+)': Could not load '([^']+)'", str(error))
     if not found:
         return None
@@ -324,6 +325,13 @@ def default_not_found(error: MissingConfigException) -> Optional[str]:
         now = schema_name(*old_schema.groups())
         return (f"In {source}.yaml: its defaults name the schema {missing}, which is /{now} now: write "
                 f"`- /{now}@_here_` there.")
+    from lenet_exp import CONFIGS
+
+    flags = hydra_flags(arguments)
+    if flags is not None and flags.config_path and (Path(CONFIGS) / f"{missing}.yaml").is_file():
+        return (f"In {source}.yaml: its defaults name {missing}, a file of configs/, which --config-path "
+                f"{flags.config_path} takes the place of: give --config-dir {flags.config_path} instead, which adds "
+                f"its folder to configs/.")
     return (f"In {source}.yaml: its defaults name {missing}, which is no file of configs/ (nor of hydra.searchpath): "
             f"fix the name, or compare the file with the others of its folder.")
 
@@ -870,7 +878,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
         return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
-        return unknown_option(error, arguments) or default_not_found(error)
+        return unknown_option(error, arguments) or default_not_found(error, arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
         return misused_override(error, overrides) or hydra_setting_swept(error) or group_left_unset(error)
     if isinstance(error, InterpolationResolutionError):  # --cfg job --resolve (a run's: config.validate)
