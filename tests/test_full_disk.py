@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from conftest import fast_overrides, run_main
+from conftest import fast_overrides, run_cli, run_main
 from tensorboard_events import load_events, scalar_values, session_status
 from lenet_exp.files import is_disk_full, read_json
 from lenet_exp.runlog import RunLog
@@ -179,6 +179,19 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
                 f"lenet_exp.sweeps {sweep_dir}` writes them again.") in rewrite.stdout
         assert {path: path.read_bytes() for path in [*sweep_dir.glob("summary.*"), *sweep_dir.glob("summary/*")]} \
             == summary
+
+
+def test_a_fused_kernel_whose_build_folder_fills_up_says_so(tiny_root, tmp_path):
+    """The linker's "No space left on device" was cut from the build's error, and the message said to install g++
+    and ninja. A real build (about 30 s) on a disk with room for its source, not for its object and library."""
+    with tmpfs(tmp_path / "extensions", "700k") as disk:
+        result = run_cli([*fast_overrides(tiny_root), "trainer.fused_cpu_kernels=true", "hydra.run.dir=run"], tmp_path,
+                         env={"TORCH_EXTENSIONS_DIR": str(disk)})
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (f"could not be compiled here (its build folder {disk}/lenet_exp_" in result.stderr
+                and "is on a full disk). Free some space there, or set TORCH_EXTENSIONS_DIR to a folder on another "
+                    "disk, or train without it: trainer.fused_cpu_kernels=false." in result.stderr), result.stderr
+        assert "g++" not in result.stderr
 
 
 def test_tensorboard_on_a_full_disk_fails_in_the_run_not_with_a_thread_traceback(small_disk, capfd, monkeypatch):

@@ -136,6 +136,11 @@ def load_kernel():
         if lock:
             lock.unlink(missing_ok=True)  # a failed build must not leave the next run waiting on it
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        said = str(error).lower()
+        if "no space left" in said or "disk quota exceeded" in said:  # the linker's, in the build's output
+            raise KernelUnavailable(f"its build folder {directory} is on a full disk",
+                                    fix="Free some space there, or set TORCH_EXTENSIONS_DIR to a folder on another "
+                                        "disk") from error
         raise KernelUnavailable(f"{type(error).__name__}: {first_line[:300]}") from error
     log.debug("fused CPU kernel ready in %.1f s (%s)", time.perf_counter() - started, directory)
     return module
