@@ -181,6 +181,24 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
             == summary
 
 
+def test_a_summary_in_a_read_only_folder_says_so_once(tmp_path):
+    """Each summary file refused said the same sentence again, and TensorBoard's "OSError: [Errno 30] Read-only
+    file system: b'…'", without what to do."""
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        job = disk / "sweep" / "0_seed=0"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+        (job / "metrics.json").write_text('{"status": "completed", "val": {"acc": 0.5}, "test": {"acc": 0.5}}')
+        (disk / "sweep" / "multirun.yaml").write_text("hydra: {}\n")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        result = run_main([str(disk / "sweep")], cwd=tmp_path, module="lenet_exp.sweeps")
+        assert result.returncode == 1 and "Traceback" not in result.stderr + result.stdout
+        assert result.stdout.strip().splitlines()[-1] == (
+            f"Could not write summary.csv, summary.json, summary.md, summary.png, TensorBoard summary (Read-only file "
+            f"system): make {disk / 'sweep'} a folder you may write in, then `python -m lenet_exp.sweeps "
+            f"{disk / 'sweep'}` writes them again."), result.stdout
+
+
 def test_a_fused_kernel_whose_build_folder_fills_up_says_so(tiny_root, tmp_path):
     """The linker's "No space left on device" was cut from the build's error, and the message said to install g++
     and ninja. A real build (about 30 s) on a disk with room for its source, not for its object and library."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import shlex
 import sys
 from dataclasses import asdict
@@ -136,6 +137,14 @@ def write_summary_whole(sweep_dir: Path, config: Optional[DictConfig], *, final:
     return summary, held
 
 
+def not_allowed(error: Exception) -> Optional[str]:
+    """Why the file system did not allow a summary file's write (a folder read-only, or another user's), or None
+    for any other failure."""
+    cause = error if isinstance(error, OSError) else error.__cause__
+    allowed = not (isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS))
+    return None if allowed else cause.strerror or type(cause).__name__
+
+
 def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensorboard: bool = True,
                   config: Optional[DictConfig] = None, out=None, runner: Optional[str] = None) -> Summary:
     """Everything the sweep leaves behind, its table printed to ``out`` (standard output as it is at the
@@ -146,7 +155,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     if not summary.jobs:
         print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)
         return summary
-    written, problems, full = [], [], []
+    written, problems, full, refused = [], [], [], {}
 
     def attempt(name: str, write: Callable[[], Any]) -> Any:
         try:
@@ -157,6 +166,8 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
             summary.unwritten.append(name)
             if is_disk_full(error):
                 full.append(name)
+            elif not_allowed(error):
+                refused.setdefault(not_allowed(error), []).append(name)
             else:
                 # a refused write says why and what to do; anything else is named by its type
                 problems.append(f"{name}: {error}" if isinstance(error, UserError)
@@ -186,5 +197,7 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
     if full:
         lines.append(f"Could not write {', '.join(full)}: no space left on {mount_point(sweep_dir)}. {FREE_SOME_SPACE}, "
                      f"then `python -m lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again.")
+    lines += [f"Could not write {', '.join(names)} ({why}): make {sweep_dir} a folder you may write in, then `python -m "
+              f"lenet_exp.sweeps {shlex.quote(str(sweep_dir))}` writes them again." for why, names in refused.items()]
     show("\n".join(lines), out)
     return summary
