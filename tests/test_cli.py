@@ -421,6 +421,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "runs: the same command run again into its hydra.sweep.dir would train every job again in new folders"),
     (["-m", "seed=0,1", "hydra/launcher=submitit_local", "hydra.sweep.subdir=${hydra.job.id}"],
      "hydra.sweep.subdir=${hydra.job.id} names ${hydra.job.id} (submitit's job id), which differs each time"),
+    # Hydra's pickle.load of a run folder's file (any code); its own errors were tracebacks
+    (["--experimental-rerun", "made/.hydra/config.pickle"], "--experimental-rerun loads a pickle, which can run any "
+                                                            "code the file holds, and a run's folder is data. Run it "
+                                                            "again with its own overrides (each checked): python "
+                                                            "run.py resume=made"),
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
     (["-sc", "install=tcsh"], "No completion plugin for 'tcsh' found, available : bash fish zsh"),  # traceback
     (["-pseed"], "--package (-p) chooses the part of the config that --cfg prints"),  # as argparse reads it
@@ -480,7 +485,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id",
+        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id", "rerun-of-a-pickle",
         "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg",
         "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",

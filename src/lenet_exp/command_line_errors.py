@@ -37,7 +37,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, Interpolation
 from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NOT_A_RUNS_CONFIG, ROOT_SCHEMA, TOP_LEVEL, Config,
                               optimizer_arguments, schema_name)
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
-from lenet_exp.files import disk_full_error, write_refused
+from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
 from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import SEARCH_SPACE, STUDY_GROUP
@@ -451,6 +451,11 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     flags = hydra_flags(arguments)
     if flags is None:
         return
+    if flags.experimental_rerun:  # Hydra's pickle.load of the file: any code, from a folder anyone may hand over
+        folder = Path(flags.experimental_rerun).parent
+        run = folder.parent if folder.name == HYDRA_FOLDER else folder
+        sys.exit(f"Error: --experimental-rerun loads a pickle, which can run any code the file holds, and a run's "
+                 f"folder is data. Run it again with its own overrides (each checked): python run.py resume={shlex.quote(str(run))}")
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
@@ -491,7 +496,7 @@ def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[s
     if not (flags.config_path or flags.config_dir):  # the usual command: nothing to import or read
         return
     from lenet_exp import CONFIGS
-    from lenet_exp.files import HYDRA_FOLDER, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD
+    from lenet_exp.files import SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD
     from lenet_exp.overrides import recorded_overrides
     from lenet_exp.resume import configs_to_name, resume_command
     from lenet_exp.sweeps.records import load_sweep_config
