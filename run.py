@@ -10,12 +10,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from lenet_exp.command_line_errors import (flags_and_overrides, hydras_message, raised_by_hydra,
+from lenet_exp.command_line_errors import (flags_then_overrides, hydras_message, raised_by_hydra,
                                           refuse_misused_flags, report_typos_in_one_line)
 from lenet_exp.config import register_configs
 from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import kill_signals_stop, mark_launcher
-from lenet_exp.overrides import MULTIRUN_FLAGS, multirun_flag, override_key, quote_paths
+from lenet_exp.overrides import multirun_flag, override_key, quote_paths
 from lenet_exp.resume import expand_resume, forget_the_resume
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.ending import end_stopped_sweep, forget_a_sweep_that_never_began
@@ -26,16 +26,15 @@ OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion
 PRINTING_MODES = ("--help", "-h", "--hydra-help", *OTHER_MODES[2:])  # these print, and run nothing
 
 
-def multirun_flag_first(argv: list[str]) -> list[str]:
-    """`python run.py seed=0,1 -m trainer.epochs=3`: Hydra's argument parser takes the flag only before or
-    after all overrides, and otherwise stops at "unrecognized arguments"."""
-    flags = [arg for arg in argv[1:] if arg in MULTIRUN_FLAGS]
+def flags_first(argv: list[str]) -> list[str]:
+    """`python run.py seed=0,1 -m trainer.epochs=3` (or --cfg job, --run among the overrides): Hydra's argument parser
+    takes its flags only before or after all overrides, and otherwise stops at "unrecognized arguments"."""
     sweep = multirun_flag(argv[1:])
     # Hydra's ValueError is a traceback; --help composes one run's config, and said a sweep's values need -m
     if sweep and any(arg.split("=")[0] in (*OTHER_MODES, "--help", "-h") for arg in argv[1:]):
         sys.exit(f"Error: {sweep} cannot go with --help, --run, --cfg, --info or --shell-completion. To see the config "
                  f"of one of the sweep's jobs, drop {sweep} and give one value of each swept key.")
-    return argv[:1] + flags + [arg for arg in argv[1:] if arg not in MULTIRUN_FLAGS]
+    return argv[:1] + flags_then_overrides(argv[1:])
 
 
 def run_flag_runs_one(argv: list[str]) -> list[str]:
@@ -44,8 +43,7 @@ def run_flag_runs_one(argv: list[str]) -> list[str]:
     if not any(arg in ("--run", "-r") for arg in argv[1:]) or any(
             override_key(arg) == "hydra.mode" for arg in argv[1:] if "=" in arg):
         return argv
-    flags, overrides = flags_and_overrides(argv[1:])  # overrides after the flags, as argparse takes them
-    return argv[:1] + flags + overrides + ["hydra.mode=RUN"]
+    return argv + ["hydra.mode=RUN"]  # among the overrides once flags_first has put them together
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
@@ -65,7 +63,7 @@ def run_command() -> None:
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     refuse_misused_flags(sys.argv[1:])
-    sys.argv = quote_paths(expand_resume(run_flag_runs_one(multirun_flag_first(sys.argv))))
+    sys.argv = quote_paths(expand_resume(flags_first(run_flag_runs_one(sys.argv))))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     try:
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently

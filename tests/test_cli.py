@@ -196,9 +196,12 @@ def test_help_lists_every_group_and_option(tmp_path):
 @pytest.mark.parametrize("flags", [["--cfg", "job", "-p", "optimizer"], ["-cjob", "-poptimizer"],
                                    ["--cfg=job", "--pack=optimizer"]])
 def test_a_package_of_the_config_is_printed_however_argparse_takes_the_flags(flags, tmp_path):
-    """-p without --cfg is refused (Hydra ignored it, and the default recipe trained): -cjob is --cfg job too."""
+    """-p without --cfg is refused (Hydra ignored it, and the default recipe trained): -cjob is --cfg job too. Flags
+    among the overrides were argparse's "unrecognized arguments" (of the overrides after them)."""
     result = run_main(flags, cwd=tmp_path)
     assert result.returncode == 0 and "_target_: torch.optim.Adam" in result.stdout, result.stderr[-2000:]
+    among = run_main(["optimizer.lr=0.5", *flags, "optimizer.weight_decay=0.25"], cwd=tmp_path)
+    assert among.returncode == 0 and "lr: 0.5" in among.stdout and "weight_decay: 0.25" in among.stdout, among.stderr
 
 
 def test_run_flag_runs_one_run_of_an_experiment_that_sweeps(fast, tmp_path):

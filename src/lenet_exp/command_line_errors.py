@@ -378,6 +378,17 @@ def flags_and_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def flags_then_overrides(arguments: list[str]) -> list[str]:
+    """The command line's flags, then its overrides, which argparse takes only together (an override after a flag
+    among them was "unrecognized"); a flag whose value may be left out (--info) and was, after them, where it
+    would take the first override as its value."""
+    flags, overrides = flags_and_overrides(arguments)
+    actions = hydra_utils.get_args_parser()._option_string_actions
+    bare = [i for i, flag in enumerate(flags) if flag in actions and actions[flag].nargs == "?"
+            and (i + 1 == len(flags) or flags[i + 1].startswith("-"))]
+    return [flag for i, flag in enumerate(flags) if i not in bare] + overrides + [flags[i] for i in bare]
+
+
 def config_name_given(arguments: list[str]) -> Optional[str]:
     """The value of ``--config-name NAME`` (``-cn``, ``--config-name=NAME``) among the arguments."""
     flags = hydra_flags(arguments)
