@@ -181,6 +181,23 @@ def test_a_sweep_whose_next_job_finds_no_space_ends_and_continues_once_there_is_
             == summary
 
 
+def test_a_job_that_could_not_record_its_end_on_a_full_disk_is_not_said_to_be_killed(small_disk):
+    """A job whose disk filled up could not write its failure into its metrics.json, which still said running: the
+    sweep's table said it was killed."""
+    from lenet_exp.sweeps.records import summarize
+
+    for job, metrics in (("0_seed=0", '{"status": "running", "epochs_done": 1}'), ("1_seed=1", None)):
+        (small_disk / "sweep" / job / ".hydra").mkdir(parents=True)
+        (small_disk / "sweep" / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job[0]}\n")
+        if metrics:
+            (small_disk / "sweep" / job / "metrics.json").write_text(metrics)
+    fill_up(small_disk)
+    said = [job.message for job in summarize(small_disk / "sweep").jobs]
+    assert said == [f"{what}: its disk is full, so it could not record how it ended; free some space, then the sweep's "
+                    f"command with its hydra.sweep.dir= resumes it"
+                    for what in ("stopped while running after epoch 1", "no metrics.json")]
+
+
 def test_a_summary_in_a_read_only_folder_says_so_once(tmp_path):
     """Each summary file refused said the same sentence again, and TensorBoard's "OSError: [Errno 30] Read-only
     file system: b'…'", without what to do."""

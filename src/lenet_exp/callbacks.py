@@ -28,10 +28,9 @@ from lenet_exp.command_line_errors import a_value_twice, deleted_setting, merged
 from lenet_exp.config import listed, refuse_unknown_keys, sets_a_preset, validate, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
-from lenet_exp.files import (FREE_SOME_SPACE, FULL_BELOW_BYTES, FULL_BELOW_FILES, HYDRA_FOLDER, HYDRA_RECORD, METRICS,
-                             REPLACE_THE_LINK, RUN_FILES, SAVED_CONFIG, SWEEP_RECORD, WRITTEN_ENTRIES, linked_entry,
-                             mount_point, own_folder, read_json, remove_temporary_files, someone_elses_metrics,
-                             write_atomic)
+from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,
+                             SAVED_CONFIG, SWEEP_RECORD, WRITTEN_ENTRIES, linked_entry, mount_point, own_folder,
+                             read_json, remove_temporary_files, room_left, someone_elses_metrics, write_atomic)
 from lenet_exp.launch import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
@@ -71,11 +70,8 @@ def check_writable(directory: Path, override: str) -> None:
         how = another_folder(directory, override, kind="writable ", place="a writable place")
         what = in_the_way(directory) or error.strerror or error
         refuse(f"Error: cannot write the output directory {directory} ({what}). {how[0].upper()}{how[1:]}.")
-    free, disk = shutil.disk_usage(directory).free, os.statvfs(directory)
-    files = disk.f_favail if disk.f_files else None  # a file system without a count of them (btrfs) has no limit
-    if free < FULL_BELOW_BYTES or files is not None and files < FULL_BELOW_FILES:
-        # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
-        left = f"{free // 1024} KiB free" if free < FULL_BELOW_BYTES else f"room for {files} more files"
+    left = room_left(directory)
+    if left:  # Hydra's own first write (.hydra/config.yaml) would fail with a traceback
         refuse(f"Error: No space left on {mount_point(directory)} ({left}) for {directory}. {FREE_SOME_SPACE}, then "
                f"run the same command again, or {another_folder(directory, override, place='another disk')}.")
 

@@ -40,6 +40,16 @@ def disk_full_error(error: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
+def room_left(folder: Path) -> Optional[str]:
+    """How little room the disk of ``folder`` has left where it is too little for a run ("12 KiB free", "room for
+    38 more files"), or None."""
+    free, disk = shutil.disk_usage(folder).free, os.statvfs(folder)
+    files = disk.f_favail if disk.f_files else None  # a file system without a count of them (btrfs) has no limit
+    if free < FULL_BELOW_BYTES:
+        return f"{free // 1024} KiB free"
+    return f"room for {files} more files" if files is not None and files < FULL_BELOW_FILES else None
+
+
 def is_disk_full(error: BaseException) -> bool:
     """No space left on the device (:func:`disk_full_error`), or a :class:`DiskFull` said so."""
     return isinstance(error, DiskFull) or disk_full_error(error) is not None

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
-                             folder_holder, read_json, regular_file)
+                             folder_holder, read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
@@ -199,6 +199,11 @@ def overridden(overrides: Iterable[str]) -> dict[str, str]:
     return {override_key(o): unquote(override_value(o)) for o in overrides}
 
 
+# why a job's record says less than how it ended, where its disk is full
+FULL_DISK_SAYS = ("its disk is full, so it could not record how it ended; free some space, then the sweep's command "
+                  "with its hydra.sweep.dir= resumes it")
+
+
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     overrides = [_text(override) for override in recorded_overrides(job_dir)]
     params = overridden(overrides)
@@ -218,6 +223,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
             record.message = ("no metrics.json: the job was killed or crashed before writing it"
                               if not (job_dir / METRICS).exists() else
                               "metrics.json cannot be read as a JSON object (empty, cut short or edited)")
+            if room_left(job_dir):
+                record.message = f"{record.message.split(':')[0]}: {FULL_DISK_SAYS}"
         return record
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
@@ -226,9 +233,11 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     status = _text(metrics.get("status", "failed"))
     record.message = _text(metrics.get("message") or "")
     if status == "running" and final:
-        # The sweep is over, so nothing runs here any more: the job was killed before it could say so.
-        record.message = (f"stopped while running after epoch {metrics.get('epochs_done', 0)} (killed?); "
-                          f"the sweep's command with its hydra.sweep.dir= resumes it")
+        # The sweep is over, so nothing runs here any more: the job was killed before it could say so, or its disk
+        # had no room for the record of its end
+        stopped = f"stopped while running after epoch {metrics.get('epochs_done', 0)}"
+        record.message = (f"{stopped} (killed?); the sweep's command with its hydra.sweep.dir= resumes it"
+                          if not room_left(job_dir) else f"{stopped}: {FULL_DISK_SAYS}")
         status = "failed"
     elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
         done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
