@@ -85,6 +85,8 @@ def test_an_exploded_or_non_finite_loss_is_divergence():
     assert "exploded" in divergence(1e28, 2.0, model, 10)
     assert "train loss nan" in divergence(float("nan"), 2.0, model, 10)
     assert "val loss inf" in divergence(0.5, float("inf"), model, 10)
+    # an SGD run at lr 2 whose train loss stayed below the bound completed in a stacked group, diverged alone
+    assert divergence(0.5, 44868.0, model, 10) == "val loss 4.49e+04, exploded"
     with torch.no_grad():
         model.features[1].running_var[0] = float("inf")
     assert "BatchNorm statistics" in divergence(0.5, 0.4, model, 10)

@@ -56,16 +56,20 @@ class Outcome:
 
 
 def divergence(train_loss: float, val_loss: float, model, num_classes: int) -> Optional[str]:
-    """What shows that training diverged, or None: a non-finite or exploded loss, non-finite weights or
-    BatchNorm statistics (which a NaN-free loss can hide, and which must never reach a checkpoint)."""
+    """What shows that training diverged, or None: a non-finite or exploded loss (train or val: an SGD run whose
+    train loss stayed just below the bound, its val loss at 44,868, completed and was selected), non-finite
+    weights or BatchNorm statistics (which a NaN-free loss can hide, and which must never reach a checkpoint)."""
+    exploded = EXPLODED_LOSS_FACTOR * math.log(num_classes)
     if not math.isfinite(train_loss):
         return f"train loss {train_loss}"
-    if train_loss > EXPLODED_LOSS_FACTOR * math.log(num_classes):
+    if train_loss > exploded:
         return f"train loss {train_loss:.3g}, exploded"
     if not all_finite(model):
         return "non-finite weights or BatchNorm statistics"
     if not math.isfinite(val_loss):
         return f"val loss {val_loss}"
+    if val_loss > exploded:
+        return f"val loss {val_loss:.3g}, exploded"
     return None
 
 
