@@ -1897,6 +1897,11 @@ def test_job_folders_named_without_the_jobs_number_must_still_be_apart(launcher,
     assert seeded.returncode == 0, seeded.stderr[-2000:]
     assert [(job["job"], job["status"], Path(job["run_dir"]).name) for job in read_summary(tmp_path / "seeded")[1][
         "jobs"]] == [(0, "completed", "5_0.001"), (1, "completed", "7_0.001")]
+    # the number by Hydra's resolver (as Hydra documents it): "cannot be resolved (HydraConfig was not set)"
+    resolved = run_main([*sweep, "seed=5,7", "hydra.sweep.subdir=s${seed}_n${hydra:job.num}",
+                         f"hydra.sweep.dir={tmp_path / 'resolved'}"], cwd=tmp_path)
+    assert resolved.returncode == 0, resolved.stderr[-2000:]
+    assert sorted(path.name for path in (tmp_path / "resolved").glob("s?_n?")) == ["s5_n0", "s7_n1"]
 
 
 def test_a_metrics_json_edited_into_other_types_is_summarised_without_them(tmp_path):

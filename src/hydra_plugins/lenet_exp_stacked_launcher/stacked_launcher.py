@@ -38,6 +38,7 @@ from lenet_exp.runlog import prefix_console_lines
 from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
 from lenet_exp.overrides import as_written
+from lenet_exp.sweeps.space import job_folder
 
 from hydra_plugins.lenet_exp_stacked_launcher.job_configs import JobConfigs
 
@@ -81,8 +82,8 @@ def job_log_file(config: DictConfig, handler: logging.FileHandler) -> Path:
 
 
 def job_dir_of(config: DictConfig) -> Path:
-    """A sweep job's folder: hydra.sweep.dir / hydra.sweep.subdir."""
-    return Path(str(config.hydra.sweep.dir), str(config.hydra.sweep.subdir))
+    """A sweep job's folder: hydra.sweep.dir / hydra.sweep.subdir (its ``${hydra:…}`` resolved as Hydra's own)."""
+    return Path(str(config.hydra.sweep.dir), job_folder(config))
 
 
 class Cluster(Enum):

@@ -411,7 +411,8 @@ class JobFolders:
     before the first job starts (a study's, before the second). Hydra would write the second job's .hydra/
     over the first's, and the summary read the first's results as the second's."""
 
-    NUMBERED = ("hydra.job.num", "hydra.job.id")  # in a subdir, what gives each job a folder of its own
+    # in a subdir, what gives each job a folder of its own (${hydra:job.num}: Hydra's resolver of the same)
+    NUMBERED = ("hydra.job.num", "hydra.job.id", "hydra:job.num", "hydra:job.id")
 
     def __init__(self, sweep_config: DictConfig) -> None:
         self.subdir = subdir_template(sweep_config)
@@ -431,7 +432,7 @@ class JobFolders:
         number, self.jobs = self.jobs, self.jobs + 1
         with open_dict(job_config):
             job_config.hydra.job.num = job_config.hydra.job.id = number  # as Hydra's basic launcher sets them
-        folder = str(job_config.hydra.sweep.subdir)
+        folder = job_folder(job_config)
         linked = linked_entry(Path(str(job_config.hydra.sweep.dir)), Path(folder).parts[:1])
         if linked:
             sys.exit(f"Error: {linked}. {REPLACE_THE_LINK}, or remove the link, then run the same command again.")
@@ -443,6 +444,20 @@ class JobFolders:
                      f"number, as the default does: "
                      f"hydra.sweep.subdir='${{hydra.job.num}}_${{hydra.job.override_dirname}}'.")
         self.first_job_in[folder] = number
+
+
+def job_folder(job_config: DictConfig) -> str:
+    """The job's ``hydra.sweep.subdir``, resolved as Hydra's run_job does: with the job's config as Hydra's own
+    (``${hydra:job.num}`` reads it), on a copy, which Hydra makes read-only."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydras, before = HydraConfig.instance(), HydraConfig.instance().cfg
+    resolved = copy.deepcopy(job_config)
+    hydras.set_config(resolved)
+    try:
+        return str(resolved.hydra.sweep.subdir)
+    finally:
+        hydras.cfg = before
 
 
 def _longest_name(config: DictConfig, excluded: set[str]) -> int:
