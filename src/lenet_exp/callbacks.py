@@ -407,7 +407,7 @@ class OutputDirCheck(Callback):
         subdir = subdir_template(config)
         launcher = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
         anew = "${now:…} (the time)" if "${now:" in subdir else "${hydra.job.id} (submitit's job id)" if (
-            "${hydra.job.id}" in subdir and "submitit" in launcher) else None
+            ("${hydra.job.id}" in subdir or "${hydra:job.id}" in subdir) and "submitit" in launcher) else None
         if anew:  # run again into its hydra.sweep.dir, each job would train again in a new folder
             sys.exit(f"Error: hydra.sweep.subdir={subdir} names {anew}, which differs each time the sweep runs: the "
                      f"same command run again into its hydra.sweep.dir would train every job again in new folders, "
