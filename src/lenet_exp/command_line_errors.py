@@ -466,7 +466,8 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         folder = Path(flags.experimental_rerun).parent
         run = folder.parent if folder.name == HYDRA_FOLDER else folder
         sys.exit(f"Error: --experimental-rerun loads a pickle, which can run any code the file holds, and a run's "
-                 f"folder is data. Run it again with its own overrides (each checked): python run.py resume={shlex.quote(str(run))}")
+                 f"folder is data. Run it again with its own overrides (each checked): python run.py "
+                 f"resume={shlex.quote(str(run))}")
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")

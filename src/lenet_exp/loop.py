@@ -300,7 +300,8 @@ class Run:
             state.best_val_acc, state.best_epoch = val.acc, epoch
         # the selected model's so far (their last values are HParams' columns for the run), named to sort first:
         # TensorBoard's parallel coordinates tick the first five metrics by name
-        best = {"best/val_acc": state.best_val_acc, "best/val_loss": state.row(state.best_epoch).get("val/loss", math.nan)}
+        best = {"best/val_acc": state.best_val_acc,
+                "best/val_loss": state.row(state.best_epoch).get("val/loss", math.nan)}
         tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         stops_early = self.stopped_early(state) is not None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
