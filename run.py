@@ -43,7 +43,7 @@ def run_flag_runs_one(argv: list[str]) -> list[str]:
     if not any(arg in ("--run", "-r") for arg in argv[1:]) or any(
             override_key(arg) == "hydra.mode" for arg in argv[1:] if "=" in arg):
         return argv
-    return argv + ["hydra.mode=RUN"]  # among the overrides once flags_first has put them together
+    return argv[:1] + ["hydra.mode=RUN"] + argv[1:]  # first: no flag takes it as its value (a bare --info)
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")

@@ -194,7 +194,7 @@ def test_help_lists_every_group_and_option(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [["--cfg", "job", "-p", "optimizer"], ["-cjob", "-poptimizer"],
-                                   ["--cfg=job", "--pack=optimizer"]])
+                                   ["--cfg=job", "--pack=optimizer"], ["--pack", "optimizer", "--cfg", "job"]])
 def test_a_package_of_the_config_is_printed_however_argparse_takes_the_flags(flags, tmp_path):
     """-p without --cfg is refused (Hydra ignored it, and the default recipe trained): -cjob is --cfg job too. Flags
     among the overrides were argparse's "unrecognized arguments" (of the overrides after them)."""
@@ -426,9 +426,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "hydra.sweep.subdir=${hydra.job.id} names ${hydra.job.id} (submitit's job id), which differs each time"),
     # Hydra's pickle.load of a run folder's file (any code); its own errors were tracebacks
     (["--experimental-rerun", "made/.hydra/config.pickle"], "--experimental-rerun loads a pickle, which can run any "
-                                                            "code the file holds, and a run's folder is data. Run it "
-                                                            "again with its own overrides (each checked): python "
-                                                            "run.py resume=made"),
+                                                            "code the file holds, and a run's folder is data. `python "
+                                                            "run.py resume=made` continues the run from its own "
+                                                            "overrides (each checked), which made/.hydra/overrides.yaml"
+                                                            " lists for a new one."),
+    (["--run", "--info"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
     (["-sc", "install=tcsh"], "No completion plugin for 'tcsh' found, available : bash fish zsh"),  # traceback
     (["-pseed"], "--package (-p) chooses the part of the config that --cfg prints"),  # as argparse reads it
@@ -488,7 +490,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id", "rerun-of-a-pickle",
+        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id", "rerun-of-a-pickle", "run-and-info",
         "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg",
         "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",

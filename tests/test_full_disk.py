@@ -227,6 +227,12 @@ def test_a_fused_kernel_whose_build_folder_fills_up_says_so(tiny_root, tmp_path)
                 and "is on a full disk). Free some space there, or set TORCH_EXTENSIONS_DIR to a folder on another "
                     "disk, or train without it: trainer.fused_cpu_kernels=false." in result.stderr), result.stderr
         assert "g++" not in result.stderr
+        fill_up(disk)  # a new build folder there: its source cannot be copied in (the run's own disk has room)
+        full = run_cli([*fast_overrides(tiny_root), "trainer.fused_cpu_kernels=true", "hydra.run.dir=run"], tmp_path,
+                       env={"TORCH_EXTENSIONS_DIR": str(disk / "other")})
+        assert full.returncode == 1 and f"its build folder {disk / 'other'}/lenet_exp_" in full.stderr, \
+            full.stderr[-2000:]
+        assert "No space left on /" not in full.stderr  # the run's disk, named as full: "writing the files of run"
 
 
 def test_tensorboard_on_a_full_disk_fails_in_the_run_not_with_a_thread_traceback(small_disk, capfd, monkeypatch):

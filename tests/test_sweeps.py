@@ -1554,12 +1554,20 @@ def test_a_sweep_takes_jobs_added_after_its_own_whatever_the_order_of_its_values
     # a job folder renamed (or copied) within the sweep's: its job was trained again in the folder it recorded, and
     # listed twice in the summary
     job = job_dirs(tmp_path / "grid")[1]
+    shutil.copytree(job, job.with_name("1_copy"))
+    copied = run_main(grid + ["seed=0,1,2"], cwd=tmp_path)
+    assert copied.returncode == 1 and copied.stderr.strip().splitlines()[-1] == (
+        f"Error: {job.with_name('1_copy')} is a copy of the sweep's job folder {job.name}, which its summary would "
+        f"list twice. Move the copy out of {tmp_path / 'grid'}, or delete it.")
+    assert [job.message for job in summarize(tmp_path / "grid").jobs if job.status == "moved"] == [
+        f"a copy of {job.name}: its results are left out. Move it out of the sweep's folder, or delete it"]
+    shutil.rmtree(job.with_name("1_copy"))
     job.rename(job.with_name("1_old"))
     renamed = run_main(grid + ["seed=0,1,2"], cwd=tmp_path)
     assert renamed.returncode == 1 and "Traceback" not in renamed.stderr
     assert renamed.stderr.strip().splitlines()[-1] == (
-        f"Error: {job.with_name('1_old')} holds the sweep's job 1, which ran in {job.name}: a job folder renamed or "
-        f"copied, whose job this sweep would train again there. Rename it back to {job.name}, or move it out of "
+        f"Error: {job.with_name('1_old')} holds a job of the sweep that ran in {job.name}: a job folder renamed, "
+        f"whose job this sweep would train again there. Rename it back to {job.name}, or move it out of "
         f"{tmp_path / 'grid'}.")
     assert not job.exists()
     summary = summarize(tmp_path / "grid")

@@ -42,7 +42,7 @@ def named_on_command_line(hydra_cfg) -> set[str]:
 def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     """Log a job's error (one line; a traceback only for what is no user error) and record it in its
     metrics.json; returns the message."""
-    full = disk_full_error(error) if not isinstance(error, DiskFull) else None
+    full = disk_full_error(error) if not isinstance(error, UserError) else None  # (which says where and what to do)
     if full:  # a write outside files.write_atomic (TensorBoard's)
         error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
                          f"({full.strerror}). {FREE_SOME_SPACE}, then run the same command again to continue.")

@@ -34,7 +34,7 @@ from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRIC
 from lenet_exp.launch import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
-from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, job_number, moved_job
+from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
 
@@ -148,10 +148,13 @@ def refuse_moved_jobs(sweep_dir: Path) -> None:
     job again in the folder it recorded, and the summary list it twice."""
     for job_dir in find_job_dirs(sweep_dir):
         recorded = moved_job(job_dir, sweep_dir)
+        if recorded and (sweep_dir / recorded).is_dir():
+            sys.exit(f"Error: {job_dir} is a copy of the sweep's job folder {recorded}, which its summary would list "
+                     f"twice. Move the copy out of {sweep_dir}, or delete it.")
         if recorded:
-            sys.exit(f"Error: {job_dir} holds the sweep's job {job_number(job_dir, -1)}, which ran in {recorded}: a "
-                     f"job folder renamed or copied, whose job this sweep would train again there. Rename it back to "
-                     f"{recorded}, or move it out of {sweep_dir}.")
+            sys.exit(f"Error: {job_dir} holds a job of the sweep that ran in {recorded}: a job folder renamed, whose "
+                     f"job this sweep would train again there. Rename it back to {recorded}, or move it out of "
+                     f"{sweep_dir}.")
 
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:

@@ -329,9 +329,11 @@ def default_not_found(error: MissingConfigException, arguments: list[str]) -> Op
 
     flags = hydra_flags(arguments)
     if flags is not None and flags.config_path and (Path(CONFIGS) / f"{missing}.yaml").is_file():
+        # Hydra reads a relative --config-path from run.py's folder, a relative --config-dir from the current one
+        folder = Path(sys.argv[0]).resolve().parent / flags.config_path
         return (f"In {source}.yaml: its defaults name {missing}, a file of configs/, which --config-path "
-                f"{flags.config_path} takes the place of: give --config-dir {flags.config_path} instead, which adds "
-                f"its folder to configs/.")
+                f"{flags.config_path} takes the place of: give --config-dir {shlex.quote(str(folder))} instead, "
+                f"which adds its folder to configs/.")
     return (f"In {source}.yaml: its defaults name {missing}, which is no file of configs/ (nor of hydra.searchpath): "
             f"fix the name, or compare the file with the others of its folder.")
 
@@ -370,12 +372,21 @@ def flags_and_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
             overrides.append(argument)
             continue
         flags.append(argument)
-        action = actions.get(argument)  # None where the value is attached (--cfg=job, -cjob)
+        action = flag_action(argument, actions)
         takes_one = action is not None and (action.nargs is None or action.nargs == "?")
         if takes_one and index < len(arguments) and (action.nargs is None or not arguments[index].startswith("-")):
             flags.append(arguments[index])  # as argparse takes it: --info's only where it is no flag
             index += 1
     return flags, overrides
+
+
+def flag_action(argument: str, actions: dict) -> Optional[argparse.Action]:
+    """The action of a flag as argparse reads it: by its name, or by a long name's abbreviation that is no other's
+    (``--pack``); None where the value is attached (``--cfg=job``, ``-cjob``)."""
+    if argument in actions:
+        return actions[argument]
+    abbreviated = {actions[name] for name in actions if name.startswith("--") and name.startswith(argument)}
+    return abbreviated.pop() if len(abbreviated) == 1 else None
 
 
 def flags_then_overrides(arguments: list[str]) -> list[str]:
@@ -384,7 +395,7 @@ def flags_then_overrides(arguments: list[str]) -> list[str]:
     would take the first override as its value."""
     flags, overrides = flags_and_overrides(arguments)
     actions = hydra_utils.get_args_parser()._option_string_actions
-    bare = [i for i, flag in enumerate(flags) if flag in actions and actions[flag].nargs == "?"
+    bare = [i for i, flag in enumerate(flags) if (action := flag_action(flag, actions)) and action.nargs == "?"
             and (i + 1 == len(flags) or flags[i + 1].startswith("-"))]
     return [flag for i, flag in enumerate(flags) if i not in bare] + overrides + [flags[i] for i in bare]
 
@@ -466,8 +477,8 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         folder = Path(flags.experimental_rerun).parent
         run = folder.parent if folder.name == HYDRA_FOLDER else folder
         sys.exit(f"Error: --experimental-rerun loads a pickle, which can run any code the file holds, and a run's "
-                 f"folder is data. Run it again with its own overrides (each checked): python run.py "
-                 f"resume={shlex.quote(str(run))}")
+                 f"folder is data. `python run.py resume={shlex.quote(str(run))}` continues the run from its own "
+                 f"overrides (each checked), which {run / HYDRA_FOLDER / 'overrides.yaml'} lists for a new one.")
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
