@@ -431,6 +431,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                                             "overrides (each checked), which made/.hydra/overrides.yaml"
                                                             " lists for a new one."),
     (["--run", "--info"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
+    (["seed=1", "--hydra-help"], "--hydra-help prints Hydra's own help, which no setting of the run changes: drop "
+                                 "seed=1, or give --help for the run's."),  # a traceback
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
     (["-sc", "install=tcsh"], "No completion plugin for 'tcsh' found, available : bash fish zsh"),  # traceback
     (["-pseed"], "--package (-p) chooses the part of the config that --cfg prints"),  # as argparse reads it
@@ -490,7 +492,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "config-name-of-the-schema",
         "group-null", "group-null-shown", "group-number-swept", "group-null-swept", "deleted-setting", "deleted-added-key", "deleted-run-setting", "deleted-null-setting",
         "deleted-section", "deleted-in-a-sweep", "deleted-group", "deleted-group-augment", "several-options", "no-record",
-        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id", "rerun-of-a-pickle", "run-and-info",
+        "record-renamed", "jobs-outside-the-sweep", "subdir-of-the-time", "subdir-of-the-submitit-job-id", "rerun-of-a-pickle", "run-and-info", "hydra-help-with-a-setting",
         "resolve-without-cfg", "completion-of-another-shell", "package-attached", "package-without-cfg",
         "sweep-dir-of-a-swept-key", "merged-options", "merged-options-of-two-schemas",
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",

@@ -483,8 +483,13 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
     refuse_a_runs_record_as_configs(flags, arguments)
-    added = next((arg for arg in flags_and_overrides(arguments)[1]
-                  if arg.startswith("+") and override_key(arg).startswith(SEARCH_SPACE)), None)
+    overrides = flags_and_overrides(arguments)[1]
+    runs_own = [arg for arg in overrides if not re.match(r"hydra([./]|$)", override_key(arg))]
+    if flags.hydra_help and runs_own:  # composed with Hydra's config alone: "Could not override 'seed'", a traceback
+        sys.exit(f"Error: --hydra-help prints Hydra's own help, which no setting of the run changes: drop "
+                 f"{' '.join(runs_own)}, or give --help for the run's.")
+    added = next((arg for arg in overrides if arg.startswith("+") and override_key(arg).startswith(SEARCH_SPACE)),
+                 None)
     if added:  # Hydra merges it into the study's space (+hydra.sweeper.params.seed=… swept seeds x lr x batch size)
         sys.exit(f"Error: {search_space_key_by_key(added)}")
     name = flags.config_name
