@@ -88,6 +88,26 @@ def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as
             "optimizer.lr=0.01 |") in card(load_events(tmp_path / "run"))
 
 
+def test_a_copied_or_rearranged_config_of_train_shows_the_options_it_runs(tiny_root, tmp_path):
+    """compose()'s record is kept by the config object: a deep copy had no group columns (left out of parallel
+    coordinates), and a group's node replaced by another option's kept the label of the option it replaced
+    (optimizer: adam for a run of SGD)."""
+    import copy
+
+    copied = copy.deepcopy(compose(*fast_overrides(tiny_root), "optimizer=adamw", "scheduler=cosine"))
+    train(copied, run_dir=tmp_path / "copied")
+    swapped = compose(*fast_overrides(tiny_root))
+    swapped.optimizer = compose("optimizer=sgd").optimizer
+    train(swapped, run_dir=tmp_path / "swapped")
+    groups = ("model", "dataset", "optimizer", "scheduler", "augment")
+    shown = {run: {group: logged_hparams(load_events(tmp_path / run)).get(group) for group in groups}
+             for run in ("copied", "swapped")}
+    assert shown == {"copied": {"model": "lenet5", "dataset": "mnist", "optimizer": "adamw", "scheduler": "cosine",
+                                "augment": "none"},
+                     "swapped": {"model": "lenet5", "dataset": "mnist", "optimizer": "sgd", "scheduler": "none",
+                                 "augment": "none"}}
+
+
 def test_a_null_setting_shows_in_hparams_as_what_it_came_to_in_the_run(tiny_root, tmp_path):
     """dataset.mean=null (statistics computed from the images trained on) and a null train_size: their numbers, as
     the checkpoint keeps them, where "null" among other runs' numbers broke TensorBoard's sort of the column."""

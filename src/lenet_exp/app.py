@@ -79,7 +79,7 @@ def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
         from lenet_exp.record import TensorBoardLog, chosen_options, failure_markdown, training_hparams
 
         overrides = recorded_overrides(run_dir) or composition(cfg).overrides_of(cfg)
-        choices = chosen_options(run_dir) or composition(cfg).choices
+        choices = chosen_options(run_dir) or composition(cfg).choices_of(cfg)
         tb = TensorBoardLog(str(run_dir), training_hparams(to_dict(cfg), overrides, choices, {}), before_training=True)
         tb.card(failure_markdown(message))
         tb.session_end(failed=True)

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import abc
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Callable, Collection, List, Mapping, NamedTuple, Optional, Sequence
 
 from omegaconf import MISSING
@@ -224,6 +226,34 @@ class Composed(NamedTuple):
         """The overrides that make ``config``: those compose() was given, then each setting changed since."""
         changed = config_differences(self.made, to_dict(config)) if self.made else []
         return [*self.overrides, *(f"{change.key}={shown(change.new)}" for change in changed)]
+
+    def choices_of(self, config: Any) -> dict[str, Optional[str]]:
+        """The option of each config group of ``config``: Hydra's choice, where the group's node is still the one
+        it chose (not another option's put in its place), else as the node shows it (:func:`options_shown`)."""
+        shown_now, made = options_shown(config), self.made or {}
+        return {**shown_now, **{group: option for group, option in self.choices.items()
+                                if group not in shown_now or option_of(made.get(group)) == option_of(config.get(group))}}
+
+
+def option_of(node: Any) -> Optional[str]:
+    """What tells a group's options apart in its node: its name (model, dataset, scheduler, augment), or its class
+    (an optimizer)."""
+    if not isinstance(node, abc.Mapping):
+        return None
+    return node.get("name") or node.get("_target_")
+
+
+def options_shown(config: Any) -> dict[str, str]:
+    """Each config group's option as ``config`` shows it, for a config without compose()'s record (a copy, a merge:
+    the record is kept by the object): its name, or the option of configs/optimizer/ that names its class."""
+    from lenet_exp import CONFIGS
+
+    shown_options = {group: str(config[group]["name"]) for group in ("model", "dataset", "scheduler", "augment")
+                     if isinstance(config.get(group), abc.Mapping) and config[group].get("name")}
+    target = option_of(config.get("optimizer"))
+    named = [path.stem for path in sorted((Path(CONFIGS) / "optimizer").glob("*.yaml"))
+             if f"_target_: {target}\n" in path.read_text()] if target else []
+    return {**shown_options, **({"optimizer": named[0]} if len(named) == 1 else {})}
 
 
 _COMPOSED: dict[int, Composed] = {}  # id of a config that compose() made -> how, for as long as it lives

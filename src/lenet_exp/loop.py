@@ -267,7 +267,7 @@ class Run:
     def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
         as_run = {"dataset.train_size": len(parts.data.train), "dataset.mean": parts.data.mean,
                   "dataset.std": parts.data.std, "device.threads": torch.get_num_threads()}
-        choices = chosen_options(self.dir) or composition(self.cfg).choices
+        choices = chosen_options(self.dir) or composition(self.cfg).choices_of(self.cfg)
         hparams = training_hparams(self.config, self.overrides(), choices, as_run)
         return TensorBoardLog(str(self.dir), hparams, first_step=state.epoch + 1, figure_workers=self.figure_workers)
 
