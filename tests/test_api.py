@@ -376,6 +376,22 @@ def test_nothing_runs_inside_a_run_that_train_made(tiny_root, tmp_path):
     below = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir / 'sub'}"], cwd=tmp_path)
     assert below.returncode == 1 and f"is inside the run folder {run_dir}" in below.stderr, below.stderr[-2000:]
     assert sorted(run_dir.rglob("*")) == before
+    # nor a run in a folder that holds runs (run_dir="." beside outputs/): they could no longer go on, inside it
+    with pytest.raises(UserError, match=re.escape(f"{tmp_path} holds the run folder {run_dir}: a run needs a folder "
+                                                  f"of its own. Choose a new run_dir.")):
+        train(cfg, run_dir=tmp_path)
+    above = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
+    assert above.returncode == 1 and f"Error: {tmp_path} holds the run folder {run_dir}" in above.stderr
+    assert sorted(run_dir.rglob("*")) == before and not (tmp_path / "metrics.json").exists()
+
+
+def test_train_runs_inside_a_hydra_apps_own_run(tiny_root, tmp_path):
+    """A Hydra app of one's own (its .hydra/config.yaml no lenet_exp config) was taken for a run of lenet_exp:
+    train() called from it, into its output folder, was refused as "inside the run folder"."""
+    (tmp_path / "app_run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "app_run" / ".hydra" / "config.yaml").write_text("lr: 0.1\nmodel: mine\n")
+    cfg = compose(*fast_overrides(tiny_root), "trainer.limit_batches=2")
+    assert train(cfg, run_dir=tmp_path / "app_run" / "lenet")["status"] == "completed"
 
 
 def test_a_run_py_run_trained_on_by_train_is_resumed_with_its_epochs(tiny_root, tmp_path):

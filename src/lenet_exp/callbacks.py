@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -34,7 +35,7 @@ from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRIC
 from lenet_exp.launch import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
-from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job
+from lenet_exp.sweeps.records import LATER_FAILURE, YAML_LOADER, find_job_dirs, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
 
@@ -130,16 +131,46 @@ def is_resumed(directory: Path) -> bool:
 
 
 def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
-    """The nearest folder above ``folder`` that is a sweep's (multirun.yaml) or a run's (.hydra/config.yaml, or
-    the metrics.json of a run that lenet_exp.train() made), and which: its summary, its jobs and its
-    TensorBoard would take in what is written below it. Above the folder as named, else as its symbolic links
-    lead."""
+    """The nearest folder above ``folder`` that is a sweep's or a run's (:func:`record_of`), and which: its
+    summary, its jobs and its TensorBoard would take in what is written below it. Above the folder as named, else
+    as its symbolic links lead."""
     for path in (os.path.abspath(folder), os.path.realpath(folder)):
         for above in Path(path).parents:
-            if (above / SWEEP_RECORD).is_file():
-                return above, "sweep"
-            if (above / SAVED_CONFIG).is_file() or "task" in (read_json(above / METRICS) or {}):
-                return above, "run"
+            kind = record_of(above)
+            if kind:
+                return above, kind
+    return None
+
+
+def record_below(folder: Path) -> Optional[tuple[Path, str]]:
+    """A sweep's or a run's folder (:func:`record_of`) up to four levels below ``folder`` (outputs/sweeps/<date>/
+    <time>/<job>), and which: a run in ``folder`` would take them in its TensorBoard, and they could no longer go
+    on, being inside a run's folder."""
+    for depth in range(1, 5):
+        records = [folder.glob("*/" * depth + name) for name in (SWEEP_RECORD, METRICS)]
+        for record in (*records[0], *records[1], *folder.glob("*/" * (depth - 1) + SAVED_CONFIG)):
+            found = record.parent.parent if record.name == Path(SAVED_CONFIG).name else record.parent
+            kind = record_of(found) if found != folder else None
+            if kind:
+                return found, kind
+    return None
+
+
+def record_of(folder: Path) -> Optional[str]:
+    """"sweep" for a lenet_exp sweep's folder (multirun.yaml), "run" for a run's (.hydra/config.yaml, or the
+    metrics.json of a run that lenet_exp.train() made); None for any other, a Hydra app's of one's own among them
+    (its config has no task and trainer: train() may run inside it)."""
+    def ours(path: Path) -> bool:  # a record that cannot be read is taken to be one (as the checks fail closed)
+        try:
+            return {"task", "trainer"} <= set(yaml.load(path.read_bytes(), Loader=YAML_LOADER) or {})
+        except Exception:
+            return True
+
+    if (folder / SWEEP_RECORD).is_file() and ours(folder / SWEEP_RECORD):
+        return "sweep"
+    if (folder / SAVED_CONFIG).is_file() and ours(folder / SAVED_CONFIG) or "task" in (read_json(folder / METRICS)
+                                                                                        or {}):
+        return "run"
     return None
 
 
@@ -368,6 +399,10 @@ class OutputDirCheck(Callback):
         if enclosing and not in_a_sweep:  # a sweep's summary would list it, or a run's TensorBoard show it
             sys.exit(f"Error: {run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of "
                      f"its own. Choose a hydra.run.dir outside it.")
+        below = record_below(run_dir)
+        if below:  # hydra.run.dir=outputs
+            sys.exit(f"Error: {run_dir} holds the {below[1]} folder {below[0]}: a run needs a folder of its own. "
+                     f"Choose a new hydra.run.dir.")
         if in_a_sweep and not saved.is_file():  # a job to come of a running sweep, or one its summary would list
             sys.exit(f"Error: {run_dir} is in the folder of the sweep {sweep}, whose jobs' folders are there: a run "
                      f"needs a folder of its own. Choose a hydra.run.dir outside it.")
