@@ -382,6 +382,9 @@ def test_nothing_runs_inside_a_run_that_train_made(tiny_root, tmp_path):
         train(cfg, run_dir=tmp_path)
     above = run_main([*fast_overrides(tiny_root), f"hydra.run.dir={tmp_path}"], cwd=tmp_path)
     assert above.returncode == 1 and f"Error: {tmp_path} holds the run folder {run_dir}" in above.stderr
+    swept = run_main(["-m", *fast_overrides(tiny_root), "seed=0,1", f"hydra.sweep.dir={tmp_path}"], cwd=tmp_path)
+    assert swept.returncode == 1 and f"Error: {tmp_path} holds the run folder {run_dir}: a sweep needs a folder of " \
+                                     f"its own" in swept.stderr, swept.stderr[-2000:]  # its summary listed the run
     assert sorted(run_dir.rglob("*")) == before and not (tmp_path / "metrics.json").exists()
 
 

@@ -471,6 +471,10 @@ class OutputDirCheck(Callback):
             refuse_moved_jobs(sweep_dir)
             if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
+        elif record_below(sweep_dir):  # hydra.sweep.dir=outputs: its summary would list those runs as its jobs
+            below = record_below(sweep_dir)
+            sys.exit(f"Error: {sweep_dir} holds the {below[1]} folder {below[0]}: a sweep needs a folder of its own. "
+                     f"Choose a new hydra.sweep.dir.")
         check_writable(sweep_dir, "hydra.sweep.dir")
         jobs = (path.name for path in sweep_dir.iterdir() if (path / HYDRA_FOLDER).is_dir())
         refuse_links_out(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs], "hydra.sweep.dir")
