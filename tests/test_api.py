@@ -407,11 +407,21 @@ def test_a_run_py_run_trained_on_by_train_is_resumed_with_its_epochs(tiny_root, 
     assert on["status"] == "completed" and on["epochs_done"] == 2
     again = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert again.returncode == 1 and again.stderr.strip().splitlines()[-1] == (
-        f"Error: {run_dir} was trained on to 2 epochs from Python (lenet_exp.train()), which its .hydra/ does not "
-        f"record: continue it with `python run.py resume={run_dir} trainer.epochs=2`, or with train() again."), \
-        again.stderr[-2000:]
+        f"Error: {run_dir} was trained to 2 epochs from Python (lenet_exp.train()), which its .hydra/ does not "
+        f"record (it says 1): continue it with `python run.py resume={run_dir} trainer.epochs=2` (or another number "
+        f"to train it on to), or with train() again."), again.stderr[-2000:]
     told = run_main([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)
     assert told.returncode == 0 and "Already completed" in told.stderr, told.stderr[-2000:]
+    # .hydra/'s epochs, more than train()'s: a run completed at 4 went on to .hydra/'s 30, replacing its results
+    edited = (run_dir / ".hydra" / "overrides.yaml").read_text().replace("trainer.epochs=1", "trainer.epochs=3")
+    (run_dir / ".hydra" / "overrides.yaml").write_text(edited)  # as if run.py had been given 3, stopped after 1
+    (run_dir / ".hydra" / "config.yaml").write_text(
+        (run_dir / ".hydra" / "config.yaml").read_text().replace("epochs: 1\n", "epochs: 3\n"))
+    replayed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert replayed.returncode == 1 and "(it says 3)" in replayed.stderr, replayed.stderr[-2000:]
+    assert read_json(run_dir / "metrics.json")["epochs_done"] == 2
+    onwards = run_main([f"resume={run_dir}", "trainer.epochs=3"], cwd=tmp_path)  # typed: trained on
+    assert onwards.returncode == 0 and read_json(run_dir / "metrics.json")["epochs_done"] == 3, onwards.stderr[-2000:]
 
 
 def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tmp_path):

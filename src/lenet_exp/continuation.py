@@ -22,7 +22,7 @@ from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END
 from lenet_exp.files import (CHECKPOINTS, METRICS, PREDICTION, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
                              SWEEP_RECORD, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value
-from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command
+from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, typed_setting
 from lenet_exp.sweeps.records import find_job_dirs, jobs_found
 from lenet_exp.sweeps.space import grid_jobs, is_a_grid, job_naming, searched_keys, task_overrides
 
@@ -210,17 +210,18 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         return changed
     trained = metrics.get("epochs_done")  # None: not trained yet
     given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
+    if (isinstance(recorded, dict) and all(change.key == EPOCHS for change in changed)
+            and on_disk.get("trainer", {}).get("epochs") == epochs and typed_setting(EPOCHS) is None):
+        # .hydra/'s epochs replayed, not the train() call's since: a run completed at 4 went on to .hydra/'s 30
+        sys.exit(f"Error: {run_dir} was trained to {given} epochs from Python (lenet_exp.train()), which its .hydra/ "
+                 f"does not record (it says {epochs}): continue it with `{resume_command(run_dir)} "
+                 f"trainer.epochs={given}` (or another number to train it on to), or with train() again.")
     if run_of_other_length(before, now, trained) and sweep is None:
         gone = last_checkpoint_gone(run_dir)
         if gone:  # refused here, before Hydra writes the other length's .hydra/
             sys.exit(f"Error: {gone}")
         log.info(how_it_goes_on(run_dir, before, now, metrics))
         return []
-    if (isinstance(recorded, dict) and all(change.key == EPOCHS for change in changed)
-            and on_disk.get("trainer", {}).get("epochs") == now["trainer"]["epochs"]):  # .hydra/ as the command
-        sys.exit(f"Error: {run_dir} was trained on to {given} epochs from Python (lenet_exp.train()), which its "
-                 f".hydra/ does not record: continue it with `{resume_command(run_dir)} trainer.epochs={given}`, or "
-                 f"with train() again.")
     from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
     if from_files:
         refuse_a_config_not_made_by_overrides(run_dir, from_files, config)

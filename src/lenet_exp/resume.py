@@ -92,6 +92,15 @@ def replayed_setting(key: str) -> Optional[str]:
     return next((o for o in _resumed.replayed if override_key(o) == key), None) if _resumed else None
 
 
+def typed_setting(key: str) -> Optional[str]:
+    """The override of ``key`` that the command typed: beside resume= (not one of the run's own it replays), or
+    anywhere on a command without resume=; None where it gave none."""
+    from lenet_exp.command_line_errors import flags_and_overrides
+
+    typed = _resumed.typed if _resumed else flags_and_overrides(sys.argv[1:])[1]
+    return next((o for o in reversed(typed) if "=" in o and override_key(o) == key), None)
+
+
 def the_runs_own(setting: str, against: str, other: str) -> str:
     """What to say where the resumed run's own ``setting`` meets what the command chose (``against`` it):
     the run goes on only as it was made, and ``other`` is a new run's. The command offered keeps what this
