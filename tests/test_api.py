@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import RUN_PY, fast_overrides, run_main
+from tensorboard_events import load_events, session_status
 import lenet_exp
 from lenet_exp import compose, train
 from lenet_exp.errors import ConfigError, UserError
@@ -516,6 +517,21 @@ train(compose(*{fast_overrides(tiny_root)!r}), run_dir={str(tmp_path / "run")!r}
     assert "Error: ValueError: the live plot broke" in result.stderr
     assert result.stderr.rstrip().endswith("ValueError: the live plot broke")
     assert "Traceback" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_a_train_ended_by_sys_exit_in_on_epoch_end_records_it_and_goes_on_when_called_again(tiny_root, tmp_path):
+    """SystemExit is no Exception: its metrics.json said running, with no end of its HParams session."""
+    cfg = compose(*fast_overrides(tiny_root), "trainer.epochs=2", "trainer.limit_batches=2")
+
+    def ends(row: dict) -> None:
+        sys.exit(3)
+
+    with pytest.raises(SystemExit):
+        train(cfg, run_dir=tmp_path / "run", on_epoch_end=ends)
+    recorded = read_json(tmp_path / "run" / "metrics.json")
+    assert recorded["status"] == "failed" and "ended by SystemExit(3)" in recorded["message"], recorded["message"]
+    assert session_status(load_events(tmp_path / "run")) == "STATUS_FAILURE"
+    assert train(cfg, run_dir=tmp_path / "run")["status"] == "completed"
 
 
 SEEDS_IN_A_LOOP = """

@@ -217,6 +217,12 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
                 if run.folder_is_its_own:
                     record_interruption(run_dir, cfg, getattr(interrupt, "signum", 2), "train() of the same cfg")
                 raise
+            except SystemExit as end:  # on_epoch_end's sys.exit(): its metrics.json said "running" for ever
+                if run.folder_is_its_own:
+                    report_failure(run_dir, cfg, UserError(f"the run was ended by SystemExit({end.code!r}) (an "
+                                                           f"on_epoch_end's sys.exit()?); train() of the same cfg "
+                                                           f"continues it."))
+                raise
             say_how_it_ended(outcome)  # returned, not raised: said as run.py says it
         if outcome.signal:  # the run saved what it had; now the stop the caller asked for
             _take_its_course(outcome.signal)

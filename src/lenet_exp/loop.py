@@ -535,8 +535,8 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
             for trial in trials:  # the epochs are over for all of them at once; they are tested together
                 trial.run.stopwatch.mark("epochs")
             end_with_the_tests(trials, engine, stop, isolate)
-    except Exception as error:  # a single run's error (a group's trials fail alone, in trial_alone)
-        for trial in trials:
+    except (Exception, SystemExit) as error:  # a single run's error (a group's trials fail alone, in trial_alone);
+        for trial in trials:  # a sys.exit() of train()'s on_epoch_end
             if trial.outcome is None:
                 trial.status, trial.message = "failed", failure_message(error)
         raise
