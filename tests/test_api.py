@@ -652,6 +652,18 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "ckpt=other.pt")
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
+    # torch's and pathlib's errors before: "Expected one of cpu, cuda, ... device type at start of device string"
+    for device in ("auto", None):
+        with pytest.raises(DeviceError, match=re.escape(f"load_model(device={device!r}): a model is loaded onto")):
+            lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device=device)
+    with pytest.raises(TypeError, match=re.escape("load_model() takes the checkpoint as a path (a str or pathlib.Path), "
+                                                  "not None")):
+        lenet_exp.load_model(None)
+    # a network made float64 takes its input so (it failed deep in conv2d: "Input type (float) and bias type
+    # (double) should be the same")
+    doubled = lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt").double()
+    sample = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    assert torch.allclose(doubled(sample), model(sample), atol=1e-5)
     # its settings checked as task=eval's (a batch size of -1 answered no image at all), and given as compose's
     with pytest.raises(ConfigError, match=re.escape("compose('trainer.eval_batch_size=...')")):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "trainer.eval_batch_size=-1")

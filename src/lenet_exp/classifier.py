@@ -71,7 +71,8 @@ class Classifier(torch.nn.Module):
         elif images.dtype != torch.uint8:
             raise TypeError(f"A Classifier takes images as uint8 (0-255) or floats (0-1), not {images.dtype}.")
         pre = self.preprocessing
-        return prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+        prepared = prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+        return prepared.to(next(self.net.parameters()).dtype)  # the network's own, where model.double() changed it
 
     @torch.no_grad()  # not inference_mode(), which torch.compile cannot trace
     def forward(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
@@ -97,6 +98,9 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
                     config_dir: Optional[str | os.PathLike]) -> Classifier:
     from lenet_exp import _one_by_one, compose
 
+    if not isinstance(ckpt, (str, os.PathLike)):
+        raise TypeError(f"load_model() takes the checkpoint as a path (a str or pathlib.Path), not {ckpt!r}: e.g. "
+                        f"load_model('<run dir>/checkpoints/best.pt').")
     if not str(ckpt).strip():
         raise UserError("load_model('') names no checkpoint: pass a file such as <run dir>/checkpoints/best.pt.")
     overrides = _one_by_one(overrides)  # as compose() takes them: strings, or a list of them
@@ -104,6 +108,8 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
     if own:
         raise UserError(f"load_model({own[0]!r}): the checkpoint is its first argument and the device its device=; "
                         f"its overrides are of how it is used, e.g. 'trainer.ema_decay=null' or 'model=<option>'.")
+    if not isinstance(device, (str, torch.device)) or device == "auto":  # "auto": the config's option, not torch's
+        raise DeviceError(f"load_model(device={device!r}): a model is loaded onto 'cpu' or 'cuda' (or 'cuda:N').")
     device = torch.device(device)  # a misspelt one raises torch's RuntimeError, which names what it takes
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"load_model(device={str(device)!r}): a model is loaded onto 'cpu' or 'cuda'.")
