@@ -214,6 +214,9 @@ def test_compose_refuses_a_sweeps_values_and_hydras_settings():
     with pytest.raises(UserError, match=re.escape("compose('seed=range(0,3)') gives several values, and a config "
                                                   "has one of each")):
         compose("seed=range(0,3)")
+    with pytest.raises(UserError, match=re.escape("compose('optimizer.lr=1e-3,1e-2') gives several values, and a "
+                                                  "config has one of each")):  # "add -m", said to run.py's users
+        compose("optimizer.lr=1e-3,1e-2")
     with pytest.raises(UserError, match=re.escape("compose('sweep=seeds') names a sweep's search space, and compose() "
                                                   "gives one config: sweep with `python run.py -m sweep=seeds`")):
         compose("sweep=seeds")  # it composed, and left the sweep out without a word

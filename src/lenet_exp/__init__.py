@@ -32,7 +32,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from lenet_exp.command_line_errors import (deleted_setting, merged_options_in, number_as_bool,
-                                              swept_without_multirun, typo_message)
+                                              several_values, typo_message)
     from omegaconf import OmegaConf, open_dict
 
     from lenet_exp.config import Composed, register_configs, remember_composition
@@ -67,7 +67,7 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
                 del config["hydra"]
             remember_composition(config, Composed(choices, overrides, _as_made(config)))
         except Exception as error:
-            swept = swept_without_multirun(str(error))
+            swept = several_values(str(error))
             message = (swept and (  # before typo_message, which answers run.py's command line ("add -m")
                 f"compose({swept!r}) gives several values, and a config has one of each: compose one per "
                 f"value, or sweep with `python run.py -m {swept}`.")) or typo_message(error, overrides)

@@ -843,6 +843,13 @@ def swept_without_multirun(text: str) -> Optional[str]:
     return swept.group(1) if swept else None
 
 
+def several_values(text: str) -> Optional[str]:
+    """The override that Hydra's error ``text`` says gives several values without --multirun (a comma list:
+    "Ambiguous value for argument …", or ``range()``), or None."""
+    ambiguous = re.match(r"Ambiguous value for argument '(.*)'\n", text)
+    return ambiguous.group(1) if ambiguous else swept_without_multirun(text)
+
+
 def hydra_said_plainly(text: str) -> Optional[str]:
     """Hydra's own one-line errors about the command line, said with what to type instead."""
     swept = swept_without_multirun(text)
