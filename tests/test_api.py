@@ -106,6 +106,9 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
                                           r"value, e.g. compose\('optimizer.lr=\.\.\.'\)\.$"):
         train(compose(*fast_overrides(tiny_root), "optimizer.lr=0"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+    with pytest.raises(UserError, match=re.escape("Invalid config value trainer.epochs='one': expected an integer. "
+                                                  "Compose it with another value, e.g. compose('trainer.epochs=...').")):
+        compose("trainer.epochs=one")  # as compose() composes it: it too said to fix the command line
     # one that only the run can check (the data's size), recorded in its metrics.json as raised
     with pytest.raises(ConfigError, match=re.escape("compose('dataset.val_size=...')")) as raised:
         train(compose(*fast_overrides(tiny_root), "dataset.val_size=600"), run_dir=tmp_path / "big")

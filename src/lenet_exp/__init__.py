@@ -73,6 +73,9 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
                 f"value, or sweep with `python run.py -m {swept}`.")) or typo_message(error, overrides)
             if not message:
                 raise
+            # the fix is another compose(), as train()'s ConfigError.for_python() says it, not another command line
+            message = re.sub(r"Fix it on the command line, e\.g\. `python run\.py ([^`=]+)=\.\.\.`, or in configs/\.",
+                             r"Compose it with another value, e.g. compose('\1=...').", message)
             raise UserError(message) from error
     misused = number_as_bool(quoted, config)
     if misused:
