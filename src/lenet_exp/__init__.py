@@ -175,8 +175,8 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
         raise UserError(f"train() takes the config that compose() returns, not {what}: "
                         f"train(compose('optimizer.lr=3e-3', ...), run_dir=...).")
     if OmegaConf.get_type(cfg) is not Config:  # e.g. a run's .hydra/config.yaml: no schema checks its values
-        raise UserError("train() takes the config that compose() returns, not one loaded from a file (which has "
-                        "no types to check it by): compose a run's overrides again, "
+        raise UserError("train() takes the config that compose() returns, not one loaded from a file or made of a "
+                        "dict (which has no types to check it by): compose a run's overrides again, "
                         "compose(*OmegaConf.load('<run>/.hydra/overrides.yaml')).")
     if cfg.task != "train":  # it would train all the same, and say nothing of the task that was asked for
         raise UserError(f"train() trains, and this config has task={cfg.task}: evaluate or predict with "
