@@ -126,8 +126,8 @@ def test_train_raises_a_user_error_for_bad_input(tiny_root, tmp_path):
     # a run's .hydra/config.yaml, loaded: every key, no types ("dataset='mnist' (it has no schema)" blamed the YAML)
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(compose(*fast_overrides(tiny_root))))
     with pytest.raises(UserError, match=re.escape("train() takes the config that compose() returns, not one loaded "
-                                                  "from a file (which has no types to check it by): compose a run's "
-                                                  "overrides again, compose(*OmegaConf.load(")):
+                                                  "from a file or made of a dict (which has no types to check it by): "
+                                                  "compose a run's overrides again, compose(*OmegaConf.load(")):
         train(OmegaConf.load(tmp_path / "config.yaml"), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
     (tmp_path / "overrides.yaml").write_text(OmegaConf.to_yaml(["seed=3", "optimizer=sgd"]))
