@@ -145,7 +145,9 @@ def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
 def record_below(folder: Path) -> Optional[tuple[Path, str]]:
     """A sweep's or a run's folder (:func:`record_of`) up to four levels below ``folder`` (outputs/sweeps/<date>/
     <time>/<job>), and which: a run in ``folder`` would take them in its TensorBoard, and they could no longer go
-    on, being inside a run's folder."""
+    on, being inside a run's folder. None where ``folder`` is itself a sweep's (its jobs) or a run's."""
+    if record_of(folder):
+        return None
     for depth in range(1, 5):
         records = [folder.glob("*/" * depth + name) for name in (SWEEP_RECORD, METRICS)]
         for record in (*records[0], *records[1], *folder.glob("*/" * (depth - 1) + SAVED_CONFIG)):
