@@ -71,7 +71,8 @@ class Classifier(torch.nn.Module):
         elif images.dtype != torch.uint8:
             raise TypeError(f"A Classifier takes images as uint8 (0-255) or floats (0-1), not {images.dtype}.")
         pre = self.preprocessing
-        prepared = prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
+        prepared = prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"],
+                                  pre["std"])
         return prepared.to(next(self.net.parameters()).dtype)  # the network's own, where model.double() changed it
 
     @torch.no_grad()  # not inference_mode(), which torch.compile cannot trace

@@ -231,8 +231,9 @@ class Composed(NamedTuple):
         """The option of each config group of ``config``: Hydra's choice, where the group's node is still the one
         it chose (not another option's put in its place), else as the node shows it (:func:`options_shown`)."""
         shown_now, made = options_shown(config), self.made or {}
-        return {**shown_now, **{group: option for group, option in self.choices.items()
-                                if group not in shown_now or option_of(made.get(group)) == option_of(config.get(group))}}
+        kept = {group: option for group, option in self.choices.items()
+                if group not in shown_now or option_of(made.get(group)) == option_of(config.get(group))}
+        return {**shown_now, **kept}
 
 
 def option_of(node: Any) -> Optional[str]:

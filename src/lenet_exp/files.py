@@ -43,7 +43,10 @@ def disk_full_error(error: Optional[BaseException]) -> Optional[OSError]:
 def room_left(folder: Path) -> Optional[str]:
     """How little room the disk of ``folder`` has left where it is too little for a run ("12 KiB free", "room for
     38 more files"), or None."""
-    free, disk = shutil.disk_usage(folder).free, os.statvfs(folder)
+    try:
+        free, disk = shutil.disk_usage(folder).free, os.statvfs(folder)
+    except OSError:  # gone meanwhile, or not to be looked at: nothing to say of its room
+        return None
     files = disk.f_favail if disk.f_files else None  # a file system without a count of them (btrfs) has no limit
     if free < FULL_BELOW_BYTES:
         return f"{free // 1024} KiB free"

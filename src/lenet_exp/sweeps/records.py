@@ -382,8 +382,9 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
         if moved:
             record.status, record.message = MOVED, (
                 f"a copy of {moved}: its results are left out. Move it out of the sweep's folder, or delete it"
-                if (sweep_dir / moved).is_dir() else f"its folder was {moved} when it ran (renamed since): its results "
-                                                     f"are left out. Rename it back, or move it out of the sweep's folder")
+                if (sweep_dir / moved).is_dir() else
+                f"its folder was {moved} when it ran (renamed since): its results are left out. Rename it back, or "
+                f"move it out of the sweep's folder")
     again = config is None  # summarised again later, from what the sweep left
     config = config if config is not None else load_sweep_config(sweep_dir)
     records += not_started(records, config, runner)
