@@ -473,8 +473,7 @@ class OutputDirCheck(Callback):
             refuse_moved_jobs(sweep_dir)
             if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
-        elif record_below(sweep_dir):  # hydra.sweep.dir=outputs: its summary would list those runs as its jobs
-            below = record_below(sweep_dir)
+        elif below := record_below(sweep_dir):  # hydra.sweep.dir=outputs: its summary would list those runs as jobs
             sys.exit(f"Error: {sweep_dir} holds the {below[1]} folder {below[0]}: a sweep needs a folder of its own. "
                      f"Choose a new hydra.sweep.dir.")
         check_writable(sweep_dir, "hydra.sweep.dir")
