@@ -258,6 +258,23 @@ def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path
     assert_same_run(good, train_alone(job_dirs(tmp_path / "sweep")[0], base, tmp_path))
 
 
+def test_a_trial_frozen_before_its_group_ends_times_its_own_epochs_and_test(fast, tmp_path):
+    """A trial that diverged at epoch 1 of 3 recorded the group's 3 epochs as its own, and the others' test as
+    its test (untested); a trial stopped early, the epochs it waited through as its test."""
+    result = run_main([*STACKED, *fast, *EXACT, "trainer.epochs=3", "optimizer.lr=1e-3,1e30", "hydra.sweep.dir=sweep"],
+                      cwd=tmp_path)
+    good, diverged = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert result.returncode == 1 and (good["status"], diverged["status"]) == ("completed", "diverged")
+    assert diverged["timings"]["epochs_s"] < good["timings"]["epochs_s"] * 2 / 3  # 1 epoch of 3, the first the slowest
+    assert diverged["timings"]["test_s"] < good["timings"]["test_s"]  # no test: only its records written
+    from lenet_exp.record import Stopwatch
+
+    watch = Stopwatch(started=0.0)
+    watch.marks = {"loaded": 1.0, "data": 2.0, "setup": 3.0, "epochs": 5.0, "testing": 9.0, "test": 10.0}
+    watch.mark("epochs", again=False)  # its group's end: not its own
+    assert (watch.timings()["epochs_s"], watch.timings()["test_s"]) == (2.0, 1.0)
+
+
 def test_a_job_that_fails_its_checks_in_a_group_leaves_what_it_would_alone(fast, tmp_path):
     """Its run.log ends at its error, as the basic launcher's does: it took the group's later lines (data,
     kernels, the stack it never joined). Its folder is not taken (no .lock), and its first line is logged

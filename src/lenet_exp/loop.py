@@ -527,13 +527,14 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
                 if stopped:  # restored after its stop (killed before its test, or trained on): tested at once
                     trial.status, trial.message = STOPPED_EARLY, stopped
                     log.info(stopped)
+            trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
             if trial.status in ("failed", STOPPED_EARLY):
                 engine.freeze(i)
-            trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
+                trial.run.stopwatch.mark("epochs")  # none to train
         with StopSignals(slot.launcher) as stop:
             train_epochs(trials, engine, stop, isolate, show_bar)
-            for trial in trials:  # the epochs are over for all of them at once; they are tested together
-                trial.run.stopwatch.mark("epochs")
+            for trial in trials:  # the epochs are over for those still training; they are tested together
+                trial.run.stopwatch.mark("epochs", again=False)
             end_with_the_tests(trials, engine, stop, isolate)
     except (Exception, SystemExit) as error:  # a single run's error (a group's trials fail alone, in trial_alone);
         for trial in trials:  # a sys.exit() of train()'s on_epoch_end
@@ -580,6 +581,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
                         trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
                 if trial.status in ("diverged", "failed", STOPPED_EARLY):
                     engine.freeze(i)
+                    trial.run.stopwatch.mark("epochs")  # its own, while its group trains on
         # a trial that diverged while others train on: told now, not once the group has ended
         if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
             for i in (i for i in running if trials[i].status == "diverged"):
@@ -593,6 +595,7 @@ def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, i
     outcome."""
     best_epochs = {}
     for i, trial in enumerate(trials):
+        trial.run.stopwatch.mark("testing")  # (a trial stopped early waited for its group's epochs since)
         if trial.status in ("running", STOPPED_EARLY):
             trial.status = "completed"
         if trial.status != "failed":  # a failed one's outcome says why

@@ -71,10 +71,12 @@ class Stopwatch:
         cls.jobs_in_process += 1
         return cls(started=_PROCESS_STARTED) if cls.jobs_in_process == 1 else cls()
 
-    def mark(self, name: str) -> None:
+    def mark(self, name: str, again: bool = True) -> None:
         """``loaded`` (imports and config), ``data`` (on its device), ``setup`` (model and the rest),
-        ``epochs`` (training over), ``test`` (over)."""
-        self.marks[name] = time.perf_counter()
+        ``epochs`` (training over), ``testing`` (the test begins), ``test`` (over); not ``again`` where it is
+        marked already (a stacked trial's epochs end where it is frozen, before its group's)."""
+        if again or name not in self.marks:
+            self.marks[name] = time.perf_counter()
 
     def skip_wait(self) -> None:
         """Leave out the time since ``loaded``: a stacked trial waited for other trials of its group (those that
@@ -109,7 +111,7 @@ class Stopwatch:
         if "epochs" in m:
             out["epochs_s"] = m["epochs"] - m["setup"]  # training, validation and checkpoints
         if "test" in m:
-            out["test_s"] = m["test"] - m["epochs"]  # with its figures (a group's trials: tested together)
+            out["test_s"] = m["test"] - m.get("testing", m["epochs"])  # with its figures (a group's: together)
         return out
 
     def summary(self, epochs_done: int) -> dict[str, Any]:
