@@ -424,11 +424,18 @@ def test_a_run_py_run_trained_on_by_train_is_resumed_with_its_epochs(tiny_root, 
     (run_dir / ".hydra" / "overrides.yaml").write_text(edited)  # as if run.py had been given 3, stopped after 1
     (run_dir / ".hydra" / "config.yaml").write_text(
         (run_dir / ".hydra" / "config.yaml").read_text().replace("epochs: 1\n", "epochs: 3\n"))
+    trained = (run_dir / "metrics.json").stat().st_mtime  # run.py's record, then train()'s metrics.json
+    for record in (run_dir / ".hydra").iterdir():
+        os.utime(record, (trained - 60, trained - 60))
     replayed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert replayed.returncode == 1 and "(it says 3)" in replayed.stderr, replayed.stderr[-2000:]
     assert read_json(run_dir / "metrics.json")["epochs_done"] == 2
-    onwards = run_main([f"resume={run_dir}", "trainer.epochs=3"], cwd=tmp_path)  # typed: trained on
-    assert onwards.returncode == 0 and read_json(run_dir / "metrics.json")["epochs_done"] == 3, onwards.stderr[-2000:]
+    # .hydra/ the newer: run.py's resume to 3 epochs, killed as it started (before it recorded anything), was
+    # told it had been trained from Python, and to go on with 2
+    for record in (run_dir / ".hydra").iterdir():
+        os.utime(record, (trained + 60, trained + 60))
+    killed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert killed.returncode == 0 and read_json(run_dir / "metrics.json")["epochs_done"] == 3, killed.stderr[-2000:]
 
 
 def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tmp_path):

@@ -211,7 +211,8 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     trained = metrics.get("epochs_done")  # None: not trained yet
     given, epochs = before["trainer"]["epochs"], now["trainer"]["epochs"]
     if (isinstance(recorded, dict) and all(change.key == EPOCHS for change in changed)
-            and on_disk.get("trainer", {}).get("epochs") == epochs and typed_setting(EPOCHS) is None):
+            and on_disk.get("trainer", {}).get("epochs") == epochs and typed_setting(EPOCHS) is None
+            and recorded_after_hydra(run_dir)):
         # .hydra/'s epochs replayed, not the train() call's since: a run completed at 4 went on to .hydra/'s 30
         sys.exit(f"Error: {run_dir} was trained to {given} epochs from Python (lenet_exp.train()), which its .hydra/ "
                  f"does not record (it says {epochs}): continue it with `{resume_command(run_dir)} "
@@ -289,6 +290,16 @@ def trained_anything(run_dir: Path) -> bool:
     """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
     the first epoch's start; a failure before it leaves only its HParams session)."""
     return any((run_dir / CHECKPOINTS).glob("*.pt")) or bool(run_events(run_dir))
+
+
+def recorded_after_hydra(run_dir: Path) -> bool:
+    """Whether the run's metrics.json was written after its .hydra/ record: by a train() that trained it since
+    (run.py writes .hydra/ first). Not where .hydra/ is the newer: a run.py resume to other epochs, killed before
+    it recorded anything, whose command is the one to go on with."""
+    try:
+        return (run_dir / METRICS).stat().st_mtime > (run_dir / SAVED_CONFIG).stat().st_mtime
+    except OSError:
+        return False
 
 
 def how_it_goes_on(run_dir: Path, before: dict, now: dict, metrics: dict) -> str:
