@@ -27,8 +27,8 @@ PRINTING_MODES = ("--help", "-h", "--hydra-help", *OTHER_MODES[2:])  # these pri
 
 
 def flags_first(argv: list[str]) -> list[str]:
-    """`python run.py seed=0,1 -m trainer.epochs=3` (or --cfg job, --run among the overrides): Hydra's argument parser
-    takes its flags only before or after all overrides, and otherwise stops at "unrecognized arguments"."""
+    """`python run.py seed=0,1 -m trainer.epochs=3` (or --cfg job, --run among the overrides): Hydra's argument
+    parser takes its flags only before or after all overrides, and otherwise stops at "unrecognized arguments"."""
     sweep = multirun_flag(argv[1:])
     # Hydra's ValueError is a traceback; --help composes one run's config, and said a sweep's values need -m
     if sweep and any(arg.split("=")[0] in (*OTHER_MODES, "--help", "-h") for arg in argv[1:]):

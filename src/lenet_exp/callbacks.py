@@ -11,6 +11,7 @@ Slurm where there is none, a misused override).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -148,9 +149,9 @@ def record_below(folder: Path) -> Optional[tuple[Path, str]]:
     on, being inside a run's folder. None where ``folder`` is itself a sweep's (its jobs) or a run's."""
     if record_of(folder):
         return None
-    for depth in range(1, 5):
-        records = [folder.glob("*/" * depth + name) for name in (SWEEP_RECORD, METRICS)]
-        for record in (*records[0], *records[1], *folder.glob("*/" * (depth - 1) + SAVED_CONFIG)):
+    for depth in range(1, 5):  # lazily: the first one found is enough (outputs/ may hold thousands)
+        for record in itertools.chain(folder.glob("*/" * depth + SWEEP_RECORD), folder.glob("*/" * depth + METRICS),
+                                      folder.glob("*/" * (depth - 1) + SAVED_CONFIG)):
             found = record.parent.parent if record.name == Path(SAVED_CONFIG).name else record.parent
             kind = record_of(found) if found != folder else None
             if kind:

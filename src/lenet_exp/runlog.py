@@ -14,14 +14,16 @@ from typing import Callable, Iterator, Optional
 from lenet_exp.files import RUN_LOG, write_nowhere
 
 
-# what a terminal acts on instead of showing (cursor moves, clearing, a fake line), but a line's end and tab
+# what a terminal acts on instead of showing (cursor moves, clearing, a fake line); the first, but a line's end and tab
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def escaped_controls(text: str) -> str:
+def escaped_controls(text: str, lines_kept: bool = True) -> str:
     """``text`` with its control characters shown as escapes (``\\x1b``): it may quote a folder's files or names,
-    which come from anyone."""
-    return CONTROL_CHARACTERS.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+    which come from anyone; its line ends and tabs too where not ``lines_kept`` (a table's cell)."""
+    controls = CONTROL_CHARACTERS if lines_kept else CONTROL_CHARACTERS_AND_LINES
+    return controls.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
 
 
 class Console(logging.StreamHandler):

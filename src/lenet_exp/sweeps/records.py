@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
                              folder_holder, read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
+from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
 SEED_KEY = "seed"
@@ -95,7 +95,7 @@ def _fraction(value: Any) -> Optional[float]:
 def _text(value: Any) -> str:
     """A record's text as the summary prints it: control characters written as escapes, so that an edited
     metrics.json cannot move the terminal's cursor, clear it or fake a line of its own."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", lambda found: found.group().encode("unicode_escape").decode(), str(value))
+    return escaped_controls(str(value), lines_kept=False)
 
 
 MOST_EPOCHS = 10 ** 9  # more than any run trains: a count beyond it is an edit (of 400 digits, a column as wide)
