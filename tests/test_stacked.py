@@ -586,7 +586,7 @@ def test_a_stop_during_one_resumed_cohorts_final_tests_leaves_the_next_cohort_fo
     for job in jobs[:2]:  # still as the first stop left them: after epoch 1, for a re-run to continue
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "interrupted" and [row["epoch"] for row in metrics["history"]] == [1]
-    assert "Job 2 starts from the beginning: stacked apart from the others" in resumed.stderr
+    assert "Job 2 starts from the beginning, apart from jobs 0, 1" in resumed.stderr
     assert "Training jobs 0, 1 stacked" not in resumed.stderr
 
 
@@ -601,7 +601,7 @@ def test_a_cohort_that_waits_for_another_does_not_count_the_wait_as_its_start_up
     resumed = run_main(command, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "Launching 3 jobs in 1 group" in resumed.stdout
-    assert "Jobs 0, 1 continue after epoch 1: stacked apart from the others" in resumed.stderr
+    assert "Jobs 0, 1 continue after epoch 1, apart from job 2" in resumed.stderr
     first, *waited = (read_json(job / "metrics.json") for job in reversed(jobs))
     for metrics in waited:
         assert metrics["timings"]["data_s"] < first["timings"]["epochs_s"] / 2, (metrics["timings"], first["timings"])
@@ -628,7 +628,7 @@ def test_a_sweep_run_again_groups_only_the_jobs_left_to_train_by_where_they_go_o
     assert "Job 6 starts a new group: it starts from the beginning, unlike the others." in longer.stdout
     for group in ("0, 1, 2, 3", "4, 5", "6, 7"):
         assert f"Training jobs {group} stacked" in longer.stderr
-    assert "stacked apart" not in longer.stderr
+    assert ", apart from job" not in longer.stderr
     again = run_main([*sweep, "seed=0,1,2,3,4,5,6,7", "trainer.epochs=2"], cwd=tmp_path)
     assert again.returncode == 0 and "Launching 8 jobs: completed already, skipped" in again.stdout  # "in 0 groups"
     assert [read_json(job / "metrics.json")["epochs_done"] for job in job_dirs(tmp_path / "sweep")] == [2] * 8

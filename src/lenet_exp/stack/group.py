@@ -125,8 +125,10 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                     if len(by_epoch) > 1:
                         jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
                         start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
+                        others = ", ".join(str(t.number) for t in waiting if t not in stack)
                         numbers = ", ".join(str(t.number) for t in stack)
-                        log.info("%s %s %s: stacked apart from the others", jobs, numbers, start)
+                        log.info("%s %s %s, apart from %s %s", jobs, numbers, start, "jobs" if "," in others else "job",
+                                 others)
                     for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
                         trial.run.stopwatch.skip_wait()
                     train_stack(stack, slot)
