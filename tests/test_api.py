@@ -663,6 +663,9 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         lenet_exp.load_model("")
     with pytest.raises(UserError, match="the checkpoint is its first argument"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "ckpt=other.pt")
+    for other_data in ("dataset=fashion_mnist", "dataset.num_classes=3"):  # were ignored: its classes stayed MNIST's
+        with pytest.raises(UserError, match=re.escape(f"load_model('{other_data}'): a loaded model reads no data set")):
+            lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", other_data)
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
     # torch's and pathlib's errors before: "Expected one of cpu, cuda, ... device type at start of device string"

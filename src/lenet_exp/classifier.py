@@ -109,6 +109,13 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
     if own:
         raise UserError(f"load_model({own[0]!r}): the checkpoint is its first argument and the device its device=; "
                         f"its overrides are of how it is used, e.g. 'trainer.ema_decay=null' or 'model=<option>'.")
+    # it reads no data set (task=eval, whose config it composes, does): its classes are its run's data set's
+    data = [o for o in overrides if override_key(o).split(".")[0] == "dataset" and override_key(o) not in LOCATION_KEYS
+            and override_key(o).partition(".")[2] not in PREPROCESSING_KEYS]
+    if data:
+        raise UserError(f"load_model({data[0]!r}): a loaded model reads no data set; it classifies images into its "
+                        f"run's classes (model.classes). Test it on another data set with `python run.py task=eval "
+                        f"ckpt=<checkpoint> {data[0]}`.")
     if not isinstance(device, (str, torch.device)) or device == "auto":  # "auto": the config's option, not torch's
         raise DeviceError(f"load_model(device={device!r}): a model is loaded onto 'cpu' or 'cuda' (or 'cuda:N').")
     device = torch.device(device)  # a misspelt one raises torch's RuntimeError, which names what it takes
