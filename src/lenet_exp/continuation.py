@@ -221,7 +221,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         gone = last_checkpoint_gone(run_dir)
         if gone:  # refused here, before Hydra writes the other length's .hydra/
             sys.exit(f"Error: {gone}")
-        log.info(how_it_goes_on(run_dir, before, now, metrics))
+        log.info(other_length_note(run_dir, before, now, metrics))
         return []
     from_files = not_made_by_overrides(changed, saved_task_overrides(run_dir), task_overrides(config))
     if from_files:
@@ -302,7 +302,7 @@ def recorded_after_hydra(run_dir: Path) -> bool:
         return False
 
 
-def how_it_goes_on(run_dir: Path, before: dict, now: dict, metrics: dict) -> str:
+def other_length_note(run_dir: Path, before: dict, now: dict, metrics: dict) -> str:
     """What a run given another length (:func:`run_of_other_length`) trains: the log line that says so."""
     trained, given, epochs = metrics.get("epochs_done"), before["trainer"]["epochs"], now["trainer"]["epochs"]
     patience, more = before["trainer"].get("early_stop_patience"), now["trainer"].get("early_stop_patience")

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from omegaconf import OmegaConf
 
-from lenet_exp.config import NATIVE_SIZE
+from lenet_exp.config import NATIVE_SIZE, to_dict
 from lenet_exp.device import check_fits
 from lenet_exp.errors import ConfigError, DataError, UserError, one_line
 
@@ -372,7 +372,7 @@ def load_data(dcfg, batch_size: int, device: torch.device) -> Data:
         return found.st_size, found.st_mtime_ns, found.st_ino
 
     folder = raw_folder(dcfg)
-    settings = json.dumps(OmegaConf.to_container(dcfg, resolve=True, enum_to_str=True), sort_keys=True)
+    settings = json.dumps(to_dict(dcfg), sort_keys=True)
     source = (settings, str(device), [stamp(folder / name) for name in RAW_FILES])
     if _last_loaded is not None and _last_loaded[0] == source:
         data = _last_loaded[1]

@@ -178,6 +178,8 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
 METRICS = "metrics.json"  # a run's record: its task, status, config, history and test
 PREDICTION = "prediction.json"  # a task=predict run's result
 SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's folder: its config, overrides included
+# the sweep's summary of its jobs (lenet_exp.sweeps.report): a table, every job's record, means over seeds, a plot
+SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD, SUMMARY_PNG = "summary.csv", "summary.json", "summary.md", "summary.png"
 HYDRA_FOLDER = ".hydra"  # where Hydra writes a job's record (hydra.output_subdir, which a run keeps as it is)
 SAVED_CONFIG = f"{HYDRA_FOLDER}/config.yaml"  # the job's config as Hydra composed it
 SAVED_HYDRA = f"{HYDRA_FOLDER}/hydra.yaml"  # Hydra's own config of the job: its runtime, the options chosen

@@ -303,9 +303,9 @@ class Run:
         best = {"best/val_acc": state.best_val_acc,
                 "best/val_loss": state.row(state.best_epoch).get("val/loss", math.nan)}
         tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
-        stops_early = self.stopped_early(state) is not None
+        stopping = self.stopped_early(state)  # why training stops here (trainer.early_stop_patience), or None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
-        if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stops_early:
+        if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stopping:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                         copies=[self.best_path] if improved else [])
             self.saved_epoch = epoch
@@ -315,10 +315,9 @@ class Run:
         self.write_metrics("running", "", state, parts)
         if self.on_epoch_end is not None:
             self.on_epoch_end({**row, **times})
-        if stops_early:
-            message = self.stopped_early(state)
-            log.info(message)
-            return STOPPED_EARLY, message
+        if stopping:
+            log.info(stopping)
+            return STOPPED_EARLY, stopping
         return "running", ""
 
     def improves(self, val: EvalResult, state: RunState) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lenet_exp.config import option_yaml
+from lenet_exp.config import option_yaml, to_dict
 from lenet_exp.errors import ConfigError, UserError, root_cause
 
 
@@ -32,10 +32,7 @@ def located_class(key: str, target: Any, kind: type, expected: str) -> type:
 def plain_options(cfg: Any, group: str, *left_out: str) -> dict:
     """The settings of ``group``'s option as plain Python values (lists, strings for choices), without
     ``_target_`` and ``left_out``; a ConfigError where one of them holds a ``_target_`` of its own."""
-    from omegaconf import OmegaConf
-
-    options = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    options = {key: value for key, value in options.items() if key not in ("_target_", *left_out)}
+    options = {key: value for key, value in to_dict(cfg).items() if key not in ("_target_", *left_out)}
     nested = next((key for key, value in options.items() if names_a_target(value)), None)
     if nested:  # what instantiate would have built first: here values are passed as they are
         raise ConfigError(f"{group}.{nested}", options[nested], "plain values (numbers, strings, lists): a "

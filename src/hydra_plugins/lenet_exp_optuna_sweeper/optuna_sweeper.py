@@ -31,7 +31,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
@@ -118,7 +118,7 @@ class StoppableOptunaSweeper(Sweeper):
                     continue
                 folders.claim(job_config)  # a study may draw one set of values twice: a folder named by them alone
                 runnable.append((number, overrides))
-            for batch in _consecutive_numbers(runnable):
+            for batch in _consecutive(runnable, number=lambda job: job[0]):
                 launched = launch([overrides for _, overrides in batch], initial_job_idx=batch[0][0])
                 returns.update(zip((number for number, _ in batch), launched))
             returns = [returns[number] for number in sorted(returns)]
@@ -198,7 +198,7 @@ class StoppableOptunaSweeper(Sweeper):
             if failed[record.job].state == TrialState.RUNNING:  # as a stop would have left it
                 study.tell(record.job, state=TrialState.FAIL)
         jobs = [record for record, unfinished in found if record.status in ("interrupted", "completed") or unfinished]
-        for batch in _consecutive(jobs, self.optuna.sweeper.n_jobs):
+        for batch in _consecutive(jobs, number=lambda record: record.job, at_most=self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
                          if record.status != "completed" else
@@ -277,17 +277,6 @@ def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str
     return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)
 
 
-def _consecutive_numbers(jobs: list[tuple[int, Any]]) -> list[list[tuple[int, Any]]]:
-    """(number, overrides) pairs in runs of consecutive numbers: each run is launched as jobs numbered so."""
-    runs: list[list[tuple[int, Any]]] = []
-    for job in jobs:
-        if runs and runs[-1][-1][0] + 1 == job[0]:
-            runs[-1].append(job)
-        else:
-            runs.append([job])
-    return runs
-
-
 def _how_it_ended(ret: Any) -> str:
     """`` (failed)``, `` (diverged)``…: the status in the job's metrics.json, where its JobReturn names its
     folder (one that a stacked group refused or stopped before it started does not)."""
@@ -297,14 +286,15 @@ def _how_it_ended(ret: Any) -> str:
     return f" ({read_job(Path(folder), 0, final=True).status})" if folder else ""
 
 
-def _consecutive(records: list, at_most: int) -> list[list]:
-    """Records of consecutive job numbers in batches of at most ``at_most``: as the study launched them."""
+def _consecutive(items: list, number: Callable[[Any], int], at_most: float = math.inf) -> list[list]:
+    """``items`` in batches of consecutive job numbers (``number(item)``), at most ``at_most`` each: a batch is
+    launched as jobs numbered so, as the study launched them."""
     batches: list[list] = []
-    for record in records:
-        if batches and batches[-1][-1].job + 1 == record.job and len(batches[-1]) < at_most:
-            batches[-1].append(record)
+    for item in items:
+        if batches and number(batches[-1][-1]) + 1 == number(item) and len(batches[-1]) < at_most:
+            batches[-1].append(item)
         else:
-            batches.append([record])
+            batches.append([item])
     return batches
 
 
@@ -386,12 +376,12 @@ def _fixed_settings(config: DictConfig, sweeper: Any, arguments: list[str]) -> O
     """What the sweep gives every trial: the settings that change results (not where or how fast it runs) of its
     config, and the keys its search space draws (a group drawn: its settings too), which those leave out; None
     where the config does not resolve here (a ${hydra:job.…} of each job's)."""
-    from lenet_exp.config import result_settings, without_hydra
+    from lenet_exp.config import result_settings, to_dict, without_hydra
 
     searched, fixed = _search_space(sweeper, arguments)
     drawn = sorted(key.lstrip("+~") for key in searched if key not in fixed)  # a fixed value wins over a space
     try:
-        settings = result_settings(OmegaConf.to_container(without_hydra(config), resolve=True, enum_to_str=True))
+        settings = result_settings(to_dict(without_hydra(config)))
     except Exception:
         return None
     return {"settings": {key: value for key, value in settings.items() if not _drawn(key, drawn)}, "searched": drawn}

@@ -14,7 +14,7 @@ from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
 from lenet_exp.files import HYDRA_FOLDER, SWEEP_RECORD, folder_holder
-from lenet_exp.sweeps.records import BAD_STATUSES, NOT_STARTED, find_job_dirs, unreadable_record
+from lenet_exp.sweeps.records import NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
 
@@ -55,9 +55,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"is left as it was.")
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
                             runner=runner)
-    waiting = (NOT_STARTED,) if runner else ()
-    failed = (any(r.status in BAD_STATUSES and r.status not in waiting for r in summary.jobs) or not summary.jobs
-              or summary.unwritten)
+    still_going = ("running", NOT_STARTED) if runner else ("running",)
+    failed = any(r.status not in still_going for r in summary.bad_jobs) or not summary.jobs or summary.unwritten
     return EXIT_JOBS_FAILED if failed else 0
 
 

@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
-from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SWEEP_RECORD,
+from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD,
                              folder_holder, read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
@@ -28,7 +28,6 @@ SEED_KEY = "seed"
 OK_STATUS = "completed"
 NOT_STARTED = "not started"  # a grid sweep's job without a folder
 MOVED = "moved"  # a job's folder renamed or copied within the sweep's (moved_job)
-BAD_STATUSES = ("failed", "diverged", "interrupted", NOT_STARTED, MOVED)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
 # results stay; the summary lists the job as failed until it completes again, which writes a new metrics.json.
 LATER_FAILURE = "later_failure"
@@ -391,7 +390,7 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     records.sort(key=lambda record: record.job)
     searched = searched_keys(config)
     if again:  # keep the columns the sweep's own summary had
-        earlier = (read_json(sweep_dir / "summary.json") or {}).get("swept")
+        earlier = (read_json(sweep_dir / SUMMARY_JSON) or {}).get("swept")
         if isinstance(earlier, list):  # a file edited by hand: only its keys' names
             searched.update(key for key in earlier if isinstance(key, str))
     keys = swept_keys(records, searched)

@@ -18,8 +18,8 @@ from typing import Any, Callable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
-from lenet_exp.files import (EVENT_FILES, FREE_SOME_SPACE, REPLACE_THE_LINK, is_disk_full, linked_entry, mount_point,
-                             save_json, write_atomic)
+from lenet_exp.files import (EVENT_FILES, FREE_SOME_SPACE, REPLACE_THE_LINK, SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD,
+                             SUMMARY_PNG, is_disk_full, linked_entry, mount_point, save_json, write_atomic)
 from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.runlog import show
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
@@ -174,22 +174,22 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
                                 else f"{name}: {type(error).__name__}: {error}")
             return None
 
-    attempt("summary.csv", lambda: write_csv(summary, sweep_dir / "summary.csv"))
-    attempt("summary.json", lambda: write_json(summary, sweep_dir / "summary.json"))
-    attempt("summary.md", lambda: write_markdown(summary, sweep_dir / "summary.md"))
+    attempt(SUMMARY_CSV, lambda: write_csv(summary, sweep_dir / SUMMARY_CSV))
+    attempt(SUMMARY_JSON, lambda: write_json(summary, sweep_dir / SUMMARY_JSON))
+    attempt(SUMMARY_MD, lambda: write_markdown(summary, sweep_dir / SUMMARY_MD))
     plotted = plot and ranking_metric(summary.jobs) is not None  # not predictions, which have no accuracy
     with without_matplotlibs_warnings():  # the figure is drawn for each
-        figure = attempt("summary.png", lambda: write_plot(summary, sweep_dir / "summary.png")) if plotted else None
+        figure = attempt(SUMMARY_PNG, lambda: write_plot(summary, sweep_dir / SUMMARY_PNG)) if plotted else None
         if tensorboard:
             attempt("TensorBoard summary", lambda: log_tensorboard(summary, figure, sweep_dir / SUMMARY_RUN))
     with contextlib.suppress(OSError):  # an earlier summary's, of other results: not left as if it were this one's
         if not plotted:
-            (sweep_dir / "summary.png").unlink(missing_ok=True)
+            (sweep_dir / SUMMARY_PNG).unlink(missing_ok=True)
         for old in (sweep_dir / SUMMARY_RUN).glob(EVENT_FILES) if not (tensorboard or linked_entry(
                 sweep_dir, [SUMMARY_RUN])) else ():
             old.unlink()
     lines = ["\n" + report_text(summary)]
-    files = [name for name in written if name.startswith("summary.")]
+    files = [name for name in written if name in (SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD, SUMMARY_PNG)]
     if files:
         lines.append(f"\nSummary: {sweep_dir / files[0]}{''.join(', ' + name for name in files[1:])}; "
                      f"tensorboard --logdir {shlex.quote(str(sweep_dir))}")
