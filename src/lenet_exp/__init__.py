@@ -159,7 +159,7 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
     try:
         with stops_held():  # seconds of first imports: a Ctrl-C there left torch half-imported for the process
             from lenet_exp.app import record_interruption, report_failure, say_how_it_ended
-            from lenet_exp.callbacks import enclosing_record, record_below
+            from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
             from lenet_exp.files import METRICS, held_folders, read_json
             from lenet_exp.runlog import logging_as_run_py_does
             from lenet_exp.loop import Run
@@ -195,12 +195,10 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     enclosing = enclosing_record(run_dir)
     if enclosing:  # its TensorBoard and summary would take this run for one of theirs (run.py refuses it too)
-        raise UserError(f"{run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of its "
-                        f"own. Choose a run_dir outside it.")
+        raise UserError(inside_another(run_dir, enclosing, "run", "run_dir"))
     below = record_below(run_dir)
     if below:  # train(run_dir=".") where outputs/ holds runs: they could no longer go on, inside a run's folder
-        raise UserError(f"{run_dir} holds the {below[1]} folder {below[0]}: a run needs a folder of its own. Choose a "
-                        f"new run_dir.")
+        raise UserError(around_another(run_dir, below, "run", "run_dir"))
     if run_dir.resolve() in held_folders():  # by this process otherwise: a folder's lock is the process's
         raise FolderInUse(f"{run_dir} is in use by this process. Wait until its run ends, or choose another run_dir.")
     if on_epoch_end is not None and not callable(on_epoch_end):

@@ -11,7 +11,6 @@ Slurm where there is none, a misused override).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import re
@@ -21,7 +20,6 @@ import traceback
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
@@ -33,10 +31,11 @@ from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,
                              SAVED_CONFIG, SWEEP_RECORD, WRITTEN_ENTRIES, linked_entry, mount_point, own_folder,
                              read_json, remove_temporary_files, room_left, someone_elses_metrics, write_atomic)
+from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
 from lenet_exp.launch import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
-from lenet_exp.sweeps.records import LATER_FAILURE, YAML_LOADER, find_job_dirs, moved_job
+from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
 
@@ -129,52 +128,6 @@ def is_resumed(directory: Path) -> bool:
     """Whether ``directory`` is the run that the command's resume= continues."""
     resumed = resumed_run()
     return resumed is not None and resumed.resolve() == directory.resolve()
-
-
-def enclosing_record(folder: Path) -> Optional[tuple[Path, str]]:
-    """The nearest folder above ``folder`` that is a sweep's or a run's (:func:`record_of`), and which: its
-    summary, its jobs and its TensorBoard would take in what is written below it. Above the folder as named, else
-    as its symbolic links lead."""
-    for path in (os.path.abspath(folder), os.path.realpath(folder)):
-        for above in Path(path).parents:
-            kind = record_of(above)
-            if kind:
-                return above, kind
-    return None
-
-
-def record_below(folder: Path) -> Optional[tuple[Path, str]]:
-    """A sweep's or a run's folder (:func:`record_of`) up to four levels below ``folder`` (outputs/sweeps/<date>/
-    <time>/<job>), and which: a run in ``folder`` would take them in its TensorBoard, and they could no longer go
-    on, being inside a run's folder. None where ``folder`` is itself a sweep's (its jobs) or a run's."""
-    if record_of(folder):
-        return None
-    for depth in range(1, 5):  # lazily: the first one found is enough (outputs/ may hold thousands)
-        for record in itertools.chain(folder.glob("*/" * depth + SWEEP_RECORD), folder.glob("*/" * depth + METRICS),
-                                      folder.glob("*/" * (depth - 1) + SAVED_CONFIG)):
-            found = record.parent.parent if record.name == Path(SAVED_CONFIG).name else record.parent
-            kind = record_of(found) if found != folder else None
-            if kind:
-                return found, kind
-    return None
-
-
-def record_of(folder: Path) -> Optional[str]:
-    """"sweep" for a lenet_exp sweep's folder (multirun.yaml), "run" for a run's (.hydra/config.yaml, or the
-    metrics.json of a run that lenet_exp.train() made); None for any other, a Hydra app's of one's own among them
-    (its config has no task and trainer: train() may run inside it)."""
-    def ours(path: Path) -> bool:  # a record that cannot be read is taken to be one (as the checks fail closed)
-        try:
-            return {"task", "trainer"} <= set(yaml.load(path.read_bytes(), Loader=YAML_LOADER) or {})
-        except Exception:
-            return True
-
-    if (folder / SWEEP_RECORD).is_file() and ours(folder / SWEEP_RECORD):
-        return "sweep"
-    if (folder / SAVED_CONFIG).is_file() and ours(folder / SAVED_CONFIG) or "task" in (read_json(folder / METRICS)
-                                                                                        or {}):
-        return "run"
-    return None
 
 
 def refuse_moved_jobs(sweep_dir: Path) -> None:
@@ -400,12 +353,10 @@ class OutputDirCheck(Callback):
         # a job's folder (hydra.sweep.subdir may nest it), or one to be: a new one just inside the sweep's
         in_a_sweep = sweep is not None and (saved.is_file() or Path(os.path.abspath(run_dir)).parent == sweep)
         if enclosing and not in_a_sweep:  # a sweep's summary would list it, or a run's TensorBoard show it
-            sys.exit(f"Error: {run_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a run needs a folder of "
-                     f"its own. Choose a hydra.run.dir outside it.")
+            sys.exit(f"Error: {inside_another(run_dir, enclosing, 'run', 'hydra.run.dir')}")
         below = record_below(run_dir)
         if below:  # hydra.run.dir=outputs
-            sys.exit(f"Error: {run_dir} holds the {below[1]} folder {below[0]}: a run needs a folder of its own. "
-                     f"Choose a new hydra.run.dir.")
+            sys.exit(f"Error: {around_another(run_dir, below, 'run', 'hydra.run.dir')}")
         if in_a_sweep and not saved.is_file():  # a job to come of a running sweep, or one its summary would list
             sys.exit(f"Error: {run_dir} is in the folder of the sweep {sweep}, whose jobs' folders are there: a run "
                      f"needs a folder of its own. Choose a hydra.run.dir outside it.")
@@ -461,8 +412,7 @@ class OutputDirCheck(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         enclosing = enclosing_record(sweep_dir)
         if enclosing and enclosing[1] == "run":  # its TensorBoard would show this sweep's runs as its own
-            sys.exit(f"Error: {sweep_dir} is inside the {enclosing[1]} folder {enclosing[0]}: a sweep needs a folder "
-                     f"of its own. Choose a hydra.sweep.dir outside it.")
+            sys.exit(f"Error: {inside_another(sweep_dir, enclosing, 'sweep', 'hydra.sweep.dir')}")
         if (sweep_dir / HYDRA_FOLDER).is_dir():  # a run's folder, or one of a sweep's jobs
             sys.exit(f"Error: {sweep_dir} holds a run (.hydra/). A sweep needs a folder of its own: choose another "
                      f"hydra.sweep.dir.")
@@ -475,8 +425,7 @@ class OutputDirCheck(Callback):
             if find_job_dirs(sweep_dir):
                 refuse_another_sweep(sweep_dir, record, config)
         elif below := record_below(sweep_dir):  # hydra.sweep.dir=outputs: its summary would list those runs as jobs
-            sys.exit(f"Error: {sweep_dir} holds the {below[1]} folder {below[0]}: a sweep needs a folder of its own. "
-                     f"Choose a new hydra.sweep.dir.")
+            sys.exit(f"Error: {around_another(sweep_dir, below, 'sweep', 'hydra.sweep.dir')}")
         check_writable(sweep_dir, "hydra.sweep.dir")
         jobs = (path.name for path in sweep_dir.iterdir() if (path / HYDRA_FOLDER).is_dir())
         refuse_links_out(sweep_dir, [SWEEP_RECORD, SUMMARY_RUN, *jobs], "hydra.sweep.dir")

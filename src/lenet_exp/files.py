@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import yaml
+
 from lenet_exp.errors import UserError
 
 _UMASK = os.umask(0)
@@ -140,6 +142,9 @@ def regular_file(path: Path) -> Path:
     if path.exists() and not path.is_file():
         raise OSError(errno.EINVAL, "no regular file", str(path))
     return path
+
+
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 20x OmegaConf.load, for sweeps of 1,000s
 
 
 def read_json(path: Path) -> Optional[dict]:

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD,
-                             folder_holder, read_json, regular_file, room_left)
+                             YAML_LOADER, folder_holder, read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
@@ -115,7 +115,6 @@ def as_float(value: str) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: 20x OmegaConf.load, for sweeps of 1,000s
 
 
 def hydras_job_record(job_dir: Path, *keys: str) -> Any:
