@@ -1282,6 +1282,12 @@ def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fa
                                        f"(trainer.tta_shift: 0 -> 1), whose results this one would write over."
                                        ) in result.stderr, result.stderr[-2000:]
     assert read_json(tmp_path / "eval" / "metrics.json")["tta"]["shift"] == 0
+    # one that failed holds no result: the command fixed runs in its folder (it was refused as "other settings")
+    failed = run_main([*evaluation[:-2], f"ckpt={tmp_path}", f"hydra.run.dir={tmp_path / 'failed'}"], cwd=tmp_path)
+    assert failed.returncode == 1 and read_json(tmp_path / "failed" / "metrics.json")["status"] == "failed"
+    fixed = run_main([*evaluation[:-1], f"hydra.run.dir={tmp_path / 'failed'}"], cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    assert read_json(tmp_path / "failed" / "metrics.json")["status"] == "completed"
     # resume= of an evaluation of a relative ckpt= gives it absolute: the same file, not "other settings"
     relative = os.path.relpath(trained / "checkpoints" / "best.pt", tmp_path)
     assert run_main([*evaluation[:-2], f"ckpt={relative}", f"hydra.run.dir={tmp_path / 'rel'}"], cwd=tmp_path).returncode == 0
