@@ -163,6 +163,43 @@ def test_a_new_model_is_one_module_and_one_yaml(configs, tiny_root, tmp_path, mo
     assert (model(test.data).argmax(1) == test.targets).sum().item() / len(test.targets) == metrics["test"]["acc"]
 
 
+def test_a_model_that_reads_its_tensors_values_trains_and_one_that_fails_on_its_input_is_named(configs, tiny_root,
+                                                                                               tmp_path, monkeypatch):
+    """The model's size is measured on the meta device, where a tensor has no value: a class that checks its input
+    (``if x.isnan().any()``) or computes a constant with torch as it builds failed there, with a traceback, and its
+    checkpoint was said to be "altered"; a class that does not fit its input ended in a traceback too."""
+    (tmp_path / "own_models.py").write_text(textwrap.dedent("""\
+        import torch
+        from torch import nn
+
+        class Checked(nn.Module):
+            def __init__(self, num_classes, image_size, inputs=None):
+                super().__init__()
+                self.scale = float(torch.tensor(2.0).rsqrt())  # a value, as it builds
+                self.net = nn.Sequential(nn.Flatten(), nn.Linear(inputs or image_size ** 2, num_classes))
+
+            def forward(self, x):
+                if x.isnan().any():  # a value, in forward
+                    raise ValueError("NaN input")
+                return self.net(x * self.scale)
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_yaml(configs, "model", "checked", """\
+        _target_: own_models.Checked
+        name: checked
+        inputs: null
+        """)
+    cfg = compose(*fast_overrides(tiny_root), "model=checked", config_dir=configs)
+    assert train(cfg, run_dir=tmp_path / "run")["status"] == "completed"
+    model = load_model(tmp_path / "run" / "checkpoints" / "best.pt", "model=checked", config_dir=configs)
+    assert model(torch.zeros(3, 28, 28, dtype=torch.uint8)).shape == (3, 10)
+    misfit = compose(*fast_overrides(tiny_root), "model=checked", "model.inputs=784", config_dir=configs)
+    with pytest.raises(UserError, match=re.escape("The model own_models.Checked fails on a batch of images "
+                                                  "[N, 1, 32, 32] (dataset.image_size=32): RuntimeError: mat1 and "
+                                                  "mat2 shapes cannot be multiplied")):
+        train(misfit, run_dir=tmp_path / "misfit")
+
+
 def test_a_model_option_that_does_not_fit_its_class_is_named(configs, tiny_root, tmp_path):
     add_yaml(configs, "model", "broken", """\
         _target_: lenet_exp.models.lenet5.LeNet5

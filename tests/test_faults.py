@@ -684,8 +684,9 @@ def test_an_evaluation_given_another_ema_decay_says_it_takes_the_one_kept(tiny_r
     ("preprocessing", "std", 0.0, "(std 0.0, for a model of input size 32)"),
     ("model", "hidden", [10**9, 84], "does not fit this one (its classifier.1.weight is (120, 400), this model's "
                                      "(1000000000, 400))"),
-    ("model", "conv_channels", [6, -16], "holds a model config that lenet_exp cannot build (ValueError: conv_channels "
-                                         "[6, -16]: expected one or more positive integers); it was altered"),
+    ("model", "conv_channels", [6, -16], "holds a model config that lenet_exp.models.lenet5.LeNet5 cannot build "
+                                         "(ValueError: conv_channels [6, -16]: expected one or more positive "
+                                         "integers); it was altered"),
 ])
 @pytest.mark.parametrize("task", ["eval", "predict"])
 def test_an_altered_checkpoint_is_refused_in_a_sentence(completed_run, tiny_root, tmp_path, part, key, value, said,

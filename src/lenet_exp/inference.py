@@ -84,11 +84,12 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
     say_unused(cfg, saved, chosen)
     trusted_model_class(cfg, saved)
     try:  # first without memory: layers altered to sizes its weights do not have were allocated, maybe terabytes
-        with torch.device("meta"):
-            shapes = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
+        shapes = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size, shapes_only=True)
     except Exception as error:
-        raise CheckpointError(f"{cfg.ckpt} holds a model config that lenet_exp cannot build ({root_cause(error)}); "
-                              f"it was altered and is not used.") from error
+        target = str(saved.model.get("_target_"))
+        changed = "it was altered" if target.startswith("lenet_exp.models.") else f"it or {target} changed since"
+        raise CheckpointError(f"{cfg.ckpt} holds a model config that {target} cannot build ({root_cause(error)}); "
+                              f"{changed}, and it is not used.") from error
     checkpoints.check_weights_fit(shapes, state, cfg.ckpt)
     model = build_model(saved.model, saved.dataset.num_classes, saved.dataset.image_size)
     checkpoints.load_model_weights(model, state, cfg.ckpt)

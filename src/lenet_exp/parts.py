@@ -20,6 +20,7 @@ from lenet_exp.data import Data, load_data
 from lenet_exp.device import (MEMORY_HEADROOM, check_fits, describe, free_bytes, give_freed_memory_back,
                               resolve_device)
 from lenet_exp.ema import ExponentialMovingAverage
+from lenet_exp.errors import UserError, root_cause
 from lenet_exp.engine import TrainStep
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
@@ -150,16 +151,34 @@ class Parts:
 
 def footprint(cfg: DictConfig, batch_size: int) -> tuple[int, int]:
     """The model's parameter count and the elements its layers output for one training batch, found on
-    the meta device: shapes only, nothing allocated."""
-    sizes: list[int] = []
-    with torch.device("meta"):
-        model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
+    the meta device: shapes only, nothing allocated. A model that reads its tensors' values (a meta tensor has
+    none) is measured on two images on the CPU instead. One that fails on its input is refused."""
+    side = cfg.dataset.image_size
+
+    def measured(model: torch.nn.Module, images: int) -> tuple[int, int]:
+        sizes: list[int] = []
         for module in model.modules():
             if not list(module.children()):
                 module.register_forward_hook(lambda module, inputs, output: sizes.append(output.numel()))
-        side = cfg.dataset.image_size
-        model(torch.empty(batch_size, 1, side, side))
-    return sum(p.numel() for p in model.parameters()), sum(sizes)
+        with torch.no_grad():
+            model(torch.zeros(images, 1, side, side))  # on the meta device where called in its context
+        return sum(p.numel() for p in model.parameters()), sum(sizes)
+
+    args = (cfg.model, cfg.dataset.num_classes, side)
+    model = build_model(*args, shapes_only=True)
+    if next(model.parameters(), torch.empty(0, device="meta")).is_meta:
+        try:
+            with torch.device("meta"):
+                return measured(model, batch_size)
+        except Exception:  # it reads a value in forward
+            model = build_model(*args)
+    try:  # its output's sizes from two images (a BatchNorm1d needs more than one)
+        parameters, activations = measured(model.cpu(), 2)
+    except Exception as error:
+        raise UserError(f"The model {cfg.model._target_} fails on a batch of images [N, 1, {side}, {side}] "
+                        f"(dataset.image_size={side}): {root_cause(error)}. Fix the class, or its settings "
+                        f"(model.*).") from error
+    return parameters, activations // 2 * batch_size
 
 
 def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials: int = 1) -> Data:
