@@ -71,6 +71,19 @@ def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tm
     assert not [o for o in overrides if o.startswith(("dataset.root", "device", "trainer.progress"))], overrides
 
 
+def test_a_sweep_of_a_config_group_of_ones_own_shows_its_option_in_hparams(fast, tmp_path):
+    """A `trial` group on the search path (usage.md's sweep of chosen combinations) had no column: the summary
+    named each job's trial, TensorBoard did not (only the settings each changed)."""
+    for name, lr in (("a", 0.002), ("b", 0.003)):
+        (tmp_path / "mine" / "trial").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mine" / "trial" / f"{name}.yaml").write_text(f"# @package _global_\noptimizer:\n  lr: {lr}\n")
+    assert run_main(["-m", *fast, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "+trial=a,b",
+                     "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    shown = [logged_hparams(load_events(job)) for job in sorted((tmp_path / "sweep").glob("[0-9]*"))]
+    assert [(s["trial"], s["optimizer.lr"]) for s in shown] == [("a", 0.002), ("b", 0.003)]
+    assert not {"sweep", "device", "hydra/launcher"} & set(shown[0])  # a search space, where, how: no settings
+
+
 def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as_run_py_runs_do(tiny_root, tmp_path):
     """A run of train() has no .hydra/ record of the options Hydra chose: it had no column of them, and TensorBoard's
     parallel coordinates left it out beside run.py's runs, which have them (a run that lacks a column ticked); nor

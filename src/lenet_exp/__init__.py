@@ -113,7 +113,7 @@ def _one_by_one(overrides: tuple) -> list[str]:
     a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
     from lenet_exp.errors import UserError
     from lenet_exp.overrides import PATH_KEYS, override_key
-    from lenet_exp.sweeps.space import STUDY_GROUP
+    from lenet_exp.config import STUDY_GROUP
 
     listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]
     for override in listed:

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lenet_exp.config import LOCATION_KEYS, to_dict, validate
+from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict, validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, LAST_CHECKPOINT, METRICS, DiskFull, disk_full_error, mount_point,
                              read_json, run_events, save_json)
@@ -27,7 +27,6 @@ from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.runlog import prefix_console_lines, show
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
-from lenet_exp.sweeps.space import STUDY_GROUP
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1

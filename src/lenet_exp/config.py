@@ -212,6 +212,13 @@ GROUP_SCHEMAS = {
 PRESETS = "experiment"  # the group whose options set keys of every other (# @package _global_)
 # The groups whose option each training run's HParams show, as Hydra chose it (a preset has no setting of its own)
 CHOSEN_IN_HPARAMS = ("model", "dataset", "optimizer", "scheduler", "augment", PRESETS)
+STUDY_GROUP = "sweep"  # the group whose options are search spaces (configs/sweep/)
+
+
+def shown_in_hparams(group: str) -> bool:
+    """Whether HParams shows the option Hydra chose of ``group``: of those above, and of a group of one's own
+    (``+trial=a,b``: a sweep of chosen combinations); not the device, the search space nor Hydra's own."""
+    return group in CHOSEN_IN_HPARAMS or group not in (*GROUP_SCHEMAS, STUDY_GROUP) and not group.startswith("hydra/")
 
 
 class Composed(NamedTuple):

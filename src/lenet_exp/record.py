@@ -28,7 +28,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp import CONFIGS
-from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, where_or_how_fast
+from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, shown_in_hparams, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, regular_file, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
@@ -277,7 +277,7 @@ def training_hparams(config: Mapping[str, Any], overrides: Sequence[str], choice
     ``overrides`` name, and the option of each config group as Hydra chose it (``choices``): a column in every
     run, as TensorBoard's parallel coordinates leave out a run that lacks a column ticked."""
     chosen = {group: "null" if option is None else option for group, option in choices.items()
-              if group in CHOSEN_IN_HPARAMS}
+              if shown_in_hparams(group)}
     chosen.update({override_key(o): override_value(o) for o in overrides  # a record without hydra.yaml's
                    if "=" in o and override_key(o) in CHOSEN_IN_HPARAMS and override_key(o) not in chosen})
     named = {override_key(o) for o in overrides}
@@ -300,7 +300,7 @@ def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
 
     try:
         choices = OmegaConf.to_container(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.runtime.choices)
-        return {group: choices[group] for group in CHOSEN_IN_HPARAMS if group in choices}
+        return {group: option for group, option in choices.items() if shown_in_hparams(group)}
     except Exception:  # no record, or one cut short: the overrides say what they chose
         return {}
 

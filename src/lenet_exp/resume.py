@@ -152,7 +152,7 @@ def expand_resume(argv: list[str]) -> list[str]:
                 and Path(unquote(override_value(arg))).expanduser().resolve() == run_dir.resolve())
 
     from lenet_exp.command_line_errors import flags_and_overrides
-    from lenet_exp.sweeps.space import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
+    from lenet_exp.config import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]
     flags, overrides = flags_and_overrides(rest[1:])  # as Hydra's parser tells them apart (--config-dir a=b)

@@ -27,12 +27,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from lenet_exp.config import STUDY_GROUP
 from lenet_exp.overrides import as_written, override_key, quote
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STUDY = "default"
-STUDY_GROUP = "sweep"
 SEARCH_SPACE = "hydra.sweeper.params"  # a study's space: what Optuna draws from, or Hydra's sweeper's grid
 
 
