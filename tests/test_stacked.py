@@ -902,7 +902,8 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
 
     jobs = [job(0), job(1, "seed=1", "optimizer.lr=0.01", "trainer.label_smoothing=0.1", "scheduler=cosine",
                     "+optimizer.eps=1e-6", "trainer.ema_decay=0.9", "trainer.tta_shift=1", "trainer.eval_batch_size=100",
-                    "trainer.checkpoint_every=2", "trainer.log_images=false"),
+                    "trainer.checkpoint_every=2", "trainer.log_images=false",
+                    "model.dropout=0.3", "model.name=lenet5_drop"),  # an option of one's own: its name labels it only
             job(2, "trainer.batch_size=32"), job(3, "optimizer._target_=torch.optim.RMSprop"),
             job(4, "task=eval"), job(5, "seed=2"), job(6, "+optimizer.amsgrad=true"),
             job(7, "trainer.batch_size=32", "trainer.epochs=3"), job(8, "+optimizer.decoupled_weight_decay=true"),

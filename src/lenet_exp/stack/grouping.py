@@ -21,9 +21,10 @@ from lenet_exp.files import METRICS, read_json
 from lenet_exp.sweeps.records import LATER_FAILURE
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
-# validated, tested and recorded (each trial's own model, after each epoch).
+# validated, tested and recorded (each trial's own model, after each epoch); the label of its model's option.
 PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "optimizer.betas",
              "optimizer.momentum", "optimizer.nesterov", "optimizer.eps", "trainer.label_smoothing", "model.dropout",
+             "model.name",
              "trainer.ema_decay", "scheduler.", "trainer.tta_", EVAL_BATCH_SIZE, "trainer.checkpoint_every",
              "trainer.monitor", "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.log_images",
              "trainer.progress")
