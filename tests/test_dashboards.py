@@ -112,6 +112,11 @@ def test_a_copied_or_rearranged_config_of_train_shows_the_options_it_runs(tiny_r
     swapped = compose(*fast_overrides(tiny_root))
     swapped.optimizer = compose("optimizer=sgd").optimizer
     train(swapped, run_dir=tmp_path / "swapped")
+    # a class that no option names: labelled by it (it was "adam")
+    other_class = compose(*fast_overrides(tiny_root))
+    other_class.optimizer._target_ = "torch.optim.NAdam"
+    train(other_class, run_dir=tmp_path / "other_class")
+    assert logged_hparams(load_events(tmp_path / "other_class"))["optimizer"] == "torch.optim.NAdam"
     groups = ("model", "dataset", "optimizer", "scheduler", "augment")
     shown = {run: {group: logged_hparams(load_events(tmp_path / run)).get(group) for group in groups}
              for run in ("copied", "swapped")}

@@ -236,11 +236,13 @@ class Composed(NamedTuple):
 
     def choices_of(self, config: Any) -> dict[str, Optional[str]]:
         """The option of each config group of ``config``: Hydra's choice, where the group's node is still the one
-        it chose (not another option's put in its place), else as the node shows it (:func:`options_shown`)."""
+        it chose (not another option's put in its place), else as the node shows it (:func:`options_shown`), else
+        by its name or class (a node of an option of one's own, or of a class that no option names)."""
         shown_now, made = options_shown(config), self.made or {}
         kept = {group: option for group, option in self.choices.items()
-                if group not in shown_now or option_of(made.get(group)) == option_of(config.get(group))}
-        return {**shown_now, **kept}
+                if option_of(made.get(group)) == option_of(config.get(group))}
+        named = {group: option_of(config.get(group)) for group in self.choices if option_of(config.get(group))}
+        return {**named, **shown_now, **kept}
 
 
 def option_of(node: Any) -> Optional[str]:
