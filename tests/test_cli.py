@@ -582,8 +582,11 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
 
 
 @pytest.mark.parametrize("group, yaml_text, expected", [
-    ("optimizer", "_target_: torch.optim.NoSuch\nlr: 0.1\n", "optimizer._target_='torch.optim.NoSuch': expected a "
-     "torch.optim class whose arguments match the optimizer options (ModuleNotFoundError: No module named"),
+    # a module without the class: Hydra's "No module named 'torch.optim.NoSuch'; 'torch.optim' is not a package"
+    ("optimizer", "_target_: torch.optim.NoSuch\nlr: 0.1\n", "optimizer._target_='torch.optim.NoSuch' (torch.optim "
+     "has no NoSuch): expected a torch.optim class whose arguments match the optimizer options."),
+    ("model", "_target_: lenet_exp.models.lenet5.LeNet6\n", "model._target_='lenet_exp.models.lenet5.LeNet6' "
+     "(lenet_exp.models.lenet5 has no LeNet6): expected a model class"),
     ("optimizer", "lr: 0.1\n", "optimizer._target_=null: expected the torch.optim class that the option's YAML names"),
     ("model", "_target_: lenet_exp.models.nope.Net\n", "model._target_='lenet_exp.models.nope.Net': expected a model "
      "class whose arguments match configs/model/ (ModuleNotFoundError: No module named 'lenet_exp.models.nope')."),
@@ -598,7 +601,7 @@ def test_a_config_file_of_ones_own_that_is_not_yaml_gets_one_line_naming_where(t
      "takes no argument bogus. Leave it out of the command line (or of optimizer/mine.yaml)."),
     ("optimizer", "_target_: torch.optim.RMSprop\nlr: 0.01\neps: -1.0\n", "Fix the value on the command line (e.g. "
      "optimizer.eps=…) or in optimizer/mine.yaml."),
-], ids=["no-such-optimizer", "optimizer-without-target", "no-such-model", "model-without-target",
+], ids=["no-such-optimizer", "no-such-model-class", "optimizer-without-target", "no-such-model", "model-without-target",
         "lenet-variant-without-schema", "optimizer-argument-it-lacks", "optimizer-argument-it-refuses"])
 def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, expected, fast, tmp_path):
     (tmp_path / "mine" / group).mkdir(parents=True)

@@ -8,6 +8,7 @@ string); finding it imports the module it names, as loading any model class by n
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from typing import Any
 
@@ -23,7 +24,15 @@ def located_class(key: str, target: Any, kind: type, expected: str) -> type:
     try:
         found = _locate(str(target))
     except (ImportError, ValueError) as error:  # no such module or attribute; a malformed path ("torch.optim.")
-        raise ConfigError(key, target, f"{expected} ({root_cause(error)})") from error
+        module, _, name = str(target).rpartition(".")
+        # a module that is there without the class: Hydra says "No module named 'mymodels.Net'; 'mymodels' is
+        # not a package"
+        try:
+            missing = bool(module and name and importlib.util.find_spec(module))
+        except (ImportError, ValueError):  # its package is not there either
+            missing = False
+        raise ConfigError(key, target, expected if missing else f"{expected} ({root_cause(error)})",
+                          why=f"{module} has no {name}" if missing else "") from error
     if not (isinstance(found, type) and issubclass(found, kind)):
         raise ConfigError(key, target, expected, why=f"not a subclass of {kind.__name__}")
     return found
