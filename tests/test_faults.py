@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -687,6 +688,11 @@ def test_an_evaluation_given_another_ema_decay_says_it_takes_the_one_kept(tiny_r
     ("model", "conv_channels", [6, -16], "holds a model config that lenet_exp.models.lenet5.LeNet5 cannot build "
                                          "(ValueError: conv_channels [6, -16]: expected one or more positive "
                                          "integers); it was altered"),
+    # a TypeError (unhashable), and a ValueError of TensorBoard's as the evaluation wrote its HParams
+    ("preprocessing", "resize_mode", ["pad"], "(resize_mode ['pad'], for a model of input size 32)"),
+    ("dataset", "name", ["mnist"], "holds a data set named ['mnist'], read by 'MNIST', which lenet_exp never writes"),
+    # it blamed the command line: "Fix it on the command line, e.g. `python run.py dataset.torchvision_class=...`"
+    ("dataset", "torchvision_class", "__init__", "holds a data set named 'mnist', read by '__init__', which"),
 ])
 @pytest.mark.parametrize("task", ["eval", "predict"])
 def test_an_altered_checkpoint_is_refused_in_a_sentence(completed_run, tiny_root, tmp_path, part, key, value, said,
@@ -697,7 +703,7 @@ def test_an_altered_checkpoint_is_refused_in_a_sentence(completed_run, tiny_root
     from PIL import Image
 
     state = torch.load(completed_run / "checkpoints" / "best.pt", weights_only=True)
-    edited = state["preprocessing"] if part == "preprocessing" else state["config"]["model"]
+    edited = state["preprocessing"] if part == "preprocessing" else state["config"][part]
     if value is None:
         del edited[key]
     else:
@@ -709,6 +715,29 @@ def test_an_altered_checkpoint_is_refused_in_a_sentence(completed_run, tiny_root
                                                    f"hydra.run.dir={tmp_path / 'out'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"Error: {tmp_path / 'altered.pt'} " in result.stderr and said in result.stderr, result.stderr[-2000:]
+
+
+def test_an_evaluation_through_a_link_or_of_an_edited_runs_record_shows_the_runs_columns(completed_run, tiny_root,
+                                                                                         tmp_path):
+    """Through a symbolic link to a run's checkpoint, the evaluation's HParams lacked the training run's columns
+    (model, optimizer, …: its record was looked for beside the link); a run whose .hydra/hydra.yaml had a choice
+    edited into a list ended the evaluation with TensorBoard's ValueError, a traceback."""
+    from omegaconf import OmegaConf
+
+    link = tmp_path / "links" / "best.pt"
+    link.parent.mkdir()
+    link.symlink_to(completed_run / "checkpoints" / "best.pt")
+    copy = tmp_path / "copy"
+    shutil.copytree(completed_run, copy)
+    record = OmegaConf.load(copy / ".hydra" / "hydra.yaml")
+    record.hydra.runtime.choices.model = ["a", "b"]
+    OmegaConf.save(record, copy / ".hydra" / "hydra.yaml")
+    for name, ckpt in (("linked", link), ("edited", copy / "checkpoints" / "best.pt")):
+        result = run_main(fast_overrides(tiny_root) + ["task=eval", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / name}"],
+                          cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        shown = logged_hparams(load_events(tmp_path / name))
+        assert shown["optimizer"] == "adam" and shown.get("model") == ("lenet5" if name == "linked" else None), shown
 
 
 def test_a_checkpoint_imports_no_module_that_is_not_a_model_of_this_project(completed_run, tiny_root, tmp_path,
@@ -1219,7 +1248,7 @@ def test_an_empty_run_directory_is_refused(fast, tmp_path):
     assert "hydra.run.dir is empty" in result.stderr and list(tmp_path.iterdir()) == []
 
 
-def test_images_are_read_as_they_look(tmp_path, monkeypatch):
+def test_images_are_read_as_they_look(tmp_path, monkeypatch, caplog):
     from PIL import Image
 
     from lenet_exp.inference import read_image
@@ -1255,6 +1284,12 @@ def test_images_are_read_as_they_look(tmp_path, monkeypatch):
     Image.fromarray(digit).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.jpg", exif=exif, quality=100)
     upright, turned = read_image(str(tmp_path / "upright.png")), read_image(str(tmp_path / "turned.jpg"))
     assert (upright.float() - turned.float()).abs().max() < 40  # JPEG's own error; the bar across would be 255
+    # an EXIF block cut short: read all the same, said in one line of ours (PIL's warning showed its source line)
+    Image.fromarray(digit).save(tmp_path / "junk.jpg", exif=b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (read_image(str(tmp_path / "junk.jpg")).float() - upright.float()).abs().max() < 40
+    assert f"{tmp_path / 'junk.jpg'}: UserWarning: Corrupt EXIF data." in caplog.text
 
     Image.fromarray(digit[:, 8:20]).save(tmp_path / "narrow.png")  # 28 x 12: padded to a square, not stretched
     assert torch.equal(read_image(str(tmp_path / "narrow.png")), upright)

@@ -1846,6 +1846,15 @@ def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast,
     interrupted = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'interrupted'}"], cwd=tmp_path)
     assert interrupted.returncode == 0 and f"{best} is of a run interrupted after epoch 2 of 3: `python run.py " \
         f"resume={run}` trains it on." in interrupted.stderr, interrupted.stderr[-2000:]
+    # killed outright (its record says running, and no process holds it) or diverged: said too (nothing was)
+    save_json(run / "metrics.json", {**metrics, "status": "running", "epochs_done": 2})
+    killed = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'killed'}"], cwd=tmp_path)
+    assert killed.returncode == 0 and f"{best} is of a run killed (or running elsewhere) after epoch 2 of 3: " \
+        f"`python run.py resume={run}` trains it on." in killed.stderr, killed.stderr[-2000:]
+    save_json(run / "metrics.json", {**metrics, "status": "diverged", "message": "Training diverged at epoch 2 (…)"})
+    diverged = run_main(eval_args + [f"hydra.run.dir={tmp_path / 'diverged'}"], cwd=tmp_path)
+    assert diverged.returncode == 0 and f"{best} is of a run that diverged: Training diverged at epoch 2 (…)" \
+        in diverged.stderr, diverged.stderr[-2000:]
 
 
 def test_eval_needs_the_test_files_alone(trained, fast, tiny_root, tmp_path):
@@ -1971,6 +1980,10 @@ def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trai
                              f"hydra.run.dir={trained}"], cwd=tmp_path)  # what it would write over, and only that
     assert into_the_run.returncode == 1 and (f"Error: {trained} holds a task=train run, whose .hydra/ record "
                                              f"task=predict would write over.") in into_the_run.stderr
+    # and the other way round: a prediction's folder has no metrics.json nor TensorBoard run (it said so)
+    into_the_prediction = run_main([*fast, "task=eval", f"ckpt={best}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert into_the_prediction.returncode == 1 and (f"Error: {run_dir} holds a task=predict run, whose .hydra/ record "
+                                                    f"task=eval would write over.") in into_the_prediction.stderr
 
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):

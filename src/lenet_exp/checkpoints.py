@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from lenet_exp.config import LENET5_CLASS, as_literal
+from lenet_exp.config import LENET5_CLASS, READ_AS_MNIST, as_literal
 from lenet_exp.ema import averaged_weights
 from lenet_exp.errors import CheckpointError, one_line
 from lenet_exp.files import BEST_CHECKPOINT, CHECKPOINTS, write_atomic
@@ -131,6 +131,9 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     node = next((key for key in nodes if not isinstance(config.get(key, {}), dict)), None)
     if node:
         return f"a config whose {node} is {config[node]!r}"
+    dataset = config.get("dataset", {})
+    if not isinstance(dataset.get("name"), str) or dataset.get("torchvision_class") not in READ_AS_MNIST:
+        return f"a data set named {dataset.get('name')!r}, read by {dataset.get('torchvision_class')!r}"
     if not isinstance(state["preprocessing"], dict):
         return f"preprocessing of type {type(state['preprocessing']).__name__}"
     weights = state["model"]

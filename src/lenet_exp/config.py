@@ -90,6 +90,11 @@ class LeNet5Config:  # configs/model/lenet5*.yaml
     dropout: float = 0.0
 
 
+# torchvision's data sets read exactly as MNIST is: its four IDX files, one label per image. (EMNIST needs a
+# split, QMNIST has other files and eight label columns.)
+READ_AS_MNIST = ("MNIST", "FashionMNIST", "KMNIST")
+
+
 @dataclass
 class IdxDatasetConfig:  # configs/dataset/*.yaml: a torchvision data set of the MNIST (IDX) family
     name: str = MISSING

@@ -194,7 +194,8 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
     has_trained = trained_anything(run_dir)
     results = has_trained or any((run_dir / name).is_file() for name in (METRICS, PREDICTION))
     if tasks[0] != tasks[1] and results:
-        written = ".hydra/ record" if tasks[1] == "predict" else "metrics.json and TensorBoard run"
+        # a prediction's record is its .hydra/ (beside prediction.json, which no other task writes)
+        written = ".hydra/ record" if "predict" in tasks else "metrics.json and TensorBoard run"
         sys.exit(f"Error: {run_dir} holds a task={tasks[0]} run, whose {written} task={tasks[1]} would "
                  f"write over. {A_FOLDER_OF_ITS_OWN}")
     changed = config_differences(before, now)

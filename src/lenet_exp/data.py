@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import torchvision
 from omegaconf import OmegaConf
 
-from lenet_exp.config import NATIVE_SIZE, to_dict
+from lenet_exp.config import NATIVE_SIZE, READ_AS_MNIST, to_dict
 from lenet_exp.device import check_fits
 from lenet_exp.errors import ConfigError, DataError, UserError, one_line
 
@@ -63,11 +63,6 @@ def fingerprint(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tens
 def checksum(images: torch.Tensor, labels: torch.Tensor) -> int:
     """A checksum of every 7th row and column of every image and of all labels (cheap: one pass over 1/49)."""
     return int(images[:, ::7, ::7].sum(dtype=torch.int64)) * 31 + int(labels.sum())
-
-
-# torchvision's data sets read exactly as MNIST is: its four IDX files, one label per image. (EMNIST needs a
-# split, QMNIST has other files and eight label columns.)
-READ_AS_MNIST = ("MNIST", "FashionMNIST", "KMNIST")
 
 
 def dataset_class(dcfg) -> type[torchvision.datasets.MNIST]:

@@ -25,7 +25,7 @@ from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_c
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import evaluate
-from lenet_exp.errors import CheckpointError, UserError, root_cause
+from lenet_exp.errors import CheckpointError, UserError, one_line, root_cause
 from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
@@ -101,7 +101,8 @@ def load_trained_model(cfg: DictConfig, chosen: set[str],
 
 def say_if_still_training(path: str, state: dict) -> None:
     """A checkpoint of a run that trains on (its folder held, an epoch still to come), or that was interrupted,
-    is of an epoch so far: its result will change."""
+    killed or failed, is of an epoch so far: its result will change; one of a run that diverged, of the epochs
+    before it did."""
     folder = Path(path).expanduser().resolve().parent
     trainer = state["config"].get("trainer")  # a checkpoint is data: read, not trusted
     epochs = trainer.get("epochs") if isinstance(trainer, dict) else None
@@ -114,10 +115,15 @@ def say_if_still_training(path: str, state: dict) -> None:
                     "when the run ends for its final ones.", path, holder, epoch, f" of {epochs}" if epochs else "")
         return
     record = read_json(folder.parent / METRICS) or {}
-    if record.get("status") == "interrupted":  # of its best epoch so far (best.pt), or of its last (last.pt)
-        done = record.get("epochs_done") if isinstance(record.get("epochs_done"), int) else epoch
-        log.warning("%s is of a run interrupted after epoch %s%s: %s trains it on.", path, done,
+    status = record.get("status")
+    done = record.get("epochs_done") if isinstance(record.get("epochs_done"), int) else epoch
+    # "running" in a folder no process here holds: killed outright (or running on another machine)
+    ended = {"interrupted": "interrupted", "running": "killed (or running elsewhere)", "failed": "that failed"}
+    if status in ended:  # of its best epoch so far (best.pt), or of its last (last.pt)
+        log.warning("%s is of a run %s after epoch %s%s: %s trains it on.", path, ended[status], done,
                     f" of {epochs}" if epochs else "", how_to_go_on(folder.parent))
+    elif status == "diverged":  # its message says when, and which weights its checkpoints hold
+        log.warning("%s is of a run that diverged: %s", path, record.get("message", "see its metrics.json"))
 
 
 def averaged_weights_decay(cfg: DictConfig, state: dict, chosen: set[str]) -> float | None:
@@ -208,7 +214,7 @@ def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
     fits = {"image_size": lambda value: value == image_size,
-            "resize_mode": lambda value: value in {mode.value for mode in ResizeMode},
+            "resize_mode": lambda value: isinstance(value, str) and value in {mode.value for mode in ResizeMode},
             "mean": number, "std": lambda value: number(value) and value > 0}
     wrong = next((key for key, fit in fits.items() if not fit(pre.get(key))), None)
     if wrong:
@@ -290,7 +296,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     # columns (parallel coordinates leave out a run that lacks a column ticked: one TensorBoard of both showed
     # none), the data, and how it was tested (an evaluation sweep of trainer.ema_decay=null,0.999 or of
     # precision gave rows of the same settings)
-    trained_in = Path(str(cfg.ckpt)).expanduser().parent.parent  # <run>/checkpoints/best.pt: its record, if any
+    trained_in = Path(str(cfg.ckpt)).expanduser().resolve().parent.parent  # <run>/checkpoints/best.pt: its record
     its_run = training_hparams(state["config"], recorded_overrides(trained_in), chosen_options(trained_in),
                                {"dataset.train_size": images_trained_on(state), "dataset.mean": trained.pre["mean"],
                                 "dataset.std": trained.pre["std"]})
@@ -370,10 +376,13 @@ def read_image(path: str) -> torch.Tensor:
         raise UserError(f"Image {file} {what}. "
                         f"Pass image=<a PNG or JPEG file>{several}.")
     try:
-        with warnings.catch_warnings():  # over PIL's limit, and within twice it: a warning, with its source line
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with warnings.catch_warnings(record=True) as said:  # PIL's, with their source lines: said as ours
+            warnings.simplefilter("always")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # over PIL's limit, within twice it
             with Image.open(file) as image:
                 gray = grayscale(ImageOps.exif_transpose(image))  # as it is shown: a phone's photo stores it turned
+        for warning in said:  # "Corrupt EXIF data": read all the same
+            log.warning("%s: %s", file, one_line(warning.message))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UserError(f"{file} is too large to be a digit or a garment ({error}). Pass a smaller image, "
                         f"e.g. 28x28 pixels.") from error

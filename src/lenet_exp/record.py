@@ -300,7 +300,8 @@ def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
 
     try:
         choices = OmegaConf.to_container(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.runtime.choices)
-        return {group: option for group, option in choices.items() if shown_in_hparams(group)}
+        return {group: option for group, option in choices.items()  # a list put there by hand: no column
+                if shown_in_hparams(group) and (option is None or isinstance(option, str))}
     except Exception:  # no record, or one cut short: the overrides say what they chose
         return {}
 
