@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
                               more_patient, run_of_other_length, sets_a_preset, shown, where_or_how_fast)
-from lenet_exp.files import (CHECKPOINTS, METRICS, PREDICTION, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
-                             SWEEP_RECORD, last_checkpoint_gone, read_json, run_events)
+from lenet_exp.files import (CHECKPOINTS, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES, SWEEP_RECORD,
+                             hydra_record, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, typed_setting
 from lenet_exp.sweeps.records import find_job_dirs, jobs_found
@@ -270,10 +270,8 @@ def load_record(path: Path, override: str) -> DictConfig:
 
 def started_in_folder(run_dir: Path) -> str:
     """The folder a run was started in (its relative paths were read from there), or the current one."""
-    try:
-        return str(OmegaConf.load(run_dir / SAVED_HYDRA).hydra.runtime.cwd)
-    except Exception:  # an older or damaged record
-        return os.getcwd()
+    cwd = hydra_record(run_dir, "runtime", "cwd")
+    return cwd if isinstance(cwd, str) else os.getcwd()  # else an older or damaged record
 
 
 def as_read(path: Any, folder: str) -> Any:

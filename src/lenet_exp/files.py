@@ -198,6 +198,18 @@ WRITTEN_ENTRIES = (HYDRA_FOLDER, *RUN_FILES, CHECKPOINTS)  # what a run writes i
 REPLACE_THE_LINK = "Put a copy of what it points to in its place (cp -rL)"  # a copy of the folder keeps the link
 
 
+def hydra_record(run_dir: Path, *keys: str) -> Any:
+    """The value under ``keys`` of the ``hydra`` node of a run's .hydra/hydra.yaml (Hydra's own config of it: its
+    runtime, the options it chose, the overrides), or None where it has none: missing, cut short, edited."""
+    try:
+        value = yaml.load(regular_file(run_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
+        for key in keys:
+            value = value[key]
+        return value
+    except Exception:
+        return None
+
+
 def linked_entry(folder: Path, names) -> Optional[str]:
     """What to tell of a symbolic link among the entries ``names`` of ``folder``, which a run or sweep writes:
     it would write through it, outside the folder (a folder may come from anyone: it is data)."""

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from lenet_exp.files import SAVED_HYDRA, SAVED_OVERRIDES, regular_file
+from lenet_exp.files import SAVED_OVERRIDES, hydra_record, regular_file
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 TASK_PATH_KEYS = ("ckpt", "image", "dataset.root")
@@ -53,10 +53,8 @@ def recorded_overrides(run_dir: Path) -> list[str]:
             return [str(o) for o in as_written(saved)]
     except Exception:  # missing (a run started from Python), cut short (killed as Hydra wrote it), edited by hand
         pass
-    try:  # Hydra writes hydra.yaml, which holds them too, just before
-        return [str(o) for o in as_written(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.overrides.task)]
-    except Exception:
-        return []
+    task = hydra_record(run_dir, "overrides", "task")  # Hydra writes hydra.yaml, which holds them too, just before
+    return [str(o) for o in task] if isinstance(task, list) else []
 
 
 def quote(value: str) -> str:

@@ -30,7 +30,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, shown_in_hparams, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, SAVED_HYDRA, regular_file, write_atomic
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, hydra_record, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
 
 log = logging.getLogger(__name__)
@@ -296,14 +296,10 @@ def training_hparams(config: Mapping[str, Any], overrides: Sequence[str], choice
 def chosen_options(run_dir: Path) -> dict[str, Optional[str]]:
     """The option of each config group that HParams shows, as Hydra's record of the run says it chose them
     (``hydra.runtime.choices``); none for a run without one (started from Python)."""
-    from omegaconf import OmegaConf
-
-    try:
-        choices = OmegaConf.to_container(OmegaConf.load(regular_file(run_dir / SAVED_HYDRA)).hydra.runtime.choices)
-        return {group: option for group, option in choices.items()  # a list put there by hand: no column
-                if shown_in_hparams(group) and (option is None or isinstance(option, str))}
-    except Exception:  # no record, or one cut short: the overrides say what they chose
-        return {}
+    choices = hydra_record(run_dir, "runtime", "choices")  # none: the overrides say what they chose
+    return {str(group): option if option is None else str(option) for group, option in choices.items()
+            if shown_in_hparams(str(group)) and not isinstance(option, (list, dict))  # a list put there by hand
+            } if isinstance(choices, dict) else {}
 
 
 # Null (off) settings as the number that says so in HParams: a column of numbers sorts and filters, and one

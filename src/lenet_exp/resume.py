@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
-                             SWEEP_RECORD, read_json, regular_file)
+                             SWEEP_RECORD, hydra_record, read_json)
 from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, unquote
 
 PREFIX = "resume="
@@ -234,10 +234,8 @@ def refuse_what_continues_no_run(run_dir: Path, overrides: list[str]) -> None:
 
 def hydras_record(run_dir: Path) -> Optional[dict]:
     """The run's .hydra/hydra.yaml (its ``hydra`` node); None for an older or damaged record."""
-    import yaml
-
+    hydra = hydra_record(run_dir)
     try:
-        hydra = yaml.safe_load(regular_file(run_dir / SAVED_HYDRA).read_text())["hydra"]
         sources, name, cwd = hydra["runtime"]["config_sources"], hydra["job"]["config_name"], hydra["runtime"]["cwd"]
         overrides = hydra["overrides"]["hydra"] or []
         as_recorded = (all(isinstance(source, dict) for source in sources) and isinstance(name, str)

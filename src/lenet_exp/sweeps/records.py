@@ -14,12 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD,
-                             YAML_LOADER, folder_holder, read_json, regular_file, room_left)
+                             folder_holder, hydra_record, read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
@@ -117,23 +116,11 @@ def as_float(value: str) -> Optional[float]:
 
 
 
-def hydras_job_record(job_dir: Path, *keys: str) -> Any:
-    """The value under ``keys`` of the job's .hydra/hydra.yaml (its ``hydra`` node), or None where it has none:
-    missing, cut short, edited by hand."""
-    try:
-        value = yaml.load(regular_file(job_dir / SAVED_HYDRA).read_bytes(), Loader=YAML_LOADER)["hydra"]
-        for key in keys:
-            value = value[key]
-        return value
-    except Exception:
-        return None
-
-
 def job_number(job_dir: Path, fallback: int) -> int:
     """From its hydra.yaml (a ``hydra.sweep.subdir`` of one's own may begin with another number:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
     ``resume=`` in its folder recorded no number), else the order found on disk."""
-    num = hydras_job_record(job_dir, "job", "num")
+    num = hydra_record(job_dir, "job", "num")
     if isinstance(num, int) and not isinstance(num, bool):
         return num
     number = job_dir.name.split("_", 1)[0]
@@ -144,7 +131,7 @@ def moved_job(job_dir: Path, sweep_dir: Path) -> Optional[str]:
     """The folder (in the sweep's) that a job recorded as its own where it is in another now: renamed or copied,
     its job would be trained again in its own folder and counted twice. None where it is in its place (the
     sweep's folder moved as a whole or not), or its record does not say."""
-    recorded = hydras_job_record(job_dir, "runtime", "output_dir")
+    recorded = hydra_record(job_dir, "runtime", "output_dir")
     place = job_dir.relative_to(sweep_dir).parts
     if not isinstance(recorded, str) or len(Path(recorded).parts) <= len(place):
         return None
