@@ -69,7 +69,7 @@ def composed(args, *extra: str, base: Sequence[str] = ()):
     from hydra.errors import HydraException
 
     import lenet_exp
-    from lenet_exp.config import validate
+    from lenet_exp.validation import validate
     from lenet_exp.errors import UserError
 
     overrides = (f"dataset.root={args.data_root}", "dataset.download=false", f"device.type={args.device}",

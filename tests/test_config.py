@@ -14,7 +14,8 @@ from omegaconf.errors import ValidationError
 
 from lenet_exp.errors import ConfigError
 from lenet_exp.models import build_model
-from lenet_exp.config import register_configs, validate
+from lenet_exp.config import register_configs
+from lenet_exp.validation import validate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = ["model", "dataset", "optimizer", "scheduler", "augment", "device"]

@@ -1235,7 +1235,7 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
     ("image=digit.png", "null for task=train"),
 ])
 def test_inputs_that_used_to_slip_through_or_crash_are_refused(override, expected):
-    from lenet_exp.config import validate
+    from lenet_exp.validation import validate
     from lenet_exp.errors import ConfigError
 
     with pytest.raises(ConfigError, match=re.escape(expected)):

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lenet_exp import compose
-from lenet_exp.config import validate
+from lenet_exp.validation import validate
 from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.models import build_model
 from lenet_exp.models.lenet5 import LeNet5

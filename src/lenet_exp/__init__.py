@@ -152,7 +152,8 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
 
     from omegaconf import DictConfig, OmegaConf
 
-    from lenet_exp.config import TOP_LEVEL, Config, validate
+    from lenet_exp.config import TOP_LEVEL, Config
+    from lenet_exp.validation import validate
     from lenet_exp.errors import ConfigError, FolderInUse, UserError
     from lenet_exp.launch import Stopped, stops_held
 

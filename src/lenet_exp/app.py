@@ -17,7 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict, validate
+from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict
+from lenet_exp.validation import validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, LAST_CHECKPOINT, METRICS, DiskFull, disk_full_error, mount_point,
                              read_json, run_events, save_json)

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import a_value_twice, deleted_setting, merged_options, number_as_bool, swept_twice
-from lenet_exp.config import listed, refuse_unknown_keys, sets_a_preset, validate, without_hydra
+from lenet_exp.config import listed, sets_a_preset, without_hydra
+from lenet_exp.validation import refuse_unknown_keys, validate
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,

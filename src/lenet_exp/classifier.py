@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
-from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS, validate
+from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS
+from lenet_exp.validation import validate
 from lenet_exp.data import class_names, prepare_images
 from lenet_exp.engine import autocast
 from lenet_exp.errors import ConfigError, DeviceError, UserError

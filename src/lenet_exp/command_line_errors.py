@@ -34,8 +34,8 @@ from hydra.errors import (ConfigCompositionException, HydraException, MissingCon
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
 
-from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NOT_A_RUNS_CONFIG, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL,
-                              Config, optimizer_arguments, schema_name)
+from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name
+from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
 from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote

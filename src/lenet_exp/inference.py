@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 
 from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
-from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, RANGES, TEST_SETTINGS, ResizeMode,
-                              as_literal, chosen_option, read_by)
+from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
+                              chosen_option, read_by)
+from lenet_exp.validation import RANGES
 from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lenet_exp import fused_cpu
-from lenet_exp.config import cuda_graphs_refused
+from lenet_exp.validation import cuda_graphs_refused
 from lenet_exp.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)

@@ -419,7 +419,7 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
         from lenet_exp.app import record_failure, say_how_it_ended
-        from lenet_exp.config import validate
+        from lenet_exp.validation import validate
         from lenet_exp.launch import JobSlot, job_context, job_slot, kill_signals_stop, stops_held
         from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lenet_exp.config import model_without_class
+from lenet_exp.validation import model_without_class
 from lenet_exp.targets import located_class, options_refused, plain_options
 
 

@@ -261,7 +261,7 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, swept_groups: li
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     from lenet_exp.command_line_errors import expected_value, unknown_key
-    from lenet_exp.config import RANGES, fits, range_checked
+    from lenet_exp.validation import RANGES, fits, range_checked
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
     drawn = [(v, v) for v in value.list] if isinstance(value, ChoiceSweep) else []  # (as written, as drawn)
