@@ -20,8 +20,8 @@ from omegaconf import DictConfig
 from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict
 from lenet_exp.validation import validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
-from lenet_exp.files import (FREE_SOME_SPACE, LAST_CHECKPOINT, METRICS, DiskFull, disk_full_error, mount_point,
-                             read_json, run_events, save_json)
+from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
+                             RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, read_json, run_events, save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_prefix, job_slot, launcher_gone, kill_signals_stop,
                               ignore_ctrl_c_between_jobs, stops_held, sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
@@ -97,10 +97,10 @@ def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str)
     else:
         message = f"Interrupted by signal {signum} before task={cfg.task} ended; {again} runs it."
     log.warning("%s", message)
-    record_failure(run_dir, cfg, message, status="interrupted")
+    record_failure(run_dir, cfg, message, status=INTERRUPTED)
 
 
-def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "failed") -> None:
+def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = FAILED) -> None:
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there:
     its completed results, or its own record of a stop where it was stopped again (or not started) before it
     could save anything. An earlier failure's or stop's message gives way to this one, and its status too,
@@ -115,14 +115,14 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = "
             from omegaconf import OmegaConf
             config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
         metrics = {"task": str(cfg.get("task", "train")), "config": config}  # a config of one's own may lack it
-    elif previous == "completed":  # its results stay, and the sweep summary lists the failure
-        if status == "failed":
+    elif previous == COMPLETED:  # its results stay, and the sweep summary lists the failure
+        if status == FAILED:
             save_json(path, {**metrics, LATER_FAILURE: message})
         return
-    elif previous != "running" and (status == NOT_STARTED or status == previous == "interrupted"):
+    elif previous != RUNNING and (status == NOT_STARTED or status == previous == INTERRUPTED):
         return  # not started this time, or stopped again before it saved: its earlier record says more
-    elif previous == "interrupted" and (run_dir / LAST_CHECKPOINT).is_file():
-        status = "interrupted"
+    elif previous == INTERRUPTED and (run_dir / LAST_CHECKPOINT).is_file():
+        status = INTERRUPTED
     metrics.update(status=status, message=message)
     save_json(path, metrics)
 
@@ -229,16 +229,16 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
             return float("nan")  # the sweep goes on; sweepers treat NaN as a failed trial
         sys.exit(EXIT_ERROR)
 
-    if outcome.status == "skipped" and not multirun:  # completed already: the record stays the run's own
+    if outcome.status == SKIPPED and not multirun:  # completed already: the record stays the run's own
         from lenet_exp.callbacks import put_back_the_runs_record
         put_back_the_runs_record(run_dir)
     say_how_it_ended(outcome)
     # a sweep stops too, the user asked for it: at once, or once run.py has its stopped jobs' results
-    if outcome.status == "interrupted":
+    if outcome.status == INTERRUPTED:
         return end_stopped(outcome.signal or signal.SIGINT, multirun, float("nan"))
-    if outcome.status == "completed" and outcome.signal:  # the signal came during the final test
+    if outcome.status == COMPLETED and outcome.signal:  # the signal came during the final test
         return end_stopped(outcome.signal, multirun, outcome.val_acc)
-    if outcome.status == "diverged":
+    if outcome.status == DIVERGED:
         if not multirun:
             sys.exit(EXIT_ERROR)
         return float("nan")
@@ -247,9 +247,9 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
 
 def say_how_it_ended(outcome) -> None:
     """A stopped or diverged run's message, in its log (a failure's is logged where it is caught)."""
-    if outcome.status == "interrupted":
+    if outcome.status == INTERRUPTED:
         log.warning("%s", outcome.message)
-    elif outcome.status == "completed" and outcome.signal:
+    elif outcome.status == COMPLETED and outcome.signal:
         log.warning("Stopped by signal %d after the run completed.", outcome.signal)
-    elif outcome.status == "diverged":
+    elif outcome.status == DIVERGED:
         log.error("Error: %s", outcome.message)

@@ -132,7 +132,7 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     if node:
         return f"a config whose {node} is {config[node]!r}"
     dataset = config.get("dataset", {})
-    if not isinstance(dataset.get("name"), str) or dataset.get("torchvision_class") not in READ_AS_MNIST:
+    if not isinstance(dataset.get("name", ""), str) or dataset.get("torchvision_class", "MNIST") not in READ_AS_MNIST:
         return f"a data set named {dataset.get('name')!r}, read by {dataset.get('torchvision_class')!r}"
     if not isinstance(state["preprocessing"], dict):
         return f"preprocessing of type {type(state['preprocessing']).__name__}"

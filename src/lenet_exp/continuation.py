@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
                               more_patient, run_of_other_length, sets_a_preset, shown, where_or_how_fast)
-from lenet_exp.files import (CHECKPOINTS, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES, SWEEP_RECORD,
-                             hydra_record, last_checkpoint_gone, read_json, run_events)
+from lenet_exp.files import (CHECKPOINTS, COMPLETED, FAILED, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES,
+                             SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, typed_setting
 from lenet_exp.sweeps.records import find_job_dirs, jobs_found
@@ -204,7 +204,7 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         changed += [Change(key, before.get(key), now.get(key)) for key in ("ckpt", "image")
                     if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
         # one that failed (a checkpoint it could not read) has no result to lose: the fixed command takes its folder
-        if changed and results and metrics.get("status") != "failed":
+        if changed and results and metrics.get("status") != FAILED:
             sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
                      f"({listed(changed)}), whose results this one would write over. "
                      f"{A_FOLDER_OF_ITS_OWN}")
@@ -306,7 +306,7 @@ def other_length_note(run_dir: Path, before: dict, now: dict, metrics: dict) -> 
     """What a run given another length (:func:`run_of_other_length`) trains: the log line that says so."""
     trained, given, epochs = metrics.get("epochs_done"), before["trainer"]["epochs"], now["trainer"]["epochs"]
     patience, more = before["trainer"].get("early_stop_patience"), now["trainer"].get("early_stop_patience")
-    if metrics.get("status") == "completed" and trained is not None and trained < given and patience:
+    if metrics.get("status") == COMPLETED and trained is not None and trained < given and patience:
         stopped = f"{run_dir} stopped early after epoch {trained} of {given} ({EARLY_STOP_PATIENCE}={patience})"
         if more == patience:
             return (f"{stopped}: it stops there again with {epochs}. More patience trains it on "

@@ -181,6 +181,9 @@ def someone_elses_metrics(run_dir: Path) -> Optional[str]:
 
 
 METRICS = "metrics.json"  # a run's record: its task, status, config, history and test
+# its status: training (or killed outright), ended as each says; a sweep's summary lists each job's
+RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED = "running", "completed", "diverged", "failed", "interrupted"
+SKIPPED = "skipped"  # a run's outcome only, never recorded: completed already, not trained again
 PREDICTION = "prediction.json"  # a task=predict run's result
 SWEEP_RECORD = "multirun.yaml"  # what Hydra writes into a sweep's folder: its config, overrides included
 # the sweep's summary of its jobs (lenet_exp.sweeps.report): a table, every job's record, means over seeds, a plot
@@ -230,7 +233,7 @@ def edited_entry(record: dict) -> Optional[str]:
     which raised in them; None where there is none. A completed training run's record holds its val accuracy."""
     edited = next((key for key, kind in RECORD_TYPES.items() if key in record and not isinstance(record[key], kind)),
                   None)
-    if edited or (record.get("task"), record.get("status")) != ("train", "completed"):
+    if edited or (record.get("task"), record.get("status")) != ("train", COMPLETED):
         return edited
     acc = (record.get("val") if isinstance(record.get("val"), dict) else {}).get("acc")
     return None if isinstance(acc, (int, float)) and not isinstance(acc, bool) else "val"

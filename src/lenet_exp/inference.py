@@ -27,7 +27,8 @@ from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError, one_line, root_cause
-from lenet_exp.files import CHECKPOINTS, METRICS, PREDICTION, folder_holder, read_json, save_json
+from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRICS, PREDICTION, RUNNING,
+                             folder_holder, read_json, save_json)
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
@@ -119,11 +120,11 @@ def say_if_still_training(path: str, state: dict) -> None:
     status = record.get("status")
     done = record.get("epochs_done") if isinstance(record.get("epochs_done"), int) else epoch
     # "running" in a folder no process here holds: killed outright (or running on another machine)
-    ended = {"interrupted": "interrupted", "running": "killed (or running elsewhere)", "failed": "that failed"}
+    ended = {INTERRUPTED: "interrupted", RUNNING: "killed (or running elsewhere)", FAILED: "that failed"}
     if status in ended:  # of its best epoch so far (best.pt), or of its last (last.pt)
         log.warning("%s is of a run %s after epoch %s%s: %s trains it on.", path, ended[status], done,
                     f" of {epochs}" if epochs else "", how_to_go_on(folder.parent))
-    elif status == "diverged":  # its message says when, and which weights its checkpoints hold
+    elif status == DIVERGED:  # its message says when, and which weights its checkpoints hold
         log.warning("%s is of a run that diverged: %s", path, record.get("message", "see its metrics.json"))
 
 
@@ -288,7 +289,7 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
                       max_batches=tcfg.limit_batches)
     samples, classes = len(result.predictions), class_names(dataset)
-    metrics = {"task": "eval", "status": "completed", **trained.record(cfg), "dataset": dataset.name,
+    metrics = {"task": "eval", "status": COMPLETED, **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
                "test": {"loss": result.loss, "acc": result.acc,
                         "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples}}
@@ -430,7 +431,7 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     probabilities = Classifier(trained)(cfg.image)[0]  # as load_model() answers: the run's test-time views averaged
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(trained.state["config"]["dataset"])).classes[label]
-    prediction = {"task": "predict", "status": "completed", "image": absolute(cfg.image), **trained.record(cfg),
+    prediction = {"task": "predict", "status": COMPLETED, "image": absolute(cfg.image), **trained.record(cfg),
                   "class": label, "name": name,
                   "probability": float(probabilities[label]), "probabilities": probabilities.tolist()}
     save_json(run_dir / PREDICTION, prediction)

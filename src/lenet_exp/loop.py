@@ -32,7 +32,7 @@ from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, rand
 from lenet_exp.errors import CheckpointError, FolderInUse, UserError, one_line
 from lenet_exp.figures import INLINE
 from lenet_exp import files
-from lenet_exp.files import read_json, save_json
+from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SKIPPED, read_json, save_json
 from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
@@ -118,20 +118,20 @@ class Run:
         if other != "train":
             raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
                             f"new output directory.")
-        if previous and previous.get("status") == "completed" and previous.get("task") == "train":
+        if previous and previous.get("status") == COMPLETED and previous.get("task") == "train":
             if run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
                 if not self.trained_all_its_epochs(previous):
                     return None  # it goes on from its last epoch
                 log.info("Already completed in %s: it trained all its %d epochs, as trainer.early_stop_patience=%s "
                          "does: skipped (val acc %.4f)", self.dir, previous["epochs_done"],
                          shown(self.cfg.trainer.early_stop_patience), previous["val"]["acc"])
-                return Outcome("skipped", previous["val"]["acc"])
+                return Outcome(SKIPPED, previous["val"]["acc"])
             changed = config_differences(previous.get("config", {}), self.config)
             if changed:
                 raise UserError(f"{self.dir} already holds a completed run with another config ({listed(changed)}). "
                                 f"Choose a new output directory.")
             log.info("Already completed in %s: skipped (val acc %.4f)", self.dir, previous["val"]["acc"])
-            return Outcome("skipped", previous["val"]["acc"])
+            return Outcome(SKIPPED, previous["val"]["acc"])
         return None
 
     def trained_all_its_epochs(self, previous: dict) -> bool:
@@ -260,8 +260,8 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
-        if (self.previous or {}).get("status") == "completed":  # trained on: its events forget their test now,
-            self.write_metrics("running", "", state, parts)  # so killed, it is no completed run
+        if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
+            self.write_metrics(RUNNING, "", state, parts)  # so killed, it is no completed run
         return state
 
     def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
@@ -287,7 +287,7 @@ class Run:
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
             saved = checkpoint_note(self.saved_epoch) if self.saved_epoch else "no checkpoint was written"
-            return "diverged", (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
+            return DIVERGED, (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
                                 f"(now {cfg.optimizer.get('lr', 'its class default')}) and start a new run.")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
@@ -312,13 +312,13 @@ class Run:
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
-        self.write_metrics("running", "", state, parts)
+        self.write_metrics(RUNNING, "", state, parts)
         if self.on_epoch_end is not None:
             self.on_epoch_end({**row, **times})
         if stopping:
             log.info(stopping)
             return STOPPED_EARLY, stopping
-        return "running", ""
+        return RUNNING, ""
 
     def improves(self, val: EvalResult, state: RunState) -> bool:
         """Whether this epoch's val is better than the best epoch's so far, by ``trainer.monitor``."""
@@ -348,7 +348,7 @@ class Run:
         """For the final test of a completed run, the weights of its best validation epoch into ``parts``;
         returns that epoch (None: no test)."""
         # a first Ctrl-C from here on lets this last second of work finish: the run is complete
-        if status != "completed":
+        if status != COMPLETED:
             return None
         best = checkpoints.load_checkpoint(self.best_path)
         parts.load_weights(best)
@@ -369,10 +369,10 @@ class Run:
         tb.write_figures()
         self.stopwatch.mark("test")
         metrics = self.metrics(status, message, state, parts, test)
-        if status in ("completed", "diverged"):  # on disk before metrics.json says so: a run then found complete
+        if status in (COMPLETED, DIVERGED):  # on disk before metrics.json says so: a run then found complete
             # (a full disk meanwhile) went without its test's events
             tb.card(summary_markdown(metrics, self.overrides()))
-            tb.session_end(failed=status == "diverged")
+            tb.session_end(failed=status == DIVERGED)
             tb.flush()
         save_json(self.metrics_path, metrics)
 
@@ -435,7 +435,7 @@ class Trial:
     parts: Optional[Parts] = None
     state: Optional[RunState] = None  # where it starts: new, or restored from its checkpoint
     tb: Optional[TensorBoardLog] = None
-    status: str = "running"
+    status: str = RUNNING
     message: str = ""
     outcome: Optional[Outcome] = None
     owned: bool = False  # its run directory is taken by this process (a stacked group's)
@@ -495,7 +495,7 @@ def fail(trial: Trial, error: Exception) -> None:
     """Report a trial's failure and record it in its metrics.json; a group's other trials go on."""
     with job_context(trial.number):
         message = report_failure(trial.run.dir, trial.cfg, error)
-    trial.status, trial.message, trial.outcome = "failed", message, Outcome("failed", float("nan"), message)
+    trial.status, trial.message, trial.outcome = FAILED, message, Outcome(FAILED, float("nan"), message)
 
 
 @contextlib.contextmanager
@@ -522,12 +522,12 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
         for i, trial in enumerate(trials):
             with trial_alone(trial, isolate):
                 trial.tb = trial.run.tensorboard(trial.state, trial.parts)
-                stopped = trial.run.stopped_early(trial.state) if trial.status == "running" else None
+                stopped = trial.run.stopped_early(trial.state) if trial.status == RUNNING else None
                 if stopped:  # restored after its stop (killed before its test, or trained on): tested at once
                     trial.status, trial.message = STOPPED_EARLY, stopped
                     log.info(stopped)
             trial.run.stopwatch.mark("setup")  # model, kernels, optimizer, TensorBoard: the start-up is over
-            if trial.status in ("failed", STOPPED_EARLY):
+            if trial.status in (FAILED, STOPPED_EARLY):
                 engine.freeze(i)
                 trial.run.stopwatch.mark("epochs")  # none to train
         with StopSignals(slot.launcher) as stop:
@@ -538,12 +538,12 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     except (Exception, SystemExit) as error:  # a single run's error (a group's trials fail alone, in trial_alone);
         for trial in trials:  # a sys.exit() of train()'s on_epoch_end
             if trial.outcome is None:
-                trial.status, trial.message = "failed", failure_message(error)
+                trial.status, trial.message = FAILED, failure_message(error)
         raise
     finally:
         for trial in trials:
             if trial.tb is not None:
-                if trial.status == "failed":  # HParams' Status column: Failure, not Unknown as a running run's
+                if trial.status == FAILED:  # HParams' Status column: Failure, not Unknown as a running run's
                     trial.tb.card(failure_markdown(trial.message))
                     trial.tb.session_end(failed=True)
                 trial.tb.close()
@@ -554,7 +554,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
     others go on, and a stop ends the epochs of all as interrupted."""
     tcfg = trials[0].cfg.trainer
     for epoch in range(trials[0].state.epoch + 1, tcfg.epochs + 1):
-        running = [i for i, trial in enumerate(trials) if trial.status == "running"]
+        running = [i for i, trial in enumerate(trials) if trial.status == RUNNING]
         if not running:
             return
         lrs = [t.parts.optimizer.param_groups[0]["lr"] for t in trials]  # the epoch's first step's
@@ -567,7 +567,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
         bar.close()
         if results is None:
             for i in running:
-                trials[i].status = "interrupted"
+                trials[i].status = INTERRUPTED
                 trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
             return
         engine.sync(running)
@@ -578,12 +578,12 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
                 with trial_alone(trial, isolate):
                     trial.status, trial.message = trial.run.end_epoch(
                         trial.parts, trial.state, trial.tb, epoch, results[i], val, lrs[i], seconds)
-                if trial.status in ("diverged", "failed", STOPPED_EARLY):
+                if trial.status in (DIVERGED, FAILED, STOPPED_EARLY):
                     engine.freeze(i)
                     trial.run.stopwatch.mark("epochs")  # its own, while its group trains on
         # a trial that diverged while others train on: told now, not once the group has ended
-        if epoch < tcfg.epochs and any(trials[i].status == "running" for i in running):
-            for i in (i for i in running if trials[i].status == "diverged"):
+        if epoch < tcfg.epochs and any(trials[i].status == RUNNING for i in running):
+            for i in (i for i in running if trials[i].status == DIVERGED):
                 with job_context(trials[i].number):
                     log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
                                 trials[i].message)
@@ -595,9 +595,9 @@ def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, i
     best_epochs = {}
     for i, trial in enumerate(trials):
         trial.run.stopwatch.mark("testing")  # (a trial stopped early waited for its group's epochs since)
-        if trial.status in ("running", STOPPED_EARLY):
-            trial.status = "completed"
-        if trial.status != "failed":  # a failed one's outcome says why
+        if trial.status in (RUNNING, STOPPED_EARLY):
+            trial.status = COMPLETED
+        if trial.status != FAILED:  # a failed one's outcome says why
             with trial_alone(trial, isolate):
                 best_epochs[i] = trial.run.start_test(trial.parts, trial.status)
     testing = [i for i, epoch in best_epochs.items() if epoch is not None]
@@ -607,7 +607,7 @@ def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, i
         with trial_alone(trial, isolate):
             tests[i] = trial.run.record_test(trial.parts, trial.tb, result, best_epochs[i])
     for i, trial in enumerate(trials):
-        if trial.status == "failed":
+        if trial.status == FAILED:
             continue
         with trial_alone(trial, isolate):
             test = tests[i]

@@ -30,7 +30,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, shown_in_hparams, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, hydra_record, write_atomic
+from lenet_exp.files import BEFORE_TRAINING, COMPLETED, EVENT_FILES, FAILED, hydra_record, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
 
     best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
     done = metrics["epochs_done"]
-    stopped_early = (f" ({done} trained: stopped early)" if metrics["status"] == "completed" and done < metrics["epochs"]
+    stopped_early = (f" ({done} trained: stopped early)" if metrics["status"] == COMPLETED and done < metrics["epochs"]
                      else "")
     test = metrics["test"] or {}
     # a test capped by trainer.limit_batches says so, as the console and metrics.json do
@@ -197,7 +197,7 @@ def selected_by(metrics: Mapping[str, Any]) -> str:
 
 def failure_markdown(message: str) -> str:
     """The text card of a run that failed: why, as its metrics.json and log say."""
-    return _table([("status", "failed"), ("why", message)])
+    return _table([("status", FAILED), ("why", message)])
 
 
 def _table(rows: list[tuple[str, str]]) -> str:

@@ -40,7 +40,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # no torch here: Hydra imports this module in every run.py
-from lenet_exp.files import SWEEP_RECORD
+from lenet_exp.files import COMPLETED, FAILED, INTERRUPTED, RUNNING, SWEEP_RECORD
 from lenet_exp.launch import sweep_stop_signal
 from lenet_exp.sweeps.ending import ending_on_a_dead_job, note_stored_study
 from lenet_exp.sweeps.space import JobFolders
@@ -197,11 +197,11 @@ class StoppableOptunaSweeper(Sweeper):
         for record, _ in found:
             if failed[record.job].state == TrialState.RUNNING:  # as a stop would have left it
                 study.tell(record.job, state=TrialState.FAIL)
-        jobs = [record for record, unfinished in found if record.status in ("interrupted", "completed") or unfinished]
+        jobs = [record for record, unfinished in found if record.status in (INTERRUPTED, COMPLETED) or unfinished]
         for batch in _consecutive(jobs, number=lambda record: record.job, at_most=self.optuna.sweeper.n_jobs):
             for record in batch:
                 log.info(f"Trial {record.job} of study {self.study_name}, stopped before, resumes in {record.run_dir}"
-                         if record.status != "completed" else
+                         if record.status != COMPLETED else
                          f"Trial {record.job} of study {self.study_name} completed in {record.run_dir} before a stop "
                          f"ended its batch: the study takes its result")
             returns = self.optuna.sweeper.launcher.launch([r.overrides for r in batch], initial_job_idx=batch[0].job)
@@ -242,7 +242,7 @@ class StoppableOptunaSweeper(Sweeper):
         for folder in find_job_dirs(self.sweep_dir):
             record = read_job(folder, 0, final=True)
             if record.job in trials and record.overrides and folder_holder(folder) is None:
-                jobs.append((record, (read_json(folder / METRICS) or {"status": "running"}).get("status") == "running"))
+                jobs.append((record, (read_json(folder / METRICS) or {"status": RUNNING}).get("status") == RUNNING))
         return sorted(jobs, key=lambda found: found[0].job)
 
     def completed_trials(self) -> list:
@@ -271,7 +271,7 @@ def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str
     folder = Path(str(config.hydra.sweep.dir)) / str(number)  # named by its number: its values name no folder
     (folder / HYDRA_FOLDER).mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.create(overrides), folder / SAVED_OVERRIDES)
-    save_json(folder / METRICS, {"task": str(config.get("task", "train")), "status": "failed",
+    save_json(folder / METRICS, {"task": str(config.get("task", "train")), "status": FAILED,
                                         "message": message})
     log.error(f"Trial {number} cannot run: {message.removeprefix('Error: ')} [{folder}]")
     return JobReturn(overrides=overrides, status=JobStatus.COMPLETED, _return_value=None)

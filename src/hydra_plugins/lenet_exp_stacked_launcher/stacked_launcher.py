@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import without_hydra
+from lenet_exp.files import COMPLETED, INTERRUPTED, SKIPPED
 from lenet_exp.runlog import prefix_console_lines
 from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
@@ -459,7 +460,7 @@ class StackedLauncher(Launcher):
                 trial, job_dir = trained.get(number), job_dir_of(configs_by_number[number])
                 if (trial is None or trial.outcome is None) and job_dir.is_dir():  # from its last checkpoint, if any
                     cfg = returns[number].cfg if number in returns else without_hydra(configs_by_number[number])
-                    record_failure(job_dir, cfg, message, status="interrupted")
+                    record_failure(job_dir, cfg, message, status=INTERRUPTED)
             end_the_sweep_if_stopped_in_run_py(signum)  # a submitit job hands back its results
             return self._returns_without_a_value(configs)
         signal = None
@@ -468,7 +469,7 @@ class StackedLauncher(Launcher):
             with job_context(trial.number):
                 say_how_it_ended(outcome)
             ret.status = JobStatus.COMPLETED
-            ret.return_value = outcome.val_acc if outcome.status in ("completed", "skipped") else math.nan
+            ret.return_value = outcome.val_acc if outcome.status in (COMPLETED, SKIPPED) else math.nan
             self._hand_back(configs_by_number[trial.number], ret)
             signal = signal or outcome.signal  # a stop during training, or during a completed trial's test
         if signal:  # a submitit job hands back its results

@@ -137,7 +137,7 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 if signal is not None:
                     for trial in trials:  # the user asked for a stop: the rest of the group waits for a re-run
                         if trial.outcome is None:
-                            trial.outcome = Outcome("interrupted", float("nan"), "not started", signal)
+                            trial.outcome = Outcome(files.INTERRUPTED, float("nan"), "not started", signal)
                     break
         finally:
             for trial in trials:

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten
-from lenet_exp.files import METRICS, read_json
+from lenet_exp.files import COMPLETED, METRICS, read_json
 from lenet_exp.sweeps.records import LATER_FAILURE
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
@@ -60,7 +60,7 @@ def as_found(job: Job, job_dir: Path) -> Job:
     trainer = metrics["config"].get("trainer") if isinstance(metrics.get("config"), dict) else None
     stopped_as_before = (metrics.get("epochs") == epochs and isinstance(trainer, dict)
                          and trainer.get("early_stop_patience") == job.config.trainer.get("early_stop_patience"))
-    job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == "completed"
+    job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == COMPLETED
                      and not metrics.get(LATER_FAILURE) and isinstance(epochs, int)
                      and (job.goes_on_after >= epochs or stopped_as_before))
     return job

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.files import HYDRA_FOLDER, SWEEP_RECORD, folder_holder
+from lenet_exp.files import HYDRA_FOLDER, RUNNING, SWEEP_RECORD, folder_holder
 from lenet_exp.sweeps.records import NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
@@ -55,7 +55,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                      f"is left as it was.")
     summary = write_summary(args.sweep_dir, final=False, plot=not args.no_plot, tensorboard=not args.no_tensorboard,
                             runner=runner)
-    still_going = ("running", NOT_STARTED) if runner else ("running",)
+    still_going = (RUNNING, NOT_STARTED) if runner else (RUNNING,)
     failed = any(r.status not in still_going for r in summary.bad_jobs) or not summary.jobs or summary.unwritten
     return EXIT_JOBS_FAILED if failed else 0
 

@@ -13,7 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
-from lenet_exp.sweeps.records import OK_STATUS, SEED_KEY, Summary, as_float, ranking_metric, setting_keys
+from lenet_exp.files import COMPLETED, FAILED
+from lenet_exp.sweeps.records import SEED_KEY, Summary, as_float, ranking_metric, setting_keys
 
 
 def val_acc_figure(summary: Summary):
@@ -63,11 +64,11 @@ def val_acc_figure(summary: Summary):
             ax.set_xticks(range(len(categories)), labels, rotation=20 if crowded else 0, ha="right" if crowded else "center")
         labelled = set()
         for x, r in zip(xs, summary.jobs):
-            result, colour = getattr(r, metric), "tab:red" if r.status == "failed" else "tab:orange"
-            if r.status == OK_STATUS and result is not None:
-                label = "completed" if "completed" not in labelled else None
+            result, colour = getattr(r, metric), "tab:red" if r.status == FAILED else "tab:orange"
+            if r.status == COMPLETED and result is not None:
+                label = COMPLETED if COMPLETED not in labelled else None
                 ax.scatter([x], [result], color="tab:blue", zorder=3, label=label)
-                labelled.add("completed")
+                labelled.add(COMPLETED)
             elif result is not None:  # stopped (or diverged) after it had a best val accuracy: hollow
                 label = f"{r.status} (best so far)" if r.status not in labelled else None
                 ax.scatter([x], [result], facecolors="none", edgecolors=colour, zorder=3, label=label)

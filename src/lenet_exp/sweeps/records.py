@@ -17,14 +17,14 @@ from typing import Any, Callable, Iterable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
-from lenet_exp.files import (HYDRA_FOLDER, METRICS, PREDICTION, SAVED_HYDRA, SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD,
-                             folder_holder, hydra_record, read_json, regular_file, room_left)
+from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTION, RUNNING, SAVED_HYDRA,
+                             SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD, folder_holder, hydra_record, read_json,
+                             regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
 
 SEED_KEY = "seed"
-OK_STATUS = "completed"
 NOT_STARTED = "not started"  # a grid sweep's job without a folder
 MOVED = "moved"  # a job's folder renamed or copied within the sweep's (moved_job)
 # in the metrics.json of a completed job: why training it on failed (e.g. its last.pt unreadable). Its
@@ -66,7 +66,7 @@ class Summary:
 
     @property
     def bad_jobs(self) -> list[JobRecord]:
-        return [record for record in self.jobs if record.status != OK_STATUS]
+        return [record for record in self.jobs if record.status != COMPLETED]
 
     @property
     def counts_text(self) -> str:
@@ -192,18 +192,18 @@ FULL_DISK_SAYS = ("its disk is full, so it could not record how it ended; free s
 def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     overrides = [_text(override) for override in recorded_overrides(job_dir)]
     params = overridden(overrides)
-    record = JobRecord(job=job_number(job_dir, fallback_number), status="failed", overrides=overrides,
+    record = JobRecord(job=job_number(job_dir, fallback_number), status=FAILED, overrides=overrides,
                        params=params, run_dir=str(job_dir))
     metrics = read_json(job_dir / METRICS)
     prediction = read_json(job_dir / PREDICTION) if metrics is None else None  # a predict job's result
     if prediction is not None:
-        record.status = _text(prediction.get("status", "failed"))
+        record.status = _text(prediction.get("status", FAILED))
         record.prediction = _text(f"{prediction.get('class')} ({prediction.get('name')}), "
                                   f"{_fraction(prediction.get('probability')) or 0.0:.4f}")
         return record
     if metrics is None:
         if not final and folder_holder(job_dir):  # a live process has it: the job is starting up
-            record.status, record.message = "running", "starting: no epoch recorded yet"
+            record.status, record.message = RUNNING, "starting: no epoch recorded yet"
         else:
             record.message = ("no metrics.json: the job was killed or crashed before writing it"
                               if not (job_dir / METRICS).exists() else
@@ -215,22 +215,22 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
         # (a failed evaluation's is unknown: no column for it)
         params["dataset"] = _text(metrics["dataset"])
-    status = _text(metrics.get("status", "failed"))
+    status = _text(metrics.get("status", FAILED))
     record.message = _text(metrics.get("message") or "")
-    if status == "running" and final:
+    if status == RUNNING and final:
         # The sweep is over, so nothing runs here any more: the job was killed before it could say so, or its disk
         # had no room for the record of its end
         stopped = f"stopped while running after epoch {metrics.get('epochs_done', 0)}"
         record.message = (f"{stopped} (killed?); the sweep's command with its hydra.sweep.dir= resumes it"
                           if not room_left(job_dir) else f"{stopped}: {FULL_DISK_SAYS}")
-        status = "failed"
-    elif status == "running":  # a summary while the sweep runs, or after its launcher lost a dead job
+        status = FAILED
+    elif status == RUNNING:  # a summary while the sweep runs, or after its launcher lost a dead job
         done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
         record.message = (f"running: {done} epoch{'s' if done != 1 else ''} done ({holder})" if holder else
                           # killed, or a job that runs on another machine (Slurm)
                           f"running after epoch {done} when last recorded (or its process died since)")
-    if status == OK_STATUS and metrics.get(LATER_FAILURE):
-        status = "failed"
+    if status == COMPLETED and metrics.get(LATER_FAILURE):
+        status = FAILED
         record.message = f"{_text(metrics[LATER_FAILURE])} (metrics.json keeps the earlier, completed run's results)"
     record.status = status
     val, test = (metrics.get(split) if isinstance(metrics.get(split), dict) else {} for split in ("val", "test"))
@@ -267,14 +267,14 @@ def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
     """Completed jobs first (an unfinished job's val accuracy is a partial best), then by ``metric``."""
     def key(record: JobRecord) -> tuple:
         value = getattr(record, metric) if metric else None
-        return (record.status != OK_STATUS, value is None, -(value or 0.0), record.job)
+        return (record.status != value is None, -(value or 0.0), record.job)
     return key
 
 
 def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
     """The completed job first by :func:`ranking_metric` (an evaluation sweep's: test accuracy), if any."""
     metric = ranking_metric(jobs)
-    completed = [r for r in jobs if r.status == OK_STATUS and metric and getattr(r, metric) is not None]
+    completed = [r for r in jobs if r.status == COMPLETED and metric and getattr(r, metric) is not None]
     return min(completed, key=by_accuracy(metric)) if completed else None
 
 
@@ -311,7 +311,7 @@ def seed_groups(records: list[JobRecord], keys: list[str]) -> list[dict[str, Any
         groups.setdefault(tuple(record.params.get(key) for key in group_keys), []).append(record)
     rows = []
     for values, members in groups.items():
-        done = once_a_seed([r for r in members if r.status == OK_STATUS and r.test_acc is not None])
+        done = once_a_seed([r for r in members if r.status == COMPLETED and r.test_acc is not None])
         test_mean, test_std = _mean_std([r.test_acc for r in done])
         val_mean, val_std = _mean_std([r.val_acc for r in done if r.val_acc is not None])
         rows.append({

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from lenet_exp.sweeps.records import (OK_STATUS, SEED_KEY, Summary, as_float, by_accuracy, ranking_metric,
+from lenet_exp.files import COMPLETED
+from lenet_exp.sweeps.records import (SEED_KEY, Summary, as_float, by_accuracy, ranking_metric,
                                       setting_keys)
 
 
@@ -35,7 +36,7 @@ def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
     rows = []
     for r in sorted(summary.jobs, key=by_accuracy(ranking_metric(summary.jobs))):
         epochs = "-" if r.epochs_done is None else f"{r.epochs_done}/{r.epochs if r.epochs is not None else '?'}"
-        if r.status == OK_STATUS and None not in (r.epochs_done, r.epochs) and r.epochs_done < r.epochs:
+        if r.status == COMPLETED and None not in (r.epochs_done, r.epochs) and r.epochs_done < r.epochs:
             epochs += " (early stop)"  # trainer.early_stop_patience: complete, though "3/8" reads as cut short
         rows.append([str(r.job), r.status, *(_short(r.params.get(key)) for key in summary.swept), _fmt(r.val_acc),
                      _fmt(r.test_acc), _fmt(r.val_loss), _fmt(r.test_loss), epochs, _fmt(r.wall_time_s, 1)])
