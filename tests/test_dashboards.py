@@ -65,6 +65,9 @@ def test_a_sweep_of_a_config_groups_options_shows_the_option_in_hparams(fast, tm
     # not what repeats an option (its class, its name): a sweep over optimizer and model gave them columns of their
     # own, which TensorBoard ticked (the first five that differ, by name) before the optimizer's
     assert not {"optimizer._target_", "model._target_", "model.name", "scheduler.name"} & set(shown[0])
+    # nor what says which data set it is: MNIST's statistics beside FashionMNIST's took four of the five columns
+    # TensorBoard ticks, the first that differ by name (experiment=mnist_best,fashion_best)
+    assert not {"dataset.torchvision_class", "dataset.num_classes", "dataset.mean", "dataset.std"} & set(shown[0])
     assert "device" not in shown[0]  # where it runs, not what: its settings say it where the overrides name it
     # the card says what each job ran (a Text tab of runs named by date or number told none), not where or how fast
     overrides = re.search(r"\| overrides \| (.*) \|", card(load_events(job_dirs[0]))).group(1).split()

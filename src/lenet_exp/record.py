@@ -270,6 +270,9 @@ def session_end_summary(status: str):
     return Summary(value=[Summary.Value(tag=SESSION_END_INFO_TAG, metadata=metadata)])
 
 
+DATASET_IDENTITY = ("dataset.torchvision_class", "dataset.num_classes", "dataset.mean", "dataset.std")
+
+
 def training_hparams(config: Mapping[str, Any], overrides: Sequence[str], choices: Mapping[str, Optional[str]],
                      as_run: Mapping[str, Any]) -> dict[str, Any]:
     """A training run's HParams: the settings that change results (a null one as what it came to in the run,
@@ -289,6 +292,9 @@ def training_hparams(config: Mapping[str, Any], overrides: Sequence[str], choice
     # before optimizer.lr
     repeats = {f"{group}.name" for group, option in chosen.items() if settings.get(f"{group}.name") == option}
     repeats |= {f"{group}._target_" for group in chosen if f"{group}._target_" not in named}
+    # and what only says which data set it is (its class, classes, statistics): MNIST's beside FashionMNIST's
+    # took four of the five columns TensorBoard ticks (the first that differ, by name), none of them swept
+    repeats |= {key for key in DATASET_IDENTITY if "dataset" in chosen and key not in named}
     # a column of the evaluations' checkpoints: one TensorBoard of both shows every run in parallel coordinates
     return {**chosen, "ckpt": "null", **{key: value for key, value in settings.items() if key not in repeats}}
 
