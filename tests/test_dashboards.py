@@ -88,6 +88,24 @@ def test_a_sweep_of_a_config_group_of_ones_own_shows_its_option_in_hparams(fast,
     assert not {"sweep", "device", "hydra/launcher"} & set(shown[0])  # a search space, where, how: no settings
 
 
+def test_an_evaluation_has_a_card_and_its_test_point_at_the_checkpoints_epoch(fast, tmp_path):
+    """An evaluation had no card (its Text tab, under a run name such as sweeps/…/0, said nothing of what it
+    tested), and its test point sat at step 0, apart from its run's own at the checkpoint's epoch."""
+    from lenet_exp.files import read_json
+
+    assert run_main([*fast, "trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path).returncode == 0
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    result = run_main([*fast, "task=eval", f"ckpt={best}", "trainer.eval_batch_size=40", "trainer.limit_batches=1",
+                       "hydra.run.dir=eval"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics, events = read_json(tmp_path / "eval" / "metrics.json"), load_events(tmp_path / "eval")
+    [point], [runs_own] = events.Scalars("test/acc"), load_events(tmp_path / "run").Scalars("test/acc")
+    assert point.step == runs_own.step == metrics["ckpt_epoch"] and point.value == pytest.approx(metrics["test"]["acc"])
+    text = card(events)
+    assert f"| checkpoint | {best} (after epoch {metrics['ckpt_epoch']}) |" in text and "| data set | mnist |" in text
+    assert f"| test acc | {metrics['test']['acc']:.4f} (40 of {metrics['test']['split_samples']} images) |" in text
+
+
 def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as_run_py_runs_do(tiny_root, tmp_path):
     """A run of train() has no .hydra/ record of the options Hydra chose: it had no column of them, and TensorBoard's
     parallel coordinates left it out beside run.py's runs, which have them (a run that lacks a column ticked); nor

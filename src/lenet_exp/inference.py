@@ -32,7 +32,7 @@ from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPT
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
-from lenet_exp.record import TensorBoardLog, chosen_options, training_hparams
+from lenet_exp.record import TensorBoardLog, chosen_options, evaluation_markdown, training_hparams
 from lenet_exp.resume import how_to_go_on
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     metrics = {"task": "eval", "status": COMPLETED, **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
                "test": {"loss": result.loss, "acc": result.acc,
-                        "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples}}
+                        "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples,
+                        "split_samples": len(labels)}}
     # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
     # what test/acc is of: the checkpoint (as it was given) and the run that trained it, in a training run's
     # columns (parallel coordinates leave out a run that lacks a column ticked: one TensorBoard of both showed
@@ -302,6 +303,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     its_run = training_hparams(state["config"], recorded_overrides(trained_in), chosen_options(trained_in),
                                {"dataset.train_size": images_trained_on(state), "dataset.mean": trained.pre["mean"],
                                 "dataset.std": trained.pre["std"]})
+    # at the checkpoint's epoch, where its run's own test point is (not apart from it, at 0)
+    step = metrics["ckpt_epoch"] if isinstance(metrics["ckpt_epoch"], int) else 0
     tb = TensorBoardLog(str(run_dir), {**its_run,
                                        "ckpt": str(cfg.ckpt), "dataset": dataset.name,
                                        "trainer.tta_hflip": tcfg.tta_hflip, "trainer.tta_shift": tcfg.tta_shift,
@@ -312,11 +315,12 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
                                        "trainer.limit_batches": tcfg.limit_batches,
                                        # under the limit, which images were tested
                                        EVAL_BATCH_SIZE: tcfg.eval_batch_size if tcfg.limit_batches else None},
-                  first_step=0)
+                  first_step=step)
     try:
         trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
-        tb.test(result, split.images, split.labels, classes, step=0, figures=tcfg.log_images,
+        tb.test(result, split.images, split.labels, classes, step=step, figures=tcfg.log_images,
                 predicted_classes=trained_classes)
+        tb.card(evaluation_markdown(metrics, state["config"]["dataset"]["name"]))
         tb.session_end()
     finally:
         tb.close()

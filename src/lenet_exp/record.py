@@ -157,36 +157,48 @@ def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
         return None
 
 
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def test_rows(test: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """A card's rows of a test: its accuracy (of how many images, where trainer.limit_batches capped it, as the
+    console and metrics.json say), by class (the weakest first: what a data set's hard classes cost), its loss."""
+    part = (f" ({test['samples']} of {test['split_samples']} images)"
+            if test.get("samples", 0) < test.get("split_samples", 0) else "")
+    by_class = sorted((test.get("acc_by_class") or {}).items(), key=lambda item: (item[1] is None, item[1]))
+    return [("test acc", _cell(test.get("acc")) + part),
+            *([("test acc by class", " · ".join(f"{name}: {_cell(acc)}" for name, acc in by_class))] if by_class else []),
+            ("test loss", test.get("loss"))]
+
+
+def evaluation_markdown(metrics: Mapping[str, Any], trained_on: str) -> str:
+    """The text card of an evaluation (task=eval): the checkpoint, of which epoch, on which data, tested how
+    well (its run's name in the Text tab, sweeps/…/0, tells none of it)."""
+    other = f" (a model trained on {trained_on})" if trained_on != metrics["dataset"] else ""
+    rows = [("status", metrics["status"]), ("checkpoint", f"{metrics['ckpt']} (after epoch {metrics['ckpt_epoch']})"),
+            ("data set", f"{metrics['dataset']}{other}"), *test_rows(metrics["test"]), ("device", metrics["device"])]
+    return _table([(name, _cell(value)) for name, value in rows])
+
+
 def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) -> str:
     """The final metrics as the text card of a run (a sweep has its own); a diverged run's says why. Its
     ``overrides`` that change what it computes say what it ran: a Text tab of runs named by date told none."""
-    def cell(value: Any) -> str:
-        return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
     best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
     done = metrics["epochs_done"]
     stopped_early = (f" ({done} trained: stopped early)" if metrics["status"] == COMPLETED and done < metrics["epochs"]
                      else "")
-    test = metrics["test"] or {}
-    # a test capped by trainer.limit_batches says so, as the console and metrics.json do
-    part = (f" ({test['samples']} of {test['split_samples']} images)"
-            if test.get("samples", 0) < test.get("split_samples", 0) else "")
     limit = ((metrics.get("config") or {}).get("trainer") or {}).get("limit_batches")
     ran = " ".join(o for o in overrides if not where_or_how_fast(override_key(o), limit)).replace("|", "\\|")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
             *([("overrides", ran)] if ran else []),
             ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}{selected_by(metrics)}"),
             ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
-            ("test acc", cell(test.get("acc")) + part), ("test loss", test.get("loss")), ("device", metrics["device"])]
-    by_class = test.get("acc_by_class")
-    if by_class:  # the weakest first: what a data set's hard classes (a shirt, a pullover) cost
-        ranked = sorted(by_class.items(), key=lambda item: (item[1] is None, item[1]))
-        rows.insert(rows.index(("test loss", test.get("loss"))),
-                    ("test acc by class", " · ".join(f"{name}: {cell(acc)}" for name, acc in ranked)))
+            *test_rows(metrics["test"] or {}), ("device", metrics["device"])]
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
-    return _table([(name, cell(value)) for name, value in rows])
+    return _table([(name, _cell(value)) for name, value in rows])
 
 
 def selected_by(metrics: Mapping[str, Any]) -> str:
