@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import without_hydra
-from lenet_exp.files import COMPLETED, INTERRUPTED, SKIPPED
+from lenet_exp.files import COMPLETED, SKIPPED
 from lenet_exp.runlog import prefix_console_lines
 from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
                               take_ctrl_c_back)
@@ -419,7 +419,7 @@ class StackedLauncher(Launcher):
 
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
-        from lenet_exp.app import record_failure, say_how_it_ended
+        from lenet_exp.app import record_interruption, say_how_it_ended
         from lenet_exp.validation import validate
         from lenet_exp.launch import JobSlot, job_context, job_slot, kill_signals_stop, stops_held
         from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
@@ -454,13 +454,13 @@ class StackedLauncher(Launcher):
                 train_group(trials, job_slot(configs[0].hydra))  # a submitit job's cpus_per_task, as a lone job's
         except KeyboardInterrupt as interrupt:  # before the loop took the signals over (imports, data), or a second one
             signum = getattr(interrupt, "signum", 2)
-            message = f"Interrupted by signal {signum}; running the sweep again continues it."
             trained = {trial.number: trial for trial in trials}
             for number in started:  # each job with a folder, stopped before it could end
                 trial, job_dir = trained.get(number), job_dir_of(configs_by_number[number])
                 if (trial is None or trial.outcome is None) and job_dir.is_dir():  # from its last checkpoint, if any
                     cfg = returns[number].cfg if number in returns else without_hydra(configs_by_number[number])
-                    record_failure(job_dir, cfg, message, status=INTERRUPTED)
+                    with job_context(number):
+                        record_interruption(job_dir, cfg, signum, "running the sweep again")
             end_the_sweep_if_stopped_in_run_py(signum)  # a submitit job hands back its results
             return self._returns_without_a_value(configs)
         signal = None
