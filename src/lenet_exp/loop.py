@@ -10,6 +10,7 @@ optimizer, scheduler, epoch, best-val and RNG state. The same mechanism serves a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Protocol
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from lenet_exp import checkpoints
@@ -287,8 +288,12 @@ class Run:
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
             saved = checkpoint_note(self.saved_epoch) if self.saved_epoch else "no checkpoint was written"
+            # an optimizer of one's own (RMSprop's alpha of 1.5) may diverge by a setting of its own too
+            own = [key for key in cfg.optimizer if key not in ("_target_", "lr", "weight_decay")
+                   ] if not dataclasses.is_dataclass(OmegaConf.get_type(cfg.optimizer)) else []
+            also = f", or check {', '.join(f'optimizer.{key}' for key in own)}," if own else ""
             return DIVERGED, (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
-                                f"(now {cfg.optimizer.get('lr', 'its class default')}) and start a new run.")
+                                f"(now {cfg.optimizer.get('lr', 'its class default')}){also} and start a new run.")
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
         times = self.stopwatch.epoch(epoch, seconds, result.samples,
