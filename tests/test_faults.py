@@ -754,7 +754,8 @@ def test_a_checkpoint_imports_no_module_that_is_not_a_model_of_this_project(comp
                                                    f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr and not marker.exists()
     assert f"{tmp_path / 'altered.pt'} names the model class runs_code.Net, which is not one of lenet_exp.models: " \
-           "name the model option it was trained with (model=<option>) to have its class imported." in result.stderr
+           "name the model option it was trained with (model=<option>, with the --config-dir it came from) to have " \
+           "its class imported." in result.stderr
 
 
 def test_preprocessing_named_for_an_evaluation_is_said_to_be_unused(completed_run, tiny_root, tmp_path):

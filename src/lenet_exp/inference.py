@@ -73,7 +73,8 @@ def trusted_model_class(cfg: DictConfig, saved: DictConfig) -> None:
     if not target.startswith("lenet_exp.models.") and target != str(cfg.model.get("_target_")):
         raise CheckpointError(
             f"{cfg.ckpt} names the model class {target}, which is not one of lenet_exp.models: name the model "
-            f"option it was trained with (model=<option>) to have its class imported.")
+            f"option it was trained with (model=<option>, with the --config-dir it came from) to have its class "
+            f"imported.")
 
 
 def load_trained_model(cfg: DictConfig, chosen: set[str],
