@@ -396,6 +396,10 @@ def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
     # the interrupted job's partial best val accuracy is the highest, but it has no test result
     jobs = [job(0, "completed", 0, 0.90, 0.89), job(1, "interrupted", 1, 0.95), job(2, "completed", 2, 0.92, 0.91)]
     assert best_job(jobs).job == 2 and best_job(jobs[1:2]) is None
+    # nor listed above a completed one in the table (completed jobs first, then by val accuracy)
+    from lenet_exp.sweeps.records import Summary
+    from lenet_exp.sweeps.table import job_table
+    assert [row[0] for row in job_table(Summary("/sweep", jobs, ["seed"], []))[1]] == ["2", "0", "1"]
     groups = seed_groups(jobs, ["seed"])
     assert [(g["n"], g["n_jobs"]) for g in groups] == [(2, 3)]
     assert groups[0]["test_acc_mean"] == pytest.approx(0.90) and groups[0]["test_acc_std"] == pytest.approx(0.01414, abs=1e-5)

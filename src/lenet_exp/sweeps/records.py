@@ -114,8 +114,6 @@ def as_float(value: str) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-
-
 def job_number(job_dir: Path, fallback: int) -> int:
     """From its hydra.yaml (a ``hydra.sweep.subdir`` of one's own may begin with another number:
     ``${seed}_${optimizer.lr}``), else from the folder's name (``3_optimizer.lr=0.003``; a job resumed with
@@ -267,7 +265,7 @@ def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
     """Completed jobs first (an unfinished job's val accuracy is a partial best), then by ``metric``."""
     def key(record: JobRecord) -> tuple:
         value = getattr(record, metric) if metric else None
-        return (record.status != value is None, -(value or 0.0), record.job)
+        return (record.status != COMPLETED, value is None, -(value or 0.0), record.job)
     return key
 
 
