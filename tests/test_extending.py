@@ -202,6 +202,17 @@ def test_a_model_that_reads_its_tensors_values_trains_and_one_that_fails_on_its_
         train(misfit, run_dir=tmp_path / "misfit")
 
 
+def test_a_model_module_that_fails_to_import_says_why(configs, tiny_root, tmp_path, monkeypatch):
+    """Not that it lacks the class (as a module that imports without it is told): its own error."""
+    (tmp_path / "needs_more.py").write_text("import a_package_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add_yaml(configs, "model", "more", "_target_: needs_more.Net\nname: more\n")
+    with pytest.raises(ConfigError, match=re.escape("model._target_='needs_more.Net': expected a model class whose "
+                                                    "arguments match configs/model/ (ModuleNotFoundError: No module "
+                                                    "named 'a_package_not_installed')")):
+        train(compose(*fast_overrides(tiny_root), "model=more", config_dir=configs), run_dir=tmp_path / "run")
+
+
 def test_a_model_option_that_does_not_fit_its_class_is_named(configs, tiny_root, tmp_path):
     add_yaml(configs, "model", "broken", """\
         _target_: lenet_exp.models.lenet5.LeNet5

@@ -8,7 +8,7 @@ string); finding it imports the module it names, as loading any model class by n
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import re
 from typing import Any
 
@@ -25,11 +25,11 @@ def located_class(key: str, target: Any, kind: type, expected: str) -> type:
         found = _locate(str(target))
     except (ImportError, ValueError) as error:  # no such module or attribute; a malformed path ("torch.optim.")
         module, _, name = str(target).rpartition(".")
-        # a module that is there without the class: Hydra says "No module named 'mymodels.Net'; 'mymodels' is
-        # not a package"
+        # a module that imports without the class: Hydra says "No module named 'mymodels.Net'; 'mymodels' is
+        # not a package" (_locate has imported it already: its code runs no second time)
         try:
-            missing = bool(module and name and importlib.util.find_spec(module))
-        except (ImportError, ValueError):  # its package is not there either
+            missing = bool(module and name) and not hasattr(importlib.import_module(module), name)
+        except Exception:  # it is not there, or fails as it imports: Hydra's error says why
             missing = False
         raise ConfigError(key, target, expected if missing else f"{expected} ({root_cause(error)})",
                           why=f"{module} has no {name}" if missing else "") from error
