@@ -1984,6 +1984,17 @@ def test_predict_averages_its_test_time_views_and_records_the_paths_it_read(trai
     into_the_prediction = run_main([*fast, "task=eval", f"ckpt={best}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert into_the_prediction.returncode == 1 and (f"Error: {run_dir} holds a task=predict run, whose .hydra/ record "
                                                     f"task=eval would write over.") in into_the_prediction.stderr
+    # a prediction run again that failed (its checkpoint damaged since) keeps the folder its earlier result's
+    copy, again = tmp_path / "copy.pt", tmp_path / "again"
+    shutil.copy(best, copy)
+    predict_copy = [*fast, "task=predict", f"ckpt={copy}", f"hydra.run.dir={again}"]
+    assert run_main([*predict_copy, f"image={tmp_path / 'digit.png'}"], cwd=tmp_path).returncode == 0
+    copy.write_bytes(b"damaged")
+    assert run_main([*predict_copy, f"image={tmp_path / 'digit.png'}"], cwd=tmp_path).returncode == 1
+    Image.fromarray(255 - image.numpy()).save(tmp_path / "other.png")
+    other = run_main([*predict_copy, f"image={tmp_path / 'other.png'}"], cwd=tmp_path)
+    assert other.returncode == 1 and "holds a task=predict run with other settings" in other.stderr, other.stderr
+    assert read_json(again / "prediction.json")["image"] == str(tmp_path / "digit.png")
 
 
 def test_predict_with_an_unreadable_image(trained, fast, tmp_path):

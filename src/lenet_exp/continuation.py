@@ -204,7 +204,9 @@ def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -
         changed += [Change(key, before.get(key), now.get(key)) for key in ("ckpt", "image")
                     if as_read(before.get(key), started_in) != as_read(now.get(key), os.getcwd())]
         # one that failed (a checkpoint it could not read) has no result to lose: the fixed command takes its folder
-        if changed and results and metrics.get("status") != FAILED:
+        # (but a prediction of an earlier attempt, whose prediction.json the failure left)
+        lost = metrics.get("status") != FAILED or (run_dir / PREDICTION).is_file()
+        if changed and results and lost:
             sys.exit(f"Error: {run_dir} holds a task={tasks[1]} run with other settings "
                      f"({listed(changed)}), whose results this one would write over. "
                      f"{A_FOLDER_OF_ITS_OWN}")
