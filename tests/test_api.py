@@ -666,6 +666,7 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
     for other_data in ("dataset=fashion_mnist", "dataset.num_classes=3"):  # were ignored: its classes stayed MNIST's
         with pytest.raises(UserError, match=re.escape(f"load_model('{other_data}'): a loaded model reads no data set")):
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", other_data)
+    lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "dataset.val_size=10")  # unused, as eval says
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
     # torch's and pathlib's errors before: "Expected one of cpu, cuda, ... device type at start of device string"

@@ -195,11 +195,28 @@ def test_a_model_that_reads_its_tensors_values_trains_and_one_that_fails_on_its_
     assert train(cfg, run_dir=tmp_path / "run")["status"] == "completed"
     model = load_model(tmp_path / "run" / "checkpoints" / "best.pt", "model=checked", config_dir=configs)
     assert model(torch.zeros(3, 28, 28, dtype=torch.uint8)).shape == (3, 10)
+    # measured on the CPU, it draws no number of the run's seeded ones (its weights would differ from a class alike)
+    from lenet_exp.parts import footprint
+    before = torch.random.get_rng_state()
+    footprint(cfg, 64)
+    assert torch.equal(torch.random.get_rng_state(), before)
     misfit = compose(*fast_overrides(tiny_root), "model=checked", "model.inputs=784", config_dir=configs)
     with pytest.raises(UserError, match=re.escape("The model own_models.Checked fails on a batch of images "
                                                   "[N, 1, 32, 32] (dataset.image_size=32): RuntimeError: mat1 and "
                                                   "mat2 shapes cannot be multiplied")):
         train(misfit, run_dir=tmp_path / "misfit")
+    # one that raises as it builds: its error, not its options blamed for it ("Fix the value … e.g. model.lr=…")
+    (tmp_path / "raising_models.py").write_text(textwrap.dedent("""\
+        from torch import nn
+
+        class Raising(nn.Module):
+            def __init__(self, num_classes, image_size):
+                raise RuntimeError("boom")
+        """))
+    add_yaml(configs, "model", "raising", "_target_: raising_models.Raising\nname: raising\n")
+    with pytest.raises(UserError, match=re.escape("raising_models.Raising raised RuntimeError: boom as it was built "
+                                                  "(with num_classes=10, image_size=32 and its options {})")):
+        train(compose(*fast_overrides(tiny_root), "model=raising", config_dir=configs), run_dir=tmp_path / "raising")
 
 
 def test_a_model_module_that_fails_to_import_says_why(configs, tiny_root, tmp_path, monkeypatch):

@@ -691,6 +691,7 @@ def test_an_evaluation_given_another_ema_decay_says_it_takes_the_one_kept(tiny_r
     # a TypeError (unhashable), and a ValueError of TensorBoard's as the evaluation wrote its HParams
     ("preprocessing", "resize_mode", ["pad"], "(resize_mode ['pad'], for a model of input size 32)"),
     ("dataset", "name", ["mnist"], "holds a data set named ['mnist'], read by 'MNIST', which lenet_exp never writes"),
+    ("dataset", "name", None, "holds a data set named None, read by 'MNIST', which lenet_exp never writes"),
     # it blamed the command line: "Fix it on the command line, e.g. `python run.py dataset.torchvision_class=...`"
     ("dataset", "torchvision_class", "__init__", "holds a data set named 'mnist', read by '__init__', which"),
 ])

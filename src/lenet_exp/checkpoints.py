@@ -131,8 +131,9 @@ def unwritten_structure(state: dict, for_training: bool) -> Optional[str]:
     node = next((key for key in nodes if not isinstance(config.get(key, {}), dict)), None)
     if node:
         return f"a config whose {node} is {config[node]!r}"
-    dataset = config.get("dataset", {})
-    if not isinstance(dataset.get("name", ""), str) or dataset.get("torchvision_class", "MNIST") not in READ_AS_MNIST:
+    dataset = config.get("dataset")  # (without a class, as an older version wrote it, upgrade() adds it by name)
+    if dataset is not None and (not isinstance(dataset.get("name"), str)
+                                or dataset.get("torchvision_class", READ_AS_MNIST[0]) not in READ_AS_MNIST):
         return f"a data set named {dataset.get('name')!r}, read by {dataset.get('torchvision_class')!r}"
     if not isinstance(state["preprocessing"], dict):
         return f"preprocessing of type {type(state['preprocessing']).__name__}"

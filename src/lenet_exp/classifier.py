@@ -21,6 +21,7 @@ from lenet_exp.overrides import override_key
 
 # what load_model() sets itself: the checkpoint, the task that reads it, and the device (its own argument)
 ITS_OWN = ("task", "ckpt", "image", "device")
+OTHER_DATA = ("dataset", "dataset.name", "dataset.torchvision_class", "dataset.num_classes")  # what would name another
 
 
 class Classifier(torch.nn.Module):
@@ -111,8 +112,7 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
         raise UserError(f"load_model({own[0]!r}): the checkpoint is its first argument and the device its device=; "
                         f"its overrides are of how it is used, e.g. 'trainer.ema_decay=null' or 'model=<option>'.")
     # it reads no data set (task=eval, whose config it composes, does): its classes are its run's data set's
-    data = [o for o in overrides if override_key(o).split(".")[0] == "dataset" and override_key(o) not in LOCATION_KEYS
-            and override_key(o).partition(".")[2] not in PREPROCESSING_KEYS]
+    data = [o for o in overrides if override_key(o) in OTHER_DATA]
     if data:
         raise UserError(f"load_model({data[0]!r}): a loaded model reads no data set; it classifies images into its "
                         f"run's classes (model.classes). Test it on another data set with `python run.py task=eval "

@@ -384,7 +384,8 @@ def read_image(path: str) -> torch.Tensor:
                         f"Pass image=<a PNG or JPEG file>{several}.")
     try:
         with warnings.catch_warnings(record=True) as said:  # PIL's, with their source lines: said as ours
-            warnings.simplefilter("always")
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("always", UserWarning)  # "Corrupt EXIF data"
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # over PIL's limit, within twice it
             with Image.open(file) as image:
                 gray = grayscale(ImageOps.exif_transpose(image))  # as it is shown: a phone's photo stores it turned

@@ -165,19 +165,20 @@ def footprint(cfg: DictConfig, batch_size: int) -> tuple[int, int]:
         return sum(p.numel() for p in model.parameters()), sum(sizes)
 
     args = (cfg.model, cfg.dataset.num_classes, side)
-    model = build_model(*args, shapes_only=True)
-    if next(model.parameters(), torch.empty(0, device="meta")).is_meta:
-        try:
-            with torch.device("meta"):
-                return measured(model, batch_size)
-        except Exception:  # it reads a value in forward
-            model = build_model(*args)
-    try:  # its output's sizes from two images (a BatchNorm1d needs more than one)
-        parameters, activations = measured(model.cpu(), 2)
-    except Exception as error:
-        raise UserError(f"The model {cfg.model._target_} fails on a batch of images [N, 1, {side}, {side}] "
-                        f"(dataset.image_size={side}): {root_cause(error)}. Fix the class, or its settings "
-                        f"(model.*).") from error
+    with torch.random.fork_rng(devices=[]):  # a model built for real draws its weights: not from the run's seed
+        model = build_model(*args, shapes_only=True)
+        if next(model.parameters(), torch.empty(0, device="meta")).is_meta:
+            try:
+                with torch.device("meta"):
+                    return measured(model, batch_size)
+            except Exception:  # it reads a value in forward
+                model = build_model(*args)
+        try:  # its output's sizes from two images (a BatchNorm1d needs more than one)
+            parameters, activations = measured(model.cpu(), 2)
+        except Exception as error:
+            raise UserError(f"The model {cfg.model._target_} fails on a batch of images [N, 1, {side}, {side}] "
+                            f"(dataset.image_size={side}): {root_cause(error)}. Fix the class, or its settings "
+                            f"(model.*).") from error
     return parameters, activations // 2 * batch_size
 
 

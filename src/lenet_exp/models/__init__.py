@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from lenet_exp.validation import model_without_class
+from lenet_exp.errors import UserError, root_cause
 from lenet_exp.targets import located_class, options_refused, plain_options
 
 
@@ -30,5 +31,9 @@ def build_model(model_cfg, num_classes: int, image_size: int, shapes_only: bool 
             pass
     try:
         return model_class(**options, num_classes=num_classes, image_size=image_size)
-    except Exception as error:  # an option it does not take, or a value it cannot (a class of one's own: anything)
+    except (TypeError, ValueError, KeyError) as error:  # an option it does not take, or a value it cannot
         raise options_refused("model", model_cfg._target_, options, error) from error
+    except Exception as error:  # a class of one's own may raise anything as it builds
+        raise UserError(f"{model_cfg._target_} raised {root_cause(error)} as it was built (with "
+                        f"num_classes={num_classes}, image_size={image_size} and its options {options}). Fix the "
+                        f"class, or its settings (model.*).") from error
