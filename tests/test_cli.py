@@ -476,6 +476,16 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["+foo=${oops}", "--cfg", "job", "--resolve"], "foo cannot be resolved (Interpolation key"),  # "+foo cannot"
     # let through as an optimizer's argument would be, where one was added: trained, the key ignored
     (["+optimizer.amsgrad=true", "+weight_decay=0.5"], "Invalid config value weight_decay=0.5 (unknown key)"),
+    # Hydra's 7 lines ("Cannot merge DictConfig with ListConfig")
+    (["optimizer.betas={}"], "Invalid config value optimizer.betas='{}': expected a list in brackets, e.g. [a,b]."),
+    # a list's item, set as `model.conv_channels[0]=`, which is no override; a null one as "not the group itself"
+    (["model.conv_channels=[1.5]"], "Invalid config value model.conv_channels=1.5: expected an integer for each item. "
+                                    "Fix it on the command line, e.g. `python run.py model.conv_channels=...`"),
+    (["augment=affine", "augment.scale=[null,1]"], "Invalid config value augment.scale=null: expected a number for "
+                                                   "each item."),
+    # OmegaConf's own words after "expected": "Cannot convert 'list' to string", "is not a valid input for <enum"
+    (["dataset.root=[1]"], "Invalid config value dataset.root=[1]: expected a string (a path or a name)."),
+    (["model.activation=[relu]"], "Invalid config value model.activation=['relu']: expected one of [relu, tanh]."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
@@ -498,7 +508,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "summary-switch-word", "summary-switch-number", "swept-twice", "swept-twice-with-plus",
         "plus-key-case", "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-part",
         "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",
-        "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument"])
+        "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument", "dict-for-a-list",
+        "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -611,6 +622,13 @@ def test_an_option_of_ones_own_naming_no_class_gets_one_line(group, yaml_text, e
     assert "Error getting class" not in result.stderr and "Are you sure" not in result.stderr  # Hydra's, of 3 lines
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and expected in errors[0], result.stderr
+
+
+def test_a_value_torch_refuses_of_an_argument_added_with_a_plus_is_fixed_with_the_plus(fast, tmp_path):
+    """The fix said `optimizer.eps=…`, which is refused as no setting of Adam's schema: it was added with a +."""
+    result = run_main([*fast, "+optimizer.eps=nan"], cwd=tmp_path)
+    assert result.returncode == 1 and "Invalid epsilon value: nan. Fix the value on the command line (e.g. " \
+                                      "+optimizer.eps=…) or in optimizer/adam.yaml." in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("option, preset", [("experiment=mine", "trainer:\n  epochs: 1\n"),

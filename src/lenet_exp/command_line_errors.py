@@ -32,7 +32,8 @@ from hydra.core.override_parser.types import ValueType
 from hydra.errors import (ConfigCompositionException, HydraException, MissingConfigException,
                           OverrideParseException)
 from omegaconf import BooleanNode, DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationResolutionError, ValidationError
+from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, ConfigTypeError, InterpolationResolutionError,
+                              ValidationError)
 
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
@@ -48,7 +49,11 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
     ("could not be converted to Float", "a number"),
     ("is not a valid bool", "true or false"),
     ("is not a ListConfig, list or tuple", "a list in brackets, e.g. [a,b]"),
+    ("Cannot merge DictConfig with ListConfig", "a list in brackets, e.g. [a,b]"),
+    ("NoneType is not a subclass of float", "a number"),  # an item of a list (augment.scale=[null,1])
+    ("NoneType is not a subclass of int", "an integer"),
     ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
+    ("Cannot convert", "a string (a path or a name)"),
     ("is not Optional", "a value: this setting cannot be null"),
     ("to Dict[", "keys of its own, each added with a +, e.g. +<setting>.<key>=<value>"),
 )
@@ -250,12 +255,22 @@ def expected_value(error: ValidationError) -> str:
     message = str(error.msg).splitlines()[0]
     if message.startswith("Invalid value") and "expected one of" in message:  # an enum's
         return message.split("expected ", 1)[1]
+    enum = re.search(r"is not a valid input for <enum '(\w+)'>", message)  # a list or a dict where a choice goes
+    if enum:
+        import lenet_exp.config as schema
+
+        return f"one of [{', '.join(member.value for member in getattr(schema, enum.group(1), ()))}]"
     return next((what for words, what in EXPECTED if words in message), message)
 
 
-def wrong_value(error: ValidationError, overrides: list[str]) -> str:
+def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str]) -> str:
     expected = expected_value(error)
     key, command = str(error.full_key), "python run.py"
+    item = re.match(r"(.+)\[\d+\]$", key)  # of a list, which the command line sets whole (key[0]= is no override)
+    if item:
+        key, expected = item.group(1), f"{expected} for each item"
+    value = error.value if isinstance(error, ValidationError) else next(  # a dict for a list has none: as written
+        (override_value(o) for o in overrides if override_key(o) == key), None)
     # a sweep's setting: of the plugin chosen, else of one that has it (Optuna's sweeper comes with sweep=optuna)
     for prefix, choosers in (("hydra.launcher.", ("hydra/launcher",)), ("hydra.sweeper.", ("hydra/sweeper", "sweep"))):
         if key.startswith(prefix):
@@ -263,7 +278,7 @@ def wrong_value(error: ValidationError, overrides: list[str]) -> str:
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
             having = [PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else options_with(choosers[0], setting)
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
-    return str(ConfigError(key, error.value, expected, command=command))
+    return str(ConfigError(key, value, expected, command=command))
 
 
 def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> bool:
@@ -915,7 +930,7 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
         return setting_of_the_resumed_run(cause) or (in_file and (
             preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
             or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides)
-    if isinstance(error, ConfigCompositionException) and isinstance(cause, ValidationError):
+    if isinstance(error, ConfigCompositionException) and isinstance(cause, (ValidationError, ConfigTypeError)):
         return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error, arguments)

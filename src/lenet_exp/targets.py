@@ -12,7 +12,7 @@ import importlib
 import re
 from typing import Any
 
-from lenet_exp.config import option_yaml, to_dict
+from lenet_exp.config import as_overridden, option_yaml, to_dict
 from lenet_exp.errors import ConfigError, UserError, root_cause
 
 
@@ -66,8 +66,9 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     named = max((key for key in options if key.rstrip("s").lower() in said.lower()), key=len, default=None) or next(
         (key for key, value in options.items() if re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.])", said)),
         next(iter(options), "lr"))
+    # as the command line wrote it: +optimizer.eps where a plus added it (without, it is refused as no setting)
     return UserError(f"{target} refuses the {group} options {options}: {said}. Fix the value on the command line "
-                     f"(e.g. {group}.{named}=…) or in {option_yaml(group)}.")
+                     f"(e.g. {as_overridden(f'{group}.{named}')}=…) or in {option_yaml(group)}.")
 
 
 def names_a_target(value: Any) -> bool:
