@@ -23,6 +23,17 @@ def dataset_cfg(root, **changes):
     return OmegaConf.create({**cfg, **changes})
 
 
+def test_the_memory_a_data_set_needs_is_of_the_images_it_keeps(tiny_root, monkeypatch):
+    """dataset.train_size=256 of a large dataset.image_size was refused for the memory of all 70,000 images."""
+    import lenet_exp.data
+
+    asked = []
+    monkeypatch.setattr(lenet_exp.data, "check_fits", lambda needed, device, what, fix: asked.append((needed, what)))
+    lenet_exp.data.read_data(dataset_cfg(tiny_root, train_size=50, image_size=40), 16, torch.device("cpu"))
+    # 50 train, 100 val and 200 test images as float32, and the resize's copy of the largest split
+    assert asked == [((50 + 100 + 200 + 200) * 40 * 40 * 4, "350 images of 40x40 pixels (dataset.image_size=40)")]
+
+
 def test_splits_are_resident_preprocessed_tensors(tiny_root):
     data = load_data(dataset_cfg(tiny_root), batch_size=64, device=torch.device("cpu"))
     assert (len(data.train), len(data.val), len(data.test)) == (500, 100, 200)

@@ -388,11 +388,12 @@ def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")
     check_every_class_labelled(train_labels, dcfg.num_classes, f"{dcfg.name} train")
 
-    n_images, side = len(train_labels) + len(test_labels), dcfg.image_size
-    check_fits(n_images * side * side * 4 * 2, device,  # float32, and the resize's temporary copy
-               f"{n_images} images of {side}x{side} pixels (dataset.image_size={side})",
-               "Choose a smaller dataset.image_size (32 is LeNet-5's).")
     train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed, dcfg.get("train_size"))
+    # the images kept (not those dataset.train_size leaves out), as float32, and the resize's copy of a split
+    splits, side = (len(train_idx), len(val_idx), len(test_labels)), dcfg.image_size
+    check_fits((sum(splits) + max(splits)) * side * side * 4, device,
+               f"{sum(splits)} images of {side}x{side} pixels (dataset.image_size={side})",
+               "Choose a smaller dataset.image_size (32 is LeNet-5's).")
     mean, std = dcfg.mean, dcfg.std
     if mean is None or std is None:  # statistics of the images we train on, never of val or test
         pixels = train_images[train_idx].float().div_(255.0)
