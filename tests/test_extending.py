@@ -102,6 +102,10 @@ def test_an_optimizer_on_its_default_learning_rate_diverges_with_its_message(con
     # and of its own settings, which may be what diverged (RMSprop's alpha of 1.5 was blamed on the lr alone)
     assert metrics["message"].endswith("Lower optimizer.lr (now its class default), or check optimizer.etas, "
                                        "optimizer.step_sizes, and start a new run.")
+    # an argument added to Adam's (a zero eps divides 0 by 0 where a gradient is 0)
+    metrics = train(compose(*fast_overrides(tiny_root), "+optimizer.eps=0"), run_dir=tmp_path / "eps")
+    assert metrics["status"] == "diverged" and metrics["message"].endswith(
+        "Lower optimizer.lr (now 0.001), or check optimizer.eps, and start a new run."), metrics.get("message")
 
 
 def test_a_new_idx_data_set_is_one_yaml(configs, tiny_root, tmp_path, caplog):

@@ -288,9 +288,11 @@ class Run:
         problem = divergence(result.loss, val.loss, parts.model, cfg.dataset.num_classes)
         if problem:  # run again as it was, it diverges again: the advice is a new run
             saved = checkpoint_note(self.saved_epoch) if self.saved_epoch else "no checkpoint was written"
-            # an optimizer of one's own (RMSprop's alpha of 1.5) may diverge by a setting of its own too
-            own = [key for key in cfg.optimizer if key not in ("_target_", "lr", "weight_decay")
-                   ] if not dataclasses.is_dataclass(OmegaConf.get_type(cfg.optimizer)) else []
+            # an optimizer of one's own (RMSprop's alpha of 1.5) may diverge by a setting of its own too, as may an
+            # argument added to a schema's (+optimizer.eps=0: Adam divides 0 by 0)
+            schema = OmegaConf.get_type(cfg.optimizer)
+            known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
+            own = [key for key in cfg.optimizer if key not in ("_target_", "lr", "weight_decay", *known)]
             also = f", or check {', '.join(f'optimizer.{key}' for key in own)}," if own else ""
             return DIVERGED, (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
                                 f"(now {cfg.optimizer.get('lr', 'its class default')}){also} and start a new run.")
