@@ -33,6 +33,9 @@ RANGES = {
     "trainer.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "trainer.tta_shift": (lambda v: 0 <= v <= 4, "an integer in [0, 4] (pixels)"),
     "trainer.ema_decay": (lambda v: v is None or 0 < v < 1, "null (HParams' 0) or a number in (0, 1)"),
+    # what every record, line and column of the run names it by (an empty one began its lines with ": 256 train")
+    "dataset.name": (lambda v: v.strip() != "", "a name (not empty)"),
+    "model.name": (lambda v: v.strip() != "", "a name (not empty)"),
     "dataset.val_size": (lambda v: v >= 1, "an integer >= 1"),
     "dataset.train_size": (lambda v: v is None or v >= 1, "null or an integer >= 1"),
     "dataset.num_classes": (lambda v: v >= 2, "an integer >= 2"),
