@@ -488,6 +488,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["model.activation=[relu]"], "Invalid config value model.activation=['relu']: expected one of [relu, tanh]."),
     # every record names the run's data set and model by it: an empty one began its lines with ": 256 train"
     (["dataset.name="], "Invalid config value dataset.name='': expected a name (not empty)."),
+    # emptied on the command line: refused once the data had loaded, or told to fix "the model's YAML"
+    (["optimizer._target_="], "Invalid config value optimizer._target_=null: expected the torch.optim class"),
+    (["model._target_="], "Invalid config value model._target_=null (the command line names no class)"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
@@ -511,7 +514,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "plus-key-case", "list-item-word", "plus-list-item-word", "list-item-out-of-range", "plus-key-part",
         "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",
         "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument", "dict-for-a-list",
-        "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice", "empty-name"])
+        "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice", "empty-name",
+        "optimizer-class-emptied", "model-class-emptied"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -19,14 +19,14 @@ from torch import nn
 from lenet_exp.config import as_overridden, named_in_overrides, option_yaml
 from lenet_exp.errors import ConfigError, UserError, one_line
 from lenet_exp.targets import located_class, options_refused, plain_options
+from lenet_exp.validation import optimizer_without_class
 
 log = logging.getLogger(__name__)
 
 
 def build_optimizer(ocfg, model: nn.Module) -> torch.optim.Optimizer:
     if not ocfg.get("_target_"):
-        raise ConfigError("optimizer._target_", None, "the torch.optim class that the option's YAML names, e.g. "
-                          "_target_: torch.optim.RMSprop")
+        raise optimizer_without_class()
     expected = "a torch.optim class whose arguments match the optimizer options"
     optimizer_class = located_class("optimizer._target_", ocfg._target_, torch.optim.Optimizer, expected)
     closure = inspect.signature(optimizer_class.step).parameters.get("closure")

@@ -9,7 +9,7 @@ import math
 from typing import Any, Callable
 
 from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NATIVE_SIZE, Config, as_overridden,
-                              begins_with_its_schema, read_by)
+                              begins_with_its_schema, named_in_overrides, read_by)
 from lenet_exp.errors import ConfigError, UserError, closest
 
 
@@ -229,6 +229,9 @@ def check_the_options_kinds(cfg: Any) -> None:
     model = cfg.get("model")
     if read_by(str(cfg.task), "model") and OmegaConf.is_dict(model) and not model.get("_target_"):
         raise model_without_class()  # before the data loads (building the model would find it after)
+    optimizer = cfg.get("optimizer")
+    if read_by(str(cfg.task), "optimizer") and OmegaConf.is_dict(optimizer) and not optimizer.get("_target_"):
+        raise optimizer_without_class()  # before the data loads, as the model's
     dataset = cfg.get("dataset")
     if OmegaConf.is_dict(dataset) and not dataclasses.is_dataclass(OmegaConf.get_type(dataset)):
         # every data set is read alike: an option without the schema lacks its fields (root, val_size, ...)
@@ -263,11 +266,19 @@ def check_the_rules_between_settings(cfg: Any) -> None:
 
 
 def model_without_class() -> ConfigError:
-    """A model YAML of one's own that names no class: most often a LeNet-5 variant without its schema line."""
+    """A model YAML of one's own that names no class: most often a LeNet-5 variant without its schema line (or
+    a command line that emptied it: model._target_=)."""
+    typed = "model._target_" in named_in_overrides()
     return ConfigError("model._target_", None, "the class of a model of one's own (e.g. _target_: my_models.MyNet), "
                        f"or for a LeNet-5 variant its schema: {begins_with_its_schema('model', 'lenet5', 'lenet5')}",
-                       why="the model's YAML names no class",
-                       fix="Fix it in the model's YAML.")
+                       why="the command line names no class" if typed else "the model's YAML names no class",
+                       fix="Name one on the command line, or leave model._target_ out." if typed
+                       else "Fix it in the model's YAML.")
+
+
+def optimizer_without_class() -> ConfigError:
+    return ConfigError("optimizer._target_", None, "the torch.optim class that the option's YAML names, e.g. "
+                       "_target_: torch.optim.RMSprop")
 
 
 def _cuda_visible() -> bool:
