@@ -145,9 +145,12 @@ def test_step_decays_at_epoch_boundaries():
         "trainer.limit_batches) or a smaller trainer.batch_size)"),  # no pct_start < 1 would do
 ])
 def test_a_onecycle_warm_up_under_two_steps_says_what_would_do(steps, instead):
+    """(Of a pct_start of 1e-30, in a number that reads: "2e+30", not its 31 digits.)"""
     optimizer = build_optimizer(OmegaConf.create(OPTIMIZER), LeNet5())
     with pytest.raises(ConfigError, match=re.escape(f"at least 2 of the run's {steps} steps {instead}")):
         build_scheduler(OmegaConf.create({**SCHEDULER, "name": "onecycle"}), optimizer, 1, steps)
+    with pytest.raises(ConfigError, match=re.escape("a run of at least 2e+30 steps: more")):
+        build_scheduler(OmegaConf.create({**SCHEDULER, "name": "onecycle", "pct_start": 1e-30}), optimizer, 1, steps)
 
 
 def test_onecycle_peaks_at_the_learning_rate_after_warm_up():
