@@ -1676,7 +1676,8 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
     assert run_main(sweep, cwd=tmp_path).returncode == 0  # fast: 1 epoch
     longer = run_main([*sweep, "trainer.epochs=2"], cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
-    assert f"Sweep {tmp_path / 'sweep'} trained for 1 epoch: its jobs go on to 2." in longer.stdout
+    assert f"Sweep {tmp_path / 'sweep'} was given 1 epoch: its jobs go on to 2, each from where it stopped." \
+        in longer.stdout
     assert longer.stderr.count("after epoch 1") == 2  # "Resuming … after epoch 1"
     for job in job_dirs(tmp_path / "sweep"):
         record = metrics(job)

@@ -88,10 +88,10 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                 gone = last_checkpoint_gone(job_dir)
                 if gone:  # refused here, before Hydra writes the longer sweep's multirun.yaml and .hydra/
                     sys.exit(f"Error: {gone}")
-            if EPOCHS in lengthened:
-                trained = saved.trainer.epochs
-                log.info("Sweep %s trained for %d epoch%s: its jobs go on to %d.", sweep_dir, trained,
-                         "s" if trained != 1 else "", config.trainer.epochs)
+            if EPOCHS in lengthened:  # what it was given: a job stopped or not started has trained less
+                given = saved.trainer.epochs
+                log.info("Sweep %s was given %d epoch%s: its jobs go on to %d, each from where it stopped.",
+                         sweep_dir, given, "s" if given != 1 else "", config.trainer.epochs)
             if EARLY_STOP_PATIENCE in lengthened:
                 log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s.", sweep_dir, EARLY_STOP_PATIENCE,
                          shown(saved.trainer.early_stop_patience), shown(config.trainer.early_stop_patience))
