@@ -1461,6 +1461,13 @@ def test_a_sweep_refused_before_its_first_job_leaves_no_folder_and_the_fixed_com
     fixed = run_main([*sweep, "optimizer.lr=1e-3,3e-3"], cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
+    # one refused as it extends a sweep keeps the sweep's own record: its command then continued no more ("holds
+    # another sweep (it ran optimizer.lr=1e-3,3e-3,abc; this command gives optimizer.lr=1e-3,3e-3)")
+    record = (tmp_path / "sweep" / "multirun.yaml").read_bytes()
+    typo = run_main([*sweep, "optimizer.lr=1e-3,3e-3,abc"], cwd=tmp_path)
+    assert typo.returncode == 1 and (tmp_path / "sweep" / "multirun.yaml").read_bytes() == record, typo.stderr[-2000:]
+    again = run_main([*sweep, "optimizer.lr=1e-3,3e-3"], cwd=tmp_path)
+    assert again.returncode == 0 and "Launching 2 jobs" in again.stdout + again.stderr, again.stderr[-2000:]
 
 
 @pytest.mark.skipif(shutil.which("srun") is not None, reason="a Slurm client is here: the sweep would be submitted")

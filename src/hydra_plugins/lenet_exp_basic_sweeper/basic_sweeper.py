@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
+from lenet_exp.files import SWEEP_RECORD, write_atomic
 from lenet_exp.sweeps.ending import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
 from lenet_exp.sweeps.records import jobs_found
 from lenet_exp.sweeps.space import JobFolders, split_grid
@@ -20,8 +21,19 @@ from lenet_exp.sweeps.space import JobFolders, split_grid
 class EndingBasicSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         self.job_folders = JobFolders(self.config)
-        with ending_on_a_dead_job():
-            return super().sweep(arguments)
+        # Hydra writes this command's multirun.yaml over the sweep's before any job's config is composed: a
+        # command refused before it launched a job (model=lenet5,lenet9) left the sweep's own command refused
+        record = Path(str(self.config.hydra.sweep.dir)) / SWEEP_RECORD
+        earlier, launched = (record.read_bytes() if record.is_file() else None), []
+        launch = self.launcher.launch
+        self.launcher.launch = lambda *args, **kwargs: launched.append(True) or launch(*args, **kwargs)
+        try:
+            with ending_on_a_dead_job():
+                return super().sweep(arguments)
+        except BaseException:
+            if earlier is not None and not launched:
+                write_atomic(record, lambda file: file.write(earlier))
+            raise
 
     def split_arguments(self, overrides: list, max_batch_size: Optional[int]) -> list:
         """The grid numbered as the jobs its folder holds already: values added to any swept key add jobs after
