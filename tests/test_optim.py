@@ -10,11 +10,11 @@ import torch
 from omegaconf import OmegaConf
 
 from lenet_exp import compose
-from lenet_exp.validation import validate
 from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.models import build_model
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
+from lenet_exp.validation import validate
 
 OPTIMIZER = dict(_target_="torch.optim.Adam", lr=0.01, weight_decay=0.0, betas=[0.9, 0.999])
 SCHEDULER = dict(name="none", step_epochs=2, gamma=0.1, min_lr_ratio=0.0, pct_start=0.25)

@@ -18,7 +18,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict
-from lenet_exp.validation import validate
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, read_json, run_events, save_json)
@@ -28,6 +27,7 @@ from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.runlog import prefix_console_lines, show
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
+from lenet_exp.validation import validate
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1

@@ -26,7 +26,6 @@ from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import a_value_twice, deleted_setting, merged_options, number_as_bool, swept_twice
 from lenet_exp.config import listed, sets_a_preset, without_hydra
-from lenet_exp.validation import refuse_unknown_keys, validate
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,
@@ -39,6 +38,7 @@ from lenet_exp.sweeps.ending import note_sweep_dir
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
 from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
+from lenet_exp.validation import refuse_unknown_keys, validate
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 
 from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS
-from lenet_exp.validation import validate
 from lenet_exp.data import class_names, prepare_images
 from lenet_exp.engine import autocast
 from lenet_exp.errors import ConfigError, DeviceError, UserError
 from lenet_exp.inference import Trained, load_trained, read_image, say_if_odd
 from lenet_exp.overrides import override_key
+from lenet_exp.validation import validate
 
 # what load_model() sets itself: the checkpoint, the task that reads it, and the device (its own argument)
 ITS_OWN = ("task", "ckpt", "image", "device")

@@ -21,7 +21,6 @@ from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
                               chosen_option, read_by)
-from lenet_exp.validation import RANGES
 from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
@@ -34,6 +33,7 @@ from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.record import TensorBoardLog, chosen_options, evaluation_markdown, training_hparams
 from lenet_exp.resume import how_to_go_on
+from lenet_exp.validation import RANGES
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from lenet_exp import fused_cpu
-from lenet_exp.validation import cuda_graphs_refused
 from lenet_exp.errors import ConfigError, DeviceError
+from lenet_exp.validation import cuda_graphs_refused
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lenet_exp.validation import model_without_class
 from lenet_exp.errors import UserError, root_cause
 from lenet_exp.targets import located_class, options_refused, plain_options
+from lenet_exp.validation import model_without_class
 
 
 def build_model(model_cfg, num_classes: int, image_size: int, shapes_only: bool = False) -> nn.Module:
