@@ -157,7 +157,8 @@ def build_scheduler(scfg, optimizer: torch.optim.Optimizer, epochs: int, steps_p
         if scfg.pct_start * total < 2:  # torch divides by the warm-up length minus one
             steps = math.ceil(2 / scfg.pct_start)  # 2e+30 of a pct_start of 1e-30, not its 31 digits
             longer = (f"a run of at least {steps if steps < 10**9 else f'{steps:.0e}'} steps: more trainer.epochs, "
-                      f"more batches an epoch (dataset.train_size, trainer.limit_batches) or a smaller trainer.batch_size")
+                      f"more batches an epoch (dataset.train_size, trainer.limit_batches) or a smaller "
+                      f"trainer.batch_size")
             shorter = f"pct_start >= {math.ceil(200 / total) / 100:.2f}, or " if total >= 3 else ""  # < 1 for 3 steps
             raise ConfigError("scheduler.pct_start", scfg.pct_start, f"a value that gives the warm-up at least 2 of "
                               f"the run's {total} steps ({shorter}{longer})")

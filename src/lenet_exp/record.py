@@ -161,14 +161,14 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def test_rows(test: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def rows_of_a_test(test: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """A card's rows of a test: its accuracy (of how many images, where trainer.limit_batches capped it, as the
     console and metrics.json say), by class (the weakest first: what a data set's hard classes cost), its loss."""
     part = (f" ({test['samples']} of {test['split_samples']} images)"
             if test.get("samples", 0) < test.get("split_samples", 0) else "")
     by_class = sorted((test.get("acc_by_class") or {}).items(), key=lambda item: (item[1] is None, item[1]))
-    return [("test acc", _cell(test.get("acc")) + part),
-            *([("test acc by class", " · ".join(f"{name}: {_cell(acc)}" for name, acc in by_class))] if by_class else []),
+    ranked = " · ".join(f"{name}: {_cell(acc)}" for name, acc in by_class)
+    return [("test acc", _cell(test.get("acc")) + part), *([("test acc by class", ranked)] if by_class else []),
             ("test loss", test.get("loss"))]
 
 
@@ -177,7 +177,8 @@ def evaluation_markdown(metrics: Mapping[str, Any], trained_on: str) -> str:
     well (its run's name in the Text tab, sweeps/…/0, tells none of it)."""
     other = f" (a model trained on {trained_on})" if trained_on != metrics["dataset"] else ""
     rows = [("status", metrics["status"]), ("checkpoint", f"{metrics['ckpt']} (after epoch {metrics['ckpt_epoch']})"),
-            ("data set", f"{metrics['dataset']}{other}"), *test_rows(metrics["test"]), ("device", metrics["device"])]
+            ("data set", f"{metrics['dataset']}{other}"), *rows_of_a_test(metrics["test"]),
+            ("device", metrics["device"])]
     return _table([(name, _cell(value)) for name, value in rows])
 
 
@@ -194,7 +195,7 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
             *([("overrides", ran)] if ran else []),
             ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}{selected_by(metrics)}"),
             ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
-            *test_rows(metrics["test"] or {}), ("device", metrics["device"])]
+            *rows_of_a_test(metrics["test"] or {}), ("device", metrics["device"])]
     if metrics.get("git"):
         changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
         rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
