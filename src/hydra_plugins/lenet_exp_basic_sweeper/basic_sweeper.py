@@ -26,7 +26,12 @@ class EndingBasicSweeper(BasicSweeper):
         record = Path(str(self.config.hydra.sweep.dir)) / SWEEP_RECORD
         earlier, launched = (record.read_bytes() if record.is_file() else None), []
         launch = self.launcher.launch
-        self.launcher.launch = lambda *args, **kwargs: launched.append(True) or launch(*args, **kwargs)
+
+        def launch_noted(*args: Any, **kwargs: Any) -> Any:
+            launched.append(True)
+            return launch(*args, **kwargs)
+
+        self.launcher.launch = launch_noted
         try:
             with ending_on_a_dead_job():
                 return super().sweep(arguments)
