@@ -1452,6 +1452,16 @@ def test_nothing_runs_inside_a_run_or_a_sweep_but_their_own(fast, tmp_path):
     assert (nested / "multirun.yaml").read_bytes() == record and not (nested / "s_5").exists()
 
 
+def test_a_submitit_sweep_run_again_says_what_its_folder_holds(fast, tmp_path):
+    """Its jobs log to their own files alone: the console said nothing of the jobs it skips or resumes, which a
+    basic or joblib sweep's jobs say there, and a stacked one sums up."""
+    sweep = ["-m", "hydra/launcher=submitit_local", *fast, "seed=0,1", "hydra.sweep.dir=sweep"]
+    assert run_main(sweep, cwd=tmp_path).returncode == 0
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 0 and ("Sweep sweep holds 2 jobs from before (2 completed): each one's run.log says "
+                                      "whether it is skipped or goes on.") in again.stdout, again.stdout[-2000:]
+
+
 def test_a_sweep_refused_before_its_first_job_leaves_no_folder_and_the_fixed_command_runs(fast, tmp_path):
     """The refused sweep left a folder of its multirun.yaml and lock alone."""
     sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]

@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
@@ -261,6 +262,19 @@ def unread_configs(main: Path, folder: Path) -> Iterator[str]:
                    f"name, then choose it with {chosen}.")
 
 
+def say_what_the_sweep_holds(config: DictConfig, records: dict) -> None:
+    """A submitit sweep run again into its folder: the jobs it holds from before, by status. Each job says in its
+    run.log whether it is skipped or goes on, which a basic or joblib sweep shows on the console, and a stacked
+    one sums up there itself; submitit's jobs log to their own files alone."""
+    launching = Launching.of(config.hydra.launcher)
+    if not records or not launching.submitit or launching.stacked:
+        return
+    statuses = Counter(str((read_json(job_dir / METRICS) or {}).get("status", "not recorded")) for job_dir in records)
+    log.info("Sweep %s holds %d job%s from before (%s): each one's run.log says whether it is skipped or goes on.",
+             config.hydra.sweep.dir, len(records), "s" if len(records) != 1 else "",
+             ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
+
+
 def job_records(job_dirs: Iterable[Path]) -> dict[Path, tuple[dict[str, bytes], Optional[dict]]]:
     """Each run or job folder's .hydra/ files as the command finds them, and what its metrics.json says it
     trained."""
@@ -335,6 +349,7 @@ class OutputDirCheck(Callback):
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
             self.records = job_records(find_job_dirs(Path(config.hydra.sweep.dir)))  # nested ones too
+        say_what_the_sweep_holds(config, self.records)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:  # before the summary, which reads them
         put_back_the_records_of_jobs_that_recorded_nothing(getattr(self, "records", {}))
