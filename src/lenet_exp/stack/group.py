@@ -125,10 +125,10 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                     if len(by_epoch) > 1:
                         jobs, verb = ("Jobs", "") if len(stack) > 1 else ("Job", "s")
                         start = f"continue{verb} after epoch {epoch}" if epoch else f"start{verb} from the beginning"
-                        others = ", ".join(str(t.number) for t in waiting if t not in stack)
+                        others = [str(t.number) for t in waiting if t not in stack]
                         numbers = ", ".join(str(t.number) for t in stack)
-                        log.info("%s %s %s, apart from %s %s", jobs, numbers, start, "jobs" if "," in others else "job",
-                                 others)
+                        log.info("%s %s %s, apart from job%s %s", jobs, numbers, start, "s" if len(others) > 1 else "",
+                                 ", ".join(others))
                     for trial in stack if cohort else ():  # its start-up begins now, not with the cohorts before it
                         trial.run.stopwatch.skip_wait()
                     train_stack(stack, slot)
