@@ -20,7 +20,8 @@ from lenet_exp import CONFIGS
 from lenet_exp.files import read_json
 from tensorboard_events import load_events, logged_hparams, scalar_values
 
-EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "best/val_acc", "best/val_loss",
+EPOCH_TAGS = {"train/loss", "train/acc", "train/lr", "val/loss", "val/acc", "best/val_acc", "best/val_epoch",
+              "best/val_loss",
               "time/epoch_s", "time/samples_per_s"}
 
 
@@ -97,6 +98,7 @@ def test_one_epoch_run_writes_every_artifact(fast, tiny_root, tmp_path):
     # the selected model's, HParams' columns
     assert scalar_values(events, "best/val_acc")[2] == pytest.approx(metrics["val"]["acc"])
     assert scalar_values(events, "best/val_loss")[2] == pytest.approx(metrics["val"]["loss"])
+    assert scalar_values(events, "best/val_epoch")[2] == metrics["best_epoch"]
     assert [p.name for p in run_dir.iterdir() if p.is_dir()].count(".hydra") == 1  # no timestamped hparams sub-run
     assert "epoch 2/2" in (run_dir / "run.log").read_text()
 

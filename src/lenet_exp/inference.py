@@ -31,7 +31,8 @@ from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPT
 from lenet_exp.launch import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
-from lenet_exp.record import TensorBoardLog, chosen_options, evaluation_markdown, training_hparams
+from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, selected_model_scalars,
+                              training_hparams)
 from lenet_exp.resume import how_to_go_on
 from lenet_exp.validation import RANGES
 
@@ -270,6 +271,18 @@ def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Tra
     return Trained(model, state, ema_decay, device, pre, tcfg, views)
 
 
+def checkpoint_row(state: dict) -> dict:
+    """The history row of the checkpoint's epoch (its val accuracy and loss), as its run recorded it: empty where
+    the record does not hold them (a checkpoint is data: read, not trusted)."""
+    epoch, run_state = checkpoints.checkpoint_epoch(state), state.get("run_state")
+    history = run_state.get("history") if isinstance(run_state, dict) else None
+    for row in history if isinstance(history, list) else []:
+        if isinstance(row, dict) and row.get("epoch") == epoch and all(
+                isinstance(row.get(key), float) for key in ("val/acc", "val/loss")):
+            return row
+    return {}
+
+
 def images_trained_on(state: dict) -> Optional[int]:
     """How many images the checkpoint's run trained on (a null dataset.train_size: all that its val split left),
     as its record of the data it read says; None where it does not."""
@@ -321,6 +334,9 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
         trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
         tb.test(result, split.images, split.labels, classes, step=step, figures=tcfg.log_images,
                 predicted_classes=trained_classes)
+        row = checkpoint_row(state)
+        if row:  # HParams' first columns, as its run's: a view of both then shows both
+            tb.scalars(selected_model_scalars(row), step)
         tb.card(evaluation_markdown(metrics, state["config"]["dataset"]["name"]))
         tb.session_end()
     finally:

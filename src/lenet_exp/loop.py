@@ -38,7 +38,7 @@ from lenet_exp.launch import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, provenance,
-                               summary_markdown, training_hparams, versions)
+                               selected_model_scalars, summary_markdown, training_hparams, versions)
 from lenet_exp.resume import how_to_go_on
 from lenet_exp.signals import StopSignals
 
@@ -305,10 +305,7 @@ class Run:
         improved = self.improves(val, state)
         if improved:
             state.best_val_acc, state.best_epoch = val.acc, epoch
-        # the selected model's so far (their last values are HParams' columns for the run), named to sort first:
-        # TensorBoard's parallel coordinates tick the first five metrics by name
-        best = {"best/val_acc": state.best_val_acc,
-                "best/val_loss": state.row(state.best_epoch).get("val/loss", math.nan)}
+        best = selected_model_scalars(state.row(state.best_epoch))  # so far: their last values are HParams' columns
         tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         stopping = self.stopped_early(state)  # why training stops here (trainer.early_stop_patience), or None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best

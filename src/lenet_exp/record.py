@@ -5,13 +5,14 @@ Everything goes into the run directory itself, so ``tensorboard --logdir <sweep 
 per job with the same tags. Each run starts an HParams session with its result settings (so a running
 or crashed job is listed too) and declares no experiment of its own: TensorBoard then works out, over
 all the runs it is shown, which settings differ (those columns first) and takes every scalar tag as a
-metric column (``best/val_acc``, ``best/val_loss`` and ``test/acc`` are the selected model's).
+metric column (``best/val_acc``, ``best/val_epoch``, ``best/val_loss`` and ``test/acc`` are the selected model's).
 Timings are recorded here only: checkpoints never hold them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import statistics
@@ -230,6 +231,15 @@ def quiet_event_writer_threads() -> None:
 
     hook.quiets_event_writers = True
     threading.excepthook = hook
+
+
+def selected_model_scalars(row: Mapping[str, Any]) -> dict[str, float]:
+    """The selected model's val accuracy, epoch and val loss, from its epoch's row of a run's history. Named to
+    be HParams' first metric columns (TensorBoard's parallel coordinates tick the first five by name and colour the
+    lines by the first); an evaluation logs them too, of its checkpoint's epoch, so that a view of evaluations
+    beside training runs leaves neither out."""
+    return {"best/val_acc": row.get("val/acc", math.nan), "best/val_epoch": row.get("epoch", math.nan),
+            "best/val_loss": row.get("val/loss", math.nan)}
 
 
 CARD_TAG = "run/summary"  # the final metrics as a text card (shown as run/summary/text_summary)
