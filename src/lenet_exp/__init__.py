@@ -112,7 +112,7 @@ def _one_by_one(overrides: tuple) -> list[str]:
     """compose()'s overrides as a list of strings: a list given as Hydra's compose takes it is unpacked, and
     a string of several (as a shell line is written) is refused, which Hydra would read as one odd value."""
     from lenet_exp.errors import UserError
-    from lenet_exp.overrides import PATH_KEYS, override_key
+    from lenet_exp.overrides import PATH_KEYS, override_key, sets_hydra
     from lenet_exp.config import STUDY_GROUP
 
     listed = [o for given in overrides for o in (given if isinstance(given, (list, tuple)) else [given])]
@@ -121,7 +121,7 @@ def _one_by_one(overrides: tuple) -> list[str]:
             raise TypeError(f"compose() takes overrides as strings such as 'optimizer.lr=1e-3', not {override!r}.")
         if not override.strip():
             raise UserError(f"compose({override!r}) is an empty override: leave it out, or write key=value.")
-        if re.split(r"[./]", override_key(override))[0] == "hydra":  # hydra.run.dir, hydra/launcher: it changes nothing
+        if sets_hydra(override_key(override)):  # it changes nothing train() reads
             raise UserError(f"compose({override!r}): Hydra's own settings are run.py's, and train() reads none of "
                             f"them: it trains in the folder that train(cfg, run_dir=…) names (a sweep is `python "
                             f"run.py -m …`).")

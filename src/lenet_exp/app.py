@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lenet_exp.config import LOCATION_KEYS, STUDY_GROUP, to_dict
+from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, read_json, run_events, save_json)
@@ -31,12 +31,6 @@ from lenet_exp.validation import validate
 
 log = logging.getLogger("lenet_exp")
 EXIT_ERROR = 1
-
-
-def named_on_command_line(hydra_cfg) -> set[str]:
-    """The config keys the command line set, e.g. {"dataset", "ckpt", "model.dropout"} (but not
-    `dataset.root` or `dataset.download`, which say where the checkpoint's own data set is)."""
-    return {override_key(o) for o in as_written(hydra_cfg.overrides.task)} - set(LOCATION_KEYS)
 
 
 def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
@@ -141,13 +135,13 @@ def run_job_of_task(cfg: DictConfig) -> float:
     slot = job_slot(hydra_cfg)
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    chosen = named_on_command_line(hydra_cfg)
+    chosen = settings_named(as_written(hydra_cfg.overrides.task))
     if multirun:
         prefix_console_lines(lambda: job_prefix(slot.number))  # a parallel sweep's jobs share one terminal
     if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
         paths_from_the_original_folder(cfg)
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
-    log.info("Run in %s with %s", run_dir, " ".join(as_written(hydra_cfg.overrides.task)) or "the default config")
+    say_where_it_runs(run_dir, as_written(hydra_cfg.overrides.task))
     if not multirun:
         warn_of_sweep_settings(hydra_cfg, chosen)
     stopped = sweep_stop_signal()
@@ -170,6 +164,11 @@ def run_job_of_task(cfg: DictConfig) -> float:
         if launcher_gone(slot.launcher):  # nobody left to take this worker's result: it would wait for ever
             logging.shutdown()
             os._exit(EXIT_SIGNAL_BASE + signal.SIGTERM)
+
+
+def say_where_it_runs(run_dir: Path, overrides: list[str]) -> None:
+    """A job's first line: where it is written, and what differs from the defaults."""
+    log.info("Run in %s with %s", run_dir, " ".join(overrides) or "the default config")
 
 
 def warn_of_sweep_settings(hydra_cfg, chosen: set[str]) -> None:

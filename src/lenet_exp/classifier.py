@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from omegaconf import OmegaConf
 
-from lenet_exp.config import LOCATION_KEYS, NATIVE_SIZE, PREPROCESSING_KEYS
+from lenet_exp.config import NATIVE_SIZE, PREPROCESSING_KEYS, settings_named
 from lenet_exp.data import class_names, prepare_images
 from lenet_exp.engine import autocast
 from lenet_exp.errors import ConfigError, DeviceError, UserError
@@ -130,6 +130,6 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
         validate(cfg)  # trainer.eval_batch_size=0, a shift larger than the image: as task=eval refuses them
     except ConfigError as error:
         raise error.for_python()
-    trained = load_trained(cfg, {override_key(o) for o in overrides} - set(LOCATION_KEYS), device)
+    trained = load_trained(cfg, settings_named(overrides), device)
     trained.model.float()  # its weights' own float32, where the caller's default dtype (float64) built it
     return Classifier(trained)

@@ -38,7 +38,8 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, ConfigTypeEr
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
-from lenet_exp.overrides import MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, unquote
+from lenet_exp.overrides import (MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value, sets_hydra,
+                                 unquote)
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
@@ -71,12 +72,11 @@ SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` t
 def options_having(group: str, key: str, overrides: Sequence[str] = ()) -> list[str]:
     """The options of ``group`` whose YAML or schema has ``key``: ``["scheduler=onecycle"]`` for pct_start,
     ``["optimizer=adam", "optimizer=adamw"]`` for betas (adamw's YAML names adam's schema); those of the command
-    line's ``hydra.searchpath`` among them."""
-    if group not in GROUP_SCHEMAS:
-        return []
+    line's ``hydra.searchpath`` among them; ``hydra/launcher=joblib`` for n_jobs."""
     repository = config_repository(overrides)
     if not repository:  # no Hydra ran: the schemas, named as the options that they are named after
-        return [f"{group}={name}" for name, schema in GROUP_SCHEMAS[group].items() if key in schema_keys(schema)]
+        return [f"{group}={name}" for name, schema in GROUP_SCHEMAS.get(group, {}).items()
+                if key in schema_keys(schema)]
     return [f"{group}={option}" for option in repository.get_group_options(group)
             if key in option_keys(repository, group, option)]
 
@@ -216,7 +216,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
         return f"{full_key} is not a setting of this {group} ({having_it(owners)})."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = group.split(".")[1]
-        having = options_with(group.replace(".", "/"), key) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
+        having = options_having("hydra/launcher", key, overrides) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
         instead = (f"choose the {kind} that has it first, e.g. {' or '.join(having)}" if having else
                    f"no {kind} of {group.replace('.', '/')} has it")
         return f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): {instead}."
@@ -233,11 +233,6 @@ def setting_of_the_resumed_run(error: ConfigAttributeError | ConfigKeyError) -> 
     group = str(error.full_key).rsplit(".", 1)[0]
     return the_runs_own(setting, f"which the {group} chosen now does not have", f"the other {group}") if setting \
         else None
-
-
-def options_with(group: str, key: str) -> list[str]:
-    """The options of ``group`` (hydra/launcher) whose own config has ``key``, as ``group=option``."""
-    return [f"{group}={option}" for option in group_options(group) if key in (option_config(group, option) or {})]
 
 
 def option_config(group: str, option: str) -> Optional[DictConfig]:
@@ -276,7 +271,8 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str]) 
         if key.startswith(prefix):
             chosen = [override for override in overrides if override_key(override) in choosers]
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
-            having = [PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else options_with(choosers[0], setting)
+            having = ([PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else
+                      options_having(choosers[0], setting, overrides))
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
     return str(ConfigError(key, value, expected, command=command))
 
@@ -499,7 +495,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
                  "python run.py --cfg job -p optimizer.")
     refuse_a_runs_record_as_configs(flags, arguments)
     overrides = flags_and_overrides(arguments)[1]
-    runs_own = [arg for arg in overrides if not re.match(r"hydra([./]|$)", override_key(arg))]
+    runs_own = [arg for arg in overrides if not sets_hydra(override_key(arg))]
     if flags.hydra_help and runs_own:  # composed with Hydra's config alone: "Could not override 'seed'", a traceback
         sys.exit(f"Error: --hydra-help prints Hydra's own help, which no setting of the run changes: drop "
                  f"{' '.join(runs_own)}, or give --help for the run's.")

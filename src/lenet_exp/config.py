@@ -405,6 +405,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | floa
 
 # Keys that say where the data is, not which data: `dataset.root=...` keeps a checkpoint's data set.
 LOCATION_KEYS = ("dataset.root", "dataset.download")
+
+
+def settings_named(overrides: Sequence[str]) -> set[str]:
+    """The config keys that ``overrides`` choose, e.g. {"dataset", "ckpt", "model.dropout"}: those that an
+    evaluation takes instead of its checkpoint's (not where the checkpoint's own data set is: LOCATION_KEYS)."""
+    return {override_key(o) for o in overrides} - set(LOCATION_KEYS)
+
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
 # how long a run trains, the settings it may change and go on from the epochs it has (run_of_other_length)
 EPOCHS = "trainer.epochs"

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from lenet_exp.files import folder_holder, write_nowhere
+from lenet_exp.errors import UserError
+from lenet_exp.files import folder_holder, write_atomic, write_nowhere
 
 log = logging.getLogger(__name__)
 LAUNCHER_PID_VARIABLE = "LENET_EXP_LAUNCHER_PID"
@@ -277,11 +278,9 @@ def ask_jobs_to_stop(signum: int) -> bool:
     stop_file = os.environ.get(STOP_FILE_VARIABLE)
     if not stop_file:
         return False
-    written = Path(stop_file).with_suffix(".tmp")
-    try:
-        written.write_text(str(signum))
-        os.replace(written, stop_file)  # a job reads all of it or nothing
-    except OSError:
+    try:  # a job reads all of it or nothing
+        write_atomic(Path(stop_file), lambda file: file.write(str(signum)), binary=False)
+    except UserError:  # the file system refused it
         return False
     atexit.register(Path(stop_file).unlink, missing_ok=True)
     return True

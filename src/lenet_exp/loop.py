@@ -262,7 +262,7 @@ class Run:
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
-            self.write_metrics(RUNNING, "", state, parts)  # so killed, it is no completed run
+            self.write_running(state, parts)  # so killed, it is no completed run
         return state
 
     def tensorboard(self, state: RunState, parts: Parts) -> TensorBoardLog:
@@ -316,7 +316,7 @@ class Run:
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
-        self.write_metrics(RUNNING, "", state, parts)
+        self.write_running(state, parts)
         if self.on_epoch_end is not None:
             self.on_epoch_end({**row, **times})
         if stopping:
@@ -398,8 +398,8 @@ class Run:
                  "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
                  epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
-    def write_metrics(self, status: str, message: str, state: RunState, parts: Parts) -> None:
-        save_json(self.metrics_path, self.metrics(status, message, state, parts))
+    def write_running(self, state: RunState, parts: Parts) -> None:
+        save_json(self.metrics_path, self.metrics(RUNNING, "", state, parts))
 
     def metrics(self, status: str, message: str, state: RunState, parts: Parts, test: Optional[dict] = None) -> dict:
         """What metrics.json records of the run now."""

@@ -23,6 +23,11 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def sets_hydra(key: str) -> bool:
+    """Whether an override's key is Hydra's own (``hydra.run.dir``, ``hydra/launcher``), not the run's."""
+    return re.match(r"hydra([./]|$)", key) is not None
+
+
 def override_value(override: str) -> str:
     """The value an override sets, as written ("" for a deletion that names none: ``~sweep``)."""
     return override.partition("=")[2]

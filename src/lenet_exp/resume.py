@@ -13,7 +13,6 @@ This happens before Hydra parses the command line, so it costs no torch import.
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from typing import NoReturn, Optional
 
 from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
                              SWEEP_RECORD, hydra_record, read_json)
-from lenet_exp.overrides import TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, unquote
+from lenet_exp.overrides import (TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, sets_hydra,
+                                 unquote)
 
 PREFIX = "resume="
 PASS_A_RUN = "Pass the directory of a run, e.g. resume=outputs/runs/<date>/<time>."
@@ -57,7 +57,7 @@ def saved_overrides(saved_file: Path) -> list[str]:
         except Exception as error:  # Hydra's grammar errors
             refuse(f"{override!r} is not an override ({str(error).splitlines()[0]})")
         key = parsed.get_key_element().lstrip("+~")
-        if re.match(r"hydra([./]|$)", key):
+        if sets_hydra(key):
             refuse(f"{override!r} sets Hydra itself, which a resume never replays")
         if parsed.is_sweep_override():
             refuse(f"{override!r} is a sweep, not one run's value")

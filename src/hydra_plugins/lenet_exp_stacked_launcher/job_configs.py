@@ -20,12 +20,10 @@ from typing import Any, Dict, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-try:  # Hydra 1.3's own code: what it applies a value override with, and how it names a job's folder
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import OverrideType
-except ImportError:  # another Hydra: every job composed in full
-    ConfigLoaderImpl = None
+# Hydra 1.3's own code (pyproject pins it): what it applies a value override with, and how it names a job's folder
+from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
 
 
 def _is_value(override, repository) -> bool:
@@ -58,7 +56,7 @@ class JobConfigs:
         return self._compose(master_config, list(sweep_overrides))
 
     def _compose(self, master: DictConfig, overrides: list) -> DictConfig:
-        parsed = OverridesParser.create().parse_overrides(overrides) if ConfigLoaderImpl is not None else None
+        parsed = OverridesParser.create().parse_overrides(overrides)
         template = self.templates.get(self._form(parsed))
         if template is not None and template[0] is master:
             return self._derive(master, template[1], parsed)
@@ -68,11 +66,9 @@ class JobConfigs:
             self.templates[form] = (master, copy.deepcopy(config))  # the launcher writes into the one it gets
         return config
 
-    def _form(self, parsed: Optional[list]) -> Optional[tuple]:
+    def _form(self, parsed: list) -> Optional[tuple]:
         """What two jobs must share for one's config to derive from the other's: each override as written,
-        except the keys of value overrides; None where that cannot tell (a key set twice, another Hydra)."""
-        if parsed is None:
-            return None
+        except the keys of value overrides; None where that cannot tell (a key set twice)."""
         keys = [override.key_or_group for override in parsed]
         if len(set(keys)) < len(keys):  # the later one wins: one order of setting them, kept simple
             return None

@@ -418,8 +418,7 @@ class StackedLauncher(Launcher):
         prefix_console_lines(line_prefix)
 
     def _run_group(self, configs: list) -> dict:
-        from lenet_exp.app import log as job_log  # a job's own lines under the name the basic launcher's have
-        from lenet_exp.app import record_interruption, say_how_it_ended
+        from lenet_exp.app import record_interruption, say_how_it_ended, say_where_it_runs
         from lenet_exp.validation import validate
         from lenet_exp.launch import JobSlot, job_context, job_slot, kill_signals_stop, stops_held
         from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
@@ -444,7 +443,7 @@ class StackedLauncher(Launcher):
                     trial = Trial(number, Run(ret.cfg, Path(config.hydra.runtime.output_dir), JobSlot(number),
                                               Stopwatch(started=group_started)))
                     with job_context(number):
-                        job_log.info("Run in %s with %s", trial.run.dir, " ".join(ret.overrides))
+                        say_where_it_runs(trial.run.dir, ret.overrides)
                     try:
                         HydraConfig.instance().set_config(config)  # its messages name its own options and overrides
                         validate(ret.cfg)
