@@ -286,6 +286,12 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["seeed=3"], "seeed is not a setting (did you mean seed?)."),
     (["augment=elastic", "augment.alpha=30"], "augment.alpha is not a setting (did you mean augment.elastic_alpha?)."),
     (["optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this optimizer (optimizer=sgd has it)."),
+    # a sweep's config is checked with the default option, augment=none: "augment=affine and … have it" read as nonsense
+    (["-m", "augment=affine,elastic", "augment.degrees=10"], "augment.degrees is not a setting of the augment that a "
+     "sweep's config has before each job chooses its own: ++augment.degrees=10 sets it in each job (augment=affine "
+     "and augment=elastic have it)."),
+    (["-m", "optimizer=sgd,adam", "optimizer.momentum=0.9"], "optimizer.momentum is a setting of optimizer=sgd only, "
+                                                             "not of optimizer=adam: sweep those apart."),
     (["+optimizer.maximize=true"], "Invalid config value optimizer.maximize=True: expected false (training lowers "
                                    "the loss, which maximize would raise)."),  # refused once its folder was made
     (["+optimizer.amsgrad=1"], "Invalid config value optimizer.amsgrad=1: expected true or false."),
@@ -493,7 +499,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # emptied on the command line: refused once the data had loaded, or told to fix "the model's YAML"
     (["optimizer._target_="], "Invalid config value optimizer._target_=null: expected the torch.optim class"),
     (["model._target_="], "Invalid config value model._target_=null (the command line names no class)"),
-], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "optimizer-argument-refused",
+], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
+        "key-of-one-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",
@@ -725,28 +732,28 @@ def test_a_mistake_in_a_presets_own_defaults_is_told_in_one_line_that_names_the_
         assert result.returncode == 1 and result.stderr.strip() == f"Error: {expected}", (no_study, result.stderr)
 
 
-NO_SCHEMA = "name: kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed
+NO_SCHEMA = "name: my_kmnist\ntorchvision_class: KMNIST\nnum_classes: 10\n"  # as if the schema line were not needed
 
 
 @pytest.mark.parametrize("yaml_text, overrides, expected", [
     (NO_SCHEMA, ["dataset.val_size=100"], "dataset.val_size is not a setting of this data set, which has no schema: "
      "write a YAML that begins as configs/dataset/mnist.yaml does, with `defaults: [/schema_dataset_idx@_here_, _self_]`."),
-    (NO_SCHEMA, [], "Invalid config value dataset='kmnist' (it has no schema): expected a YAML that begins as"),
-    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n"
-     "val_sise: 100\n", [], "In dataset/kmnist.yaml: dataset.val_sise is not a setting (did you mean dataset.val_size?)."),
-    ("defaults:\n  - /schema/dataset/idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n", [],
-     "In dataset/kmnist.yaml: its defaults name the schema schema/dataset/idx, which is /schema_dataset_idx now: "
+    (NO_SCHEMA, [], "Invalid config value dataset='my_kmnist' (it has no schema): expected a YAML that begins as"),
+    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: my_kmnist\ntorchvision_class: KMNIST\n"
+     "val_sise: 100\n", [], "In dataset/my_kmnist.yaml: dataset.val_sise is not a setting (did you mean dataset.val_size?)."),
+    ("defaults:\n  - /schema/dataset/idx@_here_\n  - _self_\nname: my_kmnist\ntorchvision_class: KMNIST\n", [],
+     "In dataset/my_kmnist.yaml: its defaults name the schema schema/dataset/idx, which is /schema_dataset_idx now: "
      "write `- /schema_dataset_idx@_here_` there."),  # Hydra's "Could not load" and its search path, 7 lines
-    ("defaults:\n  - /schema_dataset_idxx@_here_\n  - _self_\nname: kmnist\n", [],
-     "In dataset/kmnist.yaml: its defaults name schema_dataset_idxx, which is no file of configs/"),
-    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: kmnist\ntorchvision_class: KMNIST\n",
+    ("defaults:\n  - /schema_dataset_idxx@_here_\n  - _self_\nname: my_kmnist\n", [],
+     "In dataset/my_kmnist.yaml: its defaults name schema_dataset_idxx, which is no file of configs/"),
+    ("defaults:\n  - /schema_dataset_idx@_here_\n  - _self_\nname: my_kmnist\ntorchvision_class: KMNIST\n",
      ["model=???"], "model is left unset ('???'): choose one of its options, model=<option> on the command line or in "
                     "your YAML (lenet5, lenet5_classic)."),  # Hydra's "You must specify 'model'", then a line each
 ], ids=["no-schema-overridden", "no-schema", "typo", "old-schema-path", "no-such-default", "group-unset"])
 def test_a_data_set_yaml_of_ones_own_that_does_not_fit_gets_one_line(yaml_text, overrides, expected, tmp_path):
     (tmp_path / "mine" / "dataset").mkdir(parents=True)
-    (tmp_path / "mine" / "dataset" / "kmnist.yaml").write_text(yaml_text)
-    result = run_main([*overrides, "dataset=kmnist", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
+    (tmp_path / "mine" / "dataset" / "my_kmnist.yaml").write_text(yaml_text)
+    result = run_main([*overrides, "dataset=my_kmnist", f"hydra.searchpath=[file://{tmp_path / 'mine'}]"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and errors[0].startswith(f"Error: {expected}"), result.stderr

@@ -14,6 +14,7 @@ from omegaconf.errors import ValidationError
 
 from lenet_exp.errors import ConfigError
 from lenet_exp.models import build_model
+from lenet_exp.optim import build_optimizer, build_scheduler
 from lenet_exp.config import register_configs
 from lenet_exp.validation import validate
 
@@ -51,6 +52,9 @@ def test_every_group_option_composes_and_validates(group, option):
     assert identity == option
     model = build_model(cfg.model, cfg.dataset.num_classes, cfg.dataset.image_size)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+    # and what the run builds of it: a schedule's code missing was a traceback once the data had loaded
+    scheduler = build_scheduler(cfg.scheduler, build_optimizer(cfg.optimizer, model), cfg.trainer.epochs, 100)
+    assert (scheduler is None) == (cfg.scheduler.name == "none")
 
 
 def test_each_group_has_options():

@@ -923,6 +923,26 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "augment.elastic_sigma and 7 more."]
 
 
+def test_every_trainer_setting_is_a_trials_own_or_its_groups(tiny_root):
+    """The stacked step reads each trial's own settings (PER_TRIAL) and the group's shared ones; a trainer setting
+    added without its stacked form was silently left out where a group's trials shared it (helper contrib55)."""
+    import dataclasses
+
+    from omegaconf import open_dict
+
+    from lenet_exp.config import TrainerConfig
+    from lenet_exp.stack.grouping import PER_TRIAL, SHARED_TRAINER_SETTINGS, why_alone
+
+    settings = [f"trainer.{setting.name}" for setting in dataclasses.fields(TrainerConfig)]
+    own = [key for key in settings if key.startswith(PER_TRIAL)]
+    assert sorted([*own, *SHARED_TRAINER_SETTINGS]) == sorted(settings)  # each in one list
+    new = compose(f"dataset.root={tiny_root}")
+    with open_dict(new.trainer):
+        new.trainer.confidence_penalty = 0.3
+    assert why_alone(Job(0, new)) == "trainer.confidence_penalty has no stacked form"
+    assert why_alone(Job(0, compose(f"dataset.root={tiny_root}"))) is None
+
+
 def test_a_group_split_by_a_config_groups_option_names_the_option(tiny_root):
     """optimizer=adam,sgd split its jobs "in optimizer._target_": the option chosen says it as it was typed."""
     def job(number: int, optimizer: str, augment: str = "none") -> Job:

@@ -107,6 +107,12 @@ def listed_words(words: Sequence[str], last: str) -> str:
     return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
 
 
+def swept_options(group: str, overrides: Sequence[str]) -> list[str]:
+    """The options that a sweep's command line gives ``group`` as a list (``augment=affine,elastic``), or none."""
+    lists = [override_value(o) for o in overrides if override_key(o) == group and "," in override_value(o)]
+    return [option.strip() for option in lists[-1].split(",")] if lists else []
+
+
 def having_it(owners: Sequence[str], last: str = "and") -> str:
     """``optimizer=adam and optimizer=adamw have it``; with ``last="or"``, ``… or … has it``."""
     return f"{listed_words(owners, last)} {'have' if last == 'and' and len(owners) > 1 else 'has'} it"
@@ -212,6 +218,15 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
     if group == "dataset" and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     owners = options_having(group, key, overrides)
+    swept = [f"{group}={option}" for option in swept_options(group, overrides)]
+    if owners and swept:  # the sweep's config, checked before its jobs choose their options, has the default's
+        lacking = [option for option in swept if option not in owners]
+        if lacking:
+            return (f"{full_key} is a setting of {listed_words([o for o in swept if o in owners] or owners, 'and')} "
+                    f"only, not of {listed_words(lacking, 'and')}: sweep those apart.")
+        value = next((override_value(o) for o in overrides if override_key(o) == full_key), "…")
+        return (f"{full_key} is not a setting of the {group} that a sweep's config has before each job chooses its "
+                f"own: ++{full_key}={value} sets it in each job ({having_it(swept)}).")
     if owners:  # momentum of Adam: SGD's
         return f"{full_key} is not a setting of this {group} ({having_it(owners)})."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key

@@ -21,7 +21,7 @@ from collections import abc
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Collection, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, ClassVar, Collection, List, Mapping, NamedTuple, Optional, Sequence
 
 from omegaconf import MISSING
 
@@ -70,6 +70,15 @@ class Task(Choice):
     train = "train"
     eval = "eval"
     predict = "predict"
+
+
+# A setting added to a schema after runs were saved without it: its field's metadata names the value that does
+# what those runs did (null's goes without saying), or those runs cannot go on (config_differences).
+AS_BEFORE = "as_before_it_existed"
+
+
+def as_before_it_existed(value: Any) -> dict:
+    return {AS_BEFORE: value}
 
 
 # ------------------------------------------------------------------------------- config groups
@@ -130,19 +139,24 @@ class SGDConfig:  # configs/optimizer/sgd.yaml
     nesterov: bool = MISSING
 
 
+# Each schedule says whether its learning rate at a step depends on trainer.epochs (spreads over them): a run of
+# one that does not may go on to more epochs (run_of_other_length). A kind without the flag fails at import.
 @dataclass
 class NoScheduleConfig:
+    spreads_over_epochs: ClassVar[bool] = False
     name: str = "none"
 
 
 @dataclass
 class CosineConfig:  # from optimizer.lr to optimizer.lr * min_lr_ratio over all training steps
+    spreads_over_epochs: ClassVar[bool] = True
     name: str = "cosine"
     min_lr_ratio: float = MISSING
 
 
 @dataclass
 class StepConfig:  # lr * gamma every step_epochs epochs
+    spreads_over_epochs: ClassVar[bool] = False
     name: str = "step"
     step_epochs: int = MISSING
     gamma: float = MISSING
@@ -150,6 +164,7 @@ class StepConfig:  # lr * gamma every step_epochs epochs
 
 @dataclass
 class OneCycleConfig:  # warm-up to optimizer.lr over pct_start of the steps, then anneal
+    spreads_over_epochs: ClassVar[bool] = True
     name: str = "onecycle"
     pct_start: float = MISSING
 
@@ -310,7 +325,8 @@ class TrainerConfig:
     progress: bool = True  # a progress bar per epoch on the console
     log_images: bool = True  # confusion matrix and misclassified test images in TensorBoard
     checkpoint_every: int = 1  # write checkpoints/last.pt every N epochs, on a new best epoch and at the end
-    monitor: Monitor = Monitor.val_acc  # selects the best epoch (best.pt, tested); early stopping waits on it
+    # selects the best epoch (best.pt, tested); early stopping waits on it
+    monitor: Monitor = field(default=Monitor.val_acc, metadata=as_before_it_existed(Monitor.val_acc.value))
     early_stop_patience: Optional[int] = None  # end training after N epochs without a better monitor (null: never)
     grad_clip_norm: Optional[float] = None  # scale each step's gradients to at most this L2 norm (null: never)
 
@@ -480,7 +496,11 @@ def listed(changes: Sequence[Change], most: int = 3) -> str:
 
 
 # settings added since some runs were saved, at the value that does what those runs did (besides null's)
-AS_BEFORE_IT_EXISTED = {"trainer.monitor": Monitor.val_acc.value}
+AS_BEFORE_IT_EXISTED = {prefix + setting.name: setting.metadata[AS_BEFORE]
+                        for prefix, schema in [("", Config), ("trainer.", TrainerConfig),
+                                               *((f"{group}.", kind) for group, kinds in GROUP_SCHEMAS.items()
+                                                 for kind in kinds.values())]
+                        for setting in dataclasses.fields(schema) if AS_BEFORE in setting.metadata}
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[Change]:
@@ -508,8 +528,9 @@ def differences_besides_length(saved: Mapping[str, Any], current: Mapping[str, A
 
 # schedules whose learning rate at a step does not depend on trainer.epochs: their epochs so far are those
 # of the same run given more epochs, which may therefore go on from them
-SCHEDULES_WITHOUT_AN_END = ("none", "step")
-SCHEDULES_WITH_AN_END = tuple(name for name in GROUP_SCHEMAS["scheduler"] if name not in SCHEDULES_WITHOUT_AN_END)
+SCHEDULES_WITHOUT_AN_END = tuple(name for name, kind in GROUP_SCHEMAS["scheduler"].items()
+                                 if not kind.spreads_over_epochs)
+SCHEDULES_WITH_AN_END = tuple(name for name, kind in GROUP_SCHEMAS["scheduler"].items() if kind.spreads_over_epochs)
 
 
 def more_patient(saved: Optional[int], patience: Optional[int]) -> bool:

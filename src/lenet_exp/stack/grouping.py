@@ -28,6 +28,11 @@ PER_TRIAL = ("seed", "data_seed", "optimizer.lr", "optimizer.weight_decay", "opt
              "trainer.ema_decay", "scheduler.", "trainer.tta_", EVAL_BATCH_SIZE, "trainer.checkpoint_every",
              "trainer.monitor", "trainer.early_stop_patience", "trainer.grad_clip_norm", "trainer.log_images",
              "trainer.progress")
+# Trainer settings that a group's trials share, read once for the group by its step and loop (trainer.compile
+# sends a job alone). A trainer setting in neither list has no stacked form yet: its job trains alone.
+SHARED_TRAINER_SETTINGS = ("trainer.epochs", "trainer.batch_size", "trainer.limit_batches", "trainer.deterministic",
+                           "trainer.channels_last", "trainer.cuda_graphs", "trainer.cudnn_benchmark",
+                           "trainer.fused_cpu_kernels", "trainer.precision", "trainer.compile")
 STACKED_OPTIMIZERS = ("torch.optim.Adam", "torch.optim.AdamW", "torch.optim.SGD")
 STACKED_MODELS = (LENET5_CLASS,)
 GOES_ON_AFTER = "the epoch it goes on after"  # the plan's key of where a job stands, beside its settings
@@ -82,6 +87,10 @@ def why_alone(job: Job) -> Optional[str]:
         return f"model._target_={config.model.get('_target_')} has no stacked form"
     if config.trainer.compile:
         return "trainer.compile=true"
+    unknown = [f"trainer.{key}" for key in config.trainer
+               if not f"trainer.{key}".startswith((*PER_TRIAL, *SHARED_TRAINER_SETTINGS))]
+    if unknown:  # a setting added to TrainerConfig without its stacked form: honoured alone, not ignored
+        return f"{unknown[0]} has no stacked form"
     return None
 
 
