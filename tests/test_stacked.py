@@ -117,6 +117,25 @@ def test_trials_that_differ_in_how_they_step_or_are_evaluated_share_a_group(tria
         assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
 
 
+def test_trials_that_differ_in_smoothing_betas_schedule_and_dropout_end_where_they_would_alone(fast, tmp_path):
+    """The per-trial settings that no other equivalence test sets apart within a group, all at once."""
+    trial = tmp_path / "configs" / "trial"
+    trial.mkdir(parents=True)
+    for name, (smoothing, betas, pct_start, dropout) in {"a": (0.0, [0.9, 0.999], 0.3, 0.0),
+                                                         "b": (0.1, [0.8, 0.99], 0.5, 0.3)}.items():
+        (trial / f"{name}.yaml").write_text(
+            f"# @package _global_\ntrainer: {{label_smoothing: {smoothing}}}\noptimizer: {{betas: {betas}}}\n"
+            f"scheduler: {{pct_start: {pct_start}}}\nmodel: {{dropout: {dropout}}}\n")
+    base = [*fast, *EXACT, "scheduler=onecycle", f"hydra.searchpath=[file://{trial.parent}]"]
+    result = run_main([*STACKED, *base, "+trial=a,b", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0 and "Training jobs 0, 1 stacked" in result.stderr, result.stderr[-2000:]
+    a, b = (read_json(job / "metrics.json") for job in job_dirs(tmp_path / "sweep"))
+    assert (b["config"]["trainer"]["label_smoothing"], b["config"]["model"]["dropout"]) == (0.1, 0.3)
+    assert a["history"][0]["train/loss"] != pytest.approx(b["history"][0]["train/loss"], rel=1e-3)
+    for job in job_dirs(tmp_path / "sweep"):
+        assert_same_run(read_json(job / "metrics.json"), train_alone(job, base, tmp_path))
+
+
 @pytest.mark.parametrize("optimizer", ["optimizer=adam", "optimizer=sgd"])
 def test_a_trials_gradients_are_clipped_to_its_own_norm_as_they_would_be_alone(optimizer, fast, tmp_path):
     """trainer.grad_clip_norm is each trial's own: its gradients' norm over the trial's own parameters, as
