@@ -288,6 +288,24 @@ def saved_task_overrides(run_dir: Path) -> list[str]:
     return as_written(load_record(path, "hydra.run.dir")) if path.is_file() else []
 
 
+def completed_as_asked(previous: dict, config: dict) -> bool:
+    """Whether a run folder's record (its metrics.json) holds the training run of ``config``, completed: the
+    command skips it. So is a run given more patience that trained all its epochs; not one given more epochs,
+    or more patience after it stopped early (it goes on), nor one of another config (refused)."""
+    saved = previous.get("config")
+    if previous.get("status") != COMPLETED or previous.get("task") != "train" or not isinstance(saved, dict):
+        return False
+    if run_of_other_length(saved, config, previous.get("epochs_done")):
+        return trained_all_its_epochs(previous, config)
+    return not config_differences(saved, config)
+
+
+def trained_all_its_epochs(previous: dict, config: dict) -> bool:
+    """Whether a run recorded completed trained all the epochs ``config`` gives it, which it was given then
+    too: more patience, the only other change it may go on with, has nothing to train."""
+    return previous.get("epochs_done") == config["trainer"]["epochs"] == previous["config"]["trainer"]["epochs"]
+
+
 def trained_anything(run_dir: Path) -> bool:
     """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
     the first epoch's start; a failure before it leaves only its HParams session)."""

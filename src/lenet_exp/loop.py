@@ -27,6 +27,7 @@ from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
 from lenet_exp.config import (Monitor, composition, config_differences, differences_besides_length, listed,
                               run_of_other_length, shown, to_dict)
+from lenet_exp.continuation import completed_as_asked
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
@@ -119,27 +120,19 @@ class Run:
         if other != "train":
             raise UserError(f"{self.dir} holds a task={other} run, whose results this run would write over. Choose a "
                             f"new output directory.")
-        if previous and previous.get("status") == COMPLETED and previous.get("task") == "train":
-            if run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
-                if not self.trained_all_its_epochs(previous):
-                    return None  # it goes on from its last epoch
-                log.info("Already completed in %s: it trained all its %d epochs, as trainer.early_stop_patience=%s "
-                         "does: skipped (val acc %.4f)", self.dir, previous["epochs_done"],
-                         shown(self.cfg.trainer.early_stop_patience), previous["val"]["acc"])
-                return Outcome(SKIPPED, previous["val"]["acc"])
-            changed = config_differences(previous.get("config", {}), self.config)
-            if changed:
-                raise UserError(f"{self.dir} already holds a completed run with another config ({listed(changed)}). "
-                                f"Choose a new output directory.")
-            log.info("Already completed in %s: skipped (val acc %.4f)", self.dir, previous["val"]["acc"])
+        if not previous or previous.get("status") != COMPLETED or previous.get("task") != "train":
+            return None
+        if completed_as_asked(previous, self.config):
+            patience = run_of_other_length(previous["config"], self.config, previous.get("epochs_done"))  # more
+            done = (f"it trained all its {previous['epochs_done']} epochs, as trainer.early_stop_patience="
+                    f"{shown(self.cfg.trainer.early_stop_patience)} does: " if patience else "")
+            log.info("Already completed in %s: %sskipped (val acc %.4f)", self.dir, done, previous["val"]["acc"])
             return Outcome(SKIPPED, previous["val"]["acc"])
-        return None
-
-    def trained_all_its_epochs(self, previous: dict) -> bool:
-        """Whether a run recorded completed trained all the epochs this config gives it, which it was given
-        then too: more patience, the only other change it may go on with, has nothing to train."""
-        epochs = self.cfg.trainer.epochs
-        return previous.get("epochs_done") == epochs == previous["config"]["trainer"]["epochs"]
+        changed = config_differences(previous.get("config", {}), self.config)
+        if changed and not run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
+            raise UserError(f"{self.dir} already holds a completed run with another config ({listed(changed)}). "
+                            f"Choose a new output directory.")
+        return None  # it goes on from its last epoch
 
     def load_resume_state(self) -> Optional[dict]:
         gone = files.last_checkpoint_gone(self.dir)

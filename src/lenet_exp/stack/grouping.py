@@ -16,9 +16,9 @@ from typing import Any, Callable, Optional, Sequence, Union
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten
-from lenet_exp.files import COMPLETED, METRICS, read_json
-from lenet_exp.sweeps.records import LATER_FAILURE
+from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten, to_dict
+from lenet_exp.continuation import completed_as_asked
+from lenet_exp.files import METRICS, read_json
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
 # validated, tested and recorded (each trial's own model, after each epoch); the label of its model's option.
@@ -56,18 +56,10 @@ def as_found(job: Job, job_dir: Path) -> Job:
     metrics = read_json(job_dir / METRICS) or {}
     done = metrics.get("epochs_done")
     job.goes_on_after = done if isinstance(done, int) and not isinstance(done, bool) and done > 0 else 0
-    try:
-        epochs = job.config.trainer.epochs
-    except OmegaConfBaseException:  # a ${…} that names no key: its own checks say so
-        return job
-    # completed for these epochs: all of them, or as many as it trained before it stopped early (which more
-    # patience trains on)
-    trainer = metrics["config"].get("trainer") if isinstance(metrics.get("config"), dict) else None
-    stopped_as_before = (metrics.get("epochs") == epochs and isinstance(trainer, dict)
-                         and trainer.get("early_stop_patience") == job.config.trainer.get("early_stop_patience"))
-    job.completed = (metrics.get("task", "train") == "train" and metrics.get("status") == COMPLETED
-                     and not metrics.get(LATER_FAILURE) and isinstance(epochs, int)
-                     and (job.goes_on_after >= epochs or stopped_as_before))
+    try:  # as its run decides it (a record it refuses, or a ${…} that names no key: its own checks say so)
+        job.completed = completed_as_asked(metrics, to_dict(job.config))
+    except Exception:
+        job.completed = False
     return job
 
 
