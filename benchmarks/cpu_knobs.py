@@ -54,7 +54,7 @@ CONTEXT = {"no_mkldnn": lambda: torch.backends.mkldnn.flags(enabled=False)}
 
 def build(name: str, cfg):
     """The variant's parts, built as run.py builds them, and the CPU threads they chose."""
-    from lenet_exp.launch import JobSlot
+    from lenet_exp.slots import JobSlot
     from lenet_exp.parts import build_parts, seed_everything
 
     seed_everything(cfg.seed, cfg.trainer.deterministic)

@@ -37,7 +37,7 @@ WARMUP_STEPS = 10  # more than the CUDA graph's warm-up and capture
 def build_engine(args, extra: tuple, stack: int, folder: Path):
     """(the engine, its TrainStep, its optimizer, its fast paths) of one run, or of a stacked group of
     ``stack`` trials."""
-    from lenet_exp.launch import JobSlot
+    from lenet_exp.slots import JobSlot
     from lenet_exp.loop import OneModel, Run, Trial
     from lenet_exp.parts import build_parts, seed_everything
     from lenet_exp.stack.group import build_stack

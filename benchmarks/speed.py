@@ -376,7 +376,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from lenet_exp.data import read_split
     from lenet_exp.device import describe, resolve_device
-    from lenet_exp.launch import JobSlot, available_cores
+    from lenet_exp.slots import JobSlot, available_cores
 
     base = [f"dataset={args.dataset}", f"trainer.batch_size={args.batch_size}", f"trainer.epochs={args.epochs}",
             f"seed={args.seed}", "trainer.progress=false", "trainer.log_images=false",

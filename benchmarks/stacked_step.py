@@ -30,7 +30,7 @@ VARIANTS = ("single", "stacked", "one_order")
 
 def engines(args, n: int, folder: Path) -> dict:
     """Each variant's engine (``train_epoch(stop_requested, on_step, max_batches)``) and its threads."""
-    from lenet_exp.launch import JobSlot
+    from lenet_exp.slots import JobSlot
     from lenet_exp.loop import OneModel, Run, Trial
     from lenet_exp.parts import build_parts, seed_everything
     from lenet_exp.stack.group import build_stack

@@ -108,7 +108,8 @@ def test_a_choice_outside_its_enum_fails_at_composition_listing_the_options(over
 
 
 def test_the_schema_and_the_entry_point_import_no_torch():
-    code = "import sys, lenet_exp.config, lenet_exp.launch, lenet_exp.overrides, lenet_exp.resume; print('torch' in sys.modules)"
+    modules = "lenet_exp.config, lenet_exp.launch, lenet_exp.slots, lenet_exp.overrides, lenet_exp.resume"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

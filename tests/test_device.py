@@ -16,9 +16,9 @@ from conftest import RUN_PY, run_main
 from lenet_exp.config import register_configs
 
 from lenet_exp.device import keep_freed_memory, resolve_device
-from lenet_exp import launch
-from lenet_exp.launch import JobSlot
-from lenet_exp.launch import job_slot
+from lenet_exp import launch, slots
+from lenet_exp.slots import JobSlot
+from lenet_exp.slots import job_slot
 
 
 def hydra_cfg(mode: RunMode, *overrides: str, num: int = 3):
@@ -45,7 +45,7 @@ def test_joblib_jobs_share_the_cores():
 def test_joblib_jobs_share_the_cores_among_the_workers_joblib_runs(n_jobs, workers):
     """As joblib reads n_jobs: -2 is every core but one (it was taken as every core)."""
     hydra = hydra_cfg(RunMode.MULTIRUN, "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}")
-    assert job_slot(hydra).parallel == workers(launch.available_cores())
+    assert job_slot(hydra).parallel == workers(slots.available_cores())
 
 
 def test_submitit_jobs_take_the_cores_reserved_for_them():
@@ -62,19 +62,19 @@ def test_a_stacked_launchers_submitit_jobs_take_the_cores_reserved_for_them():
 
 
 @pytest.mark.parametrize("overrides, launching", [
-    ((), launch.Launching()),
-    (("hydra/launcher=joblib",), launch.Launching(joblib=True)),
-    (("hydra/launcher=submitit_local",), launch.Launching(submitit="local")),
-    (("hydra/launcher=submitit_slurm",), launch.Launching(submitit="slurm")),
-    (("hydra/launcher=slurm",), launch.Launching(submitit="slurm")),
-    (("hydra/launcher=stacked",), launch.Launching(stacked=True)),
+    ((), slots.Launching()),
+    (("hydra/launcher=joblib",), slots.Launching(joblib=True)),
+    (("hydra/launcher=submitit_local",), slots.Launching(submitit="local")),
+    (("hydra/launcher=submitit_slurm",), slots.Launching(submitit="slurm")),
+    (("hydra/launcher=slurm",), slots.Launching(submitit="slurm")),
+    (("hydra/launcher=stacked",), slots.Launching(stacked=True)),
     (("hydra/launcher=stacked", "hydra.launcher.submitit.cluster=local"),
-     launch.Launching(stacked=True, submitit="local")),
-    (("hydra/launcher=stacked_slurm",), launch.Launching(stacked=True, submitit="slurm")),
+     slots.Launching(stacked=True, submitit="local")),
+    (("hydra/launcher=stacked_slurm",), slots.Launching(stacked=True, submitit="slurm")),
 ], ids=["basic", "joblib", "submitit_local", "submitit_slurm", "slurm", "stacked", "stacked_local", "stacked_slurm"])
 def test_what_runs_a_sweeps_jobs_is_read_from_each_launchers_own_config(overrides, launching):
     """One reading of hydra.launcher for what decides by the launcher (a stop's reach, the cores, Slurm)."""
-    assert launch.Launching.of(hydra_cfg(RunMode.MULTIRUN, *overrides).launcher) == launching
+    assert slots.Launching.of(hydra_cfg(RunMode.MULTIRUN, *overrides).launcher) == launching
 
 
 def test_signal_handlers_taken_over_are_handed_back_even_where_taking_them_failed():
@@ -124,7 +124,7 @@ def test_cpu_threads_follow_the_slot_unless_the_config_sets_them():
     try:
         # the launcher's reservation (submitit's cpus_per_task), as it is where there are the cores
         resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot(threads=2))
-        assert torch.get_num_threads() == min(2, launch.available_cores())
+        assert torch.get_num_threads() == min(2, slots.available_cores())
         resolve_device(OmegaConf.create({"type": "cpu", "threads": 1}), JobSlot(threads=2))
         assert torch.get_num_threads() == 1
     finally:
@@ -137,19 +137,19 @@ def test_omp_num_threads_caps_a_jobs_share_of_the_cores_but_not_what_the_config_
     before = torch.get_num_threads()
     monkeypatch.delenv(launch.USERS_OMP_VARIABLE, raising=False)  # no run.py started this process
     try:
-        cores = launch.available_cores()
+        cores = slots.available_cores()
         for value, allowed, threads in (("1", 1, 1), ("1,1", 1, 1), ("64", 64, cores), ("", None, cores),
                                         ("x", None, cores)):
             monkeypatch.setenv("OMP_NUM_THREADS", value)
-            assert launch.omp_num_threads() == allowed
+            assert slots.omp_num_threads() == allowed
             resolve_device(OmegaConf.create({"type": "cpu", "threads": None}), JobSlot())
             assert torch.get_num_threads() == threads
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         resolve_device(OmegaConf.create({"type": "cpu", "threads": 2}), JobSlot())
-        assert torch.get_num_threads() == min(2, launch.available_cores())
+        assert torch.get_num_threads() == min(2, slots.available_cores())
         # a job of run.py's keeps run.py's own (none here), not the one joblib gives its workers
         monkeypatch.setenv(launch.USERS_OMP_VARIABLE, "")
-        assert launch.omp_num_threads() is None
+        assert slots.omp_num_threads() is None
     finally:
         torch.set_num_threads(before)
 

@@ -1187,7 +1187,7 @@ def test_jobs_started_at_once_each_plan_with_their_share_of_the_free_memory():
     from omegaconf import OmegaConf
 
     from lenet_exp.device import MEMORY_HEADROOM, check_fits, free_bytes, resolve_device
-    from lenet_exp.launch import JobSlot
+    from lenet_exp.slots import JobSlot
 
     cpu, threads = torch.device("cpu"), torch.get_num_threads()
     try:
@@ -1210,7 +1210,7 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
     from omegaconf import OmegaConf
 
     from lenet_exp.device import resolve_device
-    from lenet_exp.launch import JobSlot, available_cores
+    from lenet_exp.slots import JobSlot, available_cores
 
     before = torch.get_num_threads()
     try:

@@ -21,8 +21,9 @@ from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, read_json, run_events, save_json)
-from lenet_exp.launch import (EXIT_SIGNAL_BASE, JobSlot, job_prefix, job_slot, launcher_gone, kill_signals_stop,
-                              ignore_ctrl_c_between_jobs, stops_held, sweep_stop_signal, take_ctrl_c_back)
+from lenet_exp.launch import (EXIT_SIGNAL_BASE, ignore_ctrl_c_between_jobs, kill_signals_stop, launcher_gone, stops_held,
+                              sweep_stop_signal, take_ctrl_c_back)
+from lenet_exp.slots import JobSlot, job_prefix, job_slot
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.runlog import prefix_console_lines, show
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py

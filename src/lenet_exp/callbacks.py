@@ -33,7 +33,7 @@ from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRIC
                              SAVED_CONFIG, SWEEP_RECORD, WRITTEN_ENTRIES, linked_entry, mount_point, own_folder,
                              read_json, remove_temporary_files, room_left, someone_elses_metrics, write_atomic)
 from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
-from lenet_exp.launch import Launching
+from lenet_exp.slots import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job

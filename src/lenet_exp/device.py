@@ -10,7 +10,7 @@ from typing import Optional
 import torch
 
 from lenet_exp.errors import DeviceError, UserError
-from lenet_exp.launch import JobSlot
+from lenet_exp.slots import JobSlot
 
 log = logging.getLogger(__name__)
 

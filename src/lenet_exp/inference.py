@@ -28,7 +28,7 @@ from lenet_exp.engine import evaluate
 from lenet_exp.errors import CheckpointError, UserError, one_line, root_cause
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRICS, PREDICTION, RUNNING,
                              folder_holder, read_json, save_json)
-from lenet_exp.launch import JobSlot
+from lenet_exp.slots import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, selected_model_scalars,

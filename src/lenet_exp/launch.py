@@ -1,5 +1,4 @@
-"""Where a job runs among the jobs started with it: job slots, shared CPU threads, and how a stop
-reaches a sweep's jobs.
+"""How a stop reaches a sweep's jobs (where each runs, and on how many threads: slots.py).
 
 A sweep's jobs may run in joblib's worker processes, which a signal to the launching ``run.py`` alone
 does not reach: a worker therefore watches that process and stops once it has gone, instead of
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import contextvars
 import logging
 import os
 import secrets
@@ -27,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -75,111 +72,6 @@ def stop_signals() -> list[int]:
     the background (its shell ignores Ctrl-C for it) goes on after a Ctrl-C meant for the script."""
     return [signum for signum in STOP_SIGNALS
             if not (signum in (signal.SIGHUP, signal.SIGINT) and signal.getsignal(signum) is signal.SIG_IGN)]
-
-
-# the job whose work this thread does now, where one process trains several (a stacked group)
-_current_job: contextvars.ContextVar[Optional[int]] = contextvars.ContextVar("lenet_exp_job", default=None)
-
-
-@dataclass
-class JobSlot:
-    """Where a job sits among the jobs that run at the same time on this machine."""
-
-    number: int = 0  # Hydra's job number (0 for a single run)
-    parallel: int = 1  # how many jobs share this machine at once (joblib's n_jobs)
-    threads: Optional[int] = None  # cores reserved for this job by its launcher (submitit's cpus_per_task)
-    launcher: Optional[int] = None  # pid of the run.py that started this job's process: its exit stops the job
-
-    def cpu_threads(self, asked: Optional[int]) -> int:
-        """``device.threads`` if set, else the launcher's reservation (each at most the cores there are), else
-        this job's share of the cores (:func:`cores_each`)."""
-        cores = available_cores()
-        for setting, threads in (("device.threads", asked), ("hydra.launcher's cpus_per_task", self.threads)):
-            if threads:
-                if threads > cores:  # 1000 threads on 2 cores: an epoch 100x slower
-                    log.warning("%s=%d is more than the %d cores this process may use: %d threads instead (more only "
-                                "wait for each other).", setting, threads, cores, cores)
-                return min(threads, cores)
-        return cores_each(self.parallel)
-
-
-def omp_num_threads() -> Optional[int]:
-    """The threads that the user's OMP_NUM_THREADS allows (its first level's, in a list such as ``4,2``), or
-    None where it is unset or names no number. torch takes it as its default, which a job's share of the cores
-    would otherwise replace: the usual cap of a shared machine, or of a container's CPU quota, is kept. In a
-    job that run.py started, run.py's own (joblib sets its workers' to its share of the cores, which a job
-    that trains alone there does not keep); a job's ``hydra.job.env_set.OMP_NUM_THREADS`` before either."""
-    from hydra.core.hydra_config import HydraConfig
-
-    value = os.environ.get(USERS_OMP_VARIABLE, os.environ.get("OMP_NUM_THREADS", ""))
-    if HydraConfig.initialized() and "OMP_NUM_THREADS" in HydraConfig.get().job.env_set:
-        value = str(HydraConfig.get().job.env_set.OMP_NUM_THREADS)  # set in the job's environment by Hydra
-    first = value.split(",")[0].strip()
-    return int(first) if first.isdigit() and int(first) > 0 else None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def cores_each(at_once: int) -> int:
-    """The threads of each of ``at_once`` jobs that train together on this machine: its share of the cores,
-    at most the user's OMP_NUM_THREADS."""
-    share = max(1, available_cores() // max(1, at_once))
-    return min(share, omp_num_threads() or share)
-
-
-def joblib_workers(n_jobs: int) -> int:
-    """How many jobs joblib runs at once for its ``n_jobs``: -1 one per core, -2 all but one, and so on (0 it
-    refuses)."""
-    return n_jobs if n_jobs > 0 else max(1, available_cores() + 1 + n_jobs)
-
-
-@dataclass(frozen=True)
-class Launching:
-    """What runs a sweep's jobs, as its ``hydra.launcher`` config says (:meth:`of`)."""
-
-    joblib: bool = False  # joblib's workers, children of run.py (n_jobs of them)
-    stacked: bool = False  # the stacked launcher: compatible jobs as one group each
-    submitit: Optional[str] = None  # where submitit runs the jobs (or the stacked groups): "local", "slurm" or None
-
-    @classmethod
-    def of(cls, launcher) -> "Launching":
-        """Read from ``hydra.launcher``: joblib by its ``n_jobs``, the others by their ``_target_``."""
-        target = str(launcher.get("_target_", ""))
-        if "n_jobs" in launcher:
-            return cls(joblib=True)
-        for name, cluster in (("LocalLauncher", "local"), ("SlurmLauncher", "slurm")):
-            if target.endswith(f"submitit_launcher.{name}"):
-                return cls(submitit=cluster)
-        if target.endswith(".StackedLauncher"):
-            cluster = (launcher.get("submitit") or {}).get("cluster")  # an Enum, or null: the groups train in run.py
-            return cls(stacked=True, submitit=getattr(cluster, "name", cluster))
-        return cls()  # Hydra's basic launcher, or one this project does not know: nothing is decided by it
-
-
-def job_slot(hydra_cfg) -> JobSlot:
-    """This job's slot, from the launcher's own config: ``n_jobs`` parallel workers that are children
-    of run.py (joblib), or ``cpus_per_task`` reserved per job (submitit, or the stacked launcher's submitit
-    jobs, in which a job that trains alone runs too); a single run has the machine."""
-    from hydra.types import RunMode
-
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return JobSlot()
-    launcher, launching = hydra_cfg.launcher, Launching.of(hydra_cfg.launcher)
-    number = hydra_cfg.job.num
-    if launching.joblib:
-        return JobSlot(number, parallel=joblib_workers(launcher.n_jobs), launcher=launcher_pid())
-    if launching.stacked:  # cores reserved for its groups' submitit jobs; none where they train in run.py
-        cpus = launcher.submitit.get("cpus_per_task") if launching.submitit else None
-    else:
-        cpus = launcher.get("cpus_per_task")
-    # a submitit_local job watches its run.py as a joblib worker does; a cluster's job is detached by design
-    return JobSlot(number, threads=cpus or None,
-                   launcher=launcher_pid() if os.environ.get(LOCAL_SUBMITIT_VARIABLE) else None)
 
 
 class Stopped(KeyboardInterrupt):
@@ -304,7 +196,7 @@ def prepare_local_controllers() -> None:
     starts ignore SIGINT. A terminal's Ctrl-C reaches every process of its group, and a controller met it
     with a KeyboardInterrupt traceback and killed its job a second later, while run.py ended without a
     summary. Its job takes SIGINT back (:func:`take_ctrl_c_back`), stops as a run does, on the signal or
-    on run.py's stop file, and hands run.py its result. It also watches run.py (:func:`job_slot`): a
+    on run.py's stop file, and hands run.py its result. It also watches run.py (slots.job_slot): a
     Ctrl-C that came while it started up, still ignoring it, or a ``kill -9`` to run.py, must not leave it
     training for nobody. A controller's job folder, named by its pid, loses an earlier job's result first."""
     import submitit.local.local as local
@@ -421,22 +313,3 @@ def parent_pid(pid: int) -> Optional[int]:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # after "pid (name) state"
     except (OSError, IndexError, ValueError):
         return None
-
-
-@contextlib.contextmanager
-def job_context(number: int) -> Iterator[None]:
-    """Within this context, log lines belong to job ``number`` (its run.log, its ``[job N]`` prefix)."""
-    token = _current_job.set(number)
-    try:
-        yield
-    finally:
-        _current_job.reset(token)
-
-
-def current_job() -> Optional[int]:
-    return _current_job.get()
-
-
-def job_prefix(number: int) -> str:
-    """What starts a sweep's job's console lines: its jobs share one terminal."""
-    return f"[job {number}] "

@@ -35,7 +35,7 @@ from lenet_exp.errors import CheckpointError, FolderInUse, UserError, one_line
 from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SKIPPED, read_json, save_json
-from lenet_exp.launch import JobSlot, job_context
+from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, provenance,

@@ -22,7 +22,7 @@ from lenet_exp.device import (MEMORY_HEADROOM, check_fits, describe, free_bytes,
 from lenet_exp.ema import ExponentialMovingAverage
 from lenet_exp.errors import UserError, root_cause
 from lenet_exp.engine import TrainStep
-from lenet_exp.launch import JobSlot
+from lenet_exp.slots import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
 

@@ -36,8 +36,8 @@ from omegaconf.errors import OmegaConfBaseException
 from lenet_exp.config import without_hydra
 from lenet_exp.files import COMPLETED, SKIPPED
 from lenet_exp.runlog import prefix_console_lines
-from lenet_exp.launch import (available_cores, cores_each, current_job, job_prefix,  # no torch: in every run.py
-                              take_ctrl_c_back)
+from lenet_exp.launch import take_ctrl_c_back  # no torch: in every run.py
+from lenet_exp.slots import available_cores, cores_each, current_job, job_prefix
 from lenet_exp.overrides import as_written
 from lenet_exp.sweeps.space import job_folder
 
@@ -420,7 +420,8 @@ class StackedLauncher(Launcher):
     def _run_group(self, configs: list) -> dict:
         from lenet_exp.app import record_interruption, say_how_it_ended, say_where_it_runs
         from lenet_exp.validation import validate
-        from lenet_exp.launch import JobSlot, job_context, job_slot, kill_signals_stop, stops_held
+        from lenet_exp.launch import kill_signals_stop, stops_held
+        from lenet_exp.slots import JobSlot, job_context, job_slot
         from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 
         configs_by_number = {config.hydra.job.num: config for config in configs}

@@ -25,7 +25,7 @@ from lenet_exp import files, perf
 from lenet_exp.device import resolve_device
 from lenet_exp.engine import EpochResult, EvalResult, TrainStep, autocast, evaluate_trials, random_order, train_epoch
 from lenet_exp.figures import FigureWorkers
-from lenet_exp.launch import JobSlot, job_context
+from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.loop import Outcome, Trial, evaluate_trial, fail, train_trials
 from lenet_exp.models import build_model
 from lenet_exp.parts import load_run_data, seed_everything, trial_parts

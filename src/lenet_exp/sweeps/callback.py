@@ -20,8 +20,8 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import (Launching, available_cores, collect_stopped_jobs, cores_each, joblib_workers,
-                              prepare_local_controllers, sweep_stop_signal)
+from lenet_exp.launch import collect_stopped_jobs, prepare_local_controllers, sweep_stop_signal
+from lenet_exp.slots import Launching, available_cores, cores_each, joblib_workers
 from lenet_exp.sweeps.ending import interrupted_status, jobs_left_running, sweep_cut_short
 from lenet_exp.sweeps.records import every_job_completed
 from lenet_exp.sweeps.report import write_summary_whole
