@@ -106,23 +106,34 @@ def test_an_evaluation_has_a_card_and_its_test_point_at_the_checkpoints_epoch(fa
     assert f"| test acc | {metrics['test']['acc']:.4f} (40 of {metrics['test']['split_samples']} images) |" in text
 
 
-def test_an_evaluation_has_the_metrics_tensorboard_ticks_first(fast, tmp_path):
+def test_an_evaluation_validates_its_checkpoint_and_has_the_metrics_tensorboard_ticks_first(fast, tmp_path):
     """HParams' parallel coordinates tick the first five metrics by name and leave out a run that lacks one: an
-    evaluation, which logged test/* alone, was left out beside training runs. It logs its checkpoint's val."""
+    evaluation, which logged test/* alone, was left out beside training runs. It validates the checkpoint as it
+    tests it: its run's own val where it tests as the run did, its own where not (the raw weights of an EMA run),
+    not the run's copied (which the first version of this did)."""
     from lenet_exp.files import read_json
 
-    assert run_main([*fast, "trainer.epochs=2", "hydra.run.dir=run"], cwd=tmp_path).returncode == 0
+    base = [*fast, "trainer.epochs=2", "trainer.ema_decay=0.9"]
+    assert run_main([*base, "hydra.run.dir=run"], cwd=tmp_path).returncode == 0
     last = tmp_path / "run" / "checkpoints" / "last.pt"
-    assert run_main([*fast, "task=eval", f"ckpt={last}", "hydra.run.dir=eval"], cwd=tmp_path).returncode == 0
+    for name, how in (("eval", []), ("raw", ["trainer.ema_decay=null"])):
+        result = run_main([*fast, "task=eval", f"ckpt={last}", *how, f"hydra.run.dir={name}"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
     trained, evaluated = load_events(tmp_path / "run"), load_events(tmp_path / "eval")
     first_five = sorted(trained.Tags()["scalars"])[:5]
     assert set(first_five) <= set(evaluated.Tags()["scalars"]) and first_five[0] == "best/val_acc"  # colours by it
-    # of the checkpoint's epoch (last.pt's, whichever epoch was best), at that step
+    # last.pt's epoch (whichever epoch was best), at that step: as the run validated it
     [row] = [row for row in read_json(tmp_path / "run" / "metrics.json")["history"] if row["epoch"] == 2]
+    metrics = read_json(tmp_path / "eval" / "metrics.json")
+    assert (metrics["val"]["acc"], metrics["val"]["samples"]) == (row["val/acc"], 100)
     logged = {tag: evaluated.Scalars(tag) for tag in ("best/val_acc", "best/val_epoch", "best/val_loss")}
     assert {tag: [(p.step, p.value) for p in points] for tag, points in logged.items()} == {
         "best/val_acc": [(2, pytest.approx(row["val/acc"]))], "best/val_epoch": [(2, 2)],
-        "best/val_loss": [(2, pytest.approx(row["val/loss"]))]}
+        "best/val_loss": [(2, pytest.approx(row["val/loss"], rel=1e-5))]}
+    assert "| val acc | " in card(evaluated)
+    raw = read_json(tmp_path / "raw" / "metrics.json")["val"]  # the weights the run did not validate
+    assert raw["loss"] != pytest.approx(row["val/loss"], rel=1e-3)
+    assert load_events(tmp_path / "raw").Scalars("best/val_loss")[0].value == pytest.approx(raw["loss"])
 
 
 def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as_run_py_runs_do(tiny_root, tmp_path):

@@ -250,7 +250,7 @@ def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(k
     evaluated, intact = (run_main(["task=eval", f"ckpt={ckpt}", *fast_overrides(tiny_root)], cwd=tmp_path)
                          for ckpt in (best, killed_run / "checkpoints" / "best.pt"))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    told = [re.search(r"on mnist test: acc \S+", result.stdout + result.stderr) for result in (evaluated, intact)]
+    told = [re.search(r"test acc \S+", result.stdout + result.stderr) for result in (evaluated, intact)]
     assert told[0] and told[0].group() == told[1].group(), (evaluated.stderr[-2000:], intact.stderr[-2000:])
 
 
@@ -870,21 +870,22 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
     assert result.returncode == 0, result.stderr[-2000:]
     assert "task=eval trains nothing: the default search space (optimizer.lr, trainer.batch_size) is left out." \
         in result.stdout
-    assert "2 jobs (2 completed), sorted by test accuracy" in result.stdout  # an evaluation has no val accuracy
+    # each evaluation validates its checkpoint too: chosen on val, as training runs are, not on test
+    assert "2 jobs (2 completed), sorted by val accuracy" in result.stdout
     summary = read_json(sweep_dir / "summary.json")
     assert [(job["params"]["ckpt"], job["status"]) for job in summary["jobs"]] == [(str(c), "completed")
                                                                                     for c in checkpoints]
     assert summary["swept"] == ["ckpt"]  # both tested on their own MNIST: no data set column
-    assert summary["best"]["job"] == 0  # first by test accuracy (the same checkpoint: by number); it was null
+    assert summary["best"]["job"] == 0  # first by val accuracy (the same checkpoint: by number); it was null
     assert sorted(path.name for path in sweep_dir.glob("[0-9]*")) == ["0", "1"]
-    # the sweep's plot is of test accuracy, and says so (its tag was sweep/val_acc_vs_params)
-    assert load_events(sweep_dir / "summary").Tags()["images"] == ["sweep/test_acc_vs_params"]
-    # each evaluation is a TensorBoard run: HParams shows each checkpoint's test accuracy
+    assert load_events(sweep_dir / "summary").Tags()["images"] == ["sweep/val_acc_vs_params"]
+    # each evaluation is a TensorBoard run: HParams shows each checkpoint's val and test accuracy
     for job, checkpoint in zip(summary["jobs"], checkpoints):
         events = load_events(Path(job["run_dir"]))
         assert logged_hparams(events)["ckpt"] == str(checkpoint)
         epoch = read_json(Path(job["run_dir"]) / "metrics.json")["ckpt_epoch"]  # where its run's test point is
         assert scalar_values(events, "test/acc") == {epoch: pytest.approx(job["test_acc"])}
+        assert scalar_values(events, "best/val_acc") == {epoch: pytest.approx(job["val_acc"])}
 
 
 def test_an_evaluation_sweep_lists_a_path_with_a_space_as_it_is(completed_run, tiny_root, tmp_path):
@@ -993,7 +994,8 @@ def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(
     read, calls = getattr(reader, reads), []
 
     def ctrl_c_in_the_second_job(*args, **kwargs):
-        calls.append(1)
+        if not kwargs.get("train"):  # an evaluation reads its train split too, for its val accuracy
+            calls.append(1)
         if len(calls) == 2:
             signal.raise_signal(signal.SIGINT)
         return read(*args, **kwargs)

@@ -21,11 +21,12 @@ from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
                               chosen_option, read_by)
-from lenet_exp.data import Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split
+from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split,
+                            split_train_val)
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
-from lenet_exp.engine import evaluate
-from lenet_exp.errors import CheckpointError, UserError, one_line, root_cause
+from lenet_exp.engine import EvalResult, evaluate
+from lenet_exp.errors import CheckpointError, DataError, UserError, one_line, root_cause
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRICS, PREDICTION, RUNNING,
                              folder_holder, read_json, save_json)
 from lenet_exp.slots import JobSlot
@@ -271,16 +272,20 @@ def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Tra
     return Trained(model, state, ema_decay, device, pre, tcfg, views)
 
 
-def checkpoint_row(state: dict) -> dict:
-    """The history row of the checkpoint's epoch (its val accuracy and loss), as its run recorded it: empty where
-    the record does not hold them (a checkpoint is data: read, not trusted)."""
-    epoch, run_state = checkpoints.checkpoint_epoch(state), state.get("run_state")
-    history = run_state.get("history") if isinstance(run_state, dict) else None
-    for row in history if isinstance(history, list) else []:
-        if isinstance(row, dict) and row.get("epoch") == epoch and all(
-                isinstance(row.get(key), float) for key in ("val/acc", "val/loss")):
-            return row
-    return {}
+def validation(trained: Trained, dataset: DictConfig) -> Optional[EvalResult]:
+    """The checkpoint's val loss and accuracy as this evaluation tests it: on the data set's val split (as a run
+    of that data set splits it off its train split), with the weights, views and precision of this evaluation,
+    which may differ from its run's. What an evaluation sweep is ranked by (test-time augmentation chosen on
+    val, not on test). None where the train split cannot be read: an evaluation needs only the test split."""
+    try:
+        images, labels = read_split(dataset, train=True)
+    except DataError as error:
+        log.warning("No val accuracy (the test needs only its own files): %s", error)
+        return None
+    _, val_index = split_train_val(len(labels), dataset.val_size, dataset.split_seed)
+    split = Split(trained.prepare(images[val_index]), labels[val_index].to(trained.device))
+    return evaluate(trained.model, split, trained.tcfg.eval_batch_size, trained.tcfg.precision, trained.views,
+                    max_batches=trained.tcfg.limit_batches)
 
 
 def images_trained_on(state: dict) -> Optional[int]:
@@ -303,12 +308,14 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
                       max_batches=tcfg.limit_batches)
     samples, classes = len(result.predictions), class_names(dataset)
+    val = validation(trained, dataset)
     metrics = {"task": "eval", "status": COMPLETED, **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
+               "val": {"loss": val.loss, "acc": val.acc, "samples": len(val.predictions)} if val else None,
                "test": {"loss": result.loss, "acc": result.acc,
                         "acc_by_class": result.acc_by_class(split.labels, classes), "samples": samples,
                         "split_samples": len(labels)}}
-    # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's test accuracy
+    # its own TensorBoard run: an evaluation sweep's HParams tab then shows each checkpoint's val and test accuracy
     # what test/acc is of: the checkpoint (as it was given) and the run that trained it, in a training run's
     # columns (parallel coordinates leave out a run that lacks a column ticked: one TensorBoard of both showed
     # none), the data, and how it was tested (an evaluation sweep of trainer.ema_decay=null,0.999 or of
@@ -334,9 +341,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
         trained_classes = class_names(OmegaConf.create(state["config"]["dataset"])) if tcfg.log_images else None
         tb.test(result, split.images, split.labels, classes, step=step, figures=tcfg.log_images,
                 predicted_classes=trained_classes)
-        row = checkpoint_row(state)
-        if row:  # HParams' first columns, as its run's: a view of both then shows both
-            tb.scalars(selected_model_scalars(row), step)
+        if val:  # HParams' first columns, as a training run's: a view of both then draws both
+            tb.scalars(selected_model_scalars({"epoch": step, "val/acc": val.acc, "val/loss": val.loss}), step)
         tb.card(evaluation_markdown(metrics, state["config"]["dataset"]["name"]))
         tb.session_end()
     finally:
@@ -344,8 +350,9 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     save_json(run_dir / METRICS, metrics)  # last: a stop while its figures were drawn left it "completed"
     trained_on = state["config"]["dataset"]["name"]
     other = f", a model trained on {trained_on}" if trained_on != dataset.name else ""
-    log.info("%s on %s test: acc %.4f, loss %.4f (%d images%s)", cfg.ckpt, dataset.name, result.acc, result.loss,
-             samples, other)
+    validated = f"val acc {val.acc:.4f}, " if val else ""
+    log.info("%s on %s: %stest acc %.4f, test loss %.4f (%d images%s)", cfg.ckpt, dataset.name, validated,
+             result.acc, result.loss, samples, other)
     return metrics
 
 

@@ -178,7 +178,9 @@ def evaluation_markdown(metrics: Mapping[str, Any], trained_on: str) -> str:
     well (its run's name in the Text tab, sweeps/…/0, tells none of it)."""
     other = f" (a model trained on {trained_on})" if trained_on != metrics["dataset"] else ""
     rows = [("status", metrics["status"]), ("checkpoint", f"{metrics['ckpt']} (after epoch {metrics['ckpt_epoch']})"),
-            ("data set", f"{metrics['dataset']}{other}"), *rows_of_a_test(metrics["test"]),
+            ("data set", f"{metrics['dataset']}{other}"),
+            *([("val acc", (metrics.get("val") or {}).get("acc"))] if metrics.get("val") else []),
+            *rows_of_a_test(metrics["test"]),
             ("device", metrics["device"])]
     return _table([(name, _cell(value)) for name, value in rows])
 

@@ -252,9 +252,9 @@ def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[s
 
 
 def ranking_metric(jobs: list[JobRecord]) -> Optional[str]:
-    """What ranks a sweep's jobs: the val accuracy of each one's best epoch (by its trainer.monitor); test
-    accuracy in an evaluation sweep (task=eval), which has no val accuracy; None where no job has either
-    (task=predict)."""
+    """What ranks a sweep's jobs: the val accuracy of each one's best epoch (by its trainer.monitor), or of each
+    checkpoint evaluated (task=eval); test accuracy where no job has one (an evaluation without its data set's
+    train files, or of an older version); None where no job has either (task=predict)."""
     for metric in ("val_acc", "test_acc"):
         if any(getattr(r, metric) is not None for r in jobs):
             return metric
@@ -270,7 +270,7 @@ def by_accuracy(metric: Optional[str]) -> Callable[[JobRecord], tuple]:
 
 
 def best_job(jobs: list[JobRecord]) -> Optional[JobRecord]:
-    """The completed job first by :func:`ranking_metric` (an evaluation sweep's: test accuracy), if any."""
+    """The completed job first by :func:`ranking_metric`, if any."""
     metric = ranking_metric(jobs)
     completed = [r for r in jobs if r.status == COMPLETED and metric and getattr(r, metric) is not None]
     return min(completed, key=by_accuracy(metric)) if completed else None

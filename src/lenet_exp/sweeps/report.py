@@ -27,7 +27,7 @@ from lenet_exp.sweeps.records import Summary, best_job, ranking_metric, summariz
 from lenet_exp.sweeps.table import report_text
 
 SUMMARY_RUN = "summary"  # TensorBoard run (subfolder of the sweep directory) of the sweep plot and table
-PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc for an evaluation sweep (records.ranking_metric)
+PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc where no job has one (records.ranking_metric)
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
 RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "best_epoch",

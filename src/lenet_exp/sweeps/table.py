@@ -30,7 +30,7 @@ def _short(value: Optional[str]) -> str:
 
 
 def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """One row a job, best validation accuracy (an evaluation sweep's: test accuracy) first."""
+    """One row a job, best validation accuracy first (:func:`ranking_metric`)."""
     predicted = any(r.prediction for r in summary.jobs)  # a task=predict sweep
     header = ["job", "status", *summary.swept, "val_acc", "test_acc", "val_loss", "test_loss", "epochs", "wall_s"]
     rows = []
