@@ -59,6 +59,8 @@ def environment_of(config: DictConfig) -> dict[str, str]:
     """The variables that Hydra's run_job sets for this job (hydra.job.env_set), resolved as it resolves them: each
     ${hydra:…} as the job's own (HydraConfig is set to it), and in order, an ${oc.env:…} of one set before it taking
     its value. Raises where one cannot be resolved (Hydra's run_job then fails, and the sweep ends)."""
+    if not config.hydra.job.env_set:  # most jobs: no copy of the Hydra config to set (a group's jobs each need some)
+        return {}
     HydraConfig.instance().set_config(config)
     env: dict[str, str] = {}
     for key in config.hydra.job.env_set:
@@ -357,6 +359,7 @@ class StackedLauncher(Launcher):
         from lenet_exp.stack.grouping import Job, as_found
 
         task = without_hydra(config)
+        HydraConfig.instance().set_config(config)  # its ${hydra:…} as its own
         try:
             environment = environment_of(config)
         except OmegaConfBaseException:  # it trains alone, where Hydra's run_job says why and ends the sweep
@@ -365,7 +368,8 @@ class StackedLauncher(Launcher):
             resolved_as_its_own(task)
         options = {group: str(option) for group, option in config.hydra.runtime.choices.items()
                    if option is not None and not group.startswith("hydra")}
-        return as_found(Job(number, task, options=options, environment=environment), job_dir_of(config))
+        return as_found(Job(number, task, options=options, environment=environment),
+                        Path(config.hydra.runtime.output_dir))
 
     def _start_job(self, config: DictConfig) -> JobReturn:
         """What Hydra's run_job does before calling the task: the job's folder, .hydra/ and on_job_start."""
@@ -456,7 +460,7 @@ class StackedLauncher(Launcher):
             signum = getattr(interrupt, "signum", 2)
             trained = {trial.number: trial for trial in trials}
             for number in started:  # each job with a folder, stopped before it could end
-                trial, job_dir = trained.get(number), job_dir_of(configs_by_number[number])
+                trial, job_dir = trained.get(number), Path(configs_by_number[number].hydra.runtime.output_dir)
                 if (trial is None or trial.outcome is None) and job_dir.is_dir():  # from its last checkpoint, if any
                     cfg = returns[number].cfg if number in returns else without_hydra(configs_by_number[number])
                     with job_context(number):
