@@ -429,6 +429,26 @@ def test_the_settings_over_seeds_are_ranked_by_val_accuracy_not_test():
         ["0.1", "0.2"]
 
 
+def test_a_large_sweep_prints_the_best_rows_of_its_tables_and_summary_md_holds_them_all():
+    """200 jobs printed 240 rows: the terminal's last screen held the worst settings (helper scale55)."""
+    from lenet_exp.sweeps import JobRecord, seed_groups
+    from lenet_exp.sweeps.records import Summary
+    from lenet_exp.sweeps.table import CONSOLE_ROWS, report_text
+
+    jobs = [JobRecord(job=number, status="completed", overrides=[f"optimizer.lr={number // 2}", f"seed={number % 2}"],
+                      params={"optimizer.lr": str(number // 2), "seed": str(number % 2)}, run_dir=f"/sweep/{number}",
+                      val_acc=number / 100, test_acc=number / 100) for number in range(2 * CONSOLE_ROWS + 6)]
+    summary = Summary("/sweep", jobs, ["optimizer.lr", "seed"], seed_groups(jobs, ["optimizer.lr", "seed"]),
+                      {"completed": len(jobs)}, "now")
+    printed, markdown = report_text(summary), report_text(summary, markdown=True)
+    assert f"… and {CONSOLE_ROWS + 6} more (every row: summary.md)" in printed  # of the jobs
+    assert "… and 3 more (every row: summary.md)" in printed  # of the settings
+    lines = printed.split("\n")
+    assert lines[3].split()[:2] == [str(len(jobs) - 1), "completed"]  # the best job first
+    assert not [line for line in lines if line.split()[:2] == ["0", "completed"]]  # the worst: in summary.md
+    assert all(f"| {number} | completed |" in markdown for number in range(len(jobs))) and "… and" not in markdown
+
+
 def test_jobs_that_failed_alike_are_listed_once():
     """An Optuna smoke study listed the same 300-character error for each of 20 one-cycle trials."""
     from lenet_exp.sweeps import JobRecord

@@ -60,13 +60,19 @@ def group_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+CONSOLE_ROWS = 20  # of each table printed (its best first); summary.md holds every row
+
+
 def render_table(header: list[str], rows: list[list[str]], markdown: bool = False) -> str:
     if markdown:
         lines = [f"| {' | '.join(cells)} |" for cells in (header, *rows)]
         return "\n".join([lines[0], "|" + "---|" * len(header), *lines[1:]])
-    widths = [max(map(len, column)) for column in zip(header, *rows)]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
-                     for cells in (header, ["-" * width for width in widths], *rows))
+    # a sweep of 200 jobs printed 240 rows: the terminal's last screen held the worst settings
+    shown, cut = rows[:CONSOLE_ROWS], len(rows) - CONSOLE_ROWS
+    widths = [max(map(len, column)) for column in zip(header, *shown)]
+    return "\n".join([*("  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+                        for cells in (header, ["-" * width for width in widths], *shown)),
+                      *([f"… and {cut} more (every row: summary.md)"] if cut > 0 else [])])
 
 
 def report_text(summary: Summary, markdown: bool = False) -> str:
