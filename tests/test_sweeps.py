@@ -641,6 +641,15 @@ def test_seeds_swept_with_a_setting_are_its_repeats_on_the_plot_not_a_panel_of_t
                                                                           "0.01, 0.1"]
     means = [container.lines[0].get_data()[1][0] for container in settings.containers]
     assert means == pytest.approx([0.925, 0.905, 0.855, 0.805])
+    # 40 settings: their labels ran into one black band (helper scale55); the best are drawn, and it says so
+    fake_sweep(tmp_path / "many", [([f"optimizer.lr={lr}", f"model.dropout={dropout}", f"seed={seed}"],
+                                    {"status": "completed", "val": {"acc": lr / 100 + dropout / 1000},
+                                     "test": {"acc": 0.5}})
+                                   for lr in range(20) for dropout in (0, 1) for seed in (0, 1)])
+    *_, settings = val_acc_figure(summarize(tmp_path / "many")).axes
+    assert settings.get_xlabel() == "optimizer.lr, model.dropout (the best 15 of 40)"
+    assert [label.get_text() for label in settings.get_xticklabels()][:2] == ["19, 1", "19, 0"]
+    assert len(settings.containers) == 15
     fake_sweep(tmp_path / "seeds", [([f"seed={seed}"], {"status": "completed", "val": {"acc": 0.9}}) for seed in "01"])
     (ax,) = val_acc_figure(summarize(tmp_path / "seeds")).axes  # seeds alone: how far they spread is the point
     assert ax.get_xlabel() == "seed" and not ax.containers

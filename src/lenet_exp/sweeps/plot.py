@@ -107,10 +107,16 @@ def draw_means_over_seeds(ax, groups: list[dict], key: str, place, metric: str) 
         labelled = True
 
 
+MOST_SETTINGS = 15  # drawn on a settings panel: 40 labels of a 200-job sweep ran into one black band
+
+
 def draw_settings(ax, groups: list[dict], keys: list[str], metric: str) -> None:
     """Each setting's mean ± std of ``metric`` over its seeds, one place a setting (its values of ``keys``, the
-    best first): two swept keys or more, whose settings the keys' own panels cannot tell apart."""
+    best first, at most :data:`MOST_SETTINGS`): two swept keys or more, whose settings the keys' own panels cannot
+    tell apart."""
     ranked = [group for group in groups if group[f"{metric}_mean"] is not None]  # as the table ranks them
+    of_all = f" (the best {MOST_SETTINGS} of {len(ranked)})" if len(ranked) > MOST_SETTINGS else ""
+    ranked = ranked[:MOST_SETTINGS]
     labels = short_labels([", ".join(str(group["params"].get(key)) for key in keys) for group in ranked])
     for x, group in enumerate(ranked):
         ax.errorbar([x], [group[f"{metric}_mean"]], yerr=[group[f"{metric}_std"] or 0.0], fmt="o", color="black",
@@ -118,7 +124,7 @@ def draw_settings(ax, groups: list[dict], keys: list[str], metric: str) -> None:
     crowded = len(ranked) > 3
     ax.set_xticks(range(len(ranked)), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center",
                   fontsize=8)
-    ax.set_xlabel(", ".join(keys))
+    ax.set_xlabel(", ".join(keys) + of_all)
     ax.set_ylabel(f"{'val' if metric == 'val_acc' else 'test'} accuracy, mean ± std over seeds")
     ax.grid(True, alpha=0.3)
 
