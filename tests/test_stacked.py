@@ -942,6 +942,16 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "augment.elastic_sigma and 7 more."]
 
 
+def test_a_note_of_the_plan_is_said_once_for_all_the_jobs_it_is_said_of(tiny_root):
+    """A 200-job sweep said "at most 8 trials per group" 24 times (helper scale55)."""
+    jobs = [Job(number, compose(f"dataset.root={tiny_root}", f"seed={number}")) for number in range(5)]
+    evaluations = [Job(number, compose(f"dataset.root={tiny_root}", "task=eval")) for number in (5, 6)]
+    groups, notes = plan([*jobs, *evaluations], max_stack=2)
+    assert [[j.number for j in group] for group in groups] == [[0, 1], [2, 3], [4], [5], [6]]
+    assert notes == ["Jobs 2, 4 start new groups: at most 2 trials per group (hydra.launcher.max_stack).",
+                     "Jobs 5, 6 run alone: task=eval."]
+
+
 def test_every_trainer_setting_is_a_trials_own_or_its_groups(tiny_root):
     """The stacked step reads each trial's own settings (PER_TRIAL) and the group's shared ones; a trainer setting
     added without its stacked form was silently left out where a group's trials shared it (helper contrib55)."""

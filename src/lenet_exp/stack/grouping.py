@@ -115,7 +115,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     what the group's jobs share: their device) and jobs alone (groups of one), each listed where its first
     job is; and lines that say why groups split."""
     cap = max_stack if callable(max_stack) else lambda config: max_stack
-    notes: list[str] = []
+    notes: dict[tuple[str, str], list[int]] = {}  # (what, why) -> the jobs it is said of, in order
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
     caps: list[int] = []  # each group's max_stack, by the device its key holds: worked out once per group
@@ -127,8 +127,8 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
         except OmegaConfBaseException as error:  # e.g. a ${…} that names no key: its own checks say so, alone
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
-            verb = "trains" if str(job.config.get("task", "train")) == "train" else "runs"  # eval: nothing to train
-            notes.append(f"Job {job.number} {verb} alone: {reason}.")
+            what = "train" if str(job.config.get("task", "train")) == "train" else "run"  # eval: nothing to train
+            notes.setdefault((f"{what} alone", f"{reason}."), []).append(job.number)
             groups.append([job])
             keys.append({})
             caps.append(1)
@@ -142,8 +142,17 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
                 differs, closest = min((([k for k in set(other) | set(key) if other.get(k) != key.get(k)], group[0])
                                         for group, other in zip(groups, keys) if other), key=lambda pair: len(pair[0]))
-                notes.append(f"Job {job.number} starts a new group: {why_apart(job, differs, most, closest)}")
+                notes.setdefault(("start a new group", why_apart(job, differs, most, closest)), []).append(job.number)
             groups.append([job])
             keys.append(key)
             caps.append(most)
-    return groups, notes
+    return groups, [said_of(numbers, what, why) for (what, why), numbers in notes.items()]
+
+
+def said_of(numbers: list[int], what: str, why: str) -> str:
+    """A note of the plan, once for all the jobs it is said of: a 200-job sweep said "at most 8 trials per group"
+    24 times."""
+    if len(numbers) > 1:
+        return f"Jobs {', '.join(map(str, numbers))} {what.replace('a new group', 'new groups')}: {why}"
+    verb, rest = what.split(" ", 1)
+    return f"Job {numbers[0]} {verb}s {rest}: {why}"
