@@ -292,6 +292,10 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "and augment=elastic have it)."),
     (["-m", "optimizer=sgd,adam", "optimizer.momentum=0.9"], "optimizer.momentum is a setting of optimizer=sgd only, "
                                                              "not of optimizer=adam: sweep those apart."),
+    (["-m", "augment=choice(affine,elastic)", "augment.degrees=10"], "augment.degrees is not a setting of the "
+     "augment that a sweep's config has before each job chooses its own: ++augment.degrees=10 sets it in each job"),
+    (["-m", "optimizer=adam,adamw", "optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this "
+                                                               "optimizer (optimizer=sgd has it)."),  # none swept has
     (["+optimizer.maximize=true"], "Invalid config value optimizer.maximize=True: expected false (training lowers "
                                    "the loss, which maximize would raise)."),  # refused once its folder was made
     (["+optimizer.amsgrad=1"], "Invalid config value optimizer.amsgrad=1: expected true or false."),
@@ -500,7 +504,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["optimizer._target_="], "Invalid config value optimizer._target_=null: expected the torch.optim class"),
     (["model._target_="], "Invalid config value model._target_=null (the command line names no class)"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
-        "key-of-one-option-swept", "optimizer-argument-refused",
+        "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
         "key-of-an-empty-node", "preset-key-of-a-replaced-option", "preset-key-of-a-swept-option",
         "preset-key-of-an-option-swept-here", "preset-key-of-an-option-drawn", "option", "launcher",

@@ -116,7 +116,9 @@ def test_an_evaluation_validates_its_checkpoint_and_has_the_metrics_tensorboard_
     base = [*fast, "trainer.epochs=2", "trainer.ema_decay=0.9"]
     assert run_main([*base, "hydra.run.dir=run"], cwd=tmp_path).returncode == 0
     last = tmp_path / "run" / "checkpoints" / "last.pt"
-    for name, how in (("eval", []), ("raw", ["trainer.ema_decay=null"])):
+    # its own data set named, with another split: the run's val split still (another held images it trained on)
+    for name, how in (("eval", []), ("raw", ["trainer.ema_decay=null"]), ("named", ["dataset=mnist",
+                                                                                    "dataset.split_seed=3"])):
         result = run_main([*fast, "task=eval", f"ckpt={last}", *how, f"hydra.run.dir={name}"], cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
     trained, evaluated = load_events(tmp_path / "run"), load_events(tmp_path / "eval")
@@ -126,6 +128,7 @@ def test_an_evaluation_validates_its_checkpoint_and_has_the_metrics_tensorboard_
     [row] = [row for row in read_json(tmp_path / "run" / "metrics.json")["history"] if row["epoch"] == 2]
     metrics = read_json(tmp_path / "eval" / "metrics.json")
     assert (metrics["val"]["acc"], metrics["val"]["samples"]) == (row["val/acc"], 100)
+    assert read_json(tmp_path / "named" / "metrics.json")["val"] == metrics["val"]
     logged = {tag: evaluated.Scalars(tag) for tag in ("best/val_acc", "best/val_epoch", "best/val_loss")}
     assert {tag: [(p.step, p.value) for p in points] for tag, points in logged.items()} == {
         "best/val_acc": [(2, pytest.approx(row["val/acc"]))], "best/val_epoch": [(2, 2)],

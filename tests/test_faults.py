@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -1646,3 +1647,21 @@ def test_a_joblib_worker_ignores_ctrl_c_between_its_jobs_and_its_next_job_takes_
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_figure_workers_that_cannot_start_leave_the_figures_to_be_drawn_in_place():
+    """Out of file handles (ulimit -n) a stacked group's figure pool failed as it started, and the group with it,
+    or waited for ever (helper limits55): it draws its figures in place instead."""
+    code = textwrap.dedent("""
+        import os, resource, sys
+        import matplotlib.backends.backend_agg, matplotlib.figure
+        from lenet_exp.figures import FigureWorkers
+        allowed = len(os.listdir("/proc/self/fd")) + 10  # pipes and locks for some of a pool, not all of it
+        resource.setrlimit(resource.RLIMIT_NOFILE, (allowed, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        workers = FigureWorkers(4)
+        print(workers.pool is None)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, "True"), result.stderr[-2000:]
+    assert "No figure workers (OSError: [Errno 24] Too many open files): the figures are drawn here instead." \
+        in result.stderr

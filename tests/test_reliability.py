@@ -1858,17 +1858,21 @@ def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast,
 
 
 def test_eval_needs_the_test_files_alone(trained, fast, tiny_root, tmp_path):
-    """It reads the test split only, and was refused for a folder without the training files ("It lacks
-    train-images-idx3-ubyte, …")."""
+    """It was refused for a folder without the training files ("It lacks train-images-idx3-ubyte, …"): it tests,
+    and says it has no val accuracy, without trying to download them for it."""
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         shutil.copy(tiny_root / "MNIST" / "raw" / name, raw / name)
-    result = run_main([*fast, "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}",
+    result = run_main([*fast, "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "dataset.download=true",
                        f"dataset.root={tmp_path / 'data'}", f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     evaluated, tested = (read_json(run / "metrics.json")["test"] for run in (tmp_path / "eval", trained))
     assert evaluated["acc"] == tested["acc"] and evaluated["loss"] == pytest.approx(tested["loss"], rel=1e-5)
+    assert read_json(tmp_path / "eval" / "metrics.json")["val"] is None
+    assert f"No val accuracy: {raw} has no train-images-idx3-ubyte or train-labels-idx1-ubyte" in result.stderr
+    assert sorted(path.name for path in raw.iterdir()) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    assert "download failed" not in result.stderr and not list(raw.parent.parent.glob(".*lock"))
 
 
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):

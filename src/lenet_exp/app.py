@@ -66,9 +66,11 @@ def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
     """A training job that failed before its TensorBoard run began (a bad value, its data): an HParams
     session of its settings that ended as a failure, and a card that says why, so that the HParams tab lists
     it with the value it was given (it had no row at all). One that had begun ended its own (loop.train_trials)."""
-    if str(cfg.get("task")) != "train" or run_events(run_dir):
+    if str(cfg.get("task")) != "train":
         return
-    try:
+    try:  # (a run that failed for want of file handles cannot list its folder either)
+        if run_events(run_dir):
+            return
         from lenet_exp.config import composition
         from lenet_exp.overrides import recorded_overrides
         from lenet_exp.record import TensorBoardLog, chosen_options, failure_markdown, training_hparams
@@ -209,7 +211,8 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
         validate(cfg)
         if cfg.task == "eval":
             from lenet_exp.inference import run_eval
-            return run_eval(cfg, run_dir, slot, chosen)["test"]["acc"]
+            evaluated = run_eval(cfg, run_dir, slot, chosen)  # a study's value: val where it has one, as ranked
+            return (evaluated["val"] or evaluated["test"])["acc"]
         if cfg.task == "predict":
             from lenet_exp.inference import prediction_line, run_predict
             prediction = run_predict(cfg, run_dir, slot, chosen)

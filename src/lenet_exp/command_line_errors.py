@@ -108,9 +108,15 @@ def listed_words(words: Sequence[str], last: str) -> str:
 
 
 def swept_options(group: str, overrides: Sequence[str]) -> list[str]:
-    """The options that a sweep's command line gives ``group`` as a list (``augment=affine,elastic``), or none."""
-    lists = [override_value(o) for o in overrides if override_key(o) == group and "," in override_value(o)]
-    return [option.strip() for option in lists[-1].split(",")] if lists else []
+    """The options that a sweep's command line gives ``group`` (``augment=affine,elastic``, ``choice(…)``), or
+    none (one option, or a sweep Hydra cannot list)."""
+    for override in reversed([o for o in overrides if override_key(o) == group]):
+        try:
+            parsed = OverridesParser.create().parse_override(override)
+            return list(parsed.sweep_string_iterator()) if parsed.is_sweep_override() else []
+        except Exception:  # Hydra's grammar errors, or a sweep it does not list (interval): said on their own
+            return []
+    return []
 
 
 def having_it(owners: Sequence[str], last: str = "and") -> str:
@@ -219,11 +225,11 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     owners = options_having(group, key, overrides)
     swept = [f"{group}={option}" for option in swept_options(group, overrides)]
-    if owners and swept:  # the sweep's config, checked before its jobs choose their options, has the default's
+    if set(owners) & set(swept):  # the sweep's config, checked before its jobs choose their options, has the default's
         lacking = [option for option in swept if option not in owners]
         if lacking:
-            return (f"{full_key} is a setting of {listed_words([o for o in swept if o in owners] or owners, 'and')} "
-                    f"only, not of {listed_words(lacking, 'and')}: sweep those apart.")
+            return (f"{full_key} is a setting of {listed_words([o for o in swept if o in owners], 'and')} only, "
+                    f"not of {listed_words(lacking, 'and')}: sweep those apart.")
         value = next((override_value(o) for o in overrides if override_key(o) == full_key), "…")
         return (f"{full_key} is not a setting of the {group} that a sweep's config has before each job chooses its "
                 f"own: ++{full_key}={value} sets it in each job ({having_it(swept)}).")

@@ -428,6 +428,7 @@ def settings_named(overrides: Sequence[str]) -> set[str]:
     evaluation takes instead of its checkpoint's (not where the checkpoint's own data set is: LOCATION_KEYS)."""
     return {override_key(o) for o in overrides} - set(LOCATION_KEYS)
 
+
 EVAL_BATCH_SIZE = "trainer.eval_batch_size"
 # how long a run trains, the settings it may change and go on from the epochs it has (run_of_other_length)
 EPOCHS = "trainer.epochs"

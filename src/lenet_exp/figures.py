@@ -20,6 +20,8 @@ from typing import Optional
 
 import numpy as np
 
+from lenet_exp.errors import one_line
+
 log = logging.getLogger(__name__)
 
 
@@ -138,10 +140,16 @@ class FigureWorkers:
             import matplotlib.backends.backend_agg  # noqa: F401  once, before forking: each worker has it
             import matplotlib.figure  # noqa: F401
 
-            self.pool = concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
-                initargs=(os.getpid(),))
-            self.pool.submit(int).result()  # all of them forked now (a fork pool starts every worker at once)
+            try:
+                self.pool = concurrent.futures.ProcessPoolExecutor(
+                    workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
+                    initargs=(os.getpid(),))
+                self.pool.submit(int).result(timeout=60)  # all forked now (a fork pool starts every worker at once)
+            except (OSError, RuntimeError, concurrent.futures.TimeoutError,
+                    concurrent.futures.process.BrokenProcessPool) as error:
+                # no pipe, thread or process left (ulimit -n, -u): a pool half started waited for ever
+                log.warning("No figure workers (%s): the figures are drawn here instead.", one_line(error))
+                self.end_at_once()
 
     def submit(self, kind: str, *arrays: np.ndarray) -> "PendingFigure":
         future = None
@@ -156,6 +164,14 @@ class FigureWorkers:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def end_at_once(self) -> None:
+        """Its workers ended without waiting for them: one that never got work would wait for ever."""
+        if self.pool is not None:
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                process.terminate()
+            self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
 
     def __enter__(self) -> "FigureWorkers":

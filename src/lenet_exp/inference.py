@@ -21,8 +21,8 @@ from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
                               chosen_option, read_by)
-from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_class, prepare_images, read_split,
-                            split_train_val)
+from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_class, prepare_images, raw_folder,
+                            read_split, split_files, split_train_val)
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import EvalResult, evaluate
@@ -273,16 +273,32 @@ def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Tra
 
 
 def validation(trained: Trained, dataset: DictConfig) -> Optional[EvalResult]:
-    """The checkpoint's val loss and accuracy as this evaluation tests it: on the data set's val split (as a run
-    of that data set splits it off its train split), with the weights, views and precision of this evaluation,
-    which may differ from its run's. What an evaluation sweep is ranked by (test-time augmentation chosen on
-    val, not on test). None where the train split cannot be read: an evaluation needs only the test split."""
+    """The checkpoint's val loss and accuracy as this evaluation tests it: on the data set's val split, with the
+    weights, views and precision of this evaluation, which may differ from its run's. Of the checkpoint's own
+    data set, its run's val split (another one named on the command line would hold images it trained on); of
+    another, as a run of that one splits it. What an evaluation sweep is ranked by (test-time augmentation chosen
+    on val, not on test). None where the train split is not there (an evaluation needs only the test split:
+    nothing is downloaded for it) or its record names no val split (a checkpoint is data)."""
+    saved = trained.state["config"]["dataset"]
+    split_of = saved if dataset.name == saved.get("name") else dataset
+    val_size, seed = split_of.get("val_size"), split_of.get("split_seed")
+    folder = raw_folder(dataset)
+    missing = [name for name in split_files("train") if not (folder / name).is_file()]
+    if missing:
+        log.warning("No val accuracy: %s has no %s (an evaluation needs only the test files, and downloads none for "
+                    "its val split).", folder, " or ".join(missing))
+        return None
     try:
         images, labels = read_split(dataset, train=True)
-    except DataError as error:
-        log.warning("No val accuracy (the test needs only its own files): %s", error)
+    except DataError as error:  # damaged files
+        log.warning("No val accuracy: %s", error)
         return None
-    _, val_index = split_train_val(len(labels), dataset.val_size, dataset.split_seed)
+    if not (isinstance(val_size, int) and isinstance(seed, int) and 1 <= val_size < len(labels)):
+        log.warning("No val accuracy: the checkpoint's dataset.val_size=%r and dataset.split_seed=%r name no val "
+                    "split of the %d training images.", val_size, seed, len(labels))
+        return None
+    check_labels(labels, dataset.num_classes, f"{dataset.name} train")
+    _, val_index = split_train_val(len(labels), val_size, seed)
     split = Split(trained.prepare(images[val_index]), labels[val_index].to(trained.device))
     return evaluate(trained.model, split, trained.tcfg.eval_batch_size, trained.tcfg.precision, trained.views,
                     max_batches=trained.tcfg.limit_batches)

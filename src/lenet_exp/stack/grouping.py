@@ -115,7 +115,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
     what the group's jobs share: their device) and jobs alone (groups of one), each listed where its first
     job is; and lines that say why groups split."""
     cap = max_stack if callable(max_stack) else lambda config: max_stack
-    notes: dict[tuple[str, str], list[int]] = {}  # (what, why) -> the jobs it is said of, in order
+    notes: dict[tuple, list[int]] = {}  # (what, why) -> the jobs it is said of, in order
     groups: list[list[Job]] = []
     keys: list[dict[str, Any]] = []
     caps: list[int] = []  # each group's max_stack, by the device its key holds: worked out once per group
@@ -128,7 +128,7 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             reason = f"its config cannot be read ({type(error).__name__})"
         if reason:
             what = "train" if str(job.config.get("task", "train")) == "train" else "run"  # eval: nothing to train
-            notes.setdefault((f"{what} alone", f"{reason}."), []).append(job.number)
+            notes.setdefault(note_key(f"{what} alone", f"{reason}.", job.number), []).append(job.number)
             groups.append([job])
             keys.append({})
             caps.append(1)
@@ -142,11 +142,17 @@ def plan(jobs: Sequence[Job], max_stack: Union[int, Callable[[DictConfig], int]]
             if any(keys):  # what sets it apart from the closest group (none: that group is full)
                 differs, closest = min((([k for k in set(other) | set(key) if other.get(k) != key.get(k)], group[0])
                                         for group, other in zip(groups, keys) if other), key=lambda pair: len(pair[0]))
-                notes.setdefault(("start a new group", why_apart(job, differs, most, closest)), []).append(job.number)
+                why = why_apart(job, differs, most, closest)
+                notes.setdefault(note_key("start a new group", why, job.number), []).append(job.number)
             groups.append([job])
             keys.append(key)
             caps.append(most)
-    return groups, [said_of(numbers, what, why) for (what, why), numbers in notes.items()]
+    return groups, [said_of(numbers, what, why) for (what, why, *_), numbers in notes.items()]
+
+
+def note_key(what: str, why: str, number: int) -> tuple:
+    """Notes of a reason that is no job's own (not "it differs in …") are said once for all their jobs."""
+    return (what, why, number) if why.startswith(("it ", "its ")) else (what, why)
 
 
 def said_of(numbers: list[int], what: str, why: str) -> str:
