@@ -1665,3 +1665,25 @@ def test_figure_workers_that_cannot_start_leave_the_figures_to_be_drawn_in_place
     assert (result.returncode, result.stdout.strip()) == (0, "True"), result.stderr[-2000:]
     assert "No figure workers (OSError: [Errno 24] Too many open files): the figures are drawn here instead." \
         in result.stderr
+
+
+def test_running_out_of_memory_while_reading_the_data_is_said_so_not_blamed_on_the_file(tmp_path):
+    """Under an address-space limit (ulimit -v) an intact file was "corrupted or truncated (MemoryError: bad
+    header)" (helper limits55)."""
+    write_dataset(tmp_path, "MNIST", n_train=60000, n_test=10)  # 47 MB of images to read
+    code = textwrap.dedent(f"""
+        import resource
+        from omegaconf import OmegaConf
+        from lenet_exp.data import read_split
+        from lenet_exp.errors import UserError
+        size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (size * 1024 + 30 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+        try:
+            read_split(OmegaConf.create({{"name": "mnist", "torchvision_class": "MNIST", "root": {str(tmp_path)!r},
+                                         "download": False}}), train=True)
+        except UserError as error:
+            print(error)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.startswith("Out of memory reading the train IDX files of mnist (MemoryError): free some "
+                                    "memory, or raise this process's limit (ulimit -v)."), result.stdout + result.stderr

@@ -267,6 +267,9 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             else:
                 where = f"That folder must hold the four IDX files {', '.join(RAW_FILES)}. {point_the_root(dcfg)}"
             raise DataError(f"{name} is not in {folder} and {how}. {where}") from error
+        if isinstance(error, MemoryError) or "can't allocate memory" in str(error):  # not the file's fault
+            raise DataError(f"Out of memory reading the {prefix} IDX files of {name} ({one_line(error)}): free some "
+                            f"memory, or raise this process's limit (ulimit -v).") from error
         if isinstance(error, PermissionError):  # intact, most likely: only not to be read by this user
             raise unreadable(f"the {prefix} IDX files of {name}:", Path(error.filename or folder), error) from error
         damaged = damaged_file(folder, prefix)
