@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import fast_overrides, run_main, signal_group, start
+from conftest import RUN_PY, fast_overrides, run_cli, run_main, signal_group, start
 from idx import write_dataset
 from tensorboard_events import load_events, logged_hparams, scalar_values
 from lenet_exp import CONFIGS, compose, fused_cpu, train
@@ -1687,3 +1687,21 @@ def test_running_out_of_memory_while_reading_the_data_is_said_so_not_blamed_on_t
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.startswith("Out of memory reading the train IDX files of mnist (MemoryError): free some "
                                     "memory, or raise this process's limit (ulimit -v)."), result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kib, model, said", [
+    (100, ["model.conv_channels=[2,4]", "model.hidden=[8,8]", "trainer.log_images=true"],  # events: first past it
+     "Cannot write the files of {run} (OSError: [Errno 27] File too large): raise the file size limit (ulimit -f, "
+     "now 100 KiB), then run the same command again to continue."),
+    (500, [], "Cannot write {run}/checkpoints/last.pt (File too large). It is over a limit of this process: raise "
+              "the file size limit (ulimit -f, now 500 KiB), then run the same command again"),
+], ids=["events", "checkpoint"])
+def test_a_write_past_the_file_size_limit_says_which_limit_without_a_traceback(fast, tmp_path, kib, model, said):
+    """ulimit -f (Python ignores SIGXFSZ, so the write fails with EFBIG): TensorBoard's write was a traceback, and a
+    checkpoint's said "Check that disk" (helper limits55)."""
+    limited = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({kib * 1024}, "
+               f"resource.RLIM_INFINITY)); sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+    result = run_cli(["-c", limited, str(RUN_PY), *fast, "trainer.epochs=2", *model, "hydra.run.dir=run"],
+                     cwd=tmp_path, script=None)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert said.format(run=tmp_path / "run") in result.stderr

@@ -20,7 +20,8 @@ from omegaconf import DictConfig
 from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
-                             RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, read_json, run_events, save_json)
+                             RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, over_a_limit, read_json,
+                             run_events, save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, ignore_ctrl_c_between_jobs, kill_signals_stop, launcher_gone, stops_held,
                               sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.slots import JobSlot, job_prefix, job_slot
@@ -41,6 +42,10 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     if full:  # a write outside files.write_atomic (TensorBoard's)
         error = DiskFull(f"No space left on {mount_point(run_dir)} writing the files of {run_dir} "
                          f"({full.strerror}). {FREE_SOME_SPACE}, then run the same command again to continue.")
+    limit = over_a_limit(error) if not isinstance(error, UserError) else None
+    if limit:  # a write outside files.write_atomic (TensorBoard's) past the file size limit: a traceback
+        error = UserError(f"Cannot write the files of {run_dir} ({one_line(error)}): {limit}, then run the same "
+                          f"command again to continue.")
     missing = os.fsdecode(error.filename) if isinstance(error, FileNotFoundError) and error.filename else ""
     if missing.startswith(f"{run_dir.resolve()}{os.sep}"):  # e.g. TensorBoard's events, its folder deleted
         error = UserError(f"{missing} went missing while the run wrote it: was {run_dir}, or a file in it, deleted "

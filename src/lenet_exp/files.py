@@ -42,6 +42,28 @@ def disk_full_error(error: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
+# what a process limit that a write ran into is called, and its shell command (a cluster's shell sets them)
+PROCESS_LIMITS = {errno.EFBIG: ("the file size limit", "ulimit -f"), errno.EMFILE: ("the open files limit", "ulimit -n")}
+
+
+def over_a_limit(error: Optional[BaseException]) -> Optional[str]:
+    """What to do where ``error`` (or one it was raised from) is a process limit's (:data:`PROCESS_LIMITS`): "raise
+    the file size limit (ulimit -f, now 100 KiB)", or None."""
+    import resource
+
+    for _ in range(8):
+        if error is None:
+            return None
+        if isinstance(error, OSError) and error.errno in PROCESS_LIMITS:
+            name, command = PROCESS_LIMITS[error.errno]
+            kind = resource.RLIMIT_FSIZE if error.errno == errno.EFBIG else resource.RLIMIT_NOFILE
+            soft = resource.getrlimit(kind)[0]
+            now = f"{soft // 1024} KiB" if kind == resource.RLIMIT_FSIZE else str(soft)
+            return f"raise {name} ({command}, now {now})"
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def room_left(folder: Path) -> Optional[str]:
     """How little room the disk of ``folder`` has left where it is too little for a run ("12 KiB free", "room for
     38 more files"), or None."""
@@ -105,6 +127,8 @@ def write_refused(path: Path, error: Exception) -> UserError:
         fix = f"{blocker} is a file where a folder should be: move it away, then "
     elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):  # ENOENT: /proc
         fix = f"Make {path.parent} a folder you may write in, then "
+    elif over_a_limit(error):  # "Check that disk" misled
+        fix = f"It is over a limit of this process: {over_a_limit(error)}, then "
     else:
         fix = "Check that disk, then "
     return CannotWrite(f"Cannot write {path} ({getattr(error, 'strerror', None) or error}){kept}. {fix}run the same "
