@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,21 +43,19 @@ def disk_full_error(error: Optional[BaseException]) -> Optional[OSError]:
     return None
 
 
-# what a process limit that a write ran into is called, and its shell command (a cluster's shell sets them)
-PROCESS_LIMITS = {errno.EFBIG: ("the file size limit", "ulimit -f"), errno.EMFILE: ("the open files limit", "ulimit -n")}
+# each process limit a write may run into: its name, its shell command (a cluster's shell sets them), the limit
+PROCESS_LIMITS = {errno.EFBIG: ("the file size limit", "ulimit -f", resource.RLIMIT_FSIZE),
+                  errno.EMFILE: ("the open files limit", "ulimit -n", resource.RLIMIT_NOFILE)}
 
 
 def over_a_limit(error: Optional[BaseException]) -> Optional[str]:
     """What to do where ``error`` (or one it was raised from) is a process limit's (:data:`PROCESS_LIMITS`): "raise
     the file size limit (ulimit -f, now 100 KiB)", or None."""
-    import resource
-
     for _ in range(8):
         if error is None:
             return None
         if isinstance(error, OSError) and error.errno in PROCESS_LIMITS:
-            name, command = PROCESS_LIMITS[error.errno]
-            kind = resource.RLIMIT_FSIZE if error.errno == errno.EFBIG else resource.RLIMIT_NOFILE
+            name, command, kind = PROCESS_LIMITS[error.errno]
             soft = resource.getrlimit(kind)[0]
             now = f"{soft // 1024} KiB" if kind == resource.RLIMIT_FSIZE else str(soft)
             return f"raise {name} ({command}, now {now})"
@@ -127,8 +126,8 @@ def write_refused(path: Path, error: Exception) -> UserError:
         fix = f"{blocker} is a file where a folder should be: move it away, then "
     elif getattr(error, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):  # ENOENT: /proc
         fix = f"Make {path.parent} a folder you may write in, then "
-    elif over_a_limit(error):  # "Check that disk" misled
-        fix = f"It is over a limit of this process: {over_a_limit(error)}, then "
+    elif limit := over_a_limit(error):  # "Check that disk" misled
+        fix = f"It is over a limit of this process: {limit}, then "
     else:
         fix = "Check that disk, then "
     return CannotWrite(f"Cannot write {path} ({getattr(error, 'strerror', None) or error}){kept}. {fix}run the same "
