@@ -104,6 +104,15 @@ def quiet_cpp_extension():
     return cpp_extension
 
 
+def what_failed(build_output: str) -> str:
+    """The line of a failed build that says why: ninja's output is ``FAILED: <target>``, the command (a
+    screenful of flags), then the compiler's or linker's own lines, of which the first that names an error."""
+    lines = build_output.strip().splitlines() or [""]
+    failed = next((i for i, line in enumerate(lines) if line.startswith("FAILED:")), None)
+    said = lines[failed + 2:] if failed is not None else []
+    return next((line for line in said if "error" in line.lower()), said[0] if said else lines[0]).strip()
+
+
 @functools.lru_cache(maxsize=None)
 def load_kernel():
     """The compiled extension (built on first use), or :class:`KernelUnavailable` with the reason."""
@@ -135,13 +144,12 @@ def load_kernel():
     except Exception as error:  # compiler, ninja or linker errors arrive as RuntimeError, OSError, ...
         if lock:
             lock.unlink(missing_ok=True)  # a failed build must not leave the next run waiting on it
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         said = str(error).lower()
         if "no space left" in said or "disk quota exceeded" in said:  # the linker's, in the build's output
             raise KernelUnavailable(f"its build folder {directory} is on a full disk",
                                     fix="Free some space there, or set TORCH_EXTENSIONS_DIR to a folder on another "
                                         "disk") from error
-        raise KernelUnavailable(f"{type(error).__name__}: {first_line[:300]}") from error
+        raise KernelUnavailable(f"{type(error).__name__}: {what_failed(str(error))[:300]}") from error
     log.debug("fused CPU kernel ready in %.1f s (%s)", time.perf_counter() - started, directory)
     return module
 
