@@ -1184,6 +1184,43 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(tiny_root, tmp_path
         train(compose(*fast_overrides(tiny_root), "model.hidden=[100000000]"), run_dir=tmp_path / "b")
 
 
+@pytest.fixture
+def memory_cgroup():
+    """A memory cgroup of 2 GiB below this process's own (cgroup v1 or v2), as a container or a Slurm job
+    has: its folder, or a skip where this machine does not let one be made."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(",") or controllers == "":
+            root, limit = ("/sys/fs/cgroup/memory", "memory.limit_in_bytes") if controllers else ("/sys/fs/cgroup",
+                                                                                                   "memory.max")
+            folder = Path(root, path.lstrip("/"), f"lenet_exp_test_{os.getpid()}")
+            try:
+                folder.mkdir()
+            except OSError:
+                continue
+            try:
+                (folder / limit).write_text(str(2 * 2**30))
+                yield folder
+                return
+            except OSError:
+                pass
+            finally:
+                folder.rmdir()  # its process has ended: the cgroup is empty
+    pytest.skip("no memory cgroup can be made here (needs root and a writable /sys/fs/cgroup)")
+
+
+def test_a_memory_cgroups_limit_is_what_a_run_plans_with(memory_cgroup, tiny_root, tmp_path):
+    """The machine has far more memory free than the cgroup allows, past which the kernel would kill the
+    run without a word: the data is refused before it is allocated, the limit named."""
+    args = [*fast_overrides(tiny_root), "dataset.image_size=600"]  # 1,300 images of 600x600: about 1.7 GiB
+    joined = (f"import os, sys; open({str(memory_cgroup / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
+              f"os.execv(sys.executable, [sys.executable, {str(RUN_PY)!r}, *{args!r}])")
+    result = run_cli(["-c", joined], cwd=tmp_path, script=None)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert re.search(r"would need about 1\.7 GiB, but [01]\.\d GiB is free on CPU \(.*\) within its memory cgroup's "
+                     r"limit of 2\.0 GiB \(" + re.escape(str(memory_cgroup)), result.stderr), result.stderr
+
+
 def test_jobs_started_at_once_each_plan_with_their_share_of_the_free_memory():
     """joblib's parallel jobs each see all the memory free as they start: each one alone would fit, and
     together they would meet the out-of-memory killer. Each plans with its share."""
