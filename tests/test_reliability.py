@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
                       start_on_terminal)
@@ -1801,6 +1802,11 @@ def test_eval_uses_the_checkpoints_ema_weights_and_preprocessing(fast, tmp_path)
     metrics = read_json(eval_dir / "metrics.json")
     assert metrics["test"]["acc"] == trained_metrics["test"]["acc"]
     assert metrics["test"]["loss"] == pytest.approx(trained_metrics["test"]["loss"], rel=1e-5)
+    # what it tested is in its record, where its .hydra/ holds the command's defaults, which it did not use
+    assert metrics["ema_decay"] == 0.5 and metrics["preprocessing"] == {
+        "image_size": 32, "resize_mode": "pad", "mean": best["preprocessing"]["mean"], "std": best["preprocessing"]["std"]}
+    assert OmegaConf.load(eval_dir / ".hydra" / "config.yaml").dataset.resize_mode == "resize"
+    assert metrics["versions"] == trained_metrics["versions"] and metrics["git"] == trained_metrics["git"]
 
 
 def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):

@@ -32,8 +32,8 @@ from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPT
 from lenet_exp.slots import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
-from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, selected_model_scalars,
-                              training_hparams)
+from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, provenance, selected_model_scalars,
+                              training_hparams, versions)
 from lenet_exp.resume import how_to_go_on
 from lenet_exp.validation import RANGES
 
@@ -258,10 +258,14 @@ class Trained:
         return prepare_images(images.to(self.device), pre["image_size"], pre["resize_mode"], pre["mean"], pre["std"])
 
     def record(self, cfg: DictConfig) -> dict:
-        """What a task's record says of the checkpoint and of how it was used."""
+        """What a task's record says of the checkpoint and of how it was used (its ``.hydra/`` holds the command's
+        config, whose model, preprocessing and training settings are the defaults it did not use), and of the
+        code that used it."""
         return {"ckpt": absolute(cfg.ckpt), "ckpt_epoch": checkpoints.checkpoint_epoch(self.state),
                 "ema_decay": self.ema_decay, "precision": self.tcfg.precision,
-                "tta": {"hflip": self.tcfg.tta_hflip, "shift": self.tcfg.tta_shift}}
+                "tta": {"hflip": self.tcfg.tta_hflip, "shift": self.tcfg.tta_shift},
+                "preprocessing": {key: self.pre[key] for key in PREPROCESSING_KEYS},
+                "versions": versions(), "git": provenance()}
 
 
 def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Trained:
