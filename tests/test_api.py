@@ -639,6 +639,8 @@ def test_load_model_classifies_as_the_runs_own_test(tiny_root, tmp_path):
 
 
 def test_load_model_says_what_it_takes(tiny_root, tmp_path):
+    import torchvision
+
     from lenet_exp.errors import CheckpointError, DeviceError
 
     train(compose(*fast_overrides(tiny_root), "trainer.limit_batches=2"), run_dir=tmp_path / "run")
@@ -651,8 +653,18 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         model((torch.tensor([0.0, 1.0]).repeat(392).reshape(28, 28) - 0.1307) / 0.3081)
     with pytest.raises(TypeError, match="uint8 .0-255. or floats .0-1., not torch.int64"):
         model(torch.zeros(28, 28, dtype=torch.int64))
-    with pytest.raises(TypeError, match="not a list"):
+    with pytest.raises(TypeError, match=re.escape("not a list: np.asarray(images) makes an array of a list or a PIL "
+                                                  "image (grayscale, 28x28)")):
         model([[0] * 28] * 28)
+    digits = torchvision.datasets.MNIST(tiny_root, train=False).data[:3]
+    # a NumPy array, its own or an image library's, is taken as the tensor would be
+    assert torch.equal(model(digits.numpy()), model(digits)) and torch.equal(model(digits.numpy()[:, ::-1]),
+                                                                               model(digits.flip(1)))
+    with pytest.raises(ValueError, match=r"range from 0 to \d+: divide them by 255, or pass them as uint8"):
+        model(digits.float())  # unnormalised, as a float tensor of an image often is
+    with pytest.raises(UserError, match=re.escape(f"Image {tmp_path / 'digit.png'} does not exist. Pass the path of a "
+                                                  f"PNG or JPEG file.")):
+        model(tmp_path / "digit.png")  # not image=, which is the command line's
     with pytest.raises(ValueError, match="range from nan to nan"):
         model(torch.full((28, 28), math.nan))
     with pytest.raises(TypeError, match=re.escape("torch.export.export(model.net, (model.prepare(images),))")), \

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -46,14 +47,18 @@ class Classifier(torch.nn.Module):
 
     def prepare(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
         """Grayscale 28x28 images, [N, 28, 28] or [N, 1, 28, 28] ([28, 28] for one), as uint8 0-255 (the data sets'
-        own) or floats 0-1 (torchvision's ``ToTensor``), or an image file's path (read as task=predict reads it), as
-        ``net`` takes them: resized or padded to its input size and normalised, on its device."""
+        own) or floats 0-1 (torchvision's ``ToTensor``), a tensor or a NumPy array, or an image file's path (read as
+        task=predict reads it), as ``net`` takes them: resized or padded to its input size and normalised, on its
+        device."""
         if isinstance(images, (str, os.PathLike)):
-            path, images = str(images), read_image(str(images))
+            path, images = str(images), read_image(str(images), on_the_command_line=False)
             say_if_odd(images, path)
+        if isinstance(images, np.ndarray):
+            images = torch.from_numpy(np.ascontiguousarray(images))  # (a read-only or negatively strided one too)
         if not isinstance(images, torch.Tensor):
-            raise TypeError(f"A Classifier takes images as a torch.Tensor or an image file's path, not a "
-                            f"{type(images).__name__}: torch.as_tensor(images) makes one of an array.")
+            raise TypeError(f"A Classifier takes images as a torch.Tensor, a NumPy array or an image file's path, not "
+                            f"a {type(images).__name__}: np.asarray(images) makes an array of a list or a PIL image "
+                            f"(grayscale, 28x28); for another size, pass its file's path.")
         shape = list(images.shape)
         if images.dim() == 4 and shape[1] == 1:  # a channel of one
             images = images[:, 0]
@@ -67,8 +72,10 @@ class Classifier(torch.nn.Module):
             low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
             # normalised already, 0-255 as floats, NaN: answered wrongly (but a resize's 1 + 1e-7 is 1)
             if not -1e-4 <= low <= high <= 1 + 1e-4:
+                fix = ("divide them by 255, or pass them as uint8" if 0 <= low and 2 < high <= 255 else
+                       "pass them unnormalised, or as uint8 0-255")  # (0-255 as floats are unnormalised already)
                 raise ValueError(f"A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and these "
-                                 f"range from {low:.4g} to {high:.4g}: pass them unnormalised, or as uint8 0-255.")
+                                 f"range from {low:.4g} to {high:.4g}: {fix}.")
             images = images.clamp(0, 1) * 255  # as uint8 would be: prepare_images divides by 255
         elif images.dtype != torch.uint8:
             raise TypeError(f"A Classifier takes images as uint8 (0-255) or floats (0-1), not {images.dtype}.")

@@ -412,19 +412,23 @@ def grayscale(image) -> torch.Tensor:
 LARGEST_SIDE = 4096  # an image's longest side, in pixels, as it is made square (a larger one is shrunk first)
 
 
-def read_image(path: str) -> torch.Tensor:
+def read_image(path: str, on_the_command_line: bool = True) -> torch.Tensor:
     """An image file (PNG, JPEG, or another that Pillow reads) as uint8 grayscale [1, 28, 28], the data sets' native
-    form."""
+    form; one that is no file is said to be as ``image=`` on the command line, or as an argument in Python."""
     from PIL import Image, ImageOps, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pad, resize
 
     file = Path(path).expanduser()
     if not file.is_file():
-        several = (f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | paste -sd,)\" predicts "
-                   f"each file" if any(c in str(path) for c in "*?[") and not file.exists() else "")
+        pattern = any(c in str(path) for c in "*?[") and not file.exists()
+        if on_the_command_line:
+            fix = "Pass image=<a PNG or JPEG file>" + (f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | "
+                                                       f"paste -sd,)\" predicts each file" if pattern else "")
+        else:
+            fix = "Pass the path of a PNG or JPEG file" + ("; a pattern is not expanded: glob.glob(pattern) lists its "
+                                                           "files" if pattern else "")
         what = "is a folder" if file.is_dir() else "is no regular file" if file.exists() else "does not exist"
-        raise UserError(f"Image {file} {what}. "
-                        f"Pass image=<a PNG or JPEG file>{several}.")
+        raise UserError(f"Image {file} {what}. {fix}.")
     try:
         with warnings.catch_warnings(record=True) as said:  # PIL's, with their source lines: said as ours
             warnings.simplefilter("ignore")
@@ -477,7 +481,9 @@ def run_predict(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str])
     from lenet_exp.classifier import Classifier  # (which builds on this module)
 
     trained = load_trained(cfg, chosen, resolve_device(cfg.device, slot))
-    probabilities = Classifier(trained)(cfg.image)[0]  # as load_model() answers: the run's test-time views averaged
+    image = read_image(str(cfg.image))
+    say_if_odd(image, str(cfg.image))
+    probabilities = Classifier(trained)(image)[0]  # as load_model() answers: the run's test-time views averaged
     label = int(probabilities.argmax())
     name = dataset_class(OmegaConf.create(trained.state["config"]["dataset"])).classes[label]
     prediction = {"task": "predict", "status": COMPLETED, "image": absolute(cfg.image), **trained.record(cfg),
