@@ -671,6 +671,13 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
             warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's: "deprecated"
         torch.jit.trace(model, torch.zeros(2, 28, 28, dtype=torch.uint8))  # it batched 1000: 2500 gave 1000 answers
+    # torch's own errors before: "try blocks aren't supported", "GuardOnDataDependentSymNode" (the range check)
+    for export in (lambda: torch.jit.script(model), lambda: torch.export.export(model, (digits.float() / 255,))):
+        with pytest.raises(TypeError, match=re.escape("Trace, script or export the network itself")), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's: "deprecated"
+            export()
+    torch.export.export(model.net, (model.prepare(digits),))  # as it says
     with pytest.raises(UserError, match="names no checkpoint"):
         lenet_exp.load_model("")
     with pytest.raises(UserError, match="the checkpoint is its first argument"):

@@ -23,6 +23,8 @@ from lenet_exp.validation import validate
 # what load_model() sets itself: the checkpoint, the task that reads it, and the device (its own argument)
 ITS_OWN = ("task", "ckpt", "image", "device")
 OTHER_DATA = ("dataset", "dataset.name", "dataset.torchvision_class", "dataset.num_classes")  # what would name another
+EXPORT_THE_NETWORK = ("Trace, script or export the network itself, with the images as it takes them: "
+                      "torch.export.export(model.net, (model.prepare(images),)).")
 
 
 class Classifier(torch.nn.Module):
@@ -84,12 +86,16 @@ class Classifier(torch.nn.Module):
                                   pre["std"])
         return prepared.to(next(self.net.parameters()).dtype)  # the network's own, where model.double() changed it
 
+    def __prepare_scriptable__(self):
+        """torch.jit.script's hook: what it says where it would stop at a try block with UnsupportedNodeError."""
+        raise TypeError(EXPORT_THE_NETWORK)
+
     @torch.no_grad()  # not inference_mode(), which torch.compile cannot trace
     def forward(self, images: torch.Tensor | str | os.PathLike) -> torch.Tensor:
         """Each class's probability for each image, float32 [N, classes], as the run's test computed them."""
-        if torch.jit.is_tracing():  # its batches of batch_size would be traced as one: a larger N cut short
-            raise TypeError("Trace or export the network itself, with the images as it takes them: "
-                            "torch.export.export(model.net, (model.prepare(images),)).")
+        exporting = getattr(torch.compiler, "is_exporting", lambda: False)()  # (torch 2.4 lacks it)
+        if torch.jit.is_tracing() or exporting:  # its batches of batch_size would be traced as one: a larger N cut
+            raise TypeError(EXPORT_THE_NETWORK)  # short; torch.export stopped at the range check, deep in its guards
         x, chunks = self.prepare(images), []
         training = self.net.training
         self.net.eval()  # the test's statistics, which batches of train mode would have updated
