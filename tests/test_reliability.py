@@ -759,6 +759,19 @@ def test_a_hang_up_of_a_stacked_groups_process_group_stops_it_without_tracebacks
 
 
 @pytest.mark.long
+def test_a_hang_up_of_a_joblib_sweeps_process_group_leaves_its_resource_trackers_alone(tiny_root, tmp_path):
+    """joblib's resource trackers ignore SIGINT and SIGTERM but not SIGHUP: a closed terminal killed them, and
+    loky's relaunched tracker printed a traceback for each resource it had not seen (where the output went to a
+    file)."""
+    sweep_dir = tmp_path / "sweep"
+    err = stop_at_the_first_checkpoint(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"dataset.root={tiny_root}",
+                                        *INTERRUPTIBLE, "seed=0,1", f"hydra.sweep.dir={sweep_dir}"], sweep_dir, tmp_path,
+                                       signal.SIGHUP)
+    assert "resource_tracker" not in err, err[-3000:]
+    assert [job["status"] for job in read_json(sweep_dir / "summary.json")["jobs"]] == ["interrupted"] * 2
+
+
+@pytest.mark.long
 def test_ctrl_c_in_a_basic_sweep_says_how_to_continue_the_sweep(tiny_root, tmp_path):
     """The basic launcher runs its jobs in run.py, one after another: a Ctrl-C stops the job there and
     the sweep with it, which then says how the whole sweep continues (the job's own message names only

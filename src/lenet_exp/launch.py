@@ -164,6 +164,23 @@ def collect_stopped_jobs() -> None:
         signal.signal(signum, stop_jobs)
 
 
+def start_joblibs_trackers_deaf_to_hang_ups() -> None:
+    """In the run.py of a joblib sweep, before its workers start: joblib's resource trackers (loky's and
+    multiprocessing's), started now with SIGHUP ignored, which they keep. They ignore SIGINT and SIGTERM but
+    not SIGHUP, so a closed terminal killed them mid-sweep, and loky's relaunched tracker printed a traceback
+    for every resource that it had not seen registered."""
+    from multiprocessing import resource_tracker
+
+    from joblib.externals.loky.backend import resource_tracker as loky_resource_tracker
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        loky_resource_tracker.ensure_running()
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def ask_jobs_to_stop(signum: int) -> bool:
     """Ask a parallel sweep's jobs to stop as ``signum`` stops a run (:func:`collect_stopped_jobs`'s stop
     file); False where there is no stop file to write (not such a sweep, or the file cannot be written)."""

@@ -20,7 +20,8 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from lenet_exp.launch import collect_stopped_jobs, prepare_local_controllers, sweep_stop_signal
+from lenet_exp.launch import (collect_stopped_jobs, prepare_local_controllers, start_joblibs_trackers_deaf_to_hang_ups,
+                               sweep_stop_signal)
 from lenet_exp.slots import Launching, available_cores, cores_each, joblib_workers
 from lenet_exp.sweeps.ending import interrupted_status, jobs_left_running, sweep_cut_short
 from lenet_exp.sweeps.records import every_job_completed
@@ -121,6 +122,8 @@ class SweepSummary(Callback):
         launching = Launching.of(config.hydra.launcher)
         if launching.joblib or launching.submitit == "local":  # local workers: they save their state on a stop
             collect_stopped_jobs()
+        if launching.joblib:
+            start_joblibs_trackers_deaf_to_hang_ups()
         if launching.submitit == "local":
             prepare_local_controllers()
         share_the_cores(config)
