@@ -422,8 +422,9 @@ def read_image(path: str, on_the_command_line: bool = True) -> torch.Tensor:
     if not file.is_file():
         pattern = any(c in str(path) for c in "*?[") and not file.exists()
         if on_the_command_line:
-            fix = "Pass image=<a PNG or JPEG file>" + (f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | "
-                                                       f"paste -sd,)\" predicts each file" if pattern else "")
+            fix = "Pass image=<a PNG or JPEG file>" + (
+                f"; a pattern is not expanded: -m task=predict image=\"$(ls {path} | paste -sd,)\" predicts each file"
+                if pattern else "")
         else:
             fix = "Pass the path of a PNG or JPEG file" + ("; a pattern is not expanded: glob.glob(pattern) lists its "
                                                            "files" if pattern else "")
