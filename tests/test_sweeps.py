@@ -462,6 +462,26 @@ def test_jobs_that_failed_alike_are_listed_once():
                          "  jobs 1, 2, 3 failed: scheduler.pct_start: too short"), text
 
 
+def test_the_printed_table_shortens_swept_paths_and_says_once_how_interrupted_jobs_go_on():
+    """An evaluation sweep's whole checkpoint paths made each row two terminal lines long; each interrupted job's
+    message repeated the sweep's command (a stopped group of 8: about 100 lines of it)."""
+    from lenet_exp.sweeps import JobRecord
+    from lenet_exp.sweeps.records import Summary
+    from lenet_exp.sweeps.table import report_text
+
+    ckpts = [f"/home/me/sweeps/s/{job}/checkpoints/best.pt" for job in ("0_optimizer.lr=0.001", "1_optimizer.lr=0.002")]
+    stopped = "Interrupted by signal 2 during epoch 1; no checkpoint was written yet, so running again starts over."
+    jobs = [JobRecord(job=number, status="interrupted", overrides=[], params={"ckpt": ckpt}, run_dir=f"/sweep/{number}",
+                      message=f"{stopped} Continue with the sweep's command and hydra.sweep.dir=/sweep, or this job "
+                              f"alone with `python run.py resume=/sweep/{number}`.") for number, ckpt in enumerate(ckpts)]
+    summary = Summary("/sweep", jobs, ["ckpt"], [], {"interrupted": 2}, "now")
+    printed = report_text(summary)
+    assert "\n0    interrupted  …/0_optimizer.lr=0.001/…\n1    interrupted  …/1_optimizer.lr=0.002/…\n" in printed, printed
+    assert printed.endswith(f"  jobs 0, 1 interrupted: {stopped}\n  The sweep's command with its hydra.sweep.dir= "
+                            f"continues the interrupted jobs (each one's metrics.json says how)."), printed
+    assert all(ckpt in report_text(summary, markdown=True) for ckpt in ckpts)  # summary.md: the whole paths
+
+
 def test_long_values_on_the_plot_keep_what_tells_them_apart():
     from lenet_exp.sweeps.plot import short_labels
 
@@ -1881,13 +1901,13 @@ def test_a_summary_written_while_the_sweep_runs_lists_its_jobs_to_come_as_no_fai
         holder.kill()
         holder.wait()
     jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
-    assert meanwhile.returncode == 0 and jobs == [("running", f"running: 1 epoch done (pid {holder.pid})"),
+    assert meanwhile.returncode == 0 and jobs == [("running", f"1 epoch done (pid {holder.pid})"),
                                                   ("running", "starting: no epoch recorded yet"),
                                                   ("not started", f"not yet: the sweep still runs (pid {holder.pid})")]
     after = run_main([str(sweep_dir), "--no-plot"], cwd=tmp_path, module="lenet_exp.sweeps")
     jobs = [(job["status"], job["message"]) for job in read_summary(sweep_dir)[1]["jobs"]]
     assert after.returncode == 1 and jobs == [
-        ("running", "running after epoch 1 when last recorded (or its process died since)"),  # or runs elsewhere
+        ("running", "after epoch 1 when last recorded (or its process died since)"),  # or runs elsewhere
         ("failed", "no metrics.json: the job was killed or crashed before writing it"),
         ("not started", "the sweep ended first; running the sweep again runs the rest")]
 

@@ -40,7 +40,7 @@ from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
 from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, provenance,
                                selected_model_scalars, summary_markdown, training_hparams, versions)
-from lenet_exp.resume import how_to_go_on
+from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.signals import StopSignals
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class Run:
         return recorded_overrides(self.dir) or composition(self.cfg).overrides_of(self.cfg)
 
     def interrupted_message(self, reason: str, epoch: int) -> str:
-        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. Continue with "
+        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. {CONTINUE_WITH}"
                 f"{how_to_go_on(self.dir)}.")
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,

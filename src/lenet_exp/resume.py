@@ -308,6 +308,9 @@ def configs_read(hydra: Optional[dict]) -> list[str]:
     return [flag for flags in config_flags(hydra, set(), CONFIGS) for flag in flags] if hydra else []
 
 
+CONTINUE_WITH = "Continue with "  # how an interrupted run's message ends: CONTINUE_WITH + how_to_go_on(…) + "."
+
+
 def how_to_go_on(run_dir: Path) -> str:
     """What continues the run in ``run_dir``: run.py's resume=, or its sweep's command (a study's trial goes
     on only in its study); for lenet_exp.train()'s (no command line) train() again."""

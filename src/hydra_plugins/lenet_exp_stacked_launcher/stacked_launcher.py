@@ -214,8 +214,9 @@ class StackedLauncher(Launcher):
         groups, notes = plan([job for job in jobs if not job.completed], self._cap)
         caps = sorted({self._cap(job.config) for job in jobs})
         if groups:
-            log.info("Launching %d jobs%s in %d group%s (stacked where they can share a step, at most %s per group)",
-                     len(jobs), f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
+            log.info("Launching %d job%s%s in %d group%s (stacked where they can share a step, at most %s per group)",
+                     len(jobs), "s" if len(jobs) != 1 else "",
+                     f" ({len(completed)} completed already, skipped)" if completed else "", len(groups),
                      "s" if len(groups) != 1 else "", " or ".join(map(str, caps)))
         else:
             log.info("Launching %d job%s: completed already, skipped", len(jobs), "s" if len(jobs) != 1 else "")

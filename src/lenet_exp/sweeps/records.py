@@ -224,9 +224,9 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         status = FAILED
     elif status == RUNNING:  # a summary while the sweep runs, or after its launcher lost a dead job
         done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
-        record.message = (f"running: {done} epoch{'s' if done != 1 else ''} done ({holder})" if holder else
+        record.message = (f"{done} epoch{'s' if done != 1 else ''} done ({holder})" if holder else
                           # killed, or a job that runs on another machine (Slurm)
-                          f"running after epoch {done} when last recorded (or its process died since)")
+                          f"after epoch {done} when last recorded (or its process died since)")
     if status == COMPLETED and metrics.get(LATER_FAILURE):
         status = FAILED
         record.message = f"{_text(metrics[LATER_FAILURE])} (metrics.json keeps the earlier, completed run's results)"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
-from lenet_exp.files import COMPLETED
+from lenet_exp.files import COMPLETED, INTERRUPTED
+from lenet_exp.resume import CONTINUE_WITH
 from lenet_exp.sweeps.records import (SEED_KEY, Summary, as_float, by_accuracy, ranking_metric,
                                       setting_keys)
 
@@ -29,8 +31,22 @@ def _short(value: Optional[str]) -> str:
     return f"{number:.4g}" if len(value) > 8 or abs(number) >= 1e5 else value
 
 
-def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
-    """One row a job, best validation accuracy first (:func:`ranking_metric`)."""
+def _shared_path_parts_left_out(values: list[str]) -> list[str]:
+    """Paths (an evaluation sweep's checkpoints, a prediction sweep's images) without the folders they all start
+    with and the parts they all end with: what tells them apart (``…/0_optimizer.lr=0.001/…``), where the whole
+    paths made each row of the printed table two terminal lines long. Other values as they are."""
+    paths = [value.split("/") for value in values if value]
+    if len(set(values)) < 2 or not paths or len(paths) < len(values) or any(len(parts) < 2 for parts in paths):
+        return values
+    start = len(os.path.commonprefix(paths))
+    end = min(len(os.path.commonprefix([parts[::-1] for parts in paths])), min(map(len, paths)) - start - 1)
+    return ["/".join((["…"] if start else []) + parts[start:len(parts) - end] + (["…"] if end else []))
+            for parts in paths]
+
+
+def job_table(summary: Summary, whole_paths: bool = True) -> tuple[list[str], list[list[str]]]:
+    """One row a job, best validation accuracy first (:func:`ranking_metric`); swept paths shortened to what
+    tells them apart unless ``whole_paths``."""
     predicted = any(r.prediction for r in summary.jobs)  # a task=predict sweep
     header = ["job", "status", *summary.swept, "val_acc", "test_acc", "val_loss", "test_loss", "epochs", "wall_s"]
     rows = []
@@ -43,6 +59,10 @@ def job_table(summary: Summary) -> tuple[list[str], list[list[str]]]:
         if predicted:
             rows[-1].append(r.prediction or "-")
     header += ["prediction"] if predicted else []
+    if not whole_paths:
+        for column in range(2, 2 + len(summary.swept)):
+            for row, value in zip(rows, _shared_path_parts_left_out([row[column] for row in rows])):
+                row[column] = value
     # a result no job has (a prediction sweep's accuracies, an evaluation's epochs): no column
     first_result = 2 + len(summary.swept)
     kept = [i for i in range(len(header)) if i < first_result or any(row[i] != "-" for row in rows)]
@@ -80,7 +100,7 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     metric = ranking_metric(summary.jobs)  # val, test in an evaluation sweep, none in a prediction sweep
     ranked_by = f"{metric.replace('_acc', '')} accuracy" if metric else "job"
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
-             f"sorted by {ranked_by}", render_table(*job_table(summary), markdown=markdown)]
+             f"sorted by {ranked_by}", render_table(*job_table(summary, whole_paths=markdown), markdown=markdown)]
     # each group is one job (or one seed) of the table otherwise, or there is no test result to average
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
@@ -90,12 +110,19 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     if summary.bad_jobs:
         parts.append("Jobs that did not complete:")
         alike: dict[tuple[str, str], list] = {}  # jobs that failed alike, once: an Optuna study's can be dozens
+        continued = False  # an interrupted job's message ends with how it goes on: said once for all of them
         for record in summary.bad_jobs:
-            alike.setdefault((record.status, record.message or "(no message)"), []).append(record)
+            message = record.message or "(no message)"
+            if record.status == INTERRUPTED and f" {CONTINUE_WITH}" in message:
+                message, continued = message.split(f" {CONTINUE_WITH}")[0], True
+            alike.setdefault((record.status, message), []).append(record)
         for (status, message), records in alike.items():
             if len(records) == 1:
                 where = f" [{records[0].run_dir}]" if records[0].run_dir else ""
                 parts.append(f"  job {records[0].job} {status}: {message}{where}")
             else:
                 parts.append(f"  jobs {', '.join(str(r.job) for r in records)} {status}: {message}")
+        if continued:
+            parts.append("  The sweep's command with its hydra.sweep.dir= continues the interrupted jobs (each one's "
+                         "metrics.json says how).")
     return "\n\n".join(parts) if markdown else "\n".join(parts)
