@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, run_cli, run_main, signal_group, start
+from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
 from idx import write_dataset
 from tensorboard_events import load_events, logged_hparams, scalar_values
 from lenet_exp import CONFIGS, compose, fused_cpu, train
@@ -231,7 +231,7 @@ def test_an_evaluation_of_a_checkpoint_altered_in_its_structure_says_what_it_hol
 
 def test_a_checkpoints_text_reaches_the_terminal_without_its_control_characters(killed_run, tiny_root, tmp_path):
     """A log line that quotes a checkpoint (its model's name) wrote the escape codes in it to the terminal, which
-    acted on them: cleared the screen, moved the cursor, faked a line."""
+    acted on them: cleared the screen, moved the cursor, faked a line. run.log kept them, for `cat` or `tail -f`."""
     best = tmp_path / "best.pt"
     state = torch.load(killed_run / "checkpoints" / "best.pt", weights_only=True)
     state["config"]["model"]["name"] = "\x1b[2J\rDone: test acc 0.9999"
@@ -239,6 +239,8 @@ def test_a_checkpoints_text_reaches_the_terminal_without_its_control_characters(
     result = run_main(["task=eval", f"ckpt={best}", "model.activation=tanh", *fast_overrides(tiny_root)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "with its model (\\x1b[2J\\rDone: test acc 0.9999)" in result.stderr and "\x1b" not in result.stderr
+    logged = (only_run_dir(tmp_path) / "run.log").read_text()
+    assert "with its model (\\x1b[2J\\rDone: test acc 0.9999)" in logged and "\x1b" not in logged
 
 
 def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(killed_run, tiny_root, tmp_path):

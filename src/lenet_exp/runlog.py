@@ -106,9 +106,13 @@ def prefix_console_lines(prefix: Callable[[], str]) -> None:
 
 class RunLog(logging.FileHandler):
     """run.log (hydra.job_logging's file handler), which a full disk cannot turn into a traceback per line:
-    it says so once, and the console still shows every line."""
+    it says so once, and the console still shows every line. Its control characters are escaped as the
+    console's are: `cat run.log` or `tail -f` would act on them."""
 
     failed = False
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escaped_controls(super().format(record))
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
