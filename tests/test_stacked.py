@@ -257,6 +257,10 @@ def test_a_group_draws_one_progress_bar_on_a_terminal(fast, tmp_path):
     for epoch in (1, 2):
         assert len(re.findall(rf"\repoch {epoch}/2: +0%\|[^\r\n]*\| 0/8 ", result.stdout)) == 1, result.stdout
         assert re.search(rf"\r +\r\[job 0\] epoch {epoch}/2 ", result.stdout), result.stdout
+    # none on a terminal that cannot redraw a line (TERM=dumb: Emacs' shell), which showed each of its updates
+    dumb = run_main([*STACKED, *fast, "trainer.progress=true", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'dumb'}"],
+                    cwd=tmp_path, env={"TERM": "dumb"}, on_terminal=True)
+    assert dumb.returncode == 0 and "[job 0] epoch 1/1 " in dumb.stdout and "\r" not in dumb.stdout, dumb.stdout
 
 
 def test_a_diverging_or_failing_trial_leaves_the_others_untouched(fast, tmp_path):

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -513,8 +514,10 @@ def train_trials(trials: list[Trial], engine: Engine, slot: JobSlot) -> None:
     recorded and tested in its own run directory; sets each one's ``outcome``. A single run is the
     case of one trial; a stacked group (``hydra/launcher=stacked``) trains N through one engine."""
     isolate = len(trials) > 1
-    # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line
-    show_bar = any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
+    # a bar on a terminal (tqdm's None), but none in parallel workers: they would overwrite each other's line, nor
+    # on a terminal that cannot redraw one (TERM=dumb: Emacs' shell), which showed each of its updates
+    show_bar = (any(t.cfg.trainer.progress for t in trials) and slot.parallel == 1
+                and os.environ.get("TERM") != "dumb")
     try:
         for i, trial in enumerate(trials):
             with trial_alone(trial, isolate):
