@@ -60,7 +60,7 @@ def stop_writing_to(stream, error: OSError) -> None:
     if not isinstance(error, BrokenPipeError) and stream in (sys.stdout, sys.__stdout__):
         with contextlib.suppress(OSError):
             print(f"Warning: could not write to the standard output ({error.strerror or error}): what it would "
-                  f"show goes nowhere; the run's folder keeps its results and run.log.", file=sys.stderr)
+                  f"show goes nowhere; the results are written to their files all the same.", file=sys.stderr)
 
 
 def show(text: str, out=None) -> None:
