@@ -72,12 +72,14 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     trains = OmegaConf.select(config, "task", default="train") == "train"
     if not swept and trains:
         return None
-    left_out = ", ".join(str(key) for key in params)
+    study_keys = [str(key) for key in params]
+    left_out = ", ".join(study_keys)
     with open_dict(config.hydra.sweeper):
         config.hydra.sweeper.params = {}
     if trains:
-        message = (f"Sweeping only what the command line names ({', '.join(swept)}); the default search space "
-                   f"({left_out}) is left out. Add sweep=default to combine them.")
+        message = f"Sweeping only what the command line names ({', '.join(swept)})" + (
+            f"; the default search space ({left_out}) is left out. Add sweep=default to combine them."
+            if set(study_keys) - set(swept) else ".")  # all of them swept: nothing to combine
     else:  # the default study's training settings would only repeat the same evaluation
         message = f"task={config.task} trains nothing: the default search space ({left_out}) is left out."
     log.info(message)
