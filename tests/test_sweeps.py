@@ -1014,6 +1014,10 @@ def test_joblib_jobs_fewer_than_its_workers_share_the_cores_among_themselves(fas
     assert result.returncode == 0, result.stderr[-3000:]
     cores = len(MACHINE_CORES)
     assert f"joblib runs 1 job at once: {cores} of the {cores} cores each" in result.stdout
+    # worded as the other launchers' (it was "Joblib.Parallel(n_jobs=-1,backend=loky,prefer=processes,…) is
+    # launching 1 jobs", 200 characters, and "Launching jobs, sweep output dir : outputs/…")
+    assert "[hydra] Launching 1 job with joblib\n" in result.stdout and "Joblib.Parallel" not in result.stdout
+    assert "sweep output dir" not in result.stdout
     sweep_dir, = (tmp_path / "outputs" / "sweeps").glob("*/*")
     assert [metrics(d)["device"] for d in job_dirs(sweep_dir)] == [f"CPU ({cores} threads)"] * 2
     # a study of one trial asks for one at a time, whatever its n_jobs

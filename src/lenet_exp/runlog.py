@@ -42,6 +42,28 @@ class Console(logging.StreamHandler):
         stop_writing_to(self.stream, error)
 
 
+class LaunchLinesAlike(logging.Filter):
+    """hydra.hydra_logging's console filter: the joblib launcher's first lines as the basic and stacked launchers
+    word theirs ("Launching 3 jobs with joblib"; how many at once: sweeps.callback's line), not its 200-character
+    ``Joblib.Parallel(n_jobs=2,backend=loky,prefer=processes,…) is launching 3 jobs`` and a second line of the
+    sweep's relative folder."""
+
+    LOGGER = "hydra_plugins.hydra_joblib_launcher._core"
+    PARALLEL = re.compile(r"Joblib\.Parallel\(.*\) is launching (?P<jobs>\d+) jobs$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != self.LOGGER:
+            return True
+        message = record.getMessage()
+        if message.startswith("Launching jobs, sweep output dir"):  # the summary names it, absolute, at the end
+            return False
+        found = self.PARALLEL.match(message)
+        if found:
+            jobs = int(found["jobs"])
+            record.msg, record.args = f"Launching {jobs} job{'s' if jobs != 1 else ''} with joblib", ()
+        return True
+
+
 # what a stream that takes nothing more fails with: its reader gone, a full disk or quota, a file too large, a
 # terminal hung up (a non-blocking one's EAGAIN is no end)
 NOTHING_MORE = (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
