@@ -257,21 +257,25 @@ def test_an_evaluation_reads_no_more_of_a_checkpoints_run_state_than_its_epoch(k
     assert told[0] and told[0].group() == told[1].group(), (evaluated.stderr[-2000:], intact.stderr[-2000:])
 
 
-def test_an_evaluation_on_other_test_files_than_its_runs_says_its_accuracy_is_not_the_runs(killed_run, tiny_root,
-                                                                                          tmp_path):
-    """The checkpoint records its test split's size and checksum (a resume checks them); eval of test labels
-    changed since reported another accuracy as the run's without a word."""
+@pytest.mark.parametrize("split, files", [("test", "t10k"), ("train", "train")])
+def test_an_evaluation_on_other_files_than_its_runs_says_its_accuracy_is_not_the_runs(killed_run, tiny_root, tmp_path,
+                                                                                      split, files):
+    """The checkpoint records its splits' sizes and checksums (a resume checks them); eval of test labels changed
+    since reported another accuracy as the run's without a word, and of train labels (its val split's) another
+    val accuracy."""
     best, changed = killed_run / "checkpoints" / "best.pt", tmp_path / "data"
     shutil.copytree(tiny_root, changed)
-    labels = changed / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels = changed / "MNIST" / "raw" / f"{files}-labels-idx1-ubyte"
     raw = bytearray(labels.read_bytes())
     raw[8:58] = bytes((label + 1) % 10 for label in raw[8:58])
     labels.write_bytes(raw)
+    used, accuracy, count = ("tested on", "this accuracy", 200) if split == "test" else ("trained on", "its val accuracy",
+                                                                                       600)
     for root, warned in ((tiny_root, False), (changed, True)):
         evaluated = run_main(["task=eval", f"ckpt={best}", *fast_overrides(root)], cwd=tmp_path)
         assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-        said = (f"mnist's test files in {root} differ from those {best} was tested on (200 images then, 200 now, or "
-                f"other contents): this accuracy is not its run's.")
+        said = (f"mnist's {split} files in {root} differ from those {best} was {used} ({count} images then, {count} "
+                f"now, or other contents): {accuracy} is not its run's.")
         assert (said in evaluated.stderr) == warned, evaluated.stderr[-2000:]
 
 

@@ -228,17 +228,19 @@ def check_preprocessing(pre: dict, image_size: int, path: str) -> None:
                               f"size {image_size}); it was altered and is not used.")
 
 
-def say_if_other_test_data(cfg: DictConfig, state: dict, dataset: DictConfig, images: torch.Tensor,
-                           labels: torch.Tensor) -> None:
-    """Where the checkpoint's own data set is tested, a warning if its test split is not the one the run tested
-    (its record of it): the accuracy is then not the run's own (a test set changed on purpose may be the point)."""
-    tested = state["preprocessing"].get("data")
-    if state["config"]["dataset"].get("name") != dataset.name or not isinstance(tested, dict):
+def say_if_other_data(cfg: DictConfig, state: dict, dataset: DictConfig, images: torch.Tensor, labels: torch.Tensor,
+                      split: str = "test") -> None:
+    """Where the checkpoint's own data set is read, a warning if its ``split`` is not the one the run read (its
+    record of it): the test, or the val split's, accuracy is then not the run's own (a test set changed on purpose
+    may be the point)."""
+    read = state["preprocessing"].get("data")
+    if state["config"]["dataset"].get("name") != dataset.name or not isinstance(read, dict):
         return
-    if (tested.get("test"), tested.get("test_checksum")) != (len(labels), checksum(images, labels)):
-        log.warning("%s's test files in %s differ from those %s was tested on (%s images then, %d now, or other "
-                    "contents): this accuracy is not its run's.", dataset.name, dataset.root, cfg.ckpt,
-                    tested.get("test"), len(labels))
+    if (read.get(split), read.get(f"{split}_checksum")) != (len(labels), checksum(images, labels)):
+        used, accuracy = ("tested on", "this accuracy") if split == "test" else ("trained on", "its val accuracy")
+        log.warning("%s's %s files in %s differ from those %s was %s (%s images then, %d now, or other contents): "
+                    "%s is not its run's.", dataset.name, split, dataset.root, cfg.ckpt, used, read.get(split),
+                    len(labels), accuracy)
 
 
 @dataclass
@@ -276,7 +278,7 @@ def load_trained(cfg: DictConfig, chosen: set[str], device: torch.device) -> Tra
     return Trained(model, state, ema_decay, device, pre, tcfg, views)
 
 
-def validation(trained: Trained, dataset: DictConfig) -> Optional[EvalResult]:
+def validation(cfg: DictConfig, trained: Trained, dataset: DictConfig) -> Optional[EvalResult]:
     """The checkpoint's val loss and accuracy as this evaluation tests it: on the data set's val split, with the
     weights, views and precision of this evaluation, which may differ from its run's. Of the checkpoint's own
     data set, its run's val split (another one named on the command line would hold images it trained on); of
@@ -302,6 +304,7 @@ def validation(trained: Trained, dataset: DictConfig) -> Optional[EvalResult]:
                     "split of the %d training images.", val_size, seed, len(labels))
         return None
     check_labels(labels, dataset.num_classes, f"{dataset.name} train")
+    say_if_other_data(cfg, trained.state, dataset, images, labels, "train")
     _, val_index = split_train_val(len(labels), val_size, seed)
     split = Split(trained.prepare(images[val_index]), labels[val_index].to(trained.device))
     return evaluate(trained.model, split, trained.tcfg.eval_batch_size, trained.tcfg.precision, trained.views,
@@ -322,13 +325,13 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     dataset = dataset_for_eval(cfg, state["config"], chosen)
     images, labels = read_split(dataset, train=False)
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
-    say_if_other_test_data(cfg, state, dataset, images, labels)
+    say_if_other_data(cfg, state, dataset, images, labels)
     split = Split(trained.prepare(images), labels.to(trained.device))
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
                       max_batches=tcfg.limit_batches)
     samples, classes = len(result.predictions), class_names(dataset)
-    val = validation(trained, dataset)
+    val = validation(cfg, trained, dataset)
     metrics = {"task": "eval", "status": COMPLETED, **trained.record(cfg), "dataset": dataset.name,
                "device": describe(trained.device),
                "val": {"loss": val.loss, "acc": val.acc, "samples": len(val.predictions)} if val else None,
