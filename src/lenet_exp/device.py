@@ -88,8 +88,13 @@ def give_freed_memory_back() -> None:
 def free_bytes(device: torch.device) -> Optional[int]:
     """Memory free for this job on ``device`` now (its share, where jobs started at once share it), or None
     where that cannot be told."""
-    free = _free_on(device)[0]
-    return free // _jobs_sharing_the_device if free is not None else None
+    return _share_free_on(device)[0]
+
+
+def _share_free_on(device: torch.device) -> tuple[Optional[int], str]:
+    """:func:`free_bytes`, and the limit that says so where it is not the device's own (a memory cgroup's)."""
+    free, limited_by = _free_on(device)
+    return (free // _jobs_sharing_the_device if free is not None else None), limited_by
 
 
 def _free_on(device: torch.device) -> tuple[Optional[int], str]:
@@ -144,16 +149,16 @@ def cgroup_headroom() -> tuple[Optional[int], str]:
 
 def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> None:
     """Refuse, before allocating, what cannot fit: a clear message instead of the out-of-memory killer."""
-    free, limited_by = free_bytes(device), _free_on(device)[1]
+    free, limited_by = _share_free_on(device)
     if free is None or need_bytes <= MEMORY_HEADROOM * free:
         return
     where = f"{free / 2**30:.1f} GiB is free on {describe(device)}"
-    if limited_by:
-        where += f" within {limited_by}"
     if _jobs_sharing_the_device > 1:
         where = (f"{free / 2**30:.1f} GiB is this job's share of the memory free on {describe(device)}, which "
                  f"{_jobs_sharing_the_device} jobs share")
         fix = f"{fix} Or run fewer jobs at once (hydra.launcher.n_jobs)."
+    if limited_by:
+        where += f" within {limited_by}"
     # "needs 1.3 GiB, but 1.5 GiB is free" reads as a contradiction unless the share that may be taken is named
     usable = (f"{MEMORY_HEADROOM * free / 2**30:.1f} GiB ({MEMORY_HEADROOM:.0%}; the rest is kept for workspaces and "
               f"other processes)")

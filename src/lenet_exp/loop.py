@@ -388,8 +388,8 @@ class Run:
         log.info("Done: %s, test acc %.4f, test loss %.4f%s. Artifacts in %s",
                  self.best_so_far(state), test["acc"], test["loss"], part, self.dir)
         t, epochs = self.stopwatch.timings(), state.epoch - self.resumed_after
-        log.info("Time: start-up %.1f s (imports and config %.1f, data %.1f, model and the rest %.1f), %d epoch%s %.1f s, "
-                 "test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
+        log.info("Time: start-up %.1f s (imports and config %.1f, data %.1f, model and the rest %.1f), "
+                 "%d epoch%s %.1f s, test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
                  epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
     def write_running(self, state: RunState, parts: Parts) -> None:
