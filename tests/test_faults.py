@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RUN_PY, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
+from conftest import RUN_PY, as_a_new_command, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start
 from idx import write_dataset
 from tensorboard_events import load_events, logged_hparams, scalar_values
 from lenet_exp import CONFIGS, compose, fused_cpu, train
@@ -1708,6 +1708,32 @@ def test_figure_workers_that_cannot_start_leave_the_figures_to_be_drawn_in_place
     assert (result.returncode, result.stdout.strip()) == (0, "True"), result.stderr[-2000:]
     assert "No figure workers (OSError: [Errno 24] Too many open files): the figures are drawn here instead." \
         in result.stderr
+
+
+def test_a_stop_signal_as_the_figure_workers_are_forked_is_not_lost():
+    """A Ctrl-C that landed as a stacked group forked its figure workers raised in an at-fork hook (logging's),
+    where Python drops an exception ("Exception ignored in: <function _releaseLock>"): the group trained on to
+    the end and exited 0 (helper chaos56). It is held until the forks are done, then raised; no worker is left."""
+    code = textwrap.dedent("""
+        import os, signal
+        from lenet_exp.figures import FigureWorkers
+        armed = [True]
+        def stop_as_it_forks():  # the signal lands just as the first worker is forked
+            if armed:
+                armed.clear()
+                os.kill(os.getpid(), signal.SIGINT)
+        os.register_at_fork(after_in_parent=stop_as_it_forks)
+        try:
+            FigureWorkers(2)
+        except KeyboardInterrupt:
+            print("stopped", flush=True)
+        else:
+            print("trained on", flush=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            preexec_fn=as_a_new_command)
+    assert (result.returncode, result.stdout.strip()) == (0, "stopped"), result.stderr[-2000:]
+    assert "Exception ignored" not in result.stderr, result.stderr[-2000:]
 
 
 def test_running_out_of_memory_while_reading_the_data_is_said_so_not_blamed_on_the_file(tmp_path):

@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from lenet_exp.errors import one_line
+from lenet_exp.launch import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def _in_a_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked as it was forked
     threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
 
 
@@ -144,12 +146,23 @@ class FigureWorkers:
                 self.pool = concurrent.futures.ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
                     initargs=(os.getpid(),))
-                self.pool.submit(int).result(timeout=60)  # all forked now (a fork pool starts every worker at once)
+                # A stop signal that lands while a worker is forked raises in an at-fork hook (logging's), where
+                # Python drops the exception: the stop was lost, and the group trained on. Held until the forks
+                # are done (a fork pool starts every worker at the first submit), then raised here.
+                unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+                try:
+                    started = self.pool.submit(int)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+                started.result(timeout=60)
             except (OSError, RuntimeError, concurrent.futures.TimeoutError,
                     concurrent.futures.process.BrokenProcessPool) as error:
                 # no pipe, thread or process left (ulimit -n, -u): a pool half started waited for ever
                 log.warning("No figure workers (%s): the figures are drawn here instead.", one_line(error))
                 self.end_at_once()
+            except BaseException:  # a stop: no worker may be left waiting for work
+                self.end_at_once()
+                raise
 
     def submit(self, kind: str, *arrays: np.ndarray) -> "PendingFigure":
         future = None
