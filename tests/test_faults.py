@@ -1507,10 +1507,23 @@ def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_pat
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
-    assert f"Interrupted by signal {signum} before the run could save its state" in stderr
+    assert (f"Interrupted by signal {signum} before the run could save its state; no checkpoint was written yet, so "
+            f"running the same command again starts over.") in stderr, stderr[-3000:]
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     again = run_main([f"resume={run_dir}"], cwd=tmp_path)  # and it starts over
     assert again.returncode == 0 and read_json(run_dir / "metrics.json")["status"] == "completed", again.stderr
+    # one with a checkpoint is continued from it, not started over by the same command, which names a new folder
+    # (it said "running the same command again starts over, or resumes from its last checkpoint if it has one")
+    process = start([f"resume={run_dir}", "trainer.epochs=2"], cwd=tmp_path)  # trained on
+    while log.read_text().count("Run in") < 3:
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
+    assert (f"Interrupted by signal {signum} before the run could save its state; its last checkpoint stays. Continue "
+            f"with `python run.py resume={run_dir}") in stderr, stderr[-3000:]
 
 
 def test_a_signal_during_the_imports_is_held_until_they_are_done():

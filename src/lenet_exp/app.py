@@ -27,6 +27,7 @@ from lenet_exp.launch import (EXIT_SIGNAL_BASE, ignore_ctrl_c_between_jobs, kill
 from lenet_exp.slots import JobSlot, job_prefix, job_slot
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
 from lenet_exp.runlog import prefix_console_lines, show
+from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
 from lenet_exp.validation import validate
@@ -92,10 +93,13 @@ def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
 
 def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str) -> None:
     """Log and record a stop that came before the run could save its state (imports, data, a second Ctrl-C);
-    ``again`` says what runs it again."""
-    if cfg.task == "train":
-        message = (f"Interrupted by signal {signum} before the run could save its state; {again} starts over, or "
-                   f"resumes from its last checkpoint if it has one.")
+    ``again`` says what runs it again where it has no checkpoint (a new folder, for a run.py run named by time)."""
+    if cfg.task == "train" and (run_dir / LAST_CHECKPOINT).is_file():  # (a stop in its final test too)
+        message = (f"Interrupted by signal {signum} before the run could save its state; its last checkpoint stays. "
+                   f"{CONTINUE_WITH}{how_to_go_on(run_dir)}.")
+    elif cfg.task == "train":
+        message = (f"Interrupted by signal {signum} before the run could save its state; no checkpoint was written "
+                   f"yet, so {again} starts over.")
     else:
         message = f"Interrupted by signal {signum} before task={cfg.task} ended; {again} runs it."
     log.warning("%s", message)
