@@ -7,7 +7,20 @@ import os
 import signal
 import sys
 
-import hydra
+
+def _stopped_as_it_starts(signum, frame) -> None:
+    """A stop while run.py imports Hydra and its own modules, or reads its command line: nothing has been run or
+    written yet (a KeyboardInterrupt raised in an import was a traceback, a SIGTERM a silent end)."""
+    os.write(2, f"Stopped by signal {signum} as run.py started: nothing was run or written.\n".encode())
+    os._exit(128 + signum)
+
+
+# until run_command() hands the signals over to the run (an ignored one, as under nohup, stays ignored)
+_HANDLERS_BEFORE = {signum: signal.signal(signum, _stopped_as_it_starts)
+                    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                    if signal.getsignal(signum) is not signal.SIG_IGN}
+
+import hydra  # noqa: E402
 from omegaconf import DictConfig
 
 from lenet_exp.command_line_errors import (flags_then_overrides, hydras_message, raised_by_hydra,
@@ -65,6 +78,8 @@ def run_command() -> None:
     refuse_misused_flags(sys.argv[1:])
     sys.argv = quote_paths(expand_resume(flags_first(run_flag_runs_one(sys.argv))))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
+    for signum, handler in _HANDLERS_BEFORE.items():
+        signal.signal(signum, handler)
     try:
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently
             main()

@@ -1496,6 +1496,22 @@ def test_a_folder_held_from_another_pid_namespace_is_seen_held_and_its_holder_na
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_as_run_py_imports_hydra_ends_it_without_a_traceback(tmp_path, signum):
+    """Before run.py had handlers of its own, a Ctrl-C raised in Hydra's imports (a traceback through omegaconf)
+    and a SIGTERM ended it without a word (helper chaos56). -X importtime shows where the imports are: the signal
+    comes once omegaconf is imported, in the midst of Hydra's."""
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(RUN_PY), "trainer.epochs=1"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_new_command)
+    imported = (line.split("|")[-1].strip() for line in process.stderr)  # "import time: 376 | 68743 |   omegaconf"
+    assert "omegaconf" in imported  # read up to it
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
+    assert f"Stopped by signal {signum} as run.py started: nothing was run or written.\n" in stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
     run_dir = tmp_path / "run"
     process = start([*fast_overrides(tiny_root), f"hydra.run.dir={run_dir}"], cwd=tmp_path)
