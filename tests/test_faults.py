@@ -993,11 +993,9 @@ def test_a_stopped_evaluation_or_prediction_in_a_sweep_is_listed_as_interrupted(
     its metrics.json (only a training job recorded its stop); run again, the sweep completes it."""
     from PIL import Image
 
-    import lenet_exp.classifier as classifier
-    import lenet_exp.inference as inference
+    import lenet_exp.inference as reader
 
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(tmp_path / "blank.png")
-    reader = inference if task == "eval" else classifier  # predict reads its image as load_model() does
     read, calls = getattr(reader, reads), []
 
     def ctrl_c_in_the_second_job(*args, **kwargs):
