@@ -9,6 +9,7 @@ a single run draws its own in place. The inputs are numpy arrays: small and plai
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import io
 import logging
 import multiprocessing
@@ -16,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -118,7 +119,6 @@ def _in_a_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked as it was forked
     threading.Thread(target=_end_when_orphaned, args=(parent,), daemon=True).start()
 
 
@@ -128,6 +128,28 @@ def _end_when_orphaned(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(0.2)
     os._exit(1)
+
+
+@contextlib.contextmanager
+def stops_noted_then_raised() -> Iterator[None]:
+    """Within it (workers being forked) a stop signal is noted, and raised with its own handler once it ends. One
+    that landed as a worker was forked raised in an at-fork hook (logging's), where Python drops the exception:
+    the stop was lost, and a stacked group trained on. (Blocking the signals would not do: the kernel hands a
+    signal to any thread that does not block it, and Python still runs its handler in the main thread, in that
+    hook.)"""
+    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+        yield
+        return
+    noted: list[int] = []
+    handlers = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) not in (signal.SIG_IGN, None)}  # (None: not set from Python)
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    for signum in noted[:1]:
+        signal.raise_signal(signum)
 
 
 class FigureWorkers:
@@ -146,14 +168,8 @@ class FigureWorkers:
                 self.pool = concurrent.futures.ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
                     initargs=(os.getpid(),))
-                # A stop signal that lands while a worker is forked raises in an at-fork hook (logging's), where
-                # Python drops the exception: the stop was lost, and the group trained on. Held until the forks
-                # are done (a fork pool starts every worker at the first submit), then raised here.
-                unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-                try:
+                with stops_noted_then_raised():  # a fork pool starts every worker at the first submit
                     started = self.pool.submit(int)
-                finally:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
                 started.result(timeout=60)
             except (OSError, RuntimeError, concurrent.futures.TimeoutError,
                     concurrent.futures.process.BrokenProcessPool) as error:
