@@ -11,14 +11,18 @@ import sys
 def _stopped_as_it_starts(signum, frame) -> None:
     """A stop while run.py imports Hydra and its own modules, or reads its command line: nothing has been run or
     written yet (a KeyboardInterrupt raised in an import was a traceback, a SIGTERM a silent end)."""
-    os.write(2, f"Stopped by signal {signum} as run.py started: nothing was run or written.\n".encode())
+    try:
+        os.write(2, f"Stopped by signal {signum} as run.py started: nothing was run or written.\n".encode())
+    except OSError:  # a closed terminal (SIGHUP) takes no more
+        pass
     os._exit(128 + signum)
 
 
-# until run_command() hands the signals over to the run (an ignored one, as under nohup, stays ignored)
+# until run_command() hands the signals over to the run (an ignored one, as under nohup, stays ignored); not where
+# run.py is imported as a module, whose importer keeps its own
 _HANDLERS_BEFORE = {signum: signal.signal(signum, _stopped_as_it_starts)
                     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-                    if signal.getsignal(signum) is not signal.SIG_IGN}
+                    if __name__ == "__main__" and signal.getsignal(signum) is not signal.SIG_IGN}
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig

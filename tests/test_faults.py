@@ -1509,6 +1509,24 @@ def test_a_signal_as_run_py_imports_hydra_ends_it_without_a_traceback(tmp_path, 
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_hang_up_as_run_py_starts_ends_it_as_one_though_its_terminal_is_gone(tmp_path):
+    """A closed terminal hangs up and takes no more output: the line that says so failed, and its OSError, raised
+    in the midst of an import, ended run.py with 1 (review56). Importing run.py as a module leaves its importer's
+    handlers as they were (a notebook's Ctrl-C ended the interpreter)."""
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(RUN_PY), "trainer.epochs=1"], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_new_command)
+    imported = (line.split("|")[-1].strip() for line in process.stderr)
+    assert "omegaconf" in imported
+    process.stderr.close()  # the terminal is gone
+    process.send_signal(signal.SIGHUP)
+    assert process.wait(timeout=60) == 128 + signal.SIGHUP and not (tmp_path / "outputs").exists()
+    imported_as_a_module = subprocess.run(
+        [sys.executable, "-c", f"import signal, sys; sys.argv = ['run.py']; sys.path.insert(0, {str(RUN_PY.parent)!r}); "
+                               f"import run; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path, preexec_fn=as_a_new_command)
+    assert imported_as_a_module.stdout.strip() == "True", imported_as_a_module.stderr[-2000:]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_stops_cleanly_with_a_status(tiny_root, tmp_path, signum):
     run_dir = tmp_path / "run"

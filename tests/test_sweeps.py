@@ -484,7 +484,14 @@ def test_the_printed_table_shortens_swept_paths_and_says_once_how_interrupted_jo
     assert "\n0    interrupted  …/0_optimizer.lr=0.001/…\n1    interrupted  …/1_optimizer.lr=0.002/…\n" in printed, printed
     assert printed.endswith(f"  jobs 0, 1 interrupted: {stopped}\n  The sweep's command with its hydra.sweep.dir= "
                             f"continues the interrupted jobs (each one's metrics.json says how)."), printed
-    assert all(ckpt in report_text(summary, markdown=True) for ckpt in ckpts)  # summary.md: the whole paths
+    recorded = report_text(summary, markdown=True)  # summary.md: the whole paths, and each job's own command
+    assert all(ckpt in recorded for ckpt in ckpts) and "`python run.py resume=/sweep/1`" in recorded
+    # folders of which one holds the other, or that share only the root, are kept whole
+    for roots in (["/data", "/data/fashion"], ["/a/x.png", "/b/y.png"]):
+        jobs = [JobRecord(job=number, status="completed", overrides=[], params={"dataset.root": root}, run_dir="")
+                for number, root in enumerate(roots)]
+        printed = report_text(Summary("/sweep", jobs, ["dataset.root"], [], {"completed": 2}, "now"))
+        assert all(f"completed  {root}" in printed for root in roots) and "…" not in printed, printed
 
 
 def test_long_values_on_the_plot_keep_what_tells_them_apart():

@@ -38,8 +38,11 @@ def _shared_path_parts_left_out(values: list[str]) -> list[str]:
     paths = [value.split("/") for value in values if value]
     if len(set(values)) < 2 or not paths or len(paths) < len(values) or any(len(parts) < 2 for parts in paths):
         return values
-    start = len(os.path.commonprefix(paths))
-    end = min(len(os.path.commonprefix([parts[::-1] for parts in paths])), min(map(len, paths)) - start - 1)
+    shortest = min(map(len, paths))
+    start = min(len(os.path.commonprefix(paths)), shortest - 1)  # each keeps a part of its own
+    if not any(paths[0][:start]):  # only the root (/a/x.png, /b/y.png) is shared: nothing to leave out
+        start = 0
+    end = max(0, min(len(os.path.commonprefix([parts[::-1] for parts in paths])), shortest - start - 1))
     return ["/".join((["…"] if start else []) + parts[start:len(parts) - end] + (["…"] if end else []))
             for parts in paths]
 
@@ -110,10 +113,10 @@ def report_text(summary: Summary, markdown: bool = False) -> str:
     if summary.bad_jobs:
         parts.append("Jobs that did not complete:")
         alike: dict[tuple[str, str], list] = {}  # jobs that failed alike, once: an Optuna study's can be dozens
-        continued = False  # an interrupted job's message ends with how it goes on: said once for all of them
+        continued = False  # an interrupted job's message ends with how it goes on: printed once for all of them
         for record in summary.bad_jobs:
             message = record.message or "(no message)"
-            if record.status == INTERRUPTED and f" {CONTINUE_WITH}" in message:
+            if record.status == INTERRUPTED and f" {CONTINUE_WITH}" in message and not markdown:
                 message, continued = message.split(f" {CONTINUE_WITH}")[0], True
             alike.setdefault((record.status, message), []).append(record)
         for (status, message), records in alike.items():
