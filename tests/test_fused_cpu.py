@@ -220,18 +220,35 @@ def test_a_kernel_that_cannot_compile_is_skipped_with_a_warning_or_refused_when_
     assert "Set TORCH_EXTENSIONS_DIR to a folder you can write" in result.stderr and "g++" not in result.stderr
 
 
-def test_a_failed_compile_is_reported_by_the_compilers_error_not_its_command(kernel, tmp_path, monkeypatch):
+FAILING_COMPILE = """case "$*" in *" -c "*)
+  echo "bn_pool_relu.cpp:12:5: error: 'foo' was not declared in this scope" >&2; exit 1;; esac
+exec c++ "$@"
+"""
+FAILING_LINK = """case "$*" in *--version*|*-dumpversion*) exec c++ "$@";; esac
+case "$*" in *" -c "*)  # an empty object file and its dependencies: no 30 s compile
+  previous=""; for arg in "$@"; do [ "$previous" = -o ] && : > "$arg"; [ "$previous" = -MF ] && echo "x:" > "$arg"
+  previous="$arg"; done; exit 0;; esac
+echo "/usr/bin/ld: cannot find -lc10: No such file or directory" >&2
+echo "collect2: error: ld returned 1 exit status" >&2; exit 1
+"""
+
+
+@pytest.mark.parametrize("script, said", [
+    (FAILING_COMPILE, "bn_pool_relu.cpp:12:5: error: 'foo' was not declared in this scope"),
+    (FAILING_LINK, "/usr/bin/ld: cannot find -lc10: No such file or directory"),  # not collect2's line after it
+], ids=["compile", "link"])
+def test_a_failed_build_is_reported_by_its_error_not_its_command(kernel, tmp_path, monkeypatch, script, said):
     """A real build through torch and ninja, whose compiler (c++ behind a script) stops on an error in the
-    source: the reason names that error, where ninja's first line is a screenful of the command's flags."""
+    source, or whose linker does: the reason names that error, where ninja's first line is a screenful of the
+    command's flags."""
     compiler = tmp_path / "failing-c++"
-    compiler.write_text('#!/bin/sh\ncase "$*" in *" -c "*) echo "bn_pool_relu.cpp:12:5: error: \'foo\' was not '
-                        'declared in this scope" >&2; exit 1;; esac\nexec c++ "$@"\n')
+    compiler.write_text("#!/bin/sh\n" + script)
     compiler.chmod(0o755)
     monkeypatch.setenv("CXX", str(compiler))
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
     with pytest.raises(fused_cpu.KernelUnavailable) as failed:
         fused_cpu.load_kernel.__wrapped__()  # not the cached kernel: a build of its own
-    assert str(failed.value).endswith("bn_pool_relu.cpp:12:5: error: 'foo' was not declared in this scope")
+    assert str(failed.value).endswith(said)
 
 
 def test_a_stale_build_lock_is_removed_and_a_live_one_waited_for(tmp_path):

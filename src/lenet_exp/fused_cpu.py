@@ -104,13 +104,18 @@ def quiet_cpp_extension():
     return cpp_extension
 
 
+LINKER_SAYS = ("ld: ", "/usr/bin/ld: ")  # its lines start so: "cannot find -lc10", "undefined reference to ..."
+
+
 def what_failed(build_output: str) -> str:
     """The line of a failed build that says why: ninja's output is ``FAILED: <target>``, the command (a
-    screenful of flags), then the compiler's or linker's own lines, of which the first that names an error."""
+    screenful of flags), then the compiler's or linker's own lines, of which the first that names an error. Not
+    collect2's "ld returned 1 exit status", which follows the linker's own line (ld: cannot find -lc10)."""
     lines = build_output.strip().splitlines() or [""]
     failed = next((i for i, line in enumerate(lines) if line.startswith("FAILED:")), None)
-    said = lines[failed + 2:] if failed is not None else []
-    return next((line for line in said if "error" in line.lower()), said[0] if said else lines[0]).strip()
+    said = [line for line in (lines[failed + 2:] if failed is not None else []) if not line.startswith("collect2")]
+    return next((line for line in said if "error" in line.lower() or line.startswith(LINKER_SAYS)),
+                said[0] if said else lines[0]).strip()
 
 
 @functools.lru_cache(maxsize=None)
