@@ -639,6 +639,7 @@ def test_load_model_classifies_as_the_runs_own_test(tiny_root, tmp_path):
 
 
 def test_load_model_says_what_it_takes(tiny_root, tmp_path):
+    import numpy as np
     import torchvision
 
     from lenet_exp.errors import CheckpointError, DeviceError
@@ -660,8 +661,15 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
     # a NumPy array, its own or an image library's, is taken as the tensor would be
     assert torch.equal(model(digits.numpy()), model(digits)) and torch.equal(model(digits.numpy()[:, ::-1]),
                                                                                model(digits.flip(1)))
-    with pytest.raises(ValueError, match=r"range from 0 to \d+: divide them by 255, or pass them as uint8"):
+    with pytest.raises(ValueError, match=r"range from 0 to \d+: divide them by the top of their range \(255 for 8-bit "
+                                         r"images\), or pass 8-bit ones as uint8"):
         model(digits.float())  # unnormalised, as a float tensor of an image often is
+    with pytest.raises(ValueError, match=re.escape("not shape [3, 28, 28, 1]: its channel last (NumPy's and PIL's "
+                                                   "layout): images[..., 0] drops it")):
+        model(digits.numpy()[..., None])
+    assert torch.equal(model(digits.numpy().astype(">f4") / 255), model(digits.float() / 255))  # big-endian
+    with pytest.raises(TypeError, match="images of numbers, not a NumPy array of object"):
+        model(np.array([None] * 3))
     with pytest.raises(UserError, match=re.escape(f"Image {tmp_path / 'digit.png'} does not exist. Pass the path of a "
                                                   f"PNG or JPEG file.")):
         model(tmp_path / "digit.png")  # not image=, which is the command line's

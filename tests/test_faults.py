@@ -1197,7 +1197,11 @@ def memory_cgroup():
         if "memory" in controllers.split(",") or controllers == "":
             root, limit = ("/sys/fs/cgroup/memory", "memory.limit_in_bytes") if controllers else ("/sys/fs/cgroup",
                                                                                                    "memory.max")
-            folder = Path(root, path.lstrip("/"), f"lenet_exp_test_{os.getpid()}")
+            own = Path(root, path.lstrip("/"))
+            available = own / "cgroup.controllers"  # v2's: which controllers its children may use
+            if not controllers and not (available.is_file() and "memory" in available.read_text().split()):
+                continue  # a hybrid host's unified hierarchy without the memory controller (or a plain folder)
+            folder = own / f"lenet_exp_test_{os.getpid()}"
             try:
                 folder.mkdir()
             except OSError:

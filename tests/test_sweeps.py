@@ -199,10 +199,11 @@ def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     assert "Launching 4 jobs" in combined.stdout and "default search space" not in combined.stdout
     _, summary = read_summary(tmp_path / "combined")
     # every key of the study swept with values of one's own: sweep=default would add nothing, and is not suggested
-    every = run_main(["-m", "optimizer.lr=1e-3,3e-3", "trainer.batch_size=32,64", "trainer.epochs=0",
-                      "hydra.sweep.dir=every"], cwd=tmp_path)
-    assert "Sweeping only what the command line names (optimizer.lr, trainer.batch_size).\n" in every.stdout, \
-        every.stdout
+    for prefix in ("", "++"):  # (++ sets a key whether or not the config has it)
+        every = run_main(["-m", f"{prefix}optimizer.lr=1e-3,3e-3", f"{prefix}trainer.batch_size=32,64",
+                          "trainer.epochs=0", f"hydra.sweep.dir=every{prefix}"], cwd=tmp_path)
+        assert (f"Sweeping only what the command line names ({prefix}optimizer.lr, {prefix}trainer.batch_size).\n"
+                in every.stdout), every.stdout
     assert {(j["params"]["trainer.batch_size"], j["params"]["model"]) for j in summary["jobs"]} == {
         ("64", "lenet5"), ("64", "lenet5_classic"), ("256", "lenet5"), ("256", "lenet5_classic")}
     assert {j["params"]["optimizer.lr"] for j in summary["jobs"]} == {"0.001"}

@@ -56,7 +56,10 @@ class Classifier(torch.nn.Module):
             path, images = str(images), read_image(str(images), on_the_command_line=False)
             say_if_odd(images, path)
         if isinstance(images, np.ndarray):
-            images = torch.from_numpy(np.ascontiguousarray(images))  # (a read-only or negatively strided one too)
+            if images.dtype.kind not in "uifb":
+                raise TypeError(f"A Classifier takes images of numbers, not a NumPy array of {images.dtype}.")
+            # (a read-only, negatively strided or big-endian one too)
+            images = torch.from_numpy(np.ascontiguousarray(images, dtype=images.dtype.newbyteorder("=")))
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"A Classifier takes images as a torch.Tensor, a NumPy array or an image file's path, not "
                             f"a {type(images).__name__}: np.asarray(images) makes an array of a list or a PIL image "
@@ -67,15 +70,17 @@ class Classifier(torch.nn.Module):
         elif images.dim() == 2:  # one image
             images = images[None]
         if images.dim() != 3 or images.shape[-2:] != (NATIVE_SIZE, NATIVE_SIZE):
+            fix = ("its channel last (NumPy's and PIL's layout): images[..., 0] drops it"
+                   if shape[-3:] == [NATIVE_SIZE, NATIVE_SIZE, 1] else
+                   "an image of another size is read to this one from its file (pass its path)")
             raise ValueError(f"A Classifier takes grayscale {NATIVE_SIZE}x{NATIVE_SIZE} images, [N, {NATIVE_SIZE}, "
-                             f"{NATIVE_SIZE}] or [N, 1, {NATIVE_SIZE}, {NATIVE_SIZE}], not shape {shape}: an image "
-                             f"of another size is read to this one from its file (pass its path).")
+                             f"{NATIVE_SIZE}] or [N, 1, {NATIVE_SIZE}, {NATIVE_SIZE}], not shape {shape}: {fix}.")
         if images.is_floating_point():
             low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
             # normalised already, 0-255 as floats, NaN: answered wrongly (but a resize's 1 + 1e-7 is 1)
             if not -1e-4 <= low <= high <= 1 + 1e-4:
-                fix = ("divide them by 255, or pass them as uint8" if 0 <= low and 2 < high <= 255 else
-                       "pass them unnormalised, or as uint8 0-255")  # (0-255 as floats are unnormalised already)
+                fix = ("divide them by the top of their range (255 for 8-bit images), or pass 8-bit ones as uint8"
+                       if low >= 0 else "pass them unnormalised, or as uint8 0-255")  # (0-255 is unnormalised)
                 raise ValueError(f"A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and these "
                                  f"range from {low:.4g} to {high:.4g}: {fix}.")
             images = images.clamp(0, 1) * 255  # as uint8 would be: prepare_images divides by 255

@@ -79,7 +79,7 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
     if trains:
         message = f"Sweeping only what the command line names ({', '.join(swept)})" + (
             f"; the default search space ({left_out}) is left out. Add sweep=default to combine them."
-            if set(study_keys) - set(swept) else ".")  # all of them swept: nothing to combine
+            if set(study_keys) - {key.lstrip("+") for key in swept} else ".")  # all swept: nothing to combine
     else:  # the default study's training settings would only repeat the same evaluation
         message = f"task={config.task} trains nothing: the default search space ({left_out}) is left out."
     log.info(message)
