@@ -3,6 +3,7 @@ checkpoints, and the fused kernel's build folder. In-process, through the Python
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -14,6 +15,7 @@ import textwrap
 import time
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -1188,45 +1190,67 @@ def test_sizes_that_cannot_fit_are_refused_before_allocating(tiny_root, tmp_path
         train(compose(*fast_overrides(tiny_root), "model.hidden=[100000000]"), run_dir=tmp_path / "b")
 
 
+@contextlib.contextmanager
+def child_cgroup(controller: str, v1_limits: dict[str, str], v2_limits: dict[str, str]) -> Iterator[Path]:
+    """A cgroup below this process's own for ``controller`` (v1 or v2), with those limits, as a container or a
+    Slurm job has: its folder, or a skip where this machine does not let one be made."""
+    from lenet_exp.cgroups import own_cgroups
+
+    for own, v2 in own_cgroups(controller):
+        available = own / "cgroup.controllers"  # v2's: which controllers its children may use
+        if v2 and not (available.is_file() and controller in available.read_text().split()):
+            continue  # a hybrid host's unified hierarchy without the controller (or a plain folder)
+        folder = own / f"lenet_exp_test_{os.getpid()}"
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        try:
+            for name, value in (v2_limits if v2 else v1_limits).items():
+                (folder / name).write_text(value)
+        except OSError:
+            folder.rmdir()
+            continue
+        try:
+            yield folder
+        finally:
+            folder.rmdir()  # its process has ended: the cgroup is empty
+        return
+    pytest.skip(f"no {controller} cgroup can be made here (needs root and a writable /sys/fs/cgroup)")
+
+
+def run_in_cgroup(cgroup: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python run.py ARGS`, its process put into ``cgroup`` first."""
+    joined = (f"import os, sys; open({str(cgroup / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
+              f"os.execv(sys.executable, [sys.executable, {str(RUN_PY)!r}, *{args!r}])")
+    return run_cli(["-c", joined], cwd=cwd, script=None)
+
+
 @pytest.fixture
 def memory_cgroup():
-    """A memory cgroup of 2 GiB below this process's own (cgroup v1 or v2), as a container or a Slurm job
-    has: its folder, or a skip where this machine does not let one be made."""
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(",") or controllers == "":
-            root, limit = ("/sys/fs/cgroup/memory", "memory.limit_in_bytes") if controllers else ("/sys/fs/cgroup",
-                                                                                                   "memory.max")
-            own = Path(root, path.lstrip("/"))
-            available = own / "cgroup.controllers"  # v2's: which controllers its children may use
-            if not controllers and not (available.is_file() and "memory" in available.read_text().split()):
-                continue  # a hybrid host's unified hierarchy without the memory controller (or a plain folder)
-            folder = own / f"lenet_exp_test_{os.getpid()}"
-            try:
-                folder.mkdir()
-            except OSError:
-                continue
-            try:
-                (folder / limit).write_text(str(2 * 2**30))
-                yield folder
-                return
-            except OSError:
-                pass
-            finally:
-                folder.rmdir()  # its process has ended: the cgroup is empty
-    pytest.skip("no memory cgroup can be made here (needs root and a writable /sys/fs/cgroup)")
+    with child_cgroup("memory", {"memory.limit_in_bytes": str(2 * 2**30)}, {"memory.max": str(2 * 2**30)}) as folder:
+        yield folder
 
 
 def test_a_memory_cgroups_limit_is_what_a_run_plans_with(memory_cgroup, tiny_root, tmp_path):
     """The machine has far more memory free than the cgroup allows, past which the kernel would kill the
     run without a word: the data is refused before it is allocated, the limit named."""
-    args = [*fast_overrides(tiny_root), "dataset.image_size=600"]  # 1,300 images of 600x600: about 1.7 GiB
-    joined = (f"import os, sys; open({str(memory_cgroup / 'cgroup.procs')!r}, 'w').write(str(os.getpid())); "
-              f"os.execv(sys.executable, [sys.executable, {str(RUN_PY)!r}, *{args!r}])")
-    result = run_cli(["-c", joined], cwd=tmp_path, script=None)
+    # 1,300 images of 600x600: about 1.7 GiB
+    result = run_in_cgroup(memory_cgroup, [*fast_overrides(tiny_root), "dataset.image_size=600"], tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert re.search(r"would need about 1\.7 GiB, but [01]\.\d GiB is free on CPU \(.*\) within its memory cgroup's "
                      r"limit of 2\.0 GiB \(" + re.escape(str(memory_cgroup)), result.stderr), result.stderr
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: a quota of one CPU changes nothing")
+def test_a_cpu_quota_caps_a_runs_threads(tiny_root, tmp_path):
+    """A container's quota of one CPU (docker --cpus=1) on a 2-core machine: its 2 threads took turns within each
+    period, and a run trained 1.35-1.6x slower than with 1 (helper containers56)."""
+    with child_cgroup("cpu", {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "100000"},
+                      {"cpu.max": "100000 100000"}) as cgroup:
+        result = run_in_cgroup(cgroup, [*fast_overrides(tiny_root), f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_json(tmp_path / "run" / "metrics.json")["device"] == "CPU (1 thread)"
 
 
 def test_jobs_started_at_once_each_plan_with_their_share_of_the_free_memory():

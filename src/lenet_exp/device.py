@@ -5,11 +5,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
-from pathlib import Path
 from typing import Optional
 
 import torch
 
+from lenet_exp.cgroups import memory_headroom
 from lenet_exp.errors import DeviceError, UserError
 from lenet_exp.slots import JobSlot
 
@@ -106,45 +106,8 @@ def _free_on(device: torch.device) -> tuple[Optional[int], str]:
             free = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
     except (OSError, StopIteration, ValueError):
         return None, ""
-    within, limit = cgroup_headroom()
+    within, limit = memory_headroom()
     return (within, limit) if within is not None and within < free else (free, "")
-
-
-def cgroup_headroom() -> tuple[Optional[int], str]:
-    """Bytes that this process's memory cgroup and the cgroups above it still allow, and the limit that allows
-    the fewest: a container's or a Slurm job's memory, past which the kernel kills the process without a word,
-    where MemAvailable counts the whole machine's. (None, "") where no cgroup limits memory."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None, ""
-    tightest: tuple[Optional[int], str] = (None, "")
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2: one hierarchy
-            root, limit_file, usage_file, reclaimable = Path("/sys/fs/cgroup"), "memory.max", "memory.current", \
-                "inactive_file"
-        elif "memory" in controllers.split(","):  # cgroup v1: the memory controller's own hierarchy
-            root, limit_file, usage_file, reclaimable = Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", \
-                "memory.usage_in_bytes", "total_inactive_file"
-        else:
-            continue
-        folder = root / path.lstrip("/")
-        for cgroup in [folder, *folder.parents]:  # a container's cgroup namespace shows its own as the root
-            if not cgroup.is_relative_to(root):
-                break
-            try:
-                limit = (cgroup / limit_file).read_text().strip()
-                if limit == "max" or int(limit) >= 2**60:  # no limit (v1 writes one near 2**63)
-                    continue
-                used = int((cgroup / usage_file).read_text())
-                stat = dict(row.split() for row in (cgroup / "memory.stat").read_text().splitlines())
-            except (OSError, ValueError):  # not there (another namespace), or unreadable
-                continue
-            left = max(int(limit) - used + int(stat.get(reclaimable, 0)), 0)  # page cache it may drop counts as free
-            if tightest[0] is None or left < tightest[0]:
-                tightest = (left, f"its memory cgroup's limit of {int(limit) / 2**30:.1f} GiB ({cgroup / limit_file})")
-    return tightest
 
 
 def check_fits(need_bytes: float, device: torch.device, what: str, fix: str) -> None:

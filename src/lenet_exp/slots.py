@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from lenet_exp.cgroups import cpu_quota
 from lenet_exp.launch import LOCAL_SUBMITIT_VARIABLE, USERS_OMP_VARIABLE, launcher_pid
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,13 @@ def omp_num_threads() -> Optional[int]:
 
 
 def available_cores() -> int:
+    """The cores this process may use: those it may run on (a cpuset), at most the CPUs its cgroup's CPU quota
+    pays for (a container's --cpus, a Kubernetes limit)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+    return min(cores, cpu_quota() or cores)
 
 
 def cores_each(at_once: int) -> int:
