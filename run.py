@@ -24,6 +24,15 @@ _HANDLERS_BEFORE = {signum: signal.signal(signum, _stopped_as_it_starts)
                     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                     if __name__ == "__main__" and signal.getsignal(signum) is not signal.SIG_IGN}
 
+
+
+def _hand_the_signals_back() -> None:
+    """The handlers as they were before run.py started: the run takes them over, or run.py ends (once each)."""
+    while _HANDLERS_BEFORE:
+        signum, handler = _HANDLERS_BEFORE.popitem()
+        signal.signal(signum, handler)
+
+
 import hydra  # noqa: E402
 from omegaconf import DictConfig
 
@@ -82,8 +91,7 @@ def run_command() -> None:
     refuse_misused_flags(sys.argv[1:])
     sys.argv = quote_paths(expand_resume(flags_first(run_flag_runs_one(sys.argv))))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
-    for signum, handler in _HANDLERS_BEFORE.items():
-        signal.signal(signum, handler)
+    _hand_the_signals_back()
     try:
         with kill_signals_stop():  # SIGTERM or SIGHUP while Hydra composes a job ends as Ctrl-C does, not silently
             main()
@@ -108,3 +116,5 @@ if __name__ == "__main__":
         if isinstance(end.code, str):
             end.code = escaped_controls(end.code)
         raise
+    finally:  # where it ended before the run took them over (a refused command line)
+        _hand_the_signals_back()
