@@ -1787,7 +1787,7 @@ def test_figure_workers_that_cannot_start_leave_the_figures_to_be_drawn_in_place
 def test_a_stop_signal_as_the_figure_workers_are_forked_is_not_lost():
     """A Ctrl-C that landed as a stacked group forked its figure workers raised in an at-fork hook (logging's),
     where Python drops an exception ("Exception ignored in: <function _releaseLock>"): the group trained on to
-    the end and exited 0 (helper chaos56). It is noted until the forks are done, then raised; no worker is left. The
+    the end and exited 0 (helper chaos56). It is held until the forks are done, then raised; no worker is left. The
     process has other threads, as a stacked group's second one has (the kernel may hand the signal to any)."""
     code = textwrap.dedent("""
         import multiprocessing, os, signal, threading, time

@@ -9,7 +9,6 @@ a single run draws its own in place. The inputs are numpy arrays: small and plai
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import io
 import logging
 import multiprocessing
@@ -17,12 +16,12 @@ import os
 import signal
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
 from lenet_exp.errors import one_line
-from lenet_exp.launch import STOP_SIGNALS
+from lenet_exp.launch import stops_held
 
 log = logging.getLogger(__name__)
 
@@ -130,28 +129,6 @@ def _end_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-@contextlib.contextmanager
-def stops_noted_then_raised() -> Iterator[None]:
-    """Within it (workers being forked) a stop signal is noted, and raised with its own handler once it ends. One
-    that landed as a worker was forked raised in an at-fork hook (logging's), where Python drops the exception:
-    the stop was lost, and a stacked group trained on. (Blocking the signals would not do: the kernel hands a
-    signal to any thread that does not block it, and Python still runs its handler in the main thread, in that
-    hook.)"""
-    if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
-        yield
-        return
-    noted: list[int] = []
-    handlers = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in STOP_SIGNALS
-                if signal.getsignal(signum) not in (signal.SIG_IGN, None)}  # (None: not set from Python)
-    try:
-        yield
-    finally:
-        for signum, handler in handlers.items():
-            signal.signal(signum, handler)
-    for signum in noted[:1]:
-        signal.raise_signal(signum)
-
-
 class FigureWorkers:
     """Processes that draw figures while their caller goes on; with none (``workers`` 0, or no ``fork``
     on this system) each figure is drawn when its image is asked for. Fork them before the caller has threads or
@@ -168,7 +145,10 @@ class FigureWorkers:
                 self.pool = concurrent.futures.ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("fork"), initializer=_in_a_worker,
                     initargs=(os.getpid(),))
-                with stops_noted_then_raised():  # a fork pool starts every worker at the first submit
+                # A stop signal that lands as a worker is forked raises in an at-fork hook (logging's), where Python
+                # drops the exception: the stop was lost, and a stacked group trained on. Held until the forks are
+                # done (a fork pool starts every worker at the first submit), then raised here.
+                with stops_held():
                     started = self.pool.submit(int)
                 started.result(timeout=60)
             except (OSError, RuntimeError, concurrent.futures.TimeoutError,
