@@ -1243,6 +1243,40 @@ def test_a_memory_cgroups_limit_is_what_a_run_plans_with(memory_cgroup, tiny_roo
                      r"limit of 2\.0 GiB \(" + re.escape(str(memory_cgroup)), result.stderr), result.stderr
 
 
+def test_an_eval_batch_that_cannot_fit_is_refused_before_training(memory_cgroup, tiny_root, tmp_path):
+    """10,000 test images at once in a 1 GiB container: the run trained each epoch and was killed in its final
+    test, its metrics.json left "running" (helper containers56). At 300x300 pixels a test image's layers output
+    8.5 MiB: 200 at once (the tiny test split) cannot fit in 2 GiB, 20 can; an evaluation is refused as a run is."""
+    big = [*fast_overrides(tiny_root), "dataset.image_size=300", "trainer.batch_size=8", "trainer.limit_batches=1",
+           "trainer.fused_cpu_kernels=false"]  # (whose conv blocks' eval outputs less: it needs the 2 GiB it has)
+    refused = run_in_cgroup(memory_cgroup, [*big, f"hydra.run.dir={tmp_path / 'a'}"], tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert re.search(r"Testing 200 images at a time \(trainer\.eval_batch_size=200; [\d,]+ activations\) would need "
+                     r"about 1\.\d GiB, .* Choose a smaller trainer\.eval_batch_size", refused.stderr), refused.stderr
+    assert not (tmp_path / "a" / "checkpoints" / "last.pt").exists()  # refused before its first epoch
+
+    fits = run_in_cgroup(memory_cgroup, [*big, "trainer.eval_batch_size=20", f"hydra.run.dir={tmp_path / 'b'}"],
+                         tmp_path)
+    assert fits.returncode == 0, fits.stderr[-2000:]
+
+    evaluation = run_in_cgroup(memory_cgroup, [f"dataset.root={tiny_root}", "device=cpu", "task=eval",
+                                               f"ckpt={tmp_path / 'b' / 'checkpoints' / 'best.pt'}",
+                                               f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
+    assert evaluation.returncode == 1 and "Traceback" not in evaluation.stderr, evaluation.stderr
+    assert "Testing 200 images at a time (trainer.eval_batch_size=1000; " in evaluation.stderr, evaluation.stderr
+
+
+def test_an_eval_batch_is_planned_as_the_images_it_holds():
+    """A batch larger than the split it tests holds the split: trainer.eval_batch_size=10**9 of 10 images fits."""
+    from lenet_exp.parts import check_testing_fits
+
+    cpu = torch.device("cpu")
+    check_testing_fits(10**9, activations_per_image=1000, images=10, model_bytes=0, device=cpu)
+    with pytest.raises(UserError, match=r"Testing 1,000,000,000 images at a time \(trainer.eval_batch_size="
+                                        r"1000000000; 1,000,000,000,000 activations\) would need about 3725\.3 GiB"):
+        check_testing_fits(10**9, activations_per_image=1000, images=10**9, model_bytes=0, device=cpu)
+
+
 @pytest.mark.skipif(len(MACHINE_CORES) < 2, reason="one core: a quota of one CPU changes nothing")
 def test_a_cpu_quota_caps_a_runs_threads(tiny_root, tmp_path):
     """A container's quota of one CPU (docker --cpus=1) on a 2-core machine: its 2 threads took turns within each

@@ -32,6 +32,7 @@ from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPT
 from lenet_exp.slots import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
+from lenet_exp.parts import check_testing_fits, footprint
 from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, provenance, selected_model_scalars,
                               training_hparams, versions)
 from lenet_exp.resume import how_to_go_on
@@ -327,6 +328,8 @@ def run_eval(cfg: DictConfig, run_dir: Path, slot: JobSlot, chosen: set[str]) ->
     check_labels(labels, dataset.num_classes, f"{dataset.name} t10k")
     say_if_other_data(cfg, state, dataset, images, labels)
     split = Split(trained.prepare(images), labels.to(trained.device))
+    check_testing_fits(tcfg.eval_batch_size, footprint(OmegaConf.create(state["config"]), 1)[1], len(split), 0,
+                       trained.device)
     # trainer.limit_batches caps it as it caps a run's final test: a smoke check of seconds
     result = evaluate(trained.model, split, tcfg.eval_batch_size, tcfg.precision, trained.views,
                       max_batches=tcfg.limit_batches)

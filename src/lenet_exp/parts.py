@@ -194,7 +194,8 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials:
     parameters, activations = footprint(cfg, tcfg.batch_size)
     # float32 weights, gradients, two optimizer moments and an EMA copy; each layer's output kept for
     # the backward pass and its gradient
-    per_trial = parameters * 4 * 5 + activations * 4 * 2
+    weights = parameters * 4 * 5
+    per_trial = weights + activations * 4 * 2
     what = f"the model ({parameters:,} parameters, {activations:,} activations per batch)"
     smaller = "smaller layers (model.*), a smaller dataset.image_size or trainer.batch_size"
     fix = f"Choose {smaller}."
@@ -204,7 +205,22 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials:
         if fitting:
             fix = f"Stack at most {fitting} (hydra.launcher.max_stack={fitting}), or choose {smaller}."
     check_fits(trials * per_trial, device, f"Training {what}", fix)
+    # its val and test batches after it, which a group's trials share: checked now, not met in the final test
+    check_testing_fits(tcfg.eval_batch_size, activations // tcfg.batch_size, max(len(data.val), len(data.test)),
+                       trials * weights, device)
     return data
+
+
+def check_testing_fits(eval_batch_size: int, activations_per_image: int, images: int, model_bytes: int,
+                       device: torch.device) -> None:
+    """Refuse an eval batch (``trainer.eval_batch_size``, at most the ``images`` of the largest split it tests)
+    whose layers' outputs, beside ``model_bytes`` not yet allocated, cannot fit: 10,000 images at once in a
+    1 GiB container trained each epoch and were killed in the final test."""
+    batch = min(eval_batch_size, images)
+    need = model_bytes + activations_per_image * batch * 4  # no gradients: one batch's outputs, float32
+    check_fits(need, device, f"Testing {batch:,} images at a time (trainer.eval_batch_size={eval_batch_size}; "
+               f"{activations_per_image * batch:,} activations)",
+               "Choose a smaller trainer.eval_batch_size (the default is 1000).")
 
 
 def build_parts(cfg: DictConfig, slot: JobSlot, stopwatch=None) -> Parts:
