@@ -1017,6 +1017,29 @@ def test_the_launcher_is_listed_and_checks_its_settings(fast, tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+def test_a_trial_tested_alone_at_the_re_run_keeps_the_group_it_trained_in(fast, tmp_path, monkeypatch):
+    """Job 1's final test fails (a full disk, say) after the group trained; the re-run tests it alone: its
+    metrics.json said it was stacked with [1], its own number, and lost the group that trained it."""
+    command = [*STACKED, *fast, "trainer.limit_batches=2", "seed=0,1", "hydra.sweep.dir=sweep"]
+    start_test = Run.start_test
+
+    def failing_for_job_1(self, *args):
+        if self.dir.name.startswith("1_"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return start_test(self, *args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Run, "start_test", failing_for_job_1)
+        first = run_main(command, cwd=tmp_path)
+    assert first.returncode == 1 and "No space left on device" in first.stderr, first.stderr[-2000:]
+    jobs = job_dirs(tmp_path / "sweep")
+    assert [read_json(job / "metrics.json")["status"] for job in jobs] == ["completed", "failed"]
+
+    again = run_main(command, cwd=tmp_path)
+    assert again.returncode == 0 and "[job 1] Resuming" in again.stderr, again.stderr[-2000:]
+    assert [read_json(job / "metrics.json")["stacked_with"] for job in jobs] == [[0, 1], [0, 1]]
+
+
 def test_a_stack_of_at_most_one_trains_each_job_alone_and_says_so(fast, tmp_path):
     result = run_main([*STACKED, *fast, "trainer.limit_batches=20", "hydra.launcher.max_stack=1", "seed=0,1",
                        "hydra.sweep.dir=sweep"], cwd=tmp_path)

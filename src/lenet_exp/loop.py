@@ -392,6 +392,15 @@ class Run:
                  "%d epoch%s %.1f s, test %.1f s", t["startup_s"], t["imports_s"], t["data_s"], t["setup_s"],
                  epochs, "" if epochs == 1 else "s", t["epochs_s"], t["test_s"])
 
+    def trained_with(self) -> list[int]:
+        """The job numbers of the stacked groups the run trained in: this invocation's and, resumed, the earlier
+        ones' (a trial whose final test failed was tested alone at the re-run: its record said [1], not [0, 1])."""
+        numbers = set(self.stacked_with or ())
+        earlier = (self.previous or {}).get("stacked_with") if self.resume else None
+        if isinstance(earlier, list):  # a record is data
+            numbers.update(n for n in earlier if isinstance(n, int))
+        return sorted(numbers)
+
     def write_running(self, state: RunState, parts: Parts) -> None:
         save_json(self.metrics_path, self.metrics(RUNNING, "", state, parts))
 
@@ -414,7 +423,7 @@ class Run:
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
             "channels_last": parts.fast_paths.channels_last,
-            **({"stacked_with": self.stacked_with} if self.stacked_with else {}),
+            **({"stacked_with": self.trained_with()} if self.trained_with() else {}),
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,
