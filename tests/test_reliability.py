@@ -224,6 +224,20 @@ def test_full_traceback_on_request(fast, tmp_path):
     assert (run_dir / ".hydra" / "overrides.yaml").read_text() == record
 
 
+def test_a_divergence_of_images_not_normalised_is_not_blamed_on_the_lr(fast, tmp_path):
+    """dataset.std=1e-30 scales the images to 1e30, whose squares overflow: the message said to lower the lr."""
+    result = run_main(fast + ["dataset.std=1e-30", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    metrics = read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["status"] == "diverged", metrics.get("message")
+    message = metrics["message"]
+    assert "; no checkpoint was written. The images, normalised with dataset.mean=0.1307 and dataset.std=1e-30, " \
+           "reach " in message and "Lower optimizer.lr" not in message, message
+    assert message.endswith(" where a network's inputs are of order 1: set dataset.mean and dataset.std to the "
+                            "data's own (null computes them) and start a new run."), message
+
+
+
 def test_divergence_stops_with_status_and_keeps_the_last_good_checkpoint(fast, interrupted, tmp_path):
     # An absurd learning rate from the first step: nothing good to keep.
     diverging = run_main(fast + ["optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run0'}"], cwd=tmp_path)

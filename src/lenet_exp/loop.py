@@ -47,6 +47,8 @@ from lenet_exp.signals import StopSignals
 log = logging.getLogger(__name__)
 # A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
 EXPLODED_LOSS_FACTOR = 1000
+# Images normalised with their own statistics span about -0.4 to 2.8 (MNIST); past this they were not normalised.
+NORMALISED_SPAN = 100
 STOPPED_EARLY = "stopped early"  # a trial's status between its last epoch and its test (trainer.early_stop_patience)
 
 
@@ -288,8 +290,14 @@ class Run:
             known = [f.name for f in dataclasses.fields(schema)] if dataclasses.is_dataclass(schema) else []
             own = [key for key in cfg.optimizer if key not in ("_target_", "lr", "weight_decay", *known)]
             also = f", or check {', '.join(f'optimizer.{key}' for key in own)}," if own else ""
-            return DIVERGED, (f"Training diverged at epoch {epoch} ({problem}); {saved}. Lower optimizer.lr "
-                                f"(now {cfg.optimizer.get('lr', 'its class default')}){also} and start a new run.")
+            fix = (f"Lower optimizer.lr (now {cfg.optimizer.get('lr', 'its class default')}){also} and start a new "
+                   f"run.")
+            span = parts.data.train.images.abs().max().item()
+            if not span <= NORMALISED_SPAN:  # dataset.std=1e-30: no learning rate trains on images of 1e30
+                fix = (f"The images, normalised with dataset.mean={parts.data.mean:.4g} and dataset.std="
+                       f"{parts.data.std:.4g}, reach {span:.3g} where a network's inputs are of order 1: set "
+                       f"dataset.mean and dataset.std to the data's own (null computes them) and start a new run.")
+            return DIVERGED, f"Training diverged at epoch {epoch} ({problem}); {saved}. {fix}"
         row = {"epoch": epoch, "train/loss": result.loss, "train/acc": result.acc, "train/lr": lr,
                "val/loss": val.loss, "val/acc": val.acc}
         times = self.stopwatch.epoch(epoch, seconds, result.samples,

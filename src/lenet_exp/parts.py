@@ -189,7 +189,7 @@ def load_run_data(cfg: DictConfig, device: torch.device, stopwatch=None, trials:
     data = load_data(cfg.dataset, tcfg.batch_size, device)
     if stopwatch is not None:
         stopwatch.mark("data")
-    log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4f, std %.4f)",
+    log.info("%s: %d train / %d val / %d test images on %s (normalised with mean %.4g, std %.4g)",
              cfg.dataset.name, len(data.train), len(data.val), len(data.test), describe(device), data.mean, data.std)
     parameters, activations = footprint(cfg, tcfg.batch_size)
     # float32 weights, gradients, two optimizer moments and an EMA copy; each layer's output kept for
