@@ -1040,6 +1040,17 @@ def test_a_trial_tested_alone_at_the_re_run_keeps_the_group_it_trained_in(fast, 
     assert [read_json(job / "metrics.json")["stacked_with"] for job in jobs] == [[0, 1], [0, 1]]
 
 
+def test_a_trial_whose_first_epoch_moved_no_weight_is_told_so(fast, tmp_path):
+    """optimizer.lr=1e-30 trained at chance accuracy to the end without a word: Adam's steps of 1e-30 are below
+    float32's rounding of weights of 0.1 (a zero bias did move to 1e-30). Said of that trial, not its group's."""
+    result = run_main([*STACKED, *fast, "trainer.limit_batches=3", "optimizer.lr=1e-30,1e-3", "hydra.sweep.dir=sweep"],
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = "Epoch 1 changed none of the model's weights: the steps of optimizer.lr=1e-30 were too small for float32"
+    assert result.stderr.count(said) == 1 and f"[job 0] {said}" in result.stderr, result.stderr[-2000:]
+    assert said in (job_dirs(tmp_path / "sweep")[0] / "run.log").read_text()
+
+
 def test_a_stack_of_at_most_one_trains_each_job_alone_and_says_so(fast, tmp_path):
     result = run_main([*STACKED, *fast, "trainer.limit_batches=20", "hydra.launcher.max_stack=1", "seed=0,1",
                        "hydra.sweep.dir=sweep"], cwd=tmp_path)

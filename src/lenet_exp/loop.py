@@ -578,6 +578,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
         # as wide as the terminal is at each update: one narrowed meanwhile left a line of each
         bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                    disable=None if show_bar else True, dynamic_ncols=True)
+        first_weights = {i: weights_of(trials[i].parts.model) for i in running} if epoch == 1 else {}
         started = time.perf_counter()
         results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
         seconds = time.perf_counter() - started  # an epoch ends with a device sync
@@ -598,12 +599,33 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
                 if trial.status in (DIVERGED, FAILED, STOPPED_EARLY):
                     engine.freeze(i)
                     trial.run.stopwatch.mark("epochs")  # its own, while its group trains on
+        for i, weights in first_weights.items():
+            if trials[i].status == RUNNING and unchanged(weights, weights_of(trials[i].parts.model)):
+                say_unchanged(trials[i])
         # a trial that diverged while others train on: told now, not once the group has ended
         if epoch < tcfg.epochs and any(trials[i].status == RUNNING for i in running):
             for i in (i for i in running if trials[i].status == DIVERGED):
                 with job_context(trials[i].number):
                     log.warning("epoch %d/%d  %s Its group trains on without it.", epoch, tcfg.epochs,
                                 trials[i].message)
+
+
+def weights_of(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])  # a copy (channels-last ones too)
+
+
+def unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
+    """No weight moved by more than float32's rounding of the largest (a zero bias moved to 1e-30 did move)."""
+    return bool((after - before).abs().max() <= torch.finfo(torch.float32).eps * before.abs().max())
+
+
+def say_unchanged(trial: Trial) -> None:
+    """optimizer.lr=1e-30 trained a run at chance accuracy to its end without a word: its steps were below what
+    float32 weights can hold."""
+    with job_context(trial.number):
+        log.warning("Epoch 1 changed none of the model's weights: the steps of optimizer.lr=%s were too small for "
+                    "float32 weights, or the gradients were 0. Choose a larger optimizer.lr (1e-3 trains the "
+                    "default model).", trial.cfg.optimizer.get("lr", "(its class default)"))
 
 
 def end_with_the_tests(trials: list[Trial], engine: Engine, stop: StopSignals, isolate: bool) -> None:
