@@ -21,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -29,12 +30,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
 from conftest import (AS_A_USER, MACHINE_CORES, as_a_new_command, as_a_user, fast_overrides, finish_on_terminal,
-                      on_every_core, run_cli, run_main, start_on_terminal)
+                      on_every_core, run_cli, run_main, start, start_on_terminal)
 from tensorboard_events import card, load_events, logged_hparams, scalar_values, session_status
 from lenet_exp import CONFIGS
 
@@ -1960,6 +1961,41 @@ def test_a_job_whose_folder_another_process_holds_writes_nothing_into_it(launche
     again = run_main(sweep, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
+
+
+def test_a_job_resumed_by_another_process_is_summarised_as_running_there(fast, tmp_path):
+    """A sweep run again while `resume=` trains one of its jobs (helper concur57): the job was refused with "or
+    choose another output directory", which a sweep's job has not, and summarised as failed, "stopped while
+    running (killed?)", with advice that was refused again."""
+    once = [override for override in fast if not override.startswith("trainer.epochs=")]
+    sweep = ["-m", *once, "trainer.epochs=500,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+
+    job = tmp_path / "sweep" / "0_trainer.epochs=500"
+
+    def after_epoch(epochs: int, alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 120
+        while (metrics(job) if (job / "metrics.json").is_file() else {}).get("epochs_done", 0) < epochs:
+            assert alive() and time.monotonic() < deadline
+            time.sleep(0.1)
+
+    def stopped_after_epoch_1() -> None:
+        after_epoch(1, lambda: True)
+        os.kill(os.getpid(), signal.SIGTERM)  # as `kill` would
+
+    stopping = threading.Thread(target=stopped_after_epoch_1, daemon=True)
+    stopping.start()
+    assert run_main(sweep, cwd=tmp_path).returncode == 128 + signal.SIGTERM
+    stopping.join()
+    resumed = start([f"resume={job}"], cwd=tmp_path)
+    after_epoch(metrics(job)["epochs_done"] + 1, lambda: resumed.poll() is None)
+    again = run_main(sweep, cwd=tmp_path)
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert (f"is in use by another run (pid {resumed.pid}). Wait until it ends, then run the sweep's command "
+            f"again.") in again.stderr, again.stderr[-2000:]
+    record = read_summary(tmp_path / "sweep")[1]["jobs"][0]
+    assert record["status"] == "running", record
+    assert re.fullmatch(rf"\d+ epochs done by another process \(pid {resumed.pid}\), which holds its folder; once it "
+                        r"ends, the sweep's command with its hydra\.sweep\.dir= takes the job up", record["message"])
 
 
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])

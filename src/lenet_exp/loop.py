@@ -212,12 +212,13 @@ class Run:
                 # (a folder it refused stays as it was)
                 files.release_folder(self.dir, delete_lock=not lock_was_there and not self.folder_is_its_own)
 
-    def take_the_folder(self, instead: str = "another output directory") -> None:
+    def take_the_folder(self) -> None:
         """Make the run directory this process's (:func:`lenet_exp.files.own_folder`), unless another one's."""
         holder = files.own_folder(self.dir)
-        if holder:
-            raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, or choose "
-                              f"{instead}.")
+        if holder:  # a sweep's job has no other folder to choose
+            in_a_sweep = any((folder / files.SWEEP_RECORD).is_file() for folder in self.dir.parents)
+            then = "then run the sweep's command again" if in_a_sweep else "or choose another output directory"
+            raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, {then}.")
 
     def _train(self) -> Outcome:
         done = self.prepare()

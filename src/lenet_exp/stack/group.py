@@ -112,7 +112,7 @@ def train_group(trials: list[Trial], slot: JobSlot) -> None:
                 if trial.outcome is not None:  # refused already (a bad config): as alone, its folder is not taken
                     continue
                 try:
-                    trial.run.take_the_folder(instead="another sweep directory")
+                    trial.run.take_the_folder()
                     trial.owned = True
                     trial.outcome = trial.run.prepare()
                 except Exception as error:

@@ -215,7 +215,12 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         params["dataset"] = _text(metrics["dataset"])
     status = _text(metrics.get("status", FAILED))
     record.message = _text(metrics.get("message") or "")
-    if status == RUNNING and final:
+    holder = folder_holder(job_dir) if status == RUNNING else None
+    if status == RUNNING and final and holder:  # a `resume=` of the job's, which the sweep's run again met
+        done = metrics.get("epochs_done", 0)
+        record.message = (f"{done} epoch{'s' if done != 1 else ''} done by another process ({holder}), which holds "
+                          f"its folder; once it ends, the sweep's command with its hydra.sweep.dir= takes the job up")
+    elif status == RUNNING and final:
         # The sweep is over, so nothing runs here any more: the job was killed before it could say so, or its disk
         # had no room for the record of its end
         stopped = f"stopped while running after epoch {metrics.get('epochs_done', 0)}"
@@ -223,7 +228,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                           if not room_left(job_dir) else f"{stopped}: {FULL_DISK_SAYS}")
         status = FAILED
     elif status == RUNNING:  # a summary while the sweep runs, or after its launcher lost a dead job
-        done, holder = metrics.get("epochs_done", 0), folder_holder(job_dir)
+        done = metrics.get("epochs_done", 0)
         record.message = (f"{done} epoch{'s' if done != 1 else ''} done ({holder})" if holder else
                           # killed, or a job that runs on another machine (Slurm)
                           f"after epoch {done} when last recorded (or its process died since)")
