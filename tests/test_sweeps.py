@@ -174,6 +174,30 @@ def test_a_named_pipe_in_a_sweeps_folder_holds_no_command(fast, tmp_path):
                                         in summary.stderr), summary.stderr[-2000:]
 
 
+def test_a_summary_waits_while_another_is_written(fast, tmp_path):
+    """`python -m lenet_exp.sweeps` as a sweep wrote its final summary read a job as running, then wrote its
+    summary.png and TensorBoard summary over the final ones (helper concur57): it waits, then reads the jobs."""
+    from lenet_exp.files import one_process_at_a_time
+
+    assert run_main(["-m", *fast, "seed=0,1", "hydra.sweep.dir=sweep"], cwd=tmp_path).returncode == 0
+    sweep, job = tmp_path / "sweep", job_dirs(tmp_path / "sweep")[1]
+    ended = (job / "metrics.json").read_text()
+    (job / "metrics.json").write_text(json.dumps({**json.loads(ended), "status": "running"}))  # its last moment
+    with one_process_at_a_time(sweep):  # as the sweep holds it while it writes its final summary
+        summariser = subprocess.Popen([sys.executable, "-m", "lenet_exp.sweeps", str(sweep)], cwd=tmp_path,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = f":{os.stat(sweep).st_ino} "  # /proc/locks: "2: -> FLOCK ADVISORY WRITE <pid> 08:01:<inode> 0 EOF"
+        deadline = time.monotonic() + 60
+        while not any("->" in line and waiting in line for line in Path("/proc/locks").read_text().splitlines()):
+            assert summariser.poll() is None and time.monotonic() < deadline, summariser.communicate()
+            time.sleep(0.05)
+        (job / "metrics.json").write_text(ended)  # the job's end, and then the sweep's summary
+    out, err = summariser.communicate(timeout=120)
+    assert summariser.returncode == 0, err[-2000:]
+    assert "2 jobs (2 completed)" in out
+    assert [record["status"] for record in read_summary(sweep)[1]["jobs"]] == ["completed"] * 2
+
+
 @pytest.mark.long
 def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     """Without the rule Hydra would multiply these with the default study's batch sizes: 8 jobs.

@@ -7,6 +7,7 @@ bad command line stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -14,7 +15,7 @@ import resource
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import yaml
 
@@ -345,6 +346,26 @@ def folder_holder(folder: Path) -> Optional[str]:
     # very file (its device too), by the pid that this machine gives its holder
     device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}:{file.st_ino}"
     return next((f"pid {fields[4]}" for fields in locks if fields[5] == device), None)
+
+
+@contextlib.contextmanager
+def one_process_at_a_time(folder: Path) -> Iterator[None]:
+    """What is done within this context on ``folder``, done by one process at a time (a lock of the folder itself,
+    which leaves no file; waited for). Where the file system gives no such lock, done as it is."""
+    import fcntl
+
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        descriptor = None
+    try:
+        if descriptor is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def held_folders() -> set[Path]:

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.errors import UserError, one_line
 from lenet_exp.files import (EVENT_FILES, FREE_SOME_SPACE, REPLACE_THE_LINK, SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD,
-                             SUMMARY_PNG, is_disk_full, linked_entry, mount_point, save_json, write_atomic)
+                             SUMMARY_PNG, folder_holder, is_disk_full, linked_entry, mount_point, one_process_at_a_time,
+                             save_json, write_atomic)
 from lenet_exp.launch import Stopped, stops_held
 from lenet_exp.runlog import show
 from lenet_exp.sweeps.plot import val_acc_figure, without_matplotlibs_warnings
@@ -149,8 +150,16 @@ def write_summary(sweep_dir: Path, final: bool = True, plot: bool = True, tensor
                   config: Optional[DictConfig] = None, out=None, runner: Optional[str] = None) -> Summary:
     """Everything the sweep leaves behind, its table printed to ``out`` (standard output as it is at the
     call). Each output is attempted even if an earlier one failed. ``runner``: who runs the sweep still."""
-    out = out or sys.stdout
     sweep_dir = Path(sweep_dir).resolve()  # its paths and title as any command names it (`… sweeps .`: ".")
+    # read and written whole before another process reads: `python -m lenet_exp.sweeps` as a sweep ended read a job
+    # running, then wrote its summary.png and TensorBoard summary over the sweep's final ones (helper concur57)
+    with one_process_at_a_time(sweep_dir):
+        return _write_summary(sweep_dir, final, plot, tensorboard, config, out or sys.stdout, runner)
+
+
+def _write_summary(sweep_dir: Path, final: bool, plot: bool, tensorboard: bool, config: Optional[DictConfig], out,
+                   runner: Optional[str]) -> Summary:
+    runner = runner and folder_holder(sweep_dir)  # as it is now: it may have ended while this waited
     summary = summarize(sweep_dir, final, config, runner)
     if not summary.jobs:
         print(f"No job directories found in {sweep_dir}: no summary written.", file=sys.stderr)
