@@ -1987,6 +1987,25 @@ def test_a_job_whose_folder_another_process_holds_writes_nothing_into_it(launche
     assert [job["status"] for job in read_summary(tmp_path / "sweep")[1]["jobs"]] == ["completed"] * 2
 
 
+def test_a_sweep_extended_while_it_runs_is_told_to_wait_and_run_again(fast, tmp_path):
+    """It said which job it would add, then that the folder was in use: wait, "or choose another folder", which
+    would start a new sweep, not extend this one (helper concur57)."""
+    sweep = ["-m", *fast, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "seed=0,1"], cwd=tmp_path).returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
+                               "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(tmp_path / "sweep")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "None"  # it holds the sweep's folder, as its run.py does
+        extended = run_main([*sweep, "seed=0,1,2"], cwd=tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert extended.returncode == 1 and "adds job" not in extended.stdout + extended.stderr, extended.stderr
+    assert extended.stderr.strip().endswith(f"is in use by another sweep (pid {holder.pid}). Wait until it ends, then "
+                                            f"run the same command again."), extended.stderr
+
+
 def test_a_job_resumed_by_another_process_is_summarised_as_running_there(fast, tmp_path):
     """A sweep run again while `resume=` trains one of its jobs (helper concur57): the job was refused with "or
     choose another output directory", which a sweep's job has not, and summarised as failed, "stopped while

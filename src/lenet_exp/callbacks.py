@@ -148,9 +148,9 @@ def refuse_moved_jobs(sweep_dir: Path) -> None:
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
     holder = own_folder(directory)
-    if holder:
-        how = ("then run the same command again" if is_resumed(directory)
-               else f"or {another_folder(directory, override)}")
+    if holder:  # a run resumed, a sweep continued or extended: its own folder, as it will be once the other ends
+        goes_on = is_resumed(directory) or (what == "sweep" and find_job_dirs(directory))
+        how = "then run the same command again" if goes_on else f"or {another_folder(directory, override)}"
         sys.exit(f"Error: {directory} is in use by another {what} ({holder}). Wait until it ends, {how}.")
 
 
@@ -439,6 +439,7 @@ class OutputDirCheck(Callback):
             record = load_record(saved, "hydra.sweep.dir")
             refuse_moved_jobs(sweep_dir)
             if find_job_dirs(sweep_dir):
+                refuse_if_owned(sweep_dir, "sweep", "hydra.sweep.dir")  # before it says which jobs it would add
                 refuse_another_sweep(sweep_dir, record, config)
         elif below := record_below(sweep_dir):  # hydra.sweep.dir=outputs: its summary would list those runs as jobs
             sys.exit(f"Error: {around_another(sweep_dir, below, 'sweep', 'hydra.sweep.dir')}")
