@@ -432,7 +432,7 @@ class Run:
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
             "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
             "channels_last": parts.fast_paths.channels_last,
-            **({"stacked_with": self.trained_with()} if self.trained_with() else {}),
+            **({"stacked_with": groups} if (groups := self.trained_with()) else {}),
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,

@@ -216,7 +216,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     status = _text(metrics.get("status", FAILED))
     record.message = _text(metrics.get("message") or "")
     holder = folder_holder(job_dir) if status == RUNNING else None
-    if status == RUNNING and final and holder:  # a `resume=` of the job's, which the sweep's run again met
+    if status == RUNNING and final and holder and holder != f"pid {os.getpid()}":  # a `resume=`, which the sweep met
         done = metrics.get("epochs_done", 0)
         record.message = (f"{done} epoch{'s' if done != 1 else ''} done by another process ({holder}), which holds "
                           f"its folder; once it ends, the sweep's command with its hydra.sweep.dir= takes the job up")
