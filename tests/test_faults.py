@@ -894,6 +894,7 @@ def test_a_sweep_evaluates_each_job_checkpoint_it_names(completed_run, tiny_root
         events = load_events(Path(job["run_dir"]))
         assert logged_hparams(events)["ckpt"] == str(checkpoint)
         epoch = read_json(Path(job["run_dir"]) / "metrics.json")["ckpt_epoch"]  # where its run's test point is
+        assert job["best_epoch"] == epoch > 0  # whose weights were tested: it was null (helper concur57)
         assert scalar_values(events, "test/acc") == {epoch: pytest.approx(job["test_acc"])}
         assert scalar_values(events, "best/val_acc") == {epoch: pytest.approx(job["val_acc"])}
 

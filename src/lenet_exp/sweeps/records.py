@@ -241,6 +241,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     record.test_acc, record.test_loss = _fraction(test.get("acc")), _number(test.get("loss"))
     record.epochs_done, record.epochs, record.best_epoch = (_count(metrics.get(key))
                                                             for key in ("epochs_done", "epochs", "best_epoch"))
+    if metrics.get("task") == "eval":  # its checkpoint's: one of a run still training, or of its last epoch, is told
+        record.best_epoch = _count(metrics.get("ckpt_epoch"))
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
 
