@@ -237,7 +237,6 @@ def test_a_divergence_of_images_not_normalised_is_not_blamed_on_the_lr(fast, tmp
                             "data's own (null computes them) and start a new run."), message
 
 
-
 def test_a_run_whose_first_epoch_moved_no_weight_is_told_so(fast, tmp_path):
     result = run_main(fast + ["trainer.limit_batches=3", "optimizer.lr=1e-30", "hydra.run.dir=run"], cwd=tmp_path)
     assert result.returncode == 0 and "Epoch 1 changed none of the model's weights" in result.stderr, result.stderr

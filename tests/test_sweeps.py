@@ -2012,7 +2012,6 @@ def test_a_job_resumed_by_another_process_is_summarised_as_running_there(fast, t
     running (killed?)", with advice that was refused again."""
     once = [override for override in fast if not override.startswith("trainer.epochs=")]
     sweep = ["-m", *once, "trainer.epochs=500,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-
     job = tmp_path / "sweep" / "0_trainer.epochs=500"
 
     def after_epoch(epochs: int, alive: Callable[[], bool]) -> None:
