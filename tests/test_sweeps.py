@@ -1966,11 +1966,12 @@ def test_a_sweep_run_again_removes_what_a_killed_summary_left(fast, tmp_path):
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_a_job_whose_folder_another_process_holds_writes_nothing_into_it(launcher, fast, tmp_path):
     """A `resume=` of one job while its sweep runs again: the refused job recorded its failure in the other's
-    metrics.json (a "later failure" that no re-run cleared, so the summary kept the job failed)."""
+    metrics.json (a "later failure" that no re-run cleared, so the summary kept the job failed), and wrote its
+    lines (where it ran, its refusal) among the other's in run.log (helper concur57)."""
     sweep = ["-m", f"hydra/launcher={launcher}", *fast, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     assert run_main(sweep, cwd=tmp_path).returncode == 0
     first, _ = job_dirs(tmp_path / "sweep")
-    written = {path: path.read_bytes() for path in first.iterdir() if path.is_file() and path.name not in ("run.log", ".lock")}
+    written = {path: path.read_bytes() for path in first.iterdir() if path.is_file() and path.name != ".lock"}
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from lenet_exp.files import own_folder; "
                                "print(own_folder(sys.argv[1]), flush=True); sys.stdin.read()", str(first)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

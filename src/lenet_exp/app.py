@@ -20,13 +20,13 @@ from omegaconf import DictConfig
 from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
 from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
-                             RUNNING, SKIPPED, DiskFull, disk_full_error, mount_point, over_a_limit, read_json,
-                             run_events, save_json)
+                             RUNNING, SKIPPED, DiskFull, disk_full_error, held_by_another, mount_point, over_a_limit,
+                             read_json, run_events, save_json)
 from lenet_exp.launch import (EXIT_SIGNAL_BASE, ignore_ctrl_c_between_jobs, kill_signals_stop, launcher_gone, stops_held,
                               sweep_stop_signal, take_ctrl_c_back)
 from lenet_exp.slots import JobSlot, job_prefix, job_slot
 from lenet_exp.overrides import TASK_PATH_KEYS, as_written, override_key
-from lenet_exp.runlog import prefix_console_lines, show
+from lenet_exp.runlog import leave_the_run_log, prefix_console_lines, show
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.sweeps.ending import end_the_sweep_if_stopped_in_run_py
 from lenet_exp.sweeps.records import LATER_FAILURE, NOT_STARTED
@@ -152,6 +152,8 @@ def run_job_of_task(cfg: DictConfig) -> float:
         prefix_console_lines(lambda: job_prefix(slot.number))  # a parallel sweep's jobs share one terminal
     if hydra_cfg.job.chdir:  # Hydra runs the job in its folder: a relative path was meant from where run.py ran
         paths_from_the_original_folder(cfg)
+    if multirun and held_by_another(run_dir):  # a `resume=` of this job trains there: the job is refused (Run.train),
+        leave_the_run_log(run_dir)  # its lines not written among that run's
     # first, where it is written and what differs from the defaults: nothing to wait for until the end
     say_where_it_runs(run_dir, as_written(hydra_cfg.overrides.task))
     if not multirun:

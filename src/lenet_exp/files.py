@@ -348,6 +348,12 @@ def folder_holder(folder: Path) -> Optional[str]:
     return next((f"pid {fields[4]}" for fields in locks if fields[5] == device), None)
 
 
+def held_by_another(folder: Path) -> Optional[str]:
+    """Who holds ``folder``, where that is another process than this one (:func:`folder_holder`), or None."""
+    holder = folder_holder(folder)
+    return holder if holder != f"pid {os.getpid()}" else None
+
+
 @contextlib.contextmanager
 def one_process_at_a_time(folder: Path) -> Iterator[None]:
     """What is done within this context on ``folder``, done by one process at a time (a lock of the folder itself,

@@ -126,6 +126,16 @@ def prefix_console_lines(prefix: Callable[[], str]) -> None:
             handler.setFormatter(Prefixed(prefix, handler.formatter or logging.Formatter()))
 
 
+def leave_the_run_log(run_dir: Path) -> None:
+    """No more of this process's lines into ``run_dir``'s run.log (hydra.job_logging's, opened as the job began):
+    the folder is another process's, and so is its run.log."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, RunLog) and Path(handler.baseFilename).parent == Path(run_dir).resolve():
+            root.removeHandler(handler)
+            handler.close()
+
+
 class RunLog(logging.FileHandler):
     """run.log (hydra.job_logging's file handler), which a full disk cannot turn into a traceback per line:
     it says so once, and the console still shows every line. Its control characters are escaped as the

@@ -397,6 +397,7 @@ class StackedLauncher(Launcher):
 
     def _route_logs(self, configs: list[DictConfig]) -> None:
         """One process, several jobs: each job's lines go to its own run.log and show its number."""
+        from lenet_exp.files import held_by_another
         from lenet_exp.stack.group import takes_shared_lines
 
         here = os.getcwd()
@@ -415,6 +416,8 @@ class StackedLauncher(Launcher):
                 for config in configs:
                     jobs_of.setdefault(job_log_file(config, handler), []).append(config.hydra.job.num)
                 for path, numbers in jobs_of.items():
+                    if held_by_another(path.parent):  # a `resume=` of the job trains there: its run.log is that run's
+                        continue
                     job_handler = type(handler)(path, mode=handler.mode, encoding=handler.encoding)
                     job_handler.setFormatter(handler.formatter)
                     job_handler.setLevel(handler.level)

@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
 from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTION, RUNNING, SAVED_HYDRA,
-                             SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD, folder_holder, hydra_record, read_json,
-                             regular_file, room_left)
+                             SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD, folder_holder, held_by_another, hydra_record,
+                             read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
 from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
@@ -215,8 +215,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         params["dataset"] = _text(metrics["dataset"])
     status = _text(metrics.get("status", FAILED))
     record.message = _text(metrics.get("message") or "")
-    holder = folder_holder(job_dir) if status == RUNNING else None
-    if status == RUNNING and final and holder and holder != f"pid {os.getpid()}":  # a `resume=`, which the sweep met
+    holder = held_by_another(job_dir) if status == RUNNING else None
+    if status == RUNNING and final and holder:  # a `resume=` of the job's, which the sweep's run again met
         done = metrics.get("epochs_done", 0)
         record.message = (f"{done} epoch{'s' if done != 1 else ''} done by another process ({holder}), which holds "
                           f"its folder; once it ends, the sweep's command with its hydra.sweep.dir= takes the job up")
