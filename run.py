@@ -25,7 +25,6 @@ _HANDLERS_BEFORE = {signum: signal.signal(signum, _stopped_as_it_starts)
                     if __name__ == "__main__" and signal.getsignal(signum) is not signal.SIG_IGN}
 
 
-
 def _hand_the_signals_back() -> None:
     """The handlers as they were before run.py started: the run takes them over, or run.py ends (once each)."""
     while _HANDLERS_BEFORE:

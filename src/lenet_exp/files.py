@@ -348,6 +348,11 @@ def folder_holder(folder: Path) -> Optional[str]:
     return next((f"pid {fields[4]}" for fields in locks if fields[5] == device), None)
 
 
+def sweep_holding(run_dir: Path) -> Optional[Path]:
+    """The sweep folder (its multirun.yaml) that holds ``run_dir`` as a job, or None for a run of its own."""
+    return next((folder for folder in Path(run_dir).parents if (folder / SWEEP_RECORD).is_file()), None)
+
+
 def held_by_another(folder: Path) -> Optional[str]:
     """Who holds ``folder``, where that is another process than this one (:func:`folder_holder`), or None."""
     holder = folder_holder(folder)

@@ -216,8 +216,8 @@ class Run:
         """Make the run directory this process's (:func:`lenet_exp.files.own_folder`), unless another one's."""
         holder = files.own_folder(self.dir)
         if holder:  # a sweep's job has no other folder to choose
-            in_a_sweep = any((folder / files.SWEEP_RECORD).is_file() for folder in self.dir.parents)
-            then = "then run the sweep's command again" if in_a_sweep else "or choose another output directory"
+            then = ("then run the sweep's command again" if files.sweep_holding(self.dir) else
+                    "or choose another output directory")
             raise FolderInUse(f"{self.dir} is in use by another run ({holder}). Wait until it ends, {then}.")
 
     def _train(self) -> Outcome:

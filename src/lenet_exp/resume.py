@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
-                             SWEEP_RECORD, hydra_record, read_json)
+                             SWEEP_RECORD, hydra_record, read_json, sweep_holding)
 from lenet_exp.overrides import (TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, sets_hydra,
                                  unquote)
 
@@ -317,7 +317,7 @@ def how_to_go_on(run_dir: Path) -> str:
     if not (run_dir / HYDRA_FOLDER).is_dir():
         return f"train(cfg, run_dir={str(run_dir)!r}) and the same cfg"
     alone = f"`{resume_command(run_dir)}`"
-    sweep = next((folder for folder in run_dir.parents if (folder / SWEEP_RECORD).is_file()), None)
+    sweep = sweep_holding(run_dir)
     if sweep is None:
         return alone
     again = f"the sweep's command and hydra.sweep.dir={shlex.quote(str(sweep))}"
