@@ -27,6 +27,7 @@ from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir
                       start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
+from lenet_exp.record import commit_of
 from lenet_exp.signals import StopSignals
 from tensorboard_events import card, hparams_records, load_events, logged_hparams, scalar_values, session_status
 
@@ -1285,6 +1286,27 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(in
     assert metrics["median_epoch_s"] == statistics.median(steady)
     assert "warmup_epochs" not in torch.load(last_path, weights_only=True)["run_state"]
     assert all("train/lr" in row and "lr" not in row for row in metrics["history"])  # today's name, resumed epochs too
+
+
+def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(interrupted, tmp_path):
+    """metrics.json's git and versions are the last invocation's: a run resumed after a `git pull` or an upgrade of
+    torch keeps the code of its earlier epochs beside them (earlier_code), on its card too, and says so."""
+    run_dir = copy_run(interrupted, tmp_path)
+    record = read_json(run_dir / "metrics.json")
+    older = {"git": {"commit": "f02bcca" * 5 + "12345", "dirty": True}, "versions": {**record["versions"], "torch": "2.4.0"}}
+    save_json(run_dir / "metrics.json", {**record, **older})  # as the run's first invocation, with that code, left it
+    done = record["epochs_done"]
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (f"Its epochs to {done} were trained by other code: git commit f02bccaf02bc-dirty (now "
+            f"{commit_of(record['git'], '-dirty')}), torch 2.4.0 (now {torch.__version__})") in resumed.stderr
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["earlier_code"] == [{"epochs_done": done, **older}] and metrics["git"] == record["git"]
+    assert f"| epochs to {done} trained by | git commit f02bccaf02bc-dirty (now" in card(load_events(run_dir))
+    trained_on = run_main([f"resume={run_dir}", f"trainer.epochs={metrics['epochs'] + 1}"], cwd=tmp_path)
+    assert trained_on.returncode == 0, trained_on.stderr
+    assert "other code" not in trained_on.stderr  # this code's epochs: no new entry, the earlier one kept
+    assert read_json(run_dir / "metrics.json")["earlier_code"] == metrics["earlier_code"]
 
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):

@@ -39,8 +39,8 @@ from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, S
 from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, provenance,
-                               selected_model_scalars, summary_markdown, training_hparams, versions)
+from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, other_code,
+                               provenance, selected_model_scalars, summary_markdown, training_hparams, versions)
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.signals import StopSignals
 
@@ -258,6 +258,10 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
+        before = self.code_before()
+        if before:
+            log.info("Its epochs to %d were trained by other code: %s (metrics.json keeps it: earlier_code)",
+                     before["epochs_done"], other_code(before, self.git, versions()))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
             self.write_running(state, parts)  # so killed, it is no completed run
         return state
@@ -410,6 +414,23 @@ class Run:
             numbers.update(n for n in earlier if isinstance(n, int))
         return sorted(numbers)
 
+    def earlier_code(self) -> list[dict]:
+        """The code that trained the run's first epochs where it was other than this invocation's (a run resumed
+        after a `git pull` or an upgrade of torch): each such earlier invocation's git commit and library versions,
+        with the epochs done when it ended, oldest first."""
+        previous = (self.previous or {}) if self.resume else {}
+        earlier = previous.get("earlier_code")
+        earlier = [entry for entry in earlier if isinstance(entry, dict)] if isinstance(earlier, list) else []  # data
+        return earlier + [entry for entry in [self.code_before()] if entry]
+
+    def code_before(self) -> Optional[dict]:
+        """The code of the invocation this one resumes, as an ``earlier_code`` entry, where it is not this one's."""
+        previous = (self.previous or {}) if self.resume else {}
+        theirs = {"git": previous.get("git"), "versions": previous.get("versions")}
+        if not previous.get("epochs_done") or theirs == {"git": self.git, "versions": versions()}:
+            return None
+        return {"epochs_done": previous["epochs_done"], **theirs}
+
     def write_running(self, state: RunState, parts: Parts) -> None:
         save_json(self.metrics_path, self.metrics(RUNNING, "", state, parts))
 
@@ -436,6 +457,7 @@ class Run:
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,
+            **({"earlier_code": code} if (code := self.earlier_code()) else {}),
             "config": self.config,
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],

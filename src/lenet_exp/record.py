@@ -158,6 +158,25 @@ def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
         return None
 
 
+def commit_of(git: Optional[Mapping[str, Any]], changes: str = " (with uncommitted changes)") -> str:
+    """A :func:`provenance` as a card or log line shows it."""
+    if not git:
+        return "none (no checkout)"
+    return git["commit"][:12] + (changes if git["dirty"] else "")
+
+
+def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str]) -> str:
+    """How the code of an earlier invocation (an ``earlier_code`` entry of metrics.json) differs from the run's
+    ``git`` and ``libraries`` now: ``git commit f02bcca1c2d3 (now 8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1)``
+    (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
+    differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
+                                                        f"{commit_of(git, '-dirty')})"]
+    before = earlier.get("versions") or {}
+    differences += [f"{name} {before.get(name, '?')} (now {version})" for name, version in libraries.items()
+                    if before.get(name) != version]
+    return ", ".join(differences)
+
+
 def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -200,8 +219,10 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
             ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
             *rows_of_a_test(metrics["test"] or {}), ("device", metrics["device"])]
     if metrics.get("git"):
-        changes = " (with uncommitted changes)" if metrics["git"]["dirty"] else ""
-        rows.append(("git commit", metrics["git"]["commit"][:12] + changes))
+        rows.append(("git commit", commit_of(metrics["git"])))
+    rows += [(f"epochs to {earlier['epochs_done']} trained by",
+              other_code(earlier, metrics.get("git"), metrics.get("versions") or {}))
+             for earlier in metrics.get("earlier_code", ())]
     return _table([(name, _cell(value)) for name, value in rows])
 
 
