@@ -206,7 +206,7 @@ def test_a_diverged_run_has_a_card_that_says_why(tiny_root, tmp_path):
 def test_a_new_module_or_yaml_makes_the_checkout_dirty_and_a_scratch_file_does_not(tmp_path):
     """A model of one's own (README, Extending) is an untracked file in src/: the commit was recorded as
     clean, and could not give the run's code back."""
-    from lenet_exp.record import provenance
+    from lenet_exp.provenance import provenance
 
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, check=True)

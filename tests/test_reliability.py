@@ -27,7 +27,7 @@ from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir
                       start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
-from lenet_exp.record import commit_of
+from lenet_exp.provenance import commit_of, provenance
 from lenet_exp.signals import StopSignals
 from tensorboard_events import card, hparams_records, load_events, logged_hparams, scalar_values, session_status
 
@@ -1413,6 +1413,20 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     assert swept.returncode == 1 and (f"Error: {preset_dir} holds a sweep made with another config (optimizer.lr: "
                                       f"0.002 -> 0.003), which no override") in swept.stderr, swept.stderr[-2000:]
     assert {p: p.read_bytes() for p in records} == records
+    # made by an older checkout of lenet_exp (its defaults changed with an upgrade): the message says which commit
+    now = provenance()
+    if now is None:
+        pytest.skip("no git checkout of lenet_exp here: a run records no commit")
+    for metrics_file in [run_dir / "metrics.json", *sweep_dir.glob("*/metrics.json")]:
+        save_json(metrics_file, {**read_json(metrics_file), "git": {"commit": "0123456789ab" + "c" * 28, "dirty": False}})
+    made_at = (f"a config file or a default changed since (made at git commit 0123456789ab, and this checkout is at "
+               f"{now['commit'][:12]}: `git checkout 0123456789ab` gives back the code it was made with). Restore it")
+    for command in ([search_path, f"resume={run_dir}"], [*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]):
+        refused = run_main(command, cwd=tmp_path)
+        assert refused.returncode == 1 and made_at in refused.stderr, refused.stderr[-2000:]
+    save_json(run_dir / "metrics.json", {k: v for k, v in read_json(run_dir / "metrics.json").items() if k != "git"})
+    refused = run_main([search_path, f"resume={run_dir}"], cwd=tmp_path)  # as the first versions wrote it
+    assert "changed since (made by an early version of lenet_exp, which recorded no git commit)" in refused.stderr
 
 
 def test_rerunning_a_completed_run_skips_it(trained, fast, tmp_path):

@@ -22,6 +22,7 @@ from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, FAILED, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES,
                              SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value
+from lenet_exp.provenance import provenance
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, typed_setting
 from lenet_exp.sweeps.records import find_job_dirs, jobs_found
 from lenet_exp.sweeps.space import grid_jobs, is_a_grid, job_naming, searched_keys, task_overrides
@@ -131,8 +132,9 @@ def refuse_edited_config_files(sweep_dir: Path, changed: list[Change], saved: Di
     a default did. Hydra writes each job's .hydra/ before the job could refuse such a config itself."""
     from_files = not_made_by_overrides(changed, task_overrides(saved), task_overrides(config), searched)
     if from_files:
+        made_at = next(filter(None, (made_at_another_commit(job) for job in find_job_dirs(sweep_dir))), "")
         sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({listed(from_files)}), which no "
-                 f"override of this command sets: a config file or a default changed since. Restore it to continue "
+                 f"override of this command sets: a config file or a default changed since{made_at}. Restore it to continue "
                  f"the sweep (its config: {sweep_dir / SWEEP_RECORD}), or choose a new hydra.sweep.dir.")
 
 
@@ -176,9 +178,22 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
                  f"this config in a new hydra.run.dir.")
     # any one of them: resuming the run as it was made would be refused for it too
     sys.exit(f"Error: {run_dir} holds a run made with another config ({listed(from_files)}), which no "
-             f"override of this command sets: a config file or a default changed since. Restore it to continue "
-             f"the run (its config: {run_dir / SAVED_CONFIG}), or run this config in a new "
+             f"override of this command sets: a config file or a default changed since{made_at_another_commit(run_dir)}. "
+             f"Restore it to continue the run (its config: {run_dir / SAVED_CONFIG}), or run this config in a new "
              f"hydra.run.dir.")
+
+
+def made_at_another_commit(run_dir: Path) -> str:
+    """`` (made at git commit X, and this checkout is at Y: …)`` where the run in ``run_dir`` recorded another commit
+    than this checkout's: an upgrade of lenet_exp changed its configs or defaults. Else ""."""
+    record = read_json(run_dir / METRICS) or {}
+    if "versions" in record and "git" not in record:  # written before runs recorded their commit
+        return " (made by an early version of lenet_exp, which recorded no git commit)"
+    made, now = record.get("git"), provenance()
+    if not (isinstance(made, dict) and isinstance(made.get("commit"), str) and now) or made["commit"] == now["commit"]:
+        return ""
+    return (f" (made at git commit {made['commit'][:12]}, and this checkout is at {now['commit'][:12]}: `git checkout "
+            f"{made['commit'][:12]}` gives back the code it was made with)")
 
 
 def changes_to_a_run(run_dir: Path, config: DictConfig, sweep: Optional[Path]) -> list[Change]:

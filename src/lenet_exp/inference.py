@@ -33,8 +33,9 @@ from lenet_exp.slots import JobSlot
 from lenet_exp.models import build_model
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import check_testing_fits, footprint
-from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, provenance, selected_model_scalars,
-                              training_hparams, versions)
+from lenet_exp.provenance import provenance, versions
+from lenet_exp.record import (TensorBoardLog, chosen_options, evaluation_markdown, selected_model_scalars,
+                              training_hparams)
 from lenet_exp.resume import how_to_go_on
 from lenet_exp.validation import RANGES
 

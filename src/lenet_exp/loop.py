@@ -39,8 +39,9 @@ from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, S
 from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, other_code,
-                               provenance, selected_model_scalars, summary_markdown, training_hparams, versions)
+from lenet_exp.provenance import other_code, provenance, versions
+from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, selected_model_scalars,
+                              summary_markdown, training_hparams)
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.signals import StopSignals
 

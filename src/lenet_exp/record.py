@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import statistics
 import threading
 import time
@@ -28,11 +27,11 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
-from lenet_exp import CONFIGS
 from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, shown_in_hparams, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, COMPLETED, EVENT_FILES, FAILED, hydra_record, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
+from lenet_exp.provenance import commit_of, other_code
 
 log = logging.getLogger(__name__)
 
@@ -127,54 +126,6 @@ class Stopwatch:
             "timings": self.timings(),  # this invocation's
             "warmup_epochs": self.warmup_epochs,
         }
-
-
-def versions() -> dict[str, str]:
-    import hydra
-    import omegaconf
-    import torchvision
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "hydra": hydra.__version__, "omegaconf": omegaconf.__version__}
-
-
-def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
-    """The git commit of the code that runs, and whether its tree had changes, when it runs from a checkout:
-    a tracked file changed, or a new file in src/ or configs/ (a model or an option of one's own, which the
-    commit cannot give back; a scratch file elsewhere is no change to what runs)."""
-    import subprocess
-
-    if not (checkout / "src").is_dir():  # an installed package (in another project's .venv/): no checkout of it
-        return None
-    try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True,
-                                  timeout=10).stdout.strip()
-
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no", "--", ".")  # the checkout's, in a larger one
-                     or git("status", "--porcelain", "--untracked-files=all", "--", "src", "configs"))
-        return {"commit": git("rev-parse", "HEAD"), "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):  # no git, or not a checkout (an installed package)
-        return None
-
-
-def commit_of(git: Optional[Mapping[str, Any]], changes: str = " (with uncommitted changes)") -> str:
-    """A :func:`provenance` as a card or log line shows it."""
-    if not git:
-        return "none (no checkout)"
-    return git["commit"][:12] + (changes if git["dirty"] else "")
-
-
-def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str]) -> str:
-    """How the code of an earlier invocation (an ``earlier_code`` entry of metrics.json) differs from the run's
-    ``git`` and ``libraries`` now: ``git commit f02bcca1c2d3 (now 8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1)``
-    (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
-    differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
-                                                        f"{commit_of(git, '-dirty')})"]
-    before = earlier.get("versions") or {}
-    differences += [f"{name} {before.get(name, '?')} (now {version})" for name, version in libraries.items()
-                    if before.get(name) != version]
-    return ", ".join(differences)
 
 
 def _cell(value: Any) -> str:
