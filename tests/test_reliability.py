@@ -284,6 +284,20 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
 
 
+def test_a_resumed_run_keeps_the_modes_its_user_gave_its_files(interrupted, tmp_path):
+    """Each rewrite (metrics.json, checkpoints, the earlier event file) gave the file a new one's mode: a run
+    folder shared with a group (`chmod -R g+w,o-r`) became readable by others again once resumed."""
+    run_dir = copy_run(interrupted, tmp_path)
+    files = [run_dir / "metrics.json", run_dir / "checkpoints" / "last.pt", run_dir / "checkpoints" / "best.pt",
+             *run_dir.glob("events.out.tfevents.*")]
+    for path in files:
+        path.chmod(0o660)
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_json(run_dir / "metrics.json")["status"] == "completed"  # each of them written again
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in files} == {path.name: "0o660" for path in files}
+
+
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     from lenet_exp.checkpoints import load_checkpoint, save_checkpoint
 

@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -87,15 +88,20 @@ class DiskFull(UserError):
 
 
 def write_atomic(path: Path, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``. A write the
-    file system refuses raises :class:`DiskFull` or :class:`CannotWrite`; the previous file is kept."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it onto ``path``, with the mode of the
+    file it replaces (one its user set: `chmod g+w,o-r`). A write the file system refuses raises
+    :class:`DiskFull` or :class:`CannotWrite`; the previous file is kept."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     except OSError as error:
         raise write_refused(path, error) from error
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it a normal file's mode
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:  # a new file: a normal file's mode (mkstemp makes it private)
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")) as file:  # whatever the locale
             write(file)
             file.flush()
