@@ -8,6 +8,26 @@ import signal
 import sys
 
 
+def _closed_streams_write_nowhere() -> None:
+    """Started with its standard output or error closed (`2>&-`, a daemon's), Python gives run.py a None stream,
+    which every write failed on (the progress bar's: each run failed), and a joblib sweep's worker processes the
+    closed descriptor (a traceback): both write to /dev/null instead."""
+    for descriptor, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is None:
+            devnull = os.open(os.devnull, os.O_WRONLY)  # the lowest free descriptor: this one, where 0 is open
+            if devnull != descriptor:
+                os.dup2(devnull, descriptor)
+                os.close(devnull)
+            os.set_inheritable(descriptor, True)  # as a standard stream is: the sweep's worker processes take it
+            stream = open(descriptor, "w", closefd=False)
+            setattr(sys, name, stream)
+            setattr(sys, f"__{name}__", stream)
+
+
+if __name__ == "__main__":
+    _closed_streams_write_nowhere()
+
+
 def _stopped_as_it_starts(signum, frame) -> None:
     """A stop while run.py imports Hydra and its own modules, or reads its command line: nothing has been run or
     written yet (a KeyboardInterrupt raised in an import was a traceback, a SIGTERM a silent end)."""

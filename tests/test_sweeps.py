@@ -34,7 +34,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from conftest import (AS_A_USER, MACHINE_CORES, as_a_new_command, as_a_user, fast_overrides, finish_on_terminal,
+from conftest import (AS_A_USER, MACHINE_CORES, RUN_PY, as_a_new_command, as_a_user, fast_overrides, finish_on_terminal,
                       on_every_core, run_cli, run_main, start, start_on_terminal)
 from tensorboard_events import card, load_events, logged_hparams, scalar_values, session_status
 from lenet_exp import CONFIGS
@@ -415,6 +415,30 @@ def test_a_sweep_whose_output_takes_no_more_still_writes_its_summary_and_exits_a
     assert warned == (output == "full disk"), result.stderr
     _, summary = read_summary(tmp_path / "sweep")
     assert [job["status"] for job in summary["jobs"]] == ["completed"] * 2
+
+
+@pytest.mark.parametrize("closed, sweep", [(2, []), (1, ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                                                            "seed=0,1"])])
+def test_a_command_started_with_a_standard_stream_closed_runs_and_writes_nowhere(closed, sweep, fast, tmp_path):
+    """`python run.py 2>&-` (a daemon's, a script's) gave run.py a None sys.stderr: every run failed on its
+    progress bar's write; a joblib sweep's `>&-` was a traceback of its workers, which inherit the closed stream."""
+    open_stream = {1: "stderr", 2: "stdout"}[closed]
+
+    def close_it() -> None:
+        as_a_new_command()
+        os.close(closed)
+
+    overrides = [o for o in fast if not o.startswith("trainer.progress=")]  # its default: a bar on the stream
+    output = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(RUN_PY), *overrides, *sweep,
+                             f"hydra.{'sweep' if sweep else 'run'}.dir={output}"], cwd=tmp_path, preexec_fn=close_it,
+                            **{open_stream: subprocess.PIPE}, text=True, timeout=300)
+    said = getattr(result, open_stream)
+    assert result.returncode == 0 and "Traceback" not in said, said
+    runs = [output] if not sweep else sorted(p.parent for p in output.glob("*/.hydra"))
+    assert len(runs) == (2 if sweep else 1)
+    assert [metrics(run)["status"] for run in runs] == ["completed"] * len(runs)
+    assert not [run for run in runs if "could not" in (run / "run.log").read_text()]  # (the fused kernel compiled)
 
 
 def test_an_unfinished_job_is_never_the_best_and_one_seed_has_no_spread():
