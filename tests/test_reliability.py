@@ -284,6 +284,26 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left behind
 
 
+def test_an_output_folder_that_goes_up_from_a_symbolic_link_is_refused_and_a_resume_through_one_works(trained, fast,
+                                                                                                     tmp_path):
+    """`hydra.run.dir=link/../x` (clusters link outputs/ to scratch): the system made <link's target>/../x, Hydra
+    logged into <link's parent>/x, a traceback; a sweep the same. resume= through such a path read no record."""
+    (tmp_path / "scratch" / "target").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "link").symlink_to(tmp_path / "scratch" / "target")
+    for kind, sweep in (("run", []), ("sweep", ["-m", "seed=0,1"])):
+        result = run_main([*fast, *sweep, f"hydra.{kind}.dir=link/../x"], cwd=tmp_path / "home")
+        assert result.returncode == 1 and (
+            f"Error: hydra.{kind}.dir=link/../x goes up (..) from a symbolic link, which the system takes to "
+            f"{tmp_path / 'scratch' / 'x'} and Hydra to {tmp_path / 'home' / 'x'}. Name the folder without '..', e.g. "
+            f"hydra.{kind}.dir={tmp_path / 'scratch' / 'x'}.") in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["home", "link", "scratch", "target"]  # nothing made
+    shutil.copytree(trained, tmp_path / "scratch" / "run")
+    resumed = run_main([f"resume={tmp_path / 'home' / 'link' / '..' / 'run'}", "trainer.epochs=2"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_json(tmp_path / "scratch" / "run" / "metrics.json")["epochs_done"] == 2
+
+
 def test_a_resumed_run_keeps_the_modes_its_user_gave_its_files(interrupted, tmp_path):
     """Each rewrite (metrics.json, checkpoints, the earlier event file) gave the file a new one's mode: a run
     folder shared with a group (`chmod -R g+w,o-r`) became readable by others again once resumed."""

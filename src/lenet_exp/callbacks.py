@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import traceback
@@ -31,7 +32,8 @@ from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,
                              SAVED_CONFIG, SWEEP_RECORD, WRITTEN_ENTRIES, linked_entry, mount_point, own_folder,
-                             read_json, remove_temporary_files, room_left, someone_elses_metrics, write_atomic)
+                             read_json, remove_temporary_files, room_left, someone_elses_metrics, up_from_a_link,
+                             write_atomic)
 from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
 from lenet_exp.slots import Launching
 from lenet_exp.resume import resume_command, resumed_run
@@ -144,6 +146,16 @@ def refuse_moved_jobs(sweep_dir: Path) -> None:
             sys.exit(f"Error: {job_dir} holds a job of the sweep that ran in {recorded}: a job folder renamed, whose "
                      f"job this sweep would train again there. Rename it back to {recorded}, or move it out of "
                      f"{sweep_dir}.")
+
+
+def refuse_up_from_a_link(directory: Path, override: str) -> None:
+    """Exits where ``directory`` goes up from a symbolic link: Hydra made the system's folder and logged into the
+    one it read (a traceback)."""
+    system = up_from_a_link(directory)
+    if system:
+        sys.exit(f"Error: {override}={directory} goes up (..) from a symbolic link, which the system takes to {system} "
+                 f"and Hydra to {os.path.abspath(directory)}. Name the folder without '..', e.g. "
+                 f"{override}={shlex.quote(str(system))}.")
 
 
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
@@ -360,6 +372,7 @@ class OutputDirCheck(Callback):
             sys.exit("Error: hydra.run.dir is empty, which would write the run into the current folder. "
                      "Name a folder, e.g. hydra.run.dir=outputs/runs/mine.")
         run_dir = Path(config.hydra.run.dir)
+        refuse_up_from_a_link(run_dir, "hydra.run.dir")
         if (run_dir / SWEEP_RECORD).is_file():  # its summary and TensorBoard would take the run for a sweep's
             sys.exit(f"Error: {run_dir} holds a sweep (multirun.yaml). A run needs a folder of its own: choose "
                      f"another hydra.run.dir, or resume one of the sweep's jobs with resume=<its job folder>.")
@@ -403,6 +416,7 @@ class OutputDirCheck(Callback):
         if not str(config.hydra.sweep.dir).strip():
             sys.exit("Error: hydra.sweep.dir is empty, which would write the sweep into the current folder. "
                      "Name a folder, e.g. hydra.sweep.dir=outputs/sweeps/mine.")
+        refuse_up_from_a_link(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
         written = str(OmegaConf.to_container(config.hydra.sweep, resolve=False).get("dir"))
         searched = searched_keys(config)
         varying = next((key for key in re.findall(r"\$\{([\w.]+)\}", written) if key in EACH_JOBS_OWN

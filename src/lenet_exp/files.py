@@ -146,6 +146,14 @@ def _existing(folder: Path) -> Path:
     return next(parent for parent in (folder, *folder.parents) if parent.is_dir())
 
 
+def up_from_a_link(folder: Path) -> Optional[Path]:
+    """Where ``folder`` goes up (``..``) from a symbolic link, the folder the system takes it to (``link/..``: the
+    parent of the link's target), which Hydra, reading the path as written (the link's own parent), does not; else
+    None."""
+    system = Path(os.path.realpath(folder))
+    return system if system != Path(os.path.realpath(os.path.abspath(folder))) else None
+
+
 def mount_point(folder: Path) -> Path:
     """The mount point of the file system that holds ``folder``: what a user frees space on."""
     folder = folder.resolve()

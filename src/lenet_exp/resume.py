@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NoReturn, Optional
 
 from lenet_exp.files import (BEST_CHECKPOINT, HYDRA_FOLDER, METRICS, SAVED_CONFIG, SAVED_HYDRA, SAVED_OVERRIDES,
-                             SWEEP_RECORD, hydra_record, read_json, sweep_holding)
+                             SWEEP_RECORD, hydra_record, read_json, sweep_holding, up_from_a_link)
 from lenet_exp.overrides import (TASK_PATH_KEYS, multirun_flag, override_key, override_value, quote, sets_hydra,
                                  unquote)
 
@@ -185,6 +185,7 @@ def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
         sys.exit(f"Error: resume= names no run. {PASS_A_RUN}")
     # quoted as Hydra's grammar quotes a path (hydra.run.dir='a b'), where no folder has the quotes in its name
     run_dir = Path(written if Path(written).expanduser().exists() else unquote(written)).expanduser()
+    run_dir = up_from_a_link(run_dir) or run_dir  # the folder the system finds, which Hydra would not
     saved_file = run_dir / SAVED_OVERRIDES
     if "${" in str(run_dir):
         sys.exit(f"Error: resume={run_dir}: Hydra would read the '${{' in this path as an interpolation and write "
