@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
                       start_on_terminal)
-from lenet_exp.files import LOCK_FILE, CannotWrite, read_json, save_json, write_atomic
+from lenet_exp.files import LOCK_FILE, CannotWrite, mount_point, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from lenet_exp.provenance import commit_of, provenance
 from lenet_exp.signals import StopSignals
@@ -302,6 +302,22 @@ def test_an_output_folder_that_goes_up_from_a_symbolic_link_is_refused_and_a_res
     resumed = run_main([f"resume={tmp_path / 'home' / 'link' / '..' / 'run'}", "trainer.epochs=2"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert read_json(tmp_path / "scratch" / "run" / "metrics.json")["epochs_done"] == 2
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_an_output_folder_too_long_for_the_file_system_is_refused_before_anything_is_written(kind, fast, tmp_path):
+    """A folder name of 256 bytes was `could not check the output folder … OSError: [Errno 36]`, naming no fix; a
+    path the folder fits in, but not its files, a traceback at TensorBoard's first write (a sweep's at Hydra's)."""
+    sweep = ["-m", "seed=0,1"] if kind == "sweep" else []
+    named = run_main([*fast, *sweep, f"hydra.{kind}.dir={tmp_path / ('n' * 256) / 'x'}"], cwd=tmp_path)
+    assert named.returncode == 1 and (f"holds a folder name of 256 bytes, and its file system ({mount_point(tmp_path)}) "
+                                      f"takes at most 255. Choose a shorter name.") in named.stderr, named.stderr
+    deep = tmp_path.joinpath(*["d" * 200] * ((4060 - len(str(tmp_path))) // 201))
+    deep = deep / ("e" * (4060 - len(str(deep)) - 1))  # a folder of 4,060 bytes: its files' paths pass 4,096
+    long = run_main([*fast, *sweep, f"hydra.{kind}.dir={deep}"], cwd=tmp_path)
+    assert long.returncode == 1 and f"bytes more) would pass the system's limit of 4096. Choose a shorter path." \
+        in long.stderr and "Traceback" not in long.stderr, long.stderr
+    assert list(tmp_path.iterdir()) == []  # no folder made for either
 
 
 def test_a_resumed_run_keeps_the_modes_its_user_gave_its_files(interrupted, tmp_path):

@@ -158,6 +158,35 @@ def refuse_up_from_a_link(directory: Path, override: str) -> None:
                  f"{override}={shlex.quote(str(system))}.")
 
 
+# the bytes a run's deepest file adds to its folder's path: checkpoints/.best.pt.<8 random>.tmp, or TensorBoard's
+# events.out.tfevents.<time>.<host name, at most 64>.<pid>.<n>
+DEEPEST_FILE_BYTES = 160
+
+
+def refuse_too_long(directory: Path, override: str, sweep: bool = False) -> None:
+    """Exits where a name in ``directory`` is longer than its file system takes, or where the path of a file a run
+    (a sweep's job, in a folder of its own) writes in it would be longer than the system takes: at its first write
+    (a traceback)."""
+    existing = next(parent for parent in Path(os.path.abspath(directory)).parents if os.path.isdir(parent))  # no raise
+    limits = {}
+    for limit, usual in (("PC_NAME_MAX", 255), ("PC_PATH_MAX", 4096)):
+        try:
+            limits[limit] = os.pathconf(existing, limit)
+        except (OSError, ValueError):
+            limits[limit] = usual
+    shown = str(directory) if len(str(directory)) <= 80 else f"{str(directory)[:80]}…"
+    name = next((part for part in directory.parts if len(os.fsencode(part)) > limits["PC_NAME_MAX"]), None)
+    if name:
+        sys.exit(f"Error: {override}={shown} holds a folder name of {len(os.fsencode(name))} bytes, and "
+                 f"its file system ({mount_point(existing)}) takes at most {limits['PC_NAME_MAX']}. Choose a shorter name.")
+    length = len(os.fsencode(os.path.abspath(directory)))
+    deepest = DEEPEST_FILE_BYTES + (limits["PC_NAME_MAX"] + 1 if sweep else 0)  # a job's folder name
+    if length + deepest >= limits["PC_PATH_MAX"]:
+        sys.exit(f"Error: {override}={shown} is a path of {length} bytes, and those of the files a "
+                 f"{'sweep' if sweep else 'run'} writes in it (up to {deepest} bytes more) would pass the system's "
+                 f"limit of {limits['PC_PATH_MAX']}. Choose a shorter path.")
+
+
 def refuse_if_owned(directory: Path, what: str, override: str) -> None:
     holder = own_folder(directory)
     if holder:  # a run resumed, a sweep continued or extended: its own folder, as it will be once the other ends
@@ -343,6 +372,7 @@ class OutputDirCheck(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         warn_of_unread_configs(config)
         with failing_closed("hydra.run.dir"):
+            refuse_too_long(Path(config.hydra.run.dir), "hydra.run.dir")  # before any check reads in it
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
         refuse_a_run_it_would_refuse(config)  # not failing closed: an unforeseen error is the job's to report
@@ -355,6 +385,7 @@ class OutputDirCheck(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         warn_of_unread_configs(config)
         with failing_closed("hydra.sweep.dir"):
+            refuse_too_long(Path(config.hydra.sweep.dir), "hydra.sweep.dir", sweep=True)  # before any check reads in it
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)
