@@ -106,6 +106,15 @@ def test_missing_data_names_the_folder_and_the_four_files(tmp_path):
     assert all(name in message for name in RAW_FILES)
 
 
+@pytest.mark.parametrize("below", ["MNIST", "MNIST/raw"])
+def test_a_root_that_names_the_data_sets_own_folder_is_told_the_one_above(tiny_root, below):
+    """dataset.root=…/MNIST (or …/MNIST/raw): the advice named the layout, not the folder that has it."""
+    with pytest.raises(DataError) as caught:
+        read_split(dataset_cfg(tiny_root / below), train=True)
+    assert str(caught.value).endswith(f"dataset.root names the data set's own folder: point it at the one that holds "
+                                      f"MNIST/raw/, dataset.root={tiny_root}.")
+
+
 def corrupt_copy(tiny_root, tmp_path, damage):
     root = tmp_path / "data"
     shutil.copytree(tiny_root / "MNIST", root / "MNIST")

@@ -132,8 +132,14 @@ def raw_folder(dcfg) -> Path:
 
 
 def point_the_root(dcfg) -> str:
-    """The advice of every error that finds no data set where dataset.root points."""
-    return (f"Point dataset.root at the folder that holds {dataset_class(dcfg).__name__}/raw/ "
+    """The advice of every error that finds no data set where dataset.root points: the folder above it, where
+    dataset.root names the data set's own folder (…/MNIST) or its raw/ (…/MNIST/raw)."""
+    name, root = dataset_class(dcfg).__name__, Path(str(dcfg.root)).expanduser()
+    above = next((folder for folder in (root.parent, root.parent.parent) if (folder / name / "raw").is_dir()
+                  and root in (folder / name, folder / name / "raw")), None)
+    if above is not None:
+        return f"dataset.root names the data set's own folder: point it at the one that holds {name}/raw/, dataset.root={above}."
+    return (f"Point dataset.root at the folder that holds {name}/raw/ "
             f"(e.g. `python run.py dataset.root=../shared/data`), or set LENET_EXP_DATA to it.")
 
 
