@@ -503,6 +503,20 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # emptied on the command line: refused once the data had loaded, or told to fix "the model's YAML"
     (["optimizer._target_="], "Invalid config value optimizer._target_=null: expected the torch.optim class"),
     (["model._target_="], "Invalid config value model._target_=null (the command line names no class)"),
+    # ~key=value deletes the key only at that value: Hydra's "Could not delete …" named no fix
+    (["~optimizer.lr=0.5"], "~optimizer.lr=0.5 deletes optimizer.lr, which every run has: set it instead"),
+    (["-m", "~trainer.epochs=1,2"], "~trainer.epochs=1,2 deletes trainer.epochs, which every run has: set it instead"),
+    (["+optimizer.amsgrad=true", "~optimizer.amsgrad=false"], "~optimizer.amsgrad=false deletes optimizer.amsgrad only "
+     "where it is False, and it is True: write ~optimizer.amsgrad to delete it whatever it is, or leave the override out."),
+    (["~experiment=fashion_best"], "~experiment=fashion_best deletes experiment only where it is fashion_best, and this "
+                                   "command chooses no such option: write ~experiment to delete it whatever it is"),
+    # the basic sweeper's setting, under Optuna's (its advice named Optuna); no job at a time (Hydra's assert)
+    (["-m", "sweep=optuna", "hydra.sweeper.max_batch_size=2"], "hydra.sweeper.max_batch_size is not a setting of the "
+     "sweeper chosen (it has "),
+    (["-m", "seed=0,1", "hydra.sweeper.max_batch_size=abc"], "Invalid config value hydra.sweeper.max_batch_size='abc': "
+     "expected an integer. Fix it on the command line, e.g. `python run.py -m hydra.sweeper.max_batch_size=...`"),
+    (["-m", "seed=0,1", "hydra.sweeper.max_batch_size=0"], "hydra.sweeper.max_batch_size=0 hands the launcher no job "
+     "at a time. Give the number of jobs at a time (1 or more), or null (or -1) for all of them at once."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -528,7 +542,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "deleted-key-of-another-option", "key-of-two-options-of-one-schema", "config-name-of-an-option-file",
         "resolve-of-an-added-key", "top-level-key-named-as-an-optimizer-argument", "dict-for-a-list",
         "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice", "empty-name",
-        "optimizer-class-emptied", "model-class-emptied"])
+        "optimizer-class-emptied", "model-class-emptied", "deleted-at-another-value", "deleted-at-values-swept",
+        "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
+        "basic-sweepers-value", "no-job-at-a-time"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -538,6 +554,13 @@ def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, m
     # no run, no sweep: one that its first job's config refused left a folder of its multirun.yaml and lock
     assert not (tmp_path / "outputs" / "runs").exists() and not list(tmp_path.rglob(".hydra"))
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
+
+
+def test_a_key_of_the_basic_sweeper_under_optunas_is_told_whose_it_is(tmp_path):
+    """It said to choose the sweeper that has it, "e.g. sweep=optuna": the one chosen."""
+    result = run_main(["-m", "sweep=optuna", "hydra.sweeper.max_batch_size=2"], cwd=tmp_path)
+    assert result.returncode == 1 and ("): it is Hydra's basic sweeper's, which every sweep= option but sweep=optuna "
+                                       "runs.") in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("sweep, said", [

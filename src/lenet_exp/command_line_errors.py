@@ -69,6 +69,14 @@ PLUGIN_WITH = {"hydra.launcher": "hydra/launcher=joblib", "hydra.sweeper": "swee
 SHOW_KEYS = "`python run.py --cfg job` shows every key; `python run.py --help` the config groups."
 
 
+def sweepers_having(key: str) -> list[str]:
+    """What chooses a sweeper with ``key``: nothing for Hydra's basic sweeper's (every sweep= option but
+    sweep=optuna runs it), sweep=optuna for Optuna's."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
+
+    return [] if key in {field.name for field in dataclasses.fields(BasicSweeperConf)} else [PLUGIN_WITH["hydra.sweeper"]]
+
+
 def options_having(group: str, key: str, overrides: Sequence[str] = ()) -> list[str]:
     """The options of ``group`` whose YAML or schema has ``key``: ``["scheduler=onecycle"]`` for pct_start,
     ``["optimizer=adam", "optimizer=adamw"]`` for betas (adamw's YAML names adam's schema); those of the command
@@ -237,9 +245,10 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
         return f"{full_key} is not a setting of this {group} ({having_it(owners)})."
     if group in PLUGIN_WITH:  # n_jobs of the basic launcher: another plugin's key
         kind = group.split(".")[1]
-        having = options_having("hydra/launcher", key, overrides) if group == "hydra.launcher" else [PLUGIN_WITH[group]]
+        having = options_having("hydra/launcher", key, overrides) if group == "hydra.launcher" else sweepers_having(key)
         instead = (f"choose the {kind} that has it first, e.g. {' or '.join(having)}" if having else
-                   f"no {kind} of {group.replace('.', '/')} has it")
+                   "it is Hydra's basic sweeper's, which every sweep= option but sweep=optuna runs" if kind == "sweeper"
+                   else f"no {kind} of {group.replace('.', '/')} has it")
         return f"{full_key} is not a setting of the {kind} chosen (it has {', '.join(keys)}): {instead}."
     if group and not keys:  # a node of one's own keys, e.g. hydra.job.env_set
         return f"{full_key} is not a setting: {group} has none yet, and +{full_key}=… adds it."
@@ -292,8 +301,8 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str]) 
         if key.startswith(prefix):
             chosen = [override for override in overrides if override_key(override) in choosers]
             setting = key[len(prefix):].split(".")[0]  # submitit of hydra.launcher.submitit.cluster
-            having = ([PLUGIN_WITH["hydra.sweeper"]] if choosers[-1] == "sweep" else
-                      options_having(choosers[0], setting, overrides))
+            having = sweepers_having(setting) if choosers[-1] == "sweep" else options_having(choosers[0], setting,
+                                                                                               overrides)
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
     return str(ConfigError(key, value, expected, command=command))
 
@@ -653,8 +662,7 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     key = found.group(1)
     section, _, name = key.rpartition(".")
     known = setting_names(section)
-    of_every_option = all(name in schema_keys(schema) for schema in GROUP_SCHEMAS.get(section, {}).values())
-    if name in known and of_every_option:
+    if in_every_run(key):
         return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
@@ -663,6 +671,29 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     optional = [g for g in (loader.list_groups("") if loader else []) if g not in (*GROUP_SCHEMAS, "hydra")]
     close = did_you_mean(name, known, f"~{section}.") if section else did_you_mean(key, optional, "~")
     return f"~{key} deletes {key}, which is not a setting{close}. {SHOW_KEYS}"
+
+
+def deletion_of_another_value(error: Exception, overrides: Sequence[str] = ()) -> Optional[str]:
+    """``~optimizer.lr=0.5`` where lr is 0.001, ``~experiment=fashion_best`` where none or another is chosen: Hydra's
+    "Could not delete …" names no fix (``~key=value`` deletes only that value)."""
+    of_a_setting = re.match(r"Could not delete from config\. The value of '(.+)' is (.*) and not (.*)\.$", str(error))
+    of_a_group = re.match(r"Could not delete '([^=]+)=(.*)'\. No match in the defaults list", str(error))
+    if not (of_a_setting or of_a_group):
+        return None
+    key, value = (of_a_setting or of_a_group).group(1), (of_a_setting or of_a_group).group(of_a_setting and 3 or 2)
+    given = next((o for o in overrides if o.startswith(f"~{key}=")), f"~{key}={value}")  # a sweep's, as written
+    if of_a_setting and in_every_run(key):
+        return every_run_has(given, key)
+    now = f"it is {of_a_setting.group(2)}" if of_a_setting else "this command chooses no such option"
+    return (f"{given} deletes {key} only where it is {value}, and {now}: write ~{key} to delete it whatever it is, "
+            f"or leave the override out.")
+
+
+def in_every_run(key: str) -> bool:
+    """Whether ``key`` is a setting of the schema that every run has (``trainer.epochs``, ``optimizer.lr``)."""
+    section, _, name = key.rpartition(".")
+    return name in setting_names(section) and all(name in schema_keys(schema)
+                                                  for schema in GROUP_SCHEMAS.get(section, {}).values())
 
 
 def setting_names(section: str) -> list[str]:
@@ -932,7 +963,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     told = (keyless(overrides) or hydra_as_a_whole(overrides) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
             or group_given_a_value(error, overrides) or deleted_setting(overrides) or deleting_a_setting(error)
-            or unknown_deletion(error, overrides) or item_not_in_a_list(error, overrides)
+            or unknown_deletion(error, overrides) or deletion_of_another_value(error, overrides)
+            or item_not_in_a_list(error, overrides)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
         return told

@@ -119,6 +119,9 @@ def split_grid(overrides: list, max_batch_size: Optional[int] = None,
     as the sweep folder's jobs ``found`` (each one's number and overrides) are: :func:`numbered_as_found`."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # its static split, no instance
 
+    if max_batch_size is not None and max_batch_size < 1 and max_batch_size != -1:  # Hydra's assert: a traceback
+        sys.exit(f"Error: hydra.sweeper.max_batch_size={max_batch_size} hands the launcher no job at a time. Give "
+                 f"the number of jobs at a time (1 or more), or null (or -1) for all of them at once.")
     with shuffled_alike():
         (jobs,) = BasicSweeper.split_arguments(overrides, None)
     jobs = numbered_as_found(jobs, found)
