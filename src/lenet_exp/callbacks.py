@@ -26,7 +26,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from lenet_exp.command_line_errors import a_value_twice, deleted_setting, merged_options, number_as_bool, swept_twice
+from lenet_exp.command_line_errors import (a_value_twice, deleted_setting, glob_of_a_setting, merged_options,
+                                          number_as_bool, swept_twice)
 from lenet_exp.config import listed, sets_a_preset, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
@@ -213,7 +214,7 @@ def refuse_misused_overrides(config: DictConfig) -> None:
     compose (command_line_errors)."""
     overrides = task_overrides(config)
     misused = (merged_options(overrides) or swept_twice(overrides) or a_value_twice(overrides)
-               or deleted_setting(overrides) or number_as_bool(overrides, config))
+               or deleted_setting(overrides) or number_as_bool(overrides, config) or glob_of_a_setting(overrides))
     if misused:
         sys.exit(f"Error: {misused}")
 

@@ -774,6 +774,21 @@ def swept_twice(overrides: list[str]) -> Optional[str]:
     return None
 
 
+def glob_of_a_setting(overrides: list[str]) -> Optional[str]:
+    """``optimizer.lr=glob(*)``: glob() chooses among a config group's options, and of a setting Hydra made no job
+    (the sweep ended "No job directories found")."""
+    from hydra.core.override_parser.types import ValueType
+
+    globs = [o for o in OverridesParser.create().parse_overrides(overrides) if o.value_type == ValueType.GLOB_CHOICE_SWEEP]
+    repository = config_repository(overrides) if globs else None
+    for override in globs if repository else ():
+        key = override.get_key_element().lstrip("+")
+        if not repository.group_exists(key):
+            return (f"{override.input_line}: glob() chooses among the options of a config group (model=glob(*)), and "
+                    f"{key} is none: list its values instead, e.g. {key}=<v1>,<v2> or {key}='range(…)'.")
+    return None
+
+
 def a_value_twice(overrides: list[str]) -> Optional[str]:
     """``seed=0,1,1`` or ``optimizer.lr=1e-3,0.001``: Hydra trains the same job twice, in two folders, whose
     seeds the summary counts twice."""
