@@ -272,6 +272,20 @@ def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     assert typo.returncode == 1 and typo.stderr.strip().splitlines()[-1].startswith(
         "Error: Invalid config value trainer.epochz=3 (unknown key; did you mean trainer.epochs?)"), typo.stderr
     assert not (tmp_path / "typo").exists() and "Launching" not in typo.stdout
+    # a key added with values to sweep: the sweep's config had none of them (each job failed, in its folder)
+    for added, said in (("+trainer.epochz=1,2", "trainer.epochz=1 (unknown key; did you mean trainer.epochs?)"),
+                        ("+foo=1,2", "foo=1 (unknown key)")):
+        refused = run_main(["-m", *fast, added, "hydra.sweep.dir=added"], cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1].startswith(
+            f"Error: Invalid config value {said}"), refused.stderr
+        assert not (tmp_path / "added").exists()
+    # a group of one's own (hydra.searchpath) added with options to sweep is no key: its jobs run
+    (tmp_path / "mine" / "trial").mkdir(parents=True)
+    for option, seed in (("a", 3), ("b", 4)):
+        (tmp_path / "mine" / "trial" / f"{option}.yaml").write_text(f"# @package _global_\nseed: {seed}\n")
+    own = run_main(["-m", *fast, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "+trial=a,b",
+                    "hydra.sweep.dir=own"], cwd=tmp_path)
+    assert own.returncode == 0 and [r["status"] for r in read_summary(tmp_path / "own")[0]] == ["completed"] * 2
     # SGD takes dampening, which the sgd option's YAML leaves out; Adam does not
     swept = run_main(["-m", *fast, "optimizer=sgd,adam", "+optimizer.dampening=0.1", "hydra.sweep.dir=swept"],
                      cwd=tmp_path)

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
-from lenet_exp.command_line_errors import (a_value_twice, deleted_setting, glob_of_a_setting, merged_options,
-                                          number_as_bool, swept_twice)
+from lenet_exp.command_line_errors import (a_value_twice, config_repository, deleted_setting, glob_of_a_setting,
+                                          merged_options, number_as_bool, swept_twice)
 from lenet_exp.config import listed, sets_a_preset, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
@@ -36,6 +36,7 @@ from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRIC
                              read_json, remove_temporary_files, room_left, someone_elses_metrics, up_from_a_link,
                              write_atomic)
 from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
+from lenet_exp.overrides import as_written
 from lenet_exp.slots import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
@@ -224,18 +225,45 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
     leaving a folder of a failed job; refused once, before the first, where no swept option or preset could
     give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1`` fails adam's jobs
     alone)."""
-    searched = searched_keys(config)
-    if any(sets_a_preset(key) for key in searched):  # a preset swept: each job's keys its own
-        return
+    searched, overrides = searched_keys(config), task_overrides(config)
+    # the command's configs, hydra.searchpath's too (None where Hydra has not started: any key may be a group)
+    repository = config_repository([*as_written(config.hydra.overrides.hydra), *overrides])
+    if any(sets_a_preset(key) and (repository is None or repository.group_exists(key)) for key in searched):
+        return  # a preset swept (or a group of one's own): each job's keys its own
 
     def swept_apart(key: str) -> bool:  # its option, or its class (optimizer._target_=…,…), differs by job
         section = key.split(".")[0]
-        return section in searched or f"{section}._target_" in searched
+        return (section in searched and section != key) or f"{section}._target_" in searched
 
     try:
-        refuse_unknown_keys(config, unchecked=swept_apart)
+        refuse_unknown_keys(with_the_keys_a_sweep_adds(config, overrides, repository), unchecked=swept_apart)
     except UserError as error:  # a ConfigError, or the resumed run's own setting that it cannot keep
         sys.exit(f"Error: {error}")
+
+
+def with_the_keys_a_sweep_adds(config: DictConfig, overrides: list[str], repository) -> DictConfig:
+    """``config`` with each key that the sweep's ``+key=a,b`` adds, at its first value, as its first job has it (the
+    sweep's own config has none of them): ``-m +trainer.epochz=1,2`` failed every job alike. A group of one's own
+    (in ``repository``, the command's configs) is no key."""
+    import copy
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    added = [override for override in OverridesParser.create().parse_overrides(overrides)
+             if override.is_sweep_override() and override.type in (OverrideType.ADD, OverrideType.FORCE_ADD)]
+    first = copy.deepcopy(config) if added else config
+    for override in added:
+        key = override.key_or_group
+        if override.package or (repository and repository.group_exists(key)):  # an option of a group, or a package
+            continue
+        try:
+            value = next(iter(override.sweep_iterator()))
+        except Exception:  # glob(), of groups only; an empty range, refused on its own
+            continue
+        with open_dict(first):
+            OmegaConf.update(first, key, value, force_add=True)
+    return first
 
 
 def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
