@@ -1660,6 +1660,19 @@ def test_a_shuffled_sweep_numbers_its_jobs_alike_each_time_so_that_it_continues(
     assert sorted(path.name for path in (tmp_path / "sweep").glob("*_seed=*")) == sorted([*folders, "5_seed=5"])
 
 
+def test_a_sweep_given_a_number_written_otherwise_is_told_which_and_left_as_it_was(fast, tmp_path):
+    """`model.dropout=0,0.5`, then `0.0,0.5,0.25` (range(0,1,step=0.25) gives 0.0): "holds another sweep", though
+    the values were its own. One written otherwise names its job's folder otherwise: refused, and said so."""
+    sweep = [*fast, "-m", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "model.dropout=0,0.5"], cwd=tmp_path).returncode == 0
+    record = (tmp_path / "sweep" / "multirun.yaml").read_bytes()
+    respelled = run_main([*sweep, "model.dropout=0.0,0.5,0.25"], cwd=tmp_path)
+    assert respelled.returncode == 1 and (
+        f"Error: {tmp_path / 'sweep'} holds this sweep with model.dropout=0 where this command gives 0.0: the same "
+        f"number, written otherwise, which names its job's folder otherwise") in respelled.stderr, respelled.stderr
+    assert (tmp_path / "sweep" / "multirun.yaml").read_bytes() == record and len(job_dirs(tmp_path / "sweep")) == 2
+
+
 def test_a_sweep_takes_jobs_added_after_its_own_whatever_the_order_of_its_values(fast, tmp_path):
     """Seeds added to a sweep join its summary (its jobs keep their numbers and folders, done ones are
     skipped), to any swept key: it was refused unless they came at the end of the first (Hydra numbers a grid

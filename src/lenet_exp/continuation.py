@@ -112,6 +112,11 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
         sys.exit(f"Error: {sweep_dir} holds this sweep with its values in another order, which numbers its jobs "
                  f"otherwise: its jobs would start over in new folders. Give them in its order ({' '.join(its_order)}) "
                  f"to continue it, or choose a new hydra.sweep.dir.")
+    respelled = numbers_written_otherwise(jobs_before, jobs_now)
+    if respelled:  # model.dropout=0 then, 0.0 now (range(0,1,step=0.25)): one value, in a folder named otherwise
+        sys.exit(f"Error: {sweep_dir} holds this sweep with {respelled}: the same number, written otherwise, which "
+                 f"names its job's folder otherwise (the job would start over in a new one). Write it as the sweep "
+                 f"did to continue it, or choose a new hydra.sweep.dir.")
     why = "" if EPOCHS in searched else why_not_longer(before_task, now_task, changed,
                                                                  schedule_swept="scheduler" in searched)
     if not is_a_grid(saved):  # a study draws its jobs
@@ -124,6 +129,26 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                                           f"this command gives {' '.join(gives)}" if gives else "")))
     sys.exit(f"Error: {sweep_dir} holds another sweep ({differences}){why}. Run it with its own overrides to "
              f"continue it, {instead}.")
+
+
+def numbers_written_otherwise(jobs_before: Optional[list[tuple[str, ...]]],
+                               jobs_now: Optional[list[tuple[str, ...]]]) -> str:
+    """``model.dropout=0 where this command gives 0.0``: where the jobs of a sweep (``jobs_before``) are among those of
+    this command (``jobs_now``) once their numbers are read as numbers, but not as written; else ""."""
+    def as_number(override: str) -> str:
+        key, _, value = override.partition("=")
+        try:
+            return f"{key}={float(value)!r}" if value.strip().lower() not in ("nan", "inf", "-inf") else override
+        except ValueError:
+            return override
+
+    if not jobs_before or not jobs_now or set(jobs_before) <= set(jobs_now):
+        return ""
+    if not {tuple(map(as_number, job)) for job in jobs_before} <= {tuple(map(as_number, job)) for job in jobs_now}:
+        return ""
+    now = {as_number(o): o for job in jobs_now for o in job}
+    then = sorted({o for job in jobs_before for o in job if o != now.get(as_number(o), o)})
+    return "; ".join(f"{o} where this command gives {override_value(now[as_number(o)])}" for o in then)
 
 
 def refuse_edited_config_files(sweep_dir: Path, changed: list[Change], saved: DictConfig, config: DictConfig,
