@@ -531,6 +531,21 @@ def stop_at_the_first_checkpoint(args: list[str], sweep_dir: Path, cwd: Path, si
     return err
 
 
+def test_a_stopped_glob_sweep_lists_its_jobs_not_started_and_goes_on_as_the_list_of_its_options(tiny_root, tmp_path):
+    """`model=glob(*)`: its summary said "2 jobs (1 completed, 1 interrupted)" of 4, and the same sweep written as
+    a list of the options was "another sweep" (only the config loader lists a glob's options)."""
+    sweep_dir = tmp_path / "sweep"
+    common = [f"dataset.root={tiny_root}", *INTERRUPTIBLE, "-m", "optimizer=adam,sgd", f"hydra.sweep.dir={sweep_dir}"]
+    stop_at_the_first_checkpoint([*common, "model=glob(*)"], sweep_dir, tmp_path)
+    jobs = json.loads((sweep_dir / "summary.json").read_text())["jobs"]
+    assert [(job["job"], job["status"]) for job in jobs] == [(0, "interrupted"), (1, "not started"),
+                                                            (2, "not started"), (3, "not started")]
+    listed = run_main([*common, "model=lenet5,lenet5_classic"], cwd=tmp_path)
+    assert listed.returncode == 0 and "holds another sweep" not in listed.stderr, listed.stderr[-2000:]
+    jobs = json.loads((sweep_dir / "summary.json").read_text())["jobs"]
+    assert [job["status"] for job in jobs] == ["completed"] * 4 and len(list(sweep_dir.glob("*/.hydra"))) == 4
+
+
 def paused_once_each_has_a_checkpoint(launcher: subprocess.Popen, sweep_dir: Path, jobs: int) -> set[int]:
     """Wait until ``jobs`` job folders of the sweep have a checkpoint, pausing (SIGSTOP) each job's process as its
     first one appears; the paused pids, for SIGCONT once the test has signalled. A job that started a few tenths

@@ -37,7 +37,12 @@ SEARCH_SPACE = "hydra.sweeper.params"  # a study's space: what Optuna draws from
 
 
 def _parse(overrides: Iterable[str]) -> list:
-    return OverridesParser.create().parse_overrides(list(overrides))
+    """Parsed ``overrides``; a glob() of a group's options lists them where Hydra runs (run.py: its config
+    loader), as its sweeper does."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+    return OverridesParser.create(config_loader=loader).parse_overrides(list(overrides))
 
 
 def task_overrides(config: DictConfig) -> list[str]:
