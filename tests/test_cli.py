@@ -582,6 +582,19 @@ def test_a_sweep_that_gives_a_value_twice_is_refused_before_it_trains_a_job_twic
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
+def test_a_study_file_that_gives_a_value_twice_is_refused_as_the_command_line_is(fast, tmp_path):
+    """A study of one's own (`seed: 0,0`) trained seed 0 twice; the command line's values of the key replace it."""
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "dup.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+                                                         "      seed: 0,0\n")
+    result = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=dup"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        "Error: seed=0,0 gives 0 twice, a job the sweep would train twice (in two folders, counted twice by its "
+        "summary): give each value once."), result.stderr
+    replaced = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=dup", "seed=1,2", *fast], cwd=tmp_path)
+    assert replaced.returncode == 0 and "Sweep " in replaced.stdout + replaced.stderr, replaced.stderr[-2000:]
+
+
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr

@@ -36,13 +36,13 @@ from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRIC
                              read_json, remove_temporary_files, room_left, someone_elses_metrics, up_from_a_link,
                              write_atomic)
 from lenet_exp.folders import around_another, enclosing_record, inside_another, record_below
-from lenet_exp.overrides import as_written
+from lenet_exp.overrides import as_written, override_key
 from lenet_exp.slots import Launching
 from lenet_exp.resume import resume_command, resumed_run
 from lenet_exp.sweeps.ending import note_sweep_dir
 from lenet_exp.sweeps.records import LATER_FAILURE, find_job_dirs, moved_job
 from lenet_exp.sweeps.report import SUMMARY_RUN
-from lenet_exp.sweeps.space import searched_keys, subdir_template, task_overrides
+from lenet_exp.sweeps.space import searched_keys, subdir_template, sweep_overrides, task_overrides
 from lenet_exp.validation import refuse_unknown_keys, validate
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,9 @@ def refuse_misused_overrides(config: DictConfig) -> None:
     """Exits with a message on ``model=[lenet5,lenet5_classic]``, ``~seed`` or ``trainer.deterministic=2``, which
     compose (command_line_errors)."""
     overrides = task_overrides(config)
-    misused = (merged_options(overrides) or swept_twice(overrides) or a_value_twice(overrides)
+    given = {override_key(override) for override in overrides}  # the study's values of a key the command gives: not run
+    space = [*overrides, *(override for override in sweep_overrides(config) if override_key(override) not in given)]
+    misused = (merged_options(overrides) or swept_twice(overrides) or a_value_twice(space)
                or deleted_setting(overrides) or number_as_bool(overrides, config) or glob_of_a_setting(overrides))
     if misused:
         sys.exit(f"Error: {misused}")
