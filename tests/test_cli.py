@@ -517,6 +517,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "expected an integer. Fix it on the command line, e.g. `python run.py -m hydra.sweeper.max_batch_size=...`"),
     (["-m", "seed=0,1", "hydra.sweeper.max_batch_size=0"], "hydra.sweeper.max_batch_size=0 hands the launcher no job "
      "at a time. Give the number of jobs at a time (1 or more), or null (or -1) for all of them at once."),
+    (["-m", "seed=0,1", "hydra.sweep.dir=out/a,b"], "hydra.sweep.dir=out/a,b gives several values to a setting of "
+     "Hydra itself, which a sweep cannot vary: give it one: a path with a comma is quoted, 'hydra.sweep.dir=\"…\"'."),
     # of a setting: Hydra made no job ("No job directories found")
     (["-m", "optimizer.lr=glob(*)"], "optimizer.lr=glob(*): glob() chooses among the options of a config group "
      "(model=glob(*)), and optimizer.lr is none: list its values instead, e.g. optimizer.lr=<v1>,<v2> or "
@@ -548,7 +550,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice", "empty-name",
         "optimizer-class-emptied", "model-class-emptied", "deleted-at-another-value", "deleted-at-values-swept",
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
-        "basic-sweepers-value", "no-job-at-a-time", "glob-of-a-setting"])
+        "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

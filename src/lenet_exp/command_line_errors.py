@@ -38,8 +38,8 @@ from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, ConfigTypeEr
 from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
-from lenet_exp.overrides import (MULTIRUN_FLAGS, TASK_PATH_KEYS, multirun_flag, override_key, override_value,
-                                 sets_hydra, unquote)
+from lenet_exp.overrides import (MULTIRUN_FLAGS, OUTPUT_KEYS, TASK_PATH_KEYS, multirun_flag, override_key,
+                                 override_value, sets_hydra, unquote)
 from lenet_exp.resume import replayed_setting, the_runs_own
 from lenet_exp.sweeps.space import SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
@@ -879,7 +879,10 @@ def hydra_setting_swept(error: ConfigCompositionException) -> Optional[str]:
     if not found:
         return None
     override = found.group(1)
-    return f"{override} gives several values to a setting of Hydra itself, which a sweep cannot vary: give it one."
+    key = override_key(override)
+    quoted = f": a path with a comma is quoted, '{key}=\"…\"'" if key in OUTPUT_KEYS else ""
+    return (f"{override} gives several values to a setting of Hydra itself, which a sweep cannot vary: give it "
+            f"one{quoted}.")
 
 
 def search_space_written(error: Exception, arguments: list[str]) -> Optional[str]:

@@ -330,13 +330,17 @@ def refuse_an_empty_grid(config: DictConfig) -> None:
     and it ended with "No job directories found"."""
     if grid_jobs(config) != []:
         return
-    empty = []
+    from hydra.core.override_parser.types import ValueType
+
+    empty, globs = [], []
     for override in _parse(sweep_overrides(config)):
         try:
             if override.is_sweep_override() and not list(override.sweep_string_iterator()):
-                empty.append(override.input_line)
+                (globs if override.value_type == ValueType.GLOB_CHOICE_SWEEP else empty).append(override.input_line)
         except Exception:  # an interval: refused on its own
             pass
+    if globs and not empty:  # of no option, or of a setting: said on their own, with what to write instead
+        return
     which = f"{' and '.join(empty)} gives no value" if empty else "its swept keys give no value"
     sys.exit(f"Error: the sweep has no jobs: {which}. Give each swept key one value or more.")
 
