@@ -507,9 +507,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["~optimizer.lr=0.5"], "~optimizer.lr=0.5 deletes optimizer.lr, which every run has: set it instead"),
     (["-m", "~trainer.epochs=1,2"], "~trainer.epochs=1,2 deletes trainer.epochs, which every run has: set it instead"),
     (["+optimizer.amsgrad=true", "~optimizer.amsgrad=false"], "~optimizer.amsgrad=false deletes optimizer.amsgrad only "
-     "where it is False, and it is True: write ~optimizer.amsgrad to delete it whatever it is, or leave the override out."),
-    (["~experiment=fashion_best"], "~experiment=fashion_best deletes experiment only where it is fashion_best, and this "
-                                   "command chooses no such option: write ~experiment to delete it whatever it is"),
+     "where it is False, and it is True: write ~optimizer.amsgrad to delete it whatever it is, or leave the override "
+     "out."),
+    (["~experiment=fashion_best"], "~experiment=fashion_best deletes experiment only where it is fashion_best, and "
+                                   "this command chooses no such option: write ~experiment to delete it whatever it "
+                                   "is"),
     # the basic sweeper's setting, under Optuna's (its advice named Optuna); no job at a time (Hydra's assert)
     (["-m", "sweep=optuna", "hydra.sweeper.max_batch_size=2"], "hydra.sweeper.max_batch_size is not a setting of the "
      "sweeper chosen (it has "),

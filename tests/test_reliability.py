@@ -310,12 +310,13 @@ def test_an_output_folder_too_long_for_the_file_system_is_refused_before_anythin
     path the folder fits in, but not its files, a traceback at TensorBoard's first write (a sweep's at Hydra's)."""
     sweep = ["-m", "seed=0,1"] if kind == "sweep" else []
     named = run_main([*fast, *sweep, f"hydra.{kind}.dir={tmp_path / ('n' * 256) / 'x'}"], cwd=tmp_path)
-    assert named.returncode == 1 and (f"holds a folder name of 256 bytes, and its file system ({mount_point(tmp_path)}) "
-                                      f"takes at most 255. Choose a shorter name.") in named.stderr, named.stderr
+    assert named.returncode == 1 and (f"holds a folder name of 256 bytes, and its file system "
+                                      f"({mount_point(tmp_path)}) takes at most 255. Choose a shorter name.") \
+        in named.stderr, named.stderr
     deep = tmp_path.joinpath(*["d" * 200] * ((4060 - len(str(tmp_path))) // 201))
     deep = deep / ("e" * (4060 - len(str(deep)) - 1))  # a folder of 4,060 bytes: its files' paths pass 4,096
     long = run_main([*fast, *sweep, f"hydra.{kind}.dir={deep}"], cwd=tmp_path)
-    assert long.returncode == 1 and f"bytes more) would pass the system's limit of 4096. Choose a shorter path." \
+    assert long.returncode == 1 and "bytes more) would pass the system's limit of 4096. Choose a shorter path." \
         in long.stderr and "Traceback" not in long.stderr, long.stderr
     assert list(tmp_path.iterdir()) == []  # no folder made for either
 
@@ -1358,7 +1359,8 @@ def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(i
     torch keeps the code of its earlier epochs beside them (earlier_code), on its card too, and says so."""
     run_dir = copy_run(interrupted, tmp_path)
     record = read_json(run_dir / "metrics.json")
-    older = {"git": {"commit": "f02bcca" * 5 + "12345", "dirty": True}, "versions": {**record["versions"], "torch": "2.4.0"}}
+    older = {"git": {"commit": "f02bcca" * 5 + "12345", "dirty": True},
+             "versions": {**record["versions"], "torch": "2.4.0"}}
     save_json(run_dir / "metrics.json", {**record, **older})  # as the run's first invocation, with that code, left it
     done = record["epochs_done"]
     resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
@@ -1483,7 +1485,8 @@ def test_a_config_file_changed_since_a_run_or_sweep_is_named_as_the_difference(f
     if now is None:
         pytest.skip("no git checkout of lenet_exp here: a run records no commit")
     for metrics_file in [run_dir / "metrics.json", *sweep_dir.glob("*/metrics.json")]:
-        save_json(metrics_file, {**read_json(metrics_file), "git": {"commit": "0123456789ab" + "c" * 28, "dirty": False}})
+        older_commit = {"commit": "0123456789ab" + "c" * 28, "dirty": False}
+        save_json(metrics_file, {**read_json(metrics_file), "git": older_commit})
     made_at = (f"a config file or a default changed since (made at git commit 0123456789ab, and this checkout is at "
                f"{now['commit'][:12]}: `git checkout 0123456789ab` gives back the code it was made with). Restore it")
     for command in ([search_path, f"resume={run_dir}"], [*own, "-m", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"]):

@@ -179,8 +179,8 @@ def refuse_too_long(directory: Path, override: str, sweep: bool = False) -> None
     shown = str(directory) if len(str(directory)) <= 80 else f"{str(directory)[:80]}…"
     name = next((part for part in directory.parts if len(os.fsencode(part)) > limits["PC_NAME_MAX"]), None)
     if name:
-        sys.exit(f"Error: {override}={shown} holds a folder name of {len(os.fsencode(name))} bytes, and "
-                 f"its file system ({mount_point(existing)}) takes at most {limits['PC_NAME_MAX']}. Choose a shorter name.")
+        sys.exit(f"Error: {override}={shown} holds a folder name of {len(os.fsencode(name))} bytes, and its file "
+                 f"system ({mount_point(existing)}) takes at most {limits['PC_NAME_MAX']}. Choose a shorter name.")
     length = len(os.fsencode(os.path.abspath(directory)))
     deepest = DEEPEST_FILE_BYTES + (limits["PC_NAME_MAX"] + 1 if sweep else 0)  # a job's folder name
     if length + deepest >= limits["PC_PATH_MAX"]:

@@ -74,7 +74,8 @@ def sweepers_having(key: str) -> list[str]:
     sweep=optuna runs it), sweep=optuna for Optuna's."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeperConf
 
-    return [] if key in {field.name for field in dataclasses.fields(BasicSweeperConf)} else [PLUGIN_WITH["hydra.sweeper"]]
+    basic = {field.name for field in dataclasses.fields(BasicSweeperConf)}
+    return [] if key in basic else [PLUGIN_WITH["hydra.sweeper"]]
 
 
 def options_having(group: str, key: str, overrides: Sequence[str] = ()) -> list[str]:
@@ -779,7 +780,8 @@ def glob_of_a_setting(overrides: list[str]) -> Optional[str]:
     (the sweep ended "No job directories found")."""
     from hydra.core.override_parser.types import ValueType
 
-    globs = [o for o in OverridesParser.create().parse_overrides(overrides) if o.value_type == ValueType.GLOB_CHOICE_SWEEP]
+    globs = [override for override in OverridesParser.create().parse_overrides(overrides)
+             if override.value_type == ValueType.GLOB_CHOICE_SWEEP]
     repository = config_repository(overrides) if globs else None
     for override in globs if repository else ():
         key = override.get_key_element().lstrip("+")

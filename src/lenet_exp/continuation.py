@@ -159,8 +159,8 @@ def refuse_edited_config_files(sweep_dir: Path, changed: list[Change], saved: Di
     if from_files:
         made_at = next(filter(None, (made_at_another_commit(job) for job in find_job_dirs(sweep_dir))), "")
         sys.exit(f"Error: {sweep_dir} holds a sweep made with another config ({listed(from_files)}), which no "
-                 f"override of this command sets: a config file or a default changed since{made_at}. Restore it to continue "
-                 f"the sweep (its config: {sweep_dir / SWEEP_RECORD}), or choose a new hydra.sweep.dir.")
+                 f"override of this command sets: a config file or a default changed since{made_at}. Restore it to "
+                 f"continue the sweep (its config: {sweep_dir / SWEEP_RECORD}), or choose a new hydra.sweep.dir.")
 
 
 def not_made_by_overrides(changed: list[Change], before: list[str], now: list[str],
@@ -203,7 +203,8 @@ def refuse_a_config_not_made_by_overrides(run_dir: Path, from_files: list[Change
                  f"this config in a new hydra.run.dir.")
     # any one of them: resuming the run as it was made would be refused for it too
     sys.exit(f"Error: {run_dir} holds a run made with another config ({listed(from_files)}), which no "
-             f"override of this command sets: a config file or a default changed since{made_at_another_commit(run_dir)}. "
+             f"override of this command sets: a config file or a default changed "
+             f"since{made_at_another_commit(run_dir)}. "
              f"Restore it to continue the run (its config: {run_dir / SAVED_CONFIG}), or run this config in a new "
              f"hydra.run.dir.")
 

@@ -138,7 +138,8 @@ def point_the_root(dcfg) -> str:
     above = next((folder for folder in (root.parent, root.parent.parent) if (folder / name / "raw").is_dir()
                   and root in (folder / name, folder / name / "raw")), None)
     if above is not None:
-        return f"dataset.root names the data set's own folder: point it at the one that holds {name}/raw/, dataset.root={above}."
+        return (f"dataset.root names the data set's own folder: point it at the one that holds {name}/raw/, "
+                f"dataset.root={above}.")
     return (f"Point dataset.root at the folder that holds {name}/raw/ "
             f"(e.g. `python run.py dataset.root=../shared/data`), or set LENET_EXP_DATA to it.")
 
