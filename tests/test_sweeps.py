@@ -232,6 +232,11 @@ def test_command_line_sweep_runs_exactly_what_it_names(tmp_path):
     assert {(j["params"]["trainer.batch_size"], j["params"]["model"]) for j in summary["jobs"]} == {
         ("64", "lenet5"), ("64", "lenet5_classic"), ("256", "lenet5"), ("256", "lenet5_classic")}
     assert {j["params"]["optimizer.lr"] for j in summary["jobs"]} == {"0.001"}
+    # one value of a key of the study, without naming it: its other keys still sweep, which was said nowhere
+    one = run_main(["-m", "optimizer.lr=1e-3", "trainer.epochs=0", "hydra.sweep.dir=one"], cwd=tmp_path)
+    assert "Launching 2 jobs" in one.stdout and ("Sweeping the default search space (trainer.batch_size=64,256) with "
+                                                 "optimizer.lr=1e-3 in place of its values; ~sweep runs the command "
+                                                 "line's values alone.") in one.stdout, one.stdout
 
 
 def test_callback_module_imports_neither_torch_nor_matplotlib(tmp_path):

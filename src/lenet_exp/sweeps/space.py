@@ -75,7 +75,12 @@ def apply_search_space_rule(config: DictConfig) -> Optional[str]:
         return None
     swept = command_line_sweeps(task)
     trains = OmegaConf.select(config, "task", default="train") == "train"
-    if not swept and trains:
+    if not swept and trains:  # a key of the study given one value replaces its values: said, as Hydra does not
+        replaced = [override for override in task if override_key(override).lstrip("+") in params]
+        if replaced:
+            kept = [f"{key}={value}" for key, value in params.items() if key not in map(override_key, replaced)]
+            log.info("Sweeping the default search space (%s) with %s in place of its values; ~sweep runs the "
+                     "command line's values alone.", " ".join(kept) or "no other key", " ".join(replaced))
         return None
     study_keys = [str(key) for key in params]
     left_out = ", ".join(study_keys)
