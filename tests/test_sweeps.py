@@ -1282,6 +1282,17 @@ def test_optuna_sweep_maximises_val_accuracy_and_keeps_its_folder_to_itself(fast
         assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing
         # a study has no list to add values to: it takes more trials (it said "add values at the end of …")
         assert "or raise hydra.sweeper.n_trials for more trials, or choose a new hydra.sweep.dir." in refused.stderr
+    # the same search space drawn by another sampler seed (or storage, study name): two job 0s, each summarised
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=3", "scheduler=none", "trainer.batch_size=64", *fast]
+    reseeded = run_main([*study, "hydra.sweeper.sampler.seed=1", f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path)
+    assert reseeded.returncode == 1 and (f"Error: {sweep_dir} holds a study drawn with other settings "
+                                         f"(hydra.sweeper.sampler.seed: 0 -> 1): this one would draw other trials "
+                                         f"under its jobs' numbers.") in reseeded.stderr, reseeded.stderr[-2000:]
+    stored = run_main([*study, f"hydra.sweeper.storage=sqlite:///{tmp_path / 's.db'}", f"hydra.sweep.dir={sweep_dir}"],
+                      cwd=tmp_path)  # a study kept nowhere, continued from a storage: drawn anew (one moved: the same)
+    assert stored.returncode == 1 and (f"(hydra.sweeper.storage: null -> 'sqlite:///{tmp_path / 's.db'}'): this one "
+                                       f"would draw other trials") in stored.stderr, stored.stderr[-2000:]
+    assert sorted(p.relative_to(sweep_dir) for p in sweep_dir.rglob("*")) == listing
 
 
 def test_an_optuna_study_that_draws_a_folder_twice_stops_before_writing_over_it(fast, tmp_path):

@@ -17,8 +17,8 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, listed,
-                              more_patient, run_of_other_length, sets_a_preset, shown, where_or_how_fast)
+from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, flatten,
+                              listed, more_patient, run_of_other_length, sets_a_preset, shown, where_or_how_fast)
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, FAILED, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES,
                              SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value
@@ -56,6 +56,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
     before_task, now_task = task_config(saved), task_config(config)
     changed = config_differences(before_task, now_task)
     refuse_edited_config_files(sweep_dir, changed, saved, config, searched)
+    refuse_another_study(sweep_dir, saved, config)
     lengthened = {change.key for change in changed}
     longer = (run_of_other_length(before_task, now_task) and not lengthened & searched
               and not (EPOCHS in lengthened and "scheduler" in searched))  # a swept schedule may spread over them
@@ -129,6 +130,30 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                                           f"this command gives {' '.join(gives)}" if gives else "")))
     sys.exit(f"Error: {sweep_dir} holds another sweep ({differences}){why}. Run it with its own overrides to "
              f"continue it, {instead}.")
+
+
+# what decides the trials a study draws, besides its search space (compared as the sweep's overrides); a storage
+# only as kept or not: one moved elsewhere holds the same study
+STUDY_SETTINGS = ("sampler", "storage", "study_name", "direction", "custom_search_space")
+STORAGE = "hydra.sweeper.storage"
+
+
+def refuse_another_study(sweep_dir: Path, saved: DictConfig, config: DictConfig) -> None:
+    """Exits with a message where a study continued in its folder draws with other settings (another sampler
+    seed, storage or study name): it drew other trials under its jobs' numbers, and the folder held two of each."""
+    if is_a_grid(saved) or is_a_grid(config):  # a grid and a study: told as another sweep
+        return
+    def study_settings(sweep: DictConfig) -> dict:
+        sweeper = OmegaConf.to_container(sweep.hydra.sweeper, resolve=False)
+        return flatten({key: value for key, value in sweeper.items() if key in STUDY_SETTINGS}, "hydra.sweeper.")
+
+    before, now = study_settings(saved), study_settings(config)
+    changed = [Change(key, before.get(key), now.get(key)) for key in sorted(set(before) | set(now))
+               if before.get(key) != now.get(key) and (key != STORAGE or None in (before.get(key), now.get(key)))]
+    if changed:
+        sys.exit(f"Error: {sweep_dir} holds a study drawn with other settings ({listed(changed)}): this one would draw "
+                 f"other trials under its jobs' numbers. Give them as the study had them to continue it, or choose a "
+                 f"new hydra.sweep.dir.")
 
 
 def numbers_written_otherwise(jobs_before: Optional[list[tuple[str, ...]]],
