@@ -1008,6 +1008,14 @@ def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast
     assert "Best value: 1.0" in later.stdout and ("That best is the study's trial 1, which an earlier sweep of the "
                                                   "study ran in its own folder; this sweep's best tops its summary."
                                                   ) in later.stdout
+    # the result of a stopped trial resumed in a folder (a trial of its own, naming its job) is that folder's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        stored.add_trial(create_trial(params=drawn.params, distributions=drawn.distributions, values=[2.0],
+                                      user_attrs={"resumes_job": 0}))
+    again = run_main([*study, "hydra.sweep.dir=first"], cwd=tmp_path)
+    assert again.returncode == 0 and "Best value: 2.0" in again.stdout and "That best" not in again.stdout, \
+        again.stdout[-2000:]
 
 
 @pytest.mark.long

@@ -226,7 +226,8 @@ class StoppableOptunaSweeper(Sweeper):
         best = self.study.best_trial if self.stored_trials and self.study is not None else None
         if best is None or best.number in self.asked + self.ran:
             return
-        if any(job_number(folder, -1) == best.number for folder in find_job_dirs(self.sweep_dir)):
+        job = best.user_attrs.get(RESUMED_JOB, best.number)  # a resumed trial's result: its job's folder
+        if any(job_number(folder, -1) == job for folder in find_job_dirs(self.sweep_dir)):
             return  # an earlier run of this sweep's
         log.info(f"That best is the study's trial {best.number}, which an earlier sweep of the study ran in its "
                  f"own folder; this sweep's best tops its summary.")
