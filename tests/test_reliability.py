@@ -157,7 +157,7 @@ CASES = {
                               ["cannot write the output directory", "afile is a file)", "hydra.run.dir="]),
     # the folders made for it were left, and the check of what is in the way said "could not check the folder"
     "too long a folder name": (lambda r, t, d: [f"hydra.run.dir=new/{'x' * 256}"],
-                               ["(File name too long). Choose another writable folder with hydra.run.dir=<dir>."]),
+                               ["holds a folder name of 256 bytes", "takes at most 255. Choose a shorter name."]),
     "folder for a checkpoint file": (lambda r, t, d: ["task=eval", f"ckpt={(t / 'x.pt').mkdir() or t / 'x.pt'}"],
                                      ["x.pt is a folder where the checkpoint file should be: move it away"]),
 }
