@@ -1384,6 +1384,15 @@ def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(i
     assert read_json(run_dir / "metrics.json")["earlier_code"] == metrics["earlier_code"]
 
 
+def test_the_code_of_an_edited_record_is_shown_as_it_is():
+    """A record is data: an earlier invocation's `git` or `versions` edited to a string was a TypeError as the
+    resume said what code trained its epochs."""
+    from lenet_exp.provenance import other_code
+
+    assert other_code({"epochs_done": 1, "git": "abc", "versions": "y"}, {"commit": "b" * 40, "dirty": False},
+                      {"torch": "2.4.0"}) == "git commit 'abc' (now bbbbbbbbbbbb), torch ? (now 2.4.0)"
+
+
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):
     saved = {p: p.read_bytes() for p in (trained / ".hydra").iterdir()}
     result = run_main(fast + ["optimizer.lr=0.5", f"hydra.run.dir={trained}"], cwd=tmp_path)

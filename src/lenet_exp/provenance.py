@@ -42,10 +42,10 @@ def provenance(checkout: Path = CONFIGS.parent) -> Optional[dict[str, Any]]:
 
 
 def commit_of(git: Optional[Mapping[str, Any]], changes: str = " (with uncommitted changes)") -> str:
-    """A :func:`provenance` as a card or log line shows it."""
-    if not git:
-        return "none (no checkout)"
-    return git["commit"][:12] + (changes if git["dirty"] else "")
+    """A :func:`provenance` as a card or log line shows it (a record's, which is data: as it is where it is none)."""
+    if not isinstance(git, Mapping) or not isinstance(git.get("commit"), str):
+        return "none (no checkout)" if not git else repr(git)
+    return git["commit"][:12] + (changes if git.get("dirty") else "")
 
 
 def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str]) -> str:
@@ -54,7 +54,7 @@ def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], lib
     (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
     differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
                                                         f"{commit_of(git, '-dirty')})"]
-    before = earlier.get("versions") or {}
+    before = earlier.get("versions") if isinstance(earlier.get("versions"), Mapping) else {}
     differences += [f"{name} {before.get(name, '?')} (now {version})" for name, version in libraries.items()
                     if before.get(name) != version]
     return ", ".join(differences)
