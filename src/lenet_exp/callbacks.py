@@ -210,14 +210,21 @@ def failing_closed(override: str) -> Iterator[None]:
         sys.exit(f"Error: could not check the output folder ({override}) before writing to it: {one_line(error)}")
 
 
+def commands_configs(config: DictConfig):
+    """The configs the command reads, its hydra.searchpath's too; None where Hydra has not started (any key may
+    then be a group)."""
+    return config_repository([*as_written(config.hydra.overrides.hydra), *task_overrides(config)])
+
+
 def refuse_misused_overrides(config: DictConfig) -> None:
     """Exits with a message on ``model=[lenet5,lenet5_classic]``, ``~seed`` or ``trainer.deterministic=2``, which
     compose (command_line_errors)."""
     overrides = task_overrides(config)
+    repository = commands_configs(config)
     given = {override_key(override) for override in overrides}  # the study's values of a key the command gives: not run
     space = [*overrides, *(override for override in sweep_overrides(config) if override_key(override) not in given)]
     misused = (merged_options(overrides) or swept_twice(overrides) or a_value_twice(space)
-               or deleted_setting(overrides) or number_as_bool(overrides, config) or glob_of_a_setting(overrides))
+               or deleted_setting(overrides) or number_as_bool(overrides, config) or glob_of_a_setting(overrides, repository))
     if misused:
         sys.exit(f"Error: {misused}")
 
@@ -227,9 +234,7 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
     leaving a folder of a failed job; refused once, before the first, where no swept option or preset could
     give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1`` fails adam's jobs
     alone)."""
-    searched, overrides = searched_keys(config), task_overrides(config)
-    # the command's configs, hydra.searchpath's too (None where Hydra has not started: any key may be a group)
-    repository = config_repository([*as_written(config.hydra.overrides.hydra), *overrides])
+    searched, overrides, repository = searched_keys(config), task_overrides(config), commands_configs(config)
     if any(sets_a_preset(key) and (repository is None or repository.group_exists(key)) for key in searched):
         return  # a preset swept (or a group of one's own): each job's keys its own
 

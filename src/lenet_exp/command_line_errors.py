@@ -681,7 +681,7 @@ def deletion_of_another_value(error: Exception, overrides: Sequence[str] = ()) -
     of_a_group = re.match(r"Could not delete '([^=]+)=(.*)'\. No match in the defaults list", str(error))
     if not (of_a_setting or of_a_group):
         return None
-    key, value = (of_a_setting or of_a_group).group(1), (of_a_setting or of_a_group).group(of_a_setting and 3 or 2)
+    key, value = of_a_setting.group(1, 3) if of_a_setting else of_a_group.group(1, 2)
     given = next((o for o in overrides if o.startswith(f"~{key}=")), f"~{key}={value}")  # a sweep's, as written
     if of_a_setting and in_every_run(key):
         return every_run_has(given, key)
@@ -775,14 +775,13 @@ def swept_twice(overrides: list[str]) -> Optional[str]:
     return None
 
 
-def glob_of_a_setting(overrides: list[str]) -> Optional[str]:
-    """``optimizer.lr=glob(*)``: glob() chooses among a config group's options, and of a setting Hydra made no job
-    (the sweep ended "No job directories found")."""
+def glob_of_a_setting(overrides: list[str], repository) -> Optional[str]:
+    """``optimizer.lr=glob(*)``: glob() chooses among a config group's options (those of ``repository``, the
+    command's configs), and of a setting Hydra made no job (the sweep ended "No job directories found")."""
     from hydra.core.override_parser.types import ValueType
 
     globs = [override for override in OverridesParser.create().parse_overrides(overrides)
              if override.value_type == ValueType.GLOB_CHOICE_SWEEP]
-    repository = config_repository(overrides) if globs else None
     for override in globs if repository else ():
         key = override.get_key_element().lstrip("+")
         if not repository.group_exists(key):
