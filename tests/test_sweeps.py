@@ -1410,6 +1410,10 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
      "hydra.sweeper.max_failure_rate=2.0: give the share of a batch's trials that may fail before the study stops, "
      "from 0 to 1"),
     ("sweep=optuna hydra.sweeper.sampler.seed=-1", "hydra.sweeper.sampler.seed=-1: give a seed from 0 to 2**32 - 1"),
+    # "hydra.sweeper.sampler has _target_, _partial_": optuna.yaml's seed, which the grid sampler lacks
+    ("sweep=optuna hydra/sweeper/sampler=grid", "In sweep/optuna.yaml: hydra.sweeper.sampler.seed is not a setting of "
+     "Optuna's grid sampler, and sweep=optuna seeds its sampler: a study with the grid sampler is a study file of "
+     "your own whose defaults choose it"),
     # the fix named hydra/sweeper=optuna, which leaves out the study's space: Hydra's basic sweeper then
     ("sweep=optuna hydra.sweeper.max_failure_rate=abc", "Invalid config value hydra.sweeper.max_failure_rate='abc': "
      "expected a number. Fix it on the command line, e.g. `python run.py -m sweep=optuna "
@@ -1453,6 +1457,41 @@ def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast,
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert f"Error: {expected}" in result.stderr
     assert not (tmp_path / "sweep").exists()  # it left a folder of its multirun.yaml and lock
+
+
+GRID_STUDY = """# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+  - override /hydra/sweeper/sampler: grid
+hydra:
+  sweeper:
+    _target_: hydra_plugins.lenet_exp_optuna_sweeper.optuna_sweeper.StoppableOptunaSweeper
+    direction: maximize
+    n_trials: 10
+    params:
+      optimizer.lr: choice(1e-3, 3e-3)
+"""
+
+
+def test_an_optuna_study_of_ones_own_with_the_grid_sampler_tries_each_combination_once(fast, tmp_path):
+    """The grid sampler is made once the sweep knows its search space: the sweeper's hook on the sampler was a
+    traceback ('_DeferredTarget' object has no attribute 'infer_relative_search_space'), and an interval
+    Optuna's ("GridSampler only supports discrete distributions")."""
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "grid.yaml").write_text(GRID_STUDY)
+    study = ["-m", "--config-dir", str(tmp_path / "mine"), "sweep=grid", "scheduler=none", *fast]
+    drawing = run_main([*study, "model.dropout=interval(0,0.5)", f"hydra.sweep.dir={tmp_path / 'drawn'}"],
+                       cwd=tmp_path)
+    assert drawing.returncode == 1 and "Traceback" not in drawing.stderr, drawing.stderr[-3000:]
+    assert ("Error: model.dropout=interval(0,0.5) is a range to draw values from, which Optuna's grid sampler does "
+            "not: give it the values to try, model.dropout='choice(a,b,c)'.") in drawing.stderr
+    assert not (tmp_path / "drawn").exists()
+    result = run_main([*study, "seed=choice(0,1)", f"hydra.sweep.dir={tmp_path / 'grid'}"], cwd=tmp_path)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    rows, _ = read_summary(tmp_path / "grid")
+    assert sorted((row["optimizer.lr"], row["seed"]) for row in rows) == [
+        ("0.001", "0"), ("0.001", "1"), ("0.003", "0"), ("0.003", "1")]
+    assert all(row["status"] == "completed" for row in rows), rows
 
 
 def test_an_optuna_interval_to_an_open_end_is_drawn(fast, tmp_path):

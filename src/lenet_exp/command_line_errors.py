@@ -41,7 +41,7 @@ from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
 from lenet_exp.overrides import (MULTIRUN_FLAGS, OUTPUT_KEYS, TASK_PATH_KEYS, multirun_flag, override_key,
                                  override_value, sets_hydra, unquote)
 from lenet_exp.resume import replayed_setting, the_runs_own
-from lenet_exp.sweeps.space import SEARCH_SPACE
+from lenet_exp.sweeps.space import GRID_SAMPLER, SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
@@ -227,6 +227,10 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
     target = error.parent_node.get("_target_") if group == "optimizer" and error.parent_node is not None else None
     if target and key in optimizer_arguments(target) and key not in keys:  # an argument its YAML leaves out
         return f"{full_key} is not a setting of this optimizer's YAML: +{full_key}=… passes it to {target}."
+    if key == "seed" and error.parent_node is not None and error.parent_node.get("_target_") == GRID_SAMPLER:
+        return (f"{full_key} is not a setting of Optuna's grid sampler, and sweep=optuna seeds its sampler: a study "
+                f"with the grid sampler is a study file of your own whose defaults choose it, "
+                f"`- override /hydra/sweeper/sampler: grid` (docs/usage.md#sweeps).")
     close = did_you_mean(key, keys, f"{group}." if group else "")
     if close:
         return f"{full_key} is not a setting{close}. {SHOW_KEYS}"

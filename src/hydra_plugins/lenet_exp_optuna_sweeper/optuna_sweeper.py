@@ -17,7 +17,8 @@
   number, and optuna's own lines come through Hydra's logging (they came in colour, escape codes and all,
   into a file or a pipe);
 * a ``hydra.sweep.subdir`` without the job's number that gives two trials one folder (the study drew the
-  same values twice) is refused before the second one's .hydra/ is written over the first's.
+  same values twice) is refused before the second one's .hydra/ is written over the first's;
+* a study file of one's own may choose Optuna's grid sampler, which is made once the sweep knows its space.
 
 hydra-optuna-sweeper is optional (``.[optuna]``): it is imported when a study starts, not with this
 module, which Hydra imports in every run.py.
@@ -25,6 +26,7 @@ module, which Hydra imports in every run.py.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -50,6 +52,19 @@ log = logging.getLogger(__name__)
 RESUMED_JOB = "resumes_job"
 # A stored study's user attribute: the settings its sweeps give every trial, which its results are of
 FIXED_SETTINGS = "fixed_settings"
+
+
+class _Made(functools.partial):
+    """A sampler that is made later (``_partial_``, as the grid sampler is), passed to ``then`` once made; it is
+    still the partial hydra-optuna-sweeper tells the grid sampler by."""
+
+    def __new__(cls, then: Callable[[Any], Any], making: functools.partial):
+        made = super().__new__(cls, making.func, *making.args, **making.keywords)
+        made.then = then
+        return made
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.then(super().__call__(*args, **kwargs))
 
 
 class _StudyStopped(Exception):
@@ -141,17 +156,24 @@ class StoppableOptunaSweeper(Sweeper):
             self.optuna.sweeper.job_idx = self.stored_trials  # job N is the study's trial N
 
         # the sweeper keeps its study to itself; its sampler is handed the study at each trial it begins
+        def noting_each_trial(sampler: Any) -> Any:
+            infer_search_space = sampler.infer_relative_search_space
+
+            def infer_search_space_noting_the_trial(study: Any, trial: Any):
+                if self.storage and self.fixed_settings and FIXED_SETTINGS not in study.user_attrs:  # new or old
+                    study.set_user_attr(FIXED_SETTINGS, self.fixed_settings)
+                self.study = study
+                self.asked.append(trial.number)
+                return infer_search_space(study, trial)
+
+            sampler.infer_relative_search_space = infer_search_space_noting_the_trial
+            return sampler
+
         sampler = self.optuna.sweeper.sampler
-        infer_search_space = sampler.infer_relative_search_space
-
-        def infer_search_space_noting_the_trial(study: Any, trial: Any):
-            if self.storage and self.fixed_settings and FIXED_SETTINGS not in study.user_attrs:  # new, or stored before
-                study.set_user_attr(FIXED_SETTINGS, self.fixed_settings)
-            self.study = study
-            self.asked.append(trial.number)
-            return infer_search_space(study, trial)
-
-        sampler.infer_relative_search_space = infer_search_space_noting_the_trial
+        if isinstance(sampler, functools.partial):  # the grid sampler: made once the sweep knows its search space
+            self.optuna.sweeper.sampler = _Made(noting_each_trial, sampler)
+        else:
+            noting_each_trial(sampler)
 
     def sweep(self, arguments: list[str]) -> None:
         self.fixed_settings = _fixed_settings(self.config, self.optuna.sweeper, arguments)

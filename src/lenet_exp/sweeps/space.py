@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STUDY = "default"
 SEARCH_SPACE = "hydra.sweeper.params"  # a study's space: what Optuna draws from, or Hydra's sweeper's grid
+GRID_SAMPLER = "optuna.samplers.GridSampler"
 
 
 def _parse(overrides: Iterable[str]) -> list:
@@ -184,13 +185,18 @@ def grid_jobs(config: DictConfig, found: Iterable[tuple[int, list[str]]] = ()) -
 
 
 def refuse_intervals_in_a_grid(config: DictConfig) -> None:
-    """Exits with a message where the basic sweeper (a grid: lists of values) is given an interval to draw
-    values from, which only Optuna's sweeper does; the basic sweeper would fail with a traceback."""
-    if not is_a_grid(config):
+    """Exits with a message where a grid (the basic sweeper's lists of values, or Optuna's grid sampler) is
+    given an interval to draw values from, which only Optuna's other samplers do; either would fail with a
+    traceback."""
+    grid_sampler = OmegaConf.select(config, "hydra.sweeper.sampler._target_", default=None) == GRID_SAMPLER
+    if not is_a_grid(config) and not grid_sampler:
         return
     for override in _parse(sweep_overrides(config)):
         if override.is_interval_sweep():
             key = override.get_key_element()
+            if grid_sampler:
+                sys.exit(f"Error: {override.input_line} is a range to draw values from, which Optuna's grid "
+                         f"sampler does not: give it the values to try, {key}='choice(a,b,c)'.")
             sys.exit(f"Error: {override.input_line} is a range to draw values from, which only an Optuna study "
                      f"does: `python run.py -m sweep=optuna '{override.input_line}'`. A grid sweep lists its "
                      f"values instead: {key}=a,b,c or {key}='range(start,stop,step)'.")
