@@ -988,6 +988,27 @@ def test_an_optuna_study_in_a_storage_goes_on_from_its_trials(tiny_root, tmp_pat
             f"that. Name a new study (hydra.sweeper.study_name=...) or another storage.") in other.stderr
 
 
+@pytest.mark.long
+def test_a_stopped_run_of_a_stored_study_leaves_the_studys_best_as_it_stands(tiny_root, tmp_path):
+    """optimization_results.yaml is written at a study's end: a stopped run of a stored study left the earlier
+    run's best in it, though the study had a better trial since (here one told it from elsewhere)."""
+    import optuna
+    from optuna.distributions import LogUniformDistribution
+    from optuna.trial import create_trial
+
+    storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", "model.dropout=0", "trainer.label_smoothing=0", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+             f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
+    first = run_main(study, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    lr = LogUniformDistribution(1e-4, 1e-2)  # as sweep=optuna draws it
+    optuna.load_study(study_name="lenet_exp", storage=storage).add_trial(
+        create_trial(params={"optimizer.lr": 1e-3}, distributions={"optimizer.lr": lr}, value=1.0))
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, sign="2_*/metrics.json")
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert results.best_value == 1.0 and results.best_params == {"optimizer.lr": 1e-3}, results
+
+
 def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast, tmp_path):
     """Hydra's "Best value" of a stored study was of a trial that the sweep's folder did not hold, without a word."""
     import optuna

@@ -198,6 +198,16 @@ class StoppableOptunaSweeper(Sweeper):
         finally:  # a stop in run.py's own job ends the process (SystemExit) through here
             if self.storage and self.study is not None:
                 self.fail_unfinished_trials()
+            self.save_the_best_so_far()
+
+    def save_the_best_so_far(self) -> None:
+        """optimization_results.yaml as the study stands, however the sweep ended: hydra-optuna-sweeper writes it
+        at a study's end, so a stopped run of a stored study left an earlier run's best there."""
+        if self.study is None or not self.completed_trials():
+            return
+        best = self.study.best_trial
+        results = {"name": "optuna", "best_params": best.params, "best_value": best.value}  # as the sweeper writes it
+        OmegaConf.save(OmegaConf.create(results), self.sweep_dir / "optimization_results.yaml")
 
     def resume_stopped_trials(self) -> None:
         """The stored study's trials that a stop failed, or that a killed run.py left running (SIGKILL, a
