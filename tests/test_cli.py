@@ -525,6 +525,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["-m", "optimizer.lr=glob(*)"], "optimizer.lr=glob(*): glob() chooses among the options of a config group "
      "(model=glob(*)), and optimizer.lr is none: list its values instead, e.g. optimizer.lr=<v1>,<v2> or "
      "optimizer.lr='range(…)'."),
+    # a search space is no Hydra key to delete: it said "goes on the command line key by key"
+    (["-m", "~hydra.sweeper.params"], "~hydra.sweeper.params: the study's search space is the sweep option's "
+                                      "(sweep=NAME): ~sweep leaves the study out"),
+    (["-m", "~hydra.sweeper.params.optimizer.lr"], "~hydra.sweeper.params.optimizer.lr: the study's search space is "
+     "the sweep option's (sweep=NAME): one value, optimizer.lr=…, takes the place of the study's space for optimizer.lr"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -552,7 +557,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "list-item-of-a-type", "list-item-null", "list-for-a-string", "list-for-a-choice", "empty-name",
         "optimizer-class-emptied", "model-class-emptied", "deleted-at-another-value", "deleted-at-values-swept",
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
-        "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting"])
+        "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
+        "search-space-deleted", "key-of-the-search-space-deleted"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -905,7 +905,10 @@ def search_space_written(error: Exception, arguments: list[str]) -> Optional[str
 def search_space_key_by_key(written: str) -> str:
     """What to write instead of ``written``, an override of the search space (``hydra.sweeper.params…``)."""
     key, value = override_key(written)[len(SEARCH_SPACE) + 1:], override_value(written)
-
+    if written.startswith("~"):  # Hydra cannot delete from a sweeper's config
+        instead = (f"one value, {key}=…, takes the place of the study's space for {key}" if key else
+                   "~sweep leaves the study out, and the command line's swept values alone make the sweep")
+        return f"{written}: the study's search space is the sweep option's (sweep=NAME): {instead}."
     instead = (f"'{key}={unquote(value)}' (with -m it takes the place of the study's space for {key})" if key else
                "'optimizer.lr=interval(1e-4,1e-2)' with sweep=optuna, seed=0,1,2 with the basic sweeper")
     return (f"{written}: a search space goes on the command line key by key, as an override of its own: "
