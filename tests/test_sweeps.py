@@ -1410,6 +1410,13 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
      "hydra.sweeper.max_failure_rate=2.0: give the share of a batch's trials that may fail before the study stops, "
      "from 0 to 1"),
     ("sweep=optuna hydra.sweeper.sampler.seed=-1", "hydra.sweeper.sampler.seed=-1: give a seed from 0 to 2**32 - 1"),
+    # a sweep as one value of a list: omegaconf's traceback ("Unexpected type annotation: Set[str]"), "model.include
+    # is not a setting", "optimizer.lr takes a number, not IntervalSweep(tags=set(), …)"
+    ("seed=range(0,2),5", "seed=range(0,2),5: its range() is a sweep of its own, not one value of a list: give seed "
+                          "the range() alone, or list every value (seed=a,b,c)."),
+    ("model=glob(*),lenet5", "model=glob(*),lenet5: its glob() is a sweep of its own"),
+    ("sweep=optuna optimizer.lr=interval(0.1,0.2),0.3", "optimizer.lr=interval(0.1,0.2),0.3: its interval() is a "
+                                                        "sweep of its own"),
     # "hydra.sweeper.sampler has _target_, _partial_": optuna.yaml's seed, which the grid sampler lacks
     ("sweep=optuna hydra/sweeper/sampler=grid", "In sweep/optuna.yaml: hydra.sweeper.sampler.seed is not a setting of "
      "Optuna's grid sampler, and sweep=optuna seeds its sampler: a study with the grid sampler is a study file of "

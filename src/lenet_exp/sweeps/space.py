@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep
+from hydra.core.override_parser.types import ChoiceSweep, Glob, IntervalSweep, RangeSweep, Sweep
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lenet_exp.config import STUDY_GROUP
@@ -205,8 +205,8 @@ def refuse_intervals_in_a_grid(config: DictConfig) -> None:
 def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
     """Exits with a message where a swept key's glob(), range() or interval() cannot give what it says: a glob
     that matches no option, a step of 0 and an interval from high to low (tracebacks of Hydra and Optuna), a log
-    interval from 0 or below, and a range of floats, which Hydra steps by adding (0.30000000000000004),
-    reaching its stop (range(0.1,0.4,0.1) gave 0.4)."""
+    interval from 0 or below, a range of floats, which Hydra steps by adding (0.30000000000000004), reaching its
+    stop (range(0.1,0.4,0.1) gave 0.4), and one of them written as a value of a list (seed=range(0,2),5)."""
     from lenet_exp.command_line_errors import group_options
 
     overrides = _parse(sweep_overrides(config))
@@ -215,6 +215,12 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
                     if group_options(key)]
     for override in overrides:
         value, key, written = override.value(), override.get_key_element(), override.input_line
+        listed = value.list if isinstance(value, ChoiceSweep) else []
+        nested = next((v for v in listed if isinstance(v, (Sweep, Glob))), None)
+        if nested is not None:  # Hydra takes it for a value: omegaconf's traceback, or "model.include is not a setting"
+            kind = {Glob: "glob()", RangeSweep: "range()", IntervalSweep: "interval()"}.get(type(nested), "choice()")
+            sys.exit(f"Error: {written}: its {kind} is a sweep of its own, not one value of a list: give {key} the "
+                     f"{kind} alone, or list every value ({key}=a,b,c).")
         options = group_options(key) if isinstance(value, Glob) else []
         if options and not value.filter(options):  # it launched no job, then found no job folder
             sys.exit(f"Error: {written} matches no option of {key}: choose from {', '.join(options)}.")
