@@ -827,6 +827,24 @@ def test_a_study_drawing_from_a_linear_interval_is_plotted_on_a_linear_axis(tmp_
     assert {ax.get_xlabel(): ax.get_xscale() for ax in axes} == {"optimizer.lr": "log", "model.dropout": "linear"}
 
 
+def test_a_parameter_that_some_trials_lack_is_plotted_as_numbers_for_those_that_have_it(tmp_path):
+    """A study of a custom search space draws sgd's momentum for its sgd trials alone: the momentum panel was of
+    text, the values in the order drawn and the other trials at an empty label among them."""
+    from matplotlib.collections import PathCollection
+
+    from lenet_exp.sweeps.plot import val_acc_figure
+    from lenet_exp.sweeps.records import summarize
+
+    completed = {"status": "completed", "val": {"acc": 0.9}}
+    fake_sweep(tmp_path, [(overrides, completed) for overrides in (
+        ["optimizer=sgd", "optimizer.momentum=0.95"], ["optimizer=adam"], ["optimizer=sgd", "optimizer.momentum=0.8"])])
+    _, momentum = val_acc_figure(summarize(tmp_path)).axes
+    assert momentum.get_xlabel() == "optimizer.momentum (1 job without it)"
+    points = [point for collection in momentum.collections if isinstance(collection, PathCollection)
+              for point in collection.get_offsets().tolist()]
+    assert sorted(points) == [[0.8, 0.9], [0.95, 0.9]]  # at their values, not at the categories 0, 1 and 2
+
+
 def test_a_summary_written_without_its_plot_or_tensorboard_run_leaves_no_earlier_one_behind(tmp_path):
     """A sweep run again with hydra.callbacks.sweep_summary.plot=false and tensorboard=false kept the first
     run's summary.png and TensorBoard table, of other results, beside its new summary.json."""

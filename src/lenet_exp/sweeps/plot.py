@@ -37,8 +37,15 @@ def val_acc_figure(summary: Summary):
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
     for i, key in enumerate(keys):
         ax = figure.add_subplot(rows, columns, i + 1)
-        values = [str(r.job) if key == "job" else r.params.get(key, "") for r in summary.jobs]
+        # a parameter that some trials lack (sgd's momentum in a study of optimizer=choice(adam,sgd)): its panel
+        # is of the trials that have it
+        jobs = [r for r in summary.jobs if key == "job" or r.params.get(key, "") != ""]
+        values = [str(r.job) if key == "job" else r.params[key] for r in jobs]
         numbers = [as_float(v) for v in values]
+        if not jobs or any(n is None for n in numbers):  # categories, the jobs without the key's among them
+            jobs = summary.jobs
+            values = [str(r.job) if key == "job" else r.params.get(key, "") for r in jobs]
+            numbers = [as_float(v) for v in values]
         if all(n is not None for n in numbers):
             xs = numbers
             place = as_float
@@ -63,7 +70,7 @@ def val_acc_figure(summary: Summary):
             crowded = len(categories) > 3 or sum(map(len, labels)) > 3 * LABEL_CHARACTERS // 2  # side by side: overlap
             ax.set_xticks(range(len(categories)), labels, rotation=20 if crowded else 0, ha="right" if crowded else "center")
         labelled = set()
-        for x, r in zip(xs, summary.jobs):
+        for x, r in zip(xs, jobs):
             result, colour = getattr(r, metric), "tab:red" if r.status == FAILED else "tab:orange"
             if r.status == COMPLETED and result is not None:
                 label = COMPLETED if COMPLETED not in labelled else None
@@ -81,7 +88,8 @@ def val_acc_figure(summary: Summary):
             draw_means_over_seeds(ax, summary.groups, key, place, metric)
         ax.update_datalim([(x, 0.5) for x in xs], updatey=False)  # a vertical line alone widens no x axis
         ax.autoscale_view()
-        ax.set_xlabel(key)
+        without = len(summary.jobs) - len(jobs)
+        ax.set_xlabel(f"{key} ({without} job{'s' if without > 1 else ''} without it)" if without else key)
         ax.set_ylabel("best val accuracy" if metric == "val_acc" else "test accuracy")
         ax.grid(True, alpha=0.3)
         if i == 0:
@@ -101,8 +109,11 @@ def draw_means_over_seeds(ax, groups: list[dict], key: str, place, metric: str) 
         mean, std = group[f"{metric}_mean"], group[f"{metric}_std"]
         if mean is None:
             continue
-        value = group["params"].get(key)  # None for the jobs without the key, whose points stand at ""
-        ax.errorbar([place("" if value is None else value)], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
+        value = group["params"].get(key)  # None for the jobs without the key: at "" among categories, or not drawn
+        x = place("" if value is None else value)
+        if x is None:
+            continue
+        ax.errorbar([x], [mean], yerr=[std or 0.0], fmt="_", markersize=14,
                     color="black", capsize=4, zorder=4, label=None if labelled else "mean ± std over seeds")
         labelled = True
 
