@@ -31,6 +31,7 @@ import logging
 import math
 import re
 import sys
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -52,6 +53,10 @@ log = logging.getLogger(__name__)
 RESUMED_JOB = "resumes_job"
 # A stored study's user attribute: the settings its sweeps give every trial, which its results are of
 FIXED_SETTINGS = "fixed_settings"
+
+
+EXTENDER = ("Give the dotted path of a function f(config, trial) that Python can import (a module in the current "
+            "folder or on PYTHONPATH), as hydra-optuna-sweeper's docs show.")
 
 
 class _Made(functools.partial):
@@ -104,6 +109,10 @@ class StoppableOptunaSweeper(Sweeper):
         self.storage = optuna_params.get("storage")
         self.stored_trials = 0  # the trials that the storage holds for this study when the sweep starts
         self.optuna = OptunaSweeper(**optuna_params)
+        extend = self.optuna.sweeper.custom_search_space_extender
+        if extend is not None:
+            self.optuna.sweeper.custom_search_space_extender = _reporting_its_error(
+                extend, optuna_params["custom_search_space"])
         self.study: Optional[Any] = None  # optuna.Study, once the sweep asks for its first trial
         self.asked: list[int] = []  # the numbers of the trials that this run asked for
         self.ran: list[int] = []  # and of those it added to the study from jobs of its folder that it resumed
@@ -345,12 +354,45 @@ def _check_settings(params: dict) -> None:
     if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
         sys.exit(f"Error: hydra.sweeper.max_failure_rate={rate!r}: give the share of a batch's trials that may fail "
                  f"before the study stops, from 0 to 1 (1: it never stops for failures).")
+    _check_custom_search_space(params.get("custom_search_space"))
     direction = params.get("direction")
     written = OmegaConf.to_container(direction) if isinstance(direction, ListConfig) else direction
     # minimize looked for the worst model; two objectives need two numbers
     if written not in ("maximize", ["maximize"]):
         sys.exit(f"Error: hydra.sweeper.direction={written!r}: give maximize. Each trial returns one number, its best "
                  f"val accuracy, which the study maximises.")
+
+
+def _check_custom_search_space(path: Optional[str]) -> None:
+    """Exits with a message where ``hydra.sweeper.custom_search_space`` names no function (Hydra's lines of its
+    instantiation of the sweeper)."""
+    from hydra._internal.utils import _locate
+
+    if not path:
+        return
+    try:
+        found = _locate(str(path))
+    except Exception as error:
+        reason = str(error.__cause__ or error).splitlines()[0]
+        sys.exit(f"Error: hydra.sweeper.custom_search_space={path} cannot be imported ({reason}). {EXTENDER}")
+    if not callable(found):
+        sys.exit(f"Error: hydra.sweeper.custom_search_space={path} is a {type(found).__name__}, not a function. "
+                 f"{EXTENDER}")
+
+
+def _reporting_its_error(extend: Callable[[DictConfig, Any], None], path: str) -> Callable[[DictConfig, Any], None]:
+    """The study's ``custom_search_space`` function, ending the sweep with one line where it raises (a traceback
+    through Hydra's and optuna's frames)."""
+    def extending(config: DictConfig, trial: Any) -> None:
+        try:
+            extend(config, trial)
+        except Exception as error:
+            where = traceback.extract_tb(error.__traceback__)[-1]
+            sys.exit(f"Error: hydra.sweeper.custom_search_space={path} raised {type(error).__name__}: {error} "
+                     f"({where.filename}, line {where.lineno}) as trial {trial.number} began. Correct it, and run the "
+                     f"command again.")
+
+    return extending
 
 
 def _stored_study(sweeper: DictConfig) -> Any:
