@@ -91,7 +91,9 @@ def run_flag_runs_one(argv: list[str]) -> list[str]:
     return argv[:1] + ["hydra.mode=RUN"] + argv[1:]  # first: no flag takes it as its value (a bare --info)
 
 
-@hydra.main(config_path="configs", config_name="config", version_base="1.3")
+# beside this file, wherever a link to it is run from (Hydra would look beside the link)
+@hydra.main(config_path=os.path.join(os.path.dirname(os.path.realpath(__file__)), "configs"), config_name="config",
+            version_base="1.3")
 def main(cfg: DictConfig) -> float:
     from lenet_exp.app import run_task  # imports torch: only once a job really runs
 

@@ -183,6 +183,15 @@ def test_show_config_without_importing_torch(tmp_path):
     assert not (tmp_path / "outputs").exists()  # showing the config writes nothing
 
 
+def test_a_link_to_run_py_elsewhere_reads_the_configs_beside_run_py(tmp_path):
+    """`ln -s ~/lenet_exp/run.py ~/bin/lenet`: Hydra looked for configs/ beside the link ("Primary config
+    directory not found")."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "run.py").symlink_to(RUN_PY)
+    result = run_cli(["--cfg", "job", "optimizer=sgd"], cwd=tmp_path, script=tmp_path / "bin" / "run.py")
+    assert result.returncode == 0 and "_target_: torch.optim.SGD" in result.stdout, result.stderr
+
+
 def test_help_lists_every_group_and_option(tmp_path):
     result = run_main(["--help"], cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("lenet_exp:")
