@@ -539,6 +539,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                       "(sweep=NAME): ~sweep leaves the study out"),
     (["-m", "~hydra.sweeper.params.optimizer.lr"], "~hydra.sweeper.params.optimizer.lr: the study's search space is "
      "the sweep option's (sweep=NAME): one value, optimizer.lr=…, takes the place of the study's space for optimizer.lr"),
+    # "not a setting of this optimizer (optimizer=sgd has it), nothing to delete", of a sweep of sgd's jobs too
+    (["-m", "optimizer=sgd,adam", "~optimizer.momentum"], "~optimizer.momentum: optimizer.momentum is a setting of "
+                                                          "optimizer=sgd only, not of optimizer=adam: sweep those apart."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -567,7 +570,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "optimizer-class-emptied", "model-class-emptied", "deleted-at-another-value", "deleted-at-values-swept",
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
-        "search-space-deleted", "key-of-the-search-space-deleted"])
+        "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -670,6 +670,11 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     if in_every_run(key):
         return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
+    swept = [f"{section}={option}" for option in swept_options(section, overrides)]
+    if set(owners) & set(swept):  # optimizer=sgd,adam: sgd's jobs would delete it, adam's have none
+        lacking = [option for option in swept if option not in owners]
+        return (f"~{key}: {key} is a setting of {listed_words([o for o in swept if o in owners], 'and')} only, "
+                f"not of {listed_words(lacking, 'and')}: sweep those apart.")
     if owners:  # momentum of Adam: SGD's, and nothing to leave out
         return f"~{key}: {key} is not a setting of this {section} ({having_it(owners)}), nothing to delete."
     loader = config_loader()
