@@ -268,6 +268,11 @@ def test_a_job_refused_for_its_folders_run_keeps_that_runs_record(launcher, fast
     wide.write_text(wide.read_text().replace("hidden: [100, 84]", "hidden: [120, 84]"))
     again = run_main([*command[:2], f"resume={job}"], cwd=tmp_path)  # --config-dir: a folder chooses no configs
     assert again.returncode == 0 and f"Already completed in {job}" in again.stderr, again.stderr[-2000:]
+    # the refusal's record is gone with its cause: it made the job a failure in every summary (helper hydrafeat59)
+    from lenet_exp.sweeps.records import LATER_FAILURE, summarize
+
+    assert LATER_FAILURE not in metrics(job) and metrics(job)["status"] == "completed"
+    assert [job.status for job in summarize(tmp_path / "sweep").jobs] == ["completed", "completed"]
 
 
 def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):

@@ -44,6 +44,7 @@ from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure
                               summary_markdown, training_hparams)
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
 from lenet_exp.signals import StopSignals
+from lenet_exp.sweeps.records import LATER_FAILURE
 
 log = logging.getLogger(__name__)
 # A mean train loss this many times a uniform guess's (ln of the class count) is no longer training.
@@ -131,6 +132,8 @@ class Run:
             done = (f"it trained all its {previous['epochs_done']} epochs, as trainer.early_stop_patience="
                     f"{shown(self.cfg.trainer.early_stop_patience)} does: " if patience else "")
             log.info("Already completed in %s: %sskipped (val acc %.4f)", self.dir, done, previous["val"]["acc"])
+            if LATER_FAILURE in previous:  # a run of another config failed here since: this one is the run recorded
+                save_json(self.metrics_path, {k: v for k, v in previous.items() if k != LATER_FAILURE})
             return Outcome(SKIPPED, previous["val"]["acc"])
         changed = config_differences(previous.get("config", {}), self.config)
         if changed and not run_of_other_length(previous.get("config", {}), self.config, previous.get("epochs_done")):
