@@ -542,6 +542,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # "not a setting of this optimizer (optimizer=sgd has it), nothing to delete", of a sweep of sgd's jobs too
     (["-m", "optimizer=sgd,adam", "~optimizer.momentum"], "~optimizer.momentum: optimizer.momentum is a setting of "
                                                           "optimizer=sgd only, not of optimizer=adam: sweep those apart."),
+    # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary
+    (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary leaves a sweep without its "
+                                                           "checks, its summary and the rule that keeps the default"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -570,7 +573,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "optimizer-class-emptied", "model-class-emptied", "deleted-at-another-value", "deleted-at-values-swept",
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
-        "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept"])
+        "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
+        "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
