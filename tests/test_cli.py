@@ -175,6 +175,16 @@ def test_hydras_own_logging_options_replace_ours(logging_option, console_line, h
                 if isinstance(logger, logging.Logger) and logger.disabled]
 
 
+@pytest.mark.parametrize("logging, cause", [
+    (["hydra.job_logging.root.level=BOGUS"], "unable to configure root logger (Unknown level: 'BOGUS')"),
+    (["hydra/job_logging=default", "hydra.job.name=a/b"], "unable to configure handler 'file' ([Errno 2] No such file")])
+def test_a_logging_config_that_pythons_logging_refuses_is_told_in_one_line(logging, cause, fast, tmp_path):
+    """Python's logging.config raised ValueError("Unable to configure root logger"): a traceback."""
+    result = run_cli([*fast, *logging], cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.startswith(f"Error: Python's logging cannot take Hydra's logging config: {cause}")
+
+
 def test_show_config_without_importing_torch(tmp_path):
     result = run_cli(["-X", "importtime", str(RUN_PY), "--cfg", "job", "optimizer=sgd"], cwd=tmp_path, script=None)
     assert result.returncode == 0 and "_target_: torch.optim.SGD" in result.stdout
@@ -542,6 +552,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # "not a setting of this optimizer (optimizer=sgd has it), nothing to delete", of a sweep of sgd's jobs too
     (["-m", "optimizer=sgd,adam", "~optimizer.momentum"], "~optimizer.momentum: optimizer.momentum is a setting of "
                                                           "optimizer=sgd only, not of optimizer=adam: sweep those apart."),
+    # tracebacks: Hydra's bare AssertionError, its KeyError of the shell's COMP_LINE
+    (["hydra.verbose=1"], "hydra.verbose=1: give true, the name of a logger to show at DEBUG (hydra.verbose=lenet_exp) "
+                          "or a list of them"),
+    (["-sc", "query=bash"], "-sc query=bash answers the shell, which passes the command line being completed in "
+                            "COMP_LINE. Install the completion instead: eval \"$(python run.py -sc install=bash)\"."),
     # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary
     (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary leaves a sweep without its "
                                                            "checks, its summary and the rule that keeps the default"),
@@ -574,7 +589,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
-        "sweep-without-its-summary"])
+        "verbose-of-a-number", "completion-query-outside-the-shell", "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

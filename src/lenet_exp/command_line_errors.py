@@ -19,6 +19,7 @@ import os
 import re
 import shlex
 import sys
+import traceback
 import typing
 import warnings
 from pathlib import Path
@@ -525,6 +526,11 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit(f"Error: --experimental-rerun loads a pickle, which can run any code the file holds, and a run's "
                  f"folder is data. `python run.py resume={shlex.quote(str(run))}` continues the run from its own "
                  f"overrides (each checked), which {run / HYDRA_FOLDER / 'overrides.yaml'} lists for a new one.")
+    query = next((arg for arg in flags.overrides if arg.startswith("query=")), None)
+    if flags.shell_completion and query and "COMP_LINE" not in os.environ:  # Hydra's KeyError, a traceback
+        shell = query.split("=", 1)[1]
+        sys.exit(f"Error: -sc {query} answers the shell, which passes the command line being completed in COMP_LINE. "
+                 f"Install the completion instead: eval \"$(python run.py -sc install={shell})\".")
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
@@ -1037,7 +1043,7 @@ def report_typos_in_one_line() -> None:
             return func()
         except Exception as error:
             full = full_errors_wanted()
-            message = None if full else no_space_message(error) or typo_message(error) or (
+            message = None if full else no_space_message(error) or typo_message(error) or logging_refused(error) or (
                 hydras_message(error) if isinstance(error, ValueError) and raised_by_hydra(error) else None)
             if message is None:
                 return hydra_report(lambda: _raise(error))
@@ -1052,6 +1058,23 @@ def report_typos_in_one_line() -> None:
         def reported(self, *args, _shown=getattr(Hydra, name), **kwargs):
             return run_and_report(lambda: _shown(self, *args, **kwargs))
         setattr(Hydra, name, reported)
+
+
+def logging_refused(error: Exception) -> Optional[str]:
+    """``hydra.verbose=1`` (Hydra's bare AssertionError), or a logging config that Python's logging cannot take
+    (``hydra.job_logging.root.level=BOGUS``; ``hydra.job.name=a/b``, which names the log file of Hydra's
+    default logging): tracebacks."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, AssertionError) and frames and frames[-1].name == "configure_log":
+        given = next((arg for arg in reversed(sys.argv[1:]) if override_key(arg) == "hydra.verbose"), "hydra.verbose")
+        return (f"{given}: give true, the name of a logger to show at DEBUG (hydra.verbose=lenet_exp) or a list of "
+                f"them (hydra.verbose=[lenet_exp,hydra]).")
+    if isinstance(error, ValueError) and any(frame.name == "configure_logging" for frame in frames):
+        cause = error.__cause__ or error.__context__
+        return (f"Python's logging cannot take Hydra's logging config: {str(error)[:1].lower()}{str(error)[1:]}"
+                f"{f' ({cause})' if cause else ''}. Correct what the command line gives hydra.job_logging, "
+                f"hydra.hydra_logging or hydra.job.name (`python run.py --cfg hydra -p hydra.job_logging` shows it).")
+    return None
 
 
 def no_space_message(error: Exception) -> Optional[str]:
