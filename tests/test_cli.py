@@ -149,6 +149,14 @@ def test_overrides_work_as_they_read(fast, tmp_path):
     assert config["model"]["activation"] == "tanh" and config["model"]["batch_norm"] is False
 
 
+def test_a_run_folder_named_by_hydras_own_config_is_written(fast, tmp_path):
+    """`hydra.run.dir=…/${hydra:runtime.choices.optimizer}`, which Hydra resolves: the check of the folder before it
+    is written said "HydraConfig was not set"."""
+    result = run_main([*fast, "hydra.run.dir=runs/${hydra:job.name}_${hydra:runtime.choices.optimizer}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_json(tmp_path / "runs" / "run_adam" / "metrics.json")["status"] == "completed"
+
+
 def test_a_job_name_of_ones_own_keeps_the_log_in_run_log(fast, tmp_path):
     """hydra.job.name named the log file: `mine` wrote mine.log, not the documented run.log, and `a/b` failed with
     a traceback."""

@@ -286,9 +286,6 @@ def with_the_keys_a_sweep_adds(config: DictConfig, overrides: list[str], reposit
 def refuse_a_run_it_would_refuse(config: DictConfig) -> None:
     """A value out of its range (``optimizer.lr=0``), a ``task=eval`` without its ``ckpt=``, ...: refused before
     Hydra makes the run's folder, which held only the refusal (a sweep's jobs are checked each in its own)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    HydraConfig.instance().set_config(config)  # as the job has it: a ${hydra:runtime.cwd} in its config resolves
     try:
         validate(without_hydra(config))
     except UserError as error:
@@ -416,6 +413,10 @@ class OutputDirCheck(Callback):
     checks."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        # as the job has it: a ${hydra:job.name} in hydra.run.dir, a ${hydra:runtime.cwd} in the config resolve
+        HydraConfig.instance().set_config(config)
         warn_of_unread_configs(config)
         with failing_closed("hydra.run.dir"):
             refuse_too_long(Path(config.hydra.run.dir), "hydra.run.dir")  # before any check reads in it
