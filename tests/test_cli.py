@@ -565,6 +565,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                           "or a list of them"),
     (["-sc", "query=bash"], "-sc query=bash answers the shell, which passes the command line being completed in "
                             "COMP_LINE. Install the completion instead: eval \"$(python run.py -sc install=bash)\"."),
+    # Hydra's "Primary config directory not found" and "Cannot find primary config 'config'", several lines each
+    (["--config-path", "/no/such/folder"], "--config-path /no/such/folder is no folder: give the folder of a primary "
+                                           "config (config.yaml); a relative one is read from run.py's folder"),
+    (["--config-path", "configs/model"], "--config-path configs/model holds no config.yaml, the primary config that it "
+                                         "gives in the place of configs/config.yaml: --config-dir configs/model adds"),
     # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary
     (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary leaves a sweep without its "
                                                            "checks, its summary and the rule that keeps the default"),
@@ -597,7 +602,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
-        "verbose-of-a-number", "completion-query-outside-the-shell", "sweep-without-its-summary"])
+        "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
+        "config-path-without-its-config", "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -535,6 +535,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
     refuse_a_runs_record_as_configs(flags, arguments)
+    refuse_a_config_path_without_configs(flags)
     overrides = flags_and_overrides(arguments)[1]
     runs_own = [arg for arg in overrides if not sets_hydra(override_key(arg))]
     if flags.hydra_help and runs_own:  # composed with Hydra's config alone: "Could not override 'seed'", a traceback
@@ -567,6 +568,26 @@ def composes_a_run(path: Path) -> bool:
     except Exception:
         return True
     return bool(named & {"config", ROOT_SCHEMA})
+
+
+def refuse_a_config_path_without_configs(flags: argparse.Namespace) -> None:
+    """``--config-path`` to no folder, or to one without its primary config: Hydra's lines ("Primary config
+    directory not found", or "Cannot find primary config 'config'" and its search path), no Error line."""
+    from lenet_exp import CONFIGS
+
+    path = flags.config_path
+    if not path or "://" in path:  # pkg://…, a package's: Hydra looks it up
+        return
+    folder = CONFIGS.parent / Path(path).expanduser()  # relative: to run.py's folder, as Hydra takes it
+    name = (flags.config_name or "config").removesuffix(".yaml")
+    instead = f"--config-dir {shlex.quote(path)} adds a folder of options of your own to configs/"
+    if not folder.is_dir():
+        sys.exit(f"Error: --config-path {path} is no folder: give the folder of a primary config ({name}.yaml); a "
+                 f"relative one is read from run.py's folder, {CONFIGS.parent}.")
+    if not (folder / f"{name}.yaml").is_file() and not (flags.config_dir and (
+            Path(flags.config_dir).expanduser() / f"{name}.yaml").is_file()):
+        sys.exit(f"Error: --config-path {path} holds no {name}.yaml, the primary config that it gives in the place of "
+                 f"configs/config.yaml: {instead}.")
 
 
 def refuse_a_runs_record_as_configs(flags: argparse.Namespace, arguments: list[str]) -> None:
