@@ -275,6 +275,16 @@ def test_a_job_refused_for_its_folders_run_keeps_that_runs_record(launcher, fast
     assert [job.status for job in summarize(tmp_path / "sweep").jobs] == ["completed", "completed"]
 
 
+def test_a_swept_interpolation_is_summarised_by_the_value_it_gave(fast, tmp_path, monkeypatch):
+    """`optimizer.lr=${oc.env:LR},0.003`: the table, summary.json and the plot showed "${oc.env:LR}"."""
+    from lenet_exp.sweeps.records import summarize
+
+    monkeypatch.setenv("LR", "0.002")
+    result = run_main(["-m", *fast, "optimizer.lr=${oc.env:LR},0.003", "hydra.sweep.dir=sweep"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(job.params["optimizer.lr"] for job in summarize(tmp_path / "sweep").jobs) == ["0.002", "0.003"]
+
+
 def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     """It failed every job alike, each leaving a folder; a key that one swept option's class takes still fails
     the jobs of the other option alone."""

@@ -177,6 +177,13 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
     return errors[0] if errors else None
 
 
+def _setting(config: Any, key: str) -> Any:
+    """``key`` (``optimizer.lr``) of a config as a record holds it; None where the record lacks it."""
+    for part in key.lstrip("+~").split("."):
+        config = config.get(part) if isinstance(config, dict) else None
+    return config
+
+
 def overridden(overrides: Iterable[str]) -> dict[str, str]:
     """key -> value as a job's overrides give it."""
     return {override_key(o): unquote(override_value(o)) for o in overrides}
@@ -209,6 +216,10 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
             if room_left(job_dir):
                 record.message = f"{record.message.split(':')[0]}: {FULL_DISK_SAYS}"
         return record
+    for key, value in params.items():  # optimizer.lr=${oc.env:LR}: the value it gave the job, as its record has it
+        given = _setting(metrics.get("config"), key) if "${" in value else None
+        if isinstance(given, (str, int, float, bool)):
+            params[key] = _text(given)
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
         # what it was tested on, its checkpoint's own data set: a column where the checkpoints differ in it
         # (a failed evaluation's is unknown: no column for it)
