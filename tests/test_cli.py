@@ -570,6 +570,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                            "config (config.yaml); a relative one is read from run.py's folder"),
     (["--config-path", "configs/model"], "--config-path configs/model holds no config.yaml, the primary config that it "
                                          "gives in the place of configs/config.yaml: --config-dir configs/model adds"),
+    # Hydra's "Error locating target …" and "Error in call to target …", each over four lines
+    (["+hydra.callbacks.mine._target_=no_such_module.Callback"], "hydra.callbacks.mine._target_=no_such_module.Callback "
+     "cannot be imported: give the dotted path of a class that Python can import (its module on PYTHONPATH"),
+    (["+hydra.callbacks.mine._target_=lenet_exp.callbacks.OutputDirCheck", "+hydra.callbacks.mine.colour=1"],
+     "hydra.callbacks.mine: lenet_exp.callbacks.OutputDirCheck refused its settings: TypeError("),
     # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary
     (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary leaves a sweep without its "
                                                            "checks, its summary and the rule that keeps the default"),
@@ -603,7 +608,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
-        "config-path-without-its-config", "sweep-without-its-summary"])
+        "config-path-without-its-config", "callback-of-no-class", "callback-refusing-its-settings",
+        "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

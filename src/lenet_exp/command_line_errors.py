@@ -983,6 +983,14 @@ def hydra_said_plainly(text: str) -> Optional[str]:
     overridden_inside = re.match(r"In '((\w+)/[^']+)': Could not override '\w+@\2\.", text)
     if overridden_inside:
         return without_global_package(overridden_inside.group(1))
+    # a callback (or another object of hydra's config) of one's own whose class cannot be found, or made
+    unfound = re.match(r"Error locating target '([^']+)'.*\nfull_key: (\S+)", text, re.S)
+    if unfound:
+        return (f"{unfound.group(2)}._target_={unfound.group(1)} cannot be imported: give the dotted path of a class "
+                f"that Python can import (its module on PYTHONPATH: PYTHONPATH=. for one in the current folder).")
+    refused = re.match(r"Error in call to target '([^']+)':\n(.+)\nfull_key: (\S+)", text, re.S)
+    if refused:
+        return f"{refused.group(3)}: {refused.group(1)} refused its settings: {refused.group(2).strip()}."
     not_a_list = re.match(r"hydra.searchpath must be a list of strings. Got: (.*)", text)
     if not_a_list:
         written = not_a_list.group(1)

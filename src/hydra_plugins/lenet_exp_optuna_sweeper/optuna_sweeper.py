@@ -55,8 +55,8 @@ RESUMED_JOB = "resumes_job"
 FIXED_SETTINGS = "fixed_settings"
 
 
-EXTENDER = ("Give the dotted path of a function f(config, trial) that Python can import (a module in the current "
-            "folder or on PYTHONPATH), as hydra-optuna-sweeper's docs show.")
+EXTENDER = ("Give the dotted path of a function f(config, trial) that Python can import (its module on PYTHONPATH: "
+            "PYTHONPATH=. for one in the current folder), as hydra-optuna-sweeper's docs show.")
 
 
 class _Made(functools.partial):
