@@ -570,6 +570,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                            "config (config.yaml); a relative one is read from run.py's folder"),
     (["--config-path", "configs/model"], "--config-path configs/model holds no config.yaml, the primary config that it "
                                          "gives in the place of configs/config.yaml: --config-dir configs/model adds"),
+    # Hydra's "package 'hydra.run' not found in config"
+    (["--cfg", "job", "-p", "hydra.run"], "--cfg job prints the run's config, without Hydra's: --cfg hydra -p hydra.run "
+                                          "prints hydra.run."),
     # Hydra's "Error locating target …" and "Error in call to target …", each over four lines
     (["+hydra.callbacks.mine._target_=no_such_module.Callback"], "hydra.callbacks.mine._target_=no_such_module.Callback "
      "cannot be imported: give the dotted path of a class that Python can import (its module on PYTHONPATH"),
@@ -609,6 +612,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
         "config-path-without-its-config", "callback-of-no-class", "callback-refusing-its-settings",
+        "package-of-hydra-in-the-jobs-config",
         "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

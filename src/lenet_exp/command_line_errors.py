@@ -534,6 +534,9 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     if flags.package and not flags.cfg:
         sys.exit("Error: --package (-p) chooses the part of the config that --cfg prints: add --cfg job, e.g. "
                  "python run.py --cfg job -p optimizer.")
+    if flags.cfg == "job" and flags.package and flags.package.split(".")[0] == "hydra":  # "package … not found"
+        sys.exit(f"Error: --cfg job prints the run's config, without Hydra's: --cfg hydra -p {flags.package} prints "
+                 f"{flags.package}.")
     refuse_a_runs_record_as_configs(flags, arguments)
     refuse_a_config_path_without_configs(flags)
     overrides = flags_and_overrides(arguments)[1]
