@@ -570,6 +570,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                            "config (config.yaml); a relative one is read from run.py's folder"),
     (["--config-path", "configs/model"], "--config-path configs/model holds no config.yaml, the primary config that it "
                                          "gives in the place of configs/config.yaml: --config-dir configs/model adds"),
+    # Hydra's UserWarning ("overriding with `hydra.mode=MULTIRUN`"), and the default study's 6 jobs
+    (["--multirun", "hydra.mode=RUN"], "--multirun sweeps, and hydra.mode=RUN runs once: give one of them."),
     # Hydra's "package 'hydra.run' not found in config"
     (["--cfg", "job", "-p", "hydra.run"], "--cfg job prints the run's config, without Hydra's: --cfg hydra -p hydra.run "
                                           "prints hydra.run."),
