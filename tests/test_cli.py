@@ -613,7 +613,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
-        "config-path-without-its-config", "package-of-hydra-in-the-jobs-config",
+        "config-path-without-its-config", "multirun-and-mode-run", "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",
         "sweep-without-its-summary"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
