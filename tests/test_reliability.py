@@ -1991,6 +1991,23 @@ def test_eval_on_another_dataset_with_the_same_classes(trained, fast, tmp_path):
     assert "images, a model trained on mnist)" in result.stderr
 
 
+def test_evals_val_split_is_its_runs_for_its_own_files_and_as_told_for_others(trained, fast, tmp_path):
+    """Its own files under another data set name took the command line's split, whose val images held some it
+    trained on; another data set's val_size was said "not used", and used (helper mismatch59)."""
+    ckpt = f"ckpt={trained / 'checkpoints' / 'best.pt'}"
+    renamed = run_main([*fast, "task=eval", ckpt, "dataset.name=mnist_copy", "dataset.val_size=300",
+                        "hydra.run.dir=renamed"], cwd=tmp_path)
+    assert renamed.returncode == 0, renamed.stderr[-2000:]
+    assert read_json(tmp_path / "renamed" / "metrics.json")["val"]["samples"] == 100  # its run's, as trained
+    assert ("mnist_copy's train files are those " in renamed.stderr
+            and "its val split is its run's (dataset.val_size=100, dataset.split_seed=0)" in renamed.stderr)
+    other = run_main([*fast, "task=eval", ckpt, "dataset=fashion_mnist", "dataset.val_size=50", "hydra.run.dir=other"],
+                     cwd=tmp_path)
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert read_json(tmp_path / "other" / "metrics.json")["val"]["samples"] == 50
+    assert "dataset.val_size=50 not used" not in other.stderr
+
+
 def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast, tmp_path):
     """The best checkpoint so far was evaluated without a word that the run goes on."""
     run, testing = tmp_path / "run", tmp_path / "testing"  # after epoch 1 of 3; after its last, in its final test

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
-                              chosen_option, read_by)
+                              TRAINING_SPLIT_KEYS, chosen_option, read_by)
 from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_class, prepare_images, raw_folder,
                             read_split, split_files, split_train_val)
 from lenet_exp.device import describe, resolve_device
@@ -62,7 +62,10 @@ def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
         option = chosen_option(key)
         return f"{key}={option}" if option else key
 
-    unused = [key for key in sorted(chosen) if not read_by(str(cfg.task), key)
+    # the val split of another data set is split as the command line says (of the checkpoint's own, as its run's)
+    split_read = cfg.task == "eval" and cfg.dataset.get("name") != saved.dataset.get("name")
+    unused = [key for key in sorted(chosen)
+              if not (read_by(str(cfg.task), key) or split_read and key in TRAINING_SPLIT_KEYS)
               and OmegaConf.select(cfg, key, default=None) != OmegaConf.select(saved, key, default=None)]
     if unused:
         log.warning("%s not used: task=%s takes %s as it was trained, with its model (%s).",
@@ -288,8 +291,6 @@ def validation(cfg: DictConfig, trained: Trained, dataset: DictConfig) -> Option
     on val, not on test). None where the train split is not there (an evaluation needs only the test split:
     nothing is downloaded for it) or its record names no val split (a checkpoint is data)."""
     saved = trained.state["config"]["dataset"]
-    split_of = saved if dataset.name == saved.get("name") else dataset
-    val_size, seed = split_of.get("val_size"), split_of.get("split_seed")
     folder = raw_folder(dataset)
     missing = [name for name in split_files("train") if not (folder / name).is_file()]
     if missing:
@@ -301,6 +302,17 @@ def validation(cfg: DictConfig, trained: Trained, dataset: DictConfig) -> Option
     except DataError as error:  # damaged files
         log.warning("No val accuracy: %s", error)
         return None
+    read = trained.state["preprocessing"].get("data")
+    # its own files under another name (a data set option of one's own) are its own too: another split would test
+    # it on images it trained on
+    own = dataset.name == saved.get("name") or (isinstance(read, dict) and (
+        read.get("train"), read.get("train_checksum")) == (len(labels), checksum(images, labels)))
+    split_of = saved if own else dataset
+    val_size, seed = split_of.get("val_size"), split_of.get("split_seed")
+    if own and dataset.name != saved.get("name") and (dataset.val_size, dataset.split_seed) != (val_size, seed):
+        log.warning("%s's train files are those %s was trained on: its val split is its run's (dataset.val_size=%s, "
+                    "dataset.split_seed=%s), which holds no image it trained on.", dataset.name, cfg.ckpt, val_size,
+                    seed)
     if not (isinstance(val_size, int) and isinstance(seed, int) and 1 <= val_size < len(labels)):
         log.warning("No val accuracy: the checkpoint's dataset.val_size=%r and dataset.split_seed=%r name no val "
                     "split of the %d training images.", val_size, seed, len(labels))
