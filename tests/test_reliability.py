@@ -2008,6 +2008,16 @@ def test_evals_val_split_is_its_runs_for_its_own_files_and_as_told_for_others(tr
     assert "dataset.val_size=50 not used" not in other.stderr
 
 
+def test_a_preset_given_to_eval_is_said_unused(trained, fast, tmp_path):
+    """experiment=fashion_best: its data set and test-time augmentation were left out without a word (a preset's
+    settings are no key of its own), and the run's record named it."""
+    result = run_main([*fast, "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", "experiment=fashion_best"],
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "experiment=fashion_best not used: task=eval takes " in result.stderr
+    assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "mnist"
+
+
 def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast, tmp_path):
     """The best checkpoint so far was evaluated without a word that the run goes on."""
     run, testing = tmp_path / "run", tmp_path / "testing"  # after epoch 1 of 3; after its last, in its final test

@@ -55,18 +55,23 @@ def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) 
 def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
     """Name what the command line set that this task does not read: how to train, or a model other than the
     checkpoint's (``model.activation=tanh`` evaluated a model it was not trained as)."""
-    def written(key: str) -> str:  # trainer.epochs=3; a group's option as chosen (optimizer=sgd)
+    def written(key: str) -> str:  # trainer.epochs=3; a group's option as chosen (optimizer=sgd, experiment=…)
         value = OmegaConf.select(cfg, key, default=None)
-        if not isinstance(value, DictConfig):
-            return f"{key}={value}"
         option = chosen_option(key)
+        if not isinstance(value, DictConfig) and not (value is None and option):
+            return f"{key}={value}"
         return f"{key}={option}" if option else key
+
+    def differs(key: str) -> bool:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None and chosen_option(key):  # a preset (experiment=…): its settings are no key of its own
+            return True
+        return value != OmegaConf.select(saved, key, default=None)
 
     # the val split of another data set is split as the command line says (of the checkpoint's own, as its run's)
     split_read = cfg.task == "eval" and cfg.dataset.get("name") != saved.dataset.get("name")
     unused = [key for key in sorted(chosen)
-              if not (read_by(str(cfg.task), key) or split_read and key in TRAINING_SPLIT_KEYS)
-              and OmegaConf.select(cfg, key, default=None) != OmegaConf.select(saved, key, default=None)]
+              if not (read_by(str(cfg.task), key) or split_read and key in TRAINING_SPLIT_KEYS) and differs(key)]
     if unused:
         log.warning("%s not used: task=%s takes %s as it was trained, with its model (%s).",
                     ", ".join(map(written, unused)), cfg.task, cfg.ckpt,
