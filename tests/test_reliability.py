@@ -2008,6 +2008,21 @@ def test_evals_val_split_is_its_runs_for_its_own_files_and_as_told_for_others(tr
     assert "dataset.val_size=50 not used" not in other.stderr
 
 
+def test_checkpoints_copied_into_a_folder_stay_theirs_when_another_config_is_refused(trained, fast, tmp_path):
+    """A folder of checkpoints alone: a command of another config was refused, pointing to `resume=`, which replayed
+    the record Hydra had written for that command (the refused config); and that record and its failure made the
+    folder the refused run's, so the checkpoints' own settings were refused next (helper mismatch59)."""
+    shutil.copytree(trained / "checkpoints", tmp_path / "bare" / "checkpoints")
+    other = run_main([*fast, "optimizer.lr=0.01", "hydra.run.dir=bare"], cwd=tmp_path)
+    assert other.returncode == 1, other.stderr[-2000:]
+    assert (f"Error: {tmp_path / 'bare'} holds the checkpoints of a run with another config (optimizer.lr: 0.001 -> "
+            f"0.01), and no record of it: give its settings to continue it") in other.stderr
+    assert not (tmp_path / "bare" / ".hydra").exists() and not (tmp_path / "bare" / "metrics.json").exists()
+    own = run_main([*fast, "hydra.run.dir=bare"], cwd=tmp_path)
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert read_json(tmp_path / "bare" / "metrics.json")["status"] == "completed"
+
+
 def test_a_preset_given_to_eval_is_said_unused(trained, fast, tmp_path):
     """experiment=fashion_best: its data set and test-time augmentation were left out without a word (a preset's
     settings are no key of its own), and the run's record named it."""

@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
-from lenet_exp.errors import FolderInUse, UserError, full_errors_wanted, one_line
+from lenet_exp.errors import FolderInUse, NotThisRunsFolder, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, held_by_another, mount_point, over_a_limit,
                              read_json, run_events, save_json)
@@ -53,7 +53,7 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
                           f"or moved meanwhile? Run the same command again.")
     message = failure_message(error)
     log.error("Error: %s", message, exc_info=not isinstance(error, UserError))
-    if isinstance(error, FolderInUse):  # its metrics.json and events are the other process's
+    if isinstance(error, (FolderInUse, NotThisRunsFolder)):  # its metrics.json and events are another run's
         return message
     try:
         record_failure(run_dir, cfg, message)
@@ -235,7 +235,7 @@ def run_job(cfg: DictConfig, run_dir: Path, slot: JobSlot, multirun: bool, chose
     except Exception as error:
         if not multirun:  # a sweep's jobs get theirs back as the sweep ends
             from lenet_exp.callbacks import put_back_the_runs_record
-            put_back_the_runs_record(run_dir)
+            put_back_the_runs_record(run_dir, not_its_folder=isinstance(error, NotThisRunsFolder))
         if full_errors_wanted():
             raise
         report_failure(run_dir, cfg, error)

@@ -394,13 +394,19 @@ def put_back_the_records_of_jobs_that_recorded_nothing(records: dict) -> None:
 _records_found: dict[Path, tuple[dict[str, bytes], Optional[dict]]] = {}  # a run's record as its command found it
 
 
-def put_back_the_runs_record(run_dir: Path) -> None:
+def put_back_the_runs_record(run_dir: Path, not_its_folder: bool = False) -> None:
     """A run that trained nothing, as it ended with an error (its data gone) or was completed already, gets its
     .hydra/ record back: Hydra had written this command's over it (``resume=<run> trainer.epochs=3``, ``resume=<run>
-    device=cuda``), which a plain resume= then replayed."""
+    device=cuda``), which a plain resume= then replayed. In a folder that held another run's checkpoints and no
+    record (``not_its_folder``), the one Hydra wrote goes: it made the folder this command's run."""
     found = {folder: record for folder, record in _records_found.items()
              if folder.resolve() == Path(run_dir).resolve()}
     _records_found.clear()
+    if not found and not_its_folder:
+        for name in HYDRA_RECORD:
+            (run_dir / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (run_dir / HYDRA_FOLDER).rmdir()
     put_back_the_records_of_jobs_that_recorded_nothing(found)
 
 

@@ -78,6 +78,10 @@ class FolderInUse(UserError):
     """A run folder that another process holds: this job writes nothing into it."""
 
 
+class NotThisRunsFolder(UserError):
+    """A folder of another run's checkpoints without its record: this job's record would make it this run's."""
+
+
 class DataError(UserError):
     """Missing, unreadable or inconsistent data files."""
 

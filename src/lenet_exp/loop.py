@@ -32,7 +32,7 @@ from lenet_exp.continuation import completed_as_asked
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
-from lenet_exp.errors import CheckpointError, FolderInUse, UserError, one_line
+from lenet_exp.errors import CheckpointError, FolderInUse, NotThisRunsFolder, UserError, one_line
 from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SKIPPED, read_json, save_json
@@ -163,6 +163,10 @@ class Run:
                 raise CheckpointError(
                     f"{self.last_path} is another run's checkpoint ({listed(changed)}), not this run's. "
                     f"{files.start_over(self.dir)}")
+            if not recorded:  # checkpoints alone (copied in): no record that resume= could continue it from
+                raise NotThisRunsFolder(f"{self.dir} holds the checkpoints of a run with another config ({listed(changed)}), "
+                                f"and no record of it: give its settings to continue it, or choose a new output "
+                                f"directory.")
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({listed(changed)}). "
                 f"Continue it as it was ({how_to_go_on(self.dir)}), or choose a new output directory."
