@@ -668,6 +668,11 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
                                                    "layout): images[..., 0] drops it")):
         model(digits.numpy()[..., None])
     assert torch.equal(model(digits.numpy().astype(">f4") / 255), model(digits.float() / 255))  # big-endian
+    read_only = digits.numpy().copy()  # as np.asarray(PIL image) gives it, of which torch warned (helper mismatch59)
+    read_only.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(model(read_only), model(digits))
     with pytest.raises(TypeError, match="images of numbers, not a NumPy array of object"):
         model(np.array([None] * 3))
     with pytest.raises(UserError, match=re.escape(f"Image {tmp_path / 'digit.png'} does not exist. Pass the path of a "

@@ -58,8 +58,10 @@ class Classifier(torch.nn.Module):
         if isinstance(images, np.ndarray):
             if images.dtype.kind not in "uifb":
                 raise TypeError(f"A Classifier takes images of numbers, not a NumPy array of {images.dtype}.")
-            # (a read-only, negatively strided or big-endian one too)
-            images = torch.from_numpy(np.ascontiguousarray(images, dtype=images.dtype.newbyteorder("=")))
+            # (a negatively strided or big-endian one too; a read-only one, np.asarray(PIL image)'s, as a copy: torch
+            # warned of it)
+            images = np.ascontiguousarray(images, dtype=images.dtype.newbyteorder("="))
+            images = torch.from_numpy(images if images.flags.writeable else images.copy())
         if not isinstance(images, torch.Tensor):
             raise TypeError(f"A Classifier takes images as a torch.Tensor, a NumPy array or an image file's path, not "
                             f"a {type(images).__name__}: np.asarray(images) makes an array of a list or a PIL image "
