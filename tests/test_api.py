@@ -702,7 +702,7 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")
     # torch's and pathlib's errors before: "Expected one of cpu, cuda, ... device type at start of device string"
-    for device in ("auto", None):
+    for device in ("auto", None, "bogus"):  # (a misspelt one: torch's RuntimeError, helper mismatch59)
         with pytest.raises(DeviceError, match=re.escape(f"load_model(device={device!r}): a model is loaded onto")):
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device=device)
     with pytest.raises(TypeError, match=re.escape("load_model() takes the checkpoint as a path (a str or pathlib.Path), "

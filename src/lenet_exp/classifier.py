@@ -137,9 +137,13 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
         raise UserError(f"load_model({data[0]!r}): a loaded model reads no data set; it classifies images into its "
                         f"run's classes (model.classes). Test it on another data set with `python run.py task=eval "
                         f"ckpt=<checkpoint> {data[0]}`.")
+    onto = f"load_model(device={device!r}): a model is loaded onto 'cpu' or 'cuda' (or 'cuda:N')."
     if not isinstance(device, (str, torch.device)) or device == "auto":  # "auto": the config's option, not torch's
-        raise DeviceError(f"load_model(device={device!r}): a model is loaded onto 'cpu' or 'cuda' (or 'cuda:N').")
-    device = torch.device(device)  # a misspelt one raises torch's RuntimeError, which names what it takes
+        raise DeviceError(onto)
+    try:
+        device = torch.device(device)
+    except RuntimeError:  # a misspelt one: torch's list of every device type it knows
+        raise DeviceError(onto) from None
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"load_model(device={str(device)!r}): a model is loaded onto 'cpu' or 'cuda'.")
     if device.type == "cuda" and not torch.cuda.is_available():
