@@ -124,6 +124,10 @@ CASES = {
                             ["metrics.json is a file where the folder of mnist should be", "MNIST/raw/"]),
     "resume of a checkpoint": (lambda r, t, d: [f"resume={d / 'checkpoints' / 'last.pt'}"],
                                ["/checkpoints/last.pt is inside the run directory", "continues it"]),
+    # "not a run directory (no …/loose.pt/.hydra/overrides.yaml)"
+    "resume of a checkpoint copied out": (lambda r, t, d: [f"resume={shutil.copy(d / 'checkpoints' / 'last.pt', t)}"],
+                                          ["last.pt is a file, and resume= continues a run from its folder",
+                                           "task=eval ckpt="]),
     "truncated idx": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, truncate)}"],
                       ["MNIST/raw/train-images-idx3-ubyte is corrupted or truncated", "Replace it with an intact copy"]),
     "wrong magic": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, bad_magic)}"],

@@ -202,6 +202,11 @@ def run_folder_to_resume(written: str, sweep: Optional[str]) -> Path:
                  f"e.g. resume={shlex.quote(str(one_job))}.")
     if not run_dir.exists():
         sys.exit(f"Error: resume={run_dir}: no such folder. {PASS_A_RUN}")
+    if run_dir.is_file():  # a checkpoint copied out of its run (resume= of <run>/checkpoints/… is told its run below)
+        run = next((folder for folder in run_dir.parents if (folder / SAVED_OVERRIDES).is_file()), None)
+        if run is None:
+            sys.exit(f"Error: resume={run_dir} is a file, and resume= continues a run from its folder. "
+                     f"`python run.py task=eval ckpt={shlex.quote(str(run_dir))}` tests a checkpoint. {PASS_A_RUN}")
     if not saved_file.is_file():
         run = next((folder for folder in run_dir.parents if (folder / SAVED_OVERRIDES).is_file()), None)
         if run is not None:  # e.g. a checkpoint of the run
