@@ -41,6 +41,12 @@ def trained(tiny_root, tmp_path_factory) -> Path:
     return only_run_dir(cwd)
 
 
+def a_sweeps_folder(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "multirun.yaml").write_text("{}")
+    return folder
+
+
 def damaged_root(tiny_root: Path, tmp_path: Path, damage) -> Path:
     root = tmp_path / "damaged"
     shutil.copytree(tiny_root / "MNIST", root / "MNIST")
@@ -141,6 +147,9 @@ CASES = {
         "dataset.num_classes=12, but the labels of mnist train range over [0, 9]: the model would have 2 output(s) "
         "that no image is labelled with. Set dataset.num_classes=10."]),
     # a sweep job's folder name is a syntax error to Hydra unless quoted: run.py quotes it
+    # it said to pass <sweep>/checkpoints/best.pt, which a sweep has not
+    "sweep folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={a_sweeps_folder(t / 's')}"],
+                                      ["/s is a sweep's folder", "each of its jobs' with -m: ckpt=\"$(ls -d "]),
     "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
                            ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),

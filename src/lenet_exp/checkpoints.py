@@ -19,7 +19,7 @@ from torch import nn
 from lenet_exp.config import LENET5_CLASS, READ_AS_MNIST, as_literal
 from lenet_exp.ema import averaged_weights
 from lenet_exp.errors import CheckpointError, one_line
-from lenet_exp.files import BEST_CHECKPOINT, CHECKPOINTS, write_atomic
+from lenet_exp.files import BEST_CHECKPOINT, CHECKPOINTS, SWEEP_RECORD, write_atomic
 
 FORMAT = "lenet_exp.checkpoint/1"
 # what every checkpoint holds (eval and predict need no more); a resume also needs TRAINING_KEYS
@@ -87,6 +87,9 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
     if path.is_dir() and path.suffix == ".pt":  # a run's checkpoint replaced by a folder
         raise CheckpointError(f"Checkpoint {path} is a folder where the checkpoint file should be: move it away, or "
                               f"pass another checkpoint.")
+    if (path / SWEEP_RECORD).is_file():  # a sweep's: no best.pt of its own
+        raise CheckpointError(f"Checkpoint {path} is a sweep's folder. Pass a checkpoint file, or each of its jobs' "
+                              f"with -m: ckpt=\"$(ls -d {path}/*/{BEST_CHECKPOINT} | paste -sd,)\".")
     if path.is_dir():  # a run's folder, most likely, or its checkpoints/
         best = path.parent / BEST_CHECKPOINT if path.name == CHECKPOINTS else path / BEST_CHECKPOINT
         raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
