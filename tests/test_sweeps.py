@@ -907,7 +907,8 @@ EARLIER = {"completed": {"status": "completed", "val": {"acc": 0.9}},
     ("failed", False, "not started", ("failed", "earlier failure")),  # not started this time: its record says more
     ("interrupted", False, "not started", ("interrupted", "earlier stop")),
     ("interrupted", True, "interrupted", ("interrupted", "earlier stop")),  # stopped again before it saved
-    ("interrupted", True, "failed", ("interrupted", "now")),  # resumable still: a study resumes only stopped trials
+    # resumable still (a study resumes only stopped trials), and said how (helper mismatch59)
+    ("interrupted", True, "failed", ("interrupted", "now. Continue with train(cfg, run_dir={!r}) and the same cfg.")),
     ("interrupted", False, "failed", ("failed", "now")),
     ("running", False, "not started", ("not started", "now")),  # a killed run's "running" says nothing true
 ])
@@ -925,7 +926,8 @@ def test_a_jobs_record_of_a_failure_keeps_what_an_earlier_run_wrote_where_it_say
         (tmp_path / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
     record_failure(tmp_path, OmegaConf.create({"task": "train", "seed": 0}), "now", status=now)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert (metrics["status"], metrics.get("message")) == expected
+    status, message = expected
+    assert (metrics["status"], metrics.get("message")) == (status, message and message.format(str(tmp_path)))
     if earlier == "completed":
         assert metrics["val"] == {"acc": 0.9} and metrics.get(LATER_FAILURE) == ("now" if now == "failed" else None)
     if earlier is None:

@@ -128,7 +128,9 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = F
     elif previous != RUNNING and (status == NOT_STARTED or status == previous == INTERRUPTED):
         return  # not started this time, or stopped again before it saved: its earlier record says more
     elif previous == INTERRUPTED and (run_dir / LAST_CHECKPOINT).is_file():
-        status = INTERRUPTED
+        status = INTERRUPTED  # a resume that failed before it trained: the run goes on as its record says
+        if CONTINUE_WITH not in message:
+            message = f"{message.rstrip('.')}. {CONTINUE_WITH}{how_to_go_on(run_dir)}."
     metrics.update(status=status, message=message)
     save_json(path, metrics)
 
