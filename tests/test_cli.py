@@ -185,7 +185,8 @@ def test_hydras_own_logging_options_replace_ours(logging_option, console_line, h
 
 @pytest.mark.parametrize("logging, cause", [
     (["hydra.job_logging.root.level=BOGUS"], "unable to configure root logger (Unknown level: 'BOGUS')"),
-    (["hydra/job_logging=default", "hydra.job.name=a/b"], "unable to configure handler 'file' ([Errno 2] No such file")])
+    (["hydra/job_logging=default", "hydra.job.name=a/b"],
+     "unable to configure handler 'file' ([Errno 2] No such file")])
 def test_a_logging_config_that_pythons_logging_refuses_is_told_in_one_line(logging, cause, fast, tmp_path):
     """Python's logging.config raised ValueError("Unable to configure root logger"): a traceback."""
     result = run_cli([*fast, *logging], cwd=tmp_path)
@@ -556,10 +557,12 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["-m", "~hydra.sweeper.params"], "~hydra.sweeper.params: the study's search space is the sweep option's "
                                       "(sweep=NAME): ~sweep leaves the study out"),
     (["-m", "~hydra.sweeper.params.optimizer.lr"], "~hydra.sweeper.params.optimizer.lr: the study's search space is "
-     "the sweep option's (sweep=NAME): one value, optimizer.lr=…, takes the place of the study's space for optimizer.lr"),
+     "the sweep option's (sweep=NAME): one value, optimizer.lr=…, takes the place of the study's space for "
+     "optimizer.lr"),
     # "not a setting of this optimizer (optimizer=sgd has it), nothing to delete", of a sweep of sgd's jobs too
-    (["-m", "optimizer=sgd,adam", "~optimizer.momentum"], "~optimizer.momentum: optimizer.momentum is a setting of "
-                                                          "optimizer=sgd only, not of optimizer=adam: sweep those apart."),
+    (["-m", "optimizer=sgd,adam", "~optimizer.momentum"],
+     "~optimizer.momentum: optimizer.momentum is a setting of optimizer=sgd only, not of optimizer=adam: sweep those "
+     "apart."),
     # tracebacks: Hydra's bare AssertionError, its KeyError of the shell's COMP_LINE
     (["hydra.verbose=1"], "hydra.verbose=1: give true, the name of a logger to show at DEBUG (hydra.verbose=lenet_exp) "
                           "or a list of them"),
@@ -573,11 +576,12 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # Hydra's UserWarning ("overriding with `hydra.mode=MULTIRUN`"), and the default study's 6 jobs
     (["--multirun", "hydra.mode=RUN"], "--multirun sweeps, and hydra.mode=RUN runs once: give one of them."),
     # Hydra's "package 'hydra.run' not found in config"
-    (["--cfg", "job", "-p", "hydra.run"], "--cfg job prints the run's config, without Hydra's: --cfg hydra -p hydra.run "
-                                          "prints hydra.run."),
+    (["--cfg", "job", "-p", "hydra.run"],
+     "--cfg job prints the run's config, without Hydra's: --cfg hydra -p hydra.run prints hydra.run."),
     # Hydra's "Error locating target …" and "Error in call to target …", each over four lines
-    (["+hydra.callbacks.mine._target_=no_such_module.Callback"], "hydra.callbacks.mine._target_=no_such_module.Callback "
-     "cannot be imported: give the dotted path of a class that Python can import (its module on PYTHONPATH"),
+    (["+hydra.callbacks.mine._target_=no_such_module.Callback"],
+     "hydra.callbacks.mine._target_=no_such_module.Callback cannot be imported: give the dotted path of a class that "
+     "Python can import (its module on PYTHONPATH"),
     (["+hydra.callbacks.mine._target_=lenet_exp.callbacks.OutputDirCheck", "+hydra.callbacks.mine.colour=1"],
      "hydra.callbacks.mine: lenet_exp.callbacks.OutputDirCheck refused its settings: TypeError("),
     # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary

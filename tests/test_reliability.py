@@ -1010,7 +1010,8 @@ def test_a_stopped_run_of_a_stored_study_leaves_the_studys_best_as_it_stands(tin
     from optuna.trial import create_trial
 
     storage, sweep_dir = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "optuna"
-    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", "model.dropout=0", "trainer.label_smoothing=0", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
+    study = ["-m", "sweep=optuna", "hydra.sweeper.n_trials=1", "scheduler=none", "model.dropout=0",
+             "trainer.label_smoothing=0", f"dataset.root={tiny_root}", *INTERRUPTIBLE,
              f"hydra.sweeper.storage={storage}", f"hydra.sweep.dir={sweep_dir}"]
     first = run_main(study, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -1452,9 +1452,10 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
     ("model=glob(*),lenet5", "model=glob(*),lenet5: its glob() is a sweep of its own"),
     ("sweep=optuna optimizer.lr=interval(0.1,0.2),0.3", "optimizer.lr=interval(0.1,0.2),0.3: its interval() is a "
                                                         "sweep of its own"),
-    # Hydra's "Error in call to target … InstantiationException(…)" over four lines, or a traceback at the first trial
-    ("sweep=optuna hydra.sweeper.custom_search_space=no.such.extend", "hydra.sweeper.custom_search_space=no.such.extend "
-     "cannot be imported (No module named 'no'). Give the dotted path of a function f(config, trial)"),
+    # Hydra's "Error in call to target … InstantiationException(…)" in four lines, or a traceback at the first trial
+    ("sweep=optuna hydra.sweeper.custom_search_space=no.such.extend",
+     "hydra.sweeper.custom_search_space=no.such.extend cannot be imported (No module named 'no'). Give the dotted "
+     "path of a function f(config, trial)"),
     ("sweep=optuna hydra.sweeper.custom_search_space=math.pi", "hydra.sweeper.custom_search_space=math.pi is a float, "
                                                                "not a function."),
     ("sweep=optuna hydra.sweeper.custom_search_space=os.path.join", "hydra.sweeper.custom_search_space=os.path.join "

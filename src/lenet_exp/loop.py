@@ -164,9 +164,9 @@ class Run:
                     f"{self.last_path} is another run's checkpoint ({listed(changed)}), not this run's. "
                     f"{files.start_over(self.dir)}")
             if not recorded:  # checkpoints alone (copied in): no record that resume= could continue it from
-                raise NotThisRunsFolder(f"{self.dir} holds the checkpoints of a run with another config ({listed(changed)}), "
-                                f"and no record of it: give its settings to continue it, or choose a new output "
-                                f"directory.")
+                raise NotThisRunsFolder(
+                    f"{self.dir} holds the checkpoints of a run with another config ({listed(changed)}), and no record "
+                    f"of it: give its settings to continue it, or choose a new output directory.")
             raise UserError(
                 f"{self.dir} holds an unfinished run with another config ({listed(changed)}). "
                 f"Continue it as it was ({how_to_go_on(self.dir)}), or choose a new output directory."

@@ -26,6 +26,7 @@ module, which Hydra imports in every run.py.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -216,7 +217,8 @@ class StoppableOptunaSweeper(Sweeper):
             return
         best = self.study.best_trial
         results = {"name": "optuna", "best_params": best.params, "best_value": best.value}  # as the sweeper writes it
-        OmegaConf.save(OmegaConf.create(results), self.sweep_dir / "optimization_results.yaml")
+        with contextlib.suppress(OSError):  # (a full disk): the summary, written next, says more
+            OmegaConf.save(OmegaConf.create(results), self.sweep_dir / "optimization_results.yaml")
 
     def resume_stopped_trials(self) -> None:
         """The stored study's trials that a stop failed, or that a killed run.py left running (SIGKILL, a
