@@ -386,3 +386,25 @@ def _run_in_process(args, cwd, env, module, script, stdout, stderr) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
     return returncode
+
+
+# A study of Optuna's grid sampler over two learning rates: a file of the sweep group in a folder of options
+GRID_STUDY = """# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+  - override /hydra/sweeper/sampler: grid
+hydra:
+  sweeper:
+    _target_: hydra_plugins.lenet_exp_optuna_sweeper.optuna_sweeper.StoppableOptunaSweeper
+    direction: maximize
+    n_trials: 10
+    params:
+      optimizer.lr: choice(1e-3, 3e-3)
+"""
+
+
+def a_grid_study(folder: Path) -> Path:
+    """``folder`` (for --config-dir), holding sweep/grid.yaml: :data:`GRID_STUDY`."""
+    (folder / "sweep").mkdir(parents=True)
+    (folder / "sweep" / "grid.yaml").write_text(GRID_STUDY)
+    return folder

@@ -23,7 +23,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import (AS_A_USER, RUN_PY, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
+from conftest import (AS_A_USER, RUN_PY, a_grid_study, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
                       start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, mount_point, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
@@ -1021,6 +1021,19 @@ def test_a_stopped_run_of_a_stored_study_leaves_the_studys_best_as_it_stands(tin
     stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, sign="2_*/metrics.json")
     results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert results.best_value == 1.0 and results.best_params == {"optimizer.lr": 1e-3}, results
+
+
+@pytest.mark.long
+def test_a_grid_study_stopped_in_its_last_trial_ends_with_its_summary(tiny_root, tmp_path):
+    """The stopped trial, told to the study as failed, used up the grid: the grid sampler stopped the study outside
+    optuna's optimize(), a RuntimeError, after Ctrl-C's traceback, and no summary (helper regress59)."""
+    sweep_dir = tmp_path / "grid"
+    study = ["-m", "--config-dir", str(a_grid_study(tmp_path / "mine")), "sweep=grid", "scheduler=none",
+             f"dataset.root={tiny_root}", *INTERRUPTIBLE, f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+             "hydra.sweeper.study_name=grid", f"hydra.sweep.dir={sweep_dir}"]
+    stop_at_the_first_checkpoint(study, sweep_dir, tmp_path, sign="1_*/metrics.json")  # no Traceback: asserted there
+    rows = read_json(sweep_dir / "summary.json")["jobs"]
+    assert [row["status"] for row in rows] == ["completed", "interrupted"], rows
 
 
 def test_a_stored_studys_best_of_an_earlier_sweep_is_said_to_be_that_sweeps(fast, tmp_path):

@@ -34,8 +34,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from conftest import (AS_A_USER, MACHINE_CORES, RUN_PY, as_a_new_command, as_a_user, fast_overrides, finish_on_terminal,
-                      on_every_core, run_cli, run_main, start, start_on_terminal)
+from conftest import (AS_A_USER, MACHINE_CORES, RUN_PY, a_grid_study, as_a_new_command, as_a_user, fast_overrides,
+                      finish_on_terminal, on_every_core, run_cli, run_main, start, start_on_terminal)
 from tensorboard_events import card, load_events, logged_hparams, scalar_values, session_status
 from lenet_exp import CONFIGS
 
@@ -1509,27 +1509,11 @@ def test_sweep_settings_that_the_plugins_meet_with_a_traceback_are_refused(fast,
     assert not (tmp_path / "sweep").exists()  # it left a folder of its multirun.yaml and lock
 
 
-GRID_STUDY = """# @package _global_
-defaults:
-  - override /hydra/sweeper: optuna
-  - override /hydra/sweeper/sampler: grid
-hydra:
-  sweeper:
-    _target_: hydra_plugins.lenet_exp_optuna_sweeper.optuna_sweeper.StoppableOptunaSweeper
-    direction: maximize
-    n_trials: 10
-    params:
-      optimizer.lr: choice(1e-3, 3e-3)
-"""
-
-
 def test_an_optuna_study_of_ones_own_with_the_grid_sampler_tries_each_combination_once(fast, tmp_path):
     """The grid sampler is made once the sweep knows its search space: the sweeper's hook on the sampler was a
     traceback ('_DeferredTarget' object has no attribute 'infer_relative_search_space'), and an interval
     Optuna's ("GridSampler only supports discrete distributions")."""
-    (tmp_path / "mine" / "sweep").mkdir(parents=True)
-    (tmp_path / "mine" / "sweep" / "grid.yaml").write_text(GRID_STUDY)
-    study = ["-m", "--config-dir", str(tmp_path / "mine"), "sweep=grid", "scheduler=none", *fast]
+    study = ["-m", "--config-dir", str(a_grid_study(tmp_path / "mine")), "sweep=grid", "scheduler=none", *fast]
     drawing = run_main([*study, "model.dropout=interval(0,0.5)", f"hydra.sweep.dir={tmp_path / 'drawn'}"],
                        cwd=tmp_path)
     assert drawing.returncode == 1 and "Traceback" not in drawing.stderr, drawing.stderr[-3000:]

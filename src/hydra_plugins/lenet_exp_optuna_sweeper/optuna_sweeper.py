@@ -239,7 +239,7 @@ class StoppableOptunaSweeper(Sweeper):
         found = self._jobs_of(failed)
         for record, _ in found:
             if failed[record.job].state == TrialState.RUNNING:  # as a stop would have left it
-                study.tell(record.job, state=TrialState.FAIL)
+                _tell_failed(study, record.job)
         jobs = [record for record, unfinished in found if record.status in (INTERRUPTED, COMPLETED) or unfinished]
         for batch in _consecutive(jobs, number=lambda record: record.job, at_most=self.optuna.sweeper.n_jobs):
             for record in batch:
@@ -299,7 +299,19 @@ class StoppableOptunaSweeper(Sweeper):
 
         running = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(running.intersection(self.asked)):
-            self.study.tell(number, state=TrialState.FAIL)
+            _tell_failed(self.study, number)
+
+
+def _tell_failed(study: Any, number: int) -> None:
+    """Trial ``number`` failed, as its study is told once it is stored: the grid sampler then stops a study whose
+    grid it has gone through, which outside the study's optimize() is optuna's RuntimeError (a traceback)."""
+    from optuna.trial import TrialState
+
+    try:
+        study.tell(number, state=TrialState.FAIL)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
 
 
 def _trial_without_a_config(config: DictConfig, number: int, overrides: list[str], error: Exception) -> Any:
