@@ -585,8 +585,12 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["+hydra.callbacks.mine._target_=lenet_exp.callbacks.OutputDirCheck", "+hydra.callbacks.mine.colour=1"],
      "hydra.callbacks.mine: lenet_exp.callbacks.OutputDirCheck refused its settings: TypeError("),
     # it ran 12 jobs, the seeds times the default study, with none of a sweep's checks and no summary
-    (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary leaves a sweep without its "
-                                                           "checks, its summary and the rule that keeps the default"),
+    (["-m", "seed=0,1", "~hydra.callbacks.sweep_summary"], "~hydra.callbacks.sweep_summary removes callbacks of "
+     "lenet_exp's, which check a run or a sweep before anything is written and summarise a sweep. Keep them"),
+    # the same: the refusal above went with the callback; null's jobs warned of "NoneType.on_job_end" (helper regress59)
+    (["-m", "seed=0,1", "~hydra.callbacks.output_dir_check"], "~hydra.callbacks.output_dir_check removes callbacks"),
+    (["-m", "seed=0,1", "hydra.callbacks.sweep_summary=null"], "hydra.callbacks.sweep_summary=null removes callbacks"),
+    (["~hydra.callbacks"], "~hydra.callbacks removes callbacks of lenet_exp's"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -619,7 +623,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
         "config-path-without-its-config", "multirun-and-mode-run", "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",
-        "sweep-without-its-summary"])
+        "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

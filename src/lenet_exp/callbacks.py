@@ -216,16 +216,6 @@ def commands_configs(config: DictConfig):
     return config_repository([*as_written(config.hydra.overrides.hydra), *task_overrides(config)])
 
 
-def refuse_a_sweep_without_its_summary(config: DictConfig) -> None:
-    """``~hydra.callbacks.sweep_summary``: the callback that checks a sweep's space and applies its search space
-    rule too; without it `-m seed=0,1` ran 12 jobs (the seeds times the default study), unchecked, unsummarised."""
-    if "sweep_summary" not in (config.hydra.callbacks or {}):
-        sys.exit("Error: ~hydra.callbacks.sweep_summary leaves a sweep without its checks, its summary and the rule "
-                 "that keeps the default study from multiplying with the command line's values. Keep it: "
-                 "hydra.callbacks.sweep_summary.plot=false, tensorboard=false or fail_on_error=false leaves out what "
-                 "you do not want.")
-
-
 def refuse_misused_overrides(config: DictConfig) -> None:
     """Exits with a message on ``model=[lenet5,lenet5_classic]``, ``~seed`` or ``trainer.deterministic=2``, which
     compose (command_line_errors)."""
@@ -439,7 +429,6 @@ class OutputDirCheck(Callback):
         warn_of_unread_configs(config)
         with failing_closed("hydra.sweep.dir"):
             refuse_too_long(Path(config.hydra.sweep.dir), "hydra.sweep.dir", sweep=True)  # before any check reads in it
-            refuse_a_sweep_without_its_summary(config)
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
             refuse_another_record_folder(config)

@@ -46,6 +46,7 @@ from lenet_exp.sweeps.space import GRID_SAMPLER, SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+OWN_CALLBACKS = ("hydra.callbacks", "hydra.callbacks.sweep_summary", "hydra.callbacks.output_dir_check")  # config.yaml
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
     ("could not be converted to Integer", "an integer"),
     ("could not be converted to Float", "a number"),
@@ -543,6 +544,12 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     refuse_a_runs_record_as_configs(flags, arguments)
     refuse_a_config_path_without_configs(flags)
     overrides = flags_and_overrides(arguments)[1]
+    removing = next((arg for arg in overrides if override_key(arg) in OWN_CALLBACKS
+                     and (arg.startswith("~") or override_value(arg).lower() in ("null", "none"))), None)
+    if removing:  # `-m seed=0,1` then ran 12 jobs (the seeds times the default study), unchecked and unsummarised
+        sys.exit(f"Error: {removing} removes callbacks of lenet_exp's, which check a run or a sweep before anything is "
+                 f"written and summarise a sweep. Keep them: hydra.callbacks.sweep_summary.plot=false, "
+                 f"tensorboard=false or fail_on_error=false leaves out what you do not want.")
     runs_own = [arg for arg in overrides if not sets_hydra(override_key(arg))]
     if flags.hydra_help and runs_own:  # composed with Hydra's config alone: "Could not override 'seed'", a traceback
         sys.exit(f"Error: --hydra-help prints Hydra's own help, which no setting of the run changes: drop "
