@@ -591,6 +591,10 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["-m", "seed=0,1", "~hydra.callbacks.output_dir_check"], "~hydra.callbacks.output_dir_check removes callbacks"),
     (["-m", "seed=0,1", "hydra.callbacks.sweep_summary=null"], "hydra.callbacks.sweep_summary=null removes callbacks"),
     (["~hydra.callbacks"], "~hydra.callbacks removes callbacks of lenet_exp's"),
+    # "cannot be resolved: … HydraConfig was not set"
+    (["-m", "seed=0,1", "hydra.sweep.dir=out/${hydra:runtime.choices.optimizer}"],
+     "hydra.sweep.dir cannot use ${hydra:…}, which Hydra resolves in each job's config, not in the sweep's: write "
+     "${hydra.…} instead (e.g. ${hydra.runtime.choices.optimizer})."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -623,7 +627,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
         "config-path-without-its-config", "multirun-and-mode-run", "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",
-        "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted"])
+        "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
+        "sweep-dir-of-hydras-resolver"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
