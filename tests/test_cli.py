@@ -626,7 +626,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
         "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
-        "config-path-without-its-config", "multirun-and-mode-run", "multirun-and-mode-run-quoted", "package-of-hydra-in-the-jobs-config",
+        "config-path-without-its-config", "multirun-and-mode-run", "multirun-and-mode-run-quoted",
+        "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",
         "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
         "sweep-dir-of-hydras-resolver"])

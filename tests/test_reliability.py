@@ -23,8 +23,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import (AS_A_USER, RUN_PY, a_grid_study, as_a_user, fast_overrides, only_run_dir, run_cli, run_main, signal_group, start,
-                      start_on_terminal)
+from conftest import (AS_A_USER, RUN_PY, a_grid_study, as_a_user, fast_overrides, only_run_dir, run_cli, run_main,
+                      signal_group, start, start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, mount_point, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
 from lenet_exp.provenance import commit_of, provenance

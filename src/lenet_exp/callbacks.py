@@ -204,8 +204,8 @@ def failing_closed(override: str) -> Iterator[None]:
         yield
     except InterpolationResolutionError as error:  # a ${...} in the folder's name that names nothing
         if "HydraConfig was not set" in str(error):  # a sweep's folder: Hydra sets its ${hydra:…} for each job only
-            sys.exit(f"Error: {override} cannot use ${{hydra:…}}, which Hydra resolves in each job's config, not in the "
-                     f"sweep's: write ${{hydra.…}} instead (e.g. ${{hydra.runtime.choices.optimizer}}).")
+            sys.exit(f"Error: {override} cannot use ${{hydra:…}}, which Hydra resolves in each job's config, not in "
+                     f"the sweep's: write ${{hydra.…}} instead (e.g. ${{hydra.runtime.choices.optimizer}}).")
         sys.exit(f"Error: {override} cannot be resolved: {one_line(error)}. Correct or leave out the ${{...}} in it.")
     except UserError as error:  # it says what is wrong and what to do
         sys.exit(f"Error: {error}")

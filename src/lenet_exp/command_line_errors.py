@@ -528,7 +528,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
                  f"folder is data. `python run.py resume={shlex.quote(str(run))}` continues the run from its own "
                  f"overrides (each checked), which {run / HYDRA_FOLDER / 'overrides.yaml'} lists for a new one.")
     mode = next((arg for arg in reversed(flags.overrides) if override_key(arg) == "hydra.mode"), None)
-    if flags.multirun and mode and unquote(override_value(mode)).upper() == "RUN":  # Hydra's UserWarning, then the sweep
+    if flags.multirun and mode and unquote(override_value(mode)).upper() == "RUN":  # Hydra warned, then swept
         sys.exit(f"Error: {multirun_flag(arguments) or '-m'} sweeps, and {mode} runs once: give one of them.")
     query = next((arg for arg in flags.overrides if arg.startswith("query=")), None)
     if flags.shell_completion and query and "COMP_LINE" not in os.environ:  # Hydra's KeyError, a traceback
