@@ -217,7 +217,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                 record.message = f"{record.message.split(':')[0]}: {FULL_DISK_SAYS}"
         return record
     for key, value in params.items():  # optimizer.lr=${oc.env:LR}: the value it gave the job, as its record has it
-        given = _setting(metrics.get("config"), key) if "${" in value else None
+        # (not ${hydra:job.num} & co., each job's own by design: kept as written, as the command gave it)
+        given = _setting(metrics.get("config"), key) if "${" in value and "${hydra:" not in value else None
         if isinstance(given, (str, int, float, bool)):
             params[key] = _text(given)
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
