@@ -571,6 +571,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # Hydra's "Primary config directory not found" and "Cannot find primary config 'config'", several lines each
     (["--config-path", "/no/such/folder"], "--config-path /no/such/folder is no folder: give the folder of a primary "
                                            "config (config.yaml); a relative one is read from run.py's folder"),
+    (["--config-path", "file:///no/such/folder"], "--config-path takes a folder, not a URL: --config-path "
+                                                  "/no/such/folder."),
     (["--config-path", "configs/model"], "--config-path configs/model holds no config.yaml, the primary config that it "
                                          "gives in the place of configs/config.yaml: --config-dir configs/model adds"),
     # Hydra's UserWarning ("overriding with `hydra.mode=MULTIRUN`"), and the default study's 6 jobs
@@ -625,7 +627,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "deleted-added-key-at-another-value", "deleted-option-not-chosen", "basic-sweepers-key-under-optuna",
         "basic-sweepers-value", "no-job-at-a-time", "sweep-dir-with-a-comma", "glob-of-a-setting",
         "search-space-deleted", "key-of-the-search-space-deleted", "deleted-setting-of-one-option-swept",
-        "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder",
+        "verbose-of-a-number", "completion-query-outside-the-shell", "config-path-to-no-folder", "config-path-as-a-url",
         "config-path-without-its-config", "multirun-and-mode-run", "multirun-and-mode-run-quoted",
         "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",

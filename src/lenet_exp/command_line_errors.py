@@ -589,6 +589,8 @@ def refuse_a_config_path_without_configs(flags: argparse.Namespace) -> None:
     from lenet_exp import CONFIGS
 
     path = flags.config_path
+    if path and path.startswith("file://"):  # Hydra reads it as a folder named file:
+        sys.exit(f"Error: --config-path takes a folder, not a URL: --config-path {shlex.quote(path[len('file://'):])}.")
     if not path or "://" in path:  # pkg://…, a package's: Hydra looks it up
         return
     folder = CONFIGS.parent / Path(path).expanduser()  # relative: to run.py's folder, as Hydra takes it
