@@ -401,10 +401,15 @@ def _reporting_its_error(extend: Callable[[DictConfig, Any], None], path: str) -
         try:
             extend(config, trial)
         except Exception as error:
-            where = traceback.extract_tb(error.__traceback__)[-1]
-            sys.exit(f"Error: hydra.sweeper.custom_search_space={path} raised {type(error).__name__}: {error} "
-                     f"({where.filename}, line {where.lineno}) as trial {trial.number} began. Correct it, and run the "
-                     f"command again.")
+            # the line of the function's own code that raised (none for a builtin: not Hydra's call of it)
+            import hydra
+
+            hydras = str(Path(hydra.__file__).parent)
+            frames = [frame for frame in traceback.extract_tb(error.__traceback__)[1:]
+                      if not frame.filename.startswith(hydras)]
+            where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+            sys.exit(f"Error: hydra.sweeper.custom_search_space={path} raised {type(error).__name__}: {error}{where} "
+                     f"as trial {trial.number} began. Correct it, and run the command again.")
 
     return extending
 
