@@ -403,6 +403,14 @@ def read_by(task: str, key: str) -> bool:
 
 # ------------------------------------------------------- flat settings: which change results, which do not
 
+def setting_in(config: Any, key: str) -> Any:
+    """``key`` (``optimizer.lr``) of a config as plain dicts hold it (a record's, or one unresolved); None where it
+    has none."""
+    for part in key.split("."):
+        config = config.get(part) if isinstance(config, Mapping) else None
+    return config
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, int | float | str | bool | None]:
     """Nested config -> {"optimizer.lr": 0.001, ...} with the value types the HParams plugin takes, and None."""
     flat: dict[str, int | float | str | bool | None] = {}

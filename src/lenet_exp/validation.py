@@ -9,7 +9,7 @@ import math
 from typing import Any, Callable
 
 from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NATIVE_SIZE, Config, as_overridden,
-                              begins_with_its_schema, named_in_overrides, read_by)
+                              begins_with_its_schema, named_in_overrides, read_by, setting_in)
 from lenet_exp.errors import ConfigError, UserError, closest
 
 
@@ -196,9 +196,7 @@ def check_every_value_set(cfg: Any) -> None:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:  # `trainer.epochs=${oops}`: the key is not there
         key = str(error.full_key).split("[", 1)[0]  # of a list's item (augment.scale[0]): the list, as one sets it
-        written = OmegaConf.to_container(cfg, resolve=False)
-        for part in key.split("."):
-            written = written.get(part) if isinstance(written, dict) else None
+        written = setting_in(OmegaConf.to_container(cfg, resolve=False), key)
         raise ConfigError(key, written, "a value, or a ${…} that names a key of the config (e.g. "
                           "${seed})", why=str(error.msg).splitlines()[0]) from error
     missing = sorted(OmegaConf.missing_keys(cfg))

@@ -56,8 +56,8 @@ RESUMED_JOB = "resumes_job"
 FIXED_SETTINGS = "fixed_settings"
 
 
-EXTENDER = ("Give the dotted path of a function f(config, trial) that Python can import (its module on PYTHONPATH: "
-            "PYTHONPATH=. for one in the current folder), as hydra-optuna-sweeper's docs show.")
+GIVE_A_FUNCTION = ("Give the dotted path of a function f(config, trial) that Python can import (its module on "
+                   "PYTHONPATH: PYTHONPATH=. for one in the current folder), as hydra-optuna-sweeper's docs show.")
 
 
 class _Made(functools.partial):
@@ -388,10 +388,10 @@ def _check_custom_search_space(path: Optional[str]) -> None:
         found = _locate(str(path))
     except Exception as error:
         reason = str(error.__cause__ or error).splitlines()[0]
-        sys.exit(f"Error: hydra.sweeper.custom_search_space={path} cannot be imported ({reason}). {EXTENDER}")
+        sys.exit(f"Error: hydra.sweeper.custom_search_space={path} cannot be imported ({reason}). {GIVE_A_FUNCTION}")
     if not callable(found):
         sys.exit(f"Error: hydra.sweeper.custom_search_space={path} is a {type(found).__name__}, not a function. "
-                 f"{EXTENDER}")
+                 f"{GIVE_A_FUNCTION}")
 
 
 def _reporting_its_error(extend: Callable[[DictConfig, Any], None], path: str) -> Callable[[DictConfig, Any], None]:

@@ -37,15 +37,15 @@ def val_acc_figure(summary: Summary):
     figure = Figure(figsize=(4.2 * columns, 3.4 * rows), dpi=100)
     for i, key in enumerate(keys):
         ax = figure.add_subplot(rows, columns, i + 1)
-        # a parameter that some trials lack (sgd's momentum in a study of optimizer=choice(adam,sgd)): its panel
-        # is of the trials that have it
-        jobs = [r for r in summary.jobs if key == "job" or r.params.get(key, "") != ""]
-        values = [str(r.job) if key == "job" else r.params[key] for r in jobs]
+        def value(r) -> str:
+            return str(r.job) if key == "job" else r.params.get(key, "")
+
+        # a parameter that some trials lack (sgd's momentum in a study of optimizer=choice(adam,sgd)): a panel of
+        # numbers of the trials that have it; else categories, "" the jobs without it
+        having = [r for r in summary.jobs if value(r) != ""]
+        jobs = having if having and all(as_float(value(r)) is not None for r in having) else summary.jobs
+        values = [value(r) for r in jobs]
         numbers = [as_float(v) for v in values]
-        if not jobs or any(n is None for n in numbers):  # categories, the jobs without the key's among them
-            jobs = summary.jobs
-            values = [str(r.job) if key == "job" else r.params.get(key, "") for r in jobs]
-            numbers = [as_float(v) for v in values]
         if all(n is not None for n in numbers):
             xs = numbers
             place = as_float

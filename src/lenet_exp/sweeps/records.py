@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import EVAL_BATCH_SIZE, where_or_how_fast
+from lenet_exp.config import EVAL_BATCH_SIZE, setting_in, where_or_how_fast
 from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTION, RUNNING, SAVED_HYDRA,
                              SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD, folder_holder, held_by_another, hydra_record,
                              read_json, regular_file, room_left)
@@ -177,13 +177,6 @@ def unreadable_record(sweep_dir: Path) -> Optional[OSError]:
     return errors[0] if errors else None
 
 
-def _setting(config: Any, key: str) -> Any:
-    """``key`` (``optimizer.lr``) of a config as a record holds it; None where the record lacks it."""
-    for part in key.lstrip("+~").split("."):
-        config = config.get(part) if isinstance(config, dict) else None
-    return config
-
-
 def overridden(overrides: Iterable[str]) -> dict[str, str]:
     """key -> value as a job's overrides give it."""
     return {override_key(o): unquote(override_value(o)) for o in overrides}
@@ -218,7 +211,7 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
         return record
     for key, value in params.items():  # optimizer.lr=${oc.env:LR}: the value it gave the job, as its record has it
         # (not ${hydra:job.num} & co., each job's own by design: kept as written, as the command gave it)
-        given = _setting(metrics.get("config"), key) if "${" in value and "${hydra:" not in value else None
+        given = setting_in(metrics.get("config"), key) if "${" in value and "${hydra:" not in value else None
         if isinstance(given, (str, int, float, bool)):
             params[key] = _text(given)
     if metrics.get("task") == "eval" and "dataset" not in params and metrics.get("dataset"):
