@@ -2060,6 +2060,29 @@ def test_a_preset_given_to_eval_is_said_unused(trained, fast, tmp_path):
     assert read_json(only_run_dir(tmp_path) / "metrics.json")["dataset"] == "mnist"
 
 
+@pytest.mark.parametrize("task, swept, said", [
+    ("eval", ["experiment=fashion_best,mnist_best"], "task=eval does not use experiment"),
+    ("eval", ["seed=0,1", "dataset.mean=0.1,0.2"], "task=eval does not use dataset.mean or seed"),
+    ("predict", ["dataset=mnist,fashion_mnist"], "task=predict does not use dataset"),
+    ("eval", ["dataset=fashion_mnist", "dataset.split_seed=1,2"], None),  # another data set's split: read
+])
+def test_a_sweep_of_what_eval_or_predict_does_not_use_is_refused(trained, fast, tmp_path, task, swept, said):
+    """Jobs that differed only in settings the task does not read ran alike, each saying its setting was unused."""
+    checkpoint = trained / "checkpoints" / "best.pt"
+    image = [f"image={tmp_path / 'digit.png'}"] if task == "predict" else []
+    if image:
+        from PIL import Image
+        Image.new("L", (28, 28)).save(tmp_path / "digit.png")
+    result = run_main(["-m", *fast, f"task={task}", f"ckpt={checkpoint}", *image, *swept,
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    if said is None:
+        assert result.returncode == 0, result.stderr[-2000:]
+        return
+    assert result.returncode == 1 and f"Error: {said} (it takes the checkpoint's model and preprocessing as it was " \
+        f"trained), so the sweep's jobs would be alike." in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "sweep").exists()
+
+
 def test_eval_of_a_run_still_training_says_its_result_will_change(trained, fast, tmp_path):
     """The best checkpoint so far was evaluated without a word that the run goes on."""
     run, testing = tmp_path / "run", tmp_path / "testing"  # after epoch 1 of 3; after its last, in its final test

@@ -28,7 +28,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import (a_value_twice, config_repository, deleted_setting, glob_of_a_setting,
                                           merged_options, number_as_bool, swept_twice)
-from lenet_exp.config import listed, sets_a_preset, without_hydra
+from lenet_exp.config import PREPROCESSING_KEYS, TRAINING_SPLIT_KEYS, listed, read_by, sets_a_preset, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
 from lenet_exp.files import (FREE_SOME_SPACE, HYDRA_FOLDER, HYDRA_RECORD, METRICS, REPLACE_THE_LINK, RUN_FILES,
@@ -251,6 +251,23 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
         sys.exit(f"Error: {error}")
 
 
+def refuse_a_sweep_of_what_its_task_ignores(config: DictConfig) -> None:
+    """``-m task=eval ckpt=… experiment=a,b``: eval and predict take the checkpoint's model and preprocessing as it
+    was trained, so jobs that differ only in what they do not use would be alike, each saying its setting is unused.
+    (The training split's keys are read where eval tests another data set than the checkpoint's.)"""
+    task, searched = str(config.task), searched_keys(config)
+    if task == "train" or "task" in searched:
+        return
+    preprocessing = {f"dataset.{key}" for key in PREPROCESSING_KEYS}
+    ignored = sorted(key for key in searched
+                     if not read_by(task, key) and key not in TRAINING_SPLIT_KEYS or key in preprocessing)
+    if ignored:
+        reads = "ckpt= or image=" if task == "predict" else "ckpt= or dataset="
+        sys.exit(f"Error: task={task} does not use {' or '.join(ignored)} (it takes the checkpoint's model and "
+                 f"preprocessing as it was trained), so the sweep's jobs would be alike. Sweep what it reads, e.g. "
+                 f"{reads}, or drop task={task} to train a model for each value.")
+
+
 def with_the_keys_a_sweep_adds(config: DictConfig, overrides: list[str], repository) -> DictConfig:
     """``config`` with each key that the sweep's ``+key=a,b`` adds, at its first value, as its first job has it (the
     sweep's own config has none of them): ``-m +trainer.epochz=1,2`` failed every job alike. A group of one's own
@@ -434,6 +451,7 @@ class OutputDirCheck(Callback):
             refuse_too_long(Path(config.hydra.sweep.dir), "hydra.sweep.dir", sweep=True)  # before any check reads in it
             refuse_misused_overrides(config)
             refuse_a_key_no_job_has(config)
+            refuse_a_sweep_of_what_its_task_ignores(config)
             refuse_another_record_folder(config)
             refuse_slurm_where_there_is_none(config)
             self.check_sweep_dir(config)
