@@ -679,6 +679,22 @@ def test_a_study_file_that_gives_a_value_twice_is_refused_as_the_command_line_is
     assert replaced.returncode == 0 and "Sweep " in replaced.stdout + replaced.stderr, replaced.stderr[-2000:]
 
 
+def test_a_study_files_wrong_value_is_said_to_be_the_study_files(tmp_path):
+    """`seed: [0, 1]` in a study of one's own (a list: one value) was told "fix it on the command line", which gave
+    no seed, "or in configs/"."""
+    (tmp_path / "mine" / "sweep").mkdir(parents=True)
+    (tmp_path / "mine" / "sweep" / "listed.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+                                                            "      seed: [0, 1]\n")
+    result = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=listed"], cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+        "Error: Invalid config value seed=[0, 1]: expected an integer. The study gives it: fix "
+        "hydra.sweeper.params.seed in the file of sweep=listed (a list there is one value: `seed: 0,1` sweeps "
+        "each)."), result.stderr
+    given = run_main(["-m", "seed=[0,1]"], cwd=tmp_path)  # the command line's own: fixed there
+    assert given.returncode == 1 and "Fix it on the command line, e.g. `python run.py seed=...`" in given.stderr
+    assert not [path for path in tmp_path.rglob("*") if path.is_file() and "mine" not in path.parts]
+
+
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr

@@ -295,7 +295,8 @@ def expected_value(error: ValidationError) -> str:
     return next((what for words, what in EXPECTED if words in message), message)
 
 
-def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str]) -> str:
+def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], study: Optional[str] = None) -> str:
+    """``study``: the sweep option whose search space gave the value (see :func:`given_by_a_study`)."""
     expected = expected_value(error)
     key, command = str(error.full_key), "python run.py"
     item = re.match(r"(.+)\[\d+\]$", key)  # of a list, which the command line sets whole (key[0]= is no override)
@@ -311,7 +312,21 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str]) 
             having = sweepers_having(setting) if choosers[-1] == "sweep" else options_having(choosers[0], setting,
                                                                                                overrides)
             command = " ".join(["python run.py -m", *(chosen or having)[:1]])
+    if study:
+        one_value = (f" (a list there is one value: `{key}: {','.join(map(str, value))}` sweeps each)"
+                     if isinstance(value, list) else "")
+        return str(ConfigError(key, value, expected, fix=f"The study gives it: fix {SEARCH_SPACE}.{key} in the file "
+                                                         f"of {STUDY_GROUP}={study}{one_value}."))
     return str(ConfigError(key, value, expected, command=command))
+
+
+def given_by_a_study(error: Exception, overrides: list[str]) -> Optional[str]:
+    """The sweep option (``sweep=NAME``) whose search space (``hydra.sweeper.params: {seed: [0, 1]}``) made the
+    override that failed, where the command line gave none of its key: "fix it on the command line" misled."""
+    merging = re.match(r"Error merging override (.+)$", str(error))
+    if not merging or any(override_key(o) == override_key(merging.group(1)) for o in overrides):
+        return None
+    return next((override_value(o) for o in overrides if override_key(o) == STUDY_GROUP), "default")
 
 
 def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> bool:
@@ -1061,7 +1076,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
             preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
             or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ValidationError, ConfigTypeError)):
-        return where + wrong_value(cause, overrides) if getattr(cause, "full_key", None) else None
+        return where + wrong_value(cause, overrides, given_by_a_study(error, overrides)) \
+            if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error, arguments)
     if isinstance(error, ConfigCompositionException) and cause is None:
