@@ -638,7 +638,7 @@ def test_load_model_classifies_as_the_runs_own_test(tiny_root, tmp_path):
     assert torch.allclose(reloaded(test.data), probabilities)
 
 
-def test_load_model_says_what_it_takes(tiny_root, tmp_path):
+def test_load_model_says_what_it_takes(tiny_root, tmp_path, caplog):
     import numpy as np
     import torchvision
 
@@ -695,9 +695,18 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path):
         lenet_exp.load_model("")
     with pytest.raises(UserError, match="the checkpoint is its first argument"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "ckpt=other.pt")
-    for other_data in ("dataset=fashion_mnist", "dataset.num_classes=3"):  # were ignored: its classes stayed MNIST's
-        with pytest.raises(UserError, match=re.escape(f"load_model('{other_data}'): a loaded model reads no data set")):
+    for other_data, test in (("dataset=fashion_mnist", "test it on another data set with `python run.py task=eval "
+                                                       "ckpt=<checkpoint> dataset=fashion_mnist`"),
+                             ("dataset.num_classes=3", "leave it out")):  # were ignored: its classes stayed MNIST's
+        with pytest.raises(UserError, match=re.escape(f"load_model('{other_data}'): a loaded model reads no data set; "
+                                                      f"it classifies images into its run's classes (model.classes): "
+                                                      f"{test}.")):  # (task=eval refuses another number of classes)
             lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", other_data)
+    with caplog.at_level("WARNING", logger="lenet_exp"):  # named as the caller wrote it; a preset was said nothing of
+        lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "model=lenet5_classic")
+        lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "experiment=mnist_best")
+    for option in ("model=lenet5_classic", "experiment=mnist_best"):
+        assert f"{option} not used: task=eval takes {tmp_path / 'run' / 'checkpoints' / 'best.pt'}" in caplog.text
     lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", "dataset.val_size=10")  # unused, as eval says
     with pytest.raises(DeviceError, match="'cpu' or 'cuda'"):
         lenet_exp.load_model(tmp_path / "run" / "checkpoints" / "best.pt", device="meta")

@@ -134,9 +134,10 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
     # it reads no data set (task=eval, whose config it composes, does): its classes are its run's data set's
     data = [o for o in overrides if override_key(o) in OTHER_DATA]
     if data:
+        test = ("leave it out" if override_key(data[0]) == "dataset.num_classes" else  # its model's, whatever the data
+                f"test it on another data set with `python run.py task=eval ckpt=<checkpoint> {data[0]}`")
         raise UserError(f"load_model({data[0]!r}): a loaded model reads no data set; it classifies images into its "
-                        f"run's classes (model.classes). Test it on another data set with `python run.py task=eval "
-                        f"ckpt=<checkpoint> {data[0]}`.")
+                        f"run's classes (model.classes): {test}.")
     onto = f"load_model(device={device!r}): a model is loaded onto 'cpu' or 'cuda' (or 'cuda:N')."
     if not isinstance(device, (str, torch.device)) or device == "auto":  # "auto": the config's option, not torch's
         raise DeviceError(onto)

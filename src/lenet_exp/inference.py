@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, ValidationError
 from lenet_exp import checkpoints
 from lenet_exp.augment import black, test_time_views
 from lenet_exp.config import (EVAL_BATCH_SIZE, NATIVE_SIZE, PREPROCESSING_KEYS, TEST_SETTINGS, ResizeMode, as_literal,
-                              TRAINING_SPLIT_KEYS, chosen_option, read_by)
+                              TRAINING_SPLIT_KEYS, chosen_option, composition, read_by)
 from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_class, prepare_images, raw_folder,
                             read_split, split_files, split_train_val)
 from lenet_exp.device import describe, resolve_device
@@ -55,16 +55,19 @@ def as_chosen(group: str, cfg: DictConfig, saved: DictConfig, chosen: set[str]) 
 def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
     """Name what the command line set that this task does not read: how to train, or a model other than the
     checkpoint's (``model.activation=tanh`` evaluated a model it was not trained as)."""
+    def option_of(group: str) -> Optional[str]:  # as Hydra chose it, or compose() (load_model's, outside Hydra)
+        return chosen_option(group) or composition(cfg).choices.get(group)
+
     def written(key: str) -> str:  # trainer.epochs=3; a group's option as chosen (optimizer=sgd, experiment=…)
         value = OmegaConf.select(cfg, key, default=None)
-        option = chosen_option(key)
+        option = option_of(key)
         if not isinstance(value, DictConfig) and not (value is None and option):
             return f"{key}={value}"
         return f"{key}={option}" if option else key
 
     def differs(key: str) -> bool:
         value = OmegaConf.select(cfg, key, default=None)
-        if value is None and chosen_option(key):  # a preset (experiment=…): its settings are no key of its own
+        if value is None and option_of(key):  # a preset (experiment=…): its settings are no key of its own
             return True
         return value != OmegaConf.select(saved, key, default=None)
 
