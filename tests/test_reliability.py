@@ -1412,23 +1412,25 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(in
 
 def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(interrupted, tmp_path):
     """metrics.json's git and versions are the last invocation's: a run resumed after a `git pull` or an upgrade of
-    torch keeps the code of its earlier epochs beside them (earlier_code), on its card too, and says so."""
+    torch keeps the code of its earlier epochs beside them (earlier_code), on its card too, and says so; and the
+    device, whose thread count rounds the sums otherwise (helper repro60: it was said nowhere)."""
     run_dir = copy_run(interrupted, tmp_path)
     record = read_json(run_dir / "metrics.json")
     older = {"git": {"commit": "f02bcca" * 5 + "12345", "dirty": True},
-             "versions": {**record["versions"], "torch": "2.4.0"}}
+             "versions": {**record["versions"], "torch": "2.4.0"}, "device": "CPU (7 threads)"}
     save_json(run_dir / "metrics.json", {**record, **older})  # as the run's first invocation, with that code, left it
     done = record["epochs_done"]
     resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert (f"Its epochs to {done} were trained by other code: git commit f02bccaf02bc-dirty (now "
-            f"{commit_of(record['git'], '-dirty')}), torch 2.4.0 (now {torch.__version__})") in resumed.stderr
     metrics = read_json(run_dir / "metrics.json")
+    assert (f"Its epochs to {done} were trained otherwise: git commit f02bccaf02bc-dirty (now "
+            f"{commit_of(record['git'], '-dirty')}), torch 2.4.0 (now {torch.__version__}), CPU (7 threads) (now "
+            f"{metrics['device']})") in resumed.stderr
     assert metrics["earlier_code"] == [{"epochs_done": done, **older}] and metrics["git"] == record["git"]
     assert f"| epochs to {done} trained by | git commit f02bccaf02bc-dirty (now" in card(load_events(run_dir))
     trained_on = run_main([f"resume={run_dir}", f"trainer.epochs={metrics['epochs'] + 1}"], cwd=tmp_path)
     assert trained_on.returncode == 0, trained_on.stderr
-    assert "other code" not in trained_on.stderr  # this code's epochs: no new entry, the earlier one kept
+    assert "trained otherwise" not in trained_on.stderr  # this code's epochs: no new entry, the earlier one kept
     assert read_json(run_dir / "metrics.json")["earlier_code"] == metrics["earlier_code"]
 
 
@@ -1437,8 +1439,9 @@ def test_the_code_of_an_edited_record_is_shown_as_it_is():
     resume said what code trained its epochs."""
     from lenet_exp.provenance import other_code
 
-    assert other_code({"epochs_done": 1, "git": "abc", "versions": "y"}, {"commit": "b" * 40, "dirty": False},
-                      {"torch": "2.4.0"}) == "git commit 'abc' (now bbbbbbbbbbbb), torch ? (now 2.4.0)"
+    assert other_code({"epochs_done": 1, "git": "abc", "versions": "y", "device": [1]}, {"commit": "b" * 40,
+                      "dirty": False}, {"torch": "2.4.0"}, "CPU (2 threads)") == \
+        "git commit 'abc' (now bbbbbbbbbbbb), torch ? (now 2.4.0), [1] (now CPU (2 threads))"
 
 
 def test_a_run_directory_refuses_another_config_and_keeps_its_record(trained, fast, tmp_path):

@@ -266,10 +266,10 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
-        before = self.code_before()
-        if before:
-            log.info("Its epochs to %d were trained by other code: %s (metrics.json keeps it: earlier_code)",
-                     before["epochs_done"], other_code(before, self.git, versions()))
+        before = self.code_before(describe(parts.device))
+        if before:  # (another thread count or device rounds the sums otherwise: not an uninterrupted run's numbers)
+            log.info("Its epochs to %d were trained otherwise: %s (metrics.json keeps it: earlier_code)",
+                     before["epochs_done"], other_code(before, self.git, versions(), describe(parts.device)))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
             self.write_running(state, parts)  # so killed, it is no completed run
         return state
@@ -422,20 +422,21 @@ class Run:
             numbers.update(n for n in earlier if isinstance(n, int))
         return sorted(numbers)
 
-    def earlier_code(self) -> list[dict]:
-        """The code that trained the run's first epochs where it was other than this invocation's (a run resumed
-        after a `git pull` or an upgrade of torch): each such earlier invocation's git commit and library versions,
-        with the epochs done when it ended, oldest first."""
+    def earlier_code(self, device: str) -> list[dict]:
+        """The code and device that trained the run's first epochs where they were other than this invocation's (a
+        run resumed after a `git pull` or an upgrade of torch, or with another thread count): each such earlier
+        invocation's git commit, library versions and device, with the epochs done when it ended, oldest first."""
         previous = (self.previous or {}) if self.resume else {}
         earlier = previous.get("earlier_code")
         earlier = [entry for entry in earlier if isinstance(entry, dict)] if isinstance(earlier, list) else []  # data
-        return earlier + [entry for entry in [self.code_before()] if entry]
+        return earlier + [entry for entry in [self.code_before(device)] if entry]
 
-    def code_before(self) -> Optional[dict]:
-        """The code of the invocation this one resumes, as an ``earlier_code`` entry, where it is not this one's."""
+    def code_before(self, device: str) -> Optional[dict]:
+        """The code and device of the invocation this one resumes, as an ``earlier_code`` entry, where they are not
+        this one's (``device``)."""
         previous = (self.previous or {}) if self.resume else {}
-        theirs = {"git": previous.get("git"), "versions": previous.get("versions")}
-        if not previous.get("epochs_done") or theirs == {"git": self.git, "versions": versions()}:
+        theirs = {"git": previous.get("git"), "versions": previous.get("versions"), "device": previous.get("device")}
+        if not previous.get("epochs_done") or theirs == {"git": self.git, "versions": versions(), "device": device}:
             return None
         return {"epochs_done": previous["epochs_done"], **theirs}
 
@@ -465,7 +466,7 @@ class Run:
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,
-            **({"earlier_code": code} if (code := self.earlier_code()) else {}),
+            **({"earlier_code": code} if (code := self.earlier_code(describe(parts.device))) else {}),
             "config": self.config,
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],

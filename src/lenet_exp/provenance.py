@@ -48,13 +48,17 @@ def commit_of(git: Optional[Mapping[str, Any]], changes: str = " (with uncommitt
     return git["commit"][:12] + (changes if git.get("dirty") else "")
 
 
-def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str]) -> str:
-    """How the code of an earlier invocation (an ``earlier_code`` entry of metrics.json) differs from the run's
-    ``git`` and ``libraries`` now: ``git commit f02bcca1c2d3 (now 8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1)``
-    (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
+def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str],
+               device: Any) -> str:
+    """How the code and device of an earlier invocation (an ``earlier_code`` entry of metrics.json) differ from the
+    run's ``git``, ``libraries`` and ``device`` now: ``git commit f02bcca1c2d3 (now 8ae3a30ec1f2-dirty), torch 2.3.0
+    (now 2.14.1), CPU (1 thread) (now CPU (2 threads))`` (``-dirty``: with uncommitted changes, as `git describe
+    --dirty` says it)."""
     differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
                                                         f"{commit_of(git, '-dirty')})"]
     before = earlier.get("versions") if isinstance(earlier.get("versions"), Mapping) else {}
     differences += [f"{name} {before.get(name, '?')} (now {version})" for name, version in libraries.items()
                     if before.get(name) != version]
+    if "device" in earlier and earlier["device"] != device:  # (an entry of before the device was kept has none)
+        differences.append(f"{earlier['device']} (now {device})")
     return ", ".join(differences)

@@ -172,7 +172,7 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
     if metrics.get("git"):
         rows.append(("git commit", commit_of(metrics["git"])))
     rows += [(f"epochs to {earlier['epochs_done']} trained by",
-              other_code(earlier, metrics.get("git"), metrics.get("versions") or {}))
+              other_code(earlier, metrics.get("git"), metrics.get("versions") or {}, metrics.get("device")))
              for earlier in metrics.get("earlier_code", ())]
     return _table([(name, _cell(value)) for name, value in rows])
 
