@@ -470,7 +470,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                                             "run.py resume=made` continues the run from its own "
                                                             "overrides (each checked), which made/.hydra/overrides.yaml"
                                                             " lists for a new one."),
-    (["--run", "--info"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
+    (["--run", "--info"], "--run and --info cannot go together: give one of them."),  # Hydra's named --shell_completion
     (["seed=1", "--hydra-help"], "--hydra-help prints Hydra's own help, which no setting of the run changes: drop "
                                  "seed=1, or give --help for the run's."),  # a traceback
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra's, with a
@@ -598,6 +598,21 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["-m", "seed=0,1", "hydra.sweep.dir=out/${hydra:runtime.choices.optimizer}"],
      "hydra.sweep.dir cannot use ${hydra:…}, which Hydra resolves in each job's config, not in the sweep's: write "
      "${hydra.…} instead (e.g. ${hydra.runtime.choices.optimizer})."),
+    # "Fix it on the command line, e.g. `python run.py trainer=...`": what it refused (helper help60)
+    (["trainer=5"], "trainer=5: trainer is a section of settings, not a setting: set its keys, e.g. trainer.epochs=… "
+                    "(`python run.py --cfg job -p trainer` lists them)."),
+    # Hydra's bare "package 'trainer.epoch' not found in config", without "Error:" (helper help60)
+    (["--cfg", "job", "-p", "trainer.epoch"], "-p trainer.epoch names nothing in the config (did you mean "
+                                              "trainer.epochs?): `python run.py --cfg job` prints it whole."),
+    (["--cfg", "job", "-p", "optimizer.momentum"], "-p optimizer.momentum names nothing in the config (optimizer=sgd "
+                                                   "has it)"),
+    (["--cfg", "hydra", "-p", "trainer"], "--cfg hydra prints Hydra's config, which has no trainer: --cfg job -p "
+                                          "trainer prints the run's."),
+    # the completion's install=bash composed as an override: "install is not a setting" (helper help60)
+    (["--help", "-sc", "install=bash"], "--help and --shell-completion cannot go together: give one of them."),
+    # lenet_exp's basic sweeper named over Optuna's: "BasicSweeper.__init__() got an unexpected keyword argument"
+    (["-m", "hydra/sweeper=optuna"], "hydra/sweeper=optuna: Optuna's sweeper comes with its study and lenet_exp's "
+                                     "ending (the summary on a stop): choose it with sweep=optuna"),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -632,7 +647,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "package-of-hydra-in-the-jobs-config",
         "callback-of-no-class", "callback-refusing-its-settings",
         "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
-        "sweep-dir-of-hydras-resolver"])
+        "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
+        "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""
@@ -693,6 +709,16 @@ def test_a_study_files_wrong_value_is_said_to_be_the_study_files(tmp_path):
     given = run_main(["-m", "seed=[0,1]"], cwd=tmp_path)  # the command line's own: fixed there
     assert given.returncode == 1 and "Fix it on the command line, e.g. `python run.py seed=...`" in given.stderr
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and "mine" not in path.parts]
+
+
+def test_printing_a_null_setting_and_info_before_an_override_work(tmp_path):
+    """`--cfg job -p ckpt` said "package 'ckpt' not found in config" of a setting that is null; `--info seed=3` was
+    argparse's usage and "invalid choice: 'seed=3'", where `seed=3 --info` worked (helper help60)."""
+    null = run_main(["--cfg", "job", "-p", "ckpt"], cwd=tmp_path)
+    assert null.returncode == 0 and null.stdout.strip() == "null", null.stderr
+    info = run_main(["--info", "seed=3"], cwd=tmp_path)
+    assert info.returncode == 0 and "\nseed: 3\n" in info.stdout, info.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):

@@ -14,7 +14,9 @@ torch import.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import os
 import re
 import shlex
@@ -46,6 +48,10 @@ from lenet_exp.sweeps.space import GRID_SAMPLER, SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG, optimizer_arguments
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+# Hydra's flags that choose what it does, as its help names them (by its argument parser's dest); -m with one of
+# them is run.py's to refuse (flags_first), which says how to see a job's config
+HYDRA_MODES = {"help": "--help", "hydra_help": "--hydra-help", "run": "--run", "cfg": "--cfg", "info": "--info",
+               "shell_completion": "--shell-completion"}
 OWN_CALLBACKS = ("hydra.callbacks", "hydra.callbacks.sweep_summary", "hydra.callbacks.output_dir_check")  # config.yaml
 EXPECTED = (  # what omegaconf's message says, and what the value must be instead
     ("could not be converted to Integer", "an integer"),
@@ -55,7 +61,6 @@ EXPECTED = (  # what omegaconf's message says, and what the value must be instea
     ("Cannot merge DictConfig with ListConfig", "a list in brackets, e.g. [a,b]"),
     ("NoneType is not a subclass of float", "a number"),  # an item of a list (augment.scale=[null,1])
     ("NoneType is not a subclass of int", "an integer"),
-    ("is not a subclass of", "one of its keys, e.g. trainer.epochs=3, not the group itself"),
     ("Cannot convert", "a string (a path or a name)"),
     ("is not Optional", "a value: this setting cannot be null"),
     ("to Dict[", "keys of its own, each added with a +, e.g. +<setting>.<key>=<value>"),
@@ -299,6 +304,11 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], 
     """``study``: the sweep option whose search space gave the value (see :func:`given_by_a_study`)."""
     expected = expected_value(error)
     key, command = str(error.full_key), "python run.py"
+    section = typing.get_type_hints(Config).get(key)
+    if dataclasses.is_dataclass(section):  # trainer=5: "Fix it … `python run.py trainer=...`" said what it refused
+        written = next((override_value(o) for o in overrides if override_key(o) == key), error.value)
+        return (f"{key}={written}: {key} is a section of settings, not a setting: set its keys, e.g. "
+                f"{key}.{dataclasses.fields(section)[0].name}=… (`python run.py --cfg job -p {key}` lists them).")
     item = re.match(r"(.+)\[\d+\]$", key)  # of a list, which the command line sets whole (key[0]= is no override)
     if item:
         key, expected = item.group(1), f"{expected} for each item"
@@ -437,8 +447,10 @@ def flags_and_overrides(arguments: list[str]) -> tuple[list[str], list[str]]:
         flags.append(argument)
         action = flag_action(argument, actions)
         takes_one = action is not None and (action.nargs is None or action.nargs == "?")
-        if takes_one and index < len(arguments) and (action.nargs is None or not arguments[index].startswith("-")):
-            flags.append(arguments[index])  # as argparse takes it: --info's only where it is no flag
+        maybe = action is not None and action.nargs == "?"  # --info's: where it is no flag, and no override (argparse
+        if takes_one and index < len(arguments) and not (maybe and (arguments[index].startswith("-")  # refused the
+                                                                    or "=" in arguments[index])):  # `--info seed=1`)
+            flags.append(arguments[index])
             index += 1
     return flags, overrides
 
@@ -536,6 +548,11 @@ def refuse_misused_flags(arguments: list[str]) -> None:
     flags = hydra_flags(arguments)
     if flags is None:
         return
+    modes = [flag for dest, flag in HYDRA_MODES.items() if getattr(flags, dest)]
+    if len(modes) > 1 and (flags.shell_completion or not (flags.help or flags.hydra_help)):  # (help prints alone)
+        # Hydra's "Only one of … and --shell_completion", which names no flag it has; `--help -sc install=bash`
+        # composed the config with install=bash: "install is not a setting"
+        sys.exit(f"Error: {' and '.join(modes)} cannot go together: give one of them.")
     if flags.experimental_rerun:  # Hydra's pickle.load of the file: any code, from a folder anyone may hand over
         folder = Path(flags.experimental_rerun).parent
         run = folder.parent if folder.name == HYDRA_FOLDER else folder
@@ -565,6 +582,12 @@ def refuse_misused_flags(arguments: list[str]) -> None:
         sys.exit(f"Error: {removing} removes callbacks of lenet_exp's, which check a run or a sweep before anything is "
                  f"written and summarise a sweep. Keep them: hydra.callbacks.sweep_summary.plot=false, "
                  f"tensorboard=false or fail_on_error=false leaves out what you do not want.")
+    sweeper = next((arg for arg in overrides if override_key(arg) == "hydra/sweeper"
+                    and override_value(arg) != "basic"), None)
+    if sweeper:  # config.yaml names lenet_exp's basic sweeper over it: "BasicSweeper… unexpected keyword 'sampler'"
+        sys.exit(f"Error: {sweeper}: Optuna's sweeper comes with its study and lenet_exp's ending (the summary on a "
+                 f"stop): choose it with {STUDY_GROUP}=optuna, or a study file of one's own in configs/sweep/ "
+                 f"({STUDY_GROUP}=NAME).")
     runs_own = [arg for arg in overrides if not sets_hydra(override_key(arg))]
     if flags.hydra_help and runs_own:  # composed with Hydra's config alone: "Could not override 'seed'", a traceback
         sys.exit(f"Error: --hydra-help prints Hydra's own help, which no setting of the run changes: drop "
@@ -1118,6 +1141,41 @@ def report_typos_in_one_line() -> None:
         def reported(self, *args, _shown=getattr(Hydra, name), **kwargs):
             return run_and_report(lambda: _shown(self, *args, **kwargs))
         setattr(Hydra, name, reported)
+    Hydra.show_cfg = package_said_plainly(Hydra.show_cfg)
+
+
+def package_said_plainly(show_cfg: Callable) -> Callable:
+    """``--cfg job -p trainer.epoch``: Hydra's bare "package 'trainer.epoch' not found in config", said of a setting
+    that is null too (``-p ckpt``). Where Hydra says so, the config is composed again to tell which."""
+    def shown(self, config_name, overrides, cfg_type, package, resolve=False):
+        said, not_found = io.StringIO(), f"package '{package}' not found in config\n"
+        try:
+            with contextlib.redirect_stderr(said):
+                return show_cfg(self, config_name, overrides, cfg_type, package, resolve)
+        except SystemExit:
+            if not said.getvalue().endswith(not_found):
+                raise
+        finally:  # what else it said (a warning)
+            sys.stderr.write(said.getvalue().removesuffix(not_found))
+        from hydra.types import RunMode
+
+        cfg = self.get_sanitized_cfg(self.compose_config(config_name, overrides, run_mode=RunMode.RUN,
+                                                         with_log_configuration=False), cfg_type)
+        parent, _, name = package.rpartition(".")
+        section = OmegaConf.select(cfg, parent) if parent else cfg
+        if isinstance(section, DictConfig) and name in section:  # there, and null
+            print("null")
+            return None
+        if cfg_type == "hydra" and package.split(".")[0] != "hydra":
+            sys.exit(f"Error: --cfg hydra prints Hydra's config, which has no {package}: --cfg job -p {package} "
+                     f"prints the run's.")
+        keys = list(section.keys()) if isinstance(section, DictConfig) else []
+        others = options_having(parent, name, overrides) if parent in GROUP_SCHEMAS else []
+        hint = f" ({' and '.join(others)} {'has' if len(others) == 1 else 'have'} it)" if others else did_you_mean(
+            name, keys, f"{parent}." * bool(parent))
+        sys.exit(f"Error: -p {package} names nothing in the config{hint}: `python run.py --cfg {cfg_type}` prints it "
+                 f"whole.")
+    return shown
 
 
 def logging_refused(error: Exception) -> Optional[str]:
