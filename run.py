@@ -57,6 +57,7 @@ from omegaconf import DictConfig
 
 from lenet_exp.command_line_errors import (flags_then_overrides, hydras_message, raised_by_hydra,
                                           refuse_misused_flags, report_typos_in_one_line)
+from lenet_exp.callbacks import warn_of_unread_configs_when_printing
 from lenet_exp.config import register_configs
 from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import kill_signals_stop, mark_launcher
@@ -110,6 +111,7 @@ def run_command() -> None:
         # `python run.py --help | head`: a reader that stops early ends the printing quietly, as it ends cat's
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     refuse_misused_flags(sys.argv[1:])
+    warn_of_unread_configs_when_printing(sys.argv[1:])
     sys.argv = quote_paths(expand_resume(flags_first(run_flag_runs_one(sys.argv))))
     mark_launcher()  # a sweep's worker processes stop when this process is gone
     _hand_the_signals_back()

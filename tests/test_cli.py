@@ -998,6 +998,10 @@ def test_a_config_of_ones_own_named_as_a_shipped_one_is_said_to_be_unread(where,
             f"Give yours another name, then choose it with optimizer=<that name>.") in said
     assert said.count("is not read") == 1  # adam_mine.yaml is
     assert read_json(tmp_path / "run" / "metrics.json")["config"]["optimizer"]["lr"] == 0.001
+    if where == "--config-dir":  # printed without a run's callbacks, the config shown without a word (helper help60)
+        for printing in (["--cfg", "job", "-p", "optimizer.lr"], ["--help"], ["--info", "defaults"]):
+            shown = run_main([*search, *printing], cwd=tmp_path)
+            assert shown.returncode == 0 and f"Warning: {own} is not read: " in shown.stderr, shown.stderr
 
 
 @pytest.mark.parametrize("group, yaml_text, kinds", [

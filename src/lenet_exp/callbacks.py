@@ -345,6 +345,19 @@ def warn_of_unread_configs(config: DictConfig) -> None:
             log.warning("%s", message)
 
 
+def warn_of_unread_configs_when_printing(arguments: list[str]) -> None:
+    """``--cfg``, ``--help`` and ``--info`` print the config without a run's callbacks: a config of one's own
+    --config-dir that one of configs/ keeps from being read is said there too (the printed config is configs/')."""
+    from lenet_exp import CONFIGS
+    from lenet_exp.command_line_errors import hydra_flags
+
+    flags = hydra_flags(arguments)
+    if flags and flags.config_dir and (flags.cfg or flags.help or flags.info):
+        folder = Path(flags.config_dir).expanduser()
+        for message in unread_configs(Path(CONFIGS), folder) if folder.is_dir() else ():
+            print(f"Warning: {message}", file=sys.stderr)
+
+
 def unread_configs(main: Path, folder: Path) -> Iterator[str]:
     """What to say of each config in ``folder`` (one's own) that one of ``main`` (configs/) keeps from being read,
     having its name."""
