@@ -58,6 +58,7 @@ from omegaconf import DictConfig
 from lenet_exp.command_line_errors import (flags_then_overrides, hydras_message, raised_by_hydra,
                                           refuse_misused_flags, report_typos_in_one_line)
 from lenet_exp.callbacks import warn_of_unread_configs_when_printing
+from lenet_exp.completion import complete_our_own_words
 from lenet_exp.config import register_configs
 from lenet_exp.errors import full_errors_wanted
 from lenet_exp.launch import kill_signals_stop, mark_launcher
@@ -68,6 +69,7 @@ from lenet_exp.sweeps.ending import end_stopped_sweep, forget_a_sweep_that_never
 
 register_configs()
 report_typos_in_one_line()
+complete_our_own_words()
 OTHER_MODES = ("--run", "-r", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")  # Hydra takes one mode
 PRINTING_MODES = ("--help", "-h", "--hydra-help", *OTHER_MODES[2:])  # these print, and run nothing
 

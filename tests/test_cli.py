@@ -721,6 +721,25 @@ def test_printing_a_null_setting_and_info_before_an_override_work(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("line, offered", [
+    ("python run.py res", ["resume="]),
+    ("python run.py resume=outputs/x trainer.ep", ["trainer.epochs="]),  # composed without resume=, no key of it
+    ("python run.py resume=ru", ["resume=run/"]),
+    ("python run.py task=eval ckpt=run/checkpoints/", ["ckpt=run/checkpoints/best.pt", "ckpt=run/checkpoints/last.pt"]),
+    ("python run.py task=", ["task=eval", "task=predict", "task=train"]),
+    ("python run.py -m trainer.deterministic=", ["trainer.deterministic=false", "trainer.deterministic=true"]),
+    ("python run.py optimizer=sgd optimizer.mom", ["optimizer.momentum="]),  # Hydra's own, as before
+])
+def test_the_shell_completion_offers_run_pys_own_words(line, offered, tmp_path):
+    """Hydra's completer knew the config alone: nothing after a resume= (it composed with it), no resume=, no path
+    of ckpt= (its value has no ./), and task=train alone for task=, the value it has now (helper help60)."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    for name in ("best.pt", "last.pt"):
+        (tmp_path / "run" / "checkpoints" / name).touch()
+    result = run_main(["-sc", "query=bash"], cwd=tmp_path, env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
+    assert result.returncode == 0 and result.stdout.split() == offered, result.stdout + result.stderr
+
+
 def test_hydra_full_error_still_shows_hydras_own_error(tmp_path):
     result = run_main(["trainer.epoch=3"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode == 1 and "ConfigCompositionException: Could not override 'trainer.epoch'." in result.stderr

@@ -1,0 +1,68 @@
+"""Shell completion (``eval "$(python run.py -sc install=bash)"``) of run.py's own words, which Hydra's completer,
+knowing only the config, left out: ``resume=``, and the paths that ``resume=``, ``ckpt=``, ``image=`` and
+``dataset.root=`` take."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+from lenet_exp.resume import PREFIX as RESUME
+
+PATH_KEYS = (RESUME, "ckpt=", "image=", "dataset.root=")  # whose value is a path: completed as one
+
+
+def complete_our_own_words() -> None:
+    """Wrap Hydra's completer (each shell's plugin asks its ``_query``)."""
+    from hydra.plugins.completion_plugin import CompletionPlugin
+
+    if not getattr(CompletionPlugin._query, "ours", False):
+        CompletionPlugin._query = with_our_own_words(CompletionPlugin._query)
+
+
+def with_our_own_words(query: Callable) -> Callable:
+    def completed(self, config_name: Optional[str], line: str) -> list[str]:
+        new_word = not line or line[-1] == " "
+        words = line.split()
+        word = "" if new_word or not words else words[-1]
+        before = [w for w in (words if new_word else words[:-1]) if not w.startswith(RESUME)]  # no key: it composed
+        key = next((key for key in PATH_KEYS if word.startswith(key)), None)  # nothing, so completed nothing
+        if key:
+            return [key + path for path in paths_from(word[len(key):])]
+        offered = query(self, config_name, " ".join(before) + " " if new_word else " ".join([*before, word]))
+        if "=" in word:
+            offered = sorted({*offered, *values_to_choose(self.config_loader, config_name, before, word)})
+        return sorted([*offered, RESUME]) if RESUME.startswith(word) and word != RESUME else offered
+    completed.ours = True
+    return completed
+
+
+def values_to_choose(loader, config_name: Optional[str], before: list[str], word: str) -> list[str]:
+    """``task=``: each value of a setting of a few (its enum's members, or true and false), where Hydra offers
+    the value it has now alone (task=train)."""
+    from hydra._internal.utils import get_args
+    from hydra.types import RunMode
+    from omegaconf import BooleanNode, EnumNode, OmegaConf
+
+    key, _, typed = word.partition("=")
+    parent, _, name = key.rpartition(".")
+    try:
+        config = loader.load_configuration(config_name=config_name, overrides=get_args(before).overrides,
+                                           run_mode=RunMode.RUN)
+        node = (OmegaConf.select(config, parent) if parent else config)._get_node(name)
+    except Exception:  # a config that does not compose, or no such key: nothing more to offer
+        return []
+    values = ([member.name for member in node.enum_type] if isinstance(node, EnumNode) else
+              ["true", "false"] if isinstance(node, BooleanNode) else [])
+    return [f"{key}={value}" for value in values if value.startswith(typed)]
+
+
+def paths_from(typed: str) -> list[str]:
+    """The files and folders (these with their ``/``) whose path begins with ``typed``."""
+    folder, start = os.path.split(typed)
+    try:
+        names = sorted(os.listdir(os.path.expanduser(folder) or "."))
+    except OSError:
+        return []
+    return [os.path.join(folder, name) + ("/" if os.path.isdir(os.path.join(os.path.expanduser(folder) or ".", name))
+                                          else "") for name in names if name.startswith(start)]
