@@ -613,6 +613,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # lenet_exp's basic sweeper named over Optuna's: "BasicSweeper.__init__() got an unexpected keyword argument"
     (["-m", "hydra/sweeper=optuna"], "hydra/sweeper=optuna: Optuna's sweeper comes with its study and lenet_exp's "
                                      "ending (the summary on a stop): choose it with sweep=optuna"),
+    (["-sc", "install"], "-sc install names no shell: give one of bash, fish, zsh, e.g. eval \"$(python run.py -sc "
+                         "install=bash)\"."),  # Hydra's "No completion plugin for 'None' found"
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -648,7 +650,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "callback-of-no-class", "callback-refusing-its-settings",
         "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
         "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
-        "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone"])
+        "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

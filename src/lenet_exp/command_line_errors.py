@@ -532,8 +532,15 @@ def raised_by_hydra(error: BaseException) -> bool:
 
 
 def hydras_message(error: BaseException) -> str:
-    """Hydra's sentence in one line: "available : \\n\\tbash\\n\\tfish" -> "available : bash fish"."""
-    return " ".join(str(error).split())
+    """Hydra's sentence in one line: "available : \\n\\tbash\\n\\tfish" -> "available : bash fish"; of a shell
+    left out (``-sc install``), which it called 'None', what to write."""
+    said = " ".join(str(error).split())
+    shells = re.fullmatch(r"No completion plugin for 'None' found, available : (.+)", said)
+    if shells:
+        asked = next((arg for arg in sys.argv[1:] if arg in ("install", "uninstall", "query")), "install")
+        return (f"-sc {asked} names no shell: give one of {', '.join(shells.group(1).split())}, e.g. "
+                f"eval \"$(python run.py -sc install=bash)\".")
+    return said
 
 
 def refuse_misused_flags(arguments: list[str]) -> None:
