@@ -25,8 +25,9 @@ def with_our_own_words(query: Callable) -> Callable:
         new_word = not line or line[-1] == " "
         words = line.split()
         word = "" if new_word or not words else words[-1]
-        before = [w for w in (words if new_word else words[:-1]) if not w.startswith(RESUME)]  # no key: it composed
-        key = next((key for key in PATH_KEYS if word.startswith(key)), None)  # nothing, so completed nothing
+        # resume= is no key of the config: Hydra composed nothing with it, and so completed nothing
+        before = [w for w in (words if new_word else words[:-1]) if not w.startswith(RESUME)]
+        key = next((key for key in PATH_KEYS if word.startswith(key)), None)
         if key:
             return [key + path for path in paths_from(word[len(key):])]
         offered = query(self, config_name, " ".join(before) + " " if new_word else " ".join([*before, word]))
@@ -60,9 +61,10 @@ def values_to_choose(loader, config_name: Optional[str], before: list[str], word
 def paths_from(typed: str) -> list[str]:
     """The files and folders (these with their ``/``) whose path begins with ``typed``."""
     folder, start = os.path.split(typed)
+    there = os.path.expanduser(folder) or "."
     try:
-        names = sorted(os.listdir(os.path.expanduser(folder) or "."))
+        names = sorted(os.listdir(there))
     except OSError:
         return []
-    return [os.path.join(folder, name) + ("/" if os.path.isdir(os.path.join(os.path.expanduser(folder) or ".", name))
-                                          else "") for name in names if name.startswith(start)]
+    return [os.path.join(folder, name) + ("/" if os.path.isdir(os.path.join(there, name)) else "")
+            for name in names if name.startswith(start)]
