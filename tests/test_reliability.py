@@ -68,6 +68,16 @@ def bad_count(raw):
     (raw / "train-labels-idx1-ubyte").write_bytes(data[:4] + struct.pack(">I", 700) + data[8:])
 
 
+def without_nines(raw):
+    data = (raw / "train-labels-idx1-ubyte").read_bytes()
+    (raw / "train-labels-idx1-ubyte").write_bytes(data[:8] + data[8:].replace(b"\x09", b"\x08"))
+
+
+def a_label_of_ten(raw):
+    data = (raw / "train-labels-idx1-ubyte").read_bytes()
+    (raw / "train-labels-idx1-ubyte").write_bytes(data[:8] + b"\x0a" + data[9:])
+
+
 def a_folder_for_a_file(raw):
     (raw / "t10k-labels-idx1-ubyte").unlink()
     (raw / "t10k-labels-idx1-ubyte").mkdir()
@@ -143,6 +153,11 @@ CASES = {
     "idx file a folder": (lambda r, t, d: [f"dataset.root={damaged_root(r, t, a_folder_for_a_file)}"],
                           ["MNIST/raw/t10k-labels-idx1-ubyte is a folder where that file should be: replace it"]),
     "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
+    # "Set dataset.num_classes=9", which the test's labels then refused (helper dataroot60)
+    "train labels lacking a class of the test's": (
+        lambda r, t, d: [f"dataset.root={damaged_root(r, t, without_nines)}"],
+        ["the labels of mnist train range over [0, 8], but those of mnist t10k reach 9: the train label file lacks "
+         "classes the test has"]),
     "classes without labels": (lambda r, t, d: ["dataset.num_classes=12"], [
         "dataset.num_classes=12, but the labels of mnist train range over [0, 9]: the model would have 2 output(s) "
         "that no image is labelled with. Set dataset.num_classes=10."]),
@@ -2147,6 +2162,18 @@ def test_eval_needs_the_test_files_alone(trained, fast, tiny_root, tmp_path):
     assert f"No val accuracy: {raw} has no train-images-idx3-ubyte or train-labels-idx1-ubyte" in result.stderr
     assert sorted(path.name for path in raw.iterdir()) == ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
     assert "download failed" not in result.stderr and not list(raw.parent.parent.glob(".*lock"))
+
+
+def test_eval_of_damaged_train_labels_tests_and_says_it_has_no_val_accuracy(trained, fast, tiny_root, tmp_path):
+    """A label of 10 in the train files, which eval reads for its val split alone, failed the evaluation after it
+    had tested (helper dataroot60); the other damage to them was a warning."""
+    root = damaged_root(tiny_root, tmp_path, a_label_of_ten)
+    result = run_main([*fast, "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"dataset.root={root}",
+                       f"hydra.run.dir={tmp_path / 'eval'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "No val accuracy: Labels of mnist train range over [0, 10], outside the 10 classes" in result.stderr
+    evaluated = read_json(tmp_path / "eval" / "metrics.json")
+    assert evaluated["val"] is None and evaluated["test"]["acc"] == read_json(trained / "metrics.json")["test"]["acc"]
 
 
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):

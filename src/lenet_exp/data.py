@@ -309,15 +309,20 @@ def check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
         )
 
 
-def check_every_class_labelled(labels: torch.Tensor, num_classes: int, where: str) -> None:
+def check_every_class_labelled(labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, name: str) -> None:
     """``dataset.num_classes=12`` on MNIST's ten digits: trained without a word, with outputs that no image is
-    labelled with, and recorded as a data set of 12 classes."""
+    labelled with, and recorded as a data set of 12 classes. Where the test labels a class that the train labels
+    lack, their file is at fault, not the setting (which the test's labels then refused)."""
     labelled = int(labels.max()) + 1 if len(labels) else num_classes  # no labels: check_sizes' to tell
+    tested = int(test_labels.max()) + 1 if len(test_labels) else 0
+    where = f"the labels of {name} train range over [{int(labels.min()) if len(labels) else 0}, {labelled - 1}]"
+    if labelled < tested:
+        raise DataError(f"{where}, but those of {name} t10k reach {tested - 1}: the train label file lacks classes the "
+                        f"test has. It is damaged or of another data set: put the data set's own in its place.")
     if labelled < num_classes:
         raise DataError(
-            f"dataset.num_classes={num_classes}, but the labels of {where} range over [{int(labels.min())}, "
-            f"{labelled - 1}]: the model would have {num_classes - labelled} output(s) that no image is labelled "
-            f"with. Set dataset.num_classes={labelled}.")
+            f"dataset.num_classes={num_classes}, but {where}: the model would have {num_classes - labelled} output(s) "
+            f"that no image is labelled with. Set dataset.num_classes={labelled}.")
 
 
 def prepare_images(images: torch.Tensor, size: int, mode: str, mean: float, std: float) -> torch.Tensor:
@@ -396,7 +401,7 @@ def read_data(dcfg, batch_size: int, device: torch.device) -> Data:
     check_sizes(len(train_labels), dcfg.val_size, batch_size, dcfg.get("train_size"))
     check_labels(train_labels, dcfg.num_classes, f"{dcfg.name} train")
     check_labels(test_labels, dcfg.num_classes, f"{dcfg.name} t10k")
-    check_every_class_labelled(train_labels, dcfg.num_classes, f"{dcfg.name} train")
+    check_every_class_labelled(train_labels, test_labels, dcfg.num_classes, dcfg.name)
 
     train_idx, val_idx = split_train_val(len(train_labels), dcfg.val_size, dcfg.split_seed, dcfg.get("train_size"))
     # the images kept (not those dataset.train_size leaves out), as float32, and the resize's copy of a split

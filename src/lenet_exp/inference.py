@@ -307,7 +307,8 @@ def validation(cfg: DictConfig, trained: Trained, dataset: DictConfig) -> Option
         return None
     try:
         images, labels = read_split(dataset, train=True)
-    except DataError as error:  # damaged files
+        check_labels(labels, dataset.num_classes, f"{dataset.name} train")
+    except DataError as error:  # damaged files: the test's result stands
         log.warning("No val accuracy: %s", error)
         return None
     read = trained.state["preprocessing"].get("data")
@@ -325,7 +326,6 @@ def validation(cfg: DictConfig, trained: Trained, dataset: DictConfig) -> Option
         log.warning("No val accuracy: the checkpoint's dataset.val_size=%r and dataset.split_seed=%r name no val "
                     "split of the %d training images.", val_size, seed, len(labels))
         return None
-    check_labels(labels, dataset.num_classes, f"{dataset.name} train")
     say_if_other_data(cfg, trained.state, dataset, images, labels, "train")
     _, val_index = split_train_val(len(labels), val_size, seed)
     split = Split(trained.prepare(images[val_index]), labels[val_index].to(trained.device))
