@@ -78,6 +78,11 @@ def a_label_of_ten(raw):
     (raw / "train-labels-idx1-ubyte").write_bytes(data[:8] + b"\x0a" + data[9:])
 
 
+def a_broken_link(folder: Path) -> Path:
+    (folder / "gone").symlink_to(folder / "nowhere")
+    return folder / "gone"
+
+
 def a_folder_for_a_file(raw):
     (raw / "t10k-labels-idx1-ubyte").unlink()
     (raw / "t10k-labels-idx1-ubyte").mkdir()
@@ -154,6 +159,9 @@ CASES = {
                           ["MNIST/raw/t10k-labels-idx1-ubyte is a folder where that file should be: replace it"]),
     "labels outside classes": (lambda r, t, d: ["dataset.num_classes=4"], ["outside the 4 classes", "dataset.num_classes"]),
     # "Set dataset.num_classes=9", which the test's labels then refused (helper dataroot60)
+    # "mnist is not in …/nowhere/MNIST/raw", or a download failed ("File exists"), without a word of the link
+    "data root a broken link": (lambda r, t, d: [f"dataset.root={a_broken_link(t)}"],
+                                ["gone is a symbolic link to", "nowhere, which does not exist: point it at the folder"]),
     "train labels lacking a class of the test's": (
         lambda r, t, d: [f"dataset.root={damaged_root(r, t, without_nines)}"],
         ["the labels of mnist train range over [0, 8], but those of mnist t10k reach 9: the train label file lacks "

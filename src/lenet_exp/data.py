@@ -16,6 +16,7 @@ import errno
 import io
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,18 @@ def reading_raw_only(cls: type[torchvision.datasets.MNIST]) -> type[torchvision.
     return type(cls.__name__, (cls,), {"_check_legacy_exist": lambda self: False, "_check_exists": split_there})
 
 
+def refuse_a_broken_link(dcfg) -> None:
+    """A symbolic link on the way to the raw folder that points nowhere: the data set was "not in" the folder it
+    names, or a download failed ("File exists"), without a word of the link (one to a file is said as such)."""
+    root = Path(dcfg.root).expanduser()
+    name = dataset_class(dcfg).__name__
+    for path in (*reversed(root.parents), root, root / name, root / name / "raw"):
+        with contextlib.suppress(OSError):  # (one that cannot be looked at: raw_folder says so)
+            if path.is_symlink() and not path.exists():
+                raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: point it at "
+                                f"the folder, or put the folder in its place.")
+
+
 def split_files(prefix: str) -> list[str]:
     """The IDX files of the split ``train`` or ``t10k``: its images and its labels."""
     return [name for name in RAW_FILES if name.startswith(prefix)]
@@ -231,6 +244,7 @@ def read_split(dcfg, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         raise DataError(f"dataset.root is empty (is LENET_EXP_DATA set to nothing?), which would read {name} from the "
                         f"current folder. Point it at the folder that holds {cls.__name__}/raw/, e.g. "
                         f"dataset.root=../shared/data, or unset LENET_EXP_DATA to use ./data.")
+    refuse_a_broken_link(dcfg)
     folder, prefix = raw_folder(dcfg), "train" if train else "t10k"
     root = folder.parent.parent
     try:
