@@ -2184,6 +2184,21 @@ def test_eval_of_damaged_train_labels_tests_and_says_it_has_no_val_accuracy(trai
     assert evaluated["val"] is None and evaluated["test"]["acc"] == read_json(trained / "metrics.json")["test"]["acc"]
 
 
+def test_train_and_test_files_swapped_are_said_to_be_so(fast, tiny_root, tmp_path):
+    """It trained on the 200 test images and tested on the 600 train images without a word (helper dataroot60)."""
+    def swapped(raw):
+        for kind in ("images-idx3", "labels-idx1"):
+            (raw / f"train-{kind}-ubyte").rename(raw / "kept")
+            (raw / f"t10k-{kind}-ubyte").rename(raw / f"train-{kind}-ubyte")
+            (raw / "kept").rename(raw / f"t10k-{kind}-ubyte")
+
+    root = damaged_root(tiny_root, tmp_path, swapped)
+    result = run_main([*fast, f"dataset.root={root}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (f"mnist's train files in {root / 'MNIST' / 'raw'} hold 200 images, its t10k files 600: are the two "
+            f"swapped?") in result.stderr
+
+
 def test_eval_keeps_the_checkpoints_data_set_when_only_its_location_is_given(fast, tmp_path):
     train_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
     result = run_main(fast + ["dataset=fashion_mnist", f"hydra.run.dir={train_dir}"], cwd=tmp_path)
