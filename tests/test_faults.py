@@ -1342,8 +1342,11 @@ def test_more_threads_than_cores_are_capped_with_a_warning(caplog):
     ("model.hidden=[[120],[84]]", "one or more positive integers"),
     ("dataset.mean=nan", "null or a number in [0, 1]"),
     ("dataset.std=inf", "null or a number > 0"),
-    ("ckpt=best.pt", "null for task=train"),
-    ("image=digit.png", "null for task=train"),
+    ("ckpt=best.pt", "null for task=train, which starts from scratch. Give task=eval or task=predict to use it "
+                     "(resume=<run dir> continues a run), or leave ckpt= out."),
+    ("image=digit.png", "null for task=train, which starts from scratch. Give task=predict to use it"),
+    ("task=predict ckpt=best.pt", "a PNG or JPEG file for task=predict. Give it with task=predict and ckpt=, e.g. "
+                                  "image=digit.png."),
 ])
 def test_inputs_that_used_to_slip_through_or_crash_are_refused(override, expected):
     from lenet_exp.validation import validate

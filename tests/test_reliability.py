@@ -187,8 +187,8 @@ CASES = {
                                           ["predicts 10 classes", "has 5. Leave out dataset.num_classes=, which the "
                                            "checkpoint's model sets."]),  # it said to choose another data set
     "eval without ckpt": (lambda r, t, d: ["task=eval"], [
-        "Invalid config value ckpt=null: expected a checkpoint file for task=eval, e.g. "
-        "ckpt=<run dir>/checkpoints/best.pt."]),
+        "Invalid config value ckpt=null: expected a checkpoint file for task=eval. Give it with task=eval, e.g. "
+        "ckpt=<run dir>/checkpoints/best.pt."]),  # it said `python run.py ckpt=...`, refused for task=train
     "unwritable output dir": (lambda r, t, d: [f"hydra.run.dir={(t / 'afile').touch() or t / 'afile' / 'run'}"],
                               ["cannot write the output directory", "afile is a file)", "hydra.run.dir="]),
     # the folders made for it were left, and the check of what is in the way said "could not check the folder"

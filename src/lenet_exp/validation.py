@@ -253,14 +253,17 @@ def check_the_rules_between_settings(cfg: Any) -> None:
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
     if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
+    # (fixes of their own: "fix it … `python run.py ckpt=...`" left task= out, and that command was refused)
     if task in ("eval", "predict") and not cfg.ckpt:
-        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={task}, e.g. ckpt=<run dir>/checkpoints/best.pt")
+        raise ConfigError("ckpt", cfg.ckpt, f"a checkpoint file for task={task}",
+                          fix=f"Give it with task={task}, e.g. ckpt=<run dir>/checkpoints/best.pt.")
     if task == "predict" and not cfg.image:
-        raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict, e.g. image=digit.png")
-    for key in ("ckpt", "image"):
+        raise ConfigError("image", cfg.image, "a PNG or JPEG file for task=predict",
+                          fix="Give it with task=predict and ckpt=, e.g. image=digit.png.")
+    for key, tasks in (("ckpt", "task=eval or task=predict"), ("image", "task=predict")):
         if task == "train" and cfg[key]:
-            raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch (task=eval or task=predict "
-                                             "use a checkpoint; resume=<run dir> continues a run)")
+            raise ConfigError(key, cfg[key], "null for task=train, which starts from scratch",
+                              fix=f"Give {tasks} to use it (resume=<run dir> continues a run), or leave {key}= out.")
 
 
 def model_without_class() -> ConfigError:
