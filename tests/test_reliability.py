@@ -1874,6 +1874,26 @@ def test_resume_with_an_evaluation_task_says_how_to_evaluate_the_run(trained, fa
         assert tested["acc"] == trained_test["acc"]
 
 
+def test_resume_with_an_evaluation_task_of_a_folder_without_a_checkpoint_says_what_it_holds(trained, fast, tmp_path):
+    """It gave `task=eval ckpt=<folder>/checkpoints/best.pt`, which does not exist, for an evaluation's folder and
+    for a run stopped before its first checkpoint (helper fixes60)."""
+    evaluation = tmp_path / "eval"
+    made = run_main([*fast, "task=eval", f"ckpt={trained / 'checkpoints' / 'best.pt'}", f"hydra.run.dir={evaluation}"],
+                    cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    result = run_main([*fast, "task=eval", f"resume={evaluation}"], cwd=tmp_path)
+    assert result.returncode == 1 and (f"Error: resume= continues a run, and task=eval takes a training run's "
+                                       f"checkpoint, which {evaluation} does not hold: it is a task=eval run, which "
+                                       f"`python run.py resume={evaluation}` runs again.") in result.stderr
+    again = run_main([f"resume={evaluation}"], cwd=tmp_path)  # as it says
+    assert again.returncode == 0 and read_json(evaluation / "metrics.json")["task"] == "eval", again.stderr[-2000:]
+    (tmp_path / "begun").mkdir()
+    shutil.copytree(trained / ".hydra", tmp_path / "begun" / ".hydra")  # stopped before its first epoch ended
+    begun = run_main([*fast, "task=predict", f"resume={tmp_path / 'begun'}"], cwd=tmp_path)
+    assert begun.returncode == 1 and (f"which {tmp_path / 'begun'} does not hold yet (no epoch of it ended): `python "
+                                      f"run.py resume={tmp_path / 'begun'}` trains it.") in begun.stderr
+
+
 def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patience(fast, tmp_path):
     """trainer.early_stop_patience: one val image, whose accuracy is 0 or 1, stops improving within two epochs
     of the first. The run is complete: its test is of its best epoch, and the same command skips it."""

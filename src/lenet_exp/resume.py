@@ -233,9 +233,17 @@ def refuse_what_continues_no_run(run_dir: Path, overrides: list[str]) -> None:
                 None)
     if task in ("eval", "predict"):  # it would be refused for writing over the run it names
         how, image = ("evaluate", "") if task == "eval" else ("predict with", " image=<file>")
-        best = shlex.quote(str(run_dir / BEST_CHECKPOINT))
-        sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its checkpoint: "
-                 f"`python run.py task={task} ckpt={best}{image}`.")
+        if (run_dir / BEST_CHECKPOINT).is_file():
+            best = shlex.quote(str(run_dir / BEST_CHECKPOINT))
+            sys.exit(f"Error: resume= continues training a run, and task={task} trains nothing. To {how} its "
+                     f"checkpoint: `python run.py task={task} ckpt={best}{image}`.")
+        # (it named a checkpoint that is not there: of an evaluation's folder, or of a run stopped before one)
+        its_task = next((override_value(o) for o in reversed(saved_overrides(run_dir / SAVED_OVERRIDES))
+                         if override_key(o) == "task"), "train")
+        again = f"`python run.py resume={shlex.quote(str(run_dir))}`"
+        sys.exit(f"Error: resume= continues a run, and task={task} takes a training run's checkpoint, which {run_dir} "
+                 + (f"does not hold: it is a task={its_task} run, which {again} runs again." if its_task != "train" else
+                    f"does not hold yet (no epoch of it ended): {again} trains it."))
 
 
 def hydras_record(run_dir: Path) -> Optional[dict]:
