@@ -1703,14 +1703,18 @@ def test_a_sweep_refused_before_its_first_job_leaves_no_folder_and_the_fixed_com
     ("slurm", "hydra/launcher=slurm"), ("stacked_slurm", "hydra/launcher=stacked_slurm"),
     ("submitit_slurm", "hydra/launcher=submitit_slurm"),
     # a setting of the stacked launcher: the message named the launcher and suggested it
-    ("stacked hydra.launcher.submitit.cluster=slurm", "hydra.launcher.submitit.cluster=slurm")])
+    ("stacked hydra.launcher.submitit.cluster=slurm", "hydra.launcher.submitit.cluster=slurm"),
+    ("submitit_slurm hydra.launcher.partition=gpu", "hydra/launcher=submitit_slurm")])
 def test_a_slurm_sweep_where_there_is_no_slurm_says_so_before_writing(launcher, chosen_by, fast, tmp_path):
-    """submitit raised "Could not detect srun" with a traceback, after multirun.yaml was written."""
+    """submitit raised "Could not detect srun" with a traceback, after multirun.yaml was written. A Slurm setting
+    given was left in the local launcher it suggested, and refused there (helper fixes60)."""
     result = run_main([*fast, "-m", *f"hydra/launcher={launcher}".split(), "seed=0,1",
                        f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"Error: {chosen_by} submits the sweep" in result.stderr
     assert "and this machine has no srun (no Slurm client here)." in result.stderr
+    assert ("(without hydra.launcher.partition=gpu, which it may not have)." in result.stderr) == (
+        "partition" in launcher), result.stderr
     assert not (tmp_path / "sweep").exists()
 
 
