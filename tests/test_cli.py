@@ -615,6 +615,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
                                      "ending (the summary on a stop): choose it with sweep=optuna"),
     (["-sc", "install"], "-sc install names no shell: give one of bash, fish, zsh, e.g. eval \"$(python run.py -sc "
                          "install=bash)\"."),  # Hydra's "No completion plugin for 'None' found"
+    # "is not a setting of this optimizer (optimizer=sgd has it)", as if one run's (helper fixes60)
+    (["-m", "sweep=optimizers", "optimizer.momentum=0.5"], "optimizer.momentum is a setting of optimizer=sgd only, not "
+                                                           "of optimizer=adam and optimizer=adamw: sweep those apart."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -650,7 +653,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "callback-of-no-class", "callback-refusing-its-settings",
         "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
         "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
-        "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell"])
+        "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell",
+        "key-of-the-options-a-study-sweeps"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

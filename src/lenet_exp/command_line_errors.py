@@ -124,9 +124,13 @@ def listed_words(words: Sequence[str], last: str) -> str:
 
 
 def swept_options(group: str, overrides: Sequence[str]) -> list[str]:
-    """The options that a sweep's command line gives ``group`` (``augment=affine,elastic``, ``choice(…)``), or
-    none (one option, or a sweep Hydra cannot list)."""
-    for override in reversed([o for o in overrides if override_key(o) == group]):
+    """The options that a sweep's command line gives ``group`` (``augment=affine,elastic``, ``choice(…)``), or its
+    study (``sweep=optimizers``: ``optimizer: adam,adamw,sgd``), or none (one option, or a sweep Hydra cannot
+    list)."""
+    study = next((override_value(o) for o in reversed(overrides) if override_key(o) == STUDY_GROUP), None)
+    space = OmegaConf.select(option_config(STUDY_GROUP, study), SEARCH_SPACE, default=None) if study else None
+    searched = [f"{group}={space[group]}"] if isinstance(space, DictConfig) and group in space else []
+    for override in reversed([*searched, *(o for o in overrides if override_key(o) == group)]):
         try:
             parsed = OverridesParser.create().parse_override(override)
             return list(parsed.sweep_string_iterator()) if parsed.is_sweep_override() else []
