@@ -1474,7 +1474,7 @@ def test_an_optuna_batch_with_more_failed_trials_than_max_failure_rate_allows_is
      "with a +, e.g. +<setting>.<key>=<value>."),
     # each command made a new study, named no-name-<uuid>: the stored one never went on
     ("sweep=optuna hydra.sweeper.storage=sqlite:///optuna.db hydra.sweeper.study_name=null",
-     "hydra.sweeper.study_name=None with a storage: give the study a name"),
+     "hydra.sweeper.study_name=null with a storage: give the study a name"),  # (it said None)
     ("sweep=optuna optimizer.lr=tag(log,interval(0,1e-2))", "optimizer.lr=tag(log,interval(0,1e-2)): a log interval "
                                                             "starts above 0"),
     # the study looked for the worst model, while the summary named the best one

@@ -356,14 +356,17 @@ def _consecutive(items: list, number: Callable[[Any], int], at_most: float = mat
 
 def _check_settings(params: dict) -> None:
     """Exits with a message on a setting that optuna or the sweeper would meet with a traceback."""
+    def written(value: Any) -> str:  # as the command line writes it (null, not Python's None)
+        return "null" if value is None else repr(value)
+
     for key, what in (("n_trials", "how many trials the study runs"),
                       ("n_jobs", "how many trials it asks for at once")):
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
-            sys.exit(f"Error: hydra.sweeper.{key}={value!r}: give {what} (1 or more).")
+            sys.exit(f"Error: hydra.sweeper.{key}={written(value)}: give {what} (1 or more).")
     if params.get("storage") and not params.get("study_name"):  # optuna names it anew each time: no study goes on
-        sys.exit(f"Error: hydra.sweeper.study_name={params.get('study_name')!r} with a storage: give the study a name "
-                 f"(e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
+        sys.exit(f"Error: hydra.sweeper.study_name={written(params.get('study_name'))} with a storage: give the study a "
+                 f"name (e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
     rate = params.get("max_failure_rate")
     if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
         sys.exit(f"Error: hydra.sweeper.max_failure_rate={rate!r}: give the share of a batch's trials that may fail "
