@@ -344,7 +344,8 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
         else:
             assert row["test_acc"] == "" and job["test_acc"] is None and job["message"]
     failed = next(j for j in summary["jobs"] if j["status"] == "failed")
-    assert "optimizer.lr" in failed["message"]
+    # fixed by the sweep's values, not by one run's command (helper fixes60)
+    assert "Fix it on the command line, e.g. `python run.py -m optimizer.lr=...`" in failed["message"]
     # HParams lists it too, with the value that failed (it had no TensorBoard run at all)
     events = load_events(Path(failed["run_dir"]))
     assert session_status(events) == "STATUS_FAILURE" and logged_hparams(events)["optimizer.lr"] == -1

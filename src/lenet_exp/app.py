@@ -64,8 +64,13 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
 
 
 def failure_message(error: Exception) -> str:
-    """What a job's failure is reported and recorded as: a user error's message, or the error in one line."""
-    return str(error) if isinstance(error, UserError) else one_line(error)
+    """What a job's failure is reported and recorded as: a user error's message (a sweep job's value fixed on a
+    sweep's command line: "`python run.py -m optimizer.lr=...`"), or the error in one line."""
+    if not isinstance(error, UserError):
+        return one_line(error)
+    swept = getattr(error, "command_line_fix", "") and HydraConfig.initialized() and \
+        HydraConfig.get().mode == RunMode.MULTIRUN
+    return str(error).replace("`python run.py ", "`python run.py -m ", 1) if swept else str(error)
 
 
 def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:
