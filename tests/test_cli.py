@@ -688,26 +688,28 @@ def test_a_sweep_that_gives_a_value_twice_is_refused_before_it_trains_a_job_twic
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
+def a_study_of_ones_own(folder: Path, name: str, seeds: str) -> list[str]:
+    """`-m --config-dir <folder>/mine sweep=NAME`, where NAME's study file sweeps `seed: SEEDS`."""
+    (folder / "mine" / "sweep").mkdir(parents=True, exist_ok=True)
+    (folder / "mine" / "sweep" / f"{name}.yaml").write_text(f"# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+                                                            f"      seed: {seeds}\n")
+    return ["-m", "--config-dir", str(folder / "mine"), f"sweep={name}"]
+
+
 def test_a_study_file_that_gives_a_value_twice_is_refused_as_the_command_line_is(fast, tmp_path):
     """A study of one's own (`seed: 0,0`) trained seed 0 twice; the command line's values of the key replace it."""
-    (tmp_path / "mine" / "sweep").mkdir(parents=True)
-    (tmp_path / "mine" / "sweep" / "dup.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n"
-                                                         "      seed: 0,0\n")
-    result = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=dup"], cwd=tmp_path)
+    result = run_main(a_study_of_ones_own(tmp_path, "dup", "0,0"), cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
         "Error: seed=0,0 gives 0 twice, a job the sweep would train twice (in two folders, counted twice by its "
         "summary): give each value once."), result.stderr
-    replaced = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=dup", "seed=1,2", *fast], cwd=tmp_path)
+    replaced = run_main([*a_study_of_ones_own(tmp_path, "dup", "0,0"), "seed=1,2", *fast], cwd=tmp_path)
     assert replaced.returncode == 0 and "Sweep " in replaced.stdout + replaced.stderr, replaced.stderr[-2000:]
 
 
 def test_a_study_files_wrong_value_is_said_to_be_the_study_files(tmp_path):
     """`seed: [0, 1]` in a study of one's own (a list: one value) was told "fix it on the command line", which gave
     no seed, "or in configs/"."""
-    (tmp_path / "mine" / "sweep").mkdir(parents=True)
-    (tmp_path / "mine" / "sweep" / "listed.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n"
-                                                            "      seed: [0, 1]\n")
-    result = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "sweep=listed"], cwd=tmp_path)
+    result = run_main(a_study_of_ones_own(tmp_path, "listed", "[0, 1]"), cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
         "Error: Invalid config value seed=[0, 1]: expected an integer. The study gives it: fix "
         "hydra.sweeper.params.seed in the file of sweep=listed (a list there is one value: `seed: 0,1` sweeps "
