@@ -1433,6 +1433,19 @@ def test_checkpoints_hold_no_timings_and_older_ones_with_timings_still_resume(in
     assert all("train/lr" in row and "lr" not in row for row in metrics["history"])  # today's name, resumed epochs too
 
 
+def test_an_interrupted_run_whose_last_checkpoint_cannot_be_read_is_failed_not_to_be_continued(interrupted,
+                                                                                               tmp_path):
+    """It stayed "interrupted", its message ending "Continue with …", which failed again the same way, after the
+    advice to delete its checkpoints (helper stackfail60)."""
+    run_dir = copy_run(interrupted, tmp_path)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    resumed = run_main([f"resume={run_dir}"], cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr[-2000:]
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["status"] == "failed" and "Delete the folder" in metrics["message"], metrics["message"]
+    assert "Continue with" not in metrics["message"]
+
+
 def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(interrupted, tmp_path):
     """metrics.json's git and versions are the last invocation's: a run resumed after a `git pull` or an upgrade of
     torch keeps the code of its earlier epochs beside them (earlier_code), on its card too, and says so; and the

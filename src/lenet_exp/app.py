@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
-from lenet_exp.errors import FolderInUse, NotThisRunsFolder, UserError, full_errors_wanted, one_line
+from lenet_exp.errors import CheckpointError, FolderInUse, NotThisRunsFolder, UserError, full_errors_wanted, one_line
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, held_by_another, mount_point, over_a_limit,
                              read_json, run_events, save_json)
@@ -55,8 +55,10 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     log.error("Error: %s", message, exc_info=not isinstance(error, UserError))
     if isinstance(error, (FolderInUse, NotThisRunsFolder)):  # its metrics.json and events are another run's
         return message
+    # a last.pt that cannot be read stays "interrupted", told to continue where it cannot, where it is what failed
+    unreadable = isinstance(error, CheckpointError) and LAST_CHECKPOINT in str(error)
     try:
-        record_failure(run_dir, cfg, message)
+        record_failure(run_dir, cfg, message, resumable=not unreadable)
     except (OSError, UserError) as failure:  # e.g. the full disk that ended the run
         log.error("(%s could not record the failure either: %s)", run_dir / METRICS, failure)
     record_failed_session(run_dir, cfg, message)
@@ -111,11 +113,12 @@ def record_interruption(run_dir: Path, cfg: DictConfig, signum: int, again: str)
     record_failure(run_dir, cfg, message, status=INTERRUPTED)
 
 
-def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = FAILED) -> None:
+def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = FAILED, resumable: bool = True) -> None:
     """List a failed (or stopped) job in the sweep summary without overwriting what an earlier run wrote there:
     its completed results, or its own record of a stop where it was stopped again (or not started) before it
     could save anything. An earlier failure's or stop's message gives way to this one, and its status too,
-    but where a stopped run's checkpoint is there to resume from (an Optuna study resumes only stopped trials)."""
+    but where a stopped run's checkpoint is there to resume from (an Optuna study resumes only stopped trials), and
+    ``resumable``: not the one that failed to be read."""
     path = run_dir / METRICS
     metrics = read_json(path)
     previous = metrics.get("status") if metrics is not None else None  # (a hand-made record may have none)
@@ -132,7 +135,7 @@ def record_failure(run_dir: Path, cfg: DictConfig, message: str, status: str = F
         return
     elif previous != RUNNING and (status == NOT_STARTED or status == previous == INTERRUPTED):
         return  # not started this time, or stopped again before it saved: its earlier record says more
-    elif previous == INTERRUPTED and (run_dir / LAST_CHECKPOINT).is_file():
+    elif resumable and previous == INTERRUPTED and (run_dir / LAST_CHECKPOINT).is_file():
         status = INTERRUPTED  # a resume that failed before it trained: the run goes on as its record says
         if CONTINUE_WITH not in message:
             message = f"{message.rstrip('.')}. {CONTINUE_WITH}{how_to_go_on(run_dir)}."
