@@ -304,10 +304,12 @@ def expected_value(error: ValidationError) -> str:
     return next((what for words, what in EXPECTED if words in message), message)
 
 
-def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], study: Optional[str] = None) -> str:
-    """``study``: the sweep option whose search space gave the value (see :func:`given_by_a_study`)."""
+def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], study: Optional[str] = None,
+                sweep: bool = False) -> str:
+    """``study``: the sweep option whose search space gave the value (see :func:`given_by_a_study`); ``sweep``: a
+    sweep's command line (-m), whose fix is one too."""
     expected = expected_value(error)
-    key, command = str(error.full_key), "python run.py"
+    key, command = str(error.full_key), "python run.py -m" if sweep else "python run.py"
     section = typing.get_type_hints(Config).get(key)
     if dataclasses.is_dataclass(section):  # trainer=5: "Fix it … `python run.py trainer=...`" said what it refused
         written = next((override_value(o) for o in overrides if override_key(o) == key), error.value)
@@ -1110,7 +1112,8 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
             preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
             or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ValidationError, ConfigTypeError)):
-        return where + wrong_value(cause, overrides, given_by_a_study(error, overrides)) \
+        swept = bool(multirun_flag(arguments))
+        return where + wrong_value(cause, overrides, given_by_a_study(error, overrides), swept) \
             if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error, arguments)
