@@ -618,6 +618,11 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # "is not a setting of this optimizer (optimizer=sgd has it)", as if one run's (helper fixes60)
     (["-m", "sweep=optimizers", "optimizer.momentum=0.5"], "optimizer.momentum is a setting of optimizer=sgd only, not "
                                                            "of optimizer=adam and optimizer=adamw: sweep those apart."),
+    # one run names no sweep with its study: the one run's message (helper regress60)
+    (["sweep=optimizers", "optimizer.momentum=0.5"], "optimizer.momentum is not a setting of this optimizer "
+                                                     "(optimizer=sgd has it)."),
+    # a misspelt sweeper: told to choose sweep=optuna (helper regress60)
+    (["-m", "hydra/sweeper=optuan"], "hydra/sweeper=optuan is not an option of hydra/sweeper (did you mean optuna?)"),
     # fixed as one run's (`python run.py trainer.monitor=...`), without -m (helper stackfail60)
     (["-m", "trainer.monitor=val_acc,foo"], "Invalid config value trainer.monitor='foo': expected one of [val_acc, "
                                             "val_loss]. Fix it on the command line, e.g. `python run.py -m "
@@ -658,7 +663,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "sweep-without-its-summary", "sweep-without-its-checks", "summary-callback-null", "callbacks-deleted",
         "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
         "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell",
-        "key-of-the-options-a-study-sweeps", "wrong-type-swept"])
+        "key-of-the-options-a-study-sweeps", "key-of-the-options-a-study-would-sweep-in-one-run", "sweeper-typo",
+        "wrong-type-swept"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -123,11 +123,12 @@ def listed_words(words: Sequence[str], last: str) -> str:
     return f"{', '.join(words[:-1])} {last} {words[-1]}" if len(words) > 1 else "".join(words)
 
 
-def swept_options(group: str, overrides: Sequence[str]) -> list[str]:
-    """The options that a sweep's command line gives ``group`` (``augment=affine,elastic``, ``choice(…)``), or its
-    study (``sweep=optimizers``: ``optimizer: adam,adamw,sgd``), or none (one option, or a sweep Hydra cannot
-    list)."""
-    study = next((override_value(o) for o in reversed(overrides) if override_key(o) == STUDY_GROUP), None)
+def swept_options(group: str, overrides: Sequence[str], sweep: bool = True) -> list[str]:
+    """The options that a sweep's command line gives ``group`` (``augment=affine,elastic``, ``choice(…)``), or, in
+    a ``sweep`` (-m), its study (``sweep=optimizers``: ``optimizer: adam,adamw,sgd``), or none (one option, or a
+    sweep Hydra cannot list)."""
+    study = next((override_value(o) for o in reversed(overrides) if override_key(o) == STUDY_GROUP), None) \
+        if sweep else None
     space = OmegaConf.select(option_config(STUDY_GROUP, study), SEARCH_SPACE, default=None) if study else None
     searched = [f"{group}={space[group]}"] if isinstance(space, DictConfig) and group in space else []
     for override in reversed([*searched, *(o for o in overrides if override_key(o) == group)]):
@@ -231,7 +232,8 @@ def without_global_package(source: str) -> str:
             f"line `# @package _global_`, as configs/experiment/mnist_best.yaml does.")
 
 
-def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str] = ()) -> str:
+def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequence[str] = (),
+                sweep: bool = False) -> str:
     full_key, key = str(error.full_key), str(error.key)
     group = full_key[:-len(key)].rstrip(".")  # "trainer" of "trainer.epoch"; "" at the top level
     keys = [k for k in error.parent_node.keys() if k != "hydra"] if error.parent_node is not None else []
@@ -248,7 +250,7 @@ def unknown_key(error: ConfigAttributeError | ConfigKeyError, overrides: Sequenc
     if group == "dataset" and not dataclasses.is_dataclass(error.object_type):  # `dataset.root=` on a bare YAML
         return f"{full_key} is not a setting of this data set, which has no schema: write {DATASET_SCHEMA}."
     owners = options_having(group, key, overrides)
-    swept = [f"{group}={option}" for option in swept_options(group, overrides)]
+    swept = [f"{group}={option}" for option in swept_options(group, overrides, sweep)]
     if set(owners) & set(swept):  # the sweep's config, checked before its jobs choose their options, has the default's
         lacking = [option for option in swept if option not in owners]
         if lacking:
@@ -596,7 +598,7 @@ def refuse_misused_flags(arguments: list[str]) -> None:
                  f"written and summarise a sweep. Keep them: hydra.callbacks.sweep_summary.plot=false, "
                  f"tensorboard=false or fail_on_error=false leaves out what you do not want.")
     sweeper = next((arg for arg in overrides if override_key(arg) == "hydra/sweeper"
-                    and override_value(arg) != "basic"), None)
+                    and override_value(arg) == "optuna"), None)
     if sweeper:  # config.yaml names lenet_exp's basic sweeper over it: "BasicSweeper… unexpected keyword 'sampler'"
         sys.exit(f"Error: {sweeper}: Optuna's sweeper comes with its study and lenet_exp's ending (the summary on a "
                  f"stop): choose it with {STUDY_GROUP}=optuna, or a study file of one's own in configs/sweep/ "
@@ -751,7 +753,7 @@ def keyless(overrides: list[str]) -> Optional[str]:
     return f"{given} has no key: write key=value, e.g. trainer.epochs=3."
 
 
-def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optional[str]:
+def unknown_deletion(error: Exception, overrides: Sequence[str] = (), sweep: bool = False) -> Optional[str]:
     """``~foo`` or ``~trainer.epochz``: Hydra's "Could not delete from config. 'foo' does not exist." in two
     lines, which it also says of a setting that is null (``~trainer.limit_batches``)."""
     found = re.match(r"Could not delete from config\. '(.+)' does not exist\.", str(error))
@@ -763,7 +765,7 @@ def unknown_deletion(error: Exception, overrides: Sequence[str] = ()) -> Optiona
     if in_every_run(key):
         return every_run_has(f"~{key}", key)  # (a null setting: "does not exist" to Hydra)
     owners = options_having(section, name, overrides) if section in GROUP_SCHEMAS else []
-    swept = [f"{section}={option}" for option in swept_options(section, overrides)]
+    swept = [f"{section}={option}" for option in swept_options(section, overrides, sweep)]
     if set(owners) & set(swept):  # optimizer=sgd,adam: sgd's jobs would delete it, adam's have none
         lacking = [option for option in swept if option not in owners]
         return (f"~{key}: {key} is a setting of {listed_words([o for o in swept if o in owners], 'and')} only, "
@@ -1091,11 +1093,11 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
     in_file = re.match(r"In '([^']+)': ", str(error))  # "In 'dataset/kmnist': ConfigKeyError raised while …"
     where = f"In {in_file.group(1)}.yaml: " if in_file else ""
     # mistakes that Hydra reports as something else: told by the error's text and the arguments, whatever its type
-    overrides = overrides_in(arguments)
+    overrides, sweep = overrides_in(arguments), bool(multirun_flag(arguments))
     told = (keyless(overrides) or hydra_as_a_whole(overrides) or broken_yaml(error)
             or search_space_written(error, arguments) or not_a_primary_config(error, arguments)
             or group_given_a_value(error, overrides) or deleted_setting(overrides) or deleting_a_setting(error)
-            or unknown_deletion(error, overrides) or deletion_of_another_value(error, overrides)
+            or unknown_deletion(error, overrides, sweep) or deletion_of_another_value(error, overrides)
             or item_not_in_a_list(error, overrides)
             or (isinstance(error, ConfigCompositionException) and merged_options_in(overrides)))
     if told:
@@ -1110,10 +1112,9 @@ def typo_message(error: Exception, arguments: Optional[list[str]] = None) -> Opt
             return None
         return setting_of_the_resumed_run(cause) or (in_file and (
             preset_key_of_a_replaced_option(cause, in_file.group(1), overrides)
-            or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides)
+            or preset_without_global_package(cause, in_file.group(1)))) or where + unknown_key(cause, overrides, sweep)
     if isinstance(error, ConfigCompositionException) and isinstance(cause, (ValidationError, ConfigTypeError)):
-        swept = bool(multirun_flag(arguments))
-        return where + wrong_value(cause, overrides, given_by_a_study(error, overrides), swept) \
+        return where + wrong_value(cause, overrides, given_by_a_study(error, overrides), sweep) \
             if getattr(cause, "full_key", None) else None
     if isinstance(error, MissingConfigException):
         return unknown_option(error, arguments) or default_not_found(error, arguments)
