@@ -2124,11 +2124,15 @@ def test_a_preset_given_to_eval_is_said_unused(trained, fast, tmp_path):
     ("eval", ["seed=0,1", "dataset.mean=0.1,0.2"], "task=eval does not use dataset.mean or seed"),
     ("predict", ["dataset=mnist,fashion_mnist"], "task=predict does not use dataset"),
     ("eval", ["dataset=fashion_mnist", "dataset.split_seed=1,2"], None),  # another data set's split: read
+    # the checkpoint's own data set's split (its run's) and predict's none; tasks swept (helper regress60)
+    ("eval", ["dataset.split_seed=1,2"], "task=eval does not use dataset.split_seed"),
+    ("predict", ["dataset.train_size=100,200"], "task=predict does not use dataset.train_size"),
+    ("eval,predict", ["seed=0,1"], "task=eval,predict does not use seed"),
 ])
 def test_a_sweep_of_what_eval_or_predict_does_not_use_is_refused(trained, fast, tmp_path, task, swept, said):
     """Jobs that differed only in settings the task does not read ran alike, each saying its setting was unused."""
     checkpoint = trained / "checkpoints" / "best.pt"
-    image = [f"image={tmp_path / 'digit.png'}"] if task == "predict" else []
+    image = [f"image={tmp_path / 'digit.png'}"] if "predict" in task else []
     if image:
         from PIL import Image
         Image.new("L", (28, 28)).save(tmp_path / "digit.png")

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
 from lenet_exp.command_line_errors import (a_value_twice, config_repository, deleted_setting, glob_of_a_setting,
-                                          merged_options, number_as_bool, swept_twice)
+                                          merged_options, number_as_bool, swept_options, swept_twice)
 from lenet_exp.config import PREPROCESSING_KEYS, TRAINING_SPLIT_KEYS, listed, read_by, sets_a_preset, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
@@ -254,18 +254,27 @@ def refuse_a_key_no_job_has(config: DictConfig) -> None:
 def refuse_a_sweep_of_what_its_task_ignores(config: DictConfig) -> None:
     """``-m task=eval ckpt=… experiment=a,b``: eval and predict take the checkpoint's model and preprocessing as it
     was trained, so jobs that differ only in what they do not use would be alike, each saying its setting is unused.
-    (The training split's keys are read where eval tests another data set than the checkpoint's.)"""
-    task, searched = str(config.task), searched_keys(config)
-    if task == "train" or "task" in searched:
+    (The training split's keys are read where eval tests a data set the command line names, which may be another
+    than the checkpoint's; where a sweep's tasks differ, a key is refused that none of them reads.)"""
+    overrides, searched = task_overrides(config), searched_keys(config)
+    tasks = set(swept_options("task", overrides)) if "task" in searched else {str(config.task)}
+    if not tasks or "train" in tasks:
         return
     preprocessing = {f"dataset.{key}" for key in PREPROCESSING_KEYS}
-    ignored = sorted(key for key in searched
-                     if not read_by(task, key) and key not in TRAINING_SPLIT_KEYS or key in preprocessing)
+    another_data_set = "eval" in tasks and any(override_key(o) == "dataset" for o in overrides)
+
+    def unused(key: str, task: str) -> bool:
+        if key in TRAINING_SPLIT_KEYS:
+            return task == "predict" or not another_data_set
+        return key in preprocessing or not read_by(task, key)
+
+    ignored = sorted(key for key in searched if all(unused(key, task) for task in tasks))
     if ignored:
-        reads = "ckpt= or image=" if task == "predict" else "ckpt= or dataset="
-        sys.exit(f"Error: task={task} does not use {' or '.join(ignored)} (it takes the checkpoint's model and "
+        task = "task=" + ",".join(sorted(tasks))
+        reads = "ckpt= or image=" if tasks == {"predict"} else "ckpt= or dataset="
+        sys.exit(f"Error: {task} does not use {' or '.join(ignored)} (it takes the checkpoint's model and "
                  f"preprocessing as it was trained), so the sweep's jobs would be alike. Sweep what it reads, e.g. "
-                 f"{reads}, or drop task={task} to train a model for each value.")
+                 f"{reads}, or drop {task} to train a model for each value.")
 
 
 def with_the_keys_a_sweep_adds(config: DictConfig, overrides: list[str], repository) -> DictConfig:
