@@ -1905,6 +1905,13 @@ def test_resume_with_an_evaluation_task_of_a_folder_without_a_checkpoint_says_wh
     begun = run_main([*fast, "task=predict", f"resume={tmp_path / 'begun'}"], cwd=tmp_path)
     assert begun.returncode == 1 and (f"which {tmp_path / 'begun'} does not hold yet (no epoch of it ended): `python "
                                       f"run.py resume={tmp_path / 'begun'}` trains it.") in begun.stderr
+    # one that diverged at its first epoch, which that resume= would train to diverge again (helper regress60)
+    diverged = run_main([*fast, "optimizer=sgd", "optimizer.lr=1e8", f"hydra.run.dir={tmp_path / 'div'}"], cwd=tmp_path)
+    assert read_json(tmp_path / "div" / "metrics.json")["status"] == "diverged", diverged.stderr[-2000:]
+    told = run_main([*fast, "task=eval", f"resume={tmp_path / 'div'}"], cwd=tmp_path)
+    assert told.returncode == 1 and (f"which {tmp_path / 'div'} does not hold: it diverged before its first "
+                                     f"checkpoint; train another config (a lower optimizer.lr, say) in a new folder."
+                                     ) in told.stderr, told.stderr[-2000:]
 
 
 def test_a_run_stops_early_once_its_val_accuracy_has_not_improved_for_its_patience(fast, tmp_path):

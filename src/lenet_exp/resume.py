@@ -240,10 +240,15 @@ def refuse_what_continues_no_run(run_dir: Path, overrides: list[str]) -> None:
         # (it named a checkpoint that is not there: of an evaluation's folder, or of a run stopped before one)
         its_task = next((override_value(o) for o in reversed(saved_overrides(run_dir / SAVED_OVERRIDES))
                          if override_key(o) == "task"), "train")
+        status = (read_json(run_dir / METRICS) or {}).get("status")
         again = f"`python run.py resume={shlex.quote(str(run_dir))}`"
+        held = (f"does not hold: it is a task={its_task} run, which {again} runs again" if its_task != "train" else
+                "does not hold: it diverged before its first checkpoint; train another config (a lower optimizer.lr, "
+                "say) in a new folder" if status == "diverged" else
+                f"does not hold: it failed before its first checkpoint (its metrics.json says why), and {again} runs "
+                f"it again" if status == "failed" else f"does not hold yet (no epoch of it ended): {again} trains it")
         sys.exit(f"Error: resume= continues a run, and task={task} takes a training run's checkpoint, which {run_dir} "
-                 + (f"does not hold: it is a task={its_task} run, which {again} runs again." if its_task != "train" else
-                    f"does not hold yet (no epoch of it ended): {again} trains it."))
+                 f"{held}.")
 
 
 def hydras_record(run_dir: Path) -> Optional[dict]:
