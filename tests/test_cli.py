@@ -724,6 +724,12 @@ def test_a_study_files_wrong_value_is_said_to_be_the_study_files(tmp_path):
         "Error: Invalid config value seed=[0, 1]: expected an integer. The study gives it: fix "
         "hydra.sweeper.params.seed in the file of sweep=listed (a list there is one value: `seed: 0,1` sweeps "
         "each)."), result.stderr
+    (tmp_path / "mine" / "experiment").mkdir()  # a preset's: it was said to be sweep=default's (helper regress60)
+    (tmp_path / "mine" / "experiment" / "exps.yaml").write_text("# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+                                                               "      seed: abc\n")
+    preset = run_main(["-m", "--config-dir", str(tmp_path / "mine"), "experiment=exps"], cwd=tmp_path)
+    assert preset.returncode == 1 and preset.stderr.strip().endswith(
+        "The study gives it: fix hydra.sweeper.params.seed in the file of experiment=exps."), preset.stderr
     given = run_main(["-m", "seed=[0,1]"], cwd=tmp_path)  # the command line's own: fixed there
     assert given.returncode == 1 and "Fix it on the command line, e.g. `python run.py seed=...`" in given.stderr
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and "mine" not in path.parts]

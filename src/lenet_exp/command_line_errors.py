@@ -38,7 +38,8 @@ from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import (ConfigAttributeError, ConfigKeyError, ConfigTypeError, InterpolationResolutionError,
                               ValidationError)
 
-from lenet_exp.config import DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name
+from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, ROOT_SCHEMA, STUDY_GROUP, TOP_LEVEL, Config, schema_name,
+                              sets_a_preset)
 from lenet_exp.errors import GIVE_A_CONFIG_FOLDER, ConfigError, closest, full_errors_wanted
 from lenet_exp.files import HYDRA_FOLDER, disk_full_error, write_refused
 from lenet_exp.overrides import (MULTIRUN_FLAGS, OUTPUT_KEYS, TASK_PATH_KEYS, multirun_flag, override_key,
@@ -334,17 +335,20 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], 
         one_value = (f" (a list there is one value: `{key}: {','.join(map(str, value))}` sweeps each)"
                      if isinstance(value, list) else "")
         return str(ConfigError(key, value, expected, fix=f"The study gives it: fix {SEARCH_SPACE}.{key} in the file "
-                                                         f"of {STUDY_GROUP}={study}{one_value}."))
+                                                         f"of {study}{one_value}."))
     return str(ConfigError(key, value, expected, command=command))
 
 
 def given_by_a_study(error: Exception, overrides: list[str]) -> Optional[str]:
-    """The sweep option (``sweep=NAME``) whose search space (``hydra.sweeper.params: {seed: [0, 1]}``) made the
-    override that failed, where the command line gave none of its key: "fix it on the command line" misled."""
+    """The option (``sweep=NAME``, else a preset chosen: ``experiment=NAME``) whose search space
+    (``hydra.sweeper.params: {seed: [0, 1]}``) made the override that failed, where the command line gave none of
+    its key: "fix it on the command line" misled."""
     merging = re.match(r"Error merging override (.+)$", str(error))
     if not merging or any(override_key(o) == override_key(merging.group(1)) for o in overrides):
         return None
-    return next((override_value(o) for o in overrides if override_key(o) == STUDY_GROUP), "default")
+    chosen = [o for o in overrides if override_key(o) == STUDY_GROUP] or [
+        o for o in overrides if sets_a_preset(override_key(o)) and not o.startswith("~")]
+    return chosen[-1].lstrip("+") if chosen else f"{STUDY_GROUP}=default"
 
 
 def named_on_the_command_line(group: str, option: str, arguments: list[str]) -> bool:
