@@ -731,7 +731,7 @@ def test_a_study_files_wrong_value_is_said_to_be_the_study_files(tmp_path):
     assert preset.returncode == 1 and preset.stderr.strip().endswith(
         "The study gives it: fix hydra.sweeper.params.seed in the file of experiment=exps."), preset.stderr
     given = run_main(["-m", "seed=[0,1]"], cwd=tmp_path)  # the command line's own: fixed there
-    assert given.returncode == 1 and "Fix it on the command line, e.g. `python run.py seed=...`" in given.stderr
+    assert given.returncode == 1 and "Fix it on the command line, e.g. `python run.py -m seed=...`" in given.stderr
     assert not [path for path in tmp_path.rglob("*") if path.is_file() and "mine" not in path.parts]
 
 
