@@ -752,6 +752,7 @@ def test_printing_a_null_setting_and_info_before_an_override_work(tmp_path):
     ("python run.py task=eval ckpt=run/checkpoints/", ["ckpt=run/checkpoints/best.pt", "ckpt=run/checkpoints/last.pt"]),
     ("python run.py task=", ["task=eval", "task=predict", "task=train"]),
     ("python run.py -m trainer.deterministic=", ["trainer.deterministic=false", "trainer.deterministic=true"]),
+    ("python run.py -m seed=1,2 task=", ["task=eval", "task=predict", "task=train"]),  # (only task=train: regress60)
     ("python run.py optimizer=sgd optimizer.mom", ["optimizer.momentum="]),  # Hydra's own, as before
 ])
 def test_the_shell_completion_offers_run_pys_own_words(line, offered, tmp_path):

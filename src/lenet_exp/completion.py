@@ -47,9 +47,10 @@ def values_to_choose(loader, config_name: Optional[str], before: list[str], word
 
     key, _, typed = word.partition("=")
     parent, _, name = key.rpartition(".")
+    parsed = get_args(before)  # (a sweep's values compose only as one: `-m seed=1,2 task=`)
     try:
-        config = loader.load_configuration(config_name=config_name, overrides=get_args(before).overrides,
-                                           run_mode=RunMode.RUN)
+        config = loader.load_configuration(config_name=config_name, overrides=parsed.overrides,
+                                           run_mode=RunMode.MULTIRUN if parsed.multirun else RunMode.RUN)
         node = (OmegaConf.select(config, parent) if parent else config)._get_node(name)
     except Exception:  # a config that does not compose, or no such key: nothing more to offer
         return []
