@@ -83,6 +83,12 @@ def a_broken_link(folder: Path) -> Path:
     return folder / "gone"
 
 
+def a_data_set_folder_linked_to_itself(folder: Path) -> Path:
+    (folder / "looped").mkdir()
+    (folder / "looped" / "MNIST").symlink_to("MNIST")
+    return folder / "looped"
+
+
 def a_folder_for_a_file(raw):
     (raw / "t10k-labels-idx1-ubyte").unlink()
     (raw / "t10k-labels-idx1-ubyte").mkdir()
@@ -162,6 +168,10 @@ CASES = {
     # "mnist is not in …/nowhere/MNIST/raw", or a download failed ("File exists"), without a word of the link
     "data root a broken link": (lambda r, t, d: [f"dataset.root={a_broken_link(t)}"],
                                 ["gone is a symbolic link to", "nowhere, which does not exist: point it at the folder"]),
+    # said to be a link to a folder that does not exist (helper regress60)
+    "data set folder a link to itself": (lambda r, t, d: [f"dataset.root={a_data_set_folder_linked_to_itself(t)}"],
+                                         ["looped/MNIST cannot be followed: its symbolic links make a loop (it points "
+                                          "to MNIST). Put the folder in its place."]),
     "train labels lacking a class of the test's": (
         lambda r, t, d: [f"dataset.root={damaged_root(r, t, without_nines)}"],
         ["the labels of mnist train range over [0, 8], but those of mnist t10k reach 9: the train label file lacks "

@@ -226,9 +226,22 @@ def refuse_a_broken_link(dcfg) -> None:
     name = dataset_class(dcfg).__name__
     for path in (*reversed(root.parents), root, root / name, root / name / "raw"):
         with contextlib.suppress(OSError):  # (one that cannot be looked at: raw_folder says so)
-            if path.is_symlink() and not path.exists():
+            if not path.is_symlink() or path.exists():
+                continue
+            if not links_in_a_loop(path):
                 raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: point it at "
                                 f"the folder, or put the folder in its place.")
+            if path.parent == root or path.parent.parent == root:  # (the root's loop: raw_folder says so)
+                raise DataError(f"{path} cannot be followed: its symbolic links make a loop (it points to "
+                                f"{os.readlink(path)}). Put the folder in its place.")
+
+
+def links_in_a_loop(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
 
 
 def split_files(prefix: str) -> list[str]:
