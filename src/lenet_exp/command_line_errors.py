@@ -550,8 +550,9 @@ def hydras_message(error: BaseException) -> str:
     shells = re.fullmatch(r"No completion plugin for 'None' found, available : (.+)", said)
     if shells:
         asked = next((arg for arg in sys.argv[1:] if arg in ("install", "uninstall", "query")), "install")
-        return (f"-sc {asked} names no shell: give one of {', '.join(shells.group(1).split())}, e.g. "
-                f"eval \"$(python run.py -sc install=bash)\".")
+        example = f"eval \"$(python run.py -sc {asked}=bash)\"" if asked != "query" else \
+            "-sc query=bash (the shell's completion asks it, once installed)"
+        return f"-sc {asked} names no shell: give one of {', '.join(shells.group(1).split())}, e.g. {example}."
     return said
 
 
