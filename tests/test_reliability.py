@@ -167,7 +167,8 @@ CASES = {
     # "Set dataset.num_classes=9", which the test's labels then refused (helper dataroot60)
     # "mnist is not in …/nowhere/MNIST/raw", or a download failed ("File exists"), without a word of the link
     "data root a broken link": (lambda r, t, d: [f"dataset.root={a_broken_link(t)}"],
-                                ["gone is a symbolic link to", "nowhere, which does not exist: point it at the folder"]),
+                                ["gone is a symbolic link to",
+                                 "nowhere, which does not exist: point it at the folder"]),
     # said to be a link to a folder that does not exist (helper regress60)
     "data set folder a link to itself": (lambda r, t, d: [f"dataset.root={a_data_set_folder_linked_to_itself(t)}"],
                                          ["looped/MNIST cannot be followed: its symbolic links make a loop (it points "

@@ -334,7 +334,8 @@ def refuse_slurm_where_there_is_none(config: DictConfig) -> None:
                      "machine has no srun (no Slurm client here). Start the sweep on the cluster's login node, or "
                      "leave that setting out to train the groups here.")
         # its settings given: "not a setting of the launcher chosen" next, which said to choose a Slurm one
-        settings = [o for o in as_written(config.hydra.overrides.hydra) if override_key(o).startswith("hydra.launcher.")]
+        settings = [o for o in as_written(config.hydra.overrides.hydra)
+                    if override_key(o).startswith("hydra.launcher.")]
         drop = f" (without {' '.join(settings)}, which it may not have)" if settings else ""
         sys.exit(f"Error: hydra/launcher={chosen} submits the sweep to Slurm, and this machine has no srun (no Slurm "
                  f"client here). Start the sweep on the cluster's login node, or run it here: hydra/launcher=stacked, "

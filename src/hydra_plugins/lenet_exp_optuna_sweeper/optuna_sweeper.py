@@ -365,8 +365,8 @@ def _check_settings(params: dict) -> None:
         if not isinstance(value, int) or value < 1:
             sys.exit(f"Error: hydra.sweeper.{key}={written(value)}: give {what} (1 or more).")
     if params.get("storage") and not params.get("study_name"):  # optuna names it anew each time: no study goes on
-        sys.exit(f"Error: hydra.sweeper.study_name={written(params.get('study_name'))} with a storage: give the study a "
-                 f"name (e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
+        sys.exit(f"Error: hydra.sweeper.study_name={written(params.get('study_name'))} with a storage: give the study "
+                 f"a name (e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
     rate = params.get("max_failure_rate")
     if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
         sys.exit(f"Error: hydra.sweeper.max_failure_rate={rate!r}: give the share of a batch's trials that may fail "
