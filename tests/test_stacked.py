@@ -501,9 +501,11 @@ def test_a_stopped_group_resumes_where_it_stopped(fast, tmp_path):
     for job in jobs[:2]:
         metrics = read_json(job / "metrics.json")
         assert metrics["status"] == "completed" and [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
-    # as with any launcher: the error is reported, and the job's record of its interruption is kept
+    # as with any launcher: the error is reported, and the job fails, told to start over (it stayed "interrupted",
+    # told to continue from the checkpoint that cannot be read: helper stackfail60)
     assert "[job 2] Error:" in resumed.stderr and "the checkpoint to resume from, cannot be used" in resumed.stderr
-    assert read_json(jobs[2] / "metrics.json")["status"] == "interrupted"
+    damaged = read_json(jobs[2] / "metrics.json")
+    assert damaged["status"] == "failed" and "Continue with" not in damaged["message"], damaged["message"]
 
 
 def test_a_signal_while_the_group_imports_torch_stops_the_sweep_cleanly(fast, tmp_path):
