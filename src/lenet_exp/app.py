@@ -55,7 +55,7 @@ def report_failure(run_dir: Path, cfg: DictConfig, error: Exception) -> str:
     log.error("Error: %s", message, exc_info=not isinstance(error, UserError))
     if isinstance(error, (FolderInUse, NotThisRunsFolder)):  # its metrics.json and events are another run's
         return message
-    # a last.pt that cannot be read stays "interrupted", told to continue where it cannot, where it is what failed
+    # a last.pt that cannot be read is what failed: the run is no longer "interrupted", told to go on from it
     unreadable = isinstance(error, CheckpointError) and LAST_CHECKPOINT in str(error)
     try:
         record_failure(run_dir, cfg, message, resumable=not unreadable)
