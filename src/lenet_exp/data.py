@@ -389,7 +389,7 @@ def say_if_not_as_named(dcfg, train_images: torch.Tensor, test_images: torch.Ten
                     "says its split (train-images-idx3-ubyte, t10k-images-idx3-ubyte, and their labels').", dcfg.name,
                     where, len(train_images), len(test_images))
     elif (len(train_images), len(test_images)) == STOCK_SIZES and (name := dataset_class(dcfg).__name__) in STOCK_MEANS:
-        sample = train_images[::10]  # of every 10th image, in a tenth of the time (0.1 s for all, not copied)
+        sample = train_images[::10]  # of every 10th image, in ~20 ms, not 0.13 s (a view: not copied)
         mean = float(sample.sum(dtype=torch.int64)) / sample.numel() / 255
         if abs(mean - STOCK_MEANS[name]) > 0.05:  # (half the gap between the two)
             log.warning("The train images in %s have a mean pixel of %.4f, where %s's have %.4f: are they another "
