@@ -18,7 +18,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lenet_exp.config import STUDY_GROUP, settings_named, to_dict
-from lenet_exp.errors import CheckpointError, FolderInUse, NotThisRunsFolder, UserError, full_errors_wanted, one_line
+from lenet_exp.errors import (CheckpointError, ConfigError, FolderInUse, NotThisRunsFolder, UserError,
+                              full_errors_wanted, one_line)
 from lenet_exp.files import (COMPLETED, DIVERGED, FAILED, FREE_SOME_SPACE, INTERRUPTED, LAST_CHECKPOINT, METRICS,
                              RUNNING, SKIPPED, DiskFull, disk_full_error, held_by_another, mount_point, over_a_limit,
                              read_json, run_events, save_json)
@@ -70,9 +71,9 @@ def failure_message(error: Exception) -> str:
     sweep's command line: "`python run.py -m optimizer.lr=...`"), or the error in one line."""
     if not isinstance(error, UserError):
         return one_line(error)
-    swept = getattr(error, "command_line_fix", "") and HydraConfig.initialized() and \
-        HydraConfig.get().mode == RunMode.MULTIRUN
-    return str(error).replace("`python run.py ", "`python run.py -m ", 1) if swept else str(error)
+    if isinstance(error, ConfigError) and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        error = error.for_a_sweep()
+    return str(error)
 
 
 def record_failed_session(run_dir: Path, cfg: DictConfig, message: str) -> None:

@@ -270,11 +270,11 @@ def refuse_a_sweep_of_what_its_task_ignores(config: DictConfig) -> None:
 
     ignored = sorted(key for key in searched if all(unused(key, task) for task in tasks))
     if ignored:
-        task = "task=" + ",".join(sorted(tasks))
+        named = "task=" + ",".join(sorted(tasks))
         reads = "ckpt= or image=" if tasks == {"predict"} else "ckpt= or dataset="
-        sys.exit(f"Error: {task} does not use {' or '.join(ignored)} (it takes the checkpoint's model and "
+        sys.exit(f"Error: {named} does not use {' or '.join(ignored)} (it takes the checkpoint's model and "
                  f"preprocessing as it was trained), so the sweep's jobs would be alike. Sweep what it reads, e.g. "
-                 f"{reads}, or drop {task} to train a model for each value.")
+                 f"{reads}, or drop {named} to train a model for each value.")
 
 
 def with_the_keys_a_sweep_adds(config: DictConfig, overrides: list[str], repository) -> DictConfig:

@@ -67,6 +67,14 @@ class ConfigError(UserError):
             self.command_line_fix = ""
         return self
 
+    def for_a_sweep(self) -> "ConfigError":
+        """The same error as a sweep's job says it: fixed on the sweep's command line, ``python run.py -m …``."""
+        swept = self.command_line_fix.replace("`python run.py ", "`python run.py -m ", 1)
+        if self.command_line_fix and self.args and "`python run.py -m " not in self.command_line_fix:
+            self.args = (str(self).replace(self.command_line_fix, swept),)
+            self.command_line_fix = swept
+        return self
+
 
 def _config_error(message: str, key: str, command_line_fix: str) -> ConfigError:
     error = ConfigError.__new__(ConfigError)
