@@ -324,7 +324,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
      "augment that a sweep's config has before each job chooses its own: ++augment.degrees=10 sets it in each job"),
     (["-m", "optimizer=adam,adamw", "optimizer.momentum=0.9"], "optimizer.momentum is not a setting of this "
                                                                "optimizer (optimizer=sgd has it)."),  # none swept has
-    (["+optimizer.maximize=true"], "Invalid config value optimizer.maximize=True: expected false (training lowers "
+    (["+optimizer.maximize=true"], "Invalid config value optimizer.maximize=true: expected false (training lowers "
                                    "the loss, which maximize would raise)."),  # refused once its folder was made
     (["+optimizer.amsgrad=1"], "Invalid config value optimizer.amsgrad=1: expected true or false."),
     (["trainer.epochs=3", "model.depth=2"], "model.depth is not a setting; model has _target_, name, activation,"),

@@ -1702,7 +1702,7 @@ def test_a_resume_with_another_optimizer_than_the_argument_it_was_made_with_is_r
     same = run_main([f"resume={amsgrad}", "optimizer.amsgrad=true"], cwd=tmp_path)
     assert same.returncode == 0 and "Already completed" in same.stderr, same.stderr
     changed = run_main([f"resume={amsgrad}", "optimizer.amsgrad=false"], cwd=tmp_path)
-    assert changed.returncode == 1 and "holds a run with another config (optimizer.amsgrad: True -> False)" \
+    assert changed.returncode == 1 and "holds a run with another config (optimizer.amsgrad: true -> false)" \
         in changed.stderr, changed.stderr
     deleted = run_main([f"resume={amsgrad}", "~optimizer.amsgrad"], cwd=tmp_path)
     assert deleted.returncode == 1 and f"Error: {amsgrad} was made with +optimizer.amsgrad=true, which " \

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Collection, List, Mapping, NamedTuple, Optiona
 
 from omegaconf import MISSING
 
+from lenet_exp.errors import shown
 from lenet_exp.overrides import as_written, override_key
 
 
@@ -482,11 +483,6 @@ def drawn_as_it_is(flat: dict) -> dict:
     if flat.get("data_seed") is None and "seed" in flat:
         return {**flat, "data_seed": flat["seed"]}
     return flat
-
-
-def shown(value: Any) -> str:
-    """A setting's value as the command line writes it."""
-    return "null" if value is None else repr(value)
 
 
 class Change(NamedTuple):

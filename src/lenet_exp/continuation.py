@@ -18,7 +18,8 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, flatten,
-                              listed, more_patient, run_of_other_length, sets_a_preset, shown, where_or_how_fast)
+                              listed, more_patient, run_of_other_length, sets_a_preset, where_or_how_fast)
+from lenet_exp.errors import shown
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, FAILED, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES,
                              SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events)
 from lenet_exp.overrides import as_written, override_key, override_value

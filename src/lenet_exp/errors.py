@@ -44,16 +44,22 @@ def closest(word: str, choices: list[str]) -> Optional[str]:
     return close[0] if close else None
 
 
+def shown(value: object) -> str:
+    """A setting's value as the command line and YAML write it: null and true, not Python's None and True."""
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
+    return repr(value)
+
+
 class ConfigError(UserError):
     def __init__(self, key: str, value: object, allowed: str, why: str = "", command: str = "python run.py",
                  fix: str = "", key_as_written: str = ""):
         why = f" ({why})" if why else ""
-        written = "null" if value is None else repr(value)  # as the command line and YAML spell it
         self.key = key_as_written or key
         # the fix said for a command line (none where the caller gave its own), which from Python is compose()'s
         self.command_line_fix = "" if fix else (f"Fix it on the command line, e.g. `{command} {self.key}=...`, "
                                                 f"or in configs/.")
-        super().__init__(f"Invalid config value {key}={written}{why}: expected {allowed}. "
+        super().__init__(f"Invalid config value {key}={shown(value)}{why}: expected {allowed}. "
                          f"{fix or self.command_line_fix}")
 
     def __reduce__(self):  # its message as it is (a joblib worker's error is pickled), not made again

@@ -26,7 +26,7 @@ from lenet_exp.data import (Split, check_labels, checksum, class_names, dataset_
 from lenet_exp.device import describe, resolve_device
 from lenet_exp.ema import averaged_weights
 from lenet_exp.engine import EvalResult, evaluate
-from lenet_exp.errors import CheckpointError, DataError, UserError, one_line, root_cause
+from lenet_exp.errors import CheckpointError, DataError, UserError, one_line, root_cause, shown
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRICS, PREDICTION, RUNNING,
                              folder_holder, read_json, save_json)
 from lenet_exp.slots import JobSlot
@@ -169,7 +169,7 @@ def test_settings(cfg: DictConfig, saved: dict, chosen: set[str]) -> DictConfig:
     taken = (*TEST_SETTINGS, "eval_batch_size") if cfg.task == "eval" and tcfg.limit_batches else TEST_SETTINGS
     for key in taken:
         if f"trainer.{key}" not in chosen and key in saved.get("trainer", {}):
-            altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={saved['trainer'][key]!r}, which lenet_exp "
+            altered = CheckpointError(f"{cfg.ckpt} holds trainer.{key}={shown(saved['trainer'][key])}, which lenet_exp "
                                       f"never writes: it was altered and is not used.")
             try:  # a checkpoint is data: read, not trusted
                 tcfg[key] = saved["trainer"][key]

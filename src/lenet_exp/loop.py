@@ -27,12 +27,12 @@ from lenet_exp import checkpoints
 from lenet_exp.app import failure_message, report_failure
 from lenet_exp.checkpoints import RunState
 from lenet_exp.config import (Monitor, composition, config_differences, differences_besides_length, listed,
-                              run_of_other_length, shown, to_dict)
+                              run_of_other_length, to_dict)
 from lenet_exp.continuation import completed_as_asked
 from lenet_exp.data import class_names
 from lenet_exp.device import describe
 from lenet_exp.engine import EpochResult, EvalResult, all_finite, evaluate, random_order, train_epoch
-from lenet_exp.errors import CheckpointError, FolderInUse, NotThisRunsFolder, UserError, one_line
+from lenet_exp.errors import CheckpointError, FolderInUse, NotThisRunsFolder, UserError, one_line, shown
 from lenet_exp.figures import INLINE
 from lenet_exp import files
 from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, SKIPPED, read_json, save_json

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from lenet_exp.config import as_overridden, option_yaml, to_dict
-from lenet_exp.errors import ConfigError, UserError, root_cause
+from lenet_exp.errors import ConfigError, UserError, root_cause, shown
 
 
 def located_class(key: str, target: Any, kind: type, expected: str) -> type:
@@ -55,7 +55,7 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
     if unexpected and unexpected.group(1) in options:
         name = unexpected.group(1)
-        return UserError(f"{group}.{name}={options[name]!r}: {target} takes no argument {name}. Leave it out of the "
+        return UserError(f"{group}.{name}={shown(options[name])}: {target} takes no argument {name}. Leave it out of the "
                          f"command line (or of {option_yaml(group)}).")
     if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
