@@ -676,6 +676,15 @@ def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, m
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], list(tmp_path.rglob("*"))
 
 
+@pytest.mark.parametrize("info", ["config", "searchpath", "defaults-tree"])
+def test_info_with_a_typo_prints_its_error_alone(info, tmp_path):
+    """It printed the config search path's header to stdout, then the error."""
+    result = run_main(["--info", info, "optimizer=bogus"], cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, ""), result.stdout
+    assert result.stderr.strip() == ("Error: optimizer=bogus is not an option of optimizer: choose one of adam, "
+                                     "adamw, sgd."), result.stderr
+
+
 def test_a_key_of_the_basic_sweeper_under_optunas_is_told_whose_it_is(tmp_path):
     """It said to choose the sweeper that has it, "e.g. sweep=optuna": the one chosen."""
     result = run_main(["-m", "sweep=optuna", "hydra.sweeper.max_batch_size=2"], cwd=tmp_path)

@@ -1157,11 +1157,25 @@ def report_typos_in_one_line() -> None:
     # --help and --info compose the config too, outside Hydra's reporter: a typo there was a traceback
     from hydra._internal.hydra import Hydra
 
+    Hydra.show_info = composed_before_its_headers(Hydra.show_info)
     for name in ("app_help", "show_info"):  # (--hydra-help composes Hydra's config alone: no typo of ours)
         def reported(self, *args, _shown=getattr(Hydra, name), **kwargs):
             return run_and_report(lambda: _shown(self, *args, **kwargs))
         setattr(Hydra, name, reported)
     Hydra.show_cfg = package_said_plainly(Hydra.show_cfg)
+
+
+def composed_before_its_headers(show_info: Callable) -> Callable:
+    """``--info config optimizer=bogus`` printed the config search path's header, then the error: what composes the
+    config (all but ``--info plugins``) composes it first, so that an error is all it says."""
+    def shown(self, info, config_name, overrides, run_mode=None, **kwargs):
+        from hydra.types import RunMode
+
+        run_mode = run_mode or RunMode.RUN
+        if info != "plugins":
+            self.compose_config(config_name, overrides, run_mode=run_mode, with_log_configuration=False)
+        return show_info(self, info, config_name, overrides, run_mode, **kwargs)
+    return shown
 
 
 def package_said_plainly(show_cfg: Callable) -> Callable:
