@@ -1032,6 +1032,9 @@ def test_a_search_path_folder_that_does_not_exist_is_said_in_a_line(fast, tmp_pa
     assert refused.returncode == 1 and "UserWarning" not in refused.stderr, refused.stderr[-2000:]
     assert refused.stderr.strip() == (f"Error: optimizer=rmsprop is not an option of optimizer: choose one of adam, "
                                       f"adamw, sgd (hydra.searchpath names {tmp_path / 'mine'}, which is no folder).")
+    schemeless = run_main([f"hydra.searchpath=[{tmp_path / 'mine'}]", "optimizer=rmsprop", "--cfg", "job"],
+                          cwd=tmp_path)  # a folder too, as Hydra reads it
+    assert schemeless.stderr.strip() == refused.stderr.strip(), schemeless.stderr
 
 
 @pytest.mark.parametrize("where", ["--config-dir", "hydra.searchpath"])
@@ -1051,10 +1054,10 @@ def test_a_config_of_ones_own_named_as_a_shipped_one_is_said_to_be_unread(where,
             f"Give yours another name, then choose it with optimizer=<that name>.") in said
     assert said.count("is not read") == 1  # adam_mine.yaml is
     assert read_json(tmp_path / "run" / "metrics.json")["config"]["optimizer"]["lr"] == 0.001
-    if where == "--config-dir":  # printed without a run's callbacks, the config shown without a word (helper help60)
-        for printing in (["--cfg", "job", "-p", "optimizer.lr"], ["--help"], ["--info", "defaults"]):
-            shown = run_main([*search, *printing], cwd=tmp_path)
-            assert shown.returncode == 0 and f"Warning: {own} is not read: " in shown.stderr, shown.stderr
+    # printed without a run's callbacks, the config shown without a word (helper help60)
+    for printing in (["--cfg", "job", "-p", "optimizer.lr"], ["--help"], ["--info", "defaults"]):
+        shown = run_main([*search, *printing], cwd=tmp_path)
+        assert shown.returncode == 0 and f"Warning: {own} is not read: " in shown.stderr, shown.stderr
 
 
 @pytest.mark.parametrize("group, yaml_text, kinds", [

@@ -360,13 +360,16 @@ def warn_of_unread_configs(config: DictConfig) -> None:
 
 def warn_of_unread_configs_when_printing(arguments: list[str]) -> None:
     """``--cfg``, ``--help`` and ``--info`` print the config without a run's callbacks: a config of one's own
-    --config-dir that one of configs/ keeps from being read is said there too (the printed config is configs/')."""
+    (--config-dir, hydra.searchpath) that one of configs/ keeps from being read is said there too (the printed
+    config is configs/')."""
     from lenet_exp import CONFIGS
-    from lenet_exp.command_line_errors import hydra_flags
+    from lenet_exp.command_line_errors import hydra_flags, search_folders
 
     flags = hydra_flags(arguments)
-    if flags and flags.config_dir and (flags.cfg or flags.help or flags.info):
-        folder = Path(flags.config_dir).expanduser()
+    if not flags or not (flags.cfg or flags.help or flags.info):
+        return
+    for folder in [*([flags.config_dir] if flags.config_dir else []), *search_folders(arguments)]:
+        folder = Path(folder).expanduser()
         for message in unread_configs(Path(CONFIGS), folder) if folder.is_dir() else ():
             print(f"Warning: {message}", file=sys.stderr)
 

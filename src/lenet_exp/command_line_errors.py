@@ -382,9 +382,9 @@ def unknown_option(error: MissingConfigException, arguments: list[str]) -> Optio
             f"{', '.join(error.options)}{missing_search_folders(arguments)}.")
 
 
-def missing_search_folders(arguments: list[str]) -> str:
-    """`` (hydra.searchpath names /tmp/mine, which is no folder)``, where the command line's does: an option
-    kept there is then "not an option" (Hydra only warns of the folder, with its source line)."""
+def search_folders(arguments: list[str]) -> list[str]:
+    """The folders that the command line's ``hydra.searchpath=[file://mine,other]`` names (a path without a
+    scheme is a folder too, as Hydra reads it)."""
     folders = []
     for override in (o for o in overrides_in(arguments) if override_key(o) == "hydra.searchpath"):
         try:
@@ -392,8 +392,14 @@ def missing_search_folders(arguments: list[str]) -> str:
         except Exception:  # unparsable: said on its own
             continue
         folders += [entry.removeprefix("file://") for entry in (entries if isinstance(entries, list) else [])
-                    if isinstance(entry, str) and entry.startswith("file://")]
-    missing = [folder for folder in folders if not os.path.isdir(folder)]
+                    if isinstance(entry, str) and (entry.startswith("file://") or "://" not in entry)]
+    return folders
+
+
+def missing_search_folders(arguments: list[str]) -> str:
+    """`` (hydra.searchpath names /tmp/mine, which is no folder)``, where the command line's does: an option
+    kept there is then "not an option" (Hydra only warns of the folder, with its source line)."""
+    missing = [folder for folder in search_folders(arguments) if not os.path.isdir(folder)]
     return f" (hydra.searchpath names {', '.join(missing)}, which is no folder)" if missing else ""
 
 
