@@ -320,14 +320,15 @@ class Run:
         improved = self.improves(val, state)
         if improved:
             state.best_val_acc, state.best_epoch = val.acc, epoch
-        best = selected_model_scalars(state.row(state.best_epoch))  # so far: their last values are HParams' columns
-        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         stopping = self.stopped_early(state)  # why training stops here (trainer.early_stop_patience), or None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stopping:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                         copies=[self.best_path] if improved else [])
             self.saved_epoch = epoch
+        # after the checkpoint: a run whose write failed shows no epoch in TensorBoard that its metrics.json lacks
+        best = selected_model_scalars(state.row(state.best_epoch))  # so far: their last values are HParams' columns
+        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
