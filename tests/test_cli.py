@@ -763,6 +763,9 @@ def test_printing_a_null_setting_and_info_before_an_override_work(tmp_path):
     ("python run.py -m trainer.deterministic=", ["trainer.deterministic=false", "trainer.deterministic=true"]),
     ("python run.py -m seed=1,2 task=", ["task=eval", "task=predict", "task=train"]),  # (only task=train: regress60)
     ("python run.py optimizer=sgd optimizer.mom", ["optimizer.momentum="]),  # Hydra's own, as before
+    ("python run.py --config-dir mine optimizer=", ["optimizer=adam", "optimizer=adamw", "optimizer=rms",
+                                                    "optimizer=sgd"]),  # an option of one's own, and its keys
+    ("python run.py -cd mine optimizer=rms optimizer.al", ["optimizer.alpha="]),
 ])
 def test_the_shell_completion_offers_run_pys_own_words(line, offered, tmp_path):
     """Hydra's completer knew the config alone: nothing after a resume= (it composed with it), no resume=, no path
@@ -770,6 +773,8 @@ def test_the_shell_completion_offers_run_pys_own_words(line, offered, tmp_path):
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     for name in ("best.pt", "last.pt"):
         (tmp_path / "run" / "checkpoints" / name).touch()
+    (tmp_path / "mine" / "optimizer").mkdir(parents=True)
+    (tmp_path / "mine" / "optimizer" / "rms.yaml").write_text("_target_: torch.optim.RMSprop\nlr: 0.01\nalpha: 0.9\n")
     result = run_main(["-sc", "query=bash"], cwd=tmp_path, env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
     assert result.returncode == 0 and result.stdout.split() == offered, result.stdout + result.stderr
 

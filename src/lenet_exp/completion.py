@@ -1,6 +1,6 @@
 """Shell completion (``eval "$(python run.py -sc install=bash)"``) of run.py's own words, which Hydra's completer,
-knowing only the config, left out: ``resume=``, and the paths that ``resume=``, ``ckpt=``, ``image=`` and
-``dataset.root=`` take."""
+knowing only the config, left out: ``resume=``, the paths that ``resume=``, ``ckpt=``, ``image=`` and
+``dataset.root=`` take, and the options of the line's own ``--config-dir``."""
 
 from __future__ import annotations
 
@@ -30,12 +30,41 @@ def with_our_own_words(query: Callable) -> Callable:
         key = next((key for key in PATH_KEYS if word.startswith(key)), None)
         if key:
             return [key + path for path in paths_from(word[len(key):])]
-        offered = query(self, config_name, " ".join(before) + " " if new_word else " ".join([*before, word]))
-        if "=" in word:
-            offered = sorted({*offered, *values_to_choose(self.config_loader, config_name, before, word)})
+        loader = self.config_loader
+        self.config_loader = with_the_lines_config_dir(loader, before)
+        try:
+            offered = query(self, config_name, " ".join(before) + " " if new_word else " ".join([*before, word]))
+            if "=" in word:
+                offered = sorted({*offered, *values_to_choose(self.config_loader, config_name, before, word)})
+        finally:
+            self.config_loader = loader
         return sorted([*offered, RESUME]) if RESUME.startswith(word) and word != RESUME else offered
     completed.ours = True
     return completed
+
+
+def with_the_lines_config_dir(loader, words: list[str]):
+    """The config loader that the command being typed composes with: its ``--config-dir mine`` adds a folder to the
+    search path (``optimizer=`` then offers mine's options), which the completing command itself was not given."""
+    import contextlib
+    import copy
+    import io
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import get_args
+    from hydra.core.config_search_path import SearchPathQuery
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            folder = get_args(words).config_dir
+    except SystemExit:  # flags argparse refuses (its usage said by Hydra's completer alone)
+        return loader
+    if not folder or not os.path.isdir(os.path.expanduser(folder)):
+        return loader
+    search_path = copy.deepcopy(loader.config_search_path)
+    search_path.prepend("command-line", f"file://{os.path.abspath(os.path.expanduser(folder))}",
+                        anchor=SearchPathQuery(provider="schema"))  # (which Hydra requires to come last)
+    return ConfigLoaderImpl(config_search_path=search_path)
 
 
 def values_to_choose(loader, config_name: Optional[str], before: list[str], word: str) -> list[str]:
