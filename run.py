@@ -55,8 +55,9 @@ def _hand_the_signals_back() -> None:
 import hydra  # noqa: E402
 from omegaconf import DictConfig
 
-from lenet_exp.command_line_errors import (flags_then_overrides, hydras_message, raised_by_hydra,
-                                          refuse_misused_flags, report_typos_in_one_line)
+from lenet_exp.command_line_errors import hydras_message, raised_by_hydra, report_typos_in_one_line
+from lenet_exp.command_line_errors.arguments import flags_then_overrides
+from lenet_exp.command_line_errors.flags import refuse_misused_flags
 from lenet_exp.callbacks import warn_of_unread_configs_when_printing
 from lenet_exp.completion import complete_our_own_words
 from lenet_exp.config import register_configs

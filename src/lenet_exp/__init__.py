@@ -31,8 +31,8 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
     adds to it, as ``python run.py --config-dir <folder>`` does."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from lenet_exp.command_line_errors import (deleted_setting, merged_options_in, number_as_bool,
-                                              several_values, typo_message)
+    from lenet_exp.command_line_errors import several_values, typo_message
+    from lenet_exp.command_line_errors.misused import deleted_setting, merged_options_in, number_as_bool
     from omegaconf import OmegaConf, open_dict
 
     from lenet_exp.config import Composed, register_configs, remember_composition

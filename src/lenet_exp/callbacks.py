@@ -26,8 +26,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
-from lenet_exp.command_line_errors import (a_value_twice, config_repository, deleted_setting, glob_of_a_setting,
-                                          merged_options, number_as_bool, swept_options, swept_twice)
+from lenet_exp.command_line_errors.keys import config_repository, swept_options
+from lenet_exp.command_line_errors.misused import (a_value_twice, deleted_setting, glob_of_a_setting, merged_options,
+                                                   number_as_bool, swept_twice)
 from lenet_exp.config import PREPROCESSING_KEYS, TRAINING_SPLIT_KEYS, listed, read_by, sets_a_preset, without_hydra
 from lenet_exp.continuation import changes_to_a_run, load_record, refuse_another_sweep
 from lenet_exp.errors import UserError, full_errors_wanted, one_line
@@ -363,7 +364,8 @@ def warn_of_unread_configs_when_printing(arguments: list[str]) -> None:
     (--config-dir, hydra.searchpath) that one of configs/ keeps from being read is said there too (the printed
     config is configs/')."""
     from lenet_exp import CONFIGS
-    from lenet_exp.command_line_errors import hydra_flags, search_folders
+    from lenet_exp.command_line_errors.arguments import hydra_flags
+    from lenet_exp.command_line_errors.keys import search_folders
 
     flags = hydra_flags(arguments)
     if not flags or not (flags.cfg or flags.help or flags.info):

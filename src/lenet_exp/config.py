@@ -2,7 +2,7 @@
 
 Hydra merges the YAML files of ``configs/`` on top of these dataclasses, so an unknown key, a value of
 the wrong type or a choice outside an Enum fails at composition (run.py puts Hydra's error in one line:
-lenet_exp/command_line_errors.py). The rule for where a value lives:
+lenet_exp/command_line_errors/). The rule for where a value lives:
 
 - a setting outside the config groups (``trainer.*``, ``seed``, ``task``): here, as the field default;
 - a config group option (``model/lenet5.yaml``, ``optimizer/sgd.yaml``, ...): in its YAML file, which

@@ -98,7 +98,7 @@ def dataset_options() -> list[tuple[str, Optional[str], Optional[str]]]:
     loader finds them (a config folder of one's own included), or outside a run (lenet_exp.train()) this
     checkout's configs/dataset/."""
     from lenet_exp import CONFIGS
-    from lenet_exp.command_line_errors import config_loader, group_options, option_config
+    from lenet_exp.command_line_errors.keys import config_loader, group_options, option_config
 
     configs = ({option: option_config("dataset", option) for option in group_options("dataset")} if config_loader()
                else {path.stem: OmegaConf.load(path) for path in sorted((CONFIGS / "dataset").glob("*.yaml"))})

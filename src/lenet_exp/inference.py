@@ -219,7 +219,7 @@ def preprocessing_of(state: dict, cfg: DictConfig, chosen: set[str]) -> dict:
 
 def set_by_the_option_chosen(group: str) -> set[str]:
     """The keys that the YAML of ``group``'s option this run chose sets itself (not its schema's defaults)."""
-    from lenet_exp.command_line_errors import option_config
+    from lenet_exp.command_line_errors.keys import option_config
 
     option = chosen_option(group)
     return set(option_config(group, option) or ()) if option else set()

@@ -95,7 +95,7 @@ def replayed_setting(key: str) -> Optional[str]:
 def typed_setting(key: str) -> Optional[str]:
     """The override of ``key`` that the command typed: beside resume= (not one of the run's own it replays), or
     anywhere on a command without resume=; None where it gave none."""
-    from lenet_exp.command_line_errors import flags_and_overrides
+    from lenet_exp.command_line_errors.arguments import flags_and_overrides
 
     typed = _resumed.typed if _resumed else flags_and_overrides(sys.argv[1:])[1]
     return next((o for o in reversed(typed) if "=" in o and override_key(o) == key), None)
@@ -151,7 +151,7 @@ def expand_resume(argv: list[str]) -> list[str]:
         return (override_key(arg) == "hydra.run.dir" and "=" in arg
                 and Path(unquote(override_value(arg))).expanduser().resolve() == run_dir.resolve())
 
-    from lenet_exp.command_line_errors import flags_and_overrides
+    from lenet_exp.command_line_errors.arguments import flags_and_overrides
     from lenet_exp.config import STUDY_GROUP  # a sweep job's `sweep=…`: what -m searched, no run's setting
 
     rest = [arg for arg in argv if not arg.startswith(PREFIX) and not names_the_run(arg)]

@@ -207,7 +207,7 @@ def refuse_a_space_that_draws_wrong(config: DictConfig) -> None:
     that matches no option, a step of 0 and an interval from high to low (tracebacks of Hydra and Optuna), a log
     interval from 0 or below, a range of floats, which Hydra steps by adding (0.30000000000000004), reaching its
     stop (range(0.1,0.4,0.1) gave 0.4), and one of them written as a value of a list (seed=range(0,2),5)."""
-    from lenet_exp.command_line_errors import group_options
+    from lenet_exp.command_line_errors.keys import group_options
 
     overrides = _parse(sweep_overrides(config))
     # the config groups swept: a key that a trial's option may have (optimizer=choice(adam,sgd): sgd's momentum)
@@ -259,7 +259,7 @@ def refuse_a_draw_no_trial_can_take(config: DictConfig, override, swept_groups: 
     """Exits with a message where an Optuna study would draw values that its trials fail on, each one a lost
     trial (a grid composes each job first): an option that its config group lacks, fractions for an integer
     setting, or a range(), which Optuna's sweeper draws with its stop (range(0,2) drew 2) or not at all."""
-    from lenet_exp.command_line_errors import group_options
+    from lenet_exp.command_line_errors.keys import group_options
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
     options = group_options(key)
@@ -287,7 +287,7 @@ def refuse_a_value_no_trial_takes(config: DictConfig, override, swept_groups: li
     that adds it (``optimizer.eps=…``): each trial that drew it would fail."""
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    from lenet_exp.command_line_errors import expected_value, unknown_key
+    from lenet_exp.command_line_errors.keys import expected_value, unknown_key
     from lenet_exp.validation import RANGES, fits, range_checked
 
     value, key, written = override.value(), override.get_key_element(), override.input_line
