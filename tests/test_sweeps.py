@@ -1955,6 +1955,20 @@ def test_a_sweep_given_more_epochs_trains_its_jobs_on(launcher, fast, tmp_path):
             refused.stderr[-2000:]
 
 
+def test_a_sweep_given_more_epochs_says_that_its_jobs_stopped_early_stop_again(fast, tmp_path):
+    """It said "its jobs go on to 5, each from where it stopped", and each stopped where it had (helper study61)."""
+    sweep = ["-m", *fast, "dataset.val_size=1", "trainer.early_stop_patience=1", "seed=0,1",
+             f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    assert run_main([*sweep, "trainer.epochs=4"], cwd=tmp_path).returncode == 0
+    stopped = [metrics(job)["epochs_done"] for job in job_dirs(tmp_path / "sweep")]
+    longer = run_main([*sweep, "trainer.epochs=5"], cwd=tmp_path)
+    assert longer.returncode == 0 and (f"Sweep {tmp_path / 'sweep'} was given 4 epochs: its jobs go on to 5, each "
+                                       f"from where it stopped; the 2 that stopped early stop there again: more "
+                                       f"patience trains them on (trainer.early_stop_patience=N, N > 1).") \
+        in longer.stdout, longer.stdout[-2000:]
+    assert [metrics(job)["epochs_done"] for job in job_dirs(tmp_path / "sweep")] == stopped
+
+
 @pytest.mark.parametrize("launcher", ["basic", "stacked"])
 def test_a_sweep_given_more_patience_trains_its_jobs_stopped_early_on(launcher, fast, tmp_path):
     """As a run does: a job that trainer.early_stop_patience stopped trained the first epochs of the more patient

@@ -93,8 +93,9 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                     sys.exit(f"Error: {gone}")
             if EPOCHS in lengthened:  # what it was given: a job stopped or not started has trained less
                 given = saved.trainer.epochs
-                log.info("Sweep %s was given %d epoch%s: its jobs go on to %d, each from where it stopped.",
-                         sweep_dir, given, "s" if given != 1 else "", config.trainer.epochs)
+                log.info("Sweep %s was given %d epoch%s: its jobs go on to %d, each from where it stopped%s.",
+                         sweep_dir, given, "s" if given != 1 else "", config.trainer.epochs,
+                         "" if EARLY_STOP_PATIENCE in lengthened else stopping_again(sweep_dir, saved))
             if EARLY_STOP_PATIENCE in lengthened:
                 log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s.", sweep_dir, EARLY_STOP_PATIENCE,
                          shown(saved.trainer.early_stop_patience), shown(config.trainer.early_stop_patience))
@@ -377,6 +378,22 @@ def trained_anything(run_dir: Path) -> bool:
     """Whether a run folder holds what a run trained: a checkpoint, or TensorBoard events (written from
     the first epoch's start; a failure before it leaves only its HParams session)."""
     return any((run_dir / CHECKPOINTS).glob("*.pt")) or bool(run_events(run_dir))
+
+
+def stopping_again(sweep_dir: Path, saved: DictConfig) -> str:
+    """``; the 2 jobs that stopped early stop there again …``: a job that early stopping ended stops at once with
+    the patience it had, whatever its epochs (only more patience trains it on)."""
+    patience = saved.trainer.early_stop_patience
+    stopped = 0
+    for job_dir in find_job_dirs(sweep_dir) if patience else ():
+        metrics = read_json(job_dir / METRICS) or {}
+        done, given = metrics.get("epochs_done"), metrics.get("epochs")
+        stopped += (metrics.get("status") == COMPLETED and isinstance(done, int) and isinstance(given, int)
+                    and done < given)
+    if not stopped:
+        return ""
+    return (f"; the {stopped} that stopped early stop there again: more patience trains them on "
+            f"({EARLY_STOP_PATIENCE}=N, N > {patience})")
 
 
 def recorded_after_hydra(run_dir: Path) -> bool:
