@@ -319,6 +319,20 @@ def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     assert classes.returncode == 1 and [r["status"] for r in rows] == ["failed", "completed"], classes.stderr[-2000:]
 
 
+def test_a_summary_says_how_much_of_the_test_split_its_test_accuracy_is_of(fast, tmp_path):
+    """Under trainer.limit_batches a job tests part of the split: its run.log said so, and the summary that
+    would be copied into a report did not (helper study61)."""
+    result = run_main(["-m", *fast, "trainer.limit_batches=1", "trainer.eval_batch_size=50", "seed=0,1",
+                       f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("Every job: dataset=mnist dataset.val_size=100 trainer.epochs=1 trainer.eval_batch_size=50 "
+            "trainer.limit_batches=1; test accuracy on 50 of 200 test images (trainer.limit_batches).") \
+        in result.stdout.splitlines(), result.stdout
+    rows, summary = read_summary(tmp_path / "sweep")
+    assert [(row["test_images"], row["test_split_images"]) for row in rows] == [("50", "200")] * 2
+    assert summary["shared"] == ["dataset=mnist", *summary["shared"][1:]] and "seed=0,1" not in summary["shared"]
+
+
 @pytest.mark.long
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
@@ -359,9 +373,13 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     best = max((j for j in summary["jobs"] if j["status"] == "completed"), key=lambda j: j["val_acc"])
     assert summary["best"]["job"] == best["job"]
 
-    # The printed table is sorted by val accuracy, completed jobs first.
+    # The printed table is sorted by val accuracy, completed jobs first; what its columns leave out above it (as in
+    # summary.md): what every job was given, where and how fast they ran aside (helper study61)
     table = result.stdout[result.stdout.index("sorted by val accuracy"):]
-    printed = [line.split()[1] for line in table.splitlines()[3:7]]
+    assert table.splitlines()[1] == "Every job: dataset=mnist dataset.val_size=100 trainer.epochs=1."
+    assert "\n\nEvery job: dataset=mnist dataset.val_size=100 trainer.epochs=1.\n\n" in (
+        sweep_dir / "summary.md").read_text()
+    printed = [line.split()[1] for line in table.splitlines()[4:8]]
     assert printed[:2] == ["completed", "completed"] and sorted(printed[2:]) == ["diverged", "failed"]
     assert is_png(sweep_dir / "summary.png")
     assert len(list((sweep_dir / "summary").glob("events.out.tfevents.*"))) == 1

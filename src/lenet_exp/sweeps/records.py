@@ -22,7 +22,7 @@ from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTIO
                              read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
-from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys
+from lenet_exp.sweeps.space import command_line_sweeps, grid_jobs, linear_intervals, searched_keys, task_overrides
 
 SEED_KEY = "seed"
 NOT_STARTED = "not started"  # a grid sweep's job without a folder
@@ -48,6 +48,8 @@ class JobRecord:
     epochs_done: Optional[int] = None
     epochs: Optional[int] = None
     best_epoch: Optional[int] = None  # the one selected on val, whose test it is
+    test_images: Optional[int] = None  # those tested: fewer than the split's under trainer.limit_batches
+    test_split_images: Optional[int] = None
     wall_time_s: Optional[float] = None
     message: str = ""
     prediction: Optional[str] = None  # a task=predict job's: "7 (7 - seven), 0.9991"
@@ -62,6 +64,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     written_at: str = ""
     unwritten: list[str] = field(default_factory=list)  # the summary files that could not be written
+    shared: list[str] = field(default_factory=list)  # what every job was given alike (shared_settings)
     linear: set[str] = field(default_factory=set)  # keys a study drew on a linear scale (plotted so)
 
     @property
@@ -248,8 +251,26 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
                                                             for key in ("epochs_done", "epochs", "best_epoch"))
     if metrics.get("task") == "eval":  # its checkpoint's: one of a run still training, or of its last epoch, is told
         record.best_epoch = _count(metrics.get("ckpt_epoch"))
+    record.test_images, record.test_split_images = _count(test.get("samples")), _count(test.get("split_samples"))
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
+
+
+def shared_settings(config: Optional[DictConfig], swept: Iterable[str]) -> list[str]:
+    """What every job of a training sweep was given alike, as overrides: its data set and epochs, and the
+    command line's settings that it does not sweep (a table's context, which its columns leave out); none of
+    where or how fast the jobs ran."""
+    if config is None or OmegaConf.select(config, "task", default=None) != "train":
+        return []
+    swept = {*swept, *searched_keys(config), *command_line_sweeps(task_overrides(config))}
+    limit = OmegaConf.select(config, "trainer.limit_batches", default=None)
+    last = {override_key(o): o for o in task_overrides(config)}  # a key given twice: its last value is the jobs'
+    given = [o for o in last.values() if override_key(o) not in swept and not o.startswith("~")
+             and not where_or_how_fast(override_key(o), limit)]
+    named = {override_key(o) for o in given} | swept
+    chosen = OmegaConf.select(config, "hydra.runtime.choices.dataset", default=None)
+    return [*([f"dataset={chosen}"] if chosen and "dataset" not in named else []),
+            *([f"trainer.epochs={config.trainer.epochs}"] if "trainer.epochs" not in named else []), *given]
 
 
 def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[str]:
@@ -393,4 +414,5 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     counts = dict(Counter(record.status for record in records))
     groups = seed_groups([record for record in records if record.status != MOVED], keys)
     return Summary(str(sweep_dir), records, keys, groups, counts,
-                   datetime.now().astimezone().isoformat(timespec="seconds"), linear=linear_intervals(config))
+                   datetime.now().astimezone().isoformat(timespec="seconds"), linear=linear_intervals(config),
+                   shared=shared_settings(config, keys))

@@ -32,7 +32,7 @@ PLOT_TAG = "sweep/{metric}_vs_params"  # val_acc, or test_acc where no job has o
 TABLE_TAG = "sweep/summary"
 JOB_COLUMNS = ("job", "status")  # then one column per swept key, then:
 RESULT_COLUMNS = ("val_acc", "test_acc", "val_loss", "test_loss", "epochs_done", "epochs", "best_epoch",
-                  "wall_time_s", "overrides", "run_dir", "message", "prediction")
+                  "test_images", "test_split_images", "wall_time_s", "overrides", "run_dir", "message", "prediction")
 
 
 def write_csv(summary: Summary, path: Path) -> None:
@@ -56,6 +56,7 @@ def write_json(summary: Summary, path: Path) -> None:
         "n_jobs": len(summary.jobs),
         "counts": summary.counts,
         "swept": summary.swept,
+        "shared": summary.shared,
         "jobs": [asdict(r) for r in summary.jobs],
         "best": asdict(best) if best else None,  # among completed jobs
         "groups": summary.groups,  # mean +- std of test accuracy over the seeds of each setting

@@ -98,12 +98,24 @@ def render_table(header: list[str], rows: list[list[str]], markdown: bool = Fals
                       *([f"… and {cut} more (every row: summary.md)"] if cut > 0 else [])])
 
 
+def context(summary: Summary) -> list[str]:
+    """The line that says what the table's columns leave out: what every job was given, and how much of the test
+    split its test accuracy is of where that is not all of it (trainer.limit_batches)."""
+    tested = {(r.test_images, r.test_split_images) for r in summary.jobs if r.test_acc is not None}
+    images, split = next(iter(tested)) if len(tested) == 1 else (None, None)
+    part = (f"test accuracy on {images} of {split} test images (trainer.limit_batches)"
+            if images is not None and split is not None and images < split else "")
+    line = "; ".join(filter(None, [f"Every job: {' '.join(summary.shared)}" if summary.shared else "", part]))
+    return [f"{line[0].upper()}{line[1:]}."] if line else []
+
+
 def report_text(summary: Summary, markdown: bool = False) -> str:
     jobs = "job" if len(summary.jobs) == 1 else "jobs"
     metric = ranking_metric(summary.jobs)  # val, test in an evaluation sweep, none in a prediction sweep
     ranked_by = f"{metric.replace('_acc', '')} accuracy" if metric else "job"
     parts = [f"Sweep {summary.sweep_dir}: {len(summary.jobs)} {jobs} ({summary.counts_text or 'none'}), "
-             f"sorted by {ranked_by}", render_table(*job_table(summary, whole_paths=markdown), markdown=markdown)]
+             f"sorted by {ranked_by}", *context(summary),
+             render_table(*job_table(summary, whole_paths=markdown), markdown=markdown)]
     # each group is one job (or one seed) of the table otherwise, or there is no test result to average
     if any(group["n_jobs"] > 1 for group in summary.groups) and any(group["n"] for group in summary.groups):
         over = " over seeds" if SEED_KEY in summary.swept else ""
