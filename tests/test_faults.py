@@ -586,10 +586,10 @@ def test_a_checkpoint_path_is_taken_as_it_is_written(completed_run, tiny_root, t
     (["seed=3", "model=lenet5_classic"], "model=lenet5_classic, seed=3"),  # the option named (it said "model")
     # out of range for training, and unread: said unused, not refused
     (["optimizer.lr=0", "optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
-     "optimizer=sgd, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=True"),
+     "optimizer=sgd, optimizer.lr=0.0, optimizer.momentum=0.0, optimizer.nesterov=true"),
     # how fast it would train, unread too: CUDA graphs on a CPU, cuDNN's autotuner with determinism were refused
     (["trainer.cuda_graphs=true", "device=cpu", "trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
-     "trainer.cuda_graphs=True, trainer.cudnn_benchmark=True, trainer.deterministic=True"),
+     "trainer.cuda_graphs=true, trainer.cudnn_benchmark=true, trainer.deterministic=true"),
     # which training images it learned from: the test split reads none of them
     (["dataset.train_size=300", "dataset.val_size=50", "dataset.split_seed=2"],
      "dataset.split_seed=2, dataset.train_size=300, dataset.val_size=50"),

@@ -27,7 +27,7 @@ from conftest import (AS_A_USER, RUN_PY, a_grid_study, as_a_user, fast_overrides
                       signal_group, start, start_on_terminal)
 from lenet_exp.files import LOCK_FILE, CannotWrite, mount_point, read_json, save_json, write_atomic
 from lenet_exp.loop import Run
-from lenet_exp.provenance import commit_of, provenance
+from lenet_exp.provenance import HOW_IT_RAN, commit_of, provenance
 from lenet_exp.signals import StopSignals
 from tensorboard_events import card, hparams_records, load_events, logged_hparams, scalar_values, session_status
 
@@ -128,17 +128,19 @@ CASES = {
     "epochs zero": (lambda r, t, d: ["trainer.epochs=0"], ["trainer.epochs=0", ">= 1"]),
     "one beta": (lambda r, t, d: ["optimizer.betas=[0.9]"], ["optimizer.betas=[0.9]", "[beta1, beta2]"]),
     "nesterov without momentum": (lambda r, t, d: ["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"],
-                                  ["optimizer.nesterov=True", "momentum > 0"]),
+                                  ["optimizer.nesterov=true", "momentum > 0"]),
     "autotuned and deterministic": (lambda r, t, d: ["trainer.cudnn_benchmark=true", "trainer.deterministic=true"],
-                                    ["trainer.cudnn_benchmark=True", "false or null with trainer.deterministic=true"]),
+                                    ["trainer.cudnn_benchmark=true", "false or null with trainer.deterministic=true"]),
     "val size not below train size": (lambda r, t, d: ["dataset.val_size=600"], ["dataset.val_size=600", "fewer than the 600"]),
     "cuda without a GPU": (lambda r, t, d: ["device=cuda"], ["device=cuda", "no CUDA GPU", "device=cpu"]),
     "cuda graphs on the CPU": (lambda r, t, d: ["trainer.cuda_graphs=true"],
-                               ["trainer.cuda_graphs=True", "CUDA graphs need a CUDA GPU", "null"]),
+                               ["trainer.cuda_graphs=true", "CUDA graphs need a CUDA GPU", "null"]),
+    "cudnn autotuner on the CPU": (lambda r, t, d: ["trainer.cudnn_benchmark=true"],  # (it was ignored in silence)
+                                   ["trainer.cudnn_benchmark=true", "on this cpu device", "null"]),
     "fused kernel for a model without BatchNorm": (lambda r, t, d: ["trainer.fused_cpu_kernels=true", "model.batch_norm=false"],
-                                                   ["trainer.fused_cpu_kernels=True", "conv -> BatchNorm -> max-pool -> ReLU"]),
+                                                   ["trainer.fused_cpu_kernels=true", "conv -> BatchNorm -> max-pool -> ReLU"]),
     "fused kernel with bf16": (lambda r, t, d: ["trainer.fused_cpu_kernels=true", "trainer.precision=bf16"],
-                               ["trainer.fused_cpu_kernels=True", "float32", "false or null"]),
+                               ["trainer.fused_cpu_kernels=true", "float32", "false or null"]),
     "data folder missing": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}"],
                             ["nowhere/MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "dataset.root="]),
     "download impossible": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}", "dataset.download=true"],
@@ -1473,12 +1475,27 @@ def test_a_run_resumed_by_other_code_keeps_which_code_trained_its_first_epochs(i
     assert (f"Its epochs to {done} were trained otherwise: git commit f02bccaf02bc-dirty (now "
             f"{commit_of(record['git'], '-dirty')}), torch 2.4.0 (now {torch.__version__}), CPU (7 threads) (now "
             f"{metrics['device']})") in resumed.stderr
-    assert metrics["earlier_code"] == [{"epochs_done": done, **older}] and metrics["git"] == record["git"]
+    ran = {key: record[key] for key in HOW_IT_RAN}  # the fast paths too, as they were (and are)
+    assert metrics["earlier_code"] == [{"epochs_done": done, **ran, **older}] and metrics["git"] == record["git"]
     assert f"| epochs to {done} trained by | git commit f02bccaf02bc-dirty (now" in card(load_events(run_dir))
     trained_on = run_main([f"resume={run_dir}", f"trainer.epochs={metrics['epochs'] + 1}"], cwd=tmp_path)
     assert trained_on.returncode == 0, trained_on.stderr
     assert "trained otherwise" not in trained_on.stderr  # this code's epochs: no new entry, the earlier one kept
     assert read_json(run_dir / "metrics.json")["earlier_code"] == metrics["earlier_code"]
+
+
+def test_a_run_resumed_on_another_fast_path_says_that_its_first_epochs_ran_otherwise(interrupted, tmp_path):
+    """The fused kernel or channels_last switched on resume rounds the sums otherwise, as another thread count
+    does: metrics.json said only the last invocation's (helper fastpaths61)."""
+    run_dir = copy_run(interrupted, tmp_path)
+    record = read_json(run_dir / "metrics.json")
+    assert {*HOW_IT_RAN} <= {*record} and record["fused_cpu_kernels"] is True
+    resumed = run_main([f"resume={run_dir}", "trainer.fused_cpu_kernels=false"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (f"Its epochs to {record['epochs_done']} were trained otherwise: fused_cpu_kernels=true (now false), "
+            f"channels_last=true (now false) (metrics.json keeps it: earlier_code)") in resumed.stderr, resumed.stderr
+    earlier = read_json(run_dir / "metrics.json")["earlier_code"]
+    assert [(entry["epochs_done"], entry["fused_cpu_kernels"]) for entry in earlier] == [(record["epochs_done"], True)]
 
 
 def test_the_code_of_an_edited_record_is_shown_as_it_is():
@@ -1487,7 +1504,7 @@ def test_the_code_of_an_edited_record_is_shown_as_it_is():
     from lenet_exp.provenance import other_code
 
     assert other_code({"epochs_done": 1, "git": "abc", "versions": "y", "device": [1]}, {"commit": "b" * 40,
-                      "dirty": False}, {"torch": "2.4.0"}, "CPU (2 threads)") == \
+                      "dirty": False}, {"torch": "2.4.0"}, {"device": "CPU (2 threads)"}) == \
         "git commit 'abc' (now bbbbbbbbbbbb), torch ? (now 2.4.0), [1] (now CPU (2 threads))"
 
 

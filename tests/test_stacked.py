@@ -941,10 +941,10 @@ def test_groups_split_on_what_cannot_be_shared_and_say_so(tiny_root):
                      "Job 3 trains alone: optimizer._target_=torch.optim.RMSprop has no stacked update.",
                      "Job 4 runs alone: task=eval.",  # an evaluation "trained alone"
                      "Job 5 starts a new group: at most 2 trials per group (hydra.launcher.max_stack).",
-                     "Job 6 trains alone: optimizer.amsgrad=True has no stacked update.",
+                     "Job 6 trains alone: optimizer.amsgrad=true has no stacked update.",
                      # said against the closest group, job 2's
                      "Job 7 starts a new group: it differs in trainer.epochs.",
-                     "Job 8 trains alone: optimizer.decoupled_weight_decay=True has no stacked update.",
+                     "Job 8 trains alone: optimizer.decoupled_weight_decay=true has no stacked update.",
                      # the option chosen first, and how many more settings differ
                      "Job 9 starts a new group: it differs in augment.name, augment.degrees, augment.elastic_alpha, "
                      "augment.elastic_sigma and 7 more."]

@@ -62,7 +62,7 @@ def say_unused(cfg: DictConfig, saved: DictConfig, chosen: set[str]) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         option = option_of(key)
         if not isinstance(value, DictConfig) and not (value is None and option):
-            return f"{key}={value}"
+            return f"{key}={value if isinstance(value, str) else shown(value)}"
         return f"{key}={option}" if option else key
 
     def differs(key: str) -> bool:

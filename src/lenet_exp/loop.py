@@ -80,6 +80,13 @@ def divergence(train_loss: float, val_loss: float, model, num_classes: int) -> O
     return None
 
 
+def how_it_ran(parts: Parts) -> dict:
+    """What rounds a run's sums otherwise, as metrics.json records it (provenance.HOW_IT_RAN): the device (its
+    thread count) and the fast paths that change the order of its operations."""
+    return {"device": describe(parts.device), "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
+            "channels_last": parts.fast_paths.channels_last, "compiled": parts.fast_paths.compile}
+
+
 def checkpoint_note(saved_epoch: int) -> str:
     if saved_epoch:
         return f"the last checkpoint is after epoch {saved_epoch}"
@@ -266,10 +273,10 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
-        before = self.code_before(describe(parts.device))
-        if before:  # (another thread count or device rounds the sums otherwise: not an uninterrupted run's numbers)
+        before = self.code_before(how_it_ran(parts))
+        if before:  # (another thread count, device or fast path rounds the sums otherwise: not an uninterrupted run's)
             log.info("Its epochs to %d were trained otherwise: %s (metrics.json keeps it: earlier_code)",
-                     before["epochs_done"], other_code(before, self.git, versions(), describe(parts.device)))
+                     before["epochs_done"], other_code(before, self.git, versions(), how_it_ran(parts)))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
             self.write_running(state, parts)  # so killed, it is no completed run
         return state
@@ -320,15 +327,14 @@ class Run:
         improved = self.improves(val, state)
         if improved:
             state.best_val_acc, state.best_epoch = val.acc, epoch
+        best = selected_model_scalars(state.row(state.best_epoch))  # so far: their last values are HParams' columns
+        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         stopping = self.stopped_early(state)  # why training stops here (trainer.early_stop_patience), or None
         # last.pt also whenever best.pt changes, and first: a resumed run never starts before its best
         if improved or epoch % tcfg.checkpoint_every == 0 or epoch == tcfg.epochs or stopping:
             checkpoints.save_checkpoint(self.last_path, parts.checkpoint(state, self.config),
                                         copies=[self.best_path] if improved else [])
             self.saved_epoch = epoch
-        # after the checkpoint: a run whose write failed shows no epoch in TensorBoard that its metrics.json lacks
-        best = selected_model_scalars(state.row(state.best_epoch))  # so far: their last values are HParams' columns
-        tb.scalars({**{k: v for k, v in row.items() if k != "epoch"}, **best, **times}, epoch)
         log.info("epoch %d/%d  train loss %.4f acc %.4f | val loss %.4f acc %.4f%s | train %.2f s, %.0f samples/s",
                  epoch, tcfg.epochs, result.loss, result.acc, val.loss, val.acc, " *" if improved else "",
                  seconds, times["time/samples_per_s"])
@@ -423,21 +429,25 @@ class Run:
             numbers.update(n for n in earlier if isinstance(n, int))
         return sorted(numbers)
 
-    def earlier_code(self, device: str) -> list[dict]:
+    def earlier_code(self, ran: dict) -> list[dict]:
         """The code and device that trained the run's first epochs where they were other than this invocation's (a
-        run resumed after a `git pull` or an upgrade of torch, or with another thread count): each such earlier
-        invocation's git commit, library versions and device, with the epochs done when it ended, oldest first."""
+        run resumed after a `git pull` or an upgrade of torch, with another thread count or fast path): each such
+        earlier invocation's git commit, library versions, device and fast paths, with the epochs done when it
+        ended, oldest first."""
         previous = (self.previous or {}) if self.resume else {}
         earlier = previous.get("earlier_code")
         earlier = [entry for entry in earlier if isinstance(entry, dict)] if isinstance(earlier, list) else []  # data
-        return earlier + [entry for entry in [self.code_before(device)] if entry]
+        return earlier + [entry for entry in [self.code_before(ran)] if entry]
 
-    def code_before(self, device: str) -> Optional[dict]:
-        """The code and device of the invocation this one resumes, as an ``earlier_code`` entry, where they are not
-        this one's (``device``)."""
+    def code_before(self, ran: dict) -> Optional[dict]:
+        """The code, device and fast paths of the invocation this one resumes, as an ``earlier_code`` entry, where
+        they are not this one's (``ran``: :func:`how_it_ran`; what a record of before a key was kept lacks is not
+        compared)."""
         previous = (self.previous or {}) if self.resume else {}
-        theirs = {"git": previous.get("git"), "versions": previous.get("versions"), "device": previous.get("device")}
-        if not previous.get("epochs_done") or theirs == {"git": self.git, "versions": versions(), "device": device}:
+        kept = [key for key in ran if key in previous]
+        theirs = {"git": previous.get("git"), "versions": previous.get("versions"), **{k: previous[k] for k in kept}}
+        if not previous.get("epochs_done") or theirs == {"git": self.git, "versions": versions(),
+                                                         **{key: ran[key] for key in kept}}:
             return None
         return {"epochs_done": previous["epochs_done"], **theirs}
 
@@ -459,15 +469,13 @@ class Run:
             "val": {"loss": best.get("val/loss"), "acc": best.get("val/acc")},
             "test": test,
             **timing,
-            "device": describe(parts.device),
+            **how_it_ran(parts),
             "cuda_graphs": parts.step.graph is not None,  # full batches were replayed from a captured graph
-            "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
-            "channels_last": parts.fast_paths.channels_last,
             **({"stacked_with": groups} if (groups := self.trained_with()) else {}),
             "seed": self.cfg.seed,
             "versions": versions(),
             "git": self.git,
-            **({"earlier_code": code} if (code := self.earlier_code(describe(parts.device))) else {}),
+            **({"earlier_code": code} if (code := self.earlier_code(how_it_ran(parts))) else {}),
             "config": self.config,
             # each epoch's metrics with its timings
             "history": [{**row, **self.stopwatch.epoch_times.get(row["epoch"], {})} for row in state.history],

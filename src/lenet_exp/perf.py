@@ -150,4 +150,8 @@ def apply(paths: FastPaths, model: nn.Module) -> tuple[nn.Module, nn.Module]:
         log.info("CUDA graphs: each full training batch replays one captured graph")
     if paths.compile:
         fused_cpu.quiet_cpp_extension()  # imported now, before compiling the first step would, with its warning
+        import torch._inductor.config as inductor
+
+        # dropout's masks as eager draws them (Inductor's own generator drew others): compile stays a speed setting
+        inductor.fallback_random = True
     return model, torch.compile(model) if paths.compile else model

@@ -8,6 +8,12 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from lenet_exp import CONFIGS
+from lenet_exp.errors import shown
+
+
+# what rounds a run's sums otherwise besides its code (metrics.json's keys): a resume that changes it is said, and
+# the earlier invocation's kept (earlier_code), as an uninterrupted run would not have ended where it ends
+HOW_IT_RAN = ("device", "fused_cpu_kernels", "channels_last", "compiled")
 
 
 def versions() -> dict[str, str]:
@@ -49,16 +55,18 @@ def commit_of(git: Optional[Mapping[str, Any]], changes: str = " (with uncommitt
 
 
 def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], libraries: Mapping[str, str],
-               device: Any) -> str:
+               ran: Mapping[str, Any]) -> str:
     """How the code and device of an earlier invocation (an ``earlier_code`` entry of metrics.json) differ from the
-    run's ``git``, ``libraries`` and ``device`` now: ``git commit f02bcca1c2d3 (now 8ae3a30ec1f2-dirty), torch 2.3.0
-    (now 2.14.1), CPU (1 thread) (now CPU (2 threads))`` (``-dirty``: with uncommitted changes, as `git describe
-    --dirty` says it)."""
+    run's ``git``, ``libraries`` and how it ``ran`` now (HOW_IT_RAN): ``git commit f02bcca1c2d3 (now
+    8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1), CPU (1 thread) (now CPU (2 threads)), channels_last=true (now
+    false)`` (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
     differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
                                                         f"{commit_of(git, '-dirty')})"]
     before = earlier.get("versions") if isinstance(earlier.get("versions"), Mapping) else {}
     differences += [f"{name} {before.get(name, '?')} (now {version})" for name, version in libraries.items()
                     if before.get(name) != version]
-    if "device" in earlier and earlier["device"] != device:  # (an entry of before the device was kept has none)
-        differences.append(f"{earlier['device']} (now {device})")
+    for key, now in ran.items():  # (an entry of before a key was kept has none)
+        if key in earlier and earlier[key] != now:
+            differences.append(f"{earlier[key]} (now {now})" if key == "device" else
+                               f"{key}={shown(earlier[key])} (now {shown(now)})")
     return ", ".join(differences)

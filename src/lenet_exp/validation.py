@@ -237,8 +237,9 @@ def check_the_options_kinds(cfg: Any) -> None:
 
 
 def check_the_rules_between_settings(cfg: Any) -> None:
-    """What one setting allows of another: CUDA graphs need a GPU, the fused kernel its layers, determinism no
-    autotuner, Nesterov momentum, eval and predict a checkpoint (and predict an image), training neither."""
+    """What one setting allows of another: CUDA graphs and cuDNN's autotuner need a GPU, the fused kernel its
+    layers, determinism no autotuner, Nesterov momentum, eval and predict a checkpoint (and predict an image),
+    training neither."""
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     task = str(cfg.task)
     if read_by(task, "trainer.cuda_graphs") and cfg.trainer.cuda_graphs and (
@@ -251,6 +252,10 @@ def check_the_rules_between_settings(cfg: Any) -> None:
     if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
         raise ConfigError("trainer.cudnn_benchmark", True, "false or null with trainer.deterministic=true (the "
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
+    if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and (
+            device == "cpu" or device == "auto" and not _cuda_visible()):  # (true was ignored without a word)
+        raise ConfigError("trainer.cudnn_benchmark", True, "false or null on this cpu device: cuDNN's autotuner "
+                          "times a CUDA GPU's convolutions (null turns it on where it helps)")
     if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:
         raise ConfigError("optimizer.nesterov", True, "false with optimizer.momentum=0 (Nesterov needs momentum > 0)")
     # (fixes of their own: "fix it … `python run.py ckpt=...`" left task= out, and that command was refused)

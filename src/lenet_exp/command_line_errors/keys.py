@@ -281,6 +281,17 @@ def expected_value(error: ValidationError) -> str:
     return next((what for words, what in EXPECTED if words in message), message)
 
 
+def may_be_null(key: str) -> bool:
+    """Whether a setting of the run's schema outside the config groups (``trainer.channels_last``) takes null."""
+    schema = Config
+    for name in key.split("."):
+        hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
+        if name not in hints:
+            return False
+        schema = hints[name]
+    return type(None) in typing.get_args(schema)
+
+
 def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], study: Optional[str] = None,
                 sweep: bool = False) -> str:
     """``study``: the sweep option whose search space gave the value (see :func:`given_by_a_study`); ``sweep``: a
@@ -295,6 +306,8 @@ def wrong_value(error: ValidationError | ConfigTypeError, overrides: list[str], 
     item = re.match(r"(.+)\[\d+\]$", key)  # of a list, which the command line sets whole (key[0]= is no override)
     if item:
         key, expected = item.group(1), f"{expected} for each item"
+    elif may_be_null(key) and "null" not in expected:  # (channels_last=maybe: "expected true or false" left null out)
+        expected = "true, false or null" if expected == "true or false" else f"{expected} or null"
     value = error.value if isinstance(error, ValidationError) else next(  # a dict for a list has none: as written
         (override_value(o) for o in overrides if override_key(o) == key), None)
     # a sweep's setting: of the plugin chosen, else of one that has it (Optuna's sweeper comes with sweep=optuna)

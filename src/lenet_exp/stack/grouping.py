@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lenet_exp.config import EVAL_BATCH_SIZE, LENET5_CLASS, flatten, to_dict
 from lenet_exp.continuation import completed_as_asked
+from lenet_exp.errors import shown
 from lenet_exp.files import METRICS, read_json
 
 # Settings (key prefixes) that each trial of a group keeps for itself: how it trains, and how its run is
@@ -74,7 +75,7 @@ def why_alone(job: Job) -> Optional[str]:
         return f"optimizer._target_={config.optimizer.get('_target_')} has no stacked update"
     unstacked = [key for key in UNSTACKED_OPTIONS if config.optimizer.get(key)]
     if unstacked:
-        return f"optimizer.{unstacked[0]}={config.optimizer.get(unstacked[0])} has no stacked update"
+        return f"optimizer.{unstacked[0]}={shown(config.optimizer.get(unstacked[0]))} has no stacked update"
     if config.model.get("_target_") not in STACKED_MODELS:
         return f"model._target_={config.model.get('_target_')} has no stacked form"
     if config.trainer.compile:
