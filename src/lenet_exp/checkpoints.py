@@ -89,7 +89,7 @@ def load_checkpoint(path: str | Path, for_training: bool = False) -> dict:
                               f"pass another checkpoint.")
     if (path / SWEEP_RECORD).is_file():  # a sweep's: no best.pt of its own
         raise CheckpointError(f"Checkpoint {path} is a sweep's folder. Pass a checkpoint file, or each of its jobs' "
-                              f"with -m: ckpt=\"$(ls -d {path}/*/{BEST_CHECKPOINT} | paste -sd,)\".")
+                              f"with -m: ckpt=\"$(ls -dv {path}/*/{BEST_CHECKPOINT} | paste -sd,)\".")
     if path.is_dir():  # a run's folder, most likely, or its checkpoints/
         best = path.parent / BEST_CHECKPOINT if path.name == CHECKPOINTS else path / BEST_CHECKPOINT
         raise CheckpointError(f"Checkpoint {path} is a folder. Pass a checkpoint file: {best} if it is a "
