@@ -185,7 +185,7 @@ CASES = {
     # a sweep job's folder name is a syntax error to Hydra unless quoted: run.py quotes it
     # it said to pass <sweep>/checkpoints/best.pt, which a sweep has not
     "sweep folder for a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={a_sweeps_folder(t / 's')}"],
-                                      ["/s is a sweep's folder", "each of its jobs' with -m: ckpt=\"$(ls -d "]),
+                                      ["/s is a sweep's folder", "each of its jobs' with -m: ckpt=\"$(ls -dv "]),
     "checkpoint missing": (lambda r, t, d: ["task=eval", f"ckpt={t / '1_optimizer.lr=0.1,seed=0' / 'best.pt'}"],
                            ["1_optimizer.lr=0.1,seed=0/best.pt does not exist"]),
     "not a checkpoint": (lambda r, t, d: ["task=eval", f"ckpt={d / 'metrics.json'}"], ["metrics.json is not a readable checkpoint"]),
