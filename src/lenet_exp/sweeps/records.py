@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from lenet_exp.config import EVAL_BATCH_SIZE, setting_in, where_or_how_fast
+from lenet_exp.config import EVAL_BATCH_SIZE, STUDY_GROUP, setting_in, where_or_how_fast
 from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTION, RUNNING, SAVED_HYDRA,
                              SAVED_OVERRIDES, SUMMARY_JSON, SWEEP_RECORD, folder_holder, held_by_another, hydra_record,
                              read_json, regular_file, room_left)
@@ -262,7 +262,7 @@ def shared_settings(config: Optional[DictConfig], swept: Iterable[str]) -> list[
     where or how fast the jobs ran."""
     if config is None or OmegaConf.select(config, "task", default=None) != "train":
         return []
-    swept = {*swept, *searched_keys(config), *command_line_sweeps(task_overrides(config))}
+    swept = {*swept, *searched_keys(config), *command_line_sweeps(task_overrides(config)), STUDY_GROUP}  # (sweep=…)
     limit = OmegaConf.select(config, "trainer.limit_batches", default=None)
     last = {override_key(o): o for o in task_overrides(config)}  # a key given twice: its last value is the jobs'
     given = [o for o in last.values() if override_key(o) not in swept and not o.startswith("~")
