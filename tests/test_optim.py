@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lenet_exp import compose
-from lenet_exp.errors import ConfigError, UserError, shown
+from lenet_exp.errors import ConfigError, UserError
 from lenet_exp.models import build_model
 from lenet_exp.models.lenet5 import LeNet5
 from lenet_exp.optim import build_optimizer, build_scheduler, load_optimizer_state
@@ -72,13 +72,13 @@ def test_an_optimizer_is_refused_for_what_it_cannot_do_here():
         build_optimizer(OmegaConf.create({"_target_": "torch.optim.RMSprop", "lr": -1.0}), LeNet5())
     # a value of the wrong type (checked against the argument's default: a fused update took amsgrad=1, then
     # failed at its first step with a traceback), an argument it does not take: the options named, not the class
-    for argument, value, expected in [("eps", "abc", "a number"), ("amsgrad", 1, "true or false"),
-                                      ("maximize", "yes", "true or false"),
-                                      ("maximize", True, "false (training lowers the loss, which maximize would "
-                                                         "raise)"),
-                                      ("differentiable", True, "false (nothing here differentiates through a step)")]:
+    for argument, value, written, expected in [
+            ("eps", "abc", "'abc'", "a number"), ("amsgrad", 1, "1", "true or false"),
+            ("maximize", "yes", "'yes'", "true or false"),
+            ("maximize", True, "true", "false (training lowers the loss, which maximize would raise)"),  # (not True)
+            ("differentiable", True, "true", "false (nothing here differentiates through a step)")]:
         # without a command line (the plus of one: test_extending), the key as the config holds it
-        with pytest.raises(ConfigError, match=re.escape(f"optimizer.{argument}={shown(value)}: expected {expected}. Fix it "
+        with pytest.raises(ConfigError, match=re.escape(f"optimizer.{argument}={written}: expected {expected}. Fix it "
                                                         f"on the command line, e.g. `python run.py "
                                                         f"optimizer.{argument}")):
             build_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "lr": 1e-3, argument: value}), LeNet5())

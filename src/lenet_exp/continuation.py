@@ -18,10 +18,11 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from lenet_exp.config import (EARLY_STOP_PATIENCE, EPOCHS, SCHEDULES_WITH_AN_END, Change, config_differences, flatten,
-                              listed, more_patient, run_of_other_length, sets_a_preset, where_or_how_fast)
+                              listed, more_patient, run_of_other_length, sets_a_preset, setting_in,
+                              where_or_how_fast)
 from lenet_exp.errors import shown
 from lenet_exp.files import (CHECKPOINTS, COMPLETED, FAILED, METRICS, PREDICTION, SAVED_CONFIG, SAVED_OVERRIDES,
-                             SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events)
+                             SWEEP_RECORD, hydra_record, last_checkpoint_gone, read_json, run_events, stopped_early)
 from lenet_exp.overrides import as_written, override_key, override_value
 from lenet_exp.provenance import provenance
 from lenet_exp.resume import configs_read, configs_to_name, hydras_record, resume_command, typed_setting
@@ -95,7 +96,7 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                 given = saved.trainer.epochs
                 log.info("Sweep %s was given %d epoch%s: its jobs go on to %d, each from where it stopped%s.",
                          sweep_dir, given, "s" if given != 1 else "", config.trainer.epochs,
-                         "" if EARLY_STOP_PATIENCE in lengthened else stopping_again(sweep_dir, saved))
+                         "" if EARLY_STOP_PATIENCE in lengthened else stopping_again(sweep_dir))
             if EARLY_STOP_PATIENCE in lengthened:
                 log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s.", sweep_dir, EARLY_STOP_PATIENCE,
                          shown(saved.trainer.early_stop_patience), shown(config.trainer.early_stop_patience))
@@ -380,20 +381,19 @@ def trained_anything(run_dir: Path) -> bool:
     return any((run_dir / CHECKPOINTS).glob("*.pt")) or bool(run_events(run_dir))
 
 
-def stopping_again(sweep_dir: Path, saved: DictConfig) -> str:
-    """``; the 2 jobs that stopped early stop there again …``: a job that early stopping ended stops at once with
-    the patience it had, whatever its epochs (only more patience trains it on)."""
-    patience = saved.trainer.early_stop_patience
-    stopped = 0
-    for job_dir in find_job_dirs(sweep_dir) if patience else ():
+def stopping_again(sweep_dir: Path) -> str:
+    """``; the 2 that stopped early stop there again …``: a job that early stopping ended stops at once with the
+    patience it had (its own, where the sweep sweeps it), whatever its epochs: only more patience trains it on."""
+    patiences = []
+    for job_dir in find_job_dirs(sweep_dir):
         metrics = read_json(job_dir / METRICS) or {}
-        done, given = metrics.get("epochs_done"), metrics.get("epochs")
-        stopped += (metrics.get("status") == COMPLETED and isinstance(done, int) and isinstance(given, int)
-                    and done < given)
-    if not stopped:
+        if stopped_early(metrics):
+            patiences.append(setting_in(metrics.get("config"), EARLY_STOP_PATIENCE))
+    if not patiences:
         return ""
-    return (f"; the {stopped} that stopped early stop there again: more patience trains them on "
-            f"({EARLY_STOP_PATIENCE}=N, N > {patience})")
+    more = (f"{EARLY_STOP_PATIENCE}=N, N > {patiences[0]}" if len(set(map(str, patiences))) == 1 else
+            f"a larger {EARLY_STOP_PATIENCE}")
+    return f"; the {len(patiences)} that stopped early stop there again: more patience trains them on ({more})"
 
 
 def recorded_after_hydra(run_dir: Path) -> bool:

@@ -197,6 +197,12 @@ def read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
+def stopped_early(metrics: dict) -> bool:
+    """Whether a run's metrics.json says that early stopping ended it: completed before its last epoch."""
+    done, given = metrics.get("epochs_done"), metrics.get("epochs")
+    return metrics.get("status") == COMPLETED and isinstance(done, int) and isinstance(given, int) and done < given
+
+
 def someone_elses_metrics(run_dir: Path) -> Optional[str]:
     """What to tell of a metrics.json in ``run_dir`` that no run of ours wrote (each names its task), which a
     run there would write over; None where there is none."""

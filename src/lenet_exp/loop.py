@@ -39,7 +39,7 @@ from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, S
 from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.provenance import other_code, provenance, versions
+from lenet_exp.provenance import HOW_IT_RAN, other_code, provenance, versions
 from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, selected_model_scalars,
                               summary_markdown, training_hparams)
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
@@ -83,8 +83,8 @@ def divergence(train_loss: float, val_loss: float, model, num_classes: int) -> O
 def how_it_ran(parts: Parts) -> dict:
     """What rounds a run's sums otherwise, as metrics.json records it (provenance.HOW_IT_RAN): the device (its
     thread count) and the fast paths that change the order of its operations."""
-    return {"device": describe(parts.device), "fused_cpu_kernels": parts.fast_paths.fused_cpu_kernels,
-            "channels_last": parts.fast_paths.channels_last, "compiled": parts.fast_paths.compile}
+    return dict(zip(HOW_IT_RAN, (describe(parts.device), parts.fast_paths.fused_cpu_kernels,
+                                 parts.fast_paths.channels_last, parts.fast_paths.compile), strict=True))
 
 
 def checkpoint_note(saved_epoch: int) -> str:

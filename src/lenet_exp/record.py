@@ -29,7 +29,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings, shown_in_hparams, where_or_how_fast
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
-from lenet_exp.files import BEFORE_TRAINING, COMPLETED, EVENT_FILES, FAILED, hydra_record, write_atomic
+from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, FAILED, hydra_record, stopped_early, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
 from lenet_exp.provenance import HOW_IT_RAN, commit_of, other_code
 
@@ -160,13 +160,12 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
     ``overrides`` that change what it computes say what it ran: a Text tab of runs named by date told none."""
     best_epoch = metrics["best_epoch"] or "none"  # 0: diverged in its first epoch
     done = metrics["epochs_done"]
-    stopped_early = (f" ({done} trained: stopped early)" if metrics["status"] == COMPLETED and done < metrics["epochs"]
-                     else "")
+    stopped = f" ({done} trained: stopped early)" if stopped_early(metrics) else ""
     limit = ((metrics.get("config") or {}).get("trainer") or {}).get("limit_batches")
     ran = " ".join(o for o in overrides if not where_or_how_fast(override_key(o), limit)).replace("|", "\\|")
     rows = [("status", metrics["status"]), *([("why", metrics["message"])] if metrics.get("message") else []),
             *([("overrides", ran)] if ran else []),
-            ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped_early}{selected_by(metrics)}"),
+            ("best epoch", f"{best_epoch} of {metrics['epochs']}{stopped}{selected_by(metrics)}"),
             ("val acc (best epoch)", metrics["val"]["acc"]), ("val loss (best epoch)", metrics["val"]["loss"]),
             *rows_of_a_test(metrics["test"] or {}), ("device", metrics["device"])]
     if metrics.get("git"):

@@ -55,8 +55,8 @@ def options_refused(group: str, target: Any, options: dict, error: Exception) ->
     unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
     if unexpected and unexpected.group(1) in options:
         name = unexpected.group(1)
-        return UserError(f"{group}.{name}={shown(options[name])}: {target} takes no argument {name}. Leave it out of the "
-                         f"command line (or of {option_yaml(group)}).")
+        return UserError(f"{group}.{name}={shown(options[name])}: {target} takes no argument {name}. Leave it out "
+                         f"of the command line (or of {option_yaml(group)}).")
     if unexpected:  # one that lenet_exp passes (a model's num_classes, image_size): the class is of another kind
         return ConfigError(f"{group}._target_", target, f"a class whose arguments match configs/{group}/ "
                            f"({root_cause(error)})")

@@ -242,8 +242,11 @@ def check_the_rules_between_settings(cfg: Any) -> None:
     training neither."""
     device = str(cfg.device.type)  # graphs on a machine without a GPU: refused at once, not once the data has loaded
     task = str(cfg.task)
-    if read_by(task, "trainer.cuda_graphs") and cfg.trainer.cuda_graphs and (
-            device == "cpu" or device == "auto" and not _cuda_visible()):
+
+    def without_a_gpu() -> bool:  # (asked only where a setting needs one: composing a config imports no torch)
+        return device == "cpu" or device == "auto" and not _cuda_visible()
+
+    if read_by(task, "trainer.cuda_graphs") and cfg.trainer.cuda_graphs and without_a_gpu():
         raise cuda_graphs_refused("cpu")
     if task == "train" and cfg.trainer.fused_cpu_kernels:
         from lenet_exp.perf import refuse_a_blocked_fused_kernel  # imports torch: only where the kernel is asked for
@@ -252,8 +255,7 @@ def check_the_rules_between_settings(cfg: Any) -> None:
     if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and cfg.trainer.deterministic:
         raise ConfigError("trainer.cudnn_benchmark", True, "false or null with trainer.deterministic=true (the "
                           "algorithms cuDNN's autotuner picks may differ from run to run)")
-    if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and (
-            device == "cpu" or device == "auto" and not _cuda_visible()):  # (true was ignored without a word)
+    if read_by(task, "trainer.cudnn_benchmark") and cfg.trainer.cudnn_benchmark and without_a_gpu():  # (was ignored)
         raise ConfigError("trainer.cudnn_benchmark", True, "false or null on this cpu device: cuDNN's autotuner "
                           "times a CUDA GPU's convolutions (null turns it on where it helps)")
     if task == "train" and cfg.optimizer.get("nesterov") and cfg.optimizer.get("momentum") == 0:

@@ -55,8 +55,6 @@ def raised_by_hydra(error: BaseException) -> bool:
     """Whether Hydra itself raised ``error``: its checks of its own flags (``--resolve`` without ``--cfg``, ``-sc``
     without ``install=``, a missing ``--experimental-rerun`` file) raise a ValueError of one clear sentence, which
     came with a traceback."""
-    import traceback
-
     frames = traceback.extract_tb(error.__traceback__)
     hydra_package = os.path.dirname(os.path.dirname(hydra_utils.__file__)) + os.sep  # not hydra_plugins' code
     return bool(frames) and frames[-1].filename.startswith(hydra_package)
@@ -202,8 +200,9 @@ def report_typos_in_one_line() -> None:
 
 
 def composed_before_its_headers(show_info: Callable) -> Callable:
-    """``--info config optimizer=bogus`` printed the config search path's header, then the error: what composes the
-    config (all but ``--info plugins``) composes it first, so that an error is all it says."""
+    """``--info config optimizer=bogus`` printed the config search path's header, then the error: the config is
+    composed first (for all but ``--info plugins``; ``defaults`` and ``defaults-tree``, which list the defaults
+    alone, refuse a wrong value too), so that an error is all it says."""
     def shown(self, info, config_name, overrides, run_mode=None, **kwargs):
         from hydra.types import RunMode
 

@@ -8,12 +8,6 @@ from typing import Optional
 import hydra._internal.utils as hydra_utils
 
 
-# Hydra's flags that choose what it does, as its help names them (by its argument parser's dest); -m with one of
-# them is run.py's to refuse (flags_first), which says how to see a job's config
-HYDRA_MODES = {"help": "--help", "hydra_help": "--hydra-help", "run": "--run", "cfg": "--cfg", "info": "--info",
-               "shell_completion": "--shell-completion"}
-
-
 def hydra_flags(arguments: list[str]) -> Optional[argparse.Namespace]:
     """The command line's flags as Hydra's own argument parser reads them (``-cjob``, ``--pack=seed`` too), or None
     where it cannot (Hydra says what is wrong with them)."""

@@ -1,4 +1,5 @@
-"""Hydra's flags as no run can use them, refused before Hydra runs: ``-m`` with ``--cfg`` or two modes at once,
+"""Hydra's flags as no run can use them, refused before Hydra runs: two modes at once (``--cfg job --info``), ``-m``
+with ``hydra.mode=RUN``, ``-sc`` without a shell, ``-p`` without ``--cfg``, ``--experimental-rerun``,
 ``--config-path`` or ``--config-dir`` without configs, a run's record given as configs, and a preset given to
 ``--config-name``."""
 
@@ -14,8 +15,7 @@ from typing import Optional
 import yaml
 from omegaconf import OmegaConf
 
-from lenet_exp.command_line_errors.arguments import (HYDRA_MODES, config_name_given, flags_and_overrides, hydra_flags,
-                                                     overrides_in)
+from lenet_exp.command_line_errors.arguments import config_name_given, flags_and_overrides, hydra_flags, overrides_in
 from lenet_exp.command_line_errors.keys import config_loader
 from lenet_exp.command_line_errors.misused import search_space_key_by_key
 from lenet_exp.config import ROOT_SCHEMA, STUDY_GROUP
@@ -25,6 +25,10 @@ from lenet_exp.sweeps.space import SEARCH_SPACE
 from lenet_exp.validation import NOT_A_RUNS_CONFIG
 
 
+# Hydra's flags that choose what it does, as its help names them (by its argument parser's dest); -m with one of
+# them is run.py's to refuse (flags_first), which says how to see a job's config
+HYDRA_MODES = {"help": "--help", "hydra_help": "--hydra-help", "run": "--run", "cfg": "--cfg", "info": "--info",
+               "shell_completion": "--shell-completion"}
 OWN_CALLBACKS = ("hydra.callbacks", "hydra.callbacks.sweep_summary", "hydra.callbacks.output_dir_check")  # config.yaml
 
 

@@ -1,6 +1,6 @@
-"""Overrides that Hydra's grammar reads but that a run cannot use as written: a group given a value, a setting
-deleted, a sweep that gives a value twice or sweeps Hydra itself, a search space on the command line, ``hydra=``
-as a whole, an override without a key, a number where a bool is."""
+"""Overrides that a run cannot use as written: one that Hydra's grammar cannot read, and of those it reads, a group
+given a value, a setting deleted, a sweep that gives a value twice or sweeps Hydra itself, a search space on the
+command line, ``hydra=`` as a whole, an override without a key, a number where a bool is."""
 
 from __future__ import annotations
 

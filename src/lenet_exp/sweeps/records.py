@@ -22,7 +22,7 @@ from lenet_exp.files import (COMPLETED, FAILED, HYDRA_FOLDER, METRICS, PREDICTIO
                              read_json, regular_file, room_left)
 from lenet_exp.overrides import override_key, override_value, recorded_overrides, unquote
 from lenet_exp.runlog import escaped_controls
-from lenet_exp.sweeps.space import command_line_sweeps, grid_jobs, linear_intervals, searched_keys, task_overrides
+from lenet_exp.sweeps.space import grid_jobs, linear_intervals, searched_keys, task_overrides
 
 SEED_KEY = "seed"
 NOT_STARTED = "not started"  # a grid sweep's job without a folder
@@ -262,7 +262,7 @@ def shared_settings(config: Optional[DictConfig], swept: Iterable[str]) -> list[
     where or how fast the jobs ran."""
     if config is None or OmegaConf.select(config, "task", default=None) != "train":
         return []
-    swept = {*swept, *searched_keys(config), *command_line_sweeps(task_overrides(config)), STUDY_GROUP}  # (sweep=…)
+    swept = {*swept, *searched_keys(config), STUDY_GROUP}  # (sweep=…: the study, whose keys are swept)
     limit = OmegaConf.select(config, "trainer.limit_batches", default=None)
     last = {override_key(o): o for o in task_overrides(config)}  # a key given twice: its last value is the jobs'
     given = [o for o in last.values() if override_key(o) not in swept and not o.startswith("~")
