@@ -1492,10 +1492,19 @@ def test_a_run_resumed_on_another_fast_path_says_that_its_first_epochs_ran_other
     assert {*HOW_IT_RAN} <= {*record} and record["fused_cpu_kernels"] is True
     resumed = run_main([f"resume={run_dir}", "trainer.fused_cpu_kernels=false"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert (f"Its epochs to {record['epochs_done']} were trained otherwise: fused_cpu_kernels=true (now false), "
-            f"channels_last=true (now false) (metrics.json keeps it: earlier_code)") in resumed.stderr, resumed.stderr
+    assert (f"Its epochs to {record['epochs_done']} were trained otherwise: trainer.fused_cpu_kernels=true (now "
+            f"false), trainer.channels_last=true (now false) (metrics.json keeps it: earlier_code)") in resumed.stderr, \
+        resumed.stderr
     earlier = read_json(run_dir / "metrics.json")["earlier_code"]
     assert [(entry["epochs_done"], entry["fused_cpu_kernels"]) for entry in earlier] == [(record["epochs_done"], True)]
+    # switched back: each entry's own epochs, and the first ones ran as the last do (its card's row was empty)
+    done, epochs = record["epochs_done"], record["epochs"]
+    back = run_main([f"resume={run_dir}", "trainer.fused_cpu_kernels=null", f"trainer.epochs={epochs + 1}"],
+                    cwd=tmp_path)
+    assert back.returncode == 0 and (f"Its epochs {done + 1} to {epochs} were trained otherwise: "
+                                     f"trainer.fused_cpu_kernels=false (now true)") in back.stderr, back.stderr
+    assert (f"| epochs to {done} trained by | as now |\n| epochs {done + 1} to {epochs} trained by | "
+            f"trainer.fused_cpu_kernels=false (now true)") in card(load_events(run_dir))
 
 
 def test_the_code_of_an_edited_record_is_shown_as_it_is():

@@ -334,6 +334,22 @@ def test_a_summary_says_how_much_of_the_test_split_its_test_accuracy_is_of(fast,
                                  "trainer.eval_batch_size=50", "trainer.limit_batches=1"]  # nor seed, which it sweeps
 
 
+def test_what_every_job_shared_is_what_their_records_agree_on():
+    """A swept preset (experiment=mnist_best,fashion_best) set each job's data set and epochs: the summary said
+    dataset=mnist trainer.epochs=10, the sweep's own config's, of both (helper regress61)."""
+    from omegaconf import OmegaConf
+
+    from lenet_exp.sweeps.records import JobRecord, shared_settings
+
+    config = OmegaConf.create({"task": "train", "trainer": {"limit_batches": None}, "hydra": {
+        "overrides": {"task": ["experiment=mnist_best,fashion_best", "seed=1"]}, "sweeper": {"params": {}}}})
+    jobs = [JobRecord(job=number, status="completed", overrides=[], params={}, run_dir="", dataset=dataset, epochs=30)
+            for number, dataset in enumerate(["mnist", "fashion_mnist"])]
+    assert shared_settings(config, ["experiment"], jobs) == ["trainer.epochs=30", "seed=1"]
+    jobs[1].dataset = "mnist"
+    assert shared_settings(config, ["experiment"], jobs) == ["dataset=mnist", "trainer.epochs=30", "seed=1"]
+
+
 @pytest.mark.long
 def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tmp_path):
     sweep_dir = tmp_path / "sweep"
@@ -2001,7 +2017,7 @@ def test_a_sweep_given_more_patience_trains_its_jobs_stopped_early_on(launcher, 
     patient = run_main([*sweep, "trainer.early_stop_patience=3"], cwd=tmp_path)
     assert patient.returncode == 0, patient.stderr[-2000:]
     assert (f"Sweep {tmp_path / 'sweep'}: its jobs that trainer.early_stop_patience=1 stopped early go on with "
-            f"3.") in patient.stdout
+            f"trainer.early_stop_patience=3.") in patient.stdout
     if launcher == "stacked":  # stacked as they go on (they were planned as completed, and trained one by one)
         assert "Launching 2 jobs in 1 group" in patient.stdout, patient.stdout[-2000:]
     for job, record in stopped.items():

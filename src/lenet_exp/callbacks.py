@@ -371,7 +371,7 @@ def warn_of_unread_configs_when_printing(arguments: list[str]) -> None:
     if not flags or not (flags.cfg or flags.help or flags.info):
         return
     for folder in [*([flags.config_dir] if flags.config_dir else []), *search_folders(arguments)]:
-        folder = Path(folder).expanduser()
+        folder = Path(folder)  # as Hydra reads it: a quoted '~/mine' is no home folder
         for message in unread_configs(Path(CONFIGS), folder) if folder.is_dir() else ():
             print(f"Warning: {message}", file=sys.stderr)
 

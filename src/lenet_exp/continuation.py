@@ -98,8 +98,9 @@ def refuse_another_sweep(sweep_dir: Path, saved: DictConfig, config: DictConfig)
                          sweep_dir, given, "s" if given != 1 else "", config.trainer.epochs,
                          "" if EARLY_STOP_PATIENCE in lengthened else stopping_again(sweep_dir))
             if EARLY_STOP_PATIENCE in lengthened:
-                log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s.", sweep_dir, EARLY_STOP_PATIENCE,
-                         shown(saved.trainer.early_stop_patience), shown(config.trainer.early_stop_patience))
+                log.info("Sweep %s: its jobs that %s=%s stopped early go on with %s=%s.", sweep_dir,
+                         EARLY_STOP_PATIENCE, shown(saved.trainer.early_stop_patience), EARLY_STOP_PATIENCE,
+                         shown(config.trainer.early_stop_patience))
         if added:
             which = (f"job {added[0]}" if len(added) == 1 else f"jobs {added[0]} to {added[-1]}"
                      if added == list(range(added[0], added[-1] + 1)) else f"jobs {', '.join(map(str, added))}")
@@ -393,7 +394,9 @@ def stopping_again(sweep_dir: Path) -> str:
         return ""
     more = (f"{EARLY_STOP_PATIENCE}=N, N > {patiences[0]}" if len(set(map(str, patiences))) == 1 else
             f"a larger {EARLY_STOP_PATIENCE}")
-    return f"; the {len(patiences)} that stopped early stop there again: more patience trains them on ({more})"
+    one = len(patiences) == 1
+    return (f"; the {len(patiences)} that stopped early stop{'s' * one} there again: more patience trains "
+            f"{'it' if one else 'them'} on ({more})")
 
 
 def recorded_after_hydra(run_dir: Path) -> bool:

@@ -39,7 +39,7 @@ from lenet_exp.files import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RUNNING, S
 from lenet_exp.slots import JobSlot, job_context
 from lenet_exp.overrides import recorded_overrides
 from lenet_exp.parts import Parts, build_parts, seed_everything
-from lenet_exp.provenance import HOW_IT_RAN, other_code, provenance, versions
+from lenet_exp.provenance import HOW_IT_RAN, earlier_epochs, other_code, provenance, versions
 from lenet_exp.record import (Stopwatch, TensorBoardLog, chosen_options, failure_markdown, selected_model_scalars,
                               summary_markdown, training_hparams)
 from lenet_exp.resume import CONTINUE_WITH, how_to_go_on
@@ -273,10 +273,12 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
-        before = self.code_before(how_it_ran(parts))
-        if before:  # (another thread count, device or fast path rounds the sums otherwise: not an uninterrupted run's)
-            log.info("Its epochs to %d were trained otherwise: %s (metrics.json keeps it: earlier_code)",
-                     before["epochs_done"], other_code(before, self.git, versions(), how_it_ran(parts)))
+        entries = self.earlier_code(how_it_ran(parts))
+        if self.code_before(how_it_ran(parts)):  # (another thread count, device or fast path rounds the sums
+            span = earlier_epochs(entries, len(entries) - 1)  # otherwise: not an uninterrupted run's numbers)
+            log.info("Its %s %s trained otherwise: %s (metrics.json keeps it: earlier_code)", span,
+                     "was" if span.startswith("epoch ") else "were",
+                     other_code(entries[-1], self.git, versions(), how_it_ran(parts)))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
             self.write_running(state, parts)  # so killed, it is no completed run
         return state

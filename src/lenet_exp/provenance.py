@@ -13,7 +13,7 @@ from lenet_exp.errors import shown
 
 # what rounds a run's sums otherwise besides its code (metrics.json's keys): a resume that changes it is said, and
 # the earlier invocation's kept (earlier_code), as an uninterrupted run would not have ended where it ends
-HOW_IT_RAN = ("device", "fused_cpu_kernels", "channels_last", "compiled")
+HOW_IT_RAN = ("device", "fused_cpu_kernels", "channels_last", "compile")  # (each fast path named as its trainer.*)
 
 
 def versions() -> dict[str, str]:
@@ -58,8 +58,9 @@ def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], lib
                ran: Mapping[str, Any]) -> str:
     """How the code and device of an earlier invocation (an ``earlier_code`` entry of metrics.json) differ from the
     run's ``git``, ``libraries`` and how it ``ran`` now (HOW_IT_RAN): ``git commit f02bcca1c2d3 (now
-    8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1), CPU (1 thread) (now CPU (2 threads)), channels_last=true (now
-    false)`` (``-dirty``: with uncommitted changes, as `git describe --dirty` says it)."""
+    8ae3a30ec1f2-dirty), torch 2.3.0 (now 2.14.1), CPU (1 thread) (now CPU (2 threads)), trainer.channels_last=true
+    (now false)`` (``-dirty``: with uncommitted changes, as `git describe --dirty` says it); "as now" where the
+    epochs ran as the last ones (a fast path switched, then back)."""
     differences = [] if earlier.get("git") == git else [f"git commit {commit_of(earlier.get('git'), '-dirty')} (now "
                                                         f"{commit_of(git, '-dirty')})"]
     before = earlier.get("versions") if isinstance(earlier.get("versions"), Mapping) else {}
@@ -68,5 +69,13 @@ def other_code(earlier: Mapping[str, Any], git: Optional[Mapping[str, Any]], lib
     for key, now in ran.items():  # (an entry of before a key was kept has none)
         if key in earlier and earlier[key] != now:
             differences.append(f"{earlier[key]} (now {now})" if key == "device" else
-                               f"{key}={shown(earlier[key])} (now {shown(now)})")
-    return ", ".join(differences)
+                               f"trainer.{key}={shown(earlier[key])} (now {shown(now)})")
+    return ", ".join(differences) or "as now"
+
+
+def earlier_epochs(entries: list[Mapping[str, Any]], index: int) -> str:
+    """Which epochs the ``index``-th ``earlier_code`` entry trained: from those of the entry before it on, to its
+    ``epochs_done`` (``epochs to 3``, ``epochs 4 to 6``, ``epoch 7``)."""
+    before = entries[index - 1].get("epochs_done") if index else 0
+    start, end = (before + 1 if isinstance(before, int) else 1), entries[index].get("epochs_done")  # (a record is data)
+    return f"epochs to {end}" if start == 1 else f"epoch {end}" if start == end else f"epochs {start} to {end}"

@@ -31,7 +31,7 @@ from lenet_exp.config import CHOSEN_IN_HPARAMS, drawn_as_it_is, result_settings,
 from lenet_exp.figures import INLINE, FigureWorkers, PendingFigure
 from lenet_exp.files import BEFORE_TRAINING, EVENT_FILES, FAILED, hydra_record, stopped_early, write_atomic
 from lenet_exp.overrides import override_key, override_value, overridden_keys
-from lenet_exp.provenance import HOW_IT_RAN, commit_of, other_code
+from lenet_exp.provenance import HOW_IT_RAN, commit_of, earlier_epochs, other_code
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +170,11 @@ def summary_markdown(metrics: Mapping[str, Any], overrides: Sequence[str] = ()) 
             *rows_of_a_test(metrics["test"] or {}), ("device", metrics["device"])]
     if metrics.get("git"):
         rows.append(("git commit", commit_of(metrics["git"])))
-    rows += [(f"epochs to {earlier['epochs_done']} trained by",
+    entries = metrics.get("earlier_code", [])
+    rows += [(f"{earlier_epochs(entries, index)} trained by",
               other_code(earlier, metrics.get("git"), metrics.get("versions") or {},
                          {key: metrics.get(key) for key in HOW_IT_RAN}))
-             for earlier in metrics.get("earlier_code", ())]
+             for index, earlier in enumerate(entries)]
     return _table([(name, _cell(value)) for name, value in rows])
 
 

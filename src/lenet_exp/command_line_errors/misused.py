@@ -15,7 +15,8 @@ from hydra.errors import ConfigCompositionException, HydraException, OverridePar
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 
 from lenet_exp.command_line_errors.keys import (SHOW_KEYS, config_loader, did_you_mean, group_options, having_it,
-                                                listed_words, options_having, schema_keys, swept_options)
+                                                listed_words, may_be_null, options_having, schema_keys,
+                                                swept_options)
 from lenet_exp.config import GROUP_SCHEMAS, TOP_LEVEL, Config
 from lenet_exp.errors import ConfigError
 from lenet_exp.overrides import OUTPUT_KEYS, TASK_PATH_KEYS, override_key, override_value, unquote
@@ -249,7 +250,7 @@ def number_as_bool(overrides: list[str], config: DictConfig) -> Optional[str]:
         number = next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and v not in (0, 1)),
                       None)
         if number is not None:
-            return str(ConfigError(key, number, "true or false"))
+            return str(ConfigError(key, number, "true, false or null" if may_be_null(key) else "true or false"))
     return None
 
 
@@ -289,6 +290,10 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
             return (f"A defaults list chooses {group}: {option}, which the config has chosen already: in a preset of "
                     f"your own, write `- override /{group}: {option}` there.")
         return f"+{group}={option} adds {group}, which the config has already: write {group}={option}, without the +."
+    forced = re.match(r"force-add of config groups is not supported: '\+\+([^=']+)=([^']*)'", text)
+    if forced:  # ++dataset=fashion_mnist: Hydra's own line and its HYDRA_FULL_ERROR hint
+        return (f"++{forced.group(1)}={forced.group(2)}: ++ sets a key, and {forced.group(1)} is a config group: "
+                f"choose its option with {forced.group(1)}={forced.group(2)}, without the ++.")
     fixed = re.search(r"remove \+ prefix: '([^']*)'", text)
     if text.startswith("Could not append to config") and fixed:
         key = fixed.group(1).split("=")[0]

@@ -53,6 +53,7 @@ class JobRecord:
     wall_time_s: Optional[float] = None
     message: str = ""
     prediction: Optional[str] = None  # a task=predict job's: "7 (7 - seven), 0.9991"
+    dataset: Optional[str] = None  # the data set it trained on (or tested, an evaluation)
 
 
 @dataclass
@@ -252,14 +253,16 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if metrics.get("task") == "eval":  # its checkpoint's: one of a run still training, or of its last epoch, is told
         record.best_epoch = _count(metrics.get("ckpt_epoch"))
     record.test_images, record.test_split_images = _count(test.get("samples")), _count(test.get("split_samples"))
+    name = metrics.get("dataset") if metrics.get("task") == "eval" else setting_in(metrics.get("config"), "dataset.name")
+    record.dataset = _text(name) if isinstance(name, str) else None
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
 
 
-def shared_settings(config: Optional[DictConfig], swept: Iterable[str]) -> list[str]:
-    """What every job of a training sweep was given alike, as overrides: its data set and epochs, and the
-    command line's settings that it does not sweep (a table's context, which its columns leave out); none of
-    where or how fast the jobs ran."""
+def shared_settings(config: Optional[DictConfig], swept: Iterable[str], records: list[JobRecord]) -> list[str]:
+    """What every job of a training sweep was given alike, as overrides: its data set and epochs where its jobs'
+    records agree on them (a swept preset may set them), and the command line's settings that it does not sweep
+    (a table's context, which its columns leave out); none of where or how fast the jobs ran."""
     if config is None or OmegaConf.select(config, "task", default=None) != "train":
         return []
     swept = {*swept, *searched_keys(config), STUDY_GROUP}  # (sweep=…: the study, whose keys are swept)
@@ -268,9 +271,11 @@ def shared_settings(config: Optional[DictConfig], swept: Iterable[str]) -> list[
     given = [o for o in last.values() if override_key(o) not in swept and not o.startswith("~")
              and not where_or_how_fast(override_key(o), limit)]
     named = {override_key(o) for o in given} | swept
-    chosen = OmegaConf.select(config, "hydra.runtime.choices.dataset", default=None)
-    return [*([f"dataset={chosen}"] if chosen and "dataset" not in named else []),
-            *([f"trainer.epochs={config.trainer.epochs}"] if "trainer.epochs" not in named else []), *given]
+    datasets, epochs = ({value for value in values if value is not None}
+                        for values in ([r.dataset for r in records], [r.epochs for r in records]))
+    return [*([f"dataset={datasets.pop()}"] if len(datasets) == 1 and "dataset" not in named else []),
+            *([f"trainer.epochs={epochs.pop()}"] if len(epochs) == 1 and "trainer.epochs" not in named else []),
+            *given]
 
 
 def swept_keys(records: list[JobRecord], searched: Iterable[str] = ()) -> list[str]:
@@ -415,4 +420,4 @@ def summarize(sweep_dir: Path, final: bool = True, config: Optional[DictConfig] 
     groups = seed_groups([record for record in records if record.status != MOVED], keys)
     return Summary(str(sweep_dir), records, keys, groups, counts,
                    datetime.now().astimezone().isoformat(timespec="seconds"), linear=linear_intervals(config),
-                   shared=shared_settings(config, keys))
+                   shared=shared_settings(config, keys, records))
