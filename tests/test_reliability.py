@@ -1493,8 +1493,8 @@ def test_a_run_resumed_on_another_fast_path_says_that_its_first_epochs_ran_other
     resumed = run_main([f"resume={run_dir}", "trainer.fused_cpu_kernels=false"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert (f"Its epochs to {record['epochs_done']} were trained otherwise: trainer.fused_cpu_kernels=true (now "
-            f"false), trainer.channels_last=true (now false) (metrics.json keeps it: earlier_code)") in resumed.stderr, \
-        resumed.stderr
+            f"false), trainer.channels_last=true (now false) (metrics.json keeps it: earlier_code)") \
+        in resumed.stderr, resumed.stderr
     earlier = read_json(run_dir / "metrics.json")["earlier_code"]
     assert [(entry["epochs_done"], entry["fused_cpu_kernels"]) for entry in earlier] == [(record["epochs_done"], True)]
     # switched back: each entry's own epochs, and the first ones ran as the last do (its card's row was empty)

@@ -253,7 +253,8 @@ def read_job(job_dir: Path, fallback_number: int, final: bool) -> JobRecord:
     if metrics.get("task") == "eval":  # its checkpoint's: one of a run still training, or of its last epoch, is told
         record.best_epoch = _count(metrics.get("ckpt_epoch"))
     record.test_images, record.test_split_images = _count(test.get("samples")), _count(test.get("split_samples"))
-    name = metrics.get("dataset") if metrics.get("task") == "eval" else setting_in(metrics.get("config"), "dataset.name")
+    evaluation = metrics.get("task") == "eval"
+    name = metrics.get("dataset") if evaluation else setting_in(metrics.get("config"), "dataset.name")
     record.dataset = _text(name) if isinstance(name, str) else None
     record.wall_time_s = _number(metrics.get("wall_time_s"))
     return record
