@@ -138,7 +138,8 @@ CASES = {
     "cudnn autotuner on the CPU": (lambda r, t, d: ["trainer.cudnn_benchmark=true"],  # (it was ignored in silence)
                                    ["trainer.cudnn_benchmark=true", "on this cpu device", "null"]),
     "fused kernel for a model without BatchNorm": (lambda r, t, d: ["trainer.fused_cpu_kernels=true", "model.batch_norm=false"],
-                                                   ["trainer.fused_cpu_kernels=true", "conv -> BatchNorm -> max-pool -> ReLU"]),
+                                                   ["trainer.fused_cpu_kernels=true",
+                                                    "conv -> BatchNorm -> max-pool -> ReLU"]),
     "fused kernel with bf16": (lambda r, t, d: ["trainer.fused_cpu_kernels=true", "trainer.precision=bf16"],
                                ["trainer.fused_cpu_kernels=true", "float32", "false or null"]),
     "data folder missing": (lambda r, t, d: [f"dataset.root={t / 'nowhere'}"],
