@@ -1021,6 +1021,12 @@ def test_a_mistake_in_a_primary_config_of_ones_own_is_told_as_in_it(primary, exp
         assert result.stderr.strip() == (f"Error: {expected} {tmp_path / 'mine' / 'mine.yaml'}'s defaults do not "
                                          f"name config.") and not result.stdout, said[-2000:]
         assert not (tmp_path / "run").exists()
+    else:  # a preset of the same name beside it: told "names no config that composes a run" (helper docsmsgs61)
+        (tmp_path / "mine" / "experiment").mkdir()
+        (tmp_path / "mine" / "experiment" / "mine.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 3\n")
+        beside = run_main(["--config-dir", str(tmp_path / "mine"), "--config-name", "mine", *fast,
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+        assert f"Error: {expected}" in beside.stdout + beside.stderr, beside.stderr[-2000:]
 
 
 def test_a_primary_config_of_ones_own_given_by_config_path_is_told_to_take_config_dir(fast, tmp_path):

@@ -46,9 +46,17 @@ def not_a_primary_config(error: Exception, arguments: list[str]) -> Optional[str
     if loader:
         groups = [group] if group else [g for g in loader.list_groups("") if g != "hydra"]
         chosen = [f"{g}={option}" for g in groups if option in loader.get_group_options(g)]
-    if in_it and not chosen:  # a primary config of one's own, with a mistake in it: told as in any config file
-        return None
+    if in_it and (not chosen or own_primary_config(name, arguments)):  # a primary config of one's own, with a
+        return None  # mistake in it (an option of the same name or not): told as in any config file
     return no_run_config(name, chosen[0] if chosen else None)
+
+
+def own_primary_config(name: str, arguments: list[str]) -> bool:
+    """Whether ``--config-name NAME`` is a file of the --config-dir's own that composes a run (its mistake is its
+    own, whatever a group's option of that name)."""
+    flags = hydra_flags(arguments)
+    path = Path(flags.config_dir) / f"{name.removesuffix('.yaml')}.yaml" if flags and flags.config_dir else None
+    return path is not None and path.is_file() and composes_a_run(path)
 
 
 def no_run_config(name: str, option: Optional[str]) -> str:
