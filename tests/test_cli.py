@@ -636,6 +636,9 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     # a group force-added: Hydra's own line and its HYDRA_FULL_ERROR hint (helper regress61)
     (["++dataset=fashion_mnist"], "++dataset=fashion_mnist: ++ sets a key, and dataset is a config group: choose its "
                                   "option with dataset=fashion_mnist, without the ++."),
+    # a group moved to another package: Hydra's own lines and its HYDRA_FULL_ERROR hint (helper api61)
+    (["optimizer@foo=sgd"], "optimizer@foo=sgd: @foo would move config group optimizer elsewhere in the config, which "
+                            "lenet_exp reads where it is: choose its option with optimizer=sgd, without the @foo."),
 ], ids=["key", "top-level-key", "part-of-a-key", "key-of-another-option", "key-of-the-options-swept",
         "key-of-one-option-swept", "key-of-the-options-chosen-from", "key-of-no-option-swept", "optimizer-argument-refused",
         "optimizer-argument-type", "no-such-key", "optimizer-argument",
@@ -673,7 +676,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
         "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell",
         "key-of-the-options-a-study-sweeps", "key-of-the-options-a-study-would-sweep-in-one-run", "sweeper-typo",
-        "wrong-type-swept", "null-left-out", "number-where-null-is-taken", "group-force-added"])
+        "wrong-type-swept", "null-left-out", "number-where-null-is-taken", "group-force-added",
+        "group-of-another-package"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a
     setting that nothing reads."""

@@ -290,6 +290,13 @@ def misused_override(error: ConfigCompositionException, overrides: list[str]) ->
             return (f"A defaults list chooses {group}: {option}, which the config has chosen already: in a preset of "
                     f"your own, write `- override /{group}: {option}` there.")
         return f"+{group}={option} adds {group}, which the config has already: write {group}={option}, without the +."
+    packaged = re.match(r"Could not (?:override|delete) '(\w+)@([^']+)'", text)
+    if packaged:  # optimizer@foo=sgd: Hydra's own lines, with its HYDRA_FULL_ERROR hint
+        group, package = packaged.groups()
+        written = next((o for o in overrides if override_key(o) == f"{group}@{package}"), f"{group}@{package}")
+        option = override_value(written) or "<option>"
+        return (f"{written}: @{package} would move config group {group} elsewhere in the config, which lenet_exp "
+                f"reads where it is: choose its option with {group}={option}, without the @{package}.")
     forced = re.match(r"force-add of config groups is not supported: '\+\+([^=']+)=([^']*)'", text)
     if forced:  # ++dataset=fashion_mnist: Hydra's own line and its HYDRA_FULL_ERROR hint
         return (f"++{forced.group(1)}={forced.group(2)}: ++ sets a key, and {forced.group(1)} is a config group: "
