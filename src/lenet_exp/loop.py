@@ -273,12 +273,13 @@ class Run:
                                   f"writes such a checkpoint, it was altered. {files.start_over(self.dir)}") from error
         self.saved_epoch = self.resumed_after = state.epoch
         log.info("Resuming %s after epoch %d: %s", self.dir, state.epoch, self.best_so_far(state))
-        entries = self.earlier_code(how_it_ran(parts))
-        if self.code_before(how_it_ran(parts)):  # (another thread count, device or fast path rounds the sums
-            span = earlier_epochs(entries, len(entries) - 1)  # otherwise: not an uninterrupted run's numbers)
+        ran = how_it_ran(parts)
+        if self.code_before(ran):  # (another thread count, device or fast path rounds the sums otherwise: not an
+            entries = self.earlier_code(ran)  # uninterrupted run's numbers; the last entry is code_before's)
+            span = earlier_epochs(entries, len(entries) - 1)
             log.info("Its %s %s trained otherwise: %s (metrics.json keeps it: earlier_code)", span,
                      "was" if span.startswith("epoch ") else "were",
-                     other_code(entries[-1], self.git, versions(), how_it_ran(parts)))
+                     other_code(entries[-1], self.git, versions(), ran))
         if (self.previous or {}).get("status") == COMPLETED:  # trained on: its events forget their test now,
             self.write_running(state, parts)  # so killed, it is no completed run
         return state

@@ -44,6 +44,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # no torch here: Hydra imports this module in every run.py
+from lenet_exp.errors import shown
 from lenet_exp.files import COMPLETED, FAILED, INTERRUPTED, RUNNING, SWEEP_RECORD
 from lenet_exp.launch import sweep_stop_signal
 from lenet_exp.sweeps.ending import ending_on_a_dead_job, note_stored_study
@@ -356,16 +357,13 @@ def _consecutive(items: list, number: Callable[[Any], int], at_most: float = mat
 
 def _check_settings(params: dict) -> None:
     """Exits with a message on a setting that optuna or the sweeper would meet with a traceback."""
-    def written(value: Any) -> str:  # as the command line writes it (null, not Python's None)
-        return "null" if value is None else repr(value)
-
     for key, what in (("n_trials", "how many trials the study runs"),
                       ("n_jobs", "how many trials it asks for at once")):
         value = params.get(key)
         if not isinstance(value, int) or value < 1:
-            sys.exit(f"Error: hydra.sweeper.{key}={written(value)}: give {what} (1 or more).")
+            sys.exit(f"Error: hydra.sweeper.{key}={shown(value)}: give {what} (1 or more).")
     if params.get("storage") and not params.get("study_name"):  # optuna names it anew each time: no study goes on
-        sys.exit(f"Error: hydra.sweeper.study_name={written(params.get('study_name'))} with a storage: give the study "
+        sys.exit(f"Error: hydra.sweeper.study_name={shown(params.get('study_name'))} with a storage: give the study "
                  f"a name (e.g. hydra.sweeper.study_name=lenet_exp), by which the same command continues it later.")
     rate = params.get("max_failure_rate")
     if not 0 <= rate <= 1:  # the sweeper's bare AssertionError
