@@ -546,6 +546,25 @@ def test_a_train_ended_by_sys_exit_in_on_epoch_end_records_it_and_goes_on_when_c
     assert train(cfg, run_dir=tmp_path / "run")["status"] == "completed"
 
 
+def test_a_keyboard_interrupt_from_on_epoch_end_stops_the_run_as_ctrl_c_does(tiny_root, tmp_path):
+    """A notebook's callback that raises KeyboardInterrupt to stop: recorded as a stop "before the run could save
+    its state", though its epoch was saved. It is now the stop that a Ctrl-C asks for, and the run goes on."""
+    cfg = compose(*fast_overrides(tiny_root), "trainer.epochs=3", "trainer.limit_batches=2")
+
+    def stops_after_epoch_1(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_dir=tmp_path / "run", on_epoch_end=stops_after_epoch_1)
+    recorded = read_json(tmp_path / "run" / "metrics.json")
+    assert recorded["status"] == "interrupted", recorded
+    assert recorded["message"].startswith("Interrupted by a KeyboardInterrupt from on_epoch_end after epoch 1; the "
+                                          "last checkpoint is after epoch 1. Continue with train(cfg, run_dir="), recorded
+    assert [row["epoch"] for row in recorded["history"]] == [1]
+    assert train(cfg, run_dir=tmp_path / "run")["status"] == "completed"
+
+
 SEEDS_IN_A_LOOP = """
 import sys
 from lenet_exp import compose, train

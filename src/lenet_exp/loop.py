@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,7 @@ class Run:
         self.resume: Optional[dict] = None  # the checkpoint to continue from (prepare)
         self.previous: Optional[dict] = None  # the metrics.json an earlier invocation left (prepare)
         self.saved_epoch = 0  # the epoch of checkpoints/last.pt (0: none yet)
+        self.asked_to_stop = False  # by a KeyboardInterrupt that on_epoch_end raised
         self.resumed_after = 0  # the epoch this invocation trains on from (start)
         self.folder_is_its_own = False  # prepare() found no other task's, sweep's or config's results there
         self.stacked_with: Optional[list[int]] = None  # the job numbers of its stacked group (hydra/launcher=stacked)
@@ -295,8 +297,8 @@ class Run:
         """The overrides that made the run's config: run.py's record, or those compose() was given for train()."""
         return recorded_overrides(self.dir) or composition(self.cfg).overrides_of(self.cfg)
 
-    def interrupted_message(self, reason: str, epoch: int) -> str:
-        return (f"Interrupted by {reason} during epoch {epoch}; {checkpoint_note(self.saved_epoch)}. {CONTINUE_WITH}"
+    def interrupted_message(self, reason: str, when: str) -> str:
+        return (f"Interrupted by {reason} {when}; {checkpoint_note(self.saved_epoch)}. {CONTINUE_WITH}"
                 f"{how_to_go_on(self.dir)}.")
 
     def end_epoch(self, parts: Parts, state: RunState, tb: TensorBoardLog, epoch: int, result: EpochResult,
@@ -343,7 +345,10 @@ class Run:
                  seconds, times["time/samples_per_s"])
         self.write_running(state, parts)
         if self.on_epoch_end is not None:
-            self.on_epoch_end({**row, **times})
+            try:
+                self.on_epoch_end({**row, **times})
+            except KeyboardInterrupt:  # raised by train()'s caller: the stop a Ctrl-C asks for, its epoch kept
+                self.asked_to_stop = True
         if stopping:
             log.info(stopping)
             return STOPPED_EARLY, stopping
@@ -623,6 +628,9 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
         bar = tqdm(total=trials[0].parts.steps_per_epoch, desc=f"epoch {epoch}/{tcfg.epochs}", leave=False,
                    disable=None if show_bar else True, dynamic_ncols=True)
         first_weights = {i: weights_of(trials[i].parts.model) for i in running} if epoch == 1 else {}
+        # (asked before it began: by on_epoch_end's KeyboardInterrupt, or a signal while the last was recorded)
+        when = (f"during epoch {epoch}" if not stop.requested() else f"after epoch {epoch - 1}" if epoch > 1
+                else "before epoch 1")
         started = time.perf_counter()
         results = engine.train_epoch(stop.requested, bar.update, tcfg.limit_batches)
         seconds = time.perf_counter() - started  # an epoch ends with a device sync
@@ -630,7 +638,7 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
         if results is None:
             for i in running:
                 trials[i].status = INTERRUPTED
-                trials[i].message = trials[i].run.interrupted_message(stop.reason(), epoch)
+                trials[i].message = trials[i].run.interrupted_message(stop.reason(), when)
             return
         engine.sync(running)
         vals = engine.evaluate(running, "val")
@@ -643,6 +651,8 @@ def train_epochs(trials: list[Trial], engine: Engine, stop: StopSignals, isolate
                 if trial.status in (DIVERGED, FAILED, STOPPED_EARLY):
                     engine.freeze(i)
                     trial.run.stopwatch.mark("epochs")  # its own, while its group trains on
+                if trial.run.asked_to_stop:
+                    stop.ask(signal.SIGINT, "a KeyboardInterrupt from on_epoch_end")
         for i, weights in first_weights.items():
             if trials[i].status == RUNNING and unchanged(weights, weights_of(trials[i].parts.model)):
                 say_unchanged(trials[i])

@@ -28,6 +28,7 @@ class StopSignals:
         self.asked_at = 0.0  # when the stop was first requested (time.monotonic())
         self.launcher = launcher
         self.launcher_exited = False
+        self.by: Optional[str] = None  # what asked, where no signal did
         self._next_watch = 0.0
         self.stop_file = os.environ.get(STOP_FILE_VARIABLE)  # a parallel sweep's: read once, polled at every step
         self._handling = ExitStack()
@@ -50,10 +51,16 @@ class StopSignals:
     def _ask(self, signum: int) -> None:
         self.signal, self.asked_at = signum, time.monotonic()
 
+    def ask(self, signum: int, by: str) -> None:
+        """A stop that ``by`` asked for, as ``signum`` would (the same stop, the same signal delivered after it)."""
+        if self.signal is None:
+            self._ask(signum)
+            self.by = by
+
     def reason(self) -> str:
         if self.launcher_exited:
             return f"the exit of the sweep's run.py (pid {self.launcher})"
-        return f"signal {self.signal}"
+        return self.by or f"signal {self.signal}"
 
     def _handle(self, signum, frame) -> None:
         after_a_hang_up(signum)
