@@ -441,7 +441,10 @@ def test_sweep_with_failed_and_diverged_jobs_then_rerun_skips_completed(fast, tm
     shutil.copytree(completed[1], run)
     alone = run_main([str(run)], cwd=tmp_path, module="lenet_exp.sweeps")
     assert alone.returncode == 2 and "a single run has no sweep summary (its metrics.json is its record)" in alone.stderr
-    # nor is a folder of single runs a sweep: its runs were numbered as jobs, and a summary written among them
+    shutil.rmtree(run / ".hydra")  # as train() writes it: "No job directories found" (helper api61)
+    alone = run_main([str(run)], cwd=tmp_path, module="lenet_exp.sweeps")
+    assert alone.returncode == 2 and "a single run has no sweep summary (its metrics.json is its record)" in alone.stderr
+    # nor is a folder of single runs a sweep (train()'s too): its runs were numbered as jobs, and a summary written
     runs = run_main([str(run.parent)], cwd=tmp_path, module="lenet_exp.sweeps")
     assert runs.returncode == 2 and f"{run.parent} holds runs but no multirun.yaml, which every sweep writes first" \
         in runs.stderr and not (run.parent / "summary.csv").exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from lenet_exp.sweeps.callback import EXIT_JOBS_FAILED
-from lenet_exp.files import HYDRA_FOLDER, RUNNING, SWEEP_RECORD, folder_holder
+from lenet_exp.files import HYDRA_FOLDER, METRICS, RUNNING, SWEEP_RECORD, folder_holder
 from lenet_exp.sweeps.records import NOT_STARTED, find_job_dirs, unreadable_record
 from lenet_exp.sweeps.report import write_summary
 
@@ -29,7 +29,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.error(f"{args.sweep_dir} " + ("is not a directory" if args.sweep_dir.exists() else "does not exist"))
-    if (args.sweep_dir / HYDRA_FOLDER).is_dir():  # its summary would be written among the run's own files
+    # its summary would be written among the run's own files (a train() run's have no .hydra/)
+    if (args.sweep_dir / HYDRA_FOLDER).is_dir() or (args.sweep_dir / METRICS).is_file():
         sweep = args.sweep_dir.resolve().parent
         parser.error(f"{args.sweep_dir} is a run's directory, not a sweep's: " + (
             f"give the sweep directory that holds it, e.g. {sweep}" if (sweep / SWEEP_RECORD).is_file() else
@@ -40,7 +41,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if sweeps:  # e.g. outputs/sweeps: "no job directories found" said nothing of the sweeps it holds
         parser.error(f"{args.sweep_dir} holds {len(sweeps)} sweep{'s' if len(sweeps) != 1 else ''} (" + ", ".join(
             map(str, sweeps[:3])) + (", ..." if len(sweeps) > 3 else "") + "): give the folder of one of them.")
-    if not (args.sweep_dir / SWEEP_RECORD).is_file() and find_job_dirs(args.sweep_dir):
+    if not (args.sweep_dir / SWEEP_RECORD).is_file() and (find_job_dirs(args.sweep_dir)
+                                                          or any(args.sweep_dir.glob(f"*/{METRICS}"))):
         # e.g. outputs/runs/<date>: its runs would be numbered as one sweep's jobs, and a summary written among them
         parser.error(f"{args.sweep_dir} holds runs but no multirun.yaml, which every sweep writes first: it is no "
                      f"sweep's folder. Give the folder of a `python run.py -m` sweep (its hydra.sweep.dir).")
