@@ -158,12 +158,20 @@ def test_a_run_of_train_shows_its_config_groups_options_and_its_null_settings_as
 
 def test_a_copied_or_rearranged_config_of_train_shows_the_options_it_runs(tiny_root, tmp_path):
     """compose()'s record is kept by the config object: a deep copy had no group columns (left out of parallel
-    coordinates), and a group's node replaced by another option's kept the label of the option it replaced
-    (optimizer: adam for a run of SGD)."""
+    coordinates) and its card no overrides, and a group's node replaced by another option's kept the label of the
+    option it replaced (optimizer: adam for a run of SGD)."""
     import copy
+
+    from omegaconf import OmegaConf
 
     copied = copy.deepcopy(compose(*fast_overrides(tiny_root), "optimizer=adamw", "scheduler=cosine"))
     train(copied, run_dir=tmp_path / "copied")
+    merged = OmegaConf.merge(copied, {"optimizer": {"weight_decay": 0.5}})
+    train(merged, run_dir=tmp_path / "merged")
+    for run, changed in (("copied", []), ("merged", ["optimizer.weight_decay=0.5"])):
+        overrides = re.search(r"\| overrides \| (.*) \|", card(load_events(tmp_path / run))).group(1).split()
+        assert sorted(overrides) == sorted(["scheduler=cosine", "optimizer=adamw", "dataset.val_size=100",
+                                            "trainer.epochs=1", *changed]), overrides
     swapped = compose(*fast_overrides(tiny_root))
     swapped.optimizer = compose("optimizer=sgd").optimizer
     train(swapped, run_dir=tmp_path / "swapped")

@@ -93,6 +93,22 @@ def _as_made(config) -> dict:
         return {}
 
 
+def _composed_again_if_copied(cfg) -> None:
+    """A copy of compose()'s config (copy.deepcopy, OmegaConf.merge) lacks its record of how it was composed: its
+    card named no overrides. The options it shows are composed again, and its settings told apart from theirs."""
+    from lenet_exp.config import Composed, composition, options_shown, remember_composition
+
+    if composition(cfg).made:
+        return
+    try:
+        defaults = composition(compose()).choices
+        options = [f"{group}={option}" for group, option in options_shown(cfg).items() if defaults.get(group) != option]
+        made = composition(compose(*options))
+    except Exception:  # an option of one's own config_dir: its card names no overrides, as before
+        return
+    remember_composition(cfg, Composed(made.choices, options, made.made))
+
+
 @contextmanager
 def _hydra_of_our_own() -> Iterator[None]:
     """Hydra's compose API set up for our configs, and the caller's own Hydra (a ``@hydra.main`` app, a
@@ -192,6 +208,7 @@ def train(cfg, run_dir: Optional[str | Path] = None, on_epoch_end: Optional[Call
         validate(cfg)
     except ConfigError as error:
         raise error.for_python()
+    _composed_again_if_copied(cfg)
     # as configs/config.yaml's hydra.run.dir: microseconds keep the runs of a notebook's loop apart
     run_dir = Path(run_dir or datetime.now().strftime("outputs/runs/%Y-%m-%d/%H-%M-%S-%f")).expanduser()
     enclosing = enclosing_record(run_dir)
