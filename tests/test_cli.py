@@ -633,6 +633,7 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
     (["trainer.channels_last=maybe"], "Invalid config value trainer.channels_last='maybe': expected true, false or "
                                       "null."),
     (["trainer.channels_last=2"], "Invalid config value trainer.channels_last=2: expected true, false or null."),
+    (["hydra.job.chdir=maybe"], "Invalid config value hydra.job.chdir='maybe': expected true, false or null."),
     # a group force-added: Hydra's own line and its HYDRA_FULL_ERROR hint (helper regress61)
     (["++dataset=fashion_mnist"], "++dataset=fashion_mnist: ++ sets a key, and dataset is a config group: choose its "
                                   "option with dataset=fashion_mnist, without the ++."),
@@ -676,7 +677,8 @@ def test_a_folder_named_in_characters_the_locale_cannot_read_is_refused_before_a
         "sweep-dir-of-hydras-resolver", "section-given-a-value", "package-typo", "package-of-another-option",
         "package-of-the-run-in-hydras", "help-and-completion", "optuna-sweeper-alone", "completion-without-a-shell",
         "key-of-the-options-a-study-sweeps", "key-of-the-options-a-study-would-sweep-in-one-run", "sweeper-typo",
-        "wrong-type-swept", "null-left-out", "number-where-null-is-taken", "group-force-added",
+        "wrong-type-swept", "null-left-out", "number-where-null-is-taken", "hydras-own-null-left-out",
+        "group-force-added",
         "group-of-another-package"])
 def test_a_typo_on_the_command_line_gets_one_line_that_says_what_to_type(typo, message, tmp_path):
     """Hydra's own message is several lines of its internals, and for a key it suggests +key=, which adds a

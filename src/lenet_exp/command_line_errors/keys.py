@@ -282,9 +282,12 @@ def expected_value(error: ValidationError) -> str:
 
 
 def may_be_null(key: str) -> bool:
-    """Whether a setting of the run's schema outside the config groups (``trainer.channels_last``) takes null."""
-    schema = Config
-    for name in key.split("."):
+    """Whether a setting of the run's schema outside the config groups (``trainer.channels_last``), or of Hydra's
+    own (``hydra.job.chdir``), takes null."""
+    from hydra.conf import HydraConf
+
+    schema, names = (HydraConf, key.split(".")[1:]) if key.startswith("hydra.") else (Config, key.split("."))
+    for name in names:
         hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
         if name not in hints:
             return False
