@@ -286,8 +286,8 @@ def test_a_swept_interpolation_is_summarised_by_the_value_it_gave(fast, tmp_path
 
 
 def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
-    """It failed every job alike, each leaving a folder; a key that one swept option's class takes still fails
-    the jobs of the other option alone."""
+    """It failed every job alike, each leaving a folder; a key that one swept option's class takes failed the
+    jobs of the other option once the first had trained (helper docsmsgs61)."""
     typo = run_main(["-m", *fast, "+trainer.epochz=3", "seed=0,1", "hydra.sweep.dir=typo"], cwd=tmp_path)
     assert typo.returncode == 1 and typo.stderr.strip().splitlines()[-1].startswith(
         "Error: Invalid config value trainer.epochz=3 (unknown key; did you mean trainer.epochs?)"), typo.stderr
@@ -306,17 +306,22 @@ def test_a_key_that_no_job_has_is_refused_before_the_first_job(fast, tmp_path):
     own = run_main(["-m", *fast, f"hydra.searchpath=[file://{tmp_path / 'mine'}]", "+trial=a,b",
                     "hydra.sweep.dir=own"], cwd=tmp_path)
     assert own.returncode == 0 and [r["status"] for r in read_summary(tmp_path / "own")[0]] == ["completed"] * 2
-    # SGD takes dampening, which the sgd option's YAML leaves out; Adam does not
-    swept = run_main(["-m", *fast, "optimizer=sgd,adam", "+optimizer.dampening=0.1", "hydra.sweep.dir=swept"],
-                     cwd=tmp_path)
-    rows, _ = read_summary(tmp_path / "swept")
-    assert swept.returncode == 1 and [(r["optimizer"], r["status"]) for r in rows] == [("sgd", "completed"),
-                                                                                      ("adam", "failed")]
-    # a class swept: NAdam takes momentum_decay, Adam does not (it was refused for all before the first job)
-    classes = run_main(["-m", *fast, "optimizer._target_=torch.optim.Adam,torch.optim.NAdam",
-                        "+optimizer.momentum_decay=0.004", "hydra.sweep.dir=classes"], cwd=tmp_path)
-    rows, _ = read_summary(tmp_path / "classes")
-    assert classes.returncode == 1 and [r["status"] for r in rows] == ["failed", "completed"], classes.stderr[-2000:]
+    # SGD takes dampening, which the sgd option's YAML leaves out, and momentum; Adam takes neither. A class swept:
+    # NAdam takes momentum_decay, Adam does not
+    for swept, added, said in (
+            ("optimizer=sgd,adam", "+optimizer.dampening=0.1", "not a setting of optimizer=adam"),
+            ("optimizer=adam,sgd", "++optimizer.momentum=0.9", "not a setting of optimizer=adam"),
+            ("optimizer._target_=torch.optim.Adam,torch.optim.NAdam", "+optimizer.momentum_decay=0.004",
+             "not a setting of optimizer._target_=torch.optim.Adam")):
+        refused = run_main(["-m", *fast, swept, added, "hydra.sweep.dir=swept"], cwd=tmp_path)
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines()[-1] == (
+            f"Error: {added}: {added.lstrip('+').split('=')[0]} is {said}, whose jobs would fail once the others had "
+            f"trained: sweep those apart, without {added.split('=')[0]}."), refused.stderr
+        assert not (tmp_path / "swept").exists() and "Launching" not in refused.stdout
+    # each option that takes it, swept
+    both = run_main(["-m", *fast, "optimizer=adam,adamw", "+optimizer.amsgrad=true", "hydra.sweep.dir=both"],
+                    cwd=tmp_path)
+    assert both.returncode == 0 and [r["status"] for r in read_summary(tmp_path / "both")[0]] == ["completed"] * 2
 
 
 def test_a_summary_says_how_much_of_the_test_split_its_test_accuracy_is_of(fast, tmp_path):

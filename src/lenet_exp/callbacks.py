@@ -236,8 +236,8 @@ def refuse_misused_overrides(config: DictConfig) -> None:
 def refuse_a_key_no_job_has(config: DictConfig) -> None:
     """``-m +trainer.epochz=3 seed=0,1``: a key that its section's schema lacks fails every job alike, each
     leaving a folder of a failed job; refused once, before the first, where no swept option or preset could
-    give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1`` fails adam's jobs
-    alone)."""
+    give the job another schema or class (``optimizer=sgd,adam +optimizer.dampening=0.1``: the sweeper checks
+    each job's, validation.refuse_keys_some_jobs_lack)."""
     searched, overrides, repository = searched_keys(config), task_overrides(config), commands_configs(config)
     if any(sets_a_preset(key) and (repository is None or repository.group_exists(key)) for key in searched):
         return  # a preset swept (or a group of one's own): each job's keys its own

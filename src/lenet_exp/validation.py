@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Sequence
 
 from lenet_exp.config import (DATASET_SCHEMA, GROUP_SCHEMAS, NATIVE_SIZE, Config, as_overridden,
                               begins_with_its_schema, named_in_overrides, read_by, setting_in)
 from lenet_exp.errors import ConfigError, UserError, closest
+from lenet_exp.overrides import override_key
 
 
 def _pair(ok):
@@ -134,7 +136,7 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
     unknown = [key for key in unknown_keys(cfg) if key != "hydra" and not unchecked(key)]
     passed = [key for key in unknown if key.startswith("optimizer.")]
     arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if passed else []
-    extra = [key for key in unknown if key not in passed or key.removeprefix("optimizer.") not in arguments]
+    extra = untaken(cfg, unknown)
     if extra:
         section = extra[0].rpartition(".")[0]
         node = OmegaConf.select(cfg, section) if section else cfg
@@ -156,6 +158,33 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
                           fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "
                               f"configs/).")
     return [key.removeprefix("optimizer.") for key in passed]
+
+
+def untaken(cfg: Any, unknown: list[str]) -> list[str]:
+    """Of the ``unknown`` keys of ``cfg``, those that no schema has nor its optimizer's class takes."""
+    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if any(
+        key.startswith("optimizer.") for key in unknown) else []
+    return [key for key in unknown if not key.startswith("optimizer.") or key.removeprefix("optimizer.") not in arguments]
+
+
+def refuse_keys_some_jobs_lack(jobs: Sequence[tuple[Sequence[str], Any]], command_line: Sequence[str]) -> None:
+    """A key added to every job of a sweep (``-m optimizer=sgd,adam ++optimizer.momentum=0.9``) that the option
+    chosen by some of them lacks: those jobs failed once the others had trained, where without ``++`` the sweep
+    is refused before any job. ``jobs``: each one's overrides and config."""
+    from lenet_exp.command_line_errors.keys import listed_words
+
+    lacking: dict[str, set[str]] = {}  # a key -> the options of the jobs that lack it
+    for overrides, job in jobs:
+        for key in untaken(job, [key for key in unknown_keys(job) if key != "hydra"]):
+            section = key.rpartition(".")[0]
+            lacking.setdefault(key, set()).update(o for o in overrides if "=" in o  # its option, or class
+                                                  and override_key(o) in (section, f"{section}._target_"))
+    key, options = next(((key, options) for key, options in lacking.items() if options), (None, None))
+    if key is None:  # no option of a swept group lacks it: each job says what is wrong with its own
+        return
+    given = next((o for o in command_line if override_key(o) == key), key)
+    sys.exit(f"Error: {given}: {key} is not a setting of {listed_words(sorted(options), 'or')}, whose jobs would "
+             f"fail once the others had trained: sweep those apart, without {given.split('=')[0]}.")
 
 
 NOT_A_RUNS_CONFIG = ("The config is not one of lenet_exp's runs (it lacks the schema of task, model, dataset, …): a "

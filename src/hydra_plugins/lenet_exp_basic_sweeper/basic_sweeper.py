@@ -13,9 +13,11 @@ from typing import Any, Optional, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
 from lenet_exp.files import SWEEP_RECORD, write_atomic
+from lenet_exp.overrides import as_written
 from lenet_exp.sweeps.ending import ending_on_a_dead_job  # no torch: Hydra imports this module in every run.py
 from lenet_exp.sweeps.records import jobs_found
 from lenet_exp.sweeps.space import JobFolders, split_grid
+from lenet_exp.validation import refuse_keys_some_jobs_lack
 
 
 class EndingBasicSweeper(BasicSweeper):
@@ -46,6 +48,10 @@ class EndingBasicSweeper(BasicSweeper):
         return split_grid(overrides, max_batch_size, found=jobs_found(Path(str(self.config.hydra.sweep.dir))))
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        """Hydra's own check, composing each job's config (the stacked launcher keeps it), and its folder's."""
-        for overrides in batch:
-            self.job_folders.claim(self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+        """Hydra's own check, composing each job's config (the stacked launcher keeps it), its folder's, and that
+        each job's option takes the keys added to all."""
+        jobs = [(overrides, self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides)))
+                for overrides in batch]
+        for _, config in jobs:
+            self.job_folders.claim(config)
+        refuse_keys_some_jobs_lack(jobs, as_written(self.config.hydra.overrides.task))
