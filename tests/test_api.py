@@ -251,6 +251,8 @@ def test_compose_takes_a_folder_of_ones_own_options_as_run_pys_config_dir_does(t
     with pytest.raises(TypeError, match=re.escape("compose() takes config_dir as a path (a str or pathlib.Path), "
                                                   "not 123.")):  # Path()'s own TypeError before
         compose(config_dir=123)
+    with pytest.raises(UserError, match=re.escape("compose(config_dir='') names no folder")):  # configs/ silently
+        compose(config_dir="")
 
 
 

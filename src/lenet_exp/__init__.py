@@ -41,6 +41,8 @@ def compose(*overrides: str, config_dir: Optional[str | Path] = None):
 
     if config_dir is not None and not isinstance(config_dir, (str, os.PathLike)):
         raise TypeError(f"compose() takes config_dir as a path (a str or pathlib.Path), not {config_dir!r}.")
+    if config_dir is not None and not str(config_dir).strip():  # as train(run_dir='')
+        raise UserError("compose(config_dir='') names no folder: name one, or leave config_dir out for configs/.")
     configs, search_path = Path(config_dir or CONFIGS).expanduser().resolve(), []
     if config_dir is not None and not (configs / "config.yaml").is_file():  # options of one's own, as --config-dir
         if not configs.is_dir():
