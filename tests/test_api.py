@@ -698,8 +698,11 @@ def test_load_model_says_what_it_takes(tiny_root, tmp_path, caplog):
     with pytest.raises(UserError, match=re.escape(f"Image {tmp_path / 'digit.png'} does not exist. Pass the path of a "
                                                   f"PNG or JPEG file.")):
         model(tmp_path / "digit.png")  # not image=, which is the command line's
-    with pytest.raises(ValueError, match="range from nan to nan"):
+    with pytest.raises(ValueError, match="some of these pixels are NaN: look where"):  # "pass them unnormalised"
         model(torch.full((28, 28), math.nan))
+    for colour in (torch.rand(2, 3, 28, 28), torch.rand(2, 28, 28, 3)):  # "of another size is read … from its file"
+        with pytest.raises(ValueError, match="colour images: average their channels into one"):
+            model(colour)
     with pytest.raises(TypeError, match=re.escape("torch.export.export(model.net, (model.prepare(images),))")), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's: "deprecated"

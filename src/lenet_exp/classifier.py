@@ -72,14 +72,20 @@ class Classifier(torch.nn.Module):
         elif images.dim() == 2:  # one image
             images = images[None]
         if images.dim() != 3 or images.shape[-2:] != (NATIVE_SIZE, NATIVE_SIZE):
+            size = [NATIVE_SIZE, NATIVE_SIZE]
             fix = ("its channel last (NumPy's and PIL's layout): images[..., 0] drops it"
-                   if shape[-3:] == [NATIVE_SIZE, NATIVE_SIZE, 1] else
+                   if shape[-3:] == [*size, 1] else
+                   "colour images: average their channels into one (or pass their paths)"
+                   if shape[-3:] in ([3, *size], [*size, 3]) else
                    "an image of another size is read to this one from its file (pass its path)")
             raise ValueError(f"A Classifier takes grayscale {NATIVE_SIZE}x{NATIVE_SIZE} images, [N, {NATIVE_SIZE}, "
                              f"{NATIVE_SIZE}] or [N, 1, {NATIVE_SIZE}, {NATIVE_SIZE}], not shape {shape}: {fix}.")
         if images.is_floating_point():
             low, high = (float(images.min()), float(images.max())) if images.numel() else (0.0, 0.0)
             # normalised already, 0-255 as floats, NaN: answered wrongly (but a resize's 1 + 1e-7 is 1)
+            if images.isnan().any():
+                raise ValueError("A Classifier takes float images of 0 to 1 (torchvision's ToTensor), and some of "
+                                 "these pixels are NaN: look where the images were made.")
             if not -1e-4 <= low <= high <= 1 + 1e-4:
                 fix = ("divide them by the top of their range (255 for 8-bit images), or pass 8-bit ones as uint8"
                        if low >= 0 else "pass them unnormalised, or as uint8 0-255")  # (0-255 is unnormalised)
