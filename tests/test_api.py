@@ -458,6 +458,16 @@ def test_train_computes_in_torchs_defaults_whatever_the_caller_set(tiny_root, tm
         torch.set_float32_matmul_precision("highest")
     assert seen == {(torch.float32, "highest")}
     assert other["status"] == "completed" and other["test"] == plain["test"], other.get("message")
+    # a default device: "meta" failed as the model moved ("Cannot copy out of meta tensor"), in load_model too
+    torch.set_default_device("meta")
+    try:
+        meta = train(cfg, run_dir=tmp_path / "meta")
+        assert torch.get_default_device() == torch.device("meta")
+        loaded = lenet_exp.load_model(tmp_path / "meta" / "checkpoints" / "best.pt")
+    finally:
+        torch.set_default_device(None)
+    assert meta["status"] == "completed" and meta["test"] == plain["test"], meta.get("message")
+    assert loaded(torch.zeros(1, 28, 28)).sum().item() == pytest.approx(1.0)
 
 
 def test_train_under_a_callers_no_grad_or_inference_mode_trains_and_leaves_the_mode_as_it_was(tiny_root, tmp_path):

@@ -161,6 +161,7 @@ def load_classifier(ckpt: str | os.PathLike, overrides: tuple, device: str | tor
         validate(cfg)  # trainer.eval_batch_size=0, a shift larger than the image: as task=eval refuses them
     except ConfigError as error:
         raise error.for_python()
-    trained = load_trained(cfg, settings_named(overrides), device)
+    with torch.device(device):  # made there, whatever the caller's torch.set_default_device ("meta": no data)
+        trained = load_trained(cfg, settings_named(overrides), device)
     trained.model.float()  # its weights' own float32, where the caller's default dtype (float64) built it
     return Classifier(trained)

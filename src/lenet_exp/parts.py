@@ -37,12 +37,15 @@ def torch_settings_kept() -> Iterator[None]:
     it freed. (The random generators stay seeded, as after ``torch.manual_seed``.) A run computes in torch's
     defaults whatever a notebook set before it: float32 tensors (``set_default_dtype(torch.float64)`` failed its
     first step) and float32 matrix products in full precision (``set_float32_matmul_precision("medium")``
-    changed its results, without a record of it)."""
+    changed its results, without a record of it), on the device its config names (``set_default_device("meta")``
+    failed as it moved the model)."""
     threads, workspace = torch.get_num_threads(), os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
     dtype, matmul = torch.get_default_dtype(), torch.get_float32_matmul_precision()
+    device = torch.get_default_device()
     try:
+        torch.set_default_device(None)
         torch.set_default_dtype(torch.float32)
         torch.set_float32_matmul_precision("highest")
         # gradients on whatever the caller's mode (a notebook's torch.no_grad(): "element 0 of tensors does not
@@ -50,6 +53,7 @@ def torch_settings_kept() -> Iterator[None]:
         with torch.inference_mode(False), torch.enable_grad():
             yield
     finally:
+        torch.set_default_device(device if device != torch.device("cpu") else None)  # (cpu: as none was set)
         torch.set_default_dtype(dtype)
         torch.set_float32_matmul_precision(matmul)
         torch.set_num_threads(threads)
