@@ -164,7 +164,8 @@ def untaken(cfg: Any, unknown: list[str]) -> list[str]:
     """Of the ``unknown`` keys of ``cfg``, those that no schema has nor its optimizer's class takes."""
     arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if any(
         key.startswith("optimizer.") for key in unknown) else []
-    return [key for key in unknown if not key.startswith("optimizer.") or key.removeprefix("optimizer.") not in arguments]
+    return [key for key in unknown
+            if not key.startswith("optimizer.") or key.removeprefix("optimizer.") not in arguments]
 
 
 def refuse_keys_some_jobs_lack(jobs: Sequence[tuple[Sequence[str], Any]], command_line: Sequence[str]) -> None:
