@@ -134,14 +134,13 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
     from omegaconf import OmegaConf
 
     unknown = [key for key in unknown_keys(cfg) if key != "hydra" and not unchecked(key)]
-    passed = [key for key in unknown if key.startswith("optimizer.")]
-    arguments = optimizer_arguments(cfg.optimizer.get("_target_")) if passed else []
     extra = untaken(cfg, unknown)
     if extra:
         section = extra[0].rpartition(".")[0]
         node = OmegaConf.select(cfg, section) if section else cfg
         known = [f.name for f in dataclasses.fields(OmegaConf.get_type(node))]
-        others = [name for name in arguments if name not in known] if section == "optimizer" else []
+        others = [name for name in optimizer_arguments(cfg.optimizer.get("_target_"))
+                  if name not in known] if section == "optimizer" else []
         expected = "one of the schema's keys: " + ", ".join(known) + (
             f", or an argument of {cfg.optimizer._target_} ({', '.join(others)})" if others else "")
         close = closest(extra[0].rpartition(".")[2], known + others)
@@ -157,7 +156,7 @@ def refuse_unknown_keys(cfg: Any, unchecked: Callable[[str], bool] = lambda key:
         raise ConfigError(extra[0], written, expected, why=why,
                           fix=f"Leave out {given if given != extra[0] else '+' + given}=… (or correct the key in "
                               f"configs/).")
-    return [key.removeprefix("optimizer.") for key in passed]
+    return [key.removeprefix("optimizer.") for key in unknown if key.startswith("optimizer.")]
 
 
 def untaken(cfg: Any, unknown: list[str]) -> list[str]:
